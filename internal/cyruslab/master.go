@@ -1,0 +1,299 @@
+package cyruslab
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrRunning is returned by Launch when the lab's master already runs.
+var ErrRunning = errors.New("cyruslab: already running")
+
+// master is a Cyrus master process that this process started.
+type master struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd.Wait returns
+}
+
+// Timeouts for starting and stopping an instance.
+const (
+	startTimeout = 20 * time.Second
+	stopTimeout  = 15 * time.Second
+)
+
+func (l *Lab) pidFile() string { return l.path("run", "master.pid") }
+
+// MasterLog is the file that receives the master's stdout and stderr.
+func (l *Lab) MasterLog() string { return l.path("run", "master.err") }
+
+// Launch starts the lab's Cyrus master and waits until IMAP, LMTP (and
+// sync_server) answer. Unless detach is set, the master is tied to this
+// process: it receives SIGTERM when this process dies. With detach it runs
+// on in its own session after this process exits (the command does that);
+// Shutdown finds it again through its pid file.
+func (l *Lab) Launch(detach bool) error {
+	if pid, ok := l.runningPID(); ok {
+		return fmt.Errorf("%w: %s (pid %d)", ErrRunning, l.Dir, pid)
+	}
+	_ = os.Remove(l.pidFile())
+	logf, err := os.OpenFile(l.MasterLog(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("cyruslab: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(l.Bin, "master"), "-C", l.Conf, "-M", l.MasterConf, "-p", l.pidFile())
+	cmd.Env = l.env()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if !detach {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("cyruslab: starting master of %s: %w", l.Dir, err)
+	}
+	m := &master{cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(m.exited) }()
+	if err := l.waitReady(m); err != nil {
+		_ = cmd.Process.Kill()
+		<-m.exited
+		return err
+	}
+	if detach {
+		// The Wait goroutine reaps the master should it exit while this
+		// process still runs; nothing else refers to it.
+		return nil
+	}
+	l.master = m
+	return nil
+}
+
+// waitReady polls until every service of the lab answers, or the master
+// exits, or startTimeout passes.
+func (l *Lab) waitReady(m *master) error {
+	deadline := time.Now().Add(startTimeout)
+	addrs := []string{l.IMAPAddr}
+	if l.SyncAddr != "" {
+		addrs = append(addrs, l.SyncAddr)
+	}
+	for {
+		select {
+		case <-m.exited:
+			return fmt.Errorf("cyruslab: master of %s exited during start: %s%s", l.Dir, tail(l.MasterLog()), l.syslogHint())
+		default:
+		}
+		ready := fileExists(l.LMTPSocket)
+		for _, a := range addrs {
+			if !ready {
+				break
+			}
+			// Another lab could have grabbed the port between freePort and
+			// the master's bind: require that our master holds it.
+			if owned, known := listensOn(m.cmd.Process.Pid, a); known && !owned {
+				ready = false
+				break
+			}
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err != nil {
+				ready = false
+				break
+			}
+			c.Close()
+		}
+		if ready {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cyruslab: master of %s did not come up in %v: %s%s", l.Dir, startTimeout, tail(l.MasterLog()), l.syslogHint())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Running reports whether the lab's master runs.
+func (l *Lab) Running() bool {
+	_, ok := l.runningPID()
+	return ok
+}
+
+// runningPID returns the pid of the lab's live master: this process's own
+// child, or the one named by the pid file if that process's command line
+// names this lab's imapd.conf.
+func (l *Lab) runningPID() (int, bool) {
+	if l.master != nil {
+		select {
+		case <-l.master.exited:
+			return 0, false
+		default:
+			return l.master.cmd.Process.Pid, true
+		}
+	}
+	b, err := os.ReadFile(l.pidFile())
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || !l.ownsProcess(pid) {
+		return 0, false
+	}
+	return pid, true
+}
+
+// ownsProcess reports whether the live process pid was started with this
+// lab's imapd.conf on its command line (the master and every service).
+func (l *Lab) ownsProcess(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	for _, arg := range bytes.Split(b, []byte{0}) {
+		if string(arg) == l.Conf {
+			return true
+		}
+	}
+	return false
+}
+
+// processes returns the pids of live processes started with this lab's
+// imapd.conf: the master and its services.
+func (l *Lab) processes() []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if l.ownsProcess(pid) && !zombie(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// zombie reports whether pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+}
+
+// Shutdown stops the lab's master with SIGTERM (master stops its services)
+// and waits until no process of the lab is left, so the files under Dir are
+// quiescent when it returns. Processes that outlive stopTimeout are killed.
+// Shutting down a stopped lab does nothing.
+func (l *Lab) Shutdown() error {
+	if pid, ok := l.runningPID(); ok {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	if l.master != nil {
+		select {
+		case <-l.master.exited:
+		case <-time.After(stopTimeout):
+			_ = l.master.cmd.Process.Kill()
+			<-l.master.exited
+		}
+		l.master = nil
+	}
+	// Services (and a detached master) are not our children: poll.
+	deadline := time.Now().Add(stopTimeout)
+	for {
+		pids := l.processes()
+		if len(pids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, p := range pids {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if pids = l.processes(); len(pids) > 0 {
+				return fmt.Errorf("cyruslab: processes %v of %s survive SIGKILL", pids, l.Dir)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = os.Remove(l.pidFile())
+	return nil
+}
+
+// syslogHint names the syslog file for error messages, if there is one.
+func (l *Lab) syslogHint() string {
+	if l.SyslogFile == "" {
+		return ""
+	}
+	return "; see " + l.SyslogFile + ": " + tail(l.SyslogFile)
+}
+
+// tail returns the last few lines of a log file, for error messages.
+func tail(name string) string {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "(no " + filepath.Base(name) + ")"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	if s := strings.Join(lines, " | "); s != "" {
+		return s
+	}
+	return "(" + filepath.Base(name) + " is empty)"
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
+
+// listensOn reports whether process pid holds a socket listening on the
+// TCP address addr, according to /proc. known is false if /proc cannot
+// tell (not Linux, no permission).
+func listensOn(pid int, addr string) (owned, known bool) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, false
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return false, false
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false, false
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if ino, ok := strings.CutPrefix(target, "socket:["); err == nil && ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false, false
+	}
+	want := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// sl local_address rem_address st tx:rx tr:tm retrnsmt uid timeout inode
+		f := strings.Fields(line)
+		if len(f) >= 10 && strings.HasSuffix(f[1], want) && f[3] == "0A" && inodes[f[9]] {
+			return true, true
+		}
+	}
+	return false, true
+}
