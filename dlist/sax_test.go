@@ -1,0 +1,133 @@
+package dlist
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestSAXSamples parses the dlist values of a real Cyrus 3.6 lab
+// (mailboxes.db values, cyrus.header dlist lines, a quota file) and prints
+// them back: the bytes must be identical.
+func TestSAXSamples(t *testing.T) {
+	f, err := os.Open("testdata/sax-values.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		line := sc.Bytes()
+		n++
+		v, err := ParseSAX(line)
+		if err != nil {
+			t.Errorf("line %d: %v", n, err)
+			continue
+		}
+		got, err := Marshal(v)
+		if err != nil || string(got) != string(line) {
+			t.Errorf("line %d: %v\n got %q\nwant %q", n, err, got, line)
+		}
+		// The stream parser reads the same tree.
+		v2, err := ParseValue(line)
+		if err != nil || !equalTrees(v, v2, false) {
+			t.Errorf("line %d: ParseValue: %v", n, err)
+		}
+	}
+	if n < 40 {
+		t.Errorf("only %d sample values", n)
+	}
+	// Spot check: the hierarchy separator 0x1f prints bare; a name with a
+	// space is quoted.
+	v, err := ParseSAX([]byte("%(T e N \"user\x1falice\x1fOld Stuff\" P default A %(alice lrswipkxtecdan) H ())"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Get("N").String() != "user\x1falice\x1fOld Stuff" || v.Get("A").Get("alice").String() != "lrswipkxtecdan" ||
+		v.Get("H").Kind != List || len(v.Get("H").Children) != 0 {
+		t.Errorf("tree = %+v", v)
+	}
+}
+
+// TestSAXQuirks checks dlist_parsesax's behaviour where it differs from the
+// stream parser. Trees are shown in the stream parser's canonical print.
+func TestSAXQuirks(t *testing.T) {
+	tests := []struct {
+		in, out string
+	}{
+		{"abc", "abc"},
+		{"NIL", "NIL"},
+		{"\"NIL\"", "\"NIL\""},
+		{"(a b)", "(a b)"},
+		{"(a))", ""}, // bytes after the value
+		{"(a )", "(a)"},
+		{"( )", "(\"\")"},
+		{"(a  b)", "(a \"\" b)"},
+		{"()", "()"},
+		{"%()", "%()"},
+		{"(x(y) z)", ""}, // the atom is "x(y"; its ")" closes the list
+		{"(a\"b c)", "({3+}\r\na\"b c)"},
+		{"%(A 1 B (x y))", "%(A 1 B (x y))"},
+		{"%(A  1)", ""},
+		{"%(NIL 1)", ""},
+		{"%(\"NIL\" 1)", "%(\"NIL\" 1)"},
+		{"(\\Seen)", "({5+}\r\n\\Seen)"},
+		{"(\"a\\\"b\\\r\nc\")", "({6+}\r\na\"b\r\nc)"},
+		{"({3+}\r\nabc )", "(abc)"},
+		{"({3}\r\nabc)", "(abc)"},
+		{"({}\r\n )", "(\"\")"},
+		{"{3+}\r\nabc", ""}, // data must not end the buffer
+		{"%{p 0a0a9f2a6772942557ab5355d76af442f8f65e01 1}\r\nx", ""},
+		{"%x", ""},
+		{"(a", ""},
+		{"", ""},
+		{" a", ""}, // an empty atom, then bytes after the value
+		{"(a)\n", ""},
+		{"\"abc", ""},
+	}
+	for _, tt := range tests {
+		v, err := ParseSAX([]byte(tt.in))
+		if tt.out == "" {
+			if err == nil {
+				got, _ := Marshal(v)
+				t.Errorf("ParseSAX(%q) = %q, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseSAX(%q): %v", tt.in, err)
+			continue
+		}
+		got, err := Marshal(v)
+		if err != nil || string(got) != tt.out {
+			t.Errorf("ParseSAX(%q) printed %q, %v; want %q", tt.in, got, err, tt.out)
+		}
+	}
+}
+
+func TestSAXErrors(t *testing.T) {
+	tests := []struct {
+		in, err string
+		is      error
+	}{
+		{"(a))", `dlist: offset 3: end of value: 1 bytes after the value`, ErrSyntax},
+		{"%(A  1)", `dlist: offset 6: value: want SP after key, got ')'`, ErrSyntax},
+		{"%(NIL 1)", `dlist: offset 2: key: NIL is not a key`, ErrSyntax},
+		{"%x", `dlist: offset 0: value: '%' followed by 'x', want '('`, ErrSyntax},
+		{"(a", `dlist: offset 2: list: unexpected end of input`, ErrTruncated},
+		{"", `dlist: offset 0: value: unexpected end of input`, ErrTruncated},
+		{"\"abc", `dlist: offset 0: value: unterminated quoted string`, ErrTruncated},
+		{"{3+}\r\nabc", `dlist: offset 0: value: bad literal`, ErrSyntax},
+		{"(a\x00b)", `dlist: offset 1: value: NUL byte at offset 2`, ErrSyntax},
+		{strings.Repeat("(", 65), `dlist: offset 64: list: nesting deeper than 64`, ErrLimit},
+	}
+	for _, tt := range tests {
+		_, err := ParseSAX([]byte(tt.in))
+		if err == nil || err.Error() != tt.err || !errors.Is(err, tt.is) {
+			t.Errorf("ParseSAX(%q) = %v, want %s (%v)", tt.in, err, tt.err, tt.is)
+		}
+	}
+}

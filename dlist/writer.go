@@ -1,0 +1,411 @@
+package dlist
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/mbtool/mbtool/guid"
+)
+
+// flushAt is the buffered size at which the Writer writes out.
+const flushAt = 64 << 10
+
+// Writer prints dlist command lines exactly as Cyrus 3.6 prints them: one
+// SP between verb, name and value, between a key and its value and between
+// list items, none after "(" or "%(" or before ")", CRLF at the end of a
+// line; strings by the astring rules (bare atom, else quoted without
+// escapes, else literal).
+//
+// Lines can be written whole (WriteLine, WriteValue) or streamed without a
+// tree (BeginLine, Key, Atom, Num, ..., BeginList, EndList, EndLine), which
+// keeps memory flat for an APPLY MAILBOX of a million records.
+//
+// Output is buffered; call Flush at the end. The first error (from the
+// underlying writer, or ErrInvalid for a call that would make output that
+// does not parse back) is sticky: later calls do nothing and return it.
+type Writer struct {
+	w       io.Writer
+	buf     []byte
+	flushed int64
+	err     error
+	sync    bool
+
+	inLine  bool
+	hasName bool
+	done    bool // the line's value is complete
+	sep     bool // the next item needs a leading SP
+	stack   []wframe
+	tree    []treeFrame // WriteValue's stack, reused
+}
+
+type wframe struct {
+	kv    bool
+	keyed bool // a key was written, its value is due
+}
+
+type treeFrame struct {
+	v *Value
+	i int
+}
+
+// NewWriter returns a Writer printing to w. Literals are printed
+// non-synchronising ({n+}), as Cyrus's sync_client and its in-memory
+// printing do.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{w: w, buf: make([]byte, 0, flushAt+4096)}
+}
+
+// SetSyncLiterals makes literals print as {n} rather than {n+}, as a Cyrus
+// server prints them in its replies.
+func (w *Writer) SetSyncLiterals(sync bool) { w.sync = sync }
+
+// Err returns the Writer's sticky error, if any.
+func (w *Writer) Err() error { return w.err }
+
+// Written returns the number of bytes written so far, to the underlying
+// writer or still in the buffer.
+func (w *Writer) Written() int64 { return w.flushed + int64(len(w.buf)) }
+
+// Flush writes the buffered bytes to the underlying writer.
+func (w *Writer) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n, err := w.w.Write(w.buf)
+	w.flushed += int64(n)
+	if err == nil && n < len(w.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		w.err = fmt.Errorf("dlist: writing: %w", err)
+		return w.err
+	}
+	w.buf = w.buf[:0]
+	return nil
+}
+
+func (w *Writer) maybeFlush() {
+	if len(w.buf) >= flushAt {
+		w.Flush()
+	}
+}
+
+// invalid records an ErrInvalid error.
+func (w *Writer) invalid(format string, args ...any) {
+	if w.err == nil {
+		w.err = fmt.Errorf("dlist: %s: %w", fmt.Sprintf(format, args...), ErrInvalid)
+	}
+}
+
+// BeginLine starts a line with a verb and, unless name is empty, a name:
+// BeginLine("APPLY", "MAILBOX"). The name is printed by the astring rules.
+// A line with a name must get exactly one value before EndLine; a line
+// without ("EXIT") must get none.
+func (w *Writer) BeginLine(verb, name string) {
+	w.beginLine(verb, name, name != "")
+}
+
+func (w *Writer) beginLine(verb, name string, hasName bool) {
+	if w.err != nil {
+		return
+	}
+	if w.inLine {
+		w.invalid("BeginLine %s: previous line not ended", verb)
+		return
+	}
+	if !validVerb(verb) {
+		w.invalid("verb %q is not an atom", verb)
+		return
+	}
+	if hasName && !validKey(name) {
+		w.invalid("name %q contains NUL", name)
+		return
+	}
+	w.buf = append(w.buf, verb...)
+	if hasName {
+		w.buf = append(w.buf, ' ')
+		w.buf = appendAString(w.buf, name, w.sync)
+	}
+	w.inLine, w.hasName, w.done, w.sep = true, hasName, false, true
+	w.stack = w.stack[:0]
+}
+
+// EndLine ends the line with CRLF. It fails with ErrInvalid if a list is
+// still open or a named line has no value.
+func (w *Writer) EndLine() error {
+	if w.err != nil {
+		return w.err
+	}
+	switch {
+	case !w.inLine:
+		w.invalid("EndLine without BeginLine")
+	case len(w.stack) > 0:
+		w.invalid("EndLine with %d lists open", len(w.stack))
+	case w.hasName && !w.done:
+		w.invalid("EndLine: the line's name has no value")
+	}
+	if w.err != nil {
+		return w.err
+	}
+	w.buf = append(w.buf, '\r', '\n')
+	w.inLine = false
+	w.maybeFlush()
+	return w.err
+}
+
+// item prepares for a value: it checks that one may come here and writes
+// the separator.
+func (w *Writer) item() bool {
+	if w.err != nil {
+		return false
+	}
+	if !w.inLine {
+		w.invalid("value outside a line")
+		return false
+	}
+	if n := len(w.stack); n == 0 {
+		if !w.hasName || w.done {
+			w.invalid("second value for the line")
+			return false
+		}
+	} else if f := &w.stack[n-1]; f.kv {
+		if !f.keyed {
+			w.invalid("value in a kvlist without a key")
+			return false
+		}
+		f.keyed = false
+	}
+	if w.sep {
+		w.buf = append(w.buf, ' ')
+	}
+	return true
+}
+
+// scalarDone finishes a scalar value.
+func (w *Writer) scalarDone() {
+	w.sep = true
+	if len(w.stack) == 0 {
+		w.done = true
+	}
+	if len(w.buf) >= flushAt {
+		w.Flush()
+	}
+}
+
+// Key writes a key inside a KVList; the next call writes its value.
+func (w *Writer) Key(name string) {
+	if w.err != nil {
+		return
+	}
+	n := len(w.stack)
+	if n == 0 || !w.stack[n-1].kv {
+		w.invalid("key %q outside a kvlist", name)
+		return
+	}
+	if w.stack[n-1].keyed {
+		w.invalid("key %q after a key", name)
+		return
+	}
+	if !validKey(name) {
+		w.invalid("key %q contains NUL", name)
+		return
+	}
+	if w.sep {
+		w.buf = append(w.buf, ' ')
+	}
+	w.buf = appendAString(w.buf, name, w.sync)
+	w.stack[n-1].keyed = true
+	w.sep = true
+}
+
+// Atom writes s by the astring rules (see NewAtom).
+func (w *Writer) Atom(s string) {
+	if w.item() {
+		w.buf = appendAString(w.buf, s, w.sync)
+		w.scalarDone()
+	}
+}
+
+// Bytes writes b by the BUF rules (see NewBytes).
+func (w *Writer) Bytes(b []byte) {
+	if w.item() {
+		w.buf = appendAString(w.buf, b, w.sync)
+		w.scalarDone()
+	}
+}
+
+// Num writes n in decimal.
+func (w *Writer) Num(n uint64) {
+	if w.item() {
+		w.buf = strconv.AppendUint(w.buf, n, 10)
+		w.scalarDone()
+	}
+}
+
+// Hex writes n as 16 lowercase hex digits.
+func (w *Writer) Hex(n uint64) {
+	if w.item() {
+		w.buf = appendHex16(w.buf, n)
+		w.scalarDone()
+	}
+}
+
+// GUID writes the 40 lowercase hex digits of g.
+func (w *Writer) GUID(g guid.GUID) {
+	if w.item() {
+		w.buf = g.AppendHex(w.buf)
+		w.scalarDone()
+	}
+}
+
+// Flag writes s verbatim, as Cyrus prints flags. A flag that would not
+// parse back as the same text (empty, NIL, holding a separator, '(', ')',
+// '"' or NUL, or starting with '{' or '%') is refused with ErrInvalid.
+func (w *Writer) Flag(s string) {
+	if !validFlag(s) {
+		if w.err == nil {
+			w.invalid("flag %q cannot be printed verbatim", s)
+		}
+		return
+	}
+	if w.item() {
+		w.buf = append(w.buf, s...)
+		w.scalarDone()
+	}
+}
+
+// Nil writes NIL.
+func (w *Writer) Nil() {
+	if w.item() {
+		w.buf = append(w.buf, "NIL"...)
+		w.scalarDone()
+	}
+}
+
+// BeginList opens a List.
+func (w *Writer) BeginList() { w.begin(false) }
+
+// BeginKVList opens a KVList; its items are written as Key then a value.
+func (w *Writer) BeginKVList() { w.begin(true) }
+
+func (w *Writer) begin(kv bool) {
+	if !w.item() {
+		return
+	}
+	if kv {
+		w.buf = append(w.buf, '%', '(')
+	} else {
+		w.buf = append(w.buf, '(')
+	}
+	w.stack = append(w.stack, wframe{kv: kv})
+	w.sep = false
+}
+
+// EndList closes the innermost List or KVList.
+func (w *Writer) EndList() {
+	if w.err != nil {
+		return
+	}
+	n := len(w.stack)
+	if n == 0 {
+		w.invalid("EndList without an open list")
+		return
+	}
+	if w.stack[n-1].keyed {
+		w.invalid("EndList: the last key has no value")
+		return
+	}
+	w.stack = w.stack[:n-1]
+	w.buf = append(w.buf, ')')
+	w.scalarDone()
+}
+
+// File writes the file literal %{partition guid size} CRLF and copies
+// exactly size bytes from body after it; a body shorter than size is an
+// error wrapping io.ErrUnexpectedEOF (and the output is then unusable). The
+// bytes are not hashed: wrap body in guid.NewReader to check them.
+func (w *Writer) File(partition string, g guid.GUID, size int64, body io.Reader) error {
+	if size < 0 || size > DefaultMaxFile {
+		w.invalid("file literal size %d out of range", size)
+	}
+	if !validKey(partition) {
+		w.invalid("partition %q contains NUL", partition)
+	}
+	if !w.item() {
+		return w.err
+	}
+	w.buf = append(w.buf, '%', '{')
+	w.buf = appendAString(w.buf, partition, w.sync)
+	w.buf = append(w.buf, ' ')
+	w.buf = g.AppendHex(w.buf)
+	w.buf = append(w.buf, ' ')
+	w.buf = strconv.AppendInt(w.buf, size, 10)
+	w.buf = append(w.buf, '}', '\r', '\n')
+	w.copyBody(size, body)
+	w.scalarDone()
+	return w.err
+}
+
+// copyBody copies n bytes of body into the output: small bodies through
+// the buffer, large ones straight to the underlying writer.
+func (w *Writer) copyBody(n int64, body io.Reader) {
+	bodyErr := func(err error, got int64) {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		w.err = fmt.Errorf("dlist: file literal body: %d of %d bytes: %w", got, n, err)
+	}
+	if free := int64(cap(w.buf) - len(w.buf)); n <= free {
+		k := len(w.buf)
+		m, err := io.ReadFull(body, w.buf[k:k+int(n)])
+		if err != nil {
+			bodyErr(err, int64(m))
+			return
+		}
+		w.buf = w.buf[:k+int(n)]
+		return
+	}
+	if w.Flush() != nil {
+		return
+	}
+	if rf, ok := w.w.(io.ReaderFrom); ok {
+		m, err := rf.ReadFrom(io.LimitReader(body, n))
+		w.flushed += m
+		if err == nil && m < n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			bodyErr(err, m)
+		}
+		return
+	}
+	// Use the empty buffer to copy, without allocating.
+	b := w.buf[:cap(w.buf)]
+	for got := int64(0); got < n; {
+		k := int64(len(b))
+		if n-got < k {
+			k = n - got
+		}
+		m, err := io.ReadFull(body, b[:k])
+		if m > 0 {
+			wn, werr := w.w.Write(b[:m])
+			w.flushed += int64(wn)
+			got += int64(wn)
+			if werr == nil && wn < m {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				w.err = fmt.Errorf("dlist: writing: %w", werr)
+				return
+			}
+		}
+		if err != nil {
+			bodyErr(err, got)
+			return
+		}
+	}
+}
