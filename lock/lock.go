@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -128,13 +127,17 @@ type File struct {
 	f *os.File
 }
 
-// OpenFile opens or creates the lock file at path (and its directory), with
-// the permissions Cyrus would give it under umask 077 (0600), and locks it.
+// OpenFile opens the existing lock file at path and locks it, waiting
+// until ctx is done. It does not create the file: a lock file must be
+// owned by the user Cyrus runs as, or Cyrus could no longer open it, so
+// creating one (with the right owner) is the caller's business. A shared
+// lock is taken through a read-only descriptor when the file is not
+// writable, so a reader that is not Cyrus's user can still take it.
 func OpenFile(ctx context.Context, path string, exclusive bool) (*File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("lock directory: %w", err)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil && !exclusive && errors.Is(err, os.ErrPermission) {
+		f, err = os.Open(path)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock file: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 func TestExclusiveExcludesOtherDescriptor(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.lock")
+	os.WriteFile(p, nil, 0o600)
 	a, err := OpenFile(context.Background(), p, true)
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +39,7 @@ func TestExclusiveExcludesOtherDescriptor(t *testing.T) {
 
 func TestSharedLocksCoexist(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "s.lock")
+	os.WriteFile(p, nil, 0o600)
 	a, err := OpenFile(context.Background(), p, false)
 	if err != nil {
 		t.Fatal(err)
@@ -75,5 +77,15 @@ func TestOpenLockedFollowsRename(t *testing.T) {
 	f.Read(b)
 	if string(b) != "new" {
 		t.Fatalf("read %q, want new", b)
+	}
+}
+
+func TestOpenFileDoesNotCreate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "missing.lock")
+	if _, err := OpenFile(context.Background(), p, false); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("OpenFile of a missing lock file: %v", err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("OpenFile created the lock file")
 	}
 }

@@ -1,0 +1,415 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+
+	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/lock"
+)
+
+// MemoryLimit is the largest index snapshot (records only) kept in
+// memory; a bigger one is copied to an unlinked temporary file so that
+// memory stays flat for mailboxes of any size.
+const MemoryLimit = 8 << 20
+
+// maxHeaderFile bounds the size of a cyrus.header this package reads: 128
+// flag names and a long ACL fit many times over.
+const maxHeaderFile = 8 << 20
+
+// Mailbox is a consistent snapshot of one mailbox: its cyrus.header, the
+// index header and records, and its annotations, as committed at one
+// moment by Cyrus. It keeps Cyrus's shared name lock on the mailbox until
+// Close, so that no message file is unlinked and no repack replaces the
+// index while the snapshot is read; Close it promptly, since a repack
+// waiting for that lock holds the owner's namespace lock meanwhile
+// (locking.md §1.2).
+type Mailbox struct {
+	// Entry is the mailboxes.db entry, re-read under the name lock.
+	Entry Entry
+	// Header is the parsed cyrus.header.
+	Header Header
+	// Index is the index header (with Cyrus's read-time adjustments).
+	Index IndexHeader
+	// Owner is the userid owning the mailbox, "" for shared mailboxes.
+	Owner string
+	// DataDir holds the message files of records not archived; ArchiveDir
+	// those of archived ones (equal to DataDir without an archive
+	// partition).
+	DataDir, ArchiveDir string
+	// IndexPath is the cyrus.index the snapshot was taken from.
+	IndexPath string
+
+	mu        sync.Mutex
+	nameLock  *lock.File
+	recs      []byte   // records, when small
+	tmp       *os.File // records, when large
+	recAnnots map[uint32][]Annotation
+	annots    []Annotation
+	closed    bool
+}
+
+// OpenMailbox takes a consistent snapshot of the mailbox e, following the
+// lock order and lock types of Cyrus's own readers (locking.md §4.1): the
+// owner's namespace lock shared (user mailboxes only), the mailbox name
+// lock shared, a fresh look at mailboxes.db, then cyrus.index shared. Under
+// the index lock it reads the index header and records, cyrus.header, the
+// per-message annotations (cyrus.annotations) and the mailbox annotations
+// (annotations.db). It then releases the index and namespace locks and
+// keeps the shared name lock until Close. Nothing is written except empty
+// lock files Cyrus would create too. ctx bounds the waits for locks.
+//
+// Every CRC is checked: the index header's here, each record's in Records.
+//
+// Close a mailbox before opening another of the same owner: a Cyrus
+// repack (cyr_expire, an EXPUNGE cleanup) that queues for the exclusive
+// name lock of the open one holds the owner's namespace lock exclusively
+// meanwhile, so the second OpenMailbox would wait for the repack, which
+// waits for Close. ctx bounds such waits.
+func (s *Spool) OpenMailbox(ctx context.Context, e Entry) (mb *Mailbox, err error) {
+	if !s.real(e) || e.Moving() {
+		return nil, fmt.Errorf("mailbox %s (type %q): %w", e.Name, e.Type, ErrNoMailbox)
+	}
+	m := &Mailbox{Owner: e.Owner(s.Config)}
+	var ns *lock.File
+	if m.Owner != "" {
+		if ns, err = s.nameLock(ctx, namespaceLockName(m.Owner)); err != nil {
+			return nil, fmt.Errorf("mailbox %s: %w", e.Name, err)
+		}
+		defer func() {
+			if rerr := ns.Release(); err == nil && rerr != nil {
+				m.Close()
+				mb = nil
+				err = fmt.Errorf("mailbox %s: releasing namespace lock: %w", e.Name, rerr)
+			}
+		}()
+	}
+	lockname := e.UniqueID
+	if e.LegacyDirs() {
+		lockname = e.Name
+	}
+	if m.nameLock, err = s.nameLock(ctx, lockname); err != nil {
+		return nil, fmt.Errorf("mailbox %s: %w", e.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	// The entry may have changed before the name lock was granted.
+	cur, err := s.Lookup(e.Name)
+	if err != nil {
+		return nil, err
+	}
+	if cur.UniqueID != e.UniqueID || cur.LegacyDirs() != e.LegacyDirs() || cur.Moving() {
+		return nil, fmt.Errorf("mailbox %s: uniqueid %s, now %s: %w", e.Name, e.UniqueID, cur.UniqueID, ErrChanged)
+	}
+	m.Entry = cur
+	if m.DataDir, _, err = s.Dirs(cur); err != nil {
+		return nil, err
+	}
+	if m.ArchiveDir, err = s.ArchiveDir(cur); err != nil {
+		return nil, err
+	}
+	if m.IndexPath, err = s.MetaPath(cur, FileIndex); err != nil {
+		return nil, err
+	}
+	if err := s.readLocked(ctx, m); err != nil {
+		return nil, fmt.Errorf("mailbox %s: %w", cur.Name, err)
+	}
+	return m, nil
+}
+
+// readLocked reads everything that needs the index lock, and releases it.
+func (s *Spool) readLocked(ctx context.Context, m *Mailbox) error {
+	e := m.Entry
+	f, err := os.Open(m.IndexPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close() // closing the descriptor drops its OFD lock
+	if err := lock.Wait(ctx, f, false); err != nil {
+		return err
+	}
+	if err := m.snapshotIndex(f); err != nil {
+		return err
+	}
+	if m.Index.RawOptions&OptMailboxDeleted != 0 {
+		return fmt.Errorf("index marked deleted: %w", ErrNoMailbox)
+	}
+	hpath, err := s.MetaPath(e, FileHeader)
+	if err != nil {
+		return err
+	}
+	hb, err := readSmallFile(hpath, maxHeaderFile)
+	if err != nil {
+		return err
+	}
+	if m.Header, err = ParseHeader(hb); err != nil {
+		return &FileError{File: hpath, Offset: -1, Err: err}
+	}
+	if m.Header.UniqueID != "" && m.Header.UniqueID != e.UniqueID {
+		return &FileError{File: hpath, Offset: -1, Err: fmt.Errorf(
+			"%w: uniqueid %s, mailboxes.db says %s", ErrBadFormat, m.Header.UniqueID, e.UniqueID)}
+	}
+	if err := s.readRecordAnnotations(m); err != nil {
+		return err
+	}
+	return s.readMailboxAnnotations(m)
+}
+
+// snapshotIndex copies the index header and exactly num_records records.
+func (m *Mailbox) snapshotIndex(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.IndexPath, err)
+	}
+	size := fi.Size()
+	var hb [160]byte
+	n, err := f.ReadAt(hb[:min(int64(len(hb)), size)], 0)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("%s: %w", m.IndexPath, err)
+	}
+	if m.Index, err = ParseIndexHeader(hb[:n]); err != nil {
+		return &FileError{File: m.IndexPath, Offset: 0, Err: err}
+	}
+	h := m.Index
+	if need := h.Size(); size < need {
+		rec := (size-int64(h.StartOffset))/int64(h.RecordSize) + 1
+		return &FileError{File: m.IndexPath, Offset: size, Record: int(rec), Err: fmt.Errorf(
+			"%w: file has %d bytes, header needs %d for %d records", ErrBadFormat, size, need, h.NumRecords)}
+	}
+	body := io.NewSectionReader(f, int64(h.StartOffset), h.Size()-int64(h.StartOffset))
+	if body.Size() <= MemoryLimit {
+		m.recs = make([]byte, body.Size())
+		if _, err := io.ReadFull(body, m.recs); err != nil {
+			return fmt.Errorf("reading %s: %w", m.IndexPath, err)
+		}
+		return nil
+	}
+	tmp, err := os.CreateTemp("", "mbtool-index-*")
+	if err != nil {
+		return fmt.Errorf("index snapshot of %s: %w", m.IndexPath, err)
+	}
+	os.Remove(tmp.Name())
+	m.tmp = tmp
+	if _, err := io.Copy(tmp, body); err != nil {
+		return fmt.Errorf("index snapshot of %s: %w", m.IndexPath, err)
+	}
+	return nil
+}
+
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, ErrBadFormat, limit)
+	}
+	return b, nil
+}
+
+// readRecordAnnotations reads cyrus.annotations (a leaf lock under the
+// index lock, as Cyrus takes it).
+func (s *Spool) readRecordAnnotations(m *Mailbox) error {
+	path, err := s.MetaPath(m.Entry, FileAnnotations)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	db, err := cyrusdb.OpenTwoskip(path)
+	if err != nil {
+		return err
+	}
+	sets := make(map[uint32]*annotationSet)
+	err = db.ForEach(nil, func(k, v []byte) error {
+		first, entry, userid, err := splitAnnotationKey(k)
+		if err != nil {
+			return err
+		}
+		uid, err := parseUID(first)
+		if err != nil {
+			return err
+		}
+		set := sets[uid]
+		if set == nil {
+			set = new(annotationSet)
+			sets[uid] = set
+		}
+		return set.add(entry, userid, m.Owner, v)
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	m.recAnnots = make(map[uint32][]Annotation, len(sets))
+	for uid, set := range sets {
+		if a := set.sorted(); a != nil {
+			m.recAnnots[uid] = a
+		}
+	}
+	return nil
+}
+
+// readMailboxAnnotations reads this mailbox's keys of annotations.db.
+func (s *Spool) readMailboxAnnotations(m *Mailbox) error {
+	path := s.Config.AnnotationPath
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	db, err := cyrusdb.OpenTwoskip(path)
+	if err != nil {
+		return err
+	}
+	var set annotationSet
+	err = db.ForEach([]byte(m.Entry.UniqueID+"\x00"), func(k, v []byte) error {
+		_, entry, userid, err := splitAnnotationKey(k)
+		if err != nil {
+			return err
+		}
+		return set.add(entry, userid, m.Owner, v)
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	m.annots = set.sorted()
+	return nil
+}
+
+// Records calls fn for every index record of the snapshot in file order
+// (ascending UID), expunged ones included. Records with UID 0 are
+// skipped, as Cyrus skips them (damaged). It checks each record's CRC,
+// that UIDs strictly increase and that none exceeds LAST_UID; a failure
+// is a *FileError naming the index file, the record number and its UID.
+// An error from fn stops the walk and is returned as is. Records may be
+// called again, and from several goroutines, but not concurrently with
+// Close.
+func (m *Mailbox) Records(fn func(r Record) error) error {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	h := m.Index
+	rs := int(h.RecordSize)
+	per := max(1, (64<<10)/rs)
+	var buf []byte
+	var prev uint32
+	for i := 0; i < int(h.NumRecords); i += per {
+		n := min(per, int(h.NumRecords)-i)
+		off := int64(i) * int64(rs)
+		if m.tmp == nil {
+			buf = m.recs[off : off+int64(n*rs)]
+		} else {
+			if buf == nil {
+				buf = make([]byte, per*rs)
+			}
+			buf = buf[:n*rs]
+			if _, err := m.tmp.ReadAt(buf, off); err != nil {
+				return fmt.Errorf("index snapshot of %s: %w", m.IndexPath, err)
+			}
+		}
+		for j := 0; j < n; j++ {
+			b := buf[j*rs : (j+1)*rs]
+			recno := i + j + 1
+			r, err := ParseRecord(b, h.MinorVersion)
+			ferr := func(err error) error {
+				return &FileError{File: m.IndexPath, Offset: int64(h.StartOffset) + off + int64(j*rs),
+					Record: recno, UID: be.Uint32(b), Err: err}
+			}
+			if err != nil {
+				return ferr(err)
+			}
+			if r.UID == 0 {
+				continue
+			}
+			if r.UID <= prev {
+				return ferr(fmt.Errorf("%w: uid %d not above previous uid %d", ErrBadFormat, r.UID, prev))
+			}
+			if r.UID > h.LastUID {
+				return ferr(fmt.Errorf("%w: uid %d above last_uid %d", ErrBadFormat, r.UID, h.LastUID))
+			}
+			prev = r.UID
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RecordAnnotations returns the stored annotations of message uid, sorted
+// as Cyrus sends them (entry, userid, value). The virtual annotations
+// derived from record fields (thrid, savedate, createdmodseq) are not
+// included; they come from the Record.
+func (m *Mailbox) RecordAnnotations(uid uint32) []Annotation { return m.recAnnots[uid] }
+
+// Annotations returns the mailbox-level annotations from annotations.db,
+// sorted as Cyrus sends them.
+func (m *Mailbox) Annotations() []Annotation { return m.annots }
+
+// MessagePath returns the path of the message file of r: in the archive
+// directory if r is archived, else in the data directory.
+func (m *Mailbox) MessagePath(r Record) string {
+	if r.Archived() {
+		return m.ArchiveDir + "/" + messageName(r.UID)
+	}
+	return m.DataDir + "/" + messageName(r.UID)
+}
+
+// OpenMessage opens the message file of r. For a record flagged unlinked,
+// or a file removed meanwhile, the error satisfies errors.Is(err,
+// fs.ErrNotExist).
+func (m *Mailbox) OpenMessage(r Record) (*os.File, error) {
+	if r.Unlinked() {
+		return nil, fmt.Errorf("mailbox %s uid %d: message unlinked: %w", m.Entry.Name, r.UID, fs.ErrNotExist)
+	}
+	f, err := os.Open(m.MessagePath(r))
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %s uid %d: %w", m.Entry.Name, r.UID, err)
+	}
+	return f, nil
+}
+
+// Close releases the name lock and the snapshot. It is safe to call more
+// than once.
+func (m *Mailbox) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var err error
+	if m.tmp != nil {
+		err = m.tmp.Close()
+		m.tmp = nil
+	}
+	m.recs = nil
+	if m.nameLock != nil {
+		if rerr := m.nameLock.Release(); rerr != nil && err == nil {
+			err = fmt.Errorf("mailbox %s: releasing name lock: %w", m.Entry.Name, rerr)
+		}
+		m.nameLock = nil
+	}
+	return err
+}

@@ -1,0 +1,169 @@
+package partition
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/mbtool/mbtool/cyrusdb"
+)
+
+// SeenRecord is one record of a user's seen database: the user's \Seen
+// state in a mailbox the user does not own (seen-and-dbs.md §1.3).
+type SeenRecord struct {
+	// UniqueID is the mailbox uniqueid (the key).
+	UniqueID   string
+	LastRead   int64
+	LastUID    uint32
+	LastChange int64
+	// SeenUIDs is the seen sequence set as stored ("1:5,7"), passed on
+	// unchecked as imap/seen_db.c seen_foreach (and so replication) does.
+	SeenUIDs string
+	// Raw is the stored value, byte for byte.
+	Raw []byte
+}
+
+// lookupAny returns the mailboxes.db entry of name whatever its type
+// (imap/mboxlist.c mboxlist_lookup_allow_all), and whether it exists.
+func (s *Spool) lookupAny(name string) (Entry, bool, error) {
+	var found Entry
+	ok := false
+	err := s.mboxlist(nameToDBName(name), func(e Entry) error {
+		if e.Name == name && !ok {
+			found, ok = e, true
+		}
+		return nil
+	})
+	return found, ok, err
+}
+
+// userFilePath is imap/mboxname.c mboxname_conf_getpath for a user: the
+// uniqueid directory of the user's INBOX unless the INBOX is missing or in
+// the legacy layout, else the hashed <user>.<suffix> file.
+func (s *Spool) userFilePath(user, suffix string) (string, error) {
+	if user == "" {
+		return "", errors.New("empty userid")
+	}
+	inbox, ok, err := s.lookupAny(s.userInbox(user))
+	if err != nil {
+		return "", err
+	}
+	if ok && inbox.UniqueID != "" && !inbox.LegacyDirs() {
+		return s.Config.confIDPath(inbox.UniqueID, suffix), nil
+	}
+	return s.Config.confUserPath(user, suffix), nil
+}
+
+// SeenPath returns the path of user's seen database (seen-and-dbs.md
+// §1.1). The file need not exist.
+func (s *Spool) SeenPath(user string) (string, error) {
+	return s.userFilePath(user, "seen")
+}
+
+// ReadSeen returns every record of user's seen database in key order, or
+// nil when the user has none. The twoskip and flat backends are read
+// (seenstate_db).
+func (s *Spool) ReadSeen(user string) ([]SeenRecord, error) {
+	path, err := s.SeenPath(user)
+	if err != nil {
+		return nil, fmt.Errorf("seen db of %s: %w", user, err)
+	}
+	var out []SeenRecord
+	err = s.readUserDB(path, s.Config.SeenDB, func(k, v []byte) error {
+		r, err := ParseSeen(k, v)
+		if err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seen db of %s: %w", user, err)
+	}
+	return out, nil
+}
+
+// readUserDB walks a per-user database of the given backend; a missing
+// file is an empty database.
+func (s *Spool) readUserDB(path, backend string, fn func(k, v []byte) error) error {
+	switch backend {
+	case "twoskip":
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		db, err := cyrusdb.OpenTwoskip(path)
+		if err != nil {
+			return err
+		}
+		err = db.ForEach(nil, fn)
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	case "flat":
+		// Flat readers take no lock; writers replace the file by rename.
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return cyrusdb.ReadFlat(path, f, fn)
+	}
+	return fmt.Errorf("%s: backend %s not supported", path, backend)
+}
+
+// ParseSeen decodes a seen record the way imap/seen_db.c parse_data does:
+// version 1, then lastread, lastuid and lastchange as integers, then the
+// rest, after blanks, as the seen set.
+func ParseSeen(key, value []byte) (SeenRecord, error) {
+	r := SeenRecord{UniqueID: string(key), Raw: bytes.Clone(value)}
+	bad := func(why string) (SeenRecord, error) {
+		return r, fmt.Errorf("%w: seen record %q: %s", ErrBadFormat, key, why)
+	}
+	rest := string(value)
+	field := func() (string, bool) {
+		rest = strings.TrimLeft(rest, " \t\n\r\v\f")
+		i := strings.IndexAny(rest, " \t\n\r\v\f")
+		if i < 0 {
+			i = len(rest)
+		}
+		f := rest[:i]
+		rest = rest[i:]
+		return f, f != ""
+	}
+	v, ok := field()
+	if !ok || v != "1" {
+		return bad("version is not 1")
+	}
+	var err error
+	var f string
+	if f, ok = field(); !ok {
+		return bad("missing lastread")
+	}
+	if r.LastRead, err = strconv.ParseInt(f, 10, 64); err != nil {
+		return bad("lastread " + strconv.Quote(f))
+	}
+	if f, ok = field(); !ok {
+		return bad("missing lastuid")
+	}
+	uid, err := strconv.ParseUint(f, 10, 32)
+	if err != nil {
+		return bad("lastuid " + strconv.Quote(f))
+	}
+	r.LastUID = uint32(uid)
+	if f, ok = field(); !ok {
+		return bad("missing lastchange")
+	}
+	if r.LastChange, err = strconv.ParseInt(f, 10, 64); err != nil {
+		return bad("lastchange " + strconv.Quote(f))
+	}
+	r.SeenUIDs = strings.TrimLeft(rest, " \t\n\r\v\f")
+	return r, nil
+}

@@ -1,0 +1,272 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/mbtool/mbtool/cyrusdb"
+)
+
+// Spool is a read-only view of a Cyrus 3.6 installation: its mailboxes.db,
+// mailbox directories and per-user databases, as configured by an
+// imapd.conf. A Spool holds no open files; it is safe for concurrent use.
+type Spool struct {
+	// Config is the configuration the spool was opened with.
+	Config *Config
+}
+
+// Open checks that the directories cfg names exist (configdirectory, every
+// partition, and mailboxes.db) and returns the Spool.
+func Open(cfg *Config) (*Spool, error) {
+	if cfg == nil {
+		return nil, errors.New("partition: nil config")
+	}
+	if err := checkDir("configdirectory", cfg.ConfigDir); err != nil {
+		return nil, err
+	}
+	for name, dir := range cfg.Partitions {
+		if err := checkDir("partition-"+name, dir); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.Partitions) == 0 {
+		return nil, fmt.Errorf("%w: no partition-<name> option", ErrConfig)
+	}
+	if cfg.MboxlistDB != "twoskip" {
+		return nil, fmt.Errorf("mboxlist_db %s: only twoskip is supported", cfg.MboxlistDB)
+	}
+	if _, err := os.Stat(cfg.MboxlistPath); err != nil {
+		return nil, fmt.Errorf("mailboxes.db: %w", err)
+	}
+	return &Spool{Config: cfg}, nil
+}
+
+func checkDir(what, dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s %s: not a directory", what, dir)
+	}
+	return nil
+}
+
+// ACLEntry is one identifier and its rights in a mailbox ACL.
+type ACLEntry struct {
+	ID, Rights string
+}
+
+// FormatACL renders an ACL in Cyrus's in-memory and sync form:
+// "id<TAB>rights<TAB>" for each entry.
+func FormatACL(acl []ACLEntry) string {
+	var b strings.Builder
+	for _, a := range acl {
+		b.WriteString(a.ID)
+		b.WriteByte('\t')
+		b.WriteString(a.Rights)
+		b.WriteByte('\t')
+	}
+	return b.String()
+}
+
+// ParseACL parses the "id<TAB>rights<TAB>..." form. A trailing identifier
+// without rights is dropped, as Cyrus's ACL parser does.
+func ParseACL(s string) []ACLEntry {
+	var acl []ACLEntry
+	f := strings.Split(s, "\t")
+	for i := 0; i+1 < len(f); i += 2 {
+		if f[i] == "" {
+			continue
+		}
+		acl = append(acl, ACLEntry{ID: f[i], Rights: f[i+1]})
+	}
+	return acl
+}
+
+// Entry is one mailbox record of mailboxes.db (an N key).
+type Entry struct {
+	// Name is the internal name with '.' separators and '^' for a literal
+	// dot: "user.alice.Sent", "example.com!user.bob", "shared.team".
+	Name     string
+	UniqueID string
+	// Partition is the spool partition ("" for tombstones).
+	Partition string
+	// Type is the mbtype letters (sync-records.md §1.3): "e" is plain email
+	// in the uniqueid layout, "el" plain email in the legacy layout; "d"
+	// marks a deleted tombstone, "i" an intermediate, "r" a remote one.
+	Type          string
+	Server        string // S, for remote mailboxes
+	UIDValidity   uint32
+	CreatedModseq uint64
+	FolderModseq  uint64
+	MTime         int64
+	// ACL in stored order.
+	ACL []ACLEntry
+}
+
+func (e Entry) hasFlag(c byte) bool {
+	// The first letter is the type unless it is a flag letter
+	// (mboxlist_string_to_mbtype); flag letters are never type letters.
+	return strings.IndexByte(e.Type, c) >= 0
+}
+
+// LegacyDirs reports whether the mailbox uses name-based directories.
+func (e Entry) LegacyDirs() bool { return e.hasFlag('l') }
+
+// Deleted reports whether the entry is a tombstone of a deleted mailbox.
+func (e Entry) Deleted() bool { return e.hasFlag('d') }
+
+// Intermediate reports whether the entry is an intermediate placeholder.
+func (e Entry) Intermediate() bool { return e.hasFlag('i') }
+
+// Remote reports whether the mailbox lives on another server.
+func (e Entry) Remote() bool { return e.hasFlag('r') }
+
+// Moving reports whether the mailbox is being moved between servers.
+func (e Entry) Moving() bool { return e.hasFlag('m') }
+
+// SyncType is the MBOXTYPE sent in replication: Type without the
+// legacy-dirs letter, "" for plain email.
+func (e Entry) SyncType() string {
+	t := strings.ReplaceAll(e.Type, "l", "")
+	if t == "e" {
+		return ""
+	}
+	return t
+}
+
+// Owner returns the userid owning the mailbox: "alice" for user.alice and
+// its children, "bob@example.com" for example.com!user.bob..., "" for a
+// shared mailbox. Mailboxes under the deleted prefix keep their owner, as
+// in imap/mboxname.c mboxname_to_userid.
+func (e Entry) Owner(cfg *Config) string { return cfg.parseName(e.Name).userid() }
+
+// real reports whether the entry is a mailbox with local files that a
+// dump should include.
+func (s *Spool) real(e Entry) bool {
+	if e.Deleted() || e.Intermediate() || e.Remote() || e.Partition == "" {
+		return false
+	}
+	return !s.Config.parseName(e.Name).deleted
+}
+
+// mboxlist reads N records of mailboxes.db whose dbname starts with
+// prefix, under the database's shared lock, and releases the lock before
+// returning (it is a leaf lock: locking.md §0.3).
+func (s *Spool) mboxlist(prefix string, fn func(Entry) error) error {
+	path := s.Config.MboxlistPath
+	db, err := cyrusdb.OpenTwoskip(path)
+	if err != nil {
+		return fmt.Errorf("opening mailboxes.db: %w", err)
+	}
+	var entries []Entry
+	err = db.ForEach([]byte("N"+prefix), func(k, v []byte) error {
+		e, err := parseEntry(k[1:], v)
+		if err != nil {
+			return fmt.Errorf("mailboxes.db %s: key %q: %w", path, k, err)
+		}
+		entries = append(entries, e)
+		return nil
+	})
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing mailboxes.db: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Mailboxes returns every real local mailbox in mailboxes.db order (the
+// hierarchy order: a parent before its children). Tombstones (type d),
+// intermediates (type i), remote entries and the deleted-mailbox hierarchy
+// (DELETED.*) are left out.
+func (s *Spool) Mailboxes() ([]Entry, error) {
+	var out []Entry
+	err := s.mboxlist("", func(e Entry) error {
+		if s.real(e) {
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Lookup returns the mailboxes.db entry of the internal name. It fails
+// with ErrNoMailbox for a name that is absent or not a real local mailbox.
+func (s *Spool) Lookup(name string) (Entry, error) {
+	db := nameToDBName(name)
+	var found *Entry
+	err := s.mboxlist(db, func(e Entry) error {
+		if e.Name == name && found == nil {
+			found = &e
+		}
+		return nil
+	})
+	if err != nil {
+		return Entry{}, err
+	}
+	if found == nil || !s.real(*found) {
+		return Entry{}, fmt.Errorf("mailbox %s: %w", name, ErrNoMailbox)
+	}
+	return *found, nil
+}
+
+// userInbox returns the internal INBOX name of user ("alice",
+// "alice@example.com" with virtdomains).
+func (s *Spool) userInbox(user string) string {
+	if !s.Config.VirtDomains {
+		return "user." + escapeComp(user)
+	}
+	local, domain, _ := strings.Cut(user, "@")
+	if domain == "" || domain == s.Config.DefaultDomain {
+		return "user." + escapeComp(local)
+	}
+	return domain + "!user." + escapeComp(local)
+}
+
+// UserMailboxes returns the real mailboxes of one user (the INBOX and
+// everything below it), in mailboxes.db order. user is "alice", or
+// "alice@example.com" with virtual domains.
+func (s *Spool) UserMailboxes(user string) ([]Entry, error) {
+	inbox := s.userInbox(user)
+	var out []Entry
+	err := s.mboxlist(nameToDBName(inbox), func(e Entry) error {
+		if (e.Name == inbox || strings.HasPrefix(e.Name, inbox+".")) && s.real(e) {
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Users returns the userids owning at least one real mailbox, sorted.
+func (s *Spool) Users() ([]string, error) {
+	set := make(map[string]bool)
+	err := s.mboxlist("", func(e Entry) error {
+		if s.real(e) {
+			if u := e.Owner(s.Config); u != "" {
+				set[u] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	users := make([]string, 0, len(set))
+	for u := range set {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	return users, nil
+}
