@@ -1,0 +1,439 @@
+package syncrec
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/guid"
+)
+
+// ErrInvalid is wrapped by every error about a record or mailbox whose keys
+// are missing or do not convert.
+var ErrInvalid = errors.New("invalid sync record")
+
+// FieldError names the key and byte offset of a bad value.
+type FieldError struct {
+	Offset int64  // byte offset of the value in the input
+	Key    string // the dlist key, e.g. "UID"
+	Err    error
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("offset %d: %s: %v", e.Offset, e.Key, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func invalid(off int64, key, format string, args ...any) error {
+	return &FieldError{Offset: off, Key: key, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)}
+}
+
+// parseNum converts decimal digits as Cyrus's parsenum does: the whole text
+// must be digits, at least one, at most 18446744073709551615.
+func parseNum(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+func scalar(t dlist.Token) bool {
+	return t.Kind == dlist.Atom || t.Kind == dlist.Literal || t.Kind == dlist.Flag
+}
+
+func tokNum(t dlist.Token, key string, max uint64) (uint64, error) {
+	if !scalar(t) {
+		return 0, invalid(t.Offset, key, "expected a number, found %v", t.Kind)
+	}
+	n, ok := parseNum(t.Bytes)
+	if !ok || n > max {
+		return 0, invalid(t.Offset, key, "%q is not a number", clip(t.Bytes))
+	}
+	return n, nil
+}
+
+func clip(b []byte) string {
+	if len(b) > 48 {
+		return string(b[:48]) + "..."
+	}
+	return string(b)
+}
+
+const (
+	max32 = 1<<32 - 1
+	max64 = 1<<64 - 1
+)
+
+// ReadRecord reads one RECORD entry %( ... ) from r; the opening token has
+// already been read and is passed as open. It decodes from tokens without
+// building a tree, so a million records cost a million small structs and
+// nothing more.
+func ReadRecord(r *dlist.Reader, open dlist.Token) (*Record, error) {
+	if open.Kind != dlist.KVList {
+		return nil, invalid(open.Offset, "RECORD", "expected %%( for a record, found %v", open.Kind)
+	}
+	rec := &Record{}
+	const (
+		hUID = 1 << iota
+		hModseq
+		hLastUpdated
+		hFlags
+		hInternalDate
+		hSize
+		hGUID
+		hAll = 1<<iota - 1
+	)
+	have := 0
+	for {
+		kt, err := r.Next()
+		if err != nil {
+			return nil, err
+		}
+		if kt.Kind == dlist.End {
+			break
+		}
+		if !scalar(kt) {
+			return nil, invalid(kt.Offset, "RECORD", "expected a key, found %v", kt.Kind)
+		}
+		key := string(kt.Bytes)
+		switch key {
+		case "FLAGS":
+			if rec.Flags, err = readFlags(r); err != nil {
+				return nil, err
+			}
+			have |= hFlags
+			continue
+		case "ANNOTATIONS":
+			if rec.Annotations, err = readAnnotations(r); err != nil {
+				return nil, err
+			}
+			continue
+		case "UID", "MODSEQ", "LAST_UPDATED", "INTERNALDATE", "SIZE", "GUID":
+		default:
+			if _, err := r.ReadValue(); err != nil { // a key this version does not know
+				return nil, err
+			}
+			continue
+		}
+		vt, err := r.Next()
+		if err != nil {
+			return nil, err
+		}
+		var n uint64
+		switch key {
+		case "UID":
+			n, err = tokNum(vt, key, max32)
+			rec.UID, have = uint32(n), have|hUID
+		case "MODSEQ":
+			n, err = tokNum(vt, key, max64)
+			rec.Modseq, have = n, have|hModseq
+		case "LAST_UPDATED":
+			n, err = tokNum(vt, key, max64>>1)
+			rec.LastUpdated, have = int64(n), have|hLastUpdated
+		case "INTERNALDATE":
+			n, err = tokNum(vt, key, max64>>1)
+			rec.InternalDate, have = int64(n), have|hInternalDate
+		case "SIZE":
+			n, err = tokNum(vt, key, max32)
+			rec.Size, have = uint32(n), have|hSize
+		case "GUID":
+			if !scalar(vt) {
+				err = invalid(vt.Offset, key, "expected a GUID, found %v", vt.Kind)
+				break
+			}
+			var gerr error
+			if rec.GUID, gerr = guid.ParseBytes(vt.Bytes); gerr != nil {
+				err = invalid(vt.Offset, key, "%q: %v", clip(vt.Bytes), gerr)
+			}
+			have |= hGUID
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if have != hAll {
+		for i, k := range []string{"UID", "MODSEQ", "LAST_UPDATED", "FLAGS", "INTERNALDATE", "SIZE", "GUID"} {
+			if have&(1<<i) == 0 {
+				return nil, invalid(open.Offset, k, "missing from record (UID %d)", rec.UID)
+			}
+		}
+	}
+	return rec, nil
+}
+
+func readFlags(r *dlist.Reader) ([]string, error) {
+	t, err := r.Next()
+	if err != nil {
+		return nil, err
+	}
+	if t.Kind != dlist.List {
+		return nil, invalid(t.Offset, "FLAGS", "expected a list, found %v", t.Kind)
+	}
+	var flags []string
+	for {
+		t, err := r.Next()
+		if err != nil {
+			return nil, err
+		}
+		if t.Kind == dlist.End {
+			return flags, nil
+		}
+		if !scalar(t) {
+			return nil, invalid(t.Offset, "FLAGS", "expected a flag, found %v", t.Kind)
+		}
+		flags = append(flags, string(t.Bytes))
+	}
+}
+
+func readAnnotations(r *dlist.Reader) ([]Annotation, error) {
+	v, err := r.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	return DecodeAnnotations(v)
+}
+
+// DecodeAnnotations converts an ANNOTATIONS list value.
+func DecodeAnnotations(v *dlist.Value) ([]Annotation, error) {
+	if v.Kind != dlist.List {
+		return nil, invalid(v.Offset, "ANNOTATIONS", "expected a list, found %v", v.Kind)
+	}
+	as := make([]Annotation, 0, len(v.Children))
+	for _, c := range v.Children {
+		if c.Kind != dlist.KVList {
+			return nil, invalid(c.Offset, "ANNOTATIONS", "expected %%(, found %v", c.Kind)
+		}
+		var a Annotation
+		for _, k := range []string{"ENTRY", "USERID", "MODSEQ", "VALUE"} {
+			if c.Get(k) == nil {
+				return nil, invalid(c.Offset, k, "missing from annotation")
+			}
+		}
+		a.Entry = c.Get("ENTRY").String()
+		a.UserID = c.Get("USERID").String()
+		n, err := c.Get("MODSEQ").Num64()
+		if err != nil {
+			return nil, invalid(c.Get("MODSEQ").Offset, "MODSEQ", "%v", err)
+		}
+		a.Modseq = n
+		a.Value = append([]byte(nil), c.Get("VALUE").Data...)
+		as = append(as, a)
+	}
+	return as, nil
+}
+
+// ReadMailbox reads the value of an APPLY MAILBOX (or * MAILBOX) line whose
+// verb and name have already been read: the %( ... ) through its closing
+// parenthesis, not the line end. It calls fn with each RECORD in order as it
+// is read; records are not kept.
+func ReadMailbox(r *dlist.Reader, fn func(*Record) error) (*Mailbox, error) {
+	t, err := r.Next()
+	if err != nil {
+		return nil, err
+	}
+	if t.Kind != dlist.KVList {
+		return nil, invalid(t.Offset, "MAILBOX", "expected %%(, found %v", t.Kind)
+	}
+	start := t.Offset
+	head := dlist.NewKVList()
+	for {
+		kt, err := r.Next()
+		if err != nil {
+			return nil, err
+		}
+		if kt.Kind == dlist.End {
+			break
+		}
+		if !scalar(kt) {
+			return nil, invalid(kt.Offset, "MAILBOX", "expected a key, found %v", kt.Kind)
+		}
+		key := string(kt.Bytes)
+		if key != "RECORD" {
+			v, err := r.ReadValue()
+			if err != nil {
+				return nil, err
+			}
+			head.Add(key, v)
+			continue
+		}
+		lt, err := r.Next()
+		if err != nil {
+			return nil, err
+		}
+		if lt.Kind != dlist.List {
+			return nil, invalid(lt.Offset, "RECORD", "expected a list, found %v", lt.Kind)
+		}
+		for {
+			rt, err := r.Next()
+			if err != nil {
+				return nil, err
+			}
+			if rt.Kind == dlist.End {
+				break
+			}
+			rec, err := ReadRecord(r, rt)
+			if err != nil {
+				return nil, err
+			}
+			if err := fn(rec); err != nil {
+				return nil, err
+			}
+		}
+	}
+	head.Offset = start
+	return DecodeMailbox(head)
+}
+
+// DecodeMailbox converts the mailbox-level keys of a MAILBOX kvlist (any
+// RECORD key is ignored).
+func DecodeMailbox(v *dlist.Value) (*Mailbox, error) {
+	if v.Kind != dlist.KVList {
+		return nil, invalid(v.Offset, "MAILBOX", "expected %%(, found %v", v.Kind)
+	}
+	mb := &Mailbox{}
+	str := func(key string, dst *string, required bool) error {
+		c := v.Get(key)
+		if c == nil {
+			if required {
+				return invalid(v.Offset, key, "missing from mailbox")
+			}
+			return nil
+		}
+		if c.Kind == dlist.List || c.Kind == dlist.KVList {
+			return invalid(c.Offset, key, "expected a string, found %v", c.Kind)
+		}
+		*dst = c.String()
+		return nil
+	}
+	num := func(key string, max uint64, required bool, set func(uint64)) error {
+		c := v.Get(key)
+		if c == nil {
+			if required {
+				return invalid(v.Offset, key, "missing from mailbox")
+			}
+			return nil
+		}
+		n, err := c.Num64()
+		if err != nil || n > max {
+			return invalid(c.Offset, key, "%q is not a number", clip(c.Data))
+		}
+		set(n)
+		return nil
+	}
+	errs := []error{
+		str("UNIQUEID", &mb.UniqueID, true),
+		str("MBOXNAME", &mb.Name, true),
+		str("MBOXTYPE", &mb.MboxType, false),
+		num("SYNC_CRC", max64, false, func(n uint64) { mb.SyncCRC = uint32(n) }),
+		num("SYNC_CRC_ANNOT", max64, false, func(n uint64) { mb.SyncCRCAnnot = uint32(n) }),
+		num("LAST_UID", max64, false, func(n uint64) { mb.LastUID = uint32(n) }),
+		num("HIGHESTMODSEQ", max64, true, func(n uint64) { mb.HighestModseq = n }),
+		num("RECENTUID", max64, false, func(n uint64) { mb.RecentUID = uint32(n) }),
+		num("RECENTTIME", max64>>1, false, func(n uint64) { mb.RecentTime = int64(n) }),
+		num("LAST_APPENDDATE", max64>>1, false, func(n uint64) { mb.LastAppendDate = int64(n) }),
+		num("POP3_LAST_LOGIN", max64>>1, false, func(n uint64) { mb.POP3LastLogin = int64(n) }),
+		num("POP3_SHOW_AFTER", max64>>1, false, func(n uint64) { mb.POP3ShowAfter = int64(n) }),
+		num("XCONVMODSEQ", max64, false, func(n uint64) { mb.XConvModseq = n }),
+		num("RACLMODSEQ", max64, false, func(n uint64) { mb.RaclModseq = n }),
+		num("UIDVALIDITY", max64, false, func(n uint64) { mb.UIDValidity = uint32(n) }),
+		str("PARTITION", &mb.Partition, false),
+		str("ACL", &mb.ACL, false),
+		str("OPTIONS", &mb.Options, false),
+		str("QUOTAROOT", &mb.QuotaRoot, false),
+		num("CREATEDMODSEQ", max64, false, func(n uint64) { mb.CreatedModseq = n }),
+		num("FOLDERMODSEQ", max64, false, func(n uint64) { mb.FolderModseq = n }),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if a := v.Get("ANNOTATIONS"); a != nil {
+		as, err := DecodeAnnotations(a)
+		if err != nil {
+			return nil, err
+		}
+		mb.Annotations = as
+	}
+	return mb, nil
+}
+
+// DecodeSeen converts the value of an APPLY SEEN line.
+func DecodeSeen(v *dlist.Value) (*Seen, error) {
+	s := &Seen{}
+	for _, k := range []string{"USERID", "UNIQUEID", "LASTREAD", "LASTUID", "LASTCHANGE", "SEENUIDS"} {
+		if v.Get(k) == nil {
+			return nil, invalid(v.Offset, k, "missing from SEEN")
+		}
+	}
+	s.UserID = v.Get("USERID").String()
+	s.UniqueID = v.Get("UNIQUEID").String()
+	s.SeenUIDs = v.Get("SEENUIDS").String()
+	lr, err1 := v.Get("LASTREAD").Date()
+	lu, err2 := v.Get("LASTUID").Num32()
+	lc, err3 := v.Get("LASTCHANGE").Date()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, invalid(v.Offset, "SEEN", "%v", err)
+	}
+	s.LastRead, s.LastUID, s.LastChange = lr, lu, lc
+	return s, nil
+}
+
+// DecodeSub converts the value of an APPLY SUB line.
+func DecodeSub(v *dlist.Value) (*Sub, error) {
+	if v.Get("USERID") == nil || v.Get("MBOXNAME") == nil {
+		return nil, invalid(v.Offset, "SUB", "USERID and MBOXNAME are required")
+	}
+	return &Sub{UserID: v.Get("USERID").String(), MboxName: v.Get("MBOXNAME").String()}, nil
+}
+
+// DecodeQuota converts the value of an APPLY QUOTA line as Cyrus's
+// sync_decode_quota_limits does: every resource unlimited unless named;
+// LIMIT 4294967295 means an unlimited storage limit; named resources win.
+func DecodeQuota(v *dlist.Value) (*Quota, error) {
+	root := v.Get("ROOT")
+	if root == nil {
+		return nil, invalid(v.Offset, "ROOT", "missing from QUOTA")
+	}
+	q := &Quota{Root: root.String()}
+	for i := range q.Limits {
+		q.Limits[i] = Unlimited
+	}
+	if l := v.Get("LIMIT"); l != nil {
+		n, err := l.Num32()
+		if err != nil {
+			return nil, invalid(l.Offset, "LIMIT", "%v", err)
+		}
+		if n != max32 {
+			q.Limits[QuotaStorage] = int64(n)
+		}
+	}
+	for i, name := range QuotaNames {
+		if c := v.Get(name); c != nil {
+			n, err := c.Num32()
+			if err != nil {
+				return nil, invalid(c.Offset, name, "%v", err)
+			}
+			q.Limits[i] = int64(n)
+		}
+	}
+	if m := v.Get("MODSEQ"); m != nil {
+		n, err := m.Num64()
+		if err != nil {
+			return nil, invalid(m.Offset, "MODSEQ", "%v", err)
+		}
+		q.Modseq = n
+	}
+	return q, nil
+}
