@@ -1,0 +1,172 @@
+package dumpfile
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/zeebo/blake3"
+)
+
+// FormatVersion is the version of the dump format this package writes. A
+// reader refuses a dump of a newer version.
+const FormatVersion = 1
+
+// Verb is the dlist verb of the header and trailer lines.
+const Verb = "MBTOOL"
+
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// Errors a Reader returns; they are wrapped with the details.
+var (
+	ErrNotDump   = errors.New("not an mbtool dump")
+	ErrVersion   = errors.New("unsupported dump format version")
+	ErrDigest    = errors.New("BLAKE3 digest mismatch")
+	ErrNoTrailer = errors.New("dump has no trailer")
+	ErrTrailing  = errors.New("data after the trailer")
+	ErrFormat    = errors.New("malformed dump")
+)
+
+// Header is the first line of a dump.
+type Header struct {
+	Format  int       // FormatVersion of the writer
+	Created time.Time // when the dump was started
+	Host    string    // the source host
+	Version string    // the mbtool version that wrote it
+}
+
+// Counts are what a trailer counts.
+type Counts struct {
+	Mailboxes int64 // APPLY MAILBOX lines
+	Messages  int64 // file literals
+	Bytes     int64 // bytes of all file literals
+}
+
+// Trailer is the last line of a dump.
+type Trailer struct {
+	Counts
+	BLAKE3 [32]byte
+	Offset int64 // where the trailer line starts in the uncompressed stream
+	End    int64 // the offset just after the trailer's line end
+	// Sum is the digest the reader computed over the bytes before Offset;
+	// Next fails with ErrDigest when it is not BLAKE3.
+	Sum [32]byte
+}
+
+// Writer writes a dump: NewWriter writes the header, the caller writes
+// commands through DL, and Close writes the trailer.
+type Writer struct {
+	dl     *dlist.Writer
+	h      *blake3.Hasher
+	out    io.Writer     // where the trailer goes: the zstd encoder or dst
+	zw     *zstd.Encoder // nil when not compressing
+	bw     *bufio.Writer // buffers dst under the dlist writer
+	closed bool
+}
+
+// Options configure a Writer.
+type Options struct {
+	Compress bool // zstd
+	// ZstdLevel is the zstd level when compressing; 0 is the fastest.
+	ZstdLevel zstd.EncoderLevel
+}
+
+// NewWriter writes the header line to dst and returns a Writer for the rest.
+func NewWriter(dst io.Writer, hdr Header, opts Options) (*Writer, error) {
+	w := &Writer{h: blake3.New()}
+	out := dst
+	if opts.Compress {
+		lvl := opts.ZstdLevel
+		if lvl == 0 {
+			lvl = zstd.SpeedFastest
+		}
+		zw, err := zstd.NewWriter(dst, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(2),
+			zstd.WithWindowSize(4<<20), zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		w.zw, out = zw, zw
+	}
+	w.out = out
+	// BLAKE3's Write never fails, so the MultiWriter fails only with out.
+	w.dl = dlist.NewWriter(io.MultiWriter(out, w.h))
+	if hdr.Format == 0 {
+		hdr.Format = FormatVersion
+	}
+	w.dl.BeginLine(Verb, "HEADER")
+	w.dl.BeginKVList()
+	w.dl.Key("FORMAT")
+	w.dl.Num(uint64(hdr.Format))
+	w.dl.Key("CREATED")
+	w.dl.Num(uint64(hdr.Created.Unix()))
+	w.dl.Key("HOST")
+	w.dl.Atom(hdr.Host)
+	w.dl.Key("MBTOOL")
+	w.dl.Atom(hdr.Version)
+	w.dl.EndList()
+	if err := w.dl.EndLine(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// DL returns the dlist writer for the commands between header and trailer.
+func (w *Writer) DL() *dlist.Writer { return w.dl }
+
+// Close writes the trailer with the given counts and the digest of all that
+// was written, and flushes (and ends the zstd frame). It does not close the
+// underlying writer.
+func (w *Writer) Close(c Counts) error {
+	if w.closed {
+		return errors.New("dumpfile: writer already closed")
+	}
+	w.closed = true
+	if err := w.dl.Flush(); err != nil {
+		return err
+	}
+	var sum [32]byte
+	w.h.Sum(sum[:0])
+	tw := dlist.NewWriter(w.out)
+	writeTrailer(tw, c, sum)
+	if err := tw.EndLine(); err != nil {
+		return err
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if w.zw != nil {
+		return w.zw.Close()
+	}
+	return nil
+}
+
+func writeTrailer(w *dlist.Writer, c Counts, sum [32]byte) {
+	w.BeginLine(Verb, "TRAILER")
+	w.BeginKVList()
+	w.Key("MAILBOXES")
+	w.Num(uint64(c.Mailboxes))
+	w.Key("MESSAGES")
+	w.Num(uint64(c.Messages))
+	w.Key("BYTES")
+	w.Num(uint64(c.Bytes))
+	w.Key("BLAKE3")
+	w.Atom(hex.EncodeToString(sum[:]))
+	w.EndList()
+}
+
+// Sniff reports whether the first bytes of a stream are zstd's magic. It
+// returns a reader that still yields those bytes.
+func Sniff(r io.Reader) (io.Reader, bool, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	b, err := br.Peek(4)
+	if err != nil && err != io.EOF {
+		return br, false, err
+	}
+	return br, bytes.Equal(b, zstdMagic), nil
+}

@@ -1,0 +1,310 @@
+package dumpfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/guid"
+	"github.com/zeebo/blake3"
+)
+
+// sample writes a dump with n file literals of the given sizes in one
+// APPLY MESSAGE line, then an APPLY SUB line, and returns it with the
+// offsets where each command line starts.
+func sample(t testing.TB, compress bool, sizes ...int) ([]byte, []int64) {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Header{Created: time.Unix(1795877546, 0), Host: "mail1.example.org", Version: "v1.0.0"},
+		Options{Compress: compress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, uint64(len(sizes))))
+	var offsets []int64
+	dl := w.DL()
+	var total int64
+	if len(sizes) > 0 {
+		offsets = append(offsets, dl.Written())
+		dl.BeginLine("APPLY", "MESSAGE")
+		dl.BeginList()
+		for _, n := range sizes {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = byte(rnd.Uint32())
+			}
+			g, _, _ := guid.Of(bytes.NewReader(b))
+			if err := dl.File("default", g, int64(n), bytes.NewReader(b)); err != nil {
+				t.Fatal(err)
+			}
+			total += int64(n)
+		}
+		dl.EndList()
+		if err := dl.EndLine(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offsets = append(offsets, dl.Written())
+	dl.BeginLine("APPLY", "SUB")
+	dl.BeginKVList()
+	dl.Key("USERID")
+	dl.Atom("alice")
+	dl.Key("MBOXNAME")
+	dl.Atom("user.alice.Sent")
+	dl.EndList()
+	if err := dl.EndLine(); err != nil {
+		t.Fatal(err)
+	}
+	offsets = append(offsets, dl.Written())
+	if err := w.Close(Counts{Mailboxes: 0, Messages: int64(len(sizes)), Bytes: total}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), offsets
+}
+
+// readAll reads every command of a dump, reading file literal bodies
+// fully when readBodies is set, and returns the commands as "VERB NAME@offset".
+func readAll(r io.Reader, readBodies bool) ([]string, *Reader, error) {
+	d, err := NewReader(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer d.Close()
+	var cmds []string
+	for {
+		verb, name, off, err := d.Next()
+		if err == io.EOF {
+			return cmds, d, nil
+		}
+		if err != nil {
+			return cmds, d, err
+		}
+		cmds = append(cmds, fmt.Sprintf("%s %s@%d", verb, name, off))
+		if readBodies && name == "MESSAGE" {
+			for {
+				t, err := d.DL().Next()
+				if err != nil {
+					return cmds, d, err
+				}
+				if t.Kind == dlist.File {
+					if _, err := io.Copy(io.Discard, guid.NewReader(d.DL().Body(), t.File.GUID, t.File.Size)); err != nil {
+						return cmds, d, err
+					}
+				}
+				if t.Kind == dlist.End {
+					break
+				}
+			}
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	tests := []struct {
+		name     string
+		compress bool
+		sizes    []int
+	}{
+		{"empty", false, nil},
+		{"small", false, []int{0, 1, 100, 5000}},
+		{"large literal", false, []int{3 << 20, 10, 700 << 10}},
+		{"zstd", true, []int{1000, 2 << 20}},
+	}
+	readers := []struct {
+		name string
+		wrap func(io.Reader) io.Reader
+	}{
+		{"plain", func(r io.Reader) io.Reader { return r }},
+		{"onebyte", iotest.OneByteReader},
+		{"half", iotest.HalfReader},
+		{"dataerr", iotest.DataErrReader},
+	}
+	for _, tt := range tests {
+		b, offs := sample(t, tt.compress, tt.sizes...)
+		if tt.compress != bytes.HasPrefix(b, zstdMagic) {
+			t.Fatalf("%s: compressed %v but magic %x", tt.name, tt.compress, b[:4])
+		}
+		for _, rd := range readers {
+			if rd.name == "onebyte" && len(b) > 1<<20 {
+				continue // slow and adds nothing over half
+			}
+			for _, bodies := range []bool{false, true} {
+				cmds, d, err := readAll(rd.wrap(bytes.NewReader(b)), bodies)
+				if err != nil {
+					t.Fatalf("%s/%s: %v", tt.name, rd.name, err)
+				}
+				want := []string{fmt.Sprintf("APPLY SUB@%d", offs[len(offs)-2])}
+				if len(tt.sizes) > 0 {
+					want = append([]string{fmt.Sprintf("APPLY MESSAGE@%d", offs[0])}, want...)
+				}
+				if fmt.Sprint(cmds) != fmt.Sprint(want) {
+					t.Errorf("%s/%s: commands %v, want %v", tt.name, rd.name, cmds, want)
+				}
+				tr := d.Trailer()
+				if tr == nil {
+					t.Fatalf("%s/%s: no trailer", tt.name, rd.name)
+				}
+				var total int64
+				for _, n := range tt.sizes {
+					total += int64(n)
+				}
+				if tr.Messages != int64(len(tt.sizes)) || tr.Bytes != total || tr.Offset != offs[len(offs)-1] {
+					t.Errorf("%s/%s: trailer %+v, want %d messages, %d bytes at %d", tt.name, rd.name, tr.Counts, len(tt.sizes), total, offs[len(offs)-1])
+				}
+				if tr.Sum != tr.BLAKE3 {
+					t.Errorf("%s/%s: sum %x != trailer %x", tt.name, rd.name, tr.Sum, tr.BLAKE3)
+				}
+				if hdr := d.Header(); hdr.Host != "mail1.example.org" || hdr.Version != "v1.0.0" || hdr.Format != 1 || hdr.Created.Unix() != 1795877546 {
+					t.Errorf("%s/%s: header %+v", tt.name, rd.name, hdr)
+				}
+			}
+		}
+	}
+}
+
+// TestDigestIsOverPlainText checks the digest against an independent
+// BLAKE3 of the bytes before the trailer line.
+func TestDigestIsOverPlainText(t *testing.T) {
+	b, offs := sample(t, false, 10, 20)
+	tr := offs[len(offs)-1]
+	want := blake3.Sum256(b[:tr])
+	line := string(b[tr:])
+	if !strings.HasSuffix(line, fmt.Sprintf("BLAKE3 %x)\r\n", want)) {
+		t.Fatalf("trailer %q does not carry %x", line, want)
+	}
+}
+
+func TestDamage(t *testing.T) {
+	b, offs := sample(t, false, 100, 300<<10, 5)
+	trailer := offs[len(offs)-1]
+	flip := func(off int) []byte {
+		c := bytes.Clone(b)
+		c[off] ^= 0x01
+		return c
+	}
+	tests := []struct {
+		name    string
+		input   []byte
+		want    []error // all must match
+		trailer bool    // Trailer() is set
+	}{
+		{"flip in body", flip(int(offs[0]) + 2000), []error{ErrDigest}, true},
+		{"flip in header value", flip(30), []error{ErrDigest}, true},
+		{"flip in digest", func() []byte { c := bytes.Clone(b); c[len(c)-5] = 'x'; return c }(), []error{ErrFormat}, false},
+		{"other digest", func() []byte {
+			c := bytes.Clone(b)
+			i := bytes.LastIndex(c, []byte("BLAKE3 ")) + 7
+			if c[i] == '0' {
+				c[i] = '1'
+			} else {
+				c[i] = '0'
+			}
+			return c
+		}(), []error{ErrDigest}, true},
+		{"trailing byte", append(bytes.Clone(b), 'x'), []error{ErrTrailing}, true},
+		{"trailing line", append(bytes.Clone(b), "APPLY SUB %(USERID a MBOXNAME b)\r\n"...), []error{ErrTrailing}, true},
+		{"trailing and digest", append(flip(int(offs[0])+50), '\n'), []error{ErrTrailing, ErrDigest}, true},
+		{"truncated at line end", b[:trailer], []error{ErrNoTrailer}, false},
+		{"truncated in trailer", b[:len(b)-3], []error{dlist.ErrTruncated}, false},
+		{"truncated in body", b[:offs[0]+1000], []error{dlist.ErrTruncated}, false},
+		{"trailer count not a number", bytes.Replace(b, []byte("MESSAGES 3"), []byte("MESSAGES x"), 1), []error{ErrFormat}, false},
+	}
+	for _, tt := range tests {
+		_, d, err := readAll(bytes.NewReader(tt.input), false)
+		for _, w := range tt.want {
+			if !errors.Is(err, w) {
+				t.Errorf("%s: error %v, want %v", tt.name, err, w)
+			}
+		}
+		if d != nil && (d.Trailer() != nil) != tt.trailer {
+			t.Errorf("%s: trailer %+v, want set=%v", tt.name, d.Trailer(), tt.trailer)
+		}
+	}
+}
+
+func TestNotDump(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  error
+	}{
+		{"empty", "", ErrNotDump},
+		{"text", "hello world\n", ErrNotDump},
+		{"binary", "\x00\x01\x02\x03garbage", ErrNotDump},
+		{"other dlist", "APPLY SUB %(USERID a MBOXNAME b)\r\n", ErrNotDump},
+		{"header not kvlist", "MBTOOL HEADER (1 2)\r\n", ErrNotDump},
+		{"no format", "MBTOOL HEADER %(CREATED 1)\r\n", ErrNotDump},
+		{"format 0", "MBTOOL HEADER %(FORMAT 0)\r\n", ErrVersion},
+		{"format 2", "MBTOOL HEADER %(FORMAT 2 CREATED 1 HOST h MBTOOL v9)\r\n", ErrVersion},
+		{"bad zstd", "\x28\xb5\x2f\xfdnot really zstd", ErrNotDump},
+	}
+	for _, tt := range tests {
+		_, err := NewReader(strings.NewReader(tt.input))
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: error %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestReadError(t *testing.T) {
+	b, _ := sample(t, false, 100<<10)
+	boom := errors.New("boom")
+	r := io.MultiReader(bytes.NewReader(b[:50<<10]), iotest.ErrReader(boom))
+	_, _, err := readAll(r, true)
+	if !errors.Is(err, boom) {
+		t.Fatalf("error %v, want %v", err, boom)
+	}
+}
+
+func TestWriterClosedTwice(t *testing.T) {
+	w, err := NewWriter(io.Discard, Header{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(Counts{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(Counts{}); err == nil {
+		t.Fatal("second Close succeeded")
+	}
+}
+
+// TestTailHasher feeds reads of every size around the hold window through
+// the tail hasher and checks the digest of every prefix it can still give.
+func TestTailHasher(t *testing.T) {
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, chunk := range []int{1, 1000, 64 << 10, 256 << 10, 256<<10 + 1, 1 << 20, 3 << 20} {
+		th := newTailHasher(bytes.NewReader(data))
+		p := make([]byte, chunk)
+		var n int64
+		for {
+			k, err := th.Read(p)
+			n += int64(k)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, off := range []int64{n, n - 1, n - 64<<10} {
+			got, err := th.sumBefore(off)
+			if err != nil {
+				t.Fatalf("chunk %d, offset %d: %v", chunk, off, err)
+			}
+			if want := blake3.Sum256(data[:off]); got != want {
+				t.Errorf("chunk %d, offset %d: digest %x, want %x", chunk, off, got, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,295 @@
+package dumpfile
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/zeebo/blake3"
+)
+
+// Reader reads a dump: the header on NewReader, then one command at a time.
+// The caller reads each command's value through DL; Next skips whatever of
+// the current line the caller left unread. When Next reaches the trailer it
+// checks the digest and that nothing follows, and returns io.EOF.
+type Reader struct {
+	dl      *dlist.Reader
+	th      *tailHasher
+	zr      *zstd.Decoder
+	hdr     Header
+	trailer *Trailer
+	inLine  bool // the current line's EOL has not been read yet
+	err     error
+}
+
+// NewReader reads the header of the dump in r (plain or zstd) and returns a
+// Reader positioned at the first command.
+func NewReader(r io.Reader) (*Reader, error) {
+	src, compressed, err := Sniff(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading dump: %w", err)
+	}
+	d := &Reader{}
+	if compressed {
+		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(64<<20))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		d.zr, src = zr, zr
+	}
+	d.th = newTailHasher(src)
+	d.dl = dlist.NewReader(d.th)
+	line, err := d.dl.ReadLine()
+	if err == io.EOF {
+		return nil, fmt.Errorf("%w: empty input", ErrNotDump)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotDump, err)
+	}
+	if line.Verb != Verb || line.Value == nil || line.Value.Key != "HEADER" || line.Value.Kind != dlist.KVList {
+		return nil, fmt.Errorf("%w: first line is not an MBTOOL HEADER", ErrNotDump)
+	}
+	v := line.Value
+	f, err := v.Get("FORMAT").Num32()
+	if err != nil {
+		return nil, fmt.Errorf("%w: header FORMAT: %w", ErrNotDump, err)
+	}
+	if f == 0 || f > FormatVersion {
+		return nil, fmt.Errorf("%w: dump is format %d, this mbtool reads formats 1 to %d", ErrVersion, f, FormatVersion)
+	}
+	d.hdr.Format = int(f)
+	if c, err := v.Get("CREATED").Date(); err == nil {
+		d.hdr.Created = time.Unix(c, 0).UTC()
+	}
+	d.hdr.Host = v.Get("HOST").String()
+	d.hdr.Version = v.Get("MBTOOL").String()
+	return d, nil
+}
+
+// Header returns the dump's header.
+func (d *Reader) Header() Header { return d.hdr }
+
+// DL returns the dlist reader, positioned inside the current command.
+func (d *Reader) DL() *dlist.Reader { return d.dl }
+
+// Trailer returns the trailer once Next has read it, also when Next then
+// failed because of the digest or data after it; else nil.
+func (d *Reader) Trailer() *Trailer { return d.trailer }
+
+// Offset returns how many bytes of the uncompressed stream have been parsed.
+func (d *Reader) Offset() int64 { return d.dl.Offset() }
+
+// Next moves to the next command and returns its verb (APPLY) and name
+// (MESSAGE, MAILBOX, ...) and the offset where the line starts. Whatever the
+// caller left unread of the previous line is skipped, through its end; a
+// caller that reads a line's EOL token through DL itself must say so by
+// calling EndLine instead.
+//
+// At the trailer Next verifies the digest and that the stream ends there,
+// then returns io.EOF. Otherwise it returns the problems found, joined:
+// errors wrapping ErrFormat (a malformed trailer), ErrDigest, ErrTrailing.
+// A stream that ends without a trailer gives ErrNoTrailer. Errors are
+// sticky.
+func (d *Reader) Next() (verb, name string, offset int64, err error) {
+	if d.err != nil {
+		return "", "", 0, d.err
+	}
+	verb, name, offset, err = d.next()
+	if err != nil {
+		d.err = err
+	}
+	return verb, name, offset, err
+}
+
+func (d *Reader) next() (string, string, int64, error) {
+	if d.inLine {
+		if err := d.SkipLine(); err != nil {
+			return "", "", 0, err
+		}
+	}
+	t, err := d.dl.Next()
+	if err == io.EOF {
+		return "", "", d.dl.Offset(), fmt.Errorf("%w (truncated at offset %d?)", ErrNoTrailer, d.dl.Offset())
+	}
+	if err != nil {
+		return "", "", 0, err
+	}
+	offset := t.Offset
+	if t.Kind != dlist.Atom {
+		return "", "", offset, fmt.Errorf("%w: offset %d: expected a command verb, found %v", ErrFormat, offset, t.Kind)
+	}
+	verb := string(t.Bytes)
+	t, err = d.dl.Next()
+	if err != nil {
+		return "", "", offset, err
+	}
+	if t.Kind != dlist.Atom {
+		return "", "", offset, fmt.Errorf("%w: offset %d: %s: expected a command name, found %v", ErrFormat, t.Offset, verb, t.Kind)
+	}
+	name := string(t.Bytes)
+	d.inLine = true
+	if verb == Verb && name == "TRAILER" {
+		return "", "", offset, d.readTrailer(offset)
+	}
+	return verb, name, offset, nil
+}
+
+// SkipLine discards the rest of the current line, file literal bodies
+// included, through its end.
+func (d *Reader) SkipLine() error {
+	for {
+		t, err := d.dl.Next()
+		if err != nil {
+			if err == io.EOF {
+				return fmt.Errorf("%w: %w", ErrNoTrailer, io.ErrUnexpectedEOF)
+			}
+			return err
+		}
+		if t.Kind == dlist.EOL {
+			d.inLine = false
+			return nil
+		}
+	}
+}
+
+// EndLine reads the end of the current line and fails if anything but the
+// line end is there.
+func (d *Reader) EndLine() error {
+	t, err := d.dl.Next()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if t.Kind != dlist.EOL {
+		return fmt.Errorf("%w: offset %d: expected the end of the line, found %v", ErrFormat, t.Offset, t.Kind)
+	}
+	d.inLine = false
+	return nil
+}
+
+// readTrailer reads the trailer line, whose verb and name have been read,
+// and checks the digest and that nothing follows. It returns io.EOF when
+// all is well, else the errors found, joined: ErrFormat for a malformed
+// trailer, ErrDigest, ErrTrailing.
+func (d *Reader) readTrailer(offset int64) error {
+	// Everything before the trailer line is exactly what the digest covers.
+	sum, err := d.th.sumBefore(offset)
+	if err != nil {
+		return err
+	}
+	v, err := d.dl.ReadValue()
+	if err != nil {
+		return fmt.Errorf("trailer at offset %d: %w", offset, err)
+	}
+	if err := d.EndLine(); err != nil {
+		return fmt.Errorf("trailer at offset %d: %w", offset, err)
+	}
+	tr := &Trailer{Offset: offset, End: d.dl.Offset(), Sum: sum}
+	var bad []error
+	num := func(k string) int64 {
+		n, err := v.Get(k).Num64()
+		if err == nil && n > 1<<63-1 {
+			err = dlist.ErrRange
+		}
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s: %w", k, err))
+		}
+		return int64(n)
+	}
+	tr.Mailboxes, tr.Messages, tr.Bytes = num("MAILBOXES"), num("MESSAGES"), num("BYTES")
+	b, herr := hex.DecodeString(v.Get("BLAKE3").String())
+	if herr != nil || len(b) != len(tr.BLAKE3) {
+		bad = append(bad, errors.New("BLAKE3: not 64 hex digits"))
+	} else {
+		copy(tr.BLAKE3[:], b)
+	}
+	var errs []error
+	if len(bad) > 0 {
+		errs = append(errs, fmt.Errorf("%w: trailer at offset %d: %w", ErrFormat, offset, errors.Join(bad...)))
+	} else {
+		d.trailer = tr
+		if tr.BLAKE3 != sum {
+			errs = append(errs, fmt.Errorf("%w: trailer at offset %d says %x, the %d bytes before it hash to %x",
+				ErrDigest, offset, tr.BLAKE3, offset, sum))
+		}
+	}
+	// Trailing data is checked whatever else was wrong, so that a caller
+	// learns about all of it.
+	if _, err := d.dl.Next(); err != io.EOF {
+		errs = append(errs, fmt.Errorf("%w: offset %d", ErrTrailing, tr.End))
+	}
+	if len(errs) == 0 {
+		return io.EOF
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases the decoder. It does not close the underlying reader.
+func (d *Reader) Close() error {
+	if d.zr != nil {
+		d.zr.Close()
+	}
+	return nil
+}
+
+// tailHasher feeds everything read through it to BLAKE3, except the last
+// `hold` bytes, which it keeps back until it knows whether they precede the
+// trailer. The dlist reader above reads ahead by at most its buffer, so the
+// trailer's start is always within the held-back bytes when it is found.
+type tailHasher struct {
+	r       io.Reader
+	h       *blake3.Hasher
+	pending []byte // bytes read but not hashed; pending[0] is at offset hashed
+	hashed  int64
+	hold    int
+}
+
+func newTailHasher(r io.Reader) *tailHasher {
+	const hold = 256 << 10 // four times the dlist reader's read-ahead
+	return &tailHasher{r: r, h: blake3.New(), hold: hold, pending: make([]byte, 0, 2*hold)}
+}
+
+func (t *tailHasher) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n < 0 || n > len(p) {
+		return 0, io.ErrNoProgress
+	}
+	b := p[:n]
+	if len(t.pending)+len(b) > cap(t.pending) {
+		// Hash all but the last hold bytes; moving the held bytes down
+		// happens once per hold bytes read.
+		k := len(t.pending) + len(b) - t.hold
+		if k <= len(t.pending) {
+			t.h.Write(t.pending[:k])
+			t.pending = t.pending[:copy(t.pending, t.pending[k:])]
+		} else {
+			t.h.Write(t.pending)
+			t.h.Write(b[:k-len(t.pending)])
+			b = b[k-len(t.pending):]
+			t.pending = t.pending[:0]
+		}
+		t.hashed += int64(k)
+	}
+	t.pending = append(t.pending, b...)
+	return n, err
+}
+
+// sumBefore returns the digest of the first off bytes of the stream.
+func (t *tailHasher) sumBefore(off int64) ([32]byte, error) {
+	var sum [32]byte
+	k := off - t.hashed
+	if k < 0 || k > int64(len(t.pending)) {
+		return sum, fmt.Errorf("internal error: trailer offset %d outside the held-back window", off)
+	}
+	h := t.h.Clone()
+	h.Write(t.pending[:k])
+	h.Sum(sum[:0])
+	return sum, nil
+}
