@@ -1,0 +1,135 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mbtool/mbtool/dump"
+	"github.com/mbtool/mbtool/partition"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { subcommands = append(subcommands, newDumpCommand) }
+
+type dumpOptions struct {
+	config    string
+	output    string
+	users     []string
+	mailboxes []string
+	all       bool
+	compress  string
+	quiet     bool
+}
+
+func newDumpCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "dump",
+		Usage:     "serialise whole mailboxes from a Cyrus partition into a dump file",
+		ArgsUsage: "[MAILBOX...]",
+		Description: "Writes the selected users' mailboxes (every mailbox they own, their seen db,\n" +
+			"subscriptions and quota roots) and/or single mailboxes, by Cyrus internal name\n" +
+			"(user.alice.Sent, example.com!user.alice), as Cyrus replication commands with\n" +
+			"every message file embedded once and re-hashed as it is read. Cyrus may keep\n" +
+			"running: each mailbox is read as one committed state.\n\n" +
+			"A name ending in .zst, or --compress zstd, writes zstd. The file is written\n" +
+			"under a temporary name and renamed when complete. Messages that are missing\n" +
+			"or damaged on disk are reported and skipped; the run then exits 3.\n\n" +
+			"EXAMPLES:\n" +
+			"   mbtool dump -C /etc/imapd.conf --user alice -o /backup/alice.dlist.zst\n" +
+			"   mbtool dump --user alice -o - | ssh newhost mbtool restore -",
+		Flags: []cli.Flag{
+			configFlag(),
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "write the dump to `FILE` (- for standard output, never a terminal)"},
+			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "dump every mailbox of `USER` (repeatable)"},
+			&cli.BoolFlag{Name: "all", Usage: "dump every user"},
+			&cli.StringFlag{Name: "compress", Usage: "compression: zstd or none (default: zstd when FILE ends in .zst)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no summary"},
+		},
+		Action: func(c *cli.Context) error {
+			args, err := positional(c)
+			if err != nil {
+				return err
+			}
+			opts := dumpOptions{
+				config:    configPath(c),
+				output:    c.String("output"),
+				users:     c.StringSlice("user"),
+				mailboxes: args,
+				all:       c.Bool("all"),
+				compress:  c.String("compress"),
+				quiet:     c.Bool("quiet"),
+			}
+			return runDump(c.Context, e, opts)
+		},
+	}
+}
+
+func runDump(ctx context.Context, e *env, o dumpOptions) error {
+	if !o.all && len(o.users) == 0 && len(o.mailboxes) == 0 {
+		return &hintError{err: &usageError{msg: "nothing to dump"},
+			hint: "name users with --user, mailboxes as arguments, or dump every user with --all"}
+	}
+	compress := strings.HasSuffix(o.output, ".zst")
+	switch o.compress {
+	case "":
+	case "zstd":
+		compress = true
+	case "none":
+		compress = false
+	default:
+		return usagef("--compress %q: use zstd or none", o.compress)
+	}
+	cfg, err := partition.LoadConfig(o.config)
+	if err != nil {
+		return err
+	}
+	spool, err := partition.Open(cfg)
+	if err != nil {
+		return err
+	}
+	out, err := createOutput(o.output, e.stdout)
+	if err != nil {
+		return err
+	}
+	defer out.abort()
+
+	bar := newProgress(e.stderr, o.quiet, "dump")
+	start := time.Now()
+	sum, err := dump.Run(ctx, spool, out.w, dump.Options{
+		Users:     o.users,
+		Mailboxes: o.mailboxes,
+		All:       o.all,
+		Compress:  compress,
+		Version:   version(),
+		Plan:      func(p dump.Progress) { bar.plan(p.Mailboxes, p.Messages, p.Bytes) },
+		Progress:  func(p dump.Progress) { bar.set(p.Mailboxes, p.Messages, p.Bytes) },
+	})
+	bar.finish()
+	if err != nil {
+		if errors.Is(err, dump.ErrNoSelection) {
+			return usagef("%v", err)
+		}
+		return err
+	}
+	if err := out.commit(); err != nil {
+		return err
+	}
+	for _, p := range sum.Problems {
+		fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
+	}
+	dest := o.output
+	if dest == "-" {
+		dest = "standard output"
+	}
+	if !o.quiet {
+		fmt.Fprintf(e.stderr, "mbtool: dumped %d mailboxes, %d messages (%s) of %d records to %s in %s\n",
+			sum.Mailboxes, sum.Messages, humanBytes(sum.Bytes), sum.Records, dest, time.Since(start).Round(time.Millisecond))
+	}
+	if n := len(sum.Problems); n > 0 {
+		return &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) could not be dumped; see the warnings above", n)}
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+package commands
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// output is where a dump goes: stdout, or a file written under a temporary
+// name in the same directory and renamed into place only by commit, so that
+// a failed or interrupted run never leaves a file that looks like a good
+// dump.
+type output struct {
+	w    io.Writer
+	f    *os.File
+	path string // final name; "" for stdout
+}
+
+func createOutput(path string, stdout io.Writer) (*output, error) {
+	if path == "-" || path == "" {
+		if isTerminal(stdout) {
+			return nil, &hintError{err: errors.New("refusing to write a dump to a terminal"),
+				hint: "use -o FILE, or redirect standard output"}
+		}
+		return &output{w: stdout}, nil
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating output: %w", err)
+	}
+	return &output{w: f, f: f, path: path}, nil
+}
+
+// commit makes the file durable and gives it its final name.
+func (o *output) commit() error {
+	if o.f == nil {
+		return nil
+	}
+	if err := o.f.Sync(); err != nil {
+		o.abort()
+		return fmt.Errorf("writing %s: %w", o.path, err)
+	}
+	if err := o.f.Close(); err != nil {
+		o.abort()
+		return fmt.Errorf("writing %s: %w", o.path, err)
+	}
+	if err := os.Rename(o.f.Name(), o.path); err != nil {
+		os.Remove(o.f.Name())
+		return fmt.Errorf("renaming output: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(o.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	o.f = nil
+	return nil
+}
+
+// abort removes the temporary file; it is safe after commit.
+func (o *output) abort() {
+	if o.f != nil {
+		o.f.Close()
+		os.Remove(o.f.Name())
+		o.f = nil
+	}
+}

@@ -1,0 +1,86 @@
+package commands
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress draws a byte progress bar with mailbox and message counts on
+// stderr, only when stderr is a terminal and not --quiet.
+type progress struct {
+	bar                *progressbar.ProgressBar
+	mailboxes, msgs    int64
+	totalMbx, totalMsg int64
+	verb               string
+}
+
+func newProgress(stderr io.Writer, quiet bool, verb string) *progress {
+	if quiet || !isTerminal(stderr) {
+		return &progress{}
+	}
+	return &progress{verb: verb, bar: progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetVisibility(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetDescription(verb),
+	)}
+}
+
+// plan sets the totals, when they are known.
+func (p *progress) plan(mailboxes, messages, bytes int64) {
+	if p.bar == nil {
+		return
+	}
+	p.totalMbx, p.totalMsg = mailboxes, messages
+	if bytes > 0 {
+		p.bar.ChangeMax64(bytes)
+	}
+}
+
+// set reports what has been done so far.
+func (p *progress) set(mailboxes, messages, bytes int64) {
+	if p.bar == nil {
+		return
+	}
+	if mailboxes != p.mailboxes || messages != p.msgs {
+		p.mailboxes, p.msgs = mailboxes, messages
+		p.bar.Describe(fmt.Sprintf("%s: %d/%d mailboxes, %d/%d messages", p.verb, mailboxes, p.totalMbx, messages, p.totalMsg))
+	}
+	p.bar.Set64(bytes)
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+		p.bar.Exit()
+	}
+}
+
+// humanBytes formats n in IEC units, for summaries.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,36 @@
+package commands
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mbtool/mbtool/fixtures"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets the CLI scripts in testdata/script run "mbtool" as a real
+// process (testscript re-executes this test binary), so exit codes,
+// signals and stdout/stderr are those a user sees.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"mbtool": func() { os.Exit(Main(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the CLI scripts. Each gets the bundled sample spool
+// unpacked in $WORK/sample, with $CONF naming its imapd.conf.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			conf, err := fixtures.Unpack(filepath.Join(env.WorkDir, "sample"))
+			if err != nil {
+				return err
+			}
+			env.Setenv("CONF", conf)
+			return nil
+		},
+	})
+}

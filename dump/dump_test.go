@@ -1,0 +1,205 @@
+package dump
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/fixtures"
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/partition"
+)
+
+func openSpool(t *testing.T, conf string) *partition.Spool {
+	t.Helper()
+	cfg, err := partition.LoadConfig(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := partition.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func runDump(t *testing.T, s *partition.Spool, opts Options) ([]byte, *Summary) {
+	t.Helper()
+	var buf bytes.Buffer
+	if opts.Now.IsZero() {
+		opts.Now = time.Unix(1795880000, 0)
+	}
+	sum, err := Run(context.Background(), s, &buf, opts)
+	if err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+	return buf.Bytes(), sum
+}
+
+// The bundled real Cyrus spool dumps without a problem, every mailbox with
+// the SYNC_CRCs in its Cyrus-written index header, each file once.
+func TestDumpFixture(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	data, sum := runDump(t, s, Options{Users: []string{"alice", "bob"}, Mailboxes: []string{"shared.team"}})
+	if len(sum.Problems) > 0 {
+		t.Fatalf("problems: %v", sum.Problems)
+	}
+	st := checkDump(t, data)
+
+	entries, err := s.Mailboxes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, e := range entries {
+		if e.Name == "shared" {
+			continue // not selected
+		}
+		want++
+		mb, ok := st.mailboxes[e.Name]
+		if !ok {
+			t.Errorf("%s not in the dump", e.Name)
+			continue
+		}
+		m, err := s.OpenMailbox(context.Background(), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mb.SyncCRC != m.Index.SyncCRC || mb.SyncCRCAnnot != m.Index.SyncCRCAnnot ||
+			mb.UIDValidity != m.Index.UIDValidity || mb.LastUID != m.Index.LastUID || mb.UniqueID != e.UniqueID {
+			t.Errorf("%s: dumped %+v, index header %+v", e.Name, mb, m.Index)
+		}
+		n := 0
+		m.Records(func(partition.Record) error { n++; return nil })
+		if n != len(st.records[e.Name]) {
+			t.Errorf("%s: %d records in the index, %d dumped", e.Name, n, len(st.records[e.Name]))
+		}
+		m.Close()
+	}
+	if len(st.mailboxes) != want {
+		t.Errorf("%d mailboxes dumped, want %d", len(st.mailboxes), want)
+	}
+	shared := 0
+	for _, boxes := range st.guidBoxes {
+		if len(boxes) > 1 {
+			shared++
+		}
+	}
+	if shared == 0 || sum.Shared == 0 {
+		t.Errorf("no message file shared between mailboxes (fixture has COPY and duplicate APPENDs): %d, %d", shared, sum.Shared)
+	}
+	if st.seen == 0 || st.subs == 0 || st.quotas != 1 {
+		t.Errorf("seen %d, subs %d, quotas %d", st.seen, st.subs, st.quotas)
+	}
+	if sum.Mailboxes != int64(len(st.mailboxes)) || sum.Messages != int64(st.literals) {
+		t.Errorf("summary %+v", sum)
+	}
+}
+
+// A damaged or missing message file is reported by mailbox and UID, left
+// out, and the rest is dumped.
+func TestDumpDamagedFiles(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	e, err := s.Lookup("user.alice.Sent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.OpenMailbox(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []partition.Record
+	m.Records(func(r partition.Record) error { recs = append(recs, r); return nil })
+	m.Close()
+	if len(recs) < 3 {
+		t.Fatalf("fixture user.alice.Sent has %d records", len(recs))
+	}
+	rotted, gone := recs[0], recs[2]
+	p := m.MessagePath(rotted)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x20
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.MessagePath(gone)); err != nil {
+		t.Fatal(err)
+	}
+
+	data, sum := runDump(t, s, Options{Users: []string{"alice"}})
+	if len(sum.Problems) != 2 {
+		t.Fatalf("problems %v, want 2", sum.Problems)
+	}
+	for i, want := range []partition.Record{rotted, gone} {
+		p := sum.Problems[i]
+		if p.Mailbox != "user.alice.Sent" || p.UID != want.UID || p.GUID != want.GUID {
+			t.Errorf("problem %d = %v, want user.alice.Sent UID %d", i, p, want.UID)
+		}
+	}
+	if !errors.Is(sum.Problems[0].Err, guid.ErrMismatch) || !errors.Is(sum.Problems[1].Err, os.ErrNotExist) {
+		t.Errorf("problem causes: %v; %v", sum.Problems[0].Err, sum.Problems[1].Err)
+	}
+	// The dump is well formed; the two files are not in it.
+	d, err := dumpfile.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if bytes.Contains(data, []byte(rotted.GUID.String()+" ")) && bytes.Contains(data, []byte("%{default "+rotted.GUID.String())) {
+		t.Errorf("damaged file %s embedded", rotted.GUID)
+	}
+	if bytes.Contains(data, []byte("%{default "+gone.GUID.String())) {
+		t.Errorf("missing file %s embedded", gone.GUID)
+	}
+}
+
+func TestDumpNoSelection(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	if _, err := Run(context.Background(), s, &bytes.Buffer{}, Options{}); !errors.Is(err, ErrNoSelection) {
+		t.Fatalf("Run with no selection: %v", err)
+	}
+	if _, err := Run(context.Background(), s, &bytes.Buffer{}, Options{Users: []string{"nobody"}}); !errors.Is(err, partition.ErrNoMailbox) {
+		t.Fatalf("Run for a user without mailboxes: %v", err)
+	}
+}
+
+func TestDumpCompressed(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	plain, _ := runDump(t, s, Options{Users: []string{"alice"}})
+	z, _ := runDump(t, s, Options{Users: []string{"alice"}, Compress: true})
+	if !bytes.HasPrefix(z, []byte{0x28, 0xb5, 0x2f, 0xfd}) || len(z) >= len(plain) {
+		t.Fatalf("compressed dump: %d bytes, magic % x", len(z), z[:4])
+	}
+	a, b := checkDump(t, plain), checkDump(t, z)
+	if a.trailer.BLAKE3 != b.trailer.BLAKE3 {
+		t.Fatal("plain and zstd dumps of the same state differ")
+	}
+}
+
+// --all dumps every user and every mailbox no user owns.
+func TestDumpAll(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	data, sum := runDump(t, s, Options{All: true})
+	if len(sum.Problems) > 0 {
+		t.Fatal(sum.Problems)
+	}
+	st := checkDump(t, data)
+	entries, err := s.Mailboxes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, ok := st.mailboxes[e.Name]; !ok {
+			t.Errorf("--all left out %s", e.Name)
+		}
+	}
+	if len(st.mailboxes) != len(entries) || sum.Users != 2 {
+		t.Errorf("%d mailboxes of %d, %d users", len(st.mailboxes), len(entries), sum.Users)
+	}
+}
