@@ -1,0 +1,30 @@
+// Package seencleanup removes dead records from Cyrus IMAP 3.6 seen
+// databases: the "seen_cleanup" that Cyrus's own cyr_userseen -d performs.
+//
+// A user's seen database (seen.db, keyed by mailbox uniqueid) holds the
+// user's \Seen state in mailboxes the user does not own. Since cyrus.index
+// minor version 12, the owner's own \Seen state lives in the mailbox's
+// index, so a record a user holds for a mailbox of their own is a leftover
+// of an older Cyrus or of a migration; Cyrus never reads it again. Run lists
+// those stale records and, when asked, removes them. Records of mailboxes
+// that no longer exist at all (orphans) are listed apart and removed only
+// on request. Records for other users' and shared mailboxes are never
+// touched: bob's \Seen on alice's shared folder stays.
+//
+// Run is safe while Cyrus runs. It writes every record it will remove to an
+// undo file first (an mbtool dump of APPLY SEEN lines, fsynced), then
+// rewrites each affected seen database atomically under the database's
+// lock, as a Cyrus checkpoint does: a complete new file, fsynced, renamed
+// over the old one, the directory fsynced, and only then the lock released,
+// so a Cyrus process waiting for the lock reopens the new file. ApplyUndo
+// replays an undo file the same way.
+//
+// Like cyr_userseen, Run treats mailboxes in the deleted hierarchy
+// (DELETED.user.alice...) as their owner's. Unlike it, Run goes on past
+// mailboxes it cannot open and seen databases that are damaged (each is
+// reported and left untouched), and keeps records of mailboxes whose index
+// is older than version 12, whose seen state is still live.
+//
+// Waits for a seen database's lock are not bounded by the context: Cyrus
+// holds those locks for milliseconds.
+package seencleanup
