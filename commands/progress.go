@@ -59,7 +59,11 @@ func (p *progress) set(mailboxes, messages, bytes int64) {
 	}
 	if mailboxes != p.mailboxes || messages != p.msgs {
 		p.mailboxes, p.msgs = mailboxes, messages
-		p.bar.Describe(fmt.Sprintf("%s: %d/%d mailboxes, %d/%d messages", p.verb, mailboxes, p.totalMbx, messages, p.totalMsg))
+		if p.totalMbx > 0 {
+			p.bar.Describe(fmt.Sprintf("%s: %d/%d mailboxes, %d/%d messages", p.verb, mailboxes, p.totalMbx, messages, p.totalMsg))
+		} else {
+			p.bar.Describe(fmt.Sprintf("%s: %d mailboxes, %d messages", p.verb, mailboxes, messages))
+		}
 	}
 	p.bar.Set64(bytes)
 }

@@ -186,6 +186,12 @@ func (s *Spool) mboxlist(prefix string, fn func(Entry) error) error {
 	return nil
 }
 
+// AllEntries calls fn with every N record of mailboxes.db in database
+// order, including what Mailboxes leaves out: tombstones (type d),
+// intermediates, remote entries and the deleted hierarchy (DELETED.*). The
+// shared lock on mailboxes.db is released before fn is first called.
+func (s *Spool) AllEntries(fn func(Entry) error) error { return s.mboxlist("", fn) }
+
 // Mailboxes returns every real local mailbox in mailboxes.db order (the
 // hierarchy order: a parent before its children). Tombstones (type d),
 // intermediates (type i), remote entries and the deleted-mailbox hierarchy

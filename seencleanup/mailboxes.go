@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 
-	"github.com/mbtool/mbtool/cyrusdb"
-	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/lock"
 	"github.com/mbtool/mbtool/partition"
 )
@@ -36,24 +33,11 @@ type mailboxTable map[string]mailbox
 // loadMailboxes reads every N record of mailboxes.db, as cyr_userseen's walk
 // does, including the deleted hierarchy (DELETED.user.alice.X.<hex>, still
 // owned by alice), tombstones and intermediates, which
-// partition.Spool.Mailboxes leaves out. The shared lock on mailboxes.db is
-// held only for the walk. Memory is one small entry per mailbox.
-//
-// The N-value rules are those of partition.parseEntry; partition exports no
-// walk over every entry yet, so the few keys needed are decoded here with
-// dlist.ParseSAX, as there.
+// partition.Spool.Mailboxes leaves out. Memory is one small entry per
+// mailbox.
 func loadMailboxes(spool *partition.Spool) (mailboxTable, error) {
-	path := spool.Config.MboxlistPath
-	db, err := cyrusdb.OpenTwoskip(path)
-	if err != nil {
-		return nil, fmt.Errorf("opening mailboxes.db: %w", err)
-	}
 	t := make(mailboxTable)
-	err = db.ForEach([]byte("N"), func(k, v []byte) error {
-		e, err := parseEntry(k[1:], v)
-		if err != nil {
-			return fmt.Errorf("mailboxes.db %s: key %q: %w", path, k, err)
-		}
+	err := spool.AllEntries(func(e partition.Entry) error {
 		if e.UniqueID == "" {
 			return nil
 		}
@@ -69,9 +53,6 @@ func loadMailboxes(spool *partition.Spool) (mailboxTable, error) {
 		}
 		return nil
 	})
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("closing mailboxes.db: %w", cerr)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -92,57 +73,6 @@ func (t mailboxTable) owners() []string {
 	}
 	sort.Strings(users)
 	return users
-}
-
-// parseEntry decodes the keys T, I and P of an N value of mailboxes.db
-// (imap/mboxlist.c mboxlist_parse_entry) and the name from its key.
-func parseEntry(dbname, v []byte) (partition.Entry, error) {
-	e := partition.Entry{Name: dbnameToName(string(dbname))}
-	if len(v) == 0 || v[0] != '%' {
-		// Cyrus 3.x converts pre-3.0 values when it upgrades the database.
-		return e, errors.New("not a 3.x entry (no dlist)")
-	}
-	root, err := dlist.ParseSAX(v)
-	if err != nil {
-		return e, err
-	}
-	if root.Kind != dlist.KVList {
-		return e, fmt.Errorf("value is a %s, not a kvlist", root.Kind)
-	}
-	for _, c := range root.Children {
-		var err error
-		switch c.Key {
-		case "T":
-			e.Type, err = c.Atom()
-		case "I":
-			e.UniqueID, err = c.Atom()
-		case "P":
-			e.Partition, err = c.Atom()
-		}
-		if err != nil {
-			return e, fmt.Errorf("key %s: %w", c.Key, err)
-		}
-	}
-	return e, nil
-}
-
-// dbnameToName converts a mailboxes.db name (domain, then 0x1D; components
-// joined by 0x1F, holding literal dots) to an internal name ('!', '.', '^'
-// for a literal dot), as partition does.
-func dbnameToName(db string) string {
-	var b strings.Builder
-	if i := strings.IndexByte(db, 0x1D); i >= 0 {
-		b.WriteString(db[:i])
-		b.WriteByte('!')
-		db = db[i+1:]
-	}
-	for i, p := range strings.Split(db, "\x1f") {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(strings.ReplaceAll(p, ".", "^"))
-	}
-	return b.String()
 }
 
 // maxIndexHeader is more than the largest cyrus.index header (160 bytes).
