@@ -66,7 +66,6 @@ type Writer struct {
 	h      *blake3.Hasher
 	out    io.Writer     // where the trailer goes: the zstd encoder or dst
 	zw     *zstd.Encoder // nil when not compressing
-	bw     *bufio.Writer // buffers dst under the dlist writer
 	closed bool
 }
 

@@ -1,0 +1,294 @@
+package commands
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/verify"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { subcommands = append(subcommands, newVerifyCommand) }
+
+type verifyOptions struct {
+	input   string // a file name or "-"
+	config  string // imapd.conf, with against
+	against bool   // compare with the live partition
+	json    bool
+	quiet   bool
+}
+
+func newVerifyCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check a dump, or compare it with the live Cyrus partition",
+		ArgsUsage: "FILE|-",
+		Description: "Reads a dump (plain or zstd) in one pass and checks it: the trailer's BLAKE3\n" +
+			"digest and counts, every message's bytes against its GUID, that every record's\n" +
+			"message is in the dump, and per mailbox the SYNC_CRC and SYNC_CRC_ANNOT, UIDs and\n" +
+			"MODSEQs. With --against FILE it also compares the dump with the live partition of\n" +
+			"-C imapd.conf, read-only and taking shared locks only: messages missing, added,\n" +
+			"with another GUID, or with flags or MODSEQ changed; message files whose bytes no\n" +
+			"longer match their GUID (bit rot); UIDVALIDITY changed; mailboxes missing or new.\n\n" +
+			"Each finding is one line on standard output naming the mailbox, UID, GUID and\n" +
+			"byte offset in the dump; --json writes one JSON object per finding and a final\n" +
+			"summary object instead. Verify exits 0 when nothing is wrong, 1 when it found\n" +
+			"damage or differences, 2 when it could not run (no such file, not a dump).\n\n" +
+			"EXAMPLES:\n" +
+			"   mbtool verify /backup/alice.dlist.zst\n" +
+			"   mbtool verify -C /etc/imapd.conf --against /backup/alice.dlist.zst\n" +
+			"   ssh backup cat alice.dlist.zst | mbtool verify --json -",
+		Flags: []cli.Flag{
+			configFlag(),
+			&cli.StringFlag{Name: "against", Usage: "compare the dump `FILE` with the live partition", TakesFile: true},
+			&cli.BoolFlag{Name: "json", Usage: "write findings and the summary as JSON objects, one per line"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		},
+		Action: func(c *cli.Context) error {
+			args, err := positional(c)
+			if err != nil {
+				return err
+			}
+			o := verifyOptions{json: c.Bool("json"), quiet: c.Bool("quiet"), config: configPath(c)}
+			switch against := c.String("against"); {
+			case against != "" && len(args) > 0:
+				return usagef("give the dump either as --against FILE or as an argument, not both")
+			case against != "":
+				o.input, o.against = against, true
+			case len(args) == 1:
+				o.input = args[0]
+			case len(args) == 0:
+				return &hintError{err: &usageError{msg: "no dump to verify"},
+					hint: "name a dump file, or - for standard input"}
+			default:
+				return usagef("verify takes one dump, not %d", len(args))
+			}
+			return runVerify(c.Context, e, o)
+		},
+	}
+}
+
+// couldNotRun marks failures that mean verify did not do its work: exit 2,
+// as opposed to 1 for a dump found damaged.
+func couldNotRun(err error, hint string) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	switch {
+	case errors.Is(err, dumpfile.ErrNotDump):
+		hint = "verify reads the files that mbtool dump writes"
+	case errors.Is(err, dumpfile.ErrVersion):
+		hint = "the dump was written by a newer mbtool; verify it with that version"
+	}
+	return &exitError{code: ExitUsage, err: &hintError{err: err, hint: hint}}
+}
+
+func runVerify(ctx context.Context, e *env, o verifyOptions) error {
+	var spool *partition.Spool
+	if o.against {
+		const hint = "--against reads the Cyrus configuration named by -C (default " + DefaultConfig + ")"
+		cfg, err := partition.LoadConfig(o.config)
+		if err != nil {
+			return couldNotRun(err, hint)
+		}
+		if spool, err = partition.Open(cfg); err != nil {
+			return couldNotRun(err, hint)
+		}
+	}
+	in, size, closeIn, err := openInput(o.input, e.stdin)
+	if err != nil {
+		return couldNotRun(err, "name a dump file, or - for standard input")
+	}
+	defer closeIn()
+	counted := &countingReader{r: in}
+
+	bar := newProgress(e.stderr, o.quiet, "verify")
+	bar.plan(0, 0, size)
+	out := newFindingWriter(e.stdout, o.json)
+	start := time.Now()
+	sum, err := verify.Run(ctx, counted, verify.Options{
+		Spool:  spool,
+		Report: out.finding,
+		// Only bytes: the totals of mailboxes and messages are not known
+		// before the trailer.
+		Progress: func(verify.Progress) { bar.set(0, 0, counted.n.Load()) },
+	})
+	bar.finish()
+	if err != nil {
+		return couldNotRun(fmt.Errorf("verifying %s: %w", o.input, err), "verify could not finish; what it found so far is on standard output")
+	}
+	if err := out.summary(sum, o.input, time.Since(start)); err != nil {
+		return err
+	}
+	if !sum.OK() {
+		what := "damage"
+		if sum.Dump == 0 && sum.Complete {
+			what = "differences from the live partition"
+		}
+		return &exitError{code: ExitFailure, err: fmt.Errorf("%s: %d finding(s): %s", o.input, sum.Findings, what)}
+	}
+	return nil
+}
+
+// openInput opens the dump: a file, or standard input for "-". It returns
+// the file's size for the progress bar (-1 when unknown).
+func openInput(name string, stdin io.Reader) (io.Reader, int64, func(), error) {
+	if name == "-" {
+		if isTerminal(stdin) {
+			return nil, 0, nil, &hintError{err: errors.New("refusing to read a dump from a terminal"),
+				hint: "redirect standard input from a dump, or name the file"}
+		}
+		return stdin, -1, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return f, size, func() { f.Close() }, nil
+}
+
+// countingReader counts the bytes read, for the progress bar.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// findingWriter prints findings and the summary, as text or JSON lines.
+type findingWriter struct {
+	w    io.Writer
+	json *json.Encoder
+	err  error
+}
+
+func newFindingWriter(w io.Writer, asJSON bool) *findingWriter {
+	fw := &findingWriter{w: w}
+	if asJSON {
+		fw.json = json.NewEncoder(w)
+		fw.json.SetEscapeHTML(false)
+	}
+	return fw
+}
+
+// jsonFinding is the JSON form of a finding.
+type jsonFinding struct {
+	Type    string `json:"type"` // "finding"
+	Kind    string `json:"kind"`
+	Mailbox string `json:"mailbox,omitempty"`
+	UID     uint32 `json:"uid,omitempty"`
+	GUID    string `json:"guid,omitempty"`
+	Offset  *int64 `json:"offset,omitempty"` // absent when the finding has no place in the dump
+	Path    string `json:"path,omitempty"`
+	Detail  string `json:"detail"`
+}
+
+// jsonSummary is the JSON form of the summary, the last object written.
+type jsonSummary struct {
+	Type          string       `json:"type"` // "summary"
+	File          string       `json:"file"`
+	OK            bool         `json:"ok"`
+	Complete      bool         `json:"complete"`
+	Findings      int          `json:"findings"`
+	DumpFindings  int          `json:"dump_findings"`
+	Mailboxes     int64        `json:"mailboxes"`
+	Messages      int64        `json:"messages"`
+	Bytes         int64        `json:"bytes"`
+	Records       int64        `json:"records"`
+	SeenElsewhere int          `json:"seen_elsewhere"`
+	LiveMailboxes int64        `json:"live_mailboxes"`
+	LiveFiles     int64        `json:"live_files"`
+	Host          string       `json:"host,omitempty"`
+	Created       *time.Time   `json:"created,omitempty"`
+	Trailer       *jsonTrailer `json:"trailer,omitempty"`
+	Seconds       float64      `json:"seconds"`
+}
+
+type jsonTrailer struct {
+	Mailboxes int64  `json:"mailboxes"`
+	Messages  int64  `json:"messages"`
+	Bytes     int64  `json:"bytes"`
+	BLAKE3    string `json:"blake3"`
+}
+
+func (fw *findingWriter) finding(f verify.Finding) {
+	if fw.err != nil {
+		return
+	}
+	if fw.json == nil {
+		_, fw.err = fmt.Fprintln(fw.w, f.String())
+		return
+	}
+	j := jsonFinding{Type: "finding", Kind: string(f.Kind), Mailbox: f.Mailbox, UID: f.UID, Path: f.Path, Detail: f.Detail}
+	if !f.GUID.IsNull() {
+		j.GUID = f.GUID.String()
+	}
+	if f.Offset != verify.NoOffset {
+		off := f.Offset
+		j.Offset = &off
+	}
+	fw.err = fw.json.Encode(j)
+}
+
+func (fw *findingWriter) summary(s *verify.Summary, file string, took time.Duration) error {
+	if fw.err != nil {
+		return fmt.Errorf("writing the report: %w", fw.err)
+	}
+	var err error
+	if fw.json != nil {
+		j := jsonSummary{Type: "summary", File: file, OK: s.OK(), Complete: s.Complete, Findings: s.Findings,
+			DumpFindings: s.Dump, Mailboxes: s.Mailboxes, Messages: s.Messages, Bytes: s.Bytes, Records: s.Records,
+			SeenElsewhere: s.SeenElsewhere, LiveMailboxes: s.LiveMailboxes, LiveFiles: s.LiveFiles,
+			Host: s.Header.Host, Seconds: took.Seconds()}
+		if !s.Header.Created.IsZero() {
+			c := s.Header.Created
+			j.Created = &c
+		}
+		if tr := s.Trailer; tr != nil {
+			j.Trailer = &jsonTrailer{Mailboxes: tr.Mailboxes, Messages: tr.Messages, Bytes: tr.Bytes, BLAKE3: hex.EncodeToString(tr.BLAKE3[:])}
+		}
+		err = fw.json.Encode(j)
+	} else {
+		state := "OK"
+		switch {
+		case !s.Complete:
+			state = "INCOMPLETE"
+		case s.Dump > 0:
+			state = "DAMAGED"
+		case s.Findings > 0:
+			state = "DIFFERS"
+		}
+		_, err = fmt.Fprintf(fw.w, "%s: %s: %d mailboxes, %d messages (%s), %d records; %d finding(s)",
+			file, state, s.Mailboxes, s.Messages, humanBytes(s.Bytes), s.Records, s.Findings)
+		if err == nil && (s.LiveMailboxes > 0 || s.LiveFiles > 0) {
+			_, err = fmt.Fprintf(fw.w, "; compared %d live mailboxes, hashed %d message files", s.LiveMailboxes, s.LiveFiles)
+		}
+		if err == nil && s.SeenElsewhere > 0 {
+			_, err = fmt.Fprintf(fw.w, "; %d seen record(s) for mailboxes outside the dump (not checked)", s.SeenElsewhere)
+		}
+		if err == nil {
+			_, err = fmt.Fprintf(fw.w, " in %s\n", took.Round(time.Millisecond))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,308 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// liveMailbox is the live side of a dumped mailbox being compared: its
+// index records stream in UID order from a goroutine and are merged with
+// the dump's records, so that neither side is held in memory.
+type liveMailbox struct {
+	m      *partition.Mailbox
+	name   string
+	offset int64 // of the dump's APPLY MAILBOX line
+	recs   chan partition.Record
+	errc   chan error
+	stop   chan struct{}
+	next   *partition.Record // read from recs, not yet merged
+	eof    bool
+	files  sync.WaitGroup // message files being hashed
+}
+
+var errStopped = errors.New("stopped")
+
+// openLive opens the live mailbox of a dumped one, reporting why it
+// cannot be compared when it cannot; then it returns nil.
+func (v *verifier) openLive(mb *syncrec.Mailbox, off int64) *liveMailbox {
+	sp := v.opts.Spool
+	f := Finding{Mailbox: mb.Name, Offset: off}
+	e, err := sp.Lookup(mb.Name)
+	if errors.Is(err, partition.ErrNoMailbox) {
+		f.Kind, f.Detail = KindMailboxMissing, "the mailbox is not on the live partition"
+		v.report(f)
+		return nil
+	}
+	var m *partition.Mailbox
+	if err == nil {
+		m, err = sp.OpenMailbox(v.ctx, e)
+	}
+	if err != nil {
+		f.Kind, f.Detail = KindLive, err.Error()
+		v.report(f)
+		return nil
+	}
+	v.sum.LiveMailboxes++
+	if e.UniqueID != mb.UniqueID || m.Index.UIDValidity != mb.UIDValidity {
+		f.Kind, f.Detail = KindUIDValidity, fmt.Sprintf(
+			"UIDVALIDITY %d and uniqueid %s in the dump, %d and %s live: the mailbox was recreated, its messages are not compared",
+			mb.UIDValidity, mb.UniqueID, m.Index.UIDValidity, e.UniqueID)
+		v.report(f)
+		m.Close()
+		return nil
+	}
+	lm := &liveMailbox{
+		m:      m,
+		name:   mb.Name,
+		offset: off,
+		recs:   make(chan partition.Record, 64),
+		errc:   make(chan error, 1),
+		stop:   make(chan struct{}),
+	}
+	go func() {
+		defer close(lm.recs)
+		lm.errc <- m.Records(func(r partition.Record) error {
+			select {
+			case lm.recs <- r:
+				return nil
+			case <-lm.stop:
+				return errStopped
+			}
+		})
+	}()
+	return lm
+}
+
+// peek returns the next live record not yet merged, nil at the end.
+func (lm *liveMailbox) peek(v *verifier) *partition.Record {
+	if lm.next == nil && !lm.eof {
+		r, ok := <-lm.recs
+		if !ok {
+			lm.eof = true
+			if err := <-lm.errc; err != nil {
+				v.report(Finding{Kind: KindLive, Mailbox: lm.name, Offset: lm.offset,
+					Detail: "reading the live index: " + err.Error()})
+			}
+			return nil
+		}
+		lm.next = &r
+	}
+	return lm.next
+}
+
+// compare merges the dump's record r, at offset off, with the live ones.
+func (lm *liveMailbox) compare(v *verifier, r *syncrec.Record, off int64) {
+	for lr := lm.peek(v); lr != nil && lr.UID < r.UID; lr = lm.peek(v) {
+		lm.liveOnly(v, *lr)
+		lm.next = nil
+	}
+	if lr := lm.peek(v); lr != nil && lr.UID == r.UID {
+		lm.both(v, r, *lr, off)
+		lm.next = nil
+		return
+	}
+	if !r.Expunged() {
+		v.report(Finding{Kind: KindMessageMissing, Mailbox: lm.name, UID: r.UID, GUID: r.GUID, Offset: off,
+			Detail: "the message is not in the live index"})
+	}
+}
+
+// liveOnly handles a live record that the dump does not have.
+func (lm *liveMailbox) liveOnly(v *verifier, lr partition.Record) {
+	if lr.Expunged() {
+		return
+	}
+	v.report(Finding{Kind: KindMessageAdded, Mailbox: lm.name, UID: lr.UID, GUID: lr.GUID, Offset: lm.offset,
+		Detail: "a live message that the dump does not have"})
+	lm.hash(v, lr, lm.offset)
+}
+
+// both compares a record present on both sides.
+func (lm *liveMailbox) both(v *verifier, r *syncrec.Record, lr partition.Record, off int64) {
+	f := Finding{Mailbox: lm.name, UID: r.UID, GUID: r.GUID, Offset: off}
+	switch dx, lx := r.Expunged(), lr.Expunged(); {
+	case dx && lx:
+		return
+	case lx:
+		f.Kind, f.Detail = KindMessageMissing, "the message has been expunged since the dump"
+		v.report(f)
+		return
+	case dx:
+		f.Kind, f.Detail = KindChanged, "expunged in the dump, not in the live index"
+		v.report(f)
+		lm.hash(v, lr, off)
+		return
+	}
+	if r.GUID != lr.GUID {
+		f.Kind, f.Detail = KindGUIDChanged, fmt.Sprintf("the live record has GUID %s", lr.GUID)
+		v.report(f)
+		lm.hash(v, lr, off)
+		return
+	}
+	var diffs []string
+	if flags := lm.m.FlagNames(lr); !sameFlags(r.Flags, flags) {
+		diffs = append(diffs, fmt.Sprintf("flags (%s) in the dump, (%s) live",
+			strings.Join(r.Flags, " "), strings.Join(flags, " ")))
+	}
+	if r.Modseq != lr.Modseq {
+		diffs = append(diffs, fmt.Sprintf("MODSEQ %d in the dump, %d live", r.Modseq, lr.Modseq))
+	}
+	if len(diffs) > 0 {
+		f.Kind, f.Detail = KindChanged, strings.Join(diffs, "; ")
+		v.report(f)
+	}
+	lm.hash(v, lr, off)
+}
+
+// sameFlags compares two flag lists as sets, system flags without regard
+// to case, as Cyrus matches them.
+func sameFlags(a, b []string) bool {
+	norm := func(fs []string) []string {
+		out := make([]string, 0, len(fs))
+		for _, f := range fs {
+			if strings.HasPrefix(f, `\`) {
+				f = strings.ToLower(f)
+			}
+			out = append(out, f)
+		}
+		sort.Strings(out)
+		return out
+	}
+	x, y := norm(a), norm(b)
+	if len(x) != len(y) {
+		return false
+	}
+	for i := range x {
+		if x[i] != y[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// hash has the live record's message file checked against its GUID by
+// the hashing workers.
+func (lm *liveMailbox) hash(v *verifier, lr partition.Record, off int64) {
+	if lr.Unlinked() {
+		return
+	}
+	path := lm.m.MessagePath(lr)
+	lm.files.Add(1)
+	v.pool.submit(&fileTask{path: path, guid: lr.GUID, size: int64(lr.Size), done: func(err error) {
+		defer lm.files.Done()
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.sum.LiveFiles++
+		if err == nil {
+			return
+		}
+		f := Finding{Kind: KindBitRot, Mailbox: lm.name, UID: lr.UID, GUID: lr.GUID, Offset: off, Path: path,
+			Detail: describeMismatch(err)}
+		switch {
+		case errors.Is(err, errFileMissing):
+			f.Kind, f.Detail = KindFileMissing, "the live record's message file is missing"
+		case !errors.Is(err, guid.ErrMismatch):
+			f.Kind = KindLive
+		}
+		v.reportLocked(f)
+	}})
+}
+
+// finishLive merges the live records after the dump's last one and
+// releases the live mailbox.
+func (v *verifier) finishLive() {
+	st := v.cur
+	if st == nil || st.live == nil {
+		return
+	}
+	lm := st.live
+	for lr := lm.peek(v); lr != nil; lr = lm.peek(v) {
+		lm.liveOnly(v, *lr)
+		lm.next = nil
+	}
+	v.abortLive()
+}
+
+// abortLive releases the current live mailbox, if any, once its files are
+// hashed.
+func (v *verifier) abortLive() {
+	st := v.cur
+	if st == nil || st.live == nil {
+		return
+	}
+	lm := st.live
+	st.live = nil
+	close(lm.stop)
+	for range lm.recs {
+	}
+	v.liveWG.Add(1)
+	go func() {
+		defer v.liveWG.Done()
+		lm.files.Wait()
+		lm.m.Close()
+	}()
+}
+
+// checkSeenLive reports seen records whose mailbox is neither in the dump
+// nor on the live partition.
+func (v *verifier) checkSeenLive(refs []seenRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	live, err := v.opts.Spool.Mailboxes()
+	if err != nil {
+		return err
+	}
+	ids := make(map[string]struct{}, len(live))
+	for _, e := range live {
+		ids[e.UniqueID] = struct{}{}
+	}
+	for _, s := range refs {
+		if _, ok := ids[s.uniqueid]; !ok {
+			v.report(Finding{Kind: KindSeen, Offset: s.offset, Detail: fmt.Sprintf(
+				"seen record of user %s for mailbox uniqueid %s, which is neither in the dump nor on the live partition",
+				s.user, s.uniqueid)})
+		}
+	}
+	return nil
+}
+
+// newMailboxes reports the live mailboxes of the dumped users that the
+// dump does not have. A user counts as dumped when the dump has the
+// user's INBOX (a dump of single other mailboxes says nothing about the
+// rest of a user's mailboxes).
+func (v *verifier) newMailboxes() error {
+	cfg := v.opts.Spool.Config
+	var users []string
+	for name := range v.names {
+		u := partition.Entry{Name: name}.Owner(cfg)
+		if u == "" {
+			continue
+		}
+		if i := strings.LastIndexByte(name, '.'); i >= 0 && (partition.Entry{Name: name[:i]}).Owner(cfg) == u {
+			continue // not the INBOX
+		}
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	for _, u := range users {
+		live, err := v.opts.Spool.UserMailboxes(u)
+		if err != nil {
+			return fmt.Errorf("listing the mailboxes of %s: %w", u, err)
+		}
+		for _, e := range live {
+			if _, ok := v.names[e.Name]; !ok {
+				v.report(Finding{Kind: KindMailboxNew, Mailbox: e.Name, Offset: NoOffset,
+					Detail: fmt.Sprintf("a live mailbox of user %s that is not in the dump", u)})
+			}
+		}
+	}
+	return nil
+}

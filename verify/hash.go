@@ -1,0 +1,278 @@
+package verify
+
+import (
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/mbtool/mbtool/guid"
+)
+
+// Hashing runs in worker goroutines. The reader copies file literal bytes
+// into batches of batchSize bytes, several small literals to a batch, and
+// hands full batches to the workers; a literal larger than what is left of a
+// batch continues in the next one. The pieces of one literal are hashed in
+// order: each waits until the one before it is done. At most
+// budget/batchSize batches exist, so the memory for bytes in flight is fixed.
+const (
+	batchSize     = 1 << 20
+	DefaultBudget = 16 << 20 // Options.Budget when zero
+	scratchSize   = 256 << 10
+)
+
+// literal is one file literal being hashed.
+type literal struct {
+	guid   guid.GUID
+	size   int64
+	offset int64  // of its %{ in the dump
+	group  *group // the APPLY MESSAGE lines it arrived in
+	h      hash.Hash
+}
+
+// segment is the part of a literal that lies in one batch.
+type segment struct {
+	lit  *literal
+	data []byte
+	wait chan struct{} // closed when the literal's previous segment is hashed; nil for the first
+	done chan struct{} // closed by this segment's worker; nil for the last
+}
+
+// task is work for the pool: a batch of literal bytes or a live message
+// file. scratch is the worker's own buffer.
+type task interface {
+	run(scratch []byte)
+}
+
+type batch struct {
+	p    *pool
+	ptr  *[]byte // buf's home in bufPool
+	buf  []byte
+	segs []segment
+}
+
+// pool runs the hashing workers.
+type pool struct {
+	work    chan task
+	free    chan *batch
+	made    int // batches allocated so far
+	max     int // batches allowed
+	wg      sync.WaitGroup
+	cur     *batch // being filled by the reader
+	onBad   func(l *literal, got guid.GUID)
+	stopped bool
+}
+
+func newPool(workers int, budget int64, onBad func(*literal, guid.GUID)) *pool {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if budget <= 0 {
+		budget = DefaultBudget
+	}
+	n := max(2, int(budget/batchSize))
+	p := &pool{
+		work:  make(chan task, n),
+		free:  make(chan *batch, n),
+		max:   n,
+		onBad: onBad,
+	}
+	for range workers {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			scratch := make([]byte, scratchSize)
+			for t := range p.work {
+				t.run(scratch)
+			}
+		}()
+	}
+	return p
+}
+
+// batch returns the batch being filled, taking a free one (or making one,
+// up to the budget) when there is none; it blocks while all are in use.
+func (p *pool) batch() *batch {
+	if p.cur != nil {
+		return p.cur
+	}
+	select {
+	case b := <-p.free:
+		p.cur = b
+	default:
+		if p.made < p.max {
+			p.made++
+			ptr := bufPool.Get().(*[]byte)
+			p.cur = &batch{p: p, ptr: ptr, buf: (*ptr)[:0], segs: make([]segment, 0, 64)}
+		} else {
+			p.cur = <-p.free
+		}
+	}
+	return p.cur
+}
+
+// dispatch hands the batch being filled to the workers.
+func (p *pool) dispatch() {
+	if p.cur != nil && len(p.cur.segs) > 0 {
+		p.work <- p.cur
+		p.cur = nil
+	}
+}
+
+// submit queues a task other than a batch.
+func (p *pool) submit(t task) { p.work <- t }
+
+// stop hands over the last batch and waits until every task is done. The
+// pool cannot be used afterwards.
+func (p *pool) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.dispatch()
+	close(p.work)
+	p.wg.Wait()
+	if p.cur != nil {
+		p.free <- p.cur
+		p.cur = nil
+	}
+	for range p.made {
+		b := <-p.free
+		*b.ptr = b.buf[:0]
+		bufPool.Put(b.ptr)
+	}
+}
+
+// bufPool keeps batch buffers from one Run to the next.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); return &b }}
+
+// literal reads the body of a file literal into batches for hashing. An
+// error is the reader's: the literal is then left unchecked.
+func (p *pool) literal(l *literal, body io.Reader) error {
+	left := l.size
+	var wait chan struct{}
+	for first := true; first || left > 0; first = false {
+		b := p.batch()
+		space := cap(b.buf) - len(b.buf)
+		if space == 0 {
+			p.dispatch()
+			b = p.batch()
+			space = cap(b.buf)
+		}
+		k := int(min(int64(space), left))
+		start := len(b.buf)
+		if _, err := io.ReadFull(body, b.buf[start:start+k]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		b.buf = b.buf[:start+k]
+		left -= int64(k)
+		s := segment{lit: l, data: b.buf[start : start+k], wait: wait}
+		if left > 0 {
+			s.done = make(chan struct{})
+			wait = s.done
+		}
+		b.segs = append(b.segs, s)
+	}
+	return nil
+}
+
+func (b *batch) run([]byte) {
+	for i := range b.segs {
+		s := &b.segs[i]
+		l := s.lit
+		if s.wait == nil && s.done == nil {
+			// The whole literal is here: no hasher state to keep.
+			l.check(sha1.Sum(s.data), b.p.onBad)
+			continue
+		}
+		if s.wait != nil {
+			<-s.wait
+		} else {
+			l.h = sha1.New()
+		}
+		l.h.Write(s.data)
+		if s.done != nil {
+			close(s.done)
+			continue
+		}
+		var sum guid.GUID
+		l.h.Sum(sum[:0])
+		l.h = nil
+		l.check(sum, b.p.onBad)
+	}
+	clear(b.segs)
+	b.segs = b.segs[:0]
+	b.buf = b.buf[:0]
+	b.p.free <- b
+}
+
+func (l *literal) check(sum guid.GUID, onBad func(*literal, guid.GUID)) {
+	if sum != l.guid {
+		onBad(l, sum)
+	}
+}
+
+// fileTask hashes one live message file.
+type fileTask struct {
+	path string
+	guid guid.GUID
+	size int64
+	done func(err error) // nil error: the file matches
+}
+
+// errFileMissing marks a message file that does not exist.
+var errFileMissing = errors.New("message file missing")
+
+func (t *fileTask) run(scratch []byte) {
+	t.done(hashFile(t.path, t.guid, t.size, scratch))
+}
+
+// hashFile checks that the file at path has size bytes that hash to want.
+func hashFile(path string, want guid.GUID, size int64, scratch []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errFileMissing
+		}
+		return err
+	}
+	defer f.Close()
+	h := sha1.New()
+	var n int64
+	for {
+		k, err := f.Read(scratch)
+		h.Write(scratch[:k])
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var got guid.GUID
+	h.Sum(got[:0])
+	if n != size || got != want {
+		return &guid.MismatchError{Want: want, Got: got, WantSize: size, GotSize: n}
+	}
+	return nil
+}
+
+func describeMismatch(err error) string {
+	var me *guid.MismatchError
+	if errors.As(err, &me) {
+		if me.WantSize != me.GotSize {
+			return fmt.Sprintf("message file is %d bytes, the index says %d; its bytes hash to %s", me.GotSize, me.WantSize, me.Got)
+		}
+		return fmt.Sprintf("message file's bytes hash to %s", me.Got)
+	}
+	return err.Error()
+}
