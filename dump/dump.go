@@ -97,6 +97,7 @@ func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options)
 		w:        fw.DL(),
 		opts:     opts,
 		embedded: newGUIDSet(),
+		bufs:     newBufPool(),
 		sum:      &Summary{},
 	}
 	for _, u := range plan.users {
@@ -211,6 +212,7 @@ type dumper struct {
 	w        *dlist.Writer
 	opts     Options
 	embedded *guidSet
+	bufs     *bufPool
 	sum      *Summary
 }
 

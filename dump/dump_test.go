@@ -203,3 +203,16 @@ func TestDumpAll(t *testing.T) {
 		t.Errorf("%d mailboxes of %d, %d users", len(st.mailboxes), len(entries), sum.Users)
 	}
 }
+
+func openSpoolB(b *testing.B, conf string) *partition.Spool {
+	b.Helper()
+	cfg, err := partition.LoadConfig(conf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := partition.Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}

@@ -26,7 +26,7 @@ func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 	mb := mailboxRecord(m)
 	// Pass 1: hash and embed the message files, and check the sync CRCs.
 	crc := syncrec.NewCRC()
-	p := newPipeline(d.ctx, d.opts.Workers)
+	p := newPipeline(d.ctx, d.opts.Workers, d.bufs)
 	go func() {
 		err := m.Records(func(r partition.Record) error {
 			rec := toRecord(m, r)
