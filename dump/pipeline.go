@@ -24,7 +24,7 @@ import (
 const (
 	smallMax  = 1 << 20
 	tokenSize = 64 << 10
-	budget    = 16 << 20
+	budget    = 8 << 20
 )
 
 var errStopped = errors.New("stopped")
@@ -47,7 +47,13 @@ type sourceError struct {
 	err  error
 }
 
-func (e *sourceError) Error() string { return fmt.Sprintf("%s: %v", e.path, e.err) }
+func (e *sourceError) Error() string {
+	var pe *fs.PathError
+	if errors.As(e.err, &pe) && pe.Path == e.path {
+		return e.err.Error() // it names the file already
+	}
+	return fmt.Sprintf("%s: %v", e.path, e.err)
+}
 func (e *sourceError) Unwrap() error { return e.err }
 
 // result is a job's outcome, ready for the writer.
