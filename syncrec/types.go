@@ -9,10 +9,10 @@ import (
 // Names of the virtual per-message annotations through which Cyrus 3.6
 // replicates index fields that have no RECORD key (sync-records.md §2).
 const (
-	AnnotThrID          = "/vendor/cmu/cyrus-imapd/thrid"
-	AnnotSaveDate       = "/vendor/cmu/cyrus-imapd/savedate"
-	AnnotCreatedModseq  = "/vendor/cmu/cyrus-imapd/createdmodseq"
-	annotCRCInit uint32 = 12345678
+	AnnotThrID                = "/vendor/cmu/cyrus-imapd/thrid"
+	AnnotSaveDate             = "/vendor/cmu/cyrus-imapd/savedate"
+	AnnotCreatedModseq        = "/vendor/cmu/cyrus-imapd/createdmodseq"
+	annotCRCInit       uint32 = 12345678
 )
 
 // System flag names as Cyrus prints them in a RECORD's FLAGS, in the order it
@@ -99,7 +99,7 @@ type Seen struct {
 
 // Sub is one subscription, as APPLY SUB carries it.
 type Sub struct {
-	UserID  string
+	UserID   string
 	MboxName string
 }
 
