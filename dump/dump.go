@@ -75,8 +75,9 @@ func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	total, indexVersion := plan.scan(spool)
 	if opts.Plan != nil {
-		opts.Plan(plan.estimate(spool))
+		opts.Plan(total)
 	}
 	host := opts.Host
 	if host == "" {
@@ -86,7 +87,7 @@ func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options)
 	if now.IsZero() {
 		now = time.Now()
 	}
-	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: now, Host: host, Version: opts.Version},
+	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: now, Host: host, Version: opts.Version, IndexVersion: indexVersion},
 		dumpfile.Options{Compress: opts.Compress})
 	if err != nil {
 		return nil, err
@@ -184,15 +185,16 @@ func makePlan(spool *partition.Spool, opts Options) (*plan, error) {
 	return p, nil
 }
 
-// estimate sums the index headers, for a progress bar; errors are ignored
-// here and reported when the mailbox is dumped.
-func (p *plan) estimate(spool *partition.Spool) Progress {
-	var t Progress
+// scan reads the index headers, for the totals of a progress bar and the
+// highest index version (for the dump's header); errors are ignored here
+// and reported when the mailbox is dumped.
+func (p *plan) scan(spool *partition.Spool) (t Progress, indexVersion int) {
 	add := func(e partition.Entry) {
 		t.Mailboxes++
 		if h, err := peekIndexHeader(spool, e); err == nil {
 			t.Messages += int64(h.Exists)
 			t.Bytes += int64(h.QuotaMailboxUsed)
+			indexVersion = max(indexVersion, int(h.MinorVersion))
 		}
 	}
 	for _, u := range p.users {
@@ -203,7 +205,7 @@ func (p *plan) estimate(spool *partition.Spool) Progress {
 	for _, e := range p.mailboxes {
 		add(e)
 	}
-	return t
+	return t, indexVersion
 }
 
 type dumper struct {

@@ -49,6 +49,13 @@ func TestDumpFixture(t *testing.T) {
 		t.Fatalf("problems: %v", sum.Problems)
 	}
 	st := checkDump(t, data)
+	d, err := dumpfile.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := d.Header(); h.IndexVersion != 17 || h.Format != dumpfile.FormatVersion {
+		t.Errorf("header %+v: want index version 17 (Cyrus 3.6)", h)
+	}
 
 	entries, err := s.Mailboxes()
 	if err != nil {

@@ -1,8 +1,9 @@
 package dump
 
 import (
+	"context"
+	"errors"
 	"fmt"
-
 	"strconv"
 
 	"github.com/mbtool/mbtool/partition"
@@ -19,15 +20,24 @@ const maxFilesPerLine = 1024
 func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 	m, err := d.spool.OpenMailbox(d.ctx, e)
 	if err != nil {
-		return "", fmt.Errorf("opening mailbox: %w", err)
+		if errors.Is(err, partition.ErrNoMailbox) || errors.Is(err, partition.ErrChanged) {
+			// Listed when the dump started, gone (or another mailbox)
+			// when its turn came.
+			return "", fmt.Errorf("not dumped: deleted or renamed since the dump started: %w", err)
+		}
+		return "", fmt.Errorf("not dumped: %w", err)
 	}
 	defer m.Close()
 
 	mb := mailboxRecord(m)
 	// Pass 1: hash and embed the message files, and check the sync CRCs.
 	crc := syncrec.NewCRC()
-	p := newPipeline(d.ctx, d.opts.Workers, d.bufs)
+	pctx, cancel := context.WithCancel(d.ctx)
+	defer cancel()
+	p := newPipeline(pctx, d.opts.Workers, d.bufs)
+	produced := make(chan struct{})
 	go func() {
+		defer close(produced)
 		err := m.Records(func(r partition.Record) error {
 			rec := toRecord(m, r)
 			crc.Add(rec)
@@ -40,8 +50,12 @@ func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 		p.close(err)
 	}()
 	if err := d.writeMessages(e, p); err != nil {
+		// Stop the producer before the mailbox it reads is closed.
+		cancel()
+		<-produced
 		return "", err
 	}
+	<-produced
 	if !syncrec.Equal(crc.Basic, mb.SyncCRC) || !syncrec.Equal(crc.Annot, mb.SyncCRCAnnot) {
 		d.problem(Problem{Mailbox: e.Name, Err: fmt.Errorf(
 			"index header has SYNC_CRC %d SYNC_CRC_ANNOT %d, its records give %d %d (dumped as recorded; `reconstruct` would repair the index)",

@@ -4,7 +4,7 @@
 // A dump is plain dlist text (Cyrus 3.6 replication protocol), optionally
 // compressed with zstd as a whole:
 //
-//	MBTOOL HEADER %(FORMAT 1 CREATED 1795877546 HOST mail1.example.org MBTOOL v1.0.0)
+//	MBTOOL HEADER %(FORMAT 1 CREATED 1795877546 HOST mail1.example.org MBTOOL v1.0.0 INDEXVERSION 17)
 //	APPLY MESSAGE (%{default 9a0b...c3 2211}<2211 bytes> %{default ...})
 //	APPLY MAILBOX %(UNIQUEID ... MBOXNAME user.alice ... RECORD (%(UID 1 ...) ...))
 //	APPLY QUOTA %(ROOT user.alice LIMIT 512000 STORAGE 512000 MODSEQ 68)

@@ -39,6 +39,10 @@ type Header struct {
 	Created time.Time // when the dump was started
 	Host    string    // the source host
 	Version string    // the mbtool version that wrote it
+	// IndexVersion is the highest cyrus.index minor version among the
+	// dumped mailboxes (17 for Cyrus 3.6), 0 when unknown. A restore
+	// refuses a dump from an index version it cannot write.
+	IndexVersion int
 }
 
 // Counts are what a trailer counts.
@@ -114,6 +118,10 @@ func NewWriter(dst io.Writer, hdr Header, opts Options) (*Writer, error) {
 	w.dl.Atom(hdr.Host)
 	w.dl.Key("MBTOOL")
 	w.dl.Atom(hdr.Version)
+	if hdr.IndexVersion > 0 {
+		w.dl.Key("INDEXVERSION")
+		w.dl.Num(uint64(hdr.IndexVersion))
+	}
 	w.dl.EndList()
 	if err := w.dl.EndLine(); err != nil {
 		return nil, err

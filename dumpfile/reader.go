@@ -68,6 +68,13 @@ func NewReader(r io.Reader) (*Reader, error) {
 	}
 	d.hdr.Host = v.Get("HOST").String()
 	d.hdr.Version = v.Get("MBTOOL").String()
+	if iv := v.Get("INDEXVERSION"); iv != nil {
+		n, err := iv.Num32()
+		if err != nil {
+			return nil, fmt.Errorf("%w: header INDEXVERSION: %w", ErrNotDump, err)
+		}
+		d.hdr.IndexVersion = int(n)
+	}
 	return d, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"sort"
 
-	"github.com/mbtool/mbtool/lock"
 	"github.com/mbtool/mbtool/partition"
 )
 
@@ -95,7 +94,7 @@ func indexVersion(ctx context.Context, spool *partition.Spool, e partition.Entry
 	if err != nil {
 		return 0, err
 	}
-	f, err := lock.OpenLocked(path, os.O_RDONLY, false)
+	f, err := openLocked(ctx, path, os.O_RDONLY, false)
 	if err != nil {
 		return 0, fmt.Errorf("opening index of %s: %w", e.Name, err)
 	}

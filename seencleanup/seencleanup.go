@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/mbtool/mbtool/cyrusdb"
-	"github.com/mbtool/mbtool/lock"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -240,7 +239,7 @@ func planUser(ctx context.Context, spool *partition.Spool, table mailboxTable, u
 	// is looked at: a seen db lock is a leaf (locking.md §0.3), and Cyrus
 	// takes it while holding a mailbox's index lock.
 	var recs [][2][]byte
-	err = readSeen(path, spool.Config.SeenDB, func(k, v []byte) error {
+	err = readSeen(ctx, path, spool.Config.SeenDB, func(k, v []byte) error {
 		recs = append(recs, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
 		return nil
 	})
@@ -361,12 +360,12 @@ func remove(ctx context.Context, spool *partition.Spool, undoFile string, sum *S
 }
 
 // readSeen calls fn for every record of the seen database at path, read
-// under its shared lock, in the database's order. A missing file is an
+// under its shared lock (waited for until ctx is done), in the database's order. A missing file is an
 // empty database. The backend is detected as in rewriteSeen. A file that
 // is not cleanly committed is refused with ErrDirty, a damaged one with an
 // error wrapping cyrusdb.ErrCorrupt.
-func readSeen(path, backend string, fn func(k, v []byte) error) error {
-	f, err := lock.OpenLocked(path, os.O_RDONLY, false)
+func readSeen(ctx context.Context, path, backend string, fn func(k, v []byte) error) error {
+	f, err := openLocked(ctx, path, os.O_RDONLY, false)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

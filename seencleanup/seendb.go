@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/mbtool/mbtool/cyrusdb"
-	"github.com/mbtool/mbtool/lock"
 )
 
 // twoskipMagic starts every twoskip file (seen-and-dbs.md §2.1).
@@ -68,7 +67,7 @@ func rewriteSeen(ctx context.Context, path, backend string, changes []change) (i
 			return 0, fmt.Errorf("creating seen db %s: %w", path, err)
 		}
 	}
-	f, err := lock.OpenLocked(path, os.O_RDWR, true)
+	f, err := openLocked(ctx, path, os.O_RDWR, true)
 	if errors.Is(err, fs.ErrNotExist) && !sets {
 		return 0, nil // nothing to delete from a database that does not exist
 	}

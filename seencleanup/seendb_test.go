@@ -50,7 +50,7 @@ func writeDB(t *testing.T, path, backend string, recs [][2]string) {
 func readDB(t *testing.T, path, backend string) []string {
 	t.Helper()
 	var out []string
-	if err := readSeen(path, backend, func(k, v []byte) error {
+	if err := readSeen(context.Background(), path, backend, func(k, v []byte) error {
 		out = append(out, string(k)+"="+string(v))
 		return nil
 	}); err != nil {
@@ -232,7 +232,7 @@ func TestRewriteSeenDamaged(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("error %v, want %v", err, tc.want)
 			}
-			if err := readSeen(path, tc.backend, func(_, _ []byte) error { return nil }); !errors.Is(err, tc.want) {
+			if err := readSeen(context.Background(), path, tc.backend, func(_, _ []byte) error { return nil }); !errors.Is(err, tc.want) {
 				t.Errorf("readSeen: error %v, want %v", err, tc.want)
 			}
 			after, err := os.ReadFile(path)
@@ -296,5 +296,48 @@ func TestMergeOrderManyKeys(t *testing.T) {
 	}
 	if got := readDB(t, path, "twoskip"); len(got) != 2000 {
 		t.Errorf("%d records left, want 2000", len(got))
+	}
+}
+
+// TestLockWaitCancelled checks that reading and rewriting a seen db that
+// another holder keeps locked give up when the context is cancelled (a
+// SIGINT), instead of waiting for the lock.
+func TestLockWaitCancelled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seen.db")
+	writeDB(t, path, "twoskip", [][2]string{{"aaaa", "1 0 0 0 "}})
+	held, err := lock.OpenLocked(path, os.O_RDWR, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for _, tc := range []struct {
+		name string
+		fn   func(ctx context.Context) error
+	}{
+		{"read", func(ctx context.Context) error {
+			return readSeen(ctx, path, "twoskip", func(_, _ []byte) error { return nil })
+		}},
+		{"rewrite", func(ctx context.Context) error {
+			_, err := rewriteSeen(ctx, path, "twoskip", []change{{key: []byte("aaaa"), want: []byte("1 0 0 0 ")}})
+			return err
+		}},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- tc.fn(ctx) }()
+		time.Sleep(30 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("%s: %v, want context.Canceled", tc.name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: still waiting for the lock after cancel", tc.name)
+		}
+	}
+	held.Close()
+	if got := readDB(t, path, "twoskip"); !slices.Equal(got, []string{"aaaa=1 0 0 0 "}) {
+		t.Errorf("records %q", got)
 	}
 }
