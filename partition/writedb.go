@@ -1,0 +1,350 @@
+package partition
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+
+	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/lock"
+)
+
+// ErrNotClean is returned when a database to be rewritten was left dirty
+// by a crashed writer: Cyrus recovers such a file the next time it locks
+// it, so the rewrite is refused rather than done from a guess.
+var ErrNotClean = errors.New("database not clean (a writer crashed); let Cyrus recover it first, e.g. with cyr_dbtool ... consistent")
+
+// Owner is the user and group that files written into a Cyrus spool get.
+// A negative UID leaves files to the user running mbtool.
+type Owner struct {
+	UID, GID int
+}
+
+// CyrusOwner returns the owner Cyrus's files have: the user "cyrus" and its
+// primary group (mail on Debian) when running as root and that user
+// exists, else the current user (UID -1).
+func CyrusOwner() Owner {
+	if os.Geteuid() != 0 {
+		return Owner{UID: -1, GID: -1}
+	}
+	u, err := user.Lookup("cyrus")
+	if err != nil {
+		return Owner{UID: -1, GID: -1}
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return Owner{UID: -1, GID: -1}
+	}
+	return Owner{UID: uid, GID: gid}
+}
+
+// Chown gives path to the owner, unless UID is negative.
+func (o Owner) Chown(path string) error {
+	if o.UID < 0 {
+		return nil
+	}
+	if err := os.Lchown(path, o.UID, o.GID); err != nil {
+		return fmt.Errorf("chown %s: %w", path, err)
+	}
+	return nil
+}
+
+// MkdirAll creates dir and its missing parents with mode 0700, each given
+// to the owner, as Cyrus's cyrus_mkdir does under umask 077.
+func (o Owner) MkdirAll(dir string) error {
+	uid, gid := o.UID, o.GID
+	if uid < 0 {
+		uid, gid = -1, -1
+	}
+	return mkdirOwned(dir, uid, gid)
+}
+
+// CreateFile creates path exclusively with mode 0600, owned by the owner.
+func (o Owner) CreateFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if o.UID >= 0 {
+		if err := f.Chown(o.UID, o.GID); err != nil {
+			f.Close()
+			os.Remove(path)
+			return nil, fmt.Errorf("chown %s: %w", path, err)
+		}
+	}
+	return f, nil
+}
+
+// SyncDir fsyncs a directory, so that renames and creations in it are
+// durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// TwoskipTx collects changes to one twoskip database for UpdateTwoskip.
+// Get sees the committed state with the changes made so far.
+type TwoskipTx struct {
+	db      *cyrusdb.Twoskip
+	changes map[string][]byte // nil value: delete
+}
+
+// Get returns the value of key and whether it exists.
+func (t *TwoskipTx) Get(key []byte) ([]byte, bool, error) {
+	if v, ok := t.changes[string(key)]; ok {
+		return v, v != nil, nil
+	}
+	return t.db.Get(key)
+}
+
+// Set sets key to value (which is copied).
+func (t *TwoskipTx) Set(key, value []byte) {
+	t.changes[string(key)] = append(make([]byte, 0, len(value)), value...)
+}
+
+// Delete removes key.
+func (t *TwoskipTx) Delete(key []byte) { t.changes[string(key)] = nil }
+
+// ForEach calls fn for every committed record whose key starts with
+// prefix, ignoring the transaction's own changes.
+func (t *TwoskipTx) ForEach(prefix []byte, fn func(key, value []byte) error) error {
+	return t.db.ForEach(prefix, fn)
+}
+
+// UpdateTwoskip rewrites the twoskip database at path by rename, the way a
+// Cyrus checkpoint does and live-safe (locking.md §4.2 A, §4.3): exclusive
+// OFD lock on the live file with the reopen-on-replace loop, read the
+// committed state through the locked descriptor, let fn check and change
+// it, write <path>.NEW as a fresh file with generation+1, verify it, fsync
+// it, give it the old file's owner and mode, rename it into place, fsync
+// the directory, and only then unlock. A missing file is created first
+// (empty, 0600, owned by owner, its directories too) when create is set,
+// else it is an error. If fn returns an error, or changes nothing, the file
+// is left alone.
+func UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
+	if create {
+		if err := ensureFile(path, owner); err != nil {
+			return err
+		}
+	}
+	f, err := lock.OpenLocked(path, os.O_RDWR, true)
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", path, err)
+	}
+	defer f.Close() // after the rename: closing drops the lock
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	db, err := cyrusdb.ReadTwoskip(path, f, fi.Size())
+	if err != nil {
+		return err
+	}
+	if !db.Clean() {
+		return fmt.Errorf("%s: %w", path, ErrNotClean)
+	}
+	tx := &TwoskipTx{db: db, changes: make(map[string][]byte)}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if len(tx.changes) == 0 {
+		return nil
+	}
+	newPath := path + ".NEW"
+	if err := os.Remove(newPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	nf, err := os.OpenFile(newPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			nf.Close()
+			os.Remove(newPath)
+		}
+	}()
+	if err := writeMerged(nf, db, tx.changes); err != nil {
+		return fmt.Errorf("writing %s: %w", newPath, err)
+	}
+	if err := verifyTwoskip(newPath, nf); err != nil {
+		return err
+	}
+	if err := matchOwner(nf, fi); err != nil {
+		return err
+	}
+	if err := nf.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", newPath, err)
+	}
+	if err := nf.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(newPath, path); err != nil {
+		return err
+	}
+	ok = true
+	return SyncDir(filepath.Dir(path))
+}
+
+// writeMerged writes the committed records of db with changes applied, in
+// key order, as a fresh file.
+func writeMerged(nf *os.File, db *cyrusdb.Twoskip, changes map[string][]byte) error {
+	keys := make([]string, 0, len(changes))
+	for k := range changes {
+		if k == "" {
+			return cyrusdb.ErrEmptyKey
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // byte order, as KeyLess
+	tw := cyrusdb.NewTwoskipWriter(nf, db.Generation()+1)
+	i := 0
+	flushBefore := func(key []byte) error {
+		for ; i < len(keys) && (key == nil || keys[i] < string(key)); i++ {
+			if v := changes[keys[i]]; v != nil {
+				if err := tw.Add([]byte(keys[i]), v); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err := db.ForEach(nil, func(k, v []byte) error {
+		if err := flushBefore(k); err != nil {
+			return err
+		}
+		if i < len(keys) && keys[i] == string(k) {
+			nv := changes[keys[i]]
+			i++
+			if nv == nil {
+				return nil // deleted
+			}
+			v = nv
+		}
+		return tw.Add(k, v)
+	})
+	if err != nil {
+		return err
+	}
+	if err := flushBefore(nil); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// verifyTwoskip reads a freshly written file back and checks it whole.
+func verifyTwoskip(name string, f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	db, err := cyrusdb.ReadTwoskip(name, f, fi.Size())
+	if err != nil {
+		return fmt.Errorf("verifying %s: %w", name, err)
+	}
+	if err := db.Check(); err != nil {
+		return fmt.Errorf("verifying %s: %w", name, err)
+	}
+	return nil
+}
+
+// matchOwner gives f the owner and permissions of the file it replaces.
+func matchOwner(f *os.File, old fs.FileInfo) error {
+	if err := f.Chmod(old.Mode().Perm()); err != nil {
+		return err
+	}
+	if st, ok := old.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+		if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("chown %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// ensureFile creates path (empty, 0600, owned by owner) and its directories
+// if it does not exist, before anything locks it, so that Cyrus and mbtool
+// lock the same inode (locking.md §4.3 step 1).
+func ensureFile(path string, owner Owner) error {
+	if _, err := os.Lstat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := owner.MkdirAll(filepath.Dir(path)); err != nil {
+		return err
+	}
+	f, err := owner.CreateFile(path)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// ReadTwoskipFile opens the twoskip file at path under its shared lock and
+// calls fn with a lookup function; a missing file is an empty database.
+func ReadTwoskipFile(path string, fn func(get func(key []byte) ([]byte, bool, error)) error) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return fn(func([]byte) ([]byte, bool, error) { return nil, false, nil })
+	}
+	db, err := cyrusdb.OpenTwoskip(path)
+	if err != nil {
+		return err
+	}
+	err = fn(db.Get)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// WriteTwoskipFile writes a fresh twoskip database holding records (keys
+// need not be sorted; duplicates are an error) to path, which must not
+// exist, with mode 0600 and the given owner, and fsyncs it. It is for
+// files nobody else can see yet, such as the cyrus.annotations of a mailbox
+// being built.
+func WriteTwoskipFile(path string, owner Owner, records [][2][]byte) error {
+	sort.Slice(records, func(i, j int) bool { return bytes.Compare(records[i][0], records[j][0]) < 0 })
+	f, err := owner.CreateFile(path)
+	if err != nil {
+		return err
+	}
+	i := 0
+	err = cyrusdb.WriteTwoskip(f, 1, func() ([]byte, []byte, bool) {
+		if i == len(records) {
+			return nil, nil, false
+		}
+		i++
+		return records[i-1][0], records[i-1][1], true
+	})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package partition
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/mbtool/mbtool/dlist"
+)
+
+// printValue prints one dlist value the way Cyrus's dlist_printbuf does
+// for the values it stores (cyrus.header, mailboxes.db, quota): build
+// writes it through w as the value of a throw-away line, whose verb, name
+// and CRLF are then cut off.
+func printValue(build func(w *dlist.Writer)) ([]byte, error) {
+	var buf bytes.Buffer
+	w := dlist.NewWriter(&buf)
+	w.BeginLine("X", "X")
+	build(w)
+	if err := w.EndLine(); err != nil {
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	return bytes.TrimSuffix(b[len("X X "):], []byte("\r\n")), nil
+}
+
+// writeACL writes the A key: %(id rights ...), empty for an empty ACL
+// (imap/mailbox.c mailbox_acl_to_dlist).
+func writeACL(w *dlist.Writer, acl []ACLEntry) {
+	w.Key("A")
+	w.BeginKVList()
+	for _, a := range acl {
+		w.Key(a.ID)
+		w.Atom(a.Rights)
+	}
+	w.EndList()
+}
+
+// EncodeHeader returns the bytes of a cyrus.header file as Cyrus 3.6 writes
+// it (imap/mailbox.c mailbox_commit_header): the magic, then one dlist line
+// %(T type N name I uniqueid [Q quotaroot] A %(acl) [U (flags)]) and a LF.
+// A "" slot in UserFlags is written as NIL; trailing ones are dropped. h.Old
+// and h.FileCRC are ignored; the CRC of the result is what the index
+// header's HeaderFileCRC must hold.
+func EncodeHeader(h Header) ([]byte, error) {
+	if h.Type == "" || h.Name == "" || h.UniqueID == "" {
+		return nil, fmt.Errorf("cyrus.header of %q: type, name and uniqueid are required", h.Name)
+	}
+	flags := trimFlags(h.UserFlags)
+	if len(flags) > maxUserFlags {
+		return nil, fmt.Errorf("cyrus.header of %s: %d user flags, at most %d", h.Name, len(flags), maxUserFlags)
+	}
+	line, err := printValue(func(w *dlist.Writer) {
+		w.BeginKVList()
+		w.Key("T")
+		w.Atom(h.Type)
+		w.Key("N")
+		w.Atom(h.Name)
+		w.Key("I")
+		w.Atom(h.UniqueID)
+		if h.QuotaRoot != "" {
+			w.Key("Q")
+			w.Atom(h.QuotaRoot)
+		}
+		writeACL(w, h.ACL)
+		if len(flags) > 0 {
+			w.Key("U")
+			w.BeginList()
+			for _, f := range flags {
+				if f == "" {
+					w.Nil()
+				} else {
+					w.Atom(f)
+				}
+			}
+			w.EndList()
+		}
+		w.EndList()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cyrus.header of %s: %w", h.Name, err)
+	}
+	b := make([]byte, 0, len(HeaderMagic)+len(line)+1)
+	b = append(b, HeaderMagic...)
+	b = append(b, line...)
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,307 @@
+package partition
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/lock"
+)
+
+// LockNamespace takes Cyrus's namespace lock of userid ("*U*userid"), or,
+// for userid "", the one Cyrus takes for changes to shared mailboxes
+// ("*U*"), waiting until ctx is done. Release it when done.
+func (s *Spool) LockNamespace(ctx context.Context, userid string, exclusive bool) (*lock.File, error) {
+	return s.lockName(ctx, namespaceLockName(userid), exclusive)
+}
+
+// LockMailboxName takes the name lock of mailbox e: its uniqueid, or its
+// name in the legacy layout (locking.md §0.2). Creating or replacing a
+// mailbox takes it exclusive.
+func (s *Spool) LockMailboxName(ctx context.Context, e Entry, exclusive bool) (*lock.File, error) {
+	name := e.UniqueID
+	if e.LegacyDirs() || name == "" {
+		name = e.Name
+	}
+	return s.lockName(ctx, name, exclusive)
+}
+
+func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (*lock.File, error) {
+	path := s.Config.lockPath(lockname)
+	if err := s.ensureLockFile(path); err != nil {
+		return nil, fmt.Errorf("lock file %s: %w", path, err)
+	}
+	l, err := lock.OpenFile(ctx, path, exclusive)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// EncodeSeen returns the stored value of a seen record (imap/seen_db.c
+// seen_write): "1 lastread lastuid lastchange seenuids".
+func EncodeSeen(r SeenRecord) []byte {
+	b := []byte("1 ")
+	b = strconv.AppendInt(b, r.LastRead, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(r.LastUID), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, r.LastChange, 10)
+	b = append(b, ' ')
+	return append(b, r.SeenUIDs...)
+}
+
+// UpdateSeen changes user's seen database (twoskip) as UpdateTwoskip does,
+// creating it (and its directory) if missing. Keys are mailbox uniqueids,
+// values EncodeSeen's. The path depends on the user's INBOX entry, so
+// register a restored INBOX first.
+func (s *Spool) UpdateSeen(user string, owner Owner, fn func(tx *TwoskipTx) error) error {
+	if s.Config.SeenDB != "twoskip" {
+		return fmt.Errorf("seenstate_db %s: only twoskip is supported", s.Config.SeenDB)
+	}
+	path, err := s.SeenPath(user)
+	if err != nil {
+		return fmt.Errorf("seen db of %s: %w", user, err)
+	}
+	if err := UpdateTwoskip(path, true, owner, fn); err != nil {
+		return fmt.Errorf("seen db of %s: %w", user, err)
+	}
+	return nil
+}
+
+// SubKey returns the key of a subscription to the internal name in user's
+// subscription database: "N" + the dbname, with the user's own INBOX
+// written "INBOX" (imap/mboxlist.c mboxlist_dbname_to_key).
+func (s *Spool) SubKey(user, name string) []byte {
+	db := nameToDBName(name)
+	inbox := nameToDBName(s.userInbox(user))
+	if db == inbox || strings.HasPrefix(db, inbox+string(rune(dbHierSep))) {
+		db = "INBOX" + db[len(inbox):]
+	}
+	return []byte("N" + db)
+}
+
+// AddSubs adds subscriptions to the internal names to user's subscription
+// database (flat), creating it if missing, the way Cyrus's flat writer
+// replaces it: lock the live file, write <path>.NEW, fsync, rename
+// (locking.md §1.10). Existing subscriptions are kept.
+func (s *Spool) AddSubs(user string, owner Owner, names []string) error {
+	if s.Config.SubDB != "flat" {
+		return fmt.Errorf("subscription_db %s: only flat is supported", s.Config.SubDB)
+	}
+	path, err := s.SubsPath(user)
+	if err != nil {
+		return fmt.Errorf("subscriptions of %s: %w", user, err)
+	}
+	err = updateFlat(path, owner, func(recs map[string][]byte) {
+		if _, ok := recs[subsVersionKey]; !ok {
+			recs[subsVersionKey] = []byte("2")
+		}
+		for _, n := range names {
+			recs[string(s.SubKey(user, n))] = nil
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscriptions of %s: %w", user, err)
+	}
+	return nil
+}
+
+// updateFlat rewrites a flat database by rename under the writer's lock.
+func updateFlat(path string, owner Owner, edit func(recs map[string][]byte)) error {
+	if err := ensureFile(path, owner); err != nil {
+		return err
+	}
+	f, err := lock.OpenLocked(path, os.O_RDWR, true)
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	recs := make(map[string][]byte)
+	err = cyrusdb.ReadFlat(path, io.NewSectionReader(f, 0, fi.Size()), func(k, v []byte) error {
+		recs[string(k)] = bytes.Clone(v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	edit(recs)
+	list := make([][2][]byte, 0, len(recs))
+	for k, v := range recs {
+		list = append(list, [2][]byte{[]byte(k), v})
+	}
+	var buf bytes.Buffer
+	if err := cyrusdb.WriteFlat(&buf, list); err != nil {
+		return err
+	}
+	return replaceFile(path, fi, buf.Bytes())
+}
+
+// replaceFile writes data to <path>.NEW with the owner and mode of the old
+// file, fsyncs it, renames it over path and fsyncs the directory.
+func replaceFile(path string, old fs.FileInfo, data []byte) error {
+	newPath := path + ".NEW"
+	if err := os.Remove(newPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	nf, err := os.OpenFile(newPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = nf.Write(data)
+	if err == nil {
+		err = matchOwner(nf, old)
+	}
+	if err == nil {
+		err = nf.Sync()
+	}
+	if cerr := nf.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(newPath, path)
+	}
+	if err != nil {
+		os.Remove(newPath)
+		return fmt.Errorf("replacing %s: %w", path, err)
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// EncodeQuota returns the stored form of a quota root as Cyrus 3.6 writes
+// it (imap/quota_db.c quota_write): %(S (used [limit]) M (...) AS (...)
+// NF (...) MODSEQ n) and a LF; a resource without a limit shows its usage
+// only. STORAGE usage is in bytes, its limit in KiB.
+func EncodeQuota(q Quota) ([]byte, error) {
+	b, err := printValue(func(w *dlist.Writer) {
+		w.BeginKVList()
+		for _, k := range quotaKeys {
+			w.Key(k.key)
+			w.BeginList()
+			w.Num(uint64(max(q.Usage[k.name], 0)))
+			if l, ok := q.Limits[k.name]; ok && l >= 0 {
+				w.Num(uint64(l))
+			}
+			w.EndList()
+		}
+		w.Key("MODSEQ")
+		w.Num(q.Modseq)
+		w.EndList()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quota root %s: %w", q.Root, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// PutQuota writes the quota root q (quotalegacy), replacing the file the
+// way Cyrus's writer does: lock the live file (created if missing), write
+// <file>.NEW, fsync, rename (locking.md §1.9).
+func (s *Spool) PutQuota(q Quota, owner Owner) error {
+	path, err := s.QuotaPath(q.Root)
+	if err != nil {
+		return err
+	}
+	data, err := EncodeQuota(q)
+	if err != nil {
+		return err
+	}
+	if err := ensureFile(path, owner); err != nil {
+		return fmt.Errorf("quota root %s: %w", q.Root, err)
+	}
+	f, err := lock.OpenLocked(path, os.O_RDWR, true)
+	if err != nil {
+		return fmt.Errorf("quota root %s: locking %s: %w", q.Root, path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := replaceFile(path, fi, data); err != nil {
+		return fmt.Errorf("quota root %s: %w", q.Root, err)
+	}
+	return nil
+}
+
+// AnnotationKey returns the key of an annotation in annotations.db (first
+// = the mailbox uniqueid) or cyrus.annotations (first = the decimal UID):
+// first NUL entry NUL userid NUL (sync-records.md §6.3).
+func AnnotationKey(first, entry, userid string) []byte {
+	b := make([]byte, 0, len(first)+len(entry)+len(userid)+3)
+	b = append(b, first...)
+	b = append(b, 0)
+	b = append(b, entry...)
+	b = append(b, 0)
+	b = append(b, userid...)
+	return append(b, 0)
+}
+
+// StoredAnnotationUser returns the userid under which Cyrus stores a
+// private annotation of userid on a mailbox owned by owner: the owner's
+// placeholder "[.OwNeR.]" for the owner, else userid.
+func StoredAnnotationUser(userid, owner string) string {
+	if userid != "" && userid == owner {
+		return ownerToken
+	}
+	return userid
+}
+
+// EncodeAnnotation returns the stored value of an annotation
+// (imap/annotate.c make_entry): the value length as 4 big-endian bytes and
+// 4 zero bytes, the value, NUL, the content type "text/plain", NUL, 8 zero
+// bytes, the modseq as 8 big-endian bytes and a zero flags byte.
+func EncodeAnnotation(value []byte, modseq uint64) []byte {
+	b := make([]byte, 0, 8+len(value)+1+11+17)
+	b = be.AppendUint32(b, uint32(len(value)))
+	b = append(b, 0, 0, 0, 0)
+	b = append(b, value...)
+	b = append(b, 0)
+	b = append(b, "text/plain"...)
+	b = append(b, 0)
+	b = append(b, make([]byte, 8)...)
+	b = be.AppendUint64(b, modseq)
+	return append(b, 0)
+}
+
+// UpdateAnnotationsDB changes annotations.db (the mailbox annotations of
+// every mailbox) as UpdateTwoskip does, creating it if missing.
+func (s *Spool) UpdateAnnotationsDB(owner Owner, fn func(tx *TwoskipTx) error) error {
+	if s.Config.AnnotationDB != "twoskip" {
+		return fmt.Errorf("annotation_db %s: only twoskip is supported", s.Config.AnnotationDB)
+	}
+	return UpdateTwoskip(s.Config.AnnotationPath, true, owner, fn)
+}
+
+// ReadIndexHeaderFile reads and checks the header of the cyrus.index at
+// path, without locking.
+func ReadIndexHeaderFile(path string) (IndexHeader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return IndexHeader{}, err
+	}
+	defer f.Close()
+	var b [IndexHeaderSize]byte
+	n, err := io.ReadFull(f, b[:])
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return IndexHeader{}, fmt.Errorf("reading %s: %w", path, err)
+	}
+	h, err := ParseIndexHeader(b[:n])
+	if err != nil {
+		return h, &FileError{File: path, Offset: 0, Err: err}
+	}
+	return h, nil
+}

@@ -1,0 +1,375 @@
+package restore
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// builder writes one mailbox into its staging directory as its records
+// stream by: message files, cyrus.index records (after a placeholder for
+// the header, which is written at commit), and the per-message
+// annotations. Memory is bounded by the user flags and the annotations,
+// not by the number of records.
+type builder struct {
+	rs  *restorer
+	b   *box
+	idx *os.File
+	w   *bufio.Writer
+	buf []byte
+
+	slots  map[string]int // user flag name -> slot, by first appearance
+	before [][2]int       // slot pairs (a, b): a precedes b in a record
+	pairs  map[[2]int]bool
+	prev   uint32
+	crc    syncrec.CRC
+	annots [][2][]byte // cyrus.annotations records
+	h      partition.IndexHeader
+}
+
+func (rs *restorer) newBuilder(b *box) (*builder, error) {
+	st, err := rs.stageFor(b.partition)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := st.newBoxDir(rs.owner)
+	if err != nil {
+		return nil, fmt.Errorf("staging mailbox %s: %w", b.name, err)
+	}
+	b.st, b.dir = st, dir
+	f, err := rs.owner.CreateFile(filepath.Join(dir, partition.FileIndex))
+	if err != nil {
+		return nil, fmt.Errorf("staging mailbox %s: %w", b.name, err)
+	}
+	bl := &builder{rs: rs, b: b, idx: f, w: bufio.NewWriterSize(f, 64<<10),
+		slots: make(map[string]int), pairs: make(map[[2]int]bool), crc: syncrec.NewCRC()}
+	bl.w.Write(make([]byte, partition.IndexHeaderSize)) // the header comes at commit
+	src := b.src
+	bl.h = partition.IndexHeader{
+		LastAppendDate: clamp32(src.LastAppendDate),
+		LastUID:        src.LastUID,
+		POP3LastLogin:  clamp32(src.POP3LastLogin),
+		UIDValidity:    src.UIDValidity,
+		Options:        optionBits(src.Options) | partition.OptNeedsRepack,
+		HighestModseq:  src.HighestModseq,
+		RecentUID:      src.RecentUID,
+		RecentTime:     clamp32(src.RecentTime),
+		POP3ShowAfter:  clamp32(src.POP3ShowAfter),
+		CreatedModseq:  src.CreatedModseq,
+		// As for a mailbox Cyrus creates (imap/mailbox.c mailbox_create);
+		// a replica made by sync_server gets the same.
+		ChangesEpoch: clamp32(timeNow().Unix()),
+	}
+	return bl, nil
+}
+
+func clamp32(t int64) uint32 {
+	if t < 0 {
+		return 0
+	}
+	return uint32(min(t, 1<<32-1))
+}
+
+// optionBits converts replication's OPTIONS letters (sync-records.md §1.2);
+// unknown letters are ignored, as Cyrus does.
+func optionBits(s string) uint32 {
+	var o uint32
+	for _, c := range s {
+		switch c {
+		case 'P':
+			o |= partition.OptPOP3NewUIDL
+		case 'S':
+			o |= partition.OptSharedSeen
+		case 'D':
+			o |= partition.OptDupDeliver
+		case 'A':
+			o |= partition.OptHasAlarms
+		}
+	}
+	return o
+}
+
+// add writes one record.
+func (bl *builder) add(r *syncrec.Record) error {
+	b := bl.b
+	if r.UID == 0 || r.UID <= bl.prev {
+		return fmt.Errorf("%w: record UID %d after UID %d", ErrDamaged, r.UID, bl.prev)
+	}
+	bl.prev = r.UID
+	rec := partition.Record{
+		UID:          r.UID,
+		InternalDate: clamp32(r.InternalDate),
+		Size:         r.Size,
+		LastUpdated:  clamp32(r.LastUpdated),
+		CacheVersion: partition.CacheVersion,
+		GUID:         r.GUID,
+		Modseq:       r.Modseq,
+	}
+	last := -1
+	for _, f := range r.Flags {
+		if strings.HasPrefix(f, `\`) {
+			rec.SystemFlags |= systemFlag(f) // unknown ones are ignored, as by Cyrus
+			continue
+		}
+		if err := checkText("flag", f); err != nil {
+			return err
+		}
+		slot, ok := bl.slots[f]
+		if !ok {
+			slot = len(bl.b.flags)
+			if slot >= partition.MaxUserFlags {
+				return fmt.Errorf("%w: more than %d user flags", ErrDamaged, partition.MaxUserFlags)
+			}
+			bl.slots[f] = slot
+			b.flags = append(b.flags, f)
+		}
+		rec.SetUserFlag(slot)
+		if last >= 0 && !bl.pairs[[2]int{last, slot}] {
+			bl.pairs[[2]int{last, slot}] = true
+			bl.before = append(bl.before, [2]int{last, slot})
+		}
+		last = slot
+	}
+	if err := bl.annotations(r, &rec); err != nil {
+		return err
+	}
+	expunged := rec.SystemFlags&partition.InternalExpunged != 0
+	dst := filepath.Join(b.dir, strconv.FormatUint(uint64(r.UID), 10)+".")
+	if m, ok := bl.rs.msgs[r.GUID]; ok {
+		if m.size != int64(r.Size) {
+			return fmt.Errorf("%w: UID %d: SIZE %d, but the file of GUID %s has %d bytes", ErrDamaged, r.UID, r.Size, r.GUID, m.size)
+		}
+		if err := bl.rs.place(&m, r.GUID, b, r.UID, dst, int64(rec.InternalDate)); err != nil {
+			return fmt.Errorf("UID %d: %w", r.UID, err)
+		}
+		rec.HeaderSize, rec.GMTime, rec.SentDate = m.info.headerSize, m.info.gmtime, m.info.sentdate
+	} else {
+		// The dump has no file for this record: an expunged message whose
+		// file Cyrus had already removed, or a file the dump reported as
+		// missing. The record stays, expunged and unlinked, as Cyrus
+		// keeps one whose file is gone.
+		if !expunged {
+			bl.rs.problem(b.name, fmt.Errorf("UID %d: the dump has no message file for GUID %s; restored as expunged", r.UID, r.GUID))
+			r.Flags = append(r.Flags, syncrec.FlagExpunged)
+			expunged = true
+		}
+		rec.SystemFlags |= partition.InternalExpunged | partition.InternalUnlinked
+	}
+	bl.crc.Add(r)
+	h := &bl.h
+	h.NumRecords++
+	h.LastUID = max(h.LastUID, r.UID)
+	h.HighestModseq = max(h.HighestModseq, r.Modseq)
+	if expunged {
+		if h.FirstExpunged == 0 || rec.LastUpdated < h.FirstExpunged {
+			h.FirstExpunged = rec.LastUpdated
+		}
+	} else {
+		h.Exists++
+		h.QuotaMailboxUsed += uint64(r.Size)
+		if rec.SystemFlags&partition.FlagDeleted != 0 {
+			h.Deleted++
+		}
+		if rec.SystemFlags&partition.FlagAnswered != 0 {
+			h.Answered++
+		}
+		if rec.SystemFlags&partition.FlagFlagged != 0 {
+			h.Flagged++
+		}
+		if rec.SystemFlags&partition.FlagSeen == 0 {
+			h.Unseen++
+		}
+	}
+	bl.buf = partition.AppendRecord(bl.buf[:0], rec)
+	_, err := bl.w.Write(bl.buf)
+	return err
+}
+
+// systemFlag maps a dumped system flag to its bit (case-insensitively,
+// as imap/sync_support.c sync_getflags does).
+func systemFlag(f string) uint32 {
+	switch strings.ToLower(f) {
+	case `\answered`:
+		return partition.FlagAnswered
+	case `\flagged`:
+		return partition.FlagFlagged
+	case `\deleted`:
+		return partition.FlagDeleted
+	case `\draft`:
+		return partition.FlagDraft
+	case `\seen`:
+		return partition.FlagSeen
+	case `\expunged`:
+		return partition.InternalExpunged
+	}
+	return 0
+}
+
+// annotations maps the users of r's annotations, moves the virtual ones
+// into the record's fields, and keeps the others for cyrus.annotations.
+func (bl *builder) annotations(r *syncrec.Record, rec *partition.Record) error {
+	for i := range r.Annotations {
+		a := &r.Annotations[i]
+		if err := checkText("annotation", a.Entry); err != nil {
+			return err
+		}
+		if a.UserID != "" {
+			if err := checkUserID(a.UserID); err != nil {
+				return err
+			}
+			a.UserID = bl.rs.users.user(a.UserID)
+		}
+		switch a.Entry {
+		case syncrec.AnnotThrID:
+			n, err := strconv.ParseUint(string(a.Value), 16, 64)
+			if err != nil {
+				return fmt.Errorf("%w: UID %d: thrid %q", ErrDamaged, r.UID, a.Value)
+			}
+			rec.CID = n
+		case syncrec.AnnotSaveDate:
+			n, err := strconv.ParseUint(string(a.Value), 10, 32)
+			if err != nil {
+				return fmt.Errorf("%w: UID %d: savedate %q", ErrDamaged, r.UID, a.Value)
+			}
+			rec.SaveDate = uint32(n)
+		case syncrec.AnnotCreatedModseq:
+			n, err := strconv.ParseUint(string(a.Value), 10, 64)
+			if err != nil {
+				return fmt.Errorf("%w: UID %d: createdmodseq %q", ErrDamaged, r.UID, a.Value)
+			}
+			rec.CreatedModseq = n
+		default:
+			if len(a.Value) == 0 {
+				continue
+			}
+			key := partition.AnnotationKey(strconv.FormatUint(uint64(r.UID), 10), a.Entry,
+				partition.StoredAnnotationUser(a.UserID, bl.b.owner))
+			bl.annots = append(bl.annots, [2][]byte{key, partition.EncodeAnnotation(a.Value, a.Modseq)})
+			if !r.Expunged() {
+				bl.h.QuotaAnnotUsed += uint32(len(a.Value))
+			}
+		}
+	}
+	return nil
+}
+
+// finish completes the staged mailbox, but for the two files that depend
+// on the final name and uniqueid (cyrus.header and the index header).
+func (bl *builder) finish() error {
+	if err := bl.w.Flush(); err != nil {
+		return fmt.Errorf("writing index: %w", err)
+	}
+	if perm := bl.flagOrder(); perm != nil {
+		if err := bl.renumberFlags(perm); err != nil {
+			return err
+		}
+	}
+	if err := bl.idx.Close(); err != nil {
+		return err
+	}
+	bl.idx = nil
+	if len(bl.annots) > 0 {
+		path := filepath.Join(bl.b.dir, partition.FileAnnotations)
+		if err := partition.WriteTwoskipFile(path, bl.rs.owner, bl.annots); err != nil {
+			return err
+		}
+	}
+	bl.h.SyncCRC, bl.h.SyncCRCAnnot = bl.crc.Basic, bl.crc.Annot
+	// Cyrus counts the mailbox annotations in quota_annot_used too.
+	for _, a := range bl.b.annots {
+		bl.h.QuotaAnnotUsed += uint32(len(a.Value))
+	}
+	bl.b.hdr = bl.h
+	return nil
+}
+
+func (bl *builder) close() {
+	if bl.idx != nil {
+		bl.idx.Close()
+	}
+}
+
+// flagOrder returns the slot order that agrees with the order of flags
+// within every record (records list user flags by slot), preferring first
+// appearance, as a permutation old slot -> new slot; nil when the first
+// appearance order already agrees. The source's slot numbers are not in
+// the dump; this recovers them whenever the records pin them down.
+func (bl *builder) flagOrder() []int {
+	n := len(bl.b.flags)
+	if n < 2 || len(bl.before) == 0 {
+		return nil
+	}
+	indeg := make([]int, n)
+	next := make([][]int, n)
+	for _, p := range bl.before {
+		next[p[0]] = append(next[p[0]], p[1])
+		indeg[p[1]]++
+	}
+	order := make([]int, 0, n)
+	done := make([]bool, n)
+	for len(order) < n {
+		pick := -1
+		for s := 0; s < n; s++ {
+			if !done[s] && indeg[s] == 0 {
+				pick = s
+				break
+			}
+		}
+		if pick < 0 {
+			return nil // contradictory: keep the order of appearance
+		}
+		done[pick] = true
+		order = append(order, pick)
+		for _, s := range next[pick] {
+			indeg[s]--
+		}
+	}
+	perm := make([]int, n)
+	same := true
+	for newSlot, old := range order {
+		perm[old] = newSlot
+		same = same && old == newSlot
+	}
+	if same {
+		return nil
+	}
+	names := make([]string, n)
+	for old, nw := range perm {
+		names[nw] = bl.b.flags[old]
+	}
+	bl.b.flags = names
+	return perm
+}
+
+// renumberFlags rewrites the user flag bits of every staged record.
+func (bl *builder) renumberFlags(perm []int) error {
+	f := bl.idx
+	buf := make([]byte, partition.IndexRecordSize)
+	for i := int64(0); i < int64(bl.h.NumRecords); i++ {
+		off := int64(partition.IndexHeaderSize) + i*partition.IndexRecordSize
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return fmt.Errorf("renumbering flags: %w", err)
+		}
+		r, err := partition.ParseRecord(buf, partition.IndexVersion)
+		if err != nil {
+			return fmt.Errorf("renumbering flags: %w", err)
+		}
+		old := r.UserFlags
+		r.UserFlags = [4]uint32{}
+		for s, nw := range perm {
+			if old[s/32]&(1<<(s%32)) != 0 {
+				r.SetUserFlag(nw)
+			}
+		}
+		if _, err := f.WriteAt(partition.AppendRecord(buf[:0], r), off); err != nil {
+			return fmt.Errorf("renumbering flags: %w", err)
+		}
+	}
+	return nil
+}

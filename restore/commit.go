@@ -1,0 +1,410 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/mbtool/mbtool/lock"
+	"github.com/mbtool/mbtool/partition"
+	"golang.org/x/sys/unix"
+)
+
+// maxGroup bounds how many mailboxes are registered by one rewrite of
+// mailboxes.db (each holds a name lock meanwhile).
+const maxGroup = 64
+
+// commit is phase two: it runs only after the whole dump has verified.
+func (rs *restorer) commit() error {
+	if err := rs.checkLayout(); err != nil {
+		return err
+	}
+	for _, st := range rs.stages {
+		if err := syncFS(st.dir); err != nil {
+			return err
+		}
+	}
+	crashPoint()
+	q := rs.newQuotaPlan()
+	for i := 0; i < len(rs.boxes); {
+		if err := rs.ctx.Err(); err != nil {
+			return err
+		}
+		b := rs.boxes[i]
+		if !b.building() {
+			i++
+			continue
+		}
+		group := []*box{b}
+		j := i + 1
+		for ; j < len(rs.boxes) && len(group) < maxGroup; j++ {
+			if c := rs.boxes[j]; c.building() {
+				if c.owner != b.owner {
+					break
+				}
+				group = append(group, c)
+			}
+		}
+		for _, g := range group {
+			root, err := q.rootOf(g.name)
+			if err != nil {
+				return err
+			}
+			g.quotaRoot = root
+		}
+		if err := rs.commitGroup(b.owner, group); err != nil {
+			return err
+		}
+		i = j
+	}
+	if err := rs.writeQuotas(q); err != nil {
+		return err
+	}
+	crashPoint()
+	if err := rs.writeSeen(); err != nil {
+		return err
+	}
+	crashPoint()
+	return rs.writeSubs()
+}
+
+// building reports whether the box was built to be installed.
+func (b *box) building() bool {
+	return b.dir != "" && (b.res.Action == ActionCreate || b.res.Action == ActionReplace)
+}
+
+// checkLayout refuses configurations whose metadata would not sit in the
+// mailbox directory that is renamed into place.
+func (rs *restorer) checkLayout() error {
+	for _, b := range rs.boxes {
+		if !b.building() {
+			continue
+		}
+		e := b.entry()
+		data, _, err := rs.spool.Dirs(e)
+		if err != nil {
+			return err
+		}
+		for _, f := range []string{partition.FileHeader, partition.FileIndex, partition.FileAnnotations} {
+			p, err := rs.spool.MetaPath(e, f)
+			if err != nil {
+				return err
+			}
+			if filepath.Dir(p) != data {
+				return fmt.Errorf("partition %s: metadata files on a metapartition are not supported by restore", b.partition)
+			}
+		}
+	}
+	return nil
+}
+
+// entry is the mailboxes.db entry of the restored mailbox.
+func (b *box) entry() partition.Entry {
+	fm := b.src.FolderModseq
+	if fm == 0 {
+		fm = b.hdr.HighestModseq
+	}
+	return partition.Entry{
+		Name: b.name, UniqueID: b.uniqueid, Partition: b.partition, Type: b.typ,
+		UIDValidity: b.src.UIDValidity, CreatedModseq: b.src.CreatedModseq, FolderModseq: fm,
+		MTime: timeNow().Unix(), ACL: b.acl,
+	}
+}
+
+// commitGroup installs and registers mailboxes of one owner, under the
+// owner's namespace lock and each mailbox's exclusive name lock
+// (locking.md §4.2).
+func (rs *restorer) commitGroup(owner string, group []*box) error {
+	ns, err := rs.spool.LockNamespace(rs.ctx, owner, true)
+	if err != nil {
+		return err
+	}
+	defer ns.Release()
+	var locks []*lock.File
+	defer func() {
+		for _, l := range locks {
+			l.Release()
+		}
+	}()
+	var ready []*box
+	for _, b := range group {
+		e := b.entry()
+		l, err := rs.spool.LockMailboxName(rs.ctx, e, true)
+		if err != nil {
+			return err
+		}
+		locks = append(locks, l)
+		if r := b.replaced; r != nil && (r.UniqueID != e.UniqueID || r.LegacyDirs() != e.LegacyDirs()) {
+			l, err := rs.spool.LockMailboxName(rs.ctx, *r, true)
+			if err != nil {
+				return err
+			}
+			locks = append(locks, l)
+		}
+		if why, err := rs.precheck(b); err != nil {
+			return err
+		} else if why != "" {
+			rs.refuse(b, why)
+			continue
+		}
+		if err := rs.install(b); err != nil {
+			rs.refuse(b, err.Error())
+			continue
+		}
+		ready = append(ready, b)
+		crashPoint()
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+	if err := rs.writeMailboxAnnotations(ready); err != nil {
+		return err
+	}
+	crashPoint()
+	registered := map[*box]bool{}
+	err = rs.spool.UpdateMailboxes(rs.owner, func(tx *partition.MailboxesTx) error {
+		for _, b := range ready {
+			if why, err := txCheck(tx, b); err != nil {
+				return err
+			} else if why != "" {
+				rs.refuse(b, why)
+				continue
+			}
+			if r := b.replaced; r != nil && r.UniqueID != b.uniqueid && r.UniqueID != "" {
+				tx.DeleteID(r.UniqueID)
+			}
+			if err := tx.Put(b.entry()); err != nil {
+				return err
+			}
+			registered[b] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("registering mailboxes in mailboxes.db: %w", err)
+	}
+	crashPoint()
+	for _, b := range ready {
+		if !registered[b] {
+			continue
+		}
+		b.done, b.res.Done = true, true
+		if r := b.replaced; r != nil {
+			rs.removeOld(b, *r)
+		}
+	}
+	return nil
+}
+
+func (rs *restorer) refuse(b *box, why string) {
+	b.res.Action, b.res.Reason = ActionRefuse, why
+	rs.problem(b.name, errors.New(why))
+}
+
+// precheck looks at mailboxes.db again, now that the locks are held.
+func (rs *restorer) precheck(b *box) (string, error) {
+	cur, exists, err := rs.spool.LookupAny(b.name)
+	if err != nil {
+		return "", err
+	}
+	if why := entryConflict(b, cur, exists); why != "" {
+		return why, nil
+	}
+	if b.replaced == nil || b.replaced.UniqueID != b.uniqueid {
+		taken, err := rs.spool.IDExists(b.uniqueid)
+		if err != nil {
+			return "", err
+		}
+		if taken {
+			return "uniqueid " + b.uniqueid + " was taken meanwhile", nil
+		}
+	}
+	return "", nil
+}
+
+// txCheck repeats precheck inside the mailboxes.db transaction.
+func txCheck(tx *partition.MailboxesTx, b *box) (string, error) {
+	cur, exists, err := tx.Lookup(b.name)
+	if err != nil {
+		return "", err
+	}
+	if why := entryConflict(b, cur, exists); why != "" {
+		return why, nil
+	}
+	if b.replaced == nil || b.replaced.UniqueID != b.uniqueid {
+		taken, err := tx.IDExists(b.uniqueid)
+		if err != nil {
+			return "", err
+		}
+		if taken {
+			return "uniqueid " + b.uniqueid + " was taken meanwhile", nil
+		}
+	}
+	return "", nil
+}
+
+// entryConflict says why the current entry of the name forbids the
+// planned action, or "".
+func entryConflict(b *box, cur partition.Entry, exists bool) string {
+	live := exists && !cur.Deleted() && !cur.Intermediate()
+	switch {
+	case b.replaced == nil && live:
+		return "created in the target meanwhile"
+	case b.replaced != nil && (!live || cur.UniqueID != b.replaced.UniqueID):
+		return "changed in the target meanwhile"
+	}
+	return ""
+}
+
+// install writes the files that depend on the final name and uniqueid,
+// flushes the mailbox directory and renames it into place. The mailbox is
+// not registered yet, so Cyrus cannot see it.
+func (rs *restorer) install(b *box) error {
+	hb, err := partition.EncodeHeader(partition.Header{Type: b.typ, Name: b.name, UniqueID: b.uniqueid,
+		QuotaRoot: b.quotaRoot, ACL: b.acl, UserFlags: b.flags})
+	if err != nil {
+		return err
+	}
+	hf, err := rs.owner.CreateFile(filepath.Join(b.dir, partition.FileHeader))
+	if err != nil {
+		return err
+	}
+	_, err = hf.Write(hb)
+	if err == nil {
+		err = hf.Sync()
+	}
+	if cerr := hf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing cyrus.header: %w", err)
+	}
+	h := b.hdr
+	h.HeaderFileCRC = crc32.ChecksumIEEE(hb)
+	idx, err := os.OpenFile(filepath.Join(b.dir, partition.FileIndex), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	_, err = idx.WriteAt(partition.AppendIndexHeader(nil, h), 0)
+	if err == nil {
+		err = idx.Sync()
+	}
+	if cerr := idx.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing cyrus.index header: %w", err)
+	}
+	if err := partition.SyncDir(b.dir); err != nil {
+		return err
+	}
+	final, _, err := rs.spool.Dirs(b.entry())
+	if err != nil {
+		return err
+	}
+	if err := rs.owner.MkdirAll(filepath.Dir(final)); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(final); err == nil {
+		// The directory of the mailbox being replaced, or one a killed run
+		// renamed into place but did not register: swap them atomically;
+		// the old content goes to the trash.
+		if hasSubdirs(final) {
+			// Legacy layout: the directory also holds the directories
+			// of mailboxes below this one, so it stays; the files move
+			// in one by one. That is safe only while the mailbox is not
+			// registered, which is the case unless it is replaced.
+			if b.replaced != nil {
+				return fmt.Errorf("directory %s holds other mailboxes' directories (legacy layout); not replaced", final)
+			}
+			return rs.moveFiles(b, final)
+		}
+		if err := unix.Renameat2(unix.AT_FDCWD, b.dir, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE); err != nil {
+			return fmt.Errorf("swapping %s into place: %w", final, err)
+		}
+		if err := os.Rename(b.dir, b.st.trashPath()); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	} else if err := os.Rename(b.dir, final); err != nil {
+		return fmt.Errorf("moving mailbox into place: %w", err)
+	}
+	b.dir = final
+	if err := partition.SyncDir(filepath.Dir(final)); err != nil {
+		return err
+	}
+	return partition.SyncDir(filepath.Join(b.st.dir, "mbox"))
+}
+
+func hasSubdirs(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+// removeOld deletes what a replaced mailbox leaves once the new one is
+// registered: its directory if it differs from the new one's (only the
+// mailbox's own files; a legacy directory may hold other mailboxes).
+func (rs *restorer) removeOld(b *box, old partition.Entry) {
+	dir, _, err := rs.spool.Dirs(old)
+	if err != nil || dir == b.dir {
+		return
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(dir) // only if empty
+}
+
+// syncFS flushes the whole file system holding path: every staged file and
+// directory, with one call instead of one fsync per file.
+func syncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	return nil
+}
+
+// moveFiles moves the staged files of b into the existing directory final
+// (of an unregistered mailbox), replacing any left there, and flushes it.
+func (rs *restorer) moveFiles(b *box, final string) error {
+	ents, err := os.ReadDir(b.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Rename(filepath.Join(b.dir, e.Name()), filepath.Join(final, e.Name())); err != nil {
+			return fmt.Errorf("moving into %s: %w", final, err)
+		}
+	}
+	if err := os.Remove(b.dir); err != nil {
+		return err
+	}
+	b.dir = final
+	if err := partition.SyncDir(final); err != nil {
+		return err
+	}
+	return partition.SyncDir(filepath.Join(b.st.dir, "mbox"))
+}

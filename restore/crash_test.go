@@ -1,0 +1,290 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/fixtures"
+	"github.com/mbtool/mbtool/partition"
+)
+
+// envChild makes the test binary run one restore and exit: its value is
+// "<imapd.conf>\n<dump file>[\nreplace <old>=<new>]".
+const envChild = "MBTOOL_RESTORE_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(envChild); v != "" {
+		os.Exit(child(v))
+	}
+	os.Exit(m.Run())
+}
+
+func child(v string) int {
+	conf, dumpPath, _ := strings.Cut(v, "\n")
+	opts := Options{Owner: &testOwner}
+	if d, extra, ok := strings.Cut(dumpPath, "\n"); ok {
+		dumpPath = d
+		old, nu, _ := strings.Cut(strings.TrimPrefix(extra, "replace "), "=")
+		opts.Replace, opts.MapUsers = true, map[string]string{old: nu}
+	}
+	cfg, err := partition.LoadConfig(conf)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	spool, err := partition.Open(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	f, err := os.Open(dumpPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer f.Close()
+	if _, err := Run(context.Background(), spool, f, opts); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// startChild starts a restore of dumpPath into target in a subprocess.
+func startChild(t *testing.T, target *partition.Spool, dumpPath string, crashAt int) *exec.Cmd {
+	return startChildArgs(t, target, dumpPath, "", crashAt)
+}
+
+func startChildArgs(t *testing.T, target *partition.Spool, dumpPath, extra string, crashAt int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	v := target.Config.Path + "\n" + dumpPath
+	if extra != "" {
+		v += "\n" + extra
+	}
+	cmd.Env = append(os.Environ(), envChild+"="+v,
+		fmt.Sprintf("%s=%d", EnvCrashAt, crashAt))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// killed reports whether the child died of SIGKILL.
+func killed(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	st, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && st.Signaled() && st.Signal() == syscall.SIGKILL
+}
+
+// checkConsistent checks a target after a killed restore: mailboxes.db is
+// a clean, valid database, and every mailbox registered in it is whole
+// (identical to its source, every message file present).
+func checkConsistent(t *testing.T, src, target *partition.Spool) int {
+	t.Helper()
+	db, err := cyrusdb.OpenTwoskip(target.Config.MboxlistPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !db.Clean() {
+		t.Error("mailboxes.db not clean")
+	}
+	if err := db.Check(); err != nil {
+		t.Error(err)
+	}
+	db.Close()
+	mbs, err := target.Mailboxes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range mbs {
+		compareMailbox(t, src, e.Name, target, e.Name, same)
+	}
+	return len(mbs)
+}
+
+// checkComplete checks that everything of the dump is in the target.
+func checkComplete(t *testing.T, src, target *partition.Spool, names []string) {
+	t.Helper()
+	if n := checkConsistent(t, src, target); n != len(names) {
+		t.Errorf("%d mailboxes registered, want %d", n, len(names))
+	}
+	for _, user := range []string{"alice", "bob"} {
+		want, _ := src.ReadSeen(user)
+		got, err := target.ReadSeen(user)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("seen of %s: %v (%v), want %v", user, got, err, want)
+		}
+		ws, _ := src.ReadSubs(user)
+		if gs, err := target.ReadSubs(user); err != nil || !reflect.DeepEqual(gs, ws) {
+			t.Errorf("subscriptions of %s: %q (%v), want %q", user, gs, err, ws)
+		}
+	}
+	wq, _ := src.ReadQuota("user.alice")
+	if gq, err := target.ReadQuota("user.alice"); err != nil || !reflect.DeepEqual(gq.Usage, wq.Usage) || !reflect.DeepEqual(gq.Limits, wq.Limits) {
+		t.Errorf("quota %+v (%v), want %+v", gq, err, wq)
+	}
+	for _, p := range target.Config.Partitions {
+		if m, _ := filepath.Glob(filepath.Join(p, stagePrefix+"*")); len(m) > 0 {
+			t.Errorf("staging directories left: %v", m)
+		}
+	}
+}
+
+// TestCrash kills restores at every crash point of the commit phase and
+// at random moments, checks the target each time, and checks that a
+// second run completes it.
+func TestCrash(t *testing.T) {
+	dump, src := fixtureDump(t, []string{"alice", "bob"}, "shared", "shared.team")
+	dumpPath := filepath.Join(t.TempDir(), "dump")
+	if err := os.WriteFile(dumpPath, dump, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := append(append([]string{}, fixtureAlice...), "user.bob", "shared", "shared.team")
+	runs := 0
+	finish := func(target *partition.Spool) {
+		t.Helper()
+		if err := startChild(t, target, dumpPath, 0).Wait(); err != nil {
+			t.Fatalf("rerun: %v", err)
+		}
+		checkComplete(t, src, target, names)
+	}
+	points := 0
+	for n := 1; ; n++ {
+		target := emptyTarget(t, "")
+		err := startChild(t, target, dumpPath, n).Wait()
+		if err == nil {
+			break // fewer than n crash points: the run completed
+		}
+		if !killed(err) {
+			t.Fatalf("crash point %d: %v", n, err)
+		}
+		runs++
+		points = n
+		got := checkConsistent(t, src, target)
+		t.Logf("killed at crash point %d: %d mailboxes registered", n, got)
+		finish(target)
+	}
+	if points < 10 {
+		t.Errorf("only %d crash points", points)
+	}
+	// Random moments within a run's duration, phase one included.
+	start := time.Now()
+	finish(emptyTarget(t, ""))
+	d := time.Since(start)
+	r := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	for i := 0; runs < points+4 && i < 12; i++ {
+		target := emptyTarget(t, "")
+		cmd := startChild(t, target, dumpPath, 0)
+		time.Sleep(time.Duration(r.Int64N(int64(d))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		err := cmd.Wait()
+		if err != nil && !killed(err) {
+			t.Fatalf("random kill %d: %v", i, err)
+		}
+		if err != nil {
+			runs++
+		}
+		got := checkConsistent(t, src, target)
+		t.Logf("killed at random (%v): %d mailboxes registered", err, got)
+		finish(target)
+	}
+	t.Logf("%d killed runs, %d crash points", runs, points)
+	if runs < 20 {
+		t.Errorf("only %d killed runs", runs)
+	}
+}
+
+// TestCrashReplace kills restores that replace a mailbox (bob's INBOX
+// restored as alice's with --replace) at every crash point: user.alice is
+// always either the old mailbox or the new one, whole, and a rerun ends
+// with the new one.
+func TestCrashReplace(t *testing.T) {
+	dump, src := fixtureDump(t, []string{"bob"})
+	dumpPath := filepath.Join(t.TempDir(), "dump")
+	if err := os.WriteFile(dumpPath, dump, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	toAlice := func(u string) string {
+		if u == "bob" {
+			return "alice"
+		}
+		return u
+	}
+	check := func(target *partition.Spool, final bool) bool {
+		t.Helper()
+		mbs, err := target.Mailboxes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		replaced := false
+		for _, e := range mbs {
+			h, err := partition.ReadIndexHeaderFile(indexPath(t, target, e))
+			if err != nil {
+				t.Fatalf("%s: %v", e.Name, err)
+			}
+			if e.Name == "user.alice" && h.Options&partition.OptNeedsRepack != 0 {
+				replaced = true
+				compareMailboxOpt(t, src, "user.bob", target, "user.alice", toAlice, !final)
+				continue
+			}
+			// The fixture's own mailboxes, untouched: they open and read.
+			m, err := target.OpenMailbox(context.Background(), e)
+			if err != nil {
+				t.Fatalf("%s: %v", e.Name, err)
+			}
+			n := 0
+			if err := m.Records(func(partition.Record) error { n++; return nil }); err != nil || n != int(h.NumRecords) {
+				t.Errorf("%s: %d records, %v", e.Name, n, err)
+			}
+			m.Close()
+		}
+		return replaced
+	}
+	points := 0
+	for n := 1; ; n++ {
+		target := openSpool(t, fixtures.UnpackT(t))
+		err := startChildArgs(t, target, dumpPath, "replace bob=alice", n).Wait()
+		if err == nil {
+			break
+		}
+		if !killed(err) {
+			t.Fatalf("crash point %d: %v", n, err)
+		}
+		points = n
+		t.Logf("killed at crash point %d: replaced %v", n, check(target, false))
+		if err := startChildArgs(t, target, dumpPath, "replace bob=alice", 0).Wait(); err != nil {
+			t.Fatalf("rerun: %v", err)
+		}
+		if !check(target, true) {
+			t.Errorf("crash point %d: rerun did not replace user.alice", n)
+		}
+	}
+	if points < 4 {
+		t.Errorf("only %d crash points", points)
+	}
+}
+
+func indexPath(t *testing.T, s *partition.Spool, e partition.Entry) string {
+	t.Helper()
+	p, err := s.MetaPath(e, partition.FileIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -1,0 +1,34 @@
+// Package restore writes the mailboxes of an mbtool dump into a Cyrus IMAP
+// 3.6 spool, offline: no Cyrus process takes part, and Cyrus may be running
+// for mailboxes that do not exist yet.
+//
+// A restore has two phases. The first reads the whole dump and builds every
+// mailbox in a staging directory inside its target partition (the same
+// file system, so that a rename publishes it): message files, hashed as
+// they are written and hard-linked when one GUID serves several mailboxes,
+// with their mtime set to the INTERNALDATE; cyrus.index version 17 built
+// from the RECORDs with UIDs, MODSEQs, flags, dates and GUIDs exactly as
+// dumped, no cache (cache fields 0, option NEEDS_REPACK set, so Cyrus
+// rebuilds cyrus.cache the first time it opens the mailbox); and
+// cyrus.annotations for per-message annotations. Nothing is visible to
+// Cyrus yet, and any damage in the dump (a GUID or size mismatch, a
+// truncated stream, a BLAKE3 trailer that does not match, a name that could
+// escape the target) aborts the run here and removes the staging area.
+//
+// The second phase starts only after the trailer has verified. For each
+// mailbox, under Cyrus's namespace lock and an exclusive name lock
+// (locking.md §4.2), it writes cyrus.header and the index header, flushes
+// the file system, renames the mailbox directory into place (swapping it
+// atomically with the old one for --replace), adds the mailbox annotations
+// to annotations.db, and registers the mailbox by rewriting mailboxes.db by
+// rename under its write lock. Registration is the moment the mailbox
+// appears, whole. Then quota roots (limits, and usage recomputed), other
+// users' seen records (re-keyed when a mailbox got a new uniqueid) and
+// subscriptions are written the way Cyrus's own writers replace those
+// files.
+//
+// A run killed at any point leaves the target as it was or with whole
+// mailboxes registered; a directory renamed into place but not registered
+// is invisible to Cyrus and is replaced by the next run, which also removes
+// the dead run's staging directory.
+package restore

@@ -1,0 +1,313 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// Options control a restore.
+type Options struct {
+	// Partition, if set, is the target partition of every mailbox;
+	// otherwise each goes to the partition the dump names, which must be
+	// configured in the target.
+	Partition string
+	// MapUsers renames users (old userid -> new): mailbox names, ACL
+	// identifiers, seen and subscription owners, annotation owners.
+	MapUsers map[string]string
+	// Mailboxes, if not empty, restores only these mailboxes, named as in
+	// the dump or as renamed by MapUsers.
+	Mailboxes []string
+	// DryRun reads and checks the whole dump and reports what would be
+	// done, writing nothing.
+	DryRun bool
+	// Replace replaces existing mailboxes (each atomically) instead of
+	// refusing them, and overwrites existing quota limits and seen records.
+	Replace bool
+	// Owner owns the files written; nil means partition.CyrusOwner().
+	Owner *partition.Owner
+	// Progress, if set, is called as messages and mailboxes are read.
+	Progress func(Progress)
+}
+
+// Progress counts what has been read and staged so far.
+type Progress struct {
+	Mailboxes, Messages, Bytes int64
+}
+
+// Action is what restore does, or would do, with one mailbox of the dump.
+type Action string
+
+// Actions.
+const (
+	ActionCreate  Action = "create"  // the mailbox does not exist in the target
+	ActionReplace Action = "replace" // it exists and --replace was given
+	ActionRefuse  Action = "refuse"  // it exists (or conflicts) and is left alone
+	ActionSkip    Action = "skip"    // not selected by Options.Mailboxes
+	// ActionKeep: the mailbox is in the target already, with the uniqueid
+	// this restore would give it: an earlier run of the same restore put
+	// it there. It is left alone, but its quota, seen and subscription
+	// records are completed.
+	ActionKeep Action = "keep"
+)
+
+// MailboxResult reports one mailbox of the dump.
+type MailboxResult struct {
+	Action Action
+	Name   string // in the target
+	Source string // in the dump
+	// UniqueID is the uniqueid in the target; NewUniqueID reports that it
+	// differs from the dump's because that one is in use.
+	UniqueID    string
+	NewUniqueID bool
+	Partition   string
+	Records     int64 // index records, expunged ones included
+	Messages    int64 // records not expunged
+	Reason      string
+	// Done reports that the mailbox was registered in the target (always
+	// false for a dry run).
+	Done bool
+}
+
+// Problem is something restored with a warning, or left out.
+type Problem struct {
+	Mailbox string
+	Err     error
+}
+
+// String formats the problem for a warning line.
+func (p Problem) String() string { return fmt.Sprintf("%s: %v", p.Mailbox, p.Err) }
+
+// Summary is what Run did.
+type Summary struct {
+	// Dump is what the dump's trailer counts.
+	Dump      dumpfile.Counts
+	Mailboxes []MailboxResult
+	// Messages and Bytes count the message files staged from the dump.
+	Messages, Bytes int64
+	Problems        []Problem
+}
+
+// Count returns how many mailboxes got action a.
+func (s *Summary) Count(a Action) int {
+	n := 0
+	for _, m := range s.Mailboxes {
+		if m.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// Run restores the dump read from r into spool. It returns an error, with
+// the target unchanged, for a dump that is damaged or unsafe; otherwise it
+// registers every mailbox it can and reports the rest in the Summary.
+func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options) (*Summary, error) {
+	rs, err := newRestorer(ctx, spool, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.cleanup()
+	defer func() {
+		for _, b := range rs.boxes {
+			rs.sum.Mailboxes = append(rs.sum.Mailboxes, b.res)
+		}
+	}()
+	if err := rs.read(r); err != nil {
+		return rs.sum, err
+	}
+	if opts.DryRun {
+		return rs.sum, nil
+	}
+	if err := rs.commit(); err != nil {
+		return rs.sum, err
+	}
+	return rs.sum, nil
+}
+
+// restorer holds the state of one run.
+type restorer struct {
+	ctx   context.Context
+	spool *partition.Spool
+	cfg   *partition.Config
+	opts  Options
+	owner partition.Owner
+	users *userMap
+	sum   *Summary
+
+	stages  map[string]*stage // by partition
+	msgs    map[guid.GUID]stagedMsg
+	boxes   []*box
+	byName  map[string]*box // target name -> box being restored
+	bySrcID map[string]*box // dump uniqueid -> box (every box of the dump)
+	usedIDs map[string]bool // uniqueids given out in this run
+	quotas  []*syncrec.Quota
+	subs    []*syncrec.Sub
+	seen    []*syncrec.Seen
+	selects map[string]bool
+	counts  dumpfile.Counts // what was read, to compare with the trailer
+	buf     []byte          // see copyBuf
+}
+
+func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*restorer, error) {
+	users, err := newUserMap(spool, opts.MapUsers)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Partition != "" {
+		if _, ok := spool.Config.Partitions[opts.Partition]; !ok {
+			return nil, fmt.Errorf("--partition %s: %w", opts.Partition, ErrPartition)
+		}
+	}
+	owner := partition.CyrusOwner()
+	if opts.Owner != nil {
+		owner = *opts.Owner
+	}
+	rs := &restorer{
+		ctx: ctx, spool: spool, cfg: spool.Config, opts: opts, owner: owner, users: users,
+		sum:     &Summary{},
+		stages:  make(map[string]*stage),
+		msgs:    make(map[guid.GUID]stagedMsg),
+		byName:  make(map[string]*box),
+		bySrcID: make(map[string]*box),
+		usedIDs: make(map[string]bool),
+		selects: make(map[string]bool),
+	}
+	for _, m := range opts.Mailboxes {
+		rs.selects[m] = true
+	}
+	return rs, nil
+}
+
+func (rs *restorer) problem(mailbox string, err error) {
+	rs.sum.Problems = append(rs.sum.Problems, Problem{Mailbox: mailbox, Err: err})
+}
+
+func (rs *restorer) progress() {
+	if rs.opts.Progress != nil {
+		rs.opts.Progress(Progress{Mailboxes: int64(len(rs.boxes)), Messages: rs.sum.Messages, Bytes: rs.sum.Bytes})
+	}
+}
+
+// cleanup removes the staging directories, whatever happened.
+func (rs *restorer) cleanup() {
+	for _, st := range rs.stages {
+		st.remove()
+	}
+}
+
+// read is phase one: the whole dump into the staging area, checked.
+func (rs *restorer) read(r io.Reader) error {
+	d, err := dumpfile.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("reading dump: %w", err)
+	}
+	defer d.Close()
+	if v := d.Header().IndexVersion; v > partition.MaxIndexVersion {
+		return fmt.Errorf("%w: the dump was made from cyrus.index version %d; this mbtool writes versions up to %d (Cyrus 3.6)",
+			ErrIndexVersion, v, partition.MaxIndexVersion)
+	}
+	for {
+		if err := rs.ctx.Err(); err != nil {
+			return err
+		}
+		verb, name, off, err := d.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading dump: %w", err)
+		}
+		if err := rs.command(d, verb, name); err != nil {
+			return fmt.Errorf("dump offset %d: %s %s: %w", off, verb, name, err)
+		}
+	}
+	tr := d.Trailer()
+	rs.sum.Dump = tr.Counts
+	if tr.Counts != rs.counts {
+		return fmt.Errorf("%w: trailer counts %d mailboxes, %d messages, %d bytes; the dump holds %d, %d, %d",
+			ErrDamaged, tr.Mailboxes, tr.Messages, tr.Bytes, rs.counts.Mailboxes, rs.counts.Messages, rs.counts.Bytes)
+	}
+	return nil
+}
+
+func (rs *restorer) command(d *dumpfile.Reader, verb, name string) error {
+	if verb != "APPLY" {
+		return fmt.Errorf("%w: unknown command", ErrDamaged)
+	}
+	switch name {
+	case "MESSAGE":
+		return rs.messages(d)
+	case "MAILBOX":
+		return rs.mailbox(d)
+	}
+	v, err := d.DL().ReadValue()
+	if err != nil {
+		return err
+	}
+	if err := d.EndLine(); err != nil {
+		return err
+	}
+	switch name {
+	case "QUOTA":
+		q, err := syncrec.DecodeQuota(v)
+		if err != nil {
+			return err
+		}
+		if err := checkName("quota root", q.Root); err != nil {
+			return err
+		}
+		rs.quotas = append(rs.quotas, q)
+	case "SUB":
+		s, err := syncrec.DecodeSub(v)
+		if err != nil {
+			return err
+		}
+		if err := checkUserID(s.UserID); err != nil {
+			return err
+		}
+		if err := checkName("subscription", s.MboxName); err != nil {
+			return err
+		}
+		rs.subs = append(rs.subs, s)
+	case "SEEN":
+		s, err := syncrec.DecodeSeen(v)
+		if err != nil {
+			return err
+		}
+		if err := checkUserID(s.UserID); err != nil {
+			return err
+		}
+		if err := checkUniqueID(s.UniqueID); err != nil {
+			return err
+		}
+		if err := checkSeqSet(s.SeenUIDs); err != nil {
+			return err
+		}
+		rs.seen = append(rs.seen, s)
+	default:
+		return fmt.Errorf("%w: unknown command", ErrDamaged)
+	}
+	return nil
+}
+
+// checkSeqSet checks a seen set has only the characters of a sequence set
+// (imparse_issequence); Cyrus would discard anything else on read.
+func checkSeqSet(s string) error {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || c == ':' || c == ',' || c == '*') {
+			return fmt.Errorf("%w: seen set %q", ErrDamaged, s)
+		}
+	}
+	return nil
+}
+
+// timeNow is the clock, for the mtimes Cyrus records.
+var timeNow = time.Now

@@ -1,0 +1,334 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/lock"
+	"github.com/mbtool/mbtool/partition"
+	"golang.org/x/sys/unix"
+)
+
+// stagePrefix starts the name of a staging directory in a partition root.
+// Cyrus never makes a directory whose name starts with a dot there (its
+// policy refuses such mailbox names), so it cannot collide with a mailbox.
+const stagePrefix = ".mbtool-restore."
+
+// staleAge is how old a staging directory without a lock file must be to
+// count as left over (it gets its lock file right after creation).
+const staleAge = 10 * time.Minute
+
+// stage is a staging directory inside one partition: msg/ holds the
+// message files by GUID, mbox/ the mailboxes being built, trash/ what
+// replaced mailboxes leave. A run holds an exclusive lock on its lock
+// file; a directory whose lock is free belongs to a dead run.
+type stage struct {
+	part, root, dir string
+	lockf           *os.File
+	seq             int
+}
+
+func (rs *restorer) stageFor(part string) (*stage, error) {
+	if st := rs.stages[part]; st != nil {
+		return st, nil
+	}
+	root, ok := rs.cfg.Partitions[part]
+	if !ok {
+		return nil, fmt.Errorf("partition %q: %w", part, ErrPartition)
+	}
+	removeStale(root)
+	dir, err := os.MkdirTemp(root, stagePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("staging directory: %w", err)
+	}
+	st := &stage{part: part, root: root, dir: dir}
+	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		err = lock.TryExclusive(lf)
+		st.lockf = lf
+	}
+	for _, sub := range []string{"msg", "mbox", "trash"} {
+		if err == nil {
+			err = os.Mkdir(filepath.Join(dir, sub), 0o700)
+		}
+	}
+	if err == nil {
+		err = rs.owner.Chown(dir)
+	}
+	if err != nil {
+		st.remove()
+		return nil, fmt.Errorf("staging directory %s: %w", dir, err)
+	}
+	rs.stages[part] = st
+	return st, nil
+}
+
+// removeStale removes the staging directories of dead runs in root.
+func removeStale(root string) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), stagePrefix) {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAge {
+				os.RemoveAll(dir)
+			}
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if lock.TryExclusive(lf) == nil {
+			os.RemoveAll(dir) // the lock is held while removing
+		}
+		lf.Close()
+	}
+}
+
+// remove deletes the staging directory and releases its lock.
+func (st *stage) remove() {
+	if st.dir != "" {
+		os.RemoveAll(st.dir)
+	}
+	if st.lockf != nil {
+		st.lockf.Close()
+		st.lockf = nil
+	}
+}
+
+// newBoxDir returns a fresh directory for a mailbox being built.
+func (st *stage) newBoxDir(owner partition.Owner) (string, error) {
+	st.seq++
+	dir := filepath.Join(st.dir, "mbox", strconv.Itoa(st.seq))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", err
+	}
+	return dir, owner.Chown(dir)
+}
+
+// trashPath returns a fresh name in trash/ for a directory to delete.
+func (st *stage) trashPath() string {
+	st.seq++
+	return filepath.Join(st.dir, "trash", strconv.Itoa(st.seq))
+}
+
+// stagedMsg is a message file in a staging directory, by GUID.
+// It costs about 80 bytes per message in the map, the one part
+// of a restore's memory that grows with the dump.
+type stagedMsg struct {
+	st *stage // nil in a dry run: hashed, not kept
+	// first is the mailbox the file was moved into when it was first
+	// placed, as UID uid; nil while it is still in msg/.
+	first *box
+	uid   uint32
+	info  msgInfo
+	size  int64
+	// mtime is the INTERNALDATE the staged inode carries as its mtime once
+	// a mailbox has it; -1 before.
+	mtime int64
+}
+
+// path returns where the file is now (during phase one).
+func (m *stagedMsg) path(g guid.GUID) string {
+	if m.first == nil {
+		return filepath.Join(m.st.dir, "msg", g.String())
+	}
+	return filepath.Join(m.first.dir, strconv.FormatUint(uint64(m.uid), 10)+".")
+}
+
+// messages reads an APPLY MESSAGE line: each file literal is hashed while
+// it is written to the staging directory of its partition, and must match
+// its GUID and size.
+func (rs *restorer) messages(d *dumpfile.Reader) error {
+	dl := d.DL()
+	t, err := dl.Next()
+	if err != nil {
+		return err
+	}
+	if t.Kind != dlist.List {
+		return fmt.Errorf("%w: expected a list of files, found %v", ErrDamaged, t.Kind)
+	}
+	for {
+		t, err := dl.Next()
+		if err != nil {
+			return err
+		}
+		if t.Kind == dlist.End {
+			break
+		}
+		if err := rs.ctx.Err(); err != nil {
+			return err
+		}
+		if t.Kind != dlist.File {
+			return fmt.Errorf("%w: offset %d: expected a file literal, found %v", ErrDamaged, t.Offset, t.Kind)
+		}
+		if err := rs.message(t.File, dl.Body()); err != nil {
+			return fmt.Errorf("message %s: %w", t.File.GUID, err)
+		}
+		rs.counts.Messages++
+		rs.counts.Bytes += t.File.Size
+		rs.progress()
+	}
+	return d.EndLine()
+}
+
+func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
+	part := rs.opts.Partition
+	if part == "" {
+		part = fi.Partition
+	}
+	if _, ok := rs.cfg.Partitions[part]; !ok {
+		return fmt.Errorf("partition %q: %w", fi.Partition, ErrPartition)
+	}
+	if fi.Size < 0 || fi.Size >= 1<<32 {
+		return fmt.Errorf("%w: size %d", ErrDamaged, fi.Size)
+	}
+	var scan headerScanner
+	src := guid.NewReader(body, fi.GUID, fi.Size)
+	if _, dup := rs.msgs[fi.GUID]; dup || rs.opts.DryRun {
+		// Verify it all the same: the dump must be sound as a whole.
+		if _, err := io.CopyBuffer(&scan, src, rs.copyBuf()); err != nil {
+			return err
+		}
+		if !dup {
+			rs.msgs[fi.GUID] = stagedMsg{size: fi.Size, info: scan.info(), mtime: -1}
+		}
+		return nil
+	}
+	st, err := rs.stageFor(part)
+	if err != nil {
+		return err
+	}
+	m := stagedMsg{st: st, size: fi.Size, mtime: -1}
+	path := m.path(fi.GUID)
+	f, err := createRaw(path, rs.owner)
+	if err != nil {
+		return err
+	}
+	_, err = io.CopyBuffer(io.MultiWriter(f, &scan), src, rs.copyBuf())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("staging %s: %w", path, err)
+	}
+	m.info = scan.info()
+	rs.msgs[fi.GUID] = m
+	rs.sum.Messages++
+	rs.sum.Bytes += fi.Size
+	return nil
+}
+
+// place puts the message file of m at dst with its mtime set to the
+// internal date: the staged file itself the first time (renamed), a hard
+// link to it when it is on the same partition and its inode carries that
+// date (as Cyrus links a copied message), else a copy.
+// m is a copy of the map's entry; a change is stored back.
+func (rs *restorer) place(m *stagedMsg, g guid.GUID, b *box, uid uint32, dst string, internaldate int64) error {
+	t := time.Unix(internaldate, 0)
+	src := m.path(g)
+	if m.st == b.st && m.mtime < 0 {
+		if err := os.Chtimes(src, t, t); err != nil {
+			return err
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return err
+		}
+		m.first, m.uid, m.mtime = b, uid, internaldate
+		rs.msgs[g] = *m
+		return nil
+	}
+	if m.st == b.st && m.mtime == internaldate {
+		return os.Link(src, dst)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := rs.owner.CreateFile(dst)
+	if err != nil {
+		return err
+	}
+	_, err = io.CopyBuffer(out, in, rs.copyBuf())
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chtimes(dst, t, t)
+	}
+	return err
+}
+
+// rawFile is a file written with plain system calls: for the many small
+// message files, it skips the runtime poller set-up of os.File.
+type rawFile struct {
+	fd   int
+	path string
+}
+
+// createRaw creates path exclusively, mode 0600, owned by owner.
+func createRaw(path string, owner partition.Owner) (*rawFile, error) {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &fs.PathError{Op: "create", Path: path, Err: err}
+	}
+	if owner.UID >= 0 {
+		if err := unix.Fchown(fd, owner.UID, owner.GID); err != nil {
+			unix.Close(fd)
+			os.Remove(path)
+			return nil, &fs.PathError{Op: "chown", Path: path, Err: err}
+		}
+	}
+	return &rawFile{fd: fd, path: path}, nil
+}
+
+// Write implements io.Writer.
+func (f *rawFile) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := unix.Write(f.fd, p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, &fs.PathError{Op: "write", Path: f.path, Err: err}
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// Close closes the file.
+func (f *rawFile) Close() error {
+	if err := unix.Close(f.fd); err != nil {
+		return &fs.PathError{Op: "close", Path: f.path, Err: err}
+	}
+	return nil
+}
+
+// copyBuf returns the run's copy buffer: one for all messages, not one per
+// io.Copy.
+func (rs *restorer) copyBuf() []byte {
+	if rs.buf == nil {
+		rs.buf = make([]byte, 64<<10)
+	}
+	return rs.buf
+}

@@ -1,0 +1,287 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// present reports whether the mailbox is in the target as this restore
+// wants it: registered by this run, or by an earlier run of it.
+func (b *box) present() bool { return b.done || b.res.Action == ActionKeep }
+
+// wanted reports whether the box is or will be in the target from this
+// dump.
+func (b *box) wanted() bool { return b.building() || b.res.Action == ActionKeep }
+
+// writeMailboxAnnotations puts the mailbox annotations of the boxes into
+// annotations.db, after removing whatever is stored under their uniqueids
+// (the replaced mailbox's, or what a killed run left).
+func (rs *restorer) writeMailboxAnnotations(boxes []*box) error {
+	need := false
+	for _, b := range boxes {
+		need = need || len(b.annots) > 0 || b.replaced != nil
+	}
+	if !need {
+		return nil
+	}
+	err := rs.spool.UpdateAnnotationsDB(rs.owner, func(tx *partition.TwoskipTx) error {
+		for _, b := range boxes {
+			ids := []string{b.uniqueid}
+			if b.replaced != nil && b.replaced.UniqueID != b.uniqueid {
+				ids = append(ids, b.replaced.UniqueID)
+			}
+			for _, id := range ids {
+				var stale [][]byte
+				err := tx.ForEach([]byte(id+"\x00"), func(k, _ []byte) error {
+					stale = append(stale, append([]byte(nil), k...))
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				for _, k := range stale {
+					tx.Delete(k)
+				}
+			}
+			for _, a := range b.annots {
+				if len(a.Value) == 0 {
+					continue
+				}
+				key := partition.AnnotationKey(b.uniqueid, a.Entry, partition.StoredAnnotationUser(a.UserID, b.owner))
+				tx.Set(key, partition.EncodeAnnotation(a.Value, a.Modseq))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("annotations.db: %w", err)
+	}
+	return nil
+}
+
+// quotaPlan decides the quota roots of restored mailboxes: the nearest
+// ancestor (or the mailbox itself) that is a quota root in the target or
+// one the dump brings for a restored mailbox, as Cyrus's quota_findroot.
+type quotaPlan struct {
+	rs      *restorer
+	dump    map[string]*syncrec.Quota // by root name in the target
+	isRoot  map[string]bool
+	touched map[string]bool
+}
+
+func (rs *restorer) newQuotaPlan() *quotaPlan {
+	q := &quotaPlan{rs: rs, dump: make(map[string]*syncrec.Quota), isRoot: make(map[string]bool),
+		touched: make(map[string]bool)}
+	for _, dq := range rs.quotas {
+		root := rs.users.name(dq.Root)
+		for _, b := range rs.boxes {
+			if b.wanted() && (b.name == root || strings.HasPrefix(b.name, root+".")) {
+				q.dump[root] = dq
+				break
+			}
+		}
+	}
+	return q
+}
+
+// nearest returns the quota root of name, or "".
+func (q *quotaPlan) nearest(name string) (string, error) {
+	for c := name; c != ""; c = parentName(c) {
+		is, ok := q.isRoot[c]
+		if !ok {
+			if q.dump[c] != nil {
+				is = true
+			} else {
+				_, err := q.rs.spool.ReadQuota(c)
+				switch {
+				case err == nil:
+					is = true
+				case errors.Is(err, partition.ErrNoQuota):
+				default:
+					return "", err
+				}
+			}
+			q.isRoot[c] = is
+		}
+		if is {
+			return c, nil
+		}
+	}
+	return "", nil
+}
+
+// rootOf returns the quota root of a restored mailbox and remembers it as
+// one whose usage must be recomputed.
+func (q *quotaPlan) rootOf(name string) (string, error) {
+	r, err := q.nearest(name)
+	if r != "" {
+		q.touched[r] = true
+	}
+	return r, err
+}
+
+// parentName drops the last component of an internal name ("" at the
+// top; "dom!user" gives "dom!", a domain's root).
+func parentName(name string) string {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[:i]
+	}
+	if i := strings.IndexByte(name, '!'); i >= 0 && i < len(name)-1 {
+		return name[:i+1]
+	}
+	return ""
+}
+
+// writeQuotas writes every quota root a restored mailbox falls under: its
+// limits (the dump's for a new root or with --replace, else the existing
+// ones) and its usage, recomputed from every mailbox under it as
+// `quota -f` does.
+func (rs *restorer) writeQuotas(q *quotaPlan) error {
+	for _, b := range rs.boxes {
+		if b.res.Action == ActionKeep {
+			if _, err := q.rootOf(b.name); err != nil {
+				return err
+			}
+		}
+	}
+	if len(q.touched) == 0 {
+		return nil
+	}
+	roots := make([]string, 0, len(q.touched))
+	for r := range q.touched {
+		roots = append(roots, r)
+	}
+	sort.Strings(roots)
+	mbs, err := rs.spool.Mailboxes()
+	if err != nil {
+		return err
+	}
+	for _, root := range roots {
+		cur, err := rs.spool.ReadQuota(root)
+		existed := err == nil
+		if err != nil && !errors.Is(err, partition.ErrNoQuota) {
+			return err
+		}
+		nq := partition.Quota{Root: root, Limits: map[string]int64{}, Usage: map[string]int64{}}
+		if dq := q.dump[root]; dq != nil && (!existed || rs.opts.Replace) {
+			for i, name := range syncrec.QuotaNames {
+				if dq.Limits[i] != syncrec.Unlimited {
+					nq.Limits[name] = dq.Limits[i]
+				}
+			}
+			nq.Modseq = dq.Modseq
+		} else {
+			nq.Limits, nq.Modseq = cur.Limits, cur.Modseq
+		}
+		for _, e := range mbs {
+			if e.Name != root && !strings.HasPrefix(e.Name, root+".") {
+				continue
+			}
+			if r, err := q.nearest(e.Name); err != nil {
+				return err
+			} else if r != root {
+				continue
+			}
+			path, err := rs.spool.MetaPath(e, partition.FileIndex)
+			if err != nil {
+				return err
+			}
+			h, err := partition.ReadIndexHeaderFile(path)
+			if err != nil {
+				rs.problem(e.Name, fmt.Errorf("quota usage of %s: %w", root, err))
+				continue
+			}
+			nq.Usage[partition.QuotaStorage] += int64(h.QuotaMailboxUsed)
+			nq.Usage[partition.QuotaMessage] += int64(h.Exists)
+			nq.Usage[partition.QuotaAnnotationStorage] += int64(h.QuotaAnnotUsed)
+			nq.Usage[partition.QuotaNumFolders]++
+		}
+		if err := rs.spool.PutQuota(nq, rs.owner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSeen writes the dump's seen records of other users' mailboxes.
+// A record of a restored mailbox is keyed by the uniqueid the mailbox has
+// in the target; one of a mailbox outside the dump keeps its key and is
+// written only where the user has none (or with --replace). Records of a
+// mailbox left alone, and the owner's own (Cyrus keeps those in the
+// index), are not written.
+func (rs *restorer) writeSeen() error {
+	type put struct {
+		key, value []byte
+		overwrite  bool
+	}
+	byUser := make(map[string][]put)
+	var users []string
+	for _, s := range rs.seen {
+		user := rs.users.user(s.UserID)
+		key := s.UniqueID
+		overwrite := rs.opts.Replace
+		if b := rs.bySrcID[key]; b != nil {
+			if !b.present() || user == b.owner {
+				continue
+			}
+			key, overwrite = b.uniqueid, b.done
+		} else if len(rs.selects) > 0 {
+			continue
+		}
+		v := partition.EncodeSeen(partition.SeenRecord{LastRead: s.LastRead, LastUID: s.LastUID,
+			LastChange: s.LastChange, SeenUIDs: s.SeenUIDs})
+		if byUser[user] == nil {
+			users = append(users, user)
+		}
+		byUser[user] = append(byUser[user], put{[]byte(key), v, overwrite})
+	}
+	for _, user := range users {
+		err := rs.spool.UpdateSeen(user, rs.owner, func(tx *partition.TwoskipTx) error {
+			for _, p := range byUser[user] {
+				if !p.overwrite {
+					if _, ok, err := tx.Get(p.key); err != nil {
+						return err
+					} else if ok {
+						continue
+					}
+				}
+				tx.Set(p.key, p.value)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSubs adds the dump's subscriptions, renamed as the mailboxes are;
+// with Options.Mailboxes only those to restored mailboxes.
+func (rs *restorer) writeSubs() error {
+	byUser := make(map[string][]string)
+	var users []string
+	for _, s := range rs.subs {
+		user, name := rs.users.user(s.UserID), rs.users.name(s.MboxName)
+		if len(rs.selects) > 0 {
+			if b := rs.byName[name]; b == nil || !b.present() {
+				continue
+			}
+		}
+		if byUser[user] == nil {
+			users = append(users, user)
+		}
+		byUser[user] = append(byUser[user], name)
+	}
+	for _, user := range users {
+		if err := rs.spool.AddSubs(user, rs.owner, byUser[user]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
