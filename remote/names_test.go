@@ -1,0 +1,93 @@
+package remote
+
+import (
+	"sort"
+	"strings"
+	"testing"
+)
+
+func TestUserNames(t *testing.T) {
+	tests := []struct{ user, inbox string }{
+		{"alice", "user.alice"},
+		{"john.doe", "user.john^doe"},
+		{"alice@example.com", "example.com!user.alice"},
+	}
+	for _, tt := range tests {
+		if got := userInbox(tt.user); got != tt.inbox {
+			t.Errorf("userInbox(%q) = %q, want %q", tt.user, got, tt.inbox)
+		}
+		for _, name := range []string{tt.inbox, tt.inbox + ".Sent", tt.inbox + ".a.b"} {
+			if got := ownerOf(name); got != tt.user {
+				t.Errorf("ownerOf(%q) = %q, want %q", name, got, tt.user)
+			}
+		}
+	}
+	for _, name := range []string{"shared.team", "DELETED.user.alice.x.6B0AEB50", "userx.alice"} {
+		if got := ownerOf(name); got != "" {
+			t.Errorf("ownerOf(%q) = %q, want no owner", name, got)
+		}
+	}
+}
+
+func TestUserMap(t *testing.T) {
+	m, err := newUserMap(map[string]string{"alice": "carol", "bob@x.org": "bob@y.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{
+		"user.alice":           "user.carol",
+		"user.alice.Sent":      "user.carol.Sent",
+		"user.alicex":          "user.alicex",
+		"x.org!user.bob.Trash": "y.org!user.bob.Trash",
+		"shared.team":          "shared.team",
+	}
+	for in, want := range names {
+		if got := m.name(in); got != want {
+			t.Errorf("name(%q) = %q, want %q", in, got, want)
+		}
+	}
+	acl := m.acl("alice\tlrswipkxtecdan\t-alice\tw\tanyone\tlr\t")
+	if acl != "carol\tlrswipkxtecdan\t-carol\tw\tanyone\tlr\t" {
+		t.Errorf("acl: %q", acl)
+	}
+	if _, err := newUserMap(map[string]string{"alice": ""}); err == nil {
+		t.Error("empty new user accepted")
+	}
+}
+
+// TestDBKeyOrder: a mailbox's children sort right after it, before names
+// that merely extend it, as in mailboxes.db.
+func TestDBKeyOrder(t *testing.T) {
+	want := []string{"user.alice", "user.alice.Archive", "user.alice.Archive.2019", "user.alice.Archive 2", "user.alice.Old Stuff", "user.alice.Sent"}
+	got := append([]string(nil), want...)
+	sort.Slice(got, func(i, j int) bool { return dbKey(got[i]) < dbKey(got[j]) })
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("order %q, want %q", got, want)
+	}
+}
+
+func TestCheckFlag(t *testing.T) {
+	for _, f := range []string{`\Seen`, `\seen`, `\Expunged`, "$Label1", "Junk", "a.b-c_d"} {
+		if err := checkFlag(f); err != nil {
+			t.Errorf("checkFlag(%q): %v", f, err)
+		}
+	}
+	for _, f := range []string{``, `\Recent`, `\Bogus`, "NIL", "a b", "a(b", "{3}", "%x", "a*", "ä"} {
+		if err := checkFlag(f); err == nil {
+			t.Errorf("checkFlag(%q) accepted", f)
+		}
+	}
+}
+
+func TestCheckEntry(t *testing.T) {
+	for _, e := range []string{"/comment", "/vendor/cmu/cyrus-imapd/savedate", "/specialuse"} {
+		if err := checkEntry(e); err != nil {
+			t.Errorf("checkEntry(%q): %v", e, err)
+		}
+	}
+	for _, e := range []string{"", "comment", "/a//b", "/a/", "/a*", "/a\nb"} {
+		if err := checkEntry(e); err == nil {
+			t.Errorf("checkEntry(%q) accepted", e)
+		}
+	}
+}

@@ -1,0 +1,374 @@
+package remote
+
+import (
+	"fmt"
+
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/syncproto"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// Batch sizes of the GET and RESERVE lists (Cyrus's own sender puts at
+// most 8193 GUIDs in one APPLY RESERVE).
+const (
+	maxNamesPerGet     = 1000
+	maxGUIDsPerReserve = 8192
+)
+
+// plan asks the server what exists and decides each mailbox's action.
+func (rs *restorer) plan() error {
+	rs.known = make(map[string]bool)
+	rs.remote = make(map[string]bool)
+	existing := make(map[string]*syncrec.Mailbox)
+	byName := make(map[string]*box)
+	users := make(map[string]bool)
+	var names []string
+	for _, b := range rs.inv.boxes {
+		if len(rs.selects) > 0 && !rs.selects[b.src.Name] && !rs.selects[b.mb.Name] {
+			b.res.Action, b.res.Reason = ActionSkip, "not selected"
+			continue
+		}
+		if byName[b.mb.Name] != nil {
+			b.res.Action, b.res.Reason = ActionRefuse, "the dump holds another mailbox of this name"
+			continue
+		}
+		byName[b.mb.Name] = b
+		// The dump's own users too: restored under another name to the
+		// server it came from, their messages are there already.
+		if u := ownerOf(b.src.Name); u != "" {
+			users[u] = true
+		}
+		if u := ownerOf(b.mb.Name); u != "" {
+			users[u] = true
+		}
+		names = append(names, b.mb.Name)
+	}
+	// What the server has: every mailbox of the users concerned (GET
+	// USER also lists their DELETED.* mailboxes, whose files APPLY
+	// RESERVE can use), and every target name (GET MAILBOXES), which
+	// decides whether a mailbox exists.
+	collect := func(mb *syncrec.Mailbox) {
+		if isPlaceholder(mb) {
+			return
+		}
+		existing[mb.Name] = mb
+		rs.remote[mb.Name] = true
+		rs.known[mb.Partition] = true
+	}
+	for _, u := range sortedKeys(users) {
+		if err := rs.getMailboxes("USER", dlist.NewAtom(u), collect); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < len(names); i += maxNamesPerGet {
+		list := dlist.NewList()
+		for _, n := range names[i:min(i+maxNamesPerGet, len(names))] {
+			list.Append(dlist.NewAtom(n))
+		}
+		if err := rs.getMailboxes("MAILBOXES", list, collect); err != nil {
+			return err
+		}
+	}
+	// Which of the dump's uniqueids the server uses, and for what.
+	var ids []string
+	for _, b := range rs.inv.boxes {
+		if b.res.Action == "" {
+			ids = append(ids, b.mb.UniqueID)
+		}
+	}
+	owners, err := rs.uniqueIDs(ids)
+	if err != nil {
+		return err
+	}
+	var moved []*box
+	for _, b := range rs.inv.boxes {
+		if b.res.Action != "" {
+			continue
+		}
+		cur := existing[b.mb.Name]
+		b.existing = cur
+		switch {
+		case cur != nil && sameState(cur, b.mb):
+			b.res.Action, b.res.Reason = ActionKeep, "already on the server with this state"
+			continue
+		case cur != nil && !rs.opts.Replace:
+			b.res.Action, b.res.Reason = ActionRefuse, "exists on the server (use --replace to replace it)"
+			continue
+		case cur != nil:
+			b.res.Action = ActionReplace
+		default:
+			b.res.Action = ActionCreate
+		}
+		if o, used := owners[b.mb.UniqueID]; used && o != b.mb.Name {
+			moved = append(moved, b)
+		}
+	}
+	return rs.renumber(moved)
+}
+
+// isPlaceholder reports an intermediate or deleted mboxlist entry, which
+// Cyrus's create replaces.
+func isPlaceholder(mb *syncrec.Mailbox) bool {
+	for _, c := range mb.MboxType {
+		if c == 'i' || c == 'd' {
+			return true
+		}
+	}
+	return false
+}
+
+// sameState reports that the server's mailbox is the one the dump would
+// create: a second run of the same restore.
+func sameState(cur, mb *syncrec.Mailbox) bool {
+	return cur.UniqueID == mb.UniqueID && cur.UIDValidity == mb.UIDValidity && cur.LastUID == mb.LastUID &&
+		cur.HighestModseq == mb.HighestModseq && cur.SyncCRC == mb.SyncCRC && cur.SyncCRCAnnot == mb.SyncCRCAnnot
+}
+
+// renumber gives new uniqueids to boxes whose own the server uses for
+// another mailbox (sync_server would answer IMAP_MAILBOX_MOVED).
+func (rs *restorer) renumber(moved []*box) error {
+	if len(moved) == 0 {
+		return nil
+	}
+	const tries = 4
+	var ids []string
+	for _, b := range moved {
+		for k := 1; k <= tries; k++ {
+			ids = append(ids, newUniqueID(b.src.UniqueID, b.mb.Name, k))
+		}
+	}
+	owners, err := rs.uniqueIDs(ids)
+	if err != nil {
+		return err
+	}
+	for _, b := range moved {
+		for k := 1; k <= tries; k++ {
+			id := newUniqueID(b.src.UniqueID, b.mb.Name, k)
+			if o, used := owners[id]; !used || o == b.mb.Name {
+				b.mb.UniqueID, b.res.UniqueID, b.res.NewUniqueID = id, id, true
+				break
+			}
+		}
+		if !b.res.NewUniqueID {
+			b.res.Action, b.res.Reason = ActionRefuse, "its uniqueid is in use on the server and no replacement is free"
+		}
+	}
+	return nil
+}
+
+// uniqueIDs returns which of ids the server uses, and for which mailbox.
+func (rs *restorer) uniqueIDs(ids []string) (map[string]string, error) {
+	out := make(map[string]string)
+	for i := 0; i < len(ids); i += maxNamesPerGet {
+		list := dlist.NewList()
+		for _, id := range ids[i:min(i+maxNamesPerGet, len(ids))] {
+			list.Append(dlist.NewAtom(id))
+		}
+		err := rs.getMailboxes("UNIQUEIDS", list, func(mb *syncrec.Mailbox) { out[mb.UniqueID] = mb.Name })
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// getMailboxes sends GET name value and passes on each "* MAILBOX".
+func (rs *restorer) getMailboxes(name string, v *dlist.Value, fn func(*syncrec.Mailbox)) error {
+	err := rs.c.Line("GET", name, v, func(n string, r *dlist.Reader) error {
+		if n != "MAILBOX" {
+			return nil
+		}
+		mv, err := r.ReadValue()
+		if err != nil {
+			return err
+		}
+		mb, err := syncrec.DecodeMailbox(mv)
+		if err != nil {
+			return fmt.Errorf("%w: server's MAILBOX reply: %w", syncproto.ErrProtocol, err)
+		}
+		fn(mb)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("asking the server: %w", err)
+	}
+	return nil
+}
+
+// reserveAll makes sure each partition to be written exists on the
+// server, and finds out which message files the server already has.
+//
+// Cyrus 3.6 asserts (and the sync_server process dies) when a file
+// literal or a reserved file names a partition it does not have
+// (dlist.c dlist_reserve_path). A partition is known when a mailbox on
+// the server uses it; otherwise the first mailbox to restore there is
+// created empty first, which fails cleanly (IMAP_PARTITION_UNKNOWN) for
+// a partition the server lacks. Only then are files sent to it.
+func (rs *restorer) reserveAll() error {
+	rs.avail = make(map[string]map[guid.GUID]bool)
+	names := sortedKeys(rs.remote)
+	rs.parts = rs.partitions()
+	for _, p := range rs.parts {
+		rs.avail[p] = make(map[guid.GUID]bool)
+		if !rs.known[p] {
+			// Nothing of ours can be on a partition no mailbox uses.
+			if err := rs.probePartition(p); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(names) > 0 {
+			if err := rs.reserve(p, names); err != nil {
+				return err
+			}
+		}
+		for _, b := range rs.inv.boxes {
+			if applies(b) && b.mb.Partition == p {
+				rs.checkAvailable(b)
+			}
+		}
+	}
+	return nil
+}
+
+// checkAvailable fails a box when a message it needs is neither in the
+// dump (before it) nor on the server: sync_server aborts on such a record.
+func (rs *restorer) checkAvailable(b *box) {
+	missing := 0
+	var first guid.GUID
+	for _, it := range b.items {
+		if !it.expunged && !it.inDump && !rs.avail[b.mb.Partition][it.guid] {
+			if missing == 0 {
+				first = it.guid
+			}
+			missing++
+		}
+	}
+	if missing > 0 {
+		b.res.Err = fmt.Errorf("%d message file(s), GUID %s the first, are neither in the dump nor on the server", missing, first)
+		rs.problem(b.mb.Name, b.res.Err)
+	}
+}
+
+// probePartition creates the first mailbox to restore on partition p
+// empty, to learn whether the server has p.
+func (rs *restorer) probePartition(p string) error {
+	var probe *box
+	for _, b := range rs.inv.boxes {
+		if applies(b) && b.mb.Partition == p {
+			rs.checkAvailable(b)
+			if probe == nil && b.res.Err == nil {
+				probe = b
+			}
+		}
+	}
+	if probe == nil {
+		return nil
+	}
+	if err := rs.unmailbox(probe); err != nil {
+		return err
+	}
+	if probe.res.Err != nil {
+		return nil
+	}
+	empty := *probe.mb
+	empty.LastUID, empty.RecentUID, empty.SyncCRC, empty.SyncCRCAnnot = 0, 0, 0, 0
+	what := "APPLY MAILBOX " + empty.Name + " (empty, to check partition " + p + ")"
+	err := rs.c.Do(what, func(w *dlist.Writer) error {
+		return syncrec.WriteMailbox(w, "APPLY", &empty, func() (*syncrec.Record, error) { return nil, nil })
+	}, nil)
+	if fatal(err) {
+		return err
+	}
+	if err != nil {
+		for _, b := range rs.inv.boxes {
+			if applies(b) && b.mb.Partition == p {
+				b.res.Err = fmt.Errorf("partition %s: %w", p, err)
+				rs.problem(b.mb.Name, b.res.Err)
+			}
+		}
+		return nil
+	}
+	probe.probed = true
+	rs.known[p] = true
+	return nil
+}
+
+// unmailbox deletes the server's mailbox that b replaces.
+func (rs *restorer) unmailbox(b *box) error {
+	if b.res.Action != ActionReplace || b.unboxed {
+		return nil
+	}
+	err := rs.c.Line("APPLY", "UNMAILBOX", dlist.NewAtom(b.mb.Name), nil)
+	if fatal(err) {
+		return err
+	}
+	if err != nil {
+		b.res.Err = fmt.Errorf("deleting the existing mailbox: %w", err)
+		rs.problem(b.mb.Name, b.res.Err)
+		return nil
+	}
+	b.unboxed = true
+	return nil
+}
+
+// reserve sends APPLY RESERVE for the GUIDs needed on partition p, with
+// every mailbox the server has as places to look, and records those the
+// server holds.
+func (rs *restorer) reserve(p string, names []string) error {
+	var want []guid.GUID
+	seen := make(map[guid.GUID]bool)
+	for _, b := range rs.inv.boxes {
+		if !applies(b) || b.mb.Partition != p {
+			continue
+		}
+		for _, it := range b.items {
+			if !seen[it.guid] {
+				seen[it.guid] = true
+				want = append(want, it.guid)
+			}
+		}
+	}
+	for i := 0; i < len(want); i += maxGUIDsPerReserve {
+		batch := want[i:min(i+maxGUIDsPerReserve, len(want))]
+		kv := dlist.NewKVList().Add("PARTITION", dlist.NewAtom(p))
+		ml := dlist.NewList()
+		for _, n := range names {
+			ml.Append(dlist.NewAtom(n))
+		}
+		gl := dlist.NewList()
+		for _, g := range batch {
+			gl.Append(dlist.NewGUID(g))
+		}
+		kv.Add("MBOXNAME", ml).Add("GUID", gl)
+		missing := make(map[guid.GUID]bool)
+		err := rs.c.Line("APPLY", "RESERVE", kv, func(n string, r *dlist.Reader) error {
+			if n != "MISSING" {
+				return nil
+			}
+			v, err := r.ReadValue()
+			if err != nil {
+				return err
+			}
+			for _, it := range v.Children {
+				g, err := it.GUID()
+				if err != nil {
+					return fmt.Errorf("%w: MISSING: %w", syncproto.ErrProtocol, err)
+				}
+				missing[g] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("APPLY RESERVE on partition %s: %w", p, err)
+		}
+		for _, g := range batch {
+			if !missing[g] {
+				rs.avail[p][g] = true
+				rs.sum.Present++
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/syncproto"
+)
+
+// RestoreOptions control Restore.
+type RestoreOptions struct {
+	// Partition, if set, is the server partition of every mailbox;
+	// otherwise each goes to the partition the dump names.
+	Partition string
+	// MapUsers renames users (old userid -> new): mailbox names, ACL
+	// identifiers, seen and subscription owners, annotation owners.
+	MapUsers map[string]string
+	// Mailboxes, if not empty, restores only these mailboxes, named as in
+	// the dump or as renamed by MapUsers.
+	Mailboxes []string
+	// DryRun checks the dump, asks the server what exists, and reports
+	// what would be done; it applies nothing.
+	DryRun bool
+	// Replace deletes an existing mailbox of the same name (APPLY
+	// UNMAILBOX) and restores the dump's in its place. Without it an
+	// existing mailbox is left alone and reported.
+	Replace bool
+	// Progress, if set, is called as the dump is checked and sent.
+	Progress func(Progress)
+}
+
+// Phase is what a Progress reports on.
+type Phase int
+
+// Phases.
+const (
+	PhaseCheck Phase = iota + 1 // reading and verifying the dump, offline
+	PhaseSend                   // sending it
+)
+
+// Progress counts what has been checked or sent so far.
+type Progress struct {
+	Phase                      Phase
+	Mailboxes, Messages, Bytes int64
+}
+
+// Action is what Restore does, or would do, with one mailbox of the dump.
+type Action string
+
+// Actions.
+const (
+	ActionCreate  Action = "create"  // the mailbox does not exist on the server
+	ActionReplace Action = "replace" // it exists and is replaced (RestoreOptions.Replace)
+	ActionRefuse  Action = "refuse"  // it exists (or conflicts) and is left alone
+	ActionKeep    Action = "keep"    // it exists with exactly the dump's state: nothing to do
+	ActionSkip    Action = "skip"    // not selected by RestoreOptions.Mailboxes
+)
+
+// MailboxResult reports one mailbox of the dump.
+type MailboxResult struct {
+	Action Action
+	Name   string // on the server
+	Source string // in the dump
+	// UniqueID is the uniqueid on the server; NewUniqueID reports that it
+	// differs from the dump's because the server uses that one elsewhere.
+	UniqueID    string
+	NewUniqueID bool
+	Partition   string
+	Records     int64 // records, expunged ones included
+	Messages    int64 // records not expunged
+	Bytes       int64 // their sizes
+	Reason      string
+	// Applied reports that the server accepted the mailbox. Err is why it
+	// did not, or the warning it answered with (a checksum mismatch
+	// after writing).
+	Applied bool
+	Err     error
+}
+
+// Problem is an item that was not applied, or applied with a warning.
+type Problem struct {
+	Item string // mailbox name, or "seen alice", "subscription ...", ...
+	Err  error
+}
+
+// String returns "item: error".
+func (p Problem) String() string { return fmt.Sprintf("%s: %v", p.Item, p.Err) }
+
+// RestoreSummary is what Restore did.
+type RestoreSummary struct {
+	Dump      dumpfile.Counts // what the dump's trailer counts
+	Mailboxes []MailboxResult
+	// Uploaded and UploadedBytes count the message files sent; Present
+	// counts the files the server already had (APPLY RESERVE).
+	Uploaded, UploadedBytes, Present int64
+	// Seen, Subs and Quotas count the records the server accepted.
+	Seen, Subs, Quotas int
+	Problems           []Problem
+	// Server is what the server announced.
+	Server syncproto.Capabilities
+}
+
+// Count returns how many mailboxes got action a.
+func (s *RestoreSummary) Count(a Action) int {
+	n := 0
+	for _, m := range s.Mailboxes {
+		if m.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// Applied returns how many mailboxes the server accepted.
+func (s *RestoreSummary) Applied() int {
+	n := 0
+	for _, m := range s.Mailboxes {
+		if m.Applied {
+			n++
+		}
+	}
+	return n
+}
+
+// Connect opens a session with the server; Restore calls it only once the
+// dump has been checked.
+type Connect func(ctx context.Context) (*syncproto.Client, error)
+
+// Restore replays the dump in src to a running Cyrus server.
+//
+// It reads the dump twice. The first pass is offline: every file literal
+// is hashed against its GUID, every record and name validated, the trailer
+// checked; a dump that fails is refused (ErrDamaged, ErrUnsafeName) before
+// connect is called. Then it asks the server which mailboxes exist,
+// reserves the messages the server already has (APPLY RESERVE), and in a
+// second pass sends the missing message files and the mailboxes, each
+// literal checked again as it goes, then seen state, subscriptions and
+// quotas. A NO for one mailbox or record is reported in the summary and
+// the run goes on; a broken session ends it with an error.
+func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts RestoreOptions) (*RestoreSummary, error) {
+	users, err := newUserMap(opts.MapUsers)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Partition != "" {
+		if err := checkPartition(opts.Partition); err != nil {
+			return nil, err
+		}
+	}
+	rs := &restorer{opts: opts, users: users, sum: &RestoreSummary{}, selects: make(map[string]bool)}
+	for _, m := range opts.Mailboxes {
+		rs.selects[m] = true
+	}
+	inv, err := rs.check(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	rs.inv = inv
+	rs.sum.Dump = inv.trail
+	defer func() {
+		for _, b := range inv.boxes {
+			rs.sum.Mailboxes = append(rs.sum.Mailboxes, b.res)
+		}
+	}()
+	c, err := connect(ctx)
+	if err != nil {
+		return rs.sum, err
+	}
+	rs.c = c
+	rs.sum.Server = c.Capabilities()
+	err = rs.run(ctx, src)
+	if cerr := c.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return rs.sum, err
+}
+
+// restorer holds the state of one run.
+type restorer struct {
+	opts    RestoreOptions
+	users   *userMap
+	sum     *RestoreSummary
+	selects map[string]bool
+	inv     *inventory
+	c       *syncproto.Client
+
+	known  map[string]bool               // partitions the server has
+	avail  map[string]map[guid.GUID]bool // partition -> GUIDs the server holds or was sent
+	remote map[string]bool               // mailbox names that exist on the server
+	parts  []string                      // target partitions, in order of use
+	sent   Progress
+}
+
+func (rs *restorer) problem(item string, err error) {
+	rs.sum.Problems = append(rs.sum.Problems, Problem{Item: item, Err: err})
+}
+
+func (rs *restorer) progress(p Progress) {
+	if rs.opts.Progress != nil {
+		rs.opts.Progress(p)
+	}
+}
+
+// run is everything after the check: plan, reserve, send.
+func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
+	if err := rs.plan(); err != nil {
+		return err
+	}
+	if rs.opts.DryRun {
+		return nil
+	}
+	if err := rs.reserveAll(); err != nil {
+		return err
+	}
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewinding the dump: %w", err)
+	}
+	if err := rs.send(ctx, src); err != nil {
+		return err
+	}
+	return rs.userData()
+}
+
+// partitions returns the target partitions of the boxes to apply, in
+// the order of their first mailbox.
+func (rs *restorer) partitions() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, b := range rs.inv.boxes {
+		if applies(b) && !seen[b.mb.Partition] {
+			seen[b.mb.Partition] = true
+			out = append(out, b.mb.Partition)
+		}
+	}
+	return out
+}
+
+// applies reports whether b is to be sent.
+func applies(b *box) bool {
+	return (b.res.Action == ActionCreate || b.res.Action == ActionReplace) && b.res.Err == nil
+}
+
+// fatal reports whether err ends the run: the session is broken, or the
+// server answered BAD (it did not understand what mbtool sent).
+func fatal(err error) bool {
+	var e *syncproto.Error
+	if errors.As(err, &e) {
+		return e.Status == "BAD"
+	}
+	return err != nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

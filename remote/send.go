@@ -1,0 +1,368 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/syncproto"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// maxFilesPerMessage is how many file literals one APPLY MESSAGE carries,
+// as Cyrus's own sender does.
+const maxFilesPerMessage = 1024
+
+// ErrChanged reports a dump that differs, on the second reading, from
+// what the first one checked. The command being sent is cut short, so
+// the server applies nothing of it.
+var ErrChanged = errors.New("dump changed while it was being sent")
+
+// send is the second pass: the dump again, from the start, sending the
+// message files the server lacks and the mailboxes.
+func (rs *restorer) send(ctx context.Context, src io.Reader) error {
+	d, err := dumpfile.NewReader(src)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	defer d.Close()
+	need := rs.needed()
+	next := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		verb, name, off, err := d.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrChanged, err)
+		}
+		if verb != "APPLY" {
+			return fmt.Errorf("%w: offset %d: %s %s", ErrChanged, off, verb, name)
+		}
+		switch name {
+		case "MESSAGE":
+			err = rs.sendMessages(d.DL(), need)
+		case "MAILBOX":
+			if next >= len(rs.inv.boxes) {
+				return fmt.Errorf("%w: offset %d: more mailboxes than before", ErrChanged, off)
+			}
+			err = rs.sendMailbox(d.DL(), rs.inv.boxes[next])
+			next++
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// needed returns, per partition, the GUIDs of the applied mailboxes that
+// the server does not have.
+func (rs *restorer) needed() map[string]map[guid.GUID]bool {
+	need := make(map[string]map[guid.GUID]bool)
+	for _, b := range rs.inv.boxes {
+		if !applies(b) {
+			continue
+		}
+		p := b.mb.Partition
+		for _, it := range b.items {
+			if it.inDump && !rs.avail[p][it.guid] {
+				if need[p] == nil {
+					need[p] = make(map[guid.GUID]bool)
+				}
+				need[p][it.guid] = true
+			}
+		}
+	}
+	return need
+}
+
+// upload is an APPLY MESSAGE being written.
+type upload struct {
+	rs    *restorer
+	w     *dlist.Writer
+	n     int
+	sizes int64
+	parts []string
+	guids []guid.GUID
+}
+
+func (u *upload) add(p string, g guid.GUID, size int64, body io.Reader) error {
+	if u.w == nil {
+		w, err := u.rs.c.Begin()
+		if err != nil {
+			return err
+		}
+		u.w = w
+		w.BeginLine("APPLY", "MESSAGE")
+		w.BeginList()
+	}
+	if err := u.rs.c.File(p, g, size, body); err != nil {
+		return fmt.Errorf("%w: message file %s: %w", ErrChanged, g, err)
+	}
+	u.n++
+	u.sizes += size
+	u.parts = append(u.parts, p)
+	u.guids = append(u.guids, g)
+	if u.n == maxFilesPerMessage {
+		return u.finish()
+	}
+	return nil
+}
+
+// finish sends the APPLY MESSAGE. A NO here ends the run: the mailboxes
+// that need these files cannot be applied.
+func (u *upload) finish() error {
+	if u.w == nil {
+		return nil
+	}
+	u.w.EndList()
+	if err := u.w.EndLine(); err != nil {
+		return err
+	}
+	what := fmt.Sprintf("APPLY MESSAGE (%d files)", u.n)
+	if err := u.rs.c.Send(what); err != nil {
+		return err
+	}
+	if err := u.rs.c.Receive(nil); err != nil {
+		return err
+	}
+	rs := u.rs
+	for i, g := range u.guids {
+		rs.avail[u.parts[i]][g] = true
+	}
+	rs.sum.Uploaded += int64(u.n)
+	rs.sum.UploadedBytes += u.sizes
+	rs.sent.Messages += int64(u.n)
+	rs.sent.Bytes += u.sizes
+	rs.progress(rs.sent)
+	*u = upload{rs: rs}
+	return nil
+}
+
+// sendMessages forwards the file literals of one dump line that the
+// server needs, each checked against its GUID as it goes.
+func (rs *restorer) sendMessages(r *dlist.Reader, need map[string]map[guid.GUID]bool) error {
+	t, err := r.Next()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	if t.Kind != dlist.List {
+		return fmt.Errorf("%w: offset %d: APPLY MESSAGE", ErrChanged, t.Offset)
+	}
+	u := &upload{rs: rs}
+	for {
+		t, err := r.Next()
+		if err != nil {
+			return rs.abort(fmt.Errorf("%w: %w", ErrChanged, err))
+		}
+		if t.Kind == dlist.End {
+			break
+		}
+		if t.Kind != dlist.File {
+			return rs.abort(fmt.Errorf("%w: offset %d: a %v in APPLY MESSAGE", ErrChanged, t.Offset, t.Kind))
+		}
+		fi := t.File
+		if size, ok := rs.inv.files[fi.GUID]; !ok || size != fi.Size {
+			return rs.abort(fmt.Errorf("%w: offset %d: message file %s", ErrChanged, t.Offset, fi.GUID))
+		}
+		var parts []string
+		for _, p := range rs.parts {
+			if need[p][fi.GUID] && !rs.avail[p][fi.GUID] {
+				parts = append(parts, p)
+				delete(need[p], fi.GUID)
+			}
+		}
+		switch len(parts) {
+		case 0:
+			continue
+		case 1:
+			err = u.add(parts[0], fi.GUID, fi.Size, r.Body())
+		default:
+			err = rs.uploadCopies(u, parts, fi, r.Body())
+		}
+		if err != nil {
+			return rs.abort(err)
+		}
+	}
+	if err := u.finish(); err != nil {
+		return rs.abort(err)
+	}
+	return nil
+}
+
+// uploadCopies sends one file to several partitions, through a temporary
+// copy (the dump's bytes can be read only once).
+func (rs *restorer) uploadCopies(u *upload, parts []string, fi dlist.FileInfo, body io.Reader) error {
+	tmp, err := os.CreateTemp("", "mbtool-upload-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err := io.Copy(tmp, io.LimitReader(body, fi.Size)); err != nil {
+		return fmt.Errorf("%w: message file %s: %w", ErrChanged, fi.GUID, err)
+	}
+	for _, p := range parts {
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		if err := u.add(p, fi.GUID, fi.Size, tmp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// abort ends the run after an error in the middle of a command: the
+// session is closed with the command incomplete, so the server applies
+// nothing of it.
+func (rs *restorer) abort(err error) error {
+	if rs.c.Err() == nil {
+		rs.c.Close() // closes without EXIT: a command is open
+	}
+	return err
+}
+
+// sendMailbox sends one APPLY MAILBOX, its records streamed from the dump
+// and checked again on the way.
+func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
+	defer func() {
+		rs.sent.Mailboxes++
+		rs.progress(rs.sent)
+	}()
+	if !applies(b) {
+		return nil
+	}
+	if err := rs.unmailbox(b); err != nil {
+		return err
+	}
+	if b.res.Err != nil {
+		return nil
+	}
+	mr, err := openMailbox(r)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	if mr.mb.UniqueID != b.src.UniqueID || mr.mb.Name != b.src.Name || mr.mb.LastUID != b.src.LastUID {
+		return fmt.Errorf("%w: mailbox %s is not where it was", ErrChanged, b.src.Name)
+	}
+	chk := newRecordChecker(b.src)
+	i := 0
+	next := func() (*syncrec.Record, error) {
+		rec, err := mr.next()
+		if err != nil {
+			return nil, fmt.Errorf("%w: mailbox %s: %w", ErrChanged, b.src.Name, err)
+		}
+		if rec == nil {
+			if i != len(b.items) {
+				return nil, fmt.Errorf("%w: mailbox %s has %d records, not %d", ErrChanged, b.src.Name, i, len(b.items))
+			}
+			return nil, nil
+		}
+		if err := chk.check(rec); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrChanged, err)
+		}
+		if i >= len(b.items) || b.items[i].guid != rec.GUID || b.items[i].expunged != rec.Expunged() {
+			return nil, fmt.Errorf("%w: mailbox %s UID %d", ErrChanged, b.src.Name, rec.UID)
+		}
+		i++
+		rs.users.annotations(rec.Annotations)
+		return rec, nil
+	}
+	what := "APPLY MAILBOX " + b.mb.Name
+	err = rs.c.Do(what, func(w *dlist.Writer) error {
+		return syncrec.WriteMailbox(w, "APPLY", b.mb, next)
+	}, nil)
+	switch {
+	case err == nil:
+		b.res.Applied = true
+	case syncproto.CodeOf(err) == syncproto.CodeChecksum:
+		// Cyrus writes first and compares after (FINDINGS.md §2).
+		b.res.Applied = true
+		b.res.Err = fmt.Errorf("applied, but the server's checksums differ from the dump's: %w", err)
+		rs.problem(b.mb.Name, b.res.Err)
+	case fatal(err):
+		return err
+	default:
+		b.res.Err = err
+		rs.problem(b.mb.Name, err)
+	}
+	return nil
+}
+
+// userData sends seen state, subscriptions and quotas, mapped, for the
+// mailboxes restored (or kept), and those whose mailbox is not in the
+// dump unless a selection is in force.
+func (rs *restorer) userData() error {
+	bySrcID := make(map[string]*box)
+	byName := make(map[string]*box)
+	for _, b := range rs.inv.boxes {
+		bySrcID[b.src.UniqueID] = b
+		if b.res.Action != ActionSkip && byName[b.mb.Name] == nil {
+			byName[b.mb.Name] = b
+		}
+	}
+	ok := func(b *box) bool {
+		if b == nil {
+			return len(rs.selects) == 0
+		}
+		return b.res.Applied || b.res.Action == ActionKeep
+	}
+	send := func(count *int, item string, write func(w *dlist.Writer) error) error {
+		err := rs.c.Do(item, write, nil)
+		if fatal(err) {
+			return err
+		}
+		if err != nil {
+			rs.problem(item, err)
+			return nil
+		}
+		*count++
+		return nil
+	}
+	for _, s := range rs.inv.seen {
+		b := bySrcID[s.UniqueID]
+		if !ok(b) {
+			continue
+		}
+		ns := *s
+		ns.UserID = rs.users.user(s.UserID)
+		if b != nil {
+			ns.UniqueID = b.mb.UniqueID
+		}
+		item := "APPLY SEEN " + ns.UserID + " " + ns.UniqueID
+		if err := send(&rs.sum.Seen, item, func(w *dlist.Writer) error { return syncrec.WriteSeen(w, &ns) }); err != nil {
+			return err
+		}
+	}
+	for _, s := range rs.inv.subs {
+		ns := syncrec.Sub{UserID: rs.users.user(s.UserID), MboxName: rs.users.name(s.MboxName)}
+		if b := byName[ns.MboxName]; b == nil && len(rs.selects) > 0 {
+			continue
+		}
+		item := "APPLY SUB " + ns.UserID + " " + ns.MboxName
+		if err := send(&rs.sum.Subs, item, func(w *dlist.Writer) error { return syncrec.WriteSub(w, &ns) }); err != nil {
+			return err
+		}
+	}
+	for _, q := range rs.inv.quotas {
+		nq := *q
+		nq.Root = rs.users.name(q.Root)
+		if !ok(byName[nq.Root]) {
+			continue
+		}
+		item := "APPLY QUOTA " + nq.Root
+		if err := send(&rs.sum.Quotas, item, func(w *dlist.Writer) error { return syncrec.WriteQuota(w, &nq) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
