@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mbtool/mbtool/dump"
@@ -39,15 +40,18 @@ func newDumpCommand(e *env) *cli.Command {
 			"or damaged on disk are reported and skipped; the run then exits 3.\n\n" +
 			"EXAMPLES:\n" +
 			"   mbtool dump -C /etc/imapd.conf --user alice -o /backup/alice.dlist.zst\n" +
-			"   mbtool dump --user alice -o - | ssh newhost mbtool restore -",
-		Flags: []cli.Flag{
+			"   mbtool dump --user alice -o - | ssh newhost mbtool restore -\n" +
+			"   MBTOOL_PASSWORD=... mbtool dump --server mail1 --tls --user alice -o alice.dlist\n\n" +
+			"With --server the same dump is pulled from a running Cyrus over its replication\n" +
+			"protocol instead (see docs/server.md); -C is not needed.",
+		Flags: append([]cli.Flag{
 			configFlag(),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "write the dump to `FILE` (- for standard output, never a terminal)"},
 			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "dump every mailbox of `USER` (repeatable)"},
 			&cli.BoolFlag{Name: "all", Usage: "dump every user"},
 			&cli.StringFlag{Name: "compress", Usage: "compression: zstd or none (default: zstd when FILE ends in .zst)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no summary"},
-		},
+		}, serverFlags()...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
 			if err != nil {
@@ -61,6 +65,9 @@ func newDumpCommand(e *env) *cli.Command {
 				all:       c.Bool("all"),
 				compress:  c.String("compress"),
 				quiet:     c.Bool("quiet"),
+			}
+			if c.String("server") != "" { // commands/server.go
+				return runDumpServer(c.Context, e, opts, serverOptionsFrom(c))
 			}
 			return runDump(c.Context, e, opts)
 		},
@@ -111,6 +118,9 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 	if err != nil {
 		if errors.Is(err, dump.ErrNoSelection) {
 			return usagef("%v", err)
+		}
+		if o.output != "-" && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+			return &hintError{err: err, hint: "the output's file system is full; nothing was kept under " + o.output}
 		}
 		return err
 	}

@@ -109,7 +109,8 @@ func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 		return couldNotRun(err, "name a dump file, or - for standard input")
 	}
 	defer closeIn()
-	counted := &countingReader{r: in}
+	// A stalled pipe must not keep the first SIGINT waiting.
+	counted := &countingReader{r: interruptible(ctx, in)}
 
 	bar := newProgress(e.stderr, o.quiet, "verify")
 	bar.plan(0, 0, size)

@@ -1,0 +1,210 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/restore"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { subcommands = append(subcommands, newRestoreCommand) }
+
+type restoreOptions struct {
+	config    string
+	input     string
+	partition string
+	mapUsers  []string
+	mailboxes []string
+	dryRun    bool
+	replace   bool
+	quiet     bool
+}
+
+func newRestoreCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "restore",
+		Usage:     "write the mailboxes of a dump into a Cyrus partition",
+		ArgsUsage: "FILE|-",
+		Description: "Reads a dump (plain or zstd, from FILE or - for standard input) and writes its\n" +
+			"mailboxes into the Cyrus spool of imapd.conf: message files, cyrus.header,\n" +
+			"cyrus.index (UIDs, MODSEQs, flags and dates as dumped), mailboxes.db entries,\n" +
+			"annotations, quota roots, other users' seen state and subscriptions.\n\n" +
+			"The whole dump is checked (every message re-hashed, the BLAKE3 trailer) while it\n" +
+			"is staged inside the target partition; nothing becomes visible before that, and\n" +
+			"a damaged dump leaves the target unchanged. Each mailbox then appears whole.\n" +
+			"Cyrus may be running. Existing mailboxes are refused (exit 3) unless --replace,\n" +
+			"which swaps each one atomically. Run as root (files are given to cyrus).\n\n" +
+			"Cyrus rebuilds each restored mailbox's cache the first time it opens it; see\n" +
+			"docs/restore.md for what to run afterwards.\n\n" +
+			"EXAMPLES:\n" +
+			"   mbtool restore -C /etc/imapd.conf alice.dlist.zst\n" +
+			"   mbtool restore --map-user alice=carol --dry-run alice.dlist.zst\n" +
+			"   mbtool dump --user alice -o - | ssh newhost mbtool restore -\n" +
+			"   MBTOOL_PASSWORD=... mbtool restore --server newhost --tls alice.dlist.zst\n\n" +
+			"With --server the dump is replayed to a running Cyrus over its replication\n" +
+			"protocol instead (see docs/server.md); -C is not needed.",
+		Flags: append([]cli.Flag{
+			configFlag(),
+			&cli.StringFlag{Name: "partition", Usage: "restore every mailbox into partition `NAME` (default: as in the dump)"},
+			&cli.StringSliceFlag{Name: "map-user", Usage: "rename user `OLD=NEW`: mailboxes, ACLs, seen state, subscriptions (repeatable)"},
+			&cli.StringSliceFlag{Name: "mailbox", Usage: "restore only mailbox `NAME` (as in the dump or renamed; repeatable)"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "check the dump and print what would be done; write nothing"},
+			&cli.BoolFlag{Name: "replace", Usage: "replace existing mailboxes (each atomically) instead of refusing them"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no summary"},
+		}, serverFlags()...),
+		Action: func(c *cli.Context) error {
+			args, err := positional(c)
+			if err != nil {
+				return err
+			}
+			if len(args) != 1 {
+				return &hintError{err: &usageError{msg: "restore needs exactly one dump FILE (or - for standard input)"},
+					hint: "mbtool restore [options] FILE|-"}
+			}
+			o := restoreOptions{
+				config:    configPath(c),
+				input:     args[0],
+				partition: c.String("partition"),
+				mapUsers:  c.StringSlice("map-user"),
+				mailboxes: c.StringSlice("mailbox"),
+				dryRun:    c.Bool("dry-run"),
+				replace:   c.Bool("replace"),
+				quiet:     c.Bool("quiet"),
+			}
+			if c.String("server") != "" { // commands/server.go
+				return runRestoreServer(c.Context, e, o, serverOptionsFrom(c))
+			}
+			return runRestore(c.Context, e, o)
+		},
+	}
+}
+
+func runRestore(ctx context.Context, e *env, o restoreOptions) error {
+	users := make(map[string]string)
+	for _, m := range o.mapUsers {
+		old, nu, ok := strings.Cut(m, "=")
+		if !ok || old == "" || nu == "" {
+			return usagef("--map-user %q: use OLD=NEW", m)
+		}
+		if _, dup := users[old]; dup {
+			return usagef("--map-user %s given twice", old)
+		}
+		users[old] = nu
+	}
+	cfg, err := partition.LoadConfig(o.config)
+	if err != nil {
+		return err
+	}
+	spool, err := partition.Open(cfg)
+	if err != nil {
+		return err
+	}
+	var in io.Reader = e.stdin
+	if o.input != "-" {
+		f, err := os.Open(o.input)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	} else if isTerminal(e.stdin) {
+		return &hintError{err: errors.New("refusing to read a dump from a terminal"),
+			hint: "name the dump FILE, or redirect standard input"}
+	}
+	// A stalled pipe must not keep the first SIGINT waiting.
+	in = interruptible(ctx, in)
+
+	bar := newProgress(e.stderr, o.quiet, "restore")
+	start := time.Now()
+	sum, err := restore.Run(ctx, spool, in, restore.Options{
+		Partition: o.partition,
+		MapUsers:  users,
+		Mailboxes: o.mailboxes,
+		DryRun:    o.dryRun,
+		Replace:   o.replace,
+		Progress:  func(p restore.Progress) { bar.set(p.Mailboxes, p.Messages, p.Bytes) },
+	})
+	bar.finish()
+	if err != nil {
+		if errors.Is(err, restore.ErrUnsafeName) || errors.Is(err, restore.ErrPartition) {
+			return &hintError{err: err, hint: "the target was not changed; check the dump's origin, or choose a partition with --partition"}
+		}
+		return err
+	}
+	if o.dryRun {
+		for _, m := range sum.Mailboxes {
+			fmt.Fprintln(e.stdout, describe(m))
+		}
+	}
+	for _, p := range sum.Problems {
+		fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
+	}
+	refused := 0
+	for _, m := range sum.Mailboxes {
+		if m.Action == restore.ActionRefuse {
+			refused++
+			if !o.dryRun && !hasProblem(sum, m.Name) {
+				fmt.Fprintf(e.stderr, "mbtool: warning: %s: refused: %s\n", m.Name, m.Reason)
+			}
+		}
+	}
+	if !o.quiet {
+		verb := "restored"
+		if o.dryRun {
+			verb = "would restore"
+		}
+		fmt.Fprintf(e.stderr, "mbtool: %s %d mailboxes (%d created, %d replaced, %d refused, %d already present, %d skipped), %d messages (%s) in %s\n",
+			verb, sum.Count(restore.ActionCreate)+sum.Count(restore.ActionReplace),
+			sum.Count(restore.ActionCreate), sum.Count(restore.ActionReplace), refused,
+			sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),
+			sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
+	}
+	// A refused mailbox has its Problem too (with the reason), unless it
+	// was only reported above; count each once.
+	n := len(sum.Problems)
+	for _, m := range sum.Mailboxes {
+		if m.Action == restore.ActionRefuse && !hasProblem(sum, m.Name) {
+			n++
+		}
+	}
+	if n > 0 {
+		return &exitError{code: ExitPartial, err: fmt.Errorf("%d mailbox(es) or item(s) not restored as dumped; see the warnings above", n)}
+	}
+	return nil
+}
+
+func hasProblem(sum *restore.Summary, name string) bool {
+	for _, p := range sum.Problems {
+		if p.Mailbox == name {
+			return true
+		}
+	}
+	return false
+}
+
+// describe is one line of the dry-run report.
+func describe(m restore.MailboxResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-7s %s", m.Action, m.Name)
+	if m.Source != m.Name {
+		fmt.Fprintf(&b, " (from %s)", m.Source)
+	}
+	switch m.Action {
+	case restore.ActionCreate, restore.ActionReplace:
+		fmt.Fprintf(&b, ": partition %s, uniqueid %s", m.Partition, m.UniqueID)
+		if m.NewUniqueID {
+			b.WriteString(" (new)")
+		}
+		fmt.Fprintf(&b, ", %d messages, %d records", m.Messages, m.Records)
+	default:
+		fmt.Fprintf(&b, ": %s", m.Reason)
+	}
+	return b.String()
+}

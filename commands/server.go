@@ -1,0 +1,404 @@
+package commands
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mbtool/mbtool/remote"
+	"github.com/mbtool/mbtool/syncproto"
+	"github.com/urfave/cli/v2"
+)
+
+// DefaultPasswordEnv is the environment variable the password is read
+// from when --password-file is not given.
+const DefaultPasswordEnv = "MBTOOL_PASSWORD"
+
+const authHint = "check --auth-user and the password; the login must be an admin of the server (admins: in its imapd.conf)"
+
+// serverOptions are the flags of --server, shared by dump and restore.
+type serverOptions struct {
+	addr         string // HOST[:PORT]
+	authUser     string
+	passwordFile string
+	passwordEnv  string
+	tls          bool
+	tlsCA        string
+	insecure     bool
+	noDeflate    bool
+}
+
+// serverFlags returns the flags that make dump and restore talk to a
+// running server instead of a partition.
+func serverFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "server", Usage: "talk to a running Cyrus at `HOST[:PORT]` (sync_server, default port " +
+			syncproto.DefaultPort + ", or imapd's replication commands) instead of reading or writing a partition"},
+		&cli.StringFlag{Name: "auth-user", Value: "cyrus", Usage: "with --server: log in as `NAME`, an admin of the server"},
+		&cli.StringFlag{Name: "password-file", Usage: "with --server: read the password from the first line of `FILE`", TakesFile: true},
+		&cli.StringFlag{Name: "password-env", Value: DefaultPasswordEnv, Usage: "with --server: read the password from environment variable `NAME`"},
+		&cli.BoolFlag{Name: "tls", Usage: "with --server: STARTTLS before logging in (required unless the server is on this host, or --insecure)"},
+		&cli.StringFlag{Name: "tls-ca", Usage: "with --tls: trust the CA certificates in `FILE` (PEM) instead of the system's", TakesFile: true},
+		&cli.BoolFlag{Name: "insecure", Usage: "with --server: allow a password in clear text to another host"},
+		&cli.BoolFlag{Name: "no-deflate", Usage: "with --server: do not use COMPRESS DEFLATE on the connection"},
+	}
+}
+
+// serverOptionsFrom reads the --server flags.
+func serverOptionsFrom(c *cli.Context) serverOptions {
+	return serverOptions{
+		addr:         c.String("server"),
+		authUser:     c.String("auth-user"),
+		passwordFile: c.String("password-file"),
+		passwordEnv:  c.String("password-env"),
+		tls:          c.Bool("tls"),
+		tlsCA:        c.String("tls-ca"),
+		insecure:     c.Bool("insecure"),
+		noDeflate:    c.Bool("no-deflate"),
+	}
+}
+
+// connector checks the --server flags and returns how to connect. It
+// reads the password (never from the command line) and enforces TLS for
+// a server on another host unless --insecure.
+func (so serverOptions) connector() (remote.Connect, error) {
+	addr := syncproto.WithPort(so.addr, syncproto.DefaultPort)
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || strings.Contains(host, ":") && net.ParseIP(host) == nil {
+		return nil, usagef("--server %q: use HOST or HOST:PORT", so.addr)
+	}
+	if so.authUser == "" {
+		return nil, usagef("--auth-user is empty")
+	}
+	password, err := so.password()
+	if err != nil {
+		return nil, err
+	}
+	cfg := syncproto.Config{AuthName: so.authUser, Password: password, Compress: !so.noDeflate}
+	switch {
+	case so.tls:
+		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		if so.tlsCA != "" {
+			pem, err := os.ReadFile(so.tlsCA)
+			if err != nil {
+				return nil, fmt.Errorf("--tls-ca: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, usagef("--tls-ca %s: no PEM certificate in it", so.tlsCA)
+			}
+		}
+		cfg.TLS = tc
+	case so.tlsCA != "":
+		return nil, usagef("--tls-ca needs --tls")
+	case !so.insecure && !isLoopback(host):
+		return nil, &hintError{err: &usageError{msg: fmt.Sprintf("refusing to send a password in clear text to %s", host)},
+			hint: "use --tls (the server needs tls_server_cert and tls_server_key), or --insecure on a trusted network"}
+	}
+	return func(ctx context.Context) (*syncproto.Client, error) {
+		return syncproto.Dial(ctx, addr, cfg)
+	}, nil
+}
+
+// password reads the password from --password-file or the environment.
+func (so serverOptions) password() (string, error) {
+	if so.passwordFile != "" {
+		f, err := os.Open(so.passwordFile)
+		if err != nil {
+			return "", fmt.Errorf("--password-file: %w", err)
+		}
+		defer f.Close()
+		line, err := bufio.NewReader(io.LimitReader(f, 4096)).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return "", fmt.Errorf("--password-file %s: %w", so.passwordFile, err)
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	if so.passwordEnv != "" {
+		if p, ok := os.LookupEnv(so.passwordEnv); ok {
+			return p, nil
+		}
+	}
+	return "", &hintError{err: &usageError{msg: "--server needs a password"},
+		hint: fmt.Sprintf("put it in a file for --password-file, or in the environment variable %s (--password-env); never on the command line", so.passwordEnv)}
+}
+
+// isLoopback reports whether host names this machine's loopback.
+func isLoopback(host string) bool {
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil {
+		return ip.IsLoopback()
+	}
+	if host != "localhost" && !strings.HasSuffix(host, ".localhost") {
+		return false
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// spoolInput returns the dump to restore as a file that can be read twice:
+// FILE itself when it is a regular file, else (standard input, a pipe) a
+// temporary copy. cleanup removes the copy.
+func spoolInput(e *env, input string) (f *os.File, cleanup func(), err error) {
+	var src io.Reader = e.stdin
+	if input != "-" {
+		in, err := os.Open(input)
+		if err != nil {
+			return nil, nil, err
+		}
+		if fi, err := in.Stat(); err == nil && fi.Mode().IsRegular() {
+			return in, func() { in.Close() }, nil
+		}
+		defer in.Close()
+		src = in
+	} else if isTerminal(e.stdin) {
+		return nil, nil, &hintError{err: errors.New("refusing to read a dump from a terminal"),
+			hint: "name the dump FILE, or redirect standard input"}
+	}
+	tmp, err := os.CreateTemp("", "mbtool-restore-*.dump")
+	if err != nil {
+		return nil, nil, fmt.Errorf("spooling the dump: %w", err)
+	}
+	cleanup = func() { tmp.Close(); os.Remove(tmp.Name()) }
+	if _, err := io.Copy(tmp, src); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("spooling the dump to %s: %w", tmp.Name(), err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return tmp, cleanup, nil
+}
+
+// runRestoreServer is restore --server: the dump is spooled if it comes
+// from a pipe, checked whole, then sent to the server.
+func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOptions) error {
+	users := make(map[string]string)
+	for _, m := range o.mapUsers {
+		old, nu, ok := strings.Cut(m, "=")
+		if !ok || old == "" || nu == "" {
+			return usagef("--map-user %q: use OLD=NEW", m)
+		}
+		if _, dup := users[old]; dup {
+			return usagef("--map-user %s given twice", old)
+		}
+		users[old] = nu
+	}
+	connect, err := so.connector()
+	if err != nil {
+		return err
+	}
+	in, cleanup, err := spoolInput(e, o.input)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	bar := newProgress(e.stderr, o.quiet, "restore")
+	start := time.Now()
+	sum, err := remote.Restore(ctx, in, connect, remote.RestoreOptions{
+		Partition: o.partition,
+		MapUsers:  users,
+		Mailboxes: o.mailboxes,
+		DryRun:    o.dryRun,
+		Replace:   o.replace,
+		Progress: func(p remote.Progress) {
+			if p.Phase == remote.PhaseSend {
+				bar.set(p.Mailboxes, p.Messages, p.Bytes)
+			}
+		},
+	})
+	bar.finish()
+	if err != nil {
+		connected := sum != nil && sum.Server.Protocol != 0
+		switch {
+		case !connected && (errors.Is(err, remote.ErrDamaged) || errors.Is(err, remote.ErrUnsafeName)):
+			return &hintError{err: err, hint: "nothing was sent to the server; `mbtool verify` tells more about the dump"}
+		case errors.Is(err, syncproto.ErrAuth):
+			return &hintError{err: err, hint: authHint}
+		case connected:
+			printServerRestore(e, o, sum, start, true)
+			err = fmt.Errorf("%w (stopped; the summary above says what was applied)", err)
+			if errors.Is(err, remote.ErrChanged) {
+				return &hintError{err: err, hint: "the command in flight was cut short, so the server applied nothing of it; run again with an unchanging dump"}
+			}
+		}
+		return err
+	}
+	return printServerRestore(e, o, sum, start, false)
+}
+
+// printServerRestore prints the dry-run plan, the warnings and the
+// summary, and returns the exit status they call for.
+func printServerRestore(e *env, o restoreOptions, sum *remote.RestoreSummary, start time.Time, stopped bool) error {
+	if o.dryRun {
+		for _, m := range sum.Mailboxes {
+			fmt.Fprintln(e.stdout, describeServer(m))
+		}
+	}
+	for _, p := range sum.Problems {
+		fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
+	}
+	refused := 0
+	for _, m := range sum.Mailboxes {
+		if m.Action == remote.ActionRefuse {
+			refused++
+			fmt.Fprintf(e.stderr, "mbtool: warning: %s: refused: %s\n", m.Name, m.Reason)
+		}
+	}
+	notApplied := 0
+	for _, m := range sum.Mailboxes {
+		if (m.Action == remote.ActionCreate || m.Action == remote.ActionReplace) && !m.Applied {
+			notApplied++
+		}
+	}
+	if o.dryRun && !o.quiet {
+		fmt.Fprintf(e.stderr, "mbtool: would restore %d mailboxes to %s (%d created, %d replaced, %d refused, %d already there, %d skipped) in %s\n",
+			sum.Count(remote.ActionCreate)+sum.Count(remote.ActionReplace), sum.Server.Protocol,
+			sum.Count(remote.ActionCreate), sum.Count(remote.ActionReplace), refused, sum.Count(remote.ActionKeep),
+			sum.Count(remote.ActionSkip), time.Since(start).Round(time.Millisecond))
+	} else if !o.quiet || stopped {
+		verb := "restored"
+		fmt.Fprintf(e.stderr, "mbtool: %s %d mailboxes to %s (%d created, %d replaced, %d not applied, %d refused, %d already there, %d skipped); "+
+			"sent %d messages (%s), %d already on the server; %d seen, %d subscriptions, %d quotas in %s\n",
+			verb, sum.Applied(), sum.Server.Protocol, countApplied(sum, remote.ActionCreate), countApplied(sum, remote.ActionReplace),
+			notApplied, refused, sum.Count(remote.ActionKeep), sum.Count(remote.ActionSkip),
+			sum.Uploaded, humanBytes(sum.UploadedBytes), sum.Present, sum.Seen, sum.Subs, sum.Quotas,
+			time.Since(start).Round(time.Millisecond))
+	}
+	if stopped {
+		return nil
+	}
+	if n := refused + len(sum.Problems); n > 0 {
+		return &exitError{code: ExitPartial, err: fmt.Errorf("%d mailbox(es) or item(s) not restored as dumped; see the warnings above", n)}
+	}
+	return nil
+}
+
+func countApplied(sum *remote.RestoreSummary, a remote.Action) int {
+	n := 0
+	for _, m := range sum.Mailboxes {
+		if m.Action == a && m.Applied {
+			n++
+		}
+	}
+	return n
+}
+
+// describeServer is one line of the dry-run report.
+func describeServer(m remote.MailboxResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-7s %s", m.Action, m.Name)
+	if m.Source != m.Name {
+		fmt.Fprintf(&b, " (from %s)", m.Source)
+	}
+	switch m.Action {
+	case remote.ActionCreate, remote.ActionReplace:
+		fmt.Fprintf(&b, ": partition %s, uniqueid %s", m.Partition, m.UniqueID)
+		if m.NewUniqueID {
+			b.WriteString(" (new)")
+		}
+		fmt.Fprintf(&b, ", %d messages, %d records", m.Messages, m.Records)
+		if m.Err != nil {
+			fmt.Fprintf(&b, "; cannot be applied: %v", m.Err)
+		}
+	default:
+		fmt.Fprintf(&b, ": %s", m.Reason)
+	}
+	return b.String()
+}
+
+// runDumpServer is dump --server: the same dump, pulled over the
+// replication protocol.
+func runDumpServer(ctx context.Context, e *env, o dumpOptions, so serverOptions) error {
+	if o.all {
+		return &hintError{err: &usageError{msg: "--all cannot be used with --server"},
+			hint: "the replication protocol cannot list users: name them with --user"}
+	}
+	if len(o.users) == 0 && len(o.mailboxes) == 0 {
+		return &hintError{err: &usageError{msg: "nothing to dump"},
+			hint: "name users with --user, or mailboxes as arguments"}
+	}
+	compress := strings.HasSuffix(o.output, ".zst")
+	switch o.compress {
+	case "":
+	case "zstd":
+		compress = true
+	case "none":
+		compress = false
+	default:
+		return usagef("--compress %q: use zstd or none", o.compress)
+	}
+	connect, err := so.connector()
+	if err != nil {
+		return err
+	}
+	out, err := createOutput(o.output, e.stdout)
+	if err != nil {
+		return err
+	}
+	defer out.abort()
+	c, err := connect(ctx)
+	if err != nil {
+		if errors.Is(err, syncproto.ErrAuth) {
+			return &hintError{err: err, hint: authHint}
+		}
+		return err
+	}
+	defer c.Close()
+
+	bar := newProgress(e.stderr, o.quiet, "dump")
+	start := time.Now()
+	sum, err := remote.Dump(ctx, c, out.w, remote.DumpOptions{
+		Users:     o.users,
+		Mailboxes: o.mailboxes,
+		Compress:  compress,
+		Host:      so.addr,
+		Version:   version(),
+		Progress:  func(p remote.Progress) { bar.set(p.Mailboxes, p.Messages, p.Bytes) },
+	})
+	bar.finish()
+	if err != nil {
+		if errors.Is(err, remote.ErrNoMailbox) {
+			return &exitError{code: ExitFailure, err: err}
+		}
+		return err
+	}
+	if err := c.Close(); err != nil {
+		return err
+	}
+	if err := out.commit(); err != nil {
+		return err
+	}
+	for _, p := range sum.Problems {
+		fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
+	}
+	dest := o.output
+	if dest == "-" {
+		dest = "standard output"
+	}
+	if !o.quiet {
+		fmt.Fprintf(e.stderr, "mbtool: dumped %d mailboxes, %d messages (%s) of %d records from %s to %s in %s\n",
+			sum.Mailboxes, sum.Messages, humanBytes(sum.Bytes), sum.Records, so.addr, dest, time.Since(start).Round(time.Millisecond))
+	}
+	if n := len(sum.Problems); n > 0 {
+		return &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) could not be dumped; see the warnings above", n)}
+	}
+	return nil
+}
