@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/syncrec"
@@ -107,7 +108,7 @@ func (rs *restorer) checkCommand(d *dumpfile.Reader, inv *inventory, byID map[st
 		if err != nil {
 			return err
 		}
-		if err := checkName("quota root", q.Root); err != nil {
+		if err := dumpcheck.CheckName("quota root", q.Root); err != nil {
 			return err
 		}
 		inv.quotas = append(inv.quotas, q)
@@ -116,10 +117,10 @@ func (rs *restorer) checkCommand(d *dumpfile.Reader, inv *inventory, byID map[st
 		if err != nil {
 			return err
 		}
-		if err := checkUserID(s.UserID); err != nil {
+		if err := dumpcheck.CheckUserID(s.UserID); err != nil {
 			return err
 		}
-		if err := checkName("subscription", s.MboxName); err != nil {
+		if err := dumpcheck.CheckName("subscription", s.MboxName); err != nil {
 			return err
 		}
 		inv.subs = append(inv.subs, s)
@@ -128,10 +129,10 @@ func (rs *restorer) checkCommand(d *dumpfile.Reader, inv *inventory, byID map[st
 		if err != nil {
 			return err
 		}
-		if err := checkUserID(s.UserID); err != nil {
+		if err := dumpcheck.CheckUserID(s.UserID); err != nil {
 			return err
 		}
-		if err := checkUniqueID(s.UniqueID); err != nil {
+		if err := dumpcheck.CheckUniqueID(s.UniqueID); err != nil {
 			return err
 		}
 		if err := checkSeqSet(s.SeenUIDs); err != nil {
@@ -165,7 +166,7 @@ func (rs *restorer) checkMessages(r *dlist.Reader, inv *inventory) error {
 			return fmt.Errorf("%w: offset %d: a %v in APPLY MESSAGE", ErrDamaged, t.Offset, t.Kind)
 		}
 		fi := t.File
-		if err := checkPartition(fi.Partition); err != nil {
+		if err := dumpcheck.CheckPartition(fi.Partition); err != nil {
 			return err
 		}
 		if fi.Size == 0 {
@@ -199,7 +200,7 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory) (*box, error) 
 	}
 	mb := *src
 	mb.Name = rs.users.name(src.Name)
-	if err := checkName("mailbox name", mb.Name); err != nil {
+	if err := dumpcheck.CheckName("mailbox name", mb.Name); err != nil {
 		return nil, err
 	}
 	if rs.opts.Partition != "" {
@@ -252,13 +253,13 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory) (*box, error) 
 
 // checkKeys validates the mailbox-level keys.
 func (rs *restorer) checkKeys(mb *syncrec.Mailbox) error {
-	if err := checkName("mailbox name", mb.Name); err != nil {
+	if err := dumpcheck.CheckName("mailbox name", mb.Name); err != nil {
 		return err
 	}
-	if err := checkUniqueID(mb.UniqueID); err != nil {
+	if err := dumpcheck.CheckUniqueID(mb.UniqueID); err != nil {
 		return fmt.Errorf("mailbox %s: %w", mb.Name, err)
 	}
-	if err := checkPartition(mb.Partition); err != nil {
+	if err := dumpcheck.CheckPartition(mb.Partition); err != nil {
 		return fmt.Errorf("mailbox %s: %w", mb.Name, err)
 	}
 	for _, c := range mb.MboxType {
@@ -268,20 +269,20 @@ func (rs *restorer) checkKeys(mb *syncrec.Mailbox) error {
 			return fmt.Errorf("%w: mailbox %s: MBOXTYPE %q", ErrUnsafeName, mb.Name, mb.MboxType)
 		}
 	}
-	if err := checkACL(mb.ACL); err != nil {
+	if err := dumpcheck.CheckACL(mb.ACL); err != nil {
 		return fmt.Errorf("mailbox %s: %w", mb.Name, err)
 	}
 	if mb.QuotaRoot != "" {
-		if err := checkName("quota root", mb.QuotaRoot); err != nil {
+		if err := dumpcheck.CheckName("quota root", mb.QuotaRoot); err != nil {
 			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
 		}
 	}
 	for _, a := range mb.Annotations {
-		if err := checkEntry(a.Entry); err != nil {
+		if err := dumpcheck.CheckEntry(a.Entry); err != nil {
 			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
 		}
 		if a.UserID != "" {
-			if err := checkUserID(a.UserID); err != nil {
+			if err := dumpcheck.CheckUserID(a.UserID); err != nil {
 				return fmt.Errorf("mailbox %s: annotation: %w", mb.Name, err)
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/mbtool/mbtool/dumpcheck"
 )
 
 func TestUserNames(t *testing.T) {
@@ -68,26 +70,26 @@ func TestDBKeyOrder(t *testing.T) {
 
 func TestCheckFlag(t *testing.T) {
 	for _, f := range []string{`\Seen`, `\seen`, `\Expunged`, "$Label1", "Junk", "a.b-c_d"} {
-		if err := checkFlag(f); err != nil {
-			t.Errorf("checkFlag(%q): %v", f, err)
+		if err := dumpcheck.CheckFlag(f); err != nil {
+			t.Errorf("dumpcheck.CheckFlag(%q): %v", f, err)
 		}
 	}
 	for _, f := range []string{``, `\Recent`, `\Bogus`, "NIL", "a b", "a(b", "{3}", "%x", "a*", "ä"} {
-		if err := checkFlag(f); err == nil {
-			t.Errorf("checkFlag(%q) accepted", f)
+		if err := dumpcheck.CheckFlag(f); err == nil {
+			t.Errorf("dumpcheck.CheckFlag(%q) accepted", f)
 		}
 	}
 }
 
 func TestCheckEntry(t *testing.T) {
 	for _, e := range []string{"/comment", "/vendor/cmu/cyrus-imapd/savedate", "/specialuse"} {
-		if err := checkEntry(e); err != nil {
-			t.Errorf("checkEntry(%q): %v", e, err)
+		if err := dumpcheck.CheckEntry(e); err != nil {
+			t.Errorf("dumpcheck.CheckEntry(%q): %v", e, err)
 		}
 	}
 	for _, e := range []string{"", "comment", "/a//b", "/a/", "/a*", "/a\nb"} {
-		if err := checkEntry(e); err == nil {
-			t.Errorf("checkEntry(%q) accepted", e)
+		if err := dumpcheck.CheckEntry(e); err == nil {
+			t.Errorf("dumpcheck.CheckEntry(%q) accepted", e)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -135,7 +136,7 @@ func (c *recordChecker) check(r *syncrec.Record) error {
 	}
 	c.prev = r.UID
 	for _, f := range r.Flags {
-		if err := checkFlag(f); err != nil {
+		if err := dumpcheck.CheckFlag(f); err != nil {
 			return fmt.Errorf("mailbox %s UID %d: %w", c.name, r.UID, err)
 		}
 		if f[0] != '\\' && !c.flags[f] {
@@ -146,11 +147,11 @@ func (c *recordChecker) check(r *syncrec.Record) error {
 		}
 	}
 	for _, a := range r.Annotations {
-		if err := checkEntry(a.Entry); err != nil {
+		if err := dumpcheck.CheckEntry(a.Entry); err != nil {
 			return fmt.Errorf("mailbox %s UID %d: %w", c.name, r.UID, err)
 		}
 		if a.UserID != "" {
-			if err := checkUserID(a.UserID); err != nil {
+			if err := dumpcheck.CheckUserID(a.UserID); err != nil {
 				return fmt.Errorf("mailbox %s UID %d: annotation: %w", c.name, r.UID, err)
 			}
 		}

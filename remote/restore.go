@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/syncproto"
@@ -148,7 +149,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 		return nil, err
 	}
 	if opts.Partition != "" {
-		if err := checkPartition(opts.Partition); err != nil {
+		if err := dumpcheck.CheckPartition(opts.Partition); err != nil {
 			return nil, err
 		}
 	}

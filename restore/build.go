@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -117,7 +118,7 @@ func (bl *builder) add(r *syncrec.Record) error {
 			rec.SystemFlags |= systemFlag(f) // unknown ones are ignored, as by Cyrus
 			continue
 		}
-		if err := checkText("flag", f); err != nil {
+		if err := dumpcheck.CheckText("flag", f); err != nil {
 			return err
 		}
 		slot, ok := bl.slots[f]
@@ -216,11 +217,11 @@ func systemFlag(f string) uint32 {
 func (bl *builder) annotations(r *syncrec.Record, rec *partition.Record) error {
 	for i := range r.Annotations {
 		a := &r.Annotations[i]
-		if err := checkText("annotation", a.Entry); err != nil {
+		if err := dumpcheck.CheckText("annotation", a.Entry); err != nil {
 			return err
 		}
 		if a.UserID != "" {
-			if err := checkUserID(a.UserID); err != nil {
+			if err := dumpcheck.CheckUserID(a.UserID); err != nil {
 				return err
 			}
 			a.UserID = bl.rs.users.user(a.UserID)

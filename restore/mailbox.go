@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
@@ -160,10 +161,10 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 // its name, partition and uniqueid in the target, and whether it is
 // created, replaced, refused or skipped.
 func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
-	if err := checkName("mailbox name", mb.Name); err != nil {
+	if err := dumpcheck.CheckName("mailbox name", mb.Name); err != nil {
 		return nil, err
 	}
-	if err := checkUniqueID(mb.UniqueID); err != nil {
+	if err := dumpcheck.CheckUniqueID(mb.UniqueID); err != nil {
 		return nil, err
 	}
 	for _, c := range mb.MboxType {
@@ -184,11 +185,11 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	acl := partition.ParseACL(mb.ACL)
 	for _, a := range acl {
 		id := strings.TrimPrefix(a.ID, "-")
-		if err := checkUserID(id); err != nil {
+		if err := dumpcheck.CheckUserID(id); err != nil {
 			return nil, fmt.Errorf("mailbox %s: ACL: %w", mb.Name, err)
 		}
 		if a.Rights != "" {
-			if err := checkText("ACL rights", a.Rights); err != nil {
+			if err := dumpcheck.CheckText("ACL rights", a.Rights); err != nil {
 				return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 			}
 		}
@@ -209,11 +210,11 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		b.typ += "l"
 	}
 	for _, a := range mb.Annotations {
-		if err := checkText("annotation", a.Entry); err != nil {
+		if err := dumpcheck.CheckText("annotation", a.Entry); err != nil {
 			return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 		}
 		if a.UserID != "" {
-			if err := checkUserID(a.UserID); err != nil {
+			if err := dumpcheck.CheckUserID(a.UserID); err != nil {
 				return nil, fmt.Errorf("mailbox %s: annotation: %w", mb.Name, err)
 			}
 		}
@@ -227,7 +228,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	}
 	rs.bySrcID[mb.UniqueID] = b
 
-	if err := checkName("mailbox name", name); err != nil {
+	if err := dumpcheck.CheckName("mailbox name", name); err != nil {
 		return nil, err
 	}
 	if len(rs.selects) > 0 && !rs.selects[mb.Name] && !rs.selects[name] {
@@ -340,17 +341,17 @@ func (rs *restorer) chooseID(b *box) error {
 // selected.
 func (rs *restorer) checkRecord(r *syncrec.Record) error {
 	for _, a := range r.Annotations {
-		if err := checkText("annotation", a.Entry); err != nil {
+		if err := dumpcheck.CheckText("annotation", a.Entry); err != nil {
 			return err
 		}
 		if a.UserID != "" {
-			if err := checkUserID(a.UserID); err != nil {
+			if err := dumpcheck.CheckUserID(a.UserID); err != nil {
 				return err
 			}
 		}
 	}
 	for _, f := range r.Flags {
-		if err := checkText("flag", f); err != nil {
+		if err := dumpcheck.CheckText("flag", f); err != nil {
 			return err
 		}
 	}

@@ -3,9 +3,9 @@ package restore
 import (
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"strings"
 
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
 )
 
@@ -15,7 +15,7 @@ import (
 var (
 	// ErrUnsafeName: a mailbox name, userid, uniqueid, flag or annotation
 	// name that is malformed or could escape the target's directories.
-	ErrUnsafeName = errors.New("unsafe or invalid name in dump")
+	ErrUnsafeName = dumpcheck.ErrUnsafeName
 	// ErrPartition: the dump names a partition the target does not have.
 	ErrPartition = errors.New("partition not configured in the target")
 	// ErrDamaged: the dump is structurally wrong (records out of order,
@@ -25,98 +25,6 @@ var (
 	// this restore cannot write.
 	ErrIndexVersion = errors.New("unsupported index version")
 )
-
-// maxNameLen is Cyrus's MAX_MAILBOX_NAME.
-const maxNameLen = 490
-
-// checkName validates an internal mailbox name from the dump: printable
-// ASCII (names are modified UTF-7), no '/', at most maxNameLen bytes, an
-// optional "domain!" prefix, and no component that is empty or, once '^'
-// is read as '.', "." or ".." or starts with '.' (Cyrus's
-// mboxname_policycheck refuses those too). Such names cannot reach outside
-// the partition in either directory layout.
-func checkName(what, name string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("%w: %s %q: %s", ErrUnsafeName, what, name, why)
-	}
-	if name == "" {
-		return bad("empty")
-	}
-	if len(name) > maxNameLen {
-		return bad("too long")
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c < 0x20 || c >= 0x7f {
-			return bad(fmt.Sprintf("byte 0x%02x", c))
-		}
-		if c == '/' {
-			return bad("contains '/'")
-		}
-	}
-	local := name
-	if dom, rest, ok := strings.Cut(name, "!"); ok {
-		if dom == "" || strings.HasPrefix(dom, ".") || strings.Contains(dom, "..") {
-			return bad("bad domain")
-		}
-		local = rest
-	}
-	for _, c := range strings.Split(local, ".") {
-		c = strings.ReplaceAll(c, "^", ".")
-		if c == "" || c[0] == '.' {
-			return bad("empty or dot component")
-		}
-	}
-	return nil
-}
-
-// checkUserID validates a userid from the dump (seen and subscription
-// owners, ACL identifiers, annotation owners): it becomes part of file
-// names in the config directory.
-func checkUserID(id string) error {
-	if id == "" || len(id) > 255 {
-		return fmt.Errorf("%w: userid %q: empty or too long", ErrUnsafeName, id)
-	}
-	if id[0] == '.' {
-		return fmt.Errorf("%w: userid %q: starts with '.'", ErrUnsafeName, id)
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x20 || c == 0x7f || c == '/' {
-			return fmt.Errorf("%w: userid %q: byte 0x%02x", ErrUnsafeName, id, c)
-		}
-	}
-	return nil
-}
-
-// checkUniqueID validates a mailbox uniqueid: 24 characters of [0-9a-z] in
-// Debian's build, 36-character UUIDs with libuuid, other lengths from older
-// versions; it names a directory in the uuid layout.
-func checkUniqueID(id string) error {
-	if len(id) < 2 || len(id) > 64 {
-		return fmt.Errorf("%w: uniqueid %q: length %d", ErrUnsafeName, id, len(id))
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-') {
-			return fmt.Errorf("%w: uniqueid %q: byte 0x%02x", ErrUnsafeName, id, c)
-		}
-	}
-	return nil
-}
-
-// checkText validates a flag, annotation entry or ACL rights string: no
-// NUL or line breaks, bounded length.
-func checkText(what, s string) error {
-	if s == "" || len(s) > 1024 {
-		return fmt.Errorf("%w: %s %q: empty or too long", ErrUnsafeName, what, s)
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%w: %s %q: byte 0x%02x", ErrUnsafeName, what, s, c)
-		}
-	}
-	return nil
-}
 
 // newUniqueID returns a fresh uniqueid in the style of Debian's Cyrus 3.6:
 // 24 random characters from [0-9a-z].
@@ -145,10 +53,10 @@ type userMap struct {
 func newUserMap(spool *partition.Spool, m map[string]string) (*userMap, error) {
 	u := &userMap{users: make(map[string]string)}
 	for old, nu := range m {
-		if err := checkUserID(old); err != nil {
+		if err := dumpcheck.CheckUserID(old); err != nil {
 			return nil, err
 		}
-		if err := checkUserID(nu); err != nil {
+		if err := dumpcheck.CheckUserID(nu); err != nil {
 			return nil, err
 		}
 		u.users[old] = nu

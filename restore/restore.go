@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/partition"
@@ -260,7 +261,7 @@ func (rs *restorer) command(d *dumpfile.Reader, verb, name string) error {
 		if err != nil {
 			return err
 		}
-		if err := checkName("quota root", q.Root); err != nil {
+		if err := dumpcheck.CheckName("quota root", q.Root); err != nil {
 			return err
 		}
 		rs.quotas = append(rs.quotas, q)
@@ -269,10 +270,10 @@ func (rs *restorer) command(d *dumpfile.Reader, verb, name string) error {
 		if err != nil {
 			return err
 		}
-		if err := checkUserID(s.UserID); err != nil {
+		if err := dumpcheck.CheckUserID(s.UserID); err != nil {
 			return err
 		}
-		if err := checkName("subscription", s.MboxName); err != nil {
+		if err := dumpcheck.CheckName("subscription", s.MboxName); err != nil {
 			return err
 		}
 		rs.subs = append(rs.subs, s)
@@ -281,10 +282,10 @@ func (rs *restorer) command(d *dumpfile.Reader, verb, name string) error {
 		if err != nil {
 			return err
 		}
-		if err := checkUserID(s.UserID); err != nil {
+		if err := dumpcheck.CheckUserID(s.UserID); err != nil {
 			return err
 		}
-		if err := checkUniqueID(s.UniqueID); err != nil {
+		if err := dumpcheck.CheckUniqueID(s.UniqueID); err != nil {
 			return err
 		}
 		if err := checkSeqSet(s.SeenUIDs); err != nil {
