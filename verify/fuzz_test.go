@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/fixtures/gen"
 )
 
 // FuzzVerify feeds damaged dumps to Run: it must neither panic nor hang,
@@ -15,7 +16,7 @@ import (
 // every input that differs from a good dump as not OK.
 func FuzzVerify(f *testing.F) {
 	var good bytes.Buffer
-	if _, err := generate(&good, "", 20000, 3); err != nil {
+	if _, err := gen.WriteDump(&good, gen.Options{Seed: 3, Messages: 4, PerMailbox: 2, MeanSize: 2000, SmallOnly: true}); err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good.Bytes())
