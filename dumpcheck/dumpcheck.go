@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/syncrec"
 )
 
 // ErrUnsafeName is wrapped by every error of this package: a mailbox name,
@@ -170,4 +172,67 @@ func CheckACL(acl string) error {
 		}
 	}
 	return nil
+}
+
+// ErrInvalid is wrapped by errors about values that are malformed without
+// being dangerous, such as a seen set that is not a sequence set.
+var ErrInvalid = errors.New("invalid value in dump")
+
+// CheckSeqSet checks that a seen set holds only the characters of an IMAP
+// sequence set (Cyrus's imparse_issequence); Cyrus would discard anything
+// else when it reads the record.
+func CheckSeqSet(s string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || c == ':' || c == ',' || c == '*') {
+			return fmt.Errorf("%w: seen set %q", ErrInvalid, s)
+		}
+	}
+	return nil
+}
+
+// Quota decodes the value of an APPLY QUOTA line and checks its root.
+func Quota(v *dlist.Value) (*syncrec.Quota, error) {
+	q, err := syncrec.DecodeQuota(v)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckName("quota root", q.Root); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// Sub decodes the value of an APPLY SUB line and checks its user and
+// mailbox name.
+func Sub(v *dlist.Value) (*syncrec.Sub, error) {
+	s, err := syncrec.DecodeSub(v)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckUserID(s.UserID); err != nil {
+		return nil, err
+	}
+	if err := CheckName("subscription", s.MboxName); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Seen decodes the value of an APPLY SEEN line and checks its user,
+// uniqueid and seen set.
+func Seen(v *dlist.Value) (*syncrec.Seen, error) {
+	s, err := syncrec.DecodeSeen(v)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckUserID(s.UserID); err != nil {
+		return nil, err
+	}
+	if err := CheckUniqueID(s.UniqueID); err != nil {
+		return nil, err
+	}
+	if err := CheckSeqSet(s.SeenUIDs); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

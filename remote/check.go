@@ -104,38 +104,20 @@ func (rs *restorer) checkCommand(d *dumpfile.Reader, inv *inventory, byID map[st
 	}
 	switch name {
 	case "QUOTA":
-		q, err := syncrec.DecodeQuota(v)
+		q, err := dumpcheck.Quota(v)
 		if err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckName("quota root", q.Root); err != nil {
 			return err
 		}
 		inv.quotas = append(inv.quotas, q)
 	case "SUB":
-		s, err := syncrec.DecodeSub(v)
+		s, err := dumpcheck.Sub(v)
 		if err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckUserID(s.UserID); err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckName("subscription", s.MboxName); err != nil {
 			return err
 		}
 		inv.subs = append(inv.subs, s)
 	case "SEEN":
-		s, err := syncrec.DecodeSeen(v)
+		s, err := dumpcheck.Seen(v)
 		if err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckUserID(s.UserID); err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckUniqueID(s.UniqueID); err != nil {
-			return err
-		}
-		if err := checkSeqSet(s.SeenUIDs); err != nil {
 			return err
 		}
 		inv.seen = append(inv.seen, s)

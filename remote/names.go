@@ -26,16 +26,6 @@ var (
 // maxUserFlags is Cyrus's MAX_USER_FLAGS.
 const maxUserFlags = 128
 
-// checkSeqSet checks a seen set holds only sequence-set characters.
-func checkSeqSet(s string) error {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || c == ':' || c == ',' || c == '*') {
-			return fmt.Errorf("%w: seen set %q", ErrDamaged, s)
-		}
-	}
-	return nil
-}
-
 // userInbox returns the internal name of a user's INBOX with Cyrus's
 // default namespace: "user.alice", "example.com!user.alice" for
 // alice@example.com; a '.' in the local part is stored as '^'.

@@ -257,55 +257,25 @@ func (rs *restorer) command(d *dumpfile.Reader, verb, name string) error {
 	}
 	switch name {
 	case "QUOTA":
-		q, err := syncrec.DecodeQuota(v)
+		q, err := dumpcheck.Quota(v)
 		if err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckName("quota root", q.Root); err != nil {
 			return err
 		}
 		rs.quotas = append(rs.quotas, q)
 	case "SUB":
-		s, err := syncrec.DecodeSub(v)
+		s, err := dumpcheck.Sub(v)
 		if err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckUserID(s.UserID); err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckName("subscription", s.MboxName); err != nil {
 			return err
 		}
 		rs.subs = append(rs.subs, s)
 	case "SEEN":
-		s, err := syncrec.DecodeSeen(v)
+		s, err := dumpcheck.Seen(v)
 		if err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckUserID(s.UserID); err != nil {
-			return err
-		}
-		if err := dumpcheck.CheckUniqueID(s.UniqueID); err != nil {
-			return err
-		}
-		if err := checkSeqSet(s.SeenUIDs); err != nil {
 			return err
 		}
 		rs.seen = append(rs.seen, s)
 	default:
 		return fmt.Errorf("%w: unknown command", ErrDamaged)
-	}
-	return nil
-}
-
-// checkSeqSet checks a seen set has only the characters of a sequence set
-// (imparse_issequence); Cyrus would discard anything else on read.
-func checkSeqSet(s string) error {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || c == ':' || c == ',' || c == '*') {
-			return fmt.Errorf("%w: seen set %q", ErrDamaged, s)
-		}
 	}
 	return nil
 }
