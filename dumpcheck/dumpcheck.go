@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -235,4 +236,49 @@ func Seen(v *dlist.Value) (*syncrec.Seen, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// UserData collects a dump's APPLY QUOTA, SUB and SEEN lines, decoded and
+// checked.
+type UserData struct {
+	Quotas []*syncrec.Quota
+	Subs   []*syncrec.Sub
+	Seen   []*syncrec.Seen
+}
+
+// Read reads the rest of the current line of d, an APPLY QUOTA, SUB or SEEN
+// named by name, through its end, and adds it. It reports false, reading
+// nothing, for any other command.
+func (u *UserData) Read(d *dumpfile.Reader, name string) (bool, error) {
+	if name != "QUOTA" && name != "SUB" && name != "SEEN" {
+		return false, nil
+	}
+	v, err := d.DL().ReadValue()
+	if err != nil {
+		return true, err
+	}
+	if err := d.EndLine(); err != nil {
+		return true, err
+	}
+	switch name {
+	case "QUOTA":
+		q, err := Quota(v)
+		if err != nil {
+			return true, err
+		}
+		u.Quotas = append(u.Quotas, q)
+	case "SUB":
+		s, err := Sub(v)
+		if err != nil {
+			return true, err
+		}
+		u.Subs = append(u.Subs, s)
+	default:
+		s, err := Seen(v)
+		if err != nil {
+			return true, err
+		}
+		u.Seen = append(u.Seen, s)
+	}
+	return true, nil
 }

@@ -27,13 +27,11 @@ type box struct {
 
 // inventory is what the first pass learns from the dump.
 type inventory struct {
-	boxes  []*box
-	files  map[guid.GUID]int64 // size of each file literal
-	quotas []*syncrec.Quota
-	subs   []*syncrec.Sub
-	seen   []*syncrec.Seen
-	counts dumpfile.Counts
-	trail  dumpfile.Counts
+	boxes              []*box
+	files              map[guid.GUID]int64 // size of each file literal
+	dumpcheck.UserData                     // the APPLY QUOTA, SUB and SEEN lines
+	counts             dumpfile.Counts
+	trail              dumpfile.Counts
 }
 
 // check reads the whole dump once, offline: every file literal is hashed
@@ -95,36 +93,10 @@ func (rs *restorer) checkCommand(d *dumpfile.Reader, inv *inventory, byID map[st
 		inv.counts.Mailboxes++
 		return d.EndLine()
 	}
-	v, err := d.DL().ReadValue()
-	if err != nil {
+	if ok, err := inv.Read(d, name); ok || err != nil {
 		return err
 	}
-	if err := d.EndLine(); err != nil {
-		return err
-	}
-	switch name {
-	case "QUOTA":
-		q, err := dumpcheck.Quota(v)
-		if err != nil {
-			return err
-		}
-		inv.quotas = append(inv.quotas, q)
-	case "SUB":
-		s, err := dumpcheck.Sub(v)
-		if err != nil {
-			return err
-		}
-		inv.subs = append(inv.subs, s)
-	case "SEEN":
-		s, err := dumpcheck.Seen(v)
-		if err != nil {
-			return err
-		}
-		inv.seen = append(inv.seen, s)
-	default:
-		return fmt.Errorf("%w: unknown command", ErrDamaged)
-	}
-	return nil
+	return fmt.Errorf("%w: unknown command", ErrDamaged)
 }
 
 // checkMessages hashes every file literal of an APPLY MESSAGE line.

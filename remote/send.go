@@ -328,7 +328,7 @@ func (rs *restorer) userData() error {
 		*count++
 		return nil
 	}
-	for _, s := range rs.inv.seen {
+	for _, s := range rs.inv.Seen {
 		b := bySrcID[s.UniqueID]
 		if !ok(b) {
 			continue
@@ -343,7 +343,7 @@ func (rs *restorer) userData() error {
 			return err
 		}
 	}
-	for _, s := range rs.inv.subs {
+	for _, s := range rs.inv.Subs {
 		ns := syncrec.Sub{UserID: rs.users.user(s.UserID), MboxName: rs.users.name(s.MboxName)}
 		if b := byName[ns.MboxName]; b == nil && len(rs.selects) > 0 {
 			continue
@@ -353,7 +353,7 @@ func (rs *restorer) userData() error {
 			return err
 		}
 	}
-	for _, q := range rs.inv.quotas {
+	for _, q := range rs.inv.Quotas {
 		nq := *q
 		nq.Root = rs.users.name(q.Root)
 		if !ok(byName[nq.Root]) {

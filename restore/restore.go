@@ -10,7 +10,6 @@ import (
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/partition"
-	"github.com/mbtool/mbtool/syncrec"
 )
 
 // Options control a restore.
@@ -142,18 +141,16 @@ type restorer struct {
 	users *userMap
 	sum   *Summary
 
-	stages  map[string]*stage // by partition
-	msgs    map[guid.GUID]stagedMsg
-	boxes   []*box
-	byName  map[string]*box // target name -> box being restored
-	bySrcID map[string]*box // dump uniqueid -> box (every box of the dump)
-	usedIDs map[string]bool // uniqueids given out in this run
-	quotas  []*syncrec.Quota
-	subs    []*syncrec.Sub
-	seen    []*syncrec.Seen
-	selects map[string]bool
-	counts  dumpfile.Counts // what was read, to compare with the trailer
-	buf     []byte          // see copyBuf
+	stages             map[string]*stage // by partition
+	msgs               map[guid.GUID]stagedMsg
+	boxes              []*box
+	byName             map[string]*box // target name -> box being restored
+	bySrcID            map[string]*box // dump uniqueid -> box (every box of the dump)
+	usedIDs            map[string]bool // uniqueids given out in this run
+	dumpcheck.UserData                 // the APPLY QUOTA, SUB and SEEN lines
+	selects            map[string]bool
+	counts             dumpfile.Counts // what was read, to compare with the trailer
+	buf                []byte          // see copyBuf
 }
 
 func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*restorer, error) {
@@ -248,36 +245,10 @@ func (rs *restorer) command(d *dumpfile.Reader, verb, name string) error {
 	case "MAILBOX":
 		return rs.mailbox(d)
 	}
-	v, err := d.DL().ReadValue()
-	if err != nil {
+	if ok, err := rs.Read(d, name); ok || err != nil {
 		return err
 	}
-	if err := d.EndLine(); err != nil {
-		return err
-	}
-	switch name {
-	case "QUOTA":
-		q, err := dumpcheck.Quota(v)
-		if err != nil {
-			return err
-		}
-		rs.quotas = append(rs.quotas, q)
-	case "SUB":
-		s, err := dumpcheck.Sub(v)
-		if err != nil {
-			return err
-		}
-		rs.subs = append(rs.subs, s)
-	case "SEEN":
-		s, err := dumpcheck.Seen(v)
-		if err != nil {
-			return err
-		}
-		rs.seen = append(rs.seen, s)
-	default:
-		return fmt.Errorf("%w: unknown command", ErrDamaged)
-	}
-	return nil
+	return fmt.Errorf("%w: unknown command", ErrDamaged)
 }
 
 // timeNow is the clock, for the mtimes Cyrus records.

@@ -77,7 +77,7 @@ type quotaPlan struct {
 func (rs *restorer) newQuotaPlan() *quotaPlan {
 	q := &quotaPlan{rs: rs, dump: make(map[string]*syncrec.Quota), isRoot: make(map[string]bool),
 		touched: make(map[string]bool)}
-	for _, dq := range rs.quotas {
+	for _, dq := range rs.Quotas {
 		root := rs.users.name(dq.Root)
 		for _, b := range rs.boxes {
 			if b.wanted() && (b.name == root || strings.HasPrefix(b.name, root+".")) {
@@ -221,7 +221,7 @@ func (rs *restorer) writeSeen() error {
 	}
 	byUser := make(map[string][]put)
 	var users []string
-	for _, s := range rs.seen {
+	for _, s := range rs.Seen {
 		user := rs.users.user(s.UserID)
 		key := s.UniqueID
 		overwrite := rs.opts.Replace
@@ -266,7 +266,7 @@ func (rs *restorer) writeSeen() error {
 func (rs *restorer) writeSubs() error {
 	byUser := make(map[string][]string)
 	var users []string
-	for _, s := range rs.subs {
+	for _, s := range rs.Subs {
 		user, name := rs.users.user(s.UserID), rs.users.name(s.MboxName)
 		if len(rs.selects) > 0 {
 			if b := rs.byName[name]; b == nil || !b.present() {
