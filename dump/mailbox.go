@@ -30,8 +30,7 @@ func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 	defer m.Close()
 
 	mb := mailboxRecord(m)
-	// Pass 1: hash and embed the message files, and check the sync CRCs.
-	crc := syncrec.NewCRC()
+	// Pass 1: hash and embed the message files.
 	pctx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
 	p := newPipeline(pctx, d.opts.Workers, d.bufs)
@@ -39,8 +38,6 @@ func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 	go func() {
 		defer close(produced)
 		err := m.Records(func(r partition.Record) error {
-			rec := toRecord(m, r)
-			crc.Add(rec)
 			if r.SystemFlags&partition.InternalUnlinked != 0 {
 				return nil // no file by design
 			}
@@ -56,13 +53,10 @@ func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 		return "", err
 	}
 	<-produced
-	if !syncrec.Equal(crc.Basic, mb.SyncCRC) || !syncrec.Equal(crc.Annot, mb.SyncCRCAnnot) {
-		d.problem(Problem{Mailbox: e.Name, Err: fmt.Errorf(
-			"index header has SYNC_CRC %d SYNC_CRC_ANNOT %d, its records give %d %d (dumped as recorded; `reconstruct` would repair the index)",
-			mb.SyncCRC, mb.SyncCRCAnnot, crc.Basic, crc.Annot)})
-	}
 
-	// Pass 2: the APPLY MAILBOX, streamed record by record.
+	// Pass 2: the APPLY MAILBOX, streamed record by record, checking the
+	// sync CRCs as the records pass.
+	crc := syncrec.NewCRC()
 	recs := make(chan *syncrec.Record, 64)
 	errc := make(chan error, 1)
 	stop := make(chan struct{})
@@ -84,6 +78,7 @@ func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 			return nil, <-errc
 		}
 		n++
+		crc.Add(r)
 		return r, nil
 	})
 	close(stop)
@@ -91,6 +86,11 @@ func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 	}
 	if werr != nil {
 		return "", &fatalError{werr}
+	}
+	if !syncrec.Equal(crc.Basic, mb.SyncCRC) || !syncrec.Equal(crc.Annot, mb.SyncCRCAnnot) {
+		d.problem(Problem{Mailbox: e.Name, Err: fmt.Errorf(
+			"index header has SYNC_CRC %d SYNC_CRC_ANNOT %d, its records give %d %d (dumped as recorded; `reconstruct` would repair the index)",
+			mb.SyncCRC, mb.SyncCRCAnnot, crc.Basic, crc.Annot)})
 	}
 	d.sum.Mailboxes++
 	d.sum.Records += n
