@@ -97,7 +97,7 @@ func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options)
 		spool:    spool,
 		w:        fw.DL(),
 		opts:     opts,
-		embedded: newGUIDSet(),
+		embedded: make(map[guid.GUID]bool),
 		bufs:     newBufPool(),
 		sum:      &Summary{},
 	}
@@ -213,7 +213,7 @@ type dumper struct {
 	spool    *partition.Spool
 	w        *dlist.Writer
 	opts     Options
-	embedded *guidSet
+	embedded map[guid.GUID]bool // files already in the dump: the one state that grows with it
 	bufs     *bufPool
 	sum      *Summary
 }

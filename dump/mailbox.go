@@ -114,7 +114,7 @@ func (d *dumper) writeMessages(e partition.Entry, p *pipeline) error {
 			}
 			continue
 		}
-		if res.dup || d.embedded.has(j.guid) {
+		if res.dup || d.embedded[j.guid] {
 			d.sum.Shared++
 			res.release()
 			continue
@@ -132,7 +132,7 @@ func (d *dumper) writeMessages(e partition.Entry, p *pipeline) error {
 			}
 			return &fatalError{err}
 		}
-		d.embedded.add(j.guid)
+		d.embedded[j.guid] = true
 		d.sum.Messages++
 		d.sum.Bytes += j.size
 		inLine++
