@@ -125,7 +125,7 @@ func (d *dumper) writeMessages(e partition.Entry, p *pipeline) error {
 		}
 		if err := res.writeTo(d.w, e.Partition); err != nil {
 			var perr *sourceError
-			if errorsAs(err, &perr) {
+			if errors.As(err, &perr) {
 				// The file changed between hashing and copying: the literal
 				// already started, so the dump cannot be completed.
 				return &fatalError{fmt.Errorf("%s UID %d: %w", e.Name, j.uid, err)}

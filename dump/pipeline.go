@@ -29,8 +29,6 @@ const (
 
 var errStopped = errors.New("stopped")
 
-func errorsAs(err error, target any) bool { return errors.As(err, target) }
-
 // job is one message file to embed.
 type job struct {
 	uid      uint32
