@@ -32,5 +32,6 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
+	defer startProfiles(stderr)()
 	return Run(ctx, args, stdin, stdout, stderr)
 }

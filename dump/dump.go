@@ -12,6 +12,7 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -97,10 +98,11 @@ func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options)
 		spool:    spool,
 		w:        fw.DL(),
 		opts:     opts,
-		embedded: make(map[guid.GUID]bool),
+		embedded: guidtable.New(guidtable.Options{}),
 		bufs:     newBufPool(),
 		sum:      &Summary{},
 	}
+	defer d.embedded.Close()
 	for _, u := range plan.users {
 		if err := d.user(u); err != nil {
 			return d.sum, err
@@ -213,7 +215,7 @@ type dumper struct {
 	spool    *partition.Spool
 	w        *dlist.Writer
 	opts     Options
-	embedded map[guid.GUID]bool // files already in the dump: the one state that grows with it
+	embedded *guidtable.Table // files already in the dump: the one state that grows with it, kept flat
 	bufs     *bufPool
 	sum      *Summary
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/mbtool/mbtool/guidtable"
 	"os"
 	"testing"
 	"time"
@@ -222,4 +223,13 @@ func openSpoolB(b *testing.B, conf string) *partition.Spool {
 		b.Fatal(err)
 	}
 	return s
+}
+
+// TestDumpFixtureGUIDsOnFile dumps the fixture again with the table of
+// embedded GUIDs on file from its first entry, as it is past some 40,000
+// messages: the same checks hold.
+func TestDumpFixtureGUIDsOnFile(t *testing.T) {
+	defer func(l int64) { guidtable.DefaultMemLimit = l }(guidtable.DefaultMemLimit)
+	guidtable.DefaultMemLimit = 1
+	TestDumpFixture(t)
 }

@@ -114,7 +114,14 @@ func (d *dumper) writeMessages(e partition.Entry, p *pipeline) error {
 			}
 			continue
 		}
-		if res.dup || d.embedded[j.guid] {
+		dup := res.dup
+		if !dup {
+			var err error
+			if dup, err = d.embedded.Has(j.guid); err != nil {
+				return &fatalError{err}
+			}
+		}
+		if dup {
 			d.sum.Shared++
 			res.release()
 			continue
@@ -132,7 +139,9 @@ func (d *dumper) writeMessages(e partition.Entry, p *pipeline) error {
 			}
 			return &fatalError{err}
 		}
-		d.embedded[j.guid] = true
+		if _, err := d.embedded.Add(j.guid, nil); err != nil {
+			return &fatalError{err}
+		}
 		d.sum.Messages++
 		d.sum.Bytes += j.size
 		inLine++

@@ -14,9 +14,9 @@ import (
 )
 
 // MemoryLimit is the largest index snapshot (records only) kept in
-// memory; a bigger one is copied to an unlinked temporary file so that
-// memory stays flat for mailboxes of any size.
-const MemoryLimit = 8 << 20
+// memory, about 10,000 records; a bigger one is copied to an unlinked
+// temporary file so that memory stays flat for mailboxes of any size.
+const MemoryLimit = 1 << 20
 
 // maxHeaderFile bounds the size of a cyrus.header this package reads: 128
 // flag names and a long ACL fit many times over.

@@ -142,7 +142,11 @@ func (bl *builder) add(r *syncrec.Record) error {
 	}
 	expunged := rec.SystemFlags&partition.InternalExpunged != 0
 	dst := filepath.Join(b.dir, strconv.FormatUint(uint64(r.UID), 10)+".")
-	if m, ok := bl.rs.msgs[r.GUID]; ok {
+	m, ok, err := bl.rs.msg(r.GUID)
+	if err != nil {
+		return err
+	}
+	if ok {
 		if m.size != int64(r.Size) {
 			return fmt.Errorf("%w: UID %d: SIZE %d, but the file of GUID %s has %d bytes", ErrDamaged, r.UID, r.Size, r.GUID, m.size)
 		}
@@ -188,7 +192,7 @@ func (bl *builder) add(r *syncrec.Record) error {
 		}
 	}
 	bl.buf = partition.AppendRecord(bl.buf[:0], rec)
-	_, err := bl.w.Write(bl.buf)
+	_, err = bl.w.Write(bl.buf)
 	return err
 }
 

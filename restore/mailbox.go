@@ -30,6 +30,7 @@ type box struct {
 	hdr   partition.IndexHeader // all but HeaderFileCRC
 	flags []string              // user flag names by slot
 	done  bool                  // registered
+	id    int                   // its place in restorer.boxes, from 1
 }
 
 // readMailbox reads the value of an APPLY MAILBOX line: the mailbox-level
@@ -223,6 +224,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	}
 	b.res = MailboxResult{Name: name, Source: mb.Name, Partition: part}
 	rs.boxes = append(rs.boxes, b)
+	b.id = len(rs.boxes)
 	if prev := rs.bySrcID[mb.UniqueID]; prev != nil {
 		return nil, fmt.Errorf("%w: uniqueid %s of %s also names %s", ErrDamaged, mb.UniqueID, mb.Name, prev.src.Name)
 	}
@@ -358,7 +360,11 @@ func (rs *restorer) checkRecord(r *syncrec.Record) error {
 	if r.UID == 0 {
 		return fmt.Errorf("%w: record with UID 0", ErrDamaged)
 	}
-	if m, ok := rs.msgs[r.GUID]; ok && m.size != int64(r.Size) {
+	m, ok, err := rs.msg(r.GUID)
+	if err != nil {
+		return err
+	}
+	if ok && m.size != int64(r.Size) {
 		return fmt.Errorf("%w: UID %d: SIZE %d, but the file of GUID %s has %d bytes", ErrDamaged, r.UID, r.Size, r.GUID, m.size)
 	}
 	return nil

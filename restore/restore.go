@@ -8,7 +8,7 @@ import (
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
-	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
 )
 
@@ -142,7 +142,8 @@ type restorer struct {
 	sum   *Summary
 
 	stages             map[string]*stage // by partition
-	msgs               map[guid.GUID]stagedMsg
+	stageList          []*stage          // by stage.id-1
+	msgs               *guidtable.Table  // stagedMsg by GUID: see stage.go
 	boxes              []*box
 	byName             map[string]*box // target name -> box being restored
 	bySrcID            map[string]*box // dump uniqueid -> box (every box of the dump)
@@ -171,7 +172,7 @@ func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*re
 		ctx: ctx, spool: spool, cfg: spool.Config, opts: opts, owner: owner, users: users,
 		sum:     &Summary{},
 		stages:  make(map[string]*stage),
-		msgs:    make(map[guid.GUID]stagedMsg),
+		msgs:    guidtable.New(guidtable.Options{ValueSize: stagedMsgSize}),
 		byName:  make(map[string]*box),
 		bySrcID: make(map[string]*box),
 		usedIDs: make(map[string]bool),
@@ -198,6 +199,7 @@ func (rs *restorer) cleanup() {
 	for _, st := range rs.stages {
 		st.remove()
 	}
+	rs.msgs.Close()
 }
 
 // read is phase one: the whole dump into the staging area, checked.

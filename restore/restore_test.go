@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"fmt"
+	"github.com/mbtool/mbtool/guidtable"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -395,4 +396,13 @@ func TestSelectAndPartition(t *testing.T) {
 	if subs, _ := target.ReadSubs("alice"); !reflect.DeepEqual(subs, []string{"user.alice.team"}) {
 		t.Errorf("alice's subscriptions: %q", subs)
 	}
+}
+
+// TestRoundTripGUIDsOnFile restores again with the table of staged
+// messages on file from its first entry, as it is past some 24,000
+// messages: hard links, mtimes and every record as before.
+func TestRoundTripGUIDsOnFile(t *testing.T) {
+	defer func(l int64) { guidtable.DefaultMemLimit = l }(guidtable.DefaultMemLimit)
+	guidtable.DefaultMemLimit = 1
+	TestRoundTrip(t)
 }

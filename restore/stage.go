@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -24,8 +25,9 @@ import (
 // policy refuses such mailbox names), so it cannot collide with a mailbox.
 const stagePrefix = ".mbtool-restore."
 
-// staleAge is how old a staging directory without a lock file must be to
-// count as left over (it gets its lock file right after creation).
+// staleAge is how old a staging directory without a lock file, but not
+// empty, must be to count as left over. This mbtool never leaves one (see
+// removeStage); older versions could.
 const staleAge = 10 * time.Minute
 
 // stage is a staging directory inside one partition: msg/ holds the
@@ -36,6 +38,7 @@ type stage struct {
 	part, root, dir string
 	lockf           *os.File
 	seq             int
+	id              int // its place in restorer.stageList, from 1
 }
 
 func (rs *restorer) stageFor(part string) (*stage, error) {
@@ -47,12 +50,23 @@ func (rs *restorer) stageFor(part string) (*stage, error) {
 		return nil, fmt.Errorf("partition %q: %w", part, ErrPartition)
 	}
 	removeStale(root)
-	dir, err := os.MkdirTemp(root, stagePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("staging directory: %w", err)
+	var dir string
+	var lf *os.File
+	var err error
+	for try := 0; try < 3; try++ {
+		dir, err = os.MkdirTemp(root, stagePrefix)
+		if err != nil {
+			return nil, fmt.Errorf("staging directory: %w", err)
+		}
+		lf, err = os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		// Another run's removeStale took the directory for a dead
+		// run's, empty and without a lock file, in the instant before
+		// the lock file was made: make another.
 	}
 	st := &stage{part: part, root: root, dir: dir}
-	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		err = lock.TryExclusive(lf)
 		st.lockf = lf
@@ -70,6 +84,8 @@ func (rs *restorer) stageFor(part string) (*stage, error) {
 		return nil, fmt.Errorf("staging directory %s: %w", dir, err)
 	}
 	rs.stages[part] = st
+	rs.stageList = append(rs.stageList, st)
+	st.id = len(rs.stageList)
 	return st, nil
 }
 
@@ -86,8 +102,12 @@ func removeStale(root string) {
 		dir := filepath.Join(root, e.Name())
 		lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
-			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAge {
-				os.RemoveAll(dir)
+			// Empty: a run died between making it and its lock file, or
+			// after removing all of it but the directory itself.
+			if os.Remove(dir) != nil {
+				if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAge {
+					os.RemoveAll(dir)
+				}
 			}
 			continue
 		}
@@ -95,16 +115,31 @@ func removeStale(root string) {
 			continue
 		}
 		if lock.TryExclusive(lf) == nil {
-			os.RemoveAll(dir) // the lock is held while removing
+			removeStage(dir) // the lock is held while removing
 		}
 		lf.Close()
 	}
 }
 
+// removeStage removes a staging directory: all but its lock file, then the
+// lock file, then the directory. A run killed on the way leaves one whose
+// lock file is free, or an empty one, and the next run's removeStale
+// removes either at once.
+func removeStage(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.Name() != "lock" {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(filepath.Join(dir, "lock"))
+	os.Remove(dir)
+}
+
 // remove deletes the staging directory and releases its lock.
 func (st *stage) remove() {
 	if st.dir != "" {
-		os.RemoveAll(st.dir)
+		removeStage(st.dir)
 	}
 	if st.lockf != nil {
 		st.lockf.Close()
@@ -128,9 +163,10 @@ func (st *stage) trashPath() string {
 	return filepath.Join(st.dir, "trash", strconv.Itoa(st.seq))
 }
 
-// stagedMsg is a message file in a staging directory, by GUID.
-// It costs about 80 bytes per message in the map, the one part
-// of a restore's memory that grows with the dump.
+// stagedMsg is a message file in a staging directory, by GUID. The
+// restorer keeps one per message of the dump, the one part of its state
+// that grows with the dump: in a guidtable, packed (stagedMsgSize bytes,
+// the stage and the first box as their ids), so its memory stays flat.
 type stagedMsg struct {
 	st *stage // nil in a dry run: hashed, not kept
 	// first is the mailbox the file was moved into when it was first
@@ -142,6 +178,54 @@ type stagedMsg struct {
 	// mtime is the INTERNALDATE the staged inode carries as its mtime once
 	// a mailbox has it; -1 before.
 	mtime int64
+}
+
+const stagedMsgSize = 2 + 4 + 4 + 3*4 + 4 + 8
+
+func (m *stagedMsg) pack(b []byte) {
+	le := binary.LittleEndian
+	if m.st != nil {
+		le.PutUint16(b[0:], uint16(m.st.id))
+	}
+	if m.first != nil {
+		le.PutUint32(b[2:], uint32(m.first.id))
+	}
+	le.PutUint32(b[6:], m.uid)
+	le.PutUint32(b[10:], m.info.headerSize)
+	le.PutUint32(b[14:], m.info.gmtime)
+	le.PutUint32(b[18:], m.info.sentdate)
+	le.PutUint32(b[22:], uint32(m.size)) // message refuses sizes from 1<<32 on
+	le.PutUint64(b[26:], uint64(m.mtime))
+}
+
+// msg returns the staged message of GUID g, if the dump had its file.
+func (rs *restorer) msg(g guid.GUID) (stagedMsg, bool, error) {
+	var b [stagedMsgSize]byte
+	ok, err := rs.msgs.Get(g, b[:])
+	if !ok || err != nil {
+		return stagedMsg{}, false, err
+	}
+	le := binary.LittleEndian
+	m := stagedMsg{
+		uid:   le.Uint32(b[6:]),
+		info:  msgInfo{headerSize: le.Uint32(b[10:]), gmtime: le.Uint32(b[14:]), sentdate: le.Uint32(b[18:])},
+		size:  int64(le.Uint32(b[22:])),
+		mtime: int64(le.Uint64(b[26:])),
+	}
+	if id := le.Uint16(b[0:]); id > 0 {
+		m.st = rs.stageList[id-1]
+	}
+	if id := le.Uint32(b[2:]); id > 0 {
+		m.first = rs.boxes[id-1]
+	}
+	return m, true, nil
+}
+
+// setMsg stores m as the staged message of GUID g.
+func (rs *restorer) setMsg(g guid.GUID, m *stagedMsg) error {
+	var b [stagedMsgSize]byte
+	m.pack(b[:])
+	return rs.msgs.Put(g, b[:])
 }
 
 // path returns where the file is now (during phase one).
@@ -201,13 +285,17 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 	}
 	var scan headerScanner
 	src := guid.NewReader(body, fi.GUID, fi.Size)
-	if _, dup := rs.msgs[fi.GUID]; dup || rs.opts.DryRun {
+	dup, err := rs.msgs.Has(fi.GUID)
+	if err != nil {
+		return err
+	}
+	if dup || rs.opts.DryRun {
 		// Verify it all the same: the dump must be sound as a whole.
 		if _, err := io.CopyBuffer(&scan, src, rs.copyBuf()); err != nil {
 			return err
 		}
 		if !dup {
-			rs.msgs[fi.GUID] = stagedMsg{size: fi.Size, info: scan.info(), mtime: -1}
+			return rs.setMsg(fi.GUID, &stagedMsg{size: fi.Size, info: scan.info(), mtime: -1})
 		}
 		return nil
 	}
@@ -230,7 +318,9 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 		return fmt.Errorf("staging %s: %w", path, err)
 	}
 	m.info = scan.info()
-	rs.msgs[fi.GUID] = m
+	if err := rs.setMsg(fi.GUID, &m); err != nil {
+		return err
+	}
 	rs.sum.Messages++
 	rs.sum.Bytes += fi.Size
 	return nil
@@ -240,7 +330,7 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 // internal date: the staged file itself the first time (renamed), a hard
 // link to it when it is on the same partition and its inode carries that
 // date (as Cyrus links a copied message), else a copy.
-// m is a copy of the map's entry; a change is stored back.
+// m is a copy of the table's entry; a change is stored back.
 func (rs *restorer) place(m *stagedMsg, g guid.GUID, b *box, uid uint32, dst string, internaldate int64) error {
 	t := time.Unix(internaldate, 0)
 	src := m.path(g)
@@ -252,8 +342,7 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, b *box, uid uint32, dst str
 			return err
 		}
 		m.first, m.uid, m.mtime = b, uid, internaldate
-		rs.msgs[g] = *m
-		return nil
+		return rs.setMsg(g, m)
 	}
 	if m.st == b.st && m.mtime == internaldate {
 		return os.Link(src, dst)

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -146,15 +147,18 @@ func (v *verifier) records() error {
 		if err != nil {
 			return err
 		}
-		v.record(rec, t.Offset)
+		if err := v.record(rec, t.Offset); err != nil {
+			return err
+		}
 	}
 }
 
 // errSkipLine ends the reading of a line whose rest cannot be checked.
 var errSkipLine = errors.New("skip the rest of the line")
 
-// record checks one RECORD entry at offset off.
-func (v *verifier) record(r *syncrec.Record, off int64) {
+// record checks one RECORD entry at offset off. It fails only when the
+// literal table does.
+func (v *verifier) record(r *syncrec.Record, off int64) error {
 	st := v.cur
 	mb := st.mb
 	v.sum.Records++
@@ -174,7 +178,12 @@ func (v *verifier) record(r *syncrec.Record, off int64) {
 	}
 	st.prevUID = max(st.prevUID, r.UID)
 	st.crc.Add(r)
-	size, ok := v.lits[r.GUID]
+	var b [4]byte
+	ok, err := v.lits.Get(r.GUID, b[:])
+	if err != nil {
+		return err
+	}
+	size := binary.LittleEndian.Uint32(b[:])
 	switch {
 	case !ok && !r.Expunged():
 		// An expunged record's file may be gone by design (Cyrus
@@ -186,6 +195,7 @@ func (v *verifier) record(r *syncrec.Record, off int64) {
 	if st.live != nil {
 		st.live.compare(v, r, off)
 	}
+	return nil
 }
 
 // checkCRC compares the recomputed CRCs with the recorded ones, as Cyrus

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -55,11 +57,12 @@ func Run(ctx context.Context, r io.Reader, opts Options) (*Summary, error) {
 		opts:  opts,
 		d:     d,
 		sum:   &Summary{Header: d.Header()},
-		lits:  make(map[guid.GUID]uint32),
+		lits:  guidtable.New(guidtable.Options{ValueSize: 4}),
 		names: make(map[string]struct{}),
 		ids:   make(map[string]struct{}),
 		group: &group{},
 	}
+	defer v.lits.Close()
 	v.pool = newPool(opts.Workers, opts.Budget, v.badLiteral)
 	err = v.stream()
 	v.abortLive()
@@ -99,11 +102,11 @@ type verifier struct {
 	mu  sync.Mutex // serialises Report and guards sum.Findings, groups
 	sum *Summary
 
-	lits  map[guid.GUID]uint32 // file literals so far: size by GUID
-	names map[string]struct{}  // mailbox names so far
-	ids   map[string]struct{}  // mailbox uniqueids so far
-	seen  []seenRef            // seen records whose mailbox was not (yet) in the dump
-	group *group               // the file literals since the last APPLY MAILBOX
+	lits  *guidtable.Table    // file literals so far: size (uint32, little-endian) by GUID
+	names map[string]struct{} // mailbox names so far
+	ids   map[string]struct{} // mailbox uniqueids so far
+	seen  []seenRef           // seen records whose mailbox was not (yet) in the dump
+	group *group              // the file literals since the last APPLY MAILBOX
 
 	cur      *mailboxState // the APPLY MAILBOX being read
 	lineBox  string        // the mailbox of the line being read, once known
@@ -316,11 +319,15 @@ func (v *verifier) literal(t dlist.Token) error {
 	fi := t.File
 	v.sum.Messages++
 	v.sum.Bytes += fi.Size
-	if _, dup := v.lits[fi.GUID]; dup {
+	var size [4]byte
+	binary.LittleEndian.PutUint32(size[:], uint32(fi.Size)) // dlist limits file literals to 4294967295 bytes
+	added, err := v.lits.Add(fi.GUID, size[:])
+	if err != nil {
+		return err
+	}
+	if !added {
 		v.report(Finding{Kind: KindDuplicate, GUID: fi.GUID, Offset: t.Offset,
 			Detail: "a second file literal with this GUID"})
-	} else {
-		v.lits[fi.GUID] = uint32(fi.Size) // dlist limits file literals to 4294967295 bytes
 	}
 	l := &literal{guid: fi.GUID, size: fi.Size, offset: t.Offset, group: v.group}
 	return v.pool.literal(l, v.d.DL().Body())

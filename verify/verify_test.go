@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mbtool/mbtool/guidtable"
 	"io"
 	"strings"
 	"testing"
@@ -217,4 +218,14 @@ func TestDamagedStream(t *testing.T) {
 			t.Errorf("%s: last finding %v, want %s in %q at %d", tt.name, f, tt.kind, tt.mailbox, tt.offset)
 		}
 	}
+}
+
+// TestGUIDsOnFile verifies the fixture and the damaged dumps again with
+// the table of file literals on file from its first entry, as it is past
+// some 40,000 messages: the same findings.
+func TestGUIDsOnFile(t *testing.T) {
+	defer func(l int64) { guidtable.DefaultMemLimit = l }(guidtable.DefaultMemLimit)
+	guidtable.DefaultMemLimit = 1
+	t.Run("fixture", TestFixtureOK)
+	t.Run("edits", TestEdits)
 }
