@@ -79,9 +79,15 @@ type pipeline struct {
 	tokens chan struct{}
 	bufs   *bufPool
 	wg     sync.WaitGroup
-	byGUID map[guid.GUID]*pending // this mailbox's jobs, for duplicates
 	mu     sync.Mutex
-	perr   error
+	// byGUID holds the jobs in flight (submitted, not yet taken by next),
+	// for duplicates within the mailbox: a later job with the same GUID
+	// waits for the first instead of reading the file again. Once the
+	// first is taken, the dumper's table of embedded GUIDs answers for
+	// it, so this map stays as small as the read-ahead, however large
+	// the mailbox.
+	byGUID map[guid.GUID]*pending // under mu
+	perr   error                  // under mu
 }
 
 func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
@@ -112,11 +118,16 @@ func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
 // submit queues a job; it blocks while the memory budget is spent.
 func (p *pipeline) submit(j job) error {
 	pd := &pending{result: result{job: j, p: p}, done: make(chan struct{})}
-	if first, ok := p.byGUID[j.guid]; ok {
+	p.mu.Lock()
+	first, ok := p.byGUID[j.guid]
+	if !ok {
+		p.byGUID[j.guid] = pd
+	}
+	p.mu.Unlock()
+	if ok {
 		pd.first = first
 		pd.dup = true
 	} else {
-		p.byGUID[j.guid] = pd
 		n := 1
 		if j.size <= smallMax {
 			n = int((j.size + tokenSize - 1) / tokenSize)
@@ -171,6 +182,11 @@ func (p *pipeline) next() (*result, bool) {
 		return &pd.result, true
 	}
 	<-pd.done
+	p.mu.Lock()
+	if p.byGUID[pd.guid] == pd {
+		delete(p.byGUID, pd.guid)
+	}
+	p.mu.Unlock()
 	return &pd.result, true
 }
 

@@ -65,9 +65,22 @@ type Options struct {
 	// in memory, as a map would.
 	MemLimit int64
 	// Dir is where the files are made (and at once unlinked, so nothing
-	// is left behind, whatever happens); os.TempDir() when "". If no file
-	// can be made there, the table stays in memory.
+	// is left behind, whatever happens). When "": $TMPDIR if set, else
+	// /var/tmp, which is on disk where /tmp may be a tmpfs (memory by
+	// another name), else /tmp. If no file can be made there, the table
+	// stays in memory.
 	Dir string
+}
+
+// tempDirs returns where to try making a run's file.
+func tempDirs(dir string) []string {
+	if dir != "" {
+		return []string{dir}
+	}
+	if d := os.Getenv("TMPDIR"); d != "" {
+		return []string{d}
+	}
+	return []string{"/var/tmp", os.TempDir()}
 }
 
 // Table maps GUIDs to values of Options.ValueSize bytes.
@@ -438,7 +451,13 @@ type runWriter struct {
 }
 
 func (t *Table) newRun(n int) (*runWriter, error) {
-	f, err := os.CreateTemp(t.opts.Dir, "mbtool-guids-*")
+	var f *os.File
+	var err error
+	for _, dir := range tempDirs(t.opts.Dir) {
+		if f, err = os.CreateTemp(dir, "mbtool-guids-*"); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
