@@ -13,6 +13,7 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -69,7 +70,8 @@ func Dump(ctx context.Context, c *syncproto.Client, w io.Writer, opts DumpOption
 		return nil, err
 	}
 	d := &dumper{ctx: ctx, c: c, w: fw.DL(), opts: opts, sum: &DumpSummary{},
-		embedded: make(map[guid.GUID]bool), done: make(map[string]bool)}
+		embedded: guidtable.New(guidtable.Options{}), done: make(map[string]bool)}
+	defer d.embedded.Close()
 	for _, u := range opts.Users {
 		if d.doneUsers[u] {
 			continue
@@ -98,8 +100,8 @@ type dumper struct {
 	w         *dlist.Writer
 	opts      DumpOptions
 	sum       *DumpSummary
-	embedded  map[guid.GUID]bool
-	done      map[string]bool // mailboxes dumped
+	embedded  *guidtable.Table // files in the dump so far
+	done      map[string]bool  // mailboxes dumped
 	doneUsers map[string]bool
 }
 
@@ -338,7 +340,11 @@ func (d *dumper) fetchAll(mb *syncrec.Mailbox, todo []fetch) error {
 	var want []fetch
 	queued := make(map[guid.GUID]bool)
 	for _, f := range todo {
-		if d.embedded[f.guid] || queued[f.guid] {
+		have, err := d.embedded.Has(f.guid)
+		if err != nil {
+			return err
+		}
+		if have || queued[f.guid] {
 			d.sum.Shared++
 			continue
 		}
@@ -407,7 +413,9 @@ func (d *dumper) fetchAll(mb *syncrec.Mailbox, todo []fetch) error {
 			}
 			continue
 		}
-		d.embedded[f.guid] = true
+		if _, err := d.embedded.Add(f.guid, nil); err != nil {
+			return err
+		}
 		d.sum.Messages++
 		d.sum.Bytes += f.size
 		d.progress()

@@ -215,7 +215,7 @@ func run(c config) error {
 			if err != nil {
 				return err
 			}
-			pt, err := scalePoint(bin, c.dir, sp)
+			pt, err := scalePoint(bin, c.dir, sp, c.runs)
 			if err != nil {
 				return err
 			}

@@ -107,7 +107,8 @@ func (r *report) markdown() string {
 		"since GNU tar skips reading files when writing to /dev/null; sha1sum and b3sum read the same files in one process each " +
 		"(`xargs`); the restore baseline is `tar -xf` of the same files followed by `sync`, as restore fsyncs what it writes.\n")
 	if len(r.scaling) > 0 {
-		b.WriteString("\n## Scaling\n\nSmall messages only (about 2 KB), so the largest fits the disk; one measured run after a warm-up.\n\n")
+		fmt.Fprintf(&b, "\n## Scaling\n\nSmall messages only (about 2 KB), so the largest fits the disk; after a warm-up dump, "+
+			"every command ran %d times; times are medians, RSS the largest.\n\n", r.cfg.runs)
 		b.WriteString("| messages | GB | dump µs/msg | dump RSS MiB | verify µs/msg | verify RSS MiB | restore µs/msg | restore RSS MiB |\n|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.scaling {
 			n := float64(s.messages)
