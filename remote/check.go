@@ -153,19 +153,19 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory) (*box, error) 
 		return nil, err
 	}
 	mb := *src
-	mb.Name = rs.users.name(src.Name)
+	mb.Name = rs.users.Name(src.Name)
 	if err := dumpcheck.CheckName("mailbox name", mb.Name); err != nil {
 		return nil, err
 	}
 	if rs.opts.Partition != "" {
 		mb.Partition = rs.opts.Partition
 	}
-	mb.ACL = rs.users.acl(src.ACL)
+	mb.ACL = mapACL(rs.users, src.ACL)
 	if src.QuotaRoot != "" {
-		mb.QuotaRoot = rs.users.name(src.QuotaRoot)
+		mb.QuotaRoot = rs.users.Name(src.QuotaRoot)
 	}
 	mb.Annotations = append([]syncrec.Annotation(nil), src.Annotations...)
-	rs.users.annotations(mb.Annotations)
+	mapAnnotations(rs.users, mb.Annotations)
 	b := &box{src: src, mb: &mb}
 	b.res = MailboxResult{Name: mb.Name, Source: src.Name, UniqueID: src.UniqueID, Partition: mb.Partition}
 
@@ -188,7 +188,7 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory) (*box, error) 
 				ErrDamaged, src.Name, rec.UID, rec.Size, rec.GUID, size)
 		}
 		dumpCRC.Add(rec)
-		rs.users.annotations(rec.Annotations)
+		mapAnnotations(rs.users, rec.Annotations)
 		sendCRC.Add(rec)
 		b.items = append(b.items, item{guid: rec.GUID, expunged: rec.Expunged(), inDump: inDump})
 		b.res.Records++

@@ -9,6 +9,7 @@ import (
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
+	"github.com/mbtool/mbtool/usermap"
 )
 
 // Errors about a dump's content that make Restore refuse it whole, before
@@ -57,66 +58,19 @@ func ownerOf(name string) string {
 	return user
 }
 
-// userMap renames users for --map-user.
-type userMap struct {
-	users map[string]string // old userid -> new
-	boxes [][2]string       // old INBOX -> new INBOX
-}
-
-func newUserMap(m map[string]string) (*userMap, error) {
-	u := &userMap{users: make(map[string]string)}
-	for old, nu := range m {
-		if err := dumpcheck.CheckUserID(old); err != nil {
-			return nil, err
-		}
-		if err := dumpcheck.CheckUserID(nu); err != nil {
-			return nil, err
-		}
-		u.users[old] = nu
-		u.boxes = append(u.boxes, [2]string{userInbox(old), userInbox(nu)})
-	}
-	return u, nil
-}
-
-func (u *userMap) user(id string) string {
-	if n, ok := u.users[id]; ok {
-		return n
-	}
-	return id
-}
-
-func (u *userMap) name(name string) string {
-	for _, b := range u.boxes {
-		if name == b[0] {
-			return b[1]
-		}
-		if strings.HasPrefix(name, b[0]+".") {
-			return b[1] + name[len(b[0]):]
-		}
-	}
-	return name
-}
-
-func (u *userMap) acl(acl string) string {
-	if len(u.users) == 0 {
+// mapACL maps the identifiers of an ACL string.
+func mapACL(u *usermap.Map, acl string) string {
+	if u.Empty() {
 		return acl
 	}
-	entries := partition.ParseACL(acl)
-	for i, a := range entries {
-		if neg, ok := strings.CutPrefix(a.ID, "-"); ok {
-			entries[i].ID = "-" + u.user(neg)
-		} else {
-			entries[i].ID = u.user(a.ID)
-		}
-	}
-	return partition.FormatACL(entries)
+	return partition.FormatACL(u.ACL(partition.ParseACL(acl)))
 }
 
-// annotations maps the owners of annotations, in place.
-func (u *userMap) annotations(as []syncrec.Annotation) {
+// mapAnnotations maps the owners of annotations, in place.
+func mapAnnotations(u *usermap.Map, as []syncrec.Annotation) {
 	for i := range as {
 		if as[i].UserID != "" {
-			as[i].UserID = u.user(as[i].UserID)
+			as[i].UserID = u.User(as[i].UserID)
 		}
 	}
 }

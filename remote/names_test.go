@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mbtool/mbtool/dumpcheck"
+	"github.com/mbtool/mbtool/usermap"
 )
 
 func TestUserNames(t *testing.T) {
@@ -32,7 +33,7 @@ func TestUserNames(t *testing.T) {
 }
 
 func TestUserMap(t *testing.T) {
-	m, err := newUserMap(map[string]string{"alice": "carol", "bob@x.org": "bob@y.org"})
+	m, err := usermap.New(map[string]string{"alice": "carol", "bob@x.org": "bob@y.org"}, userInbox)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,15 +45,15 @@ func TestUserMap(t *testing.T) {
 		"shared.team":          "shared.team",
 	}
 	for in, want := range names {
-		if got := m.name(in); got != want {
+		if got := m.Name(in); got != want {
 			t.Errorf("name(%q) = %q, want %q", in, got, want)
 		}
 	}
-	acl := m.acl("alice\tlrswipkxtecdan\t-alice\tw\tanyone\tlr\t")
+	acl := mapACL(m, "alice\tlrswipkxtecdan\t-alice\tw\tanyone\tlr\t")
 	if acl != "carol\tlrswipkxtecdan\t-carol\tw\tanyone\tlr\t" {
 		t.Errorf("acl: %q", acl)
 	}
-	if _, err := newUserMap(map[string]string{"alice": ""}); err == nil {
+	if _, err := usermap.New(map[string]string{"alice": ""}, userInbox); err == nil {
 		t.Error("empty new user accepted")
 	}
 }

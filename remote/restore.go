@@ -11,6 +11,7 @@ import (
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/syncproto"
+	"github.com/mbtool/mbtool/usermap"
 )
 
 // RestoreOptions control Restore.
@@ -144,7 +145,7 @@ type Connect func(ctx context.Context) (*syncproto.Client, error)
 // quotas. A NO for one mailbox or record is reported in the summary and
 // the run goes on; a broken session ends it with an error.
 func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts RestoreOptions) (*RestoreSummary, error) {
-	users, err := newUserMap(opts.MapUsers)
+	users, err := usermap.New(opts.MapUsers, userInbox)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +185,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 // restorer holds the state of one run.
 type restorer struct {
 	opts    RestoreOptions
-	users   *userMap
+	users   *usermap.Map
 	sum     *RestoreSummary
 	selects map[string]bool
 	inv     *inventory

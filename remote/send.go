@@ -274,7 +274,7 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 			return nil, fmt.Errorf("%w: mailbox %s UID %d", ErrChanged, b.src.Name, rec.UID)
 		}
 		i++
-		rs.users.annotations(rec.Annotations)
+		mapAnnotations(rs.users, rec.Annotations)
 		return rec, nil
 	}
 	what := "APPLY MAILBOX " + b.mb.Name
@@ -334,7 +334,7 @@ func (rs *restorer) userData() error {
 			continue
 		}
 		ns := *s
-		ns.UserID = rs.users.user(s.UserID)
+		ns.UserID = rs.users.User(s.UserID)
 		if b != nil {
 			ns.UniqueID = b.mb.UniqueID
 		}
@@ -344,7 +344,7 @@ func (rs *restorer) userData() error {
 		}
 	}
 	for _, s := range rs.inv.Subs {
-		ns := syncrec.Sub{UserID: rs.users.user(s.UserID), MboxName: rs.users.name(s.MboxName)}
+		ns := syncrec.Sub{UserID: rs.users.User(s.UserID), MboxName: rs.users.Name(s.MboxName)}
 		if b := byName[ns.MboxName]; b == nil && len(rs.selects) > 0 {
 			continue
 		}
@@ -355,7 +355,7 @@ func (rs *restorer) userData() error {
 	}
 	for _, q := range rs.inv.Quotas {
 		nq := *q
-		nq.Root = rs.users.name(q.Root)
+		nq.Root = rs.users.Name(q.Root)
 		if !ok(byName[nq.Root]) {
 			continue
 		}

@@ -228,7 +228,7 @@ func (bl *builder) annotations(r *syncrec.Record, rec *partition.Record) error {
 			if err := dumpcheck.CheckUserID(a.UserID); err != nil {
 				return err
 			}
-			a.UserID = bl.rs.users.user(a.UserID)
+			a.UserID = bl.rs.users.User(a.UserID)
 		}
 		switch a.Entry {
 		case syncrec.AnnotThrID:

@@ -195,13 +195,13 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 			}
 		}
 	}
-	name := rs.users.name(mb.Name)
+	name := rs.users.Name(mb.Name)
 	b := &box{
 		src:       mb,
 		name:      name,
 		owner:     rs.cfg.NameOwner(name),
 		partition: part,
-		acl:       rs.users.acl(acl),
+		acl:       rs.users.ACL(acl),
 		typ:       mb.MboxType,
 	}
 	if b.typ == "" {
@@ -219,7 +219,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 				return nil, fmt.Errorf("mailbox %s: annotation: %w", mb.Name, err)
 			}
 		}
-		a.UserID = rs.users.user(a.UserID)
+		a.UserID = rs.users.User(a.UserID)
 		b.annots = append(b.annots, a)
 	}
 	b.res = MailboxResult{Name: name, Source: mb.Name, Partition: part}

@@ -3,10 +3,8 @@ package restore
 import (
 	"crypto/rand"
 	"errors"
-	"strings"
 
 	"github.com/mbtool/mbtool/dumpcheck"
-	"github.com/mbtool/mbtool/partition"
 )
 
 // Errors about the content of a dump that make restore refuse it whole,
@@ -41,63 +39,4 @@ func newUniqueID() string {
 		}
 	}
 	return string(out)
-}
-
-// userMap renames users for --map-user: mailbox names below the user's
-// INBOX, ACL identifiers, seen and subscription owners, annotation owners.
-type userMap struct {
-	users map[string]string // old userid -> new
-	boxes [][2]string       // old INBOX name -> new INBOX name
-}
-
-func newUserMap(spool *partition.Spool, m map[string]string) (*userMap, error) {
-	u := &userMap{users: make(map[string]string)}
-	for old, nu := range m {
-		if err := dumpcheck.CheckUserID(old); err != nil {
-			return nil, err
-		}
-		if err := dumpcheck.CheckUserID(nu); err != nil {
-			return nil, err
-		}
-		u.users[old] = nu
-		u.boxes = append(u.boxes, [2]string{spool.UserInbox(old), spool.UserInbox(nu)})
-	}
-	return u, nil
-}
-
-// user maps a userid.
-func (u *userMap) user(id string) string {
-	if n, ok := u.users[id]; ok {
-		return n
-	}
-	return id
-}
-
-// name maps an internal mailbox name: the old user's INBOX and everything
-// below it move to the new user's.
-func (u *userMap) name(name string) string {
-	for _, b := range u.boxes {
-		if name == b[0] {
-			return b[1]
-		}
-		if strings.HasPrefix(name, b[0]+".") {
-			return b[1] + name[len(b[0]):]
-		}
-	}
-	return name
-}
-
-// acl maps the identifiers of an ACL ("-id" negative rights included).
-func (u *userMap) acl(acl []partition.ACLEntry) []partition.ACLEntry {
-	out := make([]partition.ACLEntry, len(acl))
-	for i, a := range acl {
-		id := a.ID
-		if neg, ok := strings.CutPrefix(id, "-"); ok {
-			id = "-" + u.user(neg)
-		} else {
-			id = u.user(id)
-		}
-		out[i] = partition.ACLEntry{ID: id, Rights: a.Rights}
-	}
-	return out
 }

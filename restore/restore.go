@@ -10,6 +10,7 @@ import (
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/usermap"
 )
 
 // Options control a restore.
@@ -138,7 +139,7 @@ type restorer struct {
 	cfg   *partition.Config
 	opts  Options
 	owner partition.Owner
-	users *userMap
+	users *usermap.Map
 	sum   *Summary
 
 	stages             map[string]*stage // by partition
@@ -155,7 +156,7 @@ type restorer struct {
 }
 
 func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*restorer, error) {
-	users, err := newUserMap(spool, opts.MapUsers)
+	users, err := usermap.New(opts.MapUsers, spool.UserInbox)
 	if err != nil {
 		return nil, err
 	}

@@ -78,7 +78,7 @@ func (rs *restorer) newQuotaPlan() *quotaPlan {
 	q := &quotaPlan{rs: rs, dump: make(map[string]*syncrec.Quota), isRoot: make(map[string]bool),
 		touched: make(map[string]bool)}
 	for _, dq := range rs.Quotas {
-		root := rs.users.name(dq.Root)
+		root := rs.users.Name(dq.Root)
 		for _, b := range rs.boxes {
 			if b.wanted() && (b.name == root || strings.HasPrefix(b.name, root+".")) {
 				q.dump[root] = dq
@@ -222,7 +222,7 @@ func (rs *restorer) writeSeen() error {
 	byUser := make(map[string][]put)
 	var users []string
 	for _, s := range rs.Seen {
-		user := rs.users.user(s.UserID)
+		user := rs.users.User(s.UserID)
 		key := s.UniqueID
 		overwrite := rs.opts.Replace
 		if b := rs.bySrcID[key]; b != nil {
@@ -267,7 +267,7 @@ func (rs *restorer) writeSubs() error {
 	byUser := make(map[string][]string)
 	var users []string
 	for _, s := range rs.Subs {
-		user, name := rs.users.user(s.UserID), rs.users.name(s.MboxName)
+		user, name := rs.users.User(s.UserID), rs.users.Name(s.MboxName)
 		if len(rs.selects) > 0 {
 			if b := rs.byName[name]; b == nil || !b.present() {
 				continue
