@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/dump"
+	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/urfave/cli/v2"
 )
@@ -127,18 +128,27 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 	if err := out.commit(); err != nil {
 		return err
 	}
-	for _, p := range sum.Problems {
+	return reportDump(e, o, sum.Counts, sum.Records, sum.Problems, "", start)
+}
+
+// reportDump ends a dump, offline or from a server: a warning per
+// problem, the summary unless quiet, and exit 3 if anything was left out.
+func reportDump[P fmt.Stringer](e *env, o dumpOptions, c dumpfile.Counts, records int64, problems []P, from string, start time.Time) error {
+	for _, p := range problems {
 		fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
 	}
 	dest := o.output
 	if dest == "-" {
 		dest = "standard output"
 	}
-	if !o.quiet {
-		fmt.Fprintf(e.stderr, "mbtool: dumped %d mailboxes, %d messages (%s) of %d records to %s in %s\n",
-			sum.Mailboxes, sum.Messages, humanBytes(sum.Bytes), sum.Records, dest, time.Since(start).Round(time.Millisecond))
+	if from != "" {
+		from = " from " + from
 	}
-	if n := len(sum.Problems); n > 0 {
+	if !o.quiet {
+		fmt.Fprintf(e.stderr, "mbtool: dumped %d mailboxes, %d messages (%s) of %d records%s to %s in %s\n",
+			c.Mailboxes, c.Messages, humanBytes(c.Bytes), records, from, dest, time.Since(start).Round(time.Millisecond))
+	}
+	if n := len(problems); n > 0 {
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) could not be dumped; see the warnings above", n)}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/remote"
+	"github.com/mbtool/mbtool/restore"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/urfave/cli/v2"
 )
@@ -301,27 +302,17 @@ func countApplied(sum *remote.RestoreSummary, a remote.Action) int {
 	return n
 }
 
-// describeServer is one line of the dry-run report.
+// describeServer is one line of the dry-run report: describe's, and why
+// the server could not apply the mailbox.
 func describeServer(m remote.MailboxResult) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-7s %s", m.Action, m.Name)
-	if m.Source != m.Name {
-		fmt.Fprintf(&b, " (from %s)", m.Source)
+	line := describe(restore.MailboxResult{
+		Action: restore.Action(m.Action), Name: m.Name, Source: m.Source, UniqueID: m.UniqueID,
+		NewUniqueID: m.NewUniqueID, Partition: m.Partition, Records: m.Records, Messages: m.Messages, Reason: m.Reason,
+	})
+	if (m.Action == remote.ActionCreate || m.Action == remote.ActionReplace) && m.Err != nil {
+		line += fmt.Sprintf("; cannot be applied: %v", m.Err)
 	}
-	switch m.Action {
-	case remote.ActionCreate, remote.ActionReplace:
-		fmt.Fprintf(&b, ": partition %s, uniqueid %s", m.Partition, m.UniqueID)
-		if m.NewUniqueID {
-			b.WriteString(" (new)")
-		}
-		fmt.Fprintf(&b, ", %d messages, %d records", m.Messages, m.Records)
-		if m.Err != nil {
-			fmt.Fprintf(&b, "; cannot be applied: %v", m.Err)
-		}
-	default:
-		fmt.Fprintf(&b, ": %s", m.Reason)
-	}
-	return b.String()
+	return line
 }
 
 // runDumpServer is dump --server: the same dump, pulled over the
@@ -386,19 +377,5 @@ func runDumpServer(ctx context.Context, e *env, o dumpOptions, so serverOptions)
 	if err := out.commit(); err != nil {
 		return err
 	}
-	for _, p := range sum.Problems {
-		fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
-	}
-	dest := o.output
-	if dest == "-" {
-		dest = "standard output"
-	}
-	if !o.quiet {
-		fmt.Fprintf(e.stderr, "mbtool: dumped %d mailboxes, %d messages (%s) of %d records from %s to %s in %s\n",
-			sum.Mailboxes, sum.Messages, humanBytes(sum.Bytes), sum.Records, so.addr, dest, time.Since(start).Round(time.Millisecond))
-	}
-	if n := len(sum.Problems); n > 0 {
-		return &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) could not be dumped; see the warnings above", n)}
-	}
-	return nil
+	return reportDump(e, o, sum.Counts, sum.Records, sum.Problems, so.addr, start)
 }
