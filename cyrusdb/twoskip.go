@@ -186,11 +186,14 @@ func (db *Twoskip) ForEach(prefix []byte, fn func(key, value []byte) error) erro
 	// and from[i] the record it came from; only for a full check.
 	var fwd, from [maxLevel]uint64
 	check := len(prefix) == 0 && db.clean
+	if len(prefix) == 0 {
+		counters.walks.Add(1)
+	}
 	for i := 1; i < db.top; i++ {
 		fwd[i], from[i] = c.next(&rec, i), dummyOffset
 	}
 	off := c.next(&rec, 0)
-	if len(prefix) > 0 && db.clean {
+	if len(prefix) > 0 {
 		var err error
 		if off, err = db.search(db.cursor(lookupWindow), prefix, nil); err != nil {
 			return err
@@ -262,8 +265,9 @@ func (db *Twoskip) Check() error {
 
 // Get returns a copy of the value stored under key in the last committed
 // state, and whether the key exists. It searches the skip list from the
-// top level down, as Cyrus does; in an unclean file, whose upper levels may
-// hold a crashed writer's half-made links, it walks level 0 only.
+// top level down, as Cyrus does, O(log n) record reads; in an unclean file
+// it steps down a level wherever a crashed writer's half-made link points
+// past the last commit.
 func (db *Twoskip) Get(key []byte) (value []byte, ok bool, err error) {
 	if db.closed.Load() {
 		return nil, false, ErrClosed
@@ -287,9 +291,6 @@ func (db *Twoskip) search(c *cursor, target []byte, value *[]byte) (uint64, erro
 	var rec record
 	cur := db.dummy
 	top := db.top
-	if !db.clean {
-		top = 1
-	}
 	var curKey, lastKey []byte
 	var lastOff, result uint64
 	lastCmp := 0
@@ -297,7 +298,12 @@ func (db *Twoskip) search(c *cursor, target []byte, value *[]byte) (uint64, erro
 	for level := top; level > 0; level-- {
 		for {
 			off := c.next(&cur, level-1)
-			if off == 0 {
+			if off == 0 || level > 1 && off >= uint64(db.end) {
+				// An upper-level pointer at or past the logical end is
+				// a crashed writer's half-made link: the committed
+				// successor on that level is unknown, but going down a
+				// level from here is always right (level 0 keeps the
+				// committed pointer).
 				result = 0
 				break
 			}

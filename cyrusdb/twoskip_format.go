@@ -101,17 +101,19 @@ func roundup8(n int64) int64 { return (n + 7) &^ 7 }
 // buffer, so a walk over records laid out in order costs one read per
 // window. Slices it returns are valid until its next read.
 type cursor struct {
-	name string
-	r    io.ReaderAt
-	end  int64 // current_size: nothing at or past it is committed
-	win  []byte
-	wOff int64 // file offset of win[0]
-	wLen int   // valid bytes in win
-	big  []byte
+	name    string
+	r       io.ReaderAt
+	end     int64 // current_size: nothing at or past it is committed
+	win     []byte
+	maxWin  int // the window grows up to this size as a walk goes on
+	refills int
+	wOff    int64 // file offset of win[0]
+	wLen    int   // valid bytes in win
+	big     []byte
 }
 
 func newCursor(name string, r io.ReaderAt, end int64, window int) *cursor {
-	return &cursor{name: name, r: r, end: end, win: make([]byte, window)}
+	return &cursor{name: name, r: r, end: end, win: make([]byte, min(window, lookupWindow)), maxWin: window}
 }
 
 // readChunk is the size in which reads larger than the window grow their
@@ -124,7 +126,14 @@ func (c *cursor) read(off, n int64) ([]byte, error) {
 	if off >= c.wOff && off+n <= c.wOff+int64(c.wLen) {
 		return c.win[off-c.wOff : off-c.wOff+n], nil
 	}
-	if n <= int64(len(c.win)) {
+	if n <= int64(c.maxWin) {
+		if len(c.win) < c.maxWin && n > int64(len(c.win))/2 || c.refills > 1 && len(c.win) < c.maxWin {
+			// A walk reads on: grow the window towards maxWin, so a
+			// lookup or a short walk reads little and a long walk
+			// reads in large windows.
+			c.win = make([]byte, min(max(2*len(c.win), int(n)), c.maxWin))
+		}
+		c.refills++
 		want := min(int64(len(c.win)), c.end-off)
 		got, err := c.r.ReadAt(c.win[:want], off)
 		c.wOff, c.wLen = off, got
@@ -176,6 +185,7 @@ func (c *cursor) readRecord(off uint64, rec *record) error {
 		return c.corrupt(int64(off), "record pointer %d out of range (end %d)", off, c.end)
 	}
 	o := int64(off)
+	counters.recordReads.Add(1)
 	b, err := c.read(o, min(maxHeadSize, c.end-o))
 	if err != nil {
 		return err

@@ -273,6 +273,9 @@ func (tw *TwoskipWriter) Close() error {
 	}
 	tw.flush()
 	tw.writeAt(appendHeader(tw.head[:0], h), 0)
+	if tw.err == nil {
+		counters.freshFiles.Add(1)
+	}
 	return tw.err
 }
 

@@ -258,7 +258,7 @@ func checkDeleted(t *testing.T, s *Spool) {
 		t.Errorf("tombstone %+v %v %v", tomb, ok, err)
 	}
 	var deleted []string
-	s.mboxlist("DELETED", func(e Entry) error {
+	s.mboxlist("", "DELETED", func(e Entry) error {
 		deleted = append(deleted, e.Name)
 		return nil
 	})

@@ -27,20 +27,6 @@ type SeenRecord struct {
 	Raw []byte
 }
 
-// lookupAny returns the mailboxes.db entry of name whatever its type
-// (imap/mboxlist.c mboxlist_lookup_allow_all), and whether it exists.
-func (s *Spool) lookupAny(name string) (Entry, bool, error) {
-	var found Entry
-	ok := false
-	err := s.mboxlist(nameToDBName(name), func(e Entry) error {
-		if e.Name == name && !ok {
-			found, ok = e, true
-		}
-		return nil
-	})
-	return found, ok, err
-}
-
 // userFilePath is imap/mboxname.c mboxname_conf_getpath for a user: the
 // uniqueid directory of the user's INBOX unless the INBOX is missing or in
 // the legacy layout, else the hashed <user>.<suffix> file.

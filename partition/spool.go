@@ -154,24 +154,37 @@ func (s *Spool) real(e Entry) bool {
 	return !s.Config.parseName(e.Name).deleted
 }
 
-// mboxlist reads N records of mailboxes.db whose dbname starts with
-// prefix, under the database's shared lock, and releases the lock before
-// returning (it is a leaf lock: locking.md §0.3).
-func (s *Spool) mboxlist(prefix string, fn func(Entry) error) error {
+// mboxlist reads N records of mailboxes.db under the database's shared
+// lock, and releases the lock before returning (it is a leaf lock:
+// locking.md §0.3): the record of exact (if not "") and then every record
+// whose dbname starts with prefix, each found by one search down the skip
+// list, so the cost is O(log n) plus the records returned.
+func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {
 	path := s.Config.MboxlistPath
 	db, err := cyrusdb.OpenTwoskip(path)
 	if err != nil {
 		return fmt.Errorf("opening mailboxes.db: %w", err)
 	}
 	var entries []Entry
-	err = db.ForEach([]byte("N"+prefix), func(k, v []byte) error {
+	add := func(k, v []byte) error {
 		e, err := parseEntry(k[1:], v)
 		if err != nil {
 			return fmt.Errorf("mailboxes.db %s: key %q: %w", path, k, err)
 		}
 		entries = append(entries, e)
 		return nil
-	})
+	}
+	if exact != "" {
+		key := []byte("N" + exact)
+		var v []byte
+		var ok bool
+		if v, ok, err = db.Get(key); err == nil && ok {
+			err = add(key, v)
+		}
+	}
+	if err == nil {
+		err = db.ForEach([]byte("N"+prefix), add)
+	}
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing mailboxes.db: %w", cerr)
 	}
@@ -190,7 +203,7 @@ func (s *Spool) mboxlist(prefix string, fn func(Entry) error) error {
 // order, including what Mailboxes leaves out: tombstones (type d),
 // intermediates, remote entries and the deleted hierarchy (DELETED.*). The
 // shared lock on mailboxes.db is released before fn is first called.
-func (s *Spool) AllEntries(fn func(Entry) error) error { return s.mboxlist("", fn) }
+func (s *Spool) AllEntries(fn func(Entry) error) error { return s.mboxlist("", "", fn) }
 
 // Mailboxes returns every real local mailbox in mailboxes.db order (the
 // hierarchy order: a parent before its children). Tombstones (type d),
@@ -198,7 +211,7 @@ func (s *Spool) AllEntries(fn func(Entry) error) error { return s.mboxlist("", f
 // (DELETED.*) are left out.
 func (s *Spool) Mailboxes() ([]Entry, error) {
 	var out []Entry
-	err := s.mboxlist("", func(e Entry) error {
+	err := s.mboxlist("", "", func(e Entry) error {
 		if s.real(e) {
 			out = append(out, e)
 		}
@@ -210,21 +223,39 @@ func (s *Spool) Mailboxes() ([]Entry, error) {
 // Lookup returns the mailboxes.db entry of the internal name. It fails
 // with ErrNoMailbox for a name that is absent or not a real local mailbox.
 func (s *Spool) Lookup(name string) (Entry, error) {
-	db := nameToDBName(name)
-	var found *Entry
-	err := s.mboxlist(db, func(e Entry) error {
-		if e.Name == name && found == nil {
-			found = &e
-		}
-		return nil
-	})
+	e, ok, err := s.lookupAny(name)
 	if err != nil {
 		return Entry{}, err
 	}
-	if found == nil || !s.real(*found) {
+	if !ok || !s.real(e) {
 		return Entry{}, fmt.Errorf("mailbox %s: %w", name, ErrNoMailbox)
 	}
-	return *found, nil
+	return e, nil
+}
+
+// lookupAny returns the mailboxes.db entry of name whatever its type
+// (imap/mboxlist.c mboxlist_lookup_allow_all), and whether it exists: one
+// search down the skip list under the shared lock, O(log n) record reads
+// however many mailboxes there are, as Cyrus's fetch does.
+func (s *Spool) lookupAny(name string) (Entry, bool, error) {
+	path := s.Config.MboxlistPath
+	db, err := cyrusdb.OpenTwoskip(path)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("opening mailboxes.db: %w", err)
+	}
+	key := NameKey(name)
+	v, ok, err := db.Get(key)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing mailboxes.db: %w", cerr)
+	}
+	if err != nil || !ok {
+		return Entry{}, false, err
+	}
+	e, err := parseEntry(key[1:], v)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("mailboxes.db %s: key %q: %w", path, key, err)
+	}
+	return e, true, nil
 }
 
 // userInbox returns the internal INBOX name of user ("alice",
@@ -244,10 +275,10 @@ func (s *Spool) userInbox(user string) string {
 // everything below it), in mailboxes.db order. user is "alice", or
 // "alice@example.com" with virtual domains.
 func (s *Spool) UserMailboxes(user string) ([]Entry, error) {
-	inbox := s.userInbox(user)
+	inbox := nameToDBName(s.userInbox(user))
 	var out []Entry
-	err := s.mboxlist(nameToDBName(inbox), func(e Entry) error {
-		if (e.Name == inbox || strings.HasPrefix(e.Name, inbox+".")) && s.real(e) {
+	err := s.mboxlist(inbox, inbox+string(rune(dbHierSep)), func(e Entry) error {
+		if s.real(e) {
 			out = append(out, e)
 		}
 		return nil
@@ -258,7 +289,7 @@ func (s *Spool) UserMailboxes(user string) ([]Entry, error) {
 // Users returns the userids owning at least one real mailbox, sorted.
 func (s *Spool) Users() ([]string, error) {
 	set := make(map[string]bool)
-	err := s.mboxlist("", func(e Entry) error {
+	err := s.mboxlist("", "", func(e Entry) error {
 		if s.real(e) {
 			if u := e.Owner(s.Config); u != "" {
 				set[u] = true

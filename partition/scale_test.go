@@ -1,0 +1,117 @@
+package partition
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/mbtool/mbtool/cyrusdb"
+)
+
+// manySpool writes a configuration whose mailboxes.db holds users users
+// with folders mailboxes each (user.uNNNNNN, user.uNNNNNN.fK), their N and
+// I records, and no mailbox files: enough for everything that only reads
+// mailboxes.db.
+func manySpool(t testing.TB, users, folders int) *Spool {
+	t.Helper()
+	dir := t.TempDir()
+	conf := "configdirectory: " + dir + "/config\npartition-default: " + dir + "/spool\n" +
+		"defaultpartition: default\nhashimapspool: true\n"
+	cfg, err := ParseConfig(strings.NewReader(conf), "many.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir + "/config", dir + "/spool"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var recs [][2][]byte
+	for u := range users {
+		for f := range folders {
+			name := manyName(u, f)
+			e := Entry{Name: name, UniqueID: fmt.Sprintf("id%022d", u*folders+f), Partition: "default",
+				Type: "e", UIDValidity: 1700000000, MTime: 1700000000,
+				ACL: []ACLEntry{{ID: fmt.Sprintf("u%06d", u), Rights: "lrswipkxtecdan"}}}
+			n, err := EncodeEntry(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i, err := EncodeIDEntry(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, [2][]byte{NameKey(name), n}, [2][]byte{IDKey(e.UniqueID), i})
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool { return cyrusdb.KeyLess(recs[i][0], recs[j][0]) })
+	if err := WriteTwoskipFile(cfg.MboxlistPath, Owner{UID: -1}, recs); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func manyName(u, f int) string {
+	if f == 0 {
+		return fmt.Sprintf("user.u%06d", u)
+	}
+	return fmt.Sprintf("user.u%06d.f%d", u, f)
+}
+
+// TestLookupReadsGrowAsLog counts the twoskip records a mailbox lookup
+// reads at 10x and 100x the mailboxes: a search down the skip list reads
+// O(log n) of them, where a scan (what Lookup did before) reads O(n).
+func TestLookupReadsGrowAsLog(t *testing.T) {
+	const folders = 10
+	sizes := []int{100, 1000, 10000} // users: 1,000 to 100,000 mailboxes
+	if testing.Short() {
+		sizes = sizes[:2]
+	}
+	var perLookup []float64
+	for _, users := range sizes {
+		s := manySpool(t, users, folders)
+		const lookups = 200
+		before := cyrusdb.ReadCounters()
+		for i := range lookups {
+			u := (i * 7919) % users
+			name := manyName(u, i%folders)
+			e, err := s.Lookup(name)
+			if err != nil || e.Name != name {
+				t.Fatalf("Lookup(%s) = %v, %v", name, e.Name, err)
+			}
+			if _, ok, err := s.LookupAny(name + ".absent"); ok || err != nil {
+				t.Fatalf("LookupAny(absent) = %v, %v", ok, err)
+			}
+			mbs, err := s.UserMailboxes(fmt.Sprintf("u%06d", u))
+			if err != nil || len(mbs) != folders {
+				t.Fatalf("UserMailboxes(u%06d) = %d, %v", u, len(mbs), err)
+			}
+		}
+		d := cyrusdb.ReadCounters().Sub(before)
+		if d.Walks != 0 {
+			t.Errorf("%d mailboxes: %d whole-file walks for %d lookups", users*folders, d.Walks, lookups)
+		}
+		per := float64(d.RecordReads) / lookups
+		perLookup = append(perLookup, per)
+		n := float64(2 * users * folders) // N and I records
+		// Three searches and the folders: a fair skip list reads about
+		// 2 log2 n records per search.
+		if bound := 3*3*math.Log2(n) + folders + 4; per > bound {
+			t.Errorf("%d records: %.1f record reads per lookup round, bound %.1f", int(n), per, bound)
+		}
+		t.Logf("%d records: %.1f record reads per lookup round", int(n), per)
+	}
+	// 10x the records adds a constant (log), never a factor.
+	for i := 1; i < len(perLookup); i++ {
+		if perLookup[i] > 1.6*perLookup[i-1] {
+			t.Errorf("record reads per lookup grew from %.1f to %.1f for 10x the mailboxes", perLookup[i-1], perLookup[i])
+		}
+	}
+}
