@@ -4,111 +4,144 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/mbtool/mbtool/fixtures/gen"
 )
 
-// pair is an mbtool command and its baseline, with the ratio an issue aims
-// at (baseline time / mbtool time; above 1 is faster than the baseline).
-type pair struct {
-	what      string
-	mbtool    *measurement
-	baseline  *measurement
-	aim       float64
-	aimRSSMiB int64
+// command is one timed command: prepare (untimed, may be nil) runs first
+// and returns the shell script to time.
+type command struct {
+	m       *measurement
+	prepare func() (string, error)
 }
 
-type report struct {
-	cfg     config
-	part    *partitionInfo
-	pairs   []pair
-	extra   []pair
-	scaling []scalingPoint
-	started time.Time
+func fixed(s string) func() (string, error) { return func() (string, error) { return s, nil } }
+
+// group is commands that are timed in the same rounds: the baselines and
+// the mbtool command they are compared with (last).
+type group struct {
+	cmds  []command
+	warm  bool // read-only commands: run each once, untimed, first
+	fixed bool // the order may not flip (each command needs the one before)
 }
 
-// compare measures every pair, alternating the commands of each run.
-func (r *report) compare(bin string) error {
-	r.started = time.Now()
+// runGroups times every group rounds times. In round i every command of
+// a group runs once, in the group's order when i is even and in reverse
+// when i is odd, so that no command always comes first (or always right
+// after another that left the page cache or the disk busy). A sync
+// before each timed command keeps one command's writeback out of the
+// next one's time.
+func runGroups(work string, groups []group, rounds int) error {
+	for _, g := range groups {
+		if !g.warm {
+			continue
+		}
+		for _, c := range g.cmds {
+			s, err := c.prepare()
+			if err != nil {
+				return err
+			}
+			if _, _, err := timed(work, s); err != nil {
+				return err
+			}
+		}
+	}
+	for i := 0; i < rounds; i++ {
+		for _, g := range groups {
+			for k := range g.cmds {
+				c := g.cmds[k]
+				if i%2 == 1 && !g.fixed {
+					c = g.cmds[len(g.cmds)-1-k]
+				}
+				s, err := c.prepare()
+				if err != nil {
+					return err
+				}
+				if err := sh(work, "sync"); err != nil {
+					return err
+				}
+				sec, rss, err := timed(work, s)
+				if err != nil {
+					return err
+				}
+				c.m.add(sec, rss)
+				fmt.Fprintf(os.Stderr, "round %d %-24s %7.2fs %6d MiB\n", i+1, c.m.name, sec, rss/1024)
+			}
+		}
+	}
+	return nil
+}
+
+// compare measures every pair on the generated partition.
+func (r *report) compare(bin, limit string) error {
 	p := r.part
 	work := r.cfg.dir
 	dumpFile := filepath.Join(work, "dump.dlist")
-	tarFile := filepath.Join(work, "spool.tar")
-	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	tarFile := filepath.Join(work, "partition.tar")
+	// The directories dump reads, and restore and tar -xf write: the
+	// configuration directory and the partition.
+	dirs := fmt.Sprintf("-C %s config spool", q(p.dir))
 	if err := sh(work, fmt.Sprintf("%s dump -C %s --all -q -o %s", q(bin), q(p.conf), q(dumpFile))); err != nil {
 		return err
 	}
-	if err := sh(work, fmt.Sprintf("tar -cf %s -C %s -T %s", q(tarFile), q(p.spool), q(p.files))); err != nil {
+	if err := sh(work, fmt.Sprintf("tar -cf %s %s", q(tarFile), dirs)); err != nil {
 		return err
 	}
+	defer os.Remove(tarFile)
+	fi, err := os.Stat(dumpFile)
+	if err != nil {
+		return err
+	}
+	r.dumpBytes = fi.Size()
 	target := filepath.Join(work, "target")
-	freshTarget := func() (string, error) {
-		os.RemoveAll(target)
-		return gen.EmptyPartition(target)
-	}
+	defer os.RemoveAll(target)
 
-	type cmd struct {
-		m      *measurement
-		script func() (string, error)
-	}
-	fixed := func(s string) func() (string, error) { return func() (string, error) { return s, nil } }
 	m := func(name string) *measurement { return &measurement{name: name} }
-	tarCat, dump := m("tar -cf - | cat"), m("mbtool dump")
-	tarZstd, dumpZ := m("tar -cf - | zstd -1"), m("mbtool dump (zstd)")
-	sha1sum, b3sum, verify := m("sha1sum"), m("b3sum"), m("mbtool verify")
-	untar, restore := m("tar -xf + sync"), m("mbtool restore")
-	cmds := []cmd{
-		{tarCat, fixed(fmt.Sprintf("tar -cf - -C %s -T %s | cat > /dev/null", q(p.spool), q(p.files)))},
-		{dump, fixed(fmt.Sprintf("%s dump -C %s --all -q -o - > /dev/null", q(bin), q(p.conf)))},
-		{tarZstd, fixed(fmt.Sprintf("tar -cf - -C %s -T %s | zstd -1 -q -c > /dev/null", q(p.spool), q(p.files)))},
-		{dumpZ, fixed(fmt.Sprintf("%s dump -C %s --all -q --compress zstd -o - > /dev/null", q(bin), q(p.conf)))},
-		{sha1sum, fixed(fmt.Sprintf("cd %s && xargs -d '\\n' -a %s sha1sum > /dev/null", q(p.spool), q(p.files)))},
-		{b3sum, fixed(fmt.Sprintf("cd %s && xargs -d '\\n' -a %s b3sum > /dev/null", q(p.spool), q(p.files)))},
-		{verify, fixed(fmt.Sprintf("%s verify %s > /dev/null", q(bin), q(dumpFile)))},
-		{untar, func() (string, error) {
-			os.RemoveAll(target)
-			return fmt.Sprintf("mkdir -p %s && tar -xf %s -C %s && sync", q(target), q(tarFile), q(target)), nil
+	tarCat, dump := m("tar -cf - | cat"), m("mbtool dump | cat")
+	tarZstd, dumpZ := m("tar -cf - | zstd -1"), m("mbtool dump --compress zstd")
+	sha1sum, b3sum, sha1lim, verify := m("sha1sum"), m("b3sum"), m("sha1limit (all cores)"), m("mbtool verify")
+	untar, restore := m("tar -xf + sync"), m("mbtool restore + sync")
+	groups := []group{
+		{warm: true, cmds: []command{
+			{tarCat, fixed(fmt.Sprintf("tar -cf - %s | cat > /dev/null", dirs))},
+			{dump, fixed(fmt.Sprintf("%s dump -C %s --all -q -o - | cat > /dev/null", q(bin), q(p.conf)))},
 		}},
-		{restore, func() (string, error) {
-			conf, err := freshTarget()
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("%s restore -C %s -q %s && sync", q(bin), q(conf), q(dumpFile)), nil
+		{warm: true, cmds: []command{
+			{tarZstd, fixed(fmt.Sprintf("tar -cf - %s | zstd -1 -q -c > /dev/null", dirs))},
+			{dumpZ, fixed(fmt.Sprintf("%s dump -C %s --all -q --compress zstd -o - > /dev/null", q(bin), q(p.conf)))},
+		}},
+		{warm: true, cmds: []command{
+			{sha1sum, fixed("sha1sum " + q(dumpFile) + " > /dev/null")},
+			{b3sum, fixed("b3sum " + q(dumpFile) + " > /dev/null")},
+			{sha1lim, fixed(q(limit) + " " + q(dumpFile) + " > /dev/null")},
+			{verify, fixed(fmt.Sprintf("%s verify %s > /dev/null", q(bin), q(dumpFile)))},
+		}},
+		{cmds: []command{
+			{untar, func() (string, error) {
+				os.RemoveAll(target)
+				return fmt.Sprintf("mkdir -p %s && tar -xf %s -C %s && sync", q(target), q(tarFile), q(target)), nil
+			}},
+			{restore, func() (string, error) {
+				os.RemoveAll(target)
+				conf, err := gen.EmptyPartition(target)
+				if err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("%s restore -C %s -q %s && sync", q(bin), q(conf), q(dumpFile)), nil
+			}},
 		}},
 	}
-	// Warm the page cache once, then alternate.
-	for _, c := range cmds[:7] {
-		s, _ := c.script()
-		if _, _, err := timed(work, s); err != nil {
-			return err
-		}
+	if err := runGroups(work, groups, r.cfg.pairs); err != nil {
+		return err
 	}
-	for run := 0; run < r.cfg.runs; run++ {
-		for _, c := range cmds {
-			s, err := c.script()
-			if err != nil {
-				return err
-			}
-			sec, rss, err := timed(work, s)
-			if err != nil {
-				return err
-			}
-			c.m.secs = append(c.m.secs, sec)
-			c.m.rssKiB = append(c.m.rssKiB, rss)
-			fmt.Fprintf(os.Stderr, "run %d %-22s %7.2fs %6d MiB\n", run+1, c.m.name, sec, rss/1024)
-		}
-	}
-	os.RemoveAll(target)
-	os.Remove(tarFile)
+	tree := "files under config/ and spool/"
 	r.pairs = []pair{
-		{"dump (re-hashing every file)", dump, tarCat, 1.0, 64},
-		{"dump to zstd", dumpZ, tarZstd, 0, 64},
-		{"verify", verify, sha1sum, 1.5, 64},
-		{"restore", restore, untar, 0.8, 64},
+		{"dump", dump, tarCat, p.treeBytes, tree},
+		{"dump, zstd", dumpZ, tarZstd, p.treeBytes, tree},
+		{"verify", verify, sha1sum, r.dumpBytes, "dump file"},
+		{"verify", verify, b3sum, r.dumpBytes, "dump file"},
+		{"verify", verify, sha1lim, r.dumpBytes, "dump file"},
+		{"restore", restore, untar, p.treeBytes, tree},
 	}
-	r.extra = []pair{{"verify", verify, b3sum, 0, 64}}
 	return nil
 }

@@ -1,18 +1,26 @@
-// Command bench measures mbtool next to the tools an operator would
-// otherwise use, on a generated Cyrus partition, in one run:
+// Command bench measures mbtool next to the tools that do the same work,
+// on a generated Cyrus partition, in one run, and writes the figures into
+// docs/benchmarks.md. The published figures come from this command, run
+// on a quiet machine (about 10 minutes, 2 GB of disk per 100,000
+// messages, needs tar, zstd, sha1sum, b3sum and /usr/bin/time):
 //
-//	go run ./scripts/bench            # 100,000 messages, about 1 GB
-//	go run ./scripts/bench -small     # 5,000 messages, for a quick look
-//	go run ./scripts/bench -scaling   # also 10k/100k/1M small messages
+//	go run ./scripts/bench
 //
-// It builds mbtool, generates the partition (fixtures/gen, written through
-// mbtool's restore code), then alternates each mbtool command with its
-// baseline several times on a warm page cache: dump against
-// "tar -cf - | cat", dump to zstd against "tar -cf - | zstd -1", verify
-// against sha1sum and b3sum over the message files, restore against
-// "tar -xf" plus sync. It records wall time (median) and peak RSS
-// (/usr/bin/time) of every command, prints a table of throughputs and
-// ratios, and writes docs/benchmarks.md.
+// Other runs:
+//
+//	go run ./scripts/bench -messages 2000 -out /tmp/b.md   # a quick look
+//	go run ./scripts/bench -scaling                        # also 10k/100k/1M small messages (about an hour)
+//	go run ./scripts/bench -against docs/benchmarks.md -out /tmp/b.md
+//	                                  # a second run: do its figures agree with the published ones?
+//
+// Each pair of commands (mbtool and its baseline) runs -pairs times after
+// one untimed warm-up, alternating: in every round both run back to back,
+// baseline first in even rounds and mbtool first in odd ones, with a sync
+// (untimed) before each. The report gives min, median and max of each
+// time and of the round-by-round ratios, the CPU model and core count,
+// and a warning where a baseline's times spread more than 20%. Only the
+// sections this run measured are replaced in the report (between their
+// marker comments); the rest of the file is kept.
 package main
 
 import (
@@ -24,8 +32,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -37,23 +43,31 @@ import (
 type config struct {
 	dir      string
 	out      string
+	against  string
 	messages int
-	runs     int
-	small    bool
+	pairs    int
 	scaling  bool
+	scaleMax int
+	args     string // the command line, as the report quotes it
 }
+
+// minPairs is the fewest rounds whose spread the report trusts.
+const minPairs = 5
 
 func main() {
 	var c config
 	flag.StringVar(&c.dir, "dir", "/var/tmp/mbtool-bench", "work directory (needs about 4x the partition size free)")
-	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "report to write")
+	flag.StringVar(&c.out, "out", "docs/benchmarks.md", "report to update (empty: print only)")
+	flag.StringVar(&c.against, "against", "", "an earlier report: say whether this run's ratios agree with its spread")
 	flag.IntVar(&c.messages, "messages", 100_000, "messages in the generated partition")
-	flag.IntVar(&c.runs, "runs", 3, "runs of each command (the median is reported)")
-	flag.BoolVar(&c.small, "small", false, "5,000 messages, 2 runs: a quick check (CI)")
-	flag.BoolVar(&c.scaling, "scaling", false, "also run the scaling series (10k, 100k, 1M small messages)")
+	flag.IntVar(&c.pairs, "pairs", minPairs, "alternating rounds of each pair (at least 5 for a report)")
+	flag.BoolVar(&c.scaling, "scaling", false, "also run the scaling series (small messages, 10k up to -scale-max)")
+	flag.IntVar(&c.scaleMax, "scale-max", 1_000_000, "largest partition of the scaling series")
 	flag.Parse()
-	if c.small {
-		c.messages, c.runs = 5_000, 2
+	c.args = commandLine(os.Args[1:])
+	if c.pairs < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -pairs must be at least 1")
+		os.Exit(2)
 	}
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -61,39 +75,28 @@ func main() {
 	}
 }
 
-// measurement is one command's runs.
-type measurement struct {
-	name   string
-	secs   []float64
-	rssKiB []int64
-}
-
-func (m *measurement) median() float64 { return median(m.secs) }
-
-func (m *measurement) maxRSS() int64 {
-	var r int64
-	for _, v := range m.rssKiB {
-		r = max(r, v)
+// commandLine is the command as the report quotes it (without -out and
+// -dir, which do not change a figure).
+func commandLine(args []string) string {
+	var kept []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
+		if name == "out" || name == "dir" || name == "against" {
+			if !strings.Contains(a, "=") {
+				i++
+			}
+			continue
+		}
+		kept = append(kept, a)
 	}
-	return r
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return strings.TrimSpace("go run ./scripts/bench " + strings.Join(kept, " "))
 }
 
 var timeRe = regexp.MustCompile(`(?m)^BENCH ([0-9.]+) ([0-9]+)$`)
 
 // timed runs a shell command under /usr/bin/time and returns its wall time
-// and the peak RSS of the largest process it waited for.
+// and the peak RSS (KiB) of the largest process it waited for.
 func timed(dir, script string) (float64, int64, error) {
 	cmd := exec.Command("/usr/bin/time", "-f", "BENCH %e %M", "sh", "-c", script)
 	cmd.Dir = dir
@@ -121,14 +124,19 @@ func sh(dir, script string) error {
 	return nil
 }
 
+// q quotes s for sh.
+func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
 // partitionInfo is a generated partition ready to be measured.
 type partitionInfo struct {
-	dir, conf, spool string
-	files            string // file listing the message files, relative to spool
-	messages, bytes  int64
+	dir, conf        string
+	messages, bytes  int64 // message files and their bytes
+	treeBytes        int64 // every file under config/ and spool/
 	mailboxes, users int
 }
 
+// generate makes (or reuses, when its stamp matches) a partition of o
+// under dir.
 func generate(ctx context.Context, dir string, o gen.Options) (*partitionInfo, error) {
 	p := &partitionInfo{dir: dir}
 	stamp := filepath.Join(dir, "generated")
@@ -146,31 +154,27 @@ func generate(ctx context.Context, dir string, o gen.Options) (*partitionInfo, e
 		}
 	}
 	p.conf = filepath.Join(dir, "imapd.conf")
-	p.spool = filepath.Join(dir, "spool")
-	var list strings.Builder
 	msgName := regexp.MustCompile(`^[0-9]+\.$`)
-	err := filepath.WalkDir(p.spool, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !msgName.MatchString(d.Name()) {
-			return err
-		}
-		info, err := d.Info()
+	for _, sub := range []string{"config", "spool"} {
+		err := filepath.WalkDir(filepath.Join(dir, sub), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			p.treeBytes += info.Size()
+			if sub == "spool" && msgName.MatchString(d.Name()) {
+				p.messages++
+				p.bytes += info.Size()
+			}
+			return nil
+		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		rel, _ := filepath.Rel(p.spool, path)
-		list.WriteString(rel + "\n")
-		p.messages++
-		p.bytes += info.Size()
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	p.files = filepath.Join(dir, "files.txt")
-	if err := os.WriteFile(p.files, []byte(list.String()), 0o644); err != nil {
-		return nil, err
-	}
-	// What the partition holds, as mbtool's reader sees it.
 	cfg, err := partition.LoadConfig(p.conf)
 	if err != nil {
 		return nil, err
@@ -193,42 +197,61 @@ func generate(ctx context.Context, dir string, o gen.Options) (*partitionInfo, e
 
 func run(c config) error {
 	ctx := context.Background()
+	for _, tool := range []string{"tar", "zstd", "sha1sum", "b3sum", "/usr/bin/time"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is needed (Debian: apt-get install tar zstd coreutils b3sum time): %v", tool, err)
+		}
+	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err
 	}
 	bin := filepath.Join(c.dir, "mbtool")
-	if err := sh(".", "go build -o "+bin+" ."); err != nil {
+	limit := filepath.Join(c.dir, "sha1limit")
+	if err := sh(".", "go build -o "+q(bin)+" . && go build -o "+q(limit)+" ./scripts/sha1limit"); err != nil {
 		return err
 	}
 	p, err := generate(ctx, filepath.Join(c.dir, fmt.Sprintf("src-%d", c.messages)), gen.Options{Seed: 1, Messages: c.messages})
 	if err != nil {
 		return err
 	}
-	rep := &report{cfg: c, part: p}
-	if err := rep.compare(bin); err != nil {
+	rep := &report{cfg: c, started: time.Now(), part: p}
+	if err := rep.compare(bin, limit); err != nil {
 		return err
 	}
 	if c.scaling {
-		for _, n := range []int{10_000, 100_000, 1_000_000} {
+		for _, n := range []int{10_000, 100_000, 1_000_000, 10_000_000} {
+			if n > c.scaleMax {
+				break
+			}
 			sp, err := generate(ctx, filepath.Join(c.dir, fmt.Sprintf("scale-%d", n)),
 				gen.Options{Seed: 2, Messages: n, SmallOnly: true, MeanSize: 2_000})
 			if err != nil {
 				return err
 			}
-			pt, err := scalePoint(bin, c.dir, sp, c.runs)
+			pt, err := scalePoint(bin, c.dir, sp, c.pairs)
 			if err != nil {
 				return err
 			}
 			rep.scaling = append(rep.scaling, pt)
 		}
 	}
-	fmt.Print(rep.table())
+	fmt.Print(rep.text())
+	if c.against != "" {
+		old, err := os.ReadFile(c.against)
+		if err != nil {
+			return err
+		}
+		msg, ok := rep.agree(old)
+		fmt.Print(msg)
+		if !ok {
+			defer fmt.Fprintln(os.Stderr, "bench: this run does not agree with", c.against)
+		}
+	}
 	if c.out != "" {
-		if err := os.WriteFile(c.out, []byte(rep.markdown()), 0o644); err != nil {
+		if err := rep.write(c.out); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", c.out)
 	}
-	_ = runtime.NumCPU
 	return nil
 }

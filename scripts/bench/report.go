@@ -1,67 +1,101 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
-	"os/exec"
-	"runtime"
+	"math"
+	"os"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mbtool/mbtool/internal/benchstat"
 )
 
-func mbps(bytes int64, secs float64) float64 {
-	if secs <= 0 {
-		return 0
-	}
-	return float64(bytes) / secs / 1e6
+type report struct {
+	cfg       config
+	started   time.Time
+	part      *partitionInfo
+	dumpBytes int64
+	pairs     []pair
+	scaling   []scalingPoint
 }
 
-func (r *report) row(b *strings.Builder, p pair) {
-	ratio := p.baseline.median() / p.mbtool.median()
-	status := ""
-	if p.aim > 0 {
-		if ratio >= p.aim {
-			status = fmt.Sprintf("meets %.1fx", p.aim)
-		} else {
-			status = fmt.Sprintf("**below %.1fx**", p.aim)
+// Section names in docs/benchmarks.md (see benchstat.Markers).
+const (
+	sectionCompare = "bench compare"
+	sectionScaling = "bench scaling"
+)
+
+// docHead starts a report file that does not exist yet; in
+// docs/benchmarks.md it is kept (and may be edited) between runs.
+const docHead = `# Benchmarks
+
+The sections below are written by ` + "`go run ./scripts/bench`" + ` (see the
+comment at the top of scripts/bench/main.go); every figure in them comes from
+the run named in the section. Do not edit between the marker comments.
+
+`
+
+// provenance says which command ran where and when.
+func (r *report) provenance() string {
+	return fmt.Sprintf("Measured by `%s` on %s, %s.", r.cfg.args, benchstat.Machine(), r.started.UTC().Format("2006-01-02 15:04 MST"))
+}
+
+func (r *report) rounds() string {
+	s := fmt.Sprintf("%d alternating rounds", r.cfg.pairs)
+	if r.cfg.pairs == 1 {
+		s = "1 round"
+	}
+	return s
+}
+
+// warnings are the report's cautions about its own figures.
+func (r *report) warnings() []string {
+	var w []string
+	if r.cfg.pairs < minPairs {
+		w = append(w, fmt.Sprintf("only %d round(s): a spread needs at least %d; do not publish these figures.", r.cfg.pairs, minPairs))
+	}
+	seen := map[*measurement]bool{}
+	for _, p := range r.pairs {
+		for _, m := range []*measurement{p.baseline, p.mbtool} {
+			if seen[m] {
+				continue
+			}
+			seen[m] = true
+			if s := m.time(); s.Noisy() {
+				role := "baseline"
+				if m == p.mbtool {
+					role = "mbtool command"
+				}
+				w = append(w, fmt.Sprintf("the %s `%s` spread %.0f%% of its median (more than %.0f%%): the machine was not quiet; its ratios say little, rerun.",
+					role, m.name, s.Spread()*100, benchstat.MaxSpread*100))
+			}
 		}
 	}
-	rss := p.mbtool.maxRSS() / 1024
-	rssNote := fmt.Sprintf("%d", rss)
-	if p.aimRSSMiB > 0 && rss >= p.aimRSSMiB {
-		rssNote = fmt.Sprintf("**%d** (aim < %d)", rss, p.aimRSSMiB)
-	}
-	fmt.Fprintf(b, "| %s | %.2f s | %.0f MB/s | `%s` | %.2f s | %.0f MB/s | %d | **%.2fx** | %s | %s |\n",
-		p.what, p.mbtool.median(), mbps(r.part.bytes, p.mbtool.median()), strings.ReplaceAll(p.baseline.name, "|", "\\|"),
-		p.baseline.median(), mbps(r.part.bytes, p.baseline.median()), p.baseline.maxRSS()/1024, ratio, status, rssNote)
+	return w
 }
 
-// table is the plain-text result for the terminal.
-func (r *report) table() string {
+// text is the plain-text result for the terminal.
+func (r *report) text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%d messages, %.2f GB of message files; median of %d runs\n\n", r.part.messages, float64(r.part.bytes)/1e9, r.cfg.runs)
-	fmt.Fprintf(&b, "%-30s %9s %10s   %-22s %9s %10s %7s\n", "mbtool", "time", "MB/s", "baseline", "time", "MB/s", "ratio")
-	for _, p := range append(append([]pair(nil), r.pairs...), r.extra...) {
-		fmt.Fprintf(&b, "%-30s %8.2fs %10.0f   %-22s %8.2fs %10.0f %6.2fx  (mbtool RSS %d MiB)\n",
-			p.what, p.mbtool.median(), mbps(r.part.bytes, p.mbtool.median()), p.baseline.name,
-			p.baseline.median(), mbps(r.part.bytes, p.baseline.median()), p.baseline.median()/p.mbtool.median(), p.mbtool.maxRSS()/1024)
+	fmt.Fprintf(&b, "\n%s\n%d message files, %.2f GB; times median (min–max) of %s\n\n", r.provenance(), r.part.messages, float64(r.part.bytes)/1e9, r.rounds())
+	for _, p := range r.pairs {
+		fmt.Fprintf(&b, "%-28s %-22s vs %-24s %-22s ratio %s\n", p.mbtool.name, p.mbtool.time().Format("%.2f"),
+			p.baseline.name, p.baseline.time().Format("%.2f"), p.ratio().Format("%.2f"))
 	}
 	for _, s := range r.scaling {
-		fmt.Fprintf(&b, "scaling %8d msgs: dump %.1f µs/msg (%d MiB), verify %.1f µs/msg (%d MiB), restore %.1f µs/msg (%d MiB)\n",
-			s.messages, s.dump/float64(s.messages)*1e6, s.dumpRSS/1024, s.verify/float64(s.messages)*1e6, s.verRSS/1024,
-			s.restore/float64(s.messages)*1e6, s.resRSS/1024)
+		n := 1e6 / float64(s.messages)
+		fmt.Fprintf(&b, "scaling %8d msgs µs/msg: dump %s, verify %s, restore %s\n", s.messages,
+			s.dump.time().Scale(n).Format("%.1f"), s.verify.time().Scale(n).Format("%.1f"), s.restore.time().Scale(n).Format("%.1f"))
+	}
+	for _, w := range r.warnings() {
+		b.WriteString("WARNING: " + w + "\n")
 	}
 	return b.String()
 }
 
-func cpuModel() string {
-	out, err := exec.Command("sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").Output()
-	if err != nil {
-		return "unknown CPU"
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// bar draws a throughput bar, 1 block per 25 MB/s, at most 60.
+// bar draws a throughput bar, one block per 25 MB/s, at most 60.
 func bar(mb float64) string {
 	n := int(mb / 25)
 	if n > 60 {
@@ -70,77 +104,152 @@ func bar(mb float64) string {
 	return strings.Repeat("█", max(n, 1))
 }
 
-// markdown is docs/benchmarks.md.
-func (r *report) markdown() string {
+func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// pairData is what a later run compares itself with (-against).
+type pairData struct {
+	What, Mbtool, Baseline string
+	Ratio                  benchstat.Summary
+}
+
+// rounded keeps 3 decimals of a ratio's summary, enough to compare runs.
+func rounded(s benchstat.Summary) benchstat.Summary {
+	r := func(x float64) float64 { return math.Round(x*1000) / 1000 }
+	return benchstat.Summary{N: s.N, Min: r(s.Min), Med: r(s.Med), Max: r(s.Max)}
+}
+
+// compareSection is the generated section on the pairs.
+func (r *report) compareSection() string {
 	var b strings.Builder
-	b.WriteString("# Benchmarks\n\n")
-	b.WriteString("Produced by `go run ./scripts/bench")
-	if r.cfg.scaling {
-		b.WriteString(" -scaling")
+	p := r.part
+	b.WriteString("## mbtool next to its baselines\n\n")
+	b.WriteString(r.provenance() + "\n\n")
+	fmt.Fprintf(&b, "The partition: `fixtures/gen` seed 1, written through mbtool's restore: %d message files (%.2f GB) in %d mailboxes of %d users, "+
+		"%.2f GB in all under config/ and spool/; its dump file is %.2f GB. "+
+		"Each pair ran in %s after one untimed warm-up of the commands that only read; times are in seconds, median (min–max); "+
+		"the ratio is the baseline's time over mbtool's in the same round, median (min–max) over the rounds: above 1, mbtool is faster.\n\n",
+		p.messages, float64(p.bytes)/1e9, p.mailboxes, p.users, float64(p.treeBytes)/1e9, float64(r.dumpBytes)/1e9, r.rounds())
+	b.WriteString("| mbtool | seconds | baseline | seconds | ratio | MB/s mbtool | MB/s baseline | bytes read | peak RSS MiB mbtool / baseline |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	var data []pairData
+	for _, x := range r.pairs {
+		mt, bt, ratio := x.mbtool.time(), x.baseline.time(), x.ratio()
+		fmt.Fprintf(&b, "| `%s` | %s | `%s` | %s | **%s** | %.0f | %.0f | %s | %d / %d |\n",
+			cell(x.mbtool.name), mt.Format("%.2f"), cell(x.baseline.name), bt.Format("%.2f"), ratio.Format("%.2f"),
+			mbps(x.bytes, mt.Med), mbps(x.bytes, bt.Med), x.of, x.mbtool.maxRSSMiB(), x.baseline.maxRSSMiB())
+		data = append(data, pairData{x.what, x.mbtool.name, x.baseline.name, rounded(ratio)})
 	}
-	fmt.Fprintf(&b, "` on %s (%d cores, %s, %s), %s.\n\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.Version(), r.started.UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "The partition is generated by `fixtures/gen` (seed 1) and written through mbtool's restore: %d message files, "+
-		"%.2f GB, %d mailboxes of %d users (most messages a few KB, 5%% tens of KB, 0.2%% 1 to 4 MiB attachments; "+
-		"copies of the same message in several folders, expunged records, flags, seen records, quota). "+
-		"Every command ran %d times after one warm-up, alternating with its baseline, page cache warm; times are medians, "+
-		"RSS is the largest of the runs (`/usr/bin/time`). The ratio is the baseline's time over mbtool's: above 1, mbtool is faster.\n\n",
-		r.part.messages, float64(r.part.bytes)/1e9, r.part.mailboxes, r.part.users, r.cfg.runs)
-	b.WriteString("| mbtool command | time | throughput | baseline | time | throughput | baseline RSS MiB | ratio | issue's aim | mbtool RSS MiB |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, p := range append(append([]pair(nil), r.pairs...), r.extra...) {
-		r.row(&b, p)
+	for _, w := range r.warnings() {
+		b.WriteString("\n**Warning:** " + w + "\n")
 	}
-	b.WriteString("\nThroughput over the same message bytes (MB/s, longer is faster):\n\n```text\n")
-	seen := map[string]bool{}
-	for _, p := range append(append([]pair(nil), r.pairs...), r.extra...) {
-		for _, m := range []*measurement{p.mbtool, p.baseline} {
-			if seen[m.name] {
+	b.WriteString("\nMedian throughput over the bytes each pair reads (MB/s, longer is faster):\n\n```text\n")
+	seen := map[*measurement]bool{}
+	for _, x := range r.pairs {
+		for _, m := range []*measurement{x.mbtool, x.baseline} {
+			if !seen[m] {
+				seen[m] = true
+				v := mbps(x.bytes, m.time().Med)
+				fmt.Fprintf(&b, "%-28s %6.0f %s\n", m.name, v, bar(v))
+			}
+		}
+	}
+	b.WriteString("```\n")
+	js, _ := json.Marshal(data)
+	fmt.Fprintf(&b, "\n<!-- data: %s -->\n", js)
+	return b.String()
+}
+
+// scalingSection is the generated section on the scaling series.
+func (r *report) scalingSection() string {
+	var b strings.Builder
+	b.WriteString("## Scaling with the number of messages\n\n")
+	b.WriteString(r.provenance() + "\n\n")
+	fmt.Fprintf(&b, "Small messages only (`fixtures/gen` seed 2, SmallOnly), so the largest partition fits the disk. "+
+		"After a warm-up dump, dump, verify and restore ran in turn, %d times; time per message in microseconds, median (min–max); "+
+		"peak RSS the largest of the runs.\n\n", r.cfg.pairs)
+	b.WriteString("| messages | GB | dump µs/msg | dump RSS MiB | verify µs/msg | verify RSS MiB | restore µs/msg | restore RSS MiB |\n|---|---|---|---|---|---|---|---|\n")
+	for _, s := range r.scaling {
+		n := 1e6 / float64(s.messages)
+		fmt.Fprintf(&b, "| %d | %.2f | %s | %d | %s | %d | %s | %d |\n", s.messages, float64(s.bytes)/1e9,
+			s.dump.time().Scale(n).Format("%.1f"), s.dump.maxRSSMiB(), s.verify.time().Scale(n).Format("%.1f"), s.verify.maxRSSMiB(),
+			s.restore.time().Scale(n).Format("%.1f"), s.restore.maxRSSMiB())
+	}
+	if len(r.scaling) >= 2 {
+		first, last := r.scaling[0], r.scaling[len(r.scaling)-1]
+		// Per-message time at the largest size over the smallest: the
+		// ratio of medians, and the widest range the runs allow.
+		rel := func(a, z *measurement) string {
+			fa, fz := 1/float64(first.messages), 1/float64(last.messages)
+			ta, tz := a.time(), z.time()
+			return fmt.Sprintf("%.2fx (%.2f–%.2f)", tz.Med*fz/(ta.Med*fa), tz.Min*fz/(ta.Max*fa), tz.Max*fz/(ta.Min*fa))
+		}
+		fmt.Fprintf(&b, "\nTime per message at %d messages relative to %d: dump %s, verify %s, restore %s.\n",
+			last.messages, first.messages, rel(first.dump, last.dump), rel(first.verify, last.verify), rel(first.restore, last.restore))
+		prev := r.scaling[len(r.scaling)-2]
+		per := func(a, z *measurement) string {
+			d := z.maxRSSMiB() - a.maxRSSMiB()
+			return fmt.Sprintf("%+d MiB (%.1f bytes per added message)", d, float64(d)*(1<<20)/float64(last.messages-prev.messages))
+		}
+		fmt.Fprintf(&b, "\nPeak RSS at %d messages relative to %d: dump %s, verify %s, restore %s.\n",
+			last.messages, prev.messages, per(prev.dump, last.dump), per(prev.verify, last.verify), per(prev.restore, last.restore))
+	}
+	return b.String()
+}
+
+// write updates the report file: the sections this run measured.
+func (r *report) write(path string) error {
+	doc, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		doc, err = []byte(docHead), nil
+	}
+	if err != nil {
+		return err
+	}
+	doc = benchstat.ReplaceSection(doc, sectionCompare, r.compareSection())
+	if len(r.scaling) > 0 {
+		doc = benchstat.ReplaceSection(doc, sectionScaling, r.scalingSection())
+	}
+	return os.WriteFile(path, doc, 0o644)
+}
+
+var dataRe = regexp.MustCompile(`<!-- data: (.*) -->`)
+
+// agree compares this run's ratios with those of an earlier report: two
+// runs agree when each one's median ratio lies within the other's
+// min–max.
+func (r *report) agree(old []byte) (string, bool) {
+	sec, ok := benchstat.Section(old, sectionCompare)
+	m := dataRe.FindStringSubmatch(sec)
+	if !ok || m == nil {
+		return "the earlier report has no data to compare with\n", false
+	}
+	var before []pairData
+	if err := json.Unmarshal([]byte(m[1]), &before); err != nil {
+		return fmt.Sprintf("the earlier report's data: %v\n", err), false
+	}
+	var b strings.Builder
+	all := true
+	for _, x := range r.pairs {
+		now := x.ratio()
+		found := false
+		for _, o := range before {
+			if o.Mbtool != x.mbtool.name || o.Baseline != x.baseline.name {
 				continue
 			}
-			seen[m.name] = true
-			v := mbps(r.part.bytes, m.median())
-			fmt.Fprintf(&b, "%-22s %6.0f %s\n", m.name, v, bar(v))
+			found = true
+			ok := o.Ratio.Within(now.Med) && now.Within(o.Ratio.Med)
+			all = all && ok
+			verdict := "agree"
+			if !ok {
+				verdict = "DISAGREE"
+			}
+			fmt.Fprintf(&b, "%-28s vs %-24s now %s, before %s: %s\n", x.mbtool.name, x.baseline.name,
+				now.Format("%.2f"), o.Ratio.Format("%.2f"), verdict)
+		}
+		if !found {
+			fmt.Fprintf(&b, "%-28s vs %-24s not in the earlier report\n", x.mbtool.name, x.baseline.name)
+			all = false
 		}
 	}
-	b.WriteString("```\n\n")
-	b.WriteString("Baselines do the work they stand for (see shared BENCHMARKING.md): tar's output is piped through `cat`, " +
-		"since GNU tar skips reading files when writing to /dev/null; sha1sum and b3sum read the same files in one process each " +
-		"(`xargs`); the restore baseline is `tar -xf` of the same files followed by `sync`, as restore fsyncs what it writes.\n")
-	if len(r.scaling) > 0 {
-		fmt.Fprintf(&b, "\n## Scaling\n\nSmall messages only (about 2 KB), so the largest fits the disk; after a warm-up dump, "+
-			"every command ran %d times; times are medians, RSS the largest.\n\n", r.cfg.runs)
-		b.WriteString("| messages | GB | dump µs/msg | dump RSS MiB | verify µs/msg | verify RSS MiB | restore µs/msg | restore RSS MiB |\n|---|---|---|---|---|---|---|---|\n")
-		for _, s := range r.scaling {
-			n := float64(s.messages)
-			fmt.Fprintf(&b, "| %d | %.2f | %.1f | %d | %.1f | %d | %.1f | %d |\n", s.messages, float64(s.bytes)/1e9,
-				s.dump/n*1e6, s.dumpRSS/1024, s.verify/n*1e6, s.verRSS/1024, s.restore/n*1e6, s.resRSS/1024)
-		}
-		if len(r.scaling) >= 2 {
-			first, last := r.scaling[0], r.scaling[len(r.scaling)-1]
-			per := func(s float64, n int64) float64 { return s / float64(n) }
-			fmt.Fprintf(&b, "\nTime per message at %d relative to %d: dump %.2fx, verify %.2fx, restore %.2fx (aim: within 1.3x).\n",
-				last.messages, first.messages, per(last.dump, last.messages)/per(first.dump, first.messages),
-				per(last.verify, last.messages)/per(first.verify, first.messages),
-				per(last.restore, last.messages)/per(first.restore, first.messages))
-			mid := r.scaling[len(r.scaling)-2]
-			fmt.Fprintf(&b, "\nPeak RSS at %d relative to %d: dump %+d MiB, verify %+d MiB, restore %+d MiB "+
-				"(%.1f, %.1f and %.1f bytes per added message; aim: flat).\n",
-				last.messages, mid.messages, (last.dumpRSS-mid.dumpRSS)/1024, (last.verRSS-mid.verRSS)/1024, (last.resRSS-mid.resRSS)/1024,
-				float64(last.dumpRSS-mid.dumpRSS)*1024/float64(last.messages-mid.messages),
-				float64(last.verRSS-mid.verRSS)*1024/float64(last.messages-mid.messages),
-				float64(last.resRSS-mid.resRSS)*1024/float64(last.messages-mid.messages))
-			b.WriteString("\nWhat mbtool holds in memory is a set of fixed budgets, whatever the number of messages: " +
-				"dump's read-ahead of message files (8 MiB), the recent entries of the per-message GUID table " +
-				"(4 MiB, `guidtable`), a mailbox's index snapshot (1 MiB, larger ones go to a temporary file), " +
-				"plus about 2 bytes per message for what the GUID table keeps in memory of its runs on disk (a Bloom filter " +
-				"and a sparse index), which the Go collector's headroom (GOGC=50) and the merge of the two largest runs " +
-				"(both old filters and the new one alive at once) make 5 to 12 bytes of peak RSS. The smallest partition " +
-				"does not fill the budgets. Before `guidtable`, the per-message maps cost 45 to 240 bytes per message: " +
-				"88, 101 and 254 MiB at a million messages.\n")
-		}
-	}
-	b.WriteString("\nTo see where a command spends its time or memory, run it with `MBTOOL_CPUPROFILE=cpu.pprof` or " +
-		"`MBTOOL_MEMPROFILE=mem.pprof` in its environment and read the file with `go tool pprof -top mbtool cpu.pprof`.\n")
-	fmt.Fprintf(&b, "\nGenerated %s.\n", time.Now().UTC().Format(time.RFC3339))
-	return b.String()
+	return b.String(), all
 }

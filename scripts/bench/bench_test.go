@@ -1,0 +1,118 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fakeReport(pairs int, base, mb []float64) *report {
+	b := &measurement{name: "tar -cf - | cat", secs: base, rssKiB: []int64{2048}}
+	m := &measurement{name: "mbtool dump | cat", secs: mb, rssKiB: []int64{30 << 10}}
+	return &report{
+		cfg:     config{pairs: pairs, args: "go run ./scripts/bench"},
+		started: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		part:    &partitionInfo{messages: 100, bytes: 1e6, treeBytes: 2e6, mailboxes: 3, users: 1},
+		pairs:   []pair{{"dump", m, b, 2e6, "files"}},
+	}
+}
+
+// The report's warnings: too few rounds, a baseline spreading more than
+// 20%; and none on five quiet rounds.
+func TestWarnings(t *testing.T) {
+	quiet := fakeReport(5, []float64{1, 1.05, 1.1, 1.0, 1.02}, []float64{2, 2.1, 2, 2, 2.05})
+	if w := quiet.warnings(); len(w) != 0 {
+		t.Errorf("quiet run: %v", w)
+	}
+	noisy := fakeReport(5, []float64{1, 1.3, 1.1, 1.0, 1.02}, []float64{2, 2.1, 2, 2, 2.05})
+	if w := noisy.warnings(); len(w) != 1 || !strings.Contains(w[0], "baseline `tar -cf - | cat` spread 29%") {
+		t.Errorf("noisy baseline: %v", w)
+	}
+	few := fakeReport(3, []float64{1, 1, 1}, []float64{2, 2, 2})
+	if w := few.warnings(); len(w) != 1 || !strings.Contains(w[0], "only 3 round(s)") {
+		t.Errorf("3 rounds: %v", w)
+	}
+	md := noisy.compareSection()
+	for _, want := range []string{"**Warning:** the baseline", "| **0.50 (0.50–0.62)** |", "2026-12-01 00:00 UTC", " cores ("} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// A second run agrees with the first when each median lies within the
+// other's range.
+func TestAgree(t *testing.T) {
+	first := fakeReport(5, []float64{1, 1.05, 1.1, 1.0, 1.02}, []float64{2, 2.1, 2, 2, 2.05})
+	doc := []byte(docHead + "<!-- begin generated: bench compare -->\n" + first.compareSection() + "<!-- end generated: bench compare -->\n")
+	same := fakeReport(5, []float64{1.02, 1.04, 1.0, 1.0, 1.03}, []float64{2.05, 2.0, 2, 2.1, 2.0})
+	if msg, ok := same.agree(doc); !ok {
+		t.Errorf("close runs disagree:\n%s", msg)
+	}
+	faster := fakeReport(5, []float64{1, 1.05, 1.1, 1.0, 1.02}, []float64{1, 1.1, 1, 1, 1.05})
+	if msg, ok := faster.agree(doc); ok || !strings.Contains(msg, "DISAGREE") {
+		t.Errorf("twice as fast agrees:\n%s", msg)
+	}
+}
+
+// write replaces only its own sections: prose edited by hand stays.
+func TestWriteKeepsProse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.md")
+	r := fakeReport(5, []float64{1, 1, 1, 1, 1}, []float64{2, 2, 2, 2, 2})
+	if err := r.write(path); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(b), "# Benchmarks\n", "# Benchmarks\n\nA hand-written line.\n", 1)), 0o644)
+	r.pairs[0].mbtool.secs = []float64{4, 4, 4, 4, 4}
+	if err := r.write(path); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	if s := string(b); !strings.Contains(s, "A hand-written line.") || !strings.Contains(s, "**0.25 (0.25–0.25)**") || strings.Count(s, "## mbtool next to") != 1 {
+		t.Errorf("after two writes:\n%s", s)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	got := commandLine([]string{"-dir", "/x", "-pairs", "7", "-out=/tmp/b.md", "-against", "docs/benchmarks.md", "-scaling"})
+	if want := "go run ./scripts/bench -pairs 7 -scaling"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// The whole script on a tiny partition: it runs every pair and writes a
+// report (the figures of one round mean nothing; this checks the
+// plumbing). Skipped with -short or without the baselines' tools.
+func TestSmallRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	for _, tool := range []string{"tar", "zstd", "sha1sum", "b3sum", "/usr/bin/time"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s", tool)
+		}
+	}
+	wd, _ := os.Getwd()
+	root := filepath.Join(wd, "..", "..")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "b.md")
+	cmd := exec.Command("go", "run", "./scripts/bench", "-messages", "300", "-pairs", "1", "-dir", filepath.Join(dir, "work"), "-out", out)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{"`tar -cf - \\| cat`", "`sha1limit (all cores)`", "`b3sum`", "`tar -xf + sync`", "only 1 round(s)", "<!-- data: "} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+}
