@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/fixtures/gen"
+	"github.com/mbtool/mbtool/internal/benchstat"
 	"github.com/mbtool/mbtool/internal/cyruslab"
 )
 
@@ -25,11 +25,14 @@ const EnvBench = "MBTOOL_BENCH_SERVER"
 
 // TestServerThroughput measures `mbtool restore --server` next to Cyrus's
 // own sync_client pushing the same user to the same sync_server, in the
-// same run, alternating the two (BENCHMARKING.md): each run starts with the
-// user removed from the target (APPLY UNUSER). It also times `mbtool dump
-// --server` next to an offline `mbtool dump` of the same user. Opt-in:
+// same run, alternating the two (docs/benchmarks.md says how): each run
+// starts with the user removed from the target (APPLY UNUSER). It also
+// times `mbtool dump --server` next to an offline `mbtool dump` of the
+// same user. Opt-in; with MBTOOL_BENCH_UPDATE=1 it rewrites the table in
+// docs/server.md (between its marker comments), on a quiet machine:
 //
-//	MBTOOL_BENCH_SERVER=1 [MBTOOL_BENCH_MESSAGES=10000] go test -run ServerThroughput -v ./remote
+//	MBTOOL_BENCH_SERVER=1 MBTOOL_BENCH_UPDATE=1 [MBTOOL_BENCH_MESSAGES=10000] [MBTOOL_BENCH_RUNS=5] \
+//	    go test -run ServerThroughput -v ./remote
 func TestServerThroughput(t *testing.T) {
 	if os.Getenv(EnvBench) != "1" {
 		t.Skipf("set %s=1 to run (minutes)", EnvBench)
@@ -38,7 +41,10 @@ func TestServerThroughput(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("MBTOOL_BENCH_MESSAGES")); err == nil && n > 0 {
 		messages = n
 	}
-	const runs = 3
+	runs := 5
+	if n, err := strconv.Atoi(os.Getenv("MBTOOL_BENCH_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
 	dst := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
 	src := cyruslab.Start(t, cyruslab.Options{SyncPort: true, ExtraConfig: fmt.Sprintf(
 		"sync_host: %s\nsync_port: %s\nsync_authname: %s\nsync_password: %s\nsync_try_imap: no\n",
@@ -91,49 +97,88 @@ func TestServerThroughput(t *testing.T) {
 	}
 	type result struct{ secs, rssMiB []float64 }
 	res := map[string]*result{}
-	order := []string{"sync_client -u", "mbtool restore --server", "mbtool dump (offline)", "mbtool dump --server"}
-	for _, k := range order {
-		res[k] = &result{}
+	// Two pairs, each an mbtool command and what it stands next to; in
+	// every round each pair runs back to back, the order flipping from
+	// one round to the next.
+	pairs := [][2]string{{"sync_client -u", "mbtool restore --server"}, {"mbtool dump (offline)", "mbtool dump --server"}}
+	for _, p := range pairs {
+		res[p[0]], res[p[1]] = &result{}, &result{}
 	}
 	for i := 0; i < runs; i++ {
-		for _, k := range order {
-			var cmd *exec.Cmd
-			switch k {
-			case "sync_client -u":
-				unuser(t, dst, user)
-				cmd = syncClient()
-			case "mbtool restore --server":
-				unuser(t, dst, user)
-				cmd = mbtool("restore", "-q", "--server", dst.SyncAddr, "--auth-user", dst.Admin, userDump)
-			case "mbtool dump (offline)":
-				cmd = mbtool("dump", "-q", "-C", src.Conf, "--user", user, "-o", filepath.Join(work, "off.dump"))
-			case "mbtool dump --server":
-				cmd = mbtool("dump", "-q", "--server", src.SyncAddr, "--auth-user", src.Admin, "--user", user, "-o", filepath.Join(work, "on.dump"))
+		for _, p := range pairs {
+			order := []string{p[0], p[1]}
+			if i%2 == 1 {
+				order = []string{p[1], p[0]}
 			}
-			secs, rss := timed(t, cmd)
-			res[k].secs = append(res[k].secs, secs)
-			res[k].rssMiB = append(res[k].rssMiB, rss)
-			if strings.HasPrefix(k, "sync_client") || strings.Contains(k, "restore") {
-				if got, want := userRecords(t, dst, user), userRecords(t, src, user); got != want {
-					t.Errorf("%s: target has %s, source %s", k, got, want)
+			for _, k := range order {
+				var cmd *exec.Cmd
+				switch k {
+				case "sync_client -u":
+					unuser(t, dst, user)
+					cmd = syncClient()
+				case "mbtool restore --server":
+					unuser(t, dst, user)
+					cmd = mbtool("restore", "-q", "--server", dst.SyncAddr, "--auth-user", dst.Admin, userDump)
+				case "mbtool dump (offline)":
+					cmd = mbtool("dump", "-q", "-C", src.Conf, "--user", user, "-o", filepath.Join(work, "off.dump"))
+				case "mbtool dump --server":
+					cmd = mbtool("dump", "-q", "--server", src.SyncAddr, "--auth-user", src.Admin, "--user", user, "-o", filepath.Join(work, "on.dump"))
+				}
+				secs, rss := timed(t, cmd)
+				res[k].secs = append(res[k].secs, secs)
+				res[k].rssMiB = append(res[k].rssMiB, rss)
+				t.Logf("round %d %-26s %7.2f s %6.0f MiB", i+1, k, secs, rss)
+				if strings.HasPrefix(k, "sync_client") || strings.Contains(k, "restore") {
+					if got, want := userRecords(t, dst, user), userRecords(t, src, user); got != want {
+						t.Errorf("%s: target has %s, source %s", k, got, want)
+					}
 				}
 			}
 		}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "\n%s: %d message files, %.1f MB in files, dump %.1f MB; median of %d alternated runs:\n",
-		user, countFiles(buf.Bytes()), float64(filesBytes(buf.Bytes()))/1e6, float64(fileBytes)/1e6, runs)
 	files, bytesIn := countFiles(buf.Bytes()), filesBytes(buf.Bytes())
-	base := median(res["sync_client -u"].secs)
-	for _, k := range order {
-		m := median(res[k].secs)
-		fmt.Fprintf(&b, "  %-26s %7.2f s  %7.0f msg/s  %6.1f MB/s  %6.0f MiB RSS", k, m, float64(files)/m, float64(bytesIn)/m/1e6, median(res[k].rssMiB))
-		if strings.Contains(k, "restore") {
-			fmt.Fprintf(&b, "  (%.2fx sync_client)", base/m)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured by `MBTOOL_BENCH_SERVER=1 MBTOOL_BENCH_MESSAGES=%d MBTOOL_BENCH_RUNS=%d go test -run ServerThroughput ./remote` on %s, %s; "+
+		"loopback, COMPRESS DEFLATE on. %s: %d message files, %.1f MB in files, dump %.1f MB; %d alternating rounds; "+
+		"seconds, msg/s and MB/s as median (min–max), peak RSS the largest of the rounds.\n\n",
+		messages, runs, benchstat.Machine(), time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		user, files, float64(bytesIn)/1e6, float64(fileBytes)/1e6, runs)
+	b.WriteString("| command | seconds | msg/s | MB/s | peak RSS MiB | time ratio, round by round |\n|---|---|---|---|---|---|\n")
+	var warn []string
+	for _, p := range pairs {
+		for j, k := range p {
+			s := benchstat.Summarize(res[k].secs)
+			// Rates: the fastest run gives the highest rate.
+			rate := func(n float64, verb string) string {
+				return fmt.Sprintf(verb+" ("+verb+"–"+verb+")", n/s.Med, n/s.Max, n/s.Min)
+			}
+			ratio := ""
+			if j == 1 {
+				ratio = "`" + p[0] + "` / this: " + benchstat.Summarize(benchstat.Ratios(res[p[0]].secs, res[k].secs)).Format("%.2fx")
+			}
+			rss := 0.0
+			for _, r := range res[k].rssMiB {
+				rss = max(rss, r)
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %.0f | %s |\n", k, s.Format("%.2f"), rate(float64(files), "%.0f"),
+				rate(float64(bytesIn)/1e6, "%.1f"), rss, ratio)
+			if s.Noisy() {
+				warn = append(warn, fmt.Sprintf("\n**Warning:** `%s` spread %.0f%% of its median (more than %.0f%%): the machine was not quiet; rerun.\n",
+					k, s.Spread()*100, benchstat.MaxSpread*100))
+			}
 		}
-		fmt.Fprintf(&b, "  runs %v\n", res[k].secs)
 	}
-	t.Log(b.String())
+	if runs < 5 {
+		warn = append(warn, fmt.Sprintf("\n**Warning:** only %d round(s): a spread needs at least 5; do not publish.\n", runs))
+	}
+	b.WriteString(strings.Join(warn, ""))
+	t.Log("\n" + b.String())
+	if os.Getenv("MBTOOL_BENCH_UPDATE") == "1" {
+		if err := benchstat.UpdateFile("../docs/server.md", "server throughput", b.String()); err != nil {
+			t.Fatal(err)
+		}
+		t.Log("updated docs/server.md")
+	}
 }
 
 func restoreFile(t *testing.T, name string, connect Connect) *RestoreSummary {
@@ -195,12 +240,6 @@ func timed(t *testing.T, cmd *exec.Cmd) (float64, float64) {
 		rss = kb / 1024
 	}
 	return secs, rss
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 var fileRE = regexp.MustCompile(`%\{\S+ [0-9a-f]{40} (\d+)\}\r\n`)
