@@ -52,6 +52,9 @@ func newDumpCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "all", Usage: "dump every user"},
 			&cli.StringFlag{Name: "compress", Usage: "compression: zstd or none (default: zstd when FILE ends in .zst)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no summary"},
+			repoFlag("add a snapshot of the users to the backup repository `DIR` (made if new or empty)"),
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, Usage: "with --repo: dump `N` users at once"},
+			&cli.BoolFlag{Name: "json", Usage: "with --repo: print one JSON summary of the run on standard output"},
 		}, serverFlags()...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
@@ -66,6 +69,12 @@ func newDumpCommand(e *env) *cli.Command {
 				all:       c.Bool("all"),
 				compress:  c.String("compress"),
 				quiet:     c.Bool("quiet"),
+			}
+			if c.String("repo") != "" { // commands/repo.go
+				if !c.IsSet("output") {
+					opts.output = ""
+				}
+				return runDumpRepo(c.Context, e, opts, dumpRepoFrom(c))
 			}
 			if c.String("server") != "" { // commands/server.go
 				return runDumpServer(c.Context, e, opts, serverOptionsFrom(c))

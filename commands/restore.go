@@ -58,19 +58,21 @@ func newRestoreCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "check the dump and print what would be done; write nothing"},
 			&cli.BoolFlag{Name: "replace", Usage: "replace existing mailboxes (each atomically) instead of refusing them"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no summary"},
-		}, serverFlags()...),
+			repoFlag("restore from the backup repository `DIR` (with --user, and --at or --snapshot)"),
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "with --repo: restore `USER`"},
+		}, append(snapshotFlags(), serverFlags()...)...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
 			if err != nil {
 				return err
 			}
-			if len(args) != 1 {
+			if len(args) != 1 && c.String("repo") == "" {
 				return &hintError{err: &usageError{msg: "restore needs exactly one dump FILE (or - for standard input)"},
 					hint: "mbtool restore [options] FILE|-"}
 			}
 			o := restoreOptions{
 				config:    configPath(c),
-				input:     args[0],
+				input:     strings.Join(args, " "), // one FILE; none with --repo
 				partition: c.String("partition"),
 				mapUsers:  c.StringSlice("map-user"),
 				mailboxes: c.StringSlice("mailbox"),
@@ -78,10 +80,15 @@ func newRestoreCommand(e *env) *cli.Command {
 				replace:   c.Bool("replace"),
 				quiet:     c.Bool("quiet"),
 			}
+			restoreDump := runRestore
 			if c.String("server") != "" { // commands/server.go
-				return runRestoreServer(c.Context, e, o, serverOptionsFrom(c))
+				so := serverOptionsFrom(c)
+				restoreDump = func(ctx context.Context, e *env, o restoreOptions) error { return runRestoreServer(ctx, e, o, so) }
 			}
-			return runRestore(c.Context, e, o)
+			if c.String("repo") != "" { // commands/repo.go
+				return runRestoreRepo(c.Context, e, o, repoRestoreFrom(c), restoreDump)
+			}
+			return restoreDump(c.Context, e, o)
 		},
 	}
 }

@@ -36,6 +36,11 @@ type Options struct {
 	// Plan, if set, is called once with the totals to be dumped before any
 	// output is written (for a progress bar).
 	Plan func(Progress)
+	// Have, if set, reports the message files the destination already
+	// holds (a backup repository): they are neither read nor embedded,
+	// and the records that refer to them are written as usual. It may be
+	// called from several goroutines.
+	Have func(guid.GUID) (bool, error)
 }
 
 // Progress counts what has been written so far (or, for Plan, what will be).

@@ -41,6 +41,15 @@ func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 			if r.SystemFlags&partition.InternalUnlinked != 0 {
 				return nil // no file by design
 			}
+			if d.opts.Have != nil {
+				have, err := d.opts.Have(r.GUID)
+				if err != nil {
+					return &fatalError{err}
+				}
+				if have {
+					return nil
+				}
+			}
 			return p.submit(job{uid: r.UID, guid: r.GUID, size: int64(r.Size),
 				path: m.MessagePath(r), expunged: r.SystemFlags&partition.InternalExpunged != 0})
 		})

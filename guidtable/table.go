@@ -498,3 +498,77 @@ func (w *runWriter) finish() (*run, error) {
 }
 
 func (w *runWriter) abort() { w.r.f.Close() }
+
+// Sorted calls fn with every entry in GUID order: the recent entries and
+// the runs, merged as they are read (each run sequentially), so it costs
+// no memory beyond a buffer per run. val is valid only during the call.
+// The table must not change during Sorted.
+func (t *Table) Sorted(fn func(g guid.GUID, val []byte) error) error {
+	if t.err != nil {
+		return t.err
+	}
+	var recent [][]byte
+	for _, gen := range []*generation{t.young, t.old} {
+		for _, i := range gen.m {
+			recent = append(recent, gen.arena[i:i+t.slot])
+		}
+	}
+	slices.SortFunc(recent, func(a, b []byte) int { return bytes.Compare(a[:guid.Size], b[:guid.Size]) })
+	type cursor struct {
+		r    *bufio.Reader
+		left int
+		e    []byte
+	}
+	var cs []*cursor
+	for _, r := range t.runs {
+		c := &cursor{r: bufio.NewReaderSize(io.NewSectionReader(r.f, 0, int64(r.n*t.slot)), 64<<10), left: r.n, e: make([]byte, t.slot)}
+		cs = append(cs, c)
+	}
+	advance := func(c *cursor) (bool, error) {
+		if c.left == 0 {
+			return false, nil
+		}
+		c.left--
+		if _, err := io.ReadFull(c.r, c.e); err != nil {
+			return false, t.fail(fmt.Errorf("%w: %w", errRead, err))
+		}
+		return true, nil
+	}
+	live := cs[:0]
+	for _, c := range cs {
+		ok, err := advance(c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			live = append(live, c)
+		}
+	}
+	for len(live) > 0 || len(recent) > 0 {
+		best := -1 // index into live; -1 means the recent entries
+		var min []byte
+		if len(recent) > 0 {
+			min = recent[0]
+		}
+		for i, c := range live {
+			if min == nil || bytes.Compare(c.e[:guid.Size], min[:guid.Size]) < 0 {
+				best, min = i, c.e
+			}
+		}
+		if err := fn(guid.GUID(min[:guid.Size]), min[guid.Size:]); err != nil {
+			return err
+		}
+		if best < 0 {
+			recent = recent[1:]
+			continue
+		}
+		ok, err := advance(live[best])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			live = append(live[:best], live[best+1:]...)
+		}
+	}
+	return nil
+}

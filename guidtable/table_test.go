@@ -1,6 +1,7 @@
 package guidtable
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/mbtool/mbtool/guid"
@@ -293,5 +296,35 @@ func TestBloomFalsePositives(t *testing.T) {
 	t.Logf("false positives: %.2f%%", 100*rate)
 	if rate > 0.006 {
 		t.Errorf("false positive rate %.2f%%, want under 0.6%%", 100*rate)
+	}
+}
+
+func TestSorted(t *testing.T) {
+	for _, mem := range []int64{-1, 2000} {
+		tb := New(Options{ValueSize: 4, MemLimit: mem, Dir: t.TempDir()})
+		var want []guid.GUID
+		for i := 0; i < 5000; i++ {
+			g := guid.GUID(sha1.Sum([]byte(strconv.Itoa(i))))
+			if _, err := tb.Add(g, []byte{byte(i), byte(i >> 8)}); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, g)
+		}
+		slices.SortFunc(want, func(a, b guid.GUID) int { return bytes.Compare(a[:], b[:]) })
+		var got []guid.GUID
+		err := tb.Sorted(func(g guid.GUID, val []byte) error {
+			got = append(got, g)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mem > 0 && tb.Runs() == 0 {
+			t.Fatalf("no runs with MemLimit %d", mem)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("MemLimit %d: Sorted gave %d entries, not the %d in order", mem, len(got), len(want))
+		}
+		tb.Close()
 	}
 }

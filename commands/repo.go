@@ -1,0 +1,338 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/mbtool/mbtool/dump"
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/repo"
+	"github.com/mbtool/mbtool/repo/repodump"
+	"github.com/urfave/cli/v2"
+)
+
+// The backup repository (docs/format.md, "Repository"): dump --repo,
+// restore --repo, export, list, verify --repo, prune, unlock.
+
+func repoFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "repo", Usage: usage, TakesFile: true, EnvVars: []string{"MBTOOL_REPO"}}
+}
+
+// snapshotFlags select a snapshot: --snapshot ID or --at TIME.
+func snapshotFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "snapshot", Usage: "the snapshot `ID` (a prefix of 4 or more hex digits, as list shows)"},
+		&cli.StringFlag{Name: "at", Usage: "the latest snapshot at or before `TIME` (2026-11-30, \"2026-11-30 02:00\", RFC 3339)"},
+	}
+}
+
+func openRepo(dir string, create bool) (*repo.Repo, error) {
+	r, err := repo.OpenDirRepo(dir, create)
+	if errors.Is(err, repo.ErrNotRepo) {
+		return nil, &hintError{err: err, hint: "dump --repo DIR makes a repository in a new or empty DIR"}
+	}
+	return r, err
+}
+
+// parseAt reads --at: a date alone means the end of that day, local time.
+func parseAt(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
+		return t.AddDate(0, 0, 1).Add(-time.Second), nil
+	}
+	return time.Time{}, usagef("--at %q: use 2026-11-30, \"2026-11-30 02:00\" or RFC 3339", s)
+}
+
+// pickSnapshot selects a snapshot by --snapshot or --at (the latest when
+// neither), holding user when given.
+func pickSnapshot(r *repo.Repo, id, at, user string) (*repo.Snapshot, error) {
+	if id != "" && at != "" {
+		return nil, usagef("give --snapshot or --at, not both")
+	}
+	t, err := parseAt(at)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := r.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	return repo.Select(ss, id, t, user)
+}
+
+type dumpRepoOptions struct {
+	dir  string
+	jobs int
+	json bool
+}
+
+func dumpRepoFrom(c *cli.Context) dumpRepoOptions {
+	return dumpRepoOptions{dir: c.String("repo"), jobs: c.Int("jobs"), json: c.Bool("json")}
+}
+
+// repoJSON is the one machine-readable line a repository run prints.
+type repoJSON struct {
+	Command     string      `json:"command"`
+	Repo        string      `json:"repo"`
+	Snapshot    string      `json:"snapshot,omitempty"`
+	Users       int         `json:"users"`
+	Mailboxes   int64       `json:"mailboxes"`
+	Messages    int64       `json:"messages"`
+	Bytes       int64       `json:"bytes"`
+	NewMessages int64       `json:"new_messages"`
+	NewBytes    int64       `json:"new_bytes"`
+	ReusedBytes int64       `json:"reused_bytes"`
+	Skipped     []jsonSkip  `json:"skipped"`
+	Duration    float64     `json:"duration_seconds"`
+	ExitStatus  int         `json:"exit_status"`
+	Error       string      `json:"error,omitempty"`
+	Extra       interface{} `json:"details,omitempty"`
+}
+
+type jsonSkip struct {
+	Item   string `json:"item"`
+	Reason string `json:"reason"`
+}
+
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// repoExitCode is the code report will give err.
+func repoExitCode(err error) int {
+	var ue *usageError
+	var ee *exitError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue):
+		return ExitUsage
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	}
+	return ExitFailure
+}
+
+func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions) error {
+	if len(o.mailboxes) > 0 {
+		return usagef("dump --repo stores whole users: name them with --user, or use --all")
+	}
+	if !o.all && len(o.users) == 0 {
+		return &hintError{err: &usageError{msg: "nothing to dump"},
+			hint: "name users with --user, or dump every user with --all"}
+	}
+	if o.output != "-" && o.output != "" {
+		return usagef("give -o or --repo, not both")
+	}
+	if ro.jobs < 1 {
+		return usagef("--jobs %d: give 1 or more", ro.jobs)
+	}
+	start := time.Now()
+	cfg, err := partition.LoadConfig(o.config)
+	if err != nil {
+		return err
+	}
+	spool, err := partition.Open(cfg)
+	if err != nil {
+		return err
+	}
+	r, err := openRepo(ro.dir, true)
+	if err != nil {
+		return err
+	}
+	bar := newProgress(e.stderr, o.quiet || ro.json, "dump")
+	sum, err := repodump.Run(ctx, spool, r, repodump.Options{Users: o.users, All: o.all, Jobs: ro.jobs, Version: version(),
+		Progress: func(s repodump.Summary) { bar.set(s.Mailboxes, s.Files, s.Bytes) }})
+	bar.finish()
+	if errors.Is(err, dump.ErrNoSelection) {
+		return usagef("%v", err)
+	}
+	if err == nil && sum != nil {
+		for _, s := range sum.Skipped {
+			fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", s)
+		}
+		for _, p := range sum.Problems {
+			fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
+		}
+		if n := len(sum.Skipped) + len(sum.Problems); n > 0 {
+			err = &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) could not be dumped; see the warnings above", n)}
+		}
+	}
+	if sum == nil {
+		sum = &repodump.Summary{}
+	}
+	if ro.json {
+		js := repoJSON{Command: "dump", Repo: ro.dir, Users: sum.Users, Mailboxes: sum.Mailboxes, Messages: sum.Files,
+			Bytes: sum.Bytes, NewMessages: sum.NewFiles, NewBytes: sum.NewBytes, ReusedBytes: sum.ReusedBytes,
+			Skipped: []jsonSkip{}, Duration: time.Since(start).Seconds(), ExitStatus: repoExitCode(err)}
+		if sum.Snapshot != nil {
+			js.Snapshot = sum.Snapshot.ID
+		}
+		for _, s := range sum.Skipped {
+			js.Skipped = append(js.Skipped, jsonSkip{Item: "user " + s.User, Reason: s.Reason.Error()})
+		}
+		for _, p := range sum.Problems {
+			js.Skipped = append(js.Skipped, jsonSkip{Item: p.Mailbox, Reason: p.String()})
+		}
+		if err != nil && js.ExitStatus != ExitPartial {
+			js.Error = err.Error()
+		}
+		writeJSON(e.stdout, js)
+	} else if !o.quiet && sum.Snapshot != nil {
+		fmt.Fprintf(e.stderr, "mbtool: snapshot %s: %d users, %d mailboxes, %d messages (%s); %d new (%s), %s reused, in %s\n",
+			sum.Snapshot.ShortID(), sum.Users, sum.Mailboxes, sum.Files, humanBytes(sum.Bytes), sum.NewFiles,
+			humanBytes(sum.NewBytes), humanBytes(sum.ReusedBytes), time.Since(start).Round(time.Millisecond))
+	}
+	return err
+}
+
+type repoRestoreOptions struct {
+	dir, user, snapshot, at string
+}
+
+func repoRestoreFrom(c *cli.Context) repoRestoreOptions {
+	return repoRestoreOptions{dir: c.String("repo"), user: c.String("user"), snapshot: c.String("snapshot"), at: c.String("at")}
+}
+
+// runRestoreRepo restores a user's snapshot: the snapshot is written out
+// as a standalone dump into a pipe, and restore (offline or --server)
+// reads it as it reads any dump.
+func runRestoreRepo(ctx context.Context, e *env, o restoreOptions, ro repoRestoreOptions,
+	restoreDump func(context.Context, *env, restoreOptions) error) error {
+	if o.input != "" {
+		return usagef("give a dump FILE or --repo, not both")
+	}
+	if ro.user == "" {
+		return &hintError{err: &usageError{msg: "restore --repo needs --user"},
+			hint: "mbtool restore --repo DIR --user alice [--at TIME | --snapshot ID]"}
+	}
+	r, err := openRepo(ro.dir, false)
+	if err != nil {
+		return err
+	}
+	snap, err := pickSnapshot(r, ro.snapshot, ro.at, ro.user)
+	if err != nil {
+		return err
+	}
+	idx, err := r.LoadIndex()
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	if !o.quiet {
+		fmt.Fprintf(e.stderr, "mbtool: restoring user %s from snapshot %s of %s (%s)\n", ro.user, snap.ShortID(),
+			snap.Time.Local().Format("2006-01-02 15:04:05"), snap.Host)
+	}
+	pr, pw := io.Pipe()
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.WriteDump(ectx, idx, snap, pw, repo.ExportOptions{Users: []string{ro.user}})
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	e2 := *e
+	e2.stdin = pr
+	o.input = "-"
+	rerr := restoreDump(ctx, &e2, o)
+	pr.CloseWithError(errors.New("restore ended"))
+	cancel()
+	xerr := <-done
+	if rerr == nil && xerr != nil {
+		return xerr
+	}
+	return rerr
+}
+
+func init() { subcommands = append(subcommands, newExportCommand, newListCommand) }
+
+func newExportCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "export",
+		Usage: "write a snapshot of a backup repository out as a standalone dump",
+		Description: "Writes users of one snapshot (by default the latest; all its users unless\n" +
+			"--user is given) as an ordinary dump, which restore, restore --server and verify\n" +
+			"read as they read any dump.\n\n" +
+			"EXAMPLES:\n" +
+			"   mbtool export --repo /backup/mail --user alice --at 2026-11-30 -o alice.dlist.zst\n" +
+			"   mbtool export --repo /backup/mail --user alice -o - | ssh newhost mbtool restore -",
+		Flags: append([]cli.Flag{
+			repoFlag("the repository `DIR`"),
+			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "write `USER` (repeatable; default: every user of the snapshot)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "write the dump to `FILE` (- for standard output, never a terminal)"},
+			&cli.StringFlag{Name: "compress", Usage: "compression: zstd or none (default: zstd when FILE ends in .zst)"},
+		}, snapshotFlags()...),
+		Action: func(c *cli.Context) error {
+			if _, err := positional(c); err != nil {
+				return err
+			}
+			if c.Args().Len() > 0 {
+				return usagef("export takes no arguments")
+			}
+			if c.String("repo") == "" {
+				return usagef("export needs --repo DIR")
+			}
+			return runExport(c.Context, e, c.String("repo"), c.StringSlice("user"), c.String("snapshot"), c.String("at"),
+				c.String("output"), c.String("compress"))
+		},
+	}
+}
+
+func runExport(ctx context.Context, e *env, dir string, users []string, id, at, output, compress string) error {
+	zst := strings.HasSuffix(output, ".zst")
+	switch compress {
+	case "":
+	case "zstd":
+		zst = true
+	case "none":
+		zst = false
+	default:
+		return usagef("--compress %q: use zstd or none", compress)
+	}
+	r, err := openRepo(dir, false)
+	if err != nil {
+		return err
+	}
+	user := ""
+	if len(users) == 1 {
+		user = users[0]
+	}
+	snap, err := pickSnapshot(r, id, at, user)
+	if err != nil {
+		return err
+	}
+	idx, err := r.LoadIndex()
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	out, err := createOutput(output, e.stdout)
+	if err != nil {
+		return err
+	}
+	defer out.abort()
+	if _, err := r.WriteDump(ctx, idx, snap, out.w, repo.ExportOptions{Users: users, Compress: zst}); err != nil {
+		return err
+	}
+	return out.commit()
+}

@@ -1,0 +1,224 @@
+package repo
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
+)
+
+// Backup is one run adding a snapshot: users are ingested (one at a time
+// or several at once), then Commit writes the run's index file and its
+// snapshot. Until Commit nothing the run wrote is referenced.
+type Backup struct {
+	r   *Repo
+	idx *Index
+
+	mu       sync.Mutex
+	added    *guidtable.Table // GUIDs this run stored: pack slot, offset, size
+	inflight map[guid.GUID]bool
+	packs    []PackID // by slot; zero until the pack is committed
+	free     []*slotWriter
+	users    []UserEntry
+	newFiles int64
+	newBytes int64
+	indexVer int
+	err      error
+}
+
+type slotWriter struct {
+	*packWriter
+	slot uint32
+}
+
+const addedValue = 4 + 8 + 8
+
+// NewBackup starts a run; idx is the repository's index, loaded after
+// the lock was taken.
+func (r *Repo) NewBackup(idx *Index) *Backup {
+	return &Backup{r: r, idx: idx, added: guidtable.New(guidtable.Options{ValueSize: addedValue}),
+		inflight: map[guid.GUID]bool{}}
+}
+
+// Have reports whether the repository or this run holds g's file already
+// (or another user of this run is storing it now).
+func (b *Backup) Have(g guid.GUID) (bool, error) {
+	b.mu.Lock()
+	if b.inflight[g] {
+		b.mu.Unlock()
+		return true, nil
+	}
+	ok, err := b.added.Has(g)
+	b.mu.Unlock()
+	if err != nil || ok {
+		return ok, err
+	}
+	_, ok, err = b.idx.Find(g)
+	return ok, err
+}
+
+// claim reserves g for storing by the caller; false if it is held or
+// being stored already.
+func (b *Backup) claim(g guid.GUID) (bool, error) {
+	have, err := b.Have(g)
+	if err != nil || have {
+		return false, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inflight[g] {
+		return false, nil
+	}
+	b.inflight[g] = true
+	return true, nil
+}
+
+// stored records g as stored at offset of the pack in slot.
+func (b *Backup) stored(g guid.GUID, slot uint32, offset, size int64) error {
+	var v [addedValue]byte
+	binary.BigEndian.PutUint32(v[0:], slot)
+	binary.BigEndian.PutUint64(v[4:], uint64(offset))
+	binary.BigEndian.PutUint64(v[12:], uint64(size))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.inflight, g)
+	b.newFiles++
+	b.newBytes += size
+	_, err := b.added.Add(g, v[:])
+	return err
+}
+
+func (b *Backup) unclaim(g guid.GUID) {
+	b.mu.Lock()
+	delete(b.inflight, g)
+	b.mu.Unlock()
+}
+
+// takePack returns a pack writer for one ingest.
+func (b *Backup) takePack() (*slotWriter, error) {
+	b.mu.Lock()
+	if n := len(b.free); n > 0 {
+		w := b.free[n-1]
+		b.free = b.free[:n-1]
+		b.mu.Unlock()
+		return w, nil
+	}
+	slot := uint32(len(b.packs))
+	b.packs = append(b.packs, PackID{})
+	b.mu.Unlock()
+	pw, err := newPackWriter(b.r.store)
+	if err != nil {
+		return nil, err
+	}
+	return &slotWriter{packWriter: pw, slot: slot}, nil
+}
+
+// rotate commits a full pack and returns a new one in a new slot.
+func (b *Backup) rotate(w *slotWriter) (*slotWriter, error) {
+	if err := b.commitPack(w); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	slot := uint32(len(b.packs))
+	b.packs = append(b.packs, PackID{})
+	b.mu.Unlock()
+	pw, err := newPackWriter(b.r.store)
+	if err != nil {
+		return nil, err
+	}
+	return &slotWriter{packWriter: pw, slot: slot}, nil
+}
+
+func (b *Backup) commitPack(w *slotWriter) error {
+	id, err := w.commit()
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.packs[w.slot] = id
+	b.mu.Unlock()
+	return nil
+}
+
+// givePack returns a pack writer after an ingest.
+func (b *Backup) givePack(w *slotWriter) {
+	b.mu.Lock()
+	b.free = append(b.free, w)
+	b.mu.Unlock()
+}
+
+// addUser records a user's ingested state for the snapshot.
+func (b *Backup) addUser(u UserEntry, indexVersion int) {
+	b.mu.Lock()
+	b.users = append(b.users, u)
+	b.indexVer = max(b.indexVer, indexVersion)
+	b.mu.Unlock()
+}
+
+// Stats returns what the run added so far.
+func (b *Backup) Stats() (newFiles, newBytes int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.newFiles, b.newBytes
+}
+
+// Commit writes the packs still open, the run's index file and the
+// snapshot, in that order, and returns the snapshot. A run without users
+// writes no snapshot and returns nil.
+func (b *Backup) Commit(host, version string, t time.Time) (*Snapshot, error) {
+	defer b.added.Close()
+	for _, w := range b.free {
+		if len(w.entries) == 0 {
+			w.abort()
+			continue
+		}
+		if err := b.commitPack(w); err != nil {
+			return nil, err
+		}
+	}
+	b.free = nil
+	if len(b.users) == 0 {
+		return nil, nil
+	}
+	xw, err := newIndexWriter(b.r.store)
+	if err != nil {
+		return nil, err
+	}
+	err = b.added.Sorted(func(g guid.GUID, v []byte) error {
+		slot := binary.BigEndian.Uint32(v[0:])
+		if int(slot) >= len(b.packs) || b.packs[slot] == (PackID{}) {
+			return fmt.Errorf("file %s: its pack was not written", g)
+		}
+		return xw.add(g, Location{Pack: b.packs[slot], Offset: int64(binary.BigEndian.Uint64(v[4:])),
+			Size: int64(binary.BigEndian.Uint64(v[12:]))})
+	})
+	if err != nil {
+		xw.abort()
+		return nil, err
+	}
+	if _, err := xw.commit(); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{Time: t.UTC().Truncate(time.Second), Host: host, Version: version, IndexVersion: b.indexVer,
+		NewFiles: b.newFiles, NewBytes: b.newBytes, Users: b.users}
+	if err := b.r.writeSnapshot(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Abort discards what is open; committed packs and states stay until the
+// next prune.
+func (b *Backup) Abort() {
+	for _, w := range b.free {
+		w.abort()
+	}
+	b.free = nil
+	b.added.Close()
+}
+
+var errNoUser = errors.New("no user")

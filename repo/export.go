@@ -1,0 +1,297 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
+	"github.com/zeebo/blake3"
+)
+
+// ExportOptions shape WriteDump.
+type ExportOptions struct {
+	Users    []string // the users to write; all of the snapshot's when empty
+	Compress bool     // zstd
+}
+
+// WriteDump writes users of snapshot s as one ordinary standalone dump
+// (the format of docs/format.md), which restore, restore --server and
+// verify read as they read any dump: every user's state, with each MBTOOL
+// FILES line replaced by APPLY MESSAGE lines carrying the files from the
+// packs, each file once in the dump. Every file is re-hashed as it is
+// copied; a state that does not hash to its name fails the export before
+// the trailer is written, so a damaged repository never yields a dump that
+// checks out.
+func (r *Repo) WriteDump(ctx context.Context, idx *Index, s *Snapshot, w io.Writer, opts ExportOptions) (dumpfile.Counts, error) {
+	users := s.Users
+	if len(opts.Users) > 0 {
+		users = nil
+		for _, name := range opts.Users {
+			u := s.User(name)
+			if u == nil {
+				return dumpfile.Counts{}, fmt.Errorf("%w: snapshot %s does not hold user %s", ErrNoSnapshot, s.ShortID(), name)
+			}
+			users = append(users, *u)
+		}
+	}
+	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: s.Time, Host: s.Host, Version: s.Version,
+		IndexVersion: s.IndexVersion}, dumpfile.Options{Compress: opts.Compress})
+	if err != nil {
+		return dumpfile.Counts{}, err
+	}
+	e := &exporter{r: r, idx: idx, w: fw.DL(), packs: newPackCache(r.store),
+		emitted: guidtable.New(guidtable.Options{})}
+	defer e.packs.close()
+	defer e.emitted.Close()
+	for _, u := range users {
+		if err := ctx.Err(); err != nil {
+			return e.c, err
+		}
+		if err := e.user(u); err != nil {
+			return e.c, fmt.Errorf("user %s (state %s): %w", u.Name, u.State[:8], err)
+		}
+	}
+	return e.c, fw.Close(e.c)
+}
+
+type exporter struct {
+	r       *Repo
+	idx     *Index
+	w       *dlist.Writer
+	packs   *packCache
+	emitted *guidtable.Table
+	c       dumpfile.Counts
+}
+
+// hashingReader hashes what is read through it.
+type hashingReader struct {
+	r io.Reader
+	h *blake3.Hasher
+}
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	return n, err
+}
+
+// openState opens a state for reading, with the hash of its stored bytes
+// kept as they are read.
+func (r *Repo) openState(id string) (*dlist.Reader, *hashingReader, func(), error) {
+	f, err := r.store.Open(stateName(id))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hr := &hashingReader{r: io.NewSectionReader(f, 0, f.Size()), h: blake3.New()}
+	zr, err := zstdDecoder(hr)
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	return dlist.NewReader(zr), hr, func() { zr.Close(); f.Close() }, nil
+}
+
+// stateVisitor is called for each line of a state by readState.
+type stateVisitor struct {
+	// files is called for each GUID of an MBTOOL FILES line.
+	files func(part string, g guid.GUID) error
+	// line is called for every other line, after its verb and name;
+	// it must read the value (and not the line's end).
+	line func(rd *dlist.Reader, verb, name string) error
+}
+
+// readState reads the state id through, calling v, and checks its end
+// line and digest.
+func (r *Repo) readState(id string, v stateVisitor) (UserEntry, error) {
+	rd, hr, done, err := r.openState(id)
+	if err != nil {
+		return UserEntry{}, err
+	}
+	defer done()
+	var u UserEntry
+	first := true
+	for {
+		vt, err := rd.Next()
+		if err == io.EOF {
+			return u, fmt.Errorf("%w: state %s has no END line", ErrDamaged, id)
+		}
+		if err != nil {
+			return u, err
+		}
+		nt, err := rd.Next()
+		if err != nil {
+			return u, err
+		}
+		verb, name := string(vt.Bytes), string(nt.Bytes)
+		switch {
+		case verb == Verb && name == "STATE" && first:
+			l, err := rd.ReadValue()
+			if err != nil {
+				return u, err
+			}
+			u.Name = l.Get("USER").String()
+		case verb == Verb && name == "FILES":
+			err := readFiles(rd, func(part string, g guid.GUID) error {
+				u.Files++
+				if v.files == nil {
+					return nil
+				}
+				return v.files(part, g)
+			})
+			if err != nil {
+				return u, err
+			}
+		case verb == Verb && name == "END":
+			l, err := rd.ReadValue()
+			if err != nil {
+				return u, err
+			}
+			if err := endLine(rd); err != nil {
+				return u, err
+			}
+			m, _ := l.Get("MAILBOXES").Num64()
+			f, _ := l.Get("FILES").Num64()
+			b, _ := l.Get("BYTES").Num64()
+			if int64(m) != u.Mailboxes || int64(f) != u.Files {
+				return u, fmt.Errorf("%w: state %s: END says %d mailboxes and %d files, it has %d and %d",
+					ErrDamaged, id, m, f, u.Mailboxes, u.Files)
+			}
+			u.Bytes = int64(b)
+			if _, err := rd.Next(); err != io.EOF {
+				return u, fmt.Errorf("%w: state %s: data after END", ErrDamaged, id)
+			}
+			if idHex([32]byte(hr.h.Sum(nil))) != id {
+				return u, fmt.Errorf("%w: state %s: its bytes hash to %x", ErrDamaged, id, hr.h.Sum(nil))
+			}
+			return u, nil
+		case first:
+			return u, fmt.Errorf("%w: state %s does not start with MBTOOL STATE", ErrDamaged, id)
+		default:
+			if verb == "APPLY" && name == "MAILBOX" {
+				u.Mailboxes++
+			}
+			if err := v.line(rd, verb, name); err != nil {
+				return u, err
+			}
+		}
+		first = false
+		if err := endLine(rd); err != nil {
+			return u, err
+		}
+	}
+}
+
+// readFiles reads the value of an MBTOOL FILES line:
+// %(PARTITION <part> GUIDS (<guid> ...)).
+func readFiles(rd *dlist.Reader, fn func(part string, g guid.GUID) error) error {
+	bad := func(t dlist.Token) error {
+		return fmt.Errorf("%w: offset %d: malformed MBTOOL FILES line", ErrDamaged, t.Offset)
+	}
+	want := []struct {
+		kind dlist.Kind
+		key  string
+	}{{dlist.KVList, ""}, {dlist.Atom, "PARTITION"}, {dlist.Atom, ""}, {dlist.Atom, "GUIDS"}, {dlist.List, ""}}
+	part := ""
+	for i, w := range want {
+		t, err := rd.Next()
+		if err != nil {
+			return err
+		}
+		if t.Kind != w.kind && !(w.key != "" && t.IsKey) || (w.key != "" && string(t.Bytes) != w.key) {
+			return bad(t)
+		}
+		if i == 2 {
+			part = string(t.Bytes)
+		}
+	}
+	for {
+		t, err := rd.Next()
+		if err != nil {
+			return err
+		}
+		if t.Kind == dlist.End {
+			break
+		}
+		g, err := guid.ParseBytes(t.Bytes)
+		if t.Kind != dlist.Atom || err != nil {
+			return bad(t)
+		}
+		if err := fn(part, g); err != nil {
+			return err
+		}
+	}
+	t, err := rd.Next()
+	if err != nil {
+		return err
+	}
+	if t.Kind != dlist.End {
+		return bad(t)
+	}
+	return nil
+}
+
+func (e *exporter) user(u UserEntry) error {
+	inLine := 0
+	endMessages := func() error {
+		if inLine == 0 {
+			return nil
+		}
+		inLine = 0
+		e.w.EndList()
+		return e.w.EndLine()
+	}
+	_, err := e.r.readState(u.State, stateVisitor{
+		files: func(part string, g guid.GUID) error {
+			added, err := e.emitted.Add(g, nil)
+			if err != nil || !added {
+				return err
+			}
+			loc, ok, err := e.idx.Find(g)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: file %s is in no index", ErrDamaged, g)
+			}
+			body, err := e.packs.body(g, loc)
+			if err != nil {
+				return err
+			}
+			if inLine == 0 {
+				e.w.BeginLine("APPLY", "MESSAGE")
+				e.w.BeginList()
+			}
+			if err := e.w.File(part, g, loc.Size, body); err != nil {
+				return fmt.Errorf("file %s: %w", g, err)
+			}
+			e.c.Messages++
+			e.c.Bytes += loc.Size
+			inLine++
+			if inLine == maxFilesPerLine {
+				return endMessages()
+			}
+			return nil
+		},
+		line: func(rd *dlist.Reader, verb, name string) error {
+			if err := endMessages(); err != nil {
+				return err
+			}
+			if verb == "APPLY" && name == "MAILBOX" {
+				e.c.Mailboxes++
+			}
+			e.w.BeginLine(verb, name)
+			if err := copyValue(rd, e.w, nil); err != nil {
+				return err
+			}
+			return e.w.EndLine()
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return endMessages()
+}

@@ -1,0 +1,286 @@
+package repo
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mbtool/mbtool/dlist"
+)
+
+// Locks: every command that uses the repository writes a lock file,
+// locks/<random>, a dlist line
+//
+//	MBTOOL LOCK %(HOST <host> PID <pid> START <process start> TIME <unix> EXCLUSIVE 0|1)
+//
+// and removes it when done. dump takes a shared lock (two dumps of
+// different users may run at once), prune an exclusive one; list, verify
+// and restore take none (they only read immutable files, and only prune
+// removes any). A lock conflicts with another when either is exclusive.
+//
+// A lock is stale, and ignored, when its process is gone: on this host,
+// no process has its PID with its start time (so a reused PID does not
+// keep it alive); on another host, its TIME was not refreshed for
+// StaleAfter. A holder refreshes its lock every RefreshEvery by writing a
+// new one and removing the old. Stale locks of this host are removed by
+// the next command that sees them.
+var (
+	RefreshEvery = 5 * time.Minute
+	StaleAfter   = 30 * time.Minute
+)
+
+// ErrLocked is returned when a conflicting lock is held.
+var ErrLocked = errors.New("repository is locked")
+
+// Lock is a held repository lock.
+type Lock struct {
+	r         *Repo
+	exclusive bool
+	mu        sync.Mutex
+	name      string
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+type lockInfo struct {
+	Name      string
+	Host      string
+	PID       int
+	Start     uint64
+	Time      time.Time
+	Exclusive bool
+}
+
+func (l lockInfo) String() string {
+	kind := "shared"
+	if l.Exclusive {
+		kind = "exclusive"
+	}
+	return fmt.Sprintf("%s lock of PID %d on %s since %s (%s)", kind, l.PID, l.Host, l.Time.Format(time.RFC3339), l.Name)
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "localhost"
+	}
+	return h
+}
+
+// processStart returns the start time of process pid (in clock ticks
+// since boot, /proc/PID/stat field 22), or 0 and false if it does not
+// exist.
+func processStart(pid int) (uint64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, true
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, true
+	}
+	n, _ := strconv.ParseUint(f[19], 10, 64)
+	return n, true
+}
+
+func encodeLock(l lockInfo) []byte {
+	var buf bytes.Buffer
+	w := dlist.NewWriter(&buf)
+	w.BeginLine(Verb, "LOCK")
+	w.BeginKVList()
+	w.Key("HOST")
+	w.Atom(l.Host)
+	w.Key("PID")
+	w.Num(uint64(l.PID))
+	w.Key("START")
+	w.Num(l.Start)
+	w.Key("TIME")
+	w.Num(uint64(l.Time.Unix()))
+	w.Key("EXCLUSIVE")
+	if l.Exclusive {
+		w.Num(1)
+	} else {
+		w.Num(0)
+	}
+	w.EndList()
+	w.EndLine()
+	w.Flush()
+	return buf.Bytes()
+}
+
+func (r *Repo) readLock(name string) (lockInfo, error) {
+	f, err := r.store.Open(name)
+	if err != nil {
+		return lockInfo{}, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, min(f.Size(), 4096)))
+	if err != nil {
+		return lockInfo{}, err
+	}
+	line, err := dlist.NewReader(bytes.NewReader(b)).ReadLine()
+	if err != nil || line.Verb != Verb || line.Value == nil || line.Value.Key != "LOCK" {
+		return lockInfo{}, fmt.Errorf("lock file %s: not a lock", name)
+	}
+	v := line.Value
+	pid, _ := v.Get("PID").Num32()
+	start, _ := v.Get("START").Num64()
+	t, _ := v.Get("TIME").Date()
+	ex, _ := v.Get("EXCLUSIVE").Num32()
+	return lockInfo{Name: name, Host: v.Get("HOST").String(), PID: int(pid), Start: start,
+		Time: time.Unix(t, 0), Exclusive: ex == 1}, nil
+}
+
+// stale reports whether l's holder is gone.
+func (l lockInfo) stale(now time.Time) bool {
+	if l.Host == hostname() {
+		start, ok := processStart(l.PID)
+		return !ok || (l.Start != 0 && start != l.Start)
+	}
+	return now.Sub(l.Time) > StaleAfter
+}
+
+// locks lists the lock files, removing stale ones of this host.
+func (r *Repo) locks() ([]lockInfo, error) {
+	var names []string
+	err := r.store.List("locks", func(name string, size int64) error {
+		if !strings.Contains(name, ".tmp-") {
+			names = append(names, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ls []lockInfo
+	now := time.Now()
+	for _, n := range names {
+		l, err := r.readLock(n)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if l.stale(now) {
+			if l.Host == hostname() {
+				r.store.Remove(n)
+			}
+			continue
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// Lock takes a shared or exclusive lock: it writes its lock file, then
+// looks for conflicting ones, and gives up (removing its own) if there
+// are any. Two commands that start at once may thus both give up, never
+// both go on.
+func (r *Repo) Lock(exclusive bool) (*Lock, error) {
+	l := &Lock{r: r, exclusive: exclusive, stop: make(chan struct{}), done: make(chan struct{})}
+	if err := l.write(); err != nil {
+		return nil, fmt.Errorf("locking the repository: %w", err)
+	}
+	others, err := r.locks()
+	if err != nil {
+		l.remove()
+		return nil, err
+	}
+	for _, o := range others {
+		if o.Name == l.name || !(exclusive || o.Exclusive) {
+			continue
+		}
+		l.remove()
+		return nil, fmt.Errorf("%w: %s", ErrLocked, o)
+	}
+	go l.refresh()
+	return l, nil
+}
+
+func (l *Lock) write() error {
+	start, _ := processStart(os.Getpid())
+	name := "locks/" + randomName()
+	data := encodeLock(lockInfo{Host: hostname(), PID: os.Getpid(), Start: start, Time: time.Now(), Exclusive: l.exclusive})
+	if err := l.r.store.PutExclusive(name, data); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.name = name
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *Lock) remove() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.name != "" {
+		l.r.store.Remove(l.name)
+		l.name = ""
+	}
+}
+
+// refresh replaces the lock file with a fresh one every RefreshEvery.
+func (l *Lock) refresh() {
+	defer close(l.done)
+	t := time.NewTicker(RefreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			l.mu.Lock()
+			old := l.name
+			l.mu.Unlock()
+			if err := l.write(); err == nil && old != "" {
+				l.r.store.Remove(old)
+			}
+		}
+	}
+}
+
+// Release removes the lock.
+func (l *Lock) Release() {
+	close(l.stop)
+	<-l.done
+	l.remove()
+}
+
+// Unlock removes the locks of processes that are gone (and, with all,
+// every lock: only when nothing uses the repository), and returns what it
+// removed.
+func (r *Repo) Unlock(all bool) ([]string, error) {
+	var names []string
+	err := r.store.List("locks", func(name string, size int64) error {
+		names = append(names, name)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	now := time.Now()
+	for _, n := range names {
+		l, err := r.readLock(n)
+		if err == nil && !all && !l.stale(now) {
+			continue
+		}
+		if err := r.store.Remove(n); err != nil {
+			return removed, err
+		}
+		removed = append(removed, n)
+	}
+	return removed, nil
+}

@@ -1,0 +1,183 @@
+package repo
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/guid"
+)
+
+// ErrDamaged marks a repository file that is not what its name or the
+// files referring to it say.
+var ErrDamaged = errors.New("repository damaged")
+
+// PackTarget is the size at which a pack is closed and a new one begun.
+var PackTarget int64 = 32 << 20
+
+// maxFilesPerLine is how many file literals one APPLY MESSAGE carries at
+// most, as in a dump.
+const maxFilesPerLine = 1024
+
+// A pack is dlist: a header line, then APPLY MESSAGE lines of file
+// literals, exactly as in a dump:
+//
+//	MBTOOL PACK %(FORMAT 1)
+//	APPLY MESSAGE (%{default 9a0b...c3 2211}<2211 bytes> %{...}...)
+type packWriter struct {
+	s       Store
+	w       FileWriter
+	dl      *dlist.Writer
+	inLine  int
+	entries []packEntry
+}
+
+type packEntry struct {
+	guid   guid.GUID
+	offset int64
+	size   int64
+}
+
+func newPackWriter(s Store) (*packWriter, error) {
+	w, err := s.Create()
+	if err != nil {
+		return nil, err
+	}
+	p := &packWriter{s: s, w: w, dl: dlist.NewWriter(w)}
+	p.dl.BeginLine(Verb, "PACK")
+	p.dl.BeginKVList()
+	p.dl.Key("FORMAT")
+	p.dl.Num(FormatVersion)
+	p.dl.EndList()
+	if err := p.dl.EndLine(); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return p, nil
+}
+
+// add copies a file literal into the pack, checking that its bytes hash to
+// g, and returns the offset of its first byte.
+func (p *packWriter) add(part string, g guid.GUID, size int64, body io.Reader) (int64, error) {
+	if p.inLine == 0 {
+		p.dl.BeginLine("APPLY", "MESSAGE")
+		p.dl.BeginList()
+	}
+	if err := p.dl.File(part, g, size, guid.NewReader(body, g, size)); err != nil {
+		return 0, err
+	}
+	off := p.dl.Written() - size
+	p.entries = append(p.entries, packEntry{g, off, size})
+	p.inLine++
+	if p.inLine == maxFilesPerLine {
+		if err := p.endLine(); err != nil {
+			return 0, err
+		}
+	}
+	return off, nil
+}
+
+func (p *packWriter) endLine() error {
+	if p.inLine == 0 {
+		return nil
+	}
+	p.inLine = 0
+	p.dl.EndList()
+	return p.dl.EndLine()
+}
+
+func (p *packWriter) size() int64 { return p.dl.Written() }
+
+// commit ends the pack and publishes it.
+func (p *packWriter) commit() (PackID, error) {
+	if err := p.endLine(); err != nil {
+		p.w.Abort()
+		return PackID{}, err
+	}
+	if err := p.dl.Flush(); err != nil {
+		p.w.Abort()
+		return PackID{}, err
+	}
+	id := PackID(p.w.Sum())
+	return id, p.w.Commit(packName(id.String()))
+}
+
+func (p *packWriter) abort() { p.w.Abort() }
+
+// packCache keeps a few packs open for reading.
+type packCache struct {
+	s     Store
+	mu    sync.Mutex
+	open  map[PackID]File
+	order []PackID
+}
+
+const packCacheSize = 16
+
+func newPackCache(s Store) *packCache { return &packCache{s: s, open: map[PackID]File{}} }
+
+func (c *packCache) get(id PackID) (File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.open[id]; ok {
+		return f, nil
+	}
+	f, err := c.s.Open(packName(id.String()))
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", id, err)
+	}
+	if len(c.order) == packCacheSize {
+		old := c.order[0]
+		c.open[old].Close()
+		delete(c.open, old)
+		c.order = c.order[1:]
+	}
+	c.open[id] = f
+	c.order = append(c.order, id)
+	return f, nil
+}
+
+func (c *packCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.open {
+		f.Close()
+	}
+	c.open, c.order = map[PackID]File{}, nil
+}
+
+// body returns a reader of the literal at loc, checking that the literal's
+// header names g and that the bytes hash to g.
+func (c *packCache) body(g guid.GUID, loc Location) (io.Reader, error) {
+	f, err := c.get(loc.Pack)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLiteralHeader(f, g, loc); err != nil {
+		return nil, err
+	}
+	return guid.NewReader(io.NewSectionReader(f, loc.Offset, loc.Size), g, loc.Size), nil
+}
+
+// checkLiteralHeader checks that the bytes before loc.Offset in pack f end
+// a file literal header for g of loc.Size bytes: " <guid> <size>}" CRLF.
+func checkLiteralHeader(f File, g guid.GUID, loc Location) error {
+	want := []byte(" " + g.String() + " " + strconv.FormatInt(loc.Size, 10) + "}\r\n")
+	start := loc.Offset - int64(len(want))
+	if start < 0 || loc.Offset+loc.Size > f.Size() {
+		return fmt.Errorf("%w: pack %s: file %s at offset %d, %d bytes: outside the pack (%d bytes)",
+			ErrDamaged, loc.Pack, g, loc.Offset, loc.Size, f.Size())
+	}
+	got := make([]byte, len(want))
+	if _, err := f.ReadAt(got, start); err != nil {
+		return fmt.Errorf("pack %s: %w", loc.Pack, err)
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: pack %s: no literal of file %s (%d bytes) at offset %d", ErrDamaged, loc.Pack, g, loc.Size, loc.Offset)
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+// Package repodump runs the nightly job: it dumps users of a live Cyrus
+// partition into a backup repository, one snapshot per run, reading and
+// storing only the message files the repository does not hold yet.
+//
+// Each user is dumped by package dump exactly as a standalone dump would
+// be, and the stream is ingested by package repo as it is written; with
+// Jobs > 1 several users are dumped at once.
+package repodump
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mbtool/mbtool/dump"
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/repo"
+)
+
+// Options select the users and shape the run.
+type Options struct {
+	Users   []string
+	All     bool // every user of the partition
+	Jobs    int  // users dumped at once; 1 when 0
+	Host    string
+	Version string
+	Now     time.Time
+	// Progress, if set, is called after each user.
+	Progress func(Summary)
+}
+
+// Skip is a user that was not dumped, and why.
+type Skip struct {
+	User   string
+	Reason error
+}
+
+func (s Skip) String() string { return fmt.Sprintf("user %s: skipped: %v", s.User, s.Reason) }
+
+// Summary is what a run did.
+type Summary struct {
+	Snapshot    *repo.Snapshot // nil when no user was dumped
+	Users       int
+	Mailboxes   int64
+	Files       int64 // message files the users' states refer to
+	Bytes       int64 // their size
+	Records     int64
+	NewFiles    int64 // stored by this run
+	NewBytes    int64
+	ReusedBytes int64 // referenced, already in the repository
+	Skipped     []Skip
+	Problems    []dump.Problem
+	Duration    time.Duration
+}
+
+// Run dumps the selected users into r as one snapshot.
+func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options) (*Summary, error) {
+	start := time.Now()
+	if !opts.All && len(opts.Users) == 0 {
+		return nil, dump.ErrNoSelection
+	}
+	users := append([]string(nil), opts.Users...)
+	if opts.All {
+		all, err := spool.Users()
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, all...)
+	}
+	sort.Strings(users)
+	users = dedup(users)
+	lock, err := r.Lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	idx, err := r.LoadIndex()
+	if err != nil {
+		return nil, err
+	}
+	defer idx.Close()
+	b := r.NewBackup(idx)
+	jobs := max(1, opts.Jobs)
+	workers := max(1, runtime.GOMAXPROCS(0)/jobs)
+	host := opts.Host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+
+	sum := &Summary{}
+	var mu sync.Mutex
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var firstErr error
+	todo := make(chan string)
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range todo {
+				ds, ue, err := one(ctx, spool, b, u, dump.Options{Users: []string{u}, Host: host, Version: opts.Version,
+					Now: now, Workers: workers, Have: b.Have})
+				mu.Lock()
+				switch {
+				case err == nil:
+					sum.Users++
+					sum.Mailboxes += ue.Mailboxes
+					sum.Files += ue.Files
+					sum.Bytes += ue.Bytes
+					sum.Records += ds.Records
+					sum.Problems = append(sum.Problems, ds.Problems...)
+				case vanished(err):
+					sum.Skipped = append(sum.Skipped, Skip{User: u, Reason: err})
+				default:
+					if firstErr == nil {
+						firstErr = err
+						cancel()
+					}
+				}
+				if opts.Progress != nil {
+					opts.Progress(*sum)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, u := range users {
+		select {
+		case todo <- u:
+		case <-ctx.Done():
+		}
+	}
+	close(todo)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		b.Abort()
+		return sum, firstErr
+	}
+	snap, err := b.Commit(host, opts.Version, now)
+	if err != nil {
+		b.Abort()
+		return sum, err
+	}
+	sum.Snapshot = snap
+	sum.NewFiles, sum.NewBytes = b.Stats()
+	sum.ReusedBytes = max(0, sum.Bytes-sum.NewBytes)
+	sum.Duration = time.Since(start)
+	return sum, nil
+}
+
+// one dumps one user into the run: dump.Run writes the user's standalone
+// dump into a pipe, Ingest reads it.
+func one(ctx context.Context, spool *partition.Spool, b *repo.Backup, user string, opts dump.Options) (*dump.Summary, repo.UserEntry, error) {
+	pr, pw := io.Pipe()
+	var ds *dump.Summary
+	var derr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ds, derr = dump.Run(ctx, spool, pw, opts)
+		pw.CloseWithError(derr)
+	}()
+	ue, ierr := b.Ingest(ctx, user, pr)
+	pr.CloseWithError(errIngest)
+	<-done
+	if derr != nil && (ierr == nil || vanished(derr) || errors.Is(ierr, derr)) {
+		return ds, ue, fmt.Errorf("user %s: %w", user, derr)
+	}
+	if ds == nil {
+		ds = &dump.Summary{}
+	}
+	return ds, ue, ierr
+}
+
+var errIngest = errors.New("repository ingest ended")
+
+// vanished reports whether err says the user has no mailboxes (any more).
+func vanished(err error) bool {
+	return errors.Is(err, partition.ErrNoMailbox)
+}
+
+func dedup(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}

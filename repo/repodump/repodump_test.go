@@ -1,0 +1,85 @@
+package repodump
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mbtool/mbtool/dump"
+	"github.com/mbtool/mbtool/fixtures"
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/repo"
+)
+
+func openSpool(t *testing.T, conf string) *partition.Spool {
+	t.Helper()
+	cfg, err := partition.LoadConfig(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := partition.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var night = time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC)
+
+func standalone(t *testing.T, s *partition.Spool, users ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := dump.Run(context.Background(), s, &buf, dump.Options{Users: users, Host: "h", Version: "v", Now: night}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func export(t *testing.T, r *repo.Repo, snap *repo.Snapshot, users ...string) []byte {
+	t.Helper()
+	idx, err := r.LoadIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	var buf bytes.Buffer
+	if _, err := r.WriteDump(context.Background(), idx, snap, &buf, repo.ExportOptions{Users: users}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// A user written out of the repository is byte for byte the standalone
+// dump of that user, on the first night and on the second, when nothing
+// is read again.
+func TestExportIsStandaloneDump(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < 2; n++ {
+		sum, err := Run(context.Background(), s, r, Options{All: true, Host: "h", Version: "v", Now: night, Jobs: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sum.Problems) > 0 || len(sum.Skipped) > 0 || sum.Snapshot == nil {
+			t.Fatalf("night %d: %+v", n, sum)
+		}
+		if n == 0 && (sum.NewFiles == 0 || sum.Users < 2) {
+			t.Fatalf("night 1 stored %d files of %d users", sum.NewFiles, sum.Users)
+		}
+		if n == 1 && sum.NewFiles != 0 {
+			t.Errorf("night 2 stored %d files again", sum.NewFiles)
+		}
+		for _, u := range sum.Snapshot.Users {
+			got := export(t, r, sum.Snapshot, u.Name)
+			want := standalone(t, s, u.Name)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("night %d user %s: export (%d bytes) differs from the standalone dump (%d bytes)", n, u.Name, len(got), len(want))
+			}
+		}
+	}
+}

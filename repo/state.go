@@ -1,0 +1,110 @@
+package repo
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/mbtool/mbtool/dlist"
+)
+
+// A state is one user's dump without its file literals, zstd-compressed:
+//
+//	MBTOOL STATE %(FORMAT 1 USER alice INDEXVERSION 17)
+//	MBTOOL FILES %(PARTITION default GUIDS (<guid> <guid> ...))
+//	APPLY MAILBOX %(... RECORD (...))
+//	... (FILES before each mailbox that needs files not named yet)
+//	APPLY QUOTA ... APPLY SUB ... APPLY SEEN ...
+//	MBTOOL END %(MAILBOXES <n> FILES <n> BYTES <n>)
+//
+// MBTOOL FILES stands where the dump had its APPLY MESSAGE lines, and names
+// the files the following mailbox refers to that the state has not named
+// before; writing the state out as a dump replaces it with APPLY MESSAGE
+// lines carrying the files from the packs. A state holds no time, so a user
+// whose mailboxes did not change between two runs has the same state file.
+
+// zstdEncoder returns a deterministic single-threaded encoder.
+func zstdEncoder(w io.Writer) (*zstd.Encoder, error) {
+	return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20),
+		zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithLowerEncoderMem(true))
+}
+
+func zstdDecoder(r io.Reader) (*zstd.Decoder, error) {
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(8<<20))
+}
+
+// copyValue copies the tokens of one value (after a line's name) from rd
+// to w. onToken, if set, sees every token first, with the depth of
+// nesting it is at and the key it is the value of.
+func copyValue(rd *dlist.Reader, w *dlist.Writer, onToken func(t *dlist.Token, depth int, key string) error) error {
+	depth := 0
+	var keys []string // the last key at each KVList depth
+	var kv []bool
+	for {
+		t, err := rd.Next()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		key := ""
+		if depth > 0 && kv[depth-1] && !t.IsKey {
+			key = keys[depth-1]
+		}
+		if onToken != nil {
+			if err := onToken(&t, depth, key); err != nil {
+				return err
+			}
+		}
+		switch {
+		case t.IsKey:
+			keys[depth-1] = string(t.Bytes)
+			w.Key(keys[depth-1])
+			continue
+		case t.Kind == dlist.Atom || t.Kind == dlist.Literal:
+			w.Bytes(t.Bytes)
+		case t.Kind == dlist.Nil:
+			w.Nil()
+		case t.Kind == dlist.Flag:
+			w.Flag(string(t.Bytes))
+		case t.Kind == dlist.List || t.Kind == dlist.KVList:
+			if t.Kind == dlist.List {
+				w.BeginList()
+			} else {
+				w.BeginKVList()
+			}
+			depth++
+			if len(keys) < depth {
+				keys = append(keys, "")
+				kv = append(kv, false)
+			}
+			keys[depth-1], kv[depth-1] = "", t.Kind == dlist.KVList
+			continue
+		case t.Kind == dlist.End:
+			w.EndList()
+			depth--
+		default:
+			return fmt.Errorf("offset %d: unexpected %v in a value", t.Offset, t.Kind)
+		}
+		if depth == 0 {
+			return w.Err()
+		}
+	}
+}
+
+// endLine reads a line's end.
+func endLine(rd *dlist.Reader) error {
+	t, err := rd.Next()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if t.Kind != dlist.EOL {
+		return fmt.Errorf("offset %d: expected the end of the line, found %v", t.Offset, t.Kind)
+	}
+	return nil
+}
