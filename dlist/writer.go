@@ -351,7 +351,10 @@ func (w *Writer) File(partition string, g guid.GUID, size int64, body io.Reader)
 }
 
 // copyBody copies n bytes of body into the output: small bodies through
-// the buffer, large ones straight to the underlying writer.
+// the buffer, large ones straight to the underlying writer. An error the
+// body returns together with its last bytes, or on a read after them,
+// fails the copy: that is how guid.Reader reports a GUID mismatch, and
+// io.ReadFull would drop it.
 func (w *Writer) copyBody(n int64, body io.Reader) {
 	bodyErr := func(err error, got int64) {
 		if err == io.EOF {
@@ -361,7 +364,10 @@ func (w *Writer) copyBody(n int64, body io.Reader) {
 	}
 	if free := int64(cap(w.buf) - len(w.buf)); n <= free {
 		k := len(w.buf)
-		m, err := io.ReadFull(body, w.buf[k:k+int(n)])
+		m, err := readFull(body, w.buf[k:k+int(n)])
+		if err == nil {
+			err = bodyEnd(body)
+		}
 		if err != nil {
 			bodyErr(err, int64(m))
 			return
@@ -378,6 +384,9 @@ func (w *Writer) copyBody(n int64, body io.Reader) {
 		if err == nil && m < n {
 			err = io.ErrUnexpectedEOF
 		}
+		if err == nil {
+			err = bodyEnd(body)
+		}
 		if err != nil {
 			bodyErr(err, m)
 		}
@@ -390,7 +399,7 @@ func (w *Writer) copyBody(n int64, body io.Reader) {
 		if n-got < k {
 			k = n - got
 		}
-		m, err := io.ReadFull(body, b[:k])
+		m, err := readFull(body, b[:k])
 		if m > 0 {
 			wn, werr := w.w.Write(b[:m])
 			w.flushed += int64(wn)
@@ -403,9 +412,38 @@ func (w *Writer) copyBody(n int64, body io.Reader) {
 				return
 			}
 		}
+		if err == nil && got == n {
+			err = bodyEnd(body)
+		}
 		if err != nil {
 			bodyErr(err, got)
 			return
 		}
 	}
+}
+
+// readFull is io.ReadFull, except that an error returned with the bytes
+// that fill b is kept.
+func readFull(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			if err == io.EOF && n == len(b) {
+				return n, nil
+			}
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// bodyEnd asks a body that gave all its bytes for a late error with an
+// empty read; io.EOF or nothing means it is fine.
+func bodyEnd(body io.Reader) error {
+	if _, err := body.Read(nil); err != nil && err != io.EOF {
+		return err
+	}
+	return nil
 }

@@ -334,3 +334,43 @@ func TestWriteValueKVList(t *testing.T) {
 		t.Errorf("got %q, want %q", buf.String(), want)
 	}
 }
+
+// TestWriterFileMismatch checks that an error a body returns with its last
+// bytes (guid.Reader reports a GUID mismatch that way) fails File, on
+// every copy path: through the buffer, by ReaderFrom and by the plain
+// copy loop, and whatever the size.
+func TestWriterFileMismatch(t *testing.T) {
+	for _, size := range []int{63, 4096, 70000, 320000, 5 << 20} {
+		body := bytes.Repeat([]byte("x"), size)
+		good := sha1GUID(body)
+		bad := append([]byte(nil), body...)
+		bad[size-1] = 'y'
+		for _, dst := range []string{"ReaderFrom", "plain"} {
+			for _, half := range []bool{false, true} {
+				var buf bytes.Buffer
+				var out io.Writer = &buf
+				if dst == "plain" {
+					out = struct{ io.Writer }{&buf}
+				}
+				var src io.Reader = bytes.NewReader(bad)
+				if half {
+					src = iotest.HalfReader(src)
+				}
+				w := NewWriter(out)
+				w.BeginLine("APPLY", "MESSAGE")
+				w.BeginList()
+				err := w.File("default", good, int64(size), guid.NewReader(src, good, int64(size)))
+				if !errors.Is(err, guid.ErrMismatch) {
+					t.Errorf("%d bytes, %s, half %v: err = %v, want a GUID mismatch", size, dst, half, err)
+				}
+				// The good body still passes.
+				w = NewWriter(out)
+				w.BeginLine("APPLY", "MESSAGE")
+				w.BeginList()
+				if err := w.File("default", good, int64(size), guid.NewReader(bytes.NewReader(body), good, int64(size))); err != nil {
+					t.Errorf("%d bytes, %s: good body: %v", size, dst, err)
+				}
+			}
+		}
+	}
+}
