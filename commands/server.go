@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/remote"
 	"github.com/mbtool/mbtool/restore"
 	"github.com/mbtool/mbtool/syncproto"
@@ -356,13 +357,13 @@ func runDumpServer(ctx context.Context, e *env, o dumpOptions, so serverOptions)
 
 	bar := newProgress(e.stderr, o.quiet, "dump")
 	start := time.Now()
-	sum, err := remote.Dump(ctx, c, out.w, remote.DumpOptions{
+	sum, err := remote.Dump(ctx, c, out.w, dump.Options{
 		Users:     o.users,
 		Mailboxes: o.mailboxes,
 		Compress:  compress,
 		Host:      so.addr,
 		Version:   version(),
-		Progress:  func(p remote.Progress) { bar.set(p.Mailboxes, p.Messages, p.Bytes) },
+		Progress:  func(p dump.Progress) { bar.set(p.Mailboxes, p.Messages, p.Bytes) },
 	})
 	bar.finish()
 	if err != nil {

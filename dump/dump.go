@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"time"
 
-	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
-	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -74,85 +71,56 @@ type Summary struct {
 
 // Run writes a dump of what opts selects from spool to w.
 func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options) (*Summary, error) {
-	if !opts.All && len(opts.Users) == 0 && len(opts.Mailboxes) == 0 {
-		return nil, ErrNoSelection
+	if opts.Host == "" {
+		opts.Host, _ = os.Hostname()
 	}
-	plan, err := makePlan(spool, opts)
-	if err != nil {
-		return nil, err
-	}
-	total, indexVersion := plan.scan(spool)
-	if opts.Plan != nil {
-		opts.Plan(total)
-	}
-	host := opts.Host
-	if host == "" {
-		host, _ = os.Hostname()
-	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: now, Host: host, Version: opts.Version, IndexVersion: indexVersion},
-		dumpfile.Options{Compress: opts.Compress})
-	if err != nil {
-		return nil, err
-	}
-	d := &dumper{
-		ctx:      ctx,
-		spool:    spool,
-		w:        fw.DL(),
-		opts:     opts,
-		embedded: guidtable.New(guidtable.Options{}),
-		bufs:     newBufPool(),
-		sum:      &Summary{},
-	}
-	defer d.embedded.Close()
-	for _, u := range plan.users {
-		if err := d.user(u); err != nil {
-			return d.sum, err
-		}
-	}
-	for _, e := range plan.mailboxes {
-		if err := d.mailbox(e); err != nil {
-			return d.sum, err
-		}
-	}
-	if err := fw.Close(d.sum.Counts); err != nil {
-		return d.sum, err
-	}
-	return d.sum, nil
+	return Write(ctx, NewSpoolSource(spool, opts.Workers), w, opts)
 }
 
-// plan is the resolved selection: users with their mailboxes, then single
-// mailboxes not already covered by a user.
-type plan struct {
-	users     []userPlan
-	mailboxes []partition.Entry
+// spoolSource reads a partition offline.
+type spoolSource struct {
+	spool   *partition.Spool
+	workers int
+	bufs    *bufPool
+	users   map[string][]string        // the plan's users and their mailboxes
+	entries map[string]partition.Entry // the plan's mailboxes
 }
 
-type userPlan struct {
-	name      string
-	mailboxes []partition.Entry
+// NewSpoolSource returns the Source of an offline dump of spool; workers
+// is the number of hashing workers (GOMAXPROCS when 0).
+func NewSpoolSource(spool *partition.Spool, workers int) Source {
+	return &spoolSource{spool: spool, workers: workers, bufs: newBufPool()}
 }
 
-func makePlan(spool *partition.Spool, opts Options) (*plan, error) {
-	p := &plan{}
-	users := opts.Users
-	if opts.All {
+// Plan resolves the selection against mailboxes.db: users with their
+// mailboxes, then single mailboxes not already covered by a user, and
+// reads the index headers for the totals and the header's index version.
+func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
+	spool := s.spool
+	p := &Plan{}
+	s.users = map[string][]string{}
+	s.entries = map[string]partition.Entry{}
+	users := sel.Users
+	if sel.All {
 		all, err := spool.Users()
 		if err != nil {
 			return nil, err
 		}
 		users = append(append([]string(nil), users...), all...)
 	}
-	seenUser := map[string]bool{}
-	seenBox := map[string]bool{}
+	var total Progress
+	add := func(e partition.Entry) {
+		total.Mailboxes++
+		if h, err := peekIndexHeader(spool, e); err == nil {
+			total.Messages += int64(h.Exists)
+			total.Bytes += int64(h.QuotaMailboxUsed)
+			p.IndexVersion = max(p.IndexVersion, int(h.MinorVersion))
+		}
+	}
 	for _, u := range users {
-		if seenUser[u] {
+		if _, ok := s.users[u]; ok {
 			continue
 		}
-		seenUser[u] = true
 		mbs, err := spool.UserMailboxes(u)
 		if err != nil {
 			return nil, fmt.Errorf("user %s: %w", u, err)
@@ -160,13 +128,17 @@ func makePlan(spool *partition.Spool, opts Options) (*plan, error) {
 		if len(mbs) == 0 {
 			return nil, fmt.Errorf("user %s: %w: no mailboxes", u, partition.ErrNoMailbox)
 		}
-		for _, e := range mbs {
-			seenBox[e.Name] = true
+		names := make([]string, len(mbs))
+		for i, e := range mbs {
+			names[i] = e.Name
+			s.entries[e.Name] = e
+			add(e)
 		}
-		p.users = append(p.users, userPlan{name: u, mailboxes: mbs})
+		s.users[u] = names
+		p.Users = append(p.Users, u)
 	}
-	names := opts.Mailboxes
-	if opts.All {
+	names := sel.Mailboxes
+	if sel.All {
 		// Every user, and the mailboxes no user owns (shared folders).
 		all, err := spool.Mailboxes()
 		if err != nil {
@@ -179,139 +151,69 @@ func makePlan(spool *partition.Spool, opts Options) (*plan, error) {
 		}
 	}
 	for _, name := range names {
-		if seenBox[name] {
+		if _, ok := s.entries[name]; ok {
 			continue
 		}
 		e, err := spool.Lookup(name)
 		if err != nil {
 			return nil, fmt.Errorf("mailbox %s: %w", name, err)
 		}
-		seenBox[name] = true
-		p.mailboxes = append(p.mailboxes, e)
+		s.entries[name] = e
+		add(e)
+		p.Mailboxes = append(p.Mailboxes, name)
 	}
+	p.Total = &total
 	return p, nil
 }
 
-// scan reads the index headers, for the totals of a progress bar and the
-// highest index version (for the dump's header); errors are ignored here
-// and reported when the mailbox is dumped.
-func (p *plan) scan(spool *partition.Spool) (t Progress, indexVersion int) {
-	add := func(e partition.Entry) {
-		t.Mailboxes++
-		if h, err := peekIndexHeader(spool, e); err == nil {
-			t.Messages += int64(h.Exists)
-			t.Bytes += int64(h.QuotaMailboxUsed)
-			indexVersion = max(indexVersion, int(h.MinorVersion))
-		}
-	}
-	for _, u := range p.users {
-		for _, e := range u.mailboxes {
-			add(e)
-		}
-	}
-	for _, e := range p.mailboxes {
-		add(e)
-	}
-	return t, indexVersion
+// spoolUser is a user of the plan.
+type spoolUser struct {
+	s     *spoolSource
+	name  string
+	names []string
 }
 
-type dumper struct {
-	ctx      context.Context
-	spool    *partition.Spool
-	w        *dlist.Writer
-	opts     Options
-	embedded *guidtable.Table // files already in the dump: the one state that grows with it, kept flat
-	bufs     *bufPool
-	sum      *Summary
+func (s *spoolSource) User(ctx context.Context, name string) (User, error) {
+	mbs, ok := s.users[name]
+	if !ok {
+		return nil, fmt.Errorf("user %s: not in the plan", name)
+	}
+	return &spoolUser{s: s, name: name, names: mbs}, nil
 }
 
-func (d *dumper) problem(p Problem) { d.sum.Problems = append(d.sum.Problems, p) }
+func (u *spoolUser) Mailboxes() []string { return u.names }
 
-func (d *dumper) progress() {
-	if d.opts.Progress != nil {
-		d.opts.Progress(Progress{Mailboxes: d.sum.Mailboxes, Messages: d.sum.Messages, Bytes: d.sum.Bytes})
+func (u *spoolUser) Subs(ctx context.Context) ([]string, error) {
+	subs, err := u.s.spool.ReadSubs(u.name)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
 	}
+	return subs, err
 }
 
-// user dumps a user's mailboxes, then the quota roots they use, the user's
-// subscriptions and seen records.
-func (d *dumper) user(u userPlan) error {
-	d.sum.Users++
-	roots := map[string]bool{}
-	for _, e := range u.mailboxes {
-		root, err := d.mailboxRoot(e)
-		if err != nil {
-			return err
-		}
-		if root != "" {
-			roots[root] = true
-		}
+func (u *spoolUser) Seen(ctx context.Context) ([]*syncrec.Seen, error) {
+	seen, err := u.s.spool.ReadSeen(u.name)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
 	}
-	sorted := make([]string, 0, len(roots))
-	for r := range roots {
-		sorted = append(sorted, r)
-	}
-	sort.Strings(sorted)
-	for _, r := range sorted {
-		q, err := d.spool.ReadQuota(r)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // a quota root named in a header but without limits
-		}
-		if err != nil {
-			d.problem(Problem{Mailbox: r, Err: fmt.Errorf("quota root: %w", err)})
-			continue
-		}
-		if err := syncrec.WriteQuota(d.w, quotaRecord(q)); err != nil {
-			return err
-		}
-	}
-	subs, err := d.spool.ReadSubs(u.name)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		d.problem(Problem{Mailbox: "user " + u.name, Err: fmt.Errorf("subscriptions: %w", err)})
-	}
-	for _, s := range subs {
-		if err := syncrec.WriteSub(d.w, &syncrec.Sub{UserID: u.name, MboxName: s}); err != nil {
-			return err
-		}
-	}
-	seen, err := d.spool.ReadSeen(u.name)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		d.problem(Problem{Mailbox: "user " + u.name, Err: fmt.Errorf("seen db: %w", err)})
-	}
-	for _, s := range seen {
-		rec := &syncrec.Seen{UserID: u.name, UniqueID: s.UniqueID, LastRead: s.LastRead,
+	out := make([]*syncrec.Seen, len(seen))
+	for i, s := range seen {
+		out[i] = &syncrec.Seen{UserID: u.name, UniqueID: s.UniqueID, LastRead: s.LastRead,
 			LastUID: s.LastUID, LastChange: s.LastChange, SeenUIDs: s.SeenUIDs}
-		if err := syncrec.WriteSeen(d.w, rec); err != nil {
-			return err
-		}
 	}
-	return d.ctx.Err()
+	return out, err
 }
 
-func (d *dumper) mailboxRoot(e partition.Entry) (string, error) {
-	root, err := d.dumpMailbox(e)
-	if err != nil && !isFatal(err) {
-		d.problem(Problem{Mailbox: e.Name, Err: err})
-		return "", nil
+// Quota reads a quota root's limits.
+func (s *spoolSource) Quota(ctx context.Context, root string) (*syncrec.Quota, error) {
+	q, err := s.spool.ReadQuota(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // a quota root named in a header but without limits
 	}
-	return root, err
-}
-
-func (d *dumper) mailbox(e partition.Entry) error {
-	_, err := d.mailboxRoot(e)
-	return err
-}
-
-// fatalError marks errors that end the run: the output failed, or the run
-// was cancelled. Everything else is a problem with one mailbox.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
-func (e *fatalError) Unwrap() error { return e.err }
-
-func isFatal(err error) bool {
-	var f *fatalError
-	return errors.As(err, &f) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	if err != nil {
+		return nil, err
+	}
+	return quotaRecord(q), nil
 }
 
 func quotaRecord(q partition.Quota) *syncrec.Quota {

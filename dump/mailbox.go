@@ -6,38 +6,54 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
-// maxFilesPerLine is how many file literals one APPLY MESSAGE carries at
-// most, as Cyrus's own sender does.
-const maxFilesPerLine = 1024
+// spoolMailbox is one mailbox of the partition, open and locked as
+// partition.OpenMailbox does it.
+type spoolMailbox struct {
+	s    *spoolSource
+	m    *partition.Mailbox
+	mb   *syncrec.Mailbox
+	stop func()
+}
 
-// dumpMailbox writes one mailbox: the APPLY MESSAGE lines for its message
-// files not yet in the dump, then its APPLY MAILBOX. It returns the
-// mailbox's quota root.
-func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
-	m, err := d.spool.OpenMailbox(d.ctx, e)
+// Mailbox opens a mailbox of the plan. One listed when the dump started
+// and gone (or another mailbox) when its turn comes is a problem.
+func (s *spoolSource) Mailbox(ctx context.Context, name string) (Mailbox, error) {
+	e, ok := s.entries[name]
+	if !ok {
+		return nil, fmt.Errorf("not dumped: not in the plan")
+	}
+	m, err := s.spool.OpenMailbox(ctx, e)
 	if err != nil {
 		if errors.Is(err, partition.ErrNoMailbox) || errors.Is(err, partition.ErrChanged) {
-			// Listed when the dump started, gone (or another mailbox)
-			// when its turn came.
-			return "", fmt.Errorf("not dumped: deleted or renamed since the dump started: %w", err)
+			return nil, fmt.Errorf("not dumped: deleted or renamed since the dump started: %w", err)
 		}
-		return "", fmt.Errorf("not dumped: %w", err)
+		return nil, fmt.Errorf("not dumped: %w", err)
 	}
-	defer m.Close()
+	return &spoolMailbox{s: s, m: m, mb: mailboxRecord(m), stop: func() {}}, nil
+}
 
-	mb := mailboxRecord(m)
-	// Pass 1: hash and embed the message files.
-	pctx, cancel := context.WithCancel(d.ctx)
+func (m *spoolMailbox) Keys() *syncrec.Mailbox { return m.mb }
+
+func (m *spoolMailbox) Close() {
+	m.stop()
+	m.m.Close()
+}
+
+// Files hashes the mailbox's message files with the read-ahead pipeline
+// and yields them in UID order.
+func (m *spoolMailbox) Files(ctx context.Context, have func(guid.GUID) (bool, error), put func(*File) error) error {
+	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p := newPipeline(pctx, d.opts.Workers, d.bufs)
+	p := newPipeline(pctx, m.s.workers, m.s.bufs)
 	produced := make(chan struct{})
 	go func() {
 		defer close(produced)
-		err := m.Records(func(r partition.Record) error {
+		err := m.m.Records(func(r partition.Record) error {
 			if r.SystemFlags&partition.InternalUnlinked != 0 {
 				return nil // no file by design
 			}
@@ -51,125 +67,73 @@ func (d *dumper) dumpMailbox(e partition.Entry) (string, error) {
 				}
 			}
 			return p.submit(job{uid: r.UID, guid: r.GUID, size: int64(r.Size),
-				path: m.MessagePath(r), expunged: r.SystemFlags&partition.InternalExpunged != 0})
+				path: m.m.MessagePath(r), expunged: r.SystemFlags&partition.InternalExpunged != 0})
 		})
 		p.close(err)
 	}()
-	if err := d.writeMessages(e, p); err != nil {
+	if err := m.yield(p, put); err != nil {
 		// Stop the producer before the mailbox it reads is closed.
 		cancel()
 		<-produced
-		return "", err
+		return err
 	}
 	<-produced
+	return p.err()
+}
 
-	// Pass 2: the APPLY MAILBOX, streamed record by record, checking the
-	// sync CRCs as the records pass.
-	crc := syncrec.NewCRC()
+// yield hands the pipeline's results to put, in order.
+func (m *spoolMailbox) yield(p *pipeline, put func(*File) error) error {
+	for {
+		res, ok := p.next()
+		if !ok {
+			return nil
+		}
+		j := res.job
+		f := &File{UID: j.uid, GUID: j.guid, Size: j.size, Expunged: j.expunged,
+			Err: res.err, Gone: res.missing, Dup: res.dup, Release: res.release}
+		if res.err == nil {
+			f.Write = res.writeTo
+		}
+		if err := put(f); err != nil {
+			return err
+		}
+	}
+}
+
+// Records streams the records from the index, in a goroutine of their
+// own so that reading overlaps writing.
+func (m *spoolMailbox) Records(ctx context.Context) (func() (*syncrec.Record, error), error) {
 	recs := make(chan *syncrec.Record, 64)
 	errc := make(chan error, 1)
 	stop := make(chan struct{})
 	go func() {
 		defer close(recs)
-		errc <- m.Records(func(r partition.Record) error {
+		errc <- m.m.Records(func(r partition.Record) error {
 			select {
-			case recs <- toRecord(m, r):
+			case recs <- toRecord(m.m, r):
 				return nil
 			case <-stop:
 				return errStopped
 			}
 		})
 	}()
-	var n int64
-	werr := syncrec.WriteMailbox(d.w, "APPLY", mb, func() (*syncrec.Record, error) {
+	m.stop = func() {
+		close(stop)
+		for range recs {
+		}
+	}
+	return func() (*syncrec.Record, error) {
 		r, ok := <-recs
 		if !ok {
-			return nil, <-errc
+			err := <-errc
+			errc <- err
+			if errors.Is(err, errStopped) {
+				err = nil
+			}
+			return nil, err
 		}
-		n++
-		crc.Add(r)
 		return r, nil
-	})
-	close(stop)
-	for range recs {
-	}
-	if werr != nil {
-		return "", &fatalError{werr}
-	}
-	if !syncrec.Equal(crc.Basic, mb.SyncCRC) || !syncrec.Equal(crc.Annot, mb.SyncCRCAnnot) {
-		d.problem(Problem{Mailbox: e.Name, Err: fmt.Errorf(
-			"index header has SYNC_CRC %d SYNC_CRC_ANNOT %d, its records give %d %d (dumped as recorded; `reconstruct` would repair the index)",
-			mb.SyncCRC, mb.SyncCRCAnnot, crc.Basic, crc.Annot)})
-	}
-	d.sum.Mailboxes++
-	d.sum.Records += n
-	d.progress()
-	return mb.QuotaRoot, d.ctx.Err()
-}
-
-// writeMessages writes the files the pipeline yields, in order, as APPLY
-// MESSAGE lines of at most maxFilesPerLine literals.
-func (d *dumper) writeMessages(e partition.Entry, p *pipeline) error {
-	inLine := 0
-	for {
-		res, ok := p.next()
-		if !ok {
-			break
-		}
-		j := res.job
-		if res.err != nil {
-			if !j.expunged || !res.missing {
-				d.problem(Problem{Mailbox: e.Name, UID: j.uid, GUID: j.guid, Err: res.err})
-			}
-			continue
-		}
-		dup := res.dup
-		if !dup {
-			var err error
-			if dup, err = d.embedded.Has(j.guid); err != nil {
-				return &fatalError{err}
-			}
-		}
-		if dup {
-			d.sum.Shared++
-			res.release()
-			continue
-		}
-		if inLine == 0 {
-			d.w.BeginLine("APPLY", "MESSAGE")
-			d.w.BeginList()
-		}
-		if err := res.writeTo(d.w, e.Partition); err != nil {
-			var perr *sourceError
-			if errors.As(err, &perr) {
-				// The file changed between hashing and copying: the literal
-				// already started, so the dump cannot be completed.
-				return &fatalError{fmt.Errorf("%s UID %d: %w", e.Name, j.uid, err)}
-			}
-			return &fatalError{err}
-		}
-		if _, err := d.embedded.Add(j.guid, nil); err != nil {
-			return &fatalError{err}
-		}
-		d.sum.Messages++
-		d.sum.Bytes += j.size
-		inLine++
-		if inLine == maxFilesPerLine {
-			d.w.EndList()
-			if err := d.w.EndLine(); err != nil {
-				return &fatalError{err}
-			}
-			inLine = 0
-		}
-		d.progress()
-	}
-	if inLine > 0 {
-		d.w.EndList()
-		if err := d.w.EndLine(); err != nil {
-			return &fatalError{err}
-		}
-	}
-	return p.err()
+	}, nil
 }
 
 // mailboxRecord fills the mailbox-level keys of an APPLY MAILBOX from the

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/internal/cyruslab"
 	"github.com/mbtool/mbtool/syncproto"
 )
@@ -125,7 +126,7 @@ func TestRealCyrusServer(t *testing.T) {
 		}
 		defer c.Close()
 		var buf bytes.Buffer
-		sum, err := Dump(context.Background(), c, &buf, DumpOptions{Users: []string{"alice", "bob"}, Host: "lab", Version: "test"})
+		sum, err := Dump(context.Background(), c, &buf, dump.Options{Users: []string{"alice", "bob"}, Host: "lab", Version: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +213,7 @@ func TestRealCyrusIMAP(t *testing.T) {
 	}
 	defer c.Close()
 	var buf bytes.Buffer
-	if _, err := Dump(context.Background(), c, &buf, DumpOptions{Users: []string{"alice"}}); err != nil {
+	if _, err := Dump(context.Background(), c, &buf, dump.Options{Users: []string{"alice"}}); err != nil {
 		t.Fatal(err)
 	}
 	compareDumps(t, buf.Bytes(), dumped)

@@ -1,118 +1,61 @@
 package remote
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/mbtool/mbtool/dlist"
-	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/guid"
-	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
-// ErrNoSelection is returned when neither users nor mailboxes were asked
-// for.
-var ErrNoSelection = errors.New("nothing selected to dump")
-
 // ErrNoMailbox reports a user or mailbox the server does not have.
 var ErrNoMailbox = errors.New("no such mailbox on the server")
-
-// DumpOptions select what Dump pulls from the server.
-type DumpOptions struct {
-	Users     []string // whole users: their mailboxes, quota roots, subscriptions, seen state
-	Mailboxes []string // single mailboxes by internal name
-	Compress  bool     // zstd
-	Host      string   // for the header; the server's address is a good choice
-	Version   string   // mbtool's version, for the header
-	Now       time.Time
-	// Progress, if set, is called after each message file and mailbox.
-	Progress func(Progress)
-}
-
-// DumpSummary is what Dump did.
-type DumpSummary struct {
-	dumpfile.Counts
-	Users    int
-	Records  int64 // RECORD entries, expunged included
-	Shared   int64 // records whose message file was already in the dump
-	Problems []Problem
-}
 
 // fetchDepth is how many GET FETCH commands are in flight at once.
 const fetchDepth = 16
 
 // Dump pulls users and mailboxes from a running server over the
 // replication protocol (GET USER, GET FULLMAILBOX, GET FETCH, GET QUOTA)
-// and writes them to w as a dump, in the order and form of an offline dump
-// (package dump) of the same state: per user, each mailbox in name order
-// with its new message files in APPLY MESSAGE lines of at most 1024, then
-// its APPLY MAILBOX; then the user's quota roots, subscriptions and seen
-// records. Message files are checked against their GUIDs as they arrive.
-func Dump(ctx context.Context, c *syncproto.Client, w io.Writer, opts DumpOptions) (*DumpSummary, error) {
-	if len(opts.Users) == 0 && len(opts.Mailboxes) == 0 {
-		return nil, ErrNoSelection
-	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: now, Host: opts.Host, Version: opts.Version},
-		dumpfile.Options{Compress: opts.Compress})
-	if err != nil {
-		return nil, err
-	}
-	d := &dumper{ctx: ctx, c: c, w: fw.DL(), opts: opts, sum: &DumpSummary{},
-		embedded: guidtable.New(guidtable.Options{}), done: make(map[string]bool)}
-	defer d.embedded.Close()
-	for _, u := range opts.Users {
-		if d.doneUsers[u] {
-			continue
-		}
-		if err := d.user(u); err != nil {
-			return d.sum, err
-		}
-	}
-	for _, name := range opts.Mailboxes {
-		if d.done[name] {
-			continue
-		}
-		if _, err := d.mailbox(name); err != nil {
-			return d.sum, err
-		}
-	}
-	if err := fw.Close(d.sum.Counts); err != nil {
-		return d.sum, err
-	}
-	return d.sum, nil
+// and writes them to w as a dump, with the skeleton of an offline dump
+// (dump.Write), so that both have one form. opts.All is refused: the
+// protocol cannot list users.
+func Dump(ctx context.Context, c *syncproto.Client, w io.Writer, opts dump.Options) (*dump.Summary, error) {
+	return dump.Write(ctx, NewSource(c), w, opts)
 }
 
-type dumper struct {
-	ctx       context.Context
-	c         *syncproto.Client
-	w         *dlist.Writer
-	opts      DumpOptions
-	sum       *DumpSummary
-	embedded  *guidtable.Table // files in the dump so far
-	done      map[string]bool  // mailboxes dumped
-	doneUsers map[string]bool
+// NewSource returns the dump.Source that reads from the server of c.
+// Every error it returns ends the run: a server that cannot answer, or
+// answers something else than was asked, is not one mailbox's problem.
+func NewSource(c *syncproto.Client) dump.Source { return &source{c: c} }
+
+type source struct {
+	c *syncproto.Client
 }
 
-func (d *dumper) problem(item string, err error) {
-	d.sum.Problems = append(d.sum.Problems, Problem{Item: item, Err: err})
-}
-
-func (d *dumper) progress() {
-	if d.opts.Progress != nil {
-		d.opts.Progress(Progress{Phase: PhaseSend, Mailboxes: d.sum.Mailboxes, Messages: d.sum.Messages, Bytes: d.sum.Bytes})
+// Plan takes the selection as it is: the server is asked per user.
+func (s *source) Plan(ctx context.Context, sel dump.Selection) (*dump.Plan, error) {
+	if sel.All {
+		return nil, errors.New("a dump of every user: the replication protocol cannot list users")
 	}
+	p := &dump.Plan{Mailboxes: sel.Mailboxes}
+	seen := make(map[string]bool)
+	for _, u := range sel.Users {
+		if !seen[u] {
+			seen[u] = true
+			p.Users = append(p.Users, u)
+		}
+	}
+	return p, nil
 }
 
 // dbKey is the order of mailboxes.db: hierarchy separators sort below
@@ -133,86 +76,65 @@ func dbKey(name string) string {
 	return b.String()
 }
 
-// user dumps every mailbox of u, then its quota roots, subscriptions and
-// seen records.
-func (d *dumper) user(u string) error {
-	if d.doneUsers == nil {
-		d.doneUsers = make(map[string]bool)
-	}
-	d.doneUsers[u] = true
-	inbox := userInbox(u)
-	var names []string
-	var subs []string
-	var seen []*syncrec.Seen
-	err := d.c.Line("GET", "USER", dlist.NewAtom(u), func(name string, r *dlist.Reader) error {
+// remoteUser is what GET USER said about a user.
+type remoteUser struct {
+	names []string
+	subs  []string
+	seen  []*syncrec.Seen
+}
+
+func (u *remoteUser) Mailboxes() []string                           { return u.names }
+func (u *remoteUser) Subs(context.Context) ([]string, error)        { return u.subs, nil }
+func (u *remoteUser) Seen(context.Context) ([]*syncrec.Seen, error) { return u.seen, nil }
+
+// User sends GET USER: the user's mailboxes, subscriptions and seen
+// records.
+func (s *source) User(ctx context.Context, name string) (dump.User, error) {
+	inbox := userInbox(name)
+	u := &remoteUser{}
+	err := s.c.Line("GET", "USER", dlist.NewAtom(name), func(item string, r *dlist.Reader) error {
 		v, err := r.ReadValue()
 		if err != nil {
 			return err
 		}
-		switch name {
+		switch item {
 		case "MAILBOX":
 			mb, err := syncrec.DecodeMailbox(v)
 			if err != nil {
 				return fmt.Errorf("%w: MAILBOX: %w", syncproto.ErrProtocol, err)
 			}
 			if (mb.Name == inbox || strings.HasPrefix(mb.Name, inbox+".")) && !isPlaceholder(mb) {
-				names = append(names, mb.Name)
+				u.names = append(u.names, mb.Name)
 			}
 		case "LSUB":
 			for _, it := range v.Children {
-				subs = append(subs, it.String())
+				u.subs = append(u.subs, it.String())
 			}
 		case "SEEN":
 			// GET USER's SEEN items have no USERID (sync-records.md §5).
-			v.Add("USERID", dlist.NewAtom(u))
-			s, err := syncrec.DecodeSeen(v)
+			v.Add("USERID", dlist.NewAtom(name))
+			sr, err := syncrec.DecodeSeen(v)
 			if err != nil {
 				return fmt.Errorf("%w: SEEN: %w", syncproto.ErrProtocol, err)
 			}
-			seen = append(seen, s)
+			u.seen = append(u.seen, sr)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("GET USER %s: %w", u, err)
+		return nil, fmt.Errorf("GET USER %s: %w", name, err)
 	}
-	if len(names) == 0 {
-		return fmt.Errorf("user %s: %w", u, ErrNoMailbox)
+	if len(u.names) == 0 {
+		return nil, fmt.Errorf("user %s: %w", name, ErrNoMailbox)
 	}
-	sort.Slice(names, func(i, j int) bool { return dbKey(names[i]) < dbKey(names[j]) })
-	d.sum.Users++
-	roots := make(map[string]bool)
-	for _, name := range names {
-		root, err := d.mailbox(name)
-		if err != nil {
-			return err
-		}
-		if root != "" {
-			roots[root] = true
-		}
-	}
-	for _, root := range sortedKeys(roots) {
-		if err := d.quota(root); err != nil {
-			return err
-		}
-	}
-	for _, s := range subs {
-		if err := syncrec.WriteSub(d.w, &syncrec.Sub{UserID: u, MboxName: s}); err != nil {
-			return err
-		}
-	}
-	for _, s := range seen {
-		if err := syncrec.WriteSeen(d.w, s); err != nil {
-			return err
-		}
-	}
-	return d.ctx.Err()
+	sort.Slice(u.names, func(i, j int) bool { return dbKey(u.names[i]) < dbKey(u.names[j]) })
+	return u, nil
 }
 
-// quota writes the APPLY QUOTA of root, if the server has limits for it.
-func (d *dumper) quota(root string) error {
+// Quota sends GET QUOTA for a quota root.
+func (s *source) Quota(ctx context.Context, root string) (*syncrec.Quota, error) {
 	var q *syncrec.Quota
-	err := d.c.Line("GET", "QUOTA", dlist.NewAtom(root), func(name string, r *dlist.Reader) error {
+	err := s.c.Line("GET", "QUOTA", dlist.NewAtom(root), func(name string, r *dlist.Reader) error {
 		if name != "QUOTA" {
 			return nil
 		}
@@ -225,18 +147,16 @@ func (d *dumper) quota(root string) error {
 	})
 	var e *syncproto.Error
 	if errors.As(err, &e) && e.Status == "NO" {
-		return nil // a quota root named in a mailbox but without limits
+		return nil, nil // a quota root named in a mailbox but without limits
 	}
 	if err != nil {
-		return fmt.Errorf("GET QUOTA %s: %w", root, err)
+		return nil, dump.Fatal(fmt.Errorf("GET QUOTA %s: %w", root, err))
 	}
-	if q == nil {
-		return nil
-	}
-	return syncrec.WriteQuota(d.w, q)
+	return q, nil
 }
 
-// fetch is one message file to pull.
+// fetch is one message file to pull: 33 bytes in the mailbox's fetch
+// spool.
 type fetch struct {
 	uid      uint32
 	guid     guid.GUID
@@ -244,32 +164,74 @@ type fetch struct {
 	expunged bool
 }
 
-// mailbox dumps one mailbox: GET FULLMAILBOX (records spooled to a
-// temporary file), GET FETCH of its message files not yet in the dump,
-// then its APPLY MAILBOX. It returns the mailbox's quota root.
-func (d *dumper) mailbox(name string) (string, error) {
-	d.done[name] = true
-	spool, err := os.CreateTemp("", "mbtool-records-*")
-	if err != nil {
-		return "", err
+const fetchSize = 4 + guid.Size + 8 + 1
+
+func (f *fetch) encode(b []byte) {
+	binary.LittleEndian.PutUint32(b, f.uid)
+	copy(b[4:], f.guid[:])
+	binary.LittleEndian.PutUint64(b[4+guid.Size:], uint64(f.size))
+	b[fetchSize-1] = 0
+	if f.expunged {
+		b[fetchSize-1] = 1
 	}
-	defer os.Remove(spool.Name())
-	defer spool.Close()
-	sw := dlist.NewWriter(spool)
-	var mb *syncrec.Mailbox
-	var todo []fetch
-	var nrec int64
-	err = d.c.Line("GET", "FULLMAILBOX", dlist.NewAtom(name), func(n string, r *dlist.Reader) error {
-		if n != "MAILBOX" || mb != nil {
+}
+
+func (f *fetch) decode(b []byte) {
+	f.uid = binary.LittleEndian.Uint32(b)
+	copy(f.guid[:], b[4:])
+	f.size = int64(binary.LittleEndian.Uint64(b[4+guid.Size:]))
+	f.expunged = b[fetchSize-1] == 1
+}
+
+// remoteMailbox is one mailbox as GET FULLMAILBOX sent it: its keys, and
+// its records spooled to a temporary file (and, for Files, the file of
+// each record in a compact one), so that memory stays flat however many
+// records it has.
+type remoteMailbox struct {
+	c       *syncproto.Client
+	mb      *syncrec.Mailbox
+	records *os.File
+	fetches *os.File
+}
+
+// Mailbox sends GET FULLMAILBOX and spools the records.
+func (s *source) Mailbox(ctx context.Context, name string) (dump.Mailbox, error) {
+	m, err := s.mailbox(name)
+	return m, dump.Fatal(err)
+}
+
+func (s *source) mailbox(name string) (*remoteMailbox, error) {
+	m := &remoteMailbox{c: s.c}
+	var err error
+	if m.records, err = os.CreateTemp("", "mbtool-records-*"); err != nil {
+		return nil, err
+	}
+	os.Remove(m.records.Name())
+	if m.fetches, err = os.CreateTemp("", "mbtool-fetches-*"); err != nil {
+		m.records.Close()
+		return nil, err
+	}
+	os.Remove(m.fetches.Name())
+	ok := false
+	defer func() {
+		if !ok {
+			m.Close()
+		}
+	}()
+	sw := dlist.NewWriter(m.records)
+	fw := bufio.NewWriterSize(m.fetches, 64<<10)
+	err = s.c.Line("GET", "FULLMAILBOX", dlist.NewAtom(name), func(n string, r *dlist.Reader) error {
+		if n != "MAILBOX" || m.mb != nil {
 			return nil
 		}
 		mr, err := openMailbox(r)
 		if err != nil {
 			return err
 		}
-		mb = mr.mb
+		m.mb = mr.mb
 		sw.BeginLine("R", "RECORD")
 		sw.BeginList()
+		var b [fetchSize]byte
 		for {
 			rec, err := mr.next()
 			if err != nil {
@@ -278,164 +240,191 @@ func (d *dumper) mailbox(name string) (string, error) {
 			if rec == nil {
 				break
 			}
-			nrec++
 			syncrec.WriteRecord(sw, rec)
-			todo = append(todo, fetch{uid: rec.UID, guid: rec.GUID, size: int64(rec.Size), expunged: rec.Expunged()})
+			f := fetch{uid: rec.UID, guid: rec.GUID, size: int64(rec.Size), expunged: rec.Expunged()}
+			f.encode(b[:])
+			if _, err := fw.Write(b[:]); err != nil {
+				return err
+			}
 		}
 		sw.EndList()
 		return sw.EndLine()
 	})
 	if syncproto.CodeOf(err) == syncproto.CodeNonexistent {
-		return "", fmt.Errorf("mailbox %s: %w", name, ErrNoMailbox)
+		return nil, fmt.Errorf("mailbox %s: %w", name, ErrNoMailbox)
 	}
 	if err != nil {
-		return "", fmt.Errorf("GET FULLMAILBOX %s: %w", name, err)
+		return nil, fmt.Errorf("GET FULLMAILBOX %s: %w", name, err)
 	}
-	if mb == nil {
-		return "", fmt.Errorf("mailbox %s: %w", name, ErrNoMailbox)
+	if m.mb == nil {
+		return nil, fmt.Errorf("mailbox %s: %w", name, ErrNoMailbox)
 	}
 	if err := sw.Flush(); err != nil {
-		return "", fmt.Errorf("spooling the records of %s: %w", name, err)
+		return nil, fmt.Errorf("spooling the records of %s: %w", name, err)
 	}
-	if err := d.fetchAll(mb, todo); err != nil {
-		return "", err
+	if err := fw.Flush(); err != nil {
+		return nil, fmt.Errorf("spooling the records of %s: %w", name, err)
 	}
-	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	if err := d.writeMailbox(mb, spool); err != nil {
-		return "", err
-	}
-	d.sum.Mailboxes++
-	d.sum.Records += nrec
-	d.progress()
-	return mb.QuotaRoot, d.ctx.Err()
+	ok = true
+	return m, nil
 }
 
-// writeMailbox writes the APPLY MAILBOX from the mailbox keys and the
-// spooled records.
-func (d *dumper) writeMailbox(mb *syncrec.Mailbox, spool io.Reader) error {
-	r := dlist.NewReader(spool)
+func (m *remoteMailbox) Keys() *syncrec.Mailbox { return m.mb }
+
+func (m *remoteMailbox) Close() {
+	m.records.Close()
+	m.fetches.Close()
+}
+
+// Records reads the spooled records back.
+func (m *remoteMailbox) Records(ctx context.Context) (func() (*syncrec.Record, error), error) {
+	if _, err := m.records.Seek(0, io.SeekStart); err != nil {
+		return nil, dump.Fatal(err)
+	}
+	r := dlist.NewReader(m.records)
 	for i := 0; i < 3; i++ { // verb, name, "("
 		if _, err := r.Next(); err != nil {
-			return fmt.Errorf("reading back the records of %s: %w", mb.Name, err)
+			return nil, dump.Fatal(fmt.Errorf("reading back the records of %s: %w", m.mb.Name, err))
 		}
 	}
-	return syncrec.WriteMailbox(d.w, "APPLY", mb, func() (*syncrec.Record, error) {
+	return func() (*syncrec.Record, error) {
 		t, err := r.Next()
 		if err != nil {
-			return nil, fmt.Errorf("reading back the records of %s: %w", mb.Name, err)
+			return nil, fmt.Errorf("reading back the records of %s: %w", m.mb.Name, err)
 		}
 		if t.Kind == dlist.End {
 			return nil, nil
 		}
 		return syncrec.ReadRecord(r, t)
-	})
+	}, nil
 }
 
-// fetchAll pulls the message files of one mailbox that the dump does not
-// hold yet, in UID order, fetchDepth commands in flight, and writes them
-// as APPLY MESSAGE lines of at most 1024 files.
-func (d *dumper) fetchAll(mb *syncrec.Mailbox, todo []fetch) error {
-	var want []fetch
-	queued := make(map[guid.GUID]bool)
-	for _, f := range todo {
-		have, err := d.embedded.Has(f.guid)
+// queued is a record's file waiting for its turn: a GET FETCH in flight,
+// or known to be in the dump already.
+type queued struct {
+	fetch
+	dup bool
+}
+
+// Files pulls the message files of the mailbox that the dump does not
+// hold yet, in UID order, fetchDepth GET FETCH commands in flight.
+func (m *remoteMailbox) Files(ctx context.Context, have func(guid.GUID) (bool, error), put func(*dump.File) error) error {
+	if _, err := m.fetches.Seek(0, io.SeekStart); err != nil {
+		return dump.Fatal(err)
+	}
+	in := bufio.NewReaderSize(m.fetches, 64<<10)
+	var queue []queued // in UID order
+	inFlight := 0
+	// settle hands the head of the queue to put.
+	settle := func() error {
+		q := queue[0]
+		queue = queue[1:]
+		if q.dup {
+			return put(&dump.File{UID: q.uid, GUID: q.guid, Size: q.size, Expunged: q.expunged, Dup: true})
+		}
+		inFlight--
+		return m.receive(q.fetch, put)
+	}
+	var b [fetchSize]byte
+	for {
+		if _, err := io.ReadFull(in, b[:]); err == io.EOF {
+			break
+		} else if err != nil {
+			return dump.Fatal(fmt.Errorf("reading back the records of %s: %w", m.mb.Name, err))
+		}
+		var q queued
+		q.decode(b[:])
+		dup, err := have(q.guid)
+		if err != nil {
+			return dump.Fatal(err)
+		}
+		q.dup = dup
+		waits := false
+		for _, p := range queue {
+			waits = waits || p.guid == q.guid && !p.dup
+		}
+		if waits {
+			// The same file is on its way for an earlier record: wait
+			// for it, since a failed fetch leaves this record its own.
+			for len(queue) > 0 {
+				if err := settle(); err != nil {
+					return err
+				}
+			}
+			if q.dup, err = have(q.guid); err != nil {
+				return dump.Fatal(err)
+			}
+		}
+		if !q.dup {
+			if err := m.sendFetch(q.fetch); err != nil {
+				return dump.Fatal(err)
+			}
+			inFlight++
+		}
+		queue = append(queue, q)
+		for inFlight >= fetchDepth || len(queue) >= maxQueued {
+			if err := settle(); err != nil {
+				return err
+			}
+		}
+	}
+	for len(queue) > 0 {
+		if err := settle(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxQueued bounds the queue of records waiting behind the fetches in
+// flight.
+const maxQueued = 1024
+
+// receive reads the answer to the GET FETCH of f and hands the file to
+// put, which writes it while it is checked against its GUID.
+func (m *remoteMailbox) receive(f fetch, put func(*dump.File) error) error {
+	got := false
+	var perr error
+	err := m.c.Receive(func(n string, r *dlist.Reader) error {
+		if n != "MESSAGE" || got {
+			return nil
+		}
+		t, err := r.Next()
 		if err != nil {
 			return err
 		}
-		if have || queued[f.guid] {
-			d.sum.Shared++
-			continue
+		if t.Kind != dlist.File || t.File.GUID != f.guid || t.File.Size != f.size {
+			return fmt.Errorf("%w: GET FETCH %s UID %d: answer is not the file %s of %d bytes", syncproto.ErrProtocol, m.mb.Name, f.uid, f.guid, f.size)
 		}
-		queued[f.guid] = true
-		want = append(want, f)
+		got = true
+		perr = put(&dump.File{UID: f.uid, GUID: f.guid, Size: f.size, Expunged: f.expunged,
+			Write: func(w *dlist.Writer, partition string) error {
+				return w.File(partition, f.guid, f.size, guid.NewReader(r.Body(), f.guid, f.size))
+			}})
+		return perr
+	})
+	if perr != nil {
+		return perr // the dump is broken, whatever the server said next
 	}
-	inLine := 0
-	endLine := func() error {
-		if inLine == 0 {
-			return nil
-		}
-		inLine = 0
-		d.w.EndList()
-		return d.w.EndLine()
+	var se *syncproto.Error
+	switch {
+	case errors.As(err, &se):
+		// Cyrus removes the files of expunged messages in time: that is
+		// not a problem, as for an offline dump.
+		return put(&dump.File{UID: f.uid, GUID: f.guid, Size: f.size, Expunged: f.expunged, Err: err, Gone: true})
+	case err != nil:
+		return dump.Fatal(err)
+	case !got:
+		return put(&dump.File{UID: f.uid, GUID: f.guid, Size: f.size, Expunged: f.expunged, Gone: true,
+			Err: errors.New("GET FETCH answered no file")})
 	}
-	sent := 0
-	for i, f := range want {
-		for ; sent < len(want) && sent < i+fetchDepth; sent++ {
-			if err := d.sendFetch(mb, want[sent]); err != nil {
-				return err
-			}
-		}
-		got := false
-		err := d.c.Receive(func(n string, r *dlist.Reader) error {
-			if n != "MESSAGE" || got {
-				return nil
-			}
-			t, err := r.Next()
-			if err != nil {
-				return err
-			}
-			if t.Kind != dlist.File || t.File.GUID != f.guid || t.File.Size != f.size {
-				return fmt.Errorf("%w: GET FETCH %s UID %d: answer is not the file %s of %d bytes", syncproto.ErrProtocol, mb.Name, f.uid, f.guid, f.size)
-			}
-			got = true
-			if inLine == 0 {
-				d.w.BeginLine("APPLY", "MESSAGE")
-				d.w.BeginList()
-			}
-			inLine++
-			// The server's file is checked as it is copied; a mismatch
-			// leaves the dump unfinished, and the run fails.
-			if err := d.w.File(mb.Partition, f.guid, f.size, guid.NewReader(r.Body(), f.guid, f.size)); err != nil {
-				return &fatalError{fmt.Errorf("mailbox %s UID %d: message file %s: %w", mb.Name, f.uid, f.guid, err)}
-			}
-			return nil
-		})
-		var fe *fatalError
-		if errors.As(err, &fe) {
-			return fe.err
-		}
-		var se *syncproto.Error
-		switch {
-		case errors.As(err, &se):
-			// Cyrus removes the files of expunged messages in time:
-			// that is not a problem, as for an offline dump.
-			if !f.expunged {
-				d.problem(mb.Name, fmt.Errorf("UID %d (GUID %s): %w", f.uid, f.guid, err))
-			}
-			continue
-		case err != nil:
-			return err
-		case !got:
-			if !f.expunged {
-				d.problem(mb.Name, fmt.Errorf("UID %d (GUID %s): GET FETCH answered no file", f.uid, f.guid))
-			}
-			continue
-		}
-		if _, err := d.embedded.Add(f.guid, nil); err != nil {
-			return err
-		}
-		d.sum.Messages++
-		d.sum.Bytes += f.size
-		d.progress()
-		if inLine == maxFilesPerMessage {
-			if err := endLine(); err != nil {
-				return err
-			}
-		}
-	}
-	return endLine()
+	return nil
 }
 
-// fatalError marks a handler error that must end the dump.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
-
 // sendFetch sends GET FETCH %(MBOXNAME PARTITION UNIQUEID GUID UID).
-func (d *dumper) sendFetch(mb *syncrec.Mailbox, f fetch) error {
-	w, err := d.c.Begin()
+func (m *remoteMailbox) sendFetch(f fetch) error {
+	mb := m.mb
+	w, err := m.c.Begin()
 	if err != nil {
 		return err
 	}
@@ -455,5 +444,5 @@ func (d *dumper) sendFetch(mb *syncrec.Mailbox, f fetch) error {
 	if err := w.EndLine(); err != nil {
 		return err
 	}
-	return d.c.Send(fmt.Sprintf("GET FETCH %s UID %d", mb.Name, f.uid))
+	return m.c.Send(fmt.Sprintf("GET FETCH %s UID %d", mb.Name, f.uid))
 }

@@ -1,0 +1,381 @@
+package dump
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// Source is where a dump's content comes from: a partition read offline
+// (Run) or a running server over the replication protocol (package
+// remote). Write asks it for users, mailboxes and quota roots in the
+// order of the dump and writes everything itself, so that both dumps
+// have one form, byte for byte apart from the header.
+//
+// An error a Source returns ends the run when it is fatal (see Fatal, and
+// context errors); any other error is a problem with one item, reported
+// in the Summary, and the run goes on.
+type Source interface {
+	// Plan resolves the selection: the users to dump, and the single
+	// mailboxes outside them. It is called once, before any output.
+	Plan(ctx context.Context, sel Selection) (*Plan, error)
+	// User opens a user for dumping. An error ends the run.
+	User(ctx context.Context, name string) (User, error)
+	// Mailbox opens a mailbox for dumping.
+	Mailbox(ctx context.Context, name string) (Mailbox, error)
+	// Quota returns the limits of a quota root, or nil when it has none.
+	Quota(ctx context.Context, root string) (*syncrec.Quota, error)
+}
+
+// Selection is what to dump.
+type Selection struct {
+	Users     []string
+	Mailboxes []string
+	All       bool
+}
+
+// Plan is a resolved selection.
+type Plan struct {
+	Users     []string // in order, each once
+	Mailboxes []string // single mailboxes; those of Users are skipped
+	// IndexVersion is the highest cyrus.index version, for the header (0
+	// when not known).
+	IndexVersion int
+	// Total is what will be dumped, for a progress bar; nil when not
+	// known beforehand.
+	Total *Progress
+}
+
+// User is one user being dumped.
+type User interface {
+	// Mailboxes are the user's mailboxes, in mailboxes.db order.
+	Mailboxes() []string
+	// Subs and Seen are asked for after the mailboxes are written.
+	Subs(ctx context.Context) ([]string, error)
+	Seen(ctx context.Context) ([]*syncrec.Seen, error)
+}
+
+// Mailbox is one mailbox being dumped.
+type Mailbox interface {
+	// Keys are the mailbox-level keys of its APPLY MAILBOX.
+	Keys() *syncrec.Mailbox
+	// Files calls put for the message file of each record, in UID order.
+	// have reports whether the dump holds a file already, for a source
+	// that can save the work of reading it. An error from put is
+	// returned.
+	Files(ctx context.Context, have func(guid.GUID) (bool, error), put func(*File) error) error
+	// Records returns the records of the APPLY MAILBOX, one per call,
+	// nil after the last. It is called once, after Files.
+	Records(ctx context.Context) (func() (*syncrec.Record, error), error)
+	// Close releases what the mailbox holds.
+	Close()
+}
+
+// File is the message file of one record, as a Mailbox's Files yields it.
+type File struct {
+	UID      uint32
+	GUID     guid.GUID
+	Size     int64
+	Expunged bool
+	// Err, if set, says the file cannot be dumped; Gone that it does not
+	// exist, which is no problem for an expunged record (Cyrus removes
+	// those files in time).
+	Err  error
+	Gone bool
+	// Dup says the source knows the file is in the dump already.
+	Dup bool
+	// Write writes the file literal; the bytes must be checked against
+	// the GUID as they go. It is set unless Err or Dup is.
+	Write func(w *dlist.Writer, partition string) error
+	// Release, if set, frees what the file holds when it is not written.
+	Release func()
+}
+
+// maxFilesPerLine is how many file literals one APPLY MESSAGE carries at
+// most, as Cyrus's own sender does.
+const maxFilesPerLine = 1024
+
+// fatalError marks errors that end the run: the output failed, the
+// source cannot go on, or the run was cancelled. Everything else is a
+// problem with one item.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// Fatal marks err as ending the run.
+func Fatal(err error) error {
+	if err == nil || isFatal(err) {
+		return err
+	}
+	return &fatalError{err}
+}
+
+func isFatal(err error) bool {
+	var f *fatalError
+	return errors.As(err, &f) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Write writes a dump of what opts selects from src to w: per user, each
+// mailbox in mailboxes.db order with its new message files in APPLY
+// MESSAGE lines of at most 1024 files, then its APPLY MAILBOX; then the
+// user's quota roots, subscriptions and seen records; then the single
+// mailboxes. Files already in the dump are written once.
+func Write(ctx context.Context, src Source, w io.Writer, opts Options) (*Summary, error) {
+	if !opts.All && len(opts.Users) == 0 && len(opts.Mailboxes) == 0 {
+		return nil, ErrNoSelection
+	}
+	plan, err := src.Plan(ctx, Selection{Users: opts.Users, Mailboxes: opts.Mailboxes, All: opts.All})
+	if err != nil {
+		return nil, err
+	}
+	if opts.Plan != nil && plan.Total != nil {
+		opts.Plan(*plan.Total)
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: now, Host: opts.Host, Version: opts.Version, IndexVersion: plan.IndexVersion},
+		dumpfile.Options{Compress: opts.Compress})
+	if err != nil {
+		return nil, err
+	}
+	d := &dumper{
+		ctx:      ctx,
+		src:      src,
+		w:        fw.DL(),
+		opts:     opts,
+		embedded: guidtable.New(guidtable.Options{}),
+		sum:      &Summary{},
+		singles:  make(map[string]bool, len(plan.Mailboxes)),
+	}
+	defer d.embedded.Close()
+	for _, name := range plan.Mailboxes {
+		d.singles[name] = false
+	}
+	for _, u := range plan.Users {
+		if err := d.user(u); err != nil {
+			return d.sum, err
+		}
+	}
+	for _, name := range plan.Mailboxes {
+		if d.singles[name] {
+			continue // dumped with its user
+		}
+		d.singles[name] = true
+		if _, err := d.mailboxRoot(name); err != nil {
+			return d.sum, err
+		}
+	}
+	if err := fw.Close(d.sum.Counts); err != nil {
+		return d.sum, err
+	}
+	return d.sum, nil
+}
+
+type dumper struct {
+	ctx      context.Context
+	src      Source
+	w        *dlist.Writer
+	opts     Options
+	embedded *guidtable.Table // files already in the dump: the one state that grows with it, kept flat
+	sum      *Summary
+	singles  map[string]bool // the plan's single mailboxes: dumped yet?
+}
+
+func (d *dumper) problem(p Problem) { d.sum.Problems = append(d.sum.Problems, p) }
+
+func (d *dumper) progress() {
+	if d.opts.Progress != nil {
+		d.opts.Progress(Progress{Mailboxes: d.sum.Mailboxes, Messages: d.sum.Messages, Bytes: d.sum.Bytes})
+	}
+}
+
+// user dumps a user's mailboxes, then the quota roots they use, the user's
+// subscriptions and seen records.
+func (d *dumper) user(name string) error {
+	u, err := d.src.User(d.ctx, name)
+	if err != nil {
+		return Fatal(err)
+	}
+	d.sum.Users++
+	roots := map[string]bool{}
+	for _, mbox := range u.Mailboxes() {
+		if _, ok := d.singles[mbox]; ok {
+			d.singles[mbox] = true
+		}
+		root, err := d.mailboxRoot(mbox)
+		if err != nil {
+			return err
+		}
+		if root != "" {
+			roots[root] = true
+		}
+	}
+	sorted := make([]string, 0, len(roots))
+	for r := range roots {
+		sorted = append(sorted, r)
+	}
+	sort.Strings(sorted)
+	for _, r := range sorted {
+		q, err := d.src.Quota(d.ctx, r)
+		if isFatal(err) {
+			return err
+		}
+		if err != nil {
+			d.problem(Problem{Mailbox: r, Err: fmt.Errorf("quota root: %w", err)})
+			continue
+		}
+		if q == nil {
+			continue // a quota root named in a mailbox but without limits
+		}
+		if err := syncrec.WriteQuota(d.w, q); err != nil {
+			return Fatal(err)
+		}
+	}
+	subs, err := u.Subs(d.ctx)
+	if isFatal(err) {
+		return err
+	}
+	if err != nil {
+		d.problem(Problem{Mailbox: "user " + name, Err: fmt.Errorf("subscriptions: %w", err)})
+	}
+	for _, s := range subs {
+		if err := syncrec.WriteSub(d.w, &syncrec.Sub{UserID: name, MboxName: s}); err != nil {
+			return Fatal(err)
+		}
+	}
+	seen, err := u.Seen(d.ctx)
+	if isFatal(err) {
+		return err
+	}
+	if err != nil {
+		d.problem(Problem{Mailbox: "user " + name, Err: fmt.Errorf("seen db: %w", err)})
+	}
+	for _, s := range seen {
+		if err := syncrec.WriteSeen(d.w, s); err != nil {
+			return Fatal(err)
+		}
+	}
+	return d.ctx.Err()
+}
+
+// mailboxRoot dumps one mailbox and returns its quota root; an error that
+// is not fatal is a problem with the mailbox.
+func (d *dumper) mailboxRoot(name string) (string, error) {
+	root, err := d.mailbox(name)
+	if err != nil && !isFatal(err) {
+		d.problem(Problem{Mailbox: name, Err: err})
+		return "", nil
+	}
+	return root, err
+}
+
+// mailbox writes one mailbox: the APPLY MESSAGE lines for its message
+// files not yet in the dump, then its APPLY MAILBOX, checking the sync
+// CRCs as the records pass. It returns the mailbox's quota root.
+func (d *dumper) mailbox(name string) (string, error) {
+	m, err := d.src.Mailbox(d.ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer m.Close()
+	mb := m.Keys()
+	if err := d.files(m, mb); err != nil {
+		return "", err
+	}
+	next, err := m.Records(d.ctx)
+	if err != nil {
+		return "", err
+	}
+	crc := syncrec.NewCRC()
+	var n int64
+	werr := syncrec.WriteMailbox(d.w, "APPLY", mb, func() (*syncrec.Record, error) {
+		r, err := next()
+		if r != nil {
+			n++
+			crc.Add(r)
+		}
+		return r, err
+	})
+	if werr != nil {
+		return "", Fatal(werr)
+	}
+	if !syncrec.Equal(crc.Basic, mb.SyncCRC) || !syncrec.Equal(crc.Annot, mb.SyncCRCAnnot) {
+		d.problem(Problem{Mailbox: name, Err: fmt.Errorf(
+			"index header has SYNC_CRC %d SYNC_CRC_ANNOT %d, its records give %d %d (dumped as recorded; `reconstruct` would repair the index)",
+			mb.SyncCRC, mb.SyncCRCAnnot, crc.Basic, crc.Annot)})
+	}
+	d.sum.Mailboxes++
+	d.sum.Records += n
+	d.progress()
+	return mb.QuotaRoot, d.ctx.Err()
+}
+
+// files writes the message files the mailbox yields, in order, as APPLY
+// MESSAGE lines of at most maxFilesPerLine literals.
+func (d *dumper) files(m Mailbox, mb *syncrec.Mailbox) error {
+	inLine := 0
+	err := m.Files(d.ctx, d.embedded.Has, func(f *File) error {
+		if f.Err != nil {
+			if !f.Expunged || !f.Gone {
+				d.problem(Problem{Mailbox: mb.Name, UID: f.UID, GUID: f.GUID, Err: f.Err})
+			}
+			return nil
+		}
+		dup := f.Dup
+		if !dup {
+			var err error
+			if dup, err = d.embedded.Has(f.GUID); err != nil {
+				return Fatal(err)
+			}
+		}
+		if dup {
+			d.sum.Shared++
+			if f.Release != nil {
+				f.Release()
+			}
+			return nil
+		}
+		if inLine == 0 {
+			d.w.BeginLine("APPLY", "MESSAGE")
+			d.w.BeginList()
+		}
+		if err := f.Write(d.w, mb.Partition); err != nil {
+			// The literal has started: the dump cannot be completed.
+			return Fatal(fmt.Errorf("%s UID %d: message file %s: %w", mb.Name, f.UID, f.GUID, err))
+		}
+		if _, err := d.embedded.Add(f.GUID, nil); err != nil {
+			return Fatal(err)
+		}
+		d.sum.Messages++
+		d.sum.Bytes += f.Size
+		inLine++
+		if inLine == maxFilesPerLine {
+			d.w.EndList()
+			if err := d.w.EndLine(); err != nil {
+				return Fatal(err)
+			}
+			inLine = 0
+		}
+		d.progress()
+		return nil
+	})
+	if inLine > 0 && !isFatal(err) {
+		d.w.EndList()
+		if werr := d.w.EndLine(); werr != nil {
+			return Fatal(werr)
+		}
+	}
+	return err
+}
