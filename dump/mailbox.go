@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
@@ -92,7 +93,15 @@ func (m *spoolMailbox) yield(p *pipeline, put func(*File) error) error {
 		f := &File{UID: j.uid, GUID: j.guid, Size: j.size, Expunged: j.expunged,
 			Err: res.err, Gone: res.missing, Dup: res.dup, Release: res.release}
 		if res.err == nil {
-			f.Write = res.writeTo
+			f.Write = func(w *dlist.Writer, part string) error {
+				err := res.writeTo(w, part)
+				var serr *sourceError
+				if errors.As(err, &serr) {
+					// The file changed between hashing and copying.
+					err = fmt.Errorf("%s UID %d: %w", m.mb.Name, j.uid, err)
+				}
+				return err
+			}
 		}
 		if err := put(f); err != nil {
 			return err

@@ -94,7 +94,8 @@ type File struct {
 	// Dup says the source knows the file is in the dump already.
 	Dup bool
 	// Write writes the file literal; the bytes must be checked against
-	// the GUID as they go. It is set unless Err or Dup is.
+	// the GUID as they go. It is set unless Err or Dup is. An error that
+	// is the source's, not the output's, should name the mailbox and UID.
 	Write func(w *dlist.Writer, partition string) error
 	// Release, if set, frees what the file holds when it is not written.
 	Release func()
@@ -353,7 +354,7 @@ func (d *dumper) files(m Mailbox, mb *syncrec.Mailbox) error {
 		}
 		if err := f.Write(d.w, mb.Partition); err != nil {
 			// The literal has started: the dump cannot be completed.
-			return Fatal(fmt.Errorf("%s UID %d: message file %s: %w", mb.Name, f.UID, f.GUID, err))
+			return Fatal(err)
 		}
 		if _, err := d.embedded.Add(f.GUID, nil); err != nil {
 			return Fatal(err)

@@ -399,7 +399,13 @@ func (m *remoteMailbox) receive(f fetch, put func(*dump.File) error) error {
 		got = true
 		perr = put(&dump.File{UID: f.uid, GUID: f.guid, Size: f.size, Expunged: f.expunged,
 			Write: func(w *dlist.Writer, partition string) error {
-				return w.File(partition, f.guid, f.size, guid.NewReader(r.Body(), f.guid, f.size))
+				body := &bodyReader{r: guid.NewReader(r.Body(), f.guid, f.size)}
+				err := w.File(partition, f.guid, f.size, body)
+				if err != nil && body.err != nil {
+					// The server's bytes, not the output, failed.
+					err = fmt.Errorf("mailbox %s UID %d: message file %s: %w", m.mb.Name, f.uid, f.guid, body.err)
+				}
+				return err
 			}})
 		return perr
 	})
@@ -445,4 +451,19 @@ func (m *remoteMailbox) sendFetch(f fetch) error {
 		return err
 	}
 	return m.c.Send(fmt.Sprintf("GET FETCH %s UID %d", mb.Name, f.uid))
+}
+
+// bodyReader remembers the error of a file literal's body (a GUID
+// mismatch, a connection lost), to tell it from an error of the output.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
