@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/mbtool/mbtool/dlist"
-	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -47,7 +46,7 @@ func (m *spoolMailbox) Close() {
 
 // Files hashes the mailbox's message files with the read-ahead pipeline
 // and yields them in UID order.
-func (m *spoolMailbox) Files(ctx context.Context, have func(guid.GUID) (bool, error), put func(*File) error) error {
+func (m *spoolMailbox) Files(ctx context.Context, f Filter, put func(*File) error) error {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := newPipeline(pctx, m.s.workers, m.s.bufs)
@@ -58,10 +57,10 @@ func (m *spoolMailbox) Files(ctx context.Context, have func(guid.GUID) (bool, er
 			if r.SystemFlags&partition.InternalUnlinked != 0 {
 				return nil // no file by design
 			}
-			if d.opts.Have != nil {
-				have, err := d.opts.Have(r.GUID)
+			if f.Skip != nil {
+				have, err := f.Skip(r.GUID)
 				if err != nil {
-					return &fatalError{err}
+					return Fatal(err)
 				}
 				if have {
 					return nil

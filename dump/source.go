@@ -68,16 +68,26 @@ type User interface {
 type Mailbox interface {
 	// Keys are the mailbox-level keys of its APPLY MAILBOX.
 	Keys() *syncrec.Mailbox
-	// Files calls put for the message file of each record, in UID order.
-	// have reports whether the dump holds a file already, for a source
-	// that can save the work of reading it. An error from put is
-	// returned.
-	Files(ctx context.Context, have func(guid.GUID) (bool, error), put func(*File) error) error
+	// Files calls put for the message file of each record, in UID order,
+	// except those f.Skip reports. An error from put is returned.
+	Files(ctx context.Context, f Filter, put func(*File) error) error
 	// Records returns the records of the APPLY MAILBOX, one per call,
 	// nil after the last. It is called once, after Files.
 	Records(ctx context.Context) (func() (*syncrec.Record, error), error)
 	// Close releases what the mailbox holds.
 	Close()
+}
+
+// Filter tells a Mailbox's Files which files it need not read.
+type Filter struct {
+	// Skip, if set, reports files the destination holds already (a
+	// backup repository): they are not yielded at all. It may be called
+	// from several goroutines.
+	Skip func(guid.GUID) (bool, error)
+	// InDump reports files the dump holds already: a source may yield
+	// them as Dup without reading them. It must be called from the
+	// goroutine that called Files only.
+	InDump func(guid.GUID) (bool, error)
 }
 
 // File is the message file of one record, as a Mailbox's Files yields it.
@@ -327,7 +337,7 @@ func (d *dumper) mailbox(name string) (string, error) {
 // MESSAGE lines of at most maxFilesPerLine literals.
 func (d *dumper) files(m Mailbox, mb *syncrec.Mailbox) error {
 	inLine := 0
-	err := m.Files(d.ctx, d.embedded.Has, func(f *File) error {
+	err := m.Files(d.ctx, Filter{Skip: d.opts.Have, InDump: d.embedded.Has}, func(f *File) error {
 		if f.Err != nil {
 			if !f.Expunged || !f.Gone {
 				d.problem(Problem{Mailbox: mb.Name, UID: f.UID, GUID: f.GUID, Err: f.Err})

@@ -308,7 +308,8 @@ type queued struct {
 
 // Files pulls the message files of the mailbox that the dump does not
 // hold yet, in UID order, fetchDepth GET FETCH commands in flight.
-func (m *remoteMailbox) Files(ctx context.Context, have func(guid.GUID) (bool, error), put func(*dump.File) error) error {
+func (m *remoteMailbox) Files(ctx context.Context, filter dump.Filter, put func(*dump.File) error) error {
+	have := filter.InDump
 	if _, err := m.fetches.Seek(0, io.SeekStart); err != nil {
 		return dump.Fatal(err)
 	}
@@ -334,6 +335,15 @@ func (m *remoteMailbox) Files(ctx context.Context, have func(guid.GUID) (bool, e
 		}
 		var q queued
 		q.decode(b[:])
+		if filter.Skip != nil {
+			skip, err := filter.Skip(q.guid)
+			if err != nil {
+				return dump.Fatal(err)
+			}
+			if skip {
+				continue
+			}
+		}
 		dup, err := have(q.guid)
 		if err != nil {
 			return dump.Fatal(err)
