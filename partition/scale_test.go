@@ -115,3 +115,69 @@ func TestLookupReadsGrowAsLog(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateMailboxesGrowsAsLog registers mailboxes one transaction at a
+// time, as restore does, at 10x and 100x the mailboxes, and counts the
+// work: whole-file passes only at Cyrus's checkpoints (when the file has
+// doubled: O(log n) of them), record reads per mailbox O(log n). Before,
+// every transaction rewrote the file: n passes, O(n) reads per mailbox.
+func TestUpdateMailboxesGrowsAsLog(t *testing.T) {
+	sizes := []int{100, 1000, 10000}
+	if testing.Short() {
+		sizes = sizes[:2]
+	}
+	var per []float64
+	for _, users := range sizes {
+		n := users
+		s := manySpool(t, n/10, 1) // the file grows tenfold
+		before := cyrusdb.ReadCounters()
+		const group = 10 // restore registers a user's folders together
+		for i := 0; i < n; i += group {
+			err := s.UpdateMailboxes(Owner{UID: -1}, func(tx *MailboxesTx) error {
+				for j := i; j < i+group; j++ {
+					name := fmt.Sprintf("user.v%06d", j)
+					if _, ok, err := tx.Lookup(name); ok || err != nil {
+						return fmt.Errorf("Lookup(%s) = %v, %v", name, ok, err)
+					}
+					err := tx.Put(Entry{Name: name, UniqueID: fmt.Sprintf("new%021d", j), Partition: "default",
+						Type: "e", UIDValidity: 1700000000, MTime: 1700000000})
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		d := cyrusdb.ReadCounters().Sub(before)
+		p := float64(d.RecordReads) / float64(n)
+		per = append(per, p)
+		t.Logf("%d mailboxes added to %d: %d whole-file passes, %d rewrites, %.1f record reads per mailbox",
+			n, n/10, d.Walks, d.FreshFiles, p)
+		if max := int64(2*math.Log2(10)) + 2; d.Walks > max {
+			t.Errorf("%d mailboxes: %d whole-file passes, more than %d", n, d.Walks, max)
+		}
+		// The result is what Cyrus reads: every level linked, every record.
+		db, err := cyrusdb.OpenTwoskip(s.Config.MboxlistPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Check(); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := db.NumRecords(), uint64(2*(n+n/10)); got != want {
+			t.Errorf("%d records, want %d", got, want)
+		}
+		db.Close()
+	}
+	// Per mailbox and per log2 of the records, the reads stay flat; a
+	// rewrite per transaction makes them grow about 6x per 10x.
+	for i := 1; i < len(per); i++ {
+		a, b := per[i-1]/math.Log2(float64(sizes[i-1])), per[i]/math.Log2(float64(sizes[i]))
+		if b > 1.5*a {
+			t.Errorf("record reads per mailbox per log2 n grew from %.1f to %.1f for 10x the mailboxes", a, b)
+		}
+	}
+}

@@ -186,8 +186,8 @@ func TestUpdateTwoskip(t *testing.T) {
 		if err := db.ForEach(nil, func(k, v []byte) error { got[string(k)] = string(v); return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if g := db.Generation(); g != uint64(i+1) {
-			t.Errorf("step %d: generation %d", i, g)
+		if g := db.Generation(); g != 1 {
+			t.Errorf("step %d: generation %d: the file was rewritten, not changed in place", i, g)
 		}
 		db.Close()
 		if len(got) != len(st.want) {

@@ -16,11 +16,6 @@ import (
 	"github.com/mbtool/mbtool/lock"
 )
 
-// ErrNotClean is returned when a database to be rewritten was left dirty
-// by a crashed writer: Cyrus recovers such a file the next time it locks
-// it, so the rewrite is refused rather than done from a guess.
-var ErrNotClean = errors.New("database not clean (a writer crashed); let Cyrus recover it first, e.g. with cyr_dbtool ... consistent")
-
 // Owner is the user and group that files written into a Cyrus spool get.
 // A negative UID leaves files to the user running mbtool.
 type Owner struct {
@@ -129,16 +124,20 @@ func (t *TwoskipTx) ForEach(prefix []byte, fn func(key, value []byte) error) err
 	return t.db.ForEach(prefix, fn)
 }
 
-// UpdateTwoskip rewrites the twoskip database at path by rename, the way a
-// Cyrus checkpoint does and live-safe (locking.md §4.2 A, §4.3): exclusive
-// OFD lock on the live file with the reopen-on-replace loop, read the
-// committed state through the locked descriptor, let fn check and change
-// it, write <path>.NEW as a fresh file with generation+1, verify it, fsync
-// it, give it the old file's owner and mode, rename it into place, fsync
-// the directory, and only then unlock. A missing file is created first
-// (empty, 0600, owned by owner, its directories too) when create is set,
-// else it is an error. If fn returns an error, or changes nothing, the file
-// is left alone.
+// UpdateTwoskip changes the twoskip database at path as one transaction,
+// live-safe while Cyrus runs (locking.md §4.2): exclusive OFD lock on the
+// live file with the reopen-on-replace loop; a file a killed writer left
+// unclean is recovered first, as Cyrus does when it takes the write lock;
+// fn checks and changes the committed state under the lock; the changes
+// are then made in place as Cyrus's own twoskip writer makes them
+// (cyrusdb.TwoskipTxn: O(log n) per change, however large the file), and
+// when the file has grown to more than twice its size after the last
+// checkpoint it is rewritten whole by rename, as Cyrus's checkpoint does
+// (writeCheckpoint), which keeps the total cost of n changes O(n log n).
+// The lock is released only after all of it. A missing file is created
+// first (empty, 0600, owned by owner, its directories too) when create is
+// set, else it is an error. If fn returns an error, or changes nothing, the
+// file is left alone.
 func UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
 	if create {
 		if err := ensureFile(path, owner); err != nil {
@@ -149,7 +148,10 @@ func UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx)
 	if err != nil {
 		return fmt.Errorf("locking %s: %w", path, err)
 	}
-	defer f.Close() // after the rename: closing drops the lock
+	defer f.Close() // after the commit or rename: closing drops the lock
+	if _, err := cyrusdb.Recover(path, f); err != nil {
+		return fmt.Errorf("recovering %s: %w", path, err)
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -158,15 +160,57 @@ func UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx)
 	if err != nil {
 		return err
 	}
-	if !db.Clean() {
-		return fmt.Errorf("%s: %w", path, ErrNotClean)
-	}
 	tx := &TwoskipTx{db: db, changes: make(map[string][]byte)}
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if len(tx.changes) == 0 {
 		return nil
+	}
+	keys := make([]string, 0, len(tx.changes))
+	for k := range tx.changes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	txn, err := cyrusdb.BeginTwoskip(path, f)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if v := tx.changes[k]; v == nil {
+			err = txn.Delete([]byte(k))
+		} else {
+			err = txn.Set([]byte(k), v)
+		}
+		if err != nil {
+			if aerr := txn.Abort(); aerr != nil {
+				err = fmt.Errorf("%w (and undoing the transaction: %v)", err, aerr)
+			}
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if !txn.NeedsCheckpoint() {
+		return nil
+	}
+	return writeCheckpoint(path, f)
+}
+
+// writeCheckpoint rewrites the twoskip file at path, which f holds locked
+// exclusively, as Cyrus's checkpoint does: a fresh file <path>.NEW with
+// generation+1 holding the committed records in key order, checked whole,
+// fsynced, given the old file's owner and mode, renamed into place, and the
+// directory fsynced.
+func writeCheckpoint(path string, f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	db, err := cyrusdb.ReadTwoskip(path, f, fi.Size())
+	if err != nil {
+		return err
 	}
 	newPath := path + ".NEW"
 	if err := os.Remove(newPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -183,7 +227,7 @@ func UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx)
 			os.Remove(newPath)
 		}
 	}()
-	if err := writeMerged(nf, db, tx.changes); err != nil {
+	if err := writeCopy(nf, db); err != nil {
 		return fmt.Errorf("writing %s: %w", newPath, err)
 	}
 	if err := verifyTwoskip(newPath, nf); err != nil {
@@ -205,47 +249,11 @@ func UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx)
 	return SyncDir(filepath.Dir(path))
 }
 
-// writeMerged writes the committed records of db with changes applied, in
-// key order, as a fresh file.
-func writeMerged(nf *os.File, db *cyrusdb.Twoskip, changes map[string][]byte) error {
-	keys := make([]string, 0, len(changes))
-	for k := range changes {
-		if k == "" {
-			return cyrusdb.ErrEmptyKey
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // byte order, as KeyLess
+// writeCopy writes the committed records of db, in key order, as a fresh
+// file with the next generation.
+func writeCopy(nf *os.File, db *cyrusdb.Twoskip) error {
 	tw := cyrusdb.NewTwoskipWriter(nf, db.Generation()+1)
-	i := 0
-	flushBefore := func(key []byte) error {
-		for ; i < len(keys) && (key == nil || keys[i] < string(key)); i++ {
-			if v := changes[keys[i]]; v != nil {
-				if err := tw.Add([]byte(keys[i]), v); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	err := db.ForEach(nil, func(k, v []byte) error {
-		if err := flushBefore(k); err != nil {
-			return err
-		}
-		if i < len(keys) && keys[i] == string(k) {
-			nv := changes[keys[i]]
-			i++
-			if nv == nil {
-				return nil // deleted
-			}
-			v = nv
-		}
-		return tw.Add(k, v)
-	})
-	if err != nil {
-		return err
-	}
-	if err := flushBefore(nil); err != nil {
+	if err := db.ForEach(nil, tw.Add); err != nil {
 		return err
 	}
 	return tw.Close()
