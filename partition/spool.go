@@ -275,9 +275,16 @@ func (s *Spool) userInbox(user string) string {
 // everything below it), in mailboxes.db order. user is "alice", or
 // "alice@example.com" with virtual domains.
 func (s *Spool) UserMailboxes(user string) ([]Entry, error) {
-	inbox := nameToDBName(s.userInbox(user))
+	return s.MailboxesUnder(s.userInbox(user))
+}
+
+// MailboxesUnder returns the real mailboxes among name and everything below
+// it, in mailboxes.db order: one search for name and one for its first
+// child, then a walk of its own records only, O(log n + k).
+func (s *Spool) MailboxesUnder(name string) ([]Entry, error) {
+	db := nameToDBName(name)
 	var out []Entry
-	err := s.mboxlist(inbox, inbox+string(rune(dbHierSep)), func(e Entry) error {
+	err := s.mboxlist(db, db+string(rune(dbHierSep)), func(e Entry) error {
 		if s.real(e) {
 			out = append(out, e)
 		}

@@ -157,10 +157,6 @@ func (rs *restorer) writeQuotas(q *quotaPlan) error {
 		roots = append(roots, r)
 	}
 	sort.Strings(roots)
-	mbs, err := rs.spool.Mailboxes()
-	if err != nil {
-		return err
-	}
 	for _, root := range roots {
 		cur, err := rs.spool.ReadQuota(root)
 		existed := err == nil
@@ -178,10 +174,11 @@ func (rs *restorer) writeQuotas(q *quotaPlan) error {
 		} else {
 			nq.Limits, nq.Modseq = cur.Limits, cur.Modseq
 		}
+		mbs, err := rs.spool.MailboxesUnder(root)
+		if err != nil {
+			return err
+		}
 		for _, e := range mbs {
-			if e.Name != root && !strings.HasPrefix(e.Name, root+".") {
-				continue
-			}
 			if r, err := q.nearest(e.Name); err != nil {
 				return err
 			} else if r != root {
