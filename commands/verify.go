@@ -52,6 +52,8 @@ func newVerifyCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "against", Usage: "compare the dump `FILE` with the live partition", TakesFile: true},
 			&cli.BoolFlag{Name: "json", Usage: "write findings and the summary as JSON objects, one per line"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+			repoFlag("check the backup repository `DIR` instead of a dump"),
+			&cli.BoolFlag{Name: "read-data", Usage: "with --repo: read every pack and re-hash every message"},
 		},
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
@@ -59,6 +61,12 @@ func newVerifyCommand(e *env) *cli.Command {
 				return err
 			}
 			o := verifyOptions{json: c.Bool("json"), quiet: c.Bool("quiet"), config: configPath(c)}
+			if c.String("repo") != "" { // commands/repo.go
+				if len(args) > 0 || c.String("against") != "" {
+					return usagef("give a dump or --repo, not both")
+				}
+				return runVerifyRepo(c.Context, e, c.String("repo"), c.Bool("read-data"), o.json)
+			}
 			switch against := c.String("against"); {
 			case against != "" && len(args) > 0:
 				return usagef("give the dump either as --against FILE or as an argument, not both")

@@ -1,0 +1,182 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mbtool/mbtool/repo"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { subcommands = append(subcommands, newPruneCommand, newUnlockCommand) }
+
+func runVerifyRepo(ctx context.Context, e *env, dir string, readData, asJSON bool) error {
+	start := time.Now()
+	r, err := openRepo(dir, false)
+	if err != nil {
+		return couldNotRun(err, "")
+	}
+	sum, err := r.Check(ctx, repo.CheckOptions{ReadData: readData})
+	if err != nil {
+		return err
+	}
+	for _, f := range sum.Findings {
+		if asJSON {
+			writeJSON(e.stdout, map[string]any{"type": "finding", "file": f.File, "detail": f.Err.Error()})
+		} else {
+			fmt.Fprintf(e.stdout, "%s\n", f)
+		}
+	}
+	took := time.Since(start)
+	if asJSON {
+		writeJSON(e.stdout, map[string]any{"type": "summary", "repo": dir, "ok": len(sum.Findings) == 0,
+			"read_data": readData, "snapshots": sum.Snapshots, "states": sum.States, "index_files": sum.IndexFiles,
+			"packs": sum.Packs, "index_entries": sum.Entries, "messages": sum.Files, "bytes_read": sum.BytesRead,
+			"unreferenced_packs": sum.UnreferencedPacks, "unreferenced_states": sum.UnreferencedStates,
+			"findings": len(sum.Findings), "duration_seconds": took.Seconds()})
+	} else {
+		what := "structure"
+		if readData {
+			what = fmt.Sprintf("structure and data (%s read)", humanBytes(sum.BytesRead))
+		}
+		status := "OK"
+		if len(sum.Findings) > 0 {
+			status = "DAMAGED"
+		}
+		fmt.Fprintf(e.stdout, "%s: %s: %s of %d snapshots, %d states, %d messages, %d packs, %d index files; %d finding(s) in %s\n",
+			dir, status, what, sum.Snapshots, sum.States, sum.Files, sum.Packs, sum.IndexFiles, len(sum.Findings), took.Round(time.Millisecond))
+		if n := sum.UnreferencedPacks + sum.UnreferencedStates; n > 0 {
+			fmt.Fprintf(e.stdout, "%s: %d pack(s) and %d state(s) no snapshot needs (left by interrupted runs or forgotten snapshots; prune removes them)\n",
+				dir, sum.UnreferencedPacks, sum.UnreferencedStates)
+		}
+	}
+	if len(sum.Findings) > 0 {
+		return &exitError{code: ExitFailure, err: fmt.Errorf("%d finding(s) in %s", len(sum.Findings), dir)}
+	}
+	return nil
+}
+
+func newPruneCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "prune",
+		Usage: "remove old snapshots of a backup repository by a retention policy, and the data no snapshot needs",
+		Description: "Keeps, per host and set of users, the latest --keep-last snapshots and the latest\n" +
+			"snapshot of each of the last --keep-daily days, --keep-weekly ISO weeks and\n" +
+			"--keep-monthly months that have snapshots (restic's and borg's meanings, in local\n" +
+			"time); removes the other snapshots, then every message file, state and index\n" +
+			"entry no kept snapshot refers to (packs mostly unused are rewritten). Without a\n" +
+			"--keep flag no snapshot is removed, only unreferenced data (for example that\n" +
+			"of an interrupted dump). Needs only the repository; takes an exclusive lock, so\n" +
+			"no dump may run meanwhile. --dry-run prints what would go and what stays.\n\n" +
+			"EXAMPLES:\n" +
+			"   mbtool prune --repo /backup/mail --keep-daily 7 --keep-weekly 5 --keep-monthly 12\n" +
+			"   mbtool prune --repo /backup/mail --keep-daily 7 --dry-run",
+		Flags: []cli.Flag{
+			repoFlag("the repository `DIR`"),
+			&cli.IntFlag{Name: "keep-last", Usage: "keep the last `N` snapshots"},
+			&cli.IntFlag{Name: "keep-daily", Usage: "keep the latest snapshot of each of the last `N` days"},
+			&cli.IntFlag{Name: "keep-weekly", Usage: "keep the latest snapshot of each of the last `N` weeks"},
+			&cli.IntFlag{Name: "keep-monthly", Usage: "keep the latest snapshot of each of the last `N` months"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would be removed and kept; change nothing"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON summary on standard output"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the summary"},
+		},
+		Action: func(c *cli.Context) error {
+			args, err := positional(c)
+			if err != nil {
+				return err
+			}
+			if c.String("repo") == "" || len(args) > 0 {
+				return usagef("prune needs --repo DIR and no arguments")
+			}
+			p := repo.Policy{Last: c.Int("keep-last"), Daily: c.Int("keep-daily"), Weekly: c.Int("keep-weekly"), Monthly: c.Int("keep-monthly")}
+			if p.Last < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 {
+				return usagef("--keep-* values must not be negative")
+			}
+			return runPrune(c.Context, e, c.String("repo"), p, c.Bool("dry-run"), c.Bool("json"), c.Bool("quiet"))
+		},
+	}
+}
+
+func runPrune(ctx context.Context, e *env, dir string, p repo.Policy, dryRun, asJSON, quiet bool) error {
+	start := time.Now()
+	r, err := openRepo(dir, false)
+	if err != nil {
+		return err
+	}
+	sum, err := r.Prune(ctx, repo.PruneOptions{Policy: p, DryRun: dryRun})
+	if errors.Is(err, repo.ErrLocked) {
+		err = &hintError{err: err, hint: "a dump or prune is running; if none is, `mbtool unlock --repo " + dir + "` removes locks of processes that are gone"}
+	}
+	if sum == nil {
+		return err
+	}
+	forgot, kept := 0, 0
+	for _, d := range sum.Decisions {
+		verb := "remove"
+		if d.Keep {
+			verb = "keep"
+			kept++
+		} else {
+			forgot++
+		}
+		if !quiet && !asJSON {
+			why := ""
+			if len(d.Reasons) > 0 {
+				why = " (" + strings.Join(d.Reasons, ", ") + ")"
+			}
+			fmt.Fprintf(e.stdout, "%-6s %s  %s  %s  %d users%s\n", verb, d.Snapshot.ShortID(),
+				d.Snapshot.Time.Local().Format("2006-01-02 15:04:05"), d.Snapshot.Host, len(d.Snapshot.Users), why)
+		}
+	}
+	if asJSON {
+		js := map[string]any{"command": "prune", "repo": dir, "dry_run": dryRun, "snapshots_kept": kept,
+			"snapshots_removed": forgot, "packs_removed": sum.PacksRemoved, "packs_repacked": sum.PacksRepacked,
+			"packs_kept": sum.PacksKept, "bytes_removed": sum.BytesRemoved, "bytes_repacked": sum.BytesRepacked,
+			"states_removed": sum.StatesRemoved, "duration_seconds": time.Since(start).Seconds(), "exit_status": repoExitCode(err)}
+		if err != nil {
+			js["error"] = err.Error()
+		}
+		writeJSON(e.stdout, js)
+	} else if err == nil {
+		verb := "removed"
+		if dryRun {
+			verb = "would remove"
+		}
+		fmt.Fprintf(e.stderr, "mbtool: %s %d snapshot(s), keeping %d; %s %d pack(s) and rewrite %d, freeing %s; %d state(s) in %s\n",
+			verb, forgot, kept, verb, sum.PacksRemoved, sum.PacksRepacked, humanBytes(sum.BytesRemoved), sum.StatesRemoved,
+			time.Since(start).Round(time.Millisecond))
+	}
+	return err
+}
+
+func newUnlockCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "unlock",
+		Usage: "remove the stale locks of a backup repository",
+		Description: "Removes the locks of processes that are gone (on this host: no such PID with\n" +
+			"the lock's start time; on another host: not refreshed for 30 minutes). With\n" +
+			"--remove-all, every lock: only when no mbtool uses the repository.",
+		Flags: []cli.Flag{
+			repoFlag("the repository `DIR`"),
+			&cli.BoolFlag{Name: "remove-all", Usage: "remove every lock, also live ones"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.String("repo") == "" || c.Args().Len() > 0 {
+				return usagef("unlock needs --repo DIR and no arguments")
+			}
+			r, err := openRepo(c.String("repo"), false)
+			if err != nil {
+				return err
+			}
+			removed, err := r.Unlock(c.Bool("remove-all"))
+			for _, n := range removed {
+				fmt.Fprintf(e.stderr, "mbtool: removed %s\n", n)
+			}
+			return err
+		},
+	}
+}

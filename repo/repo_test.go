@@ -1,0 +1,273 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mbtool/mbtool/fixtures/gen"
+	"github.com/mbtool/mbtool/guid"
+)
+
+func newRepo(t *testing.T) *Repo {
+	t.Helper()
+	r, err := OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func genDump(t *testing.T, seed uint64, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := gen.WriteDump(&buf, gen.Options{Seed: seed, Messages: n, MeanSize: 2000, PerMailbox: 100}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// addNight ingests one dump per user and commits a snapshot at t.
+func addNight(t *testing.T, r *Repo, at time.Time, users map[string][]byte) *Snapshot {
+	t.Helper()
+	idx, err := r.LoadIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	b := r.NewBackup(idx)
+	for name, d := range users {
+		if _, err := b.Ingest(context.Background(), name, bytes.NewReader(d)); err != nil {
+			b.Abort()
+			t.Fatal(err)
+		}
+	}
+	s, err := b.Commit("h", "v", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func exportAll(t *testing.T, r *Repo, s *Snapshot) []byte {
+	t.Helper()
+	idx, err := r.LoadIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	var buf bytes.Buffer
+	if _, err := r.WriteDump(context.Background(), idx, s, &buf, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func check(t *testing.T, r *Repo) *CheckSummary {
+	t.Helper()
+	sum, err := r.Check(context.Background(), CheckOptions{ReadData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range sum.Findings {
+		t.Errorf("verify: %s", f)
+	}
+	return sum
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// One message file delivered to many users is stored once.
+func TestStoredOnceAcrossUsers(t *testing.T) {
+	r := newRepo(t)
+	d := genDump(t, 1, 300)
+	users := map[string][]byte{}
+	for i := 0; i < 100; i++ {
+		users[string(rune('a'+i%26))+string(rune('a'+i/26))] = d
+	}
+	s := addNight(t, r, time.Unix(1795880000, 0), users)
+	idx, _ := r.LoadIndex()
+	defer idx.Close()
+	if got, want := idx.Len(), s.Users[0].Files; got != want {
+		t.Fatalf("index holds %d files for 100 users of %d files each", got, want)
+	}
+	if s.NewBytes != s.Users[0].Bytes {
+		t.Errorf("stored %d bytes, one user's files are %d", s.NewBytes, s.Users[0].Bytes)
+	}
+	check(t, r)
+}
+
+// Nights that share most files; prune by policy frees what only forgotten
+// nights used, and every kept night writes out exactly as before.
+func TestPruneKeepsWhatItKeeps(t *testing.T) {
+	old := PackTarget
+	PackTarget = 1 << 20 // packs of one night: some removed whole, the first night's rewritten
+	defer func() { PackTarget = old }()
+	r := newRepo(t)
+	dumps := map[uint64][]byte{}
+	dumpOf := func(seed uint64) []byte {
+		if dumps[seed] == nil {
+			dumps[seed] = genDump(t, seed, 200)
+		}
+		return dumps[seed]
+	}
+	base := time.Date(2026, 11, 1, 2, 0, 0, 0, time.Local)
+	var snaps []*Snapshot
+	for n := 0; n < 10; n++ {
+		snaps = append(snaps, addNight(t, r, base.AddDate(0, 0, n),
+			map[string][]byte{"a": dumpOf(uint64(n)), "b": dumpOf(uint64(n + 1)), "c": dumpOf(100)}))
+	}
+	before := map[string][]byte{}
+	for _, s := range snaps {
+		before[s.ID] = exportAll(t, r, s)
+	}
+	check(t, r)
+	size := dirSize(t, r.store.Location())
+
+	dry, err := r.Prune(context.Background(), PruneOptions{Policy: Policy{Daily: 3}, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dirSize(t, r.store.Location()) != size {
+		t.Fatal("dry run changed the repository")
+	}
+	sum, err := r.Prune(context.Background(), PruneOptions{Policy: Policy{Daily: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("prune: %d packs removed, %d rewritten, %d kept; %d bytes freed", sum.PacksRemoved, sum.PacksRepacked, sum.PacksKept, sum.BytesRemoved)
+	if sum.PacksRemoved == 0 || sum.PacksRepacked == 0 {
+		t.Errorf("the test meant to remove and rewrite packs: %+v", sum)
+	}
+	if sum.PacksRemoved != dry.PacksRemoved || sum.BytesRemoved != dry.BytesRemoved {
+		t.Errorf("dry run said %d packs, %d bytes; prune removed %d, %d", dry.PacksRemoved, dry.BytesRemoved, sum.PacksRemoved, sum.BytesRemoved)
+	}
+	ss, err := r.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) != 3 || ss[0].ID != snaps[7].ID {
+		t.Fatalf("kept %d snapshots", len(ss))
+	}
+	for _, s := range ss {
+		if got := exportAll(t, r, s); !bytes.Equal(got, before[s.ID]) {
+			t.Errorf("snapshot %s writes out differently after prune", s.ShortID())
+		}
+	}
+	// What stays: the files the kept nights use, in packs at most 20%
+	// unused, and their index entries only.
+	cs := check(t, r)
+	if cs.UnreferencedPacks != 0 || cs.UnreferencedStates != 0 || cs.IndexFiles != 1 {
+		t.Errorf("after prune: %+v", cs)
+	}
+	idx, err := r.LoadIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	var used int64
+	idx.Merged(func(_ guid.GUID, loc Location) error { used += loc.Size; return nil })
+	if idx.Len() != cs.Files {
+		t.Errorf("index holds %d files after prune, the kept snapshots use %d", idx.Len(), cs.Files)
+	}
+	packs := dirSize(t, filepath.Join(r.store.Location(), "packs"))
+	if float64(packs) > 1.25*float64(used)+64<<10 {
+		t.Errorf("packs hold %d bytes after prune for %d bytes of used files", packs, used)
+	}
+	t.Logf("repository %d bytes before prune, %d after; packs %d for %d bytes of files", size, dirSize(t, r.store.Location()), packs, used)
+}
+
+func TestPolicy(t *testing.T) {
+	day := func(d, h int) *Snapshot {
+		return &Snapshot{ID: time.Date(2026, 11, d, h, 0, 0, 0, time.Local).Format("0102-15") + "0000000000000000000000000000000000000000000000000000000",
+			Time: time.Date(2026, 11, d, h, 0, 0, 0, time.Local), Host: "h", Users: []UserEntry{{Name: "a"}}}
+	}
+	// Nov 2026: the 1st is a Sunday; two runs on the 30th.
+	ss := []*Snapshot{day(1, 2), day(2, 2), day(8, 2), day(9, 2), day(15, 2), day(29, 2), day(30, 2), day(30, 14)}
+	for _, tc := range []struct {
+		p    Policy
+		want string // 1 = kept, oldest first
+	}{
+		{Policy{}, "11111111"},
+		{Policy{Last: 2}, "00000011"},
+		{Policy{Daily: 2}, "00000101"},
+		{Policy{Weekly: 2}, "00000101"}, // weeks 48 (29th, Sunday) and 49 (30th)
+		{Policy{Weekly: 3}, "00001101"}, // and week 46's last, the 15th
+		{Policy{Monthly: 1}, "00000001"},
+		{Policy{Daily: 1, Weekly: 5}, "10101101"}, // weeks of the 1st (a Sunday), 8th, 15th, 29th, 30th
+	} {
+		got := ""
+		for _, d := range tc.p.Apply(ss) {
+			if d.Keep {
+				got += "1"
+			} else {
+				got += "0"
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%+v: kept %s, want %s", tc.p, got, tc.want)
+		}
+	}
+}
+
+// A stale lock (its process gone) does not block; a live exclusive lock
+// does, and a shared one does not block another shared one.
+func TestLocks(t *testing.T) {
+	r := newRepo(t)
+	a, err := r.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Lock(false)
+	if err != nil {
+		t.Fatalf("second shared lock: %v", err)
+	}
+	if _, err := r.Lock(true); !errors.Is(err, ErrLocked) {
+		t.Fatalf("exclusive lock beside shared ones: %v", err)
+	}
+	a.Release()
+	b.Release()
+	// A lock of a process that is gone: PID 1 with another start time.
+	dead := encodeLock(lockInfo{Host: hostname(), PID: 1, Start: 12345678901, Time: time.Now(), Exclusive: true})
+	if err := r.store.PutExclusive("locks/dead", dead); err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.Lock(true)
+	if err != nil {
+		t.Fatalf("stale lock blocked: %v", err)
+	}
+	if _, err := r.store.Open("locks/dead"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale lock of this host not removed: %v", err)
+	}
+	if _, err := r.Lock(false); !errors.Is(err, ErrLocked) {
+		t.Fatalf("shared lock beside an exclusive one: %v", err)
+	}
+	l.Release()
+	// Another host's lock is live until it is StaleAfter old.
+	other := encodeLock(lockInfo{Host: "elsewhere", PID: 1, Time: time.Now(), Exclusive: true})
+	r.store.PutExclusive("locks/other", other)
+	if _, err := r.Lock(false); !errors.Is(err, ErrLocked) {
+		t.Fatalf("live lock of another host ignored: %v", err)
+	}
+	r.store.Remove("locks/other")
+	old := encodeLock(lockInfo{Host: "elsewhere", PID: 1, Time: time.Now().Add(-StaleAfter - time.Minute), Exclusive: true})
+	r.store.PutExclusive("locks/old", old)
+	l, err = r.Lock(true)
+	if err != nil {
+		t.Fatalf("stale lock of another host blocked: %v", err)
+	}
+	l.Release()
+}
