@@ -51,10 +51,8 @@ func newDumpCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "dump every mailbox of `USER` (repeatable)"},
 			&cli.BoolFlag{Name: "all", Usage: "dump every user"},
 			&cli.StringFlag{Name: "compress", Usage: "compression: zstd or none (default: zstd when FILE ends in .zst)"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no summary"},
 			repoFlag("add a snapshot of the users to the backup repository `DIR` (made if new or empty)"),
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, Usage: "with --repo: dump `N` users at once"},
-			&cli.BoolFlag{Name: "json", Usage: "with --repo: print one JSON summary of the run on standard output"},
 		}, serverFlags()...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
@@ -68,15 +66,22 @@ func newDumpCommand(e *env) *cli.Command {
 				mailboxes: args,
 				all:       c.Bool("all"),
 				compress:  c.String("compress"),
-				quiet:     c.Bool("quiet"),
+				quiet:     e.quiet(),
 			}
+			e.out.Mode, e.out.Config = "partition", opts.config
 			if c.String("repo") != "" { // commands/repo.go
 				if !c.IsSet("output") {
 					opts.output = ""
 				}
+				e.out.Mode, e.out.Output = "repo", c.String("repo")
 				return runDumpRepo(c.Context, e, opts, dumpRepoFrom(c))
 			}
+			e.out.Output = opts.output
+			if opts.output == "-" {
+				e.dataOnStdout()
+			}
 			if c.String("server") != "" { // commands/server.go
+				e.out.Mode, e.out.Server = "server", c.String("server")
 				return runDumpServer(c.Context, e, opts, serverOptionsFrom(c))
 			}
 			return runDump(c.Context, e, opts)
@@ -129,6 +134,11 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 		if errors.Is(err, dump.ErrNoSelection) {
 			return usagef("%v", err)
 		}
+		var nf *dump.NotFoundError
+		if errors.As(err, &nf) {
+			return &hintError{err: &usageError{msg: err.Error()},
+				hint: "nothing was written; users are named as in Cyrus (alice, or alice@example.com with virtdomains), mailboxes by internal name (user.alice.Sent)"}
+		}
 		if o.output != "-" && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
 			return &hintError{err: err, hint: "the output's file system is full; nothing was kept under " + o.output}
 		}
@@ -141,10 +151,10 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 }
 
 // reportDump ends a dump, offline or from a server: a warning per
-// problem, the summary unless quiet, and exit 3 if anything was left out.
+// problem, the summary, and exit 3 if anything was left out.
 func reportDump[P fmt.Stringer](e *env, o dumpOptions, c dumpfile.Counts, records int64, problems []P, from string, start time.Time) error {
 	for _, p := range problems {
-		fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
+		e.warnf("%s", p)
 	}
 	dest := o.output
 	if dest == "-" {
@@ -153,10 +163,9 @@ func reportDump[P fmt.Stringer](e *env, o dumpOptions, c dumpfile.Counts, record
 	if from != "" {
 		from = " from " + from
 	}
-	if !o.quiet {
-		fmt.Fprintf(e.stderr, "mbtool: dumped %d mailboxes, %d messages (%s) of %d records%s to %s in %s\n",
-			c.Mailboxes, c.Messages, humanBytes(c.Bytes), records, from, dest, time.Since(start).Round(time.Millisecond))
-	}
+	e.out.Mailboxes, e.out.Messages, e.out.Bytes, e.out.Records = c.Mailboxes, c.Messages, c.Bytes, records
+	e.done("dumped %d mailboxes, %d messages (%s) of %d records%s to %s in %s",
+		c.Mailboxes, c.Messages, humanBytes(c.Bytes), records, from, dest, time.Since(start).Round(time.Millisecond))
 	if n := len(problems); n > 0 {
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) could not be dumped; see the warnings above", n)}
 	}

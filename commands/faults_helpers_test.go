@@ -60,6 +60,7 @@ type procOptions struct {
 	stdout io.Writer // nil: collected in proc.stdout
 	dir    string
 	cred   *syscall.Credential // run as another user
+	env    []string            // added to the environment
 }
 
 // startMbtool starts mbtool with args. The process is killed if the test
@@ -74,6 +75,9 @@ func startExe(t testing.TB, exe string, o procOptions, args ...string) *proc {
 	p := &proc{t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(exe, args...)
 	p.cmd.Dir = o.dir
+	if o.env != nil {
+		p.cmd.Env = append(os.Environ(), o.env...)
+	}
 	p.cmd.Stdin = o.stdin
 	if p.cmd.Stdin == nil {
 		p.cmd.Stdin = strings.NewReader("")

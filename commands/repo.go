@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,58 +77,10 @@ func pickSnapshot(r *repo.Repo, id, at, user string) (*repo.Snapshot, error) {
 type dumpRepoOptions struct {
 	dir  string
 	jobs int
-	json bool
 }
 
 func dumpRepoFrom(c *cli.Context) dumpRepoOptions {
-	return dumpRepoOptions{dir: c.String("repo"), jobs: c.Int("jobs"), json: c.Bool("json")}
-}
-
-// repoJSON is the one machine-readable line a repository run prints.
-type repoJSON struct {
-	Command     string      `json:"command"`
-	Repo        string      `json:"repo"`
-	Snapshot    string      `json:"snapshot,omitempty"`
-	Users       int         `json:"users"`
-	Mailboxes   int64       `json:"mailboxes"`
-	Messages    int64       `json:"messages"`
-	Bytes       int64       `json:"bytes"`
-	NewMessages int64       `json:"new_messages"`
-	NewBytes    int64       `json:"new_bytes"`
-	ReusedBytes int64       `json:"reused_bytes"`
-	Skipped     []jsonSkip  `json:"skipped"`
-	Duration    float64     `json:"duration_seconds"`
-	ExitStatus  int         `json:"exit_status"`
-	Error       string      `json:"error,omitempty"`
-	Extra       interface{} `json:"details,omitempty"`
-}
-
-type jsonSkip struct {
-	Item   string `json:"item"`
-	Reason string `json:"reason"`
-}
-
-func writeJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.Encode(v)
-}
-
-// repoExitCode is the code report will give err.
-func repoExitCode(err error) int {
-	var ue *usageError
-	var ee *exitError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.As(err, &ue):
-		return ExitUsage
-	case errors.As(err, &ee):
-		return ee.code
-	case errors.Is(err, context.Canceled):
-		return ExitInterrupted
-	}
-	return ExitFailure
+	return dumpRepoOptions{dir: c.String("repo"), jobs: c.Int("jobs")}
 }
 
 func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions) error {
@@ -147,6 +98,7 @@ func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions)
 		return usagef("--jobs %d: give 1 or more", ro.jobs)
 	}
 	start := time.Now()
+	e.out.Mode, e.out.Output = "repo", ro.dir
 	cfg, err := partition.LoadConfig(o.config)
 	if err != nil {
 		return err
@@ -159,7 +111,7 @@ func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions)
 	if err != nil {
 		return err
 	}
-	bar := newProgress(e.stderr, o.quiet || ro.json, "dump")
+	bar := newProgress(e.stderr, o.quiet, "dump")
 	sum, err := repodump.Run(ctx, spool, r, repodump.Options{Users: o.users, All: o.all, Jobs: ro.jobs, Version: version(),
 		Progress: func(s repodump.Summary) { bar.set(s.Mailboxes, s.Files, s.Bytes) }})
 	bar.finish()
@@ -168,10 +120,10 @@ func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions)
 	}
 	if err == nil && sum != nil {
 		for _, s := range sum.Skipped {
-			fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", s)
+			e.warnf("%s", s)
 		}
 		for _, p := range sum.Problems {
-			fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
+			e.warnf("%s", p)
 		}
 		if n := len(sum.Skipped) + len(sum.Problems); n > 0 {
 			err = &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) could not be dumped; see the warnings above", n)}
@@ -180,25 +132,11 @@ func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions)
 	if sum == nil {
 		sum = &repodump.Summary{}
 	}
-	if ro.json {
-		js := repoJSON{Command: "dump", Repo: ro.dir, Users: sum.Users, Mailboxes: sum.Mailboxes, Messages: sum.Files,
-			Bytes: sum.Bytes, NewMessages: sum.NewFiles, NewBytes: sum.NewBytes, ReusedBytes: sum.ReusedBytes,
-			Skipped: []jsonSkip{}, Duration: time.Since(start).Seconds(), ExitStatus: repoExitCode(err)}
-		if sum.Snapshot != nil {
-			js.Snapshot = sum.Snapshot.ID
-		}
-		for _, s := range sum.Skipped {
-			js.Skipped = append(js.Skipped, jsonSkip{Item: "user " + s.User, Reason: s.Reason.Error()})
-		}
-		for _, p := range sum.Problems {
-			js.Skipped = append(js.Skipped, jsonSkip{Item: p.Mailbox, Reason: p.String()})
-		}
-		if err != nil && js.ExitStatus != ExitPartial {
-			js.Error = err.Error()
-		}
-		writeJSON(e.stdout, js)
-	} else if !o.quiet && sum.Snapshot != nil {
-		fmt.Fprintf(e.stderr, "mbtool: snapshot %s: %d users, %d mailboxes, %d messages (%s); %d new (%s), %s reused, in %s\n",
+	e.out.Users, e.out.Mailboxes, e.out.Messages, e.out.Bytes = int64(sum.Users), sum.Mailboxes, sum.Files, sum.Bytes
+	e.out.NewMessages, e.out.NewBytes, e.out.ReusedBytes = count(sum.NewFiles), count(sum.NewBytes), count(sum.ReusedBytes)
+	if sum.Snapshot != nil {
+		e.out.Snapshot = sum.Snapshot.ID
+		e.done("snapshot %s: %d users, %d mailboxes, %d messages (%s); %d new (%s), %s reused, in %s",
 			sum.Snapshot.ShortID(), sum.Users, sum.Mailboxes, sum.Files, humanBytes(sum.Bytes), sum.NewFiles,
 			humanBytes(sum.NewBytes), humanBytes(sum.ReusedBytes), time.Since(start).Round(time.Millisecond))
 	}
@@ -238,6 +176,7 @@ func runRestoreRepo(ctx context.Context, e *env, o restoreOptions, ro repoRestor
 		return err
 	}
 	defer idx.Close()
+	e.out.Snapshot = snap.ID
 	if !o.quiet {
 		fmt.Fprintf(e.stderr, "mbtool: restoring user %s from snapshot %s of %s (%s)\n", ro.user, snap.ShortID(),
 			snap.Time.Local().Format("2006-01-02 15:04:05"), snap.Host)
@@ -309,6 +248,10 @@ func runExport(ctx context.Context, e *env, dir string, users []string, id, at, 
 	default:
 		return usagef("--compress %q: use zstd or none", compress)
 	}
+	e.out.Mode, e.out.Input, e.out.Output = "repo", dir, output
+	if output == "-" {
+		e.dataOnStdout()
+	}
 	r, err := openRepo(dir, false)
 	if err != nil {
 		return err
@@ -331,8 +274,14 @@ func runExport(ctx context.Context, e *env, dir string, users []string, id, at, 
 		return err
 	}
 	defer out.abort()
-	if _, err := r.WriteDump(ctx, idx, snap, out.w, repo.ExportOptions{Users: users, Compress: zst}); err != nil {
+	e.out.Snapshot = snap.ID
+	c, err := r.WriteDump(ctx, idx, snap, out.w, repo.ExportOptions{Users: users, Compress: zst})
+	if err != nil {
 		return err
 	}
-	return out.commit()
+	if err := out.commit(); err != nil {
+		return err
+	}
+	e.out.Mailboxes, e.out.Messages, e.out.Bytes = c.Mailboxes, c.Messages, c.Bytes
+	return nil
 }

@@ -24,7 +24,6 @@ func newListCommand(e *env) *cli.Command {
 		Flags: append([]cli.Flag{
 			repoFlag("the repository `DIR`"),
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "list the mailboxes of `USER` (in the latest snapshot holding them, unless --snapshot or --at)"},
-			&cli.BoolFlag{Name: "json", Usage: "write one JSON object per line"},
 		}, snapshotFlags()...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
@@ -35,7 +34,7 @@ func newListCommand(e *env) *cli.Command {
 				return &hintError{err: &usageError{msg: "list needs --repo DIR"},
 					hint: "mbtool list --repo DIR [--snapshot ID | --at TIME] [--user USER]"}
 			}
-			return runList(c.Context, e, c.String("repo"), c.String("snapshot"), c.String("at"), c.String("user"), c.Bool("json"))
+			return runList(c.Context, e, c.String("repo"), c.String("snapshot"), c.String("at"), c.String("user"), e.rep.json)
 		},
 	}
 }
@@ -50,7 +49,12 @@ type jsonSnapshot struct {
 	Bytes    int64    `json:"total_bytes"`
 }
 
+// runList prints a listing; with --json its rows go into the outcome's
+// "listing" instead (a repository's snapshots, a snapshot's users, a
+// user's mailboxes: a few thousand at most).
 func runList(ctx context.Context, e *env, dir, id, at, user string, asJSON bool) error {
+	e.out.Mode, e.out.Input = "repo", dir
+	writeJSON := func(_ any, v any) { e.out.Listing = append(e.out.Listing, v) }
 	r, err := openRepo(dir, false)
 	if err != nil {
 		return err

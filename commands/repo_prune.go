@@ -15,6 +15,7 @@ func init() { subcommands = append(subcommands, newPruneCommand, newUnlockComman
 
 func runVerifyRepo(ctx context.Context, e *env, dir string, readData, asJSON bool) error {
 	start := time.Now()
+	e.out.Mode, e.out.Input = "repo", dir
 	r, err := openRepo(dir, false)
 	if err != nil {
 		return couldNotRun(err, "")
@@ -25,19 +26,17 @@ func runVerifyRepo(ctx context.Context, e *env, dir string, readData, asJSON boo
 	}
 	for _, f := range sum.Findings {
 		if asJSON {
-			writeJSON(e.stdout, map[string]any{"type": "finding", "file": f.File, "detail": f.Err.Error()})
+			if len(e.out.FirstFindings) < maxListed {
+				e.out.FirstFindings = append(e.out.FirstFindings, jsonFinding{Kind: "repo", Path: f.File, Detail: f.Err.Error()})
+			}
 		} else {
 			fmt.Fprintf(e.stdout, "%s\n", f)
 		}
 	}
 	took := time.Since(start)
-	if asJSON {
-		writeJSON(e.stdout, map[string]any{"type": "summary", "repo": dir, "ok": len(sum.Findings) == 0,
-			"read_data": readData, "snapshots": sum.Snapshots, "states": sum.States, "index_files": sum.IndexFiles,
-			"packs": sum.Packs, "index_entries": sum.Entries, "messages": sum.Files, "bytes_read": sum.BytesRead,
-			"unreferenced_packs": sum.UnreferencedPacks, "unreferenced_states": sum.UnreferencedStates,
-			"findings": len(sum.Findings), "duration_seconds": took.Seconds()})
-	} else {
+	e.out.Findings, e.out.Snapshots, e.out.Packs = count(len(sum.Findings)), count(sum.Snapshots), count(sum.Packs)
+	e.out.Messages, e.out.Bytes = int64(sum.Files), int64(sum.BytesRead)
+	if !asJSON {
 		what := "structure"
 		if readData {
 			what = fmt.Sprintf("structure and data (%s read)", humanBytes(sum.BytesRead))
@@ -81,8 +80,6 @@ func newPruneCommand(e *env) *cli.Command {
 			&cli.IntFlag{Name: "keep-weekly", Usage: "keep the latest snapshot of each of the last `N` weeks"},
 			&cli.IntFlag{Name: "keep-monthly", Usage: "keep the latest snapshot of each of the last `N` months"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would be removed and kept; change nothing"},
-			&cli.BoolFlag{Name: "json", Usage: "print one JSON summary on standard output"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the summary"},
 		},
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
@@ -96,13 +93,14 @@ func newPruneCommand(e *env) *cli.Command {
 			if p.Last < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 {
 				return usagef("--keep-* values must not be negative")
 			}
-			return runPrune(c.Context, e, c.String("repo"), p, c.Bool("dry-run"), c.Bool("json"), c.Bool("quiet"))
+			return runPrune(c.Context, e, c.String("repo"), p, c.Bool("dry-run"), e.rep.json, e.rep.quiet)
 		},
 	}
 }
 
 func runPrune(ctx context.Context, e *env, dir string, p repo.Policy, dryRun, asJSON, quiet bool) error {
 	start := time.Now()
+	e.out.Mode, e.out.Output, e.out.DryRun = "repo", dir, dryRun
 	r, err := openRepo(dir, false)
 	if err != nil {
 		return err
@@ -132,21 +130,15 @@ func runPrune(ctx context.Context, e *env, dir string, p repo.Policy, dryRun, as
 				d.Snapshot.Time.Local().Format("2006-01-02 15:04:05"), d.Snapshot.Host, len(d.Snapshot.Users), why)
 		}
 	}
-	if asJSON {
-		js := map[string]any{"command": "prune", "repo": dir, "dry_run": dryRun, "snapshots_kept": kept,
-			"snapshots_removed": forgot, "packs_removed": sum.PacksRemoved, "packs_repacked": sum.PacksRepacked,
-			"packs_kept": sum.PacksKept, "bytes_removed": sum.BytesRemoved, "bytes_repacked": sum.BytesRepacked,
-			"states_removed": sum.StatesRemoved, "duration_seconds": time.Since(start).Seconds(), "exit_status": repoExitCode(err)}
-		if err != nil {
-			js["error"] = err.Error()
-		}
-		writeJSON(e.stdout, js)
-	} else if err == nil {
+	e.out.SnapshotsKept, e.out.SnapshotsRemoved = count(kept), count(forgot)
+	e.out.PacksRemoved, e.out.PacksRepacked = count(sum.PacksRemoved), count(sum.PacksRepacked)
+	e.out.StatesRemoved, e.out.BytesRemoved = count(sum.StatesRemoved), count(sum.BytesRemoved)
+	if err == nil {
 		verb := "removed"
 		if dryRun {
 			verb = "would remove"
 		}
-		fmt.Fprintf(e.stderr, "mbtool: %s %d snapshot(s), keeping %d; %s %d pack(s) and rewrite %d, freeing %s; %d state(s) in %s\n",
+		e.done("%s %d snapshot(s), keeping %d; %s %d pack(s) and rewrite %d, freeing %s; %d state(s) in %s",
 			verb, forgot, kept, verb, sum.PacksRemoved, sum.PacksRepacked, humanBytes(sum.BytesRemoved), sum.StatesRemoved,
 			time.Since(start).Round(time.Millisecond))
 	}

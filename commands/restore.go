@@ -57,7 +57,6 @@ func newRestoreCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "mailbox", Usage: "restore only mailbox `NAME` (as in the dump or renamed; repeatable)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "check the dump and print what would be done; write nothing"},
 			&cli.BoolFlag{Name: "replace", Usage: "replace existing mailboxes (each atomically) instead of refusing them"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no summary"},
 			repoFlag("restore from the backup repository `DIR` (with --user, and --at or --snapshot)"),
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "with --repo: restore `USER`"},
 		}, append(snapshotFlags(), serverFlags()...)...),
@@ -78,14 +77,17 @@ func newRestoreCommand(e *env) *cli.Command {
 				mailboxes: c.StringSlice("mailbox"),
 				dryRun:    c.Bool("dry-run"),
 				replace:   c.Bool("replace"),
-				quiet:     c.Bool("quiet"),
+				quiet:     e.quiet(),
 			}
+			e.out.Mode, e.out.Input, e.out.DryRun, e.out.Config = "partition", o.input, o.dryRun, o.config
 			restoreDump := runRestore
 			if c.String("server") != "" { // commands/server.go
 				so := serverOptionsFrom(c)
+				e.out.Mode, e.out.Server, e.out.Config = "server", so.addr, ""
 				restoreDump = func(ctx context.Context, e *env, o restoreOptions) error { return runRestoreServer(ctx, e, o, so) }
 			}
 			if c.String("repo") != "" { // commands/repo.go
+				e.out.Input = c.String("repo")
 				return runRestoreRepo(c.Context, e, o, repoRestoreFrom(c), restoreDump)
 			}
 			return restoreDump(c.Context, e, o)
@@ -145,34 +147,36 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		}
 		return err
 	}
-	if o.dryRun {
+	if o.dryRun && !e.rep.json {
 		for _, m := range sum.Mailboxes {
 			fmt.Fprintln(e.stdout, describe(m))
 		}
 	}
 	for _, p := range sum.Problems {
-		fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
+		e.warnf("%s", p)
 	}
 	refused := 0
 	for _, m := range sum.Mailboxes {
 		if m.Action == restore.ActionRefuse {
 			refused++
 			if !o.dryRun && !hasProblem(sum, m.Name) {
-				fmt.Fprintf(e.stderr, "mbtool: warning: %s: refused: %s\n", m.Name, m.Reason)
+				e.warnf("%s: refused: %s", m.Name, m.Reason)
 			}
 		}
 	}
-	if !o.quiet {
-		verb := "restored"
-		if o.dryRun {
-			verb = "would restore"
-		}
-		fmt.Fprintf(e.stderr, "mbtool: %s %d mailboxes (%d created, %d replaced, %d refused, %d already present, %d skipped), %d messages (%s) in %s\n",
-			verb, sum.Count(restore.ActionCreate)+sum.Count(restore.ActionReplace),
-			sum.Count(restore.ActionCreate), sum.Count(restore.ActionReplace), refused,
-			sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),
-			sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
+	verb := "restored"
+	if o.dryRun {
+		verb = "would restore"
 	}
+	created, replaced := sum.Count(restore.ActionCreate), sum.Count(restore.ActionReplace)
+	e.out.Mailboxes = int64(created + replaced)
+	e.out.Messages, e.out.Bytes = sum.Dump.Messages, sum.Dump.Bytes
+	e.out.Created, e.out.Replaced, e.out.Refused = count(created), count(replaced), count(refused)
+	e.out.Present, e.out.Excluded = count(sum.Count(restore.ActionKeep)), count(sum.Count(restore.ActionSkip))
+	e.done("%s %d mailboxes (%d created, %d replaced, %d refused, %d already present, %d skipped), %d messages (%s) in %s",
+		verb, created+replaced, created, replaced, refused,
+		sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),
+		sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
 	// A refused mailbox has its Problem too (with the reason), unless it
 	// was only reported above; count each once.
 	n := len(sum.Problems)

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -95,15 +95,36 @@ var subcommands []func(*env) *cli.Command
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	out            *Outcome  // the run's summary (outcome.go)
+	rep            reporting // --json, --syslog, --quiet
 }
 
 // Run runs mbtool with the given arguments (args[0] is the program name) and
 // returns the process exit code. It never calls os.Exit.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr,
+		out: &Outcome{Version: version(), Started: time.Now()}}
+	e.rep.summaryTo = stdout
 	app := newApp(e)
-	err := app.RunContext(ctx, args)
-	return report(ctx, stderr, err)
+	pa := interspersed(app, args)
+	name := ""
+	if pa.command != nil {
+		name = pa.command.Name
+		e.out.Command = name
+		e.rep.json, e.rep.syslog, e.rep.quiet = pa.has("json"), pa.has("syslog"), pa.has("quiet", "q")
+		if pa.has("help", "h") {
+			e.rep.json, e.rep.syslog = false, false
+		}
+	}
+	err := app.RunContext(ctx, pa.args)
+	code := report(ctx, stderr, err, name)
+	if name != "" {
+		if e.rep.syslog && !e.rep.logTried {
+			e.rep.log = openSyslog(e.rep.config, stderr)
+		}
+		e.finish(code, err)
+	}
+	return code
 }
 
 func newApp(e *env) *cli.App {
@@ -131,6 +152,18 @@ func newApp(e *env) *cli.App {
 	}
 	for _, mk := range subcommands {
 		cmd := mk(e)
+		for _, f := range reportFlags() {
+			if !hasFlag(cmd, f.Names()[0]) {
+				cmd.Flags = append(cmd.Flags, f)
+			}
+		}
+		cmd.Before = func(c *cli.Context) error {
+			e.rep.config = configPath(c)
+			if e.rep.syslog {
+				e.rep.log, e.rep.logTried = openSyslog(e.rep.config, e.stderr), true
+			}
+			return nil
+		}
 		cmd.OnUsageError = onUsageError
 		cmd.CustomHelpTemplate = cli.CommandHelpTemplate + "\n" + exitStatusHelp
 		app.Commands = append(app.Commands, cmd)
@@ -160,16 +193,22 @@ func configPath(c *cli.Context) string {
 	return DefaultConfig
 }
 
-// positional returns the command's arguments and refuses flags placed after
-// them, which urfave/cli would otherwise treat as arguments.
-func positional(c *cli.Context) ([]string, error) {
-	args := c.Args().Slice()
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") && a != "-" {
-			return nil, usagef("flag %s must come before the arguments", a)
+func hasFlag(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
 		}
 	}
-	return args, nil
+	return false
+}
+
+// positional returns the command's arguments. Flags may come after them:
+// Run moved them before (see interspersed); what still starts with a dash
+// followed "--".
+func positional(c *cli.Context) ([]string, error) {
+	return c.Args().Slice(), nil
 }
 
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
@@ -177,7 +216,8 @@ func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
 }
 
 // report prints err the mbtool way and returns the exit code for it.
-func report(ctx context.Context, stderr io.Writer, err error) int {
+// cmd names the subcommand, for the hint to its --help.
+func report(ctx context.Context, stderr io.Writer, err error, cmd string) int {
 	if err == nil {
 		return ExitOK
 	}
@@ -201,7 +241,11 @@ func report(ctx context.Context, stderr io.Writer, err error) int {
 	if errors.As(err, &he) {
 		fmt.Fprintf(stderr, "mbtool: hint: %s\n", he.hint)
 	} else if code == ExitUsage {
-		fmt.Fprintln(stderr, "mbtool: hint: run 'mbtool --help' for usage")
+		help := "mbtool --help"
+		if cmd != "" {
+			help = "mbtool " + cmd + " --help"
+		}
+		fmt.Fprintf(stderr, "mbtool: hint: run '%s' for usage\n", help)
 	}
 	return code
 }

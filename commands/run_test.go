@@ -49,7 +49,7 @@ func TestInterruptedExitCode(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var errb bytes.Buffer
-	if code := report(ctx, &errb, context.Canceled); code != ExitInterrupted {
+	if code := report(ctx, &errb, context.Canceled, ""); code != ExitInterrupted {
 		t.Fatalf("exit %d, want %d", code, ExitInterrupted)
 	}
 	if got := errb.String(); got != "mbtool: interrupted\n" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/mbtool/mbtool/partition"
@@ -64,6 +65,7 @@ func newSeenCleanupCommand(e *env) *cli.Command {
 			if len(args) > 0 {
 				return usagef("seen-cleanup takes no arguments (got %q); name users with --user", args[0])
 			}
+			e.out.Mode, e.out.Config = "partition", configPath(c)
 			return runSeenCleanup(c.Context, e, seenCleanupOptions{
 				config:       configPath(c),
 				users:        c.StringSlice("user"),
@@ -95,6 +97,10 @@ func runSeenCleanup(ctx context.Context, e *env, o seenCleanupOptions) error {
 	if err != nil {
 		return err
 	}
+	var listing io.Writer = e.stdout
+	if e.rep.json {
+		listing = io.Discard // the counts are in the JSON summary
+	}
 	sum, err := seencleanup.Run(ctx, spool, seencleanup.Options{
 		Users:        o.users,
 		All:          o.all,
@@ -102,11 +108,11 @@ func runSeenCleanup(ctx context.Context, e *env, o seenCleanupOptions) error {
 		PruneOrphans: o.pruneOrphans,
 		UndoFile:     o.undoFile,
 		Version:      version(),
-		Out:          e.stdout,
+		Out:          listing,
 	})
 	if sum != nil {
 		for _, p := range sum.Problems {
-			fmt.Fprintf(e.stderr, "mbtool: warning: %v\n", p)
+			e.warnf("%v", p)
 		}
 	}
 	if err != nil {
@@ -119,9 +125,15 @@ func runSeenCleanup(ctx context.Context, e *env, o seenCleanupOptions) error {
 		}
 		return err
 	}
-	fmt.Fprintf(e.stdout, "summary: %s\n", sum)
+	if !e.rep.json {
+		fmt.Fprintf(e.stdout, "summary: %s\n", sum)
+	}
+	e.out.Summary = sum.String()
+	e.out.Records = int64(sum.Records)
+	e.out.Users, e.out.Stale, e.out.Orphans = int64(sum.Users), count(sum.Stale), count(sum.Orphans)
 	if o.delete {
-		fmt.Fprintf(e.stderr, "mbtool: removed %d seen records; to put them back: mbtool restore %s\n", sum.Removed, sum.UndoFile)
+		e.out.Removed, e.out.UndoFile = count(sum.Removed), sum.UndoFile
+		e.done("removed %d seen records; to put them back: mbtool restore %s", sum.Removed, sum.UndoFile)
 	}
 	if n := len(sum.Problems); n > 0 {
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) skipped; see the warnings above", n)}

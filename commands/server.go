@@ -249,19 +249,19 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 // printServerRestore prints the dry-run plan, the warnings and the
 // summary, and returns the exit status they call for.
 func printServerRestore(e *env, o restoreOptions, sum *remote.RestoreSummary, start time.Time, stopped bool) error {
-	if o.dryRun {
+	if o.dryRun && !e.rep.json {
 		for _, m := range sum.Mailboxes {
 			fmt.Fprintln(e.stdout, describeServer(m))
 		}
 	}
 	for _, p := range sum.Problems {
-		fmt.Fprintf(e.stderr, "mbtool: warning: %s\n", p)
+		e.warnf("%s", p)
 	}
 	refused := 0
 	for _, m := range sum.Mailboxes {
 		if m.Action == remote.ActionRefuse {
 			refused++
-			fmt.Fprintf(e.stderr, "mbtool: warning: %s: refused: %s\n", m.Name, m.Reason)
+			e.warnf("%s: refused: %s", m.Name, m.Reason)
 		}
 	}
 	notApplied := 0
@@ -270,16 +270,23 @@ func printServerRestore(e *env, o restoreOptions, sum *remote.RestoreSummary, st
 			notApplied++
 		}
 	}
-	if o.dryRun && !o.quiet {
-		fmt.Fprintf(e.stderr, "mbtool: would restore %d mailboxes to %s (%d created, %d replaced, %d refused, %d already there, %d skipped) in %s\n",
+	e.out.Refused, e.out.Present, e.out.Excluded = count(refused), count(sum.Count(remote.ActionKeep)), count(sum.Count(remote.ActionSkip))
+	if o.dryRun {
+		e.out.Created, e.out.Replaced = count(sum.Count(remote.ActionCreate)), count(sum.Count(remote.ActionReplace))
+		e.out.Mailboxes = *e.out.Created + *e.out.Replaced
+		e.done("would restore %d mailboxes to %s (%d created, %d replaced, %d refused, %d already there, %d skipped) in %s",
 			sum.Count(remote.ActionCreate)+sum.Count(remote.ActionReplace), sum.Server.Protocol,
 			sum.Count(remote.ActionCreate), sum.Count(remote.ActionReplace), refused, sum.Count(remote.ActionKeep),
 			sum.Count(remote.ActionSkip), time.Since(start).Round(time.Millisecond))
-	} else if !o.quiet || stopped {
-		verb := "restored"
-		fmt.Fprintf(e.stderr, "mbtool: %s %d mailboxes to %s (%d created, %d replaced, %d not applied, %d refused, %d already there, %d skipped); "+
-			"sent %d messages (%s), %d already on the server; %d seen, %d subscriptions, %d quotas in %s\n",
-			verb, sum.Applied(), sum.Server.Protocol, countApplied(sum, remote.ActionCreate), countApplied(sum, remote.ActionReplace),
+	} else {
+		e.out.Created, e.out.Replaced = count(countApplied(sum, remote.ActionCreate)), count(countApplied(sum, remote.ActionReplace))
+		e.out.Mailboxes, e.out.Messages, e.out.Bytes = int64(sum.Applied()), int64(sum.Uploaded), int64(sum.UploadedBytes)
+		if stopped && o.quiet {
+			e.rep.quiet = false // what was applied before the stop is always said
+		}
+		e.done("restored %d mailboxes to %s (%d created, %d replaced, %d not applied, %d refused, %d already there, %d skipped); "+
+			"sent %d messages (%s), %d already on the server; %d seen, %d subscriptions, %d quotas in %s",
+			sum.Applied(), sum.Server.Protocol, countApplied(sum, remote.ActionCreate), countApplied(sum, remote.ActionReplace),
 			notApplied, refused, sum.Count(remote.ActionKeep), sum.Count(remote.ActionSkip),
 			sum.Uploaded, humanBytes(sum.UploadedBytes), sum.Present, sum.Seen, sum.Subs, sum.Quotas,
 			time.Since(start).Round(time.Millisecond))

@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,8 +39,8 @@ func newVerifyCommand(e *env) *cli.Command {
 			"with another GUID, or with flags or MODSEQ changed; message files whose bytes no\n" +
 			"longer match their GUID (bit rot); UIDVALIDITY changed; mailboxes missing or new.\n\n" +
 			"Each finding is one line on standard output naming the mailbox, UID, GUID and\n" +
-			"byte offset in the dump; --json writes one JSON object per finding and a final\n" +
-			"summary object instead. Verify exits 0 when nothing is wrong, 1 when it found\n" +
+			"byte offset in the dump; --json writes one JSON object instead, the summary\n" +
+			"with the count of findings and the first 100 of them (see docs/json.md). Verify exits 0 when nothing is wrong, 1 when it found\n" +
 			"damage or differences, 2 when it could not run (no such file, not a dump).\n\n" +
 			"EXAMPLES:\n" +
 			"   mbtool verify /backup/alice.dlist.zst\n" +
@@ -50,8 +49,6 @@ func newVerifyCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			configFlag(),
 			&cli.StringFlag{Name: "against", Usage: "compare the dump `FILE` with the live partition", TakesFile: true},
-			&cli.BoolFlag{Name: "json", Usage: "write findings and the summary as JSON objects, one per line"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 			repoFlag("check the backup repository `DIR` instead of a dump"),
 			&cli.BoolFlag{Name: "read-data", Usage: "with --repo: read every pack and re-hash every message"},
 		},
@@ -60,7 +57,7 @@ func newVerifyCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			o := verifyOptions{json: c.Bool("json"), quiet: c.Bool("quiet"), config: configPath(c)}
+			o := verifyOptions{json: c.Bool("json"), quiet: e.quiet(), config: configPath(c)}
 			if c.String("repo") != "" { // commands/repo.go
 				if len(args) > 0 || c.String("against") != "" {
 					return usagef("give a dump or --repo, not both")
@@ -102,7 +99,9 @@ func couldNotRun(err error, hint string) error {
 
 func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 	var spool *partition.Spool
+	e.out.Mode, e.out.Input = "file", o.input
 	if o.against {
+		e.out.Mode, e.out.Config = "partition", o.config
 		const hint = "--against reads the Cyrus configuration named by -C (default " + DefaultConfig + ")"
 		cfg, err := partition.LoadConfig(o.config)
 		if err != nil {
@@ -122,7 +121,7 @@ func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 
 	bar := newProgress(e.stderr, o.quiet, "verify")
 	bar.plan(0, 0, size)
-	out := newFindingWriter(e.stdout, o.json)
+	out := newFindingWriter(e, o.json)
 	start := time.Now()
 	sum, err := verify.Run(ctx, counted, verify.Options{
 		Spool:  spool,
@@ -181,25 +180,22 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// findingWriter prints findings and the summary, as text or JSON lines.
+// findingWriter prints findings and the summary as text, or gathers them
+// into the run's JSON outcome.
 type findingWriter struct {
+	e    *env
 	w    io.Writer
-	json *json.Encoder
+	json bool
+	n    int64
 	err  error
 }
 
-func newFindingWriter(w io.Writer, asJSON bool) *findingWriter {
-	fw := &findingWriter{w: w}
-	if asJSON {
-		fw.json = json.NewEncoder(w)
-		fw.json.SetEscapeHTML(false)
-	}
-	return fw
+func newFindingWriter(e *env, asJSON bool) *findingWriter {
+	return &findingWriter{e: e, w: e.stdout, json: asJSON}
 }
 
 // jsonFinding is the JSON form of a finding.
 type jsonFinding struct {
-	Type    string `json:"type"` // "finding"
 	Kind    string `json:"kind"`
 	Mailbox string `json:"mailbox,omitempty"`
 	UID     uint32 `json:"uid,omitempty"`
@@ -207,27 +203,6 @@ type jsonFinding struct {
 	Offset  *int64 `json:"offset,omitempty"` // absent when the finding has no place in the dump
 	Path    string `json:"path,omitempty"`
 	Detail  string `json:"detail"`
-}
-
-// jsonSummary is the JSON form of the summary, the last object written.
-type jsonSummary struct {
-	Type          string       `json:"type"` // "summary"
-	File          string       `json:"file"`
-	OK            bool         `json:"ok"`
-	Complete      bool         `json:"complete"`
-	Findings      int          `json:"findings"`
-	DumpFindings  int          `json:"dump_findings"`
-	Mailboxes     int64        `json:"mailboxes"`
-	Messages      int64        `json:"messages"`
-	Bytes         int64        `json:"bytes"`
-	Records       int64        `json:"records"`
-	SeenElsewhere int          `json:"seen_elsewhere"`
-	LiveMailboxes int64        `json:"live_mailboxes"`
-	LiveFiles     int64        `json:"live_files"`
-	Host          string       `json:"host,omitempty"`
-	Created       *time.Time   `json:"created,omitempty"`
-	Trailer       *jsonTrailer `json:"trailer,omitempty"`
-	Seconds       float64      `json:"seconds"`
 }
 
 type jsonTrailer struct {
@@ -238,14 +213,18 @@ type jsonTrailer struct {
 }
 
 func (fw *findingWriter) finding(f verify.Finding) {
+	fw.n++
 	if fw.err != nil {
 		return
 	}
-	if fw.json == nil {
+	if !fw.json {
 		_, fw.err = fmt.Fprintln(fw.w, f.String())
 		return
 	}
-	j := jsonFinding{Type: "finding", Kind: string(f.Kind), Mailbox: f.Mailbox, UID: f.UID, Path: f.Path, Detail: f.Detail}
+	if len(fw.e.out.FirstFindings) >= maxListed {
+		return
+	}
+	j := jsonFinding{Kind: string(f.Kind), Mailbox: f.Mailbox, UID: f.UID, Path: f.Path, Detail: f.Detail}
 	if !f.GUID.IsNull() {
 		j.GUID = f.GUID.String()
 	}
@@ -253,50 +232,51 @@ func (fw *findingWriter) finding(f verify.Finding) {
 		off := f.Offset
 		j.Offset = &off
 	}
-	fw.err = fw.json.Encode(j)
+	fw.e.out.FirstFindings = append(fw.e.out.FirstFindings, j)
 }
 
 func (fw *findingWriter) summary(s *verify.Summary, file string, took time.Duration) error {
 	if fw.err != nil {
 		return fmt.Errorf("writing the report: %w", fw.err)
 	}
-	var err error
-	if fw.json != nil {
-		j := jsonSummary{Type: "summary", File: file, OK: s.OK(), Complete: s.Complete, Findings: s.Findings,
-			DumpFindings: s.Dump, Mailboxes: s.Mailboxes, Messages: s.Messages, Bytes: s.Bytes, Records: s.Records,
-			SeenElsewhere: s.SeenElsewhere, LiveMailboxes: s.LiveMailboxes, LiveFiles: s.LiveFiles,
-			Host: s.Header.Host, Seconds: took.Seconds()}
-		if !s.Header.Created.IsZero() {
-			c := s.Header.Created
-			j.Created = &c
-		}
-		if tr := s.Trailer; tr != nil {
-			j.Trailer = &jsonTrailer{Mailboxes: tr.Mailboxes, Messages: tr.Messages, Bytes: tr.Bytes, BLAKE3: hex.EncodeToString(tr.BLAKE3[:])}
-		}
-		err = fw.json.Encode(j)
-	} else {
-		state := "OK"
-		switch {
-		case !s.Complete:
-			state = "INCOMPLETE"
-		case s.Dump > 0:
-			state = "DAMAGED"
-		case s.Findings > 0:
-			state = "DIFFERS"
-		}
-		_, err = fmt.Fprintf(fw.w, "%s: %s: %d mailboxes, %d messages (%s), %d records; %d finding(s)",
-			file, state, s.Mailboxes, s.Messages, humanBytes(s.Bytes), s.Records, s.Findings)
-		if err == nil && (s.LiveMailboxes > 0 || s.LiveFiles > 0) {
-			_, err = fmt.Fprintf(fw.w, "; compared %d live mailboxes, hashed %d message files", s.LiveMailboxes, s.LiveFiles)
-		}
-		if err == nil && s.SeenElsewhere > 0 {
-			_, err = fmt.Fprintf(fw.w, "; %d seen record(s) for mailboxes outside the dump (not checked)", s.SeenElsewhere)
-		}
-		if err == nil {
-			_, err = fmt.Fprintf(fw.w, " in %s\n", took.Round(time.Millisecond))
-		}
+	o := fw.e.out
+	o.Mailboxes, o.Messages, o.Bytes, o.Records = s.Mailboxes, s.Messages, s.Bytes, s.Records
+	o.Findings, o.Complete, o.Damage = count(s.Findings), &s.Complete, count(s.Dump)
+	o.SeenElsewhere = count(s.SeenElsewhere)
+	if s.LiveMailboxes > 0 || s.LiveFiles > 0 {
+		o.LiveMailboxes, o.LiveFiles = count(s.LiveMailboxes), count(s.LiveFiles)
 	}
-	if err != nil {
+	o.DumpHost = s.Header.Host
+	if !s.Header.Created.IsZero() {
+		c := s.Header.Created
+		o.DumpCreated = &c
+	}
+	if tr := s.Trailer; tr != nil {
+		o.Trailer = &jsonTrailer{Mailboxes: tr.Mailboxes, Messages: tr.Messages, Bytes: tr.Bytes, BLAKE3: hex.EncodeToString(tr.BLAKE3[:])}
+	}
+	state := "OK"
+	switch {
+	case !s.Complete:
+		state = "INCOMPLETE"
+	case s.Dump > 0:
+		state = "DAMAGED"
+	case s.Findings > 0:
+		state = "DIFFERS"
+	}
+	line := fmt.Sprintf("%s: %s: %d mailboxes, %d messages (%s), %d records; %d finding(s)",
+		file, state, s.Mailboxes, s.Messages, humanBytes(s.Bytes), s.Records, s.Findings)
+	if s.LiveMailboxes > 0 || s.LiveFiles > 0 {
+		line += fmt.Sprintf("; compared %d live mailboxes, hashed %d message files", s.LiveMailboxes, s.LiveFiles)
+	}
+	if s.SeenElsewhere > 0 {
+		line += fmt.Sprintf("; %d seen record(s) for mailboxes outside the dump (not checked)", s.SeenElsewhere)
+	}
+	line += fmt.Sprintf(" in %s", took.Round(time.Millisecond))
+	o.Summary = line
+	if fw.json {
+		return nil
+	}
+	if _, err := fmt.Fprintln(fw.w, line); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
 	return nil

@@ -76,7 +76,8 @@ func TestVerifyCommand(t *testing.T) {
 		{"no argument", []string{"verify"}, ExitUsage, "", "no dump to verify"},
 		{"two arguments", []string{"verify", plain, zst}, ExitUsage, "", "one dump"},
 		{"both", []string{"verify", "--against", plain, zst}, ExitUsage, "", "not both"},
-		{"flag after file", []string{"verify", plain, "--json"}, ExitUsage, "", "must come before"},
+		{"flag after file", []string{"verify", plain, "--json"}, ExitOK, `"status":"ok"`, ""},
+		{"dash file after --", []string{"verify", "--", "-nosuch"}, ExitUsage, "", "open -nosuch: no such file"},
 		{"bad config", []string{"verify", "-C", "/nonexistent/imapd.conf", "--against", plain}, ExitUsage, "", "imapd.conf"},
 		{"help", []string{"verify", "--help"}, ExitOK, "EXIT STATUS", ""},
 	}
@@ -112,31 +113,36 @@ func TestVerifyJSON(t *testing.T) {
 		t.Fatalf("exit %d, want %d; stderr %s", code, ExitFailure, errb.String())
 	}
 	objs := jsonLines(t, out.String())
-	if len(objs) != 3 {
-		t.Fatalf("%d objects, want 2 findings and the summary:\n%s", len(objs), out.String())
+	if len(objs) != 1 {
+		t.Fatalf("%d objects, want one summary with 2 findings:\n%s", len(objs), out.String())
+	}
+	s := objs[0]
+	found, _ := s["first_findings"].([]any)
+	if len(found) != 2 {
+		t.Fatalf("first_findings %v, want 2", s["first_findings"])
 	}
 	kinds := map[string]bool{}
-	for _, f := range objs[:2] {
-		if f["type"] != "finding" || f["detail"] == "" {
+	var lit map[string]any
+	for _, x := range found {
+		f := x.(map[string]any)
+		if f["detail"] == "" {
 			t.Errorf("finding %v", f)
 		}
 		if _, ok := f["offset"].(float64); !ok {
 			t.Errorf("finding %v has no offset", f)
 		}
 		kinds[f["kind"].(string)] = true
+		if f["kind"] == "literal" {
+			lit = f
+		}
 	}
 	if !kinds["literal"] || !kinds["digest"] {
 		t.Errorf("kinds %v, want literal and digest", kinds)
 	}
-	lit := objs[0]
-	if lit["kind"] != "literal" {
-		lit = objs[1]
-	}
 	if g, _ := lit["guid"].(string); len(g) != 40 || lit["mailbox"] == "" {
 		t.Errorf("literal finding %v lacks its GUID or mailbox", lit)
 	}
-	s := objs[2]
-	if s["type"] != "summary" || s["ok"] != false || s["complete"] != true || s["findings"] != 2.0 ||
+	if s["command"] != "verify" || s["ok"] != false || s["exit"] != 1.0 || s["status"] != "failed" || s["complete"] != true || s["findings"] != 2.0 ||
 		s["mailboxes"] != 8.0 || s["messages"] != 58.0 || s["records"] != 60.0 {
 		t.Errorf("summary %v", s)
 	}

@@ -117,6 +117,7 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 			p.IndexVersion = max(p.IndexVersion, int(h.MinorVersion))
 		}
 	}
+	missing := &NotFoundError{}
 	for _, u := range users {
 		if _, ok := s.users[u]; ok {
 			continue
@@ -126,7 +127,9 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 			return nil, fmt.Errorf("user %s: %w", u, err)
 		}
 		if len(mbs) == 0 {
-			return nil, fmt.Errorf("user %s: %w: no mailboxes", u, partition.ErrNoMailbox)
+			missing.Users = append(missing.Users, u)
+			s.users[u] = nil
+			continue
 		}
 		names := make([]string, len(mbs))
 		for i, e := range mbs {
@@ -155,12 +158,20 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 			continue
 		}
 		e, err := spool.Lookup(name)
+		if errors.Is(err, partition.ErrNoMailbox) {
+			missing.Mailboxes = append(missing.Mailboxes, name)
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("mailbox %s: %w", name, err)
+			return nil, err // it names the mailbox
 		}
 		s.entries[name] = e
 		add(e)
 		p.Mailboxes = append(p.Mailboxes, name)
+	}
+	if len(missing.Users) > 0 || len(missing.Mailboxes) > 0 {
+		missing.suggest(spool)
+		return nil, missing
 	}
 	p.Total = &total
 	return p, nil

@@ -1,0 +1,112 @@
+package dump
+
+import (
+	"strings"
+
+	"github.com/mbtool/mbtool/partition"
+)
+
+// NotFoundError names every user and mailbox selected that does not exist:
+// the selection is checked whole before anything is written.
+type NotFoundError struct {
+	Users, Mailboxes []string
+	// Near maps a name not found to an existing one it may be a typo of.
+	Near map[string]string
+}
+
+func (e *NotFoundError) Error() string {
+	var parts []string
+	for _, u := range e.Users {
+		parts = append(parts, "no such user: "+u+e.near(u))
+	}
+	for _, m := range e.Mailboxes {
+		parts = append(parts, "no such mailbox: "+m+e.near(m))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e *NotFoundError) near(name string) string {
+	if n, ok := e.Near[name]; ok {
+		return " (did you mean " + n + "?)"
+	}
+	return ""
+}
+
+func (e *NotFoundError) Unwrap() error { return partition.ErrNoMailbox }
+
+// suggest finds, for each name not found, an existing one at most two
+// edits away. It reads mailboxes.db once; only a failed run pays for it.
+func (e *NotFoundError) suggest(spool *partition.Spool) {
+	e.Near = map[string]string{}
+	if len(e.Users) > 0 {
+		if users, err := spool.Users(); err == nil {
+			for _, u := range e.Users {
+				if n := nearest(u, users); n != "" {
+					e.Near[u] = n
+				}
+			}
+		}
+	}
+	if len(e.Mailboxes) > 0 {
+		if all, err := spool.Mailboxes(); err == nil {
+			names := make([]string, len(all))
+			for i, m := range all {
+				names[i] = m.Name
+			}
+			for _, m := range e.Mailboxes {
+				if n := nearest(m, names); n != "" {
+					e.Near[m] = n
+				}
+			}
+		}
+	}
+}
+
+// nearest returns the candidate closest to name by edit distance, if it is
+// at most 2 edits away (ties: the first).
+func nearest(name string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := editDistance(name, c, bestD); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit when it
+// is at least limit.
+func editDistance(a, b string, limit int) int {
+	if abs(len(a)-len(b)) >= limit {
+		return limit
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= limit {
+			return limit
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], limit)
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
