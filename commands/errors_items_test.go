@@ -88,6 +88,8 @@ func itemJSONSummary(t *testing.T) []errorRow {
 		{"verify --against", []string{"verify", "-C", l.conf, "--json", "--against", dumpFile}},
 		{"restore --dry-run", []string{"restore", "-C", l.conf, "--dry-run", "--json", dumpFile}},
 		{"seen-cleanup", []string{"seen-cleanup", "-C", l.conf, "--all", "--json"}},
+		{"dump --repo", []string{"dump", "-C", l.conf, "--user", "alice", "--repo", l.path("repo"), "--json"}},
+		{"list --repo", []string{"list", "--repo", l.path("repo"), "--json"}},
 		{"a usage error", []string{"restore", "--json"}},
 	} {
 		code, stdout, _ := l.run(procOptions{}, c.args...)
