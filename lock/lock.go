@@ -69,6 +69,9 @@ func Wait(ctx context.Context, f *os.File, exclusive bool) error {
 	if exclusive {
 		typ = unix.F_WRLCK
 	}
+	if ctx.Done() == nil {
+		return setlk(f, typ, true) // cannot be cancelled: block
+	}
 	delay := time.Millisecond
 	for {
 		err := setlk(f, typ, false)
@@ -86,31 +89,47 @@ func Wait(ctx context.Context, f *os.File, exclusive bool) error {
 	}
 }
 
-// OpenLocked opens path and locks it, following Cyrus's reopen-on-replace
+// OpenLocked opens path and locks it, waiting without end: OpenLockedContext
+// with context.Background().
+func OpenLocked(path string, flag int, exclusive bool) (*os.File, error) {
+	return OpenLockedContext(context.Background(), path, flag, exclusive)
+}
+
+// OpenLockedContext opens path (flag is passed to os.OpenFile; a symlink
+// at path is not followed) and locks it, following Cyrus's reopen-on-replace
 // loop (lib/lock_fcntl.c lock_reopen_ex, lib/mappedfile.c): after the lock is
 // granted it compares the inode of the descriptor with that of the path and,
 // if a writer has renamed a new file into place meanwhile, reopens and locks
-// again. The returned file is the current file at path, locked. flag is
-// passed to os.OpenFile (os.O_RDONLY is enough for a shared OFD lock).
-func OpenLocked(path string, flag int, exclusive bool) (*os.File, error) {
+// again. The returned file is the current file at path, locked. os.O_RDONLY
+// is enough for a shared OFD lock. It waits for the lock only until ctx is
+// done: a file that Cyrus keeps locked must not make mbtool deaf to SIGINT.
+func OpenLockedContext(ctx context.Context, path string, flag int, exclusive bool) (*os.File, error) {
+	return Reopen(ctx, path, func() (*os.File, error) {
+		return os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}, exclusive)
+}
+
+// Reopen is OpenLockedContext with the file opened by open, which must
+// open whatever path (for messages) names now; callers that resolve paths
+// beneath a root without following symlinks pass their own.
+func Reopen(ctx context.Context, path string, open func() (*os.File, error), exclusive bool) (*os.File, error) {
 	for range 100 {
-		f, err := os.OpenFile(path, flag, 0)
+		f, err := open()
 		if err != nil {
 			return nil, err
 		}
-		if exclusive {
-			err = Exclusive(f)
-		} else {
-			err = Shared(f)
-		}
-		if err != nil {
+		if err := Wait(ctx, f, exclusive); err != nil {
 			f.Close()
 			return nil, err
 		}
 		fi, err1 := f.Stat()
-		pi, err2 := os.Stat(path)
-		if err1 == nil && err2 == nil && os.SameFile(fi, pi) {
-			return f, nil
+		g, err2 := open()
+		if err2 == nil {
+			gi, err3 := g.Stat()
+			g.Close()
+			if err1 == nil && err3 == nil && os.SameFile(fi, gi) {
+				return f, nil
+			}
 		}
 		f.Close()
 		if err2 != nil && !errors.Is(err2, os.ErrNotExist) {
@@ -134,13 +153,19 @@ type File struct {
 // lock is taken through a read-only descriptor when the file is not
 // writable, so a reader that is not Cyrus's user can still take it.
 func OpenFile(ctx context.Context, path string, exclusive bool) (*File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil && !exclusive && errors.Is(err, os.ErrPermission) {
-		f, err = os.Open(path)
+		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock file: %w", err)
 	}
+	return Take(ctx, f, exclusive)
+}
+
+// Take locks the open lock file f, waiting until ctx is done, and returns
+// it as a File; on an error f is closed.
+func Take(ctx context.Context, f *os.File, exclusive bool) (*File, error) {
 	if err := Wait(ctx, f, exclusive); err != nil {
 		f.Close()
 		return nil, err

@@ -156,6 +156,7 @@ func TestUpdateTwoskip(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sub", "seen.db")
 	owner := Owner{UID: -1, GID: -1}
+	s := &Spool{Config: &Config{ConfigDir: dir}}
 	steps := []struct {
 		set  map[string]string
 		del  []string
@@ -166,7 +167,7 @@ func TestUpdateTwoskip(t *testing.T) {
 		{del: []string{"a", "c", "zz"}, want: map[string]string{}},
 	}
 	for i, st := range steps {
-		err := UpdateTwoskip(path, true, owner, func(tx *TwoskipTx) error {
+		err := s.UpdateTwoskip(path, true, owner, func(tx *TwoskipTx) error {
 			for k, v := range st.set {
 				tx.Set([]byte(k), []byte(v))
 			}

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,14 +14,13 @@ import (
 	"syscall"
 
 	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
 )
 
 // Owner is the user and group that files written into a Cyrus spool get.
 // A negative UID leaves files to the user running mbtool.
-type Owner struct {
-	UID, GID int
-}
+type Owner = cyrusfs.Owner
 
 // CyrusOwner returns the owner Cyrus's files have: the user "cyrus" and its
 // primary group (mail on Debian) when running as root and that user
@@ -41,58 +41,19 @@ func CyrusOwner() Owner {
 	return Owner{UID: uid, GID: gid}
 }
 
-// Chown gives path to the owner, unless UID is negative.
-func (o Owner) Chown(path string) error {
-	if o.UID < 0 {
-		return nil
-	}
-	if err := os.Lchown(path, o.UID, o.GID); err != nil {
-		return fmt.Errorf("chown %s: %w", path, err)
-	}
-	return nil
-}
-
-// MkdirAll creates dir and its missing parents with mode 0700, each given
-// to the owner, as Cyrus's cyrus_mkdir does under umask 077.
-func (o Owner) MkdirAll(dir string) error {
-	uid, gid := o.UID, o.GID
-	if uid < 0 {
-		uid, gid = -1, -1
-	}
-	return mkdirOwned(dir, uid, gid)
-}
-
-// CreateFile creates path exclusively with mode 0600, owned by the owner.
-func (o Owner) CreateFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if o.UID >= 0 {
-		if err := f.Chown(o.UID, o.GID); err != nil {
-			f.Close()
-			os.Remove(path)
-			return nil, fmt.Errorf("chown %s: %w", path, err)
+// Tree returns the directories Cyrus's files live in, as the one writer
+// of those files (package cyrusfs) resolves paths: every partition,
+// metapartition and archive partition, the configuration directory, the
+// lock directory and the directories of the databases.
+func (c *Config) Tree() *cyrusfs.Tree {
+	roots := []string{c.ConfigDir, c.LockPath, filepath.Dir(c.MboxlistPath),
+		filepath.Dir(c.AnnotationPath), filepath.Dir(c.QuotaPath)}
+	for _, m := range []map[string]string{c.Partitions, c.MetaPartitions, c.ArchivePartitions} {
+		for _, r := range m {
+			roots = append(roots, r)
 		}
 	}
-	return f, nil
-}
-
-// SyncDir fsyncs a directory, so that renames and creations in it are
-// durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return cyrusfs.NewTree(roots...)
 }
 
 // TwoskipTx collects changes to one twoskip database for UpdateTwoskip.
@@ -138,13 +99,14 @@ func (t *TwoskipTx) ForEach(prefix []byte, fn func(key, value []byte) error) err
 // first (empty, 0600, owned by owner, its directories too) when create is
 // set, else it is an error. If fn returns an error, or changes nothing, the
 // file is left alone.
-func UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
+func (s *Spool) UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
+	tree := s.Config.Tree()
 	if create {
-		if err := ensureFile(path, owner); err != nil {
+		if err := tree.Ensure(path, owner); err != nil {
 			return err
 		}
 	}
-	f, err := lock.OpenLocked(path, os.O_RDWR, true)
+	f, err := openLocked(tree, path)
 	if err != nil {
 		return fmt.Errorf("locking %s: %w", path, err)
 	}
@@ -195,7 +157,7 @@ func UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx)
 	if !txn.NeedsCheckpoint() {
 		return nil
 	}
-	return writeCheckpoint(path, f)
+	return writeCheckpoint(tree, path, f)
 }
 
 // writeCheckpoint rewrites the twoskip file at path, which f holds locked
@@ -203,7 +165,7 @@ func UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx)
 // generation+1 holding the committed records in key order, checked whole,
 // fsynced, given the old file's owner and mode, renamed into place, and the
 // directory fsynced.
-func writeCheckpoint(path string, f *os.File) error {
+func writeCheckpoint(tree *cyrusfs.Tree, path string, f *os.File) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -212,41 +174,20 @@ func writeCheckpoint(path string, f *os.File) error {
 	if err != nil {
 		return err
 	}
-	newPath := path + ".NEW"
-	if err := os.Remove(newPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	nf, err := os.OpenFile(newPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			nf.Close()
-			os.Remove(newPath)
+	return tree.Replace(path, ownerOf(fi), fi.Mode().Perm(), func(nf *os.File) error {
+		if err := writeCopy(nf, db); err != nil {
+			return fmt.Errorf("writing %s.NEW: %w", path, err)
 		}
-	}()
-	if err := writeCopy(nf, db); err != nil {
-		return fmt.Errorf("writing %s: %w", newPath, err)
-	}
-	if err := verifyTwoskip(newPath, nf); err != nil {
-		return err
-	}
-	if err := matchOwner(nf, fi); err != nil {
-		return err
-	}
-	if err := nf.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", newPath, err)
-	}
-	if err := nf.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(newPath, path); err != nil {
-		return err
-	}
-	ok = true
-	return SyncDir(filepath.Dir(path))
+		return verifyTwoskip(path+".NEW", nf)
+	})
+}
+
+// openLocked opens the existing file at path in tree for reading and
+// writing and takes its exclusive lock with Cyrus's reopen-on-replace loop.
+func openLocked(tree *cyrusfs.Tree, path string) (*os.File, error) {
+	return lock.Reopen(context.Background(), path, func() (*os.File, error) {
+		return tree.Open(path, os.O_RDWR)
+	}, true)
 }
 
 // writeCopy writes the committed records of db, in key order, as a fresh
@@ -275,37 +216,14 @@ func verifyTwoskip(name string, f *os.File) error {
 	return nil
 }
 
-// matchOwner gives f the owner and permissions of the file it replaces.
-func matchOwner(f *os.File, old fs.FileInfo) error {
-	if err := f.Chmod(old.Mode().Perm()); err != nil {
-		return err
-	}
+// ownerOf returns the owner of the file a new one replaces: the file keeps
+// it, as Cyrus's own rewrites (running as that owner) keep it. Not running
+// as root, the new file stays the running user's.
+func ownerOf(old fs.FileInfo) Owner {
 	if st, ok := old.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-		if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
-			return fmt.Errorf("chown %s: %w", f.Name(), err)
-		}
+		return Owner{UID: int(st.Uid), GID: int(st.Gid)}
 	}
-	return nil
-}
-
-// ensureFile creates path (empty, 0600, owned by owner) and its directories
-// if it does not exist, before anything locks it, so that Cyrus and mbtool
-// lock the same inode (locking.md §4.3 step 1).
-func ensureFile(path string, owner Owner) error {
-	if _, err := os.Lstat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := owner.MkdirAll(filepath.Dir(path)); err != nil {
-		return err
-	}
-	f, err := owner.CreateFile(path)
-	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return f.Close()
+	return Owner{UID: -1, GID: -1}
 }
 
 // ReadTwoskipFile opens the twoskip file at path under its shared lock and
@@ -331,8 +249,19 @@ func ReadTwoskipFile(path string, fn func(get func(key []byte) ([]byte, bool, er
 // files nobody else can see yet, such as the cyrus.annotations of a mailbox
 // being built.
 func WriteTwoskipFile(path string, owner Owner, records [][2][]byte) error {
+	dir, err := cyrusfs.NewTree(filepath.Dir(path)).OpenDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return WriteTwoskipAt(dir, filepath.Base(path), owner, records)
+}
+
+// WriteTwoskipAt is WriteTwoskipFile for the file name in dir.
+func WriteTwoskipAt(dir *cyrusfs.Dir, name string, owner Owner, records [][2][]byte) error {
 	sort.Slice(records, func(i, j int) bool { return bytes.Compare(records[i][0], records[j][0]) < 0 })
-	f, err := owner.CreateFile(path)
+	path := dir.Join(name)
+	f, err := dir.Create(name, owner, 0o600)
 	if err != nil {
 		return err
 	}
@@ -351,7 +280,7 @@ func WriteTwoskipFile(path string, owner Owner, records [][2][]byte) error {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(path)
+		dir.Remove(name)
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil

@@ -149,7 +149,7 @@ func (s *Spool) UpdateMailboxes(owner Owner, fn func(tx *MailboxesTx) error) err
 	if s.Config.MboxlistDB != "twoskip" {
 		return fmt.Errorf("mboxlist_db %s: only twoskip is supported", s.Config.MboxlistDB)
 	}
-	return UpdateTwoskip(s.Config.MboxlistPath, false, owner, func(tx *TwoskipTx) error {
+	return s.UpdateTwoskip(s.Config.MboxlistPath, false, owner, func(tx *TwoskipTx) error {
 		if _, ok, err := tx.Get([]byte("$RACL")); err != nil {
 			return err
 		} else if ok {

@@ -3,16 +3,15 @@ package partition
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/lock"
 )
@@ -33,18 +32,6 @@ func (s *Spool) LockMailboxName(ctx context.Context, e Entry, exclusive bool) (*
 		name = e.Name
 	}
 	return s.lockName(ctx, name, exclusive)
-}
-
-func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (*lock.File, error) {
-	path := s.Config.lockPath(lockname)
-	if err := s.ensureLockFile(path); err != nil {
-		return nil, fmt.Errorf("lock file %s: %w", path, err)
-	}
-	l, err := lock.OpenFile(ctx, path, exclusive)
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return l, nil
 }
 
 // EncodeSeen returns the stored value of a seen record (imap/seen_db.c
@@ -72,7 +59,7 @@ func (s *Spool) UpdateSeen(user string, owner Owner, fn func(tx *TwoskipTx) erro
 	if err != nil {
 		return fmt.Errorf("seen db of %s: %w", user, err)
 	}
-	if err := UpdateTwoskip(path, true, owner, fn); err != nil {
+	if err := s.UpdateTwoskip(path, true, owner, fn); err != nil {
 		return fmt.Errorf("seen db of %s: %w", user, err)
 	}
 	return nil
@@ -102,7 +89,7 @@ func (s *Spool) AddSubs(user string, owner Owner, names []string) error {
 	if err != nil {
 		return fmt.Errorf("subscriptions of %s: %w", user, err)
 	}
-	err = updateFlat(path, owner, func(recs map[string][]byte) {
+	err = updateFlat(s.Config.Tree(), path, owner, func(recs map[string][]byte) {
 		if _, ok := recs[subsVersionKey]; !ok {
 			recs[subsVersionKey] = []byte("2")
 		}
@@ -117,11 +104,11 @@ func (s *Spool) AddSubs(user string, owner Owner, names []string) error {
 }
 
 // updateFlat rewrites a flat database by rename under the writer's lock.
-func updateFlat(path string, owner Owner, edit func(recs map[string][]byte)) error {
-	if err := ensureFile(path, owner); err != nil {
+func updateFlat(tree *cyrusfs.Tree, path string, owner Owner, edit func(recs map[string][]byte)) error {
+	if err := tree.Ensure(path, owner); err != nil {
 		return err
 	}
-	f, err := lock.OpenLocked(path, os.O_RDWR, true)
+	f, err := openLocked(tree, path)
 	if err != nil {
 		return fmt.Errorf("locking %s: %w", path, err)
 	}
@@ -147,38 +134,21 @@ func updateFlat(path string, owner Owner, edit func(recs map[string][]byte)) err
 	if err := cyrusdb.WriteFlat(&buf, list); err != nil {
 		return err
 	}
-	return replaceFile(path, fi, buf.Bytes())
+	return replaceFile(tree, path, fi, buf.Bytes())
 }
 
-// replaceFile writes data to <path>.NEW with the owner and mode of the old
-// file, fsyncs it, renames it over path and fsyncs the directory.
-func replaceFile(path string, old fs.FileInfo, data []byte) error {
-	newPath := path + ".NEW"
-	if err := os.Remove(newPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+// replaceFile replaces the locked file at path (whose attributes are old)
+// with data, keeping its owner and mode: <path>.NEW, fsync, rename, fsync
+// of the directory.
+func replaceFile(tree *cyrusfs.Tree, path string, old fs.FileInfo, data []byte) error {
+	err := tree.Replace(path, ownerOf(old), old.Mode().Perm(), func(f *os.File) error {
+		_, err := f.Write(data)
 		return err
-	}
-	nf, err := os.OpenFile(newPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	})
 	if err != nil {
-		return err
-	}
-	_, err = nf.Write(data)
-	if err == nil {
-		err = matchOwner(nf, old)
-	}
-	if err == nil {
-		err = nf.Sync()
-	}
-	if cerr := nf.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(newPath, path)
-	}
-	if err != nil {
-		os.Remove(newPath)
 		return fmt.Errorf("replacing %s: %w", path, err)
 	}
-	return SyncDir(filepath.Dir(path))
+	return nil
 }
 
 // EncodeQuota returns the stored form of a quota root as Cyrus 3.6 writes
@@ -219,10 +189,11 @@ func (s *Spool) PutQuota(q Quota, owner Owner) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureFile(path, owner); err != nil {
+	tree := s.Config.Tree()
+	if err := tree.Ensure(path, owner); err != nil {
 		return fmt.Errorf("quota root %s: %w", q.Root, err)
 	}
-	f, err := lock.OpenLocked(path, os.O_RDWR, true)
+	f, err := openLocked(tree, path)
 	if err != nil {
 		return fmt.Errorf("quota root %s: locking %s: %w", q.Root, path, err)
 	}
@@ -231,7 +202,7 @@ func (s *Spool) PutQuota(q Quota, owner Owner) error {
 	if err != nil {
 		return err
 	}
-	if err := replaceFile(path, fi, data); err != nil {
+	if err := replaceFile(tree, path, fi, data); err != nil {
 		return fmt.Errorf("quota root %s: %w", q.Root, err)
 	}
 	return nil
@@ -283,7 +254,7 @@ func (s *Spool) UpdateAnnotationsDB(owner Owner, fn func(tx *TwoskipTx) error) e
 	if s.Config.AnnotationDB != "twoskip" {
 		return fmt.Errorf("annotation_db %s: only twoskip is supported", s.Config.AnnotationDB)
 	}
-	return UpdateTwoskip(s.Config.AnnotationPath, true, owner, fn)
+	return s.UpdateTwoskip(s.Config.AnnotationPath, true, owner, fn)
 }
 
 // ReadIndexHeaderFile reads and checks the header of the cyrus.index at

@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
@@ -21,6 +21,7 @@ import (
 type builder struct {
 	rs  *restorer
 	b   *box
+	dir *cyrusfs.Dir // the mailbox's staging directory
 	idx *os.File
 	w   *bufio.Writer
 	buf []byte
@@ -43,12 +44,13 @@ func (rs *restorer) newBuilder(b *box) (*builder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("staging mailbox %s: %w", b.name, err)
 	}
-	b.st, b.dir = st, dir
-	f, err := rs.owner.CreateFile(filepath.Join(dir, partition.FileIndex))
+	b.st, b.dir = st, dir.Path()
+	f, err := dir.Create(partition.FileIndex, rs.owner, 0o600)
 	if err != nil {
+		dir.Close()
 		return nil, fmt.Errorf("staging mailbox %s: %w", b.name, err)
 	}
-	bl := &builder{rs: rs, b: b, idx: f, w: bufio.NewWriterSize(f, 64<<10),
+	bl := &builder{rs: rs, b: b, dir: dir, idx: f, w: bufio.NewWriterSize(f, 64<<10),
 		slots: make(map[string]int), pairs: make(map[[2]int]bool), crc: syncrec.NewCRC()}
 	bl.w.Write(make([]byte, partition.IndexHeaderSize)) // the header comes at commit
 	src := b.src
@@ -141,7 +143,7 @@ func (bl *builder) add(r *syncrec.Record) error {
 		return err
 	}
 	expunged := rec.SystemFlags&partition.InternalExpunged != 0
-	dst := filepath.Join(b.dir, strconv.FormatUint(uint64(r.UID), 10)+".")
+	dst := strconv.FormatUint(uint64(r.UID), 10) + "."
 	m, ok, err := bl.rs.msg(r.GUID)
 	if err != nil {
 		return err
@@ -150,7 +152,7 @@ func (bl *builder) add(r *syncrec.Record) error {
 		if m.size != int64(r.Size) {
 			return fmt.Errorf("%w: UID %d: SIZE %d, but the file of GUID %s has %d bytes", ErrDamaged, r.UID, r.Size, r.GUID, m.size)
 		}
-		if err := bl.rs.place(&m, r.GUID, b, r.UID, dst, int64(rec.InternalDate)); err != nil {
+		if err := bl.rs.place(&m, r.GUID, b, r.UID, bl.dir, dst, int64(rec.InternalDate)); err != nil {
 			return fmt.Errorf("UID %d: %w", r.UID, err)
 		}
 		rec.HeaderSize, rec.GMTime, rec.SentDate = m.info.headerSize, m.info.gmtime, m.info.sentdate
@@ -280,8 +282,7 @@ func (bl *builder) finish() error {
 	}
 	bl.idx = nil
 	if len(bl.annots) > 0 {
-		path := filepath.Join(bl.b.dir, partition.FileAnnotations)
-		if err := partition.WriteTwoskipFile(path, bl.rs.owner, bl.annots); err != nil {
+		if err := partition.WriteTwoskipAt(bl.dir, partition.FileAnnotations, bl.rs.owner, bl.annots); err != nil {
 			return err
 		}
 	}
@@ -298,6 +299,7 @@ func (bl *builder) close() {
 	if bl.idx != nil {
 		bl.idx.Close()
 	}
+	bl.dir.Close()
 }
 
 // flagOrder returns the slot order that agrees with the order of flags

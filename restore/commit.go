@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
 	"github.com/mbtool/mbtool/partition"
-	"golang.org/x/sys/unix"
 )
 
 // maxGroup bounds how many mailboxes are registered by one rewrite of
@@ -23,8 +25,8 @@ func (rs *restorer) commit() error {
 		return err
 	}
 	for _, st := range rs.stages {
-		if err := syncFS(st.dir); err != nil {
-			return err
+		if err := unix.Syncfs(st.d.Fd()); err != nil {
+			return fmt.Errorf("syncfs %s: %w", st.dir, err)
 		}
 	}
 	crashPoint()
@@ -261,14 +263,22 @@ func entryConflict(b *box, cur partition.Entry, exists bool) string {
 
 // install writes the files that depend on the final name and uniqueid,
 // flushes the mailbox directory and renames it into place. The mailbox is
-// not registered yet, so Cyrus cannot see it.
+// not registered yet, so Cyrus cannot see it. Every step goes through
+// package cyrusfs: the final directory's parents are made beneath the
+// partition without following symlinks, each owned before it has its name.
 func (rs *restorer) install(b *box) error {
 	hb, err := partition.EncodeHeader(partition.Header{Type: b.typ, Name: b.name, UniqueID: b.uniqueid,
 		QuotaRoot: b.quotaRoot, ACL: b.acl, UserFlags: b.flags})
 	if err != nil {
 		return err
 	}
-	hf, err := rs.owner.CreateFile(filepath.Join(b.dir, partition.FileHeader))
+	tree := rs.cfg.Tree()
+	d, err := tree.OpenDir(b.dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	hf, err := d.Create(partition.FileHeader, rs.owner, 0o600)
 	if err != nil {
 		return err
 	}
@@ -284,7 +294,7 @@ func (rs *restorer) install(b *box) error {
 	}
 	h := b.hdr
 	h.HeaderFileCRC = crc32.ChecksumIEEE(hb)
-	idx, err := os.OpenFile(filepath.Join(b.dir, partition.FileIndex), os.O_RDWR, 0)
+	idx, err := d.Open(partition.FileIndex, os.O_RDWR)
 	if err != nil {
 		return err
 	}
@@ -298,21 +308,24 @@ func (rs *restorer) install(b *box) error {
 	if err != nil {
 		return fmt.Errorf("writing cyrus.index header: %w", err)
 	}
-	if err := partition.SyncDir(b.dir); err != nil {
+	if err := d.Sync(); err != nil {
 		return err
 	}
 	final, _, err := rs.spool.Dirs(b.entry())
 	if err != nil {
 		return err
 	}
-	if err := rs.owner.MkdirAll(filepath.Dir(final)); err != nil {
+	parent, err := tree.MkdirAll(filepath.Dir(final), rs.owner)
+	if err != nil {
 		return err
 	}
-	if _, err := os.Lstat(final); err == nil {
+	defer parent.Close()
+	name, staged := filepath.Base(final), filepath.Base(b.dir)
+	if _, err := parent.Lstat(name); err == nil {
 		// The directory of the mailbox being replaced, or one a killed run
 		// renamed into place but did not register: swap them atomically;
 		// the old content goes to the trash.
-		if hasSubdirs(final) {
+		if hasSubdirs(parent, name) {
 			// Legacy layout: the directory also holds the directories
 			// of mailboxes below this one, so it stays; the files move
 			// in one by one. That is safe only while the mailbox is not
@@ -320,28 +333,35 @@ func (rs *restorer) install(b *box) error {
 			if b.replaced != nil {
 				return fmt.Errorf("directory %s holds other mailboxes' directories (legacy layout); not replaced", final)
 			}
-			return rs.moveFiles(b, final)
+			return rs.moveFiles(b, d, parent, name)
 		}
-		if err := unix.Renameat2(unix.AT_FDCWD, b.dir, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE); err != nil {
+		if err := b.st.mbox.Exchange(staged, parent, name); err != nil {
 			return fmt.Errorf("swapping %s into place: %w", final, err)
 		}
-		if err := os.Rename(b.dir, b.st.trashPath()); err != nil {
+		if err := b.st.mbox.Rename(staged, b.st.trash, b.st.trashName()); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
-	} else if err := os.Rename(b.dir, final); err != nil {
+	} else if err := b.st.mbox.RenameNoReplace(staged, parent, name); err != nil {
 		return fmt.Errorf("moving mailbox into place: %w", err)
 	}
 	b.dir = final
-	if err := partition.SyncDir(filepath.Dir(final)); err != nil {
+	if err := parent.Sync(); err != nil {
 		return err
 	}
-	return partition.SyncDir(filepath.Join(b.st.dir, "mbox"))
+	return b.st.mbox.Sync()
 }
 
-func hasSubdirs(dir string) bool {
-	ents, err := os.ReadDir(dir)
+// hasSubdirs reports whether the directory name in parent holds
+// directories. A symlink there is not followed (and holds none).
+func hasSubdirs(parent *cyrusfs.Dir, name string) bool {
+	d, err := parent.OpenDir(name)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	ents, err := d.ReadDir()
 	if err != nil {
 		return false
 	}
@@ -356,55 +376,51 @@ func hasSubdirs(dir string) bool {
 // removeOld deletes what a replaced mailbox leaves once the new one is
 // registered: its directory if it differs from the new one's (only the
 // mailbox's own files; a legacy directory may hold other mailboxes).
+// Nothing is followed through a symlink.
 func (rs *restorer) removeOld(b *box, old partition.Entry) {
 	dir, _, err := rs.spool.Dirs(old)
 	if err != nil || dir == b.dir {
 		return
 	}
-	ents, err := os.ReadDir(dir)
+	tree := rs.cfg.Tree()
+	d, err := tree.OpenDir(dir)
 	if err != nil {
 		return
 	}
+	ents, _ := d.ReadDir()
 	for _, e := range ents {
 		if !e.IsDir() {
-			os.Remove(filepath.Join(dir, e.Name()))
+			d.Remove(e.Name())
 		}
 	}
-	os.Remove(dir) // only if empty
+	d.Close()
+	tree.Remove(dir) // only if empty
 }
 
-// syncFS flushes the whole file system holding path: every staged file and
-// directory, with one call instead of one fsync per file.
-func syncFS(path string) error {
-	f, err := os.Open(path)
+// moveFiles moves the staged files of b (in staged) into the existing
+// directory name in parent (of an unregistered mailbox), replacing any
+// left there, and flushes it.
+func (rs *restorer) moveFiles(b *box, staged, parent *cyrusfs.Dir, name string) error {
+	final, err := parent.OpenDir(name)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("syncfs %s: %w", path, err)
-	}
-	return nil
-}
-
-// moveFiles moves the staged files of b into the existing directory final
-// (of an unregistered mailbox), replacing any left there, and flushes it.
-func (rs *restorer) moveFiles(b *box, final string) error {
-	ents, err := os.ReadDir(b.dir)
+	defer final.Close()
+	ents, err := staged.ReadDir()
 	if err != nil {
 		return err
 	}
 	for _, e := range ents {
-		if err := os.Rename(filepath.Join(b.dir, e.Name()), filepath.Join(final, e.Name())); err != nil {
-			return fmt.Errorf("moving into %s: %w", final, err)
+		if err := staged.Rename(e.Name(), final, e.Name()); err != nil {
+			return fmt.Errorf("moving into %s: %w", final.Path(), err)
 		}
 	}
-	if err := os.Remove(b.dir); err != nil {
+	if err := b.st.mbox.Remove(filepath.Base(b.dir)); err != nil {
 		return err
 	}
-	b.dir = final
-	if err := partition.SyncDir(final); err != nil {
+	b.dir = final.Path()
+	if err := final.Sync(); err != nil {
 		return err
 	}
-	return partition.SyncDir(filepath.Join(b.st.dir, "mbox"))
+	return b.st.mbox.Sync()
 }

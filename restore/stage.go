@@ -12,12 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/lock"
 	"github.com/mbtool/mbtool/partition"
-	"golang.org/x/sys/unix"
 )
 
 // stagePrefix starts the name of a staging directory in a partition root.
@@ -33,10 +33,15 @@ const staleAge = 10 * time.Minute
 // stage is a staging directory inside one partition: msg/ holds the
 // message files by GUID, mbox/ the mailboxes being built, trash/ what
 // replaced mailboxes leave. A run holds an exclusive lock on its lock
-// file; a directory whose lock is free belongs to a dead run.
+// file; a directory whose lock is free belongs to a dead run. Everything in
+// it is made through package cyrusfs, from descriptors of the partition
+// and of these directories, never following a symlink.
 type stage struct {
 	part, root, dir string
 	lockf           *os.File
+	rootd, d        *cyrusfs.Dir // the partition and the staging directory
+	msg, mbox       *cyrusfs.Dir
+	trash           *cyrusfs.Dir
 	seq             int
 	id              int // its place in restorer.stageList, from 1
 }
@@ -49,39 +54,41 @@ func (rs *restorer) stageFor(part string) (*stage, error) {
 	if !ok {
 		return nil, fmt.Errorf("partition %q: %w", part, ErrPartition)
 	}
-	removeStale(root)
-	var dir string
-	var lf *os.File
-	var err error
+	rootd, err := rs.cfg.Tree().OpenDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("partition %s: %w", part, err)
+	}
+	removeStale(rootd)
+	st := &stage{part: part, root: root, rootd: rootd}
 	for try := 0; try < 3; try++ {
-		dir, err = os.MkdirTemp(root, stagePrefix)
-		if err != nil {
+		if st.d, err = rootd.MkdirTemp(stagePrefix, rs.owner); err != nil {
+			rootd.Close()
 			return nil, fmt.Errorf("staging directory: %w", err)
 		}
-		lf, err = os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		st.dir = st.d.Path()
+		st.lockf, err = st.d.Create("lock", rs.owner, 0o600)
 		if !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 		// Another run's removeStale took the directory for a dead
 		// run's, empty and without a lock file, in the instant before
 		// the lock file was made: make another.
+		st.d.Close()
 	}
-	st := &stage{part: part, root: root, dir: dir}
 	if err == nil {
-		err = lock.TryExclusive(lf)
-		st.lockf = lf
+		err = lock.TryExclusive(st.lockf)
 	}
-	for _, sub := range []string{"msg", "mbox", "trash"} {
+	for _, sub := range []struct {
+		name string
+		d    **cyrusfs.Dir
+	}{{"msg", &st.msg}, {"mbox", &st.mbox}, {"trash", &st.trash}} {
 		if err == nil {
-			err = os.Mkdir(filepath.Join(dir, sub), 0o700)
+			*sub.d, err = st.d.Mkdir(sub.name, rs.owner)
 		}
-	}
-	if err == nil {
-		err = rs.owner.Chown(dir)
 	}
 	if err != nil {
 		st.remove()
-		return nil, fmt.Errorf("staging directory %s: %w", dir, err)
+		return nil, fmt.Errorf("staging directory %s: %w", st.dir, err)
 	}
 	rs.stages[part] = st
 	rs.stageList = append(rs.stageList, st)
@@ -89,9 +96,10 @@ func (rs *restorer) stageFor(part string) (*stage, error) {
 	return st, nil
 }
 
-// removeStale removes the staging directories of dead runs in root.
-func removeStale(root string) {
-	ents, err := os.ReadDir(root)
+// removeStale removes the staging directories of dead runs in the
+// partition root.
+func removeStale(root *cyrusfs.Dir) {
+	ents, err := root.ReadDir()
 	if err != nil {
 		return
 	}
@@ -99,14 +107,18 @@ func removeStale(root string) {
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), stagePrefix) {
 			continue
 		}
-		dir := filepath.Join(root, e.Name())
-		lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+		d, err := root.OpenDir(e.Name())
+		if err != nil {
+			continue
+		}
+		lf, err := d.Open("lock", os.O_RDWR)
+		d.Close()
 		if errors.Is(err, fs.ErrNotExist) {
 			// Empty: a run died between making it and its lock file, or
 			// after removing all of it but the directory itself.
-			if os.Remove(dir) != nil {
+			if root.Remove(e.Name()) != nil {
 				if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAge {
-					os.RemoveAll(dir)
+					root.RemoveAll(e.Name())
 				}
 			}
 			continue
@@ -115,52 +127,58 @@ func removeStale(root string) {
 			continue
 		}
 		if lock.TryExclusive(lf) == nil {
-			removeStage(dir) // the lock is held while removing
+			removeStage(root, e.Name()) // the lock is held while removing
 		}
 		lf.Close()
 	}
 }
 
-// removeStage removes a staging directory: all but its lock file, then the
-// lock file, then the directory. A run killed on the way leaves one whose
-// lock file is free, or an empty one, and the next run's removeStale
-// removes either at once.
-func removeStage(dir string) {
-	ents, _ := os.ReadDir(dir)
+// removeStage removes the staging directory name in root: all but its
+// lock file, then the lock file, then the directory. A run killed on the
+// way leaves one whose lock file is free, or an empty one, and the next
+// run's removeStale removes either at once.
+func removeStage(root *cyrusfs.Dir, name string) {
+	d, err := root.OpenDir(name)
+	if err != nil {
+		return
+	}
+	ents, _ := d.ReadDir()
 	for _, e := range ents {
 		if e.Name() != "lock" {
-			os.RemoveAll(filepath.Join(dir, e.Name()))
+			d.RemoveAll(e.Name())
 		}
 	}
-	os.Remove(filepath.Join(dir, "lock"))
-	os.Remove(dir)
+	d.Remove("lock")
+	d.Close()
+	root.Remove(name)
 }
 
 // remove deletes the staging directory and releases its lock.
 func (st *stage) remove() {
+	for _, d := range []*cyrusfs.Dir{st.msg, st.mbox, st.trash, st.d} {
+		d.Close()
+	}
 	if st.dir != "" {
-		removeStage(st.dir)
+		removeStage(st.rootd, filepath.Base(st.dir))
 	}
 	if st.lockf != nil {
 		st.lockf.Close()
 		st.lockf = nil
 	}
+	st.rootd.Close()
 }
 
-// newBoxDir returns a fresh directory for a mailbox being built.
-func (st *stage) newBoxDir(owner partition.Owner) (string, error) {
+// newBoxDir makes a fresh directory for a mailbox being built and opens
+// it.
+func (st *stage) newBoxDir(owner partition.Owner) (*cyrusfs.Dir, error) {
 	st.seq++
-	dir := filepath.Join(st.dir, "mbox", strconv.Itoa(st.seq))
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", err
-	}
-	return dir, owner.Chown(dir)
+	return st.mbox.Mkdir(strconv.Itoa(st.seq), owner)
 }
 
-// trashPath returns a fresh name in trash/ for a directory to delete.
-func (st *stage) trashPath() string {
+// trashName returns a fresh name in trash/ for a directory to delete.
+func (st *stage) trashName() string {
 	st.seq++
-	return filepath.Join(st.dir, "trash", strconv.Itoa(st.seq))
+	return strconv.Itoa(st.seq)
 }
 
 // stagedMsg is a message file in a staging directory, by GUID. The
@@ -228,12 +246,17 @@ func (rs *restorer) setMsg(g guid.GUID, m *stagedMsg) error {
 	return rs.msgs.Put(g, b[:])
 }
 
-// path returns where the file is now (during phase one).
-func (m *stagedMsg) path(g guid.GUID) string {
+// where opens the directory the file is in now (during phase one) and
+// returns it with the file's name there; close the directory after use.
+func (rs *restorer) where(m *stagedMsg, g guid.GUID) (dir *cyrusfs.Dir, name string, close func(), err error) {
 	if m.first == nil {
-		return filepath.Join(m.st.dir, "msg", g.String())
+		return m.st.msg, g.String(), func() {}, nil
 	}
-	return filepath.Join(m.first.dir, strconv.FormatUint(uint64(m.uid), 10)+".")
+	d, err := rs.cfg.Tree().OpenDir(m.first.dir)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return d, strconv.FormatUint(uint64(m.uid), 10) + ".", func() { d.Close() }, nil
 }
 
 // messages reads an APPLY MESSAGE line: each file literal is hashed while
@@ -304,18 +327,17 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 		return err
 	}
 	m := stagedMsg{st: st, size: fi.Size, mtime: -1}
-	path := m.path(fi.GUID)
-	f, err := createRaw(path, rs.owner)
+	nf, err := st.msg.NewFile(fi.GUID.String(), rs.owner, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyBuffer(io.MultiWriter(f, &scan), src, rs.copyBuf())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	_, err = io.CopyBuffer(io.MultiWriter(onlyWriter{nf.File()}, &scan), src, rs.copyBuf())
 	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("staging %s: %w", path, err)
+		nf.Abort()
+		return fmt.Errorf("staging %s: %w", st.msg.Join(fi.GUID.String()), err)
+	}
+	if err := nf.Link(false); err != nil {
+		return fmt.Errorf("staging %s: %w", st.msg.Join(fi.GUID.String()), err)
 	}
 	m.info = scan.info()
 	if err := rs.setMsg(fi.GUID, &m); err != nil {
@@ -326,92 +348,56 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 	return nil
 }
 
-// place puts the message file of m at dst with its mtime set to the
-// internal date: the staged file itself the first time (renamed), a hard
-// link to it when it is on the same partition and its inode carries that
-// date (as Cyrus links a copied message), else a copy.
+// place puts the message file of m as name in dst (the directory of b)
+// with its mtime set to the internal date: the staged file itself the
+// first time (renamed), a hard link to it when it is on the same partition
+// and its inode carries that date (as Cyrus links a copied message; a copy
+// where the link fails, see cyrusfs.Dir.LinkOrCopy), else a copy.
 // m is a copy of the table's entry; a change is stored back.
-func (rs *restorer) place(m *stagedMsg, g guid.GUID, b *box, uid uint32, dst string, internaldate int64) error {
+func (rs *restorer) place(m *stagedMsg, g guid.GUID, b *box, uid uint32, dst *cyrusfs.Dir, name string, internaldate int64) error {
 	t := time.Unix(internaldate, 0)
-	src := m.path(g)
+	src, srcName, done, err := rs.where(m, g)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if m.st == b.st && m.mtime < 0 {
-		if err := os.Chtimes(src, t, t); err != nil {
+		if err := src.SetMtime(srcName, t); err != nil {
 			return err
 		}
-		if err := os.Rename(src, dst); err != nil {
+		if err := src.RenameNoReplace(srcName, dst, name); err != nil {
 			return err
 		}
 		m.first, m.uid, m.mtime = b, uid, internaldate
 		return rs.setMsg(g, m)
 	}
 	if m.st == b.st && m.mtime == internaldate {
-		return os.Link(src, dst)
+		_, err := src.LinkOrCopy(srcName, dst, name, rs.owner, rs.copyBuf())
+		return err
 	}
-	in, err := os.Open(src)
+	in, err := src.Open(srcName, os.O_RDONLY)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := rs.owner.CreateFile(dst)
+	nf, err := dst.NewFile(name, rs.owner, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyBuffer(out, in, rs.copyBuf())
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
+	_, err = io.CopyBuffer(onlyWriter{nf.File()}, in, rs.copyBuf())
 	if err == nil {
-		err = os.Chtimes(dst, t, t)
+		err = cyrusfs.Futimens(nf.File(), t)
 	}
-	return err
-}
-
-// rawFile is a file written with plain system calls: for the many small
-// message files, it skips the runtime poller set-up of os.File.
-type rawFile struct {
-	fd   int
-	path string
-}
-
-// createRaw creates path exclusively, mode 0600, owned by owner.
-func createRaw(path string, owner partition.Owner) (*rawFile, error) {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, &fs.PathError{Op: "create", Path: path, Err: err}
+		nf.Abort()
+		return err
 	}
-	if owner.UID >= 0 {
-		if err := unix.Fchown(fd, owner.UID, owner.GID); err != nil {
-			unix.Close(fd)
-			os.Remove(path)
-			return nil, &fs.PathError{Op: "chown", Path: path, Err: err}
-		}
-	}
-	return &rawFile{fd: fd, path: path}, nil
+	return nf.Link(false)
 }
 
-// Write implements io.Writer.
-func (f *rawFile) Write(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		k, err := unix.Write(f.fd, p[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, &fs.PathError{Op: "write", Path: f.path, Err: err}
-		}
-		n += k
-	}
-	return n, nil
-}
-
-// Close closes the file.
-func (f *rawFile) Close() error {
-	if err := unix.Close(f.fd); err != nil {
-		return &fs.PathError{Op: "close", Path: f.path, Err: err}
-	}
-	return nil
-}
+// onlyWriter hides an *os.File's ReadFrom, so io.CopyBuffer uses the run's
+// buffer.
+type onlyWriter struct{ io.Writer }
 
 // copyBuf returns the run's copy buffer: one for all messages, not one per
 // io.Copy.

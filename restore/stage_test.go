@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
 )
 
@@ -43,7 +44,12 @@ func TestRemoveStale(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	removeStale(root)
+	rootd, err := cyrusfs.NewTree(root).OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rootd.Close()
+	removeStale(rootd)
 	for dir, want := range map[string]bool{empty: false, dead: false, halfGone: false, live: true, old: true} {
 		if _, err := os.Stat(dir); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", filepath.Base(dir), err == nil, want)

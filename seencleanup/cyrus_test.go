@@ -323,7 +323,7 @@ func testConcurrent(t *testing.T, l *realLab) {
 			running = false
 		default:
 		}
-		if _, err := rewriteSeen(ctx, bobPath, l.backend, []change{{key: []byte(bobInbox), value: []byte("1 0 3 0 1:3")}}); err != nil {
+		if _, err := rewriteSeen(ctx, testTree(bobPath), bobPath, l.backend, []change{{key: []byte(bobInbox), value: []byte("1 0 3 0 1:3")}}); err != nil {
 			t.Fatal(err)
 		}
 		sum, err := Run(ctx, l.spool, Options{Users: []string{"bob"}, Delete: true,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/mbtool/mbtool/lock"
 	"github.com/mbtool/mbtool/partition"
 )
 
@@ -94,7 +95,7 @@ func indexVersion(ctx context.Context, spool *partition.Spool, e partition.Entry
 	if err != nil {
 		return 0, err
 	}
-	f, err := openLocked(ctx, path, os.O_RDONLY, false)
+	f, err := lock.OpenLockedContext(ctx, path, os.O_RDONLY, false)
 	if err != nil {
 		return 0, fmt.Errorf("opening index of %s: %w", e.Name, err)
 	}

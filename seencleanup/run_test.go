@@ -88,7 +88,7 @@ func editDB(t *testing.T, path string, edits map[string]string) {
 	for k, v := range edits {
 		changes = append(changes, change{key: []byte(k), value: []byte(v)})
 	}
-	if _, err := rewriteSeen(context.Background(), path, "twoskip", changes); err != nil {
+	if _, err := rewriteSeen(context.Background(), testTree(path), path, "twoskip", changes); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -295,14 +295,15 @@ func TestRemoveMailboxAppeared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := u.close(); err != nil {
+	if err := u.finish(); err != nil {
 		t.Fatal(err)
 	}
 	editDB(t, spool.Config.MboxlistPath, map[string]string{
 		"Nuser\x1fbob\x1fNew": "%(T e I " + idNowhere + " P default V 1 C 1 F 1 M 1 A %(bob lrswipkxtecdan))",
 	})
 	sum := &Summary{}
-	if err := remove(ctx, spool, undo, sum); err != nil {
+	defer u.f.Close()
+	if err := remove(ctx, spool, u.f, undo, sum); err != nil {
 		t.Fatal(err)
 	}
 	if sum.Removed != 1 || len(sum.Problems) != 1 || !strings.Contains(sum.Problems[0].Error(), "user.bob.New appeared") {

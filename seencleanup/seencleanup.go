@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -215,11 +216,12 @@ func Run(ctx context.Context, spool *partition.Spool, opts Options) (*Summary, e
 	if undo == nil {
 		return sum, nil
 	}
-	if err := undo.close(); err != nil {
-		os.Remove(opts.UndoFile)
+	if err := undo.finish(); err != nil {
+		undo.abort()
 		return sum, err
 	}
-	if err := remove(ctx, spool, opts.UndoFile, sum); err != nil {
+	defer undo.f.Close()
+	if err := remove(ctx, spool, undo.f, opts.UndoFile, sum); err != nil {
 		return sum, err
 	}
 	return sum, nil
@@ -239,7 +241,7 @@ func planUser(ctx context.Context, spool *partition.Spool, table mailboxTable, u
 	// is looked at: a seen db lock is a leaf (locking.md §0.3), and Cyrus
 	// takes it while holding a mailbox's index lock.
 	var recs [][2][]byte
-	err = readSeen(ctx, path, spool.Config.SeenDB, func(k, v []byte) error {
+	err = readSeen(ctx, spool.Config.Tree(), path, spool.Config.SeenDB, func(k, v []byte) error {
 		recs = append(recs, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
 		return nil
 	})
@@ -297,12 +299,13 @@ func planUser(ctx context.Context, spool *partition.Spool, table mailboxTable, u
 
 // remove deletes the records of the undo file from the seen databases, one
 // atomic rewrite per user.
-func remove(ctx context.Context, spool *partition.Spool, undoFile string, sum *Summary) error {
+func remove(ctx context.Context, spool *partition.Spool, undo *os.File, undoFile string, sum *Summary) error {
 	// Read it back whole first: the trailer's digest proves the file can
 	// restore everything before anything is deleted.
-	if _, err := readUndo(undoFile, func(*syncrec.Seen) error { return ctx.Err() }); err != nil {
+	if _, err := readUndo(undo, undoFile, func(*syncrec.Seen) error { return ctx.Err() }); err != nil {
 		return fmt.Errorf("checking the undo file: %w", err)
 	}
+	afterUndoCheck()
 	// Mailboxes created since the listing started: a record listed as an
 	// orphan may belong to one by now (its uniqueid is new, so the record
 	// was written after the mailbox existed, and the mailbox is in a table
@@ -321,7 +324,7 @@ func remove(ctx context.Context, spool *partition.Spool, undoFile string, sum *S
 		path, err := spool.SeenPath(user)
 		if err == nil {
 			var n int
-			n, err = rewriteSeen(ctx, path, spool.Config.SeenDB, batch)
+			n, err = rewriteSeen(ctx, spool.Config.Tree(), path, spool.Config.SeenDB, batch)
 			sum.Removed += n
 		}
 		if err != nil {
@@ -339,7 +342,7 @@ func remove(ctx context.Context, spool *partition.Spool, undoFile string, sum *S
 		}
 		return nil
 	}
-	_, err = readUndo(undoFile, func(s *syncrec.Seen) error {
+	_, err = readUndo(undo, undoFile, func(s *syncrec.Seen) error {
 		if s.UserID != user {
 			if err := flush(); err != nil {
 				return err
@@ -364,8 +367,8 @@ func remove(ctx context.Context, spool *partition.Spool, undoFile string, sum *S
 // empty database. The backend is detected as in rewriteSeen. A file that
 // is not cleanly committed is refused with ErrDirty, a damaged one with an
 // error wrapping cyrusdb.ErrCorrupt.
-func readSeen(ctx context.Context, path, backend string, fn func(k, v []byte) error) error {
-	f, err := openLocked(ctx, path, os.O_RDONLY, false)
+func readSeen(ctx context.Context, tree *cyrusfs.Tree, path, backend string, fn func(k, v []byte) error) error {
+	f, err := openLocked(ctx, tree, path, os.O_RDONLY, false)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

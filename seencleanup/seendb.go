@@ -8,11 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"syscall"
 
 	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/cyrusfs"
+	"github.com/mbtool/mbtool/lock"
 )
 
 // twoskipMagic starts every twoskip file (seen-and-dbs.md §2.1).
@@ -45,7 +46,7 @@ type change struct {
 // created only if some change sets a record. A damaged database is left
 // untouched and the error wraps cyrusdb.ErrCorrupt. It returns how many
 // changes were applied; each change's applied and found fields tell which.
-func rewriteSeen(ctx context.Context, path, backend string, changes []change) (int, error) {
+func rewriteSeen(ctx context.Context, tree *cyrusfs.Tree, path, backend string, changes []change) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -63,11 +64,11 @@ func rewriteSeen(ctx context.Context, path, backend string, changes []change) (i
 		sets = sets || c.value != nil
 	}
 	if sets {
-		if err := createMissing(path); err != nil {
+		if err := tree.Ensure(path, cyrusfs.Inherit); err != nil {
 			return 0, fmt.Errorf("creating seen db %s: %w", path, err)
 		}
 	}
-	f, err := openLocked(ctx, path, os.O_RDWR, true)
+	f, err := openLocked(ctx, tree, path, os.O_RDWR, true)
 	if errors.Is(err, fs.ErrNotExist) && !sets {
 		return 0, nil // nothing to delete from a database that does not exist
 	}
@@ -85,16 +86,16 @@ func rewriteSeen(ctx context.Context, path, backend string, changes []change) (i
 		return 0, fmt.Errorf("reading seen db %s: %w", path, err)
 	}
 	if bytes.HasPrefix(head[:n], twoskipMagic) || fi.Size() == 0 && backend == "twoskip" {
-		return rewriteTwoskip(path, f, fi, changes)
+		return rewriteTwoskip(tree, path, f, fi, changes)
 	}
 	if backend == "twoskip" {
 		return 0, &cyrusdb.CorruptError{Path: path, Offset: 0, Reason: "not a twoskip file (bad magic)"}
 	}
-	return rewriteFlat(path, f, fi, changes)
+	return rewriteFlat(tree, path, f, fi, changes)
 }
 
 // rewriteTwoskip merges changes into the locked twoskip file f.
-func rewriteTwoskip(path string, f *os.File, fi os.FileInfo, changes []change) (int, error) {
+func rewriteTwoskip(tree *cyrusfs.Tree, path string, f *os.File, fi os.FileInfo, changes []change) (int, error) {
 	db, err := cyrusdb.ReadTwoskip(path, f, fi.Size())
 	if err != nil {
 		return 0, fmt.Errorf("reading seen db: %w", err)
@@ -132,7 +133,7 @@ func rewriteTwoskip(path string, f *os.File, fi os.FileInfo, changes []change) (
 		}
 		return applied, nil
 	}
-	if err := replace(path, fi, write); err != nil {
+	if err := replace(tree, path, fi, write); err != nil {
 		return 0, err
 	}
 	return applied, nil
@@ -141,7 +142,7 @@ func rewriteTwoskip(path string, f *os.File, fi os.FileInfo, changes []change) (
 // rewriteFlat merges changes into the locked flat file f. Flat databases
 // are small text files that Cyrus itself rewrites whole; they are read into
 // memory.
-func rewriteFlat(path string, f *os.File, fi os.FileInfo, changes []change) (int, error) {
+func rewriteFlat(tree *cyrusfs.Tree, path string, f *os.File, fi os.FileInfo, changes []change) (int, error) {
 	var recs [][2][]byte
 	err := cyrusdb.ReadFlat(path, io.NewSectionReader(f, 0, fi.Size()), func(k, v []byte) error {
 		recs = append(recs, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
@@ -172,7 +173,7 @@ func rewriteFlat(path string, f *os.File, fi os.FileInfo, changes []change) (int
 	}); err != nil {
 		return 0, err
 	}
-	err = replace(path, fi, func(w io.WriterAt) error {
+	err = replace(tree, path, fi, func(w io.WriterAt) error {
 		return cyrusdb.WriteFlat(io.NewOffsetWriter(w, 0), out)
 	})
 	if err != nil {
@@ -238,132 +239,28 @@ func merge(changes []change, each func([]byte, func(k, v []byte) error) error, o
 	return applied, nil
 }
 
-// replace writes a new file with write, makes it durable with the owner and
-// mode of the old one (fi), renames it over path and syncs the directory.
-// The caller holds the lock on the old file throughout.
-func replace(path string, fi os.FileInfo, write func(io.WriterAt) error) (err error) {
-	tmp := path + ".NEW"
-	// Cyrus uses <db>.NEW for its own checkpoints, but only under the lock
-	// held here, so any file of that name is a leftover.
-	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", tmp, err)
+// replace writes a new file with write, owned like the old one (fi) and
+// with its mode, and puts it in the place of path: <path>.NEW (a leftover
+// of that name, or a symlink planted there, is removed, never followed),
+// fsync, rename, fsync of the directory (package cyrusfs). The caller holds
+// the lock on the old file throughout.
+func replace(tree *cyrusfs.Tree, path string, fi os.FileInfo, write func(io.WriterAt) error) error {
+	o := cyrusfs.Owner{UID: -1, GID: -1}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+		o = cyrusfs.Owner{UID: int(st.Uid), GID: int(st.Gid)}
 	}
-	defer func() {
-		if err != nil {
-			nf.Close()
-			os.Remove(tmp)
+	err := tree.Replace(path, o, fi.Mode().Perm(), func(f *os.File) error {
+		if err := write(f); err != nil {
+			return fmt.Errorf("writing %s.NEW: %w", path, err)
 		}
-	}()
-	if err := write(nf); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if int(st.Uid) != os.Geteuid() || int(st.Gid) != os.Getegid() {
-			if err := nf.Chown(int(st.Uid), int(st.Gid)); err != nil {
-				return fmt.Errorf("giving %s the owner of %s: %w", tmp, path, err)
-			}
-		}
-	}
-	if err := nf.Chmod(fi.Mode().Perm()); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if err := nf.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp, err)
-	}
-	if err := nf.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("renaming %s: %w", tmp, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
-}
-
-// createMissing creates an empty database file at path, and its
-// directories, if it does not exist, owned like the nearest existing
-// ancestor directory (Cyrus's configdirectory belongs to the user Cyrus
-// runs as), mode 0600 (Cyrus's umask 077). Creating it before locking it
-// makes a concurrent Cyrus, which creates and then locks the same way, lock
-// the same inode (locking.md §4.3 step 1).
-func createMissing(path string) error {
-	if _, err := os.Lstat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	uid, gid := -1, -1
-	for p := filepath.Dir(path); ; p = filepath.Dir(p) {
-		if fi, err := os.Stat(p); err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-				uid, gid = int(st.Uid), int(st.Gid)
-			}
-			break
-		}
-		if p == filepath.Dir(p) {
-			break
-		}
-	}
-	if err := mkdirOwned(filepath.Dir(path), uid, gid); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if uid >= 0 {
-		err = f.Chown(uid, gid)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	})
 	return err
 }
 
-// mkdirOwned is os.MkdirAll with mode 0700 (Cyrus's umask 077) that gives
-// every directory it creates to uid:gid when uid >= 0. It walks up
-// iteratively, so a deep path cannot exhaust the stack.
-func mkdirOwned(dir string, uid, gid int) error {
-	var missing []string
-	for p := dir; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("%s: not a directory", p)
-			}
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
-			return err
-		}
-		missing = append(missing, p)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		if uid >= 0 {
-			if err := os.Chown(missing[i], uid, gid); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+// openLocked opens the seen database at path without following symlinks
+// and locks it with Cyrus's reopen-on-replace loop, waiting until ctx is
+// done.
+func openLocked(ctx context.Context, tree *cyrusfs.Tree, path string, flag int, exclusive bool) (*os.File, error) {
+	return lock.Reopen(ctx, path, func() (*os.File, error) { return tree.Open(path, flag) }, exclusive)
 }

@@ -50,7 +50,7 @@ func writeDB(t *testing.T, path, backend string, recs [][2]string) {
 func readDB(t *testing.T, path, backend string) []string {
 	t.Helper()
 	var out []string
-	if err := readSeen(context.Background(), path, backend, func(k, v []byte) error {
+	if err := readSeen(context.Background(), testTree(path), path, backend, func(k, v []byte) error {
 		out = append(out, string(k)+"="+string(v))
 		return nil
 	}); err != nil {
@@ -111,7 +111,7 @@ func TestRewriteSeen(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "seen.db")
 				writeDB(t, path, backend, base)
 				before, _ := os.Stat(path)
-				n, err := rewriteSeen(context.Background(), path, backend, tc.changes)
+				n, err := rewriteSeen(context.Background(), testTree(path), path, backend, tc.changes)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -162,7 +162,7 @@ func TestRewriteSeenMissingAndEmpty(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "u", "uuid", "x", "seen.db")
 			// Deleting from a missing database creates nothing.
-			n, err := rewriteSeen(ctx, path, backend, []change{{key: []byte("k"), want: []byte("v")}})
+			n, err := rewriteSeen(ctx, testTree(path), path, backend, []change{{key: []byte("k"), want: []byte("v")}})
 			if err != nil || n != 0 {
 				t.Fatalf("delete from missing db: %d, %v", n, err)
 			}
@@ -170,7 +170,7 @@ func TestRewriteSeenMissingAndEmpty(t *testing.T) {
 				t.Fatalf("missing db was created: %v", err)
 			}
 			// A set creates it, and its directories.
-			n, err = rewriteSeen(ctx, path, backend, []change{{key: []byte("k1"), value: []byte("1 0 0 0 ")}})
+			n, err = rewriteSeen(ctx, testTree(path), path, backend, []change{{key: []byte("k1"), value: []byte("1 0 0 0 ")}})
 			if err != nil || n != 1 {
 				t.Fatalf("set into missing db: %d, %v", n, err)
 			}
@@ -188,7 +188,7 @@ func TestRewriteSeenMissingAndEmpty(t *testing.T) {
 			if err := os.WriteFile(path, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			n, err = rewriteSeen(ctx, path, backend, []change{{key: []byte("k2"), value: []byte("1 2 2 2 2")}})
+			n, err = rewriteSeen(ctx, testTree(path), path, backend, []change{{key: []byte("k2"), value: []byte("1 2 2 2 2")}})
 			if err != nil || n != 1 {
 				t.Fatalf("set into empty db: %d, %v", n, err)
 			}
@@ -228,11 +228,11 @@ func TestRewriteSeenDamaged(t *testing.T) {
 			if err := os.WriteFile(path, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err = rewriteSeen(context.Background(), path, tc.backend, []change{{key: []byte("aaaa"), want: []byte("1 0 36 0 1:36")}})
+			_, err = rewriteSeen(context.Background(), testTree(path), path, tc.backend, []change{{key: []byte("aaaa"), want: []byte("1 0 36 0 1:36")}})
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("error %v, want %v", err, tc.want)
 			}
-			if err := readSeen(context.Background(), path, tc.backend, func(_, _ []byte) error { return nil }); !errors.Is(err, tc.want) {
+			if err := readSeen(context.Background(), testTree(path), path, tc.backend, func(_, _ []byte) error { return nil }); !errors.Is(err, tc.want) {
 				t.Errorf("readSeen: error %v, want %v", err, tc.want)
 			}
 			after, err := os.ReadFile(path)
@@ -258,7 +258,7 @@ func TestRewriteSeenWaitsForLock(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := rewriteSeen(context.Background(), path, "twoskip", []change{{key: []byte("bbbb"), value: []byte("1 1 1 1 1")}})
+		_, err := rewriteSeen(context.Background(), testTree(path), path, "twoskip", []change{{key: []byte("bbbb"), value: []byte("1 1 1 1 1")}})
 		done <- err
 	}()
 	select {
@@ -290,7 +290,7 @@ func TestMergeOrderManyKeys(t *testing.T) {
 	for i := 0; i < 3000; i += 3 {
 		changes = append(changes, change{key: []byte(fmt.Sprintf("k%d", i)), want: []byte(fmt.Sprintf("1 %d %d %d 1:%d", i, i, i, i))})
 	}
-	n, err := rewriteSeen(context.Background(), path, "twoskip", changes)
+	n, err := rewriteSeen(context.Background(), testTree(path), path, "twoskip", changes)
 	if err != nil || n != 1000 {
 		t.Fatalf("%d, %v", n, err)
 	}
@@ -315,10 +315,10 @@ func TestLockWaitCancelled(t *testing.T) {
 		fn   func(ctx context.Context) error
 	}{
 		{"read", func(ctx context.Context) error {
-			return readSeen(ctx, path, "twoskip", func(_, _ []byte) error { return nil })
+			return readSeen(ctx, testTree(path), path, "twoskip", func(_, _ []byte) error { return nil })
 		}},
 		{"rewrite", func(ctx context.Context) error {
-			_, err := rewriteSeen(ctx, path, "twoskip", []change{{key: []byte("aaaa"), want: []byte("1 0 0 0 ")}})
+			_, err := rewriteSeen(ctx, testTree(path), path, "twoskip", []change{{key: []byte("aaaa"), want: []byte("1 0 0 0 ")}})
 			return err
 		}},
 	} {

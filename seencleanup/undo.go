@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/mbtool/mbtool/dumpfile"
@@ -57,7 +58,9 @@ type undoWriter struct {
 // createUndo creates the undo file at path, refusing to overwrite anything
 // (ErrUndoExists), and writes the dump header.
 func createUndo(path, version string) (*undoWriter, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Read and write: the file is read back through this descriptor (see
+	// remove), never reopened by name.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrUndoExists)
 	}
@@ -83,15 +86,12 @@ func (u *undoWriter) add(s *syncrec.Seen) error {
 	return nil
 }
 
-// close writes the trailer and makes the file durable: fsync of the file
-// and of its directory.
-func (u *undoWriter) close() error {
+// finish writes the trailer and makes the file durable: fsync of the file
+// and of its directory. The file stays open, to be read back.
+func (u *undoWriter) finish() error {
 	err := u.dw.Close(dumpfile.Counts{})
 	if err == nil {
 		err = u.f.Sync()
-	}
-	if cerr := u.f.Close(); err == nil {
-		err = cerr
 	}
 	if err == nil {
 		err = syncDir(filepath.Dir(u.path))
@@ -102,21 +102,34 @@ func (u *undoWriter) close() error {
 	return nil
 }
 
+// syncDir makes the creation of a file in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // abort closes and removes an unfinished undo file.
 func (u *undoWriter) abort() {
 	u.f.Close()
 	os.Remove(u.path)
 }
 
-// readUndo calls fn for every APPLY SEEN line of the dump in path, in file
-// order, and checks the dump's trailer and digest at the end. Other
-// commands are skipped; their count is returned.
-func readUndo(path string, fn func(*syncrec.Seen) error) (skipped int, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("opening undo file: %w", err)
+// readUndo calls fn for every APPLY SEEN line of the dump in f (named
+// path), read from its start, in file order, and checks the dump's trailer
+// and digest at the end. Other commands are skipped; their count is
+// returned. Checking and applying read the same descriptor, so a file
+// swapped in under the name meanwhile is never applied.
+func readUndo(f *os.File, path string, fn func(*syncrec.Seen) error) (skipped int, err error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("undo file %s: %w", path, err)
 	}
-	defer f.Close()
 	d, err := dumpfile.NewReader(f)
 	if err != nil {
 		return 0, fmt.Errorf("undo file %s: %w", path, err)
@@ -164,9 +177,15 @@ func readUndo(path string, fn func(*syncrec.Seen) error) (skipped int, err error
 // returns the number of records stored; on an error, the users before the
 // failing one have been restored.
 func ApplyUndo(ctx context.Context, spool *partition.Spool, undoFile string) (int, error) {
-	if _, err := readUndo(undoFile, func(*syncrec.Seen) error { return ctx.Err() }); err != nil {
+	f, err := os.Open(undoFile)
+	if err != nil {
+		return 0, fmt.Errorf("opening undo file: %w", err)
+	}
+	defer f.Close()
+	if _, err := readUndo(f, undoFile, func(*syncrec.Seen) error { return ctx.Err() }); err != nil {
 		return 0, err
 	}
+	afterUndoCheck()
 	total := 0
 	var user string
 	var batch []change
@@ -179,7 +198,7 @@ func ApplyUndo(ctx context.Context, spool *partition.Spool, undoFile string) (in
 		if err != nil {
 			return fmt.Errorf("seen db of %s: %w", user, err)
 		}
-		n, err := rewriteSeen(ctx, path, spool.Config.SeenDB, batch)
+		n, err := rewriteSeen(ctx, spool.Config.Tree(), path, spool.Config.SeenDB, batch)
 		if err != nil {
 			return fmt.Errorf("restoring seen db of %s: %w", user, err)
 		}
@@ -188,7 +207,7 @@ func ApplyUndo(ctx context.Context, spool *partition.Spool, undoFile string) (in
 		clear(index)
 		return nil
 	}
-	_, err := readUndo(undoFile, func(s *syncrec.Seen) error {
+	_, err = readUndo(f, undoFile, func(s *syncrec.Seen) error {
 		if s.UserID != user {
 			if err := flush(); err != nil {
 				return err
@@ -211,4 +230,14 @@ func ApplyUndo(ctx context.Context, spool *partition.Spool, undoFile string) (in
 		err = flush()
 	}
 	return total, err
+}
+
+// testHookAfterUndoCheck, set by tests only, runs between checking an undo
+// file and applying it.
+var testHookAfterUndoCheck func()
+
+func afterUndoCheck() {
+	if testHookAfterUndoCheck != nil {
+		testHookAfterUndoCheck()
+	}
 }

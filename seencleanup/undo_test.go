@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -60,14 +61,14 @@ func TestUndoFileRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := u.close(); err != nil {
+	if err := u.finish(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := createUndo(path, "test"); !errors.Is(err, ErrUndoExists) {
 		t.Fatalf("second create: %v, want ErrUndoExists", err)
 	}
 	var got []*syncrec.Seen
-	if _, err := readUndo(path, func(s *syncrec.Seen) error { got = append(got, s); return nil }); err != nil {
+	if _, err := readUndoPath(path, func(s *syncrec.Seen) error { got = append(got, s); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -111,7 +112,29 @@ func TestUndoFileRoundTrip(t *testing.T) {
 	if err := os.WriteFile(bad, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readUndo(bad, func(*syncrec.Seen) error { return nil }); err == nil {
+	if _, err := readUndoPath(bad, func(*syncrec.Seen) error { return nil }); err == nil {
 		t.Error("damaged undo file read without error")
 	}
+}
+
+// testTree is the tree of a database file in a test: its nearest existing
+// directory.
+func testTree(path string) *cyrusfs.Tree {
+	dir := filepath.Dir(path)
+	for {
+		if _, err := os.Stat(dir); err == nil || dir == "/" {
+			return cyrusfs.NewTree(dir)
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// readUndoPath is readUndo of the file at path.
+func readUndoPath(path string, fn func(*syncrec.Seen) error) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return readUndo(f, path, fn)
 }

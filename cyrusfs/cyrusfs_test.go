@@ -1,0 +1,213 @@
+package cyrusfs
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// plant makes a tree root and, beside it, an outside directory holding a
+// file, and returns both.
+func plant(t *testing.T) (root, outside string) {
+	t.Helper()
+	base := t.TempDir()
+	root, outside = filepath.Join(base, "root"), filepath.Join(base, "outside")
+	for _, d := range []string{root, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, "victim"), []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, outside
+}
+
+func checkOutside(t *testing.T, outside string) {
+	t.Helper()
+	ents, err := os.ReadDir(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "victim" {
+		t.Errorf("outside directory changed: %v", ents)
+	}
+	b, err := os.ReadFile(filepath.Join(outside, "victim"))
+	if err != nil || string(b) != "precious" {
+		t.Errorf("victim changed: %q %v", b, err)
+	}
+}
+
+func TestSymlinkedDirectoryRefused(t *testing.T) {
+	root, outside := plant(t)
+	if err := os.Symlink(outside, filepath.Join(root, "user")); err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTree(root)
+	o := Owner{UID: -1, GID: -1}
+	if _, err := tr.MkdirAll(filepath.Join(root, "user", "a", "b"), o); !errors.Is(err, ErrSymlink) {
+		t.Errorf("MkdirAll through a symlink: %v", err)
+	}
+	if err := tr.Ensure(filepath.Join(root, "user", "x.seen"), o); !errors.Is(err, ErrSymlink) {
+		t.Errorf("Ensure through a symlink: %v", err)
+	}
+	if _, err := tr.Create(filepath.Join(root, "user", "new"), o, 0o600); !errors.Is(err, ErrSymlink) {
+		t.Errorf("Create through a symlink: %v", err)
+	}
+	err := tr.Replace(filepath.Join(root, "user", "victim"), o, 0o600, func(f *os.File) error {
+		_, err := f.WriteString("x")
+		return err
+	})
+	if !errors.Is(err, ErrSymlink) {
+		t.Errorf("Replace through a symlink: %v", err)
+	}
+	if _, err := tr.Open(filepath.Join(root, "user", "victim"), os.O_RDWR); !errors.Is(err, ErrSymlink) {
+		t.Errorf("Open through a symlink: %v", err)
+	}
+	checkOutside(t, outside)
+}
+
+func TestPlantedFileSymlinks(t *testing.T) {
+	root, outside := plant(t)
+	victim := filepath.Join(outside, "victim")
+	for _, n := range []string{"db", "db.NEW", "lock"} {
+		if err := os.Symlink(victim, filepath.Join(root, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := NewTree(root)
+	o := Owner{UID: -1, GID: -1}
+	// A planted <name>.NEW is a leftover: removed, not followed.
+	err := tr.Replace(filepath.Join(root, "db"), o, 0o600, func(f *os.File) error {
+		_, err := f.WriteString("new content")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "db")); err != nil || string(b) != "new content" {
+		t.Errorf("db: %q %v", b, err)
+	}
+	if err := tr.Ensure(filepath.Join(root, "lock"), o); !errors.Is(err, ErrSymlink) {
+		t.Errorf("Ensure of a symlink: %v", err)
+	}
+	if _, err := tr.Open(filepath.Join(root, "lock"), os.O_RDWR); !errors.Is(err, ErrSymlink) {
+		t.Errorf("Open of a symlink: %v", err)
+	}
+	if _, err := tr.Create(filepath.Join(root, "lock"), o, 0o600); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Create over a symlink: %v", err)
+	}
+	checkOutside(t, outside)
+}
+
+func TestOutsideRefused(t *testing.T) {
+	root, outside := plant(t)
+	tr := NewTree(root)
+	o := Owner{UID: -1, GID: -1}
+	for _, p := range []string{
+		filepath.Join(outside, "x"),
+		root + "/../outside/x",
+		root + "/a/../../outside/x",
+		root + "x/y",
+	} {
+		if _, err := tr.Create(p, o, 0o600); !errors.Is(err, ErrOutside) {
+			t.Errorf("Create(%s): %v", p, err)
+		}
+		if err := tr.Ensure(p, o); !errors.Is(err, ErrOutside) {
+			t.Errorf("Ensure(%s): %v", p, err)
+		}
+	}
+	checkOutside(t, outside)
+}
+
+func TestOwnerAndMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	root, _ := plant(t)
+	tr := NewTree(root)
+	o := Owner{UID: 65534, GID: 65534}
+	d, err := tr.MkdirAll(filepath.Join(root, "a", "b"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	f, err := d.Create("file", o, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := tr.Replace(filepath.Join(root, "a", "b", "file"), o, 0o600, func(*os.File) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(root, 123, 456); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Ensure(filepath.Join(root, "inherited"), Inherit); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][3]uint32{
+		"a": {65534, 65534, 0o700}, "a/b": {65534, 65534, 0o700},
+		"a/b/file": {65534, 65534, 0o600}, "inherited": {123, 456, 0o600},
+	}
+	for p, w := range want {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, p), &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := [3]uint32{st.Uid, st.Gid, st.Mode & 0o7777}; got != w {
+			t.Errorf("%s: owner, group, mode %o, want %o", p, got, w)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "a", "b"))
+	if len(ents) != 1 {
+		t.Errorf("leftovers: %v", ents)
+	}
+}
+
+// TestLinkOrCopyEMLINK fills a file's link count to the file system's
+// limit (65000 on ext4) and checks that one more link becomes a copy.
+func TestLinkOrCopyEMLINK(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes 65000 links")
+	}
+	root, _ := plant(t)
+	tr := NewTree(root)
+	o := Owner{UID: -1, GID: -1}
+	d, err := tr.MkdirAll(filepath.Join(root, "d"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	f, err := d.Create("src", o, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("message")
+	f.Close()
+	copies := 0
+	for i := range 70000 {
+		copied, err := d.LinkOrCopy("src", d, strconv.Itoa(i), o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if copied {
+			copies++
+			b, err := os.ReadFile(filepath.Join(root, "d", strconv.Itoa(i)))
+			if err != nil || string(b) != "message" {
+				t.Fatalf("copy %d: %q %v", i, b, err)
+			}
+			break
+		}
+	}
+	var st unix.Stat_t
+	unix.Stat(filepath.Join(root, "d", "src"), &st)
+	if copies == 0 {
+		t.Skipf("no link limit reached on this file system (nlink %d)", st.Nlink)
+	}
+}

@@ -1,0 +1,346 @@
+package cyrusfs
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tmpPrefix starts the temporary names the package gives directories
+// (and files, where O_TMPFILE is missing) before renaming them into place.
+// Cyrus never makes names starting with a dot in its trees.
+const tmpPrefix = ".mbtool-tmp-"
+
+// Dir is an open directory beneath a root of a Tree. Names given to its
+// methods are single path components, resolved without following
+// symlinks.
+type Dir struct {
+	fd   int
+	path string
+}
+
+// Path returns the directory's path, for messages.
+func (d *Dir) Path() string { return d.path }
+
+// Join returns the path of name in d, for messages.
+func (d *Dir) Join(name string) string { return filepath.Join(d.path, name) }
+
+// Close closes the directory.
+func (d *Dir) Close() error {
+	if d == nil || d.fd < 0 {
+		return nil
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	return err
+}
+
+// Sync fsyncs the directory, making creations and renames in it durable.
+func (d *Dir) Sync() error {
+	if err := unix.Fsync(d.fd); err != nil {
+		return &fs.PathError{Op: "fsync", Path: d.path, Err: err}
+	}
+	return nil
+}
+
+// Stat returns the directory's own attributes.
+func (d *Dir) Stat() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		return st, &fs.PathError{Op: "stat", Path: d.path, Err: err}
+	}
+	return st, nil
+}
+
+func checkName(name string) error {
+	if name == "" || name == "." || name == ".." || filepath.Base(name) != name {
+		return ErrOutside
+	}
+	return nil
+}
+
+// OpenDir opens the existing directory name in d.
+func (d *Dir) OpenDir(name string) (*Dir, error) {
+	if err := checkName(name); err != nil {
+		return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: err}
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, pathErr("open", d.Join(name), err)
+	}
+	return &Dir{fd: fd, path: d.Join(name)}, nil
+}
+
+// Open opens the existing file name in d with flag (O_CREAT is refused),
+// without following a symlink.
+func (d *Dir) Open(name string, flag int) (*os.File, error) {
+	if err := checkName(name); err != nil || flag&os.O_CREATE != 0 {
+		if err == nil {
+			err = unix.EINVAL
+		}
+		return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: err}
+	}
+	fd, err := unix.Openat(d.fd, name, flag|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, pathErr("open", d.Join(name), err)
+	}
+	return os.NewFile(uintptr(fd), d.Join(name)), nil
+}
+
+// owner resolves Inherit to the owner of d.
+func (d *Dir) owner(o Owner) (Owner, error) {
+	if o.UID != inheritUID {
+		return o, nil
+	}
+	if os.Geteuid() != 0 {
+		return Owner{UID: -1, GID: -1}, nil
+	}
+	st, err := d.Stat()
+	if err != nil {
+		return o, err
+	}
+	return Owner{UID: int(st.Uid), GID: int(st.Gid)}, nil
+}
+
+// setOwner gives the open descriptor fd the owner o and mode perm.
+func setOwner(fd int, o Owner, perm os.FileMode) error {
+	step()
+	if o.UID >= 0 {
+		if err := unix.Fchown(fd, o.UID, o.GID); err != nil {
+			return err
+		}
+	}
+	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
+		return err
+	}
+	step()
+	return nil
+}
+
+func tmpName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return tmpPrefix + hex.EncodeToString(b[:])
+}
+
+// Mkdir creates the directory name in d with mode 0700 and owner o, and
+// opens it. The directory is made under a temporary name, given its owner
+// and mode through its descriptor and then renamed into place without
+// replacing anything, so it never has its name with the wrong owner. It
+// fails with an error wrapping fs.ErrExist if the name is taken.
+func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
+	if err := checkName(name); err != nil {
+		return nil, &fs.PathError{Op: "mkdir", Path: d.Join(name), Err: err}
+	}
+	o, err := d.owner(o)
+	if err != nil {
+		return nil, err
+	}
+	tmp := tmpName()
+	step()
+	if err := unix.Mkdirat(d.fd, tmp, 0o700); err != nil {
+		return nil, pathErr("mkdir", d.Join(name), err)
+	}
+	fd, err := unix.Openat(d.fd, tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err == nil {
+		err = setOwner(fd, o, 0o700)
+		if err == nil {
+			err = renameNoReplace(d.fd, tmp, d.fd, name)
+		}
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		unix.Unlinkat(d.fd, tmp, unix.AT_REMOVEDIR)
+		if err == unix.EEXIST || err == unix.ENOTEMPTY {
+			err = unix.EEXIST
+		}
+		return nil, pathErr("mkdir", d.Join(name), err)
+	}
+	step()
+	return &Dir{fd: fd, path: d.Join(name)}, nil
+}
+
+// MkdirTemp creates a fresh directory named prefix followed by random
+// characters in d, as Mkdir does, and returns it.
+func (d *Dir) MkdirTemp(prefix string, o Owner) (*Dir, error) {
+	for range 100 {
+		var b [4]byte
+		rand.Read(b[:])
+		// Decimal, as os.MkdirTemp names them.
+		n := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+		nd, err := d.Mkdir(prefix+strconv.FormatUint(n, 10), o)
+		if !errors.Is(err, fs.ErrExist) {
+			return nd, err
+		}
+	}
+	return nil, &fs.PathError{Op: "mkdir", Path: d.Join(prefix + "*"), Err: fs.ErrExist}
+}
+
+// renameNoReplace renames without replacing an existing name (EEXIST).
+func renameNoReplace(olddirfd int, oldname string, newdirfd int, newname string) error {
+	err := unix.Renameat2(olddirfd, oldname, newdirfd, newname, unix.RENAME_NOREPLACE)
+	if err != unix.EINVAL && err != unix.ENOSYS {
+		return err
+	}
+	// File systems without RENAME_NOREPLACE: link then unlink for files;
+	// for directories, check then rename (the window is the caller's
+	// own temporary name, so at worst an empty directory is replaced).
+	var st unix.Stat_t
+	if err := unix.Fstatat(olddirfd, oldname, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if err := unix.Fstatat(newdirfd, newname, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+			return unix.EEXIST
+		}
+		return unix.Renameat(olddirfd, oldname, newdirfd, newname)
+	}
+	if err := unix.Linkat(olddirfd, oldname, newdirfd, newname, 0); err != nil {
+		return err
+	}
+	return unix.Unlinkat(olddirfd, oldname, 0)
+}
+
+// Rename renames oldname in d to newname in nd, replacing a file there.
+func (d *Dir) Rename(oldname string, nd *Dir, newname string) error {
+	if err := checkNames(oldname, newname); err != nil {
+		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
+	}
+	step()
+	if err := unix.Renameat(d.fd, oldname, nd.fd, newname); err != nil {
+		return &os.LinkError{Op: "rename", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
+	}
+	step()
+	return nil
+}
+
+// RenameNoReplace renames oldname in d to newname in nd, failing with an
+// error wrapping fs.ErrExist if newname exists.
+func (d *Dir) RenameNoReplace(oldname string, nd *Dir, newname string) error {
+	if err := checkNames(oldname, newname); err != nil {
+		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
+	}
+	step()
+	if err := renameNoReplace(d.fd, oldname, nd.fd, newname); err != nil {
+		return &os.LinkError{Op: "rename", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
+	}
+	step()
+	return nil
+}
+
+// Exchange swaps oldname in d and newname in nd atomically
+// (RENAME_EXCHANGE); both must exist.
+func (d *Dir) Exchange(oldname string, nd *Dir, newname string) error {
+	if err := checkNames(oldname, newname); err != nil {
+		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
+	}
+	step()
+	if err := unix.Renameat2(d.fd, oldname, nd.fd, newname, unix.RENAME_EXCHANGE); err != nil {
+		return &os.LinkError{Op: "exchange", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
+	}
+	step()
+	return nil
+}
+
+func checkNames(names ...string) error {
+	for _, n := range names {
+		if err := checkName(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove removes the file, symlink or empty directory name in d (a
+// symlink itself, never what it points to).
+func (d *Dir) Remove(name string) error {
+	if err := checkName(name); err != nil {
+		return &fs.PathError{Op: "remove", Path: d.Join(name), Err: err}
+	}
+	err := unix.Unlinkat(d.fd, name, 0)
+	if err == unix.EISDIR || err == unix.EPERM {
+		err = unix.Unlinkat(d.fd, name, unix.AT_REMOVEDIR)
+	}
+	if err != nil {
+		return &fs.PathError{Op: "remove", Path: d.Join(name), Err: err}
+	}
+	return nil
+}
+
+// RemoveAll removes name in d and everything below it, never following a
+// symlink. A missing name is not an error.
+func (d *Dir) RemoveAll(name string) error {
+	if err := checkName(name); err != nil {
+		return &fs.PathError{Op: "remove", Path: d.Join(name), Err: err}
+	}
+	err := d.Remove(name)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	sub, oerr := d.OpenDir(name)
+	if oerr != nil {
+		return err
+	}
+	ents, rerr := sub.ReadDir()
+	for _, e := range ents {
+		if err := sub.RemoveAll(e.Name()); err != nil {
+			sub.Close()
+			return err
+		}
+	}
+	sub.Close()
+	if rerr != nil {
+		return rerr
+	}
+	return d.Remove(name)
+}
+
+// ReadDir lists the directory.
+func (d *Dir) ReadDir() ([]fs.DirEntry, error) {
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: d.path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), d.path)
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// Lstat returns the attributes of name in d, not following a symlink.
+func (d *Dir) Lstat(name string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := checkName(name); err != nil {
+		return st, &fs.PathError{Op: "lstat", Path: d.Join(name), Err: err}
+	}
+	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return st, &fs.PathError{Op: "lstat", Path: d.Join(name), Err: err}
+	}
+	return st, nil
+}
+
+// SetMtime sets the access and modification times of name in d to t,
+// not following a symlink.
+func (d *Dir) SetMtime(name string, t time.Time) error {
+	if err := checkName(name); err != nil {
+		return &fs.PathError{Op: "utimes", Path: d.Join(name), Err: err}
+	}
+	ts := unix.NsecToTimespec(t.UnixNano())
+	if err := unix.UtimesNanoAt(d.fd, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &fs.PathError{Op: "utimes", Path: d.Join(name), Err: err}
+	}
+	return nil
+}
+
+// Fd returns the directory's descriptor, for *at system calls.
+func (d *Dir) Fd() int { return d.fd }
+
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }

@@ -1,0 +1,35 @@
+// Package cyrusfs is the one writer of Cyrus's files: every file and
+// directory mbtool creates, replaces, renames, links or removes under a
+// partition, the configuration directory or the lock directory goes
+// through it.
+//
+// Those trees belong to the user Cyrus runs as, and mbtool often runs as
+// root, so they are hostile territory: the cyrus user can replace any
+// directory or file in them with a symlink. The package therefore
+//
+//   - resolves every path from a descriptor of its root (a partition, the
+//     configdirectory, the lock directory) without following symlinks:
+//     openat2 with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS where the kernel has
+//     it, else openat with O_NOFOLLOW one component at a time; a path
+//     outside every root, or with a ".." component, is refused;
+//   - creates files as unnamed O_TMPFILE inodes (or, where the file system
+//     lacks them, under a fresh O_EXCL temporary name), sets owner and mode
+//     on the descriptor, and only then links the file under its name, so a
+//     file never has its final name with the wrong owner, even when the
+//     process is killed (SIGKILL) in between;
+//   - creates directories under a temporary name, sets owner and mode on
+//     the descriptor, and renames them into place without replacing;
+//   - replaces a file by writing <name>.NEW the same way, fsyncing it,
+//     renaming it over the name and fsyncing the directory;
+//   - hard-links message files, and copies instead when link fails with
+//     EMLINK, EXDEV, EPERM or EOPNOTSUPP, as Cyrus's cyrus_copyfile does
+//     (lib/util.c).
+//
+// The configured roots themselves are trusted: they are the operator's
+// configuration. See docs/safety.md.
+//
+// For tests only, the environment variable MBTOOL_CYRUSFS_KILL_AT=N makes
+// the process kill itself with SIGKILL at the N-th step (a create, chown,
+// link, mkdir or rename) it takes, to show what a crash at each point
+// leaves behind.
+package cyrusfs

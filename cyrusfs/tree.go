@@ -1,0 +1,349 @@
+package cyrusfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors, for errors.Is.
+var (
+	// ErrOutside: the path is not beneath any root of the tree, or climbs
+	// out of it with "..".
+	ErrOutside = errors.New("not beneath a Cyrus directory")
+	// ErrSymlink: a component of the path is a symlink (or not a
+	// directory where one is needed); it is not followed.
+	ErrSymlink = errors.New("symlink in path, not followed")
+)
+
+// Owner is the user and group a created file or directory gets. A negative
+// UID leaves it to the user running mbtool; Inherit gives it the owner of
+// the directory it is created in.
+type Owner struct {
+	UID, GID int
+}
+
+// Inherit is the Owner that copies the owner of the directory a file or
+// directory is created in (when running as root).
+var Inherit = Owner{UID: inheritUID, GID: inheritUID}
+
+const inheritUID = -2
+
+// Tree is a set of root directories: partitions, the configuration
+// directory, the lock directory. Every path given to its methods must lie
+// beneath one of them; the longest root that is a prefix of it is the one
+// it is resolved from.
+type Tree struct {
+	roots []string
+}
+
+// NewTree returns the tree of the given root directories. Empty roots are
+// ignored.
+func NewTree(roots ...string) *Tree {
+	t := &Tree{}
+	seen := map[string]bool{}
+	for _, r := range roots {
+		if r == "" {
+			continue
+		}
+		r = filepath.Clean(r)
+		if !seen[r] {
+			seen[r] = true
+			t.roots = append(t.roots, r)
+		}
+	}
+	sort.Slice(t.roots, func(i, j int) bool { return len(t.roots[i]) > len(t.roots[j]) })
+	return t
+}
+
+// Roots returns the roots of the tree, longest first.
+func (t *Tree) Roots() []string { return t.roots }
+
+// openRootOf opens the longest root that path lies beneath and that
+// exists (a lock directory inside the configuration directory, say, may
+// not exist yet), and returns it with the rest of path, relative.
+func (t *Tree) openRootOf(path string) (*Dir, string, error) {
+	for _, c := range strings.Split(path, "/") {
+		if c == ".." {
+			return nil, "", &fs.PathError{Op: "resolve", Path: path, Err: ErrOutside}
+		}
+	}
+	p := filepath.Clean(path)
+	var missing error
+	for _, r := range t.roots {
+		var rel string
+		switch {
+		case p == r:
+		case strings.HasPrefix(p, r+"/"):
+			rel = p[len(r)+1:]
+		case r == "/" && strings.HasPrefix(p, "/"):
+			rel = p[1:]
+		default:
+			continue
+		}
+		d, err := openRoot(r)
+		if errors.Is(err, fs.ErrNotExist) {
+			missing = err
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return d, rel, nil
+	}
+	if missing != nil {
+		return nil, "", missing
+	}
+	return nil, "", &fs.PathError{Op: "resolve", Path: path, Err: ErrOutside}
+}
+
+// OpenDir opens the existing directory at path.
+func (t *Tree) OpenDir(path string) (*Dir, error) {
+	rd, rel, err := t.openRootOf(path)
+	if err != nil {
+		return nil, err
+	}
+	if rel == "" {
+		return rd, nil
+	}
+	defer rd.Close()
+	fd, err := resolve(rd.fd, rel)
+	if err != nil {
+		return nil, pathErr("open", path, err)
+	}
+	return &Dir{fd: fd, path: filepath.Clean(path)}, nil
+}
+
+// MkdirAll opens the directory at path, creating it and its missing
+// parents beneath the root (mode 0700, owner o, each made as Dir.Mkdir
+// does) first.
+func (t *Tree) MkdirAll(path string, o Owner) (*Dir, error) {
+	d, rel, err := t.openRootOf(path)
+	if err != nil {
+		return nil, err
+	}
+	if rel == "" {
+		return d, nil
+	}
+	for _, c := range strings.Split(rel, "/") {
+		if c == "" || c == "." {
+			continue
+		}
+		nd, err := d.Mkdir(c, o)
+		if errors.Is(err, fs.ErrExist) {
+			nd, err = d.OpenDir(c)
+		}
+		d.Close()
+		if err != nil {
+			return nil, err
+		}
+		d = nd
+	}
+	return d, nil
+}
+
+// parent opens the directory holding path and returns it with the last
+// component of path.
+func (t *Tree) parent(path string) (*Dir, string, error) {
+	dir, name := filepath.Split(filepath.Clean(path))
+	if name == "" || name == ".." || name == "." {
+		return nil, "", &fs.PathError{Op: "resolve", Path: path, Err: ErrOutside}
+	}
+	d, err := t.OpenDir(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return d, name, nil
+}
+
+// Create creates the file at path, which must not exist, with mode perm
+// and owner o set before it gets its name, in an existing directory.
+func (t *Tree) Create(path string, o Owner, perm os.FileMode) (*os.File, error) {
+	d, name, err := t.parent(path)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Create(name, o, perm)
+}
+
+// Ensure creates an empty file at path (mode 0600, owner o), and its
+// missing directories, unless something exists there already, so that
+// Cyrus and mbtool lock the same inode. A symlink at path is an error.
+func (t *Tree) Ensure(path string, o Owner) error {
+	dir, name := filepath.Split(filepath.Clean(path))
+	d, err := t.MkdirAll(dir, o)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Ensure(name, o)
+}
+
+// Replace writes a new file with write and puts it in the place of path,
+// as Dir.Replace does.
+func (t *Tree) Replace(path string, o Owner, perm os.FileMode, write func(*os.File) error) error {
+	d, name, err := t.parent(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Replace(name, o, perm, write)
+}
+
+// Open opens the existing file at path with flag (no O_CREAT), without
+// following symlinks.
+func (t *Tree) Open(path string, flag int) (*os.File, error) {
+	d, name, err := t.parent(path)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Open(name, flag)
+}
+
+// Remove removes the file or empty directory at path.
+func (t *Tree) Remove(path string) error {
+	d, name, err := t.parent(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Remove(name)
+}
+
+// openRoot opens a configured root directory. Its path is the operator's
+// configuration, so symlinks in it are followed, but only symlinks owned
+// by root (or by the user running mbtool): one planted by the user Cyrus
+// runs as, in a directory that user owns (a lock directory in /run/cyrus,
+// say), is refused.
+func openRoot(root string) (*Dir, error) {
+	if !filepath.IsAbs(root) {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			return nil, err
+		}
+		root = abs
+	}
+	fd, err := walkRoot(root)
+	if err != nil {
+		return nil, pathErr("open", root, err)
+	}
+	return &Dir{fd: fd, path: root}, nil
+}
+
+// walkRoot opens the absolute path one component at a time from "/",
+// following only trusted symlinks.
+func walkRoot(path string) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	cur, err := unix.Open("/", flags, 0)
+	if err != nil {
+		return -1, err
+	}
+	comps := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	links := 0
+	for len(comps) > 0 {
+		c := comps[0]
+		comps = comps[1:]
+		if c == "" || c == "." {
+			continue
+		}
+		fd, err := unix.Openat(cur, c, flags, 0)
+		if err == unix.ELOOP || err == unix.ENOTDIR {
+			var st unix.Stat_t
+			if serr := unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW); serr != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+				unix.Close(cur)
+				return -1, err
+			}
+			if links++; links > 40 || (st.Uid != 0 && int(st.Uid) != os.Geteuid()) {
+				unix.Close(cur)
+				return -1, unix.ELOOP
+			}
+			buf := make([]byte, unix.PathMax)
+			n, rerr := unix.Readlinkat(cur, c, buf)
+			if rerr != nil {
+				unix.Close(cur)
+				return -1, rerr
+			}
+			target := string(buf[:n])
+			if strings.HasPrefix(target, "/") {
+				unix.Close(cur)
+				if cur, err = unix.Open("/", flags, 0); err != nil {
+					return -1, err
+				}
+			}
+			comps = append(strings.Split(target, "/"), comps...)
+			continue
+		}
+		unix.Close(cur)
+		if err != nil {
+			return -1, err
+		}
+		cur = fd
+	}
+	return cur, nil
+}
+
+// noOpenat2 is set once openat2 turned out to be missing (ENOSYS, or
+// refused by a seccomp filter).
+var noOpenat2 atomic.Bool
+
+// resolve opens the directory rel beneath the directory dirfd without
+// following any symlink and without leaving it.
+func resolve(dirfd int, rel string) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	if !noOpenat2.Load() {
+		fd, err := unix.Openat2(dirfd, rel, &unix.OpenHow{Flags: flags,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+		for err == unix.EINTR || err == unix.EAGAIN {
+			fd, err = unix.Openat2(dirfd, rel, &unix.OpenHow{Flags: flags,
+				Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+		}
+		switch err {
+		case nil:
+			return fd, nil
+		case unix.ENOSYS, unix.EPERM, unix.E2BIG:
+			noOpenat2.Store(true)
+		case unix.EXDEV:
+			return -1, ErrOutside
+		default:
+			return -1, err
+		}
+	}
+	cur, err := unix.Dup(dirfd)
+	if err != nil {
+		return -1, err
+	}
+	for _, c := range strings.Split(rel, "/") {
+		if c == "" || c == "." {
+			continue
+		}
+		if c == ".." {
+			unix.Close(cur)
+			return -1, ErrOutside
+		}
+		fd, err := unix.Openat(cur, c, flags, 0)
+		unix.Close(cur)
+		if err != nil {
+			return -1, err
+		}
+		cur = fd
+	}
+	return cur, nil
+}
+
+// pathErr wraps a system call error, turning ELOOP (a symlink met with
+// O_NOFOLLOW or RESOLVE_NO_SYMLINKS) and ENOTDIR into ErrSymlink.
+func pathErr(op, path string, err error) error {
+	if err == unix.ELOOP || err == unix.ENOTDIR {
+		err = fmt.Errorf("%w (%w)", ErrSymlink, err)
+	}
+	return &fs.PathError{Op: op, Path: path, Err: err}
+}
