@@ -11,8 +11,9 @@ import (
 // wireLine is one command or reply reconstructed from the transcript, as
 // its bytes were on the wire.
 type wireLine struct {
-	lineno int // line of the transcript where it starts
-	text   []byte
+	lineno int    // line of the transcript where it starts
+	text   []byte // without the capture's "C: " or "S: "
+	server bool   // sent by sync_server ("S: "), not sync_client
 }
 
 // transcriptLines reconstructs the dlist lines of testdata/transcript.txt,
@@ -44,7 +45,7 @@ func transcriptLines(t testing.TB) []wireLine {
 		if !strings.HasPrefix(s, "C: ") && !strings.HasPrefix(s, "S: ") {
 			continue
 		}
-		body := s[3:]
+		body, server := s[3:], strings.HasPrefix(s, "S: ")
 		if skip {
 			skip = body != ")"
 			continue
@@ -78,7 +79,7 @@ func transcriptLines(t testing.TB) []wireLine {
 			continue
 		}
 		if strings.HasPrefix(body, "APPLY MESSAGE") {
-			cur = &wireLine{lineno: n, text: []byte(body + "\r\n")}
+			cur = &wireLine{lineno: n, text: []byte(body + "\r\n"), server: server}
 			trimmed = false
 			lastFile = len("APPLY MESSAGE (")
 			continue
@@ -86,7 +87,7 @@ func transcriptLines(t testing.TB) []wireLine {
 		if !isDlistLine(body) {
 			continue
 		}
-		out = append(out, wireLine{lineno: n, text: []byte(body + "\r\n")})
+		out = append(out, wireLine{lineno: n, text: []byte(body + "\r\n"), server: server})
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
@@ -108,6 +109,7 @@ func isDlistLine(s string) bool {
 func TestTranscriptRoundTrip(t *testing.T) {
 	lines := transcriptLines(t)
 	counts := map[string]int{}
+	senders := map[bool]int{}
 	for _, wl := range lines {
 		r := NewReader(bytes.NewReader(wl.text))
 		l, err := r.ReadLine()
@@ -115,10 +117,15 @@ func TestTranscriptRoundTrip(t *testing.T) {
 			t.Errorf("transcript line %d: %v\n%.200q", wl.lineno, err, wl.text)
 			continue
 		}
+		// Each side prints as it does: sync_server with synchronizing
+		// literals, sync_client with LITERAL+.
 		var buf bytes.Buffer
 		w := NewWriter(&buf)
-		if strings.HasPrefix(string(wl.text), "S: ") {
+		if wl.server {
 			w.SetSyncLiterals(true)
+			senders[true]++
+		} else {
+			senders[false]++
 		}
 		if err := w.WriteLine(l); err != nil {
 			t.Errorf("transcript line %d: write: %v", wl.lineno, err)
@@ -139,7 +146,10 @@ func TestTranscriptRoundTrip(t *testing.T) {
 		}
 		counts[key]++
 	}
-	t.Logf("%d lines: %v", len(lines), counts)
+	t.Logf("%d lines (%d from sync_client, %d from sync_server): %v", len(lines), senders[false], senders[true], counts)
+	if senders[false] == 0 || senders[true] == 0 {
+		t.Errorf("lines printed as sync_client's: %d, as sync_server's: %d; want both", senders[false], senders[true])
+	}
 	// The capture has all of these; make sure none was lost by the
 	// reconstruction.
 	for _, k := range []string{"APPLY MAILBOX", "APPLY MESSAGE", "APPLY SEEN", "APPLY SUB", "APPLY QUOTA",

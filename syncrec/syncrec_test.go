@@ -57,7 +57,7 @@ func readLine(t *testing.T, line []byte) (verb string, mb *Mailbox, recs []*Reco
 
 // Every record list Cyrus sent carries the CRCs its records give. A list
 // for a mailbox already seen is a delta: it is merged by UID over the
-// state so far, as the replica does (and as shared/cyrus-sync/synccrc.py).
+// state so far, as the replica does (sync_support.c, sync_apply_mailbox).
 func TestCRCMatchesCyrus(t *testing.T) {
 	checked, withThrid, withAnnot := 0, 0, 0
 	state := map[string]map[uint32]*Record{}
@@ -68,7 +68,7 @@ func TestCRCMatchesCyrus(t *testing.T) {
 		_, mb, recs := readLine(t, line)
 		known, ok := state[mb.UniqueID]
 		if len(recs) == 0 {
-			continue // an empty delta says nothing (synccrc.py skips these too)
+			continue // an empty delta says nothing
 		}
 		if !ok {
 			if bytes.Contains(line, []byte("SINCE_MODSEQ")) {
