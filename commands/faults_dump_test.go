@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -109,11 +110,22 @@ func faultDumpMessageVanishes(t *testing.T) []faultRow {
 	if err != nil || len(boxes) != 7 {
 		t.Fatalf("dump after a message vanished: %d mailboxes, %v", len(boxes), err)
 	}
+	// Only that message is missing: one fewer than in a dump of the
+	// untouched sample spool.
+	full, err := os.Open(sampleDump(t, t.TempDir(), "alice.dlist", "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	ftr, _, err := dumpCounts(full)
+	if err != nil || tr.Messages != ftr.Messages-1 {
+		t.Errorf("dump after a message vanished: %d messages, a whole dump %d (%v)", tr.Messages, ftr.Messages, err)
+	}
 	return []faultRow{{
 		Fault:   "a message file deleted during the dump (after the mailbox list was read)",
 		Command: "mbtool dump --user alice -o -",
 		Exit:    code, Said: sanitize(warn[0], dirs),
-		State: "dump complete and verified (trailer digest) with all 7 mailboxes, " + strconv.Itoa(int(tr.Messages)) + " messages; only that message missing",
+		State: "dump complete and verified (trailer digest) with all 7 mailboxes, " + strconv.Itoa(int(tr.Messages)) + " messages; only that message missing (a dump of the untouched spool has " + strconv.Itoa(int(ftr.Messages)) + ")",
 	}}
 }
 
@@ -256,12 +268,17 @@ func faultDumpSignalStalledPipe(t *testing.T) []faultRow {
 
 	p, out := startBlockedDump(t, conf, "--user", "alice")
 	p.signal(syscall.SIGINT)
-	// Drain slowly (8 KiB every 2 ms): mbtool must stop long before the
-	// end of the dump, however loaded the machine.
+	// Drain slowly (8 KiB every 2 ms), keeping what arrives: mbtool must
+	// stop long before the end of the dump, however loaded the machine.
+	drained := make(chan []byte, 1)
 	go func() {
+		var got bytes.Buffer
 		buf := make([]byte, 8<<10)
 		for {
-			if _, err := out.Read(buf); err != nil {
+			n, err := out.Read(buf)
+			got.Write(buf[:n])
+			if err != nil {
+				drained <- got.Bytes()
 				return
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -271,11 +288,39 @@ func faultDumpSignalStalledPipe(t *testing.T) []faultRow {
 	if code != ExitInterrupted || strings.TrimSpace(stderr) != "mbtool: interrupted" {
 		t.Errorf("SIGINT, pipe drained: exit %d, stderr:\n%s", code, stderr)
 	}
+	// What the reader got: part of a dump, without its trailer. verify
+	// and restore must both refuse it, restore leaving its target as it
+	// was.
+	part := <-drained
+	whole := sampleDump(t, t.TempDir(), "alice.dlist", "alice")
+	fi, err := os.Stat(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(part)) >= fi.Size() || bytes.Contains(part, []byte("MBTOOL TRAILER")) {
+		t.Errorf("the reader got %d bytes of a %d-byte dump (a trailer: %v): the dump did not stop", len(part), fi.Size(), bytes.Contains(part, []byte("MBTOOL TRAILER")))
+	}
+	partFile := filepath.Join(t.TempDir(), "part.dlist")
+	if err := os.WriteFile(partFile, part, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vcode, vstderr, found := verifyFindings(t, partFile)
+	if vcode != ExitFailure || len(found) == 0 {
+		t.Errorf("verify of the drained part: exit %d, %d finding(s)\n%s", vcode, len(found), vstderr)
+	}
+	target := t.TempDir()
+	tconf := emptyTarget(t, target)
+	before := spoolSum(t, target)
+	rcode, rstderr := runMbtool(t, procOptions{}, "restore", "-C", tconf, "-q", partFile)
+	if rcode != ExitFailure {
+		t.Errorf("restore of the drained part: exit %d\n%s", rcode, rstderr)
+	}
 	rows = append(rows, faultRow{
 		Fault:   "SIGINT while the dump is blocked writing to a full pipe; the reader then drains it",
 		Command: "mbtool dump --user alice -o - | ...",
 		Exit:    code, Said: strings.TrimSpace(stderr),
-		State: "stops at the next write; the reader gets a dump without trailer, which restore and verify reject",
+		State: fmt.Sprintf("stops before the end of the dump: the reader gets part of it without trailer; verify of that part exits %d (%s), restore exits %d; %s",
+			vcode, describeFindings(found), rcode, checkTargetAfter(t, "restore of the drained part", target, tconf, before)),
 	})
 
 	p, _ = startBlockedDump(t, conf, "--user", "alice")

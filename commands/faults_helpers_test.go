@@ -503,3 +503,46 @@ func errSaid(stderr string) string {
 	}
 	return s
 }
+
+// verifyFindings runs mbtool verify --json on a dump and returns its exit
+// code, its standard error and the findings it printed on standard
+// output.
+func verifyFindings(t *testing.T, dump string) (int, string, []map[string]any) {
+	t.Helper()
+	p := startMbtool(t, procOptions{}, "verify", "-q", "--json", dump)
+	code, stderr := p.wait(2 * time.Minute)
+	var found []map[string]any
+	if out := p.stdout.String(); out != "" {
+		for _, o := range jsonLines(t, out) {
+			if o["type"] == "finding" {
+				found = append(found, o)
+			}
+		}
+	}
+	if m := regexp.MustCompile(`: (\d+) finding\(s\)`).FindStringSubmatch(stderr); m != nil && m[1] != strconv.Itoa(len(found)) {
+		t.Errorf("verify %s says %s finding(s), printed %d", dump, m[1], len(found))
+	}
+	return code, stderr, found
+}
+
+// describeFindings says how many findings of which kinds were printed:
+// "2 findings on standard output (damage: 2)".
+func describeFindings(found []map[string]any) string {
+	if len(found) == 0 {
+		return "no finding on standard output"
+	}
+	kinds := map[string]int{}
+	for _, f := range found {
+		kinds[fmt.Sprint(f["kind"])]++
+	}
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, kinds[k]))
+	}
+	return fmt.Sprintf("%d finding(s) on standard output, as many as the error counts (%s)", len(found), strings.Join(parts, ", "))
+}

@@ -21,16 +21,19 @@ func faultVerifySignal(t *testing.T) []faultRow {
 	for _, sg := range dumpSignals {
 		p, rest := feedHalf(t, data, "verify", "-q", "-")
 		p.signal(sg.sig)
-		rest()
+		sent := rest()
 		code, stderr := p.wait(30 * time.Second)
 		if code != ExitInterrupted || strings.TrimSpace(stderr) != "mbtool: interrupted" {
 			t.Errorf("%s: exit %d, stderr:\n%s", sg.name, code, stderr)
+		}
+		if <-sent {
+			t.Errorf("%s: verify read the whole dump before it stopped", sg.name)
 		}
 		rows = append(rows, faultRow{
 			Fault:   sg.name + " while verify reads a dump from a pipe",
 			Command: "mbtool verify - < alice.dlist",
 			Exit:    code, Said: strings.TrimSpace(stderr),
-			State: "stopped at once",
+			State: "stopped before the rest of the dump was sent (the writer found the pipe closed)",
 		})
 	}
 	rows = append(rows, stalledPipe(t, data, "verify", "verify -q -", "nothing to clean up", nil)...)

@@ -253,15 +253,15 @@ func faultRestoreDamagedDump(t *testing.T) []faultRow {
 			Exit: code, Said: sanitize(said, dirs),
 			State: checkTargetAfter(t, "restore "+tc.file, dir, conf, before),
 		})
-		code, stderr = runMbtool(t, procOptions{}, "verify", "-q", tc.file)
+		code, stderr, found := verifyFindings(t, tc.file)
 		said = errSaid(stderr)
-		if code != ExitFailure {
-			t.Errorf("verify %s: exit %d, stderr:\n%s", tc.file, code, stderr)
+		if code != ExitFailure || len(found) == 0 {
+			t.Errorf("verify %s: exit %d, %d finding(s) on stdout, stderr:\n%s", tc.file, code, len(found), stderr)
 		}
 		rows = append(rows, faultRow{
 			Fault: tc.fault, Command: "mbtool verify $OUT/" + filepath.Base(tc.file),
 			Exit: code, Said: sanitize(said, dirs),
-			State: "findings on standard output",
+			State: describeFindings(found),
 		})
 	}
 	return rows
@@ -298,24 +298,26 @@ func faultRestoreNewerFormat(t *testing.T) []faultRow {
 		Exit:    code, Said: sanitize(said, dirs),
 		State: checkTargetAfter(t, "restore format 2", dir, conf, before),
 	}}
-	code, stderr = runMbtool(t, procOptions{}, "verify", "-q", f2)
+	code, stderr, found := verifyFindings(t, f2)
 	said = errSaid(stderr)
-	if code != ExitUsage || !strings.Contains(said, "format 2") {
-		t.Errorf("verify of a format 2 dump: exit %d, stderr:\n%s", code, stderr)
+	if code != ExitUsage || !strings.Contains(said, "format 2") || len(found) != 0 {
+		t.Errorf("verify of a format 2 dump: exit %d, %d finding(s), stderr:\n%s", code, len(found), stderr)
 	}
 	rows = append(rows, faultRow{
 		Fault:   "a dump of a newer format (header FORMAT 2)",
 		Command: "mbtool verify $OUT/format2.dlist",
 		Exit:    code, Said: sanitize(said, dirs),
-		State: "nothing checked",
+		State: "nothing checked: " + describeFindings(found),
 	})
 	return rows
 }
 
 // feedHalf starts restore or verify reading the dump from a pipe, writes
 // the first half, and returns the process and a function that starts
-// writing the rest, slowly, and closes the pipe at the end.
-func feedHalf(t *testing.T, data []byte, args ...string) (*proc, func()) {
+// writing the rest, slowly, and closes the pipe at the end. The channel
+// that function returns says, once the writing stopped, whether all of
+// the rest was written (false: mbtool closed the pipe first).
+func feedHalf(t *testing.T, data []byte, args ...string) (*proc, func() <-chan bool) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -327,21 +329,25 @@ func feedHalf(t *testing.T, data []byte, args ...string) (*proc, func()) {
 	if _, err := w.Write(data[:len(data)/2]); err != nil {
 		t.Fatal(err)
 	}
-	// The rest goes slowly (8 KiB every 2 ms), so that mbtool, once
-	// signalled, cannot finish reading before it notices, however loaded
-	// the machine.
-	rest := func() {
+	// The rest goes slowly (8 KiB every 10 ms, more than a second for
+	// the sample dumps), so that mbtool, once signalled, cannot finish
+	// reading before it notices, however loaded the machine.
+	rest := func() <-chan bool {
+		all := make(chan bool, 1)
 		go func() {
 			defer w.Close()
 			for b := data[len(data)/2:]; len(b) > 0; {
 				n := min(len(b), 8<<10)
 				if _, err := w.Write(b[:n]); err != nil {
-					return // EPIPE once mbtool is gone
+					all <- false // EPIPE once mbtool is gone
+					return
 				}
 				b = b[n:]
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(10 * time.Millisecond)
 			}
+			all <- true
 		}()
+		return all
 	}
 	return p, rest
 }
