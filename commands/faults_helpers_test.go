@@ -511,11 +511,19 @@ func verifyFindings(t *testing.T, dump string) (int, string, []map[string]any) {
 	t.Helper()
 	p := startMbtool(t, procOptions{}, "verify", "-q", "--json", dump)
 	code, stderr := p.wait(2 * time.Minute)
+	// --json prints one summary object: the count of findings and the
+	// first of them (docs/json.md).
 	var found []map[string]any
 	if out := p.stdout.String(); out != "" {
 		for _, o := range jsonLines(t, out) {
-			if o["type"] == "finding" {
-				found = append(found, o)
+			list, _ := o["first_findings"].([]any)
+			for _, f := range list {
+				if m, ok := f.(map[string]any); ok {
+					found = append(found, m)
+				}
+			}
+			if n, ok := o["findings"].(float64); ok && int(n) != len(list) {
+				t.Errorf("verify %s: summary counts %v findings, lists %d", dump, n, len(list))
 			}
 		}
 	}
