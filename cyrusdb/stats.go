@@ -12,6 +12,10 @@ type Counters struct {
 	// Walks counts walks of the whole level-0 list (ForEach with an
 	// empty prefix, Check): each one reads every record.
 	Walks int64
+	// WalkedRecords counts the live records walks visited (ForEach, with
+	// or without a prefix): a walk of a user's small seen db adds little,
+	// a walk of all N records of mailboxes.db adds every mailbox.
+	WalkedRecords int64
 	// FreshFiles counts files written whole by a TwoskipWriter (new
 	// files and checkpoints).
 	FreshFiles int64
@@ -20,25 +24,27 @@ type Counters struct {
 }
 
 var counters struct {
-	recordReads, walks, freshFiles, transactions atomic.Int64
+	recordReads, walks, walkedRecords, freshFiles, transactions atomic.Int64
 }
 
 // ReadCounters returns the counters' current values.
 func ReadCounters() Counters {
 	return Counters{
-		RecordReads:  counters.recordReads.Load(),
-		Walks:        counters.walks.Load(),
-		FreshFiles:   counters.freshFiles.Load(),
-		Transactions: counters.transactions.Load(),
+		RecordReads:   counters.recordReads.Load(),
+		Walks:         counters.walks.Load(),
+		WalkedRecords: counters.walkedRecords.Load(),
+		FreshFiles:    counters.freshFiles.Load(),
+		Transactions:  counters.transactions.Load(),
 	}
 }
 
 // Sub returns the work done between before and c.
 func (c Counters) Sub(before Counters) Counters {
 	return Counters{
-		RecordReads:  c.RecordReads - before.RecordReads,
-		Walks:        c.Walks - before.Walks,
-		FreshFiles:   c.FreshFiles - before.FreshFiles,
-		Transactions: c.Transactions - before.Transactions,
+		RecordReads:   c.RecordReads - before.RecordReads,
+		Walks:         c.Walks - before.Walks,
+		WalkedRecords: c.WalkedRecords - before.WalkedRecords,
+		FreshFiles:    c.FreshFiles - before.FreshFiles,
+		Transactions:  c.Transactions - before.Transactions,
 	}
 }

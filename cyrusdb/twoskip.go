@@ -186,6 +186,8 @@ func (db *Twoskip) ForEach(prefix []byte, fn func(key, value []byte) error) erro
 	// and from[i] the record it came from; only for a full check.
 	var fwd, from [maxLevel]uint64
 	check := len(prefix) == 0 && db.clean
+	var count uint64 // live records visited
+	defer func() { counters.walkedRecords.Add(int64(count)) }()
 	if len(prefix) == 0 {
 		counters.walks.Add(1)
 	}
@@ -200,7 +202,6 @@ func (db *Twoskip) ForEach(prefix []byte, fn func(key, value []byte) error) erro
 		}
 	}
 	var prev []byte
-	var count uint64
 	for steps := int64(0); off != 0; steps++ {
 		if steps > db.maxSteps() {
 			return c.corrupt(int64(off), "pointer cycle: more records than the file can hold")
