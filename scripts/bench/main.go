@@ -10,6 +10,8 @@
 //
 //	go run ./scripts/bench -messages 2000 -out /tmp/b.md   # a quick look
 //	go run ./scripts/bench -scaling                        # also 10k/100k/1M small messages (about an hour)
+//	go run ./scripts/bench -messages 0 -mailboxes          # only the mailbox axis: 200, 2,000, 20,000 mailboxes
+//	go run ./scripts/bench -messages 0 -mailboxes -mailbox-max 200000   # and 200,000 (hours, 5 GB)
 //	go run ./scripts/bench -against docs/benchmarks.md -out /tmp/b.md
 //	                                  # a second run: do its figures agree with the published ones?
 //
@@ -47,8 +49,11 @@ type config struct {
 	messages int
 	pairs    int
 	scaling  bool
-	scaleMax int
-	args     string // the command line, as the report quotes it
+	// the mailbox axis (mailboxes.go)
+	mailboxes  bool
+	mailboxMax int
+	scaleMax   int
+	args       string // the command line, as the report quotes it
 }
 
 // minPairs is the fewest rounds whose spread the report trusts.
@@ -63,6 +68,8 @@ func main() {
 	flag.IntVar(&c.pairs, "pairs", minPairs, "alternating rounds of each pair (at least 5 for a report)")
 	flag.BoolVar(&c.scaling, "scaling", false, "also run the scaling series (small messages, 10k up to -scale-max)")
 	flag.IntVar(&c.scaleMax, "scale-max", 1_000_000, "largest partition of the scaling series")
+	flag.BoolVar(&c.mailboxes, "mailboxes", false, "also run the mailbox axis (200 mailboxes up to -mailbox-max, a few messages each)")
+	flag.IntVar(&c.mailboxMax, "mailbox-max", 20_000, "largest partition of the mailbox axis")
 	flag.Parse()
 	c.args = commandLine(os.Args[1:])
 	if c.pairs < 1 {
@@ -209,6 +216,14 @@ func run(c config) error {
 	limit := filepath.Join(c.dir, "sha1limit")
 	if err := sh(".", "go build -o "+q(bin)+" . && go build -o "+q(limit)+" ./scripts/sha1limit"); err != nil {
 		return err
+	}
+	if c.mailboxes {
+		if err := mailboxAxis(ctx, bin, c); err != nil {
+			return err
+		}
+		if c.messages == 0 {
+			return nil
+		}
 	}
 	p, err := generate(ctx, filepath.Join(c.dir, fmt.Sprintf("src-%d", c.messages)), gen.Options{Seed: 1, Messages: c.messages})
 	if err != nil {

@@ -1,0 +1,170 @@
+package main
+
+// The mailbox axis: partitions of many small mailboxes (10 folders per
+// user, a few messages each), where the cost that matters is per mailbox
+// and per user, not per byte.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mbtool/mbtool/fixtures/gen"
+	"github.com/mbtool/mbtool/internal/benchstat"
+)
+
+const sectionMailboxes = "bench mailboxes"
+
+// mailboxSizes are the partitions of the axis, in mailboxes (users x 10,
+// plus one shared folder); 200,000 only on demand (-mailbox-max).
+var mailboxSizes = []int{200, 2_000, 20_000, 200_000}
+
+// mailboxPoint is one partition of the axis and its measurements.
+type mailboxPoint struct {
+	part                         *partitionInfo
+	dump, tarCat, restore, untar *measurement
+	against, seen                *measurement
+}
+
+// mailboxOptions is the generated content of a partition of n mailboxes:
+// three small messages per mailbox on average.
+func mailboxOptions(n int) gen.Options {
+	return gen.Options{Seed: 3, Users: max(1, n/10), Messages: 3 * n, SmallOnly: true, MeanSize: 1_700}
+}
+
+// mailboxAxis measures every size up to c.mailboxMax, prints the table
+// and updates its section of c.out.
+func mailboxAxis(ctx context.Context, bin string, c config) error {
+	started := time.Now()
+	var pts []mailboxPoint
+	for _, n := range mailboxSizes {
+		if n > c.mailboxMax {
+			break
+		}
+		p, err := generate(ctx, filepath.Join(c.dir, fmt.Sprintf("mailboxes-%d", n)), mailboxOptions(n))
+		if err != nil {
+			return err
+		}
+		pt, err := measureMailboxes(bin, c.dir, p, c.pairs)
+		if err != nil {
+			return err
+		}
+		pts = append(pts, pt)
+	}
+	body := mailboxSection(c, started, pts)
+	fmt.Print("\n" + body)
+	if c.out == "" {
+		return nil
+	}
+	if err := benchstat.UpdateFile(c.out, sectionMailboxes, body); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "wrote", c.out)
+	return nil
+}
+
+// measureMailboxes times, on one partition: dump against tar -cf | cat,
+// restore + sync against tar -xf + sync (alternating), verify --against
+// and seen-cleanup --all (read-only, no baseline: their time per mailbox
+// is the figure).
+func measureMailboxes(bin, work string, p *partitionInfo, rounds int) (mailboxPoint, error) {
+	m := func(name string) *measurement { return &measurement{name: name} }
+	pt := mailboxPoint{part: p, dump: m("mbtool dump | cat"), tarCat: m("tar -cf - | cat"),
+		restore: m("mbtool restore + sync"), untar: m("tar -xf + sync"),
+		against: m("mbtool verify --against"), seen: m("mbtool seen-cleanup --all")}
+	dirs := fmt.Sprintf("-C %s config spool", q(p.dir))
+	dumpFile := filepath.Join(work, "mailboxes.dlist")
+	tarFile := filepath.Join(work, "mailboxes.tar")
+	target := filepath.Join(work, "mailboxes-target")
+	defer os.Remove(dumpFile)
+	defer os.Remove(tarFile)
+	defer os.RemoveAll(target)
+	if err := sh(work, fmt.Sprintf("%s dump -C %s --all -q -o %s && tar -cf %s %s", q(bin), q(p.conf), q(dumpFile), q(tarFile), dirs)); err != nil {
+		return pt, err
+	}
+	groups := []group{
+		{warm: true, cmds: []command{
+			{pt.tarCat, fixed(fmt.Sprintf("tar -cf - %s | cat > /dev/null", dirs))},
+			{pt.dump, fixed(fmt.Sprintf("%s dump -C %s --all -q -o - | cat > /dev/null", q(bin), q(p.conf)))},
+		}},
+		{warm: true, cmds: []command{
+			{pt.against, fixed(fmt.Sprintf("%s verify -q -C %s --against %s > /dev/null", q(bin), q(p.conf), q(dumpFile)))},
+			{pt.seen, fixed(fmt.Sprintf("%s seen-cleanup -C %s --all > /dev/null", q(bin), q(p.conf)))},
+		}},
+		{cmds: []command{
+			{pt.untar, func() (string, error) {
+				os.RemoveAll(target)
+				return fmt.Sprintf("mkdir -p %s && tar -xf %s -C %s && sync", q(target), q(tarFile), q(target)), nil
+			}},
+			{pt.restore, func() (string, error) {
+				os.RemoveAll(target)
+				conf, err := gen.EmptyPartition(target)
+				if err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("%s restore -C %s -q %s && sync", q(bin), q(conf), q(dumpFile)), nil
+			}},
+		}},
+	}
+	return pt, runGroups(work, groups, rounds)
+}
+
+// perMailbox is a time summary in microseconds per mailbox.
+func perMailbox(m *measurement, mailboxes int) benchstat.Summary {
+	return m.time().Scale(1e6 / float64(mailboxes))
+}
+
+// ratio is the baseline's time over mbtool's, round by round.
+func ratio(mbtool, baseline *measurement) benchstat.Summary {
+	return benchstat.Summarize(benchstat.Ratios(baseline.secs, mbtool.secs))
+}
+
+// mailboxSection is the generated section of docs/benchmarks.md.
+func mailboxSection(c config, started time.Time, pts []mailboxPoint) string {
+	var b strings.Builder
+	b.WriteString("## Scaling with the number of mailboxes\n\n")
+	fmt.Fprintf(&b, "Measured by `%s` on %s, %s.\n\n", c.args, benchstat.Machine(), started.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "Partitions of many small mailboxes (`fixtures/gen` seed 3: 10 folders per user and one shared folder, "+
+		"3 small messages per mailbox on average), written through mbtool's restore. "+
+		"Each pair ran in %d alternating rounds (the read-only ones after an untimed warm-up); "+
+		"times median (min–max); a ratio is the baseline's time over mbtool's in the same round (above 1, mbtool is faster); "+
+		"peak RSS the largest of the runs.\n\n", c.pairs)
+	b.WriteString("| mailboxes | users | messages | dump s | tar -cf s | ratio | restore s | tar -xf s | ratio |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, pt := range pts {
+		p := pt.part
+		fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %s | %s | %s |\n", p.mailboxes, p.users, p.messages,
+			pt.dump.time().Format("%.2f"), pt.tarCat.time().Format("%.2f"), ratio(pt.dump, pt.tarCat).Format("%.2f"),
+			pt.restore.time().Format("%.2f"), pt.untar.time().Format("%.2f"), ratio(pt.restore, pt.untar).Format("%.2f"))
+	}
+	b.WriteString("\nTime per mailbox in microseconds, median (min–max), and peak RSS in MiB:\n\n")
+	b.WriteString("| mailboxes | dump µs | RSS | restore µs | RSS | verify --against µs | RSS | seen-cleanup --all µs | RSS |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, pt := range pts {
+		n := pt.part.mailboxes
+		fmt.Fprintf(&b, "| %d | %s | %d | %s | %d | %s | %d | %s | %d |\n", n,
+			perMailbox(pt.dump, n).Format("%.0f"), pt.dump.maxRSSMiB(), perMailbox(pt.restore, n).Format("%.0f"), pt.restore.maxRSSMiB(),
+			perMailbox(pt.against, n).Format("%.0f"), pt.against.maxRSSMiB(), perMailbox(pt.seen, n).Format("%.0f"), pt.seen.maxRSSMiB())
+	}
+	// Time per mailbox at each size relative to the one before: the
+	// ratio of medians and the widest range the runs allow. Linear time
+	// in mailboxes gives 1.
+	for i := 1; i < len(pts); i++ {
+		a, z := pts[i-1], pts[i]
+		rel := func(ma, mz *measurement) string {
+			fa, fz := 1/float64(a.part.mailboxes), 1/float64(z.part.mailboxes)
+			ta, tz := ma.time(), mz.time()
+			return fmt.Sprintf("%.2fx (%.2f–%.2f)", tz.Med*fz/(ta.Med*fa), tz.Min*fz/(ta.Max*fa), tz.Max*fz/(ta.Min*fa))
+		}
+		if i == 1 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "Time per mailbox at %d mailboxes relative to %d: dump %s, restore %s, verify --against %s, seen-cleanup %s.\n",
+			z.part.mailboxes, a.part.mailboxes, rel(a.dump, z.dump), rel(a.restore, z.restore), rel(a.against, z.against), rel(a.seen, z.seen))
+	}
+	if c.pairs < minPairs {
+		fmt.Fprintf(&b, "\nWARNING: only %d round(s): a spread needs at least %d; do not publish these figures.\n", c.pairs, minPairs)
+	}
+	return b.String()
+}
