@@ -36,6 +36,7 @@ type serverOptions struct {
 	tlsCA        string
 	insecure     bool
 	noDeflate    bool
+	timeout      time.Duration
 }
 
 // serverFlags returns the flags that make dump and restore talk to a
@@ -51,6 +52,7 @@ func serverFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-ca", Usage: "with --tls: trust the CA certificates in `FILE` (PEM) instead of the system's", TakesFile: true},
 		&cli.BoolFlag{Name: "insecure", Usage: "with --server: allow a password in clear text to another host"},
 		&cli.BoolFlag{Name: "no-deflate", Usage: "with --server: do not use COMPRESS DEFLATE on the connection"},
+		&cli.DurationFlag{Name: "timeout", Value: syncproto.DefaultTimeout, Usage: "with --server: give up when connecting takes, or the server sends and takes nothing for, `DURATION`"},
 	}
 }
 
@@ -65,6 +67,7 @@ func serverOptionsFrom(c *cli.Context) serverOptions {
 		tlsCA:        c.String("tls-ca"),
 		insecure:     c.Bool("insecure"),
 		noDeflate:    c.Bool("no-deflate"),
+		timeout:      c.Duration("timeout"),
 	}
 }
 
@@ -84,7 +87,10 @@ func (so serverOptions) connector() (remote.Connect, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := syncproto.Config{AuthName: so.authUser, Password: password, Compress: !so.noDeflate}
+	if so.timeout <= 0 {
+		return nil, usagef("--timeout %s: give a positive duration, such as 5m", so.timeout)
+	}
+	cfg := syncproto.Config{AuthName: so.authUser, Password: password, Compress: !so.noDeflate, Timeout: so.timeout}
 	switch {
 	case so.tls:
 		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
@@ -111,6 +117,8 @@ func (so serverOptions) connector() (remote.Connect, error) {
 }
 
 // password reads the password from --password-file or the environment.
+// Like ssh with a private key, it refuses a file that group or others may
+// read or write, and it refuses an empty password.
 func (so serverOptions) password() (string, error) {
 	if so.passwordFile != "" {
 		f, err := os.Open(so.passwordFile)
@@ -118,14 +126,32 @@ func (so serverOptions) password() (string, error) {
 			return "", fmt.Errorf("--password-file: %w", err)
 		}
 		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return "", fmt.Errorf("--password-file: %w", err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return "", &hintError{err: &usageError{msg: fmt.Sprintf("--password-file %s is open to group or others (mode %04o)", so.passwordFile, perm)},
+				hint: "chmod 600 " + so.passwordFile}
+		}
+		if !fi.Mode().IsRegular() {
+			return "", usagef("--password-file %s is not a regular file", so.passwordFile)
+		}
 		line, err := bufio.NewReader(io.LimitReader(f, 4096)).ReadString('\n')
 		if err != nil && err != io.EOF {
 			return "", fmt.Errorf("--password-file %s: %w", so.passwordFile, err)
 		}
-		return strings.TrimRight(line, "\r\n"), nil
+		p := strings.TrimRight(line, "\r\n")
+		if p == "" {
+			return "", usagef("--password-file %s: the password (its first line) is empty", so.passwordFile)
+		}
+		return p, nil
 	}
 	if so.passwordEnv != "" {
 		if p, ok := os.LookupEnv(so.passwordEnv); ok {
+			if p == "" {
+				return "", usagef("--password-env: environment variable %s is empty", so.passwordEnv)
+			}
 			return p, nil
 		}
 	}
@@ -381,6 +407,9 @@ func runDumpServer(ctx context.Context, e *env, o dumpOptions, so serverOptions)
 	}
 	if err := c.Close(); err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err // interrupted while waiting for the answer to EXIT
 	}
 	if err := out.commit(); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dump"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
@@ -87,37 +88,88 @@ func (u *remoteUser) Mailboxes() []string                           { return u.n
 func (u *remoteUser) Subs(context.Context) ([]string, error)        { return u.subs, nil }
 func (u *remoteUser) Seen(context.Context) ([]*syncrec.Seen, error) { return u.seen, nil }
 
+// maxUserHeld bounds what GET USER's answer may make the client hold at
+// once: the names of a user's mailboxes and subscriptions, and its seen
+// records (each counted with its bytes and a small overhead).
+const maxUserHeld = 32 << 20
+
 // User sends GET USER: the user's mailboxes, subscriptions and seen
-// records.
+// records, each checked as a dump's would be.
 func (s *source) User(ctx context.Context, name string) (dump.User, error) {
+	if err := dumpcheck.CheckUserID(name); err != nil {
+		return nil, err
+	}
 	inbox := userInbox(name)
 	u := &remoteUser{}
-	err := s.c.Line("GET", "USER", dlist.NewAtom(name), func(item string, r *dlist.Reader) error {
-		v, err := r.ReadValue()
-		if err != nil {
-			return err
+	var held int64
+	hold := func(n int) error {
+		held += int64(n) + 64
+		if held > maxUserHeld {
+			return fmt.Errorf("%w: %w: the answer holds more than %d MiB of names and seen records", syncproto.ErrProtocol, syncproto.ErrLimit, maxUserHeld>>20)
 		}
+		return nil
+	}
+	err := s.c.Line("GET", "USER", dlist.NewAtom(name), func(item string, r *dlist.Reader) error {
 		switch item {
 		case "MAILBOX":
+			v, err := r.ReadValue()
+			if err != nil {
+				return err
+			}
 			mb, err := syncrec.DecodeMailbox(v)
 			if err != nil {
 				return fmt.Errorf("%w: MAILBOX: %w", syncproto.ErrProtocol, err)
 			}
 			if (mb.Name == inbox || strings.HasPrefix(mb.Name, inbox+".")) && !isPlaceholder(mb) {
+				if err := dumpcheck.CheckName("mailbox name", mb.Name); err != nil {
+					return err
+				}
 				u.names = append(u.names, mb.Name)
+				return hold(len(mb.Name))
 			}
 		case "LSUB":
-			for _, it := range v.Children {
-				u.subs = append(u.subs, it.String())
+			// Read item by item: a user may have many subscriptions.
+			t, err := r.Next()
+			if err != nil {
+				return err
+			}
+			if t.Kind != dlist.List {
+				return fmt.Errorf("%w: LSUB is a %v, not a list", syncproto.ErrProtocol, t.Kind)
+			}
+			for {
+				t, err := r.Next()
+				if err != nil {
+					return err
+				}
+				if t.Kind == dlist.End {
+					break
+				}
+				if t.Kind != dlist.Atom && t.Kind != dlist.Literal {
+					return fmt.Errorf("%w: LSUB item is a %v", syncproto.ErrProtocol, t.Kind)
+				}
+				sub := string(t.Bytes)
+				if err := dumpcheck.CheckName("subscription", sub); err != nil {
+					return err
+				}
+				u.subs = append(u.subs, sub)
+				if err := hold(len(sub)); err != nil {
+					return err
+				}
+				s.c.Release()
 			}
 		case "SEEN":
+			v, err := r.ReadValue()
+			if err != nil {
+				return err
+			}
 			// GET USER's SEEN items have no USERID (sync-records.md §5).
 			v.Add("USERID", dlist.NewAtom(name))
-			sr, err := syncrec.DecodeSeen(v)
+			sr, err := dumpcheck.Seen(v)
 			if err != nil {
-				return fmt.Errorf("%w: SEEN: %w", syncproto.ErrProtocol, err)
+				return fmt.Errorf("SEEN: %w", err)
 			}
 			u.seen = append(u.seen, sr)
+			return hold(len(sr.UniqueID) + len(sr.SeenUIDs) + 64)
 		}
 		return nil
 	})
@@ -128,6 +180,11 @@ func (s *source) User(ctx context.Context, name string) (dump.User, error) {
 		return nil, fmt.Errorf("user %s: %w", name, ErrNoMailbox)
 	}
 	sort.Slice(u.names, func(i, j int) bool { return dbKey(u.names[i]) < dbKey(u.names[j]) })
+	for i := 1; i < len(u.names); i++ {
+		if u.names[i] == u.names[i-1] {
+			return nil, fmt.Errorf("GET USER %s: %w: mailbox %s listed twice", name, syncproto.ErrProtocol, u.names[i])
+		}
+	}
 	return u, nil
 }
 
@@ -138,12 +195,20 @@ func (s *source) Quota(ctx context.Context, root string) (*syncrec.Quota, error)
 		if name != "QUOTA" {
 			return nil
 		}
+		if q != nil {
+			return fmt.Errorf("%w: two QUOTA answers", syncproto.ErrProtocol)
+		}
 		v, err := r.ReadValue()
 		if err != nil {
 			return err
 		}
-		q, err = syncrec.DecodeQuota(v)
-		return err
+		if q, err = dumpcheck.Quota(v); err != nil {
+			return err
+		}
+		if q.Root != root {
+			return fmt.Errorf("%w: the answer is about quota root %s", syncproto.ErrProtocol, q.Root)
+		}
+		return nil
 	})
 	var e *syncproto.Error
 	if errors.As(err, &e) && e.Status == "NO" {
@@ -221,14 +286,26 @@ func (s *source) mailbox(name string) (*remoteMailbox, error) {
 	sw := dlist.NewWriter(m.records)
 	fw := bufio.NewWriterSize(m.fetches, 64<<10)
 	err = s.c.Line("GET", "FULLMAILBOX", dlist.NewAtom(name), func(n string, r *dlist.Reader) error {
-		if n != "MAILBOX" || m.mb != nil {
+		if n != "MAILBOX" {
 			return nil
+		}
+		if m.mb != nil {
+			return fmt.Errorf("%w: a second mailbox in the answer", syncproto.ErrProtocol)
 		}
 		mr, err := openMailbox(r)
 		if err != nil {
 			return err
 		}
 		m.mb = mr.mb
+		if m.mb.Name != name {
+			return fmt.Errorf("%w: the answer is about mailbox %s", syncproto.ErrProtocol, m.mb.Name)
+		}
+		// The server's data is checked as a dump's would be, before any
+		// byte of the mailbox is written.
+		if err := (*restorer)(nil).checkKeys(m.mb); err != nil {
+			return err
+		}
+		chk := newRecordChecker(m.mb)
 		sw.BeginLine("R", "RECORD")
 		sw.BeginList()
 		var b [fetchSize]byte
@@ -240,12 +317,16 @@ func (s *source) mailbox(name string) (*remoteMailbox, error) {
 			if rec == nil {
 				break
 			}
+			if err := chk.check(rec); err != nil {
+				return err
+			}
 			syncrec.WriteRecord(sw, rec)
 			f := fetch{uid: rec.UID, guid: rec.GUID, size: int64(rec.Size), expunged: rec.Expunged()}
 			f.encode(b[:])
 			if _, err := fw.Write(b[:]); err != nil {
 				return err
 			}
+			s.c.Release() // the record is spooled, not held
 		}
 		sw.EndList()
 		return sw.EndLine()

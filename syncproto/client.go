@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/mbtool/mbtool/dlist"
@@ -57,6 +58,26 @@ type Config struct {
 	Compress bool
 	// CompressLevel is the DEFLATE level (flate.BestSpeed when 0).
 	CompressLevel int
+	// Timeout bounds connecting, and every wait for the server: a read
+	// that gets no byte, or a write that moves none, for this long ends
+	// the session with ErrTimeout. DefaultTimeout when 0; none when
+	// negative.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is the idle timeout when Config.Timeout is 0: long
+// enough for a server busy with a large mailbox, short enough that a
+// nightly job stuck on a dead server ends the same night.
+const DefaultTimeout = 5 * time.Minute
+
+// closeTimeout bounds the wait for the answer to EXIT.
+const closeTimeout = 10 * time.Second
+
+func (cfg Config) timeout() time.Duration {
+	if cfg.Timeout == 0 {
+		return DefaultTimeout
+	}
+	return cfg.Timeout
 }
 
 // Capabilities are what the server announced, and what the session uses.
@@ -80,6 +101,8 @@ type Handler func(name string, r *dlist.Reader) error
 // Client is one replication session. It is not safe for concurrent use.
 type Client struct {
 	conn net.Conn
+	idle *idleConn     // under conn (and TLS): the timeouts
+	cur  *lineReader   // the data line being read
 	br   *bufio.Reader // server bytes, after TLS and inflation
 	bw   *bufio.Writer // client bytes, before TLS
 	fw   *flate.Writer // when compressing: in front of bw
@@ -107,8 +130,15 @@ type pending struct {
 func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	addr = WithPort(addr, DefaultPort)
 	var d net.Dialer
+	if t := cfg.timeout(); t > 0 {
+		d.Timeout = t
+	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = fmt.Errorf("%w: %w: no connection within %s", ErrConnection, ErrTimeout, d.Timeout)
+		}
 		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
 	}
 	if cfg.TLS != nil && cfg.TLS.ServerName == "" {
@@ -136,8 +166,10 @@ func WithPort(addr, port string) string {
 // compression. It closes conn if that fails. The context bounds the whole
 // session, as for Dial.
 func NewClient(ctx context.Context, conn net.Conn, cfg Config) (*Client, error) {
-	c := &Client{conn: conn, cfg: cfg}
-	c.setStreams(conn, nil)
+	c := &Client{cfg: cfg}
+	c.idle = &idleConn{Conn: conn, timeout: cfg.timeout()}
+	c.conn = c.idle
+	c.setStreams(c.conn, nil)
 	c.stopFn = context.AfterFunc(ctx, func() {
 		c.fail(fmt.Errorf("%w: %w", ErrConnection, context.Cause(ctx)))
 	})
@@ -298,10 +330,13 @@ func (c *Client) Receive(h Handler) error {
 	p := c.pending[0]
 	c.pending = c.pending[1:]
 	var herr error
-	for {
+	for lines := 0; ; lines++ {
 		word, eol, err := readWord(c.br)
 		if err != nil {
 			return c.fail(fmt.Errorf("reading the reply to %s: %w", p.what, err))
+		}
+		if lines > maxDataLines {
+			return c.fail(fmt.Errorf("reading the reply to %s: %w: %w: more than %d lines", p.what, ErrProtocol, ErrLimit, maxDataLines))
 		}
 		if word == "*" && !eol {
 			if err := c.dataLine(h, &herr); err != nil {
@@ -349,10 +384,13 @@ func (c *Client) dataLine(h Handler, herr *error) error {
 		return err
 	}
 	lr := newLineReader(c.br)
+	c.cur = lr
+	defer func() { c.cur = nil }()
 	skip := h == nil || eol || *herr != nil || name == "" ||
 		(c.caps.Protocol == IMAP && (imapUntagged[name] || name[0] >= '0' && name[0] <= '9'))
 	if !skip {
 		r := dlist.NewReader(io.MultiReader(strings.NewReader("* "+name+" "), lr))
+		r.SetLimits(dlist.Limits{MaxLiteral: MaxHeld})
 		if _, err := r.Next(); err == nil { // the verb "*"
 			_, err = r.Next() // the name
 		}
@@ -367,6 +405,18 @@ func (c *Client) dataLine(h Handler, herr *error) error {
 		return err
 	}
 	return nil
+}
+
+// Release tells the client, from a Handler, that what it has read of the
+// current line so far is no longer held in memory (it was written out),
+// so that it no longer counts against MaxHeld. A handler that reads a
+// line of any length item by item, such as a mailbox's records, calls it
+// after each item; a handler that does not is bounded to MaxHeld for the
+// whole line.
+func (c *Client) Release() {
+	if c.cur != nil {
+		c.cur.held = 0
+	}
 }
 
 // Do begins a command, lets write write it, sends it and reads its reply.
@@ -414,6 +464,8 @@ func (c *Client) Close() error {
 	}
 	var err error
 	if !c.inCmd && len(c.pending) == 0 {
+		// A server that never answers EXIT must not hold the run.
+		c.idle.limit(closeTimeout)
 		err = c.simple("EXIT", "LOGOUT")
 	}
 	c.fail(ErrClosed)
@@ -450,3 +502,59 @@ func (c *Client) simple(syncCmd, imapCmd string) error {
 
 // Noop sends NOOP and waits for its answer.
 func (c *Client) Noop() error { return c.simple("NOOP", "NOOP") }
+
+// idleConn puts a deadline on every read and write: the idle timeout from
+// now, but never past the limit set for closing.
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+	mu      sync.Mutex
+	until   time.Time // the hard limit, when set
+}
+
+// limit sets a hard limit d from now on all further waits.
+func (c *idleConn) limit(d time.Duration) {
+	c.mu.Lock()
+	c.until = time.Now().Add(d)
+	c.mu.Unlock()
+}
+
+func (c *idleConn) deadline() (time.Time, time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var t time.Time
+	d := c.timeout
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	if !c.until.IsZero() && (t.IsZero() || c.until.Before(t)) {
+		t, d = c.until, closeTimeout
+	}
+	return t, d
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	t, d := c.deadline()
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(p)
+	return n, c.timeoutErr(err, d)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	t, d := c.deadline()
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Write(p)
+	return n, c.timeoutErr(err, d)
+}
+
+func (c *idleConn) timeoutErr(err error, d time.Duration) error {
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: the server sent and took nothing for %s", ErrTimeout, d)
+	}
+	return err
+}

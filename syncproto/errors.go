@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Errors returned by a Client wrap one of them, or are
@@ -28,6 +30,13 @@ var (
 	// ErrClosed is returned by a Client after Close, or after an error
 	// that broke the session.
 	ErrClosed = errors.New("client closed")
+	// ErrTimeout reports a server that sent or took nothing for the idle
+	// timeout (Config.Timeout), or could not be reached within it. It is
+	// wrapped together with ErrConnection.
+	ErrTimeout = errors.New("timed out")
+	// ErrLimit reports a reply larger than the client holds in memory
+	// (see Limits); it is wrapped together with ErrProtocol.
+	ErrLimit = errors.New("reply over a limit")
 )
 
 // Codes Cyrus 3.6 puts first in a NO answer (shared/spec/dlist.md §4).
@@ -68,6 +77,40 @@ func (e *Error) Error() string {
 
 // Unwrap returns ErrRefused.
 func (e *Error) Unwrap() error { return ErrRefused }
+
+// printable returns s with every byte or rune a terminal could act on
+// (C0 and C1 controls, DEL, invalid UTF-8) written as \xNN or \u00NN,
+// so that a server's text can clear no screen and fake no line.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case !unicode.IsPrint(r) && r != ' ':
+			if r < 0x80 {
+				fmt.Fprintf(&b, "\\x%02x", r)
+			} else {
+				fmt.Fprintf(&b, "\\u%04x", r)
+			}
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
 
 // newError splits a status line's text into Cyrus's code and the rest.
 // Cyrus prints codes as IMAP_... words (sync_response in sync_support.c).

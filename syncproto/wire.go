@@ -15,6 +15,17 @@ const (
 	maxLine       = 8 << 30   // the text of one data line, literals not counted
 	maxLiteral    = 1<<32 - 1 // one literal or file literal (Cyrus's own limit)
 	tailSize      = 512       // enough for "%{partition guid size}"
+	// MaxHeld bounds what the client may hold in memory of one data line
+	// at once: the text and the {N} literals read since the handler last
+	// called Client.Release (file literals are streamed, not held). Each
+	// SP and "(" counts tokenCost more, for the tree a parse makes of
+	// them. Measured after COMPRESS DEFLATE inflates the stream.
+	MaxHeld = 16 << 20
+	// tokenCost is what one parsed item costs in memory beyond its bytes
+	// (a dlist.Value and its slot in a list).
+	tokenCost = 128
+	// maxDataLines bounds the data lines of one reply.
+	maxDataLines = 1 << 24
 )
 
 // lineReader yields the bytes of one logical reply line: the text through
@@ -28,12 +39,14 @@ const (
 // string cannot hold CR or LF, so a physical line that ends in "}" ends in
 // a literal marker.
 type lineReader struct {
-	br   *bufio.Reader
-	tail []byte // the last bytes of the current physical line
-	lit  int64  // literal bytes still to pass
-	text int64  // text bytes of the line so far
-	done bool
-	err  error
+	br      *bufio.Reader
+	tail    []byte // the last bytes of the current physical line
+	lit     int64  // literal bytes still to pass
+	fileLit bool   // the literal is a file literal: streamed, not held
+	text    int64  // text bytes of the line so far
+	held    int64  // cost of what was read since the last release
+	done    bool
+	err     error
 }
 
 func newLineReader(br *bufio.Reader) *lineReader {
@@ -60,6 +73,11 @@ func (l *lineReader) Read(p []byte) (int, error) {
 			l.err = connErr(err)
 			return n, l.err
 		}
+		if !l.fileLit {
+			if err := l.hold(int64(n)); err != nil {
+				return n, err
+			}
+		}
 		return n, nil
 	}
 	if _, err := l.br.Peek(1); err != nil {
@@ -81,6 +99,10 @@ func (l *lineReader) Read(p []byte) (int, error) {
 		l.err = fmt.Errorf("%w: reply line longer than %d bytes", ErrProtocol, int64(maxLine))
 		return n, l.err
 	}
+	items := bytes.Count(p[:n], []byte{' '}) + bytes.Count(p[:n], []byte{'('})
+	if err := l.hold(int64(n) + tokenCost*int64(items)); err != nil {
+		return n, err
+	}
 	l.remember(p[:n])
 	if end {
 		size, ok, err := literalMarker(l.tail)
@@ -90,12 +112,31 @@ func (l *lineReader) Read(p []byte) (int, error) {
 			return n, err
 		case ok:
 			l.lit = size
+			l.fileLit = isFileLiteral(l.tail)
 		default:
 			l.done = true
 		}
 		l.tail = l.tail[:0]
 	}
 	return n, nil
+}
+
+// hold counts n more bytes held, and fails past MaxHeld.
+func (l *lineReader) hold(n int64) error {
+	l.held += n
+	if l.held > MaxHeld {
+		l.err = fmt.Errorf("%w: %w: a reply line holds more than %d MiB", ErrProtocol, ErrLimit, MaxHeld>>20)
+		return l.err
+	}
+	return nil
+}
+
+// isFileLiteral reports whether a physical line ends in a file literal's
+// marker %{partition guid size}.
+func isFileLiteral(line []byte) bool {
+	line = bytes.TrimRight(line, "\r\n")
+	open := bytes.LastIndexByte(line, '{')
+	return open > 0 && line[open-1] == '%'
 }
 
 // remember keeps the last tailSize bytes of the physical line.
@@ -190,7 +231,7 @@ func readText(br *bufio.Reader) (string, error) {
 	}
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
-	return string(b), nil
+	return printable(string(b)), nil
 }
 
 // connErr wraps a read error as ErrConnection.
