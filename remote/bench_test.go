@@ -32,7 +32,7 @@ const EnvBench = "MBTOOL_BENCH_SERVER"
 // docs/server.md (between its marker comments), on a quiet machine:
 //
 //	MBTOOL_BENCH_SERVER=1 MBTOOL_BENCH_UPDATE=1 [MBTOOL_BENCH_MESSAGES=10000] [MBTOOL_BENCH_RUNS=5] \
-//	    go test -run ServerThroughput -v ./remote
+//	    [MBTOOL_BENCH_BASELINE=/path/to/older/mbtool] go test -run ServerThroughput -v ./remote
 func TestServerThroughput(t *testing.T) {
 	if os.Getenv(EnvBench) != "1" {
 		t.Skipf("set %s=1 to run (minutes)", EnvBench)
@@ -101,6 +101,12 @@ func TestServerThroughput(t *testing.T) {
 	// every round each pair runs back to back, the order flipping from
 	// one round to the next.
 	pairs := [][2]string{{"sync_client -u", "mbtool restore --server"}, {"mbtool dump (offline)", "mbtool dump --server"}}
+	// MBTOOL_BENCH_BASELINE names another mbtool binary (say, main before
+	// a change) whose dump --server alternates with this one's.
+	baseline := os.Getenv("MBTOOL_BENCH_BASELINE")
+	if baseline != "" {
+		pairs = append(pairs, [2]string{"baseline dump --server", "mbtool dump --server (again)"})
+	}
 	for _, p := range pairs {
 		res[p[0]], res[p[1]] = &result{}, &result{}
 	}
@@ -121,8 +127,11 @@ func TestServerThroughput(t *testing.T) {
 					cmd = mbtool("restore", "-q", "--server", dst.SyncAddr, "--auth-user", dst.Admin, userDump)
 				case "mbtool dump (offline)":
 					cmd = mbtool("dump", "-q", "-C", src.Conf, "--user", user, "-o", filepath.Join(work, "off.dump"))
-				case "mbtool dump --server":
+				case "mbtool dump --server", "mbtool dump --server (again)":
 					cmd = mbtool("dump", "-q", "--server", src.SyncAddr, "--auth-user", src.Admin, "--user", user, "-o", filepath.Join(work, "on.dump"))
+				case "baseline dump --server":
+					cmd = mbtool("dump", "-q", "--server", src.SyncAddr, "--auth-user", src.Admin, "--user", user, "-o", filepath.Join(work, "base.dump"))
+					cmd.Path, cmd.Args[0] = baseline, baseline
 				}
 				secs, rss := timed(t, cmd)
 				res[k].secs = append(res[k].secs, secs)

@@ -90,8 +90,10 @@ func (u *remoteUser) Seen(context.Context) ([]*syncrec.Seen, error) { return u.s
 
 // maxUserHeld bounds what GET USER's answer may make the client hold at
 // once: the names of a user's mailboxes and subscriptions, and its seen
-// records (each counted with its bytes and a small overhead).
-const maxUserHeld = 32 << 20
+// records, each counted with its bytes and 64 bytes of overhead: some
+// 100,000 mailboxes and subscriptions of a user, which is far more than
+// any real one has, while the whole run stays under 64 MiB.
+const maxUserHeld = 12 << 20
 
 // User sends GET USER: the user's mailboxes, subscriptions and seen
 // records, each checked as a dump's would be.
@@ -174,7 +176,7 @@ func (s *source) User(ctx context.Context, name string) (dump.User, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("GET USER %s: %w", name, err)
+		return nil, err
 	}
 	if len(u.names) == 0 {
 		return nil, fmt.Errorf("user %s: %w", name, ErrNoMailbox)
@@ -182,7 +184,7 @@ func (s *source) User(ctx context.Context, name string) (dump.User, error) {
 	sort.Slice(u.names, func(i, j int) bool { return dbKey(u.names[i]) < dbKey(u.names[j]) })
 	for i := 1; i < len(u.names); i++ {
 		if u.names[i] == u.names[i-1] {
-			return nil, fmt.Errorf("GET USER %s: %w: mailbox %s listed twice", name, syncproto.ErrProtocol, u.names[i])
+			return nil, fmt.Errorf("GET USER %s: %w: the server lists mailbox %s twice", name, syncproto.ErrProtocol, u.names[i])
 		}
 	}
 	return u, nil
@@ -215,7 +217,7 @@ func (s *source) Quota(ctx context.Context, root string) (*syncrec.Quota, error)
 		return nil, nil // a quota root named in a mailbox but without limits
 	}
 	if err != nil {
-		return nil, dump.Fatal(fmt.Errorf("GET QUOTA %s: %w", root, err))
+		return nil, dump.Fatal(err)
 	}
 	return q, nil
 }
@@ -335,7 +337,7 @@ func (s *source) mailbox(name string) (*remoteMailbox, error) {
 		return nil, fmt.Errorf("mailbox %s: %w", name, ErrNoMailbox)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("GET FULLMAILBOX %s: %w", name, err)
+		return nil, err
 	}
 	if m.mb == nil {
 		return nil, fmt.Errorf("mailbox %s: %w", name, ErrNoMailbox)

@@ -94,8 +94,8 @@ type Capabilities struct {
 
 // Handler receives one data line of a reply, "* NAME value": its name and
 // a dlist.Reader positioned at the value. What it leaves unread is
-// skipped. An error from the handler is returned by Receive once the rest
-// of the reply has been read.
+// skipped. An error from the handler ends the reply at once: the rest is
+// not read, the session is broken, and Receive returns the error.
 type Handler func(name string, r *dlist.Reader) error
 
 // Client is one replication session. It is not safe for concurrent use.
@@ -342,6 +342,11 @@ func (c *Client) Receive(h Handler) error {
 			if err := c.dataLine(h, &herr); err != nil {
 				return c.fail(fmt.Errorf("reading the reply to %s: %w", p.what, err))
 			}
+			if herr != nil {
+				// The rest of the reply is not read: it could go on
+				// forever, and the handler would not trust it anyway.
+				return c.fail(fmt.Errorf("reply to %s: %w", p.what, herr))
+			}
 			continue
 		}
 		status := word
@@ -364,7 +369,7 @@ func (c *Client) Receive(h Handler) error {
 		}
 		switch status {
 		case "OK":
-			return herr
+			return nil
 		case "NO", "BAD":
 			return newError(p.what, status, text)
 		}
