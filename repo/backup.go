@@ -20,6 +20,7 @@ type Backup struct {
 
 	mu       sync.Mutex
 	added    *guidtable.Table // GUIDs this run stored: pack slot, offset, size
+	present  *guidtable.Table // GUIDs found in the index by this run, so that each costs one lookup
 	inflight map[guid.GUID]bool
 	packs    []PackID // by slot; zero until the pack is committed
 	free     []*slotWriter
@@ -41,7 +42,7 @@ const addedValue = 4 + 8 + 8
 // the lock was taken.
 func (r *Repo) NewBackup(idx *Index) *Backup {
 	return &Backup{r: r, idx: idx, added: guidtable.New(guidtable.Options{ValueSize: addedValue}),
-		inflight: map[guid.GUID]bool{}}
+		present: guidtable.New(guidtable.Options{}), inflight: map[guid.GUID]bool{}}
 }
 
 // Have reports whether the repository or this run holds g's file already
@@ -53,12 +54,20 @@ func (b *Backup) Have(g guid.GUID) (bool, error) {
 		return true, nil
 	}
 	ok, err := b.added.Has(g)
+	if err == nil && !ok {
+		ok, err = b.present.Has(g)
+	}
 	b.mu.Unlock()
 	if err != nil || ok {
 		return ok, err
 	}
-	_, ok, err = b.idx.Find(g)
-	return ok, err
+	if _, ok, err = b.idx.Find(g); err != nil || !ok {
+		return ok, err
+	}
+	b.mu.Lock()
+	_, err = b.present.Add(g, nil)
+	b.mu.Unlock()
+	return true, err
 }
 
 // claim reserves g for storing by the caller; false if it is held or
@@ -171,6 +180,7 @@ func (b *Backup) Stats() (newFiles, newBytes int64) {
 // writes no snapshot and returns nil.
 func (b *Backup) Commit(host, version string, t time.Time) (*Snapshot, error) {
 	defer b.added.Close()
+	defer b.present.Close()
 	for _, w := range b.free {
 		if len(w.entries) == 0 {
 			w.abort()
@@ -219,6 +229,7 @@ func (b *Backup) Abort() {
 	}
 	b.free = nil
 	b.added.Close()
+	b.present.Close()
 }
 
 var errNoUser = errors.New("no user")

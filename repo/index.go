@@ -32,7 +32,7 @@ const (
 	indexEndMagic  = "MBTIDXND"
 	entrySize      = guid.Size + 4 + 8 + 8
 	footerSize     = 4 + 8 + 8
-	blockEntries   = 128
+	blockEntries   = 16
 	bloomBits      = 14
 	bloomHashes    = 7
 	bloomBlockWord = 8
@@ -120,7 +120,7 @@ func (x *indexWriter) commit() (string, error) {
 func (x *indexWriter) abort() { x.w.Abort() }
 
 // indexFile is an open index file: its pack table, and per block of
-// entries the first GUID, plus a Bloom filter, in memory (about 2 bytes
+// entries the first GUID, plus a Bloom filter, in memory (about 3 bytes
 // per entry, against 40 on disk).
 type indexFile struct {
 	name   string

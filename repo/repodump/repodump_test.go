@@ -13,7 +13,7 @@ import (
 	"github.com/mbtool/mbtool/repo"
 )
 
-func openSpool(t *testing.T, conf string) *partition.Spool {
+func openSpool(t testing.TB, conf string) *partition.Spool {
 	t.Helper()
 	cfg, err := partition.LoadConfig(conf)
 	if err != nil {
