@@ -173,6 +173,9 @@ func mailboxRecord(m *partition.Mailbox) *syncrec.Mailbox {
 		QuotaRoot:      m.Header.QuotaRoot,
 		CreatedModseq:  h.CreatedModseq,
 		FolderModseq:   m.Entry.FolderModseq,
+		DeletedModseq:  h.DeletedModseq,
+		Generation:     h.Generation,
+		UserFlags:      append([]string{}, m.Header.UserFlags...),
 	}
 	for _, a := range m.Annotations() {
 		mb.Annotations = append(mb.Annotations, syncrec.Annotation(a))
@@ -192,6 +195,9 @@ func toRecord(m *partition.Mailbox, r partition.Record) *syncrec.Record {
 		InternalDate: int64(r.InternalDate),
 		Size:         r.Size,
 		GUID:         r.GUID,
+		// The cache record, so that the restored mailbox needs no repack
+		// and keeps what Cyrus derived from the message (docs/format.md).
+		Cache: m.CacheRecord(r),
 	}
 	for _, a := range m.RecordAnnotations(r.UID) {
 		rec.Annotations = append(rec.Annotations, syncrec.Annotation(a))

@@ -49,6 +49,7 @@ type Mailbox struct {
 	nameLock  *lock.File
 	recs      []byte   // records, when small
 	tmp       *os.File // records, when large
+	cache     *os.File // cyrus.cache, if any (see CacheRecord)
 	recAnnots map[uint32][]Annotation
 	annots    []Annotation
 	closed    bool
@@ -139,6 +140,7 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox) error {
 	if err := m.snapshotIndex(f); err != nil {
 		return err
 	}
+	s.openCache(m)
 	if m.Index.RawOptions&OptMailboxDeleted != 0 {
 		return fmt.Errorf("index marked deleted: %w", ErrNoMailbox)
 	}
@@ -405,6 +407,10 @@ func (m *Mailbox) Close() error {
 		m.tmp = nil
 	}
 	m.recs = nil
+	if m.cache != nil {
+		m.cache.Close()
+		m.cache = nil
+	}
 	if m.nameLock != nil {
 		if rerr := m.nameLock.Release(); rerr != nil && err == nil {
 			err = fmt.Errorf("mailbox %s: releasing name lock: %w", m.Entry.Name, rerr)

@@ -275,11 +275,12 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 		}
 		i++
 		mapAnnotations(rs.users, rec.Annotations)
+		rec.Cache = nil // mbtool's own: sync_server builds its cache
 		return rec, nil
 	}
 	what := "APPLY MAILBOX " + b.mb.Name
 	err = rs.c.Do(what, func(w *dlist.Writer) error {
-		return syncrec.WriteMailbox(w, "APPLY", b.mb, next)
+		return syncrec.WriteMailbox(w, "APPLY", b.mb.Replication(), next)
 	}, nil)
 	switch {
 	case err == nil:

@@ -2,7 +2,9 @@ package restore
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"strconv"
 	"strings"
@@ -26,13 +28,19 @@ type builder struct {
 	w   *bufio.Writer
 	buf []byte
 
-	slots  map[string]int // user flag name -> slot, by first appearance
-	before [][2]int       // slot pairs (a, b): a precedes b in a record
-	pairs  map[[2]int]bool
+	slots  map[string]int // lower-cased user flag name -> slot
 	prev   uint32
 	crc    syncrec.CRC
 	annots [][2][]byte // cyrus.annotations records
 	h      partition.IndexHeader
+
+	// cyrus.cache, written from the dump's cache records; cacheOff is the
+	// offset of the next record. needRepack: some record with a message
+	// file has no cache record, so Cyrus must build it.
+	cache      *os.File
+	cw         *bufio.Writer
+	cacheOff   uint64
+	needRepack bool
 }
 
 func (rs *restorer) newBuilder(b *box) (*builder, error) {
@@ -51,7 +59,7 @@ func (rs *restorer) newBuilder(b *box) (*builder, error) {
 		return nil, fmt.Errorf("staging mailbox %s: %w", b.name, err)
 	}
 	bl := &builder{rs: rs, b: b, dir: dir, idx: f, w: bufio.NewWriterSize(f, 64<<10),
-		slots: make(map[string]int), pairs: make(map[[2]int]bool), crc: syncrec.NewCRC()}
+		slots: make(map[string]int), crc: syncrec.NewCRC()}
 	bl.w.Write(make([]byte, partition.IndexHeaderSize)) // the header comes at commit
 	src := b.src
 	bl.h = partition.IndexHeader{
@@ -59,7 +67,7 @@ func (rs *restorer) newBuilder(b *box) (*builder, error) {
 		LastUID:        src.LastUID,
 		POP3LastLogin:  clamp32(src.POP3LastLogin),
 		UIDValidity:    src.UIDValidity,
-		Options:        optionBits(src.Options) | partition.OptNeedsRepack,
+		Options:        optionBits(src.Options),
 		HighestModseq:  src.HighestModseq,
 		RecentUID:      src.RecentUID,
 		RecentTime:     clamp32(src.RecentTime),
@@ -67,8 +75,26 @@ func (rs *restorer) newBuilder(b *box) (*builder, error) {
 		CreatedModseq:  src.CreatedModseq,
 		// As for a mailbox Cyrus creates (imap/mailbox.c mailbox_create);
 		// a replica made by sync_server gets the same.
-		ChangesEpoch: clamp32(timeNow().Unix()),
+		ChangesEpoch:  clamp32(timeNow().Unix()),
+		DeletedModseq: src.DeletedModseq,
+		Generation:    src.Generation,
 	}
+	// The source's user flags by slot, unused ones included, when the dump
+	// carries them; else each flag gets a slot as it first appears, as
+	// Cyrus's sync_server gives them (imap/mailbox.c mailbox_user_flag).
+	for i, f := range src.UserFlags {
+		if f == "" {
+			continue
+		}
+		if err := dumpcheck.CheckText("flag", f); err != nil {
+			return nil, err
+		}
+		if _, dup := bl.slots[strings.ToLower(f)]; dup {
+			return nil, fmt.Errorf("%w: mailbox %s: user flag %q defined twice", ErrDamaged, src.Name, f)
+		}
+		bl.slots[strings.ToLower(f)] = i
+	}
+	b.flags = append([]string(nil), src.UserFlags...)
 	return bl, nil
 }
 
@@ -114,30 +140,16 @@ func (bl *builder) add(r *syncrec.Record) error {
 		GUID:         r.GUID,
 		Modseq:       r.Modseq,
 	}
-	last := -1
 	for _, f := range r.Flags {
 		if strings.HasPrefix(f, `\`) {
 			rec.SystemFlags |= systemFlag(f) // unknown ones are ignored, as by Cyrus
 			continue
 		}
-		if err := dumpcheck.CheckText("flag", f); err != nil {
+		slot, err := bl.userFlag(f)
+		if err != nil {
 			return err
 		}
-		slot, ok := bl.slots[f]
-		if !ok {
-			slot = len(bl.b.flags)
-			if slot >= partition.MaxUserFlags {
-				return fmt.Errorf("%w: more than %d user flags", ErrDamaged, partition.MaxUserFlags)
-			}
-			bl.slots[f] = slot
-			b.flags = append(b.flags, f)
-		}
 		rec.SetUserFlag(slot)
-		if last >= 0 && !bl.pairs[[2]int{last, slot}] {
-			bl.pairs[[2]int{last, slot}] = true
-			bl.before = append(bl.before, [2]int{last, slot})
-		}
-		last = slot
 	}
 	if err := bl.annotations(r, &rec); err != nil {
 		return err
@@ -155,7 +167,11 @@ func (bl *builder) add(r *syncrec.Record) error {
 		if err := bl.rs.place(&m, r.GUID, b, r.UID, bl.dir, dst, int64(rec.InternalDate)); err != nil {
 			return fmt.Errorf("UID %d: %w", r.UID, err)
 		}
-		rec.HeaderSize, rec.GMTime, rec.SentDate = m.info.headerSize, m.info.gmtime, m.info.sentdate
+		rec.HeaderSize = m.info.headerSize
+		rec.GMTime, rec.SentDate = m.info.recordDates(rec.InternalDate)
+		if err := bl.addCache(&rec, r.Cache); err != nil {
+			return err
+		}
 	} else {
 		// The dump has no file for this record: an expunged message whose
 		// file Cyrus had already removed, or a file the dump reported as
@@ -272,10 +288,8 @@ func (bl *builder) finish() error {
 	if err := bl.w.Flush(); err != nil {
 		return fmt.Errorf("writing index: %w", err)
 	}
-	if perm := bl.flagOrder(); perm != nil {
-		if err := bl.renumberFlags(perm); err != nil {
-			return err
-		}
+	if err := bl.finishCache(); err != nil {
+		return err
 	}
 	if err := bl.idx.Close(); err != nil {
 		return err
@@ -299,84 +313,92 @@ func (bl *builder) close() {
 	if bl.idx != nil {
 		bl.idx.Close()
 	}
+	if bl.cache != nil {
+		bl.cache.Close()
+	}
 	bl.dir.Close()
 }
 
-// flagOrder returns the slot order that agrees with the order of flags
-// within every record (records list user flags by slot), preferring first
-// appearance, as a permutation old slot -> new slot; nil when the first
-// appearance order already agrees. The source's slot numbers are not in
-// the dump; this recovers them whenever the records pin them down.
-func (bl *builder) flagOrder() []int {
-	n := len(bl.b.flags)
-	if n < 2 || len(bl.before) == 0 {
-		return nil
+// userFlag returns the slot of user flag f, giving it the first free slot
+// if the mailbox has no flag of that name yet (case-insensitively, as
+// imap/mailbox.c mailbox_user_flag).
+func (bl *builder) userFlag(f string) (int, error) {
+	key := strings.ToLower(f)
+	if slot, ok := bl.slots[key]; ok {
+		return slot, nil
 	}
-	indeg := make([]int, n)
-	next := make([][]int, n)
-	for _, p := range bl.before {
-		next[p[0]] = append(next[p[0]], p[1])
-		indeg[p[1]]++
+	if err := dumpcheck.CheckText("flag", f); err != nil {
+		return 0, err
 	}
-	order := make([]int, 0, n)
-	done := make([]bool, n)
-	for len(order) < n {
-		pick := -1
-		for s := 0; s < n; s++ {
-			if !done[s] && indeg[s] == 0 {
-				pick = s
-				break
-			}
-		}
-		if pick < 0 {
-			return nil // contradictory: keep the order of appearance
-		}
-		done[pick] = true
-		order = append(order, pick)
-		for _, s := range next[pick] {
-			indeg[s]--
+	flags := bl.b.flags
+	slot := len(flags)
+	for i, name := range flags {
+		if name == "" {
+			slot = i
+			break
 		}
 	}
-	perm := make([]int, n)
-	same := true
-	for newSlot, old := range order {
-		perm[old] = newSlot
-		same = same && old == newSlot
+	if slot >= partition.MaxUserFlags {
+		return 0, fmt.Errorf("%w: more than %d user flags", ErrDamaged, partition.MaxUserFlags)
 	}
-	if same {
-		return nil
+	if slot == len(flags) {
+		bl.b.flags = append(flags, f)
+	} else {
+		flags[slot] = f
 	}
-	names := make([]string, n)
-	for old, nw := range perm {
-		names[nw] = bl.b.flags[old]
-	}
-	bl.b.flags = names
-	return perm
+	bl.slots[key] = slot
+	return slot, nil
 }
 
-// renumberFlags rewrites the user flag bits of every staged record.
-func (bl *builder) renumberFlags(perm []int) error {
-	f := bl.idx
-	buf := make([]byte, partition.IndexRecordSize)
-	for i := int64(0); i < int64(bl.h.NumRecords); i++ {
-		off := int64(partition.IndexHeaderSize) + i*partition.IndexRecordSize
-		if _, err := f.ReadAt(buf, off); err != nil {
-			return fmt.Errorf("renumbering flags: %w", err)
-		}
-		r, err := partition.ParseRecord(buf, partition.IndexVersion)
-		if err != nil {
-			return fmt.Errorf("renumbering flags: %w", err)
-		}
-		old := r.UserFlags
-		r.UserFlags = [4]uint32{}
-		for s, nw := range perm {
-			if old[s/32]&(1<<(s%32)) != 0 {
-				r.SetUserFlag(nw)
-			}
-		}
-		if _, err := f.WriteAt(partition.AppendRecord(buf[:0], r), off); err != nil {
-			return fmt.Errorf("renumbering flags: %w", err)
-		}
+// addCache appends the dump's cache record of rec's message (checked when
+// it was read: syncrec.ReadRecord) to the staged
+// cyrus.cache and points rec at it (imap/mailbox.c mailbox_append_cache).
+// Without one (a dump made over replication, or a source record without a
+// sound cache), the mailbox is marked for Cyrus to build its cache.
+func (bl *builder) addCache(rec *partition.Record, c []byte) error {
+	if c == nil {
+		bl.needRepack = true
+		return nil
 	}
+	if bl.cache == nil {
+		f, err := bl.dir.Create(partition.FileCache, bl.rs.owner, 0o600)
+		if err != nil {
+			return fmt.Errorf("staging mailbox %s: %w", bl.b.name, err)
+		}
+		bl.cache, bl.cw = f, bufio.NewWriterSize(f, 64<<10)
+		bl.cw.Write(make([]byte, 4)) // the generation, at finish
+		bl.cacheOff = 4
+	}
+	if _, err := bl.cw.Write(c); err != nil {
+		return fmt.Errorf("writing cache: %w", err)
+	}
+	rec.CacheOffset = bl.cacheOff
+	rec.CacheCRC = crc32.ChecksumIEEE(c)
+	bl.cacheOff += uint64(len(c))
 	return nil
+}
+
+// finishCache completes cyrus.cache and settles the generation: the
+// source's, or, when Cyrus has to build the cache (its repack adds one to
+// the generation, imap/mailbox.c mailbox_repack_setup), one less, so that
+// the mailbox has the source's generation once Cyrus has opened it.
+func (bl *builder) finishCache() error {
+	if bl.needRepack {
+		bl.h.Options |= partition.OptNeedsRepack
+		bl.h.Generation--
+	}
+	if bl.cache == nil {
+		return nil
+	}
+	if err := bl.cw.Flush(); err != nil {
+		return fmt.Errorf("writing cache: %w", err)
+	}
+	var g [4]byte
+	binary.BigEndian.PutUint32(g[:], bl.h.Generation)
+	if _, err := bl.cache.WriteAt(g[:], 0); err != nil {
+		return fmt.Errorf("writing cache: %w", err)
+	}
+	err := bl.cache.Close()
+	bl.cache = nil
+	return err
 }

@@ -90,7 +90,7 @@ func (rs *restorer) checkLayout() error {
 		if err != nil {
 			return err
 		}
-		for _, f := range []string{partition.FileHeader, partition.FileIndex, partition.FileAnnotations} {
+		for _, f := range []string{partition.FileHeader, partition.FileIndex, partition.FileCache, partition.FileAnnotations} {
 			p, err := rs.spool.MetaPath(e, f)
 			if err != nil {
 				return err

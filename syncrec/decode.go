@@ -1,11 +1,14 @@
 package syncrec
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/partition"
 )
 
 // ErrInvalid is wrapped by every error about a record or mailbox whose keys
@@ -97,6 +100,9 @@ func ReadRecord(r *dlist.Reader, open dlist.Token) (*Record, error) {
 		hAll = 1<<iota - 1
 	)
 	have := 0
+	var cacheCRC uint32
+	var haveCRC bool
+	var cacheAt int64
 	for {
 		kt, err := r.Next()
 		if err != nil {
@@ -120,6 +126,22 @@ func ReadRecord(r *dlist.Reader, open dlist.Token) (*Record, error) {
 			if rec.Annotations, err = readAnnotations(r); err != nil {
 				return nil, err
 			}
+			continue
+		case KeyCache:
+			if rec.Cache, cacheAt, err = readCache(r); err != nil {
+				return nil, err
+			}
+			continue
+		case KeyCacheCRC:
+			ct, err := r.Next()
+			if err != nil {
+				return nil, err
+			}
+			n, err := tokNum(ct, key, max32)
+			if err != nil {
+				return nil, err
+			}
+			cacheCRC, haveCRC = uint32(n), true
 			continue
 		case "UID", "MODSEQ", "LAST_UPDATED", "INTERNALDATE", "SIZE", "GUID":
 		default:
@@ -171,7 +193,48 @@ func ReadRecord(r *dlist.Reader, open dlist.Token) (*Record, error) {
 			}
 		}
 	}
+	if rec.Cache != nil {
+		switch {
+		case !haveCRC:
+			return nil, invalid(cacheAt, KeyCache, "without %s (UID %d)", KeyCacheCRC, rec.UID)
+		case crc32.ChecksumIEEE(rec.Cache) != cacheCRC:
+			return nil, invalid(cacheAt, KeyCache, "CRC %d, %s says %d (UID %d)", crc32.ChecksumIEEE(rec.Cache), KeyCacheCRC, cacheCRC, rec.UID)
+		case !partition.CheckCacheRecord(rec.Cache):
+			return nil, invalid(cacheAt, KeyCache, "not a cache record (UID %d)", rec.UID)
+		}
+	}
 	return rec, nil
+}
+
+// readCache reads the value of MBTOOL_CACHE, a list of hex atoms, into the
+// cache record they spell, at most partition.MaxCacheRecord bytes.
+func readCache(r *dlist.Reader) ([]byte, int64, error) {
+	t, err := r.Next()
+	if err != nil {
+		return nil, 0, err
+	}
+	if t.Kind != dlist.List {
+		return nil, 0, invalid(t.Offset, KeyCache, "expected a list, found %v", t.Kind)
+	}
+	at := t.Offset
+	b := []byte{}
+	for {
+		t, err := r.Next()
+		if err != nil {
+			return nil, 0, err
+		}
+		if t.Kind == dlist.End {
+			return b, at, nil
+		}
+		if !scalar(t) || len(t.Bytes)%2 != 0 || len(b)+len(t.Bytes)/2 > partition.MaxCacheRecord {
+			return nil, 0, invalid(t.Offset, KeyCache, "expected hex digits, at most %d bytes in all", partition.MaxCacheRecord)
+		}
+		n := len(b)
+		b = append(b, make([]byte, len(t.Bytes)/2)...)
+		if _, err := hex.Decode(b[n:], t.Bytes); err != nil {
+			return nil, 0, invalid(t.Offset, KeyCache, "%v", err)
+		}
+	}
 }
 
 func readFlags(r *dlist.Reader) ([]string, error) {
@@ -355,6 +418,8 @@ func DecodeMailbox(v *dlist.Value) (*Mailbox, error) {
 		str("QUOTAROOT", &mb.QuotaRoot, false),
 		num("CREATEDMODSEQ", max64, false, func(n uint64) { mb.CreatedModseq = n }),
 		num("FOLDERMODSEQ", max64, false, func(n uint64) { mb.FolderModseq = n }),
+		num(KeyDeletedModseq, max64, false, func(n uint64) { mb.DeletedModseq = n }),
+		num(KeyGeneration, max32, false, func(n uint64) { mb.Generation = uint32(n) }),
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -365,6 +430,22 @@ func DecodeMailbox(v *dlist.Value) (*Mailbox, error) {
 			return nil, err
 		}
 		mb.Annotations = as
+	}
+	if u := v.Get(KeyUserFlags); u != nil {
+		if u.Kind != dlist.List || len(u.Children) > MaxUserFlags {
+			return nil, invalid(u.Offset, KeyUserFlags, "expected a list of at most %d flags", MaxUserFlags)
+		}
+		mb.UserFlags = make([]string, 0, len(u.Children))
+		for _, c := range u.Children {
+			switch c.Kind {
+			case dlist.Nil:
+				mb.UserFlags = append(mb.UserFlags, "")
+			case dlist.Atom, dlist.Flag:
+				mb.UserFlags = append(mb.UserFlags, c.String())
+			default:
+				return nil, invalid(c.Offset, KeyUserFlags, "expected a flag, found %v", c.Kind)
+			}
+		}
 	}
 	return mb, nil
 }

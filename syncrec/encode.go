@@ -1,6 +1,9 @@
 package syncrec
 
 import (
+	"encoding/hex"
+	"hash/crc32"
+
 	"github.com/mbtool/mbtool/dlist"
 )
 
@@ -89,7 +92,41 @@ func writeMailboxKeys(w *dlist.Writer, mb *Mailbox) {
 		w.Key("ANNOTATIONS")
 		writeAnnotations(w, mb.Annotations)
 	}
+	if mb.DeletedModseq != 0 {
+		w.Key(KeyDeletedModseq)
+		w.Num(mb.DeletedModseq)
+	}
+	if mb.Generation != 0 {
+		w.Key(KeyGeneration)
+		w.Num(uint64(mb.Generation))
+	}
+	if mb.UserFlags != nil {
+		w.Key(KeyUserFlags)
+		w.BeginList()
+		for _, f := range mb.UserFlags {
+			if f == "" {
+				w.Nil()
+			} else {
+				w.Atom(f)
+			}
+		}
+		w.EndList()
+	}
 }
+
+// mbtool's own keys of APPLY MAILBOX and RECORD (docs/format.md).
+const (
+	KeyDeletedModseq = "MBTOOL_DELETEDMODSEQ"
+	KeyGeneration    = "MBTOOL_GENERATION"
+	KeyUserFlags     = "MBTOOL_USERFLAGS"
+	KeyCache         = "MBTOOL_CACHE"
+	KeyCacheCRC      = "MBTOOL_CACHECRC"
+)
+
+// cacheChunk is how many bytes of a cache record one atom of MBTOOL_CACHE
+// holds, in hex: short enough to be printed as a bare atom (a literal's
+// length, once damaged, would derail the reader past the record).
+const cacheChunk = 500
 
 // WriteRecord writes one RECORD entry %(UID ... GUID ... [ANNOTATIONS (...)]).
 func WriteRecord(w *dlist.Writer, r *Record) {
@@ -115,6 +152,18 @@ func WriteRecord(w *dlist.Writer, r *Record) {
 	if len(r.Annotations) > 0 {
 		w.Key("ANNOTATIONS")
 		writeAnnotations(w, r.Annotations)
+	}
+	if r.Cache != nil {
+		w.Key(KeyCacheCRC)
+		w.Num(uint64(crc32.ChecksumIEEE(r.Cache)))
+		w.Key(KeyCache)
+		w.BeginList()
+		for c := r.Cache; len(c) > 0; {
+			n := min(len(c), cacheChunk)
+			w.Atom(hex.EncodeToString(c[:n]))
+			c = c[n:]
+		}
+		w.EndList()
 	}
 	w.EndList()
 }

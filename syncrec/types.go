@@ -47,6 +47,10 @@ type Record struct {
 	// Annotations holds the real per-message annotations followed by the
 	// virtual ones (thrid, savedate, createdmodseq), as Cyrus sends them.
 	Annotations []Annotation
+	// Cache is the record's cyrus.cache record, carried by mbtool dumps
+	// under the key MBTOOL_CACHE (nil when not carried). Cyrus's
+	// sync_server ignores the key.
+	Cache []byte
 }
 
 // Expunged reports whether the record carries Cyrus's internal \Expunged
@@ -85,6 +89,20 @@ type Mailbox struct {
 	CreatedModseq  uint64
 	FolderModseq   uint64
 	Annotations    []Annotation // mailbox-level
+
+	// mbtool's own keys (docs/format.md), ignored by Cyrus's sync_server:
+	// what the index and cyrus.header hold that replication does not
+	// carry. Absent (zero) in dumps made over replication.
+	//
+	// DeletedModseq is the index header's deletedmodseq
+	// (MBTOOL_DELETEDMODSEQ).
+	DeletedModseq uint64
+	// Generation is the index header's generation number
+	// (MBTOOL_GENERATION).
+	Generation uint32
+	// UserFlags are the user flag names by slot as cyrus.header defines
+	// them, "" for a free slot (MBTOOL_USERFLAGS); nil when not carried.
+	UserFlags []string
 }
 
 // Seen is one record of a user's seen database, as APPLY SEEN carries it.
@@ -123,4 +141,16 @@ type Quota struct {
 	Root   string
 	Limits [NumQuotaResources]int64 // Unlimited where not set
 	Modseq uint64
+}
+
+// MaxUserFlags is Cyrus's MAX_USER_FLAGS, the user flag slots of a
+// mailbox.
+const MaxUserFlags = 128
+
+// Replication returns a copy of mb without mbtool's own keys: what Cyrus's
+// replication carries.
+func (mb *Mailbox) Replication() *Mailbox {
+	c := *mb
+	c.DeletedModseq, c.Generation, c.UserFlags = 0, 0, nil
+	return &c
 }
