@@ -53,7 +53,7 @@ type Repo struct {
 // Open opens the repository in store.
 func Open(store Store) (*Repo, error) {
 	f, err := store.Open("config")
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
 		return nil, fmt.Errorf("%s: %w (no config file)", store.Location(), ErrNotRepo)
 	}
 	if err != nil {

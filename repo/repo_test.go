@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,4 +271,78 @@ func TestLocks(t *testing.T) {
 		t.Fatalf("stale lock of another host blocked: %v", err)
 	}
 	l.Release()
+}
+
+// fullStore is a disk that fills up after a number of bytes.
+type fullStore struct {
+	Store
+	left *int64
+}
+
+func (f fullStore) Create() (FileWriter, error) {
+	w, err := f.Store.Create()
+	if err != nil {
+		return nil, err
+	}
+	return &fullWriter{FileWriter: w, left: f.left}, nil
+}
+
+type fullWriter struct {
+	FileWriter
+	left *int64
+}
+
+func (w *fullWriter) Write(p []byte) (int, error) {
+	if *w.left < int64(len(p)) {
+		return 0, syscall.ENOSPC
+	}
+	*w.left -= int64(len(p))
+	return w.FileWriter.Write(p)
+}
+
+// A run that meets a full disk fails with ENOSPC and leaves the repository
+// consistent; the next run completes.
+func TestDiskFull(t *testing.T) {
+	r := newRepo(t)
+	d := genDump(t, 3, 300)
+	first := addNight(t, r, time.Unix(1795880000, 0), map[string][]byte{"a": genDump(t, 2, 100)})
+	for _, limit := range []int64{0, 1000, 100 << 10, 500 << 10} {
+		left := limit
+		full, err := Open(fullStore{Store: r.store, left: &left})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := full.LoadIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := full.NewBackup(idx)
+		_, err = b.Ingest(context.Background(), "b", bytes.NewReader(d))
+		if err == nil {
+			_, err = b.Commit("h", "v", time.Unix(1795890000, 0))
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("limit %d: %v, want ENOSPC", limit, err)
+		}
+		b.Abort()
+		idx.Close()
+		if cs := check(t, r); cs.Snapshots != 1 {
+			t.Fatalf("limit %d: %d snapshots", limit, cs.Snapshots)
+		}
+	}
+	want := exportAll(t, r, first)
+	s := addNight(t, r, time.Unix(1795890000, 0), map[string][]byte{"b": d})
+	check(t, r)
+	if got := exportAll(t, r, first); !bytes.Equal(got, want) {
+		t.Error("the first night changed")
+	}
+	if s.User("b") == nil {
+		t.Error("the next run lost user b")
+	}
+	if _, err := r.Prune(context.Background(), PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if cs := check(t, r); cs.UnreferencedPacks != 0 {
+		t.Errorf("prune left %d unreferenced packs", cs.UnreferencedPacks)
+	}
 }

@@ -64,6 +64,8 @@ type File interface {
 	Size() int64
 }
 
+var errNotRegular = errors.New("not a regular file")
+
 // dirStore is a Store in a local directory.
 type dirStore struct{ root string }
 
@@ -256,7 +258,7 @@ func (d *dirStore) Open(name string) (File, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file", p)
+		return nil, fmt.Errorf("%s: %w", p, errNotRegular)
 	}
 	return &dirFile{File: f, size: fi.Size()}, nil
 }

@@ -60,6 +60,7 @@ func TestExportIsStandaloneDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var states []string
 	for n := 0; n < 2; n++ {
 		sum, err := Run(context.Background(), s, r, Options{All: true, Host: "h", Version: "v", Now: night, Jobs: 2})
 		if err != nil {
@@ -74,7 +75,14 @@ func TestExportIsStandaloneDump(t *testing.T) {
 		if n == 1 && sum.NewFiles != 0 {
 			t.Errorf("night 2 stored %d files again", sum.NewFiles)
 		}
-		for _, u := range sum.Snapshot.Users {
+		for i, u := range sum.Snapshot.Users {
+			// Nothing changed: the same state files, nothing written but
+			// the snapshot and the run's lock.
+			if n == 0 {
+				states = append(states, u.State)
+			} else if states[i] != u.State {
+				t.Errorf("user %s: night 2 wrote state %s, night 1 %s", u.Name, u.State, states[i])
+			}
 			got := export(t, r, sum.Snapshot, u.Name)
 			want := standalone(t, s, u.Name)
 			if !bytes.Equal(got, want) {
