@@ -5,6 +5,7 @@ import (
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -14,6 +15,14 @@ import (
 const (
 	maxNamesPerGet     = 1000
 	maxGUIDsPerReserve = 8192
+)
+
+// Bounds on what the server's answers make restore --server hold: the
+// names of the mailboxes it lists (each counted with 64 bytes more), and
+// its partitions.
+const (
+	maxRemoteHeld = 12 << 20
+	maxPartitions = 4096
 )
 
 // plan asks the server what exists and decides each mailbox's action.
@@ -48,13 +57,31 @@ func (rs *restorer) plan() error {
 	// USER also lists their DELETED.* mailboxes, whose files APPLY
 	// RESERVE can use), and every target name (GET MAILBOXES), which
 	// decides whether a mailbox exists.
-	collect := func(mb *syncrec.Mailbox) {
+	// Only the mailboxes the dump would write are kept whole; of the
+	// others, the name (a place APPLY RESERVE may look) and partition,
+	// within a budget, whatever the server sends.
+	var held int64
+	collect := func(mb *syncrec.Mailbox) error {
 		if isPlaceholder(mb) {
-			return
+			return nil
 		}
-		existing[mb.Name] = mb
+		if byName[mb.Name] != nil {
+			existing[mb.Name] = mb
+		}
+		if !rs.remote[mb.Name] {
+			held += int64(len(mb.Name)) + 64
+			if held > maxRemoteHeld {
+				return fmt.Errorf("%w: %w: the server lists more than %d MiB of mailbox names", syncproto.ErrProtocol, syncproto.ErrLimit, maxRemoteHeld>>20)
+			}
+		}
 		rs.remote[mb.Name] = true
-		rs.known[mb.Partition] = true
+		if !rs.known[mb.Partition] {
+			if len(rs.known) >= maxPartitions {
+				return fmt.Errorf("%w: %w: the server lists more than %d partitions", syncproto.ErrProtocol, syncproto.ErrLimit, maxPartitions)
+			}
+			rs.known[mb.Partition] = true
+		}
+		return nil
 	}
 	for _, u := range sortedKeys(users) {
 		if err := rs.getMailboxes("USER", dlist.NewAtom(u), collect); err != nil {
@@ -165,7 +192,16 @@ func (rs *restorer) uniqueIDs(ids []string) (map[string]string, error) {
 		for _, id := range ids[i:min(i+maxNamesPerGet, len(ids))] {
 			list.Append(dlist.NewAtom(id))
 		}
-		err := rs.getMailboxes("UNIQUEIDS", list, func(mb *syncrec.Mailbox) { out[mb.UniqueID] = mb.Name })
+		asked := make(map[string]bool)
+		for _, id := range ids[i:min(i+maxNamesPerGet, len(ids))] {
+			asked[id] = true
+		}
+		err := rs.getMailboxes("UNIQUEIDS", list, func(mb *syncrec.Mailbox) error {
+			if asked[mb.UniqueID] { // nothing else is kept
+				out[mb.UniqueID] = mb.Name
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +210,7 @@ func (rs *restorer) uniqueIDs(ids []string) (map[string]string, error) {
 }
 
 // getMailboxes sends GET name value and passes on each "* MAILBOX".
-func (rs *restorer) getMailboxes(name string, v *dlist.Value, fn func(*syncrec.Mailbox)) error {
+func (rs *restorer) getMailboxes(name string, v *dlist.Value, fn func(*syncrec.Mailbox) error) error {
 	err := rs.c.Line("GET", name, v, func(n string, r *dlist.Reader) error {
 		if n != "MAILBOX" {
 			return nil
@@ -187,8 +223,7 @@ func (rs *restorer) getMailboxes(name string, v *dlist.Value, fn func(*syncrec.M
 		if err != nil {
 			return fmt.Errorf("%w: server's MAILBOX reply: %w", syncproto.ErrProtocol, err)
 		}
-		fn(mb)
-		return nil
+		return fn(mb)
 	})
 	if err != nil {
 		return fmt.Errorf("asking the server: %w", err)
@@ -317,57 +352,81 @@ func (rs *restorer) unmailbox(b *box) error {
 // every mailbox the server has as places to look, and records those the
 // server holds.
 func (rs *restorer) reserve(p string, names []string) error {
-	var want []guid.GUID
-	seen := make(map[guid.GUID]bool)
+	// The GUIDs go in batches as the boxes are walked; the table of
+	// those asked for already keeps memory flat however many there are.
+	seen := guidtable.New(guidtable.Options{})
+	defer seen.Close()
+	batch := make([]guid.GUID, 0, maxGUIDsPerReserve)
 	for _, b := range rs.inv.boxes {
 		if !applies(b) || b.mb.Partition != p {
 			continue
 		}
 		for _, it := range b.items {
-			if !seen[it.guid] {
-				seen[it.guid] = true
-				want = append(want, it.guid)
-			}
-		}
-	}
-	for i := 0; i < len(want); i += maxGUIDsPerReserve {
-		batch := want[i:min(i+maxGUIDsPerReserve, len(want))]
-		kv := dlist.NewKVList().Add("PARTITION", dlist.NewAtom(p))
-		ml := dlist.NewList()
-		for _, n := range names {
-			ml.Append(dlist.NewAtom(n))
-		}
-		gl := dlist.NewList()
-		for _, g := range batch {
-			gl.Append(dlist.NewGUID(g))
-		}
-		kv.Add("MBOXNAME", ml).Add("GUID", gl)
-		missing := make(map[guid.GUID]bool)
-		err := rs.c.Line("APPLY", "RESERVE", kv, func(n string, r *dlist.Reader) error {
-			if n != "MISSING" {
-				return nil
-			}
-			v, err := r.ReadValue()
+			added, err := seen.Add(it.guid, nil)
 			if err != nil {
 				return err
 			}
-			for _, it := range v.Children {
-				g, err := it.GUID()
-				if err != nil {
-					return fmt.Errorf("%w: MISSING: %w", syncproto.ErrProtocol, err)
+			if !added {
+				continue
+			}
+			batch = append(batch, it.guid)
+			if len(batch) == maxGUIDsPerReserve {
+				if err := rs.reserveBatch(p, names, batch); err != nil {
+					return err
 				}
+				batch = batch[:0]
+			}
+		}
+	}
+	if len(batch) > 0 {
+		return rs.reserveBatch(p, names, batch)
+	}
+	return nil
+}
+
+// reserveBatch sends one APPLY RESERVE and notes which of batch the
+// server holds; it keeps nothing of the answer beyond batch.
+func (rs *restorer) reserveBatch(p string, names []string, batch []guid.GUID) error {
+	kv := dlist.NewKVList().Add("PARTITION", dlist.NewAtom(p))
+	ml := dlist.NewList()
+	for _, n := range names {
+		ml.Append(dlist.NewAtom(n))
+	}
+	gl := dlist.NewList()
+	for _, g := range batch {
+		gl.Append(dlist.NewGUID(g))
+	}
+	kv.Add("MBOXNAME", ml).Add("GUID", gl)
+	missing := make(map[guid.GUID]bool, len(batch))
+	for _, g := range batch {
+		missing[g] = false
+	}
+	err := rs.c.Line("APPLY", "RESERVE", kv, func(n string, r *dlist.Reader) error {
+		if n != "MISSING" {
+			return nil
+		}
+		v, err := r.ReadValue()
+		if err != nil {
+			return err
+		}
+		for _, it := range v.Children {
+			g, err := it.GUID()
+			if err != nil {
+				return fmt.Errorf("%w: MISSING: %w", syncproto.ErrProtocol, err)
+			}
+			if _, asked := missing[g]; asked {
 				missing[g] = true
 			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("APPLY RESERVE on partition %s: %w", p, err)
 		}
-		for _, g := range batch {
-			if !missing[g] {
-				rs.avail[p][g] = true
-				rs.sum.Present++
-			}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("APPLY RESERVE on partition %s: %w", p, err)
+	}
+	for _, g := range batch {
+		if !missing[g] {
+			rs.avail[p][g] = true
+			rs.sum.Present++
 		}
 	}
 	return nil
