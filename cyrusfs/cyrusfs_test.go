@@ -211,3 +211,32 @@ func TestLinkOrCopyEMLINK(t *testing.T) {
 		t.Skipf("no link limit reached on this file system (nlink %d)", st.Nlink)
 	}
 }
+
+// TestRootSymlinks: a configured root reached through a symlink is opened
+// only if root owns the symlink; one the user Cyrus runs as could have
+// planted (a lock directory in a directory that user owns) is refused.
+func TestRootSymlinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to own symlinks as another user")
+	}
+	base, outside := plant(t)
+	trusted := filepath.Join(filepath.Dir(base), "trusted")
+	if err := os.Symlink(base, trusted); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(base, "lock")
+	if err := os.Symlink(outside, planted); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(planted, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	o := Owner{UID: -1, GID: -1}
+	if err := NewTree(trusted).Ensure(filepath.Join(trusted, "x"), o); err != nil {
+		t.Errorf("root-owned symlink to a root: %v", err)
+	}
+	if err := NewTree(planted).Ensure(filepath.Join(planted, "x"), o); !errors.Is(err, ErrSymlink) {
+		t.Errorf("planted symlink as a root: %v", err)
+	}
+	checkOutside(t, outside)
+}

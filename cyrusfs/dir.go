@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -111,7 +112,7 @@ func (d *Dir) owner(o Owner) (Owner, error) {
 
 // setOwner gives the open descriptor fd the owner o and mode perm.
 func setOwner(fd int, o Owner, perm os.FileMode) error {
-	step()
+	step("chown")
 	if o.UID >= 0 {
 		if err := unix.Fchown(fd, o.UID, o.GID); err != nil {
 			return err
@@ -120,14 +121,44 @@ func setOwner(fd int, o Owner, perm os.FileMode) error {
 	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
 		return err
 	}
-	step()
+	step("owned")
 	return nil
 }
 
+// tmpName returns a fresh temporary name: the prefix, the process ID and
+// random characters, so that sweep can tell a dead run's.
 func tmpName() string {
-	var b [8]byte
+	var b [6]byte
 	rand.Read(b[:])
-	return tmpPrefix + hex.EncodeToString(b[:])
+	return tmpPrefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
+}
+
+// sweep removes from d what a run killed between making a directory (or,
+// without O_TMPFILE, a file) under a temporary name and renaming it into
+// place left behind: the temporary names of processes that no longer
+// exist. Such a directory is empty, and nothing but this package uses the
+// names.
+func (d *Dir) sweep() {
+	ents, err := d.ReadDir()
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), tmpPrefix)
+		if !ok {
+			continue
+		}
+		pid, _, _ := strings.Cut(rest, "-")
+		n, err := strconv.Atoi(pid)
+		if err != nil || n <= 0 || n == os.Getpid() || unix.Kill(n, 0) != unix.ESRCH {
+			continue
+		}
+		if e.IsDir() {
+			unix.Unlinkat(d.fd, e.Name(), unix.AT_REMOVEDIR)
+		} else {
+			unix.Unlinkat(d.fd, e.Name(), 0)
+		}
+	}
 }
 
 // Mkdir creates the directory name in d with mode 0700 and owner o, and
@@ -144,7 +175,7 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 		return nil, err
 	}
 	tmp := tmpName()
-	step()
+	step("mkdir")
 	if err := unix.Mkdirat(d.fd, tmp, 0o700); err != nil {
 		return nil, pathErr("mkdir", d.Join(name), err)
 	}
@@ -152,6 +183,7 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 	if err == nil {
 		err = setOwner(fd, o, 0o700)
 		if err == nil {
+			step("link")
 			err = renameNoReplace(d.fd, tmp, d.fd, name)
 		}
 		if err != nil {
@@ -165,7 +197,7 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 		}
 		return nil, pathErr("mkdir", d.Join(name), err)
 	}
-	step()
+	step("linked")
 	return &Dir{fd: fd, path: d.Join(name)}, nil
 }
 
@@ -215,11 +247,11 @@ func (d *Dir) Rename(oldname string, nd *Dir, newname string) error {
 	if err := checkNames(oldname, newname); err != nil {
 		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
 	}
-	step()
+	step("rename")
 	if err := unix.Renameat(d.fd, oldname, nd.fd, newname); err != nil {
 		return &os.LinkError{Op: "rename", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
 	}
-	step()
+	step("renamed")
 	return nil
 }
 
@@ -229,11 +261,11 @@ func (d *Dir) RenameNoReplace(oldname string, nd *Dir, newname string) error {
 	if err := checkNames(oldname, newname); err != nil {
 		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
 	}
-	step()
+	step("rename")
 	if err := renameNoReplace(d.fd, oldname, nd.fd, newname); err != nil {
 		return &os.LinkError{Op: "rename", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
 	}
-	step()
+	step("renamed")
 	return nil
 }
 
@@ -243,11 +275,11 @@ func (d *Dir) Exchange(oldname string, nd *Dir, newname string) error {
 	if err := checkNames(oldname, newname); err != nil {
 		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
 	}
-	step()
+	step("rename")
 	if err := unix.Renameat2(d.fd, oldname, nd.fd, newname, unix.RENAME_EXCHANGE); err != nil {
 		return &os.LinkError{Op: "exchange", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
 	}
-	step()
+	step("renamed")
 	return nil
 }
 

@@ -36,7 +36,7 @@ func (d *Dir) NewFile(name string, o Owner, perm os.FileMode) (*NewFile, error) 
 	if err != nil {
 		return nil, err
 	}
-	step()
+	step("create")
 	nf := &NewFile{d: d, name: name}
 	fd := -1
 	if !noTmpfile.Load() {
@@ -75,7 +75,7 @@ func (nf *NewFile) Abort() {
 
 // link gives the file the name name in d, failing with EEXIST if taken.
 func (nf *NewFile) link(name string) error {
-	step()
+	step("link")
 	var err error
 	if nf.tmp != "" {
 		err = renameNoReplace(nf.d.fd, nf.tmp, nf.d.fd, name)
@@ -90,7 +90,7 @@ func (nf *NewFile) link(name string) error {
 			err = unix.Linkat(fd, "", nf.d.fd, name, unix.AT_EMPTY_PATH)
 		}
 	}
-	step()
+	step("linked")
 	return err
 }
 
@@ -201,11 +201,11 @@ func (d *Dir) LinkOrCopy(oldname string, nd *Dir, newname string, o Owner, buf [
 	if err := checkNames(oldname, newname); err != nil {
 		return false, &fs.PathError{Op: "link", Path: d.Join(oldname), Err: err}
 	}
-	step()
+	step("rename")
 	err = unix.Linkat(d.fd, oldname, nd.fd, newname, 0)
 	switch err {
 	case nil:
-		step()
+		step("renamed")
 		return false, nil
 	case unix.EMLINK, unix.EXDEV, unix.EPERM, unix.EOPNOTSUPP:
 	default:

@@ -136,9 +136,15 @@ func (t *Tree) MkdirAll(path string, o Owner) (*Dir, error) {
 		if c == "" || c == "." {
 			continue
 		}
-		nd, err := d.Mkdir(c, o)
-		if errors.Is(err, fs.ErrExist) {
-			nd, err = d.OpenDir(c)
+		nd, err := d.OpenDir(c)
+		if errors.Is(err, fs.ErrNotExist) {
+			nd, err = d.Mkdir(c, o)
+			if err == nil {
+				d.sweep() // a killed run's temporary directory
+			}
+			if errors.Is(err, fs.ErrExist) {
+				nd, err = d.OpenDir(c)
+			}
 		}
 		d.Close()
 		if err != nil {
