@@ -14,6 +14,7 @@ import (
 
 	"github.com/mbtool/mbtool/cyrusdb"
 	"github.com/mbtool/mbtool/cyrusfs"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -169,6 +170,13 @@ func Run(ctx context.Context, spool *partition.Spool, opts Options) (*Summary, e
 	}
 	if opts.Delete && opts.UndoFile == "" {
 		return nil, ErrNoUndoFile
+	}
+	// A userid names files in the configuration directory: one with path
+	// elements would name a seen db outside it.
+	for _, u := range opts.Users {
+		if err := dumpcheck.CheckUserID(u); err != nil {
+			return nil, fmt.Errorf("user %q: %w", u, err)
+		}
 	}
 	table, err := loadMailboxes(spool)
 	if err != nil {
