@@ -23,6 +23,11 @@ import (
 // "<imapd.conf>\n<dump file>[\nreplace <old>=<new>]".
 const envChild = "MBTOOL_RESTORE_TEST_CHILD"
 
+// envChildOwner, set to "cyrus", makes the child give the files it writes
+// to the user cyrus (the default owner) instead of leaving them to the
+// user running the tests.
+const envChildOwner = "MBTOOL_RESTORE_TEST_OWNER"
+
 func TestMain(m *testing.M) {
 	if v := os.Getenv(envChild); v != "" {
 		os.Exit(child(v))
@@ -33,6 +38,9 @@ func TestMain(m *testing.M) {
 func child(v string) int {
 	conf, dumpPath, _ := strings.Cut(v, "\n")
 	opts := Options{Owner: &testOwner}
+	if os.Getenv(envChildOwner) == "cyrus" {
+		opts.Owner = nil
+	}
 	if d, extra, ok := strings.Cut(dumpPath, "\n"); ok {
 		dumpPath = d
 		old, nu, _ := strings.Cut(strings.TrimPrefix(extra, "replace "), "=")
