@@ -111,8 +111,8 @@ func (d *Dir) owner(o Owner) (Owner, error) {
 }
 
 // setOwner gives the open descriptor fd the owner o and mode perm.
-func setOwner(fd int, o Owner, perm os.FileMode) error {
-	step("chown")
+func setOwner(fd int, o Owner, perm os.FileMode, path string) error {
+	step("chown", path)
 	if o.UID >= 0 {
 		if err := unix.Fchown(fd, o.UID, o.GID); err != nil {
 			return err
@@ -121,7 +121,7 @@ func setOwner(fd int, o Owner, perm os.FileMode) error {
 	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
 		return err
 	}
-	step("owned")
+	step("owned", path)
 	return nil
 }
 
@@ -175,15 +175,15 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 		return nil, err
 	}
 	tmp := tmpName()
-	step("mkdir")
+	step("mkdir", d.Join(name))
 	if err := unix.Mkdirat(d.fd, tmp, 0o700); err != nil {
 		return nil, pathErr("mkdir", d.Join(name), err)
 	}
 	fd, err := unix.Openat(d.fd, tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err == nil {
-		err = setOwner(fd, o, 0o700)
+		err = setOwner(fd, o, 0o700, d.Join(name))
 		if err == nil {
-			step("link")
+			step("link", d.Join(name))
 			err = renameNoReplace(d.fd, tmp, d.fd, name)
 		}
 		if err != nil {
@@ -197,7 +197,7 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 		}
 		return nil, pathErr("mkdir", d.Join(name), err)
 	}
-	step("linked")
+	step("linked", d.Join(name))
 	return &Dir{fd: fd, path: d.Join(name)}, nil
 }
 
@@ -247,11 +247,11 @@ func (d *Dir) Rename(oldname string, nd *Dir, newname string) error {
 	if err := checkNames(oldname, newname); err != nil {
 		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
 	}
-	step("rename")
+	step("rename", nd.Join(newname))
 	if err := unix.Renameat(d.fd, oldname, nd.fd, newname); err != nil {
 		return &os.LinkError{Op: "rename", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
 	}
-	step("renamed")
+	step("renamed", nd.Join(newname))
 	return nil
 }
 
@@ -261,11 +261,11 @@ func (d *Dir) RenameNoReplace(oldname string, nd *Dir, newname string) error {
 	if err := checkNames(oldname, newname); err != nil {
 		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
 	}
-	step("rename")
+	step("rename", nd.Join(newname))
 	if err := renameNoReplace(d.fd, oldname, nd.fd, newname); err != nil {
 		return &os.LinkError{Op: "rename", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
 	}
-	step("renamed")
+	step("renamed", nd.Join(newname))
 	return nil
 }
 
@@ -275,11 +275,11 @@ func (d *Dir) Exchange(oldname string, nd *Dir, newname string) error {
 	if err := checkNames(oldname, newname); err != nil {
 		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
 	}
-	step("rename")
+	step("rename", nd.Join(newname))
 	if err := unix.Renameat2(d.fd, oldname, nd.fd, newname, unix.RENAME_EXCHANGE); err != nil {
 		return &os.LinkError{Op: "exchange", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
 	}
-	step("renamed")
+	step("renamed", nd.Join(newname))
 	return nil
 }
 

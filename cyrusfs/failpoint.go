@@ -1,9 +1,11 @@
 package cyrusfs
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,6 +21,12 @@ import (
 // (before a rename, exchange or hard link), "renamed".
 const EnvKillAt = "MBTOOL_CYRUSFS_KILL_AT"
 
+// EnvTrace names the environment variable of the other testing hook: set
+// to a file name, every step is appended to that file as a line "KIND N
+// PATH" (the N-th step of that kind, at PATH), so that a test can choose
+// where to kill.
+const EnvTrace = "MBTOOL_CYRUSFS_TRACE"
+
 // StepKinds lists the kinds of steps, for tests.
 var StepKinds = []string{"create", "chown", "owned", "link", "linked", "mkdir", "rename", "renamed"}
 
@@ -26,6 +34,9 @@ var (
 	killKind string
 	killAt   int64
 	steps    atomic.Int64
+	trace    = os.Getenv(EnvTrace)
+	traceMu  sync.Mutex
+	kinds    = map[string]int{}
 )
 
 func init() {
@@ -36,8 +47,12 @@ func init() {
 	killAt, _ = strconv.ParseInt(v, 10, 64)
 }
 
-// step marks a point of the given kind between two system calls.
-func step(kind string) {
+// step marks a point of the given kind between two system calls, about
+// path.
+func step(kind, path string) {
+	if trace != "" {
+		traceStep(kind, path)
+	}
 	if killAt <= 0 || killKind != "" && kind != killKind {
 		return
 	}
@@ -45,4 +60,16 @@ func step(kind string) {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(time.Hour) // until the signal lands
 	}
+}
+
+func traceStep(kind, path string) {
+	traceMu.Lock()
+	defer traceMu.Unlock()
+	kinds[kind]++
+	f, err := os.OpenFile(trace, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "%s %d %s\n", kind, kinds[kind], path)
+	f.Close()
 }

@@ -36,7 +36,7 @@ func (d *Dir) NewFile(name string, o Owner, perm os.FileMode) (*NewFile, error) 
 	if err != nil {
 		return nil, err
 	}
-	step("create")
+	step("create", d.Join(name))
 	nf := &NewFile{d: d, name: name}
 	fd := -1
 	if !noTmpfile.Load() {
@@ -55,7 +55,7 @@ func (d *Dir) NewFile(name string, o Owner, perm os.FileMode) (*NewFile, error) 
 		}
 	}
 	nf.f = os.NewFile(uintptr(fd), d.Join(name))
-	if err := setOwner(fd, o, perm); err != nil {
+	if err := setOwner(fd, o, perm, d.Join(name)); err != nil {
 		nf.Abort()
 		return nil, &fs.PathError{Op: "chown", Path: d.Join(name), Err: err}
 	}
@@ -75,7 +75,7 @@ func (nf *NewFile) Abort() {
 
 // link gives the file the name name in d, failing with EEXIST if taken.
 func (nf *NewFile) link(name string) error {
-	step("link")
+	step("link", nf.d.Join(name))
 	var err error
 	if nf.tmp != "" {
 		err = renameNoReplace(nf.d.fd, nf.tmp, nf.d.fd, name)
@@ -90,7 +90,7 @@ func (nf *NewFile) link(name string) error {
 			err = unix.Linkat(fd, "", nf.d.fd, name, unix.AT_EMPTY_PATH)
 		}
 	}
-	step("linked")
+	step("linked", nf.d.Join(name))
 	return err
 }
 
@@ -201,11 +201,11 @@ func (d *Dir) LinkOrCopy(oldname string, nd *Dir, newname string, o Owner, buf [
 	if err := checkNames(oldname, newname); err != nil {
 		return false, &fs.PathError{Op: "link", Path: d.Join(oldname), Err: err}
 	}
-	step("rename")
+	step("rename", nd.Join(newname))
 	err = unix.Linkat(d.fd, oldname, nd.fd, newname, 0)
 	switch err {
 	case nil:
-		step("renamed")
+		step("renamed", nd.Join(newname))
 		return false, nil
 	case unix.EMLINK, unix.EXDEV, unix.EPERM, unix.EOPNOTSUPP:
 	default:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -128,32 +129,64 @@ func checkOwned(t *testing.T, lab *cyruslab.Lab) {
 // after it is made but before its owner is set, after the owner is set but
 // before it has a name, before and after it gets its name, before a
 // directory is made, before and after a rename; and at the crash points of
-// restore's commit phase. Each kind is tried at its first two steps
-// (every step with MBTOOL_KILL_TRIALS=all); after each, a rerun completes
-// and Cyrus serves every mailbox, every file owned by the user cyrus.
+// restore's commit phase. A first run traces every step (with its path);
+// each kind is then tried at its first step outside the staging directory
+// (where the files Cyrus will see are made) and at its last, and at two
+// commit crash points; with MBTOOL_KILL_TRIALS=all, at every step. After
+// each kill a rerun completes and Cyrus serves every mailbox, every file
+// still owned by the user cyrus.
 func TestRealCyrusKillPoints(t *testing.T) {
 	dumpPath, want := killSetup(t)
+	trace := filepath.Join(t.TempDir(), "trace")
+	killTrial(t, dumpPath, want, -1, cyrusfs.EnvTrace+"="+trace)
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
 	all := os.Getenv(EnvKillTrials) == "all"
-	trials := 0
-	for _, kind := range append(cyrusfs.StepKinds, "commit") {
-		for n := 1; all || n <= 2; n++ {
-			at := fmt.Sprintf("%s=%s:%d", cyrusfs.EnvKillAt, kind, n)
-			if kind == "commit" {
-				at = fmt.Sprintf("%s=%d", EnvCrashAt, n)
+	var points []string
+	first, last := map[string]string{}, map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		kind, rest, _ := strings.Cut(line, " ")
+		n, path, _ := strings.Cut(rest, " ")
+		at := kind + ":" + n
+		if all {
+			points = append(points, at)
+		}
+		if _, ok := first[kind]; !ok && !strings.Contains(path, stagePrefix) {
+			first[kind] = at
+		}
+		last[kind] = at
+	}
+	if !all {
+		for _, kind := range cyrusfs.StepKinds {
+			if last[kind] == "" {
+				t.Errorf("no step of kind %s", kind)
 			}
-			if k, _ := killTrial(t, dumpPath, want, -1, at); !k {
-				if n == 1 {
-					t.Errorf("no step of kind %s", kind)
+			for _, at := range []string{first[kind], last[kind]} {
+				if at != "" && !slices.Contains(points, at) {
+					points = append(points, at)
 				}
-				break // fewer than n steps of that kind
-			}
-			trials++
-			if t.Failed() {
-				t.Fatalf("after a kill at %s", at)
 			}
 		}
 	}
-	t.Logf("%d kill points tried", trials)
+	t.Logf("%d steps traced; killing at %d of them", strings.Count(string(b), "\n"), len(points))
+	for _, at := range points {
+		if k, _ := killTrial(t, dumpPath, want, -1, cyrusfs.EnvKillAt+"="+at); !k {
+			t.Errorf("not killed at step %s", at)
+		}
+		if t.Failed() {
+			t.Fatalf("after a kill at step %s", at)
+		}
+	}
+	for n := 1; all || n <= 2; n++ {
+		if k, _ := killTrial(t, dumpPath, want, -1, fmt.Sprintf("%s=%d", EnvCrashAt, n)); !k {
+			break // fewer than n crash points
+		}
+		if t.Failed() {
+			t.Fatalf("after a kill at commit crash point %d", n)
+		}
+	}
 }
 
 // TestRealCyrusKill kills restores as root into a real Cyrus lab at random
