@@ -10,7 +10,6 @@ import (
 
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/dumpfile"
-	"github.com/mbtool/mbtool/partition"
 	"github.com/urfave/cli/v2"
 )
 
@@ -89,26 +88,40 @@ func newDumpCommand(e *env) *cli.Command {
 	}
 }
 
+// dumpCompression decides from --compress and the output's name whether
+// to write zstd, refusing the contradictions: plain text under a .zst
+// name, or --all together with a selection.
+func dumpCompression(o dumpOptions) (bool, error) {
+	if o.all && (len(o.users) > 0 || len(o.mailboxes) > 0) {
+		return false, &hintError{err: &usageError{msg: "--all dumps every user: it cannot be combined with --user or mailbox arguments"},
+			hint: "give either --all, or the users and mailboxes to dump"}
+	}
+	zst := strings.HasSuffix(o.output, ".zst")
+	switch o.compress {
+	case "":
+		return zst, nil
+	case "zstd":
+		return true, nil
+	case "none":
+		if zst {
+			return false, &hintError{err: &usageError{msg: fmt.Sprintf("--compress none would write plain text under the name %s", o.output)},
+				hint: "drop --compress none, or name the file without .zst"}
+		}
+		return false, nil
+	}
+	return false, usagef("--compress %q: use zstd or none", o.compress)
+}
+
 func runDump(ctx context.Context, e *env, o dumpOptions) error {
 	if !o.all && len(o.users) == 0 && len(o.mailboxes) == 0 {
 		return &hintError{err: &usageError{msg: "nothing to dump"},
 			hint: "name users with --user, mailboxes as arguments, or dump every user with --all"}
 	}
-	compress := strings.HasSuffix(o.output, ".zst")
-	switch o.compress {
-	case "":
-	case "zstd":
-		compress = true
-	case "none":
-		compress = false
-	default:
-		return usagef("--compress %q: use zstd or none", o.compress)
-	}
-	cfg, err := partition.LoadConfig(o.config)
+	compress, err := dumpCompression(o)
 	if err != nil {
 		return err
 	}
-	spool, err := partition.Open(cfg)
+	spool, err := openSpoolOf(o.config)
 	if err != nil {
 		return err
 	}
@@ -144,17 +157,23 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 		}
 		return err
 	}
-	if err := out.commit(); err != nil {
-		return err
-	}
-	return reportDump(e, o, sum.Counts, sum.Records, sum.Problems, "", start)
+	return reportDump(e, o, out, sum.Counts, sum.Records, sum.Problems, "", start)
 }
 
 // reportDump ends a dump, offline or from a server: a warning per
-// problem, the summary, and exit 3 if anything was left out.
-func reportDump[P fmt.Stringer](e *env, o dumpOptions, c dumpfile.Counts, records int64, problems []P, from string, start time.Time) error {
+// problem, the summary, and the outcome. A dump in which no mailbox could
+// be dumped is a failure (exit 1) and is not kept under its name: a file
+// that verifies as "OK: 0 mailboxes" must not stand for a backup. Else it
+// is committed, with exit 3 if anything was left out.
+func reportDump[P fmt.Stringer](e *env, o dumpOptions, out *output, c dumpfile.Counts, records int64, problems []P, from string, start time.Time) error {
 	for _, p := range problems {
 		e.warnf("%s", p)
+	}
+	failed := c.Mailboxes == 0 && len(problems) > 0
+	if failed {
+		out.abort()
+	} else if err := out.commit(); err != nil {
+		return err
 	}
 	dest := o.output
 	if dest == "-" {
@@ -164,6 +183,14 @@ func reportDump[P fmt.Stringer](e *env, o dumpOptions, c dumpfile.Counts, record
 		from = " from " + from
 	}
 	e.out.Mailboxes, e.out.Messages, e.out.Bytes, e.out.Records = c.Mailboxes, c.Messages, c.Bytes, records
+	if failed {
+		kept := "no file was written"
+		if o.output == "-" {
+			kept = "what went to standard output holds no mailbox"
+		}
+		return &hintError{err: &exitError{code: ExitFailure, err: fmt.Errorf("nothing could be dumped: %d item(s) failed, see the warnings above; %s", len(problems), kept)},
+			hint: "mbtool reads as Cyrus does, taking its locks: run it as root or as the cyrus user"}
+	}
 	e.done("dumped %d mailboxes, %d messages (%s) of %d records%s to %s in %s",
 		c.Mailboxes, c.Messages, humanBytes(c.Bytes), records, from, dest, time.Since(start).Round(time.Millisecond))
 	if n := len(problems); n > 0 {

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mbtool/mbtool/fixtures"
 )
 
 // 9. Flags after the arguments, in every command.
@@ -154,3 +157,165 @@ func itemJSONSummary(t *testing.T) []errorRow {
 var inDuration = regexp.MustCompile(` in [0-9.]+[µmn]?s\b`)
 
 func untimedLog(s string) string { return inDuration.ReplaceAllString(s, " in …") }
+
+// 1. When nothing could be dumped the run has failed: exit 1, no file
+// under the final name.
+func itemNothingDumped(t *testing.T) []errorRow {
+	cred, dir, exe := unprivileged(t)
+	conf, err := fixtures.Unpack(filepath.Join(dir, "spool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(out, int(cred.Uid), int(cred.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{filepath.Dir(conf): "$SPOOL", out: "$OUT"}
+	args := []string{"dump", "-C", conf, "--user", "bob", "-o", filepath.Join(out, "bob.dlist")}
+	p := startExe(t, exe, procOptions{cred: cred, dir: out}, args...)
+	code, stderr := p.wait(time.Minute)
+	stderr = sanitize(stderr, dirs)
+	want := "mbtool: warning: user.bob: not dumped: mailbox user.bob: lock file $SPOOL/run/lock/q/*U*bob.lock: mkdir $SPOOL/run/lock/q: permission denied\n" +
+		"mbtool: error: nothing could be dumped: 1 item(s) failed, see the warnings above; no file was written\n" +
+		"mbtool: hint: mbtool reads as Cyrus does, taking its locks: run it as root or as the cyrus user"
+	if code != ExitFailure || strings.TrimSpace(stderr) != want {
+		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", code, stderr, want)
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("left in the output directory: %v", left)
+	}
+	return []errorRow{{Case: "run as a user who cannot take Cyrus's locks (nobody)", Command: "mbtool " + sanitize(strings.Join(args, " "), dirs),
+		Exit: code, Said: strings.TrimSpace(stderr)}}
+}
+
+// 3. seen-cleanup: an unknown user is an error; --delete with nothing to
+// remove writes no undo file.
+func itemSeenCleanup(t *testing.T) []errorRow {
+	l := newLab(t)
+	rows := []errorRow{
+		l.expect("a user that does not exist", procOptions{}, ExitUsage,
+			"mbtool: error: no such user: mallory\nmbtool: hint: nothing was changed; name users as Cyrus does (alice, or alice@example.com with virtdomains), or use --all",
+			"seen-cleanup", "-C", l.conf, "--user", "mallory"),
+	}
+	for i := 0; i < 2; i++ {
+		rows = append(rows, l.expect("--delete with nothing to remove, twice in a row", procOptions{}, ExitOK,
+			"mbtool: nothing to remove; no undo file written",
+			"seen-cleanup", "-C", l.conf, "--user", "bob", "--delete"))
+	}
+	if left, _ := filepath.Glob(l.path("seen-undo-*")); len(left) != 0 {
+		t.Errorf("undo files left: %v", left)
+	}
+	return rows
+}
+
+// 4. Contradictory options are usage errors.
+func itemContradictions(t *testing.T) []errorRow {
+	l := newLab(t)
+	rows := []errorRow{
+		l.expect("plain text under a .zst name", procOptions{}, ExitUsage,
+			"mbtool: error: --compress none would write plain text under the name x.zst\nmbtool: hint: drop --compress none, or name the file without .zst",
+			"dump", "-C", l.conf, "--user", "alice", "--compress", "none", "-o", "x.zst"),
+		l.expect("--all with a user", procOptions{}, ExitUsage,
+			"mbtool: error: --all dumps every user: it cannot be combined with --user or mailbox arguments\nmbtool: hint: give either --all, or the users and mailboxes to dump",
+			"dump", "-C", l.conf, "--all", "--user", "alice", "-o", "all.dlist"),
+	}
+	if left, _ := os.ReadDir(l.out); len(left) != 0 {
+		t.Errorf("left: %v", left)
+	}
+	return rows
+}
+
+// 5. Every selector is checked before anything is written.
+func itemSelectors(t *testing.T) []errorRow {
+	l := newLab(t)
+	rows := []errorRow{
+		l.expect("a user that exists and one that does not", procOptions{}, ExitUsage,
+			"mbtool: error: no such user: mallory\nmbtool: hint: nothing was written; users are named as in Cyrus (alice, or alice@example.com with virtdomains), mailboxes by internal name (user.alice.Sent)",
+			"dump", "-C", l.conf, "--user", "alice", "--user", "mallory", "-o", "a.dlist"),
+		l.expect("two typos at once", procOptions{}, ExitUsage,
+			"mbtool: error: no such user: alcie (did you mean alice?); no such mailbox: user.alice.Snet (did you mean user.alice.Sent?)\nmbtool: hint: nothing was written; users are named as in Cyrus (alice, or alice@example.com with virtdomains), mailboxes by internal name (user.alice.Sent)",
+			"dump", "-C", l.conf, "--user", "alcie", "user.alice.Snet", "-o", "-"),
+	}
+	if left, _ := os.ReadDir(l.out); len(left) != 0 {
+		t.Errorf("left: %v", left)
+	}
+	return rows
+}
+
+// 6. Errors name things once, and say which imapd.conf led to a path.
+func itemErrorNames(t *testing.T) []errorRow {
+	l := newLab(t)
+	return []errorRow{
+		l.expect("a mailbox that does not exist", procOptions{}, ExitUsage,
+			"mbtool: error: no such mailbox: user.alice.Sentx (did you mean user.alice.Sent?)\nmbtool: hint: nothing was written; users are named as in Cyrus (alice, or alice@example.com with virtdomains), mailboxes by internal name (user.alice.Sent)",
+			"dump", "-C", l.conf, "user.alice.Sentx", "-o", "x.dlist"),
+		l.expect("an imapd.conf whose configdirectory holds no Cyrus databases", procOptions{}, ExitUsage,
+			"mbtool: error: mailboxes.db: stat $OUT/mailboxes.db: no such file or directory (as configured in $OUT/imapd.conf)\nmbtool: hint: name the Cyrus configuration with -C FILE (default /etc/imapd.conf); check configdirectory and partition-* there",
+			"dump", "-C", writeConf(t, l.path("imapd.conf"), "configdirectory: "+l.out+"\npartition-default: "+l.out+"\n"), "--user", "alice", "-o", "x.dlist"),
+	}
+}
+
+func writeConf(t *testing.T, path, text string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// 7. A directory where a file is expected.
+func itemDirectories(t *testing.T) []errorRow {
+	l := newLab(t)
+	if err := os.Mkdir(l.path("bk"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return []errorRow{
+		l.expect("-o names a directory", procOptions{}, ExitUsage,
+			"mbtool: error: -o bk is a directory\nmbtool: hint: name a file for the dump, such as bk/alice.dlist.zst",
+			"dump", "-C", l.conf, "--user", "alice", "-o", "bk"),
+		l.expect("verify of a directory", procOptions{}, ExitUsage,
+			"mbtool: error: bk is a directory, not a dump\nmbtool: hint: name a dump file, or - for standard input",
+			"verify", "bk"),
+	}
+}
+
+// 8. One rule for a missing input file, in every command.
+func itemMissingInput(t *testing.T) []errorRow {
+	l := newLab(t)
+	var rows []errorRow
+	for _, args := range [][]string{
+		{"verify", "nosuch.dlist"},
+		{"verify", "-C", l.conf, "--against", "nosuch.dlist"},
+		{"restore", "-C", l.conf, "nosuch.dlist"},
+		{"restore", "-C", l.conf, "--dry-run", "nosuch.dlist"},
+	} {
+		rows = append(rows, l.expect("a dump file that does not exist", procOptions{}, ExitUsage,
+			"mbtool: error: open nosuch.dlist: no such file or directory\nmbtool: hint: name a dump file, or - for standard input", args...))
+	}
+	rows = append(rows, l.expect("an imapd.conf that does not exist", procOptions{}, ExitUsage,
+		"mbtool: error: reading configuration: open nosuch.conf: no such file or directory\nmbtool: hint: name the Cyrus configuration with -C FILE (default /etc/imapd.conf)",
+		"seen-cleanup", "-C", "nosuch.conf", "--all"))
+	return rows
+}
+
+// 10. Counts are those of the work done.
+func itemCounts(t *testing.T) []errorRow {
+	l := newLab(t)
+	dump := l.path("alice.dlist")
+	if code, _, stderr := l.run(procOptions{}, "dump", "-C", l.conf, "-q", "--user", "alice", "-o", dump); code != ExitOK {
+		t.Fatalf("dump: %s", stderr)
+	}
+	target := emptyTarget(t, l.path("target"))
+	l.dirs[filepath.Dir(target)] = "$TARGET"
+	return []errorRow{
+		l.expect("restore into the spool the dump came from: nothing to do", procOptions{}, ExitOK,
+			"mbtool: restored 0 mailboxes, 0 messages (0 created, 0 replaced, 0 refused, 7 already present, 0 not selected) from a dump of 7 mailboxes, 55 message files (2.2 MiB) in …",
+			"restore", "-C", l.conf, dump),
+		l.expect("restore of one mailbox of the dump", procOptions{}, ExitOK,
+			"mbtool: restored 1 mailboxes, 6 messages (1 created, 0 replaced, 0 refused, 0 already present, 6 not selected) from a dump of 7 mailboxes, 55 message files (2.2 MiB) in …",
+			"restore", "-C", target, "--mailbox", "user.alice.Sent", dump),
+	}
+}

@@ -34,7 +34,15 @@ var operatorItems = []struct {
 	name string
 	fn   func(t *testing.T) []errorRow
 }{
+	{1, "nothing dumped is a failure", itemNothingDumped},
+	{3, "seen-cleanup: unknown users, nothing to delete", itemSeenCleanup},
+	{4, "contradictory options", itemContradictions},
+	{5, "every selector checked before writing", itemSelectors},
+	{6, "names said once; which imapd.conf", itemErrorNames},
+	{7, "a directory where a file is expected", itemDirectories},
+	{8, "one rule for files that cannot be opened", itemMissingInput},
 	{9, "flags after arguments", itemFlagsAfterArgs},
+	{10, "counts of the work done", itemCounts},
 	{11, "JSON summary and syslog", itemJSONSummary},
 }
 

@@ -26,6 +26,10 @@ func createOutput(path string, stdout io.Writer) (*output, error) {
 		}
 		return &output{w: stdout}, nil
 	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, &hintError{err: &usageError{msg: fmt.Sprintf("-o %s is a directory", path)},
+			hint: "name a file for the dump, such as " + filepath.Join(path, "alice.dlist.zst")}
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."

@@ -37,6 +37,9 @@ func newProgress(stderr io.Writer, quiet bool, verb string) *progress {
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetElapsedTime(true),
 		progressbar.OptionClearOnFinish(),
+		// Start the clock now: the rate is the bytes done over the time
+		// since the command began, not since the first (large) update.
+		progressbar.OptionSetRenderBlankState(true),
 		progressbar.OptionSetDescription(verb),
 	)}
 }

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/mbtool/mbtool/dump"
-	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/repo"
 	"github.com/mbtool/mbtool/repo/repodump"
 	"github.com/urfave/cli/v2"
@@ -99,11 +97,7 @@ func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions)
 	}
 	start := time.Now()
 	e.out.Mode, e.out.Output = "repo", ro.dir
-	cfg, err := partition.LoadConfig(o.config)
-	if err != nil {
-		return err
-	}
-	spool, err := partition.Open(cfg)
+	spool, err := openSpoolOf(o.config)
 	if err != nil {
 		return err
 	}
@@ -238,15 +232,9 @@ func newExportCommand(e *env) *cli.Command {
 }
 
 func runExport(ctx context.Context, e *env, dir string, users []string, id, at, output, compress string) error {
-	zst := strings.HasSuffix(output, ".zst")
-	switch compress {
-	case "":
-	case "zstd":
-		zst = true
-	case "none":
-		zst = false
-	default:
-		return usagef("--compress %q: use zstd or none", compress)
+	zst, err := dumpCompression(dumpOptions{output: output, compress: compress})
+	if err != nil {
+		return err
 	}
 	e.out.Mode, e.out.Input, e.out.Output = "repo", dir, output
 	if output == "-" {

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore"
 	"github.com/urfave/cli/v2"
 )
@@ -107,38 +104,30 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		}
 		users[old] = nu
 	}
-	cfg, err := partition.LoadConfig(o.config)
+	spool, err := openSpoolOf(o.config)
 	if err != nil {
 		return err
 	}
-	spool, err := partition.Open(cfg)
+	in, size, closeIn, err := openInput(o.input, e.stdin)
 	if err != nil {
 		return err
 	}
-	var in io.Reader = e.stdin
-	if o.input != "-" {
-		f, err := os.Open(o.input)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
-	} else if isTerminal(e.stdin) {
-		return &hintError{err: errors.New("refusing to read a dump from a terminal"),
-			hint: "name the dump FILE, or redirect standard input"}
-	}
+	defer closeIn()
 	// A stalled pipe must not keep the first SIGINT waiting.
-	in = interruptible(ctx, in)
+	counted := &countingReader{r: interruptible(ctx, in)}
 
+	// The bar follows the bytes of the dump read, so that it has a
+	// percentage and an estimate of the time left.
 	bar := newProgress(e.stderr, o.quiet, "restore")
+	bar.plan(0, 0, size)
 	start := time.Now()
-	sum, err := restore.Run(ctx, spool, in, restore.Options{
+	sum, err := restore.Run(ctx, spool, counted, restore.Options{
 		Partition: o.partition,
 		MapUsers:  users,
 		Mailboxes: o.mailboxes,
 		DryRun:    o.dryRun,
 		Replace:   o.replace,
-		Progress:  func(p restore.Progress) { bar.set(p.Mailboxes, p.Messages, p.Bytes) },
+		Progress:  func(p restore.Progress) { bar.set(p.Mailboxes, p.Messages, counted.n.Load()) },
 	})
 	bar.finish()
 	if err != nil {
@@ -168,15 +157,22 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	if o.dryRun {
 		verb = "would restore"
 	}
+	// The counts are of the work done: the messages of the mailboxes
+	// created or replaced, not every message the dump holds.
 	created, replaced := sum.Count(restore.ActionCreate), sum.Count(restore.ActionReplace)
-	e.out.Mailboxes = int64(created + replaced)
-	e.out.Messages, e.out.Bytes = sum.Dump.Messages, sum.Dump.Bytes
+	var msgs int64
+	for _, m := range sum.Mailboxes {
+		if m.Action == restore.ActionCreate || m.Action == restore.ActionReplace {
+			msgs += m.Messages
+		}
+	}
+	e.out.Mailboxes, e.out.Messages = int64(created+replaced), msgs
 	e.out.Created, e.out.Replaced, e.out.Refused = count(created), count(replaced), count(refused)
 	e.out.Present, e.out.Excluded = count(sum.Count(restore.ActionKeep)), count(sum.Count(restore.ActionSkip))
-	e.done("%s %d mailboxes (%d created, %d replaced, %d refused, %d already present, %d skipped), %d messages (%s) in %s",
-		verb, created+replaced, created, replaced, refused,
+	e.done("%s %d mailboxes, %d messages (%d created, %d replaced, %d refused, %d already present, %d not selected) from a dump of %d mailboxes, %d message files (%s) in %s",
+		verb, created+replaced, msgs, created, replaced, refused,
 		sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),
-		sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
+		sum.Dump.Mailboxes, sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
 	// A refused mailbox has its Problem too (with the reason), unless it
 	// was only reported above; count each once.
 	n := len(sum.Problems)

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
-	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/seencleanup"
 	"github.com/urfave/cli/v2"
 )
@@ -78,6 +78,21 @@ func newSeenCleanupCommand(e *env) *cli.Command {
 	}
 }
 
+// defaultUndoFile names the undo file in the current directory after the
+// time, with -2, -3 ... when a run in the same second took the name (the
+// file is still created exclusively).
+func defaultUndoFile(now time.Time) string {
+	base := "seen-undo-" + now.UTC().Format(undoTimeFormat)
+	name := base + ".dlist"
+	for i := 2; i < 1000; i++ {
+		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		name = fmt.Sprintf("%s-%d.dlist", base, i)
+	}
+	return name
+}
+
 func runSeenCleanup(ctx context.Context, e *env, o seenCleanupOptions) error {
 	if !o.all && len(o.users) == 0 {
 		return &hintError{err: &usageError{msg: "no users selected"},
@@ -87,13 +102,9 @@ func runSeenCleanup(ctx context.Context, e *env, o seenCleanupOptions) error {
 		return usagef("--undo-file is only for --delete")
 	}
 	if o.delete && o.undoFile == "" {
-		o.undoFile = "seen-undo-" + time.Now().UTC().Format(undoTimeFormat) + ".dlist"
+		o.undoFile = defaultUndoFile(time.Now())
 	}
-	cfg, err := partition.LoadConfig(o.config)
-	if err != nil {
-		return err
-	}
-	spool, err := partition.Open(cfg)
+	spool, err := openSpoolOf(o.config)
 	if err != nil {
 		return err
 	}
@@ -116,6 +127,11 @@ func runSeenCleanup(ctx context.Context, e *env, o seenCleanupOptions) error {
 		}
 	}
 	if err != nil {
+		var uu *seencleanup.UnknownUsersError
+		if errors.As(err, &uu) {
+			return &hintError{err: &usageError{msg: err.Error()},
+				hint: "nothing was changed; name users as Cyrus does (alice, or alice@example.com with virtdomains), or use --all"}
+		}
 		if errors.Is(err, seencleanup.ErrUndoExists) {
 			return &hintError{err: &exitError{code: ExitUsage, err: err},
 				hint: "an undo file is never overwritten; name a new one with --undo-file"}
@@ -133,7 +149,11 @@ func runSeenCleanup(ctx context.Context, e *env, o seenCleanupOptions) error {
 	e.out.Users, e.out.Stale, e.out.Orphans = int64(sum.Users), count(sum.Stale), count(sum.Orphans)
 	if o.delete {
 		e.out.Removed, e.out.UndoFile = count(sum.Removed), sum.UndoFile
-		e.done("removed %d seen records; to put them back: mbtool restore %s", sum.Removed, sum.UndoFile)
+		if sum.UndoFile == "" {
+			e.done("nothing to remove; no undo file written")
+		} else {
+			e.done("removed %d seen records; to put them back: mbtool restore %s", sum.Removed, sum.UndoFile)
+		}
 	}
 	if n := len(sum.Problems); n > 0 {
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) skipped; see the warnings above", n)}

@@ -360,15 +360,9 @@ func runDumpServer(ctx context.Context, e *env, o dumpOptions, so serverOptions)
 		return &hintError{err: &usageError{msg: "nothing to dump"},
 			hint: "name users with --user, or mailboxes as arguments"}
 	}
-	compress := strings.HasSuffix(o.output, ".zst")
-	switch o.compress {
-	case "":
-	case "zstd":
-		compress = true
-	case "none":
-		compress = false
-	default:
-		return usagef("--compress %q: use zstd or none", o.compress)
+	compress, err := dumpCompression(o)
+	if err != nil {
+		return err
 	}
 	connect, err := so.connector()
 	if err != nil {
@@ -411,8 +405,5 @@ func runDumpServer(ctx context.Context, e *env, o dumpOptions, so serverOptions)
 	if err := ctx.Err(); err != nil {
 		return err // interrupted while waiting for the answer to EXIT
 	}
-	if err := out.commit(); err != nil {
-		return err
-	}
-	return reportDump(e, o, sum.Counts, sum.Records, sum.Problems, so.addr, start)
+	return reportDump(e, o, out, sum.Counts, sum.Records, sum.Problems, so.addr, start)
 }

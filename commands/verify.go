@@ -3,14 +3,11 @@ package commands
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync/atomic"
 	"time"
 
-	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/verify"
 	"github.com/urfave/cli/v2"
@@ -82,38 +79,19 @@ func newVerifyCommand(e *env) *cli.Command {
 	}
 }
 
-// couldNotRun marks failures that mean verify did not do its work: exit 2,
-// as opposed to 1 for a dump found damaged.
-func couldNotRun(err error, hint string) error {
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	switch {
-	case errors.Is(err, dumpfile.ErrNotDump):
-		hint = "verify reads the files that mbtool dump writes"
-	case errors.Is(err, dumpfile.ErrVersion):
-		hint = "the dump was written by a newer mbtool; verify it with that version"
-	}
-	return &exitError{code: ExitUsage, err: &hintError{err: err, hint: hint}}
-}
-
 func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 	var spool *partition.Spool
 	e.out.Mode, e.out.Input = "file", o.input
 	if o.against {
 		e.out.Mode, e.out.Config = "partition", o.config
-		const hint = "--against reads the Cyrus configuration named by -C (default " + DefaultConfig + ")"
-		cfg, err := partition.LoadConfig(o.config)
-		if err != nil {
-			return couldNotRun(err, hint)
-		}
-		if spool, err = partition.Open(cfg); err != nil {
-			return couldNotRun(err, hint)
+		var err error
+		if spool, err = openSpoolOf(o.config); err != nil {
+			return err
 		}
 	}
 	in, size, closeIn, err := openInput(o.input, e.stdin)
 	if err != nil {
-		return couldNotRun(err, "name a dump file, or - for standard input")
+		return err
 	}
 	defer closeIn()
 	// A stalled pipe must not keep the first SIGINT waiting.
@@ -132,7 +110,11 @@ func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 	})
 	bar.finish()
 	if err != nil {
-		return couldNotRun(fmt.Errorf("verifying %s: %w", o.input, err), "verify could not finish; what it found so far is on standard output")
+		hint := "verify could not finish"
+		if out.n > 0 && !o.json {
+			hint += "; what it found so far is on standard output"
+		}
+		return couldNotRun(fmt.Errorf("verifying %s: %w", o.input, err), hint)
 	}
 	if err := out.summary(sum, o.input, time.Since(start)); err != nil {
 		return err
@@ -145,27 +127,6 @@ func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 		return &exitError{code: ExitFailure, err: fmt.Errorf("%s: %d finding(s): %s", o.input, sum.Findings, what)}
 	}
 	return nil
-}
-
-// openInput opens the dump: a file, or standard input for "-". It returns
-// the file's size for the progress bar (-1 when unknown).
-func openInput(name string, stdin io.Reader) (io.Reader, int64, func(), error) {
-	if name == "-" {
-		if isTerminal(stdin) {
-			return nil, 0, nil, &hintError{err: errors.New("refusing to read a dump from a terminal"),
-				hint: "redirect standard input from a dump, or name the file"}
-		}
-		return stdin, -1, func() {}, nil
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	size := int64(-1)
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		size = fi.Size()
-	}
-	return f, size, func() { f.Close() }, nil
 }
 
 // countingReader counts the bytes read, for the progress bar.

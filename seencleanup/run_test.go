@@ -262,10 +262,11 @@ func TestRunOptions(t *testing.T) {
 	if b, _ := os.ReadFile(undo); string(b) != "keep me" {
 		t.Errorf("existing undo file overwritten: %q", b)
 	}
-	// A user with no mailboxes and no seen db is fine.
-	sum, err := Run(ctx, spool, Options{Users: []string{"nobody"}})
-	if err != nil || sum.Records != 0 || len(sum.Problems) != 0 {
-		t.Errorf("unknown user: %+v, %v", sum, err)
+	// A user with no mailboxes and no seen db is an error naming it
+	// (a typo must not look like a clean run).
+	var uu *UnknownUsersError
+	if _, err := Run(ctx, spool, Options{Users: []string{"nobody", "alice"}}); !errors.As(err, &uu) || err.Error() != "no such user: nobody" {
+		t.Errorf("unknown user: %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

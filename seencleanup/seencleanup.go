@@ -19,6 +19,14 @@ import (
 	"github.com/mbtool/mbtool/syncrec"
 )
 
+// UnknownUsersError names the users asked for that own no mailbox and
+// have no seen db.
+type UnknownUsersError struct{ Users []string }
+
+func (e *UnknownUsersError) Error() string {
+	return "no such user: " + strings.Join(e.Users, ", ")
+}
+
 // Errors, for errors.Is.
 var (
 	// ErrNoSelection: neither users nor All were given.
@@ -182,9 +190,27 @@ func Run(ctx context.Context, spool *partition.Spool, opts Options) (*Summary, e
 	if err != nil {
 		return nil, err
 	}
+	// Every user named must exist (own a mailbox, or have a seen db)
+	// before anything is written: a typo is an error, not an empty run.
+	owners := table.owners()
+	var unknown []string
+	for _, u := range opts.Users {
+		if _, found := slices.BinarySearch(owners, u); found {
+			continue
+		}
+		if p, err := spool.SeenPath(u); err == nil {
+			if _, err := os.Lstat(p); err == nil {
+				continue
+			}
+		}
+		unknown = append(unknown, u)
+	}
+	if len(unknown) > 0 {
+		return nil, &UnknownUsersError{Users: unknown}
+	}
 	users := slices.Clone(opts.Users)
 	if opts.All {
-		users = append(users, table.owners()...)
+		users = append(users, owners...)
 	}
 	slices.Sort(users)
 	users = slices.Compact(users)
@@ -222,6 +248,12 @@ func Run(ctx context.Context, spool *partition.Spool, opts Options) (*Summary, e
 		}
 	}
 	if undo == nil {
+		return sum, nil
+	}
+	if sum.Planned == 0 {
+		// Nothing to remove: no undo file is left behind.
+		undo.abort()
+		sum.UndoFile = ""
 		return sum, nil
 	}
 	if err := undo.finish(); err != nil {
