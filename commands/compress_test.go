@@ -40,6 +40,13 @@ func TestDumpCompressionByName(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := dumpBody(t, ref)
+	// Plain text under a .zst name is refused (issue 19, item 4).
+	if code, _, stderr := run(t, "dump", "-C", conf, "-q", "--user", "bob", "-o", filepath.Join(dir, "bob.dlist.zst"), "--compress", "none"); code != ExitUsage {
+		t.Errorf("--compress none -o bob.dlist.zst: exit %d, want %d\n%s", code, ExitUsage, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bob.dlist.zst")); err == nil {
+		t.Errorf("--compress none -o bob.dlist.zst left a file")
+	}
 	for _, tc := range []struct {
 		name  string
 		flags []string
@@ -47,7 +54,6 @@ func TestDumpCompressionByName(t *testing.T) {
 	}{
 		{"bob.dlist.zst", nil, true},
 		{"bob.dlist", nil, false},
-		{"bob.dlist.zst", []string{"--compress", "none"}, false},
 		{"bob.backup", []string{"--compress", "zstd"}, true},
 		{"-", []string{"--compress", "zstd"}, true},
 		{"-", nil, false},
