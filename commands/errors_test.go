@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mbtool/mbtool/fixtures"
 )
@@ -165,7 +166,7 @@ func (l *lab) run(o procOptions, args ...string) (int, string, string) {
 		o.dir = l.out
 	}
 	p := startMbtool(l.t, o, args...)
-	code, stderr := p.wait(0x7fffffff)
+	code, stderr := p.wait(5 * time.Minute)
 	return code, l.clean(p.stdout.String()), l.clean(stderr)
 }
 
