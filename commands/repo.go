@@ -72,6 +72,25 @@ func pickSnapshot(r *repo.Repo, id, at, user string) (*repo.Snapshot, error) {
 	return repo.Select(ss, id, t, user)
 }
 
+// openSnapshot opens the repository in dir, picks a snapshot as
+// pickSnapshot does, and loads the index (after the snapshots, so that
+// every file they need is in it).
+func openSnapshot(dir, id, at, user string) (*repo.Repo, *repo.Snapshot, *repo.Index, error) {
+	r, err := openRepo(dir, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	snap, err := pickSnapshot(r, id, at, user)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	idx, err := r.LoadIndex()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return r, snap, idx, nil
+}
+
 type dumpRepoOptions struct {
 	dir  string
 	jobs int
@@ -157,15 +176,7 @@ func runRestoreRepo(ctx context.Context, e *env, o restoreOptions, ro repoRestor
 		return &hintError{err: &usageError{msg: "restore --repo needs --user"},
 			hint: "mbtool restore --repo DIR --user alice [--at TIME | --snapshot ID]"}
 	}
-	r, err := openRepo(ro.dir, false)
-	if err != nil {
-		return err
-	}
-	snap, err := pickSnapshot(r, ro.snapshot, ro.at, ro.user)
-	if err != nil {
-		return err
-	}
-	idx, err := r.LoadIndex()
+	r, snap, idx, err := openSnapshot(ro.dir, ro.snapshot, ro.at, ro.user)
 	if err != nil {
 		return err
 	}
@@ -240,19 +251,11 @@ func runExport(ctx context.Context, e *env, dir string, users []string, id, at, 
 	if output == "-" {
 		e.dataOnStdout()
 	}
-	r, err := openRepo(dir, false)
-	if err != nil {
-		return err
-	}
 	user := ""
 	if len(users) == 1 {
 		user = users[0]
 	}
-	snap, err := pickSnapshot(r, id, at, user)
-	if err != nil {
-		return err
-	}
-	idx, err := r.LoadIndex()
+	r, snap, idx, err := openSnapshot(dir, id, at, user)
 	if err != nil {
 		return err
 	}

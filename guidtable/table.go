@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"math/bits"
 	"os"
 	"slices"
 	"sort"
@@ -47,8 +46,6 @@ var DefaultMemLimit int64 = 4 << 20
 
 const (
 	blockEntries = 128 // entries per index entry, read at once by a lookup
-	bloomBits    = 14  // per entry
-	bloomHashes  = 7
 	// A recent entry costs its slot in the arena and about 32 bytes in
 	// the map, each up to twice that just after it grew.
 	mapEntryCost = 64
@@ -259,7 +256,7 @@ func (t *Table) inRuns(g guid.GUID) (*run, int64, []byte, error) {
 	h := maphash.Bytes(t.seed, g[:])
 	for i := len(t.runs) - 1; i >= 0; i-- {
 		r := t.runs[i]
-		if !r.maybeHas(h) {
+		if !r.bloom.MaybeHas(h) {
 			continue
 		}
 		off, slot, err := r.find(g, t.slot, &t.block)
@@ -382,40 +379,8 @@ func (t *Table) merge(a, b *run) (*run, error) {
 type run struct {
 	f     *os.File
 	n     int
-	bloom []uint64
+	bloom Bloom
 	index []guid.GUID // the first GUID of each block of blockEntries
-}
-
-// The Bloom filter is blocked: a GUID's bits all fall in one block of 512
-// bits (a cache line), chosen by its hash, so a lookup costs one cache
-// miss per run instead of one per bit; at 14 bits per entry it answers
-// "maybe" for about 0.3% of the GUIDs a run does not hold.
-const bloomBlockWords = 8
-
-func (r *run) bloomBlock(h uint64) []uint64 {
-	b, _ := bits.Mul64(h, uint64(len(r.bloom)/bloomBlockWords))
-	return r.bloom[b*bloomBlockWords : (b+1)*bloomBlockWords]
-}
-
-// bloomBitsOf calls f with the word and bit of each of h's bits in its block.
-func bloomBitsOf(h uint64, f func(word int, bit uint64)) {
-	h2 := h * 0x9e3779b97f4a7c15 // bits independent of those that chose the block
-	for i := 0; i < bloomHashes; i++ {
-		k := h2 >> (9 * i) & 511
-		f(int(k/64), 1<<(k%64))
-	}
-}
-
-func (r *run) maybeHas(h uint64) bool {
-	blk := r.bloomBlock(h)
-	ok := true
-	bloomBitsOf(h, func(w int, bit uint64) { ok = ok && blk[w]&bit != 0 })
-	return ok
-}
-
-func (r *run) setBloom(h uint64) {
-	blk := r.bloomBlock(h)
-	bloomBitsOf(h, func(w int, bit uint64) { blk[w] |= bit })
 }
 
 // find returns the offset of g's entry and its bytes (in *buf), or a nil
@@ -467,8 +432,7 @@ func (t *Table) newRun(n int) (*runWriter, error) {
 		f.Close()
 		return nil, err
 	}
-	blocks := (n*bloomBits + 511) / 512
-	r := &run{f: f, bloom: make([]uint64, blocks*bloomBlockWords),
+	r := &run{f: f, bloom: NewBloom(n),
 		index: make([]guid.GUID, 0, (n+blockEntries-1)/blockEntries)}
 	return &runWriter{t: t, r: r, w: bufio.NewWriterSize(f, ioBuffer)}, nil
 }
@@ -480,7 +444,7 @@ func (w *runWriter) add(slot []byte) {
 		r.index = append(r.index, g)
 	}
 	r.n++
-	r.setBloom(maphash.Bytes(w.t.seed, g[:]))
+	r.bloom.Add(maphash.Bytes(w.t.seed, g[:]))
 	if w.err == nil {
 		_, w.err = w.w.Write(slot)
 	}

@@ -283,12 +283,12 @@ func TestBloomFalsePositives(t *testing.T) {
 	hits := 0
 	for i := n; i < 2*n; i++ {
 		g := gid(i)
-		if r.maybeHas(maphash.Bytes(tab.seed, g[:])) {
+		if r.bloom.MaybeHas(maphash.Bytes(tab.seed, g[:])) {
 			hits++
 		}
 	}
 	for i := 0; i < n; i++ {
-		if g := gid(i); !r.maybeHas(maphash.Bytes(tab.seed, g[:])) {
+		if g := gid(i); !r.bloom.MaybeHas(maphash.Bytes(tab.seed, g[:])) {
 			t.Fatalf("GUID %d in the run, but not in its filter", i)
 		}
 	}

@@ -116,21 +116,20 @@ func (b *Backup) takePack() (*slotWriter, error) {
 		b.mu.Unlock()
 		return w, nil
 	}
-	slot := uint32(len(b.packs))
-	b.packs = append(b.packs, PackID{})
 	b.mu.Unlock()
-	pw, err := newPackWriter(b.r.store)
-	if err != nil {
-		return nil, err
-	}
-	return &slotWriter{packWriter: pw, slot: slot}, nil
+	return b.newPack()
 }
 
-// rotate commits a full pack and returns a new one in a new slot.
+// rotate commits a full pack and returns a new one.
 func (b *Backup) rotate(w *slotWriter) (*slotWriter, error) {
 	if err := b.commitPack(w); err != nil {
 		return nil, err
 	}
+	return b.newPack()
+}
+
+// newPack starts a pack in a new slot.
+func (b *Backup) newPack() (*slotWriter, error) {
 	b.mu.Lock()
 	slot := uint32(len(b.packs))
 	b.packs = append(b.packs, PackID{})

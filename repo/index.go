@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"math/bits"
 	"sort"
 	"strings"
 
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
 )
 
 // An index file maps GUIDs to where their file literals are, sorted by
@@ -28,14 +28,11 @@ import (
 // in the pack, the size its length. The file is named by the BLAKE3
 // digest of all its bytes.
 const (
-	indexMagic     = "MBTIDX\x00\x01"
-	indexEndMagic  = "MBTIDXND"
-	entrySize      = guid.Size + 4 + 8 + 8
-	footerSize     = 4 + 8 + 8
-	blockEntries   = 16
-	bloomBits      = 14
-	bloomHashes    = 7
-	bloomBlockWord = 8
+	indexMagic    = "MBTIDX\x00\x01"
+	indexEndMagic = "MBTIDXND"
+	entrySize     = guid.Size + 4 + 8 + 8
+	footerSize    = 4 + 8 + 8
+	blockEntries  = 16
 )
 
 // PackID is a pack's name: the BLAKE3 digest of its bytes.
@@ -128,7 +125,7 @@ type indexFile struct {
 	n      int64
 	packs  []PackID
 	sparse []guid.GUID
-	bloom  []uint64
+	bloom  guidtable.Bloom
 }
 
 // openIndexFile opens an index file and reads it once through, checking
@@ -175,8 +172,7 @@ func readIndexFile(f File, name string, seed maphash.Seed) (*indexFile, error) {
 	for i := range x.packs {
 		copy(x.packs[i][:], pt[i*32:])
 	}
-	blocks := (n*bloomBits + 511) / 512
-	x.bloom = make([]uint64, max(1, blocks)*bloomBlockWord)
+	x.bloom = guidtable.NewBloom(int(n))
 	x.sparse = make([]guid.GUID, 0, (n+blockEntries-1)/blockEntries)
 	br := bufio.NewReaderSize(io.NewSectionReader(f, 8, n*entrySize), 256<<10)
 	var e [entrySize]byte
@@ -196,34 +192,9 @@ func readIndexFile(f File, name string, seed maphash.Seed) (*indexFile, error) {
 		if i%blockEntries == 0 {
 			x.sparse = append(x.sparse, g)
 		}
-		x.setBloom(maphash.Bytes(seed, g[:]))
+		x.bloom.Add(maphash.Bytes(seed, g[:]))
 	}
 	return x, nil
-}
-
-func (x *indexFile) bloomBlock(h uint64) []uint64 {
-	b, _ := bits.Mul64(h, uint64(len(x.bloom)/bloomBlockWord))
-	return x.bloom[b*bloomBlockWord : (b+1)*bloomBlockWord]
-}
-
-func bloomBitsOf(h uint64, f func(word int, bit uint64)) {
-	h2 := h * 0x9e3779b97f4a7c15
-	for i := 0; i < bloomHashes; i++ {
-		k := h2 >> (9 * i) & 511
-		f(int(k/64), 1<<(k%64))
-	}
-}
-
-func (x *indexFile) setBloom(h uint64) {
-	blk := x.bloomBlock(h)
-	bloomBitsOf(h, func(w int, bit uint64) { blk[w] |= bit })
-}
-
-func (x *indexFile) maybeHas(h uint64) bool {
-	blk := x.bloomBlock(h)
-	ok := true
-	bloomBitsOf(h, func(w int, bit uint64) { ok = ok && blk[w]&bit != 0 })
-	return ok
 }
 
 func (x *indexFile) decode(e []byte) (guid.GUID, Location) {
@@ -327,7 +298,7 @@ func (x *Index) Find(g guid.GUID) (Location, bool, error) {
 	h := maphash.Bytes(x.seed, g[:])
 	for i := len(x.files) - 1; i >= 0; i-- {
 		f := x.files[i]
-		if !f.maybeHas(h) {
+		if !f.bloom.MaybeHas(h) {
 			continue
 		}
 		loc, ok, err := f.find(g)
