@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestFlatLess checks the order observed from Cyrus (seen-and-dbs.md §3)
+// TestFlatLess checks the order observed from Cyrus (docs/cyrus/files.md §6)
 // and the escapes' place in it; TestCyrusFlat checks it against Cyrus.
 func TestFlatLess(t *testing.T) {
 	keys := []string{"", "\x01", "\x08", "\x0b", " ", "a", "a.a", "a.b", "a\x01", "a b", "a-b", "ab", "a\xfe", "a\x00", "a\t", "a\n", "a\r", "a\xff", "b"}

@@ -163,8 +163,7 @@ func (tw *TwoskipWriter) Add(key, value []byte) error {
 		q := tw.pending[k]
 		if k == 0 {
 			// Slot 1, as in Cyrus's fresh files: _setloc overwrites slot
-			// 1 when both slots are equal (seen-and-dbs.md §2.3 says slot
-			// 0 on a tie; Cyrus's source and files say 1).
+			// 1 when both slots are equal (docs/cyrus/files.md §5).
 			q.ptr[1] = uint64(tw.off)
 		} else {
 			q.ptr[k+1] = uint64(tw.off)

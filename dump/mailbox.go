@@ -185,7 +185,7 @@ func mailboxRecord(m *partition.Mailbox) *syncrec.Mailbox {
 
 // toRecord converts an index record to its RECORD entry: flag names in
 // Cyrus's order, the real per-message annotations, then the virtual ones
-// for index fields that have no RECORD key (sync-records.md §2).
+// for index fields that have no RECORD key (docs/cyrus/replication.md §3).
 func toRecord(m *partition.Mailbox, r partition.Record) *syncrec.Record {
 	rec := &syncrec.Record{
 		UID:          r.UID,

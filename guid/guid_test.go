@@ -10,7 +10,7 @@ import (
 	"testing/iotest"
 )
 
-// A message file from the Cyrus transcript (shared/cyrus-sync) would do as
+// A message file from the Cyrus transcript (dlist/testdata/transcript.txt) would do as
 // well; any bytes and their SHA-1 from the standard library are the oracle.
 var sample = []byte("From: Bob <bob@example.org>\r\nSubject: test\r\n\r\nBody.\r\n")
 

@@ -15,7 +15,7 @@ const ownerToken = "[.OwNeR.]"
 const annotateFlagDeleted = 1
 
 // Annotation is one stored annotation of a message or mailbox, in the form
-// replication sends it (sync-records.md §1.4).
+// replication sends it (docs/cyrus/replication.md §3).
 type Annotation struct {
 	// Entry is the entry name as stored, without /shared or /private
 	// ("/comment", "/specialuse", "/vendor/...").

@@ -17,7 +17,7 @@ func TestParseHeader(t *testing.T) {
 		{"testdata/alice.header", Header{Type: "e", Name: "user.alice", UniqueID: "bvv5b4tvdjuiutdcud6qob82",
 			QuotaRoot: "user.alice", ACL: []ACLEntry{{"alice", "lrswipkxtecdan"}}, UserFlags: []string{"$Label1", "Junk"}}},
 		// The same in the pre-3.0 form (which 3.6's mbexamine reads, see
-		// cyrus-lab FINDINGS §2), with an empty flag slot and two ACL
+		// docs/cyrus/files.md §2), with an empty flag slot and two ACL
 		// entries.
 		{"testdata/old.header", Header{UniqueID: "bvv5b4tvdjuiutdcud6qob82", QuotaRoot: "user.alice",
 			ACL: []ACLEntry{{"alice", "lrswipkxtecdan"}, {"bob", "lr"}}, UserFlags: []string{"$Label1", "", "Junk"}, Old: true}},

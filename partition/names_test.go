@@ -40,7 +40,7 @@ func TestPaths(t *testing.T) {
 		cfg        *Config
 		name, want string
 	}{
-		// guid.md §3.2 (verified there against Cyrus): archive → a/archive,
+		// docs/cyrus/files.md §1 (checked against Cyrus): archive → a/archive,
 		// archive.zebra → z/archive/zebra, a dot in a user name is '^'.
 		{hashed, "archive", "/p/a/archive"},
 		{hashed, "archive.zebra", "/p/z/archive/zebra"},
@@ -126,7 +126,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("Owner(%q) = %q, want %q", tt.name, got, tt.owner)
 		}
 	}
-	// Lock files (locking.md §0.2).
+	// Lock files (docs/cyrus/locking.md §2).
 	for _, tt := range []struct{ lock, want string }{
 		{namespaceLockName("alice"), "/c/lock/q/*U*alice.lock"},
 		{namespaceLockName("fred@example.com"), "/c/lock/q/*U*fred@example^com.lock"},

@@ -25,7 +25,7 @@ var metaKinds = map[string]struct{ kind, override string }{
 }
 
 // mailboxDir is the directory of e under root: by uniqueid, or by name for
-// the legacy layout (guid.md §3).
+// the legacy layout (docs/cyrus/files.md §1).
 func (s *Spool) mailboxDir(root string, e Entry) string {
 	if e.LegacyDirs() || e.UniqueID == "" {
 		return s.Config.hashPath(root, e.Name)

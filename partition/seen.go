@@ -13,7 +13,7 @@ import (
 )
 
 // SeenRecord is one record of a user's seen database: the user's \Seen
-// state in a mailbox the user does not own (seen-and-dbs.md §1.3).
+// state in a mailbox the user does not own (docs/cyrus/files.md §3, §4).
 type SeenRecord struct {
 	// UniqueID is the mailbox uniqueid (the key).
 	UniqueID   string
@@ -44,8 +44,8 @@ func (s *Spool) userFilePath(user, suffix string) (string, error) {
 	return s.Config.confUserPath(user, suffix), nil
 }
 
-// SeenPath returns the path of user's seen database (seen-and-dbs.md
-// §1.1). The file need not exist.
+// SeenPath returns the path of user's seen database (docs/cyrus/files.md
+// §4). The file need not exist.
 func (s *Spool) SeenPath(user string) (string, error) {
 	return s.userFilePath(user, "seen")
 }

@@ -95,7 +95,7 @@ type Entry struct {
 	UniqueID string
 	// Partition is the spool partition ("" for tombstones).
 	Partition string
-	// Type is the mbtype letters (sync-records.md §1.3): "e" is plain email
+	// Type is the mbtype letters (docs/cyrus/replication.md §3): "e" is plain email
 	// in the uniqueid layout, "el" plain email in the legacy layout; "d"
 	// marks a deleted tombstone, "i" an intermediate, "r" a remote one.
 	Type          string
@@ -156,7 +156,7 @@ func (s *Spool) real(e Entry) bool {
 
 // mboxlist reads N records of mailboxes.db under the database's shared
 // lock, and releases the lock before returning (it is a leaf lock:
-// locking.md §0.3): the record of exact (if not "") and then every record
+// docs/cyrus/locking.md §3): the record of exact (if not "") and then every record
 // whose dbname starts with prefix, each found by one search down the skip
 // list, so the cost is O(log n) plus the records returned.
 func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {

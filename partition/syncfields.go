@@ -1,7 +1,7 @@
 package partition
 
 // OptionsString returns the OPTIONS letters replication sends for the
-// mailbox (sync-records.md §1.2): P, S, D, A in that order, from the index
+// mailbox (docs/cyrus/replication.md §3): P, S, D, A in that order, from the index
 // options as Cyrus holds them in memory, so an empty mailbox (exists 0)
 // always reports P.
 func (m *Mailbox) OptionsString() string {

@@ -144,7 +144,7 @@ func TestLargeIndexMemory(t *testing.T) {
 // BenchmarkIndexVsHash compares reading 100,000 index records (snapshot,
 // CRC checks, decoding) with SHA-1 hashing the message bytes they stand
 // for, at the spool-average size of 10,180 bytes per message
-// (BENCHMARKING.md: 967 MB in 95,000 files), from memory — a lower bound
+// (the 100,000-message partition of scripts/bench: about 1 GB in 95,000 files), from memory — a lower bound
 // for hashing the files. It reports both times per run and their ratio.
 func BenchmarkIndexVsHash(b *testing.B) {
 	const n = 100_000

@@ -92,7 +92,7 @@ func TestEncodeHeaderValues(t *testing.T) {
 }
 
 // TestEncodeEntry checks the values against lines of a real mailboxes.db
-// (shared/cyrus-lab/samples/mailboxes.db.txt).
+// (as cyr_dbtool printed it on a Cyrus 3.6.1 lab).
 func TestEncodeEntry(t *testing.T) {
 	e := Entry{Name: "user.alice.Old Stuff", UniqueID: "pn9nmbeujmfjjlnglmvdr90q", Partition: "default",
 		Type: "e", UIDValidity: 1795878199, CreatedModseq: 1, FolderModseq: 1, MTime: 1795878198,
@@ -141,7 +141,7 @@ func TestEncodeQuotaSeenAnnotation(t *testing.T) {
 	if r, err := ParseSeen([]byte("x"), EncodeSeen(SeenRecord{})); err != nil || r.SeenUIDs != "" {
 		t.Errorf("empty seen: %+v %v", r, err)
 	}
-	// A value from shared/cyrus-lab/samples/annotations.db.txt.
+	// A value as a Cyrus 3.6.1 lab wrote it (docs/cyrus/files.md §8).
 	want := "\x00\x00\x00\x0d\x00\x00\x00\x00Alice and Bob\x00text/plain\x00" + string(make([]byte, 17))
 	if got := string(EncodeAnnotation([]byte("Alice and Bob"), 0)); got != want {
 		t.Errorf("annotation %q, want %q", got, want)

@@ -164,7 +164,7 @@ func (s *source) User(ctx context.Context, name string) (dump.User, error) {
 			if err != nil {
 				return err
 			}
-			// GET USER's SEEN items have no USERID (sync-records.md §5).
+			// GET USER's SEEN items have no USERID (docs/cyrus/replication.md §3).
 			v.Add("USERID", dlist.NewAtom(name))
 			sr, err := dumpcheck.Seen(v)
 			if err != nil {

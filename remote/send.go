@@ -286,7 +286,7 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	case err == nil:
 		b.res.Applied = true
 	case syncproto.CodeOf(err) == syncproto.CodeChecksum:
-		// Cyrus writes first and compares after (FINDINGS.md §2).
+		// Cyrus writes first and compares after (docs/cyrus/replication.md §5).
 		b.res.Applied = true
 		b.res.Err = fmt.Errorf("applied, but the server's checksums differ from the dump's: %w", err)
 		rs.problem(b.mb.Name, b.res.Err)

@@ -105,7 +105,7 @@ func clamp32(t int64) uint32 {
 	return uint32(min(t, 1<<32-1))
 }
 
-// optionBits converts replication's OPTIONS letters (sync-records.md §1.2);
+// optionBits converts replication's OPTIONS letters (docs/cyrus/replication.md §3);
 // unknown letters are ignored, as Cyrus does.
 func optionBits(s string) uint32 {
 	var o uint32

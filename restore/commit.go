@@ -118,7 +118,7 @@ func (b *box) entry() partition.Entry {
 
 // commitGroup installs and registers mailboxes of one owner, under the
 // owner's namespace lock and each mailbox's exclusive name lock
-// (locking.md §4.2).
+// (docs/cyrus/locking.md §6).
 func (rs *restorer) commitGroup(owner string, group []*box) error {
 	ns, err := rs.spool.LockNamespace(rs.ctx, owner, true)
 	if err != nil {

@@ -79,7 +79,7 @@ func (t mailboxTable) owners() []string {
 const maxIndexHeader = 256
 
 // internalSeenMin is the first cyrus.index minor version that keeps the
-// owner's \Seen state in the index (cyrus-spool.md §4).
+// owner's \Seen state in the index (docs/cyrus/files.md §3).
 const internalSeenMin = 12
 
 // indexVersion returns the minor version of the mailbox's cyrus.index,

@@ -16,7 +16,7 @@ import (
 	"github.com/mbtool/mbtool/lock"
 )
 
-// twoskipMagic starts every twoskip file (seen-and-dbs.md §2.1).
+// twoskipMagic starts every twoskip file (docs/cyrus/files.md §5).
 var twoskipMagic = []byte("\xa1\x02\x8b\x0dtwoskip file\x00")
 
 // change is one edit of a seen database. A deletion (value nil) removes key
@@ -34,7 +34,7 @@ type change struct {
 
 // rewriteSeen applies changes to the seen database at path by writing a
 // complete new file and renaming it over the old one, under the database's
-// exclusive lock (locking.md §4.3): open O_RDWR, OFD write lock with Cyrus's
+// exclusive lock (docs/cyrus/locking.md §7): open O_RDWR, OFD write lock with Cyrus's
 // reopen-on-replace loop, read through the locked descriptor, write
 // <path>.NEW (twoskip: generation+1), fsync, give it the old file's owner
 // and mode, rename, fsync the directory, and only then release the lock, so

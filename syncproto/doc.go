@@ -7,7 +7,7 @@
 // capabilities, STARTTLS when the Config asks for TLS, AUTHENTICATE PLAIN,
 // then COMPRESS DEFLATE when offered and wanted, and APPLY CAPABILITIES
 // (SIEVE-MAILBOX) when the server offers it, as sync_client does
-// (shared/cyrus-sync/FINDINGS.md §1.1).
+// (docs/cyrus/replication.md §5).
 //
 // Commands are dlist lines written through the Client's dlist.Writer,
 // between Begin and Send, and answered by zero or more "* NAME value" data
@@ -32,7 +32,7 @@
 // # Keeping the server alive
 //
 // Cyrus 3.6's sync_server dies (SIGSEGV or SIGABRT) on some input a client
-// can send (FINDINGS.md §2). The Client rules out the two that concern the
+// can send (docs/cyrus/replication.md §5). The Client rules out the two that concern the
 // framing:
 //
 //   - Literals are always non-synchronising ({N+}); a synchronising {N}

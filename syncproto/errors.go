@@ -39,7 +39,7 @@ var (
 	ErrLimit = errors.New("reply over a limit")
 )
 
-// Codes Cyrus 3.6 puts first in a NO answer (shared/spec/dlist.md §4).
+// Codes Cyrus 3.6 puts first in a NO answer (docs/cyrus/replication.md §2).
 const (
 	CodeChecksum      = "IMAP_SYNC_CHECKSUM"
 	CodeChanged       = "IMAP_SYNC_CHANGED"

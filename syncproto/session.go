@@ -206,7 +206,7 @@ func (c *Client) startTLS() error {
 		return c.imapCapability()
 	}
 	// sync_server greets again, without STARTTLS and COMPRESS, but still
-	// accepts COMPRESS (FINDINGS.md §2).
+	// accepts COMPRESS (docs/cyrus/replication.md §5).
 	compress := c.caps.Compress
 	if err := c.greeting(); err != nil {
 		return err
@@ -256,7 +256,7 @@ func (c *Client) authenticate() error {
 		return err
 	}
 	// A login that is not an admin succeeds, but every command gets
-	// "NO Permission denied" (FINDINGS.md §2).
+	// "NO Permission denied" (docs/cyrus/replication.md §5).
 	status, text, err = c.syncCommand("NOOP")
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ const (
 // lets a fresh dlist.Reader parse exactly one line without reading into the
 // next one, however long the line and its literals are.
 //
-// Cyrus never prints an atom holding '{' (dlist.md §3.1), and a quoted
+// Cyrus never prints an atom holding '{' (docs/cyrus/replication.md §1), and a quoted
 // string cannot hold CR or LF, so a physical line that ends in "}" ends in
 // a literal marker.
 type lineReader struct {

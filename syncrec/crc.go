@@ -7,7 +7,7 @@ import (
 )
 
 // CRC accumulates the two replication checksums of a mailbox over its
-// records (sync-records.md §6). Both are XORs, so records may be added in
+// records (docs/cyrus/replication.md §4). Both are XORs, so records may be added in
 // any order.
 type CRC struct {
 	Basic uint32 // SYNC_CRC

@@ -5,7 +5,7 @@
 // It is the one place where the rules of an APPLY MAILBOX live: which keys
 // Cyrus sends and in what order, how a RECORD is spelled, how flags are
 // named and ordered, which index fields travel as virtual annotations, and
-// how the two CRCs are computed (shared/spec/sync-records.md §1, §2, §6).
+// how the two CRCs are computed (docs/cyrus/replication.md §3, §4).
 // dump writes through it, and restore and verify read through it, so a dump
 // and its checks cannot disagree about the format.
 //

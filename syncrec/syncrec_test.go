@@ -139,7 +139,7 @@ func TestWriteMailboxByteIdentical(t *testing.T) {
 }
 
 func TestRecordCRCExample(t *testing.T) {
-	// sync-records.md §6.1, verified against Cyrus: the string hashed for
+	// docs/cyrus/replication.md §4, verified against Cyrus: the string hashed for
 	// this record is "1 14 1795877555 (4273189473) 1704103200 a9b4...".
 	line := []byte("APPLY MAILBOX %(UNIQUEID x MBOXNAME user.fred HIGHESTMODSEQ 15 RECORD (%(UID 1 MODSEQ 14 LAST_UPDATED 1795877555 FLAGS (\\Answered \\Seen $Label1) INTERNALDATE 1704103200 SIZE 154 GUID a9b4bbb63b508401382e16a794ae0c6ddc9ebf2d)))\r\n")
 	_, _, recs := readLine(t, line)

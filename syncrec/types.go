@@ -7,7 +7,7 @@ import (
 )
 
 // Names of the virtual per-message annotations through which Cyrus 3.6
-// replicates index fields that have no RECORD key (sync-records.md §2).
+// replicates index fields that have no RECORD key (docs/cyrus/replication.md §3).
 const (
 	AnnotThrID                = "/vendor/cmu/cyrus-imapd/thrid"
 	AnnotSaveDate             = "/vendor/cmu/cyrus-imapd/savedate"
