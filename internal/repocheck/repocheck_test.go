@@ -1,10 +1,13 @@
 package repocheck
 
 import (
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -110,5 +113,68 @@ func TestCyrusDocCitations(t *testing.T) {
 	})
 	if found < 40 {
 		t.Errorf("only %d citations of docs/cyrus sections found", found)
+	}
+}
+
+// layers are the import layers of ARCHITECTURE.md: a package imports only
+// from its own layer or below. Packages not listed (test helpers,
+// scripts, main) are not checked, except that only main imports commands.
+var layers = map[string]int{
+	"dlist": 1, "guid": 1, "guidtable": 1, "lock": 1, "cyrusfs": 1,
+	"cyrusdb": 2, "syncrec": 2, "dumpfile": 2, "dumpcheck": 2, "partition": 2, "syncproto": 2,
+	"dump": 3, "restore": 3, "verify": 3, "remote": 3, "seencleanup": 3, "usermap": 3, "repo": 3, "repo/repodump": 3,
+	"commands": 4,
+}
+
+const module = "github.com/mbtool/mbtool/"
+
+// TestImportLayers checks the import rules of ARCHITECTURE.md on the
+// non-test sources of every package.
+func TestImportLayers(t *testing.T) {
+	fset := token.NewFileSet()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(p))
+		pkg := filepath.ToSlash(rel)
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		seen[pkg] = true
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			dep, ok := strings.CutPrefix(path, module)
+			if !ok {
+				continue
+			}
+			if dep == "commands" && pkg != "." {
+				t.Errorf("%s imports commands: only main.go may", p)
+			}
+			from, checked := layers[pkg]
+			if !checked {
+				continue
+			}
+			to, known := layers[dep]
+			switch {
+			case !known && (strings.HasPrefix(dep, "fixtures") || strings.HasPrefix(dep, "internal/cyruslab")):
+				t.Errorf("%s (not a test) imports the test helper %s", p, dep)
+			case !known:
+				t.Errorf("%s imports %s, which has no layer in ARCHITECTURE.md", p, dep)
+			case to > from:
+				t.Errorf("%s (layer %d) imports %s (layer %d): imports go down, never up (ARCHITECTURE.md)", p, from, dep, to)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pkg := range layers {
+		if !seen[pkg] {
+			t.Errorf("ARCHITECTURE.md's layer package %s has no sources", pkg)
+		}
 	}
 }
