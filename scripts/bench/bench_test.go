@@ -116,3 +116,19 @@ func TestSmallRun(t *testing.T) {
 		}
 	}
 }
+
+// The mailbox axis warns, naming the size, where a command spread.
+func TestMailboxWarnings(t *testing.T) {
+	m := func(name string, secs ...float64) *measurement {
+		return &measurement{name: name, secs: secs, rssKiB: []int64{1024}}
+	}
+	quiet := []float64{1, 1, 1, 1, 1}
+	pt := mailboxPoint{part: &partitionInfo{mailboxes: 2000, users: 200, messages: 6000},
+		dump: m("mbtool dump | cat", quiet...), tarCat: m("tar -cf - | cat", 1, 1.5, 1, 1, 1),
+		restore: m("mbtool restore + sync", quiet...), untar: m("tar -xf + sync", quiet...),
+		against: m("mbtool verify --against", quiet...), seen: m("mbtool seen-cleanup --all", quiet...)}
+	s := mailboxSection(config{pairs: 5, args: "go run ./scripts/bench -mailboxes"}, time.Now(), []mailboxPoint{pt})
+	if strings.Count(s, "**Warning:**") != 1 || !strings.Contains(s, "at 2000 mailboxes, the baseline `tar -cf - | cat` spread 50%") {
+		t.Errorf("mailbox section:\n%s", s)
+	}
+}

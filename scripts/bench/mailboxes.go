@@ -117,11 +117,6 @@ func perMailbox(m *measurement, mailboxes int) benchstat.Summary {
 	return m.time().Scale(1e6 / float64(mailboxes))
 }
 
-// ratio is the baseline's time over mbtool's, round by round.
-func ratio(mbtool, baseline *measurement) benchstat.Summary {
-	return benchstat.Summarize(benchstat.Ratios(baseline.secs, mbtool.secs))
-}
-
 // mailboxSection is the generated section of docs/benchmarks.md.
 func mailboxSection(c config, started time.Time, pts []mailboxPoint) string {
 	var b strings.Builder
@@ -136,8 +131,8 @@ func mailboxSection(c config, started time.Time, pts []mailboxPoint) string {
 	for _, pt := range pts {
 		p := pt.part
 		fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %s | %s | %s |\n", p.mailboxes, p.users, p.messages,
-			pt.dump.time().Format("%.2f"), pt.tarCat.time().Format("%.2f"), ratio(pt.dump, pt.tarCat).Format("%.2f"),
-			pt.restore.time().Format("%.2f"), pt.untar.time().Format("%.2f"), ratio(pt.restore, pt.untar).Format("%.2f"))
+			pt.dump.time().Format("%.2f"), pt.tarCat.time().Format("%.2f"), ratioOf(pt.dump, pt.tarCat).Format("%.2f"),
+			pt.restore.time().Format("%.2f"), pt.untar.time().Format("%.2f"), ratioOf(pt.restore, pt.untar).Format("%.2f"))
 	}
 	b.WriteString("\nTime per mailbox in microseconds, median (min–max), and peak RSS in MiB:\n\n")
 	b.WriteString("| mailboxes | dump µs | RSS | restore µs | RSS | verify --against µs | RSS | seen-cleanup --all µs | RSS |\n|---|---|---|---|---|---|---|---|---|\n")
@@ -153,9 +148,7 @@ func mailboxSection(c config, started time.Time, pts []mailboxPoint) string {
 	for i := 1; i < len(pts); i++ {
 		a, z := pts[i-1], pts[i]
 		rel := func(ma, mz *measurement) string {
-			fa, fz := 1/float64(a.part.mailboxes), 1/float64(z.part.mailboxes)
-			ta, tz := ma.time(), mz.time()
-			return fmt.Sprintf("%.2fx (%.2f–%.2f)", tz.Med*fz/(ta.Med*fa), tz.Min*fz/(ta.Max*fa), tz.Max*fz/(ta.Min*fa))
+			return perUnitRelative(ma, mz, int64(a.part.mailboxes), int64(z.part.mailboxes))
 		}
 		if i == 1 {
 			b.WriteString("\n")
@@ -163,8 +156,15 @@ func mailboxSection(c config, started time.Time, pts []mailboxPoint) string {
 		fmt.Fprintf(&b, "Time per mailbox at %d mailboxes relative to %d: dump %s, restore %s, verify --against %s, seen-cleanup %s.\n",
 			z.part.mailboxes, a.part.mailboxes, rel(a.dump, z.dump), rel(a.restore, z.restore), rel(a.against, z.against), rel(a.seen, z.seen))
 	}
-	if c.pairs < minPairs {
-		fmt.Fprintf(&b, "\nWARNING: only %d round(s): a spread needs at least %d; do not publish these figures.\n", c.pairs, minPairs)
+	isTar := func(m *measurement) bool { return strings.HasPrefix(m.name, "tar ") }
+	warn := spreadWarnings(c.pairs, nil, isTar)
+	for _, pt := range pts {
+		for _, w := range spreadWarnings(minPairs, []*measurement{pt.tarCat, pt.dump, pt.untar, pt.restore, pt.against, pt.seen}, isTar) {
+			warn = append(warn, fmt.Sprintf("at %d mailboxes, %s", pt.part.mailboxes, w))
+		}
+	}
+	for _, w := range warn {
+		b.WriteString("\n**Warning:** " + w + "\n")
 	}
 	return b.String()
 }

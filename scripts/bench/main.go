@@ -9,7 +9,7 @@
 // Other runs:
 //
 //	go run ./scripts/bench -messages 2000 -out /tmp/b.md   # a quick look
-//	go run ./scripts/bench -scaling                        # also 10k/100k/1M small messages (about an hour)
+//	go run ./scripts/bench -messages 0 -scaling            # only the 10k/100k/1M small-message series (about an hour)
 //	go run ./scripts/bench -messages 0 -mailboxes          # only the mailbox axis: 200, 2,000, 20,000 mailboxes
 //	go run ./scripts/bench -messages 0 -mailboxes -mailbox-max 200000   # and 200,000 (hours, 5 GB)
 //	go run ./scripts/bench -against docs/benchmarks.md -out /tmp/b.md
@@ -221,17 +221,17 @@ func run(c config) error {
 		if err := mailboxAxis(ctx, bin, c); err != nil {
 			return err
 		}
-		if c.messages == 0 {
-			return nil
+	}
+	rep := &report{cfg: c, started: time.Now()}
+	if c.messages > 0 {
+		p, err := generate(ctx, filepath.Join(c.dir, fmt.Sprintf("src-%d", c.messages)), gen.Options{Seed: 1, Messages: c.messages})
+		if err != nil {
+			return err
 		}
-	}
-	p, err := generate(ctx, filepath.Join(c.dir, fmt.Sprintf("src-%d", c.messages)), gen.Options{Seed: 1, Messages: c.messages})
-	if err != nil {
-		return err
-	}
-	rep := &report{cfg: c, started: time.Now(), part: p}
-	if err := rep.compare(bin, limit); err != nil {
-		return err
+		rep.part = p
+		if err := rep.compare(bin, limit); err != nil {
+			return err
+		}
 	}
 	if c.scaling {
 		for _, n := range []int{10_000, 100_000, 1_000_000, 10_000_000} {
@@ -250,8 +250,12 @@ func run(c config) error {
 			rep.scaling = append(rep.scaling, pt)
 		}
 	}
+	if rep.part == nil && len(rep.scaling) == 0 {
+		return nil
+	}
 	fmt.Print(rep.text())
-	if c.against != "" {
+	var disagree error
+	if c.against != "" && rep.part != nil {
 		old, err := os.ReadFile(c.against)
 		if err != nil {
 			return err
@@ -259,7 +263,7 @@ func run(c config) error {
 		msg, ok := rep.agree(old)
 		fmt.Print(msg)
 		if !ok {
-			defer fmt.Fprintln(os.Stderr, "bench: this run does not agree with", c.against)
+			disagree = fmt.Errorf("this run does not agree with %s", c.against)
 		}
 	}
 	if c.out != "" {
@@ -268,5 +272,5 @@ func run(c config) error {
 		}
 		fmt.Fprintln(os.Stderr, "wrote", c.out)
 	}
-	return nil
+	return disagree
 }

@@ -52,34 +52,22 @@ func (r *report) rounds() string {
 
 // warnings are the report's cautions about its own figures.
 func (r *report) warnings() []string {
-	var w []string
-	if r.cfg.pairs < minPairs {
-		w = append(w, fmt.Sprintf("only %d round(s): a spread needs at least %d; do not publish these figures.", r.cfg.pairs, minPairs))
-	}
-	seen := map[*measurement]bool{}
+	var ms []*measurement
+	base := map[*measurement]bool{}
 	for _, p := range r.pairs {
-		for _, m := range []*measurement{p.baseline, p.mbtool} {
-			if seen[m] {
-				continue
-			}
-			seen[m] = true
-			if s := m.time(); s.Noisy() {
-				role := "baseline"
-				if m == p.mbtool {
-					role = "mbtool command"
-				}
-				w = append(w, fmt.Sprintf("the %s `%s` spread %.0f%% of its median (more than %.0f%%): the machine was not quiet; its ratios say little, rerun.",
-					role, m.name, s.Spread()*100, benchstat.MaxSpread*100))
-			}
-		}
+		ms = append(ms, p.baseline, p.mbtool)
+		base[p.baseline] = true
 	}
-	return w
+	return spreadWarnings(r.cfg.pairs, ms, func(m *measurement) bool { return base[m] })
 }
 
 // text is the plain-text result for the terminal.
 func (r *report) text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%s\n%d message files, %.2f GB; times median (min–max) of %s\n\n", r.provenance(), r.part.messages, float64(r.part.bytes)/1e9, r.rounds())
+	fmt.Fprintf(&b, "\n%s\n", r.provenance())
+	if r.part != nil {
+		fmt.Fprintf(&b, "%d message files, %.2f GB; times median (min–max) of %s\n\n", r.part.messages, float64(r.part.bytes)/1e9, r.rounds())
+	}
 	for _, p := range r.pairs {
 		fmt.Fprintf(&b, "%-28s %-22s vs %-24s %-22s ratio %s\n", p.mbtool.name, p.mbtool.time().Format("%.2f"),
 			p.baseline.name, p.baseline.time().Format("%.2f"), p.ratio().Format("%.2f"))
@@ -178,11 +166,7 @@ func (r *report) scalingSection() string {
 		first, last := r.scaling[0], r.scaling[len(r.scaling)-1]
 		// Per-message time at the largest size over the smallest: the
 		// ratio of medians, and the widest range the runs allow.
-		rel := func(a, z *measurement) string {
-			fa, fz := 1/float64(first.messages), 1/float64(last.messages)
-			ta, tz := a.time(), z.time()
-			return fmt.Sprintf("%.2fx (%.2f–%.2f)", tz.Med*fz/(ta.Med*fa), tz.Min*fz/(ta.Max*fa), tz.Max*fz/(ta.Min*fa))
-		}
+		rel := func(a, z *measurement) string { return perUnitRelative(a, z, first.messages, last.messages) }
 		fmt.Fprintf(&b, "\nTime per message at %d messages relative to %d: dump %s, verify %s, restore %s.\n",
 			last.messages, first.messages, rel(first.dump, last.dump), rel(first.verify, last.verify), rel(first.restore, last.restore))
 		prev := r.scaling[len(r.scaling)-2]
@@ -205,7 +189,9 @@ func (r *report) write(path string) error {
 	if err != nil {
 		return err
 	}
-	doc = benchstat.ReplaceSection(doc, sectionCompare, r.compareSection())
+	if r.part != nil {
+		doc = benchstat.ReplaceSection(doc, sectionCompare, r.compareSection())
+	}
 	if len(r.scaling) > 0 {
 		doc = benchstat.ReplaceSection(doc, sectionScaling, r.scalingSection())
 	}

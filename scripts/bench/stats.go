@@ -1,6 +1,10 @@
 package main
 
-import "github.com/mbtool/mbtool/internal/benchstat"
+import (
+	"fmt"
+
+	"github.com/mbtool/mbtool/internal/benchstat"
+)
 
 // measurement is one command's timed runs, in the order they ran.
 type measurement struct {
@@ -36,8 +40,46 @@ type pair struct {
 	of       string // what those bytes are
 }
 
-func (p pair) ratio() benchstat.Summary {
-	return benchstat.Summarize(benchstat.Ratios(p.baseline.secs, p.mbtool.secs))
+func (p pair) ratio() benchstat.Summary { return ratioOf(p.mbtool, p.baseline) }
+
+// ratioOf is the baseline's time over mbtool's, round by round.
+func ratioOf(mbtool, baseline *measurement) benchstat.Summary {
+	return benchstat.Summarize(benchstat.Ratios(baseline.secs, mbtool.secs))
+}
+
+// perUnitRelative compares the time per unit (message, mailbox) of two
+// sizes: z's time per unit over a's, as the ratio of the medians and the
+// widest range the runs allow. 1.00x is linear in the units.
+func perUnitRelative(a, z *measurement, na, nz int64) string {
+	fa, fz := 1/float64(na), 1/float64(nz)
+	ta, tz := a.time(), z.time()
+	return fmt.Sprintf("%.2fx (%.2f–%.2f)", tz.Med*fz/(ta.Med*fa), tz.Min*fz/(ta.Max*fa), tz.Max*fz/(ta.Min*fa))
+}
+
+// spreadWarnings are the report's cautions about its own figures: too few
+// rounds, and every measurement (each once) whose times spread more than
+// benchstat.MaxSpread of their median. baseline says which are baselines.
+func spreadWarnings(rounds int, ms []*measurement, baseline func(*measurement) bool) []string {
+	var w []string
+	if rounds < minPairs {
+		w = append(w, fmt.Sprintf("only %d round(s): a spread needs at least %d; do not publish these figures.", rounds, minPairs))
+	}
+	seen := map[*measurement]bool{}
+	for _, m := range ms {
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		if s := m.time(); s.Noisy() {
+			role := "mbtool command"
+			if baseline(m) {
+				role = "baseline"
+			}
+			w = append(w, fmt.Sprintf("the %s `%s` spread %.0f%% of its median (more than %.0f%%): the machine was not quiet; its ratios say little, rerun.",
+				role, m.name, s.Spread()*100, benchstat.MaxSpread*100))
+		}
+	}
+	return w
 }
 
 func mbps(bytes int64, secs float64) float64 {
