@@ -116,7 +116,7 @@ type packCache struct {
 	order []PackID
 }
 
-const packCacheSize = 16
+const packCacheSize = 128 // descriptors; lookups in GUID order touch every pack
 
 func newPackCache(s Store) *packCache { return &packCache{s: s, open: map[PackID]File{}} }
 
