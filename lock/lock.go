@@ -146,23 +146,6 @@ type File struct {
 	f *os.File
 }
 
-// OpenFile opens the existing lock file at path and locks it, waiting
-// until ctx is done. It does not create the file: a lock file must be
-// owned by the user Cyrus runs as, or Cyrus could no longer open it, so
-// creating one (with the right owner) is the caller's business. A shared
-// lock is taken through a read-only descriptor when the file is not
-// writable, so a reader that is not Cyrus's user can still take it.
-func OpenFile(ctx context.Context, path string, exclusive bool) (*File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil && !exclusive && errors.Is(err, os.ErrPermission) {
-		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("lock file: %w", err)
-	}
-	return Take(ctx, f, exclusive)
-}
-
 // Take locks the open lock file f, waiting until ctx is done, and returns
 // it as a File; on an error f is closed.
 func Take(ctx context.Context, f *os.File, exclusive bool) (*File, error) {

@@ -9,13 +9,25 @@ import (
 	"time"
 )
 
-func TestExclusiveExcludesOtherDescriptor(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "x.lock")
-	os.WriteFile(p, nil, 0o600)
-	a, err := OpenFile(context.Background(), p, true)
+// take opens the lock file at path and takes its lock, as a caller of Take
+// does.
+func take(t *testing.T, p string, exclusive bool) *File {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	l, err := Take(context.Background(), f, exclusive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestExclusiveExcludesOtherDescriptor(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.lock")
+	os.WriteFile(p, nil, 0o600)
+	a := take(t, p, true)
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
@@ -40,15 +52,9 @@ func TestExclusiveExcludesOtherDescriptor(t *testing.T) {
 func TestSharedLocksCoexist(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "s.lock")
 	os.WriteFile(p, nil, 0o600)
-	a, err := OpenFile(context.Background(), p, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := take(t, p, false)
 	defer a.Release()
-	b, err := OpenFile(context.Background(), p, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := take(t, p, false)
 	defer b.Release()
 	f, _ := os.OpenFile(p, os.O_RDWR, 0)
 	defer f.Close()
@@ -80,12 +86,22 @@ func TestOpenLockedFollowsRename(t *testing.T) {
 	}
 }
 
-func TestOpenFileDoesNotCreate(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "missing.lock")
-	if _, err := OpenFile(context.Background(), p, false); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("OpenFile of a missing lock file: %v", err)
+// TestOpenLockedContext: a lock held elsewhere is waited for only until
+// the context is done, and a symlink at the path is not followed.
+func TestOpenLockedContext(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "db")
+	os.WriteFile(p, nil, 0o600)
+	a := take(t, p, true)
+	defer a.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := OpenLockedContext(ctx, p, os.O_RDONLY, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("OpenLockedContext under an exclusive lock: %v", err)
 	}
-	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
-		t.Fatal("OpenFile created the lock file")
+	l := filepath.Join(dir, "link")
+	os.Symlink(p, l)
+	if _, err := OpenLockedContext(context.Background(), l, os.O_RDONLY, false); err == nil {
+		t.Fatal("OpenLockedContext followed a symlink")
 	}
 }
