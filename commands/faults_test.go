@@ -55,10 +55,12 @@ var faults = []faultTest{
 	{"restore/signal-reading", faultRestoreSignalReading},
 	{"restore/signal-committing", faultRestoreSignalCommitting},
 	{"restore/concurrent", faultRestoreConcurrent},
+	{"restore/planted-symlink", faultRestorePlantedSymlink},
 	{"verify/signal", faultVerifySignal},
 	{"seen-cleanup/disk-full", faultSeenCleanupDiskFull},
 	{"seen-cleanup/signal", faultSeenCleanupSignal},
 	{"seen-cleanup/concurrent", faultSeenCleanupConcurrent},
+	{"seen-cleanup/planted-symlink", faultSeenCleanupPlantedSymlink},
 }
 
 // TestReliability runs the fault suite and keeps docs/reliability.md

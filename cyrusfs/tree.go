@@ -348,8 +348,13 @@ func resolve(dirfd int, rel string) (int, error) {
 // pathErr wraps a system call error, turning ELOOP (a symlink met with
 // O_NOFOLLOW or RESOLVE_NO_SYMLINKS) and ENOTDIR into ErrSymlink.
 func pathErr(op, path string, err error) error {
-	if err == unix.ELOOP || err == unix.ENOTDIR {
-		err = fmt.Errorf("%w (%w)", ErrSymlink, err)
+	switch err {
+	case unix.ELOOP:
+		err = ErrSymlink
+	case unix.ENOTDIR:
+		// O_NOFOLLOW|O_DIRECTORY on a symlink, or a file where a
+		// directory should be.
+		err = fmt.Errorf("%w, or not a directory", ErrSymlink)
 	}
 	return &fs.PathError{Op: op, Path: path, Err: err}
 }
