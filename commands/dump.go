@@ -157,6 +157,7 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 		}
 		return err
 	}
+	e.out.SkippedAtDump = count(sum.Skipped)
 	return reportDump(e, o, out, sum.Counts, sum.Records, sum.Problems, "", start)
 }
 

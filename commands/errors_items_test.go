@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"os"
@@ -318,4 +319,47 @@ func itemCounts(t *testing.T) []errorRow {
 			"mbtool: restored 1 mailboxes, 6 messages (1 created, 0 replaced, 0 refused, 0 already present, 6 not selected) from a dump of 7 mailboxes, 55 message files (2.2 MiB) in …",
 			"restore", "-C", target, "--mailbox", "user.alice.Sent", dump),
 	}
+}
+
+// 2. A message file missing at the source: the dump records it as skipped,
+// and verify says so (exit 3), while still calling damage damage.
+func itemSkippedAtDump(t *testing.T) []errorRow {
+	l := newLab(t)
+	path, g, _ := messageFile(t, l.conf, "user.alice.Sent")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	l.dirs[g.String()] = "<GUID>"
+	var rows []errorRow
+	code, _, stderr := l.run(procOptions{}, "dump", "-C", l.conf, "--user", "alice", "-o", "alice.dlist")
+	warn := linesWith(stderr, "mbtool: warning:")
+	if code != ExitPartial || len(warn) != 1 {
+		t.Fatalf("dump: exit %d\n%s", code, stderr)
+	}
+	rows = append(rows, errorRow{Case: "a message file missing at the source", Command: "mbtool dump -C $SPOOL/imapd.conf --user alice -o alice.dlist",
+		Exit: code, Said: strings.Join(append(warn, firstLine(stderr, "mbtool: error:")), "\n")})
+	code, stdout, stderr := l.run(procOptions{}, "verify", "alice.dlist")
+	said := strings.TrimSpace(untimedLog(stdout)) + "\n" + strings.TrimSpace(stderr)
+	if code != ExitPartial || !strings.Contains(stdout, "skipped-at-dump") || strings.Contains(stdout, "no-message") || !strings.Contains(stdout, ": PARTIAL: ") {
+		t.Errorf("verify of the partial dump: exit %d\n%s", code, said)
+	}
+	rows = append(rows, errorRow{Case: "verify of that dump: what was skipped, and why; not damage", Command: "mbtool verify alice.dlist", Exit: code, Said: said})
+
+	// The same dump damaged since: damage is still damage.
+	b, err := os.ReadFile(l.path("alice.dlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("Subject:"))
+	b[i] ^= 0x20
+	if err := os.WriteFile(l.path("damaged.dlist"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ = l.run(procOptions{}, "verify", "damaged.dlist")
+	if code != ExitFailure || !strings.Contains(stdout, ": DAMAGED: ") || !strings.Contains(stdout, "skipped-at-dump") {
+		t.Errorf("verify of the damaged partial dump: exit %d\n%s", code, stdout)
+	}
+	rows = append(rows, errorRow{Case: "the same dump with a byte changed since", Command: "mbtool verify damaged.dlist", Exit: code,
+		Said: firstLine(untimedLog(stdout), "damaged.dlist:")})
+	return rows
 }

@@ -36,6 +36,7 @@ var operatorItems = []struct {
 	fn   func(t *testing.T) []errorRow
 }{
 	{1, "nothing dumped is a failure", itemNothingDumped},
+	{2, "skipped at dump time is not damage", itemSkippedAtDump},
 	{3, "seen-cleanup: unknown users, nothing to delete", itemSeenCleanup},
 	{4, "contradictory options", itemContradictions},
 	{5, "every selector checked before writing", itemSelectors},

@@ -119,6 +119,9 @@ func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 	if err := out.summary(sum, o.input, time.Since(start)); err != nil {
 		return err
 	}
+	if sum.OK() && sum.Skipped > 0 {
+		return &exitError{code: ExitPartial, err: fmt.Errorf("%s: intact, but %d item(s) were skipped when the dump was written (the skipped-at-dump lines say why)", o.input, sum.Skipped)}
+	}
 	if !sum.OK() {
 		what := "damage"
 		if sum.Dump == 0 && sum.Complete {
@@ -215,6 +218,7 @@ func (fw *findingWriter) summary(s *verify.Summary, file string, took time.Durat
 	if tr := s.Trailer; tr != nil {
 		o.Trailer = &jsonTrailer{Mailboxes: tr.Mailboxes, Messages: tr.Messages, Bytes: tr.Bytes, BLAKE3: hex.EncodeToString(tr.BLAKE3[:])}
 	}
+	o.SkippedAtDump = count(s.Skipped)
 	state := "OK"
 	switch {
 	case !s.Complete:
@@ -223,11 +227,16 @@ func (fw *findingWriter) summary(s *verify.Summary, file string, took time.Durat
 		state = "DAMAGED"
 	case s.Findings > 0:
 		state = "DIFFERS"
+	case s.Skipped > 0:
+		state = "PARTIAL"
 	}
 	line := fmt.Sprintf("%s: %s: %d mailboxes, %d messages (%s), %d records; %d finding(s)",
 		file, state, s.Mailboxes, s.Messages, humanBytes(s.Bytes), s.Records, s.Findings)
 	if s.LiveMailboxes > 0 || s.LiveFiles > 0 {
 		line += fmt.Sprintf("; compared %d live mailboxes, hashed %d message files", s.LiveMailboxes, s.LiveFiles)
+	}
+	if s.Skipped > 0 {
+		line += fmt.Sprintf("; %d item(s) skipped when the dump was written", s.Skipped)
 	}
 	if s.SeenElsewhere > 0 {
 		line += fmt.Sprintf("; %d seen record(s) for mailboxes outside the dump (not checked)", s.SeenElsewhere)

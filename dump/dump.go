@@ -66,6 +66,7 @@ type Summary struct {
 	Users    int
 	Records  int64 // RECORD entries, expunged included
 	Shared   int64 // records whose message file was already in the dump
+	Skipped  int64 // problems recorded in the dump as MBTOOL SKIPPED lines
 	Problems []Problem
 }
 

@@ -202,9 +202,40 @@ type dumper struct {
 	embedded *guidtable.Table // files already in the dump: the one state that grows with it, kept flat
 	sum      *Summary
 	singles  map[string]bool // the plan's single mailboxes: dumped yet?
+	lineOpen bool            // an APPLY MESSAGE line is being written
+	pending  []Problem       // skips to record once the line is closed
 }
 
-func (d *dumper) problem(p Problem) { d.sum.Problems = append(d.sum.Problems, p) }
+// problem reports an item left out of the dump and records it in the dump
+// itself (an MBTOOL SKIPPED line, docs/format.md), so that verify tells
+// it from damage: at once between commands, else once the APPLY MESSAGE
+// line being written is closed, before the mailbox's APPLY MAILBOX.
+func (d *dumper) problem(p Problem) {
+	d.sum.Problems = append(d.sum.Problems, p)
+	if d.lineOpen {
+		d.pending = append(d.pending, p)
+		return
+	}
+	d.recordSkip(p)
+}
+
+// warn reports something dumped as it was, with a warning: not a skip.
+func (d *dumper) warn(p Problem) { d.sum.Problems = append(d.sum.Problems, p) }
+
+func (d *dumper) recordSkip(p Problem) {
+	s := dumpfile.Skip{Item: p.Mailbox, UID: p.UID, GUID: p.GUID, Reason: p.Err.Error()}
+	// A write error here is the output's; the next write meets it again.
+	dumpfile.WriteSkip(d.w, s)
+	d.sum.Skipped++
+}
+
+// flushSkips records the skips held while a line was open.
+func (d *dumper) flushSkips() {
+	for _, p := range d.pending {
+		d.recordSkip(p)
+	}
+	d.pending = d.pending[:0]
+}
 
 func (d *dumper) progress() {
 	if d.opts.Progress != nil {
@@ -323,7 +354,7 @@ func (d *dumper) mailbox(name string) (string, error) {
 		return "", Fatal(werr)
 	}
 	if !syncrec.Equal(crc.Basic, mb.SyncCRC) || !syncrec.Equal(crc.Annot, mb.SyncCRCAnnot) {
-		d.problem(Problem{Mailbox: name, Err: fmt.Errorf(
+		d.warn(Problem{Mailbox: name, Err: fmt.Errorf(
 			"index header has SYNC_CRC %d SYNC_CRC_ANNOT %d, its records give %d %d (dumped as recorded; `reconstruct` would repair the index)",
 			mb.SyncCRC, mb.SyncCRCAnnot, crc.Basic, crc.Annot)})
 	}
@@ -361,6 +392,7 @@ func (d *dumper) files(m Mailbox, mb *syncrec.Mailbox) error {
 		if inLine == 0 {
 			d.w.BeginLine("APPLY", "MESSAGE")
 			d.w.BeginList()
+			d.lineOpen = true
 		}
 		if err := f.Write(d.w, mb.Partition); err != nil {
 			// The literal has started: the dump cannot be completed.
@@ -378,6 +410,8 @@ func (d *dumper) files(m Mailbox, mb *syncrec.Mailbox) error {
 				return Fatal(err)
 			}
 			inLine = 0
+			d.lineOpen = false
+			d.flushSkips()
 		}
 		d.progress()
 		return nil
@@ -387,6 +421,10 @@ func (d *dumper) files(m Mailbox, mb *syncrec.Mailbox) error {
 		if werr := d.w.EndLine(); werr != nil {
 			return Fatal(werr)
 		}
+	}
+	d.lineOpen = false
+	if !isFatal(err) {
+		d.flushSkips()
 	}
 	return err
 }

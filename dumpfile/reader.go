@@ -24,6 +24,12 @@ type Reader struct {
 	trailer *Trailer
 	inLine  bool // the current line's EOL has not been read yet
 	err     error
+
+	// OnSkip, if set, is called with each SKIPPED line (see Skip) as Next
+	// passes it, and its offset.
+	OnSkip func(s Skip, offset int64)
+	// Skipped counts the SKIPPED lines read so far.
+	Skipped int64
 }
 
 // NewReader reads the header of the dump in r (plain or zstd) and returns a
@@ -113,7 +119,25 @@ func (d *Reader) Next() (verb, name string, offset int64, err error) {
 	return verb, name, offset, err
 }
 
+// next returns the next command, consuming SKIPPED lines on the way.
 func (d *Reader) next() (string, string, int64, error) {
+	for {
+		verb, name, offset, err := d.nextLine()
+		if err != nil || verb != Verb || name != "SKIPPED" {
+			return verb, name, offset, err
+		}
+		s, err := d.readSkip(offset)
+		if err != nil {
+			return "", "", offset, err
+		}
+		d.Skipped++
+		if d.OnSkip != nil {
+			d.OnSkip(s, offset)
+		}
+	}
+}
+
+func (d *Reader) nextLine() (string, string, int64, error) {
 	if d.inLine {
 		if err := d.SkipLine(); err != nil {
 			return "", "", 0, err

@@ -28,6 +28,11 @@ const (
 	KindModseq    Kind = "modseq"     // a MODSEQ above the mailbox's HIGHESTMODSEQ
 	KindSeen      Kind = "seen"       // a seen record names a mailbox that exists nowhere
 	KindInvalid   Kind = "invalid"    // a command that parses but does not decode
+	// KindSkipped is not damage: the dump records (an MBTOOL SKIPPED line)
+	// that the item was left out when it was written, and why. A record
+	// whose message file the dump says it skipped gets this finding, not
+	// KindNoMessage.
+	KindSkipped Kind = "skipped-at-dump"
 )
 
 // Kinds of differences between the dump and the live partition.
@@ -113,7 +118,10 @@ type Summary struct {
 	// Complete is set when the dump was read through its trailer.
 	Complete bool
 	// Findings counts the findings, Dump those about the dump itself.
+	// Neither counts Skipped: the items the dump records it left out
+	// when it was written (KindSkipped findings).
 	Findings, Dump int
+	Skipped        int
 	// SeenElsewhere counts seen records for mailboxes that are not in the
 	// dump (a user's view of other users' or shared mailboxes), which
 	// only a comparison with the live partition can check.

@@ -185,6 +185,8 @@ func (v *verifier) record(r *syncrec.Record, off int64) error {
 	}
 	size := binary.LittleEndian.Uint32(b[:])
 	switch {
+	case !ok && !r.Expunged() && v.skippedAtDump(r.GUID):
+		// Reported with the SKIPPED line that says why.
 	case !ok && !r.Expunged():
 		// An expunged record's file may be gone by design (Cyrus
 		// unlinks it on cleanup), so only live ones need theirs.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/mbtool/mbtool/dlist"
@@ -63,6 +64,7 @@ func Run(ctx context.Context, r io.Reader, opts Options) (*Summary, error) {
 		group: &group{},
 	}
 	defer v.lits.Close()
+	d.OnSkip = v.skip
 	v.pool = newPool(opts.Workers, opts.Budget, v.badLiteral)
 	err = v.stream()
 	v.abortLive()
@@ -107,6 +109,9 @@ type verifier struct {
 	ids   map[string]struct{} // mailbox uniqueids so far
 	seen  []seenRef           // seen records whose mailbox was not (yet) in the dump
 	group *group              // the file literals since the last APPLY MAILBOX
+	// skipped holds the GUIDs the dump records as skipped at dump time
+	// (at most maxSkipped: beyond, their records count as no-message).
+	skipped map[guid.GUID]struct{}
 
 	cur      *mailboxState // the APPLY MAILBOX being read
 	lineBox  string        // the mailbox of the line being read, once known
@@ -134,7 +139,42 @@ func (v *verifier) report(f Finding) {
 	v.reportLocked(f)
 }
 
+// maxSkipped bounds the skipped GUIDs remembered.
+const maxSkipped = 100000
+
+// skip reports an item the dump says it left out when it was written.
+func (v *verifier) skip(s dumpfile.Skip, offset int64) {
+	if s.UID != 0 && len(v.skipped) < maxSkipped {
+		if v.skipped == nil {
+			v.skipped = make(map[guid.GUID]struct{})
+		}
+		v.skipped[s.GUID] = struct{}{}
+	}
+	mailbox := s.Item
+	if strings.HasPrefix(mailbox, "user ") {
+		mailbox = ""
+	}
+	f := Finding{Kind: KindSkipped, Mailbox: mailbox, UID: s.UID, GUID: s.GUID, Offset: offset, Detail: "skipped when the dump was written: " + s.Reason}
+	if mailbox == "" {
+		f.Detail = s.Item + ": " + f.Detail
+	}
+	v.report(f)
+}
+
+// skippedAtDump reports whether the dump records g's file as skipped.
+func (v *verifier) skippedAtDump(g guid.GUID) bool {
+	_, ok := v.skipped[g]
+	return ok
+}
+
 func (v *verifier) reportLocked(f Finding) {
+	if f.Kind == KindSkipped {
+		v.sum.Skipped++
+		if v.opts.Report != nil {
+			v.opts.Report(f)
+		}
+		return
+	}
 	v.sum.Findings++
 	if !f.Kind.Live() {
 		v.sum.Dump++

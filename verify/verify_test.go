@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mbtool/mbtool/guidtable"
 	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/mbtool/mbtool/guidtable"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
