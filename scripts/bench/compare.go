@@ -72,6 +72,27 @@ func runGroups(work string, groups []group, rounds int) error {
 	return nil
 }
 
+// untarInto is "tar -xf" of tarFile into an emptied target, then sync.
+func untarInto(target, tarFile string) func() (string, error) {
+	return func() (string, error) {
+		os.RemoveAll(target)
+		return fmt.Sprintf("mkdir -p %s && tar -xf %s -C %s && sync", q(target), q(tarFile), q(target)), nil
+	}
+}
+
+// restoreInto is mbtool restore of dumpFile into a fresh empty partition
+// at target, then sync.
+func restoreInto(bin, target, dumpFile string) func() (string, error) {
+	return func() (string, error) {
+		os.RemoveAll(target)
+		conf, err := gen.EmptyPartition(target)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s restore -C %s -q %s && sync", q(bin), q(conf), q(dumpFile)), nil
+	}
+}
+
 // compare measures every pair on the generated partition.
 func (r *report) compare(bin, limit string) error {
 	p := r.part
@@ -117,18 +138,8 @@ func (r *report) compare(bin, limit string) error {
 			{verify, fixed(fmt.Sprintf("%s verify %s > /dev/null", q(bin), q(dumpFile)))},
 		}},
 		{cmds: []command{
-			{untar, func() (string, error) {
-				os.RemoveAll(target)
-				return fmt.Sprintf("mkdir -p %s && tar -xf %s -C %s && sync", q(target), q(tarFile), q(target)), nil
-			}},
-			{restore, func() (string, error) {
-				os.RemoveAll(target)
-				conf, err := gen.EmptyPartition(target)
-				if err != nil {
-					return "", err
-				}
-				return fmt.Sprintf("%s restore -C %s -q %s && sync", q(bin), q(conf), q(dumpFile)), nil
-			}},
+			{untar, untarInto(target, tarFile)},
+			{restore, restoreInto(bin, target, dumpFile)},
 		}},
 	}
 	if err := runGroups(work, groups, r.cfg.pairs); err != nil {

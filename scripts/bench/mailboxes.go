@@ -95,18 +95,8 @@ func measureMailboxes(bin, work string, p *partitionInfo, rounds int) (mailboxPo
 			{pt.seen, fixed(fmt.Sprintf("%s seen-cleanup -C %s --all > /dev/null", q(bin), q(p.conf)))},
 		}},
 		{cmds: []command{
-			{pt.untar, func() (string, error) {
-				os.RemoveAll(target)
-				return fmt.Sprintf("mkdir -p %s && tar -xf %s -C %s && sync", q(target), q(tarFile), q(target)), nil
-			}},
-			{pt.restore, func() (string, error) {
-				os.RemoveAll(target)
-				conf, err := gen.EmptyPartition(target)
-				if err != nil {
-					return "", err
-				}
-				return fmt.Sprintf("%s restore -C %s -q %s && sync", q(bin), q(conf), q(dumpFile)), nil
-			}},
+			{pt.untar, untarInto(target, tarFile)},
+			{pt.restore, restoreInto(bin, target, dumpFile)},
 		}},
 	}
 	return pt, runGroups(work, groups, rounds)

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/mbtool/mbtool/fixtures/gen"
 )
 
 // scalingPoint is dump, verify and restore of one partition size.
@@ -26,14 +24,7 @@ func scalePoint(bin, work string, p *partitionInfo, runs int) (scalingPoint, err
 	g := group{fixed: true, cmds: []command{
 		{pt.dump, fixed(fmt.Sprintf("%s dump -C %s --all -q -o %s", q(bin), q(p.conf), q(dumpFile)))},
 		{pt.verify, fixed(fmt.Sprintf("%s verify %s > /dev/null", q(bin), q(dumpFile)))},
-		{pt.restore, func() (string, error) {
-			os.RemoveAll(target)
-			conf, err := gen.EmptyPartition(target)
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("%s restore -C %s -q %s && sync", q(bin), q(conf), q(dumpFile)), nil
-		}},
+		{pt.restore, restoreInto(bin, target, dumpFile)},
 	}}
 	// The warm-up dump also writes the file verify and restore read; the
 	// order stays dump, verify, restore in every round (each needs the
