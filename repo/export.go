@@ -122,11 +122,12 @@ func (r *Repo) readState(id string, v stateVisitor) (UserEntry, error) {
 		if err != nil {
 			return u, err
 		}
+		verb := string(vt.Bytes) // valid only until the next call
 		nt, err := rd.Next()
 		if err != nil {
 			return u, err
 		}
-		verb, name := string(vt.Bytes), string(nt.Bytes)
+		name := string(nt.Bytes)
 		switch {
 		case verb == Verb && name == "STATE" && first:
 			l, err := rd.ReadValue()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
@@ -35,9 +36,7 @@ func (b *Backup) Ingest(ctx context.Context, user string, in io.Reader) (UserEnt
 	if g.pw != nil {
 		b.givePack(g.pw)
 	}
-	if g.spool != nil {
-		g.spool.Close()
-	}
+	g.spool.close()
 	if err != nil {
 		return UserEntry{}, fmt.Errorf("user %s: %w", user, err)
 	}
@@ -51,7 +50,7 @@ type ingest struct {
 	dr    *dumpfile.Reader
 	pw    *slotWriter
 	named *guidtable.Table // files the state has named so far
-	spool *os.File         // the current APPLY MAILBOX line
+	spool spill            // the current APPLY MAILBOX line
 	u     UserEntry
 }
 
@@ -180,25 +179,12 @@ func (g *ingest) messages(rd *dlist.Reader) error {
 
 // mailbox copies an APPLY MAILBOX line into the state, preceded by the
 // MBTOOL FILES line naming the files its records refer to that the state
-// has not named yet. The line is spooled to a temporary file while the
-// FILES line is written, so that neither is held in memory.
+// has not named yet. The line is spooled (in memory up to 4 MiB, in a
+// temporary file beyond) while the FILES line is written, so that memory
+// stays bounded however large the mailbox.
 func (g *ingest) mailbox(rd *dlist.Reader, w *dlist.Writer, raw io.Writer) error {
-	if g.spool == nil {
-		f, err := tempFile()
-		if err != nil {
-			return err
-		}
-		g.spool = f
-	} else {
-		if _, err := g.spool.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		if err := g.spool.Truncate(0); err != nil {
-			return err
-		}
-	}
-	bw := bufio.NewWriterSize(g.spool, 64<<10)
-	sw := dlist.NewWriter(bw)
+	g.spool.reset()
+	sw := dlist.NewWriter(&g.spool)
 	sw.BeginLine("APPLY", "MAILBOX")
 	part, filesOpen := "", false
 	var size int64
@@ -207,8 +193,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, w *dlist.Writer, raw io.Writer) error
 		case depth == 1 && key == "PARTITION":
 			part = string(t.Bytes)
 		case depth == 3 && key == "SIZE":
-			n, _ := dlist.NewBytes(t.Bytes).Num64()
-			size = int64(n)
+			size, _ = strconv.ParseInt(string(t.Bytes), 10, 64)
 		case depth == 3 && key == "GUID" && t.Kind == dlist.Atom:
 			id, err := guid.ParseBytes(t.Bytes)
 			if err != nil || id.IsNull() {
@@ -246,9 +231,6 @@ func (g *ingest) mailbox(rd *dlist.Reader, w *dlist.Writer, raw io.Writer) error
 	if err := sw.Flush(); err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
 	if filesOpen {
 		w.EndList()
 		w.EndList()
@@ -260,10 +242,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, w *dlist.Writer, raw io.Writer) error
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if _, err := g.spool.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	if _, err := io.Copy(raw, g.spool); err != nil {
+	if err := g.spool.copyTo(raw); err != nil {
 		return err
 	}
 	g.u.Mailboxes++
@@ -286,3 +265,57 @@ func tempFile() (*os.File, error) {
 	}
 	return nil, errors.Join(errors.New("no temporary file"), err)
 }
+
+// spill holds bytes in memory up to spillAt, and in an unlinked temporary
+// file beyond.
+type spill struct {
+	buf []byte
+	f   *os.File
+	bw  *bufio.Writer
+}
+
+const spillAt = 4 << 20
+
+func (s *spill) reset() {
+	s.buf = s.buf[:0]
+	if s.f != nil {
+		s.f.Close()
+		s.f, s.bw = nil, nil
+	}
+}
+
+func (s *spill) Write(p []byte) (int, error) {
+	if s.f == nil && len(s.buf)+len(p) <= spillAt {
+		s.buf = append(s.buf, p...)
+		return len(p), nil
+	}
+	if s.f == nil {
+		f, err := tempFile()
+		if err != nil {
+			return 0, err
+		}
+		s.f, s.bw = f, bufio.NewWriterSize(f, 64<<10)
+		if _, err := s.bw.Write(s.buf); err != nil {
+			return 0, err
+		}
+		s.buf = s.buf[:0]
+	}
+	return s.bw.Write(p)
+}
+
+func (s *spill) copyTo(w io.Writer) error {
+	if s.f == nil {
+		_, err := w.Write(s.buf)
+		return err
+	}
+	if err := s.bw.Flush(); err != nil {
+		return err
+	}
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	_, err := io.Copy(w, bufio.NewReaderSize(s.f, 64<<10))
+	return err
+}
+
+func (s *spill) close() { s.reset(); s.buf = nil }
