@@ -210,6 +210,9 @@ func (d *Dir) MkdirTemp(prefix string, o Owner) (*Dir, error) {
 		// Decimal, as os.MkdirTemp names them.
 		n := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
 		nd, err := d.Mkdir(prefix+strconv.FormatUint(n, 10), o)
+		if err == nil {
+			d.sweep() // a killed run's temporary directory
+		}
 		if !errors.Is(err, fs.ErrExist) {
 			return nd, err
 		}

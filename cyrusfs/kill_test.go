@@ -35,6 +35,23 @@ var kid = Owner{UID: 65534, GID: 65534}
 // file, a created-if-missing file, a link and a rename.
 func work(root string) error {
 	t := NewTree(root)
+	// A staging directory as restore makes one, and removes a dead run's.
+	rd, err := t.OpenDir(root)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	ents, _ := rd.ReadDir()
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".stage.") {
+			rd.RemoveAll(e.Name())
+		}
+	}
+	sd, err := rd.MkdirTemp(".stage.", kid)
+	if err != nil {
+		return err
+	}
+	sd.Close()
 	d, err := t.MkdirAll(filepath.Join(root, "uuid", "a", "b"), kid)
 	if err != nil {
 		return err
@@ -88,8 +105,13 @@ func TestKillAtEveryStep(t *testing.T) {
 	points := 0
 	for n := 1; ; n++ {
 		root := t.TempDir()
-		if err := os.Chown(root, kid.UID, kid.GID); err != nil {
-			t.Fatal(err)
+		// uuid/ exists, as in a partition that has mailboxes: nothing
+		// else is made in the root but the staging directory.
+		for _, d := range []string{root, filepath.Join(root, "uuid"), filepath.Join(root, "lock")} {
+			os.Mkdir(d, 0o700)
+			if err := os.Chown(d, kid.UID, kid.GID); err != nil {
+				t.Fatal(err)
+			}
 		}
 		err := run(root, fmt.Sprint(n))
 		if err == nil {

@@ -1,6 +1,7 @@
 package cyrusfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mbtool/mbtool/lock"
 )
 
 // Errors, for errors.Is.
@@ -213,6 +216,13 @@ func (t *Tree) Open(path string, flag int) (*os.File, error) {
 	}
 	defer d.Close()
 	return d.Open(name, flag)
+}
+
+// OpenLocked opens the existing file at path with flag, without following
+// symlinks, and takes its lock (exclusive or shared) with Cyrus's
+// reopen-on-replace loop (lock.Reopen), waiting until ctx is done.
+func (t *Tree) OpenLocked(ctx context.Context, path string, flag int, exclusive bool) (*os.File, error) {
+	return lock.Reopen(ctx, path, func() (*os.File, error) { return t.Open(path, flag) }, exclusive)
 }
 
 // Remove removes the file or empty directory at path.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/mbtool/mbtool/cyrusdb"
 	"github.com/mbtool/mbtool/cyrusfs"
-	"github.com/mbtool/mbtool/lock"
 )
 
 // Owner is the user and group that files written into a Cyrus spool get.
@@ -106,7 +105,7 @@ func (s *Spool) UpdateTwoskip(path string, create bool, owner Owner, fn func(tx 
 			return err
 		}
 	}
-	f, err := openLocked(tree, path)
+	f, err := tree.OpenLocked(context.Background(), path, os.O_RDWR, true)
 	if err != nil {
 		return fmt.Errorf("locking %s: %w", path, err)
 	}
@@ -180,14 +179,6 @@ func writeCheckpoint(tree *cyrusfs.Tree, path string, f *os.File) error {
 		}
 		return verifyTwoskip(path+".NEW", nf)
 	})
-}
-
-// openLocked opens the existing file at path in tree for reading and
-// writing and takes its exclusive lock with Cyrus's reopen-on-replace loop.
-func openLocked(tree *cyrusfs.Tree, path string) (*os.File, error) {
-	return lock.Reopen(context.Background(), path, func() (*os.File, error) {
-		return tree.Open(path, os.O_RDWR)
-	}, true)
 }
 
 // writeCopy writes the committed records of db, in key order, as a fresh

@@ -108,7 +108,7 @@ func updateFlat(tree *cyrusfs.Tree, path string, owner Owner, edit func(recs map
 	if err := tree.Ensure(path, owner); err != nil {
 		return err
 	}
-	f, err := openLocked(tree, path)
+	f, err := tree.OpenLocked(context.Background(), path, os.O_RDWR, true)
 	if err != nil {
 		return fmt.Errorf("locking %s: %w", path, err)
 	}
@@ -193,7 +193,7 @@ func (s *Spool) PutQuota(q Quota, owner Owner) error {
 	if err := tree.Ensure(path, owner); err != nil {
 		return fmt.Errorf("quota root %s: %w", q.Root, err)
 	}
-	f, err := openLocked(tree, path)
+	f, err := tree.OpenLocked(context.Background(), path, os.O_RDWR, true)
 	if err != nil {
 		return fmt.Errorf("quota root %s: locking %s: %w", q.Root, path, err)
 	}

@@ -408,7 +408,7 @@ func remove(ctx context.Context, spool *partition.Spool, undo *os.File, undoFile
 // is not cleanly committed is refused with ErrDirty, a damaged one with an
 // error wrapping cyrusdb.ErrCorrupt.
 func readSeen(ctx context.Context, tree *cyrusfs.Tree, path, backend string, fn func(k, v []byte) error) error {
-	f, err := openLocked(ctx, tree, path, os.O_RDONLY, false)
+	f, err := tree.OpenLocked(ctx, path, os.O_RDONLY, false)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

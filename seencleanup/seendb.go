@@ -13,7 +13,6 @@ import (
 
 	"github.com/mbtool/mbtool/cyrusdb"
 	"github.com/mbtool/mbtool/cyrusfs"
-	"github.com/mbtool/mbtool/lock"
 )
 
 // twoskipMagic starts every twoskip file (docs/cyrus/files.md §5).
@@ -68,7 +67,7 @@ func rewriteSeen(ctx context.Context, tree *cyrusfs.Tree, path, backend string, 
 			return 0, fmt.Errorf("creating seen db %s: %w", path, err)
 		}
 	}
-	f, err := openLocked(ctx, tree, path, os.O_RDWR, true)
+	f, err := tree.OpenLocked(ctx, path, os.O_RDWR, true)
 	if errors.Is(err, fs.ErrNotExist) && !sets {
 		return 0, nil // nothing to delete from a database that does not exist
 	}
@@ -256,11 +255,4 @@ func replace(tree *cyrusfs.Tree, path string, fi os.FileInfo, write func(io.Writ
 		return nil
 	})
 	return err
-}
-
-// openLocked opens the seen database at path without following symlinks
-// and locks it with Cyrus's reopen-on-replace loop, waiting until ctx is
-// done.
-func openLocked(ctx context.Context, tree *cyrusfs.Tree, path string, flag int, exclusive bool) (*os.File, error) {
-	return lock.Reopen(ctx, path, func() (*os.File, error) { return tree.Open(path, flag) }, exclusive)
 }
