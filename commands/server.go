@@ -253,6 +253,9 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 		},
 	})
 	bar.finish()
+	if err == nil {
+		err = ctx.Err() // interrupted while waiting for the answer to EXIT
+	}
 	if err != nil {
 		connected := sum != nil && sum.Server.Protocol != 0
 		switch {
