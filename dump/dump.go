@@ -128,8 +128,18 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 			return nil, fmt.Errorf("user %s: %w", u, err)
 		}
 		if len(mbs) == 0 {
-			missing.Users = append(missing.Users, u)
+			// A user who owns no mailbox but reads others' (seen state,
+			// subscriptions) is dumped with those alone.
+			state, err := spool.UserState(u)
+			if err != nil {
+				return nil, fmt.Errorf("user %s: %w", u, err)
+			}
 			s.users[u] = nil
+			if state {
+				p.Users = append(p.Users, u)
+			} else {
+				missing.Users = append(missing.Users, u)
+			}
 			continue
 		}
 		names := make([]string, len(mbs))

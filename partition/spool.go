@@ -146,12 +146,12 @@ func (e Entry) SyncType() string {
 func (e Entry) Owner(cfg *Config) string { return cfg.parseName(e.Name).userid() }
 
 // real reports whether the entry is a mailbox with local files that a
-// dump should include.
+// dump should include. Mailboxes under the deleted prefix
+// (DELETED.user.dave.Gone.6B0F37A3, delete_mode: delayed) are real: Cyrus
+// lists them with their owner's (mboxlist_usermboxtree with
+// MBOXTREE_DELETED) and replicates them.
 func (s *Spool) real(e Entry) bool {
-	if e.Deleted() || e.Intermediate() || e.Remote() || e.Partition == "" {
-		return false
-	}
-	return !s.Config.parseName(e.Name).deleted
+	return !e.Deleted() && !e.Intermediate() && !e.Remote() && e.Partition != ""
 }
 
 // mboxlist reads N records of mailboxes.db under the database's shared
@@ -201,14 +201,14 @@ func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {
 
 // AllEntries calls fn with every N record of mailboxes.db in database
 // order, including what Mailboxes leaves out: tombstones (type d),
-// intermediates, remote entries and the deleted hierarchy (DELETED.*). The
+// intermediates and remote entries. The
 // shared lock on mailboxes.db is released before fn is first called.
 func (s *Spool) AllEntries(fn func(Entry) error) error { return s.mboxlist("", "", fn) }
 
 // Mailboxes returns every real local mailbox in mailboxes.db order (the
-// hierarchy order: a parent before its children). Tombstones (type d),
-// intermediates (type i), remote entries and the deleted-mailbox hierarchy
-// (DELETED.*) are left out.
+// hierarchy order: a parent before its children), deleted mailboxes
+// (DELETED.*) included. Tombstones (type d), intermediates (type i) and
+// remote entries are left out.
 func (s *Spool) Mailboxes() ([]Entry, error) {
 	var out []Entry
 	err := s.mboxlist("", "", func(e Entry) error {
@@ -271,11 +271,19 @@ func (s *Spool) userInbox(user string) string {
 	return domain + "!user." + escapeComp(local)
 }
 
-// UserMailboxes returns the real mailboxes of one user (the INBOX and
-// everything below it), in mailboxes.db order. user is "alice", or
-// "alice@example.com" with virtual domains.
+// UserMailboxes returns the real mailboxes of one user as Cyrus lists them
+// for replication (imap/mboxlist.c mboxlist_usermboxtree with
+// MBOXTREE_DELETED): the INBOX and everything below it in mailboxes.db
+// order, then the user's deleted mailboxes (DELETED.user.alice.*). user is
+// "alice", or "alice@example.com" with virtual domains.
 func (s *Spool) UserMailboxes(user string) ([]Entry, error) {
-	return s.MailboxesUnder(s.userInbox(user))
+	inbox := s.userInbox(user)
+	out, err := s.MailboxesUnder(inbox)
+	if err != nil {
+		return nil, err
+	}
+	deleted, err := s.MailboxesUnder(s.deletedTree(inbox))
+	return append(out, deleted...), err
 }
 
 // MailboxesUnder returns the real mailboxes among name and everything below
@@ -293,9 +301,25 @@ func (s *Spool) MailboxesUnder(name string) ([]Entry, error) {
 	return out, err
 }
 
-// Users returns the userids owning at least one real mailbox, sorted.
+// deletedTree is where Cyrus moves the deleted mailboxes of name's tree:
+// "DELETED.user.alice", "example.com!DELETED.user.alice"
+// (mboxlist_mboxtree). No mailbox has this name; its children are the
+// deleted ones.
+func (s *Spool) deletedTree(name string) string {
+	if i := strings.IndexByte(name, '!'); i >= 0 {
+		return name[:i+1] + s.Config.DeletedPrefix + "." + name[i+1:]
+	}
+	return s.Config.DeletedPrefix + "." + name
+}
+
+// Users returns, sorted, the userids owning at least one real mailbox and
+// those who own none but have a seen database or subscriptions (a user
+// who reads shared folders only): see UserState.
 func (s *Spool) Users() ([]string, error) {
 	set := make(map[string]bool)
+	if err := s.stateUsers(set); err != nil {
+		return nil, err
+	}
 	err := s.mboxlist("", "", func(e Entry) error {
 		if s.real(e) {
 			if u := e.Owner(s.Config); u != "" {
