@@ -28,8 +28,14 @@
 // The configured roots themselves are trusted: they are the operator's
 // configuration. See docs/safety.md.
 //
-// For tests only, the environment variable MBTOOL_CYRUSFS_KILL_AT=N makes
-// the process kill itself with SIGKILL at the N-th step (a create, chown,
-// link, mkdir or rename) it takes, to show what a crash at each point
-// leaves behind.
+// A directory made under a temporary name and left by a killed run is
+// removed by the next run that makes a directory beside it (the names
+// carry the process ID).
+//
+// For tests only, two environment variables (EnvKillAt, EnvTrace):
+// MBTOOL_CYRUSFS_KILL_AT=N or KIND:N makes the process kill itself with
+// SIGKILL at the N-th step it takes (of that kind: create, chown, owned,
+// link, linked, mkdir, rename, renamed), to show what a crash at each
+// point leaves behind; MBTOOL_CYRUSFS_TRACE=FILE appends every step and
+// its path to FILE, so that a test can choose where to kill.
 package cyrusfs
