@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
@@ -117,14 +119,17 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 	// before its offset.
 	pc := newPackCache(r.store)
 	defer pc.close()
-	indexed := map[PackID]bool{}
+	indexed := map[PackID]int{} // entries per pack
 	for _, f := range idx.files {
 		err := f.each(func(g guid.GUID, loc Location) error {
 			sum.Entries++
-			indexed[loc.Pack] = true
+			indexed[loc.Pack]++
 			if _, ok := packs[loc.Pack]; !ok {
 				bad(f.name, fmt.Errorf("%w: file %s is in pack %s, which does not exist", ErrDamaged, g, loc.Pack))
 				return nil
+			}
+			if opts.ReadData {
+				return ctx.Err() // reading the packs finds every entry's literal
 			}
 			p, err := pc.get(loc.Pack)
 			if err != nil {
@@ -140,7 +145,7 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 		}
 	}
 	for p := range packs {
-		if !indexed[p] {
+		if indexed[p] == 0 {
 			sum.UnreferencedPacks++
 		}
 	}
@@ -209,12 +214,41 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 			ids = append(ids, p)
 		}
 		sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+		// Packs are read on all cores.
+		var mu sync.Mutex
+		var firstErr error
+		work := make(chan PackID)
+		var wg sync.WaitGroup
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for p := range work {
+					var found []error
+					n, confirmed, err := r.readPack(ctx, p, idx, func(err error) { found = append(found, err) })
+					if err == nil && len(found) == 0 && confirmed != indexed[p] {
+						found = append(found, fmt.Errorf("%w: the index has %d entries for this pack, %d of them are at their literal",
+							ErrDamaged, indexed[p], confirmed))
+					}
+					mu.Lock()
+					sum.BytesRead += n
+					for _, f := range found {
+						bad(packName(p.String()), f)
+					}
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}()
+		}
 		for _, p := range ids {
-			n, err := r.readPack(ctx, p, idx, func(err error) { bad(packName(p.String()), err) })
-			sum.BytesRead += n
-			if err != nil {
-				return nil, err
-			}
+			work <- p
+		}
+		close(work)
+		wg.Wait()
+		if firstErr != nil {
+			return nil, firstErr
 		}
 	}
 	return sum, nil
@@ -281,13 +315,15 @@ func (r *Repo) hashFile(name, id string) error {
 }
 
 // readPack reads pack p through: its digest, every literal against its
-// GUID, and that the index's entry for each file of the pack that the
-// index places there is right. It returns the bytes read.
-func (r *Repo) readPack(ctx context.Context, p PackID, idx *Index, bad func(error)) (int64, error) {
+// GUID, and the index's entries for the pack's files. It returns the bytes
+// read and how many index entries for this pack it found at their
+// literal.
+func (r *Repo) readPack(ctx context.Context, p PackID, idx *Index, bad func(error)) (int64, int, error) {
+	confirmed := 0
 	f, err := r.store.Open(packName(p.String()))
 	if err != nil {
 		bad(err)
-		return 0, nil
+		return 0, 0, nil
 	}
 	defer f.Close()
 	h := blake3.New()
@@ -296,7 +332,7 @@ func (r *Repo) readPack(ctx context.Context, p PackID, idx *Index, bad func(erro
 	line, err := rd.ReadLine()
 	if err != nil || line.Verb != Verb || line.Value == nil || line.Value.Key != "PACK" {
 		bad(fmt.Errorf("%w: no MBTOOL PACK header", ErrDamaged))
-		return f.Size(), nil
+		return f.Size(), confirmed, nil
 	}
 	for {
 		t, err := rd.Next()
@@ -305,7 +341,7 @@ func (r *Repo) readPack(ctx context.Context, p PackID, idx *Index, bad func(erro
 		}
 		if err != nil {
 			bad(fmt.Errorf("%w: %w", ErrDamaged, err))
-			return f.Size(), nil
+			return f.Size(), confirmed, nil
 		}
 		if t.Kind != dlist.File {
 			continue
@@ -317,22 +353,27 @@ func (r *Repo) readPack(ctx context.Context, p PackID, idx *Index, bad func(erro
 				continue
 			}
 			bad(fmt.Errorf("%w: file %s at offset %d: %w", ErrDamaged, g, off, err))
-			return f.Size(), nil
+			return f.Size(), confirmed, nil
 		}
-		loc, ok, err := idx.Find(g)
+		err = idx.findAll(g, func(loc Location) {
+			switch {
+			case loc.Pack != p:
+			case loc.Offset == off && loc.Size == size:
+				confirmed++
+			default:
+				bad(fmt.Errorf("%w: the index places file %s at offset %d (%d bytes), the pack has it at %d (%d bytes)",
+					ErrDamaged, g, loc.Offset, loc.Size, off, size))
+			}
+		})
 		if err != nil {
-			return f.Size(), err
-		}
-		if ok && loc.Pack == p && (loc.Offset != off || loc.Size != size) {
-			bad(fmt.Errorf("%w: the index places file %s at offset %d (%d bytes), the pack has it at %d (%d bytes)",
-				ErrDamaged, g, loc.Offset, loc.Size, off, size))
+			return f.Size(), confirmed, err
 		}
 		if err := ctx.Err(); err != nil {
-			return f.Size(), err
+			return f.Size(), confirmed, err
 		}
 	}
 	if got := idHex([32]byte(h.Sum(nil))); got != p.String() {
 		bad(fmt.Errorf("%w: its bytes hash to %s", ErrDamaged, got))
 	}
-	return f.Size(), nil
+	return f.Size(), confirmed, nil
 }

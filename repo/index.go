@@ -309,6 +309,24 @@ func (x *Index) Find(g guid.GUID) (Location, bool, error) {
 	return Location{}, false, nil
 }
 
+// findAll calls fn with g's location in every index file that has it.
+func (x *Index) findAll(g guid.GUID, fn func(Location)) error {
+	h := maphash.Bytes(x.seed, g[:])
+	for _, f := range x.files {
+		if !f.bloom.MaybeHas(h) {
+			continue
+		}
+		loc, ok, err := f.find(g)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fn(loc)
+		}
+	}
+	return nil
+}
+
 // Merged calls fn with every entry of every index file in GUID order;
 // a GUID in several files comes once per file, consecutively.
 func (x *Index) Merged(fn func(g guid.GUID, loc Location) error) error {

@@ -346,3 +346,50 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("prune left %d unreferenced packs", cs.UnreferencedPacks)
 	}
 }
+
+// verify --repo finds what is damaged: a missing pack or state in the
+// structural check, a changed byte in a message only with ReadData.
+func TestCheckFindsDamage(t *testing.T) {
+	findings := func(r *Repo, readData bool) int {
+		t.Helper()
+		sum, err := r.Check(context.Background(), CheckOptions{ReadData: readData})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(sum.Findings)
+	}
+	files := func(r *Repo, dir string) []string {
+		var out []string
+		r.store.List(dir, func(name string, size int64) error { out = append(out, name); return nil })
+		return out
+	}
+	for _, damage := range []string{"flip", "pack", "state"} {
+		r := newRepo(t)
+		addNight(t, r, time.Unix(1795880000, 0), map[string][]byte{"a": genDump(t, 5, 100)})
+		if n := findings(r, true); n != 0 {
+			t.Fatalf("%d findings before any damage", n)
+		}
+		root := r.store.Location()
+		switch damage {
+		case "flip":
+			p := filepath.Join(root, files(r, "packs")[0])
+			os.Chmod(p, 0o600)
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 1
+			os.WriteFile(p, b, 0o600)
+			if n := findings(r, true); n == 0 {
+				t.Error("a changed byte in a pack: no finding with --read-data")
+			}
+		case "pack":
+			os.Remove(filepath.Join(root, files(r, "packs")[0]))
+			if n := findings(r, false); n == 0 {
+				t.Error("a missing pack: no finding")
+			}
+		case "state":
+			os.Remove(filepath.Join(root, files(r, "states")[0]))
+			if n := findings(r, false); n == 0 {
+				t.Error("a missing state: no finding")
+			}
+		}
+	}
+}
