@@ -202,6 +202,12 @@ func (w *dirWriter) Commit(name string) error {
 		w.Abort()
 		return err
 	}
+	if _, err := os.Lstat(dst); err == nil {
+		// The same bytes are there already (a user whose mailboxes did
+		// not change): nothing to make durable.
+		w.Abort()
+		return nil
+	}
 	if err := w.f.Sync(); err != nil {
 		w.Abort()
 		return err
