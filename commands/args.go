@@ -40,6 +40,15 @@ func (p parsedArgs) has(names ...string) bool {
 // command does not define is moved like a boolean one, for the parser to
 // refuse with its usual message.
 func interspersed(app *cli.App, args []string) parsedArgs {
+	// urfave/cli's shell completion asks with this flag last, and looks
+	// for it there.
+	const complete = "--generate-bash-completion"
+	if n := len(args); n > 1 && args[n-1] == complete {
+		p := interspersed(app, args[:n-1])
+		p.args = append(p.args, complete)
+		p.flags = nil // a completion request, not a run
+		return p
+	}
 	if len(args) < 2 {
 		return parsedArgs{args: args}
 	}

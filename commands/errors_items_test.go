@@ -363,3 +363,78 @@ func itemSkippedAtDump(t *testing.T) []errorRow {
 		Said: firstLine(untimedLog(stdout), "damaged.dlist:")})
 	return rows
 }
+
+// 13. --version says what was built, from the build information, and
+// which Cyrus index versions mbtool reads and writes.
+func itemVersion(t *testing.T) []errorRow {
+	l := newLab(t)
+	code, stdout, stderr := l.run(procOptions{}, "--version")
+	var keep []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if !strings.HasPrefix(line, "go: ") { // the toolchain that built the test
+			keep = append(keep, line)
+		}
+	}
+	if code != ExitOK || stderr != "" || len(keep) < 4 || !strings.HasPrefix(keep[1], "module:    github.com/mbtool/mbtool ") ||
+		!strings.HasPrefix(keep[2], "revision:  ") {
+		t.Errorf("--version: exit %d, %q %q", code, stdout, stderr)
+	}
+	return []errorRow{{Case: "the version, in a test build (a release says its module version and revision)", Command: "mbtool --version",
+		Exit: code, Said: "(standard output)\n" + strings.Join(keep, "\n")}}
+}
+
+// 14. Shell completion and man pages from the definitions --help uses.
+func itemCompletion(t *testing.T) []errorRow {
+	l := newLab(t)
+	var rows []errorRow
+	for _, c := range []struct {
+		shell, want string
+	}{
+		{"bash", "complete -o bashdefault -o default -o nospace -F _mbtool_complete mbtool"},
+		{"zsh", "compdef _mbtool mbtool"},
+		{"fish", "complete -c mbtool -n '__fish_seen_subcommand_from dump' -f -l json -d 'print the outcome as one JSON object"},
+	} {
+		code, stdout, stderr := l.run(procOptions{}, "completion", c.shell)
+		if code != ExitOK || stderr != "" || !strings.Contains(stdout, c.want) {
+			t.Errorf("completion %s: exit %d, %q\n%s", c.shell, code, stderr, stdout)
+		}
+		rows = append(rows, errorRow{Case: "the " + c.shell + " script", Command: "mbtool completion " + c.shell, Exit: code, Said: "(standard output, among other lines) " + c.want})
+	}
+	// What the bash and zsh scripts ask mbtool, flags after an argument
+	// included.
+	code, stdout, _ := l.run(procOptions{}, "dump", "user.alice", "--us", "--generate-bash-completion")
+	if code != ExitOK || strings.TrimSpace(stdout) != "--user" {
+		t.Errorf("completing --us: exit %d, %q", code, stdout)
+	}
+	rows = append(rows, errorRow{Case: "what the bash and zsh scripts ask for `mbtool dump user.alice --us<TAB>`", Command: "mbtool dump user.alice --us --generate-bash-completion",
+		Exit: code, Said: strings.TrimSpace(stdout)})
+
+	code, stdout, stderr := l.run(procOptions{}, "man", l.out)
+	pages := strings.Fields(stdout)
+	if code != ExitOK || stderr != "" || len(pages) < 5 {
+		t.Errorf("man: exit %d, %q %q", code, stdout, stderr)
+	}
+	// Every flag of every command is in its page.
+	for _, cmd := range newApp(&env{out: &Outcome{}}).Commands {
+		if setupCommands[cmd.Name] {
+			continue
+		}
+		page, err := os.ReadFile(l.path("mbtool-" + cmd.Name + ".8"))
+		if err != nil {
+			t.Errorf("man page of %s: %v", cmd.Name, err)
+			continue
+		}
+		for _, f := range cmd.Flags {
+			if !strings.Contains(string(page), `\fB--`+f.Names()[0]) {
+				t.Errorf("mbtool-%s.8 lacks --%s", cmd.Name, f.Names()[0])
+			}
+		}
+	}
+	var names []string
+	for _, p := range pages {
+		names = append(names, filepath.Base(p))
+	}
+	sort.Strings(names)
+	rows = append(rows, errorRow{Case: "the man pages, one per command", Command: "mbtool man $OUT", Exit: code, Said: "(standard output: the pages written) " + strings.Join(names, " ")})
+	return rows
+}

@@ -46,6 +46,8 @@ var operatorItems = []struct {
 	{9, "flags after arguments", itemFlagsAfterArgs},
 	{10, "counts of the work done", itemCounts},
 	{11, "JSON summary and syslog", itemJSONSummary},
+	{13, "--version from the build information", itemVersion},
+	{14, "shell completion and man pages", itemCompletion},
 }
 
 func TestOperatorErrors(t *testing.T) {

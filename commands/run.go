@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"time"
 
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/partition"
 	"github.com/urfave/cli/v2"
 )
 
@@ -84,6 +87,39 @@ func init() {
 	// urfave/cli's documented way to rename its built-in version flag; -v
 	// stays free for subcommands.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version and exit"}
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprint(c.App.Writer, versionText()) }
+}
+
+// versionText is what --version prints: the version, then what the build
+// information says of the module, the source revision and the toolchain,
+// and what mbtool reads and writes.
+func versionText() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mbtool %s\n", version())
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Fprintf(&b, "module:    %s %s\n", bi.Main.Path, bi.Main.Version)
+		settings := map[string]string{}
+		for _, s := range bi.Settings {
+			settings[s.Key] = s.Value
+		}
+		if rev := settings["vcs.revision"]; rev != "" {
+			fmt.Fprintf(&b, "revision:  %s", rev)
+			if t := settings["vcs.time"]; t != "" {
+				fmt.Fprintf(&b, " (%s)", t)
+			}
+			if settings["vcs.modified"] == "true" {
+				b.WriteString(" with uncommitted changes")
+			}
+			b.WriteString("\n")
+		} else {
+			b.WriteString("revision:  unknown (not built from a version-controlled checkout)\n")
+		}
+		fmt.Fprintf(&b, "go:        %s %s/%s\n", bi.GoVersion, settings["GOOS"], settings["GOARCH"])
+	}
+	fmt.Fprintf(&b, "cyrus:     Cyrus IMAP 3.6 spools; reads cyrus.index versions %d to %d, writes version %d\n",
+		partition.MinIndexVersion, partition.MaxIndexVersion, partition.MaxIndexVersion)
+	fmt.Fprintf(&b, "dump:      format %d (docs/format.md)\n", dumpfile.FormatVersion)
+	return b.String()
 }
 
 // subcommands lists the constructors of every subcommand. Each subcommand's
@@ -108,7 +144,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	app := newApp(e)
 	pa := interspersed(app, args)
 	name := ""
-	if pa.command != nil {
+	completing := len(args) > 0 && args[len(args)-1] == "--generate-bash-completion"
+	if pa.command != nil && !setupCommands[pa.command.Name] && !completing {
 		name = pa.command.Name
 		e.out.Command = name
 		e.rep.json, e.rep.syslog, e.rep.quiet = pa.has("json"), pa.has("syslog"), pa.has("quiet", "q")
@@ -139,6 +176,7 @@ func newApp(e *env) *cli.App {
 		Writer:                e.stdout,
 		ErrWriter:             e.stderr,
 		HideHelpCommand:       true,
+		EnableBashCompletion:  true, // for mbtool completion (shell.go)
 		ExitErrHandler:        func(*cli.Context, error) {},
 		OnUsageError:          onUsageError,
 		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitStatusHelp,
@@ -153,7 +191,7 @@ func newApp(e *env) *cli.App {
 	for _, mk := range subcommands {
 		cmd := mk(e)
 		for _, f := range reportFlags() {
-			if !hasFlag(cmd, f.Names()[0]) {
+			if !setupCommands[cmd.Name] && !hasFlag(cmd, f.Names()[0]) {
 				cmd.Flags = append(cmd.Flags, f)
 			}
 		}

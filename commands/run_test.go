@@ -23,8 +23,8 @@ func TestFrame(t *testing.T) {
 	}{
 		{[]string{"--help"}, ExitOK, "EXIT STATUS:", ""},
 		{[]string{}, ExitOK, "USAGE:", ""},
-		{[]string{"--version"}, ExitOK, "mbtool version ", ""},
-		{[]string{"-V"}, ExitOK, "mbtool version ", ""},
+		{[]string{"--version"}, ExitOK, "cyrus.index versions 12 to 17", ""},
+		{[]string{"-V"}, ExitOK, "\nmodule:    github.com/mbtool/mbtool ", ""},
 		{[]string{"frobnicate"}, ExitUsage, "", "mbtool: error: unknown command \"frobnicate\""},
 		{[]string{"--no-such-flag"}, ExitUsage, "", "mbtool: error: flag provided but not defined: -no-such-flag"},
 	}

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +16,17 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"mbtool": func() { os.Exit(Main(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		// go run ./fixtures/sample DIR, for the README's commands in the
+		// transcript test.
+		"mbtool-sample": func() {
+			conf, err := fixtures.Unpack(os.Args[1])
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "sample: error: %v\n", err)
+				os.Exit(1)
+			}
+			fmt.Println(conf)
+			os.Exit(0)
+		},
 	})
 }
 
