@@ -459,7 +459,7 @@ func hostileCases(t *testing.T) []hostileCase {
 				s.flood("* LSUB (", "user.alice.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ")
 				return true
 			}
-		}, exit: 1, said: "mbtool: error: reading the reply to GET USER alice: protocol error: reply over a limit: a reply line holds more than 16 MiB"},
+		}, exit: 1, said: "mbtool: error: reply to GET USER alice: protocol error: reply over a limit: the answer holds more than 12 MiB of names and seen records"},
 		{name: "a list line that inflates without end from a small compressed stream", item: 3, compress: true, user: func(u *fakeUser) {
 			u.hook = func(s *hconn, line string) bool {
 				if !strings.HasPrefix(line, "GET USER") {
@@ -483,7 +483,7 @@ func hostileCases(t *testing.T) []hostileCase {
 				s.flood(") %(ENTRY /x USERID \"\" MODSEQ 1 VALUE {62914560}\r\n", hugeLiteral)
 				return true
 			}
-		}, exit: 1, said: "mbtool: error: reading the reply to GET FULLMAILBOX user.alice: protocol error: reply over a limit: a reply line holds more than 16 MiB"},
+		}, exit: 1, said: "mbtool: error: reply to GET FULLMAILBOX user.alice: dlist: line 1, offset 121: literal size: 62914560 exceeds limit 16777216"},
 		{name: "endless * LSUB lines", item: 3, user: func(u *fakeUser) {
 			u.hook = func(s *hconn, line string) bool {
 				if !strings.HasPrefix(line, "GET USER") {

@@ -391,7 +391,7 @@ func (c *Client) dataLine(h Handler, herr *error) error {
 	lr := newLineReader(c.br)
 	c.cur = lr
 	defer func() { c.cur = nil }()
-	skip := h == nil || eol || *herr != nil || name == "" ||
+	skip := h == nil || eol || name == "" ||
 		(c.caps.Protocol == IMAP && (imapUntagged[name] || name[0] >= '0' && name[0] <= '9'))
 	if !skip {
 		r := dlist.NewReader(io.MultiReader(strings.NewReader("* "+name+" "), lr))
@@ -404,6 +404,7 @@ func (c *Client) dataLine(h Handler, herr *error) error {
 		}
 		if err != nil && lr.err == nil {
 			*herr = err
+			return nil // the session ends: the rest of the line is not read
 		}
 	}
 	if err := lr.drain(); err != nil {
