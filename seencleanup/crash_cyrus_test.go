@@ -53,7 +53,7 @@ func child(v string) int {
 
 // TestRealCyrusKill kills seen-cleanup --delete, run as root against a
 // live Cyrus lab, at every step of package cyrusfs it takes and at random
-// moments (5 trials; MBTOOL_KILL_TRIALS=N for N). After each kill a rerun
+// moments until 5 runs were killed (MBTOOL_KILL_TRIALS=N for N). After each kill a rerun
 // (with a new undo file) exits 0; the stale records are gone and each is in
 // one of the undo files; the seen dbs are regular files of the user cyrus
 // that cyr_dbtool finds consistent; Cyrus serves every mailbox and
@@ -165,14 +165,16 @@ func TestRealCyrusKill(t *testing.T) {
 			t.Fatalf("after a kill at step %s %s", kind, n)
 		}
 	}
-	// Random moments.
+	// Random moments within an untraced run's duration, until trials
+	// runs were killed (a kill that lands after the end does not count).
+	_, d = run(-1)
 	trials := 5
 	if n, err := strconv.Atoi(os.Getenv(envKillTrials)); err == nil {
 		trials = n
 	}
 	r := rand.New(rand.NewPCG(3, uint64(time.Now().UnixNano())))
-	killedRuns := 0
-	for range trials {
+	killedRuns, attempts := 0, 0
+	for ; killedRuns < trials && attempts < 4*trials; attempts++ {
 		delay := time.Duration(r.Int64N(int64(d)))
 		if k, _ := run(delay); k {
 			killedRuns++
@@ -181,7 +183,10 @@ func TestRealCyrusKill(t *testing.T) {
 			t.Fatalf("after a kill at %v", delay)
 		}
 	}
-	t.Logf("%d steps killed at; %d of %d random kills landed (within %v)", len(steps), killedRuns, trials, d)
+	if killedRuns < trials {
+		t.Errorf("only %d of %d runs killed", killedRuns, attempts)
+	}
+	t.Logf("killed at %d steps; killed %d runs at random moments (%d tries within %v)", len(steps), killedRuns, attempts, d)
 }
 
 func seenPath(t *testing.T, spool *partition.Spool, user string) string {
