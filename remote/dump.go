@@ -122,7 +122,7 @@ func (s *source) User(ctx context.Context, name string) (dump.User, error) {
 			if err != nil {
 				return fmt.Errorf("%w: MAILBOX: %w", syncproto.ErrProtocol, err)
 			}
-			if (mb.Name == inbox || strings.HasPrefix(mb.Name, inbox+".")) && !isPlaceholder(mb) {
+			if (under(mb.Name, inbox) || inDeletedTree(mb.Name, inbox)) && !isPlaceholder(mb) {
 				if err := dumpcheck.CheckName("mailbox name", mb.Name); err != nil {
 					return err
 				}
@@ -181,13 +181,49 @@ func (s *source) User(ctx context.Context, name string) (dump.User, error) {
 	if len(u.names) == 0 {
 		return nil, fmt.Errorf("user %s: %w", name, ErrNoMailbox)
 	}
-	sort.Slice(u.names, func(i, j int) bool { return dbKey(u.names[i]) < dbKey(u.names[j]) })
+	sortUserMailboxes(u.names, inbox)
 	for i := 1; i < len(u.names); i++ {
 		if u.names[i] == u.names[i-1] {
 			return nil, fmt.Errorf("GET USER %s: %w: the server lists mailbox %s twice", name, syncproto.ErrProtocol, u.names[i])
 		}
 	}
 	return u, nil
+}
+
+// sortUserMailboxes puts a user's mailboxes in the order Cyrus lists them
+// for replication (mboxlist_usermboxtree with MBOXTREE_DELETED) and an
+// offline dump writes them: the user's tree in mailboxes.db order, then
+// the user's deleted mailboxes.
+func sortUserMailboxes(names []string, inbox string) {
+	sort.Slice(names, func(i, j int) bool {
+		di, dj := !under(names[i], inbox), !under(names[j], inbox)
+		if di != dj {
+			return dj
+		}
+		return dbKey(names[i]) < dbKey(names[j])
+	})
+}
+
+// under reports whether name is mailbox or one of its children.
+func under(name, mailbox string) bool {
+	return name == mailbox || strings.HasPrefix(name, mailbox+".")
+}
+
+// inDeletedTree reports whether name is in the deleted tree of a user's
+// INBOX (delete_mode: delayed): "DELETED.user.alice.Old.6B0F37A3", or
+// "example.com!DELETED.user.bob..." in a domain. The prefix is the
+// server's deletedprefix, one word ("DELETED" by default).
+func inDeletedTree(name, inbox string) bool {
+	dom, local := "", inbox
+	if d, rest, ok := strings.Cut(inbox, "!"); ok {
+		dom, local = d+"!", rest
+	}
+	rest, ok := strings.CutPrefix(name, dom)
+	if !ok || strings.Contains(rest, "!") {
+		return false
+	}
+	word, rest, ok := strings.Cut(rest, ".")
+	return ok && word != "" && word != "user" && under(rest, local)
 }
 
 // Quota sends GET QUOTA for a quota root.
