@@ -20,7 +20,7 @@ type Backup struct {
 
 	mu       sync.Mutex
 	added    *guidtable.Table // GUIDs this run stored: pack slot, offset, size
-	present  *guidtable.Table // GUIDs found in the index by this run, so that each costs one lookup
+	recent   recentSet        // GUIDs lately found in the index, so that dump's question and the state's cost one lookup
 	inflight map[guid.GUID]bool
 	packs    []PackID // by slot; zero until the pack is committed
 	free     []*slotWriter
@@ -38,11 +38,16 @@ type slotWriter struct {
 
 const addedValue = 4 + 8 + 8
 
+// tableMem bounds the memory of each GUID table of a run (the rest of
+// each table is in temporary files): a dump holds several of them at once
+// (dump's own, the run's, each job's), within mbtool's 64 MiB.
+const tableMem = 1 << 20
+
 // NewBackup starts a run; idx is the repository's index, loaded after
 // the lock was taken.
 func (r *Repo) NewBackup(idx *Index) *Backup {
-	return &Backup{r: r, idx: idx, added: guidtable.New(guidtable.Options{ValueSize: addedValue}),
-		present: guidtable.New(guidtable.Options{}), inflight: map[guid.GUID]bool{}}
+	return &Backup{r: r, idx: idx, added: guidtable.New(guidtable.Options{ValueSize: addedValue, MemLimit: tableMem}),
+		inflight: map[guid.GUID]bool{}}
 }
 
 // Have reports whether the repository or this run holds g's file already
@@ -53,9 +58,10 @@ func (b *Backup) Have(g guid.GUID) (bool, error) {
 		b.mu.Unlock()
 		return true, nil
 	}
-	ok, err := b.added.Has(g)
-	if err == nil && !ok {
-		ok, err = b.present.Has(g)
+	ok := b.recent.has(g)
+	var err error
+	if !ok {
+		ok, err = b.added.Has(g)
 	}
 	b.mu.Unlock()
 	if err != nil || ok {
@@ -65,9 +71,33 @@ func (b *Backup) Have(g guid.GUID) (bool, error) {
 		return ok, err
 	}
 	b.mu.Lock()
-	_, err = b.present.Add(g, nil)
+	b.recent.add(g)
 	b.mu.Unlock()
-	return true, err
+	return true, nil
+}
+
+// recentSet holds the last recentMax GUIDs added, or more, in two
+// generations: dump asks about a mailbox's files just before the state
+// names them, so the second question is answered from memory.
+type recentSet struct {
+	young, old map[guid.GUID]struct{}
+}
+
+const recentMax = 1 << 16
+
+func (r *recentSet) has(g guid.GUID) bool {
+	if _, ok := r.young[g]; ok {
+		return true
+	}
+	_, ok := r.old[g]
+	return ok
+}
+
+func (r *recentSet) add(g guid.GUID) {
+	if r.young == nil || len(r.young) >= recentMax/2 {
+		r.old, r.young = r.young, make(map[guid.GUID]struct{}, recentMax/2)
+	}
+	r.young[g] = struct{}{}
 }
 
 // claim reserves g for storing by the caller; false if it is held or
@@ -179,7 +209,6 @@ func (b *Backup) Stats() (newFiles, newBytes int64) {
 // writes no snapshot and returns nil.
 func (b *Backup) Commit(host, version string, t time.Time) (*Snapshot, error) {
 	defer b.added.Close()
-	defer b.present.Close()
 	for _, w := range b.free {
 		if len(w.entries) == 0 {
 			w.abort()
@@ -228,7 +257,6 @@ func (b *Backup) Abort() {
 	}
 	b.free = nil
 	b.added.Close()
-	b.present.Close()
 }
 
 var errNoUser = errors.New("no user")

@@ -30,7 +30,7 @@ func (b *Backup) Ingest(ctx context.Context, user string, in io.Reader) (UserEnt
 		return UserEntry{}, err
 	}
 	g := &ingest{b: b, user: user, dr: dr, pw: pw,
-		named: guidtable.New(guidtable.Options{})}
+		named: guidtable.New(guidtable.Options{MemLimit: tableMem})}
 	defer g.named.Close()
 	u, err := g.run(ctx)
 	if g.pw != nil {
@@ -179,7 +179,7 @@ func (g *ingest) messages(rd *dlist.Reader) error {
 
 // mailbox copies an APPLY MAILBOX line into the state, preceded by the
 // MBTOOL FILES line naming the files its records refer to that the state
-// has not named yet. The line is spooled (in memory up to 4 MiB, in a
+// has not named yet. The line is spooled (in memory up to 1 MiB, in a
 // temporary file beyond) while the FILES line is written, so that memory
 // stays bounded however large the mailbox.
 func (g *ingest) mailbox(rd *dlist.Reader, w *dlist.Writer, raw io.Writer) error {
@@ -274,7 +274,7 @@ type spill struct {
 	bw  *bufio.Writer
 }
 
-const spillAt = 4 << 20
+const spillAt = 1 << 20
 
 func (s *spill) reset() {
 	s.buf = s.buf[:0]
