@@ -29,12 +29,22 @@ func (s *Spool) nameLock(ctx context.Context, lockname string) (*lock.File, erro
 func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (*lock.File, error) {
 	path := s.Config.lockPath(lockname)
 	tree := s.Config.Tree()
-	if err := tree.Ensure(path, cyrusfs.Inherit); err != nil {
-		return nil, fmt.Errorf("lock file %s: %w", path, err)
+	open := func() (*os.File, error) {
+		f, err := tree.Open(path, os.O_RDWR)
+		if err != nil && !exclusive && errors.Is(err, fs.ErrPermission) {
+			f, err = tree.Open(path, os.O_RDONLY)
+		}
+		return f, err
 	}
-	f, err := tree.Open(path, os.O_RDWR)
-	if err != nil && !exclusive && errors.Is(err, fs.ErrPermission) {
-		f, err = tree.Open(path, os.O_RDONLY)
+	// Lock files persist (Cyrus never removes them): open the one there,
+	// and create it and its directories only when it is missing, rather
+	// than walking and creating every directory for every mailbox.
+	f, err := open()
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := tree.Ensure(path, cyrusfs.Inherit); err != nil {
+			return nil, fmt.Errorf("lock file %s: %w", path, err)
+		}
+		f, err = open()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock file %s: %w", path, err)

@@ -150,6 +150,12 @@ func TestUpdateMailboxesGrowsAsLog(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The Spool's open handle sees each commit, in place or by
+			// a checkpoint's rename.
+			last := fmt.Sprintf("user.v%06d", i+group-1)
+			if e, ok, err := s.LookupAny(last); !ok || err != nil || e.Name != last {
+				t.Fatalf("LookupAny(%s) after its commit = %v, %v", last, ok, err)
+			}
 		}
 		d := cyrusdb.ReadCounters().Sub(before)
 		p := float64(d.RecordReads) / float64(n)

@@ -16,6 +16,8 @@ import (
 type Spool struct {
 	// Config is the configuration the spool was opened with.
 	Config *Config
+
+	mboxdb mboxHandle // mailboxes.db, open between lookups
 }
 
 // Open checks that the directories cfg names exist (configdirectory, every
@@ -161,10 +163,6 @@ func (s *Spool) real(e Entry) bool {
 // list, so the cost is O(log n) plus the records returned.
 func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {
 	path := s.Config.MboxlistPath
-	db, err := cyrusdb.OpenTwoskip(path)
-	if err != nil {
-		return fmt.Errorf("opening mailboxes.db: %w", err)
-	}
 	var entries []Entry
 	add := func(k, v []byte) error {
 		e, err := parseEntry(k[1:], v)
@@ -174,20 +172,21 @@ func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {
 		entries = append(entries, e)
 		return nil
 	}
-	if exact != "" {
-		key := []byte("N" + exact)
-		var v []byte
-		var ok bool
-		if v, ok, err = db.Get(key); err == nil && ok {
-			err = add(key, v)
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip) error {
+		if exact != "" {
+			key := []byte("N" + exact)
+			v, ok, err := db.Get(key)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if err := add(key, v); err != nil {
+					return err
+				}
+			}
 		}
-	}
-	if err == nil {
-		err = db.ForEach([]byte("N"+prefix), add)
-	}
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("closing mailboxes.db: %w", cerr)
-	}
+		return db.ForEach([]byte("N"+prefix), add)
+	})
 	if err != nil {
 		return err
 	}
@@ -239,15 +238,14 @@ func (s *Spool) Lookup(name string) (Entry, error) {
 // however many mailboxes there are, as Cyrus's fetch does.
 func (s *Spool) lookupAny(name string) (Entry, bool, error) {
 	path := s.Config.MboxlistPath
-	db, err := cyrusdb.OpenTwoskip(path)
-	if err != nil {
-		return Entry{}, false, fmt.Errorf("opening mailboxes.db: %w", err)
-	}
 	key := NameKey(name)
-	v, ok, err := db.Get(key)
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("closing mailboxes.db: %w", cerr)
-	}
+	var v []byte
+	var ok bool
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip) error {
+		var err error
+		v, ok, err = db.Get(key)
+		return err
+	})
 	if err != nil || !ok {
 		return Entry{}, false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mbtool/mbtool/cyrusdb"
 	"github.com/mbtool/mbtool/dlist"
 )
 
@@ -166,8 +167,8 @@ func (s *Spool) LookupAny(name string) (Entry, bool, error) { return s.lookupAny
 // IDExists reports whether mailboxes.db has an I record for uniqueid.
 func (s *Spool) IDExists(uniqueid string) (bool, error) {
 	var found bool
-	err := ReadTwoskipFile(s.Config.MboxlistPath, func(get func([]byte) ([]byte, bool, error)) error {
-		_, ok, err := get(IDKey(uniqueid))
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip) error {
+		_, ok, err := db.Get(IDKey(uniqueid))
 		found = ok
 		return err
 	})
