@@ -131,7 +131,7 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 			l.Release()
 		}
 	}()
-	var ready []*box
+	var written, ready []*box
 	for _, b := range group {
 		e := b.entry()
 		l, err := rs.spool.LockMailboxName(rs.ctx, e, true)
@@ -152,7 +152,21 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 			rs.refuse(b, why)
 			continue
 		}
-		if err := rs.install(b); err != nil {
+		if err := rs.writeMeta(b); err != nil {
+			rs.refuse(b, err.Error())
+			continue
+		}
+		written = append(written, b)
+	}
+	// One flush of the file system for the whole group, not three
+	// fsyncs per mailbox: every mailbox's files are durable before its
+	// directory gets its final name, and every name before mailboxes.db
+	// registers it.
+	if err := syncBoxes(written); err != nil {
+		return err
+	}
+	for _, b := range written {
+		if err := rs.placeBox(b); err != nil {
 			rs.refuse(b, err.Error())
 			continue
 		}
@@ -161,6 +175,9 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 	}
 	if len(ready) == 0 {
 		return nil
+	}
+	if err := syncBoxes(ready); err != nil {
+		return err
 	}
 	if err := rs.writeMailboxAnnotations(ready); err != nil {
 		return err
@@ -261,12 +278,11 @@ func entryConflict(b *box, cur partition.Entry, exists bool) string {
 	return ""
 }
 
-// install writes the files that depend on the final name and uniqueid,
-// flushes the mailbox directory and renames it into place. The mailbox is
-// not registered yet, so Cyrus cannot see it. Every step goes through
-// package cyrusfs: the final directory's parents are made beneath the
-// partition without following symlinks, each owned before it has its name.
-func (rs *restorer) install(b *box) error {
+// writeMeta writes the files of the staged mailbox that depend on its
+// final name and uniqueid (cyrus.header, the index header); syncBoxes
+// flushes them before placeBox renames the directory into place. Every
+// step goes through package cyrusfs.
+func (rs *restorer) writeMeta(b *box) error {
 	hb, err := partition.EncodeHeader(partition.Header{Type: b.typ, Name: b.name, UniqueID: b.uniqueid,
 		QuotaRoot: b.quotaRoot, ACL: b.acl, UserFlags: b.flags})
 	if err != nil {
@@ -283,9 +299,6 @@ func (rs *restorer) install(b *box) error {
 		return err
 	}
 	_, err = hf.Write(hb)
-	if err == nil {
-		err = hf.Sync()
-	}
 	if cerr := hf.Close(); err == nil {
 		err = cerr
 	}
@@ -299,18 +312,38 @@ func (rs *restorer) install(b *box) error {
 		return err
 	}
 	_, err = idx.WriteAt(partition.AppendIndexHeader(nil, h), 0)
-	if err == nil {
-		err = idx.Sync()
-	}
 	if cerr := idx.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("writing cyrus.index header: %w", err)
 	}
-	if err := d.Sync(); err != nil {
-		return err
+	return nil
+}
+
+// syncBoxes flushes the file systems of the boxes' staging directories
+// (syncfs: one call per partition for any number of mailboxes).
+func syncBoxes(boxes []*box) error {
+	done := map[*stage]bool{}
+	for _, b := range boxes {
+		if done[b.st] {
+			continue
+		}
+		done[b.st] = true
+		if err := unix.Syncfs(b.st.d.Fd()); err != nil {
+			return fmt.Errorf("syncfs %s: %w", b.st.dir, err)
+		}
 	}
+	return nil
+}
+
+// placeBox renames the staged mailbox directory, its files flushed, into
+// place. The mailbox is not registered yet, so Cyrus cannot see it; the
+// caller flushes the renames (syncBoxes) before registering it. The final
+// directory's parents are made beneath the partition without following
+// symlinks, each owned before it has its name.
+func (rs *restorer) placeBox(b *box) error {
+	tree := rs.cfg.Tree()
 	final, _, err := rs.spool.Dirs(b.entry())
 	if err != nil {
 		return err
@@ -333,6 +366,11 @@ func (rs *restorer) install(b *box) error {
 			if b.replaced != nil {
 				return fmt.Errorf("directory %s holds other mailboxes' directories (legacy layout); not replaced", final)
 			}
+			d, err := tree.OpenDir(b.dir)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
 			return rs.moveFiles(b, d, parent, name)
 		}
 		if err := b.st.mbox.Exchange(staged, parent, name); err != nil {
@@ -347,10 +385,7 @@ func (rs *restorer) install(b *box) error {
 		return fmt.Errorf("moving mailbox into place: %w", err)
 	}
 	b.dir = final
-	if err := parent.Sync(); err != nil {
-		return err
-	}
-	return b.st.mbox.Sync()
+	return nil
 }
 
 // hasSubdirs reports whether the directory name in parent holds
