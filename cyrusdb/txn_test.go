@@ -457,3 +457,88 @@ func TestTxnKilled(t *testing.T) {
 		}
 	}
 }
+
+// envRecoverChild names the file the child of TestRecoverKilled recovers.
+const envRecoverChild = "MBTOOL_RECOVER_CHILD"
+
+// TestRecoverKilled kills our own recovery of a crashed transaction before
+// each of its writes in turn: what is left still reads as the last commit,
+// and Cyrus's recovery and ours, run again, both finish it.
+func TestRecoverKilled(t *testing.T) {
+	if path := os.Getenv(envRecoverChild); path != "" {
+		var killAt, writes int
+		fmt.Sscan(os.Getenv(envTxnKillAt), &killAt)
+		testHookWrite = func() {
+			if writes++; writes == killAt {
+				p, _ := os.FindProcess(os.Getpid())
+				p.Kill()
+				select {}
+			}
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err == nil {
+			_, err = Recover(path, f)
+		}
+		if err != nil {
+			fmt.Println("child:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	d := newDBTool(t)
+	before := model{}
+	for _, r := range genRecords(300) {
+		before[string(r[0])] = string(r[1])
+	}
+	// A transaction killed in the middle of its stitching.
+	crashed := d.install("crashed.db", writeTwoskip(t, 1, before.records()))
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTxnKilled$")
+	cmd.Env = append(os.Environ(), envTxnChild+"="+crashed, envTxnKillAt+"=20")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("the transaction was not killed:\n%s", out)
+	}
+	raw, err := os.ReadFile(crashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := 1; ; k++ {
+		path := d.install(fmt.Sprintf("r%d.db", k), raw)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRecoverKilled$")
+		cmd.Env = append(os.Environ(), envRecoverChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, k))
+		out, err := cmd.CombinedOutput()
+		killed := false
+		if ee, ok := err.(*exec.ExitError); ok && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+			killed = true
+		} else if err != nil {
+			t.Fatalf("recovery child: %v\n%s", err, out)
+		}
+		left, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := collect(readTwoskip(t, left), nil)
+		if err != nil || !equalRecords(got, before.records()) {
+			t.Fatalf("recovery killed before write %d: %d records readable (%v), want %d", k, len(got), err, len(before))
+		}
+		ours := d.install(fmt.Sprintf("r%d.ours.db", k), left)
+		of, err := os.OpenFile(ours, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Recover(ours, of); err != nil {
+			t.Fatalf("recovery killed before write %d: Recover again: %v", k, err)
+		}
+		checkFile(t, of, before)
+		of.Close()
+		if got := d.show(path, "twoskip"); !equalRecords(got, before.records()) {
+			t.Fatalf("recovery killed before write %d: Cyrus recovered %d records, want %d", k, len(got), len(before))
+		}
+		if !d.consistent(path) || !d.consistent(ours) {
+			t.Fatalf("recovery killed before write %d: cyr_dbtool consistent fails", k)
+		}
+		if !killed {
+			t.Logf("recovery made %d writes", k-1)
+			break
+		}
+	}
+}
