@@ -179,7 +179,7 @@ func itemNothingDumped(t *testing.T) []errorRow {
 	p := startExe(t, exe, procOptions{cred: cred, dir: out}, args...)
 	code, stderr := p.wait(time.Minute)
 	stderr = sanitize(stderr, dirs)
-	want := "mbtool: warning: user.bob: not dumped: mailbox user.bob: lock file $SPOOL/run/lock/q/*U*bob.lock: mkdir $SPOOL/run/lock/q: permission denied\n" +
+	want := "mbtool: warning: user.bob: not dumped: lock file $SPOOL/run/lock/q/*U*bob.lock: mkdir $SPOOL/run/lock/q: permission denied\n" +
 		"mbtool: error: nothing could be dumped: 1 item(s) failed, see the warnings above; no file was written\n" +
 		"mbtool: hint: mbtool reads as Cyrus does, taking its locks: run it as root or as the cyrus user"
 	if code != ExitFailure || strings.TrimSpace(stderr) != want {

@@ -19,10 +19,10 @@ func isTerminal(w any) bool {
 // progress draws a byte progress bar with mailbox and message counts on
 // stderr, only when stderr is a terminal and not --quiet.
 type progress struct {
-	bar                *progressbar.ProgressBar
-	mailboxes, msgs    int64
-	totalMbx, totalMsg int64
-	verb               string
+	bar             *progressbar.ProgressBar
+	mailboxes, msgs int64
+	totalMbx        int64
+	verb            string
 }
 
 func newProgress(stderr io.Writer, quiet bool, verb string) *progress {
@@ -49,7 +49,7 @@ func (p *progress) plan(mailboxes, messages, bytes int64) {
 	if p.bar == nil {
 		return
 	}
-	p.totalMbx, p.totalMsg = mailboxes, messages
+	p.totalMbx = mailboxes
 	if bytes > 0 {
 		p.bar.ChangeMax64(bytes)
 	}
@@ -62,8 +62,11 @@ func (p *progress) set(mailboxes, messages, bytes int64) {
 	}
 	if mailboxes != p.mailboxes || messages != p.msgs {
 		p.mailboxes, p.msgs = mailboxes, messages
+		// The total of mailboxes is exact; one of messages is not (the
+		// index counts records, a dump writes each message file once), so
+		// none is shown: the bar's percentage comes from the bytes.
 		if p.totalMbx > 0 {
-			p.bar.Describe(fmt.Sprintf("%s: %d/%d mailboxes, %d/%d messages", p.verb, mailboxes, p.totalMbx, messages, p.totalMsg))
+			p.bar.Describe(fmt.Sprintf("%s: %d/%d mailboxes, %d messages", p.verb, mailboxes, p.totalMbx, messages))
 		} else {
 			p.bar.Describe(fmt.Sprintf("%s: %d mailboxes, %d messages", p.verb, mailboxes, messages))
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/mbtool/mbtool/dumpfile"
@@ -54,10 +55,13 @@ type Problem struct {
 }
 
 func (p Problem) String() string {
+	// The line starts with the mailbox; the error, from the layers
+	// below, may name it again ("mailbox user.bob: lock file ...").
+	msg := strings.Replace(fmt.Sprint(p.Err), "mailbox "+p.Mailbox+": ", "", 1)
 	if p.UID == 0 {
-		return fmt.Sprintf("%s: %v", p.Mailbox, p.Err)
+		return fmt.Sprintf("%s: %s", p.Mailbox, msg)
 	}
-	return fmt.Sprintf("%s UID %d (GUID %s): %v", p.Mailbox, p.UID, p.GUID, p.Err)
+	return fmt.Sprintf("%s UID %d (GUID %s): %s", p.Mailbox, p.UID, p.GUID, msg)
 }
 
 // Summary is what Run did.
