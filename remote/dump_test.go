@@ -1,8 +1,14 @@
 package remote
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mbtool/mbtool/dump"
+	"github.com/mbtool/mbtool/internal/cyruslab"
 )
 
 // TestUserMailboxOrder: a user's mailboxes as dump --server takes them
@@ -35,4 +41,44 @@ func TestUserMailboxOrder(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.user, names, tt.want)
 		}
 	}
+}
+
+// TestRealCyrusDumpDeleted: with delete_mode: delayed, a user's deleted
+// folder (DELETED.user.bob.Gone.<hex>) is in dump --server as in the
+// offline dump, in the same place.
+func TestRealCyrusDumpDeleted(t *testing.T) {
+	t.Parallel()
+	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true, ExtraConfig: "delete_mode: delayed\nexpunge_mode: delayed"})
+	defer noCrash(t, lab)
+	lab.Populate(t)
+	bob := lab.IMAP(t, "bob")
+	for _, box := range []string{"INBOX.Gone", "INBOX.Kept"} {
+		if err := bob.Create(box); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.Append(box, nil, time.Time{}, []byte("Subject: "+box+"\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := bob.Command("DELETE", "INBOX.Gone"); err != nil {
+		t.Fatal(err)
+	}
+	offline := replicationOnly(offlineDump(t, lab, "bob"))
+	if !bytes.Contains(offline, []byte("DELETED.user.bob.Gone.")) {
+		t.Fatalf("the offline dump has no deleted mailbox:\n%s", offline)
+	}
+	c, err := dialer(lab, lab.SyncAddr)(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var buf bytes.Buffer
+	sum, err := Dump(context.Background(), c, &buf, dump.Options{Users: []string{"bob"}, Host: "lab", Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Problems) > 0 {
+		t.Errorf("problems: %v", sum.Problems)
+	}
+	compareDumps(t, buf.Bytes(), offline)
 }
