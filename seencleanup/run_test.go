@@ -283,28 +283,17 @@ func TestRemoveMailboxAppeared(t *testing.T) {
 	alice, _ := spool.SeenPath("alice")
 	editDB(t, alice, map[string]string{idNowhere: "1 0 0 0 ", idAliceInbox: "1 0 36 0 1:36"})
 	undo := filepath.Join(t.TempDir(), "undo")
-	u, err := createUndo(undo, "test")
+	writeUndo(t, undo, [2]string{idAliceInbox, "1 0 36 0 1:36"}, [2]string{idNowhere, "1 0 0 0 "})
+	f, err := os.Open(undo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kv := range [][2]string{{idAliceInbox, "1 0 36 0 1:36"}, {idNowhere, "1 0 0 0 "}} {
-		s, err := toSeen("alice", []byte(kv[0]), []byte(kv[1]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := u.add(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := u.finish(); err != nil {
-		t.Fatal(err)
-	}
+	defer f.Close()
 	editDB(t, spool.Config.MboxlistPath, map[string]string{
 		"Nuser\x1fbob\x1fNew": "%(T e I " + idNowhere + " P default V 1 C 1 F 1 M 1 A %(bob lrswipkxtecdan))",
 	})
 	sum := &Summary{}
-	defer u.f.Close()
-	if err := remove(ctx, spool, u.f, undo, sum); err != nil {
+	if err := remove(ctx, spool, f, undo, sum); err != nil {
 		t.Fatal(err)
 	}
 	if sum.Removed != 1 || len(sum.Problems) != 1 || !strings.Contains(sum.Problems[0].Error(), "user.bob.New appeared") {

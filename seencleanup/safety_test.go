@@ -53,7 +53,7 @@ func TestRunUserPathElements(t *testing.T) {
 }
 
 // writeUndo writes an undo file holding alice's records recs (uniqueid,
-// value).
+// value), as Run does.
 func writeUndo(t *testing.T, path string, recs ...[2]string) {
 	t.Helper()
 	u, err := createUndo(path, "test")
