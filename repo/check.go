@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,10 @@ import (
 	"github.com/mbtool/mbtool/guidtable"
 	"github.com/zeebo/blake3"
 )
+
+// chunkEntries is how many index entries the structural check sorts at
+// once (about 4 MiB).
+const chunkEntries = 64 << 10
 
 // CheckOptions shape Check.
 type CheckOptions struct {
@@ -120,6 +125,34 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 	pc := newPackCache(r.store)
 	defer pc.close()
 	indexed := map[PackID]int{} // entries per pack
+	// The literal headers are read in chunks of entries sorted by pack
+	// and offset, so that each pack is opened once per chunk however the
+	// GUIDs fall.
+	type entry struct {
+		g   guid.GUID
+		loc Location
+	}
+	var chunk []entry
+	checkChunk := func(name string) error {
+		sort.Slice(chunk, func(i, j int) bool {
+			a, b := chunk[i].loc, chunk[j].loc
+			if a.Pack != b.Pack {
+				return bytes.Compare(a.Pack[:], b.Pack[:]) < 0
+			}
+			return a.Offset < b.Offset
+		})
+		for _, e := range chunk {
+			p, err := pc.get(e.loc.Pack)
+			if err != nil {
+				return err
+			}
+			if err := checkLiteralHeader(p, e.g, e.loc); err != nil {
+				bad(name, err)
+			}
+		}
+		chunk = chunk[:0]
+		return ctx.Err()
+	}
 	for _, f := range idx.files {
 		err := f.each(func(g guid.GUID, loc Location) error {
 			sum.Entries++
@@ -131,15 +164,14 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 			if opts.ReadData {
 				return ctx.Err() // reading the packs finds every entry's literal
 			}
-			p, err := pc.get(loc.Pack)
-			if err != nil {
-				return err
+			if chunk = append(chunk, entry{g, loc}); len(chunk) == chunkEntries {
+				return checkChunk(f.name)
 			}
-			if err := checkLiteralHeader(p, g, loc); err != nil {
-				bad(f.name, err)
-			}
-			return ctx.Err()
+			return nil
 		})
+		if err == nil {
+			err = checkChunk(f.name)
+		}
 		if err != nil {
 			return nil, err
 		}
