@@ -89,6 +89,8 @@ type spoolSource struct {
 	bufs    *bufPool
 	users   map[string][]string        // the plan's users and their mailboxes
 	entries map[string]partition.Entry // the plan's mailboxes
+	// serverAnnots are users' private server annotations, once read.
+	serverAnnots map[string][]syncrec.Annotation
 }
 
 // NewSpoolSource returns the Source of an offline dump of spool; workers
@@ -197,6 +199,25 @@ type spoolUser struct {
 	s     *spoolSource
 	name  string
 	names []string
+}
+
+// ServerAnnotations returns the user's private annotations of the server,
+// read for all users at the first call.
+func (u *spoolUser) ServerAnnotations(ctx context.Context) ([]syncrec.Annotation, error) {
+	s := u.s
+	if s.serverAnnots == nil {
+		s.serverAnnots = map[string][]syncrec.Annotation{}
+		err := s.spool.ServerAnnotations(func(user string, as []partition.Annotation) error {
+			for _, a := range as {
+				s.serverAnnots[user] = append(s.serverAnnots[user], syncrec.Annotation(a))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s.serverAnnots[u.name], nil
 }
 
 func (s *spoolSource) User(ctx context.Context, name string) (User, error) {

@@ -64,6 +64,12 @@ type User interface {
 	Seen(ctx context.Context) ([]*syncrec.Seen, error)
 }
 
+// ServerAnnotator is a User that also has private annotations of the
+// server (GETMETADATA ""), dumped after the seen records.
+type ServerAnnotator interface {
+	ServerAnnotations(ctx context.Context) ([]syncrec.Annotation, error)
+}
+
 // Mailbox is one mailbox being dumped.
 type Mailbox interface {
 	// Keys are the mailbox-level keys of its APPLY MAILBOX.
@@ -307,6 +313,20 @@ func (d *dumper) user(name string) error {
 	for _, s := range seen {
 		if err := syncrec.WriteSeen(d.w, s); err != nil {
 			return Fatal(err)
+		}
+	}
+	if sa, ok := u.(ServerAnnotator); ok {
+		as, err := sa.ServerAnnotations(d.ctx)
+		if isFatal(err) {
+			return err
+		}
+		if err != nil {
+			d.problem(Problem{Mailbox: "user " + name, Err: fmt.Errorf("server annotations: %w", err)})
+		}
+		for i := range as {
+			if err := syncrec.WriteServerAnnotation(d.w, &as[i]); err != nil {
+				return Fatal(err)
+			}
 		}
 	}
 	return d.ctx.Err()

@@ -244,13 +244,16 @@ type UserData struct {
 	Quotas []*syncrec.Quota
 	Subs   []*syncrec.Sub
 	Seen   []*syncrec.Seen
+	// ServerAnnotations are users' private annotations of the server
+	// (APPLY ANNOTATION with MBOXNAME "").
+	ServerAnnotations []*syncrec.Annotation
 }
 
 // Read reads the rest of the current line of d, an APPLY QUOTA, SUB or SEEN
 // named by name, through its end, and adds it. It reports false, reading
 // nothing, for any other command.
 func (u *UserData) Read(d *dumpfile.Reader, name string) (bool, error) {
-	if name != "QUOTA" && name != "SUB" && name != "SEEN" {
+	if name != "QUOTA" && name != "SUB" && name != "SEEN" && name != "ANNOTATION" {
 		return false, nil
 	}
 	v, err := d.DL().ReadValue()
@@ -273,6 +276,18 @@ func (u *UserData) Read(d *dumpfile.Reader, name string) (bool, error) {
 			return true, err
 		}
 		u.Subs = append(u.Subs, s)
+	case "ANNOTATION":
+		a, err := syncrec.DecodeServerAnnotation(v)
+		if err != nil {
+			return true, err
+		}
+		if err := CheckUserID(a.UserID); err != nil { // only users' private ones are carried
+			return true, fmt.Errorf("server annotation %s: %w", a.Entry, err)
+		}
+		if err := CheckText("annotation", a.Entry); err != nil {
+			return true, err
+		}
+		u.ServerAnnotations = append(u.ServerAnnotations, a)
 	default:
 		s, err := Seen(v)
 		if err != nil {

@@ -2,9 +2,14 @@ package partition
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sort"
 	"strconv"
+
+	"github.com/mbtool/mbtool/cyrusdb"
 )
 
 // ownerToken is the userid Cyrus stores for the mailbox owner's private
@@ -135,4 +140,50 @@ func parseUID(s string) (uint32, error) {
 		return 0, fmt.Errorf("%w: annotation key uid %q", ErrBadFormat, s)
 	}
 	return uint32(n), nil
+}
+
+// ServerAnnotations calls fn with every user's private annotations of the
+// server (GETMETADATA "" /private/..., stored in annotations.db under an
+// empty mailbox part: imap/annotate.c annotate_state_set_server), grouped
+// by user in no particular order of users. Shared server annotations
+// (userid "") are left out: they belong to no user. The cost is one walk
+// of the server's annotations, whatever the number of users; since keys
+// are in entry order, not user order, the walk holds all of them (users
+// keep a handful at most).
+func (s *Spool) ServerAnnotations(fn func(user string, as []Annotation) error) error {
+	path := s.Config.AnnotationPath
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	db, err := cyrusdb.OpenTwoskip(path)
+	if err != nil {
+		return err
+	}
+	byUser := map[string]*annotationSet{}
+	err = db.ForEach([]byte{0}, func(k, v []byte) error {
+		_, entry, userid, err := splitAnnotationKey(k)
+		if err != nil || userid == "" {
+			return err
+		}
+		set := byUser[userid]
+		if set == nil {
+			set = &annotationSet{}
+			byUser[userid] = set
+		}
+		return set.add(entry, userid, "", v)
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	for u, set := range byUser {
+		if as := set.sorted(); len(as) > 0 {
+			if err := fn(u, as); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -102,6 +102,8 @@ type RestoreSummary struct {
 	Uploaded, UploadedBytes, Present int64
 	// Seen, Subs and Quotas count the records the server accepted.
 	Seen, Subs, Quotas int
+	// ServerAnnotations counts the users' server annotations accepted.
+	ServerAnnotations int
 	Problems           []Problem
 	// Server is what the server announced.
 	Server syncproto.Capabilities

@@ -354,6 +354,17 @@ func (rs *restorer) userData() error {
 			return err
 		}
 	}
+	for _, a := range rs.inv.ServerAnnotations {
+		if len(rs.selects) > 0 {
+			break // they belong to no mailbox
+		}
+		na := *a
+		na.UserID = rs.users.User(a.UserID)
+		item := "APPLY ANNOTATION \"\" " + na.Entry + " " + na.UserID
+		if err := send(&rs.sum.ServerAnnotations, item, func(w *dlist.Writer) error { return syncrec.WriteServerAnnotation(w, &na) }); err != nil {
+			return err
+		}
+	}
 	for _, q := range rs.inv.Quotas {
 		nq := *q
 		nq.Root = rs.users.Name(q.Root)

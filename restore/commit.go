@@ -70,7 +70,10 @@ func (rs *restorer) commit() error {
 		return err
 	}
 	crashPoint()
-	return rs.writeSubs()
+	if err := rs.writeSubs(); err != nil {
+		return err
+	}
+	return rs.writeServerAnnotations()
 }
 
 // building reports whether the box was built to be installed.

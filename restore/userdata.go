@@ -282,3 +282,34 @@ func (rs *restorer) writeSubs() error {
 	}
 	return nil
 }
+
+// writeServerAnnotations puts users' private annotations of the server
+// (GETMETADATA "" /private/...) into annotations.db, under an empty
+// mailbox part as Cyrus keeps them (imap/annotate.c
+// annotate_state_set_server), users mapped. A value the target already
+// has for that entry and user is kept unless --replace. With --mailbox
+// they are not restored: they belong to no mailbox.
+func (rs *restorer) writeServerAnnotations() error {
+	if len(rs.ServerAnnotations) == 0 || len(rs.selects) > 0 {
+		return nil
+	}
+	err := rs.spool.UpdateAnnotationsDB(rs.owner, func(tx *partition.TwoskipTx) error {
+		for _, a := range rs.ServerAnnotations {
+			key := partition.AnnotationKey("", a.Entry, rs.users.User(a.UserID))
+			if !rs.opts.Replace {
+				if _, ok, err := tx.Get(key); err != nil || ok {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			tx.Set(key, partition.EncodeAnnotation(a.Value, a.Modseq))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("annotations.db: %w", err)
+	}
+	return nil
+}

@@ -471,6 +471,22 @@ func DecodeSeen(v *dlist.Value) (*Seen, error) {
 	return s, nil
 }
 
+// DecodeServerAnnotation converts the value of an APPLY ANNOTATION line of
+// a server annotation (MBOXNAME ""); one of a mailbox is refused, since
+// mailbox annotations travel in APPLY MAILBOX.
+func DecodeServerAnnotation(v *dlist.Value) (*Annotation, error) {
+	for _, k := range []string{"MBOXNAME", "ENTRY", "USERID", "VALUE"} {
+		if v.Get(k) == nil {
+			return nil, invalid(v.Offset, k, "missing from ANNOTATION")
+		}
+	}
+	if m := v.Get("MBOXNAME").String(); m != "" {
+		return nil, invalid(v.Offset, "MBOXNAME", "%q: only server annotations (MBOXNAME \"\") are carried by APPLY ANNOTATION", clip([]byte(m)))
+	}
+	return &Annotation{Entry: v.Get("ENTRY").String(), UserID: v.Get("USERID").String(),
+		Value: append([]byte(nil), v.Get("VALUE").Data...)}, nil
+}
+
 // DecodeSub converts the value of an APPLY SUB line.
 func DecodeSub(v *dlist.Value) (*Sub, error) {
 	if v.Get("USERID") == nil || v.Get("MBOXNAME") == nil {

@@ -206,6 +206,26 @@ func WriteSeen(w *dlist.Writer, s *Seen) error {
 	return w.EndLine()
 }
 
+// WriteServerAnnotation writes "APPLY ANNOTATION %(MBOXNAME "" ENTRY e
+// USERID u VALUE v)": an annotation of the server rather than of a
+// mailbox (GETMETADATA ""), as sync_client sends one (imap/sync_support.c
+// folder_setannotation; sync_server stores it with
+// annotate_state_set_server).
+func WriteServerAnnotation(w *dlist.Writer, a *Annotation) error {
+	w.BeginLine("APPLY", "ANNOTATION")
+	w.BeginKVList()
+	w.Key("MBOXNAME")
+	w.Atom("")
+	w.Key("ENTRY")
+	w.Atom(a.Entry)
+	w.Key("USERID")
+	w.Atom(a.UserID)
+	w.Key("VALUE")
+	w.Bytes(a.Value)
+	w.EndList()
+	return w.EndLine()
+}
+
 // WriteSub writes "APPLY SUB %(USERID u MBOXNAME m)".
 func WriteSub(w *dlist.Writer, s *Sub) error {
 	w.BeginLine("APPLY", "SUB")

@@ -75,6 +75,11 @@ func buildCases(t *testing.T, lab *cyruslab.Lab) {
 	must(err)
 	must(carol.UIDStore("1", "+FLAGS", `(\Seen)`))
 
+	// Case 4: private metadata of the server, for a user with mailboxes
+	// and for one without.
+	must(alice.SetMetadata("", "/private/comment", "alice's server note"))
+	must(carol.SetMetadata("", "/private/comment", "carol's server note"))
+
 	// Case 2: bob deletes a folder (delete_mode: delayed).
 	bob := lab.IMAP(t, "bob")
 	must(bob.Create("INBOX.Gone"))
@@ -108,13 +113,16 @@ func TestRealCyrusCases(t *testing.T) {
 	src := cyruslab.Start(t, cyruslab.Options{ExtraConfig: casesConfig})
 	buildCases(t, src)
 	want := take(t, src, users...)
-	for _, s := range []string{"alice INBOX.Empty EXAMINE", "carol user.alice.Shared FETCH"} {
+	for _, s := range []string{"alice INBOX.Empty EXAMINE", "carol user.alice.Shared FETCH", "carol GETMETADATA server"} {
 		if want[s] == "" {
 			t.Fatalf("the source has no section %q", s)
 		}
 	}
 	if !strings.Contains(want["alice INBOX.Empty EXAMINE"], "VANISHED (EARLIER) 1:5") {
 		t.Fatalf("source: %s", want["alice INBOX.Empty EXAMINE"])
+	}
+	if !strings.Contains(want["carol GETMETADATA server"], "carol's server note") {
+		t.Fatalf("source: %s", want["carol GETMETADATA server"])
 	}
 	if !strings.Contains(want["admin LIST"], "DELETED.user.bob.Gone.") {
 		t.Fatalf("source: no deleted mailbox in %s", want["admin LIST"])
