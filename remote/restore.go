@@ -104,7 +104,7 @@ type RestoreSummary struct {
 	Seen, Subs, Quotas int
 	// ServerAnnotations counts the users' server annotations accepted.
 	ServerAnnotations int
-	Problems           []Problem
+	Problems          []Problem
 	// Server is what the server announced.
 	Server syncproto.Capabilities
 }
