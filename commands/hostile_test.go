@@ -265,7 +265,7 @@ type hostileRun struct {
 // runHostile starts the fake server with script and runs mbtool dump
 // --server against it; interrupt, when set, is closed by the script to
 // have mbtool sent SIGINT.
-func runHostile(t *testing.T, script func(s *hconn), interrupt bool, extra ...string) hostileRun {
+func runHostile(t *testing.T, script func(s *hconn), interrupt bool, restore string, extra ...string) hostileRun {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -296,6 +296,9 @@ func runHostile(t *testing.T, script func(s *hconn), interrupt bool, extra ...st
 	out := filepath.Join(outDir, "alice.dlist")
 	args := append([]string{"dump", "--server", ln.Addr().String(), "--password-file", pw, "--timeout", "2s",
 		"--user", "alice", "-q", "-o", out}, extra...)
+	if restore != "" {
+		args = append([]string{"restore", "--server", ln.Addr().String(), "--password-file", pw, "--timeout", "2s", "-q", restore}, extra...)
+	}
 	// The child's own rusage from the test process would count this
 	// process's memory too (Linux carries the parent's high-water mark
 	// over a vfork and exec): /usr/bin/time, a small process, measures it.
@@ -368,6 +371,7 @@ type hostileCase struct {
 	user      func(u *fakeUser)
 	compress  bool
 	interrupt bool
+	restore   bool // restore --server of a sample dump of alice, not dump --server
 	args      []string
 	exit      int
 	said      string // the error line, exactly ("" for a run that succeeds)
@@ -519,6 +523,21 @@ func hostileCases(t *testing.T) []hostileCase {
 			b.mb.LastUID = 300000
 		}), exit: 0, kept: true},
 
+		{name: "restore --server: endless * MAILBOX lines", item: 3, restore: true, user: func(u *fakeUser) {
+			u.hook = func(s *hconn, line string) bool {
+				if !strings.HasPrefix(line, "GET USER") {
+					return false
+				}
+				for i := 0; ; i++ {
+					b := *u.boxes[0]
+					b.mb.Name = fmt.Sprintf("user.alice.%s%d", long, i)
+					if s.writeBox(&b, false) != nil || i%1000 == 0 && s.flush() != nil {
+						return true
+					}
+				}
+			}
+		}, exit: 1, said: "mbtool: error: asking the server: reply to GET USER alice: protocol error: reply over a limit: the server lists more than 12 MiB of mailbox names (stopped; the summary above says what was applied)"},
+
 		// 4. servers that stop answering
 		{name: "silence after the greeting", item: 4, script: func(s *hconn) {
 			s.send("* SASL PLAIN", "* OK hostile Cyrus sync server 3.6.1")
@@ -583,6 +602,7 @@ func hostileCases(t *testing.T) []hostileCase {
 
 // TestHostileServer runs every case of the hostile-server suite.
 func TestHostileServer(t *testing.T) {
+	aliceDump := sampleDump(t, t.TempDir(), "alice.dlist", "alice")
 	for _, c := range hostileCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			script := c.script
@@ -597,7 +617,11 @@ func TestHostileServer(t *testing.T) {
 					}
 				}
 			}
-			run := runHostile(t, script, c.interrupt, c.args...)
+			restore := ""
+			if c.restore {
+				restore = aliceDump
+			}
+			run := runHostile(t, script, c.interrupt, restore, c.args...)
 			said := firstLine(run.stderr, "mbtool: error: ")
 			if said == "" {
 				said = firstLine(run.stderr, "mbtool: interrupted")
