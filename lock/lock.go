@@ -139,6 +139,30 @@ func Reopen(ctx context.Context, path string, open func() (*os.File, error), exc
 	return nil, fmt.Errorf("lock %s: file keeps being replaced", path)
 }
 
+// Relock locks f, a file kept open from OpenLockedContext, again, waiting
+// until ctx is done, and reports whether path still names it (a symlink
+// there is not followed). If not, a writer renamed a new file into place
+// since: f is unlocked and the caller opens path anew, as Cyrus's
+// read_lock does with a database it keeps open (lib/mappedfile.c).
+func Relock(ctx context.Context, f *os.File, path string, exclusive bool) (bool, error) {
+	if err := Wait(ctx, f, exclusive); err != nil {
+		return false, err
+	}
+	fi, err1 := f.Stat()
+	pi, err2 := os.Lstat(path)
+	if err1 == nil && err2 == nil && os.SameFile(fi, pi) {
+		return true, nil
+	}
+	Unlock(f)
+	if err1 != nil {
+		return false, err1
+	}
+	if err2 != nil && !errors.Is(err2, os.ErrNotExist) {
+		return false, err2
+	}
+	return false, nil
+}
+
 // File is a Cyrus lock file (an empty file that exists only to be locked,
 // such as a mailbox name lock). Cyrus creates these files and never removes
 // them; neither does this package.
