@@ -15,7 +15,8 @@ import (
 type output struct {
 	w    io.Writer
 	f    *os.File
-	path string // final name; "" for stdout
+	dev  *os.File // a device or pipe named by -o, written in place
+	path string   // final name; "" for stdout
 }
 
 func createOutput(path string, stdout io.Writer) (*output, error) {
@@ -25,6 +26,15 @@ func createOutput(path string, stdout io.Writer) (*output, error) {
 				hint: "use -o FILE, or redirect standard output"}
 		}
 		return &output{w: stdout}, nil
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
+		// A device or a pipe (-o /dev/null, a FIFO): written in place;
+		// a temporary file renamed over it would replace the device.
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("creating output: %w", err)
+		}
+		return &output{w: f, dev: f}, nil
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, &hintError{err: &usageError{msg: fmt.Sprintf("-o %s is a directory", path)},
@@ -43,6 +53,11 @@ func createOutput(path string, stdout io.Writer) (*output, error) {
 
 // commit makes the file durable and gives it its final name.
 func (o *output) commit() error {
+	if o.dev != nil {
+		err := o.dev.Close()
+		o.dev = nil
+		return err
+	}
 	if o.f == nil {
 		return nil
 	}
@@ -68,6 +83,10 @@ func (o *output) commit() error {
 
 // abort removes the temporary file; it is safe after commit.
 func (o *output) abort() {
+	if o.dev != nil {
+		o.dev.Close()
+		o.dev = nil
+	}
 	if o.f != nil {
 		o.f.Close()
 		os.Remove(o.f.Name())
