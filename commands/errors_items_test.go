@@ -296,6 +296,12 @@ func itemMissingInput(t *testing.T) []errorRow {
 		rows = append(rows, l.expect("a dump file that does not exist", procOptions{}, ExitUsage,
 			"mbtool: error: open nosuch.dlist: no such file or directory\nmbtool: hint: name a dump file, or - for standard input", args...))
 	}
+	rows = append(rows, l.expect("a dump file that does not exist, for restore --server", procOptions{env: []string{DefaultPasswordEnv + "=x"}}, ExitUsage,
+		"mbtool: error: open nosuch.dlist: no such file or directory\nmbtool: hint: name a dump file, or - for standard input",
+		"restore", "--server", "127.0.0.1:1", "nosuch.dlist"))
+	rows = append(rows, l.expect("a repository that does not exist", procOptions{}, ExitUsage,
+		"mbtool: error: $OUT/nosuch: not an mbtool repository (no config file)\nmbtool: hint: dump --repo DIR makes a repository in a new or empty DIR",
+		"list", "--repo", l.path("nosuch")))
 	rows = append(rows, l.expect("an imapd.conf that does not exist", procOptions{}, ExitUsage,
 		"mbtool: error: reading configuration: open nosuch.conf: no such file or directory\nmbtool: hint: name the Cyrus configuration with -C FILE (default /etc/imapd.conf)",
 		"seen-cleanup", "-C", "nosuch.conf", "--all"))

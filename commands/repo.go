@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/mbtool/mbtool/dump"
@@ -30,8 +31,12 @@ func snapshotFlags() []cli.Flag {
 
 func openRepo(dir string, create bool) (*repo.Repo, error) {
 	r, err := repo.OpenDirRepo(dir, create)
-	if errors.Is(err, repo.ErrNotRepo) {
-		return nil, &hintError{err: err, hint: "dump --repo DIR makes a repository in a new or empty DIR"}
+	switch {
+	case errors.Is(err, repo.ErrNotRepo) || errors.Is(err, os.ErrNotExist):
+		// Could not start (start.go): exit 2, as for a missing dump.
+		return nil, couldNotRun(err, "dump --repo DIR makes a repository in a new or empty DIR")
+	case err != nil && !errors.Is(err, repo.ErrLocked):
+		return nil, couldNotRun(err, "")
 	}
 	return r, err
 }

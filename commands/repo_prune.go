@@ -18,7 +18,7 @@ func runVerifyRepo(ctx context.Context, e *env, dir string, readData, asJSON boo
 	e.out.Mode, e.out.Input = "repo", dir
 	r, err := openRepo(dir, false)
 	if err != nil {
-		return couldNotRun(err, "")
+		return err // openRepo says what to do
 	}
 	sum, err := r.Check(ctx, repo.CheckOptions{ReadData: readData})
 	if err != nil {

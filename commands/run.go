@@ -276,7 +276,7 @@ func report(ctx context.Context, stderr io.Writer, err error, cmd string) int {
 		return code
 	}
 	fmt.Fprintf(stderr, "mbtool: error: %v\n", err)
-	if errors.As(err, &he) {
+	if errors.As(err, &he) && he.hint != "" {
 		fmt.Fprintf(stderr, "mbtool: hint: %s\n", he.hint)
 	} else if code == ExitUsage {
 		help := "mbtool --help"

@@ -183,21 +183,16 @@ func isLoopback(host string) bool {
 // FILE itself when it is a regular file, else (standard input, a pipe) a
 // temporary copy. cleanup removes the copy.
 func spoolInput(e *env, input string) (f *os.File, cleanup func(), err error) {
-	var src io.Reader = e.stdin
-	if input != "-" {
-		in, err := os.Open(input)
-		if err != nil {
-			return nil, nil, err
-		}
-		if fi, err := in.Stat(); err == nil && fi.Mode().IsRegular() {
-			return in, func() { in.Close() }, nil
-		}
-		defer in.Close()
-		src = in
-	} else if isTerminal(e.stdin) {
-		return nil, nil, &hintError{err: errors.New("refusing to read a dump from a terminal"),
-			hint: "name the dump FILE, or redirect standard input"}
+	src, _, closeIn, err := openInput(input, e.stdin) // start.go: one rule for every command
+	if err != nil {
+		return nil, nil, err
 	}
+	if f, ok := src.(*os.File); ok && input != "-" {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return f, closeIn, nil
+		}
+	}
+	defer closeIn()
 	tmp, err := os.CreateTemp("", "mbtool-restore-*.dump")
 	if err != nil {
 		return nil, nil, fmt.Errorf("spooling the dump: %w", err)
