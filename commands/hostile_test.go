@@ -40,7 +40,6 @@ const maxHostileRSS = 64 << 20
 
 // hconn is the fake server's side of one connection.
 type hconn struct {
-	t    *testing.T
 	conn net.Conn
 	r    *bufio.Reader
 	w    *bufio.Writer
@@ -259,7 +258,6 @@ type hostileRun struct {
 	stderr string
 	rss    int64
 	out    []string // the files in the output directory
-	dump   string   // the output file's path
 }
 
 // runHostile starts the fake server with script and runs mbtool dump
@@ -281,7 +279,7 @@ func runHostile(t *testing.T, script func(s *hconn), interrupt bool, restore str
 			return
 		}
 		defer conn.Close()
-		s := &hconn{t: t, conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriterSize(conn, 64<<10), notify: notify}
+		s := &hconn{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriterSize(conn, 64<<10), notify: notify}
 		script(s)
 	}()
 	dir := t.TempDir()
@@ -323,7 +321,7 @@ func runHostile(t *testing.T, script func(s *hconn), interrupt bool, restore str
 	code, stderr := p.wait(2 * time.Minute)
 	ln.Close()
 	<-served
-	run := hostileRun{code: code, stderr: strings.ReplaceAll(stderr, ln.Addr().String(), "$SERVER"), dump: out}
+	run := hostileRun{code: code, stderr: strings.ReplaceAll(stderr, ln.Addr().String(), "$SERVER")}
 	kib, err := os.ReadFile(rssFile)
 	if err != nil {
 		t.Fatal(err)
