@@ -79,20 +79,20 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// openState opens a state for reading, with the hash of its stored bytes
-// kept as they are read.
+// openState opens a state for reading, with the hash of its dlist text
+// (which names it) kept as it is read.
 func (r *Repo) openState(id string) (*dlist.Reader, *hashingReader, func(), error) {
 	f, err := r.store.Open(stateName(id))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	hr := &hashingReader{r: io.NewSectionReader(f, 0, f.Size()), h: blake3.New()}
-	zr, err := zstdDecoder(hr)
+	zr, err := zstdDecoder(io.NewSectionReader(f, 0, f.Size()))
 	if err != nil {
 		f.Close()
 		return nil, nil, nil, err
 	}
-	return dlist.NewReader(zr), hr, func() { zr.Close(); f.Close() }, nil
+	hr := &hashingReader{r: zr, h: blake3.New()}
+	return dlist.NewReader(hr), hr, func() { zr.Close(); f.Close() }, nil
 }
 
 // stateVisitor is called for each line of a state by readState.
@@ -166,7 +166,7 @@ func (r *Repo) readState(id string, v stateVisitor) (UserEntry, error) {
 				return u, fmt.Errorf("%w: state %s: data after END", ErrDamaged, id)
 			}
 			if idHex([32]byte(hr.h.Sum(nil))) != id {
-				return u, fmt.Errorf("%w: state %s: its bytes hash to %x", ErrDamaged, id, hr.h.Sum(nil))
+				return u, fmt.Errorf("%w: state %s: its text hashes to %x", ErrDamaged, id, hr.h.Sum(nil))
 			}
 			return u, nil
 		case first:

@@ -13,6 +13,7 @@ import (
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/zeebo/blake3"
 )
 
 // Ingest reads a standalone dump of one user (as dump.Run writes it) and
@@ -65,7 +66,11 @@ func (g *ingest) run(ctx context.Context) (UserEntry, error) {
 		return UserEntry{}, err
 	}
 	defer zw.Close()
-	w := dlist.NewWriter(zw)
+	// A state is named by the digest of its dlist text, not of the
+	// compressed bytes, so that the same state always has the same name.
+	h := blake3.New()
+	plain := io.MultiWriter(zw, h)
+	w := dlist.NewWriter(plain)
 	w.BeginLine(Verb, "STATE")
 	w.BeginKVList()
 	w.Key("FORMAT")
@@ -93,7 +98,7 @@ func (g *ingest) run(ctx context.Context) (UserEntry, error) {
 		case verb == "APPLY" && name == "MESSAGE":
 			err = g.messages(rd)
 		case verb == "APPLY" && name == "MAILBOX":
-			err = g.mailbox(rd, w, zw)
+			err = g.mailbox(rd, w, plain)
 		default:
 			w.BeginLine(verb, name)
 			if err = copyValue(rd, w, nil); err == nil {
@@ -123,7 +128,7 @@ func (g *ingest) run(ctx context.Context) (UserEntry, error) {
 	if err := zw.Close(); err != nil {
 		return UserEntry{}, err
 	}
-	g.u.State = idHex(fw.Sum())
+	g.u.State = idHex([32]byte(h.Sum(nil)))
 	if err := fw.Commit(stateName(g.u.State)); err != nil {
 		return UserEntry{}, err
 	}

@@ -14,7 +14,7 @@
 //	locks/<random>             who is using the repository
 //
 // Every file but config and the locks is immutable and named by the
-// BLAKE3 digest of its bytes. A run writes packs, then states, then its
+// BLAKE3 digest of its bytes (a state: of its text before compression). A run writes packs, then states, then its
 // index file, and its snapshot last: the snapshot is the commit, so a run
 // killed at any point leaves only files that no snapshot refers to, which
 // the next prune removes. Only prune deletes, under an exclusive lock.

@@ -20,8 +20,10 @@ import (
 // MBTOOL FILES stands where the dump had its APPLY MESSAGE lines, and names
 // the files the following mailbox refers to that the state has not named
 // before; writing the state out as a dump replaces it with APPLY MESSAGE
-// lines carrying the files from the packs. A state holds no time, so a user
-// whose mailboxes did not change between two runs has the same state file.
+// lines carrying the files from the packs. A state is named by the BLAKE3
+// digest of its dlist text (before compression) and holds no time, so a
+// user whose mailboxes did not change between two runs has the same state
+// file, whatever the compressor does.
 
 // zstdEncoder returns a deterministic single-threaded encoder.
 func zstdEncoder(w io.Writer) (*zstd.Encoder, error) {
