@@ -12,7 +12,9 @@ import (
 
 // Spool is a read-only view of a Cyrus 3.6 installation: its mailboxes.db,
 // mailbox directories and per-user databases, as configured by an
-// imapd.conf. A Spool holds no open files; it is safe for concurrent use.
+// imapd.conf. A Spool keeps mailboxes.db open between lookups (unlocked
+// between them, as a Cyrus process keeps its databases) and no other file;
+// it is safe for concurrent use.
 type Spool struct {
 	// Config is the configuration the spool was opened with.
 	Config *Config
