@@ -35,7 +35,8 @@ func main() {
 	fmt.Printf("%d bytes on %d cores in %.3f s: %.0f MB/s\n", n, *cores, secs, float64(n)/secs/1e6)
 }
 
-// hash SHA-1-hashes the file in parts parts at once and returns its size.
+// hash SHA-1-hashes the file in parts parts at once and returns how
+// many bytes it hashed.
 func hash(name string, parts int) (int64, error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -48,20 +49,27 @@ func hash(name string, parts int) (int64, error) {
 	}
 	size := fi.Size()
 	per := (size + int64(parts) - 1) / int64(parts)
-	errs := make(chan error, parts)
+	type result struct {
+		n   int64
+		err error
+	}
+	results := make(chan result, parts)
 	for i := 0; i < parts; i++ {
 		off := min(int64(i)*per, size)
 		n := min(per, size-off)
 		go func() {
 			h := sha1.New()
-			_, err := io.CopyBuffer(h, io.NewSectionReader(f, off, n), make([]byte, 1<<20))
-			errs <- err
+			n, err := io.CopyBuffer(h, io.NewSectionReader(f, off, n), make([]byte, 1<<20))
+			results <- result{n, err}
 		}()
 	}
+	var total int64
 	for i := 0; i < parts; i++ {
-		if e := <-errs; e != nil && err == nil {
-			err = e
+		r := <-results
+		total += r.n
+		if r.err != nil && err == nil {
+			err = r.err
 		}
 	}
-	return size, err
+	return total, err
 }
