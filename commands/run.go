@@ -157,7 +157,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	code := report(ctx, stderr, err, name)
 	if name != "" {
 		if e.rep.syslog && !e.rep.logTried {
-			e.rep.log = openSyslog(e.rep.config, stderr)
+			conf := e.rep.config
+			if conf == "" {
+				conf = DefaultConfig // the command did not start: -C unknown
+			}
+			e.rep.log = openSyslog(conf, stderr)
 		}
 		e.finish(code, err)
 	}

@@ -96,20 +96,7 @@ func TestFirstTenMinutes(t *testing.T) {
 	for _, name := range commandNames() {
 		step("mbtool "+name+" --help", "mbtool "+name+" --help", 0)
 	}
-	got := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
-	if *update {
-		if err := os.WriteFile(transcriptDoc, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(transcriptDoc)
-	if err != nil {
-		t.Fatalf("%v (run: go test ./commands -run TestFirstTenMinutes -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s is stale:\n%s\n(run: go test ./commands -run TestFirstTenMinutes -update)", transcriptDoc, diffLines(string(want), string(got)))
-	}
+	checkGenerated(t, transcriptDoc, bytes.TrimSuffix(b.Bytes(), []byte("\n")), "go test ./commands -run TestFirstTenMinutes -update")
 }
 
 const transcriptHead = `# A new user's first ten minutes
