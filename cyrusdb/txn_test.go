@@ -327,9 +327,9 @@ func killedChanges(m model) [][2]string {
 	return ops
 }
 
-// txnChild runs in the child: one transaction, killed before write N.
-func txnChild() {
-	path := os.Getenv(envTxnChild)
+// killBeforeWrite makes this process kill itself with SIGKILL before its
+// write number $MBTOOL_TXN_KILL_AT (none if 0), and counts the writes.
+func killBeforeWrite() *int {
 	var killAt, writes int
 	fmt.Sscan(os.Getenv(envTxnKillAt), &killAt)
 	testHookWrite = func() {
@@ -339,6 +339,29 @@ func txnChild() {
 			select {}
 		}
 	}
+	return &writes
+}
+
+// runKilled runs test of this binary in a child with env added and
+// reports whether it died of SIGKILL.
+func runKilled(t *testing.T, test string, env ...string) bool {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+		return true
+	}
+	if err != nil {
+		t.Fatalf("child %s: %v\n%s", test, err, out)
+	}
+	return false
+}
+
+// txnChild runs in the child: one transaction, killed before write N.
+func txnChild() {
+	path := os.Getenv(envTxnChild)
+	writes := killBeforeWrite()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err == nil {
 		var txn *TwoskipTxn
@@ -362,7 +385,7 @@ func txnChild() {
 		fmt.Println("child:", err)
 		os.Exit(2)
 	}
-	fmt.Println("writes", writes)
+	fmt.Println("writes", *writes)
 	os.Exit(0)
 }
 
@@ -388,16 +411,7 @@ func TestTxnKilled(t *testing.T) {
 	killedChanges(after)
 	base := writeTwoskip(t, 1, before.records())
 	child := func(path string, killAt int) (killed bool) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestTxnKilled$")
-		cmd.Env = append(os.Environ(), envTxnChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, killAt))
-		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
-			return true
-		}
-		if err != nil {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
-		return false
+		return runKilled(t, "TestTxnKilled", envTxnChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, killAt))
 	}
 	// A run without a kill, to count the writes.
 	path := d.install("full.db", base)
@@ -466,15 +480,7 @@ const envRecoverChild = "MBTOOL_RECOVER_CHILD"
 // and Cyrus's recovery and ours, run again, both finish it.
 func TestRecoverKilled(t *testing.T) {
 	if path := os.Getenv(envRecoverChild); path != "" {
-		var killAt, writes int
-		fmt.Sscan(os.Getenv(envTxnKillAt), &killAt)
-		testHookWrite = func() {
-			if writes++; writes == killAt {
-				p, _ := os.FindProcess(os.Getpid())
-				p.Kill()
-				select {}
-			}
-		}
+		killBeforeWrite()
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err == nil {
 			_, err = Recover(path, f)
@@ -492,10 +498,8 @@ func TestRecoverKilled(t *testing.T) {
 	}
 	// A transaction killed in the middle of its stitching.
 	crashed := d.install("crashed.db", writeTwoskip(t, 1, before.records()))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTxnKilled$")
-	cmd.Env = append(os.Environ(), envTxnChild+"="+crashed, envTxnKillAt+"=20")
-	if out, err := cmd.CombinedOutput(); err == nil {
-		t.Fatalf("the transaction was not killed:\n%s", out)
+	if !runKilled(t, "TestTxnKilled", envTxnChild+"="+crashed, envTxnKillAt+"=20") {
+		t.Fatal("the transaction was not killed")
 	}
 	raw, err := os.ReadFile(crashed)
 	if err != nil {
@@ -503,15 +507,7 @@ func TestRecoverKilled(t *testing.T) {
 	}
 	for k := 1; ; k++ {
 		path := d.install(fmt.Sprintf("r%d.db", k), raw)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestRecoverKilled$")
-		cmd.Env = append(os.Environ(), envRecoverChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, k))
-		out, err := cmd.CombinedOutput()
-		killed := false
-		if ee, ok := err.(*exec.ExitError); ok && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
-			killed = true
-		} else if err != nil {
-			t.Fatalf("recovery child: %v\n%s", err, out)
-		}
+		killed := runKilled(t, "TestRecoverKilled", envRecoverChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, k))
 		left, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
