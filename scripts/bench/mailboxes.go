@@ -59,7 +59,7 @@ func mailboxAxis(ctx context.Context, bin string, c config) error {
 	if c.out == "" {
 		return nil
 	}
-	if err := benchstat.UpdateFile(c.out, sectionMailboxes, body); err != nil {
+	if err := writeSection(c.out, sectionMailboxes, body); err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "wrote", c.out)

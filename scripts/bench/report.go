@@ -182,6 +182,20 @@ func (r *report) scalingSection() string {
 
 // write updates the report file: the sections this run measured.
 func (r *report) write(path string) error {
+	if r.part != nil {
+		if err := writeSection(path, sectionCompare, r.compareSection()); err != nil {
+			return err
+		}
+	}
+	if len(r.scaling) > 0 {
+		return writeSection(path, sectionScaling, r.scalingSection())
+	}
+	return nil
+}
+
+// writeSection replaces one section of the report file, which is made
+// (with docHead) when it does not exist.
+func writeSection(path, name, body string) error {
 	doc, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
 		doc, err = []byte(docHead), nil
@@ -189,13 +203,7 @@ func (r *report) write(path string) error {
 	if err != nil {
 		return err
 	}
-	if r.part != nil {
-		doc = benchstat.ReplaceSection(doc, sectionCompare, r.compareSection())
-	}
-	if len(r.scaling) > 0 {
-		doc = benchstat.ReplaceSection(doc, sectionScaling, r.scalingSection())
-	}
-	return os.WriteFile(path, doc, 0o644)
+	return os.WriteFile(path, benchstat.ReplaceSection(doc, name, body), 0o644)
 }
 
 var dataRe = regexp.MustCompile(`<!-- data: (.*) -->`)
