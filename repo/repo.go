@@ -28,7 +28,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mbtool/mbtool/dlist"
@@ -119,7 +121,15 @@ func OpenDirRepo(dir string, create bool) (*Repo, error) {
 	if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 		return nil, rerr
 	}
-	if len(ents) > 0 {
+	for _, e := range ents {
+		// A config being written by a run killed while it made the
+		// repository is not content: remove it and make the repository.
+		if strings.HasPrefix(e.Name(), "config.tmp-") && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		return nil, fmt.Errorf("%s: %w, and not empty: refusing to make one there", dir, ErrNotRepo)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {

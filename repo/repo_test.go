@@ -393,3 +393,20 @@ func TestCheckFindsDamage(t *testing.T) {
 		}
 	}
 }
+
+// A run killed while it made the repository (its config half written)
+// leaves a directory the next run makes the repository in; anything else
+// in a directory that is not a repository is refused.
+func TestInitAfterKill(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	os.Mkdir(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "config.tmp-0123"), []byte("MBTOOL REP"), 0o600)
+	if _, err := OpenDirRepo(dir, true); err != nil {
+		t.Fatalf("after a killed init: %v", err)
+	}
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "mail"), []byte("x"), 0o600)
+	if _, err := OpenDirRepo(other, true); !errors.Is(err, ErrNotRepo) {
+		t.Fatalf("a directory with other files: %v", err)
+	}
+}
