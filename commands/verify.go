@@ -37,8 +37,12 @@ func newVerifyCommand(e *env) *cli.Command {
 			"longer match their GUID (bit rot); UIDVALIDITY changed; mailboxes missing or new.\n\n" +
 			"Each finding is one line on standard output naming the mailbox, UID, GUID and\n" +
 			"byte offset in the dump; --json writes one JSON object instead, the summary\n" +
-			"with the count of findings and the first 100 of them (see docs/json.md). Verify exits 0 when nothing is wrong, 1 when it found\n" +
-			"damage or differences, 2 when it could not run (no such file, not a dump).\n\n" +
+			"with the count of findings and the first 100 of them (see docs/json.md).\n\n" +
+			"Items the dump records it skipped when it was written (a message file missing\n" +
+			"at the source) are listed as skipped-at-dump, not as damage. Verify exits 0\n" +
+			"when nothing is wrong, 1 when it found damage or differences, 2 when it could\n" +
+			"not run (no such file, not a dump), 3 when the dump is intact but records\n" +
+			"items skipped when it was written.\n\n" +
 			"EXAMPLES:\n" +
 			"   mbtool verify /backup/alice.dlist.zst\n" +
 			"   mbtool verify -C /etc/imapd.conf --against /backup/alice.dlist.zst\n" +
