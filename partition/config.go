@@ -386,3 +386,12 @@ func contains(list []string, s string) bool {
 
 // metaFile reports whether kind is listed in metapartition_files.
 func (c *Config) metaFile(kind string) bool { return contains(c.MetaFiles, kind) }
+
+// Switch returns the value of a yes/no option of imapd.conf, or def when
+// it is not set (or not a switch), as Cyrus's config_getswitch reads it.
+func (c *Config) Switch(key string, def bool) bool {
+	if b, ok := parseSwitch(c.Raw[key]); ok {
+		return b
+	}
+	return def
+}

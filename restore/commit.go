@@ -88,22 +88,36 @@ func (rs *restorer) checkLayout() error {
 		if !b.building() {
 			continue
 		}
-		e := b.entry()
-		data, _, err := rs.spool.Dirs(e)
+		why, err := rs.layoutProblem(b.entry())
 		if err != nil {
 			return err
 		}
-		for _, f := range []string{partition.FileHeader, partition.FileIndex, partition.FileCache, partition.FileAnnotations} {
-			p, err := rs.spool.MetaPath(e, f)
-			if err != nil {
-				return err
-			}
-			if filepath.Dir(p) != data {
-				return fmt.Errorf("partition %s: metadata files on a metapartition are not supported by restore", b.partition)
-			}
+		if why != "" {
+			return errors.New(why)
 		}
 	}
 	return nil
+}
+
+// layoutProblem says why a mailbox with entry e cannot be written by
+// restore, "" when it can: its metadata files would not sit in the
+// mailbox directory that is renamed into place (metapartition_files).
+// plan asks it for every mailbox, so that a dry run predicts the refusal.
+func (rs *restorer) layoutProblem(e partition.Entry) (string, error) {
+	data, _, err := rs.spool.Dirs(e)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range []string{partition.FileHeader, partition.FileIndex, partition.FileCache, partition.FileAnnotations} {
+		p, err := rs.spool.MetaPath(e, f)
+		if err != nil {
+			return "", err
+		}
+		if filepath.Dir(p) != data {
+			return fmt.Sprintf("partition %s keeps %s on a metapartition (metapartition_files): offline restore writes a mailbox's files in one directory; use restore --server", e.Partition, f), nil
+		}
+	}
+	return "", nil
 }
 
 // entry is the mailboxes.db entry of the restored mailbox.

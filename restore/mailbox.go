@@ -267,11 +267,26 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	default:
 		b.res.Action = ActionCreate
 	}
+	if why, err := rs.cannotWrite(b); err != nil || why != "" {
+		b.res.Action, b.res.Reason = ActionRefuse, why
+		return b, err
+	}
 	if err := rs.chooseID(b); err != nil {
 		return nil, err
 	}
 	rs.byName[name] = b
 	return b, nil
+}
+
+// cannotWrite says why an offline restore must refuse b, whatever the
+// target holds, "" when it need not; a dry run reports the same refusal.
+func (rs *restorer) cannotWrite(b *box) (string, error) {
+	if strings.ContainsRune(b.typ, 'f') { // MBTYPE_SIEVE (imap/mboxlist.c)
+		return "a #sieve mailbox: Cyrus 3.6 also keeps its scripts as rows of the user's dav.db and as " +
+			"compiled bytecode in sievedir, which offline restore does not write (the filters would silently " +
+			"stop); restore it with restore --server, whose sync_server writes all three", nil
+	}
+	return rs.layoutProblem(partition.Entry{Name: b.name, UniqueID: b.src.UniqueID, Partition: b.partition, Type: b.typ})
 }
 
 // candidateID returns the k-th uniqueid to try for b: the dump's first,

@@ -123,6 +123,8 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	if err := rs.read(r); err != nil {
 		return rs.sum, err
 	}
+	rs.conversations()
+	rs.archive()
 	if opts.DryRun {
 		return rs.sum, nil
 	}

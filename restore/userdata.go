@@ -313,3 +313,49 @@ func (rs *restorer) writeServerAnnotations() error {
 	}
 	return nil
 }
+
+// conversations reports, with conversations: yes in the target, each user
+// whose mailboxes this run creates or replaces: restore does not write
+// conversations.db (threads, counts), and Cyrus builds no entries for
+// mailboxes added behind its back, so replies would start new threads
+// until it is rebuilt. `ctl_conversationsdb -b` is not enough: it builds
+// the database from what is registered in it, which is nothing for a
+// restored mailbox; `-R` rereads the mailboxes.
+func (rs *restorer) conversations() {
+	if !rs.cfg.Switch("conversations", false) {
+		return
+	}
+	users := map[string]bool{}
+	var order []string
+	for _, b := range rs.boxes {
+		if b.owner != "" && !users[b.owner] && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
+			users[b.owner] = true
+			order = append(order, b.owner)
+		}
+	}
+	for _, u := range order {
+		rs.problem("user "+u, fmt.Errorf("conversations: yes: restore does not write the conversations database; "+
+			"run `ctl_conversationsdb -R %s` as the cyrus user before the user's mail is threaded again", u))
+	}
+}
+
+// archive reports, with archive_enabled: yes in the target, that the
+// restored message files are all on the spool partition and unarchived:
+// Cyrus archives by its policy (archive_after) when it appends, so its
+// cyr_expire -A has to apply that policy to what restore wrote.
+func (rs *restorer) archive() {
+	if !rs.cfg.Switch("archive_enabled", false) {
+		return
+	}
+	for _, b := range rs.boxes {
+		if b.res.Action == ActionCreate || b.res.Action == ActionReplace {
+			after := rs.cfg.Raw["archive_after"]
+			if after == "" {
+				after = "7d"
+			}
+			rs.problem("archive", fmt.Errorf("archive_enabled: yes: restore puts every message file on the spool "+
+				"partition, unarchived; run `cyr_expire -A %s` as the cyrus user to archive them as Cyrus would", after))
+			return
+		}
+	}
+}
