@@ -19,10 +19,11 @@ import (
 	"github.com/mbtool/mbtool/partition"
 )
 
-// EnvKillTrials names the environment variable that sets how many random
-// kill -9 trials TestRealCyrusKill runs (default 3), and, set to "all",
-// makes TestRealCyrusKillPoints try every step of package cyrusfs instead
-// of the first two of each kind.
+// EnvKillTrials names the environment variable that sets how many runs
+// TestRealCyrusKill kills at random moments (default 3). For
+// TestRealCyrusKillPoints, "all" tries every traced step of package cyrusfs
+// and "outside" every step outside the staging directory (where the files
+// Cyrus sees are made), instead of each kind's first such step and last.
 const EnvKillTrials = "MBTOOL_KILL_TRIALS"
 
 // startLabChild starts a restore of dumpPath into the spool of the
@@ -132,7 +133,9 @@ func checkOwned(t *testing.T, lab *cyruslab.Lab) {
 // restore's commit phase. A first run traces every step (with its path);
 // each kind is then tried at its first step outside the staging directory
 // (where the files Cyrus will see are made) and at its last, and at two
-// commit crash points; with MBTOOL_KILL_TRIALS=all, at every step. After
+// commit crash points; with MBTOOL_KILL_TRIALS=all at every step, with
+// MBTOOL_KILL_TRIALS=outside at every step outside the staging directory
+// (and every commit crash point in both cases). After
 // each kill a rerun completes and Cyrus serves every mailbox, every file
 // still owned by the user cyrus.
 func TestRealCyrusKillPoints(t *testing.T) {
@@ -143,14 +146,15 @@ func TestRealCyrusKillPoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := os.Getenv(EnvKillTrials) == "all"
+	mode := os.Getenv(EnvKillTrials)
+	all := mode == "all" || mode == "outside"
 	var points []string
 	first, last := map[string]string{}, map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		kind, rest, _ := strings.Cut(line, " ")
 		n, path, _ := strings.Cut(rest, " ")
 		at := kind + ":" + n
-		if all {
+		if mode == "all" || mode == "outside" && !strings.Contains(path, stagePrefix) {
 			points = append(points, at)
 		}
 		if _, ok := first[kind]; !ok && !strings.Contains(path, stagePrefix) {
