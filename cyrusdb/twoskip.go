@@ -296,50 +296,69 @@ func (db *Twoskip) search(c *cursor, target []byte, value *[]byte) (uint64, erro
 	var lastOff, result uint64
 	lastCmp := 0
 	steps := int64(0)
-	for level := top; level > 0; level-- {
-		for {
-			off := c.next(&cur, level-1)
-			if off == 0 || level > 1 && off >= uint64(db.end) {
-				// An upper-level pointer at or past the logical end is
-				// a crashed writer's half-made link: the committed
-				// successor on that level is unknown, but going down a
-				// level from here is always right (level 0 keeps the
-				// committed pointer).
+	// ceil is the highest level the search may climb back to: the level
+	// below the last one left because its next record is at or after
+	// target (above it, nothing before target is left to skip).
+	level, ceil := top, top
+	for level > 0 {
+		off := c.next(&cur, level-1)
+		if off == 0 || level > 1 && off >= uint64(db.end) {
+			// An upper-level pointer at or past the logical end is a
+			// crashed writer's half-made link: the committed successor
+			// on that level is unknown, but going down a level from
+			// here is always right (level 0 keeps the committed
+			// pointer). The next record reached below gives the
+			// levels back (see the climb at the end of the loop).
+			result = 0
+			if off == 0 {
+				ceil = level - 1
+			}
+			level--
+			continue
+		}
+		if steps++; steps > db.maxSteps() {
+			return 0, c.corrupt(int64(off), "pointer cycle: more records than the file can hold")
+		}
+		if off != lastOff {
+			key, v, end, err := db.node(c, off, level, &rec)
+			if err != nil {
+				return 0, err
+			}
+			if end {
 				result = 0
-				break
+				level--
+				ceil = level
+				continue
 			}
-			if steps++; steps > db.maxSteps() {
-				return 0, c.corrupt(int64(off), "pointer cycle: more records than the file can hold")
-			}
-			if off != lastOff {
-				key, v, end, err := db.node(c, off, level, &rec)
-				if err != nil {
-					return 0, err
-				}
-				if end {
-					result = 0
-					break
-				}
-				lastOff, lastCmp = off, bytes.Compare(key, target)
-				lastKey = append(lastKey[:0], key...)
-				if lastCmp == 0 && value != nil {
-					if v == nil {
-						if _, v, err = c.readData(&rec); err != nil {
-							return 0, err
-						}
+			lastOff, lastCmp = off, bytes.Compare(key, target)
+			lastKey = append(lastKey[:0], key...)
+			if lastCmp == 0 && value != nil {
+				if v == nil {
+					if _, v, err = c.readData(&rec); err != nil {
+						return 0, err
 					}
-					*value = append([]byte{}, v...)
 				}
+				*value = append([]byte{}, v...)
 			}
-			if curKey != nil && !KeyLess(curKey, lastKey) {
-				return 0, c.corrupt(rec.off, "key %q out of order on level %d", lastKey, level-1)
-			}
-			if lastCmp >= 0 {
-				result = uint64(rec.off)
-				break
-			}
-			cur = rec
-			curKey = append(curKey[:0], lastKey...)
+		}
+		if curKey != nil && !KeyLess(curKey, lastKey) {
+			return 0, c.corrupt(rec.off, "key %q out of order on level %d", lastKey, level-1)
+		}
+		if lastCmp >= 0 {
+			result = uint64(rec.off)
+			level--
+			ceil = level
+			continue
+		}
+		cur = rec
+		curKey = append(curKey[:0], lastKey...)
+		// Climb back to the record's own levels (never above ceil): in a
+		// clean file this never climbs, since a record reached on level
+		// i has no level above i below ceil; past a half-made link it
+		// takes the search off level 0, so a crashed writer's record of
+		// a high level costs O(log n) reads, not a walk of level 0.
+		if l := min(rec.level, ceil); l > level {
+			level = l
 		}
 	}
 	return result, nil

@@ -273,8 +273,9 @@ func (t *TwoskipTxn) Delete(key []byte) error {
 	return t.stitch(t.rec.level)
 }
 
-// randLevel is Cyrus's randlvl(1, MAXLEVEL) with PROB 0.5.
-func randLevel() int {
+// randLevel is Cyrus's randlvl(1, MAXLEVEL) with PROB 0.5 (a variable so
+// that tests can choose the worst levels).
+var randLevel = func() int {
 	return 1 + min(countOnes(rand.Uint64()), maxLevel-1)
 }
 
