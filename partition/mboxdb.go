@@ -36,7 +36,8 @@ func (h *mboxHandle) drop() {
 }
 
 // withMboxlist calls fn with the committed state of mailboxes.db under its
-// shared lock (a leaf lock: locking.md §0.3). fn must not keep the view.
+// shared lock (a leaf lock: docs/cyrus/locking.md §3, §4.4). fn must not
+// keep the view.
 func (s *Spool) withMboxlist(fn func(db *cyrusdb.Twoskip) error) error {
 	h := &s.mboxdb
 	h.mu.Lock()
