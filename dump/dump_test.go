@@ -6,6 +6,7 @@ import (
 	"errors"
 	"github.com/mbtool/mbtool/guidtable"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,4 +233,83 @@ func TestDumpFixtureGUIDsOnFile(t *testing.T) {
 	defer func(l int64) { guidtable.DefaultMemLimit = l }(guidtable.DefaultMemLimit)
 	guidtable.DefaultMemLimit = 1
 	TestDumpFixture(t)
+}
+
+// A message file that the user Cyrus runs as replaced with a symlink (to a
+// file of the very bytes the index names, so that the GUID would match)
+// or with a FIFO is reported and left out: dump, running as root, follows
+// no symlink under a partition and never blocks opening a file that is
+// not a regular one.
+func TestDumpPlantedFiles(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	e, err := s.Lookup("user.alice.Sent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.OpenMailbox(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []partition.Record
+	m.Records(func(r partition.Record) error { recs = append(recs, r); return nil })
+	m.Close()
+	if len(recs) < 2 {
+		t.Fatalf("fixture user.alice.Sent has %d records", len(recs))
+	}
+	linked, fifo := recs[0], recs[1]
+	b, err := os.ReadFile(m.MessagePath(linked))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir() + "/secret"
+	if err := os.WriteFile(outside, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.MessagePath(linked)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, m.MessagePath(linked)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.MessagePath(fifo)); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(m.MessagePath(fifo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type out struct {
+		data []byte
+		sum  *Summary
+		err  error
+	}
+	done := make(chan out, 1)
+	go func() {
+		var buf bytes.Buffer
+		sum, err := Run(context.Background(), s, &buf, Options{Users: []string{"alice"}, Now: time.Unix(1795880000, 0)})
+		done <- out{buf.Bytes(), sum, err}
+	}()
+	var o out
+	select {
+	case o = <-done:
+	case <-time.After(2 * time.Minute):
+		// Unblock the open of the FIFO, so that the test can end.
+		if f, err := os.OpenFile(m.MessagePath(fifo), os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("dump still running after two minutes: blocked opening a FIFO")
+	}
+	if o.err != nil {
+		t.Fatalf("dump: %v", o.err)
+	}
+	if len(o.sum.Problems) != 2 {
+		t.Fatalf("problems %v, want 2 (the symlink and the FIFO)", o.sum.Problems)
+	}
+	for i, want := range []partition.Record{linked, fifo} {
+		if p := o.sum.Problems[i]; p.Mailbox != "user.alice.Sent" || p.UID != want.UID {
+			t.Errorf("problem %d = %v, want user.alice.Sent UID %d", i, p, want.UID)
+		}
+	}
+	if bytes.Contains(o.data, []byte("%{default "+linked.GUID.String())) {
+		t.Errorf("the file behind the symlink, %s, is in the dump", linked.GUID)
+	}
 }

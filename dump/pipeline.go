@@ -14,6 +14,7 @@ import (
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/partition"
 	"golang.org/x/sys/unix"
 )
 
@@ -243,7 +244,7 @@ func (r *result) hash() {
 }
 
 func (r *result) hashLarge() {
-	f, err := os.Open(r.path)
+	f, err := partition.OpenMessageFile(r.path)
 	if err != nil {
 		r.missing = errors.Is(err, fs.ErrNotExist)
 		r.fail(err)
@@ -273,7 +274,7 @@ func (r *result) hashLarge() {
 
 func openRead(path string) (int, error) {
 	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+		fd, err := unix.Open(path, partition.MessageOpenFlags, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -363,7 +364,7 @@ func (r *result) writeTo(w *dlist.Writer, part string) error {
 	if r.data != nil {
 		return w.File(part, r.guid, r.size, bytes.NewReader(r.data))
 	}
-	f, err := os.Open(r.path)
+	f, err := partition.OpenMessageFile(r.path)
 	if err != nil {
 		return &sourceError{path: r.path, err: err}
 	}

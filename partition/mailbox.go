@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mbtool/mbtool/cyrusdb"
 	"github.com/mbtool/mbtool/lock"
 )
@@ -385,9 +387,33 @@ func (m *Mailbox) OpenMessage(r Record) (*os.File, error) {
 	if r.Unlinked() {
 		return nil, fmt.Errorf("mailbox %s uid %d: message unlinked: %w", m.Entry.Name, r.UID, fs.ErrNotExist)
 	}
-	f, err := os.Open(m.MessagePath(r))
+	f, err := OpenMessageFile(m.MessagePath(r))
 	if err != nil {
 		return nil, fmt.Errorf("mailbox %s uid %d: %w", m.Entry.Name, r.UID, err)
+	}
+	return f, nil
+}
+
+// MessageOpenFlags open a message file for reading as mbtool must, as root
+// in a tree the user Cyrus runs as owns: a symlink in the file's place is
+// not followed (ELOOP), and a FIFO there does not block the open (reading
+// it gives nothing, so its size never matches the index's).
+const MessageOpenFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NOFOLLOW | unix.O_NONBLOCK
+
+// OpenMessageFile opens the message file at path with MessageOpenFlags and
+// refuses anything but a regular file.
+func OpenMessageFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, MessageOpenFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = &fs.PathError{Op: "open", Path: path, Err: errors.New("not a regular file")}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
 	return f, nil
 }
