@@ -151,16 +151,8 @@ func parseUID(s string) (uint32, error) {
 // are in entry order, not user order, the walk holds all of them (users
 // keep a handful at most).
 func (s *Spool) ServerAnnotations(fn func(user string, as []Annotation) error) error {
-	path := s.Config.AnnotationPath
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	db, err := cyrusdb.OpenTwoskip(path)
-	if err != nil {
-		return err
-	}
 	byUser := map[string]*annotationSet{}
-	err = db.ForEach([]byte{0}, func(k, v []byte) error {
+	err := s.annotationsDB([]byte{0}, func(k, v []byte) error {
 		_, entry, userid, err := splitAnnotationKey(k)
 		if err != nil || userid == "" {
 			return err
@@ -172,11 +164,8 @@ func (s *Spool) ServerAnnotations(fn func(user string, as []Annotation) error) e
 		}
 		return set.add(entry, userid, "", v)
 	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+		return err
 	}
 	for u, set := range byUser {
 		if as := set.sorted(); len(as) > 0 {
@@ -184,6 +173,27 @@ func (s *Spool) ServerAnnotations(fn func(user string, as []Annotation) error) e
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// annotationsDB calls fn for the records of annotations.db whose keys
+// start with prefix; there are none when the database does not exist.
+func (s *Spool) annotationsDB(prefix []byte, fn func(k, v []byte) error) error {
+	path := s.Config.AnnotationPath
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	db, err := cyrusdb.OpenTwoskip(path)
+	if err != nil {
+		return err
+	}
+	err = db.ForEach(prefix, fn)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	return nil
 }

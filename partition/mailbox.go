@@ -272,27 +272,16 @@ func (s *Spool) readRecordAnnotations(m *Mailbox) error {
 
 // readMailboxAnnotations reads this mailbox's keys of annotations.db.
 func (s *Spool) readMailboxAnnotations(m *Mailbox) error {
-	path := s.Config.AnnotationPath
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	db, err := cyrusdb.OpenTwoskip(path)
-	if err != nil {
-		return err
-	}
 	var set annotationSet
-	err = db.ForEach([]byte(m.Entry.UniqueID+"\x00"), func(k, v []byte) error {
+	err := s.annotationsDB([]byte(m.Entry.UniqueID+"\x00"), func(k, v []byte) error {
 		_, entry, userid, err := splitAnnotationKey(k)
 		if err != nil {
 			return err
 		}
 		return set.add(entry, userid, m.Owner, v)
 	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+		return err
 	}
 	m.annots = set.sorted()
 	return nil

@@ -16,15 +16,7 @@ import (
 // every record of mailbox name, read from its cyrus.index.
 func indexDates(t *testing.T, lab *cyruslab.Lab, name string) map[uint32][3]uint32 {
 	t.Helper()
-	sp := openSpool(t, lab.Conf)
-	e, err := sp.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := sp.OpenMailbox(context.Background(), e)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := openLabMailbox(t, lab, name)
 	defer m.Close()
 	out := map[uint32][3]uint32{}
 	if err := m.Records(func(r partition.Record) error {
@@ -195,6 +187,14 @@ func vanished(t *testing.T, lab *cyruslab.Lab, user, mailbox string) string {
 // cyrus.header defines them.
 func headerFlags(t *testing.T, lab *cyruslab.Lab, name string) []string {
 	t.Helper()
+	m := openLabMailbox(t, lab, name)
+	defer m.Close()
+	return m.Header.UserFlags
+}
+
+// openLabMailbox opens mailbox name of lab's spool; the caller closes it.
+func openLabMailbox(t *testing.T, lab *cyruslab.Lab, name string) *partition.Mailbox {
+	t.Helper()
 	sp := openSpool(t, lab.Conf)
 	e, err := sp.Lookup(name)
 	if err != nil {
@@ -204,8 +204,7 @@ func headerFlags(t *testing.T, lab *cyruslab.Lab, name string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	return m.Header.UserFlags
+	return m
 }
 
 // mbexamineAll is mbexamine's report of name but for the path and the
