@@ -147,9 +147,7 @@ func startBlockedDump(t *testing.T, conf string, args ...string) (*proc, io.Read
 		code, stderr := p.wait(time.Minute)
 		t.Fatalf("dump wrote nothing: exit %d, %v\n%s", code, err, stderr)
 	}
-	if !waitFor(10*time.Second, func() bool { return blockedOn(p.cmd.Process.Pid, "pipe_write") }) {
-		t.Fatal("dump never blocked writing to its pipe")
-	}
+	p.until("blocked writing to its pipe", func() bool { return blockedOn(p.cmd.Process.Pid, "pipe_write") })
 	return p, io.MultiReader(bytes.NewReader(one[:]), r)
 }
 
@@ -228,11 +226,9 @@ func faultDumpSignal(t *testing.T) []faultRow {
 		outDir := t.TempDir()
 		out := filepath.Join(outDir, "users.dlist")
 		p := startMbtool(t, procOptions{}, "dump", "-C", conf, "-q", "--user", "bob", "--user", "alice", "-o", out)
-		if !waitFor(10*time.Second, func() bool { return hasOpen(p.cmd.Process.Pid, "*U*alice.lock") }) {
-			t.Fatal("dump never waited for alice's namespace lock")
-		}
+		p.until("waiting for alice's namespace lock", func() bool { return hasOpen(p.cmd.Process.Pid, "*U*alice.lock") })
 		p.signal(sg.sig)
-		code, stderr := p.wait(10 * time.Second)
+		code, stderr := p.wait(procTimeout)
 		l.Release()
 		if code != ExitInterrupted || strings.TrimSpace(stderr) != "mbtool: interrupted" {
 			t.Errorf("%s: exit %d, stderr:\n%s", sg.name, code, stderr)

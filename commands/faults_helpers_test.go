@@ -170,17 +170,30 @@ func runMbtool(t testing.TB, o procOptions, args ...string) (int, string) {
 	return startMbtool(t, o, args...).wait(2 * time.Minute)
 }
 
-// waitFor polls cond every few milliseconds until it holds or timeout
-// passes; it reports whether it held.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
+// procTimeout bounds how long a test waits for mbtool to reach a state (or
+// to end) that it reaches in a second on a quiet machine: far longer than
+// a loaded one needs (CI's 2 cores with every package testing at once,
+// fsync and syncfs behind other tests' writes), so that it only turns a
+// hang into a failure, never a slow run.
+const procTimeout = 5 * time.Minute
+
+// until polls cond every few milliseconds until it holds. If mbtool ends
+// first, or procTimeout passes, the test fails at once, saying what it
+// waited for, with mbtool's exit code and standard error.
+func (p *proc) until(what string, cond func() bool) {
+	p.t.Helper()
+	deadline := time.Now().Add(procTimeout)
+	for !cond() {
+		if !p.running() {
+			p.t.Fatalf("mbtool %v ended (exit %d) before %s; stderr:\n%s", p.cmd.Args[1:], p.code, what, p.stderr.String())
+		}
+		if time.Now().After(deadline) {
+			p.cmd.Process.Kill()
+			<-p.done
+			p.t.Fatalf("mbtool %v: not %s after %v; killed. stderr:\n%s", p.cmd.Args[1:], what, procTimeout, p.stderr.String())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return cond()
 }
 
 // blockedOn reports whether the process is asleep in the kernel function

@@ -371,12 +371,10 @@ func faultRestoreSignalReading(t *testing.T) []faultRow {
 	var rows []faultRow
 	for _, sg := range dumpSignals {
 		p, rest := feedHalf(t, data, "restore", "-C", conf, "-q", "-")
-		if !waitFor(10*time.Second, func() bool { return len(leftovers(t, filepath.Join(dir, "spool"), ".mbtool-restore.")) > 0 }) {
-			t.Fatal("restore never started staging")
-		}
+		p.until("staging", func() bool { return len(leftovers(t, filepath.Join(dir, "spool"), ".mbtool-restore.")) > 0 })
 		p.signal(sg.sig)
 		rest()
-		code, stderr := p.wait(30 * time.Second)
+		code, stderr := p.wait(procTimeout)
 		if code != ExitInterrupted || strings.TrimSpace(stderr) != "mbtool: interrupted" {
 			t.Errorf("%s: exit %d, stderr:\n%s", sg.name, code, stderr)
 		}
@@ -408,12 +406,9 @@ func faultRestoreSignalCommitting(t *testing.T) []faultRow {
 		t.Fatal(err)
 	}
 	p := startMbtool(t, procOptions{}, "restore", "-C", conf, "-q", both)
-	if !waitFor(30*time.Second, func() bool { return hasOpen(p.cmd.Process.Pid, "*U*alice.lock") }) {
-		code, stderr := p.wait(time.Second)
-		t.Fatalf("restore never waited for alice's namespace lock: exit %d\n%s", code, stderr)
-	}
+	p.until("waiting for alice's namespace lock", func() bool { return hasOpen(p.cmd.Process.Pid, "*U*alice.lock") })
 	p.signal(syscall.SIGTERM)
-	code, stderr := p.wait(10 * time.Second)
+	code, stderr := p.wait(procTimeout)
 	l.Release()
 	if code != ExitInterrupted || strings.TrimSpace(stderr) != "mbtool: interrupted" {
 		t.Errorf("SIGTERM: exit %d, stderr:\n%s", code, stderr)
@@ -458,13 +453,11 @@ func faultRestoreConcurrent(t *testing.T) []faultRow {
 	p1 := startMbtool(t, procOptions{}, "restore", "-C", conf, both)
 	p2 := startMbtool(t, procOptions{}, "restore", "-C", conf, both)
 	for _, p := range []*proc{p1, p2} {
-		if !waitFor(30*time.Second, func() bool { return hasOpen(p.cmd.Process.Pid, "*U*bob.lock") }) {
-			t.Fatal("restore never waited for bob's namespace lock")
-		}
+		p.until("waiting for bob's namespace lock", func() bool { return hasOpen(p.cmd.Process.Pid, "*U*bob.lock") })
 	}
 	l.Release()
-	c1, e1 := p1.wait(time.Minute)
-	c2, e2 := p2.wait(time.Minute)
+	c1, e1 := p1.wait(procTimeout)
+	c2, e2 := p2.wait(procTimeout)
 	state := checkTargetAfter(t, "two restores", dir, conf, "")
 	if n := len(mailboxesOf(t, conf)); n != 8 {
 		t.Errorf("two restores: %d mailboxes, want 8", n)

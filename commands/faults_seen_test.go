@@ -84,12 +84,10 @@ func faultSeenCleanupSignal(t *testing.T) []faultRow {
 		out := t.TempDir()
 		undo := filepath.Join(out, "undo.dlist")
 		p := startMbtool(t, procOptions{}, "seen-cleanup", "-C", conf, "--user", "alice", "--delete", "--undo-file", undo)
-		if !waitFor(10*time.Second, func() bool { return hasOpen(p.cmd.Process.Pid, filepath.Base(seen)) }) {
-			t.Fatal("seen-cleanup never opened the seen db")
-		}
+		p.until("opening the seen db", func() bool { return hasOpen(p.cmd.Process.Pid, filepath.Base(seen)) })
 		time.Sleep(20 * time.Millisecond) // now waiting for the lock
 		p.signal(sg.sig)
-		code, stderr := p.wait(10 * time.Second)
+		code, stderr := p.wait(procTimeout)
 		held.Close()
 		if code != ExitInterrupted || strings.TrimSpace(stderr) != "mbtool: interrupted" {
 			t.Errorf("%s: exit %d, stderr:\n%s", sg.name, code, stderr)
@@ -125,9 +123,7 @@ func faultSeenCleanupConcurrent(t *testing.T) []faultRow {
 		ps = append(ps, startMbtool(t, procOptions{}, "seen-cleanup", "-C", conf, "--user", "alice", "--delete", "--undo-file", filepath.Join(out, name)))
 	}
 	for _, p := range ps {
-		if !waitFor(10*time.Second, func() bool { return hasOpen(p.cmd.Process.Pid, filepath.Base(seen)) }) {
-			t.Fatal("seen-cleanup never opened the seen db")
-		}
+		p.until("opening the seen db", func() bool { return hasOpen(p.cmd.Process.Pid, filepath.Base(seen)) })
 	}
 	held.Close()
 	var codes []int
