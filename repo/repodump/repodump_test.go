@@ -3,6 +3,7 @@ package repodump
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -89,5 +90,49 @@ func TestExportIsStandaloneDump(t *testing.T) {
 				t.Fatalf("night %d user %s: export (%d bytes) differs from the standalone dump (%d bytes)", n, u.Name, len(got), len(want))
 			}
 		}
+	}
+}
+
+// Two dumps of different users into one repository run at once (shared
+// locks); both snapshots are complete; a prune meanwhile is refused.
+func TestConcurrentDumps(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for _, u := range []string{"alice", "bob"} {
+		go func() {
+			_, err := Run(context.Background(), s, r, Options{Users: []string{u}, Host: "h", Version: "v", Now: night})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss, err := r.Snapshots()
+	if err != nil || len(ss) != 2 {
+		t.Fatalf("%d snapshots, %v", len(ss), err)
+	}
+	sum, err := r.Check(context.Background(), repo.CheckOptions{ReadData: true})
+	if err != nil || len(sum.Findings) > 0 {
+		t.Fatalf("verify: %v %v", err, sum.Findings)
+	}
+	for _, snap := range ss {
+		u := snap.Users[0].Name
+		if got, want := export(t, r, snap, u), standalone(t, s, u); !bytes.Equal(got, want) {
+			t.Errorf("user %s writes out differently", u)
+		}
+	}
+	l, err := r.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if _, err := r.Prune(context.Background(), repo.PruneOptions{}); !errors.Is(err, repo.ErrLocked) {
+		t.Errorf("prune beside a running dump: %v, want ErrLocked", err)
 	}
 }
