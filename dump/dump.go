@@ -281,7 +281,7 @@ func peekIndexHeader(spool *partition.Spool, e partition.Entry) (partition.Index
 	if err != nil {
 		return partition.IndexHeader{}, err
 	}
-	f, err := os.Open(p)
+	f, err := partition.OpenRead(p)
 	if err != nil {
 		return partition.IndexHeader{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"github.com/mbtool/mbtool/guidtable"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -311,5 +312,73 @@ func TestDumpPlantedFiles(t *testing.T) {
 	}
 	if bytes.Contains(o.data, []byte("%{default "+linked.GUID.String())) {
 		t.Errorf("the file behind the symlink, %s, is in the dump", linked.GUID)
+	}
+}
+
+// cyrus.index replaced by the user Cyrus runs as with a symlink (to a copy
+// of itself) or a FIFO: dump refuses the file, naming it, and never blocks
+// opening it.
+func TestDumpPlantedIndex(t *testing.T) {
+	for _, plant := range []string{"symlink", "fifo"} {
+		t.Run(plant, func(t *testing.T) {
+			s := openSpool(t, fixtures.UnpackT(t))
+			e, err := s.Lookup("user.alice.Sent")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := s.MetaPath(e, partition.FileIndex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if plant == "symlink" {
+				outside := t.TempDir() + "/cyrus.index"
+				if err := os.WriteFile(outside, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				err = os.Symlink(outside, p)
+			} else {
+				err = syscall.Mkfifo(p, 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			type out struct {
+				sum *Summary
+				err error
+			}
+			done := make(chan out, 1)
+			go func() {
+				var buf bytes.Buffer
+				sum, err := Run(context.Background(), s, &buf, Options{Mailboxes: []string{"user.alice.Sent"}, Now: time.Unix(1795880000, 0)})
+				done <- out{sum, err}
+			}()
+			var o out
+			select {
+			case o = <-done:
+			case <-time.After(2 * time.Minute):
+				if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+				t.Fatal("dump still running after two minutes: blocked opening a FIFO")
+			}
+			msg := ""
+			if o.err != nil {
+				msg = o.err.Error()
+			} else {
+				for _, pr := range o.sum.Problems {
+					msg += pr.String() + "\n"
+				}
+			}
+			if !strings.Contains(msg, p) {
+				t.Errorf("dump of user.alice.Sent with a planted %s as its cyrus.index: %q, want an error naming %s", plant, msg, p)
+			}
+		})
 	}
 }

@@ -244,7 +244,7 @@ func (r *result) hash() {
 }
 
 func (r *result) hashLarge() {
-	f, err := partition.OpenMessageFile(r.path)
+	f, err := partition.OpenRead(r.path)
 	if err != nil {
 		r.missing = errors.Is(err, fs.ErrNotExist)
 		r.fail(err)
@@ -274,7 +274,7 @@ func (r *result) hashLarge() {
 
 func openRead(path string) (int, error) {
 	for {
-		fd, err := unix.Open(path, partition.MessageOpenFlags, 0)
+		fd, err := unix.Open(path, partition.ReadFlags, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -364,7 +364,7 @@ func (r *result) writeTo(w *dlist.Writer, part string) error {
 	if r.data != nil {
 		return w.File(part, r.guid, r.size, bytes.NewReader(r.data))
 	}
-	f, err := partition.OpenMessageFile(r.path)
+	f, err := partition.OpenRead(r.path)
 	if err != nil {
 		return &sourceError{path: r.path, err: err}
 	}

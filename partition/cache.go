@@ -3,7 +3,6 @@ package partition
 import (
 	"encoding/binary"
 	"hash/crc32"
-	"os"
 )
 
 // NumCacheFields is the number of items of a cyrus.cache record
@@ -25,7 +24,7 @@ func (s *Spool) openCache(m *Mailbox) {
 	if err != nil {
 		return
 	}
-	if f, err := os.Open(p); err == nil {
+	if f, err := OpenRead(p); err == nil {
 		m.cache = f
 	}
 }

@@ -131,7 +131,7 @@ func (s *Spool) OpenMailbox(ctx context.Context, e Entry) (mb *Mailbox, err erro
 // readLocked reads everything that needs the index lock, and releases it.
 func (s *Spool) readLocked(ctx context.Context, m *Mailbox) error {
 	e := m.Entry
-	f, err := os.Open(m.IndexPath)
+	f, err := OpenRead(m.IndexPath)
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ func (m *Mailbox) snapshotIndex(f *os.File) error {
 }
 
 func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := OpenRead(path)
 	if err != nil {
 		return nil, err
 	}
@@ -376,23 +376,24 @@ func (m *Mailbox) OpenMessage(r Record) (*os.File, error) {
 	if r.Unlinked() {
 		return nil, fmt.Errorf("mailbox %s uid %d: message unlinked: %w", m.Entry.Name, r.UID, fs.ErrNotExist)
 	}
-	f, err := OpenMessageFile(m.MessagePath(r))
+	f, err := OpenRead(m.MessagePath(r))
 	if err != nil {
 		return nil, fmt.Errorf("mailbox %s uid %d: %w", m.Entry.Name, r.UID, err)
 	}
 	return f, nil
 }
 
-// MessageOpenFlags open a message file for reading as mbtool must, as root
-// in a tree the user Cyrus runs as owns: a symlink in the file's place is
-// not followed (ELOOP), and a FIFO there does not block the open (reading
-// it gives nothing, so its size never matches the index's).
-const MessageOpenFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NOFOLLOW | unix.O_NONBLOCK
+// ReadFlags open a Cyrus file (a message file, cyrus.index, cyrus.cache,
+// cyrus.header, a flat seen or subscription file) for reading as mbtool
+// must, as root in a tree the user Cyrus runs as owns: a symlink in the
+// file's place is not followed (ELOOP), and a FIFO there does not block
+// the open (reading it gives nothing).
+const ReadFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NOFOLLOW | unix.O_NONBLOCK
 
-// OpenMessageFile opens the message file at path with MessageOpenFlags and
-// refuses anything but a regular file.
-func OpenMessageFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, MessageOpenFlags, 0)
+// OpenRead opens the Cyrus file at path with ReadFlags and refuses anything
+// but a regular file.
+func OpenRead(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, ReadFlags, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -92,7 +92,7 @@ func (s *Spool) readUserDB(path, backend string, fn func(k, v []byte) error) err
 		return err
 	case "flat":
 		// Flat readers take no lock; writers replace the file by rename.
-		f, err := os.Open(path)
+		f, err := OpenRead(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

@@ -260,7 +260,7 @@ func (s *Spool) UpdateAnnotationsDB(owner Owner, fn func(tx *TwoskipTx) error) e
 // ReadIndexHeaderFile reads and checks the header of the cyrus.index at
 // path, without locking.
 func ReadIndexHeaderFile(path string) (IndexHeader, error) {
-	f, err := os.Open(path)
+	f, err := OpenRead(path)
 	if err != nil {
 		return IndexHeader{}, err
 	}
