@@ -382,3 +382,45 @@ func TestDumpPlantedIndex(t *testing.T) {
 		})
 	}
 }
+
+// A user's seen database replaced by a FIFO (by the user Cyrus runs as):
+// dump refuses it, naming it, and never blocks opening it.
+func TestDumpPlantedSeenFIFO(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	p, err := s.SeenPath("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		var buf bytes.Buffer
+		sum, err := Run(context.Background(), s, &buf, Options{Users: []string{"alice"}, Now: time.Unix(1795880000, 0)})
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		msg := ""
+		for _, pr := range sum.Problems {
+			msg += pr.String() + "\n"
+		}
+		done <- msg
+	}()
+	var msg string
+	select {
+	case msg = <-done:
+	case <-time.After(2 * time.Minute):
+		if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("dump still running after two minutes: blocked opening a FIFO")
+	}
+	if !strings.Contains(msg, p) {
+		t.Errorf("dump of alice with a FIFO as her seen database: %q, want a problem naming %s", msg, p)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -96,7 +97,8 @@ func OpenLocked(path string, flag int, exclusive bool) (*os.File, error) {
 }
 
 // OpenLockedContext opens path (flag is passed to os.OpenFile; a symlink
-// at path is not followed) and locks it, following Cyrus's reopen-on-replace
+// at path is not followed, and anything but a regular file is refused
+// without blocking the open) and locks it, following Cyrus's reopen-on-replace
 // loop (lib/lock_fcntl.c lock_reopen_ex, lib/mappedfile.c): after the lock is
 // granted it compares the inode of the descriptor with that of the path and,
 // if a writer has renamed a new file into place meanwhile, reopens and locks
@@ -105,7 +107,19 @@ func OpenLocked(path string, flag int, exclusive bool) (*os.File, error) {
 // done: a file that Cyrus keeps locked must not make mbtool deaf to SIGINT.
 func OpenLockedContext(ctx context.Context, path string, flag int, exclusive bool) (*os.File, error) {
 	return Reopen(ctx, path, func() (*os.File, error) {
-		return os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		// O_NONBLOCK: a FIFO planted at path must not block the open.
+		f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			if err == nil {
+				err = &fs.PathError{Op: "open", Path: path, Err: errors.New("not a regular file")}
+			}
+			return nil, err
+		}
+		return f, nil
 	}, exclusive)
 }
 
