@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -239,4 +240,35 @@ func TestRootSymlinks(t *testing.T) {
 		t.Errorf("planted symlink as a root: %v", err)
 	}
 	checkOutside(t, outside)
+}
+
+// TestPlantedFIFO: a FIFO planted where a file is opened for reading (a
+// staged message the user Cyrus runs as swapped, say) does not block the
+// open, and LinkOrCopy's copy refuses it.
+func TestPlantedFIFO(t *testing.T) {
+	root, _ := plant(t)
+	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewTree(root).OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	done := make(chan error, 1)
+	go func() {
+		f, err := d.Open("fifo", os.O_RDONLY)
+		if err == nil {
+			f.Close()
+		}
+		done <- err
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		if f, err := os.OpenFile(filepath.Join(root, "fifo"), os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("Dir.Open of a FIFO still blocked after a minute")
+	}
 }

@@ -80,7 +80,8 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 }
 
 // Open opens the existing file name in d with flag (O_CREAT is refused),
-// without following a symlink.
+// without following a symlink, and without blocking if it is a FIFO
+// (O_NONBLOCK, which changes nothing for regular files and locks).
 func (d *Dir) Open(name string, flag int) (*os.File, error) {
 	if err := checkName(name); err != nil || flag&os.O_CREATE != 0 {
 		if err == nil {
@@ -88,7 +89,7 @@ func (d *Dir) Open(name string, flag int) (*os.File, error) {
 		}
 		return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: err}
 	}
-	fd, err := unix.Openat(d.fd, name, flag|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
+	fd, err := unix.Openat(d.fd, name, flag|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, pathErr("open", d.Join(name), err)
 	}
