@@ -114,20 +114,7 @@ func TestDumpFixture(t *testing.T) {
 // out, and the rest is dumped.
 func TestDumpDamagedFiles(t *testing.T) {
 	s := openSpool(t, fixtures.UnpackT(t))
-	e, err := s.Lookup("user.alice.Sent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.OpenMailbox(context.Background(), e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []partition.Record
-	m.Records(func(r partition.Record) error { recs = append(recs, r); return nil })
-	m.Close()
-	if len(recs) < 3 {
-		t.Fatalf("fixture user.alice.Sent has %d records", len(recs))
-	}
+	m, recs := sentRecords(t, s, 3)
 	rotted, gone := recs[0], recs[2]
 	p := m.MessagePath(rotted)
 	b, err := os.ReadFile(p)
@@ -236,13 +223,10 @@ func TestDumpFixtureGUIDsOnFile(t *testing.T) {
 	TestDumpFixture(t)
 }
 
-// A message file that the user Cyrus runs as replaced with a symlink (to a
-// file of the very bytes the index names, so that the GUID would match)
-// or with a FIFO is reported and left out: dump, running as root, follows
-// no symlink under a partition and never blocks opening a file that is
-// not a regular one.
-func TestDumpPlantedFiles(t *testing.T) {
-	s := openSpool(t, fixtures.UnpackT(t))
+// sentRecords returns the fixture's user.alice.Sent (closed: for its
+// paths) and its records, at least min of them.
+func sentRecords(t *testing.T, s *partition.Spool, min int) (*partition.Mailbox, []partition.Record) {
+	t.Helper()
 	e, err := s.Lookup("user.alice.Sent")
 	if err != nil {
 		t.Fatal(err)
@@ -254,9 +238,63 @@ func TestDumpPlantedFiles(t *testing.T) {
 	var recs []partition.Record
 	m.Records(func(r partition.Record) error { recs = append(recs, r); return nil })
 	m.Close()
-	if len(recs) < 2 {
+	if len(recs) < min {
 		t.Fatalf("fixture user.alice.Sent has %d records", len(recs))
 	}
+	return m, recs
+}
+
+// dumpOutcome is what a dump run gave.
+type dumpOutcome struct {
+	data []byte
+	sum  *Summary
+	err  error
+}
+
+// said is the run's error, or its problems, one a line.
+func (o dumpOutcome) said() string {
+	if o.err != nil {
+		return o.err.Error()
+	}
+	msg := ""
+	for _, pr := range o.sum.Problems {
+		msg += pr.String() + "\n"
+	}
+	return msg
+}
+
+// dumpPastFIFO runs a dump of a spool where a FIFO was planted at fifo,
+// failing the test if the dump is still blocked after two minutes (the
+// FIFO is then opened for writing, so that the test can end).
+func dumpPastFIFO(t *testing.T, s *partition.Spool, opts Options, fifo string) dumpOutcome {
+	t.Helper()
+	opts.Now = time.Unix(1795880000, 0)
+	done := make(chan dumpOutcome, 1)
+	go func() {
+		var buf bytes.Buffer
+		sum, err := Run(context.Background(), s, &buf, opts)
+		done <- dumpOutcome{buf.Bytes(), sum, err}
+	}()
+	select {
+	case o := <-done:
+		return o
+	case <-time.After(2 * time.Minute):
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("dump still running after two minutes: blocked opening a FIFO")
+		return dumpOutcome{}
+	}
+}
+
+// A message file that the user Cyrus runs as replaced with a symlink (to a
+// file of the very bytes the index names, so that the GUID would match)
+// or with a FIFO is reported and left out: dump, running as root, follows
+// no symlink under a partition and never blocks opening a file that is
+// not a regular one.
+func TestDumpPlantedFiles(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	m, recs := sentRecords(t, s, 2)
 	linked, fifo := recs[0], recs[1]
 	b, err := os.ReadFile(m.MessagePath(linked))
 	if err != nil {
@@ -278,27 +316,7 @@ func TestDumpPlantedFiles(t *testing.T) {
 	if err := syscall.Mkfifo(m.MessagePath(fifo), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	type out struct {
-		data []byte
-		sum  *Summary
-		err  error
-	}
-	done := make(chan out, 1)
-	go func() {
-		var buf bytes.Buffer
-		sum, err := Run(context.Background(), s, &buf, Options{Users: []string{"alice"}, Now: time.Unix(1795880000, 0)})
-		done <- out{buf.Bytes(), sum, err}
-	}()
-	var o out
-	select {
-	case o = <-done:
-	case <-time.After(2 * time.Minute):
-		// Unblock the open of the FIFO, so that the test can end.
-		if f, err := os.OpenFile(m.MessagePath(fifo), os.O_WRONLY, 0); err == nil {
-			f.Close()
-		}
-		t.Fatal("dump still running after two minutes: blocked opening a FIFO")
-	}
+	o := dumpPastFIFO(t, s, Options{Users: []string{"alice"}}, m.MessagePath(fifo))
 	if o.err != nil {
 		t.Fatalf("dump: %v", o.err)
 	}
@@ -349,34 +367,7 @@ func TestDumpPlantedIndex(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			type out struct {
-				sum *Summary
-				err error
-			}
-			done := make(chan out, 1)
-			go func() {
-				var buf bytes.Buffer
-				sum, err := Run(context.Background(), s, &buf, Options{Mailboxes: []string{"user.alice.Sent"}, Now: time.Unix(1795880000, 0)})
-				done <- out{sum, err}
-			}()
-			var o out
-			select {
-			case o = <-done:
-			case <-time.After(2 * time.Minute):
-				if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-					f.Close()
-				}
-				t.Fatal("dump still running after two minutes: blocked opening a FIFO")
-			}
-			msg := ""
-			if o.err != nil {
-				msg = o.err.Error()
-			} else {
-				for _, pr := range o.sum.Problems {
-					msg += pr.String() + "\n"
-				}
-			}
-			if !strings.Contains(msg, p) {
+			if msg := dumpPastFIFO(t, s, Options{Mailboxes: []string{"user.alice.Sent"}}, p).said(); !strings.Contains(msg, p) {
 				t.Errorf("dump of user.alice.Sent with a planted %s as its cyrus.index: %q, want an error naming %s", plant, msg, p)
 			}
 		})
@@ -397,30 +388,7 @@ func TestDumpPlantedSeenFIFO(t *testing.T) {
 	if err := syscall.Mkfifo(p, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan string, 1)
-	go func() {
-		var buf bytes.Buffer
-		sum, err := Run(context.Background(), s, &buf, Options{Users: []string{"alice"}, Now: time.Unix(1795880000, 0)})
-		if err != nil {
-			done <- err.Error()
-			return
-		}
-		msg := ""
-		for _, pr := range sum.Problems {
-			msg += pr.String() + "\n"
-		}
-		done <- msg
-	}()
-	var msg string
-	select {
-	case msg = <-done:
-	case <-time.After(2 * time.Minute):
-		if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			f.Close()
-		}
-		t.Fatal("dump still running after two minutes: blocked opening a FIFO")
-	}
-	if !strings.Contains(msg, p) {
+	if msg := dumpPastFIFO(t, s, Options{Users: []string{"alice"}}, p).said(); !strings.Contains(msg, p) {
 		t.Errorf("dump of alice with a FIFO as her seen database: %q, want a problem naming %s", msg, p)
 	}
 }
