@@ -27,6 +27,7 @@ func TestMain(m *testing.M) {
 			fmt.Println(conf)
 			os.Exit(0)
 		},
+		"mbtool-rusage": rusageMain,
 	})
 }
 

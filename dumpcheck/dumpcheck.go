@@ -7,8 +7,11 @@
 package dumpcheck
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/mbtool/mbtool/dlist"
@@ -33,7 +36,7 @@ const maxNameLen = 490
 // the partition in either directory layout.
 func CheckName(what, name string) error {
 	bad := func(why string) error {
-		return fmt.Errorf("%w: %s %q: %s", ErrUnsafeName, what, name, why)
+		return fmt.Errorf("%w: %s %q: %s", ErrUnsafeName, what, clipS(name), why)
 	}
 	if name == "" {
 		return bad("empty")
@@ -66,22 +69,60 @@ func CheckName(what, name string) error {
 	return nil
 }
 
+// Bounds of a userid: the whole at most 255 bytes; the local part at most
+// 200, so that every file Cyrus names after it ("<user>.conversations" is
+// the longest) fits in a file name of 255 bytes.
+const (
+	maxUserID    = 255
+	maxLocalPart = 200
+)
+
 // CheckUserID validates a userid from the dump (seen and subscription
-// owners, ACL identifiers, annotation owners): it becomes part of file
-// names in the config directory.
+// owners, ACL identifiers, annotation owners, the owner a user mailbox's
+// name implies): it becomes part of file names in the config directory,
+// the domain part a directory of its own (config/domain/<h>/<domain>). No
+// control byte, '/' or '!'; a local part that does not start with '.'; a
+// domain of non-empty dot-separated labels.
 func CheckUserID(id string) error {
-	if id == "" || len(id) > 255 {
-		return fmt.Errorf("%w: userid %q: empty or too long", ErrUnsafeName, id)
+	bad := func(why string) error {
+		return fmt.Errorf("%w: userid %q: %s", ErrUnsafeName, clipS(id), why)
 	}
-	if id[0] == '.' {
-		return fmt.Errorf("%w: userid %q: starts with '.'", ErrUnsafeName, id)
+	if id == "" {
+		return bad("empty")
+	}
+	if len(id) > maxUserID {
+		return bad(fmt.Sprintf("longer than %d bytes", maxUserID))
 	}
 	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x20 || c == 0x7f || c == '/' {
-			return fmt.Errorf("%w: userid %q: byte 0x%02x", ErrUnsafeName, id, c)
+		if c := id[i]; c < 0x20 || c == 0x7f || c == '/' || c == '!' {
+			return bad(fmt.Sprintf("byte 0x%02x", c))
+		}
+	}
+	local, domain, hasDomain := strings.Cut(id, "@")
+	if local == "" || local[0] == '.' {
+		return bad("empty local part or one that starts with '.'")
+	}
+	if len(local) > maxLocalPart {
+		return bad(fmt.Sprintf("local part longer than %d bytes", maxLocalPart))
+	}
+	if hasDomain {
+		if domain == "" || strings.ContainsRune(domain, '@') {
+			return bad("bad domain")
+		}
+		for _, l := range strings.Split(domain, ".") {
+			if l == "" {
+				return bad("empty label in the domain")
+			}
 		}
 	}
 	return nil
+}
+
+func clipS(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 // CheckUniqueID validates a mailbox uniqueid: 24 characters of [0-9a-z] in
@@ -114,15 +155,16 @@ func CheckText(what, s string) error {
 	return nil
 }
 
-// CheckPartition validates a partition name: an atom of printable ASCII.
-// Whether the server has it is checked on the server (see Restore).
+// CheckPartition validates a partition name: an atom of printable ASCII
+// that does not start with '.' (it names a directory in the staging area
+// and a key of imapd.conf). Whether the target has it is checked there.
 func CheckPartition(p string) error {
-	if p == "" || len(p) > 255 {
-		return fmt.Errorf("%w: partition %q", ErrUnsafeName, p)
+	if p == "" || len(p) > 255 || p[0] == '.' {
+		return fmt.Errorf("%w: partition %q", ErrUnsafeName, clipS(p))
 	}
 	for i := 0; i < len(p); i++ {
 		if c := p[i]; c <= 0x20 || c >= 0x7f || strings.IndexByte(`/(){}"%*\`, c) >= 0 {
-			return fmt.Errorf("%w: partition %q: byte 0x%02x", ErrUnsafeName, p, c)
+			return fmt.Errorf("%w: partition %q: byte 0x%02x", ErrUnsafeName, clipS(p), c)
 		}
 	}
 	return nil
@@ -168,6 +210,9 @@ func CheckACL(acl string) error {
 		if err := CheckUserID(strings.TrimPrefix(a.ID, "-")); err != nil {
 			return fmt.Errorf("ACL: %w", err)
 		}
+		if a.Rights == "" {
+			continue // no rights: Cyrus prints such an entry too
+		}
 		if err := CheckText("ACL rights", a.Rights); err != nil {
 			return err
 		}
@@ -176,8 +221,9 @@ func CheckACL(acl string) error {
 }
 
 // ErrInvalid is wrapped by errors about values that are malformed without
-// being dangerous, such as a seen set that is not a sequence set.
-var ErrInvalid = errors.New("invalid value in dump")
+// being dangerous, such as a seen set that is not a sequence set. It is
+// ErrDamaged.
+var ErrInvalid = ErrDamaged
 
 // CheckSeqSet checks that a seen set holds only the characters of an IMAP
 // sequence set (Cyrus's imparse_issequence); Cyrus would discard anything
@@ -191,109 +237,197 @@ func CheckSeqSet(s string) error {
 	return nil
 }
 
-// Quota decodes the value of an APPLY QUOTA line and checks its root.
+// Quota decodes the value of an APPLY QUOTA line and checks it (Dump.Quota).
 func Quota(v *dlist.Value) (*syncrec.Quota, error) {
 	q, err := syncrec.DecodeQuota(v)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = (*Dump)(nil).Quota(q)
 	}
-	if err := CheckName("quota root", q.Root); err != nil {
-		return nil, err
-	}
-	return q, nil
+	return q, err
 }
 
-// Sub decodes the value of an APPLY SUB line and checks its user and
-// mailbox name.
+// Sub decodes the value of an APPLY SUB line and checks it (Dump.Sub).
 func Sub(v *dlist.Value) (*syncrec.Sub, error) {
 	s, err := syncrec.DecodeSub(v)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = (*Dump)(nil).Sub(s)
 	}
-	if err := CheckUserID(s.UserID); err != nil {
-		return nil, err
-	}
-	if err := CheckName("subscription", s.MboxName); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s, err
 }
 
-// Seen decodes the value of an APPLY SEEN line and checks its user,
-// uniqueid and seen set.
+// Seen decodes the value of an APPLY SEEN line and checks it (Dump.Seen).
 func Seen(v *dlist.Value) (*syncrec.Seen, error) {
 	s, err := syncrec.DecodeSeen(v)
+	if err == nil {
+		err = (*Dump)(nil).Seen(s)
+	}
+	return s, err
+}
+
+// NewReader opens a dump for reading with the bounds of the one reader
+// (syncrec.Limits): every path that reads a dump opens it here.
+func NewReader(r io.Reader) (*dumpfile.Reader, error) {
+	d, err := dumpfile.NewReader(r)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckUserID(s.UserID); err != nil {
-		return nil, err
-	}
-	if err := CheckUniqueID(s.UniqueID); err != nil {
-		return nil, err
-	}
-	if err := CheckSeqSet(s.SeenUIDs); err != nil {
-		return nil, err
-	}
-	return s, nil
+	d.DL().SetLimits(syncrec.Limits())
+	return d, nil
 }
 
 // UserData collects a dump's APPLY QUOTA, SUB and SEEN lines, decoded and
-// checked.
+// checked, for a restore that applies them after the mailboxes. Quotas and
+// subscriptions are kept in memory: each is a name or two (at most
+// maxNameLen and maxUserID bytes) and a few numbers. Seen records carry a
+// seen set of up to syncrec.MaxValue bytes each, so they go to an unlinked
+// temporary file and are read back one at a time (EachSeen): what a dump's
+// seen state takes in memory does not grow with the dump.
 type UserData struct {
 	Quotas []*syncrec.Quota
 	Subs   []*syncrec.Sub
-	Seen   []*syncrec.Seen
 	// ServerAnnotations are users' private annotations of the server
-	// (APPLY ANNOTATION with MBOXNAME "").
+	// (APPLY ANNOTATION with MBOXNAME ""): a few per user, each bounded.
 	ServerAnnotations []*syncrec.Annotation
+	seen              *os.File
+	sw                *dlist.Writer
+	nSeen             int
+	err               error
 }
 
-// Read reads the rest of the current line of d, an APPLY QUOTA, SUB or SEEN
-// named by name, through its end, and adds it. It reports false, reading
-// nothing, for any other command.
-func (u *UserData) Read(d *dumpfile.Reader, name string) (bool, error) {
-	if name != "QUOTA" && name != "SUB" && name != "SEEN" && name != "ANNOTATION" {
-		return false, nil
+// NumSeen returns how many seen records were read.
+func (u *UserData) NumSeen() int { return u.nSeen }
+
+func (u *UserData) addSeen(s *syncrec.Seen) error {
+	if u.err != nil {
+		return u.err
 	}
-	v, err := d.DL().ReadValue()
+	if u.seen == nil {
+		f, err := os.CreateTemp("", "mbtool-seen-*")
+		if err != nil {
+			return fmt.Errorf("spooling seen records: %w", err)
+		}
+		os.Remove(f.Name())
+		u.seen, u.sw = f, dlist.NewWriter(f)
+	}
+	if err := syncrec.WriteSeen(u.sw, s); err != nil {
+		u.err = fmt.Errorf("spooling seen records: %w", err)
+		return u.err
+	}
+	u.nSeen++
+	return nil
+}
+
+// EachSeen calls fn with each seen record, in the order of the dump, read
+// back from the spool one at a time.
+func (u *UserData) EachSeen(fn func(*syncrec.Seen) error) error {
+	if u.err != nil || u.seen == nil {
+		return u.err
+	}
+	if err := u.sw.Flush(); err != nil {
+		return fmt.Errorf("spooling seen records: %w", err)
+	}
+	if _, err := u.seen.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("reading back seen records: %w", err)
+	}
+	r := dlist.NewReader(bufio.NewReaderSize(u.seen, 64<<10))
+	r.SetLimits(syncrec.Limits())
+	for i := 0; i < u.nSeen; i++ {
+		for k := 0; k < 2; k++ { // APPLY SEEN
+			if _, err := r.Next(); err != nil {
+				return fmt.Errorf("reading back seen records: %w", err)
+			}
+		}
+		v, err := syncrec.ReadValue(r, "SEEN")
+		if err != nil {
+			return fmt.Errorf("reading back seen records: %w", err)
+		}
+		if _, err := r.Next(); err != nil { // the line's end
+			return fmt.Errorf("reading back seen records: %w", err)
+		}
+		s, err := syncrec.DecodeSeen(v)
+		if err != nil {
+			return fmt.Errorf("reading back seen records: %w", err)
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close removes the spool.
+func (u *UserData) Close() {
+	if u.seen != nil {
+		u.seen.Close()
+		u.seen = nil
+	}
+}
+
+// ReadUserData reads the rest of the current line of d, an APPLY QUOTA,
+// SUB or SEEN named by name, through its end, decodes it (bounded by
+// syncrec.MaxHeld) and checks it. It returns one of *syncrec.Quota,
+// *syncrec.Sub, *syncrec.Seen; or nil, reading nothing, for any other
+// command.
+func (p *Dump) ReadUserData(d *dumpfile.Reader, name string) (any, error) {
+	if name != "QUOTA" && name != "SUB" && name != "SEEN" && name != "ANNOTATION" {
+		return nil, nil
+	}
+	v, err := syncrec.ReadValue(d.DL(), name)
 	if err != nil {
-		return true, err
+		return nil, err
 	}
 	if err := d.EndLine(); err != nil {
-		return true, err
+		return nil, err
 	}
 	switch name {
 	case "QUOTA":
-		q, err := Quota(v)
-		if err != nil {
-			return true, err
+		q, err := syncrec.DecodeQuota(v)
+		if err == nil {
+			err = p.Quota(q)
 		}
-		u.Quotas = append(u.Quotas, q)
+		return q, err
 	case "SUB":
-		s, err := Sub(v)
-		if err != nil {
-			return true, err
+		s, err := syncrec.DecodeSub(v)
+		if err == nil {
+			err = p.Sub(s)
 		}
-		u.Subs = append(u.Subs, s)
+		return s, err
 	case "ANNOTATION":
 		a, err := syncrec.DecodeServerAnnotation(v)
-		if err != nil {
-			return true, err
+		if err == nil {
+			err = p.ServerAnnotation(a)
 		}
-		if err := CheckUserID(a.UserID); err != nil { // only users' private ones are carried
-			return true, fmt.Errorf("server annotation %s: %w", a.Entry, err)
-		}
-		if err := CheckText("annotation", a.Entry); err != nil {
-			return true, err
-		}
-		u.ServerAnnotations = append(u.ServerAnnotations, a)
+		return a, err
 	default:
-		s, err := Seen(v)
-		if err != nil {
+		s, err := syncrec.DecodeSeen(v)
+		if err == nil {
+			err = p.Seen(s)
+		}
+		return s, err
+	}
+}
+
+// Read reads an APPLY QUOTA, SUB or SEEN line as ReadUserData does, and
+// adds it. It reports false, reading nothing, for any other command.
+func (u *UserData) Read(d *dumpfile.Reader, p *Dump, name string) (bool, error) {
+	v, err := p.ReadUserData(d, name)
+	if v == nil && err == nil {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	switch x := v.(type) {
+	case *syncrec.Quota:
+		u.Quotas = append(u.Quotas, x)
+	case *syncrec.Sub:
+		u.Subs = append(u.Subs, x)
+	case *syncrec.Annotation:
+		u.ServerAnnotations = append(u.ServerAnnotations, x)
+	case *syncrec.Seen:
+		if err := u.addSeen(x); err != nil {
 			return true, err
 		}
-		u.Seen = append(u.Seen, s)
 	}
 	return true, nil
 }

@@ -39,12 +39,18 @@ type inventory struct {
 // digest and counts are compared. Nothing is sent before it succeeds.
 func (rs *restorer) check(ctx context.Context, r io.Reader) (*inventory, error) {
 	inv := &inventory{files: make(map[guid.GUID]int64)}
-	d, err := dumpfile.NewReader(r)
+	ok := false
+	defer func() {
+		if !ok {
+			inv.Close()
+		}
+	}()
+	d, err := dumpcheck.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("reading dump: %w", err)
 	}
 	defer d.Close()
-	byID := make(map[string]*box)
+	policy := dumpcheck.NewDump()
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -59,7 +65,7 @@ func (rs *restorer) check(ctx context.Context, r io.Reader) (*inventory, error) 
 		if verb != "APPLY" {
 			return nil, fmt.Errorf("%w: dump offset %d: unknown command %s %s", ErrDamaged, off, verb, name)
 		}
-		if err := rs.checkCommand(d, inv, byID, name); err != nil {
+		if err := rs.checkCommand(d, inv, policy, name); err != nil {
 			if !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrUnsafeName) {
 				err = fmt.Errorf("%w: %w", ErrDamaged, err)
 			}
@@ -73,34 +79,31 @@ func (rs *restorer) check(ctx context.Context, r io.Reader) (*inventory, error) 
 			ErrDamaged, inv.trail.Mailboxes, inv.trail.Messages, inv.trail.Bytes,
 			inv.counts.Mailboxes, inv.counts.Messages, inv.counts.Bytes)
 	}
+	ok = true
 	return inv, nil
 }
 
-func (rs *restorer) checkCommand(d *dumpfile.Reader, inv *inventory, byID map[string]*box, name string) error {
+func (rs *restorer) checkCommand(d *dumpfile.Reader, inv *inventory, policy *dumpcheck.Dump, name string) error {
 	switch name {
 	case "MESSAGE":
-		return rs.checkMessages(d.DL(), inv)
+		return rs.checkMessages(d.DL(), inv, policy)
 	case "MAILBOX":
-		b, err := rs.checkMailbox(d.DL(), inv)
+		b, err := rs.checkMailbox(d.DL(), inv, policy)
 		if err != nil {
 			return err
 		}
-		if prev := byID[b.src.UniqueID]; prev != nil {
-			return fmt.Errorf("%w: uniqueid %s of %s also names %s", ErrDamaged, b.src.UniqueID, b.src.Name, prev.src.Name)
-		}
-		byID[b.src.UniqueID] = b
 		inv.boxes = append(inv.boxes, b)
 		inv.counts.Mailboxes++
 		return d.EndLine()
 	}
-	if ok, err := inv.Read(d, name); ok || err != nil {
+	if ok, err := inv.Read(d, policy, name); ok || err != nil {
 		return err
 	}
 	return fmt.Errorf("%w: unknown command", ErrDamaged)
 }
 
 // checkMessages hashes every file literal of an APPLY MESSAGE line.
-func (rs *restorer) checkMessages(r *dlist.Reader, inv *inventory) error {
+func (rs *restorer) checkMessages(r *dlist.Reader, inv *inventory, policy *dumpcheck.Dump) error {
 	t, err := r.Next()
 	if err != nil {
 		return err
@@ -120,11 +123,8 @@ func (rs *restorer) checkMessages(r *dlist.Reader, inv *inventory) error {
 			return fmt.Errorf("%w: offset %d: a %v in APPLY MESSAGE", ErrDamaged, t.Offset, t.Kind)
 		}
 		fi := t.File
-		if err := dumpcheck.CheckPartition(fi.Partition); err != nil {
-			return err
-		}
-		if fi.Size == 0 {
-			return fmt.Errorf("%w: offset %d: empty message file %s", ErrDamaged, t.Offset, fi.GUID)
+		if err := policy.File(fi); err != nil {
+			return fmt.Errorf("offset %d: %w", t.Offset, err)
 		}
 		n, err := io.Copy(io.Discard, guid.NewReader(r.Body(), fi.GUID, fi.Size))
 		if err != nil {
@@ -143,13 +143,14 @@ func (rs *restorer) checkMessages(r *dlist.Reader, inv *inventory) error {
 // checkMailbox validates one APPLY MAILBOX and works out what will be
 // sent for it: mapped names, the target partition, and the CRCs of the
 // records as they will arrive.
-func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory) (*box, error) {
-	mr, err := openMailbox(r)
+func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpcheck.Dump) (*box, error) {
+	mr, err := syncrec.OpenMailbox(r)
 	if err != nil {
 		return nil, err
 	}
-	src := mr.mb
-	if err := rs.checkKeys(src); err != nil {
+	src := mr.Mailbox()
+	chk, err := policy.Mailbox(src)
+	if err != nil {
 		return nil, err
 	}
 	mb := *src
@@ -169,17 +170,16 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory) (*box, error) 
 	b := &box{src: src, mb: &mb}
 	b.res = MailboxResult{Name: mb.Name, Source: src.Name, UniqueID: src.UniqueID, Partition: mb.Partition}
 
-	chk := newRecordChecker(src)
-	dumpCRC, sendCRC := syncrec.NewCRC(), syncrec.NewCRC()
+	sendCRC := syncrec.NewCRC()
 	for {
-		rec, err := mr.next()
+		rec, err := mr.Next()
 		if err != nil {
 			return nil, fmt.Errorf("mailbox %s: %w", src.Name, err)
 		}
 		if rec == nil {
 			break
 		}
-		if err := chk.check(rec); err != nil {
+		if err := chk.Record(rec); err != nil {
 			return nil, err
 		}
 		_, inDump := inv.files[rec.GUID]
@@ -187,7 +187,6 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory) (*box, error) 
 			return nil, fmt.Errorf("%w: mailbox %s UID %d: SIZE %d, but the file of GUID %s has %d bytes",
 				ErrDamaged, src.Name, rec.UID, rec.Size, rec.GUID, size)
 		}
-		dumpCRC.Add(rec)
 		mapAnnotations(rs.users, rec.Annotations)
 		sendCRC.Add(rec)
 		b.items = append(b.items, item{guid: rec.GUID, expunged: rec.Expunged(), inDump: inDump})
@@ -197,54 +196,9 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory) (*box, error) 
 			b.res.Bytes += int64(rec.Size)
 		}
 	}
-	if !syncrec.Equal(dumpCRC.Basic, src.SyncCRC) || !syncrec.Equal(dumpCRC.Annot, src.SyncCRCAnnot) {
-		rs.problem(src.Name, fmt.Errorf("the dump's SYNC_CRC %d SYNC_CRC_ANNOT %d do not match its records (%d %d); sending the records' values",
-			src.SyncCRC, src.SyncCRCAnnot, dumpCRC.Basic, dumpCRC.Annot))
+	if err := chk.End(); err != nil {
+		return nil, err
 	}
 	mb.SyncCRC, mb.SyncCRCAnnot = sendCRC.Basic, sendCRC.Annot
 	return b, nil
-}
-
-// checkKeys validates the mailbox-level keys.
-func (rs *restorer) checkKeys(mb *syncrec.Mailbox) error {
-	if err := dumpcheck.CheckName("mailbox name", mb.Name); err != nil {
-		return err
-	}
-	if err := dumpcheck.CheckUniqueID(mb.UniqueID); err != nil {
-		return fmt.Errorf("mailbox %s: %w", mb.Name, err)
-	}
-	if err := dumpcheck.CheckPartition(mb.Partition); err != nil {
-		return fmt.Errorf("mailbox %s: %w", mb.Name, err)
-	}
-	for _, c := range mb.MboxType {
-		// Intermediate, deleted, remote, moving, reserved and legacy types
-		// are mboxlist states, not mailboxes with content.
-		if c < 'a' || c > 'z' || c == 'i' || c == 'd' || c == 'r' || c == 'm' || c == 'z' || c == 'l' {
-			return fmt.Errorf("%w: mailbox %s: MBOXTYPE %q", ErrUnsafeName, mb.Name, mb.MboxType)
-		}
-	}
-	if err := dumpcheck.CheckACL(mb.ACL); err != nil {
-		return fmt.Errorf("mailbox %s: %w", mb.Name, err)
-	}
-	if mb.QuotaRoot != "" {
-		if err := dumpcheck.CheckName("quota root", mb.QuotaRoot); err != nil {
-			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
-		}
-	}
-	for _, a := range mb.Annotations {
-		if err := dumpcheck.CheckEntry(a.Entry); err != nil {
-			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
-		}
-		if a.UserID != "" {
-			if err := dumpcheck.CheckUserID(a.UserID); err != nil {
-				return fmt.Errorf("mailbox %s: annotation: %w", mb.Name, err)
-			}
-		}
-	}
-	for _, c := range mb.Options {
-		if c < 'A' || c > 'Z' {
-			return fmt.Errorf("%w: mailbox %s: OPTIONS %q", ErrUnsafeName, mb.Name, mb.Options)
-		}
-	}
-	return nil
 }

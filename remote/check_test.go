@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/fixtures"
@@ -206,27 +205,5 @@ func TestCheckFixture(t *testing.T) {
 				t.Errorf("summary %+v", sum)
 			}
 		})
-	}
-}
-
-// TestMailboxReaderKeyAfterRecord: a key after RECORD is refused, since
-// every mailbox key must be sent before the first record.
-func TestMailboxReaderKeyAfterRecord(t *testing.T) {
-	tb := goodBox()
-	var buf bytes.Buffer
-	w := dlist.NewWriter(&buf)
-	syncrec.WriteMailbox(w, "APPLY", &tb.mb, func() (*syncrec.Record, error) { return nil, nil })
-	w.Flush()
-	line := bytes.TrimSuffix(buf.Bytes(), []byte(")\r\n"))
-	line = append(line, " FOLDERMODSEQ 3)\r\n"...)
-	r := dlist.NewReader(bytes.NewReader(line))
-	r.Next()
-	r.Next()
-	mr, err := openMailbox(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err = mr.next(); !errors.Is(err, ErrDamaged) {
-		t.Errorf("key after RECORD: %v", err)
 	}
 }

@@ -40,7 +40,17 @@ func Dump(ctx context.Context, c *syncproto.Client, w io.Writer, opts dump.Optio
 func NewSource(c *syncproto.Client) dump.Source { return &source{c: c} }
 
 type source struct {
-	c *syncproto.Client
+	c      *syncproto.Client
+	policy *dumpcheck.Dump // see check
+}
+
+// check returns the policy checker of this session: it remembers the
+// mailboxes so far, to refuse one the server sends twice.
+func (s *source) check() *dumpcheck.Dump {
+	if s.policy == nil {
+		s.policy = dumpcheck.NewDump()
+	}
+	return s.policy
 }
 
 // Plan takes the selection as it is: the server is asked per user.
@@ -330,32 +340,33 @@ func (s *source) mailbox(name string) (*remoteMailbox, error) {
 		if m.mb != nil {
 			return fmt.Errorf("%w: a second mailbox in the answer", syncproto.ErrProtocol)
 		}
-		mr, err := openMailbox(r)
+		mr, err := syncrec.OpenMailbox(r)
 		if err != nil {
 			return err
 		}
-		m.mb = mr.mb
+		m.mb = mr.Mailbox()
 		if m.mb.Name != name {
 			return fmt.Errorf("%w: the answer is about mailbox %s", syncproto.ErrProtocol, m.mb.Name)
 		}
-		// The server's data is checked as a dump's would be, before any
-		// byte of the mailbox is written.
-		if err := (*restorer)(nil).checkKeys(m.mb); err != nil {
+		// The server's data is checked as a dump's would be (the one
+		// policy, package dumpcheck), before any byte of the mailbox is
+		// written.
+		chk, err := s.check().Mailbox(m.mb)
+		if err != nil {
 			return err
 		}
-		chk := newRecordChecker(m.mb)
 		sw.BeginLine("R", "RECORD")
 		sw.BeginList()
 		var b [fetchSize]byte
 		for {
-			rec, err := mr.next()
+			rec, err := mr.Next()
 			if err != nil {
 				return err
 			}
 			if rec == nil {
 				break
 			}
-			if err := chk.check(rec); err != nil {
+			if err := chk.Record(rec); err != nil {
 				return err
 			}
 			syncrec.WriteRecord(sw, rec)
@@ -365,6 +376,9 @@ func (s *source) mailbox(name string) (*remoteMailbox, error) {
 				return err
 			}
 			s.c.Release() // the record is spooled, not held
+		}
+		if err := chk.End(); err != nil {
+			return err
 		}
 		sw.EndList()
 		return sw.EndLine()

@@ -2,7 +2,6 @@ package remote
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -18,14 +17,11 @@ var (
 	// ErrDamaged: the dump is damaged or is not what mbtool writes
 	// (a GUID or size mismatch, records out of order, a trailer that
 	// does not match). Sending it could crash or corrupt the server.
-	ErrDamaged = errors.New("damaged dump")
+	ErrDamaged = dumpcheck.ErrDamaged
 	// ErrUnsafeName: a mailbox name, userid, uniqueid, partition, flag or
 	// annotation name that Cyrus would refuse or misread.
 	ErrUnsafeName = dumpcheck.ErrUnsafeName
 )
-
-// maxUserFlags is Cyrus's MAX_USER_FLAGS.
-const maxUserFlags = 128
 
 // userInbox returns the internal name of a user's INBOX with Cyrus's
 // default namespace: "user.alice", "example.com!user.alice" for
@@ -41,22 +37,7 @@ func userInbox(user string) string {
 
 // ownerOf returns the user owning an internal mailbox name, or "" for a
 // shared mailbox (the inverse of userInbox).
-func ownerOf(name string) string {
-	domain, local, ok := strings.Cut(name, "!")
-	if !ok {
-		domain, local = "", name
-	}
-	rest, ok := strings.CutPrefix(local, "user.")
-	if !ok {
-		return ""
-	}
-	user, _, _ := strings.Cut(rest, ".")
-	user = strings.ReplaceAll(user, "^", ".")
-	if domain != "" {
-		user += "@" + domain
-	}
-	return user
-}
+func ownerOf(name string) string { return dumpcheck.Owner(name) }
 
 // mapACL maps the identifiers of an ACL string.
 func mapACL(u *usermap.Map, acl string) string {

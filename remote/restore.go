@@ -164,6 +164,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 	if err != nil {
 		return nil, err
 	}
+	defer inv.Close()
 	rs.inv = inv
 	rs.sum.Dump = inv.trail
 	defer func() {

@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"github.com/mbtool/mbtool/dlist"
-	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
@@ -26,7 +26,7 @@ var ErrChanged = errors.New("dump changed while it was being sent")
 // send is the second pass: the dump again, from the start, sending the
 // message files the server lacks and the mailboxes.
 func (rs *restorer) send(ctx context.Context, src io.Reader) error {
-	d, err := dumpfile.NewReader(src)
+	d, err := dumpcheck.NewReader(src)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrChanged, err)
 	}
@@ -247,17 +247,21 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	if b.res.Err != nil {
 		return nil
 	}
-	mr, err := openMailbox(r)
+	mr, err := syncrec.OpenMailbox(r)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrChanged, err)
 	}
-	if mr.mb.UniqueID != b.src.UniqueID || mr.mb.Name != b.src.Name || mr.mb.LastUID != b.src.LastUID {
+	mb := mr.Mailbox()
+	if mb.UniqueID != b.src.UniqueID || mb.Name != b.src.Name || mb.LastUID != b.src.LastUID {
 		return fmt.Errorf("%w: mailbox %s is not where it was", ErrChanged, b.src.Name)
 	}
-	chk := newRecordChecker(b.src)
+	chk, err := dumpcheck.NewDump().Mailbox(b.src)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrChanged, err)
+	}
 	i := 0
 	next := func() (*syncrec.Record, error) {
-		rec, err := mr.next()
+		rec, err := mr.Next()
 		if err != nil {
 			return nil, fmt.Errorf("%w: mailbox %s: %w", ErrChanged, b.src.Name, err)
 		}
@@ -267,7 +271,7 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 			}
 			return nil, nil
 		}
-		if err := chk.check(rec); err != nil {
+		if err := chk.Record(rec); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrChanged, err)
 		}
 		if i >= len(b.items) || b.items[i].guid != rec.GUID || b.items[i].expunged != rec.Expunged() {
@@ -329,10 +333,10 @@ func (rs *restorer) userData() error {
 		*count++
 		return nil
 	}
-	for _, s := range rs.inv.Seen {
+	err := rs.inv.EachSeen(func(s *syncrec.Seen) error {
 		b := bySrcID[s.UniqueID]
 		if !ok(b) {
-			continue
+			return nil
 		}
 		ns := *s
 		ns.UserID = rs.users.User(s.UserID)
@@ -340,9 +344,10 @@ func (rs *restorer) userData() error {
 			ns.UniqueID = b.mb.UniqueID
 		}
 		item := "APPLY SEEN " + ns.UserID + " " + ns.UniqueID
-		if err := send(&rs.sum.Seen, item, func(w *dlist.Writer) error { return syncrec.WriteSeen(w, &ns) }); err != nil {
-			return err
-		}
+		return send(&rs.sum.Seen, item, func(w *dlist.Writer) error { return syncrec.WriteSeen(w, &ns) })
+	})
+	if err != nil {
+		return err
 	}
 	for _, s := range rs.inv.Subs {
 		ns := syncrec.Sub{UserID: rs.users.User(s.UserID), MboxName: rs.users.Name(s.MboxName)}

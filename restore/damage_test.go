@@ -126,8 +126,11 @@ func TestRefusedDumps(t *testing.T) {
 			mb.Partition = "nosuch"
 		}), ErrPartition},
 		{"message partition not configured", craft(t, func(_ *syncrec.Mailbox, _ *syncrec.Record, _ *syncrec.Seen, part *string) {
-			*part = "../../x"
+			*part = "nosuch"
 		}), ErrPartition},
+		{"message partition with a path", craft(t, func(_ *syncrec.Mailbox, _ *syncrec.Record, _ *syncrec.Seen, part *string) {
+			*part = "../../x"
+		}), ErrUnsafeName},
 		{"record size differs", craft(t, func(_ *syncrec.Mailbox, r *syncrec.Record, _ *syncrec.Seen, _ *string) {
 			r.Size++
 		}), ErrDamaged},

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/partition"
@@ -33,122 +32,61 @@ type box struct {
 	id    int                   // its place in restorer.boxes, from 1
 }
 
-// readMailbox reads the value of an APPLY MAILBOX line: the mailbox-level
-// keys, then each RECORD as it streams by. head is called once, before the
-// first record (or at the end when there is no RECORD key), with the keys
-// read so far; the dump writes RECORD last, as Cyrus does. It returns the
-// mailbox-level keys of the whole line.
-func readMailbox(r *dlist.Reader, head func(*syncrec.Mailbox) error, rec func(*syncrec.Record) error) (*syncrec.Mailbox, error) {
-	t, err := r.Next()
-	if err != nil {
-		return nil, err
-	}
-	if t.Kind != dlist.KVList {
-		return nil, fmt.Errorf("%w: expected %%(, found %v", ErrDamaged, t.Kind)
-	}
-	keys := dlist.NewKVList()
-	keys.Offset = t.Offset
-	headDone := false
-	callHead := func() error {
-		if headDone {
-			return nil
-		}
-		headDone = true
-		mb, err := syncrec.DecodeMailbox(keys)
-		if err != nil {
-			return err
-		}
-		return head(mb)
-	}
-	for {
-		kt, err := r.Next()
-		if err != nil {
-			return nil, err
-		}
-		if kt.Kind == dlist.End {
-			break
-		}
-		if kt.Kind != dlist.Atom {
-			return nil, fmt.Errorf("%w: offset %d: expected a key, found %v", ErrDamaged, kt.Offset, kt.Kind)
-		}
-		key := string(kt.Bytes)
-		if key != "RECORD" {
-			v, err := r.ReadValue()
-			if err != nil {
-				return nil, err
-			}
-			keys.Add(key, v)
-			continue
-		}
-		if err := callHead(); err != nil {
-			return nil, err
-		}
-		lt, err := r.Next()
-		if err != nil {
-			return nil, err
-		}
-		if lt.Kind != dlist.List {
-			return nil, fmt.Errorf("%w: offset %d: RECORD is not a list", ErrDamaged, lt.Offset)
-		}
-		for {
-			it, err := r.Next()
-			if err != nil {
-				return nil, err
-			}
-			if it.Kind == dlist.End {
-				break
-			}
-			rr, err := syncrec.ReadRecord(r, it)
-			if err != nil {
-				return nil, err
-			}
-			if err := rec(rr); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := callHead(); err != nil {
-		return nil, err
-	}
-	return syncrec.DecodeMailbox(keys)
-}
-
 // mailbox reads one APPLY MAILBOX: it decides what to do with the mailbox
 // and, unless it is refused or skipped, builds it in the staging area
 // record by record.
 func (rs *restorer) mailbox(d *dumpfile.Reader) error {
-	var b *box
+	mr, err := syncrec.OpenMailbox(d.DL())
+	if err != nil {
+		return err
+	}
+	mb := mr.Mailbox()
+	chk, err := rs.policy.Mailbox(mb)
+	if err != nil {
+		return err
+	}
+	b, err := rs.plan(mb)
+	if err != nil {
+		return err
+	}
 	var bl *builder
-	_, err := readMailbox(d.DL(), func(mb *syncrec.Mailbox) error {
-		var err error
-		if b, err = rs.plan(mb); err != nil {
+	if !rs.opts.DryRun && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
+		if bl, err = rs.newBuilder(b); err != nil {
 			return err
 		}
-		if !rs.opts.DryRun && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
-			bl, err = rs.newBuilder(b)
+		defer bl.close()
+	}
+	for {
+		r, err := mr.Next()
+		if err != nil {
+			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
 		}
-		return err
-	}, func(r *syncrec.Record) error {
+		if r == nil {
+			break
+		}
+		if err := chk.Record(r); err != nil {
+			return err
+		}
+		if err := rs.checkSize(r); err != nil {
+			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+		}
 		b.res.Records++
 		if !r.Expunged() {
 			b.res.Messages++
 		}
-		if bl == nil {
-			return rs.checkRecord(r)
+		if bl != nil {
+			if err := bl.add(r); err != nil {
+				return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+			}
 		}
-		return bl.add(r)
-	})
-	if err == nil && bl != nil {
-		err = bl.finish()
+	}
+	if err := chk.End(); err != nil {
+		return err
 	}
 	if bl != nil {
-		bl.close()
-	}
-	if err != nil {
-		if b != nil {
-			return fmt.Errorf("mailbox %s: %w", b.src.Name, err)
+		if err := bl.finish(); err != nil {
+			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
 		}
-		return err
 	}
 	if err := d.EndLine(); err != nil {
 		return err
@@ -162,17 +100,6 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 // its name, partition and uniqueid in the target, and whether it is
 // created, replaced, refused or skipped.
 func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
-	if err := dumpcheck.CheckName("mailbox name", mb.Name); err != nil {
-		return nil, err
-	}
-	if err := dumpcheck.CheckUniqueID(mb.UniqueID); err != nil {
-		return nil, err
-	}
-	for _, c := range mb.MboxType {
-		if c < 'a' || c > 'z' {
-			return nil, fmt.Errorf("%w: MBOXTYPE %q", ErrUnsafeName, mb.MboxType)
-		}
-	}
 	if strings.ContainsAny(mb.MboxType, "dirmzl") {
 		return nil, fmt.Errorf("%w: mailbox %s of type %q is not a mailbox with local files", ErrDamaged, mb.Name, mb.MboxType)
 	}
@@ -184,17 +111,6 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		}
 	}
 	acl := partition.ParseACL(mb.ACL)
-	for _, a := range acl {
-		id := strings.TrimPrefix(a.ID, "-")
-		if err := dumpcheck.CheckUserID(id); err != nil {
-			return nil, fmt.Errorf("mailbox %s: ACL: %w", mb.Name, err)
-		}
-		if a.Rights != "" {
-			if err := dumpcheck.CheckText("ACL rights", a.Rights); err != nil {
-				return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
-			}
-		}
-	}
 	name := rs.users.Name(mb.Name)
 	b := &box{
 		src:       mb,
@@ -211,24 +127,13 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		b.typ += "l"
 	}
 	for _, a := range mb.Annotations {
-		if err := dumpcheck.CheckText("annotation", a.Entry); err != nil {
-			return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
-		}
-		if a.UserID != "" {
-			if err := dumpcheck.CheckUserID(a.UserID); err != nil {
-				return nil, fmt.Errorf("mailbox %s: annotation: %w", mb.Name, err)
-			}
-		}
 		a.UserID = rs.users.User(a.UserID)
 		b.annots = append(b.annots, a)
 	}
 	b.res = MailboxResult{Name: name, Source: mb.Name, Partition: part}
 	rs.boxes = append(rs.boxes, b)
 	b.id = len(rs.boxes)
-	if prev := rs.bySrcID[mb.UniqueID]; prev != nil {
-		return nil, fmt.Errorf("%w: uniqueid %s of %s also names %s", ErrDamaged, mb.UniqueID, mb.Name, prev.src.Name)
-	}
-	rs.bySrcID[mb.UniqueID] = b
+	rs.bySrcID[mb.UniqueID] = b // the policy refused a uniqueid listed twice
 
 	if err := dumpcheck.CheckName("mailbox name", name); err != nil {
 		return nil, err
@@ -353,28 +258,9 @@ func (rs *restorer) chooseID(b *box) error {
 	return nil
 }
 
-// checkRecord validates a record of a mailbox that is not built (refused,
-// skipped, or a dry run), so that a damaged dump is refused whatever is
-// selected.
-func (rs *restorer) checkRecord(r *syncrec.Record) error {
-	for _, a := range r.Annotations {
-		if err := dumpcheck.CheckText("annotation", a.Entry); err != nil {
-			return err
-		}
-		if a.UserID != "" {
-			if err := dumpcheck.CheckUserID(a.UserID); err != nil {
-				return err
-			}
-		}
-	}
-	for _, f := range r.Flags {
-		if err := dumpcheck.CheckText("flag", f); err != nil {
-			return err
-		}
-	}
-	if r.UID == 0 {
-		return fmt.Errorf("%w: record with UID 0", ErrDamaged)
-	}
+// checkSize checks a record's SIZE against the message file the dump
+// shipped for its GUID, if it did.
+func (rs *restorer) checkSize(r *syncrec.Record) error {
 	m, ok, err := rs.msg(r.GUID)
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ var (
 	ErrPartition = errors.New("partition not configured in the target")
 	// ErrDamaged: the dump is structurally wrong (records out of order,
 	// sizes that do not match, more than 128 user flags).
-	ErrDamaged = errors.New("damaged dump")
+	ErrDamaged = dumpcheck.ErrDamaged
 	// ErrIndexVersion: the dump comes from a Cyrus whose cyrus.index version
 	// this restore cannot write.
 	ErrIndexVersion = errors.New("unsupported index version")

@@ -152,6 +152,7 @@ type restorer struct {
 	bySrcID            map[string]*box // dump uniqueid -> box (every box of the dump)
 	usedIDs            map[string]bool // uniqueids given out in this run
 	dumpcheck.UserData                 // the APPLY QUOTA, SUB and SEEN lines
+	policy             *dumpcheck.Dump
 	selects            map[string]bool
 	counts             dumpfile.Counts // what was read, to compare with the trailer
 	buf                []byte          // see copyBuf
@@ -180,6 +181,7 @@ func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*re
 		bySrcID: make(map[string]*box),
 		usedIDs: make(map[string]bool),
 		selects: make(map[string]bool),
+		policy:  dumpcheck.NewDump(),
 	}
 	for _, m := range opts.Mailboxes {
 		rs.selects[m] = true
@@ -203,11 +205,12 @@ func (rs *restorer) cleanup() {
 		st.remove()
 	}
 	rs.msgs.Close()
+	rs.UserData.Close()
 }
 
 // read is phase one: the whole dump into the staging area, checked.
 func (rs *restorer) read(r io.Reader) error {
-	d, err := dumpfile.NewReader(r)
+	d, err := dumpcheck.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("reading dump: %w", err)
 	}
@@ -250,7 +253,7 @@ func (rs *restorer) command(d *dumpfile.Reader, verb, name string) error {
 	case "MAILBOX":
 		return rs.mailbox(d)
 	}
-	if ok, err := rs.Read(d, name); ok || err != nil {
+	if ok, err := rs.Read(d, rs.policy, name); ok || err != nil {
 		return err
 	}
 	return fmt.Errorf("%w: unknown command", ErrDamaged)

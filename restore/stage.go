@@ -285,6 +285,9 @@ func (rs *restorer) messages(d *dumpfile.Reader) error {
 		if t.Kind != dlist.File {
 			return fmt.Errorf("%w: offset %d: expected a file literal, found %v", ErrDamaged, t.Offset, t.Kind)
 		}
+		if err := rs.policy.File(t.File); err != nil {
+			return fmt.Errorf("offset %d: %w", t.Offset, err)
+		}
 		if err := rs.message(t.File, dl.Body()); err != nil {
 			return fmt.Errorf("message %s: %w", t.File.GUID, err)
 		}

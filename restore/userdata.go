@@ -216,30 +216,18 @@ func (rs *restorer) writeSeen() error {
 		key, value []byte
 		overwrite  bool
 	}
-	byUser := make(map[string][]put)
-	var users []string
-	for _, s := range rs.Seen {
-		user := rs.users.User(s.UserID)
-		key := s.UniqueID
-		overwrite := rs.opts.Replace
-		if b := rs.bySrcID[key]; b != nil {
-			if !b.present() || user == b.owner {
-				continue
-			}
-			key, overwrite = b.uniqueid, b.done
-		} else if len(rs.selects) > 0 {
-			continue
+	// Records are read back from the spool in dump order, where a user's
+	// come together; each run of one user's records (at most MaxHeld of
+	// them at once) is one transaction on the user's seen db.
+	var user string
+	var batch []put
+	held := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
 		}
-		v := partition.EncodeSeen(partition.SeenRecord{LastRead: s.LastRead, LastUID: s.LastUID,
-			LastChange: s.LastChange, SeenUIDs: s.SeenUIDs})
-		if byUser[user] == nil {
-			users = append(users, user)
-		}
-		byUser[user] = append(byUser[user], put{[]byte(key), v, overwrite})
-	}
-	for _, user := range users {
 		err := rs.spool.UpdateSeen(user, rs.owner, func(tx *partition.TwoskipTx) error {
-			for _, p := range byUser[user] {
+			for _, p := range batch {
 				if !p.overwrite {
 					if _, ok, err := tx.Get(p.key); err != nil {
 						return err
@@ -251,11 +239,37 @@ func (rs *restorer) writeSeen() error {
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
+		batch, held = batch[:0], 0
+		return err
 	}
-	return nil
+	err := rs.EachSeen(func(s *syncrec.Seen) error {
+		u := rs.users.User(s.UserID)
+		key := s.UniqueID
+		overwrite := rs.opts.Replace
+		if b := rs.bySrcID[key]; b != nil {
+			if !b.present() || u == b.owner {
+				return nil
+			}
+			key, overwrite = b.uniqueid, b.done
+		} else if len(rs.selects) > 0 {
+			return nil
+		}
+		v := partition.EncodeSeen(partition.SeenRecord{LastRead: s.LastRead, LastUID: s.LastUID,
+			LastChange: s.LastChange, SeenUIDs: s.SeenUIDs})
+		if u != user || held+len(v) > syncrec.MaxHeld {
+			if err := flush(); err != nil {
+				return err
+			}
+			user = u
+		}
+		batch = append(batch, put{[]byte(key), v, overwrite})
+		held += len(v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
 }
 
 // writeSubs adds the dump's subscriptions, renamed as the mailboxes are;

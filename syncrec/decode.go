@@ -85,6 +85,11 @@ const (
 // building a tree, so a million records cost a million small structs and
 // nothing more.
 func ReadRecord(r *dlist.Reader, open dlist.Token) (*Record, error) {
+	return readRecord(r, open, &budget{max: MaxHeld})
+}
+
+// readRecord reads a record, its values bounded by b.
+func readRecord(r *dlist.Reader, open dlist.Token, b *budget) (*Record, error) {
 	if open.Kind != dlist.KVList {
 		return nil, invalid(open.Offset, "RECORD", "expected %%( for a record, found %v", open.Kind)
 	}
@@ -117,18 +122,21 @@ func ReadRecord(r *dlist.Reader, open dlist.Token) (*Record, error) {
 		key := string(kt.Bytes)
 		switch key {
 		case "FLAGS":
-			if rec.Flags, err = readFlags(r); err != nil {
+			if rec.Flags, err = readFlags(r, b); err != nil {
 				return nil, err
 			}
 			have |= hFlags
 			continue
 		case "ANNOTATIONS":
-			if rec.Annotations, err = readAnnotations(r); err != nil {
+			if rec.Annotations, err = readAnnotations(r, b); err != nil {
 				return nil, err
 			}
 			continue
 		case KeyCache:
 			if rec.Cache, cacheAt, err = readCache(r); err != nil {
+				return nil, err
+			}
+			if err := b.take(int64(len(rec.Cache)), cacheAt, KeyCache); err != nil {
 				return nil, err
 			}
 			continue
@@ -145,7 +153,7 @@ func ReadRecord(r *dlist.Reader, open dlist.Token) (*Record, error) {
 			continue
 		case "UID", "MODSEQ", "LAST_UPDATED", "INTERNALDATE", "SIZE", "GUID":
 		default:
-			if _, err := r.ReadValue(); err != nil { // a key this version does not know
+			if err := skipValue(r); err != nil { // a key this version does not know
 				return nil, err
 			}
 			continue
@@ -237,7 +245,7 @@ func readCache(r *dlist.Reader) ([]byte, int64, error) {
 	}
 }
 
-func readFlags(r *dlist.Reader) ([]string, error) {
+func readFlags(r *dlist.Reader, b *budget) ([]string, error) {
 	t, err := r.Next()
 	if err != nil {
 		return nil, err
@@ -257,16 +265,47 @@ func readFlags(r *dlist.Reader) ([]string, error) {
 		if !scalar(t) {
 			return nil, invalid(t.Offset, "FLAGS", "expected a flag, found %v", t.Kind)
 		}
+		if err := b.take(int64(len(t.Bytes)), t.Offset, "FLAGS"); err != nil {
+			return nil, err
+		}
 		flags = append(flags, string(t.Bytes))
 	}
 }
 
-func readAnnotations(r *dlist.Reader) ([]Annotation, error) {
-	v, err := r.ReadValue()
+func readAnnotations(r *dlist.Reader, b *budget) ([]Annotation, error) {
+	t, err := r.Next()
+	if err != nil {
+		return nil, err
+	}
+	v, err := readTree(r, t, "ANNOTATIONS", b)
 	if err != nil {
 		return nil, err
 	}
 	return DecodeAnnotations(v)
+}
+
+// skipValue reads one value and forgets it, holding nothing.
+func skipValue(r *dlist.Reader) error {
+	for depth := 0; ; {
+		t, err := r.Next()
+		if err != nil {
+			return err
+		}
+		switch t.Kind {
+		case dlist.List, dlist.KVList:
+			depth++
+		case dlist.End:
+			if depth == 0 {
+				return invalid(t.Offset, "RECORD", "a key without a value")
+			}
+			depth--
+		case dlist.File:
+			return invalid(t.Offset, "RECORD", "a file literal in a record")
+		}
+		if depth <= 0 {
+			return nil
+		}
+	}
 }
 
 // DecodeAnnotations converts an ANNOTATIONS list value.
@@ -298,73 +337,14 @@ func DecodeAnnotations(v *dlist.Value) ([]Annotation, error) {
 	return as, nil
 }
 
-// ReadMailbox reads the value of an APPLY MAILBOX (or * MAILBOX) line whose
-// verb and name have already been read: the %( ... ) through its closing
-// parenthesis, not the line end. It calls fn with each RECORD in order as it
-// is read; records are not kept.
-func ReadMailbox(r *dlist.Reader, fn func(*Record) error) (*Mailbox, error) {
-	t, err := r.Next()
-	if err != nil {
-		return nil, err
-	}
-	if t.Kind != dlist.KVList {
-		return nil, invalid(t.Offset, "MAILBOX", "expected %%(, found %v", t.Kind)
-	}
-	start := t.Offset
-	head := dlist.NewKVList()
-	for {
-		kt, err := r.Next()
-		if err != nil {
-			return nil, err
-		}
-		if kt.Kind == dlist.End {
-			break
-		}
-		if !scalar(kt) {
-			return nil, invalid(kt.Offset, "MAILBOX", "expected a key, found %v", kt.Kind)
-		}
-		key := string(kt.Bytes)
-		if key != "RECORD" {
-			v, err := r.ReadValue()
-			if err != nil {
-				return nil, err
-			}
-			head.Add(key, v)
-			continue
-		}
-		lt, err := r.Next()
-		if err != nil {
-			return nil, err
-		}
-		if lt.Kind != dlist.List {
-			return nil, invalid(lt.Offset, "RECORD", "expected a list, found %v", lt.Kind)
-		}
-		for {
-			rt, err := r.Next()
-			if err != nil {
-				return nil, err
-			}
-			if rt.Kind == dlist.End {
-				break
-			}
-			rec, err := ReadRecord(r, rt)
-			if err != nil {
-				return nil, err
-			}
-			if err := fn(rec); err != nil {
-				return nil, err
-			}
-		}
-	}
-	head.Offset = start
-	return DecodeMailbox(head)
-}
-
 // DecodeMailbox converts the mailbox-level keys of a MAILBOX kvlist (any
 // RECORD key is ignored).
 func DecodeMailbox(v *dlist.Value) (*Mailbox, error) {
 	if v.Kind != dlist.KVList {
 		return nil, invalid(v.Offset, "MAILBOX", "expected %%(, found %v", v.Kind)
+	}
+	if err := uniqueKeys(v, "MAILBOX"); err != nil {
+		return nil, err
 	}
 	mb := &Mailbox{}
 	str := func(key string, dst *string, required bool) error {
@@ -400,18 +380,18 @@ func DecodeMailbox(v *dlist.Value) (*Mailbox, error) {
 		str("UNIQUEID", &mb.UniqueID, true),
 		str("MBOXNAME", &mb.Name, true),
 		str("MBOXTYPE", &mb.MboxType, false),
-		num("SYNC_CRC", max64, false, func(n uint64) { mb.SyncCRC = uint32(n) }),
-		num("SYNC_CRC_ANNOT", max64, false, func(n uint64) { mb.SyncCRCAnnot = uint32(n) }),
-		num("LAST_UID", max64, false, func(n uint64) { mb.LastUID = uint32(n) }),
+		num("SYNC_CRC", max32, false, func(n uint64) { mb.SyncCRC = uint32(n) }),
+		num("SYNC_CRC_ANNOT", max32, false, func(n uint64) { mb.SyncCRCAnnot = uint32(n) }),
+		num("LAST_UID", max32, false, func(n uint64) { mb.LastUID = uint32(n) }),
 		num("HIGHESTMODSEQ", max64, true, func(n uint64) { mb.HighestModseq = n }),
-		num("RECENTUID", max64, false, func(n uint64) { mb.RecentUID = uint32(n) }),
+		num("RECENTUID", max32, false, func(n uint64) { mb.RecentUID = uint32(n) }),
 		num("RECENTTIME", max64>>1, false, func(n uint64) { mb.RecentTime = int64(n) }),
 		num("LAST_APPENDDATE", max64>>1, false, func(n uint64) { mb.LastAppendDate = int64(n) }),
 		num("POP3_LAST_LOGIN", max64>>1, false, func(n uint64) { mb.POP3LastLogin = int64(n) }),
 		num("POP3_SHOW_AFTER", max64>>1, false, func(n uint64) { mb.POP3ShowAfter = int64(n) }),
 		num("XCONVMODSEQ", max64, false, func(n uint64) { mb.XConvModseq = n }),
 		num("RACLMODSEQ", max64, false, func(n uint64) { mb.RaclModseq = n }),
-		num("UIDVALIDITY", max64, false, func(n uint64) { mb.UIDValidity = uint32(n) }),
+		num("UIDVALIDITY", max32, false, func(n uint64) { mb.UIDValidity = uint32(n) }),
 		str("PARTITION", &mb.Partition, false),
 		str("ACL", &mb.ACL, false),
 		str("OPTIONS", &mb.Options, false),
@@ -450,8 +430,37 @@ func DecodeMailbox(v *dlist.Value) (*Mailbox, error) {
 	return mb, nil
 }
 
+// uniqueKeys refuses a kvlist that gives a key twice: which one counts
+// would be a guess.
+func uniqueKeys(v *dlist.Value, what string) error {
+	if len(v.Children) > 64 {
+		seen := make(map[string]bool, len(v.Children))
+		for _, c := range v.Children {
+			if seen[c.Key] {
+				return invalid(c.Offset, c.Key, "given twice in %s", what)
+			}
+			seen[c.Key] = true
+		}
+		return nil
+	}
+	for i, c := range v.Children {
+		for _, d := range v.Children[:i] {
+			if d.Key == c.Key {
+				return invalid(c.Offset, c.Key, "given twice in %s", what)
+			}
+		}
+	}
+	return nil
+}
+
 // DecodeSeen converts the value of an APPLY SEEN line.
 func DecodeSeen(v *dlist.Value) (*Seen, error) {
+	if v.Kind != dlist.KVList {
+		return nil, invalid(v.Offset, "SEEN", "expected %%(, found %v", v.Kind)
+	}
+	if err := uniqueKeys(v, "SEEN"); err != nil {
+		return nil, err
+	}
 	s := &Seen{}
 	for _, k := range []string{"USERID", "UNIQUEID", "LASTREAD", "LASTUID", "LASTCHANGE", "SEENUIDS"} {
 		if v.Get(k) == nil {
@@ -462,12 +471,15 @@ func DecodeSeen(v *dlist.Value) (*Seen, error) {
 	s.UniqueID = v.Get("UNIQUEID").String()
 	s.SeenUIDs = v.Get("SEENUIDS").String()
 	lr, err1 := v.Get("LASTREAD").Date()
-	lu, err2 := v.Get("LASTUID").Num32()
+	lu, err2 := v.Get("LASTUID").Num64()
+	if err2 == nil && lu > max32 {
+		err2 = fmt.Errorf("LASTUID %d is above 4294967295", lu)
+	}
 	lc, err3 := v.Get("LASTCHANGE").Date()
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, invalid(v.Offset, "SEEN", "%v", err)
 	}
-	s.LastRead, s.LastUID, s.LastChange = lr, lu, lc
+	s.LastRead, s.LastUID, s.LastChange = lr, uint32(lu), lc
 	return s, nil
 }
 
@@ -489,6 +501,12 @@ func DecodeServerAnnotation(v *dlist.Value) (*Annotation, error) {
 
 // DecodeSub converts the value of an APPLY SUB line.
 func DecodeSub(v *dlist.Value) (*Sub, error) {
+	if v.Kind != dlist.KVList {
+		return nil, invalid(v.Offset, "SUB", "expected %%(, found %v", v.Kind)
+	}
+	if err := uniqueKeys(v, "SUB"); err != nil {
+		return nil, err
+	}
 	if v.Get("USERID") == nil || v.Get("MBOXNAME") == nil {
 		return nil, invalid(v.Offset, "SUB", "USERID and MBOXNAME are required")
 	}
@@ -499,6 +517,12 @@ func DecodeSub(v *dlist.Value) (*Sub, error) {
 // sync_decode_quota_limits does: every resource unlimited unless named;
 // LIMIT 4294967295 means an unlimited storage limit; named resources win.
 func DecodeQuota(v *dlist.Value) (*Quota, error) {
+	if v.Kind != dlist.KVList {
+		return nil, invalid(v.Offset, "QUOTA", "expected %%(, found %v", v.Kind)
+	}
+	if err := uniqueKeys(v, "QUOTA"); err != nil {
+		return nil, err
+	}
 	root := v.Get("ROOT")
 	if root == nil {
 		return nil, invalid(v.Offset, "ROOT", "missing from QUOTA")
@@ -508,9 +532,9 @@ func DecodeQuota(v *dlist.Value) (*Quota, error) {
 		q.Limits[i] = Unlimited
 	}
 	if l := v.Get("LIMIT"); l != nil {
-		n, err := l.Num32()
-		if err != nil {
-			return nil, invalid(l.Offset, "LIMIT", "%v", err)
+		n, err := l.Num64()
+		if err != nil || n > max32 {
+			return nil, invalid(l.Offset, "LIMIT", "%q is not a number up to 4294967295", clip(l.Data))
 		}
 		if n != max32 {
 			q.Limits[QuotaStorage] = int64(n)
@@ -518,9 +542,11 @@ func DecodeQuota(v *dlist.Value) (*Quota, error) {
 	}
 	for i, name := range QuotaNames {
 		if c := v.Get(name); c != nil {
-			n, err := c.Num32()
-			if err != nil {
-				return nil, invalid(c.Offset, name, "%v", err)
+			// quota_t is 64 bits (Cyrus's sync_decode_quota_limits reads
+			// it with dlist_getnum64).
+			n, err := c.Num64()
+			if err != nil || n > max64>>1 {
+				return nil, invalid(c.Offset, name, "%q is not a number up to 2^63-1", clip(c.Data))
 			}
 			q.Limits[i] = int64(n)
 		}

@@ -27,7 +27,8 @@ const (
 	KindUIDRange  Kind = "uid-range"  // a UID above the mailbox's LAST_UID
 	KindModseq    Kind = "modseq"     // a MODSEQ above the mailbox's HIGHESTMODSEQ
 	KindSeen      Kind = "seen"       // a seen record names a mailbox that exists nowhere
-	KindInvalid   Kind = "invalid"    // a command that parses but does not decode
+	KindInvalid   Kind = "invalid"    // a command that parses but does not decode, or a value restore refuses
+	KindUnsafe    Kind = "unsafe"     // a name or identifier restore refuses: malformed, or it could escape the target
 	// KindSkipped is not damage: the dump records (an MBTOOL SKIPPED line)
 	// that the item was left out when it was written, and why. A record
 	// whose message file the dump says it skipped gets this finding, not

@@ -5,156 +5,109 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
 // mailboxState is what is kept while an APPLY MAILBOX is read: a fixed
 // amount, however many records it has.
 type mailboxState struct {
-	mb      *syncrec.Mailbox
-	offset  int64 // of the APPLY MAILBOX line
-	crc     syncrec.CRC
-	prevUID uint32
-	noCRC   bool         // the records could not all be read
-	live    *liveMailbox // nil without a live partition, or when not comparable
+	mb     *syncrec.Mailbox
+	offset int64 // of the APPLY MAILBOX line
+	chk    *dumpcheck.Records
+	noCRC  bool         // the records could not all be read
+	live   *liveMailbox // nil without a live partition, or when not comparable
 }
 
-// mailbox reads an APPLY MAILBOX line: the mailbox-level keys, then the
-// records one at a time.
+// mailbox reads an APPLY MAILBOX line through the one reader (package
+// syncrec), applies the one policy (package dumpcheck) and reports each
+// refusal as a finding: the mailbox-level keys, then the records one at a
+// time.
 func (v *verifier) mailbox(off int64) error {
-	dl := v.d.DL()
-	t, err := dl.Next()
+	mr, err := syncrec.OpenMailbox(v.d.DL())
+	v.lineBox = mr.Name() // for errors before the mailbox decodes
 	if err != nil {
-		return err
-	}
-	if t.Kind != dlist.KVList {
-		v.nameGroup("")
-		v.report(Finding{Kind: KindInvalid, Offset: off, Detail: fmt.Sprintf("APPLY MAILBOX: expected %%(, found %v", t.Kind)})
-		return nil
-	}
-	head := dlist.NewKVList()
-	head.Offset = off
-	defer v.endMailbox()
-	for {
-		kt, err := dl.Next()
-		if err != nil {
+		if !decodeErr(err) {
 			return err
 		}
-		if kt.Kind == dlist.End {
-			break
-		}
-		key := string(kt.Bytes)
-		if key != "RECORD" || v.cur != nil {
-			val, err := dl.ReadValue()
-			if err != nil {
+		v.nameGroup(mr.Name())
+		v.reportErr(err, Finding{Kind: KindInvalid, Mailbox: mr.Name(), Offset: off}, "APPLY MAILBOX: ")
+		return nil // the rest of the line is skipped
+	}
+	defer v.endMailbox()
+	mb := mr.Mailbox()
+	v.nameGroup(mb.Name)
+	v.lineBox = mb.Name
+	chk, err := v.policy.Mailbox(mb)
+	v.reportErr(err, Finding{Mailbox: mb.Name, Offset: off}, "")
+	v.names[mb.Name] = struct{}{}
+	v.cur = &mailboxState{mb: mb, offset: off, chk: chk}
+	if v.opts.Spool != nil {
+		v.cur.live = v.openLive(mb, off)
+	}
+	for {
+		rec, err := mr.Next()
+		if err != nil {
+			if !decodeErr(err) {
 				return err
 			}
-			if key == "RECORD" {
-				v.report(Finding{Kind: KindInvalid, Mailbox: v.cur.mb.Name, Offset: kt.Offset, Detail: "a second RECORD key"})
-				continue
+			f := Finding{Kind: KindInvalid, Mailbox: mb.Name, Offset: mr.RecordOffset()}
+			var fe *syncrec.FieldError
+			if errors.As(err, &fe) && fe.Offset > f.Offset {
+				f.Offset = fe.Offset
 			}
-			if key == "MBOXNAME" {
-				v.lineBox = val.String() // for errors before the mailbox decodes
-			}
-			head.Add(key, val)
-			continue
-		}
-		if !v.beginMailbox(head, off) {
-			return nil // reported; the rest of the line is skipped
-		}
-		if err := v.records(); err == errSkipLine {
+			v.reportErr(err, f, "RECORD: ")
+			// Where the bad record ends is unknown: the rest of the
+			// line is skipped, and so are the CRC checks.
+			v.cur.noCRC = true
 			return nil
-		} else if err != nil {
+		}
+		if rec == nil {
+			break
+		}
+		if err := v.record(rec, mr.RecordOffset()); err != nil {
 			return err
 		}
 	}
-	if v.cur == nil && !v.beginMailbox(head, off) { // no RECORD key
-		return nil
+	if !v.cur.noCRC {
+		v.reportErr(chk.End(), Finding{Mailbox: mb.Name, Offset: off}, "")
 	}
-	v.checkCRC()
 	v.finishLive()
 	return nil
 }
 
-// beginMailbox decodes the mailbox-level keys read so far and starts the
-// mailbox's checks. It reports false when they do not decode.
-func (v *verifier) beginMailbox(head *dlist.Value, off int64) bool {
-	mb, err := syncrec.DecodeMailbox(head)
-	if err != nil {
-		name := ""
-		if n := head.Get("MBOXNAME"); n != nil {
-			name = n.String()
-		}
-		v.nameGroup(name)
-		v.report(Finding{Kind: KindInvalid, Mailbox: name, Offset: off, Detail: "APPLY MAILBOX: " + err.Error()})
-		return false
-	}
-	v.nameGroup(mb.Name)
-	v.lineBox = mb.Name
-	if _, dup := v.names[mb.Name]; dup {
-		v.report(Finding{Kind: KindDuplicate, Mailbox: mb.Name, Offset: off, Detail: "the mailbox appears twice"})
-	}
-	if _, dup := v.ids[mb.UniqueID]; dup {
-		v.report(Finding{Kind: KindDuplicate, Mailbox: mb.Name, Offset: off,
-			Detail: fmt.Sprintf("uniqueid %s appears twice", mb.UniqueID)})
-	}
-	v.names[mb.Name] = struct{}{}
-	v.ids[mb.UniqueID] = struct{}{}
-	v.cur = &mailboxState{mb: mb, offset: off, crc: syncrec.NewCRC()}
-	if v.opts.Spool != nil {
-		v.cur.live = v.openLive(mb, off)
-	}
-	return true
+// decodeErr reports whether err is about the content of a command (a
+// finding) rather than the end of reading.
+func decodeErr(err error) bool {
+	return errors.Is(err, syncrec.ErrInvalid) || errors.Is(err, syncrec.ErrTooLarge) ||
+		errors.Is(err, dumpcheck.ErrUnsafeName) || errors.Is(err, dumpcheck.ErrDamaged)
 }
 
-// records reads the RECORD list.
-func (v *verifier) records() error {
-	dl := v.d.DL()
-	t, err := dl.Next()
-	if err != nil {
-		return err
+// reportErr reports each refusal joined in err as a finding based on f,
+// its Kind from the policy's unless f has one.
+func (v *verifier) reportErr(err error, f Finding, prefix string) {
+	if err == nil {
+		return
 	}
-	if t.Kind != dlist.List {
-		v.report(Finding{Kind: KindInvalid, Mailbox: v.cur.mb.Name, Offset: t.Offset,
-			Detail: fmt.Sprintf("RECORD: expected a list, found %v", t.Kind)})
-		if t.Kind == dlist.KVList {
-			return skipNested(dl)
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			v.reportErr(e, f, prefix)
 		}
-		return nil
+		return
 	}
-	for {
-		t, err := dl.Next()
-		if err != nil {
-			return err
-		}
-		if t.Kind == dlist.End {
-			return nil
-		}
-		rec, err := syncrec.ReadRecord(dl, t)
-		if errors.Is(err, syncrec.ErrInvalid) {
-			f := Finding{Kind: KindInvalid, Mailbox: v.cur.mb.Name, Offset: t.Offset, Detail: "RECORD: " + err.Error()}
-			var fe *syncrec.FieldError
-			if errors.As(err, &fe) && fe.Offset > t.Offset {
-				f.Offset = fe.Offset
-			}
-			v.report(f)
-			// Where the bad record ends is unknown: the rest of the
-			// line is skipped, and so are the CRC checks.
-			v.cur.noCRC = true
-			return errSkipLine
-		}
-		if err != nil {
-			return err
-		}
-		if err := v.record(rec, t.Offset); err != nil {
-			return err
-		}
+	if f.Kind == "" {
+		f.Kind = Kind(dumpcheck.KindOf(err))
 	}
+	var pe *dumpcheck.Error
+	if errors.As(err, &pe) && pe.UID != 0 {
+		f.UID = pe.UID
+		err = pe.Err
+	} else if errors.As(err, &pe) && pe.Mailbox != "" {
+		err = pe.Err
+	}
+	f.Detail = prefix + err.Error()
+	v.report(f)
 }
-
-// errSkipLine ends the reading of a line whose rest cannot be checked.
-var errSkipLine = errors.New("skip the rest of the line")
 
 // record checks one RECORD entry at offset off. It fails only when the
 // literal table does.
@@ -163,21 +116,11 @@ func (v *verifier) record(r *syncrec.Record, off int64) error {
 	mb := st.mb
 	v.sum.Records++
 	f := Finding{Mailbox: mb.Name, UID: r.UID, GUID: r.GUID, Offset: off}
+	v.reportErr(st.chk.Record(r), f, "")
 	bad := func(k Kind, format string, args ...any) {
 		f.Kind, f.Detail = k, fmt.Sprintf(format, args...)
 		v.report(f)
 	}
-	if r.UID <= st.prevUID {
-		bad(KindUIDOrder, "UID %d follows UID %d", r.UID, st.prevUID)
-	}
-	if r.UID > mb.LastUID {
-		bad(KindUIDRange, "UID %d is above LAST_UID %d", r.UID, mb.LastUID)
-	}
-	if r.Modseq > mb.HighestModseq {
-		bad(KindModseq, "MODSEQ %d is above HIGHESTMODSEQ %d", r.Modseq, mb.HighestModseq)
-	}
-	st.prevUID = max(st.prevUID, r.UID)
-	st.crc.Add(r)
 	var b [4]byte
 	ok, err := v.lits.Get(r.GUID, b[:])
 	if err != nil {
@@ -198,24 +141,6 @@ func (v *verifier) record(r *syncrec.Record, off int64) error {
 		st.live.compare(v, r, off)
 	}
 	return nil
-}
-
-// checkCRC compares the recomputed CRCs with the recorded ones, as Cyrus
-// does: a zero on either side matches anything.
-func (v *verifier) checkCRC() {
-	st := v.cur
-	if st == nil || st.noCRC {
-		return
-	}
-	mb := st.mb
-	if !syncrec.Equal(mb.SyncCRC, st.crc.Basic) {
-		v.report(Finding{Kind: KindCRC, Mailbox: mb.Name, Offset: st.offset,
-			Detail: fmt.Sprintf("SYNC_CRC is %d, the records give %d", mb.SyncCRC, st.crc.Basic)})
-	}
-	if !syncrec.Equal(mb.SyncCRCAnnot, st.crc.Annot) {
-		v.report(Finding{Kind: KindCRC, Mailbox: mb.Name, Offset: st.offset,
-			Detail: fmt.Sprintf("SYNC_CRC_ANNOT is %d, the records give %d", mb.SyncCRCAnnot, st.crc.Annot)})
-	}
 }
 
 // endMailbox releases what the current mailbox holds.

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
@@ -47,21 +48,21 @@ type Progress struct {
 // partition cannot be read, or ctx is done.
 func Run(ctx context.Context, r io.Reader, opts Options) (*Summary, error) {
 	src := &sourceReader{r: r}
-	d, err := dumpfile.NewReader(src)
+	d, err := dumpcheck.NewReader(src)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
 	v := &verifier{
-		src:   src,
-		ctx:   ctx,
-		opts:  opts,
-		d:     d,
-		sum:   &Summary{Header: d.Header()},
-		lits:  guidtable.New(guidtable.Options{ValueSize: 4}),
-		names: make(map[string]struct{}),
-		ids:   make(map[string]struct{}),
-		group: &group{},
+		src:    src,
+		ctx:    ctx,
+		opts:   opts,
+		d:      d,
+		sum:    &Summary{Header: d.Header()},
+		lits:   guidtable.New(guidtable.Options{ValueSize: 4}),
+		names:  make(map[string]struct{}),
+		policy: dumpcheck.NewDump(),
+		group:  &group{},
 	}
 	defer v.lits.Close()
 	d.OnSkip = v.skip
@@ -104,11 +105,11 @@ type verifier struct {
 	mu  sync.Mutex // serialises Report and guards sum.Findings, groups
 	sum *Summary
 
-	lits  *guidtable.Table    // file literals so far: size (uint32, little-endian) by GUID
-	names map[string]struct{} // mailbox names so far
-	ids   map[string]struct{} // mailbox uniqueids so far
-	seen  []seenRef           // seen records whose mailbox was not (yet) in the dump
-	group *group              // the file literals since the last APPLY MAILBOX
+	lits   *guidtable.Table    // file literals so far: size (uint32, little-endian) by GUID
+	names  map[string]struct{} // mailbox names so far
+	policy *dumpcheck.Dump     // the one policy; it knows the uniqueids so far
+	seen   []seenRef           // seen records whose mailbox was not (yet) in the dump
+	group  *group              // the file literals since the last APPLY MAILBOX
 	// skipped holds the GUIDs the dump records as skipped at dump time
 	// (at most maxSkipped: beyond, their records count as no-message).
 	skipped map[guid.GUID]struct{}
@@ -237,7 +238,7 @@ func (v *verifier) stream() error {
 		case verb == "APPLY" && name == "MAILBOX":
 			v.sum.Mailboxes++
 			err = v.mailbox(off)
-		case verb == "APPLY" && (name == "SEEN" || name == "SUB" || name == "QUOTA"):
+		case verb == "APPLY" && (name == "SEEN" || name == "SUB" || name == "QUOTA" || name == "ANNOTATION"):
 			err = v.meta(name, off)
 		default:
 			v.report(Finding{Kind: KindInvalid, Offset: off,
@@ -357,6 +358,7 @@ func skipNested(dl *dlist.Reader) error {
 // literal records a file literal and hands its bytes to the hashers.
 func (v *verifier) literal(t dlist.Token) error {
 	fi := t.File
+	v.reportErr(v.policy.File(fi), Finding{GUID: fi.GUID, Offset: t.Offset}, "APPLY MESSAGE: ")
 	v.sum.Messages++
 	v.sum.Bytes += fi.Size
 	var size [4]byte
@@ -373,30 +375,15 @@ func (v *verifier) literal(t dlist.Token) error {
 	return v.pool.literal(l, v.d.DL().Body())
 }
 
-// meta reads an APPLY SEEN, SUB or QUOTA line.
+// meta reads an APPLY SEEN, SUB or QUOTA line through the policy.
 func (v *verifier) meta(name string, off int64) error {
-	val, err := v.d.DL().ReadValue()
-	if err != nil {
+	x, err := v.policy.ReadUserData(v.d, name)
+	if err != nil && !decodeErr(err) {
 		return err
 	}
-	val.Offset = off
-	switch name {
-	case "SEEN":
-		s, err := syncrec.DecodeSeen(val)
-		if err != nil {
-			v.report(Finding{Kind: KindInvalid, Offset: off, Detail: "APPLY SEEN: " + err.Error()})
-			return nil
-		}
-		if _, ok := v.ids[s.UniqueID]; !ok {
-			v.seen = append(v.seen, seenRef{user: s.UserID, uniqueid: s.UniqueID, offset: off})
-		}
-	case "SUB":
-		_, err = syncrec.DecodeSub(val)
-	case "QUOTA":
-		_, err = syncrec.DecodeQuota(val)
-	}
-	if err != nil {
-		v.report(Finding{Kind: KindInvalid, Offset: off, Detail: "APPLY " + name + ": " + err.Error()})
+	v.reportErr(err, Finding{Offset: off}, "APPLY "+name+": ")
+	if s, ok := x.(*syncrec.Seen); ok && err == nil && !v.policy.HasMailbox(s.UniqueID) {
+		v.seen = append(v.seen, seenRef{user: s.UserID, uniqueid: s.UniqueID, offset: off})
 	}
 	return nil
 }
@@ -413,7 +400,7 @@ func (v *verifier) finish() error {
 	}
 	var outside []seenRef
 	for _, s := range v.seen {
-		if _, ok := v.ids[s.uniqueid]; !ok {
+		if !v.policy.HasMailbox(s.uniqueid) {
 			outside = append(outside, s)
 		}
 	}
