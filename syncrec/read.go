@@ -18,7 +18,7 @@ const (
 	// sync_server ends the session ("Fatal error: [TOOBIG] Literal size
 	// exceeds fixed limit", exit 76) on a literal longer than 131072
 	// bytes, its default maxword and maxquoted (observed; see
-	// docs/cyrus), so a larger value could not be replicated either.
+	// docs/validation.md), so a larger value could not be replicated either.
 	MaxValue = 128 << 10
 	// MaxHeld is the most that one command's values may take at once: the
 	// keys of an APPLY MAILBOX (ACL, annotations, ...) together with the
