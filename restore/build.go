@@ -43,7 +43,7 @@ type builder struct {
 	needRepack bool
 }
 
-func (rs *restorer) newBuilder(b *box) (*builder, error) {
+func (rs *restorer) newBuilder(b *box, src *syncrec.Mailbox) (*builder, error) {
 	st, err := rs.stageFor(b.partition)
 	if err != nil {
 		return nil, err
@@ -61,7 +61,6 @@ func (rs *restorer) newBuilder(b *box) (*builder, error) {
 	bl := &builder{rs: rs, b: b, dir: dir, idx: f, w: bufio.NewWriterSize(f, 64<<10),
 		slots: make(map[string]int), crc: syncrec.NewCRC()}
 	bl.w.Write(make([]byte, partition.IndexHeaderSize)) // the header comes at commit
-	src := b.src
 	bl.h = partition.IndexHeader{
 		LastAppendDate: clamp32(src.LastAppendDate),
 		LastUID:        src.LastUID,

@@ -14,7 +14,7 @@ import (
 // box is one mailbox of the dump and what becomes of it.
 type box struct {
 	res MailboxResult
-	src *syncrec.Mailbox // the dump's mailbox-level keys
+	src srcKeys // the dump's mailbox-level keys that outlive its line
 
 	// In the target.
 	name, owner, uniqueid, partition, typ string
@@ -30,6 +30,16 @@ type box struct {
 	flags []string              // user flag names by slot
 	done  bool                  // registered
 	id    int                   // its place in restorer.boxes, from 1
+}
+
+// srcKeys are the few mailbox-level keys of the dump that a box needs
+// after its APPLY MAILBOX line: every box lives until the commit, so it
+// keeps these rather than the whole decoded syncrec.Mailbox (ACL,
+// annotations, user flags and the rest are used while the line is read).
+type srcKeys struct {
+	UniqueID, Name              string
+	UIDValidity                 uint32
+	CreatedModseq, FolderModseq uint64
 }
 
 // mailbox reads one APPLY MAILBOX: it decides what to do with the mailbox
@@ -51,7 +61,7 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 	}
 	var bl *builder
 	if !rs.opts.DryRun && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
-		if bl, err = rs.newBuilder(b); err != nil {
+		if bl, err = rs.newBuilder(b, mb); err != nil {
 			return err
 		}
 		defer bl.close()
@@ -113,7 +123,8 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	acl := partition.ParseACL(mb.ACL)
 	name := rs.users.Name(mb.Name)
 	b := &box{
-		src:       mb,
+		src: srcKeys{UniqueID: mb.UniqueID, Name: mb.Name, UIDValidity: mb.UIDValidity,
+			CreatedModseq: mb.CreatedModseq, FolderModseq: mb.FolderModseq},
 		name:      name,
 		owner:     rs.cfg.NameOwner(name),
 		partition: part,
