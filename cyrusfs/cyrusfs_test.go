@@ -272,3 +272,52 @@ func TestPlantedFIFO(t *testing.T) {
 		t.Fatal("Dir.Open of a FIFO still blocked after a minute")
 	}
 }
+
+// TestRootReplacedBySymlink: a root opened once (and so kept open by the
+// root cache) that is then moved away and replaced by a symlink planted by
+// another user is walked again and refused, not served from the cache;
+// the cached descriptor serves only while the path names the same
+// directory.
+func TestRootReplacedBySymlink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to own symlinks as another user")
+	}
+	base, outside := plant(t)
+	root := filepath.Join(base, "lock")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := Owner{UID: -1, GID: -1}
+	tree := NewTree(root)
+	for i := 0; i < 2; i++ { // the second from the cache
+		if err := tree.Ensure(filepath.Join(root, "x"+strconv.Itoa(i)), o); err != nil {
+			t.Fatalf("root %d: %v", i, err)
+		}
+	}
+	if err := os.Rename(root, filepath.Join(base, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(root, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.Ensure(filepath.Join(root, "y"), o); !errors.Is(err, ErrSymlink) {
+		t.Errorf("root replaced by a planted symlink after it was cached: %v", err)
+	}
+	checkOutside(t, outside)
+	// A root deleted and made again is the new directory.
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.Ensure(filepath.Join(root, "z"), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "z")); err != nil {
+		t.Errorf("file in the new root: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -248,11 +249,77 @@ func openRoot(root string) (*Dir, error) {
 		}
 		root = abs
 	}
-	fd, err := walkRoot(root)
+	fd, err := roots.open(root)
 	if err != nil {
 		return nil, pathErr("open", root, err)
 	}
 	return &Dir{fd: fd, path: root}, nil
+}
+
+// maxCachedRoots bounds rootCache (a run has a handful of roots; a test
+// process may see thousands).
+const maxCachedRoots = 64
+
+// rootCache keeps each root open once walked, so that resolving a path
+// beneath it costs a stat and a dup (then one openat2) rather than a
+// walk from "/" of every component, about ten system calls, for every
+// lock file, mailbox directory and database a run opens.
+type rootCache struct {
+	mu sync.Mutex
+	m  map[string]cachedRoot
+}
+
+// cachedRoot is a root directory as walkRoot opened it.
+type cachedRoot struct {
+	fd       int
+	dev, ino uint64
+}
+
+var roots = rootCache{m: make(map[string]cachedRoot)}
+
+// open returns a new descriptor of the directory at the absolute path
+// root. The cached descriptor serves only while root still names that
+// same directory (device and inode; an open descriptor keeps its inode
+// from being reused): a root deleted, moved or replaced since, by a
+// symlink or anything else, is walked again, with walkRoot's rules.
+func (c *rootCache) open(root string) (int, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		c.mu.Lock()
+		r, ok := c.m[root]
+		var fd int
+		var err error = unix.ENOENT
+		if ok && r.dev == st.Dev && r.ino == st.Ino {
+			fd, err = unix.FcntlInt(uintptr(r.fd), unix.F_DUPFD_CLOEXEC, 0)
+		}
+		c.mu.Unlock()
+		if err == nil {
+			return fd, nil
+		}
+	}
+	fd, err := walkRoot(root)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fd, nil // not cached
+	}
+	keep, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fd, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[root]; ok {
+		unix.Close(old.fd)
+	} else if len(c.m) >= maxCachedRoots {
+		for p, old := range c.m {
+			unix.Close(old.fd)
+			delete(c.m, p)
+		}
+	}
+	c.m[root] = cachedRoot{fd: keep, dev: st.Dev, ino: st.Ino}
+	return fd, nil
 }
 
 // walkRoot opens the absolute path one component at a time from "/",
