@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/restore"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/urfave/cli/v2"
 )
 
@@ -148,7 +149,7 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	for _, m := range sum.Mailboxes {
 		if m.Action == restore.ActionRefuse {
 			refused++
-			if !o.dryRun && !hasProblem(sum, m.Name) {
+			if !o.dryRun && !sum.HasProblem(m.Name) {
 				e.warnf("%s: refused: %s", m.Name, m.Reason)
 			}
 		}
@@ -177,7 +178,7 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	// was only reported above; count each once.
 	n := len(sum.Problems)
 	for _, m := range sum.Mailboxes {
-		if m.Action == restore.ActionRefuse && !hasProblem(sum, m.Name) {
+		if m.Action == restore.ActionRefuse && !sum.HasProblem(m.Name) {
 			n++
 		}
 	}
@@ -187,17 +188,8 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	return nil
 }
 
-func hasProblem(sum *restore.Summary, name string) bool {
-	for _, p := range sum.Problems {
-		if p.Mailbox == name {
-			return true
-		}
-	}
-	return false
-}
-
-// describe is one line of the dry-run report.
-func describe(m restore.MailboxResult) string {
+// describe is one line of the dry-run report, offline and with --server.
+func describe(m result.Mailbox) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-7s %s", m.Action, m.Name)
 	if m.Source != m.Name {
@@ -212,6 +204,9 @@ func describe(m restore.MailboxResult) string {
 		fmt.Fprintf(&b, ", %d messages, %d records", m.Messages, m.Records)
 	default:
 		fmt.Fprintf(&b, ": %s", m.Reason)
+	}
+	if (m.Action == result.Create || m.Action == result.Replace) && m.Err != nil {
+		fmt.Fprintf(&b, "; cannot be applied: %v", m.Err)
 	}
 	return b.String()
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/remote"
-	"github.com/mbtool/mbtool/restore"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/urfave/cli/v2"
 )
@@ -252,7 +251,7 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 		err = ctx.Err() // interrupted while waiting for the answer to EXIT
 	}
 	if err != nil {
-		connected := sum != nil && sum.Server.Protocol != 0
+		connected := sum != nil && sum.Target != ""
 		switch {
 		case !connected && (errors.Is(err, remote.ErrDamaged) || errors.Is(err, remote.ErrUnsafeName)):
 			return &hintError{err: err, hint: "nothing was sent to the server; `mbtool verify` tells more about the dump"}
@@ -275,7 +274,7 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 func printServerRestore(e *env, o restoreOptions, sum *remote.RestoreSummary, start time.Time, stopped bool) error {
 	if o.dryRun && !e.rep.json {
 		for _, m := range sum.Mailboxes {
-			fmt.Fprintln(e.stdout, describeServer(m))
+			fmt.Fprintln(e.stdout, describe(m))
 		}
 	}
 	for _, p := range sum.Problems {
@@ -299,20 +298,20 @@ func printServerRestore(e *env, o restoreOptions, sum *remote.RestoreSummary, st
 		e.out.Created, e.out.Replaced = count(sum.Count(remote.ActionCreate)), count(sum.Count(remote.ActionReplace))
 		e.out.Mailboxes = *e.out.Created + *e.out.Replaced
 		e.done("would restore %d mailboxes to %s (%d created, %d replaced, %d refused, %d already there, %d skipped) in %s",
-			sum.Count(remote.ActionCreate)+sum.Count(remote.ActionReplace), sum.Server.Protocol,
+			sum.Count(remote.ActionCreate)+sum.Count(remote.ActionReplace), sum.Target,
 			sum.Count(remote.ActionCreate), sum.Count(remote.ActionReplace), refused, sum.Count(remote.ActionKeep),
 			sum.Count(remote.ActionSkip), time.Since(start).Round(time.Millisecond))
 	} else {
-		e.out.Created, e.out.Replaced = count(countApplied(sum, remote.ActionCreate)), count(countApplied(sum, remote.ActionReplace))
-		e.out.Mailboxes, e.out.Messages, e.out.Bytes = int64(sum.Applied()), int64(sum.Uploaded), int64(sum.UploadedBytes)
+		e.out.Created, e.out.Replaced = count(sum.Applied(remote.ActionCreate)), count(sum.Applied(remote.ActionReplace))
+		e.out.Mailboxes, e.out.Messages, e.out.Bytes = int64(sum.Applied()), int64(sum.Messages), int64(sum.Bytes)
 		if stopped && o.quiet {
 			e.rep.quiet = false // what was applied before the stop is always said
 		}
 		e.done("restored %d mailboxes to %s (%d created, %d replaced, %d not applied, %d refused, %d already there, %d skipped); "+
 			"sent %d messages (%s), %d already on the server; %d seen, %d subscriptions, %d quotas in %s",
-			sum.Applied(), sum.Server.Protocol, countApplied(sum, remote.ActionCreate), countApplied(sum, remote.ActionReplace),
+			sum.Applied(), sum.Target, sum.Applied(remote.ActionCreate), sum.Applied(remote.ActionReplace),
 			notApplied, refused, sum.Count(remote.ActionKeep), sum.Count(remote.ActionSkip),
-			sum.Uploaded, humanBytes(sum.UploadedBytes), sum.Present, sum.Seen, sum.Subs, sum.Quotas,
+			sum.Messages, humanBytes(sum.Bytes), sum.Present, sum.Seen, sum.Subs, sum.Quotas,
 			time.Since(start).Round(time.Millisecond))
 	}
 	if stopped {
@@ -322,29 +321,6 @@ func printServerRestore(e *env, o restoreOptions, sum *remote.RestoreSummary, st
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d mailbox(es) or item(s) not restored as dumped; see the warnings above", n)}
 	}
 	return nil
-}
-
-func countApplied(sum *remote.RestoreSummary, a remote.Action) int {
-	n := 0
-	for _, m := range sum.Mailboxes {
-		if m.Action == a && m.Applied {
-			n++
-		}
-	}
-	return n
-}
-
-// describeServer is one line of the dry-run report: describe's, and why
-// the server could not apply the mailbox.
-func describeServer(m remote.MailboxResult) string {
-	line := describe(restore.MailboxResult{
-		Action: restore.Action(m.Action), Name: m.Name, Source: m.Source, UniqueID: m.UniqueID,
-		NewUniqueID: m.NewUniqueID, Partition: m.Partition, Records: m.Records, Messages: m.Messages, Reason: m.Reason,
-	})
-	if (m.Action == remote.ActionCreate || m.Action == remote.ActionReplace) && m.Err != nil {
-		line += fmt.Sprintf("; cannot be applied: %v", m.Err)
-	}
-	return line
 }
 
 // runDumpServer is dump --server: the same dump, pulled over the

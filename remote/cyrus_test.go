@@ -53,7 +53,7 @@ func TestRealCyrusServer(t *testing.T) {
 	if len(sum.Problems) > 0 || sum.Applied() != len(aliceNames)+1 || sum.Count(ActionCreate) != len(aliceNames)+1 {
 		t.Fatalf("restore: %+v, problems %v", sum.Mailboxes, sum.Problems)
 	}
-	if sum.Uploaded != sum.Dump.Messages || sum.UploadedBytes != sum.Dump.Bytes || sum.Seen == 0 || sum.Subs == 0 || sum.Quotas != 1 {
+	if sum.Messages != sum.Dump.Messages || sum.Bytes != sum.Dump.Bytes || sum.Seen == 0 || sum.Subs == 0 || sum.Quotas != 1 {
 		t.Errorf("summary: %+v", sum)
 	}
 	compareStates(t, "alice", state(t, dst, "alice", aliceMeta), wantAlice)
@@ -72,7 +72,7 @@ func TestRealCyrusServer(t *testing.T) {
 
 	t.Run("again", func(t *testing.T) {
 		sum := restoreT(t, dumped, dialer(dst, dst.SyncAddr), RestoreOptions{})
-		if sum.Count(ActionKeep) != len(aliceNames)+1 || sum.Uploaded != 0 || len(sum.Problems) > 0 {
+		if sum.Count(ActionKeep) != len(aliceNames)+1 || sum.Messages != 0 || len(sum.Problems) > 0 {
 			t.Errorf("second run: %+v %v", sum.Mailboxes, sum.Problems)
 		}
 	})
@@ -89,8 +89,8 @@ func TestRealCyrusServer(t *testing.T) {
 			}
 		}
 		// The files are on the server already (alice's): nothing uploaded.
-		if sum.Uploaded != 0 || sum.Present == 0 {
-			t.Errorf("uploaded %d, present %d", sum.Uploaded, sum.Present)
+		if sum.Messages != 0 || sum.Present == 0 {
+			t.Errorf("uploaded %d, present %d", sum.Messages, sum.Present)
 		}
 		carolMeta := map[string][]string{}
 		for k, v := range aliceMeta {
@@ -161,7 +161,7 @@ func TestRealCyrusServer(t *testing.T) {
 		// and nothing is sent there.
 		sum := restoreT(t, dumped, dialer(dst, dst.SyncAddr), RestoreOptions{
 			MapUsers: map[string]string{"alice": "gina"}, Mailboxes: aliceNamesAs("gina"), Partition: "nosuch"})
-		if sum.Applied() != 0 || sum.Uploaded != 0 || len(sum.Problems) != len(aliceNames) {
+		if sum.Applied() != 0 || sum.Messages != 0 || len(sum.Problems) != len(aliceNames) {
 			t.Errorf("restore to partition nosuch: %+v %v", sum.Mailboxes, sum.Problems)
 		}
 		t.Logf("first problem: %v", sum.Problems[0])
@@ -201,8 +201,8 @@ func TestRealCyrusIMAP(t *testing.T) {
 	defer noCrash(t, dst)
 	dumped := offlineDump(t, src, "alice")
 	sum := restoreT(t, dumped, dialer(dst, dst.IMAPAddr), RestoreOptions{})
-	if sum.Server.Protocol != syncproto.IMAP || sum.Applied() != len(aliceNames) || len(sum.Problems) > 0 {
-		t.Fatalf("restore via imapd: %v %+v %v", sum.Server.Protocol, sum.Mailboxes, sum.Problems)
+	if sum.Target != syncproto.IMAP.String() || sum.Applied() != len(aliceNames) || len(sum.Problems) > 0 {
+		t.Fatalf("restore via imapd: %v %+v %v", sum.Target, sum.Mailboxes, sum.Problems)
 	}
 	compareStates(t, "alice", state(t, dst, "alice", aliceMeta), state(t, src, "alice", aliceMeta))
 

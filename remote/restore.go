@@ -8,8 +8,8 @@ import (
 	"sort"
 
 	"github.com/mbtool/mbtool/dumpcheck"
-	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/usermap"
 )
@@ -51,85 +51,31 @@ type Progress struct {
 	Mailboxes, Messages, Bytes int64
 }
 
-// Action is what Restore does, or would do, with one mailbox of the dump.
-type Action string
+// The result types are package result's, shared with the offline
+// restore (package restore).
+type (
+	// Action is what Restore does, or would do, with one mailbox.
+	Action = result.Action
+	// MailboxResult reports one mailbox of the dump; Applied reports that
+	// the server accepted it, Err why it did not, or the warning it
+	// answered with (a checksum mismatch after writing).
+	MailboxResult = result.Mailbox
+	// Problem is an item that was not applied, or applied with a warning.
+	Problem = result.Problem
+	// RestoreSummary is what Restore did: Messages and Bytes count the
+	// message files sent, Present those the server had already (APPLY
+	// RESERVE), Target the server's protocol.
+	RestoreSummary = result.Summary
+)
 
 // Actions.
 const (
-	ActionCreate  Action = "create"  // the mailbox does not exist on the server
-	ActionReplace Action = "replace" // it exists and is replaced (RestoreOptions.Replace)
-	ActionRefuse  Action = "refuse"  // it exists (or conflicts) and is left alone
-	ActionKeep    Action = "keep"    // it exists with exactly the dump's state: nothing to do
-	ActionSkip    Action = "skip"    // not selected by RestoreOptions.Mailboxes
+	ActionCreate  = result.Create
+	ActionReplace = result.Replace
+	ActionRefuse  = result.Refuse
+	ActionKeep    = result.Keep
+	ActionSkip    = result.Skip
 )
-
-// MailboxResult reports one mailbox of the dump.
-type MailboxResult struct {
-	Action Action
-	Name   string // on the server
-	Source string // in the dump
-	// UniqueID is the uniqueid on the server; NewUniqueID reports that it
-	// differs from the dump's because the server uses that one elsewhere.
-	UniqueID    string
-	NewUniqueID bool
-	Partition   string
-	Records     int64 // records, expunged ones included
-	Messages    int64 // records not expunged
-	Bytes       int64 // their sizes
-	Reason      string
-	// Applied reports that the server accepted the mailbox. Err is why it
-	// did not, or the warning it answered with (a checksum mismatch
-	// after writing).
-	Applied bool
-	Err     error
-}
-
-// Problem is an item that was not applied, or applied with a warning.
-type Problem struct {
-	Item string // mailbox name, or "seen alice", "subscription ...", ...
-	Err  error
-}
-
-// String returns "item: error".
-func (p Problem) String() string { return fmt.Sprintf("%s: %v", p.Item, p.Err) }
-
-// RestoreSummary is what Restore did.
-type RestoreSummary struct {
-	Dump      dumpfile.Counts // what the dump's trailer counts
-	Mailboxes []MailboxResult
-	// Uploaded and UploadedBytes count the message files sent; Present
-	// counts the files the server already had (APPLY RESERVE).
-	Uploaded, UploadedBytes, Present int64
-	// Seen, Subs and Quotas count the records the server accepted.
-	Seen, Subs, Quotas int
-	// ServerAnnotations counts the users' server annotations accepted.
-	ServerAnnotations int
-	Problems          []Problem
-	// Server is what the server announced.
-	Server syncproto.Capabilities
-}
-
-// Count returns how many mailboxes got action a.
-func (s *RestoreSummary) Count(a Action) int {
-	n := 0
-	for _, m := range s.Mailboxes {
-		if m.Action == a {
-			n++
-		}
-	}
-	return n
-}
-
-// Applied returns how many mailboxes the server accepted.
-func (s *RestoreSummary) Applied() int {
-	n := 0
-	for _, m := range s.Mailboxes {
-		if m.Applied {
-			n++
-		}
-	}
-	return n
-}
 
 // Connect opens a session with the server; Restore calls it only once the
 // dump has been checked.
@@ -177,7 +123,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 		return rs.sum, err
 	}
 	rs.c = c
-	rs.sum.Server = c.Capabilities()
+	rs.sum.Target = c.Capabilities().Protocol.String()
 	err = rs.run(ctx, src)
 	if cerr := c.Close(); err == nil && cerr != nil {
 		err = cerr

@@ -138,8 +138,8 @@ func (u *upload) finish() error {
 	for i, g := range u.guids {
 		rs.avail[u.parts[i]][g] = true
 	}
-	rs.sum.Uploaded += int64(u.n)
-	rs.sum.UploadedBytes += u.sizes
+	rs.sum.Messages += int64(u.n)
+	rs.sum.Bytes += u.sizes
 	rs.sent.Messages += int64(u.n)
 	rs.sent.Bytes += u.sizes
 	rs.progress(rs.sent)

@@ -227,7 +227,7 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 		if !registered[b] {
 			continue
 		}
-		b.done, b.res.Done = true, true
+		b.done, b.res.Applied = true, true
 		if r := b.replaced; r != nil {
 			rs.removeOld(b, *r)
 		}

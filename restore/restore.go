@@ -10,6 +10,7 @@ import (
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/usermap"
 )
 
@@ -42,69 +43,27 @@ type Progress struct {
 	Mailboxes, Messages, Bytes int64
 }
 
-// Action is what restore does, or would do, with one mailbox of the dump.
-type Action string
+// The result types are package result's, shared with restore --server
+// (package remote).
+type (
+	// Action is what restore does, or would do, with one mailbox.
+	Action = result.Action
+	// MailboxResult reports one mailbox of the dump.
+	MailboxResult = result.Mailbox
+	// Problem is something restored with a warning, or left out.
+	Problem = result.Problem
+	// Summary is what Run did.
+	Summary = result.Summary
+)
 
 // Actions.
 const (
-	ActionCreate  Action = "create"  // the mailbox does not exist in the target
-	ActionReplace Action = "replace" // it exists and --replace was given
-	ActionRefuse  Action = "refuse"  // it exists (or conflicts) and is left alone
-	ActionSkip    Action = "skip"    // not selected by Options.Mailboxes
-	// ActionKeep: the mailbox is in the target already, with the uniqueid
-	// this restore would give it: an earlier run of the same restore put
-	// it there. It is left alone, but its quota, seen and subscription
-	// records are completed.
-	ActionKeep Action = "keep"
+	ActionCreate  = result.Create
+	ActionReplace = result.Replace
+	ActionRefuse  = result.Refuse
+	ActionSkip    = result.Skip
+	ActionKeep    = result.Keep
 )
-
-// MailboxResult reports one mailbox of the dump.
-type MailboxResult struct {
-	Action Action
-	Name   string // in the target
-	Source string // in the dump
-	// UniqueID is the uniqueid in the target; NewUniqueID reports that it
-	// differs from the dump's because that one is in use.
-	UniqueID    string
-	NewUniqueID bool
-	Partition   string
-	Records     int64 // index records, expunged ones included
-	Messages    int64 // records not expunged
-	Reason      string
-	// Done reports that the mailbox was registered in the target (always
-	// false for a dry run).
-	Done bool
-}
-
-// Problem is something restored with a warning, or left out.
-type Problem struct {
-	Mailbox string
-	Err     error
-}
-
-// String formats the problem for a warning line.
-func (p Problem) String() string { return fmt.Sprintf("%s: %v", p.Mailbox, p.Err) }
-
-// Summary is what Run did.
-type Summary struct {
-	// Dump is what the dump's trailer counts.
-	Dump      dumpfile.Counts
-	Mailboxes []MailboxResult
-	// Messages and Bytes count the message files staged from the dump.
-	Messages, Bytes int64
-	Problems        []Problem
-}
-
-// Count returns how many mailboxes got action a.
-func (s *Summary) Count(a Action) int {
-	n := 0
-	for _, m := range s.Mailboxes {
-		if m.Action == a {
-			n++
-		}
-	}
-	return n
-}
 
 // Run restores the dump read from r into spool. It returns an error, with
 // the target unchanged, for a dump that is damaged or unsafe; otherwise it
@@ -190,7 +149,7 @@ func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*re
 }
 
 func (rs *restorer) problem(mailbox string, err error) {
-	rs.sum.Problems = append(rs.sum.Problems, Problem{Mailbox: mailbox, Err: err})
+	rs.sum.Problems = append(rs.sum.Problems, Problem{Item: mailbox, Err: err})
 }
 
 func (rs *restorer) progress() {

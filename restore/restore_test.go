@@ -306,7 +306,7 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("dry run: %d to create, want %d: %+v", n, len(fixtureAlice), sum.Mailboxes)
 	}
 	for _, m := range sum.Mailboxes {
-		if m.Done || m.Records == 0 && m.Name == "user.alice" {
+		if m.Applied || m.Records == 0 && m.Name == "user.alice" {
 			t.Errorf("dry run result %+v", m)
 		}
 	}

@@ -1,0 +1,124 @@
+// Package result holds what a restore reports, the same for an offline
+// restore into a partition (package restore) and `restore --server`
+// (package remote): what became of each mailbox of the dump, what was
+// written, and what went wrong. The command line renders it (commands);
+// nothing here prints.
+package result
+
+import (
+	"fmt"
+
+	"github.com/mbtool/mbtool/dumpfile"
+)
+
+// Action is what a restore does, or would do, with one mailbox of the
+// dump.
+type Action string
+
+// Actions.
+const (
+	Create  Action = "create"  // the mailbox does not exist in the target
+	Replace Action = "replace" // it exists and --replace was given
+	Refuse  Action = "refuse"  // it exists (or conflicts) and is left alone
+	Skip    Action = "skip"    // not selected
+	// Keep: the mailbox is in the target already as this restore would
+	// put it there (an earlier run of the same restore, or exactly the
+	// dump's state on a server); it is left alone, and its quota, seen and
+	// subscription records are completed.
+	Keep Action = "keep"
+)
+
+// Mailbox reports one mailbox of the dump.
+type Mailbox struct {
+	Action Action
+	Name   string // in the target
+	Source string // in the dump
+	// UniqueID is the uniqueid in the target; NewUniqueID reports that it
+	// differs from the dump's because that one is in use.
+	UniqueID    string
+	NewUniqueID bool
+	Partition   string
+	Records     int64 // index records, expunged ones included
+	Messages    int64 // records not expunged
+	Bytes       int64 // their sizes (restore --server; 0 offline)
+	Reason      string
+	// Applied reports that the mailbox is in the target: registered by an
+	// offline restore, accepted by the server. Always false for a dry run.
+	Applied bool
+	// Err is why a mailbox to create or replace was not applied, or the
+	// warning it was applied with.
+	Err error
+}
+
+// Problem is an item that was not restored as dumped, or restored with a
+// warning.
+type Problem struct {
+	Item string // a mailbox name, or "APPLY SEEN alice ...", ...
+	Err  error
+}
+
+// String returns "item: error".
+func (p Problem) String() string { return fmt.Sprintf("%s: %v", p.Item, p.Err) }
+
+// Summary is what a restore did, or would do.
+type Summary struct {
+	// Dump is what the dump's trailer counts.
+	Dump      dumpfile.Counts
+	Mailboxes []Mailbox
+	// Messages and Bytes count the message files written to the target:
+	// staged into the partition offline, uploaded with --server.
+	Messages, Bytes int64
+	// Present counts the message files the target had already (APPLY
+	// RESERVE, with --server).
+	Present int64
+	// Seen, Subs, Quotas and ServerAnnotations count the records the
+	// server accepted (with --server).
+	Seen, Subs, Quotas, ServerAnnotations int
+	Problems                              []Problem
+	// Target names what was restored to: the server's protocol with
+	// --server ("sync_server", "imapd"), "" offline.
+	Target string
+}
+
+// Count returns how many mailboxes got action a.
+func (s *Summary) Count(a Action) int {
+	n := 0
+	for _, m := range s.Mailboxes {
+		if m.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// Applied returns how many mailboxes got one of the actions (any, when
+// none is given) and were applied.
+func (s *Summary) Applied(as ...Action) int {
+	n := 0
+	for _, m := range s.Mailboxes {
+		if !m.Applied {
+			continue
+		}
+		if len(as) == 0 {
+			n++
+			continue
+		}
+		for _, a := range as {
+			if m.Action == a {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// HasProblem reports whether a Problem names item.
+func (s *Summary) HasProblem(item string) bool {
+	for _, p := range s.Problems {
+		if p.Item == item {
+			return true
+		}
+	}
+	return false
+}
