@@ -8,7 +8,7 @@
 // them, and two goroutines holding separate descriptors exclude each other.
 //
 // Lock order (namespace, mailbox name, cyrus.index, then leaf databases) is
-// the caller's business; see docs/cyrus/locking.md §3.
+// the caller's business; see docs/cyrus/locks.md §3.
 package lock
 
 import (

@@ -20,7 +20,7 @@
 // # Live reads
 //
 // Reading is safe while Cyrus runs. OpenMailbox takes the locks Cyrus's
-// own readers take, in Cyrus's order (see docs/cyrus/locking.md §5): the
+// own readers take, in Cyrus's order (see docs/cyrus/locks.md §5): the
 // owner's namespace lock (*U*user) shared, the mailbox name lock shared,
 // a fresh look at mailboxes.db, then cyrus.index shared. Under the index
 // lock it copies the index header and records (to memory, or to an

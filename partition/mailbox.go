@@ -30,7 +30,7 @@ const maxHeaderFile = 8 << 20
 // Close, so that no message file is unlinked and no repack replaces the
 // index while the snapshot is read; Close it promptly, since a repack
 // waiting for that lock holds the owner's namespace lock meanwhile
-// (docs/cyrus/locking.md §4.2).
+// (docs/cyrus/locks.md §4.2).
 type Mailbox struct {
 	// Entry is the mailboxes.db entry, re-read under the name lock.
 	Entry Entry
@@ -58,7 +58,7 @@ type Mailbox struct {
 }
 
 // OpenMailbox takes a consistent snapshot of the mailbox e, following the
-// lock order and lock types of Cyrus's own readers (docs/cyrus/locking.md §5): the
+// lock order and lock types of Cyrus's own readers (docs/cyrus/locks.md §5): the
 // owner's namespace lock shared (user mailboxes only), the mailbox name
 // lock shared, a fresh look at mailboxes.db, then cyrus.index shared. Under
 // the index lock it reads the index header and records, cyrus.header, the

@@ -36,7 +36,7 @@ func (h *mboxHandle) drop() {
 }
 
 // withMboxlist calls fn with the committed state of mailboxes.db under its
-// shared lock (a leaf lock: docs/cyrus/locking.md §3, §4.4). fn must not
+// shared lock (a leaf lock: docs/cyrus/locks.md §3, §4.4). fn must not
 // keep the view.
 func (s *Spool) withMboxlist(fn func(db *cyrusdb.Twoskip) error) error {
 	h := &s.mboxdb

@@ -126,7 +126,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("Owner(%q) = %q, want %q", tt.name, got, tt.owner)
 		}
 	}
-	// Lock files (docs/cyrus/locking.md §2).
+	// Lock files (docs/cyrus/locks.md §2).
 	for _, tt := range []struct{ lock, want string }{
 		{namespaceLockName("alice"), "/c/lock/q/*U*alice.lock"},
 		{namespaceLockName("fred@example.com"), "/c/lock/q/*U*fred@example^com.lock"},

@@ -72,7 +72,7 @@ func (s *Spool) QuotaPath(root string) (string, error) {
 
 // ReadQuota reads the quota root (e.g. "user.alice") from the quotalegacy
 // database. A missing root is ErrNoQuota. Readers of quotalegacy files take
-// no lock; writers replace them by rename (docs/cyrus/locking.md §4.6).
+// no lock; writers replace them by rename (docs/cyrus/locks.md §4.6).
 func (s *Spool) ReadQuota(root string) (Quota, error) {
 	q := Quota{Root: root}
 	path, err := s.QuotaPath(root)

@@ -160,7 +160,7 @@ func (s *Spool) real(e Entry) bool {
 
 // mboxlist reads N records of mailboxes.db under the database's shared
 // lock, and releases the lock before returning (it is a leaf lock:
-// docs/cyrus/locking.md §3): the record of exact (if not "") and then every record
+// docs/cyrus/locks.md §3): the record of exact (if not "") and then every record
 // whose dbname starts with prefix, each found by one search down the skip
 // list, so the cost is O(log n) plus the records returned.
 func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {

@@ -85,7 +85,7 @@ func (t *TwoskipTx) ForEach(prefix []byte, fn func(key, value []byte) error) err
 }
 
 // UpdateTwoskip changes the twoskip database at path as one transaction,
-// live-safe while Cyrus runs (docs/cyrus/locking.md §6): exclusive OFD lock on the
+// live-safe while Cyrus runs (docs/cyrus/locks.md §6): exclusive OFD lock on the
 // live file with the reopen-on-replace loop; a file a killed writer left
 // unclean is recovered first, as Cyrus does when it takes the write lock;
 // fn checks and changes the committed state under the lock; the changes

@@ -138,7 +138,7 @@ func (t *MailboxesTx) Put(e Entry) error {
 func (t *MailboxesTx) DeleteID(uniqueid string) { t.tx.Delete(IDKey(uniqueid)) }
 
 // UpdateMailboxes changes mailboxes.db as one atomic step, live-safe while
-// Cyrus runs (docs/cyrus/locking.md §6, by rename): it takes the exclusive lock with
+// Cyrus runs (docs/cyrus/locks.md §6, by rename): it takes the exclusive lock with
 // Cyrus's reopen-on-replace loop, reads the committed state, calls fn with
 // a transaction under the lock (so fn's checks and changes see the same
 // state), writes a fresh file with generation+1, checks it, fsyncs it,

@@ -24,7 +24,7 @@ func (s *Spool) LockNamespace(ctx context.Context, userid string, exclusive bool
 }
 
 // LockMailboxName takes the name lock of mailbox e: its uniqueid, or its
-// name in the legacy layout (docs/cyrus/locking.md §2). Creating or replacing a
+// name in the legacy layout (docs/cyrus/locks.md §2). Creating or replacing a
 // mailbox takes it exclusive.
 func (s *Spool) LockMailboxName(ctx context.Context, e Entry, exclusive bool) (*lock.File, error) {
 	name := e.UniqueID
@@ -80,7 +80,7 @@ func (s *Spool) SubKey(user, name string) []byte {
 // AddSubs adds subscriptions to the internal names to user's subscription
 // database (flat), creating it if missing, the way Cyrus's flat writer
 // replaces it: lock the live file, write <path>.NEW, fsync, rename
-// (docs/cyrus/locking.md §4.7). Existing subscriptions are kept.
+// (docs/cyrus/locks.md §4.7). Existing subscriptions are kept.
 func (s *Spool) AddSubs(user string, owner Owner, names []string) error {
 	if s.Config.SubDB != "flat" {
 		return fmt.Errorf("subscription_db %s: only flat is supported", s.Config.SubDB)
@@ -179,7 +179,7 @@ func EncodeQuota(q Quota) ([]byte, error) {
 
 // PutQuota writes the quota root q (quotalegacy), replacing the file the
 // way Cyrus's writer does: lock the live file (created if missing), write
-// <file>.NEW, fsync, rename (docs/cyrus/locking.md §4.6).
+// <file>.NEW, fsync, rename (docs/cyrus/locks.md §4.6).
 func (s *Spool) PutQuota(q Quota, owner Owner) error {
 	path, err := s.QuotaPath(q.Root)
 	if err != nil {

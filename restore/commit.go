@@ -135,7 +135,7 @@ func (b *box) entry() partition.Entry {
 
 // commitGroup installs and registers mailboxes of one owner, under the
 // owner's namespace lock and each mailbox's exclusive name lock
-// (docs/cyrus/locking.md §6).
+// (docs/cyrus/locks.md §6).
 func (rs *restorer) commitGroup(owner string, group []*box) error {
 	ns, err := rs.spool.LockNamespace(rs.ctx, owner, true)
 	if err != nil {

@@ -17,7 +17,7 @@
 //
 // The second phase starts only after the trailer has verified. For each
 // mailbox, under Cyrus's namespace lock and an exclusive name lock
-// (docs/cyrus/locking.md §6), it writes cyrus.header and the index header, flushes
+// (docs/cyrus/locks.md §6), it writes cyrus.header and the index header, flushes
 // the file system, renames the mailbox directory into place (swapping it
 // atomically with the old one for --replace), adds the mailbox annotations
 // to annotations.db, and registers the mailbox by rewriting mailboxes.db by

@@ -278,7 +278,7 @@ func planUser(ctx context.Context, spool *partition.Spool, table mailboxTable, u
 		return nil
 	}
 	// The database is read whole and its lock released before any index
-	// is looked at: a seen db lock is a leaf (docs/cyrus/locking.md §3), and Cyrus
+	// is looked at: a seen db lock is a leaf (docs/cyrus/locks.md §3), and Cyrus
 	// takes it while holding a mailbox's index lock.
 	var recs [][2][]byte
 	err = readSeen(ctx, spool.Config.Tree(), path, spool.Config.SeenDB, func(k, v []byte) error {

@@ -33,7 +33,7 @@ type change struct {
 
 // rewriteSeen applies changes to the seen database at path by writing a
 // complete new file and renaming it over the old one, under the database's
-// exclusive lock (docs/cyrus/locking.md §7): open O_RDWR, OFD write lock with Cyrus's
+// exclusive lock (docs/cyrus/locks.md §7): open O_RDWR, OFD write lock with Cyrus's
 // reopen-on-replace loop, read through the locked descriptor, write
 // <path>.NEW (twoskip: generation+1), fsync, give it the old file's owner
 // and mode, rename, fsync the directory, and only then release the lock, so
