@@ -42,6 +42,14 @@ func buildCases(t *testing.T, lab *cyruslab.Lab) {
 		_, err := alice.Append("INBOX", nil, base.Add(time.Duration(i)*25*time.Hour), []byte(msg))
 		must(err)
 	}
+	// A thread (References, In-Reply-To, Re: subjects) and a stranger,
+	// for THREAD and SORT by subject, and THREADID with conversations.
+	must(alice.Create("INBOX.Threads"))
+	for _, m := range threadMessages {
+		_, err := alice.Append("INBOX.Threads", nil, base, []byte(m))
+		must(err)
+	}
+
 	// Case 6: a keyword defined but unused, in slot 0.
 	_, err := alice.Select("INBOX")
 	must(err)
@@ -91,6 +99,14 @@ func buildCases(t *testing.T, lab *cyruslab.Lab) {
 	lab.Tool(t, "cyr_expire", "-X", "0", "-E", "0")
 }
 
+// threadMessages are a thread of three and a message of its own.
+var threadMessages = []string{
+	"From: a@example.org\r\nSubject: plans\r\nDate: Mon, 3 Jul 2023 10:00:00 +0000\r\nMessage-ID: <t1@x>\r\n\r\nfirst\r\n",
+	"From: b@example.org\r\nSubject: Re: plans\r\nDate: Mon, 3 Jul 2023 11:00:00 +0000\r\nMessage-ID: <t2@x>\r\nIn-Reply-To: <t1@x>\r\nReferences: <t1@x>\r\n\r\nsecond\r\n",
+	"From: c@example.org\r\nSubject: other\r\nDate: Mon, 3 Jul 2023 11:30:00 +0000\r\nMessage-ID: <o1@x>\r\n\r\nalone\r\n",
+	"From: a@example.org\r\nSubject: Re: Re: plans\r\nDate: Mon, 3 Jul 2023 12:00:00 +0000\r\nMessage-ID: <t3@x>\r\nIn-Reply-To: <t2@x>\r\nReferences: <t1@x> <t2@x>\r\n\r\nthird\r\n",
+}
+
 // cannotCarry are the sections that differ after restore --server,
 // because Cyrus's replication carries no deletedmodseq, generation or
 // unused user flag (docs/restore.md): the source answers QRESYNC with
@@ -113,13 +129,20 @@ func TestRealCyrusCases(t *testing.T) {
 	src := cyruslab.Start(t, cyruslab.Options{ExtraConfig: casesConfig})
 	buildCases(t, src)
 	want := take(t, src, users...)
-	for _, s := range []string{"alice INBOX.Empty EXAMINE", "carol user.alice.Shared FETCH", "carol GETMETADATA server"} {
+	for _, s := range []string{"alice INBOX.Empty EXAMINE", "carol user.alice.Shared FETCH", "carol GETMETADATA server",
+		"alice INBOX SORT", "alice INBOX SEARCH", "alice INBOX.Threads THREAD"} {
 		if want[s] == "" {
 			t.Fatalf("the source has no section %q", s)
 		}
 	}
 	if !strings.Contains(want["alice INBOX.Empty EXAMINE"], "VANISHED (EARLIER) 1:5") {
 		t.Fatalf("source: %s", want["alice INBOX.Empty EXAMINE"])
+	}
+	// The view has the orderings a client sees: threads, and SENTDATE
+	// from INTERNALDATE when Date: is unusable (case 1).
+	if !strings.Contains(want["alice INBOX.Threads THREAD"], "THREAD (1 2 4) (3)") ||
+		!strings.Contains(want["alice INBOX SEARCH"], "SENTSINCE 1-Jan-2000\nSEARCH 1 2 3 4 5 6 7\n") {
+		t.Fatalf("source: %s\n%s", want["alice INBOX.Threads THREAD"], want["alice INBOX SEARCH"])
 	}
 	if !strings.Contains(want["carol GETMETADATA server"], "carol's server note") {
 		t.Fatalf("source: %s", want["carol GETMETADATA server"])

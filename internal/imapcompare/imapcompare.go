@@ -2,7 +2,8 @@
 // section, and diffs two captures: the IMAP view of the admin and of each
 // user (LIST with SPECIAL-USE and SUBSCRIBED, GETACL, GETQUOTAROOT, STATUS,
 // EXAMINE with CONDSTORE and QRESYNC, UID FETCH of FLAGS, INTERNALDATE,
-// RFC822.SIZE, MODSEQ, SAVEDATE, EMAILID and the body, GETMETADATA of
+// RFC822.SIZE, MODSEQ, SAVEDATE, EMAILID, THREADID, ENVELOPE,
+// BODYSTRUCTURE and the body, SORT, THREAD and SEARCH, GETMETADATA of
 // every mailbox and of the server), and Cyrus's own tools' view of every
 // mailbox (mbexamine, reconstruct -n). Per-user \Seen is in each user's
 // FETCH FLAGS. It is how the real-Cyrus tests compare a restored lab with
@@ -102,14 +103,55 @@ func (s Snapshot) imap(lab *cyruslab.Lab, user string) error {
 		// expunged, the FETCHes what changed.
 		s[p+"EXAMINE"] = answer(c, "EXAMINE", q, fmt.Sprintf("(QRESYNC (%d 1))", st["UIDVALIDITY"]))
 		s[p+"FETCH"] = fetch(c)
+		s[p+"SORT"] = orders(c, sorts)
+		s[p+"THREAD"] = orders(c, threads)
+		s[p+"SEARCH"] = orders(c, searches)
 	}
 	return nil
+}
+
+// sorts, threads and searches are the orderings and searches asked of
+// every mailbox: what a client sorting by a header, threading, or
+// searching by the sent date (the records' SENTDATE and gmtime), size,
+// header or flag is shown.
+var (
+	sorts = [][]any{
+		{"UID", "SORT", "(DATE)", "UTF-8", "ALL"},
+		{"UID", "SORT", "(REVERSE ARRIVAL)", "UTF-8", "ALL"},
+		{"UID", "SORT", "(SUBJECT DATE)", "UTF-8", "ALL"},
+		{"UID", "SORT", "(FROM TO CC SIZE)", "UTF-8", "ALL"},
+	}
+	threads = [][]any{
+		{"UID", "THREAD", "REFERENCES", "UTF-8", "ALL"},
+		{"UID", "THREAD", "ORDEREDSUBJECT", "UTF-8", "ALL"},
+	}
+	searches = [][]any{
+		{"UID", "SEARCH", "SENTBEFORE", "1-Jan-2000"},
+		{"UID", "SEARCH", "SENTSINCE", "1-Jan-2000"},
+		{"UID", "SEARCH", "SENTON", "1-Jan-1970"},
+		{"UID", "SEARCH", "BEFORE", "1-Jul-2023"},
+		{"UID", "SEARCH", "LARGER", "2000"},
+		{"UID", "SEARCH", "UNSEEN"},
+		{"UID", "SEARCH", "KEYWORD", "$Label2"},
+		{"UID", "SEARCH", "HEADER", "Message-ID", `""`},
+		{"UID", "SEARCH", "SUBJECT", "re"},
+	}
+)
+
+// orders runs each command on the selected mailbox and returns the
+// commands and their answers.
+func orders(c *cyruslab.IMAPClient, cmds [][]any) string {
+	var out []string
+	for _, cmd := range cmds {
+		out = append(out, strings.TrimSuffix(fmt.Sprintln(cmd...), "\n")+"\n"+answer(c, cmd...))
+	}
+	return strings.Join(out, "\n")
 }
 
 // fetch returns every message of the selected mailbox, one line each,
 // the body as its SHA-256.
 func fetch(c *cyruslab.IMAPClient) string {
-	items := "(FLAGS INTERNALDATE RFC822.SIZE MODSEQ SAVEDATE EMAILID BODY.PEEK[])"
+	items := "(FLAGS INTERNALDATE RFC822.SIZE MODSEQ SAVEDATE EMAILID THREADID ENVELOPE BODYSTRUCTURE BODY.PEEK[])"
 	r, err := c.Command("UID", "FETCH", "1:*", items)
 	if err != nil {
 		return "error: " + err.Error()
