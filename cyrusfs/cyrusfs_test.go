@@ -264,12 +264,26 @@ func TestPlantedFIFO(t *testing.T) {
 		done <- err
 	}()
 	select {
-	case <-done:
+	case err := <-done:
+		if !errors.Is(err, ErrNotRegular) {
+			t.Errorf("Dir.Open of a FIFO: %v, want ErrNotRegular", err)
+		}
 	case <-time.After(time.Minute):
 		if f, err := os.OpenFile(filepath.Join(root, "fifo"), os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
 			f.Close()
 		}
 		t.Fatal("Dir.Open of a FIFO still blocked after a minute")
+	}
+	// A directory where a message or lock file is expected is refused as
+	// well: reading it would copy nothing and call that a message.
+	if err := os.Mkdir(filepath.Join(root, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := d.Open("sub", os.O_RDONLY); !errors.Is(err, ErrNotRegular) {
+		if f != nil {
+			f.Close()
+		}
+		t.Errorf("Dir.Open of a directory: %v, want ErrNotRegular", err)
 	}
 }
 

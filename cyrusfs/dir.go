@@ -79,9 +79,10 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 	return &Dir{fd: fd, path: d.Join(name)}, nil
 }
 
-// Open opens the existing file name in d with flag (O_CREAT is refused),
-// without following a symlink, and without blocking if it is a FIFO
-// (O_NONBLOCK, which changes nothing for regular files and locks).
+// Open opens the existing regular file name in d with flag (O_CREAT is
+// refused), without following a symlink, and without blocking if it is a
+// FIFO (O_NONBLOCK, which changes nothing for regular files and locks).
+// Anything but a regular file is refused with ErrNotRegular.
 func (d *Dir) Open(name string, flag int) (*os.File, error) {
 	if err := checkName(name); err != nil || flag&os.O_CREATE != 0 {
 		if err == nil {
@@ -92,6 +93,15 @@ func (d *Dir) Open(name string, flag int) (*os.File, error) {
 	fd, err := unix.Openat(d.fd, name, flag|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, pathErr("open", d.Join(name), err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, pathErr("open", d.Join(name), err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: ErrNotRegular}
 	}
 	return os.NewFile(uintptr(fd), d.Join(name)), nil
 }

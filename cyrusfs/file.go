@@ -220,9 +220,6 @@ func (d *Dir) LinkOrCopy(oldname string, nd *Dir, newname string, o Owner, buf [
 	if err != nil {
 		return false, err
 	}
-	if !fi.Mode().IsRegular() {
-		return false, &fs.PathError{Op: "copy", Path: d.Join(oldname), Err: errors.New("not a regular file")}
-	}
 	nf, err := nd.NewFile(newname, o, fi.Mode().Perm())
 	if err != nil {
 		return false, err

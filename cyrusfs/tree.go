@@ -22,6 +22,10 @@ var (
 	// ErrOutside: the path is not beneath any root of the tree, or climbs
 	// out of it with "..".
 	ErrOutside = errors.New("not beneath a Cyrus directory")
+	// ErrNotRegular: a file to be read or copied is a FIFO, device,
+	// socket or directory, which nothing under a Cyrus directory should
+	// be; it is not read.
+	ErrNotRegular = errors.New("not a regular file")
 	// ErrSymlink: a component of the path is a symlink (or not a
 	// directory where one is needed); it is not followed.
 	ErrSymlink = errors.New("symlink in path, not followed")

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
 )
 
@@ -399,7 +400,7 @@ func OpenRead(path string) (*os.File, error) {
 	}
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
-		err = &fs.PathError{Op: "open", Path: path, Err: errors.New("not a regular file")}
+		err = &fs.PathError{Op: "open", Path: path, Err: cyrusfs.ErrNotRegular}
 	}
 	if err != nil {
 		f.Close()
