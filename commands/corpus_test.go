@@ -69,7 +69,9 @@ const maxRSS = 64 << 20
 // fixtures/hostile: valid trailers, hostile content across every key of
 // every APPLY command) through `mbtool verify`, `mbtool restore` and
 // `mbtool restore --server`, each as a process of its own against one
-// real Cyrus: the three agree with the case on accept or refuse, no run
+// real Cyrus: the three agree with the case on accept or refuse, a refused
+// offline restore leaves the target's configuration directory and
+// partition byte-identical, no run
 // panics or takes more than 64 MiB at its peak (rusage), and no Cyrus
 // process dies of a signal (the lab's logs).
 func TestHostileCorpus(t *testing.T) {
@@ -106,7 +108,17 @@ func TestHostileCorpus(t *testing.T) {
 				"--map-user", c.User + "=s" + c.User[1:], name}},
 		}
 		for _, r := range runs {
+			var before string
+			if r.what == "restore" {
+				before = labSum(t, lab)
+			}
 			code, stderr, rss := runMeasured(t, r.args...)
+			if r.what == "restore" && code != ExitOK {
+				if after := labSum(t, lab); after != before {
+					t.Errorf("%s (%s): restore refused (exit %d) but changed the target:\n%s",
+						c.User, c.Name, code, diffLines(before, after))
+				}
+			}
 			worst[r.what] = max(worst[r.what], rss)
 			refused := code != ExitOK
 			switch {
@@ -143,4 +155,18 @@ func TestHostileCorpus(t *testing.T) {
 			}
 		}
 	}
+}
+
+// labSum is a checksum listing of a running lab's configuration directory
+// and partition, leaving out what Cyrus itself rewrites while it runs (its
+// process and socket directories).
+func labSum(t testing.TB, lab *cyruslab.Lab) string {
+	t.Helper()
+	var keep []string
+	for _, l := range strings.Split(treeSum(t, lab.ConfigDir), "\n") {
+		if !strings.HasPrefix(l, "proc") && !strings.HasPrefix(l, "socket") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n") + "\n--\n" + treeSum(t, lab.Partition)
 }
