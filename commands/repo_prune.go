@@ -36,14 +36,18 @@ func runVerifyRepo(ctx context.Context, e *env, dir string, readData, asJSON boo
 	took := time.Since(start)
 	e.out.Findings, e.out.Snapshots, e.out.Packs = count(len(sum.Findings)), count(sum.Snapshots), count(sum.Packs)
 	e.out.Messages, e.out.Bytes = int64(sum.Files), int64(sum.BytesRead)
+	e.out.SkippedAtDump = count(sum.Skipped)
 	if !asJSON {
 		what := "structure"
 		if readData {
 			what = fmt.Sprintf("structure and data (%s read)", humanBytes(sum.BytesRead))
 		}
 		status := "OK"
-		if len(sum.Findings) > 0 {
+		switch {
+		case len(sum.Findings) > 0:
 			status = "DAMAGED"
+		case sum.Skipped > 0:
+			status = "PARTIAL"
 		}
 		fmt.Fprintf(e.stdout, "%s: %s: %s of %d snapshots, %d states, %d messages, %d packs, %d index files; %d finding(s) in %s\n",
 			dir, status, what, sum.Snapshots, sum.States, sum.Files, sum.Packs, sum.IndexFiles, len(sum.Findings), took.Round(time.Millisecond))
@@ -54,6 +58,10 @@ func runVerifyRepo(ctx context.Context, e *env, dir string, readData, asJSON boo
 	}
 	if len(sum.Findings) > 0 {
 		return &exitError{code: ExitFailure, err: fmt.Errorf("%d finding(s) in %s", len(sum.Findings), dir)}
+	}
+	if sum.Skipped > 0 {
+		// As verify of a dump that records skipped items: intact, partial.
+		return &exitError{code: ExitPartial, err: fmt.Errorf("%s: intact, but %d item(s) were skipped when its snapshots were taken (export shows the MBTOOL SKIPPED lines)", dir, sum.Skipped)}
 	}
 	return nil
 }

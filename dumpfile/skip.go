@@ -66,6 +66,13 @@ func (d *Reader) readSkip(offset int64) (Skip, error) {
 	if err := d.EndLine(); err != nil {
 		return Skip{}, fmt.Errorf("SKIPPED at offset %d: %w", offset, err)
 	}
+	return ParseSkip(v, offset)
+}
+
+// ParseSkip reads the value of a SKIPPED line (found at offset, for the
+// error), wherever the line is kept (a dump, a repository's snapshot).
+func ParseSkip(v *dlist.Value, offset int64) (Skip, error) {
+	var err error
 	s := Skip{Item: v.Get("ITEM").String(), Reason: v.Get("REASON").String()}
 	if len(s.Reason) > maxReason {
 		s.Reason = s.Reason[:maxReason]

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
 )
@@ -25,6 +26,7 @@ type Backup struct {
 	packs    []PackID // by slot; zero until the pack is committed
 	free     []*slotWriter
 	users    []UserEntry
+	skipped  []dumpfile.Skip
 	newFiles int64
 	newBytes int64
 	indexVer int
@@ -197,6 +199,15 @@ func (b *Backup) addUser(u UserEntry, indexVersion int) {
 	b.mu.Unlock()
 }
 
+// Skip records an item of the run that is in no user's state (a user
+// gone before its turn): the snapshot keeps it as a standalone dump
+// would.
+func (b *Backup) Skip(s dumpfile.Skip) {
+	b.mu.Lock()
+	b.skipped = append(b.skipped, s)
+	b.mu.Unlock()
+}
+
 // Stats returns what the run added so far.
 func (b *Backup) Stats() (newFiles, newBytes int64) {
 	b.mu.Lock()
@@ -242,7 +253,7 @@ func (b *Backup) Commit(host, version string, t time.Time) (*Snapshot, error) {
 		return nil, err
 	}
 	s := &Snapshot{Time: t.UTC().Truncate(time.Second), Host: host, Version: version, IndexVersion: b.indexVer,
-		NewFiles: b.newFiles, NewBytes: b.newBytes, Users: b.users}
+		NewFiles: b.newFiles, NewBytes: b.newBytes, Users: b.users, Skipped: b.skipped}
 	if err := b.r.writeSnapshot(s); err != nil {
 		return nil, err
 	}

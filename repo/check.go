@@ -44,6 +44,10 @@ type CheckSummary struct {
 	Entries                              int64 // index entries
 	Files                                int64 // distinct files the snapshots refer to
 	BytesRead                            int64 // with ReadData: pack bytes read
+	// Skipped counts the items the snapshots record as left out when
+	// they were taken (MBTOOL SKIPPED lines): not damage, but what was
+	// never in the repository.
+	Skipped int64
 	Findings                             []Finding
 	// Unreferenced packs and states are left by interrupted runs; they
 	// are not damage, and the next prune removes them.
@@ -187,6 +191,7 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 	files := guidtable.New(guidtable.Options{})
 	defer files.Close()
 	for _, s := range snaps {
+		sum.Skipped += s.SkippedItems()
 		for _, u := range s.Users {
 			if seen[u.State] {
 				continue
@@ -219,9 +224,9 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 				bad(name, err)
 				continue
 			}
-			if got.Name != u.Name || got.Mailboxes != u.Mailboxes || got.Files != u.Files {
-				bad(name, fmt.Errorf("%w: snapshot %s says user %s, %d mailboxes, %d files; the state has user %s, %d, %d",
-					ErrDamaged, s.ShortID(), u.Name, u.Mailboxes, u.Files, got.Name, got.Mailboxes, got.Files))
+			if got.Name != u.Name || got.Mailboxes != u.Mailboxes || got.Files != u.Files || got.Skipped != u.Skipped {
+				bad(name, fmt.Errorf("%w: snapshot %s says user %s, %d mailboxes, %d files, %d skipped; the state has user %s, %d, %d, %d",
+					ErrDamaged, s.ShortID(), u.Name, u.Mailboxes, u.Files, u.Skipped, got.Name, got.Mailboxes, got.Files, got.Skipped))
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, err

@@ -55,6 +55,14 @@ func (r *Repo) WriteDump(ctx context.Context, idx *Index, s *Snapshot, w io.Writ
 			return e.c, fmt.Errorf("user %s (state %s): %w", u.Name, u.State[:8], err)
 		}
 	}
+	if len(opts.Users) == 0 {
+		// The run's items in no state (users gone before their turn).
+		for _, sk := range s.Skipped {
+			if err := dumpfile.WriteSkip(e.w, sk); err != nil {
+				return e.c, err
+			}
+		}
+	}
 	return e.c, fw.Close(e.c)
 }
 
@@ -157,9 +165,13 @@ func (r *Repo) readState(id string, v stateVisitor) (UserEntry, error) {
 			m, _ := l.Get("MAILBOXES").Num64()
 			f, _ := l.Get("FILES").Num64()
 			b, _ := l.Get("BYTES").Num64()
-			if int64(m) != u.Mailboxes || int64(f) != u.Files {
-				return u, fmt.Errorf("%w: state %s: END says %d mailboxes and %d files, it has %d and %d",
-					ErrDamaged, id, m, f, u.Mailboxes, u.Files)
+			var sk uint64
+			if v := l.Get("SKIPPED"); v != nil {
+				sk, _ = v.Num64()
+			}
+			if int64(m) != u.Mailboxes || int64(f) != u.Files || int64(sk) != u.Skipped {
+				return u, fmt.Errorf("%w: state %s: END says %d mailboxes, %d files and %d skipped, it has %d, %d and %d",
+					ErrDamaged, id, m, f, sk, u.Mailboxes, u.Files, u.Skipped)
 			}
 			u.Bytes = int64(b)
 			if _, err := rd.Next(); err != io.EOF {
@@ -174,6 +186,9 @@ func (r *Repo) readState(id string, v stateVisitor) (UserEntry, error) {
 		default:
 			if verb == "APPLY" && name == "MAILBOX" {
 				u.Mailboxes++
+			}
+			if verb == Verb && name == "SKIPPED" {
+				u.Skipped++
 			}
 			if err := v.line(rd, verb, name); err != nil {
 				return u, err

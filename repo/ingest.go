@@ -74,7 +74,7 @@ func (g *ingest) run(ctx context.Context) (UserEntry, error) {
 	w.BeginLine(Verb, "STATE")
 	w.BeginKVList()
 	w.Key("FORMAT")
-	w.Num(FormatVersion)
+	w.Num(SnapshotFormat)
 	w.Key("USER")
 	w.Atom(g.user)
 	w.Key("INDEXVERSION")
@@ -82,6 +82,13 @@ func (g *ingest) run(ctx context.Context) (UserEntry, error) {
 	w.EndList()
 	w.EndLine()
 	g.u.Name = g.user
+	// A SKIPPED line (an item the dump left out) stays in the state where
+	// the dump had it, so that the user written out is partial as the
+	// dump was.
+	g.dr.OnSkip = func(s dumpfile.Skip, _ int64) {
+		dumpfile.WriteSkip(w, s) // an error stays in w
+		g.u.Skipped++
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return UserEntry{}, err
@@ -120,6 +127,10 @@ func (g *ingest) run(ctx context.Context) (UserEntry, error) {
 	w.Num(uint64(g.u.Files))
 	w.Key("BYTES")
 	w.Num(uint64(g.u.Bytes))
+	if g.u.Skipped > 0 {
+		w.Key("SKIPPED")
+		w.Num(uint64(g.u.Skipped))
+	}
 	w.EndList()
 	w.EndLine()
 	if err := w.Flush(); err != nil {

@@ -36,8 +36,14 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 )
 
-// FormatVersion is the repository format this package writes and reads.
+// FormatVersion is the repository format this package writes and reads:
+// its layout, config and packs.
 const FormatVersion = 1
+
+// SnapshotFormat is the format of the snapshots and states this package
+// writes; it reads this one and every earlier one. Format 2 added the
+// SKIPPED lines and counts.
+const SnapshotFormat = 2
 
 // Verb is the dlist verb of mbtool's own lines in repository files.
 const Verb = "MBTOOL"

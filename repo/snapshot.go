@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/zeebo/blake3"
 )
 
@@ -17,13 +18,18 @@ import (
 // dumped. Its file, snapshots/<id>, is dlist:
 //
 //	MBTOOL SNAPSHOT %(FORMAT 1 TIME <unix> HOST <host> MBTOOL <version> INDEXVERSION <n> FILES <n> BYTES <n>)
-//	MBTOOL USER %(NAME alice STATE <id> MAILBOXES <n> FILES <n> BYTES <n>)
+//	MBTOOL USER %(NAME alice STATE <id> MAILBOXES <n> FILES <n> BYTES <n> [SKIPPED <n>])
+//	...
+//	MBTOOL SKIPPED %(ITEM "user bob" REASON <text>)
 //	...
 //	MBTOOL END %(USERS <n>)
 //
 // FILES and BYTES of the snapshot count the message files the run added
 // to the repository; those of a user, the files the user's state refers
-// to (its share of a standalone dump).
+// to (its share of a standalone dump), and SKIPPED the items its state
+// records as left out by the dump. The snapshot's own SKIPPED lines are
+// the dump's for items that are in no state (a user gone between the
+// listing and its turn), as a standalone dump has them.
 type Snapshot struct {
 	ID           string // the BLAKE3 digest of the file, hex
 	Time         time.Time
@@ -33,6 +39,7 @@ type Snapshot struct {
 	NewFiles     int64
 	NewBytes     int64
 	Users        []UserEntry
+	Skipped      []dumpfile.Skip // items of the run in no user's state
 }
 
 // UserEntry is one user in a snapshot.
@@ -42,6 +49,17 @@ type UserEntry struct {
 	Mailboxes int64
 	Files     int64
 	Bytes     int64
+	Skipped   int64 // MBTOOL SKIPPED lines in the state
+}
+
+// SkippedItems counts the items the snapshot records as left out when
+// it was taken: its own and its users'.
+func (s *Snapshot) SkippedItems() int64 {
+	n := int64(len(s.Skipped))
+	for _, u := range s.Users {
+		n += u.Skipped
+	}
+	return n
 }
 
 // ShortID is the first 8 hex digits of the ID, as list prints it.
@@ -74,7 +92,7 @@ func (r *Repo) writeSnapshot(s *Snapshot) error {
 	w.BeginLine(Verb, "SNAPSHOT")
 	w.BeginKVList()
 	w.Key("FORMAT")
-	w.Num(FormatVersion)
+	w.Num(SnapshotFormat)
 	w.Key("TIME")
 	w.Num(uint64(s.Time.Unix()))
 	w.Key("HOST")
@@ -102,8 +120,15 @@ func (r *Repo) writeSnapshot(s *Snapshot) error {
 		w.Num(uint64(u.Files))
 		w.Key("BYTES")
 		w.Num(uint64(u.Bytes))
+		if u.Skipped > 0 {
+			w.Key("SKIPPED")
+			w.Num(uint64(u.Skipped))
+		}
 		w.EndList()
 		w.EndLine()
+	}
+	for _, sk := range s.Skipped {
+		dumpfile.WriteSkip(w, sk)
 	}
 	w.BeginLine(Verb, "END")
 	w.BeginKVList()
@@ -183,8 +208,8 @@ func parseSnapshot(b []byte) (*Snapshot, error) {
 		switch {
 		case first && v.Key == "SNAPSHOT":
 			f := num("FORMAT")
-			if f > FormatVersion {
-				return nil, fmt.Errorf("format %d, this mbtool reads %d", f, FormatVersion)
+			if f > SnapshotFormat {
+				return nil, fmt.Errorf("format %d, this mbtool reads up to %d", f, SnapshotFormat)
 			}
 			t := num("TIME")
 			s.Time = time.Unix(t, 0).UTC()
@@ -195,10 +220,19 @@ func parseSnapshot(b []byte) (*Snapshot, error) {
 		case !first && v.Key == "USER":
 			u := UserEntry{Name: v.Get("NAME").String(), State: v.Get("STATE").String(),
 				Mailboxes: num("MAILBOXES"), Files: num("FILES"), Bytes: num("BYTES")}
+			if v.Get("SKIPPED") != nil {
+				u.Skipped = num("SKIPPED")
+			}
 			if _, ok := parseID(u.State); !ok || u.Name == "" {
 				return nil, fmt.Errorf("user %q: bad NAME or STATE", u.Name)
 			}
 			s.Users = append(s.Users, u)
+		case !first && v.Key == "SKIPPED":
+			sk, perr := dumpfile.ParseSkip(v, 0)
+			if perr != nil {
+				return nil, fmt.Errorf("line %d: %w", rd.LineNumber(), perr)
+			}
+			s.Skipped = append(s.Skipped, sk)
 		case !first && v.Key == "END":
 			if n := num("USERS"); n != int64(len(s.Users)) {
 				return nil, fmt.Errorf("END says %d users, the file has %d", n, len(s.Users))

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/dump"
+	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/repo"
 )
@@ -122,6 +123,7 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 					sum.Problems = append(sum.Problems, ds.Problems...)
 				case vanished(err):
 					sum.Skipped = append(sum.Skipped, Skip{User: u, Reason: err})
+					b.Skip(dumpfile.Skip{Item: "user " + u, Reason: err.Error()})
 				default:
 					if firstErr == nil {
 						firstErr = err

@@ -1,0 +1,85 @@
+package repodump
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/fixtures"
+	"github.com/mbtool/mbtool/repo"
+	"github.com/mbtool/mbtool/verify"
+)
+
+// An item the dump leaves out (a damaged message file) and a user gone
+// before its turn stay in the snapshot as MBTOOL SKIPPED lines: the
+// snapshot written out is partial as the standalone dump is, and verify
+// --repo counts them, where it used to drop them.
+func TestSkippedKept(t *testing.T) {
+	ctx := context.Background()
+	s := openSpool(t, fixtures.UnpackT(t))
+	e, err := s.Lookup("user.alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _, err := s.Dirs(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "1."), []byte("damaged\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Run(ctx, s, r, Options{Users: []string{"alice", "bob", "gone"}, Host: "h", Version: "v", Now: night})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Problems) != 1 || len(sum.Skipped) != 1 {
+		t.Fatalf("problems %v, skipped %v; want one of each", sum.Problems, sum.Skipped)
+	}
+	snap := sum.Snapshot
+	if a := snap.User("alice"); a == nil || a.Skipped != 1 || len(snap.Skipped) != 1 || snap.SkippedItems() != 2 {
+		t.Fatalf("snapshot: alice %+v, run skips %v", a, snap.Skipped)
+	}
+	// Read back from the file.
+	again, err := r.ReadSnapshot(snap.ID)
+	if err != nil || again.SkippedItems() != 2 || again.Skipped[0].Item != "user gone" {
+		t.Fatalf("read back: %+v, %v", again, err)
+	}
+	// alice written out is her standalone dump, SKIPPED line included.
+	if got, want := export(t, r, snap, "alice"), standalone(t, s, "alice"); !bytes.Equal(got, want) {
+		t.Errorf("alice writes out differently from her standalone dump")
+	}
+	all := export(t, r, snap)
+	vs, err := verify.Run(ctx, bytes.NewReader(all), verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !vs.OK() || vs.Skipped != 2 {
+		t.Errorf("verify of the export: ok %v, %d skipped; want ok, 2", vs.OK(), vs.Skipped)
+	}
+	dr, err := dumpfile.NewReader(bytes.NewReader(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items []string
+	dr.OnSkip = func(s dumpfile.Skip, _ int64) { items = append(items, s.Item) }
+	for {
+		if _, _, _, err := dr.Next(); err != nil {
+			break
+		}
+		dr.SkipLine()
+	}
+	if len(items) != 2 || items[0] != "user.alice" || items[1] != "user gone" {
+		t.Errorf("export's SKIPPED lines: %q", items)
+	}
+	cs, err := r.Check(ctx, repo.CheckOptions{ReadData: true})
+	if err != nil || len(cs.Findings) > 0 || cs.Skipped != 2 {
+		t.Fatalf("verify --repo: %v, findings %v, %d skipped; want 2", err, cs.Findings, cs.Skipped)
+	}
+}
