@@ -47,8 +47,8 @@ type CheckSummary struct {
 	// Skipped counts the items the snapshots record as left out when
 	// they were taken (MBTOOL SKIPPED lines): not damage, but what was
 	// never in the repository.
-	Skipped int64
-	Findings                             []Finding
+	Skipped  int64
+	Findings []Finding
 	// Unreferenced packs and states are left by interrupted runs; they
 	// are not damage, and the next prune removes them.
 	UnreferencedPacks, UnreferencedStates int
