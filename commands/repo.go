@@ -279,5 +279,19 @@ func runExport(ctx context.Context, e *env, dir string, users []string, id, at, 
 		return err
 	}
 	e.out.Mailboxes, e.out.Messages, e.out.Bytes = c.Mailboxes, c.Messages, c.Bytes
+	// A night that skipped items writes out partial, as its dump was.
+	skipped := snap.SkippedItems()
+	if len(users) > 0 {
+		skipped = 0
+		for _, u := range users {
+			if ue := snap.User(u); ue != nil {
+				skipped += ue.Skipped
+			}
+		}
+	}
+	if skipped > 0 {
+		e.out.SkippedAtDump = count(skipped)
+		return &exitError{code: ExitPartial, err: fmt.Errorf("the dump written records %d item(s) skipped when snapshot %s was taken (its MBTOOL SKIPPED lines say why)", skipped, snap.ShortID())}
+	}
 	return nil
 }
