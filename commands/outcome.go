@@ -64,6 +64,8 @@ type Outcome struct {
 	Refused  *int64 `json:"refused,omitempty"`
 	Present  *int64 `json:"present,omitempty"` // already there, left alone
 	Excluded *int64 `json:"excluded,omitempty"`
+	Merged   *int64 `json:"merged,omitempty"` // --undelete: mailboxes merged into
+	Added    *int64 `json:"added,omitempty"`  // --undelete: messages appended to them
 
 	// verify.
 	Findings      *int64       `json:"findings,omitempty"`

@@ -23,6 +23,7 @@ type restoreOptions struct {
 	dryRun    bool
 	replace   bool
 	quiet     bool
+	undeleteOptions
 }
 
 func newRestoreCommand(e *env) *cli.Command {
@@ -57,7 +58,7 @@ func newRestoreCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "replace", Usage: "replace existing mailboxes (each atomically) instead of refusing them"},
 			repoFlag("restore from the backup repository `DIR` (with --user, and --at or --snapshot)"),
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "with --repo: restore `USER`"},
-		}, append(snapshotFlags(), serverFlags()...)...),
+		}, append(undeleteFlags(), append(snapshotFlags(), serverFlags()...)...)...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
 			if err != nil {
@@ -76,6 +77,9 @@ func newRestoreCommand(e *env) *cli.Command {
 				dryRun:    c.Bool("dry-run"),
 				replace:   c.Bool("replace"),
 				quiet:     e.quiet(),
+			}
+			if o.undeleteOptions, err = undeleteOptionsFrom(c, o.mailboxes); err != nil {
+				return err
 			}
 			e.out.Mode, e.out.Input, e.out.DryRun, e.out.Config = "partition", o.input, o.dryRun, o.config
 			restoreDump := runRestore
@@ -128,6 +132,9 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		Mailboxes: o.mailboxes,
 		DryRun:    o.dryRun,
 		Replace:   o.replace,
+		Undelete:  o.undelete,
+		Into:      o.into,
+		Messages:  o.messages,
 		Progress:  func(p restore.Progress) { bar.set(p.Mailboxes, p.Messages, counted.n.Load()) },
 	})
 	bar.finish()
@@ -161,19 +168,31 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	// The counts are of the work done: the messages of the mailboxes
 	// created or replaced, not every message the dump holds.
 	created, replaced := sum.Count(restore.ActionCreate), sum.Count(restore.ActionReplace)
-	var msgs int64
+	var msgs, added int64
 	for _, m := range sum.Mailboxes {
 		if m.Action == restore.ActionCreate || m.Action == restore.ActionReplace {
 			msgs += m.Messages
+		}
+		if m.Action == restore.ActionMerge {
+			added += m.Added
 		}
 	}
 	e.out.Mailboxes, e.out.Messages = int64(created+replaced), msgs
 	e.out.Created, e.out.Replaced, e.out.Refused = count(created), count(replaced), count(refused)
 	e.out.Present, e.out.Excluded = count(sum.Count(restore.ActionKeep)), count(sum.Count(restore.ActionSkip))
-	e.done("%s %d mailboxes, %d messages (%d created, %d replaced, %d refused, %d already present, %d not selected) from a dump of %d mailboxes, %d message files (%s) in %s",
-		verb, created+replaced, msgs, created, replaced, refused,
-		sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),
-		sum.Dump.Mailboxes, sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
+	merged := sum.Count(restore.ActionMerge)
+	if merged > 0 {
+		e.out.Merged, e.out.Added = count(merged), &added
+		e.done("%s %d mailboxes, %d messages (%d created, %d replaced, %d merged with %d messages added, %d refused, %d already present, %d not selected) from a dump of %d mailboxes, %d message files (%s) in %s",
+			verb, created+replaced+merged, msgs+added, created, replaced, merged, added, refused,
+			sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),
+			sum.Dump.Mailboxes, sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
+	} else {
+		e.done("%s %d mailboxes, %d messages (%d created, %d replaced, %d refused, %d already present, %d not selected) from a dump of %d mailboxes, %d message files (%s) in %s",
+			verb, created+replaced, msgs, created, replaced, refused,
+			sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),
+			sum.Dump.Mailboxes, sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
+	}
 	// A refused mailbox has its Problem too (with the reason), unless it
 	// was only reported above; count each once.
 	n := len(sum.Problems)
@@ -190,6 +209,9 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 
 // describe is one line of the dry-run report, offline and with --server.
 func describe(m result.Mailbox) string {
+	if m.Action == result.Merge {
+		return describeMerge(m)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-7s %s", m.Action, m.Name)
 	if m.Source != m.Name {

@@ -62,6 +62,9 @@ func (rs *restorer) commit() error {
 		}
 		i = j
 	}
+	if err := rs.commitMerges(q); err != nil {
+		return err
+	}
 	if err := rs.writeQuotas(q); err != nil {
 		return err
 	}

@@ -21,6 +21,8 @@ type box struct {
 	acl                                   []partition.ACLEntry
 	annots                                []syncrec.Annotation // mailbox level, users mapped
 	replaced                              *partition.Entry     // the entry --replace replaces
+	merge                                 *mergeState          // the target an additive restore merges into
+	fresh                                 bool                 // never the dump's uniqueid (Options.Into)
 	quotaRoot                             string
 
 	// Built in the staging area.
@@ -79,6 +81,19 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 		}
 		if err := rs.checkSize(r); err != nil {
 			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+		}
+		if b.res.Action == ActionCreate || b.res.Action == ActionReplace || b.res.Action == ActionMerge {
+			if ok, err := rs.selectRecord(b, r); err != nil {
+				return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+			} else if !ok {
+				b.res.Unselected++
+				continue
+			}
+		}
+		if b.merge != nil && !rs.opts.DryRun {
+			if err := rs.spillRecord(b, r); err != nil {
+				return err
+			}
 		}
 		b.res.Records++
 		if !r.Expunged() {
@@ -153,6 +168,12 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		b.res.Action, b.res.Reason = ActionSkip, "not selected"
 		return b, nil
 	}
+	if rs.opts.Into != "" {
+		if err := rs.planInto(b, mb); err != nil {
+			return nil, err
+		}
+		name = b.name
+	}
 	if rs.byName[name] != nil {
 		b.res.Action, b.res.Reason = ActionRefuse, "the dump holds another mailbox of this name"
 		return b, nil
@@ -165,6 +186,8 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		exists = false // a tombstone or placeholder that Cyrus's create overwrites too
 	}
 	switch {
+	case exists && rs.opts.Undelete:
+		return rs.planMerge(b, cur)
 	case exists && !rs.opts.Replace && ownedBefore(b, cur):
 		b.res.Action, b.res.Reason = ActionKeep, "already in the target with the uniqueid this restore gives it"
 		b.uniqueid, b.res.UniqueID, b.res.NewUniqueID = cur.UniqueID, cur.UniqueID, cur.UniqueID != mb.UniqueID
@@ -246,7 +269,11 @@ func (rs *restorer) chooseID(b *box) error {
 	if r := b.replaced; r != nil && r.UniqueID != "" && !rs.usedIDs[r.UniqueID] {
 		id = r.UniqueID
 	}
-	for k := 0; id == "" && k < maxCandidates; k++ {
+	k0 := 0
+	if b.fresh {
+		k0 = 1
+	}
+	for k := k0; id == "" && k < maxCandidates; k++ {
 		c := candidateID(b, k)
 		if rs.usedIDs[c] {
 			continue

@@ -8,8 +8,10 @@ import (
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/usermap"
 )
@@ -32,6 +34,18 @@ type Options struct {
 	// Replace replaces existing mailboxes (each atomically) instead of
 	// refusing them, and overwrites existing quota limits and seen records.
 	Replace bool
+	// Undelete makes the restore additive: a mailbox that exists in the
+	// target is merged (the dump's messages it lacks, by GUID, appended
+	// with new UIDs; nothing removed) instead of refused or replaced.
+	Undelete bool
+	// Messages, if not empty, restores only the messages it selects (of
+	// the mailboxes created, replaced or merged).
+	Messages *msgsel.Filter
+	// Into, if set, restores the one selected mailbox under this name, as
+	// a new mailbox of the name's owner: a new uniqueid and UIDVALIDITY,
+	// the ACL of the owner's folders. With Undelete an existing mailbox
+	// of that name is merged into.
+	Into string
 	// Owner owns the files written; nil means partition.CyrusOwner().
 	Owner *partition.Owner
 	// Progress, if set, is called as messages and mailboxes are read.
@@ -63,6 +77,7 @@ const (
 	ActionRefuse  = result.Refuse
 	ActionSkip    = result.Skip
 	ActionKeep    = result.Keep
+	ActionMerge   = result.Merge
 )
 
 // Run restores the dump read from r into spool. It returns an error, with
@@ -80,6 +95,9 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 		}
 	}()
 	if err := rs.read(r); err != nil {
+		return rs.sum, err
+	}
+	if err := rs.checkInto(); err != nil {
 		return rs.sum, err
 	}
 	rs.conversations()
@@ -115,6 +133,13 @@ type restorer struct {
 	selects            map[string]bool
 	counts             dumpfile.Counts // what was read, to compare with the trailer
 	buf                []byte          // see copyBuf
+
+	// Message-ID selection (undelete.go): the GUIDs whose Message-ID is
+	// selected, and the tap that reads each message's header.
+	midMatch   map[guid.GUID]bool
+	midMatchID map[guid.GUID]string
+	head       *headBuf
+	into       *box // the box restored under Options.Into
 }
 
 func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*restorer, error) {
@@ -165,6 +190,7 @@ func (rs *restorer) cleanup() {
 	}
 	rs.msgs.Close()
 	rs.UserData.Close()
+	rs.closeMerges()
 }
 
 // read is phase one: the whole dump into the staging area, checked.

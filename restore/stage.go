@@ -310,6 +310,11 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 		return fmt.Errorf("%w: size %d", ErrDamaged, fi.Size)
 	}
 	var scan headerScanner
+	var w io.Writer = &scan
+	if h := rs.headTap(); h != nil {
+		w = io.MultiWriter(&scan, h)
+		defer rs.headDone(h, fi.GUID)
+	}
 	src := guid.NewReader(body, fi.GUID, fi.Size)
 	dup, err := rs.msgs.Has(fi.GUID)
 	if err != nil {
@@ -317,7 +322,7 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 	}
 	if dup || rs.opts.DryRun {
 		// Verify it all the same: the dump must be sound as a whole.
-		if _, err := io.CopyBuffer(&scan, src, rs.copyBuf()); err != nil {
+		if _, err := io.CopyBuffer(w, src, rs.copyBuf()); err != nil {
 			return err
 		}
 		if !dup {
@@ -334,7 +339,7 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyBuffer(io.MultiWriter(onlyWriter{nf.File()}, &scan), src, rs.copyBuf())
+	_, err = io.CopyBuffer(io.MultiWriter(onlyWriter{nf.File()}, w), src, rs.copyBuf())
 	if err != nil {
 		nf.Abort()
 		return fmt.Errorf("staging %s: %w", st.msg.Join(fi.GUID.String()), err)

@@ -26,6 +26,10 @@ const (
 	// dump's state on a server); it is left alone, and its quota, seen and
 	// subscription records are completed.
 	Keep Action = "keep"
+	// Merge: the mailbox exists in the target and the restore is additive
+	// (--undelete): the messages of the dump the target does not have
+	// (by GUID) are appended with new UIDs; nothing is removed.
+	Merge Action = "merge"
 )
 
 // Mailbox reports one mailbox of the dump.
@@ -42,6 +46,10 @@ type Mailbox struct {
 	Messages    int64 // records not expunged
 	Bytes       int64 // their sizes (restore --server; 0 offline)
 	Reason      string
+	// Added counts the messages a merge appends (or would append);
+	// AlreadyThere those of the dump the target has already (by GUID);
+	// Unselected those the message selectors left out.
+	Added, AlreadyThere, Unselected int64
 	// Applied reports that the mailbox is in the target: registered by an
 	// offline restore, accepted by the server. Always false for a dry run.
 	Applied bool

@@ -1,0 +1,94 @@
+package commands
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/restore/msgsel"
+	"github.com/mbtool/mbtool/restore/result"
+	"github.com/urfave/cli/v2"
+)
+
+// The helpdesk restores' flags (docs/restore.md, "Restoring for a user"):
+// additive restore, message selectors, restore under another name. The
+// same for an offline restore and restore --server.
+func undeleteFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "undelete", Usage: "additive restore: into a mailbox that exists, append the dump's messages it no longer has (by GUID) with new UIDs; never remove anything"},
+		&cli.StringFlag{Name: "into", Usage: "restore the one selected --mailbox as the new mailbox `NAME` (new uniqueid and UIDVALIDITY, the owner's folder ACL)"},
+		&cli.StringFlag{Name: "uid", Usage: "restore only messages whose UID in the dump is in `SET` (1:40,55)"},
+		&cli.StringSliceFlag{Name: "guid", Usage: "restore only the message of GUID `HEX` (repeatable)"},
+		&cli.StringSliceFlag{Name: "message-id", Usage: "restore only messages with Message-ID `ID` (repeatable)"},
+		&cli.StringFlag{Name: "since", Usage: "restore only messages whose INTERNALDATE is at or after `DATE` (2006-01-02 or RFC 3339)"},
+		&cli.StringFlag{Name: "before", Usage: "restore only messages whose INTERNALDATE is before `DATE`"},
+	}
+}
+
+// undeleteOptions are what the flags of undeleteFlags ask for.
+type undeleteOptions struct {
+	undelete bool
+	into     string
+	messages *msgsel.Filter
+}
+
+func undeleteOptionsFrom(c *cli.Context, mailboxes []string) (undeleteOptions, error) {
+	o := undeleteOptions{undelete: c.Bool("undelete"), into: c.String("into")}
+	if o.into != "" && len(mailboxes) != 1 {
+		return o, usagef("--into needs exactly one --mailbox (the mailbox of the dump to restore under the new name)")
+	}
+	f := &msgsel.Filter{}
+	var err error
+	if s := c.String("uid"); s != "" {
+		if f.UIDs, err = msgsel.ParseUIDs(s); err != nil {
+			return o, usagef("--uid: %v", err)
+		}
+	}
+	for _, s := range c.StringSlice("guid") {
+		g, err := msgsel.ParseGUID(s)
+		if err != nil {
+			return o, usagef("--guid: %v", err)
+		}
+		if f.GUIDs == nil {
+			f.GUIDs = make(map[guid.GUID]bool)
+		}
+		f.GUIDs[g] = true
+	}
+	for _, s := range c.StringSlice("message-id") {
+		if f.MessageIDs == nil {
+			f.MessageIDs = make(map[string]bool)
+		}
+		f.MessageIDs[msgsel.NormalizeMessageID(s)] = true
+	}
+	if s := c.String("since"); s != "" {
+		if f.Since, err = msgsel.ParseDate(s); err != nil {
+			return o, usagef("--since: %v", err)
+		}
+	}
+	if s := c.String("before"); s != "" {
+		if f.Before, err = msgsel.ParseDate(s); err != nil {
+			return o, usagef("--before: %v", err)
+		}
+	}
+	if !f.Empty() {
+		if len(mailboxes) == 0 {
+			return o, usagef("message selectors (--uid, --guid, --message-id, --since, --before) need --mailbox")
+		}
+		o.messages = f
+	}
+	return o, nil
+}
+
+// describeMerge is the dry-run line of a mailbox merged into.
+func describeMerge(m result.Mailbox) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-7s %s", m.Action, m.Name)
+	if m.Source != m.Name {
+		fmt.Fprintf(&b, " (from %s)", m.Source)
+	}
+	fmt.Fprintf(&b, ": uniqueid %s, %d messages of the dump selected", m.UniqueID, m.Messages)
+	if m.Applied || m.Added > 0 || m.AlreadyThere > 0 {
+		fmt.Fprintf(&b, ", %d added, %d already there", m.Added, m.AlreadyThere)
+	}
+	return b.String()
+}

@@ -1,0 +1,481 @@
+package restore
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/restore/msgsel"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// The additive restore (Options.Undelete). A mailbox of the dump that
+// exists in the target is merged rather than refused or replaced: the
+// messages of the dump that the target does not hold (by GUID, among its
+// records not expunged) are appended to it with new UIDs above its
+// LAST_UID and one new MODSEQ above its HIGHESTMODSEQ, keeping their
+// flags, user flags, INTERNALDATE, per-message annotations and cache
+// records. Nothing of the target is removed or changed, so a second run
+// adds nothing.
+//
+// Phase one keeps the selected records of such a mailbox in a spill file
+// (the messages themselves are staged like any other). Phase two appends
+// them the way Cyrus's own writers (lmtpd, imapd's APPEND) do, under the
+// same locks in the same order (docs/cyrus/locks.md §3): the owner's
+// namespace lock exclusive, the mailbox's name lock shared, cyrus.index
+// exclusive, so a delivery waits for the merge or the merge for it; the
+// target is read under those locks, not before.
+
+// mergeState is what a box being merged keeps between the phases.
+type mergeState struct {
+	target partition.Entry
+	spill  *os.File // the selected records, gob-encoded; unlinked
+	w      *bufio.Writer
+	enc    *gob.Encoder
+	n      int64
+}
+
+// planMerge makes b a merge into the existing mailbox cur.
+func (rs *restorer) planMerge(b *box, cur partition.Entry) (*box, error) {
+	switch {
+	case cur.Remote() || cur.Moving() || cur.Partition == "":
+		b.res.Action, b.res.Reason = ActionRefuse, fmt.Sprintf("exists in the target as type %q", cur.Type)
+		return b, nil
+	}
+	b.res.Action = ActionMerge
+	b.partition, b.res.Partition = cur.Partition, cur.Partition
+	b.uniqueid, b.res.UniqueID, b.res.NewUniqueID = cur.UniqueID, cur.UniqueID, cur.UniqueID != b.src.UniqueID
+	b.typ = cur.Type
+	if why, err := rs.cannotWrite(b); err != nil || why != "" {
+		b.res.Action, b.res.Reason = ActionRefuse, why
+		return b, err
+	}
+	b.merge = &mergeState{target: cur}
+	rs.usedIDs[cur.UniqueID] = true
+	rs.byName[b.name] = b
+	return b, nil
+}
+
+// selectRecord applies the message selectors to a record of a box being
+// built or merged; a merge also leaves out what it cannot bring back
+// (expunged records, records whose file the dump lacks).
+func (rs *restorer) selectRecord(b *box, r *syncrec.Record) (bool, error) {
+	ok, err := rs.opts.Messages.Match(r, func() (string, error) {
+		if rs.midMatch[r.GUID] {
+			return "<" + rs.midMatchID[r.GUID] + ">", nil
+		}
+		return "", nil
+	})
+	if err != nil || !ok {
+		return false, err
+	}
+	if b.merge == nil {
+		return true, nil
+	}
+	if r.Expunged() {
+		return false, nil
+	}
+	if _, has, err := rs.msg(r.GUID); err != nil || !has {
+		if err == nil {
+			rs.problem(b.name, fmt.Errorf("UID %d: the dump has no message file for GUID %s; not restored", r.UID, r.GUID))
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// spillRecord keeps a selected record of a box being merged.
+func (rs *restorer) spillRecord(b *box, r *syncrec.Record) error {
+	m := b.merge
+	if m.spill == nil {
+		f, err := os.CreateTemp("", "mbtool-merge-*")
+		if err != nil {
+			return fmt.Errorf("mailbox %s: %w", b.name, err)
+		}
+		os.Remove(f.Name())
+		m.spill, m.w = f, bufio.NewWriterSize(f, 64<<10)
+		m.enc = gob.NewEncoder(m.w)
+	}
+	if err := m.enc.Encode(r); err != nil {
+		return fmt.Errorf("mailbox %s: spilling records: %w", b.name, err)
+	}
+	m.n++
+	return nil
+}
+
+// closeMerges releases the spill files.
+func (rs *restorer) closeMerges() {
+	for _, b := range rs.boxes {
+		if b.merge != nil && b.merge.spill != nil {
+			b.merge.spill.Close()
+			b.merge.spill = nil
+		}
+	}
+}
+
+// commitMerges runs phase two for the boxes being merged; the quota roots
+// they fall under get their usage recomputed.
+func (rs *restorer) commitMerges(q *quotaPlan) error {
+	for _, b := range rs.boxes {
+		if b.res.Action != ActionMerge || b.merge == nil {
+			continue
+		}
+		if err := rs.ctx.Err(); err != nil {
+			return err
+		}
+		if err := rs.mergeBox(b); err != nil {
+			var fatal *fatalMerge
+			if errors.As(err, &fatal) {
+				return fatal.err
+			}
+			rs.refuse(b, err.Error())
+			continue
+		}
+		if b.res.Added > 0 {
+			if _, err := q.rootOf(b.name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fatalMerge wraps an error that ends the run (a lock wait cancelled).
+type fatalMerge struct{ err error }
+
+func (f *fatalMerge) Error() string { return f.err.Error() }
+
+// mergeBox appends the spilled records of b that the target lacks.
+func (rs *restorer) mergeBox(b *box) error {
+	m := b.merge
+	if m.n == 0 {
+		return nil
+	}
+	if err := m.w.Flush(); err != nil {
+		return fmt.Errorf("spilling records: %w", err)
+	}
+	ns, err := rs.spool.LockNamespace(rs.ctx, b.owner, true)
+	if err != nil {
+		return &fatalMerge{err}
+	}
+	defer ns.Release()
+	nl, err := rs.spool.LockMailboxName(rs.ctx, m.target, false)
+	if err != nil {
+		return &fatalMerge{err}
+	}
+	defer nl.Release()
+	cur, exists, err := rs.spool.LookupAny(b.name)
+	if err != nil {
+		return &fatalMerge{err}
+	}
+	if !exists || cur.Deleted() || cur.Intermediate() || cur.UniqueID != m.target.UniqueID || cur.LegacyDirs() != m.target.LegacyDirs() {
+		return errors.New("changed in the target meanwhile")
+	}
+	ipath, err := rs.spool.MetaPath(cur, partition.FileIndex)
+	if err != nil {
+		return err
+	}
+	tree := rs.cfg.Tree()
+	idx, err := tree.OpenLocked(rs.ctx, ipath, os.O_RDWR, true)
+	if err != nil {
+		if rs.ctx.Err() != nil {
+			return &fatalMerge{err}
+		}
+		return err
+	}
+	defer idx.Close() // drops the lock
+	var hb [partition.IndexHeaderSize]byte
+	n, err := idx.ReadAt(hb[:], 0)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	h, err := partition.ParseIndexHeader(hb[:n])
+	if err != nil {
+		return fmt.Errorf("%s: %w", ipath, err)
+	}
+	if h.MinorVersion != partition.IndexVersion {
+		return fmt.Errorf("%s is cyrus.index version %d; merging writes version %d only (run reconstruct -V max first)", ipath, h.MinorVersion, partition.IndexVersion)
+	}
+	if h.RawOptions&partition.OptMailboxDeleted != 0 {
+		return errors.New("the target's index is marked deleted")
+	}
+	present, err := targetGUIDs(idx, h)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ipath, err)
+	}
+	defer present.Close()
+	hpath, err := rs.spool.MetaPath(cur, partition.FileHeader)
+	if err != nil {
+		return err
+	}
+	hdr, err := readHeaderFile(tree.Open, hpath)
+	if err != nil {
+		return err
+	}
+	data, _, err := rs.spool.Dirs(cur)
+	if err != nil {
+		return err
+	}
+	dir, err := tree.OpenDir(data)
+	if err != nil {
+		return err
+	}
+	// Messages staged on the target's partition are linked in; others
+	// are copied (rs.place).
+	if b.st, err = rs.stageFor(cur.Partition); err != nil {
+		dir.Close()
+		return err
+	}
+	b.dir = data
+	bl := &builder{rs: rs, b: b, dir: dir, idx: idx, slots: make(map[string]int), h: h}
+	defer bl.close()
+	bl.h.Options, bl.h.HighestModseq = h.RawOptions, max(h.RawHighestModseq, 1)
+	bl.crc = syncrec.CRC{Basic: h.SyncCRC, Annot: h.SyncCRCAnnot}
+	b.flags = append([]string(nil), hdr.UserFlags...)
+	for i, f := range b.flags {
+		if f != "" {
+			bl.slots[strings.ToLower(f)] = i
+		}
+	}
+	nflags := len(b.flags)
+	if _, err := idx.Seek(int64(h.StartOffset)+int64(h.NumRecords)*int64(h.RecordSize), io.SeekStart); err != nil {
+		return err
+	}
+	bl.w = bufio.NewWriterSize(idx, 64<<10)
+	cpath, err := rs.spool.MetaPath(cur, partition.FileCache)
+	if err != nil {
+		return err
+	}
+	if cf, err := tree.Open(cpath, os.O_RDWR); err == nil {
+		end, err := cf.Seek(0, io.SeekEnd)
+		if err != nil || end < 4 {
+			cf.Close()
+			return fmt.Errorf("%s: cannot append (size %d): %v", cpath, end, err)
+		}
+		bl.cache, bl.cw, bl.cacheOff = cf, bufio.NewWriterSize(cf, 64<<10), uint64(end)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+
+	modseq := bl.h.HighestModseq + 1
+	now := timeNow().Unix()
+	uid := h.LastUID
+	if _, err := m.spill.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	dec := gob.NewDecoder(bufio.NewReaderSize(m.spill, 64<<10))
+	for i := int64(0); i < m.n; i++ {
+		var r syncrec.Record
+		if err := dec.Decode(&r); err != nil {
+			return fmt.Errorf("reading spilled records: %w", err)
+		}
+		if fresh, err := present.Add(r.GUID, nil); err != nil {
+			return err
+		} else if !fresh {
+			b.res.AlreadyThere++
+			continue
+		}
+		if uid == 1<<32-1 {
+			return errors.New("no UID left under this UIDVALIDITY")
+		}
+		uid++
+		r.UID, r.Modseq, r.LastUpdated = uid, modseq, now
+		setCreatedModseq(&r, modseq)
+		name := strconv.FormatUint(uint64(uid), 10) + "."
+		// A file above LAST_UID is debris of an append that did not
+		// complete (Cyrus writes them only under the index lock, held).
+		if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if bl.cache == nil && r.Cache != nil {
+			r.Cache = nil // no cyrus.cache to append to: Cyrus builds it
+		}
+		if err := bl.add(&r); err != nil {
+			return fmt.Errorf("UID %d: %w", uid, err)
+		}
+		b.res.Added++
+	}
+	if b.res.Added == 0 {
+		return nil
+	}
+	// Message files, cache records, index records, then the headers, as
+	// Cyrus commits an append (imap/mailbox.c mailbox_commit): a crash
+	// before the index header leaves the mailbox as it was.
+	if err := dir.Sync(); err != nil {
+		return err
+	}
+	if bl.cache != nil {
+		if err := bl.cw.Flush(); err != nil {
+			return err
+		}
+		if err := bl.cache.Sync(); err != nil {
+			return err
+		}
+	}
+	if err := bl.w.Flush(); err != nil {
+		return err
+	}
+	if err := idx.Sync(); err != nil {
+		return err
+	}
+	if len(bl.annots) > 0 {
+		apath, err := rs.spool.MetaPath(cur, partition.FileAnnotations)
+		if err != nil {
+			return err
+		}
+		err = rs.spool.UpdateTwoskip(apath, true, rs.owner, func(tx *partition.TwoskipTx) error {
+			for _, kv := range bl.annots {
+				tx.Set(kv[0], kv[1])
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", apath, err)
+		}
+	}
+	if len(b.flags) != nflags {
+		hdr.UserFlags = b.flags
+		enc, err := partition.EncodeHeader(hdr)
+		if err != nil {
+			return err
+		}
+		if err := tree.Replace(hpath, rs.owner, 0o600, func(f *os.File) error {
+			_, err := f.Write(enc)
+			return err
+		}); err != nil {
+			return fmt.Errorf("%s: %w", hpath, err)
+		}
+		bl.h.HeaderFileCRC = crc32.ChecksumIEEE(enc)
+	}
+	bl.h.SyncCRC, bl.h.SyncCRCAnnot = bl.crc.Basic, bl.crc.Annot
+	bl.h.LastAppendDate = clamp32(now)
+	if bl.needRepack {
+		bl.h.Options |= partition.OptNeedsRepack
+	}
+	if _, err := idx.WriteAt(partition.AppendIndexHeader(nil, bl.h), 0); err != nil {
+		return err
+	}
+	if err := idx.Sync(); err != nil {
+		return err
+	}
+	b.res.Applied = true
+	return nil
+}
+
+// targetGUIDs returns the GUIDs of the records of the locked index idx
+// that are not expunged.
+func targetGUIDs(idx *os.File, h partition.IndexHeader) (*guidtable.Table, error) {
+	t := guidtable.New(guidtable.Options{})
+	br := bufio.NewReaderSize(io.NewSectionReader(idx, int64(h.StartOffset), int64(h.NumRecords)*int64(h.RecordSize)), 64<<10)
+	buf := make([]byte, h.RecordSize)
+	for i := uint32(0); i < h.NumRecords; i++ {
+		if _, err := io.ReadFull(br, buf); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("record %d: %w", i+1, err)
+		}
+		r, err := partition.ParseRecord(buf, h.MinorVersion)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("record %d: %w", i+1, err)
+		}
+		if r.UID == 0 || r.Expunged() {
+			continue
+		}
+		if _, err := t.Add(r.GUID, nil); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// readHeaderFile reads and parses a cyrus.header.
+func readHeaderFile(open func(string, int) (*os.File, error), path string) (partition.Header, error) {
+	f, err := open(path, os.O_RDONLY)
+	if err != nil {
+		return partition.Header{}, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 8<<20))
+	if err != nil {
+		return partition.Header{}, fmt.Errorf("%s: %w", path, err)
+	}
+	h, err := partition.ParseHeader(b)
+	if err != nil {
+		return h, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
+}
+
+// setCreatedModseq gives r the createdmodseq of a message appended at
+// modseq, as Cyrus gives one it appends.
+func setCreatedModseq(r *syncrec.Record, modseq uint64) {
+	v := []byte(strconv.FormatUint(modseq, 10))
+	for i := range r.Annotations {
+		if r.Annotations[i].Entry == syncrec.AnnotCreatedModseq {
+			r.Annotations[i].Value = v
+			return
+		}
+	}
+	r.Annotations = append(r.Annotations, syncrec.Annotation{Entry: syncrec.AnnotCreatedModseq, Value: v})
+}
+
+
+// Message-ID selection: the header of each message is looked at while the
+// message is staged, and only the GUIDs whose Message-ID is selected are
+// remembered (so memory follows the selection, not the dump).
+
+// headTap returns where a staged message's bytes are also written so that
+// its Message-ID can be read, or nil when no Message-ID is selected.
+func (rs *restorer) headTap() *headBuf {
+	if !rs.opts.Messages.NeedsHeader() {
+		return nil
+	}
+	if rs.head == nil {
+		rs.head = &headBuf{}
+	}
+	rs.head.b = rs.head.b[:0]
+	return rs.head
+}
+
+// headDone notes whether the message of GUID g, seen through the tap,
+// has a selected Message-ID.
+func (rs *restorer) headDone(h *headBuf, g guid.GUID) {
+	if h == nil {
+		return
+	}
+	id, err := msgsel.MessageID(bytes.NewReader(h.b))
+	if err != nil || id == "" {
+		return
+	}
+	if id = msgsel.NormalizeMessageID(id); rs.opts.Messages.MessageIDs[id] {
+		if rs.midMatch == nil {
+			rs.midMatch, rs.midMatchID = make(map[guid.GUID]bool), make(map[guid.GUID]string)
+		}
+		rs.midMatch[g], rs.midMatchID[g] = true, id
+	}
+}
+
+// headBuf keeps the first bytes of a message (its header, as far as
+// msgsel.MessageID reads one).
+type headBuf struct{ b []byte }
+
+const maxHead = 1 << 20
+
+func (h *headBuf) Write(p []byte) (int, error) {
+	if room := maxHead - len(h.b); room > 0 {
+		h.b = append(h.b, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
