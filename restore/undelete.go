@@ -431,7 +431,6 @@ func setCreatedModseq(r *syncrec.Record, modseq uint64) {
 	r.Annotations = append(r.Annotations, syncrec.Annotation{Entry: syncrec.AnnotCreatedModseq, Value: v})
 }
 
-
 // Message-ID selection: the header of each message is looked at while the
 // message is staged, and only the GUIDs whose Message-ID is selected are
 // remembered (so memory follows the selection, not the dump).
