@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,14 +17,16 @@ import (
 	"github.com/mbtool/mbtool/internal/cyruslab"
 )
 
-// runMeasured runs mbtool with args through mbtool-rusage and returns
-// its exit code, standard error and peak RSS in bytes. The peak RSS of a
-// child of this test process would not do: Linux carries the RSS high-water
-// mark of the memory a process had before exec into its ru_maxrss, and
-// a child starts in its parent's memory (vfork), so each child would
-// report at least this test process's peak. mbtool-rusage is small; its
-// child's figure is mbtool's own.
-func runMeasured(t *testing.T, args ...string) (int, string, int64) {
+// startMeasured starts mbtool with args under mbtool-rusage and returns
+// the process and a function that reads mbtool's peak RSS in bytes once
+// the process has ended. The peak RSS of a child of this test process
+// would not do: Linux carries the RSS high-water mark of the memory a
+// process had before exec into its ru_maxrss, and a child starts in its
+// parent's memory (vfork), so each child would report at least this test
+// process's peak. mbtool-rusage is small, and its child's figure is
+// mbtool's own; it passes SIGINT and SIGTERM on to mbtool, so p.signal
+// reaches mbtool.
+func startMeasured(t *testing.T, args ...string) (*proc, func() int64) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "rusage")
 	exe, err := exec.LookPath("mbtool-rusage")
@@ -31,25 +34,46 @@ func runMeasured(t *testing.T, args ...string) (int, string, int64) {
 		t.Fatalf("no mbtool-rusage in $PATH (TestMain sets it up): %v", err)
 	}
 	p := startExe(t, exe, procOptions{}, append([]string{out}, args...)...)
+	return p, func() int64 {
+		t.Helper()
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatalf("mbtool %v: no rusage: %v\n%s", args, err, p.stderr.String())
+		}
+		rss, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rss
+	}
+}
+
+// runMeasured runs mbtool with args under mbtool-rusage (startMeasured)
+// and returns its exit code, standard error and peak RSS in bytes.
+func runMeasured(t *testing.T, args ...string) (int, string, int64) {
+	t.Helper()
+	p, rss := startMeasured(t, args...)
 	code, stderr := p.wait(2 * time.Minute)
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatalf("mbtool %v: no rusage (exit %d): %v\n%s", args, code, err, stderr)
-	}
-	rss, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return code, stderr, rss
+	return code, stderr, rss()
 }
 
 // rusageMain is mbtool-rusage FILE ARGS...: it runs mbtool ARGS, passing
-// the streams through, writes mbtool's peak RSS in bytes to FILE, and
-// exits with mbtool's exit code.
+// the streams and SIGINT and SIGTERM through, writes mbtool's peak RSS in
+// bytes to FILE, and exits with mbtool's exit code.
 func rusageMain() {
 	cmd := exec.Command("mbtool", os.Args[2:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := cmd.Run()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	err := cmd.Start()
+	if err == nil {
+		go func() {
+			for s := range sigs {
+				cmd.Process.Signal(s)
+			}
+		}()
+		err = cmd.Wait()
+	}
 	if cmd.ProcessState == nil {
 		fmt.Fprintln(os.Stderr, "mbtool-rusage:", err)
 		os.Exit(125)

@@ -297,43 +297,19 @@ func runHostile(t *testing.T, script func(s *hconn), interrupt bool, restore str
 	if restore != "" {
 		args = append([]string{"restore", "--server", ln.Addr().String(), "--password-file", pw, "--timeout", "2s", "-q", restore}, extra...)
 	}
-	// The child's own rusage from the test process would count this
-	// process's memory too (Linux carries the parent's high-water mark
-	// over a vfork and exec): /usr/bin/time, a small process, measures it.
-	rssFile := filepath.Join(dir, "rss")
-	p := startExe(t, "/usr/bin/time", procOptions{}, append([]string{"-f", "%M", "-o", rssFile, mbtoolPath(t)}, args...)...)
+	p, rss := startMeasured(t, args...)
 	if interrupt {
 		select {
 		case <-notify:
 			time.Sleep(200 * time.Millisecond)
-			children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.cmd.Process.Pid, p.cmd.Process.Pid))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var pid int
-			if _, err := fmt.Sscan(string(children), &pid); err != nil {
-				t.Fatalf("no mbtool under /usr/bin/time: %v", err)
-			}
-			syscall.Kill(pid, syscall.SIGINT)
+			p.signal(syscall.SIGINT)
 		case <-p.done:
 		}
 	}
 	code, stderr := p.wait(2 * time.Minute)
 	ln.Close()
 	<-served
-	run := hostileRun{code: code, stderr: strings.ReplaceAll(stderr, ln.Addr().String(), "$SERVER")}
-	kib, err := os.ReadFile(rssFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Fields(string(kib))
-	if len(lines) == 0 {
-		t.Fatalf("/usr/bin/time wrote nothing")
-	}
-	if _, err := fmt.Sscan(lines[len(lines)-1], &run.rss); err != nil {
-		t.Fatalf("/usr/bin/time wrote %q", kib)
-	}
-	run.rss *= 1024
+	run := hostileRun{code: code, stderr: strings.ReplaceAll(stderr, ln.Addr().String(), "$SERVER"), rss: rss()}
 	ents, err := os.ReadDir(outDir)
 	if err != nil {
 		t.Fatal(err)
