@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mbtool/mbtool/internal/loopback"
 )
 
 // DefaultBin is where Debian installs the Cyrus programs.
@@ -223,12 +224,11 @@ func (l *Lab) path(elem ...string) string {
 
 // freePort returns a loopback address with a port the kernel just handed out.
 func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := loopback.FreePort()
 	if err != nil {
-		return "", fmt.Errorf("cyruslab: finding a free port: %w", err)
+		return "", fmt.Errorf("cyruslab: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return a, nil
 }
 
 // writeSASL creates the lab's users in its own sasldb.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mbtool/mbtool/internal/loopback"
 )
 
 // TestLab starts a real Cyrus, populates it and checks the result through
@@ -31,10 +33,10 @@ func TestLab(t *testing.T) {
 		if !ok {
 			t.Fatal("not running")
 		}
-		if owned, known := listensOn(pid, lab.IMAPAddr); !known || !owned {
+		if owned, known := loopback.ListensOn(pid, lab.IMAPAddr); !known || !owned {
 			t.Errorf("listensOn(master, %s) = %v, %v; want true, true", lab.IMAPAddr, owned, known)
 		}
-		if owned, _ := listensOn(pid, "127.0.0.1:1"); owned {
+		if owned, _ := loopback.ListensOn(pid, "127.0.0.1:1"); owned {
 			t.Error("master listens on port 1?")
 		}
 	})

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mbtool/mbtool/internal/loopback"
 )
 
 // ErrRunning is returned by Launch when the lab's master already runs.
@@ -96,7 +98,7 @@ func (l *Lab) waitReady(m *master) error {
 			}
 			// Another lab could have grabbed the port between freePort and
 			// the master's bind: require that our master holds it.
-			if owned, known := listensOn(m.cmd.Process.Pid, a); known && !owned {
+			if owned, known := loopback.ListensOn(m.cmd.Process.Pid, a); known && !owned {
 				ready = false
 				break
 			}
@@ -258,42 +260,4 @@ func tail(name string) string {
 func fileExists(name string) bool {
 	_, err := os.Stat(name)
 	return err == nil
-}
-
-// listensOn reports whether process pid holds a socket listening on the
-// TCP address addr, according to /proc. known is false if /proc cannot
-// tell (not Linux, no permission).
-func listensOn(pid int, addr string) (owned, known bool) {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false, false
-	}
-	port, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
-		return false, false
-	}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return false, false
-	}
-	inodes := map[string]bool{}
-	for _, fd := range fds {
-		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if ino, ok := strings.CutPrefix(target, "socket:["); err == nil && ok {
-			inodes[strings.TrimSuffix(ino, "]")] = true
-		}
-	}
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return false, false
-	}
-	want := fmt.Sprintf(":%04X", port)
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		// sl local_address rem_address st tx:rx tr:tm retrnsmt uid timeout inode
-		f := strings.Fields(line)
-		if len(f) >= 10 && strings.HasSuffix(f[1], want) && f[3] == "0A" && inodes[f[9]] {
-			return true, true
-		}
-	}
-	return false, true
 }
