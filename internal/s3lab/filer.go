@@ -1,0 +1,109 @@
+package s3lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"time"
+)
+
+// filerView reads a store's metadata straight from its filer's HTTP API:
+// what a test checks about the bucket without trusting the S3 client under
+// test. SeaweedFS keeps bucket B under /buckets/B and the parts of
+// unfinished multipart uploads under /buckets/B/.uploads/UPLOADID.
+type filerView struct {
+	filer  string // host:port
+	bucket string
+}
+
+// httpClient is for the harness's own requests to the servers.
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// errNotFound is returned by list for a directory that does not exist.
+var errNotFound = errors.New("s3lab: no such directory on the filer")
+
+// list returns the names in the filer directory dir (all of them, page by
+// page).
+func (f filerView) list(dir string) ([]string, error) {
+	var names []string
+	last := ""
+	for {
+		u := "http://" + f.filer + path.Clean("/"+dir) + "/?limit=1000&lastFileName=" + url.QueryEscape(last)
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			return nil, fmt.Errorf("s3lab: %w", err)
+		}
+		req.Header.Set("Accept", "application/json")
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("s3lab: listing %s on the filer: %w", dir, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("s3lab: listing %s on the filer: %w", dir, err)
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("%w: %s", errNotFound, dir)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("s3lab: listing %s on the filer: %s", dir, resp.Status)
+		}
+		var page struct {
+			Entries []struct {
+				FullPath string
+			}
+			LastFileName          string
+			ShouldDisplayLoadMore bool
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			return nil, fmt.Errorf("s3lab: listing %s on the filer: %w", dir, err)
+		}
+		for _, e := range page.Entries {
+			names = append(names, path.Base(e.FullPath))
+		}
+		if !page.ShouldDisplayLoadMore || len(page.Entries) == 0 || page.LastFileName == last {
+			return names, nil
+		}
+		last = page.LastFileName
+	}
+}
+
+// Uploads returns the ids of the multipart uploads of the bucket that were
+// started and neither completed nor aborted, as the filer holds them.
+func (f filerView) Uploads() ([]string, error) {
+	ids, err := f.list("/buckets/" + f.bucket + "/.uploads")
+	if errors.Is(err, errNotFound) {
+		return nil, nil
+	}
+	return ids, err
+}
+
+// waitBucket polls until the filer has the bucket's directory and the S3
+// gateway answers HTTP, or p exits, or startTimeout passes.
+func waitBucket(f filerView, s3 string, p *proc) error {
+	deadline := time.Now().Add(startTimeout)
+	var last error
+	for {
+		if !p.running() {
+			return fmt.Errorf("s3lab: %s exited during start: %s", p.name, tail(p.log))
+		}
+		if _, last = f.list("/buckets/" + f.bucket); last == nil {
+			// Unsigned: any HTTP answer (403) will do.
+			resp, err := httpClient.Get("http://" + s3 + "/" + f.bucket)
+			if err == nil {
+				resp.Body.Close()
+				return nil
+			}
+			last = err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("s3lab: bucket %s not ready within %v: %v; %s", f.bucket, startTimeout, last, tail(p.log))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
