@@ -168,21 +168,16 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	// The counts are of the work done: the messages of the mailboxes
 	// created or replaced, not every message the dump holds.
 	created, replaced := sum.Count(restore.ActionCreate), sum.Count(restore.ActionReplace)
-	var msgs, added int64
+	var msgs int64
 	for _, m := range sum.Mailboxes {
 		if m.Action == restore.ActionCreate || m.Action == restore.ActionReplace {
 			msgs += m.Messages
-		}
-		if m.Action == restore.ActionMerge {
-			added += m.Added
 		}
 	}
 	e.out.Mailboxes, e.out.Messages = int64(created+replaced), msgs
 	e.out.Created, e.out.Replaced, e.out.Refused = count(created), count(replaced), count(refused)
 	e.out.Present, e.out.Excluded = count(sum.Count(restore.ActionKeep)), count(sum.Count(restore.ActionSkip))
-	merged := sum.Count(restore.ActionMerge)
-	if merged > 0 {
-		e.out.Merged, e.out.Added = count(merged), &added
+	if merged, added := reportMerges(e, o.dryRun, sum); merged > 0 {
 		e.done("%s %d mailboxes, %d messages (%d created, %d replaced, %d merged with %d messages added, %d refused, %d already present, %d not selected) from a dump of %d mailboxes, %d message files (%s) in %s",
 			verb, created+replaced+merged, msgs+added, created, replaced, merged, added, refused,
 			sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),

@@ -211,9 +211,6 @@ func spoolInput(e *env, input string) (f *os.File, cleanup func(), err error) {
 // runRestoreServer is restore --server: the dump is spooled if it comes
 // from a pipe, checked whole, then sent to the server.
 func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOptions) error {
-	if o.undelete || o.into != "" || o.messages != nil {
-		return usagef("--undelete, --into and the message selectors are not available with --server yet")
-	}
 	users := make(map[string]string)
 	for _, m := range o.mapUsers {
 		old, nu, ok := strings.Cut(m, "=")
@@ -243,6 +240,9 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 		Mailboxes: o.mailboxes,
 		DryRun:    o.dryRun,
 		Replace:   o.replace,
+		Undelete:  o.undelete,
+		Into:      o.into,
+		Messages:  o.messages,
 		Progress: func(p remote.Progress) {
 			if p.Phase == remote.PhaseSend {
 				bar.set(p.Mailboxes, p.Messages, p.Bytes)
@@ -297,6 +297,7 @@ func printServerRestore(e *env, o restoreOptions, sum *remote.RestoreSummary, st
 		}
 	}
 	e.out.Refused, e.out.Present, e.out.Excluded = count(refused), count(sum.Count(remote.ActionKeep)), count(sum.Count(remote.ActionSkip))
+	reportMerges(e, o.dryRun, sum)
 	if o.dryRun {
 		e.out.Created, e.out.Replaced = count(sum.Count(remote.ActionCreate)), count(sum.Count(remote.ActionReplace))
 		e.out.Mailboxes = *e.out.Created + *e.out.Replaced

@@ -21,6 +21,7 @@ type box struct {
 	res   MailboxResult
 
 	existing *syncrec.Mailbox // the server's mailbox of this name, if any
+	merge    *mergeSpill      // the records to merge (RestoreOptions.Undelete)
 	probed   bool             // created empty already (see probePartition)
 	unboxed  bool             // the old mailbox was deleted (--replace)
 }
@@ -126,10 +127,11 @@ func (rs *restorer) checkMessages(r *dlist.Reader, inv *inventory, policy *dumpc
 		if err := policy.File(fi); err != nil {
 			return fmt.Errorf("offset %d: %w", t.Offset, err)
 		}
-		n, err := io.Copy(io.Discard, guid.NewReader(r.Body(), fi.GUID, fi.Size))
+		n, err := io.Copy(rs.ids.Tap(), guid.NewReader(r.Body(), fi.GUID, fi.Size))
 		if err != nil {
 			return fmt.Errorf("offset %d: message file %s (%d bytes, %d read): %w", t.Offset, fi.GUID, fi.Size, n, err)
 		}
+		rs.ids.Done(fi.GUID)
 		if size, dup := inv.files[fi.GUID]; dup && size != fi.Size {
 			return fmt.Errorf("%w: offset %d: message file %s twice, with %d and %d bytes", ErrDamaged, t.Offset, fi.GUID, size, fi.Size)
 		}
@@ -169,6 +171,11 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 	mapAnnotations(rs.users, mb.Annotations)
 	b := &box{src: src, mb: &mb}
 	b.res = MailboxResult{Name: mb.Name, Source: src.Name, UniqueID: src.UniqueID, Partition: mb.Partition}
+	if rs.opts.Into != "" && (rs.selects[src.Name] || rs.selects[mb.Name]) {
+		if err := rs.intoName(b); err != nil {
+			return nil, err
+		}
+	}
 
 	sendCRC := syncrec.NewCRC()
 	for {
@@ -188,8 +195,16 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 				ErrDamaged, src.Name, rec.UID, rec.Size, rec.GUID, size)
 		}
 		mapAnnotations(rs.users, rec.Annotations)
+		sel, err := rs.opts.Messages.Match(rec, rs.ids.MessageID(rec.GUID))
+		if err != nil {
+			return nil, err
+		}
+		b.items = append(b.items, item{guid: rec.GUID, expunged: rec.Expunged(), inDump: inDump, unselected: !sel})
+		if !sel {
+			b.res.Unselected++
+			continue
+		}
 		sendCRC.Add(rec)
-		b.items = append(b.items, item{guid: rec.GUID, expunged: rec.Expunged(), inDump: inDump})
 		b.res.Records++
 		if !rec.Expunged() {
 			b.res.Messages++

@@ -8,6 +8,7 @@ import (
 	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
+	"github.com/mbtool/mbtool/usermap"
 )
 
 // Batch sizes of the GET and RESERVE lists (Cyrus's own sender puts at
@@ -65,6 +66,7 @@ func (rs *restorer) plan() error {
 		if isPlaceholder(mb) {
 			return nil
 		}
+		rs.noteIntoParent(mb)
 		if byName[mb.Name] != nil {
 			existing[mb.Name] = mb
 		}
@@ -116,6 +118,11 @@ func (rs *restorer) plan() error {
 		cur := existing[b.mb.Name]
 		b.existing = cur
 		switch {
+		case cur != nil && rs.opts.Undelete:
+			b.res.Action = ActionMerge
+			b.mb.Partition, b.res.Partition = cur.Partition, cur.Partition
+			b.mb.UniqueID, b.res.UniqueID, b.res.NewUniqueID = cur.UniqueID, cur.UniqueID, cur.UniqueID != b.src.UniqueID
+			continue
 		case cur != nil && sameState(cur, b.mb):
 			b.res.Action, b.res.Reason = ActionKeep, "already on the server with this state"
 			continue
@@ -130,6 +137,9 @@ func (rs *restorer) plan() error {
 		if o, used := owners[b.mb.UniqueID]; used && o != b.mb.Name {
 			moved = append(moved, b)
 		}
+	}
+	if b := rs.into; b != nil && b.res.Action == ActionCreate {
+		b.mb.ACL = usermap.IntoACL(ownerOf(b.mb.Name), rs.intoACL, rs.intoACLFound, b.mb.ACL)
 	}
 	return rs.renumber(moved)
 }
@@ -273,7 +283,7 @@ func (rs *restorer) checkAvailable(b *box) {
 	missing := 0
 	var first guid.GUID
 	for _, it := range b.items {
-		if !it.expunged && !it.inDump && !rs.avail[b.mb.Partition][it.guid] {
+		if !it.unselected && !it.expunged && !it.inDump && !rs.avail[b.mb.Partition][it.guid] {
 			if missing == 0 {
 				first = it.guid
 			}
@@ -358,10 +368,13 @@ func (rs *restorer) reserve(p string, names []string) error {
 	defer seen.Close()
 	batch := make([]guid.GUID, 0, maxGUIDsPerReserve)
 	for _, b := range rs.inv.boxes {
-		if !applies(b) || b.mb.Partition != p {
+		if !writes(b) || b.mb.Partition != p {
 			continue
 		}
 		for _, it := range b.items {
+			if it.unselected {
+				continue
+			}
 			added, err := seen.Add(it.guid, nil)
 			if err != nil {
 				return err

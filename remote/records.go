@@ -10,4 +10,6 @@ type item struct {
 	guid     guid.GUID
 	expunged bool
 	inDump   bool // the dump holds the file, before this mailbox
+	// unselected: the message selectors leave the record out.
+	unselected bool
 }

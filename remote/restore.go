@@ -9,6 +9,7 @@ import (
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/usermap"
@@ -32,6 +33,15 @@ type RestoreOptions struct {
 	// UNMAILBOX) and restores the dump's in its place. Without it an
 	// existing mailbox is left alone and reported.
 	Replace bool
+	// Undelete makes the restore additive: into a mailbox that exists on
+	// the server, the dump's messages it lacks (by GUID) are appended
+	// with new UIDs (see undelete.go); nothing is removed.
+	Undelete bool
+	// Messages, if not empty, restores only the messages it selects.
+	Messages *msgsel.Filter
+	// Into, if set, restores the one selected mailbox under this name as
+	// a new mailbox (usermap's --into rules).
+	Into string
 	// Progress, if set, is called as the dump is checked and sent.
 	Progress func(Progress)
 }
@@ -75,6 +85,7 @@ const (
 	ActionRefuse  = result.Refuse
 	ActionKeep    = result.Keep
 	ActionSkip    = result.Skip
+	ActionMerge   = result.Merge
 )
 
 // Connect opens a session with the server; Restore calls it only once the
@@ -102,7 +113,8 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 			return nil, err
 		}
 	}
-	rs := &restorer{opts: opts, users: users, sum: &RestoreSummary{}, selects: make(map[string]bool)}
+	rs := &restorer{opts: opts, users: users, sum: &RestoreSummary{}, selects: make(map[string]bool),
+		ids: opts.Messages.NewIDMatcher()}
 	for _, m := range opts.Mailboxes {
 		rs.selects[m] = true
 	}
@@ -112,6 +124,14 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 	}
 	defer inv.Close()
 	rs.inv = inv
+	if opts.Into != "" && rs.into == nil {
+		return nil, fmt.Errorf("--into %s: no mailbox of the dump is selected", opts.Into)
+	}
+	defer func() {
+		for _, b := range inv.boxes {
+			b.merge.close()
+		}
+	}()
 	rs.sum.Dump = inv.trail
 	defer func() {
 		for _, b := range inv.boxes {
@@ -145,6 +165,13 @@ type restorer struct {
 	remote map[string]bool               // mailbox names that exist on the server
 	parts  []string                      // target partitions, in order of use
 	sent   Progress
+	ids    *msgsel.IDMatcher // the messages whose Message-ID is selected
+	into   *box              // the box restored under RestoreOptions.Into
+	// intoACL is the ACL of the nearest existing ancestor of the --into
+	// name that its owner owns, found while planning.
+	intoACL      string
+	intoACLFound bool
+	intoACLDepth int
 }
 
 func (rs *restorer) problem(item string, err error) {
@@ -174,6 +201,9 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 	if err := rs.send(ctx, src); err != nil {
 		return err
 	}
+	if err := rs.mergeAll(ctx); err != nil {
+		return err
+	}
 	return rs.userData()
 }
 
@@ -183,7 +213,7 @@ func (rs *restorer) partitions() []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, b := range rs.inv.boxes {
-		if applies(b) && !seen[b.mb.Partition] {
+		if writes(b) && !seen[b.mb.Partition] {
 			seen[b.mb.Partition] = true
 			out = append(out, b.mb.Partition)
 		}
@@ -194,6 +224,11 @@ func (rs *restorer) partitions() []string {
 // applies reports whether b is to be sent.
 func applies(b *box) bool {
 	return (b.res.Action == ActionCreate || b.res.Action == ActionReplace) && b.res.Err == nil
+}
+
+// writes reports whether b is to be written: sent whole, or merged into.
+func writes(b *box) bool {
+	return applies(b) || (b.res.Action == ActionMerge && b.res.Err == nil)
 }
 
 // fatal reports whether err ends the run: the session is broken, or the

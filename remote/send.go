@@ -68,11 +68,14 @@ func (rs *restorer) send(ctx context.Context, src io.Reader) error {
 func (rs *restorer) needed() map[string]map[guid.GUID]bool {
 	need := make(map[string]map[guid.GUID]bool)
 	for _, b := range rs.inv.boxes {
-		if !applies(b) {
+		if !writes(b) {
 			continue
 		}
 		p := b.mb.Partition
 		for _, it := range b.items {
+			if it.unselected || (it.expunged && b.res.Action == ActionMerge) {
+				continue
+			}
 			if it.inDump && !rs.avail[p][it.guid] {
 				if need[p] == nil {
 					need[p] = make(map[guid.GUID]bool)
@@ -238,6 +241,9 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 		rs.sent.Mailboxes++
 		rs.progress(rs.sent)
 	}()
+	if b.res.Action == ActionMerge && b.res.Err == nil {
+		return rs.spillMailbox(r, b)
+	}
 	if !applies(b) {
 		return nil
 	}
@@ -261,6 +267,7 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	}
 	i := 0
 	next := func() (*syncrec.Record, error) {
+	again:
 		rec, err := mr.Next()
 		if err != nil {
 			return nil, fmt.Errorf("%w: mailbox %s: %w", ErrChanged, b.src.Name, err)
@@ -278,6 +285,9 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 			return nil, fmt.Errorf("%w: mailbox %s UID %d", ErrChanged, b.src.Name, rec.UID)
 		}
 		i++
+		if b.items[i-1].unselected {
+			goto again
+		}
 		mapAnnotations(rs.users, rec.Annotations)
 		rec.Cache = nil // mbtool's own: sync_server builds its cache
 		return rec, nil

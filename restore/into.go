@@ -3,19 +3,15 @@ package restore
 import (
 	"errors"
 	"fmt"
-	"strings"
 
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
+	"github.com/mbtool/mbtool/usermap"
 )
 
 // ErrInto reports an Options.Into that cannot be honoured.
 var ErrInto = errors.New("--into")
-
-// ownerRights are the rights Cyrus gives a user on a personal mailbox it
-// creates without a parent to copy them from (imap/mboxlist.c: ACL_ALL
-// for the owner).
-const ownerRights = "lrswipkxtecdan"
 
 // planInto renames the selected mailbox b (mb in the dump) to
 // Options.Into, as a new mailbox: a uniqueid other than the dump's, a new
@@ -27,25 +23,23 @@ func (rs *restorer) planInto(b *box, mb *syncrec.Mailbox) error {
 		return fmt.Errorf("%w %s: the selection holds more than one mailbox (%s and %s); select one with --mailbox",
 			ErrInto, rs.opts.Into, rs.into.src.Name, mb.Name)
 	}
+	if err := dumpcheck.CheckName("--into", rs.opts.Into); err != nil {
+		return err
+	}
 	rs.into = b
 	name := rs.opts.Into
 	b.name, b.res.Name, b.fresh = name, name, true
 	b.owner = rs.cfg.NameOwner(name)
-	uv := uint32(min(timeNow().Unix(), 1<<32-1))
-	if uv <= mb.UIDValidity {
-		uv = mb.UIDValidity + 1
-	}
+	uv := usermap.IntoUIDValidity(mb.UIDValidity, timeNow())
 	mb.UIDValidity, b.src.UIDValidity = uv, uv
-	acl, err := rs.folderACL(name, b.owner)
+	parent, found, err := rs.folderACL(name, b.owner)
 	if err != nil {
 		return err
 	}
-	if acl != nil {
-		b.acl = acl
-	}
+	b.acl = partition.ParseACL(usermap.IntoACL(b.owner, parent, found, partition.FormatACL(b.acl)))
 	kept := b.annots[:0]
 	for _, a := range b.annots {
-		if !strings.EqualFold(a.Entry, "/specialuse") {
+		if !usermap.DropInto(a.Entry) {
 			kept = append(kept, a)
 		}
 	}
@@ -53,23 +47,22 @@ func (rs *restorer) planInto(b *box, mb *syncrec.Mailbox) error {
 	return nil
 }
 
-// folderACL returns the ACL a new mailbox name of owner gets: that of its
-// nearest existing ancestor in the target that owner owns, else the
-// owner's full rights; nil for a shared mailbox (the dump's ACL stays).
-func (rs *restorer) folderACL(name, owner string) ([]partition.ACLEntry, error) {
+// folderACL returns the ACL of the nearest existing ancestor of name in
+// the target that owner owns, if any (usermap.IntoACL decides).
+func (rs *restorer) folderACL(name, owner string) (string, bool, error) {
 	if owner == "" {
-		return nil, nil
+		return "", false, nil
 	}
 	for c := parentName(name); c != ""; c = parentName(c) {
 		e, ok, err := rs.spool.LookupAny(c)
 		if err != nil {
-			return nil, err
+			return "", false, err
 		}
 		if ok && !e.Deleted() && !e.Intermediate() && rs.cfg.NameOwner(c) == owner {
-			return append([]partition.ACLEntry(nil), e.ACL...), nil
+			return partition.FormatACL(e.ACL), true, nil
 		}
 	}
-	return []partition.ACLEntry{{ID: owner, Rights: ownerRights}}, nil
+	return "", false, nil
 }
 
 // checkInto reports a --into whose mailbox the dump does not hold.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
-	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/msgsel"
@@ -134,12 +133,8 @@ type restorer struct {
 	counts             dumpfile.Counts // what was read, to compare with the trailer
 	buf                []byte          // see copyBuf
 
-	// Message-ID selection (undelete.go): the GUIDs whose Message-ID is
-	// selected, and the tap that reads each message's header.
-	midMatch   map[guid.GUID]bool
-	midMatchID map[guid.GUID]string
-	head       *headBuf
-	into       *box // the box restored under Options.Into
+	ids  *msgsel.IDMatcher // the messages whose Message-ID is selected
+	into *box              // the box restored under Options.Into
 }
 
 func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*restorer, error) {
@@ -166,6 +161,7 @@ func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*re
 		usedIDs: make(map[string]bool),
 		selects: make(map[string]bool),
 		policy:  dumpcheck.NewDump(),
+		ids:     opts.Messages.NewIDMatcher(),
 	}
 	for _, m := range opts.Mailboxes {
 		rs.selects[m] = true

@@ -310,11 +310,8 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 		return fmt.Errorf("%w: size %d", ErrDamaged, fi.Size)
 	}
 	var scan headerScanner
-	var w io.Writer = &scan
-	if h := rs.headTap(); h != nil {
-		w = io.MultiWriter(&scan, h)
-		defer rs.headDone(h, fi.GUID)
-	}
+	w := io.MultiWriter(&scan, rs.ids.Tap())
+	defer rs.ids.Done(fi.GUID)
 	src := guid.NewReader(body, fi.GUID, fi.Size)
 	dup, err := rs.msgs.Has(fi.GUID)
 	if err != nil {

@@ -2,7 +2,6 @@ package restore
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mbtool/mbtool/guid"
-	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/syncrec"
@@ -71,12 +68,7 @@ func (rs *restorer) planMerge(b *box, cur partition.Entry) (*box, error) {
 // built or merged; a merge also leaves out what it cannot bring back
 // (expunged records, records whose file the dump lacks).
 func (rs *restorer) selectRecord(b *box, r *syncrec.Record) (bool, error) {
-	ok, err := rs.opts.Messages.Match(r, func() (string, error) {
-		if rs.midMatch[r.GUID] {
-			return "<" + rs.midMatchID[r.GUID] + ">", nil
-		}
-		return "", nil
-	})
+	ok, err := rs.opts.Messages.Match(r, rs.ids.MessageID(r.GUID))
 	if err != nil || !ok {
 		return false, err
 	}
@@ -210,11 +202,11 @@ func (rs *restorer) mergeBox(b *box) error {
 	if h.RawOptions&partition.OptMailboxDeleted != 0 {
 		return errors.New("the target's index is marked deleted")
 	}
-	present, err := targetGUIDs(idx, h)
-	if err != nil {
+	app := msgsel.NewAppender(h.LastUID, max(h.RawHighestModseq, 1), timeNow().Unix())
+	defer app.Close()
+	if err := targetGUIDs(idx, h, app); err != nil {
 		return fmt.Errorf("%s: %w", ipath, err)
 	}
-	defer present.Close()
 	hpath, err := rs.spool.MetaPath(cur, partition.FileHeader)
 	if err != nil {
 		return err
@@ -268,9 +260,6 @@ func (rs *restorer) mergeBox(b *box) error {
 		return err
 	}
 
-	modseq := bl.h.HighestModseq + 1
-	now := timeNow().Unix()
-	uid := h.LastUID
 	if _, err := m.spill.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
@@ -280,19 +269,12 @@ func (rs *restorer) mergeBox(b *box) error {
 		if err := dec.Decode(&r); err != nil {
 			return fmt.Errorf("reading spilled records: %w", err)
 		}
-		if fresh, err := present.Add(r.GUID, nil); err != nil {
+		if ok, err := app.Next(&r); err != nil {
 			return err
-		} else if !fresh {
-			b.res.AlreadyThere++
+		} else if !ok {
 			continue
 		}
-		if uid == 1<<32-1 {
-			return errors.New("no UID left under this UIDVALIDITY")
-		}
-		uid++
-		r.UID, r.Modseq, r.LastUpdated = uid, modseq, now
-		setCreatedModseq(&r, modseq)
-		name := strconv.FormatUint(uint64(uid), 10) + "."
+		name := strconv.FormatUint(uint64(r.UID), 10) + "."
 		// A file above LAST_UID is debris of an append that did not
 		// complete (Cyrus writes them only under the index lock, held).
 		if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -302,10 +284,10 @@ func (rs *restorer) mergeBox(b *box) error {
 			r.Cache = nil // no cyrus.cache to append to: Cyrus builds it
 		}
 		if err := bl.add(&r); err != nil {
-			return fmt.Errorf("UID %d: %w", uid, err)
+			return fmt.Errorf("UID %d: %w", r.UID, err)
 		}
-		b.res.Added++
 	}
+	b.res.Added, b.res.AlreadyThere = app.Added, app.Present
 	if b.res.Added == 0 {
 		return nil
 	}
@@ -359,7 +341,7 @@ func (rs *restorer) mergeBox(b *box) error {
 		bl.h.HeaderFileCRC = crc32.ChecksumIEEE(enc)
 	}
 	bl.h.SyncCRC, bl.h.SyncCRCAnnot = bl.crc.Basic, bl.crc.Annot
-	bl.h.LastAppendDate = clamp32(now)
+	bl.h.LastAppendDate = clamp32(timeNow().Unix())
 	if bl.needRepack {
 		bl.h.Options |= partition.OptNeedsRepack
 	}
@@ -373,31 +355,27 @@ func (rs *restorer) mergeBox(b *box) error {
 	return nil
 }
 
-// targetGUIDs returns the GUIDs of the records of the locked index idx
+// targetGUIDs gives app the GUIDs of the records of the locked index idx
 // that are not expunged.
-func targetGUIDs(idx *os.File, h partition.IndexHeader) (*guidtable.Table, error) {
-	t := guidtable.New(guidtable.Options{})
+func targetGUIDs(idx *os.File, h partition.IndexHeader, app *msgsel.Appender) error {
 	br := bufio.NewReaderSize(io.NewSectionReader(idx, int64(h.StartOffset), int64(h.NumRecords)*int64(h.RecordSize)), 64<<10)
 	buf := make([]byte, h.RecordSize)
 	for i := uint32(0); i < h.NumRecords; i++ {
 		if _, err := io.ReadFull(br, buf); err != nil {
-			t.Close()
-			return nil, fmt.Errorf("record %d: %w", i+1, err)
+			return fmt.Errorf("record %d: %w", i+1, err)
 		}
 		r, err := partition.ParseRecord(buf, h.MinorVersion)
 		if err != nil {
-			t.Close()
-			return nil, fmt.Errorf("record %d: %w", i+1, err)
+			return fmt.Errorf("record %d: %w", i+1, err)
 		}
 		if r.UID == 0 || r.Expunged() {
 			continue
 		}
-		if _, err := t.Add(r.GUID, nil); err != nil {
-			t.Close()
-			return nil, err
+		if err := app.Have(r.GUID); err != nil {
+			return err
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // readHeaderFile reads and parses a cyrus.header.
@@ -416,65 +394,4 @@ func readHeaderFile(open func(string, int) (*os.File, error), path string) (part
 		return h, fmt.Errorf("%s: %w", path, err)
 	}
 	return h, nil
-}
-
-// setCreatedModseq gives r the createdmodseq of a message appended at
-// modseq, as Cyrus gives one it appends.
-func setCreatedModseq(r *syncrec.Record, modseq uint64) {
-	v := []byte(strconv.FormatUint(modseq, 10))
-	for i := range r.Annotations {
-		if r.Annotations[i].Entry == syncrec.AnnotCreatedModseq {
-			r.Annotations[i].Value = v
-			return
-		}
-	}
-	r.Annotations = append(r.Annotations, syncrec.Annotation{Entry: syncrec.AnnotCreatedModseq, Value: v})
-}
-
-// Message-ID selection: the header of each message is looked at while the
-// message is staged, and only the GUIDs whose Message-ID is selected are
-// remembered (so memory follows the selection, not the dump).
-
-// headTap returns where a staged message's bytes are also written so that
-// its Message-ID can be read, or nil when no Message-ID is selected.
-func (rs *restorer) headTap() *headBuf {
-	if !rs.opts.Messages.NeedsHeader() {
-		return nil
-	}
-	if rs.head == nil {
-		rs.head = &headBuf{}
-	}
-	rs.head.b = rs.head.b[:0]
-	return rs.head
-}
-
-// headDone notes whether the message of GUID g, seen through the tap,
-// has a selected Message-ID.
-func (rs *restorer) headDone(h *headBuf, g guid.GUID) {
-	if h == nil {
-		return
-	}
-	id, err := msgsel.MessageID(bytes.NewReader(h.b))
-	if err != nil || id == "" {
-		return
-	}
-	if id = msgsel.NormalizeMessageID(id); rs.opts.Messages.MessageIDs[id] {
-		if rs.midMatch == nil {
-			rs.midMatch, rs.midMatchID = make(map[guid.GUID]bool), make(map[guid.GUID]string)
-		}
-		rs.midMatch[g], rs.midMatchID[g] = true, id
-	}
-}
-
-// headBuf keeps the first bytes of a message (its header, as far as
-// msgsel.MessageID reads one).
-type headBuf struct{ b []byte }
-
-const maxHead = 1 << 20
-
-func (h *headBuf) Write(p []byte) (int, error) {
-	if room := maxHead - len(h.b); room > 0 {
-		h.b = append(h.b, p[:min(len(p), room)]...)
-	}
-	return len(p), nil
 }

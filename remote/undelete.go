@@ -1,0 +1,292 @@
+package remote
+
+import (
+	"bufio"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpcheck"
+	"github.com/mbtool/mbtool/restore/msgsel"
+	"github.com/mbtool/mbtool/syncproto"
+	"github.com/mbtool/mbtool/syncrec"
+	"github.com/mbtool/mbtool/usermap"
+)
+
+// The additive restore over the protocol (RestoreOptions.Undelete): the
+// same decision as offline (msgsel.Appender), applied with one APPLY
+// MAILBOX that carries the server's own keys, LAST_UID and HIGHESTMODSEQ
+// raised, and only the appended records. sync_server keeps the records
+// the list does not name (imap/sync_support.c sync_mailbox_compare_update
+// steps over them) and refuses the whole command when its mailbox has a
+// higher HIGHESTMODSEQ or LAST_UID than the command says
+// (sync_apply_mailbox: "higher modseq on replica"), which is what any
+// change since the server's state was read makes it: a delivery in
+// between is never overwritten, and mbtool reads the state again and
+// retries. The checksums are sent as 0, which Cyrus compares as matching
+// (mailbox_crceq), so a refusal always means nothing was written.
+
+// maxMergeTries bounds the retries of a merge that raced with changes.
+const maxMergeTries = 5
+
+// mergeSpill is what a box being merged keeps from the dump's pass.
+type mergeSpill struct {
+	f   *os.File
+	w   *bufio.Writer
+	enc *gob.Encoder
+	n   int64
+}
+
+// spill keeps a record of the dump for the merge of b.
+func (b *box) spill(r *syncrec.Record) error {
+	s := b.merge
+	if s.f == nil {
+		f, err := os.CreateTemp("", "mbtool-merge-*")
+		if err != nil {
+			return err
+		}
+		os.Remove(f.Name())
+		s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
+		s.enc = gob.NewEncoder(s.w)
+	}
+	s.n++
+	return s.enc.Encode(r)
+}
+
+func (s *mergeSpill) close() {
+	if s != nil && s.f != nil {
+		s.f.Close()
+	}
+}
+
+// spillMailbox reads the records of a box to merge from the dump and
+// keeps those to bring back: selected, not expunged, with a file the
+// dump or the server has.
+func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
+	mr, err := syncrec.OpenMailbox(r)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	mb := mr.Mailbox()
+	if mb.UniqueID != b.src.UniqueID || mb.Name != b.src.Name || mb.LastUID != b.src.LastUID {
+		return fmt.Errorf("%w: mailbox %s is not where it was", ErrChanged, b.src.Name)
+	}
+	chk, err := dumpcheck.NewDump().Mailbox(b.src)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	b.merge = &mergeSpill{}
+	for i := 0; ; i++ {
+		rec, err := mr.Next()
+		if err != nil {
+			return fmt.Errorf("%w: mailbox %s: %w", ErrChanged, b.src.Name, err)
+		}
+		if rec == nil {
+			if i != len(b.items) {
+				return fmt.Errorf("%w: mailbox %s has %d records, not %d", ErrChanged, b.src.Name, i, len(b.items))
+			}
+			break
+		}
+		if err := chk.Record(rec); err != nil {
+			return fmt.Errorf("%w: %w", ErrChanged, err)
+		}
+		if i >= len(b.items) || b.items[i].guid != rec.GUID || b.items[i].expunged != rec.Expunged() {
+			return fmt.Errorf("%w: mailbox %s UID %d", ErrChanged, b.src.Name, rec.UID)
+		}
+		it := b.items[i]
+		if it.unselected || it.expunged {
+			continue
+		}
+		if !it.inDump && !rs.avail[b.mb.Partition][it.guid] {
+			rs.problem(b.mb.Name, fmt.Errorf("UID %d: neither the dump nor the server has the message file of GUID %s; not restored", rec.UID, rec.GUID))
+			continue
+		}
+		mapAnnotations(rs.users, rec.Annotations)
+		rec.Cache = nil
+		if err := b.spill(rec); err != nil {
+			return fmt.Errorf("mailbox %s: spilling records: %w", b.mb.Name, err)
+		}
+	}
+	if b.merge.w != nil {
+		return b.merge.w.Flush()
+	}
+	return nil
+}
+
+// mergeAll applies the merges, after every message file was sent.
+func (rs *restorer) mergeAll(ctx context.Context) error {
+	for _, b := range rs.inv.boxes {
+		if b.res.Action != ActionMerge || b.merge == nil || b.merge.n == 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := rs.mergeBox(ctx, b)
+		if fatal(err) && !errors.Is(err, errMergeRaced) && !errors.Is(err, ErrNoMailbox) {
+			return err
+		}
+		if err != nil {
+			b.res.Err = err
+			rs.problem(b.mb.Name, err)
+		}
+	}
+	return nil
+}
+
+var errMergeRaced = errors.New("the mailbox kept changing on the server while it was merged into; run the restore again")
+
+// mergeBox reads the server's mailbox and sends the records it lacks,
+// again from a fresh state when the server refuses them because the
+// mailbox changed meanwhile.
+func (rs *restorer) mergeBox(ctx context.Context, b *box) error {
+	for try := 0; try < maxMergeTries; try++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		done, err := rs.mergeOnce(ctx, b)
+		if err != nil || done {
+			return err
+		}
+	}
+	return errMergeRaced
+}
+
+// mergeOnce makes one attempt; false without an error: the server's
+// mailbox changed since it was read.
+func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
+	cur, err := (&source{c: rs.c}).mailbox(b.mb.Name)
+	if err != nil {
+		return false, err
+	}
+	defer cur.Close()
+	keys := cur.Keys()
+	if keys.UniqueID != b.mb.UniqueID {
+		return false, fmt.Errorf("changed on the server meanwhile (uniqueid %s, now %s)", b.mb.UniqueID, keys.UniqueID)
+	}
+	app := msgsel.NewAppender(keys.LastUID, keys.HighestModseq, time.Now().Unix())
+	defer app.Close()
+	next, err := cur.Records(ctx)
+	if err != nil {
+		return false, err
+	}
+	for {
+		r, err := next()
+		if err != nil {
+			return false, err
+		}
+		if r == nil {
+			break
+		}
+		if !r.Expunged() {
+			if err := app.Have(r.GUID); err != nil {
+				return false, err
+			}
+		}
+	}
+	// The records to append, numbered, into a second spill: their count
+	// (LAST_UID) comes before them in the command.
+	out := &mergeSpill{}
+	defer out.close()
+	outBox := &box{merge: out}
+	if _, err := b.merge.f.Seek(0, 0); err != nil {
+		return false, err
+	}
+	dec := gob.NewDecoder(bufio.NewReaderSize(b.merge.f, 64<<10))
+	for i := int64(0); i < b.merge.n; i++ {
+		var r syncrec.Record
+		if err := dec.Decode(&r); err != nil {
+			return false, fmt.Errorf("reading spilled records: %w", err)
+		}
+		if ok, err := app.Next(&r); err != nil {
+			return false, err
+		} else if ok {
+			if err := outBox.spill(&r); err != nil {
+				return false, err
+			}
+		}
+	}
+	b.res.Added, b.res.AlreadyThere = app.Added, app.Present
+	if app.Added == 0 {
+		b.res.Applied = true
+		return true, nil
+	}
+	if err := out.w.Flush(); err != nil {
+		return false, err
+	}
+	if _, err := out.f.Seek(0, 0); err != nil {
+		return false, err
+	}
+	mb := *keys.Replication()
+	mb.LastUID, mb.HighestModseq = app.LastUID(), app.Modseq()
+	mb.SyncCRC, mb.SyncCRCAnnot = 0, 0
+	mb.LastAppendDate = time.Now().Unix()
+	odec := gob.NewDecoder(bufio.NewReaderSize(out.f, 64<<10))
+	var sent int64
+	next2 := func() (*syncrec.Record, error) {
+		if sent == out.n {
+			return nil, nil
+		}
+		sent++
+		var r syncrec.Record
+		if err := odec.Decode(&r); err != nil {
+			return nil, fmt.Errorf("reading spilled records: %w", err)
+		}
+		return &r, nil
+	}
+	err = rs.c.Do("APPLY MAILBOX "+mb.Name, func(w *dlist.Writer) error {
+		return syncrec.WriteMailbox(w, "APPLY", &mb, next2)
+	}, nil)
+	switch {
+	case err == nil:
+		b.res.Applied = true
+		return true, nil
+	case syncproto.CodeOf(err) == syncproto.CodeChecksum:
+		b.res.Added, b.res.AlreadyThere = 0, 0
+		return false, nil // changed meanwhile: nothing was written
+	}
+	return false, err
+}
+
+// intoName renames a box of the dump to RestoreOptions.Into: a new
+// uniqueid and UIDVALIDITY, no SPECIAL-USE; its ACL is settled by plan.
+func (rs *restorer) intoName(b *box) error {
+	if rs.into != nil {
+		return fmt.Errorf("--into %s: the selection holds more than one mailbox (%s and %s); select one with --mailbox",
+			rs.opts.Into, rs.into.src.Name, b.src.Name)
+	}
+	if err := dumpcheck.CheckName("--into", rs.opts.Into); err != nil {
+		return err
+	}
+	rs.into = b
+	b.mb.Name, b.res.Name = rs.opts.Into, rs.opts.Into
+	id := newUniqueID(b.src.UniqueID, rs.opts.Into, 1)
+	b.mb.UniqueID, b.res.UniqueID, b.res.NewUniqueID = id, id, true
+	b.mb.UIDValidity = usermap.IntoUIDValidity(b.src.UIDValidity, time.Now())
+	kept := b.mb.Annotations[:0]
+	for _, a := range b.mb.Annotations {
+		if !usermap.DropInto(a.Entry) {
+			kept = append(kept, a)
+		}
+	}
+	b.mb.Annotations = kept
+	return nil
+}
+
+// noteIntoParent remembers the ACL of mb, one of the server's mailboxes,
+// when it is the nearest ancestor of the --into name seen so far that the
+// same user owns.
+func (rs *restorer) noteIntoParent(mb *syncrec.Mailbox) {
+	b := rs.into
+	if b == nil || !strings.HasPrefix(b.mb.Name, mb.Name+".") || ownerOf(mb.Name) != ownerOf(b.mb.Name) || ownerOf(mb.Name) == "" {
+		return
+	}
+	if d := strings.Count(mb.Name, "."); !rs.intoACLFound || d > rs.intoACLDepth {
+		rs.intoACL, rs.intoACLFound, rs.intoACLDepth = mb.ACL, true, d
+	}
+}

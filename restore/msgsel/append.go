@@ -1,0 +1,149 @@
+package msgsel
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// ErrNoUID reports a mailbox whose UIDs are used up under its UIDVALIDITY.
+var ErrNoUID = errors.New("no UID left under this UIDVALIDITY")
+
+// Appender decides, for an additive restore (--undelete), which records
+// of the dump a target mailbox receives and how they are numbered, the
+// same offline and over the replication protocol: a message the target
+// holds (by GUID, among its records not expunged) is left out, as is a
+// second record of a GUID; the others get the UIDs after the target's
+// LAST_UID in dump order, all one MODSEQ above its HIGHESTMODSEQ (as
+// Cyrus gives the messages of one append: imap/mailbox.c
+// mailbox_modseq_dirty), a LAST_UPDATED of now and that MODSEQ as their
+// createdmodseq. Flags, INTERNALDATE, size and the other annotations stay
+// as dumped. Memory is bounded by guidtable, whatever the mailbox size.
+type Appender struct {
+	present *guidtable.Table
+	uid     uint32
+	modseq  uint64
+	now     int64
+	// Added and Present count the records given to Next: appended, and
+	// left out because the target has them.
+	Added, Present int64
+}
+
+// NewAppender starts the numbering after a target's LAST_UID and
+// HIGHESTMODSEQ; now is the LAST_UPDATED of the appended records.
+func NewAppender(lastUID uint32, highestModseq uint64, now int64) *Appender {
+	return &Appender{present: guidtable.New(guidtable.Options{}), uid: lastUID, modseq: highestModseq + 1, now: now}
+}
+
+// Close releases the GUID table.
+func (a *Appender) Close() error { return a.present.Close() }
+
+// Have notes a GUID the target holds in a record not expunged.
+func (a *Appender) Have(g guid.GUID) error {
+	_, err := a.present.Add(g, nil)
+	return err
+}
+
+// Modseq is the MODSEQ of the appended records.
+func (a *Appender) Modseq() uint64 { return a.modseq }
+
+// LastUID is the target's LAST_UID after the records appended so far.
+func (a *Appender) LastUID() uint32 { return a.uid }
+
+// Next decides about record r of the dump: false when the target has its
+// message; true when it is appended, r renumbered.
+func (a *Appender) Next(r *syncrec.Record) (bool, error) {
+	fresh, err := a.present.Add(r.GUID, nil)
+	if err != nil {
+		return false, err
+	}
+	if !fresh {
+		a.Present++
+		return false, nil
+	}
+	if a.uid == 1<<32-1 {
+		return false, ErrNoUID
+	}
+	a.uid++
+	a.Added++
+	r.UID, r.Modseq, r.LastUpdated = a.uid, a.modseq, a.now
+	v := []byte(strconv.FormatUint(a.modseq, 10))
+	for i := range r.Annotations {
+		if r.Annotations[i].Entry == syncrec.AnnotCreatedModseq {
+			r.Annotations[i].Value = v
+			return true, nil
+		}
+	}
+	r.Annotations = append(r.Annotations, syncrec.Annotation{Entry: syncrec.AnnotCreatedModseq, Value: v})
+	return true, nil
+}
+
+// IDMatcher finds, while a dump's message files stream by, those whose
+// Message-ID a Filter selects; only those are remembered, so memory
+// follows the selection, not the dump.
+type IDMatcher struct {
+	f    *Filter
+	head []byte
+	hits map[guid.GUID]string
+}
+
+// NewIDMatcher returns the matcher of f, nil when f selects no
+// Message-ID (all of whose methods then do nothing).
+func (f *Filter) NewIDMatcher() *IDMatcher {
+	if !f.NeedsHeader() {
+		return nil
+	}
+	return &IDMatcher{f: f, hits: make(map[guid.GUID]string)}
+}
+
+// maxHead bounds what a Tap keeps of a message.
+const maxHead = maxHeaderBytes
+
+// Tap returns where the next message's bytes are to be written as well
+// (io.Discard for a nil matcher).
+func (m *IDMatcher) Tap() io.Writer {
+	if m == nil {
+		return io.Discard
+	}
+	m.head = m.head[:0]
+	return (*tap)(m)
+}
+
+type tap IDMatcher
+
+func (t *tap) Write(p []byte) (int, error) {
+	if room := maxHead - len(t.head); room > 0 {
+		t.head = append(t.head, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
+
+// Done notes the message of GUID g, written to the last Tap.
+func (m *IDMatcher) Done(g guid.GUID) {
+	if m == nil {
+		return
+	}
+	id, err := MessageID(bytes.NewReader(m.head))
+	if err != nil || id == "" {
+		return
+	}
+	if id = NormalizeMessageID(id); m.f.MessageIDs[id] {
+		m.hits[g] = id
+	}
+}
+
+// MessageID returns the function Filter.Match asks for the Message-ID of
+// the message of GUID g ("" unless it is a selected one).
+func (m *IDMatcher) MessageID(g guid.GUID) func() (string, error) {
+	return func() (string, error) {
+		if m == nil {
+			return "", nil
+		}
+		return m.hits[g], nil
+	}
+}
