@@ -1,0 +1,229 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Object is an object opened for reading at any offset. Reads are ranged
+// GETs pinned to the object's ETag (a replaced object is an error, never
+// a mix of two). A read that continues where the last one ended reads on
+// from one open response (sequential reading costs one request per
+// stream window, not one per read); a dropped or stalled response is
+// resumed at its offset. It is safe for concurrent use (reads take turns).
+type Object struct {
+	c           *Client
+	ctx         context.Context // of Open: cancelling it ends reads
+	bucket, key string
+	size        int64
+	etag        string
+
+	mu      sync.Mutex
+	body    io.ReadCloser
+	cancel  context.CancelFunc
+	pos     int64 // offset of body's next byte
+	end     int64 // end of body's range
+	lastEnd int64 // where the last read ended
+}
+
+// streamWindow is how much one streaming GET asks for.
+const streamWindow = 64 << 20
+
+// seqGap is how far ahead of an open response a read may start and still
+// be served from it (the bytes between are read and dropped): a pack's
+// files are separated by short literal headers.
+const seqGap = 64 << 10
+
+// Open opens an object; a missing one is fs.ErrNotExist.
+func (c *Client) Open(ctx context.Context, bucket, key string) (*Object, error) {
+	var out *s3.HeadObjectOutput
+	err := c.op(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
+	}
+	return &Object{c: c, ctx: ctx, bucket: bucket, key: key, size: aws.ToInt64(out.ContentLength), etag: aws.ToString(out.ETag), lastEnd: -1}, nil
+}
+
+// Size returns the object's size.
+func (o *Object) Size() int64 { return o.size }
+
+// ReadAt reads len(p) bytes at off (fewer only at the end, with io.EOF).
+func (o *Object) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("s3://%s/%s: negative offset", o.bucket, o.key)
+	}
+	if off >= o.size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	want := p
+	if int64(len(want)) > o.size-off {
+		want = want[:o.size-off]
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n, err := o.readAt(want, off)
+	if err == nil && n < len(p) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (o *Object) readAt(p []byte, off int64) (int, error) {
+	sequential := off == o.lastEnd || len(p) >= 256<<10
+	if o.body != nil && (off < o.pos || off > o.pos+seqGap || off+int64(len(p)) > o.end) {
+		o.closeBody()
+	}
+	if o.body == nil && !sequential {
+		// A lone read (an index block, a message elsewhere): exactly its
+		// bytes, so the connection is reused.
+		o.lastEnd = off + int64(len(p))
+		return len(p), o.get(p, off)
+	}
+	done := 0
+	for attempt := 0; done < len(p); {
+		if o.body == nil {
+			if err := o.openBody(off + int64(done)); err != nil {
+				return done, err
+			}
+		}
+		if skip := off + int64(done) - o.pos; skip > 0 {
+			if _, err := io.CopyN(io.Discard, o.timed(), skip); err != nil {
+				o.closeBody()
+				if attempt++; attempt >= o.c.opts.Attempts {
+					return done, o.readErr(err)
+				}
+				continue
+			}
+			o.pos += skip
+		}
+		n, err := io.ReadFull(o.timed(), p[done:])
+		done += n
+		o.pos += int64(n)
+		if err != nil {
+			o.closeBody()
+			if attempt++; attempt >= o.c.opts.Attempts {
+				return done, o.readErr(err)
+			}
+			if werr := sleep(o.ctx, backoff(attempt)); werr != nil {
+				return done, werr
+			}
+			continue
+		}
+	}
+	o.lastEnd = off + int64(len(p))
+	return done, nil
+}
+
+func (o *Object) readErr(err error) error {
+	return fmt.Errorf("reading s3://%s/%s at offset %d: %w", o.bucket, o.key, o.pos, err)
+}
+
+// get reads p at off with one ranged GET (retried).
+func (o *Object) get(p []byte, off int64) error {
+	return o.c.op(o.ctx, func(ctx context.Context) error {
+		out, err := o.c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key, IfMatch: o.ifMatch(),
+			Range: aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+int64(len(p))-1, 10))})
+		if err != nil {
+			return err
+		}
+		defer out.Body.Close()
+		if aws.ToInt64(out.ContentLength) != int64(len(p)) {
+			return fmt.Errorf("s3://%s/%s: asked for %d bytes at %d, the store sent %d", o.bucket, o.key, len(p), off, aws.ToInt64(out.ContentLength))
+		}
+		_, err = io.ReadFull(out.Body, p)
+		return err
+	})
+}
+
+func (o *Object) ifMatch() *string {
+	if o.etag == "" {
+		return nil
+	}
+	return aws.String(o.etag)
+}
+
+// openBody starts a streaming GET at off.
+func (o *Object) openBody(off int64) error {
+	end := min(o.size, off+streamWindow)
+	var body io.ReadCloser
+	var cancel context.CancelFunc
+	err := o.c.op(o.ctx, func(octx context.Context) error {
+		// The request's own context lives as long as the stream; the
+		// op's timeout covers only getting the response's head.
+		ctx, cc := context.WithCancel(o.ctx)
+		stop := context.AfterFunc(octx, func() {
+			if octx.Err() == context.DeadlineExceeded {
+				cc()
+			}
+		})
+		out, err := o.c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key, IfMatch: o.ifMatch(),
+			Range: aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(end-1, 10))})
+		stop()
+		if err != nil {
+			cc()
+			return err
+		}
+		if aws.ToInt64(out.ContentLength) != end-off {
+			out.Body.Close()
+			cc()
+			return fmt.Errorf("s3://%s/%s: asked for %d bytes at %d, the store sent %d", o.bucket, o.key, end-off, off, aws.ToInt64(out.ContentLength))
+		}
+		body, cancel = out.Body, cc
+		return nil
+	})
+	if err != nil {
+		return o.readErr(err)
+	}
+	o.body, o.cancel, o.pos, o.end = body, cancel, off, end
+	return nil
+}
+
+func (o *Object) closeBody() {
+	if o.body != nil {
+		o.cancel()
+		o.body.Close()
+		o.body, o.cancel = nil, nil
+	}
+}
+
+// timed reads from the open response, giving up when a read makes no
+// progress within the timeout (a stalled connection).
+func (o *Object) timed() io.Reader { return timedReader{o} }
+
+type timedReader struct{ o *Object }
+
+func (t timedReader) Read(p []byte) (int, error) {
+	cancel := t.o.cancel
+	timer := time.AfterFunc(t.o.c.opts.Timeout, cancel)
+	n, err := t.o.body.Read(p)
+	if !timer.Stop() && err == nil && n == 0 {
+		err = errors.New("no data within the timeout")
+	}
+	return n, err
+}
+
+// Close ends any open response.
+func (o *Object) Close() error {
+	o.mu.Lock()
+	o.closeBody()
+	o.mu.Unlock()
+	return nil
+}
+
+// Reader returns a sequential reader of the whole object.
+func (o *Object) Reader() io.Reader { return io.NewSectionReader(o, 0, o.size) }

@@ -1,0 +1,344 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crc32cOf(r io.Reader) (uint32, error) {
+	h := crc32.New(castagnoli)
+	if _, err := io.Copy(h, r); err != nil {
+		return 0, err
+	}
+	return h.Sum32(), nil
+}
+
+func b64crc(c uint32) string {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], c)
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// checkSum compares the checksum the store returned with the one sent;
+// a store that returns none (it does not keep checksums) has still
+// refused a body that did not match the one sent with it, if it checks.
+func checkSum(what string, sent string, got *string) error {
+	if got == nil || *got == "" || *got == sent {
+		return nil
+	}
+	return fmt.Errorf("%s: the store computed CRC32C %s of what it received, mbtool sent %s", what, *got, sent)
+}
+
+// Put writes data as key whole. With exclusive, an existing key is
+// fs.ErrExist (If-None-Match: *) and is left as it was.
+func (c *Client) Put(ctx context.Context, bucket, key string, data []byte, exclusive bool) error {
+	sum := b64crc(crc32.Checksum(data, castagnoli))
+	return c.putBody(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), sum, exclusive)
+}
+
+func (c *Client) putBody(ctx context.Context, bucket, key string, body io.ReadSeeker, size int64, sum string, exclusive bool) error {
+	in := &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: body, ContentLength: aws.Int64(size),
+		ChecksumCRC32C: aws.String(sum)}
+	if exclusive {
+		in.IfNoneMatch = aws.String("*")
+	}
+	err := c.op(ctx, func(ctx context.Context) error {
+		if _, err := body.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		out, err := c.s3.PutObject(ctx, in)
+		if err != nil {
+			return err
+		}
+		return checkSum("s3://"+bucket+"/"+key, sum, out.ChecksumCRC32C)
+	})
+	if err != nil {
+		return fmt.Errorf("writing s3://%s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// partSizeFor returns the part size for an object of size bytes: the
+// configured size, or larger so that it needs at most maxParts parts.
+func (c *Client) partSizeFor(size int64) int64 {
+	ps := c.opts.PartSize
+	for size > ps*maxParts {
+		ps *= 2
+	}
+	return ps
+}
+
+// Upload writes the size bytes of r as key: one PUT up to the part size,
+// else a multipart upload of up to Parallel parts at once, each read
+// from r (a spooled file: nothing is held in memory). With exclusive, an
+// existing key is fs.ErrExist. An upload that fails is aborted; one
+// whose abort fails too is left for prune's AbortUploads.
+func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, exclusive bool) error {
+	ps := c.partSizeFor(size)
+	if size <= ps {
+		sum, err := crc32cOf(io.NewSectionReader(r, 0, size))
+		if err != nil {
+			return err
+		}
+		return c.putBody(ctx, bucket, key, io.NewSectionReader(r, 0, size), size, b64crc(sum), exclusive)
+	}
+	up, err := c.startUpload(ctx, bucket, key)
+	if err != nil {
+		return err
+	}
+	n := int((size + ps - 1) / ps)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, c.opts.Parallel)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for i := range n {
+		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			off := int64(i) * ps
+			if err := up.part(ctx, i+1, io.NewSectionReader(r, off, min(ps, size-off))); err != nil {
+				once.Do(func() { firstErr = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		up.abort()
+		return firstErr
+	}
+	return up.complete(ctx, exclusive)
+}
+
+// upload is one multipart upload.
+type upload struct {
+	c               *Client
+	bucket, key, id string
+	mu              sync.Mutex
+	parts           []types.CompletedPart
+	crcs            map[int32]uint32
+}
+
+func (c *Client) startUpload(ctx context.Context, bucket, key string) (*upload, error) {
+	var id string
+	err := c.op(ctx, func(ctx context.Context) error {
+		out, err := c.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key,
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+		if err != nil {
+			return err
+		}
+		id = aws.ToString(out.UploadId)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting upload of s3://%s/%s: %w", bucket, key, err)
+	}
+	return &upload{c: c, bucket: bucket, key: key, id: id, crcs: map[int32]uint32{}}, nil
+}
+
+// part uploads one part from body, checking the store's CRC32C of it.
+func (u *upload) part(ctx context.Context, num int, body *io.SectionReader) error {
+	crc, err := crc32cOf(io.NewSectionReader(body, 0, body.Size()))
+	if err != nil {
+		return err
+	}
+	sum := b64crc(crc)
+	n := int32(num)
+	var etag string
+	err = u.c.op(ctx, func(ctx context.Context) error {
+		if _, err := body.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		out, err := u.c.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &u.bucket, Key: &u.key, UploadId: &u.id,
+			PartNumber: &n, Body: body, ContentLength: aws.Int64(body.Size()), ChecksumCRC32C: aws.String(sum)})
+		if err != nil {
+			return err
+		}
+		etag = aws.ToString(out.ETag)
+		return checkSum(fmt.Sprintf("s3://%s/%s part %d", u.bucket, u.key, num), sum, out.ChecksumCRC32C)
+	})
+	if err != nil {
+		return fmt.Errorf("uploading part %d of s3://%s/%s: %w", num, u.bucket, u.key, err)
+	}
+	u.mu.Lock()
+	u.parts = append(u.parts, types.CompletedPart{ETag: aws.String(etag), PartNumber: &n, ChecksumCRC32C: aws.String(sum)})
+	u.crcs[n] = crc
+	u.mu.Unlock()
+	return nil
+}
+
+// complete makes the upload's object visible, at once and whole.
+func (u *upload) complete(ctx context.Context, exclusive bool) error {
+	sort.Slice(u.parts, func(i, j int) bool { return *u.parts[i].PartNumber < *u.parts[j].PartNumber })
+	// The object's checksum as S3 defines it for a multipart upload: the
+	// CRC32C of the parts' CRC32Cs, then "-" and the number of parts.
+	h := crc32.New(castagnoli)
+	for _, p := range u.parts {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], u.crcs[*p.PartNumber])
+		h.Write(b[:])
+	}
+	whole := fmt.Sprintf("%s-%d", b64crc(h.Sum32()), len(u.parts))
+	in := &s3.CompleteMultipartUploadInput{Bucket: &u.bucket, Key: &u.key, UploadId: &u.id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts}}
+	if exclusive {
+		in.IfNoneMatch = aws.String("*")
+	}
+	err := u.c.op(ctx, func(ctx context.Context) error {
+		out, err := u.c.s3.CompleteMultipartUpload(ctx, in)
+		if err != nil {
+			return err
+		}
+		got := aws.ToString(out.ChecksumCRC32C)
+		if got != "" && got != whole && got+fmt.Sprintf("-%d", len(u.parts)) != whole {
+			return fmt.Errorf("s3://%s/%s: the store's checksum of the whole upload is %s, mbtool's %s", u.bucket, u.key, got, whole)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) || !errors.Is(err, context.Canceled) {
+			u.abort()
+		}
+		return fmt.Errorf("completing s3://%s/%s: %w", u.bucket, u.key, err)
+	}
+	return nil
+}
+
+// abort discards the upload's parts (best effort: prune aborts what is
+// left).
+func (u *upload) abort() {
+	ctx, cancel := context.WithTimeout(context.Background(), u.c.opts.Timeout)
+	defer cancel()
+	u.c.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.bucket, Key: &u.key, UploadId: &u.id})
+}
+
+// Delete removes key; a missing key is not an error.
+func (c *Client) Delete(ctx context.Context, bucket, key string) error {
+	err := c.op(ctx, func(ctx context.Context) error {
+		_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
+		return err
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing s3://%s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// Entry is a listed object.
+type Entry struct {
+	Key      string
+	Size     int64
+	Modified time.Time
+}
+
+// List calls fn for every object whose key begins with prefix, in key
+// order, one page (up to 1,000 keys) at a time.
+func (c *Client) List(ctx context.Context, bucket, prefix string, fn func(Entry) error) error {
+	var token *string
+	for {
+		var out *s3.ListObjectsV2Output
+		err := c.op(ctx, func(ctx context.Context) error {
+			var err error
+			out, err = c.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix, ContinuationToken: token})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("listing s3://%s/%s: %w", bucket, prefix, err)
+		}
+		for _, o := range out.Contents {
+			if err := fn(Entry{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)}); err != nil {
+				return err
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
+			return nil
+		}
+		token = out.NextContinuationToken
+	}
+}
+
+// Upload is an unfinished multipart upload.
+type Unfinished struct {
+	Key, ID   string
+	Initiated time.Time
+}
+
+// Unfinished calls fn for every multipart upload under prefix that was
+// started and neither completed nor aborted.
+func (c *Client) Unfinished(ctx context.Context, bucket, prefix string, fn func(Unfinished) error) error {
+	var keyMarker, idMarker *string
+	for {
+		var out *s3.ListMultipartUploadsOutput
+		err := c.op(ctx, func(ctx context.Context) error {
+			var err error
+			out, err = c.s3.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket, Prefix: &prefix,
+				KeyMarker: keyMarker, UploadIdMarker: idMarker})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("listing unfinished uploads under s3://%s/%s: %w", bucket, prefix, err)
+		}
+		for _, u := range out.Uploads {
+			if err := fn(Unfinished{Key: aws.ToString(u.Key), ID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)}); err != nil {
+				return err
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return nil
+		}
+		keyMarker, idMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// AbortUpload discards an unfinished upload.
+func (c *Client) AbortUpload(ctx context.Context, bucket string, u Unfinished) error {
+	err := c.op(ctx, func(ctx context.Context) error {
+		_, err := c.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: &u.Key, UploadId: &u.ID})
+		return err
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("aborting the upload of s3://%s/%s: %w", bucket, u.Key, err)
+	}
+	return nil
+}
+
+// Spool is an unlinked temporary file in the client's TempDir: what is
+// uploaded from it is never held in memory.
+func (c *Client) Spool() (*os.File, error) {
+	f, err := os.CreateTemp(c.opts.TempDir, ".mbtool-s3-*")
+	if err != nil {
+		return nil, fmt.Errorf("spooling for upload: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
