@@ -18,6 +18,9 @@ import (
 type Backup struct {
 	r   *Repo
 	idx *Index
+	// Guard, if set, is called just before the snapshot is written; an
+	// error stops the run there (repodump checks its lock: Lock.Check).
+	Guard func() error
 
 	mu       sync.Mutex
 	added    *guidtable.Table // GUIDs this run stored: pack slot, offset, size
@@ -251,6 +254,11 @@ func (b *Backup) Commit(host, version string, t time.Time) (*Snapshot, error) {
 	}
 	if _, err := xw.commit(); err != nil {
 		return nil, err
+	}
+	if b.Guard != nil {
+		if err := b.Guard(); err != nil {
+			return nil, err
+		}
 	}
 	s := &Snapshot{Time: t.UTC().Truncate(time.Second), Host: host, Version: version, IndexVersion: b.indexVer,
 		NewFiles: b.newFiles, NewBytes: b.newBytes, Users: b.users, Skipped: b.skipped}

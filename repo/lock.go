@@ -24,12 +24,20 @@ import (
 // and restore take none (they only read immutable files, and only prune
 // removes any). A lock conflicts with another when either is exclusive.
 //
-// A lock is stale, and ignored, when its process is gone: on this host,
-// no process has its PID with its start time (so a reused PID does not
+// A lock is stale, and ignored, when its process is gone: on this host
+// (the same host name and, when the lock records one, the same boot ID,
+// so that two machines both called "backup1" are not taken for one), no
+// process has its PID with its start time (so a reused PID does not
 // keep it alive); on another host, its TIME was not refreshed for
 // StaleAfter. A holder refreshes its lock every RefreshEvery by writing a
 // new one and removing the old. Stale locks of this host are removed by
 // the next command that sees them.
+//
+// Another host's stale test needs its clock within a few minutes of
+// ours, and the holder's own Check makes the rest safe: a holder that
+// could not refresh its lock for StaleAfter-RefreshEvery (suspended,
+// cut off from the store), or whose lock file is gone, stops before it
+// writes a snapshot or removes anything (docs/storage.md, "Many hosts").
 var (
 	RefreshEvery = 5 * time.Minute
 	StaleAfter   = 30 * time.Minute
@@ -38,12 +46,16 @@ var (
 // ErrLocked is returned when a conflicting lock is held.
 var ErrLocked = errors.New("repository is locked")
 
+// ErrLockLost is returned by Check when the lock may no longer hold.
+var ErrLockLost = errors.New("repository lock lost")
+
 // Lock is a held repository lock.
 type Lock struct {
 	r         *Repo
 	exclusive bool
 	mu        sync.Mutex
 	name      string
+	fresh     time.Time // when the last write of the lock file began
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -51,6 +63,7 @@ type Lock struct {
 type lockInfo struct {
 	Name      string
 	Host      string
+	Boot      string
 	PID       int
 	Start     uint64
 	Time      time.Time
@@ -63,6 +76,25 @@ func (l lockInfo) String() string {
 		kind = "exclusive"
 	}
 	return fmt.Sprintf("%s lock of PID %d on %s since %s (%s)", kind, l.PID, l.Host, l.Time.Format(time.RFC3339), l.Name)
+}
+
+// bootID tells this boot of this machine from any other, where Linux
+// says it.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// thisHost reports whether the lock was written on this machine, since
+// its last boot.
+func (l lockInfo) thisHost() bool {
+	if l.Host != hostname() {
+		return false
+	}
+	return l.Boot == "" || l.Boot == bootID()
 }
 
 func hostname() string {
@@ -101,6 +133,10 @@ func encodeLock(l lockInfo) []byte {
 	w.BeginKVList()
 	w.Key("HOST")
 	w.Atom(l.Host)
+	if l.Boot != "" {
+		w.Key("BOOT")
+		w.Atom(l.Boot)
+	}
 	w.Key("PID")
 	w.Num(uint64(l.PID))
 	w.Key("START")
@@ -138,13 +174,13 @@ func (r *Repo) readLock(name string) (lockInfo, error) {
 	start, _ := v.Get("START").Num64()
 	t, _ := v.Get("TIME").Date()
 	ex, _ := v.Get("EXCLUSIVE").Num32()
-	return lockInfo{Name: name, Host: v.Get("HOST").String(), PID: int(pid), Start: start,
+	return lockInfo{Name: name, Host: v.Get("HOST").String(), Boot: v.Get("BOOT").String(), PID: int(pid), Start: start,
 		Time: time.Unix(t, 0), Exclusive: ex == 1}, nil
 }
 
 // stale reports whether l's holder is gone.
 func (l lockInfo) stale(now time.Time) bool {
-	if l.Host == hostname() {
+	if l.thisHost() {
 		start, ok := processStart(l.PID)
 		return !ok || (l.Start != 0 && start != l.Start)
 	}
@@ -174,7 +210,7 @@ func (r *Repo) locks() ([]lockInfo, error) {
 			return nil, err
 		}
 		if l.stale(now) {
-			if l.Host == hostname() {
+			if l.thisHost() {
 				r.store.Remove(n)
 			}
 			continue
@@ -212,12 +248,14 @@ func (r *Repo) Lock(exclusive bool) (*Lock, error) {
 func (l *Lock) write() error {
 	start, _ := processStart(os.Getpid())
 	name := "locks/" + randomName()
-	data := encodeLock(lockInfo{Host: hostname(), PID: os.Getpid(), Start: start, Time: time.Now(), Exclusive: l.exclusive})
+	now := time.Now()
+	data := encodeLock(lockInfo{Host: hostname(), Boot: bootID(), PID: os.Getpid(), Start: start, Time: now, Exclusive: l.exclusive})
 	if err := l.r.store.PutExclusive(name, data); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	l.name = name
+	l.fresh = now
 	l.mu.Unlock()
 	return nil
 }
@@ -249,6 +287,33 @@ func (l *Lock) refresh() {
 			}
 		}
 	}
+}
+
+// Check reports whether the lock still holds: its file was rewritten
+// less than StaleAfter-RefreshEvery ago (by this process's monotonic
+// clock), so no other host can think it stale yet, and the file is still
+// there (unlock --all, or another host, did not remove it). A nil Lock
+// (a dry run) holds.
+func (l *Lock) Check() error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	name, fresh := l.name, l.fresh
+	l.mu.Unlock()
+	if name == "" {
+		return fmt.Errorf("%w: released", ErrLockLost)
+	}
+	if age := time.Since(fresh); age > StaleAfter-RefreshEvery {
+		return fmt.Errorf("%w: %s was last refreshed %s ago; other hosts may think it stale (nothing was written or removed after that)",
+			ErrLockLost, name, age.Round(time.Second))
+	}
+	f, err := l.r.store.Open(name)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v (removed by unlock, or by another host that thought it stale)", ErrLockLost, name, err)
+	}
+	f.Close()
+	return nil
 }
 
 // Release removes the lock.

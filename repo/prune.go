@@ -106,6 +106,7 @@ type PruneSummary struct {
 	BytesRepacked                   int64 // used bytes copied into new packs
 	StatesRemoved, IndexFilesMerged int
 	UsedFiles                       int64
+	UploadsAborted                  int // unfinished multipart uploads of killed runs (object stores)
 }
 
 type packStat struct {
@@ -128,12 +129,15 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 	if opts.RepackUnused == 0 {
 		opts.RepackUnused = 0.2
 	}
+	var lock *Lock
+	started := time.Now()
 	if !opts.DryRun {
 		l, err := r.Lock(true)
 		if err != nil {
 			return nil, err
 		}
 		defer l.Release()
+		lock = l
 	}
 	ss, err := r.Snapshots()
 	if err != nil {
@@ -147,6 +151,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 		}
 	}
 	if !opts.DryRun {
+		if err := lock.Check(); err != nil {
+			return sum, err
+		}
 		for _, d := range sum.Decisions {
 			if !d.Keep {
 				if err := r.store.Remove(snapshotName(d.Snapshot.ID)); err != nil {
@@ -348,6 +355,11 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 	if err != nil {
 		return sum, err
 	}
+	// Nothing may be removed once another host could think this prune
+	// gone (docs/storage.md, "Many hosts").
+	if err := lock.Check(); err != nil {
+		return sum, err
+	}
 	for _, f := range idx.files {
 		if f.name != newIndex {
 			if err := r.store.Remove(f.name); err != nil {
@@ -369,6 +381,15 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 	}
 	// Files of interrupted writes: nothing writes while the lock is held.
 	err = r.store.List("tmp", func(name string, size int64) error { return r.store.Remove(name) })
+	if err != nil {
+		return sum, err
+	}
+	// Multipart uploads of killed runs (an object store): they were
+	// started before this prune's lock, and nothing writes while it is
+	// held.
+	if a, ok := r.store.(interface{ abortUploads(time.Time) (int, error) }); ok {
+		sum.UploadsAborted, err = a.abortUploads(started)
+	}
 	return sum, err
 }
 

@@ -87,6 +87,7 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 	}
 	defer idx.Close()
 	b := r.NewBackup(idx)
+	b.Guard = lock.Check
 	jobs := max(1, opts.Jobs)
 	workers := max(1, runtime.GOMAXPROCS(0)/jobs)
 	host := opts.Host

@@ -1,0 +1,236 @@
+package repo
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mbtool/mbtool/s3store"
+	"github.com/zeebo/blake3"
+)
+
+// s3Store is a Store in an S3 bucket under a prefix (docs/storage.md).
+// Keys are the prefix, "/", and the file's name. A new file is spooled
+// to an unlinked temporary file while it is written and hashed, and
+// uploaded by Commit under its name with If-None-Match: * (a key that
+// exists holds the same bytes: content address), so nothing is ever
+// visible half-written and nothing is held in memory. Reads are ranged
+// GETs, except that index files, which dump looks up at random, are
+// fetched whole into a temporary file once (and checked against their
+// name) when opened.
+type s3Store struct {
+	c      *s3store.Client
+	ctx    context.Context
+	bucket string
+	prefix string // "" or ending in "/"
+}
+
+// OpenS3 returns the Store at u (s3://BUCKET/PREFIX) through client c.
+func OpenS3(ctx context.Context, c *s3store.Client, u s3store.URL) Store {
+	p := u.Key
+	if p != "" {
+		p += "/"
+	}
+	return &s3Store{c: c, ctx: ctx, bucket: u.Bucket, prefix: p}
+}
+
+func (s *s3Store) Location() string {
+	return "s3://" + s.bucket + "/" + strings.TrimSuffix(s.prefix, "/")
+}
+
+func (s *s3Store) key(name string) (string, error) {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "//") || strings.HasSuffix(name, "/") {
+		return "", fmt.Errorf("repository file name %q: not a clean relative path", name)
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == "." || c == ".." {
+			return "", fmt.Errorf("repository file name %q: not a clean relative path", name)
+		}
+	}
+	return s.prefix + name, nil
+}
+
+func (s *s3Store) Create() (FileWriter, error) {
+	f, err := s.c.Spool()
+	if err != nil {
+		return nil, err
+	}
+	return &s3Writer{s: s, f: f, bw: bufio.NewWriterSize(f, writeBuffer), h: blake3.New()}, nil
+}
+
+type s3Writer struct {
+	s  *s3Store
+	f  *os.File
+	bw *bufio.Writer
+	h  *blake3.Hasher
+	n  int64
+}
+
+func (w *s3Writer) Write(p []byte) (int, error) {
+	if w.f == nil {
+		return 0, errors.New("repository file already committed or aborted")
+	}
+	n, err := w.bw.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *s3Writer) Written() int64 { return w.n }
+
+func (w *s3Writer) Sum() [32]byte {
+	var s [32]byte
+	copy(s[:], w.h.Sum(nil))
+	return s
+}
+
+func (w *s3Writer) Commit(name string) error {
+	if w.f == nil {
+		return errors.New("repository file already committed or aborted")
+	}
+	defer w.Abort()
+	key, err := w.s.key(name)
+	if err != nil {
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("spooling %s: %w", name, err)
+	}
+	err = w.s.c.Upload(w.s.ctx, w.s.bucket, key, w.f, w.n, true)
+	if errors.Is(err, fs.ErrExist) {
+		// The same name, so the same bytes: kept as they are.
+		return nil
+	}
+	return err
+}
+
+func (w *s3Writer) Abort() {
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+}
+
+type s3File struct{ *s3store.Object }
+
+type spooledFile struct {
+	*os.File
+	size int64
+}
+
+func (f *spooledFile) Size() int64 { return f.size }
+
+func (s *s3Store) Open(name string) (File, error) {
+	key, err := s.key(name)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.c.Open(s.ctx, s.bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(name, "index/") {
+		return s3File{o}, nil
+	}
+	defer o.Close()
+	f, err := s.c.Spool()
+	if err != nil {
+		return nil, err
+	}
+	h := blake3.New()
+	if _, err := io.Copy(io.MultiWriter(f, h), o.Reader()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	id := name[strings.LastIndexByte(name, '/')+1:]
+	if got := idHex([32]byte(h.Sum(nil))); len(id) == 64 && got != id {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s/%s: its bytes hash to %s", ErrDamaged, s.Location(), name, got)
+	}
+	return &spooledFile{File: f, size: o.Size()}, nil
+}
+
+func (s *s3Store) List(dir string, fn func(name string, size int64) error) error {
+	if _, err := s.key(dir); err != nil {
+		return err
+	}
+	return s.c.List(s.ctx, s.bucket, s.prefix+dir+"/", func(e s3store.Entry) error {
+		if strings.HasSuffix(e.Key, "/") { // a "directory" marker some tools make
+			return nil
+		}
+		return fn(strings.TrimPrefix(e.Key, s.prefix), e.Size)
+	})
+}
+
+func (s *s3Store) Remove(name string) error {
+	key, err := s.key(name)
+	if err != nil {
+		return err
+	}
+	return s.c.Delete(s.ctx, s.bucket, key)
+}
+
+func (s *s3Store) PutExclusive(name string, data []byte) error {
+	key, err := s.key(name)
+	if err != nil {
+		return err
+	}
+	return s.c.Put(s.ctx, s.bucket, key, data, true)
+}
+
+// abortUploads aborts the multipart uploads under the repository that
+// were started before t: what a killed run left. Prune calls it under
+// its exclusive lock.
+func (s *s3Store) abortUploads(t time.Time) (int, error) {
+	n := 0
+	err := s.c.Unfinished(s.ctx, s.bucket, s.prefix, func(u s3store.Unfinished) error {
+		if !u.Initiated.IsZero() && u.Initiated.After(t) {
+			return nil
+		}
+		if err := s.c.AbortUpload(s.ctx, s.bucket, u); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// empty reports whether nothing is stored under the prefix.
+func (s *s3Store) empty() (bool, error) {
+	errFound := errors.New("found")
+	err := s.c.List(s.ctx, s.bucket, s.prefix, func(e s3store.Entry) error { return errFound })
+	if errors.Is(err, errFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// OpenS3Repo opens the repository at u; with create, it makes one there
+// if nothing is stored under the prefix. Two hosts making it at once
+// both end up with the one whose config was written first (If-None-Match).
+func OpenS3Repo(ctx context.Context, c *s3store.Client, u s3store.URL, create bool) (*Repo, error) {
+	s := OpenS3(ctx, c, u).(*s3Store)
+	r, err := Open(s)
+	if err == nil || !create || !errors.Is(err, ErrNotRepo) {
+		return r, err
+	}
+	empty, err := s.empty()
+	if err != nil {
+		return nil, err
+	}
+	if !empty {
+		return nil, fmt.Errorf("%s: %w, and not empty: refusing to make one there", s.Location(), ErrNotRepo)
+	}
+	r, err = Init(s, time.Now())
+	if errors.Is(err, fs.ErrExist) {
+		return Open(s)
+	}
+	return r, err
+}
