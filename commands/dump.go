@@ -125,7 +125,7 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 	if err != nil {
 		return err
 	}
-	out, err := createOutput(o.output, e.stdout)
+	out, err := createOutput(e, o.output)
 	if err != nil {
 		return err
 	}

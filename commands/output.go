@@ -3,6 +3,7 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"github.com/mbtool/mbtool/s3store"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,11 +16,16 @@ import (
 type output struct {
 	w    io.Writer
 	f    *os.File
-	dev  *os.File // a device or pipe named by -o, written in place
-	path string   // final name; "" for stdout
+	dev  *os.File        // a device or pipe named by -o, written in place
+	obj  *s3store.Writer // an s3:// object (storage.go)
+	path string          // final name; "" for stdout
 }
 
-func createOutput(path string, stdout io.Writer) (*output, error) {
+func createOutput(e *env, path string) (*output, error) {
+	stdout := e.stdout
+	if s3store.IsURL(path) {
+		return e.createS3Output(path)
+	}
 	if path == "-" || path == "" {
 		if isTerminal(stdout) {
 			return nil, &hintError{err: errors.New("refusing to write a dump to a terminal"),
@@ -53,6 +59,14 @@ func createOutput(path string, stdout io.Writer) (*output, error) {
 
 // commit makes the file durable and gives it its final name.
 func (o *output) commit() error {
+	if o.obj != nil {
+		err := o.obj.Commit()
+		o.obj = nil
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", o.path, err)
+		}
+		return nil
+	}
 	if o.dev != nil {
 		err := o.dev.Close()
 		o.dev = nil
@@ -83,6 +97,10 @@ func (o *output) commit() error {
 
 // abort removes the temporary file; it is safe after commit.
 func (o *output) abort() {
+	if o.obj != nil {
+		o.obj.Abort()
+		o.obj = nil
+	}
 	if o.dev != nil {
 		o.dev.Close()
 		o.dev = nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mbtool/mbtool/s3store"
 	"io"
 	"os"
 	"time"
@@ -29,8 +30,18 @@ func snapshotFlags() []cli.Flag {
 	}
 }
 
-func openRepo(dir string, create bool) (*repo.Repo, error) {
-	r, err := repo.OpenDirRepo(dir, create)
+func openRepo(e *env, dir string, create bool) (*repo.Repo, error) {
+	var r *repo.Repo
+	var err error
+	if s3store.IsURL(dir) {
+		u, c, serr := e.s3For(dir) // storage.go
+		if serr != nil {
+			return nil, serr
+		}
+		r, err = repo.OpenS3Repo(e.s3.ctx, c, u, create)
+	} else {
+		r, err = repo.OpenDirRepo(dir, create)
+	}
 	switch {
 	case errors.Is(err, repo.ErrNotRepo) || errors.Is(err, os.ErrNotExist):
 		// Could not start (start.go): exit 2, as for a missing dump.
@@ -80,8 +91,8 @@ func pickSnapshot(r *repo.Repo, id, at, user string) (*repo.Snapshot, error) {
 // openSnapshot opens the repository in dir, picks a snapshot as
 // pickSnapshot does, and loads the index (after the snapshots, so that
 // every file they need is in it).
-func openSnapshot(dir, id, at, user string) (*repo.Repo, *repo.Snapshot, *repo.Index, error) {
-	r, err := openRepo(dir, false)
+func openSnapshot(e *env, dir, id, at, user string) (*repo.Repo, *repo.Snapshot, *repo.Index, error) {
+	r, err := openRepo(e, dir, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -125,7 +136,7 @@ func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions)
 	if err != nil {
 		return err
 	}
-	r, err := openRepo(ro.dir, true)
+	r, err := openRepo(e, ro.dir, true)
 	if err != nil {
 		return err
 	}
@@ -181,7 +192,7 @@ func runRestoreRepo(ctx context.Context, e *env, o restoreOptions, ro repoRestor
 		return &hintError{err: &usageError{msg: "restore --repo needs --user"},
 			hint: "mbtool restore --repo DIR --user alice [--at TIME | --snapshot ID]"}
 	}
-	r, snap, idx, err := openSnapshot(ro.dir, ro.snapshot, ro.at, ro.user)
+	r, snap, idx, err := openSnapshot(e, ro.dir, ro.snapshot, ro.at, ro.user)
 	if err != nil {
 		return err
 	}
@@ -260,12 +271,12 @@ func runExport(ctx context.Context, e *env, dir string, users []string, id, at, 
 	if len(users) == 1 {
 		user = users[0]
 	}
-	r, snap, idx, err := openSnapshot(dir, id, at, user)
+	r, snap, idx, err := openSnapshot(e, dir, id, at, user)
 	if err != nil {
 		return err
 	}
 	defer idx.Close()
-	out, err := createOutput(output, e.stdout)
+	out, err := createOutput(e, output)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ type jsonSnapshot struct {
 func runList(ctx context.Context, e *env, dir, id, at, user string, asJSON bool) error {
 	e.out.Mode, e.out.Input = "repo", dir
 	writeJSON := func(_ any, v any) { e.out.Listing = append(e.out.Listing, v) }
-	r, err := openRepo(dir, false)
+	r, err := openRepo(e, dir, false)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ func init() { subcommands = append(subcommands, newPruneCommand, newUnlockComman
 func runVerifyRepo(ctx context.Context, e *env, dir string, readData, asJSON bool) error {
 	start := time.Now()
 	e.out.Mode, e.out.Input = "repo", dir
-	r, err := openRepo(dir, false)
+	r, err := openRepo(e, dir, false)
 	if err != nil {
 		return err // openRepo says what to do
 	}
@@ -109,7 +109,7 @@ func newPruneCommand(e *env) *cli.Command {
 func runPrune(ctx context.Context, e *env, dir string, p repo.Policy, dryRun, asJSON, quiet bool) error {
 	start := time.Now()
 	e.out.Mode, e.out.Output, e.out.DryRun = "repo", dir, dryRun
-	r, err := openRepo(dir, false)
+	r, err := openRepo(e, dir, false)
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func newUnlockCommand(e *env) *cli.Command {
 			if c.String("repo") == "" || c.Args().Len() > 0 {
 				return usagef("unlock needs --repo DIR and no arguments")
 			}
-			r, err := openRepo(c.String("repo"), false)
+			r, err := openRepo(e, c.String("repo"), false)
 			if err != nil {
 				return err
 			}

@@ -113,7 +113,7 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	if err != nil {
 		return err
 	}
-	in, size, closeIn, err := openInput(o.input, e.stdin)
+	in, size, closeIn, err := openInput(e, o.input)
 	if err != nil {
 		return err
 	}

@@ -129,6 +129,7 @@ var subcommands []func(*env) *cli.Command
 // env is what a subcommand's action gets besides its flags: the streams Run
 // was given.
 type env struct {
+	s3             s3Settings // --s3-* (storage.go)
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	out            *Outcome  // the run's summary (outcome.go)
@@ -199,7 +200,13 @@ func newApp(e *env) *cli.App {
 				cmd.Flags = append(cmd.Flags, f)
 			}
 		}
+		if storageCommands[cmd.Name] {
+			cmd.Flags = append(cmd.Flags, storageFlags()...)
+		}
 		cmd.Before = func(c *cli.Context) error {
+			if storageCommands[c.Command.Name] {
+				e.s3.set(c)
+			}
 			e.rep.config = configPath(c)
 			if e.rep.syslog {
 				e.rep.log, e.rep.logTried = openSyslog(e.rep.config, e.stderr), true

@@ -182,7 +182,7 @@ func isLoopback(host string) bool {
 // FILE itself when it is a regular file, else (standard input, a pipe) a
 // temporary copy. cleanup removes the copy.
 func spoolInput(e *env, input string) (f *os.File, cleanup func(), err error) {
-	src, _, closeIn, err := openInput(input, e.stdin) // start.go: one rule for every command
+	src, _, closeIn, err := openInput(e, input) // start.go: one rule for every command
 	if err != nil {
 		return nil, nil, err
 	}
@@ -346,7 +346,7 @@ func runDumpServer(ctx context.Context, e *env, o dumpOptions, so serverOptions)
 	if err != nil {
 		return err
 	}
-	out, err := createOutput(o.output, e.stdout)
+	out, err := createOutput(e, o.output)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mbtool/mbtool/s3store"
 	"io"
 	"os"
 
@@ -59,7 +60,11 @@ func openSpoolOf(path string) (*partition.Spool, error) {
 // It returns the file's size for the progress bar (-1 when unknown). A
 // file that cannot be opened, or is a directory, could not be read at
 // all (exit 2).
-func openInput(name string, stdin io.Reader) (io.Reader, int64, func(), error) {
+func openInput(e *env, name string) (io.Reader, int64, func(), error) {
+	stdin := e.stdin
+	if s3store.IsURL(name) {
+		return e.openS3Input(name) // storage.go
+	}
 	if name == "-" {
 		if isTerminal(stdin) {
 			return nil, 0, nil, couldNotRun(errors.New("refusing to read a dump from a terminal"),

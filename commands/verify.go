@@ -93,7 +93,7 @@ func runVerify(ctx context.Context, e *env, o verifyOptions) error {
 			return err
 		}
 	}
-	in, size, closeIn, err := openInput(o.input, e.stdin)
+	in, size, closeIn, err := openInput(e, o.input)
 	if err != nil {
 		return err
 	}
