@@ -19,7 +19,7 @@ import (
 // restore --repo, export, list, verify --repo, prune, unlock.
 
 func repoFlag(usage string) cli.Flag {
-	return &cli.StringFlag{Name: "repo", Usage: usage, TakesFile: true, EnvVars: []string{"MBTOOL_REPO"}}
+	return &cli.StringFlag{Name: "repo", Usage: usage + ", or s3://BUCKET/PREFIX (docs/storage.md)", TakesFile: true, EnvVars: []string{"MBTOOL_REPO"}}
 }
 
 // snapshotFlags select a snapshot: --snapshot ID or --at TIME.

@@ -24,7 +24,7 @@ func storageFlags() []cli.Flag {
 			EnvVars: []string{"MBTOOL_S3_ENDPOINT"}},
 		&cli.BoolFlag{Name: "s3-path-style", Usage: "address buckets as URL/BUCKET/KEY, not BUCKET.host (MinIO, SeaweedFS, most Ceph RGW)",
 			EnvVars: []string{"MBTOOL_S3_PATH_STYLE"}},
-		&cli.IntFlag{Name: "s3-parallel", Usage: "parts of one upload sent at once (each spooled on disk, not held in memory)", Value: 4,
+		&cli.IntFlag{Name: "s3-parallel", Usage: "send `N` parts of one upload at once, and upload up to N packs while dump goes on (each spooled on disk, not held in memory)", Value: 4,
 			EnvVars: []string{"MBTOOL_S3_PARALLEL"}},
 	}
 }

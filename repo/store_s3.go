@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mbtool/mbtool/s3store"
@@ -24,11 +25,22 @@ import (
 // GETs, except that index files, which dump looks up at random, are
 // fetched whole into a temporary file once (and checked against their
 // name) when opened.
+//
+// A pack is uploaded in the background while the run goes on (at most
+// packsInFlight at once): Commit of an index file or a snapshot, the
+// files that make packs reachable, first waits for every upload before
+// it, and fails if one failed. A run that dies before leaves packs that
+// nothing refers to (or unfinished uploads), as a directory would.
 type s3Store struct {
 	c      *s3store.Client
 	ctx    context.Context
 	bucket string
 	prefix string // "" or ending in "/"
+
+	inflight chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	err      error // the first background upload that failed
 }
 
 // OpenS3 returns the Store at u (s3://BUCKET/PREFIX) through client c.
@@ -37,7 +49,20 @@ func OpenS3(ctx context.Context, c *s3store.Client, u s3store.URL) Store {
 	if p != "" {
 		p += "/"
 	}
-	return &s3Store{c: c, ctx: ctx, bucket: u.Bucket, prefix: p}
+	return &s3Store{c: c, ctx: ctx, bucket: u.Bucket, prefix: p, inflight: make(chan struct{}, max(1, c.Parallel()))}
+}
+
+// failed returns the first background upload's error.
+func (s *s3Store) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// barrier waits for every background upload.
+func (s *s3Store) barrier() error {
+	s.wg.Wait()
+	return s.failed()
 }
 
 func (s *s3Store) Location() string {
@@ -94,15 +119,56 @@ func (w *s3Writer) Commit(name string) error {
 	if w.f == nil {
 		return errors.New("repository file already committed or aborted")
 	}
-	defer w.Abort()
 	key, err := w.s.key(name)
 	if err != nil {
+		w.Abort()
 		return err
 	}
 	if err := w.bw.Flush(); err != nil {
+		w.Abort()
 		return fmt.Errorf("spooling %s: %w", name, err)
 	}
-	err = w.s.c.Upload(w.s.ctx, w.s.bucket, key, w.f, w.n, true)
+	s := w.s
+	if err := s.failed(); err != nil {
+		w.Abort()
+		return err
+	}
+	if strings.HasPrefix(name, "packs/") {
+		f, n := w.f, w.n
+		w.f = nil // the upload owns the spool now
+		select {
+		case s.inflight <- struct{}{}:
+		case <-s.ctx.Done():
+			f.Close()
+			return s.ctx.Err()
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.inflight }()
+			defer f.Close()
+			if err := s.upload(key, f, n); err != nil {
+				s.mu.Lock()
+				if s.err == nil {
+					s.err = fmt.Errorf("%s: %w", name, err)
+				}
+				s.mu.Unlock()
+			}
+		}()
+		return nil
+	}
+	defer w.Abort()
+	if strings.HasPrefix(name, "index/") || strings.HasPrefix(name, "snapshots/") {
+		if err := s.barrier(); err != nil {
+			return err
+		}
+	}
+	return s.upload(key, w.f, w.n)
+}
+
+// upload writes a spooled file under key, exclusively.
+func (s *s3Store) upload(key string, f *os.File, n int64) error {
+	err := s.c.Upload(s.ctx, s.bucket, key, f, n, true)
 	if errors.Is(err, fs.ErrExist) {
 		// The same name, so the same bytes: kept as they are.
 		return nil

@@ -218,6 +218,9 @@ func validBucket(b string) bool {
 	return true
 }
 
+// Parallel returns how many parts of one upload are sent at once.
+func (c *Client) Parallel() int { return c.opts.Parallel }
+
 // Describe names the endpoint for messages ("" for AWS itself).
 func (c *Client) Describe() string { return c.desc }
 

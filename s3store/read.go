@@ -84,7 +84,9 @@ func (o *Object) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (o *Object) readAt(p []byte, off int64) (int, error) {
-	sequential := off == o.lastEnd || len(p) >= 256<<10
+	// A read at or just after where the last one ended (the next file
+	// of a pack, past its literal header) starts a stream.
+	sequential := (o.lastEnd >= 0 && off >= o.lastEnd && off-o.lastEnd <= seqGap) || len(p) >= 256<<10
 	if o.body != nil && (off < o.pos || off > o.pos+seqGap || off+int64(len(p)) > o.end) {
 		o.closeBody()
 	}
