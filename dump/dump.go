@@ -39,6 +39,28 @@ type Options struct {
 	// and the records that refer to them are written as usual. It may be
 	// called from several goroutines.
 	Have func(guid.GUID) (bool, error)
+	// Known, if set, is asked about each mailbox once its mailbox-level
+	// keys are read and before its records are (a backup repository
+	// that holds the mailbox from an earlier night). The dump is then no
+	// standalone dump: each mailbox is preceded by an MBTOOL BOX line,
+	// and a mailbox Known reports Same is that line alone (see
+	// Known). Only a Source that is a KnownSource asks it.
+	Known func(mb *syncrec.Mailbox) (Known, error)
+}
+
+// Known is what a destination holds of a mailbox already (Options.Known).
+// The dump writes, before the mailbox's APPLY MAILBOX,
+//
+//	MBTOOL BOX %(UNIQUEID <id> KEY <Key> [SAME 1 | SINCE <modseq> UIDS (<first>:<last> ...)])
+//
+// With Same the mailbox's files and records are not read and the line
+// stands for the whole mailbox. With Since, only the records whose MODSEQ
+// is above it are (their files, and the APPLY MAILBOX carries only them);
+// UIDS names the UIDs of all the mailbox's records, as ranges.
+type Known struct {
+	Key   string // the destination's name for the mailbox-level keys
+	Same  bool   // the destination holds the mailbox exactly as it is
+	Since uint64 // the destination holds every record as of this MODSEQ
 }
 
 // Progress counts what has been written so far (or, for Plan, what will be).

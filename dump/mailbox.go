@@ -14,27 +14,80 @@ import (
 // spoolMailbox is one mailbox of the partition, open and locked as
 // partition.OpenMailbox does it.
 type spoolMailbox struct {
-	s    *spoolSource
-	m    *partition.Mailbox
-	mb   *syncrec.Mailbox
-	stop func()
+	s     *spoolSource
+	m     *partition.Mailbox
+	mb    *syncrec.Mailbox
+	stop  func()
+	since uint64 // only records with a greater MODSEQ (SinceMailbox)
+}
+
+// MailboxKnown opens a mailbox of the plan as Mailbox does, asking known
+// under the index lock once the keys are read: a mailbox known the Same
+// has its records, cache and message annotations left unread.
+func (s *spoolSource) MailboxKnown(ctx context.Context, name string, known func(*syncrec.Mailbox) (Known, error)) (Mailbox, Known, error) {
+	var k Known
+	var mb *syncrec.Mailbox
+	m, err := s.open(ctx, name, func(pm *partition.Mailbox) (bool, error) {
+		mb = mailboxRecord(pm)
+		var err error
+		k, err = known(mb)
+		return !k.Same, err
+	})
+	if err != nil {
+		return nil, k, err
+	}
+	m.mb = mb
+	return m, k, nil
+}
+
+func (m *spoolMailbox) Since(modseq uint64) { m.since = modseq }
+
+// UIDs yields the ranges of the records' UIDs.
+func (m *spoolMailbox) UIDs(fn func(first, last uint32) error) error {
+	var first, last uint32
+	err := m.m.Records(func(r partition.Record) error {
+		if first != 0 && r.UID == last+1 {
+			last = r.UID
+			return nil
+		}
+		if first != 0 {
+			if err := fn(first, last); err != nil {
+				return err
+			}
+		}
+		first, last = r.UID, r.UID
+		return nil
+	})
+	if err == nil && first != 0 {
+		err = fn(first, last)
+	}
+	return err
 }
 
 // Mailbox opens a mailbox of the plan. One listed when the dump started
 // and gone (or another mailbox) when its turn comes is a problem.
 func (s *spoolSource) Mailbox(ctx context.Context, name string) (Mailbox, error) {
+	m, err := s.open(ctx, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.mb = mailboxRecord(m.m)
+	return m, nil
+}
+
+func (s *spoolSource) open(ctx context.Context, name string, want func(*partition.Mailbox) (bool, error)) (*spoolMailbox, error) {
 	e, ok := s.entries[name]
 	if !ok {
 		return nil, fmt.Errorf("not dumped: not in the plan")
 	}
-	m, err := s.spool.OpenMailbox(ctx, e)
+	m, err := s.spool.OpenMailboxIf(ctx, e, want)
 	if err != nil {
 		if errors.Is(err, partition.ErrNoMailbox) || errors.Is(err, partition.ErrChanged) {
 			return nil, fmt.Errorf("not dumped: deleted or renamed since the dump started: %w", err)
 		}
 		return nil, fmt.Errorf("not dumped: %w", err)
 	}
-	return &spoolMailbox{s: s, m: m, mb: mailboxRecord(m), stop: func() {}}, nil
+	return &spoolMailbox{s: s, m: m, stop: func() {}}, nil
 }
 
 func (m *spoolMailbox) Keys() *syncrec.Mailbox { return m.mb }
@@ -54,8 +107,8 @@ func (m *spoolMailbox) Files(ctx context.Context, f Filter, put func(*File) erro
 	go func() {
 		defer close(produced)
 		err := m.m.Records(func(r partition.Record) error {
-			if r.SystemFlags&partition.InternalUnlinked != 0 {
-				return nil // no file by design
+			if r.SystemFlags&partition.InternalUnlinked != 0 || r.Modseq <= m.since && m.since > 0 {
+				return nil // no file by design, or the destination's already
 			}
 			if f.Skip != nil {
 				have, err := f.Skip(r.GUID)
@@ -117,6 +170,9 @@ func (m *spoolMailbox) Records(ctx context.Context) (func() (*syncrec.Record, er
 	go func() {
 		defer close(recs)
 		errc <- m.m.Records(func(r partition.Record) error {
+			if m.since > 0 && r.Modseq <= m.since {
+				return nil
+			}
 			select {
 			case recs <- toRecord(m.m, r):
 				return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/mbtool/mbtool/dlist"
@@ -34,6 +35,23 @@ type Source interface {
 	Mailbox(ctx context.Context, name string) (Mailbox, error)
 	// Quota returns the limits of a quota root, or nil when it has none.
 	Quota(ctx context.Context, root string) (*syncrec.Quota, error)
+}
+
+// KnownSource is a Source that asks Options.Known about a mailbox before
+// it reads the mailbox's records, and reads none when the answer is Same.
+type KnownSource interface {
+	MailboxKnown(ctx context.Context, name string, known func(*syncrec.Mailbox) (Known, error)) (Mailbox, Known, error)
+}
+
+// SinceMailbox is a Mailbox that can yield only the records changed after
+// a MODSEQ (Known.Since).
+type SinceMailbox interface {
+	// Since limits Files and Records to the records whose MODSEQ is
+	// above modseq.
+	Since(modseq uint64)
+	// UIDs calls fn with the ranges of the UIDs of all the records, in
+	// ascending order.
+	UIDs(fn func(first, last uint32) error) error
 }
 
 // Selection is what to dump.
@@ -347,14 +365,46 @@ func (d *dumper) mailboxRoot(name string) (string, error) {
 // files not yet in the dump, then its APPLY MAILBOX, checking the sync
 // CRCs as the records pass. It returns the mailbox's quota root.
 func (d *dumper) mailbox(name string) (string, error) {
-	m, err := d.src.Mailbox(d.ctx, name)
+	var m Mailbox
+	var known Known
+	var err error
+	ks, incremental := d.src.(KnownSource)
+	incremental = incremental && d.opts.Known != nil
+	if incremental {
+		m, known, err = ks.MailboxKnown(d.ctx, name, func(mb *syncrec.Mailbox) (Known, error) {
+			k, err := d.opts.Known(mb)
+			return k, Fatal(err)
+		})
+	} else {
+		m, err = d.src.Mailbox(d.ctx, name)
+	}
 	if err != nil {
 		return "", err
 	}
 	defer m.Close()
 	mb := m.Keys()
+	if incremental && known.Same {
+		if err := d.box(mb, known, nil); err != nil {
+			return "", Fatal(err)
+		}
+		d.sum.Mailboxes++
+		d.progress()
+		return mb.QuotaRoot, d.ctx.Err()
+	}
+	sm, ok := m.(SinceMailbox)
+	if !ok {
+		known.Since = 0
+	}
+	if known.Since > 0 {
+		sm.Since(known.Since)
+	}
 	if err := d.files(m, mb); err != nil {
 		return "", err
+	}
+	if incremental {
+		if err := d.box(mb, known, sm); err != nil {
+			return "", err
+		}
 	}
 	next, err := m.Records(d.ctx)
 	if err != nil {
@@ -373,7 +423,9 @@ func (d *dumper) mailbox(name string) (string, error) {
 	if werr != nil {
 		return "", Fatal(werr)
 	}
-	if !syncrec.Equal(crc.Basic, mb.SyncCRC) || !syncrec.Equal(crc.Annot, mb.SyncCRCAnnot) {
+	// With Since the records written are not all the mailbox's: their
+	// CRCs cannot add up to the header's.
+	if known.Since == 0 && (!syncrec.Equal(crc.Basic, mb.SyncCRC) || !syncrec.Equal(crc.Annot, mb.SyncCRCAnnot)) {
 		d.warn(Problem{Mailbox: name, Err: fmt.Errorf(
 			"index header has SYNC_CRC %d SYNC_CRC_ANNOT %d, its records give %d %d (dumped as recorded; `reconstruct` would repair the index)",
 			mb.SyncCRC, mb.SyncCRCAnnot, crc.Basic, crc.Annot)})
@@ -382,6 +434,41 @@ func (d *dumper) mailbox(name string) (string, error) {
 	d.sum.Records += n
 	d.progress()
 	return mb.QuotaRoot, d.ctx.Err()
+}
+
+// box writes the MBTOOL BOX line of an incremental dump (Known).
+func (d *dumper) box(mb *syncrec.Mailbox, k Known, sm SinceMailbox) error {
+	w := d.w
+	w.BeginLine(dumpfile.Verb, "BOX")
+	w.BeginKVList()
+	w.Key("UNIQUEID")
+	w.Atom(mb.UniqueID)
+	w.Key("KEY")
+	w.Atom(k.Key)
+	switch {
+	case k.Same:
+		w.Key("SAME")
+		w.Num(1)
+	case k.Since > 0:
+		w.Key("SINCE")
+		w.Num(k.Since)
+		w.Key("UIDS")
+		w.BeginList()
+		err := sm.UIDs(func(first, last uint32) error {
+			if first == last {
+				w.Num(uint64(first))
+			} else {
+				w.Atom(strconv.FormatUint(uint64(first), 10) + ":" + strconv.FormatUint(uint64(last), 10))
+			}
+			return w.Err()
+		})
+		if err != nil {
+			return err
+		}
+		w.EndList()
+	}
+	w.EndList()
+	return Fatal(w.EndLine())
 }
 
 // files writes the message files the mailbox yields, in order, as APPLY

@@ -56,7 +56,13 @@ type Mailbox struct {
 	recAnnots map[uint32][]Annotation
 	annots    []Annotation
 	closed    bool
+	// headerOnly: OpenMailboxIf read no records.
+	headerOnly bool
 }
+
+// ErrNoRecords is returned by Records of a mailbox opened without them
+// (OpenMailboxIf).
+var ErrNoRecords = errors.New("the records were not read")
 
 // OpenMailbox takes a consistent snapshot of the mailbox e, following the
 // lock order and lock types of Cyrus's own readers (docs/cyrus/locks.md §5): the
@@ -76,6 +82,18 @@ type Mailbox struct {
 // meanwhile, so the second OpenMailbox would wait for the repack, which
 // waits for Close. ctx bounds such waits.
 func (s *Spool) OpenMailbox(ctx context.Context, e Entry) (mb *Mailbox, err error) {
+	return s.OpenMailboxIf(ctx, e, nil)
+}
+
+// OpenMailboxIf is OpenMailbox that reads the records only if want says
+// so: under the index lock, once the index header, cyrus.header and the
+// mailbox annotations are read (everything a mailbox's APPLY MAILBOX
+// keys come from), want is called with the mailbox; when it returns
+// false, neither the records, cyrus.cache nor cyrus.annotations are read,
+// and Records of the mailbox returned fails with ErrNoRecords. A backup
+// that holds the mailbox already (same HIGHESTMODSEQ, SYNC_CRC,
+// UIDVALIDITY...) so costs one read of each header. want must not block.
+func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) (bool, error)) (mb *Mailbox, err error) {
 	if !s.real(e) || e.Moving() {
 		return nil, fmt.Errorf("mailbox %s (type %q): %w", e.Name, e.Type, ErrNoMailbox)
 	}
@@ -123,14 +141,15 @@ func (s *Spool) OpenMailbox(ctx context.Context, e Entry) (mb *Mailbox, err erro
 	if m.IndexPath, err = s.MetaPath(cur, FileIndex); err != nil {
 		return nil, err
 	}
-	if err := s.readLocked(ctx, m); err != nil {
+	if err := s.readLocked(ctx, m, want); err != nil {
 		return nil, fmt.Errorf("mailbox %s: %w", cur.Name, err)
 	}
 	return m, nil
 }
 
-// readLocked reads everything that needs the index lock, and releases it.
-func (s *Spool) readLocked(ctx context.Context, m *Mailbox) error {
+// readLocked reads everything that needs the index lock, and releases it:
+// the headers, then (if want says so) the records.
+func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) (bool, error)) error {
 	e := m.Entry
 	f, err := OpenRead(m.IndexPath)
 	if err != nil {
@@ -140,10 +159,10 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox) error {
 	if err := lock.Wait(ctx, f, false); err != nil {
 		return err
 	}
-	if err := m.snapshotIndex(f); err != nil {
+	size, err := m.readIndexHeader(f)
+	if err != nil {
 		return err
 	}
-	s.openCache(m)
 	if m.Index.RawOptions&OptMailboxDeleted != 0 {
 		return fmt.Errorf("index marked deleted: %w", ErrNoMailbox)
 	}
@@ -162,33 +181,54 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox) error {
 		return &FileError{File: hpath, Offset: -1, Err: fmt.Errorf(
 			"%w: uniqueid %s, mailboxes.db says %s", ErrBadFormat, m.Header.UniqueID, e.UniqueID)}
 	}
-	if err := s.readRecordAnnotations(m); err != nil {
+	if err := s.readMailboxAnnotations(m); err != nil {
 		return err
 	}
-	return s.readMailboxAnnotations(m)
+	if want != nil {
+		ok, err := want(m)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			m.headerOnly = true
+			return nil
+		}
+	}
+	if err := m.snapshotRecords(f, size); err != nil {
+		return err
+	}
+	s.openCache(m)
+	return s.readRecordAnnotations(m)
 }
 
-// snapshotIndex copies the index header and exactly num_records records.
-func (m *Mailbox) snapshotIndex(f *os.File) error {
+// readIndexHeader reads the index header and checks that the file holds
+// its records; it returns the file's size.
+func (m *Mailbox) readIndexHeader(f *os.File) (int64, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("%s: %w", m.IndexPath, err)
+		return 0, fmt.Errorf("%s: %w", m.IndexPath, err)
 	}
 	size := fi.Size()
 	var hb [160]byte
 	n, err := f.ReadAt(hb[:min(int64(len(hb)), size)], 0)
 	if err != nil && err != io.EOF {
-		return fmt.Errorf("%s: %w", m.IndexPath, err)
+		return 0, fmt.Errorf("%s: %w", m.IndexPath, err)
 	}
 	if m.Index, err = ParseIndexHeader(hb[:n]); err != nil {
-		return &FileError{File: m.IndexPath, Offset: 0, Err: err}
+		return 0, &FileError{File: m.IndexPath, Offset: 0, Err: err}
 	}
 	h := m.Index
 	if need := h.Size(); size < need {
 		rec := (size-int64(h.StartOffset))/int64(h.RecordSize) + 1
-		return &FileError{File: m.IndexPath, Offset: size, Record: int(rec), Err: fmt.Errorf(
+		return 0, &FileError{File: m.IndexPath, Offset: size, Record: int(rec), Err: fmt.Errorf(
 			"%w: file has %d bytes, header needs %d for %d records", ErrBadFormat, size, need, h.NumRecords)}
 	}
+	return size, nil
+}
+
+// snapshotRecords copies exactly num_records records.
+func (m *Mailbox) snapshotRecords(f *os.File, size int64) error {
+	h := m.Index
 	body := io.NewSectionReader(f, int64(h.StartOffset), h.Size()-int64(h.StartOffset))
 	if body.Size() <= MemoryLimit {
 		m.recs = make([]byte, body.Size())
@@ -302,6 +342,9 @@ func (m *Mailbox) Records(fn func(r Record) error) error {
 	m.mu.Unlock()
 	if closed {
 		return ErrClosed
+	}
+	if m.headerOnly {
+		return fmt.Errorf("mailbox %s: %w", m.Entry.Name, ErrNoRecords)
 	}
 	h := m.Index
 	rs := int(h.RecordSize)

@@ -34,6 +34,10 @@ type Backup struct {
 	newBytes int64
 	indexVer int
 	err      error
+
+	prevOnce   sync.Once
+	prevStates map[string]string // each user's state in the latest snapshot holding it
+	prevErr    error
 }
 
 type slotWriter struct {

@@ -199,19 +199,28 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 			seen[u.State] = true
 			name := stateName(u.State)
 			missing := 0
+			inIndex := func(part string, g guid.GUID) error {
+				added, err := files.Add(g, nil)
+				if err != nil || !added {
+					return err
+				}
+				if _, ok, err := idx.Find(g); err != nil || ok {
+					return err
+				}
+				missing++
+				if missing <= 10 {
+					bad(name, fmt.Errorf("%w: user %s of snapshot %s refers to file %s, which is in no index",
+						ErrDamaged, u.Name, s.ShortID(), g))
+				}
+				return nil
+			}
 			got, err := r.readState(u.State, stateVisitor{
-				files: func(part string, g guid.GUID) error {
-					added, err := files.Add(g, nil)
-					if err != nil || !added {
-						return err
-					}
-					if _, ok, err := idx.Find(g); err != nil || ok {
-						return err
-					}
-					missing++
-					if missing <= 10 {
-						bad(name, fmt.Errorf("%w: user %s of snapshot %s refers to file %s, which is in no index",
-							ErrDamaged, u.Name, s.ShortID(), g))
+				files: inIndex,
+				box: func(be BoxEntry) error {
+					if !seen[be.Box] {
+						if err := r.checkBox(be, seen, inIndex); err != nil {
+							bad(stateName(be.Box), fmt.Errorf("user %s of snapshot %s, mailbox %s: %w", u.Name, s.ShortID(), be.Name, err))
+						}
 					}
 					return nil
 				},
@@ -289,6 +298,30 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 		}
 	}
 	return sum, nil
+}
+
+// checkBox checks the box of a mailbox entry and its base (each once:
+// seen gets them) and that their files are in the index; a delta box is
+// also merged with its base through, so that every UID it names is found.
+func (r *Repo) checkBox(be BoxEntry, seen map[string]bool, files func(part string, g guid.GUID) error) error {
+	fresh := !seen[be.Box]
+	if err := r.walkBox(be, seen, files); err != nil {
+		return err
+	}
+	if be.Base == "" || !fresh {
+		return nil
+	}
+	m, err := r.openMerge(be, nil)
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	for {
+		rec, err := m.next()
+		if err != nil || rec == nil {
+			return err
+		}
+	}
 }
 
 func mustHex(s string) []byte {

@@ -9,6 +9,7 @@ import (
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/syncrec"
 	"github.com/zeebo/blake3"
 )
 
@@ -38,8 +39,21 @@ func (r *Repo) WriteDump(ctx context.Context, idx *Index, s *Snapshot, w io.Writ
 			users = append(users, *u)
 		}
 	}
+	iv := s.IndexVersion
+	if len(opts.Users) > 0 {
+		// The header of a dump of these users alone: the highest index
+		// version of their mailboxes (none for a user without any).
+		iv = 0
+		for _, u := range users {
+			v, err := r.stateIndexVersion(u.State)
+			if err != nil {
+				return dumpfile.Counts{}, fmt.Errorf("user %s (state %s): %w", u.Name, u.State[:8], err)
+			}
+			iv = max(iv, v)
+		}
+	}
 	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: s.Time, Host: s.Host, Version: s.Version,
-		IndexVersion: s.IndexVersion}, dumpfile.Options{Compress: opts.Compress})
+		IndexVersion: iv}, dumpfile.Options{Compress: opts.Compress})
 	if err != nil {
 		return dumpfile.Counts{}, err
 	}
@@ -73,6 +87,7 @@ type exporter struct {
 	packs   *packCache
 	emitted *guidtable.Table
 	c       dumpfile.Counts
+	inLine  int // files in the APPLY MESSAGE line being written
 }
 
 // hashingReader hashes what is read through it.
@@ -103,10 +118,30 @@ func (r *Repo) openState(id string) (*dlist.Reader, *hashingReader, func(), erro
 	return dlist.NewReader(hr), hr, func() { zr.Close(); f.Close() }, nil
 }
 
+// stateIndexVersion reads the INDEXVERSION of a state's first line.
+func (r *Repo) stateIndexVersion(id string) (int, error) {
+	rd, _, done, err := r.openState(id)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	l, err := rd.ReadLine()
+	if err != nil {
+		return 0, err
+	}
+	if l.Verb != Verb || l.Value == nil || l.Value.Key != "STATE" {
+		return 0, fmt.Errorf("%w: state %s does not start with MBTOOL STATE", ErrDamaged, id)
+	}
+	n, _ := l.Value.Get("INDEXVERSION").Num64()
+	return int(n), nil
+}
+
 // stateVisitor is called for each line of a state by readState.
 type stateVisitor struct {
 	// files is called for each GUID of an MBTOOL FILES line.
 	files func(part string, g guid.GUID) error
+	// box is called for each MBTOOL MAILBOX line (format 2).
+	box func(e BoxEntry) error
 	// line is called for every other line, after its verb and name;
 	// it must read the value (and not the line's end).
 	line func(rd *dlist.Reader, verb, name string) error
@@ -152,6 +187,20 @@ func (r *Repo) readState(id string, v stateVisitor) (UserEntry, error) {
 				return v.files(part, g)
 			})
 			if err != nil {
+				return u, err
+			}
+		case verb == Verb && name == "MAILBOX" && v.box != nil:
+			l, err := rd.ReadValue()
+			if err != nil {
+				return u, err
+			}
+			e, err := parseBoxEntry(l)
+			if err != nil {
+				return u, fmt.Errorf("state %s: %w", id, err)
+			}
+			u.Mailboxes++
+			u.Files += e.Files
+			if err := v.box(e); err != nil {
 				return u, err
 			}
 		case verb == Verb && name == "END":
@@ -251,49 +300,16 @@ func readFiles(rd *dlist.Reader, fn func(part string, g guid.GUID) error) error 
 }
 
 func (e *exporter) user(u UserEntry) error {
-	inLine := 0
-	endMessages := func() error {
-		if inLine == 0 {
-			return nil
-		}
-		inLine = 0
-		e.w.EndList()
-		return e.w.EndLine()
-	}
 	_, err := e.r.readState(u.State, stateVisitor{
-		files: func(part string, g guid.GUID) error {
-			added, err := e.emitted.Add(g, nil)
-			if err != nil || !added {
+		files: e.file,
+		box: func(be BoxEntry) error {
+			if err := e.endMessages(); err != nil {
 				return err
 			}
-			loc, ok, err := e.idx.Find(g)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("%w: file %s is in no index", ErrDamaged, g)
-			}
-			body, err := e.packs.body(g, loc)
-			if err != nil {
-				return err
-			}
-			if inLine == 0 {
-				e.w.BeginLine("APPLY", "MESSAGE")
-				e.w.BeginList()
-			}
-			if err := e.w.File(part, g, loc.Size, body); err != nil {
-				return fmt.Errorf("file %s: %w", g, err)
-			}
-			e.c.Messages++
-			e.c.Bytes += loc.Size
-			inLine++
-			if inLine == maxFilesPerLine {
-				return endMessages()
-			}
-			return nil
+			return e.box(be)
 		},
 		line: func(rd *dlist.Reader, verb, name string) error {
-			if err := endMessages(); err != nil {
+			if err := e.endMessages(); err != nil {
 				return err
 			}
 			if verb == "APPLY" && name == "MAILBOX" {
@@ -309,5 +325,112 @@ func (e *exporter) user(u UserEntry) error {
 	if err != nil {
 		return err
 	}
-	return endMessages()
+	return e.endMessages()
+}
+
+// file writes file g from its pack into the APPLY MESSAGE line being
+// written (starting one), unless the dump has it already.
+func (e *exporter) file(part string, g guid.GUID) error {
+	added, err := e.emitted.Add(g, nil)
+	if err != nil || !added {
+		return err
+	}
+	loc, ok, err := e.idx.Find(g)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: file %s is in no index", ErrDamaged, g)
+	}
+	body, err := e.packs.body(g, loc)
+	if err != nil {
+		return err
+	}
+	if e.inLine == 0 {
+		e.w.BeginLine("APPLY", "MESSAGE")
+		e.w.BeginList()
+	}
+	if err := e.w.File(part, g, loc.Size, body); err != nil {
+		return fmt.Errorf("file %s: %w", g, err)
+	}
+	e.c.Messages++
+	e.c.Bytes += loc.Size
+	e.inLine++
+	if e.inLine == maxFilesPerLine {
+		return e.endMessages()
+	}
+	return nil
+}
+
+// endMessages ends the APPLY MESSAGE line being written, if any.
+func (e *exporter) endMessages() error {
+	if e.inLine == 0 {
+		return nil
+	}
+	e.inLine = 0
+	e.w.EndList()
+	return e.w.EndLine()
+}
+
+// box writes a mailbox of a format-2 state: its files, then its APPLY
+// MAILBOX; a delta box merged with its base, in two passes (the files
+// in the order of the mailbox's records, then the records).
+func (e *exporter) box(be BoxEntry) error {
+	e.c.Mailboxes++
+	if be.Base == "" {
+		b, err := e.r.openBox(be.Box)
+		if err != nil {
+			return err
+		}
+		defer b.close()
+		if b.base != "" {
+			return b.damaged("a delta, the state names it as a full box")
+		}
+		if err := b.readFiles(e.file); err != nil {
+			return err
+		}
+		if err := e.endMessages(); err != nil {
+			return err
+		}
+		e.w.BeginLine("APPLY", "MAILBOX")
+		if err := copyValue(b.rd, e.w, nil); err != nil {
+			return err
+		}
+		if err := e.w.EndLine(); err != nil {
+			return err
+		}
+		return b.finish()
+	}
+	avail := guidtable.New(guidtable.Options{MemLimit: tableMem})
+	defer avail.Close()
+	m, err := e.r.openMerge(be, func(part string, g guid.GUID) error { _, err := avail.Add(g, nil); return err })
+	if err != nil {
+		return err
+	}
+	part := m.keys().Partition
+	for {
+		r, err := m.next()
+		if err == nil && r != nil {
+			var ok bool
+			if ok, err = avail.Has(r.GUID); ok && err == nil {
+				err = e.file(part, r.GUID)
+			}
+		}
+		if err != nil {
+			m.close()
+			return err
+		}
+		if r == nil {
+			break
+		}
+	}
+	m.close()
+	if err := e.endMessages(); err != nil {
+		return err
+	}
+	if m, err = e.r.openMerge(be, nil); err != nil {
+		return err
+	}
+	defer m.close()
+	return syncrec.WriteMailbox(e.w, "APPLY", m.keys(), m.next)
 }

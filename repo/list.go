@@ -17,6 +17,9 @@ type MailboxInfo struct {
 func (r *Repo) Mailboxes(u UserEntry, fn func(MailboxInfo) error) error {
 	discard := dlist.NewWriter(io.Discard)
 	_, err := r.readState(u.State, stateVisitor{
+		box: func(e BoxEntry) error {
+			return fn(MailboxInfo{Name: e.Name, UniqueID: e.UniqueID, Records: e.Records})
+		},
 		line: func(rd *dlist.Reader, verb, name string) error {
 			var m MailboxInfo
 			discard.BeginLine(verb, name)
@@ -40,6 +43,16 @@ func (r *Repo) Mailboxes(u UserEntry, fn func(MailboxInfo) error) error {
 			}
 			return nil
 		},
+	})
+	return err
+}
+
+// Boxes calls fn for each mailbox entry of user u's state (format 2;
+// none for an earlier state), in dump order.
+func (r *Repo) Boxes(u UserEntry, fn func(BoxEntry) error) error {
+	_, err := r.readState(u.State, stateVisitor{
+		box:  fn,
+		line: func(rd *dlist.Reader, verb, name string) error { return skipValue(rd) },
 	})
 	return err
 }

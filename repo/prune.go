@@ -175,7 +175,10 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 			states[u.State] = true
 			_, err := r.readState(u.State, stateVisitor{
 				files: func(part string, g guid.GUID) error { _, err := used.Add(g, nil); return err },
-				line:  func(rd *dlist.Reader, verb, name string) error { return skipValue(rd) },
+				box: func(be BoxEntry) error {
+					return r.walkBox(be, states, func(part string, g guid.GUID) error { _, err := used.Add(g, nil); return err })
+				},
+				line: func(rd *dlist.Reader, verb, name string) error { return skipValue(rd) },
 			})
 			if err != nil {
 				return sum, fmt.Errorf("reading user %s of snapshot %s: %w (nothing was deleted but the forgotten snapshots; run verify --repo)",

@@ -22,6 +22,7 @@ import (
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/repo"
+	"github.com/mbtool/mbtool/syncrec"
 )
 
 // Options select the users and shape the run.
@@ -168,6 +169,17 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 // one dumps one user into the run: dump.Run writes the user's standalone
 // dump into a pipe, Ingest reads it.
 func one(ctx context.Context, spool *partition.Spool, b *repo.Backup, user string, opts dump.Options) (*dump.Summary, repo.UserEntry, error) {
+	ui, err := b.User(user)
+	if err != nil {
+		return nil, repo.UserEntry{}, err
+	}
+	// What the repository holds of each mailbox from the latest night
+	// already: unchanged mailboxes are not read, changed ones only for
+	// the records changed since.
+	opts.Known = func(mb *syncrec.Mailbox) (dump.Known, error) {
+		k := ui.Known(mb)
+		return dump.Known{Key: k.Key, Same: k.Same, Since: k.Since}, nil
+	}
 	pr, pw := io.Pipe()
 	var ds *dump.Summary
 	var derr error
@@ -177,7 +189,7 @@ func one(ctx context.Context, spool *partition.Spool, b *repo.Backup, user strin
 		ds, derr = dump.Run(ctx, spool, pw, opts)
 		pw.CloseWithError(derr)
 	}()
-	ue, ierr := b.Ingest(ctx, user, pr)
+	ue, ierr := ui.Ingest(ctx, pr)
 	pr.CloseWithError(errIngest)
 	<-done
 	if derr != nil && (ierr == nil || vanished(derr) || errors.Is(ierr, derr)) {

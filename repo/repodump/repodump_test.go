@@ -31,8 +31,13 @@ var night = time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC)
 
 func standalone(t *testing.T, s *partition.Spool, users ...string) []byte {
 	t.Helper()
+	return standaloneAt(t, s, night, users...)
+}
+
+func standaloneAt(t *testing.T, s *partition.Spool, at time.Time, users ...string) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	if _, err := dump.Run(context.Background(), s, &buf, dump.Options{Users: users, Host: "h", Version: "v", Now: night}); err != nil {
+	if _, err := dump.Run(context.Background(), s, &buf, dump.Options{Users: users, Host: "h", Version: "v", Now: at}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
