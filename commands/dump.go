@@ -21,6 +21,7 @@ type dumpOptions struct {
 	users     []string
 	mailboxes []string
 	all       bool
+	noDeleted bool
 	compress  string
 	quiet     bool
 }
@@ -49,6 +50,7 @@ func newDumpCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "write the dump to `FILE` (- for standard output, never a terminal)"},
 			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "dump every mailbox of `USER` (repeatable)"},
 			&cli.BoolFlag{Name: "all", Usage: "dump every user"},
+			&cli.BoolFlag{Name: "no-deleted", Usage: "leave out the users' deleted folders (DELETED.user.*, kept by Cyrus's delayed delete), which are dumped with a user by default"},
 			&cli.StringFlag{Name: "compress", Usage: "compression: zstd or none (default: zstd when FILE ends in .zst)"},
 			repoFlag("add a snapshot of the users to the backup repository `DIR` (made if new or empty)"),
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, Usage: "with --repo: dump `N` users at once"},
@@ -64,6 +66,7 @@ func newDumpCommand(e *env) *cli.Command {
 				users:     c.StringSlice("user"),
 				mailboxes: args,
 				all:       c.Bool("all"),
+				noDeleted: c.Bool("no-deleted"),
 				compress:  c.String("compress"),
 				quiet:     e.quiet(),
 			}
@@ -137,6 +140,7 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 		Users:     o.users,
 		Mailboxes: o.mailboxes,
 		All:       o.all,
+		NoDeleted: o.noDeleted,
 		Compress:  compress,
 		Version:   version(),
 		Plan:      func(p dump.Progress) { bar.plan(p.Mailboxes, p.Messages, p.Bytes) },
@@ -158,7 +162,7 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 		return err
 	}
 	e.out.SkippedAtDump = count(sum.Skipped)
-	return reportDump(e, o, out, sum.Counts, sum.Records, sum.Problems, "", start)
+	return reportDump(e, o, out, sum.Counts, sum.Records, sum.Problems, "", deletedNote(e, sum), start)
 }
 
 // reportDump ends a dump, offline or from a server: a warning per
@@ -166,7 +170,7 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 // be dumped is a failure (exit 1) and is not kept under its name: a file
 // that verifies as "OK: 0 mailboxes" must not stand for a backup. Else it
 // is committed, with exit 3 if anything was left out.
-func reportDump[P fmt.Stringer](e *env, o dumpOptions, out *output, c dumpfile.Counts, records int64, problems []P, from string, start time.Time) error {
+func reportDump[P fmt.Stringer](e *env, o dumpOptions, out *output, c dumpfile.Counts, records int64, problems []P, from, note string, start time.Time) error {
 	for _, p := range problems {
 		e.warnf("%s", p)
 	}
@@ -192,10 +196,24 @@ func reportDump[P fmt.Stringer](e *env, o dumpOptions, out *output, c dumpfile.C
 		return &hintError{err: &exitError{code: ExitFailure, err: fmt.Errorf("nothing could be dumped: %d item(s) failed, see the warnings above; %s", len(problems), kept)},
 			hint: "mbtool reads as Cyrus does, taking its locks: run it as root or as the cyrus user"}
 	}
-	e.done("dumped %d mailboxes, %d messages (%s) of %d records%s to %s in %s",
-		c.Mailboxes, c.Messages, humanBytes(c.Bytes), records, from, dest, time.Since(start).Round(time.Millisecond))
+	e.done("dumped %d mailboxes%s, %d messages (%s) of %d records%s to %s in %s",
+		c.Mailboxes, note, c.Messages, humanBytes(c.Bytes), records, from, dest, time.Since(start).Round(time.Millisecond))
 	if n := len(problems); n > 0 {
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d item(s) could not be dumped; see the warnings above", n)}
 	}
 	return nil
+}
+
+// deletedNote says, for the summary line, which deleted folders
+// (delayed delete) a dump of users included or left out; the same offline
+// and with --server.
+func deletedNote(e *env, sum *dump.Summary) string {
+	switch {
+	case sum.Deleted > 0:
+		e.out.Deleted = count(sum.Deleted)
+		return fmt.Sprintf(" (%d of them deleted folders, DELETED.*)", sum.Deleted)
+	case sum.DeletedLeftOut > 0:
+		return fmt.Sprintf(" (%d deleted folders left out)", sum.DeletedLeftOut)
+	}
+	return ""
 }

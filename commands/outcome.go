@@ -67,6 +67,9 @@ type Outcome struct {
 	Merged   *int64 `json:"merged,omitempty"` // --undelete: mailboxes merged into
 	Added    *int64 `json:"added,omitempty"`  // --undelete: messages appended to them
 
+	// dump: the users' deleted folders included.
+	Deleted *int64 `json:"deleted,omitempty"`
+
 	// verify.
 	Findings      *int64       `json:"findings,omitempty"`
 	FirstFindings []any        `json:"first_findings,omitempty"`

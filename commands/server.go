@@ -365,6 +365,7 @@ func runDumpServer(ctx context.Context, e *env, o dumpOptions, so serverOptions)
 	sum, err := remote.Dump(ctx, c, out.w, dump.Options{
 		Users:     o.users,
 		Mailboxes: o.mailboxes,
+		NoDeleted: o.noDeleted,
 		Compress:  compress,
 		Host:      so.addr,
 		Version:   version(),
@@ -383,5 +384,5 @@ func runDumpServer(ctx context.Context, e *env, o dumpOptions, so serverOptions)
 	if err := ctx.Err(); err != nil {
 		return err // interrupted while waiting for the answer to EXIT
 	}
-	return reportDump(e, o, out, sum.Counts, sum.Records, sum.Problems, so.addr, start)
+	return reportDump(e, o, out, sum.Counts, sum.Records, sum.Problems, so.addr, deletedNote(e, sum), start)
 }

@@ -46,6 +46,11 @@ type Options struct {
 	// and a mailbox Known reports Same is that line alone (see
 	// Known). Only a Source that is a KnownSource asks it.
 	Known func(mb *syncrec.Mailbox) (Known, error)
+	// NoDeleted leaves out the users' deleted mailboxes
+	// (DELETED.user.alice.Gone.6B0F37A3, delete_mode: delayed), which a
+	// user's dump includes otherwise, as Cyrus's replication lists them
+	// with the user. A deleted mailbox named in Mailboxes is dumped.
+	NoDeleted bool
 }
 
 // Known is what a destination holds of a mailbox already (Options.Known).
@@ -89,11 +94,14 @@ func (p Problem) String() string {
 // Summary is what Run did.
 type Summary struct {
 	dumpfile.Counts
-	Users    int
-	Records  int64 // RECORD entries, expunged included
-	Shared   int64 // records whose message file was already in the dump
-	Skipped  int64 // problems recorded in the dump as MBTOOL SKIPPED lines
-	Problems []Problem
+	Users   int
+	Records int64 // RECORD entries, expunged included
+	Shared  int64 // records whose message file was already in the dump
+	Skipped int64 // problems recorded in the dump as MBTOOL SKIPPED lines
+	// Deleted counts the users' deleted mailboxes dumped with them;
+	// DeletedLeftOut those Options.NoDeleted left out.
+	Deleted, DeletedLeftOut int64
+	Problems                []Problem
 }
 
 // Run writes a dump of what opts selects from spool to w.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
@@ -277,6 +278,16 @@ func (d *dumper) user(name string) error {
 	d.sum.Users++
 	roots := map[string]bool{}
 	for _, mbox := range u.Mailboxes() {
+		// A user's mailbox outside the user's namespace is in the deleted
+		// tree (DELETED.user.alice...): both sources list those after
+		// the rest.
+		if dumpcheck.Owner(mbox) == "" {
+			if d.opts.NoDeleted {
+				d.sum.DeletedLeftOut++
+				continue
+			}
+			d.sum.Deleted++
+		}
 		if _, ok := d.singles[mbox]; ok {
 			d.singles[mbox] = true
 		}
