@@ -1,0 +1,70 @@
+package commands
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mbtool/mbtool/internal/cyruslab"
+	"github.com/mbtool/mbtool/partition"
+)
+
+// TestRealCyrusDumpDeleted: a folder alice deleted (delete_mode: delayed)
+// is dumped with her and counted in the summary, left out with
+// --no-deleted, dumpable by name, and restorable under its old name with
+// --into.
+func TestRealCyrusDumpDeleted(t *testing.T) {
+	lab := cyruslab.Start(t, cyruslab.Options{ExtraConfig: "delete_mode: delayed"})
+	lab.Populate(t)
+	if _, err := lab.IMAP(t, "alice").Command("DELETE", cyruslab.Quote("INBOX.Old Stuff")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := partition.LoadConfig(lab.Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool, err := partition.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbs, err := spool.UserMailboxes("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := ""
+	for _, e := range mbs {
+		if strings.HasPrefix(e.Name, "DELETED.user.alice.Old Stuff.") {
+			deleted = e.Name
+		}
+	}
+	if deleted == "" {
+		t.Fatalf("no deleted folder among %v", mbs)
+	}
+	run := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := Main(append([]string{"mbtool"}, args...), strings.NewReader(""), &stdout, &stderr)
+		return code, stderr.String()
+	}
+	dir := t.TempDir()
+	code, out := run("dump", "-C", lab.Conf, "--user", "alice", "-o", filepath.Join(dir, "a"))
+	if code != ExitOK || !strings.Contains(out, "dumped 7 mailboxes (1 of them deleted folders, DELETED.*)") {
+		t.Errorf("dump --user: exit %d\n%s", code, out)
+	}
+	code, out = run("dump", "-C", lab.Conf, "--user", "alice", "--no-deleted", "-o", filepath.Join(dir, "b"))
+	if code != ExitOK || !strings.Contains(out, "dumped 6 mailboxes (1 deleted folders left out)") {
+		t.Errorf("dump --no-deleted: exit %d\n%s", code, out)
+	}
+	code, out = run("dump", "-C", lab.Conf, "-o", filepath.Join(dir, "c"), deleted)
+	if code != ExitOK || !strings.Contains(out, "dumped 1 mailboxes") {
+		t.Errorf("dump %s: exit %d\n%s", deleted, code, out)
+	}
+	code, out = run("restore", "-C", lab.Conf, "--mailbox", deleted, "--into", "user.alice.Old Stuff", filepath.Join(dir, "c"))
+	if code != ExitOK || !strings.Contains(out, "1 created") {
+		t.Fatalf("restore --into: exit %d\n%s", code, out)
+	}
+	m, err := lab.IMAP(t, "alice").Examine("INBOX.Old Stuff")
+	if err != nil || m.Exists != 1 {
+		t.Errorf("INBOX.Old Stuff after the restore: %+v %v", m, err)
+	}
+}
