@@ -113,6 +113,10 @@ type packStat struct {
 	total, used int64 // bytes of file literals
 	size        int64 // the pack's size on disk
 	listed      bool
+	// dup: the pack holds a second copy of a file another pack holds
+	// too (two runs at once stored it): it is rewritten whatever its
+	// unused share, so that a duplicate is always reclaimed.
+	dup bool
 }
 
 // Prune removes the snapshots the policy does not keep, then every file
@@ -223,6 +227,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 		dup := !first && g == prev
 		first, prev = false, g
 		if dup {
+			st.dup = true
 			return nil
 		}
 		ok, err := used.Has(g)
@@ -249,7 +254,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 		case st.used == 0:
 			sum.PacksRemoved++
 			sum.BytesRemoved += st.size
-		case float64(st.total-st.used) > opts.RepackUnused*float64(st.total):
+		case st.dup || float64(st.total-st.used) > opts.RepackUnused*float64(st.total):
 			repack[p] = true
 			sum.PacksRepacked++
 			sum.BytesRepacked += st.used

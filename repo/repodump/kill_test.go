@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -28,10 +29,21 @@ func TestMain(m *testing.M) {
 }
 
 func child(mode string) int {
-	repo.PackTarget = 256 << 10 // many packs: many points to be killed between
+	if mode != "users" {
+		repo.PackTarget = 256 << 10 // many packs: many points to be killed between
+	}
 	r, err := repo.OpenDirRepo(os.Getenv("MBTOOL_KILL_REPO"), true)
 	if err == nil {
 		switch mode {
+		case "users": // TestConcurrentProcessesDuplicate
+			var cfg *partition.Config
+			if cfg, err = partition.LoadConfig(os.Getenv("MBTOOL_KILL_CONF")); err == nil {
+				var s *partition.Spool
+				if s, err = partition.Open(cfg); err == nil {
+					_, err = Run(context.Background(), s, r, Options{Users: strings.Split(os.Getenv("MBTOOL_KILL_USERS"), ","),
+						Host: "h", Version: "v", Now: night})
+				}
+			}
 		case "dump":
 			var cfg *partition.Config
 			if cfg, err = partition.LoadConfig(os.Getenv("MBTOOL_KILL_CONF")); err == nil {
