@@ -22,6 +22,9 @@ func repoFlag(usage string) cli.Flag {
 	return &cli.StringFlag{Name: "repo", Usage: usage + ", or s3://BUCKET/PREFIX (docs/storage.md)", TakesFile: true, EnvVars: []string{"MBTOOL_REPO"}}
 }
 
+// sharedFlag selects the shared mailboxes of a snapshot (repo.SharedName).
+func sharedFlag(usage string) cli.Flag { return &cli.BoolFlag{Name: "shared", Usage: usage} }
+
 // snapshotFlags select a snapshot: --snapshot ID or --at TIME.
 func snapshotFlags() []cli.Flag {
 	return []cli.Flag{
@@ -165,8 +168,12 @@ func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions)
 	e.out.NewMessages, e.out.NewBytes, e.out.ReusedBytes = count(sum.NewFiles), count(sum.NewBytes), count(sum.ReusedBytes)
 	if sum.Snapshot != nil {
 		e.out.Snapshot = sum.Snapshot.ID
-		e.done("snapshot %s: %d users, %d mailboxes, %d messages (%s); %d new (%s), %s reused, in %s",
-			sum.Snapshot.ShortID(), sum.Users, sum.Mailboxes, sum.Files, humanBytes(sum.Bytes), sum.NewFiles,
+		users := fmt.Sprintf("%d users", sum.Users)
+		if sum.Shared > 0 {
+			users += fmt.Sprintf(" and %d shared mailboxes", sum.Shared)
+		}
+		e.done("snapshot %s: %s, %d mailboxes, %d messages (%s); %d new (%s), %s reused, in %s",
+			sum.Snapshot.ShortID(), users, sum.Mailboxes, sum.Files, humanBytes(sum.Bytes), sum.NewFiles,
 			humanBytes(sum.NewBytes), humanBytes(sum.ReusedBytes), time.Since(start).Round(time.Millisecond))
 	}
 	return err
@@ -174,10 +181,18 @@ func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions)
 
 type repoRestoreOptions struct {
 	dir, user, snapshot, at string
+	shared                  bool // --shared: user is repo.SharedName
 }
 
 func repoRestoreFrom(c *cli.Context) repoRestoreOptions {
-	return repoRestoreOptions{dir: c.String("repo"), user: c.String("user"), snapshot: c.String("snapshot"), at: c.String("at")}
+	o := repoRestoreOptions{dir: c.String("repo"), user: c.String("user"), snapshot: c.String("snapshot"), at: c.String("at")}
+	if c.Bool("shared") {
+		o.user, o.shared = repo.SharedName, true
+		if c.String("user") != "" {
+			o.user = "" // refused: both
+		}
+	}
+	return o
 }
 
 // runRestoreRepo restores a user's snapshot: the snapshot is written out
@@ -188,9 +203,12 @@ func runRestoreRepo(ctx context.Context, e *env, o restoreOptions, ro repoRestor
 	if o.input != "" {
 		return usagef("give a dump FILE or --repo, not both")
 	}
+	if ro.user == "" && ro.shared {
+		return usagef("give --user or --shared, not both")
+	}
 	if ro.user == "" {
 		return &hintError{err: &usageError{msg: "restore --repo needs --user"},
-			hint: "mbtool restore --repo DIR --user alice [--at TIME | --snapshot ID]"}
+			hint: "mbtool restore --repo DIR --user alice [--at TIME | --snapshot ID] (or --shared for the shared mailboxes)"}
 	}
 	r, snap, idx, err := openSnapshot(e, ro.dir, ro.snapshot, ro.at, ro.user)
 	if err != nil {
@@ -199,7 +217,11 @@ func runRestoreRepo(ctx context.Context, e *env, o restoreOptions, ro repoRestor
 	defer idx.Close()
 	e.out.Snapshot = snap.ID
 	if !o.quiet {
-		fmt.Fprintf(e.stderr, "mbtool: restoring user %s from snapshot %s of %s (%s)\n", ro.user, snap.ShortID(),
+		what := "user " + ro.user
+		if ro.shared {
+			what = "the shared mailboxes"
+		}
+		fmt.Fprintf(e.stderr, "mbtool: restoring %s from snapshot %s of %s (%s)\n", what, snap.ShortID(),
 			snap.Time.Local().Format("2006-01-02 15:04:05"), snap.Host)
 	}
 	pr, pw := io.Pipe()
@@ -238,7 +260,8 @@ func newExportCommand(e *env) *cli.Command {
 			"   mbtool export --repo /backup/mail --user alice -o - | ssh newhost mbtool restore -",
 		Flags: append([]cli.Flag{
 			repoFlag("the repository `DIR`"),
-			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "write `USER` (repeatable; default: every user of the snapshot)"},
+			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "write `USER` (repeatable; default: every user of the snapshot, and its shared mailboxes)"},
+			sharedFlag("write the shared mailboxes (those no user owns), after the users given"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "write the dump to `FILE` (- for standard output, never a terminal)"},
 			&cli.StringFlag{Name: "compress", Usage: "compression: zstd or none (default: zstd when FILE ends in .zst)"},
 		}, snapshotFlags()...),
@@ -252,7 +275,11 @@ func newExportCommand(e *env) *cli.Command {
 			if c.String("repo") == "" {
 				return usagef("export needs --repo DIR")
 			}
-			return runExport(c.Context, e, c.String("repo"), c.StringSlice("user"), c.String("snapshot"), c.String("at"),
+			users := c.StringSlice("user")
+			if c.Bool("shared") {
+				users = append(users, repo.SharedName)
+			}
+			return runExport(c.Context, e, c.String("repo"), users, c.String("snapshot"), c.String("at"),
 				c.String("output"), c.String("compress"))
 		},
 	}

@@ -24,6 +24,7 @@ func newListCommand(e *env) *cli.Command {
 		Flags: append([]cli.Flag{
 			repoFlag("the repository `DIR`"),
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "list the mailboxes of `USER` (in the latest snapshot holding them, unless --snapshot or --at)"},
+			sharedFlag("list the shared mailboxes (those no user owns), as --user does a user's"),
 		}, snapshotFlags()...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
@@ -34,7 +35,14 @@ func newListCommand(e *env) *cli.Command {
 				return &hintError{err: &usageError{msg: "list needs --repo DIR"},
 					hint: "mbtool list --repo DIR [--snapshot ID | --at TIME] [--user USER]"}
 			}
-			return runList(c.Context, e, c.String("repo"), c.String("snapshot"), c.String("at"), c.String("user"), e.rep.json)
+			user := c.String("user")
+			if c.Bool("shared") {
+				if user != "" {
+					return usagef("give --user or --shared, not both")
+				}
+				user = repo.SharedName
+			}
+			return runList(c.Context, e, c.String("repo"), c.String("snapshot"), c.String("at"), user, e.rep.json)
 		},
 	}
 }
@@ -71,7 +79,7 @@ func runList(ctx context.Context, e *env, dir, id, at, user string, asJSON bool)
 		for _, s := range ss {
 			var names []string
 			for _, u := range s.Users {
-				names = append(names, u.Name)
+				names = append(names, repo.DisplayName(u.Name))
 			}
 			if asJSON {
 				writeJSON(e.stdout, jsonSnapshot{ID: s.ID, Time: s.Time.Format("2006-01-02T15:04:05Z07:00"), Host: s.Host,
@@ -99,16 +107,20 @@ func runList(ctx context.Context, e *env, dir, id, at, user string, asJSON bool)
 		}
 		for _, u := range s.Users {
 			if asJSON {
-				writeJSON(e.stdout, map[string]any{"user": u.Name, "mailboxes": u.Mailboxes, "messages": u.Files, "bytes": u.Bytes})
+				writeJSON(e.stdout, map[string]any{"user": repo.DisplayName(u.Name), "mailboxes": u.Mailboxes, "messages": u.Files, "bytes": u.Bytes})
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", u.Name, u.Mailboxes, u.Files, humanBytes(u.Bytes))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", repo.DisplayName(u.Name), u.Mailboxes, u.Files, humanBytes(u.Bytes))
 		}
 		return tw.Flush()
 	}
 	u := s.User(user)
 	if !asJSON {
-		fmt.Fprintf(e.stdout, "user %s in snapshot %s of %s (%s)\n", user, s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"), s.Host)
+		what := "user " + user
+		if user == repo.SharedName {
+			what = "shared mailboxes"
+		}
+		fmt.Fprintf(e.stdout, "%s in snapshot %s of %s (%s)\n", what, s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"), s.Host)
 		fmt.Fprintln(tw, "MAILBOX\tRECORDS\tUNIQUEID")
 	}
 	err = r.Mailboxes(*u, func(m repo.MailboxInfo) error {

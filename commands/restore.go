@@ -58,6 +58,7 @@ func newRestoreCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "replace", Usage: "replace existing mailboxes (each atomically) instead of refusing them"},
 			repoFlag("restore from the backup repository `DIR` (with --user, and --at or --snapshot)"),
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "with --repo: restore `USER`"},
+			sharedFlag("with --repo: restore the shared mailboxes (those no user owns) instead of a user"),
 		}, append(undeleteFlags(), append(snapshotFlags(), serverFlags()...)...)...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)

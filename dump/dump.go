@@ -112,6 +112,22 @@ func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options)
 	return Write(ctx, NewSpoolSource(spool, opts.Workers), w, opts)
 }
 
+// SharedMailboxes lists the mailboxes of spool no user owns (shared
+// folders), as dump --all dumps them after the users.
+func SharedMailboxes(spool *partition.Spool) ([]string, error) {
+	all, err := spool.Mailboxes()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range all {
+		if e.Owner(spool.Config) == "" {
+			names = append(names, e.Name)
+		}
+	}
+	return names, nil
+}
+
 // spoolSource reads a partition offline.
 type spoolSource struct {
 	spool   *partition.Spool
@@ -190,15 +206,11 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 	names := sel.Mailboxes
 	if sel.All {
 		// Every user, and the mailboxes no user owns (shared folders).
-		all, err := spool.Mailboxes()
+		shared, err := SharedMailboxes(spool)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range all {
-			if e.Owner(spool.Config) == "" {
-				names = append(names, e.Name)
-			}
-		}
+		names = append(append([]string(nil), names...), shared...)
 	}
 	for _, name := range names {
 		if _, ok := s.entries[name]; ok {

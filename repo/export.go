@@ -34,7 +34,7 @@ func (r *Repo) WriteDump(ctx context.Context, idx *Index, s *Snapshot, w io.Writ
 		for _, name := range opts.Users {
 			u := s.User(name)
 			if u == nil {
-				return dumpfile.Counts{}, fmt.Errorf("%w: snapshot %s does not hold user %s", ErrNoSnapshot, s.ShortID(), name)
+				return dumpfile.Counts{}, fmt.Errorf("%w: snapshot %s does not hold %s", ErrNoSnapshot, s.ShortID(), holds(name))
 			}
 			users = append(users, *u)
 		}
@@ -178,6 +178,9 @@ func (r *Repo) readState(id string, v stateVisitor) (UserEntry, error) {
 				return u, err
 			}
 			u.Name = l.Get("USER").String()
+			if l.Get("SHARED").String() == "1" {
+				u.Name = SharedName
+			}
 		case verb == Verb && name == "FILES":
 			err := readFiles(rd, func(part string, g guid.GUID) error {
 				u.Files++

@@ -176,8 +176,13 @@ func (g *ingest) run(ctx context.Context) (UserEntry, error) {
 	w.BeginKVList()
 	w.Key("FORMAT")
 	w.Num(SnapshotFormat)
-	w.Key("USER")
-	w.Atom(g.user)
+	if g.user == SharedName {
+		w.Key("SHARED")
+		w.Num(1)
+	} else {
+		w.Key("USER")
+		w.Atom(g.user)
+	}
 	w.Key("INDEXVERSION")
 	w.Num(uint64(g.dr.Header().IndexVersion))
 	w.EndList()

@@ -20,6 +20,7 @@ import (
 //	MBTOOL SNAPSHOT %(FORMAT 1 TIME <unix> HOST <host> MBTOOL <version> INDEXVERSION <n> FILES <n> BYTES <n>)
 //	MBTOOL USER %(NAME alice STATE <id> MAILBOXES <n> FILES <n> BYTES <n> [SKIPPED <n>])
 //	...
+//	MBTOOL SHARED %(STATE <id> MAILBOXES <n> FILES <n> BYTES <n> [SKIPPED <n>])
 //	MBTOOL SKIPPED %(ITEM "user bob" REASON <text>)
 //	...
 //	MBTOOL END %(USERS <n>)
@@ -29,7 +30,9 @@ import (
 // to (its share of a standalone dump), and SKIPPED the items its state
 // records as left out by the dump. The snapshot's own SKIPPED lines are
 // the dump's for items that are in no state (a user gone between the
-// listing and its turn), as a standalone dump has them.
+// listing and its turn), as a standalone dump has them. The SHARED line
+// is the mailboxes no user owns (dump --all), in memory the user
+// SharedName; END counts it with the users.
 type Snapshot struct {
 	ID           string // the BLAKE3 digest of the file, hex
 	Time         time.Time
@@ -40,6 +43,20 @@ type Snapshot struct {
 	NewBytes     int64
 	Users        []UserEntry
 	Skipped      []dumpfile.Skip // items of the run in no user's state
+}
+
+// SharedName is the name of the shared mailboxes (those no user owns) as
+// one entry of a snapshot: a name no Cyrus user can have. In the files
+// it is an MBTOOL SHARED line and a state with SHARED 1.
+const SharedName = "*shared*"
+
+// DisplayName is a user's name as mbtool prints it: "(shared)" for the
+// shared mailboxes.
+func DisplayName(name string) string {
+	if name == SharedName {
+		return "(shared)"
+	}
+	return name
 }
 
 // UserEntry is one user in a snapshot.
@@ -86,7 +103,14 @@ func (s *Snapshot) TotalBytes() int64 {
 }
 
 func (r *Repo) writeSnapshot(s *Snapshot) error {
-	sort.Slice(s.Users, func(i, j int) bool { return s.Users[i].Name < s.Users[j].Name })
+	// Users by name, the shared mailboxes last (as a dump has them).
+	sort.Slice(s.Users, func(i, j int) bool {
+		a, b := s.Users[i].Name, s.Users[j].Name
+		if (a == SharedName) != (b == SharedName) {
+			return b == SharedName
+		}
+		return a < b
+	})
 	var buf bytes.Buffer
 	w := dlist.NewWriter(&buf)
 	w.BeginLine(Verb, "SNAPSHOT")
@@ -108,10 +132,15 @@ func (r *Repo) writeSnapshot(s *Snapshot) error {
 	w.EndList()
 	w.EndLine()
 	for _, u := range s.Users {
-		w.BeginLine(Verb, "USER")
-		w.BeginKVList()
-		w.Key("NAME")
-		w.Atom(u.Name)
+		if u.Name == SharedName {
+			w.BeginLine(Verb, "SHARED")
+			w.BeginKVList()
+		} else {
+			w.BeginLine(Verb, "USER")
+			w.BeginKVList()
+			w.Key("NAME")
+			w.Atom(u.Name)
+		}
 		w.Key("STATE")
 		w.Atom(u.State)
 		w.Key("MAILBOXES")
@@ -217,8 +246,12 @@ func parseSnapshot(b []byte) (*Snapshot, error) {
 			s.Version = v.Get("MBTOOL").String()
 			s.IndexVersion = int(num("INDEXVERSION"))
 			s.NewFiles, s.NewBytes = num("FILES"), num("BYTES")
-		case !first && v.Key == "USER":
-			u := UserEntry{Name: v.Get("NAME").String(), State: v.Get("STATE").String(),
+		case !first && (v.Key == "USER" || v.Key == "SHARED"):
+			name := v.Get("NAME").String()
+			if v.Key == "SHARED" {
+				name = SharedName
+			}
+			u := UserEntry{Name: name, State: v.Get("STATE").String(),
 				Mailboxes: num("MAILBOXES"), Files: num("FILES"), Bytes: num("BYTES")}
 			if v.Get("SKIPPED") != nil {
 				u.Skipped = num("SKIPPED")
@@ -286,6 +319,13 @@ func (r *Repo) Snapshots() ([]*Snapshot, error) {
 	return ss, nil
 }
 
+func holds(user string) string {
+	if user == SharedName {
+		return "the shared mailboxes"
+	}
+	return "user " + user
+}
+
 // ErrNoSnapshot is returned when no snapshot matches a selection.
 var ErrNoSnapshot = errors.New("no such snapshot")
 
@@ -310,7 +350,7 @@ func Select(ss []*Snapshot, id string, at time.Time, user string) (*Snapshot, er
 			return nil, fmt.Errorf("%w: %s", ErrNoSnapshot, id)
 		}
 		if user != "" && found.User(user) == nil {
-			return nil, fmt.Errorf("%w: snapshot %s does not hold user %s", ErrNoSnapshot, found.ShortID(), user)
+			return nil, fmt.Errorf("%w: snapshot %s does not hold %s", ErrNoSnapshot, found.ShortID(), holds(user))
 		}
 		return found, nil
 	}
@@ -326,7 +366,9 @@ func Select(ss []*Snapshot, id string, at time.Time, user string) (*Snapshot, er
 	}
 	if best == nil {
 		what := "no snapshot"
-		if user != "" {
+		if user == SharedName {
+			what += " of the shared mailboxes"
+		} else if user != "" {
 			what += " of user " + user
 		}
 		if !at.IsZero() {

@@ -49,6 +49,7 @@ func (s Skip) String() string { return fmt.Sprintf("user %s: skipped: %v", s.Use
 type Summary struct {
 	Snapshot    *repo.Snapshot // nil when no user was dumped
 	Users       int
+	Shared      int64 // shared mailboxes (no user's), with All
 	Mailboxes   int64
 	Files       int64 // message files the users' states refer to
 	Bytes       int64 // their size
@@ -77,6 +78,10 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 	}
 	sort.Strings(users)
 	users = dedup(users)
+	if opts.All {
+		// The mailboxes no user owns, as one entry (repo.SharedName).
+		users = append(users, repo.SharedName)
+	}
 	lock, err := r.Lock(false)
 	if err != nil {
 		return nil, err
@@ -114,8 +119,18 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 			for u := range todo {
 				ds, ue, err := one(ctx, spool, b, u, dump.Options{Users: []string{u}, Host: host, Version: opts.Version,
 					Now: now, Workers: workers, Have: b.Have})
+				if u == repo.SharedName && errors.Is(err, errNoShared) {
+					continue
+				}
 				mu.Lock()
 				switch {
+				case err == nil && u == repo.SharedName:
+					sum.Shared = ue.Mailboxes
+					sum.Mailboxes += ue.Mailboxes
+					sum.Files += ue.Files
+					sum.Bytes += ue.Bytes
+					sum.Records += ds.Records
+					sum.Problems = append(sum.Problems, ds.Problems...)
 				case err == nil:
 					sum.Users++
 					sum.Mailboxes += ue.Mailboxes
@@ -169,6 +184,33 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 // one dumps one user into the run: dump.Run writes the user's standalone
 // dump into a pipe, Ingest reads it.
 func one(ctx context.Context, spool *partition.Spool, b *repo.Backup, user string, opts dump.Options) (*dump.Summary, repo.UserEntry, error) {
+	if user == repo.SharedName {
+		// The shared mailboxes as they are now; one that goes between
+		// this listing and the dump's is listed again once.
+		for try := 0; ; try++ {
+			names, err := dump.SharedMailboxes(spool)
+			if err != nil {
+				return nil, repo.UserEntry{}, err
+			}
+			if len(names) == 0 {
+				return nil, repo.UserEntry{}, errNoShared
+			}
+			opts.Users, opts.Mailboxes = nil, names
+			ds, ue, err := oneDump(ctx, spool, b, user, opts)
+			var nf *dump.NotFoundError
+			if try == 0 && errors.As(err, &nf) {
+				continue
+			}
+			return ds, ue, err
+		}
+	}
+	return oneDump(ctx, spool, b, user, opts)
+}
+
+// errNoShared: the partition has no shared mailbox.
+var errNoShared = errors.New("no shared mailboxes")
+
+func oneDump(ctx context.Context, spool *partition.Spool, b *repo.Backup, user string, opts dump.Options) (*dump.Summary, repo.UserEntry, error) {
 	ui, err := b.User(user)
 	if err != nil {
 		return nil, repo.UserEntry{}, err
@@ -193,7 +235,7 @@ func one(ctx context.Context, spool *partition.Spool, b *repo.Backup, user strin
 	pr.CloseWithError(errIngest)
 	<-done
 	if derr != nil && (ierr == nil || vanished(derr) || errors.Is(ierr, derr)) {
-		return ds, ue, fmt.Errorf("user %s: %w", user, derr)
+		return ds, ue, fmt.Errorf("%s: %w", what(user), derr)
 	}
 	if ds == nil {
 		ds = &dump.Summary{}
@@ -202,6 +244,13 @@ func one(ctx context.Context, spool *partition.Spool, b *repo.Backup, user strin
 }
 
 var errIngest = errors.New("repository ingest ended")
+
+func what(user string) string {
+	if user == repo.SharedName {
+		return "shared mailboxes"
+	}
+	return "user " + user
+}
 
 // vanished reports whether err says the user has no mailboxes (any more).
 func vanished(err error) bool {
