@@ -24,6 +24,7 @@ type restoreOptions struct {
 	replace   bool
 	quiet     bool
 	undeleteOptions
+	cyrusBin string
 }
 
 func newRestoreCommand(e *env) *cli.Command {
@@ -56,6 +57,7 @@ func newRestoreCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "mailbox", Usage: "restore only mailbox `NAME` (as in the dump or renamed; repeatable)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "check the dump and print what would be done; write nothing"},
 			&cli.BoolFlag{Name: "replace", Usage: "replace existing mailboxes (each atomically) instead of refusing them"},
+			&cli.StringFlag{Name: "cyrus-bin", Usage: "Cyrus's programs are in `DIR` (run for conversations; default: where distributions put them)"},
 			repoFlag("restore from the backup repository `DIR` (with --user, and --at or --snapshot)"),
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "with --repo: restore `USER`"},
 			sharedFlag("with --repo: restore the shared mailboxes (those no user owns) instead of a user"),
@@ -77,6 +79,7 @@ func newRestoreCommand(e *env) *cli.Command {
 				mailboxes: c.StringSlice("mailbox"),
 				dryRun:    c.Bool("dry-run"),
 				replace:   c.Bool("replace"),
+				cyrusBin:  c.String("cyrus-bin"),
 				quiet:     e.quiet(),
 			}
 			if o.undeleteOptions, err = undeleteOptionsFrom(c, o.mailboxes); err != nil {
@@ -136,6 +139,7 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		Undelete:  o.undelete,
 		Into:      o.into,
 		Messages:  o.messages,
+		CyrusBin:  o.cyrusBin,
 		Progress:  func(p restore.Progress) { bar.set(p.Mailboxes, p.Messages, counted.n.Load()) },
 	})
 	bar.finish()

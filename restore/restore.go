@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/mbtool/mbtool/cyrustool"
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guidtable"
@@ -47,6 +48,9 @@ type Options struct {
 	Into string
 	// Owner owns the files written; nil means partition.CyrusOwner().
 	Owner *partition.Owner
+	// CyrusBin is the directory of Cyrus's programs, run for what only
+	// Cyrus writes (ctl_conversationsdb); "" searches cyrustool.Dirs.
+	CyrusBin string
 	// Progress, if set, is called as messages and mailboxes are read.
 	Progress func(Progress)
 }
@@ -99,7 +103,7 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	if err := rs.checkInto(); err != nil {
 		return rs.sum, err
 	}
-	rs.conversations()
+	rs.checkConversations()
 	rs.archive()
 	if opts.DryRun {
 		return rs.sum, nil
@@ -107,6 +111,7 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	if err := rs.commit(); err != nil {
 		return rs.sum, err
 	}
+	rs.conversations()
 	return rs.sum, nil
 }
 
@@ -118,7 +123,10 @@ type restorer struct {
 	opts  Options
 	owner partition.Owner
 	users *usermap.Map
-	sum   *Summary
+	tools cyrustool.Runner // Cyrus's programs, as the owner
+
+	noConversations bool // ctl_conversationsdb is missing: warned already
+	sum             *Summary
 
 	stages             map[string]*stage // by partition
 	stageList          []*stage          // by stage.id-1
@@ -153,6 +161,7 @@ func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*re
 	}
 	rs := &restorer{
 		ctx: ctx, spool: spool, cfg: spool.Config, opts: opts, owner: owner, users: users,
+		tools:   cyrustool.Runner{Dir: opts.CyrusBin, Conf: spool.Config.Path, Owner: owner},
 		sum:     &Summary{},
 		stages:  make(map[string]*stage),
 		msgs:    guidtable.New(guidtable.Options{ValueSize: stagedMsgSize}),

@@ -328,29 +328,64 @@ func (rs *restorer) writeServerAnnotations() error {
 	return nil
 }
 
-// conversations reports, with conversations: yes in the target, each user
-// whose mailboxes this run creates or replaces: restore does not write
-// conversations.db (threads, counts), and Cyrus builds no entries for
-// mailboxes added behind its back, so replies would start new threads
-// until it is rebuilt. `ctl_conversationsdb -b` is not enough: it builds
-// the database from what is registered in it, which is nothing for a
-// restored mailbox; `-R` rereads the mailboxes.
-func (rs *restorer) conversations() {
+// conversationUsers are the owners of the mailboxes this run creates,
+// replaces or merges into, in order, when the target has conversations:
+// yes.
+func (rs *restorer) conversationUsers() []string {
 	if !rs.cfg.Switch("conversations", false) {
-		return
+		return nil
 	}
 	users := map[string]bool{}
 	var order []string
 	for _, b := range rs.boxes {
-		if b.owner != "" && !users[b.owner] && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
+		if b.owner != "" && !users[b.owner] && (b.res.Action == ActionCreate || b.res.Action == ActionReplace || b.res.Action == ActionMerge) {
 			users[b.owner] = true
 			order = append(order, b.owner)
 		}
 	}
-	for _, u := range order {
-		rs.problem("user "+u, fmt.Errorf("conversations: yes: restore does not write the conversations database; "+
-			"run `ctl_conversationsdb -R %s` as the cyrus user before the user's mail is threaded again", u))
+	return order
+}
+
+// checkConversations is the dry run's half of conversations: with
+// conversations: yes the restored users' conversations databases are
+// rebuilt by Cyrus's ctl_conversationsdb, which must be there.
+func (rs *restorer) checkConversations() {
+	users := rs.conversationUsers()
+	if len(users) == 0 {
+		return
 	}
+	if _, err := rs.tools.Path("ctl_conversationsdb"); err != nil {
+		for _, u := range users {
+			rs.problem("user "+u, conversationsError(u, err))
+		}
+		rs.noConversations = true
+	}
+}
+
+// conversations rebuilds, with conversations: yes in the target, the
+// conversations database of each user whose mailboxes this run created or
+// replaced. Cyrus builds a user's conversations.db (threads, counts, the
+// message-id map a new reply is threaded by, folder numbers) as it
+// appends, so for mailboxes added behind its back it has nothing: replies
+// would start new threads. The records keep their thread ids (CID) as
+// dumped; Cyrus's `ctl_conversationsdb -R USER` rereads the user's
+// mailboxes and registers them, as sync_server does for restore --server
+// (imap/ctl_conversationsdb.c do_recalc, mailbox_add_conversations).
+// `-b` is not enough: it builds only what is registered already.
+func (rs *restorer) conversations() {
+	if rs.noConversations {
+		return
+	}
+	for _, u := range rs.conversationUsers() {
+		if _, err := rs.tools.Run(rs.ctx, "ctl_conversationsdb", "-R", u); err != nil {
+			rs.problem("user "+u, conversationsError(u, err))
+		}
+	}
+}
+
+func conversationsError(user string, err error) error {
+	return fmt.Errorf("conversations: yes: the conversations database was not rebuilt (%w); "+
+		"run `ctl_conversationsdb -R %s` as the cyrus user before the user's mail is threaded again", err, user)
 }
 
 // archive reports, with archive_enabled: yes in the target, that the

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mbtool/mbtool/internal/cyruslab"
 	"github.com/mbtool/mbtool/internal/imapcompare"
@@ -46,11 +48,11 @@ func TestRealCyrusConfigs(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		config func(t *testing.T) string
-		// refused: offline restore refuses every mailbox; warned: it
-		// warns about conversations for alice and bob.
-		refused, warned, archive bool
+		// refused: offline restore refuses every mailbox; threads: the
+		// users' mail is threaded by conversations.db.
+		refused, threads, archive bool
 	}{
-		{name: "conversations", config: func(*testing.T) string { return "conversations: 1" }, warned: true},
+		{name: "conversations", config: func(*testing.T) string { return "conversations: 1" }, threads: true},
 		{name: "archive", config: func(t *testing.T) string {
 			dir := cyruslab.TempDir(t)
 			if err := cyruslab.Chown(dir); err != nil {
@@ -70,10 +72,20 @@ func TestRealCyrusConfigs(t *testing.T) {
 			// Each lab gets its own directories (tc.config makes them).
 			src := cyruslab.Start(t, cyruslab.Options{ExtraConfig: tc.config(t)})
 			src.Populate(t)
+			addThread(t, src)
 			dumped := offlineDump(t, src)
 			want := take(t, src, users...)
 
 			off := cyruslab.Start(t, cyruslab.Options{ExtraConfig: tc.config(t)})
+			if tc.threads {
+				// Without Cyrus's ctl_conversationsdb the dry run warns,
+				// for each user, what to run.
+				sum, err := restore.Run(context.Background(), openSpool(t, off), bytes.NewReader(dumped),
+					restore.Options{DryRun: true, CyrusBin: t.TempDir()})
+				if err != nil || len(sum.Problems) != len(users) || !strings.Contains(plan(sum), "run `ctl_conversationsdb -R bob`") {
+					t.Errorf("dry run without ctl_conversationsdb: %v\n%s", err, plan(sum))
+				}
+			}
 			dry := restoreRun(t, off, dumped, true)
 			real := restoreRun(t, off, dumped, false)
 			if plan(dry) != plan(real) {
@@ -89,37 +101,39 @@ func TestRealCyrusConfigs(t *testing.T) {
 					t.Errorf("offline restore: %s", plan(real))
 				}
 				switch {
-				case tc.warned && (len(real.Problems) != 2 || !strings.Contains(plan(real), "ctl_conversationsdb -R alice")),
-					tc.archive && (len(real.Problems) != 1 || !strings.Contains(plan(real), "cyr_expire -A 7d")),
-					!tc.warned && !tc.archive && len(real.Problems) > 0:
+				case tc.archive && (len(real.Problems) != 1 || !strings.Contains(plan(real), "cyr_expire -A 7d")),
+					!tc.archive && len(real.Problems) > 0:
 					t.Errorf("offline restore's warnings: %v", real.Problems)
 				}
 				if tc.archive {
 					// What the warning says to run archives what Cyrus did.
 					off.Tool(t, "cyr_expire", "-A", "7d")
 				}
-				if tc.warned {
-					// What the warning says to run rebuilds what Cyrus has.
-					for _, u := range users {
-						off.Tool(t, "ctl_conversationsdb", "-R", u)
-						got, want := off.Tool(t, "ctl_conversationsdb", "-d", u), src.Tool(t, "ctl_conversationsdb", "-d", u)
-						if n, m := strings.Count(got, "\n"), strings.Count(want, "\n"); n != m || n == 0 {
-							t.Errorf("conversations of %s after -R: %d lines, source %d", u, n, m)
-						}
-					}
-				}
 				for _, d := range imapcompare.Diff(take(t, off, users...), want) {
-					if !(tc.warned && countersOnly(d)) {
+					if !(tc.threads && countersOnly(d)) {
 						t.Errorf("offline: %s", d)
 					}
+				}
+				if tc.threads {
+					sameConversations(t, "offline", off, src, users)
 				}
 			}
 
 			srv := cyruslab.Start(t, cyruslab.Options{ExtraConfig: tc.config(t), SyncPort: true})
 			restoreServer(t, srv, dumped)
 			for _, d := range imapcompare.Diff(take(t, srv, users...), want) {
-				if !(tc.warned && countersOnly(d)) {
+				if !(tc.threads && countersOnly(d)) {
 					t.Errorf("--server: %s", d)
+				}
+			}
+			if tc.threads {
+				sameConversations(t, "--server", srv, src, users)
+				// A reply delivered after the restore joins its thread,
+				// as on the source.
+				for _, l := range []*cyruslab.Lab{src, off, srv} {
+					if got := replyThread(t, l); got != "joined" {
+						t.Errorf("%s: a reply delivered after the restore %s", l.Dir, got)
+					}
 				}
 			}
 		})
@@ -142,4 +156,84 @@ func countersOnly(d imapcompare.Difference) bool {
 		return strings.Join(keep, "\n")
 	}
 	return strings.HasSuffix(d.Section, " GETMETADATA server") && d.Missing == "" && drop(d.A) == drop(d.B)
+}
+
+// addThread appends threadMessages to alice's INBOX.Threads.
+func addThread(t *testing.T, lab *cyruslab.Lab) {
+	t.Helper()
+	alice := lab.IMAP(t, "alice")
+	if err := alice.Create("INBOX.Threads"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range threadMessages {
+		if _, err := alice.Append("INBOX.Threads", nil, time.Date(2023, 7, 3, 12, 0, 0, 0, time.UTC), []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// msgidLine is a message-id record of ctl_conversationsdb -d: the
+// message-id, and the thread (CID) a reply naming it joins, before the
+// time it was recorded.
+var msgidLine = regexp.MustCompile(`(?m)^(<[^>\t]*>\t\S+ \S+) \d+$`)
+
+// sameConversations compares the conversations databases of users on got
+// and on want: as many records, and the same thread for every
+// message-id. What else differs is Cyrus's bookkeeping of each server:
+// the folder numbers are given in the order Cyrus first meets each folder.
+func sameConversations(t *testing.T, what string, got, want *cyruslab.Lab, users []string) {
+	t.Helper()
+	for _, u := range users {
+		g, w := got.Tool(t, "ctl_conversationsdb", "-d", u), want.Tool(t, "ctl_conversationsdb", "-d", u)
+		if n, m := strings.Count(g, "\n"), strings.Count(w, "\n"); n != m || n == 0 {
+			t.Errorf("%s: conversations of %s: %d records, source %d", what, u, n, m)
+		}
+		gm, wm := msgidLine.FindAllStringSubmatch(g, -1), msgidLine.FindAllStringSubmatch(w, -1)
+		if len(wm) == 0 {
+			t.Errorf("source: no message-id records for %s", u)
+		}
+		var a, b []string
+		for _, m := range gm {
+			a = append(a, m[1])
+		}
+		for _, m := range wm {
+			b = append(b, m[1])
+		}
+		if strings.Join(a, "\n") != strings.Join(b, "\n") {
+			t.Errorf("%s: message-id records of %s:\n%s\nsource:\n%s", what, u, strings.Join(a, "\n"), strings.Join(b, "\n"))
+		}
+	}
+}
+
+// replyThread delivers a reply to the last message of threadMessages to
+// alice and says whether it "joined" the thread (the same THREADID).
+func replyThread(t *testing.T, lab *cyruslab.Lab) string {
+	t.Helper()
+	reply := "From: d@example.org\r\nSubject: Re: plans\r\nMessage-ID: <t4@x>\r\nIn-Reply-To: <t3@x>\r\n" +
+		"References: <t1@x> <t2@x> <t3@x>\r\n\r\nfourth\r\n"
+	if err := lab.SendLMTP("d@example.org", "alice", []byte(reply)); err != nil {
+		t.Fatal(err)
+	}
+	c := lab.IMAP(t, "alice")
+	thread := func(mailbox, msgid string) string {
+		if _, err := c.Examine(mailbox); err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.Command("UID", "SEARCH", "HEADER", "Message-ID", cyruslab.Quote(msgid))
+		if err != nil || len(r.Data) != 1 || len(r.Data[0].Fields) != 1 {
+			t.Fatalf("search %s in %s: %v %+v", msgid, mailbox, err, r)
+		}
+		r, err = c.Command("UID", "FETCH", r.Data[0].Fields[0].Text, "(THREADID)")
+		if err != nil || len(r.Data) != 1 {
+			t.Fatalf("THREADID of %s: %v", msgid, err)
+		}
+		return r.Data[0].Fields[0].String()
+	}
+	first, reply2 := thread("INBOX.Threads", "<t1@x>"), thread("INBOX", "<t4@x>")
+	first = first[strings.Index(first, "THREADID"):]
+	reply2 = reply2[strings.Index(reply2, "THREADID"):]
+	if first != reply2 || !strings.Contains(first, "(T") {
+		return fmt.Sprintf("started a new thread: %s, the thread is %s", reply2, first)
+	}
+	return "joined"
 }
