@@ -27,9 +27,10 @@ import (
 // name) when opened.
 //
 // A pack is uploaded in the background while the run goes on (at most
-// packsInFlight at once): Commit of an index file or a snapshot, the
+// --s3-parallel at once): Commit of an index file or a snapshot, the
 // files that make packs reachable, first waits for every upload before
-// it, and fails if one failed. A run that dies before leaves packs that
+// it, and fails if one failed; so do Open and List (but not of locks),
+// so that a committed file is always there to be read. A run that dies before leaves packs that
 // nothing refers to (or unfinished uploads), as a directory would.
 type s3Store struct {
 	c      *s3store.Client
@@ -197,6 +198,11 @@ func (s *s3Store) Open(name string) (File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !strings.HasPrefix(name, "locks/") {
+		if err := s.barrier(); err != nil {
+			return nil, err
+		}
+	}
 	o, err := s.c.Open(s.ctx, s.bucket, key)
 	if err != nil {
 		return nil, err
@@ -225,6 +231,11 @@ func (s *s3Store) Open(name string) (File, error) {
 func (s *s3Store) List(dir string, fn func(name string, size int64) error) error {
 	if _, err := s.key(dir); err != nil {
 		return err
+	}
+	if dir != "locks" {
+		if err := s.barrier(); err != nil {
+			return err
+		}
 	}
 	return s.c.List(s.ctx, s.bucket, s.prefix+dir+"/", func(e s3store.Entry) error {
 		if strings.HasSuffix(e.Key, "/") { // a "directory" marker some tools make

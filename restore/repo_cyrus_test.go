@@ -9,22 +9,61 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/internal/cyruslab"
+	"github.com/mbtool/mbtool/internal/s3lab"
 	"github.com/mbtool/mbtool/repo"
 	"github.com/mbtool/mbtool/repo/repodump"
+	"github.com/mbtool/mbtool/s3store"
 )
+
+// s3TestRepo makes a repository on a SeaweedFS store started for the test
+// (or skips without one, unless MBTOOL_REAL_S3=1), reached as mbtool
+// reaches it: credentials and endpoint from the AWS_* environment.
+func s3TestRepo(t *testing.T) *repo.Repo {
+	t.Helper()
+	m := s3lab.StartMini(t, s3lab.Options{})
+	m.Setenv(t)
+	c, err := s3store.New(t.Context(), s3store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s3store.ParseURL(m.URL("nights"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.OpenS3Repo(t.Context(), c, u, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
 
 // TestRealCyrusRepositoryNights backs alice and bob up into a repository
 // on two nights with mail delivered, flagged and expunged in between, and
 // restores each night from the repository into a fresh Cyrus: IMAP clients
-// see exactly what they saw on that night. Both mailbox layouts.
+// see exactly what they saw on that night. Both mailbox layouts, and the
+// repository in a directory and on a real object store (SeaweedFS).
 func TestRealCyrusRepositoryNights(t *testing.T) {
-	for _, legacy := range []bool{false, true} {
-		t.Run(fmt.Sprintf("legacy=%v", legacy), func(t *testing.T) {
+	for _, tc := range []struct {
+		legacy bool
+		s3     bool
+	}{{false, false}, {true, false}, {false, true}} {
+		legacy := tc.legacy
+		name := fmt.Sprintf("legacy=%v", legacy)
+		if tc.s3 {
+			name += ",s3"
+		}
+		t.Run(name, func(t *testing.T) {
+			var r *repo.Repo
+			if tc.s3 {
+				r = s3TestRepo(t)
+			}
 			src := cyruslab.Start(t, cyruslab.Options{LegacyDirs: legacy})
 			src.Populate(t)
-			r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
-			if err != nil {
-				t.Fatal(err)
+			if !tc.s3 {
+				var err error
+				if r, err = repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true); err != nil {
+					t.Fatal(err)
+				}
 			}
 			views := func() map[string]map[string]imapView {
 				return map[string]map[string]imapView{
