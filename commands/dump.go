@@ -159,7 +159,7 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 		if o.output != "-" && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
 			return &hintError{err: err, hint: "the output's file system is full; nothing was kept under " + o.output}
 		}
-		return err
+		return lostReader(err, o.output)
 	}
 	e.out.SkippedAtDump = count(sum.Skipped)
 	return reportDump(e, o, out, sum.Counts, sum.Records, sum.Problems, "", deletedNote(e, sum), start)

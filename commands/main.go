@@ -26,6 +26,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// overrides it.
 		debug.SetGCPercent(50)
 	}
+	// A reader of standard output that goes away (mbtool export | ssh
+	// host ..., the connection lost) makes the next write fail with
+	// EPIPE, which the command reports (exit 1), instead of Go's default
+	// for standard output: ending mbtool silently by SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

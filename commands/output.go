@@ -7,12 +7,26 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // output is where a dump goes: stdout, or a file written under a temporary
 // name in the same directory and renamed into place only by commit, so that
 // a failed or interrupted run never leaves a file that looks like a good
 // dump.
+// lostReader explains an error writing a dump to a pipe whose reader went
+// away (EPIPE); other errors are returned as they are.
+func lostReader(err error, output string) error {
+	if !errors.Is(err, syscall.EPIPE) {
+		return err
+	}
+	what := output
+	if what == "-" {
+		what = "standard output"
+	}
+	return &hintError{err: err, hint: "the program reading " + what + " ended before the dump did: what it read has no trailer, and verify or restore of it fails"}
+}
+
 type output struct {
 	w    io.Writer
 	f    *os.File

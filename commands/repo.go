@@ -311,7 +311,7 @@ func runExport(ctx context.Context, e *env, dir string, users []string, id, at, 
 	e.out.Snapshot = snap.ID
 	c, err := r.WriteDump(ctx, idx, snap, out.w, repo.ExportOptions{Users: users, Compress: zst})
 	if err != nil {
-		return err
+		return lostReader(err, output)
 	}
 	if err := out.commit(); err != nil {
 		return err
