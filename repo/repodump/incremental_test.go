@@ -35,29 +35,9 @@ func TestIncrementalNights(t *testing.T) {
 	if _, err := gen.Restore(ctx, spool, gen.Options{Seed: 3, Messages: 3000, PerMailbox: 150}); err != nil {
 		t.Fatal(err)
 	}
-	// A generated record has no cache record until Cyrus reads it, and
-	// Cyrus adds one without a new MODSEQ (a cache record is derived from
-	// the message file): the INBOXes that will change are read once
-	// before the first night, as a live server's mailboxes have been.
-	users, err := spool.Users()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := lab.IMAP(t, cyruslab.Admin)
-	for _, u := range users {
-		if _, err := spool.Lookup("user." + u); err != nil {
-			continue // a user with seen state only
-		}
-		if err := c.SetACL("user."+u, cyruslab.Admin, "lrswitedi"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Select("user." + u); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.UIDFetch("1:*", "(FLAGS)"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The INBOXes that will change are read once before the first
+	// night, as a live server's have been (see warm).
+	warm(t, lab, spool)
 	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@
 //	go run ./scripts/bench -messages 0 -scaling            # only the 10k/100k/1M small-message series (about an hour)
 //	go run ./scripts/bench -messages 0 -mailboxes          # only the mailbox axis: 200, 2,000, 20,000 mailboxes
 //	go run ./scripts/bench -messages 0 -mailboxes -mailbox-max 200000   # and 200,000 (hours, 5 GB)
+//	go run ./scripts/bench -messages 0 -repo-nightly       # only the repository's nightly scenario: 100,000 messages, 30 nights (hours; real Cyrus)
+//	go run ./scripts/bench -messages 0 -repo-nightly -nightly-messages 10000 -nights 2   # a quick look
 //	go run ./scripts/bench -against docs/benchmarks.md -out /tmp/b.md
 //	                                  # a second run: do its figures agree with the published ones?
 //
@@ -53,7 +55,11 @@ type config struct {
 	mailboxes  bool
 	mailboxMax int
 	scaleMax   int
-	args       string // the command line, as the report quotes it
+	// the backup repository's nightly scenario (nightly.go)
+	repoNightly     bool
+	nightlyMessages int
+	nights          int
+	args            string // the command line, as the report quotes it
 }
 
 // minPairs is the fewest rounds whose spread the report trusts.
@@ -70,6 +76,9 @@ func main() {
 	flag.IntVar(&c.scaleMax, "scale-max", 1_000_000, "largest partition of the scaling series")
 	flag.BoolVar(&c.mailboxes, "mailboxes", false, "also run the mailbox axis (200 mailboxes up to -mailbox-max, a few messages each)")
 	flag.IntVar(&c.mailboxMax, "mailbox-max", 20_000, "largest partition of the mailbox axis")
+	flag.BoolVar(&c.repoNightly, "repo-nightly", false, "also run the backup repository's nightly scenario (needs real Cyrus)")
+	flag.IntVar(&c.nightlyMessages, "nightly-messages", 100_000, "messages of the nightly scenario's partition")
+	flag.IntVar(&c.nights, "nights", 30, "nights of the nightly scenario (at least 2; more than 7 adds prune --keep-daily 7)")
 	flag.Parse()
 	c.args = commandLine(os.Args[1:])
 	if c.pairs < 1 {
@@ -219,6 +228,11 @@ func run(c config) error {
 	}
 	if c.mailboxes {
 		if err := mailboxAxis(ctx, bin, c); err != nil {
+			return err
+		}
+	}
+	if c.repoNightly {
+		if err := repoNightly(c); err != nil {
 			return err
 		}
 	}
