@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -34,6 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Options configure a Client beyond what the environment says.
@@ -111,6 +113,10 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		})
 	lopts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
+		// The SDK's own log lines ("SDK ... WARN failed to discard
+		// remaining HTTP response body") would land on mbtool's stderr
+		// between its own; what matters reaches mbtool as an error.
+		config.WithLogger(logging.Nop{}),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = opts.Attempts
@@ -159,8 +165,13 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 
 // retryableExtra adds what the standard retryer leaves out: a store
 // answering 409 ConditionalRequestConflict (another conditional write to
-// the key in flight) or an internal error under another code.
+// the key in flight) or an internal error under another code, and an
+// answer cut short (the connection dropped in the middle of its body,
+// which the SDK reports as a deserialization error).
 func retryableExtra(err error) aws.Ternary {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return aws.TrueTernary
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {

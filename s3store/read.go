@@ -135,21 +135,37 @@ func (o *Object) readErr(err error) error {
 	return fmt.Errorf("reading s3://%s/%s at offset %d: %w", o.bucket, o.key, o.pos, err)
 }
 
-// get reads p at off with one ranged GET (retried).
+// get reads p at off with one ranged GET. The request is retried as op
+// retries; an answer cut short (the connection dropped in the middle of
+// its body) is asked for again, up to the attempt bound.
 func (o *Object) get(p []byte, off int64) error {
-	return o.c.op(o.ctx, func(ctx context.Context) error {
-		out, err := o.c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key, IfMatch: o.ifMatch(),
-			Range: aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+int64(len(p))-1, 10))})
-		if err != nil {
+	var err error
+	for attempt := 0; attempt < o.c.opts.Attempts; attempt++ {
+		if attempt > 0 {
+			if werr := sleep(o.ctx, backoff(attempt)); werr != nil {
+				return werr
+			}
+		}
+		var cut bool
+		err = o.c.op(o.ctx, func(ctx context.Context) error {
+			out, err := o.c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key, IfMatch: o.ifMatch(),
+				Range: aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+int64(len(p))-1, 10))})
+			if err != nil {
+				return err
+			}
+			defer out.Body.Close()
+			if aws.ToInt64(out.ContentLength) != int64(len(p)) {
+				return fmt.Errorf("s3://%s/%s: asked for %d bytes at %d, the store sent %d", o.bucket, o.key, len(p), off, aws.ToInt64(out.ContentLength))
+			}
+			_, err = io.ReadFull(out.Body, p)
+			cut = err != nil
+			return err
+		})
+		if err == nil || !cut {
 			return err
 		}
-		defer out.Body.Close()
-		if aws.ToInt64(out.ContentLength) != int64(len(p)) {
-			return fmt.Errorf("s3://%s/%s: asked for %d bytes at %d, the store sent %d", o.bucket, o.key, len(p), off, aws.ToInt64(out.ContentLength))
-		}
-		_, err = io.ReadFull(out.Body, p)
-		return err
-	})
+	}
+	return fmt.Errorf("reading s3://%s/%s at offset %d: %d attempts: %w", o.bucket, o.key, off, o.c.opts.Attempts, err)
 }
 
 func (o *Object) ifMatch() *string {

@@ -47,10 +47,31 @@ func checkSum(what string, sent string, got *string) error {
 }
 
 // Put writes data as key whole. With exclusive, an existing key is
-// fs.ErrExist (If-None-Match: *) and is left as it was.
+// fs.ErrExist (If-None-Match: *) and is left as it was, unless it holds
+// exactly data: then an earlier attempt of this same PUT was written and
+// its answer lost (the connection dropped after the store acted), and
+// the retry met that attempt's object; Put succeeds.
 func (c *Client) Put(ctx context.Context, bucket, key string, data []byte, exclusive bool) error {
 	sum := b64crc(crc32.Checksum(data, castagnoli))
-	return c.putBody(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), sum, exclusive)
+	err := c.putBody(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), sum, exclusive)
+	if exclusive && errors.Is(err, fs.ErrExist) && c.holds(ctx, bucket, key, data) {
+		return nil
+	}
+	return err
+}
+
+// holds reports whether key exists and holds exactly data.
+func (c *Client) holds(ctx context.Context, bucket, key string, data []byte) bool {
+	o, err := c.Open(ctx, bucket, key)
+	if err != nil || o.Size() != int64(len(data)) {
+		return false
+	}
+	defer o.Close()
+	got := make([]byte, len(data))
+	if _, err := o.ReadAt(got, 0); err != nil && !(errors.Is(err, io.EOF) && len(data) == 0) {
+		return false
+	}
+	return bytes.Equal(got, data)
 }
 
 func (c *Client) putBody(ctx context.Context, bucket, key string, body io.ReadSeeker, size int64, sum string, exclusive bool) error {

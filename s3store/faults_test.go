@@ -1,0 +1,109 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/mbtool/mbtool/internal/s3lab"
+)
+
+// faultClient starts a real SeaweedFS with a fault-injecting proxy in
+// front and returns a client that goes through the proxy.
+func faultClient(t *testing.T) (*Client, *s3lab.Proxy) {
+	t.Helper()
+	m := s3lab.StartMini(t, s3lab.Options{})
+	px := s3lab.StartProxy(t, m.Store, 1)
+	px.Store.Setenv(t)
+	c, err := New(context.Background(), Options{Endpoint: px.Endpoint, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, px
+}
+
+// TestPutExclusiveLostAnswer: the store wrote an exclusive PUT but the
+// answer was lost (the connection dropped after the store acted); the
+// retry meets the object the first attempt made. That is success, not
+// "exists": a lock file written so would otherwise fail the run and stay
+// behind, blocking other hosts until it goes stale.
+func TestPutExclusiveLostAnswer(t *testing.T) {
+	c, px := faultClient(t)
+	ctx := context.Background()
+	b := px.Bucket
+	px.SetRules(s3lab.Rule{Fault: s3lab.DropAfter, Method: "PUT", Nth: 1})
+	if err := c.Put(ctx, b, "locks/a", []byte("mine"), true); err != nil {
+		t.Fatalf("exclusive PUT whose first answer was lost: %v", err)
+	}
+	if st := px.Stats(); st.Faults[s3lab.DropAfter] != 1 {
+		t.Fatalf("the fault did not happen: %+v", st)
+	}
+	px.SetRules()
+	if err := c.Put(ctx, b, "locks/a", []byte("other"), true); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("exclusive PUT of other bytes over an existing key: %v, want fs.ErrExist", err)
+	}
+	o, err := c.Open(ctx, b, "locks/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if got, err := io.ReadAll(o.Reader()); err != nil || string(got) != "mine" {
+		t.Fatalf("locks/a holds %q, %v", got, err)
+	}
+}
+
+// TestReadTruncated: answers to GETs cut short (the connection dropped in
+// the middle of the body) are read again, for lone ranged reads and for
+// streamed ones alike.
+func TestReadTruncated(t *testing.T) {
+	c, px := faultClient(t)
+	ctx := context.Background()
+	data := make([]byte, 3<<20)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(data)
+	if err := c.Put(ctx, px.Bucket, "obj", data, false); err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.Open(ctx, px.Bucket, "obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	px.SetRules(s3lab.Rule{Fault: s3lab.Truncate, Method: "GET", Nth: 1})
+	p := make([]byte, 1000)
+	if _, err := o.ReadAt(p, 12345); err != nil || !bytes.Equal(p, data[12345:13345]) {
+		t.Fatalf("a lone read whose answer was cut short: %v", err)
+	}
+	px.SetRules(s3lab.Rule{Fault: s3lab.Truncate, Method: "GET", Nth: 1}, s3lab.Rule{Fault: s3lab.Truncate, Method: "GET", Nth: 3})
+	got, err := io.ReadAll(o.Reader())
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("a streamed read whose answers were cut short: %d bytes, %v", len(got), err)
+	}
+	if st := px.Stats(); st.Faults[s3lab.Truncate] < 2 {
+		t.Fatalf("the faults did not happen: %+v", st)
+	}
+}
+
+// TestListTruncated: a listing whose answer was cut short is asked for
+// again, as any other request.
+func TestListTruncated(t *testing.T) {
+	c, px := faultClient(t)
+	ctx := context.Background()
+	for _, k := range []string{"d/a", "d/b", "d/c"} {
+		if err := c.Put(ctx, px.Bucket, k, []byte(k), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	px.SetRules(s3lab.Rule{Fault: s3lab.Truncate, Method: "GET", Path: "list-type", Nth: 1})
+	var keys []string
+	err := c.List(ctx, px.Bucket, "d/", func(e Entry) error { keys = append(keys, e.Key); return nil })
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("a listing whose answer was cut short: %v, %v", keys, err)
+	}
+	if st := px.Stats(); st.Faults[s3lab.Truncate] != 1 {
+		t.Fatalf("the fault did not happen: %+v", st)
+	}
+}
