@@ -246,3 +246,85 @@ func TestS3FourHostsAndPrune(t *testing.T) {
 		}
 	}
 }
+
+// s3Faults are the proxy's faults for the fault tests: throttling, server
+// errors, dropped connections before and after the store acted, answers
+// cut short, and requests that hang past the client's timeout.
+var s3Faults = []s3lab.Rule{
+	{Fault: s3lab.SlowDown, Rate: 0.08},
+	{Fault: s3lab.InternalError, Rate: 0.04},
+	{Fault: s3lab.Drop, Rate: 0.03},
+	{Fault: s3lab.DropAfter, Rate: 0.03},
+	{Fault: s3lab.Truncate, Method: "GET", Rate: 0.03},
+	{Fault: s3lab.Delay, Rate: 0.05, Delay: 300 * time.Millisecond},
+	{Fault: s3lab.Hang, Rate: 0.01, Times: 3, Delay: time.Minute},
+}
+
+// s3Timeout is the client's request timeout in the fault tests, short so
+// that a hung request costs seconds, not the default minute.
+const s3Timeout = "MBTOOL_S3_TIMEOUT=3s"
+
+// TestS3Faults runs dump, verify, list, export and restore through a proxy
+// that injects 503 SlowDown, 500, dropped and truncated connections,
+// delays and hung requests: each run completes or fails cleanly, a rerun
+// without faults completes, and nothing is lost: the repository verifies
+// and its snapshot restores into an empty partition identical to the
+// source.
+func TestS3Faults(t *testing.T) {
+	m := s3lab.StartMini(t, s3lab.Options{})
+	px := s3lab.StartProxy(t, m.Store, uint64(time.Now().UnixNano()))
+	st := px.Store
+	conf, users := s3Partition(t, 73, 3, 300, 8000)
+	url := st.URL("faults")
+	run := func(what string, args ...string) int {
+		t.Helper()
+		p := s3Mbtool(t, st, []string{s3Timeout}, args...)
+		code, stderr := p.wait(procTimeout)
+		cleanEnd(t, what, code, stderr)
+		return code
+	}
+
+	px.SetRules(s3Faults...)
+	for night := 1; night <= 2; night++ {
+		if run(fmt.Sprintf("dump, night %d, with faults", night), "dump", "-C", conf, "--all", "--repo", url) != ExitOK {
+			px.SetRules()
+			s3Must(t, st, "dump", "-C", conf, "--all", "--repo", url)
+			px.SetRules(s3Faults...)
+		}
+	}
+	if code := run("verify --read-data with faults", "verify", "--repo", url, "--read-data"); code != ExitOK {
+		t.Errorf("verify --read-data met faults and said exit %d: retries should have hidden them", code)
+	}
+	target := t.TempDir()
+	tconf, err := gen.EmptyPartition(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := 0
+	for _, u := range users {
+		if run("restore of "+u+" with faults", "restore", "--repo", url, "--user", u, "-C", tconf, "--replace") == ExitOK {
+			restored++
+		} else {
+			px.SetRules()
+			s3Must(t, st, "restore", "--repo", url, "--user", u, "-C", tconf, "--replace")
+			px.SetRules(s3Faults...)
+		}
+	}
+	stats := px.Stats()
+	t.Logf("proxy: %d requests, faults %v; %d of %d restores completed under faults", stats.Requests, stats.Faults, restored, len(users))
+	if stats.Faults[s3lab.SlowDown] == 0 || stats.Faults[s3lab.DropAfter] == 0 {
+		t.Errorf("too few faults to mean anything: %v", stats.Faults)
+	}
+
+	px.SetRules()
+	s3Check(t, st, url, conf, users)
+	// What was restored under faults is the source's users, whole: a dump
+	// of each from the target matches the source partition.
+	for _, u := range users {
+		f := filepath.Join(t.TempDir(), u+".dlist")
+		s3Must(t, st, "dump", "-C", tconf, "--user", u, "-o", f)
+		if code, stdout, stderr := s3Run(t, st, "verify", "-C", conf, "--against", f); code != ExitOK {
+			t.Errorf("%s restored under faults differs from the source: exit %d\n%s%s", u, code, stdout, stderr)
+		}
+	}
+}
