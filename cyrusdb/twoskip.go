@@ -62,6 +62,13 @@ func OpenTwoskip(path string) (*Twoskip, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cyrusdb: opening twoskip: %w", err)
 	}
+	return OpenTwoskipFile(path, f)
+}
+
+// OpenTwoskipFile is OpenTwoskip of a file the caller opened and locked
+// (shared or exclusive) itself; the Twoskip owns f from then on, and
+// closes it on an error too.
+func OpenTwoskipFile(path string, f *os.File) (*Twoskip, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()

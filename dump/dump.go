@@ -164,7 +164,7 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 	var total Progress
 	add := func(e partition.Entry) {
 		total.Mailboxes++
-		if h, err := peekIndexHeader(spool, e); err == nil {
+		if h, err := spool.ReadIndexHeader(e); err == nil {
 			total.Messages += int64(h.Exists)
 			total.Bytes += int64(h.QuotaMailboxUsed)
 			p.IndexVersion = max(p.IndexVersion, int(h.MinorVersion))
@@ -314,21 +314,4 @@ func quotaRecord(q partition.Quota) *syncrec.Quota {
 		}
 	}
 	return r
-}
-
-// peekIndexHeader reads a mailbox's index header without locks, for an
-// estimate only.
-func peekIndexHeader(spool *partition.Spool, e partition.Entry) (partition.IndexHeader, error) {
-	p, err := spool.MetaPath(e, "cyrus.index")
-	if err != nil {
-		return partition.IndexHeader{}, err
-	}
-	f, err := partition.OpenRead(p)
-	if err != nil {
-		return partition.IndexHeader{}, err
-	}
-	defer f.Close()
-	b := make([]byte, 160)
-	n, _ := io.ReadFull(f, b)
-	return partition.ParseIndexHeader(b[:n])
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/mbtool/mbtool/guidtable"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mbtool/mbtool/guidtable"
 
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/fixtures"
@@ -390,5 +393,73 @@ func TestDumpPlantedSeenFIFO(t *testing.T) {
 	}
 	if msg := dumpPastFIFO(t, s, Options{Users: []string{"alice"}}, p).said(); !strings.Contains(msg, p) {
 		t.Errorf("dump of alice with a FIFO as her seen database: %q, want a problem naming %s", msg, p)
+	}
+}
+
+// A mailbox directory, or a directory above it under the partition,
+// replaced by the user Cyrus runs as with a symlink to a directory of the
+// very same files outside the partition: dump refuses each mailbox behind
+// it, naming the symlink, and embeds none of its files (issue 13: only
+// the files themselves were opened without following symlinks).
+func TestDumpPlantedMailboxDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mbox   string // whose data directory, or its parent, is planted
+		parent bool
+	}{
+		{"mailbox", "user.alice.Sent", false},
+		{"parent", "user.alice.Sent", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openSpool(t, fixtures.UnpackT(t))
+			e, err := s.Lookup(tc.mbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir, _, err := s.Dirs(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.parent {
+				dir = filepath.Dir(dir)
+			}
+			// The mailboxes behind the symlink: every one whose directory
+			// lies beneath it.
+			mbs, err := s.UserMailboxes("alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, e := range mbs {
+				if d, _, err := s.Dirs(e); err == nil && (d == dir || strings.HasPrefix(d, dir+"/")) {
+					want = append(want, e.Name)
+				}
+			}
+			if !slices.Contains(want, tc.mbox) || len(mbs) == len(want) {
+				t.Fatalf("planting %s hides %v of alice's %d mailboxes", dir, want, len(mbs))
+			}
+			fixtures.PlantDirSymlink(t, dir)
+			o := dumpPastFIFO(t, s, Options{Users: []string{"alice"}}, "")
+			if o.err != nil {
+				t.Fatalf("dump: %v", o.err)
+			}
+			var refused []string
+			for _, p := range o.sum.Problems {
+				if !strings.Contains(p.String(), "symlink") {
+					t.Errorf("problem %v does not say symlink", p)
+				}
+				refused = append(refused, p.Mailbox)
+			}
+			for _, name := range want {
+				if !slices.Contains(refused, name) {
+					t.Errorf("%s, behind the planted symlink %s, was not refused (problems %v)", name, dir, o.sum.Problems)
+				}
+			}
+			for _, name := range want {
+				if bytes.Contains(o.data, []byte("MBOXNAME "+name+" ")) {
+					t.Errorf("%s, behind the planted symlink, is in the dump", name)
+				}
+			}
+		})
 	}
 }

@@ -120,7 +120,8 @@ func (m *spoolMailbox) Files(ctx context.Context, f Filter, put func(*File) erro
 				}
 			}
 			return p.submit(job{uid: r.UID, guid: r.GUID, size: int64(r.Size),
-				path: m.m.MessagePath(r), expunged: r.SystemFlags&partition.InternalExpunged != 0})
+				path: m.m.MessagePath(r), expunged: r.SystemFlags&partition.InternalExpunged != 0,
+				m: m.m, rec: r})
 		})
 		p.close(err)
 	}()

@@ -35,8 +35,10 @@ type job struct {
 	uid      uint32
 	guid     guid.GUID
 	size     int64
-	path     string
+	path     string // for messages
 	expunged bool
+	m        *partition.Mailbox
+	rec      partition.Record
 }
 
 // sourceError is a message file that is missing, unreadable, of the wrong
@@ -212,7 +214,7 @@ func (r *result) hash() {
 		r.hashLarge()
 		return
 	}
-	fd, err := openRead(r.path)
+	fd, err := r.m.OpenMessageFd(r.rec)
 	if err != nil {
 		r.missing = errors.Is(err, fs.ErrNotExist)
 		r.fail(err)
@@ -244,7 +246,7 @@ func (r *result) hash() {
 }
 
 func (r *result) hashLarge() {
-	f, err := partition.OpenRead(r.path)
+	f, err := r.m.OpenMessageFile(r.rec)
 	if err != nil {
 		r.missing = errors.Is(err, fs.ErrNotExist)
 		r.fail(err)
@@ -270,19 +272,6 @@ func (r *result) hashLarge() {
 		return
 	}
 	r.info = fi
-}
-
-func openRead(path string) (int, error) {
-	for {
-		fd, err := unix.Open(path, partition.ReadFlags, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return -1, &fs.PathError{Op: "open", Path: path, Err: err}
-		}
-		return fd, nil
-	}
 }
 
 // readFull reads into buf until it is full or the file ends.
@@ -364,7 +353,7 @@ func (r *result) writeTo(w *dlist.Writer, part string) error {
 	if r.data != nil {
 		return w.File(part, r.guid, r.size, bytes.NewReader(r.data))
 	}
-	f, err := partition.OpenRead(r.path)
+	f, err := r.m.OpenMessageFile(r.rec)
 	if err != nil {
 		return &sourceError{path: r.path, err: err}
 	}

@@ -2,14 +2,12 @@ package partition
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"sort"
 	"strconv"
-
-	"github.com/mbtool/mbtool/cyrusdb"
 )
 
 // ownerToken is the userid Cyrus stores for the mailbox owner's private
@@ -181,10 +179,10 @@ func (s *Spool) ServerAnnotations(fn func(user string, as []Annotation) error) e
 // start with prefix; there are none when the database does not exist.
 func (s *Spool) annotationsDB(prefix []byte, fn func(k, v []byte) error) error {
 	path := s.Config.AnnotationPath
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	db, err := openTwoskip(context.Background(), path, s.openRead)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	db, err := cyrusdb.OpenTwoskip(path)
 	if err != nil {
 		return err
 	}

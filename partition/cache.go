@@ -24,7 +24,7 @@ func (s *Spool) openCache(m *Mailbox) {
 	if err != nil {
 		return
 	}
-	if f, err := OpenRead(p); err == nil {
+	if f, err := m.openFile(p); err == nil {
 		m.cache = f
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -48,14 +49,24 @@ type Mailbox struct {
 	// IndexPath is the cyrus.index the snapshot was taken from.
 	IndexPath string
 
-	mu        sync.Mutex
-	nameLock  *lock.File
-	recs      []byte   // records, when small
-	tmp       *os.File // records, when large
-	cache     *os.File // cyrus.cache, if any (see CacheRecord)
-	recAnnots map[uint32][]Annotation
-	annots    []Annotation
-	closed    bool
+	mu       sync.Mutex
+	nameLock *lock.File
+	tree     *cyrusfs.Tree
+	// dirs are the mailbox's directories, opened beneath the partition
+	// roots without following any symlink (cyrusfs), by path; every file
+	// of the mailbox is opened relative to one of them, so a directory
+	// symlink planted under a partition is never followed.
+	dirs map[string]*cyrusfs.Dir
+	// data and archive hold the message files (the same Dir when there is
+	// no archive partition); nil with dataErr or archiveErr when missing.
+	data, archive       *cyrusfs.Dir
+	dataErr, archiveErr error
+	recs                []byte   // records, when small
+	tmp                 *os.File // records, when large
+	cache               *os.File // cyrus.cache, if any (see CacheRecord)
+	recAnnots           map[uint32][]Annotation
+	annots              []Annotation
+	closed              bool
 	// headerOnly: OpenMailboxIf read no records.
 	headerOnly bool
 }
@@ -138,6 +149,13 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 	if m.ArchiveDir, err = s.ArchiveDir(cur); err != nil {
 		return nil, err
 	}
+	m.tree = s.tree()
+	if m.data, m.dataErr, err = m.messageDir(m.DataDir); err != nil {
+		return nil, fmt.Errorf("mailbox %s: %w", cur.Name, err)
+	}
+	if m.archive, m.archiveErr, err = m.messageDir(m.ArchiveDir); err != nil {
+		return nil, fmt.Errorf("mailbox %s: %w", cur.Name, err)
+	}
 	if m.IndexPath, err = s.MetaPath(cur, FileIndex); err != nil {
 		return nil, err
 	}
@@ -151,7 +169,7 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 // the headers, then (if want says so) the records.
 func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) (bool, error)) error {
 	e := m.Entry
-	f, err := OpenRead(m.IndexPath)
+	f, err := m.openFile(m.IndexPath)
 	if err != nil {
 		return err
 	}
@@ -170,7 +188,7 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) 
 	if err != nil {
 		return err
 	}
-	hb, err := readSmallFile(hpath, maxHeaderFile)
+	hb, err := readSmallFile(m.openFile, hpath, maxHeaderFile)
 	if err != nil {
 		return err
 	}
@@ -198,7 +216,7 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) 
 		return err
 	}
 	s.openCache(m)
-	return s.readRecordAnnotations(m)
+	return s.readRecordAnnotations(ctx, m)
 }
 
 // readIndexHeader reads the index header and checks that the file holds
@@ -249,8 +267,8 @@ func (m *Mailbox) snapshotRecords(f *os.File, size int64) error {
 	return nil
 }
 
-func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := OpenRead(path)
+func readSmallFile(open func(string) (*os.File, error), path string, limit int64) ([]byte, error) {
+	f, err := open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -267,15 +285,15 @@ func readSmallFile(path string, limit int64) ([]byte, error) {
 
 // readRecordAnnotations reads cyrus.annotations (a leaf lock under the
 // index lock, as Cyrus takes it).
-func (s *Spool) readRecordAnnotations(m *Mailbox) error {
+func (s *Spool) readRecordAnnotations(ctx context.Context, m *Mailbox) error {
 	path, err := s.MetaPath(m.Entry, FileAnnotations)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	db, err := openTwoskip(ctx, path, m.openFile)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	db, err := cyrusdb.OpenTwoskip(path)
 	if err != nil {
 		return err
 	}
@@ -420,11 +438,95 @@ func (m *Mailbox) OpenMessage(r Record) (*os.File, error) {
 	if r.Unlinked() {
 		return nil, fmt.Errorf("mailbox %s uid %d: message unlinked: %w", m.Entry.Name, r.UID, fs.ErrNotExist)
 	}
-	f, err := OpenRead(m.MessagePath(r))
+	f, err := m.OpenMessageFile(r)
 	if err != nil {
 		return nil, fmt.Errorf("mailbox %s uid %d: %w", m.Entry.Name, r.UID, err)
 	}
 	return f, nil
+}
+
+// OpenMessageFile opens the message file of r as OpenRead does, relative
+// to the mailbox's directory opened at OpenMailbox: neither the file nor
+// any directory above it, up to the partition root, may be a symlink. An
+// error is an *fs.PathError naming MessagePath(r).
+func (m *Mailbox) OpenMessageFile(r Record) (*os.File, error) {
+	fd, err := m.OpenMessageFd(r)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), m.MessagePath(r))
+	if err := checkRegular(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// OpenMessageFd is OpenMessageFile without the check that the file is a
+// regular one, and as a raw descriptor, for callers that read it whole
+// with system calls of their own (a FIFO or device gives a wrong size or
+// GUID there). It may be called from several goroutines.
+func (m *Mailbox) OpenMessageFd(r Record) (int, error) {
+	d, derr := m.data, m.dataErr
+	if r.Archived() {
+		d, derr = m.archive, m.archiveErr
+	}
+	if d == nil {
+		if derr == nil {
+			derr = ErrClosed
+		}
+		return -1, &fs.PathError{Op: "open", Path: m.MessagePath(r), Err: derr}
+	}
+	name := messageName(r.UID)
+	for {
+		fd, err := unix.Openat(d.Fd(), name, ReadFlags, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: m.MessagePath(r), Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// messageDir opens a directory of message files; one that does not exist
+// is no error here (each message open reports it, as a missing file).
+func (m *Mailbox) messageDir(path string) (*cyrusfs.Dir, error, error) {
+	d, err := m.openDir(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err, nil
+	}
+	return d, nil, err
+}
+
+// openDir opens the directory at path beneath the tree's roots, following
+// no symlink (cyrusfs), and keeps it until Close.
+func (m *Mailbox) openDir(path string) (*cyrusfs.Dir, error) {
+	path = filepath.Clean(path)
+	if d, ok := m.dirs[path]; ok {
+		return d, nil
+	}
+	d, err := m.tree.OpenDir(path)
+	if err != nil {
+		return nil, err
+	}
+	if m.dirs == nil {
+		m.dirs = make(map[string]*cyrusfs.Dir, 2)
+	}
+	m.dirs[path] = d
+	return d, nil
+}
+
+// openFile opens a file of the mailbox (cyrus.index, cyrus.header ...)
+// as OpenRead does, relative to its directory opened with openDir.
+func (m *Mailbox) openFile(path string) (*os.File, error) {
+	dir, name := filepath.Split(path)
+	d, err := m.openDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return d.Open(name, os.O_RDONLY) // a regular file only
 }
 
 // ReadFlags open a Cyrus file (a message file, cyrus.index, cyrus.cache,
@@ -441,15 +543,37 @@ func OpenRead(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = &fs.PathError{Op: "open", Path: path, Err: cyrusfs.ErrNotRegular}
-	}
-	if err != nil {
+	if err := checkRegular(f); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// openRead opens the Cyrus file at path (beneath one of the spool's roots)
+// as OpenRead does, following no symlink in any directory of it either.
+func (s *Spool) openRead(path string) (*os.File, error) {
+	return s.tree().Open(path, os.O_RDONLY) // a regular file only
+}
+
+// openTwoskip opens the twoskip database at path under its shared lock,
+// with Cyrus's reopen-on-replace loop, by open (which follows no
+// symlink); a missing database is fs.ErrNotExist.
+func openTwoskip(ctx context.Context, path string, open func(string) (*os.File, error)) (*cyrusdb.Twoskip, error) {
+	f, err := lock.Reopen(ctx, path, func() (*os.File, error) { return open(path) }, false)
+	if err != nil {
+		return nil, fmt.Errorf("cyrusdb: opening twoskip: %w", err)
+	}
+	return cyrusdb.OpenTwoskipFile(path, f)
+}
+
+// checkRegular refuses an open file that is not a regular file.
+func checkRegular(f *os.File) error {
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = &fs.PathError{Op: "open", Path: f.Name(), Err: cyrusfs.ErrNotRegular}
+	}
+	return err
 }
 
 // Close releases the name lock and the snapshot. It is safe to call more
@@ -471,6 +595,10 @@ func (m *Mailbox) Close() error {
 		m.cache.Close()
 		m.cache = nil
 	}
+	for _, d := range m.dirs {
+		d.Close()
+	}
+	m.dirs, m.data, m.archive = nil, nil, nil
 	if m.nameLock != nil {
 		if rerr := m.nameLock.Release(); rerr != nil && err == nil {
 			err = fmt.Errorf("mailbox %s: releasing name lock: %w", m.Entry.Name, rerr)

@@ -2,10 +2,10 @@ package partition
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
@@ -78,10 +78,10 @@ func (s *Spool) ReadSeen(user string) ([]SeenRecord, error) {
 func (s *Spool) readUserDB(path, backend string, fn func(k, v []byte) error) error {
 	switch backend {
 	case "twoskip":
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		db, err := openTwoskip(context.Background(), path, s.openRead)
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		db, err := cyrusdb.OpenTwoskip(path)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func (s *Spool) readUserDB(path, backend string, fn func(k, v []byte) error) err
 		return err
 	case "flat":
 		// Flat readers take no lock; writers replace the file by rename.
-		f, err := OpenRead(path)
+		f, err := s.openRead(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

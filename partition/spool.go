@@ -6,8 +6,10 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/cyrusfs"
 )
 
 // Spool is a read-only view of a Cyrus 3.6 installation: its mailboxes.db,
@@ -20,6 +22,16 @@ type Spool struct {
 	Config *Config
 
 	mboxdb mboxHandle // mailboxes.db, open between lookups
+
+	treeOnce sync.Once
+	treeVal  *cyrusfs.Tree
+}
+
+// tree is Config.Tree, made once: the roots every file of the spool is
+// opened beneath without following symlinks.
+func (s *Spool) tree() *cyrusfs.Tree {
+	s.treeOnce.Do(func() { s.treeVal = s.Config.Tree() })
+	return s.treeVal
 }
 
 // Open checks that the directories cfg names exist (configdirectory, every

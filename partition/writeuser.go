@@ -257,10 +257,15 @@ func (s *Spool) UpdateAnnotationsDB(owner Owner, fn func(tx *TwoskipTx) error) e
 	return s.UpdateTwoskip(s.Config.AnnotationPath, true, owner, fn)
 }
 
-// ReadIndexHeaderFile reads and checks the header of the cyrus.index at
-// path, without locking.
-func ReadIndexHeaderFile(path string) (IndexHeader, error) {
-	f, err := OpenRead(path)
+// ReadIndexHeader reads and checks the header of e's cyrus.index without
+// any lock (for quota usage, and a dump's estimate of its totals), opened
+// beneath the spool's roots without following symlinks.
+func (s *Spool) ReadIndexHeader(e Entry) (IndexHeader, error) {
+	path, err := s.MetaPath(e, FileIndex)
+	if err != nil {
+		return IndexHeader{}, err
+	}
+	f, err := s.openRead(path)
 	if err != nil {
 		return IndexHeader{}, err
 	}

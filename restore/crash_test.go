@@ -247,7 +247,7 @@ func TestCrashReplace(t *testing.T) {
 		}
 		return u
 	}
-	bobIndex, err := partition.ReadIndexHeaderFile(indexPath(t, src, mustLookup(t, src, "user.bob")))
+	bobIndex, err := src.ReadIndexHeader(mustLookup(t, src, "user.bob"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestCrashReplace(t *testing.T) {
 		}
 		replaced := false
 		for _, e := range mbs {
-			h, err := partition.ReadIndexHeaderFile(indexPath(t, target, e))
+			h, err := target.ReadIndexHeader(e)
 			if err != nil {
 				t.Fatalf("%s: %v", e.Name, err)
 			}

@@ -184,11 +184,7 @@ func (rs *restorer) writeQuotas(q *quotaPlan) error {
 			} else if r != root {
 				continue
 			}
-			path, err := rs.spool.MetaPath(e, partition.FileIndex)
-			if err != nil {
-				return err
-			}
-			h, err := partition.ReadIndexHeaderFile(path)
+			h, err := rs.spool.ReadIndexHeader(e)
 			if err != nil {
 				rs.problem(e.Name, fmt.Errorf("quota usage of %s: %w", root, err))
 				continue

@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -195,7 +196,9 @@ func (lm *liveMailbox) hash(v *verifier, lr partition.Record, off int64) {
 	}
 	path := lm.m.MessagePath(lr)
 	lm.files.Add(1)
-	v.pool.submit(&fileTask{path: path, guid: lr.GUID, size: int64(lr.Size), done: func(err error) {
+	m := lm.m
+	open := func() (*os.File, error) { return m.OpenMessageFile(lr) }
+	v.pool.submit(&fileTask{open: open, guid: lr.GUID, size: int64(lr.Size), done: func(err error) {
 		defer lm.files.Done()
 		v.mu.Lock()
 		defer v.mu.Unlock()

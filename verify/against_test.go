@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/fixtures"
 	"github.com/mbtool/mbtool/internal/cyruslab"
 	"github.com/mbtool/mbtool/partition"
 )
@@ -214,5 +215,38 @@ func TestAgainstCyrus(t *testing.T) {
 	}
 	for _, f := range res.findings {
 		t.Logf("%v", f)
+	}
+}
+
+// A live mailbox's directory replaced by the user Cyrus runs as with a
+// symlink to a directory of the very same files outside the partition:
+// verify --against does not read through it (it would find the files
+// intact) but reports the mailbox as one it cannot compare, naming the
+// symlink.
+func TestAgainstPlantedMailboxDirectory(t *testing.T) {
+	sp := openFixture(t)
+	d := dumpSpool(t, sp, false, "alice")
+	e, err := sp.Lookup("user.alice.Sent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _, err := sp.Dirs(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixtures.PlantDirSymlink(t, dir)
+	res := run(t, bytes.NewReader(d), Options{Spool: sp})
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	found := false
+	for _, f := range res.findings {
+		if f.Mailbox == "user.alice.Sent" && f.Kind == KindLive && strings.Contains(f.Detail, "symlink") {
+			found = true
+		}
+	}
+	if !found || res.sum.LiveMailboxes != 6 {
+		t.Errorf("findings %v, %d live mailboxes compared: want user.alice.Sent refused as a symlink, the other 6 compared",
+			summarize(res.findings), res.sum.LiveMailboxes)
 	}
 }

@@ -222,7 +222,7 @@ func (l *literal) check(sum guid.GUID, onBad func(*literal, guid.GUID)) {
 
 // fileTask hashes one live message file.
 type fileTask struct {
-	path string
+	open func() (*os.File, error) // follows no symlink (partition.Mailbox.OpenMessageFile)
 	guid guid.GUID
 	size int64
 	done func(err error) // nil error: the file matches
@@ -232,12 +232,12 @@ type fileTask struct {
 var errFileMissing = errors.New("message file missing")
 
 func (t *fileTask) run(scratch []byte) {
-	t.done(hashFile(t.path, t.guid, t.size, scratch))
+	t.done(hashFile(t.open, t.guid, t.size, scratch))
 }
 
-// hashFile checks that the file at path has size bytes that hash to want.
-func hashFile(path string, want guid.GUID, size int64, scratch []byte) error {
-	f, err := os.Open(path)
+// hashFile checks that the file open opens has size bytes that hash to want.
+func hashFile(open func() (*os.File, error), want guid.GUID, size int64, scratch []byte) error {
+	f, err := open()
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return errFileMissing
