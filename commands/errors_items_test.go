@@ -319,10 +319,10 @@ func itemCounts(t *testing.T) []errorRow {
 	l.dirs[filepath.Dir(target)] = "$TARGET"
 	return []errorRow{
 		l.expect("restore into the spool the dump came from: nothing to do", procOptions{}, ExitOK,
-			"mbtool: restored 0 mailboxes, 0 messages (0 created, 0 replaced, 0 refused, 7 already present, 0 not selected) from a dump of 7 mailboxes, 55 message files (2.2 MiB) in …",
+			"mbtool: restored 0 mailboxes, 0 messages (0 created, 0 replaced, 0 merged, 0 refused, 7 already present, 0 skipped) from a dump of 7 mailboxes, 55 message files (2.2 MiB) in …",
 			"restore", "-C", l.conf, dump),
 		l.expect("restore of one mailbox of the dump", procOptions{}, ExitOK,
-			"mbtool: restored 1 mailboxes, 6 messages (1 created, 0 replaced, 0 refused, 0 already present, 6 not selected) from a dump of 7 mailboxes, 55 message files (2.2 MiB) in …",
+			"mbtool: restored 1 mailboxes, 6 messages (1 created, 0 replaced, 0 merged, 0 refused, 0 already present, 6 skipped) from a dump of 7 mailboxes, 55 message files (2.2 MiB) in …",
 			"restore", "-C", target, "--mailbox", "user.alice.Sent", dump),
 	}
 }

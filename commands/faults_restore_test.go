@@ -466,7 +466,7 @@ func faultRestoreConcurrent(t *testing.T) []faultRow {
 	// scheduler (each user's group is locked on its own); what is fixed:
 	// each is created by one run and refused, with a warning, by the other.
 	var created, refused int
-	counts := regexp.MustCompile(`\((\d+) created, \d+ replaced, (\d+) refused`)
+	counts := regexp.MustCompile(`\((\d+) created, \d+ replaced, \d+ merged, (\d+) refused`)
 	for _, e := range []string{e1, e2} {
 		if m := counts.FindStringSubmatch(e); m != nil {
 			c, _ := strconv.Atoi(m[1])

@@ -31,7 +31,7 @@ func TestRealCyrusRepoServer(t *testing.T) {
 		t.Errorf("restore --repo --server --dry-run: exit %d\n%s%s", code, stdout, stderr)
 	}
 	code, _, stderr = run("restore", "--repo", dir, "--user", "alice", "--server", dst.SyncAddr, "--auth-user", dst.Admin)
-	if code != ExitOK || !strings.Contains(stderr, "restored 7 mailboxes to sync_server (7 created") {
+	if code != ExitOK || !strings.Contains(stderr, "restored 7 mailboxes, 54 messages (7 created") {
 		t.Fatalf("restore --repo --server: exit %d\n%s", code, stderr)
 	}
 	want := src.IMAP(t, "alice")

@@ -102,16 +102,9 @@ func newRestoreCommand(e *env) *cli.Command {
 }
 
 func runRestore(ctx context.Context, e *env, o restoreOptions) error {
-	users := make(map[string]string)
-	for _, m := range o.mapUsers {
-		old, nu, ok := strings.Cut(m, "=")
-		if !ok || old == "" || nu == "" {
-			return usagef("--map-user %q: use OLD=NEW", m)
-		}
-		if _, dup := users[old]; dup {
-			return usagef("--map-user %s given twice", old)
-		}
-		users[old] = nu
+	users, err := mapUsers(o.mapUsers)
+	if err != nil {
+		return err
 	}
 	spool, err := openSpoolOf(o.config)
 	if err != nil {
@@ -149,6 +142,30 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		}
 		return err
 	}
+	return reportRestore(e, o, sum, start, false)
+}
+
+// mapUsers parses the --map-user OLD=NEW flags of either restore.
+func mapUsers(flags []string) (map[string]string, error) {
+	users := make(map[string]string)
+	for _, m := range flags {
+		old, nu, ok := strings.Cut(m, "=")
+		if !ok || old == "" || nu == "" {
+			return nil, usagef("--map-user %q: use OLD=NEW", m)
+		}
+		if _, dup := users[old]; dup {
+			return nil, usagef("--map-user %s given twice", old)
+		}
+		users[old] = nu
+	}
+	return users, nil
+}
+
+// reportRestore prints what a restore did, offline and with --server
+// alike: the dry-run plan, the warnings, one summary line; it returns the
+// exit status they call for. stopped: the run ended early on an error,
+// which the caller reports; the summary still says what was applied.
+func reportRestore(e *env, o restoreOptions, sum *result.Summary, start time.Time, stopped bool) error {
 	if o.dryRun && !e.rep.json {
 		for _, m := range sum.Mailboxes {
 			fmt.Fprintln(e.stdout, describe(m))
@@ -157,47 +174,65 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	for _, p := range sum.Problems {
 		e.warnf("%s", p)
 	}
-	refused := 0
+	// A mailbox counts as done when it was applied (or, in a dry run, would
+	// be); one to create, replace or merge that was not applied is refused,
+	// with its Problem as the reason.
+	var done, refused, msgs, added int64
+	counts := map[result.Action]int64{}
 	for _, m := range sum.Mailboxes {
-		if m.Action == restore.ActionRefuse {
-			refused++
-			if !o.dryRun && !sum.HasProblem(m.Name) {
+		a := m.Action
+		switch a {
+		case result.Create, result.Replace, result.Merge:
+			if !o.dryRun && !m.Applied {
+				a = result.Refuse
+				break
+			}
+			done++
+			if a == result.Merge {
+				// The messages added to it, not all it holds.
+				added += m.Added
+				msgs += m.Added
+			} else {
+				msgs += m.Messages
+			}
+		case result.Refuse:
+			if (!o.dryRun || e.rep.json) && !sum.HasProblem(m.Name) {
 				e.warnf("%s: refused: %s", m.Name, m.Reason)
 			}
 		}
+		if a == result.Refuse {
+			refused++
+		}
+		counts[a]++
 	}
 	verb := "restored"
 	if o.dryRun {
 		verb = "would restore"
 	}
-	// The counts are of the work done: the messages of the mailboxes
-	// created or replaced, not every message the dump holds.
-	created, replaced := sum.Count(restore.ActionCreate), sum.Count(restore.ActionReplace)
-	var msgs int64
-	for _, m := range sum.Mailboxes {
-		if m.Action == restore.ActionCreate || m.Action == restore.ActionReplace {
-			msgs += m.Messages
-		}
+	e.out.Mailboxes, e.out.Messages = done, msgs
+	if !o.dryRun {
+		e.out.Bytes = sum.Bytes
 	}
-	e.out.Mailboxes, e.out.Messages = int64(created+replaced), msgs
-	e.out.Created, e.out.Replaced, e.out.Refused = count(created), count(replaced), count(refused)
-	e.out.Present, e.out.Excluded = count(sum.Count(restore.ActionKeep)), count(sum.Count(restore.ActionSkip))
-	if merged, added := reportMerges(e, o.dryRun, sum); merged > 0 {
-		e.done("%s %d mailboxes, %d messages (%d created, %d replaced, %d merged with %d messages added, %d refused, %d already present, %d not selected) from a dump of %d mailboxes, %d message files (%s) in %s",
-			verb, created+replaced+merged, msgs+added, created, replaced, merged, added, refused,
-			sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),
-			sum.Dump.Mailboxes, sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
-	} else {
-		e.done("%s %d mailboxes, %d messages (%d created, %d replaced, %d refused, %d already present, %d not selected) from a dump of %d mailboxes, %d message files (%s) in %s",
-			verb, created+replaced, msgs, created, replaced, refused,
-			sum.Count(restore.ActionKeep), sum.Count(restore.ActionSkip),
-			sum.Dump.Mailboxes, sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
+	e.out.Created, e.out.Replaced, e.out.Merged = count(int(counts[result.Create])), count(int(counts[result.Replace])), count(int(counts[result.Merge]))
+	e.out.Refused, e.out.Present, e.out.Excluded = count(int(refused)), count(int(counts[result.Keep])), count(int(counts[result.Skip]))
+	reportMerges(e, o.dryRun, sum) // a line per mailbox merged into
+	if counts[result.Merge] > 0 {
+		e.out.Added = &added
 	}
-	// A refused mailbox has its Problem too (with the reason), unless it
-	// was only reported above; count each once.
-	n := len(sum.Problems)
-	for _, m := range sum.Mailboxes {
-		if m.Action == restore.ActionRefuse && !sum.HasProblem(m.Name) {
+	if stopped && o.quiet {
+		e.rep.quiet = false // what was applied before the stop is always said
+	}
+	e.done("%s %d mailboxes, %d messages (%d created, %d replaced, %d merged, %d refused, %d already present, %d skipped) from a dump of %d mailboxes, %d message files (%s) in %s",
+		verb, done, msgs, counts[result.Create], counts[result.Replace], counts[result.Merge], refused,
+		counts[result.Keep], counts[result.Skip],
+		sum.Dump.Mailboxes, sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
+	if stopped {
+		return nil
+	}
+	// Each refused mailbox counts once, with or without its Problem.
+	n := refused
+	for _, p := range sum.Problems {
+		if !refusedMailbox(sum, p.Item) {
 			n++
 		}
 	}
@@ -205,6 +240,17 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d mailbox(es) or item(s) not restored as dumped; see the warnings above", n)}
 	}
 	return nil
+}
+
+// refusedMailbox reports whether name is a mailbox of the summary that
+// was refused or not applied.
+func refusedMailbox(sum *result.Summary, name string) bool {
+	for _, m := range sum.Mailboxes {
+		if m.Name == name && (m.Action == result.Refuse || !m.Applied) {
+			return true
+		}
+	}
+	return false
 }
 
 // describe is one line of the dry-run report, offline and with --server.
@@ -218,16 +264,19 @@ func describe(m result.Mailbox) string {
 		fmt.Fprintf(&b, " (from %s)", m.Source)
 	}
 	switch m.Action {
-	case restore.ActionCreate, restore.ActionReplace:
+	case result.Create, result.Replace, result.Merge:
 		fmt.Fprintf(&b, ": partition %s, uniqueid %s", m.Partition, m.UniqueID)
-		if m.NewUniqueID {
-			b.WriteString(" (new)")
+		switch m.IDFrom {
+		case result.IDNew:
+			b.WriteString(" (new: the dump's is in use)")
+		case result.IDTarget:
+			b.WriteString(" (the target's, which stays)")
 		}
 		fmt.Fprintf(&b, ", %d messages, %d records", m.Messages, m.Records)
 	default:
 		fmt.Fprintf(&b, ": %s", m.Reason)
 	}
-	if (m.Action == result.Create || m.Action == result.Replace) && m.Err != nil {
+	if (m.Action == result.Create || m.Action == result.Replace || m.Action == result.Merge) && m.Err != nil {
 		fmt.Fprintf(&b, "; cannot be applied: %v", m.Err)
 	}
 	return b.String()

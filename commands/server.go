@@ -211,16 +211,12 @@ func spoolInput(e *env, input string) (f *os.File, cleanup func(), err error) {
 // runRestoreServer is restore --server: the dump is spooled if it comes
 // from a pipe, checked whole, then sent to the server.
 func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOptions) error {
-	users := make(map[string]string)
-	for _, m := range o.mapUsers {
-		old, nu, ok := strings.Cut(m, "=")
-		if !ok || old == "" || nu == "" {
-			return usagef("--map-user %q: use OLD=NEW", m)
-		}
-		if _, dup := users[old]; dup {
-			return usagef("--map-user %s given twice", old)
-		}
-		users[old] = nu
+	if o.undelete || o.into != "" || o.messages != nil {
+		return usagef("--undelete, --into and the message selectors are not available with --server yet")
+	}
+	users, err := mapUsers(o.mapUsers)
+	if err != nil {
+		return err
 	}
 	connect, err := so.connector()
 	if err != nil {
@@ -261,7 +257,7 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 		case errors.Is(err, syncproto.ErrAuth):
 			return &hintError{err: err, hint: authHint}
 		case connected:
-			printServerRestore(e, o, sum, start, true)
+			reportRestore(e, o, sum, start, true)
 			err = fmt.Errorf("%w (stopped; the summary above says what was applied)", err)
 			if errors.Is(err, remote.ErrChanged) {
 				return &hintError{err: err, hint: "the command in flight was cut short, so the server applied nothing of it; run again with an unchanging dump"}
@@ -269,62 +265,7 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 		}
 		return err
 	}
-	return printServerRestore(e, o, sum, start, false)
-}
-
-// printServerRestore prints the dry-run plan, the warnings and the
-// summary, and returns the exit status they call for.
-func printServerRestore(e *env, o restoreOptions, sum *remote.RestoreSummary, start time.Time, stopped bool) error {
-	if o.dryRun && !e.rep.json {
-		for _, m := range sum.Mailboxes {
-			fmt.Fprintln(e.stdout, describe(m))
-		}
-	}
-	for _, p := range sum.Problems {
-		e.warnf("%s", p)
-	}
-	refused := 0
-	for _, m := range sum.Mailboxes {
-		if m.Action == remote.ActionRefuse {
-			refused++
-			e.warnf("%s: refused: %s", m.Name, m.Reason)
-		}
-	}
-	notApplied := 0
-	for _, m := range sum.Mailboxes {
-		if (m.Action == remote.ActionCreate || m.Action == remote.ActionReplace) && !m.Applied {
-			notApplied++
-		}
-	}
-	e.out.Refused, e.out.Present, e.out.Excluded = count(refused), count(sum.Count(remote.ActionKeep)), count(sum.Count(remote.ActionSkip))
-	reportMerges(e, o.dryRun, sum)
-	if o.dryRun {
-		e.out.Created, e.out.Replaced = count(sum.Count(remote.ActionCreate)), count(sum.Count(remote.ActionReplace))
-		e.out.Mailboxes = *e.out.Created + *e.out.Replaced
-		e.done("would restore %d mailboxes to %s (%d created, %d replaced, %d refused, %d already there, %d skipped) in %s",
-			sum.Count(remote.ActionCreate)+sum.Count(remote.ActionReplace), sum.Target,
-			sum.Count(remote.ActionCreate), sum.Count(remote.ActionReplace), refused, sum.Count(remote.ActionKeep),
-			sum.Count(remote.ActionSkip), time.Since(start).Round(time.Millisecond))
-	} else {
-		e.out.Created, e.out.Replaced = count(sum.Applied(remote.ActionCreate)), count(sum.Applied(remote.ActionReplace))
-		e.out.Mailboxes, e.out.Messages, e.out.Bytes = int64(sum.Applied()), int64(sum.Messages), int64(sum.Bytes)
-		if stopped && o.quiet {
-			e.rep.quiet = false // what was applied before the stop is always said
-		}
-		e.done("restored %d mailboxes to %s (%d created, %d replaced, %d not applied, %d refused, %d already there, %d skipped); "+
-			"sent %d messages (%s), %d already on the server; %d seen, %d subscriptions, %d quotas in %s",
-			sum.Applied(), sum.Target, sum.Applied(remote.ActionCreate), sum.Applied(remote.ActionReplace),
-			notApplied, refused, sum.Count(remote.ActionKeep), sum.Count(remote.ActionSkip),
-			sum.Messages, humanBytes(sum.Bytes), sum.Present, sum.Seen, sum.Subs, sum.Quotas,
-			time.Since(start).Round(time.Millisecond))
-	}
-	if stopped {
-		return nil
-	}
-	if n := refused + len(sum.Problems); n > 0 {
-		return &exitError{code: ExitPartial, err: fmt.Errorf("%d mailbox(es) or item(s) not restored as dumped; see the warnings above", n)}
-	}
-	return nil
+	return reportRestore(e, o, sum, start, false)
 }
 
 // runDumpServer is dump --server: the same dump, pulled over the

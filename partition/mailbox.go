@@ -355,61 +355,84 @@ func (s *Spool) readMailboxAnnotations(m *Mailbox) error {
 // called again, and from several goroutines, but not concurrently with
 // Close.
 func (m *Mailbox) Records(fn func(r Record) error) error {
-	m.mu.Lock()
-	closed := m.closed
-	m.mu.Unlock()
-	if closed {
-		return ErrClosed
+	next := m.RecordIter()
+	for {
+		r, ok, err := next()
+		if err != nil || !ok {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
 	}
-	if m.headerOnly {
-		return fmt.Errorf("mailbox %s: %w", m.Entry.Name, ErrNoRecords)
-	}
+}
+
+// RecordIter returns a function that gives the records of the snapshot
+// one by one, as Records does, with ok false after the last; for a caller
+// that merges them with another stream.
+func (m *Mailbox) RecordIter() func() (r Record, ok bool, err error) {
 	h := m.Index
 	rs := int(h.RecordSize)
 	per := max(1, (64<<10)/rs)
 	var buf []byte
 	var prev uint32
-	for i := 0; i < int(h.NumRecords); i += per {
-		n := min(per, int(h.NumRecords)-i)
-		off := int64(i) * int64(rs)
-		if m.tmp == nil {
-			buf = m.recs[off : off+int64(n*rs)]
-		} else {
-			if buf == nil {
-				buf = make([]byte, per*rs)
-			}
-			buf = buf[:n*rs]
-			if _, err := m.tmp.ReadAt(buf, off); err != nil {
-				return fmt.Errorf("index snapshot of %s: %w", m.IndexPath, err)
-			}
+	i, j, n := 0, 0, 0 // chunk start, index in chunk, chunk length
+	var off int64
+	return func() (Record, bool, error) {
+		m.mu.Lock()
+		closed := m.closed
+		m.mu.Unlock()
+		if closed {
+			return Record{}, false, ErrClosed
 		}
-		for j := 0; j < n; j++ {
+		if m.headerOnly {
+			return Record{}, false, fmt.Errorf("mailbox %s: %w", m.Entry.Name, ErrNoRecords)
+		}
+		for {
+			if j == n {
+				i += n
+				if i >= int(h.NumRecords) {
+					return Record{}, false, nil
+				}
+				n, j = min(per, int(h.NumRecords)-i), 0
+				off = int64(i) * int64(rs)
+				if m.tmp == nil {
+					buf = m.recs[off : off+int64(n*rs)]
+				} else {
+					if cap(buf) < per*rs || buf == nil {
+						buf = make([]byte, per*rs)
+					}
+					buf = buf[:n*rs]
+					if _, err := m.tmp.ReadAt(buf, off); err != nil {
+						n = 0
+						return Record{}, false, fmt.Errorf("index snapshot of %s: %w", m.IndexPath, err)
+					}
+				}
+			}
 			b := buf[j*rs : (j+1)*rs]
 			recno := i + j + 1
-			r, err := ParseRecord(b, h.MinorVersion)
 			ferr := func(err error) error {
 				return &FileError{File: m.IndexPath, Offset: int64(h.StartOffset) + off + int64(j*rs),
 					Record: recno, UID: be.Uint32(b), Err: err}
 			}
+			r, err := ParseRecord(b, h.MinorVersion)
 			if err != nil {
-				return ferr(err)
+				return Record{}, false, ferr(err)
 			}
+			if r.UID != 0 && r.UID <= prev {
+				return Record{}, false, ferr(fmt.Errorf("%w: uid %d not above previous uid %d", ErrBadFormat, r.UID, prev))
+			}
+			if r.UID > h.LastUID {
+				return Record{}, false, ferr(fmt.Errorf("%w: uid %d above last_uid %d", ErrBadFormat, r.UID, h.LastUID))
+			}
+			j++
 			if r.UID == 0 {
 				continue
 			}
-			if r.UID <= prev {
-				return ferr(fmt.Errorf("%w: uid %d not above previous uid %d", ErrBadFormat, r.UID, prev))
-			}
-			if r.UID > h.LastUID {
-				return ferr(fmt.Errorf("%w: uid %d above last_uid %d", ErrBadFormat, r.UID, h.LastUID))
-			}
 			prev = r.UID
-			if err := fn(r); err != nil {
-				return err
-			}
+			return r, true, nil
 		}
 	}
-	return nil
 }
 
 // RecordAnnotations returns the stored annotations of message uid, sorted

@@ -168,7 +168,7 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 		mb.QuotaRoot = rs.users.Name(src.QuotaRoot)
 	}
 	mb.Annotations = append([]syncrec.Annotation(nil), src.Annotations...)
-	mapAnnotations(rs.users, mb.Annotations)
+	rs.users.Annotations(mb.Annotations)
 	b := &box{src: src, mb: &mb}
 	b.res = MailboxResult{Name: mb.Name, Source: src.Name, UniqueID: src.UniqueID, Partition: mb.Partition}
 	if rs.opts.Into != "" && (rs.selects[src.Name] || rs.selects[mb.Name]) {
@@ -194,12 +194,12 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 			return nil, fmt.Errorf("%w: mailbox %s UID %d: SIZE %d, but the file of GUID %s has %d bytes",
 				ErrDamaged, src.Name, rec.UID, rec.Size, rec.GUID, size)
 		}
-		mapAnnotations(rs.users, rec.Annotations)
+		rs.users.Annotations(rec.Annotations)
 		sel, err := rs.opts.Messages.Match(rec, rs.ids.MessageID(rec.GUID))
 		if err != nil {
 			return nil, err
 		}
-		b.items = append(b.items, item{guid: rec.GUID, expunged: rec.Expunged(), inDump: inDump, unselected: !sel})
+		b.items = append(b.items, item{guid: rec.GUID, uid: rec.UID, modseq: rec.Modseq, expunged: rec.Expunged(), inDump: inDump, unselected: !sel})
 		if !sel {
 			b.res.Unselected++
 			continue

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/mbtool/mbtool/restore/result"
 	"os"
 	"strings"
 	"testing"
@@ -84,7 +85,7 @@ func TestRealCyrusServer(t *testing.T) {
 			t.Fatalf("restore as carol: %+v %v", sum.Mailboxes, sum.Problems)
 		}
 		for _, m := range sum.Mailboxes {
-			if m.Applied && !m.NewUniqueID {
+			if m.Applied && m.IDFrom != result.IDNew {
 				t.Errorf("%s kept uniqueid %s, which alice's copy uses", m.Name, m.UniqueID)
 			}
 		}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
-	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
 )
 
@@ -45,15 +44,6 @@ func mapACL(u *usermap.Map, acl string) string {
 		return acl
 	}
 	return partition.FormatACL(u.ACL(partition.ParseACL(acl)))
-}
-
-// mapAnnotations maps the owners of annotations, in place.
-func mapAnnotations(u *usermap.Map, as []syncrec.Annotation) {
-	for i := range as {
-		if as[i].UserID != "" {
-			as[i].UserID = u.User(as[i].UserID)
-		}
-	}
 }
 
 // newUniqueID derives the k-th replacement uniqueid for a mailbox whose

@@ -1,11 +1,15 @@
 package remote
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/restore/invariant"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
@@ -27,7 +31,7 @@ const (
 )
 
 // plan asks the server what exists and decides each mailbox's action.
-func (rs *restorer) plan() error {
+func (rs *restorer) plan(ctx context.Context) error {
 	rs.known = make(map[string]bool)
 	rs.remote = make(map[string]bool)
 	existing := make(map[string]*syncrec.Mailbox)
@@ -121,13 +125,19 @@ func (rs *restorer) plan() error {
 		case cur != nil && rs.opts.Undelete:
 			b.res.Action = ActionMerge
 			b.mb.Partition, b.res.Partition = cur.Partition, cur.Partition
-			b.mb.UniqueID, b.res.UniqueID, b.res.NewUniqueID = cur.UniqueID, cur.UniqueID, cur.UniqueID != b.src.UniqueID
-			continue
-		case cur != nil && sameState(cur, b.mb):
-			b.res.Action, b.res.Reason = ActionKeep, "already on the server with this state"
+			b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
 			continue
 		case cur != nil && !rs.opts.Replace:
-			b.res.Action, b.res.Reason = ActionRefuse, "exists on the server (use --replace to replace it)"
+			why, err := rs.differences(ctx, b)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				b.res.Action, b.res.Reason = ActionRefuse, invariant.Refusal(why)
+				continue
+			}
+			b.res.Action, b.res.Reason = ActionKeep, invariant.Present
+			b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
 			continue
 		case cur != nil:
 			b.res.Action = ActionReplace
@@ -155,11 +165,47 @@ func isPlaceholder(mb *syncrec.Mailbox) bool {
 	return false
 }
 
-// sameState reports that the server's mailbox is the one the dump would
-// create: a second run of the same restore.
-func sameState(cur, mb *syncrec.Mailbox) bool {
-	return cur.UniqueID == mb.UniqueID && cur.UIDValidity == mb.UIDValidity && cur.LastUID == mb.LastUID &&
-		cur.HighestModseq == mb.HighestModseq && cur.SyncCRC == mb.SyncCRC && cur.SyncCRCAnnot == mb.SyncCRCAnnot
+// stateOf returns the keys that identify a mailbox's content.
+func stateOf(mb *syncrec.Mailbox) invariant.State {
+	return invariant.State{UIDValidity: mb.UIDValidity, LastUID: mb.LastUID, HighestModseq: mb.HighestModseq,
+		SyncCRC: mb.SyncCRC, SyncCRCAnnot: mb.SyncCRCAnnot}
+}
+
+// differences compares the server's mailbox of b's name with the dump's
+// (the records as they would be sent: b.items, mb's CRCs), record by
+// record as GET FULLMAILBOX streams them, and says how they differ; ""
+// when they are identical.
+func (rs *restorer) differences(ctx context.Context, b *box) (string, error) {
+	m, err := rs.source().mailbox(b.mb.Name)
+	if errors.Is(err, ErrNoMailbox) {
+		return "removed from the server meanwhile", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading mailbox %s from the server: %w", b.mb.Name, err)
+	}
+	defer m.Close()
+	next, err := m.Records(ctx)
+	if err != nil {
+		return "", err
+	}
+	cmp := invariant.NewCompare(func() (*invariant.Record, error) {
+		r, err := next()
+		if r == nil || err != nil {
+			return nil, err
+		}
+		return &invariant.Record{UID: r.UID, GUID: r.GUID, Modseq: r.Modseq, Expunged: r.Expunged(), Size: r.Size}, nil
+	}, nil)
+	for _, it := range b.items {
+		if it.unselected {
+			continue
+		}
+		cmp.Add(invariant.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq, Expunged: it.expunged})
+	}
+	diff, err := cmp.End()
+	if err != nil {
+		return "", fmt.Errorf("reading mailbox %s from the server: %w", b.mb.Name, err)
+	}
+	return invariant.Differences(stateOf(b.mb), stateOf(m.mb), &diff), nil
 }
 
 // renumber gives new uniqueids to boxes whose own the server uses for
@@ -183,11 +229,11 @@ func (rs *restorer) renumber(moved []*box) error {
 		for k := 1; k <= tries; k++ {
 			id := newUniqueID(b.src.UniqueID, b.mb.Name, k)
 			if o, used := owners[id]; !used || o == b.mb.Name {
-				b.mb.UniqueID, b.res.UniqueID, b.res.NewUniqueID = id, id, true
+				b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = id, id, result.IDNew
 				break
 			}
 		}
-		if !b.res.NewUniqueID {
+		if b.res.IDFrom != result.IDNew {
 			b.res.Action, b.res.Reason = ActionRefuse, "its uniqueid is in use on the server and no replacement is free"
 		}
 	}

@@ -8,6 +8,8 @@ import (
 // second pass must find again, and what the server must have.
 type item struct {
 	guid     guid.GUID
+	uid      uint32
+	modseq   uint64
 	expunged bool
 	inDump   bool // the dump holds the file, before this mailbox
 	// unselected: the message selectors leave the record out.

@@ -172,6 +172,16 @@ type restorer struct {
 	intoACL      string
 	intoACLFound bool
 	intoACLDepth int
+	src          *source // reads the server's mailboxes (GET FULLMAILBOX)
+}
+
+// source returns the reader of the server's mailboxes, as dump --server
+// reads them.
+func (rs *restorer) source() *source {
+	if rs.src == nil {
+		rs.src = &source{c: rs.c}
+	}
+	return rs.src
 }
 
 func (rs *restorer) problem(item string, err error) {
@@ -186,7 +196,7 @@ func (rs *restorer) progress(p Progress) {
 
 // run is everything after the check: plan, reserve, send.
 func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
-	if err := rs.plan(); err != nil {
+	if err := rs.plan(ctx); err != nil {
 		return err
 	}
 	if rs.opts.DryRun {

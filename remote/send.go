@@ -288,7 +288,7 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 		if b.items[i-1].unselected {
 			goto again
 		}
-		mapAnnotations(rs.users, rec.Annotations)
+		rs.users.Annotations(rec.Annotations)
 		rec.Cache = nil // mbtool's own: sync_server builds its cache
 		return rec, nil
 	}
@@ -386,10 +386,37 @@ func (rs *restorer) userData() error {
 		if !ok(byName[nq.Root]) {
 			continue
 		}
+		// An existing quota root keeps its limits, even with --replace
+		// (docs/restore.md, "Invariants"), as offline.
+		if has, err := rs.hasQuota(nq.Root); err != nil {
+			return err
+		} else if has {
+			continue
+		}
 		item := "APPLY QUOTA " + nq.Root
 		if err := send(&rs.sum.Quotas, item, func(w *dlist.Writer) error { return syncrec.WriteQuota(w, &nq) }); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// hasQuota reports whether the server has a quota root of this name (GET
+// QUOTA answers with its limits, or with nothing).
+func (rs *restorer) hasQuota(root string) (bool, error) {
+	found := false
+	err := rs.c.Line("GET", "QUOTA", dlist.NewAtom(root), func(n string, r *dlist.Reader) error {
+		if n != "QUOTA" {
+			return nil
+		}
+		if _, err := r.ReadValue(); err != nil {
+			return err
+		}
+		found = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("asking the server for quota root %s: %w", root, err)
+	}
+	return found, nil
 }

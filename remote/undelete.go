@@ -13,6 +13,7 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/restore/msgsel"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
@@ -106,7 +107,7 @@ func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
 			rs.problem(b.mb.Name, fmt.Errorf("UID %d: neither the dump nor the server has the message file of GUID %s; not restored", rec.UID, rec.GUID))
 			continue
 		}
-		mapAnnotations(rs.users, rec.Annotations)
+		rs.users.Annotations(rec.Annotations)
 		rec.Cache = nil
 		if err := b.spill(rec); err != nil {
 			return fmt.Errorf("mailbox %s: spilling records: %w", b.mb.Name, err)
@@ -266,7 +267,7 @@ func (rs *restorer) intoName(b *box) error {
 	rs.into = b
 	b.mb.Name, b.res.Name = rs.opts.Into, rs.opts.Into
 	id := newUniqueID(b.src.UniqueID, rs.opts.Into, 1)
-	b.mb.UniqueID, b.res.UniqueID, b.res.NewUniqueID = id, id, true
+	b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = id, id, result.IDNew
 	b.mb.UIDValidity = usermap.IntoUIDValidity(b.src.UIDValidity, time.Now())
 	kept := b.mb.Annotations[:0]
 	for _, a := range b.mb.Annotations {

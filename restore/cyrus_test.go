@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/mbtool/mbtool/restore/result"
 	"reflect"
 	"regexp"
 	"sort"
@@ -196,7 +197,7 @@ func TestRealCyrusRoundTrip(t *testing.T) {
 		t.Fatalf("map-user restore: %+v", sum.Mailboxes)
 	}
 	for _, m := range sum.Mailboxes {
-		if m.Action == ActionCreate && (!m.NewUniqueID || !strings.HasPrefix(m.Name, "user.carol")) {
+		if m.Action == ActionCreate && (m.IDFrom != result.IDNew || !strings.HasPrefix(m.Name, "user.carol")) {
 			t.Errorf("%+v", m)
 		}
 	}

@@ -3,11 +3,15 @@ package restore
 import (
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
+	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/restore/invariant"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -32,6 +36,12 @@ type box struct {
 	flags []string              // user flag names by slot
 	done  bool                  // registered
 	id    int                   // its place in restorer.boxes, from 1
+
+	// An existing mailbox compared with the dump's (without --replace):
+	// the target's snapshot, read while the dump's records stream by.
+	snap *partition.Mailbox
+	cmp  *invariant.Compare
+	tgt  invariant.State
 }
 
 // srcKeys are the few mailbox-level keys of the dump that a box needs
@@ -61,6 +71,10 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 	if err != nil {
 		return err
 	}
+	if b.snap != nil {
+		defer b.closeSnap()
+	}
+	crc := syncrec.NewCRC() // of the records as this restore would write them
 	var bl *builder
 	if !rs.opts.DryRun && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
 		if bl, err = rs.newBuilder(b, mb); err != nil {
@@ -103,10 +117,17 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 			if err := bl.add(r); err != nil {
 				return fmt.Errorf("mailbox %s: %w", mb.Name, err)
 			}
+		} else if b.cmp != nil {
+			rs.users.Annotations(r.Annotations)
+			crc.Add(r)
+			b.cmp.Add(invariant.Record{UID: r.UID, GUID: r.GUID, Modseq: r.Modseq, Expunged: r.Expunged()})
 		}
 	}
 	if err := chk.End(); err != nil {
 		return err
+	}
+	if b.cmp != nil {
+		rs.decideKeep(b, mb, crc)
 	}
 	if bl != nil {
 		if err := bl.finish(); err != nil {
@@ -188,17 +209,11 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	switch {
 	case exists && rs.opts.Undelete:
 		return rs.planMerge(b, cur)
-	case exists && !rs.opts.Replace && ownedBefore(b, cur):
-		b.res.Action, b.res.Reason = ActionKeep, "already in the target with the uniqueid this restore gives it"
-		b.uniqueid, b.res.UniqueID, b.res.NewUniqueID = cur.UniqueID, cur.UniqueID, cur.UniqueID != mb.UniqueID
-		rs.usedIDs[cur.UniqueID] = true
-		rs.byName[name] = b
-		return b, nil
-	case exists && !rs.opts.Replace:
-		b.res.Action, b.res.Reason = ActionRefuse, "exists in the target (use --replace to replace it)"
-		return b, nil
 	case exists && (cur.Remote() || cur.Moving() || cur.Partition == ""):
 		b.res.Action, b.res.Reason = ActionRefuse, fmt.Sprintf("exists in the target as type %q", cur.Type)
+		return b, nil
+	case exists && !rs.opts.Replace:
+		rs.compareWith(b, cur)
 		return b, nil
 	case exists:
 		b.res.Action = ActionReplace
@@ -249,18 +264,6 @@ func candidateID(b *box, k int) string {
 // maxCandidates bounds the uniqueids tried for one mailbox.
 const maxCandidates = 64
 
-// ownedBefore reports whether an existing entry is the mailbox itself,
-// registered by an earlier run of the same restore: it carries one of the
-// uniqueids this run would choose.
-func ownedBefore(b *box, cur partition.Entry) bool {
-	for k := 0; k < 4; k++ {
-		if cur.UniqueID == candidateID(b, k) {
-			return true
-		}
-	}
-	return false
-}
-
 // chooseID keeps the dump's uniqueid unless the target uses it or this
 // run gave it out; a replaced mailbox keeps its own, so that other users'
 // seen state in the target stays attached to it.
@@ -292,8 +295,82 @@ func (rs *restorer) chooseID(b *box) error {
 	rs.usedIDs[id] = true
 	b.uniqueid = id
 	b.res.UniqueID = id
-	b.res.NewUniqueID = id != b.src.UniqueID
+	switch {
+	case b.replaced != nil && id == b.replaced.UniqueID:
+		b.res.IDFrom = result.IDTarget
+	case id != b.src.UniqueID:
+		b.res.IDFrom = result.IDNew
+	}
 	return nil
+}
+
+// compareWith starts comparing the existing mailbox cur with the dump's
+// b, which is kept only if they are identical (decideKeep); the target's
+// records are read from a snapshot, under Cyrus's shared lock, while the
+// dump's stream by.
+func (rs *restorer) compareWith(b *box, cur partition.Entry) {
+	b.uniqueid, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
+	snap, err := rs.spool.OpenMailbox(rs.ctx, cur)
+	if err != nil {
+		b.res.Action = ActionRefuse
+		b.res.Reason = fmt.Sprintf("exists in the target and cannot be read (%v); use --replace to replace it", err)
+		return
+	}
+	b.snap = snap
+	h := snap.Index
+	b.tgt = invariant.State{UIDValidity: h.UIDValidity, LastUID: h.LastUID, HighestModseq: h.HighestModseq,
+		SyncCRC: h.SyncCRC, SyncCRCAnnot: h.SyncCRCAnnot}
+	next := snap.RecordIter()
+	var at partition.Record // the record the Compare looks at
+	b.cmp = invariant.NewCompare(func() (*invariant.Record, error) {
+		r, ok, err := next()
+		if !ok || err != nil {
+			return nil, err
+		}
+		at = r
+		return &invariant.Record{UID: r.UID, GUID: r.GUID, Modseq: r.Modseq, Expunged: r.Expunged(), Size: r.Size}, nil
+	}, func(*invariant.Record) bool { return rs.intact(snap, at) })
+	b.res.Action = ActionKeep // until decideKeep
+}
+
+// intact reports whether the target's message file of r is there and
+// hashes to its GUID.
+func (rs *restorer) intact(snap *partition.Mailbox, r partition.Record) bool {
+	f, err := snap.OpenMessage(r)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = io.CopyBuffer(io.Discard, guid.NewReader(f, r.GUID, int64(r.Size)), rs.copyBuf())
+	return err == nil
+}
+
+// decideKeep keeps b if the target's mailbox is identical to the dump's,
+// and refuses it otherwise, saying how they differ.
+func (rs *restorer) decideKeep(b *box, mb *syncrec.Mailbox, crc syncrec.CRC) {
+	diff, err := b.cmp.End()
+	b.closeSnap()
+	if err != nil {
+		b.res.Action = ActionRefuse
+		b.res.Reason = fmt.Sprintf("exists in the target and cannot be read (%v); use --replace to replace it", err)
+		return
+	}
+	dump := invariant.State{UIDValidity: mb.UIDValidity, LastUID: mb.LastUID, HighestModseq: mb.HighestModseq,
+		SyncCRC: crc.Basic, SyncCRCAnnot: crc.Annot}
+	if why := invariant.Differences(dump, b.tgt, &diff); why != "" {
+		b.res.Action, b.res.Reason = ActionRefuse, invariant.Refusal(why)
+		return
+	}
+	b.res.Action, b.res.Reason = ActionKeep, invariant.Present
+	rs.usedIDs[b.uniqueid] = true
+	rs.byName[b.name] = b
+}
+
+func (b *box) closeSnap() {
+	if b.snap != nil {
+		b.snap.Close()
+		b.snap, b.cmp = nil, nil
+	}
 }
 
 // checkSize checks a record's SIZE against the message file the dump

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/restore/result"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -245,7 +246,7 @@ func TestRoundTrip(t *testing.T) {
 		compareMailbox(t, src, name, target, name, same)
 	}
 	for _, m := range sum.Mailboxes {
-		if m.NewUniqueID {
+		if m.IDFrom == result.IDNew {
 			t.Errorf("%s got a new uniqueid in an empty target", m.Name)
 		}
 	}
@@ -335,7 +336,7 @@ func TestMapUserIntoSource(t *testing.T) {
 		if m.Action != ActionCreate {
 			continue
 		}
-		if !m.NewUniqueID {
+		if m.IDFrom != result.IDNew {
 			t.Errorf("%s kept uniqueid %s", m.Name, m.UniqueID)
 		}
 		compareMailbox(t, src, m.Source, target, m.Name, rename)

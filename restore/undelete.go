@@ -14,6 +14,7 @@ import (
 
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/msgsel"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -52,7 +53,7 @@ func (rs *restorer) planMerge(b *box, cur partition.Entry) (*box, error) {
 	}
 	b.res.Action = ActionMerge
 	b.partition, b.res.Partition = cur.Partition, cur.Partition
-	b.uniqueid, b.res.UniqueID, b.res.NewUniqueID = cur.UniqueID, cur.UniqueID, cur.UniqueID != b.src.UniqueID
+	b.uniqueid, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
 	b.typ = cur.Type
 	if why, err := rs.cannotWrite(b); err != nil || why != "" {
 		b.res.Action, b.res.Reason = ActionRefuse, why

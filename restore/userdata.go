@@ -138,8 +138,8 @@ func parentName(name string) string {
 }
 
 // writeQuotas writes every quota root a restored mailbox falls under: its
-// limits (the dump's for a new root or with --replace, else the existing
-// ones) and its usage, recomputed from every mailbox under it as
+// limits (the dump's for a new root; an existing root keeps its own, even
+// with --replace: docs/restore.md, "Invariants") and its usage, recomputed from every mailbox under it as
 // `quota -f` does.
 func (rs *restorer) writeQuotas(q *quotaPlan) error {
 	for _, b := range rs.boxes {
@@ -164,7 +164,7 @@ func (rs *restorer) writeQuotas(q *quotaPlan) error {
 			return err
 		}
 		nq := partition.Quota{Root: root, Limits: map[string]int64{}, Usage: map[string]int64{}}
-		if dq := q.dump[root]; dq != nil && (!existed || rs.opts.Replace) {
+		if dq := q.dump[root]; dq != nil && !existed {
 			for i, name := range syncrec.QuotaNames {
 				if dq.Limits[i] != syncrec.Unlimited {
 					nq.Limits[name] = dq.Limits[i]

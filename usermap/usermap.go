@@ -8,6 +8,7 @@ import (
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/syncrec"
 )
 
 // Map renames users. The zero of it (nil entries) renames nothing.
@@ -73,4 +74,14 @@ func (u *Map) ACL(acl []partition.ACLEntry) []partition.ACLEntry {
 		out[i] = partition.ACLEntry{ID: id, Rights: a.Rights}
 	}
 	return out
+}
+
+// Annotations maps the owners of annotations (mailbox or message level),
+// in place; shared ones (no owner) stay.
+func (u *Map) Annotations(as []syncrec.Annotation) {
+	for i := range as {
+		if as[i].UserID != "" {
+			as[i].UserID = u.User(as[i].UserID)
+		}
+	}
 }

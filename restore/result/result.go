@@ -21,10 +21,11 @@ const (
 	Replace Action = "replace" // it exists and --replace was given
 	Refuse  Action = "refuse"  // it exists (or conflicts) and is left alone
 	Skip    Action = "skip"    // not selected
-	// Keep: the mailbox is in the target already as this restore would
-	// put it there (an earlier run of the same restore, or exactly the
-	// dump's state on a server); it is left alone, and its quota, seen and
-	// subscription records are completed.
+	// Keep: the mailbox is in the target already, identical to the dump's
+	// (same UIDVALIDITY, LAST_UID, HIGHESTMODSEQ, SYNC_CRC, SYNC_CRC_ANNOT:
+	// an earlier run of the same restore); it is left alone, and its seen
+	// and subscription records are completed. A mailbox that differs in
+	// any of these is refused, the difference in Reason.
 	Keep Action = "keep"
 	// Merge: the mailbox exists in the target and the restore is additive
 	// (--undelete): the messages of the dump the target does not have
@@ -37,15 +38,15 @@ type Mailbox struct {
 	Action Action
 	Name   string // in the target
 	Source string // in the dump
-	// UniqueID is the uniqueid in the target; NewUniqueID reports that it
-	// differs from the dump's because that one is in use.
-	UniqueID    string
-	NewUniqueID bool
-	Partition   string
-	Records     int64 // index records, expunged ones included
-	Messages    int64 // records not expunged
-	Bytes       int64 // their sizes (restore --server; 0 offline)
-	Reason      string
+	// UniqueID is the uniqueid (MAILBOXID) in the target, and IDFrom where
+	// it comes from.
+	UniqueID  string
+	IDFrom    IDFrom
+	Partition string
+	Records   int64 // index records, expunged ones included
+	Messages  int64 // records not expunged
+	Bytes     int64 // their sizes (restore --server; 0 offline)
+	Reason    string
 	// Added counts the messages a merge appends (or would append);
 	// AlreadyThere those of the dump the target has already (by GUID);
 	// Unselected those the message selectors left out.
@@ -57,6 +58,16 @@ type Mailbox struct {
 	// warning it was applied with.
 	Err error
 }
+
+// IDFrom says where a restored mailbox's uniqueid comes from.
+type IDFrom string
+
+// Origins of a uniqueid (the policy is in docs/restore.md, "Invariants").
+const (
+	IDDump   IDFrom = ""       // the dump's
+	IDTarget IDFrom = "target" // the target mailbox's, which stays (--replace, keep)
+	IDNew    IDFrom = "new"    // a new one: the dump's is used by another mailbox
+)
 
 // Problem is an item that was not restored as dumped, or restored with a
 // warning.
