@@ -268,3 +268,60 @@ func addNightInOrder(t *testing.T, r *Repo, at time.Time, names []string, dumps 
 	}
 	return s
 }
+
+// Locks on the object store, as on a directory: shared beside shared,
+// exclusive alone; a prune is refused while a dump holds its lock; a run
+// whose lock was removed by another host stops before its snapshot.
+func TestS3Locks(t *testing.T) {
+	m, c := startS3(t, s3store.Options{})
+	r := s3Repo(t, m, c, "locks")
+	dump1, err := r.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump2, err := r.Lock(false)
+	if err != nil {
+		t.Fatalf("a second host's dump: %v", err)
+	}
+	if _, err := r.Prune(context.Background(), PruneOptions{Policy: Policy{Last: 1}}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("prune beside two dumps: %v, want ErrLocked", err)
+	}
+	dump2.Release()
+	idx, err := r.LoadIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	b := r.NewBackup(idx)
+	b.Guard = dump1.Check
+	if _, err := b.Ingest(context.Background(), "a", bytes.NewReader(genDump(t, 7, 20))); err != nil {
+		t.Fatal(err)
+	}
+	// Another host's operator runs unlock --remove-all.
+	other, err := OpenS3Repo(t.Context(), c, mustURL(t, m.URL("locks")), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Unlock(true); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := b.Commit("h", "v", time.Now()); !errors.Is(err, ErrLockLost) || s != nil {
+		t.Fatalf("commit after the lock was removed: %v, %v", s, err)
+	}
+	dump1.Release()
+	if ss, err := r.Snapshots(); err != nil || len(ss) != 0 {
+		t.Fatalf("%d snapshots, %v", len(ss), err)
+	}
+	if _, err := r.Prune(context.Background(), PruneOptions{Policy: Policy{Last: 1}}); err != nil {
+		t.Fatalf("prune once the dumps are gone: %v", err)
+	}
+}
+
+func mustURL(t *testing.T, s string) s3store.URL {
+	t.Helper()
+	u, err := s3store.ParseURL(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

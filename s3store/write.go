@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -229,6 +230,7 @@ func (u *upload) complete(ctx context.Context, exclusive bool) error {
 	whole := fmt.Sprintf("%s-%d", b64crc(h.Sum32()), len(u.parts))
 	in := &s3.CompleteMultipartUploadInput{Bucket: &u.bucket, Key: &u.key, UploadId: &u.id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts}}
+	started := time.Now()
 	if exclusive {
 		in.IfNoneMatch = aws.String("*")
 	}
@@ -243,6 +245,11 @@ func (u *upload) complete(ctx context.Context, exclusive bool) error {
 		}
 		return nil
 	})
+	if errors.Is(err, fs.ErrNotExist) && u.completedBefore(ctx, started) {
+		// A try completed the upload but its answer was lost; the retry
+		// found the upload gone (NoSuchUpload) and the object in place.
+		return nil
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) || !errors.Is(err, context.Canceled) {
 			u.abort()
@@ -250,6 +257,24 @@ func (u *upload) complete(ctx context.Context, exclusive bool) error {
 		return fmt.Errorf("completing s3://%s/%s: %w", u.bucket, u.key, err)
 	}
 	return nil
+}
+
+// completedBefore reports whether the key now holds an object of as many
+// parts as this upload (its ETag ends in "-N"), written since a little
+// before t by the store's clock as the caller sees it.
+func (u *upload) completedBefore(ctx context.Context, t time.Time) bool {
+	var out *s3.HeadObjectOutput
+	err := u.c.op(ctx, func(ctx context.Context) error {
+		var err error
+		out, err = u.c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &u.bucket, Key: &u.key})
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	etag := strings.Trim(aws.ToString(out.ETag), `"`)
+	return strings.HasSuffix(etag, fmt.Sprintf("-%d", len(u.parts))) &&
+		aws.ToTime(out.LastModified).After(t.Add(-5*time.Minute))
 }
 
 // abort discards the upload's parts (best effort: prune aborts what is

@@ -1,0 +1,161 @@
+package s3store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/mbtool/mbtool/internal/s3lab"
+	"github.com/mbtool/mbtool/s3store"
+)
+
+// faulty starts a store with a fault-injecting proxy in front of it and
+// a client that reaches the store through the proxy.
+func faulty(t *testing.T, opts s3store.Options) (*s3lab.Mini, *s3lab.Proxy, *s3store.Client) {
+	t.Helper()
+	m := s3lab.StartMini(t, s3lab.Options{})
+	p := s3lab.StartProxy(t, m.Store, 1)
+	m.Setenv(t)
+	opts.Endpoint = p.Endpoint
+	c, err := s3store.New(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, p, c
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+type readerAt []byte
+
+func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(r)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Throttling, internal errors, dropped connections, a store that does not
+// answer, and answers cut in half: every upload and read completes, with
+// the bytes that were sent.
+func TestFaultsAreRetried(t *testing.T) {
+	m, p, c := faulty(t, s3store.Options{PartSize: 5 << 20, Timeout: 3 * time.Second})
+	ctx := context.Background()
+	data := random(12<<20 + 777)
+	p.SetRules(
+		s3lab.Rule{Fault: s3lab.SlowDown, Method: "PUT", Nth: 1},
+		s3lab.Rule{Fault: s3lab.InternalError, Method: "PUT", Nth: 2},
+		s3lab.Rule{Fault: s3lab.Drop, Method: "PUT", Nth: 3},
+		s3lab.Rule{Fault: s3lab.Hang, Method: "PUT", Nth: 4},
+		s3lab.Rule{Fault: s3lab.DropAfter, Method: "POST", Path: "uploadId", Nth: 1}, // the completion took effect, its answer is lost
+	)
+	if err := c.Upload(ctx, m.Bucket, "f/multi", readerAt(data), int64(len(data)), true); err != nil && !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("upload under faults: %v", err)
+	}
+	st := p.Stats()
+	if st.Faults[s3lab.SlowDown] == 0 || st.Faults[s3lab.Hang] == 0 || st.Faults[s3lab.DropAfter] == 0 {
+		t.Errorf("faults injected: %v", st.Faults)
+	}
+	p.SetRules(
+		s3lab.Rule{Fault: s3lab.Truncate, Method: "GET", Nth: 2},
+		s3lab.Rule{Fault: s3lab.Drop, Method: "GET", Nth: 4},
+		s3lab.Rule{Fault: s3lab.SlowDown, Method: "HEAD", Nth: 1},
+	)
+	o, err := c.Open(ctx, m.Bucket, "f/multi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	got, err := io.ReadAll(o.Reader())
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read under faults: %v, equal %v", err, bytes.Equal(got, data))
+	}
+	if p.Stats().Faults[s3lab.Truncate] == 0 {
+		t.Errorf("no answer was cut: %v", p.Stats().Faults)
+	}
+	// Exclusive creation: the second is refused, also when its first
+	// try was throttled.
+	p.SetRules(s3lab.Rule{Fault: s3lab.SlowDown, Method: "PUT", Nth: 2})
+	if err := c.Put(ctx, m.Bucket, "f/lock", []byte("one"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, m.Bucket, "f/lock", []byte("two"), true); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second exclusive put: %v, want fs.ErrExist", err)
+	}
+}
+
+// A store that never answers fails the request after the bound, with an
+// error that says so, rather than hanging.
+func TestNoAnswerIsBounded(t *testing.T) {
+	m, p, c := faulty(t, s3store.Options{Timeout: time.Second, Attempts: 2})
+	p.SetRules(s3lab.Rule{Fault: s3lab.Hang, Rate: 1})
+	start := time.Now()
+	err := c.Put(context.Background(), m.Bucket, "x", []byte("x"), false)
+	if err == nil {
+		t.Fatal("put to a store that never answers succeeded")
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("gave up after %s", d)
+	}
+	t.Logf("%v (after %s)", err, time.Since(start).Round(time.Millisecond))
+}
+
+// A dump written as an object is visible only when complete: an aborted
+// one leaves nothing under its key, and no unfinished upload.
+func TestWriterAbortLeavesNothing(t *testing.T) {
+	m, p, c := faulty(t, s3store.Options{PartSize: 5 << 20})
+	ctx := context.Background()
+	w := c.NewWriter(ctx, m.Bucket, "dumps/a.dlist")
+	if _, err := w.Write(random(11 << 20)); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+	if _, err := c.Open(ctx, m.Bucket, "dumps/a.dlist"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after abort: %v", err)
+	}
+	n := 0
+	c.Unfinished(ctx, m.Bucket, "dumps/", func(s3store.Unfinished) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("%d unfinished uploads after abort", n)
+	}
+	// The completion takes effect but its answer is lost: the retry finds
+	// the upload gone, and the object there.
+	p.SetRules(s3lab.Rule{Fault: s3lab.DropAfter, Method: "POST", Path: "uploadId", Nth: 1})
+	data := random(11<<20 + 5)
+	w = c.NewWriter(ctx, m.Bucket, "dumps/a.dlist")
+	for b := data; len(b) > 0; b = b[min(len(b), 1<<20):] {
+		if _, err := w.Write(b[:min(len(b), 1<<20)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.Open(ctx, m.Bucket, "dumps/a.dlist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(o.Reader())
+	if !bytes.Equal(got, data) {
+		t.Errorf("read back %d bytes, wrote %d", len(got), len(data))
+	}
+	if p.Stats().Faults[s3lab.DropAfter] != 1 {
+		t.Errorf("faults: %v", p.Stats().Faults)
+	}
+}
