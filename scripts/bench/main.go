@@ -14,6 +14,7 @@
 //	go run ./scripts/bench -messages 0 -mailboxes -mailbox-max 200000   # and 200,000 (hours, 5 GB)
 //	go run ./scripts/bench -messages 0 -repo-nightly       # only the repository's nightly scenario: 100,000 messages, 30 nights (hours; real Cyrus)
 //	go run ./scripts/bench -messages 0 -repo-nightly -nightly-messages 10000 -nights 2   # a quick look
+//	go run ./scripts/bench -s3                              # only the repository on object storage (SeaweedFS) next to a directory
 //	go run ./scripts/bench -against docs/benchmarks.md -out /tmp/b.md
 //	                                  # a second run: do its figures agree with the published ones?
 //
@@ -51,6 +52,7 @@ type config struct {
 	messages int
 	pairs    int
 	scaling  bool
+	s3       bool // the object-store pairs instead of the baselines (s3.go)
 	// the mailbox axis (mailboxes.go)
 	mailboxes  bool
 	mailboxMax int
@@ -72,6 +74,7 @@ func main() {
 	flag.StringVar(&c.against, "against", "", "an earlier report: say whether this run's ratios agree with its spread")
 	flag.IntVar(&c.messages, "messages", 100_000, "messages in the generated partition")
 	flag.IntVar(&c.pairs, "pairs", minPairs, "alternating rounds of each pair (at least 5 for a report)")
+	flag.BoolVar(&c.s3, "s3", false, "measure the repository on a SeaweedFS store (internal/s3lab) next to one in a directory, instead of the baseline pairs")
 	flag.BoolVar(&c.scaling, "scaling", false, "also run the scaling series (small messages, 10k up to -scale-max)")
 	flag.IntVar(&c.scaleMax, "scale-max", 1_000_000, "largest partition of the scaling series")
 	flag.BoolVar(&c.mailboxes, "mailboxes", false, "also run the mailbox axis (200 mailboxes up to -mailbox-max, a few messages each)")
@@ -242,9 +245,23 @@ func run(c config) error {
 		if err != nil {
 			return err
 		}
-		rep.part = p
-		if err := rep.compare(bin, limit); err != nil {
-			return err
+		if c.s3 {
+			body, err := s3Pairs(bin, c, p)
+			if err != nil {
+				return err
+			}
+			fmt.Print("\n" + body)
+			if c.out != "" {
+				if err := writeSection(c.out, sectionS3, body); err != nil {
+					return err
+				}
+				fmt.Fprintln(os.Stderr, "wrote", c.out)
+			}
+		} else {
+			rep.part = p
+			if err := rep.compare(bin, limit); err != nil {
+				return err
+			}
 		}
 	}
 	if c.scaling {
