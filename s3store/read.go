@@ -74,6 +74,9 @@ func (o *Object) ReadAt(p []byte, off int64) (int, error) {
 	if int64(len(want)) > o.size-off {
 		want = want[:o.size-off]
 	}
+	if len(want) == 0 {
+		return 0, nil
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n, err := o.readAt(want, off)
