@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/mbtool/mbtool/dlist"
@@ -466,11 +465,7 @@ func (d *dumper) box(mb *syncrec.Mailbox, k Known, sm SinceMailbox) error {
 		w.Key("UIDS")
 		w.BeginList()
 		err := sm.UIDs(func(first, last uint32) error {
-			if first == last {
-				w.Num(uint64(first))
-			} else {
-				w.Atom(strconv.FormatUint(uint64(first), 10) + ":" + strconv.FormatUint(uint64(last), 10))
-			}
+			syncrec.WriteUIDRange(w, first, last)
 			return w.Err()
 		})
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
@@ -253,17 +252,11 @@ func (b *boxReader) nextUIDs() (first, last uint32, ok bool, err error) {
 		}
 		return 0, 0, false, endLine(b.rd)
 	}
-	s := string(t.Bytes)
-	lo, hi, found := strings.Cut(s, ":")
-	if !found {
-		hi = lo
+	f, l, ok := syncrec.ParseUIDRange(t.Bytes)
+	if t.Kind != dlist.Atom || !ok {
+		return 0, 0, false, b.damaged("bad UID range %q", t.Bytes)
 	}
-	f, err1 := strconv.ParseUint(lo, 10, 32)
-	l, err2 := strconv.ParseUint(hi, 10, 32)
-	if t.Kind != dlist.Atom || err1 != nil || err2 != nil || f == 0 || l < f {
-		return 0, 0, false, b.damaged("bad UID range %q", s)
-	}
-	return uint32(f), uint32(l), true, nil
+	return f, l, true, nil
 }
 
 // readFiles reads the FILES lines, calling fn for each file, and the

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
@@ -309,18 +308,13 @@ func (g *ingest) boxLine(rd *dlist.Reader, w *dlist.Writer) error {
 				if ut.Kind == dlist.End {
 					break
 				}
-				lo, hi, found := strings.Cut(string(ut.Bytes), ":")
-				if !found {
-					hi = lo
-				}
-				f, err1 := strconv.ParseUint(lo, 10, 32)
-				l, err2 := strconv.ParseUint(hi, 10, 32)
-				if err1 != nil || err2 != nil || f == 0 || l < f {
+				f, l, ok := syncrec.ParseUIDRange(ut.Bytes)
+				if ut.Kind != dlist.Atom || !ok {
 					return bad(ut, "bad UID range")
 				}
 				var p [8]byte
-				binary.BigEndian.PutUint32(p[0:], uint32(f))
-				binary.BigEndian.PutUint32(p[4:], uint32(l))
+				binary.BigEndian.PutUint32(p[0:], f)
+				binary.BigEndian.PutUint32(p[4:], l)
 				if _, err := g.uids.Write(p[:]); err != nil {
 					return err
 				}
@@ -448,12 +442,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 		w.Key("UIDS")
 		w.BeginList()
 		err := g.uids.each(func(p []byte) error {
-			f, l := binary.BigEndian.Uint32(p[0:]), binary.BigEndian.Uint32(p[4:])
-			if f == l {
-				w.Num(uint64(f))
-			} else {
-				w.Atom(strconv.FormatUint(uint64(f), 10) + ":" + strconv.FormatUint(uint64(l), 10))
-			}
+			syncrec.WriteUIDRange(w, binary.BigEndian.Uint32(p[0:]), binary.BigEndian.Uint32(p[4:]))
 			return w.Err()
 		})
 		if err != nil {
