@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,29 @@ func TestCluster(t *testing.T) {
 	}
 	if err := c.StartGateway(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBinaryMissing: a weed binary that is not there is ErrUnavailable
+// (what makes Require skip, or fail under MBTOOL_REAL_S3=1), and never
+// starts a build when named by MBTOOL_WEED.
+func TestBinaryMissing(t *testing.T) {
+	t.Setenv(EnvWeed, filepath.Join(t.TempDir(), "no-weed"))
+	if _, err := findBinary(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("findBinary with %s naming no file: %v, want ErrUnavailable", EnvWeed, err)
+	}
+	script, err := buildScript()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(EnvWeed, "")
+	t.Setenv(EnvRequire, "")
+	p, err := runScript(script, "--path")
+	if err != nil || !strings.HasPrefix(p, os.Getenv("XDG_CACHE_HOME")+"/mbtool/seaweedfs/weed-") {
+		t.Fatalf("%s --path: %q, %v", script, p, err)
+	}
+	if _, err := findBinary(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("findBinary with an empty cache: %v, want ErrUnavailable", err)
 	}
 }
