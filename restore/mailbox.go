@@ -27,6 +27,7 @@ type box struct {
 	replaced                              *partition.Entry     // the entry --replace replaces
 	merge                                 *mergeState          // the target an additive restore merges into
 	fresh                                 bool                 // never the dump's uniqueid (Options.Into)
+	implicit                              bool                 // a missing parent created empty (intermediate.go), not reported
 	quotaRoot                             string
 
 	// Built in the staging area.

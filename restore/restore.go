@@ -94,13 +94,18 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	defer rs.cleanup()
 	defer func() {
 		for _, b := range rs.boxes {
-			rs.sum.Mailboxes = append(rs.sum.Mailboxes, b.res)
+			if !b.implicit {
+				rs.sum.Mailboxes = append(rs.sum.Mailboxes, b.res)
+			}
 		}
 	}()
 	if err := rs.read(r); err != nil {
 		return rs.sum, err
 	}
 	if err := rs.checkInto(); err != nil {
+		return rs.sum, err
+	}
+	if err := rs.intermediates(); err != nil {
 		return rs.sum, err
 	}
 	rs.checkConversations()

@@ -1,0 +1,97 @@
+package restore
+
+import (
+	"strings"
+
+	"github.com/mbtool/mbtool/dumpcheck"
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/syncrec"
+	"github.com/mbtool/mbtool/usermap"
+)
+
+// intermediates creates, as Cyrus 3.6 does when it creates a mailbox
+// (imap/mboxlist.c mboxlist_update_intermediaries, called by
+// mboxlist_createmailbox, so by IMAP CREATE and sync_server alike), the
+// missing ancestors of each user mailbox this restore creates, below the
+// user's INBOX: empty mailboxes of the owner, a fresh uniqueid and
+// UIDVALIDITY, the ACL of their nearest existing ancestor, their created
+// and folder MODSEQs the created child's FOLDERMODSEQ. A restore of
+// user.alice.Restored.Sent where alice has no Restored folder thus leaves
+// what `restore --server` leaves. They are not reported: Cyrus's create
+// does not report them either.
+func (rs *restorer) intermediates() error {
+	n := len(rs.boxes)
+	for i := 0; i < n; i++ {
+		b := rs.boxes[i]
+		if b.res.Action != ActionCreate || b.owner == "" || dumpcheck.Owner(b.name) == "" {
+			continue // not a user's own mailbox (shared, or in the deleted tree)
+		}
+		inbox := rs.spool.UserInbox(b.owner)
+		if !strings.HasPrefix(b.name, inbox+".") {
+			continue
+		}
+		for a := parentName(b.name); len(a) > len(inbox); a = parentName(a) {
+			if rs.byName[a] != nil {
+				continue
+			}
+			cur, exists, err := rs.spool.LookupAny(a)
+			if err != nil {
+				return err
+			}
+			if exists && !cur.Deleted() && !cur.Intermediate() {
+				continue
+			}
+			if err := rs.intermediate(b, a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// intermediate adds the empty mailbox a, an ancestor of the created b.
+func (rs *restorer) intermediate(child *box, a string) error {
+	modseq := child.src.FolderModseq
+	if modseq == 0 {
+		modseq = max(child.src.CreatedModseq, 1)
+	}
+	uv := usermap.IntoUIDValidity(0, timeNow())
+	ib := &box{
+		src:       srcKeys{UIDValidity: uv, CreatedModseq: modseq, FolderModseq: modseq},
+		name:      a,
+		owner:     child.owner,
+		partition: child.partition,
+		typ:       "e",
+		fresh:     true,
+		implicit:  true,
+	}
+	if rs.cfg.LegacyDirs {
+		ib.typ += "l"
+	}
+	parent, found, err := rs.folderACL(a, ib.owner)
+	if err != nil {
+		return err
+	}
+	ib.acl = partition.ParseACL(usermap.IntoACL(ib.owner, parent, found, ""))
+	ib.res = MailboxResult{Action: ActionCreate, Name: a, Partition: ib.partition}
+	if why, err := rs.cannotWrite(ib); err != nil || why != "" {
+		return err // the child's own refusal says why
+	}
+	rs.boxes = append(rs.boxes, ib)
+	ib.id = len(rs.boxes)
+	rs.byName[a] = ib
+	if err := rs.chooseID(ib); err != nil {
+		return err
+	}
+	if rs.opts.DryRun {
+		return nil
+	}
+	// Cyrus creates it with no HIGHESTMODSEQ of its own (mboxlist_createmailbox
+	// with highestmodseq 0): the first one, 1.
+	bl, err := rs.newBuilder(ib, &syncrec.Mailbox{Name: a, UIDValidity: uv, HighestModseq: 1, CreatedModseq: modseq})
+	if err != nil {
+		return err
+	}
+	defer bl.close()
+	return bl.finish()
+}
