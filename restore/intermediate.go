@@ -12,18 +12,19 @@ import (
 // intermediates creates, as Cyrus 3.6 does when it creates a mailbox
 // (imap/mboxlist.c mboxlist_update_intermediaries, called by
 // mboxlist_createmailbox, so by IMAP CREATE and sync_server alike), the
-// missing ancestors of each user mailbox this restore creates, below the
-// user's INBOX: empty mailboxes of the owner, a fresh uniqueid and
+// missing ancestors of the mailbox restored under a new name
+// (Options.Into), below the user's INBOX: empty mailboxes of the owner, a fresh uniqueid and
 // UIDVALIDITY, the ACL of their nearest existing ancestor, their created
 // and folder MODSEQs the created child's FOLDERMODSEQ. A restore of
 // user.alice.Restored.Sent where alice has no Restored folder thus leaves
 // what `restore --server` leaves. They are not reported: Cyrus's create
 // does not report them either.
 func (rs *restorer) intermediates() error {
-	n := len(rs.boxes)
-	for i := 0; i < n; i++ {
-		b := rs.boxes[i]
-		if b.res.Action != ActionCreate || b.owner == "" || dumpcheck.Owner(b.name) == "" {
+	// Only for --into: the mailboxes of a dump come with their parents,
+	// and a selection of a nested one alone keeps the behaviour of
+	// earlier versions (docs/restore.md).
+	for _, b := range []*box{rs.into} {
+		if b == nil || b.res.Action != ActionCreate || b.owner == "" || dumpcheck.Owner(b.name) == "" {
 			continue // not a user's own mailbox (shared, or in the deleted tree)
 		}
 		inbox := rs.spool.UserInbox(b.owner)
