@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mbtool/mbtool/internal/cyruslab"
 	"github.com/mbtool/mbtool/partition"
@@ -66,5 +67,51 @@ func TestRealCyrusDumpDeleted(t *testing.T) {
 	m, err := lab.IMAP(t, "alice").Examine("INBOX.Old Stuff")
 	if err != nil || m.Exists != 1 {
 		t.Errorf("INBOX.Old Stuff after the restore: %+v %v", m, err)
+	}
+}
+
+// TestRealCyrusRestoreDeletedFolderContinues: a folder got mail after the
+// dump and was then deleted (delayed delete); restored from the dump under
+// its name, offline and with --server, it keeps its UIDVALIDITY but
+// continues the deleted copy's numbering, so the next message does not
+// get the UID the lost one had.
+func TestRealCyrusRestoreDeletedFolderContinues(t *testing.T) {
+	for _, server := range []bool{false, true} {
+		lab := cyruslab.Start(t, cyruslab.Options{SyncPort: server, ExtraConfig: "delete_mode: delayed"})
+		lab.Populate(t)
+		file := filepath.Join(t.TempDir(), "alice.dlist")
+		var stdout, stderr bytes.Buffer
+		if code := Main([]string{"mbtool", "dump", "-C", lab.Conf, "--user", "alice", "-o", file}, strings.NewReader(""), &stdout, &stderr); code != ExitOK {
+			t.Fatalf("dump: %s", stderr.String())
+		}
+		c := lab.IMAP(t, "alice")
+		before, err := c.Examine("INBOX.Old Stuff")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Append("INBOX.Old Stuff", nil, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), []byte("Subject: after the dump\r\n\r\nlost\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Command("DELETE", cyruslab.Quote("INBOX.Old Stuff")); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"mbtool", "restore", "-C", lab.Conf, "--mailbox", "user.alice.Old Stuff", file}
+		if server {
+			t.Setenv(DefaultPasswordEnv, lab.Password)
+			args = []string{"mbtool", "restore", "--server", lab.SyncAddr, "--auth-user", lab.Admin, "--mailbox", "user.alice.Old Stuff", file}
+		}
+		stdout.Reset()
+		stderr.Reset()
+		if code := Main(args, strings.NewReader(""), &stdout, &stderr); code != ExitOK {
+			t.Fatalf("server %v: restore: exit %d\n%s", server, code, stderr.String())
+		}
+		after, err := c.Examine("INBOX.Old Stuff")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.UIDValidity != before.UIDValidity || after.Exists != before.Exists || after.UIDNext != before.UIDNext+1 {
+			t.Errorf("server %v: restored with UIDVALIDITY %d, %d messages, UIDNEXT %d; the dump had %d, %d, %d and the deleted copy UIDNEXT %d",
+				server, after.UIDValidity, after.Exists, after.UIDNext, before.UIDValidity, before.Exists, before.UIDNext, before.UIDNext+1)
+		}
 	}
 }

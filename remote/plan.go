@@ -71,6 +71,7 @@ func (rs *restorer) plan(ctx context.Context) error {
 			return nil
 		}
 		rs.noteIntoParent(mb)
+		rs.noteDeletedCopy(mb)
 		if byName[mb.Name] != nil {
 			existing[mb.Name] = mb
 		}
@@ -143,6 +144,9 @@ func (rs *restorer) plan(ctx context.Context) error {
 			b.res.Action = ActionReplace
 		default:
 			b.res.Action = ActionCreate
+			if b != rs.into {
+				rs.continueDeleted(b)
+			}
 		}
 		if o, used := owners[b.mb.UniqueID]; used && o != b.mb.Name {
 			moved = append(moved, b)

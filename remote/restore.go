@@ -173,6 +173,9 @@ type restorer struct {
 	intoACLFound bool
 	intoACLDepth int
 	src          *source // reads the server's mailboxes (GET FULLMAILBOX)
+	// deleted holds what the server's deleted tree keeps of a name
+	// (undelete.go).
+	deleted map[string][]deletedCopy
 }
 
 // source returns the reader of the server's mailboxes, as dump --server

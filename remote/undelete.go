@@ -291,3 +291,37 @@ func (rs *restorer) noteIntoParent(mb *syncrec.Mailbox) {
 		rs.intoACL, rs.intoACLFound, rs.intoACLDepth = mb.ACL, true, d
 	}
 }
+
+// deletedCopy is the numbering of a mailbox in the server's deleted tree
+// (delete_mode: delayed).
+type deletedCopy struct {
+	uidValidity, lastUID uint32
+	modseq               uint64
+}
+
+// noteDeletedCopy remembers mb, one of the server's mailboxes, if it is
+// in the deleted tree, by the name it had.
+func (rs *restorer) noteDeletedCopy(mb *syncrec.Mailbox) {
+	orig, ok := usermap.DeletedOriginal(mb.Name, "")
+	if !ok {
+		return
+	}
+	if rs.deleted == nil {
+		rs.deleted = make(map[string][]deletedCopy)
+	}
+	rs.deleted[orig] = append(rs.deleted[orig], deletedCopy{mb.UIDValidity, mb.LastUID, mb.HighestModseq})
+}
+
+// continueDeleted makes a mailbox created under a name whose earlier
+// incarnation the server keeps in its deleted tree with the same
+// UIDVALIDITY continue that one's numbering, as the offline restore does
+// (restore/deletedcopy.go): no UID a client saw in it names another
+// message now.
+func (rs *restorer) continueDeleted(b *box) {
+	for _, d := range rs.deleted[b.mb.Name] {
+		if d.uidValidity == b.mb.UIDValidity {
+			b.mb.LastUID = max(b.mb.LastUID, d.lastUID)
+			b.mb.HighestModseq = max(b.mb.HighestModseq, d.modseq)
+		}
+	}
+}

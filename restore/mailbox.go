@@ -229,6 +229,11 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	if err := rs.chooseID(b); err != nil {
 		return nil, err
 	}
+	if b.res.Action == ActionCreate && !b.fresh {
+		if err := rs.continueDeleted(b, mb); err != nil {
+			return nil, err
+		}
+	}
 	rs.byName[name] = b
 	return b, nil
 }
