@@ -125,10 +125,7 @@ func helpdeskScenario(t *testing.T, server bool) helpdeskResult {
 		t.Helper()
 		all := append(append([]string{"restore"}, target...), append(args, file)...)
 		code, stdout, stderr := run(all...)
-		// What both modes print the same way: the plan and merge lines
-		// and the exit status. (The summary lines are compared once both
-		// modes print them with one printer.)
-		fmt.Fprintf(&report, "$ restore %s\nexit %d\n%s", strings.Join(args, " "), code, stdout)
+		fmt.Fprintf(&report, "$ restore %s\nexit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
 		if code != ExitOK {
 			t.Errorf("%s: restore %s: exit %d\n%s%s", mode, strings.Join(args, " "), code, stdout, stderr)
 		}

@@ -211,9 +211,6 @@ func spoolInput(e *env, input string) (f *os.File, cleanup func(), err error) {
 // runRestoreServer is restore --server: the dump is spooled if it comes
 // from a pipe, checked whole, then sent to the server.
 func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOptions) error {
-	if o.undelete || o.into != "" || o.messages != nil {
-		return usagef("--undelete, --into and the message selectors are not available with --server yet")
-	}
 	users, err := mapUsers(o.mapUsers)
 	if err != nil {
 		return err

@@ -122,7 +122,11 @@ func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
 // mergeAll applies the merges, after every message file was sent.
 func (rs *restorer) mergeAll(ctx context.Context) error {
 	for _, b := range rs.inv.boxes {
-		if b.res.Action != ActionMerge || b.merge == nil || b.merge.n == 0 {
+		if b.res.Action != ActionMerge || b.merge == nil {
+			continue
+		}
+		if b.merge.n == 0 {
+			b.res.Applied = true // nothing of the dump to bring back
 			continue
 		}
 		if err := ctx.Err(); err != nil {

@@ -153,6 +153,7 @@ func (f *fatalMerge) Error() string { return f.err.Error() }
 func (rs *restorer) mergeBox(b *box) error {
 	m := b.merge
 	if m.n == 0 {
+		b.res.Applied = true // nothing of the dump to bring back
 		return nil
 	}
 	if err := m.w.Flush(); err != nil {
@@ -290,6 +291,7 @@ func (rs *restorer) mergeBox(b *box) error {
 	}
 	b.res.Added, b.res.AlreadyThere = app.Added, app.Present
 	if b.res.Added == 0 {
+		b.res.Applied = true // the target has it all: done
 		return nil
 	}
 	// Message files, cache records, index records, then the headers, as
