@@ -10,5 +10,8 @@
 //
 // Hashing runs on all cores while the output stays one sequential stream:
 // workers read and hash message files ahead of the writer, within a fixed
-// memory budget, and the writer emits them in order.
+// memory budget, and the writer emits them in order. The read-ahead spans
+// mailboxes: a prefetcher opens the next mailboxes (locks, index, header,
+// annotations) and has their files read while the current one is written,
+// so that a partition of many small mailboxes keeps both cores busy too.
 package dump

@@ -135,6 +135,8 @@ type spoolSource struct {
 	bufs    *bufPool
 	users   map[string][]string        // the plan's users and their mailboxes
 	entries map[string]partition.Entry // the plan's mailboxes
+	order   []string                   // the plan's mailboxes in the order of the dump
+	pf      *prefetcher                // set by Prefetch, for the whole run
 	// serverAnnots are users' private server annotations, once read.
 	serverAnnots map[string][]syncrec.Annotation
 }
@@ -233,6 +235,10 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 		return nil, missing
 	}
 	p.Total = &total
+	for _, u := range p.Users {
+		s.order = append(s.order, s.users[u]...)
+	}
+	s.order = append(s.order, p.Mailboxes...)
 	return p, nil
 }
 

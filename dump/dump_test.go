@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -461,5 +462,53 @@ func TestDumpPlantedMailboxDirectory(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// failAfter is an output that fails once n bytes are written.
+type failAfter struct{ n int }
+
+func (w *failAfter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		k := w.n
+		w.n = 0
+		return k, errors.New("disk full")
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// The prefetcher opens mailboxes ahead of the writer: when the output
+// fails in the middle of the run, every mailbox it opened is closed again
+// (no name lock of Cyrus's is left held) and none of its goroutines is
+// left running.
+func TestDumpOutputFailsReleasesPrefetched(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	full, _ := runDump(t, s, Options{All: true})
+	before := runtime.NumGoroutine()
+	for _, at := range []int{len(full) / 5, len(full) / 2, len(full) - 200} {
+		_, err := Run(context.Background(), s, &failAfter{n: at}, Options{All: true, Now: time.Unix(1795880000, 0)})
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("output failing after %d bytes: %v", at, err)
+		}
+		mbs, err := s.Mailboxes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range mbs {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			l, err := s.LockMailboxName(ctx, e, true)
+			cancel()
+			if err != nil {
+				t.Fatalf("output failing after %d bytes: %s still locked: %v", at, e.Name, err)
+			}
+			l.Release()
+		}
+	}
+	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines running after the failed runs, %d before", n, before)
 	}
 }

@@ -12,13 +12,18 @@ import (
 )
 
 // spoolMailbox is one mailbox of the partition, open and locked as
-// partition.OpenMailbox does it.
+// partition.OpenMailbox does it, with its message files read ahead into q
+// (by the prefetcher, or from the first call of Files).
 type spoolMailbox struct {
-	s     *spoolSource
-	m     *partition.Mailbox
-	mb    *syncrec.Mailbox
-	stop  func()
-	since uint64 // only records with a greater MODSEQ (SinceMailbox)
+	s        *spoolSource
+	name     string
+	m        *partition.Mailbox
+	mb       *syncrec.Mailbox
+	err      error         // why it could not be opened (m is nil); prefetched only
+	q        *queue        // its message files, read and hashed ahead
+	produced chan struct{} // closed once every job of q is submitted
+	stop     func()
+	since    uint64 // only records with a greater MODSEQ (SinceMailbox)
 }
 
 // MailboxKnown opens a mailbox of the plan as Mailbox does, asking known
@@ -65,8 +70,18 @@ func (m *spoolMailbox) UIDs(fn func(first, last uint32) error) error {
 }
 
 // Mailbox opens a mailbox of the plan. One listed when the dump started
-// and gone (or another mailbox) when its turn comes is a problem.
+// and gone (or another mailbox) when its turn comes is a problem. When
+// the prefetcher runs ahead and name is the next mailbox it opened, that
+// one is returned.
 func (s *spoolSource) Mailbox(ctx context.Context, name string) (Mailbox, error) {
+	if s.pf != nil && s.pf.ahead {
+		if m, ok := s.pf.take(name); ok {
+			if m.err != nil {
+				return nil, m.err
+			}
+			return m, nil
+		}
+	}
 	m, err := s.open(ctx, name, nil)
 	if err != nil {
 		return nil, err
@@ -87,58 +102,81 @@ func (s *spoolSource) open(ctx context.Context, name string, want func(*partitio
 		}
 		return nil, fmt.Errorf("not dumped: %w", err)
 	}
-	return &spoolMailbox{s: s, m: m, stop: func() {}}, nil
+	return &spoolMailbox{s: s, name: name, m: m, stop: func() {}}, nil
 }
 
 func (m *spoolMailbox) Keys() *syncrec.Mailbox { return m.mb }
 
+// Close releases the mailbox once the producer is done with it: results
+// not taken are dropped, returning their budget.
 func (m *spoolMailbox) Close() {
 	m.stop()
-	m.m.Close()
+	if m.q != nil && !m.q.drained {
+		m.q.discard()
+	}
+	if m.produced != nil {
+		<-m.produced
+	}
+	if m.m != nil {
+		m.m.Close()
+	}
 }
 
-// Files hashes the mailbox's message files with the read-ahead pipeline
-// and yields them in UID order.
-func (m *spoolMailbox) Files(ctx context.Context, f Filter, put func(*File) error) error {
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	p := newPipeline(pctx, m.s.workers, m.s.bufs)
-	produced := make(chan struct{})
+// start reads the mailbox's message files into a new queue of p, in a
+// goroutine of its own.
+func (m *spoolMailbox) start(p *pipeline, f Filter) {
+	m.q = p.queue()
+	m.produced = make(chan struct{})
 	go func() {
-		defer close(produced)
-		err := m.m.Records(func(r partition.Record) error {
-			if r.SystemFlags&partition.InternalUnlinked != 0 || r.Modseq <= m.since && m.since > 0 {
-				return nil // no file by design, or the destination's already
-			}
-			if f.Skip != nil {
-				have, err := f.Skip(r.GUID)
-				if err != nil {
-					return Fatal(err)
-				}
-				if have {
-					return nil
-				}
-			}
-			return p.submit(job{uid: r.UID, guid: r.GUID, size: int64(r.Size),
-				path: m.m.MessagePath(r), expunged: r.SystemFlags&partition.InternalExpunged != 0,
-				m: m.m, rec: r})
-		})
-		p.close(err)
+		m.produce(f)
+		close(m.produced)
 	}()
-	if err := m.yield(p, put); err != nil {
-		// Stop the producer before the mailbox it reads is closed.
-		cancel()
-		<-produced
+}
+
+// produce submits the jobs of the mailbox's message files to m.q, in UID
+// order, and closes it.
+func (m *spoolMailbox) produce(f Filter) {
+	err := m.m.Records(func(r partition.Record) error {
+		if r.SystemFlags&partition.InternalUnlinked != 0 || r.Modseq <= m.since && m.since > 0 {
+			return nil // no file by design, or the destination's already
+		}
+		if f.Skip != nil {
+			have, err := f.Skip(r.GUID)
+			if err != nil {
+				return Fatal(err)
+			}
+			if have {
+				return nil
+			}
+		}
+		return m.q.submit(job{uid: r.UID, guid: r.GUID, size: int64(r.Size),
+			path: m.m.MessagePath(r), expunged: r.SystemFlags&partition.InternalExpunged != 0,
+			m: m.m, rec: r})
+	})
+	m.q.close(err)
+}
+
+// Files yields the mailbox's message files, read and hashed ahead by the
+// run's workers, in UID order. A mailbox the prefetcher did not open
+// starts reading them here.
+func (m *spoolMailbox) Files(ctx context.Context, f Filter, put func(*File) error) error {
+	if m.q == nil {
+		if m.s.pf == nil {
+			return errors.New("dump: the offline source is used through Write only")
+		}
+		m.start(m.s.pf.p, f)
+	}
+	if err := m.yield(put); err != nil {
 		return err
 	}
-	<-produced
-	return p.err()
+	<-m.produced
+	return m.q.err()
 }
 
-// yield hands the pipeline's results to put, in order.
-func (m *spoolMailbox) yield(p *pipeline, put func(*File) error) error {
+// yield hands the queue's results to put, in order.
+func (m *spoolMailbox) yield(put func(*File) error) error {
 	for {
-		res, ok := p.next()
+		res, ok := m.q.next()
 		if !ok {
 			return nil
 		}

@@ -75,22 +75,34 @@ type pending struct {
 	first *pending // for a duplicate GUID within the mailbox: the first job
 }
 
+// pipeline reads and hashes message files ahead of the writer for a whole
+// run, across mailboxes: its workers live as long as the run, and the
+// memory budget (tokens) is shared by every mailbox's queue. Only the
+// producer takes tokens, in the order of the dump, and the writer returns
+// them in that same order, so a queue waiting for budget never holds back
+// one the writer is emptying.
 type pipeline struct {
 	ctx    context.Context
 	work   chan *pending
-	order  chan *pending
 	tokens chan struct{}
 	bufs   *bufPool
 	wg     sync.WaitGroup
-	mu     sync.Mutex
+}
+
+// queue is one mailbox's jobs, in UID order.
+type queue struct {
+	p     *pipeline
+	order chan *pending
+	mu    sync.Mutex
 	// byGUID holds the jobs in flight (submitted, not yet taken by next),
 	// for duplicates within the mailbox: a later job with the same GUID
 	// waits for the first instead of reading the file again. Once the
 	// first is taken, the dumper's table of embedded GUIDs answers for
 	// it, so this map stays as small as the read-ahead, however large
 	// the mailbox.
-	byGUID map[guid.GUID]*pending // under mu
-	perr   error                  // under mu
+	byGUID  map[guid.GUID]*pending // under mu
+	perr    error                  // under mu
+	drained bool                   // next has returned the last result
 }
 
 func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
@@ -100,9 +112,7 @@ func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
 	p := &pipeline{
 		ctx:    ctx,
 		work:   make(chan *pending, workers),
-		order:  make(chan *pending, budget/tokenSize),
 		tokens: make(chan struct{}, budget/tokenSize),
-		byGUID: map[guid.GUID]*pending{},
 		bufs:   bufs,
 	}
 	for range workers {
@@ -118,15 +128,28 @@ func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
 	return p
 }
 
+// stop ends the workers once the jobs handed to them are done; no job may
+// be submitted afterwards.
+func (p *pipeline) stop() {
+	close(p.work)
+	p.wg.Wait()
+}
+
+// queue returns a new, empty queue for one mailbox.
+func (p *pipeline) queue() *queue {
+	return &queue{p: p, order: make(chan *pending, budget/tokenSize), byGUID: map[guid.GUID]*pending{}}
+}
+
 // submit queues a job; it blocks while the memory budget is spent.
-func (p *pipeline) submit(j job) error {
+func (q *queue) submit(j job) error {
+	p := q.p
 	pd := &pending{result: result{job: j, p: p}, done: make(chan struct{})}
-	p.mu.Lock()
-	first, ok := p.byGUID[j.guid]
+	q.mu.Lock()
+	first, ok := q.byGUID[j.guid]
 	if !ok {
-		p.byGUID[j.guid] = pd
+		q.byGUID[j.guid] = pd
 	}
-	p.mu.Unlock()
+	q.mu.Unlock()
 	if ok {
 		pd.first = first
 		pd.dup = true
@@ -142,14 +165,16 @@ func (p *pipeline) submit(j job) error {
 			select {
 			case p.tokens <- struct{}{}:
 			case <-p.ctx.Done():
+				pd.releaseTokens()
 				return p.ctx.Err()
 			}
+			pd.tokens++
 		}
-		pd.tokens = n
 	}
 	select {
-	case p.order <- pd:
+	case q.order <- pd:
 	case <-p.ctx.Done():
+		pd.releaseTokens()
 		return p.ctx.Err()
 	}
 	if !pd.dup {
@@ -158,20 +183,19 @@ func (p *pipeline) submit(j job) error {
 	return nil
 }
 
-// close ends the job stream; err is the producer's error, if any.
-func (p *pipeline) close(err error) {
-	p.mu.Lock()
-	p.perr = err
-	p.mu.Unlock()
-	close(p.work)
-	close(p.order)
+// close ends the mailbox's job stream; err is the producer's error, if any.
+func (q *queue) close(err error) {
+	q.mu.Lock()
+	q.perr = err
+	q.mu.Unlock()
+	close(q.order)
 }
 
 // next returns the next result in submission order.
-func (p *pipeline) next() (*result, bool) {
-	pd, ok := <-p.order
+func (q *queue) next() (*result, bool) {
+	pd, ok := <-q.order
 	if !ok {
-		p.wg.Wait()
+		q.drained = true
 		return nil, false
 	}
 	if pd.dup {
@@ -185,24 +209,35 @@ func (p *pipeline) next() (*result, bool) {
 		return &pd.result, true
 	}
 	<-pd.done
-	p.mu.Lock()
-	if p.byGUID[pd.guid] == pd {
-		delete(p.byGUID, pd.guid)
+	q.mu.Lock()
+	if q.byGUID[pd.guid] == pd {
+		delete(q.byGUID, pd.guid)
 	}
-	p.mu.Unlock()
+	q.mu.Unlock()
 	return &pd.result, true
 }
 
-func (p *pipeline) err() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if errors.Is(p.perr, errStopped) {
+// discard releases the results not taken, once the producer has closed q.
+func (q *queue) discard() {
+	for pd := range q.order {
+		if !pd.dup {
+			<-pd.done
+		}
+		pd.result.release()
+	}
+	q.drained = true
+}
+
+func (q *queue) err() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if errors.Is(q.perr, errStopped) {
 		return nil
 	}
-	if p.perr != nil {
-		return fmt.Errorf("reading index: %w", p.perr)
+	if q.perr != nil {
+		return fmt.Errorf("reading index: %w", q.perr)
 	}
-	return p.ctx.Err()
+	return q.p.ctx.Err()
 }
 
 // hash reads and checks the job's file. Small files are read whole into a

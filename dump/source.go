@@ -43,6 +43,17 @@ type KnownSource interface {
 	MailboxKnown(ctx context.Context, name string, known func(*syncrec.Mailbox) (Known, error)) (Mailbox, Known, error)
 }
 
+// Prefetcher is a Source that reads message files with workers of its
+// own for the whole run and can open mailboxes, and read their files,
+// ahead of their turn. Write calls Prefetch once, after Plan, when the
+// source is one; with ahead, it then asks for the mailboxes with Mailbox
+// in the order of the plan: each user's in the order of the user's
+// Mailboxes, then the single ones not dumped with a user. stop releases
+// everything it holds.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, f Filter, ahead bool) (stop func())
+}
+
 // SinceMailbox is a Mailbox that can yield only the records changed after
 // a MODSEQ (Known.Since).
 type SinceMailbox interface {
@@ -175,6 +186,12 @@ func Write(ctx context.Context, src Source, w io.Writer, opts Options) (*Summary
 	}
 	if opts.Plan != nil && plan.Total != nil {
 		opts.Plan(*plan.Total)
+	}
+	if pf, ok := src.(Prefetcher); ok {
+		// An incremental dump asks Known about each mailbox as it opens
+		// it, in turn: no mailbox is opened ahead there.
+		stop := pf.Prefetch(ctx, Filter{Skip: opts.Have}, opts.Known == nil)
+		defer stop()
 	}
 	now := opts.Now
 	if now.IsZero() {

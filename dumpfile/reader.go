@@ -274,17 +274,29 @@ func (d *Reader) Close() error {
 // `hold` bytes, which it keeps back until it knows whether they precede the
 // trailer. The dlist reader above reads ahead by at most its buffer, so the
 // trailer's start is always within the held-back bytes when it is found.
+//
+// The hashing runs beside the reading, on another core: bytes read are
+// kept in chunks, and each chunk that falls out of the held-back window
+// is hashed by a goroutine of its own while the next ones are read, one
+// chunk at a time in order (BLAKE3 is fed sequentially). No goroutine
+// outlives the chunk it hashes, so a Reader dropped without Close leaks
+// nothing.
 type tailHasher struct {
 	r       io.Reader
-	h       *blake3.Hasher
-	pending []byte // bytes read but not hashed; pending[0] is at offset hashed
-	hashed  int64
+	h       *blake3.Hasher // owned by the chunk in flight, if any
+	held    [][]byte       // chunks read, not handed to h yet, oldest first
+	heldLen int
+	free    [][]byte
+	flight  chan []byte // receives the chunk in flight once it is hashed
+	hashed  int64       // bytes handed to h
 	hold    int
 }
 
+const hashChunk = 128 << 10
+
 func newTailHasher(r io.Reader) *tailHasher {
 	const hold = 256 << 10 // four times the dlist reader's read-ahead
-	return &tailHasher{r: r, h: blake3.New(), hold: hold, pending: make([]byte, 0, 2*hold)}
+	return &tailHasher{r: r, h: blake3.New(), hold: hold}
 }
 
 func (t *tailHasher) Read(p []byte) (int, error) {
@@ -293,34 +305,69 @@ func (t *tailHasher) Read(p []byte) (int, error) {
 		return 0, io.ErrNoProgress
 	}
 	b := p[:n]
-	if len(t.pending)+len(b) > cap(t.pending) {
-		// Hash all but the last hold bytes; moving the held bytes down
-		// happens once per hold bytes read.
-		k := len(t.pending) + len(b) - t.hold
-		if k <= len(t.pending) {
-			t.h.Write(t.pending[:k])
-			t.pending = t.pending[:copy(t.pending, t.pending[k:])]
-		} else {
-			t.h.Write(t.pending)
-			t.h.Write(b[:k-len(t.pending)])
-			b = b[k-len(t.pending):]
-			t.pending = t.pending[:0]
+	for len(b) > 0 {
+		last := len(t.held) - 1
+		if last < 0 || len(t.held[last]) == cap(t.held[last]) {
+			t.held = append(t.held, t.chunk())
+			last++
 		}
-		t.hashed += int64(k)
+		c := t.held[last]
+		k := copy(c[len(c):cap(c)], b)
+		t.held[last] = c[:len(c)+k]
+		t.heldLen += k
+		b = b[k:]
 	}
-	t.pending = append(t.pending, b...)
+	for len(t.held) > 1 && t.heldLen-len(t.held[0]) >= t.hold {
+		c := t.held[0]
+		t.held = t.held[1:]
+		t.heldLen -= len(c)
+		t.hashed += int64(len(c))
+		t.wait()
+		done := make(chan []byte, 1)
+		t.flight = done
+		go func(h *blake3.Hasher) {
+			h.Write(c)
+			done <- c
+		}(t.h)
+	}
 	return n, err
+}
+
+// chunk returns an empty chunk buffer.
+func (t *tailHasher) chunk() []byte {
+	if k := len(t.free); k > 0 {
+		c := t.free[k-1]
+		t.free = t.free[:k-1]
+		return c[:0]
+	}
+	return make([]byte, 0, hashChunk)
+}
+
+// wait waits until the chunk in flight, if any, is hashed.
+func (t *tailHasher) wait() {
+	if t.flight != nil {
+		t.free = append(t.free, <-t.flight)
+		t.flight = nil
+	}
 }
 
 // sumBefore returns the digest of the first off bytes of the stream.
 func (t *tailHasher) sumBefore(off int64) ([32]byte, error) {
 	var sum [32]byte
+	t.wait()
 	k := off - t.hashed
-	if k < 0 || k > int64(len(t.pending)) {
+	if k < 0 || k > int64(t.heldLen) {
 		return sum, fmt.Errorf("internal error: trailer offset %d outside the held-back window", off)
 	}
 	h := t.h.Clone()
-	h.Write(t.pending[:k])
+	for _, c := range t.held {
+		if k <= 0 {
+			break
+		}
+		n := min(int64(len(c)), k)
+		h.Write(c[:n])
+		k -= n
+	}
 	h.Sum(sum[:0])
 	return sum, nil
 }

@@ -117,6 +117,44 @@ func TestSmallRun(t *testing.T) {
 	}
 }
 
+// The mailbox axis on its smallest partition (200 mailboxes), one round:
+// the -mailboxes run that the 200,000-mailbox partition uses on demand
+// (-mailbox-max 200000) works end to end and writes its section. Skipped
+// with -short or without the baselines' tools.
+func TestSmallMailboxRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	for _, tool := range []string{"tar", "/usr/bin/time"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s", tool)
+		}
+	}
+	wd, _ := os.Getwd()
+	root := filepath.Join(wd, "..", "..")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "b.md")
+	cmd := exec.Command("go", "run", "./scripts/bench", "-messages", "0", "-mailboxes", "-mailbox-max", "200",
+		"-pairs", "1", "-dir", filepath.Join(dir, "work"), "-out", out)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{"<!-- begin generated: bench mailboxes -->", "| 201 | 20 | 600 |", "verify --against µs", "seen-cleanup --all µs", "only 1 round(s)"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "| 2001 |") {
+		t.Errorf("report has a partition above -mailbox-max 200:\n%s", s)
+	}
+}
+
 // The mailbox axis warns, naming the size, where a command spread.
 func TestMailboxWarnings(t *testing.T) {
 	m := func(name string, secs ...float64) *measurement {
