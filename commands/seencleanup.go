@@ -41,7 +41,7 @@ func newSeenCleanupCommand(e *env) *cli.Command {
 			"version 12. Nothing changes without --delete.\n\n" +
 			"With --delete the stale records (and, with --prune-orphans, the orphans) are first\n" +
 			"written to an undo file, an mbtool dump of APPLY SEEN commands (mbtool restore replays\n" +
-			"it), which is synced to disk; then each seen db is rewritten atomically under its lock,\n" +
+			"it), which is synced to disk; then each seen db is changed atomically under its lock,\n" +
 			"as Cyrus itself does, so Cyrus may keep running. The undo file defaults to\n" +
 			"seen-undo-<UTC time>.dlist in the current directory; an existing file is never\n" +
 			"overwritten. A damaged seen db or an unreadable mailbox is reported, left untouched,\n" +

@@ -78,6 +78,11 @@ func (t *TwoskipTx) Set(key, value []byte) {
 // Delete removes key.
 func (t *TwoskipTx) Delete(key []byte) { t.changes[string(key)] = nil }
 
+// Check checks the whole committed state, every record and pointer
+// (cyrusdb.Twoskip.Check), for a writer that changes nothing in a
+// database with damage anywhere.
+func (t *TwoskipTx) Check() error { return t.db.Check() }
+
 // ForEach calls fn for every committed record whose key starts with
 // prefix, ignoring the transaction's own changes.
 func (t *TwoskipTx) ForEach(prefix []byte, fn func(key, value []byte) error) error {
@@ -99,13 +104,19 @@ func (t *TwoskipTx) ForEach(prefix []byte, fn func(key, value []byte) error) err
 // set, else it is an error. If fn returns an error, or changes nothing, the
 // file is left alone.
 func (s *Spool) UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
-	tree := s.Config.Tree()
+	return UpdateTwoskipFile(context.Background(), s.Config.Tree(), path, create, owner, fn)
+}
+
+// UpdateTwoskipFile is UpdateTwoskip of the twoskip file at path beneath
+// the roots of tree, waiting for its lock until ctx is done: the one
+// writer of twoskip databases, for restore and seen-cleanup alike.
+func UpdateTwoskipFile(ctx context.Context, tree *cyrusfs.Tree, path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
 	if create {
 		if err := tree.Ensure(path, owner); err != nil {
 			return err
 		}
 	}
-	f, err := tree.OpenLocked(context.Background(), path, os.O_RDWR, true)
+	f, err := tree.OpenLocked(ctx, path, os.O_RDWR, true)
 	if err != nil {
 		return fmt.Errorf("locking %s: %w", path, err)
 	}

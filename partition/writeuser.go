@@ -105,10 +105,27 @@ func (s *Spool) AddSubs(user string, owner Owner, names []string) error {
 
 // updateFlat rewrites a flat database by rename under the writer's lock.
 func updateFlat(tree *cyrusfs.Tree, path string, owner Owner, edit func(recs map[string][]byte)) error {
-	if err := tree.Ensure(path, owner); err != nil {
-		return err
+	return UpdateFlatFile(context.Background(), tree, path, true, owner, func(recs map[string][]byte) (bool, error) {
+		edit(recs)
+		return true, nil
+	})
+}
+
+// UpdateFlatFile changes the flat database at path beneath the roots of
+// tree as Cyrus's flat writer does: exclusive lock on the live file (the
+// wait bounded by ctx), read it whole, edit, write <path>.NEW, fsync,
+// rename, fsync the directory, then release the lock. The one writer of
+// flat databases, for restore and seen-cleanup alike. A missing file is
+// created first (empty, owned by owner) when create is set, else it is
+// fs.ErrNotExist. When edit reports no change, or an error, the file is
+// left alone.
+func UpdateFlatFile(ctx context.Context, tree *cyrusfs.Tree, path string, create bool, owner Owner, edit func(recs map[string][]byte) (bool, error)) error {
+	if create {
+		if err := tree.Ensure(path, owner); err != nil {
+			return err
+		}
 	}
-	f, err := tree.OpenLocked(context.Background(), path, os.O_RDWR, true)
+	f, err := tree.OpenLocked(ctx, path, os.O_RDWR, true)
 	if err != nil {
 		return fmt.Errorf("locking %s: %w", path, err)
 	}
@@ -125,7 +142,9 @@ func updateFlat(tree *cyrusfs.Tree, path string, owner Owner, edit func(recs map
 	if err != nil {
 		return err
 	}
-	edit(recs)
+	if changed, err := edit(recs); err != nil || !changed {
+		return err
+	}
 	list := make([][2][]byte, 0, len(recs))
 	for k, v := range recs {
 		list = append(list, [2][]byte{[]byte(k), v})

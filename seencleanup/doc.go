@@ -13,11 +13,12 @@
 //
 // Run is safe while Cyrus runs. It writes every record it will remove to an
 // undo file first (an mbtool dump of APPLY SEEN lines, fsynced), then
-// rewrites each affected seen database atomically under the database's
-// lock, as a Cyrus checkpoint does: a complete new file, fsynced, renamed
-// over the old one, the directory fsynced, and only then the lock released,
-// so a Cyrus process waiting for the lock reopens the new file. ApplyUndo
-// replays an undo file the same way.
+// changes each affected seen database under the database's lock through
+// the one writer restore uses too: a twoskip database by a transaction in
+// place, as Cyrus's own writer makes one, after recovering a file a killed
+// writer left unclean (partition.UpdateTwoskipFile); a flat one by a
+// complete new file renamed over the old one (partition.UpdateFlatFile).
+// ApplyUndo replays an undo file the same way.
 //
 // Like cyr_userseen, Run treats mailboxes in the deleted hierarchy
 // (DELETED.user.alice...) as their owner's. Unlike it, Run goes on past

@@ -35,9 +35,6 @@ var (
 	ErrNoUndoFile = errors.New("deleting needs an undo file")
 	// ErrUndoExists: the undo file exists already; it is never overwritten.
 	ErrUndoExists = errors.New("undo file exists")
-	// ErrDirty: a seen database was left mid-transaction by a crashed
-	// writer; Cyrus recovers it on its next access.
-	ErrDirty = errors.New("seen db not cleanly committed")
 	// ErrNotUndoable: a record whose value Cyrus's APPLY SEEN could not
 	// store again byte for byte, so it is not removed.
 	ErrNotUndoable = errors.New("record cannot be restored exactly")
@@ -166,7 +163,7 @@ func (s *Summary) String() string {
 // per stale or orphan record to opts.Out, and with opts.Delete removes the
 // stale ones (and the orphans, with PruneOrphans): first every record to be
 // removed goes to the undo file, which is fsynced and read back, and then
-// each user's database is rewritten atomically (see the package comment).
+// each user's database is changed atomically (see the package comment).
 //
 // Damaged databases and unreadable mailboxes are reported in
 // Summary.Problems and left untouched; the run goes on with the other
@@ -404,8 +401,9 @@ func remove(ctx context.Context, spool *partition.Spool, undo *os.File, undoFile
 
 // readSeen calls fn for every record of the seen database at path, read
 // under its shared lock (waited for until ctx is done), in the database's order. A missing file is an
-// empty database. The backend is detected as in rewriteSeen. A file that
-// is not cleanly committed is refused with ErrDirty, a damaged one with an
+// empty database. The backend is detected as in rewriteSeen. A twoskip
+// file that a killed writer left unclean is read as of its last commit
+// (what Cyrus's recovery, and rewriteSeen's, restore); a damaged one is an
 // error wrapping cyrusdb.ErrCorrupt.
 func readSeen(ctx context.Context, tree *cyrusfs.Tree, path, backend string, fn func(k, v []byte) error) error {
 	f, err := tree.OpenLocked(ctx, path, os.O_RDONLY, false)
@@ -431,9 +429,8 @@ func readSeen(ctx context.Context, tree *cyrusfs.Tree, path, backend string, fn 
 		if err != nil {
 			return err
 		}
-		if !db.Clean() {
-			return fmt.Errorf("%s: %w", path, ErrDirty)
-		}
+		// A file a killed writer left unclean is read as of its last
+		// commit, which is what Cyrus's recovery restores.
 		return db.ForEach(nil, fn)
 	case backend == "twoskip":
 		return &cyrusdb.CorruptError{Path: path, Offset: 0, Reason: "not a twoskip file (bad magic)"}
