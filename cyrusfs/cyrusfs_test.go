@@ -335,3 +335,56 @@ func TestRootReplacedBySymlink(t *testing.T) {
 		t.Errorf("file in the new root: %v", err)
 	}
 }
+
+// Open and OpenDir of a root walked before take one openat2 from the
+// root's kept descriptor: a symlink planted for a directory on the way or
+// for the file itself, a FIFO in the file's place and a ".." are refused
+// the same as on the way through the parent directory.
+func TestCachedRootRefuses(t *testing.T) {
+	root, outside := plant(t)
+	tr := NewTree(root)
+	if err := os.MkdirAll(filepath.Join(root, "d", "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "d", "e", "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := tr.Open(filepath.Join(root, "d", "e", "f"), os.O_RDONLY) // walks and keeps the root
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if !tr.cached(filepath.Join(root, "d"), func(int, string) {}) {
+		t.Fatal("root not kept after a first open")
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "d", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "victim"), filepath.Join(root, "d", "e", "flink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(root, "d", "e", "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want error
+	}{
+		{filepath.Join(root, "d", "link", "victim"), ErrSymlink},
+		{filepath.Join(root, "d", "e", "flink"), ErrSymlink},
+		{filepath.Join(root, "d", "e", "fifo"), ErrNotRegular},
+		{filepath.Join(root, "d", "..", "..", "outside", "victim"), ErrOutside},
+	} {
+		if f, err := tr.Open(tc.path, os.O_RDONLY); !errors.Is(err, tc.want) {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("Open %s: %v, want %v", tc.path, err, tc.want)
+		}
+	}
+	if d, err := tr.OpenDir(filepath.Join(root, "d", "link")); !errors.Is(err, ErrSymlink) {
+		d.Close()
+		t.Errorf("OpenDir through a symlink: %v", err)
+	}
+	checkOutside(t, outside)
+}

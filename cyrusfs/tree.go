@@ -112,8 +112,49 @@ func (t *Tree) openRootOf(path string) (*Dir, string, error) {
 	return nil, "", &fs.PathError{Op: "resolve", Path: path, Err: ErrOutside}
 }
 
+// cached calls fn with the cached descriptor of the longest root of t
+// that path lies beneath and the rest of path, relative, without the dup
+// and close of openRootOf: the descriptor stays valid while fn runs. It
+// reports false, without calling fn, when that root is not cached or no
+// longer names the directory cached (the caller then takes openRootOf's
+// way), or path has a ".." component.
+func (t *Tree) cached(path string, fn func(rootfd int, rel string)) bool {
+	for _, c := range strings.Split(path, "/") {
+		if c == ".." {
+			return false
+		}
+	}
+	p := filepath.Clean(path)
+	for _, r := range t.roots {
+		var rel string
+		switch {
+		case strings.HasPrefix(p, r+"/"):
+			rel = p[len(r)+1:]
+		case r == "/" && strings.HasPrefix(p, "/") && p != "/":
+			rel = p[1:]
+		case p == r:
+			return false
+		default:
+			continue
+		}
+		if !filepath.IsAbs(r) {
+			return false
+		}
+		return roots.do(r, func(fd int) { fn(fd, rel) })
+	}
+	return false
+}
+
 // OpenDir opens the existing directory at path.
 func (t *Tree) OpenDir(path string) (*Dir, error) {
+	var fd int
+	var ferr error
+	if t.cached(path, func(rootfd int, rel string) { fd, ferr = resolve(rootfd, rel) }) {
+		if ferr != nil {
+			return nil, pathErr("open", path, ferr)
+		}
+		return &Dir{fd: fd, path: filepath.Clean(path)}, nil
+	}
 	rd, rel, err := t.openRootOf(path)
 	if err != nil {
 		return nil, err
@@ -122,7 +163,7 @@ func (t *Tree) OpenDir(path string) (*Dir, error) {
 		return rd, nil
 	}
 	defer rd.Close()
-	fd, err := resolve(rd.fd, rel)
+	fd, err = resolve(rd.fd, rel)
 	if err != nil {
 		return nil, pathErr("open", path, err)
 	}
@@ -215,6 +256,9 @@ func (t *Tree) Replace(path string, o Owner, perm os.FileMode, write func(*os.Fi
 // Open opens the existing file at path with flag (no O_CREAT), without
 // following symlinks.
 func (t *Tree) Open(path string, flag int) (*os.File, error) {
+	if f, ok, err := t.openCached(path, flag); ok {
+		return f, err
+	}
 	d, name, err := t.parent(path)
 	if err != nil {
 		return nil, err
@@ -238,6 +282,50 @@ func (t *Tree) Remove(path string) error {
 	}
 	defer d.Close()
 	return d.Remove(name)
+}
+
+// openCached is Open in one openat2 from the root's cached descriptor
+// (RESOLVE_NO_SYMLINKS covers the file itself too, as O_NOFOLLOW does),
+// where the root is cached and the kernel has openat2; ok is false
+// otherwise, and Open takes the way through the parent directory.
+func (t *Tree) openCached(path string, flag int) (f *os.File, ok bool, err error) {
+	if noOpenat2.Load() || flag&os.O_CREATE != 0 {
+		return nil, false, nil
+	}
+	if _, name := filepath.Split(filepath.Clean(path)); checkName(name) != nil {
+		return nil, false, nil
+	}
+	fd := -1
+	ok = t.cached(path, func(rootfd int, rel string) {
+		how := &unix.OpenHow{Flags: uint64(flag | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NOCTTY | unix.O_NONBLOCK),
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+		fd, err = unix.Openat2(rootfd, rel, how)
+		for err == unix.EINTR || err == unix.EAGAIN {
+			fd, err = unix.Openat2(rootfd, rel, how)
+		}
+	})
+	if !ok {
+		return nil, false, nil
+	}
+	switch err {
+	case nil:
+	case unix.ENOSYS, unix.EPERM, unix.E2BIG:
+		return nil, false, nil // Open finds out, and falls back for good
+	case unix.EXDEV:
+		return nil, true, &fs.PathError{Op: "open", Path: path, Err: ErrOutside}
+	default:
+		return nil, true, pathErr("open", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, true, pathErr("open", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, true, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	}
+	return os.NewFile(uintptr(fd), filepath.Clean(path)), true, nil
 }
 
 // openRoot opens a configured root directory. Its path is the operator's
@@ -269,7 +357,7 @@ const maxCachedRoots = 64
 // walk from "/" of every component, about ten system calls, for every
 // lock file, mailbox directory and database a run opens.
 type rootCache struct {
-	mu sync.Mutex
+	mu sync.RWMutex
 	m  map[string]cachedRoot
 }
 
@@ -324,6 +412,24 @@ func (c *rootCache) open(root string) (int, error) {
 	}
 	c.m[root] = cachedRoot{fd: keep, dev: st.Dev, ino: st.Ino}
 	return fd, nil
+}
+
+// do calls fn with the cached descriptor of the absolute path root, held
+// open meanwhile, if root is cached and still names that directory (as
+// open checks it); it reports whether it did.
+func (c *rootCache) do(root string, fn func(fd int)) bool {
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r, ok := c.m[root]
+	if !ok || r.dev != st.Dev || r.ino != st.Ino {
+		return false
+	}
+	fn(r.fd)
+	return true
 }
 
 // walkRoot opens the absolute path one component at a time from "/",
