@@ -84,24 +84,25 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
-// The whole script on a tiny partition: it runs every pair and writes a
-// report (the figures of one round mean nothing; this checks the
-// plumbing). Skipped with -short or without the baselines' tools.
-func TestSmallRun(t *testing.T) {
+// smallRun runs the script with args (plus -pairs 1 and a work directory
+// and report of the test's own) and returns the report it wrote. It skips
+// the test with -short or without one of tools.
+func smallRun(t *testing.T, tools []string, args ...string) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	for _, tool := range []string{"tar", "zstd", "sha1sum", "b3sum", "/usr/bin/time"} {
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("no %s", tool)
 		}
 	}
 	wd, _ := os.Getwd()
-	root := filepath.Join(wd, "..", "..")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "b.md")
-	cmd := exec.Command("go", "run", "./scripts/bench", "-messages", "300", "-pairs", "1", "-dir", filepath.Join(dir, "work"), "-out", out)
-	cmd.Dir = root
+	args = append([]string{"run", "./scripts/bench"}, append(args, "-pairs", "1", "-dir", filepath.Join(dir, "work"), "-out", out)...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = filepath.Join(wd, "..", "..")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, b)
 	}
@@ -109,7 +110,14 @@ func TestSmallRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(b)
+	return string(b)
+}
+
+// The whole script on a tiny partition: it runs every pair and writes a
+// report (the figures of one round mean nothing; this checks the
+// plumbing). Skipped with -short or without the baselines' tools.
+func TestSmallRun(t *testing.T) {
+	s := smallRun(t, []string{"tar", "zstd", "sha1sum", "b3sum", "/usr/bin/time"}, "-messages", "300")
 	for _, want := range []string{"`tar -cf - \\| cat`", "`sha1limit (all cores)`", "`b3sum`", "`tar -xf + sync`", "only 1 round(s)", "<!-- data: "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)
@@ -122,29 +130,7 @@ func TestSmallRun(t *testing.T) {
 // (-mailbox-max 200000) works end to end and writes its section. Skipped
 // with -short or without the baselines' tools.
 func TestSmallMailboxRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short")
-	}
-	for _, tool := range []string{"tar", "/usr/bin/time"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s", tool)
-		}
-	}
-	wd, _ := os.Getwd()
-	root := filepath.Join(wd, "..", "..")
-	dir := t.TempDir()
-	out := filepath.Join(dir, "b.md")
-	cmd := exec.Command("go", "run", "./scripts/bench", "-messages", "0", "-mailboxes", "-mailbox-max", "200",
-		"-pairs", "1", "-dir", filepath.Join(dir, "work"), "-out", out)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
+	s := smallRun(t, []string{"tar", "/usr/bin/time"}, "-messages", "0", "-mailboxes", "-mailbox-max", "200")
 	for _, want := range []string{"<!-- begin generated: bench mailboxes -->", "| 201 | 20 | 600 |", "verify --against µs", "seen-cleanup --all µs", "only 1 round(s)"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)
