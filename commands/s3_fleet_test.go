@@ -265,7 +265,7 @@ var s3Faults = []s3lab.Rule{
 // that a hung request costs seconds, not the default minute.
 const s3Timeout = "MBTOOL_S3_TIMEOUT=3s"
 
-// TestS3Faults runs dump, verify, list, export and restore through a proxy
+// TestS3Faults runs dump, verify, restore and prune through a proxy
 // that injects 503 SlowDown, 500, dropped and truncated connections,
 // delays and hung requests: each run completes or fails cleanly, a rerun
 // without faults completes, and nothing is lost: the repository verifies
@@ -311,6 +311,11 @@ func TestS3Faults(t *testing.T) {
 			px.SetRules(s3Faults...)
 		}
 	}
+	if run("prune with faults", "prune", "--repo", url, "--keep-last", "1") != ExitOK {
+		px.SetRules()
+		s3Must(t, st, "prune", "--repo", url, "--keep-last", "1")
+		px.SetRules(s3Faults...)
+	}
 	stats := px.Stats()
 	t.Logf("proxy: %d requests, faults %v; %d of %d restores completed under faults", stats.Requests, stats.Faults, restored, len(users))
 	if stats.Faults[s3lab.SlowDown] == 0 || stats.Faults[s3lab.DropAfter] == 0 {
@@ -318,7 +323,9 @@ func TestS3Faults(t *testing.T) {
 	}
 
 	px.SetRules()
-	s3Check(t, st, url, conf, users)
+	if ss := s3Check(t, st, url, conf, users); len(ss) != 1 {
+		t.Errorf("after prune --keep-last 1: %d snapshots, want 1", len(ss))
+	}
 	// What was restored under faults is the source's users, whole: a dump
 	// of each from the target matches the source partition.
 	for _, u := range users {

@@ -107,3 +107,32 @@ func TestListTruncated(t *testing.T) {
 		t.Fatalf("the fault did not happen: %+v", st)
 	}
 }
+
+// TestUploadCompleteLostAnswer: the store completed a multipart upload
+// but the answer was lost; the retry must not turn the finished upload
+// into a failure. (An exclusive upload, a repository file, then meets its
+// own object as fs.ErrExist, which the repository takes as "the same
+// bytes are there": names are content addresses.)
+func TestUploadCompleteLostAnswer(t *testing.T) {
+	c, px := faultClient(t)
+	ctx := context.Background()
+	data := make([]byte, 6<<20)
+	_, _ = rand.NewChaCha8([32]byte{2}).Read(data)
+	c.opts.PartSize = minPartSize
+	px.SetRules(s3lab.Rule{Fault: s3lab.DropAfter, Method: "POST", Path: "uploadId", Nth: 1})
+	if err := c.Upload(ctx, px.Bucket, "big", bytes.NewReader(data), int64(len(data)), false); err != nil {
+		t.Fatalf("an upload whose completion's answer was lost: %v", err)
+	}
+	if st := px.Stats(); st.Faults[s3lab.DropAfter] != 1 {
+		t.Fatalf("the fault did not happen: %+v", st)
+	}
+	px.SetRules()
+	o, err := c.Open(ctx, px.Bucket, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if got, err := io.ReadAll(o.Reader()); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+}
