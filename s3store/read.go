@@ -96,8 +96,11 @@ func (o *Object) readAt(p []byte, off int64) (int, error) {
 	if o.body == nil && !sequential {
 		// A lone read (an index block, a message elsewhere): exactly its
 		// bytes, so the connection is reused.
+		if err := o.get(p, off); err != nil {
+			return 0, err
+		}
 		o.lastEnd = off + int64(len(p))
-		return len(p), o.get(p, off)
+		return len(p), nil
 	}
 	done := 0
 	for attempt := 0; done < len(p); {
