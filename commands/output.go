@@ -3,17 +3,14 @@ package commands
 import (
 	"errors"
 	"fmt"
-	"github.com/mbtool/mbtool/s3store"
 	"io"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/mbtool/mbtool/s3store"
 )
 
-// output is where a dump goes: stdout, or a file written under a temporary
-// name in the same directory and renamed into place only by commit, so that
-// a failed or interrupted run never leaves a file that looks like a good
-// dump.
 // lostReader explains an error writing a dump to a pipe whose reader went
 // away (EPIPE); other errors are returned as they are.
 func lostReader(err error, output string) error {
@@ -27,6 +24,10 @@ func lostReader(err error, output string) error {
 	return &hintError{err: err, hint: "the program reading " + what + " ended before the dump did: what it read has no trailer, and verify or restore of it fails"}
 }
 
+// output is where a dump goes: stdout, or a file written under a temporary
+// name in the same directory and renamed into place only by commit, so that
+// a failed or interrupted run never leaves a file that looks like a good
+// dump.
 type output struct {
 	w    io.Writer
 	f    *os.File

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mbtool/mbtool/s3store"
 	"io"
 	"os"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/repo"
 	"github.com/mbtool/mbtool/repo/repodump"
+	"github.com/mbtool/mbtool/s3store"
 	"github.com/urfave/cli/v2"
 )
 

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mbtool/mbtool/s3store"
 	"io"
 	"os"
 
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/s3store"
 )
 
 // What a command needs before it can start: the Cyrus spool of an
