@@ -27,11 +27,12 @@ import (
 // name) when opened.
 //
 // A pack is uploaded in the background while the run goes on (at most
-// --s3-parallel at once): Commit of an index file or a snapshot, the
+// --s3-parallel at once). Commit of an index file or a snapshot, the
 // files that make packs reachable, first waits for every upload before
-// it, and fails if one failed; so do Open and List (but not of locks),
-// so that a committed file is always there to be read. A run that dies before leaves packs that
-// nothing refers to (or unfinished uploads), as a directory would.
+// it, and fails if one failed; so do Open of a pack and List of packs,
+// so that a committed pack is always there to be read. A run that dies
+// first leaves packs that nothing refers to (or unfinished uploads), as
+// a directory would.
 type s3Store struct {
 	c      *s3store.Client
 	ctx    context.Context
@@ -39,9 +40,10 @@ type s3Store struct {
 	prefix string // "" or ending in "/"
 
 	inflight chan struct{}
-	wg       sync.WaitGroup
 	mu       sync.Mutex
-	err      error // the first background upload that failed
+	idle     *sync.Cond // signalled when pending drops to 0
+	pending  int        // background uploads not finished
+	err      error      // the first background upload that failed
 }
 
 // OpenS3 returns the Store at u (s3://BUCKET/PREFIX) through client c.
@@ -50,7 +52,9 @@ func OpenS3(ctx context.Context, c *s3store.Client, u s3store.URL) Store {
 	if p != "" {
 		p += "/"
 	}
-	return &s3Store{c: c, ctx: ctx, bucket: u.Bucket, prefix: p, inflight: make(chan struct{}, max(1, c.Parallel()))}
+	s := &s3Store{c: c, ctx: ctx, bucket: u.Bucket, prefix: p, inflight: make(chan struct{}, max(1, c.Parallel()))}
+	s.idle = sync.NewCond(&s.mu)
+	return s
 }
 
 // failed returns the first background upload's error.
@@ -62,8 +66,12 @@ func (s *s3Store) failed() error {
 
 // barrier waits for every background upload.
 func (s *s3Store) barrier() error {
-	s.wg.Wait()
-	return s.failed()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.pending > 0 {
+		s.idle.Wait()
+	}
+	return s.err
 }
 
 func (s *s3Store) Location() string {
@@ -143,18 +151,21 @@ func (w *s3Writer) Commit(name string) error {
 			f.Close()
 			return s.ctx.Err()
 		}
-		s.wg.Add(1)
+		s.mu.Lock()
+		s.pending++
+		s.mu.Unlock()
 		go func() {
-			defer s.wg.Done()
-			defer func() { <-s.inflight }()
-			defer f.Close()
-			if err := s.upload(key, f, n); err != nil {
-				s.mu.Lock()
-				if s.err == nil {
-					s.err = fmt.Errorf("%s: %w", name, err)
-				}
-				s.mu.Unlock()
+			err := s.upload(key, f, n)
+			f.Close()
+			<-s.inflight
+			s.mu.Lock()
+			if err != nil && s.err == nil {
+				s.err = fmt.Errorf("%s: %w", name, err)
 			}
+			if s.pending--; s.pending == 0 {
+				s.idle.Broadcast()
+			}
+			s.mu.Unlock()
 		}()
 		return nil
 	}
@@ -198,7 +209,7 @@ func (s *s3Store) Open(name string) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasPrefix(name, "locks/") {
+	if strings.HasPrefix(name, "packs/") {
 		if err := s.barrier(); err != nil {
 			return nil, err
 		}
@@ -232,7 +243,7 @@ func (s *s3Store) List(dir string, fn func(name string, size int64) error) error
 	if _, err := s.key(dir); err != nil {
 		return err
 	}
-	if dir != "locks" {
+	if dir == "packs" {
 		if err := s.barrier(); err != nil {
 			return err
 		}
