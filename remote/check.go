@@ -10,6 +10,7 @@ import (
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -21,7 +22,7 @@ type box struct {
 	res   MailboxResult
 
 	existing *syncrec.Mailbox // the server's mailbox of this name, if any
-	merge    *mergeSpill      // the records to merge (RestoreOptions.Undelete)
+	merge    *msgsel.Spill    // the records to merge (RestoreOptions.Undelete)
 	probed   bool             // created empty already (see probePartition)
 	unboxed  bool             // the old mailbox was deleted (--replace)
 }

@@ -129,7 +129,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 	}
 	defer func() {
 		for _, b := range inv.boxes {
-			b.merge.close()
+			b.merge.Close()
 		}
 	}()
 	rs.sum.Dump = inv.trail

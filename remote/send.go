@@ -253,44 +253,13 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	if b.res.Err != nil {
 		return nil
 	}
-	mr, err := syncrec.OpenMailbox(r)
+	records, err := rs.dumpRecords(r, b)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrChanged, err)
+		return err
 	}
-	mb := mr.Mailbox()
-	if mb.UniqueID != b.src.UniqueID || mb.Name != b.src.Name || mb.LastUID != b.src.LastUID {
-		return fmt.Errorf("%w: mailbox %s is not where it was", ErrChanged, b.src.Name)
-	}
-	chk, err := dumpcheck.NewDump().Mailbox(b.src)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrChanged, err)
-	}
-	i := 0
 	next := func() (*syncrec.Record, error) {
-	again:
-		rec, err := mr.Next()
-		if err != nil {
-			return nil, fmt.Errorf("%w: mailbox %s: %w", ErrChanged, b.src.Name, err)
-		}
-		if rec == nil {
-			if i != len(b.items) {
-				return nil, fmt.Errorf("%w: mailbox %s has %d records, not %d", ErrChanged, b.src.Name, i, len(b.items))
-			}
-			return nil, nil
-		}
-		if err := chk.Record(rec); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrChanged, err)
-		}
-		if i >= len(b.items) || b.items[i].guid != rec.GUID || b.items[i].expunged != rec.Expunged() {
-			return nil, fmt.Errorf("%w: mailbox %s UID %d", ErrChanged, b.src.Name, rec.UID)
-		}
-		i++
-		if b.items[i-1].unselected {
-			goto again
-		}
-		rs.users.Annotations(rec.Annotations)
-		rec.Cache = nil // mbtool's own: sync_server builds its cache
-		return rec, nil
+		rec, _, err := records()
+		return rec, err
 	}
 	what := "APPLY MAILBOX " + b.mb.Name
 	err = rs.c.Do(what, func(w *dlist.Writer) error {
@@ -419,4 +388,53 @@ func (rs *restorer) hasQuota(root string) (bool, error) {
 		return false, fmt.Errorf("asking the server for quota root %s: %w", root, err)
 	}
 	return found, nil
+}
+
+// dumpRecords reads the records of b from the dump again, checking each
+// against what the first pass saw, and returns those the message
+// selectors keep, one per call (nil at the end), with what the first
+// pass noted of each: names mapped, no cache (sync_server builds its
+// own).
+func (rs *restorer) dumpRecords(r *dlist.Reader, b *box) (func() (*syncrec.Record, item, error), error) {
+	mr, err := syncrec.OpenMailbox(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	mb := mr.Mailbox()
+	if mb.UniqueID != b.src.UniqueID || mb.Name != b.src.Name || mb.LastUID != b.src.LastUID {
+		return nil, fmt.Errorf("%w: mailbox %s is not where it was", ErrChanged, b.src.Name)
+	}
+	chk, err := dumpcheck.NewDump().Mailbox(b.src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	i := 0
+	return func() (*syncrec.Record, item, error) {
+		for {
+			rec, err := mr.Next()
+			if err != nil {
+				return nil, item{}, fmt.Errorf("%w: mailbox %s: %w", ErrChanged, b.src.Name, err)
+			}
+			if rec == nil {
+				if i != len(b.items) {
+					return nil, item{}, fmt.Errorf("%w: mailbox %s has %d records, not %d", ErrChanged, b.src.Name, i, len(b.items))
+				}
+				return nil, item{}, nil
+			}
+			if err := chk.Record(rec); err != nil {
+				return nil, item{}, fmt.Errorf("%w: %w", ErrChanged, err)
+			}
+			if i >= len(b.items) || b.items[i].guid != rec.GUID || b.items[i].expunged != rec.Expunged() {
+				return nil, item{}, fmt.Errorf("%w: mailbox %s UID %d", ErrChanged, b.src.Name, rec.UID)
+			}
+			it := b.items[i]
+			i++
+			if it.unselected {
+				continue
+			}
+			rs.users.Annotations(rec.Annotations)
+			rec.Cache = nil
+			return rec, it, nil
+		}
+	}, nil
 }

@@ -1,12 +1,9 @@
 package remote
 
 import (
-	"bufio"
 	"context"
-	"encoding/gob"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -35,88 +32,31 @@ import (
 // maxMergeTries bounds the retries of a merge that raced with changes.
 const maxMergeTries = 5
 
-// mergeSpill is what a box being merged keeps from the dump's pass.
-type mergeSpill struct {
-	f   *os.File
-	w   *bufio.Writer
-	enc *gob.Encoder
-	n   int64
-}
-
-// spill keeps a record of the dump for the merge of b.
-func (b *box) spill(r *syncrec.Record) error {
-	s := b.merge
-	if s.f == nil {
-		f, err := os.CreateTemp("", "mbtool-merge-*")
-		if err != nil {
-			return err
-		}
-		os.Remove(f.Name())
-		s.f, s.w = f, bufio.NewWriterSize(f, 64<<10)
-		s.enc = gob.NewEncoder(s.w)
-	}
-	s.n++
-	return s.enc.Encode(r)
-}
-
-func (s *mergeSpill) close() {
-	if s != nil && s.f != nil {
-		s.f.Close()
-	}
-}
-
-// spillMailbox reads the records of a box to merge from the dump and
-// keeps those to bring back: selected, not expunged, with a file the
+// spillMailbox reads the records of a box to merge from the dump again
+// and keeps those to bring back: selected, not expunged, with a file the
 // dump or the server has.
 func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
-	mr, err := syncrec.OpenMailbox(r)
+	records, err := rs.dumpRecords(r, b)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrChanged, err)
+		return err
 	}
-	mb := mr.Mailbox()
-	if mb.UniqueID != b.src.UniqueID || mb.Name != b.src.Name || mb.LastUID != b.src.LastUID {
-		return fmt.Errorf("%w: mailbox %s is not where it was", ErrChanged, b.src.Name)
-	}
-	chk, err := dumpcheck.NewDump().Mailbox(b.src)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrChanged, err)
-	}
-	b.merge = &mergeSpill{}
-	for i := 0; ; i++ {
-		rec, err := mr.Next()
-		if err != nil {
-			return fmt.Errorf("%w: mailbox %s: %w", ErrChanged, b.src.Name, err)
+	b.merge = &msgsel.Spill{}
+	for {
+		rec, it, err := records()
+		if err != nil || rec == nil {
+			return err
 		}
-		if rec == nil {
-			if i != len(b.items) {
-				return fmt.Errorf("%w: mailbox %s has %d records, not %d", ErrChanged, b.src.Name, i, len(b.items))
-			}
-			break
-		}
-		if err := chk.Record(rec); err != nil {
-			return fmt.Errorf("%w: %w", ErrChanged, err)
-		}
-		if i >= len(b.items) || b.items[i].guid != rec.GUID || b.items[i].expunged != rec.Expunged() {
-			return fmt.Errorf("%w: mailbox %s UID %d", ErrChanged, b.src.Name, rec.UID)
-		}
-		it := b.items[i]
-		if it.unselected || it.expunged {
+		if it.expunged {
 			continue
 		}
 		if !it.inDump && !rs.avail[b.mb.Partition][it.guid] {
 			rs.problem(b.mb.Name, fmt.Errorf("UID %d: neither the dump nor the server has the message file of GUID %s; not restored", rec.UID, rec.GUID))
 			continue
 		}
-		rs.users.Annotations(rec.Annotations)
-		rec.Cache = nil
-		if err := b.spill(rec); err != nil {
-			return fmt.Errorf("mailbox %s: spilling records: %w", b.mb.Name, err)
+		if err := b.merge.Add(rec); err != nil {
+			return fmt.Errorf("mailbox %s: %w", b.mb.Name, err)
 		}
 	}
-	if b.merge.w != nil {
-		return b.merge.w.Flush()
-	}
-	return nil
 }
 
 // mergeAll applies the merges, after every message file was sent.
@@ -125,7 +65,7 @@ func (rs *restorer) mergeAll(ctx context.Context) error {
 		if b.res.Action != ActionMerge || b.merge == nil {
 			continue
 		}
-		if b.merge.n == 0 {
+		if b.merge.Len() == 0 {
 			b.res.Applied = true // nothing of the dump to bring back
 			continue
 		}
@@ -196,22 +136,24 @@ func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
 	}
 	// The records to append, numbered, into a second spill: their count
 	// (LAST_UID) comes before them in the command.
-	out := &mergeSpill{}
-	defer out.close()
-	outBox := &box{merge: out}
-	if _, err := b.merge.f.Seek(0, 0); err != nil {
+	out := &msgsel.Spill{}
+	defer out.Close()
+	spilled, err := b.merge.Records()
+	if err != nil {
 		return false, err
 	}
-	dec := gob.NewDecoder(bufio.NewReaderSize(b.merge.f, 64<<10))
-	for i := int64(0); i < b.merge.n; i++ {
-		var r syncrec.Record
-		if err := dec.Decode(&r); err != nil {
-			return false, fmt.Errorf("reading spilled records: %w", err)
+	for {
+		r, err := spilled()
+		if err != nil {
+			return false, err
 		}
-		if ok, err := app.Next(&r); err != nil {
+		if r == nil {
+			break
+		}
+		if ok, err := app.Next(r); err != nil {
 			return false, err
 		} else if ok {
-			if err := outBox.spill(&r); err != nil {
+			if err := out.Add(r); err != nil {
 				return false, err
 			}
 		}
@@ -221,31 +163,16 @@ func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
 		b.res.Applied = true
 		return true, nil
 	}
-	if err := out.w.Flush(); err != nil {
-		return false, err
-	}
-	if _, err := out.f.Seek(0, 0); err != nil {
+	appended, err := out.Records()
+	if err != nil {
 		return false, err
 	}
 	mb := *keys.Replication()
 	mb.LastUID, mb.HighestModseq = app.LastUID(), app.Modseq()
 	mb.SyncCRC, mb.SyncCRCAnnot = 0, 0
 	mb.LastAppendDate = time.Now().Unix()
-	odec := gob.NewDecoder(bufio.NewReaderSize(out.f, 64<<10))
-	var sent int64
-	next2 := func() (*syncrec.Record, error) {
-		if sent == out.n {
-			return nil, nil
-		}
-		sent++
-		var r syncrec.Record
-		if err := odec.Decode(&r); err != nil {
-			return nil, fmt.Errorf("reading spilled records: %w", err)
-		}
-		return &r, nil
-	}
 	err = rs.c.Do("APPLY MAILBOX "+mb.Name, func(w *dlist.Writer) error {
-		return syncrec.WriteMailbox(w, "APPLY", &mb, next2)
+		return syncrec.WriteMailbox(w, "APPLY", &mb, appended)
 	}, nil)
 	switch {
 	case err == nil:

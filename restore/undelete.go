@@ -2,7 +2,6 @@ package restore
 
 import (
 	"bufio"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -38,10 +37,7 @@ import (
 // mergeState is what a box being merged keeps between the phases.
 type mergeState struct {
 	target partition.Entry
-	spill  *os.File // the selected records, gob-encoded; unlinked
-	w      *bufio.Writer
-	enc    *gob.Encoder
-	n      int64
+	spill  msgsel.Spill // the selected records
 }
 
 // planMerge makes b a merge into the existing mailbox cur.
@@ -90,29 +86,17 @@ func (rs *restorer) selectRecord(b *box, r *syncrec.Record) (bool, error) {
 
 // spillRecord keeps a selected record of a box being merged.
 func (rs *restorer) spillRecord(b *box, r *syncrec.Record) error {
-	m := b.merge
-	if m.spill == nil {
-		f, err := os.CreateTemp("", "mbtool-merge-*")
-		if err != nil {
-			return fmt.Errorf("mailbox %s: %w", b.name, err)
-		}
-		os.Remove(f.Name())
-		m.spill, m.w = f, bufio.NewWriterSize(f, 64<<10)
-		m.enc = gob.NewEncoder(m.w)
+	if err := b.merge.spill.Add(r); err != nil {
+		return fmt.Errorf("mailbox %s: %w", b.name, err)
 	}
-	if err := m.enc.Encode(r); err != nil {
-		return fmt.Errorf("mailbox %s: spilling records: %w", b.name, err)
-	}
-	m.n++
 	return nil
 }
 
 // closeMerges releases the spill files.
 func (rs *restorer) closeMerges() {
 	for _, b := range rs.boxes {
-		if b.merge != nil && b.merge.spill != nil {
+		if b.merge != nil {
 			b.merge.spill.Close()
-			b.merge.spill = nil
 		}
 	}
 }
@@ -152,12 +136,13 @@ func (f *fatalMerge) Error() string { return f.err.Error() }
 // mergeBox appends the spilled records of b that the target lacks.
 func (rs *restorer) mergeBox(b *box) error {
 	m := b.merge
-	if m.n == 0 {
+	if m.spill.Len() == 0 {
 		b.res.Applied = true // nothing of the dump to bring back
 		return nil
 	}
-	if err := m.w.Flush(); err != nil {
-		return fmt.Errorf("spilling records: %w", err)
+	spilled, err := m.spill.Records()
+	if err != nil {
+		return err
 	}
 	ns, err := rs.spool.LockNamespace(rs.ctx, b.owner, true)
 	if err != nil {
@@ -262,16 +247,15 @@ func (rs *restorer) mergeBox(b *box) error {
 		return err
 	}
 
-	if _, err := m.spill.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	dec := gob.NewDecoder(bufio.NewReaderSize(m.spill, 64<<10))
-	for i := int64(0); i < m.n; i++ {
-		var r syncrec.Record
-		if err := dec.Decode(&r); err != nil {
-			return fmt.Errorf("reading spilled records: %w", err)
+	for {
+		r, err := spilled()
+		if err != nil {
+			return err
 		}
-		if ok, err := app.Next(&r); err != nil {
+		if r == nil {
+			break
+		}
+		if ok, err := app.Next(r); err != nil {
 			return err
 		} else if !ok {
 			continue
@@ -285,7 +269,7 @@ func (rs *restorer) mergeBox(b *box) error {
 		if bl.cache == nil && r.Cache != nil {
 			r.Cache = nil // no cyrus.cache to append to: Cyrus builds it
 		}
-		if err := bl.add(&r); err != nil {
+		if err := bl.add(r); err != nil {
 			return fmt.Errorf("UID %d: %w", r.UID, err)
 		}
 	}

@@ -74,3 +74,65 @@ func TestMessageID(t *testing.T) {
 		}
 	}
 }
+
+func TestSpill(t *testing.T) {
+	var s Spill
+	defer s.Close()
+	next, err := s.Records()
+	if r, err2 := next(); err != nil || err2 != nil || r != nil {
+		t.Fatalf("empty spill: %v %v %v", r, err, err2)
+	}
+	for i := 1; i <= 3; i++ {
+		r := &syncrec.Record{UID: uint32(i), GUID: guid.GUID{byte(i)}, Flags: []string{`\Seen`},
+			Annotations: []syncrec.Annotation{{Entry: "/comment", Value: []byte("v")}}}
+		if err := s.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for pass := 0; pass < 2; pass++ {
+		next, err := s.Records()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; ; i++ {
+			r, err := next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r == nil {
+				if i != 4 {
+					t.Errorf("pass %d: %d records", pass, i-1)
+				}
+				break
+			}
+			if r.UID != uint32(i) || r.GUID != (guid.GUID{byte(i)}) || r.Flags[0] != `\Seen` || string(r.Annotations[0].Value) != "v" {
+				t.Errorf("pass %d: %+v", pass, r)
+			}
+		}
+	}
+}
+
+func TestAppender(t *testing.T) {
+	a := NewAppender(10, 100, 12345)
+	defer a.Close()
+	if err := a.Have(guid.GUID{1}); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint32
+	for _, g := range []byte{1, 2, 3, 2} {
+		r := &syncrec.Record{UID: 1, GUID: guid.GUID{g}, Modseq: 5}
+		ok, err := a.Next(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if r.Modseq != 101 || r.LastUpdated != 12345 || string(r.Annotations[0].Value) != "101" {
+				t.Errorf("%+v", r)
+			}
+			got = append(got, r.UID)
+		}
+	}
+	if len(got) != 2 || got[0] != 11 || got[1] != 12 || a.Added != 2 || a.Present != 2 || a.LastUID() != 12 {
+		t.Errorf("UIDs %v, added %d, present %d, last %d", got, a.Added, a.Present, a.LastUID())
+	}
+}
