@@ -29,8 +29,14 @@ import (
 // retries. The checksums are sent as 0, which Cyrus compares as matching
 // (mailbox_crceq), so a refusal always means nothing was written.
 
-// maxMergeTries bounds the retries of a merge that raced with changes.
-const maxMergeTries = 5
+// maxMergeTries bounds the attempts of a merge that races with changes
+// (a stream of deliveries); between two, mbtool waits a little longer
+// each time, up to mergeBackoffMax, so that a burst can pass.
+const (
+	maxMergeTries   = 30
+	mergeBackoff    = 50 * time.Millisecond
+	mergeBackoffMax = 2 * time.Second
+)
 
 // spillMailbox reads the records of a box to merge from the dump again
 // and keeps those to bring back: selected, not expunged, with a file the
@@ -90,9 +96,15 @@ var errMergeRaced = errors.New("the mailbox kept changing on the server while it
 // again from a fresh state when the server refuses them because the
 // mailbox changed meanwhile.
 func (rs *restorer) mergeBox(ctx context.Context, b *box) error {
+	wait := mergeBackoff
 	for try := 0; try < maxMergeTries; try++ {
-		if err := ctx.Err(); err != nil {
-			return err
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, mergeBackoffMax)
 		}
 		done, err := rs.mergeOnce(ctx, b)
 		if err != nil || done {
