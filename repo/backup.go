@@ -256,6 +256,15 @@ func (b *Backup) Commit(host, version string, t time.Time) (*Snapshot, error) {
 		xw.abort()
 		return nil, err
 	}
+	// The index is checked for the lock too: once committed, it tells
+	// every later run that its files are stored, so it must not name
+	// packs a prune may have removed after this run's lock was lost.
+	if b.Guard != nil {
+		if err := b.Guard(); err != nil {
+			xw.abort()
+			return nil, err
+		}
+	}
 	if _, err := xw.commit(); err != nil {
 		return nil, err
 	}

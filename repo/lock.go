@@ -167,7 +167,7 @@ func (r *Repo) readLock(name string) (lockInfo, error) {
 	}
 	line, err := dlist.NewReader(bytes.NewReader(b)).ReadLine()
 	if err != nil || line.Verb != Verb || line.Value == nil || line.Value.Key != "LOCK" {
-		return lockInfo{}, fmt.Errorf("lock file %s: not a lock", name)
+		return lockInfo{}, fmt.Errorf("lock file %s: %w", name, errNotLock)
 	}
 	v := line.Value
 	pid, _ := v.Get("PID").Num32()
@@ -187,37 +187,58 @@ func (l lockInfo) stale(now time.Time) bool {
 	return now.Sub(l.Time) > StaleAfter
 }
 
-// locks lists the lock files, removing stale ones of this host.
+// errNotLock: a file under locks/ that is not a lock line.
+var errNotLock = errors.New("not a lock")
+
+// lockListings bounds how many times locks lists locks/ again because a
+// lock file vanished between the listing and its read.
+const lockListings = 10
+
+// locks lists the live lock files, removing stale ones of this host.
+//
+// A lock that vanishes between the listing and its read may have been
+// released, or replaced by its holder's refresh (which writes the new
+// file before it removes the old one, so the new one was not in this
+// listing). Only a listing in which every lock could be read answers:
+// otherwise a prune could miss a dump that refreshed its lock at that
+// instant, and delete the packs it has not indexed yet.
 func (r *Repo) locks() ([]lockInfo, error) {
-	var names []string
-	err := r.store.List("locks", func(name string, size int64) error {
-		if !strings.Contains(name, ".tmp-") {
-			names = append(names, name)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var ls []lockInfo
-	now := time.Now()
-	for _, n := range names {
-		l, err := r.readLock(n)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // released meanwhile
-		}
+	for range lockListings {
+		var names []string
+		err := r.store.List("locks", func(name string, size int64) error {
+			if !strings.Contains(name, ".tmp-") {
+				names = append(names, name)
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		if l.stale(now) {
-			if l.thisHost() {
-				r.store.Remove(n)
+		var ls []lockInfo
+		now := time.Now()
+		vanished := false
+		for _, n := range names {
+			l, err := r.readLock(n)
+			if errors.Is(err, os.ErrNotExist) {
+				vanished = true // released or refreshed meanwhile: list again
+				continue
 			}
-			continue
+			if err != nil {
+				return nil, err
+			}
+			if l.stale(now) {
+				if l.thisHost() {
+					r.store.Remove(n)
+				}
+				continue
+			}
+			ls = append(ls, l)
 		}
-		ls = append(ls, l)
+		if !vanished {
+			return ls, nil
+		}
 	}
-	return ls, nil
+	return nil, fmt.Errorf("%w: the lock files changed under each of %d listings; try again", ErrLocked, lockListings)
 }
 
 // Lock takes a shared or exclusive lock: it writes its lock file, then
@@ -279,13 +300,20 @@ func (l *Lock) refresh() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			l.mu.Lock()
-			old := l.name
-			l.mu.Unlock()
-			if err := l.write(); err == nil && old != "" {
-				l.r.store.Remove(old)
-			}
+			l.renew()
 		}
+	}
+}
+
+// renew replaces the lock file with a fresh one. The new file is written
+// before the old one is removed, so the lock is never absent from the
+// store (locks relies on it).
+func (l *Lock) renew() {
+	l.mu.Lock()
+	old := l.name
+	l.mu.Unlock()
+	if err := l.write(); err == nil && old != "" {
+		l.r.store.Remove(old)
 	}
 }
 
@@ -339,7 +367,14 @@ func (r *Repo) Unlock(all bool) ([]string, error) {
 	now := time.Now()
 	for _, n := range names {
 		l, err := r.readLock(n)
-		if err == nil && !all && !l.stale(now) {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			continue // released meanwhile
+		case err != nil && !errors.Is(err, errNotLock):
+			// The store did not answer: the lock may be live, and is
+			// kept.
+			return removed, fmt.Errorf("reading %s: %w", n, err)
+		case err == nil && !all && !l.stale(now):
 			continue
 		}
 		if err := r.store.Remove(n); err != nil {

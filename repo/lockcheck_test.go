@@ -3,6 +3,8 @@ package repo
 import (
 	"bytes"
 	"errors"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -39,6 +41,89 @@ func TestLostLockStopsTheSnapshot(t *testing.T) {
 	}
 	if ss, err := r.Snapshots(); err != nil || len(ss) != 0 {
 		t.Fatalf("snapshots after a lost lock: %d, %v", len(ss), err)
+	}
+	// Nor its index: an index names files as stored, and later runs would
+	// trust it for files whose packs a prune may have removed.
+	var idx2 []string
+	r.store.List("index", func(name string, size int64) error {
+		idx2 = append(idx2, name)
+		return nil
+	})
+	if len(idx2) != 0 {
+		t.Fatalf("index files committed after the lock was lost: %v", idx2)
+	}
+}
+
+// renewingStore renews a held lock right after the first listing of
+// locks/ has been taken, before its files are read: the instant at which
+// a prune used to see neither the old lock file (gone) nor the new one
+// (not listed).
+type renewingStore struct {
+	Store
+	held *Lock
+	done bool
+}
+
+func (s *renewingStore) List(dir string, fn func(string, int64) error) error {
+	err := s.Store.List(dir, fn)
+	if dir == "locks" && !s.done {
+		s.done = true
+		s.held.renew()
+	}
+	return err
+}
+
+func TestExclusiveLockSeesARenewedLock(t *testing.T) {
+	r := newRepo(t)
+	dump, err := r.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dump.Release()
+	rs := &renewingStore{Store: r.store, held: dump}
+	prune := *r
+	prune.store = rs
+	if l, err := prune.Lock(true); !errors.Is(err, ErrLocked) {
+		if l != nil {
+			l.Release()
+		}
+		t.Fatalf("exclusive lock taken while a shared one was being renewed: %v", err)
+	}
+	if !rs.done {
+		t.Fatal("the lock was not renewed during the listing")
+	}
+	if err := dump.Check(); err != nil {
+		t.Fatalf("the renewed lock: %v", err)
+	}
+}
+
+// brokenStore fails every read of a lock file as a store that does not
+// answer would.
+type brokenStore struct{ Store }
+
+func (s brokenStore) Open(name string) (File, error) {
+	if strings.HasPrefix(name, "locks/") {
+		return nil, syscall.EIO
+	}
+	return s.Store.Open(name)
+}
+
+// unlock without --remove-all removes only locks it knows to be stale:
+// a lock it could not read may be live.
+func TestUnlockKeepsUnreadableLocks(t *testing.T) {
+	r := newRepo(t)
+	l, err := r.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	broken := *r
+	broken.store = brokenStore{r.store}
+	if removed, err := broken.Unlock(false); err == nil || len(removed) != 0 {
+		t.Fatalf("unlock with unreadable locks: removed %v, %v; want an error and nothing removed", removed, err)
+	}
+	if err := l.Check(); err != nil {
+		t.Fatalf("the live lock after unlock: %v", err)
 	}
 }
 
