@@ -57,7 +57,7 @@ func newRestoreCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "mailbox", Usage: "restore only mailbox `NAME` (as in the dump or renamed; repeatable)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "check the dump and print what would be done; write nothing"},
 			&cli.BoolFlag{Name: "replace", Usage: "replace existing mailboxes (each atomically) instead of refusing them"},
-			&cli.StringFlag{Name: "cyrus-bin", Usage: "Cyrus's programs are in `DIR` (run for conversations; default: where distributions put them)"},
+			&cli.StringFlag{Name: "cyrus-bin", Usage: "Cyrus's programs are in `DIR` (run for conversations and the archive partition; default: where distributions put them)"},
 			repoFlag("restore from the backup repository `DIR` (with --user, and --at or --snapshot)"),
 			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "with --repo: restore `USER`"},
 			sharedFlag("with --repo: restore the shared mailboxes (those no user owns) instead of a user"),

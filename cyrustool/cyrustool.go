@@ -3,8 +3,9 @@
 // is a fact it can reproduce; some state, though, is derived by Cyrus's
 // code from the mailboxes and written only by it, in formats that change
 // with Cyrus's internals (the conversations database: its counts, folder
-// numbers and message-id map). For those, the only exact writer is Cyrus,
-// and restore asks it (docs/restore.md).
+// numbers and message-id map; the archive partition's placement by
+// Cyrus's archive policy and the archive cache). For those, the only
+// exact writer is Cyrus, and restore asks it (docs/restore.md).
 package cyrustool
 
 import (

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -21,9 +22,6 @@ const maxGroup = 64
 
 // commit is phase two: it runs only after the whole dump has verified.
 func (rs *restorer) commit() error {
-	if err := rs.checkLayout(); err != nil {
-		return err
-	}
 	for _, st := range rs.stages {
 		if err := unix.Syncfs(st.d.Fd()); err != nil {
 			return fmt.Errorf("syncfs %s: %w", st.dir, err)
@@ -84,45 +82,6 @@ func (b *box) building() bool {
 	return b.dir != "" && (b.res.Action == ActionCreate || b.res.Action == ActionReplace)
 }
 
-// checkLayout refuses configurations whose metadata would not sit in the
-// mailbox directory that is renamed into place.
-func (rs *restorer) checkLayout() error {
-	for _, b := range rs.boxes {
-		if !b.building() {
-			continue
-		}
-		why, err := rs.layoutProblem(b.entry())
-		if err != nil {
-			return err
-		}
-		if why != "" {
-			return errors.New(why)
-		}
-	}
-	return nil
-}
-
-// layoutProblem says why a mailbox with entry e cannot be written by
-// restore, "" when it can: its metadata files would not sit in the
-// mailbox directory that is renamed into place (metapartition_files).
-// plan asks it for every mailbox, so that a dry run predicts the refusal.
-func (rs *restorer) layoutProblem(e partition.Entry) (string, error) {
-	data, _, err := rs.spool.Dirs(e)
-	if err != nil {
-		return "", err
-	}
-	for _, f := range []string{partition.FileHeader, partition.FileIndex, partition.FileCache, partition.FileAnnotations} {
-		p, err := rs.spool.MetaPath(e, f)
-		if err != nil {
-			return "", err
-		}
-		if filepath.Dir(p) != data {
-			return fmt.Sprintf("partition %s keeps %s on a metapartition (metapartition_files): offline restore writes a mailbox's files in one directory; use restore --server", e.Partition, f), nil
-		}
-	}
-	return "", nil
-}
-
 // entry is the mailboxes.db entry of the restored mailbox.
 func (b *box) entry() partition.Entry {
 	fm := b.src.FolderModseq
@@ -173,6 +132,10 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 			continue
 		}
 		if err := rs.writeMeta(b); err != nil {
+			rs.refuse(b, err.Error())
+			continue
+		}
+		if err := rs.splitMeta(b); err != nil {
 			rs.refuse(b, err.Error())
 			continue
 		}
@@ -346,34 +309,161 @@ func (rs *restorer) writeMeta(b *box) error {
 func syncBoxes(boxes []*box) error {
 	done := map[*stage]bool{}
 	for _, b := range boxes {
-		if done[b.st] {
-			continue
-		}
-		done[b.st] = true
-		if err := unix.Syncfs(b.st.d.Fd()); err != nil {
-			return fmt.Errorf("syncfs %s: %w", b.st.dir, err)
+		for _, st := range append([]*stage{b.st}, b.sideStages()...) {
+			if done[st] {
+				continue
+			}
+			done[st] = true
+			if err := unix.Syncfs(st.d.Fd()); err != nil {
+				return fmt.Errorf("syncfs %s: %w", st.dir, err)
+			}
 		}
 	}
 	return nil
 }
 
-// placeBox renames the staged mailbox directory, its files flushed, into
-// place. The mailbox is not registered yet, so Cyrus cannot see it; the
-// caller flushes the renames (syncBoxes) before registering it. The final
-// directory's parents are made beneath the partition without following
-// symlinks, each owned before it has its name.
-func (rs *restorer) placeBox(b *box) error {
+// side is a directory of a mailbox apart from its data directory: where
+// metapartition_files (or a metadir- override) puts some of its metadata
+// files, on the metapartition (imap/mailbox.c mailbox_meta_fname). It is
+// staged in a staging directory of its own root and placed with the data
+// directory, before the mailbox is registered.
+type side struct {
+	st         *stage
+	dir, final string // the staged directory, then final; its final path
+}
+
+func (b *box) sideStages() []*stage {
+	var out []*stage
+	for _, s := range b.sides {
+		out = append(out, s.st)
+	}
+	return out
+}
+
+// metaFiles are the metadata files restore writes, each where MetaPath
+// says.
+var metaFiles = []string{partition.FileHeader, partition.FileIndex, partition.FileCache, partition.FileAnnotations}
+
+// splitMeta moves the staged metadata files of b that Cyrus looks for
+// outside the data directory into side directories staged on their own
+// roots: linked and unlinked within a file system, copied across.
+func (rs *restorer) splitMeta(b *box) error {
+	e := b.entry()
+	data, _, err := rs.spool.Dirs(e)
+	if err != nil {
+		return err
+	}
 	tree := rs.cfg.Tree()
+	var src *cyrusfs.Dir
+	defer func() {
+		if src != nil {
+			src.Close()
+		}
+	}()
+	for _, f := range metaFiles {
+		p, err := rs.spool.MetaPath(e, f)
+		if err != nil {
+			return err
+		}
+		final := filepath.Dir(p)
+		if final == data {
+			continue
+		}
+		if src == nil {
+			if src, err = tree.OpenDir(b.dir); err != nil {
+				return err
+			}
+		}
+		if _, err := src.Lstat(f); errors.Is(err, fs.ErrNotExist) {
+			continue // no cache or annotations to write
+		} else if err != nil {
+			return err
+		}
+		s, err := rs.sideFor(b, final)
+		if err != nil {
+			return err
+		}
+		dst, err := tree.OpenDir(s.dir)
+		if err != nil {
+			return err
+		}
+		_, err = src.LinkOrCopy(f, dst, f, rs.owner, rs.copyBuf())
+		dst.Close()
+		if err != nil {
+			return fmt.Errorf("staging %s for %s: %w", f, final, err)
+		}
+		if err := src.Remove(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sideFor returns b's side directory whose final path is final, staging
+// a new one in final's root if b has none yet.
+func (rs *restorer) sideFor(b *box, final string) (*side, error) {
+	for i := range b.sides {
+		if b.sides[i].final == final {
+			return &b.sides[i], nil
+		}
+	}
+	root := ""
+	for _, r := range rs.cfg.Tree().Roots() {
+		if strings.HasPrefix(final, r+"/") && len(r) > len(root) {
+			root = r
+		}
+	}
+	if root == "" {
+		return nil, fmt.Errorf("%s is under no configured partition or metapartition", final)
+	}
+	st, err := rs.stageAt(metaStageKey+root, root)
+	if err != nil {
+		return nil, err
+	}
+	d, err := st.newBoxDir(rs.owner)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	b.sides = append(b.sides, side{st: st, dir: d.Path(), final: final})
+	return &b.sides[len(b.sides)-1], nil
+}
+
+// placeBox renames the staged mailbox directory, and its side
+// directories, their files flushed, into place. The mailbox is not
+// registered yet, so Cyrus cannot see them; the caller flushes the
+// renames (syncBoxes) before registering it.
+func (rs *restorer) placeBox(b *box) error {
 	final, _, err := rs.spool.Dirs(b.entry())
 	if err != nil {
 		return err
 	}
+	if err := rs.placeDir(b, b.st, &b.dir, final); err != nil {
+		return err
+	}
+	for i := range b.sides {
+		s := &b.sides[i]
+		if err := rs.placeDir(b, s.st, &s.dir, s.final); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// placeDir renames the directory *dir staged in st to final, and sets
+// *dir to final. The final directory's parents are made beneath their
+// root without following symlinks, each owned before it has its name.
+// With --replace and a metapartition, the data directory and the side
+// directories are swapped one after the other, under the mailbox's
+// exclusive name lock (docs/restore.md).
+func (rs *restorer) placeDir(b *box, st *stage, dir *string, final string) error {
+	tree := rs.cfg.Tree()
 	parent, err := tree.MkdirAll(filepath.Dir(final), rs.owner)
 	if err != nil {
 		return err
 	}
 	defer parent.Close()
-	name, staged := filepath.Base(final), filepath.Base(b.dir)
+	name, staged := filepath.Base(final), filepath.Base(*dir)
 	if _, err := parent.Lstat(name); err == nil {
 		// The directory of the mailbox being replaced, or one a killed run
 		// renamed into place but did not register: swap them atomically;
@@ -386,25 +476,25 @@ func (rs *restorer) placeBox(b *box) error {
 			if b.replaced != nil {
 				return fmt.Errorf("directory %s holds other mailboxes' directories (legacy layout); not replaced", final)
 			}
-			d, err := tree.OpenDir(b.dir)
+			d, err := tree.OpenDir(*dir)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			return rs.moveFiles(b, d, parent, name)
+			return moveFiles(st, dir, d, parent, name)
 		}
-		if err := b.st.mbox.Exchange(staged, parent, name); err != nil {
+		if err := st.mbox.Exchange(staged, parent, name); err != nil {
 			return fmt.Errorf("swapping %s into place: %w", final, err)
 		}
-		if err := b.st.mbox.Rename(staged, b.st.trash, b.st.trashName()); err != nil {
+		if err := st.mbox.Rename(staged, st.trash, st.trashName()); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
-	} else if err := b.st.mbox.RenameNoReplace(staged, parent, name); err != nil {
+	} else if err := st.mbox.RenameNoReplace(staged, parent, name); err != nil {
 		return fmt.Errorf("moving mailbox into place: %w", err)
 	}
-	b.dir = final
+	*dir = final
 	return nil
 }
 
@@ -429,33 +519,48 @@ func hasSubdirs(parent *cyrusfs.Dir, name string) bool {
 }
 
 // removeOld deletes what a replaced mailbox leaves once the new one is
-// registered: its directory if it differs from the new one's (only the
-// mailbox's own files; a legacy directory may hold other mailboxes).
-// Nothing is followed through a symlink.
+// registered: its directories (data and metadata) that differ from the
+// new one's (only the mailbox's own files; a legacy directory may hold
+// other mailboxes). Nothing is followed through a symlink.
 func (rs *restorer) removeOld(b *box, old partition.Entry) {
-	dir, _, err := rs.spool.Dirs(old)
-	if err != nil || dir == b.dir {
-		return
+	keep := map[string]bool{b.dir: true}
+	for _, s := range b.sides {
+		keep[s.dir] = true
 	}
-	tree := rs.cfg.Tree()
-	d, err := tree.OpenDir(dir)
-	if err != nil {
-		return
+	var dirs []string
+	if dir, _, err := rs.spool.Dirs(old); err == nil {
+		dirs = append(dirs, dir)
 	}
-	ents, _ := d.ReadDir()
-	for _, e := range ents {
-		if !e.IsDir() {
-			d.Remove(e.Name())
+	for _, f := range metaFiles {
+		if p, err := rs.spool.MetaPath(old, f); err == nil {
+			dirs = append(dirs, filepath.Dir(p))
 		}
 	}
-	d.Close()
-	tree.Remove(dir) // only if empty
+	tree := rs.cfg.Tree()
+	for _, dir := range dirs {
+		if keep[dir] {
+			continue
+		}
+		keep[dir] = true
+		d, err := tree.OpenDir(dir)
+		if err != nil {
+			continue
+		}
+		ents, _ := d.ReadDir()
+		for _, e := range ents {
+			if !e.IsDir() {
+				d.Remove(e.Name())
+			}
+		}
+		d.Close()
+		tree.Remove(dir) // only if empty
+	}
 }
 
-// moveFiles moves the staged files of b (in staged) into the existing
-// directory name in parent (of an unregistered mailbox), replacing any
-// left there, and flushes it.
-func (rs *restorer) moveFiles(b *box, staged, parent *cyrusfs.Dir, name string) error {
+// moveFiles moves the files staged in st (in staged, the directory *dir)
+// into the existing directory name in parent (of an unregistered
+// mailbox), replacing any left there, flushes it, and sets *dir to it.
+func moveFiles(st *stage, dir *string, staged, parent *cyrusfs.Dir, name string) error {
 	final, err := parent.OpenDir(name)
 	if err != nil {
 		return err
@@ -470,12 +575,12 @@ func (rs *restorer) moveFiles(b *box, staged, parent *cyrusfs.Dir, name string) 
 			return fmt.Errorf("moving into %s: %w", final.Path(), err)
 		}
 	}
-	if err := b.st.mbox.Remove(filepath.Base(b.dir)); err != nil {
+	if err := st.mbox.Remove(filepath.Base(*dir)); err != nil {
 		return err
 	}
-	b.dir = final.Path()
+	*dir = final.Path()
 	if err := final.Sync(); err != nil {
 		return err
 	}
-	return b.st.mbox.Sync()
+	return st.mbox.Sync()
 }

@@ -17,15 +17,18 @@
 //
 // The second phase starts only after the trailer has verified. For each
 // mailbox, under Cyrus's namespace lock and an exclusive name lock
-// (docs/cyrus/locks.md §6), it writes cyrus.header and the index header, flushes
-// the file system, renames the mailbox directory into place (swapping it
-// atomically with the old one for --replace), adds the mailbox annotations
+// (docs/cyrus/locks.md §6), it writes cyrus.header and the index header,
+// moves the metadata files a metapartition holds into a directory staged
+// there, flushes the file systems, renames the mailbox directory (and
+// that one) into place (swapping each atomically with the old one for
+// --replace), adds the mailbox annotations
 // to annotations.db, and registers the mailbox by rewriting mailboxes.db by
 // rename under its write lock. Registration is the moment the mailbox
 // appears, whole. Then quota roots (limits, and usage recomputed), other
 // users' seen records (re-keyed when a mailbox got a new uniqueid) and
 // subscriptions are written the way Cyrus's own writers replace those
-// files.
+// files. Last, Cyrus's own programs derive what only Cyrus writes
+// (conversations, archive placement: derivedJobs).
 //
 // A run killed at any point leaves the target as it was or with whole
 // mailboxes registered; a directory renamed into place but not registered

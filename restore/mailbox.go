@@ -33,6 +33,7 @@ type box struct {
 	// Built in the staging area.
 	st    *stage
 	dir   string
+	sides []side                // its metadata directories apart from dir (metapartitions)
 	hdr   partition.IndexHeader // all but HeaderFileCRC
 	flags []string              // user flag names by slot
 	done  bool                  // registered
@@ -246,7 +247,7 @@ func (rs *restorer) cannotWrite(b *box) (string, error) {
 			"compiled bytecode in sievedir, which offline restore does not write (the filters would silently " +
 			"stop); restore it with restore --server, whose sync_server writes all three", nil
 	}
-	return rs.layoutProblem(partition.Entry{Name: b.name, UniqueID: b.src.UniqueID, Partition: b.partition, Type: b.typ})
+	return "", nil
 }
 
 // candidateID returns the k-th uniqueid to try for b: the dump's first,

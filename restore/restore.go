@@ -49,7 +49,8 @@ type Options struct {
 	// Owner owns the files written; nil means partition.CyrusOwner().
 	Owner *partition.Owner
 	// CyrusBin is the directory of Cyrus's programs, run for what only
-	// Cyrus writes (ctl_conversationsdb); "" searches cyrustool.Dirs.
+	// Cyrus writes (ctl_conversationsdb, cyr_expire -A; see derivedJobs);
+	// "" searches cyrustool.Dirs.
 	CyrusBin string
 	// Progress, if set, is called as messages and mailboxes are read.
 	Progress func(Progress)
@@ -108,15 +109,14 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	if err := rs.intermediates(); err != nil {
 		return rs.sum, err
 	}
-	rs.checkConversations()
-	rs.archive()
+	rs.checkDerived()
 	if opts.DryRun {
 		return rs.sum, nil
 	}
 	if err := rs.commit(); err != nil {
 		return rs.sum, err
 	}
-	rs.conversations()
+	rs.runDerived()
 	return rs.sum, nil
 }
 
@@ -130,8 +130,8 @@ type restorer struct {
 	users *usermap.Map
 	tools cyrustool.Runner // Cyrus's programs, as the owner
 
-	noConversations bool // ctl_conversationsdb is missing: warned already
-	sum             *Summary
+	missingTools map[string]bool // Cyrus programs not found: warned already
+	sum          *Summary
 
 	stages             map[string]*stage // by partition
 	stageList          []*stage          // by stage.id-1

@@ -46,13 +46,26 @@ type stage struct {
 	id              int // its place in restorer.stageList, from 1
 }
 
+// stageFor returns the staging directory of partition part, made on
+// first use.
 func (rs *restorer) stageFor(part string) (*stage, error) {
-	if st := rs.stages[part]; st != nil {
-		return st, nil
-	}
 	root, ok := rs.cfg.Partitions[part]
 	if !ok {
 		return nil, fmt.Errorf("partition %q: %w", part, ErrPartition)
+	}
+	return rs.stageAt(part, root)
+}
+
+// metaStageKey prefixes the key in restorer.stages of a staging
+// directory in a metapartition root (no partition name has a NUL).
+const metaStageKey = "\x00meta "
+
+// stageAt returns the staging directory in root, made on first use; key
+// names it in restorer.stages (the partition, or metaStageKey and the
+// root).
+func (rs *restorer) stageAt(part, root string) (*stage, error) {
+	if st := rs.stages[part]; st != nil {
+		return st, nil
 	}
 	rootd, err := rs.cfg.Tree().OpenDir(root)
 	if err != nil {

@@ -10,10 +10,7 @@ import (
 // writeConfig writes imapd.conf and cyrus.conf. Every path points inside the
 // lab; the namespace and hashing are Debian's stock ones.
 func (l *Lab) writeConfig() error {
-	legacy := "no"
-	if l.Options.LegacyDirs {
-		legacy = "yes"
-	}
+	legacy := yesNo(l.Options.LegacyDirs)
 	var b strings.Builder
 	fmt.Fprintf(&b, `configdirectory: %[1]s
 defaultpartition: default
@@ -27,8 +24,8 @@ sievedir: %[1]s/sieve
 servername: %[5]s
 admins: %[6]s
 # namespace and hashing as in Debian's stock /etc/imapd.conf
-altnamespace: no
-unixhierarchysep: no
+altnamespace: %[8]s
+unixhierarchysep: %[9]s
 hashimapspool: true
 mailbox_legacy_dirs: %[7]s
 allowplaintext: yes
@@ -37,7 +34,8 @@ sasl_auxprop_plugin: sasldb
 sasl_sasldb_path: %[3]s/sasldb2
 sasl_mech_list: PLAIN LOGIN
 umask: 077
-`, l.ConfigDir, l.Partition, l.Dir, l.LMTPSocket, l.Realm, l.Admin, legacy)
+`, l.ConfigDir, l.Partition, l.Dir, l.LMTPSocket, l.Realm, l.Admin, legacy,
+		yesNo(l.Options.AltNamespace), yesNo(l.Options.UnixHierarchySep))
 	if x := strings.TrimSpace(l.Options.ExtraConfig); x != "" {
 		b.WriteString(x + "\n")
 	}
@@ -52,6 +50,9 @@ umask: 077
 	fmt.Fprintf(&b, "  lmtpunix cmd=\"%s/lmtpd -C %s\" listen=\"%s\" prefork=0 maxchild=5\n", l.Bin, l.Conf, l.LMTPSocket)
 	if l.SyncAddr != "" {
 		fmt.Fprintf(&b, "  syncserver cmd=\"%s/sync_server -C %s\" listen=\"%s\" prefork=0 maxchild=5\n", l.Bin, l.Conf, l.SyncAddr)
+	}
+	if l.SieveAddr != "" {
+		fmt.Fprintf(&b, "  sieve cmd=\"%s/timsieved -C %s\" listen=\"%s\" prefork=0 maxchild=5\n", l.Bin, l.Conf, l.SieveAddr)
 	}
 	fmt.Fprintf(&b, "}\nEVENTS {\n  checkpoint cmd=\"%s/ctl_cyrusdb -C %s -c\" period=30\n}\n", l.Bin, l.Conf)
 	return writeFile(l.MasterConf, []byte(b.String()), 0o644)
@@ -139,3 +140,10 @@ void __vsyslog_chk(int pri, int flag, const char *fmt, va_list ap)
     vsyslog(pri, fmt, ap);
 }
 `
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -50,7 +50,15 @@ type Options struct {
 	// Lab.SyncAddr. The admin user may log in to it.
 	SyncPort bool
 	// ExtraConfig is appended to imapd.conf, one "key: value" per line.
+	// Cyrus refuses a key given twice: the options below set the keys the
+	// lab writes itself.
 	ExtraConfig string
+	// AltNamespace and UnixHierarchySep set altnamespace and
+	// unixhierarchysep (both off in Debian's stock imapd.conf).
+	AltNamespace, UnixHierarchySep bool
+	// Sieve runs timsieved (ManageSieve) on a loopback port,
+	// Lab.SieveAddr; lmtpd runs the users' active scripts.
+	Sieve bool
 }
 
 // Lab is one private Cyrus instance under Dir.
@@ -62,6 +70,7 @@ type Lab struct {
 	Partition  string // the default partition, Dir/spool
 	IMAPAddr   string // host:port of IMAP on loopback
 	SyncAddr   string // host:port of sync_server, empty unless Options.SyncPort
+	SieveAddr  string // host:port of timsieved, empty unless Options.Sieve
 	LMTPSocket string // path of lmtpd's Unix socket
 	Admin      string // the admin user
 	Password   string // every user's password
@@ -148,6 +157,11 @@ func Create(dir string, opts Options) (*Lab, error) {
 	}
 	if opts.SyncPort {
 		if l.SyncAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Sieve {
+		if l.SieveAddr, err = freePort(); err != nil {
 			return nil, err
 		}
 	}

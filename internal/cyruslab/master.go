@@ -82,8 +82,10 @@ func (l *Lab) Launch(detach bool) error {
 func (l *Lab) waitReady(m *master) error {
 	deadline := time.Now().Add(startTimeout)
 	addrs := []string{l.IMAPAddr}
-	if l.SyncAddr != "" {
-		addrs = append(addrs, l.SyncAddr)
+	for _, a := range []string{l.SyncAddr, l.SieveAddr} {
+		if a != "" {
+			addrs = append(addrs, a)
+		}
 	}
 	for {
 		select {
