@@ -133,7 +133,7 @@ type restorer struct {
 	missingTools map[string]bool // Cyrus programs not found: warned already
 	sum          *Summary
 
-	stages             map[string]*stage // by partition
+	stages             map[string]*stage // by partition, or metaStageKey and a root
 	stageList          []*stage          // by stage.id-1
 	msgs               *guidtable.Table  // stagedMsg by GUID: see stage.go
 	boxes              []*box

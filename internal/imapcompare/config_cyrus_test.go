@@ -95,7 +95,13 @@ func TestRealCyrusConfigs(t *testing.T) {
 				o.ExtraConfig = tc.config(t)
 				return o
 			}
-			src := cyruslab.Start(t, opts())
+			// rep is a replica the source's own sync_client pushes to.
+			ro := opts()
+			ro.SyncPort = true
+			rep := cyruslab.Start(t, ro)
+			so := opts()
+			so.ExtraConfig += "\n" + syncConfig(rep)
+			src := cyruslab.Start(t, so)
 			if tc.build != nil {
 				tc.build(t, src)
 			} else {
@@ -177,27 +183,36 @@ func TestRealCyrusConfigs(t *testing.T) {
 				}
 			}
 
-			so := opts()
-			so.SyncPort = true
-			srv := cyruslab.Start(t, so)
+			srvOpts := opts()
+			srvOpts.SyncPort = true
+			srv := cyruslab.Start(t, srvOpts)
 			restoreServer(t, srv, dumped)
-			differ := map[string]bool{}
-			for _, d := range imapcompare.Diff(take(t, srv, users...), want) {
-				differ[d.Section] = true
-				if !(tc.threads && countersOnly(d)) && !tc.cannotCarry[d.Section] {
-					t.Errorf("--server: %s", d)
+			// restore --server and Cyrus's own sync_client give the same
+			// view: the source's, but for what replication cannot carry.
+			syncClient(t, src)
+			for _, r := range []struct {
+				what string
+				lab  *cyruslab.Lab
+			}{{"--server", srv}, {"sync_client", rep}} {
+				differ := map[string]bool{}
+				for _, d := range imapcompare.Diff(take(t, r.lab, users...), want) {
+					differ[d.Section] = true
+					if !(tc.threads && countersOnly(d)) && !tc.cannotCarry[d.Section] {
+						t.Errorf("%s: %s", r.what, d)
+					}
 				}
-			}
-			for s := range tc.cannotCarry {
-				if !differ[s] {
-					t.Errorf("--server: %s is the same as on the source, not as expected", s)
+				for s := range tc.cannotCarry {
+					if !differ[s] {
+						t.Errorf("%s: %s is the same as on the source, not as expected", r.what, s)
+					}
 				}
 			}
 			if tc.threads {
 				sameConversations(t, "--server", srv, src, users)
+				sameConversations(t, "sync_client", rep, src, users)
 				// A reply delivered after the restore joins its thread,
 				// as on the source.
-				for _, l := range []*cyruslab.Lab{src, off, srv} {
+				for _, l := range []*cyruslab.Lab{src, off, srv, rep} {
 					if got := replyThread(t, l); got != "joined" {
 						t.Errorf("%s: a reply delivered after the restore %s", l.Dir, got)
 					}
@@ -380,4 +395,45 @@ func archivedFiles(t *testing.T, lab *cyruslab.Lab) map[string]bool {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// syncConfig is the imapd.conf of a lab whose sync_client replicates to
+// rep's sync_server.
+func syncConfig(rep *cyruslab.Lab) string {
+	host, port, _ := strings.Cut(rep.SyncAddr, ":")
+	return fmt.Sprintf("sync_host: %s\nsync_port: %s\nsync_authname: %s\nsync_password: %s\nsync_try_imap: no\n",
+		host, port, rep.Admin, rep.Password)
+}
+
+// syncClient replicates every user and shared mailbox of lab with
+// Cyrus's own sync_client (-u for the owners, -m for the shared
+// mailboxes), to the replica lab's configuration names.
+func syncClient(t *testing.T, lab *cyruslab.Lab) {
+	t.Helper()
+	owners, shared := map[string]bool{}, []string{}
+	sp := openSpool(t, lab)
+	if err := sp.AllEntries(func(e partition.Entry) error {
+		if e.Deleted() || e.Intermediate() || e.Remote() {
+			return nil
+		}
+		if o := sp.Config.NameOwner(e.Name); o != "" {
+			owners[o] = true
+		} else {
+			shared = append(shared, e.Name)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	for u := range owners {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	if len(users) > 0 {
+		lab.Tool(t, "sync_client", append([]string{"-u"}, users...)...)
+	}
+	if len(shared) > 0 {
+		lab.Tool(t, "sync_client", append([]string{"-m"}, shared...)...)
+	}
 }

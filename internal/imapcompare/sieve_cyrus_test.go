@@ -38,13 +38,15 @@ func filtered(t *testing.T, lab *cyruslab.Lab) string {
 
 // TestRealCyrusSieve: Cyrus 3.6 keeps a user's sieve scripts in the
 // #sieve mailbox, as rows of the user's dav.db and as bytecode in
-// sievedir. restore --server (sync_server) brings back all three: the
-// script is listed, active, and files mail as on the source. Offline
+// sievedir. restore --server (sync_server) brings back all three, as
+// Cyrus's own sync_client does: the script is listed, active, and files
+// mail as on the source. Offline
 // restore refuses the #sieve mailbox, in the dry run too, saying to use
 // --server, and restores the rest.
 func TestRealCyrusSieve(t *testing.T) {
 	users := []string{"alice", "bob"}
-	src := cyruslab.Start(t, cyruslab.Options{Sieve: true})
+	rep := cyruslab.Start(t, cyruslab.Options{Sieve: true, SyncPort: true})
+	src := cyruslab.Start(t, cyruslab.Options{Sieve: true, ExtraConfig: syncConfig(rep)})
 	src.Populate(t)
 	if err := src.PutSieve("alice", "filters", sieveScript); err != nil {
 		t.Fatal(err)
@@ -61,11 +63,17 @@ func TestRealCyrusSieve(t *testing.T) {
 
 	srv := cyruslab.Start(t, cyruslab.Options{Sieve: true, SyncPort: true})
 	restoreServer(t, srv, dumped)
-	for _, d := range imapcompare.Diff(take(t, srv, users...), want) {
-		t.Errorf("--server: %s", d)
-	}
-	if got, err := srv.ListSieve("alice"); err != nil || strings.Join(got, "\n") != `"filters" ACTIVE` {
-		t.Errorf("--server: LISTSCRIPTS %q %v", got, err)
+	syncClient(t, src)
+	for _, r := range []struct {
+		what string
+		lab  *cyruslab.Lab
+	}{{"--server", srv}, {"sync_client", rep}} {
+		for _, d := range imapcompare.Diff(take(t, r.lab, users...), want) {
+			t.Errorf("%s: %s", r.what, d)
+		}
+		if got, err := r.lab.ListSieve("alice"); err != nil || strings.Join(got, "\n") != `"filters" ACTIVE` {
+			t.Errorf("%s: LISTSCRIPTS %q %v", r.what, got, err)
+		}
 	}
 
 	off := cyruslab.Start(t, cyruslab.Options{Sieve: true})
@@ -97,7 +105,7 @@ func TestRealCyrusSieve(t *testing.T) {
 	}
 
 	// The filter files mail after --server as on the source.
-	for _, l := range []*cyruslab.Lab{src, srv} {
+	for _, l := range []*cyruslab.Lab{src, srv, rep} {
 		if got := filtered(t, l); got != "INBOX.Archive" {
 			t.Errorf("%s: the filtered message landed in %s", l.Dir, got)
 		}
