@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -42,8 +44,10 @@ func addNight(t *testing.T, r *Repo, at time.Time, users map[string][]byte) *Sna
 	}
 	defer idx.Close()
 	b := r.NewBackup(idx)
-	for name, d := range users {
-		if _, err := b.Ingest(context.Background(), name, bytes.NewReader(d)); err != nil {
+	// In name order, so that two repositories fed the same nights hold
+	// the same packs (TestS3SameAsDir).
+	for _, name := range slices.Sorted(maps.Keys(users)) {
+		if _, err := b.Ingest(context.Background(), name, bytes.NewReader(users[name])); err != nil {
 			b.Abort()
 			t.Fatal(err)
 		}

@@ -146,8 +146,8 @@ func TestS3SameAsDir(t *testing.T) {
 	snaps := make([][]*Snapshot, 2)
 	for n := range 4 {
 		for i, r := range repos {
-			snaps[i] = append(snaps[i], addNightInOrder(t, r, base.AddDate(0, 0, n),
-				[]string{"a", "b", "c"}, [][]byte{dumpOf(uint64(n)), dumpOf(uint64(n + 1)), dumpOf(100)}))
+			snaps[i] = append(snaps[i], addNight(t, r, base.AddDate(0, 0, n),
+				map[string][]byte{"a": dumpOf(uint64(n)), "b": dumpOf(uint64(n + 1)), "c": dumpOf(100)}))
 		}
 	}
 	files := func(r *Repo) []string {
@@ -244,29 +244,6 @@ func TestS3IndexChecked(t *testing.T) {
 	if _, err := r.LoadIndex(); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("LoadIndex of a changed index file: %v, want ErrDamaged", err)
 	}
-}
-
-// addNightInOrder is addNight with the users ingested in the order given,
-// so that two repositories fed the same nights hold the same packs.
-func addNightInOrder(t *testing.T, r *Repo, at time.Time, names []string, dumps [][]byte) *Snapshot {
-	t.Helper()
-	idx, err := r.LoadIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
-	b := r.NewBackup(idx)
-	for i, name := range names {
-		if _, err := b.Ingest(context.Background(), name, bytes.NewReader(dumps[i])); err != nil {
-			b.Abort()
-			t.Fatal(err)
-		}
-	}
-	s, err := b.Commit("h", "v", at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // Locks on the object store, as on a directory: shared beside shared,
