@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -23,17 +22,7 @@ func TestRealCyrusServerUndelete(t *testing.T) {
 	before := view(t, lab.IMAP(t, "alice"), "INBOX")
 	sent := view(t, lab.IMAP(t, "alice"), "INBOX.Sent")
 
-	c := lab.IMAP(t, "alice")
-	if _, err := c.Select("INBOX"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UIDStore("4:9", "+FLAGS.SILENT", `(\Deleted)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UIDExpunge("4:9"); err != nil {
-		t.Fatal(err)
-	}
-	lab.Tool(t, "cyr_expire", "-X", "0")
+	lab.Purge(t, "alice", "INBOX", "4:9")
 	lab.Deliver(t, "alice", []byte("From: carol@example.com\r\nSubject: after the dump\r\n\r\nnew mail\r\n"))
 	mid := view(t, lab.IMAP(t, "alice"), "INBOX")
 
@@ -109,27 +98,9 @@ func TestRealCyrusServerUndeleteWhileDelivering(t *testing.T) {
 	defer noCrash(t, lab)
 	lab.Populate(t)
 	dumped := offlineDump(t, lab, "alice")
-	c := lab.IMAP(t, "alice")
-	if _, err := c.Select("INBOX"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UIDStore("4:33", "+FLAGS.SILENT", `(\Deleted)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UIDExpunge("4:33"); err != nil {
-		t.Fatal(err)
-	}
-	lab.Tool(t, "cyr_expire", "-X", "0")
-
+	lab.Purge(t, "alice", "INBOX", "4:33")
 	const n = 30
-	errs := make(chan error, 1)
-	go func() {
-		var err error
-		for i := 0; i < n && err == nil; i++ {
-			err = lab.SendLMTP("carol@example.org", "alice", []byte(fmt.Sprintf("Subject: during %d\r\n\r\ndelivered while merging %d\r\n", i, i)))
-		}
-		errs <- err
-	}()
+	errs := lab.DeliverInBackground("alice", "delivered while merging", n)
 	connect := dialer(lab, lab.SyncAddr)
 	for i := 0; i < 3; i++ {
 		sum := restoreT(t, dumped, connect, RestoreOptions{Undelete: true, Mailboxes: []string{"user.alice"}})

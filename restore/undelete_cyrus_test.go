@@ -41,17 +41,7 @@ func TestRealCyrusUndelete(t *testing.T) {
 	dumped := labDump(t, lab, "alice")
 	before := view(t, lab.IMAP(t, "alice"), "INBOX")
 
-	c := lab.IMAP(t, "alice")
-	if _, err := c.Select("INBOX"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UIDStore("4:9", "+FLAGS.SILENT", `(\Deleted)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UIDExpunge("4:9"); err != nil {
-		t.Fatal(err)
-	}
-	lab.Tool(t, "cyr_expire", "-X", "0")
+	lab.Purge(t, "alice", "INBOX", "4:9")
 	lab.Deliver(t, "alice", []byte("From: carol@example.com\r\nTo: alice@example.com\r\nSubject: after the dump\r\nMessage-ID: <new@example.com>\r\n\r\nnew mail\r\n"))
 	mid := view(t, lab.IMAP(t, "alice"), "INBOX")
 
@@ -181,27 +171,9 @@ func TestRealCyrusUndeleteWhileDelivering(t *testing.T) {
 	lab := cyruslab.Start(t, cyruslab.Options{})
 	lab.Populate(t)
 	dumped := labDump(t, lab, "alice")
-	c := lab.IMAP(t, "alice")
-	if _, err := c.Select("INBOX"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UIDStore("4:33", "+FLAGS.SILENT", `(\Deleted)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UIDExpunge("4:33"); err != nil {
-		t.Fatal(err)
-	}
-	lab.Tool(t, "cyr_expire", "-X", "0")
-
+	lab.Purge(t, "alice", "INBOX", "4:33")
 	const n = 30
-	errs := make(chan error, 1)
-	go func() {
-		var err error
-		for i := 0; i < n && err == nil; i++ {
-			err = lab.SendLMTP("carol@example.org", "alice", []byte(fmt.Sprintf("Subject: during %d\r\n\r\ndelivered while merging %d\r\n", i, i)))
-		}
-		errs <- err
-	}()
+	errs := lab.DeliverInBackground("alice", "delivered while merging", n)
 	for i := 0; i < 3; i++ {
 		labRestore(t, lab, dumped, Options{Undelete: true, Mailboxes: []string{"user.alice"}})
 	}
