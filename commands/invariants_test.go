@@ -2,11 +2,16 @@ package commands
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mbtool/mbtool/internal/cyruslab"
 )
@@ -132,5 +137,271 @@ func damageOneMessage(t *testing.T, lab *cyruslab.Lab, name string) {
 	b[len(b)/2] ^= 0x20
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// clientCache is what a QRESYNC client keeps of one mailbox: UIDVALIDITY,
+// HIGHESTMODSEQ, and each message's GUID and flags by UID. history
+// remembers every GUID a UID was ever seen with, across resyncs.
+type clientCache struct {
+	t             *testing.T
+	c             *cyruslab.IMAPClient
+	box           string
+	uidvalidity   uint32
+	highestModseq uint64
+	msgs          map[uint32]cachedMsg
+	history       map[uint32]string
+	maxUID        uint32 // the highest UID ever seen, UIDNEXT-1 included
+}
+
+type cachedMsg struct{ guid, flags string }
+
+func newClientCache(t *testing.T, c *cyruslab.IMAPClient, box string) *clientCache {
+	t.Helper()
+	if _, err := c.Command("ENABLE", "QRESYNC"); err != nil {
+		t.Fatal(err)
+	}
+	cc := &clientCache{t: t, c: c, box: box, history: map[uint32]string{}}
+	cc.full()
+	return cc
+}
+
+// serverState fetches everything the server holds now.
+func (cc *clientCache) serverState() (uint32, uint64, uint32, map[uint32]cachedMsg) {
+	cc.t.Helper()
+	m, err := cc.c.Select(cc.box)
+	if err != nil {
+		cc.t.Fatal(err)
+	}
+	msgs := map[uint32]cachedMsg{}
+	if m.Exists > 0 {
+		got, err := cc.c.UIDFetch("1:*", "(FLAGS DIGEST.SHA1)")
+		if err != nil {
+			cc.t.Fatal(err)
+		}
+		for _, g := range got {
+			msgs[g.UID] = cachedMsg{guid: g.Digest, flags: flagString(g.Flags)}
+		}
+	}
+	return m.UIDValidity, m.HighestModSeq, m.UIDNext, msgs
+}
+
+func flagString(fs []string) string {
+	var out []string
+	for _, f := range fs {
+		if !strings.EqualFold(f, `\Recent`) {
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// see records what the client saw, failing the test if a UID ever names
+// two messages.
+func (cc *clientCache) see(uid uint32, guid string) {
+	cc.t.Helper()
+	if old, ok := cc.history[uid]; ok && old != guid {
+		cc.t.Errorf("%s: UID %d named message %s, now %s", cc.box, uid, old, guid)
+	}
+	cc.history[uid] = guid
+	cc.maxUID = max(cc.maxUID, uid)
+}
+
+// full loads the cache from scratch, as a client does on a new
+// UIDVALIDITY.
+func (cc *clientCache) full() {
+	uv, hms, next, msgs := cc.serverState()
+	if uv != cc.uidvalidity {
+		cc.history = map[uint32]string{}
+		cc.maxUID = 0
+	}
+	cc.uidvalidity, cc.highestModseq, cc.msgs = uv, hms, msgs
+	for uid, m := range msgs {
+		cc.see(uid, m.guid)
+	}
+	cc.maxUID = max(cc.maxUID, next-1)
+}
+
+// resync brings the cache up to date with SELECT (QRESYNC ...), as a
+// client does, and checks that it then equals the server's state exactly.
+func (cc *clientCache) resync(what string) {
+	cc.t.Helper()
+	var known []string
+	for uid := range cc.msgs {
+		known = append(known, fmt.Sprint(uid))
+	}
+	sort.Strings(known)
+	arg := fmt.Sprintf("(QRESYNC (%d %d))", cc.uidvalidity, cc.highestModseq)
+	if len(known) > 0 {
+		arg = fmt.Sprintf("(QRESYNC (%d %d %s))", cc.uidvalidity, cc.highestModseq, strings.Join(known, ","))
+	}
+	r, err := cc.c.Command("SELECT", cyruslab.Quote(cc.box), arg)
+	if err != nil {
+		cc.t.Fatalf("%s: SELECT QRESYNC: %v", what, err)
+	}
+	uv, hms := uint32(0), uint64(0)
+	var changed []uint32
+	for _, d := range r.Data {
+		switch {
+		case d.Name == "OK" && strings.HasPrefix(d.Code, "UIDVALIDITY "):
+			n, _ := strconv.ParseUint(strings.TrimPrefix(d.Code, "UIDVALIDITY "), 10, 32)
+			uv = uint32(n)
+		case d.Name == "OK" && strings.HasPrefix(d.Code, "HIGHESTMODSEQ "):
+			hms, _ = strconv.ParseUint(strings.TrimPrefix(d.Code, "HIGHESTMODSEQ "), 10, 64)
+		case d.Name == "VANISHED":
+			set := d.Fields[len(d.Fields)-1].Text
+			for _, uid := range uidSet(cc.t, set) {
+				delete(cc.msgs, uid)
+			}
+		case d.Name == "FETCH" && len(d.Fields) == 1:
+			var uid uint32
+			var flags []string
+			items := d.Fields[0].List
+			for i := 0; i+1 < len(items); i += 2 {
+				switch strings.ToUpper(items[i].Text) {
+				case "UID":
+					n, _ := items[i+1].Number()
+					uid = uint32(n)
+				case "FLAGS":
+					for _, f := range items[i+1].List {
+						flags = append(flags, f.Text)
+					}
+				}
+			}
+			m := cc.msgs[uid]
+			m.flags = flagString(flags)
+			cc.msgs[uid] = m
+			changed = append(changed, uid)
+		}
+	}
+	if uv != cc.uidvalidity {
+		cc.t.Logf("%s: UIDVALIDITY %d, was %d: the client starts again", what, uv, cc.uidvalidity)
+		cc.full()
+		return
+	}
+	cc.highestModseq = hms
+	// New messages: a client fetches what it does not know.
+	_, _, next, server := cc.serverState()
+	for uid, m := range server {
+		if _, ok := cc.msgs[uid]; !ok && uid > cc.maxUID {
+			cc.msgs[uid] = m
+		}
+	}
+	for _, uid := range changed {
+		if m := cc.msgs[uid]; m.guid == "" {
+			m.guid = server[uid].guid // a FETCH about a UID the client never had
+			cc.msgs[uid] = m
+		}
+	}
+	for uid, m := range cc.msgs {
+		cc.see(uid, m.guid)
+	}
+	cc.maxUID = max(cc.maxUID, next-1)
+	if !reflect.DeepEqual(cc.msgs, server) {
+		cc.t.Errorf("%s: after QRESYNC the client's cache differs from the server:\n cache  %v\n server %v", what, cc.msgs, server)
+	}
+}
+
+// uidSet expands an IMAP UID set ("3,5:7").
+func uidSet(t *testing.T, s string) []uint32 {
+	var out []uint32
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, ok := strings.Cut(part, ":")
+		a, err := strconv.ParseUint(lo, 10, 32)
+		if err != nil {
+			t.Fatalf("uid set %q", s)
+		}
+		b := a
+		if ok {
+			if b, err = strconv.ParseUint(hi, 10, 32); err != nil {
+				t.Fatalf("uid set %q", s)
+			}
+		}
+		for u := min(a, b); u <= max(a, b); u++ {
+			out = append(out, uint32(u))
+		}
+	}
+	return out
+}
+
+// TestRealCyrusReplaceInvariants restores alice's INBOX with --replace
+// from a dump older than the mailbox, in both modes: after the dump she
+// received two messages, flagged one, expunged one. Afterwards the
+// mailbox keeps its UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ only went up,
+// an APPEND gets a UID above every UID ever used, and a client that had
+// synchronised before, resynchronising with QRESYNC, sees exactly the
+// server's state, no UID ever naming two messages.
+func TestRealCyrusReplaceInvariants(t *testing.T) {
+	for _, mode := range []string{"offline", "server"} {
+		t.Run(mode, func(t *testing.T) {
+			lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
+			lab.Populate(t)
+			t.Setenv(DefaultPasswordEnv, lab.Password)
+			m := restoreModes{t: t, lab: lab}
+			file := filepath.Join(t.TempDir(), "alice.dlist")
+			if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
+				t.Fatalf("dump: exit %d\n%s", code, out)
+			}
+			restore := func(args ...string) (int, string) {
+				if mode == "offline" {
+					return m.run(append([]string{"restore", "-C", lab.Conf}, args...)...)
+				}
+				return m.run(append([]string{"restore", "--server", lab.SyncAddr, "--auth-user", lab.Admin}, args...)...)
+			}
+			c := lab.IMAP(t, "alice")
+			cache := newClientCache(t, c, "INBOX")
+			before := cache.uidvalidity
+
+			// After the dump: two deliveries, a flag, an expunge.
+			lab.Deliver(t, "alice", []byte("From: carol@example.org\r\nSubject: one\r\n\r\none\r\n"))
+			lab.Deliver(t, "alice", []byte("From: carol@example.org\r\nSubject: two\r\n\r\ntwo\r\n"))
+			if _, err := c.Select("INBOX"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.UIDStore("4", "+FLAGS", `(\Flagged)`); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.UIDStore("5", "+FLAGS", `(\Deleted)`); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.UIDExpunge("5"); err != nil {
+				t.Fatal(err)
+			}
+			cache.resync("after the changes")
+			_, hmsBefore, nextBefore, _ := cache.serverState()
+
+			code, out := restore("--replace", "--mailbox", "user.alice", "--dry-run", file)
+			if code != ExitOK || !strings.Contains(out, "replace user.alice: ") ||
+				!strings.Contains(out, "stays; 32 message(s) keep their UID, 1 appended with new UIDs, 2 of the target expunged") {
+				t.Errorf("dry run: exit %d\n%s", code, out)
+			}
+			code, out = restore("--replace", "--mailbox", "user.alice", file)
+			if code != ExitOK || !strings.Contains(out, "(0 created, 1 replaced, 0 merged, 0 refused, 0 already present, 6 skipped)") {
+				t.Fatalf("restore --replace: exit %d\n%s", code, out)
+			}
+			uv, hms, next, server := cache.serverState()
+			if uv != before || next < nextBefore || hms <= hmsBefore {
+				t.Errorf("after --replace: UIDVALIDITY %d UIDNEXT %d HIGHESTMODSEQ %d; before %d %d %d",
+					uv, next, hms, before, nextBefore, hmsBefore)
+			}
+			// The dump's 33 messages, UID 5 among them again under a new UID.
+			if len(server) != 33 {
+				t.Errorf("after --replace: %d messages, want the dump's 33", len(server))
+			}
+			cache.resync("after --replace")
+			maxUID := cache.maxUID
+			uid, err := c.Append("INBOX", nil, time.Now(), []byte("From: dave@example.org\r\nSubject: after\r\n\r\nafter\r\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uid <= maxUID {
+				t.Errorf("APPEND after --replace got UID %d; UIDs up to %d were used", uid, maxUID)
+			}
+			cache.resync("after the APPEND")
+			if out := lab.Tool(t, "reconstruct", "-n", "user.alice"); strings.TrimSpace(out) != "user.alice" {
+				t.Errorf("reconstruct -n: %s", out)
+			}
+		})
 	}
 }

@@ -273,6 +273,9 @@ func describe(m result.Mailbox) string {
 			b.WriteString(" (the target's, which stays)")
 		}
 		fmt.Fprintf(&b, ", %d messages, %d records", m.Messages, m.Records)
+		if m.Action == result.Replace && m.Reason != "" {
+			fmt.Fprintf(&b, "; %s", m.Reason) // what the replace does: docs/restore.md, "Invariants"
+		}
 	default:
 		fmt.Fprintf(&b, ": %s", m.Reason)
 	}

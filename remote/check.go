@@ -24,7 +24,6 @@ type box struct {
 	existing *syncrec.Mailbox // the server's mailbox of this name, if any
 	merge    *msgsel.Spill    // the records to merge (RestoreOptions.Undelete)
 	probed   bool             // created empty already (see probePartition)
-	unboxed  bool             // the old mailbox was deleted (--replace)
 }
 
 // inventory is what the first pass learns from the dump.

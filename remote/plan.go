@@ -141,7 +141,12 @@ func (rs *restorer) plan(ctx context.Context) error {
 			b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
 			continue
 		case cur != nil:
+			// Replaced in place: the mailbox stays (its uniqueid,
+			// UIDVALIDITY and partition), docs/restore.md "Invariants".
 			b.res.Action = ActionReplace
+			b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
+			b.mb.Partition, b.res.Partition = cur.Partition, cur.Partition
+			continue
 		default:
 			b.res.Action = ActionCreate
 			if b != rs.into {
@@ -353,18 +358,12 @@ func (rs *restorer) probePartition(p string) error {
 	for _, b := range rs.inv.boxes {
 		if applies(b) && b.mb.Partition == p {
 			rs.checkAvailable(b)
-			if probe == nil && b.res.Err == nil {
+			if probe == nil && b.res.Err == nil && b.res.Action == ActionCreate {
 				probe = b
 			}
 		}
 	}
 	if probe == nil {
-		return nil
-	}
-	if err := rs.unmailbox(probe); err != nil {
-		return err
-	}
-	if probe.res.Err != nil {
 		return nil
 	}
 	empty := *probe.mb
@@ -387,24 +386,6 @@ func (rs *restorer) probePartition(p string) error {
 	}
 	probe.probed = true
 	rs.known[p] = true
-	return nil
-}
-
-// unmailbox deletes the server's mailbox that b replaces.
-func (rs *restorer) unmailbox(b *box) error {
-	if b.res.Action != ActionReplace || b.unboxed {
-		return nil
-	}
-	err := rs.c.Line("APPLY", "UNMAILBOX", dlist.NewAtom(b.mb.Name), nil)
-	if fatal(err) {
-		return err
-	}
-	if err != nil {
-		b.res.Err = fmt.Errorf("deleting the existing mailbox: %w", err)
-		rs.problem(b.mb.Name, b.res.Err)
-		return nil
-	}
-	b.unboxed = true
 	return nil
 }
 

@@ -203,6 +203,13 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 		return err
 	}
 	if rs.opts.DryRun {
+		for _, b := range rs.inv.boxes {
+			if b.res.Action == ActionReplace {
+				if err := rs.dryReplace(b); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	}
 	if err := rs.reserveAll(); err != nil {

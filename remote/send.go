@@ -247,12 +247,6 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	if !applies(b) {
 		return nil
 	}
-	if err := rs.unmailbox(b); err != nil {
-		return err
-	}
-	if b.res.Err != nil {
-		return nil
-	}
 	records, err := rs.dumpRecords(r, b)
 	if err != nil {
 		return err
@@ -261,9 +255,18 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 		rec, _, err := records()
 		return rec, err
 	}
+	mb := b.mb.Replication()
+	if b.res.Action == ActionReplace {
+		m, ok, err := rs.replace(b, mb, next)
+		if !ok || err != nil {
+			return err
+		}
+		defer m.Close()
+		next = m.next
+	}
 	what := "APPLY MAILBOX " + b.mb.Name
 	err = rs.c.Do(what, func(w *dlist.Writer) error {
-		return syncrec.WriteMailbox(w, "APPLY", b.mb.Replication(), next)
+		return syncrec.WriteMailbox(w, "APPLY", mb, next)
 	}, nil)
 	switch {
 	case err == nil:

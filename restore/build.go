@@ -124,7 +124,11 @@ func optionBits(s string) uint32 {
 }
 
 // add writes one record.
-func (bl *builder) add(r *syncrec.Record) error {
+func (bl *builder) add(r *syncrec.Record) error { return bl.addRecord(r, true) }
+
+// addRecord writes one record; file false: an expunged record that must
+// not take a message file (a target's message a replace expunges).
+func (bl *builder) addRecord(r *syncrec.Record, file bool) error {
 	b := bl.b // the policy checked r (dumpcheck.Records)
 	rec := partition.Record{
 		UID:          r.UID,
@@ -155,6 +159,7 @@ func (bl *builder) add(r *syncrec.Record) error {
 	if err != nil {
 		return err
 	}
+	ok = ok && file
 	if ok {
 		if err := bl.rs.place(&m, r.GUID, b, r.UID, bl.dir, dst, int64(rec.InternalDate)); err != nil {
 			return fmt.Errorf("UID %d: %w", r.UID, err)

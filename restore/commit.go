@@ -215,6 +215,9 @@ func (rs *restorer) precheck(b *box) (string, error) {
 	if why := entryConflict(b, cur, exists); why != "" {
 		return why, nil
 	}
+	if why, err := rs.targetMoved(b); why != "" || err != nil {
+		return why, err
+	}
 	if b.replaced == nil || b.replaced.UniqueID != b.uniqueid {
 		taken, err := rs.spool.IDExists(b.uniqueid)
 		if err != nil {
@@ -223,6 +226,23 @@ func (rs *restorer) precheck(b *box) (string, error) {
 		if taken {
 			return "uniqueid " + b.uniqueid + " was taken meanwhile", nil
 		}
+	}
+	return "", nil
+}
+
+// targetMoved says why a mailbox to replace has changed since its
+// snapshot was read (a delivery, a flag change), "" if it has not: the
+// replace was computed from that snapshot, and would hide the change.
+func (rs *restorer) targetMoved(b *box) (string, error) {
+	if b.replaced == nil || b.tgt.UIDValidity == 0 {
+		return "", nil
+	}
+	h, err := rs.spool.ReadIndexHeader(*b.replaced)
+	if err != nil {
+		return "", err
+	}
+	if h.UIDValidity != b.tgt.UIDValidity || h.LastUID != b.tgt.LastUID || h.HighestModseq != b.tgt.HighestModseq {
+		return fmt.Sprintf("changed in the target meanwhile (HIGHESTMODSEQ %d, now %d); run the restore again", b.tgt.HighestModseq, h.HighestModseq), nil
 	}
 	return "", nil
 }

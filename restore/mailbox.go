@@ -84,6 +84,11 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 		}
 		defer bl.close()
 	}
+	var rep *invariant.Replace
+	if b.res.Action == ActionReplace && b.snap != nil {
+		rep = rs.newReplace(b, mb, bl)
+		defer rep.Close()
+	}
 	for {
 		r, err := mr.Next()
 		if err != nil {
@@ -115,7 +120,11 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 		if !r.Expunged() {
 			b.res.Messages++
 		}
-		if bl != nil {
+		if rep != nil {
+			if err := rep.Add(r); err != nil {
+				return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+			}
+		} else if bl != nil {
 			if err := bl.add(r); err != nil {
 				return fmt.Errorf("mailbox %s: %w", mb.Name, err)
 			}
@@ -130,6 +139,12 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 	}
 	if b.cmp != nil {
 		rs.decideKeep(b, mb, crc)
+	}
+	if rep != nil {
+		if err := rs.endReplace(b, rep, bl); err != nil {
+			return err
+		}
+		b.closeSnap()
 	}
 	if bl != nil {
 		if err := bl.finish(); err != nil {
@@ -235,8 +250,75 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 			return nil, err
 		}
 	}
+	if b.replaced != nil {
+		if err := rs.openTarget(b, *b.replaced); err != nil {
+			b.res.Action = ActionRefuse
+			b.res.Reason = fmt.Sprintf("exists in the target and cannot be read (%v); it cannot be replaced without knowing its UIDs and MODSEQs", err)
+			return b, nil
+		}
+	}
 	rs.byName[name] = b
 	return b, nil
+}
+
+// openTarget takes a snapshot of the existing mailbox cur, under Cyrus's
+// shared lock, for b to be compared with it or to replace it.
+func (rs *restorer) openTarget(b *box, cur partition.Entry) error {
+	snap, err := rs.spool.OpenMailbox(rs.ctx, cur)
+	if err != nil {
+		return err
+	}
+	b.snap = snap
+	h := snap.Index
+	b.tgt = invariant.State{UIDValidity: h.UIDValidity, LastUID: h.LastUID, HighestModseq: h.HighestModseq,
+		SyncCRC: h.SyncCRC, SyncCRCAnnot: h.SyncCRCAnnot}
+	return nil
+}
+
+// targetRecords returns the records of b's target snapshot one by one;
+// at is set to the last one returned.
+func targetRecords(b *box, at *partition.Record) func() (*invariant.Record, error) {
+	next := b.snap.RecordIter()
+	return func() (*invariant.Record, error) {
+		r, ok, err := next()
+		if !ok || err != nil {
+			return nil, err
+		}
+		*at = r
+		return &invariant.Record{UID: r.UID, GUID: r.GUID, Modseq: r.Modseq, Expunged: r.Expunged(), Size: r.Size,
+			InternalDate: int64(r.InternalDate), LastUpdated: int64(r.LastUpdated)}, nil
+	}
+}
+
+// newReplace starts the replace of b's target mailbox (docs/restore.md,
+// "Invariants"): the records to write come out through bl, or are only
+// counted in a dry run.
+func (rs *restorer) newReplace(b *box, mb *syncrec.Mailbox, bl *builder) *invariant.Replace {
+	var at partition.Record
+	emit := func(r *syncrec.Record, file bool) error { return nil }
+	if bl != nil {
+		emit = bl.addRecord
+	}
+	dump := invariant.State{UIDValidity: mb.UIDValidity, LastUID: mb.LastUID, HighestModseq: mb.HighestModseq}
+	return invariant.NewReplace(dump, b.tgt, targetRecords(b, &at), timeNow().Unix(), emit)
+}
+
+// endReplace completes the replace: the mailbox keeps the target's
+// UIDVALIDITY and its LAST_UID and HIGHESTMODSEQ only go up.
+func (rs *restorer) endReplace(b *box, rep *invariant.Replace, bl *builder) error {
+	if err := rep.End(); err != nil {
+		return fmt.Errorf("mailbox %s: %w", b.name, err)
+	}
+	b.src.UIDValidity = b.tgt.UIDValidity
+	b.res.Reason = rep.Summary(b.tgt.UIDValidity)
+	if bl != nil {
+		bl.h.UIDValidity = b.tgt.UIDValidity
+		bl.h.LastUID = rep.LastUID()
+		bl.h.HighestModseq = rep.HighestModseq()
+		bl.h.DeletedModseq = max(bl.h.DeletedModseq, b.snap.Index.DeletedModseq)
+		bl.h.RecentUID = min(bl.h.RecentUID, bl.h.LastUID)
+	}
+	return nil
 }
 
 // cannotWrite says why an offline restore must refuse b, whatever the
@@ -317,26 +399,14 @@ func (rs *restorer) chooseID(b *box) error {
 // dump's stream by.
 func (rs *restorer) compareWith(b *box, cur partition.Entry) {
 	b.uniqueid, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
-	snap, err := rs.spool.OpenMailbox(rs.ctx, cur)
-	if err != nil {
+	if err := rs.openTarget(b, cur); err != nil {
 		b.res.Action = ActionRefuse
 		b.res.Reason = fmt.Sprintf("exists in the target and cannot be read (%v); use --replace to replace it", err)
 		return
 	}
-	b.snap = snap
-	h := snap.Index
-	b.tgt = invariant.State{UIDValidity: h.UIDValidity, LastUID: h.LastUID, HighestModseq: h.HighestModseq,
-		SyncCRC: h.SyncCRC, SyncCRCAnnot: h.SyncCRCAnnot}
-	next := snap.RecordIter()
 	var at partition.Record // the record the Compare looks at
-	b.cmp = invariant.NewCompare(func() (*invariant.Record, error) {
-		r, ok, err := next()
-		if !ok || err != nil {
-			return nil, err
-		}
-		at = r
-		return &invariant.Record{UID: r.UID, GUID: r.GUID, Modseq: r.Modseq, Expunged: r.Expunged(), Size: r.Size}, nil
-	}, func(*invariant.Record) bool { return rs.intact(snap, at) })
+	snap := b.snap
+	b.cmp = invariant.NewCompare(targetRecords(b, &at), func(*invariant.Record) bool { return rs.intact(snap, at) })
 	b.res.Action = ActionKeep // until decideKeep
 }
 

@@ -1,0 +1,150 @@
+package remote
+
+import (
+	"bufio"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mbtool/mbtool/restore/invariant"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// replaced holds the records of a replace, worked out and spooled, until
+// the APPLY MAILBOX that sends them.
+type replaced struct {
+	f   *os.File
+	dec *gob.Decoder
+	n   int64
+}
+
+func (m *replaced) next() (*syncrec.Record, error) {
+	if m.n == 0 {
+		return nil, nil
+	}
+	m.n--
+	var r syncrec.Record
+	if err := m.dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("reading back the records of a replace: %w", err)
+	}
+	return &r, nil
+}
+
+func (m *replaced) Close() { m.f.Close() }
+
+// replace works out a --replace of the server's mailbox of b's name in
+// place, by the rules of package invariant (docs/restore.md,
+// "Invariants"): it reads the server's mailbox (GET FULLMAILBOX), merges
+// its records with the dump's (from next) and sets mb's keys, so that one
+// APPLY MAILBOX of the records it returns leaves the mailbox with the
+// dump's messages under the server's uniqueid and UIDVALIDITY, LAST_UID
+// and HIGHESTMODSEQ not lowered, and every change at a MODSEQ above the
+// server's. sync_server applies such a command in place
+// (imap/sync_support.c sync_mailbox_compare_update) and refuses it whole
+// if the mailbox changed since it was read ("higher modseq on replica"),
+// so a delivery in between is never overwritten. ok is false when the
+// mailbox is not applied (reported in b).
+func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.Record, error)) (m *replaced, ok bool, err error) {
+	cur, err := rs.source().mailbox(b.mb.Name)
+	if errors.Is(err, ErrNoMailbox) {
+		b.res.Err = errors.New("removed from the server meanwhile; not replaced")
+		rs.problem(b.mb.Name, b.res.Err)
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading mailbox %s from the server: %w", b.mb.Name, err)
+	}
+	defer cur.Close()
+	tnext, err := cur.Records(context.Background())
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := os.CreateTemp("", "mbtool-replace-*")
+	if err != nil {
+		return nil, false, err
+	}
+	os.Remove(f.Name())
+	m = &replaced{f: f}
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	w := bufio.NewWriterSize(f, 64<<10)
+	enc := gob.NewEncoder(w)
+	emit := func(r *syncrec.Record, _ bool) error {
+		m.n++
+		return enc.Encode(r)
+	}
+	target := stateOf(cur.mb)
+	rep := invariant.NewReplace(stateOf(b.src), target, func() (*invariant.Record, error) {
+		r, err := tnext()
+		if r == nil || err != nil {
+			return nil, err
+		}
+		return &invariant.Record{UID: r.UID, GUID: r.GUID, Modseq: r.Modseq, Expunged: r.Expunged(), Size: r.Size,
+			InternalDate: r.InternalDate, LastUpdated: r.LastUpdated}, nil
+	}, time.Now().Unix(), emit)
+	defer rep.Close()
+	for {
+		r, err := next()
+		if err != nil {
+			return nil, false, err
+		}
+		if r == nil {
+			break
+		}
+		if err := rep.Add(r); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := rep.End(); err != nil {
+		return nil, false, fmt.Errorf("mailbox %s: %w", b.mb.Name, err)
+	}
+	if err := w.Flush(); err != nil {
+		return nil, false, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, false, err
+	}
+	m.dec = gob.NewDecoder(bufio.NewReaderSize(f, 64<<10))
+	mb.UniqueID, mb.Partition, mb.UIDValidity = cur.mb.UniqueID, cur.mb.Partition, target.UIDValidity
+	mb.LastUID, mb.HighestModseq = rep.LastUID(), rep.HighestModseq()
+	mb.RecentUID = min(mb.RecentUID, mb.LastUID)
+	// The checksums of the result are not worked out: 0 is compared as
+	// matching (imap/mailbox.c mailbox_crceq).
+	mb.SyncCRC, mb.SyncCRCAnnot = 0, 0
+	b.res.Reason = rep.Summary(target.UIDValidity)
+	return m, true, nil
+}
+
+// dryReplace says, for a dry run, what replace would do with b: the
+// dump's side is b.items.
+func (rs *restorer) dryReplace(b *box) error {
+	var mb syncrec.Mailbox
+	i := 0
+	next := func() (*syncrec.Record, error) {
+		for i < len(b.items) {
+			it := b.items[i]
+			i++
+			if it.unselected {
+				continue
+			}
+			r := &syncrec.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq}
+			if it.expunged {
+				r.Flags = []string{syncrec.FlagExpunged}
+			}
+			return r, nil
+		}
+		return nil, nil
+	}
+	m, ok, err := rs.replace(b, &mb, next)
+	if ok {
+		m.Close()
+	}
+	return err
+}
