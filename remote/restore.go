@@ -29,9 +29,10 @@ type RestoreOptions struct {
 	// DryRun checks the dump, asks the server what exists, and reports
 	// what would be done; it applies nothing.
 	DryRun bool
-	// Replace deletes an existing mailbox of the same name (APPLY
-	// UNMAILBOX) and restores the dump's in its place. Without it an
-	// existing mailbox is left alone and reported.
+	// Replace replaces an existing mailbox of the same name in place, by
+	// the rules of invariant.Replace (see replace.go). Without it an
+	// existing mailbox is left alone: kept if identical to the dump's,
+	// else refused.
 	Replace bool
 	// Undelete makes the restore additive: into a mailbox that exists on
 	// the server, the dump's messages it lacks (by GUID) are appended
