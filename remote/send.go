@@ -271,6 +271,12 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	switch {
 	case err == nil:
 		b.res.Applied = true
+	case b.res.Action == ActionReplace && syncproto.CodeOf(err) == syncproto.CodeChecksum:
+		// Sent with checksums 0, which match anything: sync_server
+		// refused it before writing, as the mailbox moved past what
+		// replace read (docs/restore.md, "Invariants").
+		b.res.Err = fmt.Errorf("changed on the server meanwhile, nothing written; run the restore again: %w", err)
+		rs.problem(b.mb.Name, b.res.Err)
 	case syncproto.CodeOf(err) == syncproto.CodeChecksum:
 		// Cyrus writes first and compares after (docs/cyrus/replication.md §5).
 		b.res.Applied = true
