@@ -50,8 +50,8 @@ func (m restoreModes) both(args ...string) (int, string) {
 // TestRealCyrusRestoreIdentity checks, in both modes against one running
 // Cyrus, that a mailbox of the dump that exists in the target is "already
 // present" only when identical, and is otherwise refused with the
-// difference in words and exit 3; offline, a damaged message file in the
-// target is a difference too.
+// difference in words and exit 3; a damaged message file in the target is
+// a difference too.
 func TestRealCyrusRestoreIdentity(t *testing.T) {
 	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
 	lab.Populate(t)
@@ -100,14 +100,15 @@ func TestRealCyrusRestoreIdentity(t *testing.T) {
 		t.Errorf("dry run after changes: exit %d\n%s", code, out)
 	}
 
-	// Offline, a message file that rotted in the target is a difference.
+	// A message file that rotted in the target is a difference (with
+	// --server, APPLY RESERVE finds that it does not hash to its GUID).
 	const drafts = "user.alice.Entw&APw-rfe"
-	code, out = m.run("restore", "-C", lab.Conf, "--mailbox", drafts, file)
+	code, out = m.both("--mailbox", drafts, file)
 	if code != ExitOK {
 		t.Fatalf("drafts before the damage: exit %d\n%s", code, out)
 	}
 	damageOneMessage(t, lab, drafts)
-	code, out = m.run("restore", "-C", lab.Conf, "--mailbox", drafts, file)
+	code, out = m.both("--mailbox", drafts, file)
 	if code != ExitPartial || !strings.Contains(out, drafts+": refused: differs from the dump: 1 message file in the target is missing or damaged") {
 		t.Errorf("damaged file: exit %d\n%s", code, out)
 	}

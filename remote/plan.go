@@ -174,6 +174,38 @@ func isPlaceholder(mb *syncrec.Mailbox) bool {
 	return false
 }
 
+// damaged counts the messages of b (not expunged) whose file the server
+// does not hold intact in the mailbox of b's name, asking APPLY RESERVE
+// in batches.
+func (rs *restorer) damaged(b *box, part string) (int64, error) {
+	var n int64
+	batch := make([]guid.GUID, 0, maxGUIDsPerReserve)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		missing, err := rs.reserveMissing(part, []string{b.mb.Name}, batch)
+		for _, g := range batch {
+			if missing[g] {
+				n++
+			}
+		}
+		batch = batch[:0]
+		return err
+	}
+	for _, it := range b.items {
+		if it.expunged || it.unselected {
+			continue
+		}
+		if batch = append(batch, it.guid); len(batch) == maxGUIDsPerReserve {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, flush()
+}
+
 // stateOf returns the keys that identify a mailbox's content.
 func stateOf(mb *syncrec.Mailbox) invariant.State {
 	return invariant.State{UIDValidity: mb.UIDValidity, LastUID: mb.LastUID, HighestModseq: mb.HighestModseq,
@@ -213,6 +245,12 @@ func (rs *restorer) differences(ctx context.Context, b *box) (string, error) {
 	diff, err := cmp.End()
 	if err != nil {
 		return "", fmt.Errorf("reading mailbox %s from the server: %w", b.mb.Name, err)
+	}
+	if diff.Zero() {
+		// The records agree: are the server's files of them intact?
+		if diff.Damaged, err = rs.damaged(b, m.mb.Partition); err != nil {
+			return "", err
+		}
 	}
 	return invariant.Differences(stateOf(b.mb), stateOf(m.mb), &diff), nil
 }
@@ -431,6 +469,24 @@ func (rs *restorer) reserve(p string, names []string) error {
 // reserveBatch sends one APPLY RESERVE and notes which of batch the
 // server holds; it keeps nothing of the answer beyond batch.
 func (rs *restorer) reserveBatch(p string, names []string, batch []guid.GUID) error {
+	missing, err := rs.reserveMissing(p, names, batch)
+	if err != nil {
+		return err
+	}
+	for _, g := range batch {
+		if !missing[g] {
+			rs.avail[p][g] = true
+			rs.sum.Present++
+		}
+	}
+	return nil
+}
+
+// reserveMissing sends one APPLY RESERVE of batch on partition p, looking
+// in the mailboxes names, and returns those the server does not hold
+// intact: sync_server hashes each file it finds and takes only one that
+// matches its GUID (imap/sync_support.c reserve_folder).
+func (rs *restorer) reserveMissing(p string, names []string, batch []guid.GUID) (map[guid.GUID]bool, error) {
 	kv := dlist.NewKVList().Add("PARTITION", dlist.NewAtom(p))
 	ml := dlist.NewList()
 	for _, n := range names {
@@ -465,13 +521,7 @@ func (rs *restorer) reserveBatch(p string, names []string, batch []guid.GUID) er
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("APPLY RESERVE on partition %s: %w", p, err)
+		return nil, fmt.Errorf("APPLY RESERVE on partition %s: %w", p, err)
 	}
-	for _, g := range batch {
-		if !missing[g] {
-			rs.avail[p][g] = true
-			rs.sum.Present++
-		}
-	}
-	return nil
+	return missing, nil
 }
