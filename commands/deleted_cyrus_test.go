@@ -115,3 +115,44 @@ func TestRealCyrusRestoreDeletedFolderContinues(t *testing.T) {
 		}
 	}
 }
+
+// TestRealCyrusRestoreDeletedSharedFolderContinues: the same for a shared
+// mailbox, whose deleted copy (DELETED.shared.team.<hex>) belongs to no
+// user: restored offline from an older dump, it continues the deleted
+// copy's numbering too.
+func TestRealCyrusRestoreDeletedSharedFolderContinues(t *testing.T) {
+	lab := cyruslab.Start(t, cyruslab.Options{ExtraConfig: "delete_mode: delayed"})
+	lab.Populate(t)
+	file := filepath.Join(t.TempDir(), "team.dlist")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"mbtool", "dump", "-C", lab.Conf, "-o", file, "shared.team"}, strings.NewReader(""), &stdout, &stderr); code != ExitOK {
+		t.Fatalf("dump: %s", stderr.String())
+	}
+	c := lab.IMAP(t, lab.Admin)
+	if err := c.SetACL("shared.team", lab.Admin, "lrswipkxtecda"); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.Examine("shared.team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Append("shared.team", nil, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), []byte("Subject: after the dump\r\n\r\nlost\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Command("DELETE", cyruslab.Quote("shared.team")); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := Main([]string{"mbtool", "restore", "-C", lab.Conf, "--mailbox", "shared.team", file}, strings.NewReader(""), &stdout, &stderr); code != ExitOK {
+		t.Fatalf("restore: exit %d\n%s", code, stderr.String())
+	}
+	after, err := c.Examine("shared.team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.UIDValidity != before.UIDValidity || after.Exists != before.Exists || after.UIDNext != before.UIDNext+1 {
+		t.Errorf("restored with UIDVALIDITY %d, %d messages, UIDNEXT %d; the dump had %d, %d, %d and the deleted copy UIDNEXT %d",
+			after.UIDValidity, after.Exists, after.UIDNext, before.UIDValidity, before.Exists, before.UIDNext, before.UIDNext+1)
+	}
+}

@@ -313,6 +313,13 @@ func (s *Spool) MailboxesUnder(name string) ([]Entry, error) {
 	return out, err
 }
 
+// DeletedUnder returns the real mailboxes of the deleted tree of name
+// (delete_mode: delayed): the deleted copies of name and of the mailboxes
+// below it, user and shared mailboxes alike, O(log n + k).
+func (s *Spool) DeletedUnder(name string) ([]Entry, error) {
+	return s.MailboxesUnder(s.deletedTree(name))
+}
+
 // deletedTree is where Cyrus moves the deleted mailboxes of name's tree:
 // "DELETED.user.alice", "example.com!DELETED.user.alice"
 // (mboxlist_mboxtree). No mailbox has this name; its children are the

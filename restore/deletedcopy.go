@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
 )
@@ -13,11 +12,14 @@ import (
 // in it names another message now (the restore of a deleted folder from a
 // dump older than its last mail).
 func (rs *restorer) continueDeleted(b *box, mb *syncrec.Mailbox) error {
-	copies, err := rs.deletedCopies(b.owner)
+	copies, err := rs.spool.DeletedUnder(b.name)
 	if err != nil {
 		return err
 	}
-	for _, e := range copies[b.name] {
+	for _, e := range copies {
+		if orig, ok := usermap.DeletedOriginal(e.Name, rs.cfg.DeletedPrefix); !ok || orig != b.name {
+			continue // a deleted copy of a mailbox below this one
+		}
 		h, err := rs.spool.ReadIndexHeader(e)
 		if err != nil {
 			rs.problem(b.name, err)
@@ -29,29 +31,4 @@ func (rs *restorer) continueDeleted(b *box, mb *syncrec.Mailbox) error {
 		}
 	}
 	return nil
-}
-
-// deletedCopies returns the owner's deleted mailboxes by the name they
-// had, read once per owner.
-func (rs *restorer) deletedCopies(owner string) (map[string][]partition.Entry, error) {
-	if m, ok := rs.deleted[owner]; ok {
-		return m, nil
-	}
-	m := map[string][]partition.Entry{}
-	if owner != "" {
-		all, err := rs.spool.UserMailboxes(owner)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range all {
-			if orig, ok := usermap.DeletedOriginal(e.Name, rs.cfg.DeletedPrefix); ok {
-				m[orig] = append(m[orig], e)
-			}
-		}
-	}
-	if rs.deleted == nil {
-		rs.deleted = map[string]map[string][]partition.Entry{}
-	}
-	rs.deleted[owner] = m
-	return m, nil
 }

@@ -146,11 +146,8 @@ type restorer struct {
 	counts             dumpfile.Counts // what was read, to compare with the trailer
 	buf                []byte          // see copyBuf
 
-	ids *msgsel.IDMatcher // the messages whose Message-ID is selected
-	// deleted holds each owner's deleted mailboxes by the name they had
-	// (deletedcopy.go).
-	deleted map[string]map[string][]partition.Entry
-	into    *box // the box restored under Options.Into
+	ids  *msgsel.IDMatcher // the messages whose Message-ID is selected
+	into *box              // the box restored under Options.Into
 }
 
 func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*restorer, error) {
