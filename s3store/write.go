@@ -234,7 +234,9 @@ func (u *upload) complete(ctx context.Context, exclusive bool) error {
 	if exclusive {
 		in.IfNoneMatch = aws.String("*")
 	}
+	tries := 0
 	err := u.c.op(ctx, func(ctx context.Context) error {
+		tries++
 		out, err := u.c.s3.CompleteMultipartUpload(ctx, in)
 		if err != nil {
 			return err
@@ -245,9 +247,12 @@ func (u *upload) complete(ctx context.Context, exclusive bool) error {
 		}
 		return nil
 	})
-	if errors.Is(err, fs.ErrNotExist) && u.completedBefore(ctx, started) {
+	if (errors.Is(err, fs.ErrNotExist) || exclusive && tries > 1 && errors.Is(err, fs.ErrExist)) &&
+		u.completedBefore(ctx, started) {
 		// A try completed the upload but its answer was lost; the retry
-		// found the upload gone (NoSuchUpload) and the object in place.
+		// found the upload gone (NoSuchUpload) and the object in place,
+		// or, on a store that checks If-None-Match first, the key taken
+		// (412) by that very completion.
 		return nil
 	}
 	if err != nil {
