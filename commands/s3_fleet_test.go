@@ -14,7 +14,6 @@ import (
 
 	"github.com/mbtool/mbtool/fixtures/gen"
 	"github.com/mbtool/mbtool/internal/s3lab"
-	"github.com/mbtool/mbtool/partition"
 )
 
 // The tests of this file run mbtool as real processes against a real
@@ -37,14 +36,7 @@ func s3Partition(t *testing.T, seed uint64, users, messages int, meanSize int64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := partition.LoadConfig(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spool, err := partition.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	spool := openSpool(t, conf)
 	names, err := spool.Users()
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +135,17 @@ func s3Check(t *testing.T, st *s3lab.Store, url, conf string, users []string) []
 		}
 	}
 	return ss
+}
+
+// s3SameAsSource checks that user u of the partition of tconf (where a
+// test restored it) dumps back identical to the source partition of conf.
+func s3SameAsSource(t *testing.T, st *s3lab.Store, tconf, conf, u, what string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), u+".dlist")
+	s3Must(t, st, "dump", "-C", tconf, "--user", u, "-o", f)
+	if code, stdout, stderr := s3Run(t, st, "verify", "-C", conf, "--against", f); code != ExitOK {
+		t.Errorf("%s restored %s differs from the source: exit %d\n%s%s", u, what, code, stdout, stderr)
+	}
 }
 
 // TestS3FourHostsAndPrune runs four dumps of different users into one
@@ -329,11 +332,7 @@ func TestS3Faults(t *testing.T) {
 	// What was restored under faults is the source's users, whole: a dump
 	// of each from the target matches the source partition.
 	for _, u := range users {
-		f := filepath.Join(t.TempDir(), u+".dlist")
-		s3Must(t, st, "dump", "-C", tconf, "--user", u, "-o", f)
-		if code, stdout, stderr := s3Run(t, st, "verify", "-C", conf, "--against", f); code != ExitOK {
-			t.Errorf("%s restored under faults differs from the source: exit %d\n%s%s", u, code, stdout, stderr)
-		}
+		s3SameAsSource(t, st, tconf, conf, u, "under faults")
 	}
 }
 
@@ -345,8 +344,8 @@ func TestS3KilledRunLeavesUploadToPrune(t *testing.T) {
 	m := s3lab.StartMini(t, s3lab.Options{})
 	px := s3lab.StartProxy(t, m.Store, 1)
 	st := px.Store
-	// About 35 MB of messages per user: the pack is larger than a part (16 MiB), so
-	// it goes up as a multipart upload.
+	// About 35 MB of messages per user: the pack is larger than a part
+	// (16 MiB), so it goes up as a multipart upload.
 	conf, users := s3Partition(t, 74, 2, 1400, 50000)
 	url := st.URL("killed")
 	s3Must(t, st, "dump", "-C", conf, "--user", users[0], "--repo", url)
@@ -435,11 +434,7 @@ func TestS3ClusterFailures(t *testing.T) {
 	if code != ExitOK {
 		s3Must(t, st, "restore", "--repo", url, "--user", u, "-C", tconf, "--replace")
 	}
-	f := filepath.Join(t.TempDir(), u+".dlist")
-	s3Must(t, st, "dump", "-C", tconf, "--user", u, "-o", f)
-	if code, stdout, stderr := s3Run(t, st, "verify", "-C", conf, "--against", f); code != ExitOK {
-		t.Errorf("%s restored across a gateway restart differs from the source: exit %d\n%s%s", u, code, stdout, stderr)
-	}
+	s3SameAsSource(t, st, tconf, conf, u, "across a gateway restart")
 	if err := c.StartVolume(1); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,25 +92,9 @@ func (l *Lab) waitReady(m *master) error {
 			return fmt.Errorf("cyruslab: master of %s exited during start: %s%s", l.Dir, tail(l.MasterLog()), l.syslogHint())
 		default:
 		}
-		ready := fileExists(l.LMTPSocket)
-		for _, a := range addrs {
-			if !ready {
-				break
-			}
-			// Another lab could have grabbed the port between freePort and
-			// the master's bind: require that our master holds it.
-			if owned, known := loopback.ListensOn(m.cmd.Process.Pid, a); known && !owned {
-				ready = false
-				break
-			}
-			c, err := net.DialTimeout("tcp", a, time.Second)
-			if err != nil {
-				ready = false
-				break
-			}
-			c.Close()
-		}
-		if ready {
+		// Another lab could have grabbed a port between freePort and the
+		// master's bind: Serves requires that our master holds it.
+		if fileExists(l.LMTPSocket) && loopback.Serves(m.cmd.Process.Pid, addrs) {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // FreePort returns a loopback address ("127.0.0.1:PORT") with a port the
@@ -68,4 +69,21 @@ func ListensOn(pid int, addr string) (owned, known bool) {
 		}
 	}
 	return false, true
+}
+
+// Serves reports whether process pid serves every one of addrs: holds
+// its listener (when /proc can tell: another process may have taken the
+// port between FreePort and the server's bind) and accepts a connection.
+func Serves(pid int, addrs []string) bool {
+	for _, a := range addrs {
+		if owned, known := ListensOn(pid, a); known && !owned {
+			return false
+		}
+		c, err := net.DialTimeout("tcp", a, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
 }

@@ -26,6 +26,9 @@ func TestListensOn(t *testing.T) {
 	if owned, known := ListensOn(os.Getpid(), addr); !known || !owned {
 		t.Fatalf("while listening: owned %v, known %v; want true, true", owned, known)
 	}
+	if !Serves(os.Getpid(), []string{addr}) || Serves(os.Getppid(), []string{addr}) {
+		t.Fatalf("Serves: this process %v, the parent %v; want true, false", Serves(os.Getpid(), []string{addr}), Serves(os.Getppid(), []string{addr}))
+	}
 	if owned, _ := ListensOn(os.Getppid(), addr); owned {
 		t.Fatalf("the parent process is said to hold our listener on %s", addr)
 	}

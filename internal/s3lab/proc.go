@@ -3,7 +3,6 @@ package s3lab
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,20 +74,7 @@ func (p *proc) waitListening() error {
 			return fmt.Errorf("s3lab: %s exited during start: %s", p.name, msg)
 		default:
 		}
-		ready := true
-		for _, a := range p.addrs {
-			if owned, known := loopback.ListensOn(p.cmd.Process.Pid, a); known && !owned {
-				ready = false
-				break
-			}
-			c, err := net.DialTimeout("tcp", a, time.Second)
-			if err != nil {
-				ready = false
-				break
-			}
-			c.Close()
-		}
-		if ready {
+		if loopback.Serves(p.cmd.Process.Pid, p.addrs) {
 			return nil
 		}
 		if time.Now().After(deadline) {
