@@ -135,7 +135,7 @@ func launchCluster(bin string, st *Store, conf string, opts ClusterOptions) (c *
 	if err := c.filer.start(); err != nil {
 		return c, err
 	}
-	if err := c.shell(master, filer, "s3.bucket.create -name "+st.Bucket); err != nil {
+	if err := c.createBucket(master, filer); err != nil {
 		return c, err
 	}
 	c.gateway, err = mk("s3", "s3", []string{"s3",
@@ -151,8 +151,27 @@ func launchCluster(bin string, st *Store, conf string, opts ClusterOptions) (c *
 
 func port(addr string) string { return strconv.Itoa(loopback.Port(addr)) }
 
-// shell runs one `weed shell` command against the cluster.
-func (c *Cluster) shell(master, filer, command string) error {
+// createBucket creates the bucket with `weed shell` and checks on the
+// filer that it is there; a shell that fails while the filer is still
+// registering with the master is run again.
+func (c *Cluster) createBucket(master, filer string) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var out string
+		out, err = c.shell(master, filer, "s3.bucket.create -name "+c.Bucket)
+		if _, lerr := c.list("/buckets/" + c.Bucket); lerr == nil {
+			return nil
+		} else if err == nil {
+			err = fmt.Errorf("s3lab: weed shell s3.bucket.create made no bucket (%v): %s", lerr, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return err
+}
+
+// shell runs one `weed shell` command against the cluster and returns
+// its output.
+func (c *Cluster) shell(master, filer, command string) (string, error) {
 	cmd := exec.Command(c.bin, "shell", "-master="+master, "-filer="+filer)
 	cmd.Dir = c.Dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + c.Dir, "TMPDIR=" + c.Dir}
@@ -161,19 +180,19 @@ func (c *Cluster) shell(master, filer, command string) error {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("s3lab: weed shell: %w", err)
+		return "", fmt.Errorf("s3lab: weed shell: %w", err)
 	}
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil || strings.Contains(strings.ToLower(out.String()), "error") {
-			return fmt.Errorf("s3lab: weed shell %q: %v: %s", command, err, strings.TrimSpace(out.String()))
+		if err != nil {
+			return out.String(), fmt.Errorf("s3lab: weed shell %q: %v: %s", command, err, strings.TrimSpace(out.String()))
 		}
-		return nil
+		return out.String(), nil
 	case <-time.After(startTimeout):
 		_ = cmd.Process.Kill()
 		<-done
-		return fmt.Errorf("s3lab: weed shell %q: no answer within %v: %s", command, startTimeout, strings.TrimSpace(out.String()))
+		return out.String(), fmt.Errorf("s3lab: weed shell %q: no answer within %v: %s", command, startTimeout, strings.TrimSpace(out.String()))
 	}
 }
 

@@ -84,7 +84,8 @@ func (f filerView) Uploads() ([]string, error) {
 }
 
 // waitBucket polls until the filer has the bucket's directory and the S3
-// gateway answers HTTP, or p exits, or startTimeout passes.
+// gateway refuses an unsigned request (it serves, with its identities),
+// or p exits, or startTimeout passes.
 func waitBucket(f filerView, s3 string, p *proc) error {
 	deadline := time.Now().Add(startTimeout)
 	var last error
@@ -93,11 +94,15 @@ func waitBucket(f filerView, s3 string, p *proc) error {
 			return fmt.Errorf("s3lab: %s exited during start: %s", p.name, tail(p.log))
 		}
 		if _, last = f.list("/buckets/" + f.bucket); last == nil {
-			// Unsigned: any HTTP answer (403) will do.
+			// Unsigned: refused (403) once the gateway serves with its
+			// identities loaded.
 			resp, err := httpClient.Get("http://" + s3 + "/" + f.bucket)
 			if err == nil {
 				resp.Body.Close()
-				return nil
+				if resp.StatusCode == http.StatusForbidden {
+					return nil
+				}
+				err = fmt.Errorf("an unsigned request got %s, not 403", resp.Status)
 			}
 			last = err
 		}
