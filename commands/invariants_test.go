@@ -47,12 +47,9 @@ func (m restoreModes) both(args ...string) (int, string) {
 	return c1, o1
 }
 
-// TestRealCyrusRestoreIdentity checks, in both modes against one running
-// Cyrus, that a mailbox of the dump that exists in the target is "already
-// present" only when identical, and is otherwise refused with the
-// difference in words and exit 3; a damaged message file in the target is
-// a difference too.
-func TestRealCyrusRestoreIdentity(t *testing.T) {
+// aliceLab starts a populated lab with a sync port and dumps alice.
+func aliceLab(t *testing.T) (*cyruslab.Lab, restoreModes, string) {
+	t.Helper()
 	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
 	lab.Populate(t)
 	t.Setenv(DefaultPasswordEnv, lab.Password)
@@ -61,6 +58,16 @@ func TestRealCyrusRestoreIdentity(t *testing.T) {
 	if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
 		t.Fatalf("dump: exit %d\n%s", code, out)
 	}
+	return lab, m, file
+}
+
+// TestRealCyrusRestoreIdentity checks, in both modes against one running
+// Cyrus, that a mailbox of the dump that exists in the target is "already
+// present" only when identical, and is otherwise refused with the
+// difference in words and exit 3; a damaged message file in the target is
+// a difference too.
+func TestRealCyrusRestoreIdentity(t *testing.T) {
+	lab, m, file := aliceLab(t)
 
 	// Nothing changed: every mailbox is already present, in both modes.
 	code, out := m.both(file)
@@ -336,14 +343,7 @@ func uidSet(t *testing.T, s string) []uint32 {
 func TestRealCyrusReplaceInvariants(t *testing.T) {
 	for _, mode := range []string{"offline", "server"} {
 		t.Run(mode, func(t *testing.T) {
-			lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
-			lab.Populate(t)
-			t.Setenv(DefaultPasswordEnv, lab.Password)
-			m := restoreModes{t: t, lab: lab}
-			file := filepath.Join(t.TempDir(), "alice.dlist")
-			if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
-				t.Fatalf("dump: exit %d\n%s", code, out)
-			}
+			lab, m, file := aliceLab(t)
 			restore := func(args ...string) (int, string) {
 				if mode == "offline" {
 					return m.run(append([]string{"restore", "-C", lab.Conf}, args...)...)

@@ -1,40 +1,15 @@
 package remote
 
 import (
-	"bufio"
 	"context"
-	"encoding/gob"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/mbtool/mbtool/restore/invariant"
+	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/syncrec"
 )
-
-// replaced holds the records of a replace, worked out and spooled, until
-// the APPLY MAILBOX that sends them.
-type replaced struct {
-	f   *os.File
-	dec *gob.Decoder
-	n   int64
-}
-
-func (m *replaced) next() (*syncrec.Record, error) {
-	if m.n == 0 {
-		return nil, nil
-	}
-	m.n--
-	var r syncrec.Record
-	if err := m.dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("reading back the records of a replace: %w", err)
-	}
-	return &r, nil
-}
-
-func (m *replaced) Close() { m.f.Close() }
 
 // replace works out a --replace of the server's mailbox of b's name in
 // place, by the rules of package invariant (docs/restore.md,
@@ -48,7 +23,7 @@ func (m *replaced) Close() { m.f.Close() }
 // if the mailbox changed since it was read ("higher modseq on replica"),
 // so a delivery in between is never overwritten. ok is false when the
 // mailbox is not applied (reported in b).
-func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.Record, error)) (m *replaced, ok bool, err error) {
+func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.Record, error)) (out *msgsel.Spill, ok bool, err error) {
 	cur, err := rs.source().mailbox(b.mb.Name)
 	if errors.Is(err, ErrNoMailbox) {
 		b.res.Err = errors.New("removed from the server meanwhile; not replaced")
@@ -63,23 +38,13 @@ func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.R
 	if err != nil {
 		return nil, false, err
 	}
-	f, err := os.CreateTemp("", "mbtool-replace-*")
-	if err != nil {
-		return nil, false, err
-	}
-	os.Remove(f.Name())
-	m = &replaced{f: f}
+	out = &msgsel.Spill{}
 	defer func() {
 		if !ok {
-			f.Close()
+			out.Close()
 		}
 	}()
-	w := bufio.NewWriterSize(f, 64<<10)
-	enc := gob.NewEncoder(w)
-	emit := func(r *syncrec.Record, _ bool) error {
-		m.n++
-		return enc.Encode(r)
-	}
+	emit := func(r *syncrec.Record, _ bool) error { return out.Add(r) }
 	target := stateOf(cur.mb)
 	rep := invariant.NewReplace(stateOf(b.src), target, func() (*invariant.Record, error) {
 		r, err := tnext()
@@ -105,13 +70,6 @@ func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.R
 	if err := rep.End(); err != nil {
 		return nil, false, fmt.Errorf("mailbox %s: %w", b.mb.Name, err)
 	}
-	if err := w.Flush(); err != nil {
-		return nil, false, err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, false, err
-	}
-	m.dec = gob.NewDecoder(bufio.NewReaderSize(f, 64<<10))
 	mb.UniqueID, mb.Partition, mb.UIDValidity = cur.mb.UniqueID, cur.mb.Partition, target.UIDValidity
 	mb.LastUID, mb.HighestModseq = rep.LastUID(), rep.HighestModseq()
 	mb.RecentUID = min(mb.RecentUID, mb.LastUID)
@@ -119,7 +77,7 @@ func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.R
 	// matching (imap/mailbox.c mailbox_crceq).
 	mb.SyncCRC, mb.SyncCRCAnnot = 0, 0
 	b.res.Reason = rep.Summary(target.UIDValidity)
-	return m, true, nil
+	return out, true, nil
 }
 
 // dryReplace says, for a dry run, what replace would do with b: the
@@ -142,9 +100,9 @@ func (rs *restorer) dryReplace(b *box) error {
 		}
 		return nil, nil
 	}
-	m, ok, err := rs.replace(b, &mb, next)
+	out, ok, err := rs.replace(b, &mb, next)
 	if ok {
-		m.Close()
+		out.Close()
 	}
 	return err
 }

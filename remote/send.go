@@ -257,12 +257,14 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	}
 	mb := b.mb.Replication()
 	if b.res.Action == ActionReplace {
-		m, ok, err := rs.replace(b, mb, next)
+		out, ok, err := rs.replace(b, mb, next)
 		if !ok || err != nil {
 			return err
 		}
-		defer m.Close()
-		next = m.next
+		defer out.Close()
+		if next, err = out.Records(); err != nil {
+			return err
+		}
 	}
 	what := "APPLY MAILBOX " + b.mb.Name
 	err = rs.c.Do(what, func(w *dlist.Writer) error {

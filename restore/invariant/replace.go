@@ -1,13 +1,10 @@
 package invariant
 
 import (
-	"bufio"
-	"encoding/gob"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 
+	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -31,8 +28,8 @@ import (
 //
 // The dump's records are given with Add in ascending UID order, the
 // target's are read with next in the same order; what to write comes out
-// in ascending UID order through emit. The messages to append wait in an
-// unlinked temporary file, so memory stays flat.
+// in ascending UID order through emit. The messages to append wait in a
+// msgsel.Spill (an unlinked temporary file), so memory stays flat.
 type Replace struct {
 	next    func() (*Record, error)
 	cur     *Record
@@ -46,10 +43,7 @@ type Replace struct {
 	changed bool
 	emit    func(r *syncrec.Record, file bool) error
 
-	spill *os.File
-	w     *bufio.Writer
-	enc   *gob.Encoder
-	n     int64
+	spill msgsel.Spill // the dump's messages to append
 
 	// Kept, Appended and Expunged count the dump's records written under
 	// their UID, the dump's messages appended, and the target's messages
@@ -166,19 +160,7 @@ func (r *Replace) Add(d *syncrec.Record) error {
 }
 
 // append keeps d for the end, to be appended with a new UID.
-func (r *Replace) append(d *syncrec.Record) error {
-	if r.spill == nil {
-		f, err := os.CreateTemp("", "mbtool-replace-*")
-		if err != nil {
-			return err
-		}
-		os.Remove(f.Name())
-		r.spill, r.w = f, bufio.NewWriterSize(f, 64<<10)
-		r.enc = gob.NewEncoder(r.w)
-	}
-	r.n++
-	return r.enc.Encode(d)
-}
+func (r *Replace) append(d *syncrec.Record) error { return r.spill.Add(d) }
 
 // End writes the target's remaining records, then the dump's messages to
 // append, numbered.
@@ -191,24 +173,21 @@ func (r *Replace) End() error {
 			return err
 		}
 	}
-	if r.spill == nil {
-		return nil
-	}
-	if err := r.w.Flush(); err != nil {
+	next, err := r.spill.Records()
+	if err != nil {
 		return err
 	}
-	if _, err := r.spill.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	dec := gob.NewDecoder(bufio.NewReaderSize(r.spill, 64<<10))
 	v := []byte(strconv.FormatUint(r.modseq, 10))
-	for i := int64(0); i < r.n; i++ {
-		var d syncrec.Record
-		if err := dec.Decode(&d); err != nil {
+	for {
+		d, err := next()
+		if err != nil {
 			return fmt.Errorf("reading back the messages to append: %w", err)
 		}
+		if d == nil {
+			return nil
+		}
 		if r.uid == 1<<32-1 {
-			return fmt.Errorf("no UID left under UIDVALIDITY for %d more messages", r.n-i)
+			return fmt.Errorf("%w: appending the dump's messages", msgsel.ErrNoUID)
 		}
 		r.uid++
 		r.Appended++
@@ -222,20 +201,14 @@ func (r *Replace) End() error {
 		if !set {
 			d.Annotations = append(d.Annotations, syncrec.Annotation{Entry: syncrec.AnnotCreatedModseq, Value: v})
 		}
-		if err := r.emit(&d, true); err != nil {
+		if err := r.emit(d, true); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
 // Close releases the temporary file.
-func (r *Replace) Close() {
-	if r.spill != nil {
-		r.spill.Close()
-		r.spill = nil
-	}
-}
+func (r *Replace) Close() { r.spill.Close() }
 
 // Summary says what the replace did, for the report: the same words in
 // both restores.
