@@ -57,21 +57,7 @@ func openRepo(e *env, dir string, create bool) (*repo.Repo, error) {
 
 // parseAt reads --at: a date alone means the end of that day, local time.
 func parseAt(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
-		return t.AddDate(0, 0, 1).Add(-time.Second), nil
-	}
-	return time.Time{}, usagef("--at %q: use 2026-11-30, \"2026-11-30 02:00\" or RFC 3339", s)
+	return parseWhen("--at", s, true)
 }
 
 // pickSnapshot selects a snapshot by --snapshot or --at (the latest when
@@ -185,10 +171,14 @@ type repoRestoreOptions struct {
 }
 
 func repoRestoreFrom(c *cli.Context) repoRestoreOptions {
-	o := repoRestoreOptions{dir: c.String("repo"), user: c.String("user"), snapshot: c.String("snapshot"), at: c.String("at")}
+	var user string
+	if us := c.StringSlice("user"); len(us) > 0 {
+		user = us[0] // one: see runRestoreRepo
+	}
+	o := repoRestoreOptions{dir: c.String("repo"), user: user, snapshot: c.String("snapshot"), at: c.String("at")}
 	if c.Bool("shared") {
 		o.user, o.shared = repo.SharedName, true
-		if c.String("user") != "" {
+		if user != "" {
 			o.user = "" // refused: both
 		}
 	}
@@ -205,6 +195,9 @@ func runRestoreRepo(ctx context.Context, e *env, o restoreOptions, ro repoRestor
 	}
 	if ro.user == "" && ro.shared {
 		return usagef("give --user or --shared, not both")
+	}
+	if len(o.users) > 1 {
+		return usagef("restore --repo restores one --user at a time")
 	}
 	if ro.user == "" {
 		return &hintError{err: &usageError{msg: "restore --repo needs --user"},

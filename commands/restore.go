@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/restore"
 	"github.com/mbtool/mbtool/restore/result"
 	"github.com/urfave/cli/v2"
@@ -19,7 +20,9 @@ type restoreOptions struct {
 	input     string
 	partition string
 	mapUsers  []string
-	mailboxes []string
+	users     []string // --user
+	mailboxes []string // --mailbox
+	sel       *mboxname.Selector
 	dryRun    bool
 	replace   bool
 	quiet     bool
@@ -54,12 +57,12 @@ func newRestoreCommand(e *env) *cli.Command {
 			configFlag(),
 			&cli.StringFlag{Name: "partition", Usage: "restore every mailbox into partition `NAME` (default: as in the dump)"},
 			&cli.StringSliceFlag{Name: "map-user", Usage: "rename user `OLD=NEW`: mailboxes, ACLs, seen state, subscriptions (repeatable)"},
-			&cli.StringSliceFlag{Name: "mailbox", Usage: "restore only mailbox `NAME` (as in the dump or renamed; repeatable)"},
+			&cli.StringSliceFlag{Name: "mailbox", Usage: "restore only mailbox `NAME` or PATTERN (* and %; user.alice.Sent, alice/Sent, or INBOX/Sent with --user; UTF-8 or modified UTF-7; repeatable)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "check the dump and print what would be done; write nothing"},
 			&cli.BoolFlag{Name: "replace", Usage: "replace existing mailboxes (each atomically) instead of refusing them"},
 			&cli.StringFlag{Name: "cyrus-bin", Usage: "Cyrus's programs are in `DIR` (run for conversations and the archive partition; default: where distributions put them)"},
 			repoFlag("restore from the backup repository `DIR` (with --user, and --at or --snapshot)"),
-			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "with --repo: restore `USER`"},
+			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "restore only the mailboxes of `USER` (repeatable; with --repo: the user to restore)"},
 			sharedFlag("with --repo: restore the shared mailboxes (those no user owns) instead of a user"),
 		}, append(undeleteFlags(), append(snapshotFlags(), serverFlags()...)...)...),
 		Action: func(c *cli.Context) error {
@@ -76,11 +79,15 @@ func newRestoreCommand(e *env) *cli.Command {
 				input:     strings.Join(args, " "), // one FILE; none with --repo
 				partition: c.String("partition"),
 				mapUsers:  c.StringSlice("map-user"),
+				users:     c.StringSlice("user"),
 				mailboxes: c.StringSlice("mailbox"),
 				dryRun:    c.Bool("dry-run"),
 				replace:   c.Bool("replace"),
 				cyrusBin:  c.String("cyrus-bin"),
 				quiet:     e.quiet(),
+			}
+			if o.sel, err = mboxname.NewSelector(o.users, o.mailboxes); err != nil {
+				return &hintError{err: &usageError{msg: err.Error()}, hint: "see 'Choosing what to restore' in docs/restore.md"}
 			}
 			if o.undeleteOptions, err = undeleteOptionsFrom(c, o.mailboxes); err != nil {
 				return err
@@ -126,7 +133,7 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	sum, err := restore.Run(ctx, spool, counted, restore.Options{
 		Partition: o.partition,
 		MapUsers:  users,
-		Mailboxes: o.mailboxes,
+		Select:    o.sel,
 		DryRun:    o.dryRun,
 		Replace:   o.replace,
 		Undelete:  o.undelete,
@@ -137,6 +144,9 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	})
 	bar.finish()
 	if err != nil {
+		if err := selectionError(err, noMatchHint); err != nil {
+			return err
+		}
 		if errors.Is(err, restore.ErrUnsafeName) || errors.Is(err, restore.ErrPartition) {
 			return &hintError{err: err, hint: "the target was not changed; check the dump's origin, or choose a partition with --partition"}
 		}
@@ -284,3 +294,17 @@ func describe(m result.Mailbox) string {
 	}
 	return b.String()
 }
+
+// selectionError returns the usage error (exit 2) for a --user or
+// --mailbox that selects nothing in the dump, with hint, or nil for any
+// other error.
+func selectionError(err error, hint string) error {
+	var nm *mboxname.NoMatchError
+	if !errors.As(err, &nm) {
+		return nil
+	}
+	return &exitError{code: ExitUsage, err: &hintError{err: err, hint: hint}}
+}
+
+// noMatchHint is the hint of a restore whose selection matched nothing.
+const noMatchHint = "nothing was restored; 'mbtool list FILE' shows the dump's users and mailboxes"

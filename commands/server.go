@@ -230,7 +230,7 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 	sum, err := remote.Restore(ctx, in, connect, remote.RestoreOptions{
 		Partition: o.partition,
 		MapUsers:  users,
-		Mailboxes: o.mailboxes,
+		Select:    o.sel,
 		DryRun:    o.dryRun,
 		Replace:   o.replace,
 		Undelete:  o.undelete,
@@ -247,6 +247,9 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 		err = ctx.Err() // interrupted while waiting for the answer to EXIT
 	}
 	if err != nil {
+		if err := selectionError(err, noMatchHint); err != nil {
+			return err
+		}
 		connected := sum != nil && sum.Target != ""
 		switch {
 		case !connected && (errors.Is(err, remote.ErrDamaged) || errors.Is(err, remote.ErrUnsafeName)):

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -171,26 +172,6 @@ func (d *Dump) HasMailbox(uniqueid string) bool {
 	return ok
 }
 
-// Owner returns the userid that owns an internal mailbox name with Cyrus's
-// default namespace ("user.jo^doe.Sent" -> "jo.doe", "example.com!user.bob"
-// -> "bob@example.com"), or "" for a shared or deleted mailbox.
-func Owner(name string) string {
-	domain, local, ok := strings.Cut(name, "!")
-	if !ok {
-		domain, local = "", name
-	}
-	rest, ok := strings.CutPrefix(local, "user.")
-	if !ok {
-		return ""
-	}
-	user, _, _ := strings.Cut(rest, ".")
-	user = strings.ReplaceAll(user, "^", ".")
-	if domain != "" {
-		user += "@" + domain
-	}
-	return user
-}
-
 func checkMailboxKeys(mb *syncrec.Mailbox) []error {
 	var errs []error
 	add := func(err error) {
@@ -202,7 +183,7 @@ func checkMailboxKeys(mb *syncrec.Mailbox) []error {
 	if _, local, _ := strings.Cut(mb.Name, "!"); local == "user" || mb.Name == "user" {
 		add(fmt.Errorf("%w: mailbox %q: the user namespace itself is not a mailbox", ErrUnsafeName, mb.Name))
 	}
-	if o := Owner(mb.Name); o != "" {
+	if o := mboxname.Owner(mb.Name); o != "" {
 		if err := CheckUserID(o); err != nil {
 			add(fmt.Errorf("owner: %w", err))
 		}

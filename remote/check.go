@@ -171,7 +171,12 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 	rs.users.Annotations(mb.Annotations)
 	b := &box{src: src, mb: &mb}
 	b.res = MailboxResult{Name: mb.Name, Source: src.Name, UniqueID: src.UniqueID, Partition: mb.Partition}
-	if rs.opts.Into != "" && (rs.selects[src.Name] || rs.selects[mb.Name]) {
+	// The selection is decided on this offline pass, before connecting.
+	selected := rs.opts.Select.Match(src.Name, mb.Name)
+	if !selected {
+		b.res.Action, b.res.Reason = ActionSkip, "not selected"
+	}
+	if rs.opts.Into != "" && selected && rs.opts.Select.Active() {
 		if err := rs.intoName(b); err != nil {
 			return nil, err
 		}

@@ -80,7 +80,7 @@ func TestRealCyrusServer(t *testing.T) {
 
 	t.Run("map-user", func(t *testing.T) {
 		sum := restoreT(t, dumped, dialer(dst, dst.SyncAddr), RestoreOptions{
-			MapUsers: map[string]string{"alice": "carol"}, Mailboxes: aliceNamesAs("carol")})
+			MapUsers: map[string]string{"alice": "carol"}, Select: sel(t, aliceNamesAs("carol")...)})
 		if sum.Applied() != len(aliceNames) || len(sum.Problems) > 0 {
 			t.Fatalf("restore as carol: %+v %v", sum.Mailboxes, sum.Problems)
 		}
@@ -109,7 +109,7 @@ func TestRealCyrusServer(t *testing.T) {
 		if err := c.UIDStore("1", "+FLAGS", `(\Flagged)`); err != nil {
 			t.Fatal(err)
 		}
-		sum := restoreT(t, dumped, dialer(dst, dst.SyncAddr), RestoreOptions{Mailboxes: []string{"user.alice"}})
+		sum := restoreT(t, dumped, dialer(dst, dst.SyncAddr), RestoreOptions{Select: sel(t, "user.alice")})
 		if sum.Count(ActionRefuse) != 1 || sum.Applied() != 0 {
 			t.Fatalf("without --replace: %+v", sum.Mailboxes)
 		}
@@ -117,7 +117,7 @@ func TestRealCyrusServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sum = restoreT(t, dumped, dialer(dst, dst.SyncAddr), RestoreOptions{Mailboxes: []string{"user.alice"}, Replace: true})
+		sum = restoreT(t, dumped, dialer(dst, dst.SyncAddr), RestoreOptions{Select: sel(t, "user.alice"), Replace: true})
 		if sum.Count(ActionReplace) != 1 || sum.Applied() != 1 || len(sum.Problems) > 0 {
 			t.Fatalf("with --replace: %+v %v", sum.Mailboxes, sum.Problems)
 		}
@@ -177,7 +177,7 @@ func TestRealCyrusServer(t *testing.T) {
 		// assert; the first mailbox, created empty, is refused instead,
 		// and nothing is sent there.
 		sum := restoreT(t, dumped, dialer(dst, dst.SyncAddr), RestoreOptions{
-			MapUsers: map[string]string{"alice": "gina"}, Mailboxes: aliceNamesAs("gina"), Partition: "nosuch"})
+			MapUsers: map[string]string{"alice": "gina"}, Select: sel(t, aliceNamesAs("gina")...), Partition: "nosuch"})
 		if sum.Applied() != 0 || sum.Messages != 0 || len(sum.Problems) != len(aliceNames) {
 			t.Errorf("restore to partition nosuch: %+v %v", sum.Mailboxes, sum.Problems)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -111,7 +112,7 @@ func (s *source) User(ctx context.Context, name string) (dump.User, error) {
 	if err := dumpcheck.CheckUserID(name); err != nil {
 		return nil, err
 	}
-	inbox := userInbox(name)
+	inbox := mboxname.UserInbox(name)
 	u := &remoteUser{}
 	var held int64
 	hold := func(n int) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/internal/cyruslab"
+	"github.com/mbtool/mbtool/mboxname"
 )
 
 // TestUserMailboxOrder: a user's mailboxes as dump --server takes them
@@ -29,7 +30,7 @@ func TestUserMailboxOrder(t *testing.T) {
 			[]string{"example.com!DELETED.user.bob.X.1", "example.com!user.bob", "DELETED.user.bob.Y.2", "other.org!DELETED.user.bob.Z.3"},
 			[]string{"example.com!user.bob", "example.com!DELETED.user.bob.X.1"}},
 	} {
-		inbox := userInbox(tt.user)
+		inbox := mboxname.UserInbox(tt.user)
 		var names []string
 		for _, n := range tt.got {
 			if under(n, inbox) || inDeletedTree(n, inbox) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/internal/cyruslab"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncproto"
 )
@@ -234,3 +235,13 @@ var ownKeys = regexp.MustCompile(` MBTOOL_(DELETEDMODSEQ|GENERATION|CACHECRC) \d
 // replicationOnly removes mbtool's own keys from an offline dump, leaving
 // what a dump over replication carries.
 func replicationOnly(b []byte) []byte { return ownKeys.ReplaceAll(b, nil) }
+
+// sel returns the selector of mailbox names.
+func sel(t testing.TB, mailboxes ...string) *mboxname.Selector {
+	t.Helper()
+	s, err := mboxname.NewSelector(nil, mailboxes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -3,7 +3,6 @@ package remote
 import (
 	"crypto/sha256"
 	"fmt"
-	"strings"
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
@@ -21,22 +20,6 @@ var (
 	// annotation name that Cyrus would refuse or misread.
 	ErrUnsafeName = dumpcheck.ErrUnsafeName
 )
-
-// userInbox returns the internal name of a user's INBOX with Cyrus's
-// default namespace: "user.alice", "example.com!user.alice" for
-// alice@example.com; a '.' in the local part is stored as '^'.
-func userInbox(user string) string {
-	local, domain, ok := strings.Cut(user, "@")
-	name := "user." + strings.ReplaceAll(local, ".", "^")
-	if ok {
-		return domain + "!" + name
-	}
-	return name
-}
-
-// ownerOf returns the user owning an internal mailbox name, or "" for a
-// shared mailbox (the inverse of userInbox).
-func ownerOf(name string) string { return dumpcheck.Owner(name) }
 
 // mapACL maps the identifiers of an ACL string.
 func mapACL(u *usermap.Map, acl string) string {

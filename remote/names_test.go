@@ -6,34 +6,12 @@ import (
 	"testing"
 
 	"github.com/mbtool/mbtool/dumpcheck"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/usermap"
 )
 
-func TestUserNames(t *testing.T) {
-	tests := []struct{ user, inbox string }{
-		{"alice", "user.alice"},
-		{"john.doe", "user.john^doe"},
-		{"alice@example.com", "example.com!user.alice"},
-	}
-	for _, tt := range tests {
-		if got := userInbox(tt.user); got != tt.inbox {
-			t.Errorf("userInbox(%q) = %q, want %q", tt.user, got, tt.inbox)
-		}
-		for _, name := range []string{tt.inbox, tt.inbox + ".Sent", tt.inbox + ".a.b"} {
-			if got := ownerOf(name); got != tt.user {
-				t.Errorf("ownerOf(%q) = %q, want %q", name, got, tt.user)
-			}
-		}
-	}
-	for _, name := range []string{"shared.team", "DELETED.user.alice.x.6B0AEB50", "userx.alice"} {
-		if got := ownerOf(name); got != "" {
-			t.Errorf("ownerOf(%q) = %q, want no owner", name, got)
-		}
-	}
-}
-
 func TestUserMap(t *testing.T) {
-	m, err := usermap.New(map[string]string{"alice": "carol", "bob@x.org": "bob@y.org"}, userInbox)
+	m, err := usermap.New(map[string]string{"alice": "carol", "bob@x.org": "bob@y.org"}, mboxname.UserInbox)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +31,7 @@ func TestUserMap(t *testing.T) {
 	if acl != "carol\tlrswipkxtecdan\t-carol\tw\tanyone\tlr\t" {
 		t.Errorf("acl: %q", acl)
 	}
-	if _, err := usermap.New(map[string]string{"alice": ""}, userInbox); err == nil {
+	if _, err := usermap.New(map[string]string{"alice": ""}, mboxname.UserInbox); err == nil {
 		t.Error("empty new user accepted")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/restore/invariant"
 	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncproto"
@@ -39,8 +40,7 @@ func (rs *restorer) plan(ctx context.Context) error {
 	users := make(map[string]bool)
 	var names []string
 	for _, b := range rs.inv.boxes {
-		if len(rs.selects) > 0 && !rs.selects[b.src.Name] && !rs.selects[b.mb.Name] {
-			b.res.Action, b.res.Reason = ActionSkip, "not selected"
+		if b.res.Action == ActionSkip {
 			continue
 		}
 		if byName[b.mb.Name] != nil {
@@ -50,10 +50,10 @@ func (rs *restorer) plan(ctx context.Context) error {
 		byName[b.mb.Name] = b
 		// The dump's own users too: restored under another name to the
 		// server it came from, their messages are there already.
-		if u := ownerOf(b.src.Name); u != "" {
+		if u := mboxname.Owner(b.src.Name); u != "" {
 			users[u] = true
 		}
-		if u := ownerOf(b.mb.Name); u != "" {
+		if u := mboxname.Owner(b.mb.Name); u != "" {
 			users[u] = true
 		}
 		names = append(names, b.mb.Name)
@@ -158,7 +158,7 @@ func (rs *restorer) plan(ctx context.Context) error {
 		}
 	}
 	if b := rs.into; b != nil && b.res.Action == ActionCreate {
-		b.mb.ACL = usermap.IntoACL(ownerOf(b.mb.Name), rs.intoACL, rs.intoACLFound, b.mb.ACL)
+		b.mb.ACL = usermap.IntoACL(mboxname.Owner(b.mb.Name), rs.intoACL, rs.intoACLFound, b.mb.ACL)
 	}
 	return rs.renumber(moved)
 }

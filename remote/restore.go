@@ -9,6 +9,7 @@ import (
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncproto"
@@ -23,9 +24,11 @@ type RestoreOptions struct {
 	// MapUsers renames users (old userid -> new): mailbox names, ACL
 	// identifiers, seen and subscription owners, annotation owners.
 	MapUsers map[string]string
-	// Mailboxes, if not empty, restores only these mailboxes, named as in
-	// the dump or as renamed by MapUsers.
-	Mailboxes []string
+	// Select, if not nil, restores only the mailboxes it selects, by
+	// their names in the dump or as renamed by MapUsers. A term of it that
+	// selects nothing is an error (a *mboxname.NoMatchError) before
+	// anything is sent.
+	Select *mboxname.Selector
 	// DryRun checks the dump, asks the server what exists, and reports
 	// what would be done; it applies nothing.
 	DryRun bool
@@ -105,7 +108,7 @@ type Connect func(ctx context.Context) (*syncproto.Client, error)
 // quotas. A NO for one mailbox or record is reported in the summary and
 // the run goes on; a broken session ends it with an error.
 func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts RestoreOptions) (*RestoreSummary, error) {
-	users, err := usermap.New(opts.MapUsers, userInbox)
+	users, err := usermap.New(opts.MapUsers, mboxname.UserInbox)
 	if err != nil {
 		return nil, err
 	}
@@ -114,16 +117,17 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 			return nil, err
 		}
 	}
-	rs := &restorer{opts: opts, users: users, sum: &RestoreSummary{}, selects: make(map[string]bool),
-		ids: opts.Messages.NewIDMatcher()}
-	for _, m := range opts.Mailboxes {
-		rs.selects[m] = true
-	}
+	rs := &restorer{opts: opts, users: users, sum: &RestoreSummary{}, ids: opts.Messages.NewIDMatcher()}
 	inv, err := rs.check(ctx, src)
 	if err != nil {
 		return nil, err
 	}
 	defer inv.Close()
+	// The selection was decided on the offline pass (checkMailbox): a
+	// term that selects nothing ends the run here, before connecting.
+	if err := opts.Select.Err(); err != nil {
+		return nil, err
+	}
 	rs.inv = inv
 	if opts.Into != "" && rs.into == nil {
 		return nil, fmt.Errorf("--into %s: no mailbox of the dump is selected", opts.Into)
@@ -154,12 +158,11 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 
 // restorer holds the state of one run.
 type restorer struct {
-	opts    RestoreOptions
-	users   *usermap.Map
-	sum     *RestoreSummary
-	selects map[string]bool
-	inv     *inventory
-	c       *syncproto.Client
+	opts  RestoreOptions
+	users *usermap.Map
+	sum   *RestoreSummary
+	inv   *inventory
+	c     *syncproto.Client
 
 	known  map[string]bool               // partitions the server has
 	avail  map[string]map[guid.GUID]bool // partition -> GUIDs the server holds or was sent

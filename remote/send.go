@@ -307,7 +307,7 @@ func (rs *restorer) userData() error {
 	}
 	ok := func(b *box) bool {
 		if b == nil {
-			return len(rs.selects) == 0
+			return !rs.opts.Select.Active()
 		}
 		return b.res.Applied || b.res.Action == ActionKeep
 	}
@@ -341,7 +341,7 @@ func (rs *restorer) userData() error {
 	}
 	for _, s := range rs.inv.Subs {
 		ns := syncrec.Sub{UserID: rs.users.User(s.UserID), MboxName: rs.users.Name(s.MboxName)}
-		if b := byName[ns.MboxName]; b == nil && len(rs.selects) > 0 {
+		if b := byName[ns.MboxName]; b == nil && rs.opts.Select.Active() {
 			continue
 		}
 		item := "APPLY SUB " + ns.UserID + " " + ns.MboxName
@@ -350,7 +350,7 @@ func (rs *restorer) userData() error {
 		}
 	}
 	for _, a := range rs.inv.ServerAnnotations {
-		if len(rs.selects) > 0 {
+		if rs.opts.Select.Active() {
 			break // they belong to no mailbox
 		}
 		na := *a

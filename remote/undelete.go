@@ -9,6 +9,7 @@ import (
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpcheck"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncproto"
@@ -227,7 +228,7 @@ func (rs *restorer) intoName(b *box) error {
 // same user owns.
 func (rs *restorer) noteIntoParent(mb *syncrec.Mailbox) {
 	b := rs.into
-	if b == nil || !strings.HasPrefix(b.mb.Name, mb.Name+".") || ownerOf(mb.Name) != ownerOf(b.mb.Name) || ownerOf(mb.Name) == "" {
+	if b == nil || !strings.HasPrefix(b.mb.Name, mb.Name+".") || mboxname.Owner(mb.Name) != mboxname.Owner(b.mb.Name) || mboxname.Owner(mb.Name) == "" {
 		return
 	}
 	if d := strings.Count(mb.Name, "."); !rs.intoACLFound || d > rs.intoACLDepth {

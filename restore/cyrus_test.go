@@ -267,7 +267,7 @@ func TestRealCyrusLegacyDirs(t *testing.T) {
 
 	dst := cyruslab.Start(t, cyruslab.Options{LegacyDirs: true})
 	dst.Stop(t)
-	sum := labRestore(t, dst, dumped, Options{Mailboxes: []string{"user.alice.Archive.2019"}})
+	sum := labRestore(t, dst, dumped, Options{Select: sel(t, "user.alice.Archive.2019")})
 	if sum.Count(ActionCreate) != 1 {
 		t.Fatalf("%+v", sum.Mailboxes)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/fixtures"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 )
 
@@ -139,4 +140,14 @@ func sameDigest(t testing.TB, before, after map[string]string) {
 			t.Errorf("%s appeared", p)
 		}
 	}
+}
+
+// sel returns the selector of mailbox names.
+func sel(t testing.TB, mailboxes ...string) *mboxname.Selector {
+	t.Helper()
+	s, err := mboxname.NewSelector(nil, mailboxes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

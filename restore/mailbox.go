@@ -202,7 +202,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	if err := dumpcheck.CheckName("mailbox name", name); err != nil {
 		return nil, err
 	}
-	if len(rs.selects) > 0 && !rs.selects[mb.Name] && !rs.selects[name] {
+	if !rs.opts.Select.Match(mb.Name, name) {
 		b.res.Action, b.res.Reason = ActionSkip, "not selected"
 		return b, nil
 	}

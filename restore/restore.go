@@ -10,6 +10,7 @@ import (
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
@@ -25,9 +26,11 @@ type Options struct {
 	// MapUsers renames users (old userid -> new): mailbox names, ACL
 	// identifiers, seen and subscription owners, annotation owners.
 	MapUsers map[string]string
-	// Mailboxes, if not empty, restores only these mailboxes, named as in
-	// the dump or as renamed by MapUsers.
-	Mailboxes []string
+	// Select, if not nil, restores only the mailboxes it selects, by
+	// their names in the dump or as renamed by MapUsers. A term of it that
+	// selects nothing is an error (a *mboxname.NoMatchError) once the dump
+	// is read, before anything becomes visible in the target.
+	Select *mboxname.Selector
 	// DryRun reads and checks the whole dump and reports what would be
 	// done, writing nothing.
 	DryRun bool
@@ -103,6 +106,9 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	if err := rs.read(r); err != nil {
 		return rs.sum, err
 	}
+	if err := opts.Select.Err(); err != nil {
+		return rs.sum, err
+	}
 	if err := rs.checkInto(); err != nil {
 		return rs.sum, err
 	}
@@ -142,7 +148,6 @@ type restorer struct {
 	usedIDs            map[string]bool // uniqueids given out in this run
 	dumpcheck.UserData                 // the APPLY QUOTA, SUB and SEEN lines
 	policy             *dumpcheck.Dump
-	selects            map[string]bool
 	counts             dumpfile.Counts // what was read, to compare with the trailer
 	buf                []byte          // see copyBuf
 
@@ -173,12 +178,8 @@ func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*re
 		byName:  make(map[string]*box),
 		bySrcID: make(map[string]*box),
 		usedIDs: make(map[string]bool),
-		selects: make(map[string]bool),
 		policy:  dumpcheck.NewDump(),
 		ids:     opts.Messages.NewIDMatcher(),
-	}
-	for _, m := range opts.Mailboxes {
-		rs.selects[m] = true
 	}
 	return rs, nil
 }

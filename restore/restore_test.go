@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/mbtool/mbtool/guidtable"
-	"github.com/mbtool/mbtool/restore/result"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/restore/result"
+
+	"github.com/mbtool/mbtool/guidtable"
 
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/partition"
@@ -398,7 +401,7 @@ func TestReplace(t *testing.T) {
 func TestSelectAndPartition(t *testing.T) {
 	dump, src := fixtureDump(t, []string{"alice", "bob"})
 	target := emptyTarget(t, "")
-	sum, err := run(t, target, dump, Options{Mailboxes: []string{"user.alice.team"}, Partition: "other"})
+	sum, err := run(t, target, dump, Options{Select: sel(t, "user.alice.team"), Partition: "other"})
 	if err != nil {
 		t.Fatal(err)
 	}

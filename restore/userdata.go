@@ -247,7 +247,7 @@ func (rs *restorer) writeSeen() error {
 				return nil
 			}
 			key, overwrite = b.uniqueid, b.done
-		} else if len(rs.selects) > 0 {
+		} else if rs.opts.Select.Active() {
 			return nil
 		}
 		v := partition.EncodeSeen(partition.SeenRecord{LastRead: s.LastRead, LastUID: s.LastUID,
@@ -275,7 +275,7 @@ func (rs *restorer) writeSubs() error {
 	var users []string
 	for _, s := range rs.Subs {
 		user, name := rs.users.User(s.UserID), rs.users.Name(s.MboxName)
-		if len(rs.selects) > 0 {
+		if rs.opts.Select.Active() {
 			if b := rs.byName[name]; b == nil || !b.present() {
 				continue
 			}
@@ -300,7 +300,7 @@ func (rs *restorer) writeSubs() error {
 // has for that entry and user is kept unless --replace. With --mailbox
 // they are not restored: they belong to no mailbox.
 func (rs *restorer) writeServerAnnotations() error {
-	if len(rs.ServerAnnotations) == 0 || len(rs.selects) > 0 {
+	if len(rs.ServerAnnotations) == 0 || rs.opts.Select.Active() {
 		return nil
 	}
 	err := rs.spool.UpdateAnnotationsDB(rs.owner, func(tx *partition.TwoskipTx) error {
