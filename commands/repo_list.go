@@ -12,37 +12,72 @@ import (
 
 func newListCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:  "list",
-		Usage: "list the snapshots of a backup repository, or a snapshot's users and mailboxes",
-		Description: "Without --snapshot, --at or --user: one line per snapshot (ID, time, host, users,\n" +
-			"bytes the run added, bytes of the messages its users refer to). With --snapshot\n" +
-			"or --at: that snapshot's users. With --user too: that user's mailboxes there.\n\n" +
+		Name:      "list",
+		Aliases:   []string{"ls"},
+		Usage:     "show what a dump or a backup repository holds: users, mailboxes, messages",
+		ArgsUsage: "FILE|-",
+		Description: "Of a dump (plain or zstd, FILE or - for standard input), with no Cyrus\n" +
+			"configuration: one line per user (mailboxes, messages, bytes); with --user or\n" +
+			"--mailbox the selected mailboxes (messages, bytes, UIDVALIDITY, UIDNEXT, deleted\n" +
+			"or not); with --messages, or any of the message filters, their messages (UID,\n" +
+			"INTERNALDATE, size, flags, and From, Subject and Message-ID from the message\n" +
+			"files in the dump). --user and --mailbox select as restore's do, so a listing\n" +
+			"shows exactly what the same restore would take. The dump is read once, in\n" +
+			"constant memory; it is not checked as verify checks it.\n\n" +
+			"Of a repository (--repo): without --snapshot, --at or --user, one line per\n" +
+			"snapshot (ID, time, host, users, bytes the run added, bytes of the messages its\n" +
+			"users refer to). With --snapshot or --at: that snapshot's users. With --user\n" +
+			"too: that user's mailboxes there.\n\n" +
 			"EXAMPLES:\n" +
+			"   mbtool list alice.dlist.zst\n" +
+			"   mbtool list --user alice alice.dlist.zst\n" +
+			"   mbtool list --user alice --mailbox INBOX --from bob --since 2026-11-01 alice.dlist.zst\n" +
+			"   mbtool list --mailbox 'alice/Sent' --messages --json alice.dlist.zst\n" +
 			"   mbtool list --repo /backup/mail\n" +
-			"   mbtool list --repo /backup/mail --snapshot 3fa4c2d1\n" +
 			"   mbtool list --repo /backup/mail --user alice --at 2026-11-30",
-		Flags: append([]cli.Flag{
+		Flags: append(append([]cli.Flag{
 			repoFlag("the repository `DIR`"),
-			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "list the mailboxes of `USER` (in the latest snapshot holding them, unless --snapshot or --at)"},
-			sharedFlag("list the shared mailboxes (those no user owns), as --user does a user's"),
-		}, snapshotFlags()...),
+			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "list the mailboxes of `USER` (repeatable; with --repo: one user, in the latest snapshot holding them, unless --snapshot or --at)"},
+			sharedFlag("with --repo: list the shared mailboxes (those no user owns), as --user does a user's"),
+		}, listFlags()...), snapshotFlags()...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
 			if err != nil {
 				return err
 			}
-			if c.String("repo") == "" || len(args) > 0 {
-				return &hintError{err: &usageError{msg: "list needs --repo DIR"},
-					hint: "mbtool list --repo DIR [--snapshot ID | --at TIME] [--user USER]"}
-			}
-			user := c.String("user")
-			if c.Bool("shared") {
-				if user != "" {
-					return usagef("give --user or --shared, not both")
+			if c.String("repo") != "" {
+				if len(args) > 0 {
+					return usagef("give a dump FILE or --repo, not both")
 				}
-				user = repo.SharedName
+				users := c.StringSlice("user")
+				if len(users) > 1 {
+					return usagef("list --repo takes one --user")
+				}
+				user := ""
+				if len(users) == 1 {
+					user = users[0]
+				}
+				if c.Bool("shared") {
+					if user != "" {
+						return usagef("give --user or --shared, not both")
+					}
+					user = repo.SharedName
+				}
+				return runList(c.Context, e, c.String("repo"), c.String("snapshot"), c.String("at"), user, e.rep.json)
 			}
-			return runList(c.Context, e, c.String("repo"), c.String("snapshot"), c.String("at"), user, e.rep.json)
+			if c.Bool("shared") {
+				return usagef("--shared is for --repo; name a dump's shared mailboxes with --mailbox")
+			}
+			if len(args) != 1 {
+				return &hintError{err: &usageError{msg: "list needs a dump FILE (or - for standard input), or --repo DIR"},
+					hint: "mbtool list [--user USER] [--mailbox NAME] [--messages] FILE|-   or   mbtool list --repo DIR"}
+			}
+			o, err := listOptionsFrom(c)
+			if err != nil {
+				return err
+			}
+			o.input = args[0]
+			return runListDump(c.Context, e, o)
 		},
 	}
 }

@@ -46,11 +46,11 @@ func TestRealCyrusUndelete(t *testing.T) {
 	mid := view(t, lab.IMAP(t, "alice"), "INBOX")
 
 	// A dry run says what would be merged, and writes nothing.
-	sum := labRestore(t, lab, dumped, Options{Undelete: true, Mailboxes: []string{"user.alice"}, DryRun: true})
+	sum := labRestore(t, lab, dumped, Options{Undelete: true, Select: sel(t, "user.alice"), DryRun: true})
 	if sum.Count(ActionMerge) != 1 {
 		t.Fatalf("dry run: %+v", sum.Mailboxes)
 	}
-	sum = labRestore(t, lab, dumped, Options{Undelete: true, Mailboxes: []string{"user.alice"}})
+	sum = labRestore(t, lab, dumped, Options{Undelete: true, Select: sel(t, "user.alice")})
 	var res MailboxResult
 	for _, m := range sum.Mailboxes {
 		if m.Name == "user.alice" {
@@ -87,7 +87,7 @@ func TestRealCyrusUndelete(t *testing.T) {
 	}
 
 	// Idempotent: a second run adds nothing and changes nothing.
-	sum = labRestore(t, lab, dumped, Options{Undelete: true, Mailboxes: []string{"user.alice"}})
+	sum = labRestore(t, lab, dumped, Options{Undelete: true, Select: sel(t, "user.alice")})
 	for _, m := range sum.Mailboxes {
 		if m.Name == "user.alice" && (m.Action != ActionMerge || m.Added != 0) {
 			t.Errorf("second run: %+v", m)
@@ -108,7 +108,7 @@ func TestRealCyrusUndeleteSelect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := labRestore(t, lab, dumped, Options{Mailboxes: []string{"user.alice.Sent"}, Into: "user.alice.Restored.Sent",
+	sum := labRestore(t, lab, dumped, Options{Select: sel(t, "user.alice.Sent"), Into: "user.alice.Restored.Sent",
 		Messages: &msgsel.Filter{UIDs: uids}})
 	if sum.Count(ActionCreate) != 1 || len(sum.Problems) > 0 {
 		t.Fatalf("%+v %v", sum.Mailboxes, sum.Problems)
@@ -124,7 +124,7 @@ func TestRealCyrusUndeleteSelect(t *testing.T) {
 		}
 	}
 	// The rest of Sent, added to it with --undelete: the two are there.
-	sum = labRestore(t, lab, dumped, Options{Mailboxes: []string{"user.alice.Sent"}, Into: "user.alice.Restored.Sent", Undelete: true})
+	sum = labRestore(t, lab, dumped, Options{Select: sel(t, "user.alice.Sent"), Into: "user.alice.Restored.Sent", Undelete: true})
 	for _, m := range sum.Mailboxes {
 		if m.Name == "user.alice.Restored.Sent" && (m.Action != ActionMerge || m.Added != 4 || m.AlreadyThere != 2) {
 			t.Fatalf("%+v %v", m, sum.Problems)

@@ -163,9 +163,11 @@ func (r *report) compare(bin, limit string) error {
 			{restore, restoreInto(bin, target, dumpFile)},
 		}},
 	}
-	if err := runGroups(work, groups, r.cfg.pairs); err != nil {
+	lgroups, lpairs := listPairs(bin, dumpFile, r.dumpBytes)
+	if err := runGroups(work, append(groups, lgroups...), r.cfg.pairs); err != nil {
 		return err
 	}
+	r.listBytes, r.listPairs = r.dumpBytes, lpairs
 	tree := "files under config/ and spool/"
 	r.pairs = []pair{
 		{"dump", dump, tarCat, p.treeBytes, tree},

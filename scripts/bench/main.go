@@ -11,6 +11,8 @@
 //	go run ./scripts/bench -messages 2000 -out /tmp/b.md   # a quick look
 //	go run ./scripts/bench -messages 0 -scaling            # only the 10k/100k/1M small-message series (about an hour)
 //	go run ./scripts/bench -messages 0 -mailboxes          # only the mailbox axis: 200, 2,000, 20,000 mailboxes
+//	go run ./scripts/bench -list                           # only mbtool list next to mbtool verify (a generated dump, no partition)
+//	go run ./scripts/bench -list -messages 2000 -out ''    # a quick look at the same
 //	go run ./scripts/bench -messages 0 -mailboxes -mailbox-max 200000   # and 200,000 (hours, 5 GB)
 //	go run ./scripts/bench -messages 0 -repo-nightly       # only the repository's nightly scenario: 100,000 messages, 30 nights (hours; real Cyrus)
 //	go run ./scripts/bench -messages 0 -repo-nightly -nightly-messages 10000 -nights 2   # a quick look
@@ -53,6 +55,7 @@ type config struct {
 	pairs    int
 	scaling  bool
 	s3       bool // the object-store pairs instead of the baselines (s3.go)
+	list     bool // only list next to verify (list.go)
 	// the mailbox axis (mailboxes.go)
 	mailboxes  bool
 	mailboxMax int
@@ -75,6 +78,7 @@ func main() {
 	flag.IntVar(&c.messages, "messages", 100_000, "messages in the generated partition")
 	flag.IntVar(&c.pairs, "pairs", minPairs, "alternating rounds of each pair (at least 5 for a report)")
 	flag.BoolVar(&c.s3, "s3", false, "measure the repository on a SeaweedFS store (internal/s3lab) next to one in a directory, instead of the baseline pairs")
+	flag.BoolVar(&c.list, "list", false, "only measure mbtool list next to mbtool verify, on a dump of -messages")
 	flag.BoolVar(&c.scaling, "scaling", false, "also run the scaling series (small messages, 10k up to -scale-max)")
 	flag.IntVar(&c.scaleMax, "scale-max", 1_000_000, "largest partition of the scaling series")
 	flag.BoolVar(&c.mailboxes, "mailboxes", false, "also run the mailbox axis (200 mailboxes up to -mailbox-max, a few messages each)")
@@ -240,7 +244,11 @@ func run(c config) error {
 		}
 	}
 	rep := &report{cfg: c, started: time.Now()}
-	if c.messages > 0 {
+	if c.list {
+		if err := rep.listCompare(bin); err != nil {
+			return err
+		}
+	} else if c.messages > 0 {
 		p, err := generate(ctx, filepath.Join(c.dir, fmt.Sprintf("src-%d", c.messages)), gen.Options{Seed: 1, Messages: c.messages})
 		if err != nil {
 			return err
@@ -281,7 +289,7 @@ func run(c config) error {
 			rep.scaling = append(rep.scaling, pt)
 		}
 	}
-	if rep.part == nil && len(rep.scaling) == 0 {
+	if rep.part == nil && len(rep.scaling) == 0 && len(rep.listPairs) == 0 {
 		return nil
 	}
 	fmt.Print(rep.text())

@@ -19,6 +19,8 @@ type report struct {
 	dumpBytes int64
 	pairs     []pair
 	scaling   []scalingPoint
+	listBytes int64  // the dump list read (-list)
+	listPairs []pair // list next to verify (-list)
 }
 
 // Section names in docs/benchmarks.md (see benchstat.Markers).
@@ -71,6 +73,13 @@ func (r *report) text() string {
 	for _, p := range r.pairs {
 		fmt.Fprintf(&b, "%-28s %-22s vs %-24s %-22s ratio %s\n", p.mbtool.name, p.mbtool.time().Format("%.2f"),
 			p.baseline.name, p.baseline.time().Format("%.2f"), p.ratio().Format("%.2f"))
+	}
+	for _, p := range r.listPairs {
+		fmt.Fprintf(&b, "%-28s %-22s vs %-24s %-22s ratio %s, peak RSS %d MiB\n", p.mbtool.name, p.mbtool.time().Format("%.2f"),
+			p.baseline.name, p.baseline.time().Format("%.2f"), p.ratio().Format("%.2f"), p.mbtool.maxRSSMiB())
+	}
+	for _, w := range r.listWarnings() {
+		b.WriteString("WARNING: " + w + "\n")
 	}
 	for _, s := range r.scaling {
 		n := 1e6 / float64(s.messages)
@@ -184,6 +193,11 @@ func (r *report) scalingSection() string {
 func (r *report) write(path string) error {
 	if r.part != nil {
 		if err := writeSection(path, sectionCompare, r.compareSection()); err != nil {
+			return err
+		}
+	}
+	if len(r.listPairs) > 0 {
+		if err := writeSection(path, sectionList, r.listSection()); err != nil {
 			return err
 		}
 	}

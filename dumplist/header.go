@@ -1,0 +1,342 @@
+package dumplist
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
+)
+
+// Header is what a message file's header says, for a listing: the
+// values of From, Subject (RFC 2047 encoded words decoded) and
+// Message-ID, unfolded, each at most maxField bytes.
+type Header struct {
+	From, Subject, MessageID string
+}
+
+const (
+	// maxHead bounds the bytes of a message file read for its header: a
+	// header longer than that is listed with the fields found in it.
+	maxHead = 64 << 10
+	// headChunk is how much is read at a time until the header's end.
+	headChunk = 4 << 10
+	// maxField bounds a field's value as kept (RFC 5322's line limit).
+	maxField = 998
+)
+
+// parseHeader finds From, Subject and Message-ID in the header at the
+// start of b (which ends at the first empty line, or at the end of b).
+// The first of each counts.
+func parseHeader(b []byte) Header {
+	var h Header
+	var have [3]bool
+	for len(b) > 0 {
+		line, rest := nextLine(b)
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break // the empty line ending the header
+		}
+		// The field's value runs on over continuation lines.
+		val := line
+		for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+			var cont []byte
+			cont, rest = nextLine(rest)
+			val = b[:len(val)+len(cont)] // contiguous in b
+		}
+		b = rest
+		colon := bytes.IndexByte(val, ':')
+		if colon <= 0 {
+			continue
+		}
+		name, value := val[:colon], val[colon+1:]
+		var i int
+		switch {
+		case asciiFold(name, "from"):
+			i = 0
+		case asciiFold(name, "subject"):
+			i = 1
+		case asciiFold(name, "message-id"):
+			i = 2
+		default:
+			continue
+		}
+		if have[i] {
+			continue
+		}
+		have[i] = true
+		v := unfold(value)
+		switch i {
+		case 0:
+			h.From = decodeWords(v)
+		case 1:
+			h.Subject = decodeWords(v)
+		case 2:
+			h.MessageID = clean(v)
+		}
+	}
+	return h
+}
+
+func nextLine(b []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i+1], b[i+1:]
+	}
+	return b, nil
+}
+
+func asciiFold(b []byte, lower string) bool {
+	b = bytes.TrimRight(b, " \t")
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range b {
+		if b[i]|0x20 != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// unfold joins a folded value into one line, trimmed.
+func unfold(v []byte) string {
+	s := string(v)
+	s = strings.ReplaceAll(s, "\r\n", "")
+	s = strings.ReplaceAll(s, "\n", "")
+	return strings.TrimSpace(s)
+}
+
+var wordDecoder = mime.WordDecoder{}
+
+// decodeWords decodes RFC 2047 encoded words; a value it cannot decode (a
+// charset Go does not know) is kept as it is.
+func decodeWords(s string) string {
+	if strings.Contains(s, "=?") {
+		if d, err := wordDecoder.DecodeHeader(s); err == nil {
+			s = d
+		}
+	}
+	return clean(s)
+}
+
+// clean makes a value safe to print on a terminal and bounds it: control
+// characters become spaces, invalid UTF-8 is replaced.
+func clean(s string) string {
+	if len(s) > maxField {
+		s = s[:maxField]
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// headerStore keeps the Header of every message file read, by GUID: the
+// headers in an unlinked temporary file, their offsets in a
+// guidtable.Table. It also holds the records put aside until the end.
+type headerStore struct {
+	tab          *guidtable.Table
+	f            *os.File
+	w            *bufio.Writer
+	size, synced int64 // bytes written, and flushed to f
+	rbuf         []byte
+	aside        *os.File
+	aw           *bufio.Writer
+	nAside       int64
+	err          error
+}
+
+const slotSize = 12 // offset uint64, length uint32
+
+func newHeaderStore() *headerStore {
+	return &headerStore{tab: guidtable.New(guidtable.Options{ValueSize: slotSize})}
+}
+
+func (h *headerStore) close() {
+	h.tab.Close()
+	if h.f != nil {
+		h.f.Close()
+	}
+	if h.aside != nil {
+		h.aside.Close()
+	}
+}
+
+func tempFile(what string) (*os.File, error) {
+	f, err := os.CreateTemp("", "mbtool-list-*")
+	if err != nil {
+		return nil, fmt.Errorf("temporary file for %s: %w", what, err)
+	}
+	os.Remove(f.Name())
+	return f, nil
+}
+
+// add reads the header of a message file from body (at most maxHead
+// bytes; the rest is left for the dump reader to skip) and stores it,
+// unless the GUID is known already.
+func (h *headerStore) add(g guid.GUID, body io.Reader, buf *[]byte) error {
+	if h.err != nil {
+		return h.err
+	}
+	if ok, err := h.tab.Has(g); err != nil || ok {
+		return err
+	}
+	if cap(*buf) < maxHead {
+		*buf = make([]byte, maxHead)
+	}
+	// Read up to the end of the header only: most are a few KiB, and
+	// the dump reader skips the rest of the file without copying it.
+	b := (*buf)[:maxHead]
+	n := 0
+	for n < len(b) {
+		k, err := body.Read(b[n:min(n+headChunk, len(b))])
+		if n > 3 {
+			// Look from just before the new bytes for an empty line.
+			if headerEnd(b[n-3 : n+k]) {
+				n += k
+				break
+			}
+		} else if headerEnd(b[:n+k]) {
+			n += k
+			break
+		}
+		n += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	hd := parseHeader(b[:n])
+	if h.f == nil {
+		var err error
+		if h.f, err = tempFile("message headers"); err != nil {
+			return err
+		}
+		h.w = bufio.NewWriterSize(h.f, 64<<10)
+	}
+	rec := encodeHeader(h.rbuf[:0], &hd)
+	h.rbuf = rec
+	var slot [slotSize]byte
+	binary.LittleEndian.PutUint64(slot[:8], uint64(h.size))
+	binary.LittleEndian.PutUint32(slot[8:], uint32(len(rec)))
+	if _, err := h.w.Write(rec); err != nil {
+		h.err = fmt.Errorf("temporary file for message headers: %w", err)
+		return h.err
+	}
+	h.size += int64(len(rec))
+	return h.tab.Put(g, slot[:])
+}
+
+// get finds the header of g's file; false if the dump held no such file
+// so far.
+func (h *headerStore) get(g guid.GUID, hd *Header) (bool, error) {
+	var slot [slotSize]byte
+	ok, err := h.tab.Get(g, slot[:])
+	if err != nil || !ok {
+		return false, err
+	}
+	off := int64(binary.LittleEndian.Uint64(slot[:8]))
+	n := int(binary.LittleEndian.Uint32(slot[8:]))
+	if off+int64(n) > h.synced {
+		if err := h.w.Flush(); err != nil {
+			return false, fmt.Errorf("temporary file for message headers: %w", err)
+		}
+		h.synced = h.size
+	}
+	if cap(h.rbuf) < n {
+		h.rbuf = make([]byte, n)
+	}
+	b := h.rbuf[:n]
+	if _, err := h.f.ReadAt(b, off); err != nil {
+		return false, fmt.Errorf("reading back message headers: %w", err)
+	}
+	if err := decodeHeader(b, hd); err != nil {
+		return false, fmt.Errorf("reading back message headers: %w", err)
+	}
+	return true, nil
+}
+
+func encodeHeader(b []byte, hd *Header) []byte {
+	for _, s := range []string{hd.From, hd.Subject, hd.MessageID} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func decodeHeader(b []byte, hd *Header) error {
+	for _, p := range []*string{&hd.From, &hd.Subject, &hd.MessageID} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return fmt.Errorf("malformed record")
+		}
+		*p = string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		if !utf8.ValidString(*p) {
+			*p = strings.ToValidUTF8(*p, "\uFFFD")
+		}
+	}
+	return nil
+}
+
+// putAside keeps a record whose file has not been seen yet.
+func (h *headerStore) putAside(msg *Message) error {
+	if h.aside == nil {
+		f, err := tempFile("records")
+		if err != nil {
+			return err
+		}
+		h.aside, h.aw = f, bufio.NewWriterSize(f, 64<<10)
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if _, err := h.aw.Write(b); err != nil {
+		return fmt.Errorf("temporary file for records: %w", err)
+	}
+	h.nAside++
+	return nil
+}
+
+// eachAside calls fn with each record put aside, in order.
+func (h *headerStore) eachAside(fn func(*Message) error) error {
+	if h.aside == nil {
+		return nil
+	}
+	if err := h.aw.Flush(); err != nil {
+		return fmt.Errorf("temporary file for records: %w", err)
+	}
+	if _, err := h.aside.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bufio.NewReaderSize(h.aside, 64<<10))
+	for i := int64(0); i < h.nAside; i++ {
+		var msg Message
+		if err := dec.Decode(&msg); err != nil {
+			return fmt.Errorf("reading back records: %w", err)
+		}
+		if err := fn(&msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// headerEnd reports whether b holds an empty line ("\n\n" or "\n\r\n").
+func headerEnd(b []byte) bool {
+	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
+}
