@@ -149,7 +149,7 @@ func folder(m *dumplist.Mailbox) string {
 // columns, or JSON lines); the --json outcome goes to standard error.
 func runListDump(ctx context.Context, e *env, o listOptions) error {
 	e.out.Mode, e.out.Input = "file", o.input
-	in, size, closeIn, err := openInput(o.input, e.stdin)
+	in, size, closeIn, err := openInput(e, o.input)
 	if err != nil {
 		return err
 	}

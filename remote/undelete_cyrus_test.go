@@ -27,7 +27,7 @@ func TestRealCyrusServerUndelete(t *testing.T) {
 	mid := view(t, lab.IMAP(t, "alice"), "INBOX")
 
 	connect := dialer(lab, lab.SyncAddr)
-	sum := restoreT(t, dumped, connect, RestoreOptions{Undelete: true, Mailboxes: []string{"user.alice"}})
+	sum := restoreT(t, dumped, connect, RestoreOptions{Undelete: true, Select: sel(t, "user.alice")})
 	var res MailboxResult
 	for _, m := range sum.Mailboxes {
 		if m.Name == "user.alice" {
@@ -62,7 +62,7 @@ func TestRealCyrusServerUndelete(t *testing.T) {
 	if out := lab.Tool(t, "reconstruct", "-n", "user.alice"); strings.TrimSpace(out) != "user.alice" {
 		t.Errorf("reconstruct -n: %s", out)
 	}
-	sum = restoreT(t, dumped, connect, RestoreOptions{Undelete: true, Mailboxes: []string{"user.alice"}})
+	sum = restoreT(t, dumped, connect, RestoreOptions{Undelete: true, Select: sel(t, "user.alice")})
 	for _, m := range sum.Mailboxes {
 		if m.Name == "user.alice" && (m.Action != ActionMerge || m.Added != 0 || m.AlreadyThere != 33) {
 			t.Errorf("second run: %+v", m)
@@ -70,7 +70,7 @@ func TestRealCyrusServerUndelete(t *testing.T) {
 	}
 
 	uids, _ := msgsel.ParseUIDs("2:3")
-	sum = restoreT(t, dumped, connect, RestoreOptions{Mailboxes: []string{"user.alice.Sent"}, Into: "user.alice.Restored.Sent",
+	sum = restoreT(t, dumped, connect, RestoreOptions{Select: sel(t, "user.alice.Sent"), Into: "user.alice.Restored.Sent",
 		Messages: &msgsel.Filter{UIDs: uids}})
 	if sum.Applied(ActionCreate) != 1 || len(sum.Problems) > 0 {
 		t.Fatalf("%+v %v", sum.Mailboxes, sum.Problems)
