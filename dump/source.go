@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/dlist"
-	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -297,7 +297,7 @@ func (d *dumper) user(name string) error {
 		// A user's mailbox outside the user's namespace is in the deleted
 		// tree (DELETED.user.alice...): both sources list those after
 		// the rest.
-		if dumpcheck.Owner(mbox) == "" {
+		if mboxname.Owner(mbox) == "" {
 			if d.opts.NoDeleted {
 				d.sum.DeletedLeftOut++
 				continue
