@@ -444,3 +444,32 @@ func itemCompletion(t *testing.T) []errorRow {
 	rows = append(rows, errorRow{Case: "the man pages, one per command", Command: "mbtool man $OUT", Exit: code, Said: "(standard output: the pages written) " + strings.Join(names, " ")})
 	return rows
 }
+
+// 15. A restore or list selector that matches nothing in the dump is an
+// error naming the nearest names, and nothing is written.
+func itemDumpSelectors(t *testing.T) []errorRow {
+	l := newLab(t)
+	if code, _, stderr := l.run(procOptions{}, "dump", "-C", l.conf, "-q", "--user", "alice", "-o", "alice.dlist"); code != ExitOK {
+		t.Fatalf("dump: exit %d\n%s", code, stderr)
+	}
+	before := spoolSum(t, filepath.Dir(l.conf))
+	hint := "mbtool: hint: nothing was restored; 'mbtool list FILE' shows the dump's users and mailboxes"
+	rows := []errorRow{
+		l.expect("restore of a mailbox the dump does not hold", procOptions{}, ExitUsage,
+			"mbtool: error: --mailbox alice/Snet matches no mailbox in the dump (nearest: user.alice.Sent, user.alice.team, user.alice, user.alice.Archive, user.alice.Old Stuff)\n"+hint,
+			"restore", "-C", l.conf, "--mailbox", "alice/Snet", "alice.dlist"),
+		l.expect("restore of a user the dump does not hold", procOptions{}, ExitUsage,
+			"mbtool: error: --user alcie matches no user's mailbox in the dump (nearest: alice)\n"+hint,
+			"restore", "-C", l.conf, "--dry-run", "--user", "alcie", "alice.dlist"),
+		l.expect("INBOX without --user", procOptions{}, ExitUsage,
+			"mbtool: error: --mailbox \"INBOX.Sent\": INBOX is a user's: say whose with --user\nmbtool: hint: see 'Choosing what to restore' in docs/restore.md",
+			"restore", "-C", l.conf, "--mailbox", "INBOX.Sent", "alice.dlist"),
+		l.expect("list of a folder the dump does not hold", procOptions{}, ExitUsage,
+			"mbtool: error: --mailbox Entwurfe matches no mailbox in the dump (nearest: user.alice.Entw&APw-rfe, user.alice.Sent, user.alice.Archive, user.alice.team, user.alice.Old Stuff)\nmbtool: hint: 'mbtool list FILE' without --user and --mailbox shows the dump's users",
+			"list", "--user", "alice", "--mailbox", "Entwurfe", "alice.dlist"),
+	}
+	if after := spoolSum(t, filepath.Dir(l.conf)); after != before {
+		t.Errorf("the target changed:\n%s", diffLines(before, after))
+	}
+	return rows
+}

@@ -48,6 +48,7 @@ var operatorItems = []struct {
 	{11, "JSON summary and syslog", itemJSONSummary},
 	{13, "--version from the build information", itemVersion},
 	{14, "shell completion and man pages", itemCompletion},
+	{15, "restore and list selectors that match nothing in the dump", itemDumpSelectors},
 }
 
 func TestOperatorErrors(t *testing.T) {

@@ -16,17 +16,13 @@ import (
 
 // listFlags are list's flags for a dump FILE.
 func listFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "mailbox", Usage: "list mailbox `NAME` or PATTERN (as restore --mailbox takes them; repeatable)"},
 		&cli.BoolFlag{Name: "messages", Aliases: []string{"m"}, Usage: "list the messages of the mailboxes selected (all when none is)"},
-		&cli.StringFlag{Name: "since", Usage: "messages with an INTERNALDATE at or after `TIME` (2026-11-30, \"2026-11-30 14:00\", RFC 3339; local time)"},
-		&cli.StringFlag{Name: "before", Usage: "messages with an INTERNALDATE before `TIME`"},
 		&cli.StringFlag{Name: "from", Usage: "messages whose From contains `TEXT` (any case)"},
 		&cli.StringFlag{Name: "subject", Usage: "messages whose Subject contains `TEXT` (any case)"},
-		&cli.StringSliceFlag{Name: "message-id", Usage: "the message with Message-ID `ID` (with or without <>; repeatable)"},
-		&cli.StringFlag{Name: "uid", Usage: "messages with a UID in `SET` (1:40,52,60:*)"},
 		&cli.BoolFlag{Name: "expunged", Usage: "list expunged records too (their message files are often not in the dump)"},
-	}
+	}, messageFlags("list")...)
 }
 
 type listOptions struct {
@@ -47,47 +43,16 @@ func listOptionsFrom(c *cli.Context) (listOptions, error) {
 	}
 	o.sel = sel
 	f := &o.filter
-	if f.Since, err = parseWhen("--since", c.String("since"), false); err != nil {
+	if f.Messages, err = messageFilterFrom(c); err != nil {
 		return o, err
 	}
-	if f.Before, err = parseWhen("--before", c.String("before"), false); err != nil {
-		return o, err
-	}
-	f.From, f.Subject, f.MessageIDs, f.Expunged = c.String("from"), c.String("subject"), c.StringSlice("message-id"), c.Bool("expunged")
-	if u := c.String("uid"); u != "" {
-		if f.UIDs, err = dumplist.ParseUIDs(u); err != nil {
-			return o, usagef("--uid: %v", err)
-		}
-	}
-	for _, name := range []string{"messages", "since", "before", "from", "subject", "message-id", "uid", "expunged"} {
+	f.From, f.Subject, f.Expunged = c.String("from"), c.String("subject"), c.Bool("expunged")
+	for _, name := range []string{"messages", "since", "before", "from", "subject", "message-id", "uid", "guid", "expunged"} {
 		if c.IsSet(name) {
 			o.messages = true
 		}
 	}
 	return o, nil
-}
-
-// parseWhen reads a time flag: RFC 3339, or a local date and time; a
-// date alone is its first second, or with endOfDay its last.
-func parseWhen(flag, s string, endOfDay bool) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
-		if endOfDay {
-			t = t.AddDate(0, 0, 1).Add(-time.Second)
-		}
-		return t, nil
-	}
-	return time.Time{}, usagef("%s %q: use 2026-11-30, \"2026-11-30 02:00\" or RFC 3339", flag, s)
 }
 
 // Rows of list --json: one JSON object per line, with "kind".
@@ -218,7 +183,7 @@ func runListDump(ctx context.Context, e *env, o listOptions) error {
 			if m.NoFile {
 				from, subject = "(no message file in the dump)", ""
 			}
-			return rows.line("%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s", m.Mailbox, m.UID, m.InternalDate.Local().Format("2006-01-02 15:04:05"),
+			return rows.line("%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s", m.Mailbox, m.UID, m.InternalDate.UTC().Format("2006-01-02 15:04:05Z"),
 				m.Size, strings.Join(m.Flags, " "), clip(from, 40), clip(subject, 60), m.MessageID)
 		}
 	}

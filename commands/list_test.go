@@ -27,7 +27,7 @@ func TestListDump(t *testing.T) {
 		t.Errorf("mailboxes: exit %d\n%s", code, out)
 	}
 	code, out, _ = run(t, "list", dump, "--mailbox", "alice/Entwürfe", "--subject", "draft 1")
-	if code != ExitOK || !regexp.MustCompile(`(?m)^user\.alice\.Entw&APw-rfe +2 +2024-05-02 \d\d:00:00 +641 +\\Draft +alice@example\.org +Draft 1 +<lab-81@example\.org>$`).MatchString(out) ||
+	if code != ExitOK || !regexp.MustCompile(`(?m)^user\.alice\.Entw&APw-rfe +2 +2024-05-02 10:00:00Z +641 +\\Draft +alice@example\.org +Draft 1 +<lab-81@example\.org>$`).MatchString(out) ||
 		strings.Count(out, "\n") != 2 {
 		t.Errorf("messages: exit %d\n%s", code, out)
 	}

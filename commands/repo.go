@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/mbtool/mbtool/s3store"
+
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/repo"
 	"github.com/mbtool/mbtool/repo/repodump"
@@ -57,7 +59,21 @@ func openRepo(e *env, dir string, create bool) (*repo.Repo, error) {
 
 // parseAt reads --at: a date alone means the end of that day, local time.
 func parseAt(s string) (time.Time, error) {
-	return parseWhen("--at", s, true)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
+		return t.AddDate(0, 0, 1).Add(-time.Second), nil
+	}
+	return time.Time{}, usagef("--at %q: use 2026-11-30, \"2026-11-30 02:00\" or RFC 3339", s)
 }
 
 // pickSnapshot selects a snapshot by --snapshot or --at (the latest when

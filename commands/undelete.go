@@ -14,40 +14,38 @@ import (
 // additive restore, message selectors, restore under another name. The
 // same for an offline restore and restore --server.
 func undeleteFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.BoolFlag{Name: "undelete", Usage: "additive restore: into a mailbox that exists, append the dump's messages it no longer has (by GUID) with new UIDs; never remove anything"},
 		&cli.StringFlag{Name: "into", Usage: "restore the one selected --mailbox as the new mailbox `NAME` (new uniqueid and UIDVALIDITY, the owner's folder ACL)"},
-		&cli.StringFlag{Name: "uid", Usage: "restore only messages whose UID in the dump is in `SET` (1:40,55)"},
-		&cli.StringSliceFlag{Name: "guid", Usage: "restore only the message of GUID `HEX` (repeatable)"},
-		&cli.StringSliceFlag{Name: "message-id", Usage: "restore only messages with Message-ID `ID` (repeatable)"},
-		&cli.StringFlag{Name: "since", Usage: "restore only messages whose INTERNALDATE is at or after `DATE` (2006-01-02 or RFC 3339)"},
-		&cli.StringFlag{Name: "before", Usage: "restore only messages whose INTERNALDATE is before `DATE`"},
+	}, messageFlags("restore")...)
+}
+
+// messageFlags are the message selectors, the same for restore and list:
+// what `list` shows with them is what `restore` takes with them.
+func messageFlags(verb string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "uid", Usage: verb + " only messages whose UID in the dump is in `SET` (1:40,55)"},
+		&cli.StringSliceFlag{Name: "guid", Usage: verb + " only the message of GUID `HEX` (repeatable)"},
+		&cli.StringSliceFlag{Name: "message-id", Usage: verb + " only messages with Message-ID `ID` (with or without <>; repeatable)"},
+		&cli.StringFlag{Name: "since", Usage: verb + " only messages whose INTERNALDATE is at or after `DATE` (2006-01-02, UTC, or RFC 3339)"},
+		&cli.StringFlag{Name: "before", Usage: verb + " only messages whose INTERNALDATE is before `DATE`"},
 	}
 }
 
-// undeleteOptions are what the flags of undeleteFlags ask for.
-type undeleteOptions struct {
-	undelete bool
-	into     string
-	messages *msgsel.Filter
-}
-
-func undeleteOptionsFrom(c *cli.Context, mailboxes []string) (undeleteOptions, error) {
-	o := undeleteOptions{undelete: c.Bool("undelete"), into: c.String("into")}
-	if o.into != "" && len(mailboxes) != 1 {
-		return o, usagef("--into needs exactly one --mailbox (the mailbox of the dump to restore under the new name)")
-	}
+// messageFilterFrom reads the flags of messageFlags; nil when none is
+// given.
+func messageFilterFrom(c *cli.Context) (*msgsel.Filter, error) {
 	f := &msgsel.Filter{}
 	var err error
 	if s := c.String("uid"); s != "" {
 		if f.UIDs, err = msgsel.ParseUIDs(s); err != nil {
-			return o, usagef("--uid: %v", err)
+			return nil, usagef("--uid: %v", err)
 		}
 	}
 	for _, s := range c.StringSlice("guid") {
 		g, err := msgsel.ParseGUID(s)
 		if err != nil {
-			return o, usagef("--guid: %v", err)
+			return nil, usagef("--guid: %v", err)
 		}
 		if f.GUIDs == nil {
 			f.GUIDs = make(map[guid.GUID]bool)
@@ -62,15 +60,37 @@ func undeleteOptionsFrom(c *cli.Context, mailboxes []string) (undeleteOptions, e
 	}
 	if s := c.String("since"); s != "" {
 		if f.Since, err = msgsel.ParseDate(s); err != nil {
-			return o, usagef("--since: %v", err)
+			return nil, usagef("--since: %v", err)
 		}
 	}
 	if s := c.String("before"); s != "" {
 		if f.Before, err = msgsel.ParseDate(s); err != nil {
-			return o, usagef("--before: %v", err)
+			return nil, usagef("--before: %v", err)
 		}
 	}
-	if !f.Empty() {
+	if f.Empty() {
+		return nil, nil
+	}
+	return f, nil
+}
+
+// undeleteOptions are what the flags of undeleteFlags ask for.
+type undeleteOptions struct {
+	undelete bool
+	into     string
+	messages *msgsel.Filter
+}
+
+func undeleteOptionsFrom(c *cli.Context, mailboxes []string) (undeleteOptions, error) {
+	o := undeleteOptions{undelete: c.Bool("undelete"), into: c.String("into")}
+	if o.into != "" && len(mailboxes) != 1 {
+		return o, usagef("--into needs exactly one --mailbox (the mailbox of the dump to restore under the new name)")
+	}
+	f, err := messageFilterFrom(c)
+	if err != nil {
+		return o, err
+	}
+	if f != nil {
 		if len(mailboxes) == 0 {
 			return o, usagef("message selectors (--uid, --guid, --message-id, --since, --before) need --mailbox")
 		}

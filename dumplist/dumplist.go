@@ -17,7 +17,6 @@ package dumplist
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/mboxname"
+	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -79,21 +79,15 @@ type Message struct {
 
 // Filter narrows the messages reported. Empty fields filter nothing.
 type Filter struct {
-	// Since and Before bound the INTERNALDATE: Since <= date < Before.
-	Since, Before time.Time
+	// Messages selects by UID, GUID, Message-ID and INTERNALDATE, as
+	// restore's message selectors do (the same flags; nil: all).
+	Messages *msgsel.Filter
 	// From and Subject match when the decoded header contains the text,
 	// ignoring case.
 	From, Subject string
-	// MessageIDs match a Message-ID exactly, with or without <>.
-	MessageIDs []string
-	// UIDs, if not empty, are the UID ranges to report.
-	UIDs []UIDRange
 	// Expunged reports expunged records too.
 	Expunged bool
 }
-
-// UIDRange is First:Last, both included.
-type UIDRange struct{ First, Last uint32 }
 
 // Options say what Scan reports.
 type Options struct {
@@ -322,13 +316,15 @@ func (s *scanner) message(mailbox string, rec *syncrec.Record, exp bool) error {
 	if exp && !f.Expunged {
 		return nil
 	}
+	if !f.Messages.Empty() {
+		// UIDs, GUIDs and dates first: they need no header.
+		pre := *f.Messages
+		pre.MessageIDs = nil
+		if ok, _ := pre.Match(rec, nil); !ok {
+			return nil
+		}
+	}
 	date := time.Unix(rec.InternalDate, 0).UTC()
-	if !f.Since.IsZero() && date.Before(f.Since) || !f.Before.IsZero() && !date.Before(f.Before) {
-		return nil
-	}
-	if len(f.UIDs) > 0 && !inRanges(f.UIDs, rec.UID) {
-		return nil
-	}
 	msg := &Message{Mailbox: mailbox, UID: rec.UID, InternalDate: date, Size: rec.Size, Flags: rec.Flags,
 		GUID: rec.GUID, Modseq: rec.Modseq, Expunged: exp}
 	found, err := s.heads.get(rec.GUID, &msg.Header)
@@ -362,17 +358,9 @@ func (s *scanner) late() error {
 	})
 }
 
-func inRanges(rs []UIDRange, uid uint32) bool {
-	for _, r := range rs {
-		if r.First <= uid && uid <= r.Last {
-			return true
-		}
-	}
-	return false
-}
-
 func (f *Filter) matchHeader(h *Header, noFile bool) bool {
-	if f.From == "" && f.Subject == "" && len(f.MessageIDs) == 0 {
+	ids := f.Messages.NeedsHeader()
+	if f.From == "" && f.Subject == "" && !ids {
 		return true
 	}
 	if noFile {
@@ -384,70 +372,12 @@ func (f *Filter) matchHeader(h *Header, noFile bool) bool {
 	if f.Subject != "" && !containsFold(h.Subject, f.Subject) {
 		return false
 	}
-	if len(f.MessageIDs) > 0 {
-		id := trimID(h.MessageID)
-		ok := false
-		for _, want := range f.MessageIDs {
-			if trimID(want) == id {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
+	if ids && !f.Messages.MessageIDs[msgsel.NormalizeMessageID(h.MessageID)] {
+		return false
 	}
 	return true
 }
 
-func trimID(s string) string {
-	s = strings.TrimSpace(s)
-	return strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
-}
-
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
-}
-
-// ParseUIDs parses a UID set such as "1:40,52,60:*".
-func ParseUIDs(s string) ([]UIDRange, error) {
-	var out []UIDRange
-	for _, part := range strings.Split(s, ",") {
-		a, b, isRange := strings.Cut(part, ":")
-		first, err := parseUID(a)
-		if err != nil {
-			return nil, fmt.Errorf("UID set %q: %w", s, err)
-		}
-		last := first
-		if isRange {
-			if last, err = parseUID(b); err != nil {
-				return nil, fmt.Errorf("UID set %q: %w", s, err)
-			}
-		}
-		if first > last {
-			first, last = last, first
-		}
-		out = append(out, UIDRange{first, last})
-	}
-	return out, nil
-}
-
-func parseUID(s string) (uint32, error) {
-	if s == "*" {
-		return 1<<32 - 1, nil
-	}
-	var n uint64
-	if s == "" || len(s) > 10 {
-		return 0, errors.New("not a UID")
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, errors.New("not a UID")
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	if n == 0 || n >= 1<<32 {
-		return 0, errors.New("UID out of range")
-	}
-	return uint32(n), nil
 }

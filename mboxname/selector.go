@@ -279,7 +279,6 @@ func (s *Selector) Err() error {
 // nearest keeps the few names closest to a target by edit distance.
 type nearest struct {
 	list []near
-	buf  []int
 }
 
 type near struct {
@@ -295,13 +294,17 @@ func (n *nearest) add(targets []string, name string) {
 			return
 		}
 	}
+	limit := 0 // no limit until the list is full
+	if len(n.list) == maxNearest {
+		limit = n.list[maxNearest-1].dist
+	}
 	d := -1
 	for _, t := range targets {
-		if k := n.distance(strings.ToLower(t), strings.ToLower(name)); d < 0 || k < d {
+		if k := EditDistance(strings.ToLower(t), strings.ToLower(name), limit); d < 0 || k < d {
 			d = k
 		}
 	}
-	if len(n.list) == maxNearest && d >= n.list[maxNearest-1].dist {
+	if limit > 0 && d >= limit {
 		return
 	}
 	n.list = append(n.list, near{d, name})
@@ -317,27 +320,4 @@ func (n *nearest) names() []string {
 		out = append(out, x.name)
 	}
 	return out
-}
-
-// distance is the Levenshtein distance of a and b, in bytes.
-func (n *nearest) distance(a, b string) int {
-	if cap(n.buf) < 2*(len(b)+1) {
-		n.buf = make([]int, 2*(len(b)+1))
-	}
-	prev, cur := n.buf[:len(b)+1], n.buf[len(b)+1:2*(len(b)+1)]
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
