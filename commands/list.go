@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -234,6 +235,7 @@ func clip(s string, n int) string {
 // JSON object per line.
 type rowWriter struct {
 	w    io.Writer
+	bw   *bufio.Writer
 	tw   *tabwriter.Writer
 	json bool
 	enc  *json.Encoder
@@ -245,14 +247,15 @@ type rowWriter struct {
 const rowBlock = 200
 
 func newRowWriter(w io.Writer, asJSON bool) *rowWriter {
-	return &rowWriter{w: w, json: asJSON, tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+	bw := bufio.NewWriterSize(w, 64<<10) // one write per 64 KiB, not per row
+	return &rowWriter{w: bw, bw: bw, json: asJSON, tw: tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)}
 }
 
 func (r *rowWriter) header(h string) { r.head = h }
 
 func (r *rowWriter) line(format string, args ...any) error {
 	if r.n%rowBlock == 0 {
-		r.flush()
+		r.tw.Flush()
 		if r.n == 0 && r.head != "" {
 			fmt.Fprintln(r.tw, r.head)
 		}
@@ -270,4 +273,7 @@ func (r *rowWriter) object(v any) error {
 	return r.enc.Encode(v)
 }
 
-func (r *rowWriter) flush() { r.tw.Flush() }
+func (r *rowWriter) flush() {
+	r.tw.Flush()
+	r.bw.Flush()
+}

@@ -147,8 +147,8 @@ func clean(s string) string {
 type headerStore struct {
 	tab          *guidtable.Table
 	f            *os.File
-	w            *bufio.Writer
-	size, synced int64 // bytes written, and flushed to f
+	pending      []byte // the last headers, not yet written to f
+	size, synced int64  // bytes stored, and written to f (pending starts there)
 	rbuf         []byte
 	aside        *os.File
 	aw           *bufio.Writer
@@ -156,7 +156,10 @@ type headerStore struct {
 	err          error
 }
 
-const slotSize = 12 // offset uint64, length uint32
+const (
+	slotSize   = 12      // offset uint64, length uint32
+	pendingMax = 1 << 20 // the headers kept in memory before they go to the file
+)
 
 func newHeaderStore() *headerStore {
 	return &headerStore{tab: guidtable.New(guidtable.Options{ValueSize: slotSize})}
@@ -187,9 +190,6 @@ func tempFile(what string) (*os.File, error) {
 func (h *headerStore) add(g guid.GUID, body io.Reader, buf *[]byte) error {
 	if h.err != nil {
 		return h.err
-	}
-	if ok, err := h.tab.Has(g); err != nil || ok {
-		return err
 	}
 	if cap(*buf) < maxHead {
 		*buf = make([]byte, maxHead)
@@ -224,19 +224,26 @@ func (h *headerStore) add(g guid.GUID, body io.Reader, buf *[]byte) error {
 		if h.f, err = tempFile("message headers"); err != nil {
 			return err
 		}
-		h.w = bufio.NewWriterSize(h.f, 64<<10)
 	}
 	rec := encodeHeader(h.rbuf[:0], &hd)
 	h.rbuf = rec
 	var slot [slotSize]byte
 	binary.LittleEndian.PutUint64(slot[:8], uint64(h.size))
 	binary.LittleEndian.PutUint32(slot[8:], uint32(len(rec)))
-	if _, err := h.w.Write(rec); err != nil {
-		h.err = fmt.Errorf("temporary file for message headers: %w", err)
-		return h.err
+	if added, err := h.tab.Add(g, slot[:]); err != nil || !added {
+		return err // a second copy of a file: the first one's header stays
 	}
+	if len(h.pending)+len(rec) > pendingMax {
+		if _, err := h.f.Write(h.pending); err != nil {
+			h.err = fmt.Errorf("temporary file for message headers: %w", err)
+			return h.err
+		}
+		h.synced += int64(len(h.pending))
+		h.pending = h.pending[:0]
+	}
+	h.pending = append(h.pending, rec...)
 	h.size += int64(len(rec))
-	return h.tab.Put(g, slot[:])
+	return nil
 }
 
 // get finds the header of g's file; false if the dump held no such file
@@ -249,18 +256,18 @@ func (h *headerStore) get(g guid.GUID, hd *Header) (bool, error) {
 	}
 	off := int64(binary.LittleEndian.Uint64(slot[:8]))
 	n := int(binary.LittleEndian.Uint32(slot[8:]))
-	if off+int64(n) > h.synced {
-		if err := h.w.Flush(); err != nil {
-			return false, fmt.Errorf("temporary file for message headers: %w", err)
+	var b []byte
+	if off >= h.synced {
+		// Still in memory: a mailbox's records mostly follow their files.
+		b = h.pending[off-h.synced : off-h.synced+int64(n)]
+	} else {
+		if cap(h.rbuf) < n {
+			h.rbuf = make([]byte, n)
 		}
-		h.synced = h.size
-	}
-	if cap(h.rbuf) < n {
-		h.rbuf = make([]byte, n)
-	}
-	b := h.rbuf[:n]
-	if _, err := h.f.ReadAt(b, off); err != nil {
-		return false, fmt.Errorf("reading back message headers: %w", err)
+		b = h.rbuf[:n]
+		if _, err := h.f.ReadAt(b, off); err != nil {
+			return false, fmt.Errorf("reading back message headers: %w", err)
+		}
 	}
 	if err := decodeHeader(b, hd); err != nil {
 		return false, fmt.Errorf("reading back message headers: %w", err)

@@ -11,13 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mbtool/mbtool/guidtable"
-	"github.com/mbtool/mbtool/restore/result"
-
-	"github.com/mbtool/mbtool/guidtable"
-
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
