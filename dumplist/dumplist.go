@@ -243,6 +243,7 @@ func (s *scanner) mailbox(off int64) error {
 		UIDValidity: mb.UIDValidity, UIDNext: mb.LastUID + 1, HighestModseq: mb.HighestModseq,
 		Partition: mb.Partition, Offset: off}
 	m.Original, m.Deleted = mboxname.Deleted(mb.Name)
+	mr.Light = true // a listing shows no annotation or cache
 	list := s.opts.Messages && s.opts.Message != nil
 	for {
 		rec, err := mr.Next()

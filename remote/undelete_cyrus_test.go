@@ -103,7 +103,7 @@ func TestRealCyrusServerUndeleteWhileDelivering(t *testing.T) {
 	errs := lab.DeliverInBackground("alice", "delivered while merging", n)
 	connect := dialer(lab, lab.SyncAddr)
 	for i := 0; i < 3; i++ {
-		sum := restoreT(t, dumped, connect, RestoreOptions{Undelete: true, Mailboxes: []string{"user.alice"}})
+		sum := restoreT(t, dumped, connect, RestoreOptions{Undelete: true, Select: sel(t, "user.alice")})
 		if len(sum.Problems) > 0 {
 			t.Errorf("run %d: %v", i, sum.Problems)
 		}

@@ -3,7 +3,7 @@ package restore
 import (
 	"strings"
 
-	"github.com/mbtool/mbtool/dumpcheck"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
@@ -24,7 +24,7 @@ func (rs *restorer) intermediates() error {
 	// and a selection of a nested one alone keeps the behaviour of
 	// earlier versions (docs/restore.md).
 	for _, b := range []*box{rs.into} {
-		if b == nil || b.res.Action != ActionCreate || b.owner == "" || dumpcheck.Owner(b.name) == "" {
+		if b == nil || b.res.Action != ActionCreate || b.owner == "" || mboxname.Owner(b.name) == "" {
 			continue // not a user's own mailbox (shared, or in the deleted tree)
 		}
 		inbox := rs.spool.UserInbox(b.owner)

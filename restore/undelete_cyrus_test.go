@@ -175,7 +175,7 @@ func TestRealCyrusUndeleteWhileDelivering(t *testing.T) {
 	const n = 30
 	errs := lab.DeliverInBackground("alice", "delivered while merging", n)
 	for i := 0; i < 3; i++ {
-		labRestore(t, lab, dumped, Options{Undelete: true, Mailboxes: []string{"user.alice"}})
+		labRestore(t, lab, dumped, Options{Undelete: true, Select: sel(t, "user.alice")})
 	}
 	if err := <-errs; err != nil {
 		t.Fatal(err)

@@ -85,11 +85,12 @@ const (
 // building a tree, so a million records cost a million small structs and
 // nothing more.
 func ReadRecord(r *dlist.Reader, open dlist.Token) (*Record, error) {
-	return readRecord(r, open, &budget{max: MaxHeld})
+	return readRecord(r, open, &budget{max: MaxHeld}, false)
 }
 
-// readRecord reads a record, its values bounded by b.
-func readRecord(r *dlist.Reader, open dlist.Token, b *budget) (*Record, error) {
+// readRecord reads a record, its values bounded by b. light skips the
+// annotations and the cache record (MailboxReader.Light).
+func readRecord(r *dlist.Reader, open dlist.Token, b *budget, light bool) (*Record, error) {
 	if open.Kind != dlist.KVList {
 		return nil, invalid(open.Offset, "RECORD", "expected %%( for a record, found %v", open.Kind)
 	}
@@ -120,6 +121,12 @@ func readRecord(r *dlist.Reader, open dlist.Token, b *budget) (*Record, error) {
 			return nil, invalid(kt.Offset, "RECORD", "expected a key, found %v", kt.Kind)
 		}
 		key := string(kt.Bytes)
+		if light && (key == "ANNOTATIONS" || key == KeyCache || key == KeyCacheCRC) {
+			if err := skipValue(r); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		switch key {
 		case "FLAGS":
 			if rec.Flags, err = readFlags(r, b); err != nil {

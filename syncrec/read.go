@@ -123,6 +123,11 @@ func readTree(r *dlist.Reader, t dlist.Token, key string, b *budget) (*dlist.Val
 // mbtool write RECORD last; a key after it is refused, since the keys must
 // all be known before the first record is used.
 type MailboxReader struct {
+	// Light makes Next skip each record's annotations and cache record
+	// without decoding or checking them (Annotations and Cache stay nil):
+	// for a listing, which shows neither.
+	Light bool
+
 	r       *dlist.Reader
 	mb      *Mailbox
 	name    string
@@ -225,7 +230,7 @@ func (m *MailboxReader) Next() (*Record, error) {
 	if t.Kind != dlist.End {
 		m.recOff = t.Offset
 		rb := budget{held: m.b.held, max: m.b.max}
-		return readRecord(m.r, t, &rb)
+		return readRecord(m.r, t, &rb, m.Light)
 	}
 	// End of RECORD: the value must close right after it.
 	m.done = true
