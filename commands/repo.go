@@ -8,8 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/mbtool/mbtool/s3store"
-
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/repo"
 	"github.com/mbtool/mbtool/repo/repodump"
