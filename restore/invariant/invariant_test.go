@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/syncrec"
 )
 
 func g(b byte) guid.GUID { var x guid.GUID; x[0] = b; return x }
@@ -76,5 +77,39 @@ func TestDifferencesIdentical(t *testing.T) {
 	o.UIDValidity = 2
 	if got := Differences(s, o, &Diff{TargetOnly: 1}); got != "1 in the target is not in the dump, UIDVALIDITY 1 in the dump, 2 in the target (the mailbox was recreated)" {
 		t.Errorf("uidvalidity: %q", got)
+	}
+}
+
+// A replace by an identical mailbox writes every record as it was and
+// leaves HIGHESTMODSEQ where it was; one changed record moves it above
+// both mailboxes'.
+func TestReplaceHighestModseq(t *testing.T) {
+	st := State{UIDValidity: 7, LastUID: 2, HighestModseq: 10}
+	target := []Record{{UID: 1, GUID: g(1), Modseq: 4}, {UID: 2, GUID: g(2), Modseq: 10}}
+	for _, changed := range []bool{false, true} {
+		var wrote []uint64
+		r := NewReplace(st, st, feed(target), 1700000000, func(d *syncrec.Record, file bool) error {
+			wrote = append(wrote, d.Modseq)
+			return nil
+		})
+		second := uint64(10)
+		if changed {
+			second = 9 // the dump's copy of UID 2 is older
+		}
+		for _, d := range []*syncrec.Record{{UID: 1, GUID: g(1), Modseq: 4}, {UID: 2, GUID: g(2), Modseq: second}} {
+			if err := r.Add(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.End(); err != nil {
+			t.Fatal(err)
+		}
+		want := uint64(10)
+		if changed {
+			want = 11
+		}
+		if got := r.HighestModseq(); got != want || len(wrote) != 2 || wrote[1] != want {
+			t.Errorf("changed %v: HIGHESTMODSEQ %d, records written with %v; want %d", changed, got, wrote, want)
+		}
 	}
 }

@@ -40,7 +40,7 @@ type Replace struct {
 	uid     uint32 // the last UID given to an appended record
 	lastUID uint32
 	now     int64
-	changed bool
+	changed bool // a record was given modseq
 	emit    func(r *syncrec.Record, file bool) error
 
 	spill msgsel.Spill // the dump's messages to append
@@ -72,8 +72,15 @@ func NewReplace(dump, target State, next func() (*Record, error), now int64,
 func (r *Replace) LastUID() uint32 { return max(r.lastUID, r.uid) }
 
 // HighestModseq is the mailbox's HIGHESTMODSEQ after End: the MODSEQ of
-// the changes, which is above both mailboxes' HIGHESTMODSEQ.
-func (r *Replace) HighestModseq() uint64 { return r.modseq }
+// the changes, which is above both mailboxes' HIGHESTMODSEQ; or, when no
+// record changed, the higher of the two (a replace that changes nothing
+// moves nothing a CONDSTORE client sees).
+func (r *Replace) HighestModseq() uint64 {
+	if !r.changed {
+		return r.modseq - 1
+	}
+	return r.modseq
+}
 
 func (r *Replace) advance() error {
 	var err error
@@ -88,6 +95,7 @@ func (r *Replace) targetOnly(t *Record) error {
 		InternalDate: t.InternalDate, Size: t.Size, Flags: []string{syncrec.FlagExpunged}}
 	if !t.Expunged {
 		rec.Modseq, rec.LastUpdated = r.modseq, r.now
+		r.changed = true
 		r.Expunged++
 	}
 	return r.emit(rec, false)
@@ -133,6 +141,7 @@ func (r *Replace) Add(d *syncrec.Record) error {
 			r.Kept++
 			if d.Modseq != t.Modseq {
 				d.Modseq, d.LastUpdated = r.modseq, r.now
+				r.changed = true
 			}
 			return r.emit(d, true)
 		case t.GUID == d.GUID && t.Expunged && d.Expunged():
@@ -153,6 +162,7 @@ func (r *Replace) Add(d *syncrec.Record) error {
 	case d.UID > r.keepMax:
 		r.Kept++
 		d.Modseq, d.LastUpdated = r.modseq, r.now
+		r.changed = true
 		return r.emit(d, true)
 	default:
 		return r.append(d)
@@ -192,6 +202,7 @@ func (r *Replace) End() error {
 		r.uid++
 		r.Appended++
 		d.UID, d.Modseq, d.LastUpdated = r.uid, r.modseq, r.now
+		r.changed = true
 		set := false
 		for j := range d.Annotations {
 			if d.Annotations[j].Entry == syncrec.AnnotCreatedModseq {
