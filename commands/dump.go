@@ -54,6 +54,7 @@ func newDumpCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "compress", Usage: "compression: zstd or none (default: zstd when FILE ends in .zst)"},
 			repoFlag("add a snapshot of the users to the backup repository `DIR` (made if new or empty)"),
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 1, Usage: "with --repo: dump `N` users at once"},
+			lockWaitFlag("with --repo: while a prune holds the repository, wait up to `DURATION` (e.g. 2h) for it to finish instead of failing"),
 		}, serverFlags()...),
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)

@@ -111,12 +111,13 @@ func openSnapshot(e *env, dir, id, at, user string) (*repo.Repo, *repo.Snapshot,
 }
 
 type dumpRepoOptions struct {
-	dir  string
-	jobs int
+	dir      string
+	jobs     int
+	lockWait time.Duration
 }
 
 func dumpRepoFrom(c *cli.Context) dumpRepoOptions {
-	return dumpRepoOptions{dir: c.String("repo"), jobs: c.Int("jobs")}
+	return dumpRepoOptions{dir: c.String("repo"), jobs: c.Int("jobs"), lockWait: c.Duration("lock-wait")}
 }
 
 func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions) error {
@@ -144,7 +145,7 @@ func runDumpRepo(ctx context.Context, e *env, o dumpOptions, ro dumpRepoOptions)
 		return err
 	}
 	bar := newProgress(e.stderr, o.quiet, "dump")
-	sum, err := repodump.Run(ctx, spool, r, repodump.Options{Users: o.users, All: o.all, Jobs: ro.jobs, Version: version(),
+	sum, err := repodump.Run(ctx, spool, r, repodump.Options{Users: o.users, All: o.all, Jobs: ro.jobs, LockWait: ro.lockWait, Version: version(),
 		Progress: func(s repodump.Summary) { bar.set(s.Mailboxes, s.Files, s.Bytes) }})
 	bar.finish()
 	if errors.Is(err, dump.ErrNoSelection) {

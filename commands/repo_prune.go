@@ -88,6 +88,7 @@ func newPruneCommand(e *env) *cli.Command {
 			&cli.IntFlag{Name: "keep-weekly", Usage: "keep the latest snapshot of each of the last `N` weeks"},
 			&cli.IntFlag{Name: "keep-monthly", Usage: "keep the latest snapshot of each of the last `N` months"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would be removed and kept; change nothing"},
+			lockWaitFlag("while dumps hold the repository, wait up to `DURATION` (e.g. 2h) for them to finish instead of failing"),
 		},
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
@@ -101,19 +102,19 @@ func newPruneCommand(e *env) *cli.Command {
 			if p.Last < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 {
 				return usagef("--keep-* values must not be negative")
 			}
-			return runPrune(c.Context, e, c.String("repo"), p, c.Bool("dry-run"), e.rep.json, e.rep.quiet)
+			return runPrune(c.Context, e, c.String("repo"), p, c.Bool("dry-run"), c.Duration("lock-wait"), e.rep.json, e.rep.quiet)
 		},
 	}
 }
 
-func runPrune(ctx context.Context, e *env, dir string, p repo.Policy, dryRun, asJSON, quiet bool) error {
+func runPrune(ctx context.Context, e *env, dir string, p repo.Policy, dryRun bool, lockWait time.Duration, asJSON, quiet bool) error {
 	start := time.Now()
 	e.out.Mode, e.out.Output, e.out.DryRun = "repo", dir, dryRun
 	r, err := openRepo(e, dir, false)
 	if err != nil {
 		return err
 	}
-	sum, err := r.Prune(ctx, repo.PruneOptions{Policy: p, DryRun: dryRun})
+	sum, err := r.Prune(ctx, repo.PruneOptions{Policy: p, DryRun: dryRun, LockWait: lockWait})
 	if errors.Is(err, repo.ErrLocked) {
 		err = &hintError{err: err, hint: "a dump or prune is running; if none is, `mbtool unlock --repo " + dir + "` removes locks of processes that are gone"}
 	}
@@ -179,4 +180,9 @@ func newUnlockCommand(e *env) *cli.Command {
 			return err
 		},
 	}
+}
+
+// lockWaitFlag is --lock-wait, for the commands that lock a repository.
+func lockWaitFlag(usage string) cli.Flag {
+	return &cli.DurationFlag{Name: "lock-wait", Usage: usage}
 }

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -264,6 +265,33 @@ func (r *Repo) Lock(exclusive bool) (*Lock, error) {
 	}
 	go l.refresh()
 	return l, nil
+}
+
+// LockWait takes a lock as Lock does, but while a conflicting lock is
+// held it tries again, with waits from 1 second growing to 30, for at
+// most wait (0: once). A nightly dump that meets a prune, or a prune that
+// meets the night's dumps, so waits its turn instead of failing.
+func (r *Repo) LockWait(ctx context.Context, exclusive bool, wait time.Duration) (*Lock, error) {
+	deadline := time.Now().Add(wait)
+	pause := time.Second
+	for {
+		l, err := r.Lock(exclusive)
+		left := time.Until(deadline)
+		if !errors.Is(err, ErrLocked) || left <= 0 {
+			if err != nil && wait > 0 {
+				err = fmt.Errorf("%w (waited %s)", err, wait)
+			}
+			return l, err
+		}
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
 }
 
 func (l *Lock) write() error {

@@ -163,3 +163,29 @@ func TestLockOfAnotherMachineWithOurName(t *testing.T) {
 		t.Fatalf("the other machine's lock was removed: %v", err)
 	}
 }
+
+// LockWait waits for a conflicting lock to go, within its bound, and
+// fails with ErrLocked after it.
+func TestLockWait(t *testing.T) {
+	r := newRepo(t)
+	dump, err := r.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.LockWait(t.Context(), true, 0); !errors.Is(err, ErrLocked) {
+		t.Fatalf("no wait beside a shared lock: %v", err)
+	}
+	start := time.Now()
+	if _, err := r.LockWait(t.Context(), true, 1500*time.Millisecond); !errors.Is(err, ErrLocked) || time.Since(start) < 1500*time.Millisecond {
+		t.Fatalf("1.5 s wait beside a shared lock held throughout: %v after %s", err, time.Since(start))
+	}
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		dump.Release()
+	}()
+	l, err := r.LockWait(t.Context(), true, time.Minute)
+	if err != nil {
+		t.Fatalf("waiting for a shared lock released after 0.5 s: %v", err)
+	}
+	l.Release()
+}

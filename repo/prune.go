@@ -95,6 +95,9 @@ type PruneOptions struct {
 	// RepackUnused is the share of unused bytes above which a pack that
 	// still holds used files is rewritten (default 0.2).
 	RepackUnused float64
+	// LockWait is how long to wait for the dumps running to finish
+	// (0: fail at once with ErrLocked).
+	LockWait time.Duration
 }
 
 // PruneSummary is what Prune did (or, in a dry run, would do).
@@ -136,7 +139,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 	var lock *Lock
 	started := time.Now()
 	if !opts.DryRun {
-		l, err := r.Lock(true)
+		l, err := r.LockWait(ctx, true, opts.LockWait)
 		if err != nil {
 			return nil, err
 		}

@@ -33,6 +33,9 @@ type Options struct {
 	Host    string
 	Version string
 	Now     time.Time
+	// LockWait is how long to wait for a prune running to finish (0:
+	// fail at once with repo.ErrLocked).
+	LockWait time.Duration
 	// Progress, if set, is called after each user.
 	Progress func(Summary)
 }
@@ -82,7 +85,7 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 		// The mailboxes no user owns, as one entry (repo.SharedName).
 		users = append(users, repo.SharedName)
 	}
-	lock, err := r.Lock(false)
+	lock, err := r.LockWait(ctx, false, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}
