@@ -193,3 +193,24 @@ func TestUserNames(t *testing.T) {
 		}
 	}
 }
+
+func TestDeletedUnder(t *testing.T) {
+	for _, c := range []struct {
+		name, prefix, want string
+		ok                 bool
+	}{
+		{"DELETED.user.alice.Gone.6B0F37A3", "DELETED", "user.alice.Gone", true},
+		{"DELETED.user.alice.Gone.6B0F37A3", "", "user.alice.Gone", true},
+		{"Trash.user.alice.A.B.6b0f37a3", "", "user.alice.A.B", true},
+		{"example.com!DELETED.user.bob.X.6B0F37A3", "DELETED", "example.com!user.bob.X", true},
+		{"DELETED.user.alice.Gone.6B0F37A3", "Trash", "", false},
+		{"user.alice.Gone.6B0F37A3", "", "", false},
+		{"DELETED.user.alice.Gone", "", "", false},
+		{"DELETED.6B0F37A3", "", "", false},
+	} {
+		got, ok := DeletedUnder(c.name, c.prefix)
+		if got != c.want || ok != c.ok {
+			t.Errorf("DeletedUnder(%q, %q) = %q %v, want %q %v", c.name, c.prefix, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -57,28 +57,45 @@ func Owner(name string) string {
 // (DELETED.user.alice.Gone.6B0F37A3, or with a "domain!" prefix), and
 // returns the name it had before ("user.alice.Gone").
 func Deleted(name string) (original string, ok bool) {
+	return DeletedUnder(name, DeletedPrefix)
+}
+
+// DeletedUnder is Deleted for a deleted tree under prefix, the
+// deletedprefix of imapd.conf (imap/mboxlist.c
+// mboxlist_delayed_deletemailbox renames a mailbox to
+// <prefix>.<name>.<hex time>): "Trash.user.alice.A.B.6b0f37a3" had
+// "user.alice.A.B" under "Trash". prefix "" accepts any one word but
+// "user", for a server whose deletedprefix mbtool does not know.
+func DeletedUnder(name, prefix string) (original string, ok bool) {
 	domain, local, hasDomain := strings.Cut(name, "!")
 	if !hasDomain {
 		domain, local = "", name
 	}
-	rest, ok := strings.CutPrefix(local, DeletedPrefix+".")
-	if !ok {
+	word, rest, ok := strings.Cut(local, ".")
+	if !ok || word == "" || word == "user" || (prefix != "" && word != prefix) {
 		return "", false
 	}
 	i := strings.LastIndexByte(rest, '.')
-	if i <= 0 {
+	if i <= 0 || !isHex(rest[i+1:]) {
 		return "", false
-	}
-	for _, c := range rest[i+1:] {
-		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F' || 'a' <= c && c <= 'f') {
-			return "", false
-		}
 	}
 	original = rest[:i]
 	if hasDomain {
 		original = domain + "!" + original
 	}
 	return original, true
+}
+
+func isHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // DeletedOwner returns the owner of a mailbox, deleted or not: the user

@@ -246,7 +246,7 @@ type deletedCopy struct {
 // noteDeletedCopy remembers mb, one of the server's mailboxes, if it is
 // in the deleted tree, by the name it had.
 func (rs *restorer) noteDeletedCopy(mb *syncrec.Mailbox) {
-	orig, ok := usermap.DeletedOriginal(mb.Name, "")
+	orig, ok := mboxname.DeletedUnder(mb.Name, "")
 	if !ok {
 		return
 	}

@@ -1,8 +1,8 @@
 package restore
 
 import (
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/syncrec"
-	"github.com/mbtool/mbtool/usermap"
 )
 
 // continueDeleted makes a mailbox created under a name whose earlier
@@ -17,7 +17,7 @@ func (rs *restorer) continueDeleted(b *box, mb *syncrec.Mailbox) error {
 		return err
 	}
 	for _, e := range copies {
-		if orig, ok := usermap.DeletedOriginal(e.Name, rs.cfg.DeletedPrefix); !ok || orig != b.name {
+		if orig, ok := mboxname.DeletedUnder(e.Name, rs.cfg.DeletedPrefix); !ok || orig != b.name {
 			continue // a deleted copy of a mailbox below this one
 		}
 		h, err := rs.spool.ReadIndexHeader(e)

@@ -44,37 +44,3 @@ func IntoACL(owner, parent string, found bool, dumped string) string {
 // name does not keep: SPECIAL-USE, which stays with the owner's own
 // folder of that use.
 func DropInto(entry string) bool { return strings.EqualFold(entry, "/specialuse") }
-
-// DeletedOriginal returns the name a mailbox of Cyrus's deleted tree had
-// before it was deleted (delete_mode: delayed; imap/mboxlist.c
-// mboxlist_delayed_deletemailbox): "DELETED.user.alice.Gone.6B0F37A3" had
-// "user.alice.Gone", "example.com!DELETED.user.bob.X.6B0F37A3" had
-// "example.com!user.bob.X". prefix is the deletedprefix; "" accepts any
-// one word but "user". ok is false for a name outside the deleted tree.
-func DeletedOriginal(name, prefix string) (string, bool) {
-	dom, local := "", name
-	if d, rest, ok := strings.Cut(name, "!"); ok {
-		dom, local = d+"!", rest
-	}
-	word, rest, ok := strings.Cut(local, ".")
-	if !ok || word == "" || word == "user" || (prefix != "" && word != prefix) {
-		return "", false
-	}
-	i := strings.LastIndexByte(rest, '.')
-	if i <= 0 || !isHex(rest[i+1:]) {
-		return "", false
-	}
-	return dom + rest[:i], true
-}
-
-func isHex(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
