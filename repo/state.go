@@ -38,13 +38,35 @@ func zstdDecoder(r io.Reader) (*zstd.Decoder, error) {
 
 // copyValue copies the tokens of one value (after a line's name) from rd
 // to w. onToken, if set, sees every token first, with the depth of
-// nesting it is at and the key it is the value of.
+// nesting it is at and the key it is the value of (t is valid during the
+// call only).
+//
+// It runs for every record of every mailbox ingested or written out, so
+// it allocates nothing per token: one Token for the whole value, and
+// each key and flag name as a string once (a value repeats the same few
+// dozen in every record).
 func copyValue(rd *dlist.Reader, w *dlist.Writer, onToken func(t *dlist.Token, depth int, key string) error) error {
 	depth := 0
 	var keys []string // the last key at each KVList depth
 	var kv []bool
+	var names map[string]string
+	name := func(b []byte) string {
+		if s, ok := names[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		if names == nil {
+			names = map[string]string{}
+		}
+		if len(names) < 256 {
+			names[s] = s
+		}
+		return s
+	}
+	var t dlist.Token
 	for {
-		t, err := rd.Next()
+		var err error
+		t, err = rd.Next()
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -62,7 +84,7 @@ func copyValue(rd *dlist.Reader, w *dlist.Writer, onToken func(t *dlist.Token, d
 		}
 		switch {
 		case t.IsKey:
-			keys[depth-1] = string(t.Bytes)
+			keys[depth-1] = name(t.Bytes)
 			w.Key(keys[depth-1])
 			continue
 		case t.Kind == dlist.Atom || t.Kind == dlist.Literal:
@@ -70,7 +92,7 @@ func copyValue(rd *dlist.Reader, w *dlist.Writer, onToken func(t *dlist.Token, d
 		case t.Kind == dlist.Nil:
 			w.Nil()
 		case t.Kind == dlist.Flag:
-			w.Flag(string(t.Bytes))
+			w.Flag(name(t.Bytes))
 		case t.Kind == dlist.List || t.Kind == dlist.KVList:
 			if t.Kind == dlist.List {
 				w.BeginList()
