@@ -141,11 +141,7 @@ func (w *Writer) Commit() error {
 		if w.cur == nil {
 			return w.c.Put(w.ctx, w.bucket, w.key, nil, false)
 		}
-		crc, err := crc32cOf(io.NewSectionReader(w.cur, 0, w.curN))
-		if err != nil {
-			return err
-		}
-		return w.c.putBody(w.ctx, w.bucket, w.key, io.NewSectionReader(w.cur, 0, w.curN), w.curN, b64crc(crc), false)
+		return w.c.Upload(w.ctx, w.bucket, w.key, w.cur, w.curN, false)
 	}
 	if w.curN > 0 {
 		if err := w.sendPart(); err != nil {

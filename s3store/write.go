@@ -53,8 +53,7 @@ func checkSum(what string, sent string, got *string) error {
 // its answer lost (the connection dropped after the store acted), and
 // the retry met that attempt's object; Put succeeds.
 func (c *Client) Put(ctx context.Context, bucket, key string, data []byte, exclusive bool) error {
-	sum := b64crc(crc32.Checksum(data, castagnoli))
-	err := c.putBody(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), sum, exclusive)
+	err := c.putBody(ctx, bucket, key, io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), exclusive)
 	if exclusive && errors.Is(err, fs.ErrExist) && c.holds(ctx, bucket, key, data) {
 		return nil
 	}
@@ -75,13 +74,20 @@ func (c *Client) holds(ctx context.Context, bucket, key string, data []byte) boo
 	return bytes.Equal(got, data)
 }
 
-func (c *Client) putBody(ctx context.Context, bucket, key string, body io.ReadSeeker, size int64, sum string, exclusive bool) error {
-	in := &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: body, ContentLength: aws.Int64(size),
+// putBody writes body as key with one PUT, sending its CRC32C for the
+// store to check.
+func (c *Client) putBody(ctx context.Context, bucket, key string, body *io.SectionReader, exclusive bool) error {
+	crc, err := crc32cOf(io.NewSectionReader(body, 0, body.Size()))
+	if err != nil {
+		return err
+	}
+	sum := b64crc(crc)
+	in := &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: body, ContentLength: aws.Int64(body.Size()),
 		ChecksumCRC32C: aws.String(sum)}
 	if exclusive {
 		in.IfNoneMatch = aws.String("*")
 	}
-	err := c.op(ctx, func(ctx context.Context) error {
+	err = c.op(ctx, func(ctx context.Context) error {
 		if _, err := body.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
@@ -115,11 +121,7 @@ func (c *Client) partSizeFor(size int64) int64 {
 func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, exclusive bool) error {
 	ps := c.partSizeFor(size)
 	if size <= ps {
-		sum, err := crc32cOf(io.NewSectionReader(r, 0, size))
-		if err != nil {
-			return err
-		}
-		return c.putBody(ctx, bucket, key, io.NewSectionReader(r, 0, size), size, b64crc(sum), exclusive)
+		return c.putBody(ctx, bucket, key, io.NewSectionReader(r, 0, size), exclusive)
 	}
 	up, err := c.startUpload(ctx, bucket, key)
 	if err != nil {
