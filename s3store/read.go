@@ -154,16 +154,12 @@ func (o *Object) get(p []byte, off int64) error {
 		}
 		var cut bool
 		err = o.c.op(o.ctx, func(ctx context.Context) error {
-			out, err := o.c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key, IfMatch: o.ifMatch(),
-				Range: aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+int64(len(p))-1, 10))})
+			body, err := o.getRange(ctx, off, off+int64(len(p)))
 			if err != nil {
 				return err
 			}
-			defer out.Body.Close()
-			if aws.ToInt64(out.ContentLength) != int64(len(p)) {
-				return fmt.Errorf("s3://%s/%s: asked for %d bytes at %d, the store sent %d", o.bucket, o.key, len(p), off, aws.ToInt64(out.ContentLength))
-			}
-			_, err = io.ReadFull(out.Body, p)
+			defer body.Close()
+			_, err = io.ReadFull(body, p)
 			cut = err != nil
 			return err
 		})
@@ -174,11 +170,24 @@ func (o *Object) get(p []byte, off int64) error {
 	return fmt.Errorf("reading s3://%s/%s at offset %d: %d attempts: %w", o.bucket, o.key, off, o.c.opts.Attempts, err)
 }
 
-func (o *Object) ifMatch() *string {
-	if o.etag == "" {
-		return nil
+// getRange sends a GET of the bytes from off to end, pinned to the
+// object's ETag, and returns the response's body, which must hold them
+// all.
+func (o *Object) getRange(ctx context.Context, off, end int64) (io.ReadCloser, error) {
+	in := &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key,
+		Range: aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(end-1, 10))}
+	if o.etag != "" {
+		in.IfMatch = aws.String(o.etag)
 	}
-	return aws.String(o.etag)
+	out, err := o.c.s3.GetObject(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if aws.ToInt64(out.ContentLength) != end-off {
+		out.Body.Close()
+		return nil, fmt.Errorf("s3://%s/%s: asked for %d bytes at %d, the store sent %d", o.bucket, o.key, end-off, off, aws.ToInt64(out.ContentLength))
+	}
+	return out.Body, nil
 }
 
 // openBody starts a streaming GET at off.
@@ -195,19 +204,13 @@ func (o *Object) openBody(off int64) error {
 				cc()
 			}
 		})
-		out, err := o.c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key, IfMatch: o.ifMatch(),
-			Range: aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(end-1, 10))})
+		b, err := o.getRange(ctx, off, end)
 		stop()
 		if err != nil {
 			cc()
 			return err
 		}
-		if aws.ToInt64(out.ContentLength) != end-off {
-			out.Body.Close()
-			cc()
-			return fmt.Errorf("s3://%s/%s: asked for %d bytes at %d, the store sent %d", o.bucket, o.key, end-off, off, aws.ToInt64(out.ContentLength))
-		}
-		body, cancel = out.Body, cc
+		body, cancel = b, cc
 		return nil
 	})
 	if err != nil {
