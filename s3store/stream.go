@@ -104,7 +104,7 @@ func (w *Writer) sendPart() error {
 		return fmt.Errorf("s3://%s/%s: more than %d parts", w.bucket, w.key, maxParts)
 	}
 	if w.num%1000 == 0 {
-		w.partSize *= 2 // 10,000 parts reach 8 TiB from 16 MiB
+		w.partSize *= 2 // 10,000 parts reach 15 TiB from 16 MiB
 	}
 	f, n, num := w.cur, w.curN, w.num
 	w.cur, w.curN = nil, 0
