@@ -75,10 +75,19 @@ func OpenDir(root string) Store { return &dirStore{root: root} }
 func (d *dirStore) Location() string { return d.root }
 
 func (d *dirStore) path(name string) (string, error) {
-	if name == "" || path.IsAbs(name) || path.Clean(name) != name || strings.HasPrefix(name, "..") {
-		return "", fmt.Errorf("repository file name %q: not a clean relative path", name)
+	if err := checkName(name); err != nil {
+		return "", err
 	}
 	return filepath.Join(d.root, filepath.FromSlash(name)), nil
+}
+
+// checkName refuses a repository file name that is not a clean relative
+// slash path below the repository's root: the one rule of every Store.
+func checkName(name string) error {
+	if name == "" || name == "." || path.IsAbs(name) || path.Clean(name) != name || strings.HasPrefix(name, "..") {
+		return fmt.Errorf("repository file name %q: not a clean relative path", name)
+	}
+	return nil
 }
 
 // mkdirs creates the directories of rel (slash path, below root) one by

@@ -79,13 +79,8 @@ func (s *s3Store) Location() string {
 }
 
 func (s *s3Store) key(name string) (string, error) {
-	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "//") || strings.HasSuffix(name, "/") {
-		return "", fmt.Errorf("repository file name %q: not a clean relative path", name)
-	}
-	for _, c := range strings.Split(name, "/") {
-		if c == "." || c == ".." {
-			return "", fmt.Errorf("repository file name %q: not a clean relative path", name)
-		}
+	if err := checkName(name); err != nil {
+		return "", err
 	}
 	return s.prefix + name, nil
 }
