@@ -275,6 +275,35 @@ func NewReader(r io.Reader) (*dumpfile.Reader, error) {
 	return d, nil
 }
 
+// Files reads the value of an APPLY MESSAGE line, a list of file literals,
+// calling fn with each file literal's token; fn may read the file's body
+// from dl.Body() (what it leaves unread is skipped). Errors wrap ErrDamaged
+// when the list is not one of file literals.
+func Files(dl *dlist.Reader, fn func(dlist.Token) error) error {
+	t, err := dl.Next()
+	if err != nil {
+		return err
+	}
+	if t.Kind != dlist.List {
+		return fmt.Errorf("%w: expected a list of files, found %v", ErrDamaged, t.Kind)
+	}
+	for {
+		t, err := dl.Next()
+		if err != nil {
+			return err
+		}
+		if t.Kind == dlist.End {
+			return nil
+		}
+		if t.Kind != dlist.File {
+			return fmt.Errorf("%w: offset %d: expected a file literal, found %v", ErrDamaged, t.Offset, t.Kind)
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+}
+
 // UserData collects a dump's APPLY QUOTA, SUB and SEEN lines, decoded and
 // checked, for a restore that applies them after the mailboxes. Quotas and
 // subscriptions are kept in memory: each is a name or two (at most

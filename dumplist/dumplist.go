@@ -197,33 +197,17 @@ func (s *scanner) run() error {
 // messages are listed; otherwise the bodies are skipped unread.
 func (s *scanner) files() error {
 	dl := s.d.DL()
-	t, err := dl.Next()
-	if err != nil {
-		return err
-	}
-	if t.Kind != dlist.List {
-		return fmt.Errorf("%w: expected a list of files, found %v", dumpcheck.ErrDamaged, t.Kind)
-	}
-	for {
-		t, err := dl.Next()
-		if err != nil {
-			return err
-		}
-		if t.Kind == dlist.End {
-			return nil
-		}
-		if t.Kind != dlist.File {
-			return fmt.Errorf("%w: offset %d: expected a file literal, found %v", dumpcheck.ErrDamaged, t.Offset, t.Kind)
-		}
+	return dumpcheck.Files(dl, func(t dlist.Token) error {
 		s.sum.Files++
 		s.sum.FileBytes += t.File.Size
 		if s.heads == nil {
-			continue
+			return nil
 		}
 		if err := s.heads.add(t.File.GUID, dl.Body(), &s.hbuf); err != nil {
 			return fmt.Errorf("message %s: %w", t.File.GUID, err)
 		}
-	}
+		return nil
+	})
 }
 
 func (s *scanner) mailbox(off int64) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/dlist"
+	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/lock"
@@ -277,26 +278,9 @@ func (rs *restorer) where(m *stagedMsg, g guid.GUID) (dir *cyrusfs.Dir, name str
 // its GUID and size.
 func (rs *restorer) messages(d *dumpfile.Reader) error {
 	dl := d.DL()
-	t, err := dl.Next()
-	if err != nil {
-		return err
-	}
-	if t.Kind != dlist.List {
-		return fmt.Errorf("%w: expected a list of files, found %v", ErrDamaged, t.Kind)
-	}
-	for {
-		t, err := dl.Next()
-		if err != nil {
-			return err
-		}
-		if t.Kind == dlist.End {
-			break
-		}
+	err := dumpcheck.Files(dl, func(t dlist.Token) error {
 		if err := rs.ctx.Err(); err != nil {
 			return err
-		}
-		if t.Kind != dlist.File {
-			return fmt.Errorf("%w: offset %d: expected a file literal, found %v", ErrDamaged, t.Offset, t.Kind)
 		}
 		if err := rs.policy.File(t.File); err != nil {
 			return fmt.Errorf("offset %d: %w", t.Offset, err)
@@ -307,6 +291,10 @@ func (rs *restorer) messages(d *dumpfile.Reader) error {
 		rs.counts.Messages++
 		rs.counts.Bytes += t.File.Size
 		rs.progress()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return d.EndLine()
 }
