@@ -150,8 +150,7 @@ func (m *spoolMailbox) produce(f Filter) {
 			}
 		}
 		return m.q.submit(job{uid: r.UID, guid: r.GUID, size: int64(r.Size),
-			path: m.m.MessagePath(r), expunged: r.SystemFlags&partition.InternalExpunged != 0,
-			m: m.m, rec: r})
+			expunged: r.SystemFlags&partition.InternalExpunged != 0, m: m.m, rec: r})
 	})
 	m.q.close(err)
 }

@@ -35,11 +35,14 @@ type job struct {
 	uid      uint32
 	guid     guid.GUID
 	size     int64
-	path     string // for messages
 	expunged bool
 	m        *partition.Mailbox
 	rec      partition.Record
 }
+
+// path is the job's message file, for errors: derived, not kept, so that
+// the many jobs that succeed cost no path string.
+func (j *job) path() string { return j.m.MessagePath(j.rec) }
 
 // sourceError is a message file that is missing, unreadable, of the wrong
 // size or whose SHA-1 is not its GUID.
@@ -329,7 +332,7 @@ func readFull(fd int, buf []byte) (int, error) {
 }
 
 func (r *result) fail(err error) {
-	r.err = &sourceError{path: r.path, err: err}
+	r.err = &sourceError{path: r.path(), err: err}
 	r.releaseTokens()
 }
 
@@ -390,15 +393,15 @@ func (r *result) writeTo(w *dlist.Writer, part string) error {
 	}
 	f, err := r.m.OpenMessageFile(r.rec)
 	if err != nil {
-		return &sourceError{path: r.path, err: err}
+		return &sourceError{path: r.path(), err: err}
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, r.info) || fi.Size() != r.size || !fi.ModTime().Equal(r.info.ModTime()) {
-		return &sourceError{path: r.path, err: errors.New("file changed while being dumped")}
+		return &sourceError{path: r.path(), err: errors.New("file changed while being dumped")}
 	}
 	if err := w.File(part, r.guid, r.size, f); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return &sourceError{path: r.path, err: err}
+			return &sourceError{path: r.path(), err: err}
 		}
 		return err
 	}
