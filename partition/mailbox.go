@@ -468,10 +468,11 @@ func (m *Mailbox) OpenMessage(r Record) (*os.File, error) {
 	return f, nil
 }
 
-// OpenMessageFile opens the message file of r as OpenRead does, relative
-// to the mailbox's directory opened at OpenMailbox: neither the file nor
-// any directory above it, up to the partition root, may be a symlink. An
-// error is an *fs.PathError naming MessagePath(r).
+// OpenMessageFile opens the message file of r with readFlags, relative to
+// the mailbox's directory opened at OpenMailbox, and refuses anything but
+// a regular file: neither the file nor any directory above it, up to the
+// partition root, may be a symlink. An error is an *fs.PathError naming
+// MessagePath(r).
 func (m *Mailbox) OpenMessageFile(r Record) (*os.File, error) {
 	fd, err := m.OpenMessageFd(r)
 	if err != nil {
@@ -502,7 +503,7 @@ func (m *Mailbox) OpenMessageFd(r Record) (int, error) {
 	}
 	name := messageName(r.UID)
 	for {
-		fd, err := unix.Openat(d.Fd(), name, ReadFlags, 0)
+		fd, err := unix.Openat(d.Fd(), name, readFlags, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -542,7 +543,8 @@ func (m *Mailbox) openDir(path string) (*cyrusfs.Dir, error) {
 }
 
 // openFile opens a file of the mailbox (cyrus.index, cyrus.header ...)
-// as OpenRead does, relative to its directory opened with openDir.
+// for reading, relative to its directory opened with openDir, following
+// no symlink and refusing anything but a regular file (cyrusfs.Dir.Open).
 func (m *Mailbox) openFile(path string) (*os.File, error) {
 	dir, name := filepath.Split(path)
 	d, err := m.openDir(dir)
@@ -552,29 +554,16 @@ func (m *Mailbox) openFile(path string) (*os.File, error) {
 	return d.Open(name, os.O_RDONLY) // a regular file only
 }
 
-// ReadFlags open a Cyrus file (a message file, cyrus.index, cyrus.cache,
-// cyrus.header, a flat seen or subscription file) for reading as mbtool
-// must, as root in a tree the user Cyrus runs as owns: a symlink in the
-// file's place is not followed (ELOOP), and a FIFO there does not block
-// the open (reading it gives nothing).
-const ReadFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NOFOLLOW | unix.O_NONBLOCK
-
-// OpenRead opens the Cyrus file at path with ReadFlags and refuses anything
-// but a regular file.
-func OpenRead(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, ReadFlags, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkRegular(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
+// readFlags open a message file for reading as mbtool must, as root in a
+// tree the user Cyrus runs as owns: a symlink in the file's place is not
+// followed (ELOOP), and a FIFO there does not block the open (reading it
+// gives nothing). cyrusfs opens the other files of a mailbox with the same
+// flags.
+const readFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NOFOLLOW | unix.O_NONBLOCK
 
 // openRead opens the Cyrus file at path (beneath one of the spool's roots)
-// as OpenRead does, following no symlink in any directory of it either.
+// for reading, following no symlink, the file's or any directory's, and
+// refusing anything but a regular file (cyrusfs.Tree.Open).
 func (s *Spool) openRead(path string) (*os.File, error) {
 	return s.tree().Open(path, os.O_RDONLY) // a regular file only
 }
