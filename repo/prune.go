@@ -173,6 +173,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 	// Mark: the files and states the kept snapshots refer to.
 	used := guidtable.New(guidtable.Options{})
 	defer used.Close()
+	use := func(part string, g guid.GUID) error { _, err := used.Add(g, nil); return err }
 	states := map[string]bool{}
 	for _, s := range kept {
 		for _, u := range s.Users {
@@ -181,11 +182,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 			}
 			states[u.State] = true
 			_, err := r.readState(u.State, stateVisitor{
-				files: func(part string, g guid.GUID) error { _, err := used.Add(g, nil); return err },
-				box: func(be BoxEntry) error {
-					return r.walkBox(be, states, func(part string, g guid.GUID) error { _, err := used.Add(g, nil); return err })
-				},
-				line: func(rd *dlist.Reader, verb, name string) error { return skipValue(rd) },
+				files: use,
+				box:   func(be BoxEntry) error { return r.walkBox(be, states, use) },
+				line:  func(rd *dlist.Reader, verb, name string) error { return skipValue(rd) },
 			})
 			if err != nil {
 				return sum, fmt.Errorf("reading user %s of snapshot %s: %w (nothing was deleted but the forgotten snapshots; run verify --repo)",
