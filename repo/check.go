@@ -300,15 +300,15 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, err
 	return sum, nil
 }
 
-// checkBox checks the box of a mailbox entry and its base (each once:
-// seen gets them) and that their files are in the index; a delta box is
-// also merged with its base through, so that every UID it names is found.
+// checkBox checks the box of a mailbox entry, which seen does not hold
+// yet, and its base (unless seen holds it; seen gets them) and that
+// their files are in the index; a delta box is also merged with its base
+// through, so that every UID it names is found.
 func (r *Repo) checkBox(be BoxEntry, seen map[string]bool, files func(part string, g guid.GUID) error) error {
-	fresh := !seen[be.Box]
 	if err := r.walkBox(be, seen, files); err != nil {
 		return err
 	}
-	if be.Base == "" || !fresh {
+	if be.Base == "" {
 		return nil
 	}
 	m, err := r.openMerge(be, nil)
