@@ -127,15 +127,12 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 				}
 				mu.Lock()
 				switch {
-				case err == nil && u == repo.SharedName:
-					sum.Shared = ue.Mailboxes
-					sum.Mailboxes += ue.Mailboxes
-					sum.Files += ue.Files
-					sum.Bytes += ue.Bytes
-					sum.Records += ds.Records
-					sum.Problems = append(sum.Problems, ds.Problems...)
 				case err == nil:
-					sum.Users++
+					if u == repo.SharedName {
+						sum.Shared = ue.Mailboxes
+					} else {
+						sum.Users++
+					}
 					sum.Mailboxes += ue.Mailboxes
 					sum.Files += ue.Files
 					sum.Bytes += ue.Bytes
