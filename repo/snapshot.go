@@ -17,7 +17,7 @@ import (
 // Snapshot is one run: when, from where, and the state of each user it
 // dumped. Its file, snapshots/<id>, is dlist:
 //
-//	MBTOOL SNAPSHOT %(FORMAT 1 TIME <unix> HOST <host> MBTOOL <version> INDEXVERSION <n> FILES <n> BYTES <n>)
+//	MBTOOL SNAPSHOT %(FORMAT 2 TIME <unix> HOST <host> MBTOOL <version> INDEXVERSION <n> FILES <n> BYTES <n>)
 //	MBTOOL USER %(NAME alice STATE <id> MAILBOXES <n> FILES <n> BYTES <n> [SKIPPED <n>])
 //	...
 //	MBTOOL SHARED %(STATE <id> MAILBOXES <n> FILES <n> BYTES <n> [SKIPPED <n>])

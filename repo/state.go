@@ -8,7 +8,8 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 )
 
-// A state is one user's dump without its file literals, zstd-compressed:
+// A state is one user's dump without its file literals, zstd-compressed.
+// Format 1:
 //
 //	MBTOOL STATE %(FORMAT 1 USER alice INDEXVERSION 17)
 //	MBTOOL FILES %(PARTITION default GUIDS (<guid> <guid> ...))
@@ -20,10 +21,14 @@ import (
 // MBTOOL FILES stands where the dump had its APPLY MESSAGE lines, and names
 // the files the following mailbox refers to that the state has not named
 // before; writing the state out as a dump replaces it with APPLY MESSAGE
-// lines carrying the files from the packs. A state is named by the BLAKE3
-// digest of its dlist text (before compression) and holds no time, so a
-// user whose mailboxes did not change between two runs has the same state
-// file, whatever the compressor does.
+// lines carrying the files from the packs. Format 2 (what this package
+// writes) has SHARED 1 in place of USER for the shared mailboxes, an
+// MBTOOL MAILBOX line naming each mailbox's box (box.go) in place of its
+// FILES and APPLY MAILBOX lines, the dump's MBTOOL SKIPPED lines where
+// it had them, and SKIPPED <n> in END when there are any. A state is
+// named by the BLAKE3 digest of its dlist text (before compression) and
+// holds no time, so a user whose mailboxes did not change between two
+// runs has the same state file, whatever the compressor does.
 
 // zstdEncoder returns a deterministic single-threaded encoder.
 func zstdEncoder(w io.Writer) (*zstd.Encoder, error) {
