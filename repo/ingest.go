@@ -166,7 +166,7 @@ func (g *ingest) run(ctx context.Context) (UserEntry, error) {
 	if err != nil {
 		return UserEntry{}, err
 	}
-	defer zw.Close()
+	defer putEncoder(zw)
 	// A state is named by the digest of its dlist text, not of the
 	// compressed bytes, so that the same state always has the same name.
 	h := blake3.New()
@@ -421,7 +421,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer zw.Close()
+	defer putEncoder(zw)
 	h := blake3.New()
 	raw := io.MultiWriter(zw, h)
 	w := dlist.NewWriter(raw)

@@ -3,6 +3,7 @@ package repo
 import (
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/mbtool/mbtool/dlist"
@@ -30,10 +31,28 @@ import (
 // holds no time, so a user whose mailboxes did not change between two
 // runs has the same state file, whatever the compressor does.
 
-// zstdEncoder returns a deterministic single-threaded encoder.
+// encoders keeps closed encoders for the next zstdEncoder: a new one
+// costs about 1.4 MB and 1.4 ms, a Reset nothing, and a night writes a
+// state for each user and a box for each mailbox that changed.
+var encoders sync.Pool
+
+// zstdEncoder returns a deterministic single-threaded encoder writing to
+// w; putEncoder gives it back.
 func zstdEncoder(w io.Writer) (*zstd.Encoder, error) {
+	if zw, ok := encoders.Get().(*zstd.Encoder); ok {
+		zw.Reset(w)
+		return zw, nil
+	}
 	return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20),
 		zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithLowerEncoderMem(true))
+}
+
+// putEncoder closes zw's stream, unless it is closed already, and keeps
+// zw for the next zstdEncoder.
+func putEncoder(zw *zstd.Encoder) {
+	zw.Close()
+	zw.Reset(nil)
+	encoders.Put(zw)
 }
 
 func zstdDecoder(r io.Reader) (*zstd.Decoder, error) {
