@@ -79,7 +79,7 @@ type Lab struct {
 	Bin        string // directory of the Cyrus programs
 	Options    Options
 
-	master *master // the master this process started, if any
+	master *loopback.Child // the master this process started, if any
 }
 
 // stateFile holds a lab's Lab fields so Open can find them again.

@@ -18,12 +18,6 @@ import (
 // ErrRunning is returned by Launch when the lab's master already runs.
 var ErrRunning = errors.New("cyruslab: already running")
 
-// master is a Cyrus master process that this process started.
-type master struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd.Wait returns
-}
-
 // Timeouts for starting and stopping an instance.
 const (
 	startTimeout = 20 * time.Second
@@ -57,14 +51,12 @@ func (l *Lab) Launch(detach bool) error {
 	if !detach {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
 	}
-	if err := cmd.Start(); err != nil {
+	m, err := loopback.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("cyruslab: starting master of %s: %w", l.Dir, err)
 	}
-	m := &master{cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(m.exited) }()
 	if err := l.waitReady(m); err != nil {
-		_ = cmd.Process.Kill()
-		<-m.exited
+		m.Kill()
 		return err
 	}
 	if detach {
@@ -78,30 +70,22 @@ func (l *Lab) Launch(detach bool) error {
 
 // waitReady polls until every service of the lab answers, or the master
 // exits, or startTimeout passes.
-func (l *Lab) waitReady(m *master) error {
-	deadline := time.Now().Add(startTimeout)
+func (l *Lab) waitReady(m *loopback.Child) error {
 	addrs := []string{l.IMAPAddr}
 	for _, a := range []string{l.SyncAddr, l.SieveAddr} {
 		if a != "" {
 			addrs = append(addrs, a)
 		}
 	}
-	for {
-		select {
-		case <-m.exited:
-			return fmt.Errorf("cyruslab: master of %s exited during start: %s%s", l.Dir, tail(l.MasterLog()), l.syslogHint())
-		default:
-		}
-		// Another lab could have grabbed a port between freePort and the
-		// master's bind: Serves requires that our master holds it.
-		if fileExists(l.LMTPSocket) && loopback.Serves(m.cmd.Process.Pid, addrs) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cyruslab: master of %s did not come up in %v: %s%s", l.Dir, startTimeout, tail(l.MasterLog()), l.syslogHint())
-		}
-		time.Sleep(50 * time.Millisecond)
+	// Another lab could have grabbed a port between freePort and the
+	// master's bind: WaitServing requires that our master holds it.
+	switch err := m.WaitServing(addrs, func() bool { return fileExists(l.LMTPSocket) }, startTimeout); {
+	case errors.Is(err, loopback.ErrExited):
+		return fmt.Errorf("cyruslab: master of %s exited during start: %s%s", l.Dir, tail(l.MasterLog()), l.syslogHint())
+	case err != nil:
+		return fmt.Errorf("cyruslab: master of %s did not come up in %v: %s%s", l.Dir, startTimeout, tail(l.MasterLog()), l.syslogHint())
 	}
+	return nil
 }
 
 // Running reports whether the lab's master runs.
@@ -115,12 +99,7 @@ func (l *Lab) Running() bool {
 // names this lab's imapd.conf.
 func (l *Lab) runningPID() (int, bool) {
 	if l.master != nil {
-		select {
-		case <-l.master.exited:
-			return 0, false
-		default:
-			return l.master.cmd.Process.Pid, true
-		}
+		return l.master.Pid(), l.master.Running()
 	}
 	b, err := os.ReadFile(l.pidFile())
 	if err != nil {
@@ -187,12 +166,7 @@ func (l *Lab) Shutdown() error {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
 	if l.master != nil {
-		select {
-		case <-l.master.exited:
-		case <-time.After(stopTimeout):
-			_ = l.master.cmd.Process.Kill()
-			<-l.master.exited
-		}
+		l.master.WaitOrKill(stopTimeout)
 		l.master = nil
 	}
 	// Services (and a detached master) are not our children: poll.
@@ -227,20 +201,7 @@ func (l *Lab) syslogHint() string {
 }
 
 // tail returns the last few lines of a log file, for error messages.
-func tail(name string) string {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return "(no " + filepath.Base(name) + ")"
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 5 {
-		lines = lines[len(lines)-5:]
-	}
-	if s := strings.Join(lines, " | "); s != "" {
-		return s
-	}
-	return "(" + filepath.Base(name) + " is empty)"
-}
+func tail(name string) string { return loopback.Tail(name, 5) }
 
 func fileExists(name string) bool {
 	_, err := os.Stat(name)

@@ -1,6 +1,7 @@
-// Package loopback finds free TCP ports on 127.0.0.1 and tells whether a
-// process listens on one: what the test harnesses (cyruslab, s3lab) need to
-// run private servers beside each other on one machine.
+// Package loopback finds free TCP ports on 127.0.0.1, tells whether a
+// process listens on one, and starts, watches and stops the server
+// processes: what the test harnesses (cyruslab, s3lab) need to run private
+// servers beside each other on one machine.
 package loopback
 
 import (

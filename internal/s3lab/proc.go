@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -22,19 +21,19 @@ const (
 // proc is one SeaweedFS server process that this process started: weed
 // with a subcommand, its output appended to a log file.
 type proc struct {
-	name   string   // for messages: "master", "volume 2", "s3"
-	bin    string   // the weed binary
-	args   []string // weed's arguments, subcommand first
-	dir    string   // working directory (weed reads *.toml from it)
-	log    string   // stdout and stderr
-	addrs  []string // loopback addresses it must listen on to be up
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd.Wait returns
+	name  string   // for messages: "master", "volume 2", "s3"
+	bin   string   // the weed binary
+	args  []string // weed's arguments, subcommand first
+	dir   string   // working directory (weed reads *.toml from it)
+	log   string   // stdout and stderr
+	addrs []string // loopback addresses it must listen on to be up
+	child *loopback.Child
 }
 
 // start starts the process and waits until it listens on every one of its
-// addresses, or exits, or startTimeout passes. The process gets SIGKILL
-// should this process die first.
+// addresses (not some other process that took the port meanwhile), or
+// exits, or startTimeout passes. The process gets SIGKILL should this
+// process die first.
 func (p *proc) start() error {
 	logf, err := os.OpenFile(p.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -48,76 +47,39 @@ func (p *proc) start() error {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + p.dir, "TMPDIR=" + p.dir}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if p.child, err = loopback.Start(cmd); err != nil {
 		return fmt.Errorf("s3lab: starting %s: %w", p.name, err)
 	}
-	p.cmd, p.exited = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	if err := p.waitListening(); err != nil {
+	switch err := p.child.WaitServing(p.addrs, nil, startTimeout); {
+	case errors.Is(err, loopback.ErrExited):
+		msg := tail(p.log)
+		if strings.Contains(msg, "address already in use") {
+			return fmt.Errorf("%w: %s exited during start: %s", errPortTaken, p.name, msg)
+		}
+		return fmt.Errorf("s3lab: %s exited during start: %s", p.name, msg)
+	case err != nil:
 		p.kill()
-		return err
+		return fmt.Errorf("s3lab: %s did not listen on %v within %v: %s", p.name, p.addrs, startTimeout, tail(p.log))
 	}
 	return nil
 }
 
-// waitListening polls until the process holds a listener on each of its
-// addresses (not some other process that took the port meanwhile).
-func (p *proc) waitListening() error {
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-p.exited:
-			msg := tail(p.log)
-			if strings.Contains(msg, "address already in use") {
-				return fmt.Errorf("%w: %s exited during start: %s", errPortTaken, p.name, msg)
-			}
-			return fmt.Errorf("s3lab: %s exited during start: %s", p.name, msg)
-		default:
-		}
-		if loopback.Serves(p.cmd.Process.Pid, p.addrs) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("s3lab: %s did not listen on %v within %v: %s", p.name, p.addrs, startTimeout, tail(p.log))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // running reports whether the process runs.
-func (p *proc) running() bool {
-	if p.cmd == nil {
-		return false
-	}
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (p *proc) running() bool { return p.child != nil && p.child.Running() }
 
 // stop stops the process with SIGTERM, or SIGKILL after stopTimeout, and
 // waits for it. Stopping a stopped process does nothing.
 func (p *proc) stop() {
-	if !p.running() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(stopTimeout):
-		p.kill()
+	if p.running() {
+		p.child.Stop(stopTimeout)
 	}
 }
 
 // kill kills the process with SIGKILL, as a crash would, and waits for it.
 func (p *proc) kill() {
-	if !p.running() {
-		return
+	if p.running() {
+		p.child.Kill()
 	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
 }
 
 // freeAddrs returns n distinct free loopback addresses.
@@ -138,20 +100,7 @@ func freeAddrs(n int) ([]string, error) {
 }
 
 // tail returns the last lines of a log file, for error messages.
-func tail(name string) string {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return "(no " + filepath.Base(name) + ")"
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 8 {
-		lines = lines[len(lines)-8:]
-	}
-	if s := strings.Join(lines, " | "); s != "" {
-		return s
-	}
-	return "(" + filepath.Base(name) + " is empty)"
-}
+func tail(name string) string { return loopback.Tail(name, 8) }
 
 // errPortTaken is wrapped by start errors that look like a port another
 // process took between FreePort and the server's bind; the caller retries
