@@ -2,7 +2,6 @@ package repo
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -33,7 +32,6 @@ type Backup struct {
 	newFiles int64
 	newBytes int64
 	indexVer int
-	err      error
 
 	prevOnce   sync.Once
 	prevStates map[string]string // each user's state in the latest snapshot holding it
@@ -290,5 +288,3 @@ func (b *Backup) Abort() {
 	b.free = nil
 	b.added.Close()
 }
-
-var errNoUser = errors.New("no user")
