@@ -250,12 +250,14 @@ func (w *dirWriter) Abort() {
 	}
 }
 
-type dirFile struct {
+// osFile is a File open on this machine: in a directory store, or an S3
+// store's spooled copy.
+type osFile struct {
 	*os.File
 	size int64
 }
 
-func (f *dirFile) Size() int64 { return f.size }
+func (f *osFile) Size() int64 { return f.size }
 
 func (d *dirStore) Open(name string) (File, error) {
 	p, err := d.path(name)
@@ -275,7 +277,7 @@ func (d *dirStore) Open(name string) (File, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", p, errNotRegular)
 	}
-	return &dirFile{File: f, size: fi.Size()}, nil
+	return &osFile{File: f, size: fi.Size()}, nil
 }
 
 func (d *dirStore) List(dir string, fn func(name string, size int64) error) error {

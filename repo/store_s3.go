@@ -190,15 +190,6 @@ func (w *s3Writer) Abort() {
 	}
 }
 
-type s3File struct{ *s3store.Object }
-
-type spooledFile struct {
-	*os.File
-	size int64
-}
-
-func (f *spooledFile) Size() int64 { return f.size }
-
 func (s *s3Store) Open(name string) (File, error) {
 	key, err := s.key(name)
 	if err != nil {
@@ -214,7 +205,7 @@ func (s *s3Store) Open(name string) (File, error) {
 		return nil, err
 	}
 	if !strings.HasPrefix(name, "index/") {
-		return s3File{o}, nil
+		return o, nil
 	}
 	defer o.Close()
 	f, err := s.c.Spool()
@@ -231,7 +222,7 @@ func (s *s3Store) Open(name string) (File, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s/%s: its bytes hash to %s", ErrDamaged, s.Location(), name, got)
 	}
-	return &spooledFile{File: f, size: o.Size()}, nil
+	return &osFile{File: f, size: o.Size()}, nil
 }
 
 func (s *s3Store) List(dir string, fn func(name string, size int64) error) error {
