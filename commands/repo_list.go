@@ -97,7 +97,7 @@ type jsonSnapshot struct {
 // user's mailboxes: a few thousand at most).
 func runList(ctx context.Context, e *env, dir, id, at, user string, asJSON bool) error {
 	e.out.Mode, e.out.Input = "repo", dir
-	writeJSON := func(_ any, v any) { e.out.Listing = append(e.out.Listing, v) }
+	addRow := func(v any) { e.out.Listing = append(e.out.Listing, v) }
 	r, err := openRepo(e, dir, false)
 	if err != nil {
 		return err
@@ -117,7 +117,7 @@ func runList(ctx context.Context, e *env, dir, id, at, user string, asJSON bool)
 				names = append(names, repo.DisplayName(u.Name))
 			}
 			if asJSON {
-				writeJSON(e.stdout, jsonSnapshot{ID: s.ID, Time: s.Time.Format("2006-01-02T15:04:05Z07:00"), Host: s.Host,
+				addRow(jsonSnapshot{ID: s.ID, Time: s.Time.Format("2006-01-02T15:04:05Z07:00"), Host: s.Host,
 					Users: names, NewBytes: s.NewBytes, NewFiles: s.NewFiles, Bytes: s.TotalBytes()})
 				continue
 			}
@@ -142,7 +142,7 @@ func runList(ctx context.Context, e *env, dir, id, at, user string, asJSON bool)
 		}
 		for _, u := range s.Users {
 			if asJSON {
-				writeJSON(e.stdout, map[string]any{"user": repo.DisplayName(u.Name), "mailboxes": u.Mailboxes, "messages": u.Files, "bytes": u.Bytes})
+				addRow(map[string]any{"user": repo.DisplayName(u.Name), "mailboxes": u.Mailboxes, "messages": u.Files, "bytes": u.Bytes})
 				continue
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", repo.DisplayName(u.Name), u.Mailboxes, u.Files, humanBytes(u.Bytes))
@@ -160,7 +160,7 @@ func runList(ctx context.Context, e *env, dir, id, at, user string, asJSON bool)
 	}
 	err = r.Mailboxes(*u, func(m repo.MailboxInfo) error {
 		if asJSON {
-			writeJSON(e.stdout, map[string]any{"mailbox": m.Name, "records": m.Records, "uniqueid": m.UniqueID})
+			addRow(map[string]any{"mailbox": m.Name, "records": m.Records, "uniqueid": m.UniqueID})
 			return nil
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", m.Name, m.Records, m.UniqueID)
