@@ -153,10 +153,17 @@ func (s *Selector) Match(names ...string) bool {
 		return true
 	}
 	userHit := false
+	var owners []string // of names, worked out once for all the --user terms
+	if len(s.users) > 0 {
+		owners = make([]string, len(names))
+		for i, n := range names {
+			owners[i] = DeletedOwner(n)
+		}
+	}
 	for _, t := range s.users {
 		hit := false
-		for _, n := range names {
-			if DeletedOwner(n) == t.user {
+		for _, o := range owners {
+			if o == t.user {
 				hit = true
 			}
 		}
@@ -164,8 +171,8 @@ func (s *Selector) Match(names ...string) bool {
 			t.hits++
 			userHit = true
 		} else if t.hits == 0 {
-			for _, n := range names {
-				if o := DeletedOwner(n); o != "" {
+			for _, o := range owners {
+				if o != "" {
 					t.near.add(t.targets, o)
 				}
 			}
@@ -298,9 +305,9 @@ func (n *nearest) add(targets []string, name string) {
 	if len(n.list) == maxNearest {
 		limit = n.list[maxNearest-1].dist
 	}
-	d := -1
+	d, lname := -1, strings.ToLower(name)
 	for _, t := range targets {
-		if k := EditDistance(strings.ToLower(t), strings.ToLower(name), limit); d < 0 || k < d {
+		if k := EditDistance(strings.ToLower(t), lname, limit); d < 0 || k < d {
 			d = k
 		}
 	}
