@@ -189,7 +189,17 @@ func reportRestore(e *env, o restoreOptions, sum *result.Summary, start time.Tim
 	// with its Problem as the reason.
 	var done, refused, msgs, added int64
 	counts := map[result.Action]int64{}
+	// Looked up once per mailbox and once per problem: sets, not scans
+	// (a restore onto a server that has every mailbox refuses them all).
+	problems := make(map[string]bool, len(sum.Problems))
+	for _, p := range sum.Problems {
+		problems[p.Item] = true
+	}
+	notApplied := make(map[string]bool) // refused, or not applied
 	for _, m := range sum.Mailboxes {
+		if m.Action == result.Refuse || !m.Applied {
+			notApplied[m.Name] = true
+		}
 		a := m.Action
 		switch a {
 		case result.Create, result.Replace, result.Merge:
@@ -206,7 +216,7 @@ func reportRestore(e *env, o restoreOptions, sum *result.Summary, start time.Tim
 				msgs += m.Messages
 			}
 		case result.Refuse:
-			if (!o.dryRun || e.rep.json) && !sum.HasProblem(m.Name) {
+			if (!o.dryRun || e.rep.json) && !problems[m.Name] {
 				e.warnf("%s: refused: %s", m.Name, m.Reason)
 			}
 		}
@@ -242,7 +252,7 @@ func reportRestore(e *env, o restoreOptions, sum *result.Summary, start time.Tim
 	// Each refused mailbox counts once, with or without its Problem.
 	n := refused
 	for _, p := range sum.Problems {
-		if !refusedMailbox(sum, p.Item) {
+		if !notApplied[p.Item] {
 			n++
 		}
 	}
@@ -250,17 +260,6 @@ func reportRestore(e *env, o restoreOptions, sum *result.Summary, start time.Tim
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d mailbox(es) or item(s) not restored as dumped; see the warnings above", n)}
 	}
 	return nil
-}
-
-// refusedMailbox reports whether name is a mailbox of the summary that
-// was refused or not applied.
-func refusedMailbox(sum *result.Summary, name string) bool {
-	for _, m := range sum.Mailboxes {
-		if m.Name == name && (m.Action == result.Refuse || !m.Applied) {
-			return true
-		}
-	}
-	return false
 }
 
 // describe is one line of the dry-run report, offline and with --server.
@@ -274,7 +273,7 @@ func describe(m result.Mailbox) string {
 		fmt.Fprintf(&b, " (from %s)", m.Source)
 	}
 	switch m.Action {
-	case result.Create, result.Replace, result.Merge:
+	case result.Create, result.Replace: // a merge is describeMerge's
 		fmt.Fprintf(&b, ": partition %s, uniqueid %s", m.Partition, m.UniqueID)
 		switch m.IDFrom {
 		case result.IDNew:
@@ -286,11 +285,11 @@ func describe(m result.Mailbox) string {
 		if m.Action == result.Replace && m.Reason != "" {
 			fmt.Fprintf(&b, "; %s", m.Reason) // what the replace does: docs/restore.md, "Invariants"
 		}
+		if m.Err != nil {
+			fmt.Fprintf(&b, "; cannot be applied: %v", m.Err)
+		}
 	default:
 		fmt.Fprintf(&b, ": %s", m.Reason)
-	}
-	if (m.Action == result.Create || m.Action == result.Replace || m.Action == result.Merge) && m.Err != nil {
-		fmt.Fprintf(&b, "; cannot be applied: %v", m.Err)
 	}
 	return b.String()
 }

@@ -131,13 +131,3 @@ func (s *Summary) Applied(as ...Action) int {
 	}
 	return n
 }
-
-// HasProblem reports whether a Problem names item.
-func (s *Summary) HasProblem(item string) bool {
-	for _, p := range s.Problems {
-		if p.Item == item {
-			return true
-		}
-	}
-	return false
-}
