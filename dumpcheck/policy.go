@@ -120,9 +120,6 @@ func damaged(k Kind, mailbox string, uid uint32, format string, args ...any) err
 	return &Error{Kind: k, Mailbox: mailbox, UID: uid, Err: fmt.Errorf("%w: "+format, append([]any{ErrDamaged}, args...)...)}
 }
 
-// maxUserFlags is Cyrus's MAX_USER_FLAGS.
-const maxUserFlags = 128
-
 // Dump applies the policy to the commands of one dump (or of one `dump
 // --server` session) as they stream by. It remembers the mailbox names
 // and uniqueids so far, to refuse one listed twice; nothing else.
@@ -282,8 +279,8 @@ func (c *Records) Record(r *syncrec.Record) error {
 			continue
 		}
 		if _, ok := c.flags[f]; !ok {
-			if len(c.flags) == maxUserFlags {
-				bad(KindInvalid, "more than %d user flags in the mailbox", maxUserFlags)
+			if len(c.flags) == syncrec.MaxUserFlags {
+				bad(KindInvalid, "more than %d user flags in the mailbox", syncrec.MaxUserFlags)
 				continue
 			}
 			c.flags[f] = struct{}{}
