@@ -410,17 +410,9 @@ func (p *Dump) ReadUserData(d *dumpfile.Reader, name string) (any, error) {
 	}
 	switch name {
 	case "QUOTA":
-		q, err := syncrec.DecodeQuota(v)
-		if err == nil {
-			err = p.Quota(q)
-		}
-		return q, err
+		return Quota(v)
 	case "SUB":
-		s, err := syncrec.DecodeSub(v)
-		if err == nil {
-			err = p.Sub(s)
-		}
-		return s, err
+		return Sub(v)
 	case "ANNOTATION":
 		a, err := syncrec.DecodeServerAnnotation(v)
 		if err == nil {
@@ -428,11 +420,7 @@ func (p *Dump) ReadUserData(d *dumpfile.Reader, name string) (any, error) {
 		}
 		return a, err
 	default:
-		s, err := syncrec.DecodeSeen(v)
-		if err == nil {
-			err = p.Seen(s)
-		}
-		return s, err
+		return Seen(v)
 	}
 }
 
