@@ -54,7 +54,6 @@ type Mailbox struct {
 	UIDNext                   uint32 // LAST_UID + 1
 	HighestModseq             uint64
 	Partition                 string
-	Offset                    int64 // of the APPLY MAILBOX line
 }
 
 // Message is one record of a selected mailbox, with what its message
@@ -185,7 +184,7 @@ func (s *scanner) run() error {
 		case "MESSAGE":
 			err = s.files()
 		case "MAILBOX":
-			err = s.mailbox(off)
+			err = s.mailbox()
 		}
 		if err != nil {
 			return fmt.Errorf("dump offset %d: %s %s: %w", off, verb, name, err)
@@ -210,7 +209,7 @@ func (s *scanner) files() error {
 	})
 }
 
-func (s *scanner) mailbox(off int64) error {
+func (s *scanner) mailbox() error {
 	mr, err := syncrec.OpenMailbox(s.d.DL())
 	if err != nil {
 		return err
@@ -225,7 +224,7 @@ func (s *scanner) mailbox(off int64) error {
 	}
 	m := &Mailbox{Name: mb.Name, Owner: mboxname.DeletedOwner(mb.Name), UniqueID: mb.UniqueID,
 		UIDValidity: mb.UIDValidity, UIDNext: mb.LastUID + 1, HighestModseq: mb.HighestModseq,
-		Partition: mb.Partition, Offset: off}
+		Partition: mb.Partition}
 	m.Original, m.Deleted = mboxname.Deleted(mb.Name)
 	mr.Light = true // a listing shows no annotation or cache
 	list := s.opts.Messages && s.opts.Message != nil
