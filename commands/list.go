@@ -234,21 +234,19 @@ func clip(s string, n int) string {
 // rowBlock lines (so that memory does not grow with the listing), or one
 // JSON object per line.
 type rowWriter struct {
-	w    io.Writer
 	bw   *bufio.Writer
 	tw   *tabwriter.Writer
 	json bool
 	enc  *json.Encoder
 	head string
 	n    int
-	err  error
 }
 
 const rowBlock = 200
 
 func newRowWriter(w io.Writer, asJSON bool) *rowWriter {
 	bw := bufio.NewWriterSize(w, 64<<10) // one write per 64 KiB, not per row
-	return &rowWriter{w: bw, bw: bw, json: asJSON, tw: tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)}
+	return &rowWriter{bw: bw, json: asJSON, tw: tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)}
 }
 
 func (r *rowWriter) header(h string) { r.head = h }
@@ -267,7 +265,7 @@ func (r *rowWriter) line(format string, args ...any) error {
 
 func (r *rowWriter) object(v any) error {
 	if r.enc == nil {
-		r.enc = json.NewEncoder(r.w)
+		r.enc = json.NewEncoder(r.bw)
 		r.enc.SetEscapeHTML(false)
 	}
 	return r.enc.Encode(v)
