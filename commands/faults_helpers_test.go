@@ -17,13 +17,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mbtool/mbtool/dumpfile"
-	"github.com/mbtool/mbtool/fixtures/gen"
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/partition"
 )
@@ -51,7 +49,6 @@ type proc struct {
 	stderr bytes.Buffer
 	done   chan struct{}
 	code   int
-	mu     sync.Mutex
 }
 
 // procOptions say how to start mbtool.
@@ -394,24 +391,6 @@ func openSpool(t testing.TB, conf string) *partition.Spool {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// genDump writes a generated dump of n messages into dir/name and returns
-// its path.
-func genDump(t testing.TB, dir, name string, o gen.Options) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gen.WriteDump(f, o); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // dumpCounts reads a dump and returns its trailer, or the error that stops

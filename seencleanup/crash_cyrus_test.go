@@ -150,7 +150,7 @@ func TestRealCyrusKill(t *testing.T) {
 
 	// Every step of package cyrusfs, from a trace.
 	trace := filepath.Join(dir, "trace")
-	_, d := run(-1, cyrusfs.EnvTrace+"="+trace)
+	run(-1, cyrusfs.EnvTrace+"="+trace)
 	b, err := os.ReadFile(trace)
 	if errors.Is(err, fs.ErrNotExist) {
 		// No step of cyrusfs: the seen dbs are twoskip, changed in place
@@ -179,7 +179,7 @@ func TestRealCyrusKill(t *testing.T) {
 	}
 	// Random moments within an untraced run's duration, until trials
 	// runs were killed (a kill that lands after the end does not count).
-	_, d = run(-1)
+	_, d := run(-1)
 	trials := 5
 	if n, err := strconv.Atoi(os.Getenv(envKillTrials)); err == nil {
 		trials = n
