@@ -400,11 +400,12 @@ func remove(ctx context.Context, spool *partition.Spool, undo *os.File, undoFile
 }
 
 // readSeen calls fn for every record of the seen database at path, read
-// under its shared lock (waited for until ctx is done), in the database's order. A missing file is an
-// empty database. The backend is detected as in rewriteSeen. A twoskip
-// file that a killed writer left unclean is read as of its last commit
-// (what Cyrus's recovery, and rewriteSeen's, restore); a damaged one is an
-// error wrapping cyrusdb.ErrCorrupt.
+// under its shared lock (waited for until ctx is done), in the database's
+// order. A missing file is an empty database. The backend is detected as
+// in rewriteSeen (sniffTwoskip). A twoskip file that a killed writer left
+// unclean is read as of its last commit (what Cyrus's recovery, and
+// rewriteSeen's, restore); a damaged one is an error wrapping
+// cyrusdb.ErrCorrupt.
 func readSeen(ctx context.Context, tree *cyrusfs.Tree, path, backend string, fn func(k, v []byte) error) error {
 	f, err := tree.OpenLocked(ctx, path, os.O_RDONLY, false)
 	if errors.Is(err, os.ErrNotExist) {
@@ -418,13 +419,11 @@ func readSeen(ctx context.Context, tree *cyrusfs.Tree, path, backend string, fn 
 	if err != nil {
 		return err
 	}
-	var head [20]byte
-	n, err := f.ReadAt(head[:], 0)
-	if err != nil && err != io.EOF {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
+	twoskip, err := sniffTwoskip(f, path, backend)
 	switch {
-	case bytes.HasPrefix(head[:n], twoskipMagic) || fi.Size() == 0 && backend == "twoskip":
+	case err != nil:
+		return err
+	case twoskip:
 		db, err := cyrusdb.ReadTwoskip(path, f, fi.Size())
 		if err != nil {
 			return err
@@ -432,8 +431,6 @@ func readSeen(ctx context.Context, tree *cyrusfs.Tree, path, backend string, fn 
 		// A file a killed writer left unclean is read as of its last
 		// commit, which is what Cyrus's recovery restores.
 		return db.ForEach(nil, fn)
-	case backend == "twoskip":
-		return &cyrusdb.CorruptError{Path: path, Offset: 0, Reason: "not a twoskip file (bad magic)"}
 	case backend == "flat":
 		return cyrusdb.ReadFlat(path, io.NewSectionReader(f, 0, fi.Size()), fn)
 	}

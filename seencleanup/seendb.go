@@ -134,6 +134,11 @@ func isTwoskip(tree *cyrusfs.Tree, path, backend string) (bool, error) {
 		return backend == "twoskip", err
 	}
 	defer f.Close()
+	return sniffTwoskip(f, path, backend)
+}
+
+// sniffTwoskip is isTwoskip of the open file f.
+func sniffTwoskip(f io.ReaderAt, path, backend string) (bool, error) {
 	var head [20]byte
 	n, err := f.ReadAt(head[:], 0)
 	if err != nil && err != io.EOF {
