@@ -37,14 +37,28 @@ func b64crc(c uint32) string {
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
-// checkSum compares the checksum the store returned with the one sent;
-// a store that returns none (it does not keep checksums) has still
+// sendSummed sends body with its CRC32C: send makes one try of the
+// request (body rewound before each) with the sum to send, and returns
+// the CRC32C the store computed of what it received, which must match.
+// A store that returns none (it does not keep checksums) has still
 // refused a body that did not match the one sent with it, if it checks.
-func checkSum(what string, sent string, got *string) error {
-	if got == nil || *got == "" || *got == sent {
-		return nil
+// sendSummed returns the CRC32C sent.
+func (c *Client) sendSummed(ctx context.Context, what string, body *io.SectionReader, send func(ctx context.Context, sum *string) (*string, error)) (uint32, error) {
+	crc, err := crc32cOf(io.NewSectionReader(body, 0, body.Size()))
+	if err != nil {
+		return 0, err
 	}
-	return fmt.Errorf("%s: the store computed CRC32C %s of what it received, mbtool sent %s", what, *got, sent)
+	sent := b64crc(crc)
+	return crc, c.op(ctx, func(ctx context.Context) error {
+		if _, err := body.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		got, err := send(ctx, aws.String(sent))
+		if err != nil || got == nil || *got == "" || *got == sent {
+			return err
+		}
+		return fmt.Errorf("%s: the store computed CRC32C %s of what it received, mbtool sent %s", what, *got, sent)
+	})
 }
 
 // Put writes data as key whole. With exclusive, an existing key is
@@ -77,25 +91,17 @@ func (c *Client) holds(ctx context.Context, bucket, key string, data []byte) boo
 // putBody writes body as key with one PUT, sending its CRC32C for the
 // store to check.
 func (c *Client) putBody(ctx context.Context, bucket, key string, body *io.SectionReader, exclusive bool) error {
-	crc, err := crc32cOf(io.NewSectionReader(body, 0, body.Size()))
-	if err != nil {
-		return err
-	}
-	sum := b64crc(crc)
-	in := &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: body, ContentLength: aws.Int64(body.Size()),
-		ChecksumCRC32C: aws.String(sum)}
+	in := &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: body, ContentLength: aws.Int64(body.Size())}
 	if exclusive {
 		in.IfNoneMatch = aws.String("*")
 	}
-	err = c.op(ctx, func(ctx context.Context) error {
-		if _, err := body.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
+	_, err := c.sendSummed(ctx, "s3://"+bucket+"/"+key, body, func(ctx context.Context, sum *string) (*string, error) {
+		in.ChecksumCRC32C = sum
 		out, err := c.s3.PutObject(ctx, in)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return checkSum("s3://"+bucket+"/"+key, sum, out.ChecksumCRC32C)
+		return out.ChecksumCRC32C, nil
 	})
 	if err != nil {
 		return fmt.Errorf("writing s3://%s/%s: %w", bucket, key, err)
@@ -189,30 +195,22 @@ func (c *Client) startUpload(ctx context.Context, bucket, key string) (*upload, 
 
 // part uploads one part from body, checking the store's CRC32C of it.
 func (u *upload) part(ctx context.Context, num int, body *io.SectionReader) error {
-	crc, err := crc32cOf(io.NewSectionReader(body, 0, body.Size()))
-	if err != nil {
-		return err
-	}
-	sum := b64crc(crc)
 	n := int32(num)
 	var etag string
-	err = u.c.op(ctx, func(ctx context.Context) error {
-		if _, err := body.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
+	crc, err := u.c.sendSummed(ctx, fmt.Sprintf("s3://%s/%s part %d", u.bucket, u.key, num), body, func(ctx context.Context, sum *string) (*string, error) {
 		out, err := u.c.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &u.bucket, Key: &u.key, UploadId: &u.id,
-			PartNumber: &n, Body: body, ContentLength: aws.Int64(body.Size()), ChecksumCRC32C: aws.String(sum)})
+			PartNumber: &n, Body: body, ContentLength: aws.Int64(body.Size()), ChecksumCRC32C: sum})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		etag = aws.ToString(out.ETag)
-		return checkSum(fmt.Sprintf("s3://%s/%s part %d", u.bucket, u.key, num), sum, out.ChecksumCRC32C)
+		return out.ChecksumCRC32C, nil
 	})
 	if err != nil {
 		return fmt.Errorf("uploading part %d of s3://%s/%s: %w", num, u.bucket, u.key, err)
 	}
 	u.mu.Lock()
-	u.parts = append(u.parts, types.CompletedPart{ETag: aws.String(etag), PartNumber: &n, ChecksumCRC32C: aws.String(sum)})
+	u.parts = append(u.parts, types.CompletedPart{ETag: aws.String(etag), PartNumber: &n, ChecksumCRC32C: aws.String(b64crc(crc))})
 	u.crcs[n] = crc
 	u.mu.Unlock()
 	return nil
