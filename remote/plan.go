@@ -212,6 +212,19 @@ func stateOf(mb *syncrec.Mailbox) invariant.State {
 		SyncCRC: mb.SyncCRC, SyncCRCAnnot: mb.SyncCRCAnnot}
 }
 
+// invariantRecords returns the records of a server's mailbox, read with
+// next, as package invariant reads the target's.
+func invariantRecords(next func() (*syncrec.Record, error)) func() (*invariant.Record, error) {
+	return func() (*invariant.Record, error) {
+		r, err := next()
+		if r == nil || err != nil {
+			return nil, err
+		}
+		return &invariant.Record{UID: r.UID, GUID: r.GUID, Modseq: r.Modseq, Expunged: r.Expunged(), Size: r.Size,
+			InternalDate: r.InternalDate, LastUpdated: r.LastUpdated}, nil
+	}
+}
+
 // differences compares the server's mailbox of b's name with the dump's
 // (the records as they would be sent: b.items, mb's CRCs), record by
 // record as GET FULLMAILBOX streams them, and says how they differ; ""
@@ -229,13 +242,7 @@ func (rs *restorer) differences(ctx context.Context, b *box) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmp := invariant.NewCompare(func() (*invariant.Record, error) {
-		r, err := next()
-		if r == nil || err != nil {
-			return nil, err
-		}
-		return &invariant.Record{UID: r.UID, GUID: r.GUID, Modseq: r.Modseq, Expunged: r.Expunged(), Size: r.Size}, nil
-	}, nil)
+	cmp := invariant.NewCompare(invariantRecords(next), nil)
 	for _, it := range b.items {
 		if it.unselected {
 			continue

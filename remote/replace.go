@@ -46,14 +46,7 @@ func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.R
 	}()
 	emit := func(r *syncrec.Record, _ bool) error { return out.Add(r) }
 	target := stateOf(cur.mb)
-	rep := invariant.NewReplace(stateOf(b.src), target, func() (*invariant.Record, error) {
-		r, err := tnext()
-		if r == nil || err != nil {
-			return nil, err
-		}
-		return &invariant.Record{UID: r.UID, GUID: r.GUID, Modseq: r.Modseq, Expunged: r.Expunged(), Size: r.Size,
-			InternalDate: r.InternalDate, LastUpdated: r.LastUpdated}, nil
-	}, time.Now().Unix(), emit)
+	rep := invariant.NewReplace(stateOf(b.src), target, invariantRecords(tnext), time.Now().Unix(), emit)
 	defer rep.Close()
 	for {
 		r, err := next()
