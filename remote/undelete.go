@@ -118,6 +118,8 @@ func (rs *restorer) mergeBox(ctx context.Context, b *box) error {
 // mergeOnce makes one attempt; false without an error: the server's
 // mailbox changed since it was read.
 func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
+	// A source of its own each attempt: rs.source()'s policy refuses a
+	// mailbox read a second time as listed twice.
 	cur, err := (&source{c: rs.c}).mailbox(b.mb.Name)
 	if err != nil {
 		return false, err
