@@ -188,12 +188,8 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) 
 	if err != nil {
 		return err
 	}
-	hb, err := readSmallFile(m.openFile, hpath, maxHeaderFile)
-	if err != nil {
+	if m.Header, err = ReadHeaderFile(m.openFile, hpath); err != nil {
 		return err
-	}
-	if m.Header, err = ParseHeader(hb); err != nil {
-		return &FileError{File: hpath, Offset: -1, Err: err}
 	}
 	if m.Header.UniqueID != "" && m.Header.UniqueID != e.UniqueID {
 		return &FileError{File: hpath, Offset: -1, Err: fmt.Errorf(
@@ -265,6 +261,20 @@ func (m *Mailbox) snapshotRecords(f *os.File, size int64) error {
 		return fmt.Errorf("index snapshot of %s: %w", m.IndexPath, err)
 	}
 	return nil
+}
+
+// ReadHeaderFile reads and parses the cyrus.header at path, opened with
+// open, at most maxHeaderFile bytes of it.
+func ReadHeaderFile(open func(string) (*os.File, error), path string) (Header, error) {
+	b, err := readSmallFile(open, path, maxHeaderFile)
+	if err != nil {
+		return Header{}, err
+	}
+	h, err := ParseHeader(b)
+	if err != nil {
+		return h, &FileError{File: path, Offset: -1, Err: err}
+	}
+	return h, nil
 }
 
 func readSmallFile(open func(string) (*os.File, error), path string, limit int64) ([]byte, error) {

@@ -198,7 +198,7 @@ func (rs *restorer) mergeBox(b *box) error {
 	if err != nil {
 		return err
 	}
-	hdr, err := readHeaderFile(tree.Open, hpath)
+	hdr, err := partition.ReadHeaderFile(func(p string) (*os.File, error) { return tree.Open(p, os.O_RDONLY) }, hpath)
 	if err != nil {
 		return err
 	}
@@ -363,22 +363,4 @@ func targetGUIDs(idx *os.File, h partition.IndexHeader, app *msgsel.Appender) er
 		}
 	}
 	return nil
-}
-
-// readHeaderFile reads and parses a cyrus.header.
-func readHeaderFile(open func(string, int) (*os.File, error), path string) (partition.Header, error) {
-	f, err := open(path, os.O_RDONLY)
-	if err != nil {
-		return partition.Header{}, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 8<<20))
-	if err != nil {
-		return partition.Header{}, fmt.Errorf("%s: %w", path, err)
-	}
-	h, err := partition.ParseHeader(b)
-	if err != nil {
-		return h, fmt.Errorf("%s: %w", path, err)
-	}
-	return h, nil
 }
