@@ -236,11 +236,11 @@ func TestS3FourHostsAndPrune(t *testing.T) {
 		s3Must(t, st, dumpArgs(hosts[i])...)
 	}
 
-	ss := s3Check(t, st, url, conf, users)
+	s3Check(t, st, url, conf, users)
 	// A final prune, with nothing running: one snapshot per host is left,
 	// and it is still whole.
 	s3Must(t, st, "prune", "--repo", url, "--keep-last", "1")
-	ss = s3Check(t, st, url, conf, users)
+	ss := s3Check(t, st, url, conf, users)
 	if len(ss) != len(hosts) {
 		t.Errorf("after prune --keep-last 1: %d snapshots, want one per host (%d): %+v", len(ss), len(hosts), ss)
 	}
