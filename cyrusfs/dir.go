@@ -94,16 +94,23 @@ func (d *Dir) Open(name string, flag int) (*os.File, error) {
 	if err != nil {
 		return nil, pathErr("open", d.Join(name), err)
 	}
+	return RegularFile(fd, d.Join(name))
+}
+
+// RegularFile returns the open descriptor fd of the file at path as an
+// *os.File if it is a regular file; anything else is refused with
+// ErrNotRegular. fd is closed on an error.
+func RegularFile(fd int, path string) (*os.File, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, pathErr("open", d.Join(name), err)
+		return nil, pathErr("open", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: ErrNotRegular}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
 	}
-	return os.NewFile(uintptr(fd), d.Join(name)), nil
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // owner resolves Inherit to the owner of d.

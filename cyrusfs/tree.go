@@ -316,16 +316,8 @@ func (t *Tree) openCached(path string, flag int) (f *os.File, ok bool, err error
 	default:
 		return nil, true, pathErr("open", path, err)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, true, pathErr("open", path, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return nil, true, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
-	}
-	return os.NewFile(uintptr(fd), filepath.Clean(path)), true, nil
+	f, err = RegularFile(fd, filepath.Clean(path))
+	return f, true, err
 }
 
 // openRoot opens a configured root directory. Its path is the operator's

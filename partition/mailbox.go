@@ -488,12 +488,7 @@ func (m *Mailbox) OpenMessageFile(r Record) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), m.MessagePath(r))
-	if err := checkRegular(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return cyrusfs.RegularFile(fd, m.MessagePath(r))
 }
 
 // OpenMessageFd is OpenMessageFile without the check that the file is a
@@ -587,15 +582,6 @@ func openTwoskip(ctx context.Context, path string, open func(string) (*os.File, 
 		return nil, fmt.Errorf("cyrusdb: opening twoskip: %w", err)
 	}
 	return cyrusdb.OpenTwoskipFile(path, f)
-}
-
-// checkRegular refuses an open file that is not a regular file.
-func checkRegular(f *os.File) error {
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = &fs.PathError{Op: "open", Path: f.Name(), Err: cyrusfs.ErrNotRegular}
-	}
-	return err
 }
 
 // Close releases the name lock and the snapshot. It is safe to call more
