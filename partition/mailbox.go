@@ -223,13 +223,8 @@ func (m *Mailbox) readIndexHeader(f *os.File) (int64, error) {
 		return 0, fmt.Errorf("%s: %w", m.IndexPath, err)
 	}
 	size := fi.Size()
-	var hb [160]byte
-	n, err := f.ReadAt(hb[:min(int64(len(hb)), size)], 0)
-	if err != nil && err != io.EOF {
-		return 0, fmt.Errorf("%s: %w", m.IndexPath, err)
-	}
-	if m.Index, err = ParseIndexHeader(hb[:n]); err != nil {
-		return 0, &FileError{File: m.IndexPath, Offset: 0, Err: err}
+	if m.Index, err = indexHeaderAt(f, m.IndexPath); err != nil {
+		return 0, err
 	}
 	h := m.Index
 	if need := h.Size(); size < need {

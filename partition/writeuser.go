@@ -289,9 +289,16 @@ func (s *Spool) ReadIndexHeader(e Entry) (IndexHeader, error) {
 		return IndexHeader{}, err
 	}
 	defer f.Close()
+	return indexHeaderAt(f, path)
+}
+
+// indexHeaderAt reads and checks the index header at the start of the
+// cyrus.index f (at path, for errors): the one reader of it, with or
+// without the index lock.
+func indexHeaderAt(f io.ReaderAt, path string) (IndexHeader, error) {
 	var b [IndexHeaderSize]byte
-	n, err := io.ReadFull(f, b[:])
-	if err != nil && err != io.ErrUnexpectedEOF {
+	n, err := f.ReadAt(b[:], 0)
+	if err != nil && err != io.EOF {
 		return IndexHeader{}, fmt.Errorf("reading %s: %w", path, err)
 	}
 	h, err := ParseIndexHeader(b[:n])
