@@ -23,28 +23,27 @@ func (rs *restorer) intermediates() error {
 	// Only for --into: the mailboxes of a dump come with their parents,
 	// and a selection of a nested one alone keeps the behaviour of
 	// earlier versions (docs/restore.md).
-	for _, b := range []*box{rs.into} {
-		if b == nil || b.res.Action != ActionCreate || b.owner == "" || mboxname.Owner(b.name) == "" {
-			continue // not a user's own mailbox (shared, or in the deleted tree)
-		}
-		inbox := rs.spool.UserInbox(b.owner)
-		if !strings.HasPrefix(b.name, inbox+".") {
+	b := rs.into
+	if b == nil || b.res.Action != ActionCreate || b.owner == "" || mboxname.Owner(b.name) == "" {
+		return nil // not a user's own mailbox (shared, or in the deleted tree)
+	}
+	inbox := rs.spool.UserInbox(b.owner)
+	if !strings.HasPrefix(b.name, inbox+".") {
+		return nil
+	}
+	for a := parentName(b.name); len(a) > len(inbox); a = parentName(a) {
+		if rs.byName[a] != nil {
 			continue
 		}
-		for a := parentName(b.name); len(a) > len(inbox); a = parentName(a) {
-			if rs.byName[a] != nil {
-				continue
-			}
-			cur, exists, err := rs.spool.LookupAny(a)
-			if err != nil {
-				return err
-			}
-			if exists && !cur.Deleted() && !cur.Intermediate() {
-				continue
-			}
-			if err := rs.intermediate(b, a); err != nil {
-				return err
-			}
+		cur, exists, err := rs.spool.LookupAny(a)
+		if err != nil {
+			return err
+		}
+		if exists && !cur.Deleted() && !cur.Intermediate() {
+			continue
+		}
+		if err := rs.intermediate(b, a); err != nil {
+			return err
 		}
 	}
 	return nil
