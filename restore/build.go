@@ -29,7 +29,6 @@ type builder struct {
 	buf []byte
 
 	slots  map[string]int // lower-cased user flag name -> slot
-	prev   uint32
 	crc    syncrec.CRC
 	annots [][2][]byte // cyrus.annotations records
 	h      partition.IndexHeader

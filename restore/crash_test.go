@@ -329,15 +329,6 @@ func liveGUIDs(t *testing.T, s *partition.Spool, name string) []string {
 	return out
 }
 
-func indexPath(t *testing.T, s *partition.Spool, e partition.Entry) string {
-	t.Helper()
-	p, err := s.MetaPath(e, partition.FileIndex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func mustLookup(t *testing.T, s *partition.Spool, name string) partition.Entry {
 	t.Helper()
 	e, err := s.Lookup(name)
