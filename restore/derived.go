@@ -77,9 +77,9 @@ func (rs *restorer) derivedJobs() []derivedJob {
 	return jobs
 }
 
-// checkDerived is the dry run's half of runDerived: each program must be
-// there. A missing one is reported, as the real run reports it, for each
-// job it would have run.
+// checkDerived, before the commit and in a dry run too, makes sure each
+// program runDerived needs is there. A missing one is reported for each
+// job it would have run, and runDerived skips those jobs.
 func (rs *restorer) checkDerived() {
 	for _, j := range rs.derivedJobs() {
 		if _, err := rs.tools.Path(j.prog); err != nil {
