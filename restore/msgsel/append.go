@@ -87,9 +87,10 @@ func (a *Appender) Next(r *syncrec.Record) (bool, error) {
 // Message-ID a Filter selects; only those are remembered, so memory
 // follows the selection, not the dump.
 type IDMatcher struct {
-	f    *Filter
-	head []byte
-	hits map[guid.GUID]string
+	f     *Filter
+	head  []byte
+	ended bool // head holds the empty line ending the header
+	hits  map[guid.GUID]string
 }
 
 // NewIDMatcher returns the matcher of f, nil when f selects no
@@ -110,17 +111,31 @@ func (m *IDMatcher) Tap() io.Writer {
 	if m == nil {
 		return io.Discard
 	}
-	m.head = m.head[:0]
+	m.head, m.ended = m.head[:0], false
 	return (*tap)(m)
 }
 
 type tap IDMatcher
 
+// Write keeps the message's bytes up to the end of its header (MessageID
+// reads no further), at most maxHead.
 func (t *tap) Write(p []byte) (int, error) {
-	if room := maxHead - len(t.head); room > 0 {
+	if room := maxHead - len(t.head); room > 0 && !t.ended {
+		from := max(len(t.head)-2, 0) // an empty line may begin in the last write
 		t.head = append(t.head, p[:min(len(p), room)]...)
+		t.ended = headerEnded(t.head, from)
 	}
 	return len(p), nil
+}
+
+// headerEnded reports whether head, looked at from offset from on, holds
+// an empty line: one at its start, or "\n\n" or "\n\r\n".
+func headerEnded(head []byte, from int) bool {
+	if bytes.HasPrefix(head, []byte("\n")) || bytes.HasPrefix(head, []byte("\r\n")) {
+		return true
+	}
+	h := head[from:]
+	return bytes.Contains(h, []byte("\n\n")) || bytes.Contains(h, []byte("\n\r\n"))
 }
 
 // Done notes the message of GUID g, written to the last Tap.
