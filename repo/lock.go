@@ -277,11 +277,14 @@ func (r *Repo) LockWait(ctx context.Context, exclusive bool, wait time.Duration)
 	for {
 		l, err := r.Lock(exclusive)
 		left := time.Until(deadline)
-		if !errors.Is(err, ErrLocked) || left <= 0 {
-			if err != nil && wait > 0 {
+		if !errors.Is(err, ErrLocked) {
+			return l, err // taken, or a failure that waiting does not cure
+		}
+		if left <= 0 {
+			if wait > 0 {
 				err = fmt.Errorf("%w (waited %s)", err, wait)
 			}
-			return l, err
+			return nil, err
 		}
 		t := time.NewTimer(min(pause, left))
 		select {

@@ -3,6 +3,8 @@ package repo
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -188,4 +190,25 @@ func TestLockWait(t *testing.T) {
 		t.Fatalf("waiting for a shared lock released after 0.5 s: %v", err)
 	}
 	l.Release()
+}
+
+// LockWait says it waited only when it waited for a lock: a store that
+// fails at the first try fails at once, with the store's error alone.
+func TestLockWaitStoreFailure(t *testing.T) {
+	r := newRepo(t)
+	locks := filepath.Join(r.store.Location(), "locks")
+	if err := os.RemoveAll(locks); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(locks, nil, 0o600); err != nil { // no directory to put a lock in
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := r.LockWait(t.Context(), true, time.Minute)
+	if err == nil || errors.Is(err, ErrLocked) {
+		t.Fatalf("a lock in a repository whose locks/ is a file: %v", err)
+	}
+	if strings.Contains(err.Error(), "waited") || time.Since(start) > 10*time.Second {
+		t.Errorf("a store failure at the first try says %q after %s", err, time.Since(start))
+	}
 }
