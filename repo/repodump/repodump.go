@@ -40,13 +40,23 @@ type Options struct {
 	Progress func(Summary)
 }
 
-// Skip is a user that was not dumped, and why.
+// Skip is a user, or a shared mailbox, that was not dumped, and why.
 type Skip struct {
-	User   string
-	Reason error
+	User    string // the user; "" for a shared mailbox
+	Mailbox string // the shared mailbox (one no user owns)
+	Reason  error
 }
 
-func (s Skip) String() string { return fmt.Sprintf("user %s: skipped: %v", s.User, s.Reason) }
+// Item names what was skipped as the snapshot's MBTOOL SKIPPED line
+// does: "user bob", or the shared mailbox's name.
+func (s Skip) Item() string {
+	if s.User == "" {
+		return s.Mailbox
+	}
+	return "user " + s.User
+}
+
+func (s Skip) String() string { return fmt.Sprintf("%s: skipped: %v", s.Item(), s.Reason) }
 
 // Summary is what a run did.
 type Summary struct {
@@ -120,12 +130,17 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 		go func() {
 			defer wg.Done()
 			for u := range todo {
-				ds, ue, err := one(ctx, spool, b, u, dump.Options{Users: []string{u}, Host: host, Version: opts.Version,
+				ds, ue, gone, err := one(ctx, spool, b, u, dump.Options{Users: []string{u}, Host: host, Version: opts.Version,
 					Now: now, Workers: workers, Have: b.Have})
+				mu.Lock()
+				for _, sk := range gone {
+					sum.Skipped = append(sum.Skipped, sk)
+					b.Skip(dumpfile.Skip{Item: sk.Item(), Reason: sk.Reason.Error()})
+				}
 				if u == repo.SharedName && errors.Is(err, errNoShared) {
+					mu.Unlock()
 					continue
 				}
-				mu.Lock()
 				switch {
 				case err == nil:
 					if u == repo.SharedName {
@@ -138,9 +153,10 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 					sum.Bytes += ue.Bytes
 					sum.Records += ds.Records
 					sum.Problems = append(sum.Problems, ds.Problems...)
-				case vanished(err):
-					sum.Skipped = append(sum.Skipped, Skip{User: u, Reason: err})
-					b.Skip(dumpfile.Skip{Item: "user " + u, Reason: err.Error()})
+				case vanished(err) && u != repo.SharedName:
+					sk := Skip{User: u, Reason: err}
+					sum.Skipped = append(sum.Skipped, sk)
+					b.Skip(dumpfile.Skip{Item: sk.Item(), Reason: err.Error()})
 				default:
 					if firstErr == nil {
 						firstErr = err
@@ -182,30 +198,57 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 }
 
 // one dumps one user into the run: dump.Run writes the user's standalone
-// dump into a pipe, Ingest reads it.
-func one(ctx context.Context, spool *partition.Spool, b *repo.Backup, user string, opts dump.Options) (*dump.Summary, repo.UserEntry, error) {
-	if user == repo.SharedName {
-		// The shared mailboxes as they are now; one that goes between
-		// this listing and the dump's is listed again once.
-		for try := 0; ; try++ {
-			names, err := dump.SharedMailboxes(spool)
-			if err != nil {
-				return nil, repo.UserEntry{}, err
-			}
-			if len(names) == 0 {
-				return nil, repo.UserEntry{}, errNoShared
-			}
-			opts.Users, opts.Mailboxes = nil, names
-			ds, ue, err := oneDump(ctx, spool, b, user, opts)
-			var nf *dump.NotFoundError
-			if try == 0 && errors.As(err, &nf) {
-				continue
-			}
-			return ds, ue, err
-		}
+// dump into a pipe, Ingest reads it. For the shared mailboxes it returns
+// those that went between the listing and the dump as skipped.
+func one(ctx context.Context, spool *partition.Spool, b *repo.Backup, user string, opts dump.Options) (*dump.Summary, repo.UserEntry, []Skip, error) {
+	if user != repo.SharedName {
+		ds, ue, err := oneDump(ctx, spool, b, user, opts)
+		return ds, ue, nil, err
 	}
-	return oneDump(ctx, spool, b, user, opts)
+	// The shared mailboxes as they are now. When some go between this
+	// listing and the dump's, they are listed again once (a renamed one
+	// is then found under its new name); those gone again are skipped,
+	// each by its name, and the rest dumped.
+	names, err := listShared(spool)
+	var gone []Skip
+	for try := 0; ; try++ {
+		if err != nil {
+			return nil, repo.UserEntry{}, gone, err
+		}
+		if len(names) == 0 {
+			return nil, repo.UserEntry{}, gone, errNoShared
+		}
+		opts.Users, opts.Mailboxes = nil, names
+		ds, ue, err := oneDump(ctx, spool, b, user, opts)
+		var nf *dump.NotFoundError
+		if !errors.As(err, &nf) || len(nf.Mailboxes) == 0 {
+			return ds, ue, gone, err
+		}
+		if try == 0 {
+			names, err = listShared(spool)
+			continue
+		}
+		missing := map[string]bool{}
+		for _, m := range nf.Mailboxes {
+			missing[m] = true
+			gone = append(gone, Skip{Mailbox: m, Reason: fmt.Errorf("deleted or renamed since the run listed it: %w", partition.ErrNoMailbox)})
+		}
+		kept := names[:0]
+		for _, m := range names {
+			if !missing[m] {
+				kept = append(kept, m)
+			}
+		}
+		if len(kept) == len(names) {
+			return ds, ue, gone, err
+		}
+		names = kept
+	}
 }
+
+// listShared lists the shared mailboxes (a variable for the test of a
+// mailbox that goes between the listing and the dump).
+var listShared = dump.SharedMailboxes
 
 // errNoShared: the partition has no shared mailbox.
 var errNoShared = errors.New("no shared mailboxes")

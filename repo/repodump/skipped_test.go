@@ -5,10 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/fixtures"
+	"github.com/mbtool/mbtool/fixtures/gen"
+	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/repo"
 	"github.com/mbtool/mbtool/verify"
 )
@@ -81,5 +85,65 @@ func TestSkippedKept(t *testing.T) {
 	cs, err := r.Check(ctx, repo.CheckOptions{ReadData: true})
 	if err != nil || len(cs.Findings) > 0 || cs.Skipped != 2 {
 		t.Fatalf("verify --repo: %v, findings %v, %d skipped; want 2", err, cs.Findings, cs.Skipped)
+	}
+}
+
+// A shared mailbox that goes between the listing and the dump, and again
+// after a second listing, is skipped by its name (in the summary, the
+// warnings and the snapshot's MBTOOL SKIPPED line), and the other shared
+// mailboxes are dumped; it used to be "user *shared*", with every shared
+// mailbox left out.
+func TestSharedMailboxGone(t *testing.T) {
+	ctx := context.Background()
+	c, _, err := gen.Partition(ctx, t.TempDir(), gen.Options{Seed: 41, Messages: 300, MeanSize: 2000, PerMailbox: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openSpool(t, c)
+	shared, err := dump.SharedMailboxes(s)
+	if err != nil || len(shared) == 0 {
+		t.Fatalf("shared mailboxes of the generated partition: %v, %v", shared, err)
+	}
+	// Every listing sees a shared mailbox that is gone when the dump
+	// looks it up.
+	listShared = func(s *partition.Spool) ([]string, error) {
+		names, err := dump.SharedMailboxes(s)
+		return append(names, "shared.zz-gone"), err
+	}
+	defer func() { listShared = dump.SharedMailboxes }()
+	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Run(ctx, s, r, Options{All: true, Host: "h", Version: "v", Now: night})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Skipped) != 1 || sum.Skipped[0].Item() != "shared.zz-gone" ||
+		!strings.HasPrefix(sum.Skipped[0].String(), "shared.zz-gone: skipped: ") {
+		t.Fatalf("skipped %q; want shared.zz-gone", sum.Skipped)
+	}
+	if sum.Shared != int64(len(shared)) {
+		t.Errorf("%d shared mailboxes dumped, want %d", sum.Shared, len(shared))
+	}
+	snap := sum.Snapshot
+	if len(snap.Skipped) != 1 || snap.Skipped[0].Item != "shared.zz-gone" {
+		t.Fatalf("the snapshot's skipped items: %+v", snap.Skipped)
+	}
+	// Written out: dump --all with the run's SKIPPED line at its end.
+	var items []string
+	dr, err := dumpfile.NewReader(bytes.NewReader(export(t, r, snap)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr.OnSkip = func(s dumpfile.Skip, _ int64) { items = append(items, s.Item) }
+	for {
+		if _, _, _, err := dr.Next(); err != nil {
+			break
+		}
+		dr.SkipLine()
+	}
+	if len(items) != 1 || items[0] != "shared.zz-gone" {
+		t.Errorf("export's SKIPPED lines: %q", items)
 	}
 }
