@@ -16,6 +16,7 @@
 //	go run ./scripts/bench -messages 0 -mailboxes -mailbox-max 200000   # and 200,000 (hours, 5 GB)
 //	go run ./scripts/bench -messages 0 -repo-nightly       # only the repository's nightly scenario: 100,000 messages, 30 nights (hours; real Cyrus)
 //	go run ./scripts/bench -messages 0 -repo-nightly -nightly-messages 10000 -nights 2   # a quick look
+//	go run ./scripts/bench -messages 0 -repo-nightly -nightly-bytes   # the same, bytes only, untimed (its own section)
 //	go run ./scripts/bench -s3                              # only the repository on object storage (SeaweedFS) next to a directory
 //	go run ./scripts/bench -against docs/benchmarks.md -out /tmp/b.md
 //	                                  # a second run: do its figures agree with the published ones?
@@ -64,7 +65,10 @@ type config struct {
 	repoNightly     bool
 	nightlyMessages int
 	nights          int
-	args            string // the command line, as the report quotes it
+	// nightlyBytes: the scenario without its timed rounds, reported in a
+	// section of its own (a loaded machine: bytes and restores only)
+	nightlyBytes bool
+	args         string // the command line, as the report quotes it
 }
 
 // minPairs is the fewest rounds whose spread the report trusts.
@@ -86,6 +90,7 @@ func main() {
 	flag.BoolVar(&c.repoNightly, "repo-nightly", false, "also run the backup repository's nightly scenario (needs real Cyrus)")
 	flag.IntVar(&c.nightlyMessages, "nightly-messages", 100_000, "messages of the nightly scenario's partition")
 	flag.IntVar(&c.nights, "nights", 30, "nights of the nightly scenario (at least 2; more than 7 adds prune --keep-daily 7)")
+	flag.BoolVar(&c.nightlyBytes, "nightly-bytes", false, "with -repo-nightly: no timed rounds, report bytes and restores only, in a section of their own (for a loaded machine)")
 	flag.Parse()
 	c.args = commandLine(os.Args[1:])
 	if c.pairs < 1 {
