@@ -407,6 +407,27 @@ func (r *run) find(g guid.GUID, slot int, buf *[]byte) (int64, []byte, error) {
 	return off + int64(i*slot), data[i*slot : (i+1)*slot], nil
 }
 
+// TempFile makes an unlinked temporary file for spilled data, in dir or,
+// when dir is "", where Options.Dir says a table makes its files. It
+// lives as long as the descriptor, and nothing is left behind by a crash.
+func TempFile(dir, pattern string) (*os.File, error) {
+	var f *os.File
+	var err error
+	for _, d := range tempDirs(dir) {
+		if f, err = os.CreateTemp(d, pattern); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // runWriter writes a run of entries given in GUID order.
 type runWriter struct {
 	t   *Table
@@ -416,20 +437,8 @@ type runWriter struct {
 }
 
 func (t *Table) newRun(n int) (*runWriter, error) {
-	var f *os.File
-	var err error
-	for _, dir := range tempDirs(t.opts.Dir) {
-		if f, err = os.CreateTemp(dir, "mbtool-guids-*"); err == nil {
-			break
-		}
-	}
+	f, err := TempFile(t.opts.Dir, "mbtool-guids-*")
 	if err != nil {
-		return nil, err
-	}
-	// Unlinked at once: the file lives as long as the descriptor, and
-	// nothing is left behind by a crash.
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
 		return nil, err
 	}
 	r := &run{f: f, bloom: NewBloom(n),

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -18,7 +20,7 @@ import (
 type box struct {
 	src   *syncrec.Mailbox // as in the dump
 	mb    *syncrec.Mailbox // as sent: names mapped, partition, uniqueid, CRCs of the mapped records
-	items []item
+	items span // its records, in inventory.items
 	res   MailboxResult
 
 	existing *syncrec.Mailbox // the server's mailbox of this name, if any
@@ -29,17 +31,36 @@ type box struct {
 // inventory is what the first pass learns from the dump.
 type inventory struct {
 	boxes              []*box
-	files              map[guid.GUID]int64 // size of each file literal
+	items              itemLog          // the records of every box
+	files              *guidtable.Table // the size of each file literal (8 bytes)
 	dumpcheck.UserData                     // the APPLY QUOTA, SUB and SEEN lines
 	counts             dumpfile.Counts
 	trail              dumpfile.Counts
+}
+
+// Close releases the files the inventory keeps.
+func (inv *inventory) Close() {
+	inv.items.close()
+	inv.files.Close()
+	inv.UserData.Close()
+}
+
+// fileSize returns the size of the file literal of g, if the dump has
+// one.
+func (inv *inventory) fileSize(g guid.GUID) (int64, bool, error) {
+	var v [8]byte
+	ok, err := inv.files.Get(g, v[:])
+	if err != nil {
+		return 0, false, fmt.Errorf("looking up message file %s: %w", g, err)
+	}
+	return int64(binary.LittleEndian.Uint64(v[:])), ok, nil
 }
 
 // check reads the whole dump once, offline: every file literal is hashed
 // against its GUID, every record and name is validated, the trailer's
 // digest and counts are compared. Nothing is sent before it succeeds.
 func (rs *restorer) check(ctx context.Context, r io.Reader) (*inventory, error) {
-	inv := &inventory{files: make(map[guid.GUID]int64)}
+	inv := &inventory{files: guidtable.New(guidtable.Options{ValueSize: 8})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -73,6 +94,9 @@ func (rs *restorer) check(ctx context.Context, r io.Reader) (*inventory, error) 
 			return nil, fmt.Errorf("dump offset %d: APPLY %s: %w", off, name, err)
 		}
 		rs.progress(Progress{Phase: PhaseCheck, Mailboxes: inv.counts.Mailboxes, Messages: inv.counts.Messages, Bytes: inv.counts.Bytes})
+	}
+	if err := inv.items.finish(); err != nil {
+		return nil, err
 	}
 	inv.trail = d.Trailer().Counts
 	if inv.trail != inv.counts {
@@ -132,10 +156,20 @@ func (rs *restorer) checkMessages(r *dlist.Reader, inv *inventory, policy *dumpc
 			return fmt.Errorf("offset %d: message file %s (%d bytes, %d read): %w", t.Offset, fi.GUID, fi.Size, n, err)
 		}
 		rs.ids.Done(fi.GUID)
-		if size, dup := inv.files[fi.GUID]; dup && size != fi.Size {
+		size, dup, err := inv.fileSize(fi.GUID)
+		if err != nil {
+			return err
+		}
+		if dup && size != fi.Size {
 			return fmt.Errorf("%w: offset %d: message file %s twice, with %d and %d bytes", ErrDamaged, t.Offset, fi.GUID, size, fi.Size)
 		}
-		inv.files[fi.GUID] = fi.Size
+		if !dup {
+			var v [8]byte
+			binary.LittleEndian.PutUint64(v[:], uint64(fi.Size))
+			if err := inv.files.Put(fi.GUID, v[:]); err != nil {
+				return fmt.Errorf("remembering message file %s: %w", fi.GUID, err)
+			}
+		}
 		inv.counts.Messages++
 		inv.counts.Bytes += fi.Size
 	}
@@ -169,7 +203,7 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 	}
 	mb.Annotations = append([]syncrec.Annotation(nil), src.Annotations...)
 	rs.users.Annotations(mb.Annotations)
-	b := &box{src: src, mb: &mb}
+	b := &box{src: src, mb: &mb, items: span{first: inv.items.n}}
 	b.res = MailboxResult{Name: mb.Name, Source: src.Name, UniqueID: src.UniqueID, Partition: mb.Partition}
 	// The selection is decided on this offline pass, before connecting.
 	selected := rs.opts.Select.Match(src.Name, mb.Name)
@@ -194,8 +228,11 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 		if err := chk.Record(rec); err != nil {
 			return nil, err
 		}
-		_, inDump := inv.files[rec.GUID]
-		if size, ok := inv.files[rec.GUID]; ok && size != int64(rec.Size) {
+		size, inDump, err := inv.fileSize(rec.GUID)
+		if err != nil {
+			return nil, err
+		}
+		if inDump && size != int64(rec.Size) {
 			return nil, fmt.Errorf("%w: mailbox %s UID %d: SIZE %d, but the file of GUID %s has %d bytes",
 				ErrDamaged, src.Name, rec.UID, rec.Size, rec.GUID, size)
 		}
@@ -204,7 +241,10 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 		if err != nil {
 			return nil, err
 		}
-		b.items = append(b.items, item{guid: rec.GUID, uid: rec.UID, modseq: rec.Modseq, expunged: rec.Expunged(), inDump: inDump, unselected: !sel})
+		if err := inv.items.add(item{guid: rec.GUID, uid: rec.UID, modseq: rec.Modseq, expunged: rec.Expunged(), inDump: inDump, unselected: !sel}); err != nil {
+			return nil, err
+		}
+		b.items.n++
 		if !sel {
 			b.res.Unselected++
 			continue

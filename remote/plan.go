@@ -193,15 +193,17 @@ func (rs *restorer) damaged(b *box, part string) (int64, error) {
 		batch = batch[:0]
 		return err
 	}
-	for _, it := range b.items {
+	err := rs.inv.items.each(b.items, func(it item) error {
 		if it.expunged || it.unselected {
-			continue
+			return nil
 		}
 		if batch = append(batch, it.guid); len(batch) == maxGUIDsPerReserve {
-			if err := flush(); err != nil {
-				return 0, err
-			}
+			return flush()
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	return n, flush()
 }
@@ -243,11 +245,14 @@ func (rs *restorer) differences(ctx context.Context, b *box) (string, error) {
 		return "", err
 	}
 	cmp := invariant.NewCompare(invariantRecords(next), nil)
-	for _, it := range b.items {
-		if it.unselected {
-			continue
+	err = rs.inv.items.each(b.items, func(it item) error {
+		if !it.unselected {
+			cmp.Add(invariant.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq, Expunged: it.expunged})
 		}
-		cmp.Add(invariant.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq, Expunged: it.expunged})
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	diff, err := cmp.End()
 	if err != nil {
@@ -351,11 +356,10 @@ func (rs *restorer) getMailboxes(name string, v *dlist.Value, fn func(*syncrec.M
 // created empty first, which fails cleanly (IMAP_PARTITION_UNKNOWN) for
 // a partition the server lacks. Only then are files sent to it.
 func (rs *restorer) reserveAll() error {
-	rs.avail = make(map[string]map[guid.GUID]bool)
+	rs.guids = make(partGUIDs)
 	names := sortedKeys(rs.remote)
 	rs.parts = rs.partitions()
 	for _, p := range rs.parts {
-		rs.avail[p] = make(map[guid.GUID]bool)
 		if !rs.known[p] {
 			// Nothing of ours can be on a partition no mailbox uses.
 			if err := rs.probePartition(p); err != nil {
@@ -370,7 +374,9 @@ func (rs *restorer) reserveAll() error {
 		}
 		for _, b := range rs.inv.boxes {
 			if applies(b) && b.mb.Partition == p {
-				rs.checkAvailable(b)
+				if err := rs.checkAvailable(b); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -379,21 +385,31 @@ func (rs *restorer) reserveAll() error {
 
 // checkAvailable fails a box when a message it needs is neither in the
 // dump (before it) nor on the server: sync_server aborts on such a record.
-func (rs *restorer) checkAvailable(b *box) {
+func (rs *restorer) checkAvailable(b *box) error {
 	missing := 0
 	var first guid.GUID
-	for _, it := range b.items {
-		if !it.unselected && !it.expunged && !it.inDump && !rs.avail[b.mb.Partition][it.guid] {
-			if missing == 0 {
-				first = it.guid
-			}
-			missing++
+	err := rs.inv.items.each(b.items, func(it item) error {
+		if it.unselected || it.expunged || it.inDump {
+			return nil
 		}
+		held, err := rs.guids.held(b.mb.Partition, it.guid)
+		if err != nil || held {
+			return err
+		}
+		if missing == 0 {
+			first = it.guid
+		}
+		missing++
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if missing > 0 {
 		b.res.Err = fmt.Errorf("%d message file(s), GUID %s the first, are neither in the dump nor on the server", missing, first)
 		rs.problem(b.mb.Name, b.res.Err)
 	}
+	return nil
 }
 
 // probePartition creates the first mailbox to restore on partition p
@@ -402,7 +418,9 @@ func (rs *restorer) probePartition(p string) error {
 	var probe *box
 	for _, b := range rs.inv.boxes {
 		if applies(b) && b.mb.Partition == p {
-			rs.checkAvailable(b)
+			if err := rs.checkAvailable(b); err != nil {
+				return err
+			}
 			if probe == nil && b.res.Err == nil && b.res.Action == ActionCreate {
 				probe = b
 			}
@@ -447,16 +465,13 @@ func (rs *restorer) reserve(p string, names []string) error {
 		if !writes(b) || b.mb.Partition != p {
 			continue
 		}
-		for _, it := range b.items {
+		err := rs.inv.items.each(b.items, func(it item) error {
 			if it.unselected {
-				continue
+				return nil
 			}
 			added, err := seen.Add(it.guid, nil)
-			if err != nil {
+			if err != nil || !added {
 				return err
-			}
-			if !added {
-				continue
 			}
 			batch = append(batch, it.guid)
 			if len(batch) == maxGUIDsPerReserve {
@@ -465,6 +480,10 @@ func (rs *restorer) reserve(p string, names []string) error {
 				}
 				batch = batch[:0]
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	if len(batch) > 0 {
@@ -482,7 +501,9 @@ func (rs *restorer) reserveBatch(p string, names []string, batch []guid.GUID) er
 	}
 	for _, g := range batch {
 		if !missing[g] {
-			rs.avail[p][g] = true
+			if err := rs.guids.set(p, g, guidHeld); err != nil {
+				return err
+			}
 			rs.sum.Present++
 		}
 	}

@@ -77,11 +77,13 @@ func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.R
 // dump's side is b.items.
 func (rs *restorer) dryReplace(b *box) error {
 	var mb syncrec.Mailbox
-	i := 0
+	items := rs.inv.items.read(b.items)
 	next := func() (*syncrec.Record, error) {
-		for i < len(b.items) {
-			it := b.items[i]
-			i++
+		for {
+			it, ok, err := items.next()
+			if err != nil || !ok {
+				return nil, err
+			}
 			if it.unselected {
 				continue
 			}
@@ -91,7 +93,6 @@ func (rs *restorer) dryReplace(b *box) error {
 			}
 			return r, nil
 		}
-		return nil, nil
 	}
 	out, ok, err := rs.replace(b, &mb, next)
 	if ok {

@@ -8,7 +8,6 @@ import (
 	"sort"
 
 	"github.com/mbtool/mbtool/dumpcheck"
-	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
@@ -129,6 +128,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 		return nil, err
 	}
 	rs.inv = inv
+	hook("checked")
 	if opts.Into != "" && rs.into == nil {
 		return nil, fmt.Errorf("--into %s: no mailbox of the dump is selected", opts.Into)
 	}
@@ -136,6 +136,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 		for _, b := range inv.boxes {
 			b.merge.Close()
 		}
+		rs.guids.close()
 	}()
 	rs.sum.Dump = inv.trail
 	defer func() {
@@ -156,6 +157,16 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 	return rs.sum, err
 }
 
+// phaseHook, when set (by tests), is called as a run passes each phase,
+// to measure what it holds there.
+var phaseHook func(phase string)
+
+func hook(phase string) {
+	if phaseHook != nil {
+		phaseHook(phase)
+	}
+}
+
 // restorer holds the state of one run.
 type restorer struct {
 	opts  RestoreOptions
@@ -165,7 +176,7 @@ type restorer struct {
 	c     *syncproto.Client
 
 	known  map[string]bool               // partitions the server has
-	avail  map[string]map[guid.GUID]bool // partition -> GUIDs the server holds or was sent
+	guids  partGUIDs                     // partition -> what the server holds, what to send
 	remote map[string]bool               // mailbox names that exist on the server
 	parts  []string                      // target partitions, in order of use
 	sent   Progress
@@ -206,6 +217,7 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 	if err := rs.plan(ctx); err != nil {
 		return err
 	}
+	hook("planned")
 	if rs.opts.DryRun {
 		for _, b := range rs.inv.boxes {
 			if b.res.Action == ActionReplace {
@@ -219,6 +231,7 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 	if err := rs.reserveAll(); err != nil {
 		return err
 	}
+	hook("reserved")
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("rewinding the dump: %w", err)
 	}

@@ -31,7 +31,10 @@ func (rs *restorer) send(ctx context.Context, src io.Reader) error {
 		return fmt.Errorf("%w: %w", ErrChanged, err)
 	}
 	defer d.Close()
-	need := rs.needed()
+	if err := rs.needed(); err != nil {
+		return err
+	}
+	hook("sending")
 	next := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -39,6 +42,7 @@ func (rs *restorer) send(ctx context.Context, src io.Reader) error {
 		}
 		verb, name, off, err := d.Next()
 		if err == io.EOF {
+			hook("sent")
 			return nil
 		}
 		if err != nil {
@@ -49,7 +53,7 @@ func (rs *restorer) send(ctx context.Context, src io.Reader) error {
 		}
 		switch name {
 		case "MESSAGE":
-			err = rs.sendMessages(d.DL(), need)
+			err = rs.sendMessages(d.DL())
 		case "MAILBOX":
 			if next >= len(rs.inv.boxes) {
 				return fmt.Errorf("%w: offset %d: more mailboxes than before", ErrChanged, off)
@@ -63,28 +67,29 @@ func (rs *restorer) send(ctx context.Context, src io.Reader) error {
 	}
 }
 
-// needed returns, per partition, the GUIDs of the applied mailboxes that
-// the server does not have.
-func (rs *restorer) needed() map[string]map[guid.GUID]bool {
-	need := make(map[string]map[guid.GUID]bool)
+// needed marks, per partition, the GUIDs of the applied mailboxes that
+// the server does not have (guidNeeded).
+func (rs *restorer) needed() error {
 	for _, b := range rs.inv.boxes {
 		if !writes(b) {
 			continue
 		}
 		p := b.mb.Partition
-		for _, it := range b.items {
-			if it.unselected || (it.expunged && b.res.Action == ActionMerge) {
-				continue
+		err := rs.inv.items.each(b.items, func(it item) error {
+			if it.unselected || (it.expunged && b.res.Action == ActionMerge) || !it.inDump {
+				return nil
 			}
-			if it.inDump && !rs.avail[p][it.guid] {
-				if need[p] == nil {
-					need[p] = make(map[guid.GUID]bool)
-				}
-				need[p][it.guid] = true
+			s, err := rs.guids.get(p, it.guid)
+			if err != nil || s != guidUnknown {
+				return err
 			}
+			return rs.guids.set(p, it.guid, guidNeeded)
+		})
+		if err != nil {
+			return err
 		}
 	}
-	return need
+	return nil
 }
 
 // upload is an APPLY MESSAGE being written.
@@ -139,7 +144,9 @@ func (u *upload) finish() error {
 	}
 	rs := u.rs
 	for i, g := range u.guids {
-		rs.avail[u.parts[i]][g] = true
+		if err := rs.guids.set(u.parts[i], g, guidHeld); err != nil {
+			return err
+		}
 	}
 	rs.sum.Messages += int64(u.n)
 	rs.sum.Bytes += u.sizes
@@ -152,7 +159,7 @@ func (u *upload) finish() error {
 
 // sendMessages forwards the file literals of one dump line that the
 // server needs, each checked against its GUID as it goes.
-func (rs *restorer) sendMessages(r *dlist.Reader, need map[string]map[guid.GUID]bool) error {
+func (rs *restorer) sendMessages(r *dlist.Reader) error {
 	t, err := r.Next()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrChanged, err)
@@ -173,14 +180,24 @@ func (rs *restorer) sendMessages(r *dlist.Reader, need map[string]map[guid.GUID]
 			return rs.abort(fmt.Errorf("%w: offset %d: a %v in APPLY MESSAGE", ErrChanged, t.Offset, t.Kind))
 		}
 		fi := t.File
-		if size, ok := rs.inv.files[fi.GUID]; !ok || size != fi.Size {
+		size, ok, err := rs.inv.fileSize(fi.GUID)
+		if err != nil {
+			return rs.abort(err)
+		}
+		if !ok || size != fi.Size {
 			return rs.abort(fmt.Errorf("%w: offset %d: message file %s", ErrChanged, t.Offset, fi.GUID))
 		}
 		var parts []string
 		for _, p := range rs.parts {
-			if need[p][fi.GUID] && !rs.avail[p][fi.GUID] {
+			s, err := rs.guids.get(p, fi.GUID)
+			if err != nil {
+				return rs.abort(err)
+			}
+			if s == guidNeeded {
 				parts = append(parts, p)
-				delete(need[p], fi.GUID)
+				if err := rs.guids.set(p, fi.GUID, guidQueued); err != nil {
+					return rs.abort(err)
+				}
 			}
 		}
 		switch len(parts) {
@@ -419,7 +436,8 @@ func (rs *restorer) dumpRecords(r *dlist.Reader, b *box) (func() (*syncrec.Recor
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrChanged, err)
 	}
-	i := 0
+	items := rs.inv.items.read(b.items)
+	var i int64
 	return func() (*syncrec.Record, item, error) {
 		for {
 			rec, err := mr.Next()
@@ -427,18 +445,21 @@ func (rs *restorer) dumpRecords(r *dlist.Reader, b *box) (func() (*syncrec.Recor
 				return nil, item{}, fmt.Errorf("%w: mailbox %s: %w", ErrChanged, b.src.Name, err)
 			}
 			if rec == nil {
-				if i != len(b.items) {
-					return nil, item{}, fmt.Errorf("%w: mailbox %s has %d records, not %d", ErrChanged, b.src.Name, i, len(b.items))
+				if i != b.items.n {
+					return nil, item{}, fmt.Errorf("%w: mailbox %s has %d records, not %d", ErrChanged, b.src.Name, i, b.items.n)
 				}
 				return nil, item{}, nil
 			}
 			if err := chk.Record(rec); err != nil {
 				return nil, item{}, fmt.Errorf("%w: %w", ErrChanged, err)
 			}
-			if i >= len(b.items) || b.items[i].guid != rec.GUID || b.items[i].expunged != rec.Expunged() {
+			it, ok, err := items.next()
+			if err != nil {
+				return nil, item{}, err
+			}
+			if !ok || it.guid != rec.GUID || it.expunged != rec.Expunged() {
 				return nil, item{}, fmt.Errorf("%w: mailbox %s UID %d", ErrChanged, b.src.Name, rec.UID)
 			}
-			it := b.items[i]
 			i++
 			if it.unselected {
 				continue

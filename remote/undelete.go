@@ -56,7 +56,11 @@ func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
 		if it.expunged {
 			continue
 		}
-		if !it.inDump && !rs.avail[b.mb.Partition][it.guid] {
+		held, err := rs.guids.held(b.mb.Partition, it.guid)
+		if err != nil {
+			return err
+		}
+		if !it.inDump && !held {
 			rs.problem(b.mb.Name, fmt.Errorf("UID %d: neither the dump nor the server has the message file of GUID %s; not restored", rec.UID, rec.GUID))
 			continue
 		}

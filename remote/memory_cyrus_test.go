@@ -1,0 +1,80 @@
+package remote
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/mbtool/mbtool/fixtures/gen"
+	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/internal/cyruslab"
+)
+
+// liveHeap is the heap still reachable after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// restorePeak restores a generated dump of messages records into a fresh
+// sync_server and returns the largest live heap seen at the phase hooks
+// (after the check, the plan, the reservations, and as the second pass
+// starts), less the live heap before.
+func restorePeak(t *testing.T, users, messages int) (uint64, int64) {
+	t.Helper()
+	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
+	defer noCrash(t, lab)
+	name := filepath.Join(t.TempDir(), "gen.dump")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := gen.WriteDump(f, gen.Options{Seed: 3, Users: users, Messages: messages, SmallOnly: true, MeanSize: 600})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := liveHeap()
+	var peak uint64
+	phaseHook = func(string) {
+		if h := liveHeap(); h > peak {
+			peak = h
+		}
+	}
+	defer func() { phaseHook = nil }()
+	sum := restoreFile(t, name, dialer(lab, lab.SyncAddr))
+	if got := int64(sum.Applied()); got != st.Mailboxes {
+		t.Fatalf("applied %d mailboxes of %d: %v", got, st.Mailboxes, sum.Problems)
+	}
+	sum = nil
+	if peak < base {
+		return 0, int64(st.Records)
+	}
+	return peak - base, int64(st.Records)
+}
+
+// TestRealCyrusRestoreServerMemoryFlat restores dumps of 2,000 and 20,000
+// records (in the same 21 mailboxes) with restore --server and compares
+// the live heap at its phases: what restore --server keeps of the dump
+// (the records of every mailbox, the GUIDs and sizes of the files, which
+// GUIDs the server has and lacks) goes to files, so the heap must not
+// grow with the messages beyond a few bytes each (the Bloom filters and
+// block index of the spilled tables). It held about 200 bytes per
+// message in maps and slices before.
+func TestRealCyrusRestoreServerMemoryFlat(t *testing.T) {
+	cyruslab.Require(t)
+	defer func(l int64) { guidtable.DefaultMemLimit = l }(guidtable.DefaultMemLimit)
+	guidtable.DefaultMemLimit = 64 << 10 // a small budget, so that most entries go to files
+	small, n1 := restorePeak(t, 2, 2000)
+	large, n2 := restorePeak(t, 2, 20000)
+	perMsg := (float64(large) - float64(small)) / float64(n2-n1)
+	t.Logf("live heap: %d bytes at %d records, %d at %d: %.1f bytes per record", small, n1, large, n2, perMsg)
+	if perMsg > 16 {
+		t.Errorf("restore --server keeps %.1f bytes per record in memory; want at most 16", perMsg)
+	}
+}
