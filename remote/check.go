@@ -20,7 +20,7 @@ import (
 type box struct {
 	src   *syncrec.Mailbox // as in the dump
 	mb    *syncrec.Mailbox // as sent: names mapped, partition, uniqueid, CRCs of the mapped records
-	items span // its records, in inventory.items
+	items span             // its records, in inventory.items
 	res   MailboxResult
 
 	existing *syncrec.Mailbox // the server's mailbox of this name, if any
@@ -33,7 +33,7 @@ type inventory struct {
 	boxes              []*box
 	items              itemLog          // the records of every box
 	files              *guidtable.Table // the size of each file literal (8 bytes)
-	dumpcheck.UserData                     // the APPLY QUOTA, SUB and SEEN lines
+	dumpcheck.UserData                  // the APPLY QUOTA, SUB and SEEN lines
 	counts             dumpfile.Counts
 	trail              dumpfile.Counts
 }

@@ -175,10 +175,10 @@ type restorer struct {
 	inv   *inventory
 	c     *syncproto.Client
 
-	known  map[string]bool               // partitions the server has
-	guids  partGUIDs                     // partition -> what the server holds, what to send
-	remote map[string]bool               // mailbox names that exist on the server
-	parts  []string                      // target partitions, in order of use
+	known  map[string]bool // partitions the server has
+	guids  partGUIDs       // partition -> what the server holds, what to send
+	remote map[string]bool // mailbox names that exist on the server
+	parts  []string        // target partitions, in order of use
 	sent   Progress
 	ids    *msgsel.IDMatcher // the messages whose Message-ID is selected
 	into   *box              // the box restored under RestoreOptions.Into
