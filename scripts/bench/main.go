@@ -17,6 +17,8 @@
 //	go run ./scripts/bench -messages 0 -repo-nightly       # only the repository's nightly scenario: 100,000 messages, 30 nights (hours; real Cyrus)
 //	go run ./scripts/bench -messages 0 -repo-nightly -nightly-messages 10000 -nights 2   # a quick look
 //	go run ./scripts/bench -messages 0 -repo-nightly -nightly-bytes   # the same, bytes only, untimed (its own section)
+//	go run ./scripts/bench -messages 0 -rss            # only peak RSS of every command at 1,000,000 messages (an hour; real Cyrus)
+//	go run ./scripts/bench -messages 0 -rss -rss-messages 5000 -out ''   # a quick look at the same
 //	go run ./scripts/bench -s3                              # only the repository on object storage (SeaweedFS) next to a directory
 //	go run ./scripts/bench -against docs/benchmarks.md -out /tmp/b.md
 //	                                  # a second run: do its figures agree with the published ones?
@@ -35,7 +37,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +62,9 @@ type config struct {
 	mailboxes  bool
 	mailboxMax int
 	scaleMax   int
+	// peak RSS of every command (rss.go)
+	rss         bool
+	rssMessages int
 	// the backup repository's nightly scenario (nightly.go)
 	repoNightly     bool
 	nightlyMessages int
@@ -91,6 +95,8 @@ func main() {
 	flag.IntVar(&c.nightlyMessages, "nightly-messages", 100_000, "messages of the nightly scenario's partition")
 	flag.IntVar(&c.nights, "nights", 30, "nights of the nightly scenario (at least 2; more than 7 adds prune --keep-daily 7)")
 	flag.BoolVar(&c.nightlyBytes, "nightly-bytes", false, "with -repo-nightly: no timed rounds, report bytes and restores only, in a section of their own (for a loaded machine)")
+	flag.BoolVar(&c.rss, "rss", false, "also measure every command's peak RSS on the scaling series' partition of -rss-messages (real Cyrus for restore --server)")
+	flag.IntVar(&c.rssMessages, "rss-messages", 1_000_000, "messages of the -rss partition")
 	flag.Parse()
 	c.args = commandLine(os.Args[1:])
 	if c.pairs < 1 {
@@ -120,6 +126,9 @@ func commandLine(args []string) string {
 	}
 	return strings.TrimSpace("go run ./scripts/bench " + strings.Join(kept, " "))
 }
+
+// msgName is the name of a message file in a mailbox directory.
+var msgName = regexp.MustCompile(`^[0-9]+\.$`)
 
 var timeRe = regexp.MustCompile(`(?m)^BENCH ([0-9.]+) ([0-9]+)$`)
 
@@ -182,27 +191,11 @@ func generate(ctx context.Context, dir string, o gen.Options) (*partitionInfo, e
 		}
 	}
 	p.conf = filepath.Join(dir, "imapd.conf")
-	msgName := regexp.MustCompile(`^[0-9]+\.$`)
-	for _, sub := range []string{"config", "spool"} {
-		err := filepath.WalkDir(filepath.Join(dir, sub), func(path string, d fs.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() {
-				return err
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			p.treeBytes += info.Size()
-			if sub == "spool" && msgName.MatchString(d.Name()) {
-				p.messages++
-				p.bytes += info.Size()
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+	t, err := countTree(dir)
+	if err != nil {
+		return nil, err
 	}
+	p.messages, p.bytes, p.treeBytes = t.messages, t.bytes, t.treeBytes
 	cfg, err := partition.LoadConfig(p.conf)
 	if err != nil {
 		return nil, err
@@ -240,6 +233,11 @@ func run(c config) error {
 	}
 	if c.mailboxes {
 		if err := mailboxAxis(ctx, bin, c); err != nil {
+			return err
+		}
+	}
+	if c.rss {
+		if err := rssRun(ctx, bin, c); err != nil {
 			return err
 		}
 	}
@@ -282,8 +280,7 @@ func run(c config) error {
 			if n > c.scaleMax {
 				break
 			}
-			sp, err := generate(ctx, filepath.Join(c.dir, fmt.Sprintf("scale-%d", n)),
-				gen.Options{Seed: 2, Messages: n, SmallOnly: true, MeanSize: 2_000})
+			sp, err := generate(ctx, filepath.Join(c.dir, fmt.Sprintf("scale-%d", n)), scaleOptions(n))
 			if err != nil {
 				return err
 			}
