@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -84,33 +85,51 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 // FIFO (O_NONBLOCK, which changes nothing for regular files and locks).
 // Anything but a regular file is refused with ErrNotRegular.
 func (d *Dir) Open(name string, flag int) (*os.File, error) {
+	fd, err := d.OpenFd(name, flag)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), d.Join(name)), nil
+}
+
+// OpenFd is Open returning the bare descriptor, for a file that is only
+// locked and closed (os.NewFile costs an fcntl).
+func (d *Dir) OpenFd(name string, flag int) (int, error) {
 	if err := checkName(name); err != nil || flag&os.O_CREATE != 0 {
 		if err == nil {
 			err = unix.EINVAL
 		}
-		return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: err}
+		return -1, &fs.PathError{Op: "open", Path: d.Join(name), Err: err}
 	}
 	fd, err := unix.Openat(d.fd, name, flag|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, pathErr("open", d.Join(name), err)
+		return -1, pathErr("open", d.Join(name), err)
 	}
-	return RegularFile(fd, d.Join(name))
+	return fd, checkRegular(fd, d.Join(name))
 }
 
 // RegularFile returns the open descriptor fd of the file at path as an
 // *os.File if it is a regular file; anything else is refused with
 // ErrNotRegular. fd is closed on an error.
 func RegularFile(fd int, path string) (*os.File, error) {
+	if err := checkRegular(fd, path); err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// checkRegular refuses fd, and closes it, unless it is a regular file.
+func checkRegular(fd int, path string) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, pathErr("open", path, err)
+		return pathErr("open", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+		return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
 	}
-	return os.NewFile(uintptr(fd), path), nil
+	return nil
 }
 
 // owner resolves Inherit to the owner of d.
@@ -397,3 +416,25 @@ func (d *Dir) SetMtime(name string, t time.Time) error {
 func (d *Dir) Fd() int { return d.fd }
 
 func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// FdReader reads a bare descriptor (from OpenFd) at offsets.
+type FdReader int
+
+// ReadAt reads len(b) bytes at off, as io.ReaderAt does.
+func (fd FdReader) ReadAt(b []byte, off int64) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pread(int(fd), b[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
+}

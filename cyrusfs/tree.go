@@ -256,15 +256,25 @@ func (t *Tree) Replace(path string, o Owner, perm os.FileMode, write func(*os.Fi
 // Open opens the existing file at path with flag (no O_CREAT), without
 // following symlinks.
 func (t *Tree) Open(path string, flag int) (*os.File, error) {
-	if f, ok, err := t.openCached(path, flag); ok {
-		return f, err
-	}
-	d, name, err := t.parent(path)
+	fd, err := t.OpenFd(path, flag)
 	if err != nil {
 		return nil, err
 	}
+	return os.NewFile(uintptr(fd), filepath.Clean(path)), nil
+}
+
+// OpenFd is Open returning the bare descriptor, for a file that is only
+// locked and closed (os.NewFile costs an fcntl).
+func (t *Tree) OpenFd(path string, flag int) (int, error) {
+	if fd, ok, err := t.openCached(path, flag); ok {
+		return fd, err
+	}
+	d, name, err := t.parent(path)
+	if err != nil {
+		return -1, err
+	}
 	defer d.Close()
-	return d.Open(name, flag)
+	return d.OpenFd(name, flag)
 }
 
 // OpenLocked opens the existing file at path with flag, without following
@@ -288,14 +298,14 @@ func (t *Tree) Remove(path string) error {
 // (RESOLVE_NO_SYMLINKS covers the file itself too, as O_NOFOLLOW does),
 // where the root is cached and the kernel has openat2; ok is false
 // otherwise, and Open takes the way through the parent directory.
-func (t *Tree) openCached(path string, flag int) (f *os.File, ok bool, err error) {
+func (t *Tree) openCached(path string, flag int) (fd int, ok bool, err error) {
 	if noOpenat2.Load() || flag&os.O_CREATE != 0 {
-		return nil, false, nil
+		return -1, false, nil
 	}
 	if _, name := filepath.Split(filepath.Clean(path)); checkName(name) != nil {
-		return nil, false, nil
+		return -1, false, nil
 	}
-	fd := -1
+	fd = -1
 	ok = t.cached(path, func(rootfd int, rel string) {
 		how := &unix.OpenHow{Flags: uint64(flag | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NOCTTY | unix.O_NONBLOCK),
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
@@ -305,19 +315,18 @@ func (t *Tree) openCached(path string, flag int) (f *os.File, ok bool, err error
 		}
 	})
 	if !ok {
-		return nil, false, nil
+		return -1, false, nil
 	}
 	switch err {
 	case nil:
 	case unix.ENOSYS, unix.EPERM, unix.E2BIG:
-		return nil, false, nil // Open finds out, and falls back for good
+		return -1, false, nil // Open finds out, and falls back for good
 	case unix.EXDEV:
-		return nil, true, &fs.PathError{Op: "open", Path: path, Err: ErrOutside}
+		return -1, true, &fs.PathError{Op: "open", Path: path, Err: ErrOutside}
 	default:
-		return nil, true, pathErr("open", path, err)
+		return -1, true, pathErr("open", path, err)
 	}
-	f, err = RegularFile(fd, filepath.Clean(path))
-	return f, true, err
+	return fd, true, checkRegular(fd, filepath.Clean(path))
 }
 
 // openRoot opens a configured root directory. Its path is the operator's

@@ -26,14 +26,16 @@ import (
 // conflicting lock.
 var ErrWouldBlock = errors.New("lock: held by another process")
 
-func setlk(f *os.File, typ int16, wait bool) error {
+func setlk(f *os.File, typ int16, wait bool) error { return setlkFd(f.Fd(), f.Name(), typ, wait) }
+
+func setlkFd(fd uintptr, name string, typ int16, wait bool) error {
 	lk := unix.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 0}
 	cmd := unix.F_OFD_SETLK
 	if wait {
 		cmd = unix.F_OFD_SETLKW
 	}
 	for {
-		err := unix.FcntlFlock(f.Fd(), cmd, &lk)
+		err := unix.FcntlFlock(fd, cmd, &lk)
 		if err == unix.EINTR {
 			continue
 		}
@@ -41,7 +43,7 @@ func setlk(f *os.File, typ int16, wait bool) error {
 			return ErrWouldBlock
 		}
 		if err != nil {
-			return fmt.Errorf("lock %s: %w", f.Name(), err)
+			return fmt.Errorf("lock %s: %w", name, err)
 		}
 		return nil
 	}
@@ -66,22 +68,26 @@ func Unlock(f *os.File) error { return setlk(f, unix.F_UNLCK, true) }
 // Wait takes a lock like Shared or Exclusive, but gives up when ctx is done.
 // It polls, since a blocked fcntl cannot be interrupted from Go.
 func Wait(ctx context.Context, f *os.File, exclusive bool) error {
+	return waitFd(ctx, f.Fd(), f.Name(), exclusive)
+}
+
+func waitFd(ctx context.Context, fd uintptr, name string, exclusive bool) error {
 	typ := int16(unix.F_RDLCK)
 	if exclusive {
 		typ = unix.F_WRLCK
 	}
 	if ctx.Done() == nil {
-		return setlk(f, typ, true) // cannot be cancelled: block
+		return setlkFd(fd, name, typ, true) // cannot be cancelled: block
 	}
 	delay := time.Millisecond
 	for {
-		err := setlk(f, typ, false)
+		err := setlkFd(fd, name, typ, false)
 		if err != ErrWouldBlock {
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for lock on %s: %w", f.Name(), ctx.Err())
+			return fmt.Errorf("waiting for lock on %s: %w", name, ctx.Err())
 		case <-time.After(delay):
 		}
 		if delay < 50*time.Millisecond {
@@ -180,29 +186,39 @@ func Relock(ctx context.Context, f *os.File, path string, exclusive bool) (bool,
 // File is a Cyrus lock file (an empty file that exists only to be locked,
 // such as a mailbox name lock). Cyrus creates these files and never removes
 // them; neither does this package.
+//
+// It is a bare descriptor, not an *os.File: a lock file is only locked and
+// closed, and os.NewFile costs an fcntl(F_GETFL) per file (several per
+// mailbox a dump reads).
 type File struct {
-	f *os.File
+	fd   int
+	name string
 }
 
-// Take locks the open lock file f, waiting until ctx is done, and returns
-// it as a File; on an error f is closed.
-func Take(ctx context.Context, f *os.File, exclusive bool) (*File, error) {
-	if err := Wait(ctx, f, exclusive); err != nil {
-		f.Close()
+// Take locks the open lock file fd (name is its path, for errors),
+// waiting until ctx is done, and returns it as a File; on an error fd is
+// closed.
+func Take(ctx context.Context, fd int, name string, exclusive bool) (*File, error) {
+	if err := waitFd(ctx, uintptr(fd), name, exclusive); err != nil {
+		unix.Close(fd)
 		return nil, err
 	}
-	return &File{f: f}, nil
+	return &File{fd: fd, name: name}, nil
 }
 
-// Release unlocks and closes the lock file.
+// Release unlocks and closes the lock file. Closing the descriptor is the
+// unlock: an OFD lock belongs to its open file description, which ends
+// with its only descriptor (fcntl(2)), so no F_UNLCK is sent first. Cyrus's
+// lock_unlock before close (imap/mboxname.c mboxname_release) releases
+// nothing more.
 func (l *File) Release() error {
-	if l == nil || l.f == nil {
+	if l == nil || l.fd < 0 {
 		return nil
 	}
-	err := Unlock(l.f)
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
+	err := unix.Close(l.fd)
+	l.fd = -1
+	if err != nil {
+		return fmt.Errorf("closing lock file %s: %w", l.name, err)
 	}
-	l.f = nil
-	return err
+	return nil
 }

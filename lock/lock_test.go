@@ -7,17 +7,19 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // take opens the lock file at path and takes its lock, as a caller of Take
 // does.
 func take(t *testing.T, p string, exclusive bool) *File {
 	t.Helper()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Take(context.Background(), f, exclusive)
+	l, err := Take(context.Background(), fd, p, exclusive)
 	if err != nil {
 		t.Fatal(err)
 	}

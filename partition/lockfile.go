@@ -29,27 +29,27 @@ func (s *Spool) nameLock(ctx context.Context, lockname string) (*lock.File, erro
 func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (*lock.File, error) {
 	path := s.Config.lockPath(lockname)
 	tree := s.Config.Tree()
-	open := func() (*os.File, error) {
-		f, err := tree.Open(path, os.O_RDWR)
+	open := func() (int, error) {
+		fd, err := tree.OpenFd(path, os.O_RDWR)
 		if err != nil && !exclusive && errors.Is(err, fs.ErrPermission) {
-			f, err = tree.Open(path, os.O_RDONLY)
+			fd, err = tree.OpenFd(path, os.O_RDONLY)
 		}
-		return f, err
+		return fd, err
 	}
 	// Lock files persist (Cyrus never removes them): open the one there,
 	// and create it and its directories only when it is missing, rather
 	// than walking and creating every directory for every mailbox.
-	f, err := open()
+	fd, err := open()
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := tree.Ensure(path, cyrusfs.Inherit); err != nil {
 			return nil, fmt.Errorf("lock file %s: %w", path, err)
 		}
-		f, err = open()
+		fd, err = open()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock file %s: %w", path, err)
 	}
-	l, err := lock.Take(ctx, f, exclusive)
+	l, err := lock.Take(ctx, fd, path, exclusive)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}

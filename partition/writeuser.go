@@ -14,6 +14,8 @@ import (
 	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/lock"
+
+	"golang.org/x/sys/unix"
 )
 
 // LockNamespace takes Cyrus's namespace lock of userid ("*U*userid"), or,
@@ -284,12 +286,14 @@ func (s *Spool) ReadIndexHeader(e Entry) (IndexHeader, error) {
 	if err != nil {
 		return IndexHeader{}, err
 	}
-	f, err := s.openRead(path)
+	// A bare descriptor: this runs for every mailbox of a dump, and
+	// os.NewFile would cost an fcntl more.
+	fd, err := s.tree().OpenFd(path, os.O_RDONLY)
 	if err != nil {
 		return IndexHeader{}, err
 	}
-	defer f.Close()
-	return indexHeaderAt(f, path)
+	defer unix.Close(fd)
+	return indexHeaderAt(cyrusfs.FdReader(fd), path)
 }
 
 // indexHeaderAt reads and checks the index header at the start of the

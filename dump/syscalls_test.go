@@ -1,0 +1,78 @@
+package dump_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mbtool/mbtool/fixtures/gen"
+)
+
+// fcntlCalls runs mbtool dump --all of a generated partition of users
+// users (10 mailboxes each, and one shared) under strace and returns the
+// fcntl calls it made.
+func fcntlCalls(t *testing.T, bin string, users int) int {
+	t.Helper()
+	dir := t.TempDir()
+	conf, _, err := gen.Partition(context.Background(), dir, gen.Options{Seed: 3, Users: users, Messages: 3 * 10 * users, SmallOnly: true, MeanSize: 1_700})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "strace.txt")
+	cmd := exec.Command("strace", "-f", "-c", "-e", "trace=fcntl", "-o", out, bin, "dump", "-C", conf, "--all", "-q", "-o", os.DevNull)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("strace mbtool dump: %v\n%s", err, b)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) >= 5 && fs[len(fs)-1] == "fcntl" {
+			n, err := strconv.Atoi(fs[3])
+			if err != nil {
+				t.Fatalf("strace line %q: %v", sc.Text(), err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no fcntl line in strace's summary")
+	return 0
+}
+
+// TestFcntlPerMailbox counts dump's fcntl calls per mailbox (the
+// difference between 11 and 51 mailboxes, so that what a run costs once
+// drops out). Cyrus's protocol (docs/cyrus/locks.md §5) needs a shared
+// lock on the namespace, the name lock and the index, and one
+// mailboxes.db lookup under its lock and unlock: 5, plus the release of
+// the namespace lock, which is not closed at once. Lock files are closed
+// to release them (an OFD lock ends with its file), and opened as bare
+// descriptors (os.NewFile asks F_GETFL); cyrus.index and cyrus.header
+// still are *os.File. 13.3 calls per mailbox before, 8.3 after.
+func TestFcntlPerMailbox(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("no strace")
+	}
+	if testing.Short() {
+		t.Skip("builds mbtool")
+	}
+	bin := filepath.Join(t.TempDir(), "mbtool")
+	if b, err := exec.Command("go", "build", "-o", bin, "github.com/mbtool/mbtool").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	small := fcntlCalls(t, bin, 1)
+	large := fcntlCalls(t, bin, 5)
+	per := float64(large-small) / 40
+	t.Logf("fcntl: %d calls for 11 mailboxes, %d for 51: %.1f per mailbox", small, large, per)
+	if per > 9 {
+		t.Errorf("dump makes %.1f fcntl calls per mailbox; want at most 9", per)
+	}
+}
