@@ -406,3 +406,76 @@ func TestRealCyrusReplaceInvariants(t *testing.T) {
 		})
 	}
 }
+
+// TestRealCyrusRestoreOthersSeen checks, in both modes, that another
+// user's seen state follows the messages a restore renumbers: bob has
+// read UIDs 1-2 of alice's team folder; alice expunges them after the
+// dump of the server; a --replace (or an --undelete) brings them
+// back under new UIDs, and bob must see them read, under their new UIDs,
+// and nothing else read that he had not.
+func TestRealCyrusRestoreOthersSeen(t *testing.T) {
+	for _, how := range []string{"--replace", "--undelete"} {
+		for _, mode := range []string{"offline", "server"} {
+			t.Run(how[2:]+"-"+mode, func(t *testing.T) {
+				lab, m, _ := aliceLab(t)
+				// bob's seen records are his user data: dump the server.
+				file := filepath.Join(t.TempDir(), "all.dlist")
+				if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "--user", "bob", "-o", file); code != ExitOK {
+					t.Fatalf("dump: exit %d\n%s", code, out)
+				}
+				bobSeen := func() (seen, unseen []string) {
+					t.Helper()
+					c := lab.IMAP(t, "bob")
+					defer c.Close()
+					if _, err := c.Examine("user.alice.team"); err != nil {
+						t.Fatal(err)
+					}
+					msgs, err := c.UIDFetch("1:*", "(FLAGS DIGEST.SHA1)")
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, msg := range msgs {
+						if msg.HasFlag(`\Seen`) {
+							seen = append(seen, msg.Digest)
+						} else {
+							unseen = append(unseen, msg.Digest)
+						}
+					}
+					sort.Strings(seen)
+					sort.Strings(unseen)
+					return seen, unseen
+				}
+				seenBefore, unseenBefore := bobSeen()
+				if len(seenBefore) != 2 || len(unseenBefore) != 2 {
+					t.Fatalf("before: bob has seen %d, not %d of alice's team folder; want 2 and 2", len(seenBefore), len(unseenBefore))
+				}
+				c := lab.IMAP(t, "alice")
+				if _, err := c.Select("INBOX.team"); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.UIDStore("1:2", "+FLAGS", `(\Deleted)`); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.UIDExpunge("1:2"); err != nil {
+					t.Fatal(err)
+				}
+				args := []string{how, "--mailbox", "user.alice.team", file}
+				var code int
+				var out string
+				if mode == "offline" {
+					code, out = m.run(append([]string{"restore", "-C", lab.Conf}, args...)...)
+				} else {
+					code, out = m.run(append([]string{"restore", "--server", lab.SyncAddr, "--auth-user", lab.Admin}, args...)...)
+				}
+				if code != ExitOK {
+					t.Fatalf("restore %s: exit %d\n%s", strings.Join(args, " "), code, out)
+				}
+				seen, unseen := bobSeen()
+				if !reflect.DeepEqual(seen, seenBefore) || !reflect.DeepEqual(unseen, unseenBefore) {
+					t.Errorf("after restore %s: bob has seen %v and not %v; before the restore %v and not %v",
+						how, seen, unseen, seenBefore, unseenBefore)
+				}
+			})
+		}
+	}
+}

@@ -26,6 +26,9 @@ type box struct {
 	existing *syncrec.Mailbox // the server's mailbox of this name, if any
 	merge    *msgsel.Spill    // the records to merge (RestoreOptions.Undelete)
 	probed   bool             // created empty already (see probePartition)
+	// uids maps the dump's UIDs to the server's after a replace or a
+	// merge, for other users' seen records (msgsel.UIDMap).
+	uids *msgsel.UIDMap
 }
 
 // inventory is what the first pass learns from the dump.

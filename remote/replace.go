@@ -48,6 +48,13 @@ func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.R
 	target := stateOf(cur.mb)
 	rep := invariant.NewReplace(stateOf(b.src), target, invariantRecords(tnext), time.Now().Unix(), emit)
 	defer rep.Close()
+	uids := &msgsel.UIDMap{}
+	rep.Map = uids
+	defer func() {
+		if !ok {
+			uids.Close()
+		}
+	}()
 	for {
 		r, err := next()
 		if err != nil {
@@ -70,6 +77,8 @@ func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.R
 	// matching (imap/mailbox.c mailbox_crceq).
 	mb.SyncCRC, mb.SyncCRCAnnot = 0, 0
 	b.res.Reason = rep.Summary(target.UIDValidity)
+	b.uids.Close()
+	b.uids = uids
 	return out, true, nil
 }
 

@@ -135,6 +135,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 	defer func() {
 		for _, b := range inv.boxes {
 			b.merge.Close()
+			b.uids.Close()
 		}
 		rs.guids.close()
 	}()

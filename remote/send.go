@@ -10,6 +10,7 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -349,6 +350,29 @@ func (rs *restorer) userData() error {
 		ns.UserID = rs.users.User(s.UserID)
 		if b != nil {
 			ns.UniqueID = b.mb.UniqueID
+			// The seen set names the messages by the UIDs they have
+			// on the server (a replace or a merge renumbers some), and
+			// a merge's adds to what the user has: as offline
+			// (restore/userdata.go writeSeen).
+			if b.res.Action == ActionMerge && !b.uids.Renumbered() {
+				return nil
+			}
+			if b.uids != nil {
+				if err := b.uids.SeenRecord(&ns); err != nil {
+					return err
+				}
+			}
+			if b.res.Action == ActionMerge {
+				cur, has, err := rs.userSeen(ns.UserID, ns.UniqueID)
+				if err != nil {
+					return err
+				}
+				if has {
+					if err := msgsel.MergeSeen(&ns, cur); err != nil {
+						return fmt.Errorf("seen state of %s on the server: %w", ns.UserID, err)
+					}
+				}
+			}
 		}
 		item := "APPLY SEEN " + ns.UserID + " " + ns.UniqueID
 		return send(&rs.sum.Seen, item, func(w *dlist.Writer) error { return syncrec.WriteSeen(w, &ns) })
@@ -469,4 +493,34 @@ func (rs *restorer) dumpRecords(r *dlist.Reader, b *box) (func() (*syncrec.Recor
 			return rec, it, nil
 		}
 	}, nil
+}
+
+// userSeen reads user's seen record of the mailbox uniqueid from the
+// server (GET META: the user's seen records and subscriptions, of which
+// only the one asked for is kept).
+func (rs *restorer) userSeen(user, uniqueid string) (*syncrec.Seen, bool, error) {
+	var found *syncrec.Seen
+	err := rs.c.Line("GET", "META", dlist.NewAtom(user), func(item string, r *dlist.Reader) error {
+		if item != "SEEN" {
+			return nil
+		}
+		v, err := r.ReadValue()
+		if err != nil {
+			return err
+		}
+		// GET META's SEEN items have no USERID, as GET USER's.
+		v.Add("USERID", dlist.NewAtom(user))
+		sr, err := dumpcheck.Seen(v)
+		if err != nil {
+			return fmt.Errorf("%w: SEEN: %w", syncproto.ErrProtocol, err)
+		}
+		if sr.UniqueID == uniqueid {
+			found = sr
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("GET META %s: %w", user, err)
+	}
+	return found, found != nil, nil
 }

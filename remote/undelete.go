@@ -135,6 +135,13 @@ func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
 	}
 	app := msgsel.NewAppender(keys.LastUID, keys.HighestModseq, time.Now().Unix())
 	defer app.Close()
+	uids := &msgsel.UIDMap{}
+	app.Map = uids
+	defer func() {
+		if b.uids != uids {
+			uids.Close()
+		}
+	}()
 	next, err := cur.Records(ctx)
 	if err != nil {
 		return false, err
@@ -196,6 +203,8 @@ func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
 	switch {
 	case err == nil:
 		b.res.Applied = true
+		b.uids.Close()
+		b.uids = uids
 		return true, nil
 	case syncproto.CodeOf(err) == syncproto.CodeChecksum:
 		b.res.Added, b.res.AlreadyThere = 0, 0

@@ -11,6 +11,7 @@ import (
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/invariant"
+	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -29,6 +30,10 @@ type box struct {
 	fresh                                 bool                 // never the dump's uniqueid (Options.Into)
 	implicit                              bool                 // a missing parent created empty (intermediate.go), not reported
 	quotaRoot                             string
+	// uids, for a replace or a merge, maps the dump's UIDs to the
+	// target's, for other users' seen records (msgsel.UIDMap); nil when
+	// the dump's stand.
+	uids *msgsel.UIDMap
 
 	// Built in the staging area.
 	st    *stage
@@ -300,7 +305,12 @@ func (rs *restorer) newReplace(b *box, mb *syncrec.Mailbox, bl *builder) *invari
 		emit = bl.addRecord
 	}
 	dump := invariant.State{UIDValidity: mb.UIDValidity, LastUID: mb.LastUID, HighestModseq: mb.HighestModseq}
-	return invariant.NewReplace(dump, b.tgt, targetRecords(b, &at), timeNow().Unix(), emit)
+	rep := invariant.NewReplace(dump, b.tgt, targetRecords(b, &at), timeNow().Unix(), emit)
+	if bl != nil {
+		b.uids = &msgsel.UIDMap{}
+		rep.Map = b.uids
+	}
+	return rep
 }
 
 // endReplace completes the replace: the mailbox keeps the target's

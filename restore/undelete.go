@@ -92,12 +92,13 @@ func (rs *restorer) spillRecord(b *box, r *syncrec.Record) error {
 	return nil
 }
 
-// closeMerges releases the spill files.
+// closeMerges releases the spill files and the UID maps.
 func (rs *restorer) closeMerges() {
 	for _, b := range rs.boxes {
 		if b.merge != nil {
 			b.merge.spill.Close()
 		}
+		b.uids.Close()
 	}
 }
 
@@ -191,6 +192,8 @@ func (rs *restorer) mergeBox(b *box) error {
 	}
 	app := msgsel.NewAppender(h.LastUID, max(h.RawHighestModseq, 1), timeNow().Unix())
 	defer app.Close()
+	b.uids = &msgsel.UIDMap{}
+	app.Map = b.uids
 	if err := targetGUIDs(idx, h, app); err != nil {
 		return fmt.Errorf("%s: %w", ipath, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -203,14 +204,18 @@ func (rs *restorer) writeQuotas(q *quotaPlan) error {
 
 // writeSeen writes the dump's seen records of other users' mailboxes.
 // A record of a restored mailbox is keyed by the uniqueid the mailbox has
-// in the target; one of a mailbox outside the dump keeps its key and is
-// written only where the user has none (or with --replace). Records of a
-// mailbox left alone, and the owner's own (Cyrus keeps those in the
-// index), are not written.
+// in the target, and its seen set names the messages by the UIDs they
+// have there (msgsel.UIDMap: a replace or a merge renumbers some); a
+// merged mailbox's record is added to what the user has (the union), as
+// a merge adds messages and removes nothing. One of a mailbox outside the
+// dump keeps its key and is written only where the user has none (or
+// with --replace). Records of a mailbox left alone, and the owner's own
+// (Cyrus keeps those in the index), are not written.
 func (rs *restorer) writeSeen() error {
 	type put struct {
 		key, value []byte
 		overwrite  bool
+		union      *syncrec.Seen // a merge's record, added to the user's
 	}
 	// Records are read back from the spool in dump order, where a user's
 	// come together; each run of one user's records (at most MaxHeld of
@@ -224,7 +229,23 @@ func (rs *restorer) writeSeen() error {
 		}
 		err := rs.spool.UpdateSeen(user, rs.owner, func(tx *partition.TwoskipTx) error {
 			for _, p := range batch {
-				if !p.overwrite {
+				if p.union != nil {
+					v, ok, err := tx.Get(p.key)
+					if err != nil {
+						return err
+					}
+					if ok {
+						cur, err := partition.ParseSeen(p.key, v)
+						if err != nil {
+							return err
+						}
+						if err := msgsel.MergeSeen(p.union, &syncrec.Seen{LastRead: cur.LastRead, LastUID: cur.LastUID,
+							LastChange: cur.LastChange, SeenUIDs: cur.SeenUIDs}); err != nil {
+							return fmt.Errorf("seen db of %s: %w", user, err)
+						}
+					}
+					p.value = encodeSeen(p.union)
+				} else if !p.overwrite {
 					if _, ok, err := tx.Get(p.key); err != nil {
 						return err
 					} else if ok {
@@ -242,23 +263,37 @@ func (rs *restorer) writeSeen() error {
 		u := rs.users.User(s.UserID)
 		key := s.UniqueID
 		overwrite := rs.opts.Replace
+		var union *syncrec.Seen
 		if b := rs.bySrcID[key]; b != nil {
-			if !b.present() || u == b.owner {
+			switch {
+			case u == b.owner:
+				return nil
+			case b.res.Action == ActionMerge:
+				// Only what the merge appended is the dump's to add.
+				if !b.res.Applied || !b.uids.Renumbered() {
+					return nil
+				}
+				union = s
+			case !b.present():
 				return nil
 			}
 			key, overwrite = b.uniqueid, b.done
+			if b.uids != nil {
+				if err := b.uids.SeenRecord(s); err != nil {
+					return err
+				}
+			}
 		} else if rs.opts.Select.Active() {
 			return nil
 		}
-		v := partition.EncodeSeen(partition.SeenRecord{LastRead: s.LastRead, LastUID: s.LastUID,
-			LastChange: s.LastChange, SeenUIDs: s.SeenUIDs})
+		v := encodeSeen(s)
 		if u != user || held+len(v) > syncrec.MaxHeld {
 			if err := flush(); err != nil {
 				return err
 			}
 			user = u
 		}
-		batch = append(batch, put{[]byte(key), v, overwrite})
+		batch = append(batch, put{[]byte(key), v, overwrite, union})
 		held += len(v)
 		return nil
 	})
@@ -266,6 +301,11 @@ func (rs *restorer) writeSeen() error {
 		return err
 	}
 	return flush()
+}
+
+func encodeSeen(s *syncrec.Seen) []byte {
+	return partition.EncodeSeen(partition.SeenRecord{LastRead: s.LastRead, LastUID: s.LastUID,
+		LastChange: s.LastChange, SeenUIDs: s.SeenUIDs})
 }
 
 // writeSubs adds the dump's subscriptions, renamed as the mailboxes are;

@@ -31,19 +31,25 @@ import (
 // in ascending UID order through emit. The messages to append wait in a
 // msgsel.Spill (an unlinked temporary file), so memory stays flat.
 type Replace struct {
-	next    func() (*Record, error)
-	cur     *Record
-	started bool
-	sameUV  bool
-	keepMax uint32 // a dump UID above this is kept only if the target holds it
-	modseq  uint64 // the MODSEQ of every change
-	uid     uint32 // the last UID given to an appended record
-	lastUID uint32
-	now     int64
-	changed bool // a record was given modseq
-	emit    func(r *syncrec.Record, file bool) error
+	next        func() (*Record, error)
+	cur         *Record
+	started     bool
+	sameUV      bool
+	keepMax     uint32 // a dump UID above this is kept only if the target holds it
+	modseq      uint64 // the MODSEQ of every change
+	uid         uint32 // the last UID given to an appended record
+	lastUID     uint32
+	dumpLastUID uint32
+	now         int64
+	changed     bool // a record was given modseq
+	emit        func(r *syncrec.Record, file bool) error
 
 	spill msgsel.Spill // the dump's messages to append
+
+	// Map, when set before the first Add, records the UIDs the dump's
+	// messages have in the target (msgsel.UIDMap), for the seen records
+	// that name them.
+	Map *msgsel.UIDMap
 
 	// Kept, Appended and Expunged count the dump's records written under
 	// their UID, the dump's messages appended, and the target's messages
@@ -59,7 +65,7 @@ func NewReplace(dump, target State, next func() (*Record, error), now int64,
 	emit func(r *syncrec.Record, file bool) error) *Replace {
 	r := &Replace{next: next, sameUV: dump.UIDValidity == target.UIDValidity, keepMax: target.LastUID,
 		modseq: max(dump.HighestModseq, target.HighestModseq) + 1, now: now, emit: emit,
-		lastUID: target.LastUID}
+		lastUID: target.LastUID, dumpLastUID: dump.LastUID}
 	r.uid = target.LastUID
 	if r.sameUV {
 		r.uid = max(dump.LastUID, target.LastUID)
@@ -175,6 +181,11 @@ func (r *Replace) append(d *syncrec.Record) error { return r.spill.Add(d) }
 // End writes the target's remaining records, then the dump's messages to
 // append, numbered.
 func (r *Replace) End() error {
+	if r.Map != nil && r.sameUV {
+		// A dump UID not renumbered names its message here, or one
+		// expunged now.
+		r.Map.Keep(r.dumpLastUID)
+	}
 	if err := r.flushBelow(^uint32(0)); err != nil {
 		return err
 	}
@@ -201,6 +212,11 @@ func (r *Replace) End() error {
 		}
 		r.uid++
 		r.Appended++
+		if r.Map != nil {
+			if err := r.Map.Renumber(d.UID, r.uid); err != nil {
+				return err
+			}
+		}
 		d.UID, d.Modseq, d.LastUpdated = r.uid, r.modseq, r.now
 		r.changed = true
 		set := false

@@ -32,6 +32,8 @@ type Appender struct {
 	// Added and Present count the records given to Next: appended, and
 	// left out because the target has them.
 	Added, Present int64
+	// Map, when set, records the UIDs given (UIDMap.Renumber).
+	Map *UIDMap
 }
 
 // NewAppender starts the numbering after a target's LAST_UID and
@@ -71,6 +73,11 @@ func (a *Appender) Next(r *syncrec.Record) (bool, error) {
 	}
 	a.uid++
 	a.Added++
+	if a.Map != nil {
+		if err := a.Map.Renumber(r.UID, a.uid); err != nil {
+			return false, err
+		}
+	}
 	r.UID, r.Modseq, r.LastUpdated = a.uid, a.modseq, a.now
 	v := []byte(strconv.FormatUint(a.modseq, 10))
 	for i := range r.Annotations {

@@ -1,0 +1,293 @@
+package msgsel
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// UIDMap records how a restore numbered the dump's messages in one
+// mailbox of the target, so that what names them by the dump's UIDs
+// (other users' seen records, APPLY SEEN) can name them by the target's:
+// the messages a --replace or a merge appended with new UIDs (Renumber,
+// called in ascending order of the dump's UID, as both number them), and
+// up to which UID the others keep theirs (Keep). Consecutive UIDs
+// renumbered consecutively are one run, so a map of a mailbox whose lost
+// messages are a few ranges is a few runs; beyond maxMapRuns the runs go
+// to an unlinked temporary file, so memory stays flat. The zero UIDMap
+// renumbers nothing and keeps nothing.
+type UIDMap struct {
+	keep uint32
+	runs []uidRun
+	f    *os.File // runs beyond maxMapRuns, in order, 12 bytes each
+	w    *bufio.Writer
+	nf   int64 // runs in f
+}
+
+type uidRun struct{ old, new, n uint32 }
+
+const maxMapRuns = 4096
+
+// Keep says that a dump UID up to uid that Renumber is not given names
+// the same message in the target (a --replace under the same
+// UIDVALIDITY); 0, the default, that none does (a merge, whose messages
+// the target keeps are in its own seen state already, or another
+// UIDVALIDITY).
+func (m *UIDMap) Keep(uid uint32) { m.keep = uid }
+
+// Renumber notes that the dump's message old is the target's new.
+func (m *UIDMap) Renumber(old, new uint32) error {
+	if n := len(m.runs); n > 0 {
+		r := &m.runs[n-1]
+		if r.old+r.n == old && r.new+r.n == new {
+			r.n++
+			return nil
+		}
+		if n == maxMapRuns {
+			if err := m.spill(); err != nil {
+				return err
+			}
+		}
+	}
+	m.runs = append(m.runs, uidRun{old, new, 1})
+	return nil
+}
+
+// spill moves the runs held to the file, all but the last (which may
+// still grow).
+func (m *UIDMap) spill() error {
+	if m.f == nil {
+		f, err := os.CreateTemp("", "mbtool-uidmap-*")
+		if err != nil {
+			return fmt.Errorf("UID map: %w", err)
+		}
+		os.Remove(f.Name())
+		m.f, m.w = f, bufio.NewWriterSize(f, 64<<10)
+	}
+	var b [12]byte
+	last := len(m.runs) - 1
+	for _, r := range m.runs[:last] {
+		binary.LittleEndian.PutUint32(b[0:], r.old)
+		binary.LittleEndian.PutUint32(b[4:], r.new)
+		binary.LittleEndian.PutUint32(b[8:], r.n)
+		if _, err := m.w.Write(b[:]); err != nil {
+			return fmt.Errorf("UID map: %w", err)
+		}
+		m.nf++
+	}
+	m.runs = append(m.runs[:0], m.runs[last])
+	return nil
+}
+
+// Reset empties the map, for another attempt.
+func (m *UIDMap) Reset() {
+	m.Close()
+	*m = UIDMap{}
+}
+
+// Renumbered reports whether any message got a new UID.
+func (m *UIDMap) Renumbered() bool { return m != nil && (len(m.runs) > 0 || m.nf > 0) }
+
+// Close releases the temporary file.
+func (m *UIDMap) Close() {
+	if m != nil && m.f != nil {
+		m.f.Close()
+		m.f = nil
+	}
+}
+
+// each calls fn with every run, in ascending order of the dump's UID,
+// until fn returns false.
+func (m *UIDMap) each(fn func(uidRun) bool) error {
+	if m.nf > 0 {
+		if err := m.w.Flush(); err != nil {
+			return fmt.Errorf("UID map: %w", err)
+		}
+		br := bufio.NewReaderSize(io.NewSectionReader(m.f, 0, m.nf*12), 64<<10)
+		var b [12]byte
+		for i := int64(0); i < m.nf; i++ {
+			if _, err := io.ReadFull(br, b[:]); err != nil {
+				return fmt.Errorf("UID map: %w", err)
+			}
+			r := uidRun{binary.LittleEndian.Uint32(b[0:]), binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])}
+			if !fn(r) {
+				return nil
+			}
+		}
+	}
+	for _, r := range m.runs {
+		if !fn(r) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Seen maps the seen set of a seen record (an IMAP sequence set of the
+// dump's UIDs, "*" standing for lastUID as in Cyrus's seqset_parse) to
+// the target's UIDs: a UID the map renumbered becomes its new one, one up
+// to Keep that it did not keeps its number, any other is dropped (it
+// names no message of the dump in the target). It returns the set in
+// Cyrus's form ("1:5,9") and its largest UID (0 for an empty set).
+func (m *UIDMap) Seen(set string, lastUID uint32) (string, uint32, error) {
+	in, err := parseSeenSet(set, lastUID)
+	if err != nil {
+		return "", 0, err
+	}
+	var pending, out, moved []Range
+	for _, r := range in {
+		if f, l := r.First, min(r.Last, m.keep); f <= l {
+			pending = append(pending, Range{f, l})
+		}
+	}
+	// Runs and ranges both ascend: one pass over the runs, taking the
+	// renumbered UIDs out of what keeps its number (pending, consumed
+	// from its start into out) and mapping them.
+	i := 0
+	err = m.each(func(run uidRun) bool {
+		end := run.old + (run.n - 1)
+		for i < len(in) && in[i].Last < run.old {
+			i++
+		}
+		for j := i; j < len(in) && in[j].First <= end; j++ {
+			f, l := max(in[j].First, run.old), min(in[j].Last, end)
+			if f <= l {
+				moved = append(moved, Range{run.new + (f - run.old), run.new + (l - run.old)})
+			}
+		}
+		// Take [run.old, end] out of pending.
+		for len(pending) > 0 && pending[0].First <= end {
+			p := &pending[0]
+			if p.Last < run.old {
+				out = append(out, *p)
+				pending = pending[1:]
+				continue
+			}
+			if p.First < run.old {
+				out = append(out, Range{p.First, run.old - 1})
+			}
+			if p.Last > end {
+				p.First = end + 1
+				break
+			}
+			pending = pending[1:]
+		}
+		return true
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	out = normalize(append(append(out, pending...), moved...))
+	if len(out) == 0 {
+		return "", 0, nil
+	}
+	return FormatSet(out), out[len(out)-1].Last, nil
+}
+
+// SeenRecord maps s (a record of the dump, of this mailbox) with Seen:
+// its seen set, and its LASTUID (the user's \Recent low mark, Cyrus's
+// seendata.lastuid) kept where it stays meaningful and raised to the
+// largest UID the user has seen.
+func (m *UIDMap) SeenRecord(s *syncrec.Seen) error {
+	set, top, err := m.Seen(s.SeenUIDs, s.LastUID)
+	if err != nil {
+		return fmt.Errorf("seen record of %s for %s: %w", s.UserID, s.UniqueID, err)
+	}
+	s.SeenUIDs, s.LastUID = set, max(min(s.LastUID, m.keep), top)
+	return nil
+}
+
+// MergeSeen makes s, a record of the dump mapped by SeenRecord, the one
+// to write over cur, the user's record of the mailbox a merge added to:
+// cur's, with the messages s has seen added (a merge removes nothing);
+// cur's LASTREAD, LASTUID and LASTCHANGE stay (the appended messages are
+// new mail to the user, \Recent above LASTUID).
+func MergeSeen(s, cur *syncrec.Seen) error {
+	a, err := parseSeenSet(cur.SeenUIDs, cur.LastUID)
+	if err != nil {
+		return err
+	}
+	b, err := parseSeenSet(s.SeenUIDs, s.LastUID)
+	if err != nil {
+		return err
+	}
+	s.SeenUIDs = FormatSet(normalize(append(a, b...)))
+	s.LastRead, s.LastUID, s.LastChange = cur.LastRead, cur.LastUID, cur.LastChange
+	return nil
+}
+
+// parseSeenSet parses a seen set; "" is the empty set.
+func parseSeenSet(set string, lastUID uint32) ([]Range, error) {
+	if set == "" {
+		return nil, nil
+	}
+	var out []Range
+	for _, part := range strings.Split(set, ",") {
+		a, b, isRange := strings.Cut(part, ":")
+		first, err := seenUID(a, lastUID)
+		if err != nil {
+			return nil, fmt.Errorf("seen set %q: %w", set, err)
+		}
+		last := first
+		if isRange {
+			if last, err = seenUID(b, lastUID); err != nil {
+				return nil, fmt.Errorf("seen set %q: %w", set, err)
+			}
+		}
+		if last < first {
+			first, last = last, first
+		}
+		if last > 0 {
+			out = append(out, Range{max(first, 1), last})
+		}
+	}
+	return normalize(out), nil
+}
+
+func seenUID(s string, lastUID uint32) (uint32, error) {
+	if s == "*" {
+		return lastUID, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a UID", s)
+	}
+	return uint32(n), nil
+}
+
+// normalize sorts ranges and joins those that overlap or touch.
+func normalize(rs []Range) []Range {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].First < rs[j].First })
+	out := rs[:0]
+	for _, r := range rs {
+		if n := len(out); n > 0 && (r.First <= out[n-1].Last || r.First-1 == out[n-1].Last) {
+			out[n-1].Last = max(out[n-1].Last, r.Last)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// FormatSet writes ascending ranges as a sequence set, "1:5,9".
+func FormatSet(rs []Range) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(r.First), 10))
+		if r.Last != r.First {
+			b.WriteByte(':')
+			b.WriteString(strconv.FormatUint(uint64(r.Last), 10))
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,82 @@
+package msgsel
+
+import (
+	"testing"
+
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+func TestUIDMapSeen(t *testing.T) {
+	// A replace under the same UIDVALIDITY: UIDs up to 40 keep theirs,
+	// 3, 4 and 9 were appended as 41, 42, 43.
+	var m UIDMap
+	defer m.Close()
+	m.Keep(40)
+	for _, p := range [][2]uint32{{3, 41}, {4, 42}, {9, 43}} {
+		if err := m.Renumber(p[0], p[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		in   string
+		last uint32
+		want string
+		top  uint32
+	}{
+		{"1:10", 10, "1:2,5:8,10,41:43", 43},
+		{"3", 3, "41", 41},
+		{"1:2,4,9", 9, "1:2,42:43", 43},
+		{"", 0, "", 0},
+		{"5:*", 12, "5:8,10:12,43", 43},
+		{"50:60", 60, "", 0}, // above Keep and not renumbered: names nothing
+	} {
+		got, top, err := m.Seen(c.in, c.last)
+		if err != nil || got != c.want || top != c.top {
+			t.Errorf("Seen(%q) = %q, %d, %v; want %q, %d", c.in, got, top, err, c.want, c.top)
+		}
+	}
+	if _, _, err := m.Seen("1:x", 5); err == nil {
+		t.Error("Seen of a malformed set: no error")
+	}
+
+	// A merge (nothing kept): only the appended messages carry over.
+	var g UIDMap
+	g.Renumber(2, 101)
+	g.Renumber(3, 102)
+	if got, top, _ := g.Seen("1:3", 3); got != "101:102" || top != 102 {
+		t.Errorf("merge: Seen(1:3) = %q, %d", got, top)
+	}
+	s := &syncrec.Seen{SeenUIDs: "1:3", LastUID: 3}
+	if err := g.SeenRecord(s); err != nil || s.SeenUIDs != "101:102" || s.LastUID != 102 {
+		t.Errorf("SeenRecord = %+v, %v", s, err)
+	}
+	cur := &syncrec.Seen{SeenUIDs: "1:5,8", LastUID: 8, LastRead: 7}
+	if err := MergeSeen(s, cur); err != nil || s.SeenUIDs != "1:5,8,101:102" || s.LastUID != 8 || s.LastRead != 7 {
+		t.Errorf("MergeSeen = %+v, %v", s, err)
+	}
+}
+
+// TestUIDMapSpills checks a map of more runs than it holds in memory.
+func TestUIDMapSpills(t *testing.T) {
+	var m UIDMap
+	defer m.Close()
+	n := uint32(3*maxMapRuns + 7)
+	for i := uint32(0); i < n; i++ {
+		if err := m.Renumber(2*i+1, 1000000+i); err != nil { // every other UID: one run each
+			t.Fatal(err)
+		}
+	}
+	if m.nf == 0 {
+		t.Fatal("nothing spilled")
+	}
+	got, top, err := m.Seen("1:*", 2*n)
+	if err != nil || got != "1000000:"+itoa(1000000+n-1) || top != 1000000+n-1 {
+		t.Errorf("Seen = %q, %d, %v", got, top, err)
+	}
+	got, _, _ = m.Seen(itoa(2*(n-1)+1), 2*n)
+	if got != itoa(1000000+n-1) {
+		t.Errorf("last run: %q", got)
+	}
+}
+
+func itoa(u uint32) string { return FormatSet([]Range{{u, u}}) }
