@@ -119,11 +119,23 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	if opts.DryRun {
 		return rs.sum, nil
 	}
+	hook("read")
 	if err := rs.commit(); err != nil {
 		return rs.sum, err
 	}
+	hook("committed")
 	rs.runDerived()
 	return rs.sum, nil
+}
+
+// phaseHook, when set (by tests), is called as a run passes each phase,
+// to measure what it holds there.
+var phaseHook func(phase string)
+
+func hook(phase string) {
+	if phaseHook != nil {
+		phaseHook(phase)
+	}
 }
 
 // restorer holds the state of one run.
