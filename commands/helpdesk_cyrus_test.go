@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -121,7 +122,7 @@ func helpdeskScenario(t *testing.T, server bool) helpdeskResult {
 
 	// The operator's restores.
 	var report strings.Builder
-	step := func(args ...string) {
+	step := func(args ...string) string {
 		t.Helper()
 		all := append(append([]string{"restore"}, target...), append(args, file)...)
 		code, stdout, stderr := run(all...)
@@ -129,12 +130,32 @@ func helpdeskScenario(t *testing.T, server bool) helpdeskResult {
 		if code != ExitOK {
 			t.Errorf("%s: restore %s: exit %d\n%s%s", mode, strings.Join(args, " "), code, stdout, stderr)
 		}
+		return stdout + stderr
 	}
-	step("--dry-run", "--undelete", "--mailbox", "user.alice")
-	step("--undelete", "--mailbox", "user.alice")
+	// First the operator looks into the dump, with no Cyrus
+	// configuration: her INBOX's messages as the dump holds them, and
+	// those of them she no longer has are the lost ones. Their UIDs in
+	// the dump, as list shows them, select them for the undelete.
+	set = lostByList(t, run, file, beforeRestore)
+	if want := strings.Join(gone, ","); set != want {
+		t.Errorf("%s: mbtool list finds UIDs %s lost, the test deleted %s", mode, set, want)
+	}
+	fmt.Fprintf(&report, "$ list --user alice --mailbox INBOX --messages --json\n%d lost: %s\n", len(gone), set)
+	dry := step("--dry-run", "--undelete", "--mailbox", "user.alice", "--uid", set)
+	// The dry run counts what the undelete would add (in both modes).
+	if !strings.Contains(dry, ": uniqueid ") || !strings.Contains(dry, ", 40 messages of the dump selected, 40 to add, 0 already there\n") ||
+		!strings.Contains(dry, "would restore 1 mailboxes, 40 messages (0 created, 0 replaced, 1 merged,") {
+		t.Errorf("%s: the dry run of the undelete:\n%s", mode, dry)
+	}
+	step("--undelete", "--mailbox", "user.alice", "--uid", set)
 	step("--mailbox", "user.alice.Entw&APw-rfe")
 	step("--mailbox", "user.alice.Sent", "--into", "user.alice.Restored.Sent")
-	// A second run of each adds nothing.
+	// A second run of each adds nothing, and its dry run says so.
+	dry = step("--dry-run", "--undelete", "--mailbox", "user.alice")
+	if n := len(dumped.guids); !strings.Contains(dry, fmt.Sprintf(", %d messages of the dump selected, 0 to add, %d already there\n", n, n)) ||
+		!strings.Contains(dry, "would restore 1 mailboxes, 0 messages") {
+		t.Errorf("%s: the dry run of the second undelete:\n%s", mode, dry)
+	}
 	step("--undelete", "--mailbox", "user.alice")
 	step("--undelete", "--mailbox", "user.alice.Sent", "--into", "user.alice.Restored.Sent")
 
@@ -182,6 +203,44 @@ func helpdeskScenario(t *testing.T, server bool) helpdeskResult {
 		t.Errorf("%s: the deleted folder is not back", mode)
 	}
 	return helpdeskResult{report: normaliseReport(report.String()), state: state}
+}
+
+// lostByList finds, as an operator would, the messages of alice's INBOX
+// in the dump that her INBOX (now) lacks: it lists them with `mbtool list
+// --json`, which needs no Cyrus, and returns their UIDs in the dump as a
+// set for --uid.
+func lostByList(t *testing.T, run func(...string) (int, string, string), file string, now boxState) string {
+	t.Helper()
+	code, stdout, stderr := run("list", "--user", "alice", "--mailbox", "INBOX", "--messages", "--json", file)
+	if code != ExitOK {
+		t.Fatalf("list: exit %d\n%s", code, stderr)
+	}
+	has := map[string]bool{}
+	for _, g := range now.guids {
+		has[g] = true
+	}
+	var lost []string
+	listed := 0
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var m struct {
+			Kind, Mailbox, GUID, MessageID string
+			UID                            uint32
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("list --json: %v: %s", err, line)
+		}
+		if m.Kind != "message" || m.Mailbox != "user.alice" {
+			t.Fatalf("list --json of alice's INBOX: %s", line)
+		}
+		listed++
+		if !has[m.GUID] {
+			lost = append(lost, strconv.FormatUint(uint64(m.UID), 10))
+		}
+	}
+	if listed == 0 {
+		t.Fatalf("list --json lists no message:\n%s", stdout)
+	}
+	return strings.Join(lost, ",")
 }
 
 // normaliseReport blanks what differs between two labs and two modes of

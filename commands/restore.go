@@ -265,7 +265,7 @@ func reportRestore(e *env, o restoreOptions, sum *result.Summary, start time.Tim
 // describe is one line of the dry-run report, offline and with --server.
 func describe(m result.Mailbox) string {
 	if m.Action == result.Merge {
-		return describeMerge(m)
+		return describeMerge(m, true)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-7s %s", m.Action, m.Name)

@@ -99,15 +99,20 @@ func undeleteOptionsFrom(c *cli.Context, mailboxes []string) (undeleteOptions, e
 	return o, nil
 }
 
-// describeMerge is the dry-run line of a mailbox merged into.
-func describeMerge(m result.Mailbox) string {
+// describeMerge is the line of a mailbox merged into: what was added,
+// or in a dry run what would be (both restores count it the same way,
+// msgsel.Appender against the target's mailbox).
+func describeMerge(m result.Mailbox, dryRun bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-7s %s", m.Action, m.Name)
 	if m.Source != m.Name {
 		fmt.Fprintf(&b, " (from %s)", m.Source)
 	}
 	fmt.Fprintf(&b, ": uniqueid %s, %d messages of the dump selected", m.UniqueID, m.Messages)
-	if m.Applied || m.Added > 0 || m.AlreadyThere > 0 {
+	switch {
+	case dryRun:
+		fmt.Fprintf(&b, ", %d to add, %d already there", m.Added, m.AlreadyThere)
+	case m.Applied || m.Added > 0 || m.AlreadyThere > 0:
 		fmt.Fprintf(&b, ", %d added, %d already there", m.Added, m.AlreadyThere)
 	}
 	return b.String()
@@ -124,7 +129,7 @@ func reportMerges(e *env, dryRun bool, sum *result.Summary) (merged int, added i
 		merged++
 		added += m.Added
 		if !dryRun && !e.rep.json {
-			fmt.Fprintln(e.stdout, describeMerge(m))
+			fmt.Fprintln(e.stdout, describeMerge(m, false))
 		}
 	}
 	if merged > 0 {

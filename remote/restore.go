@@ -226,6 +226,11 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 					return err
 				}
 			}
+			if b.res.Action == ActionMerge {
+				if err := rs.dryMerge(ctx, b); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	}

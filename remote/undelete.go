@@ -70,6 +70,62 @@ func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
 	}
 }
 
+// dryMerge says, for a dry run, how many messages the merge of b would
+// add and how many the server's mailbox has already: the same decision
+// as mergeOnce's (msgsel.Appender), against the server's mailbox read
+// with GET FULLMAILBOX, the dump's side from b's items.
+func (rs *restorer) dryMerge(ctx context.Context, b *box) error {
+	cur, err := (&source{c: rs.c}).mailbox(b.mb.Name)
+	if errors.Is(err, ErrNoMailbox) {
+		b.res.Err = errors.New("removed from the server meanwhile; not merged")
+		rs.problem(b.mb.Name, b.res.Err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer cur.Close()
+	keys := cur.Keys()
+	app := msgsel.NewAppender(keys.LastUID, keys.HighestModseq, time.Now().Unix())
+	defer app.Close()
+	next, err := cur.Records(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		r, err := next()
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			break
+		}
+		if !r.Expunged() {
+			if err := app.Have(r.GUID); err != nil {
+				return err
+			}
+		}
+	}
+	items := rs.inv.items.read(b.items)
+	for {
+		it, ok, err := items.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		if it.unselected || it.expunged {
+			continue
+		}
+		if _, err := app.Next(&syncrec.Record{UID: it.uid, GUID: it.guid}); err != nil {
+			return err
+		}
+	}
+	b.res.Added, b.res.AlreadyThere = app.Added, app.Present
+	return nil
+}
+
 // mergeAll applies the merges, after every message file was sent.
 func (rs *restorer) mergeAll(ctx context.Context) error {
 	for _, b := range rs.inv.boxes {

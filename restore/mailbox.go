@@ -116,7 +116,7 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 				continue
 			}
 		}
-		if b.merge != nil && !rs.opts.DryRun {
+		if b.merge != nil { // a dry run too: it counts what would be added
 			if err := rs.spillRecord(b, r); err != nil {
 				return err
 			}

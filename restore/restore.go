@@ -117,7 +117,7 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	}
 	rs.checkDerived()
 	if opts.DryRun {
-		return rs.sum, nil
+		return rs.sum, rs.dryMerges()
 	}
 	hook("read")
 	if err := rs.commit(); err != nil {

@@ -129,6 +129,65 @@ func (rs *restorer) commitMerges(q *quotaPlan) error {
 	return nil
 }
 
+// dryMerges says, for a dry run, how many messages each merge would
+// add and how many the target has already: the same decision as
+// mergeBox's (msgsel.Appender), against the target's index read under
+// its shared lock, nothing written.
+func (rs *restorer) dryMerges() error {
+	for _, b := range rs.boxes {
+		if b.res.Action != ActionMerge || b.merge == nil || b.merge.spill.Len() == 0 {
+			continue
+		}
+		ipath, err := rs.spool.MetaPath(b.merge.target, partition.FileIndex)
+		if err != nil {
+			return err
+		}
+		if err := rs.dryMerge(b, ipath); err != nil {
+			if rs.ctx.Err() != nil {
+				return err
+			}
+			rs.refuse(b, err.Error())
+		}
+	}
+	return nil
+}
+
+func (rs *restorer) dryMerge(b *box, ipath string) error {
+	idx, err := rs.cfg.Tree().OpenLocked(rs.ctx, ipath, os.O_RDONLY, false)
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	var hb [partition.IndexHeaderSize]byte
+	n, err := idx.ReadAt(hb[:], 0)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	h, err := partition.ParseIndexHeader(hb[:n])
+	if err != nil {
+		return fmt.Errorf("%s: %w", ipath, err)
+	}
+	app := msgsel.NewAppender(h.LastUID, max(h.RawHighestModseq, 1), timeNow().Unix())
+	defer app.Close()
+	if err := targetGUIDs(idx, h, app); err != nil {
+		return fmt.Errorf("%s: %w", ipath, err)
+	}
+	spilled, err := b.merge.spill.Records()
+	if err != nil {
+		return err
+	}
+	for {
+		r, err := spilled()
+		if err != nil || r == nil {
+			b.res.Added, b.res.AlreadyThere = app.Added, app.Present
+			return err
+		}
+		if _, err := app.Next(r); err != nil {
+			return err
+		}
+	}
+}
+
 // fatalMerge wraps an error that ends the run (a lock wait cancelled).
 type fatalMerge struct{ err error }
 
