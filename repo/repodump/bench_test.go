@@ -51,7 +51,8 @@ func day(b testing.TB, lab *cyruslab.Lab, spool *partition.Spool, n int, pct flo
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := lab.IMAP(b, cyruslab.Admin)
+	c := adminSession(b, lab)
+	defer c.Close()
 	per := func(share float64) int { return max(1, int(float64(n)*pct*share/100/float64(len(users))+0.5)) }
 	for _, u := range users {
 		box := "user." + u
@@ -293,7 +294,8 @@ func warm(tb testing.TB, lab *cyruslab.Lab, spool *partition.Spool) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := lab.IMAP(tb, cyruslab.Admin)
+	c := adminSession(tb, lab)
+	defer c.Close()
 	for _, u := range users {
 		if _, err := spool.Lookup("user." + u); err != nil {
 			continue // a user with seen state only

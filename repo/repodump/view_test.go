@@ -15,6 +15,19 @@ import (
 	"github.com/zeebo/blake3"
 )
 
+// adminSession logs the lab's admin in over IMAP; the caller closes the
+// session when done with it (not when the test ends: the lab's imapd
+// serves at most 20 sessions at once, and a scenario of many nights opens
+// one or more a night).
+func adminSession(tb testing.TB, lab *cyruslab.Lab) *cyruslab.IMAPClient {
+	tb.Helper()
+	c, err := lab.Login(cyruslab.Admin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
 // grantAdmin gives the lab's admin read rights on every mailbox of the
 // spool, so that imapViews can read them (Cyrus's admins may LIST every
 // mailbox but read only where an ACL lets them). It runs before the
@@ -25,7 +38,8 @@ func grantAdmin(tb testing.TB, lab *cyruslab.Lab, spool *partition.Spool) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := lab.IMAP(tb, cyruslab.Admin)
+	c := adminSession(tb, lab)
+	defer c.Close()
 	for _, b := range boxes {
 		if err := c.SetACL(b.Name, cyruslab.Admin, "lrswitedi"); err != nil {
 			tb.Fatalf("SETACL %s: %v", b.Name, err)
@@ -40,7 +54,8 @@ func grantAdmin(tb testing.TB, lab *cyruslab.Lab, spool *partition.Spool) {
 // time.
 func imapViews(tb testing.TB, lab *cyruslab.Lab) map[string][32]byte {
 	tb.Helper()
-	c := lab.IMAP(tb, cyruslab.Admin)
+	c := adminSession(tb, lab)
+	defer c.Close()
 	list, err := c.List("", "*")
 	if err != nil {
 		tb.Fatal(err)
