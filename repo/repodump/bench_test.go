@@ -18,6 +18,7 @@ import (
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/fixtures/gen"
 	"github.com/mbtool/mbtool/internal/cyruslab"
+	"github.com/mbtool/mbtool/internal/imapcompare"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/repo"
 	"github.com/mbtool/mbtool/restore"
@@ -130,7 +131,7 @@ type nightsRun struct {
 	// views holds, for each night prune --keep-daily 7 keeps (with more
 	// than 7 nights), what IMAP showed of every mailbox after it
 	// (imapViews).
-	views map[int]map[string][32]byte
+	views map[int]imapcompare.Snapshot
 	// alternate's figures (measure): night 1 and night 2 of the
 	// partition after the first day, alternating.
 	alt1, alt2           []time.Duration
@@ -139,7 +140,7 @@ type nightsRun struct {
 
 func nights(tb testing.TB, n, count, rounds int) *nightsRun {
 	ctx := context.Background()
-	nr := &nightsRun{lab: cyruslab.Start(tb, cyruslab.Options{}), views: map[int]map[string][32]byte{}}
+	nr := &nightsRun{lab: cyruslab.Start(tb, cyruslab.Options{}), views: map[int]imapcompare.Snapshot{}}
 	spool := openSpool(tb, nr.lab.Conf)
 	if _, err := gen.Restore(ctx, spool, gen.Options{Seed: 1, Messages: n}); err != nil {
 		tb.Fatal(err)
@@ -352,7 +353,7 @@ func (nr *nightsRun) keepDaily(tb testing.TB) (before, after int64) {
 			tb.Fatalf("night %d: no IMAP view recorded", night+1)
 		}
 		if sameViews(tb, fmt.Sprintf("night %d restored after prune", night+1), nr.restoredViews(tb, s), want) {
-			tb.Logf("night %d (snapshot %s), restored from the pruned repository into a fresh Cyrus: the IMAP view of its %d mailboxes is the one Cyrus served that night",
+			tb.Logf("night %d (snapshot %s), restored from the pruned repository into a fresh Cyrus: the admin's IMAP view (%d sections) is the one Cyrus served that night",
 				night+1, s.ShortID(), len(want))
 		}
 	}

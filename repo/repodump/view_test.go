@@ -2,17 +2,16 @@ package repodump
 
 import (
 	"context"
-	"encoding/binary"
+	"crypto/sha256"
+	"fmt"
 	"io"
-	"sort"
-	"strings"
 	"testing"
 
 	"github.com/mbtool/mbtool/internal/cyruslab"
+	"github.com/mbtool/mbtool/internal/imapcompare"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/repo"
 	"github.com/mbtool/mbtool/restore"
-	"github.com/zeebo/blake3"
 )
 
 // adminSession logs the lab's admin in over IMAP; the caller closes the
@@ -47,73 +46,27 @@ func grantAdmin(tb testing.TB, lab *cyruslab.Lab, spool *partition.Spool) {
 	}
 }
 
-// imapViews is what the lab's admin sees over IMAP of every mailbox, one
-// digest per mailbox: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and each
-// message's UID, flags (but \Recent, which is per session), INTERNALDATE,
-// RFC822.SIZE, MODSEQ and bytes. One mailbox's messages are held at a
-// time.
-func imapViews(tb testing.TB, lab *cyruslab.Lab) map[string][32]byte {
+// imapViews is what the lab's admin is served over IMAP
+// (internal/imapcompare: LIST, ACLs, quota roots, STATUS, metadata, and
+// every mailbox's EXAMINE, FETCH of every message with its bytes, SORT,
+// THREAD and SEARCH), each section reduced to its SHA-256 so that the
+// views of several nights of a large partition fit in memory.
+func imapViews(tb testing.TB, lab *cyruslab.Lab) imapcompare.Snapshot {
 	tb.Helper()
-	c := adminSession(tb, lab)
-	defer c.Close()
-	list, err := c.List("", "*")
+	snap, err := imapcompare.Take(lab, imapcompare.Options{NoTools: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out := map[string][32]byte{}
-	for _, e := range list {
-		if hasAttr(e.Attrs, `\Noselect`) || hasAttr(e.Attrs, `\NonExistent`) {
-			continue
-		}
-		m, err := c.Examine(e.Name)
-		if err != nil {
-			tb.Fatalf("EXAMINE %s: %v", e.Name, err)
-		}
-		h := blake3.New()
-		num := func(x uint64) { h.Write(binary.BigEndian.AppendUint64(nil, x)) }
-		str := func(s string) { num(uint64(len(s))); io.WriteString(h, s) }
-		num(uint64(m.UIDValidity))
-		num(uint64(m.UIDNext))
-		num(m.HighestModSeq)
-		if m.Exists > 0 {
-			msgs, err := c.UIDFetch("1:*", "(FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODY.PEEK[])")
-			if err != nil {
-				tb.Fatalf("FETCH %s: %v", e.Name, err)
-			}
-			for _, msg := range msgs {
-				var flags []string
-				for _, f := range msg.Flags {
-					if !strings.EqualFold(f, `\Recent`) {
-						flags = append(flags, f)
-					}
-				}
-				sort.Strings(flags)
-				num(uint64(msg.UID))
-				str(strings.Join(flags, " "))
-				str(msg.InternalDate.UTC().String())
-				num(uint64(msg.Size))
-				num(msg.ModSeq)
-				str(string(msg.Body))
-			}
-		}
-		out[e.Name] = [32]byte(h.Sum(nil))
+	for k, v := range snap {
+		snap[k] = fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(v)))
 	}
-	return out
-}
-
-func hasAttr(attrs []string, a string) bool {
-	for _, x := range attrs {
-		if strings.EqualFold(x, a) {
-			return true
-		}
-	}
-	return false
+	return snap
 }
 
 // restoredViews writes snapshot s out whole, restores it into a fresh,
 // running Cyrus and returns what IMAP shows there (imapViews); the lab
 // is stopped and removed before it returns.
-func (nr *nightsRun) restoredViews(tb testing.TB, s *repo.Snapshot) map[string][32]byte {
+func (nr *nightsRun) restoredViews(tb testing.TB, s *repo.Snapshot) imapcompare.Snapshot {
 	tb.Helper()
 	ctx := context.Background()
 	dst := cyruslab.Start(tb, cyruslab.Options{})
@@ -139,24 +92,21 @@ func (nr *nightsRun) restoredViews(tb testing.TB, s *repo.Snapshot) map[string][
 	return imapViews(tb, dst)
 }
 
-// sameViews reports every mailbox whose view differs between got and want.
-func sameViews(tb testing.TB, what string, got, want map[string][32]byte) bool {
+// sameViews reports every section of the view that differs between got
+// and want.
+func sameViews(tb testing.TB, what string, got, want imapcompare.Snapshot) bool {
 	tb.Helper()
-	ok := true
-	for name, w := range want {
-		if g, found := got[name]; !found {
-			tb.Errorf("%s: mailbox %s missing", what, name)
-			ok = false
-		} else if g != w {
-			tb.Errorf("%s: mailbox %s differs over IMAP", what, name)
-			ok = false
+	diff := imapcompare.Diff(got, want)
+	for i, d := range diff {
+		if i == 10 {
+			tb.Errorf("%s: and %d more sections differ", what, len(diff)-i)
+			break
+		}
+		if d.Missing != "" {
+			tb.Errorf("%s: %s", what, d)
+		} else {
+			tb.Errorf("%s: %s differs over IMAP", what, d.Section)
 		}
 	}
-	for name := range got {
-		if _, found := want[name]; !found {
-			tb.Errorf("%s: mailbox %s not there on that night", what, name)
-			ok = false
-		}
-	}
-	return ok
+	return len(diff) == 0
 }
