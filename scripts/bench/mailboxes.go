@@ -54,16 +54,7 @@ func mailboxAxis(ctx context.Context, bin string, c config) error {
 		}
 		pts = append(pts, pt)
 	}
-	body := mailboxSection(c, started, pts)
-	fmt.Print("\n" + body)
-	if c.out == "" {
-		return nil
-	}
-	if err := writeSection(c.out, sectionMailboxes, body); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "wrote", c.out)
-	return nil
+	return publish(c.out, sectionMailboxes, mailboxSection(c, started, pts))
 }
 
 // measureMailboxes times, on one partition: dump against tar -cf | cat,

@@ -261,12 +261,8 @@ func run(c config) error {
 			if err != nil {
 				return err
 			}
-			fmt.Print("\n" + body)
-			if c.out != "" {
-				if err := writeSection(c.out, sectionS3, body); err != nil {
-					return err
-				}
-				fmt.Fprintln(os.Stderr, "wrote", c.out)
+			if err := publish(c.out, sectionS3, body); err != nil {
+				return err
 			}
 		} else {
 			rep.part = p

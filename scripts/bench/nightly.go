@@ -69,14 +69,5 @@ func repoNightly(c config) error {
 		b.WriteString(string(m[1]) + "\n")
 	}
 	b.WriteString("```\n")
-	body := b.String()
-	fmt.Print("\n" + body)
-	if c.out == "" {
-		return nil
-	}
-	if err := writeSection(c.out, section, body); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "wrote", c.out)
-	return nil
+	return publish(c.out, section, b.String())
 }

@@ -207,6 +207,20 @@ func (r *report) write(path string) error {
 	return nil
 }
 
+// publish prints a section's body and, unless out is empty, writes it
+// into the report file out.
+func publish(out, name, body string) error {
+	fmt.Print("\n" + body)
+	if out == "" {
+		return nil
+	}
+	if err := writeSection(out, name, body); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "wrote", out)
+	return nil
+}
+
 // writeSection replaces one section of the report file, which is made
 // (with docHead) when it does not exist.
 func writeSection(path, name, body string) error {

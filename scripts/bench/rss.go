@@ -51,7 +51,7 @@ func rssRun(ctx context.Context, bin string, c config) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	m := &rssMeter{bin: bin, work: work}
+	m := &rssMeter{bin: bin, work: work, c: c, started: started, p: p}
 	all := fmt.Sprintf("%d messages, %d mailboxes, %d users", p.messages, p.mailboxes, p.users)
 	dumpFile := filepath.Join(work, "all.dlist")
 	repoDir := filepath.Join(work, "repo")
@@ -146,16 +146,8 @@ func rssRun(ctx context.Context, bin string, c config) error {
 		return err
 	}
 
-	body := m.section(c, started, p)
-	fmt.Print("\n" + body)
-	if c.out == "" {
-		return nil
-	}
-	if err := writeSection(c.out, sectionRSS, body); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "wrote", c.out)
-	return nil
+	m.done = true
+	return publish(c.out, sectionRSS, m.section())
 }
 
 // scaleOptions is the scaling series' partition of n small messages.
@@ -166,6 +158,12 @@ func scaleOptions(n int) gen.Options {
 type rssMeter struct {
 	bin, work string
 	rows      []rssRow
+	// for the section, written after every row (a long run stopped
+	// midway still leaves its figures) and once more at the end (done)
+	c       config
+	started time.Time
+	p       *partitionInfo
+	done    bool
 }
 
 // run runs the script script() gives, each {T} replaced by mbtool under
@@ -218,6 +216,9 @@ func (m *rssMeter) run(command, what string, script func() (string, error)) erro
 		m.rows = append(m.rows, rssRow{command: name, kib: kib, what: what})
 		fmt.Fprintf(os.Stderr, "rss: %-60s %6.1f MiB\n", name, float64(kib)/1024)
 	}
+	if m.c.out != "" {
+		return writeSection(m.c.out, sectionRSS, m.section())
+	}
 	return nil
 }
 
@@ -246,7 +247,8 @@ func (m *rssMeter) restoreServer(dumpFile, what string) error {
 		fixed(fmt.Sprintf("{T} restore -q --server %s --auth-user %s %s", lab.SyncAddr, lab.Admin, q(dumpFile))))
 }
 
-func (m *rssMeter) section(c config, started time.Time, p *partitionInfo) string {
+func (m *rssMeter) section() string {
+	c, started, p := m.c, m.started, m.p
 	var b strings.Builder
 	title := fmt.Sprintf("%d messages", c.rssMessages)
 	if c.rssMessages == 1_000_000 {
@@ -260,6 +262,9 @@ func (m *rssMeter) section(c config, started time.Time, p *partitionInfo) string
 		"The machine was shared with other work while this ran: peak RSS does not depend on that, times would, so none are reported. "+
 		"The budget (issues 16 and 18) is %d MiB for every command.\n\n",
 		p.messages, float64(p.bytes)/1e9, p.mailboxes, p.users, rssBudgetMiB)
+	if !m.done {
+		b.WriteString("**Incomplete:** the run was still going when this was written; below are the commands it had measured.\n\n")
+	}
 	b.WriteString("| command | peak RSS MiB | within 64 MiB | on |\n|---|---|---|---|\n")
 	var over []string
 	for _, r := range m.rows {
