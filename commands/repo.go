@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -232,22 +231,13 @@ func runRestoreRepo(ctx context.Context, e *env, o restoreOptions, ro repoRestor
 		fmt.Fprintf(e.stderr, "mbtool: restoring %s from snapshot %s of %s (%s)\n", what, snap.ShortID(),
 			snap.Time.Local().Format("2006-01-02 15:04:05"), snap.Host)
 	}
-	pr, pw := io.Pipe()
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := r.WriteDump(ectx, idx, snap, pw, repo.ExportOptions{Users: []string{ro.user}})
-		pw.CloseWithError(err)
-		done <- err
-	}()
+	// The export runs ahead of the restore reading it, on another core.
+	dr := r.OpenDump(ctx, idx, snap, repo.ExportOptions{Users: []string{ro.user}})
 	e2 := *e
-	e2.stdin = pr
+	e2.stdin = dr
 	o.input = "-"
 	rerr := restoreDump(ctx, &e2, o)
-	pr.CloseWithError(errors.New("restore ended"))
-	cancel()
-	xerr := <-done
+	xerr := dr.Close()
 	if rerr == nil && xerr != nil {
 		return xerr
 	}

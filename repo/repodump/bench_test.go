@@ -463,20 +463,22 @@ func (nr *nightsRun) restoreTimes(b *testing.B) {
 			target := openSpool(b, conf)
 			start := time.Now()
 			var in io.Reader = bytes.NewReader(standalone.Bytes())
+			var idx *repo.Index
 			if viaRepo {
-				pr, pw := io.Pipe()
-				go func() {
-					idx, err := r.LoadIndex()
-					if err == nil {
-						_, err = r.WriteDump(ctx, idx, last, pw, repo.ExportOptions{})
-						idx.Close()
-					}
-					pw.CloseWithError(err)
-				}()
-				in = pr
+				// As restore --repo reads it (commands/repo.go).
+				if idx, err = r.LoadIndex(); err != nil {
+					b.Fatal(err)
+				}
+				dr := r.OpenDump(ctx, idx, last, repo.ExportOptions{})
+				defer dr.Close()
+				in = dr
 			}
 			if _, err := restore.Run(ctx, target, in, restore.Options{}); err != nil {
 				b.Fatal(err)
+			}
+			if idx != nil {
+				in.(io.Closer).Close()
+				idx.Close()
 			}
 			if viaRepo {
 				fromRepo = append(fromRepo, time.Since(start))
