@@ -59,6 +59,7 @@ func (r *Repo) WriteDump(ctx context.Context, idx *Index, s *Snapshot, w io.Writ
 	}
 	e := &exporter{r: r, idx: idx, w: fw.DL(), packs: newPackCache(r.store),
 		emitted: guidtable.New(guidtable.Options{})}
+	e.streams = newPackStreams(e.packs)
 	defer e.packs.close()
 	defer e.emitted.Close()
 	for _, u := range users {
@@ -85,6 +86,7 @@ type exporter struct {
 	idx     *Index
 	w       *dlist.Writer
 	packs   *packCache
+	streams *packStreams // reads from packs
 	emitted *guidtable.Table
 	c       dumpfile.Counts
 	inLine  int // files in the APPLY MESSAGE line being written
@@ -115,7 +117,14 @@ func (r *Repo) openState(id string) (*dlist.Reader, *hashingReader, func(), erro
 		return nil, nil, nil, err
 	}
 	hr := &hashingReader{r: zr, h: blake3.New()}
-	return dlist.NewReader(hr), hr, func() { zr.Close(); f.Close() }, nil
+	done := func() {
+		if zr != nil { // once: a pooled decoder must not be given back twice
+			putDecoder(zr)
+			zr = nil
+			f.Close()
+		}
+	}
+	return dlist.NewReader(hr), hr, done, nil
 }
 
 // stateIndexVersion reads the INDEXVERSION of a state's first line.
@@ -345,7 +354,7 @@ func (e *exporter) file(part string, g guid.GUID) error {
 	if !ok {
 		return fmt.Errorf("%w: file %s is in no index", ErrDamaged, g)
 	}
-	body, err := e.packs.body(g, loc)
+	body, err := e.streams.body(g, loc)
 	if err != nil {
 		return err
 	}

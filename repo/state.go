@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"sync"
@@ -55,9 +56,30 @@ func putEncoder(zw *zstd.Encoder) {
 	encoders.Put(zw)
 }
 
+// decoders keeps decoders for the next zstdDecoder, as encoders does:
+// writing a snapshot out opens a state per user and, for each mailbox,
+// its box (and a delta's base), each once or twice.
+var decoders sync.Pool
+
+// zstdDecoder returns a single-threaded decoder reading r, through a
+// buffer (the decoder reads each block's 3-byte header on its own);
+// putDecoder gives it back.
 func zstdDecoder(r io.Reader) (*zstd.Decoder, error) {
+	r = bufio.NewReaderSize(r, 64<<10)
+	if zr, ok := decoders.Get().(*zstd.Decoder); ok {
+		if err := zr.Reset(r); err == nil {
+			return zr, nil
+		}
+		zr.Close()
+	}
 	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 		zstd.WithDecoderMaxWindow(8<<20))
+}
+
+// putDecoder drops zr's reader and keeps zr for the next zstdDecoder.
+func putDecoder(zr *zstd.Decoder) {
+	zr.Reset(nil)
+	decoders.Put(zr)
 }
 
 // copyValue copies the tokens of one value (after a line's name) from rd
