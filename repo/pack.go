@@ -166,7 +166,7 @@ func (c *packCache) body(g guid.GUID, loc Location) (io.Reader, error) {
 // checkLiteralHeader checks that the bytes before loc.Offset in pack f end
 // a file literal header for g of loc.Size bytes: " <guid> <size>}" CRLF.
 func checkLiteralHeader(f File, g guid.GUID, loc Location) error {
-	want := []byte(" " + g.String() + " " + strconv.FormatInt(loc.Size, 10) + "}\r\n")
+	want := literalHeader(g, loc.Size)
 	start := loc.Offset - int64(len(want))
 	if start < 0 || loc.Offset+loc.Size > f.Size() {
 		return fmt.Errorf("%w: pack %s: file %s at offset %d, %d bytes: outside the pack (%d bytes)",
@@ -180,4 +180,97 @@ func checkLiteralHeader(f File, g guid.GUID, loc Location) error {
 		return fmt.Errorf("%w: pack %s: no literal of file %s (%d bytes) at offset %d", ErrDamaged, loc.Pack, g, loc.Size, loc.Offset)
 	}
 	return nil
+}
+
+// packStreams reads file literals for an export, which asks for them
+// mostly in the order they were stored (a mailbox's files, in the order
+// its records were first dumped): each of a few packs is read forward
+// through a buffer, so that a run of consecutive literals costs one read
+// per buffer (a system call, or a ranged GET from object storage) where
+// it cost two per literal. A literal that does not follow the one before
+// it in its pack (packs rewritten by prune are in GUID order) is read
+// alone, header and body at once, so that nothing is read twice or in
+// vain.
+type packStreams struct {
+	c  *packCache
+	ss []*packStream // most recently used first
+}
+
+type packStream struct {
+	id    PackID
+	start int64  // pack offset of buf[0]
+	buf   []byte // the bytes read
+	next  int64  // pack offset after the last literal served
+}
+
+const (
+	packStreamBuf = 512 << 10 // bytes read ahead, per pack
+	packStreamN   = 4         // packs read at once (a delta's base and new files)
+	packStreamGap = 4 << 10   // a literal at most this far past the last follows it
+)
+
+func newPackStreams(c *packCache) *packStreams { return &packStreams{c: c} }
+
+// body returns a reader of file g's literal at loc, valid until the
+// next call, checking, as packCache.body does, that the literal's header
+// names g and that the bytes hash to g.
+func (p *packStreams) body(g guid.GUID, loc Location) (io.Reader, error) {
+	want := literalHeader(g, loc.Size)
+	start, end := loc.Offset-int64(len(want)), loc.Offset+loc.Size
+	if end-start > packStreamBuf {
+		return p.c.body(g, loc) // a large file: straight from the pack
+	}
+	f, err := p.c.get(loc.Pack)
+	if err != nil {
+		return nil, err
+	}
+	if start < 0 || end > f.Size() {
+		return nil, fmt.Errorf("%w: pack %s: file %s at offset %d, %d bytes: outside the pack (%d bytes)",
+			ErrDamaged, loc.Pack, g, loc.Offset, loc.Size, f.Size())
+	}
+	s := p.stream(loc.Pack)
+	if start < s.start || end > s.start+int64(len(s.buf)) {
+		n := end - start // alone
+		if start >= s.next && start-s.next <= packStreamGap {
+			n = min(packStreamBuf, f.Size()-start) // it follows: read ahead
+		}
+		s.start, s.buf = start, s.buf[:n]
+		if _, err := f.ReadAt(s.buf, start); err != nil && !(err == io.EOF && start+n == f.Size()) {
+			s.buf = s.buf[:0]
+			return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
+		}
+	}
+	s.next = end
+	lit := s.buf[start-s.start : end-s.start]
+	if !bytes.Equal(lit[:len(want)], want) {
+		return nil, fmt.Errorf("%w: pack %s: no literal of file %s (%d bytes) at offset %d", ErrDamaged, loc.Pack, g, loc.Size, loc.Offset)
+	}
+	return guid.NewReader(bytes.NewReader(lit[len(want):]), g, loc.Size), nil
+}
+
+// stream returns the stream of pack id, made most recently used.
+func (p *packStreams) stream(id PackID) *packStream {
+	for i, s := range p.ss {
+		if s.id == id {
+			copy(p.ss[1:i+1], p.ss[:i])
+			p.ss[0] = s
+			return s
+		}
+	}
+	var s *packStream
+	if len(p.ss) == packStreamN {
+		s = p.ss[len(p.ss)-1] // its buffer, for this pack
+		p.ss = p.ss[:len(p.ss)-1]
+	} else {
+		s = &packStream{buf: make([]byte, 0, packStreamBuf)}
+	}
+	*s = packStream{id: id, start: 0, buf: s.buf[:0], next: -1}
+	p.ss = append([]*packStream{s}, p.ss...)
+	return s
+}
+
+// literalHeader is the end of the header of file g's literal, which the
+// pack holds right before the literal's bytes: " <guid> <size>}" CRLF.
+func literalHeader(g guid.GUID, size int64) []byte {
+	return []byte(" " + g.String() + " " + strconv.FormatInt(size, 10) + "}\r\n")
 }
