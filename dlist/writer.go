@@ -447,3 +447,31 @@ func bodyEnd(body io.Reader) error {
 	}
 	return nil
 }
+
+// CopyLines copies r to the output as it is, between lines: r must hold
+// whole lines another Writer printed (a line built aside, to go after
+// lines that were due before it). It returns the Writer's error.
+func (w *Writer) CopyLines(r io.Reader) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.inLine {
+		w.invalid("CopyLines inside a line")
+		return w.err
+	}
+	for {
+		if len(w.buf) == cap(w.buf) && w.Flush() != nil {
+			return w.err
+		}
+		n, err := r.Read(w.buf[len(w.buf):cap(w.buf)])
+		w.buf = w.buf[:len(w.buf)+n]
+		if err == io.EOF {
+			w.maybeFlush()
+			return w.err
+		}
+		if err != nil {
+			w.err = fmt.Errorf("dlist: copying lines: %w", err)
+			return w.err
+		}
+	}
+}

@@ -374,3 +374,40 @@ func TestWriterFileMismatch(t *testing.T) {
 		}
 	}
 }
+
+// CopyLines puts lines built aside where they are due, byte for byte,
+// through the buffer and past it; inside a line it is refused.
+func TestWriterCopyLines(t *testing.T) {
+	var aside, out, want bytes.Buffer
+	a, wa := NewWriter(&aside), NewWriter(&want)
+	for _, w := range []*Writer{a, wa} {
+		w.BeginLine("APPLY", "MAILBOX")
+		w.BeginKVList()
+		w.Key("RECORD")
+		w.BeginList()
+		for i := 0; i < 20000; i++ { // past the buffer
+			w.Num(uint64(i))
+		}
+		w.EndList()
+		w.EndList()
+		w.EndLine()
+	}
+	a.Flush()
+	w := NewWriter(&out)
+	w.BeginLine("APPLY", "MESSAGE")
+	w.BeginList()
+	w.EndList()
+	w.EndLine()
+	if err := w.CopyLines(bytes.NewReader(aside.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	wa.Flush()
+	if got, want := out.String(), "APPLY MESSAGE ()\r\n"+want.String(); got != want {
+		t.Fatalf("got %d bytes, want %d", len(got), len(want))
+	}
+	w.BeginLine("APPLY", "MAILBOX")
+	if err := w.CopyLines(strings.NewReader("x\r\n")); !errors.Is(err, ErrInvalid) {
+		t.Errorf("CopyLines inside a line: %v", err)
+	}
+}

@@ -385,8 +385,7 @@ func (e *exporter) endMessages() error {
 }
 
 // box writes a mailbox of a format-2 state: its files, then its APPLY
-// MAILBOX; a delta box merged with its base, in two passes (the files
-// in the order of the mailbox's records, then the records).
+// MAILBOX; a delta box merged with its base, in one pass over each.
 func (e *exporter) box(be BoxEntry) error {
 	e.c.Mailboxes++
 	if be.Base == "" {
@@ -413,36 +412,42 @@ func (e *exporter) box(be BoxEntry) error {
 		}
 		return b.finish()
 	}
+	// A delta, in one pass over it and its base: the merged records
+	// are written aside (memory up to 1 MiB, then a temporary file) as
+	// their files go out, and the mailbox's line after the files.
 	avail := guidtable.New(guidtable.Options{MemLimit: tableMem})
 	defer avail.Close()
 	m, err := e.r.openMerge(be, func(part string, g guid.GUID) error { _, err := avail.Add(g, nil); return err })
 	if err != nil {
 		return err
 	}
+	defer m.close()
 	part := m.keys().Partition
-	for {
+	var aside spill
+	defer aside.close()
+	w := dlist.NewWriter(&aside)
+	err = syncrec.WriteMailbox(w, "APPLY", m.keys(), func() (*syncrec.Record, error) {
 		r, err := m.next()
-		if err == nil && r != nil {
-			var ok bool
-			if ok, err = avail.Has(r.GUID); ok && err == nil {
-				err = e.file(part, r.GUID)
-			}
+		if err != nil || r == nil {
+			return r, err
 		}
-		if err != nil {
-			m.close()
-			return err
+		if ok, err := avail.Has(r.GUID); err != nil || !ok {
+			return r, err
 		}
-		if r == nil {
-			break
-		}
+		return r, e.file(part, r.GUID)
+	})
+	if err == nil {
+		err = w.Flush()
 	}
-	m.close()
+	if err != nil {
+		return err
+	}
 	if err := e.endMessages(); err != nil {
 		return err
 	}
-	if m, err = e.r.openMerge(be, nil); err != nil {
+	line, err := aside.reader()
+	if err != nil {
 		return err
 	}
-	defer m.close()
-	return syncrec.WriteMailbox(e.w, "APPLY", m.keys(), m.next)
+	return e.w.CopyLines(line)
 }

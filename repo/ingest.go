@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -568,21 +567,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 }
 
 // tempFile makes an unlinked temporary file, on disk where possible.
-func tempFile() (*os.File, error) {
-	dirs := []string{os.Getenv("TMPDIR"), "/var/tmp", os.TempDir()}
-	var err error
-	for _, d := range dirs {
-		if d == "" {
-			continue
-		}
-		var f *os.File
-		if f, err = os.CreateTemp(d, "mbtool-repo-*"); err == nil {
-			os.Remove(f.Name())
-			return f, nil
-		}
-	}
-	return nil, errors.Join(errors.New("no temporary file"), err)
-}
+func tempFile() (*os.File, error) { return guidtable.TempFile("", "mbtool-repo-*") }
 
 // spill holds bytes in memory up to spillAt, and in an unlinked temporary
 // file beyond.
