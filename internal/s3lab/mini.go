@@ -95,3 +95,7 @@ func (m *Mini) Restart() error {
 
 // Log is the file that receives weed mini's output.
 func (m *Mini) Log() string { return m.proc.log }
+
+// Pid is the process ID of weed mini (for pinning it to CPUs: the
+// benchmark runs the store on a core of its own).
+func (m *Mini) Pid() int { return m.proc.child.Pid() }

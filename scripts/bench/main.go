@@ -20,6 +20,7 @@
 //	go run ./scripts/bench -messages 0 -rss            # only peak RSS of every command at 1,000,000 messages (an hour; real Cyrus)
 //	go run ./scripts/bench -messages 0 -rss -rss-messages 5000 -out ''   # a quick look at the same
 //	go run ./scripts/bench -s3                              # only the repository on object storage (SeaweedFS) next to a directory
+//	go run ./scripts/bench -s3 -s3-pin                      # the same, and again with the store and mbtool on a core each
 //	go run ./scripts/bench -against docs/benchmarks.md -out /tmp/b.md
 //	                                  # a second run: do its figures agree with the published ones?
 //
@@ -57,6 +58,7 @@ type config struct {
 	pairs    int
 	scaling  bool
 	s3       bool // the object-store pairs instead of the baselines (s3.go)
+	s3Pin    bool // and again with the store and mbtool on CPUs of their own
 	list     bool // only list next to verify (list.go)
 	// the mailbox axis (mailboxes.go)
 	mailboxes  bool
@@ -86,6 +88,7 @@ func main() {
 	flag.IntVar(&c.messages, "messages", 100_000, "messages in the generated partition")
 	flag.IntVar(&c.pairs, "pairs", minPairs, "alternating rounds of each pair (at least 5 for a report)")
 	flag.BoolVar(&c.s3, "s3", false, "measure the repository on a SeaweedFS store (internal/s3lab) next to one in a directory, instead of the baseline pairs")
+	flag.BoolVar(&c.s3Pin, "s3-pin", false, "with -s3: measure every pair twice, as is and with SeaweedFS pinned to CPU 1 and mbtool to CPU 0 in both rows (taskset)")
 	flag.BoolVar(&c.list, "list", false, "only measure mbtool list next to mbtool verify, on a dump of -messages")
 	flag.BoolVar(&c.scaling, "scaling", false, "also run the scaling series (small messages, 10k up to -scale-max)")
 	flag.IntVar(&c.scaleMax, "scale-max", 1_000_000, "largest partition of the scaling series")

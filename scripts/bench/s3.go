@@ -7,10 +7,13 @@ package main
 // (128 MiB with parallel uploads).
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -107,26 +110,15 @@ func s3Pairs(bin string, c config, p *partitionInfo) (string, error) {
 			return b.String() + "sync", nil
 		}
 	}
-	m := func(name string) *measurement { return &measurement{name: name} }
-	dDir, dS3, dS3one := m("dump --repo DIR"), m("dump --repo s3://"), m("dump --repo s3:// --s3-parallel 1")
-	rDir, rS3 := m("restore --repo DIR + sync"), m("restore --repo s3:// + sync")
-	// The dumps from the directory repository first: it is remade by
-	// each dumpDir, and the restores need it whole.
-	restoreGroup := group{cmds: []command{{rDir, restoreFrom(dirRepo)}, {rS3, restoreFrom(s3Repo)}}}
-	if err := runGroups(work, []group{restoreGroup}, c.pairs); err != nil {
-		return "", err
-	}
-	dumpGroups := []group{
-		{cmds: []command{{dDir, dumpDir}, {dS3, dumpS3(4)}}},
-		{cmds: []command{{dDir, dumpDir}, {dS3one, dumpS3(1)}}},
-	}
-	if err := runGroups(work, dumpGroups, c.pairs); err != nil {
-		return "", err
-	}
-	pairs := []pair{
-		{"dump --repo", dS3, dDir, p.treeBytes, "files under config/ and spool/"},
-		{"dump --repo, one part in flight", dS3one, dDir, p.treeBytes, "files under config/ and spool/"},
-		{"restore --repo", rS3, rDir, p.treeBytes, "files under config/ and spool/"},
+	modes := []pinning{{}}
+	if c.s3Pin {
+		if runtime.NumCPU() < 2 {
+			return "", fmt.Errorf("-s3-pin needs at least 2 CPUs, this machine has %d", runtime.NumCPU())
+		}
+		if _, err := exec.LookPath("taskset"); err != nil {
+			return "", fmt.Errorf("-s3-pin needs taskset (Debian: util-linux): %v", err)
+		}
+		modes = append(modes, pinning{mbtool: "0", store: "1"})
 	}
 	var b strings.Builder
 	b.WriteString("## The repository on object storage\n\n")
@@ -135,14 +127,81 @@ func s3Pairs(bin string, c config, p *partitionInfo) (string, error) {
 		"on loopback (internal/s3lab), with credentials; each dump writes a new repository (a fresh directory, a fresh prefix). "+
 		"Each pair ran in %d alternating rounds; times in seconds, median (min–max); the ratio is the directory's time over the "+
 		"object store's in the same round (the bar is 0.7); peak RSS the largest of the runs.\n\n", p.messages, float64(p.bytes)/1e9, p.users, c.pairs)
-	b.WriteString("| command | s3:// seconds | DIR seconds | ratio | peak RSS MiB s3:// / DIR |\n|---|---|---|---|---|\n")
-	for _, x := range pairs {
-		fmt.Fprintf(&b, "| `%s` | %s | %s | **%s** | %d / %d |\n", x.what, x.mbtool.time().Format("%.2f"), x.baseline.time().Format("%.2f"),
-			x.ratio().Format("%.2f"), x.mbtool.maxRSSMiB(), x.baseline.maxRSSMiB())
-	}
-	isDir := func(m *measurement) bool { return strings.Contains(m.name, "DIR") }
-	for _, w := range spreadWarnings(c.pairs, []*measurement{dDir, dS3, dS3one, rDir, rS3}, isDir) {
-		b.WriteString("\n**Warning:** " + w + "\n")
+	for _, pin := range modes {
+		// Everything ran on every core (the store competing with mbtool
+		// in the s3:// rows only), else the store on one core and
+		// mbtool on another in both rows.
+		all := fmt.Sprintf("0-%d", runtime.NumCPU()-1)
+		storeCPUs := cmp.Or(pin.store, all)
+		if c.s3Pin {
+			if err := sh(work, fmt.Sprintf("taskset -a -p -c %s %d >/dev/null", storeCPUs, store.Pid())); err != nil {
+				return "", err
+			}
+		}
+		wrap := func(f func() (string, error)) func() (string, error) {
+			if pin.mbtool == "" {
+				return f
+			}
+			return func() (string, error) {
+				s, err := f()
+				return fmt.Sprintf("taskset -c %s sh -c %s", pin.mbtool, q(s)), err
+			}
+		}
+		m := func(name string) *measurement { return &measurement{name: name + pin.suffix()} }
+		dDir, dS3, dS3one := m("dump --repo DIR"), m("dump --repo s3://"), m("dump --repo s3:// --s3-parallel 1")
+		rDir, rS3 := m("restore --repo DIR + sync"), m("restore --repo s3:// + sync")
+		// The restores first: the directory repository they read is
+		// remade by each dumpDir (the last one leaves it whole for the
+		// next mode's restores).
+		restoreGroup := group{cmds: []command{{rDir, wrap(restoreFrom(dirRepo))}, {rS3, wrap(restoreFrom(s3Repo))}}}
+		if err := runGroups(work, []group{restoreGroup}, c.pairs); err != nil {
+			return "", err
+		}
+		dumpGroups := []group{
+			{cmds: []command{{dDir, wrap(dumpDir)}, {dS3, wrap(dumpS3(4))}}},
+			{cmds: []command{{dDir, wrap(dumpDir)}, {dS3one, wrap(dumpS3(1))}}},
+		}
+		if err := runGroups(work, dumpGroups, c.pairs); err != nil {
+			return "", err
+		}
+		pairs := []pair{
+			{"dump --repo", dS3, dDir, p.treeBytes, "files under config/ and spool/"},
+			{"dump --repo, one part in flight", dS3one, dDir, p.treeBytes, "files under config/ and spool/"},
+			{"restore --repo", rS3, rDir, p.treeBytes, "files under config/ and spool/"},
+		}
+		if pin.mbtool == "" {
+			fmt.Fprintf(&b, "### Unpinned: store and mbtool share all %d cores\n\n", runtime.NumCPU())
+			b.WriteString("Every process may run on every core. In the s3:// rows SeaweedFS competes with mbtool for them; in the " +
+				"directory rows nothing does. On a machine with few cores this charges the store's own work to mbtool: read it " +
+				"as a lower bound of what a site whose store runs on other machines sees.\n\n")
+		} else {
+			fmt.Fprintf(&b, "### Pinned: SeaweedFS on CPU %s, mbtool on CPU %s, in both rows\n\n", pin.store, pin.mbtool)
+			b.WriteString("`weed mini` (every thread) is pinned to one core and every timed command (mbtool, and the sync after " +
+				"a restore) to another, in the directory rows as in the s3:// rows: mbtool has one core either way, and the store " +
+				"has one of its own, as on a site where the store runs on other machines (but for loopback's latency, which is " +
+				"lower than a network's).\n\n")
+		}
+		b.WriteString("| command | s3:// seconds | DIR seconds | ratio | peak RSS MiB s3:// / DIR |\n|---|---|---|---|---|\n")
+		for _, x := range pairs {
+			fmt.Fprintf(&b, "| `%s` | %s | %s | **%s** | %d / %d |\n", x.what, x.mbtool.time().Format("%.2f"), x.baseline.time().Format("%.2f"),
+				x.ratio().Format("%.2f"), x.mbtool.maxRSSMiB(), x.baseline.maxRSSMiB())
+		}
+		isDir := func(m *measurement) bool { return strings.Contains(m.name, "DIR") }
+		for _, w := range spreadWarnings(c.pairs, []*measurement{dDir, dS3, dS3one, rDir, rS3}, isDir) {
+			b.WriteString("\n**Warning:** " + w + "\n")
+		}
+		b.WriteString("\n")
 	}
 	return b.String(), nil
+}
+
+// pinning says on which CPUs (taskset lists) mbtool and the store run;
+// empty: anywhere.
+type pinning struct{ mbtool, store string }
+
+func (p pinning) suffix() string {
+	if p.mbtool == "" {
+		return ""
+	}
+	return " (pinned)"
 }
