@@ -420,6 +420,15 @@ func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 // FdReader reads a bare descriptor (from OpenFd) at offsets.
 type FdReader int
 
+// Size is the file's size (fstat).
+func (fd FdReader) Size() (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(fd), &st); err != nil {
+		return 0, err
+	}
+	return st.Size, nil
+}
+
 // ReadAt reads len(b) bytes at off, as io.ReaderAt does.
 func (fd FdReader) ReadAt(b []byte, off int64) (int, error) {
 	n := 0

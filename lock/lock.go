@@ -71,6 +71,11 @@ func Wait(ctx context.Context, f *os.File, exclusive bool) error {
 	return waitFd(ctx, f.Fd(), f.Name(), exclusive)
 }
 
+// WaitFd is Wait on a bare descriptor fd of the file name.
+func WaitFd(ctx context.Context, fd int, name string, exclusive bool) error {
+	return waitFd(ctx, uintptr(fd), name, exclusive)
+}
+
 func waitFd(ctx context.Context, fd uintptr, name string, exclusive bool) error {
 	typ := int16(unix.F_RDLCK)
 	if exclusive {

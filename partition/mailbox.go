@@ -169,14 +169,17 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 // the headers, then (if want says so) the records.
 func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) (bool, error)) error {
 	e := m.Entry
-	f, err := m.openFile(m.IndexPath)
+	// A bare descriptor (os.NewFile would cost an fcntl): the index is
+	// locked, read at offsets and closed.
+	fd, err := m.openFd(m.IndexPath)
 	if err != nil {
 		return err
 	}
-	defer f.Close() // closing the descriptor drops its OFD lock
-	if err := lock.Wait(ctx, f, false); err != nil {
+	defer unix.Close(fd) // closing the descriptor drops its OFD lock
+	if err := lock.WaitFd(ctx, fd, m.IndexPath, false); err != nil {
 		return err
 	}
+	f := cyrusfs.FdReader(fd)
 	size, err := m.readIndexHeader(f)
 	if err != nil {
 		return err
@@ -188,7 +191,7 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) 
 	if err != nil {
 		return err
 	}
-	if m.Header, err = ReadHeaderFile(m.openFile, hpath); err != nil {
+	if m.Header, err = ReadHeaderFile(m.openFd, hpath); err != nil {
 		return err
 	}
 	if m.Header.UniqueID != "" && m.Header.UniqueID != e.UniqueID {
@@ -217,12 +220,11 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) 
 
 // readIndexHeader reads the index header and checks that the file holds
 // its records; it returns the file's size.
-func (m *Mailbox) readIndexHeader(f *os.File) (int64, error) {
-	fi, err := f.Stat()
+func (m *Mailbox) readIndexHeader(f cyrusfs.FdReader) (int64, error) {
+	size, err := f.Size()
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", m.IndexPath, err)
 	}
-	size := fi.Size()
 	if m.Index, err = indexHeaderAt(f, m.IndexPath); err != nil {
 		return 0, err
 	}
@@ -236,7 +238,7 @@ func (m *Mailbox) readIndexHeader(f *os.File) (int64, error) {
 }
 
 // snapshotRecords copies exactly num_records records.
-func (m *Mailbox) snapshotRecords(f *os.File, size int64) error {
+func (m *Mailbox) snapshotRecords(f io.ReaderAt, size int64) error {
 	h := m.Index
 	body := io.NewSectionReader(f, int64(h.StartOffset), h.Size()-int64(h.StartOffset))
 	if body.Size() <= MemoryLimit {
@@ -259,8 +261,9 @@ func (m *Mailbox) snapshotRecords(f *os.File, size int64) error {
 }
 
 // ReadHeaderFile reads and parses the cyrus.header at path, opened with
-// open, at most maxHeaderFile bytes of it.
-func ReadHeaderFile(open func(string) (*os.File, error), path string) (Header, error) {
+// open (a bare descriptor, as cyrusfs's OpenFd gives), at most
+// maxHeaderFile bytes of it.
+func ReadHeaderFile(open func(string) (int, error), path string) (Header, error) {
 	b, err := readSmallFile(open, path, maxHeaderFile)
 	if err != nil {
 		return Header{}, err
@@ -272,13 +275,13 @@ func ReadHeaderFile(open func(string) (*os.File, error), path string) (Header, e
 	return h, nil
 }
 
-func readSmallFile(open func(string) (*os.File, error), path string, limit int64) ([]byte, error) {
-	f, err := open(path)
+func readSmallFile(open func(string) (int, error), path string, limit int64) ([]byte, error) {
+	fd, err := open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	defer unix.Close(fd)
+	b, err := io.ReadAll(io.NewSectionReader(cyrusfs.FdReader(fd), 0, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
@@ -554,6 +557,17 @@ func (m *Mailbox) openFile(path string) (*os.File, error) {
 	return d.Open(name, os.O_RDONLY) // a regular file only
 }
 
+// openFd is openFile returning the bare descriptor, for a file only read
+// at offsets (or locked) and closed: os.NewFile costs an fcntl.
+func (m *Mailbox) openFd(path string) (int, error) {
+	dir, name := filepath.Split(path)
+	d, err := m.openDir(dir)
+	if err != nil {
+		return -1, err
+	}
+	return d.OpenFd(name, os.O_RDONLY) // a regular file only
+}
+
 // readFlags open a message file for reading as mbtool must, as root in a
 // tree the user Cyrus runs as owns: a symlink in the file's place is not
 // followed (ELOOP), and a FIFO there does not block the open (reading it
@@ -566,6 +580,12 @@ const readFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NOFOLL
 // refusing anything but a regular file (cyrusfs.Tree.Open).
 func (s *Spool) openRead(path string) (*os.File, error) {
 	return s.tree().Open(path, os.O_RDONLY) // a regular file only
+}
+
+// openReadFd is openRead returning the bare descriptor (os.NewFile costs
+// an fcntl).
+func (s *Spool) openReadFd(path string) (int, error) {
+	return s.tree().OpenFd(path, os.O_RDONLY) // a regular file only
 }
 
 // openTwoskip opens the twoskip database at path under its shared lock,

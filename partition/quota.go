@@ -79,7 +79,7 @@ func (s *Spool) ReadQuota(root string) (Quota, error) {
 	if err != nil {
 		return q, err
 	}
-	b, err := readSmallFile(s.openRead, path, 1<<20)
+	b, err := readSmallFile(s.openReadFd, path, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && len(b) == 0 {
 		return q, fmt.Errorf("quota root %s: %w", root, ErrNoQuota)
 	}

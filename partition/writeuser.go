@@ -288,7 +288,7 @@ func (s *Spool) ReadIndexHeader(e Entry) (IndexHeader, error) {
 	}
 	// A bare descriptor: this runs for every mailbox of a dump, and
 	// os.NewFile would cost an fcntl more.
-	fd, err := s.tree().OpenFd(path, os.O_RDONLY)
+	fd, err := s.openReadFd(path)
 	if err != nil {
 		return IndexHeader{}, err
 	}

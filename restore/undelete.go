@@ -260,7 +260,7 @@ func (rs *restorer) mergeBox(b *box) error {
 	if err != nil {
 		return err
 	}
-	hdr, err := partition.ReadHeaderFile(func(p string) (*os.File, error) { return tree.Open(p, os.O_RDONLY) }, hpath)
+	hdr, err := partition.ReadHeaderFile(func(p string) (int, error) { return tree.OpenFd(p, os.O_RDONLY) }, hpath)
 	if err != nil {
 		return err
 	}
