@@ -15,7 +15,7 @@ import (
 // so that a mailbox that did not change costs the next night one line:
 //
 //	MBTOOL MAILBOX %(MBOXNAME user.alice UNIQUEID <id> KEY <hex> BOX <id> [BASE <id>]
-//	    MODSEQ <n> UIDVALIDITY <n> RECORDS <n> [DELTA <n> BASEFILES <n> BASEBYTES <n>]
+//	    MODSEQ <n> GENERATION <n> UIDVALIDITY <n> RECORDS <n> [DELTA <n> BASEFILES <n> BASEBYTES <n>]
 //	    FILES <n> BYTES <n> [SKIPPED <n>])
 //
 // A box (states/<xx>/<id>, zstd, named by the digest of its text as a
@@ -42,10 +42,13 @@ type BoxEntry struct {
 	Box            string // the box's ID
 	Base           string // for a delta box, the full box it applies to
 	Modseq         uint64 // HIGHESTMODSEQ of the full box (the base of a delta)
-	UIDValidity    uint32
-	Records        int64 // the mailbox's records, expunged included
-	Delta          int64 // records in a delta box
-	Files, Bytes   int64 // files the box and its base name (a file in both counted twice)
+	// Generation is the index generation of the full box (the base of a
+	// delta); -1 when the line does not say (a state of an older mbtool).
+	Generation   int64
+	UIDValidity  uint32
+	Records      int64 // the mailbox's records, expunged included
+	Delta        int64 // records in a delta box
+	Files, Bytes int64 // files the box and its base name (a file in both counted twice)
 	// BaseFiles, BaseBytes: of a delta, the files its base names.
 	BaseFiles, BaseBytes int64
 	Skipped              int64 // SKIPPED lines about the mailbox before it in the state
@@ -83,6 +86,10 @@ func writeBoxEntry(w *dlist.Writer, e *BoxEntry) error {
 	}
 	w.Key("MODSEQ")
 	w.Num(e.Modseq)
+	if e.Generation >= 0 {
+		w.Key("GENERATION")
+		w.Num(uint64(e.Generation))
+	}
 	w.Key("UIDVALIDITY")
 	w.Num(uint64(e.UIDValidity))
 	w.Key("RECORDS")
@@ -124,7 +131,10 @@ func parseBoxEntry(v *dlist.Value) (BoxEntry, error) {
 		Box: v.Get("BOX").String(), Base: v.Get("BASE").String(), Modseq: num("MODSEQ"),
 		UIDValidity: uint32(num("UIDVALIDITY")), Records: int64(num("RECORDS")), Delta: int64(num("DELTA")),
 		Files: int64(num("FILES")), Bytes: int64(num("BYTES")), BaseFiles: int64(num("BASEFILES")),
-		BaseBytes: int64(num("BASEBYTES")), Skipped: int64(num("SKIPPED"))}
+		BaseBytes: int64(num("BASEBYTES")), Skipped: int64(num("SKIPPED")), Generation: -1}
+	if v.Get("GENERATION") != nil {
+		e.Generation = int64(uint32(num("GENERATION")))
+	}
 	if err != nil {
 		return e, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}

@@ -90,8 +90,11 @@ func (u *UserIngest) Known(mb *syncrec.Mailbox) Known {
 		k.Same = true
 		return k
 	}
+	// A new index generation (a repack) may have given records their
+	// cache records without new MODSEQs (docs/format.md, "Box"): a delta
+	// would keep the base's records without them.
 	if e.Modseq > 0 && e.UIDValidity == mb.UIDValidity && mb.HighestModseq >= e.Modseq &&
-		float64(e.Delta) <= maxDelta*float64(e.Records) {
+		e.Generation == int64(mb.Generation) && float64(e.Delta) <= maxDelta*float64(e.Records) {
 		k.Since = e.Modseq
 	}
 	return k
@@ -430,7 +433,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 	w.Key("FORMAT")
 	w.Num(SnapshotFormat)
 	if bx.since > 0 {
-		e.Base, e.Modseq = prev.Box, prev.Modseq
+		e.Base, e.Modseq, e.Generation = prev.Box, prev.Modseq, prev.Generation
 		if prev.Base != "" {
 			e.Base = prev.Base
 		}
@@ -459,7 +462,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 	sw.BeginLine("APPLY", "MAILBOX")
 	part, filesOpen := "", false
 	var size, records, files, nbytes int64
-	var hms uint64
+	var hms, gen uint64
 	err = copyValue(rd, sw, func(t *dlist.Token, depth int, key string) error {
 		switch {
 		case depth == 1 && key == "PARTITION":
@@ -470,6 +473,8 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 			e.UniqueID = string(t.Bytes)
 		case depth == 1 && key == "HIGHESTMODSEQ":
 			hms, _ = strconv.ParseUint(string(t.Bytes), 10, 64)
+		case depth == 1 && key == "MBTOOL_GENERATION":
+			gen, _ = strconv.ParseUint(string(t.Bytes), 10, 32)
 		case depth == 1 && key == "UIDVALIDITY":
 			v, _ := strconv.ParseUint(string(t.Bytes), 10, 32)
 			e.UIDValidity = uint32(v)
@@ -561,7 +566,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 		e.BaseFiles, e.BaseBytes = baseFiles, baseBytes
 		e.Files, e.Bytes = baseFiles+files, baseBytes+nbytes
 	} else {
-		e.Modseq, e.Records, e.Files, e.Bytes = max(hms, 1), records, files, nbytes
+		e.Modseq, e.Generation, e.Records, e.Files, e.Bytes = max(hms, 1), int64(gen), records, files, nbytes
 	}
 	return g.entry(state, e)
 }
