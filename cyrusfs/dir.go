@@ -92,8 +92,9 @@ func (d *Dir) Open(name string, flag int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), d.Join(name)), nil
 }
 
-// OpenFd is Open returning the bare descriptor, for a file that is only
-// locked and closed (os.NewFile costs an fcntl).
+// OpenFd is Open returning the bare descriptor (-1 on an error), for a
+// file that is only locked, read at offsets (FdReader) and closed:
+// os.NewFile costs an fcntl(F_GETFL).
 func (d *Dir) OpenFd(name string, flag int) (int, error) {
 	if err := checkName(name); err != nil || flag&os.O_CREATE != 0 {
 		if err == nil {
@@ -105,7 +106,10 @@ func (d *Dir) OpenFd(name string, flag int) (int, error) {
 	if err != nil {
 		return -1, pathErr("open", d.Join(name), err)
 	}
-	return fd, checkRegular(fd, d.Join(name))
+	if err := checkRegular(fd, d.Join(name)); err != nil {
+		return -1, err
+	}
+	return fd, nil
 }
 
 // RegularFile returns the open descriptor fd of the file at path as an

@@ -263,8 +263,8 @@ func (t *Tree) Open(path string, flag int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), filepath.Clean(path)), nil
 }
 
-// OpenFd is Open returning the bare descriptor, for a file that is only
-// locked and closed (os.NewFile costs an fcntl).
+// OpenFd is Open returning the bare descriptor (-1 on an error), as
+// Dir.OpenFd.
 func (t *Tree) OpenFd(path string, flag int) (int, error) {
 	if fd, ok, err := t.openCached(path, flag); ok {
 		return fd, err
@@ -326,7 +326,10 @@ func (t *Tree) openCached(path string, flag int) (fd int, ok bool, err error) {
 	default:
 		return -1, true, pathErr("open", path, err)
 	}
-	return fd, true, checkRegular(fd, filepath.Clean(path))
+	if err := checkRegular(fd, filepath.Clean(path)); err != nil {
+		return -1, true, err
+	}
+	return fd, true, nil
 }
 
 // openRoot opens a configured root directory. Its path is the operator's
