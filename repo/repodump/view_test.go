@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"testing"
 
 	"github.com/mbtool/mbtool/internal/cyruslab"
@@ -76,13 +75,12 @@ func (nr *nightsRun) restoredViews(tb testing.TB, s *repo.Snapshot) imapcompare.
 		tb.Fatal(err)
 	}
 	defer idx.Close()
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := nr.r.WriteDump(ctx, idx, s, pw, repo.ExportOptions{})
-		pw.CloseWithError(err)
-	}()
-	sum, err := restore.Run(ctx, openSpool(tb, dst.Conf), pr, restore.Options{})
-	pr.CloseWithError(io.ErrClosedPipe)
+	// As restore --repo reads it (commands/repo.go).
+	dr := nr.r.OpenDump(ctx, idx, s, repo.ExportOptions{})
+	sum, err := restore.Run(ctx, openSpool(tb, dst.Conf), dr, restore.Options{})
+	if cerr := dr.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
