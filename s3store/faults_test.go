@@ -136,3 +136,59 @@ func TestUploadCompleteLostAnswer(t *testing.T) {
 		t.Fatalf("read back %d bytes, %v", len(got), err)
 	}
 }
+
+// TestOpenReadsSmallWhole: opening a small object (a state, a snapshot)
+// and reading it all costs one request, where a HEAD, a lone GET and a
+// streaming GET were three; an empty object, one larger than the first
+// GET, and an Open whose answer was cut short read as they should.
+func TestOpenReadsSmallWhole(t *testing.T) {
+	c, px := faultClient(t)
+	ctx := context.Background()
+	small := make([]byte, 100<<10)
+	big := make([]byte, headBytes+12345)
+	_, _ = rand.NewChaCha8([32]byte{3}).Read(small)
+	_, _ = rand.NewChaCha8([32]byte{4}).Read(big)
+	for key, data := range map[string][]byte{"small": small, "big": big, "empty": nil} {
+		if err := c.Put(ctx, px.Bucket, key, data, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(key string) []byte {
+		t.Helper()
+		o, err := c.Open(ctx, px.Bucket, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		p := make([]byte, 1000) // the first read of a state: its start
+		n, err := o.ReadAt(p, 0)
+		if err != nil && !(errors.Is(err, io.EOF) && n == int(o.Size())) {
+			t.Fatalf("%s: %v", key, err)
+		}
+		rest, err := io.ReadAll(io.NewSectionReader(o, int64(n), o.Size()-int64(n)))
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		return append(p[:n], rest...)
+	}
+	before := px.Stats().Requests
+	if got := read("small"); !bytes.Equal(got, small) {
+		t.Fatal("the small object read back differs")
+	}
+	if n := px.Stats().Requests - before; n != 1 {
+		t.Errorf("opening and reading a %d-byte object took %d requests, want 1", len(small), n)
+	}
+	if got := read("big"); !bytes.Equal(got, big) {
+		t.Fatal("the larger object read back differs")
+	}
+	if got := read("empty"); len(got) != 0 {
+		t.Fatalf("the empty object read back %d bytes", len(got))
+	}
+	px.SetRules(s3lab.Rule{Fault: s3lab.Truncate, Method: "GET", Nth: 1})
+	if got := read("small"); !bytes.Equal(got, small) {
+		t.Fatal("the small object read back after a cut-short Open differs")
+	}
+	if st := px.Stats(); st.Faults[s3lab.Truncate] < 1 {
+		t.Fatalf("the fault did not happen: %+v", st)
+	}
+}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 )
 
 // Object is an object opened for reading at any offset. Reads are ranged
@@ -25,6 +27,7 @@ type Object struct {
 	bucket, key string
 	size        int64
 	etag        string
+	whole       []byte // the whole object, when Open read it all
 
 	mu      sync.Mutex
 	body    io.ReadCloser
@@ -42,18 +45,85 @@ const streamWindow = 64 << 20
 // files are separated by short literal headers.
 const seqGap = 64 << 10
 
-// Open opens an object; a missing one is fs.ErrNotExist.
+// headBytes is how much of an object Open asks for with its first GET:
+// an object no larger (a state, a snapshot, a lock, the config) is read
+// whole by that one request and kept; a larger one's first bytes are
+// dropped, and it is read by ranged GETs as it is used.
+const headBytes = 128 << 10
+
+// Open opens an object; a missing one is fs.ErrNotExist. One ranged GET
+// of the object's first headBytes learns its size and ETag (as a HEAD
+// would) and, for a small object, all of its bytes.
 func (c *Client) Open(ctx context.Context, bucket, key string) (*Object, error) {
-	var out *s3.HeadObjectOutput
-	err := c.op(ctx, func(ctx context.Context) error {
-		var err error
-		out, err = c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
-		return err
-	})
+	o := &Object{c: c, ctx: ctx, bucket: bucket, key: key, lastEnd: -1}
+	var head []byte
+	var err error
+	for attempt := 0; attempt < c.opts.Attempts; attempt++ {
+		if attempt > 0 {
+			if werr := sleep(ctx, backoff(attempt)); werr != nil {
+				return nil, werr
+			}
+		}
+		var cut bool
+		err = c.op(ctx, func(ctx context.Context) error {
+			out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: aws.String("bytes=0-" + strconv.Itoa(headBytes-1))})
+			if err != nil {
+				return err
+			}
+			defer out.Body.Close()
+			n := aws.ToInt64(out.ContentLength)
+			size, ok := rangeTotal(aws.ToString(out.ContentRange))
+			switch {
+			case !ok && out.ContentRange == nil:
+				size = n // the store ignored the range and sends it all
+			case !ok:
+				return fmt.Errorf("the store answered a ranged GET with Content-Range %q", aws.ToString(out.ContentRange))
+			}
+			o.size, o.etag = size, aws.ToString(out.ETag)
+			if n > headBytes {
+				return nil // closing the body drops the connection
+			}
+			if size > headBytes || n != size {
+				// Read to the end, so that the connection is reused.
+				io.Copy(io.Discard, out.Body)
+				return nil
+			}
+			head = make([]byte, n)
+			_, err = io.ReadFull(out.Body, head)
+			cut = err != nil
+			return err
+		})
+		if err == nil || !cut {
+			break
+		}
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+		// An empty object has no byte 0: ask for its head instead.
+		err = c.op(ctx, func(ctx context.Context) error {
+			out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+			if err == nil {
+				o.size, o.etag = aws.ToInt64(out.ContentLength), aws.ToString(out.ETag)
+			}
+			return err
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
 	}
-	return &Object{c: c, ctx: ctx, bucket: bucket, key: key, size: aws.ToInt64(out.ContentLength), etag: aws.ToString(out.ETag), lastEnd: -1}, nil
+	o.whole = head
+	return o, nil
+}
+
+// rangeTotal reads the object's size from a Content-Range answer
+// ("bytes 0-131071/33669611").
+func rangeTotal(cr string) (int64, bool) {
+	_, total, ok := strings.Cut(cr, "/")
+	if !ok || !strings.HasPrefix(cr, "bytes ") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(total, 10, 64)
+	return n, err == nil && n >= 0
 }
 
 // Size returns the object's size.
@@ -76,6 +146,13 @@ func (o *Object) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if len(want) == 0 {
 		return 0, nil
+	}
+	if o.whole != nil {
+		n := copy(want, o.whole[off:])
+		if n < len(p) {
+			return n, io.EOF
+		}
+		return n, nil
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
