@@ -3,7 +3,6 @@ package repodump
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,10 +22,7 @@ func TestExportGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openSpool(t, c)
-	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRepo(t)
 	sum, err := Run(ctx, s, r, Options{All: true, Host: "h", Version: "v", Now: night})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/mbtool/mbtool/fixtures/gen"
@@ -38,10 +37,7 @@ func TestIncrementalNights(t *testing.T) {
 	// The INBOXes that will change are read once before the first
 	// night, as a live server's have been (see warm).
 	warm(t, lab, spool)
-	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRepo(t)
 	rng := rand.New(rand.NewPCG(3, 4))
 	var first map[string]map[string]repo.BoxEntry
 	var last *repo.Snapshot
@@ -125,10 +121,7 @@ func TestCacheAddedByRepack(t *testing.T) {
 	if _, err := gen.Restore(ctx, spool, gen.Options{Seed: 6, Messages: 400, PerMailbox: 100}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRepo(t)
 	for n := 1; n <= 2; n++ {
 		if n == 2 {
 			warm(t, lab, spool) // Cyrus opens the INBOXes: repack

@@ -27,6 +27,16 @@ func openSpool(t testing.TB, conf string) *partition.Spool {
 	return s
 }
 
+// newRepo makes an empty repository in a temporary directory.
+func newRepo(t testing.TB) *repo.Repo {
+	t.Helper()
+	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 var night = time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC)
 
 func standalone(t *testing.T, s *partition.Spool, users ...string) []byte {
@@ -62,10 +72,7 @@ func export(t *testing.T, r *repo.Repo, snap *repo.Snapshot, users ...string) []
 // is read again.
 func TestExportIsStandaloneDump(t *testing.T) {
 	s := openSpool(t, fixtures.UnpackT(t))
-	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRepo(t)
 	var states []string
 	for n := 0; n < 2; n++ {
 		sum, err := Run(context.Background(), s, r, Options{All: true, Host: "h", Version: "v", Now: night, Jobs: 2})
@@ -105,10 +112,7 @@ func TestExportIsStandaloneDump(t *testing.T) {
 // locks); both snapshots are complete; a prune meanwhile is refused.
 func TestConcurrentDumps(t *testing.T) {
 	s := openSpool(t, fixtures.UnpackT(t))
-	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRepo(t)
 	errs := make(chan error, 2)
 	for _, u := range []string{"alice", "bob"} {
 		go func() {

@@ -35,10 +35,7 @@ func TestSkippedKept(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "1."), []byte("damaged\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRepo(t)
 	sum, err := Run(ctx, s, r, Options{Users: []string{"alice", "bob", "gone"}, Host: "h", Version: "v", Now: night})
 	if err != nil {
 		t.Fatal(err)
@@ -111,10 +108,7 @@ func TestSharedMailboxGone(t *testing.T) {
 		return append(names, "shared.zz-gone"), err
 	}
 	defer func() { listShared = dump.SharedMailboxes }()
-	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRepo(t)
 	sum, err := Run(ctx, s, r, Options{All: true, Host: "h", Version: "v", Now: night})
 	if err != nil {
 		t.Fatal(err)

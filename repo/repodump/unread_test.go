@@ -9,7 +9,6 @@ import (
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/fixtures"
 	"github.com/mbtool/mbtool/partition"
-	"github.com/mbtool/mbtool/repo"
 )
 
 // A mailbox unchanged since the last night costs the reads of its
@@ -19,10 +18,7 @@ import (
 func TestUnchangedMailboxNotRead(t *testing.T) {
 	ctx := context.Background()
 	s := openSpool(t, fixtures.UnpackT(t))
-	r, err := repo.OpenDirRepo(filepath.Join(t.TempDir(), "repo"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRepo(t)
 	sum1, err := Run(ctx, s, r, Options{Users: []string{"alice"}, Host: "h", Version: "v", Now: night})
 	if err != nil || len(sum1.Problems) > 0 {
 		t.Fatalf("night 1: %v %v", err, sum1)
