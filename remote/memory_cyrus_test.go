@@ -4,21 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/mbtool/mbtool/fixtures/gen"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/internal/benchstat"
 	"github.com/mbtool/mbtool/internal/cyruslab"
 )
-
-// liveHeap is the heap still reachable after a collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // restorePeak restores a generated dump of messages records into a fresh
 // sync_server and returns the largest live heap seen at the phase hooks
@@ -40,10 +32,10 @@ func restorePeak(t *testing.T, users, messages int, dryRun bool) (uint64, int64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := liveHeap()
+	base := benchstat.LiveHeap()
 	var peak uint64
 	phaseHook = func(string) {
-		if h := liveHeap(); h > peak {
+		if h := benchstat.LiveHeap(); h > peak {
 			peak = h
 		}
 	}

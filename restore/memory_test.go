@@ -4,20 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/mbtool/mbtool/fixtures/gen"
+	"github.com/mbtool/mbtool/internal/benchstat"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore"
 )
-
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // restoreHeap restores a generated dump of users users (10 mailboxes
 // each and one shared, 3 small messages per mailbox) into an empty
@@ -52,9 +45,9 @@ func restoreHeap(t *testing.T, users int) (uint64, int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := liveHeap()
+	base := benchstat.LiveHeap()
 	var peak uint64
-	restore.SetPhaseHook(func(string) { peak = max(peak, liveHeap()) })
+	restore.SetPhaseHook(func(string) { peak = max(peak, benchstat.LiveHeap()) })
 	defer restore.SetPhaseHook(nil)
 	sum, err := restore.Run(context.Background(), spool, f, restore.Options{})
 	if err != nil {

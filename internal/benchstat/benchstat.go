@@ -151,3 +151,13 @@ func UpdateFile(path, name, body string) error {
 	}
 	return os.WriteFile(path, ReplaceSection(doc, name, body), 0o644)
 }
+
+// LiveHeap returns the bytes of heap still reachable after a collection:
+// what a test measures of a run's memory at a point of it, free of the
+// garbage that peak RSS also counts.
+func LiveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
