@@ -57,46 +57,33 @@ const headBytes = 128 << 10
 func (c *Client) Open(ctx context.Context, bucket, key string) (*Object, error) {
 	o := &Object{c: c, ctx: ctx, bucket: bucket, key: key, lastEnd: -1}
 	var head []byte
-	var err error
-	for attempt := 0; attempt < c.opts.Attempts; attempt++ {
-		if attempt > 0 {
-			if werr := sleep(ctx, backoff(attempt)); werr != nil {
-				return nil, werr
-			}
+	_, err := c.readOp(ctx, func(ctx context.Context) (bool, error) {
+		out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: aws.String("bytes=0-" + strconv.Itoa(headBytes-1))})
+		if err != nil {
+			return false, err
 		}
-		var cut bool
-		err = c.op(ctx, func(ctx context.Context) error {
-			out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: aws.String("bytes=0-" + strconv.Itoa(headBytes-1))})
-			if err != nil {
-				return err
-			}
-			defer out.Body.Close()
-			n := aws.ToInt64(out.ContentLength)
-			size, ok := rangeTotal(aws.ToString(out.ContentRange))
-			switch {
-			case !ok && out.ContentRange == nil:
-				size = n // the store ignored the range and sends it all
-			case !ok:
-				return fmt.Errorf("the store answered a ranged GET with Content-Range %q", aws.ToString(out.ContentRange))
-			}
-			o.size, o.etag = size, aws.ToString(out.ETag)
-			if n > headBytes {
-				return nil // closing the body drops the connection
-			}
-			if size > headBytes || n != size {
-				// Read to the end, so that the connection is reused.
-				io.Copy(io.Discard, out.Body)
-				return nil
-			}
-			head = make([]byte, n)
-			_, err = io.ReadFull(out.Body, head)
-			cut = err != nil
-			return err
-		})
-		if err == nil || !cut {
-			break
+		defer out.Body.Close()
+		n := aws.ToInt64(out.ContentLength)
+		size, ok := rangeTotal(aws.ToString(out.ContentRange))
+		switch {
+		case !ok && out.ContentRange == nil:
+			size = n // the store ignored the range and sends it all
+		case !ok:
+			return false, fmt.Errorf("the store answered a ranged GET with Content-Range %q", aws.ToString(out.ContentRange))
 		}
-	}
+		o.size, o.etag = size, aws.ToString(out.ETag)
+		if n > headBytes {
+			return false, nil // closing the body drops the connection
+		}
+		if size > headBytes || n != size {
+			// Read to the end, so that the connection is reused.
+			io.Copy(io.Discard, out.Body)
+			return false, nil
+		}
+		head = make([]byte, n)
+		_, err = io.ReadFull(out.Body, head)
+		return err != nil, err
+	})
 	var ae smithy.APIError
 	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
 		// An empty object has no byte 0: ask for its head instead.
@@ -222,29 +209,45 @@ func (o *Object) readErr(err error) error {
 // retries; an answer cut short (the connection dropped in the middle of
 // its body) is asked for again, up to the attempt bound.
 func (o *Object) get(p []byte, off int64) error {
+	cut, err := o.c.readOp(o.ctx, func(ctx context.Context) (bool, error) {
+		body, err := o.getRange(ctx, off, off+int64(len(p)))
+		if err != nil {
+			return false, err
+		}
+		defer body.Close()
+		_, err = io.ReadFull(body, p)
+		return err != nil, err
+	})
+	if err == nil || !cut {
+		return err
+	}
+	return fmt.Errorf("reading s3://%s/%s at offset %d: %d attempts: %w", o.bucket, o.key, off, o.c.opts.Attempts, err)
+}
+
+// readOp runs fn (a GET, and the read of its answer's body) as op does,
+// and tries it again, up to the attempt bound and with backoff, when fn
+// says the body was cut short (the connection dropped in its middle):
+// the SDK retries requests, not the reading of their answers. It
+// reports whether the last try's body was cut short.
+func (c *Client) readOp(ctx context.Context, fn func(ctx context.Context) (cut bool, err error)) (bool, error) {
 	var err error
-	for attempt := 0; attempt < o.c.opts.Attempts; attempt++ {
+	var cut bool
+	for attempt := 0; attempt < c.opts.Attempts; attempt++ {
 		if attempt > 0 {
-			if werr := sleep(o.ctx, backoff(attempt)); werr != nil {
-				return werr
+			if werr := sleep(ctx, backoff(attempt)); werr != nil {
+				return false, werr
 			}
 		}
-		var cut bool
-		err = o.c.op(o.ctx, func(ctx context.Context) error {
-			body, err := o.getRange(ctx, off, off+int64(len(p)))
-			if err != nil {
-				return err
-			}
-			defer body.Close()
-			_, err = io.ReadFull(body, p)
-			cut = err != nil
+		err = c.op(ctx, func(ctx context.Context) error {
+			var err error
+			cut, err = fn(ctx)
 			return err
 		})
 		if err == nil || !cut {
-			return err
+			return false, err
 		}
 	}
-	return fmt.Errorf("reading s3://%s/%s at offset %d: %d attempts: %w", o.bucket, o.key, off, o.c.opts.Attempts, err)
+	return true, err
 }
 
 // getRange sends a GET of the bytes from off to end, pinned to the
