@@ -462,23 +462,22 @@ func (nr *nightsRun) restoreTimes(b *testing.B) {
 			}
 			target := openSpool(b, conf)
 			start := time.Now()
-			var in io.Reader = bytes.NewReader(standalone.Bytes())
+			var in io.ReadCloser = io.NopCloser(bytes.NewReader(standalone.Bytes()))
 			var idx *repo.Index
 			if viaRepo {
 				// As restore --repo reads it (commands/repo.go).
 				if idx, err = r.LoadIndex(); err != nil {
 					b.Fatal(err)
 				}
-				dr := r.OpenDump(ctx, idx, last, repo.ExportOptions{})
-				defer dr.Close()
-				in = dr
+				in = r.OpenDump(ctx, idx, last, repo.ExportOptions{})
 			}
-			if _, err := restore.Run(ctx, target, in, restore.Options{}); err != nil {
-				b.Fatal(err)
-			}
+			_, err = restore.Run(ctx, target, in, restore.Options{})
+			in.Close()
 			if idx != nil {
-				in.(io.Closer).Close()
 				idx.Close()
+			}
+			if err != nil {
+				b.Fatal(err)
 			}
 			if viaRepo {
 				fromRepo = append(fromRepo, time.Since(start))
