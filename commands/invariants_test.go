@@ -479,3 +479,74 @@ func TestRealCyrusRestoreOthersSeen(t *testing.T) {
 		}
 	}
 }
+
+// TestRealCyrusRestoreNestedParents checks that a selected nested folder
+// whose parent the target lacks is restored with the parent created
+// empty, as Cyrus creates it (imap/mboxlist.c
+// mboxlist_update_intermediaries), offline as with --server: alice has
+// Projects and Projects.Plans (two messages) at the dump, and the
+// operator restores Projects.Plans alone for a new account that has
+// neither (--map-user: dave offline, erin with --server).
+func TestRealCyrusRestoreNestedParents(t *testing.T) {
+	lab, m, _ := aliceLab(t)
+	c := lab.IMAP(t, "alice")
+	for _, name := range []string{"INBOX.Projects", "INBOX.Projects.Plans"} {
+		if err := c.Create(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := c.Append("INBOX.Projects.Plans", nil, time.Time{}, []byte(fmt.Sprintf("Subject: p%d\r\n\r\nx\r\n", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "alice.dlist")
+	if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
+		t.Fatalf("dump: exit %d\n%s", code, out)
+	}
+	admin := lab.IMAP(t, lab.Admin)
+	var outs []string
+	for _, mode := range []string{"offline", "server"} {
+		user := map[string]string{"offline": "dave", "server": "erin"}[mode]
+		if err := admin.Create("user." + user); err != nil { // a new account: its INBOX only
+			t.Fatal(err)
+		}
+		args := []string{"--map-user", "alice=" + user, "--mailbox", "user.alice.Projects.Plans", file}
+		target := []string{"restore", "-C", lab.Conf}
+		if mode == "server" {
+			target = []string{"restore", "--server", lab.SyncAddr, "--auth-user", lab.Admin}
+		}
+		code, dry := m.run(append(append(target, "--dry-run"), args...)...)
+		if code != ExitOK || !strings.Contains(dry, "create  user."+user+".Projects.Plans") {
+			t.Fatalf("%s: dry run: exit %d\n%s", mode, code, dry)
+		}
+		code, out := m.run(append(target, args...)...)
+		if code != ExitOK {
+			t.Fatalf("%s: exit %d\n%s", mode, code, out)
+		}
+		outs = append(outs, strings.ReplaceAll(out, user, "USER"))
+		l, err := admin.List("", "user."+user+".*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range l {
+			got = append(got, e.Name)
+		}
+		sort.Strings(got)
+		if want := []string{"user." + user + ".Projects", "user." + user + ".Projects.Plans"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s's folders after the restore: %v, want %v", mode, user, got, want)
+		}
+		for mb, n := range map[string]int{"user." + user + ".Projects": 0, "user." + user + ".Projects.Plans": 2} {
+			if out := lab.Tool(t, "mbexamine", mb); !strings.Contains(out, fmt.Sprintf("Number of Messages: %d ", n)) {
+				t.Errorf("%s: mbexamine %s: want %d messages:\n%s", mode, mb, n, out)
+			}
+			if out := lab.Tool(t, "reconstruct", "-n", mb); strings.TrimSpace(out) != mb {
+				t.Errorf("%s: reconstruct -n %s: %s", mode, mb, out)
+			}
+		}
+	}
+	if outs[0] != outs[1] {
+		t.Errorf("offline and --server print differently:\n%s\n%s", outs[0], outs[1])
+	}
+}

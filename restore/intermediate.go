@@ -12,19 +12,31 @@ import (
 // intermediates creates, as Cyrus 3.6 does when it creates a mailbox
 // (imap/mboxlist.c mboxlist_update_intermediaries, called by
 // mboxlist_createmailbox, so by IMAP CREATE and sync_server alike), the
-// missing ancestors of the mailbox restored under a new name
-// (Options.Into), below the user's INBOX: empty mailboxes of the owner, a fresh uniqueid and
-// UIDVALIDITY, the ACL of their nearest existing ancestor, their created
-// and folder MODSEQs the created child's FOLDERMODSEQ. A restore of
-// user.alice.Restored.Sent where alice has no Restored folder thus leaves
-// what `restore --server` leaves. They are not reported: Cyrus's create
-// does not report them either.
+// missing ancestors of every mailbox the restore creates below a user's
+// INBOX: empty mailboxes of the owner, a fresh uniqueid and UIDVALIDITY,
+// the ACL of their nearest existing ancestor, their created and folder
+// MODSEQs the created child's FOLDERMODSEQ. A restore of
+// user.alice.Restored.Sent (--into) where alice has no Restored folder,
+// or of user.alice.Archive.2019 alone (--mailbox) after she deleted
+// Archive, thus leaves what `restore --server` leaves (docs/restore.md).
+// An ancestor the dump brings is not one: it is created as dumped. They
+// are not reported: Cyrus's create does not report them either.
 func (rs *restorer) intermediates() error {
-	// Only for --into: the mailboxes of a dump come with their parents,
-	// and a selection of a nested one alone keeps the behaviour of
-	// earlier versions (docs/restore.md).
-	b := rs.into
-	if b == nil || b.res.Action != ActionCreate || b.owner == "" || mboxname.Owner(b.name) == "" {
+	n := len(rs.boxes) // intermediate appends to rs.boxes
+	for _, b := range rs.boxes[:n] {
+		if b.implicit || b.res.Action != ActionCreate {
+			continue
+		}
+		if err := rs.intermediatesOf(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// intermediatesOf creates the missing ancestors of the created b.
+func (rs *restorer) intermediatesOf(b *box) error {
+	if b.owner == "" || mboxname.Owner(b.name) == "" {
 		return nil // not a user's own mailbox (shared, or in the deleted tree)
 	}
 	inbox := rs.spool.UserInbox(b.owner)
