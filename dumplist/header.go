@@ -2,7 +2,6 @@ package dumplist
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/msghdr"
 )
 
 // Header is what a message file's header says, for a listing: the
@@ -34,83 +34,11 @@ const (
 )
 
 // parseHeader finds From, Subject and Message-ID in the header at the
-// start of b (which ends at the first empty line, or at the end of b).
-// The first of each counts.
+// start of b (which ends at the first empty line, or at the end of b),
+// read by msghdr. The first of each counts.
 func parseHeader(b []byte) Header {
-	var h Header
-	var have [3]bool
-	for len(b) > 0 {
-		line, rest := nextLine(b)
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			break // the empty line ending the header
-		}
-		// The field's value runs on over continuation lines.
-		val := line
-		for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
-			var cont []byte
-			cont, rest = nextLine(rest)
-			val = b[:len(val)+len(cont)] // contiguous in b
-		}
-		b = rest
-		colon := bytes.IndexByte(val, ':')
-		if colon <= 0 {
-			continue
-		}
-		name, value := val[:colon], val[colon+1:]
-		var i int
-		switch {
-		case asciiFold(name, "from"):
-			i = 0
-		case asciiFold(name, "subject"):
-			i = 1
-		case asciiFold(name, "message-id"):
-			i = 2
-		default:
-			continue
-		}
-		if have[i] {
-			continue
-		}
-		have[i] = true
-		v := unfold(value)
-		switch i {
-		case 0:
-			h.From = decodeWords(v)
-		case 1:
-			h.Subject = decodeWords(v)
-		case 2:
-			h.MessageID = clean(v)
-		}
-	}
-	return h
-}
-
-func nextLine(b []byte) (line, rest []byte) {
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return b[:i+1], b[i+1:]
-	}
-	return b, nil
-}
-
-func asciiFold(b []byte, lower string) bool {
-	b = bytes.TrimRight(b, " \t")
-	if len(b) != len(lower) {
-		return false
-	}
-	for i := range b {
-		if b[i]|0x20 != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// unfold joins a folded value into one line, trimmed.
-func unfold(v []byte) string {
-	s := string(v)
-	s = strings.ReplaceAll(s, "\r\n", "")
-	s = strings.ReplaceAll(s, "\n", "")
-	return strings.TrimSpace(s)
+	f := msghdr.Fields(b, "from", "subject", "message-id")
+	return Header{From: decodeWords(f[0]), Subject: decodeWords(f[1]), MessageID: clean(f[2])}
 }
 
 var wordDecoder = mime.WordDecoder{}
@@ -200,13 +128,8 @@ func (h *headerStore) add(g guid.GUID, body io.Reader, buf *[]byte) error {
 	n := 0
 	for n < len(b) {
 		k, err := body.Read(b[n:min(n+headChunk, len(b))])
-		if n > 3 {
-			// Look from just before the new bytes for an empty line.
-			if headerEnd(b[n-3 : n+k]) {
-				n += k
-				break
-			}
-		} else if headerEnd(b[:n+k]) {
+		// Look from just before the new bytes for an empty line.
+		if msghdr.Ended(b[:n+k], max(n-3, 0)) {
 			n += k
 			break
 		}
@@ -341,9 +264,4 @@ func (h *headerStore) eachAside(fn func(*Message) error) error {
 		}
 	}
 	return nil
-}
-
-// headerEnd reports whether b holds an empty line ("\n\n" or "\n\r\n").
-func headerEnd(b []byte) bool {
-	return bytes.Contains(b, []byte("\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }

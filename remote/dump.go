@@ -222,19 +222,12 @@ func under(name, mailbox string) bool {
 
 // inDeletedTree reports whether name is in the deleted tree of a user's
 // INBOX (delete_mode: delayed): "DELETED.user.alice.Old.6B0F37A3", or
-// "example.com!DELETED.user.bob..." in a domain. The prefix is the
-// server's deletedprefix, one word ("DELETED" by default).
+// "example.com!DELETED.user.bob..." in a domain, under any one-word
+// deletedprefix (the server's is not known here), by the one rule of
+// deleted names (mboxname.DeletedUnder).
 func inDeletedTree(name, inbox string) bool {
-	dom, local := "", inbox
-	if d, rest, ok := strings.Cut(inbox, "!"); ok {
-		dom, local = d+"!", rest
-	}
-	rest, ok := strings.CutPrefix(name, dom)
-	if !ok || strings.Contains(rest, "!") {
-		return false
-	}
-	word, rest, ok := strings.Cut(rest, ".")
-	return ok && word != "" && word != "user" && under(rest, local)
+	orig, ok := mboxname.DeletedUnder(name, "")
+	return ok && under(orig, inbox)
 }
 
 // Quota sends GET QUOTA for a quota root.

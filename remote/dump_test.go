@@ -25,7 +25,7 @@ func TestUserMailboxOrder(t *testing.T) {
 			[]string{"DELETED.user.alice.Old.6B0F37A3", "user.alice.Sent", "user.alice", "user.alicex", "DELETED.user.alicex.A.1",
 				"user.alice.a^b", "user.alice.a", "user.bob", "shared.user.alice", "Trash.user.alice.B.2", "user"},
 			[]string{"user.alice", "user.alice.Sent", "user.alice.a", "user.alice.a^b",
-				"DELETED.user.alice.Old.6B0F37A3", "Trash.user.alice.B.2", "shared.user.alice"}},
+				"DELETED.user.alice.Old.6B0F37A3", "Trash.user.alice.B.2"}},
 		{"bob@example.com",
 			[]string{"example.com!DELETED.user.bob.X.1", "example.com!user.bob", "DELETED.user.bob.Y.2", "other.org!DELETED.user.bob.Z.3"},
 			[]string{"example.com!user.bob", "example.com!DELETED.user.bob.X.1"}},

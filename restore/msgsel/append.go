@@ -8,6 +8,7 @@ import (
 
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/msghdr"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -130,19 +131,9 @@ func (t *tap) Write(p []byte) (int, error) {
 	if room := maxHead - len(t.head); room > 0 && !t.ended {
 		from := max(len(t.head)-2, 0) // an empty line may begin in the last write
 		t.head = append(t.head, p[:min(len(p), room)]...)
-		t.ended = headerEnded(t.head, from)
+		t.ended = msghdr.Ended(t.head, from)
 	}
 	return len(p), nil
-}
-
-// headerEnded reports whether head, looked at from offset from on, holds
-// an empty line: one at its start, or "\n\n" or "\n\r\n".
-func headerEnded(head []byte, from int) bool {
-	if bytes.HasPrefix(head, []byte("\n")) || bytes.HasPrefix(head, []byte("\r\n")) {
-		return true
-	}
-	h := head[from:]
-	return bytes.Contains(h, []byte("\n\n")) || bytes.Contains(h, []byte("\n\r\n"))
 }
 
 // Done notes the message of GUID g, written to the last Tap.

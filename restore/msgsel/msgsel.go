@@ -6,8 +6,6 @@
 package msgsel
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/msghdr"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -183,52 +182,17 @@ func NormalizeMessageID(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// Bounds on what MessageID reads of a message: the header lines Cyrus
-// looks at (its maxheaderlines), and bytes in all.
-const (
-	maxHeaderLines = 1000
-	maxHeaderBytes = 1 << 20
-	maxValue       = 998 * 4
-)
+// maxHeaderBytes bounds what MessageID reads of a message.
+const maxHeaderBytes = 1 << 20
 
 // MessageID returns the value of the first Message-ID header of the
-// message read from r, unfolded ("" when there is none). It reads at
-// most the header, and never more than maxHeaderBytes.
+// message read from r, unfolded ("" when there is none), as package
+// msghdr reads header fields (for `mbtool list` too). It reads at most
+// the header, and never more than maxHeaderBytes.
 func MessageID(r io.Reader) (string, error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, maxHeaderBytes), 16<<10)
-	var val []byte
-	in := false
-	for lines := 0; lines < maxHeaderLines; lines++ {
-		line, err := br.ReadSlice('\n')
-		long := false
-		for err == bufio.ErrBufferFull { // a line longer than the buffer: not one we look for
-			long = true
-			_, err = br.ReadSlice('\n')
-		}
-		if err != nil && err != io.EOF {
-			return "", err
-		}
-		trimmed := bytes.TrimRight(line, "\r\n")
-		switch {
-		case long:
-			in = false
-		case len(trimmed) == 0:
-			return strings.TrimSpace(string(val)), nil // the end of the header
-		case trimmed[0] == ' ' || trimmed[0] == '\t':
-			if in && len(val) < maxValue {
-				val = append(val, trimmed...)
-			}
-		case in:
-			return strings.TrimSpace(string(val)), nil // the first Message-ID is complete
-		default:
-			if name, v, ok := bytes.Cut(trimmed, []byte(":")); ok && strings.EqualFold(string(bytes.TrimSpace(name)), "message-id") {
-				in = true
-				val = append(val[:0], v...)
-			}
-		}
-		if err == io.EOF {
-			break
-		}
+	head, err := msghdr.Read(r, maxHeaderBytes)
+	if err != nil {
+		return "", err
 	}
-	return strings.TrimSpace(string(val)), nil
+	return msghdr.Fields(head, "message-id")[0], nil
 }
