@@ -225,7 +225,7 @@ func (m *Mailbox) readIndexHeader(f cyrusfs.FdReader) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", m.IndexPath, err)
 	}
-	if m.Index, err = indexHeaderAt(f, m.IndexPath); err != nil {
+	if m.Index, err = IndexHeaderAt(f, m.IndexPath); err != nil {
 		return 0, err
 	}
 	h := m.Index

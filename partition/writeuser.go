@@ -293,13 +293,13 @@ func (s *Spool) ReadIndexHeader(e Entry) (IndexHeader, error) {
 		return IndexHeader{}, err
 	}
 	defer unix.Close(fd)
-	return indexHeaderAt(cyrusfs.FdReader(fd), path)
+	return IndexHeaderAt(cyrusfs.FdReader(fd), path)
 }
 
-// indexHeaderAt reads and checks the index header at the start of the
+// IndexHeaderAt reads and checks the index header at the start of the
 // cyrus.index f (at path, for errors): the one reader of it, with or
 // without the index lock.
-func indexHeaderAt(f io.ReaderAt, path string) (IndexHeader, error) {
+func IndexHeaderAt(f io.ReaderAt, path string) (IndexHeader, error) {
 	var b [IndexHeaderSize]byte
 	n, err := f.ReadAt(b[:], 0)
 	if err != nil && err != io.EOF {

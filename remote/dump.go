@@ -171,15 +171,9 @@ func (s *source) User(ctx context.Context, name string) (dump.User, error) {
 				s.c.Release()
 			}
 		case "SEEN":
-			v, err := r.ReadValue()
+			sr, err := userSeenItem(r, name)
 			if err != nil {
 				return err
-			}
-			// GET USER's SEEN items have no USERID (docs/cyrus/replication.md §3).
-			v.Add("USERID", dlist.NewAtom(name))
-			sr, err := dumpcheck.Seen(v)
-			if err != nil {
-				return fmt.Errorf("SEEN: %w", err)
 			}
 			u.seen = append(u.seen, sr)
 			return hold(len(sr.UniqueID) + len(sr.SeenUIDs) + 64)
@@ -213,6 +207,22 @@ func sortUserMailboxes(names []string, inbox string) {
 		}
 		return dbKey(names[i]) < dbKey(names[j])
 	})
+}
+
+// userSeenItem reads a SEEN item of GET USER's or GET META's answer, the
+// seen record of user, and checks it as a dump's. The items have no
+// USERID (docs/cyrus/replication.md §3).
+func userSeenItem(r *dlist.Reader, user string) (*syncrec.Seen, error) {
+	v, err := r.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	v.Add("USERID", dlist.NewAtom(user))
+	sr, err := dumpcheck.Seen(v)
+	if err != nil {
+		return nil, fmt.Errorf("SEEN: %w", err)
+	}
+	return sr, nil
 }
 
 // under reports whether name is mailbox or one of its children.

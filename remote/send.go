@@ -504,15 +504,9 @@ func (rs *restorer) userSeen(user, uniqueid string) (*syncrec.Seen, bool, error)
 		if item != "SEEN" {
 			return nil
 		}
-		v, err := r.ReadValue()
+		sr, err := userSeenItem(r, user)
 		if err != nil {
 			return err
-		}
-		// GET META's SEEN items have no USERID, as GET USER's.
-		v.Add("USERID", dlist.NewAtom(user))
-		sr, err := dumpcheck.Seen(v)
-		if err != nil {
-			return fmt.Errorf("%w: SEEN: %w", syncproto.ErrProtocol, err)
 		}
 		if sr.UniqueID == uniqueid {
 			found = sr

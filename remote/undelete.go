@@ -88,23 +88,8 @@ func (rs *restorer) dryMerge(ctx context.Context, b *box) error {
 	keys := cur.Keys()
 	app := msgsel.NewAppender(keys.LastUID, keys.HighestModseq, time.Now().Unix())
 	defer app.Close()
-	next, err := cur.Records(ctx)
-	if err != nil {
+	if err := serverHas(ctx, cur, app); err != nil {
 		return err
-	}
-	for {
-		r, err := next()
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			break
-		}
-		if !r.Expunged() {
-			if err := app.Have(r.GUID); err != nil {
-				return err
-			}
-		}
 	}
 	items := rs.inv.items.read(b.items)
 	for {
@@ -124,6 +109,26 @@ func (rs *restorer) dryMerge(ctx context.Context, b *box) error {
 	}
 	b.res.Added, b.res.AlreadyThere = app.Added, app.Present
 	return nil
+}
+
+// serverHas gives app the GUIDs of the server's mailbox cur (its records
+// not expunged): what a merge leaves out.
+func serverHas(ctx context.Context, cur *remoteMailbox, app *msgsel.Appender) error {
+	next, err := cur.Records(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		r, err := next()
+		if err != nil || r == nil {
+			return err
+		}
+		if !r.Expunged() {
+			if err := app.Have(r.GUID); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // mergeAll applies the merges, after every message file was sent.
@@ -198,23 +203,8 @@ func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
 			uids.Close()
 		}
 	}()
-	next, err := cur.Records(ctx)
-	if err != nil {
+	if err := serverHas(ctx, cur, app); err != nil {
 		return false, err
-	}
-	for {
-		r, err := next()
-		if err != nil {
-			return false, err
-		}
-		if r == nil {
-			break
-		}
-		if !r.Expunged() {
-			if err := app.Have(r.GUID); err != nil {
-				return false, err
-			}
-		}
 	}
 	// The records to append, numbered, into a second spill: their count
 	// (LAST_UID) comes before them in the command.

@@ -158,14 +158,9 @@ func (rs *restorer) dryMerge(b *box, ipath string) error {
 		return err
 	}
 	defer idx.Close()
-	var hb [partition.IndexHeaderSize]byte
-	n, err := idx.ReadAt(hb[:], 0)
-	if err != nil && err != io.EOF {
-		return err
-	}
-	h, err := partition.ParseIndexHeader(hb[:n])
+	h, err := partition.IndexHeaderAt(idx, ipath)
 	if err != nil {
-		return fmt.Errorf("%s: %w", ipath, err)
+		return err
 	}
 	app := msgsel.NewAppender(h.LastUID, max(h.RawHighestModseq, 1), timeNow().Unix())
 	defer app.Close()
@@ -234,14 +229,9 @@ func (rs *restorer) mergeBox(b *box) error {
 		return err
 	}
 	defer idx.Close() // drops the lock
-	var hb [partition.IndexHeaderSize]byte
-	n, err := idx.ReadAt(hb[:], 0)
-	if err != nil && err != io.EOF {
-		return err
-	}
-	h, err := partition.ParseIndexHeader(hb[:n])
+	h, err := partition.IndexHeaderAt(idx, ipath)
 	if err != nil {
-		return fmt.Errorf("%s: %w", ipath, err)
+		return err
 	}
 	if h.MinorVersion != partition.IndexVersion {
 		return fmt.Errorf("%s is cyrus.index version %d; merging writes version %d only (run reconstruct -V max first)", ipath, h.MinorVersion, partition.IndexVersion)
