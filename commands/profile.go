@@ -18,31 +18,27 @@ func startProfiles(stderr io.Writer) (stop func()) {
 	cpuPath, memPath := os.Getenv("MBTOOL_CPUPROFILE"), os.Getenv("MBTOOL_MEMPROFILE")
 	blockPath, mutexPath := os.Getenv("MBTOOL_BLOCKPROFILE"), os.Getenv("MBTOOL_MUTEXPROFILE")
 	tracePath := os.Getenv("MBTOOL_TRACE")
-	var cpu, tr *os.File
-	if cpuPath != "" {
-		f, err := os.Create(cpuPath)
+	// start opens path and starts a profile that writes into it.
+	start := func(env, path string, begin func(io.Writer) error) *os.File {
+		if path == "" {
+			return nil
+		}
+		f, err := os.Create(path)
 		if err == nil {
-			err = pprof.StartCPUProfile(f)
+			if err = begin(f); err != nil {
+				f.Close()
+			}
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "mbtool: MBTOOL_CPUPROFILE: %v\n", err)
-		} else {
-			cpu = f
+			fmt.Fprintf(stderr, "mbtool: %s: %v\n", env, err)
+			return nil
 		}
+		return f
 	}
-	if tracePath != "" {
-		// The execution trace shows where a run waits (go tool trace
-		// -pprof=net, sync, syscall or sched).
-		f, err := os.Create(tracePath)
-		if err == nil {
-			err = trace.Start(f)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "mbtool: MBTOOL_TRACE: %v\n", err)
-		} else {
-			tr = f
-		}
-	}
+	cpu := start("MBTOOL_CPUPROFILE", cpuPath, pprof.StartCPUProfile)
+	// The execution trace shows where a run waits (go tool trace
+	// -pprof=net, sync, syscall or sched).
+	tr := start("MBTOOL_TRACE", tracePath, trace.Start)
 	if memPath != "" {
 		runtime.MemProfileRate = 64 << 10
 	}
