@@ -57,7 +57,9 @@ const headBytes = 128 << 10
 func (c *Client) Open(ctx context.Context, bucket, key string) (*Object, error) {
 	o := &Object{c: c, ctx: ctx, bucket: bucket, key: key, lastEnd: -1}
 	var head []byte
+	var sizeUnknown bool
 	_, err := c.readOp(ctx, func(ctx context.Context) (bool, error) {
+		head, sizeUnknown = nil, false
 		out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: aws.String("bytes=0-" + strconv.Itoa(headBytes-1))})
 		if err != nil {
 			return false, err
@@ -66,10 +68,26 @@ func (c *Client) Open(ctx context.Context, bucket, key string) (*Object, error) 
 		n := aws.ToInt64(out.ContentLength)
 		size, ok := rangeTotal(aws.ToString(out.ContentRange))
 		switch {
+		case !ok && out.ContentRange == nil && (out.ContentLength == nil || n < 0):
+			// The store ignored the range and sends it all without
+			// saying how much (chunked, or to the connection's end,
+			// where a cut is not seen): the size and ETag come from a
+			// HEAD, and what was read is the object if it agrees.
+			sizeUnknown = true
+			b, err := io.ReadAll(io.LimitReader(out.Body, headBytes+1))
+			if err != nil {
+				return true, err
+			}
+			if len(b) <= headBytes {
+				head, o.etag = b, aws.ToString(out.ETag)
+			}
+			return false, nil // closing the body drops the connection
 		case !ok && out.ContentRange == nil:
 			size = n // the store ignored the range and sends it all
 		case !ok:
 			return false, fmt.Errorf("the store answered a ranged GET with Content-Range %q", aws.ToString(out.ContentRange))
+		case !strings.HasPrefix(aws.ToString(out.ContentRange), "bytes 0-"):
+			return false, fmt.Errorf("the store answered a GET of the first bytes with Content-Range %q", aws.ToString(out.ContentRange))
 		}
 		o.size, o.etag = size, aws.ToString(out.ETag)
 		if n > headBytes {
@@ -85,8 +103,10 @@ func (c *Client) Open(ctx context.Context, bucket, key string) (*Object, error) 
 		return err != nil, err
 	})
 	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
-		// An empty object has no byte 0: ask for its head instead.
+	if (err == nil && sizeUnknown) || (errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange") {
+		// An empty object has no byte 0, and an answer of unknown
+		// length says no size: ask for its head instead.
+		getETag := o.etag
 		err = c.op(ctx, func(ctx context.Context) error {
 			out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 			if err == nil {
@@ -94,6 +114,9 @@ func (c *Client) Open(ctx context.Context, bucket, key string) (*Object, error) 
 			}
 			return err
 		})
+		if int64(len(head)) != o.size || getETag != o.etag {
+			head = nil // not the whole object, or not this one
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
