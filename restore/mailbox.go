@@ -307,6 +307,7 @@ func (rs *restorer) newReplace(b *box, mb *syncrec.Mailbox, bl *builder) *invari
 	dump := invariant.State{UIDValidity: mb.UIDValidity, LastUID: mb.LastUID, HighestModseq: mb.HighestModseq}
 	rep := invariant.NewReplace(dump, b.tgt, targetRecords(b, &at), timeNow().Unix(), emit)
 	if bl != nil {
+		b.uids.Close() // of an earlier attempt
 		b.uids = &msgsel.UIDMap{}
 		rep.Map = b.uids
 	}

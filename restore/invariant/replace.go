@@ -205,7 +205,7 @@ func (r *Replace) End() error {
 			return fmt.Errorf("reading back the messages to append: %w", err)
 		}
 		if d == nil {
-			return nil
+			return r.Map.Finish() // the numbering ends
 		}
 		if r.uid == 1<<32-1 {
 			return fmt.Errorf("%w: appending the dump's messages", msgsel.ErrNoUID)

@@ -43,8 +43,15 @@ func NewAppender(lastUID uint32, highestModseq uint64, now int64) *Appender {
 	return &Appender{present: guidtable.New(guidtable.Options{}), uid: lastUID, modseq: highestModseq + 1, now: now}
 }
 
-// Close releases the GUID table.
-func (a *Appender) Close() error { return a.present.Close() }
+// Close releases the GUID table and ends Map's numbering
+// (UIDMap.Finish).
+func (a *Appender) Close() error {
+	err := a.present.Close()
+	if a.Map != nil {
+		err = errors.Join(err, a.Map.Finish())
+	}
+	return err
+}
 
 // Have notes a GUID the target holds in a record not expunged.
 func (a *Appender) Have(g guid.GUID) error {

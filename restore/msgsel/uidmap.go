@@ -3,13 +3,17 @@ package msgsel
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
+	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -21,19 +25,45 @@ import (
 // up to which UID the others keep theirs (Keep). Consecutive UIDs
 // renumbered consecutively are one run, so a map of a mailbox whose lost
 // messages are a few ranges is a few runs; beyond maxMapRuns the runs go
-// to an unlinked temporary file, so memory stays flat. The zero UIDMap
-// renumbers nothing and keeps nothing.
+// to an unlinked temporary file, so memory stays flat. When the
+// mailbox's numbering ends (Finish), a map of more than compactRuns runs
+// moves them all to one file shared by every finished map and keeps
+// neither a descriptor nor a buffer: a restore of many mailboxes holds
+// one file and a few bytes per mailbox until the seen state is written.
+// The zero UIDMap renumbers nothing and keeps nothing.
 type UIDMap struct {
 	keep uint32
-	runs []uidRun
-	f    *os.File // runs beyond maxMapRuns, in order, 12 bytes each
+	runs []uidRun // while numbering, the last runs; once finished, all when few
+	f    *os.File // while numbering, runs beyond maxMapRuns, in order, 12 bytes each
 	w    *bufio.Writer
 	nf   int64 // runs in f
+	a    *uidArena
+	at   int64 // once finished, the first of the map's runs in a
+	na   int64 // and their number
+	done bool
 }
 
 type uidRun struct{ old, new, n uint32 }
 
-const maxMapRuns = 4096
+const (
+	maxMapRuns  = 4096
+	compactRuns = 64
+	runSize     = 12
+)
+
+// uidArena is the file holding the runs of the finished maps that have
+// many, each map's in one span: open as long as a map uses it.
+type uidArena struct {
+	f    *os.File
+	n    int64 // runs written
+	refs int
+}
+
+// arena is the current uidArena, where Finish appends.
+var arena struct {
+	sync.Mutex
+	a *uidArena
+}
 
 // Keep says that a dump UID up to uid that Renumber is not given names
 // the same message in the target (a --replace under the same
@@ -44,6 +74,9 @@ func (m *UIDMap) Keep(uid uint32) { m.keep = uid }
 
 // Renumber notes that the dump's message old is the target's new.
 func (m *UIDMap) Renumber(old, new uint32) error {
+	if m.done {
+		return errors.New("UID map: the mailbox's numbering has ended")
+	}
 	if n := len(m.runs); n > 0 {
 		r := &m.runs[n-1]
 		if r.old+r.n == old && r.new+r.n == new {
@@ -60,23 +93,26 @@ func (m *UIDMap) Renumber(old, new uint32) error {
 	return nil
 }
 
+func putRun(b []byte, r uidRun) {
+	binary.LittleEndian.PutUint32(b[0:], r.old)
+	binary.LittleEndian.PutUint32(b[4:], r.new)
+	binary.LittleEndian.PutUint32(b[8:], r.n)
+}
+
 // spill moves the runs held to the file, all but the last (which may
 // still grow).
 func (m *UIDMap) spill() error {
 	if m.f == nil {
-		f, err := os.CreateTemp("", "mbtool-uidmap-*")
+		f, err := guidtable.TempFile("", "mbtool-uidmap-*")
 		if err != nil {
 			return fmt.Errorf("UID map: %w", err)
 		}
-		os.Remove(f.Name())
 		m.f, m.w = f, bufio.NewWriterSize(f, 64<<10)
 	}
-	var b [12]byte
+	var b [runSize]byte
 	last := len(m.runs) - 1
 	for _, r := range m.runs[:last] {
-		binary.LittleEndian.PutUint32(b[0:], r.old)
-		binary.LittleEndian.PutUint32(b[4:], r.new)
-		binary.LittleEndian.PutUint32(b[8:], r.n)
+		putRun(b[:], r)
 		if _, err := m.w.Write(b[:]); err != nil {
 			return fmt.Errorf("UID map: %w", err)
 		}
@@ -86,40 +122,129 @@ func (m *UIDMap) spill() error {
 	return nil
 }
 
-// Reset empties the map, for another attempt.
-func (m *UIDMap) Reset() {
-	m.Close()
-	*m = UIDMap{}
+// Finish ends the mailbox's numbering (Renumber is refused after it): a
+// map of up to compactRuns runs keeps them in a slice of their size; a
+// larger one moves them to the shared file and releases its own file and
+// buffer. When it fails, the map is left as it was, still usable.
+func (m *UIDMap) Finish() error {
+	if m == nil || m.done {
+		return nil
+	}
+	if m.nf == 0 && len(m.runs) <= compactRuns {
+		m.runs, m.done = slices.Clip(slices.Clone(m.runs)), true
+		return nil
+	}
+	if err := m.finishLarge(); err != nil {
+		return fmt.Errorf("UID map: %w", err)
+	}
+	return nil
+}
+
+func (m *UIDMap) finishLarge() error {
+	if m.w != nil {
+		if err := m.w.Flush(); err != nil {
+			return err
+		}
+	}
+	arena.Lock()
+	defer arena.Unlock()
+	a := arena.a
+	if a == nil {
+		f, err := guidtable.TempFile("", "mbtool-uidmaps-*")
+		if err != nil {
+			return err
+		}
+		a = &uidArena{f: f}
+	}
+	w := bufio.NewWriterSize(io.NewOffsetWriter(a.f, a.n*runSize), 64<<10)
+	var err error
+	if m.nf > 0 {
+		_, err = io.Copy(w, io.NewSectionReader(m.f, 0, m.nf*runSize))
+	}
+	var b [runSize]byte
+	for _, r := range m.runs {
+		if err != nil {
+			break
+		}
+		putRun(b[:], r)
+		_, err = w.Write(b[:])
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		if a != arena.a {
+			a.f.Close()
+		}
+		return err // what was written is overwritten by the next
+	}
+	arena.a = a
+	n := m.nf + int64(len(m.runs))
+	m.a, m.at, m.na = a, a.n, n
+	a.n += n
+	a.refs++
+	if m.f != nil {
+		m.f.Close()
+	}
+	m.f, m.w, m.nf, m.runs, m.done = nil, nil, 0, nil, true
+	return nil
 }
 
 // Renumbered reports whether any message got a new UID.
-func (m *UIDMap) Renumbered() bool { return m != nil && (len(m.runs) > 0 || m.nf > 0) }
+func (m *UIDMap) Renumbered() bool {
+	return m != nil && (len(m.runs) > 0 || m.nf > 0 || m.na > 0)
+}
 
-// Close releases the temporary file.
+// Close releases the map's file, or its share of the shared one; the map
+// is empty after it.
 func (m *UIDMap) Close() {
-	if m != nil && m.f != nil {
-		m.f.Close()
-		m.f = nil
+	if m == nil {
+		return
 	}
+	if m.f != nil {
+		m.f.Close()
+	}
+	if a := m.a; a != nil {
+		arena.Lock()
+		if a.refs--; a.refs == 0 {
+			a.f.Close()
+			if arena.a == a {
+				arena.a = nil
+			}
+		}
+		arena.Unlock()
+	}
+	*m = UIDMap{}
 }
 
 // each calls fn with every run, in ascending order of the dump's UID,
 // until fn returns false.
 func (m *UIDMap) each(fn func(uidRun) bool) error {
+	read := func(f *os.File, at, n int64) (bool, error) {
+		br := bufio.NewReaderSize(io.NewSectionReader(f, at*runSize, n*runSize), int(min(n*runSize, 64<<10)))
+		var b [runSize]byte
+		for i := int64(0); i < n; i++ {
+			if _, err := io.ReadFull(br, b[:]); err != nil {
+				return false, fmt.Errorf("UID map: %w", err)
+			}
+			r := uidRun{binary.LittleEndian.Uint32(b[0:]), binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])}
+			if !fn(r) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	if m.na > 0 {
+		if more, err := read(m.a.f, m.at, m.na); !more {
+			return err
+		}
+	}
 	if m.nf > 0 {
 		if err := m.w.Flush(); err != nil {
 			return fmt.Errorf("UID map: %w", err)
 		}
-		br := bufio.NewReaderSize(io.NewSectionReader(m.f, 0, m.nf*12), 64<<10)
-		var b [12]byte
-		for i := int64(0); i < m.nf; i++ {
-			if _, err := io.ReadFull(br, b[:]); err != nil {
-				return fmt.Errorf("UID map: %w", err)
-			}
-			r := uidRun{binary.LittleEndian.Uint32(b[0:]), binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])}
-			if !fn(r) {
-				return nil
-			}
+		if more, err := read(m.f, 0, m.nf); !more {
+			return err
 		}
 	}
 	for _, r := range m.runs {
