@@ -217,6 +217,11 @@ func userSeenItem(r *dlist.Reader, user string) (*syncrec.Seen, error) {
 	if err != nil {
 		return nil, err
 	}
+	return seenValue(v, user)
+}
+
+// seenValue checks v, a SEEN item of user, as a dump's seen record.
+func seenValue(v *dlist.Value, user string) (*syncrec.Seen, error) {
 	v.Add("USERID", dlist.NewAtom(user))
 	sr, err := dumpcheck.Seen(v)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
@@ -341,6 +342,16 @@ func (rs *restorer) userData() error {
 		*count++
 		return nil
 	}
+	// The server's seen records a merge adds to: those of the merged
+	// mailboxes, read once per run of one user's records of the dump
+	// (they come together).
+	merged := make(map[string]bool)
+	for _, b := range rs.inv.boxes {
+		if b.res.Action == ActionMerge && b.res.Applied && b.uids.Renumbered() {
+			merged[b.mb.UniqueID] = true
+		}
+	}
+	var cached *serverSeen
 	err := rs.inv.EachSeen(func(s *syncrec.Seen) error {
 		b := bySrcID[s.UniqueID]
 		if !ok(b) {
@@ -350,27 +361,32 @@ func (rs *restorer) userData() error {
 		ns.UserID = rs.users.User(s.UserID)
 		if b != nil {
 			ns.UniqueID = b.mb.UniqueID
-			// The seen set names the messages by the UIDs they have
-			// on the server (a replace or a merge renumbers some), and
-			// a merge's adds to what the user has: as offline
-			// (restore/userdata.go writeSeen).
-			if b.res.Action == ActionMerge && !b.uids.Renumbered() {
-				return nil
+			if mboxname.Owner(b.mb.Name) == ns.UserID {
+				return nil // Cyrus keeps the owner's in the index
 			}
-			if b.uids != nil {
-				if err := b.uids.SeenRecord(&ns); err != nil {
-					return err
-				}
-			}
-			if b.res.Action == ActionMerge {
-				cur, has, err := rs.userSeen(ns.UserID, ns.UniqueID)
-				if err != nil {
-					return err
-				}
-				if has {
-					if err := msgsel.MergeSeen(&ns, cur); err != nil {
-						return fmt.Errorf("seen state of %s on the server: %w", ns.UserID, err)
+			if b.res.Action == ActionMerge || b.uids != nil {
+				var lost error // the connection, not the record
+				cur := func() (*syncrec.Seen, bool, error) {
+					if cached == nil || cached.user != ns.UserID {
+						sv, err := rs.userSeen(ns.UserID, merged)
+						if err != nil {
+							lost = err
+							return nil, false, err
+						}
+						cached = sv
 					}
+					return cached.get(ns.UniqueID)
+				}
+				write, err := msgsel.MapSeen(b.res.Action == ActionMerge, b.uids, &ns, cur)
+				if lost != nil {
+					return lost
+				}
+				if err != nil {
+					rs.problem(b.mb.Name, err)
+					return nil
+				}
+				if !write {
+					return nil
 				}
 			}
 		}
@@ -495,26 +511,53 @@ func (rs *restorer) dumpRecords(r *dlist.Reader, b *box) (func() (*syncrec.Recor
 	}, nil
 }
 
-// userSeen reads user's seen record of the mailbox uniqueid from the
-// server (GET META: the user's seen records and subscriptions, of which
-// only the one asked for is kept).
-func (rs *restorer) userSeen(user, uniqueid string) (*syncrec.Seen, bool, error) {
-	var found *syncrec.Seen
+// serverSeen is what the server answered GET META of one user with: the
+// seen records asked for, each checked as a dump's, or why not.
+type serverSeen struct {
+	user string
+	err  error // GET META refused (a NO)
+	recs map[string]seenAnswer
+}
+
+type seenAnswer struct {
+	s   *syncrec.Seen
+	err error
+}
+
+// get returns the user's record of the mailbox uniqueid.
+func (u *serverSeen) get(uniqueid string) (*syncrec.Seen, bool, error) {
+	if u.err != nil {
+		return nil, false, u.err
+	}
+	a, ok := u.recs[uniqueid]
+	return a.s, ok && a.err == nil, a.err
+}
+
+// userSeen reads user's seen records of the mailboxes want names (by
+// uniqueid) from the server (GET META: the user's seen records and
+// subscriptions; the others are not kept, nor checked). The error is the
+// connection's; a refusal is the answer's.
+func (rs *restorer) userSeen(user string, want map[string]bool) (*serverSeen, error) {
+	u := &serverSeen{user: user, recs: make(map[string]seenAnswer)}
 	err := rs.c.Line("GET", "META", dlist.NewAtom(user), func(item string, r *dlist.Reader) error {
 		if item != "SEEN" {
 			return nil
 		}
-		sr, err := userSeenItem(r, user)
+		v, err := r.ReadValue()
 		if err != nil {
 			return err
 		}
-		if sr.UniqueID == uniqueid {
-			found = sr
+		if id := v.Get("UNIQUEID").String(); want[id] {
+			sr, err := seenValue(v, user)
+			u.recs[id] = seenAnswer{sr, err}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, false, fmt.Errorf("GET META %s: %w", user, err)
+	if fatal(err) {
+		return nil, fmt.Errorf("GET META %s: %w", user, err)
 	}
-	return found, found != nil, nil
+	if err != nil {
+		u.err = fmt.Errorf("GET META %s: %w", user, err)
+	}
+	return u, nil
 }

@@ -210,12 +210,16 @@ func (rs *restorer) writeQuotas(q *quotaPlan) error {
 // a merge adds messages and removes nothing. One of a mailbox outside the
 // dump keeps its key and is written only where the user has none (or
 // with --replace). Records of a mailbox left alone, and the owner's own
-// (Cyrus keeps those in the index), are not written.
+// (Cyrus keeps those in the index), are not written. How a replaced or
+// merged mailbox's record is mapped and merged is msgsel.MapSeen's, as
+// with --server; what it refuses (the user's current record damaged) is
+// a problem of that mailbox, and the rest is still written.
 func (rs *restorer) writeSeen() error {
 	type put struct {
-		key, value []byte
-		overwrite  bool
-		union      *syncrec.Seen // a merge's record, added to the user's
+		key       []byte
+		s         *syncrec.Seen
+		overwrite bool
+		b         *box // a replaced or merged mailbox: msgsel.MapSeen
 	}
 	// Records are read back from the spool in dump order, where a user's
 	// come together; each run of one user's records (at most MaxHeld of
@@ -229,30 +233,33 @@ func (rs *restorer) writeSeen() error {
 		}
 		err := rs.spool.UpdateSeen(user, rs.owner, func(tx *partition.TwoskipTx) error {
 			for _, p := range batch {
-				if p.union != nil {
-					v, ok, err := tx.Get(p.key)
-					if err != nil {
-						return err
-					}
-					if ok {
-						cur, err := partition.ParseSeen(p.key, v)
+				if p.b != nil {
+					cur := func() (*syncrec.Seen, bool, error) {
+						v, ok, err := tx.Get(p.key)
+						if err != nil || !ok {
+							return nil, false, err
+						}
+						c, err := partition.ParseSeen(p.key, v)
 						if err != nil {
-							return err
+							return nil, false, err
 						}
-						if err := msgsel.MergeSeen(p.union, &syncrec.Seen{LastRead: cur.LastRead, LastUID: cur.LastUID,
-							LastChange: cur.LastChange, SeenUIDs: cur.SeenUIDs}); err != nil {
-							return fmt.Errorf("seen db of %s: %w", user, err)
-						}
+						return &syncrec.Seen{LastRead: c.LastRead, LastUID: c.LastUID, LastChange: c.LastChange, SeenUIDs: c.SeenUIDs}, true, nil
 					}
-					p.value = encodeSeen(p.union)
-				} else if !p.overwrite {
+					if ok, err := msgsel.MapSeen(p.b.res.Action == ActionMerge, p.b.uids, p.s, cur); err != nil {
+						rs.problem(p.b.name, err)
+						continue
+					} else if !ok {
+						continue
+					}
+				}
+				if !p.overwrite {
 					if _, ok, err := tx.Get(p.key); err != nil {
 						return err
 					} else if ok {
 						continue
 					}
 				}
-				tx.Set(p.key, p.value)
+				tx.Set(p.key, encodeSeen(p.s))
 			}
 			return nil
 		})
@@ -261,40 +268,34 @@ func (rs *restorer) writeSeen() error {
 	}
 	err := rs.EachSeen(func(s *syncrec.Seen) error {
 		u := rs.users.User(s.UserID)
-		key := s.UniqueID
-		overwrite := rs.opts.Replace
-		var union *syncrec.Seen
-		if b := rs.bySrcID[key]; b != nil {
+		p := put{key: []byte(s.UniqueID), s: s, overwrite: rs.opts.Replace}
+		if b := rs.bySrcID[s.UniqueID]; b != nil {
 			switch {
 			case u == b.owner:
 				return nil
-			case b.res.Action == ActionMerge:
-				// Only what the merge appended is the dump's to add.
-				if !b.res.Applied || !b.uids.Renumbered() {
-					return nil
-				}
-				union = s
-			case !b.present():
+			case b.res.Action == ActionMerge && !b.res.Applied:
+				return nil
+			case b.res.Action != ActionMerge && !b.present():
 				return nil
 			}
-			key, overwrite = b.uniqueid, b.done
-			if b.uids != nil {
-				if err := b.uids.SeenRecord(s); err != nil {
-					return err
-				}
+			s.UserID, s.UniqueID = u, b.uniqueid
+			// A merge's record is the union with the user's (MapSeen).
+			p.key, p.overwrite = []byte(b.uniqueid), b.done || b.res.Action == ActionMerge
+			if b.res.Action == ActionMerge || b.uids != nil {
+				p.b = b
 			}
 		} else if rs.opts.Select.Active() {
 			return nil
 		}
-		v := encodeSeen(s)
-		if u != user || held+len(v) > syncrec.MaxHeld {
+		n := len(p.key) + len(s.SeenUIDs) + 64
+		if u != user || held+n > syncrec.MaxHeld {
 			if err := flush(); err != nil {
 				return err
 			}
 			user = u
 		}
-		batch = append(batch, put{[]byte(key), v, overwrite, union})
-		held += len(v)
+		batch = append(batch, p)
+		held += n
 		return nil
 	})
 	if err != nil {

@@ -348,6 +348,39 @@ func MergeSeen(s, cur *syncrec.Seen) error {
 	return nil
 }
 
+// MapSeen makes s, a seen record of the dump of a mailbox that a restore
+// replaced or merged into (merge), the record to write to the user's seen
+// state, the one rule of restore and restore --server: its seen set names
+// the messages by the UIDs m gave them in the target (SeenRecord; m nil:
+// none renumbered) and, for a merge, it is added to the user's current
+// record (MergeSeen), which cur reads (has false: the user has none). A
+// merge that appended nothing has nothing of the dump's to add: false. An
+// error concerns this one record only (the user's current record
+// unreadable, refused by the server or not parsable, and left as it is):
+// the caller reports it as a problem of the mailbox and goes on with the
+// user's other records, subscriptions, quotas and annotations.
+func MapSeen(merge bool, m *UIDMap, s *syncrec.Seen, cur func() (*syncrec.Seen, bool, error)) (bool, error) {
+	if merge && !m.Renumbered() {
+		return false, nil
+	}
+	if m != nil {
+		if err := m.SeenRecord(s); err != nil {
+			return false, err
+		}
+	}
+	if !merge {
+		return true, nil
+	}
+	c, has, err := cur()
+	if err == nil && has {
+		err = MergeSeen(s, c)
+	}
+	if err != nil {
+		return false, fmt.Errorf("seen record of %s for %s: the user's current record: %w (left as it is)", s.UserID, s.UniqueID, err)
+	}
+	return true, nil
+}
+
 // parseSeenSet parses a seen set; "" is the empty set.
 func parseSeenSet(set string, lastUID uint32) ([]Range, error) {
 	if set == "" {

@@ -1,8 +1,10 @@
 package msgsel
 
 import (
+	"errors"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/mbtool/mbtool/syncrec"
@@ -157,5 +159,41 @@ func TestUIDMapFinishReleases(t *testing.T) {
 	maps = nil
 	if d := fds() - fd0; d != 0 {
 		t.Errorf("closed maps leave %d descriptors open", d)
+	}
+}
+
+// TestMapSeen: the one rule both restores write seen records of a
+// replaced or merged mailbox by; the user's current record is read only
+// for a merge that appended, and what is wrong with it is an error of
+// the one record.
+func TestMapSeen(t *testing.T) {
+	var m UIDMap
+	defer m.Close()
+	m.Renumber(2, 101)
+	read := 0
+	cur := func(c *syncrec.Seen, err error) func() (*syncrec.Seen, bool, error) {
+		return func() (*syncrec.Seen, bool, error) { read++; return c, c != nil, err }
+	}
+	s := &syncrec.Seen{UserID: "bob", UniqueID: "u1", SeenUIDs: "1:2", LastUID: 2}
+	if ok, err := MapSeen(false, &m, s, cur(nil, errors.New("not read"))); !ok || err != nil || s.SeenUIDs != "101" || read != 0 {
+		t.Errorf("replace: %v, %v, %+v, read %d", ok, err, s, read)
+	}
+	var none UIDMap
+	if ok, err := MapSeen(true, &none, &syncrec.Seen{SeenUIDs: "1"}, cur(nil, nil)); ok || err != nil || read != 0 {
+		t.Errorf("merge that appended nothing: %v, %v, read %d", ok, err, read)
+	}
+	s = &syncrec.Seen{UserID: "bob", UniqueID: "u1", SeenUIDs: "1:2", LastUID: 2}
+	if ok, err := MapSeen(true, &m, s, cur(&syncrec.Seen{SeenUIDs: "1:3", LastUID: 3}, nil)); !ok || err != nil || s.SeenUIDs != "1:3,101" || s.LastUID != 3 {
+		t.Errorf("merge: %v, %v, %+v", ok, err, s)
+	}
+	for _, c := range []func() (*syncrec.Seen, bool, error){
+		cur(&syncrec.Seen{SeenUIDs: "x:y"}, nil),
+		cur(nil, errors.New("GET META bob: NO refused")),
+	} {
+		s = &syncrec.Seen{UserID: "bob", UniqueID: "u1", SeenUIDs: "1:2", LastUID: 2}
+		ok, err := MapSeen(true, &m, s, c)
+		if ok || err == nil || !strings.Contains(err.Error(), "seen record of bob for u1: the user's current record: ") {
+			t.Errorf("damaged current record: %v, %v", ok, err)
+		}
 	}
 }
