@@ -65,7 +65,9 @@ func TestRealCyrusRestoreDamagedSeen(t *testing.T) {
 					t.Errorf("bob's damaged record of %s is now %q, was %q", damaged, got, raw)
 				}
 				// The user data after the seen state went too.
-				r, err := c.Command("LSUB", cyruslab.Quote(""), cyruslab.Quote("*"))
+				c2 := lab.IMAP(t, "alice")
+				defer c2.Close()
+				r, err := c2.Command("LSUB", cyruslab.Quote(""), cyruslab.Quote("*"))
 				if err != nil {
 					t.Fatal(err)
 				}

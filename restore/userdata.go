@@ -12,8 +12,11 @@ import (
 )
 
 // present reports whether the mailbox is in the target as this restore
-// wants it: registered by this run, or by an earlier run of it.
-func (b *box) present() bool { return b.done || b.res.Action == ActionKeep }
+// wants it: registered by this run, or by an earlier run of it, or merged
+// into (as restore --server counts it: remote/send.go userData).
+func (b *box) present() bool {
+	return b.done || b.res.Action == ActionKeep || (b.res.Action == ActionMerge && b.res.Applied)
+}
 
 // wanted reports whether the box is or will be in the target from this
 // dump.
@@ -273,9 +276,7 @@ func (rs *restorer) writeSeen() error {
 			switch {
 			case u == b.owner:
 				return nil
-			case b.res.Action == ActionMerge && !b.res.Applied:
-				return nil
-			case b.res.Action != ActionMerge && !b.present():
+			case !b.present():
 				return nil
 			}
 			s.UserID, s.UniqueID = u, b.uniqueid
