@@ -368,7 +368,8 @@ func (rs *restorer) reserveAll() error {
 			continue
 		}
 		if len(names) > 0 {
-			if err := rs.reserve(p, names); err != nil {
+			err := rs.reserve(p, names, func(b *box, it item) bool { return writes(b) && !it.unselected })
+			if err != nil {
 				return err
 			}
 		}
@@ -452,21 +453,21 @@ func (rs *restorer) probePartition(p string) error {
 	return nil
 }
 
-// reserve sends APPLY RESERVE for the GUIDs needed on partition p, with
-// every mailbox the server has as places to look, and records those the
-// server holds.
-func (rs *restorer) reserve(p string, names []string) error {
+// reserve sends APPLY RESERVE for the GUIDs of the items on partition p
+// that want selects, with every mailbox the server has as places to
+// look, and records those the server holds.
+func (rs *restorer) reserve(p string, names []string, want func(*box, item) bool) error {
 	// The GUIDs go in batches as the boxes are walked; the table of
 	// those asked for already keeps memory flat however many there are.
 	seen := guidtable.New(guidtable.Options{})
 	defer seen.Close()
 	batch := make([]guid.GUID, 0, maxGUIDsPerReserve)
 	for _, b := range rs.inv.boxes {
-		if !writes(b) || b.mb.Partition != p {
+		if b.mb.Partition != p {
 			continue
 		}
 		err := rs.inv.items.each(b.items, func(it item) error {
-			if it.unselected {
+			if !want(b, it) {
 				return nil
 			}
 			added, err := seen.Add(it.guid, nil)
@@ -504,7 +505,9 @@ func (rs *restorer) reserveBatch(p string, names []string, batch []guid.GUID) er
 			if err := rs.guids.set(p, g, guidHeld); err != nil {
 				return err
 			}
-			rs.sum.Present++
+			if !rs.opts.DryRun {
+				rs.sum.Present++
+			}
 		}
 	}
 	return nil

@@ -220,6 +220,9 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 	}
 	hook("planned")
 	if rs.opts.DryRun {
+		if err := rs.reserveMerges(); err != nil {
+			return err
+		}
 		for _, b := range rs.inv.boxes {
 			if b.res.Action == ActionReplace {
 				if err := rs.dryReplace(b); err != nil {
@@ -227,7 +230,7 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 				}
 			}
 			if b.res.Action == ActionMerge {
-				if err := rs.dryMerge(ctx, b); err != nil {
+				if err := rs.settleMerge(b, rs.dryMerge(ctx, b)); err != nil {
 					return err
 				}
 			}

@@ -40,8 +40,7 @@ const (
 )
 
 // spillMailbox reads the records of a box to merge from the dump again
-// and keeps those to bring back: selected, not expunged, with a file the
-// dump or the server has.
+// and keeps those the merge brings back (mergeable).
 func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
 	records, err := rs.dumpRecords(r, b)
 	if err != nil {
@@ -53,15 +52,10 @@ func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
 		if err != nil || rec == nil {
 			return err
 		}
-		if it.expunged {
-			continue
-		}
-		held, err := rs.guids.held(b.mb.Partition, it.guid)
-		if err != nil {
-			return err
-		}
-		if !it.inDump && !held {
-			rs.problem(b.mb.Name, fmt.Errorf("UID %d: neither the dump nor the server has the message file of GUID %s; not restored", rec.UID, rec.GUID))
+		if ok, err := rs.mergeable(b, it); err != nil || !ok {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		if err := b.merge.Add(rec); err != nil {
@@ -70,27 +64,40 @@ func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
 	}
 }
 
-// dryMerge says, for a dry run, how many messages the merge of b would
-// add and how many the server's mailbox has already: the same decision
-// as mergeOnce's (msgsel.Appender), against the server's mailbox read
-// with GET FULLMAILBOX, the dump's side from b's items.
-func (rs *restorer) dryMerge(ctx context.Context, b *box) error {
-	cur, err := (&source{c: rs.c}).mailbox(b.mb.Name)
-	if errors.Is(err, ErrNoMailbox) {
-		b.res.Err = errors.New("removed from the server meanwhile; not merged")
-		rs.problem(b.mb.Name, b.res.Err)
-		return nil
+// mergeable says whether the merge of b brings back the record of the
+// dump it (msgsel.Candidate: selected, not expunged, with a file the dump
+// or the server has), and reports one left out for want of its file: the
+// same for the real run and the dry run, rs.guids knowing what the
+// server holds (reserveAll, or reserveMerges for a dry run).
+func (rs *restorer) mergeable(b *box, it item) (bool, error) {
+	file := it.inDump
+	if !file && !it.unselected && !it.expunged {
+		held, err := rs.guids.held(b.mb.Partition, it.guid)
+		if err != nil {
+			return false, err
+		}
+		file = held
 	}
+	ok, missing := msgsel.Candidate{UID: it.uid, GUID: it.guid, Unselected: it.unselected, Expunged: it.expunged,
+		File: file, Where: "the dump or on the server"}.Merges()
+	if missing != nil {
+		rs.problem(b.mb.Name, missing)
+	}
+	return ok, nil
+}
+
+// dryMerge says, for a dry run, how many messages the merge of b would
+// add and how many the server's mailbox has already: the same decisions
+// as the real run's (mergeTarget, mergeable, msgsel.Appender), against
+// the server's mailbox read with GET FULLMAILBOX, the dump's side from
+// b's items.
+func (rs *restorer) dryMerge(ctx context.Context, b *box) error {
+	cur, app, err := rs.mergeTarget(ctx, b)
 	if err != nil {
 		return err
 	}
 	defer cur.Close()
-	keys := cur.Keys()
-	app := msgsel.NewAppender(keys.LastUID, keys.HighestModseq, time.Now().Unix())
 	defer app.Close()
-	if err := serverHas(ctx, cur, app); err != nil {
-		return err
-	}
 	items := rs.inv.items.read(b.items)
 	for {
 		it, ok, err := items.next()
@@ -100,7 +107,9 @@ func (rs *restorer) dryMerge(ctx context.Context, b *box) error {
 		if !ok {
 			break
 		}
-		if it.unselected || it.expunged {
+		if ok, err := rs.mergeable(b, it); err != nil {
+			return err
+		} else if !ok {
 			continue
 		}
 		if _, err := app.Next(&syncrec.Record{UID: it.uid, GUID: it.guid}); err != nil {
@@ -108,6 +117,56 @@ func (rs *restorer) dryMerge(ctx context.Context, b *box) error {
 		}
 	}
 	b.res.Added, b.res.AlreadyThere = app.Added, app.Present
+	return nil
+}
+
+// mergeTarget reads the server's mailbox of b with GET FULLMAILBOX and
+// starts the merge into it (msgsel.NewMerge, which may refuse it) with
+// the GUIDs it holds: the same for the real run (mergeOnce) and the dry
+// run.
+func (rs *restorer) mergeTarget(ctx context.Context, b *box) (*remoteMailbox, *msgsel.Appender, error) {
+	// A source of its own each time: rs.source()'s policy refuses a
+	// mailbox read a second time as listed twice.
+	cur, err := (&source{c: rs.c}).mailbox(b.mb.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := cur.Keys()
+	app, err := msgsel.NewMerge(msgsel.Target{Planned: b.mb.UniqueID, UniqueID: keys.UniqueID,
+		LastUID: keys.LastUID, HighestModseq: keys.HighestModseq}, time.Now().Unix())
+	if err == nil {
+		if err = serverHas(ctx, cur, app); err != nil {
+			app.Close()
+		}
+	}
+	if err != nil {
+		cur.Close()
+		return nil, nil, err
+	}
+	return cur, app, nil
+}
+
+// reserveMerges finds out, for a dry run, which message files of the
+// records to merge that the dump lacks the server holds, with APPLY
+// RESERVE as reserveAll does for the real run (it makes nothing
+// visible), so that the dry run leaves out what the real run leaves out.
+func (rs *restorer) reserveMerges() error {
+	rs.guids = make(partGUIDs)
+	names := sortedKeys(rs.remote)
+	if len(names) == 0 {
+		return nil
+	}
+	for _, p := range rs.partitions() {
+		if !rs.known[p] {
+			continue // no mailbox to merge into there
+		}
+		err := rs.reserve(p, names, func(b *box, it item) bool {
+			return writes(b) && b.res.Action == ActionMerge && !it.unselected && !it.expunged && !it.inDump
+		})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -144,14 +203,25 @@ func (rs *restorer) mergeAll(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := rs.mergeBox(ctx, b)
-		if fatal(err) && !errors.Is(err, errMergeRaced) && !errors.Is(err, ErrNoMailbox) {
+		if err := rs.settleMerge(b, rs.mergeBox(ctx, b)); err != nil {
 			return err
 		}
-		if err != nil {
-			b.res.Err = err
-			rs.problem(b.mb.Name, err)
-		}
+	}
+	return nil
+}
+
+// settleMerge takes the outcome err of the merge of b, in the real run
+// or the dry run alike: an error that refuses b only (the mailbox kept
+// changing or is gone, msgsel.NewMerge refused it, the server answered
+// NO) is b's problem and the run goes on; any other ends the run.
+func (rs *restorer) settleMerge(b *box, err error) error {
+	var refused *msgsel.RefusedError
+	if fatal(err) && !errors.Is(err, errMergeRaced) && !errors.Is(err, ErrNoMailbox) && !errors.As(err, &refused) {
+		return err
+	}
+	if err != nil {
+		b.res.Err = err
+		rs.problem(b.mb.Name, err)
 	}
 	return nil
 }
@@ -183,19 +253,13 @@ func (rs *restorer) mergeBox(ctx context.Context, b *box) error {
 // mergeOnce makes one attempt; false without an error: the server's
 // mailbox changed since it was read.
 func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
-	// A source of its own each attempt: rs.source()'s policy refuses a
-	// mailbox read a second time as listed twice.
-	cur, err := (&source{c: rs.c}).mailbox(b.mb.Name)
+	cur, app, err := rs.mergeTarget(ctx, b)
 	if err != nil {
 		return false, err
 	}
 	defer cur.Close()
-	keys := cur.Keys()
-	if keys.UniqueID != b.mb.UniqueID {
-		return false, fmt.Errorf("changed on the server meanwhile (uniqueid %s, now %s)", b.mb.UniqueID, keys.UniqueID)
-	}
-	app := msgsel.NewAppender(keys.LastUID, keys.HighestModseq, time.Now().Unix())
 	defer app.Close()
+	keys := cur.Keys()
 	uids := &msgsel.UIDMap{}
 	app.Map = uids
 	defer func() {
@@ -203,9 +267,6 @@ func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
 			uids.Close()
 		}
 	}()
-	if err := serverHas(ctx, cur, app); err != nil {
-		return false, err
-	}
 	// The records to append, numbered, into a second spill: their count
 	// (LAST_UID) comes before them in the command.
 	out := &msgsel.Spill{}

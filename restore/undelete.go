@@ -72,16 +72,17 @@ func (rs *restorer) selectRecord(b *box, r *syncrec.Record) (bool, error) {
 	if b.merge == nil {
 		return true, nil
 	}
-	if r.Expunged() {
-		return false, nil
-	}
-	if _, has, err := rs.msg(r.GUID); err != nil || !has {
-		if err == nil {
-			rs.problem(b.name, fmt.Errorf("UID %d: the dump has no message file for GUID %s; not restored", r.UID, r.GUID))
+	has := false
+	if !r.Expunged() {
+		if _, has, err = rs.msg(r.GUID); err != nil {
+			return false, err
 		}
-		return false, err
 	}
-	return true, nil
+	ok, missing := msgsel.Candidate{UID: r.UID, GUID: r.GUID, Expunged: r.Expunged(), File: has, Where: "the dump"}.Merges()
+	if missing != nil {
+		rs.problem(b.name, missing)
+	}
+	return ok, nil
 }
 
 // spillRecord keeps a selected record of a box being merged.
@@ -158,15 +159,11 @@ func (rs *restorer) dryMerge(b *box, ipath string) error {
 		return err
 	}
 	defer idx.Close()
-	h, err := partition.IndexHeaderAt(idx, ipath)
+	_, app, err := rs.mergeTarget(b, b.merge.target.UniqueID, idx, ipath)
 	if err != nil {
 		return err
 	}
-	app := msgsel.NewAppender(h.LastUID, max(h.RawHighestModseq, 1), timeNow().Unix())
 	defer app.Close()
-	if err := targetGUIDs(idx, h, app); err != nil {
-		return fmt.Errorf("%s: %w", ipath, err)
-	}
 	spilled, err := b.merge.spill.Records()
 	if err != nil {
 		return err
@@ -181,6 +178,28 @@ func (rs *restorer) dryMerge(b *box, ipath string) error {
 			return err
 		}
 	}
+}
+
+// mergeTarget reads the header of the target's index idx (at ipath,
+// locked), whose mailbox has the uniqueid id now, and starts the merge of
+// b into it (msgsel.NewMerge, which may refuse it) with the GUIDs it
+// holds: the same for the real run (mergeBox) and the dry run.
+func (rs *restorer) mergeTarget(b *box, id string, idx *os.File, ipath string) (partition.IndexHeader, *msgsel.Appender, error) {
+	h, err := partition.IndexHeaderAt(idx, ipath)
+	if err != nil {
+		return h, nil, err
+	}
+	app, err := msgsel.NewMerge(msgsel.Target{Planned: b.merge.target.UniqueID, UniqueID: id,
+		LastUID: h.LastUID, HighestModseq: max(h.RawHighestModseq, 1),
+		Index: ipath, IndexVersion: h.MinorVersion, Options: h.RawOptions}, timeNow().Unix())
+	if err != nil {
+		return h, nil, err
+	}
+	if err := targetGUIDs(idx, h, app); err != nil {
+		app.Close()
+		return h, nil, fmt.Errorf("%s: %w", ipath, err)
+	}
+	return h, app, nil
 }
 
 // fatalMerge wraps an error that ends the run (a lock wait cancelled).
@@ -229,23 +248,13 @@ func (rs *restorer) mergeBox(b *box) error {
 		return err
 	}
 	defer idx.Close() // drops the lock
-	h, err := partition.IndexHeaderAt(idx, ipath)
+	h, app, err := rs.mergeTarget(b, cur.UniqueID, idx, ipath)
 	if err != nil {
 		return err
 	}
-	if h.MinorVersion != partition.IndexVersion {
-		return fmt.Errorf("%s is cyrus.index version %d; merging writes version %d only (run reconstruct -V max first)", ipath, h.MinorVersion, partition.IndexVersion)
-	}
-	if h.RawOptions&partition.OptMailboxDeleted != 0 {
-		return errors.New("the target's index is marked deleted")
-	}
-	app := msgsel.NewAppender(h.LastUID, max(h.RawHighestModseq, 1), timeNow().Unix())
 	defer app.Close()
 	b.uids = &msgsel.UIDMap{}
 	app.Map = b.uids
-	if err := targetGUIDs(idx, h, app); err != nil {
-		return fmt.Errorf("%s: %w", ipath, err)
-	}
 	hpath, err := rs.spool.MetaPath(cur, partition.FileHeader)
 	if err != nil {
 		return err

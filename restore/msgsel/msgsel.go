@@ -2,7 +2,9 @@
 // brings back: by UID range, GUID, Message-ID and INTERNALDATE range. The
 // offline restore (package restore) and `restore --server` (package
 // remote) select with the same Filter, so that both restore the same
-// messages of the same dump.
+// messages of the same dump; for an additive restore (--undelete) both
+// also take from here which targets a merge refuses and which records it
+// brings back (merge.go), and how it numbers them (Appender).
 package msgsel
 
 import (
