@@ -550,3 +550,65 @@ func TestRealCyrusRestoreNestedParents(t *testing.T) {
 		t.Errorf("offline and --server print differently:\n%s\n%s", outs[0], outs[1])
 	}
 }
+
+// TestRealCyrusRestoreParentACL: a missing parent created below a box of
+// the dump that the restore creates takes that box's ACL (its nearest
+// ancestor as the restore leaves it), offline as Cyrus does with
+// --server: alice's A is shared with bob, A.B.C is restored with A and
+// without A.B.
+func TestRealCyrusRestoreParentACL(t *testing.T) {
+	lab, m, _ := aliceLab(t)
+	c := lab.IMAP(t, "alice")
+	if err := c.Create("INBOX.A"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetACL("INBOX.A", "bob", "lrs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("INBOX.A.B.C"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Append("INBOX.A.B.C", nil, time.Time{}, []byte("Subject: c\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "alice.dlist")
+	if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
+		t.Fatalf("dump: exit %d\n%s", code, out)
+	}
+	admin := lab.IMAP(t, lab.Admin)
+	var acls []string
+	for _, mode := range []string{"offline", "server"} {
+		user := map[string]string{"offline": "dave", "server": "erin"}[mode]
+		if err := admin.Create("user." + user); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"--map-user", "alice=" + user, "--mailbox", "user.alice.A", "--mailbox", "user.alice.A.B.C", file}
+		target := []string{"restore", "-C", lab.Conf}
+		if mode == "server" {
+			target = []string{"restore", "--server", lab.SyncAddr, "--auth-user", lab.Admin}
+		}
+		code, out := m.run(append(target, args...)...)
+		if code != ExitOK {
+			t.Fatalf("%s: exit %d\n%s", mode, code, out)
+		}
+		resp, err := admin.Command("GETACL", cyruslab.Quote("user."+user+".A.B"))
+		if err != nil {
+			l, _ := admin.List("", "user."+user+".*")
+			t.Fatalf("%s: GETACL: %v\n%s\n%v", mode, err, out, l)
+		}
+		var entries []string
+		for _, d := range resp.Data {
+			if d.Name != "ACL" || len(d.Fields) < 1 {
+				continue
+			}
+			for i := 1; i+1 < len(d.Fields); i += 2 {
+				entries = append(entries, strings.ReplaceAll(d.Fields[i].Text, user, "USER")+"="+d.Fields[i+1].Text)
+			}
+		}
+		sort.Strings(entries)
+		acls = append(acls, strings.Join(entries, " "))
+	}
+	if !strings.Contains(acls[1], "bob=lrs") || acls[0] != acls[1] {
+		t.Errorf("ACL of the created parent A.B: offline %q, --server %q; want A's (bob=lrs) in both", acls[0], acls[1])
+	}
+}

@@ -29,19 +29,27 @@ func (rs *restorer) commit() error {
 	}
 	crashPoint()
 	q := rs.newQuotaPlan()
+	// The implicit parents (intermediate.go) come after every box of the
+	// dump, in groups of their own: one is committed only once a child
+	// of it is, so a group never holds both.
+	commits := func(b *box) bool { return b.building() && (!b.implicit || b.childCommitted()) }
 	for i := 0; i < len(rs.boxes); {
 		if err := rs.ctx.Err(); err != nil {
 			return err
 		}
 		b := rs.boxes[i]
-		if !b.building() {
+		if !commits(b) {
 			i++
 			continue
 		}
 		group := []*box{b}
 		j := i + 1
 		for ; j < len(rs.boxes) && len(group) < maxGroup; j++ {
-			if c := rs.boxes[j]; c.building() {
+			c := rs.boxes[j]
+			if c.implicit != b.implicit {
+				break // decided after the group is committed
+			}
+			if commits(c) {
 				if c.owner != b.owner {
 					break
 				}

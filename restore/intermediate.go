@@ -20,7 +20,11 @@ import (
 // or of user.alice.Archive.2019 alone (--mailbox) after she deleted
 // Archive, thus leaves what `restore --server` leaves (docs/restore.md).
 // An ancestor the dump brings is not one: it is created as dumped. They
-// are not reported: Cyrus's create does not report them either.
+// are not reported: Cyrus's create does not report them either, and
+// like Cyrus, which creates them only as part of a create that succeeds,
+// the restore commits one only once a mailbox below it is committed
+// (commit, childCommitted): a child refused at the last moment leaves no
+// empty parent behind.
 func (rs *restorer) intermediates() error {
 	n := len(rs.boxes) // intermediate appends to rs.boxes
 	for _, b := range rs.boxes[:n] {
@@ -44,7 +48,10 @@ func (rs *restorer) intermediatesOf(b *box) error {
 		return nil
 	}
 	for a := parentName(b.name); len(a) > len(inbox); a = parentName(a) {
-		if rs.byName[a] != nil {
+		if ib := rs.byName[a]; ib != nil {
+			if ib.implicit {
+				ib.children = append(ib.children, b)
+			}
 			continue
 		}
 		cur, exists, err := rs.spool.LookupAny(a)
@@ -76,6 +83,7 @@ func (rs *restorer) intermediate(child *box, a string) error {
 		typ:       "e",
 		fresh:     true,
 		implicit:  true,
+		children:  []*box{child},
 	}
 	if rs.cfg.LegacyDirs {
 		ib.typ += "l"
@@ -106,4 +114,15 @@ func (rs *restorer) intermediate(child *box, a string) error {
 	}
 	defer bl.close()
 	return bl.finish()
+}
+
+// childCommitted reports whether a mailbox the implicit b was created
+// for has been committed.
+func (b *box) childCommitted() bool {
+	for _, c := range b.children {
+		if c.done {
+			return true
+		}
+	}
+	return false
 }

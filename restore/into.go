@@ -47,13 +47,19 @@ func (rs *restorer) planInto(b *box, mb *syncrec.Mailbox) error {
 	return nil
 }
 
-// folderACL returns the ACL of the nearest existing ancestor of name in
-// the target that owner owns, if any (usermap.IntoACL decides).
+// folderACL returns the ACL of the nearest ancestor of name that owner
+// owns, as the restore leaves it, if any (usermap.IntoACL decides): a
+// mailbox the restore creates or replaces (one of the dump, or a missing
+// parent created before) has the ACL it is given, as with --server, where
+// Cyrus has created it by then; any other, the target's.
 func (rs *restorer) folderACL(name, owner string) (string, bool, error) {
 	if owner == "" {
 		return "", false, nil
 	}
 	for c := parentName(name); c != ""; c = parentName(c) {
+		if b := rs.byName[c]; b != nil && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) && rs.cfg.NameOwner(c) == owner {
+			return partition.FormatACL(b.acl), true, nil
+		}
 		e, ok, err := rs.spool.LookupAny(c)
 		if err != nil {
 			return "", false, err

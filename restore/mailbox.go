@@ -29,6 +29,7 @@ type box struct {
 	merge                                 *mergeState          // the target an additive restore merges into
 	fresh                                 bool                 // never the dump's uniqueid (Options.Into)
 	implicit                              bool                 // a missing parent created empty (intermediate.go), not reported
+	children                              []*box               // of an implicit box: the created boxes it is a parent of
 	quotaRoot                             string
 	// uids, for a replace or a merge, maps the dump's UIDs to the
 	// target's, for other users' seen records (msgsel.UIDMap); nil when
