@@ -47,6 +47,31 @@ func (m restoreModes) both(args ...string) (int, string) {
 	return c1, o1
 }
 
+// in runs `restore ARGS` in one mode: "offline" or "server".
+func (m restoreModes) in(mode string, args ...string) (int, string) {
+	if mode == "offline" {
+		return m.run(append([]string{"restore", "-C", m.lab.Conf}, args...)...)
+	}
+	return m.run(append([]string{"restore", "--server", m.lab.SyncAddr, "--auth-user", m.lab.Admin}, args...)...)
+}
+
+// expungeTeam12 expunges UIDs 1-2 of alice's team folder (those bob has
+// read) and returns alice's session, the folder selected.
+func expungeTeam12(t *testing.T, lab *cyruslab.Lab) *cyruslab.IMAPClient {
+	t.Helper()
+	c := lab.IMAP(t, "alice")
+	if _, err := c.Select("INBOX.team"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDStore("1:2", "+FLAGS", `(\Deleted)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDExpunge("1:2"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // aliceLab starts a populated lab with a sync port and dumps alice.
 func aliceLab(t *testing.T) (*cyruslab.Lab, restoreModes, string) {
 	t.Helper()
@@ -449,24 +474,9 @@ func TestRealCyrusRestoreOthersSeen(t *testing.T) {
 				if len(seenBefore) != 2 || len(unseenBefore) != 2 {
 					t.Fatalf("before: bob has seen %d, not %d of alice's team folder; want 2 and 2", len(seenBefore), len(unseenBefore))
 				}
-				c := lab.IMAP(t, "alice")
-				if _, err := c.Select("INBOX.team"); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.UIDStore("1:2", "+FLAGS", `(\Deleted)`); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.UIDExpunge("1:2"); err != nil {
-					t.Fatal(err)
-				}
+				expungeTeam12(t, lab)
 				args := []string{how, "--mailbox", "user.alice.team", file}
-				var code int
-				var out string
-				if mode == "offline" {
-					code, out = m.run(append([]string{"restore", "-C", lab.Conf}, args...)...)
-				} else {
-					code, out = m.run(append([]string{"restore", "--server", lab.SyncAddr, "--auth-user", lab.Admin}, args...)...)
-				}
+				code, out := m.in(mode, args...)
 				if code != ExitOK {
 					t.Fatalf("restore %s: exit %d\n%s", strings.Join(args, " "), code, out)
 				}

@@ -28,16 +28,7 @@ func TestRealCyrusRestoreDamagedSeen(t *testing.T) {
 				if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "--user", "bob", "-o", file); code != ExitOK {
 					t.Fatalf("dump: exit %d\n%s", code, out)
 				}
-				c := lab.IMAP(t, "alice")
-				if _, err := c.Select("INBOX.team"); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.UIDStore("1:2", "+FLAGS", `(\Deleted)`); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.UIDExpunge("1:2"); err != nil {
-					t.Fatal(err)
-				}
+				c := expungeTeam12(t, lab)
 				if _, err := c.Command("UNSUBSCRIBE", cyruslab.Quote("INBOX.team")); err != nil {
 					t.Fatal(err)
 				}
@@ -45,13 +36,7 @@ func TestRealCyrusRestoreDamagedSeen(t *testing.T) {
 				uid, raw := damageSeen(t, lab.Conf, "bob", damaged)
 
 				args := []string{"--undelete", "--mailbox", "user.alice.team", file}
-				var code int
-				var out string
-				if mode == "offline" {
-					code, out = m.run(append([]string{"restore", "-C", lab.Conf}, args...)...)
-				} else {
-					code, out = m.run(append([]string{"restore", "--server", lab.SyncAddr, "--auth-user", lab.Admin}, args...)...)
-				}
+				code, out := m.in(mode, args...)
 				problem := "seen record of bob for " + uid + ": the user's current record: "
 				if which == "merged" {
 					if code != ExitPartial || !strings.Contains(out, "user.alice.team") || !strings.Contains(out, problem) ||
