@@ -122,17 +122,28 @@ func (f *Filter) String() string {
 // ParseUIDs parses an IMAP sequence set of UIDs ("1:40,55,60:*"); "*"
 // stands for the largest UID.
 func ParseUIDs(s string) ([]Range, error) {
+	rs, err := parseSet(s, 1<<32-1, false)
+	if err != nil {
+		return nil, fmt.Errorf("%w: UIDs %q: %w", ErrSyntax, s, err)
+	}
+	return rs, nil
+}
+
+// parseSet is the one parser of an IMAP sequence set of UIDs, for
+// selectors and seen sets alike: "*" is star, a range may be written
+// either way round, and 0 is a UID only where zero allows it.
+func parseSet(s string, star uint32, zero bool) ([]Range, error) {
 	var out []Range
 	for _, part := range strings.Split(s, ",") {
 		a, b, isRange := strings.Cut(strings.TrimSpace(part), ":")
-		first, err := parseUID(a)
+		first, err := parseUID(a, star, zero)
 		if err != nil {
-			return nil, fmt.Errorf("%w: UIDs %q: %w", ErrSyntax, s, err)
+			return nil, err
 		}
 		last := first
 		if isRange {
-			if last, err = parseUID(b); err != nil {
-				return nil, fmt.Errorf("%w: UIDs %q: %w", ErrSyntax, s, err)
+			if last, err = parseUID(b, star, zero); err != nil {
+				return nil, err
 			}
 		}
 		if last < first {
@@ -143,12 +154,12 @@ func ParseUIDs(s string) ([]Range, error) {
 	return out, nil
 }
 
-func parseUID(s string) (uint32, error) {
+func parseUID(s string, star uint32, zero bool) (uint32, error) {
 	if s == "*" {
-		return 1<<32 - 1, nil
+		return star, nil
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || n == 0 {
+	if err != nil || n == 0 && !zero {
 		return 0, fmt.Errorf("%q is not a UID", s)
 	}
 	return uint32(n), nil

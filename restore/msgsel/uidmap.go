@@ -381,43 +381,24 @@ func MapSeen(merge bool, m *UIDMap, s *syncrec.Seen, cur func() (*syncrec.Seen, 
 	return true, nil
 }
 
-// parseSeenSet parses a seen set; "" is the empty set.
+// parseSeenSet parses a seen set as Cyrus's seqset_parse does with the
+// record's lastuid as "*": "" is the empty set, and UID 0 stands for no
+// message (a range ending at 0 is dropped, one starting there begins at 1).
 func parseSeenSet(set string, lastUID uint32) ([]Range, error) {
 	if set == "" {
 		return nil, nil
 	}
-	var out []Range
-	for _, part := range strings.Split(set, ",") {
-		a, b, isRange := strings.Cut(part, ":")
-		first, err := seenUID(a, lastUID)
-		if err != nil {
-			return nil, fmt.Errorf("seen set %q: %w", set, err)
-		}
-		last := first
-		if isRange {
-			if last, err = seenUID(b, lastUID); err != nil {
-				return nil, fmt.Errorf("seen set %q: %w", set, err)
-			}
-		}
-		if last < first {
-			first, last = last, first
-		}
-		if last > 0 {
-			out = append(out, Range{max(first, 1), last})
+	rs, err := parseSet(set, lastUID, true)
+	if err != nil {
+		return nil, fmt.Errorf("seen set %q: %w", set, err)
+	}
+	out := rs[:0]
+	for _, r := range rs {
+		if r.Last > 0 {
+			out = append(out, Range{max(r.First, 1), r.Last})
 		}
 	}
 	return normalize(out), nil
-}
-
-func seenUID(s string, lastUID uint32) (uint32, error) {
-	if s == "*" {
-		return lastUID, nil
-	}
-	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a UID", s)
-	}
-	return uint32(n), nil
 }
 
 // normalize sorts ranges and joins those that overlap or touch.
