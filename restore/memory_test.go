@@ -8,7 +8,6 @@ import (
 
 	"github.com/mbtool/mbtool/fixtures/gen"
 	"github.com/mbtool/mbtool/internal/benchstat"
-	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore"
 )
 
@@ -33,15 +32,7 @@ func restoreHeap(t *testing.T, users int) (uint64, int64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	conf, err := gen.EmptyPartition(filepath.Join(dir, "target"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := partition.LoadConfig(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spool, err := partition.Open(cfg)
+	_, spool, err := gen.OpenEmpty(filepath.Join(dir, "target"))
 	if err != nil {
 		t.Fatal(err)
 	}
