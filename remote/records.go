@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/spill"
 )
 
 // item is one record of a mailbox as the first pass saw it: what the
@@ -33,13 +33,12 @@ const (
 	flagUnselected
 )
 
-// itemLog keeps the items of every mailbox of the dump in an unlinked
-// temporary file, in the dump's order, so that restore --server holds
+// itemLog keeps the items of every mailbox of the dump in a spill file
+// (package spill), in the dump's order, so that restore --server holds
 // none of them in memory: a box notes where its items are (span), and
 // each use reads them again in sequence.
 type itemLog struct {
-	f   *os.File
-	w   *bufio.Writer
+	log spill.Log
 	n   int64 // items written
 	buf [itemSize]byte
 }
@@ -51,13 +50,6 @@ type span struct {
 
 // add appends it to the log.
 func (l *itemLog) add(it item) error {
-	if l.f == nil {
-		f, err := guidtable.TempFile("", "mbtool-items-*")
-		if err != nil {
-			return fmt.Errorf("spilling records: %w", err)
-		}
-		l.f, l.w = f, bufio.NewWriterSize(f, 64<<10)
-	}
 	b := l.buf[:]
 	copy(b, it.guid[:])
 	binary.LittleEndian.PutUint32(b[guid.Size:], it.uid)
@@ -73,7 +65,7 @@ func (l *itemLog) add(it item) error {
 		fl |= flagUnselected
 	}
 	b[itemSize-1] = fl
-	if _, err := l.w.Write(b); err != nil {
+	if _, err := l.log.Write(b); err != nil {
 		return fmt.Errorf("spilling records: %w", err)
 	}
 	l.n++
@@ -82,10 +74,7 @@ func (l *itemLog) add(it item) error {
 
 // finish makes what was added readable.
 func (l *itemLog) finish() error {
-	if l.w == nil {
-		return nil
-	}
-	if err := l.w.Flush(); err != nil {
+	if err := l.log.Flush(); err != nil {
 		return fmt.Errorf("spilling records: %w", err)
 	}
 	return nil
@@ -93,15 +82,15 @@ func (l *itemLog) finish() error {
 
 // close removes the file.
 func (l *itemLog) close() {
-	if l != nil && l.f != nil {
-		l.f.Close()
-		l.f = nil
+	if l != nil {
+		l.log.Close()
 	}
 }
 
 // itemReader reads the items of one span in order.
 type itemReader struct {
 	r    *bufio.Reader
+	err  error
 	left int64
 	buf  [itemSize]byte
 }
@@ -111,12 +100,15 @@ func (l *itemLog) read(s span) *itemReader {
 	if s.n == 0 {
 		return &itemReader{}
 	}
-	sr := io.NewSectionReader(l.f, s.first*itemSize, s.n*itemSize)
-	return &itemReader{r: bufio.NewReaderSize(sr, int(min(s.n*itemSize, 16<<10))), left: s.n}
+	r, err := l.log.Section(s.first*itemSize, s.n*itemSize)
+	return &itemReader{r: r, err: err, left: s.n}
 }
 
 // next returns the next item; ok is false at the end.
 func (r *itemReader) next() (it item, ok bool, err error) {
+	if r.err != nil {
+		return item{}, false, fmt.Errorf("reading spilled records: %w", r.err)
+	}
 	if r.left == 0 {
 		return item{}, false, nil
 	}

@@ -1,0 +1,135 @@
+// Package spill keeps what a run must remember about each mailbox (or
+// record) of a dump out of memory: in a Log, an unlinked temporary file
+// that items are appended to and read back from by their offset. A run
+// then holds an offset per item, or nothing when it reads them again in
+// order, so that its memory stays flat however many mailboxes the dump
+// has. The file lives as long as the Log and nothing is left behind by a
+// crash (guidtable.TempFile); it is read and written through the page
+// cache, not the process's memory.
+//
+// Both restores use it: offline restore parks each mailbox's state there
+// between reading the dump and committing it (package restore), and
+// restore --server keeps every record's item there between its two
+// passes (package remote).
+//
+// A Log is not safe for concurrent use.
+package spill
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/mbtool/mbtool/guidtable"
+)
+
+// MaxRecord bounds a record of Append: what is parked per mailbox is
+// small (names, an ACL, the mailbox annotations, which the dump's policy
+// bounds), and a length beyond this read back from the file is damage.
+const MaxRecord = 64 << 20
+
+// Log is an append-only spill file. The zero Log is empty and makes its
+// file on the first write.
+type Log struct {
+	f       *os.File
+	w       *bufio.Writer
+	size    int64 // bytes written, buffered ones included
+	flushed int64 // bytes in the file
+	hdr     [4]byte
+}
+
+// Write appends p as it is (fixed-size items that the caller finds by
+// their place) and returns its offset.
+func (l *Log) Write(p []byte) (int64, error) {
+	if l.f == nil {
+		f, err := guidtable.TempFile("", "mbtool-spill-*")
+		if err != nil {
+			return 0, fmt.Errorf("spill file: %w", err)
+		}
+		l.f, l.w = f, bufio.NewWriterSize(f, 64<<10)
+	}
+	off := l.size
+	if _, err := l.w.Write(p); err != nil {
+		return 0, fmt.Errorf("writing spill file: %w", err)
+	}
+	l.size += int64(len(p))
+	return off, nil
+}
+
+// Append appends p as one record, with its length, and returns the
+// offset to Read it by.
+func (l *Log) Append(p []byte) (int64, error) {
+	if len(p) > MaxRecord {
+		return 0, fmt.Errorf("spill record of %d bytes: more than %d", len(p), MaxRecord)
+	}
+	binary.LittleEndian.PutUint32(l.hdr[:], uint32(len(p)))
+	off, err := l.Write(l.hdr[:])
+	if err != nil {
+		return 0, err
+	}
+	_, err = l.Write(p)
+	return off, err
+}
+
+// Flush makes what was written readable. Read and Section call it.
+func (l *Log) Flush() error {
+	if l.w == nil || l.flushed == l.size {
+		return nil
+	}
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("writing spill file: %w", err)
+	}
+	l.flushed = l.size
+	return nil
+}
+
+// Read returns the record Append wrote at off, in buf if it is large
+// enough.
+func (l *Log) Read(off int64, buf []byte) ([]byte, error) {
+	if off < 0 || off+4 > l.size {
+		return nil, fmt.Errorf("spill record at %d: beyond the %d bytes written", off, l.size)
+	}
+	if err := l.Flush(); err != nil {
+		return nil, err
+	}
+	var h [4]byte
+	if _, err := l.f.ReadAt(h[:], off); err != nil {
+		return nil, fmt.Errorf("reading spill file: %w", err)
+	}
+	n := int64(binary.LittleEndian.Uint32(h[:]))
+	if n > MaxRecord || off+4+n > l.size {
+		return nil, fmt.Errorf("spill record at %d: length %d: damaged", off, n)
+	}
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := l.f.ReadAt(buf, off+4); err != nil {
+		return nil, fmt.Errorf("reading spill file: %w", err)
+	}
+	return buf, nil
+}
+
+// Section returns a buffered reader of the n bytes written at off.
+func (l *Log) Section(off, n int64) (*bufio.Reader, error) {
+	if off < 0 || n < 0 || off+n > l.size {
+		return nil, fmt.Errorf("spill section %d+%d: beyond the %d bytes written", off, n, l.size)
+	}
+	if err := l.Flush(); err != nil {
+		return nil, err
+	}
+	return bufio.NewReaderSize(io.NewSectionReader(l.f, off, n), int(min(max(n, 16), 16<<10))), nil
+}
+
+// Size returns the bytes written.
+func (l *Log) Size() int64 { return l.size }
+
+// Close removes the file; the Log is empty again.
+func (l *Log) Close() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+		*l = Log{}
+	}
+}

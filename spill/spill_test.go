@@ -1,0 +1,113 @@
+package spill
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+)
+
+func TestLogRecords(t *testing.T) {
+	var l Log
+	defer l.Close()
+	var offs []int64
+	for i := range 1000 {
+		off, err := l.Append(bytes.Repeat([]byte{byte(i)}, i%300))
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, off)
+	}
+	var buf []byte
+	for i := len(offs) - 1; i >= 0; i-- {
+		got, err := l.Read(offs[i], buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := bytes.Repeat([]byte{byte(i)}, i%300); !bytes.Equal(got, want) {
+			t.Fatalf("record %d: %d bytes, want %d", i, len(got), len(want))
+		}
+		buf = got
+	}
+	// Written after a read: readable too.
+	off, err := l.Append([]byte("late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Read(off, nil); err != nil || string(got) != "late" {
+		t.Fatalf("late record: %q, %v", got, err)
+	}
+	if _, err := l.Read(l.Size(), nil); err == nil {
+		t.Fatal("a read beyond the end succeeded")
+	}
+	if _, err := l.Read(offs[1]+1, nil); err == nil {
+		t.Fatal("a read at a bad offset succeeded") // its length runs past the end
+	}
+}
+
+func TestLogSections(t *testing.T) {
+	var l Log
+	defer l.Close()
+	for i := range 100 {
+		if _, err := l.Write([]byte(fmt.Sprintf("%04d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := l.Section(4*10, 4*3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || string(got) != "001000110012" {
+		t.Fatalf("section: %q, %v", got, err)
+	}
+	if _, err := l.Section(4*99, 8); err == nil {
+		t.Fatal("a section beyond the end succeeded")
+	}
+}
+
+func TestCodec(t *testing.T) {
+	var e Enc
+	e.Uint(1 << 40)
+	e.Int(-5)
+	e.Bool(true)
+	e.String("user.alice")
+	e.Bytes(nil)
+	e.Bytes([]byte{})
+	e.Bytes([]byte("v"))
+	d := Dec{B: e.B}
+	if v := d.Uint(); v != 1<<40 {
+		t.Errorf("Uint %d", v)
+	}
+	if v := d.Int(); v != -5 {
+		t.Errorf("Int %d", v)
+	}
+	if !d.Bool() {
+		t.Error("Bool")
+	}
+	if s := d.String(); s != "user.alice" {
+		t.Errorf("String %q", s)
+	}
+	if p := d.Bytes(); p != nil {
+		t.Errorf("nil Bytes: %q", p)
+	}
+	if p := d.Bytes(); p == nil || len(p) != 0 {
+		t.Errorf("empty Bytes: %q", p)
+	}
+	if p := d.Bytes(); string(p) != "v" {
+		t.Errorf("Bytes %q", p)
+	}
+	if d.Err != nil || len(d.B) != 0 {
+		t.Errorf("left %d bytes, %v", len(d.B), d.Err)
+	}
+	// A truncated record is an error, not a panic.
+	d = Dec{B: e.B[:len(e.B)-8]}
+	d.Uint()
+	d.Int()
+	d.Bool()
+	_ = d.String()
+	if !errors.Is(d.Err, ErrDamaged) {
+		t.Errorf("truncated: %v", d.Err)
+	}
+}
