@@ -342,9 +342,10 @@ func (rs *restorer) userData() error {
 		*count++
 		return nil
 	}
-	// The server's seen records a merge adds to: those of the merged
-	// mailboxes, read once per run of one user's records of the dump
-	// (they come together).
+	// The user's current seen records, read once per run of one user's
+	// records of the dump (they come together): in full those a merge
+	// adds to, of the merged mailboxes; of the others only whether the
+	// user has one (for a mailbox kept or outside the dump).
 	merged := make(map[string]bool)
 	for _, b := range rs.inv.boxes {
 		if b.res.Action == ActionMerge && b.res.Applied && b.uids.Renumbered() {
@@ -359,36 +360,39 @@ func (rs *restorer) userData() error {
 		}
 		ns := *s
 		ns.UserID = rs.users.User(s.UserID)
+		// Over the user's record, added to it, or only where the user
+		// has none: msgsel.MapSeen's rule, as offline.
+		rule, name := msgsel.SeenRuleFor("", rs.opts.Replace), ns.UniqueID
+		var uids *msgsel.UIDMap
 		if b != nil {
 			ns.UniqueID = b.mb.UniqueID
 			if mboxname.Owner(b.mb.Name) == ns.UserID {
 				return nil // Cyrus keeps the owner's in the index
 			}
-			if b.res.Action == ActionMerge || b.uids != nil {
-				var lost error // the connection, not the record
-				cur := func() (*syncrec.Seen, bool, error) {
-					if cached == nil || cached.user != ns.UserID {
-						sv, err := rs.userSeen(ns.UserID, merged)
-						if err != nil {
-							lost = err
-							return nil, false, err
-						}
-						cached = sv
-					}
-					return cached.get(ns.UniqueID)
-				}
-				write, err := msgsel.MapSeen(b.res.Action == ActionMerge, b.uids, &ns, cur)
-				if lost != nil {
-					return lost
-				}
+			rule, uids, name = msgsel.SeenRuleFor(b.res.Action, rs.opts.Replace), b.uids, b.mb.Name
+		}
+		var lost error // the connection, not the record
+		cur := func() (*syncrec.Seen, bool, error) {
+			if cached == nil || cached.user != ns.UserID {
+				sv, err := rs.userSeen(ns.UserID, merged)
 				if err != nil {
-					rs.problem(b.mb.Name, err)
-					return nil
+					lost = err
+					return nil, false, err
 				}
-				if !write {
-					return nil
-				}
+				cached = sv
 			}
+			return cached.get(ns.UniqueID)
+		}
+		write, err := msgsel.MapSeen(rule, uids, &ns, cur)
+		if lost != nil {
+			return lost
+		}
+		if err != nil {
+			rs.problem(name, err)
+			return nil
+		}
+		if !write {
+			return nil
 		}
 		item := "APPLY SEEN " + ns.UserID + " " + ns.UniqueID
 		return send(&rs.sum.Seen, item, func(w *dlist.Writer) error { return syncrec.WriteSeen(w, &ns) })
@@ -511,8 +515,9 @@ func (rs *restorer) dumpRecords(r *dlist.Reader, b *box) (func() (*syncrec.Recor
 	}, nil
 }
 
-// serverSeen is what the server answered GET META of one user with: the
-// seen records asked for, each checked as a dump's, or why not.
+// serverSeen is what the server answered GET META of one user with: which
+// mailboxes the user has a seen record of, and the records asked for in
+// full, each checked as a dump's, or why not.
 type serverSeen struct {
 	user string
 	err  error // GET META refused (a NO)
@@ -520,23 +525,26 @@ type serverSeen struct {
 }
 
 type seenAnswer struct {
-	s   *syncrec.Seen
+	s   *syncrec.Seen // nil: not asked for in full
 	err error
 }
 
-// get returns the user's record of the mailbox uniqueid.
+// get returns the user's record of the mailbox uniqueid (nil if it was not
+// asked for in full), whether the user has one, and why it cannot be used.
 func (u *serverSeen) get(uniqueid string) (*syncrec.Seen, bool, error) {
 	if u.err != nil {
 		return nil, false, u.err
 	}
 	a, ok := u.recs[uniqueid]
-	return a.s, ok && a.err == nil, a.err
+	return a.s, ok, a.err
 }
 
-// userSeen reads user's seen records of the mailboxes want names (by
-// uniqueid) from the server (GET META: the user's seen records and
-// subscriptions; the others are not kept, nor checked). The error is the
-// connection's; a refusal is the answer's.
+// userSeen reads user's seen records from the server (GET META: the
+// user's seen records and subscriptions): those of the mailboxes want
+// names (by uniqueid) in full, of the others only that the user has one
+// (neither kept nor checked: a uniqueid each, as many as the user has
+// seen records of other users' mailboxes). The error is the connection's;
+// a refusal is the answer's.
 func (rs *restorer) userSeen(user string, want map[string]bool) (*serverSeen, error) {
 	u := &serverSeen{user: user, recs: make(map[string]seenAnswer)}
 	err := rs.c.Line("GET", "META", dlist.NewAtom(user), func(item string, r *dlist.Reader) error {
@@ -547,10 +555,12 @@ func (rs *restorer) userSeen(user string, want map[string]bool) (*serverSeen, er
 		if err != nil {
 			return err
 		}
-		if id := v.Get("UNIQUEID").String(); want[id] {
-			sr, err := seenValue(v, user)
-			u.recs[id] = seenAnswer{sr, err}
+		id := v.Get("UNIQUEID").String()
+		var a seenAnswer
+		if want[id] {
+			a.s, a.err = seenValue(v, user)
 		}
+		u.recs[id] = a
 		return nil
 	})
 	if fatal(err) {

@@ -208,21 +208,20 @@ func (rs *restorer) writeQuotas(q *quotaPlan) error {
 // writeSeen writes the dump's seen records of other users' mailboxes.
 // A record of a restored mailbox is keyed by the uniqueid the mailbox has
 // in the target, and its seen set names the messages by the UIDs they
-// have there (msgsel.UIDMap: a replace or a merge renumbers some); a
-// merged mailbox's record is added to what the user has (the union), as
-// a merge adds messages and removes nothing. One of a mailbox outside the
-// dump keeps its key and is written only where the user has none (or
-// with --replace). Records of a mailbox left alone, and the owner's own
-// (Cyrus keeps those in the index), are not written. How a replaced or
-// merged mailbox's record is mapped and merged is msgsel.MapSeen's, as
-// with --server; what it refuses (the user's current record damaged) is
-// a problem of that mailbox, and the rest is still written.
+// have there (msgsel.UIDMap: a replace or a merge renumbers some). One of
+// a mailbox outside the dump keeps its key. Whether it is written over
+// the user's record, added to it (a merge) or written only where the user
+// has none (a mailbox kept, one outside the dump unless --replace) is
+// msgsel.MapSeen's rule, as with --server; what it refuses (the user's
+// current record damaged) is a problem of that mailbox, and the rest is
+// still written. Records of a mailbox left alone, and the owner's own
+// (Cyrus keeps those in the index), are not written.
 func (rs *restorer) writeSeen() error {
 	type put struct {
-		key       []byte
-		s         *syncrec.Seen
-		overwrite bool
-		b         *box // a replaced or merged mailbox: msgsel.MapSeen
+		key  []byte
+		s    *syncrec.Seen
+		rule msgsel.SeenRule
+		b    *box // nil: a mailbox outside the dump
 	}
 	// Records are read back from the spool in dump order, where a user's
 	// come together; each run of one user's records (at most MaxHeld of
@@ -236,33 +235,30 @@ func (rs *restorer) writeSeen() error {
 		}
 		err := rs.spool.UpdateSeen(user, rs.owner, func(tx *partition.TwoskipTx) error {
 			for _, p := range batch {
+				cur := func() (*syncrec.Seen, bool, error) {
+					v, ok, err := tx.Get(p.key)
+					if err != nil || !ok {
+						return nil, false, err
+					}
+					c, err := partition.ParseSeen(p.key, v)
+					if err != nil {
+						return nil, true, err
+					}
+					return &syncrec.Seen{LastRead: c.LastRead, LastUID: c.LastUID, LastChange: c.LastChange, SeenUIDs: c.SeenUIDs}, true, nil
+				}
+				var uids *msgsel.UIDMap
+				name := p.s.UniqueID
 				if p.b != nil {
-					cur := func() (*syncrec.Seen, bool, error) {
-						v, ok, err := tx.Get(p.key)
-						if err != nil || !ok {
-							return nil, false, err
-						}
-						c, err := partition.ParseSeen(p.key, v)
-						if err != nil {
-							return nil, false, err
-						}
-						return &syncrec.Seen{LastRead: c.LastRead, LastUID: c.LastUID, LastChange: c.LastChange, SeenUIDs: c.SeenUIDs}, true, nil
-					}
-					if ok, err := msgsel.MapSeen(p.b.res.Action == ActionMerge, p.b.uids, p.s, cur); err != nil {
-						rs.problem(p.b.name, err)
-						continue
-					} else if !ok {
-						continue
-					}
+					uids, name = p.b.uids, p.b.name
 				}
-				if !p.overwrite {
-					if _, ok, err := tx.Get(p.key); err != nil {
-						return err
-					} else if ok {
-						continue
-					}
+				ok, err := msgsel.MapSeen(p.rule, uids, p.s, cur)
+				if err != nil {
+					rs.problem(name, err)
+					continue
 				}
-				tx.Set(p.key, encodeSeen(p.s))
+				if ok {
+					tx.Set(p.key, encodeSeen(p.s))
+				}
 			}
 			return nil
 		})
@@ -271,7 +267,7 @@ func (rs *restorer) writeSeen() error {
 	}
 	err := rs.EachSeen(func(s *syncrec.Seen) error {
 		u := rs.users.User(s.UserID)
-		p := put{key: []byte(s.UniqueID), s: s, overwrite: rs.opts.Replace}
+		p := put{key: []byte(s.UniqueID), s: s, rule: msgsel.SeenRuleFor("", rs.opts.Replace)}
 		if b := rs.bySrcID[s.UniqueID]; b != nil {
 			switch {
 			case u == b.owner:
@@ -280,11 +276,7 @@ func (rs *restorer) writeSeen() error {
 				return nil
 			}
 			s.UserID, s.UniqueID = u, b.uniqueid
-			// A merge's record is the union with the user's (MapSeen).
-			p.key, p.overwrite = []byte(b.uniqueid), b.done || b.res.Action == ActionMerge
-			if b.res.Action == ActionMerge || b.uids != nil {
-				p.b = b
-			}
+			p.key, p.rule, p.b = []byte(b.uniqueid), msgsel.SeenRuleFor(b.res.Action, rs.opts.Replace), b
 		} else if rs.opts.Select.Active() {
 			return nil
 		}

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -348,19 +349,60 @@ func MergeSeen(s, cur *syncrec.Seen) error {
 	return nil
 }
 
-// MapSeen makes s, a seen record of the dump of a mailbox that a restore
-// replaced or merged into (merge), the record to write to the user's seen
-// state, the one rule of restore and restore --server: its seen set names
-// the messages by the UIDs m gave them in the target (SeenRecord; m nil:
-// none renumbered) and, for a merge, it is added to the user's current
-// record (MergeSeen), which cur reads (has false: the user has none). A
-// merge that appended nothing has nothing of the dump's to add: false. An
-// error concerns this one record only (the user's current record
+// SeenRule is how a seen record of the dump meets the record the user
+// has now of the same mailbox in the target (docs/restore.md, "Other
+// users' seen state"): what the user has now is lost only where the
+// restore replaced the mailbox's messages wholesale.
+type SeenRule int
+
+// Seen rules.
+const (
+	// SeenIfNone: the dump's record is written only where the user has
+	// none; a record the user has (even one that cannot be parsed) stays
+	// as it is. A mailbox kept as it is, and one outside the dump.
+	SeenIfNone SeenRule = iota
+	// SeenOver: the dump's record, mapped, is written over the user's. A
+	// mailbox the restore created or replaced, and with --replace one
+	// outside the dump.
+	SeenOver
+	// SeenMerge: the dump's record, mapped, is added to the user's
+	// (MergeSeen). A mailbox merged into.
+	SeenMerge
+)
+
+// SeenRuleFor returns the rule for the seen records of a mailbox that a
+// restore dealt with as a (result.Create, Replace, Keep or Merge; "" for
+// a mailbox outside the dump), replace being --replace: the one decision
+// of restore and restore --server.
+func SeenRuleFor(a result.Action, replace bool) SeenRule {
+	switch a {
+	case result.Merge:
+		return SeenMerge
+	case result.Create, result.Replace:
+		return SeenOver
+	case "":
+		if replace {
+			return SeenOver
+		}
+	}
+	return SeenIfNone
+}
+
+// MapSeen makes s, a seen record of the dump, the record to write to the
+// user's seen state by rule, and reports whether to write it, the one
+// rule of restore and restore --server: its seen set names the messages
+// by the UIDs m gave them in the target (SeenRecord; m nil: none
+// renumbered), and cur reads the user's current record (has false: the
+// user has none; has true with an error: one that cannot be parsed).
+// SeenOver writes it over the user's; SeenMerge adds it to the user's
+// (MergeSeen), and a merge that appended nothing has nothing of the
+// dump's to add (false); SeenIfNone writes it only where the user has
+// none. An error concerns this one record only (the user's current record
 // unreadable, refused by the server or not parsable, and left as it is):
 // the caller reports it as a problem of the mailbox and goes on with the
 // user's other records, subscriptions, quotas and annotations.
-func MapSeen(merge bool, m *UIDMap, s *syncrec.Seen, cur func() (*syncrec.Seen, bool, error)) (bool, error) {
-	if merge && !m.Renumbered() {
+func MapSeen(rule SeenRule, m *UIDMap, s *syncrec.Seen, cur func() (*syncrec.Seen, bool, error)) (bool, error) {
+	if rule == SeenMerge && !m.Renumbered() {
 		return false, nil
 	}
 	if m != nil {
@@ -368,11 +410,14 @@ func MapSeen(merge bool, m *UIDMap, s *syncrec.Seen, cur func() (*syncrec.Seen, 
 			return false, err
 		}
 	}
-	if !merge {
+	if rule == SeenOver {
 		return true, nil
 	}
 	c, has, err := cur()
-	if err == nil && has {
+	switch {
+	case rule == SeenIfNone && has:
+		return false, nil
+	case err == nil && has:
 		err = MergeSeen(s, c)
 	}
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -162,10 +163,11 @@ func TestUIDMapFinishReleases(t *testing.T) {
 	}
 }
 
-// TestMapSeen: the one rule both restores write seen records of a
-// replaced or merged mailbox by; the user's current record is read only
-// for a merge that appended, and what is wrong with it is an error of
-// the one record.
+// TestMapSeen: the one rule both restores write seen records by; the
+// user's current record is read only for a merge that appended and for a
+// mailbox kept or outside the dump, and what is wrong with it is an error
+// of the one record, except that a record the user has stays as it is
+// where the dump's is written only if the user has none.
 func TestMapSeen(t *testing.T) {
 	var m UIDMap
 	defer m.Close()
@@ -175,15 +177,15 @@ func TestMapSeen(t *testing.T) {
 		return func() (*syncrec.Seen, bool, error) { read++; return c, c != nil, err }
 	}
 	s := &syncrec.Seen{UserID: "bob", UniqueID: "u1", SeenUIDs: "1:2", LastUID: 2}
-	if ok, err := MapSeen(false, &m, s, cur(nil, errors.New("not read"))); !ok || err != nil || s.SeenUIDs != "101" || read != 0 {
+	if ok, err := MapSeen(SeenOver, &m, s, cur(nil, errors.New("not read"))); !ok || err != nil || s.SeenUIDs != "101" || read != 0 {
 		t.Errorf("replace: %v, %v, %+v, read %d", ok, err, s, read)
 	}
 	var none UIDMap
-	if ok, err := MapSeen(true, &none, &syncrec.Seen{SeenUIDs: "1"}, cur(nil, nil)); ok || err != nil || read != 0 {
+	if ok, err := MapSeen(SeenMerge, &none, &syncrec.Seen{SeenUIDs: "1"}, cur(nil, nil)); ok || err != nil || read != 0 {
 		t.Errorf("merge that appended nothing: %v, %v, read %d", ok, err, read)
 	}
 	s = &syncrec.Seen{UserID: "bob", UniqueID: "u1", SeenUIDs: "1:2", LastUID: 2}
-	if ok, err := MapSeen(true, &m, s, cur(&syncrec.Seen{SeenUIDs: "1:3", LastUID: 3}, nil)); !ok || err != nil || s.SeenUIDs != "1:3,101" || s.LastUID != 3 {
+	if ok, err := MapSeen(SeenMerge, &m, s, cur(&syncrec.Seen{SeenUIDs: "1:3", LastUID: 3}, nil)); !ok || err != nil || s.SeenUIDs != "1:3,101" || s.LastUID != 3 {
 		t.Errorf("merge: %v, %v, %+v", ok, err, s)
 	}
 	for _, c := range []func() (*syncrec.Seen, bool, error){
@@ -191,9 +193,35 @@ func TestMapSeen(t *testing.T) {
 		cur(nil, errors.New("GET META bob: NO refused")),
 	} {
 		s = &syncrec.Seen{UserID: "bob", UniqueID: "u1", SeenUIDs: "1:2", LastUID: 2}
-		ok, err := MapSeen(true, &m, s, c)
+		ok, err := MapSeen(SeenMerge, &m, s, c)
 		if ok || err == nil || !strings.Contains(err.Error(), "seen record of bob for u1: the user's current record: ") {
 			t.Errorf("damaged current record: %v, %v", ok, err)
 		}
+	}
+
+	// Kept, or outside the dump: only where the user has none.
+	s = &syncrec.Seen{UserID: "bob", UniqueID: "u1", SeenUIDs: "1:2", LastUID: 2}
+	if ok, err := MapSeen(SeenIfNone, nil, s, cur(nil, nil)); !ok || err != nil || s.SeenUIDs != "1:2" {
+		t.Errorf("kept, the user has none: %v, %v, %+v", ok, err, s)
+	}
+	for _, c := range []func() (*syncrec.Seen, bool, error){
+		cur(&syncrec.Seen{SeenUIDs: "3"}, nil),
+		func() (*syncrec.Seen, bool, error) { return nil, true, errors.New("damaged") },
+	} {
+		if ok, err := MapSeen(SeenIfNone, nil, s, c); ok || err != nil {
+			t.Errorf("kept, the user has one: %v, %v", ok, err)
+		}
+	}
+	if ok, err := MapSeen(SeenIfNone, nil, s, cur(nil, errors.New("GET META bob: NO refused"))); ok || err == nil {
+		t.Errorf("kept, the user's records unreadable: %v, %v", ok, err)
+	}
+	for a, want := range map[result.Action]SeenRule{result.Create: SeenOver, result.Replace: SeenOver,
+		result.Merge: SeenMerge, result.Keep: SeenIfNone, "": SeenIfNone} {
+		if got := SeenRuleFor(a, false); got != want {
+			t.Errorf("SeenRuleFor(%q) = %v, want %v", a, got, want)
+		}
+	}
+	if SeenRuleFor("", true) != SeenOver || SeenRuleFor(result.Keep, true) != SeenIfNone {
+		t.Errorf("SeenRuleFor with --replace: outside the dump %v, kept %v", SeenRuleFor("", true), SeenRuleFor(result.Keep, true))
 	}
 }
