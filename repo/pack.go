@@ -187,10 +187,16 @@ func checkLiteralHeader(f File, g guid.GUID, loc Location) error {
 // its records were first dumped): each of a few packs is read forward
 // through a buffer, so that a run of consecutive literals costs one read
 // per buffer (a system call, or a ranged GET from object storage) where
-// it cost two per literal. A literal that does not follow the one before
-// it in its pack (packs rewritten by prune are in GUID order) is read
-// alone, header and body at once, so that nothing is read twice or in
-// vain.
+// it cost two per literal. Reads of a pack only ever go forward while
+// its literals follow each other: a literal that the buffer holds only
+// the start of keeps that start and reads on from the buffer's end, and
+// one larger than the buffer is read on from there straight from the
+// pack. Nothing is read twice, and an object store sees one stream of
+// reads per run of literals (each read going back would cost a request
+// of its own, and a dropped connection). A literal that does not follow
+// the one before it in its pack (packs rewritten by prune are in GUID
+// order) is read alone, header and body at once, so that nothing is
+// read in vain.
 type packStreams struct {
 	c  *packCache
 	ss []*packStream // most recently used first
@@ -217,9 +223,6 @@ func newPackStreams(c *packCache) *packStreams { return &packStreams{c: c} }
 func (p *packStreams) body(g guid.GUID, loc Location) (io.Reader, error) {
 	want := literalHeader(g, loc.Size)
 	start, end := loc.Offset-int64(len(want)), loc.Offset+loc.Size
-	if end-start > packStreamBuf {
-		return p.c.body(g, loc) // a large file: straight from the pack
-	}
 	f, err := p.c.get(loc.Pack)
 	if err != nil {
 		return nil, err
@@ -229,23 +232,38 @@ func (p *packStreams) body(g guid.GUID, loc Location) (io.Reader, error) {
 			ErrDamaged, loc.Pack, g, loc.Offset, loc.Size, f.Size())
 	}
 	s := p.stream(loc.Pack)
-	if start < s.start || end > s.start+int64(len(s.buf)) {
-		n := end - start // alone
-		if start >= s.next && start-s.next <= packStreamGap {
-			n = min(packStreamBuf, f.Size()-start) // it follows: read ahead
+	bufEnd := s.start + int64(len(s.buf))
+	if start < s.start || end > bufEnd {
+		follows := start >= s.next && start-s.next <= packStreamGap
+		// What the buffer holds of the literal already, when it follows.
+		kept := 0
+		if follows && start < bufEnd {
+			kept = copy(s.buf[:cap(s.buf)], s.buf[start-s.start:])
+		}
+		// Up to the buffer's size: the literal alone, or, when it
+		// follows, what comes after it too.
+		n := min(end, start+packStreamBuf) - start
+		if follows {
+			n = min(f.Size(), start+packStreamBuf) - start
 		}
 		s.start, s.buf = start, s.buf[:n]
-		if _, err := f.ReadAt(s.buf, start); err != nil && !(err == io.EOF && start+n == f.Size()) {
+		if _, err := f.ReadAt(s.buf[kept:], start+int64(kept)); err != nil && !(err == io.EOF && start+n == f.Size()) {
 			s.buf = s.buf[:0]
 			return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
 		}
+		bufEnd = start + n
 	}
 	s.next = end
-	lit := s.buf[start-s.start : end-s.start]
+	lit := s.buf[start-s.start : min(end, bufEnd)-s.start]
 	if !bytes.Equal(lit[:len(want)], want) {
 		return nil, fmt.Errorf("%w: pack %s: no literal of file %s (%d bytes) at offset %d", ErrDamaged, loc.Pack, g, loc.Size, loc.Offset)
 	}
-	return guid.NewReader(bytes.NewReader(lit[len(want):]), g, loc.Size), nil
+	var body io.Reader = bytes.NewReader(lit[len(want):])
+	if end > bufEnd {
+		// Larger than the buffer: the rest on from the buffer's end.
+		body = io.MultiReader(body, io.NewSectionReader(f, bufEnd, end-bufEnd))
+	}
+	return guid.NewReader(body, g, loc.Size), nil
 }
 
 // stream returns the stream of pack id, made most recently used.

@@ -30,9 +30,9 @@ func startS3(t *testing.T, opts s3store.Options) (*s3lab.Mini, *s3store.Client) 
 	return m, c
 }
 
-func s3Repo(t *testing.T, m *s3lab.Mini, c *s3store.Client, prefix string) *Repo {
+func s3Repo(t *testing.T, st *s3lab.Store, c *s3store.Client, prefix string) *Repo {
 	t.Helper()
-	u, err := s3store.ParseURL(m.URL(prefix))
+	u, err := s3store.ParseURL(st.URL(prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestS3SameAsDir(t *testing.T) {
 	PackTarget = 1 << 20
 	defer func() { PackTarget = old }()
 	m, c := startS3(t, s3store.Options{})
-	repos := []*Repo{newRepo(t), s3Repo(t, m, c, "site/repo")}
+	repos := []*Repo{newRepo(t), s3Repo(t, m.Store, c, "site/repo")}
 	base := time.Date(2026, 11, 1, 2, 0, 0, 0, time.Local)
 	dumps := map[uint64][]byte{}
 	dumpOf := func(seed uint64) []byte {
@@ -227,7 +227,7 @@ func TestS3SameAsDir(t *testing.T) {
 // opened from the object store, before dump trusts it.
 func TestS3IndexChecked(t *testing.T) {
 	m, c := startS3(t, s3store.Options{})
-	r := s3Repo(t, m, c, "x")
+	r := s3Repo(t, m.Store, c, "x")
 	addNight(t, r, time.Now(), map[string][]byte{"a": genDump(t, 1, 20)})
 	var name string
 	r.store.List("index", func(n string, _ int64) error { name = n; return nil })
@@ -251,7 +251,7 @@ func TestS3IndexChecked(t *testing.T) {
 // whose lock was removed by another host stops before its snapshot.
 func TestS3Locks(t *testing.T) {
 	m, c := startS3(t, s3store.Options{})
-	r := s3Repo(t, m, c, "locks")
+	r := s3Repo(t, m.Store, c, "locks")
 	dump1, err := r.Lock(false)
 	if err != nil {
 		t.Fatal(err)

@@ -81,6 +81,13 @@ type Stats struct {
 	Faults   map[Fault]int // faults injected, by kind
 }
 
+// Request is one request the proxy received, as its log keeps it.
+type Request struct {
+	Method, Path string
+	Range        string // the Range header asked for, if any
+	Sent         int64  // bytes of the answer's body passed on to the client
+}
+
 // Proxy is a fault-injecting HTTP proxy on a loopback port in front of a
 // store's S3 gateway. Its Store reaches the same bucket with the same
 // credentials through the proxy (request signatures stay valid: the proxy
@@ -98,6 +105,7 @@ type Proxy struct {
 	rules []*ruleState
 	rng   *rand.Rand
 	stats Stats
+	log   []Request
 }
 
 // LaunchProxy starts a proxy on a free loopback port in front of st's
@@ -155,11 +163,28 @@ func (p *Proxy) Stats() Stats {
 	return s
 }
 
-// pick counts the request and returns the rule that fires on it, if any.
-func (p *Proxy) pick(r *http.Request) (Rule, bool) {
+// Log returns the requests received so far (of a test's size: the log
+// is never trimmed) whose path contains part ("" every one).
+func (p *Proxy) Log(part string) []Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Request
+	for _, r := range p.log {
+		if strings.Contains(r.Path, part) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// pick logs the request and returns the rule that fires on it, if any,
+// and the request's place in the log.
+func (p *Proxy) pick(r *http.Request) (Rule, int, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stats.Requests++
+	i := len(p.log)
+	p.log = append(p.log, Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range")})
 	var hit *ruleState
 	for _, rs := range p.rules {
 		if rs.Fault == Pass || (rs.Method != "" && rs.Method != r.Method) ||
@@ -177,16 +202,16 @@ func (p *Proxy) pick(r *http.Request) (Rule, bool) {
 	if hit != nil {
 		hit.fired++
 		p.stats.Faults[hit.Fault]++
-		return hit.Rule, true
+		return hit.Rule, i, true
 	}
-	return Rule{}, false
+	return Rule{}, i, false
 }
 
 // ServeHTTP applies the first rule that fires, else forwards.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rule, ok := p.pick(r)
+	rule, i, ok := p.pick(r)
 	if !ok {
-		p.pass(w, r)
+		p.pass(w, r, i)
 		return
 	}
 	switch rule.Fault {
@@ -197,7 +222,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case Delay:
 		select {
 		case <-time.After(rule.Delay):
-			p.pass(w, r)
+			p.pass(w, r, i)
 		case <-r.Context().Done():
 		case <-p.ctx.Done():
 		}
@@ -223,7 +248,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case Truncate:
 		p.truncate(w, r)
 	default:
-		p.pass(w, r)
+		p.pass(w, r, i)
 	}
 }
 
@@ -242,8 +267,8 @@ func (p *Proxy) forward(r *http.Request) (*http.Response, error) {
 	return p.tr.RoundTrip(out)
 }
 
-// pass forwards r and streams the answer back.
-func (p *Proxy) pass(w http.ResponseWriter, r *http.Request) {
+// pass forwards r, the log's ith request, and streams the answer back.
+func (p *Proxy) pass(w http.ResponseWriter, r *http.Request, i int) {
 	resp, err := p.forward(r)
 	if err != nil {
 		// What a load balancer says when the store behind it is down.
@@ -259,7 +284,11 @@ func (p *Proxy) pass(w http.ResponseWriter, r *http.Request) {
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			m, werr := w.Write(buf[:n])
+			p.mu.Lock()
+			p.log[i].Sent += int64(m)
+			p.mu.Unlock()
+			if werr != nil {
 				return
 			}
 			if f, ok := w.(http.Flusher); ok {
