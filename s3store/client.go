@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -36,6 +37,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Options configure a Client beyond what the environment says.
@@ -155,12 +158,37 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		// aws-chunked trailers, which not every S3-compatible store reads.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.APIOptions = append(o.APIOptions, typeObjects)
 	})
 	desc := endpoint
 	if desc == "" && client.Options().BaseEndpoint != nil {
 		desc = *client.Options().BaseEndpoint
 	}
 	return &Client{s3: client, opts: opts, desc: desc}, nil
+}
+
+// objectType is the Content-Type of every object mbtool writes, and of
+// each part of one: S3's own name for an object of no declared type. The
+// SDK's default, application/octet-stream, is what SeaweedFS takes for
+// "unknown": it sniffs the first bytes, and gzips what looks like text,
+// which a pack (dlist, messages) does; every ranged GET of such an object
+// then decompresses its chunk from the start (reading a pack in 64 KiB
+// reads took 20 times as long). Repository files are either compressed
+// already (states, boxes) or read by offset (packs).
+const objectType = "binary/octet-stream"
+
+// typeObjects sends objectType with every request that writes an
+// object's bytes or starts an upload.
+func typeObjects(stack *middleware.Stack) error {
+	return stack.Build.Add(middleware.BuildMiddlewareFunc("mbtoolObjectType", func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+		switch awsmiddleware.GetOperationName(ctx) {
+		case "PutObject", "UploadPart", "CreateMultipartUpload":
+			if r, ok := in.Request.(*smithyhttp.Request); ok {
+				r.Header.Set("Content-Type", objectType)
+			}
+		}
+		return next.HandleBuild(ctx, in)
+	}), middleware.After)
 }
 
 // retryableExtra adds what the standard retryer leaves out: a store

@@ -26,10 +26,49 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 // errNotFound is returned by list for a directory that does not exist.
 var errNotFound = errors.New("s3lab: no such directory on the filer")
 
+// filerEntry is what the filer says of a file or directory.
+type filerEntry struct {
+	FullPath string
+	Chunks   []struct {
+		FileID string `json:"file_id"`
+	} `json:"chunks"`
+}
+
 // list returns the names in the filer directory dir (all of them, page by
 // page).
 func (f filerView) list(dir string) ([]string, error) {
+	entries, err := f.entries(dir)
 	var names []string
+	for _, e := range entries {
+		names = append(names, path.Base(e.FullPath))
+	}
+	return names, err
+}
+
+// chunks returns the file ids of the chunks that hold the object key of
+// the bucket.
+func (f filerView) chunks(key string) ([]string, error) {
+	p := path.Join("/buckets", f.bucket, key)
+	entries, err := f.entries(path.Dir(p))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.FullPath == p {
+			var ids []string
+			for _, c := range e.Chunks {
+				ids = append(ids, c.FileID)
+			}
+			return ids, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", errNotFound, p)
+}
+
+// entries returns the entries of the filer directory dir (all of them,
+// page by page).
+func (f filerView) entries(dir string) ([]filerEntry, error) {
+	var all []filerEntry
 	last := ""
 	for {
 		u := "http://" + f.filer + path.Clean("/"+dir) + "/?limit=1000&lastFileName=" + url.QueryEscape(last)
@@ -54,20 +93,16 @@ func (f filerView) list(dir string) ([]string, error) {
 			return nil, fmt.Errorf("s3lab: listing %s on the filer: %s", dir, resp.Status)
 		}
 		var page struct {
-			Entries []struct {
-				FullPath string
-			}
+			Entries               []filerEntry
 			LastFileName          string
 			ShouldDisplayLoadMore bool
 		}
 		if err := json.Unmarshal(b, &page); err != nil {
 			return nil, fmt.Errorf("s3lab: listing %s on the filer: %w", dir, err)
 		}
-		for _, e := range page.Entries {
-			names = append(names, path.Base(e.FullPath))
-		}
+		all = append(all, page.Entries...)
 		if !page.ShouldDisplayLoadMore || len(page.Entries) == 0 || page.LastFileName == last {
-			return names, nil
+			return all, nil
 		}
 		last = page.LastFileName
 	}

@@ -3,6 +3,8 @@ package s3lab
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 )
@@ -12,8 +14,9 @@ import (
 type Mini struct {
 	*Store
 	filerView
-	s3   string // host:port of the S3 gateway
-	proc *proc
+	s3     string // host:port of the S3 gateway
+	volume string // host:port of the volume server
+	proc   *proc
 }
 
 // LaunchMini creates a store under dir (which must exist and be empty) and
@@ -71,7 +74,7 @@ func launchMini(bin string, st *Store, conf string) (*Mini, error) {
 	if err := p.start(); err != nil {
 		return nil, err
 	}
-	m := &Mini{Store: st.via("http://" + a[6]), filerView: filerView{a[4], st.Bucket}, s3: a[6], proc: p}
+	m := &Mini{Store: st.via("http://" + a[6]), filerView: filerView{a[4], st.Bucket}, s3: a[6], volume: a[2], proc: p}
 	if err := waitBucket(m.filerView, m.s3, p); err != nil {
 		p.kill()
 		return nil, err
@@ -91,6 +94,39 @@ func (m *Mini) Restart() error {
 		return err
 	}
 	return waitBucket(m.filerView, m.s3, m.proc)
+}
+
+// Compressed returns how many chunks hold the object key of the bucket,
+// and how many of them the volume server keeps compressed: SeaweedFS
+// gzips a chunk whose first bytes look like text unless the upload's
+// Content-Type says otherwise, and answers a request that accepts gzip
+// with the stored bytes (Content-Encoding: gzip).
+func (m *Mini) Compressed(key string) (chunks, compressed int, err error) {
+	ids, err := m.chunks(key)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, id := range ids {
+		req, err := http.NewRequest(http.MethodGet, "http://"+m.volume+"/"+id, nil)
+		if err != nil {
+			return 0, 0, fmt.Errorf("s3lab: %w", err)
+		}
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return 0, 0, fmt.Errorf("s3lab: reading chunk %s of %s: %w", id, key, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, 0, fmt.Errorf("s3lab: reading chunk %s of %s: %s", id, key, resp.Status)
+		}
+		chunks++
+		if resp.Header.Get("Content-Encoding") == "gzip" {
+			compressed++
+		}
+	}
+	return chunks, compressed, nil
 }
 
 // Log is the file that receives weed mini's output.
