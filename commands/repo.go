@@ -231,8 +231,10 @@ func runRestoreRepo(ctx context.Context, e *env, o restoreOptions, ro repoRestor
 		fmt.Fprintf(e.stderr, "mbtool: restoring %s from snapshot %s of %s (%s)\n", what, snap.ShortID(),
 			snap.Time.Local().Format("2006-01-02 15:04:05"), snap.Host)
 	}
-	// The export runs ahead of the restore reading it, on another core.
-	dr := r.OpenDump(ctx, idx, snap, repo.ExportOptions{Users: []string{ro.user}})
+	// The export runs ahead of the restore reading it, on another core,
+	// and leaves the files' SHA-1 to the restore, which re-hashes every
+	// file (offline and --server alike) before anything becomes visible.
+	dr := r.OpenDump(ctx, idx, snap, repo.ExportOptions{Users: []string{ro.user}, ReaderRehashes: true})
 	e2 := *e
 	e2.stdin = dr
 	o.input = "-"

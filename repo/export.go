@@ -17,6 +17,12 @@ import (
 type ExportOptions struct {
 	Users    []string // the users to write; all of the snapshot's when empty
 	Compress bool     // zstd
+	// ReaderRehashes says that the reader of the dump re-hashes every
+	// file against its GUID before it uses it, as restore does before
+	// anything becomes visible: the export then copies files without
+	// re-hashing them (one SHA-1 per file, not two). A damaged pack then
+	// fails the reader, with the file's GUID, instead of the export.
+	ReaderRehashes bool
 }
 
 // WriteDump writes users of snapshot s as one ordinary standalone dump
@@ -24,9 +30,9 @@ type ExportOptions struct {
 // verify read as they read any dump: every user's state, with each MBTOOL
 // FILES line replaced by APPLY MESSAGE lines carrying the files from the
 // packs, each file once in the dump. Every file is re-hashed as it is
-// copied; a state that does not hash to its name fails the export before
-// the trailer is written, so a damaged repository never yields a dump that
-// checks out.
+// copied (unless opts.ReaderRehashes); a state that does not hash to its
+// name fails the export before the trailer is written, so a damaged
+// repository never yields a dump that checks out.
 func (r *Repo) WriteDump(ctx context.Context, idx *Index, s *Snapshot, w io.Writer, opts ExportOptions) (dumpfile.Counts, error) {
 	users := s.Users
 	if len(opts.Users) > 0 {
@@ -60,6 +66,7 @@ func (r *Repo) WriteDump(ctx context.Context, idx *Index, s *Snapshot, w io.Writ
 	e := &exporter{r: r, idx: idx, w: fw.DL(), packs: newPackCache(r.store),
 		emitted: guidtable.New(guidtable.Options{})}
 	e.streams = newPackStreams(e.packs)
+	e.streams.rehash = !opts.ReaderRehashes
 	defer e.packs.close()
 	defer e.emitted.Close()
 	for _, u := range users {

@@ -198,8 +198,9 @@ func checkLiteralHeader(f File, g guid.GUID, loc Location) error {
 // order) is read alone, header and body at once, so that nothing is
 // read in vain.
 type packStreams struct {
-	c  *packCache
-	ss []*packStream // most recently used first
+	c      *packCache
+	ss     []*packStream // most recently used first
+	rehash bool          // check that each file's bytes hash to its GUID
 }
 
 type packStream struct {
@@ -215,11 +216,11 @@ const (
 	packStreamGap = 4 << 10   // a literal at most this far past the last follows it
 )
 
-func newPackStreams(c *packCache) *packStreams { return &packStreams{c: c} }
+func newPackStreams(c *packCache) *packStreams { return &packStreams{c: c, rehash: true} }
 
 // body returns a reader of file g's literal at loc, valid until the
 // next call, checking, as packCache.body does, that the literal's header
-// names g and that the bytes hash to g.
+// names g and, unless p.rehash is off, that the bytes hash to g.
 func (p *packStreams) body(g guid.GUID, loc Location) (io.Reader, error) {
 	want := literalHeader(g, loc.Size)
 	start, end := loc.Offset-int64(len(want)), loc.Offset+loc.Size
@@ -262,6 +263,9 @@ func (p *packStreams) body(g guid.GUID, loc Location) (io.Reader, error) {
 	if end > bufEnd {
 		// Larger than the buffer: the rest on from the buffer's end.
 		body = io.MultiReader(body, io.NewSectionReader(f, bufEnd, end-bufEnd))
+	}
+	if !p.rehash {
+		return body, nil
 	}
 	return guid.NewReader(body, g, loc.Size), nil
 }
