@@ -101,6 +101,7 @@ type Outcome struct {
 	PacksRepacked    *int64 `json:"packs_repacked,omitempty"`
 	StatesRemoved    *int64 `json:"states_removed,omitempty"`
 	BytesRemoved     *int64 `json:"bytes_removed,omitempty"`
+	BytesUnused      *int64 `json:"bytes_unused,omitempty"` // prune: unused bytes left in packs kept (--max-unused)
 	// list: the rows it would print.
 	Listing []any `json:"listing,omitempty"`
 

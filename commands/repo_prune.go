@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,10 +76,13 @@ func newPruneCommand(e *env) *cli.Command {
 			"snapshot of each of the last --keep-daily days, --keep-weekly ISO weeks and\n" +
 			"--keep-monthly months that have snapshots (restic's and borg's meanings, in local\n" +
 			"time); removes the other snapshots, then every message file, state and index\n" +
-			"entry no kept snapshot refers to (packs mostly unused are rewritten). Without a\n" +
-			"--keep flag no snapshot is removed, only unreferenced data (for example that\n" +
-			"of an interrupted dump). Needs only the repository; takes an exclusive lock, so\n" +
-			"no dump may run meanwhile. --dry-run prints what would go and what stays.\n\n" +
+			"entry no kept snapshot refers to. Packs still partly used are rewritten, the\n" +
+			"most unused first, until at most --max-unused of the repository is unused\n" +
+			"(restic's meaning; 5% by default, so that the mail expunged a little every\n" +
+			"night is freed as it adds up). Without a --keep flag no snapshot is removed,\n" +
+			"only unreferenced data (for example that of an interrupted dump). Needs only\n" +
+			"the repository; takes an exclusive lock, so no dump may run meanwhile.\n" +
+			"--dry-run prints what would go and what stays.\n\n" +
 			"EXAMPLES:\n" +
 			"   mbtool prune --repo /backup/mail --keep-daily 7 --keep-weekly 5 --keep-monthly 12\n" +
 			"   mbtool prune --repo /backup/mail --keep-daily 7 --dry-run",
@@ -87,6 +92,7 @@ func newPruneCommand(e *env) *cli.Command {
 			&cli.IntFlag{Name: "keep-daily", Usage: "keep the latest snapshot of each of the last `N` days"},
 			&cli.IntFlag{Name: "keep-weekly", Usage: "keep the latest snapshot of each of the last `N` weeks"},
 			&cli.IntFlag{Name: "keep-monthly", Usage: "keep the latest snapshot of each of the last `N` months"},
+			&cli.StringFlag{Name: "max-unused", Value: "5%", Usage: "rewrite partly used packs until at most `PERCENT` of the repository is unused (0%: every unused byte goes; unlimited: only wholly unused packs)"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would be removed and kept; change nothing"},
 			lockWaitFlag("while dumps hold the repository, wait up to `DURATION` (e.g. 2h) for them to finish instead of failing"),
 		},
@@ -102,19 +108,41 @@ func newPruneCommand(e *env) *cli.Command {
 			if p.Last < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 {
 				return usagef("--keep-* values must not be negative")
 			}
-			return runPrune(c.Context, e, c.String("repo"), p, c.Bool("dry-run"), c.Duration("lock-wait"), e.rep.json, e.rep.quiet)
+			maxUnused, err := parseMaxUnused(c.String("max-unused"))
+			if err != nil {
+				return err
+			}
+			return runPrune(c.Context, e, c.String("repo"), repo.PruneOptions{Policy: p, MaxUnused: maxUnused,
+				DryRun: c.Bool("dry-run"), LockWait: c.Duration("lock-wait")}, e.rep.json, e.rep.quiet)
 		},
 	}
 }
 
-func runPrune(ctx context.Context, e *env, dir string, p repo.Policy, dryRun bool, lockWait time.Duration, asJSON, quiet bool) error {
+// parseMaxUnused reads --max-unused: a percentage of the repository
+// ("5%" or "5"), or "unlimited", as PruneOptions.MaxUnused.
+func parseMaxUnused(v string) (float64, error) {
+	if strings.EqualFold(v, "unlimited") {
+		return 1, nil
+	}
+	p, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "%"), 64)
+	if err != nil || p < 0 || p > 100 || math.IsNaN(p) {
+		return 0, usagef("--max-unused %q: give a percentage from 0%% to 100%%, or unlimited", v)
+	}
+	if p == 0 {
+		return -1, nil // none tolerated (0 is the default's)
+	}
+	return p / 100, nil
+}
+
+func runPrune(ctx context.Context, e *env, dir string, opts repo.PruneOptions, asJSON, quiet bool) error {
 	start := time.Now()
+	dryRun := opts.DryRun
 	e.out.Mode, e.out.Output, e.out.DryRun = "repo", dir, dryRun
 	r, err := openRepo(e, dir, false)
 	if err != nil {
 		return err
 	}
-	sum, err := r.Prune(ctx, repo.PruneOptions{Policy: p, DryRun: dryRun, LockWait: lockWait})
+	sum, err := r.Prune(ctx, opts)
 	if errors.Is(err, repo.ErrLocked) {
 		err = &hintError{err: err, hint: "a dump or prune is running; if none is, `mbtool unlock --repo " + dir + "` removes locks of processes that are gone"}
 	}
@@ -142,14 +170,19 @@ func runPrune(ctx context.Context, e *env, dir string, p repo.Policy, dryRun boo
 	e.out.SnapshotsKept, e.out.SnapshotsRemoved = count(kept), count(forgot)
 	e.out.PacksRemoved, e.out.PacksRepacked = count(sum.PacksRemoved), count(sum.PacksRepacked)
 	e.out.StatesRemoved, e.out.BytesRemoved = count(sum.StatesRemoved), count(sum.BytesRemoved)
+	e.out.BytesUnused = count(sum.UnusedLeft)
 	if err == nil {
 		verb := "removed"
 		if dryRun {
 			verb = "would remove"
 		}
-		e.done("%s %d snapshot(s), keeping %d; %s %d pack(s) and rewrite %d, freeing %s; %d state(s) in %s",
+		share := 0.0
+		if t := sum.UsedBytes + sum.UnusedLeft; t > 0 {
+			share = 100 * float64(sum.UnusedLeft) / float64(t)
+		}
+		e.done("%s %d snapshot(s), keeping %d; %s %d pack(s) and rewrite %d, freeing %s; %d state(s); %s unused left (%.1f%%) in %s",
 			verb, forgot, kept, verb, sum.PacksRemoved, sum.PacksRepacked, humanBytes(sum.BytesRemoved), sum.StatesRemoved,
-			time.Since(start).Round(time.Millisecond))
+			humanBytes(sum.UnusedLeft), share, time.Since(start).Round(time.Millisecond))
 	}
 	return err
 }

@@ -1,9 +1,11 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -92,13 +94,27 @@ func (p Policy) Apply(ss []*Snapshot) []Decision {
 type PruneOptions struct {
 	Policy Policy
 	DryRun bool
-	// RepackUnused is the share of unused bytes above which a pack that
-	// still holds used files is rewritten (default 0.2).
-	RepackUnused float64
+	// MaxUnused is the share of the repository (after the prune) that
+	// unused bytes may take in packs that still hold used files, as
+	// restic's prune --max-unused: packs are rewritten, the largest unused
+	// share first, until the unused bytes left are within it. 0 means
+	// DefaultMaxUnused; a negative value tolerates none (every pack with
+	// an unused byte is rewritten); 1 or more, any (only packs with no
+	// used file go).
+	MaxUnused float64
 	// LockWait is how long to wait for the dumps running to finish
 	// (0: fail at once with ErrLocked).
 	LockWait time.Duration
 }
+
+// DefaultMaxUnused is prune's MaxUnused unless told otherwise: 5% of the
+// repository, restic's default. A night expunges a small share of old
+// mail (0.5% a day in the scenario), spread over every pack
+// written before it, so each old pack grows unused slowly and evenly: a
+// threshold per pack (borg's compact --threshold) leaves all of them just
+// under it for ever, while a bound on the whole repository rewrites the
+// most unused of them each time the total passes it.
+const DefaultMaxUnused = 0.05
 
 // PruneSummary is what Prune did (or, in a dry run, would do).
 type PruneSummary struct {
@@ -107,6 +123,8 @@ type PruneSummary struct {
 	PacksKept                       int
 	BytesRemoved                    int64 // pack bytes deleted (repacked packs' unused bytes included)
 	BytesRepacked                   int64 // used bytes copied into new packs
+	UsedBytes                       int64 // bytes of the files kept snapshots need
+	UnusedLeft                      int64 // unused bytes left in packs kept as they are
 	StatesRemoved, IndexFilesMerged int
 	UsedFiles                       int64
 	UploadsAborted                  int // unfinished multipart uploads of killed runs (object stores)
@@ -125,7 +143,8 @@ type packStat struct {
 // Prune removes the snapshots the policy does not keep, then every file
 // no kept snapshot needs: packs whose files are all unused (and packs in
 // no index, left by interrupted runs), states of no kept snapshot; packs
-// with more than RepackUnused of unused bytes are rewritten; the index is
+// partly unused are rewritten until the unused bytes left are within
+// MaxUnused of the repository (the most unused first); the index is
 // merged into one file. It needs only the repository, and holds an
 // exclusive lock throughout (a dry run takes none and changes nothing).
 //
@@ -133,8 +152,8 @@ type packStat struct {
 // they alone referred to becomes garbage), new packs and the new index are
 // written before the old index files and packs are removed.
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, error) {
-	if opts.RepackUnused == 0 {
-		opts.RepackUnused = 0.2
+	if opts.MaxUnused == 0 {
+		opts.MaxUnused = DefaultMaxUnused
 	}
 	var lock *Lock
 	started := time.Now()
@@ -250,21 +269,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 		return sum, fmt.Errorf("%w: %d files that kept snapshots need are in no index (nothing was deleted but the forgotten snapshots; run verify --repo)",
 			ErrDamaged, sum.UsedFiles-found)
 	}
-	repack := map[PackID]bool{}
-	for p, st := range stats {
-		switch {
-		case st.used == 0:
-			sum.PacksRemoved++
-			sum.BytesRemoved += st.size
-		case st.dup || float64(st.total-st.used) > opts.RepackUnused*float64(st.total):
-			repack[p] = true
-			sum.PacksRepacked++
-			sum.BytesRepacked += st.used
-			sum.BytesRemoved += st.size - st.used
-		default:
-			sum.PacksKept++
-		}
-	}
+	repack := choose(stats, opts.MaxUnused, sum)
 	var stateNames []string
 	err = r.store.List("states", func(name string, size int64) error {
 		if i := strings.LastIndexByte(name, '/'); !states[name[i+1:]] {
@@ -401,6 +406,68 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneSummary, err
 		sum.UploadsAborted, err = a.abortUploads(started)
 	}
 	return sum, err
+}
+
+// choose decides the fate of every pack: removed when no kept snapshot
+// needs a file of it; rewritten when it holds a second copy of a file,
+// or when, of the packs partly unused, it is among the most unused (the
+// largest unused share first, as restic does: the fewest bytes copied for
+// each byte freed) that must go for the unused bytes left to be within
+// maxUnused of the repository after the prune. It returns the packs to
+// rewrite and fills in sum's counts.
+func choose(stats map[PackID]*packStat, maxUnused float64, sum *PruneSummary) map[PackID]bool {
+	repack := map[PackID]bool{}
+	var partly []PackID
+	var used, unused int64
+	for p, st := range stats {
+		switch {
+		case st.used == 0:
+			sum.PacksRemoved++
+			sum.BytesRemoved += st.size
+			continue
+		case st.dup:
+			repack[p] = true
+		case st.total > st.used:
+			partly = append(partly, p)
+			unused += st.total - st.used
+		}
+		used += st.used
+	}
+	// unused <= maxUnused * (used + unused), restic's bound.
+	limit := int64(float64(used) * maxUnused / (1 - maxUnused))
+	if maxUnused < 0 {
+		limit = 0
+	} else if maxUnused >= 1 {
+		limit = unused
+	}
+	share := func(p PackID) float64 { st := stats[p]; return float64(st.total-st.used) / float64(st.total) }
+	sort.Slice(partly, func(i, j int) bool {
+		a, b := share(partly[i]), share(partly[j])
+		if a != b {
+			return a > b
+		}
+		return bytes.Compare(partly[i][:], partly[j][:]) < 0
+	})
+	for _, p := range partly {
+		if unused <= limit {
+			break
+		}
+		repack[p] = true
+		unused -= stats[p].total - stats[p].used
+	}
+	for p, st := range stats {
+		switch {
+		case st.used == 0:
+		case repack[p]:
+			sum.PacksRepacked++
+			sum.BytesRepacked += st.used
+			sum.BytesRemoved += st.size - st.used
+		default:
+			sum.PacksKept++
+		}
+	}
+	sum.UsedBytes, sum.UnusedLeft = used, unused
+	return repack
 }
 
 // packPartition returns the partition named in the literal header before

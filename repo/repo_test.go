@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -419,5 +420,83 @@ func TestInitAfterKill(t *testing.T) {
 	os.WriteFile(filepath.Join(other, "mail"), []byte("x"), 0o600)
 	if _, err := OpenDirRepo(other, true); !errors.Is(err, ErrNotRepo) {
 		t.Fatalf("a directory with other files: %v", err)
+	}
+}
+
+// Prune rewrites packs partly unused until what stays unused is within
+// MaxUnused of the repository (5% by default, restic's), the most unused
+// first: a pack of night 1 a tenth unused is rewritten, one of night 2 a
+// twentieth unused is not, and the kept night writes out as before.
+// (Rewritten only above 20% unused each, no pack was: the repository
+// never shrank by the mail that nights expunge a little at a time.)
+func TestPruneMaxUnused(t *testing.T) {
+	// Night 1 stores ten users of 50 messages (a00-a09) and twenty of
+	// one (c00-c19) in one pack; night 2, 50 messages for each c user in
+	// another; night 3, one new message for a00 and c00 instead of
+	// theirs. Once nights 1 and 2 go, about 13% of the first pack is
+	// unused, 5% of the second, 8% of the repository.
+	small := func(seed uint64, n int) []byte { // messages of a few KB each, no attachments
+		var buf bytes.Buffer
+		if _, err := gen.WriteDump(&buf, gen.Options{Seed: seed, Messages: n, SmallOnly: true, PerMailbox: 100}); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	var nights [3]map[string][]byte
+	for n := range nights {
+		nights[n] = map[string][]byte{}
+	}
+	for i := 0; i < 10; i++ {
+		d := small(1000*(1+uint64(i)), 50)
+		nights[0][fmt.Sprintf("a%02d", i)], nights[1][fmt.Sprintf("a%02d", i)], nights[2][fmt.Sprintf("a%02d", i)] = d, d, d
+	}
+	for i := 0; i < 20; i++ {
+		d := small(1000*(20+uint64(i)), 50)
+		nights[0][fmt.Sprintf("c%02d", i)] = small(1000*(50+uint64(i)), 1)
+		nights[1][fmt.Sprintf("c%02d", i)], nights[2][fmt.Sprintf("c%02d", i)] = d, d
+	}
+	nights[2]["a00"], nights[2]["c00"] = small(80000, 1), small(81000, 1)
+	base := time.Date(2026, 11, 1, 2, 0, 0, 0, time.Local)
+	for _, tc := range []struct {
+		name      string
+		maxUnused float64
+		repacked  int
+	}{
+		{"default", 0, 1},
+		{"15%", 0.15, 0},
+		{"none", -1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRepo(t)
+			var last *Snapshot
+			for n, users := range nights {
+				last = addNight(t, r, base.AddDate(0, 0, n), users)
+			}
+			want := exportAll(t, r, last)
+			sum, err := r.Prune(context.Background(), PruneOptions{Policy: Policy{Last: 1}, MaxUnused: tc.maxUnused})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("prune: %d packs removed, %d rewritten, %d kept; %d bytes used, %d unused left", sum.PacksRemoved,
+				sum.PacksRepacked, sum.PacksKept, sum.UsedBytes, sum.UnusedLeft)
+			// One pack a night; the third's is all used.
+			if sum.PacksRepacked != tc.repacked || sum.PacksRepacked+sum.PacksKept != 3 || sum.PacksRemoved != 0 {
+				t.Errorf("%d packs rewritten, %d kept and %d removed, want %d rewritten of 3", sum.PacksRepacked, sum.PacksKept, sum.PacksRemoved, tc.repacked)
+			}
+			limit := tc.maxUnused
+			if limit == 0 {
+				limit = DefaultMaxUnused
+			}
+			if share := float64(sum.UnusedLeft) / float64(sum.UsedBytes+sum.UnusedLeft); share > max(limit, 0) {
+				t.Errorf("%.1f%% of the repository left unused", 100*share)
+			}
+			cs := check(t, r) // verify --repo --read-data
+			if cs.UnreferencedPacks != 0 || cs.IndexFiles != 1 {
+				t.Errorf("after prune: %+v", cs)
+			}
+			if got := exportAll(t, r, last); !bytes.Equal(got, want) {
+				t.Error("the kept night writes out differently after prune")
+			}
+		})
 	}
 }
