@@ -28,6 +28,7 @@ type restoreOptions struct {
 	quiet     bool
 	undeleteOptions
 	cyrusBin string
+	unsealed bool // the dump is restore --repo's in-process export (restore.Options.Unsealed)
 }
 
 func newRestoreCommand(e *env) *cli.Command {
@@ -140,6 +141,7 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		Into:      o.into,
 		Messages:  o.messages,
 		CyrusBin:  o.cyrusBin,
+		Unsealed:  o.unsealed,
 		Progress:  func(p restore.Progress) { bar.set(p.Mailboxes, p.Messages, counted.n.Load()) },
 	})
 	bar.finish()

@@ -267,7 +267,12 @@ func Seen(v *dlist.Value) (*syncrec.Seen, error) {
 // NewReader opens a dump for reading with the bounds of the one reader
 // (syncrec.Limits): every path that reads a dump opens it here.
 func NewReader(r io.Reader) (*dumpfile.Reader, error) {
-	d, err := dumpfile.NewReader(r)
+	return NewReaderWith(r, dumpfile.ReaderOptions{})
+}
+
+// NewReaderWith is NewReader with options (an unsealed stream).
+func NewReaderWith(r io.Reader, opts dumpfile.ReaderOptions) (*dumpfile.Reader, error) {
+	d, err := dumpfile.NewReaderWith(r, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,8 @@ type Trailer struct {
 	Offset int64 // where the trailer line starts in the uncompressed stream
 	End    int64 // the offset just after the trailer's line end
 	// Sum is the digest the reader computed over the bytes before Offset;
-	// Next fails with ErrDigest when it is not BLAKE3.
+	// Next fails with ErrDigest when it is not BLAKE3 (zero, and not
+	// checked, in an unsealed stream: ReaderOptions.Unsealed).
 	Sum [32]byte
 }
 
@@ -79,11 +80,21 @@ type Options struct {
 	// ZstdLevel is the zstd level when compressing; 0 means
 	// zstd.SpeedDefault (zstd level 3).
 	ZstdLevel zstd.EncoderLevel
+	// Unsealed writes no digest: the trailer's BLAKE3 is all zeros. For a
+	// stream that never leaves the process (restore --repo's pipe from
+	// the repository's export to the restore), whose reader hashes every
+	// message file against its GUID anyway, and where a digest would
+	// only be computed on one side of the pipe to be checked on the
+	// other. Only a Reader opened with ReaderOptions.Unsealed accepts it.
+	Unsealed bool
 }
 
 // NewWriter writes the header line to dst and returns a Writer for the rest.
 func NewWriter(dst io.Writer, hdr Header, opts Options) (*Writer, error) {
-	w := &Writer{h: blake3.New()}
+	w := &Writer{}
+	if !opts.Unsealed {
+		w.h = blake3.New()
+	}
 	out := dst
 	if opts.Compress {
 		lvl := opts.ZstdLevel
@@ -103,8 +114,12 @@ func NewWriter(dst io.Writer, hdr Header, opts Options) (*Writer, error) {
 		w.zw, out = zw, zw
 	}
 	w.out = out
-	// BLAKE3's Write never fails, so the MultiWriter fails only with out.
-	w.dl = dlist.NewWriter(io.MultiWriter(out, w.h))
+	if w.h == nil {
+		w.dl = dlist.NewWriter(out)
+	} else {
+		// BLAKE3's Write never fails, so the MultiWriter fails only with out.
+		w.dl = dlist.NewWriter(io.MultiWriter(out, w.h))
+	}
 	if hdr.Format == 0 {
 		hdr.Format = FormatVersion
 	}
@@ -144,7 +159,9 @@ func (w *Writer) Close(c Counts) error {
 		return err
 	}
 	var sum [32]byte
-	w.h.Sum(sum[:0])
+	if w.h != nil {
+		w.h.Sum(sum[:0])
+	}
 	tw := dlist.NewWriter(w.out)
 	writeTrailer(tw, c, sum)
 	if err := tw.EndLine(); err != nil {

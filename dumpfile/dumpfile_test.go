@@ -308,3 +308,62 @@ func TestTailHasher(t *testing.T) {
 		}
 	}
 }
+
+// An unsealed stream (restore --repo's pipe within the process) carries
+// no digest: a Reader opened unsealed reads it through, with its counts,
+// and still wants its trailer; an ordinary Reader refuses it, so that
+// one never passes for a dump.
+func TestUnsealed(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Header{Created: time.Unix(1795877546, 0), Host: "h", Version: "v"}, Options{Unsealed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := w.DL()
+	dl.BeginLine("APPLY", "SUB")
+	dl.BeginKVList()
+	dl.Key("USERID")
+	dl.Atom("alice")
+	dl.Key("MBOXNAME")
+	dl.Atom("user.alice.Sent")
+	dl.EndList()
+	if err := dl.EndLine(); err != nil {
+		t.Fatal(err)
+	}
+	trailer := dl.Written()
+	if err := w.Close(Counts{Messages: 7}); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	if !bytes.Contains(b, []byte("BLAKE3 "+strings.Repeat("0", 64))) {
+		t.Fatalf("the trailer of an unsealed stream: %q", b[trailer:])
+	}
+	read := func(in []byte, opts ReaderOptions) (*Reader, error) {
+		d, err := NewReaderWith(bytes.NewReader(in), opts)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			if _, _, _, err := d.Next(); err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				return d, err
+			}
+		}
+	}
+	d, err := read(b, ReaderOptions{Unsealed: true})
+	if err != nil || d.Trailer() == nil || d.Trailer().Messages != 7 {
+		t.Fatalf("read unsealed: %v, trailer %+v", err, d.Trailer())
+	}
+	if _, err := read(b, ReaderOptions{}); !errors.Is(err, ErrDigest) {
+		t.Errorf("an unsealed stream read as a dump: %v, want %v", err, ErrDigest)
+	}
+	if _, err := read(b[:trailer], ReaderOptions{Unsealed: true}); !errors.Is(err, ErrNoTrailer) {
+		t.Errorf("an unsealed stream cut before its trailer: %v, want %v", err, ErrNoTrailer)
+	}
+	sealed, _ := sample(t, false, 100, 5)
+	if _, err := read(sealed, ReaderOptions{Unsealed: true}); err != nil {
+		t.Errorf("a sealed dump read unsealed: %v", err)
+	}
+}

@@ -23,6 +23,9 @@ type ExportOptions struct {
 	// re-hashing them (one SHA-1 per file, not two). A damaged pack then
 	// fails the reader, with the file's GUID, instead of the export.
 	ReaderRehashes bool
+	// Unsealed writes no digest (dumpfile.Options.Unsealed), for a reader
+	// in the process that reads it unsealed (restore.Options.Unsealed).
+	Unsealed bool
 }
 
 // WriteDump writes users of snapshot s as one ordinary standalone dump
@@ -59,7 +62,7 @@ func (r *Repo) WriteDump(ctx context.Context, idx *Index, s *Snapshot, w io.Writ
 		}
 	}
 	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: s.Time, Host: s.Host, Version: s.Version,
-		IndexVersion: iv}, dumpfile.Options{Compress: opts.Compress})
+		IndexVersion: iv}, dumpfile.Options{Compress: opts.Compress, Unsealed: opts.Unsealed})
 	if err != nil {
 		return dumpfile.Counts{}, err
 	}

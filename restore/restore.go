@@ -55,6 +55,12 @@ type Options struct {
 	// Cyrus writes (ctl_conversationsdb, cyr_expire -A; see derivedJobs);
 	// "" searches cyrustool.Dirs.
 	CyrusBin string
+	// Unsealed reads a dump written without a digest within the process
+	// (restore --repo: repo.ExportOptions.Unsealed): its trailer's BLAKE3
+	// is not checked. Every message file is still re-hashed against its
+	// GUID, and the trailer's counts compared, before anything is
+	// visible.
+	Unsealed bool
 	// Progress, if set, is called as messages and mailboxes are read.
 	Progress func(Progress)
 }
@@ -218,7 +224,7 @@ func (rs *restorer) cleanup() {
 
 // read is phase one: the whole dump into the staging area, checked.
 func (rs *restorer) read(r io.Reader) error {
-	d, err := dumpcheck.NewReader(r)
+	d, err := dumpcheck.NewReaderWith(r, dumpfile.ReaderOptions{Unsealed: rs.opts.Unsealed})
 	if err != nil {
 		return fmt.Errorf("reading dump: %w", err)
 	}

@@ -469,9 +469,9 @@ func (nr *nightsRun) restoreTimes(b *testing.B) {
 				if idx, err = r.LoadIndex(); err != nil {
 					b.Fatal(err)
 				}
-				in = r.OpenDump(ctx, idx, last, repo.ExportOptions{})
+				in = r.OpenDump(ctx, idx, last, repo.ExportOptions{ReaderRehashes: true, Unsealed: true})
 			}
-			_, err = restore.Run(ctx, target, in, restore.Options{})
+			_, err = restore.Run(ctx, target, in, restore.Options{Unsealed: viaRepo})
 			in.Close()
 			if idx != nil {
 				idx.Close()

@@ -57,8 +57,8 @@ func TestRestoreDamagedPack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := r.OpenDump(ctx, idx, sum.Snapshot, repo.ExportOptions{Users: []string{"alice"}, ReaderRehashes: true})
-	_, err = restore.Run(ctx, target, d, restore.Options{})
+	d := r.OpenDump(ctx, idx, sum.Snapshot, repo.ExportOptions{Users: []string{"alice"}, ReaderRehashes: true, Unsealed: true})
+	_, err = restore.Run(ctx, target, d, restore.Options{Unsealed: true})
 	if cerr := d.Close(); cerr != nil {
 		t.Errorf("the export, which does not re-hash: %v", cerr)
 	}

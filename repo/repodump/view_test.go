@@ -76,8 +76,8 @@ func (nr *nightsRun) restoredViews(tb testing.TB, s *repo.Snapshot) imapcompare.
 	}
 	defer idx.Close()
 	// As restore --repo reads it (commands/repo.go).
-	dr := nr.r.OpenDump(ctx, idx, s, repo.ExportOptions{})
-	sum, err := restore.Run(ctx, openSpool(tb, dst.Conf), dr, restore.Options{})
+	dr := nr.r.OpenDump(ctx, idx, s, repo.ExportOptions{ReaderRehashes: true, Unsealed: true})
+	sum, err := restore.Run(ctx, openSpool(tb, dst.Conf), dr, restore.Options{Unsealed: true})
 	if cerr := dr.Close(); err == nil {
 		err = cerr
 	}
