@@ -29,6 +29,9 @@ type Options struct {
 	Version   string   // mbtool's version, for the header
 	Now       time.Time
 	Workers   int // hashing workers; GOMAXPROCS when 0
+	// ReadAhead is how many bytes of message files the workers read and
+	// hash ahead of the writer, at most; DefaultReadAhead when 0.
+	ReadAhead int64
 	// Progress, if set, is called after each message and mailbox is written.
 	Progress func(Progress)
 	// Plan, if set, is called once with the totals to be dumped before any
@@ -109,7 +112,7 @@ func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options)
 	if opts.Host == "" {
 		opts.Host, _ = os.Hostname()
 	}
-	return Write(ctx, NewSpoolSource(spool, opts.Workers), w, opts)
+	return Write(ctx, NewSpoolSource(spool, opts.Workers, opts.ReadAhead), w, opts)
 }
 
 // SharedMailboxes lists the mailboxes of spool no user owns (shared
@@ -142,9 +145,10 @@ type spoolSource struct {
 }
 
 // NewSpoolSource returns the Source of an offline dump of spool; workers
-// is the number of hashing workers (GOMAXPROCS when 0).
-func NewSpoolSource(spool *partition.Spool, workers int) Source {
-	return &spoolSource{spool: spool, workers: workers, bufs: newBufPool()}
+// is the number of hashing workers (GOMAXPROCS when 0), readAhead the
+// bytes of message files they read ahead (Options.ReadAhead).
+func NewSpoolSource(spool *partition.Spool, workers int, readAhead int64) Source {
+	return &spoolSource{spool: spool, workers: workers, bufs: newBufPool(readAhead)}
 }
 
 // Plan resolves the selection against mailboxes.db: users with their

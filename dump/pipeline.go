@@ -19,13 +19,15 @@ import (
 )
 
 // Memory budget of the read-ahead: message files up to smallMax bytes are
-// read and hashed by workers into buffers, at most budget bytes of them in
-// flight; larger files are hashed by a worker and copied by the writer
-// straight from the file.
+// read and hashed by workers into buffers, at most Options.ReadAhead
+// bytes of them in flight (DefaultReadAhead); larger files are hashed by
+// a worker and copied by the writer straight from the file.
 const (
 	smallMax  = 1 << 20
 	tokenSize = 64 << 10
-	budget    = 8 << 20
+	// DefaultReadAhead is the read-ahead of a dump unless
+	// Options.ReadAhead says otherwise.
+	DefaultReadAhead = 8 << 20
 )
 
 var errStopped = errors.New("stopped")
@@ -115,7 +117,7 @@ func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
 	p := &pipeline{
 		ctx:    ctx,
 		work:   make(chan *pending, workers),
-		tokens: make(chan struct{}, budget/tokenSize),
+		tokens: make(chan struct{}, bufs.budget/tokenSize),
 		bufs:   bufs,
 	}
 	for range workers {
@@ -140,7 +142,7 @@ func (p *pipeline) stop() {
 
 // queue returns a new, empty queue for one mailbox.
 func (p *pipeline) queue() *queue {
-	return &queue{p: p, order: make(chan *pending, budget/tokenSize), byGUID: map[guid.GUID]*pending{}}
+	return &queue{p: p, order: make(chan *pending, cap(p.tokens)), byGUID: map[guid.GUID]*pending{}}
 }
 
 // submit queues a job; it blocks while the memory budget is spent.
@@ -355,18 +357,25 @@ func (r *result) release() {
 // larger small file gets a buffer of its own, which the budget bounds.
 const bufSize = 64 << 10
 
-// bufPool keeps read buffers for the whole run, across mailboxes.
-type bufPool chan []byte
+// bufPool keeps read buffers for the whole run, across mailboxes, as many
+// as its budget (the read-ahead, in bytes) holds.
+type bufPool struct {
+	free   chan []byte
+	budget int64
+}
 
-func newBufPool() *bufPool {
-	p := make(bufPool, budget/bufSize)
-	return &p
+func newBufPool(budget int64) *bufPool {
+	if budget <= 0 {
+		budget = DefaultReadAhead
+	}
+	budget = max(budget, smallMax) // the largest file read ahead fits
+	return &bufPool{free: make(chan []byte, budget/bufSize), budget: budget}
 }
 
 func (p *pipeline) getBuf(n int64) []byte {
 	if n <= bufSize {
 		select {
-		case b := <-*p.bufs:
+		case b := <-p.bufs.free:
 			return b[:n]
 		default:
 			return make([]byte, n, bufSize)
@@ -378,7 +387,7 @@ func (p *pipeline) getBuf(n int64) []byte {
 func (p *pipeline) putBuf(b []byte) {
 	if cap(b) == bufSize {
 		select {
-		case *p.bufs <- b[:0]:
+		case p.bufs.free <- b[:0]:
 		default:
 		}
 	}

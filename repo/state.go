@@ -32,6 +32,14 @@ import (
 // holds no time, so a user whose mailboxes did not change between two
 // runs has the same state file, whatever the compressor does.
 
+// zstdWindow is the window of the encoders of states and boxes: 256 KiB,
+// where 1 MiB made each encoder hold some 2 MB more (a night writes a box
+// while its user's state is open: two at once, and one more per --jobs).
+// Records repeat within a mailbox's lines, mostly close to each other: on
+// 50,000 generated messages the states grew by 1.7% (3.57 to 3.63 MB,
+// against 86 MB of messages).
+const zstdWindow = 256 << 10
+
 // encoders keeps closed encoders for the next zstdEncoder: a new one
 // costs about 1.4 MB and 1.4 ms, a Reset nothing, and a night writes a
 // state for each user and a box for each mailbox that changed.
@@ -44,7 +52,7 @@ func zstdEncoder(w io.Writer) (*zstd.Encoder, error) {
 		zw.Reset(w)
 		return zw, nil
 	}
-	return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20),
+	return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zstdWindow),
 		zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithLowerEncoderMem(true))
 }
 

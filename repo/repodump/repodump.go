@@ -131,7 +131,7 @@ func Run(ctx context.Context, spool *partition.Spool, r *repo.Repo, opts Options
 			defer wg.Done()
 			for u := range todo {
 				ds, ue, gone, err := one(ctx, spool, b, u, dump.Options{Users: []string{u}, Host: host, Version: opts.Version,
-					Now: now, Workers: workers, Have: b.Have})
+					Now: now, Workers: workers, Have: b.Have, ReadAhead: readAhead})
 				mu.Lock()
 				for _, sk := range gone {
 					sum.Skipped = append(sum.Skipped, sk)
@@ -287,6 +287,16 @@ func oneDump(ctx context.Context, spool *partition.Spool, b *repo.Backup, user s
 }
 
 var errIngest = errors.New("repository ingest ended")
+
+// readAhead is each job's read-ahead of message files (dump.Options.
+// ReadAhead): a quarter of a standalone dump's, because the repository's
+// side of the run (packs, index, zstd encoders of states and boxes)
+// needs memory of its own under the same 64 MiB. On 50,000 small
+// messages it took the run's peak live heap from 23 to 18 MB and its peak
+// RSS from about 52 to 43 MB, with the same CPU time (the workers hash
+// as fast as the ingest takes files; 2 MiB is still a thousand small
+// messages, or two of the largest read ahead).
+const readAhead = 2 << 20
 
 func what(user string) string {
 	if user == repo.SharedName {
