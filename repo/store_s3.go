@@ -26,24 +26,38 @@ import (
 // fetched whole into a temporary file once (and checked against their
 // name) when opened.
 //
-// A pack is uploaded in the background while the run goes on (at most
-// --s3-parallel at once). Commit of an index file or a snapshot, the
-// files that make packs reachable, first waits for every upload before
-// it, and fails if one failed; so do Open of a pack and List of packs,
-// so that a committed pack is always there to be read. A run that dies
-// first leaves packs that nothing refers to (or unfinished uploads), as
-// a directory would.
+// Packs and states (a user's state, a mailbox's box) are uploaded in the
+// background while the run goes on: at most --s3-parallel packs at once,
+// and up to smallInflight states besides, so that a state never waits
+// behind a pack, nor the run behind a state's round trip (a user's
+// mailboxes each commit one). Commit of an index file or a snapshot, the
+// files that make packs and states reachable, first waits for every
+// upload before it, and fails if one failed; List of packs or states
+// waits for them all, and Open of a file for its own upload, so that a
+// committed file is always there to be read. A run that dies first
+// leaves packs and states that nothing refers to (or unfinished
+// uploads), as a directory would.
 type s3Store struct {
 	c      *s3store.Client
 	ctx    context.Context
 	bucket string
 	prefix string // "" or ending in "/"
 
-	inflight chan struct{}
+	inflight chan struct{} // packs being uploaded
+	small    chan struct{} // states being uploaded
 	mu       sync.Mutex
-	idle     *sync.Cond // signalled when pending drops to 0
-	pending  int        // background uploads not finished
-	err      error      // the first background upload that failed
+	idle     *sync.Cond     // signalled whenever an upload ends
+	pending  map[string]int // names being uploaded in the background
+	err      error          // the first background upload that failed
+}
+
+// smallInflight is how many states may be uploading at once: each holds
+// a spooled file and a connection, no memory of its size.
+const smallInflight = 8
+
+// background reports whether Commit uploads name in the background.
+func background(name string) bool {
+	return strings.HasPrefix(name, "packs/") || strings.HasPrefix(name, "states/")
 }
 
 // OpenS3 returns the Store at u (s3://BUCKET/PREFIX) through client c.
@@ -52,7 +66,8 @@ func OpenS3(ctx context.Context, c *s3store.Client, u s3store.URL) Store {
 	if p != "" {
 		p += "/"
 	}
-	s := &s3Store{c: c, ctx: ctx, bucket: u.Bucket, prefix: p, inflight: make(chan struct{}, max(1, c.Parallel()))}
+	s := &s3Store{c: c, ctx: ctx, bucket: u.Bucket, prefix: p, inflight: make(chan struct{}, max(1, c.Parallel())),
+		small: make(chan struct{}, smallInflight), pending: map[string]int{}}
 	s.idle = sync.NewCond(&s.mu)
 	return s
 }
@@ -68,7 +83,17 @@ func (s *s3Store) failed() error {
 func (s *s3Store) barrier() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.pending > 0 {
+	for len(s.pending) > 0 {
+		s.idle.Wait()
+	}
+	return s.err
+}
+
+// await waits for the background upload of name, if there is one.
+func (s *s3Store) await(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.pending[name] > 0 {
 		s.idle.Wait()
 	}
 	return s.err
@@ -137,29 +162,34 @@ func (w *s3Writer) Commit(name string) error {
 		w.Abort()
 		return err
 	}
-	if strings.HasPrefix(name, "packs/") {
+	if background(name) {
 		f, n := w.f, w.n
 		w.f = nil // the upload owns the spool now
+		sem := s.small
+		if strings.HasPrefix(name, "packs/") {
+			sem = s.inflight
+		}
 		select {
-		case s.inflight <- struct{}{}:
+		case sem <- struct{}{}:
 		case <-s.ctx.Done():
 			f.Close()
 			return s.ctx.Err()
 		}
 		s.mu.Lock()
-		s.pending++
+		s.pending[name]++
 		s.mu.Unlock()
 		go func() {
 			err := s.upload(key, f, n)
 			f.Close()
-			<-s.inflight
+			<-sem
 			s.mu.Lock()
 			if err != nil && s.err == nil {
 				s.err = fmt.Errorf("%s: %w", name, err)
 			}
-			if s.pending--; s.pending == 0 {
-				s.idle.Broadcast()
+			if s.pending[name]--; s.pending[name] == 0 {
+				delete(s.pending, name)
 			}
+			s.idle.Broadcast()
 			s.mu.Unlock()
 		}()
 		return nil
@@ -195,8 +225,8 @@ func (s *s3Store) Open(name string) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(name, "packs/") {
-		if err := s.barrier(); err != nil {
+	if background(name) {
+		if err := s.await(name); err != nil {
 			return nil, err
 		}
 	}
@@ -229,7 +259,7 @@ func (s *s3Store) List(dir string, fn func(name string, size int64) error) error
 	if _, err := s.key(dir); err != nil {
 		return err
 	}
-	if dir == "packs" {
+	if background(dir + "/") {
 		if err := s.barrier(); err != nil {
 			return err
 		}

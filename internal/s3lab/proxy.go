@@ -84,8 +84,9 @@ type Stats struct {
 // Request is one request the proxy received, as its log keeps it.
 type Request struct {
 	Method, Path string
-	Range        string // the Range header asked for, if any
-	Sent         int64  // bytes of the answer's body passed on to the client
+	Range        string    // the Range header asked for, if any
+	Sent         int64     // bytes of the answer's body passed on to the client
+	Start, End   time.Time // when it came, and when its answer ended (zero until then)
 }
 
 // Proxy is a fault-injecting HTTP proxy on a loopback port in front of a
@@ -184,7 +185,7 @@ func (p *Proxy) pick(r *http.Request) (Rule, int, bool) {
 	defer p.mu.Unlock()
 	p.stats.Requests++
 	i := len(p.log)
-	p.log = append(p.log, Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range")})
+	p.log = append(p.log, Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range"), Start: time.Now()})
 	var hit *ruleState
 	for _, rs := range p.rules {
 		if rs.Fault == Pass || (rs.Method != "" && rs.Method != r.Method) ||
@@ -210,6 +211,11 @@ func (p *Proxy) pick(r *http.Request) (Rule, int, bool) {
 // ServeHTTP applies the first rule that fires, else forwards.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rule, i, ok := p.pick(r)
+	defer func() {
+		p.mu.Lock()
+		p.log[i].End = time.Now()
+		p.mu.Unlock()
+	}()
 	if !ok {
 		p.pass(w, r, i)
 		return
