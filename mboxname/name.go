@@ -107,6 +107,27 @@ func DeletedOwner(name string) string {
 	return Owner(name)
 }
 
+// ModseqCounter names the modseq counter that the changes of mailbox name
+// count in with `conversations: yes` (imap/mboxname.c
+// mboxname_conf_getpath(..., "counters")): its owner's (for a deleted
+// mailbox, the owner it had; deleted reports that Cyrus's commit leaves
+// the changes of a deleted mailbox uncounted, imap/mailbox.c
+// mailbox_commit), or, for a shared mailbox (user ""), the shared
+// mailboxes' of its domain.
+func ModseqCounter(name string) (user, domain string, deleted bool) {
+	orig, deleted := Deleted(name)
+	if !deleted {
+		orig = name
+	}
+	if user = Owner(orig); user == "" {
+		domain, _, _ = strings.Cut(orig, "!")
+		if domain == orig {
+			domain = ""
+		}
+	}
+	return user, domain, deleted
+}
+
 // External returns an internal name as the user who owns it sees it over
 // IMAP with Cyrus's default namespace and '/' as separator ("user.alice"
 // -> "INBOX", "user.alice.Entw&APw-rfe" -> "INBOX/Entwürfe"), and the

@@ -70,6 +70,7 @@ func (rs *restorer) plan(ctx context.Context) error {
 		if isPlaceholder(mb) {
 			return nil
 		}
+		rs.noteMailbox(mb)
 		rs.noteIntoParent(mb)
 		rs.noteDeletedCopy(mb)
 		if byName[mb.Name] != nil {
@@ -327,6 +328,18 @@ func (rs *restorer) uniqueIDs(ids []string) (map[string]string, error) {
 // getMailboxes sends GET name value and passes on each "* MAILBOX".
 func (rs *restorer) getMailboxes(name string, v *dlist.Value, fn func(*syncrec.Mailbox) error) error {
 	err := rs.c.Line("GET", name, v, func(n string, r *dlist.Reader) error {
+		if n == "QUOTA" && name == "USER" {
+			qv, err := r.ReadValue()
+			if err != nil {
+				return err
+			}
+			q, err := syncrec.DecodeQuota(qv)
+			if err != nil {
+				return fmt.Errorf("%w: server's QUOTA reply: %w", syncproto.ErrProtocol, err)
+			}
+			rs.noteQuota(q)
+			return nil
+		}
 		if n != "MAILBOX" {
 			return nil
 		}

@@ -48,6 +48,7 @@ func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.R
 	target := stateOf(cur.mb)
 	rep := invariant.NewReplace(stateOf(b.src), target, invariantRecords(tnext), time.Now().Unix(), emit)
 	defer rep.Close()
+	rep.Above(rs.counter(b.mb.Name))
 	uids := &msgsel.UIDMap{}
 	rep.Map = uids
 	defer func() {

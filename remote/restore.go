@@ -192,6 +192,9 @@ type restorer struct {
 	// deleted holds what the server's deleted tree keeps of a name
 	// (undelete.go).
 	deleted map[string][]deletedCopy
+	// floors holds what GET USER told of the users' modseq counters
+	// (counters.go).
+	floors map[string]*modseqFloor
 }
 
 // source returns the reader of the server's mailboxes, as dump --server

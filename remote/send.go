@@ -292,6 +292,7 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	switch {
 	case err == nil:
 		b.res.Applied = true
+		rs.counted(mb.Name, mb.HighestModseq)
 	case b.res.Action == ActionReplace && syncproto.CodeOf(err) == syncproto.CodeChecksum:
 		// Sent with checksums 0, which match anything: sync_server
 		// refused it before writing, as the mailbox moved past what

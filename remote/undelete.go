@@ -133,7 +133,7 @@ func (rs *restorer) mergeTarget(ctx context.Context, b *box) (*remoteMailbox, *m
 	}
 	keys := cur.Keys()
 	app, err := msgsel.NewMerge(msgsel.Target{Planned: b.mb.UniqueID, UniqueID: keys.UniqueID,
-		LastUID: keys.LastUID, HighestModseq: keys.HighestModseq}, time.Now().Unix())
+		LastUID: keys.LastUID, HighestModseq: keys.HighestModseq, Counter: rs.counter(b.mb.Name)}, time.Now().Unix())
 	if err == nil {
 		if err = serverHas(ctx, cur, app); err != nil {
 			app.Close()
@@ -310,6 +310,7 @@ func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
 	switch {
 	case err == nil:
 		b.res.Applied = true
+		rs.counted(mb.Name, mb.HighestModseq)
 		b.uids.Close()
 		b.uids = uids
 		return true, nil

@@ -197,6 +197,12 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 		return fmt.Errorf("registering mailboxes in mailboxes.db: %w", err)
 	}
 	crashPoint()
+	// Raise the owners' modseq counters to the HIGHESTMODSEQ of what was
+	// registered, as Cyrus does when it commits a mailbox (imap/mailbox.c
+	// mailbox_commit, and sync_server's APPLY MAILBOX: mboxname_setmodseq;
+	// only with `conversations: yes`), once per counter and group.
+	top := map[string]*box{}
+	var order []string
 	for _, b := range ready {
 		if !registered[b] {
 			continue
@@ -204,6 +210,26 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 		b.done, b.res.Applied = true, true
 		if r := b.replaced; r != nil {
 			rs.removeOld(b, *r)
+		}
+		path, ok, err := rs.spool.CountersPath(b.name)
+		if err != nil {
+			rs.problem(b.name, fmt.Errorf("the modseq counter was not raised: %w", err))
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if t := top[path]; t == nil {
+			order = append(order, path)
+			top[path] = b
+		} else if b.hdr.HighestModseq > t.hdr.HighestModseq {
+			top[path] = b
+		}
+	}
+	for _, path := range order {
+		b := top[path]
+		if _, err := rs.spool.SetModseq(rs.ctx, partition.Entry{Name: b.name, Type: b.typ}, b.hdr.HighestModseq, rs.owner); err != nil {
+			rs.problem(b.name, fmt.Errorf("the modseq counter was not raised to its HIGHESTMODSEQ %d: %w", b.hdr.HighestModseq, err))
 		}
 	}
 	return nil

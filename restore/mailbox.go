@@ -92,7 +92,9 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 	}
 	var rep *invariant.Replace
 	if b.res.Action == ActionReplace && b.snap != nil {
-		rep = rs.newReplace(b, mb, bl)
+		if rep, err = rs.newReplace(b, mb, bl); err != nil {
+			return err
+		}
 		defer rep.Close()
 	}
 	for {
@@ -298,21 +300,36 @@ func targetRecords(b *box, at *partition.Record) func() (*invariant.Record, erro
 
 // newReplace starts the replace of b's target mailbox (docs/restore.md,
 // "Invariants"): the records to write come out through bl, or are only
-// counted in a dry run.
-func (rs *restorer) newReplace(b *box, mb *syncrec.Mailbox, bl *builder) *invariant.Replace {
+// counted in a dry run. Its changes are numbered above the owner's modseq
+// counter too (with `conversations: yes`), whose next value the real run
+// reserves (partition.NextModseq) and the dry run reads.
+func (rs *restorer) newReplace(b *box, mb *syncrec.Mailbox, bl *builder) (*invariant.Replace, error) {
 	var at partition.Record
 	emit := func(r *syncrec.Record, file bool) error { return nil }
 	if bl != nil {
 		emit = bl.addRecord
 	}
 	dump := invariant.State{UIDValidity: mb.UIDValidity, LastUID: mb.LastUID, HighestModseq: mb.HighestModseq}
+	var counter uint64
+	var err error
+	if bl != nil {
+		var next uint64
+		next, err = rs.spool.NextModseq(rs.ctx, *b.replaced, max(dump.HighestModseq, b.tgt.HighestModseq), rs.owner)
+		counter = next - 1
+	} else {
+		counter, err = rs.spool.ReadModseqCounter(b.replaced.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mailbox %s: %w", b.name, err)
+	}
 	rep := invariant.NewReplace(dump, b.tgt, targetRecords(b, &at), timeNow().Unix(), emit)
+	rep.Above(counter)
 	if bl != nil {
 		b.uids.Close() // of an earlier attempt
 		b.uids = &msgsel.UIDMap{}
 		rep.Map = b.uids
 	}
-	return rep
+	return rep, nil
 }
 
 // endReplace completes the replace: the mailbox keeps the target's

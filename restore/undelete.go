@@ -159,7 +159,7 @@ func (rs *restorer) dryMerge(b *box, ipath string) error {
 		return err
 	}
 	defer idx.Close()
-	_, app, err := rs.mergeTarget(b, b.merge.target.UniqueID, idx, ipath)
+	_, app, err := rs.mergeTarget(b, b.merge.target, idx, ipath, false)
 	if err != nil {
 		return err
 	}
@@ -181,16 +181,31 @@ func (rs *restorer) dryMerge(b *box, ipath string) error {
 }
 
 // mergeTarget reads the header of the target's index idx (at ipath,
-// locked), whose mailbox has the uniqueid id now, and starts the merge of
-// b into it (msgsel.NewMerge, which may refuse it) with the GUIDs it
-// holds: the same for the real run (mergeBox) and the dry run.
-func (rs *restorer) mergeTarget(b *box, id string, idx *os.File, ipath string) (partition.IndexHeader, *msgsel.Appender, error) {
+// locked), whose mailbox is cur now, and starts the merge of b into it
+// (msgsel.NewMerge, which may refuse it) with the GUIDs it holds: the
+// same for the real run (mergeBox) and the dry run. The appended records
+// are numbered above the owner's modseq counter too (with `conversations:
+// yes`): the real run reserves their MODSEQ (partition.NextModseq, under
+// the counter file's lock, which Cyrus takes under the index lock as
+// here), the dry run reads the counter.
+func (rs *restorer) mergeTarget(b *box, cur partition.Entry, idx *os.File, ipath string, reserve bool) (partition.IndexHeader, *msgsel.Appender, error) {
 	h, err := partition.IndexHeaderAt(idx, ipath)
 	if err != nil {
 		return h, nil, err
 	}
-	app, err := msgsel.NewMerge(msgsel.Target{Planned: b.merge.target.UniqueID, UniqueID: id,
-		LastUID: h.LastUID, HighestModseq: max(h.RawHighestModseq, 1),
+	last := max(h.RawHighestModseq, 1)
+	var counter uint64
+	if reserve && cur.UniqueID == b.merge.target.UniqueID {
+		next, err := rs.spool.NextModseq(rs.ctx, cur, last, rs.owner)
+		if err != nil {
+			return h, nil, err
+		}
+		counter = next - 1
+	} else if counter, err = rs.spool.ReadModseqCounter(cur.Name); err != nil {
+		return h, nil, err
+	}
+	app, err := msgsel.NewMerge(msgsel.Target{Planned: b.merge.target.UniqueID, UniqueID: cur.UniqueID,
+		LastUID: h.LastUID, HighestModseq: last, Counter: counter,
 		Index: ipath, IndexVersion: h.MinorVersion, Options: h.RawOptions}, timeNow().Unix())
 	if err != nil {
 		return h, nil, err
@@ -248,7 +263,7 @@ func (rs *restorer) mergeBox(b *box) error {
 		return err
 	}
 	defer idx.Close() // drops the lock
-	h, app, err := rs.mergeTarget(b, cur.UniqueID, idx, ipath)
+	h, app, err := rs.mergeTarget(b, cur, idx, ipath, true)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,8 @@ import (
 //     VANISHED);
 //   - every record that changes gets one MODSEQ above both HIGHESTMODSEQs
 //     (one change, as Cyrus gives one MODSEQ to the changes of one
-//     session); a record the dump and the target hold alike keeps its.
+//     session), and above the owner's modseq counter (Above); a record
+//     the dump and the target hold alike keeps its.
 //
 // The dump's records are given with Add in ascending UID order, the
 // target's are read with next in the same order; what to write comes out
@@ -37,6 +38,7 @@ type Replace struct {
 	sameUV      bool
 	keepMax     uint32 // a dump UID above this is kept only if the target holds it
 	modseq      uint64 // the MODSEQ of every change
+	high        uint64 // the higher of the two HIGHESTMODSEQs
 	uid         uint32 // the last UID given to an appended record
 	lastUID     uint32
 	dumpLastUID uint32
@@ -64,7 +66,7 @@ type Replace struct {
 func NewReplace(dump, target State, next func() (*Record, error), now int64,
 	emit func(r *syncrec.Record, file bool) error) *Replace {
 	r := &Replace{next: next, sameUV: dump.UIDValidity == target.UIDValidity, keepMax: target.LastUID,
-		modseq: max(dump.HighestModseq, target.HighestModseq) + 1, now: now, emit: emit,
+		modseq: max(dump.HighestModseq, target.HighestModseq) + 1, high: max(dump.HighestModseq, target.HighestModseq), now: now, emit: emit,
 		lastUID: target.LastUID, dumpLastUID: dump.LastUID}
 	r.uid = target.LastUID
 	if r.sameUV {
@@ -77,13 +79,20 @@ func NewReplace(dump, target State, next func() (*Record, error), now int64,
 // LastUID is the mailbox's LAST_UID after End.
 func (r *Replace) LastUID() uint32 { return max(r.lastUID, r.uid) }
 
+// Above makes the MODSEQ of the changes also above counter, the modseq
+// counter of the mailbox's owner (with `conversations: yes` Cyrus numbers
+// the changes of all of a user's mailboxes from it, and a JMAP client's
+// state is it: imap/mboxname.c mboxname_nextmodseq). Call it before the
+// first Add.
+func (r *Replace) Above(counter uint64) { r.modseq = max(r.modseq, counter+1) }
+
 // HighestModseq is the mailbox's HIGHESTMODSEQ after End: the MODSEQ of
 // the changes, which is above both mailboxes' HIGHESTMODSEQ; or, when no
 // record changed, the higher of the two (a replace that changes nothing
 // moves nothing a CONDSTORE client sees).
 func (r *Replace) HighestModseq() uint64 {
 	if !r.changed {
-		return r.modseq - 1
+		return r.high
 	}
 	return r.modseq
 }

@@ -23,6 +23,10 @@ type Target struct {
 	Planned, UniqueID string
 	LastUID           uint32
 	HighestModseq     uint64
+	// Counter is the modseq counter of the mailbox's owner, which the
+	// appended records' MODSEQ must be above too (with `conversations:
+	// yes`: imap/mboxname.c mboxname_nextmodseq); 0 when there is none.
+	Counter uint64
 	// Index is the path of an offline target's cyrus.index, whose minor
 	// version and options follow; "" with --server (sync_server writes
 	// its own index).
@@ -38,7 +42,7 @@ type RefusedError struct{ Reason string }
 func (e *RefusedError) Error() string { return e.Reason }
 
 // NewMerge returns the Appender of a merge into t (numbering from its
-// LAST_UID and HIGHESTMODSEQ, now the LAST_UPDATED of what it appends),
+// LAST_UID and the higher of its HIGHESTMODSEQ and Counter, now the LAST_UPDATED of what it appends),
 // or a *RefusedError: the target is not the mailbox planned, or, offline,
 // its index is of a version the merge does not write or marked deleted.
 func NewMerge(t Target, now int64) (*Appender, error) {
@@ -54,7 +58,7 @@ func NewMerge(t Target, now int64) (*Appender, error) {
 			return nil, &RefusedError{"the target's index is marked deleted"}
 		}
 	}
-	return NewAppender(t.LastUID, t.HighestModseq, now), nil
+	return NewAppender(t.LastUID, max(t.HighestModseq, t.Counter), now), nil
 }
 
 // Candidate is one record of the dump as a merge sees it.
