@@ -49,7 +49,7 @@ func (rs *restorer) replace(b *box, mb *syncrec.Mailbox, next func() (*syncrec.R
 	rep := invariant.NewReplace(stateOf(b.src), target, invariantRecords(tnext), time.Now().Unix(), emit)
 	defer rep.Close()
 	rep.Above(rs.counter(b.mb.Name))
-	uids := &msgsel.UIDMap{}
+	uids := rs.uidMaps.New()
 	rep.Map = uids
 	defer func() {
 		if !ok {

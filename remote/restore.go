@@ -137,6 +137,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 			b.merge.Close()
 			b.uids.Close()
 		}
+		rs.uidMaps.Close()
 		rs.guids.close()
 	}()
 	rs.sum.Dump = inv.trail
@@ -192,6 +193,8 @@ type restorer struct {
 	// deleted holds what the server's deleted tree keeps of a name
 	// (undelete.go).
 	deleted map[string][]deletedCopy
+	// uidMaps holds the run's finished UID maps (msgsel.UIDMaps).
+	uidMaps msgsel.UIDMaps
 	// floors holds what GET USER told of the users' modseq counters
 	// (counters.go).
 	floors map[string]*modseqFloor

@@ -326,7 +326,7 @@ func (rs *restorer) newReplace(b *box, mb *syncrec.Mailbox, bl *builder) (*invar
 	rep.Above(counter)
 	if bl != nil {
 		b.uids.Close() // of an earlier attempt
-		b.uids = &msgsel.UIDMap{}
+		b.uids = rs.uidMaps.New()
 		rep.Map = b.uids
 	}
 	return rep, nil

@@ -169,8 +169,9 @@ type restorer struct {
 	counts             dumpfile.Counts // what was read, to compare with the trailer
 	buf                []byte          // see copyBuf
 
-	ids  *msgsel.IDMatcher // the messages whose Message-ID is selected
-	into *box              // the box restored under Options.Into
+	ids     *msgsel.IDMatcher // the messages whose Message-ID is selected
+	into    *box              // the box restored under Options.Into
+	uidMaps msgsel.UIDMaps    // the run's finished UID maps (box.uids)
 }
 
 func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*restorer, error) {
@@ -220,6 +221,7 @@ func (rs *restorer) cleanup() {
 	rs.msgs.Close()
 	rs.UserData.Close()
 	rs.closeMerges()
+	rs.uidMaps.Close()
 }
 
 // read is phase one: the whole dump into the staging area, checked.

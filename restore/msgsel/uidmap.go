@@ -15,6 +15,7 @@ import (
 
 	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/restore/result"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -28,18 +29,19 @@ import (
 // messages are a few ranges is a few runs; beyond maxMapRuns the runs go
 // to an unlinked temporary file, so memory stays flat. When the
 // mailbox's numbering ends (Finish), a map of more than compactRuns runs
-// moves them all to one file shared by every finished map and keeps
+// made by UIDMaps.New moves them all to the run's UIDMaps and keeps
 // neither a descriptor nor a buffer: a restore of many mailboxes holds
 // one file and a few bytes per mailbox until the seen state is written.
-// The zero UIDMap renumbers nothing and keeps nothing.
+// The zero UIDMap renumbers nothing and keeps nothing; one not made by a
+// UIDMaps keeps its runs itself when finished.
 type UIDMap struct {
 	keep uint32
 	runs []uidRun // while numbering, the last runs; once finished, all when few
 	f    *os.File // while numbering, runs beyond maxMapRuns, in order, 12 bytes each
 	w    *bufio.Writer
 	nf   int64 // runs in f
-	a    *uidArena
-	at   int64 // once finished, the first of the map's runs in a
+	maps *UIDMaps
+	at   int64 // once finished, the offset of the map's runs in maps
 	na   int64 // and their number
 	done bool
 }
@@ -52,18 +54,26 @@ const (
 	runSize     = 12
 )
 
-// uidArena is the file holding the runs of the finished maps that have
-// many, each map's in one span: open as long as a map uses it.
-type uidArena struct {
-	f    *os.File
-	n    int64 // runs written
-	refs int
+// UIDMaps holds the runs of the finished maps of one restore run, each
+// map's in one span of one spill file (spill.Log): the run makes it, makes
+// its maps with New, and closes it once the seen state is written, as
+// remote's itemLog. It is safe for concurrent use.
+type UIDMaps struct {
+	mu  sync.Mutex
+	log spill.Log
 }
 
-// arena is the current uidArena, where Finish appends.
-var arena struct {
-	sync.Mutex
-	a *uidArena
+// New returns an empty map whose runs go to s when it is finished.
+func (s *UIDMaps) New() *UIDMap { return &UIDMap{maps: s} }
+
+// Close removes the file; the maps finished into s are empty after it.
+func (s *UIDMaps) Close() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log.Close()
 }
 
 // Keep says that a dump UID up to uid that Renumber is not given names
@@ -125,8 +135,9 @@ func (m *UIDMap) spill() error {
 
 // Finish ends the mailbox's numbering (Renumber is refused after it): a
 // map of up to compactRuns runs keeps them in a slice of their size; a
-// larger one moves them to the shared file and releases its own file and
-// buffer. When it fails, the map is left as it was, still usable.
+// larger one made by UIDMaps.New moves them to its UIDMaps and releases
+// its own file and buffer (one made otherwise keeps them). When it fails,
+// the map is left as it was, still usable.
 func (m *UIDMap) Finish() error {
 	if m == nil || m.done {
 		return nil
@@ -135,10 +146,24 @@ func (m *UIDMap) Finish() error {
 		m.runs, m.done = slices.Clip(slices.Clone(m.runs)), true
 		return nil
 	}
+	if m.maps == nil {
+		m.done = true
+		return nil
+	}
 	if err := m.finishLarge(); err != nil {
 		return fmt.Errorf("UID map: %w", err)
 	}
 	return nil
+}
+
+// logWriter appends to a spill.Log.
+type logWriter struct{ l *spill.Log }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	if _, err := w.l.Write(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (m *UIDMap) finishLarge() error {
@@ -147,17 +172,11 @@ func (m *UIDMap) finishLarge() error {
 			return err
 		}
 	}
-	arena.Lock()
-	defer arena.Unlock()
-	a := arena.a
-	if a == nil {
-		f, err := guidtable.TempFile("", "mbtool-uidmaps-*")
-		if err != nil {
-			return err
-		}
-		a = &uidArena{f: f}
-	}
-	w := bufio.NewWriterSize(io.NewOffsetWriter(a.f, a.n*runSize), 64<<10)
+	s := m.maps
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := s.log.Size()
+	w := logWriter{&s.log}
 	var err error
 	if m.nf > 0 {
 		_, err = io.Copy(w, io.NewSectionReader(m.f, 0, m.nf*runSize))
@@ -170,20 +189,10 @@ func (m *UIDMap) finishLarge() error {
 		putRun(b[:], r)
 		_, err = w.Write(b[:])
 	}
-	if err == nil {
-		err = w.Flush()
-	}
 	if err != nil {
-		if a != arena.a {
-			a.f.Close()
-		}
-		return err // what was written is overwritten by the next
+		return err // what was written stays unused in the file
 	}
-	arena.a = a
-	n := m.nf + int64(len(m.runs))
-	m.a, m.at, m.na = a, a.n, n
-	a.n += n
-	a.refs++
+	m.at, m.na = at, m.nf+int64(len(m.runs))
 	if m.f != nil {
 		m.f.Close()
 	}
@@ -196,8 +205,8 @@ func (m *UIDMap) Renumbered() bool {
 	return m != nil && (len(m.runs) > 0 || m.nf > 0 || m.na > 0)
 }
 
-// Close releases the map's file, or its share of the shared one; the map
-// is empty after it.
+// Close releases the map's file; the map is empty after it (its runs in
+// a UIDMaps stay until that is closed).
 func (m *UIDMap) Close() {
 	if m == nil {
 		return
@@ -205,24 +214,13 @@ func (m *UIDMap) Close() {
 	if m.f != nil {
 		m.f.Close()
 	}
-	if a := m.a; a != nil {
-		arena.Lock()
-		if a.refs--; a.refs == 0 {
-			a.f.Close()
-			if arena.a == a {
-				arena.a = nil
-			}
-		}
-		arena.Unlock()
-	}
 	*m = UIDMap{}
 }
 
 // each calls fn with every run, in ascending order of the dump's UID,
 // until fn returns false.
 func (m *UIDMap) each(fn func(uidRun) bool) error {
-	read := func(f *os.File, at, n int64) (bool, error) {
-		br := bufio.NewReaderSize(io.NewSectionReader(f, at*runSize, n*runSize), int(min(n*runSize, 64<<10)))
+	read := func(br *bufio.Reader, n int64) (bool, error) {
 		var b [runSize]byte
 		for i := int64(0); i < n; i++ {
 			if _, err := io.ReadFull(br, b[:]); err != nil {
@@ -236,7 +234,13 @@ func (m *UIDMap) each(fn func(uidRun) bool) error {
 		return true, nil
 	}
 	if m.na > 0 {
-		if more, err := read(m.a.f, m.at, m.na); !more {
+		m.maps.mu.Lock()
+		br, err := m.maps.log.Section(m.at, m.na*runSize)
+		m.maps.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("UID map: %w", err)
+		}
+		if more, err := read(br, m.na); !more {
 			return err
 		}
 	}
@@ -244,7 +248,8 @@ func (m *UIDMap) each(fn func(uidRun) bool) error {
 		if err := m.w.Flush(); err != nil {
 			return fmt.Errorf("UID map: %w", err)
 		}
-		if more, err := read(m.f, 0, m.nf); !more {
+		br := bufio.NewReaderSize(io.NewSectionReader(m.f, 0, m.nf*runSize), int(min(m.nf*runSize, 64<<10)))
+		if more, err := read(br, m.nf); !more {
 			return err
 		}
 	}

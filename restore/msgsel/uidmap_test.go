@@ -109,6 +109,8 @@ func TestUIDMapFinishReleases(t *testing.T) {
 	fd0, heap0 := fds(), heap()
 	const nmaps = 100
 	n := uint32(maxMapRuns + 100) // spills: one run more than memory holds
+	var run UIDMaps               // the restore run's
+	defer run.Close()
 	maps := make([]*UIDMap, 0, 2*nmaps)
 	defer func() {
 		for _, m := range maps {
@@ -116,7 +118,7 @@ func TestUIDMapFinishReleases(t *testing.T) {
 		}
 	}()
 	for i := 0; i < nmaps; i++ {
-		big, small := &UIDMap{}, &UIDMap{}
+		big, small := run.New(), run.New()
 		for j := uint32(0); j < n; j++ {
 			if err := big.Renumber(2*j+1, 1000000+j); err != nil { // every other UID: one run each
 				t.Fatal(err)
@@ -158,8 +160,12 @@ func TestUIDMapFinishReleases(t *testing.T) {
 		m.Close()
 	}
 	maps = nil
+	if d := fds() - fd0; d > 1 {
+		t.Errorf("closed maps leave %d descriptors open, want at most the run's", d)
+	}
+	run.Close()
 	if d := fds() - fd0; d != 0 {
-		t.Errorf("closed maps leave %d descriptors open", d)
+		t.Errorf("the run's maps closed leave %d descriptors open", d)
 	}
 }
 
