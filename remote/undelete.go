@@ -196,10 +196,9 @@ func (rs *restorer) mergeAll(ctx context.Context) error {
 		if b.res.Action != ActionMerge || b.merge == nil {
 			continue
 		}
-		if b.merge.Len() == 0 {
-			b.res.Applied = true // nothing of the dump to bring back
-			continue
-		}
+		// One with nothing of the dump to add reads the server's
+		// mailbox all the same, as the dry run does: a mailbox changed
+		// since planning is refused, not reported merged.
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -260,7 +259,7 @@ func (rs *restorer) mergeOnce(ctx context.Context, b *box) (bool, error) {
 	defer cur.Close()
 	defer app.Close()
 	keys := cur.Keys()
-	uids := &msgsel.UIDMap{}
+	uids := rs.uidMaps.New()
 	app.Map = uids
 	defer func() {
 		if b.uids != uids {

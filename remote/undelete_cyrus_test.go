@@ -130,3 +130,44 @@ func TestRealCyrusServerUndeleteWhileDelivering(t *testing.T) {
 		t.Errorf("reconstruct -n: %s", out)
 	}
 }
+
+// TestRealCyrusServerUndeleteNothingToAddRechecked: a merge that has
+// nothing of the dump to add (its selectors select no message) still
+// reads the server's mailbox in the real run, as the dry run does and as
+// a merge with messages does, so that a mailbox replaced after planning
+// (alice deletes her team folder and creates another of the name) is
+// refused as changed, not reported merged; the offline restore does the
+// same (restore's TestRealCyrusUndeleteNothingToAddRechecked).
+func TestRealCyrusServerUndeleteNothingToAddRechecked(t *testing.T) {
+	// Not parallel: phaseHook is the package's.
+	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
+	defer noCrash(t, lab)
+	lab.Populate(t)
+	dumped := offlineDump(t, lab, "alice")
+	connect := dialer(lab, lab.SyncAddr)
+	uids, err := msgsel.ParseUIDs("1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := RestoreOptions{Undelete: true, Select: sel(t, "user.alice.team"), Messages: &msgsel.Filter{UIDs: uids}}
+	if sum := restoreT(t, dumped, connect, opts); sum.Applied(ActionMerge) != 1 || len(sum.Problems) > 0 {
+		t.Fatalf("nothing to add, mailbox unchanged: %+v %v", sum.Mailboxes, sum.Problems)
+	}
+	phaseHook = func(phase string) {
+		if phase != "reserved" {
+			return
+		}
+		c := lab.IMAP(t, "alice")
+		if _, err := c.Command("DELETE", cyruslab.Quote("INBOX.team")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Create("INBOX.team"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() { phaseHook = nil }()
+	sum := restoreT(t, dumped, connect, opts)
+	if sum.Applied(ActionMerge) != 0 || len(sum.Problems) != 1 || !strings.Contains(sum.Problems[0].Err.Error(), "changed") {
+		t.Errorf("mailbox replaced before the merge: %+v %v", sum.Mailboxes, sum.Problems)
+	}
+}

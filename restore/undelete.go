@@ -136,7 +136,7 @@ func (rs *restorer) commitMerges(q *quotaPlan) error {
 // its shared lock, nothing written.
 func (rs *restorer) dryMerges() error {
 	for _, b := range rs.boxes {
-		if b.res.Action != ActionMerge || b.merge == nil || b.merge.spill.Len() == 0 {
+		if b.res.Action != ActionMerge || b.merge == nil {
 			continue
 		}
 		ipath, err := rs.spool.MetaPath(b.merge.target, partition.FileIndex)
@@ -224,11 +224,10 @@ func (f *fatalMerge) Error() string { return f.err.Error() }
 
 // mergeBox appends the spilled records of b that the target lacks.
 func (rs *restorer) mergeBox(b *box) error {
+	// One with nothing of the dump to add reads its target all the same:
+	// a target changed since the dump was read is refused, not reported
+	// merged.
 	m := b.merge
-	if m.spill.Len() == 0 {
-		b.res.Applied = true // nothing of the dump to bring back
-		return nil
-	}
 	spilled, err := m.spill.Records()
 	if err != nil {
 		return err
@@ -268,7 +267,7 @@ func (rs *restorer) mergeBox(b *box) error {
 		return err
 	}
 	defer app.Close()
-	b.uids = &msgsel.UIDMap{}
+	b.uids = rs.uidMaps.New()
 	app.Map = b.uids
 	hpath, err := rs.spool.MetaPath(cur, partition.FileHeader)
 	if err != nil {

@@ -199,3 +199,40 @@ func TestRealCyrusUndeleteWhileDelivering(t *testing.T) {
 		t.Errorf("reconstruct -n: %s", out)
 	}
 }
+
+// TestRealCyrusUndeleteNothingToAddRechecked: a merge that has nothing
+// of the dump to add (its selectors select no message) still reads its
+// target in the real run, as one with messages does, so that a target
+// replaced between the reading of the dump and the merge (alice deletes
+// her team folder and creates another of the name) is refused as changed,
+// not reported merged.
+func TestRealCyrusUndeleteNothingToAddRechecked(t *testing.T) {
+	lab := cyruslab.Start(t, cyruslab.Options{})
+	lab.Populate(t)
+	dumped := labDump(t, lab, "alice")
+	uids, err := msgsel.ParseUIDs("1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Undelete: true, Select: sel(t, "user.alice.team"), Messages: &msgsel.Filter{UIDs: uids}}
+	if sum := labRestore(t, lab, dumped, opts); sum.Applied(ActionMerge) != 1 || len(sum.Problems) > 0 {
+		t.Fatalf("nothing to add, target unchanged: %+v %v", sum.Mailboxes, sum.Problems)
+	}
+	SetPhaseHook(func(phase string) {
+		if phase != "read" {
+			return
+		}
+		c := lab.IMAP(t, "alice")
+		if _, err := c.Command("DELETE", cyruslab.Quote("INBOX.team")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Create("INBOX.team"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer SetPhaseHook(nil)
+	sum := labRestore(t, lab, dumped, opts)
+	if sum.Applied(ActionMerge) != 0 || len(sum.Problems) != 1 || !strings.Contains(sum.Problems[0].Err.Error(), "changed in the target meanwhile") {
+		t.Errorf("target replaced before the merge: %+v %v", sum.Mailboxes, sum.Problems)
+	}
+}
