@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/internal/cyruslab"
+	"github.com/mbtool/mbtool/partition"
 )
 
 // restoreModes runs the same restore offline (-C the lab's imapd.conf)
@@ -620,5 +621,68 @@ func TestRealCyrusRestoreParentACL(t *testing.T) {
 	}
 	if !strings.Contains(acls[1], "bob=lrs") || acls[0] != acls[1] {
 		t.Errorf("ACL of the created parent A.B: offline %q, --server %q; want A's (bob=lrs) in both", acls[0], acls[1])
+	}
+}
+
+// TestRealCyrusRestoreKilledBeforeParent: a run killed after committing a
+// created folder and before committing the missing parent created for it
+// (the parent is committed after its child, intermediate.go) leaves the
+// child alone; a rerun, offline or with --server, adds the parent. The
+// state of the kill is made by removing the parent's entry from
+// mailboxes.db after a whole run, as the kill leaves it: the parent's
+// directory in place, unregistered.
+func TestRealCyrusRestoreKilledBeforeParent(t *testing.T) {
+	lab, m, _ := aliceLab(t)
+	c := lab.IMAP(t, "alice")
+	for _, name := range []string{"INBOX.Projects", "INBOX.Projects.Plans"} {
+		if err := c.Create(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Append("INBOX.Projects.Plans", nil, time.Time{}, []byte("Subject: p\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "alice.dlist")
+	if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
+		t.Fatalf("dump: exit %d\n%s", code, out)
+	}
+	admin := lab.IMAP(t, lab.Admin)
+	s := openSpool(t, lab.Conf)
+	for _, mode := range []string{"offline", "server"} {
+		user := map[string]string{"offline": "dave", "server": "erin"}[mode]
+		if err := admin.Create("user." + user); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"--map-user", "alice=" + user, "--mailbox", "user.alice.Projects.Plans", file}
+		if code, out := m.in("offline", args...); code != ExitOK {
+			t.Fatalf("first run: exit %d\n%s", code, out)
+		}
+		parent := "user." + user + ".Projects"
+		e, ok, err := s.LookupAny(parent)
+		if err != nil || !ok {
+			t.Fatalf("%s after the first run: %v, %v", parent, ok, err)
+		}
+		err = s.UpdateTwoskip(s.Config.MboxlistPath, false, partition.CyrusOwner(), func(tx *partition.TwoskipTx) error {
+			tx.Delete(partition.NameKey(parent))
+			tx.Delete(partition.IDKey(e.UniqueID))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.LookupAny(parent); ok {
+			t.Fatalf("%s still registered", parent)
+		}
+		if code, out := m.in(mode, args...); code != ExitOK {
+			t.Fatalf("%s: rerun: exit %d\n%s", mode, code, out)
+		}
+		e, ok, err = s.LookupAny(parent)
+		if err != nil || !ok || e.Deleted() || e.Intermediate() {
+			t.Errorf("%s: after the rerun %s: %v %+v %v; want it created", mode, parent, ok, e, err)
+			continue
+		}
+		if out := lab.Tool(t, "mbexamine", parent); !strings.Contains(out, "Number of Messages: 0 ") {
+			t.Errorf("%s: mbexamine %s:\n%s", mode, parent, out)
+		}
 	}
 }

@@ -256,6 +256,9 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 	if err := rs.mergeAll(ctx); err != nil {
 		return err
 	}
+	if err := rs.keptParents(); err != nil {
+		return err
+	}
 	return rs.userData()
 }
 

@@ -24,11 +24,14 @@ import (
 // like Cyrus, which creates them only as part of a create that succeeds,
 // the restore commits one only once a mailbox below it is committed
 // (commit, childCommitted): a child refused at the last moment leaves no
-// empty parent behind.
+// empty parent behind. A mailbox of the dump kept as already present (an
+// earlier run of the restore created it) gets its missing ancestors too:
+// a run killed between committing a child and its parent leaves the
+// child alone, and the rerun completes it.
 func (rs *restorer) intermediates() error {
 	n := len(rs.boxes) // intermediate appends to rs.boxes
 	for _, b := range rs.boxes[:n] {
-		if b.implicit || b.res.Action != ActionCreate {
+		if b.implicit || (b.res.Action != ActionCreate && b.res.Action != ActionKeep) {
 			continue
 		}
 		if err := rs.intermediatesOf(b); err != nil {
@@ -38,7 +41,8 @@ func (rs *restorer) intermediates() error {
 	return nil
 }
 
-// intermediatesOf creates the missing ancestors of the created b.
+// intermediatesOf creates the missing ancestors of the created (or kept)
+// b.
 func (rs *restorer) intermediatesOf(b *box) error {
 	if b.owner == "" || mboxname.Owner(b.name) == "" {
 		return nil // not a user's own mailbox (shared, or in the deleted tree)
@@ -117,10 +121,10 @@ func (rs *restorer) intermediate(child *box, a string) error {
 }
 
 // childCommitted reports whether a mailbox the implicit b was created
-// for has been committed.
+// for has been committed, or was there already (kept).
 func (b *box) childCommitted() bool {
 	for _, c := range b.children {
-		if c.done {
+		if c.done || c.res.Action == ActionKeep {
 			return true
 		}
 	}
