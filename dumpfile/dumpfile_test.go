@@ -52,6 +52,17 @@ func sample(t testing.TB, compress bool, sizes ...int) ([]byte, []int64) {
 		}
 	}
 	offsets = append(offsets, dl.Written())
+	writeSub(t, dl)
+	offsets = append(offsets, dl.Written())
+	if err := w.Close(Counts{Mailboxes: 0, Messages: int64(len(sizes)), Bytes: total}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), offsets
+}
+
+// writeSub writes an APPLY SUB line.
+func writeSub(t testing.TB, dl *dlist.Writer) {
+	t.Helper()
 	dl.BeginLine("APPLY", "SUB")
 	dl.BeginKVList()
 	dl.Key("USERID")
@@ -62,11 +73,6 @@ func sample(t testing.TB, compress bool, sizes ...int) ([]byte, []int64) {
 	if err := dl.EndLine(); err != nil {
 		t.Fatal(err)
 	}
-	offsets = append(offsets, dl.Written())
-	if err := w.Close(Counts{Mailboxes: 0, Messages: int64(len(sizes)), Bytes: total}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes(), offsets
 }
 
 // readAll reads every command of a dump, reading file literal bodies
@@ -320,16 +326,7 @@ func TestUnsealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	dl := w.DL()
-	dl.BeginLine("APPLY", "SUB")
-	dl.BeginKVList()
-	dl.Key("USERID")
-	dl.Atom("alice")
-	dl.Key("MBOXNAME")
-	dl.Atom("user.alice.Sent")
-	dl.EndList()
-	if err := dl.EndLine(); err != nil {
-		t.Fatal(err)
-	}
+	writeSub(t, dl)
 	trailer := dl.Written()
 	if err := w.Close(Counts{Messages: 7}); err != nil {
 		t.Fatal(err)

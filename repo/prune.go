@@ -434,11 +434,12 @@ func choose(stats map[PackID]*packStat, maxUnused float64, sum *PruneSummary) ma
 		used += st.used
 	}
 	// unused <= maxUnused * (used + unused), restic's bound.
-	limit := int64(float64(used) * maxUnused / (1 - maxUnused))
-	if maxUnused < 0 {
-		limit = 0
-	} else if maxUnused >= 1 {
+	var limit int64
+	switch {
+	case maxUnused >= 1:
 		limit = unused
+	case maxUnused > 0:
+		limit = int64(float64(used) * maxUnused / (1 - maxUnused))
 	}
 	share := func(p PackID) float64 { st := stats[p]; return float64(st.total-st.used) / float64(st.total) }
 	sort.Slice(partly, func(i, j int) bool {
