@@ -37,6 +37,7 @@ type ExportOptions struct {
 // name fails the export before the trailer is written, so a damaged
 // repository never yields a dump that checks out.
 func (r *Repo) WriteDump(ctx context.Context, idx *Index, s *Snapshot, w io.Writer, opts ExportOptions) (dumpfile.Counts, error) {
+	r = r.boundTo(ctx) // a cancelled export ends its reads in flight
 	users := s.Users
 	if len(opts.Users) > 0 {
 		users = nil

@@ -140,3 +140,41 @@ func TestS3StatesInBackground(t *testing.T) {
 		t.Fatalf("%d snapshots after the failed run (%v), want 1", len(ss), err)
 	}
 }
+
+// TestS3OpenDumpCloseCancelsReads: Close of a dump read from the object
+// store, while the export waits for a GET the store does not answer (the
+// reader stopped after an error of its own), ends that GET at once: it
+// does not wait for the request's timeout and its retries.
+func TestS3OpenDumpCloseCancelsReads(t *testing.T) {
+	m := s3lab.StartMini(t, s3lab.Options{})
+	px := s3lab.StartProxy(t, m.Store, 1)
+	px.Store.Setenv(t)
+	c, err := s3store.New(t.Context(), s3store.Options{Endpoint: px.Endpoint, PathStyle: true, Timeout: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s3Repo(t, px.Store, c, "r")
+	s := addNight(t, r, time.Now(), map[string][]byte{"a": genDump(t, 1, 300)})
+	idx, err := r.LoadIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	px.SetRules(s3lab.Rule{Fault: s3lab.Hang, Method: "GET", Path: "/packs/", Rate: 1})
+	d := r.OpenDump(t.Context(), idx, s, ExportOptions{})
+	for deadline := time.Now().Add(time.Minute); px.Stats().Faults[s3lab.Hang] == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the export asked for no pack")
+		}
+	}
+	done := make(chan error)
+	go func() { done <- d.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Close waits for the unanswered GET (its timeout is 10 minutes)")
+	}
+}

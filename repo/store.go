@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -40,6 +41,27 @@ type Store interface {
 	PutExclusive(name string, data []byte) error
 	// Location names the store for messages.
 	Location() string
+}
+
+// readBinder is a Store whose reads can be bound to a context of their
+// own: an object store, whose reads (a GET waiting for its answer, its
+// retries) otherwise end only with the context the store was opened
+// with, the command's.
+type readBinder interface {
+	bindReads(ctx context.Context) Store
+}
+
+// boundTo returns r with its reads bound to ctx, where its store can be:
+// cancelling ctx then ends a read in flight at once, where it would run
+// on to its timeout and retries.
+func (r *Repo) boundTo(ctx context.Context) *Repo {
+	b, ok := r.store.(readBinder)
+	if !ok {
+		return r
+	}
+	c := *r
+	c.store = b.bindReads(ctx)
+	return &c
 }
 
 // FileWriter writes a new immutable file and hashes it as it goes.

@@ -220,7 +220,20 @@ func (w *s3Writer) Abort() {
 	}
 }
 
-func (s *s3Store) Open(name string) (File, error) {
+func (s *s3Store) Open(name string) (File, error) { return s.open(s.ctx, name) }
+
+// s3Bound is an s3Store whose reads end when ctx is cancelled (bindReads).
+type s3Bound struct {
+	*s3Store
+	ctx context.Context
+}
+
+func (s *s3Store) bindReads(ctx context.Context) Store { return s3Bound{s, ctx} }
+
+func (b s3Bound) Open(name string) (File, error) { return b.s3Store.open(b.ctx, name) }
+
+// open opens name, its reads bound to ctx.
+func (s *s3Store) open(ctx context.Context, name string) (File, error) {
 	key, err := s.key(name)
 	if err != nil {
 		return nil, err
@@ -230,7 +243,7 @@ func (s *s3Store) Open(name string) (File, error) {
 			return nil, err
 		}
 	}
-	o, err := s.c.Open(s.ctx, s.bucket, key)
+	o, err := s.c.Open(ctx, s.bucket, key)
 	if err != nil {
 		return nil, err
 	}
