@@ -2,7 +2,6 @@ package commands
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,14 +20,7 @@ import (
 // she expunges them again, changes more flags, and the other mode brings
 // them back. A --replace of Sent from the dump follows, in each mode.
 func TestRealCyrusRestoreUserCounter(t *testing.T) {
-	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true, ExtraConfig: "conversations: 1"})
-	lab.Populate(t)
-	t.Setenv(DefaultPasswordEnv, lab.Password)
-	m := restoreModes{t: t, lab: lab}
-	file := filepath.Join(t.TempDir(), "alice.dlist")
-	if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
-		t.Fatalf("dump: exit %d\n%s", code, out)
-	}
+	lab, m, file := aliceLabWith(t, cyruslab.Options{ExtraConfig: "conversations: 1"})
 	c := lab.IMAP(t, "alice")
 	counter := func() uint64 {
 		t.Helper()

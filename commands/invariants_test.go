@@ -76,7 +76,14 @@ func expungeTeam12(t *testing.T, lab *cyruslab.Lab) *cyruslab.IMAPClient {
 // aliceLab starts a populated lab with a sync port and dumps alice.
 func aliceLab(t *testing.T) (*cyruslab.Lab, restoreModes, string) {
 	t.Helper()
-	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
+	return aliceLabWith(t, cyruslab.Options{SyncPort: true})
+}
+
+// aliceLabWith is aliceLab with the lab's options (SyncPort set).
+func aliceLabWith(t *testing.T, opts cyruslab.Options) (*cyruslab.Lab, restoreModes, string) {
+	t.Helper()
+	opts.SyncPort = true
+	lab := cyruslab.Start(t, opts)
 	lab.Populate(t)
 	t.Setenv(DefaultPasswordEnv, lab.Password)
 	m := restoreModes{t: t, lab: lab}

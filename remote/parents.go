@@ -70,10 +70,7 @@ func (rs *restorer) keptParents() error {
 		empty.SyncCRC, empty.SyncCRCAnnot, empty.XConvModseq, empty.RaclModseq = 0, 0, 0, 0
 		empty.Annotations, empty.UserFlags = nil, nil
 		empty.ACL = usermap.IntoACL(owner, acl, found, "")
-		what := "APPLY MAILBOX " + empty.Name + " (the missing parent of " + b.mb.Name + ")"
-		err := rs.c.Do(what, func(w *dlist.Writer) error {
-			return syncrec.WriteMailbox(w, "APPLY", &empty, func() (*syncrec.Record, error) { return nil, nil })
-		}, nil)
+		err := rs.applyEmpty(&empty, "the missing parent of "+b.mb.Name)
 		if fatal(err) {
 			return err
 		}

@@ -445,10 +445,7 @@ func (rs *restorer) probePartition(p string) error {
 	}
 	empty := *probe.mb
 	empty.LastUID, empty.RecentUID, empty.SyncCRC, empty.SyncCRCAnnot = 0, 0, 0, 0
-	what := "APPLY MAILBOX " + empty.Name + " (empty, to check partition " + p + ")"
-	err := rs.c.Do(what, func(w *dlist.Writer) error {
-		return syncrec.WriteMailbox(w, "APPLY", &empty, func() (*syncrec.Record, error) { return nil, nil })
-	}, nil)
+	err := rs.applyEmpty(&empty, "empty, to check partition "+p)
 	if fatal(err) {
 		return err
 	}
@@ -464,6 +461,14 @@ func (rs *restorer) probePartition(p string) error {
 	probe.probed = true
 	rs.known[p] = true
 	return nil
+}
+
+// applyEmpty sends mb as an APPLY MAILBOX without records (why says
+// what for, in the item named in errors).
+func (rs *restorer) applyEmpty(mb *syncrec.Mailbox, why string) error {
+	return rs.c.Do("APPLY MAILBOX "+mb.Name+" ("+why+")", func(w *dlist.Writer) error {
+		return syncrec.WriteMailbox(w, "APPLY", mb, func() (*syncrec.Record, error) { return nil, nil })
+	}, nil)
 }
 
 // reserve sends APPLY RESERVE for the GUIDs of the items on partition p

@@ -548,6 +548,7 @@ func (u *serverSeen) get(uniqueid string) (*syncrec.Seen, bool, error) {
 // a refusal is the answer's.
 func (rs *restorer) userSeen(user string, want map[string]bool) (*serverSeen, error) {
 	u := &serverSeen{user: user, recs: make(map[string]seenAnswer)}
+	var held int64 // bounded as dump --server bounds GET USER's answer
 	err := rs.c.Line("GET", "META", dlist.NewAtom(user), func(item string, r *dlist.Reader) error {
 		if item != "SEEN" {
 			return nil
@@ -560,6 +561,12 @@ func (rs *restorer) userSeen(user string, want map[string]bool) (*serverSeen, er
 		var a seenAnswer
 		if want[id] {
 			a.s, a.err = seenValue(v, user)
+		}
+		if held += int64(len(id)) + 64; a.s != nil {
+			held += int64(len(a.s.SeenUIDs))
+		}
+		if held > maxUserHeld {
+			return fmt.Errorf("%w: %w: the answer holds more than %d MiB of seen records", syncproto.ErrProtocol, syncproto.ErrLimit, maxUserHeld>>20)
 		}
 		u.recs[id] = a
 		return nil
