@@ -52,15 +52,8 @@ func TestOpenDump(t *testing.T) {
 	if _, err := io.ReadFull(d, make([]byte, 1000)); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error)
-	go func() { done <- d.Close() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Close after an early stop: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("Close after an early stop did not return: the export goes on")
+	if err := closeWithin(t, d, "after an early stop: the export goes on"); err != nil {
+		t.Errorf("Close after an early stop: %v", err)
 	}
 	// A changed byte in a pack: the read fails, and so does Close.
 	var packs []string
@@ -80,5 +73,20 @@ func TestOpenDump(t *testing.T) {
 	cerr := d.Close()
 	if rerr == nil || cerr == nil || !errors.Is(cerr, rerr) {
 		t.Errorf("a damaged pack: read %v, Close %v", rerr, cerr)
+	}
+}
+
+// closeWithin closes d and returns Close's error; a Close that does not
+// return within a minute fails the test, saying why.
+func closeWithin(t *testing.T, d io.Closer, why string) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- d.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute):
+		t.Fatal("Close did not return " + why)
+		return nil
 	}
 }

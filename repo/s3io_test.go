@@ -167,14 +167,7 @@ func TestS3OpenDumpCloseCancelsReads(t *testing.T) {
 			t.Fatal("the export asked for no pack")
 		}
 	}
-	done := make(chan error)
-	go func() { done <- d.Close() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("Close waits for the unanswered GET (its timeout is 10 minutes)")
+	if err := closeWithin(t, d, "within a minute: it waits for the unanswered GET (its timeout is 10 minutes)"); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }
