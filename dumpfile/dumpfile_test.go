@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -362,5 +363,109 @@ func TestUnsealed(t *testing.T) {
 	sealed, _ := sample(t, false, 100, 5)
 	if _, err := read(sealed, ReaderOptions{Unsealed: true}); err != nil {
 		t.Errorf("a sealed dump read unsealed: %v", err)
+	}
+}
+
+// TestReaderGoroutineEnds checks that the hashing goroutine of a Reader
+// ends whichever way the Reader is left: read to its trailer, closed half
+// way, or dropped half way without Close.
+func TestReaderGoroutineEnds(t *testing.T) {
+	b, _ := sample(t, false, 3<<20)
+	before := runtime.NumGoroutine()
+	for range 20 {
+		if _, _, err := readAll(bytes.NewReader(b), true); err != nil {
+			t.Fatal(err)
+		}
+		d, err := NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := d.Next(); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		// Reading on after Close must not panic; an error is fine.
+		for range 3 {
+			if _, _, _, err := d.Next(); err != nil {
+				break
+			}
+		}
+		d, err = NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := d.Next(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			tok, err := d.DL().Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.Kind == dlist.File {
+				break
+			}
+		}
+		if _, err := io.CopyN(io.Discard, d.DL().Body(), 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		runtime.KeepAlive(d)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		n := runtime.NumGoroutine()
+		if n <= before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines before, %d after reading 60 dumps", before, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkReader reads a dump of 64 MiB of file literals through Reader,
+// bodies read and discarded, as verify and list do: the cost of the
+// BLAKE3 check and its copy on top of the dlist reader.
+func BenchmarkReader(b *testing.B) {
+	sizes := make([]int, 64)
+	for i := range sizes {
+		sizes[i] = 1 << 20
+	}
+	data, _ := sample(b, false, sizes...)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		d, err := NewReader(bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			_, name, _, err := d.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if name == "MESSAGE" {
+				for {
+					tok, err := d.DL().Next()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if tok.Kind == dlist.End {
+						break
+					}
+					if tok.Kind == dlist.File {
+						if _, err := io.Copy(io.Discard, d.DL().Body()); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+		}
+		d.Close()
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -282,6 +284,9 @@ func (d *Reader) readTrailer(offset int64) error {
 
 // Close releases the decoder. It does not close the underlying reader.
 func (d *Reader) Close() error {
+	if d.th != nil {
+		d.th.stop()
+	}
 	if d.zr != nil {
 		d.zr.Close()
 	}
@@ -293,28 +298,72 @@ func (d *Reader) Close() error {
 // trailer. The dlist reader above reads ahead by at most its buffer, so the
 // trailer's start is always within the held-back bytes when it is found.
 //
-// The hashing runs beside the reading, on another core: bytes read are
-// kept in chunks, and each chunk that falls out of the held-back window
-// is hashed by a goroutine of its own while the next ones are read, one
-// chunk at a time in order (BLAKE3 is fed sequentially). No goroutine
-// outlives the chunk it hashes, so a Reader dropped without Close leaks
-// nothing.
+// The hashing runs beside the reading, on another core, in one goroutine
+// that lives as long as the hashing does: bytes read are copied into
+// chunks, and each chunk that falls out of the held-back window is sent to
+// that goroutine, which feeds it to BLAKE3 (in order) and sends the chunk
+// back for reuse. At most maxChunks chunks exist, so the reading runs at
+// most a few chunks ahead of the hashing, and nothing is allocated once
+// they exist. Starting a goroutine per chunk instead cost a wake-up of an
+// idle thread per chunk, thousands per gigabyte.
+//
+// The goroutine ends when the digest is taken (sumBefore), on Close, or,
+// for a Reader dropped without either, when the tailHasher is collected.
 type tailHasher struct {
 	r       io.Reader
-	h       *blake3.Hasher // owned by the chunk in flight, if any
+	h       *blake3.Hasher // owned by the goroutine until it has stopped
 	held    [][]byte       // chunks read, not handed to h yet, oldest first
 	heldLen int
-	free    [][]byte
-	flight  chan []byte // receives the chunk in flight once it is hashed
-	hashed  int64       // bytes handed to h
+	hashed  int64 // bytes handed to h
 	hold    int
+	chunks  int  // chunks allocated
+	done    bool // sumBefore or Close was called: nothing is hashed any more
+	closed  bool // Close was called
+	p       *hashPipe
 }
 
-const hashChunk = 128 << 10
+// hashPipe is what the hashing goroutine shares with its tailHasher.
+type hashPipe struct {
+	work    chan []byte   // chunks to hash, in order
+	free    chan []byte   // chunks hashed, for reuse
+	stopped chan struct{} // closed when the goroutine has returned
+	once    sync.Once
+}
+
+// stop tells the goroutine to return once it has hashed what it was sent.
+func (p *hashPipe) stop() { p.once.Do(func() { close(p.work) }) }
+
+const (
+	hashHold  = 256 << 10 // four times the dlist reader's read-ahead
+	hashChunk = 256 << 10 // at least hashHold (see pass)
+	// maxChunks: at most three held (two, and the one being filled), the
+	// rest in the goroutine's hands or queued for it, so the reading
+	// never waits for a chunk the goroutine will not give back.
+	maxChunks = 6
+)
 
 func newTailHasher(r io.Reader) *tailHasher {
-	const hold = 256 << 10 // four times the dlist reader's read-ahead
-	return &tailHasher{r: r, h: blake3.New(), hold: hold}
+	t := &tailHasher{r: r, h: blake3.New(), hold: hashHold}
+	p := &hashPipe{
+		work:    make(chan []byte, maxChunks),
+		free:    make(chan []byte, maxChunks),
+		stopped: make(chan struct{}),
+	}
+	t.p = p
+	go hashChunks(t.h, p)
+	// A Reader dropped without Close must not leave the goroutine behind.
+	runtime.AddCleanup(t, func(p *hashPipe) { p.stop() }, p)
+	return t
+}
+
+// hashChunks is the hashing goroutine: it refers to nothing of the
+// tailHasher but h and p, so that the tailHasher can be collected.
+func hashChunks(h *blake3.Hasher, p *hashPipe) {
+	defer close(p.stopped)
+	for c := range p.work {
+		h.Write(c)
+		p.free <- c[:0]
+	}
 }
 
 func (t *tailHasher) Read(p []byte) (int, error) {
@@ -322,12 +371,18 @@ func (t *tailHasher) Read(p []byte) (int, error) {
 	if n < 0 || n > len(p) {
 		return 0, io.ErrNoProgress
 	}
+	if t.done {
+		return n, err
+	}
 	b := p[:n]
 	for len(b) > 0 {
 		last := len(t.held) - 1
 		if last < 0 || len(t.held[last]) == cap(t.held[last]) {
+			// Pass on what has left the window first: a read larger
+			// than the window must not take more than maxChunks.
+			t.pass()
 			t.held = append(t.held, t.chunk())
-			last++
+			last = len(t.held) - 1
 		}
 		c := t.held[last]
 		k := copy(c[len(c):cap(c)], b)
@@ -335,44 +390,59 @@ func (t *tailHasher) Read(p []byte) (int, error) {
 		t.heldLen += k
 		b = b[k:]
 	}
-	for len(t.held) > 1 && t.heldLen-len(t.held[0]) >= t.hold {
-		c := t.held[0]
-		t.held = t.held[1:]
-		t.heldLen -= len(c)
-		t.hashed += int64(len(c))
-		t.wait()
-		done := make(chan []byte, 1)
-		t.flight = done
-		go func(h *blake3.Hasher) {
-			h.Write(c)
-			done <- c
-		}(t.h)
-	}
+	t.pass()
 	return n, err
 }
 
-// chunk returns an empty chunk buffer.
+// pass sends the chunks that have left the held-back window to the hashing
+// goroutine. Afterwards the chunks held after the first are fewer than
+// hold bytes: with hashChunk >= hashHold, at most two chunks are held.
+func (t *tailHasher) pass() {
+	for len(t.held) > 1 && t.heldLen-len(t.held[0]) >= t.hold {
+		c := t.held[0]
+		t.held[0] = nil
+		t.held = t.held[1:]
+		t.heldLen -= len(c)
+		t.hashed += int64(len(c))
+		t.p.work <- c // never blocks: the channel holds maxChunks
+	}
+}
+
+// chunk returns an empty chunk buffer: a hashed one, a new one while fewer
+// than maxChunks exist, else the next one the goroutine is done with.
 func (t *tailHasher) chunk() []byte {
-	if k := len(t.free); k > 0 {
-		c := t.free[k-1]
-		t.free = t.free[:k-1]
-		return c[:0]
+	select {
+	case c := <-t.p.free:
+		return c
+	default:
 	}
-	return make([]byte, 0, hashChunk)
+	if t.chunks < maxChunks {
+		t.chunks++
+		return make([]byte, 0, hashChunk)
+	}
+	return <-t.p.free
 }
 
-// wait waits until the chunk in flight, if any, is hashed.
-func (t *tailHasher) wait() {
-	if t.flight != nil {
-		t.free = append(t.free, <-t.flight)
-		t.flight = nil
-	}
+// stop ends the hashing goroutine without waiting for it; the bytes read
+// afterwards are not hashed.
+func (t *tailHasher) stop() {
+	t.closed = true
+	t.done = true
+	t.p.stop()
 }
 
-// sumBefore returns the digest of the first off bytes of the stream.
+// sumBefore returns the digest of the first off bytes of the stream. The
+// first call ends the hashing: the bytes read afterwards are not kept.
 func (t *tailHasher) sumBefore(off int64) ([32]byte, error) {
 	var sum [32]byte
-	t.wait()
+	if t.closed {
+		return sum, errors.New("dump reader used after Close")
+	}
+	if !t.done {
+		t.done = true
+		t.p.stop()
+		<-t.p.stopped
+	}
 	k := off - t.hashed
 	if k < 0 || k > int64(t.heldLen) {
 		return sum, fmt.Errorf("internal error: trailer offset %d outside the held-back window", off)
