@@ -118,7 +118,9 @@ func smallRun(t *testing.T, tools []string, args ...string) string {
 // plumbing). Skipped with -short or without the baselines' tools.
 func TestSmallRun(t *testing.T) {
 	s := smallRun(t, []string{"tar", "zstd", "sha1sum", "b3sum", "/usr/bin/time"}, "-messages", "300")
-	for _, want := range []string{"`tar -cf - \\| cat`", "`sha1limit (all cores)`", "`b3sum`", "`tar -xf + sync`", "only 1 round(s)", "<!-- data: "} {
+	for _, want := range []string{"`tar -cf - \\| cat`", "`sha1limit (all cores)`", "`b3sum`", "`tar -xf + sync`", "only 1 round(s)", "<!-- data: ",
+		// The zstd pair at mbtool's level and window, and the CPU times.
+		"`tar -cf - \\| zstd -3, 8 MiB window`", "| CPU s mbtool / baseline |"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)
 		}

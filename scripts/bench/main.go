@@ -133,25 +133,28 @@ func commandLine(args []string) string {
 // msgName is the name of a message file in a mailbox directory.
 var msgName = regexp.MustCompile(`^[0-9]+\.$`)
 
-var timeRe = regexp.MustCompile(`(?m)^BENCH ([0-9.]+) ([0-9]+)$`)
+var timeRe = regexp.MustCompile(`(?m)^BENCH ([0-9.]+) ([0-9]+) ([0-9.]+) ([0-9.]+)$`)
 
-// timed runs a shell command under /usr/bin/time and returns its wall time
-// and the peak RSS (KiB) of the largest process it waited for.
-func timed(dir, script string) (float64, int64, error) {
-	cmd := exec.Command("/usr/bin/time", "-f", "BENCH %e %M", "sh", "-c", script)
+// timed runs a shell command under /usr/bin/time and returns its wall time,
+// the peak RSS (KiB) of the largest process it waited for, and the CPU time
+// (user + system) of all of them.
+func timed(dir, script string) (float64, int64, float64, error) {
+	cmd := exec.Command("/usr/bin/time", "-f", "BENCH %e %M %U %S", "sh", "-c", script)
 	cmd.Dir = dir
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(start).Seconds()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %v\n%s", script, err, out)
+		return 0, 0, 0, fmt.Errorf("%s: %v\n%s", script, err, out)
 	}
 	m := timeRe.FindSubmatch(out)
 	if m == nil {
-		return 0, 0, fmt.Errorf("%s: no /usr/bin/time output in %q", script, out)
+		return 0, 0, 0, fmt.Errorf("%s: no /usr/bin/time output in %q", script, out)
 	}
 	rss, _ := strconv.ParseInt(string(m[2]), 10, 64)
-	return wall, rss, nil
+	user, _ := strconv.ParseFloat(string(m[3]), 64)
+	sys, _ := strconv.ParseFloat(string(m[4]), 64)
+	return wall, rss, user + sys, nil
 }
 
 func sh(dir, script string) error {

@@ -124,16 +124,19 @@ func (r *report) compareSection() string {
 	fmt.Fprintf(&b, "The partition: `fixtures/gen` seed 1, written through mbtool's restore: %d message files (%.2f GB) in %d mailboxes of %d users, "+
 		"%.2f GB in all under config/ and spool/; its dump file is %.2f GB. "+
 		"Each pair ran in %s after one untimed warm-up of the commands that only read; times are in seconds, median (min–max); "+
-		"the ratio is the baseline's time over mbtool's in the same round, median (min–max) over the rounds: above 1, mbtool is faster.\n\n",
+		"the ratio is the baseline's time over mbtool's in the same round, median (min–max) over the rounds: above 1, mbtool is faster. "+
+		"CPU s is the median user + system time of every process of the command: "+
+		"a ratio that moves from run to run while the CPU times stay put is waiting (scheduling, stalls), not work.\n\n",
 		p.messages, float64(p.bytes)/1e9, p.mailboxes, p.users, float64(p.treeBytes)/1e9, float64(r.dumpBytes)/1e9, r.rounds())
-	b.WriteString("| mbtool | seconds | baseline | seconds | ratio | MB/s mbtool | MB/s baseline | bytes read | peak RSS MiB mbtool / baseline |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| mbtool | seconds | baseline | seconds | ratio | MB/s mbtool | MB/s baseline | bytes read | peak RSS MiB mbtool / baseline | CPU s mbtool / baseline |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	var data []pairData
 	for _, x := range r.pairs {
 		mt, bt, ratio := x.mbtool.time(), x.baseline.time(), x.ratio()
-		fmt.Fprintf(&b, "| `%s` | %s | `%s` | %s | **%s** | %.0f | %.0f | %s | %d / %d |\n",
+		fmt.Fprintf(&b, "| `%s` | %s | `%s` | %s | **%s** | %.0f | %.0f | %s | %d / %d | %.2f / %.2f |\n",
 			cell(x.mbtool.name), mt.Format("%.2f"), cell(x.baseline.name), bt.Format("%.2f"), ratio.Format("%.2f"),
-			mbps(x.bytes, mt.Med), mbps(x.bytes, bt.Med), x.of, x.mbtool.maxRSSMiB(), x.baseline.maxRSSMiB())
+			mbps(x.bytes, mt.Med), mbps(x.bytes, bt.Med), x.of, x.mbtool.maxRSSMiB(), x.baseline.maxRSSMiB(),
+			x.mbtool.cpuTime(), x.baseline.cpuTime())
 		data = append(data, pairData{x.what, x.mbtool.name, x.baseline.name, rounded(ratio)})
 	}
 	for _, w := range r.warnings() {

@@ -29,7 +29,7 @@ func scalePoint(bin, work string, p *partitionInfo, runs int) (scalingPoint, err
 	// The warm-up dump also writes the file verify and restore read; the
 	// order stays dump, verify, restore in every round (each needs the
 	// one before), so these are not alternated.
-	if _, _, err := timed(work, fmt.Sprintf("%s dump -C %s --all -q -o %s", q(bin), q(p.conf), q(dumpFile))); err != nil {
+	if _, _, _, err := timed(work, fmt.Sprintf("%s dump -C %s --all -q -o %s", q(bin), q(p.conf), q(dumpFile))); err != nil {
 		return pt, err
 	}
 	return pt, runGroups(work, []group{g}, runs)

@@ -11,6 +11,7 @@ type measurement struct {
 	name   string
 	secs   []float64
 	rssKiB []int64
+	cpu    []float64 // user + system seconds, where measured
 }
 
 func (m *measurement) add(secs float64, rssKiB int64) {
@@ -19,6 +20,15 @@ func (m *measurement) add(secs float64, rssKiB int64) {
 }
 
 func (m *measurement) time() benchstat.Summary { return benchstat.Summarize(m.secs) }
+
+// cpuTime is the median CPU time (user + system) of the runs; 0 when not
+// measured.
+func (m *measurement) cpuTime() float64 {
+	if len(m.cpu) == 0 {
+		return 0
+	}
+	return benchstat.Summarize(m.cpu).Med
+}
 
 func (m *measurement) maxRSSMiB() int64 {
 	var r int64
