@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
+	"sync"
 )
 
 // TwoskipTxn is a write transaction made in place on a twoskip file, the
@@ -277,6 +278,25 @@ func (t *TwoskipTxn) Delete(key []byte) error {
 // that tests can choose the worst levels).
 var randLevel = func() int {
 	return 1 + min(countOnes(rand.Uint64()), maxLevel-1)
+}
+
+// SeedLevels makes the levels that transactions give new records come from
+// a generator seeded with seed, as from Cyrus's rand() after srand(seed),
+// until the returned function is called. It is for tests that count the
+// work done (Counters): a record's size grows with its level, so with
+// random levels the file sizes, and with them the moments at which a
+// checkpoint rewrites a file (NeedsCheckpoint), change from run to run.
+// It must not be called while transactions run.
+func SeedLevels(seed uint64) (restore func()) {
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(seed, seed))
+	old := randLevel
+	randLevel = func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return 1 + min(countOnes(r.Uint64()), maxLevel-1)
+	}
+	return func() { randLevel = old }
 }
 
 func countOnes(z uint64) int {
