@@ -335,11 +335,12 @@ func (p *hashPipe) stop() { p.once.Do(func() { close(p.work) }) }
 
 const (
 	hashHold  = 256 << 10 // four times the dlist reader's read-ahead
-	hashChunk = 256 << 10 // at least hashHold (see pass)
-	// maxChunks: at most three held (two, and the one being filled), the
-	// rest in the goroutine's hands or queued for it, so the reading
-	// never waits for a chunk the goroutine will not give back.
-	maxChunks = 6
+	hashChunk = 128 << 10
+	// maxChunks: at most three held when a new one is needed (see pass),
+	// one being hashed, one queued, so the reading never waits for a
+	// chunk the goroutine will not give back. 640 KiB in all, as the
+	// goroutine-per-chunk hasher held at most.
+	maxChunks = 5
 )
 
 func newTailHasher(r io.Reader) *tailHasher {
@@ -396,7 +397,8 @@ func (t *tailHasher) Read(p []byte) (int, error) {
 
 // pass sends the chunks that have left the held-back window to the hashing
 // goroutine. Afterwards the chunks held after the first are fewer than
-// hold bytes: with hashChunk >= hashHold, at most two chunks are held.
+// hold bytes: with full chunks of hashHold/2, at most three are held when
+// Read needs a new one.
 func (t *tailHasher) pass() {
 	for len(t.held) > 1 && t.heldLen-len(t.held[0]) >= t.hold {
 		c := t.held[0]
