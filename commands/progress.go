@@ -78,6 +78,7 @@ func (p *progress) finish() {
 	if p.bar != nil {
 		p.bar.Finish()
 		p.bar.Exit()
+		p.bar = nil
 	}
 }
 

@@ -131,6 +131,7 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 	bar := newProgress(e.stderr, o.quiet, "restore")
 	bar.plan(0, 0, size)
 	start := time.Now()
+	rep := newRestoreReport(e, o, bar)
 	sum, err := restore.Run(ctx, spool, counted, restore.Options{
 		Partition: o.partition,
 		MapUsers:  users,
@@ -143,6 +144,7 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		CyrusBin:  o.cyrusBin,
 		Unsealed:  o.unsealed,
 		Progress:  func(p restore.Progress) { bar.set(p.Mailboxes, p.Messages, counted.n.Load()) },
+		Report:    rep.mailbox,
 	})
 	bar.finish()
 	if err != nil {
@@ -154,7 +156,7 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		}
 		return err
 	}
-	return reportRestore(e, o, sum, start, false)
+	return rep.finish(sum, start, false)
 }
 
 // mapUsers parses the --map-user OLD=NEW flags of either restore.
@@ -178,85 +180,135 @@ func mapUsers(flags []string) (map[string]string, error) {
 // exit status they call for. stopped: the run ended early on an error,
 // which the caller reports; the summary still says what was applied.
 func reportRestore(e *env, o restoreOptions, sum *result.Summary, start time.Time, stopped bool) error {
-	if o.dryRun && !e.rep.json {
-		for _, m := range sum.Mailboxes {
-			fmt.Fprintln(e.stdout, describe(m))
-		}
-	}
-	for _, p := range sum.Problems {
-		e.warnf("%s", p)
-	}
-	// A mailbox counts as done when it was applied (or, in a dry run, would
-	// be); one to create, replace or merge that was not applied is refused,
-	// with its Problem as the reason.
-	var done, refused, msgs, added int64
-	counts := map[result.Action]int64{}
-	// Looked up once per mailbox and once per problem: sets, not scans
-	// (a restore onto a server that has every mailbox refuses them all).
-	problems := make(map[string]bool, len(sum.Problems))
-	for _, p := range sum.Problems {
-		problems[p.Item] = true
-	}
-	notApplied := make(map[string]bool) // refused, or not applied
+	r := newRestoreReport(e, o, nil)
 	for _, m := range sum.Mailboxes {
-		if m.Action == result.Refuse || !m.Applied {
-			notApplied[m.Name] = true
-		}
-		a := m.Action
-		switch a {
-		case result.Create, result.Replace, result.Merge:
-			if !o.dryRun && !m.Applied {
-				a = result.Refuse
-				break
-			}
-			done++
-			if a == result.Merge {
-				// The messages added to it, not all it holds.
-				added += m.Added
-				msgs += m.Added
-			} else {
-				msgs += m.Messages
-			}
-		case result.Refuse:
-			if (!o.dryRun || e.rep.json) && !problems[m.Name] {
-				e.warnf("%s: refused: %s", m.Name, m.Reason)
-			}
-		}
-		if a == result.Refuse {
-			refused++
-		}
-		counts[a]++
+		r.mailbox(sum, m)
 	}
+	return r.finish(sum, start, stopped)
+}
+
+// restoreReport is reportRestore one mailbox at a time: an offline
+// restore gives it each mailbox's report as the run settles it
+// (restore.Options.Report), so that nothing holds a line per mailbox.
+// What it keeps is per problem, not per mailbox.
+type restoreReport struct {
+	e   *env
+	o   restoreOptions
+	bar *progress // finished before the first line is printed
+
+	begun bool
+	// hasProblem: the items of the run's problems; unmatched counts the
+	// problems of each item no mailbox not applied has accounted for.
+	hasProblem map[string]bool
+	unmatched  map[string]int
+
+	// A mailbox counts as done when it was applied (or, in a dry run,
+	// would be); one to create, replace or merge that was not applied is
+	// refused, with its Problem as the reason.
+	done, refused, msgs, added int64
+	counts                     map[result.Action]int64
+	merged                     int   // mailboxes merged into, applied or not
+	mergeAdded                 int64 // the messages added to them
+}
+
+func newRestoreReport(e *env, o restoreOptions, bar *progress) *restoreReport {
+	return &restoreReport{e: e, o: o, bar: bar, hasProblem: map[string]bool{}, unmatched: map[string]int{},
+		counts: map[result.Action]int64{}}
+}
+
+// begin prints the warnings of the run's problems, once they are all
+// known: before the first mailbox, or at the end.
+func (r *restoreReport) begin(sum *result.Summary) {
+	if r.begun {
+		return
+	}
+	r.begun = true
+	if r.bar != nil {
+		r.bar.finish()
+	}
+	for _, p := range sum.Problems {
+		r.e.warnf("%s", p)
+		r.hasProblem[p.Item] = true
+		r.unmatched[p.Item]++
+	}
+}
+
+// mailbox reports one mailbox, in the dump's order.
+func (r *restoreReport) mailbox(sum *result.Summary, m result.Mailbox) {
+	r.begin(sum)
+	e, o := r.e, r.o
+	if o.dryRun && !e.rep.json {
+		fmt.Fprintln(e.stdout, describe(m))
+	}
+	if m.Action == result.Refuse || !m.Applied {
+		delete(r.unmatched, m.Name) // each refused mailbox counts once, with or without its Problem
+	}
+	a := m.Action
+	switch a {
+	case result.Create, result.Replace, result.Merge:
+		if !o.dryRun && !m.Applied {
+			a = result.Refuse
+			break
+		}
+		r.done++
+		if a == result.Merge {
+			// The messages added to it, not all it holds.
+			r.added += m.Added
+			r.msgs += m.Added
+		} else {
+			r.msgs += m.Messages
+		}
+	case result.Refuse:
+		if (!o.dryRun || e.rep.json) && !r.hasProblem[m.Name] {
+			e.warnf("%s: refused: %s", m.Name, m.Reason)
+		}
+	}
+	if a == result.Refuse {
+		r.refused++
+	}
+	r.counts[a]++
+	if m.Action == result.Merge { // a line per mailbox merged into
+		r.merged++
+		r.mergeAdded += m.Added
+		if !o.dryRun && !e.rep.json {
+			fmt.Fprintln(e.stdout, describeMerge(m, false))
+		}
+	}
+}
+
+// finish prints the summary line and returns the exit status.
+func (r *restoreReport) finish(sum *result.Summary, start time.Time, stopped bool) error {
+	r.begin(sum)
+	e, o, counts := r.e, r.o, r.counts
 	verb := "restored"
 	if o.dryRun {
 		verb = "would restore"
 	}
-	e.out.Mailboxes, e.out.Messages = done, msgs
+	e.out.Mailboxes, e.out.Messages = r.done, r.msgs
 	if !o.dryRun {
 		e.out.Bytes = sum.Bytes
 	}
 	e.out.Created, e.out.Replaced, e.out.Merged = count(int(counts[result.Create])), count(int(counts[result.Replace])), count(int(counts[result.Merge]))
-	e.out.Refused, e.out.Present, e.out.Excluded = count(int(refused)), count(int(counts[result.Keep])), count(int(counts[result.Skip]))
-	reportMerges(e, o.dryRun, sum) // a line per mailbox merged into
+	e.out.Refused, e.out.Present, e.out.Excluded = count(int(r.refused)), count(int(counts[result.Keep])), count(int(counts[result.Skip]))
+	if r.merged > 0 {
+		e.out.Merged, e.out.Added = count(r.merged), &r.mergeAdded
+	}
 	if counts[result.Merge] > 0 {
-		e.out.Added = &added
+		e.out.Added = &r.added
 	}
 	if stopped && o.quiet {
 		e.rep.quiet = false // what was applied before the stop is always said
 	}
 	e.done("%s %d mailboxes, %d messages (%d created, %d replaced, %d merged, %d refused, %d already present, %d skipped) from a dump of %d mailboxes, %d message files (%s) in %s",
-		verb, done, msgs, counts[result.Create], counts[result.Replace], counts[result.Merge], refused,
+		verb, r.done, r.msgs, counts[result.Create], counts[result.Replace], counts[result.Merge], r.refused,
 		counts[result.Keep], counts[result.Skip],
 		sum.Dump.Mailboxes, sum.Dump.Messages, humanBytes(sum.Dump.Bytes), time.Since(start).Round(time.Millisecond))
 	if stopped {
 		return nil
 	}
-	// Each refused mailbox counts once, with or without its Problem.
-	n := refused
-	for _, p := range sum.Problems {
-		if !notApplied[p.Item] {
-			n++
-		}
+	n := r.refused
+	for _, k := range r.unmatched {
+		n += int64(k)
 	}
 	if n > 0 {
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d mailbox(es) or item(s) not restored as dumped; see the warnings above", n)}

@@ -117,23 +117,3 @@ func describeMerge(m result.Mailbox, dryRun bool) string {
 	}
 	return b.String()
 }
-
-// reportMerges prints, after a restore that was not a dry run, one line
-// per mailbox merged into (what --undelete added), and counts them into
-// the summary; the same for both restores.
-func reportMerges(e *env, dryRun bool, sum *result.Summary) (merged int, added int64) {
-	for _, m := range sum.Mailboxes {
-		if m.Action != result.Merge {
-			continue
-		}
-		merged++
-		added += m.Added
-		if !dryRun && !e.rep.json {
-			fmt.Fprintln(e.stdout, describeMerge(m, false))
-		}
-	}
-	if merged > 0 {
-		e.out.Merged, e.out.Added = count(merged), &added
-	}
-	return merged, added
-}

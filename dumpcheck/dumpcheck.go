@@ -7,16 +7,15 @@
 package dumpcheck
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -310,21 +309,22 @@ func Files(dl *dlist.Reader, fn func(dlist.Token) error) error {
 }
 
 // UserData collects a dump's APPLY QUOTA, SUB and SEEN lines, decoded and
-// checked, for a restore that applies them after the mailboxes. Quotas and
-// subscriptions are kept in memory: each is a name or two (at most
-// maxNameLen and maxUserID bytes) and a few numbers. Seen records carry a
-// seen set of up to syncrec.MaxValue bytes each, so they go to an unlinked
-// temporary file and are read back one at a time (EachSeen): what a dump's
-// seen state takes in memory does not grow with the dump.
+// checked, for a restore that applies them after the mailboxes. Quotas are
+// kept in memory: one per quota root, each a name and a few numbers.
+// Subscriptions (one per user and mailbox) and seen records (which carry
+// a seen set of up to syncrec.MaxValue bytes each) go to spill files
+// (package spill) and are read back one at a time (EachSub, EachSeen):
+// what they take in memory does not grow with the dump.
 type UserData struct {
 	Quotas []*syncrec.Quota
-	Subs   []*syncrec.Sub
 	// ServerAnnotations are users' private annotations of the server
 	// (APPLY ANNOTATION with MBOXNAME ""): a few per user, each bounded.
 	ServerAnnotations []*syncrec.Annotation
-	seen              *os.File
+	seen              spill.Log // the seen records, as dlist
 	sw                *dlist.Writer
 	nSeen             int
+	subs              spill.Log // a record per subscription
+	subEnc            spill.Enc
 	err               error
 }
 
@@ -335,13 +335,8 @@ func (u *UserData) addSeen(s *syncrec.Seen) error {
 	if u.err != nil {
 		return u.err
 	}
-	if u.seen == nil {
-		f, err := os.CreateTemp("", "mbtool-seen-*")
-		if err != nil {
-			return fmt.Errorf("spooling seen records: %w", err)
-		}
-		os.Remove(f.Name())
-		u.seen, u.sw = f, dlist.NewWriter(f)
+	if u.sw == nil {
+		u.sw = dlist.NewWriter(u.seen.Writer())
 	}
 	if err := syncrec.WriteSeen(u.sw, s); err != nil {
 		u.err = fmt.Errorf("spooling seen records: %w", err)
@@ -354,16 +349,17 @@ func (u *UserData) addSeen(s *syncrec.Seen) error {
 // EachSeen calls fn with each seen record, in the order of the dump, read
 // back from the spool one at a time.
 func (u *UserData) EachSeen(fn func(*syncrec.Seen) error) error {
-	if u.err != nil || u.seen == nil {
+	if u.err != nil || u.sw == nil {
 		return u.err
 	}
 	if err := u.sw.Flush(); err != nil {
 		return fmt.Errorf("spooling seen records: %w", err)
 	}
-	if _, err := u.seen.Seek(0, io.SeekStart); err != nil {
+	sr, err := u.seen.Section(0, u.seen.Size())
+	if err != nil {
 		return fmt.Errorf("reading back seen records: %w", err)
 	}
-	r := dlist.NewReader(bufio.NewReaderSize(u.seen, 64<<10))
+	r := dlist.NewReader(sr)
 	r.SetLimits(syncrec.Limits())
 	for i := 0; i < u.nSeen; i++ {
 		for k := 0; k < 2; k++ { // APPLY SEEN
@@ -389,12 +385,35 @@ func (u *UserData) EachSeen(fn func(*syncrec.Seen) error) error {
 	return nil
 }
 
-// Close removes the spool.
-func (u *UserData) Close() {
-	if u.seen != nil {
-		u.seen.Close()
-		u.seen = nil
+// addSub spools a subscription.
+func (u *UserData) addSub(s *syncrec.Sub) error {
+	u.subEnc.Reset()
+	u.subEnc.String(s.UserID)
+	u.subEnc.String(s.MboxName)
+	if _, err := u.subs.Append(u.subEnc.B); err != nil {
+		return fmt.Errorf("spooling subscriptions: %w", err)
 	}
+	return nil
+}
+
+// EachSub calls fn with each subscription, in the order of the dump,
+// read back from the spool one at a time.
+func (u *UserData) EachSub(fn func(*syncrec.Sub) error) error {
+	return u.subs.Each(func(p []byte) error {
+		d := spill.Dec{B: p}
+		s := &syncrec.Sub{UserID: d.String(), MboxName: d.String()}
+		if d.Err != nil {
+			return fmt.Errorf("reading back subscriptions: %w", d.Err)
+		}
+		return fn(s)
+	})
+}
+
+// Close removes the spools.
+func (u *UserData) Close() {
+	u.seen.Close()
+	u.subs.Close()
+	u.sw = nil
 }
 
 // ReadUserData reads the rest of the current line of d, an APPLY QUOTA,
@@ -443,7 +462,9 @@ func (u *UserData) Read(d *dumpfile.Reader, p *Dump, name string) (bool, error) 
 	case *syncrec.Quota:
 		u.Quotas = append(u.Quotas, x)
 	case *syncrec.Sub:
-		u.Subs = append(u.Subs, x)
+		if err := u.addSub(x); err != nil {
+			return true, err
+		}
 	case *syncrec.Annotation:
 		u.ServerAnnotations = append(u.ServerAnnotations, x)
 	case *syncrec.Seen:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/mboxname"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -124,15 +125,26 @@ func damaged(k Kind, mailbox string, uid uint32, format string, args ...any) err
 // --server` session) as they stream by. It remembers the mailbox names
 // and uniqueids so far, to refuse one listed twice; nothing else.
 type Dump struct {
-	names    map[string]struct{}
-	ids      map[string]struct{}
+	// seen holds the names and uniqueids of the mailboxes checked so far,
+	// spilling, so that the policy's memory stays flat however many
+	// mailboxes the dump has.
+	seen     *spill.Names
 	retained int64 // see MaxRetained
 }
 
-// NewDump returns the checker for one dump.
+// The kinds of key in Dump.seen.
+const (
+	keyName     = "name"
+	keyUniqueID = "uniqueid"
+)
+
+// NewDump returns the checker for one dump; Close it after use.
 func NewDump() *Dump {
-	return &Dump{names: make(map[string]struct{}), ids: make(map[string]struct{})}
+	return &Dump{seen: spill.NewNames()}
 }
+
+// Close removes the files of the checker.
+func (d *Dump) Close() { d.seen.Close() }
 
 // Mailbox checks the mailbox-level keys of an APPLY MAILBOX and returns the
 // checker for its records. The checker is returned also when the keys are
@@ -140,14 +152,23 @@ func NewDump() *Dump {
 // problems too; the error joins every refusal of the keys.
 func (d *Dump) Mailbox(mb *syncrec.Mailbox) (*Records, error) {
 	errs := checkMailboxKeys(mb)
-	if _, dup := d.names[mb.Name]; dup {
+	rec := &Records{mb: mb, flags: make(map[string]struct{}), crc: syncrec.NewCRC()}
+	if _, dup, err := d.seen.Get(keyName, mb.Name); err != nil {
+		return rec, err
+	} else if dup {
 		errs = append(errs, damaged(KindDuplicate, mb.Name, 0, "the mailbox is listed twice"))
 	}
-	if _, dup := d.ids[mb.UniqueID]; dup {
+	if _, dup, err := d.seen.Get(keyUniqueID, mb.UniqueID); err != nil {
+		return rec, err
+	} else if dup {
 		errs = append(errs, damaged(KindDuplicate, mb.Name, 0, "uniqueid %s is listed twice", mb.UniqueID))
 	}
-	d.names[mb.Name] = struct{}{}
-	d.ids[mb.UniqueID] = struct{}{}
+	if err := d.seen.Put(keyName, mb.Name, 0); err != nil {
+		return rec, err
+	}
+	if err := d.seen.Put(keyUniqueID, mb.UniqueID, 0); err != nil {
+		return rec, err
+	}
 	n := int64(len(mb.ACL))
 	for _, a := range mb.Annotations {
 		n += int64(len(a.Entry) + len(a.UserID) + len(a.Value))
@@ -160,13 +181,13 @@ func (d *Dump) Mailbox(mb *syncrec.Mailbox) (*Records, error) {
 				ErrDamaged, syncrec.ErrTooLarge, MaxRetained>>20, retainFree)})
 		}
 	}
-	return &Records{mb: mb, flags: make(map[string]struct{}), crc: syncrec.NewCRC()}, errors.Join(errs...)
+	return rec, errors.Join(errs...)
 }
 
 // HasMailbox reports whether a mailbox of this uniqueid was checked so far.
-func (d *Dump) HasMailbox(uniqueid string) bool {
-	_, ok := d.ids[uniqueid]
-	return ok
+func (d *Dump) HasMailbox(uniqueid string) (bool, error) {
+	_, ok, err := d.seen.Get(keyUniqueID, uniqueid)
+	return ok, err
 }
 
 func checkMailboxKeys(mb *syncrec.Mailbox) []error {

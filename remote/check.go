@@ -76,6 +76,7 @@ func (rs *restorer) check(ctx context.Context, r io.Reader) (*inventory, error) 
 	}
 	defer d.Close()
 	policy := dumpcheck.NewDump()
+	defer policy.Close()
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err

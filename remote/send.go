@@ -401,15 +401,16 @@ func (rs *restorer) userData() error {
 	if err != nil {
 		return err
 	}
-	for _, s := range rs.inv.Subs {
+	err = rs.inv.EachSub(func(s *syncrec.Sub) error {
 		ns := syncrec.Sub{UserID: rs.users.User(s.UserID), MboxName: rs.users.Name(s.MboxName)}
 		if b := byName[ns.MboxName]; b == nil && rs.opts.Select.Active() {
-			continue
+			return nil
 		}
 		item := "APPLY SUB " + ns.UserID + " " + ns.MboxName
-		if err := send(&rs.sum.Subs, item, func(w *dlist.Writer) error { return syncrec.WriteSub(w, &ns) }); err != nil {
-			return err
-		}
+		return send(&rs.sum.Subs, item, func(w *dlist.Writer) error { return syncrec.WriteSub(w, &ns) })
+	})
+	if err != nil {
+		return err
 	}
 	for _, a := range rs.inv.ServerAnnotations {
 		if rs.opts.Select.Active() {
@@ -477,7 +478,9 @@ func (rs *restorer) dumpRecords(r *dlist.Reader, b *box) (func() (*syncrec.Recor
 	if mb.UniqueID != b.src.UniqueID || mb.Name != b.src.Name || mb.LastUID != b.src.LastUID {
 		return nil, fmt.Errorf("%w: mailbox %s is not where it was", ErrChanged, b.src.Name)
 	}
-	chk, err := dumpcheck.NewDump().Mailbox(b.src)
+	pol := dumpcheck.NewDump()
+	defer pol.Close()
+	chk, err := pol.Mailbox(b.src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrChanged, err)
 	}

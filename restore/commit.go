@@ -28,17 +28,28 @@ func (rs *restorer) commit() error {
 		}
 	}
 	crashPoint()
-	q := rs.newQuotaPlan()
+	q, err := rs.newQuotaPlan()
+	if err != nil {
+		return err
+	}
 	// The implicit parents (intermediate.go) come after every box of the
 	// dump, in groups of their own: one is committed only once a child
 	// of it is, so a group never holds both.
-	commits := func(b *box) bool { return b.building() && (!b.implicit || b.childCommitted()) }
+	// Each box is loaded to be decided, and parked again once committed
+	// (park.go): at most a group's boxes are in memory.
+	commits := func(b *box) bool { return b.building() && (!b.implicit || rs.childCommitted(b)) }
 	for i := 0; i < len(rs.boxes); {
 		if err := rs.ctx.Err(); err != nil {
 			return err
 		}
 		b := rs.boxes[i]
+		if err := rs.load(b); err != nil {
+			return err
+		}
 		if !commits(b) {
+			if err := rs.park(b); err != nil {
+				return err
+			}
 			i++
 			continue
 		}
@@ -49,11 +60,19 @@ func (rs *restorer) commit() error {
 			if c.implicit != b.implicit {
 				break // decided after the group is committed
 			}
-			if commits(c) {
-				if c.owner != b.owner {
-					break
-				}
+			if err := rs.load(c); err != nil {
+				return err
+			}
+			if commits(c) && c.owner == b.owner {
 				group = append(group, c)
+				continue
+			}
+			other := commits(c) // of another owner: the next group's first
+			if err := rs.park(c); err != nil {
+				return err
+			}
+			if other {
+				break
 			}
 		}
 		for _, g := range group {
@@ -65,6 +84,11 @@ func (rs *restorer) commit() error {
 		}
 		if err := rs.commitGroup(b.owner, group); err != nil {
 			return err
+		}
+		for _, g := range group {
+			if err := rs.park(g); err != nil {
+				return err
+			}
 		}
 		i = j
 	}

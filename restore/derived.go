@@ -38,10 +38,10 @@ func (j derivedJob) String() string { return j.prog + " " + strings.Join(j.args,
 //     cache; cyr_expire -A applies the same policy to what restore wrote.
 //     -x and -c keep it from expunging by the expire annotation or
 //     pruning conversations.
-func (rs *restorer) derivedJobs() []derivedJob {
+func (rs *restorer) derivedJobs() ([]derivedJob, error) {
 	conv, arch := rs.cfg.Switch("conversations", false), rs.cfg.Switch("archive_enabled", false)
 	if !conv && !arch {
-		return nil
+		return nil, nil
 	}
 	after := rs.cfg.Raw["archive_after"]
 	if after == "" {
@@ -49,7 +49,11 @@ func (rs *restorer) derivedJobs() []derivedJob {
 	}
 	var jobs []derivedJob
 	seen := map[string]bool{}
-	for _, b := range rs.boxes {
+	for _, h := range rs.boxes {
+		b, err := rs.peek(h)
+		if err != nil {
+			return nil, err
+		}
 		if a := b.res.Action; a != ActionCreate && a != ActionReplace && a != ActionMerge {
 			continue
 		}
@@ -74,14 +78,18 @@ func (rs *restorer) derivedJobs() []derivedJob {
 				prog: "cyr_expire", args: []string{"-x", "-c", "-A", after, "-u", b.owner}})
 		}
 	}
-	return jobs
+	return jobs, nil
 }
 
 // checkDerived, before the commit and in a dry run too, makes sure each
 // program runDerived needs is there. A missing one is reported for each
 // job it would have run, and runDerived skips those jobs.
-func (rs *restorer) checkDerived() {
-	for _, j := range rs.derivedJobs() {
+func (rs *restorer) checkDerived() error {
+	jobs, err := rs.derivedJobs()
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
 		if _, err := rs.tools.Path(j.prog); err != nil {
 			rs.derivedProblem(j, err)
 			if rs.missingTools == nil {
@@ -90,12 +98,17 @@ func (rs *restorer) checkDerived() {
 			rs.missingTools[j.prog] = true
 		}
 	}
+	return nil
 }
 
 // runDerived runs the derived jobs of what the commit wrote, as the cyrus
 // user. A failure is a warning naming the command to run.
-func (rs *restorer) runDerived() {
-	for _, j := range rs.derivedJobs() {
+func (rs *restorer) runDerived() error {
+	jobs, err := rs.derivedJobs()
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
 		if rs.missingTools[j.prog] {
 			continue
 		}
@@ -103,6 +116,7 @@ func (rs *restorer) runDerived() {
 			rs.derivedProblem(j, err)
 		}
 	}
+	return nil
 }
 
 func (rs *restorer) derivedProblem(j derivedJob, err error) {

@@ -31,10 +31,20 @@ import (
 func (rs *restorer) intermediates() error {
 	n := len(rs.boxes) // intermediate appends to rs.boxes
 	for _, b := range rs.boxes[:n] {
-		if b.implicit || (b.res.Action != ActionCreate && b.res.Action != ActionKeep) {
+		if b.implicit {
 			continue
 		}
-		if err := rs.intermediatesOf(b); err != nil {
+		if err := rs.load(b); err != nil {
+			return err
+		}
+		var err error
+		if b.res.Action == ActionCreate || b.res.Action == ActionKeep {
+			err = rs.intermediatesOf(b)
+		}
+		if perr := rs.park(b); err == nil {
+			err = perr
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -52,9 +62,17 @@ func (rs *restorer) intermediatesOf(b *box) error {
 		return nil
 	}
 	for a := parentName(b.name); len(a) > len(inbox); a = parentName(a) {
-		if ib := rs.byName[a]; ib != nil {
+		if ib, err := rs.named(a); err != nil {
+			return err
+		} else if ib != nil {
 			if ib.implicit {
-				ib.children = append(ib.children, b)
+				if err := rs.load(ib); err != nil {
+					return err
+				}
+				ib.children = append(ib.children, uint32(b.id))
+				if err := rs.park(ib); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -73,22 +91,21 @@ func (rs *restorer) intermediatesOf(b *box) error {
 }
 
 // intermediate adds the empty mailbox a, an ancestor of the created b.
-func (rs *restorer) intermediate(child *box, a string) error {
+func (rs *restorer) intermediate(child *box, a string) (err error) {
 	modseq := child.src.FolderModseq
 	if modseq == 0 {
 		modseq = max(child.src.CreatedModseq, 1)
 	}
 	uv := usermap.IntoUIDValidity(0, timeNow())
-	ib := &box{
+	ib := &box{ref: -1, implicit: true, boxData: &boxData{
 		src:       srcKeys{UIDValidity: uv, CreatedModseq: modseq, FolderModseq: modseq},
 		name:      a,
 		owner:     child.owner,
 		partition: child.partition,
 		typ:       "e",
 		fresh:     true,
-		implicit:  true,
-		children:  []*box{child},
-	}
+		children:  []uint32{uint32(child.id)},
+	}}
 	if rs.cfg.LegacyDirs {
 		ib.typ += "l"
 	}
@@ -103,7 +120,14 @@ func (rs *restorer) intermediate(child *box, a string) error {
 	}
 	rs.boxes = append(rs.boxes, ib)
 	ib.id = len(rs.boxes)
-	rs.byName[a] = ib
+	defer func() {
+		if perr := rs.park(ib); err == nil {
+			err = perr
+		}
+	}()
+	if err := rs.setKey(keyName, a, ib); err != nil {
+		return err
+	}
 	if err := rs.chooseID(ib); err != nil {
 		return err
 	}
@@ -122,9 +146,9 @@ func (rs *restorer) intermediate(child *box, a string) error {
 
 // childCommitted reports whether a mailbox the implicit b was created
 // for has been committed, or was there already (kept).
-func (b *box) childCommitted() bool {
+func (rs *restorer) childCommitted(b *box) bool {
 	for _, c := range b.children {
-		if c.done || c.res.Action == ActionKeep {
+		if h := rs.boxes[c-1]; h.done || h.kept {
 			return true
 		}
 	}

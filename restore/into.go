@@ -20,8 +20,12 @@ var ErrInto = errors.New("--into")
 // owner's own folder keeps that use).
 func (rs *restorer) planInto(b *box, mb *syncrec.Mailbox) error {
 	if rs.into != nil {
+		other, err := rs.peek(rs.into)
+		if err != nil {
+			return err
+		}
 		return fmt.Errorf("%w %s: the selection holds more than one mailbox (%s and %s); select one with --mailbox",
-			ErrInto, rs.opts.Into, rs.into.src.Name, mb.Name)
+			ErrInto, rs.opts.Into, other.src.Name, mb.Name)
 	}
 	if err := dumpcheck.CheckName("--into", rs.opts.Into); err != nil {
 		return err
@@ -57,7 +61,16 @@ func (rs *restorer) folderACL(name, owner string) (string, bool, error) {
 		return "", false, nil
 	}
 	for c := parentName(name); c != ""; c = parentName(c) {
-		if b := rs.byName[c]; b != nil && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) && rs.cfg.NameOwner(c) == owner {
+		b, err := rs.named(c)
+		if err != nil {
+			return "", false, err
+		}
+		if b != nil {
+			if b, err = rs.peek(b); err != nil {
+				return "", false, err
+			}
+		}
+		if b != nil && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) && rs.cfg.NameOwner(c) == owner {
 			return partition.FormatACL(b.acl), true, nil
 		}
 		e, ok, err := rs.spool.LookupAny(c)

@@ -16,8 +16,25 @@ import (
 	"github.com/mbtool/mbtool/syncrec"
 )
 
-// box is one mailbox of the dump and what becomes of it.
+// box is one mailbox of the dump and what becomes of it: a handle that
+// stays in memory for the whole run, and its data, in memory only while
+// it is in use and parked in a spill file otherwise (park.go).
 type box struct {
+	*boxData             // nil while parked
+	ref      int64       // where the data is parked; -1 before it first is
+	id       int         // its place in restorer.boxes, from 1
+	implicit bool        // a missing parent created empty (intermediate.go), not reported
+	done     bool        // registered
+	kept     bool        // left as it is: the target has it as dumped (decideKeep)
+	merge    *mergeState // the target an additive restore merges into
+	// uids, for a replace or a merge, maps the dump's UIDs to the
+	// target's, for other users' seen records (msgsel.UIDMap); nil when
+	// the dump's stand.
+	uids *msgsel.UIDMap
+}
+
+// boxData is what a box knows while it is not parked.
+type boxData struct {
 	res MailboxResult
 	src srcKeys // the dump's mailbox-level keys that outlive its line
 
@@ -26,15 +43,9 @@ type box struct {
 	acl                                   []partition.ACLEntry
 	annots                                []syncrec.Annotation // mailbox level, users mapped
 	replaced                              *partition.Entry     // the entry --replace replaces
-	merge                                 *mergeState          // the target an additive restore merges into
 	fresh                                 bool                 // never the dump's uniqueid (Options.Into)
-	implicit                              bool                 // a missing parent created empty (intermediate.go), not reported
-	children                              []*box               // of an implicit box: the created boxes it is a parent of
+	children                              []uint32             // of an implicit box: the ids of the created boxes it is a parent of
 	quotaRoot                             string
-	// uids, for a replace or a merge, maps the dump's UIDs to the
-	// target's, for other users' seen records (msgsel.UIDMap); nil when
-	// the dump's stand.
-	uids *msgsel.UIDMap
 
 	// Built in the staging area.
 	st    *stage
@@ -42,8 +53,6 @@ type box struct {
 	sides []side                // its metadata directories apart from dir (metapartitions)
 	hdr   partition.IndexHeader // all but HeaderFileCRC
 	flags []string              // user flag names by slot
-	done  bool                  // registered
-	id    int                   // its place in restorer.boxes, from 1
 
 	// An existing mailbox compared with the dump's (without --replace):
 	// the target's snapshot, read while the dump's records stream by.
@@ -64,20 +73,28 @@ type srcKeys struct {
 
 // mailbox reads one APPLY MAILBOX: it decides what to do with the mailbox
 // and, unless it is refused or skipped, builds it in the staging area
-// record by record.
+// record by record; then it parks the box until the commit.
 func (rs *restorer) mailbox(d *dumpfile.Reader) error {
-	mr, err := syncrec.OpenMailbox(d.DL())
+	b, err := rs.readMailbox(d)
 	if err != nil {
 		return err
+	}
+	return rs.park(b)
+}
+
+func (rs *restorer) readMailbox(d *dumpfile.Reader) (*box, error) {
+	mr, err := syncrec.OpenMailbox(d.DL())
+	if err != nil {
+		return nil, err
 	}
 	mb := mr.Mailbox()
 	chk, err := rs.policy.Mailbox(mb)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, err := rs.plan(mb)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if b.snap != nil {
 		defer b.closeSnap()
@@ -86,34 +103,34 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 	var bl *builder
 	if !rs.opts.DryRun && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
 		if bl, err = rs.newBuilder(b, mb); err != nil {
-			return err
+			return nil, err
 		}
 		defer bl.close()
 	}
 	var rep *invariant.Replace
 	if b.res.Action == ActionReplace && b.snap != nil {
 		if rep, err = rs.newReplace(b, mb, bl); err != nil {
-			return err
+			return nil, err
 		}
 		defer rep.Close()
 	}
 	for {
 		r, err := mr.Next()
 		if err != nil {
-			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+			return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 		}
 		if r == nil {
 			break
 		}
 		if err := chk.Record(r); err != nil {
-			return err
+			return nil, err
 		}
 		if err := rs.checkSize(r); err != nil {
-			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+			return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 		}
 		if b.res.Action == ActionCreate || b.res.Action == ActionReplace || b.res.Action == ActionMerge {
 			if ok, err := rs.selectRecord(b, r); err != nil {
-				return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+				return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 			} else if !ok {
 				b.res.Unselected++
 				continue
@@ -121,7 +138,7 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 		}
 		if b.merge != nil { // a dry run too: it counts what would be added
 			if err := rs.spillRecord(b, r); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		b.res.Records++
@@ -130,11 +147,11 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 		}
 		if rep != nil {
 			if err := rep.Add(r); err != nil {
-				return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+				return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 			}
 		} else if bl != nil {
 			if err := bl.add(r); err != nil {
-				return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+				return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 			}
 		} else if b.cmp != nil {
 			rs.users.Annotations(r.Annotations)
@@ -143,28 +160,30 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 		}
 	}
 	if err := chk.End(); err != nil {
-		return err
+		return nil, err
 	}
 	if b.cmp != nil {
-		rs.decideKeep(b, mb, crc)
+		if err := rs.decideKeep(b, mb, crc); err != nil {
+			return nil, err
+		}
 	}
 	if rep != nil {
 		if err := rs.endReplace(b, rep, bl); err != nil {
-			return err
+			return nil, err
 		}
 		b.closeSnap()
 	}
 	if bl != nil {
 		if err := bl.finish(); err != nil {
-			return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+			return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 		}
 	}
 	if err := d.EndLine(); err != nil {
-		return err
+		return nil, err
 	}
 	rs.counts.Mailboxes++
 	rs.progress()
-	return nil
+	return b, nil
 }
 
 // plan validates the mailbox-level keys and decides the mailbox's fate:
@@ -183,7 +202,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	}
 	acl := partition.ParseACL(mb.ACL)
 	name := rs.users.Name(mb.Name)
-	b := &box{
+	b := &box{ref: -1, boxData: &boxData{
 		src: srcKeys{UniqueID: mb.UniqueID, Name: mb.Name, UIDValidity: mb.UIDValidity,
 			CreatedModseq: mb.CreatedModseq, FolderModseq: mb.FolderModseq},
 		name:      name,
@@ -191,7 +210,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		partition: part,
 		acl:       rs.users.ACL(acl),
 		typ:       mb.MboxType,
-	}
+	}}
 	if b.typ == "" {
 		b.typ = "e"
 	}
@@ -205,7 +224,10 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	b.res = MailboxResult{Name: name, Source: mb.Name, Partition: part}
 	rs.boxes = append(rs.boxes, b)
 	b.id = len(rs.boxes)
-	rs.bySrcID[mb.UniqueID] = b // the policy refused a uniqueid listed twice
+	// The policy refused a uniqueid listed twice.
+	if err := rs.setKey(keySrcID, mb.UniqueID, b); err != nil {
+		return nil, err
+	}
 
 	if err := dumpcheck.CheckName("mailbox name", name); err != nil {
 		return nil, err
@@ -220,7 +242,9 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		}
 		name = b.name
 	}
-	if rs.byName[name] != nil {
+	if other, err := rs.named(name); err != nil {
+		return nil, err
+	} else if other != nil {
 		b.res.Action, b.res.Reason = ActionRefuse, "the dump holds another mailbox of this name"
 		return b, nil
 	}
@@ -265,8 +289,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 			return b, nil
 		}
 	}
-	rs.byName[name] = b
-	return b, nil
+	return b, rs.setKey(keyName, name, b)
 }
 
 // openTarget takes a snapshot of the existing mailbox cur, under Cyrus's
@@ -387,8 +410,12 @@ const maxCandidates = 64
 // seen state in the target stays attached to it.
 func (rs *restorer) chooseID(b *box) error {
 	id := ""
-	if r := b.replaced; r != nil && r.UniqueID != "" && !rs.usedIDs[r.UniqueID] {
-		id = r.UniqueID
+	if r := b.replaced; r != nil && r.UniqueID != "" {
+		if _, used, err := rs.getKey(keyUsed, r.UniqueID); err != nil {
+			return err
+		} else if !used {
+			id = r.UniqueID
+		}
 	}
 	k0 := 0
 	if b.fresh {
@@ -396,7 +423,9 @@ func (rs *restorer) chooseID(b *box) error {
 	}
 	for k := k0; id == "" && k < maxCandidates; k++ {
 		c := candidateID(b, k)
-		if rs.usedIDs[c] {
+		if _, used, err := rs.getKey(keyUsed, c); err != nil {
+			return err
+		} else if used {
 			continue
 		}
 		inUse, err := rs.spool.IDExists(c)
@@ -410,7 +439,9 @@ func (rs *restorer) chooseID(b *box) error {
 	if id == "" {
 		id = newUniqueID()
 	}
-	rs.usedIDs[id] = true
+	if err := rs.setKey(keyUsed, id, nil); err != nil {
+		return err
+	}
 	b.uniqueid = id
 	b.res.UniqueID = id
 	switch {
@@ -453,23 +484,26 @@ func (rs *restorer) intact(snap *partition.Mailbox, r partition.Record) bool {
 
 // decideKeep keeps b if the target's mailbox is identical to the dump's,
 // and refuses it otherwise, saying how they differ.
-func (rs *restorer) decideKeep(b *box, mb *syncrec.Mailbox, crc syncrec.CRC) {
+func (rs *restorer) decideKeep(b *box, mb *syncrec.Mailbox, crc syncrec.CRC) error {
 	diff, err := b.cmp.End()
 	b.closeSnap()
 	if err != nil {
 		b.res.Action = ActionRefuse
 		b.res.Reason = fmt.Sprintf("exists in the target and cannot be read (%v); use --replace to replace it", err)
-		return
+		return nil
 	}
 	dump := invariant.State{UIDValidity: mb.UIDValidity, LastUID: mb.LastUID, HighestModseq: mb.HighestModseq,
 		SyncCRC: crc.Basic, SyncCRCAnnot: crc.Annot}
 	if why := invariant.Differences(dump, b.tgt, &diff); why != "" {
 		b.res.Action, b.res.Reason = ActionRefuse, invariant.Refusal(why)
-		return
+		return nil
 	}
 	b.res.Action, b.res.Reason = ActionKeep, invariant.Present
-	rs.usedIDs[b.uniqueid] = true
-	rs.byName[b.name] = b
+	b.kept = true
+	if err := rs.setKey(keyUsed, b.uniqueid, nil); err != nil {
+		return err
+	}
+	return rs.setKey(keyName, b.name, b)
 }
 
 func (b *box) closeSnap() {

@@ -14,6 +14,7 @@ import (
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/usermap"
 )
 
@@ -63,6 +64,12 @@ type Options struct {
 	Unsealed bool
 	// Progress, if set, is called as messages and mailboxes are read.
 	Progress func(Progress)
+	// Report, if set, is given the report of each mailbox of the dump
+	// (not of the missing parents the restore creates with them) at the
+	// end of the run, in the dump's order, with the Summary, whose
+	// Problems are complete by then; Summary.Mailboxes then stays empty,
+	// so that the run holds no report line per mailbox.
+	Report func(*Summary, MailboxResult)
 }
 
 // Progress counts what has been read and staged so far.
@@ -96,17 +103,18 @@ const (
 // Run restores the dump read from r into spool. It returns an error, with
 // the target unchanged, for a dump that is damaged or unsafe; otherwise it
 // registers every mailbox it can and reports the rest in the Summary.
-func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options) (*Summary, error) {
+func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options) (_ *Summary, err error) {
 	rs, err := newRestorer(ctx, spool, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer rs.cleanup()
 	defer func() {
-		for _, b := range rs.boxes {
-			if !b.implicit {
-				rs.sum.Mailboxes = append(rs.sum.Mailboxes, b.res)
-			}
+		if err != nil && opts.Report != nil {
+			return // the caller reports the error, not the mailboxes
+		}
+		if rerr := rs.report(); err == nil {
+			err = rerr
 		}
 	}()
 	if err := rs.read(r); err != nil {
@@ -121,7 +129,9 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	if err := rs.intermediates(); err != nil {
 		return rs.sum, err
 	}
-	rs.checkDerived()
+	if err := rs.checkDerived(); err != nil {
+		return rs.sum, err
+	}
 	if opts.DryRun {
 		return rs.sum, rs.dryMerges()
 	}
@@ -130,8 +140,28 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 		return rs.sum, err
 	}
 	hook("committed")
-	rs.runDerived()
-	return rs.sum, nil
+	return rs.sum, rs.runDerived()
+}
+
+// report gives the report of every mailbox of the dump to
+// Options.Report, or appends it to the Summary.
+func (rs *restorer) report() error {
+	hook("report")
+	for _, h := range rs.boxes {
+		if h.implicit {
+			continue
+		}
+		b, err := rs.peek(h)
+		if err != nil {
+			return err
+		}
+		if rs.opts.Report != nil {
+			rs.opts.Report(rs.sum, b.res)
+		} else {
+			rs.sum.Mailboxes = append(rs.sum.Mailboxes, b.res)
+		}
+	}
+	return nil
 }
 
 // phaseHook, when set (by tests), is called as a run passes each phase,
@@ -157,14 +187,18 @@ type restorer struct {
 	missingTools map[string]bool // Cyrus programs not found: warned already
 	sum          *Summary
 
-	stages             map[string]*stage // by partition, or metaStageKey and a root
-	stageList          []*stage          // by stage.id-1
-	msgs               *guidtable.Table  // stagedMsg by GUID: see stage.go
-	boxes              []*box
-	byName             map[string]*box // target name -> box being restored
-	bySrcID            map[string]*box // dump uniqueid -> box (every box of the dump)
-	usedIDs            map[string]bool // uniqueids given out in this run
-	dumpcheck.UserData                 // the APPLY QUOTA, SUB and SEEN lines
+	stages    map[string]*stage // by partition, or metaStageKey and a root
+	stageList []*stage          // by stage.id-1
+	msgs      *guidtable.Table  // stagedMsg by GUID: see stage.go
+	boxes     []*box            // handles; their data is parked (park.go)
+	parked    spill.Log         // the boxes' data
+	enc       spill.Enc         // see park
+	parkBuf   []byte            // see park and peek
+	// keys maps (park.go) each target name being restored to its box
+	// (keyName), each uniqueid of the dump to its box (keySrcID), and
+	// marks the uniqueids given out in this run (keyUsed).
+	keys               *spill.Names
+	dumpcheck.UserData // the APPLY QUOTA, SUB and SEEN lines
 	policy             *dumpcheck.Dump
 	counts             dumpfile.Counts // what was read, to compare with the trailer
 	buf                []byte          // see copyBuf
@@ -190,15 +224,13 @@ func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*re
 	}
 	rs := &restorer{
 		ctx: ctx, spool: spool, cfg: spool.Config, opts: opts, owner: owner, users: users,
-		tools:   cyrustool.Runner{Dir: opts.CyrusBin, Conf: spool.Config.Path, Owner: owner},
-		sum:     &Summary{},
-		stages:  make(map[string]*stage),
-		msgs:    guidtable.New(guidtable.Options{ValueSize: stagedMsgSize}),
-		byName:  make(map[string]*box),
-		bySrcID: make(map[string]*box),
-		usedIDs: make(map[string]bool),
-		policy:  dumpcheck.NewDump(),
-		ids:     opts.Messages.NewIDMatcher(),
+		tools:  cyrustool.Runner{Dir: opts.CyrusBin, Conf: spool.Config.Path, Owner: owner},
+		sum:    &Summary{},
+		stages: make(map[string]*stage),
+		msgs:   guidtable.New(guidtable.Options{ValueSize: stagedMsgSize}),
+		keys:   spill.NewNames(),
+		policy: dumpcheck.NewDump(),
+		ids:    opts.Messages.NewIDMatcher(),
 	}
 	return rs, nil
 }
@@ -222,6 +254,9 @@ func (rs *restorer) cleanup() {
 	rs.UserData.Close()
 	rs.closeMerges()
 	rs.uidMaps.Close()
+	rs.keys.Close()
+	rs.parked.Close()
+	rs.policy.Close()
 }
 
 // read is phase one: the whole dump into the staging area, checked.

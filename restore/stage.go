@@ -201,9 +201,9 @@ func (st *stage) trashName() string {
 // the stage and the first box as their ids), so its memory stays flat.
 type stagedMsg struct {
 	st *stage // nil in a dry run: hashed, not kept
-	// first is the mailbox the file was moved into when it was first
-	// placed, as UID uid; nil while it is still in msg/.
-	first *box
+	// first is the box (its id) the file was moved into when it was
+	// first placed, as UID uid; 0 while it is still in msg/.
+	first uint32
 	uid   uint32
 	info  msgInfo
 	size  int64
@@ -219,9 +219,7 @@ func (m *stagedMsg) pack(b []byte) {
 	if m.st != nil {
 		le.PutUint16(b[0:], uint16(m.st.id))
 	}
-	if m.first != nil {
-		le.PutUint32(b[2:], uint32(m.first.id))
-	}
+	le.PutUint32(b[2:], m.first)
 	le.PutUint32(b[6:], m.uid)
 	le.PutUint32(b[10:], m.info.headerSize)
 	le.PutUint32(b[14:], m.info.gmtime)
@@ -241,14 +239,12 @@ func (rs *restorer) msg(g guid.GUID) (stagedMsg, bool, error) {
 	m := stagedMsg{
 		uid:   le.Uint32(b[6:]),
 		info:  msgInfo{headerSize: le.Uint32(b[10:]), gmtime: le.Uint32(b[14:]), sentdate: le.Uint32(b[18:])},
+		first: le.Uint32(b[2:]),
 		size:  int64(le.Uint32(b[22:])),
 		mtime: int64(le.Uint64(b[26:])),
 	}
 	if id := le.Uint16(b[0:]); id > 0 {
 		m.st = rs.stageList[id-1]
-	}
-	if id := le.Uint32(b[2:]); id > 0 {
-		m.first = rs.boxes[id-1]
 	}
 	return m, true, nil
 }
@@ -263,10 +259,14 @@ func (rs *restorer) setMsg(g guid.GUID, m *stagedMsg) error {
 // where opens the directory the file is in now (during phase one) and
 // returns it with the file's name there; close the directory after use.
 func (rs *restorer) where(m *stagedMsg, g guid.GUID) (dir *cyrusfs.Dir, name string, close func(), err error) {
-	if m.first == nil {
+	if m.first == 0 {
 		return m.st.msg, g.String(), func() {}, nil
 	}
-	d, err := rs.cfg.Tree().OpenDir(m.first.dir)
+	b, err := rs.peek(rs.boxes[m.first-1])
+	if err != nil {
+		return nil, "", nil, err
+	}
+	d, err := rs.cfg.Tree().OpenDir(b.dir)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -374,7 +374,7 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, b *box, uid uint32, dst *cy
 		if err := src.RenameNoReplace(srcName, dst, name); err != nil {
 			return err
 		}
-		m.first, m.uid, m.mtime = b, uid, internaldate
+		m.first, m.uid, m.mtime = uint32(b.id), uid, internaldate
 		return rs.setMsg(g, m)
 	}
 	if m.st == b.st && m.mtime == internaldate {

@@ -56,9 +56,10 @@ func (rs *restorer) planMerge(b *box, cur partition.Entry) (*box, error) {
 		return b, err
 	}
 	b.merge = &mergeState{target: cur}
-	rs.usedIDs[cur.UniqueID] = true
-	rs.byName[b.name] = b
-	return b, nil
+	if err := rs.setKey(keyUsed, cur.UniqueID, nil); err != nil {
+		return nil, err
+	}
+	return b, rs.setKey(keyName, b.name, b)
 }
 
 // selectRecord applies the message selectors to a record of a box being
@@ -107,24 +108,41 @@ func (rs *restorer) closeMerges() {
 // they fall under get their usage recomputed.
 func (rs *restorer) commitMerges(q *quotaPlan) error {
 	for _, b := range rs.boxes {
-		if b.res.Action != ActionMerge || b.merge == nil {
+		if b.merge == nil {
 			continue
 		}
-		if err := rs.ctx.Err(); err != nil {
+		if err := rs.load(b); err != nil {
 			return err
 		}
-		if err := rs.mergeBox(b); err != nil {
-			var fatal *fatalMerge
-			if errors.As(err, &fatal) {
-				return fatal.err
-			}
-			rs.refuse(b, err.Error())
-			continue
+		err := rs.commitMerge(q, b)
+		if perr := rs.park(b); err == nil {
+			err = perr
 		}
-		if b.res.Added > 0 {
-			if _, err := q.rootOf(b.name); err != nil {
-				return err
-			}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (rs *restorer) commitMerge(q *quotaPlan, b *box) error {
+	if b.res.Action != ActionMerge {
+		return nil
+	}
+	if err := rs.ctx.Err(); err != nil {
+		return err
+	}
+	if err := rs.mergeBox(b); err != nil {
+		var fatal *fatalMerge
+		if errors.As(err, &fatal) {
+			return fatal.err
+		}
+		rs.refuse(b, err.Error())
+		return nil
+	}
+	if b.res.Added > 0 {
+		if _, err := q.rootOf(b.name); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -136,19 +154,36 @@ func (rs *restorer) commitMerges(q *quotaPlan) error {
 // its shared lock, nothing written.
 func (rs *restorer) dryMerges() error {
 	for _, b := range rs.boxes {
-		if b.res.Action != ActionMerge || b.merge == nil {
+		if b.merge == nil {
 			continue
 		}
-		ipath, err := rs.spool.MetaPath(b.merge.target, partition.FileIndex)
+		if err := rs.load(b); err != nil {
+			return err
+		}
+		err := rs.dryMergeBox(b)
+		if perr := rs.park(b); err == nil {
+			err = perr
+		}
 		if err != nil {
 			return err
 		}
-		if err := rs.dryMerge(b, ipath); err != nil {
-			if rs.ctx.Err() != nil {
-				return err
-			}
-			rs.refuse(b, err.Error())
+	}
+	return nil
+}
+
+func (rs *restorer) dryMergeBox(b *box) error {
+	if b.res.Action != ActionMerge {
+		return nil
+	}
+	ipath, err := rs.spool.MetaPath(b.merge.target, partition.FileIndex)
+	if err != nil {
+		return err
+	}
+	if err := rs.dryMerge(b, ipath); err != nil {
+		if rs.ctx.Err() != nil {
+			return err
 		}
+		rs.refuse(b, err.Error())
 	}
 	return nil
 }

@@ -78,19 +78,34 @@ type quotaPlan struct {
 	touched map[string]bool
 }
 
-func (rs *restorer) newQuotaPlan() *quotaPlan {
+func (rs *restorer) newQuotaPlan() (*quotaPlan, error) {
 	q := &quotaPlan{rs: rs, dump: make(map[string]*syncrec.Quota), isRoot: make(map[string]bool),
 		touched: make(map[string]bool)}
+	if len(rs.Quotas) == 0 {
+		return q, nil
+	}
+	// The dump's roots that a wanted mailbox falls under: the mailbox's
+	// own name and each prefix of it that ends before a dot, looked up,
+	// in one pass over the boxes (not one per root).
+	roots := make(map[string]*syncrec.Quota, len(rs.Quotas))
 	for _, dq := range rs.Quotas {
-		root := rs.users.Name(dq.Root)
-		for _, b := range rs.boxes {
-			if b.wanted() && (b.name == root || strings.HasPrefix(b.name, root+".")) {
-				q.dump[root] = dq
-				break
+		roots[rs.users.Name(dq.Root)] = dq
+	}
+	for _, h := range rs.boxes {
+		b, err := rs.peek(h)
+		if err != nil {
+			return nil, err
+		}
+		if !b.wanted() {
+			continue
+		}
+		for i := len(b.name); i > 0; i = strings.LastIndexByte(b.name[:i], '.') {
+			if dq := roots[b.name[:i]]; dq != nil {
+				q.dump[b.name[:i]] = dq
 			}
 		}
 	}
-	return q
+	return q, nil
 }
 
 // nearest returns the quota root of name, or "".
@@ -146,7 +161,11 @@ func parentName(name string) string {
 // with --replace: docs/restore.md, "Invariants") and its usage, recomputed from every mailbox under it as
 // `quota -f` does.
 func (rs *restorer) writeQuotas(q *quotaPlan) error {
-	for _, b := range rs.boxes {
+	for _, h := range rs.boxes {
+		b, err := rs.peek(h)
+		if err != nil {
+			return err
+		}
 		if b.res.Action == ActionKeep {
 			if _, err := q.rootOf(b.name); err != nil {
 				return err
@@ -268,7 +287,16 @@ func (rs *restorer) writeSeen() error {
 	err := rs.EachSeen(func(s *syncrec.Seen) error {
 		u := rs.users.User(s.UserID)
 		p := put{key: []byte(s.UniqueID), s: s, rule: msgsel.SeenRuleFor("", rs.opts.Replace)}
-		if b := rs.bySrcID[s.UniqueID]; b != nil {
+		b, _, err := rs.getKey(keySrcID, s.UniqueID)
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			if b, err = rs.peek(b); err != nil {
+				return err
+			}
+		}
+		if b != nil {
 			switch {
 			case u == b.owner:
 				return nil
@@ -303,29 +331,54 @@ func encodeSeen(s *syncrec.Seen) []byte {
 }
 
 // writeSubs adds the dump's subscriptions, renamed as the mailboxes are;
-// with Options.Mailboxes only those to restored mailboxes.
+// with Options.Mailboxes only those to restored mailboxes. They are read
+// back from the spool in dump order, where a user's come together; each
+// run of one user's (at most maxSubBatch) is one rewrite of the user's
+// subscription file, which keeps what it has.
 func (rs *restorer) writeSubs() error {
-	byUser := make(map[string][]string)
-	var users []string
-	for _, s := range rs.Subs {
-		user, name := rs.users.User(s.UserID), rs.users.Name(s.MboxName)
+	var user string
+	var names []string
+	flush := func() error {
+		if len(names) == 0 {
+			return nil
+		}
+		err := rs.spool.AddSubs(user, rs.owner, names)
+		names = names[:0]
+		return err
+	}
+	err := rs.EachSub(func(s *syncrec.Sub) error {
+		u, name := rs.users.User(s.UserID), rs.users.Name(s.MboxName)
 		if rs.opts.Select.Active() {
-			if b := rs.byName[name]; b == nil || !b.present() {
-				continue
+			b, err := rs.named(name)
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				if b, err = rs.peek(b); err != nil {
+					return err
+				}
+			}
+			if b == nil || !b.present() {
+				return nil
 			}
 		}
-		if byUser[user] == nil {
-			users = append(users, user)
+		if u != user || len(names) >= maxSubBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+			user = u
 		}
-		byUser[user] = append(byUser[user], name)
+		names = append(names, name)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	for _, user := range users {
-		if err := rs.spool.AddSubs(user, rs.owner, byUser[user]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return flush()
 }
+
+// maxSubBatch bounds the subscriptions added to a user's file at once.
+const maxSubBatch = 10_000
 
 // writeServerAnnotations puts users' private annotations of the server
 // (GETMETADATA "" /private/...) into annotations.db, under an empty

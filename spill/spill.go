@@ -133,3 +133,33 @@ func (l *Log) Close() {
 		*l = Log{}
 	}
 }
+
+// Each calls fn with every record Append wrote, in order. fn must not
+// keep the slice.
+func (l *Log) Each(fn func([]byte) error) error {
+	var buf []byte
+	for off := int64(0); off < l.size; {
+		p, err := l.Read(off, buf)
+		if err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		off += 4 + int64(len(p))
+		buf = p
+	}
+	return nil
+}
+
+// Writer returns an io.Writer that appends to the Log (as Write).
+func (l *Log) Writer() io.Writer { return logWriter{l} }
+
+type logWriter struct{ l *Log }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	if _, err := w.l.Write(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

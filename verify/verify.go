@@ -65,6 +65,7 @@ func Run(ctx context.Context, r io.Reader, opts Options) (*Summary, error) {
 		group:  &group{},
 	}
 	defer v.lits.Close()
+	defer v.policy.Close()
 	d.OnSkip = v.skip
 	v.pool = newPool(opts.Workers, opts.Budget, v.badLiteral)
 	err = v.stream()
@@ -382,8 +383,14 @@ func (v *verifier) meta(name string, off int64) error {
 		return err
 	}
 	v.reportErr(err, Finding{Offset: off}, "APPLY "+name+": ")
-	if s, ok := x.(*syncrec.Seen); ok && err == nil && !v.policy.HasMailbox(s.UniqueID) {
-		v.seen = append(v.seen, seenRef{user: s.UserID, uniqueid: s.UniqueID, offset: off})
+	if s, ok := x.(*syncrec.Seen); ok && err == nil {
+		has, err := v.policy.HasMailbox(s.UniqueID)
+		if err != nil {
+			return err
+		}
+		if !has {
+			v.seen = append(v.seen, seenRef{user: s.UserID, uniqueid: s.UniqueID, offset: off})
+		}
 	}
 	return nil
 }
@@ -400,7 +407,11 @@ func (v *verifier) finish() error {
 	}
 	var outside []seenRef
 	for _, s := range v.seen {
-		if !v.policy.HasMailbox(s.uniqueid) {
+		has, err := v.policy.HasMailbox(s.uniqueid)
+		if err != nil {
+			return err
+		}
+		if !has {
 			outside = append(outside, s)
 		}
 	}

@@ -1,0 +1,350 @@
+package restore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/restore/result"
+	"github.com/mbtool/mbtool/spill"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// A restore reads the whole dump before it commits anything, so every
+// mailbox's state lives from its APPLY MAILBOX line to the end of the
+// run. To keep the run's memory flat however many mailboxes the dump
+// has, that state (boxData: names, ACL, annotations, index header, the
+// report line) is parked in a spill file (package spill) whenever the
+// mailbox is not in use, and what stays in memory is the box's handle:
+// its place in the file and the few fields the passes over all boxes
+// test first (about 60 bytes). The names the run looks mailboxes up by
+// are in a spill.Names (rs.keys), which spills too.
+//
+// The passes load a box, use it and park it again (each); a lookup that
+// only reads another box's state peeks at it (a copy). Parking writes the
+// state again only if it changed.
+
+// park writes b's data to the spill log, if it changed since it was last
+// parked, and drops it from memory.
+func (rs *restorer) park(b *box) error {
+	if b.boxData == nil {
+		return nil
+	}
+	rs.enc.Reset()
+	b.boxData.encode(&rs.enc, rs)
+	if b.ref >= 0 {
+		old, err := rs.parked.Read(b.ref, rs.parkBuf)
+		if err != nil {
+			return fmt.Errorf("mailbox %s: %w", b.name, err)
+		}
+		rs.parkBuf = old
+		if bytes.Equal(old, rs.enc.B) {
+			b.boxData = nil
+			return nil
+		}
+	}
+	ref, err := rs.parked.Append(rs.enc.B)
+	if err != nil {
+		return fmt.Errorf("mailbox %s: %w", b.name, err)
+	}
+	b.ref, b.boxData = ref, nil
+	return nil
+}
+
+// peek returns b itself while it is loaded, else a copy of it with its
+// data read from the spill log, to read: changes to it are lost.
+func (rs *restorer) peek(b *box) (*box, error) {
+	if b.boxData != nil {
+		return b, nil
+	}
+	d, err := rs.unpark(b)
+	if err != nil {
+		return nil, err
+	}
+	c := *b
+	c.boxData = d
+	return &c, nil
+}
+
+// unpark reads b's parked data.
+func (rs *restorer) unpark(b *box) (*boxData, error) {
+	if b.ref < 0 {
+		return nil, fmt.Errorf("mailbox %d of the dump: no state", b.id)
+	}
+	p, err := rs.parked.Read(b.ref, rs.parkBuf)
+	if err != nil {
+		return nil, err
+	}
+	rs.parkBuf = p
+	d := &boxData{}
+	if err := d.decode(p, rs); err != nil {
+		return nil, fmt.Errorf("mailbox %d of the dump: %w", b.id, err)
+	}
+	return d, nil
+}
+
+// load makes b's data resident, until park.
+func (rs *restorer) load(b *box) error {
+	if b.boxData != nil {
+		return nil
+	}
+	d, err := rs.unpark(b)
+	if err != nil {
+		return err
+	}
+	b.boxData = d
+	return nil
+}
+
+// each calls fn with every box in order, loaded, parking each after.
+func (rs *restorer) each(fn func(b *box) error) error {
+	for _, b := range rs.boxes {
+		if err := rs.load(b); err != nil {
+			return err
+		}
+		err := fn(b)
+		if perr := rs.park(b); err == nil {
+			err = perr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The run's lookup keys (restorer.keys): a mailbox by its name in the
+// target, a box by its uniqueid in the dump, a uniqueid given out.
+const (
+	keyName  = "name"
+	keySrcID = "srcid"
+	keyUsed  = "used"
+)
+
+// setKey maps kind s to box b (nil: marks s).
+func (rs *restorer) setKey(kind, s string, b *box) error {
+	var id uint32
+	if b != nil {
+		id = uint32(b.id)
+	}
+	return rs.keys.Put(kind, s, id)
+}
+
+// getKey returns the box kind s maps to (nil if none, or if s is only
+// marked) and whether s is there.
+func (rs *restorer) getKey(kind, s string) (*box, bool, error) {
+	id, ok, err := rs.keys.Get(kind, s)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if id > 0 && int(id) <= len(rs.boxes) {
+		return rs.boxes[id-1], true, nil
+	}
+	return nil, true, nil
+}
+
+// named returns the box restored as name, if any.
+func (rs *restorer) named(name string) (*box, error) {
+	b, _, err := rs.getKey(keyName, name)
+	return b, err
+}
+
+// encode writes d (but for what stays with the box's handle) to e.
+func (d *boxData) encode(e *spill.Enc, rs *restorer) {
+	r := &d.res
+	e.String(string(r.Action))
+	e.String(r.Name)
+	e.String(r.Source)
+	e.String(r.UniqueID)
+	e.String(string(r.IDFrom))
+	e.String(r.Partition)
+	for _, v := range []int64{r.Records, r.Messages, r.Bytes, r.Added, r.AlreadyThere, r.Unselected} {
+		e.Int(v)
+	}
+	e.String(r.Reason)
+	e.Bool(r.Applied)
+	e.Bool(r.Err != nil)
+	if r.Err != nil {
+		e.String(r.Err.Error())
+	}
+
+	s := &d.src
+	e.String(s.UniqueID)
+	e.String(s.Name)
+	e.Uint(uint64(s.UIDValidity))
+	e.Uint(s.CreatedModseq)
+	e.Uint(s.FolderModseq)
+
+	for _, v := range []string{d.name, d.owner, d.uniqueid, d.partition, d.typ, d.quotaRoot, d.dir} {
+		e.String(v)
+	}
+	encodeACL(e, d.acl)
+	e.Uint(uint64(len(d.annots)))
+	for _, a := range d.annots {
+		e.String(a.Entry)
+		e.String(a.UserID)
+		e.Uint(a.Modseq)
+		e.Bytes(a.Value)
+	}
+	e.Bool(d.replaced != nil)
+	if r := d.replaced; r != nil {
+		for _, v := range []string{r.Name, r.UniqueID, r.Partition, r.Type, r.Server} {
+			e.String(v)
+		}
+		e.Uint(uint64(r.UIDValidity))
+		e.Uint(r.CreatedModseq)
+		e.Uint(r.FolderModseq)
+		e.Int(r.MTime)
+		encodeACL(e, r.ACL)
+	}
+	e.Bool(d.fresh)
+	e.Uint(uint64(len(d.children)))
+	for _, c := range d.children {
+		e.Uint(uint64(c))
+	}
+	e.Uint(uint64(stageID(d.st)))
+	e.Uint(uint64(len(d.sides)))
+	for _, s := range d.sides {
+		e.Uint(uint64(stageID(s.st)))
+		e.String(s.dir)
+		e.String(s.final)
+	}
+	e.B, _ = binary.Append(e.B, binary.LittleEndian, &d.hdr)
+	e.Uint(uint64(len(d.flags)))
+	for _, f := range d.flags {
+		e.String(f)
+	}
+	t := &d.tgt
+	e.Uint(uint64(t.UIDValidity))
+	e.Uint(uint64(t.LastUID))
+	e.Uint(t.HighestModseq)
+	e.Uint(uint64(t.SyncCRC))
+	e.Uint(uint64(t.SyncCRCAnnot))
+}
+
+func stageID(st *stage) int {
+	if st == nil {
+		return 0
+	}
+	return st.id
+}
+
+func encodeACL(e *spill.Enc, acl []partition.ACLEntry) {
+	e.Uint(uint64(len(acl)))
+	for _, a := range acl {
+		e.String(a.ID)
+		e.String(a.Rights)
+	}
+}
+
+func decodeACL(dec *spill.Dec) []partition.ACLEntry {
+	n := dec.Uint()
+	if n > uint64(len(dec.B)) {
+		dec.Err = spill.ErrDamaged
+		return nil
+	}
+	var acl []partition.ACLEntry
+	for range n {
+		acl = append(acl, partition.ACLEntry{ID: dec.String(), Rights: dec.String()})
+	}
+	return acl
+}
+
+// count reads a count of items of at least one byte each.
+func count(dec *spill.Dec) uint64 {
+	n := dec.Uint()
+	if n > uint64(len(dec.B)) {
+		dec.Err = spill.ErrDamaged
+		return 0
+	}
+	return n
+}
+
+// decode reads what encode wrote.
+func (d *boxData) decode(p []byte, rs *restorer) error {
+	dec := &spill.Dec{B: p}
+	r := &d.res
+	r.Action = result.Action(dec.String())
+	r.Name = dec.String()
+	r.Source = dec.String()
+	r.UniqueID = dec.String()
+	r.IDFrom = result.IDFrom(dec.String())
+	r.Partition = dec.String()
+	for _, v := range []*int64{&r.Records, &r.Messages, &r.Bytes, &r.Added, &r.AlreadyThere, &r.Unselected} {
+		*v = dec.Int()
+	}
+	r.Reason = dec.String()
+	r.Applied = dec.Bool()
+	if dec.Bool() {
+		r.Err = errors.New(dec.String())
+	}
+
+	s := &d.src
+	s.UniqueID = dec.String()
+	s.Name = dec.String()
+	s.UIDValidity = uint32(dec.Uint())
+	s.CreatedModseq = dec.Uint()
+	s.FolderModseq = dec.Uint()
+
+	for _, v := range []*string{&d.name, &d.owner, &d.uniqueid, &d.partition, &d.typ, &d.quotaRoot, &d.dir} {
+		*v = dec.String()
+	}
+	d.acl = decodeACL(dec)
+	for range count(dec) {
+		d.annots = append(d.annots, syncrec.Annotation{Entry: dec.String(), UserID: dec.String(), Modseq: dec.Uint(), Value: dec.Bytes()})
+	}
+	if dec.Bool() {
+		r := &partition.Entry{}
+		for _, v := range []*string{&r.Name, &r.UniqueID, &r.Partition, &r.Type, &r.Server} {
+			*v = dec.String()
+		}
+		r.UIDValidity = uint32(dec.Uint())
+		r.CreatedModseq = dec.Uint()
+		r.FolderModseq = dec.Uint()
+		r.MTime = dec.Int()
+		r.ACL = decodeACL(dec)
+		d.replaced = r
+	}
+	d.fresh = dec.Bool()
+	for range count(dec) {
+		d.children = append(d.children, uint32(dec.Uint()))
+	}
+	d.st = rs.stageByID(dec.Uint(), dec)
+	for range count(dec) {
+		d.sides = append(d.sides, side{st: rs.stageByID(dec.Uint(), dec), dir: dec.String(), final: dec.String()})
+	}
+	if dec.Err == nil {
+		n, err := binary.Decode(dec.B, binary.LittleEndian, &d.hdr)
+		if err != nil {
+			dec.Err = spill.ErrDamaged
+		} else {
+			dec.B = dec.B[n:]
+		}
+	}
+	for range count(dec) {
+		d.flags = append(d.flags, dec.String())
+	}
+	t := &d.tgt
+	t.UIDValidity = uint32(dec.Uint())
+	t.LastUID = uint32(dec.Uint())
+	t.HighestModseq = dec.Uint()
+	t.SyncCRC = uint32(dec.Uint())
+	t.SyncCRCAnnot = uint32(dec.Uint())
+	if dec.Err == nil && len(dec.B) != 0 {
+		dec.Err = spill.ErrDamaged
+	}
+	return dec.Err
+}
+
+func (rs *restorer) stageByID(id uint64, dec *spill.Dec) *stage {
+	if id == 0 {
+		return nil
+	}
+	if id > uint64(len(rs.stageList)) {
+		dec.Err = spill.ErrDamaged
+		return nil
+	}
+	return rs.stageList[id-1]
+}
