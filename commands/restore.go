@@ -175,22 +175,12 @@ func mapUsers(flags []string) (map[string]string, error) {
 	return users, nil
 }
 
-// reportRestore prints what a restore did, offline and with --server
-// alike: the dry-run plan, the warnings, one summary line; it returns the
-// exit status they call for. stopped: the run ended early on an error,
-// which the caller reports; the summary still says what was applied.
-func reportRestore(e *env, o restoreOptions, sum *result.Summary, start time.Time, stopped bool) error {
-	r := newRestoreReport(e, o, nil)
-	for _, m := range sum.Mailboxes {
-		r.mailbox(sum, m)
-	}
-	return r.finish(sum, start, stopped)
-}
-
-// restoreReport is reportRestore one mailbox at a time: an offline
-// restore gives it each mailbox's report as the run settles it
-// (restore.Options.Report), so that nothing holds a line per mailbox.
-// What it keeps is per problem, not per mailbox.
+// restoreReport prints what a restore did, offline and with --server
+// alike: the dry-run plan, the warnings, one summary line (finish, which
+// returns the exit status they call for). Both restores give it each
+// mailbox's report at the end of the run (restore.Options.Report,
+// remote.RestoreOptions.Report), so that nothing holds a line per
+// mailbox; what it keeps is per problem, not per mailbox.
 type restoreReport struct {
 	e   *env
 	o   restoreOptions
@@ -276,7 +266,9 @@ func (r *restoreReport) mailbox(sum *result.Summary, m result.Mailbox) {
 	}
 }
 
-// finish prints the summary line and returns the exit status.
+// finish prints the summary line and returns the exit status. stopped:
+// the run ended early on an error, which the caller reports; the summary
+// still says what was applied.
 func (r *restoreReport) finish(sum *result.Summary, start time.Time, stopped bool) error {
 	r.begin(sum)
 	e, o, counts := r.e, r.o, r.counts

@@ -227,6 +227,7 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 
 	bar := newProgress(e.stderr, o.quiet, "restore")
 	start := time.Now()
+	rep := newRestoreReport(e, o, bar)
 	sum, err := remote.Restore(ctx, in, connect, remote.RestoreOptions{
 		Partition: o.partition,
 		MapUsers:  users,
@@ -241,6 +242,7 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 				bar.set(p.Mailboxes, p.Messages, p.Bytes)
 			}
 		},
+		Report: rep.mailbox,
 	})
 	bar.finish()
 	if err == nil {
@@ -257,7 +259,7 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 		case errors.Is(err, syncproto.ErrAuth):
 			return &hintError{err: err, hint: authHint}
 		case connected:
-			reportRestore(e, o, sum, start, true)
+			rep.finish(sum, start, true)
 			err = fmt.Errorf("%w (stopped; the summary above says what was applied)", err)
 			if errors.Is(err, remote.ErrChanged) {
 				return &hintError{err: err, hint: "the command in flight was cut short, so the server applied nothing of it; run again with an unchanging dump"}
@@ -265,7 +267,7 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 		}
 		return err
 	}
-	return reportRestore(e, o, sum, start, false)
+	return rep.finish(sum, start, false)
 }
 
 // runDumpServer is dump --server: the same dump, pulled over the

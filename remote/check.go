@@ -13,22 +13,39 @@ import (
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/restore/msgsel"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
-// box is one mailbox of the dump.
+// box is one mailbox of the dump: a handle that stays in memory for the
+// whole run, and its data, in memory only while it is in use and parked
+// in a spill file otherwise (park.go).
 type box struct {
+	*boxData               // nil while parked
+	ref      int64         // where the data is parked; -1 before it first is
+	id       uint32        // its place in inventory.boxes, from 1
+	pinned   bool          // never parked: the box restored under RestoreOptions.Into
+	merge    *msgsel.Spill // the records to merge (RestoreOptions.Undelete)
+	// uids maps the dump's UIDs to the server's after a replace or a
+	// merge, for other users' seen records (msgsel.UIDMap).
+	uids *msgsel.UIDMap
+}
+
+// The kinds of key of the boxes looked up by name (spill.Names).
+const (
+	keySrcID = "srcid" // the dump's uniqueid
+	keyName  = "name"  // the name on the server
+)
+
+// boxData is what a box knows while it is not parked.
+type boxData struct {
 	src   *syncrec.Mailbox // as in the dump
 	mb    *syncrec.Mailbox // as sent: names mapped, partition, uniqueid, CRCs of the mapped records
 	items span             // its records, in inventory.items
 	res   MailboxResult
 
 	existing *syncrec.Mailbox // the server's mailbox of this name, if any
-	merge    *msgsel.Spill    // the records to merge (RestoreOptions.Undelete)
 	probed   bool             // created empty already (see probePartition)
-	// uids maps the dump's UIDs to the server's after a replace or a
-	// merge, for other users' seen records (msgsel.UIDMap).
-	uids *msgsel.UIDMap
 }
 
 // inventory is what the first pass learns from the dump.
@@ -39,6 +56,9 @@ type inventory struct {
 	dumpcheck.UserData                  // the APPLY QUOTA, SUB and SEEN lines
 	counts             dumpfile.Counts
 	trail              dumpfile.Counts
+	parked             spill.Log // the boxes' data (park.go)
+	enc                spill.Enc
+	buf                []byte
 }
 
 // Close releases the files the inventory keeps.
@@ -46,6 +66,7 @@ func (inv *inventory) Close() {
 	inv.items.close()
 	inv.files.Close()
 	inv.UserData.Close()
+	inv.parked.Close()
 }
 
 // fileSize returns the size of the file literal of g, if the dump has
@@ -122,7 +143,11 @@ func (rs *restorer) checkCommand(d *dumpfile.Reader, inv *inventory, policy *dum
 			return err
 		}
 		inv.boxes = append(inv.boxes, b)
+		b.id = uint32(len(inv.boxes))
 		inv.counts.Mailboxes++
+		if err := inv.park(b); err != nil {
+			return err
+		}
 		return d.EndLine()
 	}
 	if ok, err := inv.Read(d, policy, name); ok || err != nil {
@@ -207,7 +232,7 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 	}
 	mb.Annotations = append([]syncrec.Annotation(nil), src.Annotations...)
 	rs.users.Annotations(mb.Annotations)
-	b := &box{src: src, mb: &mb, items: span{first: inv.items.n}}
+	b := &box{ref: -1, boxData: &boxData{src: src, mb: &mb, items: span{first: inv.items.n}}}
 	b.res = MailboxResult{Name: mb.Name, Source: src.Name, UniqueID: src.UniqueID, Partition: mb.Partition}
 	// The selection is decided on this offline pass, before connecting.
 	selected := rs.opts.Select.Match(src.Name, mb.Name)

@@ -23,65 +23,73 @@ import (
 // server has (the owner's full rights if none), and sync_server makes the
 // ones above it.
 func (rs *restorer) keptParents() error {
-	for _, b := range rs.inv.boxes {
+	err := rs.inv.each(func(b *box) error {
 		if b.res.Applied {
 			rs.remote[b.mb.Name] = true // created by this run
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	for _, b := range rs.inv.boxes {
-		if b.res.Action != ActionKeep {
-			continue
+	return rs.inv.each(rs.keptParent)
+}
+
+// keptParent is keptParents for one box.
+func (rs *restorer) keptParent(b *box) error {
+	if b.res.Action != ActionKeep {
+		return nil
+	}
+	owner := mboxname.Owner(b.mb.Name)
+	if owner == "" {
+		return nil
+	}
+	inbox := mboxname.UserInbox(owner)
+	if !strings.HasPrefix(b.mb.Name, inbox+".") {
+		return nil
+	}
+	var missing []string // deepest first
+	var nearest string
+	found := false
+	for a := parentOf(b.mb.Name); len(a) > len(inbox); a = parentOf(a) {
+		if rs.present(a) {
+			nearest, found = a, true
+			break
 		}
-		owner := mboxname.Owner(b.mb.Name)
-		if owner == "" {
-			continue
-		}
-		inbox := mboxname.UserInbox(owner)
-		if !strings.HasPrefix(b.mb.Name, inbox+".") {
-			continue
-		}
-		var missing []string // deepest first
-		var nearest string
-		found := false
-		for a := parentOf(b.mb.Name); len(a) > len(inbox); a = parentOf(a) {
-			if rs.present(a) {
-				nearest, found = a, true
-				break
-			}
-			missing = append(missing, a)
-		}
-		if len(missing) == 0 {
-			continue
-		}
-		if !found {
-			nearest, found = inbox, rs.present(inbox)
-		}
-		acl := ""
-		if found {
-			var err error
-			if acl, found, err = rs.aclOf(nearest); err != nil {
-				return err
-			}
-		}
-		empty := *b.mb
-		empty.Name, empty.UniqueID = missing[0], newUniqueID(b.mb.UniqueID, missing[0], 0)
-		empty.UIDValidity = usermap.IntoUIDValidity(0, time.Now())
-		empty.LastUID, empty.RecentUID, empty.HighestModseq = 0, 0, 1
-		empty.SyncCRC, empty.SyncCRCAnnot, empty.XConvModseq, empty.RaclModseq = 0, 0, 0, 0
-		empty.Annotations, empty.UserFlags = nil, nil
-		empty.ACL = usermap.IntoACL(owner, acl, found, "")
-		err := rs.applyEmpty(&empty, "the missing parent of "+b.mb.Name)
-		if fatal(err) {
+		missing = append(missing, a)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if !found {
+		nearest, found = inbox, rs.present(inbox)
+	}
+	acl := ""
+	if found {
+		var err error
+		if acl, found, err = rs.aclOf(nearest); err != nil {
 			return err
 		}
-		if err != nil {
-			rs.problem(b.mb.Name, fmt.Errorf("its missing parent %s was not created: %w", empty.Name, err))
-			continue
-		}
-		for _, a := range missing {
-			rs.remote[a] = true
-		}
 	}
+	empty := *b.mb
+	empty.Name, empty.UniqueID = missing[0], newUniqueID(b.mb.UniqueID, missing[0], 0)
+	empty.UIDValidity = usermap.IntoUIDValidity(0, time.Now())
+	empty.LastUID, empty.RecentUID, empty.HighestModseq = 0, 0, 1
+	empty.SyncCRC, empty.SyncCRCAnnot, empty.XConvModseq, empty.RaclModseq = 0, 0, 0, 0
+	empty.Annotations, empty.UserFlags = nil, nil
+	empty.ACL = usermap.IntoACL(owner, acl, found, "")
+	err := rs.applyEmpty(&empty, "the missing parent of "+b.mb.Name)
+	if fatal(err) {
+		return err
+	}
+	if err != nil {
+		rs.problem(b.mb.Name, fmt.Errorf("its missing parent %s was not created: %w", empty.Name, err))
+		return nil
+	}
+	for _, a := range missing {
+		rs.remote[a] = true
+	}
+
 	return nil
 }
 

@@ -39,13 +39,15 @@ func (rs *restorer) plan(ctx context.Context) error {
 	byName := make(map[string]*box)
 	users := make(map[string]bool)
 	var names []string
-	for _, b := range rs.inv.boxes {
+	// byName and names hold a name per mailbox of the dump, for this
+	// step only.
+	err := rs.inv.each(func(b *box) error {
 		if b.res.Action == ActionSkip {
-			continue
+			return nil
 		}
 		if byName[b.mb.Name] != nil {
 			b.res.Action, b.res.Reason = ActionRefuse, "the dump holds another mailbox of this name"
-			continue
+			return nil
 		}
 		byName[b.mb.Name] = b
 		// The dump's own users too: restored under another name to the
@@ -57,6 +59,10 @@ func (rs *restorer) plan(ctx context.Context) error {
 			users[u] = true
 		}
 		names = append(names, b.mb.Name)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// What the server has: every mailbox of the users concerned (GET
 	// USER also lists their DELETED.* mailboxes, whose files APPLY
@@ -107,19 +113,23 @@ func (rs *restorer) plan(ctx context.Context) error {
 	}
 	// Which of the dump's uniqueids the server uses, and for what.
 	var ids []string
-	for _, b := range rs.inv.boxes {
+	err = rs.inv.each(func(b *box) error {
 		if b.res.Action == "" {
 			ids = append(ids, b.mb.UniqueID)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	owners, err := rs.uniqueIDs(ids)
 	if err != nil {
 		return err
 	}
 	var moved []*box
-	for _, b := range rs.inv.boxes {
+	err = rs.inv.each(func(b *box) error {
 		if b.res.Action != "" {
-			continue
+			return nil
 		}
 		cur := existing[b.mb.Name]
 		b.existing = cur
@@ -128,7 +138,7 @@ func (rs *restorer) plan(ctx context.Context) error {
 			b.res.Action = ActionMerge
 			b.mb.Partition, b.res.Partition = cur.Partition, cur.Partition
 			b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
-			continue
+			return nil
 		case cur != nil && !rs.opts.Replace:
 			why, err := rs.differences(ctx, b)
 			if err != nil {
@@ -136,18 +146,18 @@ func (rs *restorer) plan(ctx context.Context) error {
 			}
 			if why != "" {
 				b.res.Action, b.res.Reason = ActionRefuse, invariant.Refusal(why)
-				continue
+				return nil
 			}
 			b.res.Action, b.res.Reason = ActionKeep, invariant.Present
 			b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
-			continue
+			return nil
 		case cur != nil:
 			// Replaced in place: the mailbox stays (its uniqueid,
 			// UIDVALIDITY and partition), docs/restore.md "Invariants".
 			b.res.Action = ActionReplace
 			b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = cur.UniqueID, cur.UniqueID, result.IDTarget
 			b.mb.Partition, b.res.Partition = cur.Partition, cur.Partition
-			continue
+			return nil
 		default:
 			b.res.Action = ActionCreate
 			if b != rs.into {
@@ -157,6 +167,10 @@ func (rs *restorer) plan(ctx context.Context) error {
 		if o, used := owners[b.mb.UniqueID]; used && o != b.mb.Name {
 			moved = append(moved, b)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if b := rs.into; b != nil && b.res.Action == ActionCreate {
 		b.mb.ACL = usermap.IntoACL(mboxname.Owner(b.mb.Name), rs.intoACL, rs.intoACLFound, b.mb.ACL)
@@ -276,7 +290,11 @@ func (rs *restorer) renumber(moved []*box) error {
 	}
 	const tries = 4
 	var ids []string
-	for _, b := range moved {
+	for _, h := range moved {
+		b, err := rs.inv.peek(h)
+		if err != nil {
+			return err
+		}
 		for k := 1; k <= tries; k++ {
 			ids = append(ids, newUniqueID(b.src.UniqueID, b.mb.Name, k))
 		}
@@ -286,6 +304,9 @@ func (rs *restorer) renumber(moved []*box) error {
 		return err
 	}
 	for _, b := range moved {
+		if err := rs.inv.load(b); err != nil {
+			return err
+		}
 		for k := 1; k <= tries; k++ {
 			id := newUniqueID(b.src.UniqueID, b.mb.Name, k)
 			if o, used := owners[id]; !used || o == b.mb.Name {
@@ -295,6 +316,9 @@ func (rs *restorer) renumber(moved []*box) error {
 		}
 		if b.res.IDFrom != result.IDNew {
 			b.res.Action, b.res.Reason = ActionRefuse, "its uniqueid is in use on the server and no replacement is free"
+		}
+		if err := rs.inv.park(b); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -371,7 +395,11 @@ func (rs *restorer) getMailboxes(name string, v *dlist.Value, fn func(*syncrec.M
 func (rs *restorer) reserveAll() error {
 	rs.guids = make(partGUIDs)
 	names := sortedKeys(rs.remote)
-	rs.parts = rs.partitions()
+	parts, err := rs.partitions()
+	if err != nil {
+		return err
+	}
+	rs.parts = parts
 	for _, p := range rs.parts {
 		if !rs.known[p] {
 			// Nothing of ours can be on a partition no mailbox uses.
@@ -386,12 +414,14 @@ func (rs *restorer) reserveAll() error {
 				return err
 			}
 		}
-		for _, b := range rs.inv.boxes {
+		err := rs.inv.each(func(b *box) error {
 			if applies(b) && b.mb.Partition == p {
-				if err := rs.checkAvailable(b); err != nil {
-					return err
-				}
+				return rs.checkAvailable(b)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -428,9 +458,9 @@ func (rs *restorer) checkAvailable(b *box) error {
 
 // probePartition creates the first mailbox to restore on partition p
 // empty, to learn whether the server has p.
-func (rs *restorer) probePartition(p string) error {
+func (rs *restorer) probePartition(p string) (err error) {
 	var probe *box
-	for _, b := range rs.inv.boxes {
+	err = rs.inv.each(func(b *box) error {
 		if applies(b) && b.mb.Partition == p {
 			if err := rs.checkAvailable(b); err != nil {
 				return err
@@ -439,24 +469,37 @@ func (rs *restorer) probePartition(p string) error {
 				probe = b
 			}
 		}
-	}
-	if probe == nil {
 		return nil
+	})
+	if err != nil || probe == nil {
+		return err
 	}
+	if err := rs.inv.load(probe); err != nil {
+		return err
+	}
+	defer func() {
+		if perr := rs.inv.park(probe); err == nil {
+			err = perr
+		}
+	}()
 	empty := *probe.mb
 	empty.LastUID, empty.RecentUID, empty.SyncCRC, empty.SyncCRCAnnot = 0, 0, 0, 0
-	err := rs.applyEmpty(&empty, "empty, to check partition "+p)
+	err = rs.applyEmpty(&empty, "empty, to check partition "+p)
 	if fatal(err) {
 		return err
 	}
 	if err != nil {
-		for _, b := range rs.inv.boxes {
+		if err := rs.inv.park(probe); err != nil {
+			return err
+		}
+		failed := err
+		return rs.inv.each(func(b *box) error {
 			if applies(b) && b.mb.Partition == p {
-				b.res.Err = fmt.Errorf("partition %s: %w", p, err)
+				b.res.Err = fmt.Errorf("partition %s: %w", p, failed)
 				rs.problem(b.mb.Name, b.res.Err)
 			}
-		}
-		return nil
+			return nil
+		})
 	}
 	probe.probed = true
 	rs.known[p] = true
@@ -480,11 +523,11 @@ func (rs *restorer) reserve(p string, names []string, want func(*box, item) bool
 	seen := guidtable.New(guidtable.Options{})
 	defer seen.Close()
 	batch := make([]guid.GUID, 0, maxGUIDsPerReserve)
-	for _, b := range rs.inv.boxes {
+	err := rs.inv.each(func(b *box) error {
 		if b.mb.Partition != p {
-			continue
+			return nil
 		}
-		err := rs.inv.items.each(b.items, func(it item) error {
+		return rs.inv.items.each(b.items, func(it item) error {
 			if !want(b, it) {
 				return nil
 			}
@@ -501,9 +544,9 @@ func (rs *restorer) reserve(p string, names []string, want func(*box, item) bool
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
+	})
+	if err != nil {
+		return err
 	}
 	if len(batch) > 0 {
 		return rs.reserveBatch(p, names, batch)

@@ -47,6 +47,12 @@ type RestoreOptions struct {
 	Into string
 	// Progress, if set, is called as the dump is checked and sent.
 	Progress func(Progress)
+	// Report, if set, is given the report of each mailbox of the dump at
+	// the end of a run that connected to the server, in the dump's order,
+	// with the summary, whose Problems are complete by then; Mailboxes
+	// then stays empty, so that the run holds no report line per mailbox
+	// (as restore.Options.Report).
+	Report func(*RestoreSummary, MailboxResult)
 }
 
 // Phase is what a Progress reports on.
@@ -106,7 +112,7 @@ type Connect func(ctx context.Context) (*syncproto.Client, error)
 // literal checked again as it goes, then seen state, subscriptions and
 // quotas. A NO for one mailbox or record is reported in the summary and
 // the run goes on; a broken session ends it with an error.
-func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts RestoreOptions) (*RestoreSummary, error) {
+func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts RestoreOptions) (_ *RestoreSummary, err error) {
 	users, err := usermap.New(opts.MapUsers, mboxname.UserInbox)
 	if err != nil {
 		return nil, err
@@ -142,8 +148,22 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 	}()
 	rs.sum.Dump = inv.trail
 	defer func() {
-		for _, b := range inv.boxes {
-			rs.sum.Mailboxes = append(rs.sum.Mailboxes, b.res)
+		if opts.Report != nil && err != nil && rs.sum.Target == "" {
+			return // not connected: the caller reports the error only
+		}
+		for _, h := range inv.boxes {
+			b, perr := inv.peek(h)
+			if perr != nil {
+				if err == nil {
+					err = perr
+				}
+				return
+			}
+			if opts.Report != nil {
+				opts.Report(rs.sum, b.res)
+			} else {
+				rs.sum.Mailboxes = append(rs.sum.Mailboxes, b.res)
+			}
 		}
 	}()
 	c, err := connect(ctx)
@@ -229,19 +249,17 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 		if err := rs.reserveMerges(); err != nil {
 			return err
 		}
-		for _, b := range rs.inv.boxes {
+		return rs.inv.each(func(b *box) error {
 			if b.res.Action == ActionReplace {
 				if err := rs.dryReplace(b); err != nil {
 					return err
 				}
 			}
 			if b.res.Action == ActionMerge {
-				if err := rs.settleMerge(b, rs.dryMerge(ctx, b)); err != nil {
-					return err
-				}
+				return rs.settleMerge(b, rs.dryMerge(ctx, b))
 			}
-		}
-		return nil
+			return nil
+		})
 	}
 	if err := rs.reserveAll(); err != nil {
 		return err
@@ -264,16 +282,17 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 
 // partitions returns the target partitions of the boxes to apply, in
 // the order of their first mailbox.
-func (rs *restorer) partitions() []string {
+func (rs *restorer) partitions() ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
-	for _, b := range rs.inv.boxes {
+	err := rs.inv.each(func(b *box) error {
 		if writes(b) && !seen[b.mb.Partition] {
 			seen[b.mb.Partition] = true
 			out = append(out, b.mb.Partition)
 		}
-	}
-	return out
+		return nil
+	})
+	return out, err
 }
 
 // applies reports whether b is to be sent.

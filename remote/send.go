@@ -12,6 +12,7 @@ import (
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/restore/msgsel"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -60,7 +61,13 @@ func (rs *restorer) send(ctx context.Context, src io.Reader) error {
 			if next >= len(rs.inv.boxes) {
 				return fmt.Errorf("%w: offset %d: more mailboxes than before", ErrChanged, off)
 			}
-			err = rs.sendMailbox(d.DL(), rs.inv.boxes[next])
+			b := rs.inv.boxes[next]
+			if err = rs.inv.load(b); err == nil {
+				err = rs.sendMailbox(d.DL(), b)
+				if perr := rs.inv.park(b); err == nil {
+					err = perr
+				}
+			}
 			next++
 		}
 		if err != nil {
@@ -72,12 +79,12 @@ func (rs *restorer) send(ctx context.Context, src io.Reader) error {
 // needed marks, per partition, the GUIDs of the applied mailboxes that
 // the server does not have (guidNeeded).
 func (rs *restorer) needed() error {
-	for _, b := range rs.inv.boxes {
+	return rs.inv.each(func(b *box) error {
 		if !writes(b) {
-			continue
+			return nil
 		}
 		p := b.mb.Partition
-		err := rs.inv.items.each(b.items, func(it item) error {
+		return rs.inv.items.each(b.items, func(it item) error {
 			if it.unselected || (it.expunged && b.res.Action == ActionMerge) || !it.inDump {
 				return nil
 			}
@@ -87,11 +94,7 @@ func (rs *restorer) needed() error {
 			}
 			return rs.guids.set(p, it.guid, guidNeeded)
 		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // upload is an APPLY MESSAGE being written.
@@ -317,13 +320,36 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 // mailboxes restored (or kept), and those whose mailbox is not in the
 // dump unless a selection is in force.
 func (rs *restorer) userData() error {
-	bySrcID := make(map[string]*box)
-	byName := make(map[string]*box)
-	for _, b := range rs.inv.boxes {
-		bySrcID[b.src.UniqueID] = b
-		if b.res.Action != ActionSkip && byName[b.mb.Name] == nil {
-			byName[b.mb.Name] = b
+	// The boxes by the dump's uniqueid and by name, spilling.
+	keys := spill.NewNames()
+	defer keys.Close()
+	merged := make(map[string]bool)
+	err := rs.inv.each(func(b *box) error {
+		if err := keys.Put(keySrcID, b.src.UniqueID, b.id); err != nil {
+			return err
 		}
+		if b.res.Action != ActionSkip {
+			if _, dup, err := keys.Get(keyName, b.mb.Name); err != nil || dup {
+				return err
+			}
+			if err := keys.Put(keyName, b.mb.Name, b.id); err != nil {
+				return err
+			}
+		}
+		if b.res.Action == ActionMerge && b.res.Applied && b.uids.Renumbered() {
+			merged[b.mb.UniqueID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	lookup := func(kind, s string) (*box, error) {
+		id, ok, err := keys.Get(kind, s)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return rs.inv.peek(rs.inv.boxes[id-1])
 	}
 	ok := func(b *box) bool {
 		if b == nil {
@@ -347,15 +373,12 @@ func (rs *restorer) userData() error {
 	// records of the dump (they come together): in full those a merge
 	// adds to, of the merged mailboxes; of the others only whether the
 	// user has one (for a mailbox kept or outside the dump).
-	merged := make(map[string]bool)
-	for _, b := range rs.inv.boxes {
-		if b.res.Action == ActionMerge && b.res.Applied && b.uids.Renumbered() {
-			merged[b.mb.UniqueID] = true
-		}
-	}
 	var cached *serverSeen
-	err := rs.inv.EachSeen(func(s *syncrec.Seen) error {
-		b := bySrcID[s.UniqueID]
+	err = rs.inv.EachSeen(func(s *syncrec.Seen) error {
+		b, err := lookup(keySrcID, s.UniqueID)
+		if err != nil {
+			return err
+		}
 		if !ok(b) {
 			return nil
 		}
@@ -403,7 +426,9 @@ func (rs *restorer) userData() error {
 	}
 	err = rs.inv.EachSub(func(s *syncrec.Sub) error {
 		ns := syncrec.Sub{UserID: rs.users.User(s.UserID), MboxName: rs.users.Name(s.MboxName)}
-		if b := byName[ns.MboxName]; b == nil && rs.opts.Select.Active() {
+		if b, err := lookup(keyName, ns.MboxName); err != nil {
+			return err
+		} else if b == nil && rs.opts.Select.Active() {
 			return nil
 		}
 		item := "APPLY SUB " + ns.UserID + " " + ns.MboxName
@@ -426,7 +451,11 @@ func (rs *restorer) userData() error {
 	for _, q := range rs.inv.Quotas {
 		nq := *q
 		nq.Root = rs.users.Name(q.Root)
-		if !ok(byName[nq.Root]) {
+		b, err := lookup(keyName, nq.Root)
+		if err != nil {
+			return err
+		}
+		if !ok(b) {
 			continue
 		}
 		// An existing quota root keeps its limits, even with --replace

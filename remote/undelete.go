@@ -156,7 +156,11 @@ func (rs *restorer) reserveMerges() error {
 	if len(names) == 0 {
 		return nil
 	}
-	for _, p := range rs.partitions() {
+	parts, err := rs.partitions()
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
 		if !rs.known[p] {
 			continue // no mailbox to merge into there
 		}
@@ -193,20 +197,34 @@ func serverHas(ctx context.Context, cur *remoteMailbox, app *msgsel.Appender) er
 // mergeAll applies the merges, after every message file was sent.
 func (rs *restorer) mergeAll(ctx context.Context) error {
 	for _, b := range rs.inv.boxes {
-		if b.res.Action != ActionMerge || b.merge == nil {
+		if b.merge == nil {
 			continue
 		}
-		// One with nothing of the dump to add reads the server's
-		// mailbox all the same, as the dry run does: a mailbox changed
-		// since planning is refused, not reported merged.
-		if err := ctx.Err(); err != nil {
+		if err := rs.inv.load(b); err != nil {
 			return err
 		}
-		if err := rs.settleMerge(b, rs.mergeBox(ctx, b)); err != nil {
+		err := rs.mergeOne(ctx, b)
+		if perr := rs.inv.park(b); err == nil {
+			err = perr
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (rs *restorer) mergeOne(ctx context.Context, b *box) error {
+	if b.res.Action != ActionMerge {
+		return nil
+	}
+	// One with nothing of the dump to add reads the server's mailbox
+	// all the same, as the dry run does: a mailbox changed since
+	// planning is refused, not reported merged.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return rs.settleMerge(b, rs.mergeBox(ctx, b))
 }
 
 // settleMerge takes the outcome err of the merge of b, in the real run
@@ -330,7 +348,7 @@ func (rs *restorer) intoName(b *box) error {
 	if err := dumpcheck.CheckName("--into", rs.opts.Into); err != nil {
 		return err
 	}
-	rs.into = b
+	rs.into, b.pinned = b, true
 	b.mb.Name, b.res.Name = rs.opts.Into, rs.opts.Into
 	id := newUniqueID(b.src.UniqueID, rs.opts.Into, 1)
 	b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = id, id, result.IDNew

@@ -1,13 +1,10 @@
 package restore
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/mbtool/mbtool/partition"
-	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -34,18 +31,8 @@ func (rs *restorer) park(b *box) error {
 	}
 	rs.enc.Reset()
 	b.boxData.encode(&rs.enc, rs)
-	if b.ref >= 0 {
-		old, err := rs.parked.Read(b.ref, rs.parkBuf)
-		if err != nil {
-			return fmt.Errorf("mailbox %s: %w", b.name, err)
-		}
-		rs.parkBuf = old
-		if bytes.Equal(old, rs.enc.B) {
-			b.boxData = nil
-			return nil
-		}
-	}
-	ref, err := rs.parked.Append(rs.enc.B)
+	ref, buf, err := rs.parked.Repark(b.ref, rs.enc.B, rs.parkBuf)
+	rs.parkBuf = buf
 	if err != nil {
 		return fmt.Errorf("mailbox %s: %w", b.name, err)
 	}
@@ -153,22 +140,7 @@ func (rs *restorer) named(name string) (*box, error) {
 
 // encode writes d (but for what stays with the box's handle) to e.
 func (d *boxData) encode(e *spill.Enc, rs *restorer) {
-	r := &d.res
-	e.String(string(r.Action))
-	e.String(r.Name)
-	e.String(r.Source)
-	e.String(r.UniqueID)
-	e.String(string(r.IDFrom))
-	e.String(r.Partition)
-	for _, v := range []int64{r.Records, r.Messages, r.Bytes, r.Added, r.AlreadyThere, r.Unselected} {
-		e.Int(v)
-	}
-	e.String(r.Reason)
-	e.Bool(r.Applied)
-	e.Bool(r.Err != nil)
-	if r.Err != nil {
-		e.String(r.Err.Error())
-	}
+	d.res.Encode(e)
 
 	s := &d.src
 	e.String(s.UniqueID)
@@ -265,21 +237,7 @@ func count(dec *spill.Dec) uint64 {
 // decode reads what encode wrote.
 func (d *boxData) decode(p []byte, rs *restorer) error {
 	dec := &spill.Dec{B: p}
-	r := &d.res
-	r.Action = result.Action(dec.String())
-	r.Name = dec.String()
-	r.Source = dec.String()
-	r.UniqueID = dec.String()
-	r.IDFrom = result.IDFrom(dec.String())
-	r.Partition = dec.String()
-	for _, v := range []*int64{&r.Records, &r.Messages, &r.Bytes, &r.Added, &r.AlreadyThere, &r.Unselected} {
-		*v = dec.Int()
-	}
-	r.Reason = dec.String()
-	r.Applied = dec.Bool()
-	if dec.Bool() {
-		r.Err = errors.New(dec.String())
-	}
+	d.res.Decode(dec)
 
 	s := &d.src
 	s.UniqueID = dec.String()

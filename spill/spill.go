@@ -17,6 +17,7 @@ package spill
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -162,4 +163,23 @@ func (w logWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// Repark writes p as a record unless the record at ref (ref >= 0) holds
+// p already, and returns the offset of p's record: a run that parks an
+// item's state again after using it writes it only if it changed. buf is
+// a buffer to compare in, returned for reuse.
+func (l *Log) Repark(ref int64, p, buf []byte) (int64, []byte, error) {
+	if ref >= 0 {
+		old, err := l.Read(ref, buf)
+		if err != nil {
+			return ref, buf, err
+		}
+		buf = old
+		if bytes.Equal(old, p) {
+			return ref, buf, nil
+		}
+	}
+	off, err := l.Append(p)
+	return off, buf, err
 }

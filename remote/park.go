@@ -1,0 +1,197 @@
+package remote
+
+import (
+	"fmt"
+
+	"github.com/mbtool/mbtool/spill"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// The inventory keeps a box per mailbox of the dump for the whole run:
+// as for an offline restore (restore/park.go), what stays in memory is
+// the box's handle, and its data (boxData: the keys as dumped, as sent
+// and as the server has them, where its records are, its report line) is
+// parked in a spill file (inventory.parked) while no pass uses it. A pass
+// loads each box, uses it and parks it again (each); parking writes the
+// data again only if it changed.
+
+// park writes b's data to the spill log, if it changed since it was last
+// parked, and drops it from memory.
+func (inv *inventory) park(b *box) error {
+	if b.boxData == nil || b.pinned {
+		return nil
+	}
+	inv.enc.Reset()
+	b.boxData.encode(&inv.enc)
+	ref, buf, err := inv.parked.Repark(b.ref, inv.enc.B, inv.buf)
+	inv.buf = buf
+	if err != nil {
+		return fmt.Errorf("mailbox %s: %w", b.src.Name, err)
+	}
+	b.ref, b.boxData = ref, nil
+	return nil
+}
+
+// unpark reads b's parked data.
+func (inv *inventory) unpark(b *box) (*boxData, error) {
+	p, err := inv.parked.Read(b.ref, inv.buf)
+	if err != nil {
+		return nil, err
+	}
+	inv.buf = p
+	d := &boxData{}
+	if err := d.decode(p); err != nil {
+		return nil, fmt.Errorf("mailbox %d of the dump: %w", b.ref, err)
+	}
+	return d, nil
+}
+
+// load makes b's data resident, until park.
+func (inv *inventory) load(b *box) error {
+	if b.boxData != nil {
+		return nil
+	}
+	d, err := inv.unpark(b)
+	if err != nil {
+		return err
+	}
+	b.boxData = d
+	return nil
+}
+
+// peek returns b itself while it is loaded, else a copy of it with its
+// data read from the spill log, to read: changes to it are lost.
+func (inv *inventory) peek(b *box) (*box, error) {
+	if b.boxData != nil {
+		return b, nil
+	}
+	d, err := inv.unpark(b)
+	if err != nil {
+		return nil, err
+	}
+	c := *b
+	c.boxData = d
+	return &c, nil
+}
+
+// each calls fn with every box in order, loaded, parking each after.
+func (inv *inventory) each(fn func(b *box) error) error {
+	for _, b := range inv.boxes {
+		if err := inv.load(b); err != nil {
+			return err
+		}
+		err := fn(b)
+		if perr := inv.park(b); err == nil {
+			err = perr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *boxData) encode(e *spill.Enc) {
+	encodeMailbox(e, d.src)
+	encodeMailbox(e, d.mb)
+	encodeMailbox(e, d.existing)
+	e.Int(d.items.first)
+	e.Int(d.items.n)
+	d.res.Encode(e)
+	e.Bool(d.probed)
+}
+
+func (d *boxData) decode(p []byte) error {
+	dec := &spill.Dec{B: p}
+	d.src = decodeMailbox(dec)
+	d.mb = decodeMailbox(dec)
+	d.existing = decodeMailbox(dec)
+	d.items.first = dec.Int()
+	d.items.n = dec.Int()
+	d.res.Decode(dec)
+	d.probed = dec.Bool()
+	if dec.Err == nil && (len(dec.B) != 0 || d.src == nil || d.mb == nil) {
+		dec.Err = spill.ErrDamaged
+	}
+	return dec.Err
+}
+
+// encodeMailbox appends mb's keys (nil too) to e.
+func encodeMailbox(e *spill.Enc, mb *syncrec.Mailbox) {
+	e.Bool(mb != nil)
+	if mb == nil {
+		return
+	}
+	for _, s := range []string{mb.UniqueID, mb.Name, mb.MboxType, mb.Partition, mb.ACL, mb.Options, mb.QuotaRoot} {
+		e.String(s)
+	}
+	for _, v := range []uint64{uint64(mb.SyncCRC), uint64(mb.SyncCRCAnnot), uint64(mb.LastUID), mb.HighestModseq,
+		uint64(mb.RecentUID), mb.XConvModseq, mb.RaclModseq, uint64(mb.UIDValidity), mb.CreatedModseq,
+		mb.FolderModseq, mb.DeletedModseq, uint64(mb.Generation)} {
+		e.Uint(v)
+	}
+	for _, v := range []int64{mb.RecentTime, mb.LastAppendDate, mb.POP3LastLogin, mb.POP3ShowAfter} {
+		e.Int(v)
+	}
+	e.Uint(uint64(len(mb.Annotations)))
+	for _, a := range mb.Annotations {
+		e.String(a.Entry)
+		e.String(a.UserID)
+		e.Uint(a.Modseq)
+		e.Bytes(a.Value)
+	}
+	e.Bool(mb.UserFlags != nil)
+	e.Uint(uint64(len(mb.UserFlags)))
+	for _, f := range mb.UserFlags {
+		e.String(f)
+	}
+}
+
+// decodeMailbox reads what encodeMailbox wrote.
+func decodeMailbox(d *spill.Dec) *syncrec.Mailbox {
+	if !d.Bool() {
+		return nil
+	}
+	mb := &syncrec.Mailbox{}
+	for _, s := range []*string{&mb.UniqueID, &mb.Name, &mb.MboxType, &mb.Partition, &mb.ACL, &mb.Options, &mb.QuotaRoot} {
+		*s = d.String()
+	}
+	u32 := func(p *uint32) { *p = uint32(d.Uint()) }
+	u64 := func(p *uint64) { *p = d.Uint() }
+	u32(&mb.SyncCRC)
+	u32(&mb.SyncCRCAnnot)
+	u32(&mb.LastUID)
+	u64(&mb.HighestModseq)
+	u32(&mb.RecentUID)
+	u64(&mb.XConvModseq)
+	u64(&mb.RaclModseq)
+	u32(&mb.UIDValidity)
+	u64(&mb.CreatedModseq)
+	u64(&mb.FolderModseq)
+	u64(&mb.DeletedModseq)
+	u32(&mb.Generation)
+	for _, v := range []*int64{&mb.RecentTime, &mb.LastAppendDate, &mb.POP3LastLogin, &mb.POP3ShowAfter} {
+		*v = d.Int()
+	}
+	n := d.Uint()
+	if n > uint64(len(d.B)) {
+		d.Err = spill.ErrDamaged
+		return mb
+	}
+	for range n {
+		mb.Annotations = append(mb.Annotations, syncrec.Annotation{Entry: d.String(), UserID: d.String(), Modseq: d.Uint(), Value: d.Bytes()})
+	}
+	carried := d.Bool()
+	n = d.Uint()
+	if n > uint64(len(d.B)) {
+		d.Err = spill.ErrDamaged
+		return mb
+	}
+	if carried {
+		mb.UserFlags = make([]string, 0, n)
+	}
+	for range n {
+		mb.UserFlags = append(mb.UserFlags, d.String())
+	}
+	return mb
+}
