@@ -56,9 +56,7 @@ type inventory struct {
 	dumpcheck.UserData                  // the APPLY QUOTA, SUB and SEEN lines
 	counts             dumpfile.Counts
 	trail              dumpfile.Counts
-	parked             spill.Log // the boxes' data (park.go)
-	enc                spill.Enc
-	buf                []byte
+	parked             *spill.Store[boxData] // the boxes' data (park.go)
 }
 
 // Close releases the files the inventory keeps.
@@ -84,7 +82,7 @@ func (inv *inventory) fileSize(g guid.GUID) (int64, bool, error) {
 // against its GUID, every record and name is validated, the trailer's
 // digest and counts are compared. Nothing is sent before it succeeds.
 func (rs *restorer) check(ctx context.Context, r io.Reader) (*inventory, error) {
-	inv := &inventory{files: guidtable.New(guidtable.Options{ValueSize: 8})}
+	inv := &inventory{files: guidtable.New(guidtable.Options{ValueSize: 8}), parked: newParked()}
 	ok := false
 	defer func() {
 		if !ok {

@@ -21,10 +21,7 @@ func (inv *inventory) park(b *box) error {
 	if b.boxData == nil || b.pinned {
 		return nil
 	}
-	inv.enc.Reset()
-	b.boxData.encode(&inv.enc)
-	ref, buf, err := inv.parked.Repark(b.ref, inv.enc.B, inv.buf)
-	inv.buf = buf
+	ref, err := inv.parked.Park(b.ref, b.boxData)
 	if err != nil {
 		return fmt.Errorf("mailbox %s: %w", b.src.Name, err)
 	}
@@ -34,14 +31,9 @@ func (inv *inventory) park(b *box) error {
 
 // unpark reads b's parked data.
 func (inv *inventory) unpark(b *box) (*boxData, error) {
-	p, err := inv.parked.Read(b.ref, inv.buf)
+	d, err := inv.parked.Get(b.ref)
 	if err != nil {
-		return nil, err
-	}
-	inv.buf = p
-	d := &boxData{}
-	if err := d.decode(p); err != nil {
-		return nil, fmt.Errorf("mailbox %d of the dump: %w", b.ref, err)
+		return nil, fmt.Errorf("mailbox %d of the dump: %w", b.id, err)
 	}
 	return d, nil
 }
@@ -101,8 +93,12 @@ func (d *boxData) encode(e *spill.Enc) {
 	e.Bool(d.probed)
 }
 
-func (d *boxData) decode(p []byte) error {
-	dec := &spill.Dec{B: p}
+// newParked returns the store of the boxes' data.
+func newParked() *spill.Store[boxData] {
+	return spill.NewStore((*boxData).encode, (*boxData).decode)
+}
+
+func (d *boxData) decode(dec *spill.Dec) {
 	d.src = decodeMailbox(dec)
 	d.mb = decodeMailbox(dec)
 	d.existing = decodeMailbox(dec)
@@ -110,10 +106,9 @@ func (d *boxData) decode(p []byte) error {
 	d.items.n = dec.Int()
 	d.res.Decode(dec)
 	d.probed = dec.Bool()
-	if dec.Err == nil && (len(dec.B) != 0 || d.src == nil || d.mb == nil) {
+	if d.src == nil || d.mb == nil {
 		dec.Err = spill.ErrDamaged
 	}
-	return dec.Err
 }
 
 // encodeMailbox appends mb's keys (nil too) to e.

@@ -58,7 +58,7 @@ func TestParkRoundTrip(t *testing.T) {
 	d.items, d.probed = span{first: 7, n: 9}, true
 	d.mb.UserFlags = []string{} // carried, empty: not nil
 	d.existing.UserFlags = nil
-	inv := &inventory{}
+	inv := &inventory{parked: newParked()}
 	defer inv.parked.Close()
 	b := &box{ref: -1, boxData: d}
 	if err := inv.park(b); err != nil {
@@ -94,7 +94,11 @@ func TestParkRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := (&boxData{}).decode(p[:len(p)/2]); !errors.Is(err, spill.ErrDamaged) {
-		t.Fatalf("truncated record: %v", err)
+	if _, err := inv.parked.Get(-1); !errors.Is(err, spill.ErrDamaged) {
+		t.Fatalf("nothing parked: %v", err)
+	}
+	dec := &spill.Dec{B: p[:len(p)/2]}
+	if (&boxData{}).decode(dec); !errors.Is(dec.Err, spill.ErrDamaged) {
+		t.Fatalf("truncated record: %v", dec.Err)
 	}
 }

@@ -29,10 +29,7 @@ func (rs *restorer) park(b *box) error {
 	if b.boxData == nil {
 		return nil
 	}
-	rs.enc.Reset()
-	b.boxData.encode(&rs.enc, rs)
-	ref, buf, err := rs.parked.Repark(b.ref, rs.enc.B, rs.parkBuf)
-	rs.parkBuf = buf
+	ref, err := rs.parked.Park(b.ref, b.boxData)
 	if err != nil {
 		return fmt.Errorf("mailbox %s: %w", b.name, err)
 	}
@@ -57,16 +54,8 @@ func (rs *restorer) peek(b *box) (*box, error) {
 
 // unpark reads b's parked data.
 func (rs *restorer) unpark(b *box) (*boxData, error) {
-	if b.ref < 0 {
-		return nil, fmt.Errorf("mailbox %d of the dump: no state", b.id)
-	}
-	p, err := rs.parked.Read(b.ref, rs.parkBuf)
+	d, err := rs.parked.Get(b.ref)
 	if err != nil {
-		return nil, err
-	}
-	rs.parkBuf = p
-	d := &boxData{}
-	if err := d.decode(p, rs); err != nil {
 		return nil, fmt.Errorf("mailbox %d of the dump: %w", b.id, err)
 	}
 	return d, nil
@@ -235,8 +224,7 @@ func count(dec *spill.Dec) uint64 {
 }
 
 // decode reads what encode wrote.
-func (d *boxData) decode(p []byte, rs *restorer) error {
-	dec := &spill.Dec{B: p}
+func (d *boxData) decode(dec *spill.Dec, rs *restorer) {
 	d.res.Decode(dec)
 
 	s := &d.src
@@ -290,10 +278,6 @@ func (d *boxData) decode(p []byte, rs *restorer) error {
 	t.HighestModseq = dec.Uint()
 	t.SyncCRC = uint32(dec.Uint())
 	t.SyncCRCAnnot = uint32(dec.Uint())
-	if dec.Err == nil && len(dec.B) != 0 {
-		dec.Err = spill.ErrDamaged
-	}
-	return dec.Err
 }
 
 func (rs *restorer) stageByID(id uint64, dec *spill.Dec) *stage {

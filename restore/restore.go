@@ -187,13 +187,11 @@ type restorer struct {
 	missingTools map[string]bool // Cyrus programs not found: warned already
 	sum          *Summary
 
-	stages    map[string]*stage // by partition, or metaStageKey and a root
-	stageList []*stage          // by stage.id-1
-	msgs      *guidtable.Table  // stagedMsg by GUID: see stage.go
-	boxes     []*box            // handles; their data is parked (park.go)
-	parked    spill.Log         // the boxes' data
-	enc       spill.Enc         // see park
-	parkBuf   []byte            // see park and peek
+	stages    map[string]*stage     // by partition, or metaStageKey and a root
+	stageList []*stage              // by stage.id-1
+	msgs      *guidtable.Table      // stagedMsg by GUID: see stage.go
+	boxes     []*box                // handles; their data is parked (park.go)
+	parked    *spill.Store[boxData] // the boxes' data
 	// keys maps (park.go) each target name being restored to its box
 	// (keyName), each uniqueid of the dump to its box (keySrcID), and
 	// marks the uniqueids given out in this run (keyUsed).
@@ -232,6 +230,8 @@ func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*re
 		policy: dumpcheck.NewDump(),
 		ids:    opts.Messages.NewIDMatcher(),
 	}
+	rs.parked = spill.NewStore(func(d *boxData, e *spill.Enc) { d.encode(e, rs) },
+		func(d *boxData, dec *spill.Dec) { d.decode(dec, rs) })
 	return rs, nil
 }
 
