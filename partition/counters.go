@@ -18,7 +18,7 @@ import (
 // `conversations: yes` Cyrus gives a change in any mailbox of a user the
 // next value of one counter per user, kept in the file `counters` beside
 // the user's seen database (shared mailboxes: `shared.counters` of the
-// configuration directory or of the domain). docs/cyrus/counters.md
+// configuration directory or of the domain). docs/cyrus/files.md §11
 // describes the file.
 const (
 	countersVersion = 9   // MV_VERSION, what Cyrus 3.6 writes
