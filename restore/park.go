@@ -19,9 +19,9 @@ import (
 // test first (about 60 bytes). The names the run looks mailboxes up by
 // are in a spill.Names (rs.keys), which spills too.
 //
-// The passes load a box, use it and park it again (each); a lookup that
-// only reads another box's state peeks at it (a copy). Parking writes the
-// state again only if it changed.
+// The passes load a box, use it and park it again; a lookup that only
+// reads another box's state peeks at it (a copy). Parking writes the
+// state again only if it changed (spill.Store).
 
 // park writes b's data to the spill log, if it changed since it was last
 // parked, and drops it from memory.
@@ -71,23 +71,6 @@ func (rs *restorer) load(b *box) error {
 		return err
 	}
 	b.boxData = d
-	return nil
-}
-
-// each calls fn with every box in order, loaded, parking each after.
-func (rs *restorer) each(fn func(b *box) error) error {
-	for _, b := range rs.boxes {
-		if err := rs.load(b); err != nil {
-			return err
-		}
-		err := fn(b)
-		if perr := rs.park(b); err == nil {
-			err = perr
-		}
-		if err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
