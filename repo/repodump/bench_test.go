@@ -1,7 +1,6 @@
 package repodump
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/repo"
 	"github.com/mbtool/mbtool/restore"
+	"github.com/mbtool/mbtool/verify"
 	"github.com/zeebo/blake3"
 )
 
@@ -435,7 +435,9 @@ func BenchmarkNights(b *testing.B) {
 	b.Logf("repository %d bytes: %.3fx night 1 (%d) plus the new message bytes (%d)", total, float64(total)/float64(nr.sizes[0]+sumNew), nr.sizes[0], sumNew)
 
 	if rounds > 0 {
-		nr.restoreTimes(b)
+		standalone := nr.standaloneFile(b)
+		nr.restoreTimes(b, standalone)
+		nr.verifyTimes(b, standalone, rounds)
 	}
 	if count > 7 {
 		before, after := nr.keepDaily(b)
@@ -443,16 +445,30 @@ func BenchmarkNights(b *testing.B) {
 	}
 }
 
+// standaloneFile writes the last night's standalone dump (every user and
+// the shared mailboxes, as dump --all writes it) to a file, as a user
+// keeping full dumps would have it.
+func (nr *nightsRun) standaloneFile(b *testing.B) string {
+	f, err := os.Create(filepath.Join(b.TempDir(), "night.dlist"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := dump.Run(context.Background(), openSpool(b, nr.lab.Conf), f, dump.Options{All: true}); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return f.Name()
+}
+
 // restoreTimes times restores of the last night from the repository and
-// from its standalone dump, alternating (medians of 3).
-func (nr *nightsRun) restoreTimes(b *testing.B) {
+// from its standalone dump file, alternating (medians of 3).
+func (nr *nightsRun) restoreTimes(b *testing.B, standalone string) {
 	ctx := context.Background()
 	r := nr.r
 	last := nr.snaps[len(nr.snaps)-1]
-	var standalone bytes.Buffer
-	if _, err := dump.Run(ctx, openSpool(b, nr.lab.Conf), &standalone, dump.Options{All: true}); err != nil {
-		b.Fatal(err)
-	}
 	var fromRepo, fromDump []time.Duration
 	for k := 0; k < 3; k++ {
 		for _, viaRepo := range []bool{k%2 == 0, k%2 != 0} {
@@ -462,7 +478,7 @@ func (nr *nightsRun) restoreTimes(b *testing.B) {
 			}
 			target := openSpool(b, conf)
 			start := time.Now()
-			var in io.ReadCloser = io.NopCloser(bytes.NewReader(standalone.Bytes()))
+			var in io.ReadCloser
 			var idx *repo.Index
 			if viaRepo {
 				// As restore --repo reads it (commands/repo.go).
@@ -470,6 +486,8 @@ func (nr *nightsRun) restoreTimes(b *testing.B) {
 					b.Fatal(err)
 				}
 				in = r.OpenDump(ctx, idx, last, repo.ExportOptions{ReaderRehashes: true, Unsealed: true})
+			} else if in, err = os.Open(standalone); err != nil {
+				b.Fatal(err)
 			}
 			_, err = restore.Run(ctx, target, in, restore.Options{Unsealed: viaRepo})
 			in.Close()
@@ -489,4 +507,42 @@ func (nr *nightsRun) restoreTimes(b *testing.B) {
 	}
 	b.Logf("restore of the last night: from the repository %v, from its standalone dump %v", fromRepo, fromDump)
 	b.ReportMetric(float64(median(fromDump))/float64(median(fromRepo)), "restore-speed-repo/dump")
+}
+
+// verifyTimes times verify --repo --read-data of the whole repository
+// (every night's snapshot, every pack byte re-read and every file
+// re-hashed) against verify of the last night's standalone dump file
+// alone, alternating (medians of rounds). The dump side does less work
+// than the repository's (one night of the nights the repository holds),
+// so the ratio is a lower bound of the repository's against the
+// equivalent standalone dumps.
+func (nr *nightsRun) verifyTimes(b *testing.B, standalone string, rounds int) {
+	ctx := context.Background()
+	var fromRepo, fromDump []time.Duration
+	for k := 0; k < rounds; k++ {
+		for _, viaRepo := range []bool{k%2 == 0, k%2 != 0} {
+			exec.Command("sync").Run()
+			start := time.Now()
+			if viaRepo {
+				sum, err := nr.r.Check(ctx, repo.CheckOptions{ReadData: true})
+				if err != nil || len(sum.Findings) > 0 {
+					b.Fatalf("verify --repo --read-data: %v %v", err, sum)
+				}
+				fromRepo = append(fromRepo, time.Since(start))
+				continue
+			}
+			f, err := os.Open(standalone)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum, err := verify.Run(ctx, f, verify.Options{})
+			f.Close()
+			if err != nil || !sum.OK() {
+				b.Fatalf("verify of the standalone dump: %v %+v", err, sum)
+			}
+			fromDump = append(fromDump, time.Since(start))
+		}
+	}
+	b.Logf("verify: --repo --read-data of %d nights %v, the last night's standalone dump %v", len(nr.snaps), fromRepo, fromDump)
+	b.ReportMetric(float64(median(fromDump))/float64(median(fromRepo)), "verify-speed-repo/dump")
 }
