@@ -132,12 +132,6 @@ type Dump struct {
 	retained int64 // see MaxRetained
 }
 
-// The kinds of key in Dump.seen.
-const (
-	keyName     = "name"
-	keyUniqueID = "uniqueid"
-)
-
 // NewDump returns the checker for one dump; Close it after use.
 func NewDump() *Dump {
 	return &Dump{seen: spill.NewNames()}
@@ -153,20 +147,20 @@ func (d *Dump) Close() { d.seen.Close() }
 func (d *Dump) Mailbox(mb *syncrec.Mailbox) (*Records, error) {
 	errs := checkMailboxKeys(mb)
 	rec := &Records{mb: mb, flags: make(map[string]struct{}), crc: syncrec.NewCRC()}
-	if _, dup, err := d.seen.Get(keyName, mb.Name); err != nil {
+	if _, dup, err := d.seen.Get(spill.KeyName, mb.Name); err != nil {
 		return rec, err
 	} else if dup {
 		errs = append(errs, damaged(KindDuplicate, mb.Name, 0, "the mailbox is listed twice"))
 	}
-	if _, dup, err := d.seen.Get(keyUniqueID, mb.UniqueID); err != nil {
+	if _, dup, err := d.seen.Get(spill.KeySrcID, mb.UniqueID); err != nil {
 		return rec, err
 	} else if dup {
 		errs = append(errs, damaged(KindDuplicate, mb.Name, 0, "uniqueid %s is listed twice", mb.UniqueID))
 	}
-	if err := d.seen.Put(keyName, mb.Name, 0); err != nil {
+	if err := d.seen.Put(spill.KeyName, mb.Name, 0); err != nil {
 		return rec, err
 	}
-	if err := d.seen.Put(keyUniqueID, mb.UniqueID, 0); err != nil {
+	if err := d.seen.Put(spill.KeySrcID, mb.UniqueID, 0); err != nil {
 		return rec, err
 	}
 	n := int64(len(mb.ACL))
@@ -186,7 +180,7 @@ func (d *Dump) Mailbox(mb *syncrec.Mailbox) (*Records, error) {
 
 // HasMailbox reports whether a mailbox of this uniqueid was checked so far.
 func (d *Dump) HasMailbox(uniqueid string) (bool, error) {
-	_, ok, err := d.seen.Get(keyUniqueID, uniqueid)
+	_, ok, err := d.seen.Get(spill.KeySrcID, uniqueid)
 	return ok, err
 }
 

@@ -31,12 +31,6 @@ type box struct {
 	uids *msgsel.UIDMap
 }
 
-// The kinds of key of the boxes looked up by name (spill.Names).
-const (
-	keySrcID = "srcid" // the dump's uniqueid
-	keyName  = "name"  // the name on the server
-)
-
 // boxData is what a box knows while it is not parked.
 type boxData struct {
 	src   *syncrec.Mailbox // as in the dump

@@ -11,65 +11,32 @@ import (
 // as for an offline restore (restore/park.go), what stays in memory is
 // the box's handle, and its data (boxData: the keys as dumped, as sent
 // and as the server has them, where its records are, its report line) is
-// parked in a spill file (inventory.parked) while no pass uses it. A pass
-// loads each box, uses it and parks it again (each); parking writes the
-// data again only if it changed.
+// parked in a spill file (inventory.parked, a spill.Store) while no pass
+// uses it. A pass loads each box, uses it and parks it again (each);
+// parking writes the data again only if it changed.
 
-// park writes b's data to the spill log, if it changed since it was last
-// parked, and drops it from memory.
+// Slot and Item make a box the Holder of its data in inv.parked.
+func (b *box) Slot() (*int64, **boxData) { return &b.ref, &b.boxData }
+
+func (b *box) Item() string {
+	if b.boxData != nil {
+		return "mailbox " + b.src.Name
+	}
+	return fmt.Sprintf("mailbox %d of the dump", b.id)
+}
+
+// park parks b's data (spill.Store.Park) unless b is pinned.
 func (inv *inventory) park(b *box) error {
-	if b.boxData == nil || b.pinned {
+	if b.pinned {
 		return nil
 	}
-	ref, err := inv.parked.Park(b.ref, b.boxData)
-	if err != nil {
-		return fmt.Errorf("mailbox %s: %w", b.src.Name, err)
-	}
-	b.ref, b.boxData = ref, nil
-	return nil
-}
-
-// unpark reads b's parked data.
-func (inv *inventory) unpark(b *box) (*boxData, error) {
-	d, err := inv.parked.Get(b.ref)
-	if err != nil {
-		return nil, fmt.Errorf("mailbox %d of the dump: %w", b.id, err)
-	}
-	return d, nil
-}
-
-// load makes b's data resident, until park.
-func (inv *inventory) load(b *box) error {
-	if b.boxData != nil {
-		return nil
-	}
-	d, err := inv.unpark(b)
-	if err != nil {
-		return err
-	}
-	b.boxData = d
-	return nil
-}
-
-// peek returns b itself while it is loaded, else a copy of it with its
-// data read from the spill log, to read: changes to it are lost.
-func (inv *inventory) peek(b *box) (*box, error) {
-	if b.boxData != nil {
-		return b, nil
-	}
-	d, err := inv.unpark(b)
-	if err != nil {
-		return nil, err
-	}
-	c := *b
-	c.boxData = d
-	return &c, nil
+	return inv.parked.Park(b)
 }
 
 // each calls fn with every box in order, loaded, parking each after.
 func (inv *inventory) each(fn func(b *box) error) error {
 	for _, b := range inv.boxes {
-		if err := inv.load(b); err != nil {
+		if err := inv.parked.Load(b); err != nil {
 			return err
 		}
 		err := fn(b)
@@ -128,13 +95,7 @@ func encodeMailbox(e *spill.Enc, mb *syncrec.Mailbox) {
 	for _, v := range []int64{mb.RecentTime, mb.LastAppendDate, mb.POP3LastLogin, mb.POP3ShowAfter} {
 		e.Int(v)
 	}
-	e.Uint(uint64(len(mb.Annotations)))
-	for _, a := range mb.Annotations {
-		e.String(a.Entry)
-		e.String(a.UserID)
-		e.Uint(a.Modseq)
-		e.Bytes(a.Value)
-	}
+	e.Annotations(mb.Annotations)
 	e.Bool(mb.UserFlags != nil)
 	e.Uint(uint64(len(mb.UserFlags)))
 	for _, f := range mb.UserFlags {
@@ -168,20 +129,9 @@ func decodeMailbox(d *spill.Dec) *syncrec.Mailbox {
 	for _, v := range []*int64{&mb.RecentTime, &mb.LastAppendDate, &mb.POP3LastLogin, &mb.POP3ShowAfter} {
 		*v = d.Int()
 	}
-	n := d.Uint()
-	if n > uint64(len(d.B)) {
-		d.Err = spill.ErrDamaged
-		return mb
-	}
-	for range n {
-		mb.Annotations = append(mb.Annotations, syncrec.Annotation{Entry: d.String(), UserID: d.String(), Modseq: d.Uint(), Value: d.Bytes()})
-	}
+	mb.Annotations = d.Annotations()
 	carried := d.Bool()
-	n = d.Uint()
-	if n > uint64(len(d.B)) {
-		d.Err = spill.ErrDamaged
-		return mb
-	}
+	n := d.Count()
 	if carried {
 		mb.UserFlags = make([]string, 0, n)
 	}

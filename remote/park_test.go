@@ -5,45 +5,9 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/mbtool/mbtool/internal/fill"
 	"github.com/mbtool/mbtool/spill"
 )
-
-// fill sets every field of the struct v points to to a value of its own
-// (n, counting), so that a field the codec forgets fails the test.
-func fill(v reflect.Value, n *int) {
-	*n++
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
-		}
-		fill(v.Elem(), n)
-	case reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				fill(v.Field(i), n)
-			}
-		}
-	case reflect.String:
-		v.SetString("s\x00\xff" + string(rune('a'+*n%26)))
-	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		v.SetUint(uint64(*n))
-	case reflect.Int, reflect.Int64:
-		v.SetInt(-int64(*n))
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Slice:
-		s := reflect.MakeSlice(v.Type(), 2, 2)
-		for i := range 2 {
-			fill(s.Index(i), n)
-		}
-		v.Set(s)
-	case reflect.Interface: // result.Mailbox.Err
-		v.Set(reflect.ValueOf(errors.New("refused")))
-	default:
-		panic("fill: " + v.Kind().String())
-	}
-}
 
 // TestParkRoundTrip parks a box whose every field is set and reads it
 // back: the codec keeps every field (a field added to syncrec.Mailbox or
@@ -51,10 +15,10 @@ func fill(v reflect.Value, n *int) {
 func TestParkRoundTrip(t *testing.T) {
 	n := 0
 	d := &boxData{}
-	fill(reflect.ValueOf(&d.src), &n)
-	fill(reflect.ValueOf(&d.mb), &n)
-	fill(reflect.ValueOf(&d.existing), &n)
-	fill(reflect.ValueOf(&d.res), &n)
+	fill.Fill(reflect.ValueOf(&d.src), &n)
+	fill.Fill(reflect.ValueOf(&d.mb), &n)
+	fill.Fill(reflect.ValueOf(&d.existing), &n)
+	fill.Fill(reflect.ValueOf(&d.res), &n)
 	d.items, d.probed = span{first: 7, n: 9}, true
 	d.mb.UserFlags = []string{} // carried, empty: not nil
 	d.existing.UserFlags = nil
@@ -65,7 +29,7 @@ func TestParkRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := b.ref
-	if err := inv.load(b); err != nil {
+	if err := inv.parked.Load(b); err != nil {
 		t.Fatal(err)
 	}
 	got := b.boxData
@@ -82,7 +46,7 @@ func TestParkRoundTrip(t *testing.T) {
 	if err := inv.park(b); err != nil || b.ref != ref {
 		t.Fatalf("unchanged box parked at %d (was %d): %v", b.ref, ref, err)
 	}
-	if err := inv.load(b); err != nil {
+	if err := inv.parked.Load(b); err != nil {
 		t.Fatal(err)
 	}
 	b.res.Reason = "changed"

@@ -11,6 +11,7 @@ import (
 	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/restore/invariant"
 	"github.com/mbtool/mbtool/restore/result"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
@@ -291,7 +292,7 @@ func (rs *restorer) renumber(moved []*box) error {
 	const tries = 4
 	var ids []string
 	for _, h := range moved {
-		b, err := rs.inv.peek(h)
+		b, err := spill.Peek(rs.inv.parked, h)
 		if err != nil {
 			return err
 		}
@@ -304,7 +305,7 @@ func (rs *restorer) renumber(moved []*box) error {
 		return err
 	}
 	for _, b := range moved {
-		if err := rs.inv.load(b); err != nil {
+		if err := rs.inv.parked.Load(b); err != nil {
 			return err
 		}
 		for k := 1; k <= tries; k++ {
@@ -474,7 +475,7 @@ func (rs *restorer) probePartition(p string) (err error) {
 	if err != nil || probe == nil {
 		return err
 	}
-	if err := rs.inv.load(probe); err != nil {
+	if err := rs.inv.parked.Load(probe); err != nil {
 		return err
 	}
 	defer func() {

@@ -11,6 +11,7 @@ import (
 	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncproto"
 	"github.com/mbtool/mbtool/usermap"
 )
@@ -152,7 +153,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 			return // not connected: the caller reports the error only
 		}
 		for _, h := range inv.boxes {
-			b, perr := inv.peek(h)
+			b, perr := spill.Peek(inv.parked, h)
 			if perr != nil {
 				if err == nil {
 					err = perr

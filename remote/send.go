@@ -62,7 +62,7 @@ func (rs *restorer) send(ctx context.Context, src io.Reader) error {
 				return fmt.Errorf("%w: offset %d: more mailboxes than before", ErrChanged, off)
 			}
 			b := rs.inv.boxes[next]
-			if err = rs.inv.load(b); err == nil {
+			if err = rs.inv.parked.Load(b); err == nil {
 				err = rs.sendMailbox(d.DL(), b)
 				if perr := rs.inv.park(b); err == nil {
 					err = perr
@@ -325,14 +325,14 @@ func (rs *restorer) userData() error {
 	defer keys.Close()
 	merged := make(map[string]bool)
 	err := rs.inv.each(func(b *box) error {
-		if err := keys.Put(keySrcID, b.src.UniqueID, b.id); err != nil {
+		if err := keys.Put(spill.KeySrcID, b.src.UniqueID, b.id); err != nil {
 			return err
 		}
 		if b.res.Action != ActionSkip {
-			if _, dup, err := keys.Get(keyName, b.mb.Name); err != nil || dup {
+			if _, dup, err := keys.Get(spill.KeyName, b.mb.Name); err != nil || dup {
 				return err
 			}
-			if err := keys.Put(keyName, b.mb.Name, b.id); err != nil {
+			if err := keys.Put(spill.KeyName, b.mb.Name, b.id); err != nil {
 				return err
 			}
 		}
@@ -349,7 +349,7 @@ func (rs *restorer) userData() error {
 		if err != nil || !ok {
 			return nil, err
 		}
-		return rs.inv.peek(rs.inv.boxes[id-1])
+		return spill.Peek(rs.inv.parked, rs.inv.boxes[id-1])
 	}
 	ok := func(b *box) bool {
 		if b == nil {
@@ -375,7 +375,7 @@ func (rs *restorer) userData() error {
 	// user has one (for a mailbox kept or outside the dump).
 	var cached *serverSeen
 	err = rs.inv.EachSeen(func(s *syncrec.Seen) error {
-		b, err := lookup(keySrcID, s.UniqueID)
+		b, err := lookup(spill.KeySrcID, s.UniqueID)
 		if err != nil {
 			return err
 		}
@@ -426,7 +426,7 @@ func (rs *restorer) userData() error {
 	}
 	err = rs.inv.EachSub(func(s *syncrec.Sub) error {
 		ns := syncrec.Sub{UserID: rs.users.User(s.UserID), MboxName: rs.users.Name(s.MboxName)}
-		if b, err := lookup(keyName, ns.MboxName); err != nil {
+		if b, err := lookup(spill.KeyName, ns.MboxName); err != nil {
 			return err
 		} else if b == nil && rs.opts.Select.Active() {
 			return nil
@@ -451,7 +451,7 @@ func (rs *restorer) userData() error {
 	for _, q := range rs.inv.Quotas {
 		nq := *q
 		nq.Root = rs.users.Name(q.Root)
-		b, err := lookup(keyName, nq.Root)
+		b, err := lookup(spill.KeyName, nq.Root)
 		if err != nil {
 			return err
 		}

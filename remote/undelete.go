@@ -200,7 +200,7 @@ func (rs *restorer) mergeAll(ctx context.Context) error {
 		if b.merge == nil {
 			continue
 		}
-		if err := rs.inv.load(b); err != nil {
+		if err := rs.inv.parked.Load(b); err != nil {
 			return err
 		}
 		err := rs.mergeOne(ctx, b)

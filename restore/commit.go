@@ -43,11 +43,11 @@ func (rs *restorer) commit() error {
 			return err
 		}
 		b := rs.boxes[i]
-		if err := rs.load(b); err != nil {
+		if err := rs.parked.Load(b); err != nil {
 			return err
 		}
 		if !commits(b) {
-			if err := rs.park(b); err != nil {
+			if err := rs.parked.Park(b); err != nil {
 				return err
 			}
 			i++
@@ -60,7 +60,7 @@ func (rs *restorer) commit() error {
 			if c.implicit != b.implicit {
 				break // decided after the group is committed
 			}
-			if err := rs.load(c); err != nil {
+			if err := rs.parked.Load(c); err != nil {
 				return err
 			}
 			if commits(c) && c.owner == b.owner {
@@ -68,7 +68,7 @@ func (rs *restorer) commit() error {
 				continue
 			}
 			other := commits(c) // of another owner: the next group's first
-			if err := rs.park(c); err != nil {
+			if err := rs.parked.Park(c); err != nil {
 				return err
 			}
 			if other {
@@ -86,7 +86,7 @@ func (rs *restorer) commit() error {
 			return err
 		}
 		for _, g := range group {
-			if err := rs.park(g); err != nil {
+			if err := rs.parked.Park(g); err != nil {
 				return err
 			}
 		}

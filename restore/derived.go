@@ -3,6 +3,8 @@ package restore
 import (
 	"fmt"
 	"strings"
+
+	"github.com/mbtool/mbtool/spill"
 )
 
 // derivedJob is one run of a Cyrus program that derives, from the
@@ -50,7 +52,7 @@ func (rs *restorer) derivedJobs() ([]derivedJob, error) {
 	var jobs []derivedJob
 	seen := map[string]bool{}
 	for _, h := range rs.boxes {
-		b, err := rs.peek(h)
+		b, err := spill.Peek(rs.parked, h)
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
 )
@@ -34,14 +35,14 @@ func (rs *restorer) intermediates() error {
 		if b.implicit {
 			continue
 		}
-		if err := rs.load(b); err != nil {
+		if err := rs.parked.Load(b); err != nil {
 			return err
 		}
 		var err error
 		if b.res.Action == ActionCreate || b.res.Action == ActionKeep {
 			err = rs.intermediatesOf(b)
 		}
-		if perr := rs.park(b); err == nil {
+		if perr := rs.parked.Park(b); err == nil {
 			err = perr
 		}
 		if err != nil {
@@ -66,11 +67,11 @@ func (rs *restorer) intermediatesOf(b *box) error {
 			return err
 		} else if ib != nil {
 			if ib.implicit {
-				if err := rs.load(ib); err != nil {
+				if err := rs.parked.Load(ib); err != nil {
 					return err
 				}
 				ib.children = append(ib.children, uint32(b.id))
-				if err := rs.park(ib); err != nil {
+				if err := rs.parked.Park(ib); err != nil {
 					return err
 				}
 			}
@@ -121,11 +122,11 @@ func (rs *restorer) intermediate(child *box, a string) (err error) {
 	rs.boxes = append(rs.boxes, ib)
 	ib.id = len(rs.boxes)
 	defer func() {
-		if perr := rs.park(ib); err == nil {
+		if perr := rs.parked.Park(ib); err == nil {
 			err = perr
 		}
 	}()
-	if err := rs.setKey(keyName, a, ib); err != nil {
+	if err := rs.setKey(spill.KeyName, a, ib); err != nil {
 		return err
 	}
 	if err := rs.chooseID(ib); err != nil {

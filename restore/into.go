@@ -6,6 +6,7 @@ import (
 
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
 )
@@ -20,7 +21,7 @@ var ErrInto = errors.New("--into")
 // owner's own folder keeps that use).
 func (rs *restorer) planInto(b *box, mb *syncrec.Mailbox) error {
 	if rs.into != nil {
-		other, err := rs.peek(rs.into)
+		other, err := spill.Peek(rs.parked, rs.into)
 		if err != nil {
 			return err
 		}
@@ -66,7 +67,7 @@ func (rs *restorer) folderACL(name, owner string) (string, bool, error) {
 			return "", false, err
 		}
 		if b != nil {
-			if b, err = rs.peek(b); err != nil {
+			if b, err = spill.Peek(rs.parked, b); err != nil {
 				return "", false, err
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/mbtool/mbtool/restore/invariant"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -79,7 +80,7 @@ func (rs *restorer) mailbox(d *dumpfile.Reader) error {
 	if err != nil {
 		return err
 	}
-	return rs.park(b)
+	return rs.parked.Park(b)
 }
 
 func (rs *restorer) readMailbox(d *dumpfile.Reader) (*box, error) {
@@ -225,7 +226,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	rs.boxes = append(rs.boxes, b)
 	b.id = len(rs.boxes)
 	// The policy refused a uniqueid listed twice.
-	if err := rs.setKey(keySrcID, mb.UniqueID, b); err != nil {
+	if err := rs.setKey(spill.KeySrcID, mb.UniqueID, b); err != nil {
 		return nil, err
 	}
 
@@ -289,7 +290,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 			return b, nil
 		}
 	}
-	return b, rs.setKey(keyName, name, b)
+	return b, rs.setKey(spill.KeyName, name, b)
 }
 
 // openTarget takes a snapshot of the existing mailbox cur, under Cyrus's
@@ -411,7 +412,7 @@ const maxCandidates = 64
 func (rs *restorer) chooseID(b *box) error {
 	id := ""
 	if r := b.replaced; r != nil && r.UniqueID != "" {
-		if _, used, err := rs.getKey(keyUsed, r.UniqueID); err != nil {
+		if _, used, err := rs.getKey(spill.KeyUsed, r.UniqueID); err != nil {
 			return err
 		} else if !used {
 			id = r.UniqueID
@@ -423,7 +424,7 @@ func (rs *restorer) chooseID(b *box) error {
 	}
 	for k := k0; id == "" && k < maxCandidates; k++ {
 		c := candidateID(b, k)
-		if _, used, err := rs.getKey(keyUsed, c); err != nil {
+		if _, used, err := rs.getKey(spill.KeyUsed, c); err != nil {
 			return err
 		} else if used {
 			continue
@@ -439,7 +440,7 @@ func (rs *restorer) chooseID(b *box) error {
 	if id == "" {
 		id = newUniqueID()
 	}
-	if err := rs.setKey(keyUsed, id, nil); err != nil {
+	if err := rs.setKey(spill.KeyUsed, id, nil); err != nil {
 		return err
 	}
 	b.uniqueid = id
@@ -500,10 +501,10 @@ func (rs *restorer) decideKeep(b *box, mb *syncrec.Mailbox, crc syncrec.CRC) err
 	}
 	b.res.Action, b.res.Reason = ActionKeep, invariant.Present
 	b.kept = true
-	if err := rs.setKey(keyUsed, b.uniqueid, nil); err != nil {
+	if err := rs.setKey(spill.KeyUsed, b.uniqueid, nil); err != nil {
 		return err
 	}
-	return rs.setKey(keyName, b.name, b)
+	return rs.setKey(spill.KeyName, b.name, b)
 }
 
 func (b *box) closeSnap() {

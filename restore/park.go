@@ -6,7 +6,6 @@ import (
 
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/spill"
-	"github.com/mbtool/mbtool/syncrec"
 )
 
 // A restore reads the whole dump before it commits anything, so every
@@ -19,68 +18,20 @@ import (
 // test first (about 60 bytes). The names the run looks mailboxes up by
 // are in a spill.Names (rs.keys), which spills too.
 //
-// The passes load a box, use it and park it again; a lookup that only
-// reads another box's state peeks at it (a copy). Parking writes the
-// state again only if it changed (spill.Store).
+// The passes load a box (rs.parked.Load), use it and park it again
+// (rs.parked.Park); a lookup that only reads another box's state peeks
+// at it (spill.Peek, a copy). Parking writes the state again only if it
+// changed (spill.Store).
 
-// park writes b's data to the spill log, if it changed since it was last
-// parked, and drops it from memory.
-func (rs *restorer) park(b *box) error {
-	if b.boxData == nil {
-		return nil
-	}
-	ref, err := rs.parked.Park(b.ref, b.boxData)
-	if err != nil {
-		return fmt.Errorf("mailbox %s: %w", b.name, err)
-	}
-	b.ref, b.boxData = ref, nil
-	return nil
-}
+// Slot and Item make a box the Holder of its data in rs.parked.
+func (b *box) Slot() (*int64, **boxData) { return &b.ref, &b.boxData }
 
-// peek returns b itself while it is loaded, else a copy of it with its
-// data read from the spill log, to read: changes to it are lost.
-func (rs *restorer) peek(b *box) (*box, error) {
+func (b *box) Item() string {
 	if b.boxData != nil {
-		return b, nil
+		return "mailbox " + b.name
 	}
-	d, err := rs.unpark(b)
-	if err != nil {
-		return nil, err
-	}
-	c := *b
-	c.boxData = d
-	return &c, nil
+	return fmt.Sprintf("mailbox %d of the dump", b.id)
 }
-
-// unpark reads b's parked data.
-func (rs *restorer) unpark(b *box) (*boxData, error) {
-	d, err := rs.parked.Get(b.ref)
-	if err != nil {
-		return nil, fmt.Errorf("mailbox %d of the dump: %w", b.id, err)
-	}
-	return d, nil
-}
-
-// load makes b's data resident, until park.
-func (rs *restorer) load(b *box) error {
-	if b.boxData != nil {
-		return nil
-	}
-	d, err := rs.unpark(b)
-	if err != nil {
-		return err
-	}
-	b.boxData = d
-	return nil
-}
-
-// The run's lookup keys (restorer.keys): a mailbox by its name in the
-// target, a box by its uniqueid in the dump, a uniqueid given out.
-const (
-	keyName  = "name"
-	keySrcID = "srcid"
-	keyUsed  = "used"
-)
 
 // setKey maps kind s to box b (nil: marks s).
 func (rs *restorer) setKey(kind, s string, b *box) error {
@@ -106,7 +57,7 @@ func (rs *restorer) getKey(kind, s string) (*box, bool, error) {
 
 // named returns the box restored as name, if any.
 func (rs *restorer) named(name string) (*box, error) {
-	b, _, err := rs.getKey(keyName, name)
+	b, _, err := rs.getKey(spill.KeyName, name)
 	return b, err
 }
 
@@ -125,13 +76,7 @@ func (d *boxData) encode(e *spill.Enc, rs *restorer) {
 		e.String(v)
 	}
 	encodeACL(e, d.acl)
-	e.Uint(uint64(len(d.annots)))
-	for _, a := range d.annots {
-		e.String(a.Entry)
-		e.String(a.UserID)
-		e.Uint(a.Modseq)
-		e.Bytes(a.Value)
-	}
+	e.Annotations(d.annots)
 	e.Bool(d.replaced != nil)
 	if r := d.replaced; r != nil {
 		for _, v := range []string{r.Name, r.UniqueID, r.Partition, r.Type, r.Server} {
@@ -184,26 +129,11 @@ func encodeACL(e *spill.Enc, acl []partition.ACLEntry) {
 }
 
 func decodeACL(dec *spill.Dec) []partition.ACLEntry {
-	n := dec.Uint()
-	if n > uint64(len(dec.B)) {
-		dec.Err = spill.ErrDamaged
-		return nil
-	}
 	var acl []partition.ACLEntry
-	for range n {
+	for range dec.Count() {
 		acl = append(acl, partition.ACLEntry{ID: dec.String(), Rights: dec.String()})
 	}
 	return acl
-}
-
-// count reads a count of items of at least one byte each.
-func count(dec *spill.Dec) uint64 {
-	n := dec.Uint()
-	if n > uint64(len(dec.B)) {
-		dec.Err = spill.ErrDamaged
-		return 0
-	}
-	return n
 }
 
 // decode reads what encode wrote.
@@ -221,9 +151,7 @@ func (d *boxData) decode(dec *spill.Dec, rs *restorer) {
 		*v = dec.String()
 	}
 	d.acl = decodeACL(dec)
-	for range count(dec) {
-		d.annots = append(d.annots, syncrec.Annotation{Entry: dec.String(), UserID: dec.String(), Modseq: dec.Uint(), Value: dec.Bytes()})
-	}
+	d.annots = dec.Annotations()
 	if dec.Bool() {
 		r := &partition.Entry{}
 		for _, v := range []*string{&r.Name, &r.UniqueID, &r.Partition, &r.Type, &r.Server} {
@@ -237,11 +165,11 @@ func (d *boxData) decode(dec *spill.Dec, rs *restorer) {
 		d.replaced = r
 	}
 	d.fresh = dec.Bool()
-	for range count(dec) {
+	for range dec.Count() {
 		d.children = append(d.children, uint32(dec.Uint()))
 	}
 	d.st = rs.stageByID(dec.Uint(), dec)
-	for range count(dec) {
+	for range dec.Count() {
 		d.sides = append(d.sides, side{st: rs.stageByID(dec.Uint(), dec), dir: dec.String(), final: dec.String()})
 	}
 	if dec.Err == nil {
@@ -252,7 +180,7 @@ func (d *boxData) decode(dec *spill.Dec, rs *restorer) {
 			dec.B = dec.B[n:]
 		}
 	}
-	for range count(dec) {
+	for range dec.Count() {
 		d.flags = append(d.flags, dec.String())
 	}
 	t := &d.tgt

@@ -151,7 +151,7 @@ func (rs *restorer) report() error {
 		if h.implicit {
 			continue
 		}
-		b, err := rs.peek(h)
+		b, err := spill.Peek(rs.parked, h)
 		if err != nil {
 			return err
 		}
@@ -187,14 +187,18 @@ type restorer struct {
 	missingTools map[string]bool // Cyrus programs not found: warned already
 	sum          *Summary
 
-	stages    map[string]*stage     // by partition, or metaStageKey and a root
-	stageList []*stage              // by stage.id-1
-	msgs      *guidtable.Table      // stagedMsg by GUID: see stage.go
-	boxes     []*box                // handles; their data is parked (park.go)
-	parked    *spill.Store[boxData] // the boxes' data
+	stages    map[string]*stage // by partition, or metaStageKey and a root
+	stageList []*stage          // by stage.id-1
+	msgs      *guidtable.Table  // stagedMsg by GUID: see stage.go
+	lastWhere struct {          // the box where last looked up, and its dir
+		id  uint32
+		dir string
+	}
+	boxes  []*box                // handles; their data is parked (park.go)
+	parked *spill.Store[boxData] // the boxes' data
 	// keys maps (park.go) each target name being restored to its box
-	// (keyName), each uniqueid of the dump to its box (keySrcID), and
-	// marks the uniqueids given out in this run (keyUsed).
+	// (spill.KeyName), each uniqueid of the dump to its box (spill.KeySrcID), and
+	// marks the uniqueids given out in this run (spill.KeyUsed).
 	keys               *spill.Names
 	dumpcheck.UserData // the APPLY QUOTA, SUB and SEEN lines
 	policy             *dumpcheck.Dump

@@ -19,6 +19,7 @@ import (
 	"github.com/mbtool/mbtool/guid"
 	"github.com/mbtool/mbtool/lock"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/spill"
 )
 
 // stagePrefix starts the name of a staging directory in a partition root.
@@ -262,11 +263,17 @@ func (rs *restorer) where(m *stagedMsg, g guid.GUID) (dir *cyrusfs.Dir, name str
 	if m.first == 0 {
 		return m.st.msg, g.String(), func() {}, nil
 	}
-	b, err := rs.peek(rs.boxes[m.first-1])
-	if err != nil {
-		return nil, "", nil, err
+	// The box's directory, which is set before a file is placed in it
+	// and stays: the last one asked for is remembered, as the copies of
+	// a GUID tend to come after the same first box.
+	if w := &rs.lastWhere; w.id != m.first {
+		b, err := spill.Peek(rs.parked, rs.boxes[m.first-1])
+		if err != nil {
+			return nil, "", nil, err
+		}
+		w.id, w.dir = m.first, b.dir
 	}
-	d, err := rs.cfg.Tree().OpenDir(b.dir)
+	d, err := rs.cfg.Tree().OpenDir(rs.lastWhere.dir)
 	if err != nil {
 		return nil, "", nil, err
 	}

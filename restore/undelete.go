@@ -14,6 +14,7 @@ import (
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/restore/result"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -56,10 +57,10 @@ func (rs *restorer) planMerge(b *box, cur partition.Entry) (*box, error) {
 		return b, err
 	}
 	b.merge = &mergeState{target: cur}
-	if err := rs.setKey(keyUsed, cur.UniqueID, nil); err != nil {
+	if err := rs.setKey(spill.KeyUsed, cur.UniqueID, nil); err != nil {
 		return nil, err
 	}
-	return b, rs.setKey(keyName, b.name, b)
+	return b, rs.setKey(spill.KeyName, b.name, b)
 }
 
 // selectRecord applies the message selectors to a record of a box being
@@ -111,11 +112,11 @@ func (rs *restorer) commitMerges(q *quotaPlan) error {
 		if b.merge == nil {
 			continue
 		}
-		if err := rs.load(b); err != nil {
+		if err := rs.parked.Load(b); err != nil {
 			return err
 		}
 		err := rs.commitMerge(q, b)
-		if perr := rs.park(b); err == nil {
+		if perr := rs.parked.Park(b); err == nil {
 			err = perr
 		}
 		if err != nil {
@@ -157,11 +158,11 @@ func (rs *restorer) dryMerges() error {
 		if b.merge == nil {
 			continue
 		}
-		if err := rs.load(b); err != nil {
+		if err := rs.parked.Load(b); err != nil {
 			return err
 		}
 		err := rs.dryMergeBox(b)
-		if perr := rs.park(b); err == nil {
+		if perr := rs.parked.Park(b); err == nil {
 			err = perr
 		}
 		if err != nil {

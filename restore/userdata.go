@@ -8,6 +8,7 @@ import (
 
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/msgsel"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 )
 
@@ -92,7 +93,7 @@ func (rs *restorer) newQuotaPlan() (*quotaPlan, error) {
 		roots[rs.users.Name(dq.Root)] = dq
 	}
 	for _, h := range rs.boxes {
-		b, err := rs.peek(h)
+		b, err := spill.Peek(rs.parked, h)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +163,7 @@ func parentName(name string) string {
 // `quota -f` does.
 func (rs *restorer) writeQuotas(q *quotaPlan) error {
 	for _, h := range rs.boxes {
-		b, err := rs.peek(h)
+		b, err := spill.Peek(rs.parked, h)
 		if err != nil {
 			return err
 		}
@@ -240,7 +241,11 @@ func (rs *restorer) writeSeen() error {
 		key  []byte
 		s    *syncrec.Seen
 		rule msgsel.SeenRule
-		b    *box // nil: a mailbox outside the dump
+		// Of the restored mailbox the record is for (none for one
+		// outside the dump): its UID map and its name, in problems;
+		// the box itself is not held.
+		uids *msgsel.UIDMap
+		name string
 	}
 	// Records are read back from the spool in dump order, where a user's
 	// come together; each run of one user's records (at most MaxHeld of
@@ -265,14 +270,9 @@ func (rs *restorer) writeSeen() error {
 					}
 					return &syncrec.Seen{LastRead: c.LastRead, LastUID: c.LastUID, LastChange: c.LastChange, SeenUIDs: c.SeenUIDs}, true, nil
 				}
-				var uids *msgsel.UIDMap
-				name := p.s.UniqueID
-				if p.b != nil {
-					uids, name = p.b.uids, p.b.name
-				}
-				ok, err := msgsel.MapSeen(p.rule, uids, p.s, cur)
+				ok, err := msgsel.MapSeen(p.rule, p.uids, p.s, cur)
 				if err != nil {
-					rs.problem(name, err)
+					rs.problem(p.name, err)
 					continue
 				}
 				if ok {
@@ -286,13 +286,13 @@ func (rs *restorer) writeSeen() error {
 	}
 	err := rs.EachSeen(func(s *syncrec.Seen) error {
 		u := rs.users.User(s.UserID)
-		p := put{key: []byte(s.UniqueID), s: s, rule: msgsel.SeenRuleFor("", rs.opts.Replace)}
-		b, _, err := rs.getKey(keySrcID, s.UniqueID)
+		p := put{key: []byte(s.UniqueID), s: s, rule: msgsel.SeenRuleFor("", rs.opts.Replace), name: s.UniqueID}
+		b, _, err := rs.getKey(spill.KeySrcID, s.UniqueID)
 		if err != nil {
 			return err
 		}
 		if b != nil {
-			if b, err = rs.peek(b); err != nil {
+			if b, err = spill.Peek(rs.parked, b); err != nil {
 				return err
 			}
 		}
@@ -304,11 +304,11 @@ func (rs *restorer) writeSeen() error {
 				return nil
 			}
 			s.UserID, s.UniqueID = u, b.uniqueid
-			p.key, p.rule, p.b = []byte(b.uniqueid), msgsel.SeenRuleFor(b.res.Action, rs.opts.Replace), b
+			p.key, p.rule, p.uids, p.name = []byte(b.uniqueid), msgsel.SeenRuleFor(b.res.Action, rs.opts.Replace), b.uids, b.name
 		} else if rs.opts.Select.Active() {
 			return nil
 		}
-		n := len(p.key) + len(s.SeenUIDs) + 64
+		n := len(p.key) + len(p.name) + len(s.SeenUIDs) + 64
 		if u != user || held+n > syncrec.MaxHeld {
 			if err := flush(); err != nil {
 				return err
@@ -354,7 +354,7 @@ func (rs *restorer) writeSubs() error {
 				return err
 			}
 			if b != nil {
-				if b, err = rs.peek(b); err != nil {
+				if b, err = spill.Peek(rs.parked, b); err != nil {
 					return err
 				}
 			}

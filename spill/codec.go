@@ -94,6 +94,18 @@ func (d *Dec) Bool() bool {
 	return v
 }
 
+// Count reads a count of items that take at least one byte each in what
+// is left of the record: a larger count is damage, and reads as 0, so
+// that a damaged count never makes its reader allocate.
+func (d *Dec) Count() uint64 {
+	n := d.Uint()
+	if n > uint64(len(d.B)) {
+		d.fail()
+		return 0
+	}
+	return n
+}
+
 // String reads a string.
 func (d *Dec) String() string {
 	n := d.Uint()

@@ -19,6 +19,13 @@ type Names struct {
 	t *guidtable.Table
 }
 
+// The kinds of key the runs keep in a Names, one list for all of them.
+const (
+	KeyName  = "name"  // a mailbox by its name in the target (restored as, sent as)
+	KeySrcID = "srcid" // a mailbox by its uniqueid in the dump
+	KeyUsed  = "used"  // a uniqueid given out in this run (offline restore)
+)
+
 // NamesMemLimit bounds the memory of the recent entries of a Names.
 var NamesMemLimit int64 = 1 << 20
 

@@ -135,20 +135,39 @@ func (l *Log) Close() {
 	}
 }
 
-// Each calls fn with every record Append wrote, in order. fn must not
-// keep the slice.
+// Each calls fn with every record Append wrote before the call, in
+// order, read through one buffered Section rather than a read per
+// record. fn must not keep the slice.
 func (l *Log) Each(fn func([]byte) error) error {
+	size := l.size
+	if size == 0 {
+		return nil
+	}
+	r, err := l.Section(0, size)
+	if err != nil {
+		return err
+	}
+	var h [4]byte
 	var buf []byte
-	for off := int64(0); off < l.size; {
-		p, err := l.Read(off, buf)
-		if err != nil {
+	for off := int64(0); off < size; {
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return fmt.Errorf("reading spill file at %d: %w", off, err)
+		}
+		n := int64(binary.LittleEndian.Uint32(h[:]))
+		if n > MaxRecord || off+4+n > size {
+			return fmt.Errorf("spill record at %d: length %d: damaged", off, n)
+		}
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return fmt.Errorf("reading spill file at %d: %w", off+4, err)
+		}
+		if err := fn(buf); err != nil {
 			return err
 		}
-		if err := fn(p); err != nil {
-			return err
-		}
-		off += 4 + int64(len(p))
-		buf = p
+		off += 4 + n
 	}
 	return nil
 }

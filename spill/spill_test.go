@@ -111,3 +111,60 @@ func TestCodec(t *testing.T) {
 		t.Errorf("truncated: %v", d.Err)
 	}
 }
+
+// TestLogEach reads back every record in order through Each, records
+// larger than its reader's buffer too, and reports a damaged length.
+func TestLogEach(t *testing.T) {
+	var l Log
+	defer l.Close()
+	if err := l.Each(func([]byte) error { t.Fatal("a record in an empty log"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{0, 1, 40 << 10, 3, 17 << 10, 0, 5}
+	for i, n := range sizes {
+		if _, err := l.Append(bytes.Repeat([]byte{byte(i)}, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	err := l.Each(func(p []byte) error {
+		if want := bytes.Repeat([]byte{byte(i)}, sizes[i]); !bytes.Equal(p, want) {
+			t.Fatalf("record %d: %d bytes, want %d", i, len(p), len(want))
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != len(sizes) {
+		t.Fatalf("%d records of %d: %v", i, len(sizes), err)
+	}
+	// A length beyond the end is damage, not a panic.
+	var bad Log
+	defer bad.Close()
+	if _, err := bad.Write([]byte{0xff, 0xff, 0, 0, 'x'}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Each(func([]byte) error { return nil }); err == nil {
+		t.Fatal("a damaged length read")
+	}
+}
+
+// TestCount refuses a count of more items than the record has bytes
+// left, before its reader allocates for them.
+func TestCount(t *testing.T) {
+	var e Enc
+	e.Uint(3)
+	e.String("a")
+	e.String("b")
+	e.String("c")
+	d := Dec{B: e.B}
+	if n := d.Count(); n != 3 || d.Err != nil {
+		t.Fatalf("Count %d, %v", n, d.Err)
+	}
+	e.Reset()
+	e.Uint(1 << 40)
+	e.String("a")
+	d = Dec{B: e.B}
+	if n := d.Count(); n != 0 || !errors.Is(d.Err, ErrDamaged) {
+		t.Fatalf("Count of a damaged record %d, %v", n, d.Err)
+	}
+}

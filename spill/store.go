@@ -4,9 +4,10 @@ import "fmt"
 
 // Store parks values of type T in a Log between their uses, encoded with
 // the functions it is made with: a run that must keep a T per mailbox
-// until its end (both restores' per-mailbox state) keeps only the offset
-// in memory, and parks a value again after using it, which writes it
-// only if it changed (Repark).
+// until its end (both restores' per-mailbox state) keeps only a Holder
+// of it in memory, which says where the value is parked and holds it
+// while it is loaded. A value parked again after its use is written only
+// if it changed (Repark).
 type Store[T any] struct {
 	Log
 	enc    Enc
@@ -15,20 +16,72 @@ type Store[T any] struct {
 	decode func(*T, *Dec)
 }
 
+// A Holder is what a run keeps in memory of a value parked in a Store.
+type Holder[T any] interface {
+	// Slot returns where the value is parked (-1 before it first is)
+	// and the value while it is loaded (nil while it is parked).
+	Slot() (ref *int64, v **T)
+	// Item names the value in errors.
+	Item() string
+}
+
 // NewStore returns an empty Store of values that encode writes and
 // decode reads back (reporting damage in the Dec's Err).
 func NewStore[T any](encode func(*T, *Enc), decode func(*T, *Dec)) *Store[T] {
 	return &Store[T]{encode: encode, decode: decode}
 }
 
-// Park writes v, unless the record at ref (ref >= 0: where v was parked
-// before) holds it already, and returns where v is parked.
-func (s *Store[T]) Park(ref int64, v *T) (int64, error) {
+// Park writes h's value, if it changed since it was last parked, and
+// drops it from memory. A value not loaded stays as it is.
+func (s *Store[T]) Park(h Holder[T]) error {
+	ref, v := h.Slot()
+	if *v == nil {
+		return nil
+	}
 	s.enc.Reset()
-	s.encode(v, &s.enc)
-	ref, buf, err := s.Repark(ref, s.enc.B, s.buf)
+	s.encode(*v, &s.enc)
+	r, buf, err := s.Repark(*ref, s.enc.B, s.buf)
 	s.buf = buf
-	return ref, err
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.Item(), err)
+	}
+	*ref, *v = r, nil
+	return nil
+}
+
+// Load makes h's value resident, until Park.
+func (s *Store[T]) Load(h Holder[T]) error {
+	ref, v := h.Slot()
+	if *v != nil {
+		return nil
+	}
+	d, err := s.Get(*ref)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.Item(), err)
+	}
+	*v = d
+	return nil
+}
+
+// Peek returns h itself while its value is loaded, else a copy of h with
+// its value read from the Store, to read: changes to it are lost.
+func Peek[T, E any, H interface {
+	*E
+	Holder[T]
+}](s *Store[T], h H) (H, error) {
+	ref, v := h.Slot()
+	if *v != nil {
+		return h, nil
+	}
+	d, err := s.Get(*ref)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h.Item(), err)
+	}
+	c := H(new(E))
+	*c = *h
+	_, cv := c.Slot()
+	*cv = d
+	return c, nil
 }
 
 // Get returns a new value read from where Park put it.

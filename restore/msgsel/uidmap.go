@@ -156,16 +156,6 @@ func (m *UIDMap) Finish() error {
 	return nil
 }
 
-// logWriter appends to a spill.Log.
-type logWriter struct{ l *spill.Log }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	if _, err := w.l.Write(p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
 func (m *UIDMap) finishLarge() error {
 	if m.w != nil {
 		if err := m.w.Flush(); err != nil {
@@ -176,7 +166,7 @@ func (m *UIDMap) finishLarge() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	at := s.log.Size()
-	w := logWriter{&s.log}
+	w := s.log.Writer()
 	var err error
 	if m.nf > 0 {
 		_, err = io.Copy(w, io.NewSectionReader(m.f, 0, m.nf*runSize))
