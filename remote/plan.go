@@ -20,7 +20,11 @@ import (
 // Batch sizes of the GET and RESERVE lists (Cyrus's own sender puts at
 // most 8193 GUIDs in one APPLY RESERVE).
 const (
-	maxNamesPerGet     = 1000
+	maxNamesPerGet = 1000
+	// The uniqueids of the boxes to create asked for at once while the
+	// plan decides: a batch (and the last answer) stays in memory
+	// meanwhile, so it is smaller than GET's.
+	maxIDsPerCheck     = 256
 	maxGUIDsPerReserve = 8192
 )
 
@@ -36,21 +40,27 @@ const (
 func (rs *restorer) plan(ctx context.Context) error {
 	rs.known = make(map[string]bool)
 	rs.remote = make(map[string]bool)
-	existing := make(map[string]*syncrec.Mailbox)
-	byName := make(map[string]*box)
+	// The boxes by target name (the first of each name), spilling: what
+	// the server has of a name is parked in its box (existing), so that
+	// the plan holds nothing per mailbox of the dump beyond its handle.
+	byName := spill.NewNames()
+	defer byName.Close() // closed again (a no-op) once done with
 	users := make(map[string]bool)
-	var names []string
-	// byName and names hold a name per mailbox of the dump, for this
-	// step only.
 	err := rs.inv.each(func(b *box) error {
 		if b.res.Action == ActionSkip {
 			return nil
 		}
-		if byName[b.mb.Name] != nil {
+		_, dup, err := byName.Get(spill.KeyName, b.mb.Name)
+		if err != nil {
+			return err
+		}
+		if dup {
 			b.res.Action, b.res.Reason = ActionRefuse, "the dump holds another mailbox of this name"
 			return nil
 		}
-		byName[b.mb.Name] = b
+		if err := byName.Put(spill.KeyName, b.mb.Name, b.id); err != nil {
+			return err
+		}
 		// The dump's own users too: restored under another name to the
 		// server it came from, their messages are there already.
 		if u := mboxname.Owner(b.src.Name); u != "" {
@@ -59,19 +69,26 @@ func (rs *restorer) plan(ctx context.Context) error {
 		if u := mboxname.Owner(b.mb.Name); u != "" {
 			users[u] = true
 		}
-		names = append(names, b.mb.Name)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	// named returns the box byName holds for name, if any.
+	named := func(name string) (*box, error) {
+		id, ok, err := byName.Get(spill.KeyName, name)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return rs.inv.boxes[id-1], nil
+	}
 	// What the server has: every mailbox of the users concerned (GET
 	// USER also lists their DELETED.* mailboxes, whose files APPLY
 	// RESERVE can use), and every target name (GET MAILBOXES), which
 	// decides whether a mailbox exists.
-	// Only the mailboxes the dump would write are kept whole; of the
-	// others, the name (a place APPLY RESERVE may look) and partition,
-	// within a budget, whatever the server sends.
+	// Only the mailboxes the dump would write are kept whole, parked in
+	// their box; of the others, the name (a place APPLY RESERVE may
+	// look) and partition, within a budget, whatever the server sends.
 	var held int64
 	collect := func(mb *syncrec.Mailbox) error {
 		if isPlaceholder(mb) {
@@ -80,8 +97,18 @@ func (rs *restorer) plan(ctx context.Context) error {
 		rs.noteMailbox(mb)
 		rs.noteIntoParent(mb)
 		rs.noteDeletedCopy(mb)
-		if byName[mb.Name] != nil {
-			existing[mb.Name] = mb
+		b, err := named(mb.Name)
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			if err := rs.inv.parked.Load(b); err != nil {
+				return err
+			}
+			b.existing = mb
+			if err := rs.inv.park(b); err != nil {
+				return err
+			}
 		}
 		if !rs.remote[mb.Name] {
 			held += int64(len(mb.Name)) + 64
@@ -103,37 +130,85 @@ func (rs *restorer) plan(ctx context.Context) error {
 			return err
 		}
 	}
-	for i := 0; i < len(names); i += maxNamesPerGet {
+	// The target names, in batches as the boxes are read (collect loads
+	// and parks boxes: these are only peeked at).
+	var batch []string
+	getBatch := func() error {
 		list := dlist.NewList()
-		for _, n := range names[i:min(i+maxNamesPerGet, len(names))] {
+		for _, n := range batch {
 			list.Append(dlist.NewAtom(n))
 		}
-		if err := rs.getMailboxes("MAILBOXES", list, collect); err != nil {
+		batch = batch[:0]
+		return rs.getMailboxes("MAILBOXES", list, collect)
+	}
+	for _, h := range rs.inv.boxes {
+		b, err := spill.Peek(rs.inv.parked, h)
+		if err != nil {
+			return err
+		}
+		if b.res.Action == ActionSkip {
+			continue
+		}
+		if n, err := named(b.mb.Name); err != nil || n != h {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if batch = append(batch, b.mb.Name); len(batch) == maxNamesPerGet {
+			if err := getBatch(); err != nil {
+				return err
+			}
+		}
+	}
+	if len(batch) > 0 {
+		if err := getBatch(); err != nil {
 			return err
 		}
 	}
-	// Which of the dump's uniqueids the server uses, and for what.
-	var ids []string
-	err = rs.inv.each(func(b *box) error {
-		if b.res.Action == "" {
-			ids = append(ids, b.mb.UniqueID)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	owners, err := rs.uniqueIDs(ids)
-	if err != nil {
-		return err
-	}
+	byName.Close() // the server's answers are in
+	// Each box's action; a box to create whose uniqueid the server uses
+	// for another mailbox is given a new one (renumber). Which of them
+	// the server uses is asked in batches as the boxes are decided.
 	var moved []*box
+	type created struct {
+		b        *box
+		id, name string
+	}
+	var pending []created
+	resolve := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		ids := make([]string, len(pending))
+		for i, p := range pending {
+			ids[i] = p.id
+		}
+		owners, err := rs.uniqueIDs(ids)
+		if err != nil {
+			return err
+		}
+		for _, p := range pending {
+			if o, used := owners[p.id]; used && o != p.name {
+				moved = append(moved, p.b)
+			}
+		}
+		clear(pending)
+		pending = pending[:0]
+		return nil
+	}
+	var last *box
+	if n := len(rs.inv.boxes); n > 0 {
+		last = rs.inv.boxes[n-1]
+	}
 	err = rs.inv.each(func(b *box) error {
+		if b == last {
+			hook("planning") // all the server's answers in, no decision taken
+		}
 		if b.res.Action != "" {
 			return nil
 		}
-		cur := existing[b.mb.Name]
-		b.existing = cur
+		cur := b.existing
 		switch {
 		case cur != nil && rs.opts.Undelete:
 			b.res.Action = ActionMerge
@@ -165,11 +240,14 @@ func (rs *restorer) plan(ctx context.Context) error {
 				rs.continueDeleted(b)
 			}
 		}
-		if o, used := owners[b.mb.UniqueID]; used && o != b.mb.Name {
-			moved = append(moved, b)
+		if pending = append(pending, created{b, b.mb.UniqueID, b.mb.Name}); len(pending) == maxIDsPerCheck {
+			return resolve()
 		}
 		return nil
 	})
+	if err == nil {
+		err = resolve()
+	}
 	if err != nil {
 		return err
 	}

@@ -92,6 +92,7 @@ func (rs *restorer) commit() error {
 		}
 		i = j
 	}
+	hook("grouped") // every group committed; the quota plan still in use
 	if err := rs.commitMerges(q); err != nil {
 		return err
 	}

@@ -1,5 +1,26 @@
 package restore
 
+import (
+	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
 // SetPhaseHook sets the hook a run calls at each phase, for tests of the
 // external package.
 func SetPhaseHook(f func(string)) { phaseHook = f }
+
+// QuotaLookups looks up the quota root of each of names in spool as the
+// commit does (quotaPlan.nearest), and returns the roots found and the
+// most names the plan remembered at once.
+func QuotaLookups(spool *partition.Spool, names []string) (roots []string, most int, err error) {
+	q := &quotaPlan{rs: &restorer{spool: spool}, dump: map[string]*syncrec.Quota{}, isRoot: map[string]bool{}, touched: map[string]bool{}}
+	for _, n := range names {
+		r, err := q.nearest(n)
+		if err != nil {
+			return roots, most, err
+		}
+		roots = append(roots, r)
+		most = max(most, len(q.isRoot))
+	}
+	return roots, most, nil
+}

@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/mbtool/mbtool/fixtures/gen"
 	"github.com/mbtool/mbtool/guidtable"
 	"github.com/mbtool/mbtool/internal/benchstat"
+	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore"
 	"github.com/mbtool/mbtool/spill"
 )
@@ -104,3 +106,42 @@ func TestHeapPerMailbox(t *testing.T) {
 }
 
 const maxHeapPerMailbox = 200
+
+// TestQuotaLookupsBounded looks up the quota roots of 20,000 mailboxes of
+// 2,000 users, in dump order, as the commit does: what the quota plan
+// remembers of its lookups stays bounded (it kept every name and its
+// ancestors, about 50 bytes per mailbox, until the end of the commit),
+// and the roots found are right when what it remembered was dropped.
+func TestQuotaLookupsBounded(t *testing.T) {
+	_, spool, err := gen.OpenEmpty(filepath.Join(t.TempDir(), "target"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := partition.Owner{UID: -1, GID: -1}
+	var names, want []string
+	for u := range 2000 {
+		user := fmt.Sprintf("user.u%04d", u)
+		root := ""
+		if u%7 == 0 {
+			root = user
+			if err := spool.PutQuota(partition.Quota{Root: user, Limits: map[string]int64{"STORAGE": 100}, Usage: map[string]int64{}}, owner); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for f := range 10 {
+			names, want = append(names, fmt.Sprintf("%s.f%d", user, f)), append(want, root)
+		}
+	}
+	roots, most, err := restore.QuotaLookups(spool, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range names {
+		if roots[i] != want[i] {
+			t.Fatalf("quota root of %s: %q, want %q", names[i], roots[i], want[i])
+		}
+	}
+	if most > 2000 {
+		t.Errorf("the quota plan remembered %d names at once for %d mailboxes", most, len(names))
+	}
+}

@@ -75,7 +75,7 @@ func (rs *restorer) writeMailboxAnnotations(boxes []*box) error {
 type quotaPlan struct {
 	rs      *restorer
 	dump    map[string]*syncrec.Quota // by root name in the target
-	isRoot  map[string]bool
+	isRoot  map[string]bool           // what nearest learnt lately: see maxRootCache
 	touched map[string]bool
 }
 
@@ -109,8 +109,17 @@ func (rs *restorer) newQuotaPlan() (*quotaPlan, error) {
 	return q, nil
 }
 
+// maxRootCache bounds quotaPlan.isRoot: the mailboxes are committed in
+// dump order, where a user's come together, so a cache of the names met
+// lately saves nearly every lookup, and it is emptied when it is full so
+// that it does not grow with the mailboxes.
+const maxRootCache = 1024
+
 // nearest returns the quota root of name, or "".
 func (q *quotaPlan) nearest(name string) (string, error) {
+	if len(q.isRoot) >= maxRootCache {
+		clear(q.isRoot)
+	}
 	for c := name; c != ""; c = parentName(c) {
 		is, ok := q.isRoot[c]
 		if !ok {
