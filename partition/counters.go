@@ -25,13 +25,15 @@ const (
 	countersLength  = 296 // MV_LENGTH
 	countersCRC     = 292 // MV_OFF_CRC: CRC32 of the bytes before it
 
-	offGeneration    = 0  // MV_OFF_GENERATION, 32 bits
-	offVersion       = 4  // MV_OFF_VERSION, 32 bits
-	offHighestModseq = 8  // MV_OFF_HIGHESTMODSEQ, 64 bits, big-endian
-	offMailModseq    = 16 // MV_OFF_MAILMODSEQ
-	offCalDAVModseq  = 24 // MV_OFF_CALDAVMODSEQ
-	offCardDAVModseq = 32 // MV_OFF_CARDDAVMODSEQ
-	offSubmitModseq  = 96 // MV_OFF_SUBMISSIONMODSEQ
+	offGeneration        = 0   // MV_OFF_GENERATION, 32 bits
+	offVersion           = 4   // MV_OFF_VERSION, 32 bits
+	offHighestModseq     = 8   // MV_OFF_HIGHESTMODSEQ, 64 bits, big-endian
+	offMailModseq        = 16  // MV_OFF_MAILMODSEQ
+	offCalDAVModseq      = 24  // MV_OFF_CALDAVMODSEQ
+	offCardDAVModseq     = 32  // MV_OFF_CARDDAVMODSEQ
+	offMailFoldersModseq = 48  // MV_OFF_MAILFOLDERSMODSEQ
+	offSubmitModseq      = 96  // MV_OFF_SUBMISSIONMODSEQ
+	offUIDValidity       = 288 // MV_OFF_UIDVALIDITY, 32 bits
 )
 
 // CountersPath returns the path of the modseq counters file that the
@@ -70,27 +72,51 @@ func counterOffset(mbtype string) int {
 	return offMailModseq
 }
 
-// parseCounters checks a counters file's contents as imap/mboxname.c
-// mboxname_buf_to_counters does and returns it as a countersLength
-// buffer; an empty file is all zeros. Only version 9 is written by Cyrus
-// 3.6 and accepted here.
+// countersLengths is the length of each version of the file that Cyrus
+// 3.6 reads (imap/mboxname.c mboxname_buf_to_counters, versions 0 to 9):
+// in each, the CRC32 of the bytes before it is the last 4 bytes, the
+// 32-bit UIDVALIDITY counter the 4 before it, and the 64-bit counters
+// from offset 8 up to that sit where version 9 has them (each version
+// added counters at the end).
+var countersLengths = [...]int{48, 56, 64, 88, 104, 120, 200, 232, 264, countersLength}
+
+// parseCounters reads a counters file's contents as imap/mboxname.c
+// mboxname_buf_to_counters does and returns them as a version 9 buffer
+// (countersLength bytes, its CRC not set), which is what Cyrus writes
+// back whatever version it read (mboxname_counters_to_buf). A file of
+// fewer than 8 bytes is all zeros (Cyrus reads nothing of it); a file of
+// 48 bytes is version 0 whatever its version field says (version 0 did
+// not store it reliably); any version is checked against its own length
+// and CRC; an unknown version is refused. Version 2 is read as Cyrus reads
+// it on a little-endian host (amd64, arm64): its folder counter at 48 is
+// read as 32 bits and byte-swapped as 64, which keeps the upper half of
+// the stored value and zeroes the lower.
 func parseCounters(path string, b []byte) ([]byte, error) {
-	if len(b) == 0 {
-		return make([]byte, countersLength), nil
-	}
+	out := make([]byte, countersLength)
 	if len(b) < 8 {
-		return nil, fmt.Errorf("%s: %d bytes, not a counters file", path, len(b))
+		return out, nil
 	}
-	if v := binary.BigEndian.Uint32(b[offVersion:]); v != countersVersion {
-		return nil, fmt.Errorf("%s: counters version %d; only %d (Cyrus 3.6) is supported", path, v, countersVersion)
+	v := binary.BigEndian.Uint32(b[offVersion:])
+	if len(b) == countersLengths[0] {
+		v = 0
 	}
-	if len(b) != countersLength {
-		return nil, fmt.Errorf("%s: %d bytes, want %d", path, len(b), countersLength)
+	if v >= uint32(len(countersLengths)) {
+		return nil, fmt.Errorf("%s: counters version %d, which Cyrus 3.6 does not know", path, v)
 	}
-	if got, want := crc32.ChecksumIEEE(b[:countersCRC]), binary.BigEndian.Uint32(b[countersCRC:]); got != want {
-		return nil, fmt.Errorf("%s: checksum %08x, stored %08x", path, got, want)
+	n := countersLengths[v]
+	if len(b) != n {
+		return nil, fmt.Errorf("%s: %d bytes, but counters version %d has %d", path, len(b), v, n)
 	}
-	return b, nil
+	if got, want := crc32.ChecksumIEEE(b[:n-4]), binary.BigEndian.Uint32(b[n-4:]); got != want {
+		return nil, fmt.Errorf("%s: checksum %08x, stored %08x (counters version %d)", path, got, want, v)
+	}
+	copy(out, b[:n-8])
+	copy(out[offUIDValidity:offUIDValidity+4], b[n-8:n-4])
+	if v == 2 {
+		clear(out[offMailFoldersModseq+4 : offMailFoldersModseq+8])
+	}
+	binary.BigEndian.PutUint32(out[offVersion:], countersVersion)
+	return out, nil
 }
 
 // ReadModseqCounter returns the counter a change of mailbox name would
@@ -132,50 +158,68 @@ func (s *Spool) ReadModseqCounter(name string) (uint64, error) {
 // reserved: no other change of the user gets it. For a mailbox that
 // counts in none, or without `conversations: yes`, last+1.
 func (s *Spool) NextModseq(ctx context.Context, e Entry, last uint64, owner Owner) (uint64, error) {
-	return s.raiseCounters(ctx, e, last, 1, owner)
+	next, _, err := s.raiseCounters(ctx, e, last, 1, false, owner)
+	return next, err
 }
 
 // SetModseq is imap/mboxname.c mboxname_setmodseq, what Cyrus does when
 // it commits a mailbox whose HIGHESTMODSEQ is modseq: the counters are
 // raised to at least modseq. It returns the user's counter after it.
 func (s *Spool) SetModseq(ctx context.Context, e Entry, modseq uint64, owner Owner) (uint64, error) {
-	return s.raiseCounters(ctx, e, modseq, 0, owner)
+	next, _, err := s.raiseCounters(ctx, e, modseq, 0, false, owner)
+	return next, err
+}
+
+// ReserveModseq reserves modseq for the changes of mailbox e, numbered
+// earlier above the user's counter as it was then (a --replace numbers
+// them while the dump is read, and reserves the MODSEQ at its commit):
+// under the counters file's lock, if the user's counter is still below
+// modseq, the counters are raised to it as SetModseq does, and true; if
+// it is not (a change of the user was numbered at or above modseq
+// meanwhile), false, and the file is left as it is. True without
+// `conversations: yes` or for a mailbox that counts in none.
+func (s *Spool) ReserveModseq(ctx context.Context, e Entry, modseq uint64, owner Owner) (bool, error) {
+	_, ok, err := s.raiseCounters(ctx, e, modseq, 0, true, owner)
+	return ok, err
 }
 
 // raiseCounters is imap/mboxname.c mboxname_domodseq for a mailbox's
-// change (MBOXMODSEQ, no folder change).
-func (s *Spool) raiseCounters(ctx context.Context, e Entry, last, add uint64, owner Owner) (uint64, error) {
+// change (MBOXMODSEQ, no folder change); with onlyBelow, it changes
+// nothing, and says false, when the user's counter is at least last.
+func (s *Spool) raiseCounters(ctx context.Context, e Entry, last, add uint64, onlyBelow bool, owner Owner) (uint64, bool, error) {
 	path, ok, err := s.CountersPath(e.Name)
 	if err != nil {
-		return 0, fmt.Errorf("modseq counters of %s: %w", e.Name, err)
+		return 0, false, fmt.Errorf("modseq counters of %s: %w", e.Name, err)
 	}
 	if !ok || !s.Config.Switch("conversations", false) {
-		return last + add, nil
+		return last + add, true, nil
 	}
 	tree := s.Config.Tree()
 	if err := tree.Ensure(path, owner); err != nil {
-		return 0, fmt.Errorf("modseq counters of %s: %w", e.Name, err)
+		return 0, false, fmt.Errorf("modseq counters of %s: %w", e.Name, err)
 	}
 	f, err := tree.OpenLocked(ctx, path, os.O_RDWR, true)
 	if err != nil {
-		return 0, fmt.Errorf("locking %s: %w", path, err)
+		return 0, false, fmt.Errorf("locking %s: %w", path, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	old, err := io.ReadAll(io.LimitReader(f, countersLength+1))
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+		return 0, false, fmt.Errorf("%s: %w", path, err)
 	}
 	b, err := parseCounters(path, old)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	orig := string(b)
-	b = append([]byte(nil), b...)
 	get := func(off int) uint64 { return binary.BigEndian.Uint64(b[off:]) }
+	if onlyBelow && get(offHighestModseq) >= last {
+		return get(offHighestModseq), false, nil
+	}
 	set := func(off int, v uint64) { binary.BigEndian.PutUint64(b[off:], v) }
 	typ := counterOffset(e.Type)
 	// All counters at least last; when adding, the user's counter and the
@@ -192,13 +236,13 @@ func (s *Spool) raiseCounters(ctx context.Context, e Entry, last, add uint64, ow
 	}
 	next := get(offHighestModseq)
 	if string(b) == orig {
-		return next, nil // unchanged: not rewritten, as Cyrus does
+		return next, true, nil // unchanged: not rewritten, as Cyrus does
 	}
 	binary.BigEndian.PutUint32(b[offGeneration:], binary.BigEndian.Uint32(b[offGeneration:])+1)
 	binary.BigEndian.PutUint32(b[offVersion:], countersVersion)
 	binary.BigEndian.PutUint32(b[countersCRC:], crc32.ChecksumIEEE(b[:countersCRC]))
 	if err := replaceFile(tree, path, fi, b); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return next, nil
+	return next, true, nil
 }
