@@ -1,12 +1,16 @@
 package commands
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/mbtool/mbtool/internal/cyruslab"
+	"github.com/mbtool/mbtool/partition"
 )
 
 // TestRealCyrusRestoreUserCounter checks, in both modes, that with
@@ -150,5 +154,124 @@ func TestRealCyrusRestoreUserCounter(t *testing.T) {
 			t.Errorf("%s: alice's counter %d after the replace, below its MODSEQ %d", mode, after, msgs[0].ModSeq)
 		}
 		t.Logf("%s --replace: counter %d before; Sent UID 1 MODSEQ %d; counter %d after", mode, before, msgs[0].ModSeq, after)
+	}
+}
+
+// TestRealCyrusRestoreUserCounterUntouched checks, offline with
+// `conversations: yes`, that alice's modseq counters file is left byte
+// for byte as it was by a restore that fails (a --replace whose dump's
+// trailer does not match, read to its end after the replace of her
+// mailboxes was worked out: "returns an error, with the target
+// unchanged") and by an --undelete that has nothing to add (a rerun: a
+// JMAP client must not see a change where there is none); --server sends
+// nothing then either.
+func TestRealCyrusRestoreUserCounterUntouched(t *testing.T) {
+	lab, m, file := aliceLabWith(t, cyruslab.Options{ExtraConfig: "conversations: 1"})
+	cfg, err := partition.LoadConfig(lab.Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool, err := partition.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, ok, err := spool.CountersPath("user.alice")
+	if err != nil || !ok {
+		t.Fatalf("alice's counters file: %v %v", ok, err)
+	}
+	read := func() []byte {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// alice expunges two messages of her INBOX and flags one in Sent: a
+	// --replace of either changes records, numbered above her counter.
+	c := lab.IMAP(t, "alice")
+	if _, err := c.Select("INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDStore("1:2", "+FLAGS", `(\Deleted)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDExpunge("1:2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX.Sent"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDStore("1", "+FLAGS", `(\Flagged)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Command("UNSELECT"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The dump with a trailer that counts one mailbox more.
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := []byte("MBTOOL TRAILER %(MAILBOXES ")
+	i := bytes.LastIndex(data, tag)
+	if i < 0 {
+		t.Fatal("no trailer in the dump")
+	}
+	j := i + len(tag) + bytes.IndexByte(data[i+len(tag):], ' ')
+	n, err := strconv.Atoi(string(data[i+len(tag) : j]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := filepath.Join(t.TempDir(), "trailer.dlist")
+	bad := append(append(append([]byte(nil), data[:i+len(tag)]...), strconv.Itoa(n+1)...), data[j:]...)
+	if err := os.WriteFile(damaged, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := read()
+	if code, out := m.in("offline", "--replace", damaged); code != ExitFailure {
+		t.Fatalf("restore --replace of a dump whose trailer does not match: exit %d, want %d\n%s", code, ExitFailure, out)
+	}
+	if !bytes.Equal(read(), before) {
+		t.Error("a --replace that failed changed alice's counters file")
+	}
+
+	// --undelete brings the two back; a rerun adds nothing and leaves the
+	// counters file as it is, in both modes.
+	args := []string{"--undelete", "--mailbox", "user.alice", file}
+	if code, out := m.in("offline", args...); code != ExitOK || !strings.Contains(out, "1 merged") {
+		t.Fatalf("restore %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	for _, mode := range []string{"offline", "server"} {
+		before := read()
+		if code, out := m.in(mode, args...); code != ExitOK {
+			t.Fatalf("%s: rerun of restore %s: exit %d\n%s", mode, strings.Join(args, " "), code, out)
+		}
+		if !bytes.Equal(read(), before) {
+			t.Errorf("%s: an --undelete that added nothing changed alice's counters file", mode)
+		}
+	}
+
+	// A counters file mbtool cannot read (a damaged CRC) refuses the
+	// mailbox whose changes it would number, in the dry run and the real
+	// run; the run goes on (exit 3), the file stays as it is.
+	damagedCounters := read()
+	damagedCounters[20] ^= 0x01
+	if err := os.WriteFile(path, damagedCounters, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		args := []string{"--replace", file}
+		if dry {
+			args = append([]string{"--dry-run"}, args...)
+		}
+		code, out := m.in("offline", args...)
+		if code != ExitPartial || !strings.Contains(out, "modseq counter cannot be read") {
+			t.Errorf("restore %s with a damaged counters file: exit %d, want %d and the mailbox refused\n%s", strings.Join(args, " "), code, ExitPartial, out)
+		}
+		if !bytes.Equal(read(), damagedCounters) {
+			t.Errorf("restore %s changed a counters file it cannot read", strings.Join(args, " "))
+		}
 	}
 }

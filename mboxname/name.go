@@ -128,6 +128,17 @@ func ModseqCounter(name string) (user, domain string, deleted bool) {
 	return user, domain, deleted
 }
 
+// ModseqCounterKey names the counter of mailbox name (ModseqCounter) in
+// one string: the mailboxes of one user, or the shared mailboxes of one
+// domain, have the same.
+func ModseqCounterKey(name string) string {
+	user, domain, _ := ModseqCounter(name)
+	if user != "" {
+		return "u " + user
+	}
+	return "s " + domain
+}
+
 // External returns an internal name as the user who owns it sees it over
 // IMAP with Cyrus's default namespace and '/' as separator ("user.alice"
 // -> "INBOX", "user.alice.Entw&APw-rfe" -> "INBOX/Entwürfe"), and the

@@ -286,6 +286,31 @@ func (rs *restorer) precheck(b *box) (string, error) {
 			return "uniqueid " + b.uniqueid + " was taken meanwhile", nil
 		}
 	}
+	return rs.reserveModseq(b)
+}
+
+// reserveModseq reserves, last before a replace is written, the MODSEQ
+// its changes were numbered with above its owner's modseq counter
+// (newReplace), under the counters file's lock, taken under the locks the
+// commit holds as Cyrus takes it under a mailbox's: it says why the
+// mailbox is refused when the counter reached that MODSEQ meanwhile (a
+// change of the owner numbered since, among which the replace's changes
+// would hide) or the file cannot be read.
+func (rs *restorer) reserveModseq(b *box) (string, error) {
+	if b.replaced == nil || b.reserve == 0 {
+		return "", nil
+	}
+	ok, err := rs.spool.ReserveModseq(rs.ctx, partition.Entry{Name: b.name, Type: b.typ}, b.reserve, rs.owner)
+	if err != nil {
+		if rs.ctx.Err() != nil {
+			return "", err
+		}
+		return fmt.Sprintf("its owner's modseq counter cannot be raised to %d (%v)", b.reserve, err), nil
+	}
+	if !ok {
+		return fmt.Sprintf("its owner's modseq counter reached %d, the MODSEQ of the replace's changes, since the dump was read "+
+			"(a change of the owner meanwhile); run the restore again", b.reserve), nil
+	}
 	return "", nil
 }
 

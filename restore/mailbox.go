@@ -9,6 +9,7 @@ import (
 	"github.com/mbtool/mbtool/dumpcheck"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/invariant"
 	"github.com/mbtool/mbtool/restore/msgsel"
@@ -60,6 +61,12 @@ type boxData struct {
 	snap *partition.Mailbox
 	cmp  *invariant.Compare
 	tgt  invariant.State
+
+	// A replace with `conversations: yes`: the owner's modseq counter its
+	// changes were numbered above (as read when the target was opened, or
+	// what this run numbered for an earlier mailbox of the owner), and the
+	// MODSEQ it reserves at its commit (0: none; commit.go precheck).
+	counter, reserve uint64
 }
 
 // srcKeys are the few mailbox-level keys of the dump that a box needs
@@ -289,6 +296,13 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 			b.res.Reason = fmt.Sprintf("exists in the target and cannot be read (%v); it cannot be replaced without knowing its UIDs and MODSEQs", err)
 			return b, nil
 		}
+		counter, err := rs.spool.ReadModseqCounter(b.replaced.Name)
+		if err != nil {
+			b.res.Action = ActionRefuse
+			b.res.Reason = fmt.Sprintf("its owner's modseq counter cannot be read (%v); it cannot be replaced without numbering its changes above it", err)
+			return b, nil
+		}
+		b.counter = counter
 	}
 	return b, rs.setKey(spill.KeyName, name, b)
 }
@@ -324,9 +338,12 @@ func targetRecords(b *box, at *partition.Record) func() (*invariant.Record, erro
 
 // newReplace starts the replace of b's target mailbox (docs/restore.md,
 // "Invariants"): the records to write come out through bl, or are only
-// counted in a dry run. Its changes are numbered above the owner's modseq
-// counter too (with `conversations: yes`), whose next value the real run
-// reserves (partition.NextModseq) and the dry run reads.
+// counted in a dry run. With `conversations: yes` its changes are
+// numbered above the owner's modseq counter too, as read when the target
+// was opened, and above what this run numbered for the owner's earlier
+// mailboxes (rs.numbered); nothing is written to the counters file
+// before the commit, which reserves the MODSEQ (precheck), so a run that
+// fails before it leaves the file as it was.
 func (rs *restorer) newReplace(b *box, mb *syncrec.Mailbox, bl *builder) (*invariant.Replace, error) {
 	var at partition.Record
 	emit := func(r *syncrec.Record, file bool) error { return nil }
@@ -334,20 +351,11 @@ func (rs *restorer) newReplace(b *box, mb *syncrec.Mailbox, bl *builder) (*invar
 		emit = bl.addRecord
 	}
 	dump := invariant.State{UIDValidity: mb.UIDValidity, LastUID: mb.LastUID, HighestModseq: mb.HighestModseq}
-	var counter uint64
-	var err error
-	if bl != nil {
-		var next uint64
-		next, err = rs.spool.NextModseq(rs.ctx, *b.replaced, max(dump.HighestModseq, b.tgt.HighestModseq), rs.owner)
-		counter = next - 1
-	} else {
-		counter, err = rs.spool.ReadModseqCounter(b.replaced.Name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mailbox %s: %w", b.name, err)
+	if k := mboxname.ModseqCounterKey(b.name); rs.numbered.key == k {
+		b.counter = max(b.counter, rs.numbered.modseq)
 	}
 	rep := invariant.NewReplace(dump, b.tgt, targetRecords(b, &at), timeNow().Unix(), emit)
-	rep.Above(counter)
+	rep.Above(b.counter)
 	if bl != nil {
 		b.uids.Close() // of an earlier attempt
 		b.uids = rs.uidMaps.New()
@@ -364,6 +372,10 @@ func (rs *restorer) endReplace(b *box, rep *invariant.Replace, bl *builder) erro
 	}
 	b.src.UIDValidity = b.tgt.UIDValidity
 	b.res.Reason = rep.Summary(b.tgt.UIDValidity)
+	if hm := rep.HighestModseq(); hm > b.counter && rs.cfg.Switch("conversations", false) {
+		b.reserve = hm
+		rs.numbered = numbered{mboxname.ModseqCounterKey(b.name), hm}
+	}
 	if bl != nil {
 		bl.h.UIDValidity = b.tgt.UIDValidity
 		bl.h.LastUID = rep.LastUID()

@@ -111,6 +111,8 @@ func (d *boxData) encode(e *spill.Enc, rs *restorer) {
 	e.Uint(t.HighestModseq)
 	e.Uint(uint64(t.SyncCRC))
 	e.Uint(uint64(t.SyncCRCAnnot))
+	e.Uint(d.counter)
+	e.Uint(d.reserve)
 }
 
 func stageID(st *stage) int {
@@ -189,6 +191,8 @@ func (d *boxData) decode(dec *spill.Dec, rs *restorer) {
 	t.HighestModseq = dec.Uint()
 	t.SyncCRC = uint32(dec.Uint())
 	t.SyncCRCAnnot = uint32(dec.Uint())
+	d.counter = dec.Uint()
+	d.reserve = dec.Uint()
 }
 
 func (rs *restorer) stageByID(id uint64, dec *spill.Dec) *stage {

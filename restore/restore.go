@@ -208,6 +208,19 @@ type restorer struct {
 	ids     *msgsel.IDMatcher // the messages whose Message-ID is selected
 	into    *box              // the box restored under Options.Into
 	uidMaps msgsel.UIDMaps    // the run's finished UID maps (box.uids)
+
+	// numbered is the last MODSEQ a replace of this run numbered its
+	// changes with above a modseq counter, and that counter's key
+	// (mboxname.ModseqCounterKey): the next replace of the same owner
+	// numbers above it, as nothing is reserved before the commit. One
+	// owner's mailboxes follow each other in a dump.
+	numbered numbered
+}
+
+// numbered is a MODSEQ given under one modseq counter (restorer.numbered).
+type numbered struct {
+	key    string
+	modseq uint64
 }
 
 func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*restorer, error) {

@@ -221,23 +221,19 @@ func (rs *restorer) dryMerge(b *box, ipath string) error {
 // (msgsel.NewMerge, which may refuse it) with the GUIDs it holds: the
 // same for the real run (mergeBox) and the dry run. The appended records
 // are numbered above the owner's modseq counter too (with `conversations:
-// yes`): the real run reserves their MODSEQ (partition.NextModseq, under
-// the counter file's lock, which Cyrus takes under the index lock as
-// here), the dry run reads the counter.
+// yes`), which both read (a file that cannot be read refuses the merge in
+// both); the real run reserves their MODSEQ when the first record is
+// appended (Appender.Reserve: partition.NextModseq, under the counter
+// file's lock, which Cyrus takes under the index lock as here), so that a
+// merge with nothing to add leaves the counter as it is.
 func (rs *restorer) mergeTarget(b *box, cur partition.Entry, idx *os.File, ipath string, reserve bool) (partition.IndexHeader, *msgsel.Appender, error) {
 	h, err := partition.IndexHeaderAt(idx, ipath)
 	if err != nil {
 		return h, nil, err
 	}
 	last := max(h.RawHighestModseq, 1)
-	var counter uint64
-	if reserve && cur.UniqueID == b.merge.target.UniqueID {
-		next, err := rs.spool.NextModseq(rs.ctx, cur, last, rs.owner)
-		if err != nil {
-			return h, nil, err
-		}
-		counter = next - 1
-	} else if counter, err = rs.spool.ReadModseqCounter(cur.Name); err != nil {
+	counter, err := rs.spool.ReadModseqCounter(cur.Name)
+	if err != nil {
 		return h, nil, err
 	}
 	app, err := msgsel.NewMerge(msgsel.Target{Planned: b.merge.target.UniqueID, UniqueID: cur.UniqueID,
@@ -245,6 +241,9 @@ func (rs *restorer) mergeTarget(b *box, cur partition.Entry, idx *os.File, ipath
 		Index: ipath, IndexVersion: h.MinorVersion, Options: h.RawOptions}, timeNow().Unix())
 	if err != nil {
 		return h, nil, err
+	}
+	if reserve {
+		app.Reserve = func() (uint64, error) { return rs.spool.NextModseq(rs.ctx, cur, last, rs.owner) }
 	}
 	if err := targetGUIDs(idx, h, app); err != nil {
 		app.Close()

@@ -35,6 +35,14 @@ type Appender struct {
 	Added, Present int64
 	// Map, when set, records the UIDs given (UIDMap.Renumber).
 	Map *UIDMap
+	// Reserve, when set, is called once, when Next first appends a
+	// record and before it numbers it: it reserves the MODSEQ of the
+	// appended records (offline, under the owner's modseq counter,
+	// partition.NextModseq), which are numbered with the higher of it and
+	// the MODSEQ the Appender was started with. A merge that appends
+	// nothing reserves nothing, as Cyrus takes a MODSEQ only for a change
+	// (imap/mailbox.c mailbox_modseq_dirty).
+	Reserve func() (uint64, error)
 }
 
 // NewAppender starts the numbering after a target's LAST_UID and
@@ -78,6 +86,13 @@ func (a *Appender) Next(r *syncrec.Record) (bool, error) {
 	}
 	if a.uid == 1<<32-1 {
 		return false, ErrNoUID
+	}
+	if a.Reserve != nil {
+		m, err := a.Reserve()
+		if err != nil {
+			return false, err
+		}
+		a.modseq, a.Reserve = max(a.modseq, m), nil
 	}
 	a.uid++
 	a.Added++
