@@ -157,6 +157,20 @@ func TestRealCyrusRestoreUserCounter(t *testing.T) {
 	}
 }
 
+// labSpool opens the lab's spool as mbtool reads it.
+func labSpool(t *testing.T, lab *cyruslab.Lab) *partition.Spool {
+	t.Helper()
+	cfg, err := partition.LoadConfig(lab.Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool, err := partition.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spool
+}
+
 // TestRealCyrusRestoreUserCounterUntouched checks, offline with
 // `conversations: yes`, that alice's modseq counters file is left byte
 // for byte as it was by a restore that fails (a --replace whose dump's
@@ -167,14 +181,7 @@ func TestRealCyrusRestoreUserCounter(t *testing.T) {
 // nothing then either.
 func TestRealCyrusRestoreUserCounterUntouched(t *testing.T) {
 	lab, m, file := aliceLabWith(t, cyruslab.Options{ExtraConfig: "conversations: 1"})
-	cfg, err := partition.LoadConfig(lab.Conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spool, err := partition.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	spool := labSpool(t, lab)
 	path, ok, err := spool.CountersPath("user.alice")
 	if err != nil || !ok {
 		t.Fatalf("alice's counters file: %v %v", ok, err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mbtool/mbtool/internal/cyruslab"
-	"github.com/mbtool/mbtool/partition"
 )
 
 // TestRealCyrusDumpDeleted: a folder alice deleted (delete_mode: delayed)
@@ -21,14 +20,7 @@ func TestRealCyrusDumpDeleted(t *testing.T) {
 	if _, err := lab.IMAP(t, "alice").Command("DELETE", cyruslab.Quote("INBOX.Old Stuff")); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := partition.LoadConfig(lab.Conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spool, err := partition.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	spool := labSpool(t, lab)
 	mbs, err := spool.UserMailboxes("alice")
 	if err != nil {
 		t.Fatal(err)
