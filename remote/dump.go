@@ -32,14 +32,14 @@ const fetchDepth = 16
 // (dump.Write), so that both have one form. opts.All is refused: the
 // protocol cannot list users.
 func Dump(ctx context.Context, c *syncproto.Client, w io.Writer, opts dump.Options) (*dump.Summary, error) {
-	return dump.Write(ctx, NewSource(c), w, opts)
+	s := &source{c: c}
+	defer s.close()
+	return dump.Write(ctx, s, w, opts)
 }
 
-// NewSource returns the dump.Source that reads from the server of c.
-// Every error it returns ends the run: a server that cannot answer, or
-// answers something else than was asked, is not one mailbox's problem.
-func NewSource(c *syncproto.Client) dump.Source { return &source{c: c} }
-
+// source is the dump.Source that reads from the server of c. Every error
+// it returns ends the run: a server that cannot answer, or answers
+// something else than was asked, is not one mailbox's problem.
 type source struct {
 	c      *syncproto.Client
 	policy *dumpcheck.Dump // see check
@@ -52,6 +52,14 @@ func (s *source) check() *dumpcheck.Dump {
 		s.policy = dumpcheck.NewDump()
 	}
 	return s.policy
+}
+
+// close removes the files of the policy checker (its spilled names).
+func (s *source) close() {
+	if s.policy != nil {
+		s.policy.Close()
+		s.policy = nil
+	}
 }
 
 // Plan takes the selection as it is: the server is asked per user.

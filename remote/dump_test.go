@@ -3,6 +3,7 @@ package remote
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/mbtool/mbtool/dump"
 	"github.com/mbtool/mbtool/internal/cyruslab"
 	"github.com/mbtool/mbtool/mboxname"
+	"github.com/mbtool/mbtool/spill"
 )
 
 // TestUserMailboxOrder: a user's mailboxes as dump --server takes them
@@ -82,4 +84,38 @@ func TestRealCyrusDumpDeleted(t *testing.T) {
 		t.Errorf("problems: %v", sum.Problems)
 	}
 	compareDumps(t, buf.Bytes(), offline)
+}
+
+// TestRealCyrusDumpClosesPolicy: dump --server removes the files its
+// policy checker spilled the mailbox names to (dumpcheck.Dump), as the
+// offline dump does: no descriptor is left open when Dump returns.
+func TestRealCyrusDumpClosesPolicy(t *testing.T) {
+	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
+	defer noCrash(t, lab)
+	lab.Populate(t)
+	defer func(l int64) { spill.NamesMemLimit = l }(spill.NamesMemLimit)
+	spill.NamesMemLimit = 1 // every name to a file
+	c, err := dialer(lab, lab.SyncAddr)(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	before := openFiles(t)
+	var buf bytes.Buffer
+	if _, err := Dump(context.Background(), c, &buf, dump.Options{Users: []string{"alice", "bob"}, Host: "lab", Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if after := openFiles(t); after > before {
+		t.Errorf("%d files open after dump --server, %d before", after, before)
+	}
+}
+
+// openFiles counts the process's open descriptors.
+func openFiles(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	return len(fds)
 }
