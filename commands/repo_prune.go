@@ -119,12 +119,14 @@ func newPruneCommand(e *env) *cli.Command {
 }
 
 // parseMaxUnused reads --max-unused: a percentage of the repository
-// ("5%" or "5"), or "unlimited", as PruneOptions.MaxUnused.
+// ("5%", "5 %" or "5"), or "unlimited", as PruneOptions.MaxUnused.
 func parseMaxUnused(v string) (float64, error) {
-	if strings.EqualFold(v, "unlimited") {
+	s := strings.TrimSpace(v)
+	if strings.EqualFold(s, "unlimited") {
 		return 1, nil
 	}
-	p, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "%"), 64)
+	// "5%", "5 %" and "5" alike.
+	p, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "%")), 64)
 	if err != nil || p < 0 || p > 100 || math.IsNaN(p) {
 		return 0, usagef("--max-unused %q: give a percentage from 0%% to 100%%, or unlimited", v)
 	}
