@@ -154,6 +154,9 @@ func runRestore(ctx context.Context, e *env, o restoreOptions) error {
 		if errors.Is(err, restore.ErrUnsafeName) || errors.Is(err, restore.ErrPartition) {
 			return &hintError{err: err, hint: "the target was not changed; check the dump's origin, or choose a partition with --partition"}
 		}
+		if sum != nil && sum.Began {
+			return rep.stopped(sum, start, err)
+		}
 		return err
 	}
 	return rep.finish(sum, start, false)
@@ -188,7 +191,7 @@ type restoreReport struct {
 
 	begun bool
 	// hasProblem: the items of the run's problems; unmatched counts the
-	// problems of each item no mailbox not applied has accounted for.
+	// problems of each item no refused mailbox has accounted for.
 	hasProblem map[string]bool
 	unmatched  map[string]int
 
@@ -230,9 +233,6 @@ func (r *restoreReport) mailbox(sum *result.Summary, m result.Mailbox) {
 	if o.dryRun && !e.rep.json {
 		fmt.Fprintln(e.stdout, describe(m))
 	}
-	if m.Action == result.Refuse || !m.Applied {
-		delete(r.unmatched, m.Name) // each refused mailbox counts once, with or without its Problem
-	}
 	a := m.Action
 	switch a {
 	case result.Create, result.Replace, result.Merge:
@@ -255,6 +255,9 @@ func (r *restoreReport) mailbox(sum *result.Summary, m result.Mailbox) {
 	}
 	if a == result.Refuse {
 		r.refused++
+		// Each refused mailbox counts once, with or without its Problem;
+		// the problems of any other (kept, applied, skipped) count each.
+		delete(r.unmatched, m.Name)
 	}
 	r.counts[a]++
 	if m.Action == result.Merge { // a line per mailbox merged into
@@ -306,6 +309,14 @@ func (r *restoreReport) finish(sum *result.Summary, start time.Time, stopped boo
 		return &exitError{code: ExitPartial, err: fmt.Errorf("%d mailbox(es) or item(s) not restored as dumped; see the warnings above", n)}
 	}
 	return nil
+}
+
+// stopped prints the summary of a run that stopped on err after it began
+// to change the target (result.Summary.Began), offline and with --server
+// alike, and returns err saying so.
+func (r *restoreReport) stopped(sum *result.Summary, start time.Time, err error) error {
+	r.finish(sum, start, true)
+	return fmt.Errorf("%w (stopped; the summary above says what was applied)", err)
 }
 
 // describe is one line of the dry-run report, offline and with --server.

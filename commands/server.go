@@ -252,15 +252,14 @@ func runRestoreServer(ctx context.Context, e *env, o restoreOptions, so serverOp
 		if err := selectionError(err, noMatchHint); err != nil {
 			return err
 		}
-		connected := sum != nil && sum.Target != ""
+		connected := sum != nil && sum.Began
 		switch {
 		case !connected && (errors.Is(err, remote.ErrDamaged) || errors.Is(err, remote.ErrUnsafeName)):
 			return &hintError{err: err, hint: "nothing was sent to the server; `mbtool verify` tells more about the dump"}
 		case errors.Is(err, syncproto.ErrAuth):
 			return &hintError{err: err, hint: authHint}
 		case connected:
-			rep.finish(sum, start, true)
-			err = fmt.Errorf("%w (stopped; the summary above says what was applied)", err)
+			err = rep.stopped(sum, start, err)
 			if errors.Is(err, remote.ErrChanged) {
 				return &hintError{err: err, hint: "the command in flight was cut short, so the server applied nothing of it; run again with an unchanging dump"}
 			}

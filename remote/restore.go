@@ -149,7 +149,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 	}()
 	rs.sum.Dump = inv.trail
 	defer func() {
-		if opts.Report != nil && err != nil && rs.sum.Target == "" {
+		if opts.Report != nil && err != nil && !rs.sum.Began {
 			return // not connected: the caller reports the error only
 		}
 		for _, h := range inv.boxes {
@@ -172,7 +172,7 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 		return rs.sum, err
 	}
 	rs.c = c
-	rs.sum.Target = c.Capabilities().Protocol.String()
+	rs.sum.Target, rs.sum.Began = c.Capabilities().Protocol.String(), true
 	err = rs.run(ctx, src)
 	if cerr := c.Close(); err == nil && cerr != nil {
 		err = cerr

@@ -66,7 +66,9 @@ type Options struct {
 	Progress func(Progress)
 	// Report, if set, is given the report of each mailbox of the dump
 	// (not of the missing parents the restore creates with them) at the
-	// end of the run, in the dump's order, with the Summary, whose
+	// end of a run that finished or began its commit (Summary.Began: one
+	// that stops on an error then still says what it committed), in the
+	// dump's order, with the Summary, whose
 	// Problems are complete by then; Summary.Mailboxes then stays empty,
 	// so that the run holds no report line per mailbox.
 	Report func(*Summary, MailboxResult)
@@ -110,8 +112,8 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 	}
 	defer rs.cleanup()
 	defer func() {
-		if err != nil && opts.Report != nil {
-			return // the caller reports the error, not the mailboxes
+		if err != nil && opts.Report != nil && !rs.sum.Began {
+			return // the target is unchanged: the caller reports the error only
 		}
 		if rerr := rs.report(); err == nil {
 			err = rerr
@@ -136,6 +138,9 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 		return rs.sum, rs.dryMerges()
 	}
 	hook("read")
+	// From here on a stop leaves what was committed: it is reported, as
+	// --server reports what it applied before it stopped.
+	rs.sum.Began = true
 	if err := rs.commit(); err != nil {
 		return rs.sum, err
 	}

@@ -97,6 +97,11 @@ type Summary struct {
 	// Target names what was restored to: the server's protocol with
 	// --server ("sync_server", "imapd"), "" offline.
 	Target string
+	// Began reports that the run began to change the target (offline:
+	// its commit began; with --server: it connected). A run that stops
+	// on an error after that still reports every mailbox, so that what
+	// was applied before the stop is said.
+	Began bool
 }
 
 // Count returns how many mailboxes got action a.
