@@ -120,8 +120,8 @@ func TestCyrusDocCitations(t *testing.T) {
 // from its own layer or below. Packages not listed (test helpers,
 // scripts, main) are not checked, except that only main imports commands.
 var layers = map[string]int{
-	"dlist": 1, "msghdr": 1, "guid": 1, "guidtable": 1, "spill": 1, "lock": 1, "cyrusfs": 1, "s3store": 1,
-	"cyrusdb": 2, "cyrustool": 2, "syncrec": 2, "dumpfile": 2, "dumpcheck": 2, "mboxname": 2, "partition": 2, "syncproto": 2,
+	"dlist": 1, "msghdr": 1, "guid": 1, "guidtable": 1, "lock": 1, "cyrusfs": 1, "s3store": 1,
+	"cyrusdb": 2, "cyrustool": 2, "syncrec": 2, "spill": 2, "dumpfile": 2, "dumpcheck": 2, "mboxname": 2, "partition": 2, "syncproto": 2,
 	"dump": 3, "restore": 3, "restore/result": 3, "restore/msgsel": 3, "restore/invariant": 3, "verify": 3, "remote": 3, "seencleanup": 3, "usermap": 3, "dumplist": 3, "repo": 3, "repo/repodump": 3,
 	"commands": 4,
 }
