@@ -126,7 +126,7 @@ func waitBucket(f filerView, s3 string, p *proc) error {
 	var last error
 	for {
 		if !p.running() {
-			return fmt.Errorf("s3lab: %s exited during start: %s", p.name, tail(p.log))
+			return p.exited()
 		}
 		if _, last = f.list("/buckets/" + f.bucket); last == nil {
 			// Unsigned: refused (403) once the gateway serves with its

@@ -3,6 +3,7 @@ package s3lab
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -28,6 +29,7 @@ type proc struct {
 	log   string   // stdout and stderr
 	addrs []string // loopback addresses it must listen on to be up
 	child *loopback.Child
+	from  int64 // where the output of the last start begins in log
 }
 
 // start starts the process and waits until it listens on every one of its
@@ -40,6 +42,10 @@ func (p *proc) start() error {
 		return fmt.Errorf("s3lab: %w", err)
 	}
 	defer logf.Close()
+	p.from = 0
+	if fi, err := logf.Stat(); err == nil {
+		p.from = fi.Size()
+	}
 	fmt.Fprintf(logf, "=== s3lab: %s %s\n", p.bin, strings.Join(p.args, " "))
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Dir = p.dir
@@ -52,16 +58,25 @@ func (p *proc) start() error {
 	}
 	switch err := p.child.WaitServing(p.addrs, nil, startTimeout); {
 	case errors.Is(err, loopback.ErrExited):
-		msg := tail(p.log)
-		if strings.Contains(msg, "address already in use") {
-			return fmt.Errorf("%w: %s exited during start: %s", errPortTaken, p.name, msg)
-		}
-		return fmt.Errorf("s3lab: %s exited during start: %s", p.name, msg)
+		return p.exited()
 	case err != nil:
 		p.kill()
 		return fmt.Errorf("s3lab: %s did not listen on %v within %v: %s", p.name, p.addrs, startTimeout, tail(p.log))
 	}
 	return nil
+}
+
+// exited returns the error for a process that exited while starting: it
+// wraps errPortTaken when the output of this start says a port was in use
+// (anywhere: glog's fatal line comes before a dump of every goroutine's
+// stack), and names the line that says why.
+func (p *proc) exited() error {
+	out := since(p.log, p.from)
+	msg := exitReason(out) + tail(p.log)
+	if strings.Contains(out, "address already in use") {
+		return fmt.Errorf("%w: %s exited during start: %s", errPortTaken, p.name, msg)
+	}
+	return fmt.Errorf("s3lab: %s exited during start: %s", p.name, msg)
 }
 
 // running reports whether the process runs.
@@ -97,6 +112,33 @@ func freeAddrs(n int) ([]string, error) {
 		}
 	}
 	return addrs, nil
+}
+
+// since returns what the log file name holds from offset from on (at most
+// 4 MiB of it).
+func since(name string, from int64) string {
+	f, err := os.Open(name)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(io.NewSectionReader(f, from, 1<<62), 4<<20))
+	return string(b)
+}
+
+// exitReason returns, followed by " | ", the first line of out that says
+// why a weed server stopped: glog's fatal lines (glog.Fatalf, "F1202
+// 12:00:00.000000 ...") and Go's "panic:" both come before a dump of every
+// goroutine's stack, so the log's last lines never show them; "" if out
+// has none.
+func exitReason(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "fatal error:") ||
+			len(line) > 5 && line[0] == 'F' && line[1] >= '0' && line[1] <= '9' && line[4] >= '0' && line[4] <= '9' {
+			return strings.TrimSpace(line) + " | "
+		}
+	}
+	return ""
 }
 
 // tail returns the last lines of a log file, for error messages.
