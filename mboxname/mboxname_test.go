@@ -214,3 +214,19 @@ func TestDeletedUnder(t *testing.T) {
 		}
 	}
 }
+
+func TestParent(t *testing.T) {
+	for name, want := range map[string]string{
+		"user.alice.A.B":       "user.alice.A",
+		"user.alice":           "user",
+		"user":                 "",
+		"example.com!user.bob": "example.com!user",
+		"example.com!user":     "example.com!",
+		"example.com!":         "",
+		"":                     "",
+	} {
+		if got := Parent(name); got != want {
+			t.Errorf("Parent(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

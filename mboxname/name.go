@@ -163,3 +163,23 @@ func External(name string) (ext, owner string) {
 	}
 	return strings.Join(comps, "/"), owner
 }
+
+// Parent returns the name of the parent of an internal name: the name
+// without its last component ("user.alice.A.B" -> "user.alice.A",
+// "example.com!user.bob" -> "example.com!user"), a domain's root for the
+// top of a domain ("example.com!user" -> "example.com!", where a domain's
+// quota root lives), and "" at the top. A '.' of the domain part is not a
+// separator.
+func Parent(name string) string {
+	domain, local := "", name
+	if i := strings.IndexByte(name, '!'); i >= 0 {
+		domain, local = name[:i+1], name[i+1:]
+	}
+	if i := strings.LastIndexByte(local, '.'); i >= 0 {
+		return domain + local[:i]
+	}
+	if local != "" {
+		return domain
+	}
+	return ""
+}

@@ -11,91 +11,78 @@ import (
 	"github.com/mbtool/mbtool/usermap"
 )
 
+// The missing parents of a mailbox the restore creates or keeps are
+// decided by the one rule of both restores (usermap.MissingParents) and
+// sent here, each one empty and explicitly, outermost first: left to
+// itself, sync_server would make them its own way when it creates a
+// mailbox (on another partition, with its own UIDVALIDITY and MODSEQs),
+// and not at all for a mailbox kept as already present.
+
 // keptParents gives a mailbox of the dump kept as already present (an
 // earlier run created it) the ancestors below its owner's INBOX that the
 // server lacks, as the offline restore does (restore's intermediates): an
 // offline run killed between committing a child and its missing parent
-// left the child alone, and a rerun in either mode completes it. sync_server
-// creates a mailbox's missing ancestors whenever it creates one
-// (imap/mboxlist.c mboxlist_update_intermediaries), so the deepest
-// missing ancestor is sent, empty, with a uniqueid derived from the
-// child's, a new UIDVALIDITY and the ACL of the nearest ancestor the
-// server has (the owner's full rights if none), and sync_server makes the
-// ones above it.
+// left the child alone, and a rerun in either mode completes it.
 func (rs *restorer) keptParents() error {
-	err := rs.inv.each(func(b *box) error {
-		if b.res.Applied {
-			rs.remote[b.mb.Name] = true // created by this run
+	return rs.inv.each(func(b *box) error {
+		if b.res.Action != ActionKeep {
+			return nil
 		}
-		return nil
+		_, err := rs.createParents(b)
+		return err
 	})
-	if err != nil {
-		return err
-	}
-	return rs.inv.each(rs.keptParent)
 }
 
-// keptParent is keptParents for one box.
-func (rs *restorer) keptParent(b *box) error {
-	if b.res.Action != ActionKeep {
-		return nil
-	}
+// createParents creates the missing parents of b, a mailbox kept or
+// about to be created, and returns the names of those it created. A
+// parent that cannot be created is reported under its own name and the
+// ones below it are not tried.
+func (rs *restorer) createParents(b *box) ([]string, error) {
 	owner := mboxname.Owner(b.mb.Name)
-	if owner == "" {
-		return nil
+	c := usermap.Child{Name: b.mb.Name, Owner: owner, Partition: b.mb.Partition,
+		CreatedModseq: b.mb.CreatedModseq, FolderModseq: b.mb.FolderModseq}
+	if owner != "" {
+		c.Inbox = mboxname.UserInbox(owner)
 	}
-	inbox := mboxname.UserInbox(owner)
-	if !strings.HasPrefix(b.mb.Name, inbox+".") {
-		return nil
+	if cur := b.existing; b.res.Action == ActionKeep && cur != nil {
+		c.Partition, c.CreatedModseq, c.FolderModseq = cur.Partition, cur.CreatedModseq, cur.FolderModseq
 	}
-	var missing []string // deepest first
-	var nearest string
-	found := false
-	for a := parentOf(b.mb.Name); len(a) > len(inbox); a = parentOf(a) {
-		if rs.present(a) {
-			nearest, found = a, true
-			break
+	present := func(name string) (bool, error) { return rs.remote[name], nil }
+	parents, err := usermap.MissingParents(c, time.Now(), present, rs.aclOf)
+	if err != nil || len(parents) == 0 {
+		return nil, err
+	}
+	var made []string
+	for _, p := range parents {
+		mb := &syncrec.Mailbox{
+			UniqueID: newUniqueID(b.mb.UniqueID, p.Name, 0), Name: p.Name,
+			UIDValidity: p.UIDValidity, HighestModseq: 1, Partition: p.Partition, ACL: p.ACL,
+			CreatedModseq: p.CreatedModseq, FolderModseq: p.FolderModseq,
+			Options: b.mb.Options, QuotaRoot: parentQuotaRoot(b.mb.QuotaRoot, p.Name),
 		}
-		missing = append(missing, a)
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if !found {
-		nearest, found = inbox, rs.present(inbox)
-	}
-	acl := ""
-	if found {
-		var err error
-		if acl, found, err = rs.aclOf(nearest); err != nil {
-			return err
+		err := rs.applyEmpty(mb, "the missing parent of "+b.mb.Name)
+		if fatal(err) {
+			return made, err
 		}
+		if err != nil {
+			rs.problem(p.Name, fmt.Errorf("the missing parent of %s was not created: %w", b.mb.Name, err))
+			return made, nil
+		}
+		rs.remote[p.Name] = true
+		made = append(made, p.Name)
 	}
-	empty := *b.mb
-	empty.Name, empty.UniqueID = missing[0], newUniqueID(b.mb.UniqueID, missing[0], 0)
-	empty.UIDValidity = usermap.IntoUIDValidity(0, time.Now())
-	empty.LastUID, empty.RecentUID, empty.HighestModseq = 0, 0, 1
-	empty.SyncCRC, empty.SyncCRCAnnot, empty.XConvModseq, empty.RaclModseq = 0, 0, 0, 0
-	empty.Annotations, empty.UserFlags = nil, nil
-	empty.ACL = usermap.IntoACL(owner, acl, found, "")
-	err := rs.applyEmpty(&empty, "the missing parent of "+b.mb.Name)
-	if fatal(err) {
-		return err
-	}
-	if err != nil {
-		rs.problem(b.mb.Name, fmt.Errorf("its missing parent %s was not created: %w", empty.Name, err))
-		return nil
-	}
-	for _, a := range missing {
-		rs.remote[a] = true
-	}
-
-	return nil
+	return made, nil
 }
 
-// present reports whether the server has mailbox name (GET USER or GET
-// MAILBOXES listed it, or the restore created it).
-func (rs *restorer) present(name string) bool { return rs.remote[name] }
+// parentQuotaRoot returns the quota root of the parent name of a mailbox
+// whose quota root is root: root when it is name or above it, else none
+// known ("", the child is its own root).
+func parentQuotaRoot(root, name string) string {
+	if root == name || strings.HasPrefix(name, root+".") {
+		return root
+	}
+	return ""
+}
 
 // aclOf asks the server for the ACL of mailbox name (GET MAILBOXES).
 func (rs *restorer) aclOf(name string) (string, bool, error) {
@@ -107,12 +94,4 @@ func (rs *restorer) aclOf(name string) (string, bool, error) {
 		return nil
 	})
 	return acl, found, err
-}
-
-// parentOf returns the name of the parent of an internal name.
-func parentOf(name string) string {
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		return name[:i]
-	}
-	return ""
 }

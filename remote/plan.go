@@ -561,6 +561,9 @@ func (rs *restorer) probePartition(p string) (err error) {
 			err = perr
 		}
 	}()
+	if _, err := rs.createParents(probe); err != nil {
+		return err
+	}
 	empty := *probe.mb
 	empty.LastUID, empty.RecentUID, empty.SyncCRC, empty.SyncCRCAnnot = 0, 0, 0, 0
 	err = rs.applyEmpty(&empty, "empty, to check partition "+p)
@@ -581,6 +584,7 @@ func (rs *restorer) probePartition(p string) (err error) {
 		})
 	}
 	probe.probed = true
+	rs.remote[probe.mb.Name] = true
 	rs.known[p] = true
 	return nil
 }

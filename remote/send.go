@@ -288,6 +288,11 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 			return err
 		}
 	}
+	if b.res.Action == ActionCreate && !b.probed {
+		if _, err := rs.createParents(b); err != nil {
+			return err
+		}
+	}
 	what := "APPLY MAILBOX " + b.mb.Name
 	err = rs.c.Do(what, func(w *dlist.Writer) error {
 		return syncrec.WriteMailbox(w, "APPLY", mb, next)
@@ -295,6 +300,7 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	switch {
 	case err == nil:
 		b.res.Applied = true
+		rs.remote[b.mb.Name] = true
 		rs.counted(mb.Name, mb.HighestModseq)
 	case b.res.Action == ActionReplace && syncproto.CodeOf(err) == syncproto.CodeChecksum:
 		// Sent with checksums 0, which match anything: sync_server
@@ -305,6 +311,7 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	case syncproto.CodeOf(err) == syncproto.CodeChecksum:
 		// Cyrus writes first and compares after (docs/cyrus/replication.md §5).
 		b.res.Applied = true
+		rs.remote[b.mb.Name] = true
 		b.res.Err = fmt.Errorf("applied, but the server's checksums differ from the dump's: %w", err)
 		rs.problem(b.mb.Name, b.res.Err)
 	case fatal(err):

@@ -1,8 +1,6 @@
 package restore
 
 import (
-	"strings"
-
 	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/spill"
@@ -15,8 +13,9 @@ import (
 // mboxlist_createmailbox, so by IMAP CREATE and sync_server alike), the
 // missing ancestors of every mailbox the restore creates below a user's
 // INBOX: empty mailboxes of the owner, a fresh uniqueid and UIDVALIDITY,
-// the ACL of their nearest existing ancestor, their created and folder
-// MODSEQs the created child's FOLDERMODSEQ. A restore of
+// on the child's partition, the ACL of their nearest existing ancestor,
+// their created and folder MODSEQs the child's FOLDERMODSEQ: the one
+// rule of both restores, usermap.MissingParents. A restore of
 // user.alice.Restored.Sent (--into) where alice has no Restored folder,
 // or of user.alice.Archive.2019 alone (--mailbox) after she deleted
 // Archive, thus leaves what `restore --server` leaves (docs/restore.md).
@@ -53,56 +52,65 @@ func (rs *restorer) intermediates() error {
 }
 
 // intermediatesOf creates the missing ancestors of the created (or kept)
-// b.
+// b, as usermap.MissingParents decides for both restores: on the
+// partition b has in the target (a kept mailbox's own, a created one's as
+// restored), with b's folder modseq as the target has it.
 func (rs *restorer) intermediatesOf(b *box) error {
 	if b.owner == "" || mboxname.Owner(b.name) == "" {
 		return nil // not a user's own mailbox (shared, or in the deleted tree)
 	}
-	inbox := rs.spool.UserInbox(b.owner)
-	if !strings.HasPrefix(b.name, inbox+".") {
-		return nil
-	}
-	for a := parentName(b.name); len(a) > len(inbox); a = parentName(a) {
-		if ib, err := rs.named(a); err != nil {
-			return err
-		} else if ib != nil {
-			if ib.implicit {
-				if err := rs.parked.Load(ib); err != nil {
-					return err
-				}
-				ib.children = append(ib.children, uint32(b.id))
-				if err := rs.parked.Park(ib); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		cur, exists, err := rs.spool.LookupAny(a)
+	c := usermap.Child{Name: b.name, Owner: b.owner, Inbox: rs.spool.UserInbox(b.owner),
+		Partition: b.partition, CreatedModseq: b.src.CreatedModseq, FolderModseq: b.src.FolderModseq}
+	if b.res.Action == ActionKeep {
+		cur, ok, err := rs.spool.LookupAny(b.name)
 		if err != nil {
 			return err
 		}
-		if exists && !cur.Deleted() && !cur.Intermediate() {
-			continue
+		if ok {
+			c.Partition, c.CreatedModseq, c.FolderModseq = cur.Partition, cur.CreatedModseq, cur.FolderModseq
 		}
-		if err := rs.intermediate(b, a); err != nil {
+	}
+	present := func(a string) (bool, error) {
+		ib, err := rs.named(a)
+		if err != nil {
+			return false, err
+		}
+		if ib != nil {
+			if ib.implicit { // created for another child: b's parent too
+				if err := rs.parked.Load(ib); err != nil {
+					return false, err
+				}
+				ib.children = append(ib.children, uint32(b.id))
+				if err := rs.parked.Park(ib); err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		}
+		cur, exists, err := rs.spool.LookupAny(a)
+		return exists && !cur.Deleted() && !cur.Intermediate(), err
+	}
+	aclOf := func(a string) (string, bool, error) { return rs.aclAsLeft(a, b.owner) }
+	parents, err := usermap.MissingParents(c, timeNow(), present, aclOf)
+	if err != nil {
+		return err
+	}
+	for _, p := range parents {
+		if err := rs.intermediate(b, p); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// intermediate adds the empty mailbox a, an ancestor of the created b.
-func (rs *restorer) intermediate(child *box, a string) (err error) {
-	modseq := child.src.FolderModseq
-	if modseq == 0 {
-		modseq = max(child.src.CreatedModseq, 1)
-	}
-	uv := usermap.IntoUIDValidity(0, timeNow())
+// intermediate adds the empty mailbox p, a missing parent of the created
+// (or kept) child.
+func (rs *restorer) intermediate(child *box, p usermap.Parent) (err error) {
 	ib := &box{ref: -1, implicit: true, boxData: &boxData{
-		src:       srcKeys{UIDValidity: uv, CreatedModseq: modseq, FolderModseq: modseq},
-		name:      a,
+		src:       srcKeys{UIDValidity: p.UIDValidity, CreatedModseq: p.CreatedModseq, FolderModseq: p.FolderModseq},
+		name:      p.Name,
 		owner:     child.owner,
-		partition: child.partition,
+		partition: p.Partition,
 		typ:       "e",
 		fresh:     true,
 		children:  []uint32{uint32(child.id)},
@@ -110,11 +118,8 @@ func (rs *restorer) intermediate(child *box, a string) (err error) {
 	if rs.cfg.LegacyDirs {
 		ib.typ += "l"
 	}
-	parent, found, err := rs.folderACL(a, ib.owner)
-	if err != nil {
-		return err
-	}
-	ib.acl = partition.ParseACL(usermap.IntoACL(ib.owner, parent, found, ""))
+	a := p.Name
+	ib.acl = partition.ParseACL(p.ACL)
 	ib.res = MailboxResult{Action: ActionCreate, Name: a, Partition: ib.partition}
 	if why, err := rs.cannotWrite(ib); err != nil || why != "" {
 		return err // the child's own refusal says why
@@ -137,7 +142,8 @@ func (rs *restorer) intermediate(child *box, a string) (err error) {
 	}
 	// Cyrus creates it with no HIGHESTMODSEQ of its own (mboxlist_createmailbox
 	// with highestmodseq 0): the first one, 1.
-	bl, err := rs.newBuilder(ib, &syncrec.Mailbox{Name: a, UIDValidity: uv, HighestModseq: 1, CreatedModseq: modseq})
+	bl, err := rs.newBuilder(ib, &syncrec.Mailbox{Name: a, UIDValidity: p.UIDValidity, HighestModseq: 1,
+		CreatedModseq: p.CreatedModseq, FolderModseq: p.FolderModseq})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mbtool/mbtool/dumpcheck"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
@@ -53,34 +54,47 @@ func (rs *restorer) planInto(b *box, mb *syncrec.Mailbox) error {
 }
 
 // folderACL returns the ACL of the nearest ancestor of name that owner
-// owns, as the restore leaves it, if any (usermap.IntoACL decides): a
-// mailbox the restore creates or replaces (one of the dump, or a missing
-// parent created before) has the ACL it is given, as with --server, where
-// Cyrus has created it by then; any other, the target's.
+// owns, as the restore leaves it, if any (usermap.IntoACL decides).
 func (rs *restorer) folderACL(name, owner string) (string, bool, error) {
 	if owner == "" {
 		return "", false, nil
 	}
-	for c := parentName(name); c != ""; c = parentName(c) {
-		b, err := rs.named(c)
-		if err != nil {
+	for c := mboxname.Parent(name); c != ""; c = mboxname.Parent(c) {
+		acl, found, err := rs.aclAsLeft(c, owner)
+		if found || err != nil {
+			return acl, found, err
+		}
+	}
+	return "", false, nil
+}
+
+// aclAsLeft returns the ACL of mailbox c, if owner owns it, as the
+// restore leaves it: a mailbox the restore creates or replaces (one of
+// the dump, or a missing parent created before) has the ACL it is given,
+// as with --server, where Cyrus has created it by then; any other, the
+// target's, if it has c (not deleted, not an intermediate placeholder).
+func (rs *restorer) aclAsLeft(c, owner string) (string, bool, error) {
+	if rs.cfg.NameOwner(c) != owner {
+		return "", false, nil
+	}
+	b, err := rs.named(c)
+	if err != nil {
+		return "", false, err
+	}
+	if b != nil {
+		if b, err = spill.Peek(rs.parked, b); err != nil {
 			return "", false, err
 		}
-		if b != nil {
-			if b, err = spill.Peek(rs.parked, b); err != nil {
-				return "", false, err
-			}
-		}
-		if b != nil && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) && rs.cfg.NameOwner(c) == owner {
-			return partition.FormatACL(b.acl), true, nil
-		}
-		e, ok, err := rs.spool.LookupAny(c)
-		if err != nil {
-			return "", false, err
-		}
-		if ok && !e.Deleted() && !e.Intermediate() && rs.cfg.NameOwner(c) == owner {
-			return partition.FormatACL(e.ACL), true, nil
-		}
+	}
+	if b != nil && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
+		return partition.FormatACL(b.acl), true, nil
+	}
+	e, ok, err := rs.spool.LookupAny(c)
+	if err != nil {
+		return "", false, err
+	}
+	if ok && !e.Deleted() && !e.Intermediate() {
+		return partition.FormatACL(e.ACL), true, nil
 	}
 	return "", false, nil
 }

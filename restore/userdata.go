@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/restore/msgsel"
 	"github.com/mbtool/mbtool/spill"
@@ -120,7 +121,7 @@ func (q *quotaPlan) nearest(name string) (string, error) {
 	if len(q.isRoot) >= maxRootCache {
 		clear(q.isRoot)
 	}
-	for c := name; c != ""; c = parentName(c) {
+	for c := name; c != ""; c = mboxname.Parent(c) {
 		is, ok := q.isRoot[c]
 		if !ok {
 			if q.dump[c] != nil {
@@ -152,18 +153,6 @@ func (q *quotaPlan) rootOf(name string) (string, error) {
 		q.touched[r] = true
 	}
 	return r, err
-}
-
-// parentName drops the last component of an internal name ("" at the
-// top; "dom!user" gives "dom!", a domain's root).
-func parentName(name string) string {
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		return name[:i]
-	}
-	if i := strings.IndexByte(name, '!'); i >= 0 && i < len(name)-1 {
-		return name[:i+1]
-	}
-	return ""
 }
 
 // writeQuotas writes every quota root a restored mailbox falls under: its

@@ -36,6 +36,9 @@ sasl_mech_list: PLAIN LOGIN
 umask: 077
 `, l.ConfigDir, l.Partition, l.Dir, l.LMTPSocket, l.Realm, l.Admin, legacy,
 		yesNo(l.Options.AltNamespace), yesNo(l.Options.UnixHierarchySep))
+	if l.Partition2 != "" {
+		fmt.Fprintf(&b, "partition-%s: %s\n", SecondPartitionName, l.Partition2)
+	}
 	if x := strings.TrimSpace(l.Options.ExtraConfig); x != "" {
 		b.WriteString(x + "\n")
 	}

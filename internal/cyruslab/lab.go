@@ -59,7 +59,15 @@ type Options struct {
 	// Sieve runs timsieved (ManageSieve) on a loopback port,
 	// Lab.SieveAddr; lmtpd runs the users' active scripts.
 	Sieve bool
+	// SecondPartition configures a second spool partition, named
+	// SecondPartitionName, in Lab.Partition2 (the default one stays the
+	// default).
+	SecondPartition bool
 }
+
+// SecondPartitionName is the name of the partition of
+// Options.SecondPartition.
+const SecondPartitionName = "second"
 
 // Lab is one private Cyrus instance under Dir.
 type Lab struct {
@@ -68,6 +76,7 @@ type Lab struct {
 	MasterConf string // Dir/cyrus.conf
 	ConfigDir  string // the configdirectory, Dir/config
 	Partition  string // the default partition, Dir/spool
+	Partition2 string // the partition SecondPartitionName, Dir/spool2, if Options.SecondPartition
 	IMAPAddr   string // host:port of IMAP on loopback
 	SyncAddr   string // host:port of sync_server, empty unless Options.SyncPort
 	SieveAddr  string // host:port of timsieved, empty unless Options.Sieve
@@ -167,6 +176,10 @@ func Create(dir string, opts Options) (*Lab, error) {
 	}
 	dirs := []string{
 		l.Partition, filepath.Dir(l.LMTPSocket), l.path("run", "proc"), l.path("run", "lock"),
+	}
+	if opts.SecondPartition {
+		l.Partition2 = filepath.Join(d, "spool2")
+		dirs = append(dirs, l.Partition2)
 	}
 	// db/ holds the skiplist stamp and socket/ the service lock files;
 	// without them Cyrus logs DBERRORs.
