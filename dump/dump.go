@@ -160,12 +160,19 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 	s.users = map[string][]string{}
 	s.entries = map[string]partition.Entry{}
 	users := sel.Users
+	// With --all, every user's mailboxes and the shared ones come from one
+	// walk of mailboxes.db, not two searches of it per user.
+	var byUser map[string][]partition.Entry
+	var shared []partition.Entry
 	if sel.All {
 		all, err := spool.Users()
 		if err != nil {
 			return nil, err
 		}
 		users = append(append([]string(nil), users...), all...)
+		if byUser, shared, err = spool.MailboxesByOwner(); err != nil {
+			return nil, err
+		}
 	}
 	var total Progress
 	add := func(e partition.Entry) {
@@ -181,9 +188,12 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 		if _, ok := s.users[u]; ok {
 			continue
 		}
-		mbs, err := spool.UserMailboxes(u)
-		if err != nil {
-			return nil, fmt.Errorf("user %s: %w", u, err)
+		mbs, ok := byUser[u]
+		if !ok && !sel.All {
+			var err error
+			if mbs, err = spool.UserMailboxes(u); err != nil {
+				return nil, fmt.Errorf("user %s: %w", u, err)
+			}
 		}
 		if len(mbs) == 0 {
 			// A user who owns no mailbox but reads others' (seen state,
@@ -210,16 +220,25 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 		p.Users = append(p.Users, u)
 	}
 	names := sel.Mailboxes
+	var sharedEntries map[string]partition.Entry
 	if sel.All {
 		// Every user, and the mailboxes no user owns (shared folders).
-		shared, err := SharedMailboxes(spool)
-		if err != nil {
-			return nil, err
+		names = append([]string(nil), names...)
+		sharedEntries = make(map[string]partition.Entry, len(shared))
+		for _, e := range shared {
+			names = append(names, e.Name)
+			sharedEntries[e.Name] = e
 		}
-		names = append(append([]string(nil), names...), shared...)
 	}
 	for _, name := range names {
 		if _, ok := s.entries[name]; ok {
+			continue
+		}
+		e, ok := sharedEntries[name]
+		if ok {
+			s.entries[name] = e
+			add(e)
+			p.Mailboxes = append(p.Mailboxes, name)
 			continue
 		}
 		e, err := spool.Lookup(name)

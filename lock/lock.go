@@ -170,22 +170,30 @@ func Reopen(ctx context.Context, path string, open func() (*os.File, error), exc
 // since: f is unlocked and the caller opens path anew, as Cyrus's
 // read_lock does with a database it keeps open (lib/mappedfile.c).
 func Relock(ctx context.Context, f *os.File, path string, exclusive bool) (bool, error) {
+	fi, err := RelockStat(ctx, f, path, exclusive)
+	return fi != nil, err
+}
+
+// RelockStat is Relock that returns, when path still names f, f's
+// FileInfo as read under the lock (its size, for a reader), and nil
+// otherwise.
+func RelockStat(ctx context.Context, f *os.File, path string, exclusive bool) (os.FileInfo, error) {
 	if err := Wait(ctx, f, exclusive); err != nil {
-		return false, err
+		return nil, err
 	}
 	fi, err1 := f.Stat()
 	pi, err2 := os.Lstat(path)
 	if err1 == nil && err2 == nil && os.SameFile(fi, pi) {
-		return true, nil
+		return fi, nil
 	}
 	Unlock(f)
 	if err1 != nil {
-		return false, err1
+		return nil, err1
 	}
 	if err2 != nil && !errors.Is(err2, os.ErrNotExist) {
-		return false, err2
+		return nil, err2
 	}
-	return false, nil
+	return nil, nil
 }
 
 // File is a Cyrus lock file (an empty file that exists only to be locked,

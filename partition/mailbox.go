@@ -135,7 +135,7 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 		}
 	}()
 	// The entry may have changed before the name lock was granted.
-	cur, err := s.Lookup(e.Name)
+	cur, err := s.current(e)
 	if err != nil {
 		return nil, err
 	}

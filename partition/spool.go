@@ -122,6 +122,10 @@ type Entry struct {
 	MTime         int64
 	// ACL in stored order.
 	ACL []ACLEntry
+
+	// stamp is the state of mailboxes.db the entry was read from
+	// (mboxHandle.stamp), 0 if it was not read from one.
+	stamp uint64
 }
 
 func (e Entry) hasFlag(c byte) bool {
@@ -178,15 +182,18 @@ func (s *Spool) real(e Entry) bool {
 func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {
 	path := s.Config.MboxlistPath
 	var entries []Entry
+	var stamp uint64
 	add := func(k, v []byte) error {
 		e, err := parseEntry(k[1:], v)
 		if err != nil {
 			return fmt.Errorf("mailboxes.db %s: key %q: %w", path, k, err)
 		}
+		e.stamp = stamp
 		entries = append(entries, e)
 		return nil
 	}
-	err := s.withMboxlist(func(db *cyrusdb.Twoskip) error {
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip, st uint64) error {
+		stamp = st
 		if exact != "" {
 			key := []byte("N" + exact)
 			v, ok, err := db.Get(key)
@@ -255,9 +262,11 @@ func (s *Spool) lookupAny(name string) (Entry, bool, error) {
 	key := NameKey(name)
 	var v []byte
 	var ok bool
-	err := s.withMboxlist(func(db *cyrusdb.Twoskip) error {
+	var stamp uint64
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip, st uint64) error {
 		var err error
 		v, ok, err = db.Get(key)
+		stamp = st
 		return err
 	})
 	if err != nil || !ok {
@@ -267,7 +276,42 @@ func (s *Spool) lookupAny(name string) (Entry, bool, error) {
 	if err != nil {
 		return Entry{}, false, fmt.Errorf("mailboxes.db %s: key %q: %w", path, key, err)
 	}
+	e.stamp = stamp
 	return e, true, nil
+}
+
+// current returns the mailboxes.db entry of e's name as Lookup does, with
+// one look under the database's shared lock: when mailboxes.db still holds
+// the committed state e was read from (the same file, header and size:
+// mboxHandle.read), that is e itself, and no record is read or parsed.
+func (s *Spool) current(e Entry) (Entry, error) {
+	key := NameKey(e.Name)
+	var v []byte
+	ok, same := false, false
+	var stamp uint64
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip, st uint64) error {
+		if same = e.stamp != 0 && st == e.stamp; same {
+			return nil
+		}
+		var err error
+		v, ok, err = db.Get(key)
+		stamp = st
+		return err
+	})
+	if err != nil {
+		return Entry{}, err
+	}
+	cur := e
+	if !same && ok {
+		if cur, err = parseEntry(key[1:], v); err != nil {
+			return Entry{}, fmt.Errorf("mailboxes.db %s: key %q: %w", s.Config.MboxlistPath, key, err)
+		}
+		cur.stamp = stamp
+	}
+	if !same && !ok || !s.real(cur) {
+		return Entry{}, fmt.Errorf("mailbox %s: %w", e.Name, ErrNoMailbox)
+	}
+	return cur, nil
 }
 
 // userInbox returns the internal INBOX name of user ("alice",
@@ -311,6 +355,49 @@ func (s *Spool) MailboxesUnder(name string) ([]Entry, error) {
 		return nil
 	})
 	return out, err
+}
+
+// MailboxesByOwner returns, from one walk of mailboxes.db, what
+// UserMailboxes returns for every user owning a real mailbox (the INBOX
+// and everything below it in mailboxes.db order, then the user's deleted
+// mailboxes), and the real mailboxes no user owns, in mailboxes.db order:
+// O(n) in all, where UserMailboxes for each user searches the skip list
+// twice per user. A mailbox whose owner's name ranges do not hold it (none
+// in a database Cyrus wrote) is in neither.
+func (s *Spool) MailboxesByOwner() (byUser map[string][]Entry, shared []Entry, err error) {
+	all, err := s.Mailboxes()
+	if err != nil {
+		return nil, nil, err
+	}
+	sep := string(rune(dbHierSep))
+	type ranges struct{ inbox, under, deleted string }
+	users := make(map[string]*ranges)
+	deleted := make(map[string][]Entry)
+	byUser = make(map[string][]Entry)
+	for _, e := range all {
+		u := e.Owner(s.Config)
+		if u == "" {
+			shared = append(shared, e)
+			continue
+		}
+		r := users[u]
+		if r == nil {
+			inbox := s.userInbox(u)
+			db := nameToDBName(inbox)
+			r = &ranges{inbox: db, under: db + sep, deleted: nameToDBName(s.deletedTree(inbox)) + sep}
+			users[u] = r
+		}
+		switch db := nameToDBName(e.Name); {
+		case db == r.inbox || strings.HasPrefix(db, r.under):
+			byUser[u] = append(byUser[u], e)
+		case strings.HasPrefix(db, r.deleted):
+			deleted[u] = append(deleted[u], e)
+		}
+	}
+	for u, d := range deleted {
+		byUser[u] = append(byUser[u], d...)
+	}
+	return byUser, shared, nil
 }
 
 // DeletedUnder returns the real mailboxes of the deleted tree of name

@@ -167,7 +167,7 @@ func (s *Spool) LookupAny(name string) (Entry, bool, error) { return s.lookupAny
 // IDExists reports whether mailboxes.db has an I record for uniqueid.
 func (s *Spool) IDExists(uniqueid string) (bool, error) {
 	var found bool
-	err := s.withMboxlist(func(db *cyrusdb.Twoskip) error {
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip, _ uint64) error {
 		_, ok, err := db.Get(IDKey(uniqueid))
 		found = ok
 		return err
