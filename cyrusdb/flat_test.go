@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -116,5 +117,28 @@ func TestFlatFlipEveryByte(t *testing.T) {
 			}
 			b[i] ^= x
 		}
+	}
+}
+
+// TestReadFlatSmallAllocates checks that reading a small flat file does not
+// allocate a 64 KiB buffer each time: a dump reads one per user, and those
+// buffers were a fifth of what a dump of 2,000 small mailboxes allocated.
+// Before, 100 reads of a one-line file allocated 6.4 MiB.
+func TestReadFlatSmallAllocates(t *testing.T) {
+	data := []byte("\x1fVER\x1f\t2\nNINBOX\t\n")
+	read := func() {
+		if err := ReadFlat("sub", bytes.NewReader(data), func(k, v []byte) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 100 {
+		read()
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Errorf("100 reads of a %d-byte flat file allocated %d bytes", len(data), n)
 	}
 }
