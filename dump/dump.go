@@ -165,14 +165,12 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 	var byUser map[string][]partition.Entry
 	var shared []partition.Entry
 	if sel.All {
-		all, err := spool.Users()
+		all, bu, sh, err := spool.MailboxesByOwner()
 		if err != nil {
 			return nil, err
 		}
 		users = append(append([]string(nil), users...), all...)
-		if byUser, shared, err = spool.MailboxesByOwner(); err != nil {
-			return nil, err
-		}
+		byUser, shared = bu, sh
 	}
 	var total Progress
 	add := func(e partition.Entry) {

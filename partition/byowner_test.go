@@ -3,6 +3,7 @@ package partition
 import (
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -62,15 +63,25 @@ func TestMailboxesByOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	// carol owns no mailbox but subscribes to some: a user all the same.
+	if err := os.MkdirAll(dir+"/config/user/c", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/config/user/c/carol.sub", []byte("shared.team\t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	s := &Spool{Config: cfg}
 
-	byUser, shared, err := s.MailboxesByOwner()
+	users, byUser, shared, err := s.MailboxesByOwner()
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, err := s.Users()
+	wantUsers, err := s.Users()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(users, wantUsers) {
+		t.Errorf("MailboxesByOwner gives the users %q, Users %q", users, wantUsers)
 	}
 	listed := 0
 	for _, u := range users {
@@ -83,8 +94,10 @@ func TestMailboxesByOwner(t *testing.T) {
 		}
 		listed += len(want)
 	}
-	if len(byUser) != len(users) {
-		t.Errorf("MailboxesByOwner has %d users, Users %d", len(byUser), len(users))
+	for u := range byUser {
+		if !slices.Contains(users, u) {
+			t.Errorf("MailboxesByOwner lists mailboxes of %s, who is not among the users", u)
+		}
 	}
 	all, err := s.Mailboxes()
 	if err != nil {

@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -264,10 +265,18 @@ func (s *Spool) lookupAny(name string) (Entry, bool, error) {
 	var ok bool
 	var stamp uint64
 	err := s.withMboxlist(func(db *cyrusdb.Twoskip, st uint64) error {
-		var err error
-		v, ok, err = db.Get(key)
 		stamp = st
-		return err
+		last := &s.mboxdb.last // withMboxlist holds s.mboxdb.mu
+		if last.stamp == st && last.key == string(key) {
+			v, ok = last.v, last.ok
+			return nil
+		}
+		var err error
+		if v, ok, err = db.Get(key); err != nil {
+			return err
+		}
+		last.stamp, last.key, last.v, last.ok = st, string(key), bytes.Clone(v), ok
+		return nil
 	})
 	if err != nil || !ok {
 		return Entry{}, false, err
@@ -357,21 +366,26 @@ func (s *Spool) MailboxesUnder(name string) ([]Entry, error) {
 	return out, err
 }
 
-// MailboxesByOwner returns, from one walk of mailboxes.db, what
-// UserMailboxes returns for every user owning a real mailbox (the INBOX
-// and everything below it in mailboxes.db order, then the user's deleted
-// mailboxes), and the real mailboxes no user owns, in mailboxes.db order:
-// O(n) in all, where UserMailboxes for each user searches the skip list
-// twice per user. A mailbox whose owner's name ranges do not hold it (none
-// in a database Cyrus wrote) is in neither.
-func (s *Spool) MailboxesByOwner() (byUser map[string][]Entry, shared []Entry, err error) {
+// MailboxesByOwner returns, from one walk of mailboxes.db, the users as
+// Users returns them, what UserMailboxes returns for every user owning a
+// real mailbox (the INBOX and everything below it in mailboxes.db order,
+// then the user's deleted mailboxes), and the real mailboxes no user owns,
+// in mailboxes.db order: O(n) in all, where Users walks the database too
+// and UserMailboxes searches the skip list twice per user. A mailbox whose
+// owner's name ranges do not hold it (none in a database Cyrus wrote) is
+// in neither list, and its owner is among the users.
+func (s *Spool) MailboxesByOwner() (users []string, byUser map[string][]Entry, shared []Entry, err error) {
+	set := make(map[string]bool)
+	if err := s.stateUsers(set); err != nil {
+		return nil, nil, nil, err
+	}
 	all, err := s.Mailboxes()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sep := string(rune(dbHierSep))
 	type ranges struct{ inbox, under, deleted string }
-	users := make(map[string]*ranges)
+	owners := make(map[string]*ranges)
 	deleted := make(map[string][]Entry)
 	byUser = make(map[string][]Entry)
 	for _, e := range all {
@@ -380,12 +394,13 @@ func (s *Spool) MailboxesByOwner() (byUser map[string][]Entry, shared []Entry, e
 			shared = append(shared, e)
 			continue
 		}
-		r := users[u]
+		r := owners[u]
 		if r == nil {
 			inbox := s.userInbox(u)
 			db := nameToDBName(inbox)
 			r = &ranges{inbox: db, under: db + sep, deleted: nameToDBName(s.deletedTree(inbox)) + sep}
-			users[u] = r
+			owners[u] = r
+			set[u] = true
 		}
 		switch db := nameToDBName(e.Name); {
 		case db == r.inbox || strings.HasPrefix(db, r.under):
@@ -397,7 +412,12 @@ func (s *Spool) MailboxesByOwner() (byUser map[string][]Entry, shared []Entry, e
 	for u, d := range deleted {
 		byUser[u] = append(byUser[u], d...)
 	}
-	return byUser, shared, nil
+	users = make([]string, 0, len(set))
+	for u := range set {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	return users, byUser, shared, nil
 }
 
 // DeletedUnder returns the real mailboxes of the deleted tree of name
