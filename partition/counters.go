@@ -129,7 +129,7 @@ func (s *Spool) ReadModseqCounter(name string) (uint64, error) {
 	if err != nil || !ok || !s.Config.Switch("conversations", false) {
 		return 0, err
 	}
-	f, err := s.Config.Tree().Open(path, os.O_RDONLY)
+	f, err := s.tree().Open(path, os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -194,7 +194,7 @@ func (s *Spool) raiseCounters(ctx context.Context, e Entry, last, add uint64, on
 	if !ok || !s.Config.Switch("conversations", false) {
 		return last + add, true, nil
 	}
-	tree := s.Config.Tree()
+	tree := s.tree()
 	if err := tree.Ensure(path, owner); err != nil {
 		return 0, false, fmt.Errorf("modseq counters of %s: %w", e.Name, err)
 	}

@@ -28,7 +28,7 @@ func (s *Spool) nameLock(ctx context.Context, lockname string) (*lock.File, erro
 // followed through a symlink.
 func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (*lock.File, error) {
 	path := s.Config.lockPath(lockname)
-	tree := s.Config.Tree()
+	tree := s.tree()
 	open := func() (int, error) {
 		fd, err := tree.OpenFd(path, os.O_RDWR)
 		if err != nil && !exclusive && errors.Is(err, fs.ErrPermission) {

@@ -104,7 +104,7 @@ func (t *TwoskipTx) ForEach(prefix []byte, fn func(key, value []byte) error) err
 // set, else it is an error. If fn returns an error, or changes nothing, the
 // file is left alone.
 func (s *Spool) UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
-	return UpdateTwoskipFile(context.Background(), s.Config.Tree(), path, create, owner, fn)
+	return UpdateTwoskipFile(context.Background(), s.tree(), path, create, owner, fn)
 }
 
 // UpdateTwoskipFile is UpdateTwoskip of the twoskip file at path beneath

@@ -91,7 +91,7 @@ func (s *Spool) AddSubs(user string, owner Owner, names []string) error {
 	if err != nil {
 		return fmt.Errorf("subscriptions of %s: %w", user, err)
 	}
-	err = updateFlat(s.Config.Tree(), path, owner, func(recs map[string][]byte) {
+	err = updateFlat(s.tree(), path, owner, func(recs map[string][]byte) {
 		if _, ok := recs[subsVersionKey]; !ok {
 			recs[subsVersionKey] = []byte("2")
 		}
@@ -210,7 +210,7 @@ func (s *Spool) PutQuota(q Quota, owner Owner) error {
 	if err != nil {
 		return err
 	}
-	tree := s.Config.Tree()
+	tree := s.tree()
 	if err := tree.Ensure(path, owner); err != nil {
 		return fmt.Errorf("quota root %s: %w", q.Root, err)
 	}
