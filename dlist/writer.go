@@ -8,7 +8,8 @@ import (
 	"github.com/mbtool/mbtool/guid"
 )
 
-// flushAt is the buffered size at which the Writer writes out.
+// flushAt is the buffered size at which a Writer from NewWriter writes
+// out.
 const flushAt = 64 << 10
 
 // Writer prints dlist command lines exactly as Cyrus 3.6 prints them: one
@@ -27,6 +28,7 @@ const flushAt = 64 << 10
 type Writer struct {
 	w       io.Writer
 	buf     []byte
+	flushAt int // len(buf) at which it is written out
 	flushed int64
 	err     error
 	sync    bool
@@ -53,7 +55,17 @@ type treeFrame struct {
 // non-synchronising ({n+}), as Cyrus's sync_client and its in-memory
 // printing do.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{w: w, buf: make([]byte, 0, flushAt+4096)}
+	return NewWriterSize(w, flushAt)
+}
+
+// NewWriterSize is NewWriter writing out once size bytes are buffered
+// (64 KiB at least): fewer, larger writes for a stream of many file
+// literals, such as a dump into a pipe. A file literal that fits in the
+// buffer is copied into it; a larger one is copied through it, at most a
+// buffer at a time.
+func NewWriterSize(w io.Writer, size int) *Writer {
+	size = max(size, flushAt)
+	return &Writer{w: w, buf: make([]byte, 0, size+4096), flushAt: size}
 }
 
 // SetSyncLiterals makes literals print as {n} rather than {n+}, as a Cyrus
@@ -89,7 +101,7 @@ func (w *Writer) Flush() error {
 }
 
 func (w *Writer) maybeFlush() {
-	if len(w.buf) >= flushAt {
+	if len(w.buf) >= w.flushAt {
 		w.Flush()
 	}
 }
@@ -191,7 +203,7 @@ func (w *Writer) scalarDone() {
 	if len(w.stack) == 0 {
 		w.done = true
 	}
-	if len(w.buf) >= flushAt {
+	if len(w.buf) >= w.flushAt {
 		w.Flush()
 	}
 }

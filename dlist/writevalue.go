@@ -131,7 +131,7 @@ func (s *sliceReader) Read(p []byte) (int, error) {
 // literals are non-synchronising ({n+}).
 func Marshal(v *Value) ([]byte, error) {
 	var buf sliceWriter
-	w := &Writer{w: &buf, buf: make([]byte, 0, 256), inLine: true, hasName: true}
+	w := &Writer{w: &buf, buf: make([]byte, 0, 256), flushAt: flushAt, inLine: true, hasName: true}
 	if v == nil {
 		w.invalid("Marshal(nil)")
 	} else {

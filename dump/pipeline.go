@@ -25,6 +25,8 @@ import (
 const (
 	smallMax  = 1 << 20
 	tokenSize = 64 << 10
+	// largeRead is the size of the reads that hash a large file.
+	largeRead = 256 << 10
 	// DefaultReadAhead is the read-ahead of a dump unless
 	// Options.ReadAhead says otherwise.
 	DefaultReadAhead = 8 << 20
@@ -124,8 +126,12 @@ func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			var scratch []byte // for large files, allocated at the first
 			for pd := range p.work {
-				pd.result.hash()
+				if pd.size > smallMax && scratch == nil {
+					scratch = make([]byte, largeRead)
+				}
+				pd.result.hash(scratch)
 				close(pd.done)
 			}
 		}()
@@ -210,7 +216,7 @@ func (q *queue) next() (*result, bool) {
 		}
 		// The first copy was bad; this one is a file of its own.
 		pd.dup = false
-		pd.result.hash()
+		pd.result.hash(nil)
 		return &pd.result, true
 	}
 	<-pd.done
@@ -248,10 +254,11 @@ func (q *queue) err() error {
 // hash reads and checks the job's file. Small files are read whole into a
 // buffer with raw system calls (no fstat: reading one byte more than the
 // index says tells a wrong size just as well), which halves the per-file
-// cost of os.File on a partition of many small messages.
-func (r *result) hash() {
+// cost of os.File on a partition of many small messages. scratch, if not
+// nil, is the caller's buffer for reading a large file.
+func (r *result) hash(scratch []byte) {
 	if r.size > smallMax {
-		r.hashLarge()
+		r.hashLarge(scratch)
 		return
 	}
 	fd, err := r.m.OpenMessageFd(r.rec)
@@ -261,7 +268,7 @@ func (r *result) hash() {
 		return
 	}
 	buf := r.p.getBuf(r.size + 1)
-	n, err := readFull(fd, buf)
+	n, err := readFile(fd, buf)
 	unix.Close(fd)
 	if err != nil {
 		r.p.putBuf(buf)
@@ -285,7 +292,9 @@ func (r *result) hash() {
 	r.data = buf[:n]
 }
 
-func (r *result) hashLarge() {
+// hashLarge hashes a large file in reads of scratch's size (largeRead
+// when scratch is nil); the writer copies it again from the file.
+func (r *result) hashLarge(scratch []byte) {
 	f, err := r.m.OpenMessageFile(r.rec)
 	if err != nil {
 		r.missing = errors.Is(err, fs.ErrNotExist)
@@ -302,7 +311,12 @@ func (r *result) hashLarge() {
 		r.fail(fmt.Errorf("file is %d bytes, the index says %d", fi.Size(), r.size))
 		return
 	}
-	g, n, err := guid.Of(f)
+	if scratch == nil {
+		scratch = make([]byte, largeRead)
+	}
+	h := guid.NewHasher()
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, scratch)
+	g := h.GUID()
 	if err != nil {
 		r.fail(err)
 		return
@@ -314,8 +328,13 @@ func (r *result) hashLarge() {
 	r.info = fi
 }
 
-// readFull reads into buf until it is full or the file ends.
-func readFull(fd int, buf []byte) (int, error) {
+// readFile reads a file the index says is len(buf)-1 bytes into buf,
+// until buf is full or the file ends. A read that stops short exactly
+// at len(buf)-1 bytes is the end of the file (a regular file's read
+// stops short at its end only), so a file of the right size costs one
+// read, not a second one that returns nothing; a FIFO or device there
+// can only give the bytes whose SHA-1 the caller checks.
+func readFile(fd int, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
 		m, err := unix.Read(fd, buf[n:])
@@ -329,6 +348,9 @@ func readFull(fd int, buf []byte) (int, error) {
 			break
 		}
 		n += m
+		if n == len(buf)-1 {
+			break
+		}
 	}
 	return n, nil
 }

@@ -64,6 +64,12 @@ type Trailer struct {
 	Sum [32]byte
 }
 
+// writeSize is the size of a Writer's writes: a dump is mostly file
+// literals, and each write is a system call, and a wake-up of the
+// reader of a pipe (dump -o - | ...). 1 MiB writes made 254 writes
+// where 64 KiB ones made 3,388 for a 184 MB dump.
+const writeSize = 1 << 20
+
 // Writer writes a dump: NewWriter writes the header, the caller writes
 // commands through DL, and Close writes the trailer.
 type Writer struct {
@@ -115,10 +121,10 @@ func NewWriter(dst io.Writer, hdr Header, opts Options) (*Writer, error) {
 	}
 	w.out = out
 	if w.h == nil {
-		w.dl = dlist.NewWriter(out)
+		w.dl = dlist.NewWriterSize(out, writeSize)
 	} else {
 		// BLAKE3's Write never fails, so the MultiWriter fails only with out.
-		w.dl = dlist.NewWriter(io.MultiWriter(out, w.h))
+		w.dl = dlist.NewWriterSize(io.MultiWriter(out, w.h), writeSize)
 	}
 	if hdr.Format == 0 {
 		hdr.Format = FormatVersion

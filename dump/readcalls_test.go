@@ -1,0 +1,112 @@
+package dump_test
+
+import (
+	"bufio"
+	"context"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mbtool/mbtool/fixtures/gen"
+)
+
+// straceCounts runs mbtool dump --all of the partition of conf under
+// strace -c, writing the dump into a pipe (as dump -o - | cat does), and
+// returns the calls per system call name.
+func straceCounts(t *testing.T, bin, conf string) map[string]int {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "strace.txt")
+	cmd := exec.Command("sh", "-c", `strace -f -c -e trace=read,write,openat -o "$1" "$2" dump -C "$3" --all -q -o - | cat > /dev/null`,
+		"sh", out, bin, conf)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("strace mbtool dump: %v\n%s", err, b)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	calls := map[string]int{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 5 {
+			continue
+		}
+		if n, err := strconv.Atoi(fs[3]); err == nil {
+			calls[fs[len(fs)-1]] = n
+		}
+	}
+	return calls
+}
+
+// TestDumpReadsAndWrites counts the system calls dump makes for the
+// message files of a generated partition (a few KB each, and a tail of
+// multi-MB attachments), over the calls the rest of the run makes. A
+// message file of the size the index says is read with one read (the
+// second read, returning nothing, cost one call per message: 2.0 reads
+// per small file before); a large one is hashed in 256 KiB reads and
+// copied in 1 MiB ones (32 KiB and 64 KiB before); the dump is written
+// in 1 MiB writes (64 KiB before: 13 times the writes).
+func TestDumpReadsAndWrites(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("no strace")
+	}
+	if testing.Short() {
+		t.Skip("builds mbtool")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mbtool")
+	if b, err := exec.Command("go", "build", "-o", bin, "github.com/mbtool/mbtool").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	conf, st, err := gen.Partition(context.Background(), filepath.Join(dir, "p"), gen.Options{Seed: 1, Messages: 2_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var small, large, largeReads int
+	err = filepath.WalkDir(filepath.Join(dir, "p", "spool"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || !strings.HasSuffix(d.Name(), ".") {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.Size() <= 1<<20 {
+			small++
+			return nil
+		}
+		large++
+		// Hashing: size/256 KiB reads and the one that finds the end;
+		// copying: size/1 MiB, and one for the end.
+		largeReads += int(fi.Size()/(256<<10)) + 1 + int(fi.Size()/(1<<20)) + 1
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if large == 0 || small < 1_000 {
+		t.Fatalf("the generated partition has %d small and %d large message files; want both", small, large)
+	}
+	calls := straceCounts(t, bin, conf)
+	// What the rest of the run reads and opens: the configuration,
+	// mailboxes.db, each mailbox's locks, header and index (at most 12 per
+	// mailbox), and the Go runtime's own.
+	other := 40 + 12*int(st.Mailboxes)
+	files := small + large
+	t.Logf("%d small and %d large message files, %d MB dumped: %v", small, large, st.Bytes>>20, calls)
+	if got, want := calls["openat"], files+other; got > want {
+		t.Errorf("%d openat calls; want at most %d (one per message file)", got, want)
+	}
+	if got, want := calls["read"], small+largeReads+other; got > want {
+		t.Errorf("%d read calls for %d small and %d large message files; want at most %d (one per small file)", got, small, large, want)
+	}
+	if got, want := calls["write"], 2*int(st.Bytes>>20)+10; got > want {
+		t.Errorf("%d write calls for %d MB; want at most %d (writes of 1 MiB)", got, st.Bytes>>20, want)
+	}
+}
