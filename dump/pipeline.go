@@ -78,8 +78,26 @@ type result struct {
 
 type pending struct {
 	result
-	done  chan struct{}
+	b     *batch   // the batch it was handed to the workers in
 	first *pending // for a duplicate GUID within the mailbox: the first job
+}
+
+// batchMax is how many jobs of a queue are handed to a worker, and then
+// to the writer, at once: most message files are small, and a hand-off
+// per file (a channel send to a worker, one to the writer, a close and
+// the wake-ups) cost as much as reading one.
+const batchMax = 16
+
+// batchBytes ends a batch early: a batch of large files would keep the
+// writer waiting for one worker.
+const batchBytes = 256 << 10
+
+// batch is a run of consecutive jobs of one queue. A worker hashes them
+// in order and closes done; the writer takes them in order.
+type batch struct {
+	jobs  []pending // never grows past batchMax: jobs point into it
+	bytes int64     // the jobs' sizes
+	done  chan struct{}
 }
 
 // pipeline reads and hashes message files ahead of the writer for a whole
@@ -87,11 +105,12 @@ type pending struct {
 // memory budget (tokens) is shared by every mailbox's queue. Only the
 // producer takes tokens, in the order of the dump, and the writer returns
 // them in that same order, so a queue waiting for budget never holds back
-// one the writer is emptying.
+// one the writer is emptying: a producer hands its batch on before it
+// waits for budget.
 type pipeline struct {
 	ctx    context.Context
-	work   chan *pending
-	tokens chan struct{}
+	work   chan *batch
+	tokens *budget
 	bufs   *bufPool
 	wg     sync.WaitGroup
 }
@@ -99,16 +118,19 @@ type pipeline struct {
 // queue is one mailbox's jobs, in UID order.
 type queue struct {
 	p     *pipeline
-	order chan *pending
+	order chan *batch
+	cur   *batch // the batch being filled; the producer's only
 	mu    sync.Mutex
-	// byGUID holds the jobs in flight (submitted, not yet taken by next),
-	// for duplicates within the mailbox: a later job with the same GUID
-	// waits for the first instead of reading the file again. Once the
-	// first is taken, the dumper's table of embedded GUIDs answers for
-	// it, so this map stays as small as the read-ahead, however large
-	// the mailbox.
+	// byGUID holds the jobs in flight (submitted, their batch not yet
+	// taken by next), for duplicates within the mailbox: a later job
+	// with the same GUID waits for the first instead of reading the file
+	// again. Once the first is taken, the dumper's table of embedded
+	// GUIDs answers for it, so this map stays as small as the
+	// read-ahead, however large the mailbox.
 	byGUID  map[guid.GUID]*pending // under mu
 	perr    error                  // under mu
+	head    *batch                 // the batch next takes from; the writer's only
+	taken   int                    // jobs of head taken
 	drained bool                   // next has returned the last result
 }
 
@@ -118,8 +140,8 @@ func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
 	}
 	p := &pipeline{
 		ctx:    ctx,
-		work:   make(chan *pending, workers),
-		tokens: make(chan struct{}, bufs.budget/tokenSize),
+		work:   make(chan *batch, workers),
+		tokens: newBudget(ctx, int(bufs.budget/tokenSize)),
 		bufs:   bufs,
 	}
 	for range workers {
@@ -127,12 +149,18 @@ func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
 		go func() {
 			defer p.wg.Done()
 			var scratch []byte // for large files, allocated at the first
-			for pd := range p.work {
-				if pd.size > smallMax && scratch == nil {
-					scratch = make([]byte, largeRead)
+			for b := range p.work {
+				for i := range b.jobs {
+					pd := &b.jobs[i]
+					if pd.dup {
+						continue
+					}
+					if pd.size > smallMax && scratch == nil {
+						scratch = make([]byte, largeRead)
+					}
+					pd.result.hash(scratch)
 				}
-				pd.result.hash(scratch)
-				close(pd.done)
+				close(b.done)
 			}
 		}()
 	}
@@ -148,13 +176,17 @@ func (p *pipeline) stop() {
 
 // queue returns a new, empty queue for one mailbox.
 func (p *pipeline) queue() *queue {
-	return &queue{p: p, order: make(chan *pending, cap(p.tokens)), byGUID: map[guid.GUID]*pending{}}
+	return &queue{p: p, order: make(chan *batch, max(1, p.tokens.size/batchMax)), byGUID: map[guid.GUID]*pending{}}
 }
 
 // submit queues a job; it blocks while the memory budget is spent.
 func (q *queue) submit(j job) error {
 	p := q.p
-	pd := &pending{result: result{job: j, p: p}, done: make(chan struct{})}
+	if q.cur == nil {
+		q.cur = &batch{jobs: make([]pending, 0, batchMax), done: make(chan struct{})}
+	}
+	q.cur.jobs = append(q.cur.jobs, pending{result: result{job: j, p: p}, b: q.cur})
+	pd := &q.cur.jobs[len(q.cur.jobs)-1]
 	q.mu.Lock()
 	first, ok := q.byGUID[j.guid]
 	if !ok {
@@ -172,30 +204,80 @@ func (q *queue) submit(j job) error {
 				n = 1
 			}
 		}
-		for range n {
-			select {
-			case p.tokens <- struct{}{}:
-			case <-p.ctx.Done():
-				pd.releaseTokens()
-				return p.ctx.Err()
+		if !p.tokens.tryTake(n) {
+			// The budget is spent: what is batched goes to the
+			// workers first (the writer may be waiting for it), and
+			// the producer waits until the writer has returned a
+			// good part of the budget, not a token at a time, which
+			// would hand the workers a batch per file again.
+			if len(q.cur.jobs) > 1 {
+				b := q.cur
+				b.jobs = b.jobs[:len(b.jobs)-1]
+				rest := &batch{jobs: make([]pending, 0, batchMax), done: make(chan struct{})}
+				rest.jobs = append(rest.jobs, *pd)
+				q.cur = rest
+				pd = &rest.jobs[0]
+				pd.b = rest
+				q.mu.Lock()
+				q.byGUID[j.guid] = pd
+				q.mu.Unlock()
+				if err := q.send(b); err != nil {
+					return err
+				}
 			}
-			pd.tokens++
+			if err := p.tokens.take(n); err != nil {
+				q.dropCur()
+				return err
+			}
 		}
+		pd.tokens = n
 	}
-	select {
-	case q.order <- pd:
-	case <-p.ctx.Done():
-		pd.releaseTokens()
-		return p.ctx.Err()
-	}
-	if !pd.dup {
-		p.work <- pd
+	q.cur.bytes += j.size
+	// A batch ends after a large file, or batchBytes: the writer waits
+	// for a whole batch, and the other worker hashes the next meanwhile.
+	if len(q.cur.jobs) == batchMax || q.cur.bytes >= batchBytes {
+		b := q.cur
+		q.cur = nil
+		return q.send(b)
 	}
 	return nil
 }
 
+// send hands a batch to the writer's queue and to the workers.
+func (q *queue) send(b *batch) error {
+	select {
+	case q.order <- b:
+	case <-q.p.ctx.Done():
+		for i := range b.jobs {
+			b.jobs[i].releaseTokens()
+		}
+		q.dropCur()
+		return q.p.ctx.Err()
+	}
+	q.p.work <- b
+	return nil
+}
+
+// dropCur releases the batch being filled, unsent.
+func (q *queue) dropCur() {
+	if q.cur == nil {
+		return
+	}
+	for i := range q.cur.jobs {
+		q.cur.jobs[i].releaseTokens()
+	}
+	q.cur = nil
+}
+
 // close ends the mailbox's job stream; err is the producer's error, if any.
 func (q *queue) close(err error) {
+	if b := q.cur; b != nil && len(b.jobs) > 0 {
+		q.cur = nil
+		if serr := q.send(b); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	q.dropCur()
 	q.mu.Lock()
 	q.perr = err
 	q.mu.Unlock()
@@ -204,38 +286,51 @@ func (q *queue) close(err error) {
 
 // next returns the next result in submission order.
 func (q *queue) next() (*result, bool) {
-	pd, ok := <-q.order
-	if !ok {
-		q.drained = true
-		return nil, false
+	if q.head == nil || q.taken == len(q.head.jobs) {
+		b, ok := <-q.order
+		if !ok {
+			q.head = nil
+			q.drained = true
+			return nil, false
+		}
+		<-b.done
+		q.mu.Lock()
+		for i := range b.jobs {
+			if pd := &b.jobs[i]; q.byGUID[pd.guid] == pd {
+				delete(q.byGUID, pd.guid)
+			}
+		}
+		q.mu.Unlock()
+		q.head, q.taken = b, 0
 	}
+	pd := &q.head.jobs[q.taken]
+	q.taken++
 	if pd.dup {
-		<-pd.first.done
+		<-pd.first.b.done
 		if pd.first.err == nil {
 			return &pd.result, true
 		}
 		// The first copy was bad; this one is a file of its own.
 		pd.dup = false
 		pd.result.hash(nil)
-		return &pd.result, true
 	}
-	<-pd.done
-	q.mu.Lock()
-	if q.byGUID[pd.guid] == pd {
-		delete(q.byGUID, pd.guid)
-	}
-	q.mu.Unlock()
 	return &pd.result, true
 }
 
 // discard releases the results not taken, once the producer has closed q.
 func (q *queue) discard() {
-	for pd := range q.order {
-		if !pd.dup {
-			<-pd.done
+	if b := q.head; b != nil {
+		for ; q.taken < len(b.jobs); q.taken++ {
+			b.jobs[q.taken].result.release()
 		}
-		pd.result.release()
 	}
+	for b := range q.order {
+		<-b.done
+		for i := range b.jobs {
+			b.jobs[i].result.release()
+		}
+	}
+	q.head = nil
 	q.drained = true
 }
 
@@ -361,8 +456,9 @@ func (r *result) fail(err error) {
 }
 
 func (r *result) releaseTokens() {
-	for ; r.tokens > 0; r.tokens-- {
-		<-r.p.tokens
+	if r.tokens > 0 {
+		r.p.tokens.give(r.tokens)
+		r.tokens = 0
 	}
 }
 
@@ -437,4 +533,64 @@ func (r *result) writeTo(w *dlist.Writer, part string) error {
 		return err
 	}
 	return nil
+}
+
+// budget is the read-ahead's memory budget, in tokens of tokenSize bytes:
+// a semaphore whose taker, once it has had to wait, waits for a quarter
+// of it to be free (or what it needs, if more), so that the files it then
+// submits go to the workers in batches.
+type budget struct {
+	mu   sync.Mutex
+	cond sync.Cond
+	ctx  context.Context
+	size int
+	free int // under mu
+}
+
+func newBudget(ctx context.Context, size int) *budget {
+	b := &budget{ctx: ctx, size: size, free: size}
+	b.cond.L = &b.mu
+	context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	})
+	return b
+}
+
+// tryTake takes n tokens if they are free.
+func (b *budget) tryTake(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.free < n {
+		return false
+	}
+	b.free -= n
+	return true
+}
+
+// take waits until max(n, size/4) tokens are free and takes n; it fails
+// once the context is done.
+func (b *budget) take(n int) error {
+	low := min(b.size, max(n, b.size/4))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.free < low {
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+		b.cond.Wait()
+	}
+	b.free -= n
+	return nil
+}
+
+// give returns n tokens.
+func (b *budget) give(n int) {
+	b.mu.Lock()
+	b.free += n
+	if b.free >= b.size/4 || b.free == b.size {
+		b.cond.Broadcast()
+	}
+	b.mu.Unlock()
 }
