@@ -137,7 +137,7 @@ func (rs *restorer) checkCommand(d *dumpfile.Reader, inv *inventory, policy *dum
 		inv.boxes = append(inv.boxes, b)
 		b.id = uint32(len(inv.boxes))
 		inv.counts.Mailboxes++
-		if err := inv.park(b); err != nil {
+		if err := inv.parked.Park(b); err != nil {
 			return err
 		}
 		return d.EndLine()

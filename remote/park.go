@@ -25,25 +25,17 @@ func (b *box) Item() string {
 	return fmt.Sprintf("mailbox %d of the dump", b.id)
 }
 
-// park parks b's data (spill.Store.Park) unless b is pinned.
-func (inv *inventory) park(b *box) error {
-	if b.pinned {
-		return nil
-	}
-	return inv.parked.Park(b)
-}
+// Pinned makes the box restored under RestoreOptions.Into stay loaded
+// (spill.Pinned): the run consults it throughout.
+func (b *box) Pinned() bool { return b.pinned }
+
+// park parks b's data (spill.Store.Park; a pinned box stays loaded).
+func (inv *inventory) park(b *box) error { return inv.parked.Park(b) }
 
 // each calls fn with every box in order, loaded, parking each after.
 func (inv *inventory) each(fn func(b *box) error) error {
 	for _, b := range inv.boxes {
-		if err := inv.parked.Load(b); err != nil {
-			return err
-		}
-		err := fn(b)
-		if perr := inv.park(b); err == nil {
-			err = perr
-		}
-		if err != nil {
+		if err := inv.parked.Use(b, func() error { return fn(b) }); err != nil {
 			return err
 		}
 	}

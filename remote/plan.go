@@ -102,11 +102,7 @@ func (rs *restorer) plan(ctx context.Context) error {
 			return err
 		}
 		if b != nil {
-			if err := rs.inv.parked.Load(b); err != nil {
-				return err
-			}
-			b.existing = mb
-			if err := rs.inv.park(b); err != nil {
+			if err := rs.inv.parked.Use(b, func() error { b.existing = mb; return nil }); err != nil {
 				return err
 			}
 		}
@@ -383,20 +379,20 @@ func (rs *restorer) renumber(moved []*box) error {
 		return err
 	}
 	for _, b := range moved {
-		if err := rs.inv.parked.Load(b); err != nil {
-			return err
-		}
-		for k := 1; k <= tries; k++ {
-			id := newUniqueID(b.src.UniqueID, b.mb.Name, k)
-			if o, used := owners[id]; !used || o == b.mb.Name {
-				b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = id, id, result.IDNew
-				break
+		err := rs.inv.parked.Use(b, func() error {
+			for k := 1; k <= tries; k++ {
+				id := newUniqueID(b.src.UniqueID, b.mb.Name, k)
+				if o, used := owners[id]; !used || o == b.mb.Name {
+					b.mb.UniqueID, b.res.UniqueID, b.res.IDFrom = id, id, result.IDNew
+					break
+				}
 			}
-		}
-		if b.res.IDFrom != result.IDNew {
-			b.res.Action, b.res.Reason = ActionRefuse, "its uniqueid is in use on the server and no replacement is free"
-		}
-		if err := rs.inv.park(b); err != nil {
+			if b.res.IDFrom != result.IDNew {
+				b.res.Action, b.res.Reason = ActionRefuse, "its uniqueid is in use on the server and no replacement is free"
+			}
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -553,40 +549,34 @@ func (rs *restorer) probePartition(p string) (err error) {
 	if err != nil || probe == nil {
 		return err
 	}
-	if err := rs.inv.parked.Load(probe); err != nil {
-		return err
-	}
-	defer func() {
-		if perr := rs.inv.park(probe); err == nil {
-			err = perr
-		}
-	}()
-	if _, err := rs.createParents(probe); err != nil {
-		return err
-	}
-	empty := *probe.mb
-	empty.LastUID, empty.RecentUID, empty.SyncCRC, empty.SyncCRCAnnot = 0, 0, 0, 0
-	err = rs.applyEmpty(&empty, "empty, to check partition "+p)
-	if fatal(err) {
-		return err
-	}
-	if err != nil {
-		if err := rs.inv.park(probe); err != nil {
+	return rs.inv.parked.Use(probe, func() error {
+		if _, err := rs.createParents(probe); err != nil {
 			return err
 		}
-		failed := err
-		return rs.inv.each(func(b *box) error {
-			if applies(b) && b.mb.Partition == p {
-				b.res.Err = fmt.Errorf("partition %s: %w", p, failed)
-				rs.problem(b.mb.Name, b.res.Err)
+		empty := *probe.mb
+		empty.LastUID, empty.RecentUID, empty.SyncCRC, empty.SyncCRCAnnot = 0, 0, 0, 0
+		err := rs.applyEmpty(&empty, "empty, to check partition "+p)
+		if fatal(err) {
+			return err
+		}
+		if err != nil {
+			if err := rs.inv.parked.Park(probe); err != nil {
+				return err
 			}
-			return nil
-		})
-	}
-	probe.probed = true
-	rs.remote[probe.mb.Name] = true
-	rs.known[p] = true
-	return nil
+			failed := err
+			return rs.inv.each(func(b *box) error {
+				if applies(b) && b.mb.Partition == p {
+					b.res.Err = fmt.Errorf("partition %s: %w", p, failed)
+					rs.problem(b.mb.Name, b.res.Err)
+				}
+				return nil
+			})
+		}
+		probe.probed = true
+		rs.remote[probe.mb.Name] = true
+		rs.known[p] = true
+		return nil
+	})
 }
 
 // applyEmpty sends mb as an APPLY MAILBOX without records (why says

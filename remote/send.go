@@ -62,12 +62,7 @@ func (rs *restorer) send(ctx context.Context, src io.Reader) error {
 				return fmt.Errorf("%w: offset %d: more mailboxes than before", ErrChanged, off)
 			}
 			b := rs.inv.boxes[next]
-			if err = rs.inv.parked.Load(b); err == nil {
-				err = rs.sendMailbox(d.DL(), b)
-				if perr := rs.inv.park(b); err == nil {
-					err = perr
-				}
-			}
+			err = rs.inv.parked.Use(b, func() error { return rs.sendMailbox(d.DL(), b) })
 			next++
 		}
 		if err != nil {

@@ -200,14 +200,7 @@ func (rs *restorer) mergeAll(ctx context.Context) error {
 		if b.merge == nil {
 			continue
 		}
-		if err := rs.inv.parked.Load(b); err != nil {
-			return err
-		}
-		err := rs.mergeOne(ctx, b)
-		if perr := rs.inv.park(b); err == nil {
-			err = perr
-		}
-		if err != nil {
+		if err := rs.inv.parked.Use(b, func() error { return rs.mergeOne(ctx, b) }); err != nil {
 			return err
 		}
 	}

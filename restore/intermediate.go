@@ -34,16 +34,12 @@ func (rs *restorer) intermediates() error {
 		if b.implicit {
 			continue
 		}
-		if err := rs.parked.Load(b); err != nil {
-			return err
-		}
-		var err error
-		if b.res.Action == ActionCreate || b.res.Action == ActionKeep {
-			err = rs.intermediatesOf(b)
-		}
-		if perr := rs.parked.Park(b); err == nil {
-			err = perr
-		}
+		err := rs.parked.Use(b, func() error {
+			if b.res.Action == ActionCreate || b.res.Action == ActionKeep {
+				return rs.intermediatesOf(b)
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
@@ -77,11 +73,11 @@ func (rs *restorer) intermediatesOf(b *box) error {
 		}
 		if ib != nil {
 			if ib.implicit { // created for another child: b's parent too
-				if err := rs.parked.Load(ib); err != nil {
-					return false, err
-				}
-				ib.children = append(ib.children, uint32(b.id))
-				if err := rs.parked.Park(ib); err != nil {
+				err := rs.parked.Use(ib, func() error {
+					ib.children = append(ib.children, uint32(b.id))
+					return nil
+				})
+				if err != nil {
 					return false, err
 				}
 			}

@@ -100,7 +100,7 @@ func (d *boxData) encode(e *spill.Enc, rs *restorer) {
 		e.String(s.dir)
 		e.String(s.final)
 	}
-	e.B, _ = binary.Append(e.B, binary.LittleEndian, &d.hdr)
+	e.Fixed(&d.hdr)
 	e.Uint(uint64(len(d.flags)))
 	for _, f := range d.flags {
 		e.String(f)

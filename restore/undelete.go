@@ -112,14 +112,7 @@ func (rs *restorer) commitMerges(q *quotaPlan) error {
 		if b.merge == nil {
 			continue
 		}
-		if err := rs.parked.Load(b); err != nil {
-			return err
-		}
-		err := rs.commitMerge(q, b)
-		if perr := rs.parked.Park(b); err == nil {
-			err = perr
-		}
-		if err != nil {
+		if err := rs.parked.Use(b, func() error { return rs.commitMerge(q, b) }); err != nil {
 			return err
 		}
 	}
@@ -158,14 +151,7 @@ func (rs *restorer) dryMerges() error {
 		if b.merge == nil {
 			continue
 		}
-		if err := rs.parked.Load(b); err != nil {
-			return err
-		}
-		err := rs.dryMergeBox(b)
-		if perr := rs.parked.Park(b); err == nil {
-			err = perr
-		}
-		if err != nil {
+		if err := rs.parked.Use(b, func() error { return rs.dryMergeBox(b) }); err != nil {
 			return err
 		}
 	}

@@ -7,10 +7,30 @@ import (
 
 // Enc builds a record for Append from strings, integers and byte
 // strings; a Dec reads them back in the same order.
-type Enc struct{ B []byte }
+type Enc struct {
+	B []byte
+	// Err is the first value that could not be encoded (Fixed), which
+	// Store.Park reports; Reset clears it.
+	Err error
+}
 
 // Reset empties the record, keeping its buffer.
-func (e *Enc) Reset() { e.B = e.B[:0] }
+func (e *Enc) Reset() { e.B, e.Err = e.B[:0], nil }
+
+// Fixed appends v, a fixed-size value or a pointer to one, as
+// encoding/binary writes it, little-endian; a Dec reads it back with
+// binary.Decode. A value binary cannot write is recorded in Err and
+// nothing is appended.
+func (e *Enc) Fixed(v any) {
+	b, err := binary.Append(e.B, binary.LittleEndian, v)
+	if err != nil {
+		if e.Err == nil {
+			e.Err = err
+		}
+		return
+	}
+	e.B = b
+}
 
 // Uint appends an unsigned integer.
 func (e *Enc) Uint(v uint64) { e.B = binary.AppendUvarint(e.B, v) }

@@ -25,6 +25,13 @@ type Holder[T any] interface {
 	Item() string
 }
 
+// A Holder that is also Pinned, and says so, keeps its value resident:
+// Park leaves it loaded and writes nothing (remote's --into box, which
+// the run consults throughout).
+type Pinned interface {
+	Pinned() bool
+}
+
 // NewStore returns an empty Store of values that encode writes and
 // decode reads back (reporting damage in the Dec's Err).
 func NewStore[T any](encode func(*T, *Enc), decode func(*T, *Dec)) *Store[T] {
@@ -38,8 +45,14 @@ func (s *Store[T]) Park(h Holder[T]) error {
 	if *v == nil {
 		return nil
 	}
+	if p, ok := h.(Pinned); ok && p.Pinned() {
+		return nil
+	}
 	s.enc.Reset()
 	s.encode(*v, &s.enc)
+	if s.enc.Err != nil {
+		return fmt.Errorf("%s: %w", h.Item(), s.enc.Err)
+	}
 	r, buf, err := s.Repark(*ref, s.enc.B, s.buf)
 	s.buf = buf
 	if err != nil {
@@ -61,6 +74,19 @@ func (s *Store[T]) Load(h Holder[T]) error {
 	}
 	*v = d
 	return nil
+}
+
+// Use loads h's value, calls fn, and parks the value again, also when fn
+// fails; it returns the first error.
+func (s *Store[T]) Use(h Holder[T], fn func() error) error {
+	if err := s.Load(h); err != nil {
+		return err
+	}
+	err := fn()
+	if perr := s.Park(h); err == nil {
+		err = perr
+	}
+	return err
 }
 
 // Peek returns h itself while its value is loaded, else a copy of h with
