@@ -52,13 +52,13 @@ func repoNightly(c config) error {
 	if c.nightlyBytes {
 		section = sectionNightlyBytes
 		fmt.Fprintf(&b, "## The backup repository over %d nights: bytes\n\n", c.nights)
-		fmt.Fprintf(&b, "Measured by `%s` on %s, %s: repo/repodump's BenchmarkNights, without its timed rounds, on a live Cyrus with a generated partition of %d messages, %d nights (night 1, then each day 1%% new, 0.5%% expunged and 2%% flagged messages through IMAP, and a night). "+
+		fmt.Fprintf(&b, "Measured by `%s` on %s, %s: repo/repodump's BenchmarkNights, without its timed rounds, on a live Cyrus with a generated partition of %d messages, %d nights (night 1, then each day 1%% new, 0.5%% expunged and 2%% flagged messages through IMAP, the expunged purged by `cyr_expire -X 0`, and a night). "+
 			"Every night writes out as that night's standalone dump; with more than 7 nights, `prune --keep-daily 7` follows, and every kept night, restored from the pruned repository into a fresh Cyrus, shows over IMAP what Cyrus served that night. "+
 			"This run measures bytes, not time: the times in the lines below were taken on a machine shared with other work and are not results.\n\n",
 			c.args, benchstat.Machine(), started.UTC().Format("2006-01-02 15:04 MST"), c.nightlyMessages, c.nights)
 	} else {
 		fmt.Fprintf(&b, "## The backup repository, night after night\n\n")
-		fmt.Fprintf(&b, "Measured by `%s` on %s, %s: repo/repodump's BenchmarkNights on a live Cyrus with a generated partition of %d messages, %d nights (night 1, then each day 1%% new, 0.5%% expunged and 2%% flagged messages through IMAP, and a night). Night 2's time is measured against night 1 of the same partition in %d alternating rounds (night 1 into an empty repository, night 2 into a copy of the repository after the first night, a sync before each).\n\n",
+		fmt.Fprintf(&b, "Measured by `%s` on %s, %s: repo/repodump's BenchmarkNights on a live Cyrus with a generated partition of %d messages, %d nights (night 1, then each day 1%% new, 0.5%% expunged and 2%% flagged messages through IMAP, the expunged purged by `cyr_expire -X 0`, and a night). Night 2's time is measured against night 1 of the same partition in %d alternating rounds (night 1 into an empty repository, night 2 into a copy of the repository after the first night, a sync before each).\n\n",
 			c.args, benchstat.Machine(), started.UTC().Format("2006-01-02 15:04 MST"), c.nightlyMessages, c.nights, c.pairs)
 	}
 	if m := metricRe.FindSubmatch(out); m != nil {
