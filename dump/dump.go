@@ -65,10 +65,16 @@ type Options struct {
 // stands for the whole mailbox. With Since, only the records whose MODSEQ
 // is above it are (their files, and the APPLY MAILBOX carries only them);
 // UIDS names the UIDs of all the mailbox's records, as ranges.
+//
+// With Cached, the destination holds every record as of Since with its
+// cache record: a source that reads the index drops Since (the mailbox is
+// dumped whole) when a record at or below Since has none now, a change
+// Cyrus makes without a new MODSEQ (an archived record).
 type Known struct {
-	Key   string // the destination's name for the mailbox-level keys
-	Same  bool   // the destination holds the mailbox exactly as it is
-	Since uint64 // the destination holds every record as of this MODSEQ
+	Key    string // the destination's name for the mailbox-level keys
+	Same   bool   // the destination holds the mailbox exactly as it is
+	Since  uint64 // the destination holds every record as of this MODSEQ
+	Cached bool   // ... each with its cache record
 }
 
 // Progress counts what has been written so far (or, for Plan, what will be).

@@ -42,7 +42,36 @@ func (s *spoolSource) MailboxKnown(ctx context.Context, name string, known func(
 		return nil, k, err
 	}
 	m.mb = mb
+	if k.Since > 0 && k.Cached {
+		lost, err := m.cacheLost(k.Since)
+		if err != nil {
+			m.Close()
+			return nil, k, err
+		}
+		if lost {
+			k.Since, k.Cached = 0, false
+		}
+	}
 	return m, k, nil
+}
+
+var errStop = errors.New("stop")
+
+// cacheLost reports whether a record at or below since (one the
+// destination holds with its cache record) has no cache record now.
+func (m *spoolMailbox) cacheLost(since uint64) (bool, error) {
+	lost := false
+	err := m.m.Records(func(r partition.Record) error {
+		if r.SystemFlags&partition.InternalUnlinked == 0 && r.Modseq <= since && !partition.HasCacheRecord(r) {
+			lost = true
+			return errStop
+		}
+		return nil
+	})
+	if err == errStop {
+		err = nil
+	}
+	return lost, err
 }
 
 func (m *spoolMailbox) Since(modseq uint64) { m.since = modseq }
@@ -270,6 +299,7 @@ func mailboxRecord(m *partition.Mailbox) *syncrec.Mailbox {
 		DeletedModseq:  h.DeletedModseq,
 		Generation:     h.Generation,
 		UserFlags:      append([]string{}, m.Header.UserFlags...),
+		IndexVersion:   h.MinorVersion,
 	}
 	for _, a := range m.Annotations() {
 		mb.Annotations = append(mb.Annotations, syncrec.Annotation(a))

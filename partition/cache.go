@@ -39,8 +39,7 @@ func (s *Spool) openCache(m *Mailbox) {
 // depends only on the message file, so a copy serves any mailbox that
 // has the message.
 func (m *Mailbox) CacheRecord(r Record) []byte {
-	if m.cache == nil || r.CacheOffset == 0 || r.CacheVersion != CacheVersion ||
-		r.SystemFlags&InternalArchived != 0 {
+	if m.cache == nil || !HasCacheRecord(r) {
 		return nil
 	}
 	off := int64(r.CacheOffset)
@@ -64,6 +63,14 @@ func (m *Mailbox) CacheRecord(r Record) []byte {
 		return nil
 	}
 	return b
+}
+
+// HasCacheRecord reports whether the index record points at a cache
+// record CacheRecord can return, from the index record alone: one in
+// cyrus.cache (not archived), at an offset, of version CacheVersion.
+// CacheRecord then still checks it against the file and the CRC.
+func HasCacheRecord(r Record) bool {
+	return r.CacheOffset != 0 && r.CacheVersion == CacheVersion && r.SystemFlags&InternalArchived == 0
 }
 
 // CheckCacheRecord reports whether b is a well-formed cache record: ten

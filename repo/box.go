@@ -15,8 +15,8 @@ import (
 // so that a mailbox that did not change costs the next night one line:
 //
 //	MBTOOL MAILBOX %(MBOXNAME user.alice UNIQUEID <id> KEY <hex> BOX <id> [BASE <id>]
-//	    MODSEQ <n> GENERATION <n> UIDVALIDITY <n> RECORDS <n> [DELTA <n> BASEFILES <n> BASEBYTES <n>]
-//	    FILES <n> BYTES <n> [SKIPPED <n>])
+//	    MODSEQ <n> GENERATION <n> [CACHED <n>] UIDVALIDITY <n> RECORDS <n>
+//	    [DELTA <n> BASEFILES <n> BASEBYTES <n>] FILES <n> BYTES <n> [SKIPPED <n>])
 //
 // A box (states/<xx>/<id>, zstd, named by the digest of its text as a
 // state is) holds the mailbox's files and APPLY MAILBOX:
@@ -44,7 +44,13 @@ type BoxEntry struct {
 	Modseq         uint64 // HIGHESTMODSEQ of the full box (the base of a delta)
 	// Generation is the index generation of the full box (the base of a
 	// delta); -1 when the line does not say (a state of an older mbtool).
-	Generation   int64
+	Generation int64
+	// Cached is, when every record of the full box carried its cache
+	// record, the cyrus.index minor version it was read from; 0
+	// otherwise (or when the line does not say). A repack of such a
+	// mailbox changes none of the records it keeps (docs/format.md,
+	// "Box"): its deltas may span generations.
+	Cached       uint32
 	UIDValidity  uint32
 	Records      int64 // the mailbox's records, expunged included
 	Delta        int64 // records in a delta box
@@ -90,6 +96,10 @@ func writeBoxEntry(w *dlist.Writer, e *BoxEntry) error {
 		w.Key("GENERATION")
 		w.Num(uint64(e.Generation))
 	}
+	if e.Cached > 0 {
+		w.Key("CACHED")
+		w.Num(uint64(e.Cached))
+	}
 	w.Key("UIDVALIDITY")
 	w.Num(uint64(e.UIDValidity))
 	w.Key("RECORDS")
@@ -131,7 +141,8 @@ func parseBoxEntry(v *dlist.Value) (BoxEntry, error) {
 		Box: v.Get("BOX").String(), Base: v.Get("BASE").String(), Modseq: num("MODSEQ"),
 		UIDValidity: uint32(num("UIDVALIDITY")), Records: int64(num("RECORDS")), Delta: int64(num("DELTA")),
 		Files: int64(num("FILES")), Bytes: int64(num("BYTES")), BaseFiles: int64(num("BASEFILES")),
-		BaseBytes: int64(num("BASEBYTES")), Skipped: int64(num("SKIPPED")), Generation: -1}
+		BaseBytes: int64(num("BASEBYTES")), Skipped: int64(num("SKIPPED")), Generation: -1,
+		Cached: uint32(min(num("CACHED"), 1<<32-1))}
 	if v.Get("GENERATION") != nil {
 		e.Generation = int64(uint32(num("GENERATION")))
 	}

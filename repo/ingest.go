@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
@@ -25,18 +26,23 @@ type UserIngest struct {
 	b    *Backup
 	user string
 	prev map[string]BoxEntry // the user's mailboxes last time, by UNIQUEID
+	// The index version of each mailbox Known was asked about, by
+	// UNIQUEID, for its full box's CACHED (the dump does not carry it).
+	mu       sync.Mutex
+	versions map[string]uint32
 }
 
 // Known is what the repository holds of a mailbox (dump.Known).
 type Known struct {
-	Key   string // MailboxKey of its keys now
-	Same  bool   // the latest snapshot has the mailbox exactly as it is
-	Since uint64 // the repository holds its records as of this MODSEQ
+	Key    string // MailboxKey of its keys now
+	Same   bool   // the latest snapshot has the mailbox exactly as it is
+	Since  uint64 // the repository holds its records as of this MODSEQ
+	Cached bool   // ... each with its cache record (dump.Known)
 }
 
 // User starts ingesting user.
 func (b *Backup) User(user string) (*UserIngest, error) {
-	u := &UserIngest{b: b, user: user, prev: map[string]BoxEntry{}}
+	u := &UserIngest{b: b, user: user, prev: map[string]BoxEntry{}, versions: map[string]uint32{}}
 	state, err := b.previous(user)
 	if err != nil || state == "" {
 		return u, err
@@ -82,6 +88,9 @@ const maxDelta = 0.5
 // for concurrent use.
 func (u *UserIngest) Known(mb *syncrec.Mailbox) Known {
 	k := Known{Key: MailboxKey(mb)}
+	u.mu.Lock()
+	u.versions[mb.UniqueID] = mb.IndexVersion
+	u.mu.Unlock()
 	e, ok := u.prev[mb.UniqueID]
 	if !ok || e.Skipped > 0 {
 		return k
@@ -92,12 +101,27 @@ func (u *UserIngest) Known(mb *syncrec.Mailbox) Known {
 	}
 	// A new index generation (a repack) may have given records their
 	// cache records without new MODSEQs (docs/format.md, "Box"): a delta
-	// would keep the base's records without them.
+	// would keep the base's records without them. Not when every record
+	// of the base had its cache record, and the index version is the
+	// same (a repack to another version moves fields between the
+	// records and the annotations): such a repack only drops purged
+	// records, which UIDS leaves out.
+	k.Cached = e.Cached > 0 && e.Cached == mb.IndexVersion
 	if e.Modseq > 0 && e.UIDValidity == mb.UIDValidity && mb.HighestModseq >= e.Modseq &&
-		e.Generation == int64(mb.Generation) && float64(e.Delta) <= maxDelta*float64(e.Records) {
+		(e.Generation == int64(mb.Generation) || k.Cached) && float64(e.Delta) <= maxDelta*float64(e.Records) {
 		k.Since = e.Modseq
+	} else {
+		k.Cached = false
 	}
 	return k
+}
+
+// indexVersion is the index version of the mailbox Known was last asked
+// about with uniqueID, 0 if none.
+func (u *UserIngest) indexVersion(uniqueID string) uint32 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.versions[uniqueID]
 }
 
 // Ingest reads a standalone dump of one user (as dump.Run writes it) and
@@ -433,7 +457,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 	w.Key("FORMAT")
 	w.Num(SnapshotFormat)
 	if bx.since > 0 {
-		e.Base, e.Modseq, e.Generation = prev.Box, prev.Modseq, prev.Generation
+		e.Base, e.Modseq, e.Generation, e.Cached = prev.Box, prev.Modseq, prev.Generation, prev.Cached
 		if prev.Base != "" {
 			e.Base = prev.Base
 		}
@@ -461,7 +485,7 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 	sw := dlist.NewWriter(&g.spool)
 	sw.BeginLine("APPLY", "MAILBOX")
 	part, filesOpen := "", false
-	var size, records, files, nbytes int64
+	var size, records, cached, files, nbytes int64
 	var hms, gen uint64
 	err = copyValue(rd, sw, func(t *dlist.Token, depth int, key string) error {
 		switch {
@@ -480,6 +504,8 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 			e.UIDValidity = uint32(v)
 		case depth == 2 && t.Kind == dlist.KVList:
 			records++
+		case depth == 3 && key == syncrec.KeyCacheCRC:
+			cached++
 		case depth == 3 && key == "SIZE":
 			size, _ = strconv.ParseInt(string(t.Bytes), 10, 64)
 		case depth == 3 && key == "GUID" && t.Kind == dlist.Atom:
@@ -567,6 +593,11 @@ func (g *ingest) mailbox(rd *dlist.Reader, state *dlist.Writer) error {
 		e.Files, e.Bytes = baseFiles+files, baseBytes+nbytes
 	} else {
 		e.Modseq, e.Generation, e.Records, e.Files, e.Bytes = max(hms, 1), int64(gen), records, files, nbytes
+		// Every record with its cache record, from an index whose
+		// version the dump told Known (docs/format.md, "Box").
+		if cached == records && bx.set {
+			e.Cached = g.ui.indexVersion(e.UniqueID)
+		}
 	}
 	return g.entry(state, e)
 }

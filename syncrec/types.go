@@ -103,6 +103,11 @@ type Mailbox struct {
 	// UserFlags are the user flag names by slot as cyrus.header defines
 	// them, "" for a free slot (MBTOOL_USERFLAGS); nil when not carried.
 	UserFlags []string
+
+	// IndexVersion is the cyrus.index minor version the keys were read
+	// from, 0 when unknown. It is not written: a dump carries only the
+	// highest of its mailboxes' (INDEXVERSION of its header).
+	IndexVersion uint32
 }
 
 // Seen is one record of a user's seen database, as APPLY SEEN carries it.

@@ -5,10 +5,12 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/mbtool/mbtool/fixtures/gen"
 	"github.com/mbtool/mbtool/internal/cyruslab"
+	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/repo"
 )
 
@@ -22,10 +24,52 @@ func boxes(t *testing.T, r *repo.Repo, u repo.UserEntry) map[string]repo.BoxEntr
 	return m
 }
 
+// header returns the index header of a mailbox of the spool.
+func header(t *testing.T, s *partition.Spool, name string) partition.IndexHeader {
+	t.Helper()
+	e, err := s.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.OpenMailboxIf(context.Background(), e, func(*partition.Mailbox) (bool, error) { return false, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	return m.Index
+}
+
+func generation(t *testing.T, s *partition.Spool, name string) uint32 {
+	return header(t, s, name).Generation
+}
+
+func indexVersion(t *testing.T, s *partition.Spool, name string) uint32 {
+	return header(t, s, name).MinorVersion
+}
+
+// inboxBytes adds up the sizes of the box files of the users' INBOXes in
+// a snapshot.
+func inboxBytes(t *testing.T, dir string, r *repo.Repo, s *repo.Snapshot) int64 {
+	t.Helper()
+	var n int64
+	for _, u := range s.Users {
+		if e, ok := boxes(t, r, u)["user."+u.Name]; ok {
+			fi, err := os.Stat(filepath.Join(dir, "states", e.Box[:2], e.Box))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
 // Nights on a live Cyrus whose INBOXes change between them (new,
-// expunged and flagged messages through IMAP): an unchanged mailbox keeps
-// its box (nothing of it is read), a changed one gets a delta box on the
-// first night's, and every user written out is byte for byte the
+// expunged and flagged messages through IMAP, then cyr_expire, which
+// purges the expunged records and repacks the index: a new generation):
+// an unchanged mailbox keeps its box (nothing of it is read), a changed
+// one gets a delta box on the first night's, which had every record's
+// cache record (CACHED), and every user written out is byte for byte the
 // standalone dump of that night, before and after a prune.
 func TestIncrementalNights(t *testing.T) {
 	ctx := context.Background()
@@ -37,7 +81,11 @@ func TestIncrementalNights(t *testing.T) {
 	// The INBOXes that will change are read once before the first
 	// night, as a live server's have been (see warm).
 	warm(t, lab, spool)
-	r := newRepo(t)
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := repo.OpenDirRepo(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	var first map[string]map[string]repo.BoxEntry
 	var last *repo.Snapshot
@@ -55,6 +103,7 @@ func TestIncrementalNights(t *testing.T) {
 			t.Fatalf("night %d: %+v", n, sum)
 		}
 		last = sum.Snapshot
+		t.Logf("night %d: the repository grew to %d bytes; INBOX boxes %d bytes", n, dirBytes(dir), inboxBytes(t, dir, r, sum.Snapshot))
 		now := map[string]map[string]repo.BoxEntry{}
 		for _, u := range sum.Snapshot.Users {
 			if u.Name == repo.SharedName {
@@ -69,10 +118,14 @@ func TestIncrementalNights(t *testing.T) {
 		}
 		if n == 1 {
 			first = now
-			for _, bs := range now {
+			for user, bs := range now {
 				for _, e := range bs {
 					if e.Base != "" {
 						t.Errorf("night 1: %s is a delta", e.Name)
+					}
+					// warm had Cyrus give the INBOXes their cache records.
+					if e.Name == "user."+user && e.Cached != indexVersion(t, s, e.Name) {
+						t.Errorf("night 1: %s: CACHED %d, want its index version", e.Name, e.Cached)
 					}
 				}
 			}
@@ -81,6 +134,9 @@ func TestIncrementalNights(t *testing.T) {
 		for user, bs := range now {
 			for name, e := range bs {
 				was := first[user][name]
+				if inbox := name == "user."+user; inbox && generation(t, s, name) == uint32(was.Generation) {
+					t.Errorf("night %d: %s: still generation %d: the day's cyr_expire did not repack it", n, name, was.Generation)
+				}
 				switch inbox := name == "user."+user; {
 				case inbox && (e.Base != was.Box || e.Delta == 0 || e.Delta > e.Records/4):
 					t.Errorf("night %d: %s: box %s base %s, %d of %d records; want a small delta on %s",
@@ -139,13 +195,81 @@ func TestCacheAddedByRepack(t *testing.T) {
 			if got, want := export(t, r, sum.Snapshot, u.Name), standaloneAt(t, s, at, u.Name); !bytes.Equal(got, want) {
 				t.Errorf("night %d: user %s writes out differently from its standalone dump (%d bytes, %d)", n, u.Name, len(got), len(want))
 			}
-			if n == 2 {
-				for name, e := range boxes(t, r, u) {
-					if e.Base != "" {
-						t.Errorf("night 2: %s is a delta on the box of before the repack", name)
-					}
+			for name, e := range boxes(t, r, u) {
+				if n == 1 && e.Cached != 0 {
+					t.Errorf("night 1: %s: CACHED %d, but its records had no cache records", name, e.Cached)
+				}
+				if n == 2 && e.Base != "" {
+					t.Errorf("night 2: %s is a delta on the box of before the repack", name)
 				}
 			}
 		}
+	}
+}
+
+// Archiving (archive_enabled, cyr_expire -A) moves a record's file and
+// cache record to the archive partition without a new MODSEQ, and
+// repacks the index (imap/mailbox.c mailbox_archive): a dump carries no
+// cache record for an archived record. A mailbox whose base had every
+// record's cache record is then stored whole, not as a delta that would
+// keep the base's cache records: written out, every user is that
+// night's standalone dump.
+func TestCacheLostByArchive(t *testing.T) {
+	ctx := context.Background()
+	arch := cyruslab.TempDir(t)
+	if err := cyruslab.Chown(arch); err != nil {
+		t.Fatal(err)
+	}
+	// archive_after far off: restore archives nothing (restore/derived.go),
+	// the cyr_expire -A 0 of the second day everything.
+	lab := cyruslab.Start(t, cyruslab.Options{ExtraConfig: "archive_enabled: 1\narchive_after: 36500d\narchivepartition-default: " + arch})
+	spool := openSpool(t, lab.Conf)
+	if _, err := gen.Restore(ctx, spool, gen.Options{Seed: 7, Messages: 400, PerMailbox: 100}); err != nil {
+		t.Fatal(err)
+	}
+	warm(t, lab, spool)
+	r := newRepo(t)
+	var first map[string]repo.BoxEntry
+	for n := 1; n <= 2; n++ {
+		if n == 2 {
+			lab.Tool(t, "cyr_expire", "-A", "0")
+		}
+		s := openSpool(t, lab.Conf)
+		at := night.AddDate(0, 0, n)
+		sum, err := Run(ctx, s, r, Options{All: true, Host: "h", Version: "v", Now: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sum.Problems) > 0 || len(sum.Skipped) > 0 {
+			t.Fatalf("night %d: %+v", n, sum)
+		}
+		inboxes := 0
+		now := map[string]repo.BoxEntry{}
+		for _, u := range sum.Snapshot.Users {
+			if u.Name == repo.SharedName {
+				continue
+			}
+			if got, want := export(t, r, sum.Snapshot, u.Name), standaloneAt(t, s, at, u.Name); !bytes.Equal(got, want) {
+				t.Errorf("night %d: user %s writes out differently from its standalone dump (%d bytes, %d)", n, u.Name, len(got), len(want))
+			}
+			e, ok := boxes(t, r, u)["user."+u.Name]
+			if !ok {
+				continue
+			}
+			inboxes++
+			now[e.Name] = e
+			switch {
+			case n == 1 && e.Cached == 0:
+				t.Errorf("night 1: %s: no CACHED after warm", e.Name)
+			case n == 2 && generation(t, s, e.Name) == uint32(first[e.Name].Generation):
+				t.Errorf("night 2: %s: still generation %d: nothing archived", e.Name, e.Generation)
+			case n == 2 && e.Base != "":
+				t.Errorf("night 2: %s is a delta on a base with the cache records of its archived records", e.Name)
+			}
+		}
+		if inboxes == 0 {
+			t.Fatalf("night %d: no INBOX", n)
+		}
+		first = now
 	}
 }

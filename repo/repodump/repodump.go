@@ -263,7 +263,7 @@ func oneDump(ctx context.Context, spool *partition.Spool, b *repo.Backup, user s
 	// the records changed since.
 	opts.Known = func(mb *syncrec.Mailbox) (dump.Known, error) {
 		k := ui.Known(mb)
-		return dump.Known{Key: k.Key, Same: k.Same, Since: k.Since}, nil
+		return dump.Known{Key: k.Key, Same: k.Same, Since: k.Since, Cached: k.Cached}, nil
 	}
 	pr, pw := io.Pipe()
 	var ds *dump.Summary
