@@ -81,7 +81,7 @@ func encodeMailbox(e *spill.Enc, mb *syncrec.Mailbox) {
 	}
 	for _, v := range []uint64{uint64(mb.SyncCRC), uint64(mb.SyncCRCAnnot), uint64(mb.LastUID), mb.HighestModseq,
 		uint64(mb.RecentUID), mb.XConvModseq, mb.RaclModseq, uint64(mb.UIDValidity), mb.CreatedModseq,
-		mb.FolderModseq, mb.DeletedModseq, uint64(mb.Generation)} {
+		mb.FolderModseq, mb.DeletedModseq, uint64(mb.Generation), uint64(mb.IndexVersion)} {
 		e.Uint(v)
 	}
 	for _, v := range []int64{mb.RecentTime, mb.LastAppendDate, mb.POP3LastLogin, mb.POP3ShowAfter} {
@@ -118,6 +118,7 @@ func decodeMailbox(d *spill.Dec) *syncrec.Mailbox {
 	u64(&mb.FolderModseq)
 	u64(&mb.DeletedModseq)
 	u32(&mb.Generation)
+	u32(&mb.IndexVersion)
 	for _, v := range []*int64{&mb.RecentTime, &mb.LastAppendDate, &mb.POP3LastLogin, &mb.POP3ShowAfter} {
 		*v = d.Int()
 	}
