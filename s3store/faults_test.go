@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/mbtool/mbtool/internal/s3lab"
 )
@@ -134,6 +136,63 @@ func TestUploadCompleteLostAnswer(t *testing.T) {
 	defer o.Close()
 	if got, err := io.ReadAll(o.Reader()); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+}
+
+// TestUploadSpreadsParts: an upload is sent as parts of about the same
+// size, as many at once as Parallel allows when it is large enough for
+// them (parts of 5 MiB at least): the last pack of a dump, which the run
+// waits for, went as one PUT whenever it was under the part size, and a
+// pack of 32 MiB and a few bytes as two parts of 16 MiB and a third of a
+// few bytes.
+func TestUploadSpreadsParts(t *testing.T) {
+	c, px := faultClient(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		size  int
+		parts int
+	}{
+		{12 << 20, 2},     // under the part size: two of 6 MiB
+		{32<<20 + 100, 4}, // four of 8 MiB and a bit
+		{9 << 20, 1},      // too small for two parts: one PUT
+		{100<<20 + 10, 7}, // seven of the part size (16 MiB) or less
+	} {
+		data := make([]byte, tc.size)
+		_, _ = rand.NewChaCha8([32]byte{5}).Read(data)
+		key := fmt.Sprintf("spread-%d", tc.size)
+		before := len(px.Log(""))
+		if err := c.Upload(ctx, px.Bucket, key, bytes.NewReader(data), int64(len(data)), true); err != nil {
+			t.Fatal(err)
+		}
+		var puts []s3lab.Request
+		for _, q := range px.Log("")[before:] {
+			if q.Method == "PUT" {
+				puts = append(puts, q)
+			}
+		}
+		if len(puts) != tc.parts {
+			t.Errorf("%d bytes: sent in %d PUTs, want %d", tc.size, len(puts), tc.parts)
+		}
+		if tc.parts > 1 && tc.parts <= c.opts.Parallel {
+			// Every part in flight at once: each began before any ended.
+			for _, q := range puts {
+				for _, o := range puts {
+					if !q.Start.Before(o.End) {
+						t.Errorf("%d bytes: a part began at %s, after another ended (%s)", tc.size,
+							q.Start.Format(time.StampMicro), o.End.Format(time.StampMicro))
+					}
+				}
+			}
+		}
+		o, err := c.Open(ctx, px.Bucket, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(o.Reader())
+		o.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: read back %d, %v", tc.size, len(got), err)
+		}
 	}
 }
 

@@ -135,7 +135,8 @@ func (w *Writer) Commit() error {
 		return errors.New("s3 writer: already committed or aborted")
 	}
 	if w.up == nil {
-		// Smaller than a part: one PUT.
+		// Smaller than a part: one Upload (in parts of its own, run
+		// at once, when it is large enough for them).
 		w.done = true
 		defer w.release()
 		if w.cur == nil {
