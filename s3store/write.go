@@ -121,12 +121,11 @@ func (c *Client) partSizeFor(size int64) int64 {
 
 // uploadPartSize returns the part size of an Upload of size bytes: at
 // most partSizeFor's, and small enough that the upload is spread over
-// Parallel parts at least, when it is large enough for them (each at
+// Parallel parts at least when it is large enough for them (each at
 // least S3's 5 MiB), all of about the same size. An upload ends when its
-// last part does: a pack of 32 MiB and a few bytes went as two parts of
-// 16 MiB, one after the other on two cores' worth of store, and a part of
-// a few bytes; the last pack of a run, which the run waits for, as one
-// PUT whenever it was under 16 MiB.
+// largest part does: a pack of 32 MiB and a few bytes went as two parts
+// of 16 MiB and a third of a few bytes, and the last pack of a run, which
+// the run waits for, as one PUT whenever it was under 16 MiB.
 func (c *Client) uploadPartSize(size int64) int64 {
 	ps := c.partSizeFor(size)
 	n := (size + ps - 1) / ps
@@ -138,11 +137,12 @@ func (c *Client) uploadPartSize(size int64) int64 {
 }
 
 // Upload writes the size bytes of r as key: one PUT when it is too small
-// for two parts of 5 MiB (or up to the part size, with Parallel 1), else a multipart upload of parts of about
-// the same size (uploadPartSize), up to Parallel at once, each read from
-// r (a spooled file: nothing is held in memory). With exclusive, an
-// existing key is fs.ErrExist. An upload that fails is aborted; one
-// whose abort fails too is left for prune's AbortUploads.
+// for two parts of 5 MiB (or up to the part size, with Parallel 1), else
+// a multipart upload of parts of about the same size (uploadPartSize), up
+// to Parallel at once, each read from r (a spooled file: nothing is held
+// in memory). With exclusive, an existing key is fs.ErrExist. An upload
+// that fails is aborted; one whose abort fails too is left for prune's
+// AbortUploads.
 func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, exclusive bool) error {
 	ps := c.uploadPartSize(size)
 	if size <= ps {
