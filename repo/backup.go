@@ -40,18 +40,7 @@ type Backup struct {
 
 type slotWriter struct {
 	*packWriter
-	slot   uint32
-	target int64 // the size at which it is closed (packTarget)
-}
-
-// packTarget is the size at which the pack in slot is closed: a quarter
-// of PackTarget for a run's first pack, half for its second, PackTarget
-// from the third on. On an object store a pack is uploaded once it is
-// closed, so the store had nothing to do until the run had written 32
-// MiB: smaller first packs start the uploads early, while the run goes
-// on. Packs are the same in a directory (the two hold the same files).
-func packTarget(slot uint32) int64 {
-	return PackTarget >> (2 - min(slot, 2))
+	slot uint32
 }
 
 const addedValue = 4 + 8 + 8
@@ -186,7 +175,7 @@ func (b *Backup) newPack() (*slotWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &slotWriter{packWriter: pw, slot: slot, target: packTarget(slot)}, nil
+	return &slotWriter{packWriter: pw, slot: slot}, nil
 }
 
 func (b *Backup) commitPack(w *slotWriter) error {

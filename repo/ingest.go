@@ -404,7 +404,7 @@ func (g *ingest) messages(rd *dlist.Reader) error {
 		if !mine {
 			continue // the body is skipped by the next Next
 		}
-		if g.pw.size() >= g.pw.target {
+		if g.pw.size() >= PackTarget {
 			if g.pw, err = g.b.rotate(g.pw); err != nil {
 				g.b.unclaim(fi.GUID)
 				g.pw = nil

@@ -434,12 +434,7 @@ func TestPruneMaxUnused(t *testing.T) {
 	// one (c00-c19) in one pack; night 2, 50 messages for each c user in
 	// another; night 3, one new message for a00 and c00 instead of
 	// theirs. Once nights 1 and 2 go, about 13% of the first pack is
-	// unused, 5% of the second, 8% of the repository. Packs large
-	// enough for a night each (a run's first pack is closed at a quarter
-	// of PackTarget).
-	old := PackTarget
-	PackTarget = 64 << 20
-	defer func() { PackTarget = old }()
+	// unused, 5% of the second, 8% of the repository.
 	small := func(seed uint64, n int) []byte { // messages of a few KB each, no attachments
 		var buf bytes.Buffer
 		if _, err := gen.WriteDump(&buf, gen.Options{Seed: seed, Messages: n, SmallOnly: true, PerMailbox: 100}); err != nil {
@@ -503,53 +498,5 @@ func TestPruneMaxUnused(t *testing.T) {
 				t.Error("the kept night writes out differently after prune")
 			}
 		})
-	}
-}
-
-// TestFirstPacksSmaller: a run's first pack is closed at a quarter of
-// PackTarget and its second at half, the rest at PackTarget, so that on
-// an object store the first upload begins once a quarter of a pack is
-// written, not a whole one (the store idled until then).
-func TestFirstPacksSmaller(t *testing.T) {
-	old := PackTarget
-	PackTarget = 4 << 20
-	defer func() { PackTarget = old }()
-	r := newRepo(t)
-	idx, err := r.LoadIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
-	b := r.NewBackup(idx)
-	if _, err := b.Ingest(t.Context(), "a", bytes.NewReader(genDump(t, 1, 6000))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Commit("h", "v", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if len(b.packs) < 4 {
-		t.Fatalf("%d packs, want several", len(b.packs))
-	}
-	idx2, err := r.LoadIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx2.Close()
-	last := map[PackID]int64{} // where each pack's last file begins
-	idx2.Merged(func(g guid.GUID, loc Location) error {
-		last[loc.Pack] = max(last[loc.Pack], loc.Offset)
-		return nil
-	})
-	// A pack is closed at the first file that begins past its target.
-	for slot, want := range []int64{PackTarget / 4, PackTarget / 2, PackTarget} {
-		f, err := r.store.Open(packName(b.packs[slot].String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		size := f.Size()
-		f.Close()
-		if l := last[b.packs[slot]]; size < want || l > want+1024 {
-			t.Errorf("pack %d of the run: %d bytes, its last file at %d; want it closed at the first file past %d", slot, size, l, want)
-		}
 	}
 }
