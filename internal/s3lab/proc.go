@@ -66,14 +66,16 @@ func (p *proc) start() error {
 	return nil
 }
 
-// exited returns the error for a process that exited while starting: it
-// wraps errPortTaken when the output of this start says a port was in use
-// (anywhere: glog's fatal line comes before a dump of every goroutine's
-// stack), and names the line that says why.
+// exited returns the error for a process that exited while starting,
+// naming the line of this start's output that says why (glog's fatal
+// line, which comes before a dump of every goroutine's stack, or Go's
+// panic line). It wraps errPortTaken when that line, or the log's last
+// lines if there is none, says a port was in use: a bind that failed on
+// an optional port and was only logged is not why a server stops.
 func (p *proc) exited() error {
-	out := since(p.log, p.from)
-	msg := exitReason(out) + tail(p.log)
-	if strings.Contains(out, "address already in use") {
+	reason := exitReason(since(p.log, p.from))
+	msg := reason + tail(p.log)
+	if strings.Contains(reason, "address already in use") || reason == "" && strings.Contains(msg, "address already in use") {
 		return fmt.Errorf("%w: %s exited during start: %s", errPortTaken, p.name, msg)
 	}
 	return fmt.Errorf("s3lab: %s exited during start: %s", p.name, msg)
