@@ -409,9 +409,7 @@ func (r *result) hashLarge(scratch []byte) {
 	if scratch == nil {
 		scratch = make([]byte, largeRead)
 	}
-	h := guid.NewHasher()
-	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, scratch)
-	g := h.GUID()
+	g, n, err := guid.OfBuffer(f, scratch)
 	if err != nil {
 		r.fail(err)
 		return

@@ -121,9 +121,14 @@ func (h *Hasher) Len() int64 { return h.n }
 func (h *Hasher) Reset() { h.Hash.Reset(); h.n = 0 }
 
 // Of hashes everything r yields.
-func Of(r io.Reader) (GUID, int64, error) {
+func Of(r io.Reader) (GUID, int64, error) { return OfBuffer(r, nil) }
+
+// OfBuffer is Of reading through buf (a buffer of io.Copy's size when
+// nil), for a caller that hashes many files with one buffer.
+func OfBuffer(r io.Reader, buf []byte) (GUID, int64, error) {
 	h := NewHasher()
-	n, err := io.Copy(h, r)
+	// Only r's Read: a WriterTo or ReaderFrom would pick its own buffer.
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{r}, buf)
 	return h.GUID(), n, err
 }
 
