@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -289,7 +290,7 @@ func (v *verifier) newMailboxes() error {
 		if u == "" {
 			continue
 		}
-		if i := strings.LastIndexByte(name, '.'); i >= 0 && (partition.Entry{Name: name[:i]}).Owner(cfg) == u {
+		if (partition.Entry{Name: mboxname.Parent(name)}).Owner(cfg) == u {
 			continue // not the INBOX
 		}
 		users = append(users, u)
