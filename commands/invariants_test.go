@@ -640,19 +640,7 @@ func TestRealCyrusRestoreParentACL(t *testing.T) {
 // directory in place, unregistered.
 func TestRealCyrusRestoreKilledBeforeParent(t *testing.T) {
 	lab, m, _ := aliceLab(t)
-	c := lab.IMAP(t, "alice")
-	for _, name := range []string{"INBOX.Projects", "INBOX.Projects.Plans"} {
-		if err := c.Create(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.Append("INBOX.Projects.Plans", nil, time.Time{}, []byte("Subject: p\r\n\r\nx\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "alice.dlist")
-	if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
-		t.Fatalf("dump: exit %d\n%s", code, out)
-	}
+	file := dumpProjectsPlans(t, lab, m)
 	admin := lab.IMAP(t, lab.Admin)
 	s := openSpool(t, lab.Conf)
 	for _, mode := range []string{"offline", "server"} {

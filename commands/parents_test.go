@@ -30,19 +30,7 @@ import (
 func TestRealCyrusRestoreKeptParents(t *testing.T) {
 	lab, m, _ := aliceLabWith(t, cyruslab.Options{SecondPartition: true})
 	second := cyruslab.SecondPartitionName
-	c := lab.IMAP(t, "alice")
-	for _, name := range []string{"INBOX.Projects", "INBOX.Projects.Plans"} {
-		if err := c.Create(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.Append("INBOX.Projects.Plans", nil, time.Time{}, []byte("Subject: p\r\n\r\nx\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "alice.dlist")
-	if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
-		t.Fatalf("dump: exit %d\n%s", code, out)
-	}
+	file := dumpProjectsPlans(t, lab, m)
 	admin := lab.IMAP(t, lab.Admin)
 	s := openSpool(t, lab.Conf)
 	lookup := func(name string) partition.Entry {
@@ -139,4 +127,24 @@ func TestRealCyrusRestoreKeptParents(t *testing.T) {
 			t.Errorf("the missing parent differs:\noffline:  %s\n--server: %s", got[0], got[1])
 		}
 	})
+}
+
+// dumpProjectsPlans gives alice the folders Projects and Projects.Plans
+// (one message in Plans) and dumps her; it returns the dump file.
+func dumpProjectsPlans(t *testing.T, lab *cyruslab.Lab, m restoreModes) string {
+	t.Helper()
+	c := lab.IMAP(t, "alice")
+	for _, name := range []string{"INBOX.Projects", "INBOX.Projects.Plans"} {
+		if err := c.Create(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Append("INBOX.Projects.Plans", nil, time.Time{}, []byte("Subject: p\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "alice.dlist")
+	if code, out := m.run("dump", "-C", lab.Conf, "--user", "alice", "-o", file); code != ExitOK {
+		t.Fatalf("dump: exit %d\n%s", code, out)
+	}
+	return file
 }
