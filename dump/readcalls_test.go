@@ -1,13 +1,10 @@
 package dump_test
 
 import (
-	"bufio"
 	"context"
 	"io/fs"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -25,23 +22,7 @@ func straceCounts(t *testing.T, bin, conf string) map[string]int {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("strace mbtool dump: %v\n%s", err, b)
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	calls := map[string]int{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 5 {
-			continue
-		}
-		if n, err := strconv.Atoi(fs[3]); err == nil {
-			calls[fs[len(fs)-1]] = n
-		}
-	}
-	return calls
+	return straceSummary(t, out)
 }
 
 // TestDumpReadsAndWrites counts the system calls dump makes for the
@@ -53,17 +34,8 @@ func straceCounts(t *testing.T, bin, conf string) map[string]int {
 // copied in 1 MiB ones (32 KiB and 64 KiB before); the dump is written
 // in 1 MiB writes (64 KiB before: 13 times the writes).
 func TestDumpReadsAndWrites(t *testing.T) {
-	if _, err := exec.LookPath("strace"); err != nil {
-		t.Skip("no strace")
-	}
-	if testing.Short() {
-		t.Skip("builds mbtool")
-	}
+	bin := buildMbtool(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mbtool")
-	if b, err := exec.Command("go", "build", "-o", bin, "github.com/mbtool/mbtool").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
 	conf, st, err := gen.Partition(context.Background(), filepath.Join(dir, "p"), gen.Options{Seed: 1, Messages: 2_000})
 	if err != nil {
 		t.Fatal(err)

@@ -52,24 +52,38 @@ func buildMbtool(t *testing.T) string {
 func fcntlCalls(t *testing.T, bin string, users int) int {
 	t.Helper()
 	out := straceDump(t, bin, users, "-c", "-e", "trace=fcntl")
-	f, err := os.Open(out)
+	n, ok := straceSummary(t, out)["fcntl"]
+	if !ok {
+		t.Fatalf("no fcntl line in strace's summary")
+	}
+	return n
+}
+
+// straceSummary reads the table strace -c wrote to path: the calls per
+// system call name.
+func straceSummary(t *testing.T, path string) map[string]int {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	calls := map[string]int{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
+		// % time, seconds, usecs/call, calls, [errors,] syscall
 		fs := strings.Fields(sc.Text())
-		if len(fs) >= 5 && fs[len(fs)-1] == "fcntl" {
-			n, err := strconv.Atoi(fs[3])
-			if err != nil {
-				t.Fatalf("strace line %q: %v", sc.Text(), err)
-			}
-			return n
+		if len(fs) < 5 {
+			continue
+		}
+		if n, err := strconv.Atoi(fs[3]); err == nil {
+			calls[fs[len(fs)-1]] = n
 		}
 	}
-	t.Fatalf("no fcntl line in strace's summary")
-	return 0
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return calls
 }
 
 // TestFcntlPerMailbox counts dump's fcntl calls per mailbox (the
