@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mbtool/mbtool/dumpfile"
@@ -274,6 +275,16 @@ type spoolUser struct {
 	s     *spoolSource
 	name  string
 	names []string
+	// The paths of the user's seen and subscription databases, from one
+	// look-up of the user's INBOX.
+	dbOnce             sync.Once
+	seenPath, subsPath string
+	dbErr              error
+}
+
+func (u *spoolUser) dbPaths() error {
+	u.dbOnce.Do(func() { u.seenPath, u.subsPath, u.dbErr = u.s.spool.UserDBPaths(u.name) })
+	return u.dbErr
 }
 
 // ServerAnnotations returns the user's private annotations of the server,
@@ -306,7 +317,10 @@ func (s *spoolSource) User(ctx context.Context, name string) (User, error) {
 func (u *spoolUser) Mailboxes() []string { return u.names }
 
 func (u *spoolUser) Subs(ctx context.Context) ([]string, error) {
-	subs, err := u.s.spool.ReadSubs(u.name)
+	if err := u.dbPaths(); err != nil {
+		return nil, fmt.Errorf("subscriptions of %s: %w", u.name, err)
+	}
+	subs, err := u.s.spool.ReadSubsAt(u.name, u.subsPath)
 	if errors.Is(err, os.ErrNotExist) {
 		err = nil
 	}
@@ -314,7 +328,10 @@ func (u *spoolUser) Subs(ctx context.Context) ([]string, error) {
 }
 
 func (u *spoolUser) Seen(ctx context.Context) ([]*syncrec.Seen, error) {
-	seen, err := u.s.spool.ReadSeen(u.name)
+	if err := u.dbPaths(); err != nil {
+		return nil, fmt.Errorf("seen db of %s: %w", u.name, err)
+	}
+	seen, err := u.s.spool.ReadSeenAt(u.name, u.seenPath)
 	if errors.Is(err, os.ErrNotExist) {
 		err = nil
 	}

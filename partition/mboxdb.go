@@ -31,15 +31,6 @@ type mboxHandle struct {
 	// an Entry read from it carries the stamp, and while the view is
 	// reused the entry is still what mailboxes.db says (Spool.current).
 	stamp uint64
-	// last is the last record lookupAny found, or found missing, in the
-	// view of stamp last.stamp: a user's seen database and subscriptions
-	// are each found through the user's INBOX, one after the other.
-	last struct {
-		stamp uint64
-		key   string
-		v     []byte
-		ok    bool
-	}
 }
 
 // viewStamps numbers the views of mailboxes.db of every Spool, so that

@@ -31,17 +31,37 @@ type SeenRecord struct {
 // uniqueid directory of the user's INBOX unless the INBOX is missing or in
 // the legacy layout, else the hashed <user>.<suffix> file.
 func (s *Spool) userFilePath(user, suffix string) (string, error) {
-	if user == "" {
-		return "", errors.New("empty userid")
-	}
-	inbox, ok, err := s.lookupAny(s.userInbox(user))
+	path, err := s.userFiles(user)
 	if err != nil {
 		return "", err
 	}
-	if ok && inbox.UniqueID != "" && !inbox.LegacyDirs() {
-		return s.Config.confIDPath(inbox.UniqueID, suffix), nil
+	return path(suffix), nil
+}
+
+// userFiles looks user's INBOX up once and returns userFilePath's rule
+// for every suffix.
+func (s *Spool) userFiles(user string) (func(suffix string) string, error) {
+	if user == "" {
+		return nil, errors.New("empty userid")
 	}
-	return s.Config.confUserPath(user, suffix), nil
+	inbox, ok, err := s.lookupAny(s.userInbox(user))
+	if err != nil {
+		return nil, err
+	}
+	if ok && inbox.UniqueID != "" && !inbox.LegacyDirs() {
+		return func(suffix string) string { return s.Config.confIDPath(inbox.UniqueID, suffix) }, nil
+	}
+	return func(suffix string) string { return s.Config.confUserPath(user, suffix) }, nil
+}
+
+// UserDBPaths returns the paths of user's seen database and subscription
+// database (SeenPath, SubsPath) from one look-up of the user's INBOX.
+func (s *Spool) UserDBPaths(user string) (seen, subs string, err error) {
+	path, err := s.userFiles(user)
+	if err != nil {
+		return "", "", err
+	}
+	return path("seen"), path("sub"), nil
 }
 
 // SeenPath returns the path of user's seen database (docs/cyrus/files.md
@@ -58,8 +78,13 @@ func (s *Spool) ReadSeen(user string) ([]SeenRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seen db of %s: %w", user, err)
 	}
+	return s.ReadSeenAt(user, path)
+}
+
+// ReadSeenAt is ReadSeen of the seen database at path (UserDBPaths).
+func (s *Spool) ReadSeenAt(user, path string) ([]SeenRecord, error) {
 	var out []SeenRecord
-	err = s.readUserDB(path, s.Config.SeenDB, func(k, v []byte) error {
+	err := s.readUserDB(path, s.Config.SeenDB, func(k, v []byte) error {
 		r, err := ParseSeen(k, v)
 		if err != nil {
 			return err

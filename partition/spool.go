@@ -1,7 +1,6 @@
 package partition
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -266,17 +265,9 @@ func (s *Spool) lookupAny(name string) (Entry, bool, error) {
 	var stamp uint64
 	err := s.withMboxlist(func(db *cyrusdb.Twoskip, st uint64) error {
 		stamp = st
-		last := &s.mboxdb.last // withMboxlist holds s.mboxdb.mu
-		if last.stamp == st && last.key == string(key) {
-			v, ok = last.v, last.ok
-			return nil
-		}
 		var err error
-		if v, ok, err = db.Get(key); err != nil {
-			return err
-		}
-		last.stamp, last.key, last.v, last.ok = st, string(key), bytes.Clone(v), ok
-		return nil
+		v, ok, err = db.Get(key)
+		return err
 	})
 	if err != nil || !ok {
 		return Entry{}, false, err

@@ -24,9 +24,15 @@ func (s *Spool) ReadSubs(user string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions of %s: %w", user, err)
 	}
+	return s.ReadSubsAt(user, path)
+}
+
+// ReadSubsAt is ReadSubs of the subscription database at path
+// (UserDBPaths).
+func (s *Spool) ReadSubsAt(user, path string) ([]string, error) {
 	inbox := []byte(nameToDBName(s.userInbox(user)))
 	var out []string
-	err = s.readUserDB(path, s.Config.SubDB, func(k, v []byte) error {
+	err := s.readUserDB(path, s.Config.SubDB, func(k, v []byte) error {
 		if string(k) == subsVersionKey {
 			return nil
 		}
