@@ -100,15 +100,18 @@ func (u *UserIngest) Known(mb *syncrec.Mailbox) Known {
 		return k
 	}
 	// A new index generation (a repack) may have given records their
-	// cache records without new MODSEQs (docs/format.md, "Box"): a delta
-	// would keep the base's records without them. Not when every record
-	// of the base had its cache record, and the index version is the
-	// same (a repack to another version moves fields between the
-	// records and the annotations): such a repack only drops purged
-	// records, which UIDS leaves out.
+	// cache records without new MODSEQs (docs/format.md, "Box"), and
+	// archiving moves a record's cache record without one in any
+	// generation: a delta would keep the base's records as they were.
+	// So a delta only on a base whose every record had its cache record,
+	// from an index of the version the mailbox has now (a repack to
+	// another version moves fields between the records and the
+	// annotations), and the dump checks that every record the base holds
+	// still has one (dump.Known.Cached). Of a base without CACHED, the
+	// delta could not tell which records had one.
 	k.Cached = e.Cached > 0 && e.Cached == mb.IndexVersion
 	if e.Modseq > 0 && e.UIDValidity == mb.UIDValidity && mb.HighestModseq >= e.Modseq &&
-		(e.Generation == int64(mb.Generation) || k.Cached) && float64(e.Delta) <= maxDelta*float64(e.Records) {
+		k.Cached && float64(e.Delta) <= maxDelta*float64(e.Records) {
 		k.Since = e.Modseq
 	} else {
 		k.Cached = false

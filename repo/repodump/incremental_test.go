@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mbtool/mbtool/fixtures/gen"
 	"github.com/mbtool/mbtool/internal/cyruslab"
@@ -271,5 +273,139 @@ func TestCacheLostByArchive(t *testing.T) {
 			t.Fatalf("night %d: no INBOX", n)
 		}
 		first = now
+	}
+}
+
+// Archiving in the same index generation: cyr_expire -A moves the cache
+// records of the records it archives without a new MODSEQ and commits the
+// index; the repack that gives it a new generation comes at its close,
+// once it has the exclusive name lock (imap/mailbox.c mailbox_close),
+// which it waits for while a reader holds it. A cyr_expire stopped then
+// (a time limit, a shutdown) leaves the mailbox archived in the same
+// generation. Night 1 stores an INBOX whose unflagged records are
+// archived already (no cache records: the box is not CACHED); then a
+// message is appended and the flagged records are archived too
+// (archive_keepflagged off) by a cyr_expire stopped before its repack.
+// Night 2 sees the same generation: a delta would keep the flagged
+// records' cache records of night 1 (before the fix: written out 16 KB
+// larger than the standalone dump), so the INBOX is stored whole and
+// written out is that night's standalone dump.
+func TestCacheLostSameGeneration(t *testing.T) {
+	ctx := context.Background()
+	arch := cyruslab.TempDir(t)
+	if err := cyruslab.Chown(arch); err != nil {
+		t.Fatal(err)
+	}
+	lab := cyruslab.Start(t, cyruslab.Options{ExtraConfig: "archive_enabled: 1\narchive_after: 36500d\narchive_keepflagged: 1\narchivepartition-default: " + arch})
+	spool := openSpool(t, lab.Conf)
+	if _, err := gen.Restore(ctx, spool, gen.Options{Seed: 7, Messages: 200, PerMailbox: 100}); err != nil {
+		t.Fatal(err)
+	}
+	warm(t, lab, spool)
+	users, err := spool.Users()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user string
+	for _, u := range users {
+		if _, err := spool.Lookup("user." + u); err == nil {
+			user = u
+			break
+		}
+	}
+	if user == "" {
+		t.Fatal("no INBOX")
+	}
+	inbox := "user." + user
+	c := adminSession(t, lab)
+	defer c.Close()
+	if _, err := c.Select(inbox); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDStore("1:10", "+FLAGS", `(\Flagged)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Command("UNSELECT"); err != nil {
+		t.Fatal(err)
+	}
+	lab.Tool(t, "cyr_expire", "-A", "0") // the unflagged records
+
+	r := newRepo(t)
+	run := func(n int) (*repo.Snapshot, repo.BoxEntry) {
+		t.Helper()
+		s := openSpool(t, lab.Conf)
+		at := night.AddDate(0, 0, n)
+		sum, err := Run(ctx, s, r, Options{All: true, Host: "h", Version: "v", Now: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sum.Problems) > 0 || len(sum.Skipped) > 0 {
+			t.Fatalf("night %d: %+v", n, sum)
+		}
+		if got, want := export(t, r, sum.Snapshot, user), standaloneAt(t, s, at, user); !bytes.Equal(got, want) {
+			t.Errorf("night %d: user %s writes out differently from its standalone dump (%d bytes, %d)", n, user, len(got), len(want))
+		}
+		for _, u := range sum.Snapshot.Users {
+			if u.Name == user {
+				return sum.Snapshot, boxes(t, r, u)[inbox]
+			}
+		}
+		t.Fatalf("night %d: no user %s", n, user)
+		return nil, repo.BoxEntry{}
+	}
+	_, first := run(1)
+	if first.Cached != 0 || first.Base != "" {
+		t.Fatalf("night 1: %s: %+v; want a full box without CACHED (its archived records have no cache records)", inbox, first)
+	}
+
+	// A new message, then the flagged records archived too, by a
+	// cyr_expire that ends before its repack: it waits for the exclusive
+	// name lock a reader holds (as a backup's does), and is stopped, as a
+	// nightly job with a time limit would be.
+	if _, err := c.Append(inbox, nil, night, []byte("From: a@example.org\r\nSubject: new\r\n\r\nnew\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	held, err := spool.Lookup(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hm, err := spool.OpenMailboxIf(ctx, held, func(*partition.Mailbox) (bool, error) { return false, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(cyruslab.TempDir(t), "imapd.conf")
+	b, err := os.ReadFile(lab.Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, bytes.Replace(b, []byte("archive_keepflagged: 1"), []byte("archive_keepflagged: 0"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := cyruslab.ToolCommand(conf, "cyr_expire", "-A", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // runuser and cyr_expire
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		hm.Close()
+		t.Fatalf("cyr_expire did not wait for the name lock: %v", err)
+	case <-time.After(5 * time.Second):
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-exited
+	hm.Close()
+	s := openSpool(t, lab.Conf)
+	if g := generation(t, s, inbox); g != uint32(first.Generation) {
+		t.Fatalf("%s: generation %d, night 1's %d: Cyrus repacked it (the case needs the same generation)", inbox, g, first.Generation)
+	}
+	_, second := run(2)
+	if second.Base != "" {
+		t.Errorf("night 2: %s is a delta on a base without CACHED in the same generation", inbox)
 	}
 }
