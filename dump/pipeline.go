@@ -422,11 +422,13 @@ func (r *result) hashLarge(scratch []byte) {
 }
 
 // readFile reads a file the index says is len(buf)-1 bytes into buf,
-// until buf is full or the file ends. A read that stops short exactly
-// at len(buf)-1 bytes is the end of the file (a regular file's read
-// stops short at its end only), so a file of the right size costs one
-// read, not a second one that returns nothing; a FIFO or device there
-// can only give the bytes whose SHA-1 the caller checks.
+// until buf is full or the file ends. A first read that stops short
+// exactly at len(buf)-1 bytes is the end of the file (a local regular
+// file's read stops short at its end only), so a file of the right size
+// costs one read, not a second one that returns nothing. Once a read has
+// stopped short before that (a network or FUSE filesystem, a FIFO), a
+// short read says nothing of the end: only a read returning nothing, or
+// a full buf, does. Either way the caller checks the bytes' SHA-1.
 func readFile(fd int, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {
@@ -441,7 +443,7 @@ func readFile(fd int, buf []byte) (int, error) {
 			break
 		}
 		n += m
-		if n == len(buf)-1 {
+		if n == len(buf)-1 && n == m {
 			break
 		}
 	}

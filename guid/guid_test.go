@@ -66,6 +66,16 @@ func TestOfAndHasher(t *testing.T) {
 	}
 }
 
+// OfBuffer through reads that stop short: every byte, none more.
+func TestOfShortReads(t *testing.T) {
+	for _, r := range []io.Reader{iotest.OneByteReader(bytes.NewReader(sample)), iotest.HalfReader(bytes.NewReader(sample))} {
+		g, n, err := OfBuffer(r, make([]byte, 7))
+		if err != nil || n != int64(len(sample)) || g != GUID(sha1.Sum(sample)) {
+			t.Errorf("OfBuffer = %v %d %v", g, n, err)
+		}
+	}
+}
+
 func TestReader(t *testing.T) {
 	want := GUID(sha1.Sum(sample))
 	size := int64(len(sample))
@@ -81,6 +91,8 @@ func TestReader(t *testing.T) {
 		{"ok stops at size", io.MultiReader(bytes.NewReader(sample), strings.NewReader("extra")), want, size, nil},
 		{"mismatch", bytes.NewReader(append([]byte{'X'}, sample[1:]...)), want, size, ErrMismatch},
 		{"short", bytes.NewReader(sample[:5]), want, size, io.ErrUnexpectedEOF},
+		{"short one byte at a time", iotest.OneByteReader(bytes.NewReader(sample[:5])), want, size, io.ErrUnexpectedEOF},
+		{"mismatch in halves", iotest.HalfReader(bytes.NewReader(append(sample[:size-1:size-1], 'X'))), want, size, ErrMismatch},
 		{"read error", iotest.ErrReader(io.ErrClosedPipe), want, size, io.ErrClosedPipe},
 	}
 	for _, tt := range tests {
