@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -283,7 +284,7 @@ func (s *Spool) lookupAny(name string) (Entry, bool, error) {
 // current returns the mailboxes.db entry of e's name as Lookup does, with
 // one look under the database's shared lock: when mailboxes.db still holds
 // the committed state e was read from (the same file, header and size:
-// mboxHandle.read), that is e itself, and no record is read or parsed.
+// mboxHandle.read), that is a copy of e, and no record is read or parsed.
 func (s *Spool) current(e Entry) (Entry, error) {
 	key := NameKey(e.Name)
 	var v []byte
@@ -302,6 +303,11 @@ func (s *Spool) current(e Entry) (Entry, error) {
 		return Entry{}, err
 	}
 	cur := e
+	if same {
+		// e may be the caller's cache (dump's plan): the entry
+		// returned shares no slice with it.
+		cur.ACL = slices.Clone(e.ACL)
+	}
 	if !same && ok {
 		if cur, err = parseEntry(key[1:], v); err != nil {
 			return Entry{}, fmt.Errorf("mailboxes.db %s: key %q: %w", s.Config.MboxlistPath, key, err)
