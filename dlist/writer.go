@@ -341,6 +341,41 @@ func (w *Writer) EndList() {
 // error wrapping io.ErrUnexpectedEOF (and the output is then unusable). The
 // bytes are not hashed: wrap body in guid.NewReader to check them.
 func (w *Writer) File(partition string, g guid.GUID, size int64, body io.Reader) error {
+	if !w.fileHeader(partition, g, size) {
+		return w.err
+	}
+	w.copyBody(size, body)
+	w.scalarDone()
+	return w.err
+}
+
+// FileBytes is File for a body already in memory: a body that fits in the
+// buffer is copied into it; a larger one is written from data as it is,
+// after the buffered bytes, without a copy.
+func (w *Writer) FileBytes(partition string, g guid.GUID, data []byte) error {
+	size := int64(len(data))
+	if !w.fileHeader(partition, g, size) {
+		return w.err
+	}
+	if len(data) <= cap(w.buf)-len(w.buf) {
+		w.buf = append(w.buf, data...)
+	} else if w.Flush() == nil {
+		n, err := w.w.Write(data)
+		w.flushed += int64(n)
+		if err == nil && n < len(data) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			w.err = fmt.Errorf("dlist: writing: %w", err)
+		}
+	}
+	w.scalarDone()
+	return w.err
+}
+
+// fileHeader checks a file literal and writes its %{partition guid size}
+// CRLF; false means the Writer has failed.
+func (w *Writer) fileHeader(partition string, g guid.GUID, size int64) bool {
 	if size < 0 || size > DefaultMaxFile {
 		w.invalid("file literal size %d out of range", size)
 	}
@@ -348,7 +383,7 @@ func (w *Writer) File(partition string, g guid.GUID, size int64, body io.Reader)
 		w.invalid("partition %q contains NUL", partition)
 	}
 	if !w.item() {
-		return w.err
+		return false
 	}
 	w.buf = append(w.buf, '%', '{')
 	w.buf = appendAString(w.buf, partition, w.sync)
@@ -357,9 +392,7 @@ func (w *Writer) File(partition string, g guid.GUID, size int64, body io.Reader)
 	w.buf = append(w.buf, ' ')
 	w.buf = strconv.AppendInt(w.buf, size, 10)
 	w.buf = append(w.buf, '}', '\r', '\n')
-	w.copyBody(size, body)
-	w.scalarDone()
-	return w.err
+	return true
 }
 
 // copyBody copies n bytes of body into the output: small bodies through

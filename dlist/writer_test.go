@@ -411,3 +411,61 @@ func TestWriterCopyLines(t *testing.T) {
 		t.Errorf("CopyLines inside a line: %v", err)
 	}
 }
+
+// TestWriterFileBytes: FileBytes prints what File prints, for bodies that
+// fit in what is left of the buffer, that do not, and that are larger than
+// the buffer (written without a copy), after buffered bytes of any length.
+func TestWriterFileBytes(t *testing.T) {
+	const size = 64 << 10 // NewWriterSize's least buffer
+	mixes := [][]int{
+		{0, 1, 100},
+		{size - 50, 100, 10},
+		{size + 1, 3},
+		{10, 3*size + 7, size, 1},
+		{size / 2, size / 2, size / 2, 5 * size},
+	}
+	for _, mix := range mixes {
+		var want, got bytes.Buffer
+		ww := NewWriterSize(&want, size)
+		gw := NewWriterSize(struct{ io.Writer }{&got}, size)
+		for i, w := range []*Writer{ww, gw} {
+			w.BeginLine("APPLY", "MESSAGE")
+			w.BeginList()
+			for j, n := range mix {
+				body := bytes.Repeat([]byte{byte('a' + j)}, n)
+				g := sha1GUID(body)
+				var err error
+				if i == 0 {
+					err = w.File("default", g, int64(n), bytes.NewReader(body))
+				} else {
+					err = w.FileBytes("default", g, body)
+				}
+				if err != nil {
+					t.Fatalf("%v: %v", mix, err)
+				}
+			}
+			w.EndList()
+			if err := w.EndLine(); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("%v: FileBytes printed %d bytes, File %d, and they differ", mix, got.Len(), want.Len())
+		}
+		if gw.Written() != int64(got.Len()) {
+			t.Errorf("%v: Written %d, output %d", mix, gw.Written(), got.Len())
+		}
+	}
+	// A failing underlying writer is reported and sticky.
+	boom := errors.New("boom")
+	w := NewWriterSize(errWriter{boom}, size)
+	w.BeginLine("APPLY", "MESSAGE")
+	body := make([]byte, 2*size)
+	err := w.FileBytes("default", sha1GUID(body), body)
+	if !errors.Is(err, boom) || w.EndLine() != err {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -201,28 +201,36 @@ func (m *spoolMailbox) Files(ctx context.Context, f Filter, put func(*File) erro
 	return m.q.err()
 }
 
-// yield hands the queue's results to put, in order.
+// yield hands the queue's results to put, in order. It allocates
+// nothing per file: put is given the same File each time, whose Write and
+// Release act on the current result (put keeps neither past its return).
 func (m *spoolMailbox) yield(put func(*File) error) error {
+	var cur *result
+	write := func(w *dlist.Writer, part string) error {
+		err := cur.writeTo(w, part)
+		if err != nil {
+			var serr *sourceError
+			if errors.As(err, &serr) {
+				// The file changed between hashing and copying.
+				err = fmt.Errorf("%s UID %d: %w", m.mb.Name, cur.uid, err)
+			}
+		}
+		return err
+	}
+	release := func() { cur.release() }
+	var f File
 	for {
 		res, ok := m.q.next()
 		if !ok {
 			return nil
 		}
-		j := res.job
-		f := &File{UID: j.uid, GUID: j.guid, Size: j.size, Expunged: j.expunged,
-			Err: res.err, Gone: res.missing, Dup: res.dup, Release: res.release}
+		cur = res
+		f = File{UID: res.uid, GUID: res.guid, Size: res.size, Expunged: res.expunged,
+			Err: res.err, Gone: res.missing, Dup: res.dup, Release: release}
 		if res.err == nil {
-			f.Write = func(w *dlist.Writer, part string) error {
-				err := res.writeTo(w, part)
-				var serr *sourceError
-				if errors.As(err, &serr) {
-					// The file changed between hashing and copying.
-					err = fmt.Errorf("%s UID %d: %w", m.mb.Name, j.uid, err)
-				}
-				return err
-			}
+			f.Write = write
 		}
-		if err := put(f); err != nil {
+		if err := put(&f); err != nil {
 			return err
 		}
 	}

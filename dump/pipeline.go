@@ -1,7 +1,6 @@
 package dump
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"errors"
@@ -516,7 +515,7 @@ func (p *pipeline) putBuf(b []byte) {
 func (r *result) writeTo(w *dlist.Writer, part string) error {
 	defer r.release()
 	if r.data != nil {
-		return w.File(part, r.guid, r.size, bytes.NewReader(r.data))
+		return w.FileBytes(part, r.guid, r.data)
 	}
 	f, err := r.m.OpenMessageFile(r.rec)
 	if err != nil {

@@ -126,6 +126,9 @@ type Filter struct {
 }
 
 // File is the message file of one record, as a Mailbox's Files yields it.
+// A File, and its Write and Release, are valid only until the put
+// function Files hands it to returns: a source may reuse it for the next
+// file.
 type File struct {
 	UID      uint32
 	GUID     guid.GUID

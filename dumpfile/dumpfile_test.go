@@ -2,6 +2,7 @@ package dumpfile
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
@@ -467,5 +468,80 @@ func BenchmarkReader(b *testing.B) {
 			}
 		}
 		d.Close()
+	}
+}
+
+// TestDigestFileBytes: the trailer's digest is BLAKE3 of the bytes before
+// it for dumps of many mixes of file sizes written from memory, files
+// larger than a write (writeSize) among them, which go out without the
+// buffer; and the reader agrees.
+func TestDigestFileBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	mixes := [][]int{
+		{1},
+		{writeSize - 200, 500, 3},
+		{writeSize + 1},
+		{10, 2*writeSize + 3, 7, writeSize},
+	}
+	for range 6 {
+		var mix []int
+		for range 1 + rng.IntN(40) {
+			n := rng.IntN(64 << 10)
+			if rng.IntN(8) == 0 {
+				n = rng.IntN(3 * writeSize)
+			}
+			mix = append(mix, n)
+		}
+		mixes = append(mixes, mix)
+	}
+	for _, mix := range mixes {
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, Header{Created: time.Unix(1795877546, 0), Host: "h", Version: "v"}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dl := w.DL()
+		dl.BeginLine("APPLY", "MESSAGE")
+		dl.BeginList()
+		var total int64
+		for _, n := range mix {
+			body := make([]byte, n)
+			for i := range body {
+				body[i] = byte(rng.Uint32())
+			}
+			if err := dl.FileBytes("default", guid.GUID(sha1.Sum(body)), body); err != nil {
+				t.Fatal(err)
+			}
+			total += int64(n)
+		}
+		dl.EndList()
+		if err := dl.EndLine(); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(Counts{Messages: int64(len(mix)), Bytes: total}); err != nil {
+			t.Fatal(err)
+		}
+		b := buf.Bytes()
+		tr := bytes.LastIndex(b, []byte("MBTOOL TRAILER"))
+		want := blake3.Sum256(b[:tr])
+		if !strings.HasSuffix(string(b[tr:]), fmt.Sprintf("BLAKE3 %x)\r\n", want)) {
+			t.Fatalf("%d files: trailer %q does not carry %x", len(mix), b[tr:], want)
+		}
+		r, err := NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, _, _, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%d files: %v", len(mix), err)
+			}
+			if err := r.SkipLine(); err != nil {
+				t.Fatalf("%d files: %v", len(mix), err)
+			}
+		}
 	}
 }
