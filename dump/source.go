@@ -510,10 +510,13 @@ func (d *dumper) files(m Mailbox, mb *syncrec.Mailbox) error {
 		}
 		dup := f.Dup
 		if !dup {
-			var err error
-			if dup, err = d.embedded.Has(f.GUID); err != nil {
+			// One look-up: the GUID is the dump's from here on, as the
+			// file is written next (or the dump fails).
+			added, err := d.embedded.Add(f.GUID, nil)
+			if err != nil {
 				return Fatal(err)
 			}
+			dup = !added
 		}
 		if dup {
 			d.sum.Shared++
@@ -529,9 +532,6 @@ func (d *dumper) files(m Mailbox, mb *syncrec.Mailbox) error {
 		}
 		if err := f.Write(d.w, mb.Partition); err != nil {
 			// The literal has started: the dump cannot be completed.
-			return Fatal(err)
-		}
-		if _, err := d.embedded.Add(f.GUID, nil); err != nil {
 			return Fatal(err)
 		}
 		d.sum.Messages++
