@@ -146,3 +146,42 @@ func TestMailboxesDBReadsPerMailbox(t *testing.T) {
 		t.Errorf("dump reads mailboxes.db %.1f times per mailbox; want at most 1.9", per)
 	}
 }
+
+// indexCalls runs mbtool dump --all of a generated partition under
+// strace and counts the reads and fstats of each mailbox's cyrus.index
+// and cyrus.header (strace -y names each descriptor's file).
+func indexCalls(t *testing.T, bin string, users int) int {
+	t.Helper()
+	out := straceDump(t, bin, users, "-y", "-e", "trace=read,pread64,fstat")
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "/cyrus.index>") || strings.Contains(line, "/cyrus.header>") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIndexReadsPerMailbox counts dump's reads and fstats of cyrus.index
+// and cyrus.header per mailbox (the difference between 11 and 51
+// mailboxes). Under the index lock the header and the records of a small
+// mailbox come in one read that stops short at the end of the file, which
+// gives the size too; cyrus.header likewise. 9 calls per mailbox before
+// (the plan's fstat and read of the index header; an fstat when opening,
+// one for the size, a read of the header, one of the records; for
+// cyrus.header an fstat, a read and the read that returned nothing), 6
+// after.
+func TestIndexReadsPerMailbox(t *testing.T) {
+	bin := buildMbtool(t)
+	small := indexCalls(t, bin, 1)
+	large := indexCalls(t, bin, 5)
+	per := float64(large-small) / 40
+	t.Logf("cyrus.index and cyrus.header: %d calls for 11 mailboxes, %d for 51: %.1f per mailbox", small, large, per)
+	if per > 6.5 {
+		t.Errorf("dump makes %.1f reads and fstats of cyrus.index and cyrus.header per mailbox; want at most 6.5", per)
+	}
+}

@@ -179,7 +179,11 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) 
 	if err := lock.WaitFd(ctx, fd, m.IndexPath, false); err != nil {
 		return err
 	}
-	f := cyrusfs.FdReader(fd)
+	f, err := readPrefix(fd, m.IndexPath)
+	if err != nil {
+		return err
+	}
+	defer f.free()
 	size, err := m.readIndexHeader(f)
 	if err != nil {
 		return err
@@ -220,7 +224,7 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) 
 
 // readIndexHeader reads the index header and checks that the file holds
 // its records; it returns the file's size.
-func (m *Mailbox) readIndexHeader(f cyrusfs.FdReader) (int64, error) {
+func (m *Mailbox) readIndexHeader(f *prefixFile) (int64, error) {
 	size, err := f.Size()
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", m.IndexPath, err)
@@ -235,6 +239,80 @@ func (m *Mailbox) readIndexHeader(f cyrusfs.FdReader) (int64, error) {
 			"%w: file has %d bytes, header needs %d for %d records", ErrBadFormat, size, need, h.NumRecords)}
 	}
 	return size, nil
+}
+
+// indexPrefix is how much of cyrus.index readLocked reads at once, under
+// the lock: the header and the records of a mailbox of up to 70 messages,
+// so that most mailboxes cost one read, and no fstat, for all of it.
+const indexPrefix = 16 << 10
+
+var prefixBufs = sync.Pool{New: func() any { return new([indexPrefix]byte) }}
+
+// prefixFile is a file read at offsets whose first bytes were read in
+// one pread: reads within them cost no system call.
+type prefixFile struct {
+	fd   cyrusfs.FdReader
+	buf  *[indexPrefix]byte
+	b    []byte // the file's first bytes
+	size int64  // the file's size when b is all of it, else -1
+}
+
+// readPrefix reads the first indexPrefix bytes of the regular file fd in
+// one pread: a regular file's read stops short at its end only, so a
+// short one gives the file's size too.
+func readPrefix(fd int, path string) (*prefixFile, error) {
+	p := &prefixFile{fd: cyrusfs.FdReader(fd), buf: prefixBufs.Get().(*[indexPrefix]byte), size: -1}
+	for {
+		n, err := unix.Pread(fd, p.buf[:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			p.free()
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		p.b = p.buf[:n]
+		if n < len(p.buf) {
+			p.size = int64(n)
+		}
+		return p, nil
+	}
+}
+
+func (p *prefixFile) free() {
+	if p.buf != nil {
+		prefixBufs.Put(p.buf)
+		p.buf, p.b = nil, nil
+	}
+}
+
+// Size is the file's size: known from the prefix, or fstat.
+func (p *prefixFile) Size() (int64, error) {
+	if p.size >= 0 {
+		return p.size, nil
+	}
+	return p.fd.Size()
+}
+
+// ReadAt reads as io.ReaderAt does, from the prefix where it can.
+func (p *prefixFile) ReadAt(b []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("negative offset %d", off)
+	}
+	if p.size >= 0 {
+		if off >= p.size {
+			return 0, io.EOF
+		}
+		n := copy(b, p.b[off:])
+		if n < len(b) {
+			return n, io.EOF
+		}
+		return n, nil
+	}
+	if off+int64(len(b)) <= int64(len(p.b)) {
+		return copy(b, p.b[off:]), nil
+	}
+	return p.fd.ReadAt(b, off)
 }
 
 // snapshotRecords copies exactly num_records records.
@@ -281,6 +359,23 @@ func readSmallFile(open func(string) (int, error), path string, limit int64) ([]
 		return nil, err
 	}
 	defer unix.Close(fd)
+	// Most are small: one read that stops short reads all of it (a
+	// regular file's read stops short at its end only), where ReadAll
+	// costs a second read that returns nothing.
+	small := make([]byte, min(4096, limit+1))
+	for {
+		n, err := unix.Pread(fd, small, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		if n < len(small) {
+			return small[:n], nil
+		}
+		break
+	}
 	b, err := io.ReadAll(io.NewSectionReader(cyrusfs.FdReader(fd), 0, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
