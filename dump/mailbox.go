@@ -110,6 +110,7 @@ func (s *spoolSource) Mailbox(ctx context.Context, name string) (Mailbox, error)
 			}
 			return m, nil
 		}
+		s.missed++
 	}
 	m, err := s.open(ctx, name, nil)
 	if err != nil {
@@ -236,9 +237,29 @@ func (m *spoolMailbox) yield(put func(*File) error) error {
 	}
 }
 
+// syncRecords is the most records a mailbox's Records converts in the
+// writer's goroutine: for a small mailbox (most of them), a goroutine and
+// its hand-offs per mailbox cost more than the overlap they buy.
+const syncRecords = 256
+
 // Records streams the records from the index, in a goroutine of their
-// own so that reading overlaps writing.
+// own so that reading overlaps writing, except for a small mailbox.
 func (m *spoolMailbox) Records(ctx context.Context) (func() (*syncrec.Record, error), error) {
+	if m.m.Index.NumRecords <= syncRecords {
+		next := m.m.RecordIter()
+		return func() (*syncrec.Record, error) {
+			for {
+				r, ok, err := next()
+				if err != nil || !ok {
+					return nil, err
+				}
+				if m.since > 0 && r.Modseq <= m.since {
+					continue
+				}
+				return toRecord(m.m, r), nil
+			}
+		}, nil
+	}
 	recs := make(chan *syncrec.Record, 64)
 	errc := make(chan error, 1)
 	stop := make(chan struct{})
