@@ -119,10 +119,8 @@ func (t *Tree) openRootOf(path string) (*Dir, string, error) {
 // longer names the directory cached (the caller then takes openRootOf's
 // way), or path has a ".." component.
 func (t *Tree) cached(path string, fn func(rootfd int, rel string)) bool {
-	for _, c := range strings.Split(path, "/") {
-		if c == ".." {
-			return false
-		}
+	if hasDotDot(path) {
+		return false
 	}
 	p := filepath.Clean(path)
 	for _, r := range t.roots {
@@ -140,7 +138,24 @@ func (t *Tree) cached(path string, fn func(rootfd int, rel string)) bool {
 		if !filepath.IsAbs(r) {
 			return false
 		}
-		return roots.do(r, func(fd int) { fn(fd, rel) })
+		return roots.do(r, rel, fn)
+	}
+	return false
+}
+
+// hasDotDot reports whether path has a ".." component, without the
+// slice strings.Split allocates: cached runs for every file a dump opens.
+func hasDotDot(path string) bool {
+	for path != "" {
+		c := path
+		if i := strings.IndexByte(path, '/'); i >= 0 {
+			c, path = path[:i], path[i+1:]
+		} else {
+			path = ""
+		}
+		if c == ".." {
+			return true
+		}
 	}
 	return false
 }
@@ -418,10 +433,11 @@ func (c *rootCache) open(root string) (int, error) {
 	return fd, nil
 }
 
-// do calls fn with the cached descriptor of the absolute path root, held
+// do calls fn with the cached descriptor of the absolute path root (and
+// rel, which saves the caller a closure per call), held
 // open meanwhile, if root is cached and still names that directory (as
 // open checks it); it reports whether it did.
-func (c *rootCache) do(root string, fn func(fd int)) bool {
+func (c *rootCache) do(root, rel string, fn func(fd int, rel string)) bool {
 	var st unix.Stat_t
 	if err := unix.Stat(root, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return false
@@ -432,7 +448,7 @@ func (c *rootCache) do(root string, fn func(fd int)) bool {
 	if !ok || r.dev != st.Dev || r.ino != st.Ino {
 		return false
 	}
-	fn(r.fd)
+	fn(r.fd, rel)
 	return true
 }
 
