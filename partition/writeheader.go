@@ -3,6 +3,7 @@ package partition
 import (
 	"bytes"
 	"fmt"
+	"sync"
 
 	"github.com/mbtool/mbtool/dlist"
 )
@@ -10,21 +11,40 @@ import (
 // printValue prints one dlist value the way Cyrus's dlist_printbuf does
 // for the values it stores (cyrus.header, mailboxes.db, quota): build
 // writes it through w as the value of a throw-away line, whose verb, name
-// and CRLF are then cut off.
+// and CRLF are then cut off. The returned bytes are the caller's.
+//
+// A restore prints three values per mailbox, and a dlist.Writer holds a
+// 68 KiB buffer: the printers are pooled, so a run of 20,000 mailboxes
+// does not allocate and clear 4 GiB for values of a few hundred bytes.
 func printValue(build func(w *dlist.Writer)) ([]byte, error) {
-	var buf bytes.Buffer
-	w := dlist.NewWriter(&buf)
+	p, _ := printers.Get().(*printer)
+	if p == nil {
+		p = &printer{}
+		p.w = dlist.NewWriter(&p.buf)
+	}
+	p.buf.Reset()
+	w := p.w
 	w.BeginLine("X", "X")
 	build(w)
 	if err := w.EndLine(); err != nil {
-		return nil, err
+		return nil, err // the Writer's error is sticky: not pooled again
 	}
 	if err := w.Flush(); err != nil {
 		return nil, err
 	}
-	b := buf.Bytes()
-	return bytes.TrimSuffix(b[len("X X "):], []byte("\r\n")), nil
+	b := bytes.Clone(bytes.TrimSuffix(p.buf.Bytes()[len("X X "):], []byte("\r\n")))
+	printers.Put(p)
+	return b, nil
 }
+
+// printer is a dlist.Writer printing into buf, between two values
+// (after a whole line and a Flush, the Writer holds nothing).
+type printer struct {
+	buf bytes.Buffer
+	w   *dlist.Writer
+}
+
+var printers sync.Pool
 
 // writeACL writes the A key: %(id rights ...), empty for an empty ACL
 // (imap/mailbox.c mailbox_acl_to_dlist).
