@@ -20,18 +20,28 @@ import (
 // mailboxes.db (each holds a name lock meanwhile).
 const maxGroup = 64
 
+// syncfs flushes the file system of a descriptor (a variable for the
+// tests that count the flushes).
+var syncfs = unix.Syncfs
+
 // commit is phase two: it runs only after the whole dump has verified.
 func (rs *restorer) commit() error {
-	for _, st := range rs.stages {
-		if err := unix.Syncfs(st.d.Fd()); err != nil {
-			return fmt.Errorf("syncfs %s: %w", st.dir, err)
-		}
-	}
-	crashPoint()
 	q, err := rs.newQuotaPlan()
 	if err != nil {
 		return err
 	}
+	if err := rs.writeAllMeta(q); err != nil {
+		return err
+	}
+	// One flush of each file system for every staged file of every
+	// mailbox, its metadata included (writeAllMeta): a group only flushes
+	// its renames before it registers them.
+	for _, st := range rs.stages {
+		if err := syncfs(st.d.Fd()); err != nil {
+			return fmt.Errorf("syncfs %s: %w", st.dir, err)
+		}
+	}
+	crashPoint()
 	// The implicit parents (intermediate.go) come after every box of the
 	// dump, in groups of their own: one is committed only once a child
 	// of it is, so a group never holds both.
@@ -79,6 +89,13 @@ func (rs *restorer) commit() error {
 			root, err := q.rootOf(g.name)
 			if err != nil {
 				return err
+			}
+			if g.metaWritten && root != g.quotaRoot {
+				// Its cyrus.header names the root found by writeAllMeta:
+				// a quota root made in the target meanwhile would not
+				// count it.
+				rs.refuse(g, fmt.Sprintf("its quota root changed in the target meanwhile (%q, now %q); run the restore again", g.quotaRoot, root))
+				continue
 			}
 			g.quotaRoot = root
 		}
@@ -143,8 +160,11 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 			l.Release()
 		}
 	}()
-	var written, ready []*box
+	var written, ready, unsynced []*box
 	for _, b := range group {
+		if !b.building() {
+			continue // refused before the group was locked
+		}
 		e := b.entry()
 		l, err := rs.spool.LockMailboxName(rs.ctx, e, true)
 		if err != nil {
@@ -164,21 +184,20 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 			rs.refuse(b, why)
 			continue
 		}
-		if err := rs.writeMeta(b); err != nil {
-			rs.refuse(b, err.Error())
-			continue
-		}
-		if err := rs.splitMeta(b); err != nil {
-			rs.refuse(b, err.Error())
-			continue
+		if !b.metaWritten {
+			if err := rs.writeBoxMeta(b); err != nil {
+				rs.refuse(b, err.Error())
+				continue
+			}
+			unsynced = append(unsynced, b)
 		}
 		written = append(written, b)
 	}
-	// One flush of the file system for the whole group, not three
-	// fsyncs per mailbox: every mailbox's files are durable before its
-	// directory gets its final name, and every name before mailboxes.db
-	// registers it.
-	if err := syncBoxes(written); err != nil {
+	// Every mailbox's files are durable before its directory gets its
+	// final name (flushed once for all by commit, after writeAllMeta;
+	// here only for a box whose metadata was written in the group), and
+	// every name before mailboxes.db registers it.
+	if err := syncBoxes(unsynced); err != nil {
 		return err
 	}
 	for _, b := range written {
@@ -408,6 +427,50 @@ func (rs *restorer) writeMeta(b *box) error {
 	return nil
 }
 
+// writeAllMeta writes the metadata of every box to be installed that
+// depends on its final name (writeBoxMeta), before any group is locked,
+// so that commit flushes the file systems once for all of them rather
+// than once more per group. The quota root written is the one the target
+// has now; commitGroup refuses a box whose root changed meanwhile. A box
+// that cannot be written is refused.
+func (rs *restorer) writeAllMeta(q *quotaPlan) error {
+	for _, b := range rs.boxes {
+		if err := rs.ctx.Err(); err != nil {
+			return err
+		}
+		if err := rs.parked.Load(b); err != nil {
+			return err
+		}
+		if b.building() {
+			// A root that cannot be looked up stops the run when the
+			// box's group comes (after the groups before it committed);
+			// its metadata is then written in the group.
+			if root, err := q.nearest(b.name); err == nil {
+				b.quotaRoot = root
+				if err := rs.writeBoxMeta(b); err != nil {
+					rs.refuse(b, err.Error())
+				} else {
+					b.metaWritten = true
+				}
+			}
+		}
+		if err := rs.parked.Park(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBoxMeta writes the staged mailbox's files that depend on its
+// final name (writeMeta) and moves those a metapartition holds to their
+// side directories (splitMeta). Nothing of it is visible yet.
+func (rs *restorer) writeBoxMeta(b *box) error {
+	if err := rs.writeMeta(b); err != nil {
+		return err
+	}
+	return rs.splitMeta(b)
+}
+
 // syncBoxes flushes the file systems of the boxes' staging directories
 // (syncfs: one call per partition for any number of mailboxes).
 func syncBoxes(boxes []*box) error {
@@ -418,7 +481,7 @@ func syncBoxes(boxes []*box) error {
 				continue
 			}
 			done[st] = true
-			if err := unix.Syncfs(st.d.Fd()); err != nil {
+			if err := syncfs(st.d.Fd()); err != nil {
 				return fmt.Errorf("syncfs %s: %w", st.dir, err)
 			}
 		}

@@ -15,11 +15,12 @@
 // truncated stream, a BLAKE3 trailer that does not match, a name that could
 // escape the target) aborts the run here and removes the staging area.
 //
-// The second phase starts only after the trailer has verified. For each
-// mailbox, under Cyrus's namespace lock and an exclusive name lock
-// (docs/cyrus/locks.md §6), it writes cyrus.header and the index header,
-// moves the metadata files a metapartition holds into a directory staged
-// there, flushes the file systems, renames the mailbox directory (and
+// The second phase starts only after the trailer has verified. It writes
+// every staged mailbox's cyrus.header and index header, moves the
+// metadata files a metapartition holds into a directory staged there,
+// and flushes the file systems once for all. Then for each mailbox,
+// under Cyrus's namespace lock and an exclusive name lock
+// (docs/cyrus/locks.md §6), it renames the mailbox directory (and
 // that one) into place (swapping each atomically with the old one for
 // --replace), adds the mailbox annotations
 // to annotations.db, and registers the mailbox by rewriting mailboxes.db by

@@ -48,6 +48,9 @@ type boxData struct {
 	fresh                                 bool                 // never the dump's uniqueid (Options.Into)
 	children                              []uint32             // of an implicit box: the ids of the created boxes it is a parent of
 	quotaRoot                             string
+	// metaWritten: cyrus.header and the index header are written with
+	// quotaRoot, and flushed once commit has synced (writeAllMeta).
+	metaWritten bool
 
 	// Built in the staging area.
 	st    *stage

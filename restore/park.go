@@ -113,6 +113,7 @@ func (d *boxData) encode(e *spill.Enc, rs *restorer) {
 	e.Uint(uint64(t.SyncCRCAnnot))
 	e.Uint(d.counter)
 	e.Uint(d.reserve)
+	e.Bool(d.metaWritten)
 }
 
 func stageID(st *stage) int {
@@ -193,6 +194,7 @@ func (d *boxData) decode(dec *spill.Dec, rs *restorer) {
 	t.SyncCRCAnnot = uint32(dec.Uint())
 	d.counter = dec.Uint()
 	d.reserve = dec.Uint()
+	d.metaWritten = dec.Bool()
 }
 
 func (rs *restorer) stageByID(id uint64, dec *spill.Dec) *stage {
