@@ -29,9 +29,6 @@ func (b *box) Item() string {
 // (spill.Pinned): the run consults it throughout.
 func (b *box) Pinned() bool { return b.pinned }
 
-// park parks b's data (spill.Store.Park; a pinned box stays loaded).
-func (inv *inventory) park(b *box) error { return inv.parked.Park(b) }
-
 // each calls fn with every box in order, loaded, parking each after.
 func (inv *inventory) each(fn func(b *box) error) error {
 	for _, b := range inv.boxes {

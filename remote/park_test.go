@@ -25,7 +25,7 @@ func TestParkRoundTrip(t *testing.T) {
 	inv := &inventory{parked: newParked()}
 	defer inv.parked.Close()
 	b := &box{ref: -1, boxData: d}
-	if err := inv.park(b); err != nil {
+	if err := inv.parked.Park(b); err != nil {
 		t.Fatal(err)
 	}
 	ref := b.ref
@@ -43,14 +43,14 @@ func TestParkRoundTrip(t *testing.T) {
 	}
 	got.res.Err = gotErr
 	// Parked again unchanged, it is not written again.
-	if err := inv.park(b); err != nil || b.ref != ref {
+	if err := inv.parked.Park(b); err != nil || b.ref != ref {
 		t.Fatalf("unchanged box parked at %d (was %d): %v", b.ref, ref, err)
 	}
 	if err := inv.parked.Load(b); err != nil {
 		t.Fatal(err)
 	}
 	b.res.Reason = "changed"
-	if err := inv.park(b); err != nil || b.ref == ref {
+	if err := inv.parked.Park(b); err != nil || b.ref == ref {
 		t.Fatalf("changed box parked at %d (was %d): %v", b.ref, ref, err)
 	}
 	// A damaged record is an error, not a panic.
