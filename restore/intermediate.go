@@ -1,6 +1,8 @@
 package restore
 
 import (
+	"strings"
+
 	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/spill"
@@ -68,20 +70,8 @@ func (rs *restorer) intermediatesOf(b *box) error {
 	}
 	present := func(a string) (bool, error) {
 		ib, err := rs.named(a)
-		if err != nil {
-			return false, err
-		}
-		if ib != nil {
-			if ib.implicit { // created for another child: b's parent too
-				err := rs.parked.Use(ib, func() error {
-					ib.children = append(ib.children, uint32(b.id))
-					return nil
-				})
-				if err != nil {
-					return false, err
-				}
-			}
-			return true, nil
+		if err != nil || ib != nil {
+			return ib != nil, err
 		}
 		cur, exists, err := rs.spool.LookupAny(a)
 		return exists && !cur.Deleted() && !cur.Intermediate(), err
@@ -90,6 +80,23 @@ func (rs *restorer) intermediatesOf(b *box) error {
 	parents, err := usermap.MissingParents(c, timeNow(), present, aclOf)
 	if err != nil {
 		return err
+	}
+	// An ancestor created for another child is b's parent too: it is
+	// committed once either is (childCommitted).
+	for a := mboxname.Parent(b.name); strings.HasPrefix(b.name, c.Inbox+".") && len(a) > len(c.Inbox); a = mboxname.Parent(a) {
+		ib, err := rs.named(a)
+		if err != nil {
+			return err
+		}
+		if ib != nil && ib.implicit {
+			err := rs.parked.Use(ib, func() error {
+				ib.children = append(ib.children, uint32(b.id))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
 	}
 	for _, p := range parents {
 		if err := rs.intermediate(b, p); err != nil {
