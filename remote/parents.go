@@ -7,6 +7,7 @@ import (
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/mboxname"
+	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
 )
@@ -22,7 +23,9 @@ import (
 // earlier run created it) the ancestors below its owner's INBOX that the
 // server lacks, as the offline restore does (restore's intermediates): an
 // offline run killed between committing a child and its missing parent
-// left the child alone, and a rerun in either mode completes it.
+// left the child alone, and a rerun in either mode completes it. A
+// parent that cannot be created is reported under its own name; the
+// kept child stays as it is.
 func (rs *restorer) keptParents() error {
 	return rs.inv.each(func(b *box) error {
 		if b.res.Action != ActionKeep {
@@ -33,11 +36,25 @@ func (rs *restorer) keptParents() error {
 	})
 }
 
+// ParentError is why a mailbox to create was not sent: a missing parent
+// of it could not be created (docs/restore.md, "Missing parent folders").
+type ParentError struct {
+	Parent string // the parent's name
+	Err    error  // why the server refused it
+}
+
+func (e *ParentError) Error() string {
+	return fmt.Sprintf("not restored: its missing parent %s could not be created (%v)", e.Parent, e.Err)
+}
+
+func (e *ParentError) Unwrap() error { return e.Err }
+
 // createParents creates the missing parents of b, a mailbox kept or
-// about to be created, and returns the names of those it created. A
-// parent that cannot be created is reported under its own name and the
-// ones below it are not tried.
-func (rs *restorer) createParents(b *box) ([]string, error) {
+// about to be created. A parent that cannot be created is reported under
+// its own name, the ones below it are not tried, and it is returned as a
+// *ParentError (the error of the run is returned as such: the session is
+// broken).
+func (rs *restorer) createParents(b *box) (*ParentError, error) {
 	owner := mboxname.Owner(b.mb.Name)
 	c := usermap.Child{Name: b.mb.Name, Owner: owner, Partition: b.mb.Partition,
 		CreatedModseq: b.mb.CreatedModseq, FolderModseq: b.mb.FolderModseq}
@@ -47,31 +64,55 @@ func (rs *restorer) createParents(b *box) ([]string, error) {
 	if cur := b.existing; b.res.Action == ActionKeep && cur != nil {
 		c.Partition, c.CreatedModseq, c.FolderModseq = cur.Partition, cur.CreatedModseq, cur.FolderModseq
 	}
-	present := func(name string) (bool, error) { return rs.remote[name], nil }
-	parents, err := usermap.MissingParents(c, time.Now(), present, rs.aclOf)
+	parents, err := usermap.MissingParents(c, time.Now(), rs.present, rs.aclOf)
 	if err != nil || len(parents) == 0 {
 		return nil, err
 	}
-	var made []string
 	for _, p := range parents {
 		mb := &syncrec.Mailbox{
 			UniqueID: newUniqueID(b.mb.UniqueID, p.Name, 0), Name: p.Name,
 			UIDValidity: p.UIDValidity, HighestModseq: 1, Partition: p.Partition, ACL: p.ACL,
 			CreatedModseq: p.CreatedModseq, FolderModseq: p.FolderModseq,
-			Options: b.mb.Options, QuotaRoot: parentQuotaRoot(b.mb.QuotaRoot, p.Name),
+			Options: p.Options, QuotaRoot: parentQuotaRoot(b.mb.QuotaRoot, p.Name),
 		}
 		err := rs.applyEmpty(mb, "the missing parent of "+b.mb.Name)
 		if fatal(err) {
-			return made, err
+			return nil, err
 		}
 		if err != nil {
 			rs.problem(p.Name, fmt.Errorf("the missing parent of %s was not created: %w", b.mb.Name, err))
-			return made, nil
+			return &ParentError{Parent: p.Name, Err: err}, nil
 		}
 		rs.remote[p.Name] = true
-		made = append(made, p.Name)
 	}
-	return made, nil
+	return nil, nil
+}
+
+// present reports, for usermap.MissingParents, whether mailbox name is
+// there once the restore is done, as the offline restore counts it: the
+// server lists it or this run applied it, or it is a mailbox of the dump
+// that the run creates, replaces, merges into or keeps (wherever the dump
+// brings it, after its child too).
+func (rs *restorer) present(name string) (bool, error) {
+	if rs.remote[name] {
+		return true, nil
+	}
+	if rs.names == nil {
+		return false, nil
+	}
+	id, ok, err := rs.names.Get(spill.KeyName, name)
+	if err != nil || !ok {
+		return false, err
+	}
+	b, err := spill.Peek(rs.inv.parked, rs.inv.boxes[id-1])
+	if err != nil {
+		return false, err
+	}
+	switch b.res.Action {
+	case ActionCreate, ActionReplace, ActionMerge, ActionKeep:
+		return true, nil
+	}
+	return false, nil
 }
 
 // parentQuotaRoot returns the quota root of the parent name of a mailbox

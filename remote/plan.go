@@ -43,8 +43,10 @@ func (rs *restorer) plan(ctx context.Context) error {
 	// The boxes by target name (the first of each name), spilling: what
 	// the server has of a name is parked in its box (existing), so that
 	// the plan holds nothing per mailbox of the dump beyond its handle.
+	// It stays for the run (rs.names): the missing parents count the
+	// dump's own mailboxes as present (dumpHas).
 	byName := spill.NewNames()
-	defer byName.Close() // closed again (a no-op) once done with
+	rs.names = byName
 	users := make(map[string]bool)
 	err := rs.inv.each(func(b *box) error {
 		if b.res.Action == ActionSkip {
@@ -162,7 +164,6 @@ func (rs *restorer) plan(ctx context.Context) error {
 			return err
 		}
 	}
-	byName.Close() // the server's answers are in
 	// Each box's action; a box to create whose uniqueid the server uses
 	// for another mailbox is given a new one (renumber). Which of them
 	// the server uses is asked in batches as the boxes are decided.
@@ -549,13 +550,29 @@ func (rs *restorer) probePartition(p string) (err error) {
 	if err != nil || probe == nil {
 		return err
 	}
+	return rs.probeWith(p, probe)
+}
+
+// probeWith creates probe, a mailbox to create on partition p, empty (its
+// missing parents first), to learn whether the server has p.
+func (rs *restorer) probeWith(p string, probe *box) error {
 	return rs.inv.parked.Use(probe, func() error {
-		if _, err := rs.createParents(probe); err != nil {
+		perr, err := rs.createParents(probe)
+		if err != nil {
 			return err
+		}
+		if perr != nil {
+			// Not sent (as sendMailbox): the next mailbox on p probes.
+			probe.res.Err = perr
+			rs.problem(probe.mb.Name, perr)
+			if err := rs.inv.parked.Park(probe); err != nil {
+				return err
+			}
+			return rs.probeNext(p)
 		}
 		empty := *probe.mb
 		empty.LastUID, empty.RecentUID, empty.SyncCRC, empty.SyncCRCAnnot = 0, 0, 0, 0
-		err := rs.applyEmpty(&empty, "empty, to check partition "+p)
+		err = rs.applyEmpty(&empty, "empty, to check partition "+p)
 		if fatal(err) {
 			return err
 		}
@@ -577,6 +594,22 @@ func (rs *restorer) probePartition(p string) (err error) {
 		rs.known[p] = true
 		return nil
 	})
+}
+
+// probeNext probes partition p with the next mailbox to create there,
+// once the one before could not be (its missing parent was refused).
+func (rs *restorer) probeNext(p string) error {
+	var next *box
+	err := rs.inv.each(func(b *box) error {
+		if next == nil && applies(b) && b.mb.Partition == p && b.res.Action == ActionCreate {
+			next = b
+		}
+		return nil
+	})
+	if err != nil || next == nil {
+		return err
+	}
+	return rs.probeWith(p, next)
 }
 
 // applyEmpty sends mb as an APPLY MAILBOX without records (why says

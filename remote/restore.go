@@ -140,6 +140,9 @@ func Restore(ctx context.Context, src io.ReadSeeker, connect Connect, opts Resto
 		return nil, fmt.Errorf("--into %s: no mailbox of the dump is selected", opts.Into)
 	}
 	defer func() {
+		if rs.names != nil {
+			rs.names.Close()
+		}
 		for _, b := range inv.boxes {
 			b.merge.Close()
 			b.uids.Close()
@@ -201,10 +204,13 @@ type restorer struct {
 	known  map[string]bool // partitions the server has
 	guids  partGUIDs       // partition -> what the server holds, what to send
 	remote map[string]bool // mailbox names that exist on the server
-	parts  []string        // target partitions, in order of use
-	sent   Progress
-	ids    *msgsel.IDMatcher // the messages whose Message-ID is selected
-	into   *box              // the box restored under RestoreOptions.Into
+	// names maps the target name of each box of the dump not skipped
+	// (the first of each name) to its id, spilling (plan).
+	names *spill.Names
+	parts []string // target partitions, in order of use
+	sent  Progress
+	ids   *msgsel.IDMatcher // the messages whose Message-ID is selected
+	into  *box              // the box restored under RestoreOptions.Into
 	// intoACL is the ACL of the nearest existing ancestor of the --into
 	// name that its owner owns, found while planning.
 	intoACL      string

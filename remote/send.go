@@ -284,8 +284,16 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 		}
 	}
 	if b.res.Action == ActionCreate && !b.probed {
-		if _, err := rs.createParents(b); err != nil {
+		perr, err := rs.createParents(b)
+		if err != nil {
 			return err
+		}
+		if perr != nil {
+			// Not sent: alone, sync_server would make the levels
+			// above it its own way (docs/restore.md).
+			b.res.Err = perr
+			rs.problem(b.mb.Name, perr)
+			return nil
 		}
 	}
 	what := "APPLY MAILBOX " + b.mb.Name

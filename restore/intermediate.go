@@ -146,7 +146,7 @@ func (rs *restorer) intermediate(child *box, p usermap.Parent) (err error) {
 	// Cyrus creates it with no HIGHESTMODSEQ of its own (mboxlist_createmailbox
 	// with highestmodseq 0): the first one, 1.
 	bl, err := rs.newBuilder(ib, &syncrec.Mailbox{Name: a, UIDValidity: p.UIDValidity, HighestModseq: 1,
-		CreatedModseq: p.CreatedModseq, FolderModseq: p.FolderModseq})
+		CreatedModseq: p.CreatedModseq, FolderModseq: p.FolderModseq, Options: p.Options})
 	if err != nil {
 		return err
 	}

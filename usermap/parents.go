@@ -35,7 +35,17 @@ type Parent struct {
 	// mboxlist_update_intermediaries gives the folder modseq of the
 	// create to the intermediates it makes.
 	CreatedModseq, FolderModseq uint64
+	// Options are its OPTIONS in replication's letters: ParentOptions.
+	Options string
 }
+
+// ParentOptions are the OPTIONS of a missing parent, in replication's
+// letters: POP3_NEW_UIDL alone ("P"), what Cyrus 3.6 stores for a mailbox
+// it creates with the default mailbox_default_options (0), the
+// intermediates of a CREATE included (a real Cyrus's CREATE
+// user.x.P.Q.R leaves P with options 0x1). Not the child's: Cyrus does
+// not give an intermediate the options of the mailbox created below it.
+const ParentOptions = "P"
 
 // MissingParents is the one rule, for both restores, of the missing
 // parents of a mailbox the restore creates or keeps: every ancestor of
@@ -51,7 +61,8 @@ type Parent struct {
 //     each such ancestor, the INBOX included), or the owner's full rights
 //     when there is none (IntoACL);
 //   - with a new UIDVALIDITY (IntoUIDValidity at now) and the child's
-//     folder modseq as created and folder modseq.
+//     folder modseq as created and folder modseq;
+//   - with the OPTIONS ParentOptions, whatever the child's.
 //
 // The INBOX itself is never a missing parent, and a shared or deleted
 // mailbox has none. The parents are returned outermost first, the order
@@ -98,7 +109,7 @@ func MissingParents(c Child, now time.Time, present func(name string) (bool, err
 			acl, aclKnown = IntoACL(c.Owner, acl, found, ""), true
 		}
 		out = append(out, Parent{Name: a, Partition: c.Partition, ACL: acl, UIDValidity: uv,
-			CreatedModseq: modseq, FolderModseq: modseq})
+			CreatedModseq: modseq, FolderModseq: modseq, Options: ParentOptions})
 	}
 	return out, nil
 }

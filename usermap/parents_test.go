@@ -20,8 +20,8 @@ func TestMissingParents(t *testing.T) {
 	}
 	uv := uint32(now.Unix())
 	want := []Parent{
-		{Name: "user.alice.A", Partition: "second", ACL: acls["user.alice"], UIDValidity: uv, CreatedModseq: 9, FolderModseq: 9},
-		{Name: "user.alice.A.B.C", Partition: "second", ACL: acls["user.alice.A.B"], UIDValidity: uv, CreatedModseq: 9, FolderModseq: 9},
+		{Name: "user.alice.A", Partition: "second", ACL: acls["user.alice"], UIDValidity: uv, CreatedModseq: 9, FolderModseq: 9, Options: "P"},
+		{Name: "user.alice.A.B.C", Partition: "second", ACL: acls["user.alice.A.B"], UIDValidity: uv, CreatedModseq: 9, FolderModseq: 9, Options: "P"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
@@ -36,7 +36,7 @@ func TestMissingParents(t *testing.T) {
 		func(string) (bool, error) { return false, nil },
 		func(n string) (string, bool, error) { t.Errorf("ACL asked of %s", n); return "", false, nil })
 	want = []Parent{{Name: "example.com!user.bob.X", Partition: "p", ACL: "bob@example.com\t" + OwnerRights + "\t",
-		UIDValidity: uv, CreatedModseq: 1, FolderModseq: 1}}
+		UIDValidity: uv, CreatedModseq: 1, FolderModseq: 1, Options: "P"}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, %v\nwant %+v", got, err, want)
 	}
