@@ -44,7 +44,7 @@ func (rs *restorer) plan(ctx context.Context) error {
 	// the server has of a name is parked in its box (existing), so that
 	// the plan holds nothing per mailbox of the dump beyond its handle.
 	// It stays for the run (rs.names): the missing parents count the
-	// dump's own mailboxes as present (dumpHas).
+	// dump's own mailboxes as present (present, parents.go).
 	byName := spill.NewNames()
 	rs.names = byName
 	users := make(map[string]bool)
