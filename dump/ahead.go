@@ -113,7 +113,11 @@ func (pf *prefetcher) run(ctx context.Context, s *spoolSource) {
 	if openers <= 0 {
 		openers = runtime.GOMAXPROCS(0)
 	}
-	if openers == 1 {
+	units := s.units()
+	// One owner's run (dump --user) has nothing to open in parallel, and
+	// an opener of its own would only keep more of its mailboxes open
+	// ahead of the writer than lookahead says.
+	if openers == 1 || len(units) == 1 {
 		for _, name := range s.order {
 			if !pf.handOn(ctx, s.openAhead(ctx, name)) {
 				return
@@ -121,7 +125,6 @@ func (pf *prefetcher) run(ctx context.Context, s *spoolSource) {
 		}
 		return
 	}
-	units := s.units()
 	for i := range units {
 		units[i].ch = make(chan *spoolMailbox, 1)
 	}
