@@ -143,17 +143,11 @@ func SharedMailboxes(spool *partition.Spool) ([]string, error) {
 type spoolSource struct {
 	spool   *partition.Spool
 	workers int
-	// openers is how many goroutines open mailboxes ahead (prefetcher);
-	// GOMAXPROCS when 0.
-	openers int
 	bufs    *bufPool
 	users   map[string][]string        // the plan's users and their mailboxes
 	entries map[string]partition.Entry // the plan's mailboxes
 	order   []string                   // the plan's mailboxes in the order of the dump
 	pf      *prefetcher                // set by Prefetch, for the whole run
-	// missed counts the mailboxes Mailbox opened itself while the
-	// prefetcher ran ahead (it had not opened them next), for tests.
-	missed int
 	// serverAnnots are users' private server annotations, once read.
 	serverAnnots map[string][]syncrec.Annotation
 }
@@ -262,7 +256,7 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 		missing.suggest(spool)
 		return nil, missing
 	}
-	total, version := indexTotals(spool, planned, s.openers)
+	total, version := indexTotals(spool, planned)
 	p.Total, p.IndexVersion = &total, version
 	for _, u := range p.Users {
 		s.order = append(s.order, s.users[u]...)
@@ -272,14 +266,10 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 }
 
 // indexTotals reads the index headers of the plan's mailboxes, unlocked,
-// for the totals and the highest index version, on as many goroutines as
-// the prefetcher has openers: a mailbox costs a few system calls here,
-// and the dump's header waits for the last.
-func indexTotals(spool *partition.Spool, entries []partition.Entry, workers int) (Progress, int) {
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = max(1, min(workers, len(entries)/64))
+// for the totals and the highest index version, on every core: a mailbox
+// costs a few system calls here, and the dump's header waits for the last.
+func indexTotals(spool *partition.Spool, entries []partition.Entry) (Progress, int) {
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(entries)/64))
 	type part struct {
 		total   Progress
 		version int

@@ -110,7 +110,6 @@ func (s *spoolSource) Mailbox(ctx context.Context, name string) (Mailbox, error)
 			}
 			return m, nil
 		}
-		s.missed++
 	}
 	m, err := s.open(ctx, name, nil)
 	if err != nil {
