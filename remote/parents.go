@@ -92,7 +92,7 @@ func (rs *restorer) createParents(b *box) (*ParentError, error) {
 // there once the restore is done, as the offline restore counts it: the
 // server lists it or this run applied it, or it is a mailbox of the dump
 // that the run creates, replaces, merges into or keeps (wherever the dump
-// brings it, after its child too).
+// brings it, after its child too), unless it was refused.
 func (rs *restorer) present(name string) (bool, error) {
 	if rs.remote[name] {
 		return true, nil
@@ -107,6 +107,11 @@ func (rs *restorer) present(name string) (bool, error) {
 	b, err := spill.Peek(rs.inv.parked, rs.inv.boxes[id-1])
 	if err != nil {
 		return false, err
+	}
+	if b.res.Err != nil {
+		// Refused, by the plan or the server: not there (what the server
+		// has was counted above).
+		return false, nil
 	}
 	switch b.res.Action {
 	case ActionCreate, ActionReplace, ActionMerge, ActionKeep:

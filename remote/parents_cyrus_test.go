@@ -158,3 +158,48 @@ func TestRealCyrusServerParentRefused(t *testing.T) {
 		t.Errorf("the server has %v (%v); want neither P nor P.C", l, err)
 	}
 }
+
+// TestRealCyrusServerDumpParentRefused: the dump brings a folder and then
+// its child, and the folder cannot be restored (its message files are
+// neither in the dump nor on the server). The folder that is not restored
+// is not present for the child's missing parents: its parent is made as
+// any missing parent (an empty folder), and the child is restored under
+// it. Counted as present because the dump brings it, the child was sent
+// alone and sync_server made the parent its own way (test failed before
+// the fix: the parent never sent).
+func TestRealCyrusServerDumpParentRefused(t *testing.T) {
+	t.Parallel()
+	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
+	defer noCrash(t, lab)
+	lab.Populate(t)
+	admin := lab.IMAP(t, lab.Admin)
+	if err := admin.Create("user.erin"); err != nil {
+		t.Fatal(err)
+	}
+	parent := boxOf("user.erin.P", "eeeeeeeeeeeeeeeeeeeeee01", "erin", 30)
+	clear(parent.files) // its records' files are nowhere
+	dumped := buildDump(t, []testBox{parent, boxOf("user.erin.P.C", "eeeeeeeeeeeeeeeeeeeeee02", "erin", 40)}, nil)
+	rec, sent := recording(lab)
+	sum := restoreT(t, dumped, rec, RestoreOptions{})
+	var refused, child bool
+	for _, m := range sum.Mailboxes {
+		switch m.Name {
+		case "user.erin.P":
+			refused = !m.Applied && m.Err != nil
+		case "user.erin.P.C":
+			child = m.Applied && m.Err == nil
+		}
+	}
+	if !refused || !child {
+		t.Fatalf("want P not restored and P.C applied: %+v\nproblems: %v", sum.Mailboxes, sum.Problems)
+	}
+	if n := appliesOf(sent(), "user.erin.P"); n != 1 {
+		t.Errorf("user.erin.P sent %d times, want once (as the child's missing parent)", n)
+	}
+	if out := mbexamine(t, lab, "user.erin.P"); !strings.Contains(out, "Number of Messages: 0 ") {
+		t.Errorf("user.erin.P: want an empty parent:\n%s", out)
+	}
+	if out := mbexamine(t, lab, "user.erin.P.C"); !strings.Contains(out, "Number of Messages: 3 ") {
+		t.Errorf("user.erin.P.C: want the dump's 3 messages:\n%s", out)
+	}
+}
