@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // readFile on a descriptor whose reads stop short before the end (a pipe
@@ -30,19 +32,33 @@ func TestReadFileShortReads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan struct{})
+		done, finished := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(done)
 			off := 0
 			for _, n := range tc.pieces {
 				w.Write(content[off : off+n])
 				off += n
-				time.Sleep(20 * time.Millisecond) // each piece read on its own
+				// Each piece read on its own: the next is written once the
+				// reader has taken this one (nothing left in the pipe).
+				for {
+					left, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ)
+					if err != nil || left == 0 {
+						break
+					}
+					select {
+					case <-finished: // readFile returned: the rest stays unread
+					case <-time.After(time.Millisecond):
+						continue
+					}
+					break
+				}
 			}
 			w.Close()
 		}()
 		buf := make([]byte, size+1)
 		n, err := readFile(int(r.Fd()), buf)
+		close(finished)
 		<-done
 		r.Close()
 		if err != nil {
