@@ -94,7 +94,10 @@ func (rs *restorer) commit() error {
 			if g.metaWritten && root != g.quotaRoot {
 				// Its cyrus.header names the root found by writeAllMeta:
 				// a quota root made in the target meanwhile would not
-				// count it.
+				// count it. q remembers what it found (up to 1024
+				// answers), so this sees such a root only where q looks
+				// again: otherwise the root is the target's when the
+				// run first asked, as it always was.
 				rs.refuse(g, fmt.Sprintf("its quota root changed in the target meanwhile (%q, now %q); run the restore again", g.quotaRoot, root))
 				continue
 			}
