@@ -70,6 +70,21 @@ func boxOf(name, id, owner string, first int) testBox {
 	return tb
 }
 
+// labWithUser starts a populated lab with a sync port, checked for
+// crashes at the end, and creates user's INBOX; it returns the lab and
+// an admin connection.
+func labWithUser(t *testing.T, user string) (*cyruslab.Lab, *cyruslab.IMAPClient) {
+	t.Helper()
+	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
+	t.Cleanup(func() { noCrash(t, lab) })
+	lab.Populate(t)
+	admin := lab.IMAP(t, lab.Admin)
+	if err := admin.Create("user." + user); err != nil {
+		t.Fatal(err)
+	}
+	return lab, admin
+}
+
 // appliesOf counts the APPLY MAILBOX commands in sent for mailbox name.
 func appliesOf(sent, name string) int {
 	re := regexp.MustCompile(`APPLY MAILBOX %\([^\r\n]*MBOXNAME "?` + regexp.QuoteMeta(name) + `"? `)
@@ -85,13 +100,7 @@ func appliesOf(sent, name string) int {
 // replaced with the dump's (test failed before the fix: A sent twice).
 func TestRealCyrusServerParentAfterChild(t *testing.T) {
 	t.Parallel()
-	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
-	defer noCrash(t, lab)
-	lab.Populate(t)
-	admin := lab.IMAP(t, lab.Admin)
-	if err := admin.Create("user.carl"); err != nil {
-		t.Fatal(err)
-	}
+	lab, _ := labWithUser(t, "carl")
 	dumped := buildDump(t, []testBox{
 		boxOf("user.carl.A.B", "aaaaaaaaaaaaaaaaaaaaaab1", "carl", 0),
 		boxOf("user.carl.A", "aaaaaaaaaaaaaaaaaaaaaaa1", "carl", 10),
@@ -124,13 +133,7 @@ func TestRealCyrusServerParentAfterChild(t *testing.T) {
 // applied).
 func TestRealCyrusServerParentRefused(t *testing.T) {
 	t.Parallel()
-	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
-	defer noCrash(t, lab)
-	lab.Populate(t)
-	admin := lab.IMAP(t, lab.Admin)
-	if err := admin.Create("user.dora"); err != nil {
-		t.Fatal(err)
-	}
+	lab, admin := labWithUser(t, "dora")
 	const childID = "cccccccccccccccccccccc01"
 	taken := newUniqueID(childID, "user.dora.P", 0) // the uniqueid the parent P would get
 	connect := dialer(lab, lab.SyncAddr)
@@ -169,13 +172,7 @@ func TestRealCyrusServerParentRefused(t *testing.T) {
 // the fix: the parent never sent).
 func TestRealCyrusServerDumpParentRefused(t *testing.T) {
 	t.Parallel()
-	lab := cyruslab.Start(t, cyruslab.Options{SyncPort: true})
-	defer noCrash(t, lab)
-	lab.Populate(t)
-	admin := lab.IMAP(t, lab.Admin)
-	if err := admin.Create("user.erin"); err != nil {
-		t.Fatal(err)
-	}
+	lab, _ := labWithUser(t, "erin")
 	parent := boxOf("user.erin.P", "eeeeeeeeeeeeeeeeeeeeee01", "erin", 30)
 	clear(parent.files) // its records' files are nowhere
 	dumped := buildDump(t, []testBox{parent, boxOf("user.erin.P.C", "eeeeeeeeeeeeeeeeeeeeee02", "erin", 40)}, nil)
