@@ -1,12 +1,12 @@
 package remote
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/mboxname"
+	"github.com/mbtool/mbtool/restore/result"
 	"github.com/mbtool/mbtool/spill"
 	"github.com/mbtool/mbtool/syncrec"
 	"github.com/mbtool/mbtool/usermap"
@@ -37,17 +37,9 @@ func (rs *restorer) keptParents() error {
 }
 
 // ParentError is why a mailbox to create was not sent: a missing parent
-// of it could not be created (docs/restore.md, "Missing parent folders").
-type ParentError struct {
-	Parent string // the parent's name
-	Err    error  // why the server refused it
-}
-
-func (e *ParentError) Error() string {
-	return fmt.Sprintf("not restored: its missing parent %s could not be created (%v)", e.Parent, e.Err)
-}
-
-func (e *ParentError) Unwrap() error { return e.Err }
+// of it could not be created (docs/restore.md, "Missing parent folders");
+// the offline restore refuses such a mailbox in the same words.
+type ParentError = result.ParentError
 
 // createParents creates the missing parents of b, a mailbox kept or
 // about to be created. A parent that cannot be created is reported under
@@ -80,7 +72,7 @@ func (rs *restorer) createParents(b *box) (*ParentError, error) {
 			return nil, err
 		}
 		if err != nil {
-			rs.problem(p.Name, fmt.Errorf("the missing parent of %s was not created: %w", b.mb.Name, err))
+			rs.problem(p.Name, result.MissingParentError(b.mb.Name, err))
 			return &ParentError{Parent: p.Name, Err: err}, nil
 		}
 		rs.remote[p.Name] = true
@@ -108,16 +100,9 @@ func (rs *restorer) present(name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if b.res.Err != nil {
-		// Refused, by the plan or the server: not there (what the server
-		// has was counted above).
-		return false, nil
-	}
-	switch b.res.Action {
-	case ActionCreate, ActionReplace, ActionMerge, ActionKeep:
-		return true, nil
-	}
-	return false, nil
+	// Refused, by the plan or the server, it is not there (what the
+	// server has was counted above): the rule of both restores.
+	return b.res.Present(), nil
 }
 
 // parentQuotaRoot returns the quota root of the parent name of a mailbox

@@ -136,3 +136,41 @@ func (s *Summary) Applied(as ...Action) int {
 	}
 	return n
 }
+
+// Present reports whether the mailbox of the dump that m reports is in the
+// target once the restore is done, as both restores count it when they
+// decide the missing parents of a mailbox below it
+// (usermap.MissingParents): it is created, replaced, merged into or kept,
+// and was not refused (offline its action is then Refuse; with --server
+// Err says why the plan or the server refused it). A refused mailbox is
+// not there: its child's missing parent is made as any other.
+func (m *Mailbox) Present() bool {
+	if m.Err != nil {
+		return false
+	}
+	switch m.Action {
+	case Create, Replace, Merge, Keep:
+		return true
+	}
+	return false
+}
+
+// ParentError is why a mailbox to create was not restored: a missing
+// parent of it could not be created (docs/restore.md, "Missing parent
+// folders"), the same words in both restores.
+type ParentError struct {
+	Parent string // the parent's name
+	Err    error  // why it could not be created
+}
+
+func (e *ParentError) Error() string {
+	return fmt.Sprintf("not restored: its missing parent %s could not be created (%v)", e.Parent, e.Err)
+}
+
+func (e *ParentError) Unwrap() error { return e.Err }
+
+// MissingParentError is the problem reported under the name of a missing
+// parent that could not be created for the mailbox child.
+func MissingParentError(child string, err error) error {
+	return fmt.Errorf("the missing parent of %s was not created: %w", child, err)
+}
