@@ -13,7 +13,10 @@ import (
 
 	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
+	"github.com/mbtool/mbtool/restore/result"
+	"github.com/mbtool/mbtool/spill"
 )
 
 // maxGroup bounds how many mailboxes are registered by one rewrite of
@@ -43,11 +46,18 @@ func (rs *restorer) commit() error {
 	}
 	crashPoint()
 	// The implicit parents (intermediate.go) come after every box of the
-	// dump, in groups of their own: one is committed only once a child
-	// of it is, so a group never holds both.
+	// dump. One is committed with the first group that holds a mailbox
+	// it was made for, in the same transaction, before it (withParents):
+	// a parent that fails refuses the child, and a child refused at the
+	// last moment leaves no parent, as with --server, which sends a
+	// child only once its parents are created. The parents of kept
+	// mailboxes only are committed at the end, in groups of their own.
 	// Each box is loaded to be decided, and parked again once committed
-	// (park.go): at most a group's boxes are in memory.
-	commits := func(b *box) bool { return b.building() && (!b.implicit || rs.childCommitted(b)) }
+	// (park.go): at most a group's boxes (and their parents) are in
+	// memory.
+	commits := func(b *box) bool {
+		return b.building() && !b.done && (!b.implicit || rs.childCommitted(b))
+	}
 	for i := 0; i < len(rs.boxes); {
 		if err := rs.ctx.Err(); err != nil {
 			return err
@@ -83,6 +93,11 @@ func (rs *restorer) commit() error {
 			}
 			if other {
 				break
+			}
+		}
+		if !b.implicit {
+			if group, err = rs.withParents(group); err != nil {
+				return err
 			}
 		}
 		for _, g := range group {
@@ -168,6 +183,12 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 		if !b.building() {
 			continue // refused before the group was locked
 		}
+		if why, err := rs.parentRefused(b); err != nil {
+			return err
+		} else if why != "" {
+			rs.refuse(b, why)
+			continue
+		}
 		e := b.entry()
 		l, err := rs.spool.LockMailboxName(rs.ctx, e, true)
 		if err != nil {
@@ -203,10 +224,30 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 	if err := syncBoxes(unsynced); err != nil {
 		return err
 	}
+	// A parent none of whose children is still to be placed is not
+	// placed either (a child refused since it was locked).
+	wanted := map[*box]bool{}
 	for _, b := range written {
-		if err := rs.placeBox(b); err != nil {
-			rs.refuse(b, err.Error())
+		if err := rs.eachParent(b, func(p *box) { wanted[p] = true }); err != nil {
+			return err
+		}
+	}
+	for _, b := range written {
+		if b.implicit && !wanted[b] && !rs.childCommitted(b) {
 			continue
+		}
+		if why, err := rs.parentRefused(b); err != nil {
+			return err
+		} else if why != "" {
+			rs.refuse(b, why)
+			continue
+		}
+		if !b.placed {
+			if err := rs.placeBox(b); err != nil {
+				rs.refuse(b, err.Error())
+				continue
+			}
+			b.placed = true
 		}
 		ready = append(ready, b)
 		crashPoint()
@@ -223,12 +264,35 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 	crashPoint()
 	registered := map[*box]bool{}
 	err = rs.spool.UpdateMailboxes(rs.owner, func(tx *partition.MailboxesTx) error {
+		// Every box is checked first, parents before their children: a
+		// parent refused here refuses its child, and a parent is
+		// registered only with a child that is (or one kept).
+		var pass []*box
+		needed := map[*box]bool{}
 		for _, b := range ready {
-			if why, err := txCheck(tx, b); err != nil {
+			why, err := txCheck(tx, b)
+			if err != nil {
 				return err
-			} else if why != "" {
+			}
+			if why == "" {
+				if why, err = rs.parentRefused(b); err != nil {
+					return err
+				}
+			}
+			if why != "" {
 				rs.refuse(b, why)
 				continue
+			}
+			pass = append(pass, b)
+			if !b.implicit {
+				if err := rs.eachParent(b, func(p *box) { needed[p] = true }); err != nil {
+					return err
+				}
+			}
+		}
+		for _, b := range pass {
+			if b.implicit && !needed[b] && !rs.childCommitted(b) {
+				continue // placed, registered later with a child, or left unregistered
 			}
 			if r := b.replaced; r != nil && r.UniqueID != b.uniqueid && r.UniqueID != "" {
 				tx.DeleteID(r.UniqueID)
@@ -282,9 +346,101 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 	return nil
 }
 
+// refuse refuses b for the reason why, reported as its problem; a missing
+// parent's problem names the mailbox it was made for, as --server's does.
 func (rs *restorer) refuse(b *box, why string) {
 	b.res.Action, b.res.Reason = ActionRefuse, why
-	rs.problem(b.name, errors.New(why))
+	err := errors.New(why)
+	if b.implicit && len(b.children) > 0 {
+		if c, perr := spill.Peek(rs.parked, rs.boxes[b.children[0]-1]); perr == nil {
+			err = result.MissingParentError(c.name, err)
+		}
+	}
+	rs.problem(b.name, err)
+}
+
+// withParents returns group with, before each mailbox it creates, the
+// missing parents made for it (intermediate.go) that are not committed
+// yet and not refused, loaded, outermost first: they are committed with
+// it, in the same mailboxes.db transaction.
+func (rs *restorer) withParents(group []*box) ([]*box, error) {
+	var out []*box
+	in := map[*box]bool{}
+	for _, g := range group {
+		in[g] = true
+	}
+	for _, g := range group {
+		if g.building() {
+			var ps []*box
+			err := rs.eachParent(g, func(p *box) {
+				if !in[p] && !p.done {
+					ps = append(ps, p)
+				}
+			})
+			if err != nil {
+				return nil, err
+			}
+			for i := len(ps) - 1; i >= 0; i-- { // outermost first
+				p := ps[i]
+				if err := rs.parked.Load(p); err != nil {
+					return nil, err
+				}
+				if p.building() {
+					in[p] = true
+					out = append(out, p)
+				} else if err := rs.parked.Park(p); err != nil {
+					return nil, err
+				}
+			}
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// eachParent calls f with each missing parent made for b, a mailbox of
+// the dump it creates, innermost first (none for any other box).
+func (rs *restorer) eachParent(b *box, f func(p *box)) error {
+	if b.implicit || b.res.Action != ActionCreate || b.owner == "" {
+		return nil
+	}
+	inbox := rs.spool.UserInbox(b.owner)
+	if !strings.HasPrefix(b.name, inbox+".") {
+		return nil
+	}
+	for a := mboxname.Parent(b.name); len(a) > len(inbox); a = mboxname.Parent(a) {
+		p, err := rs.named(a)
+		if err != nil {
+			return err
+		}
+		if p != nil && p.implicit {
+			f(p)
+		}
+	}
+	return nil
+}
+
+// parentRefused says why b, a mailbox of the dump to create, is not
+// restored when a missing parent made for it was refused, in the words of
+// --server (result.ParentError), naming the outermost such parent; "" if
+// none was.
+func (rs *restorer) parentRefused(b *box) (string, error) {
+	var why string
+	var perr error
+	err := rs.eachParent(b, func(p *box) {
+		pd, err := spill.Peek(rs.parked, p)
+		if err != nil {
+			perr = err
+			return
+		}
+		if pd.res.Action == ActionRefuse {
+			why = (&result.ParentError{Parent: pd.name, Err: errors.New(pd.res.Reason)}).Error()
+		}
+	})
+	if err == nil {
+		err = perr
+	}
+	return why, err
 }
 
 // precheck looks at mailboxes.db again, now that the locks are held.

@@ -24,9 +24,11 @@ import (
 // An ancestor the dump brings is not one: it is created as dumped. They
 // are not reported: Cyrus's create does not report them either, and
 // like Cyrus, which creates them only as part of a create that succeeds,
-// the restore commits one only once a mailbox below it is committed
-// (commit, childCommitted): a child refused at the last moment leaves no
-// empty parent behind. A mailbox of the dump kept as already present (an
+// the restore commits one only with a mailbox below it, in the same
+// mailboxes.db transaction (commitGroup, withParents; or once a kept one
+// is there, childCommitted): a child refused at the last moment leaves no
+// empty parent behind, and a parent that cannot be committed refuses its
+// child, as --server does not send it (result.ParentError). A mailbox of the dump kept as already present (an
 // earlier run of the restore created it) gets its missing ancestors too:
 // a run killed between committing a child and its parent leaves the
 // child alone, and the rerun completes it.
@@ -68,10 +70,21 @@ func (rs *restorer) intermediatesOf(b *box) error {
 			c.Partition, c.CreatedModseq, c.FolderModseq = cur.Partition, cur.CreatedModseq, cur.FolderModseq
 		}
 	}
+	// A mailbox of the dump (or a parent made for another child) is
+	// present unless it was refused, as --server counts it
+	// (result.Mailbox.Present); any other is the target's.
 	present := func(a string) (bool, error) {
 		ib, err := rs.named(a)
-		if err != nil || ib != nil {
-			return ib != nil, err
+		if err != nil {
+			return false, err
+		}
+		if ib != nil {
+			if ib, err = spill.Peek(rs.parked, ib); err != nil {
+				return false, err
+			}
+			if ib.res.Present() {
+				return true, nil
+			}
 		}
 		cur, exists, err := rs.spool.LookupAny(a)
 		return exists && !cur.Deleted() && !cur.Intermediate(), err

@@ -27,6 +27,7 @@ type box struct {
 	id       int         // its place in restorer.boxes, from 1
 	implicit bool        // a missing parent created empty (intermediate.go), not reported
 	done     bool        // registered
+	placed   bool        // renamed into place (commitGroup), registered or not
 	kept     bool        // left as it is: the target has it as dumped (decideKeep)
 	merge    *mergeState // the target an additive restore merges into
 	// uids, for a replace or a merge, maps the dump's UIDs to the
