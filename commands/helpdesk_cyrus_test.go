@@ -91,6 +91,7 @@ func helpdeskScenario(t *testing.T, server bool) helpdeskResult {
 	v := lab.IMAP(t, "alice") // the test's view
 	cache := qresyncCache(t, v)
 	dumped := fullState(t, v, "INBOX")
+	dumpedSent := fullState(t, v, "INBOX.Sent")
 
 	// The incident: 40 messages deleted and purged, a folder deleted,
 	// new mail.
@@ -182,6 +183,21 @@ func helpdeskScenario(t *testing.T, server bool) helpdeskResult {
 			t.Errorf("%s: UID %d came back as UID %d, not above the UIDs given before", mode, uid, nu)
 		case noRecentFlags(after.flags[nu]) != dumped.flags[uid] || after.dates[nu] != dumped.dates[uid]:
 			t.Errorf("%s: UID %d came back as %d with %q %s, was %q %s", mode, uid, nu, after.flags[nu], after.dates[nu], dumped.flags[uid], dumped.dates[uid])
+		}
+	}
+
+	// Restored.Sent is Sent as of the dump: the same messages under the
+	// same UIDs, with their flags and dates, under a UIDVALIDITY of its
+	// own (a new mailbox, docs/restore.md "A mailbox under another name").
+	restored := fullState(t, v, "INBOX.Restored.Sent")
+	if len(dumpedSent.guids) == 0 || len(restored.guids) != len(dumpedSent.guids) || restored.uidValidity == dumpedSent.uidValidity {
+		t.Errorf("%s: Restored.Sent holds %d messages (UIDVALIDITY %d), Sent at the dump %d (UIDVALIDITY %d)", mode,
+			len(restored.guids), restored.uidValidity, len(dumpedSent.guids), dumpedSent.uidValidity)
+	}
+	for uid, g := range dumpedSent.guids {
+		if restored.guids[uid] != g || noRecentFlags(restored.flags[uid]) != dumpedSent.flags[uid] || restored.dates[uid] != dumpedSent.dates[uid] {
+			t.Errorf("%s: Restored.Sent UID %d: %s %q %s, Sent at the dump: %s %q %s", mode, uid,
+				restored.guids[uid], restored.flags[uid], restored.dates[uid], g, dumpedSent.flags[uid], dumpedSent.dates[uid])
 		}
 	}
 

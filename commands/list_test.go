@@ -109,11 +109,21 @@ func TestSelectorForms(t *testing.T) {
 			t.Errorf("list %v: exit %d\n%s", sel, code, out)
 		}
 	}
-	// The same for Sent, in three forms.
+	// The same for Sent, in three forms, for list and restore.
 	for _, sel := range []string{"alice/Sent", "user.alice.Sent", "alice.Sent"} {
 		code, out, _ := run(t, "list", "--mailbox", sel, dump)
 		if code != ExitOK || strings.Count(out, "\n") != 2 || !strings.Contains(out, "\nuser.alice.Sent ") {
 			t.Errorf("list --mailbox %s: exit %d\n%s", sel, code, out)
+		}
+		code, out, stderr := run(t, "restore", "-C", conf, "--dry-run", "--mailbox", sel, dump)
+		var chosen []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if !strings.HasPrefix(l, "skip ") {
+				chosen = append(chosen, l)
+			}
+		}
+		if code != ExitOK || len(chosen) != 1 || !strings.Contains(chosen[0], " user.alice.Sent: ") {
+			t.Errorf("restore --mailbox %s: exit %d, selected %q\n%s", sel, code, chosen, stderr)
 		}
 	}
 }
