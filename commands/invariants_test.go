@@ -631,9 +631,10 @@ func TestRealCyrusRestoreParentACL(t *testing.T) {
 	}
 }
 
-// TestRealCyrusRestoreKilledBeforeParent: a run killed after committing a
-// created folder and before committing the missing parent created for it
-// (the parent is committed after its child, intermediate.go) leaves the
+// TestRealCyrusRestoreKilledBeforeParent: a run of an earlier version
+// killed after committing a created folder and before committing the
+// missing parent created for it (that version committed the parent after
+// its child; now both are in one mailboxes.db transaction) left the
 // child alone; a rerun, offline or with --server, adds the parent. The
 // state of the kill is made by removing the parent's entry from
 // mailboxes.db after a whole run, as the kill leaves it: the parent's

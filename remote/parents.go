@@ -21,9 +21,10 @@ import (
 
 // keptParents gives a mailbox of the dump kept as already present (an
 // earlier run created it) the ancestors below its owner's INBOX that the
-// server lacks, as the offline restore does (restore's intermediates): an
-// offline run killed between committing a child and its missing parent
-// left the child alone, and a rerun in either mode completes it. A
+// server lacks, as the offline restore does (restore's intermediates): a
+// child left without its parent (deleted since, or an offline run of an
+// earlier version killed between committing the child and its parent)
+// is completed by a rerun in either mode. A
 // parent that cannot be created is reported under its own name; the
 // kept child stays as it is.
 func (rs *restorer) keptParents() error {

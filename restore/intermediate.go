@@ -28,10 +28,12 @@ import (
 // mailboxes.db transaction (commitGroup, withParents; or once a kept one
 // is there, childCommitted): a child refused at the last moment leaves no
 // empty parent behind, and a parent that cannot be committed refuses its
-// child, as --server does not send it (result.ParentError). A mailbox of the dump kept as already present (an
-// earlier run of the restore created it) gets its missing ancestors too:
-// a run killed between committing a child and its parent leaves the
-// child alone, and the rerun completes it.
+// child, as --server does not send it (result.ParentError). A mailbox of
+// the dump kept as already present (an earlier run of the restore
+// created it) gets its missing ancestors too: one whose parent is gone
+// since (deleted, or an offline run of an earlier version, which
+// committed the parent after the child, killed between the two) is
+// completed by the rerun.
 func (rs *restorer) intermediates() error {
 	n := len(rs.boxes) // intermediate appends to rs.boxes
 	for _, b := range rs.boxes[:n] {
