@@ -262,7 +262,15 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 		if err != nil {
 			return nil, err
 		}
-		if err := inv.items.add(item{guid: rec.GUID, uid: rec.UID, modseq: rec.Modseq, expunged: rec.Expunged(), inDump: inDump, unselected: !sel}); err != nil {
+		it := item{guid: rec.GUID, uid: rec.UID, modseq: rec.Modseq, expunged: rec.Expunged(), inDump: inDump, unselected: !sel}
+		if !it.expunged && !inDump && sel {
+			// The rule of both restores, here as offline
+			// (restorer.loseFile): the record is counted, compared and
+			// sent expunged, the checksums are of it so. The item keeps
+			// it as dumped, for a merge (and for the second pass's check).
+			it.lost = syncrec.LoseFile(rec) != nil
+		}
+		if err := inv.items.add(it); err != nil {
 			return nil, err
 		}
 		b.items.n++

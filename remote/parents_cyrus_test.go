@@ -163,18 +163,21 @@ func TestRealCyrusServerParentRefused(t *testing.T) {
 }
 
 // TestRealCyrusServerDumpParentRefused: the dump brings a folder and then
-// its child, and the folder cannot be restored (its message files are
-// neither in the dump nor on the server). The folder that is not restored
-// is not present for the child's missing parents: its parent is made as
-// any missing parent (an empty folder), and the child is restored under
-// it. Counted as present because the dump brings it, the child was sent
-// alone and sync_server made the parent its own way (test failed before
-// the fix: the parent never sent).
+// its child, and the folder cannot be restored (it is on a partition the
+// server does not have: the empty copy sent to learn that is refused). The
+// folder that is not restored is not present for the child's missing
+// parents: its parent is made as any missing parent (an empty folder, on
+// the child's partition), and the child is restored under it. Counted as
+// present because the dump brings it, the child was sent alone and
+// sync_server made the parent its own way (test failed before the fix:
+// the parent never sent). (The folder's files were missing from the dump
+// before: such a folder is now restored, its records expunged, as
+// offline.)
 func TestRealCyrusServerDumpParentRefused(t *testing.T) {
 	t.Parallel()
 	lab, _ := labWithUser(t, "erin")
 	parent := boxOf("user.erin.P", "eeeeeeeeeeeeeeeeeeeeee01", "erin", 30)
-	clear(parent.files) // its records' files are nowhere
+	parent.mb.Partition = "nosuch"
 	dumped := buildDump(t, []testBox{parent, boxOf("user.erin.P.C", "eeeeeeeeeeeeeeeeeeeeee02", "erin", 40)}, nil)
 	rec, sent := recording(lab)
 	sum := restoreT(t, dumped, rec, RestoreOptions{})
@@ -190,8 +193,8 @@ func TestRealCyrusServerDumpParentRefused(t *testing.T) {
 	if !refused || !child {
 		t.Fatalf("want P not restored and P.C applied: %+v\nproblems: %v", sum.Mailboxes, sum.Problems)
 	}
-	if n := appliesOf(sent(), "user.erin.P"); n != 1 {
-		t.Errorf("user.erin.P sent %d times, want once (as the child's missing parent)", n)
+	if n := appliesOf(sent(), "user.erin.P"); n != 2 {
+		t.Errorf("user.erin.P sent %d times, want twice (empty to probe partition nosuch, then as the child's missing parent)", n)
 	}
 	if out := mbexamine(t, lab, "user.erin.P"); !strings.Contains(out, "Number of Messages: 0 ") {
 		t.Errorf("user.erin.P: want an empty parent:\n%s", out)

@@ -251,7 +251,27 @@ func (rs *restorer) plan(ctx context.Context) error {
 	if b := rs.into; b != nil && b.res.Action == ActionCreate {
 		b.mb.ACL = usermap.IntoACL(mboxname.Owner(b.mb.Name), rs.intoACL, rs.intoACLFound, b.mb.ACL)
 	}
-	return rs.renumber(moved)
+	if err := rs.renumber(moved); err != nil {
+		return err
+	}
+	return rs.lostFiles()
+}
+
+// lostFiles reports, for each mailbox to create or replace, the records
+// to be sent expunged for want of their file in the dump
+// (syncrec.LoseFile), in a dry run too, as offline restore reports them.
+func (rs *restorer) lostFiles() error {
+	return rs.inv.each(func(b *box) error {
+		if !applies(b) {
+			return nil
+		}
+		return rs.inv.items.each(b.items, func(it item) error {
+			if it.lost {
+				rs.problem(b.mb.Name, &syncrec.LostFileError{UID: it.uid, GUID: it.guid})
+			}
+			return nil
+		})
+	})
 }
 
 // isPlaceholder reports an intermediate or deleted mboxlist entry, which
@@ -285,7 +305,7 @@ func (rs *restorer) damaged(b *box, part string) (int64, error) {
 		return err
 	}
 	err := rs.inv.items.each(b.items, func(it item) error {
-		if it.expunged || it.unselected {
+		if it.expunged || it.lost || it.unselected {
 			return nil
 		}
 		if batch = append(batch, it.guid); len(batch) == maxGUIDsPerReserve {
@@ -338,7 +358,7 @@ func (rs *restorer) differences(ctx context.Context, b *box) (string, error) {
 	cmp := invariant.NewCompare(invariantRecords(next), nil)
 	err = rs.inv.items.each(b.items, func(it item) error {
 		if !it.unselected {
-			cmp.Add(invariant.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq, Expunged: it.expunged})
+			cmp.Add(invariant.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq, Expunged: it.expunged || it.lost})
 		}
 		return nil
 	})
@@ -509,7 +529,7 @@ func (rs *restorer) checkAvailable(b *box) error {
 	missing := 0
 	var first guid.GUID
 	err := rs.inv.items.each(b.items, func(it item) error {
-		if it.unselected || it.expunged || it.inDump {
+		if it.unselected || it.expunged || it.lost || it.inDump {
 			return nil
 		}
 		held, err := rs.guids.held(b.mb.Partition, it.guid)

@@ -19,6 +19,10 @@ type item struct {
 	modseq   uint64
 	expunged bool
 	inDump   bool // the dump holds the file, before this mailbox
+	// lost: not expunged in the dump, which holds no file for it; sent
+	// expunged (syncrec.LoseFile) except by a merge, which leaves it out
+	// unless the server holds the file.
+	lost bool
 	// unselected: the message selectors leave the record out.
 	unselected bool
 }
@@ -31,6 +35,7 @@ const (
 	flagExpunged = 1 << iota
 	flagInDump
 	flagUnselected
+	flagLost
 )
 
 // itemLog keeps the items of every mailbox of the dump in a spill file
@@ -63,6 +68,9 @@ func (l *itemLog) add(it item) error {
 	}
 	if it.unselected {
 		fl |= flagUnselected
+	}
+	if it.lost {
+		fl |= flagLost
 	}
 	b[itemSize-1] = fl
 	if _, err := l.log.Write(b); err != nil {
@@ -122,6 +130,7 @@ func (r *itemReader) next() (it item, ok bool, err error) {
 	it.modseq = binary.LittleEndian.Uint64(b[guid.Size+4:])
 	fl := b[itemSize-1]
 	it.expunged, it.inDump, it.unselected = fl&flagExpunged != 0, fl&flagInDump != 0, fl&flagUnselected != 0
+	it.lost = fl&flagLost != 0
 	return it, true, nil
 }
 

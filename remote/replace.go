@@ -98,7 +98,7 @@ func (rs *restorer) dryReplace(b *box) error {
 				continue
 			}
 			r := &syncrec.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq}
-			if it.expunged {
+			if it.expunged || it.lost {
 				r.Flags = []string{syncrec.FlagExpunged}
 			}
 			return r, nil

@@ -269,7 +269,10 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 		return err
 	}
 	next := func() (*syncrec.Record, error) {
-		rec, _, err := records()
+		rec, it, err := records()
+		if rec != nil && it.lost {
+			syncrec.LoseFile(rec) // reported when planned (lostFiles)
+		}
 		return rec, err
 	}
 	mb := b.mb.Replication()

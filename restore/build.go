@@ -170,13 +170,13 @@ func (bl *builder) addRecord(r *syncrec.Record, file bool) error {
 		}
 	} else {
 		// The dump has no file for this record: an expunged message whose
-		// file Cyrus had already removed, or a file the dump reported as
-		// missing. The record stays, expunged and unlinked, as Cyrus
-		// keeps one whose file is gone.
+		// file Cyrus had already removed, or one expunged by the rule of
+		// both restores for a file the dump reported as missing
+		// (syncrec.LoseFile, applied as the record was read:
+		// restorer.loseFile). The record stays, expunged and unlinked, as
+		// Cyrus keeps one whose file is gone.
 		if !expunged {
-			bl.rs.problem(b.name, fmt.Errorf("UID %d: the dump has no message file for GUID %s; restored as expunged", r.UID, r.GUID))
-			r.Flags = append(r.Flags, syncrec.FlagExpunged)
-			expunged = true
+			return fmt.Errorf("UID %d: no message file for GUID %s, and not expunged", r.UID, r.GUID)
 		}
 		rec.SystemFlags |= partition.InternalExpunged | partition.InternalUnlinked
 	}

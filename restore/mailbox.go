@@ -152,6 +152,8 @@ func (rs *restorer) readMailbox(d *dumpfile.Reader) (*box, error) {
 			if err := rs.spillRecord(b, r); err != nil {
 				return nil, err
 			}
+		} else if err := rs.loseFile(b, r); err != nil {
+			return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
 		}
 		b.res.Records++
 		if !r.Expunged() {
@@ -539,6 +541,26 @@ func (rs *restorer) checkSize(r *syncrec.Record) error {
 	}
 	if ok && m.size != int64(r.Size) {
 		return fmt.Errorf("%w: UID %d: SIZE %d, but the file of GUID %s has %d bytes", ErrDamaged, r.UID, r.Size, r.GUID, m.size)
+	}
+	return nil
+}
+
+// loseFile applies the rule of both restores (syncrec.LoseFile) to a
+// record of b whose message file the dump does not hold, before it is
+// counted, written or compared with the target's: a dry run reports the
+// same, and a rerun finds the mailbox it wrote identical. The problem is
+// reported for a mailbox to create or replace, as --server reports it
+// (remote's lostFiles).
+func (rs *restorer) loseFile(b *box, r *syncrec.Record) error {
+	if r.Expunged() {
+		return nil
+	}
+	_, has, err := rs.msg(r.GUID)
+	if err != nil || has {
+		return err
+	}
+	if lost := syncrec.LoseFile(r); lost != nil && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
+		rs.problem(b.name, lost)
 	}
 	return nil
 }
