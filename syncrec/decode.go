@@ -279,16 +279,186 @@ func readFlags(r *dlist.Reader, b *budget) ([]string, error) {
 	}
 }
 
+// readAnnotations reads an ANNOTATIONS list. It decodes the list as it
+// reads it, without building the tree readTree would (every message record
+// has annotations: the tree cost verify and restore about forty
+// allocations a record), and fails as readTree followed by
+// DecodeAnnotations would: a reading error or an exceeded budget first,
+// else the first annotation that does not decode.
 func readAnnotations(r *dlist.Reader, b *budget) ([]Annotation, error) {
 	t, err := r.Next()
 	if err != nil {
 		return nil, err
 	}
-	v, err := readTree(r, t, "ANNOTATIONS", b)
-	if err != nil {
+	if t.Kind != dlist.List {
+		v, err := readTree(r, t, "ANNOTATIONS", b)
+		if err != nil {
+			return nil, err
+		}
+		return DecodeAnnotations(v)
+	}
+	if err := b.take(0, t.Offset, "ANNOTATIONS"); err != nil {
 		return nil, err
 	}
-	return DecodeAnnotations(v)
+	var as []Annotation
+	var bad error // the first annotation that does not decode
+	for {
+		ct, err := r.Next()
+		if err != nil {
+			return nil, err
+		}
+		if ct.Kind == dlist.End {
+			if bad != nil {
+				return nil, bad
+			}
+			if as == nil {
+				as = []Annotation{} // as DecodeAnnotations returns
+			}
+			return as, nil
+		}
+		if ct.Kind != dlist.KVList {
+			// Read it as readTree would, for its reading errors and
+			// budget; it cannot decode.
+			if _, err := readTree(r, ct, "ANNOTATIONS", b); err != nil {
+				return nil, err
+			}
+			if bad == nil {
+				bad = invalid(ct.Offset, "ANNOTATIONS", "expected %%(, found %v", ct.Kind)
+			}
+			continue
+		}
+		a, aerr, err := readAnnotation(r, ct.Offset, b)
+		if err != nil {
+			return nil, err
+		}
+		if aerr != nil {
+			if bad == nil {
+				bad = aerr
+			}
+			continue
+		}
+		as = append(as, a)
+	}
+}
+
+// readAnnotation reads one annotation's %( list, whose opening token at
+// offset off has been read. err is a reading error or an exceeded budget;
+// aerr says why a well-read annotation does not decode (as
+// DecodeAnnotations says it). The first of a repeated key counts, as
+// dlist.Value.Get finds it.
+func readAnnotation(r *dlist.Reader, off int64, b *budget) (a Annotation, aerr, err error) {
+	if err := b.take(0, off, "ANNOTATIONS"); err != nil {
+		return a, nil, err
+	}
+	const (
+		hasEntry = 1 << iota
+		hasUserID
+		hasModseq
+		hasValue
+	)
+	var have int
+	var modseq *dlist.Value // kept only when it is not a plain number
+	var modseqNum uint64
+	for {
+		kt, err := r.Next()
+		if err != nil {
+			return a, nil, err
+		}
+		if kt.Kind == dlist.End {
+			break
+		}
+		if !scalar(kt) {
+			return a, nil, invalid(kt.Offset, "ANNOTATIONS", "expected a key, found %v", kt.Kind)
+		}
+		if err := b.take(int64(len(kt.Bytes)), kt.Offset, "ANNOTATIONS"); err != nil {
+			return a, nil, err
+		}
+		var bit int
+		var key string
+		switch string(kt.Bytes) {
+		case "ENTRY":
+			bit, key = hasEntry, "ENTRY"
+		case "USERID":
+			bit, key = hasUserID, "USERID"
+		case "MODSEQ":
+			bit, key = hasModseq, "MODSEQ"
+		case "VALUE":
+			bit, key = hasValue, "VALUE"
+		default:
+			key = string(kt.Bytes)
+		}
+		vt, err := r.Next()
+		if err != nil {
+			return a, nil, err
+		}
+		if vt.Kind == dlist.List || vt.Kind == dlist.KVList || !(scalar(vt) || vt.Kind == dlist.Nil) {
+			// A nested or malformed value: readTree reads it (or says
+			// what is wrong); it decodes as dlist.Value does.
+			v, err := readTree(r, vt, key, b)
+			if err != nil {
+				return a, nil, err
+			}
+			if bit != 0 && have&bit == 0 {
+				have |= bit
+				v.Key = key
+				switch bit {
+				case hasEntry:
+					a.Entry = v.String()
+				case hasUserID:
+					a.UserID = v.String()
+				case hasModseq:
+					modseq = v
+				case hasValue:
+					a.Value = append([]byte(nil), v.Data...)
+				}
+			}
+			continue
+		}
+		if err := b.take(int64(len(vt.Bytes)), vt.Offset, key); err != nil {
+			return a, nil, err
+		}
+		if bit == 0 || have&bit != 0 {
+			continue
+		}
+		have |= bit
+		// dlist.Value.String gives "" for NIL.
+		str := vt.Kind != dlist.Nil
+		switch bit {
+		case hasEntry:
+			if str {
+				a.Entry = string(vt.Bytes)
+			}
+		case hasUserID:
+			if str {
+				a.UserID = string(vt.Bytes)
+			}
+		case hasModseq:
+			if n, ok := parseNum(vt.Bytes); ok && vt.Kind != dlist.Flag && vt.Kind != dlist.Nil {
+				modseqNum = n
+			} else {
+				modseq = &dlist.Value{Kind: vt.Kind, Key: key, Data: append([]byte(nil), vt.Bytes...), Offset: vt.Offset}
+			}
+		case hasValue:
+			a.Value = append([]byte(nil), vt.Bytes...)
+		}
+	}
+	for _, k := range [...]struct {
+		bit int
+		key string
+	}{{hasEntry, "ENTRY"}, {hasUserID, "USERID"}, {hasModseq, "MODSEQ"}, {hasValue, "VALUE"}} {
+		if have&k.bit == 0 {
+			return a, invalid(off, k.key, "missing from annotation"), nil
+		}
+	}
+	if modseq != nil {
+		n, err := modseq.Num64()
+		if err != nil {
+			return a, invalid(modseq.Offset, "MODSEQ", "%v", err), nil
+		}
+		modseqNum = n
+	}
+	a.Modseq = modseqNum
+	return a, nil, nil
 }
 
 // skipValue reads one value and forgets it, holding nothing.

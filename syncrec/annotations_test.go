@@ -1,0 +1,104 @@
+package syncrec
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/mbtool/mbtool/dlist"
+)
+
+// annotationInputs are ANNOTATIONS values, well formed and not.
+var annotationInputs = []string{
+	`()`,
+	`(%(ENTRY /vendor/cmu/cyrus-imapd/savedate USERID "" MODSEQ 0 VALUE 1767225600) %(ENTRY /vendor/cmu/cyrus-imapd/createdmodseq USERID "" MODSEQ 0 VALUE 2))`,
+	`(%(ENTRY /comment USERID alice MODSEQ 18446744073709551615 VALUE {5+}` + "\r\n" + `a b c))`,
+	`(%(VALUE NIL MODSEQ 7 USERID NIL ENTRY /x))`,
+	`(%(ENTRY /x USERID "" MODSEQ 1 VALUE v ENTRY /y MODSEQ 2 EXTRA (1 2 %(A B))))`,
+	`(%(ENTRY /x USERID "" MODSEQ 1))`,
+	`(%(ENTRY /x MODSEQ 1 VALUE v))`,
+	`(%(ENTRY /x USERID "" MODSEQ 18446744073709551616 VALUE v))`,
+	`(%(ENTRY /x USERID "" MODSEQ 12x VALUE v))`,
+	`(%(ENTRY /x USERID "" MODSEQ "" VALUE v))`,
+	`(%(ENTRY /x USERID "" MODSEQ NIL VALUE v))`,
+	`(%(ENTRY /x USERID "" MODSEQ \Seen VALUE v))`,
+	`(%(ENTRY /x USERID "" MODSEQ (1) VALUE v))`,
+	`(%(ENTRY /x USERID "" MODSEQ {2+}` + "\r\n" + `42 VALUE v))`,
+	`(%(ENTRY (a) USERID %(K V) MODSEQ 3 VALUE (b c)))`,
+	`(x %(ENTRY /x USERID "" MODSEQ 1 VALUE v))`,
+	`(%(ENTRY /x USERID "" MODSEQ 1 VALUE v) (y) %(ENTRY /z))`,
+	`(%(ENTRY /x USERID "" MODSEQ x VALUE v) %(ENTRY /z))`,
+	`(%((k) v))`,
+	`(%(ENTRY))`,
+	`(%(ENTRY /x USERID`,
+	`(%(ENTRY /x`,
+	`(`,
+	`%(ENTRY /x)`,
+	`x`,
+	`NIL`,
+}
+
+// readAnnotations decodes as readTree followed by DecodeAnnotations does,
+// with the same errors and the same budget.
+func TestReadAnnotationsAsTree(t *testing.T) {
+	for _, in := range annotationInputs {
+		for _, max := range []int64{MaxHeld, 100, 200, 300, 500} {
+			checkAnnotationsAsTree(t, []byte(in), max)
+		}
+	}
+}
+
+func FuzzReadAnnotations(f *testing.F) {
+	for _, in := range annotationInputs {
+		f.Add([]byte(in), int64(400))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, max int64) {
+		checkAnnotationsAsTree(t, in, max)
+	})
+}
+
+func checkAnnotationsAsTree(t *testing.T, in []byte, max int64) {
+	t.Helper()
+	open := func() *dlist.Reader {
+		r := dlist.NewReader(bytes.NewReader(append(append([]byte("APPLY X "), in...), " 9\r\n"...)))
+		r.SetLimits(dlist.Limits{MaxLiteral: 1 << 16, MaxAtom: 1 << 12, MaxDepth: 16, MaxLine: 1 << 20})
+		r.Next()
+		r.Next()
+		return r
+	}
+	r := open()
+	b := &budget{max: max}
+	got, gotErr := readAnnotations(r, b)
+	gotNext, _ := r.Next()
+
+	r = open()
+	wb := &budget{max: max}
+	var want []Annotation
+	var wantErr error
+	tk, err := r.Next()
+	if err != nil {
+		wantErr = err
+	} else if v, err := readTree(r, tk, "ANNOTATIONS", wb); err != nil {
+		wantErr = err
+	} else {
+		want, wantErr = DecodeAnnotations(v)
+	}
+	wantNext, _ := r.Next()
+
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		t.Fatalf("%q (budget %d): error %v, readTree gives %v", in, max, gotErr, wantErr)
+	}
+	if wantErr != nil {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: %+v, readTree gives %+v", in, got, want)
+	}
+	if b.held != wb.held {
+		t.Fatalf("%q: budget %d, readTree takes %d", in, b.held, wb.held)
+	}
+	if gotNext.Kind != wantNext.Kind || gotNext.Offset != wantNext.Offset {
+		t.Fatalf("%q: next token %v at %d, after readTree %v at %d", in, gotNext.Kind, gotNext.Offset, wantNext.Kind, wantNext.Offset)
+	}
+}
