@@ -102,3 +102,18 @@ func checkAnnotationsAsTree(t *testing.T, in []byte, max int64) {
 		t.Fatalf("%q: next token %v at %d, after readTree %v at %d", in, gotNext.Kind, gotNext.Offset, wantNext.Kind, wantNext.Offset)
 	}
 }
+
+// intern gives the string of its bytes, and for the words every record
+// repeats allocates nothing.
+func TestIntern(t *testing.T) {
+	for _, s := range []string{"UID", "GUID", `\Seen`, `\Draft`, "/vendor/cmu/cyrus-imapd/savedate", "OTHER", `\seen`, ""} {
+		b := []byte(s)
+		if got := intern(b); got != s {
+			t.Errorf("intern(%q) = %q", s, got)
+		}
+	}
+	b := []byte(`\Answered`)
+	if n := testing.AllocsPerRun(100, func() { _ = intern(b) }); n != 0 {
+		t.Errorf("intern(%q): %v allocations", b, n)
+	}
+}

@@ -120,7 +120,7 @@ func readRecord(r *dlist.Reader, open dlist.Token, b *budget, light bool) (*Reco
 		if !scalar(kt) {
 			return nil, invalid(kt.Offset, "RECORD", "expected a key, found %v", kt.Kind)
 		}
-		key := string(kt.Bytes)
+		key := intern(kt.Bytes)
 		if light && (key == "ANNOTATIONS" || key == KeyCache || key == KeyCacheCRC) {
 			if err := skipValue(r); err != nil {
 				return nil, err
@@ -275,8 +275,53 @@ func readFlags(r *dlist.Reader, b *budget) ([]string, error) {
 		if err := b.take(int64(len(t.Bytes)), t.Offset, "FLAGS"); err != nil {
 			return nil, err
 		}
-		flags = append(flags, string(t.Bytes))
+		flags = append(flags, intern(t.Bytes))
 	}
+}
+
+// intern returns b as a string, without allocating for the record keys,
+// system flags and annotation entries that nearly every message record
+// repeats.
+func intern(b []byte) string {
+	switch string(b) {
+	case "UID":
+		return "UID"
+	case "MODSEQ":
+		return "MODSEQ"
+	case "LAST_UPDATED":
+		return "LAST_UPDATED"
+	case "FLAGS":
+		return "FLAGS"
+	case "INTERNALDATE":
+		return "INTERNALDATE"
+	case "SIZE":
+		return "SIZE"
+	case "GUID":
+		return "GUID"
+	case "ANNOTATIONS":
+		return "ANNOTATIONS"
+	case KeyCache:
+		return KeyCache
+	case KeyCacheCRC:
+		return KeyCacheCRC
+	case `\Seen`:
+		return `\Seen`
+	case `\Answered`:
+		return `\Answered`
+	case `\Flagged`:
+		return `\Flagged`
+	case `\Deleted`:
+		return `\Deleted`
+	case `\Draft`:
+		return `\Draft`
+	case "/vendor/cmu/cyrus-imapd/savedate":
+		return "/vendor/cmu/cyrus-imapd/savedate"
+	case "/vendor/cmu/cyrus-imapd/createdmodseq":
+		return "/vendor/cmu/cyrus-imapd/createdmodseq"
+	case "/vendor/cmu/cyrus-imapd/thrid":
+		return "/vendor/cmu/cyrus-imapd/thrid"
+	}
+	return string(b)
 }
 
 // readAnnotations reads an ANNOTATIONS list. It decodes the list as it
@@ -426,7 +471,7 @@ func readAnnotation(r *dlist.Reader, off int64, b *budget) (a Annotation, aerr, 
 		switch bit {
 		case hasEntry:
 			if str {
-				a.Entry = string(vt.Bytes)
+				a.Entry = intern(vt.Bytes)
 			}
 		case hasUserID:
 			if str {
