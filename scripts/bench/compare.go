@@ -25,6 +25,12 @@ type group struct {
 	fixed bool // the order may not flip (each command needs the one before)
 }
 
+// storeCPU, when set, returns the CPU seconds (user + system) an object
+// store running beside the timed commands has used so far: runGroups
+// records what each run cost it (the s3:// rows, where the store shares
+// the machine with mbtool).
+var storeCPU func() float64
+
 // runGroups times every group rounds times. In round i every command of
 // a group runs once, in the group's order when i is even and in reverse
 // when i is odd, so that no command always comes first. A sync before
@@ -81,12 +87,21 @@ func runGroups(work string, groups []group, rounds int) error {
 				if err := sh(work, "sync"); err != nil {
 					return err
 				}
+				var store0 float64
+				if storeCPU != nil {
+					store0 = storeCPU()
+				}
 				sec, rss, cpu, err := timed(work, s)
 				if err != nil {
 					return err
 				}
 				c.m.add(sec, rss)
 				c.m.cpu = append(c.m.cpu, cpu)
+				if storeCPU != nil {
+					c.m.store = append(c.m.store, storeCPU()-store0)
+					fmt.Fprintf(os.Stderr, "round %d %-24s %7.2fs %6d MiB %7.2fs CPU %7.2fs store CPU\n", i+1, c.m.name, sec, rss/1024, cpu, c.m.store[len(c.m.store)-1])
+					continue
+				}
 				fmt.Fprintf(os.Stderr, "round %d %-24s %7.2fs %6d MiB %7.2fs CPU\n", i+1, c.m.name, sec, rss/1024, cpu)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ func s3Pairs(bin string, c config, p *partitionInfo) (string, error) {
 		return "", err
 	}
 	defer store.Stop()
+	storeCPU = func() float64 { return procCPU(store.Pid()) }
+	defer func() { storeCPU = nil }()
 	for _, kv := range store.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		os.Setenv(k, v)
@@ -126,7 +129,8 @@ func s3Pairs(bin string, c config, p *partitionInfo) (string, error) {
 	fmt.Fprintf(&b, "The partition of the pairs above (%d message files, %.2f GB, %d users). The store is SeaweedFS `weed mini` "+
 		"on loopback (internal/s3lab), with credentials; each dump writes a new repository (a fresh directory, a fresh prefix). "+
 		"Each pair ran in %d alternating rounds; times in seconds, median (min–max); the ratio is the directory's time over the "+
-		"object store's in the same round (the bar is 0.7); peak RSS the largest of the runs.\n\n", p.messages, float64(p.bytes)/1e9, p.users, c.pairs)
+		"object store's in the same round (the bar is 0.7); peak RSS the largest of the runs. CPU is the median of user + system "+
+		"seconds per run: mbtool's (and the sync's), and in the s3:// rows also the store's, read from /proc before and after each run.\n\n", p.messages, float64(p.bytes)/1e9, p.users, c.pairs)
 	for _, pin := range modes {
 		// Everything ran on every core (the store competing with mbtool
 		// in the s3:// rows only), else the store on one core and
@@ -181,10 +185,10 @@ func s3Pairs(bin string, c config, p *partitionInfo) (string, error) {
 				"has one of its own, as on a site where the store runs on other machines (but for loopback's latency, which is " +
 				"lower than a network's).\n\n")
 		}
-		b.WriteString("| command | s3:// seconds | DIR seconds | ratio | peak RSS MiB s3:// / DIR |\n|---|---|---|---|---|\n")
+		b.WriteString("| command | s3:// seconds | DIR seconds | ratio | peak RSS MiB s3:// / DIR | CPU s s3:// mbtool + store / DIR |\n|---|---|---|---|---|---|\n")
 		for _, x := range pairs {
-			fmt.Fprintf(&b, "| `%s` | %s | %s | **%s** | %d / %d |\n", x.what, x.mbtool.time().Format("%.2f"), x.baseline.time().Format("%.2f"),
-				x.ratio().Format("%.2f"), x.mbtool.maxRSSMiB(), x.baseline.maxRSSMiB())
+			fmt.Fprintf(&b, "| `%s` | %s | %s | **%s** | %d / %d | %.2f + %.2f / %.2f |\n", x.what, x.mbtool.time().Format("%.2f"), x.baseline.time().Format("%.2f"),
+				x.ratio().Format("%.2f"), x.mbtool.maxRSSMiB(), x.baseline.maxRSSMiB(), x.mbtool.cpuTime(), x.mbtool.storeCPUTime(), x.baseline.cpuTime())
 		}
 		isDir := func(m *measurement) bool { return strings.Contains(m.name, "DIR") }
 		for _, w := range spreadWarnings(c.pairs, []*measurement{dDir, dS3, dS3one, rDir, rS3}, isDir) {
@@ -205,3 +209,26 @@ func (p pinning) suffix() string {
 	}
 	return " (pinned)"
 }
+
+// procCPU returns the user + system CPU seconds process pid has used
+// (all its threads), from /proc/PID/stat; 0 when it cannot be read.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and
+	// may hold spaces: state is the first, utime the 12th, stime the 13th.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every
+// Linux architecture Go runs on.
+const clockTicks = 100

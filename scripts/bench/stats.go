@@ -12,6 +12,7 @@ type measurement struct {
 	secs   []float64
 	rssKiB []int64
 	cpu    []float64 // user + system seconds, where measured
+	store  []float64 // the object store's user + system seconds during each run, where measured
 }
 
 func (m *measurement) add(secs float64, rssKiB int64) {
@@ -28,6 +29,15 @@ func (m *measurement) cpuTime() float64 {
 		return 0
 	}
 	return benchstat.Summarize(m.cpu).Med
+}
+
+// storeCPUTime is the median CPU time the object store spent during the
+// runs; 0 when not measured.
+func (m *measurement) storeCPUTime() float64 {
+	if len(m.store) == 0 {
+		return 0
+	}
+	return benchstat.Summarize(m.store).Med
 }
 
 func (m *measurement) maxRSSMiB() int64 {
