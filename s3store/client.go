@@ -193,9 +193,11 @@ func typeObjects(stack *middleware.Stack) error {
 
 // retryableExtra adds what the standard retryer leaves out: a store
 // answering 409 ConditionalRequestConflict (another conditional write to
-// the key in flight) or an internal error under another code, and an
-// answer cut short (the connection dropped in the middle of its body,
-// which the SDK reports as a deserialization error).
+// the key in flight) or an internal error under another code, a body
+// that reached the store damaged (400 BadDigest: its CRC32C did not
+// match; the bytes sent again from the spool are whole), and an answer
+// cut short (the connection dropped in the middle of its body, which the
+// SDK reports as a deserialization error).
 func retryableExtra(err error) aws.Ternary {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return aws.TrueTernary
@@ -203,7 +205,7 @@ func retryableExtra(err error) aws.Ternary {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
-		case "ConditionalRequestConflict", "InternalError", "ServiceUnavailable", "SlowDown", "OperationAborted":
+		case "ConditionalRequestConflict", "InternalError", "ServiceUnavailable", "SlowDown", "OperationAborted", "BadDigest":
 			return aws.TrueTernary
 		}
 	}

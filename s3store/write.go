@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -36,6 +37,17 @@ func b64crc(c uint32) string {
 	binary.BigEndian.PutUint32(b[:], c)
 	return base64.StdEncoding.EncodeToString(b[:])
 }
+
+// unsignedPayload has a request that carries an object's bytes signed
+// without them (x-amz-content-sha256: UNSIGNED-PAYLOAD). Over https the
+// SDK does so on its own; over plain http it reads the whole body once
+// more before sending it, to sign its SHA-256, which the store then
+// computes again to check it: two SHA-256s of every byte on top of the
+// CRC32C that the store already checks (sendSummed). The CRC32C header
+// is signed; what it guards against is damage, as TLS would, not a
+// party in the middle of a plain-http connection, which could alter the
+// answers of GETs as well (docs/storage.md, "Checks").
+var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 
 // sendSummed sends body with its CRC32C: send makes one try of the
 // request (body rewound before each) with the sum to send, and returns
@@ -97,7 +109,7 @@ func (c *Client) putBody(ctx context.Context, bucket, key string, body *io.Secti
 	}
 	_, err := c.sendSummed(ctx, "s3://"+bucket+"/"+key, body, func(ctx context.Context, sum *string) (*string, error) {
 		in.ChecksumCRC32C = sum
-		out, err := c.s3.PutObject(ctx, in)
+		out, err := c.s3.PutObject(ctx, in, unsignedPayload)
 		if err != nil {
 			return nil, err
 		}
@@ -218,7 +230,7 @@ func (u *upload) part(ctx context.Context, num int, body *io.SectionReader) erro
 	var etag string
 	crc, err := u.c.sendSummed(ctx, fmt.Sprintf("s3://%s/%s part %d", u.bucket, u.key, num), body, func(ctx context.Context, sum *string) (*string, error) {
 		out, err := u.c.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &u.bucket, Key: &u.key, UploadId: &u.id,
-			PartNumber: &n, Body: body, ContentLength: aws.Int64(body.Size()), ChecksumCRC32C: sum})
+			PartNumber: &n, Body: body, ContentLength: aws.Int64(body.Size()), ChecksumCRC32C: sum}, unsignedPayload)
 		if err != nil {
 			return nil, err
 		}

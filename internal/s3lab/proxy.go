@@ -42,9 +42,14 @@ const (
 	// Truncate forwards the request and returns the answer's status, its
 	// headers and the first half of its body, then closes the connection.
 	Truncate
+	// Corrupt forwards the request with one bit of its body's middle
+	// byte flipped, headers and signature as they came: damage in
+	// transit that no layer below noticed, for the store's checks of
+	// what it received.
+	Corrupt
 )
 
-var faultNames = [...]string{"pass", "slowdown", "internal-error", "delay", "hang", "drop", "drop-after", "truncate"}
+var faultNames = [...]string{"pass", "slowdown", "internal-error", "delay", "hang", "drop", "drop-after", "truncate", "corrupt"}
 
 // String names the fault.
 func (f Fault) String() string {
@@ -85,6 +90,7 @@ type Stats struct {
 type Request struct {
 	Method, Path string
 	Range        string    // the Range header asked for, if any
+	PayloadHash  string    // x-amz-content-sha256 as sent: the body's SHA-256, or UNSIGNED-PAYLOAD
 	Sent         int64     // bytes of the answer's body passed on to the client
 	Start, End   time.Time // when it came, and when its answer ended (zero until then)
 }
@@ -185,7 +191,8 @@ func (p *Proxy) pick(r *http.Request) (Rule, int, bool) {
 	defer p.mu.Unlock()
 	p.stats.Requests++
 	i := len(p.log)
-	p.log = append(p.log, Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range"), Start: time.Now()})
+	p.log = append(p.log, Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range"),
+		PayloadHash: r.Header.Get("X-Amz-Content-Sha256"), Start: time.Now()})
 	var hit *ruleState
 	for _, rs := range p.rules {
 		if rs.Fault == Pass || (rs.Method != "" && rs.Method != r.Method) ||
@@ -253,6 +260,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hangUp(w)
 	case Truncate:
 		p.truncate(w, r)
+	case Corrupt:
+		if r.ContentLength > 0 {
+			r.Body = &flipReader{r: r.Body, at: r.ContentLength / 2}
+		}
+		p.pass(w, r, i)
 	default:
 		p.pass(w, r, i)
 	}
@@ -330,6 +342,25 @@ func (p *Proxy) truncate(w http.ResponseWriter, r *http.Request) {
 	buf.Write(body[:len(body)/2])
 	_ = buf.Flush()
 }
+
+// flipReader passes a body on with one bit of its byte at offset at
+// flipped.
+type flipReader struct {
+	r   io.ReadCloser
+	at  int64
+	pos int64
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if k := f.at - f.pos; k >= 0 && k < int64(n) {
+		p[k] ^= 0x10
+	}
+	f.pos += int64(n)
+	return n, err
+}
+
+func (f *flipReader) Close() error { return f.r.Close() }
 
 // hangUp closes the client's connection without an answer.
 func hangUp(w http.ResponseWriter) {
