@@ -219,6 +219,24 @@ func Take(ctx context.Context, fd int, name string, exclusive bool) (*File, erro
 	return &File{fd: fd, name: name}, nil
 }
 
+// Keep unlocks the lock file but keeps it open, and returns its
+// descriptor for a later Take of the same file: a caller that locks one
+// file again and again (an owner's namespace lock, once per mailbox)
+// saves the open, the stat and the close each time. On an error the
+// descriptor is closed and -1 returned.
+func (l *File) Keep() (int, error) {
+	if l == nil || l.fd < 0 {
+		return -1, fmt.Errorf("lock file: %w", os.ErrClosed)
+	}
+	fd := l.fd
+	l.fd = -1
+	if err := setlkFd(uintptr(fd), l.name, unix.F_UNLCK, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
 // Release unlocks and closes the lock file. Closing the descriptor is the
 // unlock: an OFD lock belongs to its open file description, which ends
 // with its only descriptor (fcntl(2)), so no F_UNLCK is sent first. Cyrus's

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strconv"
+
+	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/lock"
 )
 
 // ownerToken is the userid Cyrus stores for the mailbox owner's private
@@ -177,18 +181,20 @@ func (s *Spool) ServerAnnotations(fn func(user string, as []Annotation) error) e
 
 // annotationsDB calls fn for the records of annotations.db whose keys
 // start with prefix; there are none when the database does not exist.
+// The database stays open between calls (Spool.annotdb), as Cyrus keeps
+// it open: a dump reads it once per mailbox.
 func (s *Spool) annotationsDB(prefix []byte, fn func(k, v []byte) error) error {
 	path := s.Config.AnnotationPath
-	db, err := openTwoskip(context.Background(), path, s.openRead)
-	if errors.Is(err, fs.ErrNotExist) {
+	missing := false
+	err := s.annotdb.with("annotations.db", path, func() (*os.File, error) {
+		f, err := lock.Reopen(context.Background(), path, func() (*os.File, error) { return s.openRead(path) }, false)
+		missing = errors.Is(err, fs.ErrNotExist)
+		return f, err
+	}, func(db *cyrusdb.Twoskip, _ uint64) error {
+		return db.ForEach(prefix, fn)
+	})
+	if missing {
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	err = db.ForEach(prefix, fn)
-	if cerr := db.Close(); err == nil {
-		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)

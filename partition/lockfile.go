@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
@@ -54,4 +57,58 @@ func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// nsLockCache keeps the namespace lock file of the last owner whose
+// mailbox OpenMailbox opened, open and unlocked, so that a run through
+// an owner's mailboxes (a dump: ten or twenty of them in a row) opens
+// the file once rather than once per mailbox; the lock itself is still
+// taken and released per mailbox, as Cyrus's readers do. Cyrus never
+// removes or replaces a lock file, so the kept descriptor names the file
+// it locks; only one owner's is kept, and a descriptor is used by one
+// OpenMailbox at a time (an OFD lock belongs to the descriptor's open
+// file description, so two holders must not share one).
+type nsLockCache struct {
+	mu    sync.Mutex
+	owner string
+	fd    int
+	ok    bool // fd is open, the lock file of owner
+}
+
+// namespaceLock takes owner's namespace lock shared, on the kept
+// descriptor when it is owner's.
+func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, error) {
+	c := &s.nsLock
+	c.mu.Lock()
+	fd, ok := c.fd, c.ok && c.owner == owner
+	if ok {
+		c.ok = false
+	}
+	c.mu.Unlock()
+	if !ok {
+		return s.nameLock(ctx, namespaceLockName(owner))
+	}
+	path := s.Config.lockPath(namespaceLockName(owner))
+	l, err := lock.Take(ctx, fd, path, false)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// releaseNamespace releases owner's namespace lock l taken by
+// namespaceLock and keeps its file open for the next mailbox of owner.
+func (s *Spool) releaseNamespace(owner string, l *lock.File) error {
+	fd, err := l.Keep()
+	if err != nil {
+		return err
+	}
+	c := &s.nsLock
+	c.mu.Lock()
+	if c.ok {
+		unix.Close(c.fd)
+	}
+	c.owner, c.fd, c.ok = owner, fd, true
+	c.mu.Unlock()
+	return nil
 }

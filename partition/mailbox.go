@@ -111,11 +111,11 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 	m := &Mailbox{Owner: e.Owner(s.Config)}
 	var ns *lock.File
 	if m.Owner != "" {
-		if ns, err = s.nameLock(ctx, namespaceLockName(m.Owner)); err != nil {
+		if ns, err = s.namespaceLock(ctx, m.Owner); err != nil {
 			return nil, fmt.Errorf("mailbox %s: %w", e.Name, err)
 		}
 		defer func() {
-			if rerr := ns.Release(); err == nil && rerr != nil {
+			if rerr := s.releaseNamespace(m.Owner, ns); err == nil && rerr != nil {
 				m.Close()
 				mb = nil
 				err = fmt.Errorf("mailbox %s: releasing namespace lock: %w", e.Name, rerr)

@@ -12,16 +12,17 @@ import (
 	"github.com/mbtool/mbtool/lock"
 )
 
-// mboxHandle keeps mailboxes.db open between lookups, as a Cyrus process
-// keeps its databases open (lib/cyrusdb_twoskip.c read_lock): each read
-// takes the shared lock, checks that the path still names the open file
-// (a checkpoint renames a new file into place: lock.Relock), reads the
-// header, and reuses the view of the previous read, with its cache of the
-// upper skip-list records, while header and size are unchanged; then it
-// unlocks. Per lookup that is two fcntl calls, two stats and the header
-// and record reads, where opening the file each time also cost an open, a
-// close and the reads the cache saves.
-type mboxHandle struct {
+// dbHandle keeps a twoskip database (mailboxes.db, annotations.db) open
+// between reads, as a Cyrus process keeps its databases open
+// (lib/cyrusdb_twoskip.c read_lock): each read takes the shared lock,
+// checks that the path still names the open file (a checkpoint renames a
+// new file into place: lock.Relock), reads the header, and reuses the view
+// of the previous read, with its cache of the upper skip-list records,
+// while header and size are unchanged; then it unlocks. Per read that is
+// two fcntl calls, two stats and the header and record reads, where
+// opening the file each time also cost an open, a close, the walk from
+// the root and the reads the cache saves.
+type dbHandle struct {
 	mu   sync.Mutex
 	f    *os.File
 	view *cyrusdb.Twoskip
@@ -33,11 +34,11 @@ type mboxHandle struct {
 	stamp uint64
 }
 
-// viewStamps numbers the views of mailboxes.db of every Spool, so that
+// viewStamps numbers the views of the databases of every Spool, so that
 // a stamp never names two states.
 var viewStamps atomic.Uint64
 
-func (h *mboxHandle) drop() {
+func (h *dbHandle) drop() {
 	if h.f != nil {
 		h.f.Close()
 	}
@@ -46,12 +47,22 @@ func (h *mboxHandle) drop() {
 
 // withMboxlist calls fn with the committed state of mailboxes.db under its
 // shared lock (a leaf lock: docs/cyrus/locks.md §3, §4.4) and the stamp of
-// that state (mboxHandle.stamp). fn must not keep the view.
+// that state (dbHandle.stamp). fn must not keep the view.
 func (s *Spool) withMboxlist(fn func(db *cyrusdb.Twoskip, stamp uint64) error) error {
-	h := &s.mboxdb
+	path := s.Config.MboxlistPath
+	return s.mboxdb.with("mailboxes.db", path, func() (*os.File, error) {
+		return lock.OpenLocked(path, os.O_RDONLY, false)
+	}, fn)
+}
+
+// with calls fn with the committed state of the database at path under
+// its shared lock, opened and locked by open the first time (and after a
+// checkpoint replaced the file), and relocked on the kept descriptor
+// after that. An error from open is returned wrapped, so that
+// errors.Is(err, fs.ErrNotExist) tells a missing database.
+func (h *dbHandle) with(what, path string, open func() (*os.File, error), fn func(db *cyrusdb.Twoskip, stamp uint64) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	path := s.Config.MboxlistPath
 	var fi os.FileInfo
 	if h.f != nil {
 		var err error
@@ -62,14 +73,14 @@ func (s *Spool) withMboxlist(fn func(db *cyrusdb.Twoskip, stamp uint64) error) e
 		}
 	}
 	if h.f == nil {
-		f, err := lock.OpenLocked(path, os.O_RDONLY, false)
+		f, err := open()
 		if err != nil {
-			return fmt.Errorf("opening mailboxes.db: %w", err)
+			return fmt.Errorf("opening %s: %w", what, err)
 		}
 		h.f = f
 		if fi, err = h.f.Stat(); err != nil {
 			h.drop()
-			return fmt.Errorf("mailboxes.db: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	size := fi.Size()
@@ -77,7 +88,7 @@ func (s *Spool) withMboxlist(fn func(db *cyrusdb.Twoskip, stamp uint64) error) e
 	if uerr := lock.Unlock(h.f); uerr != nil {
 		h.drop()
 		if err == nil {
-			err = fmt.Errorf("unlocking mailboxes.db: %w", uerr)
+			err = fmt.Errorf("unlocking %s: %w", what, uerr)
 		}
 	}
 	return err
@@ -88,7 +99,7 @@ func (s *Spool) withMboxlist(fn func(db *cyrusdb.Twoskip, stamp uint64) error) e
 // its size are unchanged: every commit appends and rewrites the header,
 // and a checkpoint renames a new file into place, so the committed
 // records are then the same.
-func (h *mboxHandle) read(path string, size int64, fn func(db *cyrusdb.Twoskip, stamp uint64) error) error {
+func (h *dbHandle) read(path string, size int64, fn func(db *cyrusdb.Twoskip, stamp uint64) error) error {
 	var hdr [64]byte
 	if size >= int64(len(hdr)) {
 		if _, err := h.f.ReadAt(hdr[:], 0); err != nil {

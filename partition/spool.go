@@ -15,14 +15,17 @@ import (
 
 // Spool is a read-only view of a Cyrus 3.6 installation: its mailboxes.db,
 // mailbox directories and per-user databases, as configured by an
-// imapd.conf. A Spool keeps mailboxes.db open between lookups (unlocked
-// between them, as a Cyrus process keeps its databases) and no other file;
-// it is safe for concurrent use.
+// imapd.conf. A Spool keeps mailboxes.db and annotations.db open between
+// reads (unlocked between them, as a Cyrus process keeps its databases),
+// and the namespace lock file of the last owner whose mailbox it opened
+// (unlocked too); no other file. It is safe for concurrent use.
 type Spool struct {
 	// Config is the configuration the spool was opened with.
 	Config *Config
 
-	mboxdb mboxHandle // mailboxes.db, open between lookups
+	mboxdb  dbHandle // mailboxes.db, open between lookups
+	annotdb dbHandle // annotations.db, open between reads
+	nsLock  nsLockCache
 
 	treeOnce sync.Once
 	treeVal  *cyrusfs.Tree
@@ -125,7 +128,7 @@ type Entry struct {
 	ACL []ACLEntry
 
 	// stamp is the state of mailboxes.db the entry was read from
-	// (mboxHandle.stamp), 0 if it was not read from one.
+	// (dbHandle.stamp), 0 if it was not read from one.
 	stamp uint64
 }
 
@@ -284,7 +287,7 @@ func (s *Spool) lookupAny(name string) (Entry, bool, error) {
 // current returns the mailboxes.db entry of e's name as Lookup does, with
 // one look under the database's shared lock: when mailboxes.db still holds
 // the committed state e was read from (the same file, header and size:
-// mboxHandle.read), that is a copy of e, and no record is read or parsed.
+// dbHandle.read), that is a copy of e, and no record is read or parsed.
 func (s *Spool) current(e Entry) (Entry, error) {
 	key := NameKey(e.Name)
 	var v []byte
