@@ -424,3 +424,44 @@ func TestCachedAllocs(t *testing.T) {
 		t.Error("hasDotDot is wrong")
 	}
 }
+
+// TestPinnedRefusesSymlinks checks that opening from pinned roots keeps
+// Tree.OpenFd's rules: no symlinked directory or file is followed, and no
+// path leaves its root.
+func TestPinnedRefusesSymlinks(t *testing.T) {
+	root, outside := plant(t)
+	if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "d", "f"), []byte("ok"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "user")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "victim"), filepath.Join(root, "d", "link")); err != nil {
+		t.Fatal(err)
+	}
+	p := NewTree(root).Pin()
+	defer p.Close()
+	fd, err := p.OpenFd(filepath.Join(root, "d", "f"), os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	for _, path := range []string{filepath.Join(root, "user", "victim"), filepath.Join(root, "d", "link")} {
+		if fd, err := p.OpenFd(path, os.O_RDONLY); !errors.Is(err, ErrSymlink) {
+			unix.Close(fd)
+			t.Errorf("%s: %v, want ErrSymlink", path, err)
+		}
+	}
+	if fd, err := p.OpenFd(root+"/d/../../outside/victim", os.O_RDONLY); !errors.Is(err, ErrOutside) {
+		unix.Close(fd)
+		t.Errorf("path climbing out: %v, want ErrOutside", err)
+	}
+	if fd, err := p.OpenFd(filepath.Join(outside, "victim"), os.O_RDONLY); !errors.Is(err, ErrOutside) {
+		unix.Close(fd)
+		t.Errorf("path outside the roots: %v, want ErrOutside", err)
+	}
+	checkOutside(t, outside)
+}

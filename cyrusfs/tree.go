@@ -122,25 +122,34 @@ func (t *Tree) cached(path string, fn func(rootfd int, rel string)) bool {
 	if hasDotDot(path) {
 		return false
 	}
-	p := filepath.Clean(path)
+	r, rel, ok := t.rootOf(filepath.Clean(path))
+	if !ok {
+		return false
+	}
+	return roots.do(r, rel, fn)
+}
+
+// rootOf returns the longest root of t that the clean path p lies
+// strictly beneath, and the rest of p, relative; ok is false when there
+// is none, p is that root itself, or the root is not absolute.
+func (t *Tree) rootOf(p string) (root, rel string, ok bool) {
 	for _, r := range t.roots {
-		var rel string
 		switch {
 		case strings.HasPrefix(p, r+"/"):
 			rel = p[len(r)+1:]
 		case r == "/" && strings.HasPrefix(p, "/") && p != "/":
 			rel = p[1:]
 		case p == r:
-			return false
+			return "", "", false
 		default:
 			continue
 		}
 		if !filepath.IsAbs(r) {
-			return false
+			return "", "", false
 		}
-		return roots.do(r, rel, fn)
+		return r, rel, true
 	}
-	return false
+	return "", "", false
 }
 
 // hasDotDot reports whether path has a ".." component, without the
@@ -321,16 +330,27 @@ func (t *Tree) openCached(path string, flag int) (fd int, ok bool, err error) {
 		return -1, false, nil
 	}
 	fd = -1
-	ok = t.cached(path, func(rootfd int, rel string) {
-		how := &unix.OpenHow{Flags: uint64(flag | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NOCTTY | unix.O_NONBLOCK),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
-		fd, err = unix.Openat2(rootfd, rel, how)
-		for err == unix.EINTR || err == unix.EAGAIN {
-			fd, err = unix.Openat2(rootfd, rel, how)
-		}
+	opened := false
+	cached := t.cached(path, func(rootfd int, rel string) {
+		fd, opened, err = openBeneath(rootfd, rel, flag, path)
 	})
-	if !ok {
+	if !cached || !opened {
 		return -1, false, nil
+	}
+	return fd, true, err
+}
+
+// openBeneath opens the existing regular file rel beneath the directory
+// rootfd in one openat2 (RESOLVE_NO_SYMLINKS covers the file itself too,
+// as O_NOFOLLOW does); ok is false when the kernel lacks openat2 (the
+// caller then takes the way through the parent directory). path names
+// the file in errors.
+func openBeneath(rootfd int, rel string, flag int, path string) (fd int, ok bool, err error) {
+	how := &unix.OpenHow{Flags: uint64(flag | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NOCTTY | unix.O_NONBLOCK),
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err = unix.Openat2(rootfd, rel, how)
+	for err == unix.EINTR || err == unix.EAGAIN {
+		fd, err = unix.Openat2(rootfd, rel, how)
 	}
 	switch err {
 	case nil:
@@ -345,6 +365,59 @@ func (t *Tree) openCached(path string, flag int) (fd int, ok bool, err error) {
 		return -1, true, err
 	}
 	return fd, true, nil
+}
+
+// Pinned opens files beneath the roots of a Tree from descriptors of the
+// roots opened once, at the first file beneath each, for a pass of many
+// unlocked reads (a dump's estimate of its totals reads the index header
+// of every mailbox): it saves the check, a stat per file, that the root
+// still names the directory cached. Every file is still opened without
+// following a symlink and without leaving its root; what a pass does not
+// notice is a root replaced while it runs (it reads on in the directory
+// the root was when it began), so a Pinned serves one short pass of reads
+// and is then closed. It is not safe for concurrent use.
+type Pinned struct {
+	t     *Tree
+	roots map[string]*Dir
+}
+
+// Pin returns a Pinned of t.
+func (t *Tree) Pin() *Pinned { return &Pinned{t: t, roots: make(map[string]*Dir, 2)} }
+
+// OpenFd is Tree.OpenFd from the pinned roots.
+func (p *Pinned) OpenFd(path string, flag int) (int, error) {
+	if noOpenat2.Load() || flag&os.O_CREATE != 0 || hasDotDot(path) {
+		return p.t.OpenFd(path, flag)
+	}
+	clean := filepath.Clean(path)
+	if _, name := filepath.Split(clean); checkName(name) != nil {
+		return p.t.OpenFd(path, flag)
+	}
+	r, rel, ok := p.t.rootOf(clean)
+	if !ok {
+		return p.t.OpenFd(path, flag)
+	}
+	d := p.roots[r]
+	if d == nil {
+		var err error
+		if d, err = openRoot(r); err != nil {
+			return p.t.OpenFd(path, flag) // it says why
+		}
+		p.roots[r] = d
+	}
+	fd, ok, err := openBeneath(d.fd, rel, flag, path)
+	if !ok {
+		return p.t.OpenFd(path, flag)
+	}
+	return fd, err
+}
+
+// Close closes the pinned roots.
+func (p *Pinned) Close() {
+	for r, d := range p.roots {
+		d.Close()
+		delete(p.roots, r)
+	}
 }
 
 // openRoot opens a configured root directory. Its path is the operator's

@@ -283,14 +283,14 @@ func indexTotals(spool *partition.Spool, entries []partition.Entry) (Progress, i
 			pt := &parts[w]
 			// Contiguous shares: mailboxes of one user sit together on disk.
 			lo, hi := w*len(entries)/workers, (w+1)*len(entries)/workers
-			for _, e := range entries[lo:hi] {
+			spool.ReadIndexHeaders(entries[lo:hi], func(_ partition.Entry, h partition.IndexHeader, err error) {
 				pt.total.Mailboxes++
-				if h, err := spool.ReadIndexHeader(e); err == nil {
+				if err == nil {
 					pt.total.Messages += int64(h.Exists)
 					pt.total.Bytes += int64(h.QuotaMailboxUsed)
 					pt.version = max(pt.version, int(h.MinorVersion))
 				}
-			}
+			})
 		}()
 	}
 	wg.Wait()

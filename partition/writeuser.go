@@ -282,13 +282,32 @@ func (s *Spool) UpdateAnnotationsDB(owner Owner, fn func(tx *TwoskipTx) error) e
 // any lock (for quota usage, and a dump's estimate of its totals), opened
 // beneath the spool's roots without following symlinks.
 func (s *Spool) ReadIndexHeader(e Entry) (IndexHeader, error) {
+	return s.readIndexHeader(e, s.openReadFd)
+}
+
+// ReadIndexHeaders calls fn with ReadIndexHeader's result for each of
+// entries in turn, for one pass over many mailboxes (a dump's estimate
+// of its totals): the roots are opened once for the pass
+// (cyrusfs.Pinned) instead of checked again for every mailbox. fn must
+// not block. It may run in several goroutines at once.
+func (s *Spool) ReadIndexHeaders(entries []Entry, fn func(e Entry, h IndexHeader, err error)) {
+	p := s.tree().Pin()
+	defer p.Close()
+	open := func(path string) (int, error) { return p.OpenFd(path, os.O_RDONLY) }
+	for _, e := range entries {
+		h, err := s.readIndexHeader(e, open)
+		fn(e, h, err)
+	}
+}
+
+func (s *Spool) readIndexHeader(e Entry, open func(string) (int, error)) (IndexHeader, error) {
 	path, err := s.MetaPath(e, FileIndex)
 	if err != nil {
 		return IndexHeader{}, err
 	}
 	// A bare descriptor: this runs for every mailbox of a dump, and
 	// os.NewFile would cost an fcntl more.
-	fd, err := s.openReadFd(path)
+	fd, err := open(path)
 	if err != nil {
 		return IndexHeader{}, err
 	}
