@@ -237,6 +237,21 @@ func (l *File) Keep() (int, error) {
 	return fd, nil
 }
 
+// TryTake locks the open lock file fd as Take does, without waiting: it
+// returns ErrWouldBlock if another holder has a conflicting lock. On an
+// error fd is closed.
+func TryTake(fd int, name string, exclusive bool) (*File, error) {
+	typ := int16(unix.F_RDLCK)
+	if exclusive {
+		typ = unix.F_WRLCK
+	}
+	if err := setlkFd(uintptr(fd), name, typ, false); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return &File{fd: fd, name: name}, nil
+}
+
 // Release unlocks and closes the lock file. Closing the descriptor is the
 // unlock: an OFD lock belongs to its open file description, which ends
 // with its only descriptor (fcntl(2)), so no F_UNLCK is sent first. Cyrus's

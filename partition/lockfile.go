@@ -30,6 +30,12 @@ func (s *Spool) nameLock(ctx context.Context, lockname string) (*lock.File, erro
 // (the lock directory belongs to the user Cyrus runs as). Nothing is
 // followed through a symlink.
 func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (*lock.File, error) {
+	return s.takeLock(ctx, lockname, exclusive, true)
+}
+
+// takeLock is lockName; without wait it does not wait for another holder
+// (an error wrapping lock.ErrWouldBlock).
+func (s *Spool) takeLock(ctx context.Context, lockname string, exclusive, wait bool) (*lock.File, error) {
 	path := s.Config.lockPath(lockname)
 	tree := s.tree()
 	open := func() (int, error) {
@@ -52,7 +58,12 @@ func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (
 	if err != nil {
 		return nil, fmt.Errorf("lock file %s: %w", path, err)
 	}
-	l, err := lock.Take(ctx, fd, path, exclusive)
+	var l *lock.File
+	if wait {
+		l, err = lock.Take(ctx, fd, path, exclusive)
+	} else {
+		l, err = lock.TryTake(fd, path, exclusive)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}

@@ -25,15 +25,34 @@ func (s *Spool) LockNamespace(ctx context.Context, userid string, exclusive bool
 	return s.lockName(ctx, namespaceLockName(userid), exclusive)
 }
 
+// TryLockNamespace takes userid's namespace lock as LockNamespace does
+// without waiting: an error wrapping lock.ErrWouldBlock if another holder
+// has it. A writer that already holds a namespace lock takes another one
+// only this way, so that two holders that each want the other's never
+// wait for each other (Cyrus takes them in no fixed order).
+func (s *Spool) TryLockNamespace(userid string, exclusive bool) (*lock.File, error) {
+	return s.takeLock(context.Background(), namespaceLockName(userid), exclusive, false)
+}
+
 // LockMailboxName takes the name lock of mailbox e: its uniqueid, or its
 // name in the legacy layout (docs/cyrus/locks.md §2). Creating or replacing a
 // mailbox takes it exclusive.
 func (s *Spool) LockMailboxName(ctx context.Context, e Entry, exclusive bool) (*lock.File, error) {
-	name := e.UniqueID
-	if e.LegacyDirs() || name == "" {
-		name = e.Name
+	return s.lockName(ctx, nameLockName(e), exclusive)
+}
+
+// nameLockName is the name of mailbox e's name lock.
+func nameLockName(e Entry) string {
+	if e.LegacyDirs() || e.UniqueID == "" {
+		return e.Name
 	}
-	return s.lockName(ctx, name, exclusive)
+	return e.UniqueID
+}
+
+// TryLockMailboxName takes mailbox e's name lock as LockMailboxName does
+// without waiting (see TryLockNamespace).
+func (s *Spool) TryLockMailboxName(e Entry, exclusive bool) (*lock.File, error) {
+	return s.takeLock(context.Background(), nameLockName(e), exclusive, false)
 }
 
 // EncodeSeen returns the stored value of a seen record (imap/seen_db.c

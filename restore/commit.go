@@ -20,8 +20,13 @@ import (
 )
 
 // maxGroup bounds how many mailboxes are registered by one rewrite of
-// mailboxes.db (each holds a name lock meanwhile).
-const maxGroup = 64
+// mailboxes.db (each holds a name lock meanwhile, and is loaded: park.go),
+// and so how many owners' namespace locks one group holds. A group of
+// several owners costs the flushes and the mailboxes.db transaction of
+// one: on a journaled file system each is a journal commit, which
+// dominated a restore of many small users when a group had one owner.
+// (A variable for the tests that need several groups.)
+var maxGroup = 64
 
 // syncfs flushes the file system of a descriptor (a variable for the
 // tests that count the flushes).
@@ -73,7 +78,7 @@ func (rs *restorer) commit() error {
 			i++
 			continue
 		}
-		group := []*box{b}
+		group, pos := []*box{b}, []int{i}
 		j := i + 1
 		for ; j < len(rs.boxes) && len(group) < maxGroup; j++ {
 			c := rs.boxes[j]
@@ -83,20 +88,16 @@ func (rs *restorer) commit() error {
 			if err := rs.parked.Load(c); err != nil {
 				return err
 			}
-			if commits(c) && c.owner == b.owner {
-				group = append(group, c)
+			if commits(c) {
+				group, pos = append(group, c), append(pos, j)
 				continue
 			}
-			other := commits(c) // of another owner: the next group's first
 			if err := rs.parked.Park(c); err != nil {
 				return err
 			}
-			if other {
-				break
-			}
 		}
 		if !b.implicit {
-			if group, err = rs.withParents(group); err != nil {
+			if group, pos, err = rs.withParents(group, pos); err != nil {
 				return err
 			}
 		}
@@ -117,12 +118,22 @@ func (rs *restorer) commit() error {
 			}
 			g.quotaRoot = root
 		}
-		if err := rs.commitGroup(b.owner, group); err != nil {
+		n, err := rs.commitGroup(group)
+		if err != nil {
 			return err
 		}
 		for _, g := range group {
 			if err := rs.parked.Park(g); err != nil {
 				return err
+			}
+		}
+		// An owner's lock was busy: the next group begins with the first
+		// mailbox of the dump not taken (its parents, if not taken either,
+		// join it again).
+		for m := n; m < len(group); m++ {
+			if pos[m] >= 0 {
+				j = pos[m]
+				break
 			}
 		}
 		i = j
@@ -163,21 +174,102 @@ func (b *box) entry() partition.Entry {
 	}
 }
 
-// commitGroup installs and registers mailboxes of one owner, under the
-// owner's namespace lock and each mailbox's exclusive name lock
-// (docs/cyrus/locks.md §6).
-func (rs *restorer) commitGroup(owner string, group []*box) error {
-	ns, err := rs.spool.LockNamespace(rs.ctx, owner, true)
-	if err != nil {
-		return err
-	}
-	defer ns.Release()
-	var locks []*lock.File
-	defer func() {
-		for _, l := range locks {
+// lockGroup takes the locks commitGroup needs, in Cyrus's order
+// (docs/cyrus/locks.md §3, §6): the namespace lock of each owner, then
+// each mailbox's name lock (and the replaced mailbox's), exclusive. It
+// waits only for the locks of the first box's owner, as a group of one
+// owner always did; another owner's locks are only tried, so that the
+// restore never waits while it holds locks a Cyrus process of that owner
+// may be waiting for (a COPY holding one user's mailbox while it opens
+// another's). At the first busy lock the group ends before that box:
+// lockGroup returns how many boxes it locked (at least one), and release
+// frees the locks.
+func (rs *restorer) lockGroup(group []*box) (n int, release func(), err error) {
+	var ns, names []*lock.File
+	var cuts []int // len(names) when each box's locks begin
+	held := map[string]bool{}
+	release = func() {
+		for _, l := range names {
 			l.Release()
 		}
-	}()
+		for _, l := range ns {
+			l.Release()
+		}
+	}
+	busy := func(err error) bool { return errors.Is(err, lock.ErrWouldBlock) }
+	for k, b := range group {
+		cuts = append(cuts, len(names))
+		if !b.building() {
+			continue // refused before the group was locked
+		}
+		// Wait only while no other owner's lock is held.
+		wait := b.owner == group[0].owner && len(ns) <= 1
+		if !held[b.owner] {
+			var l *lock.File
+			if wait {
+				l, err = rs.spool.LockNamespace(rs.ctx, b.owner, true)
+			} else {
+				l, err = rs.spool.TryLockNamespace(b.owner, true)
+			}
+			if busy(err) {
+				return rs.cutGroup(k, cuts, &names, release)
+			}
+			if err != nil {
+				return 0, release, err
+			}
+			ns = append(ns, l)
+			held[b.owner] = true
+		}
+		e := b.entry()
+		ids := []partition.Entry{e}
+		if r := b.replaced; r != nil && (r.UniqueID != e.UniqueID || r.LegacyDirs() != e.LegacyDirs()) {
+			ids = append(ids, *r)
+		}
+		for _, id := range ids {
+			var l *lock.File
+			if wait {
+				l, err = rs.spool.LockMailboxName(rs.ctx, id, true)
+			} else {
+				l, err = rs.spool.TryLockMailboxName(id, true)
+			}
+			if busy(err) {
+				return rs.cutGroup(k, cuts, &names, release)
+			}
+			if err != nil {
+				return 0, release, err
+			}
+			names = append(names, l)
+		}
+	}
+	return len(group), release, nil
+}
+
+// cutGroup ends a group before its box k: it frees the name locks taken
+// for box k and after (cuts[k] onwards). The namespace locks stay held
+// until release, which is harmless.
+func (rs *restorer) cutGroup(k int, cuts []int, names *[]*lock.File, release func()) (int, func(), error) {
+	for _, l := range (*names)[cuts[k]:] {
+		l.Release()
+	}
+	*names = (*names)[:cuts[k]]
+	return k, release, nil
+}
+
+// commitGroup installs and registers mailboxes of one or more owners,
+// under the owners' namespace locks and each mailbox's exclusive name
+// lock (lockGroup). It returns how many of the group's boxes it took
+// (a prefix); the rest make the next group.
+func (rs *restorer) commitGroup(group []*box) (int, error) {
+	n, release, err := rs.lockGroup(group)
+	defer release()
+	if err != nil {
+		return 0, err
+	}
+	return n, rs.commitLocked(group[:n])
+}
+
+// commitLocked is commitGroup once the locks are held.
+func (rs *restorer) commitLocked(group []*box) error {
 	var written, ready, unsynced []*box
 	for _, b := range group {
 		if !b.building() {
@@ -188,19 +280,6 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 		} else if why != "" {
 			rs.refuse(b, why)
 			continue
-		}
-		e := b.entry()
-		l, err := rs.spool.LockMailboxName(rs.ctx, e, true)
-		if err != nil {
-			return err
-		}
-		locks = append(locks, l)
-		if r := b.replaced; r != nil && (r.UniqueID != e.UniqueID || r.LegacyDirs() != e.LegacyDirs()) {
-			l, err := rs.spool.LockMailboxName(rs.ctx, *r, true)
-			if err != nil {
-				return err
-			}
-			locks = append(locks, l)
 		}
 		if why, err := rs.precheck(b); err != nil {
 			return err
@@ -263,7 +342,7 @@ func (rs *restorer) commitGroup(owner string, group []*box) error {
 	}
 	crashPoint()
 	registered := map[*box]bool{}
-	err = rs.spool.UpdateMailboxes(rs.owner, func(tx *partition.MailboxesTx) error {
+	err := rs.spool.UpdateMailboxes(rs.owner, func(tx *partition.MailboxesTx) error {
 		// Every box is checked first, parents before their children: a
 		// parent refused here refuses its child, and a parent is
 		// registered only with a child that is (or one kept).
@@ -362,14 +441,16 @@ func (rs *restorer) refuse(b *box, why string) {
 // withParents returns group with, before each mailbox it creates, the
 // missing parents made for it (intermediate.go) that are not committed
 // yet and not refused, loaded, outermost first: they are committed with
-// it, in the same mailboxes.db transaction.
-func (rs *restorer) withParents(group []*box) ([]*box, error) {
+// it, in the same mailboxes.db transaction. pos, each box's index in
+// rs.boxes, is returned along, -1 for the parents added.
+func (rs *restorer) withParents(group []*box, pos []int) ([]*box, []int, error) {
 	var out []*box
+	var outPos []int
 	in := map[*box]bool{}
 	for _, g := range group {
 		in[g] = true
 	}
-	for _, g := range group {
+	for k, g := range group {
 		if g.building() {
 			var ps []*box
 			err := rs.eachParent(g, func(p *box) {
@@ -378,24 +459,24 @@ func (rs *restorer) withParents(group []*box) ([]*box, error) {
 				}
 			})
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			for i := len(ps) - 1; i >= 0; i-- { // outermost first
 				p := ps[i]
 				if err := rs.parked.Load(p); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				if p.building() {
 					in[p] = true
-					out = append(out, p)
+					out, outPos = append(out, p), append(outPos, -1)
 				} else if err := rs.parked.Park(p); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 		}
-		out = append(out, g)
+		out, outPos = append(out, g), append(outPos, pos[k])
 	}
-	return out, nil
+	return out, outPos, nil
 }
 
 // eachParent calls f with each missing parent made for b, a mailbox of

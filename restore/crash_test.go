@@ -210,7 +210,7 @@ func TestCrash(t *testing.T) {
 	finish(emptyTarget(t, ""))
 	d := time.Since(start)
 	r := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
-	for i := 0; runs < points+4 && i < 12; i++ {
+	for i := 0; runs < max(points+4, 20) && i < 12; i++ {
 		target := emptyTarget(t, "")
 		cmd := startChild(t, target, dumpPath, 0)
 		time.Sleep(time.Duration(r.Int64N(int64(d))))

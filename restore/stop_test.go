@@ -7,13 +7,17 @@ import (
 )
 
 // TestReportAfterStop: a run that stops on an error after it committed
-// mailboxes (here alice's: bob's quota root, looked up before his are
-// committed, cannot be read, its file being a symlink) still gives Options.Report every mailbox, those
+// mailboxes (here alice's, in a group of their own: bob's quota root,
+// looked up before his are committed, cannot be read, its file being a symlink) still gives Options.Report every mailbox, those
 // committed as applied, as restore --server reports what it applied
 // before it stopped.
 func TestReportAfterStop(t *testing.T) {
 	dump, _ := fixtureDump(t, []string{"alice", "bob"})
 	target := emptyTarget(t, "")
+	// alice's mailboxes make a group of their own, bob's the next.
+	saved := maxGroup
+	maxGroup = len(fixtureAlice)
+	defer func() { maxGroup = saved }()
 	p, err := target.QuotaPath("user.bob")
 	if err != nil {
 		t.Fatal(err)

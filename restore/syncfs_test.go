@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"context"
 	"testing"
 )
 
@@ -29,9 +30,52 @@ func TestCommitFlushesOncePerGroup(t *testing.T) {
 	for _, name := range names {
 		compareMailbox(t, src, name, target, name, same)
 	}
-	// One partition, three owners (alice, bob, the shared mailboxes):
-	// one flush of the staged files and one per group.
-	if want := 1 + 3; calls != want {
+	// One partition, three owners (alice, bob, the shared mailboxes) in
+	// one group: one flush of the staged files and one for the group,
+	// not one per owner.
+	if want := 1 + 1; calls != want {
+		t.Errorf("%d syncfs calls, want %d", calls, want)
+	}
+}
+
+// A group of several owners only tries the locks of owners after its
+// first: while a Cyrus process holds bob's namespace lock, the group ends
+// before bob's mailboxes (committed by the next group, which waits for
+// the lock) rather than waiting with alice's locks held.
+func TestCommitGroupEndsAtBusyOwner(t *testing.T) {
+	dump, src := fixtureDump(t, []string{"alice", "bob"}, "shared", "shared.team")
+	target := emptyTarget(t, "")
+	held, err := target.LockNamespace(context.Background(), "bob", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	calls := 0
+	saved := syncfs
+	syncfs = func(fd int) error {
+		calls++
+		if calls == 2 { // the first group's renames: bob's lock is let go
+			held.Release()
+		}
+		return saved(fd)
+	}
+	defer func() { syncfs = saved }()
+	sum, err := run(t, target, dump, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Problems) > 0 {
+		t.Fatalf("problems: %v", sum.Problems)
+	}
+	names := append(append([]string{}, fixtureAlice...), "user.bob", "shared", "shared.team")
+	if n := sum.Count(ActionCreate); n != len(names) {
+		t.Fatalf("%d created, want %d", n, len(names))
+	}
+	for _, name := range names {
+		compareMailbox(t, src, name, target, name, same)
+	}
+	// alice's group, then bob's and the shared mailboxes'.
+	if want := 1 + 2; calls != want {
 		t.Errorf("%d syncfs calls, want %d", calls, want)
 	}
 }
