@@ -137,6 +137,7 @@ func (rs *restorer) commit() error {
 			}
 		}
 		i = j
+		crashPoint() // between groups
 	}
 	hook("grouped") // every group committed; the quota plan still in use
 	if err := rs.commitMerges(q); err != nil {
@@ -177,16 +178,19 @@ func (b *box) entry() partition.Entry {
 // lockGroup takes the locks commitGroup needs, in Cyrus's order
 // (docs/cyrus/locks.md §3, §6): the namespace lock of each owner, then
 // each mailbox's name lock (and the replaced mailbox's), exclusive. It
-// waits only for the locks of the first box's owner, as a group of one
-// owner always did; another owner's locks are only tried, so that the
-// restore never waits while it holds locks a Cyrus process of that owner
-// may be waiting for (a COPY holding one user's mailbox while it opens
-// another's). At the first busy lock the group ends before that box:
-// lockGroup returns how many boxes it locked (at least one), and release
-// frees the locks.
+// waits for a lock only while it holds no namespace lock, or only that of
+// the box's own owner, as a group of one owner always did: the locks of
+// the group's first owner it locks (not always group[0]'s, which may have
+// been refused meanwhile). Another owner's locks are only tried, so that
+// the restore never waits while it holds locks a Cyrus process of another
+// user may be waiting for (a COPY holding one user's mailbox while it
+// opens another's). At the first busy lock the group ends before that
+// box: lockGroup returns how many boxes it locked (at least one that it
+// locks, since it waits for the first), and release frees the locks.
 func (rs *restorer) lockGroup(group []*box) (n int, release func(), err error) {
 	var ns, names []*lock.File
-	var cuts []int // len(names) when each box's locks begin
+	// len(names) and len(ns) when each box's locks begin.
+	var cuts, nsCuts []int
 	held := map[string]bool{}
 	release = func() {
 		for _, l := range names {
@@ -197,13 +201,16 @@ func (rs *restorer) lockGroup(group []*box) (n int, release func(), err error) {
 		}
 	}
 	busy := func(err error) bool { return errors.Is(err, lock.ErrWouldBlock) }
+	cut := func(k int) (int, func(), error) {
+		return cutGroup(k, cuts, nsCuts, &names, &ns, release)
+	}
 	for k, b := range group {
-		cuts = append(cuts, len(names))
+		cuts, nsCuts = append(cuts, len(names)), append(nsCuts, len(ns))
 		if !b.building() {
 			continue // refused before the group was locked
 		}
-		// Wait only while no other owner's lock is held.
-		wait := b.owner == group[0].owner && len(ns) <= 1
+		// Wait only while no other owner's namespace lock is held.
+		wait := len(ns) == 0 || (len(ns) == 1 && held[b.owner])
 		if !held[b.owner] {
 			var l *lock.File
 			if wait {
@@ -212,7 +219,7 @@ func (rs *restorer) lockGroup(group []*box) (n int, release func(), err error) {
 				l, err = rs.spool.TryLockNamespace(b.owner, true)
 			}
 			if busy(err) {
-				return rs.cutGroup(k, cuts, &names, release)
+				return cut(k)
 			}
 			if err != nil {
 				return 0, release, err
@@ -233,7 +240,7 @@ func (rs *restorer) lockGroup(group []*box) (n int, release func(), err error) {
 				l, err = rs.spool.TryLockMailboxName(id, true)
 			}
 			if busy(err) {
-				return rs.cutGroup(k, cuts, &names, release)
+				return cut(k)
 			}
 			if err != nil {
 				return 0, release, err
@@ -244,14 +251,20 @@ func (rs *restorer) lockGroup(group []*box) (n int, release func(), err error) {
 	return len(group), release, nil
 }
 
-// cutGroup ends a group before its box k: it frees the name locks taken
-// for box k and after (cuts[k] onwards). The namespace locks stay held
-// until release, which is harmless.
-func (rs *restorer) cutGroup(k int, cuts []int, names *[]*lock.File, release func()) (int, func(), error) {
+// cutGroup ends a group before its box k: it frees the name locks and the
+// namespace locks taken for box k and after (cuts[k] and nsCuts[k]
+// onwards), so that the group holds no lock of a box it does not commit
+// while it commits the others (a Cyrus process of that owner may be
+// waiting for it).
+func cutGroup(k int, cuts, nsCuts []int, names, ns *[]*lock.File, release func()) (int, func(), error) {
 	for _, l := range (*names)[cuts[k]:] {
 		l.Release()
 	}
 	*names = (*names)[:cuts[k]]
+	for _, l := range (*ns)[nsCuts[k]:] {
+		l.Release()
+	}
+	*ns = (*ns)[:nsCuts[k]]
 	return k, release, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,6 +31,11 @@ const envChild = "MBTOOL_RESTORE_TEST_CHILD"
 // user running the tests.
 const envChildOwner = "MBTOOL_RESTORE_TEST_OWNER"
 
+// envChildGroup, set to N, makes the child commit at most N mailboxes a
+// group (maxGroup), so that a small fixture makes several groups that
+// span owners, with crash points between them.
+const envChildGroup = "MBTOOL_RESTORE_TEST_GROUP"
+
 func TestMain(m *testing.M) {
 	if v := os.Getenv(envChild); v != "" {
 		os.Exit(child(v))
@@ -47,6 +53,14 @@ func child(v string) int {
 		dumpPath = d
 		old, nu, _ := strings.Cut(strings.TrimPrefix(extra, "replace "), "=")
 		opts.Replace, opts.MapUsers = true, map[string]string{old: nu}
+	}
+	if g := os.Getenv(envChildGroup); g != "" {
+		n, err := strconv.Atoi(g)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "%s=%q: want a positive number\n", envChildGroup, g)
+			return 1
+		}
+		maxGroup = n
 	}
 	cfg, err := partition.LoadConfig(conf)
 	if err != nil {
@@ -77,6 +91,12 @@ func startChild(t *testing.T, target *partition.Spool, dumpPath string, crashAt 
 }
 
 func startChildArgs(t *testing.T, target *partition.Spool, dumpPath, extra string, crashAt int) *exec.Cmd {
+	return startChildGroup(t, target, dumpPath, extra, crashAt, 0)
+}
+
+// startChildGroup is startChildArgs with at most group mailboxes a commit
+// group (0: maxGroup's own).
+func startChildGroup(t *testing.T, target *partition.Spool, dumpPath, extra string, crashAt, group int) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	v := target.Config.Path + "\n" + dumpPath
@@ -85,6 +105,9 @@ func startChildArgs(t *testing.T, target *partition.Spool, dumpPath, extra strin
 	}
 	cmd.Env = append(os.Environ(), envChild+"="+v,
 		fmt.Sprintf("%s=%d", EnvCrashAt, crashAt))
+	if group > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", envChildGroup, group))
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -170,7 +193,11 @@ func checkComplete(t *testing.T, src, target *partition.Spool, names []string) {
 
 // TestCrash kills restores at every crash point of the commit phase and
 // at random moments, checks the target each time, and checks that a
-// second run completes it.
+// second run completes it. The crash points are swept twice: with the
+// default group size (the fixture's ten mailboxes in one group) and with
+// groups of three, which span owners (alice's last mailbox, bob's and the
+// first shared one make one group) and have crash points between them;
+// the random kills use the small groups too.
 func TestCrash(t *testing.T) {
 	dump, src := fixtureDump(t, []string{"alice", "bob"}, "shared", "shared.team")
 	dumpPath := filepath.Join(t.TempDir(), "dump")
@@ -178,41 +205,52 @@ func TestCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := append(append([]string{}, fixtureAlice...), "user.bob", "shared", "shared.team")
+	const small = 3
 	runs := 0
 	finish := func(target *partition.Spool) {
 		t.Helper()
-		if err := startChild(t, target, dumpPath, 0).Wait(); err != nil {
+		if err := startChildGroup(t, target, dumpPath, "", 0, small).Wait(); err != nil {
 			t.Fatalf("rerun: %v", err)
 		}
 		checkComplete(t, src, target, names)
 	}
-	points := 0
-	for n := 1; ; n++ {
-		target := emptyTarget(t, "")
-		err := startChild(t, target, dumpPath, n).Wait()
-		if err == nil {
-			break // fewer than n crash points: the run completed
+	sweep := func(group int) int {
+		points := 0
+		for n := 1; ; n++ {
+			target := emptyTarget(t, "")
+			err := startChildGroup(t, target, dumpPath, "", n, group).Wait()
+			if err == nil {
+				return points // fewer than n crash points: the run completed
+			}
+			if !killed(err) {
+				t.Fatalf("groups of %d, crash point %d: %v", group, n, err)
+			}
+			runs++
+			points = n
+			got := checkConsistent(t, src, target)
+			t.Logf("groups of %d: killed at crash point %d: %d mailboxes registered", group, n, got)
+			finish(target)
 		}
-		if !killed(err) {
-			t.Fatalf("crash point %d: %v", n, err)
-		}
-		runs++
-		points = n
-		got := checkConsistent(t, src, target)
-		t.Logf("killed at crash point %d: %d mailboxes registered", n, got)
-		finish(target)
 	}
-	if points < 10 {
-		t.Errorf("only %d crash points", points)
+	whole := sweep(0)
+	if whole < 10 {
+		t.Errorf("only %d crash points", whole)
 	}
+	// Groups of three: four groups, so at least three more crash points
+	// (the placement of each mailbox and the end of each group stay).
+	split := sweep(small)
+	if split < whole+3 {
+		t.Errorf("%d crash points with groups of %d, %d with one group: want at least 3 more", split, small, whole)
+	}
+	points := whole + split
 	// Random moments within a run's duration, phase one included.
 	start := time.Now()
 	finish(emptyTarget(t, ""))
 	d := time.Since(start)
 	r := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
-	for i := 0; runs < max(points+4, 20) && i < 12; i++ {
+	for i := 0; runs < points+4 && i < 12; i++ {
 		target := emptyTarget(t, "")
-		cmd := startChild(t, target, dumpPath, 0)
+		cmd := startChildGroup(t, target, dumpPath, "", 0, small)
 		time.Sleep(time.Duration(r.Int64N(int64(d))))
 		cmd.Process.Signal(syscall.SIGKILL)
 		err := cmd.Wait()
