@@ -204,3 +204,72 @@ func TestUpdateTwoskip(t *testing.T) {
 		t.Errorf(".NEW left behind: %v", err)
 	}
 }
+
+// A missing twoskip file is written whole (newTwoskip): not at all when fn
+// changes nothing; when another writer creates it while fn runs, fn runs
+// again on that file, in a transaction, and both writers' records stay; a
+// symlink in its place is refused.
+func TestUpdateTwoskipNewFile(t *testing.T) {
+	dir := t.TempDir()
+	owner := Owner{UID: -1, GID: -1}
+	s := &Spool{Config: &Config{ConfigDir: dir}}
+	path := filepath.Join(dir, "u", "seen.db")
+	if err := s.UpdateTwoskip(path, true, owner, func(tx *TwoskipTx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Errorf("a database without a change was created: %v", err)
+	}
+	calls := 0
+	err := s.UpdateTwoskip(path, true, owner, func(tx *TwoskipTx) error {
+		calls++
+		if calls == 1 {
+			// Another writer creates the file meanwhile.
+			if err := s.UpdateTwoskip(path, true, owner, func(tx *TwoskipTx) error {
+				tx.Set([]byte("other"), []byte("1"))
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		if _, ok, err := tx.Get([]byte("other")); err != nil || ok != (calls == 2) {
+			t.Errorf("call %d: other's record seen %v (%v)", calls, ok, err)
+		}
+		tx.Set([]byte("mine"), []byte("2"))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Errorf("fn called %d times, want 2 (again on the file created meanwhile)", calls)
+	}
+	db, err := cyrusdb.OpenTwoskip(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	if err := db.ForEach(nil, func(k, v []byte) error { got[string(k)] = string(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Check(); err != nil {
+		t.Error(err)
+	}
+	db.Close()
+	if len(got) != 2 || got["other"] != "1" || got["mine"] != "2" {
+		t.Errorf("got %v, want other=1 mine=2", got)
+	}
+	link := filepath.Join(dir, "v", "seen.db")
+	if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateTwoskip(link, true, owner, func(tx *TwoskipTx) error {
+		tx.Set([]byte("x"), []byte("y"))
+		return nil
+	}); err == nil {
+		t.Error("a symlink in the place of the database was written through")
+	}
+}

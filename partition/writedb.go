@@ -99,10 +99,12 @@ func (t *TwoskipTx) ForEach(prefix []byte, fn func(key, value []byte) error) err
 // when the file has grown to more than twice its size after the last
 // checkpoint it is rewritten whole by rename, as Cyrus's checkpoint does
 // (writeCheckpoint), which keeps the total cost of n changes O(n log n).
-// The lock is released only after all of it. A missing file is created
-// first (empty, 0600, owned by owner, its directories too) when create is
-// set, else it is an error. If fn returns an error, or changes nothing, the
-// file is left alone.
+// The lock is released only after all of it. A missing file is an error
+// unless create is set: then fn sees an empty database and the file is
+// written whole (newTwoskip), 0600, owned by owner, its directories too,
+// unless fn changes nothing. If fn returns an error, or changes nothing, the
+// file is left alone. fn may be called twice: again on the file another
+// writer created meanwhile.
 func (s *Spool) UpdateTwoskip(path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
 	return UpdateTwoskipFile(context.Background(), s.tree(), path, create, owner, fn)
 }
@@ -112,6 +114,10 @@ func (s *Spool) UpdateTwoskip(path string, create bool, owner Owner, fn func(tx 
 // writer of twoskip databases, for restore and seen-cleanup alike.
 func UpdateTwoskipFile(ctx context.Context, tree *cyrusfs.Tree, path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
 	if create {
+		done, err := newTwoskip(tree, path, owner, fn)
+		if done || err != nil {
+			return err
+		}
 		if err := tree.Ensure(path, owner); err != nil {
 			return err
 		}
@@ -168,6 +174,79 @@ func UpdateTwoskipFile(ctx context.Context, tree *cyrusfs.Tree, path string, cre
 		return nil
 	}
 	return writeCheckpoint(tree, path, f)
+}
+
+// newTwoskip writes the twoskip file at path whole when it does not exist
+// (a new user's seen db, the first annotation): fn changes an empty
+// database, the records are written in key order to a file without a name
+// (O_TMPFILE, or an O_EXCL temporary name), checked whole and fsynced, and
+// the file gets its name only if that is still free, then the directory is
+// fsynced. Nobody can see the file before it is whole, so it needs no lock
+// and no transaction: two fsyncs, where the empty file and the transaction
+// in place take four (header, DIRTY header, records, clean header), each a
+// journal commit on a journaled file system. It reports done = false, with
+// nothing written, when the file exists (or appeared meanwhile: fn is then
+// called again on it by the caller), or a symlink is there (the caller
+// refuses it).
+func newTwoskip(tree *cyrusfs.Tree, path string, owner Owner, fn func(tx *TwoskipTx) error) (done bool, err error) {
+	dir, name := filepath.Split(filepath.Clean(path))
+	d, err := tree.MkdirAll(dir, owner)
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	if _, err := d.Lstat(name); !errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	empty, err := cyrusdb.ReadTwoskip(path, bytes.NewReader(nil), 0)
+	if err != nil {
+		return false, err
+	}
+	tx := &TwoskipTx{db: empty, changes: make(map[string][]byte)}
+	if err := fn(tx); err != nil {
+		return false, err
+	}
+	keys := make([]string, 0, len(tx.changes))
+	for k, v := range tx.changes {
+		if v != nil {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return true, nil // nothing to write: the file is left missing
+	}
+	sort.Strings(keys)
+	nf, err := d.NewFile(name, owner, 0o600)
+	if err != nil {
+		return false, err
+	}
+	i := 0
+	err = cyrusdb.WriteTwoskip(nf.File(), 1, func() ([]byte, []byte, bool) {
+		if i == len(keys) {
+			return nil, nil, false
+		}
+		i++
+		return []byte(keys[i-1]), tx.changes[keys[i-1]], true
+	})
+	if err == nil {
+		err = verifyTwoskip(path, nf.File())
+	}
+	if err == nil {
+		err = nf.File().Sync()
+	}
+	if err != nil {
+		nf.Abort()
+		return false, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := nf.Link(false); errors.Is(err, fs.ErrExist) {
+		return false, nil // created meanwhile: a transaction on it
+	} else if err != nil {
+		return false, err
+	}
+	if err := d.Sync(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // writeCheckpoint rewrites the twoskip file at path, which f holds locked
