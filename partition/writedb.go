@@ -236,7 +236,7 @@ func newTwoskip(tree *cyrusfs.Tree, path string, owner Owner, fn func(tx *Twoski
 	}
 	if err != nil {
 		nf.Abort()
-		return false, fmt.Errorf("writing %s: %w", path, err)
+		return false, err // names the file (nf.File's name is path)
 	}
 	if err := nf.Link(false); errors.Is(err, fs.ErrExist) {
 		return false, nil // created meanwhile: a transaction on it
