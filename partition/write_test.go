@@ -183,10 +183,7 @@ func TestUpdateTwoskip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := map[string]string{}
-		if err := db.ForEach(nil, func(k, v []byte) error { got[string(k)] = string(v); return nil }); err != nil {
-			t.Fatal(err)
-		}
+		got := twoskipRecords(t, db)
 		if g := db.Generation(); g != 1 {
 			t.Errorf("step %d: generation %d: the file was rewritten, not changed in place", i, g)
 		}
@@ -248,10 +245,7 @@ func TestUpdateTwoskipNewFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
-	if err := db.ForEach(nil, func(k, v []byte) error { got[string(k)] = string(v); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	got := twoskipRecords(t, db)
 	if err := db.Check(); err != nil {
 		t.Error(err)
 	}
@@ -272,4 +266,14 @@ func TestUpdateTwoskipNewFile(t *testing.T) {
 	}); err == nil {
 		t.Error("a symlink in the place of the database was written through")
 	}
+}
+
+// twoskipRecords returns every record of db.
+func twoskipRecords(t *testing.T, db *cyrusdb.Twoskip) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	if err := db.ForEach(nil, func(k, v []byte) error { got[string(k)] = string(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

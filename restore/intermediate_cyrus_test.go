@@ -16,39 +16,7 @@ import (
 // moment (a client created it meanwhile), no empty, unreported parent
 // appears.
 func TestRealCyrusImplicitParentOnlyWithChild(t *testing.T) {
-	lab := cyruslab.Start(t, cyruslab.Options{})
-	lab.Populate(t)
-	c := lab.IMAP(t, "alice")
-	for _, name := range []string{"INBOX.Projects", "INBOX.Projects.Plans"} {
-		if err := c.Create(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.Append("INBOX.Projects.Plans", nil, time.Time{}, []byte("Subject: p\r\n\r\nx\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	dumped := labDump(t, lab, "alice")
-	if err := lab.IMAP(t, lab.Admin).Create("user.dave"); err != nil {
-		t.Fatal(err)
-	}
-	spool := openSpool(t, lab.Conf)
-	defer SetPhaseHook(nil)
-	SetPhaseHook(func(phase string) {
-		if phase != "read" {
-			return
-		}
-		// A client creates the child between the read and the commit.
-		err := spool.UpdateMailboxes(partition.CyrusOwner(), func(tx *partition.MailboxesTx) error {
-			return tx.Put(partition.Entry{Name: "user.dave.Projects.Plans", UniqueID: "a1b2c3d4e5f6g7h8i9j0k1l2", Partition: "default",
-				Type: "e", UIDValidity: 1, CreatedModseq: 1, FolderModseq: 1, MTime: 1,
-				ACL: partition.ParseACL("dave\tlrswipkxtecdan\t")})
-		})
-		if err != nil {
-			t.Error(err)
-		}
-	})
-	sum := labRestore(t, lab, dumped, Options{MapUsers: map[string]string{"alice": "dave"}, Select: sel(t, "user.alice.Projects.Plans")})
-	SetPhaseHook(nil)
+	sum, spool := restoreWhileCreated(t, "user.dave.Projects.Plans", "a1b2c3d4e5f6g7h8i9j0k1l2")
 	refused := 0
 	for _, m := range sum.Mailboxes {
 		if m.Name == "user.dave.Projects.Plans" && m.Action == ActionRefuse && !m.Applied {
@@ -73,40 +41,7 @@ func TestRealCyrusImplicitParentOnlyWithChild(t *testing.T) {
 // there without the parent it was planned under (test failed before:
 // user.dave.Projects.Plans applied).
 func TestRealCyrusImplicitParentRefusedRefusesChild(t *testing.T) {
-	lab := cyruslab.Start(t, cyruslab.Options{})
-	lab.Populate(t)
-	c := lab.IMAP(t, "alice")
-	for _, name := range []string{"INBOX.Projects", "INBOX.Projects.Plans"} {
-		if err := c.Create(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.Append("INBOX.Projects.Plans", nil, time.Time{}, []byte("Subject: p\r\n\r\nx\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	dumped := labDump(t, lab, "alice")
-	if err := lab.IMAP(t, lab.Admin).Create("user.dave"); err != nil {
-		t.Fatal(err)
-	}
-	spool := openSpool(t, lab.Conf)
-	defer SetPhaseHook(nil)
-	SetPhaseHook(func(phase string) {
-		if phase != "read" {
-			return
-		}
-		// A client creates the missing parent between the read and the
-		// commit.
-		err := spool.UpdateMailboxes(partition.CyrusOwner(), func(tx *partition.MailboxesTx) error {
-			return tx.Put(partition.Entry{Name: "user.dave.Projects", UniqueID: "a1b2c3d4e5f6g7h8i9j0k1l3", Partition: "default",
-				Type: "e", UIDValidity: 1, CreatedModseq: 1, FolderModseq: 1, MTime: 1,
-				ACL: partition.ParseACL("dave\tlrswipkxtecdan\t")})
-		})
-		if err != nil {
-			t.Error(err)
-		}
-	})
-	sum := labRestore(t, lab, dumped, Options{MapUsers: map[string]string{"alice": "dave"}, Select: sel(t, "user.alice.Projects.Plans")})
-	SetPhaseHook(nil)
+	sum, spool := restoreWhileCreated(t, "user.dave.Projects", "a1b2c3d4e5f6g7h8i9j0k1l3")
 	want := (&result.ParentError{Parent: "user.dave.Projects", Err: errors.New("created in the target meanwhile")}).Error()
 	var child *MailboxResult
 	for i, m := range sum.Mailboxes {
@@ -132,4 +67,45 @@ func TestRealCyrusImplicitParentRefusedRefusesChild(t *testing.T) {
 	if e, ok, err := spool.LookupAny("user.dave.Projects"); err != nil || !ok || e.UniqueID != "a1b2c3d4e5f6g7h8i9j0k1l3" {
 		t.Errorf("user.dave.Projects is not the client's: %+v, %v, %v", e, ok, err)
 	}
+}
+
+// restoreWhileCreated gives alice the folders Projects and Projects.Plans
+// (one message in Plans), dumps her, and restores Projects.Plans to the
+// new user dave, whose Projects is missing (a parent the restore makes),
+// while a client creates the mailbox name in dave's account with
+// uniqueid between the read and the commit. It returns the summary and
+// the target spool.
+func restoreWhileCreated(t *testing.T, name, uniqueid string) (*Summary, *partition.Spool) {
+	t.Helper()
+	lab := cyruslab.Start(t, cyruslab.Options{})
+	lab.Populate(t)
+	c := lab.IMAP(t, "alice")
+	for _, name := range []string{"INBOX.Projects", "INBOX.Projects.Plans"} {
+		if err := c.Create(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Append("INBOX.Projects.Plans", nil, time.Time{}, []byte("Subject: p\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	dumped := labDump(t, lab, "alice")
+	if err := lab.IMAP(t, lab.Admin).Create("user.dave"); err != nil {
+		t.Fatal(err)
+	}
+	spool := openSpool(t, lab.Conf)
+	defer SetPhaseHook(nil)
+	SetPhaseHook(func(phase string) {
+		if phase != "read" {
+			return
+		}
+		err := spool.UpdateMailboxes(partition.CyrusOwner(), func(tx *partition.MailboxesTx) error {
+			return tx.Put(partition.Entry{Name: name, UniqueID: uniqueid, Partition: "default",
+				Type: "e", UIDValidity: 1, CreatedModseq: 1, FolderModseq: 1, MTime: 1,
+				ACL: partition.ParseACL("dave\tlrswipkxtecdan\t")})
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	return labRestore(t, lab, dumped, Options{MapUsers: map[string]string{"alice": "dave"}, Select: sel(t, "user.alice.Projects.Plans")}), spool
 }
