@@ -19,8 +19,10 @@ import (
 	"github.com/mbtool/mbtool/spill"
 )
 
-// maxGroup bounds how many mailboxes are registered by one rewrite of
-// mailboxes.db (each holds a name lock meanwhile, and is loaded: park.go),
+// maxGroup bounds how many mailboxes of the dump are registered by one
+// mailboxes.db transaction (each holds a name lock meanwhile, and is
+// loaded: park.go), with the missing parents made for them (at most one
+// per level of their names),
 // and so how many owners' namespace locks one group holds. A group of
 // several owners costs the flushes and the mailboxes.db transaction of
 // one: on a journaled file system each is a journal commit, which
@@ -102,6 +104,14 @@ func (rs *restorer) commit() error {
 			}
 		}
 		for _, g := range group {
+			// A mailbox whose missing parent an earlier group refused
+			// is refused before its locks are taken (and waited for).
+			if why, err := rs.parentRefused(g); err != nil {
+				return err
+			} else if why != "" {
+				rs.refuse(g, why)
+				continue
+			}
 			root, err := q.rootOf(g.name)
 			if err != nil {
 				return err
@@ -118,7 +128,7 @@ func (rs *restorer) commit() error {
 			}
 			g.quotaRoot = root
 		}
-		n, err := rs.commitGroup(group)
+		n, err := rs.commitGroup(group, pos)
 		if err != nil {
 			return err
 		}
@@ -130,11 +140,15 @@ func (rs *restorer) commit() error {
 		// An owner's lock was busy: the next group begins with the first
 		// mailbox of the dump not taken (its parents, if not taken either,
 		// join it again).
-		for m := n; m < len(group); m++ {
-			if pos[m] >= 0 {
-				j = pos[m]
-				break
+		if n < len(group) {
+			next := -1
+			for m := n; m < len(group) && next < 0; m++ {
+				next = pos[m]
 			}
+			if next < 0 {
+				return fmt.Errorf("restore: a commit group ended with a missing parent (%s), not the mailbox it was made for", group[len(group)-1].name)
+			}
+			j = next
 		}
 		i = j
 		crashPoint() // between groups
@@ -187,7 +201,7 @@ func (b *box) entry() partition.Entry {
 // opens another's). At the first busy lock the group ends before that
 // box: lockGroup returns how many boxes it locked (at least one that it
 // locks, since it waits for the first), and release frees the locks.
-func (rs *restorer) lockGroup(group []*box) (n int, release func(), err error) {
+func (rs *restorer) lockGroup(group []*box, pos []int) (n int, release func(), err error) {
 	var ns, names []*lock.File
 	// len(names) and len(ns) when each box's locks begin.
 	var cuts, nsCuts []int
@@ -202,6 +216,11 @@ func (rs *restorer) lockGroup(group []*box) (n int, release func(), err error) {
 	}
 	busy := func(err error) bool { return errors.Is(err, lock.ErrWouldBlock) }
 	cut := func(k int) (int, func(), error) {
+		// The missing parents added before a box (pos -1, withParents)
+		// are cut with it: they hold its owner's locks for nothing.
+		for k > 0 && pos != nil && pos[k-1] < 0 {
+			k--
+		}
 		return cutGroup(k, cuts, nsCuts, &names, &ns, release)
 	}
 	for k, b := range group {
@@ -272,8 +291,8 @@ func cutGroup(k int, cuts, nsCuts []int, names, ns *[]*lock.File, release func()
 // under the owners' namespace locks and each mailbox's exclusive name
 // lock (lockGroup). It returns how many of the group's boxes it took
 // (a prefix); the rest make the next group.
-func (rs *restorer) commitGroup(group []*box) (int, error) {
-	n, release, err := rs.lockGroup(group)
+func (rs *restorer) commitGroup(group []*box, pos []int) (int, error) {
+	n, release, err := rs.lockGroup(group, pos)
 	defer release()
 	if err != nil {
 		return 0, err
@@ -305,6 +324,10 @@ func (rs *restorer) commitLocked(group []*box) error {
 				rs.refuse(b, err.Error())
 				continue
 			}
+			// Written with quotaRoot: a parent not placed in this group
+			// (its child refused or cut) is not written twice when it
+			// comes again with a child.
+			b.metaWritten = true
 			unsynced = append(unsynced, b)
 		}
 		written = append(written, b)

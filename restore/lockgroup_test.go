@@ -64,7 +64,7 @@ func TestLockGroupNoWaitHoldingAnotherOwner(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		n, release, err := rs.lockGroup(group)
+		n, release, err := rs.lockGroup(group, nil)
 		done <- result{n, release, err}
 	}()
 	var r result
@@ -105,7 +105,7 @@ func TestLockGroupCutReleasesNamespace(t *testing.T) {
 	defer held.Release()
 	rs := &restorer{ctx: context.Background(), spool: target}
 	group := []*box{groupBox("user.alice", "alice", "a0000001", false), bob}
-	n, release, err := rs.lockGroup(group)
+	n, release, err := rs.lockGroup(group, nil)
 	defer release()
 	if err != nil {
 		t.Fatal(err)
