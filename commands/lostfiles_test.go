@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,13 @@ func TestRealCyrusRestoreLostFiles(t *testing.T) {
 			if _, err := c.Append("INBOX.P.C", nil, time.Time{}, []byte("Subject: c\r\n\r\nchild\r\n")); err != nil {
 				t.Fatal(err)
 			}
+			// The HIGHESTMODSEQ and UIDVALIDITY a QRESYNC client of P
+			// had cached at the dump.
+			p, err := c.Examine("INBOX.P")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cachedUV, cachedHMS := p.UIDValidity, p.HighestModSeq
 			dir := strings.TrimSpace(lab.Tool(t, "mbpath", "user.alice.P"))
 			for _, uid := range tc.lost {
 				if err := os.Remove(filepath.Join(dir, fmt.Sprintf("%d.", uid))); err != nil {
@@ -100,11 +108,15 @@ func TestRealCyrusRestoreLostFiles(t *testing.T) {
 				t.Errorf("restore offline: want the 3 mailboxes created\n%s", reports[0][1])
 			}
 
-			// A rerun of the same restore finds every mailbox identical.
+			// A rerun of the same restore finds every mailbox identical,
+			// and says (exit 3) that P's lost records stay expunged (test
+			// failed before: exit 0, nothing said).
 			for _, mode := range []string{"offline", "server"} {
 				code, out := m.in(mode, "--map-user", "alice="+users[mode], file)
-				if code != ExitOK || !strings.Contains(out, "(0 created, 0 replaced, 0 merged, 0 refused, 3 already present, 0 skipped)") {
-					t.Errorf("%s: rerun: exit %d, want %d and 3 already present\n%s", mode, code, ExitOK, out)
+				warn := fmt.Sprintf("user.%s.P: %d record(s) without a message file in the dump, expunged in the target", users[mode], len(tc.lost))
+				if code != ExitPartial || !strings.Contains(out, "(0 created, 0 replaced, 0 merged, 0 refused, 3 already present, 0 skipped)") ||
+					!strings.Contains(out, warn) || strings.Contains(out, "restored as expunged") {
+					t.Errorf("%s: rerun: exit %d, want %d, 3 already present and %q\n%s", mode, code, ExitPartial, warn, out)
 				}
 			}
 
@@ -165,6 +177,49 @@ func TestRealCyrusRestoreLostFiles(t *testing.T) {
 					}
 				}
 				views[i] = b.String()
+			}
+			// Each lost record was expunged as one change above the
+			// dump's HIGHESTMODSEQ: its MODSEQ and the mailbox's are
+			// HIGHESTMODSEQ+1, and a QRESYNC client that cached P at the
+			// dump is told the lost UIDs VANISHED (test failed before:
+			// the MODSEQs as dumped, nothing VANISHED).
+			for _, mode := range []string{"offline", "server"} {
+				uc := lab.IMAP(t, users[mode])
+				if _, err := uc.Command("ENABLE", "QRESYNC"); err != nil {
+					t.Fatal(err)
+				}
+				r, err := uc.Command("SELECT", "INBOX.P", fmt.Sprintf("(QRESYNC (%d %d))", cachedUV, cachedHMS))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var vanished []uint32
+				var hms uint64
+				for _, d := range r.Data {
+					if d.Name == "VANISHED" {
+						for _, f := range d.Fields {
+							if f.List == nil {
+								vanished = append(vanished, expandSet(f.Text)...)
+							}
+						}
+					}
+					if code := strings.Fields(d.Code); d.Name == "OK" && len(code) == 2 && code[0] == "HIGHESTMODSEQ" {
+						hms, _ = strconv.ParseUint(code[1], 10, 64)
+					}
+				}
+				slices.Sort(vanished)
+				if !slices.Equal(vanished, tc.lost) || hms != cachedHMS+1 {
+					t.Errorf("%s: SELECT P (QRESYNC (%d %d)): VANISHED %v, HIGHESTMODSEQ %d; want VANISHED %v, HIGHESTMODSEQ %d",
+						mode, cachedUV, cachedHMS, vanished, hms, tc.lost, cachedHMS+1)
+				}
+			}
+			for _, uid := range tc.lost {
+				want := fmt.Sprintf(" %d/%d/expunged/unlinked", uid, cachedHMS+1)
+				if !strings.Contains(views[0], want) {
+					t.Errorf("P: UID %d: want MODSEQ %d (the dump's HIGHESTMODSEQ+1):\n%s", uid, cachedHMS+1, views[0])
+				}
+			}
+			if want := fmt.Sprintf("P: index LAST_UID 3 HIGHESTMODSEQ %d ", cachedHMS+1); !strings.Contains(views[0], want) {
+				t.Errorf("P: want %q:\n%s", want, views[0])
 			}
 			if views[0] != views[1] {
 				t.Errorf("the targets differ:\noffline:\n%s--server:\n%s", views[0], views[1])

@@ -26,6 +26,8 @@ type box struct {
 	id       uint32        // its place in inventory.boxes, from 1
 	pinned   bool          // never parked: the box restored under RestoreOptions.Into
 	merge    *msgsel.Spill // the records to merge (RestoreOptions.Undelete)
+	// lost counts its records whose file the dump lacks (item.lost).
+	lost int64
 	// uids maps the dump's UIDs to the server's after a replace or a
 	// merge, for other users' seen records (msgsel.UIDMap).
 	uids *msgsel.UIDMap
@@ -44,10 +46,13 @@ type boxData struct {
 
 // inventory is what the first pass learns from the dump.
 type inventory struct {
-	boxes              []*box
-	items              itemLog          // the records of every box
-	files              *guidtable.Table // the size of each file literal (8 bytes)
-	dumpcheck.UserData                  // the APPLY QUOTA, SUB and SEEN lines
+	boxes []*box
+	items itemLog          // the records of every box
+	files *guidtable.Table // the size of each file literal (8 bytes)
+	// lostCRC holds the checksum terms of each lost item as dumped, by
+	// its place in items (lost.go); nil while there is none.
+	lostCRC            *guidtable.Table
+	dumpcheck.UserData // the APPLY QUOTA, SUB and SEEN lines
 	counts             dumpfile.Counts
 	trail              dumpfile.Counts
 	parked             *spill.Store[boxData] // the boxes' data (park.go)
@@ -57,6 +62,9 @@ type inventory struct {
 func (inv *inventory) Close() {
 	inv.items.close()
 	inv.files.Close()
+	if inv.lostCRC != nil {
+		inv.lostCRC.Close()
+	}
 	inv.UserData.Close()
 	inv.parked.Close()
 }
@@ -265,10 +273,18 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 		it := item{guid: rec.GUID, uid: rec.UID, modseq: rec.Modseq, expunged: rec.Expunged(), inDump: inDump, unselected: !sel}
 		if !it.expunged && !inDump && sel {
 			// The rule of both restores, here as offline
-			// (restorer.loseFile): the record is counted, compared and
-			// sent expunged, the checksums are of it so. The item keeps
-			// it as dumped, for a merge (and for the second pass's check).
-			it.lost = syncrec.LoseFile(rec) != nil
+			// (restorer.loseFile), unless the server holds the file: the
+			// record is counted and checksummed expunged; its terms of
+			// the checksums as dumped are kept, to be put back once the
+			// server has said it holds the file (lost.go). The item keeps
+			// it as dumped, for a merge, for a record the server holds,
+			// and for the second pass's check.
+			basic, annot := syncrec.RecordCRC(rec)
+			if err := inv.keepLostCRC(inv.items.n, basic, annot); err != nil {
+				return nil, err
+			}
+			it.lost = syncrec.LoseFile(rec, src.HighestModseq) != nil
+			b.lost++
 		}
 		if err := inv.items.add(it); err != nil {
 			return nil, err

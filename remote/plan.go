@@ -251,27 +251,7 @@ func (rs *restorer) plan(ctx context.Context) error {
 	if b := rs.into; b != nil && b.res.Action == ActionCreate {
 		b.mb.ACL = usermap.IntoACL(mboxname.Owner(b.mb.Name), rs.intoACL, rs.intoACLFound, b.mb.ACL)
 	}
-	if err := rs.renumber(moved); err != nil {
-		return err
-	}
-	return rs.lostFiles()
-}
-
-// lostFiles reports, for each mailbox to create or replace, the records
-// to be sent expunged for want of their file in the dump
-// (syncrec.LoseFile), in a dry run too, as offline restore reports them.
-func (rs *restorer) lostFiles() error {
-	return rs.inv.each(func(b *box) error {
-		if !applies(b) {
-			return nil
-		}
-		return rs.inv.items.each(b.items, func(it item) error {
-			if it.lost {
-				rs.problem(b.mb.Name, &syncrec.LostFileError{UID: it.uid, GUID: it.guid})
-			}
-			return nil
-		})
-	})
+	return rs.renumber(moved)
 }
 
 // isPlaceholder reports an intermediate or deleted mboxlist entry, which
@@ -355,11 +335,30 @@ func (rs *restorer) differences(ctx context.Context, b *box) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// A record whose file the dump lacks is what a restore would send:
+	// live if the server's mailbox holds the file intact (the rule of
+	// lost.go, asked of this mailbox alone: a live record of the server's
+	// has its file there), else expunged by syncrec.LoseFile.
+	here, err := rs.heldHere(b, m.mb.Partition)
+	if err != nil {
+		return "", err
+	}
+	defer here.Close()
+	held := func(g guid.GUID) (bool, error) { return here.Has(g) }
 	cmp := invariant.NewCompare(invariantRecords(next), nil)
 	err = rs.inv.items.each(b.items, func(it item) error {
-		if !it.unselected {
-			cmp.Add(invariant.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq, Expunged: it.expunged || it.lost})
+		if it.unselected {
+			return nil
 		}
+		r := invariant.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq, Expunged: it.expunged}
+		if it.lost {
+			if h, err := held(it.guid); err != nil {
+				return err
+			} else if !h {
+				r.Expunged, r.Modseq = true, syncrec.LostModseq(b.src.HighestModseq)
+			}
+		}
+		cmp.Add(r)
 		return nil
 	})
 	if err != nil {
@@ -375,7 +374,67 @@ func (rs *restorer) differences(ctx context.Context, b *box) (string, error) {
 			return "", err
 		}
 	}
-	return invariant.Differences(stateOf(b.mb), stateOf(m.mb), &diff), nil
+	var lost int64 // records that stay lost
+	crc, highest, err := rs.lostState(b, held, func(item) { lost++ })
+	if err != nil {
+		return "", err
+	}
+	st := stateOf(b.mb)
+	st.SyncCRC, st.SyncCRCAnnot, st.HighestModseq = crc.Basic, crc.Annot, highest
+	why := invariant.Differences(st, stateOf(m.mb), &diff)
+	if why == "" && lost > 0 {
+		// Kept: the dump still lacks the files of records the mailbox
+		// has expunged, as an earlier run restored them (reported as
+		// offline restore reports it).
+		rs.problem(b.mb.Name, &syncrec.LostKeptError{Records: lost})
+	}
+	return why, nil
+}
+
+// heldHere returns which of the files b's records lack in the dump the
+// server's mailbox of b's name, on partition part, holds intact (an empty
+// table when b has none).
+func (rs *restorer) heldHere(b *box, part string) (*guidtable.Table, error) {
+	here := guidtable.New(guidtable.Options{})
+	if b.lost == 0 {
+		return here, nil
+	}
+	batch := make([]guid.GUID, 0, maxGUIDsPerReserve)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		missing, err := rs.reserveMissing(part, []string{b.mb.Name}, batch)
+		if err != nil {
+			return err
+		}
+		for _, g := range batch {
+			if !missing[g] {
+				if _, err := here.Add(g, nil); err != nil {
+					return err
+				}
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	err := rs.inv.items.each(b.items, func(it item) error {
+		if !it.lost {
+			return nil
+		}
+		if batch = append(batch, it.guid); len(batch) == maxGUIDsPerReserve {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		here.Close()
+		return nil, err
+	}
+	return here, nil
 }
 
 // renumber gives new uniqueids to boxes whose own the server uses for
@@ -510,44 +569,6 @@ func (rs *restorer) reserveAll() error {
 				return err
 			}
 		}
-		err := rs.inv.each(func(b *box) error {
-			if applies(b) && b.mb.Partition == p {
-				return rs.checkAvailable(b)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkAvailable fails a box when a message it needs is neither in the
-// dump (before it) nor on the server: sync_server aborts on such a record.
-func (rs *restorer) checkAvailable(b *box) error {
-	missing := 0
-	var first guid.GUID
-	err := rs.inv.items.each(b.items, func(it item) error {
-		if it.unselected || it.expunged || it.lost || it.inDump {
-			return nil
-		}
-		held, err := rs.guids.held(b.mb.Partition, it.guid)
-		if err != nil || held {
-			return err
-		}
-		if missing == 0 {
-			first = it.guid
-		}
-		missing++
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if missing > 0 {
-		b.res.Err = fmt.Errorf("%d message file(s), GUID %s the first, are neither in the dump nor on the server", missing, first)
-		rs.problem(b.mb.Name, b.res.Err)
 	}
 	return nil
 }
@@ -557,13 +578,8 @@ func (rs *restorer) checkAvailable(b *box) error {
 func (rs *restorer) probePartition(p string) (err error) {
 	var probe *box
 	err = rs.inv.each(func(b *box) error {
-		if applies(b) && b.mb.Partition == p {
-			if err := rs.checkAvailable(b); err != nil {
-				return err
-			}
-			if probe == nil && b.res.Err == nil && b.res.Action == ActionCreate {
-				probe = b
-			}
+		if probe == nil && applies(b) && b.mb.Partition == p && b.res.Action == ActionCreate {
+			probe = b
 		}
 		return nil
 	})

@@ -98,7 +98,13 @@ func (rs *restorer) dryReplace(b *box) error {
 				continue
 			}
 			r := &syncrec.Record{UID: it.uid, GUID: it.guid, Modseq: it.modseq}
-			if it.expunged || it.lost {
+			lost, err := rs.lostNow(b, it)
+			if err != nil {
+				return nil, err
+			}
+			if lost {
+				syncrec.LoseFile(r, b.src.HighestModseq)
+			} else if it.expunged {
 				r.Flags = []string{syncrec.FlagExpunged}
 			}
 			return r, nil

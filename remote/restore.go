@@ -256,6 +256,12 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 		if err := rs.reserveMerges(); err != nil {
 			return err
 		}
+		if err := rs.reserveLost(); err != nil {
+			return err
+		}
+		if err := rs.settleLost(); err != nil {
+			return err
+		}
 		return rs.inv.each(func(b *box) error {
 			if b.res.Action == ActionReplace {
 				if err := rs.dryReplace(b); err != nil {
@@ -269,6 +275,9 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 		})
 	}
 	if err := rs.reserveAll(); err != nil {
+		return err
+	}
+	if err := rs.settleLost(); err != nil {
 		return err
 	}
 	hook("reserved")

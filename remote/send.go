@@ -270,10 +270,16 @@ func (rs *restorer) sendMailbox(r *dlist.Reader, b *box) error {
 	}
 	next := func() (*syncrec.Record, error) {
 		rec, it, err := records()
-		if rec != nil && it.lost {
-			syncrec.LoseFile(rec) // reported when planned (lostFiles)
+		if rec == nil || err != nil {
+			return rec, err
 		}
-		return rec, err
+		if lost, err := rs.lostNow(b, it); err != nil {
+			return nil, err
+		} else if lost {
+			// Reported once the reservations were answered (settleLost).
+			syncrec.LoseFile(rec, b.src.HighestModseq)
+		}
+		return rec, nil
 	}
 	mb := b.mb.Replication()
 	if b.res.Action == ActionReplace {

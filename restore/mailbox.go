@@ -104,6 +104,10 @@ func (rs *restorer) readMailbox(d *dumpfile.Reader) (*box, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The dump's HIGHESTMODSEQ, before the plan raises it (a deleted copy
+	// continued): the rule of both restores numbers the records it
+	// expunges from it (syncrec.LoseFile), as --server does.
+	dumpedModseq := mb.HighestModseq
 	b, err := rs.plan(mb)
 	if err != nil {
 		return nil, err
@@ -112,6 +116,7 @@ func (rs *restorer) readMailbox(d *dumpfile.Reader) (*box, error) {
 		defer b.closeSnap()
 	}
 	crc := syncrec.NewCRC() // of the records as this restore would write them
+	var lostN int64         // records expunged by syncrec.LoseFile
 	var bl *builder
 	if !rs.opts.DryRun && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
 		if bl, err = rs.newBuilder(b, mb); err != nil {
@@ -152,8 +157,12 @@ func (rs *restorer) readMailbox(d *dumpfile.Reader) (*box, error) {
 			if err := rs.spillRecord(b, r); err != nil {
 				return nil, err
 			}
-		} else if err := rs.loseFile(b, r); err != nil {
+		} else if lost, err := rs.loseFile(b, r, dumpedModseq); err != nil {
 			return nil, fmt.Errorf("mailbox %s: %w", mb.Name, err)
+		} else if lost {
+			// The expunge is a change above every one of the dump.
+			mb.HighestModseq = max(mb.HighestModseq, syncrec.LostModseq(dumpedModseq))
+			lostN++
 		}
 		b.res.Records++
 		if !r.Expunged() {
@@ -179,6 +188,10 @@ func (rs *restorer) readMailbox(d *dumpfile.Reader) (*box, error) {
 	if b.cmp != nil {
 		if err := rs.decideKeep(b, mb, crc); err != nil {
 			return nil, err
+		}
+		if b.kept && lostN > 0 {
+			// Reported as --server reports it (remote's differences).
+			rs.problem(b.name, &syncrec.LostKeptError{Records: lostN})
 		}
 	}
 	if rep != nil {
@@ -550,17 +563,21 @@ func (rs *restorer) checkSize(r *syncrec.Record) error {
 // counted, written or compared with the target's: a dry run reports the
 // same, and a rerun finds the mailbox it wrote identical. The problem is
 // reported for a mailbox to create or replace, as --server reports it
-// (remote's lostFiles).
-func (rs *restorer) loseFile(b *box, r *syncrec.Record) error {
+// (remote's lostFiles). Offline restore does not look for a file of the
+// GUID in the target (restore --server does: the server's answer to
+// APPLY RESERVE), docs/restore.md "Limits". It reports whether r was
+// expunged so; highest is the mailbox's HIGHESTMODSEQ in the dump.
+func (rs *restorer) loseFile(b *box, r *syncrec.Record, highest uint64) (bool, error) {
 	if r.Expunged() {
-		return nil
+		return false, nil
 	}
 	_, has, err := rs.msg(r.GUID)
 	if err != nil || has {
-		return err
+		return false, err
 	}
-	if lost := syncrec.LoseFile(r); lost != nil && (b.res.Action == ActionCreate || b.res.Action == ActionReplace) {
+	lost := syncrec.LoseFile(r, highest)
+	if b.res.Action == ActionCreate || b.res.Action == ActionReplace {
 		rs.problem(b.name, lost)
 	}
-	return nil
+	return true, nil
 }

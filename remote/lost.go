@@ -1,0 +1,158 @@
+package remote
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/guidtable"
+	"github.com/mbtool/mbtool/syncrec"
+)
+
+// A record whose message file the dump lacks (item.lost) is restored by
+// the rule of both restores, syncrec.LoseFile, only if the server holds no
+// file of its GUID either: when APPLY RESERVE finds one, sync_server links
+// it to the record, which is sent live, as dumped. Which it is is known
+// only once the server has answered (reserveAll, reserveLost for a dry
+// run, and for a mailbox compared with the server's, in differences);
+// until then the record counts as expunged, and what its terms of the
+// checksums would be as dumped is kept in inventory.lostCRC, by the
+// item's place in the item log, to be put back for one the server holds.
+
+// lostKey is the key of the item at place i of the item log in
+// inventory.lostCRC.
+func lostKey(i int64) guid.GUID {
+	var g guid.GUID
+	binary.LittleEndian.PutUint64(g[:], uint64(i))
+	return g
+}
+
+// keepLostCRC keeps the checksum terms of the lost item at place i.
+func (inv *inventory) keepLostCRC(i int64, basic, annot uint32) error {
+	if inv.lostCRC == nil {
+		inv.lostCRC = guidtable.New(guidtable.Options{ValueSize: 8})
+	}
+	var v [8]byte
+	binary.LittleEndian.PutUint32(v[:], basic)
+	binary.LittleEndian.PutUint32(v[4:], annot)
+	if err := inv.lostCRC.Put(lostKey(i), v[:]); err != nil {
+		return fmt.Errorf("remembering a record without its file: %w", err)
+	}
+	return nil
+}
+
+// lostTerms returns the checksum terms of the lost item at place i.
+func (inv *inventory) lostTerms(i int64) (basic, annot uint32, err error) {
+	var v [8]byte
+	ok := false
+	if inv.lostCRC != nil {
+		ok, err = inv.lostCRC.Get(lostKey(i), v[:])
+	}
+	if err == nil && !ok {
+		err = fmt.Errorf("record %d of the dump without its file: its checksum terms are not kept", i)
+	}
+	return binary.LittleEndian.Uint32(v[:]), binary.LittleEndian.Uint32(v[4:]), err
+}
+
+// eachAt calls fn with each item of s and its place in the log.
+func (l *itemLog) eachAt(s span, fn func(int64, item) error) error {
+	i := s.first
+	return l.each(s, func(it item) error {
+		i++
+		return fn(i-1, it)
+	})
+}
+
+// lostNow reports whether the item it of b is restored expunged by
+// syncrec.LoseFile: the dump lacks its file and the server holds none on
+// b's partition (as the reservations found it).
+func (rs *restorer) lostNow(b *box, it item) (bool, error) {
+	if !it.lost {
+		return false, nil
+	}
+	held, err := rs.guids.held(b.mb.Partition, it.guid)
+	return !held, err
+}
+
+// lostState returns what b's records are, as sent, once held says which
+// of the files the dump lacks the server holds: the mailbox's checksums
+// and HIGHESTMODSEQ (the dump's, raised above by syncrec.LoseFile when a
+// record stays lost), and calls lost, if not nil, for each record that
+// stays lost.
+func (rs *restorer) lostState(b *box, held func(guid.GUID) (bool, error), lost func(item)) (syncrec.CRC, uint64, error) {
+	crc := syncrec.CRC{Basic: b.mb.SyncCRC, Annot: b.mb.SyncCRCAnnot}
+	highest := b.mb.HighestModseq
+	if b.lost == 0 {
+		return crc, highest, nil
+	}
+	err := rs.inv.items.eachAt(b.items, func(i int64, it item) error {
+		if !it.lost {
+			return nil
+		}
+		h, err := held(it.guid)
+		if err != nil {
+			return err
+		}
+		if !h {
+			highest = max(highest, syncrec.LostModseq(b.src.HighestModseq))
+			if lost != nil {
+				lost(it)
+			}
+			return nil
+		}
+		basic, annot, err := rs.inv.lostTerms(i)
+		crc.Basic ^= basic
+		crc.Annot ^= annot
+		return err
+	})
+	return crc, highest, err
+}
+
+// settleLost sets, once the server has answered the reservations, the
+// checksums and HIGHESTMODSEQ of each mailbox to send that has records
+// whose file the dump lacks, and reports those the server does not hold
+// either (syncrec.LostFileError), in a dry run too, as offline restore
+// reports them.
+func (rs *restorer) settleLost() error {
+	return rs.inv.each(func(b *box) error {
+		if b.lost == 0 || !applies(b) {
+			return nil
+		}
+		held := func(g guid.GUID) (bool, error) { return rs.guids.held(b.mb.Partition, g) }
+		crc, highest, err := rs.lostState(b, held, func(it item) {
+			rs.problem(b.mb.Name, &syncrec.LostFileError{UID: it.uid, GUID: it.guid})
+		})
+		if err != nil {
+			return err
+		}
+		b.mb.SyncCRC, b.mb.SyncCRCAnnot, b.mb.HighestModseq = crc.Basic, crc.Annot, highest
+		return nil
+	})
+}
+
+// reserveLost asks, in a dry run, which of the files the dump lacks the
+// server holds (reserveAll asks it of every GUID in a real run).
+func (rs *restorer) reserveLost() error {
+	names := sortedKeys(rs.remote)
+	any := false
+	for _, b := range rs.inv.boxes {
+		any = any || b.lost > 0
+	}
+	if len(names) == 0 || !any {
+		return nil
+	}
+	parts, err := rs.partitions()
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if !rs.known[p] {
+			continue // nothing of ours can be there
+		}
+		err := rs.reserve(p, names, func(b *box, it item) bool { return applies(b) && it.lost })
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
