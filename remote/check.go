@@ -275,12 +275,12 @@ func (rs *restorer) checkMailbox(r *dlist.Reader, inv *inventory, policy *dumpch
 			// The rule of both restores, here as offline
 			// (restorer.loseFile), unless the server holds the file: the
 			// record is counted and checksummed expunged; its terms of
-			// the checksums as dumped are kept, to be put back once the
-			// server has said it holds the file (lost.go). The item keeps
+			// the checksums as dumped and its size are kept, to be put
+			// back once the server has said it holds the file (lost.go). The item keeps
 			// it as dumped, for a merge, for a record the server holds,
 			// and for the second pass's check.
 			basic, annot := syncrec.RecordCRC(rec)
-			if err := inv.keepLostCRC(inv.items.n, basic, annot); err != nil {
+			if err := inv.keepLostCRC(inv.items.n, basic, annot, rec.Size); err != nil {
 				return nil, err
 			}
 			it.lost = syncrec.LoseFile(rec, src.HighestModseq) != nil

@@ -27,23 +27,26 @@ func lostKey(i int64) guid.GUID {
 	return g
 }
 
-// keepLostCRC keeps the checksum terms of the lost item at place i.
-func (inv *inventory) keepLostCRC(i int64, basic, annot uint32) error {
+// keepLostCRC keeps the checksum terms and the size of the lost item at
+// place i.
+func (inv *inventory) keepLostCRC(i int64, basic, annot, size uint32) error {
 	if inv.lostCRC == nil {
-		inv.lostCRC = guidtable.New(guidtable.Options{ValueSize: 8})
+		inv.lostCRC = guidtable.New(guidtable.Options{ValueSize: 12})
 	}
-	var v [8]byte
+	var v [12]byte
 	binary.LittleEndian.PutUint32(v[:], basic)
 	binary.LittleEndian.PutUint32(v[4:], annot)
+	binary.LittleEndian.PutUint32(v[8:], size)
 	if err := inv.lostCRC.Put(lostKey(i), v[:]); err != nil {
 		return fmt.Errorf("remembering a record without its file: %w", err)
 	}
 	return nil
 }
 
-// lostTerms returns the checksum terms of the lost item at place i.
-func (inv *inventory) lostTerms(i int64) (basic, annot uint32, err error) {
-	var v [8]byte
+// lostTerms returns the checksum terms and the size of the lost item at
+// place i.
+func (inv *inventory) lostTerms(i int64) (basic, annot, size uint32, err error) {
+	var v [12]byte
 	ok := false
 	if inv.lostCRC != nil {
 		ok, err = inv.lostCRC.Get(lostKey(i), v[:])
@@ -51,7 +54,8 @@ func (inv *inventory) lostTerms(i int64) (basic, annot uint32, err error) {
 	if err == nil && !ok {
 		err = fmt.Errorf("record %d of the dump without its file: its checksum terms are not kept", i)
 	}
-	return binary.LittleEndian.Uint32(v[:]), binary.LittleEndian.Uint32(v[4:]), err
+	le := binary.LittleEndian
+	return le.Uint32(v[:]), le.Uint32(v[4:]), le.Uint32(v[8:]), err
 }
 
 // eachAt calls fn with each item of s and its place in the log.
@@ -74,16 +78,25 @@ func (rs *restorer) lostNow(b *box, it item) (bool, error) {
 	return !held, err
 }
 
-// lostState returns what b's records are, as sent, once held says which
-// of the files the dump lacks the server holds: the mailbox's checksums
-// and HIGHESTMODSEQ (the dump's, raised above by syncrec.LoseFile when a
-// record stays lost), and calls lost, if not nil, for each record that
-// stays lost.
-func (rs *restorer) lostState(b *box, held func(guid.GUID) (bool, error), lost func(item)) (syncrec.CRC, uint64, error) {
-	crc := syncrec.CRC{Basic: b.mb.SyncCRC, Annot: b.mb.SyncCRCAnnot}
-	highest := b.mb.HighestModseq
+// lostState is what b's records are, as sent, once the server has said
+// which of the files the dump lacks it holds.
+type lostState struct {
+	crc     syncrec.CRC // the mailbox's checksums
+	highest uint64      // its HIGHESTMODSEQ
+	// messages and bytes count the records the server holds the file
+	// of: messages, not expunged as the first pass counted them.
+	messages, bytes int64
+	lost            int64 // the records that stay lost
+}
+
+// lostState works out b's lostState, held saying which files the server
+// holds: the HIGHESTMODSEQ is the dump's, raised above it by
+// syncrec.LoseFile when a record stays lost. It calls lost, if not nil,
+// for each record that stays lost.
+func (rs *restorer) lostState(b *box, held func(guid.GUID) (bool, error), lost func(item)) (lostState, error) {
+	st := lostState{crc: syncrec.CRC{Basic: b.mb.SyncCRC, Annot: b.mb.SyncCRCAnnot}, highest: b.mb.HighestModseq}
 	if b.lost == 0 {
-		return crc, highest, nil
+		return st, nil
 	}
 	err := rs.inv.items.eachAt(b.items, func(i int64, it item) error {
 		if !it.lost {
@@ -94,18 +107,21 @@ func (rs *restorer) lostState(b *box, held func(guid.GUID) (bool, error), lost f
 			return err
 		}
 		if !h {
-			highest = max(highest, syncrec.LostModseq(b.src.HighestModseq))
+			st.highest = max(st.highest, syncrec.LostModseq(b.src.HighestModseq))
+			st.lost++
 			if lost != nil {
 				lost(it)
 			}
 			return nil
 		}
-		basic, annot, err := rs.inv.lostTerms(i)
-		crc.Basic ^= basic
-		crc.Annot ^= annot
+		basic, annot, size, err := rs.inv.lostTerms(i)
+		st.crc.Basic ^= basic
+		st.crc.Annot ^= annot
+		st.messages++
+		st.bytes += int64(size)
 		return err
 	})
-	return crc, highest, err
+	return st, err
 }
 
 // settleLost sets, once the server has answered the reservations, the
@@ -119,13 +135,15 @@ func (rs *restorer) settleLost() error {
 			return nil
 		}
 		held := func(g guid.GUID) (bool, error) { return rs.guids.held(b.mb.Partition, g) }
-		crc, highest, err := rs.lostState(b, held, func(it item) {
+		st, err := rs.lostState(b, held, func(it item) {
 			rs.problem(b.mb.Name, &syncrec.LostFileError{UID: it.uid, GUID: it.guid})
 		})
 		if err != nil {
 			return err
 		}
-		b.mb.SyncCRC, b.mb.SyncCRCAnnot, b.mb.HighestModseq = crc.Basic, crc.Annot, highest
+		b.mb.SyncCRC, b.mb.SyncCRCAnnot, b.mb.HighestModseq = st.crc.Basic, st.crc.Annot, st.highest
+		b.res.Messages += st.messages
+		b.res.Bytes += st.bytes
 		return nil
 	})
 }

@@ -44,10 +44,18 @@ func TestRealCyrusServerLostButHeld(t *testing.T) {
 			t.Errorf("%s: problems %v, want UID 3 of user.erin.B lost, alone", who, problems)
 		}
 	}
+	counted := func(who string, sum *RestoreSummary, action Action) {
+		t.Helper()
+		if len(sum.Mailboxes) != 1 || sum.Mailboxes[0].Action != action || sum.Mailboxes[0].Records != 3 || sum.Mailboxes[0].Messages != 2 {
+			t.Errorf("%s: %+v; want B to %s, 3 records, 2 messages", who, sum.Mailboxes, action)
+		}
+	}
 	dry := restoreT(t, dumped, dialer(lab, lab.SyncAddr), RestoreOptions{DryRun: true})
 	lostUID3("dry run", dry.Problems)
+	counted("dry run", dry, ActionCreate)
 	sum := restoreT(t, dumped, dialer(lab, lab.SyncAddr), RestoreOptions{})
 	lostUID3("restore", sum.Problems)
+	counted("restore", sum, ActionCreate)
 
 	dir := strings.TrimSpace(lab.Tool(t, "mbpath", "user.erin.B"))
 	for _, n := range []string{"1.", "2."} {
@@ -84,8 +92,8 @@ func TestRealCyrusServerLostButHeld(t *testing.T) {
 
 	again := restoreT(t, dumped, dialer(lab, lab.SyncAddr), RestoreOptions{})
 	var kept *syncrec.LostKeptError
-	if len(again.Mailboxes) != 1 || again.Mailboxes[0].Action != ActionKeep || len(again.Problems) != 1 ||
-		!errors.As(again.Problems[0].Err, &kept) || kept.Records != 1 {
-		t.Errorf("rerun: %+v, problems %v; want B kept, 1 record reported lost", again.Mailboxes, again.Problems)
+	counted("rerun", again, ActionKeep)
+	if len(again.Problems) != 1 || !errors.As(again.Problems[0].Err, &kept) || kept.Records != 1 {
+		t.Errorf("rerun: problems %v; want 1 record of B reported lost", again.Problems)
 	}
 }

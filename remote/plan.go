@@ -374,19 +374,22 @@ func (rs *restorer) differences(ctx context.Context, b *box) (string, error) {
 			return "", err
 		}
 	}
-	var lost int64 // records that stay lost
-	crc, highest, err := rs.lostState(b, held, func(item) { lost++ })
+	ls, err := rs.lostState(b, held, nil)
 	if err != nil {
 		return "", err
 	}
 	st := stateOf(b.mb)
-	st.SyncCRC, st.SyncCRCAnnot, st.HighestModseq = crc.Basic, crc.Annot, highest
+	st.SyncCRC, st.SyncCRCAnnot, st.HighestModseq = ls.crc.Basic, ls.crc.Annot, ls.highest
 	why := invariant.Differences(st, stateOf(m.mb), &diff)
-	if why == "" && lost > 0 {
-		// Kept: the dump still lacks the files of records the mailbox
-		// has expunged, as an earlier run restored them (reported as
-		// offline restore reports it).
-		rs.problem(b.mb.Name, &syncrec.LostKeptError{Records: lost})
+	if why == "" {
+		b.res.Messages += ls.messages
+		b.res.Bytes += ls.bytes
+		if ls.lost > 0 {
+			// Kept: the dump still lacks the files of records the
+			// mailbox has expunged, as an earlier run restored them
+			// (reported as offline restore reports it).
+			rs.problem(b.mb.Name, &syncrec.LostKeptError{Records: ls.lost})
+		}
 	}
 	return why, nil
 }

@@ -20,8 +20,8 @@ type item struct {
 	expunged bool
 	inDump   bool // the dump holds the file, before this mailbox
 	// lost: not expunged in the dump, which holds no file for it; sent
-	// expunged (syncrec.LoseFile) except by a merge, which leaves it out
-	// unless the server holds the file.
+	// expunged (syncrec.LoseFile) unless the server holds the file
+	// (lost.go), left out by a merge unless the server holds the file.
 	lost bool
 	// unselected: the message selectors leave the record out.
 	unselected bool
