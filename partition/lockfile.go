@@ -75,8 +75,9 @@ func (s *Spool) takeLock(ctx context.Context, lockname string, exclusive, wait b
 // an owner's mailboxes (a dump: ten or twenty of them in a row) opens
 // the file once rather than once per mailbox; the lock itself is still
 // taken and released per mailbox, as Cyrus's readers do. Cyrus never
-// removes or replaces a lock file, so the kept descriptor names the file
-// it locks; only one owner's is kept, and a descriptor is used by one
+// removes or replaces a lock file, but the lock directory can be emptied
+// under it, so each take checks that the path still names the kept file
+// (namespaceLock); only one owner's is kept, and a descriptor is used by one
 // OpenMailbox at a time (an OFD lock belongs to the descriptor's open
 // file description, so two holders must not share one).
 type nsLockCache struct {
@@ -104,7 +105,28 @@ func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, er
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
+	// Cyrus never removes a lock file, but the lock directory may be
+	// emptied under it (Debian's /run/cyrus/lock is a tmpfs; an admin
+	// cleans up): the kept descriptor then locks a deleted inode that no
+	// Cyrus process opens. So, as Cyrus's own relock of a kept database
+	// does (lib/mappedfile.c), check under the lock that the path (not
+	// followed if it is a symlink) still names the locked file, and else
+	// open it anew as for any other owner.
+	if !sameInode(fd, path) {
+		l.Release()
+		return s.nameLock(ctx, namespaceLockName(owner))
+	}
 	return l, nil
+}
+
+// sameInode reports whether path, not followed if it is a symlink, names
+// the file open as fd; an error on either side is a no.
+func sameInode(fd int, path string) bool {
+	var fst, pst unix.Stat_t
+	if unix.Fstat(fd, &fst) != nil || unix.Lstat(path, &pst) != nil {
+		return false
+	}
+	return fst.Dev == pst.Dev && fst.Ino == pst.Ino
 }
 
 // releaseNamespace releases owner's namespace lock l taken by
