@@ -2,7 +2,8 @@
 // (AWS S3, Ceph RGW, MinIO, SeaweedFS, Garage): objects read by ranged,
 // resumable GETs, written from spooled files or streams as multipart
 // uploads of bounded parts, checked by the CRC32C the store computes and
-// returns, created exclusively with If-None-Match: *, and every request
+// returns (or by their signed SHA-256 where it returns none), created
+// exclusively with If-None-Match: *, and every request
 // retried with backoff and a bound. docs/storage.md says what the
 // backup repository relies on.
 //
@@ -26,6 +27,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -74,6 +76,10 @@ type Client struct {
 	s3   *s3.Client
 	opts Options
 	desc string
+	// echoes is set once the store has returned the CRC32C it computed
+	// of an uploaded body, matching the one sent: from then on bodies go
+	// with UNSIGNED-PAYLOAD (sendSummed). Shared by concurrent uploads.
+	echoes atomic.Bool
 }
 
 const (
@@ -195,7 +201,8 @@ func typeObjects(stack *middleware.Stack) error {
 // answering 409 ConditionalRequestConflict (another conditional write to
 // the key in flight) or an internal error under another code, a body
 // that reached the store damaged (400 BadDigest: its CRC32C did not
-// match; the bytes sent again from the spool are whole), and an answer
+// match; 400 XAmzContentSHA256Mismatch: its signed SHA-256 did not; the
+// bytes sent again from the spool are whole), and an answer
 // cut short (the connection dropped in the middle of its body, which the
 // SDK reports as a deserialization error).
 func retryableExtra(err error) aws.Ternary {
@@ -205,7 +212,8 @@ func retryableExtra(err error) aws.Ternary {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
-		case "ConditionalRequestConflict", "InternalError", "ServiceUnavailable", "SlowDown", "OperationAborted", "BadDigest":
+		case "ConditionalRequestConflict", "InternalError", "ServiceUnavailable", "SlowDown", "OperationAborted",
+			"BadDigest", "XAmzContentSHA256Mismatch":
 			return aws.TrueTernary
 		}
 	}

@@ -105,7 +105,8 @@ func TestFaultsAreRetried(t *testing.T) {
 // notice) is refused by the store, which checks the CRC32C sent with it,
 // and the request is sent again: an object is never stored with bytes
 // other than those mbtool sent, whole or in parts. The payload itself is
-// not signed (UNSIGNED-PAYLOAD): the CRC32C is what catches the damage.
+// signed (its SHA-256) until the store has echoed a CRC32C, and then
+// not (UNSIGNED-PAYLOAD): the CRC32C is what catches the damage.
 func TestDamagedBodyRefused(t *testing.T) {
 	m, p, c := faulty(t, s3store.Options{PartSize: 5 << 20})
 	ctx := context.Background()
@@ -155,9 +156,90 @@ func TestDamagedBodyRefused(t *testing.T) {
 		}
 	}
 	for _, r := range p.Log("/d/") {
-		if r.Method == "PUT" && r.PayloadHash != "UNSIGNED-PAYLOAD" {
+		// d/small went first, before the store had echoed a CRC32C.
+		signed := strings.HasSuffix(r.Path, "/d/small")
+		if r.Method == "PUT" && (r.PayloadHash == "UNSIGNED-PAYLOAD") == signed {
 			t.Errorf("%s %s sent x-amz-content-sha256 %q", r.Method, r.Path, r.PayloadHash)
 		}
+	}
+}
+
+// A store that does not return the CRC32C it computed of an upload (older
+// MinIO, Ceph RGW, Garage; here the proxy strips it from the answers) may
+// not have checked it either: the payload is then sent signed, so that
+// the store checks its SHA-256, and a body damaged on the way is refused
+// and sent again. Once the store has echoed a CRC32C, payloads go
+// unsigned; an unsigned one answered without the CRC32C is an error, not
+// a success, and the client signs again from then on.
+func TestUnechoedChecksumSigned(t *testing.T) {
+	m, p, c := faulty(t, s3store.Options{PartSize: 5 << 20})
+	ctx := context.Background()
+	small, big := random(300<<10), random(12<<20+777)
+	p.SetRules(s3lab.Rule{Fault: s3lab.Corrupt, Method: "PUT", Nth: 1},
+		s3lab.Rule{Fault: s3lab.NoChecksum, Rate: 1})
+	if err := c.Put(ctx, m.Bucket, "n/small", small, true); err != nil {
+		t.Fatalf("put with a damaged first try to a store that echoes no CRC32C: %v", err)
+	}
+	if err := c.Upload(ctx, m.Bucket, "n/big", readerAt(big), int64(len(big)), true); err != nil {
+		t.Fatalf("upload to a store that echoes no CRC32C: %v", err)
+	}
+	if st := p.Stats(); st.Faults[s3lab.Corrupt] != 1 || st.Faults[s3lab.NoChecksum] == 0 {
+		t.Fatalf("the faults did not happen: %v", st.Faults)
+	}
+	payloads := func(prefix string) (signed, unsigned int) {
+		for _, r := range p.Log(prefix) {
+			if r.Method != "PUT" {
+				continue
+			}
+			if r.PayloadHash == "UNSIGNED-PAYLOAD" {
+				unsigned++
+			} else {
+				signed++
+			}
+		}
+		return signed, unsigned
+	}
+	// Two tries of n/small, three parts of n/big.
+	if s, u := payloads("/n/"); s != 5 || u != 0 {
+		t.Errorf("to a store that echoes no CRC32C: %d payloads signed, %d unsigned; want 5 and 0", s, u)
+	}
+	for key, want := range map[string][]byte{"n/small": small, "n/big": big} {
+		o, err := c.Open(ctx, m.Bucket, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(o.Reader())
+		o.Close()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s read back: %v, %d bytes, equal %v", key, err, len(got), bytes.Equal(got, want))
+		}
+	}
+
+	// The store echoes: the next payloads go unsigned.
+	p.SetRules()
+	if err := c.Put(ctx, m.Bucket, "e/1", small, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, m.Bucket, "e/2", small, false); err != nil {
+		t.Fatal(err)
+	}
+	if s, u := payloads("/e/"); s != 1 || u != 1 {
+		t.Errorf("once the store echoed: %d payloads signed, %d unsigned; want 1 and 1", s, u)
+	}
+
+	// It stops echoing: the unsigned upload is not a success, and the
+	// next one is signed again.
+	p.SetRules(s3lab.Rule{Fault: s3lab.NoChecksum, Rate: 1})
+	err := c.Put(ctx, m.Bucket, "u/1", small, false)
+	if err == nil {
+		t.Fatal("an unsigned put answered without a CRC32C succeeded")
+	}
+	t.Logf("as it should: %v", err)
+	if err := c.Put(ctx, m.Bucket, "u/2", small, false); err != nil {
+		t.Fatal(err)
+	}
+	if s, u := payloads("/u/"); s != 1 || u != 1 {
+		t.Errorf("after the store stopped echoing: %d payloads signed, %d unsigned; want 1 and 1", s, u)
 	}
 }
 

@@ -39,23 +39,33 @@ func b64crc(c uint32) string {
 }
 
 // unsignedPayload has a request that carries an object's bytes signed
-// without them (x-amz-content-sha256: UNSIGNED-PAYLOAD). Over https the
-// SDK does so on its own; over plain http it reads the whole body once
-// more before sending it, to sign its SHA-256, which the store then
-// computes again to check it: two SHA-256s of every byte on top of the
-// CRC32C that the store already checks (sendSummed). The CRC32C header
-// is signed; what it guards against is damage, as TLS would, not a
-// party in the middle of a plain-http connection, which could alter the
-// answers of GETs as well (docs/storage.md, "Checks").
+// without them (x-amz-content-sha256: UNSIGNED-PAYLOAD). Over plain http
+// the SDK otherwise reads the whole body once more before sending it, to
+// sign its SHA-256, which the store then computes again to check it: two
+// SHA-256s of every byte on top of the CRC32C that the store checks and
+// echoes (sendSummed). It is used only once the store has shown that it
+// does (Client.echoes): a store that neither checks nor returns
+// x-amz-checksum-crc32c (older MinIO, Ceph RGW, Garage) checks the signed
+// SHA-256, and nothing else would catch a body damaged in transit. The
+// CRC32C header is signed; what it guards against is damage, as TLS
+// would, not a party in the middle of a plain-http connection, which
+// could alter the answers of GETs as well (docs/storage.md, "Checks").
 var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 
+// errUnchecked is a body sent unsigned that the store answered without
+// the CRC32C it computed: nothing says that what it stored is what was
+// sent.
+var errUnchecked = errors.New("the store returned no CRC32C of a body sent with UNSIGNED-PAYLOAD, so what it stored is unchecked; later uploads sign their payload")
+
 // sendSummed sends body with its CRC32C: send makes one try of the
-// request (body rewound before each) with the sum to send, and returns
-// the CRC32C the store computed of what it received, which must match.
-// A store that returns none (it does not keep checksums) has still
-// refused a body that did not match the one sent with it, if it checks.
-// sendSummed returns the CRC32C sent.
-func (c *Client) sendSummed(ctx context.Context, what string, body *io.SectionReader, send func(ctx context.Context, sum *string) (*string, error)) (uint32, error) {
+// request (body rewound before each) with the sum to send and the
+// request options (unsignedPayload once the store has echoed a CRC32C),
+// and returns the CRC32C the store computed of what it received, which
+// must match. A store that returns none has checked the signed SHA-256
+// of the payload instead; if the payload went unsigned (the store echoed
+// before, not now), the upload fails with errUnchecked and the client
+// signs from then on. sendSummed returns the CRC32C sent.
+func (c *Client) sendSummed(ctx context.Context, what string, body *io.SectionReader, send func(ctx context.Context, sum *string, opts ...func(*s3.Options)) (*string, error)) (uint32, error) {
 	crc, err := crc32cOf(io.NewSectionReader(body, 0, body.Size()))
 	if err != nil {
 		return 0, err
@@ -65,9 +75,24 @@ func (c *Client) sendSummed(ctx context.Context, what string, body *io.SectionRe
 		if _, err := body.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		got, err := send(ctx, aws.String(sent))
-		if err != nil || got == nil || *got == "" || *got == sent {
+		var opts []func(*s3.Options)
+		unsigned := c.echoes.Load()
+		if unsigned {
+			opts = append(opts, unsignedPayload)
+		}
+		got, err := send(ctx, aws.String(sent), opts...)
+		switch {
+		case err != nil:
 			return err
+		case aws.ToString(got) == "":
+			if unsigned {
+				c.echoes.Store(false)
+				return fmt.Errorf("%s: %w", what, errUnchecked)
+			}
+			return nil
+		case *got == sent:
+			c.echoes.Store(true)
+			return nil
 		}
 		return fmt.Errorf("%s: the store computed CRC32C %s of what it received, mbtool sent %s", what, *got, sent)
 	})
@@ -107,9 +132,9 @@ func (c *Client) putBody(ctx context.Context, bucket, key string, body *io.Secti
 	if exclusive {
 		in.IfNoneMatch = aws.String("*")
 	}
-	_, err := c.sendSummed(ctx, "s3://"+bucket+"/"+key, body, func(ctx context.Context, sum *string) (*string, error) {
+	_, err := c.sendSummed(ctx, "s3://"+bucket+"/"+key, body, func(ctx context.Context, sum *string, opts ...func(*s3.Options)) (*string, error) {
 		in.ChecksumCRC32C = sum
-		out, err := c.s3.PutObject(ctx, in, unsignedPayload)
+		out, err := c.s3.PutObject(ctx, in, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -228,9 +253,9 @@ func (c *Client) startUpload(ctx context.Context, bucket, key string) (*upload, 
 func (u *upload) part(ctx context.Context, num int, body *io.SectionReader) error {
 	n := int32(num)
 	var etag string
-	crc, err := u.c.sendSummed(ctx, fmt.Sprintf("s3://%s/%s part %d", u.bucket, u.key, num), body, func(ctx context.Context, sum *string) (*string, error) {
+	crc, err := u.c.sendSummed(ctx, fmt.Sprintf("s3://%s/%s part %d", u.bucket, u.key, num), body, func(ctx context.Context, sum *string, opts ...func(*s3.Options)) (*string, error) {
 		out, err := u.c.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &u.bucket, Key: &u.key, UploadId: &u.id,
-			PartNumber: &n, Body: body, ContentLength: aws.Int64(body.Size()), ChecksumCRC32C: sum}, unsignedPayload)
+			PartNumber: &n, Body: body, ContentLength: aws.Int64(body.Size()), ChecksumCRC32C: sum}, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -272,6 +297,10 @@ func (u *upload) complete(ctx context.Context, exclusive bool) error {
 		if err != nil {
 			return err
 		}
+		// Each part's bytes were checked when it was sent (sendSummed:
+		// the CRC32C echoed, or the signed SHA-256), so a store that
+		// returns no checksum of the whole leaves no byte sent unchecked;
+		// one that does shows it put together the parts listed.
 		got := aws.ToString(out.ChecksumCRC32C)
 		if got != "" && got != whole && got+fmt.Sprintf("-%d", len(u.parts)) != whole {
 			return fmt.Errorf("s3://%s/%s: the store's checksum of the whole upload is %s, mbtool's %s", u.bucket, u.key, got, whole)

@@ -47,9 +47,13 @@ const (
 	// transit that no layer below noticed, for the store's checks of
 	// what it received.
 	Corrupt
+	// NoChecksum forwards the request and passes the answer on without
+	// its x-amz-checksum-* headers: a store that does not return the
+	// checksums it computed (or keep any).
+	NoChecksum
 )
 
-var faultNames = [...]string{"pass", "slowdown", "internal-error", "delay", "hang", "drop", "drop-after", "truncate", "corrupt"}
+var faultNames = [...]string{"pass", "slowdown", "internal-error", "delay", "hang", "drop", "drop-after", "truncate", "corrupt", "no-checksum"}
 
 // String names the fault.
 func (f Fault) String() string {
@@ -265,6 +269,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Body = &flipReader{r: r.Body, at: r.ContentLength / 2}
 		}
 		p.pass(w, r, i)
+	case NoChecksum:
+		p.passHeaders(w, r, i, func(h http.Header) {
+			for k := range h {
+				if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") {
+					delete(h, k)
+				}
+			}
+		})
 	default:
 		p.pass(w, r, i)
 	}
@@ -287,6 +299,11 @@ func (p *Proxy) forward(r *http.Request) (*http.Response, error) {
 
 // pass forwards r, the log's ith request, and streams the answer back.
 func (p *Proxy) pass(w http.ResponseWriter, r *http.Request, i int) {
+	p.passHeaders(w, r, i, nil)
+}
+
+// passHeaders is pass with the answer's headers edited by edit, if not nil.
+func (p *Proxy) passHeaders(w http.ResponseWriter, r *http.Request, i int, edit func(http.Header)) {
 	resp, err := p.forward(r)
 	if err != nil {
 		// What a load balancer says when the store behind it is down.
@@ -296,6 +313,9 @@ func (p *Proxy) pass(w http.ResponseWriter, r *http.Request, i int) {
 	defer resp.Body.Close()
 	for k, v := range resp.Header {
 		w.Header()[k] = v
+	}
+	if edit != nil {
+		edit(w.Header())
 	}
 	w.WriteHeader(resp.StatusCode)
 	buf := make([]byte, 32<<10)
