@@ -201,8 +201,9 @@ func typeObjects(stack *middleware.Stack) error {
 // answering 409 ConditionalRequestConflict (another conditional write to
 // the key in flight) or an internal error under another code, a body
 // that reached the store damaged (400 BadDigest: its CRC32C did not
-// match; 400 XAmzContentSHA256Mismatch: its signed SHA-256 did not; the
-// bytes sent again from the spool are whole), and an answer
+// match, which MinIO calls XAmzContentChecksumMismatch; 400
+// XAmzContentSHA256Mismatch: its signed SHA-256 did not; the bytes sent
+// again from the spool are whole), and an answer
 // cut short (the connection dropped in the middle of its body, which the
 // SDK reports as a deserialization error).
 func retryableExtra(err error) aws.Ternary {
@@ -213,7 +214,7 @@ func retryableExtra(err error) aws.Ternary {
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "ConditionalRequestConflict", "InternalError", "ServiceUnavailable", "SlowDown", "OperationAborted",
-			"BadDigest", "XAmzContentSHA256Mismatch":
+			"BadDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch":
 			return aws.TrueTernary
 		}
 	}
