@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -464,4 +465,35 @@ func TestPinnedRefusesSymlinks(t *testing.T) {
 		t.Errorf("path outside the roots: %v, want ErrOutside", err)
 	}
 	checkOutside(t, outside)
+}
+
+// MkdirAll fsyncs the parent of each directory it creates, and only
+// those: a new directory's name must be durable before what is put in it
+// is (a new user's seen db, fsynced with its own directory), and one that
+// exists costs no fsync.
+func TestMkdirAllSyncsParents(t *testing.T) {
+	root := t.TempDir()
+	tr := NewTree(root)
+	var synced []string
+	onSync = func(path string) { synced = append(synced, path) }
+	defer func() { onSync = nil }()
+	mkdir := func(rel string, want ...string) {
+		t.Helper()
+		synced = nil
+		d, err := tr.MkdirAll(filepath.Join(root, rel), Inherit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		for i := range want {
+			want[i] = filepath.Join(root, want[i])
+		}
+		if !slices.Equal(synced, want) {
+			t.Errorf("MkdirAll(%s) fsynced %q, want %q", rel, synced, want)
+		}
+	}
+	mkdir("a/b/c", "", "a", "a/b")
+	mkdir("a/b/c")
+	mkdir("a/b/d", "a/b")
+	mkdir("a/e/f/g", "a", "a/e", "a/e/f")
 }

@@ -44,8 +44,15 @@ func (d *Dir) Close() error {
 	return err
 }
 
+// onSync, when set (by this package's tests), is called with the path of
+// each directory Sync fsyncs.
+var onSync func(path string)
+
 // Sync fsyncs the directory, making creations and renames in it durable.
 func (d *Dir) Sync() error {
+	if onSync != nil {
+		onSync(d.path)
+	}
 	if err := unix.Fsync(d.fd); err != nil {
 		return &fs.PathError{Op: "fsync", Path: d.path, Err: err}
 	}

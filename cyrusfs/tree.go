@@ -196,7 +196,11 @@ func (t *Tree) OpenDir(path string) (*Dir, error) {
 
 // MkdirAll opens the directory at path, creating it and its missing
 // parents beneath the root (mode 0700, owner o, each made as Dir.Mkdir
-// does) first.
+// does) first. The parent of each directory it creates is fsynced once
+// the new one has its name, so that the new directory survives a crash
+// with whatever its caller puts in it and fsyncs (a new user's seen db):
+// an fsync of a file or of its directory does not make the directory's
+// own name durable in its parent. Directories that exist cost nothing.
 func (t *Tree) MkdirAll(path string, o Owner) (*Dir, error) {
 	d, rel, err := t.openRootOf(path)
 	if err != nil {
@@ -214,6 +218,9 @@ func (t *Tree) MkdirAll(path string, o Owner) (*Dir, error) {
 			nd, err = d.Mkdir(c, o)
 			if err == nil {
 				d.sweep() // a killed run's temporary directory
+				if err = d.Sync(); err != nil {
+					nd.Close()
+				}
 			}
 			if errors.Is(err, fs.ErrExist) {
 				nd, err = d.OpenDir(c)
