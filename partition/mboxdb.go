@@ -103,7 +103,8 @@ func (h *dbHandle) read(path string, size int64, fn func(db *cyrusdb.Twoskip, st
 	var hdr [64]byte
 	if size >= int64(len(hdr)) {
 		if _, err := h.f.ReadAt(hdr[:], 0); err != nil {
-			return fmt.Errorf("mailboxes.db %s: reading header: %w", path, err)
+			// path names the database (mailboxes.db or annotations.db).
+			return fmt.Errorf("%s: reading header: %w", path, err)
 		}
 	}
 	if h.view == nil || size != h.size || !bytes.Equal(hdr[:], h.hdr[:]) {

@@ -255,7 +255,12 @@ func (rs *restorer) writeSeen() error {
 		if len(batch) == 0 {
 			return nil
 		}
+		// UpdateSeen may call fn twice (a new seen db created by Cyrus
+		// meanwhile: fn runs again on Cyrus's file), so a record's problem
+		// is collected per call and reported once, after the update.
+		var problems []Problem
 		err := rs.spool.UpdateSeen(user, rs.owner, func(tx *partition.TwoskipTx) error {
+			problems = problems[:0]
 			for _, p := range batch {
 				cur := func() (*syncrec.Seen, bool, error) {
 					v, ok, err := tx.Get(p.key)
@@ -270,7 +275,7 @@ func (rs *restorer) writeSeen() error {
 				}
 				ok, err := msgsel.MapSeen(p.rule, p.uids, p.s, cur)
 				if err != nil {
-					rs.problem(p.name, err)
+					problems = append(problems, Problem{Item: p.name, Err: err})
 					continue
 				}
 				if ok {
@@ -279,6 +284,9 @@ func (rs *restorer) writeSeen() error {
 			}
 			return nil
 		})
+		for _, p := range problems {
+			rs.problem(p.Item, p.Err)
+		}
 		batch, held = batch[:0], 0
 		return err
 	}
