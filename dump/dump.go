@@ -56,6 +56,10 @@ type Options struct {
 	// user's dump includes otherwise, as Cyrus's replication lists them
 	// with the user. A deleted mailbox named in Mailboxes is dumped.
 	NoDeleted bool
+	// Unsealed writes no digest (dumpfile.Options.Unsealed): for a dump
+	// read within the process by a reader that hashes every message
+	// file against its GUID (dump --repo's ingest, repo.IngestOptions).
+	Unsealed bool
 }
 
 // Known is what a destination holds of a mailbox already (Options.Known).

@@ -201,7 +201,7 @@ func Write(ctx context.Context, src Source, w io.Writer, opts Options) (*Summary
 		now = time.Now()
 	}
 	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: now, Host: opts.Host, Version: opts.Version, IndexVersion: plan.IndexVersion},
-		dumpfile.Options{Compress: opts.Compress})
+		dumpfile.Options{Compress: opts.Compress, Unsealed: opts.Unsealed})
 	if err != nil {
 		return nil, err
 	}

@@ -136,14 +136,28 @@ func (b *Backup) Ingest(ctx context.Context, user string, in io.Reader) (UserEnt
 	if err != nil {
 		return UserEntry{}, err
 	}
-	return u.Ingest(ctx, in)
+	return u.Ingest(ctx, in, IngestOptions{})
+}
+
+// IngestOptions configure UserIngest.Ingest.
+type IngestOptions struct {
+	// Unsealed reads a dump written without a digest within the process
+	// (dump.Options.Unsealed: dump --repo's pipe from the dump to the
+	// ingest), whose trailer's BLAKE3 is not checked: the digest would
+	// only be computed on one side of the pipe to be checked on the
+	// other, a BLAKE3 of every byte twice. What it would guard, the
+	// bytes between the two, the ingest checks still where it matters:
+	// every message file it stores is hashed against its GUID as it is
+	// copied into the pack (packWriter.add), and the pack is named by
+	// the BLAKE3 of its bytes as written.
+	Unsealed bool
 }
 
 // Ingest reads the user's dump, as dump.Run writes it with Options.Known
 // answered by u.Known (or without), and stores it in the run.
-func (u *UserIngest) Ingest(ctx context.Context, in io.Reader) (UserEntry, error) {
+func (u *UserIngest) Ingest(ctx context.Context, in io.Reader, opts IngestOptions) (UserEntry, error) {
 	b := u.b
-	dr, err := dumpfile.NewReader(in)
+	dr, err := dumpfile.NewReaderWith(in, dumpfile.ReaderOptions{Unsealed: opts.Unsealed})
 	if err != nil {
 		return UserEntry{}, err
 	}

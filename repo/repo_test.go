@@ -500,3 +500,66 @@ func TestPruneMaxUnused(t *testing.T) {
 		})
 	}
 }
+
+// TestIngestUnsealed: a dump read unsealed (dump --repo's pipe, whose
+// trailer's digest is not checked) is still refused, with no state
+// stored, when a message file's bytes are not those of its GUID, or when
+// the dump does not end with its trailer: the ingest hashes every file it
+// stores against its GUID.
+func TestIngestUnsealed(t *testing.T) {
+	d := genDump(t, 4, 50)
+	lit := bytes.Index(d, []byte("%{"))
+	body := lit + bytes.Index(d[lit:], []byte("}\r\n")) + 3
+	if lit < 0 || body < lit+3 {
+		t.Fatal("no file literal in the dump")
+	}
+	changed := append([]byte(nil), d...)
+	changed[body+10] ^= 1
+	trailer := bytes.LastIndex(d, []byte("MBTOOL TRAILER"))
+	if trailer < 0 {
+		t.Fatal("no trailer in the dump")
+	}
+	r := newRepo(t)
+	for _, c := range []struct {
+		what string
+		dump []byte
+		ok   bool
+	}{
+		{"a message file's byte changed", changed, false},
+		{"no trailer", d[:trailer], false},
+		{"as written", d, true},
+	} {
+		idx, err := r.LoadIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := r.NewBackup(idx)
+		u, err := b.User("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ue, err := u.Ingest(context.Background(), bytes.NewReader(c.dump), IngestOptions{Unsealed: true})
+		if c.ok != (err == nil) {
+			t.Errorf("%s: %v", c.what, err)
+		}
+		if !c.ok {
+			var mm *guid.MismatchError
+			if c.what == "a message file's byte changed" && !errors.As(err, &mm) {
+				t.Errorf("%s: %v, want a GUID mismatch", c.what, err)
+			}
+			b.Abort()
+			idx.Close()
+			continue
+		}
+		if ue.Files != 50 {
+			t.Errorf("%s: %d files", c.what, ue.Files)
+		}
+		if _, err := b.Commit("h", "v", time.Unix(1795880000, 0)); err != nil {
+			t.Fatal(err)
+		}
+		idx.Close()
+	}
+	if cs := check(t, r); cs.Snapshots != 1 {
+		t.Errorf("%d snapshots", cs.Snapshots)
+	}
+}

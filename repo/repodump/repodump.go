@@ -265,6 +265,12 @@ func oneDump(ctx context.Context, spool *partition.Spool, b *repo.Backup, user s
 		k := ui.Known(mb)
 		return dump.Known{Key: k.Key, Same: k.Same, Since: k.Since, Cached: k.Cached}, nil
 	}
+	// The dump goes from one goroutine to the other unsealed: the ingest
+	// hashes every message file it stores against its GUID, as the dump
+	// did reading it from the spool, and a digest of the stream would
+	// be computed by the one and checked by the other: two BLAKE3s of
+	// every byte of the dump (repo.IngestOptions).
+	opts.Unsealed = true
 	pr, pw := io.Pipe()
 	var ds *dump.Summary
 	var derr error
@@ -274,7 +280,7 @@ func oneDump(ctx context.Context, spool *partition.Spool, b *repo.Backup, user s
 		ds, derr = dump.Run(ctx, spool, pw, opts)
 		pw.CloseWithError(derr)
 	}()
-	ue, ierr := ui.Ingest(ctx, pr)
+	ue, ierr := ui.Ingest(ctx, pr, repo.IngestOptions{Unsealed: true})
 	pr.CloseWithError(errIngest)
 	<-done
 	if derr != nil && (ierr == nil || vanished(derr) || errors.Is(ierr, derr)) {
