@@ -115,7 +115,7 @@ func (s *s3Store) Create() (FileWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &s3Writer{s: s, f: f, bw: bufio.NewWriterSize(f, writeBuffer), h: blake3.New()}, nil
+	return &s3Writer{s: s, f: f, bw: bufio.NewWriterSize(f, writeBuffer), h: blake3.New(), sums: &s3store.Sums{}}, nil
 }
 
 type s3Writer struct {
@@ -124,6 +124,10 @@ type s3Writer struct {
 	bw *bufio.Writer
 	h  *blake3.Hasher
 	n  int64
+	// The CRC32Cs the upload sends, of the bytes as written: no second
+	// reading of the spooled file, and a byte the spool changed fails
+	// the store's check (s3store.Sums).
+	sums *s3store.Sums
 }
 
 func (w *s3Writer) Write(p []byte) (int, error) {
@@ -132,6 +136,7 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 	}
 	n, err := w.bw.Write(p)
 	w.h.Write(p[:n])
+	w.sums.Write(p[:n])
 	w.n += int64(n)
 	return n, err
 }
@@ -163,7 +168,7 @@ func (w *s3Writer) Commit(name string) error {
 		return err
 	}
 	if background(name) {
-		f, n := w.f, w.n
+		f, sums := w.f, w.sums
 		w.f = nil // the upload owns the spool now
 		sem := s.small
 		if strings.HasPrefix(name, "packs/") {
@@ -179,7 +184,7 @@ func (w *s3Writer) Commit(name string) error {
 		s.pending[name]++
 		s.mu.Unlock()
 		go func() {
-			err := s.upload(key, f, n)
+			err := s.upload(key, f, sums)
 			f.Close()
 			<-sem
 			s.mu.Lock()
@@ -200,12 +205,13 @@ func (w *s3Writer) Commit(name string) error {
 			return err
 		}
 	}
-	return s.upload(key, w.f, w.n)
+	return s.upload(key, w.f, w.sums)
 }
 
-// upload writes a spooled file under key, exclusively.
-func (s *s3Store) upload(key string, f *os.File, n int64) error {
-	err := s.c.Upload(s.ctx, s.bucket, key, f, n, true)
+// upload writes a spooled file under key, exclusively, with the CRC32Cs
+// of its bytes as they were written.
+func (s *s3Store) upload(key string, f *os.File, sums *s3store.Sums) error {
+	err := s.c.UploadSummed(s.ctx, s.bucket, key, f, sums, true)
 	if errors.Is(err, fs.ErrExist) {
 		// The same name, so the same bytes: kept as they are.
 		return nil

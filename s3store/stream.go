@@ -119,7 +119,7 @@ func (w *Writer) sendPart() error {
 		defer w.wg.Done()
 		defer func() { <-w.sem }()
 		defer f.Close()
-		if err := w.up.part(w.ctx, num, io.NewSectionReader(f, 0, n)); err != nil {
+		if err := w.up.part(w.ctx, num, io.NewSectionReader(f, 0, n), 0, false); err != nil {
 			w.fail(err)
 		}
 	}()

@@ -3,6 +3,7 @@ package s3store_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -67,6 +68,52 @@ func TestObjectsStoredAsSent(t *testing.T) {
 		o.Close()
 		if err != nil || !bytes.Equal(got, data) {
 			t.Errorf("%s: read back %d bytes (%v), want its %d", key, len(got), err, len(data))
+		}
+	}
+}
+
+// TestUploadSummed: UploadSummed sends the CRC32Cs of the bytes as they
+// were written to Sums, not of what it reads back from the spool: an
+// upload whose spool no longer holds the bytes written (one byte changed,
+// in the second part of a multipart upload or in a single PUT) fails the
+// store's check and leaves nothing under its key, and one whose spool
+// holds them is stored as written.
+func TestUploadSummed(t *testing.T) {
+	m := s3lab.StartMini(t, s3lab.Options{})
+	m.Setenv(t)
+	c, err := s3store.New(t.Context(), s3store.Options{PartSize: 5 << 20, Parallel: 2, Attempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, size := range []int{100<<10 + 7, 12<<20 + 12345} {
+		data := mailText(size)
+		sums := &s3store.Sums{}
+		for p := data; len(p) > 0; p = p[min(len(p), 100003):] {
+			sums.Write(p[:min(len(p), 100003)])
+		}
+		changed := append([]byte(nil), data...)
+		changed[size*2/3] ^= 1
+		bad := fmt.Sprintf("changed-%d", size)
+		if err := c.UploadSummed(ctx, m.Bucket, bad, bytes.NewReader(changed), sums, true); err == nil {
+			t.Errorf("%d bytes, one changed in the spool: uploaded", size)
+		}
+		if o, err := c.Open(ctx, m.Bucket, bad); err == nil {
+			o.Close()
+			t.Errorf("%d bytes, one changed in the spool: stored", size)
+		}
+		good := fmt.Sprintf("good-%d", size)
+		if err := c.UploadSummed(ctx, m.Bucket, good, bytes.NewReader(data), sums, true); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		o, err := c.Open(ctx, m.Bucket, good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(o.Reader())
+		o.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%d bytes: read back %d bytes (%v), not as written", size, len(got), err)
 		}
 	}
 }

@@ -64,11 +64,15 @@ var errUnchecked = errors.New("the store returned no CRC32C of a body sent with 
 // must match. A store that returns none has checked the signed SHA-256
 // of the payload instead; if the payload went unsigned (the store echoed
 // before, not now), the upload fails with errUnchecked and the client
-// signs from then on. sendSummed returns the CRC32C sent.
-func (c *Client) sendSummed(ctx context.Context, what string, body *io.SectionReader, send func(ctx context.Context, sum *string, opts ...func(*s3.Options)) (*string, error)) (uint32, error) {
-	crc, err := crc32cOf(io.NewSectionReader(body, 0, body.Size()))
-	if err != nil {
-		return 0, err
+// signs from then on. The CRC32C is known's when ok (Sums.of), else read
+// from body. sendSummed returns the CRC32C sent.
+func (c *Client) sendSummed(ctx context.Context, what string, body *io.SectionReader, known uint32, ok bool, send func(ctx context.Context, sum *string, opts ...func(*s3.Options)) (*string, error)) (uint32, error) {
+	crc := known
+	if !ok {
+		var err error
+		if crc, err = crc32cOf(io.NewSectionReader(body, 0, body.Size())); err != nil {
+			return 0, err
+		}
 	}
 	sent := b64crc(crc)
 	return crc, c.op(ctx, func(ctx context.Context) error {
@@ -104,7 +108,7 @@ func (c *Client) sendSummed(ctx context.Context, what string, body *io.SectionRe
 // its answer lost (the connection dropped after the store acted), and
 // the retry met that attempt's object; Put succeeds.
 func (c *Client) Put(ctx context.Context, bucket, key string, data []byte, exclusive bool) error {
-	err := c.putBody(ctx, bucket, key, io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), exclusive)
+	err := c.putBody(ctx, bucket, key, io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), nil, exclusive)
 	if exclusive && errors.Is(err, fs.ErrExist) && c.holds(ctx, bucket, key, data) {
 		return nil
 	}
@@ -125,14 +129,15 @@ func (c *Client) holds(ctx context.Context, bucket, key string, data []byte) boo
 	return bytes.Equal(got, data)
 }
 
-// putBody writes body as key with one PUT, sending its CRC32C for the
-// store to check.
-func (c *Client) putBody(ctx context.Context, bucket, key string, body *io.SectionReader, exclusive bool) error {
+// putBody writes body as key with one PUT, sending its CRC32C (sums',
+// if it has it) for the store to check.
+func (c *Client) putBody(ctx context.Context, bucket, key string, body *io.SectionReader, sums *Sums, exclusive bool) error {
 	in := &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: body, ContentLength: aws.Int64(body.Size())}
 	if exclusive {
 		in.IfNoneMatch = aws.String("*")
 	}
-	_, err := c.sendSummed(ctx, "s3://"+bucket+"/"+key, body, func(ctx context.Context, sum *string, opts ...func(*s3.Options)) (*string, error) {
+	known, ok := sums.of(0, body.Size())
+	_, err := c.sendSummed(ctx, "s3://"+bucket+"/"+key, body, known, ok, func(ctx context.Context, sum *string, opts ...func(*s3.Options)) (*string, error) {
 		in.ChecksumCRC32C = sum
 		out, err := c.s3.PutObject(ctx, in, opts...)
 		if err != nil {
@@ -163,14 +168,16 @@ func (c *Client) partSizeFor(size int64) int64 {
 // largest part does: a pack of 32 MiB and a few bytes went as two parts
 // of 16 MiB and a third of a few bytes, and the last pack of a run, which
 // the run waits for, as one PUT whenever it was under 16 MiB.
+// Parts are whole blocks of Sums (UploadSummed), but for the last.
 func (c *Client) uploadPartSize(size int64) int64 {
 	ps := c.partSizeFor(size)
 	n := (size + ps - 1) / ps
 	n = max(n, min(int64(c.opts.Parallel), size/minPartSize))
-	if n <= 1 {
-		return ps
+	if n > 1 {
+		ps = max(minPartSize, (size+n-1)/n)
 	}
-	return max(minPartSize, (size+n-1)/n)
+	// Whole blocks of Sums (at most 256 KiB more per part).
+	return (ps + sumBlock - 1) / sumBlock * sumBlock
 }
 
 // Upload writes the size bytes of r as key: one PUT when it is too small
@@ -181,9 +188,20 @@ func (c *Client) uploadPartSize(size int64) int64 {
 // that fails is aborted; one whose abort fails too is left for prune's
 // AbortUploads.
 func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, exclusive bool) error {
+	return c.upload(ctx, bucket, key, r, size, nil, exclusive)
+}
+
+// UploadSummed is Upload of the bytes sums was written with, sent with
+// the CRC32Cs sums computed as they were written rather than with the
+// CRC32Cs of what is read back from r (Sums).
+func (c *Client) UploadSummed(ctx context.Context, bucket, key string, r io.ReaderAt, sums *Sums, exclusive bool) error {
+	return c.upload(ctx, bucket, key, r, sums.Size(), sums, exclusive)
+}
+
+func (c *Client) upload(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, sums *Sums, exclusive bool) error {
 	ps := c.uploadPartSize(size)
 	if size <= ps {
-		return c.putBody(ctx, bucket, key, io.NewSectionReader(r, 0, size), exclusive)
+		return c.putBody(ctx, bucket, key, io.NewSectionReader(r, 0, size), sums, exclusive)
 	}
 	up, err := c.startUpload(ctx, bucket, key)
 	if err != nil {
@@ -207,7 +225,9 @@ func (c *Client) Upload(ctx context.Context, bucket, key string, r io.ReaderAt, 
 			defer wg.Done()
 			defer func() { <-sem }()
 			off := int64(i) * ps
-			if err := up.part(ctx, i+1, io.NewSectionReader(r, off, min(ps, size-off))); err != nil {
+			n := min(ps, size-off)
+			known, ok := sums.of(off, n)
+			if err := up.part(ctx, i+1, io.NewSectionReader(r, off, n), known, ok); err != nil {
 				once.Do(func() { firstErr = err; cancel() })
 			}
 		}()
@@ -249,11 +269,12 @@ func (c *Client) startUpload(ctx context.Context, bucket, key string) (*upload, 
 	return &upload{c: c, bucket: bucket, key: key, id: id, crcs: map[int32]uint32{}}, nil
 }
 
-// part uploads one part from body, checking the store's CRC32C of it.
-func (u *upload) part(ctx context.Context, num int, body *io.SectionReader) error {
+// part uploads one part from body, checking the store's CRC32C of it
+// (known, when ok; else read from body).
+func (u *upload) part(ctx context.Context, num int, body *io.SectionReader, known uint32, ok bool) error {
 	n := int32(num)
 	var etag string
-	crc, err := u.c.sendSummed(ctx, fmt.Sprintf("s3://%s/%s part %d", u.bucket, u.key, num), body, func(ctx context.Context, sum *string, opts ...func(*s3.Options)) (*string, error) {
+	crc, err := u.c.sendSummed(ctx, fmt.Sprintf("s3://%s/%s part %d", u.bucket, u.key, num), body, known, ok, func(ctx context.Context, sum *string, opts ...func(*s3.Options)) (*string, error) {
 		out, err := u.c.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &u.bucket, Key: &u.key, UploadId: &u.id,
 			PartNumber: &n, Body: body, ContentLength: aws.Int64(body.Size()), ChecksumCRC32C: sum}, opts...)
 		if err != nil {
