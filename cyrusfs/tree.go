@@ -89,7 +89,9 @@ func (t *Tree) openRootOf(path string) (*Dir, string, error) {
 		var rel string
 		switch {
 		case p == r:
-		case strings.HasPrefix(p, r+"/"):
+		case len(p) > len(r) && p[len(r)] == '/' && strings.HasPrefix(p, r):
+			// Not HasPrefix(p, r+"/"): the concatenation allocated, once
+			// for every file a dump opens.
 			rel = p[len(r)+1:]
 		case r == "/" && strings.HasPrefix(p, "/"):
 			rel = p[1:]
@@ -135,7 +137,9 @@ func (t *Tree) cached(path string, fn func(rootfd int, rel string)) bool {
 func (t *Tree) rootOf(p string) (root, rel string, ok bool) {
 	for _, r := range t.roots {
 		switch {
-		case strings.HasPrefix(p, r+"/"):
+		case len(p) > len(r) && p[len(r)] == '/' && strings.HasPrefix(p, r):
+			// Not HasPrefix(p, r+"/"): the concatenation allocated, once
+			// for every file a dump opens.
 			rel = p[len(r)+1:]
 		case r == "/" && strings.HasPrefix(p, "/") && p != "/":
 			rel = p[1:]

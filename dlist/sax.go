@@ -34,6 +34,44 @@ func ParseSAX(b []byte) (*Value, error) {
 type saxParser struct {
 	b []byte
 	p int
+	// The values and atom bytes of a parse are carved out of a few
+	// larger allocations instead of one each: mailboxes.db entries and
+	// cyrus.header lines are parsed once per mailbox, and their dozen
+	// small values were most of a dump's allocations per mailbox.
+	vals  []Value // appended to up to its capacity, then a new one
+	atoms []byte  // len(b) bytes: atoms are disjoint pieces of b
+}
+
+// saxChunk bounds the values allocated at once.
+const saxChunk = 32
+
+// value returns a new zero Value from s.vals. The first allocation is
+// sized for the values b likely holds, the later ones saxChunk: a kvlist
+// takes two SPs per value (after the key and after the value), and the
+// lists of the files parsed here are short.
+func (s *saxParser) value() *Value {
+	if len(s.vals) == cap(s.vals) {
+		n := saxChunk
+		if s.vals == nil {
+			n = min(n, bytes.Count(s.b, []byte{' '})/2+3)
+		}
+		s.vals = make([]Value, 0, n)
+	}
+	s.vals = append(s.vals, Value{})
+	return &s.vals[len(s.vals)-1]
+}
+
+// atom returns a copy of the atom a, a piece of s.b, from s.atoms.
+func (s *saxParser) atom(a []byte) []byte {
+	if s.atoms == nil {
+		s.atoms = make([]byte, 0, len(s.b))
+	}
+	if cap(s.atoms)-len(s.atoms) < len(a) {
+		return append([]byte{}, a...) // not reached: atoms do not overlap
+	}
+	n := len(s.atoms)
+	s.atoms = append(s.atoms, a...)
+	return s.atoms[n:len(s.atoms):len(s.atoms)]
 }
 
 func (s *saxParser) err(sentinel error, off int, what, format string, args ...any) error {
@@ -78,7 +116,8 @@ func (s *saxParser) parse() (*Value, error) {
 		if s.p >= len(s.b) {
 			return nil, s.short("value")
 		}
-		v := &Value{Offset: int64(s.p), Key: string(key)}
+		v := s.value()
+		v.Offset, v.Key = int64(s.p), string(key)
 		switch s.b[s.p] {
 		case '(':
 			v.Kind = List
@@ -215,5 +254,5 @@ func (s *saxParser) item(what string) ([]byte, Kind, error) {
 	if string(atom) == "NIL" {
 		return nil, Nil, nil
 	}
-	return append([]byte{}, atom...), Atom, nil
+	return s.atom(atom), Atom, nil
 }

@@ -131,3 +131,28 @@ func TestSAXErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSAXValuesIndependent checks that the values of one parse, carved
+// out of shared allocations, do not share bytes: appending to one atom's
+// Data or to one list's Children leaves the others and the input as
+// they were.
+func TestSAXValuesIndependent(t *testing.T) {
+	in := []byte("%(A a B (b c) C d)")
+	orig := string(in)
+	root, err := ParseSAX(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, list, d := root.Children[0], root.Children[1], root.Children[2]
+	a.Data = append(a.Data, "xyz"...)
+	list.Children = append(list.Children, NewAtom("e"))
+	if got := string(list.Children[0].Data) + string(list.Children[1].Data) + string(d.Data); got != "bcd" {
+		t.Errorf("after appending to the first atom: b, c, d = %q, want \"bcd\"", got)
+	}
+	if string(a.Data) != "axyz" || d.Key != "C" || len(list.Children) != 3 {
+		t.Errorf("a = %q, d's key %q, list of %d", a.Data, d.Key, len(list.Children))
+	}
+	if string(in) != orig {
+		t.Errorf("input changed to %q", in)
+	}
+}

@@ -63,7 +63,7 @@ func (pf *prefetcher) run(ctx context.Context, s *spoolSource) {
 			m = &spoolMailbox{s: s, name: name, err: err, stop: func() {}}
 		} else {
 			m.mb = mailboxRecord(m.m)
-			m.q = pf.p.queue()
+			m.q = pf.p.queue(int(m.m.Index.NumRecords))
 			m.produced = make(chan struct{})
 		}
 		select {

@@ -154,7 +154,7 @@ func (m *spoolMailbox) Close() {
 // start reads the mailbox's message files into a new queue of p, in a
 // goroutine of its own.
 func (m *spoolMailbox) start(p *pipeline, f Filter) {
-	m.q = p.queue()
+	m.q = p.queue(int(m.m.Index.NumRecords))
 	m.produced = make(chan struct{})
 	go func() {
 		m.produce(f)
@@ -351,21 +351,36 @@ func toRecord(m *partition.Mailbox, r partition.Record) *syncrec.Record {
 		// and keeps what Cyrus derived from the message (docs/format.md).
 		Cache: m.CacheRecord(r),
 	}
-	for _, a := range m.RecordAnnotations(r.UID) {
+	ann := m.RecordAnnotations(r.UID)
+	v := m.Index.MinorVersion
+	thrid, saveDate, created := v >= 13 && r.CID != 0, v >= 15 && r.SaveDate != 0, v >= 16 && r.CreatedModseq != 0
+	// Sized once (and left nil when empty, as before): appending grew it
+	// a step per annotation, for every message of a dump.
+	if n := len(ann) + btoi(thrid) + btoi(saveDate) + btoi(created); n > 0 {
+		rec.Annotations = make([]syncrec.Annotation, 0, n)
+	}
+	for _, a := range ann {
 		rec.Annotations = append(rec.Annotations, syncrec.Annotation(a))
 	}
-	v := m.Index.MinorVersion
-	virt := func(entry, value string) {
-		rec.Annotations = append(rec.Annotations, syncrec.Annotation{Entry: entry, Value: []byte(value)})
+	virt := func(entry string, value []byte) {
+		rec.Annotations = append(rec.Annotations, syncrec.Annotation{Entry: entry, Value: value})
 	}
-	if v >= 13 && r.CID != 0 {
-		virt(syncrec.AnnotThrID, fmt.Sprintf("%016x", r.CID))
+	if thrid {
+		virt(syncrec.AnnotThrID, fmt.Appendf(nil, "%016x", r.CID))
 	}
-	if v >= 15 && r.SaveDate != 0 {
-		virt(syncrec.AnnotSaveDate, strconv.FormatUint(uint64(r.SaveDate), 10))
+	if saveDate {
+		virt(syncrec.AnnotSaveDate, strconv.AppendUint(nil, uint64(r.SaveDate), 10))
 	}
-	if v >= 16 && r.CreatedModseq != 0 {
-		virt(syncrec.AnnotCreatedModseq, strconv.FormatUint(r.CreatedModseq, 10))
+	if created {
+		virt(syncrec.AnnotCreatedModseq, strconv.AppendUint(nil, r.CreatedModseq, 10))
 	}
 	return rec
+}
+
+// btoi is 1 for true, 0 for false.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -94,7 +94,7 @@ const batchBytes = 256 << 10
 // batch is a run of consecutive jobs of one queue. A worker hashes them
 // in order and closes done; the writer takes them in order.
 type batch struct {
-	jobs  []pending // never grows past batchMax: jobs point into it
+	jobs  []pending // never grows past its capacity: jobs point into it
 	bytes int64     // the jobs' sizes
 	done  chan struct{}
 }
@@ -131,6 +131,7 @@ type queue struct {
 	head    *batch                 // the batch next takes from; the writer's only
 	taken   int                    // jobs of head taken
 	drained bool                   // next has returned the last result
+	left    int                    // jobs still to come, at most; the producer's only
 }
 
 func newPipeline(ctx context.Context, workers int, bufs *bufPool) *pipeline {
@@ -173,17 +174,29 @@ func (p *pipeline) stop() {
 	p.wg.Wait()
 }
 
-// queue returns a new, empty queue for one mailbox.
-func (p *pipeline) queue() *queue {
-	return &queue{p: p, order: make(chan *batch, max(1, p.tokens.size/batchMax)), byGUID: map[guid.GUID]*pending{}}
+// queue returns a new, empty queue for one mailbox of at most records
+// jobs (its index's record count).
+func (p *pipeline) queue(records int) *queue {
+	return &queue{p: p, order: make(chan *batch, max(1, p.tokens.size/batchMax)), byGUID: map[guid.GUID]*pending{},
+		left: records}
+}
+
+// newBatch returns an empty batch sized for the jobs the queue has left,
+// batchMax at most: most mailboxes of a partition hold a few messages,
+// and a batchMax array of jobs for each was most of the bytes a dump
+// allocated per mailbox (with it the collector's work). A queue given
+// more jobs than it was told gets batches of one, still correct.
+func (q *queue) newBatch() *batch {
+	return &batch{jobs: make([]pending, 0, min(batchMax, max(1, q.left))), done: make(chan struct{})}
 }
 
 // submit queues a job; it blocks while the memory budget is spent.
 func (q *queue) submit(j job) error {
 	p := q.p
 	if q.cur == nil {
-		q.cur = &batch{jobs: make([]pending, 0, batchMax), done: make(chan struct{})}
+		q.cur = q.newBatch()
 	}
+	q.left--
 	q.cur.jobs = append(q.cur.jobs, pending{result: result{job: j, p: p}, b: q.cur})
 	pd := &q.cur.jobs[len(q.cur.jobs)-1]
 	q.mu.Lock()
@@ -212,7 +225,9 @@ func (q *queue) submit(j job) error {
 			if len(q.cur.jobs) > 1 {
 				b := q.cur
 				b.jobs = b.jobs[:len(b.jobs)-1]
-				rest := &batch{jobs: make([]pending, 0, batchMax), done: make(chan struct{})}
+				q.left++ // the moved job is counted again below
+				rest := q.newBatch()
+				q.left--
 				rest.jobs = append(rest.jobs, *pd)
 				q.cur = rest
 				pd = &rest.jobs[0]
@@ -234,7 +249,7 @@ func (q *queue) submit(j job) error {
 	q.cur.bytes += j.size
 	// A batch ends after a large file, or batchBytes: the writer waits
 	// for a whole batch, and the other worker hashes the next meanwhile.
-	if len(q.cur.jobs) == batchMax || q.cur.bytes >= batchBytes {
+	if len(q.cur.jobs) == cap(q.cur.jobs) || q.cur.bytes >= batchBytes {
 		b := q.cur
 		q.cur = nil
 		return q.send(b)
