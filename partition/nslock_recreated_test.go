@@ -15,19 +15,7 @@ import (
 // new file's lock exclusively must still exclude OpenMailbox.
 func TestNamespaceLockFileRecreated(t *testing.T) {
 	s, _ := openFixture(t)
-	var boxes []Entry
-	all, err := s.Mailboxes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range all {
-		if e.Owner(s.Config) == "alice" && s.real(e) && !e.Moving() {
-			boxes = append(boxes, e)
-		}
-	}
-	if len(boxes) < 2 {
-		t.Fatalf("fixture: alice has %d mailboxes, want 2 or more", len(boxes))
-	}
+	boxes := aliceBoxes(t, s)
 	m, err := s.OpenMailbox(context.Background(), boxes[0])
 	if err != nil {
 		t.Fatal(err)

@@ -16,19 +16,7 @@ import (
 func TestNamespaceLockKept(t *testing.T) {
 	s, _ := openFixture(t)
 	ctx := context.Background()
-	var boxes []Entry
-	all, err := s.Mailboxes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range all {
-		if e.Owner(s.Config) == "alice" && s.real(e) && !e.Moving() {
-			boxes = append(boxes, e)
-		}
-	}
-	if len(boxes) < 2 {
-		t.Fatalf("fixture: %d mailboxes of alice, want 2 or more", len(boxes))
-	}
+	boxes := aliceBoxes(t, s)
 	path := s.Config.lockPath(namespaceLockName("alice"))
 	var kept int
 	for i, e := range boxes {
@@ -59,4 +47,24 @@ func TestNamespaceLockKept(t *testing.T) {
 			t.Errorf("%s: namespace lock file opened again (descriptor %d, was %d)", e.Name, fd, kept)
 		}
 	}
+}
+
+// aliceBoxes returns the fixture's mailboxes of alice that OpenMailbox
+// opens (at least two: the tests open consecutive ones).
+func aliceBoxes(t *testing.T, s *Spool) []Entry {
+	t.Helper()
+	var boxes []Entry
+	all, err := s.Mailboxes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		if e.Owner(s.Config) == "alice" && s.real(e) && !e.Moving() {
+			boxes = append(boxes, e)
+		}
+	}
+	if len(boxes) < 2 {
+		t.Fatalf("fixture: %d mailboxes of alice, want 2 or more", len(boxes))
+	}
+	return boxes
 }

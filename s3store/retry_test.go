@@ -145,15 +145,7 @@ func TestDamagedBodyRefused(t *testing.T) {
 		if n, clean := puts(key), puts(key+"-clean"); n != clean+1 {
 			t.Errorf("%s: %d PUTs, %d without the damage: the damaged one was not sent again", key, n, clean)
 		}
-		o, err := c.Open(ctx, m.Bucket, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(o.Reader())
-		o.Close()
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s read back: %v, %d bytes, equal %v", key, err, len(got), bytes.Equal(got, want))
-		}
+		checkReadBack(t, c, m.Bucket, key, want)
 	}
 	for _, r := range p.Log("/d/") {
 		// d/small went first, before the store had echoed a CRC32C.
@@ -204,15 +196,7 @@ func TestUnechoedChecksumSigned(t *testing.T) {
 		t.Errorf("to a store that echoes no CRC32C: %d payloads signed, %d unsigned; want 5 and 0", s, u)
 	}
 	for key, want := range map[string][]byte{"n/small": small, "n/big": big} {
-		o, err := c.Open(ctx, m.Bucket, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(o.Reader())
-		o.Close()
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s read back: %v, %d bytes, equal %v", key, err, len(got), bytes.Equal(got, want))
-		}
+		checkReadBack(t, c, m.Bucket, key, want)
 	}
 
 	// The store echoes: the next payloads go unsigned.
@@ -300,5 +284,20 @@ func TestWriterAbortLeavesNothing(t *testing.T) {
 	}
 	if p.Stats().Faults[s3lab.DropAfter] != 1 {
 		t.Errorf("faults: %v", p.Stats().Faults)
+	}
+}
+
+// checkReadBack reads the object key back whole and says if it is not
+// want.
+func checkReadBack(t *testing.T, c *s3store.Client, bucket, key string, want []byte) {
+	t.Helper()
+	o, err := c.Open(context.Background(), bucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(o.Reader())
+	o.Close()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("%s read back: %v, %d bytes, equal %v", key, err, len(got), bytes.Equal(got, want))
 	}
 }
