@@ -13,7 +13,7 @@ import (
 // the rule of both restores, syncrec.LoseFile, only if the server holds no
 // file of its GUID either: when APPLY RESERVE finds one, sync_server links
 // it to the record, which is sent live, as dumped. Which it is is known
-// only once the server has answered (reserveAll, reserveLost for a dry
+// only once the server has answered (reserveAll, reserveDry for a dry
 // run, and for a mailbox compared with the server's, in differences);
 // until then the record counts as expunged, and what its terms of the
 // checksums would be as dumped is kept in inventory.lostCRC, by the
@@ -115,11 +115,14 @@ func (rs *restorer) lostState(b *box, held func(guid.GUID) (bool, error), lost f
 			return nil
 		}
 		basic, annot, size, err := rs.inv.lostTerms(i)
+		if err != nil {
+			return err
+		}
 		st.crc.Basic ^= basic
 		st.crc.Annot ^= annot
 		st.messages++
 		st.bytes += int64(size)
-		return err
+		return nil
 	})
 	return st, err
 }
@@ -146,31 +149,4 @@ func (rs *restorer) settleLost() error {
 		b.res.Bytes += st.bytes
 		return nil
 	})
-}
-
-// reserveLost asks, in a dry run, which of the files the dump lacks the
-// server holds (reserveAll asks it of every GUID in a real run).
-func (rs *restorer) reserveLost() error {
-	names := sortedKeys(rs.remote)
-	any := false
-	for _, b := range rs.inv.boxes {
-		any = any || b.lost > 0
-	}
-	if len(names) == 0 || !any {
-		return nil
-	}
-	parts, err := rs.partitions()
-	if err != nil {
-		return err
-	}
-	for _, p := range parts {
-		if !rs.known[p] {
-			continue // nothing of ours can be there
-		}
-		err := rs.reserve(p, names, func(b *box, it item) bool { return applies(b) && it.lost })
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

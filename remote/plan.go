@@ -576,6 +576,36 @@ func (rs *restorer) reserveAll() error {
 	return nil
 }
 
+// reserveDry asks the server, for a dry run, which of the message files
+// the dump lacks it holds, with APPLY RESERVE as reserveAll does in the
+// real run (it makes nothing visible): those of the records to merge and
+// those of the records otherwise lost (lost.go), in one pass, so that the
+// dry run leaves out, and reports lost, what the real run would.
+func (rs *restorer) reserveDry() error {
+	rs.guids = make(partGUIDs)
+	names := sortedKeys(rs.remote)
+	if len(names) == 0 {
+		return nil
+	}
+	parts, err := rs.partitions()
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if !rs.known[p] {
+			continue // nothing of ours can be there
+		}
+		err := rs.reserve(p, names, func(b *box, it item) bool {
+			merge := writes(b) && b.res.Action == ActionMerge && !it.unselected && !it.expunged && !it.inDump
+			return merge || (applies(b) && it.lost)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // probePartition creates the first mailbox to restore on partition p
 // empty, to learn whether the server has p.
 func (rs *restorer) probePartition(p string) (err error) {

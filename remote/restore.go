@@ -253,10 +253,7 @@ func (rs *restorer) run(ctx context.Context, src io.ReadSeeker) error {
 	}
 	hook("planned")
 	if rs.opts.DryRun {
-		if err := rs.reserveMerges(); err != nil {
-			return err
-		}
-		if err := rs.reserveLost(); err != nil {
+		if err := rs.reserveDry(); err != nil {
 			return err
 		}
 		if err := rs.settleLost(); err != nil {

@@ -68,7 +68,7 @@ func (rs *restorer) spillMailbox(r *dlist.Reader, b *box) error {
 // dump it (msgsel.Candidate: selected, not expunged, with a file the dump
 // or the server has), and reports one left out for want of its file: the
 // same for the real run and the dry run, rs.guids knowing what the
-// server holds (reserveAll, or reserveMerges for a dry run).
+// server holds (reserveAll, or reserveDry for a dry run).
 func (rs *restorer) mergeable(b *box, it item) (bool, error) {
 	file := it.inDump
 	if !file && !it.unselected && !it.expunged {
@@ -144,34 +144,6 @@ func (rs *restorer) mergeTarget(ctx context.Context, b *box) (*remoteMailbox, *m
 		return nil, nil, err
 	}
 	return cur, app, nil
-}
-
-// reserveMerges finds out, for a dry run, which message files of the
-// records to merge that the dump lacks the server holds, with APPLY
-// RESERVE as reserveAll does for the real run (it makes nothing
-// visible), so that the dry run leaves out what the real run leaves out.
-func (rs *restorer) reserveMerges() error {
-	rs.guids = make(partGUIDs)
-	names := sortedKeys(rs.remote)
-	if len(names) == 0 {
-		return nil
-	}
-	parts, err := rs.partitions()
-	if err != nil {
-		return err
-	}
-	for _, p := range parts {
-		if !rs.known[p] {
-			continue // no mailbox to merge into there
-		}
-		err := rs.reserve(p, names, func(b *box, it item) bool {
-			return writes(b) && b.res.Action == ActionMerge && !it.unselected && !it.expunged && !it.inDump
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // serverHas gives app the GUIDs of the server's mailbox cur (its records
