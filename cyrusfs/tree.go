@@ -78,24 +78,14 @@ func (t *Tree) Roots() []string { return t.roots }
 // exists (a lock directory inside the configuration directory, say, may
 // not exist yet), and returns it with the rest of path, relative.
 func (t *Tree) openRootOf(path string) (*Dir, string, error) {
-	for _, c := range strings.Split(path, "/") {
-		if c == ".." {
-			return nil, "", &fs.PathError{Op: "resolve", Path: path, Err: ErrOutside}
-		}
+	if hasDotDot(path) {
+		return nil, "", &fs.PathError{Op: "resolve", Path: path, Err: ErrOutside}
 	}
 	p := filepath.Clean(path)
 	var missing error
 	for _, r := range t.roots {
-		var rel string
-		switch {
-		case p == r:
-		case len(p) > len(r) && p[len(r)] == '/' && strings.HasPrefix(p, r):
-			// Not HasPrefix(p, r+"/"): the concatenation allocated, once
-			// for every file a dump opens.
-			rel = p[len(r)+1:]
-		case r == "/" && strings.HasPrefix(p, "/"):
-			rel = p[1:]
-		default:
+		rel, ok := relTo(p, r)
+		if !ok {
 			continue
 		}
 		d, err := openRoot(r)
@@ -136,24 +126,32 @@ func (t *Tree) cached(path string, fn func(rootfd int, rel string)) bool {
 // is none, p is that root itself, or the root is not absolute.
 func (t *Tree) rootOf(p string) (root, rel string, ok bool) {
 	for _, r := range t.roots {
-		switch {
-		case len(p) > len(r) && p[len(r)] == '/' && strings.HasPrefix(p, r):
-			// Not HasPrefix(p, r+"/"): the concatenation allocated, once
-			// for every file a dump opens.
-			rel = p[len(r)+1:]
-		case r == "/" && strings.HasPrefix(p, "/") && p != "/":
-			rel = p[1:]
-		case p == r:
-			return "", "", false
-		default:
+		rel, ok := relTo(p, r)
+		if !ok {
 			continue
 		}
-		if !filepath.IsAbs(r) {
+		if rel == "" || !filepath.IsAbs(r) {
 			return "", "", false
 		}
 		return r, rel, true
 	}
 	return "", "", false
+}
+
+// relTo returns the clean path p relative to the root r, "" when p is r,
+// and whether p is r or lies beneath it.
+func relTo(p, r string) (string, bool) {
+	switch {
+	case p == r:
+		return "", true
+	case len(p) > len(r) && p[len(r)] == '/' && strings.HasPrefix(p, r):
+		// Not HasPrefix(p, r+"/"): the concatenation allocated, once for
+		// every file a dump opens.
+		return p[len(r)+1:], true
+	case r == "/" && strings.HasPrefix(p, "/"):
+		return p[1:], true
+	}
+	return "", false
 }
 
 // hasDotDot reports whether path has a ".." component, without the
