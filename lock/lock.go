@@ -237,6 +237,27 @@ func (l *File) Keep() (int, error) {
 	return fd, nil
 }
 
+// Retake locks fd, a lock file's descriptor kept by Keep, again, waiting
+// until ctx is done, and checks under the lock that path (a symlink there
+// is not followed) still names it, as RelockStat does for a kept
+// database: Cyrus never removes a lock file, but the lock directory may
+// be emptied under it (a tmpfs, an administrator's clean-up), and a kept
+// descriptor would then lock a deleted inode no Cyrus process opens. If
+// path names another file or none, fd is closed and Retake returns nil:
+// the caller opens path anew. On an error fd is closed.
+func Retake(ctx context.Context, fd int, path string, exclusive bool) (*File, error) {
+	l, err := Take(ctx, fd, path, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	var fst, pst unix.Stat_t
+	if unix.Fstat(fd, &fst) != nil || unix.Lstat(path, &pst) != nil || fst.Dev != pst.Dev || fst.Ino != pst.Ino {
+		l.Release()
+		return nil, nil
+	}
+	return l, nil
+}
+
 // TryTake locks the open lock file fd as Take does, without waiting: it
 // returns ErrWouldBlock if another holder has a conflicting lock. On an
 // error fd is closed.

@@ -77,7 +77,7 @@ func (s *Spool) takeLock(ctx context.Context, lockname string, exclusive, wait b
 // taken and released per mailbox, as Cyrus's readers do. Cyrus never
 // removes or replaces a lock file, but the lock directory can be emptied
 // under it, so each take checks that the path still names the kept file
-// (namespaceLock); only one owner's is kept, and a descriptor is used by one
+// (lock.Retake); only one owner's is kept, and a descriptor is used by one
 // OpenMailbox at a time (an OFD lock belongs to the descriptor's open
 // file description, so two holders must not share one).
 type nsLockCache struct {
@@ -101,32 +101,14 @@ func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, er
 		return s.nameLock(ctx, namespaceLockName(owner))
 	}
 	path := s.Config.lockPath(namespaceLockName(owner))
-	l, err := lock.Take(ctx, fd, path, false)
+	l, err := lock.Retake(ctx, fd, path, false)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
-	// Cyrus never removes a lock file, but the lock directory may be
-	// emptied under it (Debian's /run/cyrus/lock is a tmpfs; an admin
-	// cleans up): the kept descriptor then locks a deleted inode that no
-	// Cyrus process opens. So, as Cyrus's own relock of a kept database
-	// does (lib/mappedfile.c), check under the lock that the path (not
-	// followed if it is a symlink) still names the locked file, and else
-	// open it anew as for any other owner.
-	if !sameInode(fd, path) {
-		l.Release()
+	if l == nil { // the lock directory was emptied under the kept file
 		return s.nameLock(ctx, namespaceLockName(owner))
 	}
 	return l, nil
-}
-
-// sameInode reports whether path, not followed if it is a symlink, names
-// the file open as fd; an error on either side is a no.
-func sameInode(fd int, path string) bool {
-	var fst, pst unix.Stat_t
-	if unix.Fstat(fd, &fst) != nil || unix.Lstat(path, &pst) != nil {
-		return false
-	}
-	return fst.Dev == pst.Dev && fst.Ino == pst.Ino
 }
 
 // releaseNamespace releases owner's namespace lock l taken by
