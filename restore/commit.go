@@ -106,10 +106,9 @@ func (rs *restorer) commit() error {
 		for _, g := range group {
 			// A mailbox whose missing parent an earlier group refused
 			// is refused before its locks are taken (and waited for).
-			if why, err := rs.parentRefused(g); err != nil {
+			if refused, err := rs.refuseForParent(g); err != nil {
 				return err
-			} else if why != "" {
-				rs.refuse(g, why)
+			} else if refused {
 				continue
 			}
 			root, err := q.rootOf(g.name)
@@ -307,10 +306,9 @@ func (rs *restorer) commitLocked(group []*box) error {
 		if !b.building() {
 			continue // refused before the group was locked
 		}
-		if why, err := rs.parentRefused(b); err != nil {
+		if refused, err := rs.refuseForParent(b); err != nil {
 			return err
-		} else if why != "" {
-			rs.refuse(b, why)
+		} else if refused {
 			continue
 		}
 		if why, err := rs.precheck(b); err != nil {
@@ -351,10 +349,9 @@ func (rs *restorer) commitLocked(group []*box) error {
 		if b.implicit && !wanted[b] && !rs.childCommitted(b) {
 			continue
 		}
-		if why, err := rs.parentRefused(b); err != nil {
+		if refused, err := rs.refuseForParent(b); err != nil {
 			return err
-		} else if why != "" {
-			rs.refuse(b, why)
+		} else if refused {
 			continue
 		}
 		if !b.placed {
@@ -385,17 +382,15 @@ func (rs *restorer) commitLocked(group []*box) error {
 		var pass []*box
 		needed := map[*box]bool{}
 		for _, b := range ready {
-			why, err := txCheck(tx, b)
-			if err != nil {
+			if why, err := txCheck(tx, b); err != nil {
 				return err
-			}
-			if why == "" {
-				if why, err = rs.parentRefused(b); err != nil {
-					return err
-				}
-			}
-			if why != "" {
+			} else if why != "" {
 				rs.refuse(b, why)
+				continue
+			}
+			if refused, err := rs.refuseForParent(b); err != nil {
+				return err
+			} else if refused {
 				continue
 			}
 			pass = append(pass, b)
@@ -537,11 +532,11 @@ func (rs *restorer) eachParent(b *box, f func(p *box)) error {
 	return nil
 }
 
-// parentRefused says why b, a mailbox of the dump to create, is not
-// restored when a missing parent made for it was refused, in the words of
-// --server (result.ParentError), naming the outermost such parent; "" if
-// none was.
-func (rs *restorer) parentRefused(b *box) (string, error) {
+// refuseForParent refuses b, a mailbox of the dump to create, when a
+// missing parent made for it was refused, in the words of --server
+// (result.ParentError), naming the outermost such parent, and says
+// whether it did.
+func (rs *restorer) refuseForParent(b *box) (bool, error) {
 	var why string
 	var perr error
 	err := rs.eachParent(b, func(p *box) {
@@ -557,7 +552,11 @@ func (rs *restorer) parentRefused(b *box) (string, error) {
 	if err == nil {
 		err = perr
 	}
-	return why, err
+	if err != nil || why == "" {
+		return false, err
+	}
+	rs.refuse(b, why)
+	return true, nil
 }
 
 // precheck looks at mailboxes.db again, now that the locks are held.
