@@ -123,7 +123,6 @@ type s3Writer struct {
 	f  *os.File
 	bw *bufio.Writer
 	h  *blake3.Hasher
-	n  int64
 	// The CRC32Cs the upload sends, of the bytes as written: no second
 	// reading of the spooled file, and a byte the spool changed fails
 	// the store's check (s3store.Sums).
@@ -137,11 +136,10 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 	n, err := w.bw.Write(p)
 	w.h.Write(p[:n])
 	w.sums.Write(p[:n])
-	w.n += int64(n)
 	return n, err
 }
 
-func (w *s3Writer) Written() int64 { return w.n }
+func (w *s3Writer) Written() int64 { return w.sums.Size() }
 
 func (w *s3Writer) Sum() [32]byte {
 	var s [32]byte
