@@ -92,7 +92,16 @@ func TestHeapPerMailbox(t *testing.T) {
 	var heaps []uint64
 	var boxes []int64
 	for _, u := range users {
+		// The least of five runs: what a run holds at its phases also
+		// counts a buffer some goroutine happens to hold at that moment
+		// (about 40 KiB, the same at every size, in one run of two or
+		// three), which only ever adds to what the mailboxes cost; at
+		// 800 mailboxes apart it alone made 50 bytes per mailbox.
 		h, n := restoreHeap(t, u)
+		for range 4 {
+			h2, _ := restoreHeap(t, u)
+			h = min(h, h2)
+		}
 		t.Logf("%d mailboxes: live heap %d bytes (%.0f per mailbox)", n, h, float64(h)/float64(n))
 		heaps, boxes = append(heaps, h), append(boxes, n)
 	}
