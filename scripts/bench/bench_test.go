@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -52,9 +54,52 @@ func TestAgree(t *testing.T) {
 	if msg, ok := same.agree(doc); !ok {
 		t.Errorf("close runs disagree:\n%s", msg)
 	}
+	// The verdict is part of the section the second run writes, naming
+	// the first run by its provenance line.
+	md := same.compareSection()
+	for _, want := range []string{"checked with `-against` against the earlier run of the line \"Measured by `", "every pair agrees", "| agree |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("agreeing run's section lacks %q:\n%s", want, md)
+		}
+	}
 	faster := fakeReport(5, []float64{1, 1.05, 1.1, 1.0, 1.02}, []float64{1, 1.1, 1, 1, 1.05})
 	if msg, ok := faster.agree(doc); ok || !strings.Contains(msg, "DISAGREE") {
 		t.Errorf("twice as fast agrees:\n%s", msg)
+	}
+	if md := faster.compareSection(); !strings.Contains(md, "not every pair agrees") || !strings.Contains(md, "| disagree |") {
+		t.Errorf("disagreeing run's section does not say so:\n%s", md)
+	}
+	// A run without -against writes no verdict.
+	if strings.Contains(first.compareSection(), "-against") {
+		t.Errorf("a run not checked says it was")
+	}
+}
+
+// The floors come from the run's own CPU times: with every command
+// measured, verify's is SHA-1 and BLAKE3 over the cores, dump's adds tar's.
+func TestFloors(t *testing.T) {
+	m := func(name string, secs, cpu float64) *measurement {
+		return &measurement{name: name, secs: []float64{secs, secs, secs, secs, secs}, rssKiB: []int64{1024}, cpu: []float64{cpu, cpu, cpu, cpu, cpu}}
+	}
+	tar, dump := m("tar -cf - | cat", 1.5, 2), m("mbtool dump | cat", 3, 4)
+	verify := m("mbtool verify", 1.6, 2.6)
+	r := &report{pairs: []pair{{mbtool: dump, baseline: tar}, {mbtool: verify, baseline: m("sha1sum", 3, 3)},
+		{mbtool: verify, baseline: m("b3sum", 0.2, 0.4)}, {mbtool: verify, baseline: m("sha1limit (all cores)", 0.6, 1.2)}}}
+	n := float64(runtime.NumCPU())
+	got := r.floors()
+	for _, want := range []string{
+		fmt.Sprintf("a floor of %.2f s on %d cores, %.1fx `sha1sum`", 1.6/n, int(n), 3/(1.6/n)),
+		"It took 1.60 s (2.60 CPU s): 1.9x in the table",
+		fmt.Sprintf("a floor of %.2f s on %d cores, %.2fx `tar -cf - | cat`", 3.6/n, int(n), 1.5/(3.6/n)),
+		"It took 3.00 s (4.00 CPU s): 0.50x in the table",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("floors lack %q:\n%s", want, got)
+		}
+	}
+	r.pairs = r.pairs[:1]
+	if got := r.floors(); got != "" {
+		t.Errorf("floors without the verify baselines: %q", got)
 	}
 }
 

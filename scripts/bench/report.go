@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -21,6 +22,10 @@ type report struct {
 	scaling   []scalingPoint
 	listBytes int64  // the dump list read (-list)
 	listPairs []pair // list next to verify (-list)
+	// agreement is the verdict of -against, written into the compare
+	// section: which earlier run this one was checked against, and pair by
+	// pair whether the two agree.
+	agreement string
 }
 
 // Section names in docs/benchmarks.md (see benchstat.Markers).
@@ -142,6 +147,8 @@ func (r *report) compareSection() string {
 	for _, w := range r.warnings() {
 		b.WriteString("\n**Warning:** " + w + "\n")
 	}
+	b.WriteString(r.floors())
+	b.WriteString(r.agreement)
 	b.WriteString("\nMedian throughput over the bytes each pair reads (MB/s, longer is faster):\n\n```text\n")
 	seen := map[*measurement]bool{}
 	for _, x := range r.pairs {
@@ -156,6 +163,42 @@ func (r *report) compareSection() string {
 	b.WriteString("```\n")
 	js, _ := json.Marshal(data)
 	fmt.Fprintf(&b, "\n<!-- data: %s -->\n", js)
+	return b.String()
+}
+
+// floors says what the run's own baselines imply about the least time a
+// dump and a verify can take on this machine: the CPU time of the work
+// each must do, as its baselines measured it one by one, spread over
+// every core with nothing else done. Empty unless the run measured every
+// command it needs.
+func (r *report) floors() string {
+	find := func(name string) *measurement {
+		for _, x := range r.pairs {
+			for _, m := range []*measurement{x.mbtool, x.baseline} {
+				if m.name == name && m.cpuTime() > 0 {
+					return m
+				}
+			}
+		}
+		return nil
+	}
+	tar, sha1sum, limit, b3 := find("tar -cf - | cat"), find("sha1sum"), find("sha1limit (all cores)"), find("b3sum")
+	dump, verify := find("mbtool dump | cat"), find("mbtool verify")
+	if tar == nil || sha1sum == nil || limit == nil || b3 == nil || dump == nil || verify == nil {
+		return ""
+	}
+	cores := runtime.NumCPU()
+	n := float64(cores)
+	var b strings.Builder
+	b.WriteString("\nWhat the baselines' CPU times imply (CPU seconds are medians; a floor assumes every core busy throughout and nothing done but the work named):\n\n")
+	vf := (limit.cpuTime() + b3.cpuTime()) / n
+	fmt.Fprintf(&b, "- verify must SHA-1 every message (`sha1limit`: %.2f CPU s) and BLAKE3 the whole file for its trailer digest (`b3sum`: %.2f CPU s): "+
+		"a floor of %.2f s on %d cores, %.1fx `sha1sum`'s median time. It took %.2f s (%.2f CPU s): %.1fx in the table.\n",
+		limit.cpuTime(), b3.cpuTime(), vf, cores, sha1sum.time().Med/vf, verify.time().Med, verify.cpuTime(), ratioOf(verify, sha1sum).Med)
+	df := (tar.cpuTime() + limit.cpuTime() + b3.cpuTime()) / n
+	fmt.Fprintf(&b, "- dump does the work of `tar -cf - | cat` (%.2f CPU s, reading and writing the bytes as tar does) and also SHA-1s every message file and BLAKE3s its output (about the bytes of the dump file the two hash: %.2f + %.2f CPU s): "+
+		"a floor of %.2f s on %d cores, %.2fx `tar -cf - | cat`'s median time. It took %.2f s (%.2f CPU s): %.2fx in the table.\n",
+		tar.cpuTime(), limit.cpuTime(), b3.cpuTime(), df, cores, tar.time().Med/df, dump.time().Med, dump.cpuTime(), ratioOf(dump, tar).Med)
 	return b.String()
 }
 
@@ -239,6 +282,9 @@ func writeSection(path, name, body string) error {
 
 var dataRe = regexp.MustCompile(`<!-- data: (.*) -->`)
 
+// provenanceRe finds a section's provenance line (report.provenance).
+var provenanceRe = regexp.MustCompile("(?m)^Measured by .*$")
+
 // agree compares this run's ratios with those of an earlier report: two
 // runs agree when each one's median ratio lies within the other's
 // min–max.
@@ -252,7 +298,7 @@ func (r *report) agree(old []byte) (string, bool) {
 	if err := json.Unmarshal([]byte(m[1]), &before); err != nil {
 		return fmt.Sprintf("the earlier report's data: %v\n", err), false
 	}
-	var b strings.Builder
+	var b, md strings.Builder
 	all := true
 	for _, x := range r.pairs {
 		now := x.ratio()
@@ -270,11 +316,26 @@ func (r *report) agree(old []byte) (string, bool) {
 			}
 			fmt.Fprintf(&b, "%-28s vs %-24s now %s, before %s: %s\n", x.mbtool.name, x.baseline.name,
 				now.Format("%.2f"), o.Ratio.Format("%.2f"), verdict)
+			fmt.Fprintf(&md, "| `%s` | `%s` | %s | %s | %s |\n", cell(x.mbtool.name), cell(x.baseline.name),
+				now.Format("%.2f"), o.Ratio.Format("%.2f"), strings.ToLower(verdict))
 		}
 		if !found {
 			fmt.Fprintf(&b, "%-28s vs %-24s not in the earlier report\n", x.mbtool.name, x.baseline.name)
+			fmt.Fprintf(&md, "| `%s` | `%s` | %s | not measured | disagree |\n", cell(x.mbtool.name), cell(x.baseline.name), now.Format("%.2f"))
 			all = false
 		}
 	}
+	// The earlier run, as its own section names it.
+	earlier := "an earlier run (its report names none)"
+	if p := provenanceRe.FindString(sec); p != "" {
+		earlier = "the earlier run of the line \"" + strings.TrimSuffix(p, ".") + "\""
+	}
+	summary := "every pair agrees: each run's median ratio lies within the other's min–max."
+	if !all {
+		summary = "not every pair agrees (a pair agrees when each run's median ratio lies within the other's min–max)."
+	}
+	r.agreement = fmt.Sprintf("\nThis run was checked with `-against` against %s: %s\n\n"+
+		"| mbtool | baseline | ratio, this run | ratio, earlier run | verdict |\n|---|---|---|---|---|\n%s",
+		earlier, summary, md.String())
 	return b.String(), all
 }
