@@ -79,12 +79,34 @@ func (w *Writer) Err() error { return w.err }
 // writer or still in the buffer.
 func (w *Writer) Written() int64 { return w.flushed + int64(len(w.buf)) }
 
-// Flush writes the buffered bytes to the underlying writer.
+// BufferWriter is an underlying writer that takes a Writer's buffer
+// whole, to write it while the Writer fills another: Flush hands the
+// buffer to WriteBuffer and fills the one it returns. WriteBuffer owns b
+// from the call on; the buffer it returns is empty and no smaller than b.
+// An error it returns may be that of an earlier buffer's write.
+type BufferWriter interface {
+	io.Writer
+	WriteBuffer(b []byte) ([]byte, error)
+}
+
+// Flush writes the buffered bytes to the underlying writer, or hands them
+// to it if it is a BufferWriter.
 func (w *Writer) Flush() error {
 	if w.err != nil {
 		return w.err
 	}
 	if len(w.buf) == 0 {
+		return nil
+	}
+	if bw, ok := w.w.(BufferWriter); ok {
+		n := len(w.buf)
+		next, err := bw.WriteBuffer(w.buf)
+		if err != nil {
+			w.err = fmt.Errorf("dlist: writing: %w", err)
+			return w.err
+		}
+		w.flushed += int64(n)
+		w.buf = next[:0]
 		return nil
 	}
 	n, err := w.w.Write(w.buf)
@@ -359,6 +381,17 @@ func (w *Writer) FileBytes(partition string, g guid.GUID, data []byte) error {
 	}
 	if len(data) <= cap(w.buf)-len(w.buf) {
 		w.buf = append(w.buf, data...)
+	} else if _, ok := w.w.(BufferWriter); ok {
+		// Through full buffers handed over: a copy, but the write and
+		// whatever the BufferWriter does with them run beside us.
+		for len(data) > 0 {
+			if len(w.buf) == cap(w.buf) && w.Flush() != nil {
+				break
+			}
+			k := min(len(data), cap(w.buf)-len(w.buf))
+			w.buf = append(w.buf, data[:k]...)
+			data = data[k:]
+		}
 	} else if w.Flush() == nil {
 		n, err := w.w.Write(data)
 		w.flushed += int64(n)
@@ -406,6 +439,26 @@ func (w *Writer) copyBody(n int64, body io.Reader) {
 			err = io.ErrUnexpectedEOF
 		}
 		w.err = fmt.Errorf("dlist: file literal body: %d of %d bytes: %w", got, n, err)
+	}
+	if _, ok := w.w.(BufferWriter); ok {
+		// Read into the buffer, handing each full one over (Flush).
+		for got := int64(0); got < n; {
+			if len(w.buf) == cap(w.buf) && w.Flush() != nil {
+				return
+			}
+			k := len(w.buf)
+			m, err := readFull(body, w.buf[k:k+int(min(n-got, int64(cap(w.buf)-k)))])
+			w.buf = w.buf[:k+m]
+			got += int64(m)
+			if err == nil && got == n {
+				err = bodyEnd(body)
+			}
+			if err != nil {
+				bodyErr(err, got)
+				return
+			}
+		}
+		return
 	}
 	if free := int64(cap(w.buf) - len(w.buf)); n <= free {
 		k := len(w.buf)

@@ -469,3 +469,76 @@ func TestWriterFileBytes(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// swapper is a BufferWriter that keeps what it is given, and hands back
+// a buffer of its own each time (the one it was given before), as a
+// writer in the background does.
+type swapper struct {
+	out   bytes.Buffer
+	spare []byte
+	swaps int
+}
+
+func (s *swapper) Write(p []byte) (int, error) { return s.out.Write(p) }
+
+func (s *swapper) WriteBuffer(b []byte) ([]byte, error) {
+	s.out.Write(b)
+	s.swaps++
+	next := s.spare
+	if next == nil {
+		next = make([]byte, 0, cap(b))
+	}
+	s.spare = b[:0]
+	clear(b[:cap(b)]) // a Writer that went on using a buffer it handed over writes zeros
+	return next, nil
+}
+
+// TestBufferWriter: over a BufferWriter, file literals larger than the
+// buffer, streamed (File) or from memory (FileBytes), go through buffers
+// handed over whole, and the output is the same bytes as over a plain
+// writer; a streamed body that ends early still fails with
+// io.ErrUnexpectedEOF.
+func TestBufferWriter(t *testing.T) {
+	sizes := []int{10, 200 << 10, 70 << 10, 3<<20 + 5, 1 << 20, 5}
+	write := func(w io.Writer) {
+		dw := NewWriterSize(w, 256<<10)
+		dw.BeginLine("APPLY", "MESSAGE")
+		dw.BeginList()
+		for i, n := range sizes {
+			body := bytes.Repeat([]byte{byte('a' + i)}, n)
+			var err error
+			if i%2 == 0 {
+				err = dw.File("default", guid.GUID{byte(i)}, int64(n), bytes.NewReader(body))
+			} else {
+				err = dw.FileBytes("default", guid.GUID{byte(i)}, body)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		dw.EndList()
+		if err := dw.EndLine(); err != nil {
+			t.Fatal(err)
+		}
+		if err := dw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var plain bytes.Buffer
+	write(&plain)
+	sw := &swapper{}
+	write(sw)
+	if !bytes.Equal(sw.out.Bytes(), plain.Bytes()) {
+		t.Fatalf("over a BufferWriter: %d bytes, not the %d over a plain writer", sw.out.Len(), plain.Len())
+	}
+	if sw.swaps < 4*1024/256 {
+		t.Errorf("%d buffers handed over for %d bytes of 256 KiB buffers", sw.swaps, sw.out.Len())
+	}
+	dw := NewWriterSize(&swapper{}, 64<<10)
+	dw.BeginLine("APPLY", "MESSAGE")
+	dw.BeginList()
+	err := dw.File("default", guid.GUID{}, 300<<10, bytes.NewReader(make([]byte, 200<<10)))
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short body: %v, want io.ErrUnexpectedEOF", err)
+	}
+}

@@ -201,10 +201,13 @@ func Write(ctx context.Context, src Source, w io.Writer, opts Options) (*Summary
 		now = time.Now()
 	}
 	fw, err := dumpfile.NewWriter(w, dumpfile.Header{Created: now, Host: opts.Host, Version: opts.Version, IndexVersion: plan.IndexVersion},
-		dumpfile.Options{Compress: opts.Compress, Unsealed: opts.Unsealed})
+		dumpfile.Options{Compress: opts.Compress, Unsealed: opts.Unsealed, Background: true})
 	if err != nil {
 		return nil, err
 	}
+	// A write may be running when a mailbox fails: w is the caller's
+	// again only once it is done.
+	defer fw.Abort()
 	d := &dumper{
 		ctx:      ctx,
 		src:      src,

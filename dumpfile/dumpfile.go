@@ -75,6 +75,7 @@ const writeSize = 1 << 20
 type Writer struct {
 	dl     *dlist.Writer
 	h      *blake3.Hasher
+	seal   *sealer       // between dl and out, when sealed
 	out    io.Writer     // where the trailer goes: the zstd encoder or dst
 	zw     *zstd.Encoder // nil when not compressing
 	closed bool
@@ -93,6 +94,12 @@ type Options struct {
 	// only be computed on one side of the pipe to be checked on the
 	// other. Only a Reader opened with ReaderOptions.Unsealed accepts it.
 	Unsealed bool
+	// Background writes each full buffer of a sealed dump to dst (or the
+	// zstd encoder) from a goroutine of the Writer's while the caller
+	// goes on writing into the next: a write may then still be running
+	// when a call returns. The caller must call Close or Abort before it
+	// uses or closes dst again, whatever happened.
+	Background bool
 }
 
 // NewWriter writes the header line to dst and returns a Writer for the rest.
@@ -123,8 +130,8 @@ func NewWriter(dst io.Writer, hdr Header, opts Options) (*Writer, error) {
 	if w.h == nil {
 		w.dl = dlist.NewWriterSize(out, writeSize)
 	} else {
-		// BLAKE3's Write never fails, so the MultiWriter fails only with out.
-		w.dl = dlist.NewWriterSize(io.MultiWriter(out, w.h), writeSize)
+		w.seal = newSealer(out, w.h, opts.Background, opts.Compress)
+		w.dl = dlist.NewWriterSize(w.seal, writeSize)
 	}
 	if hdr.Format == 0 {
 		hdr.Format = FormatVersion
@@ -162,7 +169,13 @@ func (w *Writer) Close(c Counts) error {
 	}
 	w.closed = true
 	if err := w.dl.Flush(); err != nil {
+		w.Abort()
 		return err
+	}
+	if w.seal != nil {
+		if err := w.seal.wait(); err != nil {
+			return fmt.Errorf("dlist: writing: %w", err)
+		}
 	}
 	var sum [32]byte
 	if w.h != nil {
@@ -180,6 +193,16 @@ func (w *Writer) Close(c Counts) error {
 		return w.zw.Close()
 	}
 	return nil
+}
+
+// Abort waits for a write still running in the background
+// (Options.Background), so that the caller may close or remove dst; the
+// dump is left without its trailer. It does nothing after Close, and may
+// be called more than once.
+func (w *Writer) Abort() {
+	if w.seal != nil {
+		w.seal.wait()
+	}
 }
 
 func writeTrailer(w *dlist.Writer, c Counts, sum [32]byte) {

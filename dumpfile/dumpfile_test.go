@@ -474,7 +474,10 @@ func BenchmarkReader(b *testing.B) {
 // TestDigestFileBytes: the trailer's digest is BLAKE3 of the bytes before
 // it for dumps of many mixes of file sizes written from memory, files
 // larger than a write (writeSize) among them, which go out without the
-// buffer; and the reader agrees.
+// buffer, and every third file streamed (dlist's File); and the reader
+// agrees. Written in the background (Options.Background: each full
+// buffer written a buffer behind), with zstd or not, the dump is the
+// same bytes.
 func TestDigestFileBytes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	mixes := [][]int{
@@ -495,33 +498,53 @@ func TestDigestFileBytes(t *testing.T) {
 		mixes = append(mixes, mix)
 	}
 	for _, mix := range mixes {
-		var buf bytes.Buffer
-		w, err := NewWriter(&buf, Header{Created: time.Unix(1795877546, 0), Host: "h", Version: "v"}, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dl := w.DL()
-		dl.BeginLine("APPLY", "MESSAGE")
-		dl.BeginList()
+		bodies := make([][]byte, len(mix))
 		var total int64
-		for _, n := range mix {
-			body := make([]byte, n)
-			for i := range body {
-				body[i] = byte(rng.Uint32())
-			}
-			if err := dl.FileBytes("default", guid.GUID(sha1.Sum(body)), body); err != nil {
-				t.Fatal(err)
+		for i, n := range mix {
+			bodies[i] = make([]byte, n)
+			for j := range bodies[i] {
+				bodies[i][j] = byte(rng.Uint32())
 			}
 			total += int64(n)
 		}
-		dl.EndList()
-		if err := dl.EndLine(); err != nil {
-			t.Fatal(err)
+		write := func(opts Options) []byte {
+			var buf bytes.Buffer
+			w, err := NewWriter(&buf, Header{Created: time.Unix(1795877546, 0), Host: "h", Version: "v"}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			dl := w.DL()
+			dl.BeginLine("APPLY", "MESSAGE")
+			dl.BeginList()
+			for i, body := range bodies {
+				g := guid.GUID(sha1.Sum(body))
+				if i%3 == 2 {
+					err = dl.File("default", g, int64(len(body)), bytes.NewReader(body))
+				} else {
+					err = dl.FileBytes("default", g, body)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			dl.EndList()
+			if err := dl.EndLine(); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(Counts{Messages: int64(len(mix)), Bytes: total}); err != nil {
+				t.Fatal(err)
+			}
+			return buf.Bytes()
 		}
-		if err := w.Close(Counts{Messages: int64(len(mix)), Bytes: total}); err != nil {
-			t.Fatal(err)
+		b := write(Options{})
+		if bg := write(Options{Background: true}); !bytes.Equal(bg, b) {
+			t.Fatalf("%d files: written in the background, %d bytes differ from the %d written in turn", len(mix), len(bg), len(b))
 		}
-		b := buf.Bytes()
+		z, bgz := write(Options{Compress: true}), write(Options{Compress: true, Background: true})
+		if !bytes.Equal(z, bgz) {
+			t.Fatalf("%d files: zstd written in the background differs", len(mix))
+		}
 		tr := bytes.LastIndex(b, []byte("MBTOOL TRAILER"))
 		want := blake3.Sum256(b[:tr])
 		if !strings.HasSuffix(string(b[tr:]), fmt.Sprintf("BLAKE3 %x)\r\n", want)) {
@@ -541,6 +564,74 @@ func TestDigestFileBytes(t *testing.T) {
 			}
 			if err := r.SkipLine(); err != nil {
 				t.Fatalf("%d files: %v", len(mix), err)
+			}
+		}
+	}
+}
+
+// failAfter accepts limit bytes and fails every write after them; closed
+// marks it as the caller's again (Abort has returned): a write then is a
+// write from a goroutine left running.
+type failAfter struct {
+	limit, n int
+	closed   bool
+	late     int
+}
+
+var errFull = errors.New("no space left")
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.closed {
+		f.late++
+	}
+	if f.n+len(p) > f.limit {
+		return 0, errFull
+	}
+	f.n += len(p)
+	return len(p), nil
+}
+
+// TestBackgroundWriteError: a write that fails in the background
+// (Options.Background) fails a later call or Close with its error, never
+// returns success for a dump not written, and nothing writes to dst once
+// Abort has returned (the race detector watches closed and late too).
+func TestBackgroundWriteError(t *testing.T) {
+	const n, size = 40, 320 << 10
+	all := make([]byte, n*size) // random, none twice: zstd keeps its size
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range all {
+		all[i] = byte(rng.Uint32())
+	}
+	for _, limit := range []int{100, writeSize / 2, 3*writeSize + 5} {
+		for _, compress := range []bool{false, true} {
+			dst := &failAfter{limit: limit}
+			w, err := NewWriter(dst, Header{Created: time.Unix(1795877546, 0), Host: "h", Version: "v"},
+				Options{Background: true, Compress: compress})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dl := w.DL()
+			dl.BeginLine("APPLY", "MESSAGE")
+			dl.BeginList()
+			var werr error
+			for i := range n {
+				body := all[i*size : (i+1)*size]
+				if werr = dl.FileBytes("default", guid.GUID(sha1.Sum(body)), body); werr != nil {
+					break
+				}
+			}
+			if werr == nil {
+				dl.EndList()
+				dl.EndLine()
+				werr = w.Close(Counts{Messages: n, Bytes: n * size})
+			}
+			w.Abort()
+			dst.closed = true
+			if !errors.Is(werr, errFull) {
+				t.Errorf("limit %d, zstd %v: error %v, want %v", limit, compress, werr, errFull)
+			}
+			if dst.late > 0 {
+				t.Errorf("limit %d, zstd %v: %d writes after Abort returned", limit, compress, dst.late)
 			}
 		}
 	}
