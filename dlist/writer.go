@@ -27,6 +27,7 @@ const flushAt = 64 << 10
 // does not parse back) is sticky: later calls do nothing and return it.
 type Writer struct {
 	w       io.Writer
+	bw      BufferWriter // w, when it takes whole buffers (Flush); asked once, not per literal
 	buf     []byte
 	flushAt int // len(buf) at which it is written out
 	flushed int64
@@ -65,7 +66,8 @@ func NewWriter(w io.Writer) *Writer {
 // buffer at a time.
 func NewWriterSize(w io.Writer, size int) *Writer {
 	size = max(size, flushAt)
-	return &Writer{w: w, buf: make([]byte, 0, size+4096), flushAt: size}
+	bw, _ := w.(BufferWriter)
+	return &Writer{w: w, bw: bw, buf: make([]byte, 0, size+4096), flushAt: size}
 }
 
 // SetSyncLiterals makes literals print as {n} rather than {n+}, as a Cyrus
@@ -98,9 +100,9 @@ func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	if bw, ok := w.w.(BufferWriter); ok {
+	if w.bw != nil {
 		n := len(w.buf)
-		next, err := bw.WriteBuffer(w.buf)
+		next, err := w.bw.WriteBuffer(w.buf)
 		if err != nil {
 			w.err = fmt.Errorf("dlist: writing: %w", err)
 			return w.err
@@ -381,7 +383,7 @@ func (w *Writer) FileBytes(partition string, g guid.GUID, data []byte) error {
 	}
 	if len(data) <= cap(w.buf)-len(w.buf) {
 		w.buf = append(w.buf, data...)
-	} else if _, ok := w.w.(BufferWriter); ok {
+	} else if w.bw != nil {
 		// Through full buffers handed over: a copy, but the write and
 		// whatever the BufferWriter does with them run beside us.
 		for len(data) > 0 {
@@ -440,7 +442,7 @@ func (w *Writer) copyBody(n int64, body io.Reader) {
 		}
 		w.err = fmt.Errorf("dlist: file literal body: %d of %d bytes: %w", got, n, err)
 	}
-	if _, ok := w.w.(BufferWriter); ok {
+	if w.bw != nil {
 		// Read into the buffer, handing each full one over (Flush).
 		for got := int64(0); got < n; {
 			if len(w.buf) == cap(w.buf) && w.Flush() != nil {
