@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mbtool/mbtool/dlist"
@@ -100,6 +101,47 @@ func checkAnnotationsAsTree(t *testing.T, in []byte, max int64) {
 	}
 	if gotNext.Kind != wantNext.Kind || gotNext.Offset != wantNext.Offset {
 		t.Fatalf("%q: next token %v at %d, after readTree %v at %d", in, gotNext.Kind, gotNext.Offset, wantNext.Kind, wantNext.Offset)
+	}
+}
+
+// What an annotation decodes to, or the error naming its key: the
+// decoder readAnnotations and DecodeAnnotations share (the test above only
+// says that they agree).
+func TestAnnotationDecodes(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []Annotation
+		err  string // in the error, when one is wanted
+	}{
+		{in: `(%(ENTRY /comment USERID alice MODSEQ 7 VALUE {3+}` + "\r\n" + `a b))`,
+			want: []Annotation{{Entry: "/comment", UserID: "alice", Modseq: 7, Value: []byte("a b")}}},
+		{in: `(%(VALUE NIL MODSEQ 0 USERID NIL ENTRY /x))`, want: []Annotation{{Entry: "/x"}}},
+		{in: `(%(ENTRY /x USERID "" MODSEQ 1 VALUE v ENTRY /y MODSEQ 2 EXTRA 3))`,
+			want: []Annotation{{Entry: "/x", Modseq: 1, Value: []byte("v")}}},
+		{in: `(%(ENTRY (a) USERID u MODSEQ 3 VALUE (b c)))`, want: []Annotation{{UserID: "u", Modseq: 3}}},
+		{in: `(%(USERID "" MODSEQ 1 VALUE v))`, err: "ENTRY: invalid sync record: missing from annotation"},
+		{in: `(%(ENTRY /x MODSEQ 1 VALUE v))`, err: "USERID: invalid sync record: missing from annotation"},
+		{in: `(%(ENTRY /x USERID "" VALUE v))`, err: "MODSEQ: invalid sync record: missing from annotation"},
+		{in: `(%(ENTRY /x USERID "" MODSEQ 1))`, err: "VALUE: invalid sync record: missing from annotation"},
+		{in: `(%(ENTRY /x USERID "" MODSEQ 12x VALUE v))`, err: `MODSEQ: invalid sync record: dlist: number MODSEQ "12x"`},
+		{in: `(%(ENTRY /x USERID "" MODSEQ \Seen VALUE v))`, err: "MODSEQ: invalid sync record"},
+		{in: `(%(ENTRY /x USERID "" MODSEQ 18446744073709551616 VALUE v))`, err: "value out of range"},
+		{in: `(%(ENTRY /x USERID "" MODSEQ "42" VALUE v))`, // quoted, a number still (Cyrus's dlist_getnum64)
+			want: []Annotation{{Entry: "/x", Modseq: 42, Value: []byte("v")}}},
+	} {
+		r := dlist.NewReader(strings.NewReader("APPLY X " + c.in + " 9\r\n"))
+		r.Next()
+		r.Next()
+		got, err := readAnnotations(r, &budget{max: MaxHeld})
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want one saying %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %+v, %v; want %+v", c.in, got, err, c.want)
+		}
 	}
 }
 

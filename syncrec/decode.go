@@ -1,6 +1,7 @@
 package syncrec
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -389,21 +390,12 @@ func readAnnotations(r *dlist.Reader, b *budget) ([]Annotation, error) {
 // readAnnotation reads one annotation's %( list, whose opening token at
 // offset off has been read. err is a reading error or an exceeded budget;
 // aerr says why a well-read annotation does not decode (as
-// DecodeAnnotations says it). The first of a repeated key counts, as
-// dlist.Value.Get finds it.
+// DecodeAnnotations says it: both decode through annotationFields).
 func readAnnotation(r *dlist.Reader, off int64, b *budget) (a Annotation, aerr, err error) {
 	if err := b.take(0, off, "ANNOTATIONS"); err != nil {
 		return a, nil, err
 	}
-	const (
-		hasEntry = 1 << iota
-		hasUserID
-		hasModseq
-		hasValue
-	)
-	var have int
-	var modseq *dlist.Value // kept only when it is not a plain number
-	var modseqNum uint64
+	var f annotationFields
 	for {
 		kt, err := r.Next()
 		if err != nil {
@@ -418,18 +410,9 @@ func readAnnotation(r *dlist.Reader, off int64, b *budget) (a Annotation, aerr, 
 		if err := b.take(int64(len(kt.Bytes)), kt.Offset, "ANNOTATIONS"); err != nil {
 			return a, nil, err
 		}
-		var bit int
-		var key string
-		switch string(kt.Bytes) {
-		case "ENTRY":
-			bit, key = hasEntry, "ENTRY"
-		case "USERID":
-			bit, key = hasUserID, "USERID"
-		case "MODSEQ":
-			bit, key = hasModseq, "MODSEQ"
-		case "VALUE":
-			bit, key = hasValue, "VALUE"
-		default:
+		bit := annotationBit(kt.Bytes)
+		key := annotationKeys[bit]
+		if bit == 0 {
 			key = string(kt.Bytes)
 		}
 		vt, err := r.Next()
@@ -438,72 +421,105 @@ func readAnnotation(r *dlist.Reader, off int64, b *budget) (a Annotation, aerr, 
 		}
 		if vt.Kind == dlist.List || vt.Kind == dlist.KVList || !(scalar(vt) || vt.Kind == dlist.Nil) {
 			// A nested or malformed value: readTree reads it (or says
-			// what is wrong); it decodes as dlist.Value does.
+			// what is wrong).
 			v, err := readTree(r, vt, key, b)
 			if err != nil {
 				return a, nil, err
 			}
-			if bit != 0 && have&bit == 0 {
-				have |= bit
-				v.Key = key
-				switch bit {
-				case hasEntry:
-					a.Entry = v.String()
-				case hasUserID:
-					a.UserID = v.String()
-				case hasModseq:
-					modseq = v
-				case hasValue:
-					a.Value = append([]byte(nil), v.Data...)
-				}
-			}
+			f.set(bit, v)
 			continue
 		}
 		if err := b.take(int64(len(vt.Bytes)), vt.Offset, key); err != nil {
 			return a, nil, err
 		}
-		if bit == 0 || have&bit != 0 {
-			continue
+		f.set(bit, &dlist.Value{Kind: vt.Kind, Data: vt.Bytes, Offset: vt.Offset})
+	}
+	a, aerr = f.annotation(off)
+	return a, aerr, nil
+}
+
+// The fields of an annotation, as annotationFields marks them.
+const (
+	annEntry = 1 << iota
+	annUserID
+	annModseq
+	annValue
+)
+
+// annotationKeys names each field by its bit.
+var annotationKeys = [...]string{annEntry: "ENTRY", annUserID: "USERID", annModseq: "MODSEQ", annValue: "VALUE"}
+
+// annotationBit is the field bit of key k, 0 for a key annotations do not
+// have (which is ignored).
+func annotationBit(k []byte) int {
+	switch string(k) {
+	case "ENTRY":
+		return annEntry
+	case "USERID":
+		return annUserID
+	case "MODSEQ":
+		return annModseq
+	case "VALUE":
+		return annValue
+	}
+	return 0
+}
+
+// annotationFields is the one decoder of an annotation's %( list, fed a
+// value per key, from the reader (readAnnotation) or from a tree
+// (DecodeAnnotations). The first of a repeated key counts, as
+// dlist.Value.Get finds it.
+type annotationFields struct {
+	a      Annotation
+	have   int
+	modseq *dlist.Value // kept only when it is not a plain number
+}
+
+// set takes the value of the field bit. v's Data may be the reader's
+// buffer: set copies what it keeps.
+func (f *annotationFields) set(bit int, v *dlist.Value) {
+	if bit == 0 || f.have&bit != 0 {
+		return
+	}
+	f.have |= bit
+	switch bit {
+	case annEntry:
+		// As dlist.Value.String: the bytes of a scalar, "" otherwise.
+		switch v.Kind {
+		case dlist.Atom, dlist.Flag, dlist.Literal, dlist.Text:
+			f.a.Entry = intern(v.Data)
 		}
-		have |= bit
-		// dlist.Value.String gives "" for NIL.
-		str := vt.Kind != dlist.Nil
-		switch bit {
-		case hasEntry:
-			if str {
-				a.Entry = intern(vt.Bytes)
-			}
-		case hasUserID:
-			if str {
-				a.UserID = string(vt.Bytes)
-			}
-		case hasModseq:
-			if n, ok := parseNum(vt.Bytes); ok && vt.Kind != dlist.Flag && vt.Kind != dlist.Nil {
-				modseqNum = n
-			} else {
-				modseq = &dlist.Value{Kind: vt.Kind, Key: key, Data: append([]byte(nil), vt.Bytes...), Offset: vt.Offset}
-			}
-		case hasValue:
-			a.Value = append([]byte(nil), vt.Bytes...)
+	case annUserID:
+		f.a.UserID = v.String()
+	case annModseq:
+		if n, ok := parseNum(v.Data); ok && (v.Kind == dlist.Atom || v.Kind == dlist.Literal) {
+			f.a.Modseq = n
+			return
+		}
+		m := *v
+		m.Key, m.Data = "MODSEQ", bytes.Clone(v.Data)
+		f.modseq = &m
+	case annValue:
+		f.a.Value = append([]byte(nil), v.Data...)
+	}
+}
+
+// annotation is the decoded annotation whose %( list is at offset off, or
+// why it does not decode.
+func (f *annotationFields) annotation(off int64) (Annotation, error) {
+	for _, bit := range [...]int{annEntry, annUserID, annModseq, annValue} {
+		if f.have&bit == 0 {
+			return Annotation{}, invalid(off, annotationKeys[bit], "missing from annotation")
 		}
 	}
-	for _, k := range [...]struct {
-		bit int
-		key string
-	}{{hasEntry, "ENTRY"}, {hasUserID, "USERID"}, {hasModseq, "MODSEQ"}, {hasValue, "VALUE"}} {
-		if have&k.bit == 0 {
-			return a, invalid(off, k.key, "missing from annotation"), nil
-		}
-	}
-	if modseq != nil {
-		n, err := modseq.Num64()
+	if f.modseq != nil {
+		n, err := f.modseq.Num64()
 		if err != nil {
-			return a, invalid(modseq.Offset, "MODSEQ", "%v", err), nil
+			return Annotation{}, invalid(f.modseq.Offset, "MODSEQ", "%v", err)
 		}
-		modseqNum = n
+		f.a.Modseq = n
 	}
-	a.Modseq = modseqNum
-	return a, nil, nil
+	return f.a, nil
 }
 
 // skipValue reads one value and forgets it, holding nothing.
@@ -540,20 +556,14 @@ func DecodeAnnotations(v *dlist.Value) ([]Annotation, error) {
 		if c.Kind != dlist.KVList {
 			return nil, invalid(c.Offset, "ANNOTATIONS", "expected %%(, found %v", c.Kind)
 		}
-		var a Annotation
-		for _, k := range []string{"ENTRY", "USERID", "MODSEQ", "VALUE"} {
-			if c.Get(k) == nil {
-				return nil, invalid(c.Offset, k, "missing from annotation")
-			}
+		var f annotationFields
+		for _, k := range c.Children {
+			f.set(annotationBit([]byte(k.Key)), k)
 		}
-		a.Entry = c.Get("ENTRY").String()
-		a.UserID = c.Get("USERID").String()
-		n, err := c.Get("MODSEQ").Num64()
+		a, err := f.annotation(c.Offset)
 		if err != nil {
-			return nil, invalid(c.Get("MODSEQ").Offset, "MODSEQ", "%v", err)
+			return nil, err
 		}
-		a.Modseq = n
-		a.Value = append([]byte(nil), c.Get("VALUE").Data...)
 		as = append(as, a)
 	}
 	return as, nil
