@@ -1,6 +1,9 @@
 package dlist
 
-import "bytes"
+import (
+	"bytes"
+	"sync"
+)
 
 // ParseSAX parses one value from b the way Cyrus 3.6's dlist_parsesax
 // does. Cyrus uses that stricter parser, not the stream parser, for the
@@ -31,6 +34,54 @@ func ParseSAX(b []byte) (*Value, error) {
 	return s.parse()
 }
 
+// WithSAX parses b as ParseSAX does and calls fn with the value, whose
+// memory (values, children, atom bytes) is reused by a later parse once
+// fn returns: fn must keep no part of the tree, and copy out what it
+// keeps (Atom, Num64 and the other accessors copy or convert; a Key may
+// be kept, being a string of its own). A reader that turns each
+// mailboxes.db entry and cyrus.header line into a struct of its own, as
+// a dump does for every mailbox, so allocates no tree per parse. An
+// error from the parse is returned without calling fn; one from fn is
+// returned as is.
+func WithSAX(b []byte, fn func(*Value) error) error {
+	s := saxPool.Get().(*saxParser)
+	s.b, s.p = b, 0
+	root, err := s.parse()
+	if err == nil {
+		err = fn(root)
+	}
+	s.recycle()
+	saxPool.Put(s)
+	return err
+}
+
+// saxPool holds the parsers of WithSAX, with the memory of their last
+// parse.
+var saxPool = sync.Pool{New: func() any { return &saxParser{pooled: true} }}
+
+// maxPooledSAX bounds the values and atom bytes a pooled parser keeps
+// between parses: a mailboxes.db entry with a long ACL is larger, and
+// is parsed in fresh memory.
+const (
+	maxPooledSAXValues = 256
+	maxPooledSAXAtoms  = 16 << 10
+)
+
+// recycle readies a pooled parser for the next parse: its first chunk
+// of values is reused (grown to what this parse needed), and so are its
+// atom bytes; nothing refers to b any more.
+func (s *saxParser) recycle() {
+	s.b = nil
+	if s.used > cap(s.first) && s.used <= maxPooledSAXValues {
+		s.first = make([]Value, 0, s.used)
+	}
+	s.vals, s.used = s.first[:0], 0
+	if cap(s.atoms) > maxPooledSAXAtoms {
+		s.atoms = nil
+	}
+	s.atoms = s.atoms[:0]
+}
+
 type saxParser struct {
 	b []byte
 	p int
@@ -40,6 +91,13 @@ type saxParser struct {
 	// small values were most of a dump's allocations per mailbox.
 	vals  []Value // appended to up to its capacity, then a new one
 	atoms []byte  // len(b) bytes: atoms are disjoint pieces of b
+
+	// A pooled parser (WithSAX) keeps its first chunk of values, first,
+	// between parses, each value with its Children's array, and counts
+	// the values a parse takes in used.
+	pooled bool
+	first  []Value
+	used   int
 }
 
 // saxChunk bounds the values allocated at once.
@@ -50,20 +108,28 @@ const saxChunk = 32
 // takes two SPs per value (after the key and after the value), and the
 // lists of the files parsed here are short.
 func (s *saxParser) value() *Value {
+	s.used++
 	if len(s.vals) == cap(s.vals) {
 		n := saxChunk
 		if s.vals == nil {
 			n = min(n, bytes.Count(s.b, []byte{' '})/2+3)
 		}
 		s.vals = make([]Value, 0, n)
+		if s.pooled && s.first == nil {
+			s.first = s.vals
+		}
 	}
-	s.vals = append(s.vals, Value{})
-	return &s.vals[len(s.vals)-1]
+	s.vals = s.vals[:len(s.vals)+1]
+	v := &s.vals[len(s.vals)-1]
+	// A reused value keeps the array of its children (empty), so that a
+	// pooled parser's lists grow without allocating.
+	*v = Value{Children: v.Children[:0]}
+	return v
 }
 
 // atom returns a copy of the atom a, a piece of s.b, from s.atoms.
 func (s *saxParser) atom(a []byte) []byte {
-	if s.atoms == nil {
+	if s.atoms == nil || cap(s.atoms) < len(s.b) && len(s.atoms) == 0 {
 		s.atoms = make([]byte, 0, len(s.b))
 	}
 	if cap(s.atoms)-len(s.atoms) < len(a) {

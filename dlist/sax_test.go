@@ -156,3 +156,47 @@ func TestSAXValuesIndependent(t *testing.T) {
 		t.Errorf("input changed to %q", in)
 	}
 }
+
+// TestWithSAX parses the lab's samples, and the error cases, with
+// WithSAX, big and small values in turn so that each parse reuses the
+// memory of another: each must print as ParseSAX's tree does, and fail
+// as ParseSAX fails.
+func TestWithSAX(t *testing.T) {
+	b, err := os.ReadFile("testdata/sax-values.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	lines = append(lines, "%(A a B (b c) C d)", "(a))", "%(A  1)", "\"abc", "%(T e I x)")
+	for round := 0; round < 2; round++ {
+		for i := range lines {
+			in := lines[i]
+			if round == 1 {
+				in = lines[len(lines)-1-i]
+			}
+			want, werr := ParseSAX([]byte(in))
+			var got []byte
+			called := false
+			gerr := WithSAX([]byte(in), func(v *Value) error {
+				called = true
+				var err error
+				got, err = Marshal(v)
+				return err
+			})
+			if werr != nil {
+				if called || gerr == nil || gerr.Error() != werr.Error() {
+					t.Errorf("WithSAX(%q) = %v (fn called: %v), want %v", in, gerr, called, werr)
+				}
+				continue
+			}
+			wantb, _ := Marshal(want)
+			if gerr != nil || string(got) != string(wantb) {
+				t.Errorf("WithSAX(%q) printed %q, %v; want %q", in, got, gerr, wantb)
+			}
+		}
+	}
+	sentinel := errors.New("from fn")
+	if err := WithSAX([]byte("(a b)"), func(*Value) error { return sentinel }); err != sentinel {
+		t.Errorf("error from fn = %v, want it as is", err)
+	}
+}

@@ -185,6 +185,15 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 		byUser, shared = bu, sh
 	}
 	var planned []partition.Entry // whose index headers give the totals
+	if sel.All {
+		// Sized once: it holds every mailbox of the spool.
+		n := len(shared)
+		for _, mbs := range byUser {
+			n += len(mbs)
+		}
+		planned = make([]partition.Entry, 0, n)
+		s.entries = make(map[string]partition.Entry, n)
+	}
 	add := func(e partition.Entry) { planned = append(planned, e) }
 	missing := &NotFoundError{}
 	for _, u := range users {

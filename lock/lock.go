@@ -170,30 +170,42 @@ func Reopen(ctx context.Context, path string, open func() (*os.File, error), exc
 // since: f is unlocked and the caller opens path anew, as Cyrus's
 // read_lock does with a database it keeps open (lib/mappedfile.c).
 func Relock(ctx context.Context, f *os.File, path string, exclusive bool) (bool, error) {
-	fi, err := RelockStat(ctx, f, path, exclusive)
-	return fi != nil, err
+	_, ok, err := RelockSize(ctx, f, path, exclusive)
+	return ok, err
 }
 
-// RelockStat is Relock that returns, when path still names f, f's
-// FileInfo as read under the lock (its size, for a reader), and nil
-// otherwise.
-func RelockStat(ctx context.Context, f *os.File, path string, exclusive bool) (os.FileInfo, error) {
+// RelockSize is Relock that also returns, when path still names f, f's
+// size as read under the lock (for a reader of a database it keeps open,
+// once per mailbox a dump reads). The stats go into stack buffers: an
+// os.FileInfo for each was most of what such a read allocated.
+func RelockSize(ctx context.Context, f *os.File, path string, exclusive bool) (size int64, ok bool, err error) {
 	if err := Wait(ctx, f, exclusive); err != nil {
-		return nil, err
+		return 0, false, err
 	}
-	fi, err1 := f.Stat()
-	pi, err2 := os.Lstat(path)
-	if err1 == nil && err2 == nil && os.SameFile(fi, pi) {
-		return fi, nil
+	var fst, pst unix.Stat_t
+	err1 := ignoringEINTR(func() error { return unix.Fstat(int(f.Fd()), &fst) })
+	err2 := ignoringEINTR(func() error { return unix.Lstat(path, &pst) })
+	if err1 == nil && err2 == nil && fst.Dev == pst.Dev && fst.Ino == pst.Ino {
+		return fst.Size, true, nil
 	}
 	Unlock(f)
 	if err1 != nil {
-		return nil, err1
+		return 0, false, &fs.PathError{Op: "stat", Path: f.Name(), Err: err1}
 	}
-	if err2 != nil && !errors.Is(err2, os.ErrNotExist) {
-		return nil, err2
+	if err2 != nil && err2 != unix.ENOENT {
+		return 0, false, &fs.PathError{Op: "lstat", Path: path, Err: err2}
 	}
-	return nil, nil
+	return 0, false, nil
+}
+
+// ignoringEINTR retries fn while it fails with EINTR, as package os does
+// for its stats.
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // File is a Cyrus lock file (an empty file that exists only to be locked,

@@ -185,15 +185,16 @@ func (s *Spool) ServerAnnotations(fn func(user string, as []Annotation) error) e
 // it open: a dump reads it once per mailbox.
 func (s *Spool) annotationsDB(prefix []byte, fn func(k, v []byte) error) error {
 	path := s.Config.AnnotationPath
-	missing := false
 	err := s.annotdb.with("annotations.db", path, func() (*os.File, error) {
 		f, err := lock.Reopen(context.Background(), path, func() (*os.File, error) { return s.openRead(path) }, false)
-		missing = errors.Is(err, fs.ErrNotExist)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errNoDB
+		}
 		return f, err
 	}, func(db *cyrusdb.Twoskip, _ uint64) error {
 		return db.ForEach(prefix, fn)
 	})
-	if missing {
+	if err == errNoDB {
 		return nil
 	}
 	if err != nil {

@@ -482,67 +482,80 @@ func (m *Mailbox) Records(fn func(r Record) error) error {
 // one by one, as Records does, with ok false after the last; for a caller
 // that merges them with another stream.
 func (m *Mailbox) RecordIter() func() (r Record, ok bool, err error) {
-	h := m.Index
-	rs := int(h.RecordSize)
-	per := max(1, (64<<10)/rs)
-	var buf []byte
-	var prev uint32
-	i, j, n := 0, 0, 0 // chunk start, index in chunk, chunk length
-	var off int64
-	return func() (Record, bool, error) {
-		m.mu.Lock()
-		closed := m.closed
-		m.mu.Unlock()
-		if closed {
-			return Record{}, false, ErrClosed
-		}
-		if m.headerOnly {
-			return Record{}, false, fmt.Errorf("mailbox %s: %w", m.Entry.Name, ErrNoRecords)
-		}
-		for {
-			if j == n {
-				i += n
-				if i >= int(h.NumRecords) {
-					return Record{}, false, nil
+	// One allocation for the iterator's state, where a closure over its
+	// variables took one for each.
+	it := &recordIter{m: m, h: m.Index}
+	it.rs = int(it.h.RecordSize)
+	it.per = max(1, (64<<10)/it.rs)
+	return it.next
+}
+
+// recordIter is the state of a RecordIter.
+type recordIter struct {
+	m       *Mailbox
+	h       IndexHeader
+	rs, per int
+	buf     []byte
+	prev    uint32
+	i, j, n int // chunk start, index in chunk, chunk length
+	off     int64
+}
+
+func (it *recordIter) next() (Record, bool, error) {
+	m, h, rs, per := it.m, &it.h, it.rs, it.per
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return Record{}, false, ErrClosed
+	}
+	if m.headerOnly {
+		return Record{}, false, fmt.Errorf("mailbox %s: %w", m.Entry.Name, ErrNoRecords)
+	}
+	for {
+		if it.j == it.n {
+			it.i += it.n
+			if it.i >= int(h.NumRecords) {
+				return Record{}, false, nil
+			}
+			it.n, it.j = min(per, int(h.NumRecords)-it.i), 0
+			it.off = int64(it.i) * int64(rs)
+			if m.tmp == nil {
+				it.buf = m.recs[it.off : it.off+int64(it.n*rs)]
+			} else {
+				if cap(it.buf) < per*rs || it.buf == nil {
+					it.buf = make([]byte, per*rs)
 				}
-				n, j = min(per, int(h.NumRecords)-i), 0
-				off = int64(i) * int64(rs)
-				if m.tmp == nil {
-					buf = m.recs[off : off+int64(n*rs)]
-				} else {
-					if cap(buf) < per*rs || buf == nil {
-						buf = make([]byte, per*rs)
-					}
-					buf = buf[:n*rs]
-					if _, err := m.tmp.ReadAt(buf, off); err != nil {
-						n = 0
-						return Record{}, false, fmt.Errorf("index snapshot of %s: %w", m.IndexPath, err)
-					}
+				it.buf = it.buf[:it.n*rs]
+				if _, err := m.tmp.ReadAt(it.buf, it.off); err != nil {
+					it.n = 0
+					return Record{}, false, fmt.Errorf("index snapshot of %s: %w", m.IndexPath, err)
 				}
 			}
-			b := buf[j*rs : (j+1)*rs]
-			recno := i + j + 1
-			ferr := func(err error) error {
-				return &FileError{File: m.IndexPath, Offset: int64(h.StartOffset) + off + int64(j*rs),
-					Record: recno, UID: be.Uint32(b), Err: err}
-			}
-			r, err := ParseRecord(b, h.MinorVersion)
-			if err != nil {
-				return Record{}, false, ferr(err)
-			}
-			if r.UID != 0 && r.UID <= prev {
-				return Record{}, false, ferr(fmt.Errorf("%w: uid %d not above previous uid %d", ErrBadFormat, r.UID, prev))
-			}
-			if r.UID > h.LastUID {
-				return Record{}, false, ferr(fmt.Errorf("%w: uid %d above last_uid %d", ErrBadFormat, r.UID, h.LastUID))
-			}
-			j++
-			if r.UID == 0 {
-				continue
-			}
-			prev = r.UID
-			return r, true, nil
 		}
+		j := it.j
+		b := it.buf[j*rs : (j+1)*rs]
+		recno := it.i + j + 1
+		ferr := func(err error) error {
+			return &FileError{File: m.IndexPath, Offset: int64(h.StartOffset) + it.off + int64(j*rs),
+				Record: recno, UID: be.Uint32(b), Err: err}
+		}
+		r, err := ParseRecord(b, h.MinorVersion)
+		if err != nil {
+			return Record{}, false, ferr(err)
+		}
+		if r.UID != 0 && r.UID <= it.prev {
+			return Record{}, false, ferr(fmt.Errorf("%w: uid %d not above previous uid %d", ErrBadFormat, r.UID, it.prev))
+		}
+		if r.UID > h.LastUID {
+			return Record{}, false, ferr(fmt.Errorf("%w: uid %d above last_uid %d", ErrBadFormat, r.UID, h.LastUID))
+		}
+		it.j++
+		if r.UID == 0 {
+			continue
+		}
+		it.prev = r.UID
+		return r, true, nil
 	}
 }
 
@@ -696,6 +709,12 @@ func (s *Spool) openReadFd(path string) (int, error) {
 // symlink); a missing database is fs.ErrNotExist.
 func openTwoskip(ctx context.Context, path string, open func(string) (*os.File, error)) (*cyrusdb.Twoskip, error) {
 	f, err := lock.Reopen(ctx, path, func() (*os.File, error) { return open(path) }, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Every caller takes a missing database for an empty one: the
+		// error (it names the path) is not wrapped in vain, for the
+		// cyrus.annotations most mailboxes lack.
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cyrusdb: opening twoskip: %w", err)
 	}

@@ -3,6 +3,7 @@ package partition
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -34,6 +35,13 @@ type dbHandle struct {
 	stamp uint64
 }
 
+// errNoDB is what an open function of dbHandle.with returns for a
+// database whose absence means it is empty (annotations.db): with
+// returns it as is, unwrapped, since the caller drops it (a dump would
+// otherwise format an error for every mailbox where annotations.db does
+// not exist).
+var errNoDB = errors.New("database does not exist")
+
 // viewStamps numbers the views of the databases of every Spool, so that
 // a stamp never names two states.
 var viewStamps atomic.Uint64
@@ -63,27 +71,32 @@ func (s *Spool) withMboxlist(fn func(db *cyrusdb.Twoskip, stamp uint64) error) e
 func (h *dbHandle) with(what, path string, open func() (*os.File, error), fn func(db *cyrusdb.Twoskip, stamp uint64) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var fi os.FileInfo
+	var size int64
 	if h.f != nil {
 		var err error
-		// The FileInfo read under the lock gives the size too.
-		fi, err = lock.RelockStat(context.Background(), h.f, path, false)
-		if err != nil || fi == nil {
+		var ok bool
+		// The size read under the lock.
+		size, ok, err = lock.RelockSize(context.Background(), h.f, path, false)
+		if err != nil || !ok {
 			h.drop() // replaced by a checkpoint (or gone): open it anew
 		}
 	}
 	if h.f == nil {
 		f, err := open()
+		if err == errNoDB {
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("opening %s: %w", what, err)
 		}
 		h.f = f
-		if fi, err = h.f.Stat(); err != nil {
+		fi, err := h.f.Stat()
+		if err != nil {
 			h.drop()
 			return fmt.Errorf("%s: %w", what, err)
 		}
+		size = fi.Size()
 	}
-	size := fi.Size()
 	err := h.read(path, size, fn)
 	if uerr := lock.Unlock(h.f); uerr != nil {
 		h.drop()
@@ -95,7 +108,7 @@ func (h *dbHandle) with(what, path string, open func() (*os.File, error), fn fun
 }
 
 // read makes or reuses the view of the locked file and calls fn. A view
-// is reused while the file (the same inode: RelockStat), its header and
+// is reused while the file (the same inode: lock.RelockSize), its header and
 // its size are unchanged: every commit appends and rewrites the header,
 // and a checkpoint renames a new file into place, so the committed
 // records are then the same.

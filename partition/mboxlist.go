@@ -21,42 +21,48 @@ func parseEntry(dbname, v []byte) (Entry, error) {
 		// mailboxes.db; a 3.6 database never holds it.
 		return e, fmt.Errorf("%w: pre-3.0 mailboxes.db entry", ErrBadFormat)
 	}
-	root, err := dlist.ParseSAX(v)
-	if err != nil {
+	// The tree is parsed into reused memory (dlist.WithSAX): every
+	// field kept is copied out of it.
+	parsed := false
+	err := dlist.WithSAX(v, func(root *dlist.Value) error {
+		parsed = true
+		if root.Kind != dlist.KVList {
+			return fmt.Errorf("%w: value is a %s, not a kvlist", ErrBadFormat, root.Kind)
+		}
+		for _, c := range root.Children {
+			var err error
+			switch c.Key {
+			case "T":
+				e.Type, err = c.Atom()
+			case "I":
+				e.UniqueID, err = c.Atom()
+			case "P":
+				e.Partition, err = c.Atom()
+			case "S":
+				e.Server, err = c.Atom()
+			case "V":
+				e.UIDValidity, err = c.Num32()
+			case "C":
+				e.CreatedModseq, err = c.Num64()
+			case "F":
+				e.FolderModseq, err = c.Num64()
+			case "M":
+				var n uint64
+				n, err = c.Num64()
+				e.MTime = int64(n)
+			case "A":
+				e.ACL, err = parseACLList(c)
+			}
+			if err != nil {
+				return fmt.Errorf("%w: key %s: %w", ErrBadFormat, c.Key, err)
+			}
+		}
+		return nil
+	})
+	if err != nil && !parsed {
 		return e, fmt.Errorf("%w: %w", ErrBadFormat, err)
 	}
-	if root.Kind != dlist.KVList {
-		return e, fmt.Errorf("%w: value is a %s, not a kvlist", ErrBadFormat, root.Kind)
-	}
-	for _, c := range root.Children {
-		var err error
-		switch c.Key {
-		case "T":
-			e.Type, err = c.Atom()
-		case "I":
-			e.UniqueID, err = c.Atom()
-		case "P":
-			e.Partition, err = c.Atom()
-		case "S":
-			e.Server, err = c.Atom()
-		case "V":
-			e.UIDValidity, err = c.Num32()
-		case "C":
-			e.CreatedModseq, err = c.Num64()
-		case "F":
-			e.FolderModseq, err = c.Num64()
-		case "M":
-			var n uint64
-			n, err = c.Num64()
-			e.MTime = int64(n)
-		case "A":
-			e.ACL, err = parseACLList(c)
-		}
-		if err != nil {
-			return e, fmt.Errorf("%w: key %s: %w", ErrBadFormat, c.Key, err)
-		}
-	}
-	return e, nil
+	return e, err
 }
 
 // parseACLList converts the A kvlist %(id rights ...) of a header or
@@ -81,49 +87,55 @@ func parseACLList(v *dlist.Value) ([]ACLEntry, error) {
 // [Q quotaroot] [A %(id rights ...)] [U (flag ...)]), where a NIL flag is
 // an unused slot.
 func parseHeaderDlist(line []byte, h *Header) error {
-	root, err := dlist.ParseSAX(line)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadFormat, err)
-	}
-	if root.Kind != dlist.KVList {
-		return fmt.Errorf("%w: header line is a %s, not a kvlist", ErrBadFormat, root.Kind)
-	}
-	for _, c := range root.Children {
-		var err error
-		switch c.Key {
-		case "T":
-			h.Type, err = c.Atom()
-		case "N":
-			h.Name, err = c.Atom()
-		case "I":
-			h.UniqueID, err = c.Atom()
-		case "Q":
-			h.QuotaRoot, err = c.Atom()
-		case "A":
-			h.ACL, err = parseACLList(c)
-		case "U":
-			if c.Kind != dlist.List {
-				err = fmt.Errorf("a %s, not a list", c.Kind)
-				break
-			}
-			if len(c.Children) > maxUserFlags {
-				err = fmt.Errorf("%d user flags, at most %d", len(c.Children), maxUserFlags)
-				break
-			}
-			h.UserFlags = make([]string, 0, len(c.Children))
-			for _, f := range c.Children {
-				name, ferr := f.Atom()
-				if ferr != nil {
-					err = ferr
+	// The tree is parsed into reused memory (dlist.WithSAX): every
+	// field kept is copied out of it.
+	parsed := false
+	err := dlist.WithSAX(line, func(root *dlist.Value) error {
+		parsed = true
+		if root.Kind != dlist.KVList {
+			return fmt.Errorf("%w: header line is a %s, not a kvlist", ErrBadFormat, root.Kind)
+		}
+		for _, c := range root.Children {
+			var err error
+			switch c.Key {
+			case "T":
+				h.Type, err = c.Atom()
+			case "N":
+				h.Name, err = c.Atom()
+			case "I":
+				h.UniqueID, err = c.Atom()
+			case "Q":
+				h.QuotaRoot, err = c.Atom()
+			case "A":
+				h.ACL, err = parseACLList(c)
+			case "U":
+				if c.Kind != dlist.List {
+					err = fmt.Errorf("a %s, not a list", c.Kind)
 					break
 				}
-				h.UserFlags = append(h.UserFlags, name)
+				if len(c.Children) > maxUserFlags {
+					err = fmt.Errorf("%d user flags, at most %d", len(c.Children), maxUserFlags)
+					break
+				}
+				h.UserFlags = make([]string, 0, len(c.Children))
+				for _, f := range c.Children {
+					name, ferr := f.Atom()
+					if ferr != nil {
+						err = ferr
+						break
+					}
+					h.UserFlags = append(h.UserFlags, name)
+				}
+				h.UserFlags = trimFlags(h.UserFlags)
 			}
-			h.UserFlags = trimFlags(h.UserFlags)
+			if err != nil {
+				return fmt.Errorf("%w: header key %s: %w", ErrBadFormat, c.Key, err)
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("%w: header key %s: %w", ErrBadFormat, c.Key, err)
-		}
+		return nil
+	})
+	if err != nil && !parsed {
+		return fmt.Errorf("%w: %w", ErrBadFormat, err)
 	}
-	return nil
+	return err
 }

@@ -184,6 +184,22 @@ func (s *Spool) real(e Entry) bool {
 // whose dbname starts with prefix, each found by one search down the skip
 // list, so the cost is O(log n) plus the records returned.
 func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {
+	entries, err := s.mboxEntries(exact, prefix, nil)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mboxEntries is mboxlist returning the records, those keep reports true
+// for (all if keep is nil), in one slice: Mailboxes and MailboxesUnder
+// so make no second copy of every entry.
+func (s *Spool) mboxEntries(exact, prefix string, keep func(Entry) bool) ([]Entry, error) {
 	path := s.Config.MboxlistPath
 	var entries []Entry
 	var stamp uint64
@@ -191,6 +207,9 @@ func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {
 		e, err := parseEntry(k[1:], v)
 		if err != nil {
 			return fmt.Errorf("mailboxes.db %s: key %q: %w", path, k, err)
+		}
+		if keep != nil && !keep(e) {
+			return nil
 		}
 		e.stamp = stamp
 		entries = append(entries, e)
@@ -213,14 +232,9 @@ func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {
 		return db.ForEach([]byte("N"+prefix), add)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, e := range entries {
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return nil
+	return entries, nil
 }
 
 // AllEntries calls fn with every N record of mailboxes.db in database
@@ -233,16 +247,7 @@ func (s *Spool) AllEntries(fn func(Entry) error) error { return s.mboxlist("", "
 // hierarchy order: a parent before its children), deleted mailboxes
 // (DELETED.*) included. Tombstones (type d), intermediates (type i) and
 // remote entries are left out.
-func (s *Spool) Mailboxes() ([]Entry, error) {
-	var out []Entry
-	err := s.mboxlist("", "", func(e Entry) error {
-		if s.real(e) {
-			out = append(out, e)
-		}
-		return nil
-	})
-	return out, err
-}
+func (s *Spool) Mailboxes() ([]Entry, error) { return s.mboxEntries("", "", s.real) }
 
 // Lookup returns the mailboxes.db entry of the internal name. It fails
 // with ErrNoMailbox for a name that is absent or not a real local mailbox.
@@ -356,14 +361,7 @@ func (s *Spool) UserMailboxes(user string) ([]Entry, error) {
 // child, then a walk of its own records only, O(log n + k).
 func (s *Spool) MailboxesUnder(name string) ([]Entry, error) {
 	db := nameToDBName(name)
-	var out []Entry
-	err := s.mboxlist(db, db+string(rune(dbHierSep)), func(e Entry) error {
-		if s.real(e) {
-			out = append(out, e)
-		}
-		return nil
-	})
-	return out, err
+	return s.mboxEntries(db, db+string(rune(dbHierSep)), s.real)
 }
 
 // MailboxesByOwner returns, from one walk of mailboxes.db, the users as

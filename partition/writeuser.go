@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mbtool/mbtool/cyrusdb"
 	"github.com/mbtool/mbtool/cyrusfs"
@@ -334,12 +335,19 @@ func (s *Spool) readIndexHeader(e Entry, open func(string) (int, error)) (IndexH
 	return IndexHeaderAt(cyrusfs.FdReader(fd), path)
 }
 
+// indexHeaderBufs are IndexHeaderAt's buffers.
+var indexHeaderBufs = sync.Pool{New: func() any { return new([IndexHeaderSize]byte) }}
+
 // IndexHeaderAt reads and checks the index header at the start of the
 // cyrus.index f (at path, for errors): the one reader of it, with or
 // without the index lock.
 func IndexHeaderAt(f io.ReaderAt, path string) (IndexHeader, error) {
-	var b [IndexHeaderSize]byte
-	n, err := f.ReadAt(b[:], 0)
+	// A pooled buffer: the header's CRC (crc32's dispatch) makes any
+	// buffer it reads escape, and a dump reads two headers per mailbox.
+	bp := indexHeaderBufs.Get().(*[IndexHeaderSize]byte)
+	defer indexHeaderBufs.Put(bp)
+	b := bp[:]
+	n, err := f.ReadAt(b, 0)
 	if err != nil && err != io.EOF {
 		return IndexHeader{}, fmt.Errorf("reading %s: %w", path, err)
 	}

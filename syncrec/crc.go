@@ -4,6 +4,7 @@ import (
 	"hash/crc32"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // CRC accumulates the two replication checksums of a mailbox over its
@@ -28,14 +29,30 @@ func (c *CRC) Add(r *Record) {
 // matches anything.
 func Equal(a, b uint32) bool { return a == 0 || b == 0 || a == b }
 
+// crcBufs are RecordCRC's buffers.
+var crcBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
 // RecordCRC returns r's terms of the basic and the annotation CRC; both are
 // zero for an expunged record.
 func RecordCRC(r *Record) (basic, annot uint32) {
 	if r.Expunged() {
 		return 0, 0
 	}
-	var buf [256]byte
-	b := buf[:0]
+	// A pooled buffer: crc32's dispatch makes any buffer it reads escape,
+	// and one on the stack was an allocation per record.
+	bp := crcBufs.Get().(*[]byte)
+	var b []byte
+	basic, annot, b = recordCRC(r, (*bp)[:0])
+	if cap(b) <= 4<<10 {
+		*bp = b[:0] // keep what appending grew, within bounds
+	}
+	crcBufs.Put(bp)
+	return basic, annot
+}
+
+// recordCRC is RecordCRC with b to build the CRCs' input in; it returns
+// b, grown as needed.
+func recordCRC(r *Record, b []byte) (basic, annot uint32, _ []byte) {
 	var flagcrc uint32
 	for _, f := range r.Flags {
 		if strings.HasPrefix(f, `\`) && !isSystemFlag(f) {
@@ -76,7 +93,7 @@ func RecordCRC(r *Record) (basic, annot uint32) {
 		}
 		annot ^= crc32.Update(h, crc32.IEEETable, a.Value)
 	}
-	return basic, annot
+	return basic, annot, b
 }
 
 func appendLower(b []byte, s string) []byte {
