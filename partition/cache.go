@@ -20,7 +20,7 @@ const MaxCacheRecord = 4 << 20
 // of the snapshot's generation (a repack, which replaces both, needs the
 // name lock the snapshot keeps).
 func (s *Spool) openCache(m *Mailbox) {
-	p, err := s.MetaPath(m.Entry, FileCache)
+	p, err := s.metaPath(m, FileCache)
 	if err != nil {
 		return
 	}

@@ -48,6 +48,8 @@ type Mailbox struct {
 	DataDir, ArchiveDir string
 	// IndexPath is the cyrus.index the snapshot was taken from.
 	IndexPath string
+	// dataRoot is the partition root DataDir lies beneath (metaPath).
+	dataRoot string
 
 	mu       sync.Mutex
 	nameLock *lock.File
@@ -143,10 +145,7 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 		return nil, fmt.Errorf("mailbox %s: uniqueid %s, now %s: %w", e.Name, e.UniqueID, cur.UniqueID, ErrChanged)
 	}
 	m.Entry = cur
-	if m.DataDir, _, err = s.Dirs(cur); err != nil {
-		return nil, err
-	}
-	if m.ArchiveDir, err = s.ArchiveDir(cur); err != nil {
+	if err = s.mailboxPaths(m); err != nil {
 		return nil, err
 	}
 	m.tree = s.tree()
@@ -156,7 +155,7 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 	if m.archive, m.archiveErr, err = m.messageDir(m.ArchiveDir); err != nil {
 		return nil, fmt.Errorf("mailbox %s: %w", cur.Name, err)
 	}
-	if m.IndexPath, err = s.MetaPath(cur, FileIndex); err != nil {
+	if m.IndexPath, err = s.metaPath(m, FileIndex); err != nil {
 		return nil, err
 	}
 	if err := s.readLocked(ctx, m, want); err != nil {
@@ -191,7 +190,7 @@ func (s *Spool) readLocked(ctx context.Context, m *Mailbox, want func(*Mailbox) 
 	if m.Index.RawOptions&OptMailboxDeleted != 0 {
 		return fmt.Errorf("index marked deleted: %w", ErrNoMailbox)
 	}
-	hpath, err := s.MetaPath(e, FileHeader)
+	hpath, err := s.metaPath(m, FileHeader)
 	if err != nil {
 		return err
 	}
@@ -397,7 +396,7 @@ func readSmallFile(open func(string) (int, error), path string, limit int64) ([]
 // readRecordAnnotations reads cyrus.annotations (a leaf lock under the
 // index lock, as Cyrus takes it).
 func (s *Spool) readRecordAnnotations(ctx context.Context, m *Mailbox) error {
-	path, err := s.MetaPath(m.Entry, FileAnnotations)
+	path, err := s.metaPath(m, FileAnnotations)
 	if err != nil {
 		return err
 	}

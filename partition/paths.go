@@ -56,6 +56,16 @@ func (s *Spool) Dirs(e Entry) (data, meta string, err error) {
 }
 
 func (s *Spool) metaDir(e Entry, file string) (string, error) {
+	root, err := s.metaRoot(e, file)
+	if err != nil {
+		return "", err
+	}
+	return s.mailboxDir(root, e), nil
+}
+
+// metaRoot is the partition (or metapartition) root beneath which file
+// of e lies.
+func (s *Spool) metaRoot(e Entry, file string) (string, error) {
 	mk, ok := metaKinds[file]
 	if !ok {
 		return "", fmt.Errorf("mailbox %s: unknown metadata file %q", e.Name, file)
@@ -71,7 +81,7 @@ func (s *Spool) metaDir(e Entry, file string) (string, error) {
 			return "", err
 		}
 	}
-	return s.mailboxDir(root, e), nil
+	return root, nil
 }
 
 // MetaPath returns the path of one metadata file of e (FileHeader,
@@ -87,14 +97,53 @@ func (s *Spool) MetaPath(e Entry, file string) (string, error) {
 // ArchiveDir returns the directory of e's archived message files:
 // under archivepartition-<name> if configured, else the data directory.
 func (s *Spool) ArchiveDir(e Entry) (string, error) {
-	root, ok := s.Config.ArchivePartitions[e.Partition]
-	if !ok {
-		var err error
-		if root, err = s.partitionRoot(e); err != nil {
-			return "", err
-		}
+	root, err := s.archiveRoot(e)
+	if err != nil {
+		return "", err
 	}
 	return s.mailboxDir(root, e), nil
+}
+
+func (s *Spool) archiveRoot(e Entry) (string, error) {
+	if root, ok := s.Config.ArchivePartitions[e.Partition]; ok {
+		return root, nil
+	}
+	return s.partitionRoot(e)
+}
+
+// mailboxPaths sets m's DataDir and ArchiveDir from m.Entry, each
+// directory's path made once: with no archive partition or
+// metapartition (the usual spool), every file of the mailbox is in one
+// directory, whose path a dump would otherwise build seven times per
+// mailbox (metaPath).
+func (s *Spool) mailboxPaths(m *Mailbox) error {
+	root, err := s.partitionRoot(m.Entry)
+	if err != nil {
+		return err
+	}
+	m.dataRoot, m.DataDir = root, s.mailboxDir(root, m.Entry)
+	aroot, err := s.archiveRoot(m.Entry)
+	if err != nil {
+		return err
+	}
+	m.ArchiveDir = m.DataDir
+	if aroot != root {
+		m.ArchiveDir = s.mailboxDir(aroot, m.Entry)
+	}
+	return nil
+}
+
+// metaPath is MetaPath of m.Entry, from m.DataDir when file lies beneath
+// the same root.
+func (s *Spool) metaPath(m *Mailbox, file string) (string, error) {
+	root, err := s.metaRoot(m.Entry, file)
+	if err != nil {
+		return "", err
+	}
+	if root == m.dataRoot {
+		return m.DataDir + "/" + file, nil
+	}
+	return s.mailboxDir(root, m.Entry) + "/" + file, nil
 }
 
 // messageName is the file name of a message: "<uid>.".

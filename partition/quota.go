@@ -143,38 +143,45 @@ func ParseQuota(b []byte, q *Quota) error {
 // parser; the SAX parser accepts everything Cyrus writes (single spaces,
 // atoms), so it is used here.
 func parseQuotaDlist(b []byte, q *Quota) error {
-	root, err := dlist.ParseSAX(bytes.TrimRight(b, "\r\n"))
-	if err != nil {
+	// The tree is parsed into reused memory (dlist.WithSAX): a dump reads
+	// a quota root per user, and only numbers are kept.
+	parsed := false
+	err := dlist.WithSAX(bytes.TrimRight(b, "\r\n"), func(root *dlist.Value) error {
+		parsed = true
+		var err error
+		if root.Kind != dlist.KVList {
+			return fmt.Errorf("%w: quota is a %s, not a kvlist", ErrBadFormat, root.Kind)
+		}
+		for _, k := range quotaKeys {
+			item := root.Get(k.key)
+			if item == nil {
+				continue
+			}
+			if item.Kind != dlist.List || len(item.Children) == 0 {
+				return fmt.Errorf("%w: quota %s is not (used [limit])", ErrBadFormat, k.key)
+			}
+			used, err := item.Children[0].Num64()
+			if err != nil {
+				return fmt.Errorf("%w: quota %s usage: %w", ErrBadFormat, k.key, err)
+			}
+			q.Usage[k.name] = int64(used)
+			if len(item.Children) > 1 {
+				limit, err := item.Children[1].Num64()
+				if err != nil {
+					return fmt.Errorf("%w: quota %s limit: %w", ErrBadFormat, k.key, err)
+				}
+				q.Limits[k.name] = int64(limit)
+			}
+		}
+		if m := root.Get("MODSEQ"); m != nil {
+			if q.Modseq, err = m.Num64(); err != nil {
+				return fmt.Errorf("%w: quota MODSEQ: %w", ErrBadFormat, err)
+			}
+		}
+		return nil
+	})
+	if err != nil && !parsed {
 		return fmt.Errorf("%w: %w", ErrBadFormat, err)
 	}
-	if root.Kind != dlist.KVList {
-		return fmt.Errorf("%w: quota is a %s, not a kvlist", ErrBadFormat, root.Kind)
-	}
-	for _, k := range quotaKeys {
-		item := root.Get(k.key)
-		if item == nil {
-			continue
-		}
-		if item.Kind != dlist.List || len(item.Children) == 0 {
-			return fmt.Errorf("%w: quota %s is not (used [limit])", ErrBadFormat, k.key)
-		}
-		used, err := item.Children[0].Num64()
-		if err != nil {
-			return fmt.Errorf("%w: quota %s usage: %w", ErrBadFormat, k.key, err)
-		}
-		q.Usage[k.name] = int64(used)
-		if len(item.Children) > 1 {
-			limit, err := item.Children[1].Num64()
-			if err != nil {
-				return fmt.Errorf("%w: quota %s limit: %w", ErrBadFormat, k.key, err)
-			}
-			q.Limits[k.name] = int64(limit)
-		}
-	}
-	if m := root.Get("MODSEQ"); m != nil {
-		if q.Modseq, err = m.Num64(); err != nil {
-			return fmt.Errorf("%w: quota MODSEQ: %w", ErrBadFormat, err)
-		}
-	}
-	return nil
+	return err
 }
