@@ -497,3 +497,18 @@ func TestMkdirAllSyncsParents(t *testing.T) {
 	mkdir("a/b/d", "a/b")
 	mkdir("a/e/f/g", "a", "a/e", "a/e/f")
 }
+
+// TestClean checks that Clean returns what filepath.Clean does, for
+// clean paths (returned as they are) and unclean ones alike.
+func TestClean(t *testing.T) {
+	for _, p := range []string{"", "/", "//", "/a", "/a/", "/a//b", "/a/./b", "/a/../b", "/a/b/..", "/a/b/.",
+		"/var/spool/cyrus/uuid/8/8/88g5e47j64hbelofehlopa1u", "/a/.b/..c/b..", "a/b", ".", "..", "./a", "/..", "/.",
+		"/a/b/c/", "///a"} {
+		if got, want := Clean(p), filepath.Clean(p); got != want {
+			t.Errorf("Clean(%q) = %q, want %q", p, got, want)
+		}
+	}
+	if !isClean("/var/spool/cyrus/uuid/8/8/x/cyrus.index") || isClean("/var//spool") || isClean("/var/spool/") {
+		t.Error("isClean is wrong about a path")
+	}
+}

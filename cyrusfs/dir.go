@@ -113,8 +113,8 @@ func (d *Dir) OpenFd(name string, flag int) (int, error) {
 	if err != nil {
 		return -1, pathErr("open", d.Join(name), err)
 	}
-	if err := checkRegular(fd, d.Join(name)); err != nil {
-		return -1, err
+	if err := regular(fd); err != nil {
+		return -1, regularErr(d.Join(name), err)
 	}
 	return fd, nil
 }
@@ -131,16 +131,34 @@ func RegularFile(fd int, path string) (*os.File, error) {
 
 // checkRegular refuses fd, and closes it, unless it is a regular file.
 func checkRegular(fd int, path string) error {
+	if err := regular(fd); err != nil {
+		return regularErr(path, err)
+	}
+	return nil
+}
+
+// regular is checkRegular without the path: it returns the fstat's
+// error or ErrNotRegular, for regularErr, so that a caller names the
+// file (a path to build) only when it is refused.
+func regular(fd int) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return pathErr("open", path, err)
+		return err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+		return ErrNotRegular
 	}
 	return nil
+}
+
+// regularErr is checkRegular's error for path from regular's.
+func regularErr(path string, err error) error {
+	if err == ErrNotRegular {
+		return &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	}
+	return pathErr("open", path, err)
 }
 
 // owner resolves Inherit to the owner of d.

@@ -61,7 +61,7 @@ func NewTree(roots ...string) *Tree {
 		if r == "" {
 			continue
 		}
-		r = filepath.Clean(r)
+		r = Clean(r)
 		if !seen[r] {
 			seen[r] = true
 			t.roots = append(t.roots, r)
@@ -81,7 +81,7 @@ func (t *Tree) openRootOf(path string) (*Dir, string, error) {
 	if hasDotDot(path) {
 		return nil, "", &fs.PathError{Op: "resolve", Path: path, Err: ErrOutside}
 	}
-	p := filepath.Clean(path)
+	p := Clean(path)
 	var missing error
 	for _, r := range t.roots {
 		rel, ok := relTo(p, r)
@@ -114,7 +114,7 @@ func (t *Tree) cached(path string, fn func(rootfd int, rel string)) bool {
 	if hasDotDot(path) {
 		return false
 	}
-	r, rel, ok := t.rootOf(filepath.Clean(path))
+	r, rel, ok := t.rootOf(Clean(path))
 	if !ok {
 		return false
 	}
@@ -154,6 +154,43 @@ func relTo(p, r string) (string, bool) {
 	return "", false
 }
 
+// Clean is filepath.Clean, with a quick look first: a path that is
+// clean already (an absolute path without empty, "." or ".." components
+// or a trailing slash, as mbtool builds them) is returned as it is.
+// filepath.Clean copies its way through every byte, and a dump cleans
+// the paths of several files and directories per mailbox.
+func Clean(path string) string {
+	if isClean(path) {
+		return path
+	}
+	return filepath.Clean(path)
+}
+
+// isClean reports whether filepath.Clean would return the absolute
+// path p unchanged; it may say false of a clean path.
+func isClean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	if len(p) == 1 {
+		return true
+	}
+	for i := 1; ; {
+		j := strings.IndexByte(p[i:], '/')
+		c := p[i:]
+		if j >= 0 {
+			c = p[i : i+j]
+		}
+		if c == "" || c == "." || c == ".." {
+			return false
+		}
+		if j < 0 {
+			return true
+		}
+		i += j + 1
+	}
+}
+
 // hasDotDot reports whether path has a ".." component, without the
 // slice strings.Split allocates: cached runs for every file a dump opens.
 func hasDotDot(path string) bool {
@@ -179,7 +216,7 @@ func (t *Tree) OpenDir(path string) (*Dir, error) {
 		if ferr != nil {
 			return nil, pathErr("open", path, ferr)
 		}
-		return &Dir{fd: fd, path: filepath.Clean(path)}, nil
+		return &Dir{fd: fd, path: Clean(path)}, nil
 	}
 	rd, rel, err := t.openRootOf(path)
 	if err != nil {
@@ -193,7 +230,7 @@ func (t *Tree) OpenDir(path string) (*Dir, error) {
 	if err != nil {
 		return nil, pathErr("open", path, err)
 	}
-	return &Dir{fd: fd, path: filepath.Clean(path)}, nil
+	return &Dir{fd: fd, path: Clean(path)}, nil
 }
 
 // MkdirAll opens the directory at path, creating it and its missing
@@ -240,7 +277,7 @@ func (t *Tree) MkdirAll(path string, o Owner) (*Dir, error) {
 // parent opens the directory holding path and returns it with the last
 // component of path.
 func (t *Tree) parent(path string) (*Dir, string, error) {
-	dir, name := filepath.Split(filepath.Clean(path))
+	dir, name := filepath.Split(Clean(path))
 	if name == "" || name == ".." || name == "." {
 		return nil, "", &fs.PathError{Op: "resolve", Path: path, Err: ErrOutside}
 	}
@@ -266,7 +303,7 @@ func (t *Tree) Create(path string, o Owner, perm os.FileMode) (*os.File, error) 
 // missing directories, unless something exists there already, so that
 // Cyrus and mbtool lock the same inode. A symlink at path is an error.
 func (t *Tree) Ensure(path string, o Owner) error {
-	dir, name := filepath.Split(filepath.Clean(path))
+	dir, name := filepath.Split(Clean(path))
 	d, err := t.MkdirAll(dir, o)
 	if err != nil {
 		return err
@@ -293,7 +330,7 @@ func (t *Tree) Open(path string, flag int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.NewFile(uintptr(fd), filepath.Clean(path)), nil
+	return os.NewFile(uintptr(fd), Clean(path)), nil
 }
 
 // OpenFd is Open returning the bare descriptor (-1 on an error), as
@@ -335,7 +372,7 @@ func (t *Tree) openCached(path string, flag int) (fd int, ok bool, err error) {
 	if noOpenat2.Load() || flag&os.O_CREATE != 0 {
 		return -1, false, nil
 	}
-	if _, name := filepath.Split(filepath.Clean(path)); checkName(name) != nil {
+	if _, name := filepath.Split(Clean(path)); checkName(name) != nil {
 		return -1, false, nil
 	}
 	fd = -1
@@ -370,8 +407,8 @@ func openBeneath(rootfd int, rel string, flag int, path string) (fd int, ok bool
 	default:
 		return -1, true, pathErr("open", path, err)
 	}
-	if err := checkRegular(fd, filepath.Clean(path)); err != nil {
-		return -1, true, err
+	if err := regular(fd); err != nil {
+		return -1, true, regularErr(Clean(path), err)
 	}
 	return fd, true, nil
 }
@@ -398,7 +435,7 @@ func (p *Pinned) OpenFd(path string, flag int) (int, error) {
 	if noOpenat2.Load() || flag&os.O_CREATE != 0 || hasDotDot(path) {
 		return p.t.OpenFd(path, flag)
 	}
-	clean := filepath.Clean(path)
+	clean := Clean(path)
 	if _, name := filepath.Split(clean); checkName(name) != nil {
 		return p.t.OpenFd(path, flag)
 	}

@@ -645,7 +645,7 @@ func (m *Mailbox) messageDir(path string) (*cyrusfs.Dir, error, error) {
 // openDir opens the directory at path beneath the tree's roots, following
 // no symlink (cyrusfs), and keeps it until Close.
 func (m *Mailbox) openDir(path string) (*cyrusfs.Dir, error) {
-	path = filepath.Clean(path)
+	path = cyrusfs.Clean(path)
 	if d, ok := m.dirs[path]; ok {
 		return d, nil
 	}
@@ -660,12 +660,23 @@ func (m *Mailbox) openDir(path string) (*cyrusfs.Dir, error) {
 	return d, nil
 }
 
+// parentDir is the directory of path without the trailing slash
+// filepath.Split leaves (so that openDir's cyrusfs.Clean finds it clean,
+// as it usually is, and copies nothing).
+func parentDir(path string) string {
+	dir, _ := filepath.Split(path)
+	if len(dir) > 1 {
+		dir = dir[:len(dir)-1]
+	}
+	return dir
+}
+
 // openFile opens a file of the mailbox (cyrus.index, cyrus.header ...)
 // for reading, relative to its directory opened with openDir, following
 // no symlink and refusing anything but a regular file (cyrusfs.Dir.Open).
 func (m *Mailbox) openFile(path string) (*os.File, error) {
-	dir, name := filepath.Split(path)
-	d, err := m.openDir(dir)
+	_, name := filepath.Split(path)
+	d, err := m.openDir(parentDir(path))
 	if err != nil {
 		return nil, err
 	}
@@ -675,8 +686,8 @@ func (m *Mailbox) openFile(path string) (*os.File, error) {
 // openFd is openFile returning the bare descriptor, for a file only read
 // at offsets (or locked) and closed: os.NewFile costs an fcntl.
 func (m *Mailbox) openFd(path string) (int, error) {
-	dir, name := filepath.Split(path)
-	d, err := m.openDir(dir)
+	_, name := filepath.Split(path)
+	d, err := m.openDir(parentDir(path))
 	if err != nil {
 		return -1, err
 	}

@@ -112,7 +112,22 @@ func (h *dbHandle) with(what, path string, open func() (*os.File, error), fn fun
 // its size are unchanged: every commit appends and rewrites the header,
 // and a checkpoint renames a new file into place, so the committed
 // records are then the same.
+//
+// A view of a clean file (DIRTY clear, size equal to current_size) is
+// reused on the size alone, without reading the header again
+// (docs/cyrus/files.md §5): on one inode, current_size only grows, since
+// every commit appends at least its COMMIT record before it writes the
+// new current_size, and an abort or a recovery truncates back to
+// current_size, never below; the file is never shorter than
+// current_size. A file of the same inode whose size is still S, the
+// current_size of the clean view, therefore has current_size S again,
+// and the commit that made it is the view's: its committed records are
+// the view's. (A view of an unclean file is not reused so: its file may
+// be recovered and grow back to the same size by a new commit.)
 func (h *dbHandle) read(path string, size int64, fn func(db *cyrusdb.Twoskip, stamp uint64) error) error {
+	if h.view != nil && size == h.size && h.view.Clean() {
+		return fn(h.view, h.stamp)
+	}
 	var hdr [64]byte
 	if size >= int64(len(hdr)) {
 		if _, err := h.f.ReadAt(hdr[:], 0); err != nil {
