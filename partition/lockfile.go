@@ -83,6 +83,7 @@ func (s *Spool) takeLock(ctx context.Context, lockname string, exclusive, wait b
 type nsLockCache struct {
 	mu    sync.Mutex
 	owner string
+	path  string // the lock file's path (Config.lockPath), made once per owner
 	fd    int
 	ok    bool // fd is open, the lock file of owner
 }
@@ -92,7 +93,7 @@ type nsLockCache struct {
 func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, error) {
 	c := &s.nsLock
 	c.mu.Lock()
-	fd, ok := c.fd, c.ok && c.owner == owner
+	fd, ok, path := c.fd, c.ok && c.owner == owner, c.path
 	if ok {
 		c.ok = false
 	}
@@ -100,7 +101,6 @@ func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, er
 	if !ok {
 		return s.nameLock(ctx, namespaceLockName(owner))
 	}
-	path := s.Config.lockPath(namespaceLockName(owner))
 	l, err := lock.Retake(ctx, fd, path, false)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
@@ -122,6 +122,9 @@ func (s *Spool) releaseNamespace(owner string, l *lock.File) error {
 	c.mu.Lock()
 	if c.ok {
 		unix.Close(c.fd)
+	}
+	if c.owner != owner || c.path == "" {
+		c.path = s.Config.lockPath(namespaceLockName(owner))
 	}
 	c.owner, c.fd, c.ok = owner, fd, true
 	c.mu.Unlock()

@@ -92,6 +92,20 @@ func escapeComp(s string) string { return strings.ReplaceAll(s, ".", "^") }
 // hashPath is imap/mboxname.c mboxname_hash: the legacy (name-based)
 // directory of name under root. It is also the layout of lock files.
 func (c *Config) hashPath(root, name string) string {
+	if name != "" && strings.IndexAny(name, "!.^") < 0 {
+		// One component, no domain, nothing to escape: a uniqueid's
+		// name lock, taken for every mailbox a dump opens, is built in
+		// one concatenation, as the loop below would build it.
+		if c.HashSpool {
+			return root + "/" + string(hashChar(name, c.FullDirHash)) + "/" + name
+		}
+		return root + "/" + name
+	}
+	return c.hashPathParsed(root, name)
+}
+
+// hashPathParsed is hashPath for any name, from its parsed components.
+func (c *Config) hashPathParsed(root, name string) string {
 	m := c.parseName(name)
 	var b strings.Builder
 	b.WriteString(root)

@@ -217,3 +217,18 @@ func TestFlagNames(t *testing.T) {
 		t.Error("options")
 	}
 }
+
+// TestHashPathOneComponent checks hashPath's shortcut for a name of one
+// component (a uniqueid's lock name, "*U*alice") against the general
+// way, with and without hashing and full hashing.
+func TestHashPathOneComponent(t *testing.T) {
+	for _, extra := range []string{"", "hashimapspool: true\n", "hashimapspool: true\nfulldirhash: true\n"} {
+		c := testConfig(t, extra)
+		for _, name := range []string{"88g5e47j64hbelofehlopa1u", "*U*alice", "shared", "x", "Zed", "*U*bob@example.com",
+			"user.alice", "a^b", "example.com!user.bob", "DELETED"} {
+			if got, want := c.hashPath("/l", name), c.hashPathParsed("/l", name); got != want {
+				t.Errorf("%q: hashPath(%q) = %q, want %q", extra, name, got, want)
+			}
+		}
+	}
+}
