@@ -60,8 +60,21 @@ func (c *Config) parseName(name string) mbname {
 	if name == "" {
 		return m
 	}
-	for _, p := range strings.Split(name, ".") {
+	// The components in one slice sized first (strings.Split would make
+	// a second one): the owner of every mailbox a dump plans and opens
+	// is found this way.
+	m.comps = make([]string, 0, strings.Count(name, ".")+1)
+	for {
+		i := strings.IndexByte(name, '.')
+		p := name
+		if i >= 0 {
+			p = name[:i]
+		}
 		m.comps = append(m.comps, strings.ReplaceAll(p, "^", "."))
+		if i < 0 {
+			break
+		}
+		name = name[i+1:]
 	}
 	boxes := m.comps
 	if len(boxes) > 2 && boxes[0] == c.DeletedPrefix {
@@ -160,36 +173,61 @@ func namespaceLockName(userid string) string {
 }
 
 // dbnameToName converts a mailboxes.db name (domain 0x1D, components
-// joined by 0x1F, literal dots) to an internal name.
+// joined by 0x1F, literal dots) to an internal name: the domain as it
+// is and '!' for its separator, then '.' for 0x1F and '^' for a literal
+// dot. The two forms have the same length, byte for byte, so it is made
+// in one allocation (none when nothing changes), once for every entry of
+// mailboxes.db a dump plans.
 func dbnameToName(db string) string {
-	var b strings.Builder
-	if i := strings.IndexByte(db, dbDomainSep); i >= 0 {
-		b.WriteString(db[:i])
-		b.WriteByte('!')
-		db = db[i+1:]
-	}
-	for i, p := range strings.Split(db, string(rune(dbHierSep))) {
-		if i > 0 {
-			b.WriteByte('.')
+	i := strings.IndexByte(db, dbDomainSep)
+	return mapName(db, i, '!', func(c byte) byte {
+		switch c {
+		case dbHierSep:
+			return '.'
+		case '.':
+			return '^'
 		}
-		b.WriteString(escapeComp(p))
-	}
-	return b.String()
+		return c
+	})
 }
 
-// nameToDBName is the inverse of dbnameToName.
+// nameToDBName is the inverse of dbnameToName: the domain as it is and
+// 0x1D for its '!', then 0x1F for '.' and '.' for '^'.
 func nameToDBName(name string) string {
-	var b strings.Builder
-	if i := strings.IndexByte(name, '!'); i >= 0 {
-		b.WriteString(name[:i])
-		b.WriteByte(dbDomainSep)
-		name = name[i+1:]
-	}
-	for i, p := range strings.Split(name, ".") {
-		if i > 0 {
-			b.WriteByte(dbHierSep)
+	i := strings.IndexByte(name, '!')
+	return mapName(name, i, dbDomainSep, func(c byte) byte {
+		switch c {
+		case '.':
+			return dbHierSep
+		case '^':
+			return '.'
 		}
-		b.WriteString(strings.ReplaceAll(p, "^", "."))
+		return c
+	})
+}
+
+// mapName returns s with its byte at sep (if sep >= 0) replaced by
+// sepTo and every byte after it mapped by f, the bytes before it as they
+// are; s itself when that changes nothing.
+func mapName(s string, sep int, sepTo byte, f func(byte) byte) string {
+	j := sep + 1
+	for j < len(s) && f(s[j]) == s[j] {
+		j++
+	}
+	if sep < 0 && j == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	if sep >= 0 {
+		b.WriteString(s[:sep])
+		b.WriteByte(sepTo)
+		b.WriteString(s[sep+1 : j])
+	} else {
+		b.WriteString(s[:j])
+	}
+	for ; j < len(s); j++ {
+		b.WriteByte(f(s[j]))
 	}
 	return b.String()
 }

@@ -232,3 +232,48 @@ func TestHashPathOneComponent(t *testing.T) {
 		}
 	}
 }
+
+// TestDBNameMapping checks dbnameToName and nameToDBName, which map byte
+// for byte, against the component-wise conversion they replace.
+func TestDBNameMapping(t *testing.T) {
+	oldToName := func(db string) string {
+		var b strings.Builder
+		if i := strings.IndexByte(db, dbDomainSep); i >= 0 {
+			b.WriteString(db[:i])
+			b.WriteByte('!')
+			db = db[i+1:]
+		}
+		for i, p := range strings.Split(db, string(rune(dbHierSep))) {
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(escapeComp(p))
+		}
+		return b.String()
+	}
+	oldToDB := func(name string) string {
+		var b strings.Builder
+		if i := strings.IndexByte(name, '!'); i >= 0 {
+			b.WriteString(name[:i])
+			b.WriteByte(dbDomainSep)
+			name = name[i+1:]
+		}
+		for i, p := range strings.Split(name, ".") {
+			if i > 0 {
+				b.WriteByte(dbHierSep)
+			}
+			b.WriteString(strings.ReplaceAll(p, "^", "."))
+		}
+		return b.String()
+	}
+	for _, s := range []string{"", "user", "user.alice", "user.alice.Sent", "user.a^b.x^y", "example.com!user.bob",
+		"ex.am^ple!user.b^ob.c", "a!b!c.d", "DELETED.user.dave.Gone.6B0F37A3", "shared.team", "user\x1falice\x1fa.b",
+		"example.com\x1duser\x1fbob", "x\x1dy\x1dz\x1f.", "^.!", "!", ".", "\x1d", "\x1f"} {
+		if got, want := dbnameToName(s), oldToName(s); got != want {
+			t.Errorf("dbnameToName(%q) = %q, want %q", s, got, want)
+		}
+		if got, want := nameToDBName(s), oldToDB(s); got != want {
+			t.Errorf("nameToDBName(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
