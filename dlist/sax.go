@@ -59,19 +59,35 @@ func WithSAX(b []byte, fn func(*Value) error) error {
 // parse.
 var saxPool = sync.Pool{New: func() any { return &saxParser{pooled: true} }}
 
-// maxPooledSAX bounds the values and atom bytes a pooled parser keeps
-// between parses: a mailboxes.db entry with a long ACL is larger, and
-// is parsed in fresh memory.
+// maxPooledSAX bounds the values, children per value and atom bytes a
+// pooled parser keeps between parses: a mailboxes.db entry with a long
+// ACL is larger, and is parsed in fresh memory.
 const (
-	maxPooledSAXValues = 256
-	maxPooledSAXAtoms  = 16 << 10
+	maxPooledSAXValues   = 256
+	maxPooledSAXChildren = 64
+	maxPooledSAXAtoms    = 16 << 10
 )
 
 // recycle readies a pooled parser for the next parse: its first chunk
 // of values is reused (grown to what this parse needed), and so are its
-// atom bytes; nothing refers to b any more.
+// atom bytes; nothing refers to b any more. The kept values are emptied
+// here, not when they are next used: a kept value that still pointed to
+// this parse's other values or atom bytes (a Children array the garbage
+// collector scans to its capacity, a Data slice) would keep all of them
+// alive for as long as the parser stays in the pool, the largest value
+// ever parsed included.
 func (s *saxParser) recycle() {
 	s.b = nil
+	kept := s.first[:min(s.used, cap(s.first))]
+	for i := range kept {
+		c := kept[i].Children
+		if cap(c) > maxPooledSAXChildren {
+			c = nil
+		} else {
+			clear(c[:cap(c)])
+		}
+		kept[i] = Value{Children: c[:0]}
+	}
 	if s.used > cap(s.first) && s.used <= maxPooledSAXValues {
 		s.first = make([]Value, 0, s.used)
 	}

@@ -3,6 +3,7 @@ package dlist
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -198,5 +199,40 @@ func TestWithSAX(t *testing.T) {
 	sentinel := errors.New("from fn")
 	if err := WithSAX([]byte("(a b)"), func(*Value) error { return sentinel }); err != sentinel {
 		t.Errorf("error from fn = %v, want it as is", err)
+	}
+}
+
+// A pooled parser keeps nothing of a parse but empty values: after a
+// large value (a shared folder's ACL of thousands of entries), no kept
+// value points to that parse's values or atom bytes, so they can be
+// collected while the parser stays in the pool.
+func TestSAXRecycleKeepsNothing(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("%(A %(")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "user%d lrswipkxtecdan ", i)
+	}
+	b.WriteString("x y) T r)")
+	s := &saxParser{pooled: true}
+	for _, in := range []string{"%(T r I abc)", b.String(), "%(T r)"} {
+		s.b, s.p = []byte(in), 0
+		if _, err := s.parse(); err != nil {
+			t.Fatalf("%.40s: %v", in, err)
+		}
+		s.recycle()
+		for i, v := range s.first[:cap(s.first)] {
+			if v.Data != nil || v.Key != "" || len(v.Children) != 0 || cap(v.Children) > maxPooledSAXChildren {
+				t.Fatalf("after %.40s: kept value %d holds data %q, key %q, %d children (room for %d)",
+					in, i, v.Data, v.Key, len(v.Children), cap(v.Children))
+			}
+			for _, c := range v.Children[:cap(v.Children)] {
+				if c != nil {
+					t.Fatalf("after %.40s: kept value %d still points to a value of the parse", in, i)
+				}
+			}
+		}
+		if cap(s.atoms) > maxPooledSAXAtoms {
+			t.Fatalf("after %.40s: %d atom bytes kept", in, cap(s.atoms))
+		}
 	}
 }

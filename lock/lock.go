@@ -251,7 +251,7 @@ func (l *File) Keep() (int, error) {
 
 // Retake locks fd, a lock file's descriptor kept by Keep, again, waiting
 // until ctx is done, and checks under the lock that path (a symlink there
-// is not followed) still names it, as RelockStat does for a kept
+// is not followed) still names it, as RelockSize does for a kept
 // database: Cyrus never removes a lock file, but the lock directory may
 // be emptied under it (a tmpfs, an administrator's clean-up), and a kept
 // descriptor would then lock a deleted inode no Cyrus process opens. If
