@@ -85,7 +85,7 @@ func recordCRC(r *Record, b []byte) (basic, annot uint32, _ []byte) {
 		h := crc32.Update(0, crc32.IEEETable, b)
 		if a.Entry == AnnotThrID {
 			// The wire pads thrid to 16 hex digits; the CRC does not.
-			if v, err := strconv.ParseUint(string(a.Value), 16, 64); err == nil {
+			if v, ok := parseHex64(a.Value); ok {
 				h = crc32.Update(h, crc32.IEEETable, strconv.AppendUint(b[:0], v, 16))
 				annot ^= h
 				continue
@@ -110,9 +110,39 @@ func appendLower(b []byte, s string) []byte {
 // isSystemFlag reports whether f names one of Cyrus's system flags (case
 // insensitive), \Expunged included.
 func isSystemFlag(f string) bool {
-	switch strings.ToLower(f) {
-	case `\seen`, `\expunged`, `\answered`, `\flagged`, `\deleted`, `\draft`:
-		return true
+	// EqualFold rather than ToLower: no allocation per flag and record.
+	for _, s := range [...]string{`\seen`, `\expunged`, `\answered`, `\flagged`, `\deleted`, `\draft`} {
+		if strings.EqualFold(f, s) {
+			return true
+		}
 	}
 	return false
+}
+
+// parseHex64 parses hex digits as strconv.ParseUint(s, 16, 64) does, without
+// the string (which its error would keep, so that it is allocated for every
+// record).
+func parseHex64(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		if v>>60 != 0 {
+			return 0, false // out of range
+		}
+		v = v<<4 | uint64(d)
+	}
+	return v, true
 }

@@ -276,6 +276,9 @@ func readFlags(r *dlist.Reader, b *budget) ([]string, error) {
 		if err := b.take(int64(len(t.Bytes)), t.Offset, "FLAGS"); err != nil {
 			return nil, err
 		}
+		if flags == nil {
+			flags = make([]string, 0, 4) // grown at once, not one by one
+		}
 		flags = append(flags, intern(t.Bytes))
 	}
 }
@@ -382,6 +385,11 @@ func readAnnotations(r *dlist.Reader, b *budget) ([]Annotation, error) {
 				bad = aerr
 			}
 			continue
+		}
+		if as == nil {
+			// Room for what a message record usually has (thrid,
+			// savedate, ...) at once, not grown one by one.
+			as = make([]Annotation, 0, 4)
 		}
 		as = append(as, a)
 	}
