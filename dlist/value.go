@@ -168,17 +168,14 @@ func (v *Value) Date() (int64, error) {
 	return int64(n), err
 }
 
-// Hex64 converts an Atom or Literal of 1 to 16 hex digits (either case),
-// as Cyrus's dlist_gethex64. More digits give ErrRange.
-func (v *Value) Hex64() (uint64, error) {
-	if err := v.scalar("hex number", Atom, Literal); err != nil {
-		return 0, err
+// HexDigits reports whether b is one or more hex digits (either case),
+// and the number the last 16 of them make: the digits rule of Hex64, for
+// a caller that applies its own limit on their count.
+func HexDigits(b []byte) (n uint64, ok bool) {
+	if len(b) == 0 {
+		return 0, false
 	}
-	if len(v.Data) == 0 {
-		return 0, v.typeErr("hex number", "empty")
-	}
-	var n uint64
-	for _, c := range v.Data {
+	for _, c := range b {
 		var d byte
 		switch {
 		case '0' <= c && c <= '9':
@@ -188,9 +185,25 @@ func (v *Value) Hex64() (uint64, error) {
 		case 'A' <= c && c <= 'F':
 			d = c - 'A' + 10
 		default:
-			return 0, v.typeErr("hex number", "not hex digits")
+			return 0, false
 		}
 		n = n<<4 | uint64(d)
+	}
+	return n, true
+}
+
+// Hex64 converts an Atom or Literal of 1 to 16 hex digits (either case),
+// as Cyrus's dlist_gethex64. More digits give ErrRange.
+func (v *Value) Hex64() (uint64, error) {
+	if err := v.scalar("hex number", Atom, Literal); err != nil {
+		return 0, err
+	}
+	if len(v.Data) == 0 {
+		return 0, v.typeErr("hex number", "empty")
+	}
+	n, ok := HexDigits(v.Data)
+	if !ok {
+		return 0, v.typeErr("hex number", "not hex digits")
 	}
 	if len(v.Data) > 16 {
 		return 0, fmt.Errorf("%s: more than 16 digits: %w", v.describe("hex number"), ErrRange)

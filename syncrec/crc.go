@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/mbtool/mbtool/dlist"
 )
 
 // CRC accumulates the two replication checksums of a mailbox over its
@@ -85,7 +87,9 @@ func recordCRC(r *Record, b []byte) (basic, annot uint32, _ []byte) {
 		h := crc32.Update(0, crc32.IEEETable, b)
 		if a.Entry == AnnotThrID {
 			// The wire pads thrid to 16 hex digits; the CRC does not.
-			if v, ok := parseHex64(a.Value); ok {
+			// The value is read as Cyrus's dlist_gethex64 reads it:
+			// 1 to 16 hex digits, else it counts as it is.
+			if v, ok := dlist.HexDigits(a.Value); ok && len(a.Value) <= 16 {
 				h = crc32.Update(h, crc32.IEEETable, strconv.AppendUint(b[:0], v, 16))
 				annot ^= h
 				continue
@@ -117,32 +121,4 @@ func isSystemFlag(f string) bool {
 		}
 	}
 	return false
-}
-
-// parseHex64 parses hex digits as strconv.ParseUint(s, 16, 64) does, without
-// the string (which its error would keep, so that it is allocated for every
-// record).
-func parseHex64(b []byte) (uint64, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		var d byte
-		switch {
-		case '0' <= c && c <= '9':
-			d = c - '0'
-		case 'a' <= c && c <= 'f':
-			d = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			d = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		if v>>60 != 0 {
-			return 0, false // out of range
-		}
-		v = v<<4 | uint64(d)
-	}
-	return v, true
 }
