@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/mbtool/mbtool/dlist"
@@ -23,9 +24,7 @@ func parseEntry(dbname, v []byte) (Entry, error) {
 	}
 	// The tree is parsed into reused memory (dlist.WithSAX): every
 	// field kept is copied out of it.
-	parsed := false
 	err := dlist.WithSAX(v, func(root *dlist.Value) error {
-		parsed = true
 		if root.Kind != dlist.KVList {
 			return fmt.Errorf("%w: value is a %s, not a kvlist", ErrBadFormat, root.Kind)
 		}
@@ -59,10 +58,17 @@ func parseEntry(dbname, v []byte) (Entry, error) {
 		}
 		return nil
 	})
-	if err != nil && !parsed {
-		return e, fmt.Errorf("%w: %w", ErrBadFormat, err)
+	return e, badFormat(err)
+}
+
+// badFormat marks err, from dlist.WithSAX, with ErrBadFormat: the
+// parser's errors are not, while every callback here returns one that
+// already is.
+func badFormat(err error) error {
+	if err == nil || errors.Is(err, ErrBadFormat) {
+		return err
 	}
-	return e, err
+	return fmt.Errorf("%w: %w", ErrBadFormat, err)
 }
 
 // parseACLList converts the A kvlist %(id rights ...) of a header or
@@ -89,9 +95,7 @@ func parseACLList(v *dlist.Value) ([]ACLEntry, error) {
 func parseHeaderDlist(line []byte, h *Header) error {
 	// The tree is parsed into reused memory (dlist.WithSAX): every
 	// field kept is copied out of it.
-	parsed := false
 	err := dlist.WithSAX(line, func(root *dlist.Value) error {
-		parsed = true
 		if root.Kind != dlist.KVList {
 			return fmt.Errorf("%w: header line is a %s, not a kvlist", ErrBadFormat, root.Kind)
 		}
@@ -134,8 +138,5 @@ func parseHeaderDlist(line []byte, h *Header) error {
 		}
 		return nil
 	})
-	if err != nil && !parsed {
-		return fmt.Errorf("%w: %w", ErrBadFormat, err)
-	}
-	return err
+	return badFormat(err)
 }

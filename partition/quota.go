@@ -145,9 +145,7 @@ func ParseQuota(b []byte, q *Quota) error {
 func parseQuotaDlist(b []byte, q *Quota) error {
 	// The tree is parsed into reused memory (dlist.WithSAX): a dump reads
 	// a quota root per user, and only numbers are kept.
-	parsed := false
 	err := dlist.WithSAX(bytes.TrimRight(b, "\r\n"), func(root *dlist.Value) error {
-		parsed = true
 		var err error
 		if root.Kind != dlist.KVList {
 			return fmt.Errorf("%w: quota is a %s, not a kvlist", ErrBadFormat, root.Kind)
@@ -180,8 +178,5 @@ func parseQuotaDlist(b []byte, q *Quota) error {
 		}
 		return nil
 	})
-	if err != nil && !parsed {
-		return fmt.Errorf("%w: %w", ErrBadFormat, err)
-	}
-	return err
+	return badFormat(err)
 }
