@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/syncrec"
 )
@@ -130,28 +132,32 @@ func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options)
 // SharedMailboxes lists the mailboxes of spool no user owns (shared
 // folders), as dump --all dumps them after the users.
 func SharedMailboxes(spool *partition.Spool) ([]string, error) {
-	all, err := spool.Mailboxes()
-	if err != nil {
-		return nil, err
-	}
 	var names []string
-	for _, e := range all {
-		if e.Owner(spool.Config) == "" {
-			names = append(names, e.Name)
+	err := spool.MailboxChunks(func(chunk []partition.Entry) error {
+		for _, e := range chunk {
+			if e.Owner(spool.Config) == "" {
+				names = append(names, e.Name)
+			}
 		}
-	}
-	return names, nil
+		return nil
+	})
+	return names, err
 }
 
-// spoolSource reads a partition offline.
+// spoolSource reads a partition offline. Its plan holds names only: a
+// user's mailboxes are listed from mailboxes.db when the user's turn
+// comes (partition.Spool.UserMailboxes, O(log n) plus the user's own),
+// and a single mailbox is looked up at its turn, so that memory does not
+// grow with the number of mailboxes.
 type spoolSource struct {
 	spool   *partition.Spool
 	workers int
 	bufs    *bufPool
-	users   map[string][]string        // the plan's users and their mailboxes
-	entries map[string]partition.Entry // the plan's mailboxes
-	order   []string                   // the plan's mailboxes in the order of the dump
-	pf      *prefetcher                // set by Prefetch, for the whole run
+	plan    *Plan
+	// cur holds the mailboxes of the user being dumped, by name; it is
+	// the writer's alone (User sets it, Mailbox reads it).
+	cur map[string]partition.Entry
+	pf  *prefetcher // set by Prefetch, for the whole run
 	// serverAnnots are users' private server annotations, once read.
 	serverAnnots map[string][]syncrec.Annotation
 }
@@ -163,94 +169,76 @@ func NewSpoolSource(spool *partition.Spool, workers int, readAhead int64) Source
 	return &spoolSource{spool: spool, workers: workers, bufs: newBufPool(readAhead)}
 }
 
-// Plan resolves the selection against mailboxes.db: users with their
-// mailboxes, then single mailboxes not already covered by a user, and
-// reads the index headers for the totals and the header's index version.
+// Plan resolves the selection against mailboxes.db: users, then single
+// mailboxes not dumped with a user, and reads the index headers of their
+// mailboxes for the totals and the header's index version. With All, the
+// users, the shared mailboxes and the totals come from one walk of
+// mailboxes.db in chunks (partition.Spool.UsersWalk), whose index headers
+// are read on every core while the walk goes on; the plan keeps the
+// names of the users and of the single mailboxes, no mailbox entry.
 func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 	spool := s.spool
 	p := &Plan{}
-	s.users = map[string][]string{}
-	s.entries = map[string]partition.Entry{}
-	users := sel.Users
-	// With --all, every user's mailboxes and the shared ones come from one
-	// walk of mailboxes.db, not two searches of it per user.
-	var byUser map[string][]partition.Entry
-	var shared []partition.Entry
+	tot := newTotals(spool)
+	defer tot.stop()
+	planned := map[string]bool{}
+	var all, shared []string
 	if sel.All {
-		all, bu, sh, err := spool.MailboxesByOwner()
+		var err error
+		all, err = spool.UsersWalk(func(chunk []partition.Entry) error {
+			for _, e := range chunk {
+				if e.Owner(spool.Config) == "" {
+					shared = append(shared, e.Name)
+				}
+			}
+			tot.add(chunk)
+			return ctx.Err()
+		})
 		if err != nil {
 			return nil, err
 		}
-		users = append(append([]string(nil), users...), all...)
-		byUser, shared = bu, sh
 	}
-	var planned []partition.Entry // whose index headers give the totals
-	if sel.All {
-		// Sized once: it holds every mailbox of the spool.
-		n := len(shared)
-		for _, mbs := range byUser {
-			n += len(mbs)
-		}
-		planned = make([]partition.Entry, 0, n)
-		s.entries = make(map[string]partition.Entry, n)
-	}
-	add := func(e partition.Entry) { planned = append(planned, e) }
 	missing := &NotFoundError{}
-	for _, u := range users {
-		if _, ok := s.users[u]; ok {
+	for _, u := range sel.Users {
+		if planned[u] {
 			continue
 		}
-		mbs, ok := byUser[u]
-		if !ok && !sel.All {
-			var err error
-			if mbs, err = spool.UserMailboxes(u); err != nil {
+		planned[u] = true
+		owns := false
+		if sel.All {
+			// The walk counted the user's mailboxes.
+			_, owns = slices.BinarySearch(all, u)
+		} else {
+			mbs, err := spool.UserMailboxes(u)
+			if err != nil {
 				return nil, fmt.Errorf("user %s: %w", u, err)
 			}
+			tot.add(mbs)
+			owns = len(mbs) > 0
 		}
-		if len(mbs) == 0 {
+		if !owns {
 			// A user who owns no mailbox but reads others' (seen state,
 			// subscriptions) is dumped with those alone.
 			state, err := spool.UserState(u)
 			if err != nil {
 				return nil, fmt.Errorf("user %s: %w", u, err)
 			}
-			s.users[u] = nil
-			if state {
-				p.Users = append(p.Users, u)
-			} else {
+			if !state {
 				missing.Users = append(missing.Users, u)
+				continue
 			}
-			continue
 		}
-		names := make([]string, len(mbs))
-		for i, e := range mbs {
-			names[i] = e.Name
-			s.entries[e.Name] = e
-			add(e)
-		}
-		s.users[u] = names
 		p.Users = append(p.Users, u)
 	}
-	names := sel.Mailboxes
-	var sharedEntries map[string]partition.Entry
-	if sel.All {
-		// Every user, and the mailboxes no user owns (shared folders).
-		names = append([]string(nil), names...)
-		sharedEntries = make(map[string]partition.Entry, len(shared))
-		for _, e := range shared {
-			names = append(names, e.Name)
-			sharedEntries[e.Name] = e
+	for _, u := range all {
+		if !planned[u] {
+			planned[u] = true
+			p.Users = append(p.Users, u)
 		}
 	}
-	for _, name := range names {
-		if _, ok := s.entries[name]; ok {
-			continue
-		}
-		e, ok := sharedEntries[name]
-		if ok {
-			s.entries[name] = e
-			add(e)
-			p.Mailboxes = append(p.Mailboxes, name)
+	singles := map[string]bool{}
+	for _, name := range sel.Mailboxes {
+		if singles[name] || s.withUser(planned, name) {
 			continue
 		}
 		e, err := spool.Lookup(name)
@@ -261,61 +249,109 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 		if err != nil {
 			return nil, err // it names the mailbox
 		}
-		s.entries[name] = e
-		add(e)
+		singles[name] = true
+		if !sel.All {
+			tot.add([]partition.Entry{e})
+		}
 		p.Mailboxes = append(p.Mailboxes, name)
+	}
+	for _, name := range shared {
+		if !singles[name] {
+			p.Mailboxes = append(p.Mailboxes, name)
+		}
 	}
 	if len(missing.Users) > 0 || len(missing.Mailboxes) > 0 {
 		missing.suggest(spool)
 		return nil, missing
 	}
-	total, version := indexTotals(spool, planned)
+	total, version := tot.wait()
 	p.Total, p.IndexVersion = &total, version
-	for _, u := range p.Users {
-		s.order = append(s.order, s.users[u]...)
-	}
-	s.order = append(s.order, p.Mailboxes...)
+	s.plan = p
 	return p, nil
 }
 
-// indexTotals reads the index headers of the plan's mailboxes, unlocked,
-// for the totals and the highest index version, on every core: a mailbox
-// costs a few system calls here, and the dump's header waits for the last.
-func indexTotals(spool *partition.Spool, entries []partition.Entry) (Progress, int) {
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(entries)/64))
-	type part struct {
-		total   Progress
-		version int
+// withUser reports whether the mailbox name is dumped with a user of the
+// plan: it is in the user's namespace. A deleted mailbox
+// (DELETED.user.alice.*) is not: named on its own it is dumped even when
+// its user's are left out (Options.NoDeleted), and Write skips it when
+// the user's dump had it.
+func (s *spoolSource) withUser(planned map[string]bool, name string) bool {
+	// The writer's test of the deleted tree (dumper.user).
+	if mboxname.Owner(name) == "" {
+		return false
 	}
-	parts := make([]part, workers)
-	var wg sync.WaitGroup
-	for w := range parts {
-		wg.Add(1)
+	return planned[s.spool.Config.NameOwner(name)]
+}
+
+// totals reads the index headers of the plan's mailboxes, unlocked, for
+// the totals and the highest index version, on every core while the plan
+// is made: a mailbox costs a few system calls here, and the dump's
+// header waits for the last. At most a few chunks are in its hands.
+type totals struct {
+	spool *partition.Spool
+	ch    chan []partition.Entry
+	wg    sync.WaitGroup
+	parts []totalsPart
+	done  bool
+}
+
+type totalsPart struct {
+	total   Progress
+	version int
+}
+
+func newTotals(spool *partition.Spool) *totals {
+	t := &totals{spool: spool, ch: make(chan []partition.Entry, 2)}
+	t.parts = make([]totalsPart, runtime.GOMAXPROCS(0))
+	for w := range t.parts {
+		t.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			pt := &parts[w]
-			// Contiguous shares: mailboxes of one user sit together on disk.
-			lo, hi := w*len(entries)/workers, (w+1)*len(entries)/workers
-			spool.ReadIndexHeaders(entries[lo:hi], func(_ partition.Entry, h partition.IndexHeader, err error) {
-				pt.total.Mailboxes++
-				if err == nil {
-					pt.total.Messages += int64(h.Exists)
-					pt.total.Bytes += int64(h.QuotaMailboxUsed)
-					pt.version = max(pt.version, int(h.MinorVersion))
-				}
-			})
+			defer t.wg.Done()
+			pt := &t.parts[w]
+			for chunk := range t.ch {
+				spool.ReadIndexHeaders(chunk, func(_ partition.Entry, h partition.IndexHeader, err error) {
+					pt.total.Mailboxes++
+					if err == nil {
+						pt.total.Messages += int64(h.Exists)
+						pt.total.Bytes += int64(h.QuotaMailboxUsed)
+						pt.version = max(pt.version, int(h.MinorVersion))
+					}
+				})
+			}
 		}()
 	}
-	wg.Wait()
+	return t
+}
+
+// add hands mailboxes to the workers; it waits while they are busy with
+// the chunks before.
+func (t *totals) add(entries []partition.Entry) {
+	if len(entries) > 0 {
+		t.ch <- entries
+	}
+}
+
+// wait returns the totals once every mailbox added is read.
+func (t *totals) wait() (Progress, int) {
+	t.stop()
 	var total Progress
 	version := 0
-	for _, pt := range parts {
+	for _, pt := range t.parts {
 		total.Mailboxes += pt.total.Mailboxes
 		total.Messages += pt.total.Messages
 		total.Bytes += pt.total.Bytes
 		version = max(version, pt.version)
 	}
 	return total, version
+}
+
+// stop ends the workers.
+func (t *totals) stop() {
+	if !t.done {
+		t.done = true
+		close(t.ch)
+		t.wg.Wait()
+	}
 }
 
 // spoolUser is a user of the plan.
@@ -354,12 +390,43 @@ func (u *spoolUser) ServerAnnotations(ctx context.Context) ([]syncrec.Annotation
 	return s.serverAnnots[u.name], nil
 }
 
+// User lists the user's mailboxes from mailboxes.db as its turn comes,
+// or takes the list the prefetcher made for it, so that the writer asks
+// for the mailboxes the prefetcher opens. The user's mailboxes are those
+// of Mailboxes until the next call.
 func (s *spoolSource) User(ctx context.Context, name string) (User, error) {
-	mbs, ok := s.users[name]
-	if !ok {
-		return nil, fmt.Errorf("user %s: not in the plan", name)
+	var mbs []partition.Entry
+	var err error
+	if s.pf != nil && s.pf.ahead {
+		var ok bool
+		if mbs, err, ok = s.pf.takeUser(name); !ok {
+			mbs, err = s.spool.UserMailboxes(name)
+		}
+	} else {
+		mbs, err = s.spool.UserMailboxes(name)
 	}
-	return &spoolUser{s: s, name: name, names: mbs}, nil
+	if err != nil {
+		return nil, fmt.Errorf("user %s: %w", name, err)
+	}
+	clear(s.cur)
+	if s.cur == nil {
+		s.cur = make(map[string]partition.Entry, len(mbs))
+	}
+	names := make([]string, len(mbs))
+	for i, e := range mbs {
+		names[i] = e.Name
+		s.cur[e.Name] = e
+	}
+	return &spoolUser{s: s, name: name, names: names}, nil
+}
+
+// entry returns the mailboxes.db entry of a mailbox of the plan: from the
+// list of the user being dumped, or looked up (a single mailbox).
+func (s *spoolSource) entry(name string) (partition.Entry, error) {
+	if e, ok := s.cur[name]; ok {
+		return e, nil
+	}
+	return s.spool.Lookup(name)
 }
 
 func (u *spoolUser) Mailboxes() []string { return u.names }

@@ -20,6 +20,7 @@ type spoolMailbox struct {
 	m        *partition.Mailbox
 	mb       *syncrec.Mailbox
 	err      error         // why it could not be opened (m is nil); prefetched only
+	user     *userList     // not a mailbox: a user's list (prefetcher)
 	q        *queue        // its message files, read and hashed ahead
 	produced chan struct{} // closed once every job of q is submitted
 	stop     func()
@@ -32,7 +33,7 @@ type spoolMailbox struct {
 func (s *spoolSource) MailboxKnown(ctx context.Context, name string, known func(*syncrec.Mailbox) (Known, error)) (Mailbox, Known, error) {
 	var k Known
 	var mb *syncrec.Mailbox
-	m, err := s.open(ctx, name, func(pm *partition.Mailbox) (bool, error) {
+	m, err := s.openName(ctx, name, func(pm *partition.Mailbox) (bool, error) {
 		mb = mailboxRecord(pm)
 		var err error
 		k, err = known(mb)
@@ -111,7 +112,7 @@ func (s *spoolSource) Mailbox(ctx context.Context, name string) (Mailbox, error)
 			return m, nil
 		}
 	}
-	m, err := s.open(ctx, name, nil)
+	m, err := s.openName(ctx, name, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -119,19 +120,35 @@ func (s *spoolSource) Mailbox(ctx context.Context, name string) (Mailbox, error)
 	return m, nil
 }
 
-func (s *spoolSource) open(ctx context.Context, name string, want func(*partition.Mailbox) (bool, error)) (*spoolMailbox, error) {
-	e, ok := s.entries[name]
-	if !ok {
-		return nil, fmt.Errorf("not dumped: not in the plan")
+// openName opens a mailbox of the plan by name (spoolSource.entry).
+func (s *spoolSource) openName(ctx context.Context, name string, want func(*partition.Mailbox) (bool, error)) (*spoolMailbox, error) {
+	e, err := s.entry(name)
+	if err == nil {
+		var m *spoolMailbox
+		if m, err = s.open(ctx, e, want); err == nil {
+			return m, nil
+		}
 	}
+	return nil, notDumped(err)
+}
+
+// open opens and locks the mailbox of e.
+func (s *spoolSource) open(ctx context.Context, e partition.Entry, want func(*partition.Mailbox) (bool, error)) (*spoolMailbox, error) {
 	m, err := s.spool.OpenMailboxIf(ctx, e, want)
 	if err != nil {
-		if errors.Is(err, partition.ErrNoMailbox) || errors.Is(err, partition.ErrChanged) {
-			return nil, fmt.Errorf("not dumped: deleted or renamed since the dump started: %w", err)
-		}
-		return nil, fmt.Errorf("not dumped: %w", err)
+		return nil, err
 	}
-	return &spoolMailbox{s: s, name: name, m: m, stop: func() {}}, nil
+	return &spoolMailbox{s: s, name: e.Name, m: m, stop: func() {}}, nil
+}
+
+// notDumped says why a mailbox of the plan is not dumped: one listed when
+// the dump started and gone (or another mailbox) when its turn came, or
+// one that cannot be opened.
+func notDumped(err error) error {
+	if errors.Is(err, partition.ErrNoMailbox) || errors.Is(err, partition.ErrChanged) {
+		return fmt.Errorf("not dumped: deleted or renamed since the dump started: %w", err)
+	}
+	return fmt.Errorf("not dumped: %w", err)
 }
 
 func (m *spoolMailbox) Keys() *syncrec.Mailbox { return m.mb }

@@ -49,14 +49,20 @@ func (e *NotFoundError) suggest(spool *partition.Spool) {
 		}
 	}
 	if len(e.Mailboxes) > 0 {
-		if all, err := spool.Mailboxes(); err == nil {
-			names := make([]string, len(all))
-			for i, m := range all {
-				names[i] = m.Name
+		// The mailboxes come in chunks: memory stays flat.
+		near := make([]nearName, len(e.Mailboxes))
+		err := spool.MailboxChunks(func(chunk []partition.Entry) error {
+			for i, m := range e.Mailboxes {
+				for _, c := range chunk {
+					near[i].consider(m, c.Name)
+				}
 			}
-			for _, m := range e.Mailboxes {
-				if n := nearest(m, names); n != "" {
-					e.Near[m] = n
+			return nil
+		})
+		if err == nil {
+			for i, m := range e.Mailboxes {
+				if near[i].name != "" {
+					e.Near[m] = near[i].name
 				}
 			}
 		}
@@ -66,11 +72,26 @@ func (e *NotFoundError) suggest(spool *partition.Spool) {
 // nearest returns the candidate closest to name by edit distance, if it is
 // at most 2 edits away (ties: the first).
 func nearest(name string, candidates []string) string {
-	best, bestD := "", 3
+	var n nearName
 	for _, c := range candidates {
-		if d := mboxname.EditDistance(name, c, bestD); d < bestD {
-			best, bestD = c, d
-		}
+		n.consider(name, c)
 	}
-	return best
+	return n.name
+}
+
+// nearName is the closest candidate to a name so far, at most 2 edits
+// away.
+type nearName struct {
+	name string
+	d    int // its distance, once name is set
+}
+
+func (n *nearName) consider(name, c string) {
+	bound := 3
+	if n.name != "" {
+		bound = n.d
+	}
+	if d := mboxname.EditDistance(name, c, bound); d < bound {
+		n.name, n.d = c, d
+	}
 }

@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -217,31 +218,130 @@ func (s *Spool) mboxEntries(exact, prefix string, keep func(Entry) bool) ([]Entr
 	}
 	err := s.withMboxlist(func(db *cyrusdb.Twoskip, st uint64) error {
 		stamp = st
-		if exact != "" {
-			key := []byte("N" + exact)
-			v, ok, err := db.Get(key)
-			if err != nil {
-				return err
-			}
-			if ok {
-				if err := add(key, v); err != nil {
+		if exact == "" || !strings.HasPrefix(prefix, exact) {
+			if exact != "" {
+				key := []byte("N" + exact)
+				v, ok, err := db.Get(key)
+				if err != nil {
 					return err
 				}
+				if ok {
+					if err := add(key, v); err != nil {
+						return err
+					}
+				}
 			}
+			return db.ForEach([]byte("N"+prefix), add)
 		}
-		return db.ForEach([]byte("N"+prefix), add)
+		// The records under prefix follow exact's (a name's children
+		// follow it): one search down the skip list finds exact's
+		// place, and the walk ends after the last record under prefix.
+		key, under := []byte("N"+exact), []byte("N"+prefix)
+		return db.ForEach(key, func(k, v []byte) error {
+			switch {
+			case bytes.HasPrefix(k, under):
+			case bytes.Equal(k, key):
+			case cyrusdb.KeyLess(under, k):
+				return errWalkDone
+			default:
+				return nil // between exact and prefix
+			}
+			return add(k, v)
+		})
 	})
+	if err == errWalkDone {
+		err = nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	return entries, nil
 }
 
+// walkChunk is how many records of mailboxes.db a walk of the whole
+// database reads under one hold of its shared lock.
+const walkChunk = 1024
+
+// errChunkFull stops a chunk of walkEntries, errWalkDone a walk past
+// the last record it wants.
+var (
+	errChunkFull = errors.New("chunk full")
+	errWalkDone  = errors.New("walk done")
+)
+
+// walkEntries calls fn with the N records of mailboxes.db that keep
+// reports true for (all if keep is nil), in database order, in chunks: a
+// chunk is read under the database's shared lock, which is released
+// before fn is called with it, and the next chunk starts after the last
+// record read, found by one search down the skip list. The memory a walk
+// takes is one chunk whatever the number of mailboxes, and a writer
+// (Cyrus creating a mailbox) waits for one chunk at most, not for the
+// whole walk and what fn does with it. fn owns the chunk. A record
+// committed while the walk is under way is seen if it sorts after the
+// chunk being read, as with any unlocked walk of a live database.
+func (s *Spool) walkEntries(keep func(Entry) bool, fn func([]Entry) error) error {
+	path := s.Config.MboxlistPath
+	prefix := []byte("N")
+	var start []byte // the first key of the next chunk: after the last one read
+	for {
+		var chunk []Entry
+		var last []byte
+		read, full := 0, false
+		err := s.withMboxlist(func(db *cyrusdb.Twoskip, stamp uint64) error {
+			return db.ForEachFrom(prefix, start, func(k, v []byte) error {
+				if read == walkChunk {
+					full = true
+					return errChunkFull
+				}
+				read++
+				last = append(last[:0], k...)
+				e, err := parseEntry(k[1:], v)
+				if err != nil {
+					return fmt.Errorf("mailboxes.db %s: key %q: %w", path, k, err)
+				}
+				if keep == nil || keep(e) {
+					e.stamp = stamp
+					chunk = append(chunk, e)
+				}
+				return nil
+			})
+		})
+		if err != nil && err != errChunkFull {
+			return err
+		}
+		if len(chunk) > 0 {
+			if err := fn(chunk); err != nil {
+				return err
+			}
+		}
+		if !full {
+			return nil
+		}
+		// The smallest key after last.
+		start = append(last, 0)
+	}
+}
+
 // AllEntries calls fn with every N record of mailboxes.db in database
 // order, including what Mailboxes leaves out: tombstones (type d),
-// intermediates and remote entries. The
-// shared lock on mailboxes.db is released before fn is first called.
-func (s *Spool) AllEntries(fn func(Entry) error) error { return s.mboxlist("", "", fn) }
+// intermediates and remote entries. It reads the database in chunks
+// (walkEntries): the shared lock on mailboxes.db is never held while fn
+// runs, and memory stays flat however many mailboxes there are.
+func (s *Spool) AllEntries(fn func(Entry) error) error {
+	return s.walkEntries(nil, func(chunk []Entry) error {
+		for _, e := range chunk {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// MailboxChunks calls fn with every real local mailbox, as Mailboxes
+// returns them, in chunks of mailboxes.db order (walkEntries): memory is
+// one chunk, and fn owns each chunk it is given.
+func (s *Spool) MailboxChunks(fn func([]Entry) error) error { return s.walkEntries(s.real, fn) }
 
 // Mailboxes returns every real local mailbox in mailboxes.db order (the
 // hierarchy order: a parent before its children), deleted mailboxes
@@ -364,60 +464,6 @@ func (s *Spool) MailboxesUnder(name string) ([]Entry, error) {
 	return s.mboxEntries(db, db+string(rune(dbHierSep)), s.real)
 }
 
-// MailboxesByOwner returns, from one walk of mailboxes.db, the users as
-// Users returns them, what UserMailboxes returns for every user owning a
-// real mailbox (the INBOX and everything below it in mailboxes.db order,
-// then the user's deleted mailboxes), and the real mailboxes no user owns,
-// in mailboxes.db order: O(n) in all, where Users walks the database too
-// and UserMailboxes searches the skip list twice per user. A mailbox whose
-// owner's name ranges do not hold it (none in a database Cyrus wrote) is
-// in neither list, and its owner is among the users.
-func (s *Spool) MailboxesByOwner() (users []string, byUser map[string][]Entry, shared []Entry, err error) {
-	set := make(map[string]bool)
-	if err := s.stateUsers(set); err != nil {
-		return nil, nil, nil, err
-	}
-	all, err := s.Mailboxes()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	sep := string(rune(dbHierSep))
-	type ranges struct{ inbox, under, deleted string }
-	owners := make(map[string]*ranges)
-	deleted := make(map[string][]Entry)
-	byUser = make(map[string][]Entry)
-	for _, e := range all {
-		u := e.Owner(s.Config)
-		if u == "" {
-			shared = append(shared, e)
-			continue
-		}
-		r := owners[u]
-		if r == nil {
-			inbox := s.userInbox(u)
-			db := nameToDBName(inbox)
-			r = &ranges{inbox: db, under: db + sep, deleted: nameToDBName(s.deletedTree(inbox)) + sep}
-			owners[u] = r
-			set[u] = true
-		}
-		switch db := nameToDBName(e.Name); {
-		case db == r.inbox || strings.HasPrefix(db, r.under):
-			byUser[u] = append(byUser[u], e)
-		case strings.HasPrefix(db, r.deleted):
-			deleted[u] = append(deleted[u], e)
-		}
-	}
-	for u, d := range deleted {
-		byUser[u] = append(byUser[u], d...)
-	}
-	users = make([]string, 0, len(set))
-	for u := range set {
-		users = append(users, u)
-	}
-	sort.Strings(users)
-	return users, byUser, shared, nil
-}
-
 // DeletedUnder returns the real mailboxes of the deleted tree of name
 // (delete_mode: delayed): the deleted copies of name and of the mailboxes
 // below it, user and shared mailboxes alike, O(log n + k).
@@ -439,16 +485,24 @@ func (s *Spool) deletedTree(name string) string {
 // Users returns, sorted, the userids owning at least one real mailbox and
 // those who own none but have a seen database or subscriptions (a user
 // who reads shared folders only): see UserState.
-func (s *Spool) Users() ([]string, error) {
+func (s *Spool) Users() ([]string, error) { return s.UsersWalk(nil) }
+
+// UsersWalk returns what Users returns, and calls chunk (if not nil) with
+// the real local mailboxes of the walk it makes of mailboxes.db for it,
+// as MailboxChunks does: one walk for both, in memory flat in mailboxes.
+func (s *Spool) UsersWalk(chunk func([]Entry) error) ([]string, error) {
 	set := make(map[string]bool)
 	if err := s.stateUsers(set); err != nil {
 		return nil, err
 	}
-	err := s.mboxlist("", "", func(e Entry) error {
-		if s.real(e) {
+	err := s.MailboxChunks(func(c []Entry) error {
+		for _, e := range c {
 			if u := e.Owner(s.Config); u != "" {
 				set[u] = true
 			}
+		}
+		if chunk != nil {
+			return chunk(c)
 		}
 		return nil
 	})
