@@ -52,7 +52,7 @@ func newSeenCleanupCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			configFlag(),
 			&cli.StringSliceFlag{Name: "user", Aliases: []string{"u"}, Usage: "examine the seen db of `USER` (repeatable)"},
-			&cli.BoolFlag{Name: "all", Usage: "examine the seen db of every user owning a mailbox"},
+			&cli.BoolFlag{Name: "all", Usage: "examine the seen db of every user owning a mailbox or having a seen db"},
 			&cli.BoolFlag{Name: "delete", Usage: "remove the records listed; without it nothing changes"},
 			&cli.StringFlag{Name: "undo-file", Usage: "with --delete, write the removed records to `FILE` (default seen-undo-<UTC time>.dlist)", TakesFile: true},
 			&cli.BoolFlag{Name: "prune-orphans", Usage: "also remove records of mailboxes that no longer exist"},

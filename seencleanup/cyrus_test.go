@@ -153,13 +153,15 @@ func testRealCyrus(t *testing.T, backend string) {
 	}
 
 	// What cyr_userseen names, intersected with the records that exist.
-	table, err := loadMailboxes(spool)
+	ids := make(map[string]string) // name -> uniqueid, deleted hierarchy included
+	err = spool.AllEntries(func(e partition.Entry) error {
+		if !e.Deleted() {
+			ids[e.Name] = e.UniqueID
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	ids := make(map[string]string) // name -> uniqueid, deleted hierarchy included
-	for id, m := range table {
-		ids[m.entry.Name] = id
 	}
 	out := lab.Tool(t, "cyr_userseen")
 	want := make(map[string]bool) // "user mailbox"

@@ -20,8 +20,11 @@
 // complete new file renamed over the old one (partition.UpdateFlatFile).
 // ApplyUndo replays an undo file the same way.
 //
-// Like cyr_userseen, Run treats mailboxes in the deleted hierarchy
-// (DELETED.user.alice...) as their owner's. Unlike it, Run goes on past
+// Each record's uniqueid is looked up in mailboxes.db by its I record
+// (partition.Spool.LookupID), O(log n) per record, so a run holds no table
+// of mailboxes: its memory is one user's seen db at a time, whatever the
+// number of mailboxes. Like cyr_userseen, Run treats mailboxes in the
+// deleted hierarchy (DELETED.user.alice...) as their owner's. Unlike it, Run goes on past
 // mailboxes it cannot open and seen databases that are damaged (each is
 // reported and left untouched), and keeps records of mailboxes whose index
 // is older than version 12, whose seen state is still live.

@@ -5,74 +5,105 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 
 	"github.com/mbtool/mbtool/lock"
 	"github.com/mbtool/mbtool/partition"
 )
 
-// mailbox is what the cleanup needs to know about one mailboxes.db entry.
+// mailbox is what the cleanup needs to know about the mailbox a seen
+// record's uniqueid names.
 type mailbox struct {
-	entry partition.Entry // Name, UniqueID, Partition and Type only
+	entry partition.Entry // the N record of mailboxes.db
 	owner string          // "" for shared mailboxes
-	rank  int             // rankReal, rankOther or rankTombstone
+	kind  mailboxKind
 }
 
-// How much an entry says that its uniqueid is alive; the highest wins when
-// several entries share one uniqueid (a deleted mailbox leaves a tombstone
-// under its old name and a real entry under DELETED.*).
+// mailboxKind says how alive the mailbox of a uniqueid is.
+type mailboxKind int
+
 const (
-	rankTombstone = iota // type d: the mailbox is gone
-	rankOther            // intermediate (i) or remote (r): exists, no local index
-	rankReal             // a local mailbox with files, DELETED.* ones included
+	// gone: no mailboxes.db entry carries the uniqueid, or only
+	// tombstones (type d) do.
+	gone mailboxKind = iota
+	// elsewhere: an intermediate (i) or remote (r) entry: the mailbox
+	// exists, with no local index.
+	elsewhere
+	// local: a local mailbox with files, DELETED.* ones included (a
+	// deleted mailbox leaves a tombstone under its old name and the
+	// mailbox under DELETED.*, still its owner's).
+	local
 )
 
-// mailboxTable maps a uniqueid to its mailbox.
-type mailboxTable map[string]mailbox
-
-// loadMailboxes reads every N record of mailboxes.db, as cyr_userseen's walk
-// does, including the deleted hierarchy (DELETED.user.alice.X.<hex>, still
-// owned by alice), tombstones and intermediates, which
-// partition.Spool.Mailboxes leaves out. Memory is one small entry per
-// mailbox.
-func loadMailboxes(spool *partition.Spool) (mailboxTable, error) {
-	t := make(mailboxTable)
-	err := spool.AllEntries(func(e partition.Entry) error {
-		if e.UniqueID == "" {
-			return nil
-		}
-		m := mailbox{entry: e, owner: e.Owner(spool.Config), rank: rankReal}
-		switch {
-		case e.Deleted():
-			m.rank = rankTombstone
-		case e.Intermediate() || e.Remote() || e.Partition == "":
-			m.rank = rankOther
-		}
-		if old, ok := t[e.UniqueID]; !ok || m.rank > old.rank {
-			t[e.UniqueID] = m
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+// lookupMailbox returns what mailboxes.db says of uniqueid now, as
+// cyr_userseen's walk of every entry would find it, including the deleted
+// hierarchy (DELETED.user.alice.X.<hex>, still owned by alice), tombstones
+// and intermediates: partition.Spool.LookupID, O(log n) per record, so
+// that no table of every mailbox is held. For a gone mailbox, entry is the
+// tombstone still carrying the uniqueid, or the zero Entry.
+func lookupMailbox(spool *partition.Spool, uniqueid string) (mailbox, error) {
+	e, ok, err := spool.LookupID(uniqueid)
+	if err != nil || !ok {
+		return mailbox{}, err
 	}
-	return t, nil
+	m := mailbox{entry: e, owner: e.Owner(spool.Config), kind: local}
+	switch {
+	case e.Deleted():
+		m.kind = gone
+	case !spool.Real(e):
+		m.kind = elsewhere
+	}
+	return m, nil
 }
 
-// owners returns every userid owning a mailbox that exists, sorted.
-func (t mailboxTable) owners() []string {
-	set := make(map[string]bool)
-	for _, m := range t {
-		if m.owner != "" && m.rank > rankTombstone {
-			set[m.owner] = true
+// cacheGeneration is how many uniqueids a mailboxCache generation holds;
+// the cache holds at most two generations.
+const cacheGeneration = 4096
+
+// mailboxCache remembers the answers of lookupMailbox for the listing, a
+// bounded number of them: seen records of many users name the same few
+// shared mailboxes, whose entries (a long ACL among them) would otherwise
+// be searched for and parsed again for every user. Like the table of
+// every mailbox it replaces, it shows mailboxes.db as it was when each
+// uniqueid was first looked up; remove looks again without it. An entry
+// keeps no ACL: the cleanup needs the name, uniqueid, partition and type.
+// Two generations of at most cacheGeneration uniqueids each: a hit in the
+// older one moves to the current one, and when the current one is full the
+// older one is dropped, an approximation of least-recently-used eviction
+// at the cost of two maps.
+type mailboxCache struct {
+	spool    *partition.Spool
+	cur, old map[string]mailbox
+}
+
+func newMailboxCache(spool *partition.Spool) *mailboxCache {
+	return &mailboxCache{spool: spool, cur: make(map[string]mailbox)}
+}
+
+// lookup is lookupMailbox, answered from the cache when it can be.
+func (c *mailboxCache) lookup(uniqueid string) (mailbox, error) {
+	if m, ok := c.cur[uniqueid]; ok {
+		return m, nil
+	}
+	m, ok := c.old[uniqueid]
+	if !ok {
+		var err error
+		if m, err = lookupMailbox(c.spool, uniqueid); err != nil {
+			return mailbox{}, err
 		}
+		m.entry.ACL = nil
 	}
-	users := make([]string, 0, len(set))
-	for u := range set {
-		users = append(users, u)
+	if len(c.cur) >= cacheGeneration {
+		c.old, c.cur = c.cur, make(map[string]mailbox, cacheGeneration)
 	}
-	sort.Strings(users)
-	return users
+	c.cur[uniqueid] = m
+	return m, nil
+}
+
+// ownsMailbox reports whether user owns a real mailbox, the deleted
+// hierarchy included: O(log n) plus the user's own mailboxes.
+func ownsMailbox(spool *partition.Spool, user string) (bool, error) {
+	boxes, err := spool.UserMailboxes(user)
+	return len(boxes) > 0, err
 }
 
 // maxIndexHeader is more than the largest cyrus.index header (160 bytes).

@@ -48,12 +48,20 @@ func sampleSpool(t *testing.T) *partition.Spool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const entry = " P default V 1795882100 C 1 F 1 M 1795882099 A %(alice lrswipkxtecdan))"
+	// Each mailbox has its N record and its I record (the N record's
+	// fields, N for I, and H, the former names), as Cyrus 3.6 writes them
+	// (docs/cyrus/files.md §7).
+	const entry = " P default V 1795882100 C 1 F 1 M 1795882099 A %(alice lrswipkxtecdan)"
+	const tomb = " V 1795882100 C 1 F 3 M 1795882560"
+	const deleted = "DELETED\x1fuser\x1falice\x1fOld Stuff\x1f6B0AFE40"
 	edits := map[string]string{
-		"Nuser\x1falice\x1fOld Stuff":                        "%(T ed I " + idOldStuff + " V 1795882100 C 1 F 3 M 1795882560)",
-		"NDELETED\x1fuser\x1falice\x1fOld Stuff\x1f6B0AFE40": "%(T e I " + idOldStuff + entry,
-		"Nuser\x1falice\x1fGone":                             "%(T ed I " + idGone + " V 1795882100 C 1 F 3 M 1795882560)",
-		"Nuser\x1falice\x1fMid":                              "%(T i I " + idMid + entry,
+		"Nuser\x1falice\x1fOld Stuff": "%(T ed I " + idOldStuff + tomb + ")",
+		"N" + deleted:                 "%(T e I " + idOldStuff + entry + ")",
+		"I" + idOldStuff:              `%(T e N "` + deleted + `"` + entry + ` H (%(N "user` + "\x1f" + `alice` + "\x1f" + `Old Stuff"` + tomb + ` T ed)))`,
+		"Nuser\x1falice\x1fGone":      "%(T ed I " + idGone + tomb + ")",
+		"I" + idGone:                  "%(T ed N user\x1falice\x1fGone" + tomb + " H ())",
+		"Nuser\x1falice\x1fMid":       "%(T i I " + idMid + entry + ")",
+		"I" + idMid:                   "%(T i N user\x1falice\x1fMid" + entry + " H ())",
 	}
 	editDB(t, cfg.MboxlistPath, edits)
 
@@ -291,6 +299,7 @@ func TestRemoveMailboxAppeared(t *testing.T) {
 	defer f.Close()
 	editDB(t, spool.Config.MboxlistPath, map[string]string{
 		"Nuser\x1fbob\x1fNew": "%(T e I " + idNowhere + " P default V 1 C 1 F 1 M 1 A %(bob lrswipkxtecdan))",
+		"I" + idNowhere:       "%(T e N user\x1fbob\x1fNew P default V 1 C 1 F 1 M 1 A %(bob lrswipkxtecdan) H ())",
 	})
 	sum := &Summary{}
 	if err := remove(ctx, spool, f, undo, sum); err != nil {
@@ -301,5 +310,30 @@ func TestRemoveMailboxAppeared(t *testing.T) {
 	}
 	if got := records(t, spool, "alice"); !slices.Contains(got, idNowhere+"=1 0 0 0 ") || slices.Contains(got, idAliceInbox+"=1 0 36 0 1:36") {
 		t.Errorf("alice's records %q", got)
+	}
+}
+
+// TestRunAllSeenOnlyUser: All examines the seen db of a user who owns no
+// mailbox (one who reads shared folders only), as it does every user
+// partition.Spool.Users lists, so an orphan there is listed; her records
+// for other users' and shared mailboxes stay.
+func TestRunAllSeenOnlyUser(t *testing.T) {
+	spool := sampleSpool(t)
+	carol, err := spool.SeenPath("carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(carol), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	editDB(t, carol, map[string]string{idNowhere: "1 0 0 0 ", idSharedTeam: "1 1 1 1 1:3", idBobInbox: "1 0 3 0 2"})
+	var report bytes.Buffer
+	sum, err := Run(context.Background(), spool, Options{All: true, Out: &report})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "orphan\tcarol\t-\t" + idNowhere + "\t1 0 0 0 \n"
+	if !strings.Contains(report.String(), want) || strings.Count(report.String(), "\tcarol\t") != 1 || sum.Users != 3 {
+		t.Errorf("report\n%swant carol's orphan only once, in 3 seen dbs; summary %s", report.String(), sum)
 	}
 }

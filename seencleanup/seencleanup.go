@@ -50,7 +50,8 @@ type Options struct {
 	// domains) whose seen databases are examined.
 	Users []string
 	// All adds every user owning a mailbox, the deleted hierarchy
-	// included.
+	// included, and every user with a seen db or subscriptions but no
+	// mailbox (partition.Spool.Users): the users Users may name.
 	All bool
 	// Delete removes the records listed; without it Run only lists.
 	Delete bool
@@ -183,31 +184,33 @@ func Run(ctx context.Context, spool *partition.Spool, opts Options) (*Summary, e
 			return nil, fmt.Errorf("user %q: %w", u, err)
 		}
 	}
-	table, err := loadMailboxes(spool)
-	if err != nil {
-		return nil, err
-	}
-	// Every user named must exist (own a mailbox, or have a seen db)
+	// Every user named must exist (have a seen db, or own a mailbox)
 	// before anything is written: a typo is an error, not an empty run.
-	owners := table.owners()
 	var unknown []string
 	for _, u := range opts.Users {
-		if _, found := slices.BinarySearch(owners, u); found {
-			continue
-		}
 		if p, err := spool.SeenPath(u); err == nil {
 			if _, err := os.Lstat(p); err == nil {
 				continue
 			}
 		}
-		unknown = append(unknown, u)
+		owns, err := ownsMailbox(spool, u)
+		if err != nil {
+			return nil, err
+		}
+		if !owns {
+			unknown = append(unknown, u)
+		}
 	}
 	if len(unknown) > 0 {
 		return nil, &UnknownUsersError{Users: unknown}
 	}
 	users := slices.Clone(opts.Users)
 	if opts.All {
-		users = append(users, owners...)
+		all, err := spool.Users()
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, all...)
 	}
 	slices.Sort(users)
 	users = slices.Compact(users)
@@ -219,15 +222,17 @@ func Run(ctx context.Context, spool *partition.Spool, opts Options) (*Summary, e
 	sum := &Summary{}
 	var undo *undoWriter
 	if opts.Delete {
+		var err error
 		if undo, err = createUndo(opts.UndoFile, opts.Version); err != nil {
 			return nil, err
 		}
 		sum.UndoFile = opts.UndoFile
 	}
+	cache := newMailboxCache(spool)
 	for _, user := range users {
 		err := ctx.Err()
 		if err == nil {
-			err = planUser(ctx, spool, table, user, opts, sum, func(r Record, s *syncrec.Seen) error {
+			err = planUser(ctx, spool, cache, user, opts, sum, func(r Record, s *syncrec.Seen) error {
 				if _, err := fmt.Fprintln(out, r.String()); err != nil {
 					return fmt.Errorf("writing report: %w", err)
 				}
@@ -266,7 +271,7 @@ func Run(ctx context.Context, spool *partition.Spool, opts Options) (*Summary, e
 
 // planUser lists the records of one user's seen database, calling emit for
 // each stale or orphan record with its APPLY SEEN form.
-func planUser(ctx context.Context, spool *partition.Spool, table mailboxTable, user string, opts Options,
+func planUser(ctx context.Context, spool *partition.Spool, cache *mailboxCache, user string, opts Options,
 	sum *Summary, emit func(Record, *syncrec.Seen) error) error {
 	problem := func(err error) { sum.Problems = append(sum.Problems, err) }
 	path, err := spool.SeenPath(user)
@@ -293,11 +298,14 @@ func planUser(ctx context.Context, spool *partition.Spool, table mailboxTable, u
 	sum.Records += len(recs)
 	for _, kv := range recs {
 		r := Record{User: user, UniqueID: string(kv[0]), Value: kv[1]}
-		m, ok := table[r.UniqueID]
+		m, err := cache.lookup(r.UniqueID)
+		if err != nil {
+			return err
+		}
 		switch {
-		case !ok || m.rank == rankTombstone:
+		case m.kind == gone:
 			r.Kind, r.Mailbox, r.Remove = Orphan, m.entry.Name, opts.PruneOrphans
-		case m.owner != user || m.rank != rankReal:
+		case m.owner != user || m.kind != local:
 			continue // another user's or a shared mailbox: live state
 		default:
 			v, err := indexVersion(ctx, spool, m.entry)
@@ -343,14 +351,6 @@ func remove(ctx context.Context, spool *partition.Spool, undo *os.File, undoFile
 		return fmt.Errorf("checking the undo file: %w", err)
 	}
 	afterUndoCheck()
-	// Mailboxes created since the listing started: a record listed as an
-	// orphan may belong to one by now (its uniqueid is new, so the record
-	// was written after the mailbox existed, and the mailbox is in a table
-	// read after the listing).
-	fresh, err := loadMailboxes(spool)
-	if err != nil {
-		return err
-	}
 	var user string
 	var batch []change
 	flush := func() error {
@@ -379,14 +379,22 @@ func remove(ctx context.Context, spool *partition.Spool, undo *os.File, undoFile
 		}
 		return nil
 	}
-	_, err = readUndo(undo, undoFile, func(s *syncrec.Seen) error {
+	_, err := readUndo(undo, undoFile, func(s *syncrec.Seen) error {
 		if s.UserID != user {
 			if err := flush(); err != nil {
 				return err
 			}
 			user = s.UserID
 		}
-		if m, ok := fresh[s.UniqueID]; ok && m.rank > rankTombstone && (m.owner != s.UserID || m.rank != rankReal) {
+		// Mailboxes created since the listing started: a record listed
+		// as an orphan may belong to one by now (its uniqueid is new, so
+		// the record was written after the mailbox existed, and
+		// mailboxes.db is read again here, after the listing).
+		m, err := lookupMailbox(spool, s.UniqueID)
+		if err != nil {
+			return err
+		}
+		if m.kind != gone && (m.owner != s.UserID || m.kind != local) {
 			sum.Problems = append(sum.Problems, fmt.Errorf("seen record of %s for %s kept: mailbox %s appeared during the run", s.UserID, s.UniqueID, m.entry.Name))
 			return nil
 		}

@@ -255,21 +255,18 @@ func (v *verifier) abortLive() {
 }
 
 // checkSeenLive reports seen records whose mailbox is neither in the dump
-// nor on the live partition.
+// nor on the live partition: whose uniqueid names no real mailbox there,
+// DELETED.* ones included (the mailboxes Spool.Mailboxes lists). Each is
+// looked up by its I record in mailboxes.db (Spool.LookupID), O(log n),
+// so no set of every live mailbox is held.
 func (v *verifier) checkSeenLive(refs []seenRef) error {
-	if len(refs) == 0 {
-		return nil
-	}
-	live, err := v.opts.Spool.Mailboxes()
-	if err != nil {
-		return err
-	}
-	ids := make(map[string]struct{}, len(live))
-	for _, e := range live {
-		ids[e.UniqueID] = struct{}{}
-	}
+	spool := v.opts.Spool
 	for _, s := range refs {
-		if _, ok := ids[s.uniqueid]; !ok {
+		e, ok, err := spool.LookupID(s.uniqueid)
+		if err != nil {
+			return err
+		}
+		if !ok || !spool.Real(e) {
 			v.report(Finding{Kind: KindSeen, Offset: s.offset, Detail: fmt.Sprintf(
 				"seen record of user %s for mailbox uniqueid %s, which is neither in the dump nor on the live partition",
 				s.user, s.uniqueid)})

@@ -250,3 +250,78 @@ func TestAgainstPlantedMailboxDirectory(t *testing.T) {
 			summarize(res.findings), res.sum.LiveMailboxes)
 	}
 }
+
+// TestAgainstSeenMailboxGone: alice's and bob's seen records for
+// shared.team, which the dump does not hold, are findings exactly when no
+// real mailbox on the live partition has its uniqueid, however Cyrus 3.6
+// left mailboxes.db (docs/cyrus/files.md §7): not when the mailbox was
+// deleted with delete_mode: delayed (it lives on under DELETED.*), but when
+// it was deleted at once (a tombstone), when its DELETED.* copy was
+// removed since (a stale I record), and when no record names it.
+func TestAgainstSeenMailboxGone(t *testing.T) {
+	sp := openFixture(t)
+	d := dumpSpool(t, sp, false, "alice", "bob")
+	team, err := sp.Lookup("shared.team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := team.UniqueID
+	const (
+		teamKey = "Nshared\x1fteam"
+		copyDB  = "DELETED\x1fshared\x1fteam\x1f6B116C4E"
+		tomb    = " V 1795882100 C 1 F 5 M 1795882200"
+		real    = " P default V 1795882100 C 1 F 5 M 1795882200 A %(anyone lrs)"
+		history = " H (%(N shared\x1fteam M 1795882200 V 1795882100 C 1 F 5 T ed))"
+	)
+	for _, c := range []struct {
+		name     string
+		records  map[string]string // "" deletes
+		findings int
+	}{
+		{"alive", nil, 0},
+		{"deleted, delayed", map[string]string{
+			teamKey:      "%(T ed I " + id + tomb + ")",
+			"N" + copyDB: "%(T e I " + id + real + ")",
+			"I" + id:     "%(T e N " + copyDB + real + history + ")",
+		}, 0},
+		{"deleted, immediate", map[string]string{
+			teamKey:  "%(T ed I " + id + tomb + ")",
+			"I" + id: "%(T ed N shared\x1fteam" + tomb + " H ())",
+		}, 2},
+		{"DELETED.* copy removed", map[string]string{
+			teamKey:  "%(T ed I " + id + tomb + ")",
+			"I" + id: "%(T e N " + copyDB + real + history + ")",
+		}, 2},
+		{"in no record", map[string]string{teamKey: "", "I" + id: ""}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sp := openFixture(t)
+			err := sp.UpdateTwoskip(sp.Config.MboxlistPath, false, partition.Owner{UID: -1, GID: -1}, func(tx *partition.TwoskipTx) error {
+				for k, v := range c.records {
+					if v == "" {
+						tx.Delete([]byte(k))
+					} else {
+						tx.Set([]byte(k), []byte(v))
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := run(t, bytes.NewReader(d), Options{Spool: sp})
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			n := 0
+			for _, f := range res.findings {
+				if f.Kind == KindSeen && strings.Contains(f.Detail, id) {
+					n++
+				}
+			}
+			if n != c.findings || len(res.findings) != n {
+				t.Errorf("%d seen findings for %s, want %d\n%v", n, id, c.findings, res)
+			}
+		})
+	}
+}

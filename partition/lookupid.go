@@ -1,0 +1,146 @@
+package partition
+
+import (
+	"fmt"
+
+	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/dlist"
+)
+
+// LookupID returns the mailboxes.db entry (an N record) that carries
+// uniqueid now, and whether there is one, from Cyrus 3.6's I<uniqueid>
+// record (docs/cyrus/files.md §7): one search down the skip list for the I
+// record, one for the N record it names, all under one shared lock, so
+// O(log n) however many mailboxes there are.
+//
+// Where several N records carry the uniqueid (a deleted or renamed mailbox
+// leaves a tombstone under its old name), the entry returned is the one
+// that says most that the mailbox is alive: a real local mailbox (Real),
+// DELETED.* copies included, before an intermediate or remote one, before
+// a tombstone (Deleted); among tombstones, the first in mailboxes.db
+// order. The I record names the mailbox's current entry; only when that is
+// not a real mailbox are the names of its history (H) read too, for the
+// tombstones a mailbox leaves where it was. ok is false when no I record
+// exists, or when neither the name it gives nor any former name still
+// carries the uniqueid (a DELETED.* mailbox removed since: Cyrus leaves its
+// I record; or one whose name a new mailbox took).
+func (s *Spool) LookupID(uniqueid string) (e Entry, ok bool, err error) {
+	path := s.Config.MboxlistPath
+	if uniqueid == "" {
+		return Entry{}, false, nil
+	}
+	err = s.withMboxlist(func(db *cyrusdb.Twoskip, stamp uint64) error {
+		ikey := IDKey(uniqueid)
+		v, found, err := db.Get(ikey)
+		if err != nil || !found {
+			return err
+		}
+		name, former, err := parseIDNames(v)
+		if err != nil {
+			return fmt.Errorf("mailboxes.db %s: key %q: %w", path, ikey, err)
+		}
+		best, bestRank := "", -1
+		consider := func(dbname string) error {
+			key := []byte("N" + dbname)
+			v, found, err := db.Get(key)
+			if err != nil || !found {
+				return err
+			}
+			c, err := parseEntry(key[1:], v)
+			if err != nil {
+				return fmt.Errorf("mailboxes.db %s: key %q: %w", path, key, err)
+			}
+			if c.UniqueID != uniqueid {
+				return nil // the name is another mailbox's now
+			}
+			// Go orders strings by their bytes, as twoskip orders keys.
+			r := s.idRank(c)
+			if r > bestRank || r == bestRank && dbname < best {
+				c.stamp = stamp
+				e, ok, best, bestRank = c, true, dbname, r
+			}
+			return nil
+		}
+		if err := consider(name); err != nil || bestRank == rankReal {
+			return err
+		}
+		for _, n := range former {
+			if err := consider(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Entry{}, false, err
+	}
+	return e, ok, nil
+}
+
+// Real reports whether e is a real local mailbox, one Mailboxes lists:
+// not a tombstone, intermediate or remote entry, and with a partition.
+func (s *Spool) Real(e Entry) bool { return s.real(e) }
+
+// How much an entry says that its uniqueid is alive, for LookupID.
+const (
+	rankTombstone = iota // type d: the mailbox is gone
+	rankOther            // intermediate (i), remote (r) or no partition: exists, no local index
+	rankReal             // a local mailbox with files, DELETED.* ones included
+)
+
+func (s *Spool) idRank(e Entry) int {
+	switch {
+	case e.Deleted():
+		return rankTombstone
+	case !s.real(e):
+		return rankOther
+	}
+	return rankReal
+}
+
+// parseIDNames returns, from the value of an I record of mailboxes.db
+// (imap/mboxlist.c mboxlist_update_entry: the N record's fields with
+// N <dbname> for I, and H, the list of former names), the dbname N and the
+// dbnames of H's entries, in the order stored. The other fields are the N
+// record's, which LookupID reads itself.
+func parseIDNames(v []byte) (name string, former []string, err error) {
+	if len(v) == 0 || v[0] != '%' {
+		return "", nil, fmt.Errorf("%w: not a 3.x I record", ErrBadFormat)
+	}
+	err = dlist.WithSAX(v, func(root *dlist.Value) error {
+		if root.Kind != dlist.KVList {
+			return fmt.Errorf("%w: value is a %s, not a kvlist", ErrBadFormat, root.Kind)
+		}
+		for _, c := range root.Children {
+			switch c.Key {
+			case "N":
+				n, err := c.Atom()
+				if err != nil {
+					return fmt.Errorf("%w: key N: %w", ErrBadFormat, err)
+				}
+				name = n
+			case "H":
+				if c.Kind != dlist.List {
+					return fmt.Errorf("%w: key H is a %s, not a list", ErrBadFormat, c.Kind)
+				}
+				for _, h := range c.Children {
+					if h.Kind != dlist.KVList {
+						return fmt.Errorf("%w: an entry of H is a %s, not a kvlist", ErrBadFormat, h.Kind)
+					}
+					if f := h.Get("N"); f != nil {
+						n, err := f.Atom()
+						if err != nil {
+							return fmt.Errorf("%w: key N of H: %w", ErrBadFormat, err)
+						}
+						former = append(former, n)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && name == "" {
+		err = fmt.Errorf("%w: I record without N", ErrBadFormat)
+	}
+	return name, former, badFormat(err)
+}
