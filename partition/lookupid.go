@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/mbtool/mbtool/cyrusdb"
@@ -71,10 +72,55 @@ func (s *Spool) LookupID(uniqueid string) (e Entry, ok bool, err error) {
 		}
 		return nil
 	})
+	if err == nil && !ok {
+		err = s.checkIDRecords()
+	}
 	if err != nil {
 		return Entry{}, false, err
 	}
 	return e, ok, nil
+}
+
+// ErrNoIDRecords is LookupID's answer for a mailboxes.db without I
+// records: one Cyrus before 3.5 wrote (without reverseuniqueids), and no
+// 3.6 has upgraded (ctl_cyrusdb -r at startup writes them). A uniqueid
+// cannot be looked up there, and "no mailbox has it" would be wrong.
+var ErrNoIDRecords = errors.New("mailboxes.db has no I<uniqueid> records (not upgraded by Cyrus 3.5 or later: ctl_cyrusdb -r)")
+
+// checkIDRecords returns ErrNoIDRecords, naming the file, when the first
+// real mailbox of mailboxes.db with a uniqueid has no I record; it reads
+// the database for that once per Spool, and again only after a failure.
+func (s *Spool) checkIDRecords() error {
+	s.idCheck.Lock()
+	defer s.idCheck.Unlock()
+	if s.idCheckDone {
+		return nil
+	}
+	var first Entry
+	errFound := errors.New("found")
+	err := s.walkEntries(s.real, func(chunk []Entry) error {
+		for _, e := range chunk {
+			if e.UniqueID != "" {
+				first = e
+				return errFound
+			}
+		}
+		return nil
+	})
+	if err != nil && err != errFound {
+		return err
+	}
+	if first.UniqueID != "" {
+		ok, err := s.IDExists(first.UniqueID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s: mailbox %s (uniqueid %s): %w", s.Config.MboxlistPath, first.Name, first.UniqueID, ErrNoIDRecords)
+		}
+	}
+	s.idCheckDone = true
+	return nil
 }
 
 // Real reports whether e is a real local mailbox, one Mailboxes lists:

@@ -210,3 +210,28 @@ func TestLookupID(t *testing.T) {
 		t.Errorf("compared %d uniqueids, want every one of the fixture and of this test", n)
 	}
 }
+
+// TestLookupIDWithoutIRecords: in a mailboxes.db without I records (a
+// pre-3.5 one Cyrus has not upgraded) a uniqueid that is not found is an
+// error, not "no mailbox has it", which would make every seen record an
+// orphan; a found one is answered as usual once I records exist.
+func TestLookupIDWithoutIRecords(t *testing.T) {
+	s := walkSpool(t, []string{"user.alice", "user.alice.Sent", "user.bob"}) // N records only
+	alice, err := s.Lookup("user.alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ok, err := s.LookupID(alice.UniqueID)
+	if !errors.Is(err, ErrNoIDRecords) || ok {
+		t.Fatalf("LookupID in a database without I records: found %v, %v; want ErrNoIDRecords", ok, err)
+	}
+	setRecords(t, s, map[string]string{ikey(alice.UniqueID): "%(T e I " + alice.UniqueID + " N " + dbn("user.alice") + " P default V 1700000000 C 1 F 1 M 1700000000 A %(admin lrswipkxtecdan))"})
+	e, ok, err := s.LookupID(alice.UniqueID)
+	if err != nil || !ok || e.Name != "user.alice" {
+		t.Fatalf("LookupID with the I record: %q, %v, %v", e.Name, ok, err)
+	}
+	_, ok, err = s.LookupID("0000000000000000000000ff")
+	if err != nil || ok {
+		t.Errorf("LookupID of an unknown uniqueid once I records exist: %v, %v", ok, err)
+	}
+}

@@ -30,6 +30,9 @@ type Spool struct {
 
 	treeOnce sync.Once
 	treeVal  *cyrusfs.Tree
+
+	idCheck     sync.Mutex // checkIDRecords
+	idCheckDone bool
 }
 
 // tree is Config.Tree, made once: the roots every file of the spool is
