@@ -13,7 +13,7 @@
 //	go run ./scripts/bench -messages 0 -mailboxes          # only the mailbox axis: 200, 2,000, 20,000 mailboxes
 //	go run ./scripts/bench -list                           # only mbtool list next to mbtool verify (a generated dump, no partition)
 //	go run ./scripts/bench -list -messages 2000 -out ''    # a quick look at the same
-//	go run ./scripts/bench -messages 0 -mailboxes -mailbox-max 200000   # and 200,000 (hours, 5 GB)
+//	go run ./scripts/bench -messages 0 -mailboxes -mailbox-max 200000   # and 200,000 (hours, 5 GB; -mailbox-restore-pairs 1: about 45 minutes)
 //	go run ./scripts/bench -messages 0 -repo-nightly       # only the repository's nightly scenario: 100,000 messages, 30 nights (hours; real Cyrus)
 //	go run ./scripts/bench -messages 0 -repo-nightly -nightly-messages 10000 -nights 2   # a quick look
 //	go run ./scripts/bench -messages 0 -repo-nightly -nightly-bytes   # the same, bytes only, untimed (its own section)
@@ -63,6 +63,9 @@ type config struct {
 	// the mailbox axis (mailboxes.go)
 	mailboxes  bool
 	mailboxMax int
+	// restore's rounds on the partitions above 20,000 mailboxes (one
+	// round of 200,000 takes some 12 minutes here); 0: pairs
+	mailboxRestorePairs int
 	scaleMax   int
 	// peak RSS of every command (rss.go)
 	rss         bool
@@ -94,6 +97,7 @@ func main() {
 	flag.IntVar(&c.scaleMax, "scale-max", 1_000_000, "largest partition of the scaling series")
 	flag.BoolVar(&c.mailboxes, "mailboxes", false, "also run the mailbox axis (200 mailboxes up to -mailbox-max, a few messages each)")
 	flag.IntVar(&c.mailboxMax, "mailbox-max", 20_000, "largest partition of the mailbox axis")
+	flag.IntVar(&c.mailboxRestorePairs, "mailbox-restore-pairs", 0, "rounds of the restore pair on the mailbox axis's partitions above 20,000 mailboxes (0: -pairs); the report says when they are fewer")
 	flag.BoolVar(&c.repoNightly, "repo-nightly", false, "also run the backup repository's nightly scenario (needs real Cyrus)")
 	flag.IntVar(&c.nightlyMessages, "nightly-messages", 100_000, "messages of the nightly scenario's partition")
 	flag.IntVar(&c.nights, "nights", 30, "nights of the nightly scenario (at least 2; more than 7 adds prune --keep-daily 7)")
