@@ -66,7 +66,7 @@ type config struct {
 	// restore's rounds on the partitions above 20,000 mailboxes (one
 	// round of 200,000 takes some 12 minutes here); 0: pairs
 	mailboxRestorePairs int
-	scaleMax   int
+	scaleMax            int
 	// peak RSS of every command (rss.go)
 	rss         bool
 	rssMessages int
