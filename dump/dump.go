@@ -238,7 +238,7 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 	}
 	singles := map[string]bool{}
 	for _, name := range sel.Mailboxes {
-		if singles[name] || s.withUser(planned, name) {
+		if singles[name] {
 			continue
 		}
 		e, err := spool.Lookup(name)
@@ -249,8 +249,12 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 		if err != nil {
 			return nil, err // it names the mailbox
 		}
+		ownerPlanned := planned[spool.Config.NameOwner(name)]
+		if ownerPlanned && s.withUser(name, sel.NoDeleted) {
+			continue
+		}
 		singles[name] = true
-		if !sel.All {
+		if !sel.All && !ownerPlanned { // else counted with its user
 			tot.add([]partition.Entry{e})
 		}
 		p.Mailboxes = append(p.Mailboxes, name)
@@ -270,17 +274,13 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 	return p, nil
 }
 
-// withUser reports whether the mailbox name is dumped with a user of the
-// plan: it is in the user's namespace. A deleted mailbox
-// (DELETED.user.alice.*) is not: named on its own it is dumped even when
-// its user's are left out (Options.NoDeleted), and Write skips it when
-// the user's dump had it.
-func (s *spoolSource) withUser(planned map[string]bool, name string) bool {
+// withUser reports whether the mailbox name, whose owner is a user of the
+// plan, is dumped with the user: it is in the user's namespace, or in the
+// user's deleted tree (DELETED.user.alice.*) unless those are left out
+// (Selection.NoDeleted: named on its own, it is dumped all the same).
+func (s *spoolSource) withUser(name string, noDeleted bool) bool {
 	// The writer's test of the deleted tree (dumper.user).
-	if mboxname.Owner(name) == "" {
-		return false
-	}
-	return planned[s.spool.Config.NameOwner(name)]
+	return mboxname.Owner(name) != "" || !noDeleted
 }
 
 // totals reads the index headers of the plan's mailboxes, unlocked, for
@@ -407,6 +407,18 @@ func (s *spoolSource) User(ctx context.Context, name string) (User, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("user %s: %w", name, err)
+	}
+	if len(mbs) == 0 {
+		// The plan had the user because of a mailbox or of seen state
+		// or subscriptions: one of them is still there, or the user is
+		// gone.
+		state, err := s.spool.UserState(name)
+		if err != nil {
+			return nil, fmt.Errorf("user %s: %w", name, err)
+		}
+		if !state {
+			return nil, ErrUserGone // the problem names the user
+		}
 	}
 	clear(s.cur)
 	if s.cur == nil {

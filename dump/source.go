@@ -37,6 +37,12 @@ type Source interface {
 	Quota(ctx context.Context, root string) (*syncrec.Quota, error)
 }
 
+// ErrUserGone is a Source's User error for a user of the plan who owns
+// no mailbox and has no seen database or subscriptions any more when the
+// user's turn comes (deleted since the dump started): a problem recorded
+// in the dump, not the end of the run.
+var ErrUserGone = errors.New("not dumped: the user has no mailbox, seen database or subscriptions any more (deleted since the dump started)")
+
 // KnownSource is a Source that asks Options.Known about a mailbox before
 // it reads the mailbox's records, and reads none when the answer is Same.
 type KnownSource interface {
@@ -70,6 +76,10 @@ type Selection struct {
 	Users     []string
 	Mailboxes []string
 	All       bool
+	// NoDeleted: the users' deleted mailboxes are left out
+	// (Options.NoDeleted), so one named in Mailboxes is a single
+	// mailbox, not dumped with its user.
+	NoDeleted bool
 }
 
 // Plan is a resolved selection.
@@ -183,7 +193,7 @@ func Write(ctx context.Context, src Source, w io.Writer, opts Options) (*Summary
 	if !opts.All && len(opts.Users) == 0 && len(opts.Mailboxes) == 0 {
 		return nil, ErrNoSelection
 	}
-	plan, err := src.Plan(ctx, Selection{Users: opts.Users, Mailboxes: opts.Mailboxes, All: opts.All})
+	plan, err := src.Plan(ctx, Selection{Users: opts.Users, Mailboxes: opts.Mailboxes, All: opts.All, NoDeleted: opts.NoDeleted})
 	if err != nil {
 		return nil, err
 	}
@@ -294,6 +304,10 @@ func (d *dumper) progress() {
 // subscriptions and seen records.
 func (d *dumper) user(name string) error {
 	u, err := d.src.User(d.ctx, name)
+	if errors.Is(err, ErrUserGone) {
+		d.problem(Problem{Mailbox: "user " + name, Err: err})
+		return nil
+	}
 	if err != nil {
 		return Fatal(err)
 	}
@@ -305,7 +319,9 @@ func (d *dumper) user(name string) error {
 		// the rest.
 		if mboxname.Owner(mbox) == "" {
 			if d.opts.NoDeleted {
-				d.sum.DeletedLeftOut++
+				if _, single := d.singles[mbox]; !single {
+					d.sum.DeletedLeftOut++ // else dumped after the users
+				}
 				continue
 			}
 			d.sum.Deleted++

@@ -211,6 +211,36 @@ func TestWalkEntriesResumes(t *testing.T) {
 	}
 }
 
+// TestWalkChunkBoundary: a database of exactly walkChunk records (and
+// one more, one less, and twice as many) is walked whole, each record
+// once.
+func TestWalkChunkBoundary(t *testing.T) {
+	for _, n := range []int{walkChunk - 1, walkChunk, walkChunk + 1, 2 * walkChunk} {
+		var names []string
+		for i := range n {
+			names = append(names, fmt.Sprintf("user.u%05d", i))
+		}
+		s := walkSpool(t, names)
+		seen := map[string]int{}
+		if err := s.walkEntries(nil, func(c []Entry) error {
+			for _, e := range c {
+				seen[e.Name]++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != n {
+			t.Errorf("%d records: the walk saw %d", n, len(seen))
+		}
+		for k, v := range seen {
+			if v != 1 {
+				t.Errorf("%d records: %s seen %d times", n, k, v)
+			}
+		}
+	}
+}
+
 func entryNames(es []Entry) []string {
 	out := []string{}
 	for _, e := range es {
