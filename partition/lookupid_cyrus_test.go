@@ -82,6 +82,11 @@ func testRealCyrusLookupID(t *testing.T, mode string) {
 	// the new one.
 	run("RENAME", "user.alice.Sent", "user.alice.Sent2")
 	want("renamed", sent, "user.alice.Sent2", true)
+	// The old name taken by a new mailbox: the renamed one keeps its
+	// uniqueid's I record.
+	run("CREATE", "user.alice.Sent")
+	want("renamed, old name taken: the renamed one", sent, "user.alice.Sent2", true)
+	want("renamed, old name taken: the new one", id("user.alice.Sent"), "user.alice.Sent", true)
 
 	run("CREATE", "user.bob.gone")
 	gone := id("user.bob.gone")
