@@ -178,6 +178,12 @@ func (d *Dump) Mailbox(mb *syncrec.Mailbox) (*Records, error) {
 	return rec, errors.Join(errs...)
 }
 
+// HasName reports whether a mailbox of this name was checked so far.
+func (d *Dump) HasName(name string) (bool, error) {
+	_, ok, err := d.seen.Get(spill.KeyName, name)
+	return ok, err
+}
+
 // HasMailbox reports whether a mailbox of this uniqueid was checked so far.
 func (d *Dump) HasMailbox(uniqueid string) (bool, error) {
 	_, ok, err := d.seen.Get(spill.KeySrcID, uniqueid)

@@ -275,21 +275,27 @@ func (v *verifier) checkSeenLive(refs []seenRef) error {
 	return nil
 }
 
+// noteInbox records the owner of the dump's mailbox name if it is the
+// owner's INBOX, for newMailboxes.
+func (v *verifier) noteInbox(name string) {
+	cfg := v.opts.Spool.Config
+	u := partition.Entry{Name: name}.Owner(cfg)
+	if u == "" {
+		return
+	}
+	if (partition.Entry{Name: mboxname.Parent(name)}).Owner(cfg) == u {
+		return // not the INBOX
+	}
+	v.inboxes[u] = true
+}
+
 // newMailboxes reports the live mailboxes of the dumped users that the
 // dump does not have. A user counts as dumped when the dump has the
 // user's INBOX (a dump of single other mailboxes says nothing about the
 // rest of a user's mailboxes).
 func (v *verifier) newMailboxes() error {
-	cfg := v.opts.Spool.Config
-	var users []string
-	for name := range v.names {
-		u := partition.Entry{Name: name}.Owner(cfg)
-		if u == "" {
-			continue
-		}
-		if (partition.Entry{Name: mboxname.Parent(name)}).Owner(cfg) == u {
-			continue // not the INBOX
-		}
+	users := make([]string, 0, len(v.inboxes))
+	for u := range v.inboxes {
 		users = append(users, u)
 	}
 	sort.Strings(users)
@@ -299,7 +305,11 @@ func (v *verifier) newMailboxes() error {
 			return fmt.Errorf("listing the mailboxes of %s: %w", u, err)
 		}
 		for _, e := range live {
-			if _, ok := v.names[e.Name]; !ok {
+			has, err := v.policy.HasName(e.Name)
+			if err != nil {
+				return err
+			}
+			if !has {
 				v.report(Finding{Kind: KindMailboxNew, Mailbox: e.Name, Offset: NoOffset,
 					Detail: fmt.Sprintf("a live mailbox of user %s that is not in the dump", u)})
 			}

@@ -40,7 +40,9 @@ func (v *verifier) mailbox(off int64) error {
 	v.lineBox = mb.Name
 	chk, err := v.policy.Mailbox(mb)
 	v.reportErr(err, Finding{Mailbox: mb.Name, Offset: off}, "")
-	v.names[mb.Name] = struct{}{}
+	if v.opts.Spool != nil {
+		v.noteInbox(mb.Name)
+	}
 	v.cur = &mailboxState{mb: mb, offset: off, chk: chk}
 	if v.opts.Spool != nil {
 		v.cur.live = v.openLive(mb, off)

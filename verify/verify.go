@@ -54,15 +54,15 @@ func Run(ctx context.Context, r io.Reader, opts Options) (*Summary, error) {
 	}
 	defer d.Close()
 	v := &verifier{
-		src:    src,
-		ctx:    ctx,
-		opts:   opts,
-		d:      d,
-		sum:    &Summary{Header: d.Header()},
-		lits:   guidtable.New(guidtable.Options{ValueSize: 4}),
-		names:  make(map[string]struct{}),
-		policy: dumpcheck.NewDump(),
-		group:  &group{},
+		src:     src,
+		ctx:     ctx,
+		opts:    opts,
+		d:       d,
+		sum:     &Summary{Header: d.Header()},
+		lits:    guidtable.New(guidtable.Options{ValueSize: 4}),
+		inboxes: make(map[string]bool),
+		policy:  dumpcheck.NewDump(),
+		group:   &group{},
 	}
 	defer v.lits.Close()
 	defer v.policy.Close()
@@ -106,11 +106,14 @@ type verifier struct {
 	mu  sync.Mutex // serialises Report and guards sum.Findings, groups
 	sum *Summary
 
-	lits   *guidtable.Table    // file literals so far: size (uint32, little-endian) by GUID
-	names  map[string]struct{} // mailbox names so far
-	policy *dumpcheck.Dump     // the one policy; it knows the uniqueids so far
-	seen   []seenRef           // seen records whose mailbox was not (yet) in the dump
-	group  *group              // the file literals since the last APPLY MAILBOX
+	lits *guidtable.Table // file literals so far: size (uint32, little-endian) by GUID
+	// inboxes are the users whose INBOX the dump has so far (with a
+	// live partition only); the names of all its mailboxes are the
+	// policy's, which spills.
+	inboxes map[string]bool
+	policy  *dumpcheck.Dump // the one policy; it knows the uniqueids so far
+	seen    []seenRef       // seen records whose mailbox was not (yet) in the dump
+	group   *group          // the file literals since the last APPLY MAILBOX
 	// skipped holds the GUIDs the dump records as skipped at dump time
 	// (at most maxSkipped: beyond, their records count as no-message).
 	skipped map[guid.GUID]struct{}
