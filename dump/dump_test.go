@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -478,6 +479,25 @@ func (w *failAfter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// checkNoneLocked fails the test if any mailbox of s is still locked
+// (its name lock cannot be taken exclusively within 2 s).
+func checkNoneLocked(t *testing.T, s *partition.Spool, what string) {
+	t.Helper()
+	mbs, err := s.Mailboxes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range mbs {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		l, err := s.LockMailboxName(ctx, e, true)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %s still locked: %v", what, e.Name, err)
+		}
+		l.Release()
+	}
+}
+
 // The prefetcher opens mailboxes ahead of the writer: when the output
 // fails in the middle of the run, every mailbox it opened is closed again
 // (no name lock of Cyrus's is left held) and none of its goroutines is
@@ -491,19 +511,7 @@ func TestDumpOutputFailsReleasesPrefetched(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "disk full") {
 			t.Fatalf("output failing after %d bytes: %v", at, err)
 		}
-		mbs, err := s.Mailboxes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range mbs {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			l, err := s.LockMailboxName(ctx, e, true)
-			cancel()
-			if err != nil {
-				t.Fatalf("output failing after %d bytes: %s still locked: %v", at, e.Name, err)
-			}
-			l.Release()
-		}
+		checkNoneLocked(t, s, fmt.Sprintf("output failing after %d bytes", at))
 	}
 	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
 		time.Sleep(10 * time.Millisecond)

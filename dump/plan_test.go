@@ -123,21 +123,7 @@ func TestPlanStopReleasesWithSkipped(t *testing.T) {
 	full, sum := runDump(t, s, opts)
 	t.Logf("full dump: %d bytes, %d mailboxes", len(full), sum.Mailboxes)
 	before := runtime.NumGoroutine()
-	check := func(what string) {
-		mbs, err := s.Mailboxes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range mbs {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			l, err := s.LockMailboxName(ctx, e, true)
-			cancel()
-			if err != nil {
-				t.Fatalf("%s: %s still locked: %v", what, e.Name, err)
-			}
-			l.Release()
-		}
-	}
+	check := func(what string) { checkNoneLocked(t, s, what) }
 	for i := 1; i < 12; i++ {
 		at := len(full) * i / 12
 		o := opts
