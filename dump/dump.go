@@ -250,7 +250,7 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 			return nil, err // it names the mailbox
 		}
 		ownerPlanned := planned[spool.Config.NameOwner(name)]
-		if ownerPlanned && s.withUser(name, sel.NoDeleted) {
+		if ownerPlanned && withUser(name, sel.NoDeleted) {
 			continue
 		}
 		singles[name] = true
@@ -278,7 +278,7 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 // plan, is dumped with the user: it is in the user's namespace, or in the
 // user's deleted tree (DELETED.user.alice.*) unless those are left out
 // (Selection.NoDeleted: named on its own, it is dumped all the same).
-func (s *spoolSource) withUser(name string, noDeleted bool) bool {
+func withUser(name string, noDeleted bool) bool {
 	// The writer's test of the deleted tree (dumper.user).
 	return mboxname.Owner(name) != "" || !noDeleted
 }
@@ -288,7 +288,6 @@ func (s *spoolSource) withUser(name string, noDeleted bool) bool {
 // is made: a mailbox costs a few system calls here, and the dump's
 // header waits for the last. At most a few chunks are in its hands.
 type totals struct {
-	spool *partition.Spool
 	ch    chan []partition.Entry
 	wg    sync.WaitGroup
 	parts []totalsPart
@@ -301,7 +300,7 @@ type totalsPart struct {
 }
 
 func newTotals(spool *partition.Spool) *totals {
-	t := &totals{spool: spool, ch: make(chan []partition.Entry, 2)}
+	t := &totals{ch: make(chan []partition.Entry, 2)}
 	t.parts = make([]totalsPart, runtime.GOMAXPROCS(0))
 	for w := range t.parts {
 		t.wg.Add(1)

@@ -260,8 +260,10 @@ func checkDeleted(t *testing.T, s *Spool) {
 		t.Errorf("tombstone %+v %v %v", tomb, ok, err)
 	}
 	var deleted []string
-	s.mboxlist("", "DELETED", func(e Entry) error {
-		deleted = append(deleted, e.Name)
+	s.AllEntries(func(e Entry) error {
+		if strings.HasPrefix(e.Name, "DELETED.") {
+			deleted = append(deleted, e.Name)
+		}
 		return nil
 	})
 	if len(deleted) != 1 || !strings.HasPrefix(deleted[0], "DELETED.user.bob.gone.") {

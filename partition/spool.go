@@ -182,28 +182,15 @@ func (s *Spool) real(e Entry) bool {
 	return !e.Deleted() && !e.Intermediate() && !e.Remote() && e.Partition != ""
 }
 
-// mboxlist reads N records of mailboxes.db under the database's shared
+// mboxEntries reads N records of mailboxes.db under the database's shared
 // lock, and releases the lock before returning (it is a leaf lock:
-// docs/cyrus/locks.md §3): the record of exact (if not "") and then every record
-// whose dbname starts with prefix, each found by one search down the skip
-// list, so the cost is O(log n) plus the records returned.
-func (s *Spool) mboxlist(exact, prefix string, fn func(Entry) error) error {
-	entries, err := s.mboxEntries(exact, prefix, nil)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// mboxEntries is mboxlist returning the records, those keep reports true
-// for (all if keep is nil), in one slice: Mailboxes and MailboxesUnder
-// so make no second copy of every entry.
-func (s *Spool) mboxEntries(exact, prefix string, keep func(Entry) bool) ([]Entry, error) {
+// docs/cyrus/locks.md §3): those of the dbname tree and everything under
+// it, or of the whole database when tree is "", that keep reports true
+// for (all if keep is nil). A tree's records follow each other (a name's
+// children follow it): one search down the skip list finds the first, and
+// the walk ends after the last, so the cost is O(log n) plus the records
+// returned.
+func (s *Spool) mboxEntries(tree string, keep func(Entry) bool) ([]Entry, error) {
 	path := s.Config.MboxlistPath
 	var entries []Entry
 	var stamp uint64
@@ -221,25 +208,10 @@ func (s *Spool) mboxEntries(exact, prefix string, keep func(Entry) bool) ([]Entr
 	}
 	err := s.withMboxlist(func(db *cyrusdb.Twoskip, st uint64) error {
 		stamp = st
-		if exact == "" || !strings.HasPrefix(prefix, exact) {
-			if exact != "" {
-				key := []byte("N" + exact)
-				v, ok, err := db.Get(key)
-				if err != nil {
-					return err
-				}
-				if ok {
-					if err := add(key, v); err != nil {
-						return err
-					}
-				}
-			}
-			return db.ForEach([]byte("N"+prefix), add)
+		if tree == "" {
+			return db.ForEach([]byte("N"), add)
 		}
-		// The records under prefix follow exact's (a name's children
-		// follow it): one search down the skip list finds exact's
-		// place, and the walk ends after the last record under prefix.
-		key, under := []byte("N"+exact), []byte("N"+prefix)
+		key, under := []byte("N"+tree), []byte("N"+tree+string(rune(dbHierSep)))
 		return db.ForEach(key, func(k, v []byte) error {
 			switch {
 			case bytes.HasPrefix(k, under):
@@ -247,7 +219,7 @@ func (s *Spool) mboxEntries(exact, prefix string, keep func(Entry) bool) ([]Entr
 			case cyrusdb.KeyLess(under, k):
 				return errWalkDone
 			default:
-				return nil // between exact and prefix
+				return nil // between the name and its children
 			}
 			return add(k, v)
 		})
@@ -350,7 +322,7 @@ func (s *Spool) MailboxChunks(fn func([]Entry) error) error { return s.walkEntri
 // hierarchy order: a parent before its children), deleted mailboxes
 // (DELETED.*) included. Tombstones (type d), intermediates (type i) and
 // remote entries are left out.
-func (s *Spool) Mailboxes() ([]Entry, error) { return s.mboxEntries("", "", s.real) }
+func (s *Spool) Mailboxes() ([]Entry, error) { return s.mboxEntries("", s.real) }
 
 // Lookup returns the mailboxes.db entry of the internal name. It fails
 // with ErrNoMailbox for a name that is absent or not a real local mailbox.
@@ -460,11 +432,10 @@ func (s *Spool) UserMailboxes(user string) ([]Entry, error) {
 }
 
 // MailboxesUnder returns the real mailboxes among name and everything below
-// it, in mailboxes.db order: one search for name and one for its first
-// child, then a walk of its own records only, O(log n + k).
+// it, in mailboxes.db order: one search down the skip list for name, then
+// a walk of its own records only, O(log n + k).
 func (s *Spool) MailboxesUnder(name string) ([]Entry, error) {
-	db := nameToDBName(name)
-	return s.mboxEntries(db, db+string(rune(dbHierSep)), s.real)
+	return s.mboxEntries(nameToDBName(name), s.real)
 }
 
 // DeletedUnder returns the real mailboxes of the deleted tree of name

@@ -90,7 +90,7 @@ func TestWalkEntries(t *testing.T) {
 		what string
 		keep func(Entry) bool
 	}{{"every record", nil}, {"real mailboxes", s.real}} {
-		want, err := s.mboxEntries("", "", tc.keep)
+		want, err := s.mboxEntries("", tc.keep)
 		if err != nil {
 			t.Fatal(err)
 		}
