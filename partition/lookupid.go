@@ -16,7 +16,7 @@ import (
 //
 // Where several N records carry the uniqueid (a deleted or renamed mailbox
 // leaves a tombstone under its old name), the entry returned is the one
-// that says most that the mailbox is alive: a real local mailbox (Real),
+// that says most that the mailbox is alive: a real local mailbox (Local),
 // DELETED.* copies included, before an intermediate or remote one, before
 // a tombstone (Deleted); among tombstones, the first in mailboxes.db
 // order. The I record names the mailbox's current entry; only when that is
@@ -40,7 +40,7 @@ func (s *Spool) LookupID(uniqueid string) (e Entry, ok bool, err error) {
 		if err != nil {
 			return fmt.Errorf("mailboxes.db %s: key %q: %w", path, ikey, err)
 		}
-		best, bestRank := "", -1
+		best, bestRank := "", Liveness(-1)
 		consider := func(dbname string) error {
 			key := []byte("N" + dbname)
 			v, found, err := db.Get(key)
@@ -55,14 +55,14 @@ func (s *Spool) LookupID(uniqueid string) (e Entry, ok bool, err error) {
 				return nil // the name is another mailbox's now
 			}
 			// Go orders strings by their bytes, as twoskip orders keys.
-			r := s.idRank(c)
+			r := s.Liveness(c)
 			if r > bestRank || r == bestRank && dbname < best {
 				c.stamp = stamp
 				e, ok, best, bestRank = c, true, dbname, r
 			}
 			return nil
 		}
-		if err := consider(name); err != nil || bestRank == rankReal {
+		if err := consider(name); err != nil || bestRank == Local {
 			return err
 		}
 		for _, n := range former {
@@ -123,25 +123,25 @@ func (s *Spool) checkIDRecords() error {
 	return nil
 }
 
-// Real reports whether e is a real local mailbox, one Mailboxes lists:
-// not a tombstone, intermediate or remote entry, and with a partition.
-func (s *Spool) Real(e Entry) bool { return s.real(e) }
+// Liveness is how much a mailboxes.db entry says that its uniqueid is
+// alive, in increasing order: LookupID returns the liveliest entry.
+type Liveness int
 
-// How much an entry says that its uniqueid is alive, for LookupID.
 const (
-	rankTombstone = iota // type d: the mailbox is gone
-	rankOther            // intermediate (i), remote (r) or no partition: exists, no local index
-	rankReal             // a local mailbox with files, DELETED.* ones included
+	Tombstone Liveness = iota // type d: the mailbox is gone
+	Elsewhere                 // intermediate (i), remote (r) or no partition: exists, no local index
+	Local                     // a real local mailbox with files (Mailboxes lists it), DELETED.* ones included
 )
 
-func (s *Spool) idRank(e Entry) int {
+// Liveness returns how much e says that its uniqueid is alive.
+func (s *Spool) Liveness(e Entry) Liveness {
 	switch {
 	case e.Deleted():
-		return rankTombstone
+		return Tombstone
 	case !s.real(e):
-		return rankOther
+		return Elsewhere
 	}
-	return rankReal
+	return Local
 }
 
 // parseIDNames returns, from the value of an I record of mailboxes.db

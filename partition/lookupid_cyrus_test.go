@@ -53,9 +53,9 @@ func testRealCyrusLookupID(t *testing.T, mode string) {
 	want := func(step, uniqueid, name string, real bool) {
 		t.Helper()
 		e, ok, err := s.LookupID(uniqueid)
-		if err != nil || ok != (name != "") || e.Name != name || s.Real(e) != real {
+		if err != nil || ok != (name != "") || e.Name != name || s.real(e) != real {
 			t.Errorf("%s: LookupID(%s) = %q, found %v, real %v, %v; want %q, real %v",
-				step, uniqueid, e.Name, ok, s.Real(e), err, name, real)
+				step, uniqueid, e.Name, ok, s.real(e), err, name, real)
 		}
 		checkLookupIDAgrees(t, s)
 	}

@@ -20,7 +20,7 @@ func idTableAnswer(t *testing.T, s *Spool) map[string]Entry {
 		if e.UniqueID == "" {
 			return nil
 		}
-		if old, ok := table[e.UniqueID]; !ok || s.idRank(e) > s.idRank(old) {
+		if old, ok := table[e.UniqueID]; !ok || s.Liveness(e) > s.Liveness(old) {
 			table[e.UniqueID] = e
 		}
 		return nil
@@ -74,7 +74,7 @@ func checkLookupIDAgrees(t *testing.T, s *Spool) int {
 		}
 		want, wantOK := table[id]
 		if ok != wantOK || got.Name != want.Name || got.Type != want.Type || got.Partition != want.Partition ||
-			got.UniqueID != want.UniqueID || s.Real(got) != s.Real(want) {
+			got.UniqueID != want.UniqueID || s.real(got) != s.real(want) {
 			t.Errorf("LookupID(%s) = %q type %q partition %q (found %v); the table of N records says %q type %q partition %q (found %v)",
 				id, got.Name, got.Type, got.Partition, ok, want.Name, want.Type, want.Partition, wantOK)
 		}
@@ -190,10 +190,10 @@ func TestLookupID(t *testing.T) {
 			t.Errorf("%s: %v", c.interest, err)
 			continue
 		}
-		if ok != (c.name != "") || e.Name != c.name || s.Real(e) != c.real || e.Deleted() != c.deleted ||
+		if ok != (c.name != "") || e.Name != c.name || s.real(e) != c.real || e.Deleted() != c.deleted ||
 			ok && e.UniqueID != c.id {
 			t.Errorf("%s: LookupID(%q) = %q (uniqueid %q, found %v, real %v, deleted %v); want %q (real %v, deleted %v)",
-				c.interest, c.id, e.Name, e.UniqueID, ok, s.Real(e), e.Deleted(), c.name, c.real, c.deleted)
+				c.interest, c.id, e.Name, e.UniqueID, ok, s.real(e), e.Deleted(), c.name, c.real, c.deleted)
 		}
 	}
 

@@ -15,24 +15,12 @@ import (
 type mailbox struct {
 	entry partition.Entry // the N record of mailboxes.db
 	owner string          // "" for shared mailboxes
-	kind  mailboxKind
+	// kind is how alive the mailbox is: a Tombstone also when no entry
+	// carries the uniqueid; Local for a mailbox with files, DELETED.*
+	// ones included (a deleted mailbox leaves a tombstone under its old
+	// name and the mailbox under DELETED.*, still its owner's).
+	kind partition.Liveness
 }
-
-// mailboxKind says how alive the mailbox of a uniqueid is.
-type mailboxKind int
-
-const (
-	// gone: no mailboxes.db entry carries the uniqueid, or only
-	// tombstones (type d) do.
-	gone mailboxKind = iota
-	// elsewhere: an intermediate (i) or remote (r) entry: the mailbox
-	// exists, with no local index.
-	elsewhere
-	// local: a local mailbox with files, DELETED.* ones included (a
-	// deleted mailbox leaves a tombstone under its old name and the
-	// mailbox under DELETED.*, still its owner's).
-	local
-)
 
 // lookupMailbox returns what mailboxes.db says of uniqueid now, as
 // cyr_userseen's walk of every entry would find it, including the deleted
@@ -45,14 +33,7 @@ func lookupMailbox(spool *partition.Spool, uniqueid string) (mailbox, error) {
 	if err != nil || !ok {
 		return mailbox{}, err
 	}
-	m := mailbox{entry: e, owner: e.Owner(spool.Config), kind: local}
-	switch {
-	case e.Deleted():
-		m.kind = gone
-	case !spool.Real(e):
-		m.kind = elsewhere
-	}
-	return m, nil
+	return mailbox{entry: e, owner: e.Owner(spool.Config), kind: spool.Liveness(e)}, nil
 }
 
 // cacheGeneration is how many uniqueids a mailboxCache generation holds;

@@ -3,6 +3,8 @@ package seencleanup
 import (
 	"fmt"
 	"testing"
+
+	"github.com/mbtool/mbtool/partition"
 )
 
 // The cache of the listing gives lookupMailbox's answers (without the
@@ -11,7 +13,7 @@ import (
 func TestMailboxCacheBounded(t *testing.T) {
 	spool := sampleSpool(t)
 	c := newMailboxCache(spool)
-	check := func(id, name string, kind mailboxKind) {
+	check := func(id, name string, kind partition.Liveness) {
 		t.Helper()
 		m, err := c.lookup(id)
 		if err != nil || m.entry.Name != name || m.kind != kind || m.entry.ACL != nil {
@@ -20,11 +22,11 @@ func TestMailboxCacheBounded(t *testing.T) {
 	}
 	for i := range 3 * cacheGeneration {
 		if i%1000 == 0 {
-			check(idOldStuff, "DELETED.user.alice.Old Stuff.6B0AFE40", local)
-			check(idGone, "user.alice.Gone", gone)
-			check(idMid, "user.alice.Mid", elsewhere)
+			check(idOldStuff, "DELETED.user.alice.Old Stuff.6B0AFE40", partition.Local)
+			check(idGone, "user.alice.Gone", partition.Tombstone)
+			check(idMid, "user.alice.Mid", partition.Elsewhere)
 		}
-		check(fmt.Sprintf("c%023d", i), "", gone)
+		check(fmt.Sprintf("c%023d", i), "", partition.Tombstone)
 		if n := len(c.cur) + len(c.old); n > 2*cacheGeneration {
 			t.Fatalf("%d uniqueids cached, want at most %d", n, 2*cacheGeneration)
 		}

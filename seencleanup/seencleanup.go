@@ -303,9 +303,9 @@ func planUser(ctx context.Context, spool *partition.Spool, cache *mailboxCache, 
 			return err
 		}
 		switch {
-		case m.kind == gone:
+		case m.kind == partition.Tombstone:
 			r.Kind, r.Mailbox, r.Remove = Orphan, m.entry.Name, opts.PruneOrphans
-		case m.owner != user || m.kind != local:
+		case m.owner != user || m.kind != partition.Local:
 			continue // another user's or a shared mailbox: live state
 		default:
 			v, err := indexVersion(ctx, spool, m.entry)
@@ -394,7 +394,7 @@ func remove(ctx context.Context, spool *partition.Spool, undo *os.File, undoFile
 		if err != nil {
 			return err
 		}
-		if m.kind != gone && (m.owner != s.UserID || m.kind != local) {
+		if m.kind != partition.Tombstone && (m.owner != s.UserID || m.kind != partition.Local) {
 			sum.Problems = append(sum.Problems, fmt.Errorf("seen record of %s for %s kept: mailbox %s appeared during the run", s.UserID, s.UniqueID, m.entry.Name))
 			return nil
 		}

@@ -266,7 +266,7 @@ func (v *verifier) checkSeenLive(refs []seenRef) error {
 		if err != nil {
 			return err
 		}
-		if !ok || !spool.Real(e) {
+		if !ok || spool.Liveness(e) != partition.Local {
 			v.report(Finding{Kind: KindSeen, Offset: s.offset, Detail: fmt.Sprintf(
 				"seen record of user %s for mailbox uniqueid %s, which is neither in the dump nor on the live partition",
 				s.user, s.uniqueid)})
