@@ -109,19 +109,20 @@ func runGroups(work string, groups []group, rounds int) error {
 	return nil
 }
 
-// untarInto is "tar -xf" of tarFile into an emptied target, then sync.
-func untarInto(target, tarFile string) func() (string, error) {
+// untarInto is "tar -xf" of tarFile (a copy of p) into a fresh
+// directory, then sync.
+func untarInto(tg *targets, p *partitionInfo, tarFile string) func() (string, error) {
 	return func() (string, error) {
-		os.RemoveAll(target)
+		target := tg.next(targetBytes(p))
 		return fmt.Sprintf("mkdir -p %s && tar -xf %s -C %s && sync", q(target), q(tarFile), q(target)), nil
 	}
 }
 
-// restoreInto is mbtool restore of dumpFile into a fresh empty partition
-// at target, then sync.
-func restoreInto(bin, target, dumpFile string) func() (string, error) {
+// restoreInto is mbtool restore of dumpFile (of p) into a fresh empty
+// partition, then sync.
+func restoreInto(bin string, tg *targets, p *partitionInfo, dumpFile string) func() (string, error) {
 	return func() (string, error) {
-		os.RemoveAll(target)
+		target := tg.next(targetBytes(p))
 		conf, err := gen.EmptyPartition(target)
 		if err != nil {
 			return "", err
@@ -151,8 +152,6 @@ func (r *report) compare(bin, limit string) error {
 		return err
 	}
 	r.dumpBytes = fi.Size()
-	target := filepath.Join(work, "target")
-	defer os.RemoveAll(target)
 
 	m := func(name string) *measurement { return &measurement{name: name} }
 	tarCat, dump := m("tar -cf - | cat"), m("mbtool dump | cat")
@@ -182,8 +181,8 @@ func (r *report) compare(bin, limit string) error {
 			{verify, fixed(fmt.Sprintf("%s verify %s > /dev/null", q(bin), q(dumpFile)))},
 		}},
 		{cmds: []command{
-			{untar, untarInto(target, tarFile)},
-			{restore, restoreInto(bin, target, dumpFile)},
+			{untar, untarInto(r.cfg.targets, p, tarFile)},
+			{restore, restoreInto(bin, r.cfg.targets, p, dumpFile)},
 		}},
 	}
 	lgroups, lpairs := listPairs(bin, dumpFile, r.dumpBytes)

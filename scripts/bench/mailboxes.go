@@ -49,7 +49,7 @@ func mailboxAxis(ctx context.Context, bin string, c config) error {
 		if err != nil {
 			return err
 		}
-		pt, err := measureMailboxes(bin, c.dir, p, c.pairs, restorePairs(c, n))
+		pt, err := measureMailboxes(bin, c.dir, c.targets, p, c.pairs, restorePairs(c, n))
 		if err != nil {
 			return err
 		}
@@ -71,7 +71,7 @@ func restorePairs(c config, n int) int {
 // verify --against and seen-cleanup --all (read-only, no baseline: their
 // time per mailbox is the figure) in rounds rounds, then restore + sync
 // against tar -xf + sync in restoreRounds (alternating).
-func measureMailboxes(bin, work string, p *partitionInfo, rounds, restoreRounds int) (mailboxPoint, error) {
+func measureMailboxes(bin, work string, tg *targets, p *partitionInfo, rounds, restoreRounds int) (mailboxPoint, error) {
 	m := func(name string) *measurement { return &measurement{name: name} }
 	pt := mailboxPoint{part: p, dump: m("mbtool dump | cat"), tarCat: m("tar -cf - | cat"),
 		restore: m("mbtool restore + sync"), untar: m("tar -xf + sync"),
@@ -79,10 +79,8 @@ func measureMailboxes(bin, work string, p *partitionInfo, rounds, restoreRounds 
 	dirs := fmt.Sprintf("-C %s config spool", q(p.dir))
 	dumpFile := filepath.Join(work, "mailboxes.dlist")
 	tarFile := filepath.Join(work, "mailboxes.tar")
-	target := filepath.Join(work, "mailboxes-target")
 	defer os.Remove(dumpFile)
 	defer os.Remove(tarFile)
-	defer os.RemoveAll(target)
 	if err := sh(work, fmt.Sprintf("%s dump -C %s --all -q -o %s && tar -cf %s %s", q(bin), q(p.conf), q(dumpFile), q(tarFile), dirs)); err != nil {
 		return pt, err
 	}
@@ -101,8 +99,8 @@ func measureMailboxes(bin, work string, p *partitionInfo, rounds, restoreRounds 
 	}
 	pt.restoreRounds = restoreRounds
 	return pt, runGroups(work, []group{{cmds: []command{
-		{pt.untar, untarInto(target, tarFile)},
-		{pt.restore, restoreInto(bin, target, dumpFile)},
+		{pt.untar, untarInto(tg, p, tarFile)},
+		{pt.restore, restoreInto(bin, tg, p, dumpFile)},
 	}}}, restoreRounds)
 }
 

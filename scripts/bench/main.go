@@ -78,6 +78,8 @@ type config struct {
 	// section of its own (a loaded machine: bytes and restores only)
 	nightlyBytes bool
 	args         string // the command line, as the report quotes it
+	// where the runs that write a partition write (targets.go)
+	targets *targets
 }
 
 // minPairs is the fewest rounds whose spread the report trusts.
@@ -236,6 +238,8 @@ func run(c config) error {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err
 	}
+	c.targets = newTargets(c.dir)
+	defer c.targets.removeAll()
 	bin := filepath.Join(c.dir, "mbtool")
 	limit := filepath.Join(c.dir, "sha1limit")
 	if err := sh(".", "go build -o "+q(bin)+" . && go build -o "+q(limit)+" ./scripts/sha1limit"); err != nil {
@@ -290,7 +294,7 @@ func run(c config) error {
 			if err != nil {
 				return err
 			}
-			pt, err := scalePoint(bin, c.dir, sp, c.pairs)
+			pt, err := scalePoint(bin, c.dir, c.targets, sp, c.pairs)
 			if err != nil {
 				return err
 			}
