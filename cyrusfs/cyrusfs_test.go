@@ -496,6 +496,24 @@ func TestMkdirAllSyncsParents(t *testing.T) {
 	mkdir("a/b/c")
 	mkdir("a/b/d", "a/b")
 	mkdir("a/e/f/g", "a", "a/e", "a/e/f")
+
+	// MkdirAllUnsynced makes the same directories, with the same owner
+	// and mode, and fsyncs none.
+	synced = nil
+	d, err := tr.MkdirAllUnsynced(filepath.Join(root, "h/i/j"), Inherit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if len(synced) != 0 {
+		t.Errorf("MkdirAllUnsynced fsynced %q", synced)
+	}
+	for _, rel := range []string{"h", "h/i", "h/i/j"} {
+		fi, err := os.Lstat(filepath.Join(root, rel))
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Errorf("MkdirAllUnsynced made %s: %v, %v", rel, fi, err)
+		}
+	}
 }
 
 // TestClean checks that Clean returns what filepath.Clean does, for

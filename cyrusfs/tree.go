@@ -241,6 +241,20 @@ func (t *Tree) OpenDir(path string) (*Dir, error) {
 // an fsync of a file or of its directory does not make the directory's
 // own name durable in its parent. Directories that exist cost nothing.
 func (t *Tree) MkdirAll(path string, o Owner) (*Dir, error) {
+	return t.mkdirAll(path, o, true)
+}
+
+// MkdirAllUnsynced is MkdirAll without the fsync of each new directory's
+// parent: for a caller that flushes the whole file system (syncfs) after
+// it, and before anything relies on the directories surviving a crash (a
+// restore makes thousands of hashed parents, and flushes once for all of
+// them: docs/restore.md, "Crash safety"). Until that flush a crash may
+// lose any of the new directories, with whatever was put in them.
+func (t *Tree) MkdirAllUnsynced(path string, o Owner) (*Dir, error) {
+	return t.mkdirAll(path, o, false)
+}
+
+func (t *Tree) mkdirAll(path string, o Owner, sync bool) (*Dir, error) {
 	d, rel, err := t.openRootOf(path)
 	if err != nil {
 		return nil, err
@@ -257,8 +271,10 @@ func (t *Tree) MkdirAll(path string, o Owner) (*Dir, error) {
 			nd, err = d.Mkdir(c, o)
 			if err == nil {
 				d.sweep() // a killed run's temporary directory
-				if err = d.Sync(); err != nil {
-					nd.Close()
+				if sync {
+					if err = d.Sync(); err != nil {
+						nd.Close()
+					}
 				}
 			}
 			if errors.Is(err, fs.ErrExist) {
