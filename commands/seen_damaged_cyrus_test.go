@@ -81,7 +81,7 @@ func damageSeen(t *testing.T, conf, user, mailbox string) (string, string) {
 		t.Fatalf("%s: %v, %v", mailbox, ok, err)
 	}
 	var raw []byte
-	err = s.UpdateSeen(user, partition.CyrusOwner(), func(tx *partition.TwoskipTx) error {
+	err = s.UpdateSeen(nil, user, partition.CyrusOwner(), 0, func(tx *partition.TwoskipTx) error {
 		v, ok, err := tx.Get([]byte(e.UniqueID))
 		if err != nil || !ok {
 			t.Fatalf("%s's seen record of %s: %v, %v", user, mailbox, ok, err)

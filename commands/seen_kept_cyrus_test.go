@@ -81,7 +81,7 @@ func TestRealCyrusRestoreKeptSeen(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	err := openSpool(t, lab.Conf).UpdateSeen("bob", partition.CyrusOwner(), func(tx *partition.TwoskipTx) error {
+	err := openSpool(t, lab.Conf).UpdateSeen(nil, "bob", partition.CyrusOwner(), 0, func(tx *partition.TwoskipTx) error {
 		key := []byte(uids["user.alice.team"])
 		v, _, err := tx.Get(key)
 		if err != nil {
@@ -134,7 +134,7 @@ func TestRealCyrusRestoreKeptSeen(t *testing.T) {
 	// bob's records lost: the dump's are written, in both modes.
 	s := openSpool(t, lab.Conf)
 	for _, mode := range []string{"offline", "server"} {
-		err := s.UpdateSeen("bob", partition.CyrusOwner(), func(tx *partition.TwoskipTx) error {
+		err := s.UpdateSeen(nil, "bob", partition.CyrusOwner(), 0, func(tx *partition.TwoskipTx) error {
 			for _, mb := range boxes {
 				e, ok, err := s.LookupAny(mb)
 				if err != nil || !ok {

@@ -113,8 +113,26 @@ func (s *Spool) UpdateTwoskip(path string, create bool, owner Owner, fn func(tx 
 // the roots of tree, waiting for its lock until ctx is done: the one
 // writer of twoskip databases, for restore and seen-cleanup alike.
 func UpdateTwoskipFile(ctx context.Context, tree *cyrusfs.Tree, path string, create bool, owner Owner, fn func(tx *TwoskipTx) error) error {
+	return updateTwoskipIn(ctx, nil, tree, path, create, owner, fn, 0)
+}
+
+// updateTwoskipIn is UpdateTwoskipFile that, with a batch, leaves a new
+// file to it (newTwoskip): held is what fn keeps alive, in bytes, should
+// the batch have to call it again. With a batch, fn may be called after
+// updateTwoskipIn returned (from batch.Commit), on the file another
+// writer created meanwhile.
+func updateTwoskipIn(ctx context.Context, batch *NewFiles, tree *cyrusfs.Tree, path string, create bool, owner Owner, fn func(tx *TwoskipTx) error, held int) error {
+	if batch.Pending(path) {
+		if err := batch.Commit(); err != nil {
+			return err
+		}
+	}
 	if create {
-		done, err := newTwoskip(tree, path, owner, fn)
+		var redo func() error
+		if batch != nil {
+			redo = func() error { return updateTwoskipIn(ctx, nil, tree, path, create, owner, fn, 0) }
+		}
+		done, err := newTwoskip(tree, path, owner, fn, batch, held, redo)
 		if done || err != nil {
 			return err
 		}
@@ -187,14 +205,25 @@ func UpdateTwoskipFile(ctx context.Context, tree *cyrusfs.Tree, path string, cre
 // journal commit on a journaled file system. It reports done = false, with
 // nothing written, when the file exists (or appeared meanwhile: fn is then
 // called again on it by the caller), or a symlink is there (the caller
-// refuses it).
-func newTwoskip(tree *cyrusfs.Tree, path string, owner Owner, fn func(tx *TwoskipTx) error) (done bool, err error) {
+// refuses it). With a batch, the file is left to it unsynced and without
+// its name (NewFiles: batch.Commit flushes and names it, or calls redo
+// should the name be taken by then), and so are its new directories.
+func newTwoskip(tree *cyrusfs.Tree, path string, owner Owner, fn func(tx *TwoskipTx) error,
+	batch *NewFiles, held int, redo func() error) (done bool, err error) {
 	dir, name := filepath.Split(filepath.Clean(path))
-	d, err := tree.MkdirAll(dir, owner)
+	mkdir := tree.MkdirAll
+	if batch != nil {
+		mkdir = tree.MkdirAllUnsynced
+	}
+	d, err := mkdir(dir, owner)
 	if err != nil {
 		return false, err
 	}
-	defer d.Close()
+	defer func() {
+		if d != nil {
+			d.Close()
+		}
+	}()
 	if _, err := d.Lstat(name); !errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -230,6 +259,11 @@ func newTwoskip(tree *cyrusfs.Tree, path string, owner Owner, fn func(tx *Twoski
 	})
 	if err == nil {
 		err = verifyTwoskip(path, nf.File())
+	}
+	if err == nil && batch != nil {
+		bd := d
+		d = nil // the batch closes it
+		return true, batch.add(bd, nf, path, held, redo)
 	}
 	if err == nil {
 		err = nf.File().Sync()

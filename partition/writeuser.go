@@ -3,10 +3,12 @@ package partition
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,8 +74,10 @@ func EncodeSeen(r SeenRecord) []byte {
 // UpdateSeen changes user's seen database (twoskip) as UpdateTwoskip does,
 // creating it (and its directory) if missing. Keys are mailbox uniqueids,
 // values EncodeSeen's. The path depends on the user's INBOX entry, so
-// register a restored INBOX first.
-func (s *Spool) UpdateSeen(user string, owner Owner, fn func(tx *TwoskipTx) error) error {
+// register a restored INBOX first. With a batch, a seen db that does not
+// exist yet is written into it (NewFiles), and fn, which keeps held bytes
+// alive meanwhile, may be called again by batch.Commit.
+func (s *Spool) UpdateSeen(batch *NewFiles, user string, owner Owner, held int, fn func(tx *TwoskipTx) error) error {
 	if s.Config.SeenDB != "twoskip" {
 		return fmt.Errorf("seenstate_db %s: only twoskip is supported", s.Config.SeenDB)
 	}
@@ -81,7 +85,7 @@ func (s *Spool) UpdateSeen(user string, owner Owner, fn func(tx *TwoskipTx) erro
 	if err != nil {
 		return fmt.Errorf("seen db of %s: %w", user, err)
 	}
-	if err := s.UpdateTwoskip(path, true, owner, fn); err != nil {
+	if err := updateTwoskipIn(context.Background(), batch, s.tree(), path, true, owner, fn, held); err != nil {
 		return fmt.Errorf("seen db of %s: %w", user, err)
 	}
 	return nil
@@ -102,8 +106,10 @@ func (s *Spool) SubKey(user, name string) []byte {
 // AddSubs adds subscriptions to the internal names to user's subscription
 // database (flat), creating it if missing, the way Cyrus's flat writer
 // replaces it: lock the live file, write <path>.NEW, fsync, rename
-// (docs/cyrus/locks.md §4.7). Existing subscriptions are kept.
-func (s *Spool) AddSubs(user string, owner Owner, names []string) error {
+// (docs/cyrus/locks.md §4.7). Existing subscriptions are kept. With a
+// batch, a file that does not exist yet is written into it (NewFiles),
+// and names is kept until batch.Commit.
+func (s *Spool) AddSubs(batch *NewFiles, user string, owner Owner, names []string) error {
 	if s.Config.SubDB != "flat" {
 		return fmt.Errorf("subscription_db %s: only flat is supported", s.Config.SubDB)
 	}
@@ -111,15 +117,36 @@ func (s *Spool) AddSubs(user string, owner Owner, names []string) error {
 	if err != nil {
 		return fmt.Errorf("subscriptions of %s: %w", user, err)
 	}
-	err = updateFlat(s.tree(), path, owner, func(recs map[string][]byte) {
+	edit := func(recs map[string][]byte) {
 		if _, ok := recs[subsVersionKey]; !ok {
 			recs[subsVersionKey] = []byte("2")
 		}
 		for _, n := range names {
 			recs[string(s.SubKey(user, n))] = nil
 		}
-	})
-	if err != nil {
+	}
+	if batch.Pending(path) {
+		if err := batch.Commit(); err != nil {
+			return err
+		}
+	}
+	if batch != nil {
+		recs := make(map[string][]byte, len(names)+1)
+		edit(recs)
+		data, err := encodeFlat(recs)
+		if err != nil {
+			return fmt.Errorf("subscriptions of %s: %w", user, err)
+		}
+		held := len(data)
+		for _, n := range names {
+			held += len(n)
+		}
+		done, err := createIn(batch, s.tree(), path, owner, data, held, func() error { return s.AddSubs(nil, user, owner, names) })
+		if done || err != nil {
+			return err
+		}
+	}
+	if err := updateFlat(s.tree(), path, owner, edit); err != nil {
 		return fmt.Errorf("subscriptions of %s: %w", user, err)
 	}
 	return nil
@@ -167,15 +194,53 @@ func UpdateFlatFile(ctx context.Context, tree *cyrusfs.Tree, path string, create
 	if changed, err := edit(recs); err != nil || !changed {
 		return err
 	}
+	data, err := encodeFlat(recs)
+	if err != nil {
+		return err
+	}
+	return replaceFile(tree, path, fi, data)
+}
+
+// encodeFlat returns the flat database of recs.
+func encodeFlat(recs map[string][]byte) ([]byte, error) {
 	list := make([][2][]byte, 0, len(recs))
 	for k, v := range recs {
 		list = append(list, [2][]byte{[]byte(k), v})
 	}
 	var buf bytes.Buffer
 	if err := cyrusdb.WriteFlat(&buf, list); err != nil {
-		return err
+		return nil, err
 	}
-	return replaceFile(tree, path, fi, buf.Bytes())
+	return buf.Bytes(), nil
+}
+
+// createIn writes the file at path, which must not exist, whole with
+// data into batch (NewFiles: 0600, owned by owner, its missing
+// directories made unsynced); redo, keeping held bytes alive, writes it
+// by the writer's own transaction should the name be taken by the time
+// the batch names it. It reports done = false, with nothing written, when
+// something is at path already (the caller takes its transaction's way).
+func createIn(batch *NewFiles, tree *cyrusfs.Tree, path string, owner Owner, data []byte, held int, redo func() error) (done bool, err error) {
+	dir, name := filepath.Split(filepath.Clean(path))
+	d, err := tree.MkdirAllUnsynced(dir, owner)
+	if err != nil {
+		return false, err
+	}
+	if _, err := d.Lstat(name); !errors.Is(err, fs.ErrNotExist) {
+		d.Close()
+		return false, nil
+	}
+	nf, err := d.NewFile(name, owner, 0o600)
+	if err != nil {
+		d.Close()
+		return false, err
+	}
+	if _, err := nf.File().Write(data); err != nil {
+		nf.Abort()
+		d.Close()
+		return false, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return true, batch.add(d, nf, path, held, redo)
 }
 
 // replaceFile replaces the locked file at path (whose attributes are old)
@@ -220,8 +285,9 @@ func EncodeQuota(q Quota) ([]byte, error) {
 
 // PutQuota writes the quota root q (quotalegacy), replacing the file the
 // way Cyrus's writer does: lock the live file (created if missing), write
-// <file>.NEW, fsync, rename (docs/cyrus/locks.md §4.6).
-func (s *Spool) PutQuota(q Quota, owner Owner) error {
+// <file>.NEW, fsync, rename (docs/cyrus/locks.md §4.6). With a batch, a
+// root that has no file yet is written into it (NewFiles).
+func (s *Spool) PutQuota(batch *NewFiles, q Quota, owner Owner) error {
 	path, err := s.QuotaPath(q.Root)
 	if err != nil {
 		return err
@@ -231,6 +297,20 @@ func (s *Spool) PutQuota(q Quota, owner Owner) error {
 		return err
 	}
 	tree := s.tree()
+	if batch.Pending(path) {
+		if err := batch.Commit(); err != nil {
+			return err
+		}
+	}
+	if batch != nil {
+		done, err := createIn(batch, tree, path, owner, data, len(data), func() error { return s.PutQuota(nil, q, owner) })
+		if err != nil {
+			return fmt.Errorf("quota root %s: %w", q.Root, err)
+		}
+		if done {
+			return nil
+		}
+	}
 	if err := tree.Ensure(path, owner); err != nil {
 		return fmt.Errorf("quota root %s: %w", q.Root, err)
 	}

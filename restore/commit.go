@@ -156,18 +156,36 @@ func (rs *restorer) commit() error {
 	if err := rs.commitMerges(q); err != nil {
 		return err
 	}
-	if err := rs.writeQuotas(q); err != nil {
-		return err
+	// The users' files that do not exist yet (quota roots, seen dbs,
+	// subscription files) are written into batches of new files, each
+	// made durable and visible by two flushes of each file system
+	// (partition.NewFiles), not by fsyncs of each file and directory;
+	// a file that exists is changed by its writer's transaction, at once.
+	files := partition.NewFileBatch(syncfs)
+	files.Step = crashPoint
+	if err := rs.writeUserFiles(q, files); err != nil {
+		// What was written whole is kept, as it was when each file
+		// was written at once.
+		return errors.Join(err, files.Commit())
 	}
-	crashPoint()
-	if err := rs.writeSeen(); err != nil {
-		return err
-	}
-	crashPoint()
-	if err := rs.writeSubs(); err != nil {
+	if err := files.Commit(); err != nil {
 		return err
 	}
 	return rs.writeServerAnnotations()
+}
+
+// writeUserFiles writes the quota roots, seen records and subscriptions
+// into files (a batch its caller commits).
+func (rs *restorer) writeUserFiles(q *quotaPlan, files *partition.NewFiles) error {
+	if err := rs.writeQuotas(q, files); err != nil {
+		return err
+	}
+	crashPoint()
+	if err := rs.writeSeen(files); err != nil {
+		return err
+	}
+	crashPoint()
+	return rs.writeSubs(files)
 }
 
 // building reports whether the box was built to be installed.
@@ -900,7 +918,9 @@ func (rs *restorer) placeBox(b *box) error {
 // exclusive name lock (docs/restore.md).
 func (rs *restorer) placeDir(b *box, st *stage, dir *string, final string) error {
 	tree := rs.cfg.Tree()
-	parent, err := tree.MkdirAll(filepath.Dir(final), rs.owner)
+	// The caller flushes the renames (syncBoxes) before it registers
+	// the mailbox: that flush makes the new parents durable too.
+	parent, err := tree.MkdirAllUnsynced(filepath.Dir(final), rs.owner)
 	if err != nil {
 		return err
 	}

@@ -163,6 +163,46 @@ func checkConsistent(t *testing.T, src, target *partition.Spool) int {
 	return len(mbs)
 }
 
+// checkUserFiles checks the users' files a killed restore may have
+// written (their seen dbs, subscription files, alice's quota root): each
+// is either missing or whole, as the source has it. They are written
+// after every mailbox is registered, into a batch that names each only
+// once every file of it is flushed (partition.NewFiles).
+func checkUserFiles(t *testing.T, src, target *partition.Spool) (present int) {
+	t.Helper()
+	exists := func(path string, err error) bool {
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = os.Lstat(path)
+		return err == nil
+	}
+	for _, user := range []string{"alice", "bob"} {
+		if exists(target.SeenPath(user)) {
+			present++
+			want, _ := src.ReadSeen(user)
+			if got, err := target.ReadSeen(user); err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("seen of %s after the kill: %v (%v), want %v", user, got, err, want)
+			}
+		}
+		if exists(target.SubsPath(user)) {
+			present++
+			ws, _ := src.ReadSubs(user)
+			if gs, err := target.ReadSubs(user); err != nil || !reflect.DeepEqual(gs, ws) {
+				t.Errorf("subscriptions of %s after the kill: %q (%v), want %q", user, gs, err, ws)
+			}
+		}
+	}
+	if exists(target.QuotaPath("user.alice")) {
+		present++
+		wq, _ := src.ReadQuota("user.alice")
+		if gq, err := target.ReadQuota("user.alice"); err != nil || !reflect.DeepEqual(gq.Usage, wq.Usage) || !reflect.DeepEqual(gq.Limits, wq.Limits) {
+			t.Errorf("quota after the kill %+v (%v), want %+v", gq, err, wq)
+		}
+	}
+	return present
+}
+
 // checkComplete checks that everything of the dump is in the target.
 func checkComplete(t *testing.T, src, target *partition.Spool, names []string) {
 	t.Helper()
@@ -214,6 +254,8 @@ func TestCrash(t *testing.T) {
 		}
 		checkComplete(t, src, target, names)
 	}
+	// How many of the users' files each kill of the sweeps left.
+	var counts []int
 	sweep := func(group int) int {
 		points := 0
 		for n := 1; ; n++ {
@@ -228,7 +270,9 @@ func TestCrash(t *testing.T) {
 			runs++
 			points = n
 			got := checkConsistent(t, src, target)
-			t.Logf("groups of %d: killed at crash point %d: %d mailboxes registered", group, n, got)
+			files := checkUserFiles(t, src, target)
+			t.Logf("groups of %d: killed at crash point %d: %d mailboxes registered, %d user files", group, n, got, files)
+			counts = append(counts, files)
 			finish(target)
 		}
 	}
@@ -245,8 +289,17 @@ func TestCrash(t *testing.T) {
 	points := whole + split
 	// Random moments within a run's duration, phase one included.
 	start := time.Now()
-	finish(emptyTarget(t, ""))
+	complete := emptyTarget(t, "")
+	finish(complete)
 	d := time.Since(start)
+	// Kills that left some of the users' files written and some not:
+	// the batch's crash points between the names it gives.
+	all, partial := checkUserFiles(t, src, complete), 0
+	for _, n := range counts {
+		if n > 0 && n < all {
+			partial++
+		}
+	}
 	r := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
 	for i := 0; runs < points+4 && i < 12; i++ {
 		target := emptyTarget(t, "")
@@ -261,8 +314,12 @@ func TestCrash(t *testing.T) {
 			runs++
 		}
 		got := checkConsistent(t, src, target)
-		t.Logf("killed at random (%v): %d mailboxes registered", err, got)
+		files := checkUserFiles(t, src, target)
+		t.Logf("killed at random (%v): %d mailboxes registered, %d user files", err, got, files)
 		finish(target)
+	}
+	if partial < 2 {
+		t.Errorf("%d kills left some of the users' files written: want the batch's crash points between them", partial)
 	}
 	t.Logf("%d killed runs, %d crash points", runs, points)
 	if runs < 20 {

@@ -116,7 +116,7 @@ func TestCommitGroupCutKeepsParentWithChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		return l
-	}, 1+2)
+	}, 1+2+2) // the staged files, two groups, the users' new files
 }
 
 // alice's namespace lock is busy: the group is cut at the parent.
@@ -127,7 +127,7 @@ func TestCommitGroupCutAtParent(t *testing.T) {
 			t.Fatal(err)
 		}
 		return l
-	}, 1+2)
+	}, 1+2+2) // the staged files, two groups, the users' new files
 }
 
 // Kills at every crash point with a missing parent: the child is never

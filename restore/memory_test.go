@@ -133,7 +133,7 @@ func TestQuotaLookupsBounded(t *testing.T) {
 		root := ""
 		if u%7 == 0 {
 			root = user
-			if err := spool.PutQuota(partition.Quota{Root: user, Limits: map[string]int64{"STORAGE": 100}, Usage: map[string]int64{}}, owner); err != nil {
+			if err := spool.PutQuota(nil, partition.Quota{Root: user, Limits: map[string]int64{"STORAGE": 100}, Usage: map[string]int64{}}, owner); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -25,8 +25,10 @@ func TestCommitFlushesOncePerGroup(t *testing.T) {
 	checkAliceBobShared(t, sum, src, target)
 	// One partition, three owners (alice, bob, the shared mailboxes) in
 	// one group: one flush of the staged files and one for the group,
-	// not one per owner.
-	if want := 1 + 1; calls != want {
+	// not one per owner; then two for the users' new seen dbs,
+	// subscription files and quota roots, however many
+	// (partition.NewFiles), not an fsync of each and of its directory.
+	if want := 1 + 1 + 2; calls != want {
 		t.Errorf("%d syncfs calls, want %d", calls, want)
 	}
 }
@@ -58,8 +60,9 @@ func TestCommitGroupEndsAtBusyOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAliceBobShared(t, sum, src, target)
-	// alice's group, then bob's and the shared mailboxes'.
-	if want := 1 + 2; calls != want {
+	// alice's group, then bob's and the shared mailboxes'; then the
+	// users' new files, two.
+	if want := 1 + 2 + 2; calls != want {
 		t.Errorf("%d syncfs calls, want %d", calls, want)
 	}
 }

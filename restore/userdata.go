@@ -159,7 +159,7 @@ func (q *quotaPlan) rootOf(name string) (string, error) {
 // limits (the dump's for a new root; an existing root keeps its own, even
 // with --replace: docs/restore.md, "Invariants") and its usage, recomputed from every mailbox under it as
 // `quota -f` does.
-func (rs *restorer) writeQuotas(q *quotaPlan) error {
+func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 	for _, h := range rs.boxes {
 		b, err := spill.Peek(rs.parked, h)
 		if err != nil {
@@ -216,7 +216,7 @@ func (rs *restorer) writeQuotas(q *quotaPlan) error {
 			nq.Usage[partition.QuotaAnnotationStorage] += int64(h.QuotaAnnotUsed)
 			nq.Usage[partition.QuotaNumFolders]++
 		}
-		if err := rs.spool.PutQuota(nq, rs.owner); err != nil {
+		if err := rs.spool.PutQuota(files, nq, rs.owner); err != nil {
 			return err
 		}
 	}
@@ -234,7 +234,7 @@ func (rs *restorer) writeQuotas(q *quotaPlan) error {
 // current record damaged) is a problem of that mailbox, and the rest is
 // still written. Records of a mailbox left alone, and the owner's own
 // (Cyrus keeps those in the index), are not written.
-func (rs *restorer) writeSeen() error {
+func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 	type put struct {
 		key  []byte
 		s    *syncrec.Seen
@@ -257,11 +257,31 @@ func (rs *restorer) writeSeen() error {
 		}
 		// UpdateSeen may call fn twice (a new seen db created by Cyrus
 		// meanwhile: fn runs again on Cyrus's file), so a record's problem
-		// is collected per call and reported once, after the update.
+		// is collected per call and reported once, after the update. The
+		// second call may come from files.Commit, after UpdateSeen
+		// returned: that call reports its own problems, those not
+		// reported already. The records are this flush's own (batch is
+		// not reused) for that call.
 		var problems []Problem
-		err := rs.spool.UpdateSeen(user, rs.owner, func(tx *partition.TwoskipTx) error {
+		recs, returned := batch, false
+		var reported map[string]bool
+		report := func() {
+			if len(problems) > 0 && reported == nil {
+				reported = make(map[string]bool)
+			}
+			for _, p := range problems {
+				if k := p.Item + "\x00" + p.Err.Error(); !reported[k] {
+					reported[k] = true
+					rs.problem(p.Item, p.Err)
+				}
+			}
+		}
+		err := rs.spool.UpdateSeen(files, user, rs.owner, held, func(tx *partition.TwoskipTx) error {
 			problems = problems[:0]
-			for _, p := range batch {
+			if returned {
+				defer report()
+			}
+			for _, p := range recs {
 				cur := func() (*syncrec.Seen, bool, error) {
 					v, ok, err := tx.Get(p.key)
 					if err != nil || !ok {
@@ -284,10 +304,9 @@ func (rs *restorer) writeSeen() error {
 			}
 			return nil
 		})
-		for _, p := range problems {
-			rs.problem(p.Item, p.Err)
-		}
-		batch, held = batch[:0], 0
+		returned = true
+		report()
+		batch, held = nil, 0
 		return err
 	}
 	err := rs.EachSeen(func(s *syncrec.Seen) error {
@@ -341,15 +360,16 @@ func encodeSeen(s *syncrec.Seen) []byte {
 // back from the spool in dump order, where a user's come together; each
 // run of one user's (at most maxSubBatch) is one rewrite of the user's
 // subscription file, which keeps what it has.
-func (rs *restorer) writeSubs() error {
+func (rs *restorer) writeSubs(files *partition.NewFiles) error {
 	var user string
 	var names []string
 	flush := func() error {
 		if len(names) == 0 {
 			return nil
 		}
-		err := rs.spool.AddSubs(user, rs.owner, names)
-		names = names[:0]
+		// names is kept by files until it is committed: not reused.
+		err := rs.spool.AddSubs(files, user, rs.owner, names)
+		names = nil
 		return err
 	}
 	err := rs.EachSub(func(s *syncrec.Sub) error {

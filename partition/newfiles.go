@@ -1,0 +1,164 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mbtool/mbtool/cyrusfs"
+)
+
+// NewFiles is a batch of files that a writer creates where none exists
+// yet (a user's first seen db, subscription file or quota root), made
+// durable with a constant number of flushes for the whole batch rather
+// than an fsync of each file and of its directory:
+//
+//  1. each file is written complete without a name (cyrusfs.NewFile:
+//     owner and mode set on the descriptor first) in its final
+//     directory, made if missing without an fsync of its parents
+//     (cyrusfs.Tree.MkdirAllUnsynced);
+//  2. Commit flushes each file system once (syncfs): the contents and
+//     the new directories are durable before any file has its name;
+//  3. then gives each file its name, never over an existing one;
+//  4. then flushes each file system once more, so that every name is
+//     durable before Commit returns (and the run reports it written).
+//
+// A kill at any point leaves each file either missing or whole. A file
+// whose name was taken meanwhile (a Cyrus process created it between the
+// check and the link) is written again by its writer's own transaction
+// on the existing file (the redo given to add), after the batch.
+//
+// A batch holds a descriptor per file and what each redo needs: it is
+// bounded (MaxNewFiles files, MaxNewFileBytes of redo data), and its
+// writers commit it when it is full. A nil *NewFiles is no batch: the
+// writers then write and fsync each file at once, as they always did.
+// It is not safe for concurrent use.
+type NewFiles struct {
+	pending []newFile
+	paths   map[string]bool
+	held    int
+	syncfs  func(fd int) error
+	// Step, if set, is called at each point of Commit where a kill must
+	// leave every file missing or whole: after the first flush, after
+	// each name given, after the second flush (a restore's crash
+	// points, for its tests).
+	Step func()
+}
+
+// Bounds of a NewFiles batch: its open descriptors (well below the
+// usual limit of 1,024, with the run's own), and the records its redos
+// keep (syncrec.MaxHeld: one user's seen records flushed at once).
+const (
+	MaxNewFiles     = 512
+	MaxNewFileBytes = 8 << 20
+)
+
+type newFile struct {
+	d    *cyrusfs.Dir
+	nf   *cyrusfs.NewFile
+	path string
+	redo func() error
+}
+
+// NewFileBatch returns an empty batch that flushes a file system with
+// syncfs (unix.Syncfs if nil: another function for the tests that count
+// or fail the flushes).
+func NewFileBatch(syncfs func(fd int) error) *NewFiles {
+	if syncfs == nil {
+		syncfs = unix.Syncfs
+	}
+	return &NewFiles{paths: make(map[string]bool), syncfs: syncfs}
+}
+
+// Pending reports whether a file of the batch is to be named path: a
+// writer of path commits the batch first, so that it works on that file.
+func (b *NewFiles) Pending(path string) bool {
+	return b != nil && b.paths[path]
+}
+
+// add takes nf, written whole in d (which the batch now owns, and
+// closes), to be named path by Commit; redo, holding held bytes, writes
+// it again if the name is taken by then. It commits the batch when full.
+func (b *NewFiles) add(d *cyrusfs.Dir, nf *cyrusfs.NewFile, path string, held int, redo func() error) error {
+	b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, redo: redo})
+	b.paths[path] = true
+	b.held += held
+	if len(b.pending) >= MaxNewFiles || b.held >= MaxNewFileBytes {
+		return b.Commit()
+	}
+	return nil
+}
+
+// Commit makes every file of the batch durable and visible as NewFiles
+// describes, and empties the batch. On an error the files not named yet
+// are dropped; those named stay (each whole).
+func (b *NewFiles) Commit() error {
+	if b == nil || len(b.pending) == 0 {
+		return nil
+	}
+	pending := b.pending
+	b.pending, b.held = nil, 0
+	clear(b.paths)
+	defer func() {
+		for _, p := range pending {
+			if p.nf != nil {
+				p.nf.Abort()
+			}
+			p.d.Close()
+		}
+	}()
+	step := func() {
+		if b.Step != nil {
+			b.Step()
+		}
+	}
+	if err := b.flush(pending); err != nil {
+		return err
+	}
+	step()
+	var redo []func() error
+	for i := range pending {
+		p := &pending[i]
+		nf := p.nf
+		p.nf = nil // Link closes or drops it
+		err := nf.Link(false)
+		if errors.Is(err, fs.ErrExist) {
+			redo = append(redo, p.redo)
+		} else if err != nil {
+			return err
+		}
+		step()
+	}
+	if err := b.flush(pending); err != nil {
+		return err
+	}
+	step()
+	for _, fn := range redo {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush calls syncfs once for each file system the batch's directories
+// are on.
+func (b *NewFiles) flush(pending []newFile) error {
+	done := make(map[uint64]bool, 2)
+	for _, p := range pending {
+		st, err := p.d.Stat()
+		if err != nil {
+			return err
+		}
+		if done[st.Dev] {
+			continue
+		}
+		done[st.Dev] = true
+		if err := b.syncfs(p.d.Fd()); err != nil {
+			return fmt.Errorf("syncfs %s: %w", p.d.Path(), err)
+		}
+	}
+	return nil
+}
