@@ -47,11 +47,12 @@ type NewFiles struct {
 	Step func()
 }
 
-// Bounds of a NewFiles batch: its open descriptors (well below the
-// usual limit of 1,024, with the run's own), and the records its redos
-// keep (syncrec.MaxHeld: one user's seen records flushed at once).
+// Bounds of a NewFiles batch: its files, each holding two descriptors
+// (the file and its directory), 512 in all, well below the usual limit
+// of 1,024 with the run's own; and the records its redos keep
+// (syncrec.MaxHeld: one user's seen records flushed at once).
 const (
-	MaxNewFiles     = 512
+	MaxNewFiles     = 256
 	MaxNewFileBytes = 8 << 20
 )
 
