@@ -86,8 +86,21 @@ func (l *Log) Flush() error {
 	return nil
 }
 
+// readGuess is how many bytes of a record Read asks for with its length
+// when the caller's buffer gives no better guess: what restore parks per
+// mailbox is a few hundred bytes, so one read usually brings the whole
+// record, where reading the length first cost a second system call.
+// readGuessMax bounds the guess a large buffer gives, so that a run that
+// once read a large record does not read that much for every small one.
+const (
+	readGuess    = 1 << 10
+	readGuessMax = 64 << 10
+)
+
 // Read returns the record Append wrote at off, in buf if it is large
-// enough.
+// enough. It reads the length and, in the same read, as much of the
+// record as buf holds (at least readGuess bytes, at most readGuessMax);
+// only a record longer than that takes a second read.
 func (l *Log) Read(off int64, buf []byte) ([]byte, error) {
 	if off < 0 || off+4 > l.size {
 		return nil, fmt.Errorf("spill record at %d: beyond the %d bytes written", off, l.size)
@@ -95,22 +108,46 @@ func (l *Log) Read(off int64, buf []byte) ([]byte, error) {
 	if err := l.Flush(); err != nil {
 		return nil, err
 	}
-	var h [4]byte
-	if _, err := l.f.ReadAt(h[:], off); err != nil {
-		return nil, fmt.Errorf("reading spill file: %w", err)
+	want := min(int64(max(min(cap(buf), readGuessMax), readGuess)), l.size-off)
+	if int64(cap(buf)) < want {
+		buf = make([]byte, want)
 	}
-	n := int64(binary.LittleEndian.Uint32(h[:]))
+	buf = buf[:want]
+	got, err := l.f.ReadAt(buf, off)
+	if int64(got) < want {
+		return nil, fmt.Errorf("reading spill file: %w", eofUnexpected(err))
+	}
+	n := int64(binary.LittleEndian.Uint32(buf))
 	if n > MaxRecord || off+4+n > l.size {
 		return nil, fmt.Errorf("spill record at %d: length %d: damaged", off, n)
 	}
+	if 4+n <= want {
+		// The record came with its length: move it to the front.
+		copy(buf, buf[4:4+n])
+		return buf[:n], nil
+	}
+	have := want - 4
 	if int64(cap(buf)) < n {
-		buf = make([]byte, n)
+		nb := make([]byte, n)
+		copy(nb, buf[4:want])
+		buf = nb
+	} else {
+		copy(buf, buf[4:want])
 	}
 	buf = buf[:n]
-	if _, err := l.f.ReadAt(buf, off+4); err != nil {
+	if _, err := l.f.ReadAt(buf[have:], off+4+have); err != nil {
 		return nil, fmt.Errorf("reading spill file: %w", err)
 	}
 	return buf, nil
+}
+
+// eofUnexpected turns the io.EOF of a short ReadAt into
+// io.ErrUnexpectedEOF: Read asks only for bytes that were written.
+func eofUnexpected(err error) error {
+	if err == nil || err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // Section returns a buffered reader of the n bytes written at off.

@@ -46,6 +46,43 @@ func TestLogRecords(t *testing.T) {
 	}
 }
 
+// Read brings a record with its length in one read when the record fits
+// its guess, and reads the rest when it does not: records around the
+// guess and its bound, read with buffers too small, as large as the
+// record and larger, the last record of the file included.
+func TestLogReadSizes(t *testing.T) {
+	var l Log
+	defer l.Close()
+	sizes := []int{0, 1, readGuess - 5, readGuess - 4, readGuess - 3, readGuess, 5000,
+		readGuessMax - 4, readGuessMax - 3, readGuessMax + 100, 3}
+	rec := func(i int) []byte {
+		b := make([]byte, sizes[i])
+		for j := range b {
+			b[j] = byte(i*7 + j)
+		}
+		return b
+	}
+	var offs []int64
+	for i := range sizes {
+		off, err := l.Append(rec(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, off)
+	}
+	for _, bufCap := range []int{0, 10, readGuess, 6000, readGuessMax + 200, 200 << 10} {
+		for i := range sizes {
+			got, err := l.Read(offs[i], make([]byte, 0, bufCap))
+			if err != nil {
+				t.Fatalf("record %d (%d bytes), buffer of %d: %v", i, sizes[i], bufCap, err)
+			}
+			if !bytes.Equal(got, rec(i)) {
+				t.Fatalf("record %d (%d bytes), buffer of %d: wrong content (%d bytes)", i, sizes[i], bufCap, len(got))
+			}
+		}
+	}
+}
+
 func TestLogSections(t *testing.T) {
 	var l Log
 	defer l.Close()
