@@ -45,6 +45,7 @@ type Twoskip struct {
 
 	cacheMu sync.RWMutex
 	cache   map[uint64]cachedNode // upper-level records by the offset leading to them
+	pages   *pageCache            // what lookups read through, for a clean file (pages.go)
 	closed  atomic.Bool
 }
 
@@ -123,6 +124,10 @@ func ReadTwoskip(name string, r io.ReaderAt, size int64) (*Twoskip, error) {
 	}
 	db.top = dummy.level
 	db.dummy = dummy
+	if _, ok := r.(*os.File); ok && db.clean {
+		// Only a file costs a system call per read.
+		db.pages = newPageCache(r, db.end)
+	}
 	return db, nil
 }
 
@@ -133,8 +138,14 @@ func eofUnexpected(err error) error {
 	return err
 }
 
+// cursor returns a cursor of the given window; a lookup's (lookupWindow)
+// reads through the page cache when the view has one.
 func (db *Twoskip) cursor(window int) *cursor {
-	return newCursor(db.name, db.r, db.end, int(min(int64(window), db.end)))
+	var r io.ReaderAt = db.r
+	if window == lookupWindow && db.pages != nil {
+		r = db.pages
+	}
+	return newCursor(db.name, r, db.end, int(min(int64(window), db.end)))
 }
 
 // Header returns the file's header as read at open.
@@ -158,6 +169,7 @@ func (db *Twoskip) Close() error {
 	if db.closed.Swap(true) {
 		return ErrClosed
 	}
+	db.DropPages()
 	if db.f != nil {
 		if err := db.f.Close(); err != nil {
 			return fmt.Errorf("cyrusdb: closing %s: %w", db.name, err)

@@ -40,6 +40,10 @@ type TwoskipTxn struct {
 	rec       record // the record found, if exact
 	exact     bool
 	scratch   []byte
+	// pages caches what the transaction's searches read: it holds the
+	// exclusive lock, so only its own writes change the file, and
+	// writeAt drops the pages they touch.
+	pages *pageCache
 }
 
 // Twoskip tuning, as in lib/cyrusdb_twoskip.c: a committed file is
@@ -84,11 +88,26 @@ func BeginTwoskip(name string, f *os.File) (*TwoskipTxn, error) {
 		return nil, fmt.Errorf("cyrusdb: %s: not clean after recovery (is the file locked?)", name)
 	}
 	t.hdr, t.end = db.hdr, db.end
+	t.pages = newPageCache(f, t.end)
 	return t, nil
 }
 
 // cursor returns a reader of the file as this transaction sees it.
-func (t *TwoskipTxn) cursor() *cursor { return newCursor(t.name, t.f, t.end, lookupWindow) }
+func (t *TwoskipTxn) cursor() *cursor {
+	if t.pages != nil {
+		return newCursor(t.name, t.pages, t.end, lookupWindow)
+	}
+	return newCursor(t.name, t.f, t.end, lookupWindow)
+}
+
+// dropPages puts the page cache's pages back in the pool when the
+// transaction ends.
+func (t *TwoskipTxn) dropPages() {
+	if t.pages != nil {
+		t.pages.drop()
+		t.pages = nil
+	}
+}
 
 // Header returns the header as it stands: CurrentSize is the committed
 // size until Commit.
@@ -343,6 +362,11 @@ func (t *TwoskipTxn) writeAt(b []byte, off int64) error {
 	if testHookWrite != nil {
 		testHookWrite()
 	}
+	if t.pages != nil {
+		// Before the write, which may fail after changing some of
+		// the bytes.
+		t.pages.wrote(off, int64(len(b)), max(t.end, off+int64(len(b))))
+	}
 	if _, err := t.f.WriteAt(b, off); err != nil {
 		t.err = fmt.Errorf("cyrusdb: %s: writing at offset %d: %w", t.name, off, err)
 		return t.err
@@ -437,6 +461,7 @@ func (t *TwoskipTxn) Commit() error {
 		return err
 	}
 	t.done = true
+	defer t.dropPages()
 	if !t.dirty {
 		return nil
 	}
@@ -468,6 +493,7 @@ func (t *TwoskipTxn) Abort() error {
 		return ErrClosed
 	}
 	t.done = true
+	t.dropPages()
 	if !t.dirty {
 		return nil
 	}

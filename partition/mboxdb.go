@@ -98,6 +98,11 @@ func (h *dbHandle) with(what, path string, open func() (*os.File, error), fn fun
 		size = fi.Size()
 	}
 	err := h.read(path, size, fn)
+	if h.view != nil {
+		// The pages the reads of this hold cached are valid only
+		// while the lock is held (cyrusdb's pages.go).
+		h.view.DropPages()
+	}
 	if uerr := lock.Unlock(h.f); uerr != nil {
 		h.drop()
 		if err == nil {

@@ -157,7 +157,9 @@ func updateTwoskipIn(ctx context.Context, batch *NewFiles, tree *cyrusfs.Tree, p
 		return err
 	}
 	tx := &TwoskipTx{db: db, changes: make(map[string][]byte)}
-	if err := fn(tx); err != nil {
+	err = fn(tx)
+	db.DropPages() // the transaction below changes the file
+	if err != nil {
 		return err
 	}
 	if len(tx.changes) == 0 {
