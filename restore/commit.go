@@ -65,11 +65,11 @@ func (rs *restorer) commit() error {
 	commits := func(b *box) bool {
 		return b.building() && !b.done && (!b.implicit || rs.childCommitted(b))
 	}
-	for i := 0; i < len(rs.boxes); {
+	for i := 0; i < rs.boxes.len(); {
 		if err := rs.ctx.Err(); err != nil {
 			return err
 		}
-		b := rs.boxes[i]
+		b := rs.boxes.at(uint32(i + 1))
 		if err := rs.parked.Load(b); err != nil {
 			return err
 		}
@@ -82,8 +82,8 @@ func (rs *restorer) commit() error {
 		}
 		group, pos := []*box{b}, []int{i}
 		j := i + 1
-		for ; j < len(rs.boxes) && len(group) < maxGroup; j++ {
-			c := rs.boxes[j]
+		for ; j < rs.boxes.len() && len(group) < maxGroup; j++ {
+			c := rs.boxes.at(uint32(j + 1))
 			if c.implicit != b.implicit {
 				break // decided after the group is committed
 			}
@@ -480,7 +480,7 @@ func (rs *restorer) refuse(b *box, why string) {
 	b.res.Action, b.res.Reason = ActionRefuse, why
 	err := errors.New(why)
 	if b.implicit && len(b.children) > 0 {
-		if c, perr := spill.Peek(rs.parked, rs.boxes[b.children[0]-1]); perr == nil {
+		if c, perr := spill.Peek(rs.parked, rs.boxes.at(b.children[0])); perr == nil {
 			err = result.MissingParentError(c.name, err)
 		}
 	}
@@ -727,7 +727,7 @@ func (rs *restorer) writeMeta(b *box) error {
 // has now; commitGroup refuses a box whose root changed meanwhile. A box
 // that cannot be written is refused.
 func (rs *restorer) writeAllMeta(q *quotaPlan) error {
-	for _, b := range rs.boxes {
+	for b := range rs.boxes.all() {
 		if err := rs.ctx.Err(); err != nil {
 			return err
 		}

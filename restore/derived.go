@@ -51,7 +51,7 @@ func (rs *restorer) derivedJobs() ([]derivedJob, error) {
 	}
 	var jobs []derivedJob
 	seen := map[string]bool{}
-	for _, h := range rs.boxes {
+	for h := range rs.boxes.all() {
 		b, err := spill.Peek(rs.parked, h)
 		if err != nil {
 			return nil, err

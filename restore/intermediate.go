@@ -35,8 +35,7 @@ import (
 // committed the parent after the child, killed between the two) is
 // completed by the rerun.
 func (rs *restorer) intermediates() error {
-	n := len(rs.boxes) // intermediate appends to rs.boxes
-	for _, b := range rs.boxes[:n] {
+	for b := range rs.boxes.all() { // not the boxes intermediate adds
 		if b.implicit {
 			continue
 		}
@@ -105,7 +104,7 @@ func (rs *restorer) intermediatesOf(b *box) error {
 		}
 		if ib != nil && ib.implicit {
 			err := rs.parked.Use(ib, func() error {
-				ib.children = append(ib.children, uint32(b.id))
+				ib.children = append(ib.children, b.id)
 				return nil
 			})
 			if err != nil {
@@ -124,26 +123,26 @@ func (rs *restorer) intermediatesOf(b *box) error {
 // intermediate adds the empty mailbox p, a missing parent of the created
 // (or kept) child.
 func (rs *restorer) intermediate(child *box, p usermap.Parent) (err error) {
-	ib := &box{ref: -1, implicit: true, boxData: &boxData{
+	d := &boxData{
 		src:       srcKeys{UIDValidity: p.UIDValidity, CreatedModseq: p.CreatedModseq, FolderModseq: p.FolderModseq},
 		name:      p.Name,
 		owner:     child.owner,
 		partition: p.Partition,
 		typ:       "e",
 		fresh:     true,
-		children:  []uint32{uint32(child.id)},
-	}}
+		children:  []uint32{child.id},
+	}
 	if rs.cfg.LegacyDirs {
-		ib.typ += "l"
+		d.typ += "l"
 	}
 	a := p.Name
-	ib.acl = partition.ParseACL(p.ACL)
-	ib.res = MailboxResult{Action: ActionCreate, Name: a, Partition: ib.partition}
-	if why, err := rs.cannotWrite(ib); err != nil || why != "" {
+	d.acl = partition.ParseACL(p.ACL)
+	d.res = MailboxResult{Action: ActionCreate, Name: a, Partition: d.partition}
+	if why, err := rs.cannotWrite(&box{boxData: d, ref: -1, implicit: true}); err != nil || why != "" {
 		return err // the child's own refusal says why
 	}
-	rs.boxes = append(rs.boxes, ib)
-	ib.id = len(rs.boxes)
+	ib := rs.boxes.add(d)
+	ib.implicit = true
 	defer func() {
 		if perr := rs.parked.Park(ib); err == nil {
 			err = perr
@@ -173,7 +172,7 @@ func (rs *restorer) intermediate(child *box, p usermap.Parent) (err error) {
 // for has been committed, or was there already (kept).
 func (rs *restorer) childCommitted(b *box) bool {
 	for _, c := range b.children {
-		if h := rs.boxes[c-1]; h.done || h.kept {
+		if h := rs.boxes.at(c); h.done || h.kept {
 			return true
 		}
 	}

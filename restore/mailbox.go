@@ -21,19 +21,53 @@ import (
 // box is one mailbox of the dump and what becomes of it: a handle that
 // stays in memory for the whole run, and its data, in memory only while
 // it is in use and parked in a spill file otherwise (park.go).
+// The handles live in restorer.boxes (a boxList, park.go), 24 bytes
+// each; what only a replaced or merged box has besides is in
+// restorer.extras (boxExtra).
 type box struct {
-	*boxData             // nil while parked
-	ref      int64       // where the data is parked; -1 before it first is
-	id       int         // its place in restorer.boxes, from 1
-	implicit bool        // a missing parent created empty (intermediate.go), not reported
-	done     bool        // registered
-	placed   bool        // renamed into place (commitGroup), registered or not
-	kept     bool        // left as it is: the target has it as dumped (decideKeep)
-	merge    *mergeState // the target an additive restore merges into
+	*boxData        // nil while parked
+	ref      int64  // where the data is parked; -1 before it first is
+	id       uint32 // its place in restorer.boxes, from 1
+	implicit bool   // a missing parent created empty (intermediate.go), not reported
+	done     bool   // registered
+	placed   bool   // renamed into place (commitGroup), registered or not
+	kept     bool   // left as it is: the target has it as dumped (decideKeep)
+}
+
+// boxExtra is what a box replaced or merged keeps in memory besides its
+// handle, for the whole run (restorer.extras).
+type boxExtra struct {
+	merge *mergeState // the target an additive restore merges into
 	// uids, for a replace or a merge, maps the dump's UIDs to the
 	// target's, for other users' seen records (msgsel.UIDMap); nil when
 	// the dump's stand.
 	uids *msgsel.UIDMap
+}
+
+// extra returns b's boxExtra, made if it has none.
+func (rs *restorer) extra(b *box) *boxExtra {
+	x := rs.extras[b.id]
+	if x == nil {
+		x = &boxExtra{}
+		rs.extras[b.id] = x
+	}
+	return x
+}
+
+// mergeOf returns the merge b is, nil if it is none.
+func (rs *restorer) mergeOf(b *box) *mergeState {
+	if x := rs.extras[b.id]; x != nil {
+		return x.merge
+	}
+	return nil
+}
+
+// uidsOf returns b's UID map (boxExtra.uids), nil if it has none.
+func (rs *restorer) uidsOf(b *box) *msgsel.UIDMap {
+	if x := rs.extras[b.id]; x != nil {
+		return x.uids
+	}
+	return nil
 }
 
 // boxData is what a box knows while it is not parked.
@@ -153,7 +187,7 @@ func (rs *restorer) readMailbox(d *dumpfile.Reader) (*box, error) {
 				continue
 			}
 		}
-		if b.merge != nil { // a dry run too: it counts what would be added
+		if rs.mergeOf(b) != nil { // a dry run too: it counts what would be added
 			if err := rs.spillRecord(b, r); err != nil {
 				return nil, err
 			}
@@ -229,7 +263,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 	}
 	acl := partition.ParseACL(mb.ACL)
 	name := rs.users.Name(mb.Name)
-	b := &box{ref: -1, boxData: &boxData{
+	b := rs.boxes.add(&boxData{
 		src: srcKeys{UniqueID: mb.UniqueID, Name: mb.Name, UIDValidity: mb.UIDValidity,
 			CreatedModseq: mb.CreatedModseq, FolderModseq: mb.FolderModseq},
 		name:      name,
@@ -237,7 +271,7 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		partition: part,
 		acl:       rs.users.ACL(acl),
 		typ:       mb.MboxType,
-	}}
+	})
 	if b.typ == "" {
 		b.typ = "e"
 	}
@@ -249,8 +283,6 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		b.annots = append(b.annots, a)
 	}
 	b.res = MailboxResult{Name: name, Source: mb.Name, Partition: part}
-	rs.boxes = append(rs.boxes, b)
-	b.id = len(rs.boxes)
 	// The policy refused a uniqueid listed twice.
 	if err := rs.setKey(spill.KeySrcID, mb.UniqueID, b); err != nil {
 		return nil, err
@@ -376,9 +408,10 @@ func (rs *restorer) newReplace(b *box, mb *syncrec.Mailbox, bl *builder) (*invar
 	rep := invariant.NewReplace(dump, b.tgt, targetRecords(b, &at), timeNow().Unix(), emit)
 	rep.Above(b.counter)
 	if bl != nil {
-		b.uids.Close() // of an earlier attempt
-		b.uids = rs.uidMaps.New()
-		rep.Map = b.uids
+		x := rs.extra(b)
+		x.uids.Close() // of an earlier attempt
+		x.uids = rs.uidMaps.New()
+		rep.Map = x.uids
 	}
 	return rep, nil
 }

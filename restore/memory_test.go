@@ -79,8 +79,10 @@ func restoreHeap(t *testing.T, users int) (uint64, int64) {
 // report line streamed (Options.Report): what stays is the box's handle
 // and what the dump's subscriptions hold. This was 1,741 bytes per
 // mailbox (the whole box, its names, ACL and map entries, and the report
-// kept in the Summary) before the state was parked; the bound fails on
-// that.
+// kept in the Summary) before the state was parked, and 149 while each
+// handle was an allocation of its own (48 bytes, and a pointer to it in
+// a slice that grew by copying) rather than 24 bytes of a slab
+// (boxList); the bound fails on both.
 func TestHeapPerMailbox(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restores 1,000 mailboxes")
@@ -114,7 +116,7 @@ func TestHeapPerMailbox(t *testing.T) {
 	}
 }
 
-const maxHeapPerMailbox = 200
+const maxHeapPerMailbox = 120
 
 // TestQuotaLookupsBounded looks up the quota roots of 20,000 mailboxes of
 // 2,000 users, in dump order, as the commit does: what the quota plan

@@ -3,6 +3,7 @@ package restore
 import (
 	"encoding/binary"
 	"fmt"
+	"iter"
 
 	"github.com/mbtool/mbtool/partition"
 	"github.com/mbtool/mbtool/spill"
@@ -37,7 +38,7 @@ func (b *box) Item() string {
 func (rs *restorer) setKey(kind, s string, b *box) error {
 	var id uint32
 	if b != nil {
-		id = uint32(b.id)
+		id = b.id
 	}
 	return rs.keys.Put(kind, s, id)
 }
@@ -49,8 +50,8 @@ func (rs *restorer) getKey(kind, s string) (*box, bool, error) {
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	if id > 0 && int(id) <= len(rs.boxes) {
-		return rs.boxes[id-1], true, nil
+	if id > 0 && int(id) <= rs.boxes.len() {
+		return rs.boxes.at(id), true, nil
 	}
 	return nil, true, nil
 }
@@ -206,4 +207,50 @@ func (rs *restorer) stageByID(id uint64, dec *spill.Dec) *stage {
 		return nil
 	}
 	return rs.stageList[id-1]
+}
+
+// boxSlab is how many box handles one slab of a boxList holds.
+const boxSlab = 256
+
+// boxList holds the run's box handles, by id, in slabs of boxSlab: one
+// allocation per slab rather than one per mailbox (whose size class
+// rounded a handle up), and no array of pointers to them that grows by
+// copying. A handle never moves, so a *box stays valid for the run.
+// What stays in memory per mailbox is then the handle's 24 bytes.
+type boxList struct {
+	slabs []*[boxSlab]box
+	n     int
+}
+
+// len returns the number of boxes.
+func (l *boxList) len() int { return l.n }
+
+// at returns the box of id (from 1).
+func (l *boxList) at(id uint32) *box {
+	i := id - 1
+	return &l.slabs[i/boxSlab][i%boxSlab]
+}
+
+// add returns a new box, its id the next, holding d, not yet parked.
+func (l *boxList) add(d *boxData) *box {
+	if l.n == len(l.slabs)*boxSlab {
+		l.slabs = append(l.slabs, new([boxSlab]box))
+	}
+	l.n++
+	b := l.at(uint32(l.n))
+	*b = box{boxData: d, ref: -1, id: uint32(l.n)}
+	return b
+}
+
+// all yields the boxes in order: those there when it is called, not
+// those added while it runs (intermediates adds the missing parents).
+func (l *boxList) all() iter.Seq[*box] {
+	n := l.n
+	return func(yield func(*box) bool) {
+		for id := 1; id <= n; id++ {
+			if !yield(l.at(uint32(id))) {
+				return
+			}
+		}
+	}
 }

@@ -152,7 +152,7 @@ func Run(ctx context.Context, spool *partition.Spool, r io.Reader, opts Options)
 // Options.Report, or appends it to the Summary.
 func (rs *restorer) report() error {
 	hook("report")
-	for _, h := range rs.boxes {
+	for h := range rs.boxes.all() {
 		if h.implicit {
 			continue
 		}
@@ -199,7 +199,8 @@ type restorer struct {
 		id  uint32
 		dir string
 	}
-	boxes  []*box                // handles; their data is parked (park.go)
+	boxes  boxList               // handles; their data is parked (park.go)
+	extras map[uint32]*boxExtra  // by box id: the boxes replaced or merged
 	parked *spill.Store[boxData] // the boxes' data
 	// keys maps (park.go) each target name being restored to its box
 	// (spill.KeyName), each uniqueid of the dump to its box (spill.KeySrcID), and
@@ -247,6 +248,7 @@ func newRestorer(ctx context.Context, spool *partition.Spool, opts Options) (*re
 		tools:  cyrustool.Runner{Dir: opts.CyrusBin, Conf: spool.Config.Path, Owner: owner},
 		sum:    &Summary{},
 		stages: make(map[string]*stage),
+		extras: make(map[uint32]*boxExtra),
 		msgs:   guidtable.New(guidtable.Options{ValueSize: stagedMsgSize}),
 		keys:   spill.NewNames(),
 		policy: dumpcheck.NewDump(),
@@ -263,7 +265,7 @@ func (rs *restorer) problem(mailbox string, err error) {
 
 func (rs *restorer) progress() {
 	if rs.opts.Progress != nil {
-		rs.opts.Progress(Progress{Mailboxes: int64(len(rs.boxes)), Messages: rs.sum.Messages, Bytes: rs.sum.Bytes})
+		rs.opts.Progress(Progress{Mailboxes: int64(rs.boxes.len()), Messages: rs.sum.Messages, Bytes: rs.sum.Bytes})
 	}
 }
 

@@ -267,7 +267,7 @@ func (rs *restorer) where(m *stagedMsg, g guid.GUID) (dir *cyrusfs.Dir, name str
 	// and stays: the last one asked for is remembered, as the copies of
 	// a GUID tend to come after the same first box.
 	if w := &rs.lastWhere; w.id != m.first {
-		b, err := spill.Peek(rs.parked, rs.boxes[m.first-1])
+		b, err := spill.Peek(rs.parked, rs.boxes.at(m.first))
 		if err != nil {
 			return nil, "", nil, err
 		}
@@ -381,7 +381,7 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, b *box, uid uint32, dst *cy
 		if err := src.RenameNoReplace(srcName, dst, name); err != nil {
 			return err
 		}
-		m.first, m.uid, m.mtime = uint32(b.id), uid, internaldate
+		m.first, m.uid, m.mtime = b.id, uid, internaldate
 		return rs.setMsg(g, m)
 	}
 	if m.st == b.st && m.mtime == internaldate {

@@ -56,7 +56,7 @@ func (rs *restorer) planMerge(b *box, cur partition.Entry) (*box, error) {
 		b.res.Action, b.res.Reason = ActionRefuse, why
 		return b, err
 	}
-	b.merge = &mergeState{target: cur}
+	rs.extra(b).merge = &mergeState{target: cur}
 	if err := rs.setKey(spill.KeyUsed, cur.UniqueID, nil); err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (rs *restorer) selectRecord(b *box, r *syncrec.Record) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	if b.merge == nil {
+	if rs.mergeOf(b) == nil {
 		return true, nil
 	}
 	has := false
@@ -89,7 +89,7 @@ func (rs *restorer) selectRecord(b *box, r *syncrec.Record) (bool, error) {
 
 // spillRecord keeps a selected record of a box being merged.
 func (rs *restorer) spillRecord(b *box, r *syncrec.Record) error {
-	if err := b.merge.spill.Add(r); err != nil {
+	if err := rs.mergeOf(b).spill.Add(r); err != nil {
 		return fmt.Errorf("mailbox %s: %w", b.name, err)
 	}
 	return nil
@@ -97,19 +97,19 @@ func (rs *restorer) spillRecord(b *box, r *syncrec.Record) error {
 
 // closeMerges releases the spill files and the UID maps.
 func (rs *restorer) closeMerges() {
-	for _, b := range rs.boxes {
-		if b.merge != nil {
-			b.merge.spill.Close()
+	for _, x := range rs.extras {
+		if x.merge != nil {
+			x.merge.spill.Close()
 		}
-		b.uids.Close()
+		x.uids.Close()
 	}
 }
 
 // commitMerges runs phase two for the boxes being merged; the quota roots
 // they fall under get their usage recomputed.
 func (rs *restorer) commitMerges(q *quotaPlan) error {
-	for _, b := range rs.boxes {
-		if b.merge == nil {
+	for b := range rs.boxes.all() {
+		if rs.mergeOf(b) == nil {
 			continue
 		}
 		if err := rs.parked.Use(b, func() error { return rs.commitMerge(q, b) }); err != nil {
@@ -147,8 +147,8 @@ func (rs *restorer) commitMerge(q *quotaPlan, b *box) error {
 // mergeBox's (msgsel.Appender), against the target's index read under
 // its shared lock, nothing written.
 func (rs *restorer) dryMerges() error {
-	for _, b := range rs.boxes {
-		if b.merge == nil {
+	for b := range rs.boxes.all() {
+		if rs.mergeOf(b) == nil {
 			continue
 		}
 		if err := rs.parked.Use(b, func() error { return rs.dryMergeBox(b) }); err != nil {
@@ -162,7 +162,7 @@ func (rs *restorer) dryMergeBox(b *box) error {
 	if b.res.Action != ActionMerge {
 		return nil
 	}
-	ipath, err := rs.spool.MetaPath(b.merge.target, partition.FileIndex)
+	ipath, err := rs.spool.MetaPath(rs.mergeOf(b).target, partition.FileIndex)
 	if err != nil {
 		return err
 	}
@@ -181,12 +181,12 @@ func (rs *restorer) dryMerge(b *box, ipath string) error {
 		return err
 	}
 	defer idx.Close()
-	_, app, err := rs.mergeTarget(b, b.merge.target, idx, ipath, false)
+	_, app, err := rs.mergeTarget(b, rs.mergeOf(b).target, idx, ipath, false)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
-	spilled, err := b.merge.spill.Records()
+	spilled, err := rs.mergeOf(b).spill.Records()
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func (rs *restorer) mergeTarget(b *box, cur partition.Entry, idx *os.File, ipath
 	if err != nil {
 		return h, nil, err
 	}
-	app, err := msgsel.NewMerge(msgsel.Target{Planned: b.merge.target.UniqueID, UniqueID: cur.UniqueID,
+	app, err := msgsel.NewMerge(msgsel.Target{Planned: rs.mergeOf(b).target.UniqueID, UniqueID: cur.UniqueID,
 		LastUID: h.LastUID, HighestModseq: last, Counter: counter,
 		Index: ipath, IndexVersion: h.MinorVersion, Options: h.RawOptions}, timeNow().Unix())
 	if err != nil {
@@ -248,7 +248,7 @@ func (rs *restorer) mergeBox(b *box) error {
 	// One with nothing of the dump to add reads its target all the same:
 	// a target changed since the dump was read is refused, not reported
 	// merged.
-	m := b.merge
+	m := rs.mergeOf(b)
 	spilled, err := m.spill.Records()
 	if err != nil {
 		return err
@@ -288,8 +288,9 @@ func (rs *restorer) mergeBox(b *box) error {
 		return err
 	}
 	defer app.Close()
-	b.uids = rs.uidMaps.New()
-	app.Map = b.uids
+	x := rs.extra(b)
+	x.uids = rs.uidMaps.New()
+	app.Map = x.uids
 	hpath, err := rs.spool.MetaPath(cur, partition.FileHeader)
 	if err != nil {
 		return err

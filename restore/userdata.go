@@ -93,7 +93,7 @@ func (rs *restorer) newQuotaPlan() (*quotaPlan, error) {
 	for _, dq := range rs.Quotas {
 		roots[rs.users.Name(dq.Root)] = dq
 	}
-	for _, h := range rs.boxes {
+	for h := range rs.boxes.all() {
 		b, err := spill.Peek(rs.parked, h)
 		if err != nil {
 			return nil, err
@@ -160,7 +160,7 @@ func (q *quotaPlan) rootOf(name string) (string, error) {
 // with --replace: docs/restore.md, "Invariants") and its usage, recomputed from every mailbox under it as
 // `quota -f` does.
 func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
-	for _, h := range rs.boxes {
+	for h := range rs.boxes.all() {
 		b, err := spill.Peek(rs.parked, h)
 		if err != nil {
 			return err
@@ -329,7 +329,7 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 				return nil
 			}
 			s.UserID, s.UniqueID = u, b.uniqueid
-			p.key, p.rule, p.uids, p.name = []byte(b.uniqueid), msgsel.SeenRuleFor(b.res.Action, rs.opts.Replace), b.uids, b.name
+			p.key, p.rule, p.uids, p.name = []byte(b.uniqueid), msgsel.SeenRuleFor(b.res.Action, rs.opts.Replace), rs.uidsOf(b), b.name
 		} else if rs.opts.Select.Active() {
 			return nil
 		}
