@@ -16,8 +16,11 @@ import (
 // report line) is parked in a spill file (package spill) whenever the
 // mailbox is not in use, and what stays in memory is the box's handle:
 // its place in the file and the few fields the passes over all boxes
-// test first (about 60 bytes). The names the run looks mailboxes up by
-// are in a spill.Names (rs.keys), which spills too.
+// test first (24 bytes, in a slab of boxList). The names the run looks
+// mailboxes up by are in a spill.Names (rs.keys), which spills too but
+// for a Bloom filter of about 2 bytes per name it holds (three per
+// mailbox: its target name, its uniqueid in the dump, the uniqueid it
+// is given).
 //
 // The passes load a box (rs.parked.Load), use it and park it again
 // (rs.parked.Park); a lookup that only reads another box's state peeks
