@@ -223,6 +223,50 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 	return nil
 }
 
+// seenPut is a seen record writeSeen writes, with what decides how.
+type seenPut struct {
+	key  []byte
+	s    *syncrec.Seen // the dump's record, its user mapped
+	rule msgsel.SeenRule
+	// Of the restored mailbox the record is for (none for one outside
+	// the dump): its UID map and its name, in problems; the box itself
+	// is not held.
+	uids *msgsel.UIDMap
+	name string
+}
+
+// applySeen sets each record of recs in tx as its rule says, its UIDs
+// mapped, and appends the problem of each record left as it is to
+// problems. MapSeen maps and merges a record in place, so each record is
+// mapped from a copy: applySeen may run again on another transaction
+// (the user's seen db made by Cyrus meanwhile, partition.NewFiles) and
+// must map the dump's record there, not the first run's result.
+func applySeen(tx *partition.TwoskipTx, recs []seenPut, problems []Problem) []Problem {
+	for _, p := range recs {
+		cur := func() (*syncrec.Seen, bool, error) {
+			v, ok, err := tx.Get(p.key)
+			if err != nil || !ok {
+				return nil, false, err
+			}
+			c, err := partition.ParseSeen(p.key, v)
+			if err != nil {
+				return nil, true, err
+			}
+			return &syncrec.Seen{LastRead: c.LastRead, LastUID: c.LastUID, LastChange: c.LastChange, SeenUIDs: c.SeenUIDs}, true, nil
+		}
+		s := *p.s
+		ok, err := msgsel.MapSeen(p.rule, p.uids, &s, cur)
+		if err != nil {
+			problems = append(problems, Problem{Item: p.name, Err: err})
+			continue
+		}
+		if ok {
+			tx.Set(p.key, encodeSeen(&s))
+		}
+	}
+	return problems
+}
+
 // writeSeen writes the dump's seen records of other users' mailboxes.
 // A record of a restored mailbox is keyed by the uniqueid the mailbox has
 // in the target, and its seen set names the messages by the UIDs they
@@ -235,21 +279,11 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 // still written. Records of a mailbox left alone, and the owner's own
 // (Cyrus keeps those in the index), are not written.
 func (rs *restorer) writeSeen(files *partition.NewFiles) error {
-	type put struct {
-		key  []byte
-		s    *syncrec.Seen
-		rule msgsel.SeenRule
-		// Of the restored mailbox the record is for (none for one
-		// outside the dump): its UID map and its name, in problems;
-		// the box itself is not held.
-		uids *msgsel.UIDMap
-		name string
-	}
 	// Records are read back from the spool in dump order, where a user's
 	// come together; each run of one user's records (at most MaxHeld of
 	// them at once) is one transaction on the user's seen db.
 	var user string
-	var batch []put
+	var batch []seenPut
 	held := 0
 	flush := func() error {
 		if len(batch) == 0 {
@@ -281,27 +315,7 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 			if returned {
 				defer report()
 			}
-			for _, p := range recs {
-				cur := func() (*syncrec.Seen, bool, error) {
-					v, ok, err := tx.Get(p.key)
-					if err != nil || !ok {
-						return nil, false, err
-					}
-					c, err := partition.ParseSeen(p.key, v)
-					if err != nil {
-						return nil, true, err
-					}
-					return &syncrec.Seen{LastRead: c.LastRead, LastUID: c.LastUID, LastChange: c.LastChange, SeenUIDs: c.SeenUIDs}, true, nil
-				}
-				ok, err := msgsel.MapSeen(p.rule, p.uids, p.s, cur)
-				if err != nil {
-					problems = append(problems, Problem{Item: p.name, Err: err})
-					continue
-				}
-				if ok {
-					tx.Set(p.key, encodeSeen(p.s))
-				}
-			}
+			problems = applySeen(tx, recs, problems)
 			return nil
 		})
 		returned = true
@@ -311,7 +325,7 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 	}
 	err := rs.EachSeen(func(s *syncrec.Seen) error {
 		u := rs.users.User(s.UserID)
-		p := put{key: []byte(s.UniqueID), s: s, rule: msgsel.SeenRuleFor("", rs.opts.Replace), name: s.UniqueID}
+		p := seenPut{key: []byte(s.UniqueID), s: s, rule: msgsel.SeenRuleFor("", rs.opts.Replace), name: s.UniqueID}
 		b, _, err := rs.getKey(spill.KeySrcID, s.UniqueID)
 		if err != nil {
 			return err
