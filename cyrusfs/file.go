@@ -65,6 +65,20 @@ func (d *Dir) NewFile(name string, o Owner, perm os.FileMode) (*NewFile, error) 
 // File returns the open file, for writing.
 func (nf *NewFile) File() *os.File { return nf.f }
 
+// Unnamed reports whether the file has no name until Link or Replace (an
+// O_TMPFILE inode), rather than a temporary name in its directory (a file
+// system without O_TMPFILE) that other programs listing the directory see
+// and a killed run leaves behind.
+func (nf *NewFile) Unnamed() bool { return nf.tmp == "" }
+
+// ForceNamedTemp makes NewFile give files a temporary name, as on a file
+// system without O_TMPFILE, until undo is called (for the tests of that
+// way).
+func ForceNamedTemp() (undo func()) {
+	was := noTmpfile.Swap(true)
+	return func() { noTmpfile.Store(was) }
+}
+
 // Abort closes the file and removes it.
 func (nf *NewFile) Abort() {
 	nf.f.Close()

@@ -82,7 +82,30 @@ func (b *NewFiles) Pending(path string) bool {
 // add takes nf, written whole in d (which the batch now owns, and
 // closes), to be named path by Commit; redo, holding held bytes, writes
 // it again if the name is taken by then. It commits the batch when full.
+//
+// A file with a temporary name (a file system without O_TMPFILE) is not
+// kept: that name is seen by whoever lists the directory (Cyrus takes
+// every name in a quota directory for a quota root) and stays if the run
+// is killed, so it lives for the moment of an fsync, as before batches.
+// The file is flushed, named, and then its name and the directories made
+// for it with one flush of the file system.
 func (b *NewFiles) add(d *cyrusfs.Dir, nf *cyrusfs.NewFile, path string, held int, redo func() error) error {
+	if !nf.Unnamed() {
+		defer d.Close()
+		if err := nf.File().Sync(); err != nil {
+			nf.Abort()
+			return fmt.Errorf("fsync %s: %w", path, err)
+		}
+		if err := nf.Link(false); errors.Is(err, fs.ErrExist) {
+			return redo()
+		} else if err != nil {
+			return err
+		}
+		if err := b.syncfs(d.Fd()); err != nil {
+			return fmt.Errorf("syncfs %s: %w", d.Path(), err)
+		}
+		return nil
+	}
 	b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, redo: redo})
 	b.paths[path] = true
 	b.held += held

@@ -150,3 +150,38 @@ func TestNewFilesBound(t *testing.T) {
 		t.Errorf("after %d bytes held: %d flushes, %d pending", 2*big, flushes, len(b.pending))
 	}
 }
+
+// On a file system without O_TMPFILE a new file has a temporary name in
+// its directory until it is named, which other programs see (Cyrus takes
+// every name in a quota directory for a quota root) and a killed run
+// leaves: the batch does not keep such a file, but names it at once,
+// flushed first, and flushes the file system after.
+func TestNewFilesNamedTempNotKept(t *testing.T) {
+	defer cyrusfs.ForceNamedTemp()()
+	root := t.TempDir()
+	tree := cyrusfs.NewTree(root)
+	dir := filepath.Join(root, "quota", "u")
+	flushes := 0
+	b := NewFileBatch(func(int) error { flushes++; return nil })
+	path := filepath.Join(dir, "user.bob")
+	done, err := createIn(b, tree, path, Owner{UID: -1, GID: -1}, []byte("%(S 10) \n"), 1, nil)
+	if err != nil || !done {
+		t.Fatalf("createIn: done %v, %v", done, err)
+	}
+	if b.Pending(path) || len(b.pending) != 0 {
+		t.Fatalf("the batch keeps a file with a temporary name")
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "%(S 10) \n" {
+		t.Fatalf("%s: %q, %v; want it named and whole at once", path, got, err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 {
+		t.Errorf("%s holds %d names, want only user.bob", dir, len(ents))
+	}
+	if flushes != 1 {
+		t.Errorf("%d flushes, want 1 (its name and new directories)", flushes)
+	}
+}
