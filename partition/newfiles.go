@@ -79,6 +79,16 @@ func (b *NewFiles) Pending(path string) bool {
 	return b != nil && b.paths[path]
 }
 
+// commitIfPending commits the batch if it holds the file to be named
+// path: the writers of a file call it first, so that they work on that
+// file and not beside it.
+func (b *NewFiles) commitIfPending(path string) error {
+	if b.Pending(path) {
+		return b.Commit()
+	}
+	return nil
+}
+
 // add takes nf, written whole in d (which the batch now owns, and
 // closes), to be named path by Commit; redo, holding held bytes, writes
 // it again if the name is taken by then. It commits the batch when full.

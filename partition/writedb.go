@@ -122,10 +122,8 @@ func UpdateTwoskipFile(ctx context.Context, tree *cyrusfs.Tree, path string, cre
 // updateTwoskipIn returned (from batch.Commit), on the file another
 // writer created meanwhile.
 func updateTwoskipIn(ctx context.Context, batch *NewFiles, tree *cyrusfs.Tree, path string, create bool, owner Owner, fn func(tx *TwoskipTx) error, held int) error {
-	if batch.Pending(path) {
-		if err := batch.Commit(); err != nil {
-			return err
-		}
+	if err := batch.commitIfPending(path); err != nil {
+		return err
 	}
 	if create {
 		var redo func() error

@@ -125,10 +125,8 @@ func (s *Spool) AddSubs(batch *NewFiles, user string, owner Owner, names []strin
 			recs[string(s.SubKey(user, n))] = nil
 		}
 	}
-	if batch.Pending(path) {
-		if err := batch.Commit(); err != nil {
-			return err
-		}
+	if err := batch.commitIfPending(path); err != nil {
+		return err
 	}
 	if batch != nil {
 		recs := make(map[string][]byte, len(names)+1)
@@ -297,10 +295,8 @@ func (s *Spool) PutQuota(batch *NewFiles, q Quota, owner Owner) error {
 		return err
 	}
 	tree := s.tree()
-	if batch.Pending(path) {
-		if err := batch.Commit(); err != nil {
-			return err
-		}
+	if err := batch.commitIfPending(path); err != nil {
+		return err
 	}
 	if batch != nil {
 		done, err := createIn(batch, tree, path, owner, data, len(data), func() error { return s.PutQuota(nil, q, owner) })
