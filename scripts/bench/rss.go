@@ -104,10 +104,10 @@ func rssRun(ctx context.Context, bin string, c config) error {
 	if err != nil {
 		return err
 	}
-	target := filepath.Join(work, "target")
+	// Every restore writes a fresh target (targets.go): one removed just
+	// before would slow the file system, not mbtool.
 	empty := func() (string, error) {
-		os.RemoveAll(target)
-		return gen.EmptyPartition(target)
+		return gen.EmptyPartition(c.targets.next(targetBytes(p)))
 	}
 	into := func(script string) func() (string, error) {
 		return func() (string, error) {
@@ -140,7 +140,6 @@ func rssRun(ctx context.Context, bin string, c config) error {
 			return err
 		}
 	}
-	os.RemoveAll(target)
 	os.RemoveAll(repoDir)
 	if err := m.restoreServer(dumpFile, all); err != nil {
 		return err

@@ -97,12 +97,10 @@ func s3Pairs(bin string, c config, p *partitionInfo) (string, error) {
 		q(bin), q(p.conf), q(dirRepo), q(bin), q(p.conf), q(s3Repo))); err != nil {
 		return "", err
 	}
-	target := filepath.Join(work, "s3-target")
-	defer os.RemoveAll(target)
+	// Every restore writes a fresh target (targets.go).
 	restoreFrom := func(repo string) func() (string, error) {
 		return func() (string, error) {
-			os.RemoveAll(target)
-			conf, err := gen.EmptyPartition(target)
+			conf, err := gen.EmptyPartition(c.targets.next(targetBytes(p)))
 			if err != nil {
 				return "", err
 			}
