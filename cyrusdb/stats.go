@@ -21,10 +21,13 @@ type Counters struct {
 	FreshFiles int64
 	// Transactions counts in-place write transactions committed.
 	Transactions int64
+	// Writes counts the write system calls of transactions and
+	// recoveries (headers, records, rewritten heads, page flushes).
+	Writes int64
 }
 
 var counters struct {
-	recordReads, walks, walkedRecords, freshFiles, transactions atomic.Int64
+	recordReads, walks, walkedRecords, freshFiles, transactions, writes atomic.Int64
 }
 
 // ReadCounters returns the counters' current values.
@@ -35,6 +38,7 @@ func ReadCounters() Counters {
 		WalkedRecords: counters.walkedRecords.Load(),
 		FreshFiles:    counters.freshFiles.Load(),
 		Transactions:  counters.transactions.Load(),
+		Writes:        counters.writes.Load(),
 	}
 }
 
@@ -46,5 +50,6 @@ func (c Counters) Sub(before Counters) Counters {
 		WalkedRecords: c.WalkedRecords - before.WalkedRecords,
 		FreshFiles:    c.FreshFiles - before.FreshFiles,
 		Transactions:  c.Transactions - before.Transactions,
+		Writes:        c.Writes - before.Writes,
 	}
 }

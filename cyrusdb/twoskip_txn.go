@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -40,9 +41,18 @@ type TwoskipTxn struct {
 	rec       record // the record found, if exact
 	exact     bool
 	scratch   []byte
-	// pages caches what the transaction's searches read: it holds the
-	// exclusive lock, so only its own writes change the file, and
-	// writeAt drops the pages they touch.
+	// finger is the key of the last search, while back still holds its
+	// predecessors (every search sets them, and Set moves them to the
+	// record it adds): a search for a larger key starts on each level
+	// from there instead of from the DUMMY, so a run of ascending keys
+	// (a sorted batch) walks only the records between them.
+	finger   []byte
+	fingerOK bool
+	fb, ff   [maxLevel]uint64 // the finger's back and fwd
+	cur      *cursor          // reused by every search
+	// pages caches what the transaction's searches read, and holds its
+	// writes until they are flushed (pages.go: write-back): it holds
+	// the exclusive lock, so only its own writes change the file.
 	pages *pageCache
 }
 
@@ -88,16 +98,22 @@ func BeginTwoskip(name string, f *os.File) (*TwoskipTxn, error) {
 		return nil, fmt.Errorf("cyrusdb: %s: not clean after recovery (is the file locked?)", name)
 	}
 	t.hdr, t.end = db.hdr, db.end
-	t.pages = newPageCache(f, t.end)
+	t.pages = newWriteCache(f, t.end)
 	return t, nil
 }
 
-// cursor returns a reader of the file as this transaction sees it.
+// cursor returns a reader of the file as this transaction sees it: one
+// cursor, its window emptied (the transaction may have written since).
 func (t *TwoskipTxn) cursor() *cursor {
-	if t.pages != nil {
-		return newCursor(t.name, t.pages, t.end, lookupWindow)
+	if t.cur == nil {
+		var r io.ReaderAt = t.f
+		if t.pages != nil {
+			r = t.pages
+		}
+		t.cur = newCursor(t.name, r, t.end, lookupWindow)
 	}
-	return newCursor(t.name, t.f, t.end, lookupWindow)
+	t.cur.end, t.cur.wLen, t.cur.refills = t.end, 0, 0
+	return t.cur
 }
 
 // dropPages puts the page cache's pages back in the pool when the
@@ -124,19 +140,38 @@ func (t *TwoskipTxn) NeedsCheckpoint() bool {
 // locate finds key as Cyrus's relocate does: for every level the last
 // record before key (back) and what it points to (fwd); exact reports a
 // live record with that key, loaded into t.rec with its tail CRC checked.
+//
+// A key after the previous search's (the finger: a sorted batch, as
+// UpdateTwoskip makes its changes) is found from there, not from the
+// DUMMY (climb): the levels whose next record after the finger is
+// already at or past key keep their predecessor, and the search goes
+// down only from the lowest level that moves. Between neighbouring keys
+// that is a few records, where a search from the head reads about two
+// per level.
 func (t *TwoskipTxn) locate(c *cursor, key []byte) error {
 	var cur, next record
-	if err := c.readRecord(dummyOffset, &cur); err != nil {
-		return err
-	}
-	if cur.typ != typeDummy || cur.level != maxLevel {
-		return c.corrupt(dummyOffset, "bad dummy record (type %q, level %d)", cur.typ, cur.level)
-	}
 	t.exact = false
 	var lastOff uint64
 	cmp := -1
+	level := maxLevel
+	if t.fingerOK && bytes.Compare(t.finger, key) < 0 {
+		h, err := t.climb(c, key, &cur, &next, &cmp, &lastOff)
+		if err != nil {
+			t.fingerOK = false
+			return err
+		}
+		level = h
+	} else {
+		if err := c.readRecord(dummyOffset, &cur); err != nil {
+			return err
+		}
+		if cur.typ != typeDummy || cur.level != maxLevel {
+			return c.corrupt(dummyOffset, "bad dummy record (type %q, level %d)", cur.typ, cur.level)
+		}
+	}
+	t.fingerOK = false
 	steps := int64(0)
-	for level := maxLevel; level > 0; {
+	for level > 0 {
 		off := c.next(&cur, level-1)
 		t.back[level-1], t.fwd[level-1] = uint64(cur.off), off
 		if off != 0 && off != lastOff {
@@ -171,6 +206,9 @@ func (t *TwoskipTxn) locate(c *cursor, key []byte) error {
 		}
 		level--
 	}
+	// The finger: the predecessors and what follows them, before the
+	// exact match's own pointers replace fwd.
+	t.fb, t.ff = t.back, t.fwd
 	if cmp == 0 {
 		if _, _, err := c.readData(&next); err != nil {
 			return err
@@ -180,7 +218,60 @@ func (t *TwoskipTxn) locate(c *cursor, key []byte) error {
 			t.fwd[i] = c.next(&next, i)
 		}
 	}
+	t.finger, t.fingerOK = append(t.finger[:0], key...), true
 	return nil
+}
+
+// climb starts a search for key, which follows the finger, from the
+// finger's position (fb, ff: on each level a record at or before the
+// finger, and the record after it). Going up from level 0, it finds the
+// lowest level h whose next record is at or past key (or absent): the
+// predecessors of key on h and above are the finger's, and back and fwd
+// get them. Below h, the next records it passed are before key: cur
+// gets the one of level h-1, from which locate goes on down. next, cmp
+// and lastOff are the record compared last at or past key, as locate's
+// loop leaves them.
+func (t *TwoskipTxn) climb(c *cursor, key []byte, cur, next *record, cmp *int, lastOff *uint64) (int, error) {
+	h := 0
+	var passed uint64 // the last record found before key
+	for ; h < maxLevel; h++ {
+		off := t.ff[h]
+		if off == 0 {
+			*cmp = 1
+			break
+		}
+		if off == passed {
+			continue // before key, and on this level too
+		}
+		if err := c.readRecord(off, next); err != nil {
+			return 0, err
+		}
+		if next.typ == typeDelete && h == 0 {
+			if next.ptr[0] == 0 {
+				*cmp, *lastOff = 1, off
+				break
+			}
+			if err := c.readRecord(next.ptr[0], next); err != nil {
+				return 0, err
+			}
+		}
+		if next.typ != typeRecord || next.level <= h {
+			return 0, c.corrupt(next.off, "unexpected record (type %q, level %d) on level %d", next.typ, next.level, h)
+		}
+		k, _, err := c.readKey(next)
+		if err != nil {
+			return 0, err
+		}
+		if *cmp = bytes.Compare(k, key); *cmp >= 0 {
+			*lastOff = off
+			break
+		}
+		*cur, passed = *next, off
+	}
+	for i := h; i < maxLevel; i++ {
+		t.back[i], t.fwd[i] = t.fb[i], t.ff[i]
+	}
+	return h, nil
 }
 
 // readKey returns rec's key without checking the tail CRC (Cyrus checks
@@ -255,6 +346,12 @@ func (t *TwoskipTxn) Set(key, value []byte) error {
 	if err := t.stitch(level); err != nil {
 		return err
 	}
+	// The finger: the new record, on its levels, and what it points
+	// to; above them the predecessors and what stitch pointed them to.
+	t.fb, t.ff = t.back, t.fwd
+	for i := 0; i < p.level; i++ {
+		t.fb[i], t.ff[i] = uint64(off), p.ptr[i+1]
+	}
 	t.hdr.NumRecords++
 	return nil
 }
@@ -290,7 +387,13 @@ func (t *TwoskipTxn) Delete(key []byte) error {
 	}
 	t.hdr.NumRecords--
 	t.fwd[0] = uint64(off)
-	return t.stitch(t.rec.level)
+	if err := t.stitch(t.rec.level); err != nil {
+		return err
+	}
+	// The finger: the predecessors, now pointing past the deleted
+	// record (on level 0 to the DELETE).
+	t.fb, t.ff = t.back, t.fwd
+	return nil
 }
 
 // randLevel is Cyrus's randlvl(1, MAXLEVEL) with PROB 0.5 (a variable so
@@ -358,20 +461,33 @@ func (t *TwoskipTxn) append(p *pendingHead, key, value []byte) (int64, error) {
 // recovery (tests kill the process there).
 var testHookWrite func()
 
+// writeAt writes b at off: into the page cache, which writes it out by
+// the next flush (Commit's), or to the file at once (recovery).
 func (t *TwoskipTxn) writeAt(b []byte, off int64) error {
-	if testHookWrite != nil {
-		testHookWrite()
-	}
+	var err error
 	if t.pages != nil {
-		// Before the write, which may fail after changing some of
-		// the bytes.
-		t.pages.wrote(off, int64(len(b)), max(t.end, off+int64(len(b))))
+		_, err = t.pages.WriteAt(b, off)
+	} else {
+		if testHookWrite != nil {
+			testHookWrite()
+		}
+		counters.writes.Add(1)
+		_, err = t.f.WriteAt(b, off)
 	}
-	if _, err := t.f.WriteAt(b, off); err != nil {
+	if err != nil {
+		t.fingerOK = false
 		t.err = fmt.Errorf("cyrusdb: %s: writing at offset %d: %w", t.name, off, err)
 		return t.err
 	}
 	return nil
+}
+
+// flush writes out what the page cache holds dirty.
+func (t *TwoskipTxn) flush() error {
+	if t.pages == nil {
+		return nil
+	}
+	return t.pages.flush()
 }
 
 // markDirty writes and syncs the header with DIRTY set, before anything
@@ -389,9 +505,17 @@ func (t *TwoskipTxn) markDirty() error {
 	return nil
 }
 
+// commitHeader writes the header h to the file at once (with the
+// cached page that holds it) and syncs.
 func (t *TwoskipTxn) commitHeader(h TwoskipHeader) error {
-	if err := t.writeAt(appendHeader(nil, h), 0); err != nil {
-		return err
+	b := appendHeader(nil, h)
+	if t.pages == nil {
+		if err := t.writeAt(b, 0); err != nil {
+			return err
+		}
+	} else if _, err := t.pages.WriteThrough(b, 0); err != nil {
+		t.err = fmt.Errorf("cyrusdb: %s: writing the header: %w", t.name, err)
+		return t.err
 	}
 	if err := t.f.Sync(); err != nil {
 		t.err = fmt.Errorf("cyrusdb: %s: fsync: %w", t.name, err)
@@ -469,6 +593,13 @@ func (t *TwoskipTxn) Commit() error {
 	p.ptr[0] = t.hdr.CurrentSize
 	if _, err := t.append(&p, nil, nil); err != nil {
 		return err
+	}
+	// Every record and rewritten head, in as few writes as the pages
+	// they changed allow, then the sync that orders them before the
+	// header.
+	if err := t.flush(); err != nil {
+		t.err = fmt.Errorf("cyrusdb: %s: writing: %w", t.name, err)
+		return t.err
 	}
 	if err := t.f.Sync(); err != nil {
 		return fmt.Errorf("cyrusdb: %s: fsync: %w", t.name, err)

@@ -512,9 +512,11 @@ func TestRecoverKilled(t *testing.T) {
 	for _, r := range genRecords(300) {
 		before[string(r[0])] = string(r[1])
 	}
-	// A transaction killed in the middle of its stitching.
+	// A transaction killed in the middle of its writes: after the DIRTY
+	// header and the first run of pages (heads rewritten, pointing to
+	// records not written yet), before the last run.
 	crashed := d.install("crashed.db", writeTwoskip(t, 1, before.records()))
-	if !runKilled(t, "TestTxnKilled", envTxnChild+"="+crashed, envTxnKillAt+"=20") {
+	if !runKilled(t, "TestTxnKilled", envTxnChild+"="+crashed, envTxnKillAt+"=3") {
 		t.Fatal("the transaction was not killed")
 	}
 	raw, err := os.ReadFile(crashed)
