@@ -296,3 +296,47 @@ func countBatchWrites(t *testing.T, n int, base []byte) int {
 	}
 	return int(ReadCounters().Sub(before).Writes)
 }
+
+// TestBeginTwoskipView starts transactions from a view read under the
+// lock: from its pages (no page read again), and, when the file changed
+// after the view was read, from the file.
+func TestBeginTwoskipView(t *testing.T) {
+	m := model{}
+	for _, r := range genRecords(1000) {
+		m[string(r[0])] = string(r[1])
+	}
+	f := txnFile(t, m.records())
+	for round := range 3 {
+		fi, _ := f.Stat()
+		db, err := ReadTwoskip(f.Name(), f, fi.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := sortedBatch(1000, nil)[round*10 : round*10+10]
+		for _, op := range keys {
+			if _, _, err := db.Get([]byte(op[0])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if round == 2 {
+			// The file grew after the view: not a start.
+			if _, err := f.WriteAt(make([]byte, 8), fi.Size()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		txn, err := BeginTwoskipView(db, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range keys {
+			if err := txn.Set([]byte(op[0]), []byte(op[1])); err != nil {
+				t.Fatal(err)
+			}
+			m[op[0]] = op[1]
+		}
+		if err := txn.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, f, m)
+	}
+}

@@ -102,6 +102,35 @@ func BeginTwoskip(name string, f *os.File) (*TwoskipTxn, error) {
 	return t, nil
 }
 
+// BeginTwoskipView is BeginTwoskip on f when the caller has just read
+// db, a view of f (ReadTwoskip), under the exclusive lock it still
+// holds, to check what it is about to change: the transaction starts
+// from the view's committed state and takes over the pages its searches
+// cached, so they are not read again. db must not be used afterwards. A
+// view of a file that is not clean, or whose size changed, is no start:
+// BeginTwoskip then reads f anew.
+func BeginTwoskipView(db *Twoskip, f *os.File) (*TwoskipTxn, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cyrusdb: %s: %w", db.name, err)
+	}
+	if !db.clean || db.end == 0 || db.r != io.ReaderAt(f) || fi.Size() != db.end {
+		db.DropPages()
+		return BeginTwoskip(db.name, f)
+	}
+	t := &TwoskipTxn{name: db.name, f: f, hdr: db.hdr, end: db.end}
+	if pc := db.pages; pc != nil {
+		db.pages = nil
+		pc.mu.Lock()
+		pc.w, pc.end, pc.disk = f, db.end, db.end
+		pc.mu.Unlock()
+		t.pages = pc
+	} else {
+		t.pages = newWriteCache(f, t.end)
+	}
+	return t, nil
+}
+
 // cursor returns a reader of the file as this transaction sees it: one
 // cursor, its window emptied (the transaction may have written since).
 func (t *TwoskipTxn) cursor() *cursor {

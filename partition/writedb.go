@@ -155,20 +155,17 @@ func updateTwoskipIn(ctx context.Context, batch *NewFiles, tree *cyrusfs.Tree, p
 		return err
 	}
 	tx := &TwoskipTx{db: db, changes: make(map[string][]byte)}
-	err = fn(tx)
-	db.DropPages() // the transaction below changes the file
-	if err != nil {
+	if err := fn(tx); err != nil || len(tx.changes) == 0 {
+		db.DropPages()
 		return err
-	}
-	if len(tx.changes) == 0 {
-		return nil
 	}
 	keys := make([]string, 0, len(tx.changes))
 	for k := range tx.changes {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	txn, err := cyrusdb.BeginTwoskip(path, f)
+	// From the state fn checked, with the pages its lookups read.
+	txn, err := cyrusdb.BeginTwoskipView(db, f)
 	if err != nil {
 		return err
 	}
