@@ -42,12 +42,22 @@ const (
 // deleted one: Cyrus's commit skips them, imap/mailbox.c mailbox_commit).
 // The file need not exist.
 func (s *Spool) CountersPath(name string) (string, bool, error) {
+	return s.countersPath(name, s.lookupAny)
+}
+
+// CountersPath is Spool.CountersPath in the view: the counters of many
+// mailboxes with one hold of mailboxes.db's lock.
+func (v *MailboxesView) CountersPath(name string) (string, bool, error) {
+	return v.s.countersPath(name, v.Lookup)
+}
+
+func (s *Spool) countersPath(name string, lookup func(name string) (Entry, bool, error)) (string, bool, error) {
 	user, domain, deleted := mboxname.ModseqCounter(name)
 	if deleted {
 		return "", false, nil
 	}
 	if user != "" {
-		p, err := s.userFilePath(user, "counters")
+		p, err := s.userFilePathBy(user, "counters", lookup)
 		return p, err == nil, err
 	}
 	p := s.Config.ConfigDir

@@ -31,7 +31,13 @@ type SeenRecord struct {
 // uniqueid directory of the user's INBOX unless the INBOX is missing or in
 // the legacy layout, else the hashed <user>.<suffix> file.
 func (s *Spool) userFilePath(user, suffix string) (string, error) {
-	path, err := s.userFiles(user)
+	return s.userFilePathBy(user, suffix, s.lookupAny)
+}
+
+// userFilePathBy is userFilePath looking the INBOX up with lookup (in a
+// view of mailboxes.db: MailboxesView).
+func (s *Spool) userFilePathBy(user, suffix string, lookup func(name string) (Entry, bool, error)) (string, error) {
+	path, err := s.userFilesBy(user, lookup)
 	if err != nil {
 		return "", err
 	}
@@ -41,10 +47,14 @@ func (s *Spool) userFilePath(user, suffix string) (string, error) {
 // userFiles looks user's INBOX up once and returns userFilePath's rule
 // for every suffix.
 func (s *Spool) userFiles(user string) (func(suffix string) string, error) {
+	return s.userFilesBy(user, s.lookupAny)
+}
+
+func (s *Spool) userFilesBy(user string, lookup func(name string) (Entry, bool, error)) (func(suffix string) string, error) {
 	if user == "" {
 		return nil, errors.New("empty userid")
 	}
-	inbox, ok, err := s.lookupAny(s.userInbox(user))
+	inbox, ok, err := lookup(s.userInbox(user))
 	if err != nil {
 		return nil, err
 	}

@@ -342,23 +342,27 @@ func (s *Spool) Lookup(name string) (Entry, error) {
 // search down the skip list under the shared lock, O(log n) record reads
 // however many mailboxes there are, as Cyrus's fetch does.
 func (s *Spool) lookupAny(name string) (Entry, bool, error) {
-	path := s.Config.MboxlistPath
-	key := NameKey(name)
-	var v []byte
+	var e Entry
 	var ok bool
-	var stamp uint64
 	err := s.withMboxlist(func(db *cyrusdb.Twoskip, st uint64) error {
-		stamp = st
 		var err error
-		v, ok, err = db.Get(key)
+		e, ok, err = s.lookupIn(db, st, name)
 		return err
 	})
+	return e, ok, err
+}
+
+// lookupIn is lookupAny in the view db of mailboxes.db, of the given
+// stamp (dbHandle.stamp).
+func (s *Spool) lookupIn(db *cyrusdb.Twoskip, stamp uint64, name string) (Entry, bool, error) {
+	key := NameKey(name)
+	v, ok, err := db.Get(key)
 	if err != nil || !ok {
 		return Entry{}, false, err
 	}
 	e, err := parseEntry(key[1:], v)
 	if err != nil {
-		return Entry{}, false, fmt.Errorf("mailboxes.db %s: key %q: %w", path, key, err)
+		return Entry{}, false, fmt.Errorf("mailboxes.db %s: key %q: %w", s.Config.MboxlistPath, key, err)
 	}
 	e.stamp = stamp
 	return e, true, nil

@@ -167,12 +167,44 @@ func (s *Spool) LookupAny(name string) (Entry, bool, error) { return s.lookupAny
 // IDExists reports whether mailboxes.db has an I record for uniqueid.
 func (s *Spool) IDExists(uniqueid string) (bool, error) {
 	var found bool
-	err := s.withMboxlist(func(db *cyrusdb.Twoskip, _ uint64) error {
-		_, ok, err := db.Get(IDKey(uniqueid))
-		found = ok
+	err := s.ReadMailboxes(func(v *MailboxesView) error {
+		var err error
+		found, err = v.IDExists(uniqueid)
 		return err
 	})
 	return found, err
+}
+
+// MailboxesView is the committed state of mailboxes.db under its shared
+// lock, for the lookups of one ReadMailboxes.
+type MailboxesView struct {
+	s     *Spool
+	db    *cyrusdb.Twoskip
+	stamp uint64
+}
+
+// ReadMailboxes calls fn with the committed state of mailboxes.db under
+// one hold of its shared lock, for several lookups: each Spool.LookupAny
+// or IDExists takes and releases the lock (two fcntl calls and two stats)
+// and reads its pages anew, where the lookups of one hold share them (a
+// restore group checks all its mailboxes at once). mailboxes.db is a
+// leaf lock: fn takes no other lock, and does not keep the view.
+func (s *Spool) ReadMailboxes(fn func(v *MailboxesView) error) error {
+	return s.withMboxlist(func(db *cyrusdb.Twoskip, stamp uint64) error {
+		return fn(&MailboxesView{s: s, db: db, stamp: stamp})
+	})
+}
+
+// Lookup returns the N entry of name whatever its type, as
+// Spool.LookupAny and MailboxesTx.Lookup do, and whether there is one.
+func (v *MailboxesView) Lookup(name string) (Entry, bool, error) {
+	return v.s.lookupIn(v.db, v.stamp, name)
+}
+
+// IDExists is Spool.IDExists in the view.
+func (v *MailboxesView) IDExists(uniqueid string) (bool, error) {
+	_, ok, err := v.db.Get(IDKey(uniqueid))
+	return ok, err
 }
 
 // UserInbox returns the internal name of user's INBOX: "user.alice", or

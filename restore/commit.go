@@ -320,6 +320,24 @@ func (rs *restorer) commitGroup(group []*box, pos []int) (int, error) {
 // commitLocked is commitGroup once the locks are held.
 func (rs *restorer) commitLocked(group []*box) error {
 	var written, ready, unsynced []*box
+	// mailboxes.db again, now that the locks are held: the whole group
+	// in one hold of its shared lock.
+	dbWhy := map[*box]string{}
+	err := rs.spool.ReadMailboxes(func(v *partition.MailboxesView) error {
+		for _, b := range group {
+			if b.building() {
+				why, err := txCheck(v, b)
+				if err != nil {
+					return err
+				}
+				dbWhy[b] = why
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	for _, b := range group {
 		if !b.building() {
 			continue // refused before the group was locked
@@ -329,7 +347,7 @@ func (rs *restorer) commitLocked(group []*box) error {
 		} else if refused {
 			continue
 		}
-		if why, err := rs.precheck(b); err != nil {
+		if why, err := rs.precheck(b, dbWhy[b]); err != nil {
 			return err
 		} else if why != "" {
 			rs.refuse(b, why)
@@ -393,7 +411,7 @@ func (rs *restorer) commitLocked(group []*box) error {
 	}
 	crashPoint()
 	registered := map[*box]bool{}
-	err := rs.spool.UpdateMailboxes(rs.owner, func(tx *partition.MailboxesTx) error {
+	err = rs.spool.UpdateMailboxes(rs.owner, func(tx *partition.MailboxesTx) error {
 		// Every box is checked first, parents before their children: a
 		// parent refused here refuses its child, and a parent is
 		// registered only with a child that is (or one kept).
@@ -442,6 +460,24 @@ func (rs *restorer) commitLocked(group []*box) error {
 	// only with `conversations: yes`), once per counter and group.
 	top := map[string]*box{}
 	var order []string
+	// The counters' paths (each looks its owner's INBOX up) with one
+	// hold of mailboxes.db's lock, before removeOld takes other locks.
+	type counter struct {
+		path string
+		ok   bool
+		err  error
+	}
+	counters := map[*box]counter{}
+	cerr := rs.spool.ReadMailboxes(func(v *partition.MailboxesView) error {
+		for _, b := range ready {
+			if registered[b] {
+				var c counter
+				c.path, c.ok, c.err = v.CountersPath(b.name)
+				counters[b] = c
+			}
+		}
+		return nil
+	})
 	for _, b := range ready {
 		if !registered[b] {
 			continue
@@ -450,7 +486,11 @@ func (rs *restorer) commitLocked(group []*box) error {
 		if r := b.replaced; r != nil {
 			rs.removeOld(b, *r)
 		}
-		path, ok, err := rs.spool.CountersPath(b.name)
+		c, looked := counters[b]
+		path, ok, err := c.path, c.ok, c.err
+		if !looked {
+			ok, err = false, cerr // mailboxes.db could not be read
+		}
 		if err != nil {
 			rs.problem(b.name, fmt.Errorf("the modseq counter was not raised: %w", err))
 			continue
@@ -577,26 +617,15 @@ func (rs *restorer) refuseForParent(b *box) (bool, error) {
 	return true, nil
 }
 
-// precheck looks at mailboxes.db again, now that the locks are held.
-func (rs *restorer) precheck(b *box) (string, error) {
-	cur, exists, err := rs.spool.LookupAny(b.name)
-	if err != nil {
-		return "", err
-	}
-	if why := entryConflict(b, cur, exists); why != "" {
-		return why, nil
+// precheck says why b is refused now that the locks are held: dbWhy,
+// what mailboxes.db says (txCheck, in the group's view), or a change of
+// the mailbox to replace, or its owner's modseq counter.
+func (rs *restorer) precheck(b *box, dbWhy string) (string, error) {
+	if dbWhy != "" {
+		return dbWhy, nil
 	}
 	if why, err := rs.targetMoved(b); why != "" || err != nil {
 		return why, err
-	}
-	if b.replaced == nil || b.replaced.UniqueID != b.uniqueid {
-		taken, err := rs.spool.IDExists(b.uniqueid)
-		if err != nil {
-			return "", err
-		}
-		if taken {
-			return "uniqueid " + b.uniqueid + " was taken meanwhile", nil
-		}
 	}
 	return rs.reserveModseq(b)
 }
@@ -643,8 +672,18 @@ func (rs *restorer) targetMoved(b *box) (string, error) {
 	return "", nil
 }
 
-// txCheck repeats precheck inside the mailboxes.db transaction.
-func txCheck(tx *partition.MailboxesTx, b *box) (string, error) {
+// mailboxesState is mailboxes.db as txCheck reads it: a view under the
+// shared lock (before the group is placed) or the transaction that
+// registers it.
+type mailboxesState interface {
+	Lookup(name string) (partition.Entry, bool, error)
+	IDExists(uniqueid string) (bool, error)
+}
+
+// txCheck says why mailboxes.db forbids b's action now: its name taken
+// or changed, or its uniqueid taken. It runs before the group is placed,
+// and again inside the mailboxes.db transaction.
+func txCheck(tx mailboxesState, b *box) (string, error) {
 	cur, exists, err := tx.Lookup(b.name)
 	if err != nil {
 		return "", err
