@@ -18,7 +18,11 @@ import (
 // place (level 0 in whichever of its two slots does not hold the committed
 // pointer); Commit appends a COMMIT record, syncs, then writes the header
 // with the new current_size and DIRTY clear and syncs again. A change costs
-// O(log n) record reads and writes, however large the file.
+// O(log n) record reads and writes, however large the file. The writes
+// between the DIRTY header and Commit's first sync go to the page cache
+// and reach the file by pages (pages.go), in file order at the commit, so
+// a transaction of many changes makes about one write per page it
+// changed, not one per record and rewritten head.
 //
 // Until Commit's header write, readers (Cyrus's and ours) see the last
 // committed state: every pointer they follow lies below current_size. A
@@ -172,7 +176,8 @@ func (t *TwoskipTxn) NeedsCheckpoint() bool {
 //
 // A key after the previous search's (the finger: a sorted batch, as
 // UpdateTwoskip makes its changes) is found from there, not from the
-// DUMMY (climb): the levels whose next record after the finger is
+// DUMMY (climb; Cyrus's find_loc does so only for a key before the next
+// record): the levels whose next record after the finger is
 // already at or past key keep their predecessor, and the search goes
 // down only from the lowest level that moves. Between neighbouring keys
 // that is a few records, where a search from the head reads about two
