@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -26,6 +27,10 @@ const tmpPrefix = ".mbtool-tmp-"
 type Dir struct {
 	fd   int
 	path string
+	// private: the directory lies beneath a directory made by
+	// MkdirPrivate, which no other user can enter, so that what is made
+	// in it gets its final name at once (see MkdirPrivate).
+	private bool
 }
 
 // Path returns the directory's path, for messages.
@@ -84,8 +89,12 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 	if err != nil {
 		return nil, pathErr("open", d.Join(name), err)
 	}
-	return &Dir{fd: fd, path: d.Join(name)}, nil
+	return &Dir{fd: fd, path: d.Join(name), private: d.private}, nil
 }
+
+// Private reports whether d lies beneath a directory made by
+// MkdirPrivate (see there).
+func (d *Dir) Private() bool { return d.private }
 
 // Open opens the existing regular file name in d with flag (O_CREAT is
 // refused), without following a symlink, and without blocking if it is a
@@ -179,16 +188,29 @@ func (d *Dir) owner(o Owner) (Owner, error) {
 // setOwner gives the open descriptor fd the owner o and mode perm.
 func setOwner(fd int, o Owner, perm os.FileMode, path string) error {
 	step("chown", path)
+	if err := chown(fd, o, perm); err != nil {
+		return err
+	}
+	step("owned", path)
+	return nil
+}
+
+// setOwnerAt is setOwner of name in d, its path joined only for the
+// testing hooks.
+func setOwnerAt(fd int, o Owner, perm os.FileMode, d *Dir, name string) error {
+	if !tracing() {
+		return chown(fd, o, perm)
+	}
+	return setOwner(fd, o, perm, d.Join(name))
+}
+
+func chown(fd int, o Owner, perm os.FileMode) error {
 	if o.UID >= 0 {
 		if err := unix.Fchown(fd, o.UID, o.GID); err != nil {
 			return err
 		}
 	}
-	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
-		return err
-	}
-	step("owned", path)
-	return nil
+	return unix.Fchmod(fd, uint32(perm.Perm()))
 }
 
 // tmpName returns a fresh temporary name: the prefix, the process ID and
@@ -232,6 +254,11 @@ func (d *Dir) sweep() {
 // and mode through its descriptor and then renamed into place without
 // replacing anything, so it never has its name with the wrong owner. It
 // fails with an error wrapping fs.ErrExist if the name is taken.
+//
+// In a private directory (MkdirPrivate) it is made under its name at
+// once and then given its owner and mode through its descriptor: no
+// other user can see it before, and a run killed in between leaves it
+// where only the next run's removal of the private directory finds it.
 func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 	if err := checkName(name); err != nil {
 		return nil, &fs.PathError{Op: "mkdir", Path: d.Join(name), Err: err}
@@ -240,16 +267,19 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.private {
+		return d.mkdirPrivate(name, o)
+	}
 	tmp := tmpName()
-	step("mkdir", d.Join(name))
+	stepAt("mkdir", d, name)
 	if err := unix.Mkdirat(d.fd, tmp, 0o700); err != nil {
 		return nil, pathErr("mkdir", d.Join(name), err)
 	}
 	fd, err := unix.Openat(d.fd, tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err == nil {
-		err = setOwner(fd, o, 0o700, d.Join(name))
+		err = setOwnerAt(fd, o, 0o700, d, name)
 		if err == nil {
-			step("link", d.Join(name))
+			stepAt("link", d, name)
 			err = renameNoReplace(d.fd, tmp, d.fd, name)
 		}
 		if err != nil {
@@ -263,8 +293,67 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 		}
 		return nil, pathErr("mkdir", d.Join(name), err)
 	}
-	step("linked", d.Join(name))
+	stepAt("linked", d, name)
 	return &Dir{fd: fd, path: d.Join(name)}, nil
+}
+
+// mkdirPrivate is Mkdir in a private directory: mkdirat under the name
+// itself (a name taken, by anything, fails with EEXIST: nothing is
+// followed), then owner and mode through the descriptor.
+func (d *Dir) mkdirPrivate(name string, o Owner) (*Dir, error) {
+	stepAt("mkdir", d, name)
+	if err := unix.Mkdirat(d.fd, name, 0o700); err != nil {
+		return nil, pathErr("mkdir", d.Join(name), err)
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err == nil {
+		err = setOwnerAt(fd, o, 0o700, d, name)
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		unix.Unlinkat(d.fd, name, unix.AT_REMOVEDIR)
+		return nil, pathErr("mkdir", d.Join(name), err)
+	}
+	return &Dir{fd: fd, path: d.Join(name), private: true}, nil
+}
+
+// MkdirPrivate creates a fresh directory named prefix followed by random
+// characters in d, as MkdirTemp does, but owned by the user running
+// mbtool (root, when it runs as root) with mode 0700, and returns it
+// marked private: no other user can enter it, or look up, create,
+// rename or remove anything beneath it, so directories and files made
+// beneath it through the returned Dir (and the Dirs made or opened from
+// it) are made under their final names at once, their owner and mode set
+// through their descriptors before they leave it (docs/safety.md). Its
+// owner and mode are checked on its descriptor, and it must be empty.
+//
+// Whoever renames a directory out of it (a staged mailbox put into
+// place) must not go on making things in it through a Dir opened while
+// it was beneath: those would get their names before their owners where
+// others can see them.
+func (d *Dir) MkdirPrivate(prefix string) (*Dir, error) {
+	nd, err := d.MkdirTemp(prefix, Owner{UID: -1, GID: -1})
+	if err != nil {
+		return nil, err
+	}
+	st, err := nd.Stat()
+	if err == nil && (int(st.Uid) != os.Geteuid() || st.Mode&0o7777 != 0o700) {
+		err = &fs.PathError{Op: "mkdir", Path: nd.path, Err: fmt.Errorf("owner %d, mode %#o: not private", st.Uid, st.Mode&0o7777)}
+	}
+	if err == nil {
+		var ents []fs.DirEntry
+		if ents, err = nd.ReadDir(); err == nil && len(ents) > 0 {
+			err = &fs.PathError{Op: "mkdir", Path: nd.path, Err: fmt.Errorf("not empty: %s", ents[0].Name())}
+		}
+	}
+	if err != nil {
+		nd.Close()
+		return nil, err
+	}
+	nd.private = true
+	return nd, nil
 }
 
 // MkdirTemp creates a fresh directory named prefix followed by random
@@ -316,11 +405,11 @@ func (d *Dir) Rename(oldname string, nd *Dir, newname string) error {
 	if err := checkNames(oldname, newname); err != nil {
 		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
 	}
-	step("rename", nd.Join(newname))
+	stepAt("rename", nd, newname)
 	if err := unix.Renameat(d.fd, oldname, nd.fd, newname); err != nil {
 		return &os.LinkError{Op: "rename", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
 	}
-	step("renamed", nd.Join(newname))
+	stepAt("renamed", nd, newname)
 	return nil
 }
 
@@ -330,11 +419,11 @@ func (d *Dir) RenameNoReplace(oldname string, nd *Dir, newname string) error {
 	if err := checkNames(oldname, newname); err != nil {
 		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
 	}
-	step("rename", nd.Join(newname))
+	stepAt("rename", nd, newname)
 	if err := renameNoReplace(d.fd, oldname, nd.fd, newname); err != nil {
 		return &os.LinkError{Op: "rename", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
 	}
-	step("renamed", nd.Join(newname))
+	stepAt("renamed", nd, newname)
 	return nil
 }
 
@@ -344,11 +433,11 @@ func (d *Dir) Exchange(oldname string, nd *Dir, newname string) error {
 	if err := checkNames(oldname, newname); err != nil {
 		return &fs.PathError{Op: "rename", Path: d.Join(oldname), Err: err}
 	}
-	step("rename", nd.Join(newname))
+	stepAt("rename", nd, newname)
 	if err := unix.Renameat2(d.fd, oldname, nd.fd, newname, unix.RENAME_EXCHANGE); err != nil {
 		return &os.LinkError{Op: "exchange", Old: d.Join(oldname), New: nd.Join(newname), Err: err}
 	}
-	step("renamed", nd.Join(newname))
+	stepAt("renamed", nd, newname)
 	return nil
 }
 

@@ -19,6 +19,11 @@
 //     process is killed (SIGKILL) in between;
 //   - creates directories under a temporary name, sets owner and mode on
 //     the descriptor, and renames them into place without replacing;
+//   - beneath a private directory (Dir.MkdirPrivate: owned by the user
+//     running mbtool, mode 0700, which no other user can enter, such as
+//     restore's staging directory) creates directories and files under
+//     their final names at once, O_EXCL and without following a symlink,
+//     and sets owner and mode on the descriptor before they can leave it;
 //   - replaces a file by writing <name>.NEW the same way, fsyncing it,
 //     renaming it over the name and fsyncing the directory;
 //   - hard-links message files, and copies instead when link fails with

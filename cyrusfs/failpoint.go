@@ -47,6 +47,10 @@ func init() {
 	killAt, _ = strconv.ParseInt(v, 10, 64)
 }
 
+// tracing reports whether a testing hook is set, so that a caller builds
+// the path of a step only then.
+func tracing() bool { return trace != "" || killAt > 0 }
+
 // step marks a point of the given kind between two system calls, about
 // path.
 func step(kind, path string) {
@@ -72,4 +76,12 @@ func traceStep(kind, path string) {
 	}
 	fmt.Fprintf(f, "%s %d %s\n", kind, kinds[kind], path)
 	f.Close()
+}
+
+// stepAt is step about name in d, its path joined only when a testing
+// hook is set.
+func stepAt(kind string, d *Dir, name string) {
+	if tracing() {
+		step(kind, d.Join(name))
+	}
 }

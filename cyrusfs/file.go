@@ -17,17 +17,24 @@ var noTmpfile atomic.Bool
 
 // NewFile is a file being written in a directory that has no name yet (an
 // O_TMPFILE inode, or a temporary name where the file system lacks those):
-// it already has its owner and mode. Write it through File, then give it
-// its name with Link or Replace, or drop it with Abort.
+// it already has its owner and mode. Write it through Write or File, then
+// give it its name with Link or Replace, or drop it with Abort. In a
+// private directory (Dir.MkdirPrivate) it has its name from the start:
+// nobody else can see it there, and Link only closes it.
 type NewFile struct {
 	d    *Dir
-	f    *os.File
-	name string // the name it is meant to get
-	tmp  string // temporary name, "" for an O_TMPFILE inode
+	fd   int
+	f    *os.File // made from fd on the first call of File
+	name string   // the name it is meant to get
+	tmp  string   // temporary name, "" for an O_TMPFILE inode
+	// madeAs is the name it has in a private directory, where it is
+	// made under its name ("" elsewhere).
+	madeAs string
 }
 
 // NewFile starts the file that is to be name in d, with mode perm and
-// owner o. The name is checked at once, but given only by Link or Replace.
+// owner o. The name is checked at once, but given only by Link or Replace
+// (in a private directory, at once: see NewFile).
 func (d *Dir) NewFile(name string, o Owner, perm os.FileMode) (*NewFile, error) {
 	if err := checkName(name); err != nil {
 		return nil, &fs.PathError{Op: "create", Path: d.Join(name), Err: err}
@@ -36,7 +43,10 @@ func (d *Dir) NewFile(name string, o Owner, perm os.FileMode) (*NewFile, error) 
 	if err != nil {
 		return nil, err
 	}
-	step("create", d.Join(name))
+	if d.private {
+		return d.newPrivate(name, o, perm)
+	}
+	stepAt("create", d, name)
 	nf := &NewFile{d: d, name: name}
 	fd := -1
 	if !noTmpfile.Load() {
@@ -54,8 +64,26 @@ func (d *Dir) NewFile(name string, o Owner, perm os.FileMode) (*NewFile, error) 
 			return nil, pathErr("create", d.Join(nf.tmp), err)
 		}
 	}
-	nf.f = os.NewFile(uintptr(fd), d.Join(name))
-	if err := setOwner(fd, o, perm, d.Join(name)); err != nil {
+	nf.fd = fd
+	if err := setOwnerAt(fd, o, perm, d, name); err != nil {
+		nf.Abort()
+		return nil, &fs.PathError{Op: "chown", Path: d.Join(name), Err: err}
+	}
+	return nf, nil
+}
+
+// newPrivate is NewFile in a private directory: the file is created
+// under its name (O_CREAT|O_EXCL|O_NOFOLLOW: a name taken, by a file or a
+// symlink, fails with EEXIST, and nothing is followed), then given its
+// owner and mode through its descriptor.
+func (d *Dir) newPrivate(name string, o Owner, perm os.FileMode) (*NewFile, error) {
+	stepAt("create", d, name)
+	fd, err := unix.Openat(d.fd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, pathErr("create", d.Join(name), err)
+	}
+	nf := &NewFile{d: d, fd: fd, name: name, madeAs: name}
+	if err := setOwnerAt(fd, o, perm, d, name); err != nil {
 		nf.Abort()
 		return nil, &fs.PathError{Op: "chown", Path: d.Join(name), Err: err}
 	}
@@ -63,10 +91,93 @@ func (d *Dir) NewFile(name string, o Owner, perm os.FileMode) (*NewFile, error) 
 }
 
 // File returns the open file, for writing.
-func (nf *NewFile) File() *os.File { return nf.f }
+func (nf *NewFile) File() *os.File {
+	if nf.f == nil {
+		nf.f = os.NewFile(uintptr(nf.fd), nf.d.Join(nf.name))
+	}
+	return nf.f
+}
+
+// Write writes b to the file through its descriptor (without the
+// *os.File that File makes).
+func (nf *NewFile) Write(b []byte) (int, error) {
+	if nf.f != nil {
+		return nf.f.Write(b)
+	}
+	return writeFd(nf.fd, b, nf.d, nf.name)
+}
+
+// writeFd writes all of b to fd; d and name name it in an error.
+func writeFd(fd int, b []byte, d *Dir, name string) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Write(fd, b[n:])
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			return n, &fs.PathError{Op: "write", Path: d.Join(name), Err: err}
+		}
+		if m == 0 {
+			return n, &fs.PathError{Op: "write", Path: d.Join(name), Err: io.ErrShortWrite}
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// WriteAt writes all of b at offset off, through the descriptor.
+func (nf *NewFile) WriteAt(b []byte, off int64) (int, error) {
+	if nf.f != nil {
+		return nf.f.WriteAt(b, off)
+	}
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pwrite(nf.fd, b[n:], off+int64(n))
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			return n, &fs.PathError{Op: "write", Path: nf.d.Join(nf.name), Err: err}
+		}
+		if m == 0 {
+			return n, &fs.PathError{Op: "write", Path: nf.d.Join(nf.name), Err: io.ErrShortWrite}
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// Sync fsyncs the file.
+func (nf *NewFile) Sync() error {
+	if err := unix.Fsync(nf.fd); err != nil {
+		return &fs.PathError{Op: "fsync", Path: nf.d.Join(nf.name), Err: err}
+	}
+	return nil
+}
+
+// Close closes a file that has its name (Link(true)).
+func (nf *NewFile) Close() error { return nf.close() }
+
+// close closes the file's descriptor.
+func (nf *NewFile) close() error {
+	if nf.f != nil {
+		return nf.f.Close()
+	}
+	if nf.fd < 0 {
+		return nil
+	}
+	err := unix.Close(nf.fd)
+	nf.fd = -1
+	if err != nil {
+		return &fs.PathError{Op: "close", Path: nf.d.Join(nf.name), Err: err}
+	}
+	return nil
+}
 
 // Unnamed reports whether the file has no name until Link or Replace (an
-// O_TMPFILE inode), rather than a temporary name in its directory (a file
+// O_TMPFILE inode, or one in a private directory, where nobody else can
+// see it), rather than a temporary name in its directory (a file
 // system without O_TMPFILE) that other programs listing the directory see
 // and a killed run leaves behind.
 func (nf *NewFile) Unnamed() bool { return nf.tmp == "" }
@@ -81,15 +192,30 @@ func ForceNamedTemp() (undo func()) {
 
 // Abort closes the file and removes it.
 func (nf *NewFile) Abort() {
-	nf.f.Close()
-	if nf.tmp != "" {
+	nf.close()
+	switch {
+	case nf.madeAs != "":
+		unix.Unlinkat(nf.d.fd, nf.madeAs, 0)
+	case nf.tmp != "":
 		unix.Unlinkat(nf.d.fd, nf.tmp, 0)
 	}
 }
 
 // link gives the file the name name in d, failing with EEXIST if taken.
 func (nf *NewFile) link(name string) error {
-	step("link", nf.d.Join(name))
+	if nf.madeAs != "" {
+		stepAt("link", nf.d, name)
+		stepAt("linked", nf.d, name)
+		if name == nf.madeAs {
+			return nil
+		}
+		if err := renameNoReplace(nf.d.fd, nf.madeAs, nf.d.fd, name); err != nil {
+			return err
+		}
+		nf.madeAs = name
+		return nil
+	}
+	stepAt("link", nf.d, name)
 	var err error
 	if nf.tmp != "" {
 		err = renameNoReplace(nf.d.fd, nf.tmp, nf.d.fd, name)
@@ -97,14 +223,14 @@ func (nf *NewFile) link(name string) error {
 			nf.tmp = ""
 		}
 	} else {
-		fd := int(nf.f.Fd())
+		fd := nf.fd
 		err = unix.Linkat(unix.AT_FDCWD, fdPath(fd), nf.d.fd, name, unix.AT_SYMLINK_FOLLOW)
 		if err == unix.ENOENT && os.Geteuid() == 0 {
 			// No /proc: AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH.
 			err = unix.Linkat(fd, "", nf.d.fd, name, unix.AT_EMPTY_PATH)
 		}
 	}
-	step("linked", nf.d.Join(name))
+	stepAt("linked", nf.d, name)
 	return err
 }
 
@@ -120,7 +246,7 @@ func (nf *NewFile) Link(keepOpen bool) error {
 	if keepOpen {
 		return nil
 	}
-	return nf.f.Close()
+	return nf.close()
 }
 
 // Replace fsyncs the file and puts it in the place of name: linked as
@@ -129,9 +255,14 @@ func (nf *NewFile) Link(keepOpen bool) error {
 // whatever lock guards name. The file is closed.
 func (nf *NewFile) Replace() error {
 	name := nf.name
-	if err := nf.f.Sync(); err != nil {
+	if err := unix.Fsync(nf.fd); err != nil {
 		nf.Abort()
 		return &fs.PathError{Op: "fsync", Path: nf.d.Join(name), Err: err}
+	}
+	if nf.madeAs != "" {
+		// In a private directory it already has a name of its own
+		// (name.NEW, from Dir.Replace): renamed over name.
+		return nf.replacePrivate()
 	}
 	newName := name + ".NEW"
 	if err := unix.Unlinkat(nf.d.fd, newName, 0); err != nil && err != unix.ENOENT {
@@ -148,7 +279,24 @@ func (nf *NewFile) Replace() error {
 		return err
 	}
 	nf.tmp = ""
-	if err := nf.f.Close(); err != nil {
+	if err := nf.close(); err != nil {
+		return err
+	}
+	return nf.d.Sync()
+}
+
+// replacePrivate is Replace of a file made under its own name in a
+// private directory: the name it was made under (nf.madeAs) is renamed
+// over nf.name.
+func (nf *NewFile) replacePrivate() error {
+	if nf.madeAs != nf.name {
+		if err := nf.d.Rename(nf.madeAs, nf.d, nf.name); err != nil {
+			nf.Abort()
+			return err
+		}
+		nf.madeAs = nf.name
+	}
+	if err := nf.close(); err != nil {
 		return err
 	}
 	return nf.d.Sync()
@@ -164,7 +312,7 @@ func (d *Dir) Create(name string, o Owner, perm os.FileMode) (*os.File, error) {
 	if err := nf.Link(true); err != nil {
 		return nil, err
 	}
-	return nf.f, nil
+	return nf.File(), nil
 }
 
 // Ensure creates the empty file name in d (mode 0600, owner o) unless
@@ -198,7 +346,7 @@ func (d *Dir) Replace(name string, o Owner, perm os.FileMode, write func(*os.Fil
 		return err
 	}
 	nf.name = name
-	if err := write(nf.f); err != nil {
+	if err := write(nf.File()); err != nil {
 		nf.Abort()
 		return err
 	}
@@ -215,11 +363,11 @@ func (d *Dir) LinkOrCopy(oldname string, nd *Dir, newname string, o Owner, buf [
 	if err := checkNames(oldname, newname); err != nil {
 		return false, &fs.PathError{Op: "link", Path: d.Join(oldname), Err: err}
 	}
-	step("rename", nd.Join(newname))
+	stepAt("rename", nd, newname)
 	err = unix.Linkat(d.fd, oldname, nd.fd, newname, 0)
 	switch err {
 	case nil:
-		step("renamed", nd.Join(newname))
+		stepAt("renamed", nd, newname)
 		return false, nil
 	case unix.EMLINK, unix.EXDEV, unix.EPERM, unix.EOPNOTSUPP:
 	default:
@@ -241,9 +389,9 @@ func (d *Dir) LinkOrCopy(oldname string, nd *Dir, newname string, o Owner, buf [
 	if buf == nil {
 		buf = make([]byte, 64<<10)
 	}
-	_, err = io.CopyBuffer(onlyWriter{nf.f}, onlyReader{in}, buf)
+	_, err = io.CopyBuffer(onlyWriter{nf.File()}, onlyReader{in}, buf)
 	if err == nil {
-		err = Futimens(nf.f, fi.ModTime())
+		err = Futimens(nf.File(), fi.ModTime())
 	}
 	if err != nil {
 		nf.Abort()

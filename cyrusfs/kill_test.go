@@ -47,16 +47,42 @@ func work(root string) error {
 			rd.RemoveAll(e.Name())
 		}
 	}
-	sd, err := rd.MkdirTemp(".stage.", kid)
+	sd, err := rd.MkdirPrivate(".stage.")
 	if err != nil {
 		return err
 	}
-	sd.Close()
+	defer sd.Close()
 	d, err := t.MkdirAll(filepath.Join(root, "uuid", "a", "b"), kid)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	// A mailbox built in the private staging directory, under its final
+	// names there, and moved into place unless a run did; then the
+	// staging directory goes, as at the end of a restore.
+	if _, err := d.Lstat("box"); errors.Is(err, fs.ErrNotExist) {
+		box, err := sd.Mkdir("box", kid)
+		if err != nil {
+			return err
+		}
+		nf, err := box.NewFile("cyrus.index", kid, 0o600)
+		if err == nil {
+			_, err = nf.Write([]byte("index"))
+			if err == nil {
+				err = nf.Link(false)
+			}
+		}
+		box.Close()
+		if err == nil {
+			err = sd.RenameNoReplace("box", d, "box")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := rd.RemoveAll(filepath.Base(sd.Path())); err != nil {
+		return err
+	}
 	if f, err := d.Create("1.", kid, 0o600); err == nil {
 		f.WriteString("message")
 		f.Close()
