@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -726,35 +727,39 @@ func (rs *restorer) writeMeta(b *box) error {
 	if err != nil {
 		return err
 	}
-	tree := rs.cfg.Tree()
-	d, err := tree.OpenDir(b.dir)
+	d, err := rs.openStaged(b.st, b.dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	hf, err := d.Create(partition.FileHeader, rs.owner, 0o600)
+	hf, err := d.NewFile(partition.FileHeader, rs.owner, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = hf.Write(hb)
-	if cerr := hf.Close(); err == nil {
-		err = cerr
+	if _, err = hf.Write(hb); err != nil {
+		hf.Abort()
+	} else {
+		err = hf.Link(false)
 	}
 	if err != nil {
 		return fmt.Errorf("writing cyrus.header: %w", err)
 	}
 	h := b.hdr
 	h.HeaderFileCRC = crc32.ChecksumIEEE(hb)
-	idx, err := d.Open(partition.FileIndex, os.O_RDWR)
+	fd, err := d.OpenFd(partition.FileIndex, os.O_RDWR)
 	if err != nil {
 		return err
 	}
-	_, err = idx.WriteAt(partition.AppendIndexHeader(nil, h), 0)
-	if cerr := idx.Close(); err == nil {
+	ih := partition.AppendIndexHeader(nil, h)
+	n, err := unix.Pwrite(fd, ih, 0)
+	if err == nil && n < len(ih) {
+		err = io.ErrShortWrite
+	}
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("writing cyrus.index header: %w", err)
+		return fmt.Errorf("writing %s header: %w", d.Join(partition.FileIndex), err)
 	}
 	return nil
 }
@@ -965,6 +970,16 @@ func (rs *restorer) placeDir(b *box, st *stage, dir *string, final string) error
 	}
 	defer parent.Close()
 	name, staged := filepath.Base(final), filepath.Base(*dir)
+	// Most often the name is free: renamed without replacing, in one
+	// call; taken (EEXIST), it is looked at.
+	err = st.mbox.RenameNoReplace(staged, parent, name)
+	if err == nil {
+		*dir = final
+		return nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("moving mailbox into place: %w", err)
+	}
 	if _, err := parent.Lstat(name); err == nil {
 		// The directory of the mailbox being replaced, or one a killed run
 		// renamed into place but did not register: swap them atomically;
@@ -990,10 +1005,8 @@ func (rs *restorer) placeDir(b *box, st *stage, dir *string, final string) error
 		if err := st.mbox.Rename(staged, st.trash, st.trashName()); err != nil {
 			return err
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	} else {
 		return err
-	} else if err := st.mbox.RenameNoReplace(staged, parent, name); err != nil {
-		return fmt.Errorf("moving mailbox into place: %w", err)
 	}
 	*dir = final
 	return nil

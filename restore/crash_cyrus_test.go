@@ -132,8 +132,10 @@ func checkOwned(t *testing.T, lab *cyruslab.Lab) {
 // directory is made, before and after a rename; and at the crash points of
 // restore's commit phase. A first run traces every step (with its path);
 // each kind is then tried at its first step outside the staging directory
-// (where the files Cyrus will see are made) and at its last, and at two
-// commit crash points; with MBTOOL_KILL_TRIALS=all at every step, with
+// (where the files Cyrus will see are made), at its first inside it (the
+// private staging directory, where a mailbox directory or file is made
+// under its name before its owner is set: the rerun must remove it) and
+// at its last, and at two commit crash points; with MBTOOL_KILL_TRIALS=all at every step, with
 // MBTOOL_KILL_TRIALS=outside at every step outside the staging directory
 // (and every commit crash point in both cases). After
 // each kill a rerun completes and Cyrus serves every mailbox, every file
@@ -149,7 +151,7 @@ func TestRealCyrusKillPoints(t *testing.T) {
 	mode := os.Getenv(EnvKillTrials)
 	all := mode == "all" || mode == "outside"
 	var points []string
-	first, last := map[string]string{}, map[string]string{}
+	first, firstIn, last := map[string]string{}, map[string]string{}, map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		kind, rest, _ := strings.Cut(line, " ")
 		n, path, _ := strings.Cut(rest, " ")
@@ -160,6 +162,9 @@ func TestRealCyrusKillPoints(t *testing.T) {
 		if _, ok := first[kind]; !ok && !strings.Contains(path, stagePrefix) {
 			first[kind] = at
 		}
+		if _, ok := firstIn[kind]; !ok && strings.Contains(path, stagePrefix) {
+			firstIn[kind] = at
+		}
 		last[kind] = at
 	}
 	if !all {
@@ -167,7 +172,7 @@ func TestRealCyrusKillPoints(t *testing.T) {
 			if last[kind] == "" {
 				t.Errorf("no step of kind %s", kind)
 			}
-			for _, at := range []string{first[kind], last[kind]} {
+			for _, at := range []string{first[kind], firstIn[kind], last[kind]} {
 				if at != "" && !slices.Contains(points, at) {
 					points = append(points, at)
 				}

@@ -210,6 +210,7 @@ type restorer struct {
 	policy             *dumpcheck.Dump
 	counts             dumpfile.Counts // what was read, to compare with the trailer
 	buf                []byte          // see copyBuf
+	spare              builderBufs     // see builderBufs
 
 	ids     *msgsel.IDMatcher // the messages whose Message-ID is selected
 	into    *box              // the box restored under Options.Into

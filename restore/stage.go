@@ -75,13 +75,19 @@ func (rs *restorer) stageAt(part, root string) (*stage, error) {
 	}
 	removeStale(rootd)
 	st := &stage{part: part, root: root, rootd: rootd}
+	// The staging directory and its msg/, mbox/ and trash/ belong to the
+	// user running the restore, mode 0700 (cyrusfs.Dir.MkdirPrivate): no
+	// other user can enter them, so the mailbox directories and files
+	// made in them get their names at once, owned by the user Cyrus runs
+	// as before they are moved into place (docs/safety.md).
+	self := partition.Owner{UID: -1, GID: -1}
 	for try := 0; try < 3; try++ {
-		if st.d, err = rootd.MkdirTemp(stagePrefix, rs.owner); err != nil {
+		if st.d, err = rootd.MkdirPrivate(stagePrefix); err != nil {
 			rootd.Close()
 			return nil, fmt.Errorf("staging directory: %w", err)
 		}
 		st.dir = st.d.Path()
-		st.lockf, err = st.d.Create("lock", rs.owner, 0o600)
+		st.lockf, err = st.d.Create("lock", self, 0o600)
 		if !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
@@ -98,7 +104,7 @@ func (rs *restorer) stageAt(part, root string) (*stage, error) {
 		d    **cyrusfs.Dir
 	}{{"msg", &st.msg}, {"mbox", &st.mbox}, {"trash", &st.trash}} {
 		if err == nil {
-			*sub.d, err = st.d.Mkdir(sub.name, rs.owner)
+			*sub.d, err = st.d.Mkdir(sub.name, self)
 		}
 	}
 	if err != nil {
@@ -190,6 +196,16 @@ func (st *stage) newBoxDir(owner partition.Owner) (*cyrusfs.Dir, error) {
 	return st.mbox.Mkdir(strconv.Itoa(st.seq), owner)
 }
 
+// openStaged opens the mailbox directory at path: from st's mbox/ while
+// it is staged there (a Dir of the private staging directory, in which
+// files get their names at once), else (placed already) from the tree.
+func (rs *restorer) openStaged(st *stage, path string) (*cyrusfs.Dir, error) {
+	if st != nil && st.mbox != nil && filepath.Dir(path) == st.mbox.Path() {
+		return st.mbox.OpenDir(filepath.Base(path))
+	}
+	return rs.cfg.Tree().OpenDir(path)
+}
+
 // trashName returns a fresh name in trash/ for a directory to delete.
 func (st *stage) trashName() string {
 	st.seq++
@@ -273,7 +289,7 @@ func (rs *restorer) where(m *stagedMsg, g guid.GUID) (dir *cyrusfs.Dir, name str
 		}
 		w.id, w.dir = m.first, b.dir
 	}
-	d, err := rs.cfg.Tree().OpenDir(rs.lastWhere.dir)
+	d, err := rs.openStaged(m.st, rs.lastWhere.dir)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -344,7 +360,7 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyBuffer(io.MultiWriter(onlyWriter{nf.File()}, w), src, rs.copyBuf())
+	_, err = io.CopyBuffer(io.MultiWriter(nf, w), src, rs.copyBuf())
 	if err != nil {
 		nf.Abort()
 		return fmt.Errorf("staging %s: %w", st.msg.Join(fi.GUID.String()), err)
