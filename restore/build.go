@@ -131,9 +131,11 @@ func (rs *restorer) newBuilder(b *box, src *syncrec.Mailbox) (*builder, error) {
 			continue
 		}
 		if err := dumpcheck.CheckText("flag", f); err != nil {
+			bl.close()
 			return nil, err
 		}
 		if _, dup := bl.slots[strings.ToLower(f)]; dup {
+			bl.close()
 			return nil, fmt.Errorf("%w: mailbox %s: user flag %q defined twice", ErrDamaged, src.Name, f)
 		}
 		bl.slots[strings.ToLower(f)] = i
