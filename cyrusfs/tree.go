@@ -257,9 +257,11 @@ func (t *Tree) MkdirAllUnsynced(path string, o Owner) (*Dir, error) {
 func (t *Tree) mkdirAll(path string, o Owner, sync bool) (*Dir, error) {
 	// Most often every directory exists (a restore's hashed parents, made
 	// by the first of thousands of mailboxes): one openat2 from the
-	// cached root, as OpenDir, rather than one openat per component.
-	if d, err := t.OpenDir(path); !errors.Is(err, fs.ErrNotExist) {
-		return d, err
+	// cached root, as OpenDir, rather than one openat per component. On
+	// any failure the walk below makes what is missing, or names the
+	// component that is a symlink or not a directory.
+	if d, err := t.OpenDir(path); err == nil {
+		return d, nil
 	}
 	d, rel, err := t.openRootOf(path)
 	if err != nil {
