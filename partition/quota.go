@@ -74,12 +74,16 @@ func (s *Spool) QuotaPath(root string) (string, error) {
 // database. A missing root is ErrNoQuota. Readers of quotalegacy files take
 // no lock; writers replace them by rename (docs/cyrus/locks.md §4.6).
 func (s *Spool) ReadQuota(root string) (Quota, error) {
+	return s.readQuota(root, s.openReadFd)
+}
+
+func (s *Spool) readQuota(root string, open func(string) (int, error)) (Quota, error) {
 	q := Quota{Root: root}
 	path, err := s.QuotaPath(root)
 	if err != nil {
 		return q, err
 	}
-	b, err := readSmallFile(s.openReadFd, path, 1<<20)
+	b, err := readSmallFile(open, path, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && len(b) == 0 {
 		return q, fmt.Errorf("quota root %s: %w", root, ErrNoQuota)
 	}

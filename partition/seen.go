@@ -67,7 +67,18 @@ func (s *Spool) userFilesBy(user string, lookup func(name string) (Entry, bool, 
 // UserDBPaths returns the paths of user's seen database and subscription
 // database (SeenPath, SubsPath) from one look-up of the user's INBOX.
 func (s *Spool) UserDBPaths(user string) (seen, subs string, err error) {
-	path, err := s.userFiles(user)
+	return s.userDBPathsBy(user, s.lookupAny)
+}
+
+// UserDBPaths is Spool.UserDBPaths in the view: the paths of many users'
+// databases under one hold of mailboxes.db's shared lock (restore writes
+// the seen dbs and subscription files of a batch of users).
+func (v *MailboxesView) UserDBPaths(user string) (seen, subs string, err error) {
+	return v.s.userDBPathsBy(user, v.Lookup)
+}
+
+func (s *Spool) userDBPathsBy(user string, lookup func(name string) (Entry, bool, error)) (seen, subs string, err error) {
+	path, err := s.userFilesBy(user, lookup)
 	if err != nil {
 		return "", "", err
 	}

@@ -191,9 +191,22 @@ func (s *Spool) real(e Entry) bool {
 // the walk ends after the last, so the cost is O(log n) plus the records
 // returned.
 func (s *Spool) mboxEntries(tree string, keep func(Entry) bool) ([]Entry, error) {
+	var entries []Entry
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip, stamp uint64) error {
+		var err error
+		entries, err = s.mboxEntriesIn(db, stamp, tree, keep)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// mboxEntriesIn is mboxEntries in db, locked (stamp is its view's).
+func (s *Spool) mboxEntriesIn(db *cyrusdb.Twoskip, stamp uint64, tree string, keep func(Entry) bool) ([]Entry, error) {
 	path := s.Config.MboxlistPath
 	var entries []Entry
-	var stamp uint64
 	add := func(k, v []byte) error {
 		e, err := parseEntry(k[1:], v)
 		if err != nil {
@@ -206,13 +219,12 @@ func (s *Spool) mboxEntries(tree string, keep func(Entry) bool) ([]Entry, error)
 		entries = append(entries, e)
 		return nil
 	}
-	err := s.withMboxlist(func(db *cyrusdb.Twoskip, st uint64) error {
-		stamp = st
-		if tree == "" {
-			return db.ForEach([]byte("N"), add)
-		}
+	var err error
+	if tree == "" {
+		err = db.ForEach([]byte("N"), add)
+	} else {
 		key, under := []byte("N"+tree), []byte("N"+tree+string(rune(dbHierSep)))
-		return db.ForEach(key, func(k, v []byte) error {
+		err = db.ForEach(key, func(k, v []byte) error {
 			switch {
 			case bytes.HasPrefix(k, under):
 			case bytes.Equal(k, key):
@@ -223,7 +235,7 @@ func (s *Spool) mboxEntries(tree string, keep func(Entry) bool) ([]Entry, error)
 			}
 			return add(k, v)
 		})
-	})
+	}
 	if err == errWalkDone {
 		err = nil
 	}
@@ -440,6 +452,11 @@ func (s *Spool) UserMailboxes(user string) ([]Entry, error) {
 // a walk of its own records only, O(log n + k).
 func (s *Spool) MailboxesUnder(name string) ([]Entry, error) {
 	return s.mboxEntries(nameToDBName(name), s.real)
+}
+
+// MailboxesUnder is Spool.MailboxesUnder in the view.
+func (v *MailboxesView) MailboxesUnder(name string) ([]Entry, error) {
+	return v.s.mboxEntriesIn(v.db, v.stamp, nameToDBName(name), v.s.real)
 }
 
 // DeletedUnder returns the real mailboxes of the deleted tree of name

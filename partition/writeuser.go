@@ -85,6 +85,15 @@ func (s *Spool) UpdateSeen(batch *NewFiles, user string, owner Owner, held int, 
 	if err != nil {
 		return fmt.Errorf("seen db of %s: %w", user, err)
 	}
+	return s.UpdateSeenAt(batch, user, path, owner, held, fn)
+}
+
+// UpdateSeenAt is UpdateSeen of user's seen database at path, looked up
+// beforehand (MailboxesView.UserDBPaths, with the user's INBOX registered).
+func (s *Spool) UpdateSeenAt(batch *NewFiles, user, path string, owner Owner, held int, fn func(tx *TwoskipTx) error) error {
+	if s.Config.SeenDB != "twoskip" {
+		return fmt.Errorf("seenstate_db %s: only twoskip is supported", s.Config.SeenDB)
+	}
 	if err := updateTwoskipIn(context.Background(), batch, s.tree(), path, true, owner, fn, held); err != nil {
 		return fmt.Errorf("seen db of %s: %w", user, err)
 	}
@@ -117,6 +126,16 @@ func (s *Spool) AddSubs(batch *NewFiles, user string, owner Owner, names []strin
 	if err != nil {
 		return fmt.Errorf("subscriptions of %s: %w", user, err)
 	}
+	return s.AddSubsAt(batch, user, path, owner, names)
+}
+
+// AddSubsAt is AddSubs to user's subscription database at path, looked
+// up beforehand (MailboxesView.UserDBPaths, with the user's INBOX
+// registered).
+func (s *Spool) AddSubsAt(batch *NewFiles, user, path string, owner Owner, names []string) error {
+	if s.Config.SubDB != "flat" {
+		return fmt.Errorf("subscription_db %s: only flat is supported", s.Config.SubDB)
+	}
 	edit := func(recs map[string][]byte) {
 		if _, ok := recs[subsVersionKey]; !ok {
 			recs[subsVersionKey] = []byte("2")
@@ -139,7 +158,7 @@ func (s *Spool) AddSubs(batch *NewFiles, user string, owner Owner, names []strin
 		for _, n := range names {
 			held += len(n)
 		}
-		done, err := createIn(batch, s.tree(), path, owner, data, held, func() error { return s.AddSubs(nil, user, owner, names) })
+		done, err := createIn(batch, s.tree(), path, owner, data, held, func() error { return s.AddSubsAt(nil, user, path, owner, names) })
 		if done || err != nil {
 			return err
 		}
@@ -395,6 +414,33 @@ func (s *Spool) ReadIndexHeaders(entries []Entry, fn func(e Entry, h IndexHeader
 		fn(e, h, err)
 	}
 }
+
+// PinnedReads reads quota roots and index headers as ReadQuota and
+// ReadIndexHeader do, without locks, from the spool's roots opened once
+// for the pass (cyrusfs.Pinned): a restore recomputing the usage of
+// its quota roots makes one such pass, where each read would otherwise
+// check its root again (a stat). Close it when the pass ends; it is not
+// safe for concurrent use.
+type PinnedReads struct {
+	s *Spool
+	p *cyrusfs.Pinned
+}
+
+// PinReads begins a pass of PinnedReads.
+func (s *Spool) PinReads() *PinnedReads { return &PinnedReads{s: s, p: s.tree().Pin()} }
+
+func (r *PinnedReads) open(path string) (int, error) { return r.p.OpenFd(path, os.O_RDONLY) }
+
+// ReadQuota is Spool.ReadQuota.
+func (r *PinnedReads) ReadQuota(root string) (Quota, error) { return r.s.readQuota(root, r.open) }
+
+// ReadIndexHeader is Spool.ReadIndexHeader.
+func (r *PinnedReads) ReadIndexHeader(e Entry) (IndexHeader, error) {
+	return r.s.readIndexHeader(e, r.open)
+}
+
+// Close closes the pinned roots.
+func (r *PinnedReads) Close() { r.p.Close() }
 
 func (s *Spool) readIndexHeader(e Entry, open func(string) (int, error)) (IndexHeader, error) {
 	path, err := s.MetaPath(e, FileIndex)
