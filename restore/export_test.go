@@ -24,3 +24,12 @@ func QuotaLookups(spool *partition.Spool, names []string) (roots []string, most 
 	}
 	return roots, most, nil
 }
+
+// SetUserBatches sets how many users' seen dbs and subscription files,
+// and how many quota roots and their mailboxes, restore writes after one
+// look-up, and returns what puts the defaults back.
+func SetUserBatches(users, roots, entries int) (undo func()) {
+	u, r, e := maxUserRuns, maxRootsHeld, maxEntriesHeld
+	maxUserRuns, maxRootsHeld, maxEntriesHeld = users, roots, entries
+	return func() { maxUserRuns, maxRootsHeld, maxEntriesHeld = u, r, e }
+}

@@ -78,6 +78,9 @@ type quotaPlan struct {
 	dump    map[string]*syncrec.Quota // by root name in the target
 	isRoot  map[string]bool           // what nearest learnt lately: see maxRootCache
 	touched map[string]bool
+	// read reads a quota root in writeQuotas' pass (its pinned reads);
+	// nil is the spool's ReadQuota.
+	read func(root string) (partition.Quota, error)
 }
 
 func (rs *restorer) newQuotaPlan() (*quotaPlan, error) {
@@ -127,7 +130,11 @@ func (q *quotaPlan) nearest(name string) (string, error) {
 			if q.dump[c] != nil {
 				is = true
 			} else {
-				_, err := q.rs.spool.ReadQuota(c)
+				read := q.rs.spool.ReadQuota
+				if q.read != nil {
+					read = q.read
+				}
+				_, err := read(c)
 				switch {
 				case err == nil:
 					is = true
@@ -179,48 +186,88 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 		roots = append(roots, r)
 	}
 	sort.Strings(roots)
-	for _, root := range roots {
-		cur, err := rs.spool.ReadQuota(root)
-		existed := err == nil
-		if err != nil && !errors.Is(err, partition.ErrNoQuota) {
-			return err
-		}
-		nq := partition.Quota{Root: root, Limits: map[string]int64{}, Usage: map[string]int64{}}
-		if dq := q.dump[root]; dq != nil && !existed {
-			for i, name := range syncrec.QuotaNames {
-				if dq.Limits[i] != syncrec.Unlimited {
-					nq.Limits[name] = dq.Limits[i]
+	// The pass reads its quota roots and index headers from the roots
+	// of the spool opened once (partition.PinnedReads).
+	pr := rs.spool.PinReads()
+	defer pr.Close()
+	q.read = pr.ReadQuota
+	defer func() { q.read = nil }()
+	for len(roots) > 0 {
+		// The mailboxes of several roots are looked up under one hold of
+		// mailboxes.db's shared lock (at most maxRootsHeld roots, and
+		// no more once they hold maxEntriesHeld mailboxes), not one each.
+		var under [][]partition.Entry
+		held := 0
+		err := rs.spool.ReadMailboxes(func(v *partition.MailboxesView) error {
+			for _, root := range roots {
+				if len(under) == maxRootsHeld || held >= maxEntriesHeld {
+					break
 				}
+				mbs, err := v.MailboxesUnder(root)
+				if err != nil {
+					return err
+				}
+				under = append(under, mbs)
+				held += len(mbs)
 			}
-			nq.Modseq = dq.Modseq
-		} else {
-			nq.Limits, nq.Modseq = cur.Limits, cur.Modseq
-		}
-		mbs, err := rs.spool.MailboxesUnder(root)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		for _, e := range mbs {
-			if r, err := q.nearest(e.Name); err != nil {
+		for i, mbs := range under {
+			if err := rs.writeQuota(q, pr, files, roots[i], mbs); err != nil {
 				return err
-			} else if r != root {
-				continue
 			}
-			h, err := rs.spool.ReadIndexHeader(e)
-			if err != nil {
-				rs.problem(e.Name, fmt.Errorf("quota usage of %s: %w", root, err))
-				continue
-			}
-			nq.Usage[partition.QuotaStorage] += int64(h.QuotaMailboxUsed)
-			nq.Usage[partition.QuotaMessage] += int64(h.Exists)
-			nq.Usage[partition.QuotaAnnotationStorage] += int64(h.QuotaAnnotUsed)
-			nq.Usage[partition.QuotaNumFolders]++
 		}
-		if err := rs.spool.PutQuota(files, nq, rs.owner); err != nil {
-			return err
-		}
+		roots = roots[len(under):]
 	}
 	return nil
+}
+
+// maxRootsHeld and maxEntriesHeld bound the quota roots whose mailboxes
+// writeQuotas looks up at once. (Variables for the tests.)
+var (
+	maxRootsHeld   = 64
+	maxEntriesHeld = 4096
+)
+
+// writeQuota writes the quota root root, whose mailboxes (and those of
+// roots below it) are mbs.
+func (rs *restorer) writeQuota(q *quotaPlan, pr *partition.PinnedReads, files *partition.NewFiles, root string, mbs []partition.Entry) error {
+	cur, err := pr.ReadQuota(root)
+	existed := err == nil
+	if err != nil && !errors.Is(err, partition.ErrNoQuota) {
+		return err
+	}
+	nq := partition.Quota{Root: root, Limits: map[string]int64{}, Usage: map[string]int64{}}
+	if dq := q.dump[root]; dq != nil && !existed {
+		for i, name := range syncrec.QuotaNames {
+			if dq.Limits[i] != syncrec.Unlimited {
+				nq.Limits[name] = dq.Limits[i]
+			}
+		}
+		nq.Modseq = dq.Modseq
+	} else {
+		nq.Limits, nq.Modseq = cur.Limits, cur.Modseq
+	}
+	for _, e := range mbs {
+		if r, err := q.nearest(e.Name); err != nil {
+			return err
+		} else if r != root {
+			continue
+		}
+		h, err := pr.ReadIndexHeader(e)
+		if err != nil {
+			rs.problem(e.Name, fmt.Errorf("quota usage of %s: %w", root, err))
+			continue
+		}
+		nq.Usage[partition.QuotaStorage] += int64(h.QuotaMailboxUsed)
+		nq.Usage[partition.QuotaMessage] += int64(h.Exists)
+		nq.Usage[partition.QuotaAnnotationStorage] += int64(h.QuotaAnnotUsed)
+		nq.Usage[partition.QuotaNumFolders]++
+	}
+	return rs.spool.PutQuota(files, nq, rs.owner)
 }
 
 // seenPut is a seen record writeSeen writes, with what decides how.
@@ -281,23 +328,19 @@ func applySeen(tx *partition.TwoskipTx, recs []seenPut, problems []Problem) []Pr
 func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 	// Records are read back from the spool in dump order, where a user's
 	// come together; each run of one user's records (at most MaxHeld of
-	// them at once) is one transaction on the user's seen db.
-	var user string
-	var batch []seenPut
-	held := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		// UpdateSeen may call fn twice (a new seen db created by Cyrus
+	// them at once) is one transaction on the user's seen db. The runs
+	// of several users (userRuns) have their databases' paths looked up
+	// under one hold of mailboxes.db's lock.
+	write := func(user, path string, recs []seenPut, held int) error {
+		// UpdateSeenAt may call fn twice (a new seen db created by Cyrus
 		// meanwhile: fn runs again on Cyrus's file), so a record's problem
 		// is collected per call and reported once, after the update. The
-		// second call may come from files.Commit, after UpdateSeen
+		// second call may come from files.Commit, after UpdateSeenAt
 		// returned: that call reports its own problems, those not
-		// reported already. The records are this flush's own (batch is
-		// not reused) for that call.
+		// reported already. The records are this run's own (never
+		// reused) for that call.
 		var problems []Problem
-		recs, returned := batch, false
+		returned := false
 		var reported map[string]bool
 		report := func() {
 			if len(problems) > 0 && reported == nil {
@@ -310,7 +353,7 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 				}
 			}
 		}
-		err := rs.spool.UpdateSeen(files, user, rs.owner, held, func(tx *partition.TwoskipTx) error {
+		err := rs.spool.UpdateSeenAt(files, user, path, rs.owner, held, func(tx *partition.TwoskipTx) error {
 			problems = problems[:0]
 			if returned {
 				defer report()
@@ -320,9 +363,11 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 		})
 		returned = true
 		report()
-		batch, held = nil, 0
 		return err
 	}
+	runs := &userRuns[seenPut]{max: syncrec.MaxHeld, write: func(r userRun[seenPut], paths userDBPaths) error {
+		return write(r.user, paths.seen, r.items, r.weight)
+	}, what: "seen db", rs: rs}
 	err := rs.EachSeen(func(s *syncrec.Seen) error {
 		u := rs.users.User(s.UserID)
 		p := seenPut{key: []byte(s.UniqueID), s: s, rule: msgsel.SeenRuleFor("", rs.opts.Replace), name: s.UniqueID}
@@ -347,21 +392,112 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 		} else if rs.opts.Select.Active() {
 			return nil
 		}
-		n := len(p.key) + len(p.name) + len(s.SeenUIDs) + 64
-		if u != user || held+n > syncrec.MaxHeld {
-			if err := flush(); err != nil {
-				return err
-			}
-			user = u
-		}
-		batch = append(batch, p)
-		held += n
-		return nil
+		return runs.add(u, p, len(p.key)+len(p.name)+len(s.SeenUIDs)+64)
 	})
 	if err != nil {
 		return err
 	}
-	return flush()
+	return runs.flush(len(runs.runs))
+}
+
+// maxUserRuns bounds the users whose seen dbs or subscription files are
+// written after one look-up of their paths (userRuns). (A variable for
+// the tests.)
+var maxUserRuns = 64
+
+// userRun is one run of a user's records read back from the spool: one
+// transaction on the user's seen db, or one rewrite of the user's
+// subscription file.
+type userRun[T any] struct {
+	user   string
+	items  []T
+	weight int
+}
+
+// userDBPaths are the paths of a user's seen db and subscription file.
+type userDBPaths struct{ seen, subs string }
+
+// userRuns gathers the runs of one user's records, at most max (in
+// weight) in all, and of at most maxUserRuns users, then looks the users'
+// databases up under one hold of mailboxes.db's shared lock
+// (MailboxesView.UserDBPaths: two lock holds per user were most of the
+// look-ups of this phase) and writes each run in turn, in the order read.
+// A user's run is cut where it was before runs were gathered: where the
+// user changes, or where the run alone would pass max; a full set of runs
+// writes those before the last user's, which goes on.
+type userRuns[T any] struct {
+	runs  []userRun[T]
+	total int
+	max   int
+	write func(r userRun[T], paths userDBPaths) error
+	what  string // in errors
+	rs    *restorer
+}
+
+// add adds item, of weight w, to user's run.
+func (u *userRuns[T]) add(user string, item T, w int) error {
+	if n := len(u.runs); n > 0 && u.runs[n-1].user == user && u.runs[n-1].weight+w <= u.max {
+		if u.total+w > u.max {
+			if err := u.flush(n - 1); err != nil {
+				return err
+			}
+		}
+		last := &u.runs[len(u.runs)-1]
+		last.items = append(last.items, item)
+		last.weight += w
+		u.total += w
+		return nil
+	}
+	if len(u.runs) > 0 && (u.total+w > u.max || len(u.runs) >= maxUserRuns) {
+		if err := u.flush(len(u.runs)); err != nil {
+			return err
+		}
+	}
+	u.runs = append(u.runs, userRun[T]{user: user, items: []T{item}, weight: w})
+	u.total += w
+	return nil
+}
+
+// flush writes the first k runs and keeps the others. A user whose
+// paths cannot be looked up ends it with that error, after the runs
+// before it are written.
+func (u *userRuns[T]) flush(k int) error {
+	if k == 0 {
+		return nil
+	}
+	runs := u.runs[:k]
+	paths := make([]userDBPaths, 0, k)
+	var lookErr error
+	err := u.rs.spool.ReadMailboxes(func(v *partition.MailboxesView) error {
+		for _, r := range runs {
+			seen, subs, err := v.UserDBPaths(r.user)
+			if err != nil {
+				lookErr = fmt.Errorf("%s of %s: %w", u.what, r.user, err)
+				return nil
+			}
+			paths = append(paths, userDBPaths{seen: seen, subs: subs})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s of %s: %w", u.what, runs[0].user, err)
+	}
+	for i := range paths {
+		if err := u.write(runs[i], paths[i]); err != nil {
+			return err
+		}
+	}
+	if lookErr != nil {
+		return lookErr
+	}
+	// The runs written are not reused: a batch of new files (files)
+	// keeps their records until it is committed.
+	u.runs = append([]userRun[T](nil), u.runs[k:]...)
+	u.total = 0
+	for _, r := range u.runs {
+		u.total += r.weight
+	}
+	return nil
 }
 
 func encodeSeen(s *syncrec.Seen) []byte {
@@ -375,17 +511,9 @@ func encodeSeen(s *syncrec.Seen) []byte {
 // run of one user's (at most maxSubBatch) is one rewrite of the user's
 // subscription file, which keeps what it has.
 func (rs *restorer) writeSubs(files *partition.NewFiles) error {
-	var user string
-	var names []string
-	flush := func() error {
-		if len(names) == 0 {
-			return nil
-		}
-		// names is kept by files until it is committed: not reused.
-		err := rs.spool.AddSubs(files, user, rs.owner, names)
-		names = nil
-		return err
-	}
+	runs := &userRuns[string]{max: maxSubBatch, write: func(r userRun[string], paths userDBPaths) error {
+		return rs.spool.AddSubsAt(files, r.user, paths.subs, rs.owner, r.items)
+	}, what: "subscriptions", rs: rs}
 	err := rs.EachSub(func(s *syncrec.Sub) error {
 		u, name := rs.users.User(s.UserID), rs.users.Name(s.MboxName)
 		if rs.opts.Select.Active() {
@@ -402,19 +530,12 @@ func (rs *restorer) writeSubs(files *partition.NewFiles) error {
 				return nil
 			}
 		}
-		if u != user || len(names) >= maxSubBatch {
-			if err := flush(); err != nil {
-				return err
-			}
-			user = u
-		}
-		names = append(names, name)
-		return nil
+		return runs.add(u, name, 1)
 	})
 	if err != nil {
 		return err
 	}
-	return flush()
+	return runs.flush(len(runs.runs))
 }
 
 // maxSubBatch bounds the subscriptions added to a user's file at once.
