@@ -168,6 +168,11 @@ func (q *quotaPlan) rootOf(name string) (string, error) {
 // `quota -f` does.
 func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 	for h := range rs.boxes.all() {
+		// A kept box says so in its handle (decideKeep): the others'
+		// data is not read back from the spill file for this.
+		if !h.kept {
+			continue
+		}
 		b, err := spill.Peek(rs.parked, h)
 		if err != nil {
 			return err

@@ -77,3 +77,37 @@ func TestUserRunsCuts(t *testing.T) {
 		t.Errorf("%d look-ups for %d runs", lookups, len(want))
 	}
 }
+
+// TestKeptQuotaRecomputed restores a dump again over itself: every
+// mailbox is kept, and the quota root they fall under still has its
+// usage recomputed (writeQuotas finds kept boxes by their handles).
+func TestKeptQuotaRecomputed(t *testing.T) {
+	dump, src := fixtureDump(t, []string{"alice"})
+	target := emptyTarget(t, "")
+	if _, err := run(t, target, dump, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := src.ReadQuota("user.alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := target.ReadQuota("user.alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Usage = map[string]int64{}
+	if err := target.PutQuota(nil, q, testOwner); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := run(t, target, dump, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sum.Count(ActionKeep); n != len(fixtureAlice) {
+		t.Fatalf("%d kept, want %d", n, len(fixtureAlice))
+	}
+	got, err := target.ReadQuota("user.alice")
+	if err != nil || !reflect.DeepEqual(got.Usage, want.Usage) {
+		t.Errorf("usage %v (%v), want %v", got.Usage, err, want.Usage)
+	}
+}
