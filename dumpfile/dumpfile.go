@@ -1,7 +1,6 @@
 package dumpfile
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
@@ -220,12 +219,16 @@ func writeTrailer(w *dlist.Writer, c Counts, sum [32]byte) {
 }
 
 // Sniff reports whether the first bytes of a stream are zstd's magic. It
-// returns a reader that still yields those bytes.
+// returns a reader that still yields those bytes, then reads r directly:
+// no buffer of its own, so that the reads of its caller reach r with
+// their own size and no extra copy.
 func Sniff(r io.Reader) (io.Reader, bool, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	b, err := br.Peek(4)
-	if err != nil && err != io.EOF {
-		return br, false, err
+	head := make([]byte, len(zstdMagic))
+	n, err := io.ReadFull(r, head)
+	head = head[:n]
+	rr := io.MultiReader(bytes.NewReader(head), r)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return rr, false, err
 	}
-	return br, bytes.Equal(b, zstdMagic), nil
+	return rr, bytes.Equal(head, zstdMagic), nil
 }

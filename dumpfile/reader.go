@@ -293,32 +293,43 @@ func (d *Reader) Close() error {
 	return nil
 }
 
-// tailHasher feeds everything read through it to BLAKE3, except the last
-// `hold` bytes, which it keeps back until it knows whether they precede the
-// trailer. The dlist reader above reads ahead by at most its buffer, so the
+// tailHasher reads the stream in large chunks and feeds everything read to
+// BLAKE3, except the last `hold` bytes the dlist reader above has taken,
+// which it keeps back until it knows whether they precede the trailer. The
+// dlist reader reads ahead by at most its buffer (64 KiB), so the
 // trailer's start is always within the held-back bytes when it is found.
 //
+// The bytes are read from the source straight into the chunks, hashChunk
+// bytes at a time, and Read copies them from there into the dlist
+// reader's buffer: each byte is copied once in user space, and the source
+// sees few, large reads (a 1 GB dump took 15,000 reads of 64 KiB and two
+// copies per byte when the hasher copied what the dlist reader had read).
+//
 // The hashing runs beside the reading, on another core, in one goroutine
-// that lives as long as the hashing does: bytes read are copied into
-// chunks, and each chunk that falls out of the held-back window is sent to
-// that goroutine, which feeds it to BLAKE3 (in order) and sends the chunk
-// back for reuse. At most maxChunks chunks exist, so the reading runs at
-// most a few chunks ahead of the hashing, and nothing is allocated once
-// they exist. Starting a goroutine per chunk instead cost a wake-up of an
-// idle thread per chunk, thousands per gigabyte.
+// that lives as long as the hashing does: each chunk that falls out of the
+// held-back window is sent to that goroutine, which feeds it to BLAKE3 (in
+// order) and sends the chunk back for reuse. At most maxChunks chunks
+// exist, so the reading runs at most a few chunks ahead of the hashing, and
+// nothing is allocated once they exist. Starting a goroutine per chunk
+// instead cost a wake-up of an idle thread per chunk, thousands per
+// gigabyte.
 //
 // The goroutine ends when the digest is taken (sumBefore), on Close, or,
 // for a Reader dropped without either, when the tailHasher is collected.
 type tailHasher struct {
 	r       io.Reader
+	rerr    error          // r's error, returned once the bytes read are taken
 	h       *blake3.Hasher // owned by the goroutine until it has stopped
 	held    [][]byte       // chunks read, not handed to h yet, oldest first
-	heldLen int
-	hashed  int64 // bytes handed to h
+	heldLen int            // bytes in held
+	unread  int            // bytes at the end of held not yet taken by Read (all in the last chunk)
+	hashed  int64          // bytes handed to h
 	hold    int
-	chunks  int  // chunks allocated
-	done    bool // sumBefore or Close was called: nothing is hashed any more
-	closed  bool // Close was called
+	chunks  int      // chunks allocated
+	spare   [][]byte // chunks to reuse once nothing is hashed any more
+	done    bool     // sumBefore or Close was called: nothing is hashed any more
+	dropped bool     // chunks were dropped unhashed after done
+	closed  bool     // Close was called
 	p       *hashPipe
 }
 
@@ -335,12 +346,12 @@ func (p *hashPipe) stop() { p.once.Do(func() { close(p.work) }) }
 
 const (
 	hashHold  = 256 << 10 // four times the dlist reader's read-ahead
-	hashChunk = 128 << 10
-	// maxChunks: at most three held when a new one is needed (see pass),
-	// one being hashed, one queued, so the reading never waits for a
-	// chunk the goroutine will not give back. 640 KiB in all, as the
-	// goroutine-per-chunk hasher held at most.
-	maxChunks = 5
+	hashChunk = 256 << 10
+	// maxChunks: at most two held in the window behind the reading and
+	// the one being read into when a new one is needed (see pass), one
+	// being hashed, one queued, so the reading never waits for a chunk
+	// the goroutine will not give back. 1.5 MiB in all.
+	maxChunks = 6
 )
 
 func newTailHasher(r io.Reader) *tailHasher {
@@ -367,45 +378,77 @@ func hashChunks(h *blake3.Hasher, p *hashPipe) {
 	}
 }
 
+// Read copies bytes read ahead into p, reading the next part of the
+// stream into a chunk when none are left.
 func (t *tailHasher) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if n < 0 || n > len(p) {
-		return 0, io.ErrNoProgress
+	if len(p) == 0 {
+		return 0, nil
 	}
-	if t.done {
-		return n, err
-	}
-	b := p[:n]
-	for len(b) > 0 {
-		last := len(t.held) - 1
-		if last < 0 || len(t.held[last]) == cap(t.held[last]) {
-			// Pass on what has left the window first: a read larger
-			// than the window must not take more than maxChunks.
-			t.pass()
-			t.held = append(t.held, t.chunk())
-			last = len(t.held) - 1
+	if t.unread == 0 {
+		if t.rerr != nil {
+			return 0, t.rerr
 		}
-		c := t.held[last]
-		k := copy(c[len(c):cap(c)], b)
-		t.held[last] = c[:len(c)+k]
-		t.heldLen += k
-		b = b[k:]
+		if err := t.fill(); err != nil {
+			t.rerr = err
+			if t.unread == 0 {
+				return 0, err
+			}
+		}
 	}
-	t.pass()
-	return n, err
+	last := t.held[len(t.held)-1]
+	n := copy(p, last[len(last)-t.unread:])
+	t.unread -= n
+	return n, nil
 }
 
-// pass sends the chunks that have left the held-back window to the hashing
-// goroutine. Afterwards the chunks held after the first are fewer than
-// hold bytes: with full chunks of hashHold/2, at most three are held when
-// Read needs a new one.
+// fill reads at least one byte of the stream into the last chunk, or a
+// new one when it is full, or returns r's error.
+func (t *tailHasher) fill() error {
+	last := len(t.held) - 1
+	if last < 0 || len(t.held[last]) == cap(t.held[last]) {
+		// Pass on what has left the window first: the window must not
+		// take more than maxChunks.
+		t.pass()
+		t.held = append(t.held, t.chunk())
+		last = len(t.held) - 1
+	}
+	c := t.held[last]
+	for range 100 {
+		n, err := t.r.Read(c[len(c):cap(c)])
+		if n < 0 || n > cap(c)-len(c) {
+			return io.ErrNoProgress
+		}
+		t.held[last] = c[:len(c)+n]
+		t.heldLen += n
+		t.unread += n
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// pass sends the chunks that have left the held-back window (their bytes
+// all taken by Read, the last of them hold bytes or more before the next
+// byte Read returns) to the hashing goroutine; once nothing is hashed any
+// more, it keeps them for reuse. The chunk being read into stays.
 func (t *tailHasher) pass() {
-	for len(t.held) > 1 && t.heldLen-len(t.held[0]) >= t.hold {
+	taken := t.heldLen - t.unread
+	for len(t.held) > 1 && taken-len(t.held[0]) >= t.hold {
 		c := t.held[0]
 		t.held[0] = nil
 		t.held = t.held[1:]
 		t.heldLen -= len(c)
+		taken -= len(c)
 		t.hashed += int64(len(c))
+		if t.done {
+			t.dropped = true
+			t.spare = append(t.spare, c[:0])
+			continue
+		}
 		t.p.work <- c // never blocks: the channel holds maxChunks
 	}
 }
@@ -413,6 +456,11 @@ func (t *tailHasher) pass() {
 // chunk returns an empty chunk buffer: a hashed one, a new one while fewer
 // than maxChunks exist, else the next one the goroutine is done with.
 func (t *tailHasher) chunk() []byte {
+	if n := len(t.spare); n > 0 {
+		c := t.spare[n-1]
+		t.spare = t.spare[:n-1]
+		return c
+	}
 	select {
 	case c := <-t.p.free:
 		return c
@@ -420,6 +468,10 @@ func (t *tailHasher) chunk() []byte {
 	}
 	if t.chunks < maxChunks {
 		t.chunks++
+		return make([]byte, 0, hashChunk)
+	}
+	if t.done {
+		// The goroutine may have stopped with chunks unreturned.
 		return make([]byte, 0, hashChunk)
 	}
 	return <-t.p.free
@@ -439,6 +491,9 @@ func (t *tailHasher) sumBefore(off int64) ([32]byte, error) {
 	var sum [32]byte
 	if t.closed {
 		return sum, errors.New("dump reader used after Close")
+	}
+	if t.dropped {
+		return sum, errors.New("internal error: the dump's digest taken after reading on")
 	}
 	if !t.done {
 		t.done = true
