@@ -267,9 +267,14 @@ var (
 // committed while the walk is under way is seen if it sorts after the
 // chunk being read, as with any unlocked walk of a live database.
 func (s *Spool) walkEntries(keep func(Entry) bool, fn func([]Entry) error) error {
+	return s.walkEntriesFrom(nil, keep, fn)
+}
+
+// walkEntriesFrom is walkEntries from the first key at or after start.
+func (s *Spool) walkEntriesFrom(start []byte, keep func(Entry) bool, fn func([]Entry) error) error {
 	path := s.Config.MboxlistPath
 	prefix := []byte("N")
-	var start []byte // the first key of the next chunk: after the last one read
+	// start is the first key of the next chunk: after the last one read.
 	for {
 		var chunk []Entry
 		var last []byte
@@ -329,6 +334,12 @@ func (s *Spool) AllEntries(fn func(Entry) error) error {
 // returns them, in chunks of mailboxes.db order (walkEntries): memory is
 // one chunk, and fn owns each chunk it is given.
 func (s *Spool) MailboxChunks(fn func([]Entry) error) error { return s.walkEntries(s.real, fn) }
+
+// MailboxChunksFrom is MailboxChunks from the mailbox name on (in
+// mailboxes.db order: NameKey), name included if it is there.
+func (s *Spool) MailboxChunksFrom(name string, fn func([]Entry) error) error {
+	return s.walkEntriesFrom(NameKey(name), s.real, fn)
+}
 
 // Mailboxes returns every real local mailbox in mailboxes.db order (the
 // hierarchy order: a parent before its children), deleted mailboxes

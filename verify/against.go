@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -36,15 +37,25 @@ var errStopped = errors.New("stopped")
 func (v *verifier) openLive(mb *syncrec.Mailbox, off int64) *liveMailbox {
 	sp := v.opts.Spool
 	f := Finding{Mailbox: mb.Name, Offset: off}
-	e, err := sp.Lookup(mb.Name)
-	if errors.Is(err, partition.ErrNoMailbox) {
-		f.Kind, f.Detail = KindMailboxMissing, "the mailbox is not on the live partition"
-		v.report(f)
-		return nil
+	if v.walk == nil {
+		v.walk = &mboxWalk{sp: sp}
 	}
+	e, walked, err := v.walk.lookup(mb.Name)
 	var m *partition.Mailbox
 	if err == nil {
 		m, err = sp.OpenMailbox(v.ctx, e)
+		if walked && (errors.Is(err, partition.ErrNoMailbox) || errors.Is(err, partition.ErrChanged)) {
+			// The walk read the entry a while ago: as of now, it is
+			// what Lookup says.
+			if e, err = sp.Lookup(mb.Name); err == nil {
+				m, err = sp.OpenMailbox(v.ctx, e)
+			}
+		}
+	}
+	if e.Name == "" && errors.Is(err, partition.ErrNoMailbox) { // Lookup's error (Lookup returns no entry with it)
+		f.Kind, f.Detail = KindMailboxMissing, "the mailbox is not on the live partition"
+		v.report(f)
+		return nil
 	}
 	if err != nil {
 		f.Kind, f.Detail = KindLive, err.Error()
@@ -316,4 +327,124 @@ func (v *verifier) newMailboxes() error {
 		}
 	}
 	return nil
+}
+
+// mboxWalk finds the mailboxes.db entries of the dumped mailboxes. A dump
+// of whole users lists its mailboxes in mailboxes.db order, so one walk of
+// the database in that order (Spool.MailboxChunksFrom, from the first
+// dumped mailbox on: a chunk of records under each hold of the shared
+// lock) finds them all in O(1) each; a search down the skip list per
+// mailbox (Spool.Lookup) re-read about log n records each time, whose
+// pages are dropped at each release of the lock: 26 times the time for 10
+// times the mailboxes, from 20,001 to 200,001.
+//
+// A name the walk does not find (out of order, not or no longer there,
+// after the end of the walk) is looked up with Spool.Lookup, which gives
+// the same answer as before. Once the walk has passed more mailboxes that
+// are not in the dump than a chunk beyond those it found (a dump of
+// scattered mailboxes), it is stopped and every name after is looked up:
+// the walk never costs more than the lookups plus one chunk.
+type mboxWalk struct {
+	sp      *partition.Spool
+	started bool
+	off     bool // stopped: Lookup only
+	chunks  chan []partition.Entry
+	errc    chan error
+	stop    chan struct{}
+	buf     []partition.Entry // the rest of the chunk being merged
+	last    []byte            // the key of the last name the walk was asked for
+	found   int
+	skipped int
+	waste   int // how many more mailboxes the walk may pass than it finds; maxWalkWaste when 0
+}
+
+// maxWalkWaste is how many more mailboxes the walk may pass than it finds.
+const maxWalkWaste = 1024
+
+// lookup returns the entry of the real mailbox name, as Spool.Lookup,
+// and whether the walk found it.
+func (w *mboxWalk) lookup(name string) (partition.Entry, bool, error) {
+	if w.off {
+		return w.look(name)
+	}
+	key := partition.NameKey(name)
+	if !w.started {
+		w.start(name)
+	} else if bytes.Compare(key, w.last) <= 0 {
+		return w.look(name)
+	}
+	w.last = key
+	for {
+		if len(w.buf) == 0 {
+			c, ok := <-w.chunks
+			if !ok {
+				// The end of the database, or the walk failed: Lookup
+				// says which, name by name.
+				w.halt()
+				return w.look(name)
+			}
+			w.buf = c
+			continue
+		}
+		e := &w.buf[0]
+		switch c := bytes.Compare(partition.NameKey(e.Name), key); {
+		case c < 0:
+			w.buf = w.buf[1:]
+			if w.waste == 0 {
+				w.waste = maxWalkWaste
+			}
+			if w.skipped++; w.skipped > w.found+w.waste {
+				w.halt()
+				return w.look(name)
+			}
+			continue
+		case c == 0:
+			w.found++
+			entry := *e
+			w.buf = w.buf[1:]
+			return entry, true, nil
+		}
+		return w.look(name)
+	}
+}
+
+// look is Spool.Lookup.
+func (w *mboxWalk) look(name string) (partition.Entry, bool, error) {
+	e, err := w.sp.Lookup(name)
+	return e, false, err
+}
+
+// start starts the walk at name.
+func (w *mboxWalk) start(name string) {
+	w.started = true
+	w.chunks = make(chan []partition.Entry, 1)
+	w.errc = make(chan error, 1)
+	w.stop = make(chan struct{})
+	chunks, stop, errc := w.chunks, w.stop, w.errc
+	go func() {
+		defer close(chunks)
+		errc <- w.sp.MailboxChunksFrom(name, func(c []partition.Entry) error {
+			select {
+			case chunks <- c:
+				return nil
+			case <-stop:
+				return errStopped
+			}
+		})
+	}()
+}
+
+// halt stops the walk for good and waits for its goroutine.
+func (w *mboxWalk) halt() {
+	if w.off {
+		return
+	}
+	w.off = true
+	w.buf = nil
+	if !w.started {
+		return
+	}
+	close(w.stop)
+	for range w.chunks {
+	}
 }

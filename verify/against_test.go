@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -323,5 +324,65 @@ func TestAgainstSeenMailboxGone(t *testing.T) {
 				t.Errorf("%d seen findings for %s, want %d\n%v", n, id, c.findings, res)
 			}
 		})
+	}
+}
+
+// TestMailboxWalk: the walk of mailboxes.db finds every name Spool.Lookup
+// finds, and fails as Lookup fails, in whatever order the names come:
+// mailboxes.db order (all found by the walk), reversed, with names that
+// are not there, and past the walk's waste limit.
+func TestMailboxWalk(t *testing.T) {
+	sp := openFixture(t)
+	all, err := sp.Mailboxes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) < 6 {
+		t.Fatalf("the fixture has %d mailboxes", len(all))
+	}
+	var names []string
+	for _, e := range all {
+		names = append(names, e.Name)
+	}
+	reversed := make([]string, len(names))
+	for i, n := range names {
+		reversed[len(names)-1-i] = n
+	}
+	var absent []string // the real names and names that are not there, in mailboxes.db order
+	for _, n := range names {
+		absent = append(absent, n+"-", n, n+".zz-not-there")
+	}
+	sort.Slice(absent, func(i, j int) bool {
+		return bytes.Compare(partition.NameKey(absent[i]), partition.NameKey(absent[j])) < 0
+	})
+	for _, tc := range []struct {
+		name   string
+		names  []string
+		waste  int
+		walked int // how many the walk finds
+	}{
+		{"in order", names, 0, len(names)},
+		{"reversed", reversed, 0, 1},
+		{"absent names between", absent, 0, len(names)},
+		{"sparse", []string{names[0], names[len(names)-1]}, 1, 1},
+		{"from the middle", names[len(names)/2:], 0, len(names) - len(names)/2},
+	} {
+		w := &mboxWalk{sp: sp, waste: tc.waste}
+		walked := 0
+		for _, n := range tc.names {
+			e, ok, err := w.lookup(n)
+			want, werr := sp.Lookup(n)
+			if (err == nil) != (werr == nil) || err != nil && !errors.Is(err, partition.ErrNoMailbox) ||
+				e.Name != want.Name || e.UniqueID != want.UniqueID || e.Partition != want.Partition {
+				t.Errorf("%s: %s: walk gives %q %v, Lookup %q %v", tc.name, n, e.Name, err, want.Name, werr)
+			}
+			if ok {
+				walked++
+			}
+		}
+		w.halt()
+		if walked != tc.walked {
+			t.Errorf("%s: the walk found %d of %d names, want %d", tc.name, walked, len(tc.names), tc.walked)
+		}
 	}
 }

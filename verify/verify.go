@@ -70,6 +70,9 @@ func Run(ctx context.Context, r io.Reader, opts Options) (*Summary, error) {
 	v.pool = newPool(opts.Workers, opts.Budget, v.badLiteral)
 	err = v.stream()
 	v.abortLive()
+	if v.walk != nil {
+		v.walk.halt()
+	}
 	v.pool.stop()
 	v.liveWG.Wait()
 	v.sum.Offset = d.Offset()
@@ -118,6 +121,7 @@ type verifier struct {
 	// (at most maxSkipped: beyond, their records count as no-message).
 	skipped map[guid.GUID]struct{}
 
+	walk     *mboxWalk     // finds the live entries of the dumped mailboxes
 	cur      *mailboxState // the APPLY MAILBOX being read
 	lineBox  string        // the mailbox of the line being read, once known
 	liveWG   sync.WaitGroup
