@@ -20,12 +20,17 @@
 // dumped mailbox, messages missing, added, with another GUID or with flags or
 // MODSEQ changed; message files whose bytes no longer hash to their GUID
 // (bit rot); UIDVALIDITY changed; dumped mailboxes that no longer exist, and
-// mailboxes of the dumped users that are not in the dump.
+// mailboxes of the dumped users that are not in the dump. The live entries
+// of the dumped mailboxes are found by one walk of mailboxes.db from the
+// first dumped mailbox on (a dump of whole users lists its mailboxes in
+// mailboxes.db order), not by a search of the skip list per mailbox; a
+// name the walk does not find is looked up.
 //
 // Memory stays flat in the size of the dump except for one map of the GUIDs
 // and sizes of the file literals seen so far (records come after their
 // literals), about 40 bytes per message, and the names of the mailboxes.
-// Hashing runs on all cores while reading stays sequential: the reader
-// copies literal bytes into a bounded set of pooled buffers that worker
-// goroutines hash.
+// Hashing runs on all cores while reading stays sequential: the dump is
+// read in 256 KiB chunks, which package dumpfile hashes (BLAKE3) on a
+// goroutine of its own; the reader copies literal bytes into a bounded set
+// of pooled buffers that worker goroutines hash (SHA-1).
 package verify
