@@ -291,28 +291,50 @@ func TestTailHasher(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	for _, chunk := range []int{1, 1000, 64 << 10, 256 << 10, 256<<10 + 1, 1 << 20, 3 << 20} {
-		th := newTailHasher(bytes.NewReader(data))
-		p := make([]byte, chunk)
-		var n int64
-		for {
-			k, err := th.Read(p)
-			n += int64(k)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+	sources := map[string]func(io.Reader) io.Reader{
+		"whole": func(r io.Reader) io.Reader { return r },
+		"half":  iotest.HalfReader, // chunks filled by several reads of the source
+		"odd":   func(r io.Reader) io.Reader { return &oddReader{r: r} },
+	}
+	for name, src := range sources {
+		for _, chunk := range []int{1, 1000, 64 << 10, 256 << 10, 256<<10 + 1, 1 << 20, 3 << 20} {
+			testTailHasher(t, data, src(bytes.NewReader(data)), fmt.Sprintf("%s, chunk %d", name, chunk), chunk)
 		}
-		for _, off := range []int64{n, n - 1, n - 64<<10} {
-			got, err := th.sumBefore(off)
-			if err != nil {
-				t.Fatalf("chunk %d, offset %d: %v", chunk, off, err)
-			}
-			if want := blake3.Sum256(data[:off]); got != want {
-				t.Errorf("chunk %d, offset %d: digest %x, want %x", chunk, off, got, want)
-			}
+	}
+}
+
+// oddReader reads at most 7777 bytes at a time: no read ends on a chunk
+// boundary of the tail hasher.
+type oddReader struct{ r io.Reader }
+
+func (o *oddReader) Read(p []byte) (int, error) { return o.r.Read(p[:min(len(p), 7777)]) }
+
+func testTailHasher(t *testing.T, data []byte, src io.Reader, what string, chunk int) {
+	t.Helper()
+	th := newTailHasher(src)
+	p := make([]byte, chunk)
+	var got []byte
+	for {
+		k, err := th.Read(p)
+		got = append(got, p[:k]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("%s: read %d bytes, not the %d of the source", what, len(got), len(data))
+	}
+	n := int64(len(got))
+	for _, off := range []int64{n, n - 1, n - 64<<10} {
+		sum, err := th.sumBefore(off)
+		if err != nil {
+			t.Fatalf("%s, offset %d: %v", what, off, err)
+		}
+		if want := blake3.Sum256(data[:off]); sum != want {
+			t.Errorf("%s, offset %d: digest %x, want %x", what, off, sum, want)
 		}
 	}
 }
