@@ -942,7 +942,11 @@ func (rs *restorer) placeBox(b *box) error {
 	if err != nil {
 		return err
 	}
-	if err := rs.placeDir(b, b.st, &b.dir, final); err != nil {
+	err = rs.placeDir(b, b.st, &b.dir, final)
+	if rs.lastWhere.id == b.id {
+		rs.lastWhere.id = 0 // where() remembered its staged directory
+	}
+	if err != nil {
 		return err
 	}
 	for i := range b.sides {
