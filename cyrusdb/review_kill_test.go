@@ -1,0 +1,77 @@
+package cyrusdb
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+const envReviewChild = "MBTOOL_REVIEW_BATCH_CHILD"
+
+// TestReviewSortedBatchKilledEvery (review): TestSortedBatchKilled at
+// every write of a batch of 2,500 (its pages evicted: the batch
+// outgrows the cache), not only at chosen ones.
+func TestReviewSortedBatchKilledEvery(t *testing.T) {
+	const n = 2500
+	if path := os.Getenv(envReviewChild); path != "" {
+		killBeforeWrite()
+		SeedLevels(7)
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err == nil {
+			var txn *TwoskipTxn
+			if txn, err = BeginTwoskip(path, f); err == nil {
+				if err = applyOps(txn, sortedBatch(n, nil)); err == nil {
+					err = txn.Commit()
+				}
+			}
+		}
+		if err != nil {
+			fmt.Println("child:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv("MBTOOL_REAL_CYRUS") == "" {
+		t.Skip("needs cyr_dbtool")
+	}
+	d := newDBTool(t)
+	before := model{}
+	for _, r := range genRecords(n) {
+		before[string(r[0])] = string(r[1])
+	}
+	base := writeTwoskip(t, 1, before.records())
+	total := countBatchWrites(t, n, base)
+	t.Logf("the batch made %d writes", total)
+	for k := 1; k <= total; k++ {
+		path := d.install(fmt.Sprintf("k%d.db", k), base)
+		if !runKilled(t, "TestReviewSortedBatchKilledEvery", envReviewChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, k)) {
+			t.Fatalf("kill before write %d of %d: not killed", k, total)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := collect(readTwoskip(t, raw), nil)
+		if err != nil || !equalRecords(got, before.records()) {
+			t.Fatalf("kill before write %d: %d records readable (%v), want %d", k, len(got), err, len(before))
+		}
+		ours := d.install(fmt.Sprintf("k%d.ours.db", k), raw)
+		of, err := os.OpenFile(ours, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Recover(ours, of); err != nil {
+			t.Fatalf("kill before write %d: Recover: %v", k, err)
+		}
+		checkFile(t, of, before)
+		of.Close()
+		if got := d.show(path, "twoskip"); !equalRecords(got, before.records()) {
+			t.Fatalf("kill before write %d: Cyrus recovered %d records, want %d", k, len(got), len(before))
+		}
+		if !d.consistent(path) || !d.consistent(ours) {
+			t.Fatalf("kill before write %d: cyr_dbtool consistent fails", k)
+		}
+		os.Remove(path)
+		os.Remove(ours)
+	}
+}
