@@ -6,14 +6,14 @@ import (
 	"testing"
 )
 
-const envReviewChild = "MBTOOL_REVIEW_BATCH_CHILD"
+const envSortedChild = "MBTOOL_SORTED_BATCH_CHILD"
 
-// TestReviewSortedBatchKilledEvery (review): TestSortedBatchKilled at
+// TestSortedBatchKilledEvery: TestSortedBatchKilled at
 // every write of a batch of 2,500 (its pages evicted: the batch
 // outgrows the cache), not only at chosen ones.
-func TestReviewSortedBatchKilledEvery(t *testing.T) {
+func TestSortedBatchKilledEvery(t *testing.T) {
 	const n = 2500
-	if path := os.Getenv(envReviewChild); path != "" {
+	if path := os.Getenv(envSortedChild); path != "" {
 		killBeforeWrite()
 		SeedLevels(7)
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -44,7 +44,7 @@ func TestReviewSortedBatchKilledEvery(t *testing.T) {
 	t.Logf("the batch made %d writes", total)
 	for k := 1; k <= total; k++ {
 		path := d.install(fmt.Sprintf("k%d.db", k), base)
-		if !runKilled(t, "TestReviewSortedBatchKilledEvery", envReviewChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, k)) {
+		if !runKilled(t, "TestSortedBatchKilledEvery", envSortedChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, k)) {
 			t.Fatalf("kill before write %d of %d: not killed", k, total)
 		}
 		raw, err := os.ReadFile(path)

@@ -8,12 +8,12 @@ import (
 	"testing"
 )
 
-// TestReviewWriteCacheRandom (review): random transactions of small and
+// TestWriteCacheRandom: random transactions of small and
 // large values (some larger than half the cache, written through), sets,
 // replacements and deletes in random key order, Gets in between; each
 // committed file is checked against the model, and by Cyrus's
 // cyr_dbtool when it is installed.
-func TestReviewWriteCacheRandom(t *testing.T) {
+func TestWriteCacheRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	m := model{}
 	for _, rec := range genRecords(300) {
@@ -76,7 +76,7 @@ func TestReviewWriteCacheRandom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := d.install("review.db", raw)
+	p := d.install("model.db", raw)
 	if !d.consistent(p) {
 		t.Fatal("cyr_dbtool consistent fails")
 	}

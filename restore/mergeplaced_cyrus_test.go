@@ -6,13 +6,13 @@ import (
 	"github.com/mbtool/mbtool/internal/cyruslab"
 )
 
-// TestReviewWhereAfterPlace (review): a dump holds INBOX (merged back with
+// TestMergeAfterPlace: a dump holds INBOX (merged back with
 // --undelete, one message purged) and INBOX.Twice (deleted, so created
 // anew), Twice holding the purged message twice. Phase one places the
 // message in Twice's staged directory and remembers it (rs.lastWhere);
 // phase two moves Twice into place, then the merge of INBOX links the
 // message from where lastWhere says it is.
-func TestReviewWhereAfterPlace(t *testing.T) {
+func TestMergeAfterPlace(t *testing.T) {
 	lab := cyruslab.Start(t, cyruslab.Options{})
 	lab.Populate(t)
 	c := lab.IMAP(t, "alice")
