@@ -78,9 +78,6 @@ func EncodeSeen(r SeenRecord) []byte {
 // exist yet is written into it (NewFiles), and fn, which keeps held bytes
 // alive meanwhile, may be called again by batch.Commit.
 func (s *Spool) UpdateSeen(batch *NewFiles, user string, owner Owner, held int, fn func(tx *TwoskipTx) error) error {
-	if s.Config.SeenDB != "twoskip" {
-		return fmt.Errorf("seenstate_db %s: only twoskip is supported", s.Config.SeenDB)
-	}
 	path, err := s.SeenPath(user)
 	if err != nil {
 		return fmt.Errorf("seen db of %s: %w", user, err)
@@ -119,9 +116,6 @@ func (s *Spool) SubKey(user, name string) []byte {
 // batch, a file that does not exist yet is written into it (NewFiles),
 // and names is kept until batch.Commit.
 func (s *Spool) AddSubs(batch *NewFiles, user string, owner Owner, names []string) error {
-	if s.Config.SubDB != "flat" {
-		return fmt.Errorf("subscription_db %s: only flat is supported", s.Config.SubDB)
-	}
 	path, err := s.SubsPath(user)
 	if err != nil {
 		return fmt.Errorf("subscriptions of %s: %w", user, err)

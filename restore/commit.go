@@ -984,7 +984,19 @@ func (rs *restorer) placeDir(b *box, st *stage, dir *string, final string) error
 	if !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("moving mailbox into place: %w", err)
 	}
-	if _, err := parent.Lstat(name); err == nil {
+	_, err = parent.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Taken, then gone before it could be looked at: once more.
+		if err = st.mbox.RenameNoReplace(staged, parent, name); err == nil {
+			*dir = final
+			return nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("moving mailbox into place: %w", err)
+		}
+		_, err = parent.Lstat(name)
+	}
+	if err == nil {
 		// The directory of the mailbox being replaced, or one a killed run
 		// renamed into place but did not register: swap them atomically;
 		// the old content goes to the trash.
@@ -1006,14 +1018,12 @@ func (rs *restorer) placeDir(b *box, st *stage, dir *string, final string) error
 		if err := st.mbox.Exchange(staged, parent, name); err != nil {
 			return fmt.Errorf("swapping %s into place: %w", final, err)
 		}
-		if err := st.mbox.Rename(staged, st.trash, st.trashName()); err != nil {
-			return err
-		}
-	} else {
-		return err
+		// The box is at final now; what its staged name holds is the old
+		// directory, which Cyrus may hold open: never a private one.
+		*dir = final
+		return st.mbox.Rename(staged, st.trash, st.trashName())
 	}
-	*dir = final
-	return nil
+	return err
 }
 
 // hasSubdirs reports whether the directory name in parent holds

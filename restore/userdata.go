@@ -485,7 +485,8 @@ func (u *userRuns[T]) flush(k int) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s of %s: %w", u.what, runs[0].user, err)
+		// Not one user's failure: the lookup of all of them failed.
+		return fmt.Errorf("%s of %d users (%s to %s): %w", u.what, len(runs), runs[0].user, runs[len(runs)-1].user, err)
 	}
 	for i := range paths {
 		if err := u.write(runs[i], paths[i]); err != nil {
