@@ -413,7 +413,10 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, b *box, uid uint32, dst *cy
 	if err != nil {
 		return err
 	}
-	_, err = io.CopyBuffer(onlyWriter{nf.File()}, in, rs.copyBuf())
+	// The source may lie in a mailbox already placed, which Cyrus can
+	// change: what is copied, as root, must be the message (its GUID and
+	// size), not whatever the name holds now.
+	_, err = io.CopyBuffer(onlyWriter{nf.File()}, guid.NewReader(in, g, m.size), rs.copyBuf())
 	if err == nil {
 		err = cyrusfs.Futimens(nf.File(), t)
 	}
