@@ -47,30 +47,7 @@ func TestSortedBatchKilledEvery(t *testing.T) {
 		if !runKilled(t, "TestSortedBatchKilledEvery", envSortedChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, k)) {
 			t.Fatalf("kill before write %d of %d: not killed", k, total)
 		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := collect(readTwoskip(t, raw), nil)
-		if err != nil || !equalRecords(got, before.records()) {
-			t.Fatalf("kill before write %d: %d records readable (%v), want %d", k, len(got), err, len(before))
-		}
-		ours := d.install(fmt.Sprintf("k%d.ours.db", k), raw)
-		of, err := os.OpenFile(ours, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := Recover(ours, of); err != nil {
-			t.Fatalf("kill before write %d: Recover: %v", k, err)
-		}
-		checkFile(t, of, before)
-		of.Close()
-		if got := d.show(path, "twoskip"); !equalRecords(got, before.records()) {
-			t.Fatalf("kill before write %d: Cyrus recovered %d records, want %d", k, len(got), len(before))
-		}
-		if !d.consistent(path) || !d.consistent(ours) {
-			t.Fatalf("kill before write %d: cyr_dbtool consistent fails", k)
-		}
+		ours := checkRecovered(t, d, path, fmt.Sprintf("kill before write %d", k), before)
 		os.Remove(path)
 		os.Remove(ours)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -526,33 +527,43 @@ func TestRecoverKilled(t *testing.T) {
 	for k := 1; ; k++ {
 		path := d.install(fmt.Sprintf("r%d.db", k), raw)
 		killed := runKilled(t, "TestRecoverKilled", envRecoverChild+"="+path, fmt.Sprintf("%s=%d", envTxnKillAt, k))
-		left, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := collect(readTwoskip(t, left), nil)
-		if err != nil || !equalRecords(got, before.records()) {
-			t.Fatalf("recovery killed before write %d: %d records readable (%v), want %d", k, len(got), err, len(before))
-		}
-		ours := d.install(fmt.Sprintf("r%d.ours.db", k), left)
-		of, err := os.OpenFile(ours, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := Recover(ours, of); err != nil {
-			t.Fatalf("recovery killed before write %d: Recover again: %v", k, err)
-		}
-		checkFile(t, of, before)
-		of.Close()
-		if got := d.show(path, "twoskip"); !equalRecords(got, before.records()) {
-			t.Fatalf("recovery killed before write %d: Cyrus recovered %d records, want %d", k, len(got), len(before))
-		}
-		if !d.consistent(path) || !d.consistent(ours) {
-			t.Fatalf("recovery killed before write %d: cyr_dbtool consistent fails", k)
-		}
+		checkRecovered(t, d, path, fmt.Sprintf("recovery killed before write %d", k), before)
 		if !killed {
 			t.Logf("recovery made %d writes", k-1)
 			break
 		}
 	}
+}
+
+// checkRecovered checks the twoskip file at path, left by a process
+// killed as what says: it reads as before, and our recovery of a copy
+// and Cyrus's of the file itself both give before, consistent. It
+// returns the path of our recovered copy.
+func checkRecovered(t *testing.T, d *dbtool, path, what string, before model) (ours string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := collect(readTwoskip(t, raw), nil)
+	if err != nil || !equalRecords(got, before.records()) {
+		t.Fatalf("%s: %d records readable (%v), want %d", what, len(got), err, len(before))
+	}
+	ours = d.install(strings.TrimSuffix(filepath.Base(path), ".db")+".ours.db", raw)
+	of, err := os.OpenFile(ours, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Recover(ours, of); err != nil {
+		t.Fatalf("%s: Recover: %v", what, err)
+	}
+	checkFile(t, of, before)
+	of.Close()
+	if got := d.show(path, "twoskip"); !equalRecords(got, before.records()) {
+		t.Fatalf("%s: Cyrus recovered %d records, want %d", what, len(got), len(before))
+	}
+	if !d.consistent(path) || !d.consistent(ours) {
+		t.Fatalf("%s: cyr_dbtool consistent fails", what)
+	}
+	return ours
 }
