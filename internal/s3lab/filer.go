@@ -1,12 +1,14 @@
 package s3lab
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"time"
 )
@@ -124,6 +126,7 @@ func (f filerView) Uploads() ([]string, error) {
 func waitBucket(f filerView, s3 string, p *proc) error {
 	deadline := time.Now().Add(startTimeout)
 	var last error
+	n := 0
 	for {
 		if !p.running() {
 			return p.exited()
@@ -142,8 +145,25 @@ func waitBucket(f filerView, s3 string, p *proc) error {
 			last = err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("s3lab: bucket %s not ready within %v: %v; %s", f.bucket, startTimeout, last, tail(p.log))
+			err := fmt.Errorf("s3lab: bucket %s not ready within %v: %v; %s", f.bucket, startTimeout, last, tail(p.log))
+			if portTaken(p.log) {
+				// weed mini goes on without a server that could not bind
+				// (its admin server, say), and the bucket never comes:
+				// the caller starts it again on other ports.
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
+			return err
+		}
+		if n++; n%20 == 0 && portTaken(p.log) {
+			return fmt.Errorf("%w: %s: a server could not bind its port; %s", errPortTaken, p.name, tail(p.log))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// portTaken reports whether the log of a process says one of its servers
+// could not bind its port.
+func portTaken(log string) bool {
+	b, err := os.ReadFile(log)
+	return err == nil && bytes.Contains(b, []byte("address already in use"))
 }
