@@ -191,23 +191,7 @@ const envBatchChild = "MBTOOL_BATCH_CHILD"
 func TestSortedBatchKilled(t *testing.T) {
 	const n = 1500
 	if path := os.Getenv(envBatchChild); path != "" {
-		writes := killBeforeWrite()
-		SeedLevels(7) // the same writes as countBatchWrites
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err == nil {
-			var txn *TwoskipTxn
-			if txn, err = BeginTwoskip(path, f); err == nil {
-				if err = applyOps(txn, sortedBatch(n, nil)); err == nil {
-					err = txn.Commit()
-				}
-			}
-		}
-		if err != nil {
-			fmt.Println("child:", err)
-			os.Exit(2)
-		}
-		fmt.Println("writes", *writes)
-		os.Exit(0)
+		sortedBatchChild(path, n)
 	}
 	d := newDBTool(t)
 	before := model{}
@@ -316,4 +300,28 @@ func TestBeginTwoskipView(t *testing.T) {
 		}
 		checkFile(t, f, m)
 	}
+}
+
+// sortedBatchChild is the child process of the sorted-batch kill tests:
+// it applies a sorted batch of n changes to the twoskip file at path
+// (levels seeded as countBatchWrites seeds them, so the same writes),
+// killed before the write the environment names, and exits.
+func sortedBatchChild(path string, n int) {
+	writes := killBeforeWrite()
+	SeedLevels(7)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err == nil {
+		var txn *TwoskipTxn
+		if txn, err = BeginTwoskip(path, f); err == nil {
+			if err = applyOps(txn, sortedBatch(n, nil)); err == nil {
+				err = txn.Commit()
+			}
+		}
+	}
+	if err != nil {
+		fmt.Println("child:", err)
+		os.Exit(2)
+	}
+	fmt.Println("writes", *writes)
+	os.Exit(0)
 }

@@ -14,22 +14,7 @@ const envSortedChild = "MBTOOL_SORTED_BATCH_CHILD"
 func TestSortedBatchKilledEvery(t *testing.T) {
 	const n = 2500
 	if path := os.Getenv(envSortedChild); path != "" {
-		killBeforeWrite()
-		SeedLevels(7)
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err == nil {
-			var txn *TwoskipTxn
-			if txn, err = BeginTwoskip(path, f); err == nil {
-				if err = applyOps(txn, sortedBatch(n, nil)); err == nil {
-					err = txn.Commit()
-				}
-			}
-		}
-		if err != nil {
-			fmt.Println("child:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+		sortedBatchChild(path, n)
 	}
 	if os.Getenv("MBTOOL_REAL_CYRUS") == "" {
 		t.Skip("needs cyr_dbtool")
