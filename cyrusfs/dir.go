@@ -267,56 +267,39 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.private {
-		return d.mkdirPrivate(name, o)
+	// Elsewhere made under a temporary name and renamed; in a private
+	// directory under its name (a name taken, by anything, fails with
+	// EEXIST: nothing is followed).
+	made := name
+	if !d.private {
+		made = tmpName()
 	}
-	tmp := tmpName()
 	stepAt("mkdir", d, name)
-	if err := unix.Mkdirat(d.fd, tmp, 0o700); err != nil {
+	if err := unix.Mkdirat(d.fd, made, 0o700); err != nil {
 		return nil, pathErr("mkdir", d.Join(name), err)
 	}
-	fd, err := unix.Openat(d.fd, tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := unix.Openat(d.fd, made, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err == nil {
 		err = setOwnerAt(fd, o, 0o700, d, name)
-		if err == nil {
+		if err == nil && !d.private {
 			stepAt("link", d, name)
-			err = renameNoReplace(d.fd, tmp, d.fd, name)
+			err = renameNoReplace(d.fd, made, d.fd, name)
 		}
 		if err != nil {
 			unix.Close(fd)
 		}
 	}
 	if err != nil {
-		unix.Unlinkat(d.fd, tmp, unix.AT_REMOVEDIR)
+		unix.Unlinkat(d.fd, made, unix.AT_REMOVEDIR)
 		if err == unix.EEXIST || err == unix.ENOTEMPTY {
 			err = unix.EEXIST
 		}
 		return nil, pathErr("mkdir", d.Join(name), err)
 	}
-	stepAt("linked", d, name)
-	return &Dir{fd: fd, path: d.Join(name)}, nil
-}
-
-// mkdirPrivate is Mkdir in a private directory: mkdirat under the name
-// itself (a name taken, by anything, fails with EEXIST: nothing is
-// followed), then owner and mode through the descriptor.
-func (d *Dir) mkdirPrivate(name string, o Owner) (*Dir, error) {
-	stepAt("mkdir", d, name)
-	if err := unix.Mkdirat(d.fd, name, 0o700); err != nil {
-		return nil, pathErr("mkdir", d.Join(name), err)
+	if !d.private {
+		stepAt("linked", d, name)
 	}
-	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err == nil {
-		err = setOwnerAt(fd, o, 0o700, d, name)
-		if err != nil {
-			unix.Close(fd)
-		}
-	}
-	if err != nil {
-		unix.Unlinkat(d.fd, name, unix.AT_REMOVEDIR)
-		return nil, pathErr("mkdir", d.Join(name), err)
-	}
-	return &Dir{fd: fd, path: d.Join(name), private: true}, nil
+	return &Dir{fd: fd, path: d.Join(name), private: d.private}, nil
 }
 
 // MkdirPrivate creates a fresh directory named prefix followed by random

@@ -104,14 +104,21 @@ func (nf *NewFile) Write(b []byte) (int, error) {
 	if nf.f != nil {
 		return nf.f.Write(b)
 	}
-	return writeFd(nf.fd, b, nf.d, nf.name)
+	return writeFd(nf.fd, b, -1, nf.d, nf.name)
 }
 
-// writeFd writes all of b to fd; d and name name it in an error.
-func writeFd(fd int, b []byte, d *Dir, name string) (int, error) {
+// writeFd writes all of b to fd, at offset off (pwrite), or at its
+// position when off is negative (write); d and name name it in an error.
+func writeFd(fd int, b []byte, off int64, d *Dir, name string) (int, error) {
 	n := 0
 	for n < len(b) {
-		m, err := unix.Write(fd, b[n:])
+		var m int
+		var err error
+		if off < 0 {
+			m, err = unix.Write(fd, b[n:])
+		} else {
+			m, err = unix.Pwrite(fd, b[n:], off+int64(n))
+		}
 		if err == unix.EINTR || err == unix.EAGAIN {
 			continue
 		}
@@ -131,21 +138,10 @@ func (nf *NewFile) WriteAt(b []byte, off int64) (int, error) {
 	if nf.f != nil {
 		return nf.f.WriteAt(b, off)
 	}
-	n := 0
-	for n < len(b) {
-		m, err := unix.Pwrite(nf.fd, b[n:], off+int64(n))
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		if err != nil {
-			return n, &fs.PathError{Op: "write", Path: nf.d.Join(nf.name), Err: err}
-		}
-		if m == 0 {
-			return n, &fs.PathError{Op: "write", Path: nf.d.Join(nf.name), Err: io.ErrShortWrite}
-		}
-		n += m
+	if off < 0 {
+		return 0, &fs.PathError{Op: "write", Path: nf.d.Join(nf.name), Err: unix.EINVAL}
 	}
-	return n, nil
+	return writeFd(nf.fd, b, off, nf.d, nf.name)
 }
 
 // Sync fsyncs the file.
