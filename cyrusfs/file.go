@@ -324,14 +324,49 @@ func (d *Dir) Ensure(name string, o Owner) error {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	f, err := d.Create(name, o, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if err != nil {
+	fd, made, err := d.makeEmpty(name, o)
+	if err != nil || !made {
 		return err
 	}
-	return f.Close()
+	if err := unix.Close(fd); err != nil {
+		return &fs.PathError{Op: "close", Path: d.Join(name), Err: err}
+	}
+	return nil
+}
+
+// makeEmpty makes the empty file name in d, mode 0600 and owner o set
+// before it has its name (NewFile, Link), and returns its descriptor,
+// open O_RDWR, with made true. If the name is taken meanwhile (by a file
+// a Cyrus process created, or anything else), it makes nothing: made is
+// false and fd -1.
+func (d *Dir) makeEmpty(name string, o Owner) (fd int, made bool, err error) {
+	nf, err := d.NewFile(name, o, 0o600)
+	if errors.Is(err, fs.ErrExist) { // a private directory: made under its name
+		return -1, false, nil
+	}
+	if err != nil {
+		return -1, false, err
+	}
+	if err := nf.link(name); err != nil {
+		nf.Abort()
+		if errors.Is(err, unix.EEXIST) {
+			return -1, false, nil
+		}
+		return -1, false, pathErr("link", d.Join(name), err)
+	}
+	fd, nf.fd = nf.fd, -1
+	return fd, true, nil
+}
+
+// openMade is Tree.OpenEnsured once name was found missing in d: it
+// makes the file and returns the descriptor it was made with, or opens
+// as OpenFd does (flag) the file made there meanwhile.
+func (d *Dir) openMade(name string, o Owner, flag int) (int, error) {
+	fd, made, err := d.makeEmpty(name, o)
+	if err != nil || made {
+		return fd, err
+	}
+	return d.OpenFd(name, flag)
 }
 
 // Replace writes a new file with write (mode perm, owner o set first) and

@@ -336,6 +336,29 @@ func (t *Tree) Ensure(path string, o Owner) error {
 	return d.Ensure(name, o)
 }
 
+// OpenEnsured opens the file at path with flag as OpenFd does (one
+// openat2 when it exists) and, when nothing is there, makes it first,
+// empty, as Ensure does (its missing directories too), and returns the
+// descriptor it was made with (open O_RDWR, whatever flag says). A
+// symlink there, or anything but a regular file, is an error. That is
+// how a lock file is opened, which Cyrus creates when it is missing
+// (docs/cyrus/locks.md §2); a missing one costs the failed open, the
+// directory's, and the making (O_TMPFILE, fchown, fchmod, linkat), not
+// a stat of the name before and an open of the new file after.
+func (t *Tree) OpenEnsured(path string, o Owner, flag int) (int, error) {
+	fd, err := t.OpenFd(path, flag)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fd, err
+	}
+	dir, name := filepath.Split(Clean(path))
+	d, err := t.MkdirAll(dir, o)
+	if err != nil {
+		return -1, err
+	}
+	defer d.Close()
+	return d.openMade(name, o, flag)
+}
+
 // Replace writes a new file with write and puts it in the place of path,
 // as Dir.Replace does.
 func (t *Tree) Replace(path string, o Owner, perm os.FileMode, write func(*os.File) error) error {

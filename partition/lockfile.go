@@ -38,22 +38,17 @@ func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (
 func (s *Spool) takeLock(ctx context.Context, lockname string, exclusive, wait bool) (*lock.File, error) {
 	path := s.Config.lockPath(lockname)
 	tree := s.tree()
-	open := func() (int, error) {
-		fd, err := tree.OpenFd(path, os.O_RDWR)
-		if err != nil && !exclusive && errors.Is(err, fs.ErrPermission) {
-			fd, err = tree.OpenFd(path, os.O_RDONLY)
+	// Lock files persist (Cyrus never removes them): the one there is
+	// opened in one openat2; a missing one (and its directories) is made
+	// and its descriptor kept (cyrusfs.Tree.OpenEnsured), rather than
+	// walking and creating every directory for every mailbox, or opening
+	// the new file again.
+	fd, err := tree.OpenEnsured(path, cyrusfs.Inherit, os.O_RDWR)
+	if err != nil && !exclusive && errors.Is(err, fs.ErrPermission) {
+		// Not root, reading: a shared lock needs no write access.
+		if rfd, rerr := tree.OpenFd(path, os.O_RDONLY); rerr == nil {
+			fd, err = rfd, nil
 		}
-		return fd, err
-	}
-	// Lock files persist (Cyrus never removes them): open the one there,
-	// and create it and its directories only when it is missing, rather
-	// than walking and creating every directory for every mailbox.
-	fd, err := open()
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := tree.Ensure(path, cyrusfs.Inherit); err != nil {
-			return nil, fmt.Errorf("lock file %s: %w", path, err)
-		}
-		fd, err = open()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock file %s: %w", path, err)

@@ -1,0 +1,116 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/mbtool/mbtool/cyrusfs"
+	"github.com/mbtool/mbtool/lock"
+)
+
+// TestLockFileMade: a name lock whose file (and hashed directory) is
+// missing makes it, owned like the lock directory and mode 0600, and
+// locks the file now at its path on the descriptor it was made with:
+// another open of the path cannot take the lock while it is held, and
+// can once it is released; the next take opens the same file. A
+// symlink planted at a lock file's path is refused and not followed,
+// and a directory there is refused.
+func TestLockFileMade(t *testing.T) {
+	s, _ := openFixture(t)
+	ctx := context.Background()
+	root := s.Config.LockPath
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	if uid == 0 {
+		uid, gid = 65534, 65534 // the lock directory belongs to the user Cyrus runs as
+		if err := os.Chown(root, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := Entry{Name: "user.alice.made", UniqueID: "q0ni1c6z8yk9p5v3h2w7m4r1", Type: "e"}
+	path := s.Config.lockPath(nameLockName(e))
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("lock file %s before the test: %v", path, err)
+	}
+	l, err := s.LockMailboxName(ctx, e, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Size() != 0 {
+		t.Errorf("lock file made as %v, %d bytes; want an empty regular file 0600", fi.Mode(), fi.Size())
+	}
+	if int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("lock file owned by %d:%d, want the lock directory's %d:%d", st.Uid, st.Gid, uid, gid)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := lock.TryShared(f); !errors.Is(err, lock.ErrWouldBlock) {
+		t.Errorf("the lock taken is not on the file at its path: another open takes it shared (%v)", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.TryExclusive(f); err != nil {
+		t.Errorf("lock still held after Release: %v", err)
+	}
+	lock.Unlock(f)
+	l, err = s.LockMailboxName(ctx, e, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi2, err := os.Lstat(path); err != nil || !os.SameFile(fi, fi2) {
+		t.Errorf("the lock file was made again (%v)", err)
+	}
+	l.Release()
+
+	// A symlink planted where a lock file is missing, pointing to a file
+	// outside and to nothing; a directory there.
+	outside := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(outside, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, target := range []string{outside, outside + ".new"} {
+		e := Entry{Name: "user.alice.planted", UniqueID: []string{"a1b2c3d4e5f6g7h8i9j0k1l2", "b1b2c3d4e5f6g7h8i9j0k1l2"}[i], Type: "e"}
+		p := s.Config.lockPath(nameLockName(e))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := s.LockMailboxName(ctx, e, true); !errors.Is(err, cyrusfs.ErrSymlink) {
+			l.Release()
+			t.Errorf("symlink to %s at the lock file's path: %v, want ErrSymlink", target, err)
+		}
+	}
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "precious" {
+		t.Errorf("file outside changed: %q %v", b, err)
+	}
+	if _, err := os.Lstat(outside + ".new"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file was made through the dangling symlink: %v", err)
+	}
+	e = Entry{Name: "user.alice.dir", UniqueID: "c1b2c3d4e5f6g7h8i9j0k1l2", Type: "e"}
+	p := s.Config.lockPath(nameLockName(e))
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.LockMailboxName(ctx, e, true); !errors.Is(err, cyrusfs.ErrNotRegular) && !errors.Is(err, syscall.EISDIR) {
+		l.Release()
+		t.Errorf("directory at the lock file's path: %v, want it refused", err)
+	}
+}
