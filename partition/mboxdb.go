@@ -24,11 +24,14 @@ import (
 // opening the file each time also cost an open, a close, the walk from
 // the root and the reads the cache saves.
 type dbHandle struct {
-	mu   sync.Mutex
-	f    *os.File
-	view *cyrusdb.Twoskip
-	hdr  [64]byte // the header the view was made from
-	size int64
+	// holds counts the holds of the lock (with), for the tests that
+	// count them (Spool.MailboxesHolds).
+	holds atomic.Int64
+	mu    sync.Mutex
+	f     *os.File
+	view  *cyrusdb.Twoskip
+	hdr   [64]byte // the header the view was made from
+	size  int64
 	// stamp names the committed state the view shows (viewStamps):
 	// an Entry read from it carries the stamp, and while the view is
 	// reused the entry is still what mailboxes.db says (Spool.current).
@@ -63,6 +66,12 @@ func (s *Spool) withMboxlist(fn func(db *cyrusdb.Twoskip, stamp uint64) error) e
 	}, fn)
 }
 
+// MailboxesHolds returns how many times s has taken mailboxes.db's
+// shared lock for reading (each lookup's hold, each ReadMailboxes), for
+// tests and benchmarks that count them: a count cannot be fooled by a
+// busy machine the way a timing can.
+func (s *Spool) MailboxesHolds() int64 { return s.mboxdb.holds.Load() }
+
 // with calls fn with the committed state of the database at path under
 // its shared lock, opened and locked by open the first time (and after a
 // checkpoint replaced the file), and relocked on the kept descriptor
@@ -71,6 +80,7 @@ func (s *Spool) withMboxlist(fn func(db *cyrusdb.Twoskip, stamp uint64) error) e
 func (h *dbHandle) with(what, path string, open func() (*os.File, error), fn func(db *cyrusdb.Twoskip, stamp uint64) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.holds.Add(1)
 	var size int64
 	if h.f != nil {
 		var err error

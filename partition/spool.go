@@ -470,11 +470,11 @@ func (v *MailboxesView) MailboxesUnder(name string) ([]Entry, error) {
 	return v.s.mboxEntriesIn(v.db, v.stamp, nameToDBName(name), v.s.real)
 }
 
-// DeletedUnder returns the real mailboxes of the deleted tree of name
-// (delete_mode: delayed): the deleted copies of name and of the mailboxes
-// below it, user and shared mailboxes alike, O(log n + k).
-func (s *Spool) DeletedUnder(name string) ([]Entry, error) {
-	return s.MailboxesUnder(s.deletedTree(name))
+// DeletedUnder returns, in the view, the real mailboxes of the deleted
+// tree of name (delete_mode: delayed): the deleted copies of name and of
+// the mailboxes below it, user and shared mailboxes alike, O(log n + k).
+func (v *MailboxesView) DeletedUnder(name string) ([]Entry, error) {
+	return v.MailboxesUnder(v.s.deletedTree(name))
 }
 
 // deletedTree is where Cyrus moves the deleted mailboxes of name's tree:

@@ -151,7 +151,8 @@ func (rs *restorer) intermediate(child *box, p usermap.Parent) (err error) {
 	if err := rs.setKey(spill.KeyName, a, ib); err != nil {
 		return err
 	}
-	if err := rs.chooseID(ib); err != nil {
+	err = rs.spool.ReadMailboxes(func(v *partition.MailboxesView) error { return rs.chooseID(v, ib) })
+	if err != nil {
 		return err
 	}
 	if rs.opts.DryRun {

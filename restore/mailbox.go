@@ -307,39 +307,30 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		b.res.Action, b.res.Reason = ActionRefuse, "the dump holds another mailbox of this name"
 		return b, nil
 	}
-	cur, exists, err := rs.spool.LookupAny(name)
+	// What the target's mailboxes.db says of the mailbox, read under one
+	// hold of its shared lock (lookTarget); what takes other locks
+	// (a snapshot of the target, the deleted copies' index headers)
+	// comes after it is released.
+	var look targetLook
+	err := rs.spool.ReadMailboxes(func(v *partition.MailboxesView) error {
+		var err error
+		look, err = rs.lookTarget(v, b, name)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("looking up %s in the target: %w", name, err)
-	}
-	if exists && (cur.Deleted() || cur.Intermediate()) {
-		exists = false // a tombstone or placeholder that Cyrus's create overwrites too
-	}
-	switch {
-	case exists && rs.opts.Undelete:
-		return rs.planMerge(b, cur)
-	case exists && (cur.Remote() || cur.Moving() || cur.Partition == ""):
-		b.res.Action, b.res.Reason = ActionRefuse, fmt.Sprintf("exists in the target as type %q", cur.Type)
-		return b, nil
-	case exists && !rs.opts.Replace:
-		rs.compareWith(b, cur)
-		return b, nil
-	case exists:
-		b.res.Action = ActionReplace
-		b.replaced = &cur
-	default:
-		b.res.Action = ActionCreate
-	}
-	if why, err := rs.cannotWrite(b); err != nil || why != "" {
-		b.res.Action, b.res.Reason = ActionRefuse, why
-		return b, err
-	}
-	if err := rs.chooseID(b); err != nil {
 		return nil, err
 	}
+	switch look.next {
+	case nextDone:
+		return b, nil
+	case nextMerge:
+		return rs.planMerge(b, look.cur)
+	case nextCompare:
+		rs.compareWith(b, look.cur)
+		return b, nil
+	}
 	if b.res.Action == ActionCreate && !b.fresh {
-		if err := rs.continueDeleted(b, mb); err != nil {
-			return nil, err
-		}
+		rs.continueDeleted(b, mb, look.copies)
 	}
 	if b.replaced != nil {
 		if err := rs.openTarget(b, *b.replaced); err != nil {
@@ -356,6 +347,73 @@ func (rs *restorer) plan(mb *syncrec.Mailbox) (*box, error) {
 		b.counter = counter
 	}
 	return b, rs.setKey(spill.KeyName, name, b)
+}
+
+// planNext is what plan does once lookTarget has read mailboxes.db.
+type planNext int
+
+const (
+	nextDone    planNext = iota // refused: b says why
+	nextMerge                   // an additive restore into cur (planMerge)
+	nextCompare                 // cur is compared with the dump's (compareWith)
+	nextBuild                   // created or replaced (b.replaced): b has its uniqueid
+)
+
+// targetLook is what lookTarget read of mailboxes.db for plan.
+type targetLook struct {
+	next planNext
+	cur  partition.Entry // the target's entry of the name, if one counts (not a tombstone or placeholder)
+	// copies: for a mailbox to create under the dump's uniqueid, the
+	// real mailboxes of the name's deleted tree (continueDeleted).
+	copies []partition.Entry
+}
+
+// lookTarget makes the part of plan's decision that mailboxes.db answers,
+// in v, one hold of its shared lock for all of a mailbox's lookups (they
+// were three holds, each two fcntl calls and two stats): the target's
+// entry of name, and for a mailbox to create or replace its uniqueid
+// (chooseID) and, created under the dump's, the deleted copies it
+// continues. It takes no other lock (mailboxes.db is a leaf lock:
+// docs/cyrus/locks.md §3); what needs one is left to plan.
+func (rs *restorer) lookTarget(v *partition.MailboxesView, b *box, name string) (targetLook, error) {
+	cur, exists, err := v.Lookup(name)
+	if err != nil {
+		return targetLook{}, fmt.Errorf("looking up %s in the target: %w", name, err)
+	}
+	if exists && (cur.Deleted() || cur.Intermediate()) {
+		exists = false // a tombstone or placeholder that Cyrus's create overwrites too
+	}
+	look := targetLook{cur: cur}
+	switch {
+	case exists && rs.opts.Undelete:
+		look.next = nextMerge
+		return look, nil
+	case exists && (cur.Remote() || cur.Moving() || cur.Partition == ""):
+		b.res.Action, b.res.Reason = ActionRefuse, fmt.Sprintf("exists in the target as type %q", cur.Type)
+		return look, nil
+	case exists && !rs.opts.Replace:
+		look.next = nextCompare
+		return look, nil
+	case exists:
+		b.res.Action = ActionReplace
+		b.replaced = &cur
+	default:
+		b.res.Action = ActionCreate
+	}
+	if why, err := rs.cannotWrite(b); err != nil || why != "" {
+		b.res.Action, b.res.Reason = ActionRefuse, why
+		return look, err
+	}
+	if err := rs.chooseID(v, b); err != nil {
+		return targetLook{}, err
+	}
+	if b.res.Action == ActionCreate && !b.fresh {
+		if look.copies, err = v.DeletedUnder(b.name); err != nil {
+			return targetLook{}, fmt.Errorf("looking up the deleted copies of %s in the target: %w", b.name, err)
+		}
+	}
+	look.next = nextBuild
+	return look, nil
 }
 
 // openTarget takes a snapshot of the existing mailbox cur, under Cyrus's
@@ -473,7 +531,7 @@ const maxCandidates = 64
 // chooseID keeps the dump's uniqueid unless the target uses it or this
 // run gave it out; a replaced mailbox keeps its own, so that other users'
 // seen state in the target stays attached to it.
-func (rs *restorer) chooseID(b *box) error {
+func (rs *restorer) chooseID(v *partition.MailboxesView, b *box) error {
 	id := ""
 	if r := b.replaced; r != nil && r.UniqueID != "" {
 		if _, used, err := rs.getKey(spill.KeyUsed, r.UniqueID); err != nil {
@@ -493,7 +551,7 @@ func (rs *restorer) chooseID(b *box) error {
 		} else if used {
 			continue
 		}
-		inUse, err := rs.spool.IDExists(c)
+		inUse, err := v.IDExists(c)
 		if err != nil {
 			return fmt.Errorf("looking up uniqueid %s in the target: %w", c, err)
 		}
