@@ -197,11 +197,16 @@ func (s *Spool) ReserveModseq(ctx context.Context, e Entry, modseq uint64, owner
 // change (MBOXMODSEQ, no folder change); with onlyBelow, it changes
 // nothing, and says false, when the user's counter is at least last.
 func (s *Spool) raiseCounters(ctx context.Context, e Entry, last, add uint64, onlyBelow bool, owner Owner) (uint64, bool, error) {
+	if !s.Config.Switch("conversations", false) {
+		// No counters file is kept: nothing to look up (a hold of
+		// mailboxes.db's lock per owner of a restore group).
+		return last + add, true, nil
+	}
 	path, ok, err := s.CountersPath(e.Name)
 	if err != nil {
 		return 0, false, fmt.Errorf("modseq counters of %s: %w", e.Name, err)
 	}
-	if !ok || !s.Config.Switch("conversations", false) {
+	if !ok {
 		return last + add, true, nil
 	}
 	tree := s.tree()

@@ -469,16 +469,22 @@ func (rs *restorer) commitLocked(group []*box) error {
 		err  error
 	}
 	counters := map[*box]counter{}
-	cerr := rs.spool.ReadMailboxes(func(v *partition.MailboxesView) error {
-		for _, b := range ready {
-			if registered[b] {
-				var c counter
-				c.path, c.ok, c.err = v.CountersPath(b.name)
-				counters[b] = c
+	// Without `conversations: yes` there are no counters to raise
+	// (SetModseq does nothing): no hold for their paths.
+	raise := rs.cfg.Switch("conversations", false)
+	var cerr error
+	if raise {
+		cerr = rs.spool.ReadMailboxes(func(v *partition.MailboxesView) error {
+			for _, b := range ready {
+				if registered[b] {
+					var c counter
+					c.path, c.ok, c.err = v.CountersPath(b.name)
+					counters[b] = c
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	for _, b := range ready {
 		if !registered[b] {
 			continue
@@ -486,6 +492,9 @@ func (rs *restorer) commitLocked(group []*box) error {
 		b.done, b.res.Applied = true, true
 		if r := b.replaced; r != nil {
 			rs.removeOld(b, *r)
+		}
+		if !raise {
+			continue
 		}
 		c, looked := counters[b]
 		path, ok, err := c.path, c.ok, c.err
