@@ -29,6 +29,7 @@ type dbHandle struct {
 	holds atomic.Int64
 	mu    sync.Mutex
 	f     *os.File
+	fi    os.FileInfo // f's, from its open: which file it is (os.SameFile)
 	view  *cyrusdb.Twoskip
 	hdr   [64]byte // the header the view was made from
 	size  int64
@@ -53,7 +54,7 @@ func (h *dbHandle) drop() {
 	if h.f != nil {
 		h.f.Close()
 	}
-	h.f, h.view, h.stamp = nil, nil, 0
+	h.f, h.fi, h.view, h.stamp = nil, nil, nil, 0
 }
 
 // withMboxlist calls fn with the committed state of mailboxes.db under its
@@ -105,7 +106,7 @@ func (h *dbHandle) with(what, path string, open func() (*os.File, error), fn fun
 			h.drop()
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		size = fi.Size()
+		h.fi, size = fi, fi.Size()
 	}
 	err := h.read(path, size, fn)
 	if h.view != nil {

@@ -60,6 +60,9 @@ func (c *Config) Tree() *cyrusfs.Tree {
 type TwoskipTx struct {
 	db      *cyrusdb.Twoskip
 	changes map[string][]byte // nil value: delete
+	// file is the file db was read from, stat'd under the exclusive
+	// lock (nil for a file not written yet: newTwoskip).
+	file os.FileInfo
 }
 
 // Get returns the value of key and whether it exists.
@@ -154,7 +157,7 @@ func updateTwoskipIn(ctx context.Context, batch *NewFiles, tree *cyrusfs.Tree, p
 	if err != nil {
 		return err
 	}
-	tx := &TwoskipTx{db: db, changes: make(map[string][]byte)}
+	tx := &TwoskipTx{db: db, changes: make(map[string][]byte), file: fi}
 	if err := fn(tx); err != nil || len(tx.changes) == 0 {
 		db.DropPages()
 		return err

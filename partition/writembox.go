@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/mbtool/mbtool/cyrusdb"
@@ -94,6 +95,22 @@ type MailboxesTx struct {
 	tx *TwoskipTx
 }
 
+// Unchanged reports whether the transaction starts from the committed
+// state st names (MailboxesView.State): the same file (no checkpoint
+// renamed another into place), the same header and the same size, all
+// read under the exclusive lock. On one file every commit appends (its
+// COMMIT record at least) before it writes the larger current_size, and
+// a recovery truncates back to current_size, never below, so a clean
+// file of the same size holds the same committed records (dbHandle.read
+// reuses a view on the same rule): the transaction's lookups of keys it
+// has not changed find what the view's found, and need not be made
+// again. A zero State names no state.
+func (t *MailboxesTx) Unchanged(st MailboxesState) bool {
+	fi := t.tx.file
+	return st.file != nil && fi != nil && os.SameFile(st.file, fi) &&
+		fi.Size() == st.size && t.tx.db.Clean() && t.tx.db.Header() == st.hdr
+}
+
 // Lookup returns the N entry of name, whatever its type (tombstones and
 // intermediates included), and whether there is one.
 func (t *MailboxesTx) Lookup(name string) (Entry, bool, error) {
@@ -141,9 +158,9 @@ func (t *MailboxesTx) DeleteID(uniqueid string) { t.tx.Delete(IDKey(uniqueid)) }
 // Cyrus runs (docs/cyrus/locks.md §6, by rename): it takes the exclusive lock with
 // Cyrus's reopen-on-replace loop, reads the committed state, calls fn with
 // a transaction under the lock (so fn's checks and changes see the same
-// state), writes a fresh file with generation+1, checks it, fsyncs it,
-// renames it over mailboxes.db and fsyncs the directory before unlocking.
-// If fn returns an error nothing is written. mailboxes.db is a leaf lock:
+// state), and makes fn's changes as one twoskip transaction in place,
+// checkpointing the file when it has doubled (UpdateTwoskip), before
+// unlocking. If fn returns an error nothing is written. mailboxes.db is a leaf lock:
 // call this holding the namespace and name locks, never the other way
 // round.
 func (s *Spool) UpdateMailboxes(owner Owner, fn func(tx *MailboxesTx) error) error {
@@ -181,6 +198,26 @@ type MailboxesView struct {
 	s     *Spool
 	db    *cyrusdb.Twoskip
 	stamp uint64
+	file  os.FileInfo // the file db reads (dbHandle.fi)
+}
+
+// MailboxesState names a committed state of mailboxes.db that a view
+// showed, for a later transaction to tell whether it starts from the
+// same one (MailboxesTx.Unchanged).
+type MailboxesState struct {
+	file os.FileInfo // nil: no state
+	hdr  cyrusdb.TwoskipHeader
+	size int64
+}
+
+// State returns the committed state v shows: the file, its header and
+// its size, for a clean file (one a crashed writer left unclean names no
+// state: its size is not its current_size).
+func (v *MailboxesView) State() MailboxesState {
+	if v.file == nil || !v.db.Clean() {
+		return MailboxesState{}
+	}
+	return MailboxesState{file: v.file, hdr: v.db.Header(), size: int64(v.db.Header().CurrentSize)}
 }
 
 // ReadMailboxes calls fn with the committed state of mailboxes.db under
@@ -191,7 +228,8 @@ type MailboxesView struct {
 // leaf lock: fn takes no other lock, and does not keep the view.
 func (s *Spool) ReadMailboxes(fn func(v *MailboxesView) error) error {
 	return s.withMboxlist(func(db *cyrusdb.Twoskip, stamp uint64) error {
-		return fn(&MailboxesView{s: s, db: db, stamp: stamp})
+		// s.mboxdb.mu is held while fn runs: fi is the file's.
+		return fn(&MailboxesView{s: s, db: db, stamp: stamp, file: s.mboxdb.fi})
 	})
 }
 
