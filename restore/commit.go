@@ -324,7 +324,9 @@ func (rs *restorer) commitLocked(group []*box) error {
 	// mailboxes.db again, now that the locks are held: the whole group
 	// in one hold of its shared lock.
 	dbWhy := map[*box]string{}
+	var checked partition.MailboxesState
 	err := rs.spool.ReadMailboxes(func(v *partition.MailboxesView) error {
+		checked = v.State()
 		for _, b := range group {
 			if b.building() {
 				why, err := txCheck(v, b)
@@ -411,6 +413,7 @@ func (rs *restorer) commitLocked(group []*box) error {
 		return err
 	}
 	crashPoint()
+	hook("registering") // a group placed, checked in its view, not registered
 	registered := map[*box]bool{}
 	err = rs.spool.UpdateMailboxes(rs.owner, func(tx *partition.MailboxesTx) error {
 		// Every box is checked first, parents before their children: a
@@ -418,8 +421,15 @@ func (rs *restorer) commitLocked(group []*box) error {
 		// registered only with a child that is (or one kept).
 		var pass []*box
 		needed := map[*box]bool{}
+		// Every box of ready passed txCheck in the group's view: the
+		// same state again (no other writer since) gives the same
+		// answers, not looked up again.
+		check := txCheck
+		if tx.Unchanged(checked) {
+			check = passed
+		}
 		for _, b := range ready {
-			if why, err := txCheck(tx, b); err != nil {
+			if why, err := check(tx, b); err != nil {
 				return err
 			} else if why != "" {
 				rs.refuse(b, why)
@@ -692,7 +702,8 @@ type mailboxesState interface {
 
 // txCheck says why mailboxes.db forbids b's action now: its name taken
 // or changed, or its uniqueid taken. It runs before the group is placed,
-// and again inside the mailboxes.db transaction.
+// and again inside the mailboxes.db transaction if the database changed
+// in between (MailboxesTx.Unchanged).
 func txCheck(tx mailboxesState, b *box) (string, error) {
 	cur, exists, err := tx.Lookup(b.name)
 	if err != nil {
@@ -712,6 +723,9 @@ func txCheck(tx mailboxesState, b *box) (string, error) {
 	}
 	return "", nil
 }
+
+// passed is txCheck of a box that passed it in the same state.
+func passed(mailboxesState, *box) (string, error) { return "", nil }
 
 // entryConflict says why the current entry of the name forbids the
 // planned action, or "".
