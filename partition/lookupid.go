@@ -26,57 +26,89 @@ import (
 // carries the uniqueid (a DELETED.* mailbox removed since: Cyrus leaves its
 // I record; or one whose name a new mailbox took).
 func (s *Spool) LookupID(uniqueid string) (e Entry, ok bool, err error) {
-	path := s.Config.MboxlistPath
-	if uniqueid == "" {
-		return Entry{}, false, nil
+	err = s.LookupIDs([]string{uniqueid}, func(_ int, f Entry, found bool) error {
+		e, ok = f, found
+		return nil
+	})
+	if err != nil {
+		return Entry{}, false, err
 	}
-	err = s.withMboxlist(func(db *cyrusdb.Twoskip, stamp uint64) error {
-		ikey := IDKey(uniqueid)
-		v, found, err := db.Get(ikey)
-		if err != nil || !found {
-			return err
-		}
-		name, former, err := parseIDNames(v)
-		if err != nil {
-			return fmt.Errorf("mailboxes.db %s: key %q: %w", path, ikey, err)
-		}
-		best, bestRank := "", Liveness(-1)
-		consider := func(dbname string) error {
-			key := []byte("N" + dbname)
-			v, found, err := db.Get(key)
-			if err != nil || !found {
+	return e, ok, nil
+}
+
+// LookupIDs is LookupID for each of uniqueids, all under one hold of
+// mailboxes.db's shared lock: the pages at the top of the skip list are
+// read once for all of them rather than once each, and the lock is taken
+// and released once. fn is called under the hold, in the order of
+// uniqueids, with the entry and whether there is one; it takes no lock
+// and keeps no view (mailboxes.db is a leaf lock). When any uniqueid was
+// not found, the check of a database without I records (ErrNoIDRecords)
+// runs after the hold.
+func (s *Spool) LookupIDs(uniqueids []string, fn func(i int, e Entry, ok bool) error) error {
+	missed := false
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip, stamp uint64) error {
+		for i, id := range uniqueids {
+			e, ok, err := s.lookupIDIn(db, stamp, id)
+			if err != nil {
 				return err
 			}
-			c, err := parseEntry(key[1:], v)
-			if err != nil {
-				return fmt.Errorf("mailboxes.db %s: key %q: %w", path, key, err)
-			}
-			if c.UniqueID != uniqueid {
-				return nil // the name is another mailbox's now
-			}
-			// Go orders strings by their bytes, as twoskip orders keys.
-			r := s.Liveness(c)
-			if r > bestRank || r == bestRank && dbname < best {
-				c.stamp = stamp
-				e, ok, best, bestRank = c, true, dbname, r
-			}
-			return nil
-		}
-		if err := consider(name); err != nil || bestRank == Local {
-			return err
-		}
-		for _, n := range former {
-			if err := consider(n); err != nil {
+			missed = missed || !ok
+			if err := fn(i, e, ok); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err == nil && !ok {
+	if err == nil && missed {
 		err = s.checkIDRecords()
 	}
-	if err != nil {
+	return err
+}
+
+// lookupIDIn is LookupID's search in one hold of mailboxes.db.
+func (s *Spool) lookupIDIn(db *cyrusdb.Twoskip, stamp uint64, uniqueid string) (e Entry, ok bool, err error) {
+	if uniqueid == "" {
+		return Entry{}, false, nil
+	}
+	path := s.Config.MboxlistPath
+	ikey := IDKey(uniqueid)
+	v, found, err := db.Get(ikey)
+	if err != nil || !found {
 		return Entry{}, false, err
+	}
+	name, former, err := parseIDNames(v)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("mailboxes.db %s: key %q: %w", path, ikey, err)
+	}
+	best, bestRank := "", Liveness(-1)
+	consider := func(dbname string) error {
+		key := []byte("N" + dbname)
+		v, found, err := db.Get(key)
+		if err != nil || !found {
+			return err
+		}
+		c, err := parseEntry(key[1:], v)
+		if err != nil {
+			return fmt.Errorf("mailboxes.db %s: key %q: %w", path, key, err)
+		}
+		if c.UniqueID != uniqueid {
+			return nil // the name is another mailbox's now
+		}
+		// Go orders strings by their bytes, as twoskip orders keys.
+		r := s.Liveness(c)
+		if r > bestRank || r == bestRank && dbname < best {
+			c.stamp = stamp
+			e, ok, best, bestRank = c, true, dbname, r
+		}
+		return nil
+	}
+	if err := consider(name); err != nil || bestRank == Local {
+		return e, ok, err
+	}
+	for _, n := range former {
+		if err := consider(n); err != nil {
+			return Entry{}, false, err
+		}
 	}
 	return e, ok, nil
 }

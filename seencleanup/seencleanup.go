@@ -229,18 +229,21 @@ func Run(ctx context.Context, spool *partition.Spool, opts Options) (*Summary, e
 		sum.UndoFile = opts.UndoFile
 	}
 	cache := newMailboxCache(spool)
-	for _, user := range users {
+	emit := func(r Record, s *syncrec.Seen) error {
+		if _, err := fmt.Fprintln(out, r.String()); err != nil {
+			return fmt.Errorf("writing report: %w", err)
+		}
+		if undo != nil && r.Remove {
+			return undo.add(s)
+		}
+		return nil
+	}
+	for len(users) > 0 {
 		err := ctx.Err()
 		if err == nil {
-			err = planUser(ctx, spool, cache, user, opts, sum, func(r Record, s *syncrec.Seen) error {
-				if _, err := fmt.Fprintln(out, r.String()); err != nil {
-					return fmt.Errorf("writing report: %w", err)
-				}
-				if undo != nil && r.Remove {
-					return undo.add(s)
-				}
-				return nil
-			})
+			var n int
+			n, err = planUsers(ctx, spool, cache, users, opts, sum, emit)
+			users = users[n:]
 		}
 		if err != nil {
 			if undo != nil {
@@ -269,39 +272,98 @@ func Run(ctx context.Context, spool *partition.Spool, opts Options) (*Summary, e
 	return sum, nil
 }
 
-// planUser lists the records of one user's seen database, calling emit for
-// each stale or orphan record with its APPLY SEEN form.
-func planUser(ctx context.Context, spool *partition.Spool, cache *mailboxCache, user string, opts Options,
-	sum *Summary, emit func(Record, *syncrec.Seen) error) error {
+// userBatch and recordBatch bound the users whose seen records planUsers
+// lists together, and their records: their mailboxes are looked up in
+// mailboxes.db together (mailboxCache.lookupAll), under one hold for
+// lookupBatch of them, not one hold per record. A user has a record or
+// two on most servers, so a batch of one user saved nothing.
+const (
+	userBatch   = 64
+	recordBatch = 4096
+)
+
+// seenRecords is one user's seen database, read whole.
+type seenRecords struct {
+	user string
+	recs [][2][]byte
+}
+
+// planUsers lists the records of the seen databases of the first users
+// (at most userBatch of them, and fewer when their records pass
+// recordBatch), calling emit for each stale or orphan record with its
+// APPLY SEEN form, and returns how many users it went through.
+func planUsers(ctx context.Context, spool *partition.Spool, cache *mailboxCache, users []string, opts Options,
+	sum *Summary, emit func(Record, *syncrec.Seen) error) (int, error) {
+	var batch []seenRecords
+	var ids []string
+	n := 0
+	for n < len(users) && n < userBatch && len(ids) < recordBatch {
+		user := users[n]
+		n++
+		recs, err := readUser(ctx, spool, user, sum)
+		if err != nil {
+			return n, err
+		}
+		if recs == nil {
+			continue
+		}
+		batch = append(batch, *recs)
+		for _, kv := range recs.recs {
+			ids = append(ids, string(kv[0]))
+		}
+	}
+	boxes, err := cache.lookupAll(ids)
+	if err != nil {
+		return n, err
+	}
+	for _, u := range batch {
+		if err := planUser(ctx, spool, u, boxes[:len(u.recs)], ids[:len(u.recs)], opts, sum, emit); err != nil {
+			return n, err
+		}
+		boxes, ids = boxes[len(u.recs):], ids[len(u.recs):]
+	}
+	return n, nil
+}
+
+// readUser reads user's seen database whole; nil, with a problem in sum,
+// when it cannot be read.
+func readUser(ctx context.Context, spool *partition.Spool, user string, sum *Summary) (*seenRecords, error) {
 	problem := func(err error) { sum.Problems = append(sum.Problems, err) }
 	path, err := spool.SeenPath(user)
 	if err != nil {
 		problem(fmt.Errorf("seen db of %s: %w", user, err))
-		return nil
+		return nil, nil
 	}
 	// The database is read whole and its lock released before any index
 	// is looked at: a seen db lock is a leaf (docs/cyrus/locks.md §3), and Cyrus
 	// takes it while holding a mailbox's index lock.
-	var recs [][2][]byte
+	u := &seenRecords{user: user}
 	err = readSeen(ctx, spool.Config.Tree(), path, spool.Config.SeenDB, func(k, v []byte) error {
-		recs = append(recs, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
+		u.recs = append(u.recs, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
 		return nil
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return err
+			return nil, err
 		}
 		problem(fmt.Errorf("seen db of %s (left untouched): %w", user, err))
-		return nil
+		return nil, nil
 	}
 	sum.Users++
-	sum.Records += len(recs)
-	for _, kv := range recs {
-		r := Record{User: user, UniqueID: string(kv[0]), Value: kv[1]}
-		m, err := cache.lookup(r.UniqueID)
-		if err != nil {
-			return err
-		}
+	sum.Records += len(u.recs)
+	return u, nil
+}
+
+// planUser goes through the records of one user's seen database, with the
+// mailbox each one's uniqueid names (boxes, ids: in the order of u.recs),
+// calling emit for each stale or orphan record with its APPLY SEEN form.
+func planUser(ctx context.Context, spool *partition.Spool, u seenRecords, boxes []mailbox, ids []string, opts Options,
+	sum *Summary, emit func(Record, *syncrec.Seen) error) error {
+	problem := func(err error) { sum.Problems = append(sum.Problems, err) }
+	user := u.user
+	for i, kv := range u.recs {
+		r := Record{User: user, UniqueID: ids[i], Value: kv[1]}
+		m := boxes[i]
 		switch {
 		case m.kind == partition.Tombstone:
 			r.Kind, r.Mailbox, r.Remove = Orphan, m.entry.Name, opts.PruneOrphans
