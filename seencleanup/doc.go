@@ -21,13 +21,16 @@
 // ApplyUndo replays an undo file the same way.
 //
 // Each record's uniqueid is looked up in mailboxes.db by its I record
-// (partition.Spool.LookupID), O(log n) per record, so a run holds no table
-// of mailboxes: its memory is one user's seen db at a time, whatever the
-// number of mailboxes. Like cyr_userseen, Run treats mailboxes in the
-// deleted hierarchy (DELETED.user.alice...) as their owner's. Unlike it, Run goes on past
-// mailboxes it cannot open and seen databases that are damaged (each is
-// reported and left untouched), and keeps records of mailboxes whose index
-// is older than version 12, whose seen state is still live.
+// (partition.Spool.LookupIDs), O(log n) per record, so a run holds no table
+// of mailboxes: its memory is the seen dbs of at most 64 users at a time
+// (fewer once their records pass 4,096), whatever the number of mailboxes.
+// Those users' records are looked up together, 256 under one hold of
+// mailboxes.db's shared lock, not one hold each. Like cyr_userseen, Run
+// treats mailboxes in the deleted hierarchy (DELETED.user.alice...) as
+// their owner's. Unlike it, Run goes on past mailboxes it cannot open and
+// seen databases that are damaged (each is reported and left untouched),
+// and keeps records of mailboxes whose index is older than version 12,
+// whose seen state is still live.
 //
 // Waits for a seen database's lock are not bounded by the context: Cyrus
 // holds those locks for milliseconds.
