@@ -24,8 +24,9 @@
 // (partition.Spool.LookupIDs), O(log n) per record, so a run holds no table
 // of mailboxes: its memory is the seen dbs of at most 64 users at a time
 // (fewer once their records pass 4,096), whatever the number of mailboxes.
-// Those users' records are looked up together, 256 under one hold of
-// mailboxes.db's shared lock, not one hold each. Like cyr_userseen, Run
+// Those users' seen databases are found under one hold of mailboxes.db's
+// shared lock, and their records looked up together, 256 under one hold,
+// not one hold each. Like cyr_userseen, Run
 // treats mailboxes in the deleted hierarchy (DELETED.user.alice...) as
 // their owner's. Unlike it, Run goes on past mailboxes it cannot open and
 // seen databases that are damaged (each is reported and left untouched),

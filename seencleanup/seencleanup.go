@@ -294,13 +294,31 @@ type seenRecords struct {
 // APPLY SEEN form, and returns how many users it went through.
 func planUsers(ctx context.Context, spool *partition.Spool, cache *mailboxCache, users []string, opts Options,
 	sum *Summary, emit func(Record, *syncrec.Seen) error) (int, error) {
+	// The users' seen databases are found under one hold too: where a
+	// user's files are depends on the uniqueid of its INBOX.
+	users = users[:min(len(users), userBatch)]
+	paths := make([]string, len(users))
+	pathErrs := make([]error, len(users))
+	err := spool.ReadMailboxes(func(v *partition.MailboxesView) error {
+		for i, u := range users {
+			paths[i], _, pathErrs[i] = v.UserDBPaths(u)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
 	var batch []seenRecords
 	var ids []string
 	n := 0
-	for n < len(users) && n < userBatch && len(ids) < recordBatch {
-		user := users[n]
+	for n < len(users) && len(ids) < recordBatch {
+		user, path, pathErr := users[n], paths[n], pathErrs[n]
 		n++
-		recs, err := readUser(ctx, spool, user, sum)
+		if pathErr != nil {
+			sum.Problems = append(sum.Problems, fmt.Errorf("seen db of %s: %w", user, pathErr))
+			continue
+		}
+		recs, err := readUser(ctx, spool, user, path, sum)
 		if err != nil {
 			return n, err
 		}
@@ -325,20 +343,15 @@ func planUsers(ctx context.Context, spool *partition.Spool, cache *mailboxCache,
 	return n, nil
 }
 
-// readUser reads user's seen database whole; nil, with a problem in sum,
-// when it cannot be read.
-func readUser(ctx context.Context, spool *partition.Spool, user string, sum *Summary) (*seenRecords, error) {
+// readUser reads user's seen database (at path) whole; nil, with a
+// problem in sum, when it cannot be read.
+func readUser(ctx context.Context, spool *partition.Spool, user, path string, sum *Summary) (*seenRecords, error) {
 	problem := func(err error) { sum.Problems = append(sum.Problems, err) }
-	path, err := spool.SeenPath(user)
-	if err != nil {
-		problem(fmt.Errorf("seen db of %s: %w", user, err))
-		return nil, nil
-	}
 	// The database is read whole and its lock released before any index
 	// is looked at: a seen db lock is a leaf (docs/cyrus/locks.md §3), and Cyrus
 	// takes it while holding a mailbox's index lock.
 	u := &seenRecords{user: user}
-	err = readSeen(ctx, spool.Config.Tree(), path, spool.Config.SeenDB, func(k, v []byte) error {
+	err := readSeen(ctx, spool.Config.Tree(), path, spool.Config.SeenDB, func(k, v []byte) error {
 		u.recs = append(u.recs, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
 		return nil
 	})
