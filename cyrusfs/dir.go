@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,10 @@ type Dir struct {
 	// MkdirPrivate, which no other user can enter, so that what is made
 	// in it gets its final name at once (see MkdirPrivate).
 	private bool
+	// exact: what is made in d gets exactly the mode it is created with
+	// less the process umask: d has no default ACL and no set-group-ID
+	// bit, and no other user can give it either (see modeGiven).
+	exact bool
 }
 
 // Path returns the directory's path, for messages.
@@ -197,20 +202,77 @@ func setOwner(fd int, o Owner, perm os.FileMode, path string) error {
 
 // setOwnerAt is setOwner of name in d, its path joined only for the
 // testing hooks.
-func setOwnerAt(fd int, o Owner, perm os.FileMode, d *Dir, name string) error {
+// created is the mode fd was created with (before the umask): the
+// mode is set only where that does not give perm already (modeGiven).
+func setOwnerAt(fd int, o Owner, perm, created os.FileMode, d *Dir, name string) error {
+	if d.modeGiven(created, perm) {
+		perm = 0
+	}
 	if !tracing() {
 		return chown(fd, o, perm)
 	}
 	return setOwner(fd, o, perm, d.Join(name))
 }
 
+// chown gives fd the owner o, and the mode perm unless perm is 0 (the
+// mode it has already).
 func chown(fd int, o Owner, perm os.FileMode) error {
 	if o.UID >= 0 {
 		if err := unix.Fchown(fd, o.UID, o.GID); err != nil {
 			return err
 		}
 	}
+	if perm == 0 {
+		return nil
+	}
 	return unix.Fchmod(fd, uint32(perm.Perm()))
+}
+
+// modeGiven reports whether what is created in d with mode created has
+// the mode perm from its creation, so that no fchmod is needed: d's
+// modes are exact (no default ACL, whose mask would apply instead of the
+// umask, and no set-group-ID bit, which a directory made in it would
+// inherit; only directories beneath MkdirPrivate's are known to be so),
+// and created less the process umask is perm. A chown by root, which
+// may clear set-user-ID and set-group-ID bits, leaves these modes as
+// they are.
+func (d *Dir) modeGiven(created, perm os.FileMode) bool {
+	if !d.exact {
+		return false
+	}
+	m := umask()
+	return m >= 0 && perm == created&^os.FileMode(m)
+}
+
+// umask returns the process umask, read once from /proc/self/status
+// (reading it with umask(2) would change it for a moment, for every
+// goroutine); -1 where it cannot be read, and then every mode is set.
+// mbtool never changes its umask.
+var umask = sync.OnceValue(readUmask)
+
+func readUmask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil || n > 0o777 {
+				return -1
+			}
+			return int(n)
+		}
+	}
+	return -1
+}
+
+// noDefaultACL reports whether the directory fd has no default ACL
+// (its system.posix_acl_default attribute is missing, or the file system
+// has no ACLs).
+func noDefaultACL(fd int) bool {
+	_, err := unix.Fgetxattr(fd, "system.posix_acl_default", nil)
+	return err == unix.ENODATA || err == unix.EOPNOTSUPP
 }
 
 // tmpName returns a fresh temporary name: the prefix, the process ID and
@@ -280,7 +342,7 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 	}
 	fd, err := unix.Openat(d.fd, made, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err == nil {
-		err = setOwnerAt(fd, o, 0o700, d, name)
+		err = setOwnerAt(fd, o, 0o700, 0o700, d, name)
 		if err == nil && !d.private {
 			stepAt("link", d, name)
 			err = renameNoReplace(d.fd, made, d.fd, name)
@@ -299,7 +361,10 @@ func (d *Dir) Mkdir(name string, o Owner) (*Dir, error) {
 	if !d.private {
 		stepAt("linked", d, name)
 	}
-	return &Dir{fd: fd, path: d.Join(name), private: d.private}, nil
+	// Made by this process in a private directory whose modes are
+	// exact, with its mode: exact too (another user cannot reach it to
+	// give it an ACL).
+	return &Dir{fd: fd, path: d.Join(name), private: d.private, exact: d.private && d.exact}, nil
 }
 
 // MkdirPrivate creates a fresh directory named prefix followed by random
@@ -336,6 +401,8 @@ func (d *Dir) MkdirPrivate(prefix string) (*Dir, error) {
 		return nil, err
 	}
 	nd.private = true
+	// Its mode was checked above: 0700, no set-group-ID bit.
+	nd.exact = noDefaultACL(nd.fd)
 	return nd, nil
 }
 

@@ -65,7 +65,7 @@ func (d *Dir) NewFile(name string, o Owner, perm os.FileMode) (*NewFile, error) 
 		}
 	}
 	nf.fd = fd
-	if err := setOwnerAt(fd, o, perm, d, name); err != nil {
+	if err := setOwnerAt(fd, o, perm, 0o600, d, name); err != nil {
 		nf.Abort()
 		return nil, &fs.PathError{Op: "chown", Path: d.Join(name), Err: err}
 	}
@@ -83,7 +83,7 @@ func (d *Dir) newPrivate(name string, o Owner, perm os.FileMode) (*NewFile, erro
 		return nil, pathErr("create", d.Join(name), err)
 	}
 	nf := &NewFile{d: d, fd: fd, name: name, madeAs: name}
-	if err := setOwnerAt(fd, o, perm, d, name); err != nil {
+	if err := setOwnerAt(fd, o, perm, 0o600, d, name); err != nil {
 		nf.Abort()
 		return nil, &fs.PathError{Op: "chown", Path: d.Join(name), Err: err}
 	}

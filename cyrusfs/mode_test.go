@@ -1,0 +1,71 @@
+package cyrusfs
+
+import (
+	"sync"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestPrivateModes: files and directories made beneath MkdirPrivate's
+// directory have the mode asked for whatever the umask: where the umask
+// leaves the creation mode as it is, without an fchmod (modeGiven), and
+// where it takes bits away (0277 leaves 0400 of 0600), with one. It also
+// checks that the umask is read as the process has it.
+func TestPrivateModes(t *testing.T) {
+	for _, mask := range []int{0o022, 0o077, 0o277, 0o377} {
+		old := syscall.Umask(mask)
+		umask = sync.OnceValue(readUmask)
+		func() {
+			defer func() { syscall.Umask(old); umask = sync.OnceValue(readUmask) }()
+			if got := umask(); got != mask {
+				t.Fatalf("umask read as %o, want %o", got, mask)
+			}
+			root := t.TempDir()
+			rd, err := NewTree(root).OpenDir(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			sd, err := rd.MkdirPrivate(".stage.")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sd.Close()
+			if !sd.exact {
+				t.Skip("the file system reports a default ACL on a fresh directory")
+			}
+			o := Owner{UID: -1, GID: -1}
+			box, err := sd.Mkdir("box", o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer box.Close()
+			if want := mask&0o700 == 0; box.modeGiven(0o700, 0o700) != want {
+				t.Errorf("umask %o: modeGiven(0700) = %v, want %v", mask, !want, want)
+			}
+			nf, err := box.NewFile("f", o, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nf.Link(false); err != nil {
+				t.Fatal(err)
+			}
+			for p, mode := range map[string]uint32{box.Path(): 0o700, box.Join("f"): 0o600} {
+				var st unix.Stat_t
+				if err := unix.Lstat(p, &st); err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode&0o7777 != mode {
+					t.Errorf("umask %o: %s has mode %o, want %o", mask, p, st.Mode&0o7777, mode)
+				}
+			}
+		}()
+	}
+	// Not beneath MkdirPrivate: the mode is always set.
+	d := &Dir{}
+	if d.modeGiven(0o600, 0o600) {
+		t.Error("modeGiven outside a private directory")
+	}
+}
