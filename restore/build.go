@@ -21,9 +21,13 @@ import (
 // annotations. Memory is bounded by the user flags and the annotations,
 // not by the number of records.
 type builder struct {
-	rs  *restorer
-	b   *box
-	dir *cyrusfs.Dir // the mailbox's staging directory
+	rs   *restorer
+	b    *box
+	name string // the mailbox's, for errors
+	// The mailbox's staging directory and its files: set and used only
+	// by the operations the builder hands to the writer of the read
+	// phase (builder.op), on its goroutine.
+	dir *cyrusfs.Dir
 	idx builderFile
 	w   *bufio.Writer
 	buf []byte
@@ -84,27 +88,40 @@ func (rs *restorer) newBuilder(b *box, src *syncrec.Mailbox) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := st.newBoxDir(rs.owner)
-	if err != nil {
-		return nil, fmt.Errorf("staging mailbox %s: %w", b.name, err)
-	}
-	b.st, b.dir = st, dir.Path()
-	f, err := dir.NewFile(partition.FileIndex, rs.owner, 0o600)
-	if err == nil {
-		err = f.Link(true) // at once: the staging directory is private
-	}
-	if err != nil {
-		dir.Close()
-		return nil, fmt.Errorf("staging mailbox %s: %w", b.name, err)
-	}
+	name := st.newBoxName()
+	b.st, b.dir = st, st.mbox.Join(name)
 	sp := &rs.spare
 	if sp.slots == nil {
 		sp.slots = make(map[string]int)
 	}
 	clear(sp.slots)
-	bl := &builder{rs: rs, b: b, dir: dir, idx: f, w: take(&sp.w, f), buf: sp.buf,
-		slots: sp.slots, crc: syncrec.NewCRC()}
+	bl := &builder{rs: rs, b: b, name: b.name, buf: sp.buf, slots: sp.slots, crc: syncrec.NewCRC()}
 	sp.slots, sp.buf = nil, nil
+	bl.w = take(&sp.w, bufSink{bl, &bl.idx})
+	// The directory and cyrus.index are made by the writer of the read
+	// phase (pipeline.go), as are all of the builder's files: the parser
+	// touches none of bl.dir, bl.idx and bl.cache.
+	bname, owner := b.name, rs.owner
+	err = rs.stageOp(func() error {
+		dir, err := st.mbox.Mkdir(name, owner)
+		if err != nil {
+			return fmt.Errorf("staging mailbox %s: %w", bname, err)
+		}
+		bl.dir = dir
+		f, err := dir.NewFile(partition.FileIndex, owner, 0o600)
+		if err == nil {
+			err = f.Link(true) // at once: the staging directory is private
+		}
+		if err != nil {
+			return fmt.Errorf("staging mailbox %s: %w", bname, err)
+		}
+		bl.idx = f
+		return nil
+	})
+	if err != nil {
+		bl.close()
+		return nil, err
+	}
 	bl.w.Write(zeros[:]) // the header comes at commit
 	bl.h = partition.IndexHeader{
 		LastAppendDate: clamp32(src.LastAppendDate),
@@ -176,7 +193,7 @@ func (bl *builder) add(r *syncrec.Record) error { return bl.addRecord(r, true) }
 // addRecord writes one record; file false: an expunged record that must
 // not take a message file (a target's message a replace expunges).
 func (bl *builder) addRecord(r *syncrec.Record, file bool) error {
-	b := bl.b // the policy checked r (dumpcheck.Records)
+	// The policy checked r (dumpcheck.Records).
 	rec := partition.Record{
 		UID:          r.UID,
 		InternalDate: clamp32(r.InternalDate),
@@ -208,7 +225,7 @@ func (bl *builder) addRecord(r *syncrec.Record, file bool) error {
 	}
 	ok = ok && file
 	if ok {
-		if err := bl.rs.place(&m, r.GUID, b, r.UID, bl.dir, dst, int64(rec.InternalDate)); err != nil {
+		if err := bl.rs.place(&m, r.GUID, bl, r.UID, dst, int64(rec.InternalDate)); err != nil {
 			return fmt.Errorf("UID %d: %w", r.UID, err)
 		}
 		rec.HeaderSize = m.info.headerSize
@@ -329,15 +346,20 @@ func (bl *builder) finish() error {
 	if err := bl.finishCache(); err != nil {
 		return err
 	}
-	err := bl.idx.Close()
-	bl.idx = nil
-	if err != nil {
-		return err
-	}
-	if len(bl.annots) > 0 {
-		if err := partition.WriteTwoskipAt(bl.dir, partition.FileAnnotations, bl.rs.owner, bl.annots); err != nil {
+	annots, owner := bl.annots, bl.rs.owner
+	err := bl.op(func() error {
+		err := bl.idx.Close()
+		bl.idx = nil
+		if err != nil {
 			return err
 		}
+		if len(annots) > 0 {
+			return partition.WriteTwoskipAt(bl.dir, partition.FileAnnotations, owner, annots)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	bl.h.SyncCRC, bl.h.SyncCRCAnnot = bl.crc.Basic, bl.crc.Annot
 	// Cyrus counts the mailbox annotations in quota_annot_used too.
@@ -348,14 +370,34 @@ func (bl *builder) finish() error {
 	return nil
 }
 
+// op has the writer of the read phase run fn after the builder's earlier
+// operations (restorer.stageOp), its error naming the mailbox as the
+// parser's do; outside the read phase it runs fn at once.
+func (bl *builder) op(fn func() error) error {
+	if bl.rs.pipe == nil {
+		return fn()
+	}
+	name := bl.name
+	return bl.rs.stageOp(func() error {
+		if err := fn(); err != nil {
+			return fmt.Errorf("mailbox %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
 func (bl *builder) close() {
-	if bl.idx != nil {
-		bl.idx.Close()
-	}
-	if bl.cache != nil {
-		bl.cache.Close()
-	}
-	bl.dir.Close()
+	// Run even after an error of the writer, which then skips all else.
+	bl.rs.stageClose(func() error {
+		if bl.idx != nil {
+			bl.idx.Close()
+		}
+		if bl.cache != nil {
+			bl.cache.Close()
+		}
+		bl.dir.Close()
+		return nil
+	})
 	// The buffers go back to the restorer, for the next mailbox; the
 	// writers no longer point at this mailbox's files.
 	sp := &bl.rs.spare
@@ -414,15 +456,23 @@ func (bl *builder) addCache(rec *partition.Record, c []byte) error {
 		bl.needRepack = true
 		return nil
 	}
-	if bl.cache == nil {
-		f, err := bl.dir.NewFile(partition.FileCache, bl.rs.owner, 0o600)
-		if err == nil {
-			err = f.Link(true)
-		}
+	if bl.cw == nil {
+		owner, name := bl.rs.owner, bl.name
+		err := bl.rs.stageOp(func() error {
+			f, err := bl.dir.NewFile(partition.FileCache, owner, 0o600)
+			if err == nil {
+				err = f.Link(true)
+			}
+			if err != nil {
+				return fmt.Errorf("staging mailbox %s: %w", name, err)
+			}
+			bl.cache = f
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("staging mailbox %s: %w", bl.b.name, err)
+			return err
 		}
-		bl.cache, bl.cw = f, take(&bl.rs.spare.cw, f)
+		bl.cw = take(&bl.rs.spare.cw, bufSink{bl, &bl.cache})
 		bl.cw.Write(zeros[:4]) // the generation, at finish
 		bl.cacheOff = 4
 	}
@@ -444,7 +494,7 @@ func (bl *builder) finishCache() error {
 		bl.h.Options |= partition.OptNeedsRepack
 		bl.h.Generation--
 	}
-	if bl.cache == nil {
+	if bl.cw == nil {
 		return nil
 	}
 	if err := bl.cw.Flush(); err != nil {
@@ -452,10 +502,12 @@ func (bl *builder) finishCache() error {
 	}
 	var g [4]byte
 	binary.BigEndian.PutUint32(g[:], bl.h.Generation)
-	if _, err := bl.cache.WriteAt(g[:], 0); err != nil {
-		return fmt.Errorf("writing cache: %w", err)
-	}
-	err := bl.cache.Close()
-	bl.cache = nil
-	return err
+	return bl.op(func() error {
+		if _, err := bl.cache.WriteAt(g[:], 0); err != nil {
+			return fmt.Errorf("writing cache: %w", err)
+		}
+		err := bl.cache.Close()
+		bl.cache = nil
+		return err
+	})
 }

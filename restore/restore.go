@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -222,6 +223,11 @@ type restorer struct {
 	// numbers above it, as nothing is reserved before the commit. One
 	// owner's mailboxes follow each other in a dump.
 	numbered numbered
+
+	// pipe is the writer of the read phase (pipeline.go), nil outside
+	// it; spot is the command being read, for its operations' errors.
+	pipe *pipeline
+	spot *dumpSpot
 }
 
 // numbered is a MODSEQ given under one modseq counter (restorer.numbered).
@@ -285,7 +291,19 @@ func (rs *restorer) cleanup() {
 }
 
 // read is phase one: the whole dump into the staging area, checked.
-func (rs *restorer) read(r io.Reader) error {
+func (rs *restorer) read(r io.Reader) (err error) {
+	if !rs.opts.DryRun && !noPipeline {
+		rs.pipe = newPipeline(rs.ctx)
+		defer func() {
+			// Joined on every path, before cleanup removes the staging
+			// directories. A writer's error comes from earlier in the
+			// dump than the parser's, so it is the one reported.
+			if perr := rs.pipe.finish(err != nil); perr != nil {
+				err = perr
+			}
+			rs.pipe, rs.spot = nil, nil
+		}()
+	}
 	d, err := dumpcheck.NewReaderWith(r, dumpfile.ReaderOptions{Unsealed: rs.opts.Unsealed})
 	if err != nil {
 		return fmt.Errorf("reading dump: %w", err)
@@ -306,7 +324,13 @@ func (rs *restorer) read(r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("reading dump: %w", err)
 		}
+		if rs.pipe != nil {
+			rs.spot = &dumpSpot{off: off, verb: verb + " " + name}
+		}
 		if err := rs.command(d, verb, name); err != nil {
+			if pe := (*pipeError)(nil); errors.As(err, &pe) {
+				return pe // the writer's, of an earlier command
+			}
 			return fmt.Errorf("dump offset %d: %s %s: %w", off, verb, name, err)
 		}
 	}

@@ -189,11 +189,17 @@ func (st *stage) remove() {
 	st.rootd.Close()
 }
 
+// newBoxName returns a fresh name in mbox/ for the directory of a
+// mailbox being built (made by builder's first operation).
+func (st *stage) newBoxName() string {
+	st.seq++
+	return strconv.Itoa(st.seq)
+}
+
 // newBoxDir makes a fresh directory for a mailbox being built and opens
 // it.
 func (st *stage) newBoxDir(owner partition.Owner) (*cyrusfs.Dir, error) {
-	st.seq++
-	return st.mbox.Mkdir(strconv.Itoa(st.seq), owner)
+	return st.mbox.Mkdir(st.newBoxName(), owner)
 }
 
 // openStaged opens the mailbox directory at path: from st's mbox/ while
@@ -273,11 +279,11 @@ func (rs *restorer) setMsg(g guid.GUID, m *stagedMsg) error {
 	return rs.msgs.Put(g, b[:])
 }
 
-// where opens the directory the file is in now (during phase one) and
-// returns it with the file's name there; close the directory after use.
-func (rs *restorer) where(m *stagedMsg, g guid.GUID) (dir *cyrusfs.Dir, name string, close func(), err error) {
+// where returns the directory the file is in now (during phase one),
+// "" for the staging directory's msg/, and the file's name there.
+func (rs *restorer) where(m *stagedMsg, g guid.GUID) (dir, name string, err error) {
 	if m.first == 0 {
-		return m.st.msg, g.String(), func() {}, nil
+		return "", g.String(), nil
 	}
 	// The box's directory, which is set before a file is placed in it
 	// and stays: the last one asked for is remembered, as the copies of
@@ -285,15 +291,23 @@ func (rs *restorer) where(m *stagedMsg, g guid.GUID) (dir *cyrusfs.Dir, name str
 	if w := &rs.lastWhere; w.id != m.first {
 		b, err := spill.Peek(rs.parked, rs.boxes.at(m.first))
 		if err != nil {
-			return nil, "", nil, err
+			return "", "", err
 		}
 		w.id, w.dir = m.first, b.dir
 	}
-	d, err := rs.openStaged(m.st, rs.lastWhere.dir)
-	if err != nil {
-		return nil, "", nil, err
+	return rs.lastWhere.dir, strconv.FormatUint(uint64(m.uid), 10) + ".", nil
+}
+
+// openWhere opens the directory where returned, for a file staged in st;
+// close it with done.
+func (rs *restorer) openWhere(st *stage, dir string) (d *cyrusfs.Dir, done func(), err error) {
+	if dir == "" {
+		return st.msg, func() {}, nil
 	}
-	return d, strconv.FormatUint(uint64(m.uid), 10) + ".", func() { d.Close() }, nil
+	if d, err = rs.openStaged(st, dir); err != nil {
+		return nil, nil, err
+	}
+	return d, func() { d.Close() }, nil
 }
 
 // messages reads an APPLY MESSAGE line: each file literal is hashed while
@@ -356,17 +370,47 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 		return err
 	}
 	m := stagedMsg{st: st, size: fi.Size, mtime: -1}
-	nf, err := st.msg.NewFile(fi.GUID.String(), rs.owner, 0o600)
+	name := fi.GUID.String()
+	if rs.pipe != nil && fi.Size <= pipeMsgMax {
+		// Read and checked here, written by the writer (pipeline.go).
+		buf, err := rs.pipe.buffer(int(fi.Size))
+		if err != nil {
+			return err
+		}
+		ab := appendBuf{buf}
+		if _, err := io.CopyBuffer(io.MultiWriter(&ab, w), src, rs.copyBuf()); err != nil {
+			rs.pipe.release(ab.b)
+			return fmt.Errorf("staging %s: %w", st.msg.Join(name), err)
+		}
+		m.info = scan.info()
+		if err := rs.setMsg(fi.GUID, &m); err != nil {
+			rs.pipe.release(ab.b)
+			return err
+		}
+		b, dir, owner, g := ab.b, st.msg, rs.owner, fi.GUID
+		err = rs.pipe.send(stageOp{buf: b, at: rs.spot, fn: func() error {
+			return writeStaged(dir, name, owner, g, b)
+		}})
+		if err != nil {
+			return err
+		}
+		rs.sum.Messages++
+		rs.sum.Bytes += fi.Size
+		return nil
+	}
+	// A larger message (or no pipeline) is written here, as it is read:
+	// nothing queued before uses its name.
+	nf, err := st.msg.NewFile(name, rs.owner, 0o600)
 	if err != nil {
 		return err
 	}
 	_, err = io.CopyBuffer(io.MultiWriter(nf, w), src, rs.copyBuf())
 	if err != nil {
 		nf.Abort()
-		return fmt.Errorf("staging %s: %w", st.msg.Join(fi.GUID.String()), err)
+		return fmt.Errorf("staging %s: %w", st.msg.Join(name), err)
 	}
 	if err := nf.Link(false); err != nil {
-		return fmt.Errorf("staging %s: %w", st.msg.Join(fi.GUID.String()), err)
+		return fmt.Errorf("staging %s: %w", st.msg.Join(name), err)
 	}
 	m.info = scan.info()
 	if err := rs.setMsg(fi.GUID, &m); err != nil {
@@ -377,54 +421,108 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 	return nil
 }
 
-// place puts the message file of m as name in dst (the directory of b)
+// writeStaged writes the message file name of GUID g, its bytes b read
+// and checked, in the staging directory's msg/ dir; its errors read as
+// message's.
+func writeStaged(dir *cyrusfs.Dir, name string, owner partition.Owner, g guid.GUID, b []byte) error {
+	nf, err := dir.NewFile(name, owner, 0o600)
+	if err != nil {
+		return fmt.Errorf("message %s: %w", g, err)
+	}
+	_, err = nf.Write(b)
+	if err == nil && writeFault != nil {
+		err = writeFault(g)
+	}
+	if err != nil {
+		nf.Abort()
+		return fmt.Errorf("message %s: staging %s: %w", g, dir.Join(name), err)
+	}
+	if err := nf.Link(false); err != nil {
+		return fmt.Errorf("message %s: staging %s: %w", g, dir.Join(name), err)
+	}
+	return nil
+}
+
+// appendBuf is an io.Writer appending to b.
+type appendBuf struct{ b []byte }
+
+func (a *appendBuf) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
+}
+
+// place puts the message file of m as name in the directory of bl
 // with its mtime set to the internal date: the staged file itself the
 // first time (renamed), a hard link to it when it is on the same partition
 // and its inode carries that date (as Cyrus links a copied message; a copy
 // where the link fails, see cyrusfs.Dir.LinkOrCopy), else a copy.
 // m is a copy of the table's entry; a change is stored back.
-func (rs *restorer) place(m *stagedMsg, g guid.GUID, b *box, uid uint32, dst *cyrusfs.Dir, name string, internaldate int64) error {
+func (rs *restorer) place(m *stagedMsg, g guid.GUID, bl *builder, uid uint32, name string, internaldate int64) error {
+	b := bl.b
 	t := time.Unix(internaldate, 0)
-	src, srcName, done, err := rs.where(m, g)
+	srcDir, srcName, err := rs.where(m, g)
 	if err != nil {
 		return err
 	}
-	defer done()
-	if m.st == b.st && m.mtime < 0 {
-		if err := src.SetMtime(srcName, t); err != nil {
-			return err
-		}
-		if err := src.RenameNoReplace(srcName, dst, name); err != nil {
-			return err
-		}
+	// What is done is decided here, and the table updated; the file
+	// system work is the writer's (pipeline.go), after the operations
+	// that made the source file and bl.dir.
+	st, owner, buf, size, piped := m.st, rs.owner, rs.writerBuf(), m.size, rs.pipe != nil
+	var op func(src, dst *cyrusfs.Dir) error
+	switch {
+	case m.st == b.st && m.mtime < 0:
 		m.first, m.uid, m.mtime = b.id, uid, internaldate
-		return rs.setMsg(g, m)
+		if err := rs.setMsg(g, m); err != nil {
+			return err
+		}
+		op = func(src, dst *cyrusfs.Dir) error {
+			if err := src.SetMtime(srcName, t); err != nil {
+				return err
+			}
+			return src.RenameNoReplace(srcName, dst, name)
+		}
+	case m.st == b.st && m.mtime == internaldate:
+		op = func(src, dst *cyrusfs.Dir) error {
+			_, err := src.LinkOrCopy(srcName, dst, name, owner, buf)
+			return err
+		}
+	default:
+		op = func(src, dst *cyrusfs.Dir) error {
+			in, err := src.Open(srcName, os.O_RDONLY)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			nf, err := dst.NewFile(name, owner, 0o600)
+			if err != nil {
+				return err
+			}
+			// The source may lie in a mailbox already placed, which
+			// Cyrus can change: what is copied, as root, must be the
+			// message (its GUID and size), not whatever the name holds
+			// now.
+			_, err = io.CopyBuffer(onlyWriter{nf.File()}, guid.NewReader(in, g, size), buf)
+			if err == nil {
+				err = cyrusfs.Futimens(nf.File(), t)
+			}
+			if err != nil {
+				nf.Abort()
+				return err
+			}
+			return nf.Link(false)
+		}
 	}
-	if m.st == b.st && m.mtime == internaldate {
-		_, err := src.LinkOrCopy(srcName, dst, name, rs.owner, rs.copyBuf())
+	return bl.op(func() error {
+		src, done, err := rs.openWhere(st, srcDir)
+		if err == nil {
+			err = op(src, bl.dir)
+			done()
+		}
+		if err != nil && piped {
+			return fmt.Errorf("UID %d: %w", uid, err)
+		}
 		return err
-	}
-	in, err := src.Open(srcName, os.O_RDONLY)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	nf, err := dst.NewFile(name, rs.owner, 0o600)
-	if err != nil {
-		return err
-	}
-	// The source may lie in a mailbox already placed, which Cyrus can
-	// change: what is copied, as root, must be the message (its GUID and
-	// size), not whatever the name holds now.
-	_, err = io.CopyBuffer(onlyWriter{nf.File()}, guid.NewReader(in, g, m.size), rs.copyBuf())
-	if err == nil {
-		err = cyrusfs.Futimens(nf.File(), t)
-	}
-	if err != nil {
-		nf.Abort()
-		return err
-	}
-	return nf.Link(false)
+	})
 }
 
 // onlyWriter hides an *os.File's ReadFrom, so io.CopyBuffer uses the run's

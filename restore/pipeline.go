@@ -1,0 +1,264 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/mbtool/mbtool/guid"
+)
+
+// The read phase runs on two goroutines: the one that parses and checks
+// the dump (restorer.read, and everything it calls) and a writer that
+// does the file-system work of staging, in the order the parser hands it
+// over (restorer.stageOp): the message files of APPLY MESSAGE, whose
+// bytes the parser has read and checked against their GUID already, and
+// a staged mailbox's directory, files and message renames. The parser
+// decides everything (what is written where, the staged messages' table,
+// the boxes' state) and never looks at what the writer made, so the two
+// overlap without waiting for each other; the one order that matters,
+// that a message file is written before the rename that puts it into a
+// mailbox, and a mailbox's directory made before its files, is the order
+// of the queue.
+//
+// Memory: at most pipeDepth operations wait, and the message bytes they
+// hold come from pipeBufs buffers of at most pipeMsgMax bytes each
+// (pipeBufs*pipeMsgMax = 8 MiB in all), taken before the parser reads a
+// message and given back once it is written; a larger message is written
+// by the parser itself, straight from the dump. The builders' index and
+// cache writers hand over copies of their 64 KiB buffers (bufSink), each
+// counted as one operation.
+//
+// Errors: the first error of the writer stops it (it runs only the
+// operations that close what earlier ones opened, stageOp.always) and
+// is returned by the parser's next stageOp, or by finish, wrapped as the
+// parser would have wrapped it at that point of the dump (dump offset,
+// command), so it reads as before. A parser error stops the writer too:
+// finish joins it on every path before the staging directories are
+// removed.
+const (
+	pipeDepth  = 256
+	pipeBufs   = 32
+	pipeMsgMax = 256 << 10
+)
+
+// pipeline is the writer of the read phase and its queue.
+type pipeline struct {
+	ctx  context.Context
+	ops  chan stageOp
+	free chan []byte // the message buffers not in use
+	done chan struct{}
+	wbuf []byte // the writer's copy buffer (restorer.copyBuf is the parser's)
+
+	mu  sync.Mutex
+	err error // the first error of the writer, wrapped (pipeError)
+	// stop is set by the parser to make the writer skip what is left.
+	stop bool
+}
+
+// stageOp is one operation of the writer.
+type stageOp struct {
+	fn func() error
+	// always: run even after an error (it closes what an earlier
+	// operation opened).
+	always bool
+	buf    []byte    // a message buffer, given back once fn has run
+	at     *dumpSpot // where in the dump it comes from, for its error
+}
+
+// dumpSpot is the command of the dump being read, for the errors of the
+// operations it queued.
+type dumpSpot struct {
+	off  int64
+	verb string
+}
+
+// pipeError is an error of the writer, already wrapped with its place
+// in the dump.
+type pipeError struct{ err error }
+
+func (e *pipeError) Error() string { return e.err.Error() }
+func (e *pipeError) Unwrap() error { return e.err }
+
+// pipeTestHook, when set (by tests), is called by the writer before each
+// operation; an error it returns is that operation's. writeFault, when
+// set, is called as a message file is written, with its GUID: an error
+// it returns is the write's.
+var (
+	pipeTestHook func() error
+	writeFault   func(g guid.GUID) error
+)
+
+func newPipeline(ctx context.Context) *pipeline {
+	p := &pipeline{
+		ctx:  ctx,
+		ops:  make(chan stageOp, pipeDepth),
+		free: make(chan []byte, pipeBufs),
+		done: make(chan struct{}),
+	}
+	for range pipeBufs {
+		p.free <- nil // made on first use, as large as the messages need
+	}
+	go p.run()
+	return p
+}
+
+func (p *pipeline) run() {
+	defer close(p.done)
+	for op := range p.ops {
+		p.mu.Lock()
+		failed := p.err != nil || p.stop
+		p.mu.Unlock()
+		if !failed || op.always {
+			err := p.ctx.Err()
+			if err == nil || op.always {
+				err = nil
+				if pipeTestHook != nil && !op.always {
+					err = pipeTestHook()
+				}
+				if err == nil {
+					err = op.fn()
+				}
+			}
+			if err != nil {
+				p.fail(op.at, err)
+			}
+		}
+		if op.buf != nil {
+			p.free <- op.buf[:0]
+		}
+	}
+}
+
+// fail records the writer's first error.
+func (p *pipeline) fail(at *dumpSpot, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return
+	}
+	if at != nil {
+		err = fmt.Errorf("dump offset %d: %s: %w", at.off, at.verb, err)
+	}
+	p.err = &pipeError{err}
+}
+
+// failed returns the writer's error, nil while it has none.
+func (p *pipeline) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// send queues op, unless the writer failed or the run was cancelled.
+func (p *pipeline) send(op stageOp) error {
+	if err := p.failed(); err != nil && !op.always {
+		if op.buf != nil {
+			p.free <- op.buf[:0]
+		}
+		return err
+	}
+	select {
+	case p.ops <- op:
+		return nil
+	case <-p.ctx.Done():
+		if op.buf != nil {
+			p.free <- op.buf[:0]
+		}
+		if op.always {
+			// It must run all the same: the writer is alive, and
+			// waits for nothing but the queue.
+			p.ops <- op
+		}
+		return p.ctx.Err()
+	}
+}
+
+// buffer returns a message buffer of at least n bytes (n <= pipeMsgMax),
+// waiting until the writer has given one back.
+func (p *pipeline) buffer(n int) ([]byte, error) {
+	select {
+	case b := <-p.free:
+		if cap(b) < n {
+			b = make([]byte, 0, max(n, 16<<10))
+		}
+		return b[:0], nil
+	case <-p.ctx.Done():
+		return nil, p.ctx.Err()
+	}
+}
+
+// release gives back a buffer that was not queued.
+func (p *pipeline) release(b []byte) { p.free <- b[:0] }
+
+// finish waits for the writer to run what is queued (all of it when
+// parsing succeeded, else only the always operations) and returns its
+// error.
+func (p *pipeline) finish(parseFailed bool) error {
+	if parseFailed {
+		p.mu.Lock()
+		p.stop = true
+		p.mu.Unlock()
+	}
+	close(p.ops)
+	<-p.done
+	return p.failed()
+}
+
+// stageOp has the writer run fn after everything queued before it, or
+// runs it at once outside the read phase (or in a test that turns the
+// pipeline off). The error it returns is the writer's error so far (of
+// an earlier operation), not fn's: fn's comes out of a later call, or of
+// the end of the read phase.
+func (rs *restorer) stageOp(fn func() error) error {
+	if rs.pipe == nil {
+		return fn()
+	}
+	return rs.pipe.send(stageOp{fn: fn, at: rs.spot})
+}
+
+// stageClose is stageOp for an operation that closes what earlier ones
+// opened: it runs even after an error.
+func (rs *restorer) stageClose(fn func() error) error {
+	if rs.pipe == nil {
+		return fn()
+	}
+	return rs.pipe.send(stageOp{fn: fn, always: true, at: rs.spot})
+}
+
+// writerBuf returns the copy buffer of the goroutine that runs the
+// staging operations.
+func (rs *restorer) writerBuf() []byte {
+	if rs.pipe == nil {
+		return rs.copyBuf()
+	}
+	if rs.pipe.wbuf == nil {
+		rs.pipe.wbuf = make([]byte, 64<<10)
+	}
+	return rs.pipe.wbuf
+}
+
+// bufSink is what a builder's buffered writers write to: in the read
+// phase each Write hands a copy of the bytes to the writer goroutine
+// (builder.op), which writes them to the file *f, made by an earlier
+// operation; outside it, Write writes to *f at once.
+type bufSink struct {
+	bl *builder
+	f  *builderFile
+}
+
+func (s bufSink) Write(b []byte) (int, error) {
+	if s.bl.rs.pipe == nil {
+		return (*s.f).Write(b)
+	}
+	c := append([]byte(nil), b...)
+	f := s.f
+	if err := s.bl.op(func() error { _, err := (*f).Write(c); return err }); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// noPipeline, when set (by tests), makes the read phase run every
+// staging operation on the parsing goroutine, as before the pipeline.
+var noPipeline bool

@@ -1,0 +1,158 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mbtool/mbtool/guid"
+	"github.com/mbtool/mbtool/partition"
+)
+
+// noLeak fails t if the goroutines that were running at base are not
+// all that run within a second (the read phase's writer must be joined
+// on every path).
+func noLeak(t *testing.T, base int) {
+	t.Helper()
+	for i := 0; ; i++ {
+		n := runtime.NumGoroutine()
+		if n <= base {
+			return
+		}
+		if i == 100 {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before the run:\n%s", n, base, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// noStaging fails t if a staging directory is left in a partition.
+func noStaging(t *testing.T, s *partition.Spool) {
+	t.Helper()
+	for _, p := range s.Config.Partitions {
+		m, _ := filepath.Glob(filepath.Join(p, stagePrefix+"*"))
+		if len(m) > 0 {
+			t.Errorf("staging directory left: %v", m)
+		}
+	}
+}
+
+// TestWriterErrors: an error of the read phase's writer (pipeline.go) is
+// the run's error, not lost: a message file whose write fails in the
+// middle of the dump fails the run with an error naming the message and
+// the dump offset of its APPLY MESSAGE, as before the pipeline; so does
+// a failure of any operation of the writer (a mailbox's directory, index,
+// renames, ...), and a run cancelled half way. Each leaves the target as
+// it was, no staging directory, and no goroutine behind.
+func TestWriterErrors(t *testing.T) {
+	dump, _ := fixtureDump(t, []string{"alice", "bob"})
+	errFault := errors.New("injected fault")
+
+	t.Run("message", func(t *testing.T) {
+		for _, k := range []int{1, 3, 8} {
+			target := emptyTarget(t, "")
+			before := digest(t, target)
+			base := runtime.NumGoroutine()
+			n := 0
+			var failed guid.GUID
+			writeFault = func(g guid.GUID) error {
+				if n++; n == k {
+					failed = g
+					return errFault
+				}
+				return nil
+			}
+			_, err := run(t, target, dump, Options{})
+			writeFault = nil
+			if n < k {
+				t.Fatalf("the dump has %d message files, fewer than %d", n, k)
+			}
+			if !errors.Is(err, errFault) {
+				t.Fatalf("message %d failing: run's error %v", k, err)
+			}
+			for _, want := range []string{"message " + failed.String() + ": staging ", "dump offset ", ": APPLY MESSAGE: "} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			noLeak(t, base)
+			noStaging(t, target)
+			sameDigest(t, before, digest(t, target))
+		}
+	})
+
+	t.Run("operation", func(t *testing.T) {
+		// How many operations a whole run queues.
+		total := 0
+		pipeTestHook = func() error { total++; return nil }
+		if _, err := run(t, emptyTarget(t, ""), dump, Options{}); err != nil {
+			pipeTestHook = nil
+			t.Fatal(err)
+		}
+		if total < 20 {
+			pipeTestHook = nil
+			t.Fatalf("only %d operations queued", total)
+		}
+		for _, k := range []int{1, 2, total / 3, total / 2, total - 1, total} {
+			target := emptyTarget(t, "")
+			before := digest(t, target)
+			base := runtime.NumGoroutine()
+			n := 0
+			pipeTestHook = func() error {
+				if n++; n == k {
+					return fmt.Errorf("operation %d: %w", k, errFault)
+				}
+				return nil
+			}
+			_, err := run(t, target, dump, Options{})
+			pipeTestHook = nil
+			if !errors.Is(err, errFault) || !strings.HasPrefix(err.Error(), "dump offset ") {
+				t.Fatalf("operation %d of %d failing: run's error %v", k, total, err)
+			}
+			noLeak(t, base)
+			noStaging(t, target)
+			sameDigest(t, before, digest(t, target))
+		}
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		target := emptyTarget(t, "")
+		before := digest(t, target)
+		base := runtime.NumGoroutine()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, err := Run(ctx, target, bytes.NewReader(dump), Options{Owner: &testOwner, Progress: func(p Progress) {
+			if p.Messages == 5 {
+				cancel()
+			}
+		}})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled run: %v", err)
+		}
+		noLeak(t, base)
+		noStaging(t, target)
+		sameDigest(t, before, digest(t, target))
+	})
+}
+
+// TestNoPipeline: the read phase without its writer (every operation on
+// the parsing goroutine) restores the same as with it.
+func TestNoPipeline(t *testing.T) {
+	dump, src := fixtureDump(t, []string{"alice"})
+	noPipeline = true
+	defer func() { noPipeline = false }()
+	target := emptyTarget(t, "")
+	if _, err := run(t, target, dump, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range fixtureAlice {
+		compareMailbox(t, src, name, target, name, same)
+	}
+}
