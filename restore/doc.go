@@ -14,6 +14,11 @@
 // Cyrus yet, and any damage in the dump (a GUID or size mismatch, a
 // truncated stream, a BLAKE3 trailer that does not match, a name that could
 // escape the target) aborts the run here and removes the staging area.
+// The first phase runs on two goroutines (pipeline.go): one parses and
+// checks the dump and decides everything, a writer does the staging's
+// file-system work in the order it is handed over, within a fixed memory
+// budget; an error of either stops both, and both have finished before
+// the staging area is removed or the second phase begins.
 //
 // The second phase starts only after the trailer has verified. It writes
 // every staged mailbox's cyrus.header and index header, moves the

@@ -25,7 +25,9 @@ import (
 // hold come from pipeBufs buffers of at most pipeMsgMax bytes each
 // (pipeBufs*pipeMsgMax = 8 MiB in all), taken before the parser reads a
 // message and given back once it is written; a larger message is written
-// by the parser itself, straight from the dump. The builders' index and
+// by the parser itself, straight from the dump, as is any message while
+// pipeBusy operations wait (the writer is behind: the parser takes on
+// some of its work, so that both cores stay busy). The builders' index and
 // cache writers hand over copies of their 64 KiB buffers (bufSink), each
 // counted as one operation.
 //
@@ -41,6 +43,10 @@ const (
 	pipeBufs   = 32
 	pipeMsgMax = 256 << 10
 )
+
+// pipeBusy is how many waiting operations make the writer behind (busy);
+// a variable for the tests that need every message to go to the writer.
+var pipeBusy = 64
 
 // pipeline is the writer of the read phase and its queue.
 type pipeline struct {
@@ -173,6 +179,10 @@ func (p *pipeline) send(op stageOp) error {
 		return p.ctx.Err()
 	}
 }
+
+// busy reports whether the writer is behind: so many operations wait
+// that the parser is better off writing a message file itself.
+func (p *pipeline) busy() bool { return len(p.ops) >= pipeBusy || len(p.free) == 0 }
 
 // buffer returns a message buffer of at least n bytes (n <= pipeMsgMax),
 // waiting until the writer has given one back.

@@ -371,7 +371,7 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 	}
 	m := stagedMsg{st: st, size: fi.Size, mtime: -1}
 	name := fi.GUID.String()
-	if rs.pipe != nil && fi.Size <= pipeMsgMax {
+	if rs.pipe != nil && fi.Size <= pipeMsgMax && !rs.pipe.busy() {
 		// Read and checked here, written by the writer (pipeline.go).
 		buf, err := rs.pipe.buffer(int(fi.Size))
 		if err != nil {
@@ -398,8 +398,9 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 		rs.sum.Bytes += fi.Size
 		return nil
 	}
-	// A larger message (or no pipeline) is written here, as it is read:
-	// nothing queued before uses its name.
+	// A larger message is written here, as it is read, and so is any
+	// while the writer is behind (the parser takes on its share): nothing
+	// queued before uses its name, and what uses it is queued after.
 	nf, err := st.msg.NewFile(name, rs.owner, 0o600)
 	if err != nil {
 		return err
