@@ -3,7 +3,7 @@ package restore
 import (
 	"context"
 	"fmt"
-	"sync"
+	"sync/atomic"
 
 	"github.com/mbtool/mbtool/guid"
 )
@@ -21,15 +21,22 @@ import (
 // mailbox, and a mailbox's directory made before its files, is the order
 // of the queue.
 //
-// Memory: at most pipeDepth operations wait, and the message bytes they
-// hold come from pipeBufs buffers of at most pipeMsgMax bytes each
-// (pipeBufs*pipeMsgMax = 8 MiB in all), taken before the parser reads a
-// message and given back once it is written; a larger message is written
-// by the parser itself, straight from the dump, as is any message while
-// pipeBusy operations wait (the writer is behind: the parser takes on
-// some of its work, so that both cores stay busy). The builders' index and
-// cache writers hand over copies of their 64 KiB buffers (bufSink), each
-// counted as one operation.
+// Operations go to the writer in batches of pipeBatch, so that it is
+// woken once a batch rather than once an operation (a wake-up costs
+// about as much as the system call it hands over).
+//
+// Memory: at most pipeDepth batches wait, besides the one the writer
+// runs and the one the parser fills, so at most (pipeDepth+2)*pipeBatch
+// operations; the message bytes they hold come from pipeBufs buffers of
+// at most pipeMsgMax bytes each (pipeBufs*pipeMsgMax = 8 MiB in all),
+// taken before the parser reads a message and given back once it is
+// written; a larger message is written by the parser itself, straight
+// from the dump, as is any message while pipeBusy batches wait or no
+// buffer is free (the writer is behind: the parser takes on some of its
+// work, so that both cores stay busy). The builders' index and cache
+// writers hand over copies of their 64 KiB buffers (bufSink), each one
+// operation: at most 64 KiB times the operations queued, in practice
+// the few hundred bytes of a small mailbox's index.
 //
 // Errors: the first error of the writer stops it (it runs only the
 // operations that close what earlier ones opened, stageOp.always) and
@@ -39,27 +46,32 @@ import (
 // finish joins it on every path before the staging directories are
 // removed.
 const (
-	pipeDepth  = 256
+	pipeBatch  = 64
+	pipeDepth  = 4
 	pipeBufs   = 32
 	pipeMsgMax = 256 << 10
 )
 
-// pipeBusy is how many waiting operations make the writer behind (busy);
-// a variable for the tests that need every message to go to the writer.
-var pipeBusy = 64
+// pipeBusy is how many waiting batches make the writer behind (busy).
+const pipeBusy = 2
+
+// pipeSteal lets the parser write message files while the writer is
+// behind (busy); off in the tests that need every message to go to the
+// writer.
+var pipeSteal = true
 
 // pipeline is the writer of the read phase and its queue.
 type pipeline struct {
-	ctx  context.Context
-	ops  chan stageOp
-	free chan []byte // the message buffers not in use
-	done chan struct{}
-	wbuf []byte // the writer's copy buffer (restorer.copyBuf is the parser's)
+	ctx   context.Context
+	ops   chan []stageOp
+	batch []stageOp   // the batch the parser fills
+	free  chan []byte // the message buffers not in use
+	done  chan struct{}
+	wbuf  []byte // the writer's copy buffer (restorer.copyBuf is the parser's)
 
-	mu  sync.Mutex
-	err error // the first error of the writer, wrapped (pipeError)
+	err atomic.Pointer[pipeError] // the first error of the writer
 	// stop is set by the parser to make the writer skip what is left.
-	stop bool
+	stop atomic.Bool
 }
 
 // stageOp is one operation of the writer.
@@ -98,7 +110,7 @@ var (
 func newPipeline(ctx context.Context) *pipeline {
 	p := &pipeline{
 		ctx:  ctx,
-		ops:  make(chan stageOp, pipeDepth),
+		ops:  make(chan []stageOp, pipeDepth),
 		free: make(chan []byte, pipeBufs),
 		done: make(chan struct{}),
 	}
@@ -111,49 +123,44 @@ func newPipeline(ctx context.Context) *pipeline {
 
 func (p *pipeline) run() {
 	defer close(p.done)
-	for op := range p.ops {
-		p.mu.Lock()
-		failed := p.err != nil || p.stop
-		p.mu.Unlock()
-		if !failed || op.always {
-			err := p.ctx.Err()
-			if err == nil || op.always {
-				err = nil
-				if pipeTestHook != nil && !op.always {
+	for batch := range p.ops {
+		for _, op := range batch {
+			if op.always || p.err.Load() == nil && !p.stop.Load() {
+				err := p.ctx.Err()
+				if op.always {
+					err = nil
+				}
+				if err == nil && pipeTestHook != nil && !op.always {
 					err = pipeTestHook()
 				}
 				if err == nil {
 					err = op.fn()
 				}
+				if err != nil {
+					p.fail(op.at, err)
+				}
 			}
-			if err != nil {
-				p.fail(op.at, err)
+			if op.buf != nil {
+				p.free <- op.buf[:0]
 			}
-		}
-		if op.buf != nil {
-			p.free <- op.buf[:0]
 		}
 	}
 }
 
 // fail records the writer's first error.
 func (p *pipeline) fail(at *dumpSpot, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		return
-	}
 	if at != nil {
 		err = fmt.Errorf("dump offset %d: %s: %w", at.off, at.verb, err)
 	}
-	p.err = &pipeError{err}
+	p.err.CompareAndSwap(nil, &pipeError{err})
 }
 
 // failed returns the writer's error, nil while it has none.
 func (p *pipeline) failed() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
+	if e := p.err.Load(); e != nil {
+		return e
+	}
+	return nil
 }
 
 // send queues op, unless the writer failed or the run was cancelled.
@@ -164,38 +171,62 @@ func (p *pipeline) send(op stageOp) error {
 		}
 		return err
 	}
+	if p.batch == nil {
+		p.batch = make([]stageOp, 0, pipeBatch)
+	}
+	p.batch = append(p.batch, op)
+	if len(p.batch) < pipeBatch {
+		return nil
+	}
+	return p.flush()
+}
+
+// flush hands the batch being filled to the writer.
+func (p *pipeline) flush() error {
+	if len(p.batch) == 0 {
+		return nil
+	}
+	b := p.batch
+	p.batch = nil
 	select {
-	case p.ops <- op:
+	case p.ops <- b:
 		return nil
 	case <-p.ctx.Done():
-		if op.buf != nil {
-			p.free <- op.buf[:0]
-		}
-		if op.always {
-			// It must run all the same: the writer is alive, and
-			// waits for nothing but the queue.
-			p.ops <- op
-		}
+		// What it holds must be run or given back all the same: the
+		// writer is alive, and waits for nothing but the queue.
+		p.ops <- b
 		return p.ctx.Err()
 	}
 }
 
-// busy reports whether the writer is behind: so many operations wait
-// that the parser is better off writing a message file itself.
-func (p *pipeline) busy() bool { return len(p.ops) >= pipeBusy || len(p.free) == 0 }
+// busy reports whether the writer is behind: so many batches wait, or
+// no buffer is free, that the parser is better off writing a message
+// file itself.
+func (p *pipeline) busy() bool {
+	return pipeSteal && (len(p.ops) >= pipeBusy || len(p.free) == 0)
+}
 
 // buffer returns a message buffer of at least n bytes (n <= pipeMsgMax),
-// waiting until the writer has given one back.
+// waiting until the writer has given one back (the batch being filled
+// is handed over first: it may hold them all).
 func (p *pipeline) buffer(n int) ([]byte, error) {
+	var b []byte
 	select {
-	case b := <-p.free:
-		if cap(b) < n {
-			b = make([]byte, 0, max(n, 16<<10))
+	case b = <-p.free:
+	default:
+		if err := p.flush(); err != nil {
+			return nil, err
 		}
-		return b[:0], nil
-	case <-p.ctx.Done():
-		return nil, p.ctx.Err()
+		select {
+		case b = <-p.free:
+		case <-p.ctx.Done():
+			return nil, p.ctx.Err()
+		}
 	}
+	if cap(b) < n {
+		b = make([]byte, 0, max(n, 16<<10))
+	}
+	return b[:0], nil
 }
 
 // release gives back a buffer that was not queued.
@@ -206,9 +237,11 @@ func (p *pipeline) release(b []byte) { p.free <- b[:0] }
 // error.
 func (p *pipeline) finish(parseFailed bool) error {
 	if parseFailed {
-		p.mu.Lock()
-		p.stop = true
-		p.mu.Unlock()
+		p.stop.Store(true)
+	}
+	if len(p.batch) > 0 {
+		p.ops <- p.batch // not flush: a cancelled run's too
+		p.batch = nil
 	}
 	close(p.ops)
 	<-p.done

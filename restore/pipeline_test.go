@@ -56,9 +56,8 @@ func TestWriterErrors(t *testing.T) {
 	errFault := errors.New("injected fault")
 	// Every message to the writer, none written by the parser when the
 	// writer is behind: the same operations, counted alike, every run.
-	saved := pipeBusy
-	pipeBusy = 1 << 30
-	defer func() { pipeBusy = saved }()
+	pipeSteal = false
+	defer func() { pipeSteal = true }()
 
 	t.Run("message", func(t *testing.T) {
 		for _, k := range []int{1, 3, 8} {
