@@ -109,13 +109,26 @@ func TestRealCyrusRestoreServerMemoryFlat(t *testing.T) {
 	// alone, it made the difference smaller than it is, so that the
 	// test passed run alone and failed after the package's other tests.
 	restorePeak(t, 2, 2000, false, false)
-	small, n1 := restorePeak(t, 2, 2000, false, false)
-	large, n2 := restorePeak(t, 2, 20000, false, false)
+	// Each size is measured twice and the smaller peak kept: a sample
+	// can only be raised by what happens to be live at a phase (a
+	// message's buffers in flight, garbage not yet collected), which
+	// made single runs of the same code spread from 4 to 33 bytes per
+	// record; memory kept per record shows in both.
+	small, n1 := minPeak(t, 2000)
+	large, n2 := minPeak(t, 20000)
 	perMsg := (float64(large) - float64(small)) / float64(n2-n1)
 	t.Logf("live heap: %d bytes at %d records, %d at %d: %.1f bytes per record", small, n1, large, n2, perMsg)
 	if perMsg > 24 {
 		t.Errorf("restore --server keeps %.1f bytes per record in memory; want at most 24", perMsg)
 	}
+}
+
+// minPeak is the smaller of two restorePeak runs of messages in 2 users'
+// mailboxes.
+func minPeak(t *testing.T, messages int) (uint64, int64) {
+	a, n := restorePeak(t, 2, messages, false, false)
+	b, _ := restorePeak(t, 2, messages, false, false)
+	return min(a, b), n
 }
 
 // TestRealCyrusRestoreServerHeapPerMailbox plans (--dry-run) dumps of 201
