@@ -286,6 +286,9 @@ const (
 type seenRecords struct {
 	user string
 	recs [][2][]byte
+	// problem: the database could not be found or read (recs nil); it
+	// is reported in the users' order, with their records' problems.
+	problem error
 }
 
 // planUsers lists the records of the seen databases of the first users
@@ -315,15 +318,12 @@ func planUsers(ctx context.Context, spool *partition.Spool, cache *mailboxCache,
 		user, path, pathErr := users[n], paths[n], pathErrs[n]
 		n++
 		if pathErr != nil {
-			sum.Problems = append(sum.Problems, fmt.Errorf("seen db of %s: %w", user, pathErr))
+			batch = append(batch, seenRecords{user: user, problem: fmt.Errorf("seen db of %s: %w", user, pathErr)})
 			continue
 		}
 		recs, err := readUser(ctx, spool, user, path, sum)
 		if err != nil {
 			return n, err
-		}
-		if recs == nil {
-			continue
 		}
 		batch = append(batch, *recs)
 		for _, kv := range recs.recs {
@@ -335,6 +335,10 @@ func planUsers(ctx context.Context, spool *partition.Spool, cache *mailboxCache,
 		return n, err
 	}
 	for _, u := range batch {
+		if u.problem != nil {
+			sum.Problems = append(sum.Problems, u.problem)
+			continue
+		}
 		if err := planUser(ctx, spool, u, boxes[:len(u.recs)], ids[:len(u.recs)], opts, sum, emit); err != nil {
 			return n, err
 		}
@@ -343,10 +347,9 @@ func planUsers(ctx context.Context, spool *partition.Spool, cache *mailboxCache,
 	return n, nil
 }
 
-// readUser reads user's seen database (at path) whole; nil, with a
-// problem in sum, when it cannot be read.
+// readUser reads user's seen database (at path) whole; when it cannot
+// be read, the records are nil and the problem says why.
 func readUser(ctx context.Context, spool *partition.Spool, user, path string, sum *Summary) (*seenRecords, error) {
-	problem := func(err error) { sum.Problems = append(sum.Problems, err) }
 	// The database is read whole and its lock released before any index
 	// is looked at: a seen db lock is a leaf (docs/cyrus/locks.md §3), and Cyrus
 	// takes it while holding a mailbox's index lock.
@@ -359,8 +362,7 @@ func readUser(ctx context.Context, spool *partition.Spool, user, path string, su
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, err
 		}
-		problem(fmt.Errorf("seen db of %s (left untouched): %w", user, err))
-		return nil, nil
+		return &seenRecords{user: user, problem: fmt.Errorf("seen db of %s (left untouched): %w", user, err)}, nil
 	}
 	sum.Users++
 	sum.Records += len(u.recs)
