@@ -26,6 +26,9 @@ import (
 // carries the uniqueid (a DELETED.* mailbox removed since: Cyrus leaves its
 // I record; or one whose name a new mailbox took).
 func (s *Spool) LookupID(uniqueid string) (e Entry, ok bool, err error) {
+	if uniqueid == "" {
+		return Entry{}, false, nil // names no mailbox: nothing to hold the lock for
+	}
 	err = s.LookupIDs([]string{uniqueid}, func(_ int, f Entry, found bool) error {
 		e, ok = f, found
 		return nil
@@ -52,7 +55,9 @@ func (s *Spool) LookupIDs(uniqueids []string, fn func(i int, e Entry, ok bool) e
 			if err != nil {
 				return err
 			}
-			missed = missed || !ok
+			// No I record is kept for an empty uniqueid: its absence
+			// says nothing of the database's I records.
+			missed = missed || !ok && id != ""
 			if err := fn(i, e, ok); err != nil {
 				return err
 			}
