@@ -33,8 +33,9 @@ type Dir struct {
 	// in it gets its final name at once (see MkdirPrivate).
 	private bool
 	// exact: what is made in d gets exactly the mode it is created with
-	// less the process umask: d has no default ACL and no set-group-ID
-	// bit, and no other user can give it either (see modeGiven).
+	// less the process umask: d is on a file system that does so
+	// (umaskFS), has no default ACL and no set-group-ID bit, and no
+	// other user can give it either (see modeGiven).
 	exact bool
 }
 
@@ -267,6 +268,24 @@ func readUmask() int {
 	return -1
 }
 
+// umaskFS reports whether the directory fd is on a file system known to
+// give what is created in it the mode asked for less the umask, unless a
+// POSIX default ACL says otherwise (which noDefaultACL checks): ext2/3/4,
+// XFS, Btrfs and tmpfs. Elsewhere (NFS with NFSv4 ACLs, CIFS, FUSE) the
+// server or the driver may decide the mode its own way, and every mode is
+// set.
+func umaskFS(fd int) bool {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return false
+	}
+	switch int64(st.Type) {
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.TMPFS_MAGIC:
+		return true
+	}
+	return false
+}
+
 // noDefaultACL reports whether the directory fd has no default ACL
 // (its system.posix_acl_default attribute is missing, or the file system
 // has no ACLs).
@@ -402,7 +421,7 @@ func (d *Dir) MkdirPrivate(prefix string) (*Dir, error) {
 	}
 	nd.private = true
 	// Its mode was checked above: 0700, no set-group-ID bit.
-	nd.exact = noDefaultACL(nd.fd)
+	nd.exact = umaskFS(nd.fd) && noDefaultACL(nd.fd)
 	return nd, nil
 }
 

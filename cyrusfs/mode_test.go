@@ -69,3 +69,34 @@ func TestPrivateModes(t *testing.T) {
 		t.Error("modeGiven outside a private directory")
 	}
 }
+
+// TestUmaskFS: modes are trusted to follow the umask only on the file
+// systems known to do so; /proc (like NFS or FUSE) is not one of them, and
+// a directory there gets every mode set.
+func TestUmaskFS(t *testing.T) {
+	open := func(p string) int {
+		t.Helper()
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	if umaskFS(open("/proc")) {
+		t.Errorf("umaskFS(/proc) = true, want false")
+	}
+	var st unix.Statfs_t
+	dir := t.TempDir()
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	switch int64(st.Type) {
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.TMPFS_MAGIC:
+		if !umaskFS(open(dir)) {
+			t.Errorf("umaskFS(%s) = false on a file system of type %#x", dir, st.Type)
+		}
+	default:
+		t.Logf("%s is on a file system of type %#x: not checked", dir, st.Type)
+	}
+}
