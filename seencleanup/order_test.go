@@ -3,7 +3,6 @@ package seencleanup
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/mbtool/mbtool/cyrusdb"
@@ -21,14 +20,7 @@ func TestProblemsInUserOrder(t *testing.T) {
 	bob, _ := spool.SeenPath("bob")
 	editDB(t, alice, map[string]string{idEntw: "1 0 3 0 1:3"}) // kept: index unreadable (a problem)
 	editDB(t, bob, map[string]string{idBobInbox: "1 0 3 0 1:3"})
-	b, err := os.ReadFile(bob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)-40] ^= 0x20
-	if err := os.WriteFile(bob, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	damageDB(t, bob)
 	sum, err := Run(context.Background(), spool, Options{Users: []string{"alice", "bob"}})
 	if err != nil {
 		t.Fatal(err)

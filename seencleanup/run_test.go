@@ -217,6 +217,21 @@ func TestRunSample(t *testing.T) {
 
 // TestRunDamagedSeenDB checks that a damaged seen db is reported and left
 // alone while the other users are cleaned.
+// damageDB flips a bit in a record near the end of the database at
+// path, where its checksum catches it, and returns the damaged file.
+func damageDB(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-40] ^= 0x20
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestRunDamagedSeenDB(t *testing.T) {
 	spool := sampleSpool(t)
 	ctx := context.Background()
@@ -224,14 +239,7 @@ func TestRunDamagedSeenDB(t *testing.T) {
 	bob, _ := spool.SeenPath("bob")
 	editDB(t, alice, map[string]string{idAliceInbox: "1 0 36 0 1:36"})
 	editDB(t, bob, map[string]string{idBobInbox: "1 0 3 0 1:3"})
-	b, err := os.ReadFile(bob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)-40] ^= 0x20
-	if err := os.WriteFile(bob, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	b := damageDB(t, bob)
 	sum, err := Run(ctx, spool, Options{All: true, Delete: true, UndoFile: filepath.Join(t.TempDir(), "undo")})
 	if err != nil {
 		t.Fatal(err)
