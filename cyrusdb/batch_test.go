@@ -35,11 +35,39 @@ func sortedBatch(n int, m model) [][2]string {
 
 func applyOps(txn *TwoskipTxn, ops [][2]string) error {
 	for _, op := range ops {
-		if err := txn.Set([]byte(op[0]), []byte(op[1])); err != nil {
+		var err error
+		if op[1] == "" {
+			err = txn.Delete([]byte(op[0]))
+		} else {
+			err = txn.Set([]byte(op[0]), []byte(op[1]))
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// killedTxn runs in a kill test's child: one transaction of ops on the
+// twoskip file at path, killed before the write the environment names
+// (killBeforeWrite, armed by the caller); it prints how many writes the
+// transaction made when it was not killed, and exits.
+func killedTxn(path string, writes *int, ops [][2]string) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err == nil {
+		var txn *TwoskipTxn
+		if txn, err = BeginTwoskip(path, f); err == nil {
+			if err = applyOps(txn, ops); err == nil {
+				err = txn.Commit()
+			}
+		}
+	}
+	if err != nil {
+		fmt.Println("child:", err)
+		os.Exit(2)
+	}
+	fmt.Println("writes", *writes)
+	os.Exit(0)
 }
 
 // TestTxnSortedBatch makes a transaction of thousands of changes in key
@@ -309,19 +337,5 @@ func TestBeginTwoskipView(t *testing.T) {
 func sortedBatchChild(path string, n int) {
 	writes := killBeforeWrite()
 	SeedLevels(7)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err == nil {
-		var txn *TwoskipTxn
-		if txn, err = BeginTwoskip(path, f); err == nil {
-			if err = applyOps(txn, sortedBatch(n, nil)); err == nil {
-				err = txn.Commit()
-			}
-		}
-	}
-	if err != nil {
-		fmt.Println("child:", err)
-		os.Exit(2)
-	}
-	fmt.Println("writes", *writes)
-	os.Exit(0)
+	killedTxn(path, writes, sortedBatch(n, nil))
 }

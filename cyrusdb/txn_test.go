@@ -377,33 +377,8 @@ func runKilled(t *testing.T, test string, env ...string) bool {
 
 // txnChild runs in the child: one transaction, killed before write N.
 func txnChild() {
-	path := os.Getenv(envTxnChild)
 	writes := killBeforeWrite()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err == nil {
-		var txn *TwoskipTxn
-		if txn, err = BeginTwoskip(path, f); err == nil {
-			for _, op := range killedChanges(nil) {
-				if op[1] == "" {
-					err = txn.Delete([]byte(op[0]))
-				} else {
-					err = txn.Set([]byte(op[0]), []byte(op[1]))
-				}
-				if err != nil {
-					break
-				}
-			}
-			if err == nil {
-				err = txn.Commit()
-			}
-		}
-	}
-	if err != nil {
-		fmt.Println("child:", err)
-		os.Exit(2)
-	}
-	fmt.Println("writes", *writes)
-	os.Exit(0)
+	killedTxn(os.Getenv(envTxnChild), writes, killedChanges(nil))
 }
 
 // TestTxnKilled kills a process in the middle of an in-place transaction,
