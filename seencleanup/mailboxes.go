@@ -74,16 +74,8 @@ func newMailboxCache(spool *partition.Spool) *mailboxCache {
 	return &mailboxCache{spool: spool, cur: make(map[string]mailbox)}
 }
 
-// lookup is lookupMailbox, answered from the cache when it can be.
-func (c *mailboxCache) lookup(uniqueid string) (mailbox, error) {
-	ms, err := c.lookupAll([]string{uniqueid})
-	if err != nil {
-		return mailbox{}, err
-	}
-	return ms[0], nil
-}
-
-// lookupAll is lookup for each of uniqueids, the answers in their order.
+// lookupAll is lookupMailbox for each of uniqueids, answered from the
+// cache where it can be, the answers in their order.
 // Those the cache does not hold are looked up together, lookupBatch under
 // one hold of mailboxes.db (partition.Spool.LookupIDs).
 func (c *mailboxCache) lookupAll(uniqueids []string) ([]mailbox, error) {
