@@ -377,9 +377,35 @@ func (w *Writer) File(partition string, g guid.GUID, size int64, body io.Reader)
 // buffer is copied into it; a larger one is written from data as it is,
 // after the buffered bytes, without a copy.
 func (w *Writer) FileBytes(partition string, g guid.GUID, data []byte) error {
-	size := int64(len(data))
+	if !w.fileHeader(partition, g, int64(len(data))) {
+		return w.err
+	}
+	w.body(data)
+	w.scalarDone()
+	return w.err
+}
+
+// FileChunks is FileBytes for a body in pieces: its bytes are the chunks'
+// bytes in order.
+func (w *Writer) FileChunks(partition string, g guid.GUID, chunks [][]byte) error {
+	var size int64
+	for _, c := range chunks {
+		size += int64(len(c))
+	}
 	if !w.fileHeader(partition, g, size) {
 		return w.err
+	}
+	for _, c := range chunks {
+		w.body(c)
+	}
+	w.scalarDone()
+	return w.err
+}
+
+// body writes bytes of a file literal's body.
+func (w *Writer) body(data []byte) {
+	if w.err != nil {
+		return
 	}
 	if len(data) <= cap(w.buf)-len(w.buf) {
 		w.buf = append(w.buf, data...)
@@ -404,8 +430,6 @@ func (w *Writer) FileBytes(partition string, g guid.GUID, data []byte) error {
 			w.err = fmt.Errorf("dlist: writing: %w", err)
 		}
 	}
-	w.scalarDone()
-	return w.err
 }
 
 // fileHeader checks a file literal and writes its %{partition guid size}

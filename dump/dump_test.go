@@ -520,3 +520,59 @@ func TestDumpOutputFailsReleasesPrefetched(t *testing.T) {
 		t.Errorf("%d goroutines running after the failed runs, %d before", n, before)
 	}
 }
+
+// A message file is read whole into a chain of the read-ahead's buffers
+// when it is at most half the read-ahead (4 MiB by default), and hashed
+// by a worker then copied again from the file by the writer when larger.
+// The bundled spool's 1.6 MB message (alice UID 34) takes the first path
+// by default and the second with a 2 MiB read-ahead (whole files up to
+// 1 MiB); both dumps are the same bytes, and the file damaged past its
+// first 64 KiB is found either way.
+func TestDumpWholeAndLargeFiles(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	e, err := s.Lookup("user.alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.OpenMailbox(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big partition.Record
+	m.Records(func(r partition.Record) error {
+		if r.UID == 34 {
+			big = r
+		}
+		return nil
+	})
+	m.Close()
+	if big.Size < 1_500_000 || big.Size > 2<<20 {
+		t.Fatalf("fixture user.alice UID 34 is %d bytes; want 1.6 MB", big.Size)
+	}
+	opts := Options{Users: []string{"alice"}}
+	whole, _ := runDump(t, s, opts)
+	opts.ReadAhead = 2 << 20
+	large, _ := runDump(t, s, opts)
+	if !bytes.Equal(whole, large) {
+		t.Fatalf("the dump with a 2 MiB read-ahead (%d bytes) differs from the default's (%d bytes)", len(large), len(whole))
+	}
+	if !bytes.Contains(whole, []byte(fmt.Sprintf("%%{default %s %d}", big.GUID, big.Size))) {
+		t.Fatalf("UID 34 (%s) is not in the dump", big.GUID)
+	}
+
+	f, err := os.OpenFile(m.MessagePath(big), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), 1_000_000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, ahead := range []int64{0, 2 << 20} {
+		opts.ReadAhead = ahead
+		_, sum := runDump(t, s, opts)
+		if len(sum.Problems) != 1 || sum.Problems[0].UID != 34 || !errors.Is(sum.Problems[0].Err, guid.ErrMismatch) {
+			t.Errorf("read-ahead %d: problems %v; want UID 34's GUID mismatch", ahead, sum.Problems)
+		}
+	}
+}

@@ -17,7 +17,7 @@ import (
 func straceCounts(t *testing.T, bin, conf string) map[string]int {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "strace.txt")
-	cmd := exec.Command("sh", "-c", `strace -f -c -e trace=read,write,openat -o "$1" "$2" dump -C "$3" --all -q -o - | cat > /dev/null`,
+	cmd := exec.Command("sh", "-c", `strace -f -c -e trace=read,readv,write,openat -o "$1" "$2" dump -C "$3" --all -q -o - | cat > /dev/null`,
 		"sh", out, bin, conf)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("strace mbtool dump: %v\n%s", err, b)
@@ -27,20 +27,22 @@ func straceCounts(t *testing.T, bin, conf string) map[string]int {
 
 // TestDumpReadsAndWrites counts the system calls dump makes for the
 // message files of a generated partition (a few KB each, and a tail of
-// multi-MB attachments), over the calls the rest of the run makes. A
-// message file of the size the index says is read with one read (the
-// second read, returning nothing, cost one call per message: 2.0 reads
-// per small file before); a large one is hashed in 256 KiB reads and
-// copied in 1 MiB ones (32 KiB and 64 KiB before); the dump is written
-// in 1 MiB writes (64 KiB before: 13 times the writes).
+// attachments of 2 to 8 MiB), over the calls the rest of the run makes.
+// A message file of the size the index says, up to 4 MiB (half the
+// default read-ahead), is read whole with one read, or one readv into a
+// chain of buffers (the second read, returning nothing, cost one call per
+// message: 2.0 reads per small file before; files of 1 to 4 MiB were read
+// twice, as larger ones still are); a larger one is hashed in 256 KiB
+// reads and copied in 1 MiB ones (32 KiB and 64 KiB before); the dump is
+// written in 1 MiB writes (64 KiB before: 13 times the writes).
 func TestDumpReadsAndWrites(t *testing.T) {
 	bin := buildMbtool(t)
 	dir := t.TempDir()
-	conf, st, err := gen.Partition(context.Background(), filepath.Join(dir, "p"), gen.Options{Seed: 1, Messages: 2_000})
+	conf, st, err := gen.Partition(context.Background(), filepath.Join(dir, "p"), gen.Options{Seed: 1, Messages: 2_000, MeanSize: 20_000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var small, large, largeReads int
+	var small, chained, large, largeReads int
 	err = filepath.WalkDir(filepath.Join(dir, "p", "spool"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() || !strings.HasSuffix(d.Name(), ".") {
 			return err
@@ -49,8 +51,11 @@ func TestDumpReadsAndWrites(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if fi.Size() <= 1<<20 {
+		if fi.Size() <= 4<<20 {
 			small++
+			if fi.Size() >= 64<<10 {
+				chained++
+			}
 			return nil
 		}
 		large++
@@ -62,8 +67,8 @@ func TestDumpReadsAndWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if large == 0 || small < 1_000 {
-		t.Fatalf("the generated partition has %d small and %d large message files; want both", small, large)
+	if large == 0 || chained == 0 || small < 1_000 {
+		t.Fatalf("the generated partition has %d small (%d of them over 64 KiB) and %d large message files; want each", small, chained, large)
 	}
 	calls := straceCounts(t, bin, conf)
 	// What the rest of the run reads and opens: the configuration,
@@ -75,8 +80,11 @@ func TestDumpReadsAndWrites(t *testing.T) {
 	if got, want := calls["openat"], files+other; got > want {
 		t.Errorf("%d openat calls; want at most %d (one per message file)", got, want)
 	}
-	if got, want := calls["read"], small+largeReads+other; got > want {
-		t.Errorf("%d read calls for %d small and %d large message files; want at most %d (one per small file)", got, small, large, want)
+	if got, want := calls["read"]+calls["readv"], small+largeReads+other; got > want {
+		t.Errorf("%d read and readv calls for %d small and %d large message files; want at most %d (one per small file)", got, small, large, want)
+	}
+	if got := calls["readv"]; got < chained {
+		t.Errorf("%d readv calls for %d message files over 64 KiB; want one each", got, chained)
 	}
 	if got, want := calls["write"], 2*int(st.Bytes>>20)+10; got > want {
 		t.Errorf("%d write calls for %d MB; want at most %d (writes of 1 MiB)", got, st.Bytes>>20, want)

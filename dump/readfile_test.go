@@ -14,9 +14,18 @@ import (
 // index says 100 bytes. A file of 100 bytes in pieces is read whole; one
 // that ends early is smaller; one of 150 bytes whose second read stops
 // short at exactly 100 is larger, not its first 100 bytes taken for the
-// file (before: taken).
+// file (before: taken). Each case is read into one buffer, and into a
+// chain of buffers of 30 bytes (a file larger than one of the pool's
+// buffers), so that reads and the pieces' bounds fall differently.
 func TestReadFileShortReads(t *testing.T) {
-	const size = 100
+	for _, seg := range []int{size + 1, 30} {
+		readFileShortReads(t, seg)
+	}
+}
+
+const size = 100
+
+func readFileShortReads(t *testing.T, seg int) {
 	content := bytes.Repeat([]byte("0123456789"), 15)
 	for _, tc := range []struct {
 		name   string
@@ -57,15 +66,21 @@ func TestReadFileShortReads(t *testing.T) {
 			w.Close()
 		}()
 		buf := make([]byte, size+1)
-		n, err := readFile(int(r.Fd()), buf)
+		var segs [][]byte
+		for rest := buf; len(rest) > 0; {
+			k := min(seg, len(rest))
+			segs = append(segs, rest[:k:k])
+			rest = rest[k:]
+		}
+		n, err := readFile(int(r.Fd()), segs)
 		close(finished)
 		<-done
 		r.Close()
 		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
+			t.Fatalf("%s, pieces of %d: %v", tc.name, seg, err)
 		}
 		if n != tc.want || !bytes.Equal(buf[:n], content[:n]) {
-			t.Errorf("%s: read %d bytes %q, want %d", tc.name, n, buf[:n], tc.want)
+			t.Errorf("%s, pieces of %d: read %d bytes %q, want %d", tc.name, seg, n, buf[:n], tc.want)
 		}
 	}
 }
