@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -94,5 +95,50 @@ func TestDumpRefusesTerminal(t *testing.T) {
 	code := Run(context.Background(), []string{"mbtool", "dump", "-C", conf, "--user", "alice"}, nil, tty, &stderr)
 	if code != ExitFailure || !strings.Contains(stderr.String(), "mbtool: error: refusing to write a dump to a terminal") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// A dump to a pipe (dump -o - | ssh host mbtool restore) enlarges the
+// pipe to 1 MiB, or what /proc/sys/fs/pipe-max-size allows, so that its
+// 1 MiB writes do not each wait for the reader 16 times; what the reader
+// gets is a whole dump.
+func TestDumpGrowsPipe(t *testing.T) {
+	conf := fixtures.UnpackT(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	before, err := unix.FcntlInt(r.Fd(), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(r)
+		read <- b
+	}()
+	var stderr bytes.Buffer
+	code := Run(context.Background(), []string{"mbtool", "dump", "-C", conf, "--all", "-q", "-o", "-"}, nil, w, &stderr)
+	after, err := unix.FcntlInt(r.Fd(), unix.F_GETPIPE_SZ, 0)
+	w.Close()
+	dump := <-read
+	if code != ExitOK {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipeSize
+	if b, err := os.ReadFile("/proc/sys/fs/pipe-max-size"); err == nil {
+		if m, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && m < want {
+			want = m
+		}
+	}
+	if after != want || before >= want {
+		t.Errorf("pipe of %d bytes before the dump, %d after; want %d after", before, after, want)
+	}
+	if !bytes.HasSuffix(dump, []byte(")\r\n")) || len(dump) < 1<<20 {
+		t.Errorf("the reader got %d bytes ending %q; want a whole dump", len(dump), dump[max(0, len(dump)-20):])
 	}
 }
