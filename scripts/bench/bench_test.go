@@ -214,3 +214,25 @@ func TestMailboxWarnings(t *testing.T) {
 		t.Errorf("mailbox section with one restore round at 200001:\n%s", s)
 	}
 }
+
+// The mailbox axis compares CPU time per mailbox too, size against size:
+// work that grows faster than the mailboxes shows there even when the
+// larger partition's wall times are the disk's.
+func TestMailboxCPUPerMailbox(t *testing.T) {
+	m := func(name string, cpu float64) *measurement {
+		return &measurement{name: name, secs: []float64{1, 1, 1, 1, 1}, rssKiB: []int64{1024},
+			cpu: []float64{cpu, cpu, cpu, cpu, cpu}}
+	}
+	point := func(n int, scale float64) mailboxPoint {
+		return mailboxPoint{part: &partitionInfo{mailboxes: n, users: n / 10, messages: int64(3 * n)},
+			dump: m("mbtool dump | cat", scale), tarCat: m("tar -cf - | cat", 1),
+			restore: m("mbtool restore + sync", scale*scale), untar: m("tar -xf + sync", 1),
+			against: m("mbtool verify --against", scale), seen: m("mbtool seen-cleanup --all", scale),
+			restoreRounds: 5}
+	}
+	s := mailboxSection(config{pairs: 5, args: "go run ./scripts/bench -mailboxes"}, time.Now(), []mailboxPoint{point(2000, 1), point(20000, 10)})
+	want := "CPU time (user + system) per mailbox at 20000 mailboxes relative to 2000: dump 1.00x (1.00–1.00), restore 10.00x (10.00–10.00), verify --against 1.00x"
+	if !strings.Contains(s, want) {
+		t.Errorf("mailbox section lacks %q:\n%s", want, s)
+	}
+}

@@ -71,8 +71,21 @@ func ratioOf(mbtool, baseline *measurement) benchstat.Summary {
 // sizes: z's time per unit over a's, as the ratio of the medians and the
 // widest range the runs allow. 1.00x is linear in the units.
 func perUnitRelative(a, z *measurement, na, nz int64) string {
+	return perUnitRelativeOf(a.time(), z.time(), na, nz)
+}
+
+// perUnitRelativeCPU is perUnitRelative of the runs' CPU times (user +
+// system): what grows with the work done, not with the waiting (a tree
+// larger than the page cache read from disk).
+func perUnitRelativeCPU(a, z *measurement, na, nz int64) string {
+	if len(a.cpu) == 0 || len(z.cpu) == 0 {
+		return "not measured"
+	}
+	return perUnitRelativeOf(benchstat.Summarize(a.cpu), benchstat.Summarize(z.cpu), na, nz)
+}
+
+func perUnitRelativeOf(ta, tz benchstat.Summary, na, nz int64) string {
 	fa, fz := 1/float64(na), 1/float64(nz)
-	ta, tz := a.time(), z.time()
 	return fmt.Sprintf("%.2fx (%.2f–%.2f)", tz.Med*fz/(ta.Med*fa), tz.Min*fz/(ta.Max*fa), tz.Max*fz/(ta.Min*fa))
 }
 
