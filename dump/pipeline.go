@@ -80,6 +80,7 @@ func (e *sourceError) Unwrap() error { return e.err }
 type result struct {
 	job
 	data    [][]byte    // the file's bytes, for a file read whole
+	one     [1][]byte   // data's backing array for a file in one buffer
 	info    os.FileInfo // the file hashed, for large files
 	err     error
 	missing bool // the file does not exist
@@ -387,7 +388,7 @@ func (r *result) hash(scratch []byte) {
 		r.fail(err)
 		return
 	}
-	segs := r.p.getBufs(r.size + 1)
+	segs := r.p.getBufs(r.one[:0], r.size+1)
 	n, err := readFile(fd, segs)
 	unix.Close(fd)
 	if err != nil {
@@ -559,8 +560,8 @@ func newBufPool(budget int64) *bufPool {
 	if budget <= 0 {
 		budget = DefaultReadAhead
 	}
-	budget = max(budget, smallMax) // the largest file read ahead fits
-	whole := min(wholeMax, max(smallMax, budget/2))
+	budget = max(budget, 2*smallMax) // the largest file read whole fits, twice
+	whole := min(wholeMax, budget/2)
 	return &bufPool{free: make(chan []byte, budget/bufSize), budget: budget, whole: whole}
 }
 
@@ -568,10 +569,9 @@ func newBufPool(budget int64) *bufPool {
 // takes: its bytes and the one more read to tell a larger file.
 func tokensFor(size int64) int { return int(size/bufSize) + 1 }
 
-// getBufs returns buffers for n bytes, all of bufSize but the last, which
-// is cut to what is left.
-func (p *pipeline) getBufs(n int64) [][]byte {
-	segs := make([][]byte, 0, (n+bufSize-1)/bufSize)
+// getBufs appends to segs buffers for n bytes, all of bufSize but the
+// last, which is cut to what is left.
+func (p *pipeline) getBufs(segs [][]byte, n int64) [][]byte {
 	for n > 0 {
 		k := min(n, bufSize)
 		segs = append(segs, p.getBuf()[:k])
