@@ -30,7 +30,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		p = p[:r.left]
 	}
 	if r.pos == r.end {
-		if len(p) >= len(r.buf) && r.rerr == nil {
+		if len(p) >= bufSize && r.lender == nil && r.rerr == nil {
 			return r.readDirect(p)
 		}
 		if err := r.fill(); err != nil {

@@ -20,12 +20,17 @@ import (
 // FuzzReader parses input, prints what it read, and parses that again:
 // the trees must be equal, and printing the second tree must give the
 // same bytes as the first print (what Cyrus prints parses and prints back
-// byte for byte).
+// byte for byte). Read from a Lender, it must give the same tokens.
 func FuzzReader(f *testing.F) {
 	for _, s := range specLines {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// Lent bytes parse as copied ones do (see TestLender).
+		lent := tokens(t, NewReader(&scribbleLender{data: in, step: 1 + len(in)%97}), true)
+		if want := tokens(t, NewReader(bytes.NewReader(in)), false); lent != want {
+			t.Fatalf("lent bytes read as\n%s\ncopied ones as\n%s", lent, want)
+		}
 		r := NewReader(bytes.NewReader(in))
 		r.SetLimits(Limits{MaxLiteral: 1 << 20, MaxDepth: 32})
 		for {

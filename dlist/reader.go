@@ -25,7 +25,8 @@ const (
 
 // Reader reads a stream of dlist command lines, as sync_client sends them
 // and mbtool dumps store them. It reads its input through a buffer of its
-// own (64 KiB), so it may read past the last line it returns.
+// own (64 KiB), so it may read past the last line it returns. When r is a
+// Lender, it parses the bytes r lends instead (see Lender).
 //
 // Next returns one token at a time with no allocation; ReadValue and
 // ReadLine build trees. They can be mixed: a typical consumer reads the
@@ -52,6 +53,9 @@ type Reader struct {
 	stack      []Kind            // open List and KVList containers
 	scratch    []byte            // atoms and quoted strings that span refills or have escapes
 	big        []byte            // literal contents that do not fit the buffer
+	lender     Lender            // rd, when it lends its bytes
+	lent       bool              // buf is what lender.Lend returned last
+	own        []byte            // the Reader's own buffer; nil until needed with a Lender
 	left       int64             // unread bytes of the current file literal's body
 	openVals   []openFrame       // ReadValue's open containers, reused
 	kids       []*Value          // ReadValue's children being gathered
@@ -61,12 +65,18 @@ type Reader struct {
 
 // NewReader returns a Reader reading from r with DefaultLimits.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{
+	rd := &Reader{
 		rd:   r,
-		buf:  make([]byte, bufSize),
 		lim:  DefaultLimits(),
 		line: 1,
 	}
+	if l, ok := r.(Lender); ok {
+		rd.lender = l
+	} else {
+		rd.own = make([]byte, bufSize)
+		rd.buf = rd.own
+	}
+	return rd
 }
 
 // SetLimits replaces the Reader's limits; zero fields take the defaults.
@@ -94,6 +104,23 @@ func (r *Reader) fill() error {
 	}
 	if r.rerr != nil {
 		return r.rerr
+	}
+	if r.lender != nil {
+		if r.pos == r.end {
+			return r.lend()
+		}
+		if r.lent {
+			// An item goes on past the lent bytes (the parsing never
+			// asks for more before the end; this keeps it correct if
+			// it did): go on with a copy in the Reader's own buffer.
+			rest := r.buf[r.pos:r.end]
+			if len(r.own) < len(rest)+bufSize {
+				r.own = make([]byte, len(rest)+bufSize)
+			}
+			n := copy(r.own, rest)
+			r.base += int64(r.pos)
+			r.buf, r.pos, r.end, r.lent = r.own, 0, n, false
+		}
 	}
 	if r.pos > 0 {
 		n := copy(r.buf, r.buf[r.pos:r.end])

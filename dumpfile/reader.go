@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -296,20 +297,23 @@ func (d *Reader) Close() error {
 // tailHasher reads the stream in large chunks and feeds everything read to
 // BLAKE3, except the last `hold` bytes the dlist reader above has taken,
 // which it keeps back until it knows whether they precede the trailer. The
-// dlist reader reads ahead by at most its buffer (64 KiB), so the
+// dlist reader parses the chunks in place (tailHasher is a dlist.Lender),
+// and a token it is reading is within the last two chunks lent, so the
 // trailer's start is always within the held-back bytes when it is found.
 //
 // The bytes are read from the source straight into the chunks, hashChunk
-// bytes at a time, and Read copies them from there into the dlist
-// reader's buffer: each byte is copied once in user space, and the source
-// sees few, large reads (a 1 GB dump took 15,000 reads of 64 KiB and two
-// copies per byte when the hasher copied what the dlist reader had read).
+// bytes at a time, and lent from there: the dlist reader parses them, and
+// verify's SHA-1 workers hash the file literals in them (dlist.Reader's
+// LendBody), where they are. Read, for a reader that wants a copy,
+// copies them once. The source sees few, large reads.
 //
 // The hashing runs beside the reading, on another core, in one goroutine
 // that lives as long as the hashing does: each chunk that falls out of the
 // held-back window is sent to that goroutine, which feeds it to BLAKE3 (in
-// order) and sends the chunk back for reuse. At most maxChunks chunks
-// exist, so the reading runs at most a few chunks ahead of the hashing, and
+// order) and releases it. A chunk is reused once the window, the BLAKE3
+// goroutine and every holder of its bytes (Hold) have released it. At most
+// maxChunks chunks exist, or maxChunks+maxHeld once bytes have been held,
+// so the reading runs at most a few chunks ahead of the hashing, and
 // nothing is allocated once they exist. Starting a goroutine per chunk
 // instead cost a wake-up of an idle thread per chunk, thousands per
 // gigabyte.
@@ -320,23 +324,42 @@ type tailHasher struct {
 	r       io.Reader
 	rerr    error          // r's error, returned once the bytes read are taken
 	h       *blake3.Hasher // owned by the goroutine until it has stopped
-	held    [][]byte       // chunks read, not handed to h yet, oldest first
+	held    []*chunk       // chunks read, not handed to h yet, oldest first
 	heldLen int            // bytes in held
-	unread  int            // bytes at the end of held not yet taken by Read (all in the last chunk)
+	unread  int            // bytes at the end of held not yet taken by Read or Lend (all in the last chunk)
 	hashed  int64          // bytes handed to h
 	hold    int
-	chunks  int      // chunks allocated
-	spare   [][]byte // chunks to reuse once nothing is hashed any more
-	done    bool     // sumBefore or Close was called: nothing is hashed any more
-	dropped bool     // chunks were dropped unhashed after done
-	closed  bool     // Close was called
+	chunks  int    // chunks allocated
+	limit   int    // chunks allowed: maxChunks, maxChunks+maxHeld once Hold was called
+	lent    *chunk // the chunk of the last Lend; nil after a Read
+	done    bool   // sumBefore or Close was called: nothing is hashed any more
+	dropped bool   // chunks were dropped unhashed after done
+	closed  bool   // Close was called
 	p       *hashPipe
+}
+
+// chunk is a buffer of the stream, reused once all its holders have
+// released it: the window, then the BLAKE3 goroutine, and those Hold gave
+// it to.
+type chunk struct {
+	b    []byte
+	refs atomic.Int32
+	free chan<- *chunk // where it goes when released; nil: dropped
+}
+
+// Release drops a hold on the chunk; the last one returns it to the free
+// list, which has room for every chunk, so it never blocks.
+func (c *chunk) Release() {
+	if c.refs.Add(-1) == 0 && c.free != nil {
+		c.b = c.b[:0]
+		c.free <- c
+	}
 }
 
 // hashPipe is what the hashing goroutine shares with its tailHasher.
 type hashPipe struct {
-	work    chan []byte   // chunks to hash, in order
-	free    chan []byte   // chunks hashed, for reuse
+	work    chan *chunk   // chunks to hash, in order
+	free    chan *chunk   // chunks released, for reuse
 	stopped chan struct{} // closed when the goroutine has returned
 	once    sync.Once
 }
@@ -345,20 +368,24 @@ type hashPipe struct {
 func (p *hashPipe) stop() { p.once.Do(func() { close(p.work) }) }
 
 const (
-	hashHold  = 256 << 10 // four times the dlist reader's read-ahead
+	hashHold  = 256 << 10 // at least the dlist reader's read-ahead (a chunk)
 	hashChunk = 256 << 10
 	// maxChunks: at most two held in the window behind the reading and
 	// the one being read into when a new one is needed (see pass), one
 	// being hashed, one queued, so the reading never waits for a chunk
 	// the goroutine will not give back. 1.5 MiB in all.
 	maxChunks = 6
+	// maxHeld: chunks more for those held by Hold (verify's SHA-1 workers
+	// hashing file literals in place): 16 MiB, the memory verify gave its
+	// own copies of the literals before.
+	maxHeld = 64
 )
 
 func newTailHasher(r io.Reader) *tailHasher {
-	t := &tailHasher{r: r, h: blake3.New(), hold: hashHold}
+	t := &tailHasher{r: r, h: blake3.New(), hold: hashHold, limit: maxChunks}
 	p := &hashPipe{
-		work:    make(chan []byte, maxChunks),
-		free:    make(chan []byte, maxChunks),
+		work:    make(chan *chunk, maxChunks),
+		free:    make(chan *chunk, maxChunks+maxHeld),
 		stopped: make(chan struct{}),
 	}
 	t.p = p
@@ -373,8 +400,8 @@ func newTailHasher(r io.Reader) *tailHasher {
 func hashChunks(h *blake3.Hasher, p *hashPipe) {
 	defer close(p.stopped)
 	for c := range p.work {
-		h.Write(c)
-		p.free <- c[:0]
+		h.Write(c.b)
+		c.Release()
 	}
 }
 
@@ -384,6 +411,7 @@ func (t *tailHasher) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	t.lent = nil
 	if t.unread == 0 {
 		if t.rerr != nil {
 			return 0, t.rerr
@@ -395,17 +423,52 @@ func (t *tailHasher) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	last := t.held[len(t.held)-1]
+	last := t.held[len(t.held)-1].b
 	n := copy(p, last[len(last)-t.unread:])
 	t.unread -= n
 	return n, nil
+}
+
+// Lend implements dlist.Lender: it returns the bytes read ahead, reading
+// the next part of the stream into a chunk when none are left. They stay
+// unchanged until hold bytes more have been taken, or longer with Hold.
+func (t *tailHasher) Lend() ([]byte, error) {
+	t.lent = nil
+	if t.unread == 0 {
+		if t.rerr != nil {
+			return nil, t.rerr
+		}
+		if err := t.fill(); err != nil {
+			t.rerr = err
+			if t.unread == 0 {
+				return nil, err
+			}
+		}
+	}
+	c := t.held[len(t.held)-1]
+	b := c.b[len(c.b)-t.unread:]
+	t.unread = 0
+	t.lent = c
+	return b, nil
+}
+
+// Hold implements dlist.Lender: it keeps the chunk of the last Lend from
+// reuse until the Pin is released. From the first Hold on, up to maxHeld
+// chunks more may exist.
+func (t *tailHasher) Hold() dlist.Pin {
+	if t.lent == nil {
+		return nil
+	}
+	t.limit = maxChunks + maxHeld
+	t.lent.refs.Add(1)
+	return t.lent
 }
 
 // fill reads at least one byte of the stream into the last chunk, or a
 // new one when it is full, or returns r's error.
 func (t *tailHasher) fill() error {
 	last := len(t.held) - 1
-	if last < 0 || len(t.held[last]) == cap(t.held[last]) {
+	if last < 0 || len(t.held[last].b) == cap(t.held[last].b) {
 		// Pass on what has left the window first: the window must not
 		// take more than maxChunks.
 		t.pass()
@@ -414,11 +477,12 @@ func (t *tailHasher) fill() error {
 	}
 	c := t.held[last]
 	for range 100 {
-		n, err := t.r.Read(c[len(c):cap(c)])
-		if n < 0 || n > cap(c)-len(c) {
+		b := c.b
+		n, err := t.r.Read(b[len(b):cap(b)])
+		if n < 0 || n > cap(b)-len(b) {
 			return io.ErrNoProgress
 		}
-		t.held[last] = c[:len(c)+n]
+		c.b = b[:len(b)+n]
 		t.heldLen += n
 		t.unread += n
 		if err != nil {
@@ -432,49 +496,49 @@ func (t *tailHasher) fill() error {
 }
 
 // pass sends the chunks that have left the held-back window (their bytes
-// all taken by Read, the last of them hold bytes or more before the next
-// byte Read returns) to the hashing goroutine; once nothing is hashed any
-// more, it keeps them for reuse. The chunk being read into stays.
+// all taken, the last of them hold bytes or more before the next byte
+// taken) to the hashing goroutine; once nothing is hashed any more, it
+// releases them. The chunk being read into stays.
 func (t *tailHasher) pass() {
 	taken := t.heldLen - t.unread
-	for len(t.held) > 1 && taken-len(t.held[0]) >= t.hold {
+	for len(t.held) > 1 && taken-len(t.held[0].b) >= t.hold {
 		c := t.held[0]
 		t.held[0] = nil
 		t.held = t.held[1:]
-		t.heldLen -= len(c)
-		taken -= len(c)
-		t.hashed += int64(len(c))
+		t.heldLen -= len(c.b)
+		taken -= len(c.b)
+		t.hashed += int64(len(c.b))
 		if t.done {
 			t.dropped = true
-			t.spare = append(t.spare, c[:0])
+			c.Release()
 			continue
 		}
 		t.p.work <- c // never blocks: the channel holds maxChunks
 	}
 }
 
-// chunk returns an empty chunk buffer: a hashed one, a new one while fewer
-// than maxChunks exist, else the next one the goroutine is done with.
-func (t *tailHasher) chunk() []byte {
-	if n := len(t.spare); n > 0 {
-		c := t.spare[n-1]
-		t.spare = t.spare[:n-1]
-		return c
-	}
+// chunk returns an empty chunk, held once (by the window): a released
+// one, a new one while fewer than the limit exist, else the next one
+// released.
+func (t *tailHasher) chunk() *chunk {
+	var c *chunk
 	select {
-	case c := <-t.p.free:
-		return c
+	case c = <-t.p.free:
 	default:
+		switch {
+		case t.chunks < t.limit:
+			t.chunks++
+			c = &chunk{b: make([]byte, 0, hashChunk), free: t.p.free}
+		case t.done:
+			// The goroutine may have stopped with chunks unreleased;
+			// this one is dropped when released.
+			c = &chunk{b: make([]byte, 0, hashChunk)}
+		default:
+			c = <-t.p.free
+		}
 	}
-	if t.chunks < maxChunks {
-		t.chunks++
-		return make([]byte, 0, hashChunk)
-	}
-	if t.done {
-		// The goroutine may have stopped with chunks unreturned.
-		return make([]byte, 0, hashChunk)
-	}
-	return <-t.p.free
+	c.refs.Store(1)
+	return c
 }
 
 // stop ends the hashing goroutine without waiting for it; the bytes read
@@ -509,8 +573,8 @@ func (t *tailHasher) sumBefore(off int64) ([32]byte, error) {
 		if k <= 0 {
 			break
 		}
-		n := min(int64(len(c)), k)
-		h.Write(c[:n])
+		n := min(int64(len(c.b)), k)
+		h.Write(c.b[:n])
 		k -= n
 	}
 	h.Sum(sum[:0])

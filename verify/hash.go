@@ -11,19 +11,26 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
 )
 
-// Hashing runs in worker goroutines. The reader copies file literal bytes
-// into batches of batchSize bytes, several small literals to a batch, and
-// hands full batches to the workers; a literal larger than what is left of a
-// batch continues in the next one. The pieces of one literal are hashed in
-// order: each waits until the one before it is done. At most
-// budget/batchSize batches exist, so the memory for bytes in flight is fixed.
+// Hashing runs in worker goroutines. The reader hands file literal bytes
+// to them in batches: where the dump reader lends them (dlist.LendBody,
+// the dump's own read buffers), a batch holds them there and releases
+// them once hashed; otherwise the reader copies them into the batch's
+// buffer of batchSize bytes. Several small literals go to a batch; a
+// literal larger than what is left of a batch continues in the next one.
+// The pieces of one literal are hashed in order: each waits until the one
+// before it is done. At most budget/batchSize batches exist, so the memory
+// for bytes in flight is fixed (the dump reader bounds the bytes it lends).
 const (
 	batchSize     = 1 << 20
 	DefaultBudget = 16 << 20 // Options.Budget when zero
 	scratchSize   = 256 << 10
+	// lentBatch is the lent bytes after which a batch is handed over: a
+	// batch holds few of the dump reader's chunks (256 KiB each).
+	lentBatch = 256 << 10
 )
 
 // literal is one file literal being hashed.
@@ -39,6 +46,7 @@ type literal struct {
 type segment struct {
 	lit  *literal
 	data []byte
+	pin  dlist.Pin     // the hold on data when lent; nil when in the batch's buffer
 	wait chan struct{} // closed when the literal's previous segment is hashed; nil for the first
 	done chan struct{} // closed by this segment's worker; nil for the last
 }
@@ -51,8 +59,9 @@ type task interface {
 
 type batch struct {
 	p    *pool
-	ptr  *[]byte // buf's home in bufPool
+	ptr  *[]byte // buf's home in bufPool; nil until the batch copies bytes
 	buf  []byte
+	lent int // bytes of lent segments
 	segs []segment
 }
 
@@ -107,8 +116,7 @@ func (p *pool) batch() *batch {
 	default:
 		if p.made < p.max {
 			p.made++
-			ptr := bufPool.Get().(*[]byte)
-			p.cur = &batch{p: p, ptr: ptr, buf: (*ptr)[:0], segs: make([]segment, 0, 64)}
+			p.cur = &batch{p: p, segs: make([]segment, 0, 64)}
 		} else {
 			p.cur = <-p.free
 		}
@@ -143,43 +151,79 @@ func (p *pool) stop() {
 	}
 	for range p.made {
 		b := <-p.free
-		*b.ptr = b.buf[:0]
-		bufPool.Put(b.ptr)
+		if b.ptr != nil {
+			*b.ptr = b.buf[:0]
+			bufPool.Put(b.ptr)
+		}
 	}
 }
 
 // bufPool keeps batch buffers from one Run to the next.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); return &b }}
 
-// literal reads the body of a file literal into batches for hashing. An
-// error is the reader's: the literal is then left unchecked.
-func (p *pool) literal(l *literal, body io.Reader) error {
+// bodyLender gives a file literal's bytes: *dlist.Reader.
+type bodyLender interface {
+	LendBody(max int) ([]byte, dlist.Pin, error)
+}
+
+// literal hands the body of a file literal to the hashers: the bytes the
+// dump reader lends as they are, others copied into batches. An error is
+// the reader's: the literal is then left unchecked.
+func (p *pool) literal(l *literal, body bodyLender) error {
 	left := l.size
 	var wait chan struct{}
-	for first := true; first || left > 0; first = false {
+	// add appends a segment of l to the batch being filled; more says
+	// that others follow.
+	add := func(data []byte, pin dlist.Pin, more bool) {
 		b := p.batch()
-		space := cap(b.buf) - len(b.buf)
-		if space == 0 {
-			p.dispatch()
-			b = p.batch()
-			space = cap(b.buf)
+		s := segment{lit: l, data: data, pin: pin, wait: wait}
+		if more {
+			s.done = make(chan struct{})
+			wait = s.done
 		}
-		k := int(min(int64(space), left))
-		start := len(b.buf)
-		if _, err := io.ReadFull(body, b.buf[start:start+k]); err != nil {
+		b.segs = append(b.segs, s)
+		if pin != nil {
+			b.lent += len(data)
+			if b.lent >= lentBatch {
+				p.dispatch()
+			}
+		}
+	}
+	if left == 0 {
+		add(nil, nil, false)
+		return nil
+	}
+	for left > 0 {
+		data, pin, err := body.LendBody(int(min(left, 1<<30)))
+		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			return err
 		}
-		b.buf = b.buf[:start+k]
-		left -= int64(k)
-		s := segment{lit: l, data: b.buf[start : start+k], wait: wait}
-		if left > 0 {
-			s.done = make(chan struct{})
-			wait = s.done
+		left -= int64(len(data))
+		if pin != nil {
+			add(data, pin, left > 0)
+			continue
 		}
-		b.segs = append(b.segs, s)
+		// The reader's own bytes, valid until its next call: copy them.
+		for len(data) > 0 {
+			b := p.batch()
+			if b.ptr == nil {
+				b.ptr = bufPool.Get().(*[]byte)
+				b.buf = (*b.ptr)[:0]
+			}
+			space := cap(b.buf) - len(b.buf)
+			if space == 0 {
+				p.dispatch()
+				continue
+			}
+			k := min(space, len(data))
+			start := len(b.buf)
+			b.buf = append(b.buf, data[:k]...)
+			data = data[k:]
+			add(b.buf[start:start+k], nil, left > 0 || len(data) > 0)
+		}
 	}
 	return nil
 }
@@ -191,26 +235,30 @@ func (b *batch) run([]byte) {
 		if s.wait == nil && s.done == nil {
 			// The whole literal is here: no hasher state to keep.
 			l.check(sha1.Sum(s.data), b.p.onBad)
-			continue
-		}
-		if s.wait != nil {
-			<-s.wait
 		} else {
-			l.h = sha1.New()
+			if s.wait != nil {
+				<-s.wait
+			} else {
+				l.h = sha1.New()
+			}
+			l.h.Write(s.data)
+			if s.done != nil {
+				close(s.done)
+			} else {
+				var sum guid.GUID
+				l.h.Sum(sum[:0])
+				l.h = nil
+				l.check(sum, b.p.onBad)
+			}
 		}
-		l.h.Write(s.data)
-		if s.done != nil {
-			close(s.done)
-			continue
+		if s.pin != nil {
+			s.pin.Release()
 		}
-		var sum guid.GUID
-		l.h.Sum(sum[:0])
-		l.h = nil
-		l.check(sum, b.p.onBad)
 	}
 	clear(b.segs)
 	b.segs = b.segs[:0]
 	b.buf = b.buf[:0]
+	b.lent = 0
 	b.p.free <- b
 }
 

@@ -380,7 +380,7 @@ func (v *verifier) literal(t dlist.Token) error {
 			Detail: "a second file literal with this GUID"})
 	}
 	l := &literal{guid: fi.GUID, size: fi.Size, offset: t.Offset, group: v.group}
-	return v.pool.literal(l, v.d.DL().Body())
+	return v.pool.literal(l, v.d.DL())
 }
 
 // meta reads an APPLY SEEN, SUB or QUOTA line through the policy.
