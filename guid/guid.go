@@ -43,28 +43,38 @@ func ParseBytes(b []byte) (GUID, error) {
 	if len(b) != 2*Size {
 		return g, fmt.Errorf("%w: %d characters", ErrSyntax, len(b))
 	}
-	for i := 0; i < Size; i++ {
-		hi, ok1 := unhex(b[2*i])
-		lo, ok2 := unhex(b[2*i+1])
-		if !ok1 || !ok2 {
-			return Null, fmt.Errorf("%w: bad character at %d", ErrSyntax, 2*i)
-		}
+	b = b[:2*Size]
+	var bad byte // the bits of every digit's value: over 15 if one is not a digit
+	for i := range Size {
+		hi, lo := hexValue[b[2*i]], hexValue[b[2*i+1]]
+		bad |= hi | lo
 		g[i] = hi<<4 | lo
+	}
+	if bad > 15 {
+		for i := range Size {
+			if hexValue[b[2*i]]|hexValue[b[2*i+1]] > 15 {
+				return Null, fmt.Errorf("%w: bad character at %d", ErrSyntax, 2*i)
+			}
+		}
 	}
 	return g, nil
 }
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
+// hexValue is the value of each hex digit of either case; 0xff for the
+// other bytes.
+var hexValue = func() (t [256]byte) {
+	for c := range t {
+		t[c] = 0xff
 	}
-	return 0, false
-}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+		t[c-'a'+'A'] = c - 'a' + 10
+	}
+	return t
+}()
 
 // String returns the 40 lowercase hex digits of g.
 func (g GUID) String() string {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -121,6 +123,44 @@ func BenchmarkReader(b *testing.B) {
 	buf := make([]byte, 64<<10)
 	for b.Loop() {
 		if _, err := io.CopyBuffer(io.Discard, NewReader(bytes.NewReader(data), g, int64(len(data))), buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestParseEveryByte: ParseBytes takes the 22 hex digits in every place
+// and refuses every other byte there, naming the pair it is in.
+func TestParseEveryByte(t *testing.T) {
+	const hexDigits = "0123456789abcdefABCDEF"
+	for c := range 256 {
+		for _, at := range []int{0, 1, 22, 39} {
+			b := []byte(strings.Repeat("a", 40))
+			b[at] = byte(c)
+			g, err := ParseBytes(b)
+			if strings.IndexByte(hexDigits, byte(c)) < 0 {
+				want := fmt.Sprintf("bad character at %d", at&^1)
+				if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), want) || g != Null {
+					t.Fatalf("byte %#x at %d: %v, %v; want an error saying %q", c, at, g, err, want)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("byte %q at %d: %v", byte(c), at, err)
+			}
+			v, _ := strconv.ParseUint(string(b[at&^1:at&^1+2]), 16, 8)
+			if g[at/2] != byte(v) || g[(at/2+1)%20] != 0xaa {
+				t.Fatalf("byte %q at %d: parsed %v", byte(c), at, g)
+			}
+		}
+	}
+}
+
+// BenchmarkParseBytes parses one GUID, as for every file literal's header
+// and every record of a dump.
+func BenchmarkParseBytes(b *testing.B) {
+	s := []byte("7df441e28dbe1587bf20d951073a7b6aa78b06b4")
+	for b.Loop() {
+		if _, err := ParseBytes(s); err != nil {
 			b.Fatal(err)
 		}
 	}
