@@ -14,7 +14,9 @@
 // The Reader is modelled on archive/tar: Next returns one Token at a time
 // without allocating, and the bytes of a file literal are read from Body
 // as they stream past (and skipped if unread). ReadValue and ReadLine build
-// Value trees. The Writer prints byte for byte what Cyrus prints, from a
+// Value trees. A Reader whose source is a Lender parses the bytes where
+// the source keeps them, and LendBody hands a file literal's bytes on
+// there, held until released, without a copy. The Writer prints byte for byte what Cyrus prints, from a
 // tree (WriteLine) or streamed item by item (BeginLine, Key, Num, ...,
 // EndLine). ParseSAX reads the single values stored in cyrus.header and
 // mailboxes.db with Cyrus's stricter second parser.

@@ -31,6 +31,10 @@
 // literals), about 40 bytes per message, and the names of the mailboxes.
 // Hashing runs on all cores while reading stays sequential: the dump is
 // read in 256 KiB chunks, which package dumpfile hashes (BLAKE3) on a
-// goroutine of its own; the reader copies literal bytes into a bounded set
-// of pooled buffers that worker goroutines hash (SHA-1).
+// goroutine of its own; the dlist reader parses them in place, and worker
+// goroutines hash (SHA-1) the file literals' bytes where they lie in them,
+// holding each chunk until they are done with it (dlist.Lender): no byte
+// of the dump is copied in the process. The chunks held are bounded (16
+// MiB); bytes that are not lent are copied into a bounded set of pooled
+// buffers.
 package verify
