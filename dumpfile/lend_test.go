@@ -46,7 +46,7 @@ func TestHeldLiterals(t *testing.T) {
 	for range 150 {
 		switch rnd.IntN(4) {
 		case 0:
-			sizes = append(sizes, rnd.IntN(700<<10)) // over a chunk, often
+			sizes = append(sizes, rnd.IntN(300<<10)) // often over a chunk, in at most 3
 		default:
 			sizes = append(sizes, rnd.IntN(20<<10))
 		}
@@ -59,7 +59,10 @@ func TestHeldLiterals(t *testing.T) {
 		"odd":   func(r io.Reader) io.Reader { return &oddReader{r: r} },
 	}
 	for name, src := range sources {
-		for _, keep := range []int{0, 1, 5, 20} {
+		// Each literal held holds at most 3 chunks, the one being read 3
+		// more, and the window 3: the reading must not wait for a chunk
+		// only the test would release.
+		for _, keep := range []int{0, 1, (maxChunks+maxHeld-3)/3 - 1} {
 			what := fmt.Sprintf("%s, keeping %d", name, keep)
 			d, err := NewReader(src(bytes.NewReader(b)))
 			if err != nil {

@@ -34,7 +34,7 @@
 // goroutine of its own; the dlist reader parses them in place, and worker
 // goroutines hash (SHA-1) the file literals' bytes where they lie in them,
 // holding each chunk until they are done with it (dlist.Lender): no byte
-// of the dump is copied in the process. The chunks held are bounded (16
+// of the dump is copied in the process. The chunks held are bounded (2
 // MiB); bytes that are not lent are copied into a bounded set of pooled
 // buffers.
 package verify
