@@ -530,3 +530,100 @@ func TestClean(t *testing.T) {
 		t.Error("isClean is wrong about a path")
 	}
 }
+
+// TestCheckedView checks a view of Tree.Checked: it opens beneath its
+// roots with a Tree's rules (no symlink followed, nothing outside) but
+// without a stat of the root per file (resolving allocates nothing, where
+// the stat's path and result cost two allocations); a root replaced after
+// the view was made is not noticed by it (it goes on in the directory the
+// root was, and follows no symlink planted in the root's place), while a
+// view made after the replacement checks the root per file again.
+func TestCheckedView(t *testing.T) {
+	base, outside := plant(t)
+	root := filepath.Join(base, "lock")
+	if err := os.MkdirAll(filepath.Join(root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "d", "f"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTree(root)
+	if len(tr.Checked().checked) != 0 {
+		t.Fatal("a root not walked yet was taken as checked")
+	}
+	if d, err := tr.OpenDir(filepath.Join(root, "d")); err != nil { // caches the root
+		t.Fatal(err)
+	} else {
+		d.Close()
+	}
+	v := tr.Checked()
+	if len(v.checked) != 1 {
+		t.Fatalf("view checked %d roots, want 1", len(v.checked))
+	}
+	path := filepath.Join(root, "d", "f")
+	if n := testing.AllocsPerRun(100, func() {
+		if !v.cached(path, func(int, string) {}) {
+			t.Fatal("root not cached")
+		}
+	}); n != 0 {
+		t.Errorf("a checked view allocates %.0f times per file (a stat of the root?), want 0", n)
+	}
+	read := func(tr *Tree) (string, error) {
+		f, err := tr.Open(path, os.O_RDONLY)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		b := make([]byte, 8)
+		n, _ := f.Read(b)
+		return string(b[:n]), nil
+	}
+	if s, err := read(v); err != nil || s != "old" {
+		t.Fatalf("view reads %q, %v", s, err)
+	}
+	if f, err := v.Open(filepath.Join(root, "link", "victim"), os.O_RDONLY); !errors.Is(err, ErrSymlink) {
+		if f != nil {
+			f.Close()
+		}
+		t.Errorf("view through a symlink: %v, want ErrSymlink", err)
+	}
+	// The root replaced: moved away, and a symlink to outside in its
+	// place (owned by another user when running as root).
+	if err := os.Rename(root, filepath.Join(base, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, root); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(root, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, "d"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := read(v); err != nil || s != "old" {
+		t.Errorf("view made before the root was replaced reads %q, %v; want the old directory's", s, err)
+	}
+	if s, err := read(tr.Checked()); err == nil {
+		t.Errorf("view made after the root was replaced reads %q through the symlink planted", s)
+	}
+	if s, err := read(tr); err == nil {
+		t.Errorf("tree reads %q through the symlink planted", s)
+	}
+	checkOutside2(t, outside)
+}
+
+// checkOutside2 is checkOutside for an outside directory given a plain
+// file "d" as a decoy by the test.
+func checkOutside2(t *testing.T, outside string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(outside, "victim"))
+	if err != nil || string(b) != "precious" {
+		t.Errorf("outside victim: %q, %v", b, err)
+	}
+}

@@ -50,7 +50,15 @@ const inheritUID = -2
 // it is resolved from.
 type Tree struct {
 	roots []string
+	// checked are the roots a view made by Checked found still naming
+	// the directories cached (device and inode), for files opened
+	// through the view; nil in a Tree of NewTree, which checks a root
+	// at every file.
+	checked map[string]rootID
 }
+
+// rootID is a directory's device and inode.
+type rootID struct{ dev, ino uint64 }
 
 // NewTree returns the tree of the given root directories. Empty roots are
 // ignored.
@@ -69,6 +77,29 @@ func NewTree(roots ...string) *Tree {
 	}
 	sort.Slice(t.roots, func(i, j int) bool { return len(t.roots[i]) > len(t.roots[j]) })
 	return t
+}
+
+// Checked returns a view of t whose roots are checked once, now, rather
+// than at every file opened beneath them: each root that is cached (see
+// rootCache) and still names the directory cached is recorded, and the
+// view then resolves paths beneath it from the cached descriptor without
+// the stat of the root's path that a Tree otherwise makes per file (the
+// rest of the rules stand: no symlink followed beneath the root, nothing
+// outside it). A root not cached yet, or replaced since it was cached
+// (by this view's or any other tree's walk), is checked per file as
+// before. What the view does not notice is a root replaced after it was
+// made: it goes on resolving in the directory the root was then, so a
+// view serves a short run of opens (one owner's mailboxes) and is then
+// replaced by a new one. It is safe for concurrent use and holds no
+// descriptor of its own.
+func (t *Tree) Checked() *Tree {
+	c := &Tree{roots: t.roots, checked: make(map[string]rootID, len(t.roots))}
+	for _, r := range t.roots {
+		if id, ok := roots.current(r); ok {
+			c.checked[r] = id
+		}
+	}
+	return c
 }
 
 // Roots returns the roots of the tree, longest first.
@@ -117,6 +148,9 @@ func (t *Tree) cached(path string, fn func(rootfd int, rel string)) bool {
 	r, rel, ok := t.rootOf(Clean(path))
 	if !ok {
 		return false
+	}
+	if id, ok := t.checked[r]; ok && roots.doChecked(r, id, rel, fn) {
+		return true
 	}
 	return roots.do(r, rel, fn)
 }
@@ -612,6 +646,40 @@ func (c *rootCache) do(root, rel string, fn func(fd int, rel string)) bool {
 	defer c.mu.RUnlock()
 	r, ok := c.m[root]
 	if !ok || r.dev != st.Dev || r.ino != st.Ino {
+		return false
+	}
+	fn(r.fd, rel)
+	return true
+}
+
+// current returns the identity of the cached descriptor of the absolute
+// path root if root is cached and still names that directory (a stat of
+// its path, as do checks it).
+func (c *rootCache) current(root string) (rootID, bool) {
+	if !filepath.IsAbs(root) {
+		return rootID{}, false
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return rootID{}, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r, ok := c.m[root]
+	if !ok || r.dev != st.Dev || r.ino != st.Ino {
+		return rootID{}, false
+	}
+	return rootID{r.dev, r.ino}, true
+}
+
+// doChecked is do for a root whose path was last found to name the
+// directory id (Tree.Checked): fn is called with the cached descriptor,
+// without a stat, if that descriptor is still of id.
+func (c *rootCache) doChecked(root string, id rootID, rel string, fn func(fd int, rel string)) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r, ok := c.m[root]
+	if !ok || r.dev != id.dev || r.ino != id.ino {
 		return false
 	}
 	fn(r.fd, rel)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/mbtool/mbtool/cyrusdb"
+	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
 )
 
@@ -154,7 +155,7 @@ func parseUID(s string) (uint32, error) {
 // keep a handful at most).
 func (s *Spool) ServerAnnotations(fn func(user string, as []Annotation) error) error {
 	byUser := map[string]*annotationSet{}
-	err := s.annotationsDB([]byte{0}, func(k, v []byte) error {
+	err := s.annotationsDB(s.tree(), []byte{0}, func(k, v []byte) error {
 		_, entry, userid, err := splitAnnotationKey(k)
 		if err != nil || userid == "" {
 			return err
@@ -182,11 +183,13 @@ func (s *Spool) ServerAnnotations(fn func(user string, as []Annotation) error) e
 // annotationsDB calls fn for the records of annotations.db whose keys
 // start with prefix; there are none when the database does not exist.
 // The database stays open between calls (Spool.annotdb), as Cyrus keeps
-// it open: a dump reads it once per mailbox.
-func (s *Spool) annotationsDB(prefix []byte, fn func(k, v []byte) error) error {
+// it open: a dump reads it once per mailbox. It is opened beneath tree
+// (s.tree(), or the view a mailbox is opened through) when it is not
+// open: where it does not exist, that failed open is all a read costs.
+func (s *Spool) annotationsDB(tree *cyrusfs.Tree, prefix []byte, fn func(k, v []byte) error) error {
 	path := s.Config.AnnotationPath
 	err := s.annotdb.with("annotations.db", path, func() (*os.File, error) {
-		f, err := lock.Reopen(context.Background(), path, func() (*os.File, error) { return s.openRead(path) }, false)
+		f, err := lock.Reopen(context.Background(), path, func() (*os.File, error) { return tree.Open(path, os.O_RDONLY) }, false)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, errNoDB
 		}

@@ -16,9 +16,10 @@ import (
 
 // nameLock takes the shared Cyrus name lock lockname (a namespace lock
 // "*U*user", a uniqueid, or a legacy mailbox name), waiting until ctx is
-// done.
-func (s *Spool) nameLock(ctx context.Context, lockname string) (*lock.File, error) {
-	return s.lockName(ctx, lockname, false)
+// done; its file is opened beneath tree (s.tree(), or a view of it made
+// by cyrusfs.Tree.Checked).
+func (s *Spool) nameLock(ctx context.Context, tree *cyrusfs.Tree, lockname string) (*lock.File, error) {
+	return s.takeLockIn(ctx, tree, lockname, false, true)
 }
 
 // lockName takes the Cyrus name lock lockname, waiting until ctx is done.
@@ -36,8 +37,12 @@ func (s *Spool) lockName(ctx context.Context, lockname string, exclusive bool) (
 // takeLock is lockName; without wait it does not wait for another holder
 // (an error wrapping lock.ErrWouldBlock).
 func (s *Spool) takeLock(ctx context.Context, lockname string, exclusive, wait bool) (*lock.File, error) {
+	return s.takeLockIn(ctx, s.tree(), lockname, exclusive, wait)
+}
+
+// takeLockIn is takeLock with the lock file opened beneath tree.
+func (s *Spool) takeLockIn(ctx context.Context, tree *cyrusfs.Tree, lockname string, exclusive, wait bool) (*lock.File, error) {
 	path := s.Config.lockPath(lockname)
-	tree := s.tree()
 	// Lock files persist (Cyrus never removes them): the one there is
 	// opened in one openat2; a missing one (and its directories) is made
 	// and its descriptor kept (cyrusfs.Tree.OpenEnsured), rather than
@@ -75,40 +80,61 @@ func (s *Spool) takeLock(ctx context.Context, lockname string, exclusive, wait b
 // (lock.Retake); only one owner's is kept, and a descriptor is used by one
 // OpenMailbox at a time (an OFD lock belongs to the descriptor's open
 // file description, so two holders must not share one).
+//
+// With the file it keeps the view of the spool's tree (cyrusfs.Tree.Checked)
+// the owner's mailboxes are opened through: the roots (lock directory,
+// partitions, configdirectory) are checked when an owner's run of
+// mailboxes starts, and again every rootCheckEvery mailboxes of it or
+// when the kept lock file turns out to be replaced, rather than once per
+// file opened (three stats of long paths per mailbox).
 type nsLockCache struct {
 	mu    sync.Mutex
 	owner string
 	path  string // the lock file's path (Config.lockPath), made once per owner
 	fd    int
-	ok    bool // fd is open, the lock file of owner
+	ok    bool          // fd is open, the lock file of owner
+	tree  *cyrusfs.Tree // the view owner's mailboxes are opened through
+	uses  int           // mailboxes opened through tree
 }
 
+// rootCheckEvery is how many mailboxes of one owner are opened through
+// one check of the spool's roots (nsLockCache): a root replaced while
+// they are opened is noticed at the next check.
+const rootCheckEvery = 64
+
 // namespaceLock takes owner's namespace lock shared, on the kept
-// descriptor when it is owner's.
-func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, error) {
+// descriptor when it is owner's, and returns the view of the tree to open
+// owner's mailbox through (nsLockCache).
+func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, *cyrusfs.Tree, error) {
 	c := &s.nsLock
 	c.mu.Lock()
-	fd, ok, path := c.fd, c.ok && c.owner == owner, c.path
+	fd, ok, path, tree, uses := c.fd, c.ok && c.owner == owner, c.path, c.tree, c.uses
 	if ok {
 		c.ok = false
 	}
 	c.mu.Unlock()
-	if !ok {
-		return s.nameLock(ctx, namespaceLockName(owner))
+	if ok && uses < rootCheckEvery {
+		l, err := lock.Retake(ctx, fd, path, false)
+		if err != nil {
+			return nil, nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if l != nil {
+			return l, tree, nil
+		}
+		// The lock directory was emptied under the kept file: the
+		// roots are checked again too.
+	} else if ok {
+		unix.Close(fd)
 	}
-	l, err := lock.Retake(ctx, fd, path, false)
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	if l == nil { // the lock directory was emptied under the kept file
-		return s.nameLock(ctx, namespaceLockName(owner))
-	}
-	return l, nil
+	tree = s.tree().Checked()
+	l, err := s.nameLock(ctx, tree, namespaceLockName(owner))
+	return l, tree, err
 }
 
 // releaseNamespace releases owner's namespace lock l taken by
-// namespaceLock and keeps its file open for the next mailbox of owner.
-func (s *Spool) releaseNamespace(owner string, l *lock.File) error {
+// namespaceLock and keeps its file open, with the view tree it returned,
+// for the next mailbox of owner.
+func (s *Spool) releaseNamespace(owner string, l *lock.File, tree *cyrusfs.Tree) error {
 	fd, err := l.Keep()
 	if err != nil {
 		return err
@@ -121,7 +147,11 @@ func (s *Spool) releaseNamespace(owner string, l *lock.File) error {
 	if c.owner != owner || c.path == "" {
 		c.path = s.Config.lockPath(namespaceLockName(owner))
 	}
-	c.owner, c.fd, c.ok = owner, fd, true
+	if c.tree != tree {
+		c.uses = 0
+	}
+	c.owner, c.fd, c.ok, c.tree = owner, fd, true, tree
+	c.uses++
 	c.mu.Unlock()
 	return nil
 }

@@ -53,7 +53,7 @@ type Mailbox struct {
 
 	mu       sync.Mutex
 	nameLock *lock.File
-	tree     *cyrusfs.Tree
+	tree     *cyrusfs.Tree // the spool's tree, or the owner's checked view of it (nsLockCache)
 	// dirs are the mailbox's directories, opened beneath the partition
 	// roots without following any symlink (cyrusfs), by path; every file
 	// of the mailbox is opened relative to one of them, so a directory
@@ -110,14 +110,18 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 	if !s.real(e) || e.Moving() {
 		return nil, fmt.Errorf("mailbox %s (type %q): %w", e.Name, e.Type, ErrNoMailbox)
 	}
-	m := &Mailbox{Owner: e.Owner(s.Config)}
+	m := &Mailbox{Owner: e.Owner(s.Config), tree: s.tree()}
 	var ns *lock.File
 	if m.Owner != "" {
-		if ns, err = s.namespaceLock(ctx, m.Owner); err != nil {
+		// The view of the tree the owner's mailboxes are opened
+		// through: its roots checked per run of the owner's mailboxes,
+		// not per file (nsLockCache).
+		if ns, m.tree, err = s.namespaceLock(ctx, m.Owner); err != nil {
 			return nil, fmt.Errorf("mailbox %s: %w", e.Name, err)
 		}
+		tree := m.tree
 		defer func() {
-			if rerr := s.releaseNamespace(m.Owner, ns); err == nil && rerr != nil {
+			if rerr := s.releaseNamespace(m.Owner, ns, tree); err == nil && rerr != nil {
 				m.Close()
 				mb = nil
 				err = fmt.Errorf("mailbox %s: releasing namespace lock: %w", e.Name, rerr)
@@ -128,7 +132,7 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 	if e.LegacyDirs() {
 		lockname = e.Name
 	}
-	if m.nameLock, err = s.nameLock(ctx, lockname); err != nil {
+	if m.nameLock, err = s.nameLock(ctx, m.tree, lockname); err != nil {
 		return nil, fmt.Errorf("mailbox %s: %w", e.Name, err)
 	}
 	defer func() {
@@ -148,7 +152,6 @@ func (s *Spool) OpenMailboxIf(ctx context.Context, e Entry, want func(*Mailbox) 
 	if err = s.mailboxPaths(m); err != nil {
 		return nil, err
 	}
-	m.tree = s.tree()
 	if m.data, m.dataErr, err = m.messageDir(m.DataDir); err != nil {
 		return nil, fmt.Errorf("mailbox %s: %w", cur.Name, err)
 	}
@@ -442,7 +445,7 @@ func (s *Spool) readRecordAnnotations(ctx context.Context, m *Mailbox) error {
 // readMailboxAnnotations reads this mailbox's keys of annotations.db.
 func (s *Spool) readMailboxAnnotations(m *Mailbox) error {
 	var set annotationSet
-	err := s.annotationsDB([]byte(m.Entry.UniqueID+"\x00"), func(k, v []byte) error {
+	err := s.annotationsDB(m.tree, []byte(m.Entry.UniqueID+"\x00"), func(k, v []byte) error {
 		_, entry, userid, err := splitAnnotationKey(k)
 		if err != nil {
 			return err

@@ -19,7 +19,9 @@ import (
 // imapd.conf. A Spool keeps mailboxes.db and annotations.db open between
 // reads (unlocked between them, as a Cyrus process keeps its databases),
 // and the namespace lock file of the last owner whose mailbox it opened
-// (unlocked too); no other file. It is safe for concurrent use.
+// (unlocked too, with the check of the roots that owner's mailboxes are
+// opened beneath: nsLockCache); no other file. It is safe for concurrent
+// use.
 type Spool struct {
 	// Config is the configuration the spool was opened with.
 	Config *Config
