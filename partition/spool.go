@@ -449,15 +449,25 @@ func (s *Spool) userInbox(user string) string {
 // for replication (imap/mboxlist.c mboxlist_usermboxtree with
 // MBOXTREE_DELETED): the INBOX and everything below it in mailboxes.db
 // order, then the user's deleted mailboxes (DELETED.user.alice.*). user is
-// "alice", or "alice@example.com" with virtual domains.
+// "alice", or "alice@example.com" with virtual domains. Both trees are
+// read under one hold of mailboxes.db's shared lock (they are one state
+// of it, and the pages the searches share are read once).
 func (s *Spool) UserMailboxes(user string) ([]Entry, error) {
 	inbox := s.userInbox(user)
-	out, err := s.MailboxesUnder(inbox)
+	var out []Entry
+	err := s.withMboxlist(func(db *cyrusdb.Twoskip, stamp uint64) error {
+		var err error
+		if out, err = s.mboxEntriesIn(db, stamp, nameToDBName(inbox), s.real); err != nil {
+			return err
+		}
+		deleted, err := s.mboxEntriesIn(db, stamp, nameToDBName(s.deletedTree(inbox)), s.real)
+		out = append(out, deleted...)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	deleted, err := s.MailboxesUnder(s.deletedTree(inbox))
-	return append(out, deleted...), err
+	return out, nil
 }
 
 // MailboxesUnder returns the real mailboxes among name and everything below
