@@ -51,10 +51,33 @@ const inheritUID = -2
 type Tree struct {
 	roots []string
 	// checked are the roots a view made by Checked found still naming
-	// the directories cached (device and inode), for files opened
-	// through the view; nil in a Tree of NewTree, which checks a root
-	// at every file.
-	checked map[string]rootID
+	// the directories cached, for files opened through the view; nil in
+	// a Tree of NewTree, which checks a root at every file.
+	checked *checkedRoots
+}
+
+// checkedRoots are the roots of a view (Tree.Checked) checked so far:
+// each at the first file opened beneath it through the view.
+type checkedRoots struct {
+	mu  sync.Mutex
+	ids map[string]rootID // device and inode of the directory cached
+}
+
+// id returns the identity of root as the view checked it, checking it
+// now (a stat of its path) at the first call for root; ok is false when
+// root is not cached or does not name the directory cached, and the
+// caller then checks it per file as a Tree does (which caches it).
+func (c *checkedRoots) id(root string) (rootID, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id, ok := c.ids[root]; ok {
+		return id, true
+	}
+	id, ok := roots.current(root)
+	if ok {
+		c.ids[root] = id
+	}
+	return id, ok
 }
 
 // rootID is a directory's device and inode.
@@ -79,27 +102,22 @@ func NewTree(roots ...string) *Tree {
 	return t
 }
 
-// Checked returns a view of t whose roots are checked once, now, rather
-// than at every file opened beneath them: each root that is cached (see
-// rootCache) and still names the directory cached is recorded, and the
-// view then resolves paths beneath it from the cached descriptor without
-// the stat of the root's path that a Tree otherwise makes per file (the
-// rest of the rules stand: no symlink followed beneath the root, nothing
+// Checked returns a view of t whose roots are checked once rather than
+// at every file opened beneath them: at the first file beneath a root,
+// the root's path is checked (a stat) to name the directory cached (see
+// rootCache), and from then on the view resolves paths beneath it from
+// the cached descriptor without the stat a Tree makes per file (the rest
+// of the rules stand: no symlink followed beneath the root, nothing
 // outside it). A root not cached yet, or replaced since it was cached
 // (by this view's or any other tree's walk), is checked per file as
-// before. What the view does not notice is a root replaced after it was
-// made: it goes on resolving in the directory the root was then, so a
-// view serves a short run of opens (one owner's mailboxes) and is then
-// replaced by a new one. It is safe for concurrent use and holds no
-// descriptor of its own.
+// before until it is cached. What the view does not notice is a root
+// replaced after it checked it: it goes on resolving in the directory the
+// root was then, so a view serves a short run of opens (one owner's
+// mailboxes) and is then replaced by a new one. Only the roots a view is
+// used beneath are checked (one or two partitions of many, say). It is
+// safe for concurrent use and holds no descriptor of its own.
 func (t *Tree) Checked() *Tree {
-	c := &Tree{roots: t.roots, checked: make(map[string]rootID, len(t.roots))}
-	for _, r := range t.roots {
-		if id, ok := roots.current(r); ok {
-			c.checked[r] = id
-		}
-	}
-	return c
+	return &Tree{roots: t.roots, checked: &checkedRoots{ids: make(map[string]rootID, 2)}}
 }
 
 // Roots returns the roots of the tree, longest first.
@@ -149,8 +167,10 @@ func (t *Tree) cached(path string, fn func(rootfd int, rel string)) bool {
 	if !ok {
 		return false
 	}
-	if id, ok := t.checked[r]; ok && roots.doChecked(r, id, rel, fn) {
-		return true
+	if t.checked != nil {
+		if id, ok := t.checked.id(r); ok && roots.doChecked(r, id, rel, fn) {
+			return true
+		}
 	}
 	return roots.do(r, rel, fn)
 }

@@ -82,11 +82,12 @@ func (s *Spool) takeLockIn(ctx context.Context, tree *cyrusfs.Tree, lockname str
 // file description, so two holders must not share one).
 //
 // With the file it keeps the view of the spool's tree (cyrusfs.Tree.Checked)
-// the owner's mailboxes are opened through: the roots (lock directory,
-// partitions, configdirectory) are checked when an owner's run of
-// mailboxes starts, and again every rootCheckEvery mailboxes of it or
-// when the kept lock file turns out to be replaced, rather than once per
-// file opened (three stats of long paths per mailbox).
+// the owner's mailboxes are opened through: each root (lock directory,
+// partition, configdirectory) is checked at the first file opened
+// beneath it in an owner's run of mailboxes, and again in the view made
+// every rootCheckEvery mailboxes of it or when the kept lock file turns
+// out to be replaced, rather than once per file opened (three stats of
+// long paths per mailbox).
 type nsLockCache struct {
 	mu    sync.Mutex
 	owner string
