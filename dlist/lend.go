@@ -16,10 +16,17 @@ type Lender interface {
 	// Hold keeps the bytes the last Lend returned unchanged until the
 	// Pin is released, whatever the Lender is asked meanwhile. It
 	// returns nil if it cannot.
+	//
+	// A Lender's memory is bounded: Lend may wait until bytes held
+	// are released. A caller must therefore not keep Pins of more than
+	// a few buffers (Pins that differ) where only its own further
+	// reading would release them: package dumpfile's reader stalls for
+	// good when one caller holds 12 of its 256 KiB chunks that way.
 	Hold() Pin
 }
 
-// Pin is a hold on bytes lent by a Lender.
+// Pin is a hold on bytes lent by a Lender. Pins are comparable; the Pins
+// of bytes in the same buffer of the Lender's may be equal.
 type Pin interface {
 	// Release ends the hold; it must be called exactly once.
 	Release()

@@ -31,6 +31,13 @@ const (
 	// lentBatch is the lent bytes after which a batch is handed over: a
 	// batch holds few of the dump reader's chunks (256 KiB each).
 	lentBatch = 256 << 10
+	// pinBatch is the lent pieces of distinct buffers after which a batch
+	// is handed over, whatever their bytes: small literals far apart in
+	// the dump (a few bytes each between mailbox lines of hundreds of KiB)
+	// would otherwise hold every chunk of the dump reader in the batch
+	// being filled, and the reader would wait for a chunk that only the
+	// batch it has not handed over would release.
+	pinBatch = 2
 )
 
 // literal is one file literal being hashed.
@@ -61,7 +68,9 @@ type batch struct {
 	p    *pool
 	ptr  *[]byte // buf's home in bufPool; nil until the batch copies bytes
 	buf  []byte
-	lent int // bytes of lent segments
+	lent int       // bytes of lent segments
+	pins int       // distinct Pins among the lent segments (consecutive ones compared)
+	last dlist.Pin // the Pin of the last lent segment
 	segs []segment
 }
 
@@ -184,7 +193,11 @@ func (p *pool) literal(l *literal, body bodyLender) error {
 		b.segs = append(b.segs, s)
 		if pin != nil {
 			b.lent += len(data)
-			if b.lent >= lentBatch {
+			if pin != b.last {
+				b.pins++
+				b.last = pin
+			}
+			if b.lent >= lentBatch || b.pins >= pinBatch {
 				p.dispatch()
 			}
 		}
@@ -258,7 +271,7 @@ func (b *batch) run([]byte) {
 	clear(b.segs)
 	b.segs = b.segs[:0]
 	b.buf = b.buf[:0]
-	b.lent = 0
+	b.lent, b.pins, b.last = 0, 0, nil
 	b.p.free <- b
 }
 
