@@ -38,6 +38,11 @@ const (
 	// being filled, and the reader would wait for a chunk that only the
 	// batch it has not handed over would release.
 	pinBatch = 2
+	// maxSegs is the segments after which a batch is handed over: empty
+	// or tiny literals (a hostile dump can hold millions, 50 bytes each)
+	// would otherwise fill a batch without end, 128 bytes of memory for
+	// 50 of the dump.
+	maxSegs = 4096
 )
 
 // literal is one file literal being hashed.
@@ -191,6 +196,10 @@ func (p *pool) literal(l *literal, body bodyLender) error {
 			wait = s.done
 		}
 		b.segs = append(b.segs, s)
+		if len(b.segs) >= maxSegs {
+			p.dispatch()
+			return
+		}
 		if pin != nil {
 			b.lent += len(data)
 			if pin != b.last {

@@ -2,13 +2,14 @@ package verify
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha1"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/guid"
 )
@@ -83,4 +84,28 @@ func TestSparseLiterals(t *testing.T) {
 	}
 }
 
-var _ = context.Background
+// emptyBodies lends nothing: every literal read from it is empty.
+type emptyBodies struct{}
+
+func (emptyBodies) LendBody(int) ([]byte, dlist.Pin, error) { return nil, nil, io.EOF }
+
+// TestManyEmptyLiterals: empty file literals (a hostile dump can hold
+// millions, 50 bytes each) must not pile up in the batch being filled,
+// whose memory would then grow with the dump.
+func TestManyEmptyLiterals(t *testing.T) {
+	p := newPool(2, 0, func(*literal, guid.GUID) { t.Error("empty literal reported bad") })
+	defer p.stop()
+	empty := guid.GUID(sha1.Sum(nil))
+	most := 0
+	for range 100_000 {
+		if err := p.literal(&literal{guid: empty}, emptyBodies{}); err != nil {
+			t.Fatal(err)
+		}
+		if p.cur != nil {
+			most = max(most, len(p.cur.segs))
+		}
+	}
+	if most > maxSegs {
+		t.Fatalf("a batch held %d segments, more than %d", most, maxSegs)
+	}
+}
