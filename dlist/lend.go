@@ -57,7 +57,7 @@ func (r *Reader) LendBody(max int) (b []byte, pin Pin, err error) {
 	if k <= 0 {
 		return nil, nil, io.ErrNoProgress
 	}
-	b = r.buf[r.pos : r.pos+k]
+	b = r.buf[r.pos : r.pos+k : r.pos+k] // an append must not write over the bytes that follow
 	if r.lent {
 		pin = r.lender.Hold()
 	}

@@ -136,3 +136,62 @@ func TestHeldLiterals(t *testing.T) {
 		t.Errorf("reading with no hold made %d chunks, more than %d", d.th.chunks, maxChunks)
 	}
 }
+
+// TestLendBodyCapped: bytes LendBody returns end where they end: a caller
+// appending to them gets memory of its own, and the dump's bytes after
+// them, in the same chunk, stay what they are.
+func TestLendBodyCapped(t *testing.T) {
+	b, _ := sample(t, false, 100, 100, 100)
+	d, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	literals := 0
+	for {
+		verb, cmd, _, err := d.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after appending to lent bytes: %v", err)
+		}
+		if verb != "APPLY" || cmd != "MESSAGE" {
+			continue
+		}
+		for {
+			tok, err := d.DL().Next()
+			if err != nil {
+				t.Fatalf("after appending to lent bytes: %v", err)
+			}
+			if tok.Kind == dlist.End {
+				break
+			}
+			if tok.Kind != dlist.File {
+				continue
+			}
+			s := sha1.New()
+			for {
+				p, pin, err := d.DL().LendBody(10)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Write(p)
+				_ = append(p, bytes.Repeat([]byte("X"), 300)...)
+				if pin != nil {
+					pin.Release()
+				}
+			}
+			if g := guid.GUID(s.Sum(nil)); g != tok.File.GUID {
+				t.Fatalf("literal %d: bytes hash to %s, want %s", literals, g, tok.File.GUID)
+			}
+			literals++
+		}
+	}
+	if literals != 3 {
+		t.Fatalf("%d literals", literals)
+	}
+}
