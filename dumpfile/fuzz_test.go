@@ -3,6 +3,7 @@ package dumpfile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 
@@ -109,7 +110,13 @@ func FuzzReader(f *testing.F) {
 // readFiles reads an APPLY MESSAGE line's tokens up to its end (EOL left
 // for Next), reading every file body when full, else every other one in
 // part.
-func readFiles(r *dlist.Reader, full bool) error {
+func readFiles(r *dlist.Reader, full bool) (err error) {
+	var held lentBody
+	defer func() {
+		if e := held.check(); err == nil {
+			err = e
+		}
+	}()
 	depth := 0
 	for n := 0; ; n++ {
 		t, err := r.Next()
@@ -127,6 +134,12 @@ func readFiles(r *dlist.Reader, full bool) error {
 			depth++
 		case dlist.File:
 			switch {
+			case full && n%4 == 3:
+				// Lent and held while the reading goes on to the next
+				// file: the held bytes must not change meanwhile.
+				if err = held.check(); err == nil {
+					err = held.lend(r)
+				}
 			case full:
 				_, err = io.Copy(io.Discard, r.Body())
 			case n%2 == 0:
@@ -147,6 +160,52 @@ func readFiles(r *dlist.Reader, full bool) error {
 }
 
 var errEOL = errors.New("line ended")
+
+// lentBody is a file body read with LendBody, its Pins held, and a copy
+// of its bytes.
+type lentBody struct {
+	pieces [][]byte
+	copies [][]byte
+	pins   []dlist.Pin
+}
+
+// lend reads the current file's body through LendBody, holding at most
+// 512 KiB of it (the rest is released at once).
+func (h *lentBody) lend(r *dlist.Reader) error {
+	n := 0
+	for {
+		b, pin, err := r.LendBody(1 << 20)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if pin == nil {
+			continue
+		}
+		if n += len(b); n > 512<<10 {
+			pin.Release()
+			continue
+		}
+		h.pieces = append(h.pieces, b)
+		h.copies = append(h.copies, bytes.Clone(b))
+		h.pins = append(h.pins, pin)
+	}
+}
+
+// check releases what h holds, failing if a held byte changed.
+func (h *lentBody) check() error {
+	var err error
+	for i, b := range h.pieces {
+		if err == nil && !bytes.Equal(b, h.copies[i]) {
+			err = fmt.Errorf("lent bytes changed while held: %q, were %q", b, h.copies[i])
+		}
+		h.pins[i].Release()
+	}
+	*h = lentBody{}
+	return err
+}
 
 // known reports whether err wraps a sentinel a caller can act on.
 func known(err error) bool {
