@@ -515,7 +515,7 @@ func (t *tailHasher) pass() {
 			c.Release()
 			continue
 		}
-		t.p.work <- c // never blocks: the channel holds maxChunks
+		t.p.work <- c // waits only while bytes are held (more than maxChunks chunks) and BLAKE3 is maxChunks behind
 	}
 }
 
