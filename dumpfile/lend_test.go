@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
+	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/guid"
@@ -193,5 +196,26 @@ func TestLendBodyCapped(t *testing.T) {
 	}
 	if literals != 3 {
 		t.Fatalf("%d literals", literals)
+	}
+}
+
+// TestNewReaderErrorStopsHashing: a stream that is not a dump leaves no
+// hashing goroutine behind (it used to wait for the garbage collector).
+func TestNewReaderErrorStopsHashing(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 50 {
+		for _, in := range []string{"garbage\r\n", "MBTOOL HEADER %(FORMAT 99)\r\n", "MBTOOL HEADER %(FORMAT x)\r\n", ""} {
+			if d, err := NewReader(strings.NewReader(in)); err == nil {
+				d.Close()
+				t.Fatalf("%q read as a dump", in)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines before, %d after 200 failed NewReader", before, runtime.NumGoroutine())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

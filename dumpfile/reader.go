@@ -48,12 +48,17 @@ type ReaderOptions struct {
 func NewReader(r io.Reader) (*Reader, error) { return NewReaderWith(r, ReaderOptions{}) }
 
 // NewReaderWith is NewReader with options.
-func NewReaderWith(r io.Reader, opts ReaderOptions) (*Reader, error) {
+func NewReaderWith(r io.Reader, opts ReaderOptions) (_ *Reader, err error) {
 	src, compressed, err := Sniff(r)
 	if err != nil {
 		return nil, fmt.Errorf("reading dump: %w", err)
 	}
 	d := &Reader{}
+	defer func() {
+		if err != nil {
+			d.Close() // the hashing goroutine and the decoder
+		}
+	}()
 	if compressed {
 		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxWindow(64<<20))
