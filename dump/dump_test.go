@@ -527,7 +527,7 @@ func TestDumpOutputFailsReleasesPrefetched(t *testing.T) {
 // The bundled spool's 1.6 MB message (alice UID 34) takes the first path
 // by default and the second with a 2 MiB read-ahead (whole files up to
 // 1 MiB); both dumps are the same bytes, and the file damaged past its
-// first 64 KiB is found either way.
+// first 16 KiB is found either way.
 func TestDumpWholeAndLargeFiles(t *testing.T) {
 	s := openSpool(t, fixtures.UnpackT(t))
 	e, err := s.Lookup("user.alice")

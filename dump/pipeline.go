@@ -27,9 +27,18 @@ import (
 // of them) held 47% of the bytes; read whole, dump's read calls on the
 // writer went from 450 MB to none.
 const (
-	smallMax  = 1 << 20
-	wholeMax  = 4 << 20
-	tokenSize = 64 << 10
+	smallMax = 1 << 20
+	wholeMax = 4 << 20
+	// tokenSize is the unit of the read-ahead's budget and the size of
+	// its buffers: a file read whole takes as many as its bytes and one
+	// more fill. Most message files fit in one. With 64 KiB, a message of
+	// a few KB held a whole 64 KiB of the budget, so 8 MiB of read-ahead
+	// was about 128 messages in flight, and the writer waited for the
+	// batch a worker was hashing (a 4 MiB file) while the producer waited
+	// for budget held by messages already hashed; with 16 KiB, dump -o - |
+	// cat of the generated 100,000-message partition took 1.28 s against
+	// 1.54 s (medians of 5 alternating runs), peak RSS the same.
+	tokenSize = 16 << 10
 	// largeRead is the size of the reads that hash a large file.
 	largeRead = 256 << 10
 	// DefaultReadAhead is the read-ahead of a dump unless
@@ -485,7 +494,8 @@ func readFile(fd int, segs [][]byte) (int, error) {
 		if len(segs) == 1 {
 			m, err = unix.Read(fd, segs[0][n:])
 		} else {
-			m, err = unix.Readv(fd, unread(segs, n))
+			iov := unread(segs, n)
+			m, err = unix.Readv(fd, iov[:min(len(iov), iovMax)])
 		}
 		if err == unix.EINTR {
 			continue
@@ -504,6 +514,10 @@ func readFile(fd int, segs [][]byte) (int, error) {
 	}
 	return n, nil
 }
+
+// iovMax is the most buffers one readv takes (Linux's IOV_MAX); a file
+// read whole takes at most wholeMax/tokenSize + 1 of them.
+const iovMax = 1024
 
 // unread is what of segs lies past the first n bytes, for readv.
 func unread(segs [][]byte, n int) [][]byte {
