@@ -232,7 +232,14 @@ func TestMailboxCPUPerMailbox(t *testing.T) {
 	}
 	s := mailboxSection(config{pairs: 5, args: "go run ./scripts/bench -mailboxes"}, time.Now(), []mailboxPoint{point(2000, 1), point(20000, 10)})
 	want := "CPU time (user + system) per mailbox at 20000 mailboxes relative to 2000: dump 1.00x (1.00–1.00), restore 10.00x (10.00–10.00), verify --against 1.00x"
-	if !strings.Contains(s, want) {
-		t.Errorf("mailbox section lacks %q:\n%s", want, s)
+	if !strings.Contains(s, want) || !strings.Contains(s, "the baselines `tar -cf - | cat` 0.10x (0.10–0.10)") {
+		t.Errorf("mailbox section lacks %q or the baselines':\n%s", want, s)
+	}
+	// A run below the timer's resolution gives no ratio, not +Inf.
+	small := point(200, 1)
+	small.seen = m("mbtool seen-cleanup --all", 0)
+	s = mailboxSection(config{pairs: 5, args: "go run ./scripts/bench -mailboxes"}, time.Now(), []mailboxPoint{small, point(2000, 10)})
+	if strings.Contains(s, "Inf") || !strings.Contains(s, "seen-cleanup not measurable") {
+		t.Errorf("mailbox section with a run of 0 CPU seconds:\n%s", s)
 	}
 }

@@ -81,7 +81,11 @@ func perUnitRelativeCPU(a, z *measurement, na, nz int64) string {
 	if len(a.cpu) == 0 || len(z.cpu) == 0 {
 		return "not measured"
 	}
-	return perUnitRelativeOf(benchstat.Summarize(a.cpu), benchstat.Summarize(z.cpu), na, nz)
+	ca, cz := benchstat.Summarize(a.cpu), benchstat.Summarize(z.cpu)
+	if ca.Min <= 0 || cz.Min <= 0 {
+		return "not measurable (a run took less CPU than the timer counts, 0.01 s)"
+	}
+	return perUnitRelativeOf(ca, cz, na, nz)
 }
 
 func perUnitRelativeOf(ta, tz benchstat.Summary, na, nz int64) string {
