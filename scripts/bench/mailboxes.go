@@ -137,33 +137,19 @@ func mailboxSection(c config, started time.Time, pts []mailboxPoint) string {
 	// Time per mailbox at each size relative to the one before: the
 	// ratio of medians and the widest range the runs allow. Linear time
 	// in mailboxes gives 1.
-	for i := 1; i < len(pts); i++ {
-		a, z := pts[i-1], pts[i]
-		rel := func(ma, mz *measurement) string {
-			return perUnitRelative(ma, mz, int64(a.part.mailboxes), int64(z.part.mailboxes))
-		}
-		if i == 1 {
-			b.WriteString("\n")
-		}
-		fmt.Fprintf(&b, "Time per mailbox at %d mailboxes relative to %d: dump %s, restore %s, verify --against %s, seen-cleanup %s.\n",
+	relativeLines(&b, pts, perUnitRelative, func(rel func(a, z *measurement) string, a, z mailboxPoint) string {
+		return fmt.Sprintf("Time per mailbox at %d mailboxes relative to %d: dump %s, restore %s, verify --against %s, seen-cleanup %s.\n",
 			z.part.mailboxes, a.part.mailboxes, rel(a.dump, z.dump), rel(a.restore, z.restore), rel(a.against, z.against), rel(a.seen, z.seen))
-	}
+	})
 	// The same of the CPU times: where a partition outgrows the page
 	// cache, its time per mailbox measures the disk too; its CPU time per
 	// mailbox, the work, and the kernel's reclaim of the cache that the
 	// reads pay (the baselines' CPU per mailbox shows how much).
-	for i := 1; i < len(pts); i++ {
-		a, z := pts[i-1], pts[i]
-		rel := func(ma, mz *measurement) string {
-			return perUnitRelativeCPU(ma, mz, int64(a.part.mailboxes), int64(z.part.mailboxes))
-		}
-		if i == 1 {
-			b.WriteString("\n")
-		}
-		fmt.Fprintf(&b, "CPU time (user + system) per mailbox at %d mailboxes relative to %d: dump %s, restore %s, verify --against %s, seen-cleanup %s; the baselines `tar -cf - | cat` %s, `tar -xf` + `sync` %s.\n",
+	relativeLines(&b, pts, perUnitRelativeCPU, func(rel func(a, z *measurement) string, a, z mailboxPoint) string {
+		return fmt.Sprintf("CPU time (user + system) per mailbox at %d mailboxes relative to %d: dump %s, restore %s, verify --against %s, seen-cleanup %s; the baselines `tar -cf - | cat` %s, `tar -xf` + `sync` %s.\n",
 			z.part.mailboxes, a.part.mailboxes, rel(a.dump, z.dump), rel(a.restore, z.restore), rel(a.against, z.against), rel(a.seen, z.seen),
 			rel(a.tarCat, z.tarCat), rel(a.untar, z.untar))
-	}
+	})
 	isTar := func(m *measurement) bool { return strings.HasPrefix(m.name, "tar ") }
 	warn := spreadWarnings(c.pairs, nil, isTar)
 	for _, pt := range pts {
@@ -181,4 +167,22 @@ func mailboxSection(c config, started time.Time, pts []mailboxPoint) string {
 		b.WriteString("\n**Warning:** " + w + "\n")
 	}
 	return b.String()
+}
+
+// relativeLines writes, after a blank line, one line per size after the
+// first, comparing it with the size before: line formats it, given how a
+// measurement per mailbox compares between the two (of, e.g.
+// perUnitRelative).
+func relativeLines(b *strings.Builder, pts []mailboxPoint, of func(a, z *measurement, na, nz int64) string,
+	line func(rel func(a, z *measurement) string, a, z mailboxPoint) string) {
+	for i := 1; i < len(pts); i++ {
+		a, z := pts[i-1], pts[i]
+		rel := func(ma, mz *measurement) string {
+			return of(ma, mz, int64(a.part.mailboxes), int64(z.part.mailboxes))
+		}
+		if i == 1 {
+			b.WriteString("\n")
+		}
+		b.WriteString(line(rel, a, z))
+	}
 }
