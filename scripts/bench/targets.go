@@ -34,6 +34,8 @@ type targets struct {
 	// warned is the number of times the disk was too full to keep every
 	// target, so kept ones were removed before a timed run.
 	warned int
+	// leftovers is how many targets of an earlier run newTargets removed.
+	leftovers int
 }
 
 // settle is how long after removing kept targets the next timed run
@@ -47,7 +49,25 @@ var (
 
 const defaultSettle = 6 * time.Minute
 
-func newTargets(dir string) *targets { return &targets{dir: dir} }
+// newTargets returns the targets of a run in dir. Targets an earlier,
+// interrupted run left there (target-N) are removed first, all at once,
+// and the run then waits settle before its first timed run: removed later,
+// one by one as their names came round again, they slowed the runs timed
+// right after.
+func newTargets(dir string) *targets {
+	t := &targets{dir: dir}
+	left, _ := filepath.Glob(filepath.Join(dir, "target-*"))
+	if len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "bench: removing %d target(s) an earlier run left in %s, then waiting %s before the first run\n", len(left), dir, settle)
+		for _, p := range left {
+			os.RemoveAll(p)
+		}
+		t.leftovers = len(left)
+		unix.Sync()
+		time.Sleep(settle)
+	}
+	return t
+}
 
 // next returns a fresh path (not yet made) for a run that writes about
 // bytes. If the file system would keep less than twice that free, it
@@ -62,7 +82,6 @@ func (t *targets) next(bytes int64) string {
 	}
 	t.n++
 	p := filepath.Join(t.dir, fmt.Sprintf("target-%d", t.n))
-	os.RemoveAll(p) // one an interrupted run left
 	t.kept = append(t.kept, p)
 	return p
 }

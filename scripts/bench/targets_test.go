@@ -7,20 +7,33 @@ import (
 )
 
 // Every run gets a directory of its own, none is removed before
-// removeAll, and a full disk makes next remove the kept ones first.
+// removeAll, and a full disk makes next remove the kept ones first. The
+// targets an interrupted run left are removed when the run starts, all of
+// them, not as their names come round again between timed runs.
 func TestTargets(t *testing.T) {
 	dir := t.TempDir()
+	var left []string
+	for _, n := range []string{"target-1", "target-7"} {
+		p := filepath.Join(dir, n)
+		if err := os.MkdirAll(filepath.Join(p, "spool"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, p)
+	}
+	settle = 0
 	tg := newTargets(dir)
-	left := filepath.Join(dir, "target-1")
-	if err := os.MkdirAll(filepath.Join(left, "spool"), 0o755); err != nil {
-		t.Fatal(err)
+	settle = defaultSettle
+	if tg.leftovers != 2 {
+		t.Fatalf("%d leftover targets removed, want 2", tg.leftovers)
+	}
+	for _, p := range left {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("leftover target %s not removed at the start: %v", p, err)
+		}
 	}
 	a := tg.next(1)
-	if a != left {
-		t.Fatalf("first target %s, want %s", a, left)
-	}
-	if _, err := os.Stat(left); !os.IsNotExist(err) {
-		t.Fatalf("a leftover target was not removed: %v", err)
+	if a != left[0] {
+		t.Fatalf("first target %s, want %s", a, left[0])
 	}
 	b := tg.next(1)
 	if a == b {
