@@ -658,18 +658,8 @@ func (c *rootCache) open(root string) (int, error) {
 // open meanwhile, if root is cached and still names that directory (as
 // open checks it); it reports whether it did.
 func (c *rootCache) do(root, rel string, fn func(fd int, rel string)) bool {
-	var st unix.Stat_t
-	if err := unix.Stat(root, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return false
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	r, ok := c.m[root]
-	if !ok || r.dev != st.Dev || r.ino != st.Ino {
-		return false
-	}
-	fn(r.fd, rel)
-	return true
+	id, ok := c.current(root)
+	return ok && c.doChecked(root, id, rel, fn)
 }
 
 // current returns the identity of the cached descriptor of the absolute
