@@ -253,26 +253,7 @@ func (p *pool) literal(l *literal, body bodyLender) error {
 func (b *batch) run([]byte) {
 	for i := range b.segs {
 		s := &b.segs[i]
-		l := s.lit
-		if s.wait == nil && s.done == nil {
-			// The whole literal is here: no hasher state to keep.
-			l.check(sha1.Sum(s.data), b.p.onBad)
-		} else {
-			if s.wait != nil {
-				<-s.wait
-			} else {
-				l.h = sha1.New()
-			}
-			l.h.Write(s.data)
-			if s.done != nil {
-				close(s.done)
-			} else {
-				var sum guid.GUID
-				l.h.Sum(sum[:0])
-				l.h = nil
-				l.check(sum, b.p.onBad)
-			}
-		}
+		s.hash(b.p.onBad)
 		if s.pin != nil {
 			s.pin.Release()
 		}
@@ -282,6 +263,31 @@ func (b *batch) run([]byte) {
 	b.buf = b.buf[:0]
 	b.lent, b.pins, b.last = 0, 0, nil
 	b.p.free <- b
+}
+
+// hash adds the segment to its literal's SHA-1, and checks the literal
+// at its last segment.
+func (s *segment) hash(onBad func(*literal, guid.GUID)) {
+	l := s.lit
+	if s.wait == nil && s.done == nil {
+		// The whole literal is here: no hasher state to keep.
+		l.check(sha1.Sum(s.data), onBad)
+		return
+	}
+	if s.wait != nil {
+		<-s.wait
+	} else {
+		l.h = sha1.New()
+	}
+	l.h.Write(s.data)
+	if s.done != nil {
+		close(s.done)
+		return
+	}
+	var sum guid.GUID
+	l.h.Sum(sum[:0])
+	l.h = nil
+	l.check(sum, onBad)
 }
 
 func (l *literal) check(sum guid.GUID, onBad func(*literal, guid.GUID)) {
