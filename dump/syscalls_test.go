@@ -100,10 +100,7 @@ func straceSummary(t *testing.T, path string) map[string]int {
 // mailboxes.db.
 func TestFcntlPerMailbox(t *testing.T) {
 	bin := buildMbtool(t)
-	small := fcntlCalls(t, bin, 1)
-	large := fcntlCalls(t, bin, 5)
-	per := float64(large-small) / 40
-	t.Logf("fcntl: %d calls for 11 mailboxes, %d for 51: %.1f per mailbox", small, large, per)
+	per := perMailbox(t, bin, fcntlCalls, "fcntl", "calls")
 	if per > 6.9 {
 		t.Errorf("dump makes %.1f fcntl calls per mailbox; want at most 6.9", per)
 	}
@@ -144,10 +141,7 @@ func mboxlistReads(t *testing.T, bin string, users int) int {
 // when the bound was set at 1.1.
 func TestMailboxesDBReadsPerMailbox(t *testing.T) {
 	bin := buildMbtool(t)
-	small := mboxlistReads(t, bin, 1)
-	large := mboxlistReads(t, bin, 5)
-	per := float64(large-small) / 40
-	t.Logf("mailboxes.db: %d reads for 11 mailboxes, %d for 51: %.1f per mailbox", small, large, per)
+	per := perMailbox(t, bin, mboxlistReads, "mailboxes.db", "reads")
 	if per > 1.1 {
 		t.Errorf("dump reads mailboxes.db %.1f times per mailbox; want at most 1.1", per)
 	}
@@ -183,10 +177,7 @@ func indexCalls(t *testing.T, bin string, users int) int {
 // after.
 func TestIndexReadsPerMailbox(t *testing.T) {
 	bin := buildMbtool(t)
-	small := indexCalls(t, bin, 1)
-	large := indexCalls(t, bin, 5)
-	per := float64(large-small) / 40
-	t.Logf("cyrus.index and cyrus.header: %d calls for 11 mailboxes, %d for 51: %.1f per mailbox", small, large, per)
+	per := perMailbox(t, bin, indexCalls, "cyrus.index and cyrus.header", "calls")
 	if per > 6.5 {
 		t.Errorf("dump makes %.1f reads and fstats of cyrus.index and cyrus.header per mailbox; want at most 6.5", per)
 	}
@@ -219,11 +210,19 @@ func statCalls(t *testing.T, bin string, users int) int {
 // mailboxes.db (one check of its path, not two).
 func TestStatsPerMailbox(t *testing.T) {
 	bin := buildMbtool(t)
-	small := statCalls(t, bin, 1)
-	large := statCalls(t, bin, 5)
-	per := float64(large-small) / 40
-	t.Logf("stats: %d calls for 11 mailboxes, %d for 51: %.2f per mailbox", small, large, per)
+	per := perMailbox(t, bin, statCalls, "stats", "calls")
 	if per > 6 {
 		t.Errorf("dump makes %.1f stats of paths per mailbox; want at most 6", per)
 	}
+}
+
+// perMailbox is what count counts per mailbox of a dump: the difference
+// between a partition of 1 user (11 mailboxes) and one of 5 (51), so that
+// what a run costs once drops out; it logs both counts.
+func perMailbox(t *testing.T, bin string, count func(*testing.T, string, int) int, what, unit string) float64 {
+	t.Helper()
+	small, large := count(t, bin, 1), count(t, bin, 5)
+	per := float64(large-small) / 40
+	t.Logf("%s: %d %s for 11 mailboxes, %d for 51: %.2f per mailbox", what, small, unit, large, per)
+	return per
 }
