@@ -24,12 +24,33 @@ import (
 // mailboxes.db transaction (each holds a name lock meanwhile, and is
 // loaded: park.go), with the missing parents made for them (at most one
 // per level of their names),
-// and so how many owners' namespace locks one group holds. A group of
-// several owners costs the flushes and the mailboxes.db transaction of
-// one: on a journaled file system each is a journal commit, which
-// dominated a restore of many small users when a group had one owner.
-// (A variable for the tests that need several groups.)
-var maxGroup = 64
+// and so how many owners' namespace locks one group holds. Every group
+// costs two flushes of the file system (its renames, then mailboxes.db)
+// and a transaction of mailboxes.db: at 64 mailboxes a group they were
+// about a third of the commit of 20,001 small mailboxes, at 512 a
+// twentieth. A group also ends once its boxes' state reaches
+// maxGroupBytes, and holds at most a quarter of the descriptors the
+// process may open (groupLimit). (A variable for the tests that need
+// several groups.)
+var maxGroup = 512
+
+// maxGroupBytes bounds the parked state (encoded: names, ACL, mailbox
+// annotations) of the boxes one group loads, so that a dump whose
+// mailboxes carry large annotations keeps the run's memory flat. (A
+// variable for the tests.)
+var maxGroupBytes = 4 << 20
+
+// groupLimit is maxGroup, or fewer where the descriptors the process may
+// open would not hold a group's locks: each box takes up to three (its
+// name lock, the replaced mailbox's, its owner's namespace lock), and a
+// quarter of the limit is left to them.
+func groupLimit() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == unix.RLIM_INFINITY {
+		return maxGroup
+	}
+	return max(1, min(maxGroup, int(rl.Cur/4/3)))
+}
 
 // syncfs flushes the file system of a descriptor (a variable for the
 // tests that count the flushes).
@@ -63,6 +84,7 @@ func (rs *restorer) commit() error {
 	// Each box is loaded to be decided, and parked again once committed
 	// (park.go): at most a group's boxes (and their parents) are in
 	// memory.
+	limit := groupLimit()
 	commits := func(b *box) bool {
 		return b.building() && !b.done && (!b.implicit || rs.childCommitted(b))
 	}
@@ -82,8 +104,9 @@ func (rs *restorer) commit() error {
 			continue
 		}
 		group, pos := []*box{b}, []int{i}
+		size := rs.parkedSize(b)
 		j := i + 1
-		for ; j < rs.boxes.len() && len(group) < maxGroup; j++ {
+		for ; j < rs.boxes.len() && len(group) < limit && size < maxGroupBytes; j++ {
 			c := rs.boxes.at(uint32(j + 1))
 			if c.implicit != b.implicit {
 				break // decided after the group is committed
@@ -93,6 +116,7 @@ func (rs *restorer) commit() error {
 			}
 			if commits(c) {
 				group, pos = append(group, c), append(pos, j)
+				size += rs.parkedSize(c)
 				continue
 			}
 			if err := rs.parked.Park(c); err != nil {

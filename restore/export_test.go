@@ -33,3 +33,11 @@ func SetUserBatches(users, roots, entries int) (undo func()) {
 	maxUserRuns, maxRootsHeld, maxEntriesHeld = users, roots, entries
 	return func() { maxUserRuns, maxRootsHeld, maxEntriesHeld = u, r, e }
 }
+
+// SetGroupBounds sets the most mailboxes and parked bytes of a commit
+// group, and returns what puts the defaults back.
+func SetGroupBounds(boxes, bytes int) (undo func()) {
+	b, n := maxGroup, maxGroupBytes
+	maxGroup, maxGroupBytes = boxes, bytes
+	return func() { maxGroup, maxGroupBytes = b, n }
+}
