@@ -205,3 +205,63 @@ func TestCount(t *testing.T) {
 		t.Fatalf("Count of a damaged record %d, %v", n, d.Err)
 	}
 }
+
+// TestNamesHot maps more names than a Names keeps in memory and in its
+// hot keys, then asks for each again after changing some: every answer
+// is the value last put, whether it comes from the hot keys, the recent
+// entries or a run's file.
+func TestNamesHot(t *testing.T) {
+	defer func(l int64) { NamesMemLimit = l }(NamesMemLimit)
+	NamesMemLimit = 64 << 10 // 64 hot keys; the recent entries hold 585
+	n := NewNames()
+	defer n.Close()
+	count := 30 * n.hotMax
+	want := map[string]uint32{}
+	for i := range count {
+		s := fmt.Sprintf("user.u%d", i)
+		if err := n.Put(KeyName, s, uint32(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		want[s] = uint32(i + 1)
+	}
+	check := func() {
+		t.Helper()
+		for s, v := range want {
+			got, ok, err := n.Get(KeyName, s)
+			if err != nil || !ok || got != v {
+				t.Fatalf("Get(%q) = %d, %v, %v; want %d", s, got, ok, err, v)
+			}
+			if len(n.hot) > n.hotMax {
+				t.Fatalf("%d hot keys; want at most %d", len(n.hot), n.hotMax)
+			}
+		}
+		if _, ok, err := n.Get(KeySrcID, "user.u1"); ok || err != nil {
+			t.Fatalf("another kind's key found (%v, %v)", ok, err)
+		}
+	}
+	// Changed while hot: just asked for, and asked for again before
+	// any other key.
+	for i := range 10 {
+		s := fmt.Sprintf("user.u%d", i)
+		if _, _, err := n.Get(KeyName, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Put(KeyName, s, uint32(200000+i)); err != nil {
+			t.Fatal(err)
+		}
+		want[s] = uint32(200000 + i)
+		if got, ok, err := n.Get(KeyName, s); err != nil || !ok || got != want[s] {
+			t.Fatalf("Get(%q) after Put = %d, %v, %v; want %d", s, got, ok, err, want[s])
+		}
+	}
+	check()
+	// Changed while hot or not (asked for long ago).
+	for i := 0; i < count; i += 7 {
+		s := fmt.Sprintf("user.u%d", i)
+		if err := n.Put(KeyName, s, uint32(100000+i)); err != nil {
+			t.Fatal(err)
+		}
+		want[s] = uint32(100000 + i)
+	}
+	check()
+}
