@@ -1,20 +1,31 @@
 package spill
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+)
 
 // Store parks values of type T in a Log between their uses, encoded with
 // the functions it is made with: a run that must keep a T per mailbox
 // until its end (both restores' per-mailbox state) keeps only a Holder
 // of it in memory, which says where the value is parked and holds it
 // while it is loaded. A value parked again after its use is written only
-// if it changed (Repark).
+// if it changed (Repark, or the bytes it was loaded from).
 type Store[T any] struct {
 	Log
 	enc    Enc
 	buf    []byte
 	encode func(*T, *Enc)
 	decode func(*T, *Dec)
+	// loaded keeps the bytes each value now loaded was read from, by
+	// where it is parked (at most maxLoaded, then emptied), so that Park
+	// compares its new encoding with them rather than reading them back.
+	loaded map[int64][]byte
 }
+
+// maxLoaded bounds the values whose bytes a Store keeps while they are
+// loaded: more than a restore's commit group loads at once.
+const maxLoaded = 4096
 
 // A Holder is what a run keeps in memory of a value parked in a Store.
 type Holder[T any] interface {
@@ -53,8 +64,16 @@ func (s *Store[T]) Park(h Holder[T]) error {
 	if s.enc.Err != nil {
 		return fmt.Errorf("%s: %w", h.Item(), s.enc.Err)
 	}
-	r, buf, err := s.Repark(*ref, s.enc.B, s.buf)
-	s.buf = buf
+	r := *ref
+	var err error
+	if old, ok := s.loaded[r]; ok && r >= 0 {
+		delete(s.loaded, r)
+		if !bytes.Equal(old, s.enc.B) {
+			r, err = s.Append(s.enc.B)
+		}
+	} else {
+		r, s.buf, err = s.Repark(r, s.enc.B, s.buf)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", h.Item(), err)
 	}
@@ -72,6 +91,10 @@ func (s *Store[T]) Load(h Holder[T]) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", h.Item(), err)
 	}
+	if s.loaded == nil || len(s.loaded) >= maxLoaded {
+		s.loaded = map[int64][]byte{}
+	}
+	s.loaded[*ref] = bytes.Clone(s.buf) // what Get read
 	*v = d
 	return nil
 }

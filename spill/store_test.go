@@ -106,3 +106,55 @@ func TestEncFixed(t *testing.T) {
 		t.Fatalf("Reset: %q, %v", e.B, e.Err)
 	}
 }
+
+// TestStoreParkComparesLoaded: Park compares a loaded value's encoding
+// with the bytes it was loaded from, not with the file read again, and
+// writes it only if it changed; a value parked without being loaded
+// (or loaded by a Store that emptied its list) is compared with the file.
+func TestStoreParkComparesLoaded(t *testing.T) {
+	s := newValStore()
+	defer s.Close()
+	h := &holder{ref: -1, v: &val{s: "unchanged"}}
+	if err := s.Park(h); err != nil {
+		t.Fatal(err)
+	}
+	ref := h.ref
+	if err := s.Load(h); err != nil {
+		t.Fatal(err)
+	}
+	// The file's bytes change under the loaded value: a Park that read
+	// them back would find them different and append the value again.
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.f.WriteAt([]byte("X"), ref+4+9); err != nil { // "unchangeX"
+		t.Fatal(err)
+	}
+	size := s.size
+	if err := s.Park(h); err != nil {
+		t.Fatal(err)
+	}
+	if h.ref != ref || s.size != size {
+		t.Fatalf("an unchanged loaded value was written again (ref %d -> %d, size %d -> %d)", ref, h.ref, size, s.size)
+	}
+	// Changed: written, and read back as changed.
+	if err := s.Load(h); err != nil {
+		t.Fatal(err)
+	}
+	h.v.s = "changed"
+	if err := s.Park(h); err != nil {
+		t.Fatal(err)
+	}
+	if h.ref == ref {
+		t.Fatal("a changed value was not written")
+	}
+	if err := s.Load(h); err != nil || h.v.s != "changed" {
+		t.Fatalf("loaded %+v, %v; want changed", h.v, err)
+	}
+	// Loaded, then forgotten by the Store: compared with the file.
+	s.loaded = nil
+	ref = h.ref
+	if err := s.Park(h); err != nil || h.ref != ref {
+		t.Fatalf("unchanged value compared with the file: ref %d -> %d, %v", ref, h.ref, err)
+	}
+}
