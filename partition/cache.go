@@ -18,8 +18,13 @@ const MaxCacheRecord = 4 << 20
 // openCache opens the mailbox's cyrus.cache, if it has one, for
 // CacheRecord. Called under the index lock, so that it is the cache file
 // of the snapshot's generation (a repack, which replaces both, needs the
-// name lock the snapshot keeps).
+// name lock the snapshot keeps). A snapshot none of whose records has a
+// cache record (HasCacheRecord: an empty mailbox, or one whose records
+// all lack one) never reads the file, so it is not opened.
 func (s *Spool) openCache(m *Mailbox) {
+	if !m.anyCacheRecord() {
+		return
+	}
 	p, err := s.metaPath(m, FileCache)
 	if err != nil {
 		return
@@ -27,6 +32,25 @@ func (s *Spool) openCache(m *Mailbox) {
 	if f, err := m.openFile(p); err == nil {
 		m.cache = f
 	}
+}
+
+// anyCacheRecord reports whether a record of the snapshot may have a
+// cache record (HasCacheRecord), from the fields of its index record
+// alone; a snapshot kept in a temporary file (MemoryLimit) is not
+// scanned and is taken to have one.
+func (m *Mailbox) anyCacheRecord() bool {
+	rs := int(m.Index.RecordSize)
+	if m.tmp != nil || rs == 0 {
+		return true
+	}
+	for off := 0; off+rs <= len(m.recs); off += rs {
+		var r Record
+		cacheFields(m.recs[off:off+rs], &r)
+		if HasCacheRecord(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // CacheRecord returns r's record in cyrus.cache as Cyrus stores it (its

@@ -217,6 +217,17 @@ func (h IndexHeader) Size() int64 {
 	return int64(h.StartOffset) + int64(h.NumRecords)*int64(h.RecordSize)
 }
 
+// cacheFields sets the fields of r that say where its cache record is
+// (HasCacheRecord's): the system flags, the cache version and the 48-bit
+// cache offset, at the same places in every index version. b holds at
+// least the first 60 bytes of a record.
+func cacheFields(b []byte, r *Record) {
+	r.SystemFlags = be.Uint32(b[32:])
+	cv := uint64(be.Uint32(b[56:]))
+	r.CacheVersion = uint16(cv)
+	r.CacheOffset = uint64(be.Uint32(b[24:])) | (cv&0xffff0000)<<16
+}
+
 // ParseRecord decodes and checks one index record of the given minor
 // version (imap/mailbox.c mailbox_buf_to_index_record). b must hold at
 // least the version's record size.
@@ -235,15 +246,11 @@ func ParseRecord(b []byte, version uint32) (Record, error) {
 	r.Size = be.Uint32(b[12:])
 	r.HeaderSize = be.Uint32(b[16:])
 	r.GMTime = be.Uint32(b[20:])
-	cacheLow := uint64(be.Uint32(b[24:]))
 	r.LastUpdated = be.Uint32(b[28:])
-	r.SystemFlags = be.Uint32(b[32:])
 	for i := range r.UserFlags {
 		r.UserFlags[i] = be.Uint32(b[36+4*i:])
 	}
-	cv := uint64(be.Uint32(b[56:]))
-	r.CacheVersion = uint16(cv)
-	r.CacheOffset = cacheLow | (cv&0xffff0000)<<16
+	cacheFields(b, &r)
 	copy(r.GUID[:], b[60:80])
 	r.Modseq = be.Uint64(b[80:])
 	var crcAt int
