@@ -136,6 +136,13 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 	defer out.abort()
 
 	bar := newProgress(e.stderr, o.quiet, "dump")
+	var plan func(dump.Progress)
+	if bar.shown() {
+		// Totals cost the plan a read of every index header; without a
+		// bar it reads only as many as it takes to know the highest
+		// index version.
+		plan = func(p dump.Progress) { bar.plan(p.Mailboxes, p.Messages, p.Bytes) }
+	}
 	start := time.Now()
 	sum, err := dump.Run(ctx, spool, out.w, dump.Options{
 		Users:     o.users,
@@ -144,7 +151,7 @@ func runDump(ctx context.Context, e *env, o dumpOptions) error {
 		NoDeleted: o.noDeleted,
 		Compress:  compress,
 		Version:   version(),
-		Plan:      func(p dump.Progress) { bar.plan(p.Mailboxes, p.Messages, p.Bytes) },
+		Plan:      plan,
 		Progress:  func(p dump.Progress) { bar.set(p.Mailboxes, p.Messages, p.Bytes) },
 	})
 	bar.finish()

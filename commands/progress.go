@@ -44,6 +44,9 @@ func newProgress(stderr io.Writer, quiet bool, verb string) *progress {
 	)}
 }
 
+// shown reports whether the bar is drawn (and so wants totals).
+func (p *progress) shown() bool { return p.bar != nil }
+
 // plan sets the totals, when they are known.
 func (p *progress) plan(mailboxes, messages, bytes int64) {
 	if p.bar == nil {

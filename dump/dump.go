@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mbtool/mbtool/dumpfile"
@@ -176,15 +177,16 @@ func NewSpoolSource(spool *partition.Spool, workers int, readAhead int64) Source
 
 // Plan resolves the selection against mailboxes.db: users, then single
 // mailboxes not dumped with a user, and reads the index headers of their
-// mailboxes for the totals and the header's index version. With All, the
-// users, the shared mailboxes and the totals come from one walk of
-// mailboxes.db in chunks (partition.Spool.UsersWalk), whose index headers
-// are read on every core while the walk goes on; the plan keeps the
-// names of the users and of the single mailboxes, no mailbox entry.
+// mailboxes for the totals (when sel.Totals asks for them) and the
+// header's index version. With All, the users, the shared mailboxes and
+// the totals come from one walk of mailboxes.db in chunks
+// (partition.Spool.UsersWalk), whose index headers are read on every
+// core while the walk goes on; the plan keeps the names of the users and
+// of the single mailboxes, no mailbox entry.
 func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 	spool := s.spool
 	p := &Plan{}
-	tot := newTotals(spool)
+	tot := newTotals(spool, !sel.Totals)
 	defer tot.stop()
 	planned := map[string]bool{}
 	var all, shared []string
@@ -274,7 +276,10 @@ func (s *spoolSource) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 		return nil, missing
 	}
 	total, version := tot.wait()
-	p.Total, p.IndexVersion = &total, version
+	p.IndexVersion = version
+	if sel.Totals {
+		p.Total = &total
+	}
 	s.plan = p
 	return p, nil
 }
@@ -292,11 +297,18 @@ func withUser(name string, noDeleted bool) bool {
 // the totals and the highest index version, on every core while the plan
 // is made: a mailbox costs a few system calls here, and the dump's
 // header waits for the last. At most a few chunks are in its hands.
+//
+// With versionOnly (no totals wanted) it stops reading at the first
+// header of partition.MaxIndexVersion: no header it can read has a higher
+// one (partition.ParseIndexHeader refuses it), so the highest version is
+// known, and the rest of the plan's mailboxes cost no system call here.
 type totals struct {
-	ch    chan []partition.Entry
-	wg    sync.WaitGroup
-	parts []totalsPart
-	done  bool
+	ch          chan []partition.Entry
+	wg          sync.WaitGroup
+	parts       []totalsPart
+	done        bool
+	versionOnly bool
+	top         atomic.Bool // versionOnly, and a header of MaxIndexVersion was read
 }
 
 type totalsPart struct {
@@ -304,8 +316,8 @@ type totalsPart struct {
 	version int
 }
 
-func newTotals(spool *partition.Spool) *totals {
-	t := &totals{ch: make(chan []partition.Entry, 2)}
+func newTotals(spool *partition.Spool, versionOnly bool) *totals {
+	t := &totals{ch: make(chan []partition.Entry, 2), versionOnly: versionOnly}
 	t.parts = make([]totalsPart, runtime.GOMAXPROCS(0))
 	for w := range t.parts {
 		t.wg.Add(1)
@@ -313,13 +325,20 @@ func newTotals(spool *partition.Spool) *totals {
 			defer t.wg.Done()
 			pt := &t.parts[w]
 			for chunk := range t.ch {
-				spool.ReadIndexHeaders(chunk, func(_ partition.Entry, h partition.IndexHeader, err error) {
+				if t.top.Load() {
+					continue
+				}
+				spool.ReadIndexHeaders(chunk, func(_ partition.Entry, h partition.IndexHeader, err error) bool {
 					pt.total.Mailboxes++
 					if err == nil {
 						pt.total.Messages += int64(h.Exists)
 						pt.total.Bytes += int64(h.QuotaMailboxUsed)
 						pt.version = max(pt.version, int(h.MinorVersion))
+						if t.versionOnly && h.MinorVersion >= partition.MaxIndexVersion {
+							t.top.Store(true)
+						}
 					}
+					return !t.top.Load()
 				})
 			}
 		}()
@@ -330,7 +349,7 @@ func newTotals(spool *partition.Spool) *totals {
 // add hands mailboxes to the workers; it waits while they are busy with
 // the chunks before.
 func (t *totals) add(entries []partition.Entry) {
-	if len(entries) > 0 {
+	if len(entries) > 0 && !t.top.Load() {
 		t.ch <- entries
 	}
 }

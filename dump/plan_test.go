@@ -3,11 +3,15 @@ package dump
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
+	"os"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/mbtool/mbtool/dumpfile"
 	"github.com/mbtool/mbtool/fixtures"
 	"github.com/mbtool/mbtool/mboxname"
 	"github.com/mbtool/mbtool/partition"
@@ -172,5 +176,82 @@ func TestPlanNamedDeletedWithNoDeleted(t *testing.T) {
 		if sum.DeletedLeftOut != 0 {
 			t.Errorf("NoDeleted %v: %d deleted mailboxes said left out", noDeleted, sum.DeletedLeftOut)
 		}
+	}
+}
+
+// setIndexVersion rewrites the header of the cyrus.index at path as
+// minor version v (16 or 17: the same layout, as
+// TestParseIndexOlderVersions re-encodes one): version 16 stores no
+// changes_epoch.
+func setIndexVersion(t *testing.T, path string, v uint32) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := binary.BigEndian
+	be.PutUint32(b[8:], v)
+	if v < 17 {
+		be.PutUint32(b[136:], 0)
+	}
+	be.PutUint32(b[156:], crc32.ChecksumIEEE(b[:156]))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The header's INDEXVERSION is the highest index version of the dumped
+// mailboxes, with the plan's totals (a progress bar) or without them,
+// where the plan stops reading index headers at the first of
+// partition.MaxIndexVersion: with every mailbox at version 16 but the
+// last one in mailboxes.db order, it is 17; with all at 16, 16.
+func TestPlanIndexVersion(t *testing.T) {
+	s := openSpool(t, fixtures.UnpackT(t))
+	entries, err := s.Mailboxes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, e := range entries {
+		p, err := s.MetaPath(e, partition.FileIndex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(p); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) < 3 {
+		t.Fatalf("the fixture has %d mailboxes with an index", len(paths))
+	}
+	for _, p := range paths[:len(paths)-1] {
+		setIndexVersion(t, p, 16)
+	}
+	version := func() int {
+		t.Helper()
+		var v [2]int
+		for i, plan := range []func(Progress){nil, func(Progress) {}} {
+			data, sum := runDump(t, s, Options{All: true, Plan: plan})
+			if len(sum.Problems) > 0 {
+				t.Fatalf("problems: %v", sum.Problems)
+			}
+			d, err := dumpfile.NewReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v[i] = d.Header().IndexVersion
+			d.Close()
+		}
+		if v[0] != v[1] {
+			t.Errorf("INDEXVERSION %d without the plan's totals, %d with them", v[0], v[1])
+		}
+		return v[0]
+	}
+	if v := version(); v != 17 {
+		t.Errorf("one mailbox at version 17, the last: INDEXVERSION %d, want 17", v)
+	}
+	setIndexVersion(t, paths[len(paths)-1], 16)
+	if v := version(); v != 16 {
+		t.Errorf("every mailbox at version 16: INDEXVERSION %d, want 16", v)
 	}
 }

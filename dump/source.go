@@ -80,6 +80,9 @@ type Selection struct {
 	// (Options.NoDeleted), so one named in Mailboxes is a single
 	// mailbox, not dumped with its user.
 	NoDeleted bool
+	// Totals: the plan's Total is wanted (Options.Plan is set); without
+	// it a source may leave Total nil and read less to make the plan.
+	Totals bool
 }
 
 // Plan is a resolved selection.
@@ -193,7 +196,8 @@ func Write(ctx context.Context, src Source, w io.Writer, opts Options) (*Summary
 	if !opts.All && len(opts.Users) == 0 && len(opts.Mailboxes) == 0 {
 		return nil, ErrNoSelection
 	}
-	plan, err := src.Plan(ctx, Selection{Users: opts.Users, Mailboxes: opts.Mailboxes, All: opts.All, NoDeleted: opts.NoDeleted})
+	plan, err := src.Plan(ctx, Selection{Users: opts.Users, Mailboxes: opts.Mailboxes, All: opts.All, NoDeleted: opts.NoDeleted,
+		Totals: opts.Plan != nil})
 	if err != nil {
 		return nil, err
 	}

@@ -395,17 +395,19 @@ func (s *Spool) ReadIndexHeader(e Entry) (IndexHeader, error) {
 }
 
 // ReadIndexHeaders calls fn with ReadIndexHeader's result for each of
-// entries in turn, for one pass over many mailboxes (a dump's estimate
-// of its totals): the roots are opened once for the pass
-// (cyrusfs.Pinned) instead of checked again for every mailbox. fn must
-// not block. It may run in several goroutines at once.
-func (s *Spool) ReadIndexHeaders(entries []Entry, fn func(e Entry, h IndexHeader, err error)) {
+// entries in turn, until fn returns false, for one pass over many
+// mailboxes (a dump's estimate of its totals): the roots are opened once
+// for the pass (cyrusfs.Pinned) instead of checked again for every
+// mailbox. fn must not block. It may run in several goroutines at once.
+func (s *Spool) ReadIndexHeaders(entries []Entry, fn func(e Entry, h IndexHeader, err error) bool) {
 	p := s.tree().Pin()
 	defer p.Close()
 	open := func(path string) (int, error) { return p.OpenFd(path, os.O_RDONLY) }
 	for _, e := range entries {
 		h, err := s.readIndexHeader(e, open)
-		fn(e, h, err)
+		if !fn(e, h, err) {
+			return
+		}
 	}
 }
 
