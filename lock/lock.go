@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -170,30 +171,57 @@ func Reopen(ctx context.Context, path string, open func() (*os.File, error), exc
 // since: f is unlocked and the caller opens path anew, as Cyrus's
 // read_lock does with a database it keeps open (lib/mappedfile.c).
 func Relock(ctx context.Context, f *os.File, path string, exclusive bool) (bool, error) {
-	_, ok, err := RelockSize(ctx, f, path, exclusive)
+	id, err := IDOf(int(f.Fd()))
+	if err != nil {
+		return false, &fs.PathError{Op: "stat", Path: f.Name(), Err: err}
+	}
+	_, ok, err := RelockSize(ctx, f, id, path, exclusive)
 	return ok, err
 }
 
-// RelockSize is Relock that also returns, when path still names f, f's
-// size as read under the lock (for a reader of a database it keeps open,
-// once per mailbox a dump reads). The stats go into stack buffers: an
-// os.FileInfo for each was most of what such a read allocated.
-func RelockSize(ctx context.Context, f *os.File, path string, exclusive bool) (size int64, ok bool, err error) {
+// ID is which file an open descriptor is: its device and inode number.
+// Neither changes while the file is open, and no other file gets the
+// inode while a descriptor holds it, so the ID taken once (at the open)
+// tells at every later relock whether a path still names the file, with
+// a stat of the path alone.
+type ID struct{ dev, ino uint64 }
+
+// IDOf returns the ID of the open descriptor fd (one fstat).
+func IDOf(fd int) (ID, error) {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return ID{}, err
+	}
+	return ID{dev: st.Dev, ino: st.Ino}, nil
+}
+
+// FileID returns the ID of the file fi describes (from os.File.Stat).
+func FileID(fi os.FileInfo) (ID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ID{}, false
+	}
+	return ID{dev: uint64(st.Dev), ino: st.Ino}, true
+}
+
+// RelockSize is Relock for f whose ID is id (IDOf, FileID), that also
+// returns, when path still names f, f's size as read under the lock (for
+// a reader of a database it keeps open, once per mailbox a dump reads).
+// The path's stat is the only one: it is f's inode when its ID is f's,
+// so its size is f's. The stat goes into a stack buffer: an os.FileInfo
+// for each was most of what such a read allocated.
+func RelockSize(ctx context.Context, f *os.File, id ID, path string, exclusive bool) (size int64, ok bool, err error) {
 	if err := Wait(ctx, f, exclusive); err != nil {
 		return 0, false, err
 	}
-	var fst, pst unix.Stat_t
-	err1 := ignoringEINTR(func() error { return unix.Fstat(int(f.Fd()), &fst) })
-	err2 := ignoringEINTR(func() error { return unix.Lstat(path, &pst) })
-	if err1 == nil && err2 == nil && fst.Dev == pst.Dev && fst.Ino == pst.Ino {
-		return fst.Size, true, nil
+	var pst unix.Stat_t
+	err = ignoringEINTR(func() error { return unix.Lstat(path, &pst) })
+	if err == nil && id.dev == pst.Dev && id.ino == pst.Ino {
+		return pst.Size, true, nil
 	}
 	Unlock(f)
-	if err1 != nil {
-		return 0, false, &fs.PathError{Op: "stat", Path: f.Name(), Err: err1}
-	}
-	if err2 != nil && err2 != unix.ENOENT {
-		return 0, false, &fs.PathError{Op: "lstat", Path: path, Err: err2}
+	if err != nil && err != unix.ENOENT {
+		return 0, false, &fs.PathError{Op: "lstat", Path: path, Err: err}
 	}
 	return 0, false, nil
 }
@@ -216,8 +244,10 @@ func ignoringEINTR(fn func() error) error {
 // closed, and os.NewFile costs an fcntl(F_GETFL) per file (several per
 // mailbox a dump reads).
 type File struct {
-	fd   int
-	name string
+	fd    int
+	name  string
+	id    ID // the file's, when known (hasID)
+	hasID bool
 }
 
 // Take locks the open lock file fd (name is its path, for errors),
@@ -231,39 +261,61 @@ func Take(ctx context.Context, fd int, name string, exclusive bool) (*File, erro
 	return &File{fd: fd, name: name}, nil
 }
 
-// Keep unlocks the lock file but keeps it open, and returns its
-// descriptor for a later Take of the same file: a caller that locks one
-// file again and again (an owner's namespace lock, once per mailbox)
-// saves the open, the stat and the close each time. On an error the
-// descriptor is closed and -1 returned.
-func (l *File) Keep() (int, error) {
-	if l == nil || l.fd < 0 {
-		return -1, fmt.Errorf("lock file: %w", os.ErrClosed)
-	}
-	fd := l.fd
-	l.fd = -1
-	if err := setlkFd(uintptr(fd), l.name, unix.F_UNLCK, true); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
+// Kept is a lock file's descriptor kept open, unlocked, by Keep, with the
+// file's ID once a Retake has learnt it.
+type Kept struct {
+	fd    int
+	id    ID
+	hasID bool
 }
 
-// Retake locks fd, a lock file's descriptor kept by Keep, again, waiting
-// until ctx is done, and checks under the lock that path (a symlink there
-// is not followed) still names it, as RelockSize does for a kept
-// database: Cyrus never removes a lock file, but the lock directory may
-// be emptied under it (a tmpfs, an administrator's clean-up), and a kept
-// descriptor would then lock a deleted inode no Cyrus process opens. If
-// path names another file or none, fd is closed and Retake returns nil:
-// the caller opens path anew. On an error fd is closed.
-func Retake(ctx context.Context, fd int, path string, exclusive bool) (*File, error) {
-	l, err := Take(ctx, fd, path, exclusive)
+// Fd is the kept descriptor.
+func (k Kept) Fd() int { return k.fd }
+
+// Close closes the kept descriptor.
+func (k Kept) Close() error { return unix.Close(k.fd) }
+
+// Keep unlocks the lock file but keeps it open, and returns it for a
+// later Retake of the same file: a caller that locks one file again and
+// again (an owner's namespace lock, once per mailbox) saves the open,
+// the stat and the close each time. On an error the descriptor is closed.
+func (l *File) Keep() (Kept, error) {
+	if l == nil || l.fd < 0 {
+		return Kept{fd: -1}, fmt.Errorf("lock file: %w", os.ErrClosed)
+	}
+	k := Kept{fd: l.fd, id: l.id, hasID: l.hasID}
+	l.fd = -1
+	if err := setlkFd(uintptr(k.fd), l.name, unix.F_UNLCK, true); err != nil {
+		unix.Close(k.fd)
+		return Kept{fd: -1}, err
+	}
+	return k, nil
+}
+
+// Retake locks k, a lock file kept by Keep, again, waiting until ctx is
+// done, and checks under the lock that path (a symlink there is not
+// followed) still names it, as RelockSize does for a kept database:
+// Cyrus never removes a lock file, but the lock directory may be emptied
+// under it (a tmpfs, an administrator's clean-up), and a kept descriptor
+// would then lock a deleted inode no Cyrus process opens. The file's ID
+// is read at the first Retake and kept with it (File, Keep), so that the
+// later ones stat the path alone. If path names another file or none,
+// the descriptor is closed and Retake returns nil: the caller opens path
+// anew. On an error the descriptor is closed.
+func Retake(ctx context.Context, k Kept, path string, exclusive bool) (*File, error) {
+	l, err := Take(ctx, k.fd, path, exclusive)
 	if err != nil {
 		return nil, err
 	}
-	var fst, pst unix.Stat_t
-	if unix.Fstat(fd, &fst) != nil || unix.Lstat(path, &pst) != nil || fst.Dev != pst.Dev || fst.Ino != pst.Ino {
+	if !k.hasID {
+		if k.id, err = IDOf(k.fd); err != nil {
+			l.Release()
+			return nil, nil
+		}
+	}
+	l.id, l.hasID = k.id, true
+	var pst unix.Stat_t
+	if ignoringEINTR(func() error { return unix.Lstat(path, &pst) }) != nil || k.id.dev != pst.Dev || k.id.ino != pst.Ino {
 		l.Release()
 		return nil, nil
 	}

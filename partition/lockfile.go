@@ -8,8 +8,6 @@ import (
 	"os"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
 )
@@ -92,8 +90,8 @@ type nsLockCache struct {
 	mu    sync.Mutex
 	owner string
 	path  string // the lock file's path (Config.lockPath), made once per owner
-	fd    int
-	ok    bool          // fd is open, the lock file of owner
+	kept  lock.Kept
+	ok    bool          // kept is open, the lock file of owner
 	tree  *cyrusfs.Tree // the view owner's mailboxes are opened through
 	uses  int           // mailboxes opened through tree
 }
@@ -109,13 +107,13 @@ const rootCheckEvery = 64
 func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, *cyrusfs.Tree, error) {
 	c := &s.nsLock
 	c.mu.Lock()
-	fd, ok, path, tree, uses := c.fd, c.ok && c.owner == owner, c.path, c.tree, c.uses
+	kept, ok, path, tree, uses := c.kept, c.ok && c.owner == owner, c.path, c.tree, c.uses
 	if ok {
 		c.ok = false
 	}
 	c.mu.Unlock()
 	if ok && uses < rootCheckEvery {
-		l, err := lock.Retake(ctx, fd, path, false)
+		l, err := lock.Retake(ctx, kept, path, false)
 		if err != nil {
 			return nil, nil, fmt.Errorf("locking %s: %w", path, err)
 		}
@@ -125,7 +123,7 @@ func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, *c
 		// The lock directory was emptied under the kept file: the
 		// roots are checked again too.
 	} else if ok {
-		unix.Close(fd)
+		kept.Close()
 	}
 	tree = s.tree().Checked()
 	l, err := s.nameLock(ctx, tree, namespaceLockName(owner))
@@ -136,14 +134,14 @@ func (s *Spool) namespaceLock(ctx context.Context, owner string) (*lock.File, *c
 // namespaceLock and keeps its file open, with the view tree it returned,
 // for the next mailbox of owner.
 func (s *Spool) releaseNamespace(owner string, l *lock.File, tree *cyrusfs.Tree) error {
-	fd, err := l.Keep()
+	kept, err := l.Keep()
 	if err != nil {
 		return err
 	}
 	c := &s.nsLock
 	c.mu.Lock()
 	if c.ok {
-		unix.Close(c.fd)
+		c.kept.Close()
 	}
 	if c.owner != owner || c.path == "" {
 		c.path = s.Config.lockPath(namespaceLockName(owner))
@@ -151,7 +149,7 @@ func (s *Spool) releaseNamespace(owner string, l *lock.File, tree *cyrusfs.Tree)
 	if c.tree != tree {
 		c.uses = 0
 	}
-	c.owner, c.fd, c.ok, c.tree = owner, fd, true, tree
+	c.owner, c.kept, c.ok, c.tree = owner, kept, true, tree
 	c.uses++
 	c.mu.Unlock()
 	return nil

@@ -22,14 +22,17 @@ import (
 // while header and size are unchanged; then it unlocks. Per read that is
 // two fcntl calls, two stats and the header and record reads, where
 // opening the file each time also cost an open, a close, the walk from
-// the root and the reads the cache saves.
+// the root and the reads the cache saves. The stat of the open file is
+// made once, at the open (its inode does not change), so a read costs
+// one stat, of the path.
 type dbHandle struct {
 	// holds counts the holds of the lock (with), for the tests that
 	// count them (Spool.MailboxesHolds).
 	holds atomic.Int64
 	mu    sync.Mutex
 	f     *os.File
-	fi    os.FileInfo // f's, from its open: which file it is (os.SameFile)
+	fi    os.FileInfo // f's, from its open
+	id    lock.ID     // which file f is (lock.RelockSize), from fi
 	view  *cyrusdb.Twoskip
 	hdr   [64]byte // the header the view was made from
 	size  int64
@@ -54,7 +57,7 @@ func (h *dbHandle) drop() {
 	if h.f != nil {
 		h.f.Close()
 	}
-	h.f, h.fi, h.view, h.stamp = nil, nil, nil, 0
+	h.f, h.fi, h.id, h.view, h.stamp = nil, nil, lock.ID{}, nil, 0
 }
 
 // withMboxlist calls fn with the committed state of mailboxes.db under its
@@ -87,7 +90,7 @@ func (h *dbHandle) with(what, path string, open func() (*os.File, error), fn fun
 		var err error
 		var ok bool
 		// The size read under the lock.
-		size, ok, err = lock.RelockSize(context.Background(), h.f, path, false)
+		size, ok, err = lock.RelockSize(context.Background(), h.f, h.id, path, false)
 		if err != nil || !ok {
 			h.drop() // replaced by a checkpoint (or gone): open it anew
 		}
@@ -106,7 +109,12 @@ func (h *dbHandle) with(what, path string, open func() (*os.File, error), fn fun
 			h.drop()
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		h.fi, size = fi, fi.Size()
+		id, ok := lock.FileID(fi)
+		if !ok {
+			h.drop()
+			return fmt.Errorf("%s: no inode number", what)
+		}
+		h.fi, h.id, size = fi, id, fi.Size()
 	}
 	err := h.read(path, size, fn)
 	if h.view != nil {

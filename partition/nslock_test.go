@@ -36,7 +36,7 @@ func TestNamespaceLockKept(t *testing.T) {
 		f.Close()
 		m.Close()
 		s.nsLock.mu.Lock()
-		ok, owner, fd := s.nsLock.ok, s.nsLock.owner, s.nsLock.fd
+		ok, owner, fd := s.nsLock.ok, s.nsLock.owner, s.nsLock.kept.Fd()
 		s.nsLock.mu.Unlock()
 		if !ok || owner != "alice" {
 			t.Fatalf("%s: namespace lock file of %q kept (%v), want alice's", e.Name, owner, ok)
