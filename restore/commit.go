@@ -128,29 +128,8 @@ func (rs *restorer) commit() error {
 				return err
 			}
 		}
-		for _, g := range group {
-			// A mailbox whose missing parent an earlier group refused
-			// is refused before its locks are taken (and waited for).
-			if refused, err := rs.refuseForParent(g); err != nil {
-				return err
-			} else if refused {
-				continue
-			}
-			root, err := q.rootOf(g.name)
-			if err != nil {
-				return err
-			}
-			if g.metaWritten && root != g.quotaRoot {
-				// Its cyrus.header names the root found by writeAllMeta:
-				// a quota root made in the target meanwhile would not
-				// count it. q remembers what it found (up to 1024
-				// answers), so this sees such a root only where q looks
-				// again: otherwise the root is the target's when the
-				// run first asked, as it always was.
-				rs.refuse(g, fmt.Sprintf("its quota root changed in the target meanwhile (%q, now %q); run the restore again", g.quotaRoot, root))
-				continue
-			}
-			g.quotaRoot = root
+		if err := rs.groupRoots(q, group); err != nil {
+			return err
 		}
 		n, err := rs.commitGroup(group, pos)
 		if err != nil {
@@ -197,6 +176,39 @@ func (rs *restorer) commit() error {
 		return err
 	}
 	return rs.writeServerAnnotations()
+}
+
+// groupRoots decides the quota root of each box of a group, before its
+// locks are taken, and refuses a box whose root changed since its
+// metadata was written (writeAllMeta). The roots are looked up under one
+// pin of the configuration directory for the group (quotaPlan.pin).
+func (rs *restorer) groupRoots(q *quotaPlan, group []*box) error {
+	defer q.pin()()
+	for _, g := range group {
+		// A mailbox whose missing parent an earlier group refused
+		// is refused before its locks are taken (and waited for).
+		if refused, err := rs.refuseForParent(g); err != nil {
+			return err
+		} else if refused {
+			continue
+		}
+		root, err := q.rootOf(g.name)
+		if err != nil {
+			return err
+		}
+		if g.metaWritten && root != g.quotaRoot {
+			// Its cyrus.header names the root found by writeAllMeta:
+			// a quota root made in the target meanwhile would not
+			// count it. q remembers what it found (up to 1024
+			// answers), so this sees such a root only where q looks
+			// again: otherwise the root is the target's when the
+			// run first asked, as it always was.
+			rs.refuse(g, fmt.Sprintf("its quota root changed in the target meanwhile (%q, now %q); run the restore again", g.quotaRoot, root))
+			continue
+		}
+		g.quotaRoot = root
+	}
+	return nil
 }
 
 // writeUserFiles writes the quota roots, seen records and subscriptions
@@ -408,24 +420,9 @@ func (rs *restorer) commitLocked(group []*box) error {
 			return err
 		}
 	}
-	for _, b := range written {
-		if b.implicit && !wanted[b] && !rs.childCommitted(b) {
-			continue
-		}
-		if refused, err := rs.refuseForParent(b); err != nil {
-			return err
-		} else if refused {
-			continue
-		}
-		if !b.placed {
-			if err := rs.placeBox(b); err != nil {
-				rs.refuse(b, err.Error())
-				continue
-			}
-			b.placed = true
-		}
-		ready = append(ready, b)
-		crashPoint()
+	ready, err = rs.placeBoxes(written, wanted)
+	if err != nil {
+		return err
 	}
 	if len(ready) == 0 {
 		return nil
@@ -817,7 +814,31 @@ func (rs *restorer) writeMeta(b *box) error {
 // than once more per group. The quota root written is the one the target
 // has now; commitGroup refuses a box whose root changed meanwhile. A box
 // that cannot be written is refused.
-func (rs *restorer) writeAllMeta(q *quotaPlan) error {
+//
+// The boxes are loaded, their roots looked up and their metadata split
+// to side directories (splitMeta), refused and parked in dump order, in
+// this goroutine; their files (writeMeta: each box's own, in its own
+// staged directory) are written by commitWorkers goroutines meanwhile.
+// Nothing of it is visible to Cyrus: the staging directory is private.
+func (rs *restorer) writeAllMeta(q *quotaPlan) (err error) {
+	// The quota roots are looked up from the configuration directory
+	// opened once per pass of maxRootCache boxes (partition.PinnedReads),
+	// not checked again (a stat) for each: see quotaPlan.pin.
+	unpin := q.pin()
+	defer func() { unpin() }()
+	meta := newInOrder(rs.writeMeta, func(b *box, err error) error {
+		if err == nil {
+			err = rs.splitMeta(b)
+		}
+		if err != nil {
+			rs.refuse(b, err.Error())
+		} else {
+			b.metaWritten = true
+		}
+		return rs.parked.Park(b)
+	})
+	defer meta.close()
+	n := 0
 	for b := range rs.boxes.all() {
 		if err := rs.ctx.Err(); err != nil {
 			return err
@@ -825,24 +846,27 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 		if err := rs.parked.Load(b); err != nil {
 			return err
 		}
+		if n++; n%maxRootCache == 0 {
+			unpin()
+			unpin = q.pin()
+		}
 		if b.building() {
 			// A root that cannot be looked up stops the run when the
 			// box's group comes (after the groups before it committed);
 			// its metadata is then written in the group.
 			if root, err := q.nearest(b.name); err == nil {
 				b.quotaRoot = root
-				if err := rs.writeBoxMeta(b); err != nil {
-					rs.refuse(b, err.Error())
-				} else {
-					b.metaWritten = true
+				if err := meta.put(b); err != nil {
+					return err
 				}
+				continue
 			}
 		}
 		if err := rs.parked.Park(b); err != nil {
 			return err
 		}
 	}
-	return nil
+	return meta.flush()
 }
 
 // writeBoxMeta writes the staged mailbox's files that depend on its
@@ -980,6 +1004,98 @@ func (rs *restorer) sideFor(b *box, final string) (*side, error) {
 	return &b.sides[len(b.sides)-1], nil
 }
 
+// placeBoxes places the boxes of a group that are still to be installed
+// (placeBox), and returns them, in order, without those refused. A box
+// whose data directory alone moves, under a uuid path (placeFree), is
+// renamed into place by commitWorkers goroutines while the next boxes are
+// looked at; any other is placed here, once every box before it is. A
+// box is fed only once its missing parents of the group are placed (or
+// refused, and it with them), and each is handed back, refused or ready,
+// in order: nothing is registered before every box of the group is
+// placed and flushed (commitLocked), as when they were placed one by one.
+func (rs *restorer) placeBoxes(written []*box, wanted map[*box]bool) ([]*box, error) {
+	var ready []*box
+	fed := map[*box]bool{} // fed and not handed back yet
+	pool := newInOrder(rs.placeFast, func(b *box, err error) error {
+		delete(fed, b)
+		if errors.Is(err, errNotFast) {
+			err = rs.placeBox(b)
+		} else if rs.lastWhere.id == b.id {
+			rs.lastWhere.id = 0 // as placeBox does
+		}
+		if err != nil {
+			rs.refuse(b, err.Error())
+			return nil
+		}
+		b.placed = true
+		ready = append(ready, b)
+		crashPoint()
+		return nil
+	})
+	defer pool.close()
+	for _, b := range written {
+		if b.implicit && !wanted[b] && !rs.childCommitted(b) {
+			continue
+		}
+		pending := false
+		if err := rs.eachParent(b, func(p *box) { pending = pending || fed[p] }); err != nil {
+			return nil, err
+		}
+		if pending || !b.placed && !rs.fastPlace(b) {
+			if err := pool.flush(); err != nil {
+				return nil, err
+			}
+		}
+		if refused, err := rs.refuseForParent(b); err != nil {
+			return nil, err
+		} else if refused {
+			continue
+		}
+		fed[b] = true
+		if err := pool.put(b); err != nil {
+			return nil, err
+		}
+	}
+	if err := pool.flush(); err != nil {
+		return nil, err
+	}
+	return ready, nil
+}
+
+// errNotFast is placeFast's answer for a box that placeBox must place.
+var errNotFast = errors.New("not placed by placeFast")
+
+// fastPlace reports whether placeFast can place b: a mailbox that does
+// not replace one, whose data directory holds all its files (no side
+// directory) under a uuid path (a legacy path may hold, or be held by,
+// another box's directory).
+func (rs *restorer) fastPlace(b *box) bool {
+	return b.replaced == nil && len(b.sides) == 0 && !b.entry().LegacyDirs()
+}
+
+// placeFast places b, or a box placed already, as placeBox would where
+// fastPlace says it can and its name is free; it says errNotFast
+// otherwise. It runs on placeBoxes' workers: it touches only b, the tree
+// and b's staged directory.
+func (rs *restorer) placeFast(b *box) error {
+	if b.placed {
+		return nil
+	}
+	if !rs.fastPlace(b) {
+		return errNotFast
+	}
+	final, _, err := rs.spool.Dirs(b.entry())
+	if err != nil {
+		return err
+	}
+	parent, err := rs.placeFree(b.st, &b.dir, final)
+	if parent != nil {
+		parent.Close()
+		return errNotFast // taken: placeBox looks at it
+	}
+	return err
+}
+
 // placeBox renames the staged mailbox directory, and its side
 // directories, their files flushed, into place. The mailbox is not
 // registered yet, so Cyrus cannot see them; the caller flushes the
@@ -1013,24 +1129,12 @@ func (rs *restorer) placeBox(b *box) error {
 // exclusive name lock (docs/restore.md).
 func (rs *restorer) placeDir(b *box, st *stage, dir *string, final string) error {
 	tree := rs.cfg.Tree()
-	// The caller flushes the renames (syncBoxes) before it registers
-	// the mailbox: that flush makes the new parents durable too.
-	parent, err := tree.MkdirAllUnsynced(filepath.Dir(final), rs.owner)
-	if err != nil {
+	parent, err := rs.placeFree(st, dir, final)
+	if parent == nil {
 		return err
 	}
 	defer parent.Close()
 	name, staged := filepath.Base(final), filepath.Base(*dir)
-	// Most often the name is free: renamed without replacing, in one
-	// call; taken (EEXIST), it is looked at.
-	err = st.mbox.RenameNoReplace(staged, parent, name)
-	if err == nil {
-		*dir = final
-		return nil
-	}
-	if !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("moving mailbox into place: %w", err)
-	}
 	_, err = parent.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Taken, then gone before it could be looked at: once more.
@@ -1071,6 +1175,34 @@ func (rs *restorer) placeDir(b *box, st *stage, dir *string, final string) error
 		return st.mbox.Rename(staged, st.trash, st.trashName())
 	}
 	return err
+}
+
+// placeFree is placeDir's first step, all of it when final's name is
+// free, as it most often is: it makes final's parents and renames the
+// directory *dir staged in st to final without replacing, in one call,
+// and sets *dir to final. It returns final's parent, open, only when
+// the name is taken (EEXIST): placeDir then looks at what holds it.
+// It touches only st's staged directory and the tree (placeBoxes runs it
+// for several boxes at once).
+func (rs *restorer) placeFree(st *stage, dir *string, final string) (*cyrusfs.Dir, error) {
+	// The caller flushes the renames (syncBoxes) before it registers
+	// the mailbox: that flush makes the new parents durable too.
+	parent, err := rs.cfg.Tree().MkdirAllUnsynced(filepath.Dir(final), rs.owner)
+	if err != nil {
+		return nil, err
+	}
+	err = st.mbox.RenameNoReplace(filepath.Base(*dir), parent, filepath.Base(final))
+	if err == nil {
+		*dir = final
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return parent, err
+	}
+	parent.Close()
+	if err != nil {
+		return nil, fmt.Errorf("moving mailbox into place: %w", err)
+	}
+	return nil, nil
 }
 
 // hasSubdirs reports whether the directory name in parent holds

@@ -152,6 +152,32 @@ func (q *quotaPlan) nearest(name string) (string, error) {
 	return "", nil
 }
 
+// pin makes nearest read the quota roots from the roots of the spool
+// opened once (partition.PinnedReads), for a short pass of look-ups,
+// until the function it returns is called: maxRootCache boxes of
+// writeAllMeta, or one group's boxes (groupRoots). The configuration
+// directory's path is then checked (a stat: does it still name the
+// directory opened) once per pass, not once per quota file opened, for
+// every mailbox's name and each parent not remembered. What a pass does
+// not notice is that directory replaced while it runs (docs/safety.md,
+// "The roots themselves"): it reads on in the directory that was the
+// configured root when it began, as a look-up made just before the swap
+// would have. Nothing is written through the pin, and every quota file
+// is still opened beneath that directory without following a symlink (a
+// planted one is refused as before); quota files are written
+// (writeQuotas) from the root opened and checked anew.
+func (q *quotaPlan) pin() (unpin func()) {
+	if q.read != nil {
+		return func() {} // pinned already (writeQuotas' pass)
+	}
+	pr := q.rs.spool.PinReads()
+	q.read = pr.ReadQuota
+	return func() {
+		q.read = nil
+		pr.Close()
+	}
+}
+
 // rootOf returns the quota root of a restored mailbox and remembers it as
 // one whose usage must be recomputed.
 func (q *quotaPlan) rootOf(name string) (string, error) {
