@@ -78,8 +78,8 @@ type quotaPlan struct {
 	dump    map[string]*syncrec.Quota // by root name in the target
 	isRoot  map[string]bool           // what nearest learnt lately: see maxRootCache
 	touched map[string]bool
-	// read reads a quota root in writeQuotas' pass (its pinned reads);
-	// nil is the spool's ReadQuota.
+	// read reads a quota root during a pass of look-ups (pin); nil is
+	// the spool's ReadQuota.
 	read func(root string) (partition.Quota, error)
 }
 
@@ -124,16 +124,23 @@ func (q *quotaPlan) nearest(name string) (string, error) {
 	if len(q.isRoot) >= maxRootCache {
 		clear(q.isRoot)
 	}
+	read := q.rs.spool.ReadQuota
+	if q.read != nil {
+		read = q.read
+	}
+	return q.nearestIn(name, q.isRoot, read)
+}
+
+// nearestIn is nearest remembering its answers in isRoot and reading
+// the quota roots with read. It reads nothing else of q but q.dump:
+// goroutines may run it at once, each with its own isRoot and read.
+func (q *quotaPlan) nearestIn(name string, isRoot map[string]bool, read func(string) (partition.Quota, error)) (string, error) {
 	for c := name; c != ""; c = mboxname.Parent(c) {
-		is, ok := q.isRoot[c]
+		is, ok := isRoot[c]
 		if !ok {
 			if q.dump[c] != nil {
 				is = true
 			} else {
-				read := q.rs.spool.ReadQuota
-				if q.read != nil {
-					read = q.read
-				}
 				_, err := read(c)
 				switch {
 				case err == nil:
@@ -143,7 +150,7 @@ func (q *quotaPlan) nearest(name string) (string, error) {
 					return "", err
 				}
 			}
-			q.isRoot[c] = is
+			isRoot[c] = is
 		}
 		if is {
 			return c, nil
@@ -155,7 +162,8 @@ func (q *quotaPlan) nearest(name string) (string, error) {
 // pin makes nearest read the quota roots from the roots of the spool
 // opened once (partition.PinnedReads), for a short pass of look-ups,
 // until the function it returns is called: maxRootCache boxes of
-// writeAllMeta, or one group's boxes (groupRoots). The configuration
+// writeAllMeta, one group's boxes (groupRoots), the kept boxes
+// (writeQuotas). The configuration
 // directory's path is then checked (a stat: does it still name the
 // directory opened) once per pass, not once per quota file opened, for
 // every mailbox's name and each parent not remembered. What a pass does
@@ -167,9 +175,6 @@ func (q *quotaPlan) nearest(name string) (string, error) {
 // planted one is refused as before); quota files are written
 // (writeQuotas) from the root opened and checked anew.
 func (q *quotaPlan) pin() (unpin func()) {
-	if q.read != nil {
-		return func() {} // pinned already (writeQuotas' pass)
-	}
 	pr := q.rs.spool.PinReads()
 	q.read = pr.ReadQuota
 	return func() {
@@ -193,21 +198,8 @@ func (q *quotaPlan) rootOf(name string) (string, error) {
 // with --replace: docs/restore.md, "Invariants") and its usage, recomputed from every mailbox under it as
 // `quota -f` does.
 func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
-	for h := range rs.boxes.all() {
-		// A kept box says so in its handle (decideKeep): the others'
-		// data is not read back from the spill file for this.
-		if !h.kept {
-			continue
-		}
-		b, err := spill.Peek(rs.parked, h)
-		if err != nil {
-			return err
-		}
-		if b.res.Action == ActionKeep {
-			if _, err := q.rootOf(b.name); err != nil {
-				return err
-			}
-		}
+	if err := rs.keptRoots(q); err != nil {
+		return err
 	}
 	if len(q.touched) == 0 {
 		return nil
@@ -218,11 +210,42 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 	}
 	sort.Strings(roots)
 	// The pass reads its quota roots and index headers from the roots
-	// of the spool opened once (partition.PinnedReads).
-	pr := rs.spool.PinReads()
-	defer pr.Close()
-	q.read = pr.ReadQuota
-	defer func() { q.read = nil }()
+	// of the spool opened once (partition.PinnedReads) for each
+	// goroutine that sums roots' usage, kept in pins between roots.
+	pins := make(chan *partition.PinnedReads, commitWorkers)
+	defer func() {
+		close(pins)
+		for p := range pins {
+			p.Close()
+		}
+	}()
+	// Each root's usage is summed (sumQuota: its mailboxes' index
+	// headers read) on commitWorkers goroutines; the roots are written
+	// into the batch, and the problems reported, in order, here.
+	sums := newInOrder(func(j *quotaJob) error {
+		var p *partition.PinnedReads
+		select {
+		case p = <-pins:
+		default:
+			p = rs.spool.PinReads()
+		}
+		err := rs.sumQuota(q, p, j)
+		select {
+		case pins <- p:
+		default:
+			p.Close()
+		}
+		return err
+	}, func(j *quotaJob, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, p := range j.problems {
+			rs.problem(p.Item, p.Err)
+		}
+		return rs.spool.PutQuota(files, j.nq, rs.owner)
+	})
+	defer sums.close()
 	for len(roots) > 0 {
 		// The mailboxes of several roots are looked up under one hold of
 		// mailboxes.db's shared lock (at most maxRootsHeld roots, and
@@ -247,11 +270,44 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 			return err
 		}
 		for i, mbs := range under {
-			if err := rs.writeQuota(q, pr, files, roots[i], mbs); err != nil {
+			if err := sums.put(&quotaJob{root: roots[i], mbs: mbs}); err != nil {
 				return err
 			}
 		}
+		// Done with this look-up's mailboxes before the next.
+		if err := sums.flush(); err != nil {
+			return err
+		}
 		roots = roots[len(under):]
+	}
+	return nil
+}
+
+// keptRoots marks the quota roots of the kept boxes as touched, their
+// look-ups under one pin (quotaPlan.pin) per maxRootCache boxes.
+func (rs *restorer) keptRoots(q *quotaPlan) error {
+	unpin := q.pin()
+	defer func() { unpin() }()
+	n := 0
+	for h := range rs.boxes.all() {
+		if n++; n%maxRootCache == 0 {
+			unpin()
+			unpin = q.pin()
+		}
+		// A kept box says so in its handle (decideKeep): the others'
+		// data is not read back from the spill file for this.
+		if !h.kept {
+			continue
+		}
+		b, err := spill.Peek(rs.parked, h)
+		if err != nil {
+			return err
+		}
+		if b.res.Action == ActionKeep {
+			if _, err := q.rootOf(b.name); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -263,9 +319,23 @@ var (
 	maxEntriesHeld = 4096
 )
 
-// writeQuota writes the quota root root, whose mailboxes (and those of
-// roots below it) are mbs.
-func (rs *restorer) writeQuota(q *quotaPlan, pr *partition.PinnedReads, files *partition.NewFiles, root string, mbs []partition.Entry) error {
+// quotaJob is a quota root writeQuotas writes: its mailboxes (and those
+// of roots below it), then (sumQuota) the root to write, and the problems
+// of mailboxes whose usage could not be read.
+type quotaJob struct {
+	root     string
+	mbs      []partition.Entry
+	nq       partition.Quota
+	problems []Problem
+}
+
+// sumQuota computes the quota root j.root to write: its limits (the
+// dump's for a new root, else its own) and its usage, summed from the
+// index headers of those of j.mbs whose nearest root it is, read with
+// pr. It touches only j, pr and q.dump (nearestIn, remembering in a map
+// of its own): writeQuotas runs it on several roots at once.
+func (rs *restorer) sumQuota(q *quotaPlan, pr *partition.PinnedReads, j *quotaJob) error {
+	root := j.root
 	cur, err := pr.ReadQuota(root)
 	existed := err == nil
 	if err != nil && !errors.Is(err, partition.ErrNoQuota) {
@@ -282,15 +352,18 @@ func (rs *restorer) writeQuota(q *quotaPlan, pr *partition.PinnedReads, files *p
 	} else {
 		nq.Limits, nq.Modseq = cur.Limits, cur.Modseq
 	}
-	for _, e := range mbs {
-		if r, err := q.nearest(e.Name); err != nil {
+	// The mailboxes under root, and so the names looked up, number at
+	// most maxEntriesHeld or one root's mailboxes.
+	isRoot := map[string]bool{root: true}
+	for _, e := range j.mbs {
+		if r, err := q.nearestIn(e.Name, isRoot, pr.ReadQuota); err != nil {
 			return err
 		} else if r != root {
 			continue
 		}
 		h, err := pr.ReadIndexHeader(e)
 		if err != nil {
-			rs.problem(e.Name, fmt.Errorf("quota usage of %s: %w", root, err))
+			j.problems = append(j.problems, Problem{Item: e.Name, Err: fmt.Errorf("quota usage of %s: %w", root, err)})
 			continue
 		}
 		nq.Usage[partition.QuotaStorage] += int64(h.QuotaMailboxUsed)
@@ -298,7 +371,8 @@ func (rs *restorer) writeQuota(q *quotaPlan, pr *partition.PinnedReads, files *p
 		nq.Usage[partition.QuotaAnnotationStorage] += int64(h.QuotaAnnotUsed)
 		nq.Usage[partition.QuotaNumFolders]++
 	}
-	return rs.spool.PutQuota(files, nq, rs.owner)
+	j.nq = nq
+	return nil
 }
 
 // seenPut is a seen record writeSeen writes, with what decides how.

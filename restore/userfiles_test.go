@@ -100,3 +100,59 @@ func TestUserFilesManyUsers(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotaUsageProblemNamesItsMailbox: a mailbox whose index cannot be
+// read when its quota root's usage is summed (on writeQuotas' workers)
+// is a problem of that mailbox, and of no other; the other roots are
+// written.
+func TestQuotaUsageProblemNamesItsMailbox(t *testing.T) {
+	var dump bytes.Buffer
+	if _, err := gen.WriteDump(&dump, gen.Options{Seed: 7, Users: 40, Messages: 200, SmallOnly: true, MeanSize: 1_000}); err != nil {
+		t.Fatal(err)
+	}
+	_, target, err := gen.OpenEmpty(filepath.Join(t.TempDir(), "target"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := ""
+	restore.SetPhaseHook(func(p string) {
+		if p != "grouped" {
+			return
+		}
+		mbs, err := target.Mailboxes()
+		if err != nil || len(mbs) < 10 {
+			t.Errorf("%d mailboxes registered: %v", len(mbs), err)
+			return
+		}
+		e := mbs[len(mbs)/2]
+		path, err := target.MetaPath(e, "cyrus.index")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := os.Remove(path); err != nil {
+			t.Error(err)
+			return
+		}
+		victim = e.Name
+	})
+	defer restore.SetPhaseHook(nil)
+	sum, err := restore.Run(context.Background(), target, bytes.NewReader(dump.Bytes()), restore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if victim == "" {
+		t.Fatal("no index removed")
+	}
+	found := false
+	for _, p := range sum.Problems {
+		if p.Item == victim && bytes.Contains([]byte(p.Err.Error()), []byte("quota usage of")) {
+			found = true
+		} else {
+			t.Errorf("problem %s: %v; want only one of %s's quota usage", p.Item, p.Err, victim)
+		}
+	}
+	if !found {
+		t.Errorf("the unreadable index of %s was not reported (a worker's problem lost): %v", victim, sum.Problems)
+	}
+}
