@@ -1187,9 +1187,20 @@ func (rs *restorer) placeDir(b *box, st *stage, dir *string, final string) error
 func (rs *restorer) placeFree(st *stage, dir *string, final string) (*cyrusfs.Dir, error) {
 	// The caller flushes the renames (syncBoxes) before it registers
 	// the mailbox: that flush makes the new parents durable too.
-	parent, err := rs.cfg.Tree().MkdirAllUnsynced(filepath.Dir(final), rs.owner)
+	tree, dir0 := rs.cfg.Tree(), filepath.Dir(final)
+	parent, err := tree.OpenDir(dir0)
 	if err != nil {
-		return nil, err
+		// Missing (or refused: MkdirAllUnsynced names why): made by one
+		// goroutine at a time, so that workers placing boxes under the
+		// same new parent do not each make it (under a temporary name,
+		// the loser removing its own again): a run takes the same steps
+		// of cyrusfs every time, which the kill tests count on.
+		rs.mkdirMu.Lock()
+		parent, err = tree.MkdirAllUnsynced(dir0, rs.owner)
+		rs.mkdirMu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 	}
 	err = st.mbox.RenameNoReplace(filepath.Base(*dir), parent, filepath.Base(final))
 	if err == nil {
