@@ -54,8 +54,15 @@ type pendingHead struct {
 // zeros is the source of record padding.
 var zeros [8]byte
 
-// flushSize is the output buffer size.
-const flushSize = 64 << 10
+// flushSize is the output buffer size: the buffer is written once it
+// holds that much. It starts at initBufSize and grows (append) only as
+// far as the file needs: a small file (a user's seen db of a few records,
+// written by the thousand in a restore) does not cost an allocation of
+// flushSize, zeroed.
+const (
+	flushSize   = 64 << 10
+	initBufSize = 4 << 10
+)
 
 // NewTwoskipWriter returns a writer of a twoskip file into w, from offset
 // 0; w should be empty. generation is the header's generation: 1 for a new
@@ -63,7 +70,7 @@ const flushSize = 64 << 10
 // by rename, so that Cyrus processes notice.
 func NewTwoskipWriter(w io.WriterAt, generation uint64) *TwoskipWriter {
 	tw := &TwoskipWriter{w: w, gen: generation, off: firstOffset, rng: 0x6d62746f6f6c2d31}
-	tw.buf = make([]byte, firstOffset, flushSize+maxHeadSize)
+	tw.buf = make([]byte, firstOffset, initBufSize)
 	dummy := tw.newPending(dummyOffset, typeDummy, maxLevel, 0, 0, 0)
 	for k := range tw.pending {
 		tw.pending[k] = dummy
