@@ -186,17 +186,18 @@ func TestIndexReadsPerMailbox(t *testing.T) {
 	}
 }
 
-// openCalls runs mbtool dump --all of a generated partition of users
-// users under strace and returns the files and directories it opened or
-// tried to (openat, openat2).
-func openCalls(t *testing.T, bin string, users int) int {
-	t.Helper()
-	out := straceDump(t, bin, users, "-c", "-e", "trace=open,openat,openat2")
-	n := 0
-	for _, c := range straceSummary(t, out) {
-		n += c
+// traced returns what perMailbox counts with: the calls of strace's
+// trace set set (-e trace=set) that mbtool dump --all of a generated
+// partition of users users makes, all of them together.
+func traced(set string) func(t *testing.T, bin string, users int) int {
+	return func(t *testing.T, bin string, users int) int {
+		t.Helper()
+		n := 0
+		for _, c := range straceSummary(t, straceDump(t, bin, users, "-c", "-e", "trace="+set)) {
+			n += c
+		}
+		return n
 	}
-	return n
 }
 
 // TestOpensPerMailbox counts dump's opens per mailbox (the difference
@@ -213,18 +214,10 @@ func openCalls(t *testing.T, bin string, users int) int {
 // records have none. 11.5 opens per mailbox before, 9.5 after.
 func TestOpensPerMailbox(t *testing.T) {
 	bin := buildMbtool(t)
-	per := perMailbox(t, bin, openCalls, "opens", "calls")
+	per := perMailbox(t, bin, traced("open,openat,openat2"), "opens", "calls")
 	if per > 9.7 {
 		t.Errorf("dump makes %.1f opens per mailbox; want at most 9.7", per)
 	}
-}
-
-// fstatCalls runs mbtool dump --all of a generated partition of users
-// users under strace and returns the fstat calls it made.
-func fstatCalls(t *testing.T, bin string, users int) int {
-	t.Helper()
-	out := straceDump(t, bin, users, "-c", "-e", "trace=fstat")
-	return straceSummary(t, out)["fstat"]
 }
 
 // TestFstatsPerMailbox counts dump's fstats of descriptors per mailbox
@@ -238,23 +231,10 @@ func fstatCalls(t *testing.T, bin string, users int) int {
 // fstat each), 5.9 then, 3.9 after.
 func TestFstatsPerMailbox(t *testing.T) {
 	bin := buildMbtool(t)
-	per := perMailbox(t, bin, fstatCalls, "fstats", "calls")
+	per := perMailbox(t, bin, traced("fstat"), "fstats", "calls")
 	if per > 4.2 {
 		t.Errorf("dump makes %.1f fstats per mailbox; want at most 4.2", per)
 	}
-}
-
-// statCalls runs mbtool dump --all of a generated partition of users
-// users under strace and returns the stat calls it made (of paths:
-// newfstatat, statx, stat, lstat; fstat of a descriptor is not one).
-func statCalls(t *testing.T, bin string, users int) int {
-	t.Helper()
-	out := straceDump(t, bin, users, "-c", "-e", "trace=newfstatat,statx,stat,lstat")
-	n := 0
-	for _, c := range straceSummary(t, out) {
-		n += c
-	}
-	return n
 }
 
 // TestStatsPerMailbox counts dump's stats of paths per mailbox (the
@@ -273,7 +253,7 @@ func statCalls(t *testing.T, bin string, users int) int {
 // said 11.4, 5.8 and 5.6, against a bound of 6.)
 func TestStatsPerMailbox(t *testing.T) {
 	bin := buildMbtool(t)
-	per := perMailbox(t, bin, statCalls, "stats", "calls")
+	per := perMailbox(t, bin, traced("newfstatat,statx,stat,lstat"), "stats of paths", "calls")
 	if per > 3 {
 		t.Errorf("dump makes %.1f stats of paths per mailbox; want at most 3", per)
 	}
