@@ -1,6 +1,7 @@
 package restore_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -19,21 +20,12 @@ import (
 // registered mailboxes, and how many mailboxes were restored.
 func groupsOf(t *testing.T) (groups, restored int) {
 	t.Helper()
-	dir := t.TempDir()
-	name := filepath.Join(dir, "gen.dump")
-	f, err := os.Create(name)
+	var dump bytes.Buffer
+	st, err := gen.WriteDump(&dump, gen.Options{Seed: 5, Users: 6, Messages: 60, SmallOnly: true, MeanSize: 1_000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	st, err := gen.WriteDump(f, gen.Options{Seed: 5, Users: 6, Messages: 60, SmallOnly: true, MeanSize: 1_000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Seek(0, 0); err != nil {
-		t.Fatal(err)
-	}
-	_, spool, err := gen.OpenEmpty(filepath.Join(dir, "target"))
+	_, spool, err := gen.OpenEmpty(filepath.Join(t.TempDir(), "target"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +35,7 @@ func groupsOf(t *testing.T) (groups, restored int) {
 		}
 	})
 	defer restore.SetPhaseHook(nil)
-	sum, err := restore.Run(context.Background(), spool, f, restore.Options{})
+	sum, err := restore.Run(context.Background(), spool, &dump, restore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
