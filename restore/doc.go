@@ -23,14 +23,16 @@
 // The second phase starts only after the trailer has verified. It writes
 // every staged mailbox's cyrus.header and index header, moves the
 // metadata files a metapartition holds into a directory staged there,
-// and flushes the file systems once for all. Then for each mailbox,
-// under Cyrus's namespace lock and an exclusive name lock
-// (docs/cyrus/locks.md §6), it renames the mailbox directory (and
-// that one) into place (swapping each atomically with the old one for
-// --replace), adds the mailbox annotations
-// to annotations.db, and registers the mailbox by rewriting mailboxes.db by
-// rename under its write lock. Registration is the moment the mailbox
-// appears, whole. Then quota roots (limits, and usage recomputed), other
+// and flushes the file systems once for all. Then for each group of up to
+// 512 mailboxes (commit.go), under Cyrus's namespace locks and an
+// exclusive name lock of each (docs/cyrus/locks.md §6), it renames each
+// mailbox directory (and that one) into place (swapping each atomically
+// with the old one for --replace), flushes the renames, adds the mailbox
+// annotations to annotations.db, and registers the group's mailboxes in
+// mailboxes.db by one twoskip transaction under its write lock, as
+// Cyrus's own writer makes one. Registration is the moment the mailbox
+// appears, whole. The per-mailbox file work of this phase runs on one
+// goroutine per core, what depends on order on one (pool.go). Then quota roots (limits, and usage recomputed), other
 // users' seen records (re-keyed when a mailbox got a new uniqueid) and
 // subscriptions are written the way Cyrus's own writers replace those
 // files. Last, Cyrus's own programs derive what only Cyrus writes
