@@ -820,12 +820,12 @@ func (rs *restorer) writeMeta(b *box) error {
 // this goroutine; their files (writeMeta: each box's own, in its own
 // staged directory) are written by commitWorkers goroutines meanwhile.
 // Nothing of it is visible to Cyrus: the staging directory is private.
-func (rs *restorer) writeAllMeta(q *quotaPlan) (err error) {
+func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 	// The quota roots are looked up from the configuration directory
 	// opened once per pass of maxRootCache boxes (partition.PinnedReads),
 	// not checked again (a stat) for each: see quotaPlan.pin.
-	unpin := q.pin()
-	defer func() { unpin() }()
+	pass := q.pinPass()
+	defer pass.done()
 	meta := newInOrder(rs.writeMeta, func(b *box, err error) error {
 		if err == nil {
 			err = rs.splitMeta(b)
@@ -838,7 +838,6 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) (err error) {
 		return rs.parked.Park(b)
 	})
 	defer meta.close()
-	n := 0
 	for b := range rs.boxes.all() {
 		if err := rs.ctx.Err(); err != nil {
 			return err
@@ -846,10 +845,7 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) (err error) {
 		if err := rs.parked.Load(b); err != nil {
 			return err
 		}
-		if n++; n%maxRootCache == 0 {
-			unpin()
-			unpin = q.pin()
-		}
+		pass.next()
 		if b.building() {
 			// A root that cannot be looked up stops the run when the
 			// box's group comes (after the groups before it committed);

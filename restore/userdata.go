@@ -183,6 +183,29 @@ func (q *quotaPlan) pin() (unpin func()) {
 	}
 }
 
+// pinPass is a pass over every box whose look-ups are pinned (pin), the
+// pin made anew every maxRootCache boxes: a pass over all the boxes
+// checks the configuration directory's path as often as the plan
+// forgets its answers.
+type pinPass struct {
+	q     *quotaPlan
+	n     int
+	unpin func()
+}
+
+// pinPass begins a pinned pass; its caller calls next before each box
+// and done at the end.
+func (q *quotaPlan) pinPass() *pinPass { return &pinPass{q: q, unpin: q.pin()} }
+
+func (p *pinPass) next() {
+	if p.n++; p.n%maxRootCache == 0 {
+		p.unpin()
+		p.unpin = p.q.pin()
+	}
+}
+
+func (p *pinPass) done() { p.unpin() }
+
 // rootOf returns the quota root of a restored mailbox and remembers it as
 // one whose usage must be recomputed.
 func (q *quotaPlan) rootOf(name string) (string, error) {
@@ -286,14 +309,10 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 // keptRoots marks the quota roots of the kept boxes as touched, their
 // look-ups under one pin (quotaPlan.pin) per maxRootCache boxes.
 func (rs *restorer) keptRoots(q *quotaPlan) error {
-	unpin := q.pin()
-	defer func() { unpin() }()
-	n := 0
+	pass := q.pinPass()
+	defer pass.done()
 	for h := range rs.boxes.all() {
-		if n++; n%maxRootCache == 0 {
-			unpin()
-			unpin = q.pin()
-		}
+		pass.next()
 		// A kept box says so in its handle (decideKeep): the others'
 		// data is not read back from the spill file for this.
 		if !h.kept {
