@@ -104,7 +104,7 @@ func (rs *restorer) commit() error {
 			continue
 		}
 		group, pos := []*box{b}, []int{i}
-		size := rs.parkedSize(b)
+		size := rs.parked.Size(b)
 		j := i + 1
 		for ; j < rs.boxes.len() && len(group) < limit && size < maxGroupBytes; j++ {
 			c := rs.boxes.at(uint32(j + 1))
@@ -116,7 +116,7 @@ func (rs *restorer) commit() error {
 			}
 			if commits(c) {
 				group, pos = append(group, c), append(pos, j)
-				size += rs.parkedSize(c)
+				size += rs.parked.Size(c)
 				continue
 			}
 			if err := rs.parked.Park(c); err != nil {

@@ -66,15 +66,6 @@ func (rs *restorer) named(name string) (*box, error) {
 }
 
 // encode writes d (but for what stays with the box's handle) to e.
-// parkedSize is how many bytes b's state takes parked (encoded), which
-// a commit group bounds (maxGroupBytes); b is loaded.
-func (rs *restorer) parkedSize(b *box) int {
-	e := &rs.sizeEnc
-	e.Reset()
-	b.boxData.encode(e, rs)
-	return len(e.B)
-}
-
 func (d *boxData) encode(e *spill.Enc, rs *restorer) {
 	d.res.Encode(e)
 

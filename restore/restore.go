@@ -201,10 +201,9 @@ type restorer struct {
 		id  uint32
 		dir string
 	}
-	boxes   boxList               // handles; their data is parked (park.go)
-	extras  map[uint32]*boxExtra  // by box id: the boxes replaced or merged
-	parked  *spill.Store[boxData] // the boxes' data
-	sizeEnc spill.Enc             // parkedSize's buffer
+	boxes  boxList               // handles; their data is parked (park.go)
+	extras map[uint32]*boxExtra  // by box id: the boxes replaced or merged
+	parked *spill.Store[boxData] // the boxes' data
 	// keys maps (park.go) each target name being restored to its box
 	// (spill.KeyName), each uniqueid of the dump to its box (spill.KeySrcID), and
 	// marks the uniqueids given out in this run (spill.KeyUsed).

@@ -66,7 +66,7 @@ func (s *Store[T]) Park(h Holder[T]) error {
 	}
 	r := *ref
 	var err error
-	if old, ok := s.loaded[r]; ok && r >= 0 {
+	if old, ok := s.loaded[r]; ok {
 		delete(s.loaded, r)
 		if !bytes.Equal(old, s.enc.B) {
 			r, err = s.Append(s.enc.B)
@@ -110,6 +110,21 @@ func (s *Store[T]) Use(h Holder[T], fn func() error) error {
 		err = perr
 	}
 	return err
+}
+
+// Size returns about how many bytes h's value takes parked: the bytes it
+// was loaded from while it is loaded (Load), else its encoding now.
+func (s *Store[T]) Size(h Holder[T]) int {
+	ref, v := h.Slot()
+	if b, ok := s.loaded[*ref]; ok {
+		return len(b)
+	}
+	if *v == nil {
+		return 0
+	}
+	s.enc.Reset()
+	s.encode(*v, &s.enc)
+	return len(s.enc.B)
 }
 
 // Peek returns h itself while its value is loaded, else a copy of h with
