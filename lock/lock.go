@@ -165,20 +165,6 @@ func Reopen(ctx context.Context, path string, open func() (*os.File, error), exc
 	return nil, fmt.Errorf("lock %s: file keeps being replaced", path)
 }
 
-// Relock locks f, a file kept open from OpenLockedContext, again, waiting
-// until ctx is done, and reports whether path still names it (a symlink
-// there is not followed). If not, a writer renamed a new file into place
-// since: f is unlocked and the caller opens path anew, as Cyrus's
-// read_lock does with a database it keeps open (lib/mappedfile.c).
-func Relock(ctx context.Context, f *os.File, path string, exclusive bool) (bool, error) {
-	id, err := IDOf(int(f.Fd()))
-	if err != nil {
-		return false, &fs.PathError{Op: "stat", Path: f.Name(), Err: err}
-	}
-	_, ok, err := RelockSize(ctx, f, id, path, exclusive)
-	return ok, err
-}
-
 // ID is which file an open descriptor is: its device and inode number.
 // Neither changes while the file is open, and no other file gets the
 // inode while a descriptor holds it, so the ID taken once (at the open)
@@ -204,10 +190,14 @@ func FileID(fi os.FileInfo) (ID, bool) {
 	return ID{dev: uint64(st.Dev), ino: st.Ino}, true
 }
 
-// RelockSize is Relock for f whose ID is id (IDOf, FileID), that also
-// returns, when path still names f, f's size as read under the lock (for
-// a reader of a database it keeps open, once per mailbox a dump reads).
-// The path's stat is the only one: it is f's inode when its ID is f's,
+// RelockSize locks f, a file kept open from OpenLockedContext whose ID is
+// id (IDOf, FileID), again, waiting until ctx is done, and reports
+// whether path still names it (a symlink there is not followed), with
+// f's size as read under the lock (for a reader of a database it keeps
+// open, once per mailbox a dump reads). If not, a writer renamed a new
+// file into place since: f is unlocked and the caller opens path anew,
+// as Cyrus's read_lock does with a database it keeps open
+// (lib/mappedfile.c). The path's stat is the only one: it is f's inode when its ID is f's,
 // so its size is f's. The stat goes into a stack buffer: an os.FileInfo
 // for each was most of what such a read allocated.
 func RelockSize(ctx context.Context, f *os.File, id ID, path string, exclusive bool) (size int64, ok bool, err error) {

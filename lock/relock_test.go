@@ -9,6 +9,17 @@ import (
 	"testing"
 )
 
+// relock is RelockSize of f with its ID read now.
+func relock(ctx context.Context, t *testing.T, f *os.File, path string) (bool, error) {
+	t.Helper()
+	id, err := IDOf(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ok, err := RelockSize(ctx, f, id, path, false)
+	return ok, err
+}
+
 // TestRelock: a file kept open is relocked while its path names it, and
 // reported replaced after a rename over it or a symlink in its place.
 func TestRelock(t *testing.T) {
@@ -23,7 +34,7 @@ func TestRelock(t *testing.T) {
 	}
 	defer f.Close()
 	ctx := context.Background()
-	if same, err := Relock(ctx, f, path, false); !same || err != nil {
+	if same, err := relock(ctx, t, f, path); !same || err != nil {
 		t.Fatalf("Relock of the same file = %v, %v", same, err)
 	}
 	if err := os.WriteFile(path+".NEW", []byte("b"), 0o600); err != nil {
@@ -32,7 +43,7 @@ func TestRelock(t *testing.T) {
 	if err := os.Rename(path+".NEW", path); err != nil {
 		t.Fatal(err)
 	}
-	if same, err := Relock(ctx, f, path, false); same || err != nil {
+	if same, err := relock(ctx, t, f, path); same || err != nil {
 		t.Fatalf("Relock after a rename over the file = %v, %v", same, err)
 	}
 	// f was unlocked: another open of its file takes the exclusive lock.
@@ -59,7 +70,7 @@ func TestRelock(t *testing.T) {
 	if err := os.Symlink(old, path); err != nil {
 		t.Fatal(err)
 	}
-	if same, err := Relock(ctx, h, path, false); same || err != nil {
+	if same, err := relock(ctx, t, h, path); same || err != nil {
 		t.Fatalf("Relock with a symlink at the path = %v, %v", same, err)
 	}
 }

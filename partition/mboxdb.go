@@ -17,7 +17,7 @@ import (
 // between reads, as a Cyrus process keeps its databases open
 // (lib/cyrusdb_twoskip.c read_lock): each read takes the shared lock,
 // checks that the path still names the open file (a checkpoint renames a
-// new file into place: lock.Relock), reads the header, and reuses the view
+// new file into place: lock.RelockSize), reads the header, and reuses the view
 // of the previous read, with its cache of the upper skip-list records,
 // while header and size are unchanged; then it unlocks. Per read that is
 // two fcntl calls, two stats and the header and record reads, where
