@@ -20,11 +20,10 @@ import (
 // new file into place: lock.RelockSize), reads the header, and reuses the view
 // of the previous read, with its cache of the upper skip-list records,
 // while header and size are unchanged; then it unlocks. Per read that is
-// two fcntl calls, two stats and the header and record reads, where
-// opening the file each time also cost an open, a close, the walk from
-// the root and the reads the cache saves. The stat of the open file is
-// made once, at the open (its inode does not change), so a read costs
-// one stat, of the path.
+// two fcntl calls, one stat of the path (the open file's inode, which
+// does not change, is read once at the open) and the header and record
+// reads, where opening the file each time also cost an open, a close,
+// the walk from the root and the reads the cache saves.
 type dbHandle struct {
 	// holds counts the holds of the lock (with), for the tests that
 	// count them (Spool.MailboxesHolds).
