@@ -328,6 +328,15 @@ func (t *Tree) mkdirAll(path string, o Owner, sync bool) (*Dir, error) {
 		if c == "" || c == "." {
 			continue
 		}
+		// One goroutine of this process at a time makes a directory
+		// (mkdirLock): two goroutines writing files into the same new
+		// directory (two users' seen dbs under one hashed parent) make
+		// it once, and the other opens it, never making it under a
+		// temporary name only to find the name taken and remove its
+		// own; so the steps of a run do not depend on which goroutine
+		// comes first.
+		mu := mkdirLock(d.Join(c))
+		mu.Lock()
 		nd, err := d.OpenDir(c)
 		if errors.Is(err, fs.ErrNotExist) {
 			nd, err = d.Mkdir(c, o)
@@ -343,6 +352,7 @@ func (t *Tree) mkdirAll(path string, o Owner, sync bool) (*Dir, error) {
 				nd, err = d.OpenDir(c)
 			}
 		}
+		mu.Unlock()
 		d.Close()
 		if err != nil {
 			return nil, err
@@ -350,6 +360,20 @@ func (t *Tree) mkdirAll(path string, o Owner, sync bool) (*Dir, error) {
 		d = nd
 	}
 	return d, nil
+}
+
+// mkdirLocks serialize, within the process, MkdirAll's making of one
+// directory (by its path, hashed into a few locks): directories of
+// different paths are mostly made at once.
+var mkdirLocks [64]sync.Mutex
+
+// mkdirLock returns the lock of making the directory at path.
+func mkdirLock(path string) *sync.Mutex {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(path); i++ {
+		h = (h ^ uint32(path[i])) * 16777619
+	}
+	return &mkdirLocks[h%uint32(len(mkdirLocks))]
 }
 
 // parent opens the directory holding path and returns it with the last
