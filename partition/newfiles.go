@@ -34,12 +34,15 @@ import (
 // bounded (MaxNewFiles files, MaxNewFileBytes of redo data), and its
 // writers commit it when it is full. A nil *NewFiles is no batch: the
 // writers then write and fsync each file at once, as they always did.
-// It is not safe for concurrent use.
+// It is not safe for concurrent use: writers on other goroutines write
+// into parts of it (Part), which its own goroutine joins to it in order.
 type NewFiles struct {
 	pending []newFile
 	paths   map[string]bool
 	held    int
 	syncfs  func(fd int) error
+	// part: a batch of Part, which only gathers its files for Join.
+	part bool
 	// Step, if set, is called at each point of Commit where a kill must
 	// leave every file missing or whole: after the first flush, after
 	// each name given, after the second flush (a restore's crash
@@ -60,6 +63,7 @@ type newFile struct {
 	d    *cyrusfs.Dir
 	nf   *cyrusfs.NewFile
 	path string
+	held int
 	redo func() error
 }
 
@@ -71,6 +75,73 @@ func NewFileBatch(syncfs func(fd int) error) *NewFiles {
 		syncfs = unix.Syncfs
 	}
 	return &NewFiles{paths: make(map[string]bool), syncfs: syncfs}
+}
+
+// Part returns an empty part of b, for a writer that runs on another
+// goroutine than b's (a restore writes the seen dbs of several users at
+// once): the files written into the part (each whole, without a name)
+// are only gathered there, and b's goroutine adds them to b with Join,
+// in the order it chooses, as if they had been written into b at that
+// point. A part never commits, links or flushes anything, nor calls a
+// redo, and it does not know what b holds: b's goroutine must commit b
+// before it gives a writer a part for a path b holds (Pending), as the
+// writers do themselves with b. A part is not safe for concurrent use
+// either: one writer at a time. A nil b has a nil part (no batch).
+func (b *NewFiles) Part() *NewFiles {
+	if b == nil {
+		return nil
+	}
+	return &NewFiles{paths: make(map[string]bool), syncfs: b.syncfs, part: true}
+}
+
+// Join adds the files of part (of Part) to b, in the order they were
+// written into it, as add does each (b is committed when full), and
+// empties part. On an error the files not added are dropped.
+func (b *NewFiles) Join(part *NewFiles) error {
+	if b == nil || part == nil {
+		return nil
+	}
+	pending := part.pending
+	part.pending, part.held = nil, 0
+	clear(part.paths)
+	for i, f := range pending {
+		if err := b.add(f.d, f.nf, f.path, f.held, f.redo); err != nil {
+			dropFiles(pending[i+1:])
+			return err
+		}
+	}
+	return nil
+}
+
+// Drop empties a part (or a batch) without naming its files: they are
+// closed, and what has no name is gone. For a part that is not joined
+// (its writer's job dropped after another's error).
+func (b *NewFiles) Drop() {
+	if b == nil {
+		return
+	}
+	pending := b.pending
+	b.pending, b.held = nil, 0
+	clear(b.paths)
+	dropFiles(pending)
+}
+
+// Len returns how many files b holds.
+func (b *NewFiles) Len() int {
+	if b == nil {
+		return 0
+	}
+	return len(b.pending)
+}
+
+// dropFiles closes files not given their names.
+func dropFiles(files []newFile) {
+	for _, f := range files {
+		if f.nf != nil {
+			f.nf.Abort()
+		}
+		f.d.Close()
+	}
 }
 
 // Pending reports whether a file of the batch is to be named path: a
@@ -100,6 +171,13 @@ func (b *NewFiles) commitIfPending(path string) error {
 // The file is flushed, named, and then its name and the directories made
 // for it with one flush of the file system.
 func (b *NewFiles) add(d *cyrusfs.Dir, nf *cyrusfs.NewFile, path string, held int, redo func() error) error {
+	if b.part {
+		// Gathered as it is, for Join (which adds it to the batch).
+		b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, held: held, redo: redo})
+		b.paths[path] = true
+		b.held += held
+		return nil
+	}
 	if !nf.Unnamed() {
 		defer d.Close()
 		if err := nf.File().Sync(); err != nil {
@@ -116,7 +194,7 @@ func (b *NewFiles) add(d *cyrusfs.Dir, nf *cyrusfs.NewFile, path string, held in
 		}
 		return nil
 	}
-	b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, redo: redo})
+	b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, held: held, redo: redo})
 	b.paths[path] = true
 	b.held += held
 	if len(b.pending) >= MaxNewFiles || b.held >= MaxNewFileBytes {
@@ -132,17 +210,13 @@ func (b *NewFiles) Commit() error {
 	if b == nil || len(b.pending) == 0 {
 		return nil
 	}
+	if b.part {
+		return errors.New("partition: a part of a batch of new files is committed by joining it to the batch")
+	}
 	pending := b.pending
 	b.pending, b.held = nil, 0
 	clear(b.paths)
-	defer func() {
-		for _, p := range pending {
-			if p.nf != nil {
-				p.nf.Abort()
-			}
-			p.d.Close()
-		}
-	}()
+	defer dropFiles(pending)
 	step := func() {
 		if b.Step != nil {
 			b.Step()
