@@ -26,9 +26,13 @@ const poolWindow = 64
 type inOrder[T any] struct {
 	fn      func(T) error
 	collect func(T, error) error
-	jobs    chan *slot[T]
-	queue   []*slot[T] // fed, not yet handed back, oldest first
-	wg      sync.WaitGroup
+	// drop, if set, is called by close (in the feeding goroutine) with
+	// each item run but not handed back, for what the item holds (the
+	// new files a job wrote without names).
+	drop  func(T)
+	jobs  chan *slot[T]
+	queue []*slot[T] // fed, not yet handed back, oldest first
+	wg    sync.WaitGroup
 }
 
 type slot[T any] struct {
@@ -94,12 +98,18 @@ func (p *inOrder[T]) flush() error {
 }
 
 // close stops the workers and waits for them: an item fed but not
-// handed back (after an error) is still run to its end, and dropped.
+// handed back (after an error) is still run to its end, and dropped
+// (given to drop, if set).
 func (p *inOrder[T]) close() {
 	if p.jobs != nil {
 		close(p.jobs)
 		p.jobs = nil
 		p.wg.Wait()
+	}
+	if p.drop != nil {
+		for _, s := range p.queue {
+			p.drop(s.v)
+		}
 	}
 	p.queue = nil
 }

@@ -214,3 +214,39 @@ func TestWorkerErrorPlace(t *testing.T) {
 	}
 	refusedOnly(t, sum, names, want, filepath.Base(planted))
 }
+
+// TestInOrderDrop: after a collect's error, close gives drop each item
+// run but not handed back, once: every item fed is either handed back
+// or dropped.
+func TestInOrderDrop(t *testing.T) {
+	for _, workers := range []int{1, 2, 4} {
+		t.Run(strconv.Itoa(workers), func(t *testing.T) {
+			withWorkers(t, workers)
+			seen := map[int]int{}
+			p := newInOrder(func(int) error { return nil }, func(i int, _ error) error {
+				seen[i]++
+				if i == 5 {
+					return errors.New("stop")
+				}
+				return nil
+			})
+			p.drop = func(i int) { seen[i]++ }
+			fed := 0
+			for i := range poolWindow + 10 {
+				if err := p.put(i); err != nil {
+					break
+				}
+				fed++
+			}
+			if fed == poolWindow+10 {
+				t.Fatal("no error at put")
+			}
+			p.close()
+			for i := range fed {
+				if seen[i] != 1 {
+					t.Errorf("item %d handed back or dropped %d times", i, seen[i])
+				}
+			}
+		})
+	}
+}
