@@ -243,8 +243,10 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 		}
 	}()
 	// Each root's usage is summed (sumQuota: its mailboxes' index
-	// headers read) on commitWorkers goroutines; the roots are written
-	// into the batch, and the problems reported, in order, here.
+	// headers read) and its file written (a new one into a part of the
+	// batch, NewFiles.Part) on commitWorkers goroutines; the problems are
+	// reported, and the new files joined to the batch, in order, here.
+	// The roots are distinct: no two jobs write one file.
 	sums := newInOrder(func(j *quotaJob) error {
 		var p *partition.PinnedReads
 		select {
@@ -258,16 +260,26 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 		default:
 			p.Close()
 		}
+		if err == nil {
+			j.part = files.Part()
+			j.putErr = rs.spool.PutQuota(j.part, j.nq, rs.owner)
+		}
 		return err
 	}, func(j *quotaJob, err error) error {
 		if err != nil {
+			j.part.Drop()
 			return err
 		}
 		for _, p := range j.problems {
 			rs.problem(p.Item, p.Err)
 		}
-		return rs.spool.PutQuota(files, j.nq, rs.owner)
+		if j.putErr != nil {
+			j.part.Drop()
+			return j.putErr
+		}
+		return files.Join(j.part)
 	})
+	sums.drop = func(j *quotaJob) { j.part.Drop() }
 	defer sums.close()
 	for len(roots) > 0 {
 		// The mailboxes of several roots are looked up under one hold of
@@ -297,13 +309,12 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 				return err
 			}
 		}
-		// Done with this look-up's mailboxes before the next.
-		if err := sums.flush(); err != nil {
-			return err
-		}
+		// The next look-up is made while the workers sum these roots:
+		// held are at most its mailboxes and those of the roots fed
+		// and not handed back (poolWindow of them, from this one).
 		roots = roots[len(under):]
 	}
-	return nil
+	return sums.flush()
 }
 
 // keptRoots marks the quota roots of the kept boxes as touched, their
@@ -346,6 +357,10 @@ type quotaJob struct {
 	mbs      []partition.Entry
 	nq       partition.Quota
 	problems []Problem
+	// The root's file written (PutQuota) on the worker: a new one
+	// into part, to be joined to the batch in order.
+	part   *partition.NewFiles
+	putErr error
 }
 
 // sumQuota computes the quota root j.root to write: its limits (the
@@ -454,15 +469,19 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 	// come together; each run of one user's records (at most MaxHeld of
 	// them at once) is one transaction on the user's seen db. The runs
 	// of several users (userRuns) have their databases' paths looked up
-	// under one hold of mailboxes.db's lock.
+	// under one hold of mailboxes.db's lock, and are written on
+	// commitWorkers goroutines (userFiles), their problems reported in
+	// order.
+	w := rs.newUserFiles(files)
+	defer w.close()
 	write := func(user, path string, recs []seenPut, held int) error {
 		// UpdateSeenAt may call fn twice (a new seen db created by Cyrus
 		// meanwhile: fn runs again on Cyrus's file), so a record's problem
-		// is collected per call and reported once, after the update. The
-		// second call may come from files.Commit, after UpdateSeenAt
-		// returned: that call reports its own problems, those not
-		// reported already. The records are this run's own (never
-		// reused) for that call.
+		// is collected per call and reported once, after the update (in
+		// order, when the job is handed back). The second call may come
+		// from files.Commit, after UpdateSeenAt returned: that call
+		// reports its own problems, those not reported already. The
+		// records are this run's own (never reused) for that call.
 		var problems []Problem
 		returned := false
 		var reported map[string]bool
@@ -477,21 +496,24 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 				}
 			}
 		}
-		err := rs.spool.UpdateSeenAt(files, user, path, rs.owner, held, func(tx *partition.TwoskipTx) error {
+		fn := func(tx *partition.TwoskipTx) error {
 			problems = problems[:0]
 			if returned {
 				defer report()
 			}
 			problems = applySeen(tx, recs, problems)
 			return nil
+		}
+		return w.put(path, func(part *partition.NewFiles) error {
+			return rs.spool.UpdateSeenAt(part, user, path, rs.owner, held, fn)
+		}, func() {
+			returned = true
+			report()
 		})
-		returned = true
-		report()
-		return err
 	}
 	runs := &userRuns[seenPut]{max: syncrec.MaxHeld, write: func(r userRun[seenPut], paths userDBPaths) error {
 		return write(r.user, paths.seen, r.items, r.weight)
-	}, what: "seen db", rs: rs}
+	}, wait: w.flush, what: "seen db", rs: rs}
 	err := rs.EachSeen(func(s *syncrec.Seen) error {
 		u := rs.users.User(s.UserID)
 		p := seenPut{key: []byte(s.UniqueID), s: s, rule: msgsel.SeenRuleFor("", rs.opts.Replace), name: s.UniqueID}
@@ -521,8 +543,78 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 	if err != nil {
 		return err
 	}
-	return runs.flush(len(runs.runs))
+	if err := runs.flush(len(runs.runs)); err != nil {
+		return err
+	}
+	return w.flush()
 }
+
+// userFiles writes users' seen dbs and subscription files on
+// commitWorkers goroutines (inOrder), each job into a part of the batch
+// of new files (NewFiles.Part); in the feeding goroutine, in the order
+// fed, it runs each job's after (its problems reported) and joins its
+// part to the batch, so that the batch holds, commits and redoes the
+// files as when they were written one after another. A job's file is
+// never one the batch or a job still out holds: put hands back the
+// jobs out and commits the batch first (as the writers do with
+// NewFiles.Pending), so the job sees the file named and changes it.
+type userFiles struct {
+	files *partition.NewFiles
+	seq   *inOrder[*userFileJob]
+	out   map[string]int // paths of the jobs fed, not handed back
+}
+
+type userFileJob struct {
+	path  string
+	write func(part *partition.NewFiles) error // on a worker
+	after func()                               // in order, before the part is joined
+	part  *partition.NewFiles
+}
+
+func (rs *restorer) newUserFiles(files *partition.NewFiles) *userFiles {
+	w := &userFiles{files: files, out: make(map[string]int)}
+	w.seq = newInOrder(func(j *userFileJob) error {
+		return j.write(j.part)
+	}, func(j *userFileJob, err error) error {
+		if w.out[j.path]--; w.out[j.path] == 0 {
+			delete(w.out, j.path)
+		}
+		if j.after != nil {
+			j.after()
+		}
+		if err != nil {
+			j.part.Drop()
+			return err
+		}
+		return w.files.Join(j.part)
+	})
+	w.seq.drop = func(j *userFileJob) { j.part.Drop() }
+	return w
+}
+
+// put writes the file at path with write (on a worker, into a part of
+// the batch), then calls after in order.
+func (w *userFiles) put(path string, write func(part *partition.NewFiles) error, after func()) error {
+	if w.out[path] > 0 {
+		if err := w.seq.flush(); err != nil {
+			return err
+		}
+	}
+	if w.files.Pending(path) {
+		if err := w.files.Commit(); err != nil {
+			return err
+		}
+	}
+	w.out[path]++
+	return w.seq.put(&userFileJob{path: path, write: write, after: after, part: w.files.Part()})
+}
+
+// flush hands back every job put.
+func (w *userFiles) flush() error { return w.seq.flush() }
+
+// close ends the workers; the new files of jobs not handed back (after
+// an error) are dropped.
+func (w *userFiles) close() { w.seq.close() }
 
 // maxUserRuns bounds the users whose seen dbs or subscription files are
 // written after one look-up of their paths (userRuns). (A variable for
@@ -554,8 +646,11 @@ type userRuns[T any] struct {
 	total int
 	max   int
 	write func(r userRun[T], paths userDBPaths) error
-	what  string // in errors
-	rs    *restorer
+	// wait, if set, waits until the runs given to write are written
+	// (userFiles.flush), before a lookup's error is returned.
+	wait func() error
+	what string // in errors
+	rs   *restorer
 }
 
 // add adds item, of weight w, to user's run.
@@ -613,6 +708,11 @@ func (u *userRuns[T]) flush(k int) error {
 		}
 	}
 	if lookErr != nil {
+		if u.wait != nil {
+			if err := u.wait(); err != nil {
+				return err
+			}
+		}
 		return lookErr
 	}
 	// The runs written are not reused: a batch of new files (files)
@@ -636,9 +736,14 @@ func encodeSeen(s *syncrec.Seen) []byte {
 // run of one user's (at most maxSubBatch) is one rewrite of the user's
 // subscription file, which keeps what it has.
 func (rs *restorer) writeSubs(files *partition.NewFiles) error {
+	// Written on commitWorkers goroutines, as the seen dbs are.
+	w := rs.newUserFiles(files)
+	defer w.close()
 	runs := &userRuns[string]{max: maxSubBatch, write: func(r userRun[string], paths userDBPaths) error {
-		return rs.spool.AddSubsAt(files, r.user, paths.subs, rs.owner, r.items)
-	}, what: "subscriptions", rs: rs}
+		return w.put(paths.subs, func(part *partition.NewFiles) error {
+			return rs.spool.AddSubsAt(part, r.user, paths.subs, rs.owner, r.items)
+		}, nil)
+	}, wait: w.flush, what: "subscriptions", rs: rs}
 	err := rs.EachSub(func(s *syncrec.Sub) error {
 		u, name := rs.users.User(s.UserID), rs.users.Name(s.MboxName)
 		if rs.opts.Select.Active() {
@@ -660,7 +765,10 @@ func (rs *restorer) writeSubs(files *partition.NewFiles) error {
 	if err != nil {
 		return err
 	}
-	return runs.flush(len(runs.runs))
+	if err := runs.flush(len(runs.runs)); err != nil {
+		return err
+	}
+	return w.flush()
 }
 
 // maxSubBatch bounds the subscriptions added to a user's file at once.
