@@ -317,6 +317,16 @@ func (t *Tree) mkdirAll(path string, o Owner, sync bool) (*Dir, error) {
 	if d, err := t.OpenDir(path); err == nil {
 		return d, nil
 	}
+	// Next most often only the last directory is missing (a new user's
+	// directory under hashed parents made for earlier users): its
+	// parent is opened as the directory was, not walked to.
+	if dir, name := filepath.Split(Clean(path)); name != "" && name != "." && name != ".." {
+		if pd, err := t.OpenDir(dir); err == nil {
+			nd, err := makeDir(pd, name, o, sync)
+			pd.Close()
+			return nd, err
+		}
+	}
 	d, rel, err := t.openRootOf(path)
 	if err != nil {
 		return nil, err
@@ -328,31 +338,7 @@ func (t *Tree) mkdirAll(path string, o Owner, sync bool) (*Dir, error) {
 		if c == "" || c == "." {
 			continue
 		}
-		// One goroutine of this process at a time makes a directory
-		// (mkdirLock): two goroutines writing files into the same new
-		// directory (two users' seen dbs under one hashed parent) make
-		// it once, and the other opens it, never making it under a
-		// temporary name only to find the name taken and remove its
-		// own; so the steps of a run do not depend on which goroutine
-		// comes first.
-		mu := mkdirLock(d.Join(c))
-		mu.Lock()
-		nd, err := d.OpenDir(c)
-		if errors.Is(err, fs.ErrNotExist) {
-			nd, err = d.Mkdir(c, o)
-			if err == nil {
-				d.sweep() // a killed run's temporary directory
-				if sync {
-					if err = d.Sync(); err != nil {
-						nd.Close()
-					}
-				}
-			}
-			if errors.Is(err, fs.ErrExist) {
-				nd, err = d.OpenDir(c)
-			}
-		}
-		mu.Unlock()
+		nd, err := makeDir(d, c, o, sync)
 		d.Close()
 		if err != nil {
 			return nil, err
@@ -360,6 +346,36 @@ func (t *Tree) mkdirAll(path string, o Owner, sync bool) (*Dir, error) {
 		d = nd
 	}
 	return d, nil
+}
+
+// makeDir opens the directory name in d, making it first if missing, as
+// mkdirAll makes each of its directories.
+func makeDir(d *Dir, name string, o Owner, sync bool) (*Dir, error) {
+	// One goroutine of this process at a time makes a directory
+	// (mkdirLock): two goroutines writing files into the same new
+	// directory (two users' seen dbs under one hashed parent) make it
+	// once, and the other opens it, never making it under a temporary
+	// name only to find the name taken and remove its own; so the steps
+	// of a run do not depend on which goroutine comes first.
+	mu := mkdirLock(d.Join(name))
+	mu.Lock()
+	defer mu.Unlock()
+	nd, err := d.OpenDir(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		nd, err = d.Mkdir(name, o)
+		if err == nil {
+			d.sweep() // a killed run's temporary directory
+			if sync {
+				if err = d.Sync(); err != nil {
+					nd.Close()
+				}
+			}
+		}
+		if errors.Is(err, fs.ErrExist) {
+			nd, err = d.OpenDir(name)
+		}
+	}
+	return nd, err
 }
 
 // mkdirLocks serialize, within the process, MkdirAll's making of one
