@@ -35,7 +35,9 @@
 // goroutine per core, what depends on order on one (pool.go). Then quota roots (limits, and usage recomputed), other
 // users' seen records (re-keyed when a mailbox got a new uniqueid) and
 // subscriptions are written the way Cyrus's own writers replace those
-// files. Last, Cyrus's own programs derive what only Cyrus writes
+// files, each root's or user's file on one goroutine per core, the new
+// ones joined to one batch of new files and the problems reported in
+// order on one (userdata.go, userFiles). Last, Cyrus's own programs derive what only Cyrus writes
 // (conversations, archive placement: derivedJobs).
 //
 // A run killed at any point leaves the target as it was or with whole
