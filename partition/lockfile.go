@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
 )
@@ -41,12 +43,7 @@ func (s *Spool) takeLock(ctx context.Context, lockname string, exclusive, wait b
 // takeLockIn is takeLock with the lock file opened beneath tree.
 func (s *Spool) takeLockIn(ctx context.Context, tree *cyrusfs.Tree, lockname string, exclusive, wait bool) (*lock.File, error) {
 	path := s.Config.lockPath(lockname)
-	// Lock files persist (Cyrus never removes them): the one there is
-	// opened in one openat2; a missing one (and its directories) is made
-	// and its descriptor kept (cyrusfs.Tree.OpenEnsured), rather than
-	// walking and creating every directory for every mailbox, or opening
-	// the new file again.
-	fd, err := tree.OpenEnsured(path, cyrusfs.Inherit, os.O_RDWR)
+	fd, err := openLockFile(tree, path)
 	if err != nil && !exclusive && errors.Is(err, fs.ErrPermission) {
 		// Not root, reading: a shared lock needs no write access.
 		if rfd, rerr := tree.OpenFd(path, os.O_RDONLY); rerr == nil {
@@ -66,6 +63,39 @@ func (s *Spool) takeLockIn(ctx context.Context, tree *cyrusfs.Tree, lockname str
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// openLockFile opens the lock file at path read-write, making it (and its
+// directories) if it is missing. Lock files persist (Cyrus never removes
+// them): the one there is opened in one openat2; a missing one is made
+// and its descriptor kept (cyrusfs.Tree.OpenEnsured), rather than walking
+// and creating every directory for every mailbox, or opening the new file
+// again.
+func openLockFile(tree *cyrusfs.Tree, path string) (int, error) {
+	return tree.OpenEnsured(path, cyrusfs.Inherit, os.O_RDWR)
+}
+
+// MakeNameLock makes the lock file of mailbox e's name lock where it is
+// missing, as taking the lock would, without taking it; MakeNamespaceLock
+// does the same for userid's namespace lock. A restore makes them for its
+// mailboxes while its staged files are being flushed, so that its commit
+// groups, which hold their locks until mailboxes.db is written, only open
+// them. A lock file made and never locked is what Cyrus itself leaves
+// after any lock (it never removes them).
+func (s *Spool) MakeNameLock(e Entry) error { return s.makeLockFile(nameLockName(e)) }
+
+// MakeNamespaceLock: see MakeNameLock.
+func (s *Spool) MakeNamespaceLock(userid string) error {
+	return s.makeLockFile(namespaceLockName(userid))
+}
+
+func (s *Spool) makeLockFile(lockname string) error {
+	path := s.Config.lockPath(lockname)
+	fd, err := openLockFile(s.tree(), path)
+	if err != nil {
+		return fmt.Errorf("lock file %s: %w", path, err)
+	}
+	return unix.Close(fd)
 }
 
 // nsLockCache keeps the namespace lock file of the last owner whose

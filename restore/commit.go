@@ -62,18 +62,27 @@ func (rs *restorer) commit() error {
 	if err != nil {
 		return err
 	}
-	if err := rs.writeAllMeta(q); err != nil {
+	// What the read phase staged is flushed while the metadata is
+	// written and the name-lock files made (writeAllMeta): the disk
+	// works while the cores do. Then one flush of each file system
+	// for every staged file of every mailbox, its metadata included: a
+	// group only flushes its renames before it registers them.
+	early := rs.flushStaged()
+	err = rs.writeAllMeta(q)
+	hook("meta")
+	if ferr := <-early; err == nil {
+		err = ferr
+	}
+	if err != nil {
 		return err
 	}
-	// One flush of each file system for every staged file of every
-	// mailbox, its metadata included (writeAllMeta): a group only flushes
-	// its renames before it registers them.
 	for _, st := range rs.stages {
 		if err := syncfs(st.d.Fd()); err != nil {
 			return fmt.Errorf("syncfs %s: %w", st.dir, err)
 		}
 	}
 	crashPoint()
+	hook("syncfs")
 	// The implicit parents (intermediate.go) come after every box of the
 	// dump. One is committed with the first group that holds a mailbox
 	// it was made for, in the same transaction, before it (withParents):
@@ -826,7 +835,20 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 	// not checked again (a stat) for each: see quotaPlan.pin.
 	pass := q.pinPass()
 	defer pass.done()
-	meta := newInOrder(rs.writeMeta, func(b *box, err error) error {
+	lastOwner := ""
+	meta := newInOrder(func(b *box) error {
+		if err := rs.writeMeta(b); err != nil {
+			return err
+		}
+		// The lock file the box's group will lock, made while the
+		// staged files are flushed (commit): the group, which holds
+		// its locks until mailboxes.db is written, only opens it. One
+		// that cannot be made is left to the group, whose lock makes
+		// it again and stops the run with that error where it did
+		// before.
+		rs.spool.MakeNameLock(b.entry())
+		return nil
+	}, func(b *box, err error) error {
 		if err == nil {
 			err = rs.splitMeta(b)
 		}
@@ -834,6 +856,12 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 			rs.refuse(b, err.Error())
 		} else {
 			b.metaWritten = true
+			if b.owner != lastOwner || lastOwner == "" {
+				// Its owner's namespace lock file, likewise (here, once
+				// an owner: the workers would make it together).
+				rs.spool.MakeNamespaceLock(b.owner)
+				lastOwner = b.owner
+			}
 		}
 		return rs.parked.Park(b)
 	})
@@ -863,6 +891,24 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 		}
 	}
 	return meta.flush()
+}
+
+// flushStaged flushes the file systems of the staging directories made
+// so far (syncfs) on a goroutine of its own, and sends its error, or
+// nil, on the channel it returns; the caller must receive it.
+func (rs *restorer) flushStaged() <-chan error {
+	stages := append([]*stage(nil), rs.stageList...)
+	done := make(chan error, 1)
+	go func() {
+		for _, st := range stages {
+			if err := syncfs(st.d.Fd()); err != nil {
+				done <- fmt.Errorf("syncfs %s: %w", st.dir, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
 }
 
 // writeBoxMeta writes the staged mailbox's files that depend on its
@@ -1187,13 +1233,9 @@ func (rs *restorer) placeFree(st *stage, dir *string, final string) (*cyrusfs.Di
 	parent, err := tree.OpenDir(dir0)
 	if err != nil {
 		// Missing (or refused: MkdirAllUnsynced names why): made by one
-		// goroutine at a time, so that workers placing boxes under the
-		// same new parent do not each make it (under a temporary name,
-		// the loser removing its own again): a run takes the same steps
-		// of cyrusfs every time, which the kill tests count on.
-		rs.mkdirMu.Lock()
+		// goroutine at a time (cyrusfs), so that workers placing boxes
+		// under the same new parent do not each make it.
 		parent, err = tree.MkdirAllUnsynced(dir0, rs.owner)
-		rs.mkdirMu.Unlock()
 		if err != nil {
 			return nil, err
 		}

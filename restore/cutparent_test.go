@@ -58,7 +58,7 @@ func runCut(t *testing.T, hold func(target *partition.Spool, child partition.Ent
 	saved := syncfs
 	syncfs = func(fd int) error {
 		calls++
-		if calls == 2 { // the first group's renames (bob's alone)
+		if calls == preGroupFlushes+1 { // the first group's renames (bob's alone)
 			atCut = headers(t, target)
 			held.Release()
 			// Nothing of alice's is committed by this group.
@@ -116,7 +116,7 @@ func TestCommitGroupCutKeepsParentWithChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		return l
-	}, 1+2+2) // the staged files, two groups, the users' new files
+	}, preGroupFlushes+2+2) // the staged files, two groups, the users' new files
 }
 
 // alice's namespace lock is busy: the group is cut at the parent.
@@ -127,7 +127,7 @@ func TestCommitGroupCutAtParent(t *testing.T) {
 			t.Fatal(err)
 		}
 		return l
-	}, 1+2+2) // the staged files, two groups, the users' new files
+	}, preGroupFlushes+2+2) // the staged files, two groups, the users' new files
 }
 
 // Kills at every crash point with a missing parent: the child is never

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/mbtool/mbtool/cyrustool"
@@ -229,10 +228,6 @@ type restorer struct {
 	// it; spot is the command being read, for its operations' errors.
 	pipe *pipeline
 	spot *dumpSpot
-
-	// mkdirMu: the parents of placed mailboxes are made by one
-	// goroutine at a time (placeFree).
-	mkdirMu sync.Mutex
 }
 
 // numbered is a MODSEQ given under one modseq counter (restorer.numbered).

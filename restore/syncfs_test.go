@@ -2,15 +2,22 @@ package restore
 
 import (
 	"context"
+	"io/fs"
+	"path/filepath"
 	"testing"
 
 	"github.com/mbtool/mbtool/partition"
 )
 
+// preGroupFlushes is how many flushes of a partition's file system the
+// commit makes before its first group: one while the metadata is written
+// (of what the read phase staged), one after it.
+const preGroupFlushes = 2
+
 // The staged files of every mailbox, its cyrus.header and index header
-// included, are flushed once for the whole run before the first group is
-// locked: a group flushes only its renames, once, before it registers
-// them (not once more for its metadata).
+// included, are flushed for the whole run before the first group is
+// locked (preGroupFlushes): a group flushes only its renames, once, before
+// it registers them (not once more for its metadata).
 func TestCommitFlushesOncePerGroup(t *testing.T) {
 	dump, src := fixtureDump(t, []string{"alice", "bob"}, "shared", "shared.team")
 	target := emptyTarget(t, "")
@@ -24,11 +31,11 @@ func TestCommitFlushesOncePerGroup(t *testing.T) {
 	}
 	checkAliceBobShared(t, sum, src, target)
 	// One partition, three owners (alice, bob, the shared mailboxes) in
-	// one group: one flush of the staged files and one for the group,
+	// one group: the flushes of the staged files and one for the group,
 	// not one per owner; then two for the users' new seen dbs,
 	// subscription files and quota roots, however many
 	// (partition.NewFiles), not an fsync of each and of its directory.
-	if want := 1 + 1 + 2; calls != want {
+	if want := preGroupFlushes + 1 + 2; calls != want {
 		t.Errorf("%d syncfs calls, want %d", calls, want)
 	}
 }
@@ -49,7 +56,7 @@ func TestCommitGroupEndsAtBusyOwner(t *testing.T) {
 	saved := syncfs
 	syncfs = func(fd int) error {
 		calls++
-		if calls == 2 { // the first group's renames: bob's lock is let go
+		if calls == preGroupFlushes+1 { // the first group's renames: bob's lock is let go
 			held.Release()
 		}
 		return saved(fd)
@@ -62,7 +69,7 @@ func TestCommitGroupEndsAtBusyOwner(t *testing.T) {
 	checkAliceBobShared(t, sum, src, target)
 	// alice's group, then bob's and the shared mailboxes'; then the
 	// users' new files, two.
-	if want := 1 + 2 + 2; calls != want {
+	if want := preGroupFlushes + 2 + 2; calls != want {
 		t.Errorf("%d syncfs calls, want %d", calls, want)
 	}
 }
@@ -81,5 +88,50 @@ func checkAliceBobShared(t *testing.T, sum *Summary, src, target *partition.Spoo
 	}
 	for _, name := range names {
 		compareMailbox(t, src, name, target, name, same)
+	}
+}
+
+// The lock files the groups lock are made while the staged files are
+// flushed: when the last flush before the first group is made, the name
+// lock file of every mailbox of the dump and the namespace lock file of
+// each owner exist already, so that a group, which holds its locks until
+// mailboxes.db is written, only opens them.
+func TestLockFilesMadeBeforeGroups(t *testing.T) {
+	dump, src := fixtureDump(t, []string{"alice", "bob"}, "shared", "shared.team")
+	target := emptyTarget(t, "")
+	want := map[string]bool{"*U*alice.lock": true, "*U*bob.lock": true}
+	for _, name := range append(append([]string{}, fixtureAlice...), "user.bob", "shared", "shared.team") {
+		e, ok, err := src.LookupAny(name)
+		if err != nil || !ok {
+			t.Fatal(name, err, ok)
+		}
+		want[e.UniqueID+".lock"] = true
+	}
+	calls := 0
+	var made map[string]bool
+	saved := syncfs
+	syncfs = func(fd int) error {
+		calls++
+		if calls == preGroupFlushes {
+			made = map[string]bool{}
+			filepath.WalkDir(target.Config.LockPath, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					made[d.Name()] = true
+				}
+				return nil
+			})
+		}
+		return saved(fd)
+	}
+	defer func() { syncfs = saved }()
+	sum, err := run(t, target, dump, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAliceBobShared(t, sum, src, target)
+	for name := range want {
+		if !made[name] {
+			t.Errorf("lock file %s not made before the first group (made: %v)", name, made)
+		}
 	}
 }
