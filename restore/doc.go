@@ -22,8 +22,10 @@
 //
 // The second phase starts only after the trailer has verified. It writes
 // every staged mailbox's cyrus.header and index header, moves the
-// metadata files a metapartition holds into a directory staged there,
-// and flushes the file systems once for all. Then for each group of up to
+// metadata files a metapartition holds into a directory staged there and
+// makes the lock files its groups will lock, while what the first phase
+// staged is flushed; then it flushes the file systems once more for the
+// metadata. Then for each group of up to
 // 512 mailboxes (commit.go), under Cyrus's namespace locks and an
 // exclusive name lock of each (docs/cyrus/locks.md §6), it renames each
 // mailbox directory (and that one) into place (swapping each atomically
