@@ -26,7 +26,7 @@
 // makes the lock files its groups will lock, while what the first phase
 // staged is flushed; then it flushes the file systems once more for the
 // metadata. Then for each group of up to
-// 512 mailboxes (commit.go), under Cyrus's namespace locks and an
+// 1,024 mailboxes (commit.go), under Cyrus's namespace locks and an
 // exclusive name lock of each (docs/cyrus/locks.md §6), it renames each
 // mailbox directory (and that one) into place (swapping each atomically
 // with the old one for --replace), flushes the renames, adds the mailbox
