@@ -432,11 +432,25 @@ func (d *Dir) LinkOrCopy(oldname string, nd *Dir, newname string, o Owner, buf [
 }
 
 // Futimens sets the access and modification times of the open file f.
-func Futimens(f *os.File, t time.Time) error {
+func Futimens(f *os.File, t time.Time) error { return futimens(f.Fd(), f.Name(), t) }
+
+// Futimens sets the access and modification times of the file through
+// its descriptor (without the *os.File that File makes): before Link,
+// the file gets its name with them.
+func (nf *NewFile) Futimens(t time.Time) error {
+	if nf.f != nil {
+		return Futimens(nf.f, t)
+	}
+	return futimens(uintptr(nf.fd), nf.d.Join(nf.name), t)
+}
+
+// futimens sets the access and modification times of the open file fd,
+// path in an error.
+func futimens(fd uintptr, path string, t time.Time) error {
 	ts := [2]unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
-	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
 	if e != 0 {
-		return &fs.PathError{Op: "futimens", Path: f.Name(), Err: e}
+		return &fs.PathError{Op: "futimens", Path: path, Err: e}
 	}
 	return nil
 }
