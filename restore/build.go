@@ -373,17 +373,21 @@ func (bl *builder) finish() error {
 // op has the writer of the read phase run fn after the builder's earlier
 // operations (restorer.stageOp), its error naming the mailbox as the
 // parser's do; outside the read phase it runs fn at once.
-func (bl *builder) op(fn func() error) error {
+func (bl *builder) op(fn func() error) error { return bl.opHeld(nil, fn) }
+
+// opHeld is op for an operation that writes a held message of slab,
+// which it unrefs once it has run (or been skipped after an error).
+func (bl *builder) opHeld(slab *holdSlab, fn func() error) error {
 	if bl.rs.pipe == nil {
 		return fn()
 	}
 	name := bl.name
-	return bl.rs.stageOp(func() error {
+	return bl.rs.pipe.send(stageOp{slab: slab, at: bl.rs.spot, fn: func() error {
 		if err := fn(); err != nil {
 			return fmt.Errorf("mailbox %s: %w", name, err)
 		}
 		return nil
-	})
+	}})
 }
 
 func (bl *builder) close() {

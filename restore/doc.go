@@ -5,8 +5,11 @@
 // A restore has two phases. The first reads the whole dump and builds every
 // mailbox in a staging directory inside its target partition (the same
 // file system, so that a rename publishes it): message files, hashed as
-// they are written and hard-linked when one GUID serves several mailboxes,
-// with their mtime set to the INTERNALDATE; cyrus.index version 17 built
+// they are read, written straight into the first mailbox that uses them
+// when they are small (else into the staging directory's msg/ first,
+// then renamed: pipeline.go, "Held messages") and hard-linked when one
+// GUID serves several mailboxes, with their mtime set to the
+// INTERNALDATE; cyrus.index version 17 built
 // from the RECORDs with UIDs, MODSEQs, flags, dates and GUIDs exactly as
 // dumped, no cache (cache fields 0, option NEEDS_REPACK set, so Cyrus
 // rebuilds cyrus.cache the first time it opens the mailbox); and

@@ -13,13 +13,31 @@ import (
 // does the file-system work of staging, in the order the parser hands it
 // over (restorer.stageOp): the message files of APPLY MESSAGE, whose
 // bytes the parser has read and checked against their GUID already, and
-// a staged mailbox's directory, files and message renames. The parser
-// decides everything (what is written where, the staged messages' table,
-// the boxes' state) and never looks at what the writer made, so the two
-// overlap without waiting for each other; the one order that matters,
-// that a message file is written before the rename that puts it into a
-// mailbox, and a mailbox's directory made before its files, is the order
-// of the queue.
+// a staged mailbox's directory, files, message files and message renames.
+// The parser decides everything (what is written where, the staged
+// messages' table, the boxes' state) and never looks at what the writer
+// made, so the two overlap without waiting for each other; the one order
+// that matters, that a message file is written before the rename or link
+// that puts it into a mailbox, and a mailbox's directory made before its
+// files, is the order of the queue.
+//
+// Held messages: a message file of at most pipeMsgMax bytes is read
+// into a pipeline buffer (a holdSlab, which takes small messages one
+// after another) and held, nothing queued, until the mailbox that first
+// uses its GUID is staged: place then has the writer create it there as
+// UID., its mtime set on the descriptor (writeStaged), where it used to
+// be written to msg/ under its GUID and then renamed (a rename and a
+// utimensat by name each, in one large directory). The staged messages'
+// table says the same either way (the file's first box, UID and mtime),
+// so every later use of the GUID (links, copies, where) is as after a
+// rename. What is held is bounded: when a message needs a new slab and
+// holdMax slabs hold messages, or holdMsgs messages are held, at the
+// next APPLY MESSAGE, and at the end of the dump, those held are written
+// to msg/ as before, each with its own APPLY MESSAGE's place in the dump
+// for its error; so is one that a mailbox on another partition copies.
+// Which messages are held depends on the dump alone, never on how far
+// behind the writer is, so a run takes the same steps of package
+// cyrusfs every time (the kill tests count on it).
 //
 // Operations go to the writer in batches of pipeBatch, so that it is
 // woken once a batch rather than once an operation (a wake-up costs
@@ -27,16 +45,19 @@ import (
 //
 // Memory: at most pipeDepth batches wait, besides the one the writer
 // runs and the one the parser fills, so at most (pipeDepth+2)*pipeBatch
-// operations; the message bytes they hold come from pipeBufs buffers of
-// at most pipeMsgMax bytes each (pipeBufs*pipeMsgMax = 8 MiB in all),
-// taken before the parser reads a message and given back once it is
-// written; a larger message is written by the parser itself, straight
-// from the dump, as is any message while pipeBusy batches wait or no
-// buffer is free (the writer is behind: the parser takes on some of its
-// work, so that both cores stay busy). The builders' index and cache
-// writers hand over copies of their 64 KiB buffers (bufSink), each one
-// operation: at most 64 KiB times the operations queued, in practice
-// the few hundred bytes of a small mailbox's index.
+// operations; the message bytes they hold, and the held messages', are
+// in pipeBufs buffers of at most pipeMsgMax bytes each
+// (pipeBufs*pipeMsgMax = 8 MiB in all), taken by the parser (waiting for
+// the writer to give one back if none is free) and given back once the
+// parser has moved on to another and every message in it has been
+// written; holdMax < pipeBufs, so the held ones never take them all. A
+// larger message is written by the parser itself, straight from the
+// dump, and so are held messages that go to msg/ while pipeBusy batches
+// wait or no buffer is free (the writer is behind: the parser takes on
+// some of its work, so that both cores stay busy). The builders' index
+// and cache writers hand over copies of their 64 KiB buffers (bufSink),
+// each one operation: at most 64 KiB times the operations queued, in
+// practice the few hundred bytes of a small mailbox's index.
 //
 // Errors: the first error of the writer stops it (it runs only the
 // operations that close what earlier ones opened, stageOp.always) and
@@ -55,9 +76,17 @@ const (
 // pipeBusy is how many waiting batches make the writer behind (busy).
 const pipeBusy = 2
 
-// pipeSteal lets the parser write message files while the writer is
-// behind (busy); off in the tests that need every message to go to the
-// writer.
+// holdMax is how many message buffers (slabs) may hold messages for
+// the mailboxes to come, holdMsgs how many messages may be held
+// ("Held messages" above).
+const (
+	holdMax  = pipeBufs / 2
+	holdMsgs = 4096
+)
+
+// pipeSteal lets the parser write held message files to msg/ while the
+// writer is behind (busy); off in the tests that need every message to
+// go to the writer.
 var pipeSteal = true
 
 // pipeline is the writer of the read phase and its queue.
@@ -80,7 +109,7 @@ type stageOp struct {
 	// always: run even after an error (it closes what an earlier
 	// operation opened).
 	always bool
-	buf    []byte    // a message buffer, given back once fn has run
+	slab   *holdSlab // held message bytes fn writes: unref'd once fn has run
 	at     *dumpSpot // where in the dump it comes from, for its error
 }
 
@@ -91,8 +120,8 @@ type dumpSpot struct {
 	verb string
 }
 
-// pipeError is an error of the writer, already wrapped with its place
-// in the dump.
+// pipeError is an error of the writer (or of a held message the parser
+// wrote: toMsgDir), already wrapped with its place in the dump.
 type pipeError struct{ err error }
 
 func (e *pipeError) Error() string { return e.err.Error() }
@@ -100,11 +129,12 @@ func (e *pipeError) Unwrap() error { return e.err }
 
 // pipeTestHook, when set (by tests), is called by the writer before each
 // operation; an error it returns is that operation's. writeFault, when
-// set, is called as a message file is written, with its GUID: an error
+// set, is called as a message file from a buffer is written, with its
+// GUID and path (in msg/, or in a staged mailbox's directory): an error
 // it returns is the write's.
 var (
 	pipeTestHook func() error
-	writeFault   func(g guid.GUID) error
+	writeFault   func(g guid.GUID, path string) error
 )
 
 func newPipeline(ctx context.Context) *pipeline {
@@ -140,8 +170,8 @@ func (p *pipeline) run() {
 					p.fail(op.at, err)
 				}
 			}
-			if op.buf != nil {
-				p.free <- op.buf[:0]
+			if op.slab != nil {
+				p.unref(op.slab)
 			}
 		}
 	}
@@ -149,10 +179,16 @@ func (p *pipeline) run() {
 
 // fail records the writer's first error.
 func (p *pipeline) fail(at *dumpSpot, err error) {
+	p.err.CompareAndSwap(nil, spotError(at, err))
+}
+
+// spotError wraps err, an error of an operation of the command at
+// (nil: none), with its place in the dump.
+func spotError(at *dumpSpot, err error) *pipeError {
 	if at != nil {
 		err = fmt.Errorf("dump offset %d: %s: %w", at.off, at.verb, err)
 	}
-	p.err.CompareAndSwap(nil, &pipeError{err})
+	return &pipeError{err}
 }
 
 // failed returns the writer's error, nil while it has none.
@@ -166,8 +202,8 @@ func (p *pipeline) failed() error {
 // send queues op, unless the writer failed or the run was cancelled.
 func (p *pipeline) send(op stageOp) error {
 	if err := p.failed(); err != nil && !op.always {
-		if op.buf != nil {
-			p.free <- op.buf[:0]
+		if op.slab != nil {
+			p.unref(op.slab)
 		}
 		return err
 	}
@@ -229,8 +265,23 @@ func (p *pipeline) buffer(n int) ([]byte, error) {
 	return b[:0], nil
 }
 
-// release gives back a buffer that was not queued.
-func (p *pipeline) release(b []byte) { p.free <- b[:0] }
+// holdSlab is a message buffer that held messages are appended to
+// ("Held messages" above): it goes back to the pipeline once the parser
+// has moved on to another and each of its messages has been written.
+type holdSlab struct {
+	b []byte // the parser's: appended to, never moved (room is checked)
+	// refs counts its messages not written yet, and 1 while it is the
+	// parser's current one.
+	refs atomic.Int32
+	held int // the parser's: its messages still held
+}
+
+// unref drops one reference to s, giving its buffer back with the last.
+func (p *pipeline) unref(s *holdSlab) {
+	if s.refs.Add(-1) == 0 {
+		p.free <- s.b[:0]
+	}
+}
 
 // finish waits for the writer to run what is queued (all of it when
 // parsing succeeded, else only the always operations) and returns its

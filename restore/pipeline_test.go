@@ -47,7 +47,9 @@ func noStaging(t *testing.T, s *partition.Spool) {
 // TestWriterErrors: an error of the read phase's writer (pipeline.go) is
 // the run's error, not lost: a message file whose write fails in the
 // middle of the dump fails the run with an error naming the message and
-// the dump offset of its APPLY MESSAGE, as before the pipeline; so does
+// the dump offset of its APPLY MESSAGE, as before the pipeline (of its
+// mailbox's APPLY MAILBOX, and its UID, when it is written straight into
+// that mailbox: the test checks both ways); so does
 // a failure of any operation of the writer (a mailbox's directory, index,
 // renames, ...), and a run cancelled half way. Each leaves the target as
 // it was, no staging directory, and no goroutine behind.
@@ -60,28 +62,48 @@ func TestWriterErrors(t *testing.T) {
 	defer func() { pipeSteal = true }()
 
 	t.Run("message", func(t *testing.T) {
-		for _, k := range []int{1, 3, 8} {
+		// A message no mailbox uses goes to msg/ at the end of the dump,
+		// after the one its mailbox holds is written there.
+		const d = 1700000000
+		unused := heldDump(t, []heldLine{
+			{msgs: []int{1, 2}, part: "default"},
+			{box: "user.mallory", part: "default", recs: []heldRec{{2, d}}},
+		})
+		kinds := map[bool]bool{} // to msg/: seen
+		for _, c := range []struct {
+			dump []byte
+			k    int
+		}{{dump, 1}, {dump, 3}, {dump, 8}, {unused, 1}, {unused, 2}} {
 			target := emptyTarget(t, "")
 			before := digest(t, target)
 			base := runtime.NumGoroutine()
 			n := 0
 			var failed guid.GUID
-			writeFault = func(g guid.GUID) error {
-				if n++; n == k {
-					failed = g
+			var at string
+			writeFault = func(g guid.GUID, path string) error {
+				if n++; n == c.k {
+					failed, at = g, path
 					return errFault
 				}
 				return nil
 			}
-			_, err := run(t, target, dump, Options{})
+			_, err := run(t, target, c.dump, Options{})
 			writeFault = nil
-			if n < k {
-				t.Fatalf("the dump has %d message files, fewer than %d", n, k)
+			if n < c.k {
+				t.Fatalf("the dump has %d message files, fewer than %d", n, c.k)
 			}
 			if !errors.Is(err, errFault) {
-				t.Fatalf("message %d failing: run's error %v", k, err)
+				t.Fatalf("message %d failing: run's error %v", c.k, err)
 			}
-			for _, want := range []string{"message " + failed.String() + ": staging ", "dump offset ", ": APPLY MESSAGE: "} {
+			// Written to msg/: its APPLY MESSAGE's error; into its
+			// mailbox: the mailbox's, with the UID.
+			wants := []string{"message " + failed.String() + ": staging ", "dump offset ", ": APPLY MAILBOX: mailbox ", ": UID "}
+			toMsg := filepath.Base(filepath.Dir(at)) == "msg"
+			if toMsg {
+				wants = append(wants[:2], ": APPLY MESSAGE: ")
+			}
+			kinds[toMsg] = true
+			for _, want := range wants {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not say %q", err, want)
 				}
@@ -89,6 +111,9 @@ func TestWriterErrors(t *testing.T) {
 			noLeak(t, base)
 			noStaging(t, target)
 			sameDigest(t, before, digest(t, target))
+		}
+		if !kinds[true] || !kinds[false] {
+			t.Errorf("failed writes to msg/ and into a mailbox: %v; want both", kinds)
 		}
 	})
 

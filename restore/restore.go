@@ -228,6 +228,9 @@ type restorer struct {
 	// it; spot is the command being read, for its operations' errors.
 	pipe *pipeline
 	spot *dumpSpot
+	// held: the message files read into the pipeline's buffers and not
+	// written yet (pipeline.go, "Held messages").
+	held heldSet
 }
 
 // numbered is a MODSEQ given under one modseq counter (restorer.numbered).
@@ -301,7 +304,7 @@ func (rs *restorer) read(r io.Reader) (err error) {
 			if perr := rs.pipe.finish(err != nil); perr != nil {
 				err = perr
 			}
-			rs.pipe, rs.spot = nil, nil
+			rs.pipe, rs.spot, rs.held = nil, nil, heldSet{}
 		}()
 	}
 	d, err := dumpcheck.NewReaderWith(r, dumpfile.ReaderOptions{Unsealed: rs.opts.Unsealed})
@@ -333,6 +336,10 @@ func (rs *restorer) read(r io.Reader) (err error) {
 			}
 			return fmt.Errorf("dump offset %d: %s %s: %w", off, verb, name, err)
 		}
+	}
+	// What no mailbox placed goes to msg/, as the other messages.
+	if err := rs.writeHeld(); err != nil {
+		return err
 	}
 	tr := d.Trailer()
 	rs.sum.Dump = tr.Counts

@@ -33,11 +33,13 @@ const stagePrefix = ".mbtool-restore."
 const staleAge = 10 * time.Minute
 
 // stage is a staging directory inside one partition: msg/ holds the
-// message files by GUID, mbox/ the mailboxes being built, trash/ what
-// replaced mailboxes leave. A run holds an exclusive lock on its lock
-// file; a directory whose lock is free belongs to a dead run. Everything in
-// it is made through package cyrusfs, from descriptors of the partition
-// and of these directories, never following a symlink.
+// message files by GUID that were not written straight into their first
+// mailbox (pipeline.go, "Held messages"), mbox/ the mailboxes being
+// built, trash/ what replaced mailboxes leave. A run holds an exclusive
+// lock on its lock file; a directory whose lock is free belongs to a
+// dead run. Everything in it is made through package cyrusfs, from
+// descriptors of the partition and of these directories, never
+// following a symlink.
 type stage struct {
 	part, root, dir string
 	lockf           *os.File
@@ -224,8 +226,8 @@ func (st *stage) trashName() string {
 // the stage and the first box as their ids), so its memory stays flat.
 type stagedMsg struct {
 	st *stage // nil in a dry run: hashed, not kept
-	// first is the box (its id) the file was moved into when it was
-	// first placed, as UID uid; 0 while it is still in msg/.
+	// first is the box (its id) the file was written or moved into when
+	// it was first placed, as UID uid; 0 before (in msg/, or held).
 	first uint32
 	uid   uint32
 	info  msgInfo
@@ -310,10 +312,16 @@ func (rs *restorer) openWhere(st *stage, dir string) (d *cyrusfs.Dir, done func(
 	return d, func() { d.Close() }, nil
 }
 
-// messages reads an APPLY MESSAGE line: each file literal is hashed while
-// it is written to the staging directory of its partition, and must match
-// its GUID and size.
+// messages reads an APPLY MESSAGE line: each file literal is hashed as
+// it is read, and must match its GUID and size; a small one is held for
+// the mailbox that first uses it (pipeline.go, "Held messages"), a
+// larger one written to the staging directory of its partition.
 func (rs *restorer) messages(d *dumpfile.Reader) error {
+	// The messages held for the mailboxes since the last APPLY MESSAGE
+	// that none placed go to msg/ now (pipeline.go, "Held messages").
+	if err := rs.writeHeld(); err != nil {
+		return err
+	}
 	dl := d.DL()
 	err := dumpcheck.Files(dl, func(t dlist.Token) error {
 		if err := rs.ctx.Err(); err != nil {
@@ -371,36 +379,36 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 	}
 	m := stagedMsg{st: st, size: fi.Size, mtime: -1}
 	name := fi.GUID.String()
-	if rs.pipe != nil && fi.Size <= pipeMsgMax && !rs.pipe.busy() {
-		// Read and checked here, written by the writer (pipeline.go).
-		buf, err := rs.pipe.buffer(int(fi.Size))
+	if rs.pipe != nil && fi.Size <= pipeMsgMax {
+		// Read and checked here, then held until the mailbox that first
+		// uses it is staged (pipeline.go, "Held messages"; place).
+		sl, err := rs.holdRoom(int(fi.Size))
 		if err != nil {
 			return err
 		}
-		ab := appendBuf{buf}
+		off := len(sl.b)
+		ab := appendBuf{sl.b}
 		if _, err := io.CopyBuffer(io.MultiWriter(&ab, w), src, rs.copyBuf()); err != nil {
-			rs.pipe.release(ab.b)
 			return fmt.Errorf("staging %s: %w", st.msg.Join(name), err)
 		}
+		if len(ab.b)-off != int(fi.Size) { // as guid's reader checks
+			return fmt.Errorf("%w: staging %s: %d bytes, not %d", ErrDamaged, st.msg.Join(name), len(ab.b)-off, fi.Size)
+		}
+		sl.b = ab.b // room was made: not moved
 		m.info = scan.info()
 		if err := rs.setMsg(fi.GUID, &m); err != nil {
-			rs.pipe.release(ab.b)
+			sl.b = sl.b[:off]
 			return err
 		}
-		b, dir, owner, g := ab.b, st.msg, rs.owner, fi.GUID
-		err = rs.pipe.send(stageOp{buf: b, at: rs.spot, fn: func() error {
-			return writeStaged(dir, name, owner, g, b)
-		}})
-		if err != nil {
+		if err := rs.hold(heldMsg{g: fi.GUID, st: st, b: sl.b[off:len(sl.b):len(sl.b)], slab: sl, at: rs.spot}); err != nil {
 			return err
 		}
 		rs.sum.Messages++
 		rs.sum.Bytes += fi.Size
 		return nil
 	}
-	// A larger message is written here, as it is read, and so is any
-	// while the writer is behind (the parser takes on its share): nothing
-	// queued before uses its name, and what uses it is queued after.
+	// A larger message is written here, as it is read: nothing queued
+	// before uses its name, and what uses it is queued after.
 	nf, err := st.msg.NewFile(name, rs.owner, 0o600)
 	if err != nil {
 		return err
@@ -423,16 +431,21 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 }
 
 // writeStaged writes the message file name of GUID g, its bytes b read
-// and checked, in the staging directory's msg/ dir; its errors read as
+// and checked, in dir: the staging directory's msg/, or a staged
+// mailbox's directory with its mtime set to mtime (the INTERNALDATE; -1:
+// left as written) before the file is closed; its errors read as
 // message's.
-func writeStaged(dir *cyrusfs.Dir, name string, owner partition.Owner, g guid.GUID, b []byte) error {
+func writeStaged(dir *cyrusfs.Dir, name string, owner partition.Owner, g guid.GUID, b []byte, mtime int64) error {
 	nf, err := dir.NewFile(name, owner, 0o600)
 	if err != nil {
 		return fmt.Errorf("message %s: %w", g, err)
 	}
 	_, err = nf.Write(b)
 	if err == nil && writeFault != nil {
-		err = writeFault(g)
+		err = writeFault(g, dir.Join(name))
+	}
+	if err == nil && mtime >= 0 {
+		err = nf.Futimens(time.Unix(mtime, 0))
 	}
 	if err != nil {
 		nf.Abort()
@@ -442,6 +455,132 @@ func writeStaged(dir *cyrusfs.Dir, name string, owner partition.Owner, g guid.GU
 		return fmt.Errorf("message %s: staging %s: %w", g, dir.Join(name), err)
 	}
 	return nil
+}
+
+// heldMsg is a message file read into a pipeline buffer (a holdSlab)
+// and checked, not handed to the writer yet (pipeline.go, "Held
+// messages").
+type heldMsg struct {
+	g    guid.GUID
+	st   *stage
+	b    []byte // in slab
+	slab *holdSlab
+	at   *dumpSpot // its APPLY MESSAGE, for the error of its write
+}
+
+// heldSet is what the parser holds: the messages by GUID, the order
+// they came in (writeHeld writes them in it, so that a run takes the
+// same steps every time), and how many slabs hold some.
+type heldSet struct {
+	by    map[guid.GUID]heldMsg
+	order []guid.GUID // some taken since (not in by)
+	slabs int
+	cur   *holdSlab // the slab messages are appended to
+}
+
+// holdRoom returns the slab to append a message of n bytes to: the
+// current one while it has room, else a new buffer of the pipeline
+// (after writeHeld, when holdMax slabs hold messages, so that the
+// writer always has buffers to give back and the held bytes stay under
+// holdMax*pipeMsgMax).
+func (rs *restorer) holdRoom(n int) (*holdSlab, error) {
+	h := &rs.held
+	if c := h.cur; c != nil && cap(c.b)-len(c.b) >= n {
+		return c, nil
+	}
+	if c := h.cur; c != nil {
+		h.cur = nil
+		rs.pipe.unref(c)
+	}
+	if h.slabs >= holdMax {
+		if err := rs.writeHeld(); err != nil {
+			return nil, err
+		}
+	}
+	b, err := rs.pipe.buffer(pipeMsgMax)
+	if err != nil {
+		return nil, err
+	}
+	c := &holdSlab{b: b}
+	c.refs.Store(1)
+	h.cur = c
+	return c, nil
+}
+
+// hold keeps m until the mailbox that first uses its GUID is staged
+// (place), or until writeHeld; when holdMsgs are held, those are
+// written first.
+func (rs *restorer) hold(m heldMsg) error {
+	h := &rs.held
+	if len(h.order) >= holdMsgs {
+		if err := rs.writeHeld(); err != nil {
+			return err
+		}
+	}
+	if h.by == nil {
+		h.by = make(map[guid.GUID]heldMsg)
+	}
+	m.slab.refs.Add(1)
+	if m.slab.held++; m.slab.held == 1 {
+		h.slabs++
+	}
+	h.by[m.g] = m
+	h.order = append(h.order, m.g)
+	return nil
+}
+
+// takeHeld returns the held message of GUID g, no longer held, if there
+// is one; its slab stays referenced for its write.
+func (rs *restorer) takeHeld(g guid.GUID) (heldMsg, bool) {
+	h := &rs.held
+	m, ok := h.by[g]
+	if !ok {
+		return m, false
+	}
+	delete(h.by, g)
+	if m.slab.held--; m.slab.held == 0 {
+		h.slabs--
+	}
+	return m, true
+}
+
+// writeHeld has the writer write every held message to its staging
+// directory's msg/, as one not held is: at the next APPLY MESSAGE, when
+// holdMax slabs or holdMsgs messages are held, and at the end of the dump.
+func (rs *restorer) writeHeld() error {
+	var err error
+	for _, g := range rs.held.order {
+		m, ok := rs.takeHeld(g)
+		if !ok {
+			continue // placed
+		}
+		if err == nil {
+			err = rs.toMsgDir(m) // its slab is unref'd on an error too
+		} else {
+			rs.pipe.unref(m.slab)
+		}
+	}
+	rs.held.order = rs.held.order[:0]
+	return err
+}
+
+// toMsgDir has the writer write the held message m to msg/, or writes
+// it here while the writer is behind, as message does one it does not
+// hold: nothing queued before uses its name, and what uses it is queued
+// after.
+func (rs *restorer) toMsgDir(m heldMsg) error {
+	b, dir, owner, g := m.b, m.st.msg, rs.owner, m.g
+	if rs.pipe.busy() {
+		err := writeStaged(dir, g.String(), owner, g, b, -1)
+		rs.pipe.unref(m.slab)
+		if err != nil {
+			return spotError(m.at, err) // its APPLY MESSAGE's, not the command read now
+		}
+		return nil
+	}
+	return rs.pipe.send(stageOp{slab: m.slab, at: m.at, fn: func() error {
+		return writeStaged(dir, g.String(), owner, g, b, -1)
+	}})
 }
 
 // appendBuf is an io.Writer appending to b.
@@ -454,13 +593,26 @@ func (a *appendBuf) Write(p []byte) (int, error) {
 
 // place puts the message file of m as name in the directory of bl
 // with its mtime set to the internal date: the staged file itself the
-// first time (renamed), a hard link to it when it is on the same partition
-// and its inode carries that date (as Cyrus links a copied message; a copy
-// where the link fails, see cyrusfs.Dir.LinkOrCopy), else a copy.
+// first time (written there from its held buffer, else renamed from
+// msg/), a hard link to it when it is on the same partition and its inode
+// carries that date (as Cyrus links a copied message; a copy where the
+// link fails, see cyrusfs.Dir.LinkOrCopy), else a copy.
 // m is a copy of the table's entry; a change is stored back.
 func (rs *restorer) place(m *stagedMsg, g guid.GUID, bl *builder, uid uint32, name string, internaldate int64) error {
 	b := bl.b
 	t := time.Unix(internaldate, 0)
+	var held heldMsg
+	if m.mtime < 0 { // not placed yet: it may be held
+		var ok bool
+		if held, ok = rs.takeHeld(g); ok && m.st != b.st {
+			// Copied from another partition's msg/ below: written
+			// there first.
+			if err := rs.toMsgDir(held); err != nil {
+				return err
+			}
+			held.slab = nil
+		}
+	}
 	srcDir, srcName, err := rs.where(m, g)
 	if err != nil {
 		return err
@@ -474,7 +626,21 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, bl *builder, uid uint32, na
 	case m.st == b.st && m.mtime < 0:
 		m.first, m.uid, m.mtime = b.id, uid, internaldate
 		if err := rs.setMsg(g, m); err != nil {
+			if held.slab != nil {
+				rs.pipe.unref(held.slab)
+			}
 			return err
+		}
+		if held.slab != nil {
+			// Written where it belongs, its mtime set before it is
+			// closed: nothing in msg/ to rename.
+			hb := held.b
+			return bl.opHeld(held.slab, func() error {
+				if err := writeStaged(bl.dir, name, owner, g, hb, internaldate); err != nil {
+					return fmt.Errorf("UID %d: %w", uid, err)
+				}
+				return nil
+			})
 		}
 		op = func(src, dst *cyrusfs.Dir) error {
 			if err := src.SetMtime(srcName, t); err != nil {
