@@ -497,7 +497,7 @@ func (rs *restorer) holdRoom(n int) (*holdSlab, error) {
 			return nil, err
 		}
 	}
-	b, err := rs.pipe.buffer(pipeMsgMax)
+	b, err := rs.pipe.buffer(max(n, holdSlabSize))
 	if err != nil {
 		return nil, err
 	}
