@@ -36,7 +36,7 @@ type heldRec struct {
 }
 
 // heldMsgBody is message i of a crafted dump: from heldLarge on, of
-// 100 KiB (two to a slab).
+// 100 KiB (each a slab of its own, larger than holdSlabSize).
 func heldMsgBody(i int) []byte {
 	b := []byte(fmt.Sprintf("Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nSubject: m%d\r\n\r\nbody of message %d\r\n", i, i))
 	if i >= heldLarge {

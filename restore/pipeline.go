@@ -276,7 +276,12 @@ func (p *pipeline) buffer(n int) ([]byte, error) {
 // ("Held messages" above): it goes back to the pipeline once the parser
 // has moved on to another and each of its messages has been written.
 type holdSlab struct {
-	b []byte // the parser's: appended to, never moved (room is checked)
+	// buf is the pipeline's buffer, given back whole; b the slab in it,
+	// its capacity the slab's size whatever buf's is (a buffer grown
+	// for a larger message once), so that which messages a slab takes
+	// depends on the dump alone, not on which buffer came back first.
+	buf []byte
+	b   []byte // the parser's: appended to, never moved (room is checked)
 	// refs counts its messages not written yet, and 1 while it is the
 	// parser's current one.
 	refs atomic.Int32
@@ -286,7 +291,7 @@ type holdSlab struct {
 // unref drops one reference to s, giving its buffer back with the last.
 func (p *pipeline) unref(s *holdSlab) {
 	if s.refs.Add(-1) == 0 {
-		p.free <- s.b[:0]
+		p.free <- s.buf[:0]
 	}
 }
 

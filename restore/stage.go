@@ -391,9 +391,6 @@ func (rs *restorer) message(fi dlist.FileInfo, body io.Reader) error {
 		if _, err := io.CopyBuffer(io.MultiWriter(&ab, w), src, rs.copyBuf()); err != nil {
 			return fmt.Errorf("staging %s: %w", st.msg.Join(name), err)
 		}
-		if len(ab.b)-off != int(fi.Size) { // as guid's reader checks
-			return fmt.Errorf("%w: staging %s: %d bytes, not %d", ErrDamaged, st.msg.Join(name), len(ab.b)-off, fi.Size)
-		}
 		sl.b = ab.b // room was made: not moved
 		m.info = scan.info()
 		if err := rs.setMsg(fi.GUID, &m); err != nil {
@@ -497,11 +494,12 @@ func (rs *restorer) holdRoom(n int) (*holdSlab, error) {
 			return nil, err
 		}
 	}
-	b, err := rs.pipe.buffer(max(n, holdSlabSize))
+	size := max(n, holdSlabSize)
+	b, err := rs.pipe.buffer(size)
 	if err != nil {
 		return nil, err
 	}
-	c := &holdSlab{b: b}
+	c := &holdSlab{buf: b, b: b[:0:size]}
 	c.refs.Store(1)
 	h.cur = c
 	return c, nil
