@@ -255,6 +255,9 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 			p = rs.spool.PinReads()
 		}
 		err := rs.sumQuota(q, p, j)
+		// Summed: the root's mailboxes are not held while the job
+		// waits to be handed back (up to poolWindow jobs wait).
+		j.mbs = nil
 		select {
 		case pins <- p:
 		default:
