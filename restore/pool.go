@@ -1,8 +1,10 @@
 package restore
 
 import (
+	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // commitWorkers is how many goroutines do the commit phase's file work
@@ -33,7 +35,15 @@ type inOrder[T any] struct {
 	jobs  chan *slot[T]
 	queue []*slot[T] // fed, not yet handed back, oldest first
 	wg    sync.WaitGroup
+	// stopped is set once collect has returned an error, or close has
+	// begun: the workers then skip the items they have not started
+	// (errStopped), so that after a failed item no more than the ones
+	// already running change anything.
+	stopped atomic.Bool
 }
+
+// errStopped is the error of an item an inOrder skipped (see stopped).
+var errStopped = errors.New("restore: not run: an earlier item failed")
 
 type slot[T any] struct {
 	v    T
@@ -53,7 +63,11 @@ func newInOrder[T any](fn func(T) error, collect func(T, error) error) *inOrder[
 			go func() {
 				defer p.wg.Done()
 				for s := range jobs {
-					s.err = p.fn(s.v)
+					if p.stopped.Load() {
+						s.err = errStopped
+					} else {
+						s.err = p.fn(s.v)
+					}
 					close(s.done)
 				}
 			}()
@@ -84,7 +98,11 @@ func (p *inOrder[T]) next() error {
 	p.queue[0] = nil
 	p.queue = p.queue[1:]
 	<-s.done
-	return p.collect(s.v, s.err)
+	err := p.collect(s.v, s.err)
+	if err != nil {
+		p.stopped.Store(true)
+	}
+	return err
 }
 
 // flush hands back every item fed, in order.
@@ -98,10 +116,11 @@ func (p *inOrder[T]) flush() error {
 }
 
 // close stops the workers and waits for them: an item fed but not
-// handed back (after an error) is still run to its end, and dropped
-// (given to drop, if set).
+// handed back (after an error) is run to its end if it had begun, else
+// skipped, and dropped (given to drop, if set).
 func (p *inOrder[T]) close() {
 	if p.jobs != nil {
+		p.stopped.Store(true)
 		close(p.jobs)
 		p.jobs = nil
 		p.wg.Wait()

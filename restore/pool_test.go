@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -248,5 +249,45 @@ func TestInOrderDrop(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestInOrderStopsAfterError: once collect has returned an error, the
+// workers skip the items they had not begun: only those already running
+// finish (they may change what exists), the rest are dropped unrun.
+func TestInOrderStopsAfterError(t *testing.T) {
+	withWorkers(t, 2)
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	ran := map[int]bool{}
+	p := newInOrder(func(i int) error {
+		mu.Lock()
+		ran[i] = true
+		mu.Unlock()
+		if i == 0 {
+			return errors.New("item 0 fails")
+		}
+		<-gate // items 1 and 2 hold both workers until item 0 is handed back
+		return nil
+	}, func(i int, err error) error { return err })
+	dropped := 0
+	p.drop = func(int) { dropped++ }
+	for i := range 10 {
+		if err := p.put(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.flush(); err == nil {
+		t.Fatal("no error from item 0")
+	}
+	close(gate)
+	p.close()
+	for i := 3; i < 10; i++ {
+		if ran[i] {
+			t.Errorf("item %d ran after item 0 failed", i)
+		}
+	}
+	if dropped != 9 {
+		t.Errorf("%d items dropped, want 9 (1 to 9)", dropped)
 	}
 }
