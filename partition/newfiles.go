@@ -171,14 +171,9 @@ func (b *NewFiles) commitIfPending(path string) error {
 // The file is flushed, named, and then its name and the directories made
 // for it with one flush of the file system.
 func (b *NewFiles) add(d *cyrusfs.Dir, nf *cyrusfs.NewFile, path string, held int, redo func() error) error {
-	if b.part {
-		// Gathered as it is, for Join (which adds it to the batch).
-		b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, held: held, redo: redo})
-		b.paths[path] = true
-		b.held += held
-		return nil
-	}
 	if !nf.Unnamed() {
+		// At once, in a part (on its writer's goroutine) as in the batch:
+		// a temporary name must not wait for the part to be joined.
 		defer d.Close()
 		if err := nf.File().Sync(); err != nil {
 			nf.Abort()
@@ -192,6 +187,13 @@ func (b *NewFiles) add(d *cyrusfs.Dir, nf *cyrusfs.NewFile, path string, held in
 		if err := b.syncfs(d.Fd()); err != nil {
 			return fmt.Errorf("syncfs %s: %w", d.Path(), err)
 		}
+		return nil
+	}
+	if b.part {
+		// Gathered as it is, for Join (which adds it to the batch).
+		b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, held: held, redo: redo})
+		b.paths[path] = true
+		b.held += held
 		return nil
 	}
 	b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, held: held, redo: redo})
