@@ -320,7 +320,8 @@ func (t *Tree) mkdirAll(path string, o Owner, sync bool) (*Dir, error) {
 	// Next most often only the last directory is missing (a new user's
 	// directory under hashed parents made for earlier users): its
 	// parent is opened as the directory was, not walked to.
-	if dir, name := filepath.Split(Clean(path)); name != "" && name != "." && name != ".." {
+	// A path that climbs (..) is left to the walk, which refuses it.
+	if dir, name := filepath.Split(Clean(path)); !hasDotDot(path) && name != "" && name != "." && name != ".." {
 		if pd, err := t.OpenDir(dir); err == nil {
 			nd, err := makeDir(pd, name, o, sync)
 			pd.Close()

@@ -837,7 +837,7 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 	// not checked again (a stat) for each: see quotaPlan.pin.
 	pass := q.pinPass()
 	defer pass.done()
-	lastOwner := ""
+	lastOwner, first := "", true
 	meta := newInOrder(func(b *box) error {
 		if err := rs.writeMeta(b); err != nil {
 			return err
@@ -858,11 +858,11 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 			rs.refuse(b, err.Error())
 		} else {
 			b.metaWritten = true
-			if b.owner != lastOwner || lastOwner == "" {
+			if first || b.owner != lastOwner {
 				// Its owner's namespace lock file, likewise (here, once
 				// an owner: the workers would make it together).
 				rs.spool.MakeNamespaceLock(b.owner)
-				lastOwner = b.owner
+				lastOwner, first = b.owner, false
 			}
 		}
 		return rs.parked.Park(b)
