@@ -71,7 +71,6 @@ func (rs *restorer) commit() error {
 	// group only flushes its renames before it registers them.
 	early := rs.flushStaged()
 	err = rs.writeAllMeta(q)
-	hook("meta")
 	if ferr := <-early; err == nil {
 		err = ferr
 	}
@@ -84,7 +83,6 @@ func (rs *restorer) commit() error {
 		}
 	}
 	crashPoint()
-	hook("syncfs")
 	// The implicit parents (intermediate.go) come after every box of the
 	// dump. One is committed with the first group that holds a mailbox
 	// it was made for, in the same transaction, before it (withParents):
