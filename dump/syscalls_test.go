@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mbtool/mbtool/fixtures"
 	"github.com/mbtool/mbtool/fixtures/gen"
 )
 
@@ -40,11 +41,7 @@ func buildMbtool(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds mbtool")
 	}
-	bin := filepath.Join(t.TempDir(), "mbtool")
-	if b, err := exec.Command("go", "build", "-o", bin, "github.com/mbtool/mbtool").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return bin
+	return fixtures.BuildMbtool(t)
 }
 
 // fcntlCalls runs mbtool dump --all of a generated partition of users

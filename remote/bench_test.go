@@ -15,6 +15,7 @@ import (
 
 	"github.com/mbtool/mbtool/dlist"
 	"github.com/mbtool/mbtool/dump"
+	"github.com/mbtool/mbtool/fixtures"
 	"github.com/mbtool/mbtool/fixtures/gen"
 	"github.com/mbtool/mbtool/internal/benchstat"
 	"github.com/mbtool/mbtool/internal/cyruslab"
@@ -78,10 +79,7 @@ func TestServerThroughput(t *testing.T) {
 	}
 	fileBytes := int64(buf.Len())
 
-	bin := filepath.Join(work, "mbtool")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/mbtool/mbtool").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := fixtures.BuildMbtool(t)
 	env := append(os.Environ(), "MBTOOL_PASSWORD="+dst.Password)
 	mbtool := func(args ...string) *exec.Cmd {
 		cmd := exec.Command(bin, args...)

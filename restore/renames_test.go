@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/mbtool/mbtool/fixtures"
 	"github.com/mbtool/mbtool/fixtures/gen"
 )
 
@@ -60,10 +61,7 @@ func TestRenamesPerMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds mbtool")
 	}
-	bin := filepath.Join(t.TempDir(), "mbtool")
-	if b, err := exec.Command("go", "build", "-o", bin, "github.com/mbtool/mbtool").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
+	bin := fixtures.BuildMbtool(t)
 	r1, u1 := straceRestore(t, bin, 60)
 	r2, u2 := straceRestore(t, bin, 260)
 	renames, utimes := float64(r2-r1)/200, float64(u2-u1)/200
