@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/mbtool/mbtool/partition"
@@ -33,9 +34,11 @@ func TestUserFilesJobsInOrder(t *testing.T) {
 			defer w.close()
 			const n = 20
 			ended := make([]chan struct{}, n+1)
+			endOnce := make([]sync.Once, n+1)
 			for i := range ended {
 				ended[i] = make(chan struct{})
 			}
+			end := func(i int) { endOnce[i].Do(func() { close(ended[i]) }) }
 			var order []int
 			var err error
 			user := func(i int) string { return fmt.Sprintf("user%02d", i%(n-2)) }
@@ -45,7 +48,7 @@ func TestUserFilesJobsInOrder(t *testing.T) {
 					t.Fatal(perr)
 				}
 				err = w.put(path, func(part *partition.NewFiles) error {
-					defer close(ended[i])
+					defer end(i)
 					if i%2 == 0 {
 						<-ended[i+1]
 					}
@@ -61,6 +64,11 @@ func TestUserFilesJobsInOrder(t *testing.T) {
 			if fail >= 0 {
 				if err == nil || err.Error() != fmt.Sprintf("job %d failed", fail) {
 					t.Fatalf("error %v, want job %d's", err, fail)
+				}
+				// The jobs not begun when it failed are skipped
+				// (inOrder): one running may wait for such a one's end.
+				for i := fail + 1; i <= n; i++ {
+					end(i)
 				}
 				w.close()
 			} else if err != nil {
