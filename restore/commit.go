@@ -77,10 +77,8 @@ func (rs *restorer) commit() error {
 	if err != nil {
 		return err
 	}
-	for _, st := range rs.stages {
-		if err := syncfs(st.d.Fd()); err != nil {
-			return fmt.Errorf("syncfs %s: %w", st.dir, err)
-		}
+	if err := syncStages(rs.stageList); err != nil {
+		return err
 	}
 	crashPoint()
 	// The implicit parents (intermediate.go) come after every box of the
@@ -899,16 +897,18 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 func (rs *restorer) flushStaged() <-chan error {
 	stages := append([]*stage(nil), rs.stageList...)
 	done := make(chan error, 1)
-	go func() {
-		for _, st := range stages {
-			if err := syncfs(st.d.Fd()); err != nil {
-				done <- fmt.Errorf("syncfs %s: %w", st.dir, err)
-				return
-			}
-		}
-		done <- nil
-	}()
+	go func() { done <- syncStages(stages) }()
 	return done
+}
+
+// syncStages flushes the file system of each staging directory.
+func syncStages(stages []*stage) error {
+	for _, st := range stages {
+		if err := syncfs(st.d.Fd()); err != nil {
+			return fmt.Errorf("syncfs %s: %w", st.dir, err)
+		}
+	}
+	return nil
 }
 
 // writeBoxMeta writes the staged mailbox's files that depend on its
@@ -924,19 +924,17 @@ func (rs *restorer) writeBoxMeta(b *box) error {
 // syncBoxes flushes the file systems of the boxes' staging directories
 // (syncfs: one call per partition for any number of mailboxes).
 func syncBoxes(boxes []*box) error {
-	done := map[*stage]bool{}
+	var stages []*stage
+	seen := map[*stage]bool{}
 	for _, b := range boxes {
 		for _, st := range append([]*stage{b.st}, b.sideStages()...) {
-			if done[st] {
-				continue
-			}
-			done[st] = true
-			if err := syncfs(st.d.Fd()); err != nil {
-				return fmt.Errorf("syncfs %s: %w", st.dir, err)
+			if !seen[st] {
+				seen[st] = true
+				stages = append(stages, st)
 			}
 		}
 	}
-	return nil
+	return syncStages(stages)
 }
 
 // side is a directory of a mailbox apart from its data directory: where
