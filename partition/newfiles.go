@@ -150,10 +150,10 @@ func (b *NewFiles) Pending(path string) bool {
 	return b != nil && b.paths[path]
 }
 
-// commitIfPending commits the batch if it holds the file to be named
+// CommitIfPending commits the batch if it holds the file to be named
 // path: the writers of a file call it first, so that they work on that
 // file and not beside it.
-func (b *NewFiles) commitIfPending(path string) error {
+func (b *NewFiles) CommitIfPending(path string) error {
 	if b.Pending(path) {
 		return b.Commit()
 	}

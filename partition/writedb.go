@@ -125,7 +125,7 @@ func UpdateTwoskipFile(ctx context.Context, tree *cyrusfs.Tree, path string, cre
 // updateTwoskipIn returned (from batch.Commit), on the file another
 // writer created meanwhile.
 func updateTwoskipIn(ctx context.Context, batch *NewFiles, tree *cyrusfs.Tree, path string, create bool, owner Owner, fn func(tx *TwoskipTx) error, held int) error {
-	if err := batch.commitIfPending(path); err != nil {
+	if err := batch.CommitIfPending(path); err != nil {
 		return err
 	}
 	if create {

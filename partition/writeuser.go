@@ -138,7 +138,7 @@ func (s *Spool) AddSubsAt(batch *NewFiles, user, path string, owner Owner, names
 			recs[string(s.SubKey(user, n))] = nil
 		}
 	}
-	if err := batch.commitIfPending(path); err != nil {
+	if err := batch.CommitIfPending(path); err != nil {
 		return err
 	}
 	if batch != nil {
@@ -308,7 +308,7 @@ func (s *Spool) PutQuota(batch *NewFiles, q Quota, owner Owner) error {
 		return err
 	}
 	tree := s.tree()
-	if err := batch.commitIfPending(path); err != nil {
+	if err := batch.CommitIfPending(path); err != nil {
 		return err
 	}
 	if batch != nil {

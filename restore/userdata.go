@@ -603,10 +603,8 @@ func (w *userFiles) put(path string, write func(part *partition.NewFiles) error,
 			return err
 		}
 	}
-	if w.files.Pending(path) {
-		if err := w.files.Commit(); err != nil {
-			return err
-		}
+	if err := w.files.CommitIfPending(path); err != nil {
+		return err
 	}
 	w.out[path]++
 	return w.seq.put(&userFileJob{path: path, write: write, after: after, part: w.files.Part()})
