@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -384,13 +385,12 @@ func makeDir(d *Dir, name string, o Owner, sync bool) (*Dir, error) {
 // different paths are mostly made at once.
 var mkdirLocks [64]sync.Mutex
 
+// mkdirSeed seeds mkdirLock's hash.
+var mkdirSeed = maphash.MakeSeed()
+
 // mkdirLock returns the lock of making the directory at path.
 func mkdirLock(path string) *sync.Mutex {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(path); i++ {
-		h = (h ^ uint32(path[i])) * 16777619
-	}
-	return &mkdirLocks[h%uint32(len(mkdirLocks))]
+	return &mkdirLocks[maphash.String(mkdirSeed, path)%uint64(len(mkdirLocks))]
 }
 
 // parent opens the directory holding path and returns it with the last
