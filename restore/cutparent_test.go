@@ -52,21 +52,16 @@ func runCut(t *testing.T, hold func(target *partition.Spool, child partition.Ent
 	}
 	held := hold(target, ce)
 	defer held.Release()
-	calls := 0
 	var atCut []string
 	aliceHeld := false
-	saved := syncfs
-	syncfs = func(fd int) error {
-		calls++
-		if calls == preGroupFlushes+1 { // the first group's renames (bob's alone)
+	calls := countFlushes(t, func(n int) {
+		if n == preGroupFlushes+1 { // the first group's renames (bob's alone)
 			atCut = headers(t, target)
 			held.Release()
 			// Nothing of alice's is committed by this group.
 			aliceHeld = !nsFree(t, target, "alice")
 		}
-		return saved(fd)
-	}
-	defer func() { syncfs = saved }()
+	})
 	sum, err := run(t, target, dump, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -101,8 +96,8 @@ func runCut(t *testing.T, hold func(target *partition.Spool, child partition.Ent
 	if aliceHeld {
 		t.Errorf("the first group, which commits nothing of alice's, held alice's namespace lock while it committed")
 	}
-	if calls != wantCalls {
-		t.Errorf("%d syncfs calls, want %d", calls, wantCalls)
+	if calls() != wantCalls {
+		t.Errorf("%d syncfs calls, want %d", calls(), wantCalls)
 	}
 }
 

@@ -14,6 +14,24 @@ import (
 // (of what the read phase staged), one after it.
 const preGroupFlushes = 2
 
+// countFlushes counts the flushes of the file system (syncfs) until the
+// test ends, calling at, if not nil, before the flush numbered n (from
+// 1); calls returns the count so far.
+func countFlushes(t *testing.T, at func(n int)) (calls func() int) {
+	t.Helper()
+	n := 0
+	saved := syncfs
+	syncfs = func(fd int) error {
+		n++
+		if at != nil {
+			at(n)
+		}
+		return saved(fd)
+	}
+	t.Cleanup(func() { syncfs = saved })
+	return func() int { return n }
+}
+
 // The staged files of every mailbox, its cyrus.header and index header
 // included, are flushed for the whole run before the first group is
 // locked (preGroupFlushes): a group flushes only its renames, once, before
@@ -21,10 +39,7 @@ const preGroupFlushes = 2
 func TestCommitFlushesOncePerGroup(t *testing.T) {
 	dump, src := fixtureDump(t, []string{"alice", "bob"}, "shared", "shared.team")
 	target := emptyTarget(t, "")
-	calls := 0
-	saved := syncfs
-	syncfs = func(fd int) error { calls++; return saved(fd) }
-	defer func() { syncfs = saved }()
+	calls := countFlushes(t, nil)
 	sum, err := run(t, target, dump, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -35,8 +50,8 @@ func TestCommitFlushesOncePerGroup(t *testing.T) {
 	// not one per owner; then two for the users' new seen dbs,
 	// subscription files and quota roots, however many
 	// (partition.NewFiles), not an fsync of each and of its directory.
-	if want := preGroupFlushes + 1 + 2; calls != want {
-		t.Errorf("%d syncfs calls, want %d", calls, want)
+	if want := preGroupFlushes + 1 + 2; calls() != want {
+		t.Errorf("%d syncfs calls, want %d", calls(), want)
 	}
 }
 
@@ -52,16 +67,11 @@ func TestCommitGroupEndsAtBusyOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Release()
-	calls := 0
-	saved := syncfs
-	syncfs = func(fd int) error {
-		calls++
-		if calls == preGroupFlushes+1 { // the first group's renames: bob's lock is let go
+	calls := countFlushes(t, func(n int) {
+		if n == preGroupFlushes+1 { // the first group's renames: bob's lock is let go
 			held.Release()
 		}
-		return saved(fd)
-	}
-	defer func() { syncfs = saved }()
+	})
 	sum, err := run(t, target, dump, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +79,8 @@ func TestCommitGroupEndsAtBusyOwner(t *testing.T) {
 	checkAliceBobShared(t, sum, src, target)
 	// alice's group, then bob's and the shared mailboxes'; then the
 	// users' new files, two.
-	if want := preGroupFlushes + 2 + 2; calls != want {
-		t.Errorf("%d syncfs calls, want %d", calls, want)
+	if want := preGroupFlushes + 2 + 2; calls() != want {
+		t.Errorf("%d syncfs calls, want %d", calls(), want)
 	}
 }
 
@@ -107,12 +117,9 @@ func TestLockFilesMadeBeforeGroups(t *testing.T) {
 		}
 		want[e.UniqueID+".lock"] = true
 	}
-	calls := 0
 	var made map[string]bool
-	saved := syncfs
-	syncfs = func(fd int) error {
-		calls++
-		if calls == preGroupFlushes {
+	countFlushes(t, func(n int) {
+		if n == preGroupFlushes {
 			made = map[string]bool{}
 			filepath.WalkDir(target.Config.LockPath, func(p string, d fs.DirEntry, err error) error {
 				if err == nil && d.Type().IsRegular() {
@@ -121,9 +128,7 @@ func TestLockFilesMadeBeforeGroups(t *testing.T) {
 				return nil
 			})
 		}
-		return saved(fd)
-	}
-	defer func() { syncfs = saved }()
+	})
 	sum, err := run(t, target, dump, Options{})
 	if err != nil {
 		t.Fatal(err)
