@@ -33,13 +33,35 @@ const MaxRecord = 64 << 20
 
 // Log is an append-only spill file. The zero Log is empty and makes its
 // file on the first write.
+//
+// What was written last is kept in pend until pendSize bytes gather, and
+// read back from there; what was read from the file last is kept in win.
+// The passes of a restore over its mailboxes read the record of each in
+// turn, most often in the order they were written, mixed with writes of
+// the ones that changed: each read was a pread, and each read after a
+// write a write of the buffer too (about a dozen system calls a mailbox
+// at 20,000 mailboxes). A record is never changed once written, so
+// neither copy goes stale.
 type Log struct {
 	f       *os.File
-	w       *bufio.Writer
-	size    int64 // bytes written, buffered ones included
-	flushed int64 // bytes in the file
+	pend    []byte // the bytes after flushed, not in the file yet
+	size    int64  // bytes written, pending ones included
+	flushed int64  // bytes in the file
 	hdr     [4]byte
+	win     []byte // bytes of the file from winOff, read by Read
+	winOff  int64
+	winEnd  int64 // where the last record Read ended: a read there is in order
+	reads   int   // preads of the file, for tests
+	writes  int   // writes to the file, for tests
 }
+
+// pendSize is the bytes Write gathers before writing them to the file;
+// readWindow the bytes of the file Read reads at once when records are
+// read in order (a window), so that the next ones come from memory.
+const (
+	pendSize   = 64 << 10
+	readWindow = 64 << 10
+)
 
 // Write appends p as it is (fixed-size items that the caller finds by
 // their place) and returns its offset.
@@ -49,12 +71,27 @@ func (l *Log) Write(p []byte) (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("spill file: %w", err)
 		}
-		l.f, l.w = f, bufio.NewWriterSize(f, 64<<10)
+		l.f = f
 	}
 	off := l.size
-	if _, err := l.w.Write(p); err != nil {
-		return 0, fmt.Errorf("writing spill file: %w", err)
+	if len(l.pend)+len(p) > pendSize {
+		if err := l.Flush(); err != nil {
+			return 0, err
+		}
+		if len(p) >= pendSize {
+			l.writes++
+			if _, err := l.f.Write(p); err != nil {
+				return 0, fmt.Errorf("writing spill file: %w", err)
+			}
+			l.size += int64(len(p))
+			l.flushed = l.size
+			return off, nil
+		}
 	}
+	if l.pend == nil {
+		l.pend = make([]byte, 0, pendSize)
+	}
+	l.pend = append(l.pend, p...)
 	l.size += int64(len(p))
 	return off, nil
 }
@@ -74,71 +111,103 @@ func (l *Log) Append(p []byte) (int64, error) {
 	return off, err
 }
 
-// Flush makes what was written readable. Read and Section call it.
+// Flush writes what is pending to the file, for Section and Each, which
+// read the file itself; Read needs no Flush.
 func (l *Log) Flush() error {
-	if l.w == nil || l.flushed == l.size {
+	if len(l.pend) == 0 {
 		return nil
 	}
-	if err := l.w.Flush(); err != nil {
+	l.writes++
+	if _, err := l.f.Write(l.pend); err != nil {
 		return fmt.Errorf("writing spill file: %w", err)
 	}
 	l.flushed = l.size
+	l.pend = l.pend[:0]
 	return nil
 }
 
-// readGuess is how many bytes of a record Read asks for with its length
-// when the caller's buffer gives no better guess: what restore parks per
+// readGuess is how many bytes Read reads at once at an offset out of
+// order (a record of one mailbox looked up): what restore parks per
 // mailbox is a few hundred bytes, so one read usually brings the whole
-// record, where reading the length first cost a second system call.
-// readGuessMax bounds the guess a large buffer gives, so that a run that
-// once read a large record does not read that much for every small one.
-const (
-	readGuess    = 1 << 10
-	readGuessMax = 64 << 10
-)
+// record, and no more is read than the next record out of order would
+// use.
+const readGuess = 1 << 10
 
 // Read returns the record Append wrote at off, in buf if it is large
-// enough. It reads the length and, in the same read, as much of the
-// record as buf holds (at least readGuess bytes, at most readGuessMax);
-// only a record longer than that takes a second read.
+// enough (never in the Log's own memory: the caller may keep it until
+// it passes buf again).
 func (l *Log) Read(off int64, buf []byte) ([]byte, error) {
 	if off < 0 || off+4 > l.size {
 		return nil, fmt.Errorf("spill record at %d: beyond the %d bytes written", off, l.size)
 	}
-	if err := l.Flush(); err != nil {
+	var h [4]byte
+	if err := l.readAt(h[:], off); err != nil {
 		return nil, err
 	}
-	want := min(int64(max(min(cap(buf), readGuessMax), readGuess)), l.size-off)
-	if int64(cap(buf)) < want {
-		buf = make([]byte, want)
-	}
-	buf = buf[:want]
-	got, err := l.f.ReadAt(buf, off)
-	if int64(got) < want {
-		return nil, fmt.Errorf("reading spill file: %w", eofUnexpected(err))
-	}
-	n := int64(binary.LittleEndian.Uint32(buf))
+	n := int64(binary.LittleEndian.Uint32(h[:]))
 	if n > MaxRecord || off+4+n > l.size {
 		return nil, fmt.Errorf("spill record at %d: length %d: damaged", off, n)
 	}
-	if 4+n <= want {
-		// The record came with its length: move it to the front.
-		copy(buf, buf[4:4+n])
-		return buf[:n], nil
-	}
-	have := want - 4
 	if int64(cap(buf)) < n {
-		nb := make([]byte, n)
-		copy(nb, buf[4:want])
-		buf = nb
-	} else {
-		copy(buf, buf[4:want])
+		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if _, err := l.f.ReadAt(buf[have:], off+4+have); err != nil {
-		return nil, fmt.Errorf("reading spill file: %w", err)
+	if err := l.readAt(buf, off+4); err != nil {
+		return nil, err
 	}
+	l.winEnd = off + 4 + n
 	return buf, nil
+}
+
+// readAt fills dst with the bytes written at off (all of them written):
+// those in the file through the window, the others from pend.
+func (l *Log) readAt(dst []byte, off int64) error {
+	if off < l.flushed {
+		n := min(int64(len(dst)), l.flushed-off)
+		if err := l.fileAt(dst[:n], off); err != nil {
+			return err
+		}
+		dst, off = dst[n:], off+n
+	}
+	if len(dst) > 0 {
+		copy(dst, l.pend[off-l.flushed:])
+	}
+	return nil
+}
+
+// fileAt fills dst with the file's bytes at off, from the window when it
+// holds them. Otherwise it reads a new window at off: readWindow bytes
+// when off follows the last record read (records read in order), else
+// readGuess; a dst larger than that is read into directly.
+func (l *Log) fileAt(dst []byte, off int64) error {
+	if off >= l.winOff && off+int64(len(dst)) <= l.winOff+int64(len(l.win)) {
+		copy(dst, l.win[off-l.winOff:])
+		return nil
+	}
+	want := int64(readGuess)
+	if off >= l.winEnd && off-l.winEnd < readWindow {
+		want = readWindow
+	}
+	l.reads++
+	if int64(len(dst)) > want {
+		if got, err := l.f.ReadAt(dst, off); got < len(dst) {
+			return fmt.Errorf("reading spill file: %w", eofUnexpected(err))
+		}
+		return nil
+	}
+	want = min(want, l.flushed-off)
+	if int64(cap(l.win)) < want {
+		l.win = make([]byte, max(want, readGuess))
+	}
+	l.win = l.win[:want]
+	got, err := l.f.ReadAt(l.win, off)
+	if int64(got) < want {
+		l.win = l.win[:0]
+		return fmt.Errorf("reading spill file: %w", eofUnexpected(err))
+	}
+	l.winOff = off
+	copy(dst, l.win)
+	return nil
 }
 
 // eofUnexpected turns the io.EOF of a short ReadAt into
