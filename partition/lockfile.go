@@ -75,23 +75,50 @@ func openLockFile(tree *cyrusfs.Tree, path string) (int, error) {
 	return tree.OpenEnsured(path, cyrusfs.Inherit, os.O_RDWR)
 }
 
-// MakeNameLock makes the lock file of mailbox e's name lock where it is
-// missing, as taking the lock would, without taking it; MakeNamespaceLock
-// does the same for userid's namespace lock. A restore makes them for its
-// mailboxes while its staged files are being flushed, so that its commit
-// groups, which hold their locks until mailboxes.db is written, only open
-// them. A lock file made and never locked is what Cyrus itself leaves
-// after any lock (it never removes them).
-func (s *Spool) MakeNameLock(e Entry) error { return s.makeLockFile(nameLockName(e)) }
-
-// MakeNamespaceLock: see MakeNameLock.
-func (s *Spool) MakeNamespaceLock(userid string) error {
-	return s.makeLockFile(namespaceLockName(userid))
+// LockFiles makes lock files where they are missing, as taking their
+// locks would, without taking them: a restore makes those its commit
+// groups will lock (each mailbox's name lock, each owner's namespace
+// lock) while its staged files are being flushed, so that the groups,
+// which hold their locks until mailboxes.db is written, only open them.
+// A lock file made and never locked is what Cyrus itself leaves after
+// any lock (it never removes them).
+//
+// The files are made through a view of the spool's tree
+// (cyrusfs.Tree.Checked) made anew every rootCheckEvery files, as
+// nsLockCache does: the lock directory's path is checked (a stat) once
+// a view rather than twice a file. A lock directory replaced meanwhile
+// gets the files of the rest of the view in the directory it was (never
+// through a symlink); the commit groups open every lock file through
+// views of their own, checked anew. A LockFiles is safe for concurrent
+// use.
+type LockFiles struct {
+	s    *Spool
+	mu   sync.Mutex
+	tree *cyrusfs.Tree
+	uses int
 }
 
-func (s *Spool) makeLockFile(lockname string) error {
-	path := s.Config.lockPath(lockname)
-	fd, err := openLockFile(s.tree(), path)
+// LockFiles returns a maker of s's lock files.
+func (s *Spool) LockFiles() *LockFiles { return &LockFiles{s: s} }
+
+// NameLock makes the lock file of mailbox e's name lock.
+func (m *LockFiles) NameLock(e Entry) error { return m.make(nameLockName(e)) }
+
+// NamespaceLock makes the lock file of userid's namespace lock.
+func (m *LockFiles) NamespaceLock(userid string) error {
+	return m.make(namespaceLockName(userid))
+}
+
+func (m *LockFiles) make(lockname string) error {
+	m.mu.Lock()
+	if m.tree == nil || m.uses >= rootCheckEvery {
+		m.tree, m.uses = m.s.tree().Checked(), 0
+	}
+	m.uses++
+	tree := m.tree
+	m.mu.Unlock()
+	path := m.s.Config.lockPath(lockname)
+	fd, err := openLockFile(tree, path)
 	if err != nil {
 		return fmt.Errorf("lock file %s: %w", path, err)
 	}

@@ -3,9 +3,11 @@ package partition
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -113,4 +115,61 @@ func TestLockFileMade(t *testing.T) {
 		l.Release()
 		t.Errorf("directory at the lock file's path: %v, want it refused", err)
 	}
+}
+
+// TestLockFilesViews: LockFiles makes each lock file missing, owned like
+// the lock directory, and checks the lock directory's path once a view
+// of rootCheckEvery files: a lock directory replaced meanwhile gets the
+// files of the rest of that view in the directory it was (never through
+// a symlink), and every file after it in the one now at its path.
+func TestLockFilesViews(t *testing.T) {
+	s, _ := openFixture(t)
+	root := s.Config.LockPath
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := s.LockFiles()
+	entry := func(i int) Entry {
+		return Entry{Name: "user.alice.f" + strconv.Itoa(i), UniqueID: fmt.Sprintf("views%019d", i), Type: "e"}
+	}
+	const before, total = 10, 3 * rootCheckEvery
+	for i := range before {
+		if err := m.NameLock(entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.NamespaceLock("alice"); err != nil {
+		t.Fatal(err)
+	}
+	moved := root + ".old"
+	if err := os.Rename(root, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := before; i < total; i++ {
+		if err := m.NameLock(entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The view in use when the directory moved served rootCheckEvery
+	// files in all: the namespace lock's and the first ones.
+	renewed := rootCheckEvery - 1
+	for i := range total {
+		rel, err := filepath.Rel(root, s.Config.lockPath(nameLockName(entry(i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inOld := exists(filepath.Join(moved, rel))
+		inNew := exists(filepath.Join(root, rel))
+		if want := i < renewed; inOld != want || inNew == want {
+			t.Errorf("lock file %d: in the moved directory %v, in the new one %v; want it in the %s one", i, inOld, inNew, map[bool]string{true: "moved", false: "new"}[want])
+		}
+	}
+}
+
+func exists(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode().IsRegular()
 }

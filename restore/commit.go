@@ -834,6 +834,7 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 	pass := q.pinPass()
 	defer pass.done()
 	lastOwner, first := "", true
+	locks := rs.spool.LockFiles()
 	meta := newInOrder(func(b *box) error {
 		if err := rs.writeMeta(b); err != nil {
 			return err
@@ -844,7 +845,7 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 		// that cannot be made is left to the group, whose lock makes
 		// it again and stops the run with that error where it did
 		// before.
-		rs.spool.MakeNameLock(b.entry())
+		locks.NameLock(b.entry())
 		return nil
 	}, func(b *box, err error) error {
 		if err == nil {
@@ -857,7 +858,7 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 			if first || b.owner != lastOwner {
 				// Its owner's namespace lock file, likewise (here, once
 				// an owner: the workers would make it together).
-				rs.spool.MakeNamespaceLock(b.owner)
+				locks.NamespaceLock(b.owner)
 				lastOwner, first = b.owner, false
 			}
 		}
