@@ -176,6 +176,12 @@ func regularErr(path string, err error) error {
 	return pathErr("open", path, err)
 }
 
+// Owner returns the owner what d makes for o gets: o itself, or for
+// Inherit d's owner now (when running as root). A caller making many
+// files in d with Inherit resolves it once, rather than a stat of d per
+// file.
+func (d *Dir) Owner(o Owner) (Owner, error) { return d.owner(o) }
+
 // owner resolves Inherit to the owner of d.
 func (d *Dir) owner(o Owner) (Owner, error) {
 	if o.UID != inheritUID {

@@ -334,6 +334,23 @@ func (d *Dir) Ensure(name string, o Owner) error {
 	return nil
 }
 
+// MakeIfMissing makes the empty file name in d (mode 0600, owner o set
+// before it has its name, as NewFile and Link do) unless the name is
+// taken, by anything, and reports whether it made it. It looks for
+// nothing first: for a file most often missing (a new mailbox's lock
+// file) that is one unnamed inode and its link, without Ensure's failed
+// look-up; a name taken costs an inode made and dropped.
+func (d *Dir) MakeIfMissing(name string, o Owner) (bool, error) {
+	fd, made, err := d.makeEmpty(name, o)
+	if err != nil || !made {
+		return false, err
+	}
+	if err := unix.Close(fd); err != nil {
+		return true, &fs.PathError{Op: "close", Path: d.Join(name), Err: err}
+	}
+	return true, nil
+}
+
 // makeEmpty makes the empty file name in d, mode 0600 and owner o set
 // before it has its name (NewFile, Link), and returns its descriptor,
 // open O_RDWR, with made true. If the name is taken meanwhile (by a file

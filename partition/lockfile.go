@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/mbtool/mbtool/cyrusfs"
 	"github.com/mbtool/mbtool/lock"
@@ -84,45 +83,129 @@ func openLockFile(tree *cyrusfs.Tree, path string) (int, error) {
 // any lock (it never removes them).
 //
 // The files are made through a view of the spool's tree
-// (cyrusfs.Tree.Checked) made anew every rootCheckEvery files, as
-// nsLockCache does: the lock directory's path is checked (a stat) once
-// a view rather than twice a file. A lock directory replaced meanwhile
-// gets the files of the rest of the view in the directory it was (never
-// through a symlink); the commit groups open every lock file through
-// views of their own, checked anew. A LockFiles is safe for concurrent
-// use.
+// (cyrusfs.Tree.Checked), made anew every lockFilesView files: the lock
+// directory's path is checked (a stat) once a view, and each hashed
+// lock directory is opened (or made) once a view, its owner read once,
+// rather than two stats, two look-ups and a stat of the directory per
+// file. A name lock's file, most often missing (a new mailbox's), is
+// made without looking for it first (cyrusfs.Dir.MakeIfMissing); a
+// namespace lock's, most often there (an owner's other mailboxes), is
+// looked for first. A lock directory replaced during a view gets the
+// rest of the view's files in the directory it was, never through a
+// symlink: they are empty files, and the commit groups open every lock
+// file through the tree, checked per file, and make one missing there.
+// A LockFiles is safe for concurrent use; Close closes its directories.
 type LockFiles struct {
 	s    *Spool
 	mu   sync.Mutex
-	tree *cyrusfs.Tree
+	cur  *lockView
 	uses int
 }
+
+// lockView is a view of the tree and the lock directories opened
+// through it, with the owner each gives what is made in it; refs counts
+// the files being made in it, retired says a newer view took its place.
+type lockView struct {
+	tree    *cyrusfs.Tree
+	dirs    map[string]lockDir
+	refs    int
+	retired bool
+}
+
+type lockDir struct {
+	d     *cyrusfs.Dir
+	owner cyrusfs.Owner
+}
+
+// lockFilesView is how many files LockFiles makes through one view.
+const lockFilesView = 1024
 
 // LockFiles returns a maker of s's lock files.
 func (s *Spool) LockFiles() *LockFiles { return &LockFiles{s: s} }
 
 // NameLock makes the lock file of mailbox e's name lock.
-func (m *LockFiles) NameLock(e Entry) error { return m.make(nameLockName(e)) }
+func (m *LockFiles) NameLock(e Entry) error { return m.make(nameLockName(e), false) }
 
 // NamespaceLock makes the lock file of userid's namespace lock.
 func (m *LockFiles) NamespaceLock(userid string) error {
-	return m.make(namespaceLockName(userid))
+	return m.make(namespaceLockName(userid), true)
 }
 
-func (m *LockFiles) make(lockname string) error {
+// Close closes the lock directories opened.
+func (m *LockFiles) Close() {
 	m.mu.Lock()
-	if m.tree == nil || m.uses >= rootCheckEvery {
-		m.tree, m.uses = m.s.tree().Checked(), 0
+	defer m.mu.Unlock()
+	if m.cur != nil {
+		m.cur.retired = true
+		m.cur.closeIfDone()
+		m.cur = nil
 	}
-	m.uses++
-	tree := m.tree
-	m.mu.Unlock()
+}
+
+func (m *LockFiles) make(lockname string, look bool) error {
 	path := m.s.Config.lockPath(lockname)
-	fd, err := openLockFile(tree, path)
+	dir, name := filepath.Split(path)
+	v, ld, err := m.dir(dir)
+	if err == nil {
+		if look {
+			err = ld.d.Ensure(name, ld.owner)
+		} else {
+			_, err = ld.d.MakeIfMissing(name, ld.owner)
+		}
+	}
+	m.mu.Lock()
+	v.refs--
+	v.closeIfDone()
+	m.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("lock file %s: %w", path, err)
 	}
-	return unix.Close(fd)
+	return nil
+}
+
+// dir returns the current view, its count of files being made raised,
+// and the lock directory dir opened through it (made if missing).
+func (m *LockFiles) dir(dir string) (*lockView, lockDir, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cur == nil || m.uses >= lockFilesView {
+		if m.cur != nil {
+			m.cur.retired = true
+			m.cur.closeIfDone()
+		}
+		m.cur = &lockView{tree: m.s.tree().Checked(), dirs: map[string]lockDir{}}
+		m.uses = 0
+	}
+	m.uses++
+	v := m.cur
+	v.refs++
+	ld, ok := v.dirs[dir]
+	if ok {
+		return v, ld, nil
+	}
+	d, err := v.tree.MkdirAll(dir, cyrusfs.Inherit)
+	if err != nil {
+		return v, ld, err
+	}
+	o, err := d.Owner(cyrusfs.Inherit)
+	if err != nil {
+		d.Close()
+		return v, ld, err
+	}
+	ld = lockDir{d, o}
+	v.dirs[dir] = ld
+	return v, ld, nil
+}
+
+// closeIfDone closes the view's directories once it is retired and no
+// file is being made in it.
+func (v *lockView) closeIfDone() {
+	if v.retired && v.refs == 0 {
+		for k, ld := range v.dirs {
+			ld.d.Close()
+			delete(v.dirs, k)
+		}
+	}
 }
 
 // nsLockCache keeps the namespace lock file of the last owner whose

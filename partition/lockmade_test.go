@@ -119,9 +119,10 @@ func TestLockFileMade(t *testing.T) {
 
 // TestLockFilesViews: LockFiles makes each lock file missing, owned like
 // the lock directory, and checks the lock directory's path once a view
-// of rootCheckEvery files: a lock directory replaced meanwhile gets the
+// of lockFilesView files: a lock directory replaced meanwhile gets the
 // files of the rest of that view in the directory it was (never through
-// a symlink), and every file after it in the one now at its path.
+// a symlink), and every file after it in the one now at its path. A file
+// there already is left as it is.
 func TestLockFilesViews(t *testing.T) {
 	s, _ := openFixture(t)
 	root := s.Config.LockPath
@@ -129,10 +130,11 @@ func TestLockFilesViews(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := s.LockFiles()
+	defer m.Close()
 	entry := func(i int) Entry {
 		return Entry{Name: "user.alice.f" + strconv.Itoa(i), UniqueID: fmt.Sprintf("views%019d", i), Type: "e"}
 	}
-	const before, total = 10, 3 * rootCheckEvery
+	const before, total = 10, lockFilesView + 100
 	for i := range before {
 		if err := m.NameLock(entry(i)); err != nil {
 			t.Fatal(err)
@@ -153,9 +155,9 @@ func TestLockFilesViews(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The view in use when the directory moved served rootCheckEvery
+	// The view in use when the directory moved served lockFilesView
 	// files in all: the namespace lock's and the first ones.
-	renewed := rootCheckEvery - 1
+	renewed := lockFilesView - 1
 	for i := range total {
 		rel, err := filepath.Rel(root, s.Config.lockPath(nameLockName(entry(i))))
 		if err != nil {
@@ -164,8 +166,44 @@ func TestLockFilesViews(t *testing.T) {
 		inOld := exists(filepath.Join(moved, rel))
 		inNew := exists(filepath.Join(root, rel))
 		if want := i < renewed; inOld != want || inNew == want {
-			t.Errorf("lock file %d: in the moved directory %v, in the new one %v; want it in the %s one", i, inOld, inNew, map[bool]string{true: "moved", false: "new"}[want])
+			t.Fatalf("lock file %d: in the moved directory %v, in the new one %v; want it in the %s one", i, inOld, inNew, map[bool]string{true: "moved", false: "new"}[want])
 		}
+	}
+	// Made again: the files there are kept, whatever they hold.
+	p := s.Config.lockPath(nameLockName(entry(total - 1)))
+	if err := os.WriteFile(p, []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ns := s.Config.lockPath(namespaceLockName("alice"))
+	if err := os.MkdirAll(filepath.Dir(ns), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ns, []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.NameLock(entry(total - 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.NamespaceLock("alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{p, ns} {
+		if b, err := os.ReadFile(f); err != nil || string(b) != "kept" {
+			t.Errorf("%s made again: %q, %v", f, b, err)
+		}
+	}
+	// A symlink planted at a lock file's path is not followed.
+	target := filepath.Join(t.TempDir(), "target")
+	sym := s.Config.lockPath(nameLockName(entry(total)))
+	if err := os.MkdirAll(filepath.Dir(sym), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, sym); err != nil {
+		t.Fatal(err)
+	}
+	m.NameLock(entry(total))
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file was made through the symlink at %s (%v)", sym, err)
 	}
 }
 

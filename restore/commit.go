@@ -835,6 +835,7 @@ func (rs *restorer) writeAllMeta(q *quotaPlan) error {
 	defer pass.done()
 	lastOwner, first := "", true
 	locks := rs.spool.LockFiles()
+	defer locks.Close()
 	meta := newInOrder(func(b *box) error {
 		if err := rs.writeMeta(b); err != nil {
 			return err
