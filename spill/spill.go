@@ -80,7 +80,7 @@ func (l *Log) Write(p []byte) (int64, error) {
 		}
 		if len(p) >= pendSize {
 			l.writes++
-			if _, err := l.f.Write(p); err != nil {
+			if _, err := l.f.WriteAt(p, l.flushed); err != nil {
 				return 0, fmt.Errorf("writing spill file: %w", err)
 			}
 			l.size += int64(len(p))
@@ -118,7 +118,9 @@ func (l *Log) Flush() error {
 		return nil
 	}
 	l.writes++
-	if _, err := l.f.Write(l.pend); err != nil {
+	// At its offset, not the file's position: after a short write the
+	// same bytes go to the same place again, and no record moves.
+	if _, err := l.f.WriteAt(l.pend, l.flushed); err != nil {
 		return fmt.Errorf("writing spill file: %w", err)
 	}
 	l.flushed = l.size
@@ -141,7 +143,7 @@ func (l *Log) Read(off int64, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("spill record at %d: beyond the %d bytes written", off, l.size)
 	}
 	var h [4]byte
-	if err := l.readAt(h[:], off); err != nil {
+	if err := l.readAt(h[:], off, cap(buf)); err != nil {
 		return nil, err
 	}
 	n := int64(binary.LittleEndian.Uint32(h[:]))
@@ -152,7 +154,7 @@ func (l *Log) Read(off int64, buf []byte) ([]byte, error) {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if err := l.readAt(buf, off+4); err != nil {
+	if err := l.readAt(buf, off+4, 0); err != nil {
 		return nil, err
 	}
 	l.winEnd = off + 4 + n
@@ -160,11 +162,12 @@ func (l *Log) Read(off int64, buf []byte) ([]byte, error) {
 }
 
 // readAt fills dst with the bytes written at off (all of them written):
-// those in the file through the window, the others from pend.
-func (l *Log) readAt(dst []byte, off int64) error {
+// those in the file through the window, the others from pend. guess is
+// how many bytes from off are likely wanted next (the caller's buffer).
+func (l *Log) readAt(dst []byte, off int64, guess int) error {
 	if off < l.flushed {
 		n := min(int64(len(dst)), l.flushed-off)
-		if err := l.fileAt(dst[:n], off); err != nil {
+		if err := l.fileAt(dst[:n], off, guess); err != nil {
 			return err
 		}
 		dst, off = dst[n:], off+n
@@ -178,13 +181,15 @@ func (l *Log) readAt(dst []byte, off int64) error {
 // fileAt fills dst with the file's bytes at off, from the window when it
 // holds them. Otherwise it reads a new window at off: readWindow bytes
 // when off follows the last record read (records read in order), else
-// readGuess; a dst larger than that is read into directly.
-func (l *Log) fileAt(dst []byte, off int64) error {
+// readGuess or guess, up to readWindow (a record read out of order, in
+// one read when the caller's buffer says how long it may be); a dst
+// larger than that is read into directly.
+func (l *Log) fileAt(dst []byte, off int64, guess int) error {
 	if off >= l.winOff && off+int64(len(dst)) <= l.winOff+int64(len(l.win)) {
 		copy(dst, l.win[off-l.winOff:])
 		return nil
 	}
-	want := int64(readGuess)
+	want := int64(min(max(readGuess, guess+4), readWindow))
 	if off >= l.winEnd && off-l.winEnd < readWindow {
 		want = readWindow
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/signal"
+	"syscall"
 	"testing"
 )
 
@@ -335,4 +337,57 @@ func TestNamesHot(t *testing.T) {
 		want[s] = uint32(100000 + i)
 	}
 	check()
+}
+
+// TestLogWriteErrorRetried: a write of the pending bytes that fails part
+// way (here the file size limit, EFBIG) moves no record: the bytes are
+// written at their offset, so the next write, once there is room again,
+// writes them there whole and every record reads back as appended.
+func TestLogWriteErrorRetried(t *testing.T) {
+	signal.Ignore(syscall.SIGXFSZ)
+	defer signal.Reset(syscall.SIGXFSZ)
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Skip(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old)
+	var l Log
+	defer l.Close()
+	rec := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 1000) }
+	var offs []int64
+	for i := range 65 {
+		off, err := l.Append(rec(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, off)
+	}
+	lim := old
+	lim.Cur = 10000
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skip(err)
+	}
+	if _, err := l.Append(rec(65)); err == nil {
+		t.Fatal("a write beyond the file size limit succeeded")
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	off, err := l.Append(rec(66))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs = append(offs, off)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i, off := range offs {
+		want := rec(i)
+		if i == len(offs)-1 {
+			want = rec(66)
+		}
+		if got, err := l.Read(off, nil); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("record %d at %d: %v, %d bytes", i, off, err, len(got))
+		}
+	}
 }
