@@ -91,10 +91,14 @@ func openLockFile(tree *cyrusfs.Tree, path string) (int, error) {
 // made without looking for it first (cyrusfs.Dir.MakeIfMissing); a
 // namespace lock's, most often there (an owner's other mailboxes), is
 // looked for first. A lock directory replaced during a view gets the
-// rest of the view's files in the directory it was, never through a
-// symlink: they are empty files, and the commit groups open every lock
-// file through the tree, checked per file, and make one missing there.
-// A LockFiles is safe for concurrent use; Close closes its directories.
+// rest of the view's files in the hashed directories the view opened
+// in the directory it was (one it had not opened yet is made in the
+// directory now at the path), never through a symlink: they are empty
+// files, and the commit groups open every lock file through the tree,
+// checked per file, and make one missing there. A view holds at most
+// lockViewDirs directories open (a legacy spool of many domains hashes
+// its lock files into hundreds). A LockFiles is safe for concurrent
+// use; Close closes its directories, after which it must not be used.
 type LockFiles struct {
 	s    *Spool
 	mu   sync.Mutex
@@ -117,8 +121,12 @@ type lockDir struct {
 	owner cyrusfs.Owner
 }
 
-// lockFilesView is how many files LockFiles makes through one view.
-const lockFilesView = 1024
+// lockFilesView is how many files LockFiles makes through one view, and
+// lockViewDirs how many directories a view keeps open.
+const (
+	lockFilesView = 1024
+	lockViewDirs  = 40
+)
 
 // LockFiles returns a maker of s's lock files.
 func (s *Spool) LockFiles() *LockFiles { return &LockFiles{s: s} }
@@ -168,7 +176,7 @@ func (m *LockFiles) make(lockname string, look bool) error {
 func (m *LockFiles) dir(dir string) (*lockView, lockDir, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cur == nil || m.uses >= lockFilesView {
+	if m.cur == nil || m.uses >= lockFilesView || len(m.cur.dirs) >= lockViewDirs && !m.cur.has(dir) {
 		if m.cur != nil {
 			m.cur.retired = true
 			m.cur.closeIfDone()
@@ -195,6 +203,11 @@ func (m *LockFiles) dir(dir string) (*lockView, lockDir, error) {
 	ld = lockDir{d, o}
 	v.dirs[dir] = ld
 	return v, ld, nil
+}
+
+func (v *lockView) has(dir string) bool {
+	_, ok := v.dirs[dir]
+	return ok
 }
 
 // closeIfDone closes the view's directories once it is retired and no

@@ -118,19 +118,29 @@ func TestLockFileMade(t *testing.T) {
 }
 
 // TestLockFilesViews: LockFiles makes each lock file missing, owned like
-// the lock directory, and checks the lock directory's path once a view
-// of lockFilesView files: a lock directory replaced meanwhile gets the
-// files of the rest of that view in the directory it was (never through
-// a symlink), and every file after it in the one now at its path. A file
-// there already is left as it is.
+// the lock directory and mode 0600, and checks the lock directory's path
+// once a view of lockFilesView files: a lock directory replaced meanwhile
+// gets the files of the rest of that view in the hashed directories the
+// view opened in the directory it was (never through a symlink), and
+// every file after it in the one now at its path. A file there already
+// is left as it is.
 func TestLockFilesViews(t *testing.T) {
 	s, _ := openFixture(t)
 	root := s.Config.LockPath
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	if uid == 0 {
+		uid, gid = 65534, 65534 // the lock directory belongs to the user Cyrus runs as
+		if err := os.Chown(root, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
 	m := s.LockFiles()
 	defer m.Close()
+	// Uniqueids of one hashed directory (views...), whose directory is
+	// opened before the lock directory moves.
 	entry := func(i int) Entry {
 		return Entry{Name: "user.alice.f" + strconv.Itoa(i), UniqueID: fmt.Sprintf("views%019d", i), Type: "e"}
 	}
@@ -150,6 +160,9 @@ func TestLockFilesViews(t *testing.T) {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Lchown(root, uid, gid); err != nil {
+		t.Fatal(err)
+	}
 	for i := before; i < total; i++ {
 		if err := m.NameLock(entry(i)); err != nil {
 			t.Fatal(err)
@@ -165,6 +178,16 @@ func TestLockFilesViews(t *testing.T) {
 		}
 		inOld := exists(filepath.Join(moved, rel))
 		inNew := exists(filepath.Join(root, rel))
+		if i == 0 || i == total-1 {
+			fi, err := os.Lstat(filepath.Join(map[bool]string{true: moved, false: root}[inOld], rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if fi.Mode().Perm() != 0o600 || int(st.Uid) != uid || int(st.Gid) != gid {
+				t.Errorf("lock file %d: mode %v owner %d:%d, want 0600 %d:%d", i, fi.Mode(), st.Uid, st.Gid, uid, gid)
+			}
+		}
 		if want := i < renewed; inOld != want || inNew == want {
 			t.Fatalf("lock file %d: in the moved directory %v, in the new one %v; want it in the %s one", i, inOld, inNew, map[bool]string{true: "moved", false: "new"}[want])
 		}
@@ -204,6 +227,54 @@ func TestLockFilesViews(t *testing.T) {
 	m.NameLock(entry(total))
 	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a file was made through the symlink at %s (%v)", sym, err)
+	}
+}
+
+// TestLockFilesDirsKept: within a view, each hashed lock directory is
+// opened once and kept: a hashed directory moved away after its first
+// lock file gets the view's next files of it, as the descriptor kept
+// says, rather than a new directory made at its path; a view keeps at
+// most lockViewDirs directories, and a new view opens them again.
+func TestLockFilesDirsKept(t *testing.T) {
+	s, _ := openFixture(t)
+	root := s.Config.LockPath
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := s.LockFiles()
+	defer m.Close()
+	e := func(id string) Entry { return Entry{Name: "user.bob." + id, UniqueID: id, Type: "e"} }
+	first := s.Config.lockPath(nameLockName(e("k0000000000000000000000a")))
+	if err := m.NameLock(e("k0000000000000000000000a")); err != nil {
+		t.Fatal(err)
+	}
+	hashed := filepath.Dir(first)
+	if err := os.Rename(hashed, hashed+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.NameLock(e("k0000000000000000000000b")); err != nil {
+		t.Fatal(err)
+	}
+	second := filepath.Join(hashed+".moved", filepath.Base(s.Config.lockPath(nameLockName(e("k0000000000000000000000b")))))
+	if !exists(second) {
+		t.Fatalf("the view's second file of %s is not in the directory it opened first", hashed)
+	}
+	if _, err := os.Lstat(hashed); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s made again within the view (%v)", hashed, err)
+	}
+	// Many lock directories (a name without a uniqueid hashes by name,
+	// each domain's beneath its own): the view is renewed rather than
+	// keeping more than lockViewDirs open.
+	for i := range 3 * lockViewDirs {
+		if err := m.NameLock(Entry{Name: fmt.Sprintf("dom%d.example!user.bob", i), Type: "e"}); err != nil {
+			t.Fatal(err)
+		}
+		m.mu.Lock()
+		n := len(m.cur.dirs)
+		m.mu.Unlock()
+		if n > lockViewDirs {
+			t.Fatalf("a view keeps %d directories open, more than %d", n, lockViewDirs)
+		}
 	}
 }
 
