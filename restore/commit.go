@@ -71,7 +71,6 @@ func (rs *restorer) commit() error {
 	// group only flushes its renames before it registers them.
 	early := rs.flushStaged()
 	err = rs.writeAllMeta(q)
-	hook("meta")
 	if ferr := <-early; err == nil {
 		err = ferr
 	}
@@ -81,7 +80,6 @@ func (rs *restorer) commit() error {
 	if err := syncStages(rs.stageList); err != nil {
 		return err
 	}
-	hook("flushed")
 	crashPoint()
 	// The implicit parents (intermediate.go) come after every box of the
 	// dump. One is committed with the first group that holds a mailbox
