@@ -25,17 +25,7 @@ import (
 func TestLockFileMade(t *testing.T) {
 	s, _ := openFixture(t)
 	ctx := context.Background()
-	root := s.Config.LockPath
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	uid, gid := os.Geteuid(), os.Getegid()
-	if uid == 0 {
-		uid, gid = 65534, 65534 // the lock directory belongs to the user Cyrus runs as
-		if err := os.Chown(root, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, uid, gid := lockRoot(t, s)
 	e := Entry{Name: "user.alice.made", UniqueID: "q0ni1c6z8yk9p5v3h2w7m4r1", Type: "e"}
 	path := s.Config.lockPath(nameLockName(e))
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
@@ -126,17 +116,7 @@ func TestLockFileMade(t *testing.T) {
 // is left as it is.
 func TestLockFilesViews(t *testing.T) {
 	s, _ := openFixture(t)
-	root := s.Config.LockPath
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	uid, gid := os.Geteuid(), os.Getegid()
-	if uid == 0 {
-		uid, gid = 65534, 65534 // the lock directory belongs to the user Cyrus runs as
-		if err := os.Chown(root, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root, uid, gid := lockRoot(t, s)
 	m := s.LockFiles()
 	defer m.Close()
 	// Uniqueids of one hashed directory (views...), whose directory is
@@ -276,6 +256,25 @@ func TestLockFilesDirsKept(t *testing.T) {
 			t.Fatalf("a view keeps %d directories open, more than %d", n, lockViewDirs)
 		}
 	}
+}
+
+// lockRoot makes s's lock directory and, running as root, gives it to
+// another user, as the lock directory belongs to the user Cyrus runs as;
+// it returns the directory and its owner.
+func lockRoot(t *testing.T, s *Spool) (root string, uid, gid int) {
+	t.Helper()
+	root = s.Config.LockPath
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid = os.Geteuid(), os.Getegid()
+	if uid == 0 {
+		uid, gid = 65534, 65534
+		if err := os.Chown(root, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, uid, gid
 }
 
 func exists(path string) bool {
