@@ -189,16 +189,12 @@ func (b *NewFiles) add(d *cyrusfs.Dir, nf *cyrusfs.NewFile, path string, held in
 		}
 		return nil
 	}
-	if b.part {
-		// Gathered as it is, for Join (which adds it to the batch).
-		b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, held: held, redo: redo})
-		b.paths[path] = true
-		b.held += held
-		return nil
-	}
 	b.pending = append(b.pending, newFile{d: d, nf: nf, path: path, held: held, redo: redo})
 	b.paths[path] = true
 	b.held += held
+	if b.part {
+		return nil // gathered as it is, for Join (which adds it to the batch)
+	}
 	if len(b.pending) >= MaxNewFiles || b.held >= MaxNewFileBytes {
 		return b.Commit()
 	}
