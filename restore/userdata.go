@@ -244,46 +244,44 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 	}()
 	// Each root's usage is summed (sumQuota: its mailboxes' index
 	// headers read) and its file written (a new one into a part of the
-	// batch, NewFiles.Part) on commitWorkers goroutines; the problems are
+	// batch) on commitWorkers goroutines (userFiles); the problems are
 	// reported, and the new files joined to the batch, in order, here.
-	// The roots are distinct: no two jobs write one file.
-	sums := newInOrder(func(j *quotaJob) error {
-		var p *partition.PinnedReads
-		select {
-		case p = <-pins:
-		default:
-			p = rs.spool.PinReads()
-		}
-		err := rs.sumQuota(q, p, j)
-		// Summed: the root's mailboxes are not held while the job
-		// waits to be handed back (up to poolWindow jobs wait).
-		j.mbs = nil
-		select {
-		case pins <- p:
-		default:
-			p.Close()
-		}
-		if err == nil {
-			j.part = files.Part()
-			j.putErr = rs.spool.PutQuota(j.part, j.nq, rs.owner)
-		}
-		return err
-	}, func(j *quotaJob, err error) error {
+	w := rs.newUserFiles(files)
+	defer w.close()
+	put := func(j *quotaJob) error {
+		path, err := rs.spool.QuotaPath(j.root)
 		if err != nil {
-			j.part.Drop()
 			return err
 		}
-		for _, p := range j.problems {
-			rs.problem(p.Item, p.Err)
-		}
-		if j.putErr != nil {
-			j.part.Drop()
-			return j.putErr
-		}
-		return files.Join(j.part)
-	})
-	sums.drop = func(j *quotaJob) { j.part.Drop() }
-	defer sums.close()
+		var sumErr error
+		return w.put(path, func(part *partition.NewFiles) error {
+			var p *partition.PinnedReads
+			select {
+			case p = <-pins:
+			default:
+				p = rs.spool.PinReads()
+			}
+			sumErr = rs.sumQuota(q, p, j)
+			// Summed: the root's mailboxes are not held while the job
+			// waits to be handed back (up to poolWindow jobs wait).
+			j.mbs = nil
+			select {
+			case pins <- p:
+			default:
+				p.Close()
+			}
+			if sumErr != nil {
+				return sumErr
+			}
+			return rs.spool.PutQuota(part, j.nq, rs.owner)
+		}, func() {
+			if sumErr == nil {
+				for _, p := range j.problems {
+					rs.problem(p.Item, p.Err)
+				}
+			}
+		})
+	}
 	for len(roots) > 0 {
 		// The mailboxes of several roots are looked up under one hold of
 		// mailboxes.db's shared lock (at most maxRootsHeld roots, and
@@ -308,7 +306,7 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 			return err
 		}
 		for i, mbs := range under {
-			if err := sums.put(&quotaJob{root: roots[i], mbs: mbs}); err != nil {
+			if err := put(&quotaJob{root: roots[i], mbs: mbs}); err != nil {
 				return err
 			}
 		}
@@ -317,7 +315,7 @@ func (rs *restorer) writeQuotas(q *quotaPlan, files *partition.NewFiles) error {
 		// and not handed back (poolWindow of them, from this one).
 		roots = roots[len(under):]
 	}
-	return sums.flush()
+	return w.flush()
 }
 
 // keptRoots marks the quota roots of the kept boxes as touched, their
@@ -360,10 +358,6 @@ type quotaJob struct {
 	mbs      []partition.Entry
 	nq       partition.Quota
 	problems []Problem
-	// The root's file written (PutQuota) on the worker: a new one
-	// into part, to be joined to the batch in order.
-	part   *partition.NewFiles
-	putErr error
 }
 
 // sumQuota computes the quota root j.root to write: its limits (the
@@ -552,8 +546,8 @@ func (rs *restorer) writeSeen(files *partition.NewFiles) error {
 	return w.flush()
 }
 
-// userFiles writes users' seen dbs and subscription files on
-// commitWorkers goroutines (inOrder), each job into a part of the batch
+// userFiles writes users' files (quota roots, seen dbs, subscription
+// files) on commitWorkers goroutines (inOrder), each job into a part of the batch
 // of new files (NewFiles.Part); in the feeding goroutine, in the order
 // fed, it runs each job's after (its problems reported) and joins its
 // part to the batch, so that the batch holds, commits and redoes the
