@@ -77,7 +77,7 @@ func restoreHeap(t *testing.T, users int) (uint64, int64) {
 }
 
 // TestHeapPerMailbox measures what an offline restore holds per mailbox
-// of the dump, between 201 and 1,001 mailboxes (MBTOOL_SCALE_LONG=1:
+// of the dump, between 201 and 2,001 mailboxes (MBTOOL_SCALE_LONG=1:
 // 2,001 and 20,001 too). Every mailbox lives from its APPLY MAILBOX line
 // to the commit (the restore commits only a dump that verified whole),
 // but its state is parked in a spill file in between (park.go) and its
@@ -91,12 +91,16 @@ func restoreHeap(t *testing.T, users int) (uint64, int64) {
 // at these sizes a run's figure also moves by up to about 120 bytes per
 // mailbox with what other buffers (cyrusdb's page slab among them)
 // happen to be live at the phase the peak is taken, as 52 and 172 in
-// two runs of the same code showed.
+// two runs of the same code showed. Between 201 and 1,001 mailboxes
+// that noise, over 800 mailboxes, made the same code measure 147 to 240
+// bytes and fail the bound in 3 runs of 5 (the pipeline's and the
+// held messages' buffers, 64 KiB each, live or not at that moment);
+// over 1,800 it measured 87 to 109.
 func TestHeapPerMailbox(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restores 1,000 mailboxes")
 	}
-	users := []int{20, 100}
+	users := []int{20, 200}
 	if os.Getenv("MBTOOL_SCALE_LONG") == "1" {
 		users = append(users, 200, 2000)
 	}
