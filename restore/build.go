@@ -24,6 +24,7 @@ type builder struct {
 	rs   *restorer
 	b    *box
 	name string // the mailbox's, for errors
+	lane int    // the writer that runs its operations (pipeline.boxLane)
 	// The mailbox's staging directory and its files: set and used only
 	// by the operations the builder hands to the writer of the read
 	// phase (builder.op), on its goroutine.
@@ -96,13 +97,16 @@ func (rs *restorer) newBuilder(b *box, src *syncrec.Mailbox) (*builder, error) {
 	}
 	clear(sp.slots)
 	bl := &builder{rs: rs, b: b, name: b.name, buf: sp.buf, slots: sp.slots, crc: syncrec.NewCRC()}
+	if rs.pipe != nil {
+		bl.lane = rs.pipe.boxLane(b.id)
+	}
 	sp.slots, sp.buf = nil, nil
 	bl.w = take(&sp.w, bufSink{bl, &bl.idx})
 	// The directory and cyrus.index are made by the writer of the read
 	// phase (pipeline.go), as are all of the builder's files: the parser
 	// touches none of bl.dir, bl.idx and bl.cache.
 	bname, owner := b.name, rs.owner
-	err = rs.stageOp(func() error {
+	err = bl.stage(func() error {
 		dir, err := st.mbox.Mkdir(name, owner)
 		if err != nil {
 			return fmt.Errorf("staging mailbox %s: %w", bname, err)
@@ -371,18 +375,24 @@ func (bl *builder) finish() error {
 }
 
 // op has the writer of the read phase run fn after the builder's earlier
-// operations (restorer.stageOp), its error naming the mailbox as the
-// parser's do; outside the read phase it runs fn at once.
+// operations (stage), its error naming the mailbox as the parser's do;
+// outside the read phase it runs fn at once.
 func (bl *builder) op(fn func() error) error { return bl.opHeld(nil, fn) }
 
 // opHeld is op for an operation that writes a held message of slab,
 // which it unrefs once it has run (or been skipped after an error).
 func (bl *builder) opHeld(slab *holdSlab, fn func() error) error {
+	return bl.opAfter(slab, opRef{}, fn)
+}
+
+// opAfter is opHeld for an operation that also reads a file made by
+// the operation after (of another mailbox's lane, or of msg/'s).
+func (bl *builder) opAfter(slab *holdSlab, after opRef, fn func() error) error {
 	if bl.rs.pipe == nil {
 		return fn()
 	}
 	name := bl.name
-	return bl.rs.pipe.send(stageOp{slab: slab, at: bl.rs.spot, fn: func() error {
+	return bl.rs.pipe.send(bl.lane, stageOp{slab: slab, after: after, at: bl.rs.spot, fn: func() error {
 		if err := fn(); err != nil {
 			return fmt.Errorf("mailbox %s: %w", name, err)
 		}
@@ -390,9 +400,21 @@ func (bl *builder) opHeld(slab *holdSlab, fn func() error) error {
 	}})
 }
 
+// stage has the builder's writer (pipeline.go) run fn after everything
+// it was given before, or runs it at once outside the read phase (or in
+// a test that turns the pipeline off). The error it returns is the
+// writers' error so far (of an earlier operation), not fn's: fn's comes
+// out of a later call, or of the end of the read phase.
+func (bl *builder) stage(fn func() error) error {
+	if bl.rs.pipe == nil {
+		return fn()
+	}
+	return bl.rs.pipe.send(bl.lane, stageOp{fn: fn, at: bl.rs.spot})
+}
+
 func (bl *builder) close() {
 	// Run even after an error of the writer, which then skips all else.
-	bl.rs.stageClose(func() error {
+	closeFn := func() error {
 		if bl.idx != nil {
 			bl.idx.Close()
 		}
@@ -401,7 +423,12 @@ func (bl *builder) close() {
 		}
 		bl.dir.Close()
 		return nil
-	})
+	}
+	if bl.rs.pipe == nil {
+		closeFn()
+	} else {
+		bl.rs.pipe.send(bl.lane, stageOp{fn: closeFn, always: true, at: bl.rs.spot})
+	}
 	// The buffers go back to the restorer, for the next mailbox; the
 	// writers no longer point at this mailbox's files.
 	sp := &bl.rs.spare
@@ -462,7 +489,7 @@ func (bl *builder) addCache(rec *partition.Record, c []byte) error {
 	}
 	if bl.cw == nil {
 		owner, name := bl.rs.owner, bl.name
-		err := bl.rs.stageOp(func() error {
+		err := bl.stage(func() error {
 			f, err := bl.dir.NewFile(partition.FileCache, owner, 0o600)
 			if err == nil {
 				err = f.Link(true)

@@ -188,7 +188,12 @@ func TestHeldPlacedDirect(t *testing.T) {
 		{box: "user.mallory.two", part: "default", recs: []heldRec{{2, d2}, {3, d1}}},
 	})
 	target := emptyTarget(t, "")
+	waits := crossLaneWaits(t)
 	toMsg, direct, owner := heldWrites(t, target, dump)
+	// user.mallory.two's link to user.mallory's file, on the other lane.
+	if pipeLanes() > 1 && (*waits)[opRef{lane: 1}] == 0 {
+		t.Errorf("no operation waited for one of user.mallory's lane: %v", *waits)
+	}
 	if len(toMsg) != 0 || len(direct) != 3 {
 		t.Errorf("%d message files written to msg/, %d into their mailbox; want 0 and 3", len(toMsg), len(direct))
 	}
@@ -249,7 +254,12 @@ func TestHeldFallback(t *testing.T) {
 				{box: "user.mallory.later", part: "default", recs: []heldRec{{later, d}, {4, d}, {other, d + 1}}},
 			})
 			target := emptyTarget(t, "")
+			waits := crossLaneWaits(t)
 			toMsg, direct, owner := heldWrites(t, target, dump)
+			// The renames from msg/ into user.mallory, of the other lane.
+			if pipeLanes() > 1 && (*waits)[opRef{lane: msgLane}] == 0 {
+				t.Errorf("no operation waited for a message file written to msg/: %v", *waits)
+			}
 			for i, m := range many {
 				wantDirect := i >= c.cut
 				if g := heldGUID(m); direct[g] != b2i(wantDirect) || toMsg[g] != b2i(!wantDirect) {
@@ -275,6 +285,15 @@ func TestHeldFallback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// crossLaneWaits counts, until the test ends, the operations queued to
+// wait for one of another lane (crossLaneHook), by that lane.
+func crossLaneWaits(t *testing.T) *map[opRef]int {
+	waits := map[opRef]int{}
+	crossLaneHook = func(_ int, after opRef) { waits[opRef{lane: after.lane}]++ }
+	t.Cleanup(func() { crossLaneHook = nil })
+	return &waits
 }
 
 func b2i(b bool) int {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,4 +185,110 @@ func TestNoPipeline(t *testing.T) {
 	for _, name := range fixtureAlice {
 		compareMailbox(t, src, name, target, name, same)
 	}
+}
+
+// TestLaneWaits: an operation that reads what another lane's operation
+// made (stageOp.after) runs only once that one has run, however far
+// behind its lane is; the operations of one lane run in their order; and
+// the run's error is that of the earliest operation that failed (by the
+// parser's order), as with one writer, with every operation before it
+// run and none after it but those that close.
+func TestLaneWaits(t *testing.T) {
+	if pipeLanes() < 2 {
+		t.Skip("one core: one lane")
+	}
+	t.Run("after", func(t *testing.T) {
+		p := newPipeline(context.Background())
+		var made, sawMade atomic.Bool
+		var order []int
+		slow := p.nextSeq()
+		p.send(0, stageOp{fn: func() error {
+			time.Sleep(100 * time.Millisecond)
+			made.Store(true)
+			return nil
+		}})
+		for i := range 3 {
+			p.send(0, stageOp{fn: func() error { order = append(order, i); return nil }})
+		}
+		p.send(1, stageOp{after: opRef{lane: 0, seq: slow}, fn: func() error {
+			sawMade.Store(made.Load())
+			return nil
+		}})
+		if err := p.finish(false); err != nil {
+			t.Fatal(err)
+		}
+		if !sawMade.Load() {
+			t.Error("the operation of lane 1 ran before the one of lane 0 it waits for")
+		}
+		if fmt.Sprint(order) != "[0 1 2]" {
+			t.Errorf("lane 0 ran its operations in the order %v", order)
+		}
+	})
+	t.Run("source queued first", func(t *testing.T) {
+		// The operation waited for is still in the batch the parser
+		// fills for lane 0 when lane 1 gets enough to fill its queue:
+		// send hands lane 0 its batch first, or the parser would wait
+		// for lane 1, which waits for lane 0's batch, for ever.
+		p := newPipeline(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			src := p.nextSeq()
+			p.send(0, stageOp{fn: func() error { return nil }})
+			for range (pipeDepth + 3) * pipeBatch {
+				if err := p.send(1, stageOp{after: opRef{lane: 0, seq: src}, fn: func() error { return nil }}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- p.finish(false)
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the parser and lane 1 wait for each other")
+		}
+	})
+	t.Run("earliest error", func(t *testing.T) {
+		p := newPipeline(context.Background())
+		errA, errB := errors.New("A"), errors.New("B")
+		var ranAfter, closed atomic.Bool
+		p.send(0, stageOp{fn: func() error {
+			time.Sleep(100 * time.Millisecond) // lane 1 fails first
+			return errA
+		}})
+		p.send(1, stageOp{fn: func() error { return errB }})
+		p.send(1, stageOp{fn: func() error { ranAfter.Store(true); return nil }})
+		p.send(1, stageOp{always: true, fn: func() error { closed.Store(true); return nil }})
+		err := p.finish(false)
+		if !errors.Is(err, errA) {
+			t.Errorf("run's error %v, want the earliest operation's, %v", err, errA)
+		}
+		if ranAfter.Load() {
+			t.Error("an operation after the failed ones ran")
+		}
+		if !closed.Load() {
+			t.Error("a closing operation after the error did not run")
+		}
+	})
+	t.Run("earlier runs after a later error", func(t *testing.T) {
+		// The parser stops at the later error; the operations queued
+		// before it still run, and the earlier error is the run's.
+		p := newPipeline(context.Background())
+		errA, errB := errors.New("A"), errors.New("B")
+		var ranEarlier atomic.Bool
+		p.send(0, stageOp{fn: func() error { time.Sleep(50 * time.Millisecond); return nil }})
+		p.send(0, stageOp{fn: func() error { ranEarlier.Store(true); return errA }})
+		p.send(1, stageOp{fn: func() error { return errB }})
+		p.flushAll()
+		for p.failed() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		err := p.finish(true)
+		if !ranEarlier.Load() || !errors.Is(err, errA) {
+			t.Errorf("ran the earlier operation: %v; run's error %v, want %v", ranEarlier.Load(), err, errA)
+		}
+	})
 }

@@ -224,7 +224,7 @@ type restorer struct {
 	// owner's mailboxes follow each other in a dump.
 	numbered numbered
 
-	// pipe is the writer of the read phase (pipeline.go), nil outside
+	// pipe is the writers of the read phase (pipeline.go), nil outside
 	// it; spot is the command being read, for its operations' errors.
 	pipe *pipeline
 	spot *dumpSpot

@@ -235,9 +235,13 @@ type stagedMsg struct {
 	// mtime is the INTERNALDATE the staged inode carries as its mtime once
 	// a mailbox has it; -1 before.
 	mtime int64
+	// made is the seq of the read phase's operation that wrote the file
+	// where it is now (pipeline.go): in msg/, of msgLane; in its first
+	// box, of that box's lane. 0: written by the parser, or not yet.
+	made uint64
 }
 
-const stagedMsgSize = 2 + 4 + 4 + 3*4 + 4 + 8
+const stagedMsgSize = 2 + 4 + 4 + 3*4 + 4 + 8 + 8
 
 func (m *stagedMsg) pack(b []byte) {
 	le := binary.LittleEndian
@@ -251,6 +255,7 @@ func (m *stagedMsg) pack(b []byte) {
 	le.PutUint32(b[18:], m.info.sentdate)
 	le.PutUint32(b[22:], uint32(m.size)) // message refuses sizes from 1<<32 on
 	le.PutUint64(b[26:], uint64(m.mtime))
+	le.PutUint64(b[34:], m.made)
 }
 
 // msg returns the staged message of GUID g, if the dump had its file.
@@ -267,6 +272,7 @@ func (rs *restorer) msg(g guid.GUID) (stagedMsg, bool, error) {
 		first: le.Uint32(b[2:]),
 		size:  int64(le.Uint32(b[22:])),
 		mtime: int64(le.Uint64(b[26:])),
+		made:  le.Uint64(b[34:]),
 	}
 	if id := le.Uint16(b[0:]); id > 0 {
 		m.st = rs.stageList[id-1]
@@ -439,7 +445,9 @@ func writeStaged(dir *cyrusfs.Dir, name string, owner partition.Owner, g guid.GU
 	}
 	_, err = nf.Write(b)
 	if err == nil && writeFault != nil {
+		faultMu.Lock()
 		err = writeFault(g, dir.Join(name))
+		faultMu.Unlock()
 	}
 	if err == nil && mtime >= 0 {
 		err = nf.Futimens(time.Unix(mtime, 0))
@@ -553,7 +561,7 @@ func (rs *restorer) writeHeld() error {
 			continue // placed
 		}
 		if err == nil {
-			err = rs.toMsgDir(m) // its slab is unref'd on an error too
+			err = rs.heldToMsgDir(m) // its slab is unref'd on an error too
 		} else {
 			rs.pipe.unref(m.slab)
 		}
@@ -562,21 +570,38 @@ func (rs *restorer) writeHeld() error {
 	return err
 }
 
-// toMsgDir has the writer write the held message m to msg/, or writes
-// it here while the writer is behind, as message does one it does not
-// hold: nothing queued before uses its name, and what uses it is queued
-// after.
-func (rs *restorer) toMsgDir(m heldMsg) error {
+// heldToMsgDir is toMsgDir of a message whose entry in the staged
+// messages' table is then updated with the operation that writes it.
+func (rs *restorer) heldToMsgDir(h heldMsg) error {
+	seq, err := rs.toMsgDir(h)
+	if err != nil || seq == 0 {
+		return err
+	}
+	m, ok, err := rs.msg(h.g)
+	if err != nil || !ok {
+		return err
+	}
+	m.made = seq
+	return rs.setMsg(h.g, &m)
+}
+
+// toMsgDir has the writer of msg/ (msgLane) write the held message m
+// there, and returns that operation's seq, or writes it here while the
+// writer is behind (seq 0), as message does one it does not hold:
+// nothing queued before uses its name, and what uses it is queued after
+// (and, on another lane, waits for it).
+func (rs *restorer) toMsgDir(m heldMsg) (seq uint64, err error) {
 	b, dir, owner, g := m.b, m.st.msg, rs.owner, m.g
 	if rs.pipe.busy() {
 		err := writeStaged(dir, g.String(), owner, g, b, -1)
 		rs.pipe.unref(m.slab)
 		if err != nil {
-			return spotError(m.at, err) // its APPLY MESSAGE's, not the command read now
+			return 0, spotError(m.at, err) // its APPLY MESSAGE's, not the command read now
 		}
-		return nil
+		return 0, nil
 	}
-	return rs.pipe.send(stageOp{slab: m.slab, at: m.at, fn: func() error {
+	seq = rs.pipe.nextSeq()
+	return seq, rs.pipe.send(msgLane, stageOp{slab: m.slab, at: m.at, fn: func() error {
 		return writeStaged(dir, g.String(), owner, g, b, -1)
 	}})
 }
@@ -605,10 +630,19 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, bl *builder, uid uint32, na
 		if held, ok = rs.takeHeld(g); ok && m.st != b.st {
 			// Copied from another partition's msg/ below: written
 			// there first.
-			if err := rs.toMsgDir(held); err != nil {
+			seq, err := rs.toMsgDir(held)
+			if err != nil {
 				return err
 			}
 			held.slab = nil
+			if seq > 0 {
+				// For this copy, and for the box of its own partition
+				// that renames it from there later.
+				m.made = seq
+				if err := rs.setMsg(g, m); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	srcDir, srcName, err := rs.where(m, g)
@@ -618,11 +652,23 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, bl *builder, uid uint32, na
 	// What is done is decided here, and the table updated; the file
 	// system work is the writer's (pipeline.go), after the operations
 	// that made the source file and bl.dir.
-	st, owner, buf, size, piped := m.st, rs.owner, rs.writerBuf(), m.size, rs.pipe != nil
+	st, owner, buf, size, piped := m.st, rs.owner, bl.writerBuf(), m.size, rs.pipe != nil
+	// The operation that made the source file, on its lane: this one
+	// waits for it (pipeline.waitFor) when it is another lane's.
+	var after opRef
+	if piped && m.made > 0 {
+		after = opRef{lane: msgLane, seq: m.made}
+		if m.first != 0 {
+			after.lane = rs.pipe.boxLane(m.first)
+		}
+	}
 	var op func(src, dst *cyrusfs.Dir) error
 	switch {
 	case m.st == b.st && m.mtime < 0:
 		m.first, m.uid, m.mtime = b.id, uid, internaldate
+		if piped {
+			m.made = rs.pipe.nextSeq() // the operation below
+		}
 		if err := rs.setMsg(g, m); err != nil {
 			if held.slab != nil {
 				rs.pipe.unref(held.slab)
@@ -677,7 +723,7 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, bl *builder, uid uint32, na
 			return nf.Link(false)
 		}
 	}
-	return bl.op(func() error {
+	return bl.opAfter(nil, after, func() error {
 		src, done, err := rs.openWhere(st, srcDir)
 		if err == nil {
 			err = op(src, bl.dir)
