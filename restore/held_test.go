@@ -302,3 +302,49 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// TestHeldCopyBeforeRename: a message file in msg/ that a mailbox of
+// another partition copies is renamed into the first mailbox of its own
+// partition only once the copy has read it, whichever lanes the two
+// mailboxes' operations run on and however far behind the copying one
+// is (here its write of a message before, held 300 ms).
+func TestHeldCopyBeforeRename(t *testing.T) {
+	pipeSteal = false
+	defer func() { pipeSteal = true }()
+	const d = 1700000000
+	shared, slow, first := 1, 2, 3
+	for _, lead := range []bool{false, true} { // user.other on lane 1, then on lane 0
+		t.Run(fmt.Sprint("lead ", lead), func(t *testing.T) {
+			var lines []heldLine
+			if lead {
+				lines = append(lines, heldLine{msgs: []int{first}, part: "default"},
+					heldLine{box: "user.first", part: "default", recs: []heldRec{{first, d}}})
+			}
+			lines = append(lines,
+				heldLine{msgs: []int{shared}, part: "default"},
+				heldLine{msgs: []int{slow}, part: "other"},
+				heldLine{box: "user.other", part: "other", recs: []heldRec{{slow, d}, {shared, d}}},
+				heldLine{box: "user.mallory", part: "default", recs: []heldRec{{shared, d}}})
+			dump := heldDump(t, lines)
+			writeFault = func(g guid.GUID, path string) error {
+				if g == heldGUID(slow) {
+					time.Sleep(300 * time.Millisecond)
+				}
+				return nil
+			}
+			defer func() { writeFault = nil }()
+			target := emptyTarget(t, "")
+			sum, err := run(t, target, dump, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sum.Problems) > 0 {
+				t.Fatalf("problems: %v", sum.Problems)
+			}
+			owner := testOwner
+			checkPlaced(t, target, owner, "user.other", 1, slow, d)
+			checkPlaced(t, target, owner, "user.other", 2, shared, d)
+			checkPlaced(t, target, owner, "user.mallory", 1, shared, d)
+		})
+	}
+}

@@ -22,13 +22,15 @@ import (
 // parser has read and checked against their GUID already, to msgLane.
 // The parser decides everything (what is written where, the staged
 // messages' table, the boxes' state) and never looks at what a writer
-// made, so they overlap without waiting for each other. The one order
-// that matters, that a message file is written before the rename, link
-// or copy that reads it, and a mailbox's directory made before its
-// files, is the order of a lane's queue, and across lanes a wait: an
-// operation that reads a file another lane made names that operation
-// (stageOp.after, from stagedMsg.made) and runs once that lane has run
-// it. At 20,001 small mailboxes one writer was the read phase's
+// made, so they overlap without waiting for each other. The orders
+// that matter, that a message file is written before the rename, link
+// or copy that reads it, that a copy of a file in msg/ (to a mailbox of
+// another partition) reads it before the rename that moves it to its
+// first mailbox, and that a mailbox's directory is made before its
+// files, are the order of a lane's queue, and across lanes a wait: an
+// operation names the last one that wrote or read its source file
+// (stageOp.after, from stagedMsg.made) and runs once that one's lane
+// has run it. At 20,001 small mailboxes one writer was the read phase's
 // bottleneck (2.75 s of CPU in a phase of 3 s, the parser 1.57 s).
 //
 // Held messages: a message file of at most pipeMsgMax bytes is read

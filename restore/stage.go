@@ -235,11 +235,19 @@ type stagedMsg struct {
 	// mtime is the INTERNALDATE the staged inode carries as its mtime once
 	// a mailbox has it; -1 before.
 	mtime int64
-	// made is the seq of the read phase's operation that wrote the file
-	// where it is now (pipeline.go): in msg/, of msgLane; in its first
-	// box, of that box's lane. 0: written by the parser, or not yet.
+	// made is the last of the read phase's operations (pipeline.go)
+	// that wrote or read the file where it is now (packRef): the one
+	// that wrote it, or, in msg/, a later copy to another partition,
+	// which the rename that moves it to its first box must wait for. 0:
+	// none (written by the parser, or not yet).
 	made uint64
 }
+
+// packRef packs an operation's lane and seq in a uint64 (stagedMsg.made):
+// the lane in the top 8 bits.
+func packRef(r opRef) uint64 { return uint64(r.lane)<<56 | r.seq }
+
+func unpackRef(v uint64) opRef { return opRef{lane: int(v >> 56), seq: v & (1<<56 - 1)} }
 
 const stagedMsgSize = 2 + 4 + 4 + 3*4 + 4 + 8 + 8
 
@@ -573,24 +581,24 @@ func (rs *restorer) writeHeld() error {
 // heldToMsgDir is toMsgDir of a message whose entry in the staged
 // messages' table is then updated with the operation that writes it.
 func (rs *restorer) heldToMsgDir(h heldMsg) error {
-	seq, err := rs.toMsgDir(h)
-	if err != nil || seq == 0 {
+	made, err := rs.toMsgDir(h)
+	if err != nil || made == 0 {
 		return err
 	}
 	m, ok, err := rs.msg(h.g)
 	if err != nil || !ok {
 		return err
 	}
-	m.made = seq
+	m.made = made
 	return rs.setMsg(h.g, &m)
 }
 
 // toMsgDir has the writer of msg/ (msgLane) write the held message m
-// there, and returns that operation's seq, or writes it here while the
-// writer is behind (seq 0), as message does one it does not hold:
+// there, and returns that operation (packRef), or writes it here while
+// the writer is behind (0), as message does one it does not hold:
 // nothing queued before uses its name, and what uses it is queued after
 // (and, on another lane, waits for it).
-func (rs *restorer) toMsgDir(m heldMsg) (seq uint64, err error) {
+func (rs *restorer) toMsgDir(m heldMsg) (made uint64, err error) {
 	b, dir, owner, g := m.b, m.st.msg, rs.owner, m.g
 	if rs.pipe.busy() {
 		err := writeStaged(dir, g.String(), owner, g, b, -1)
@@ -600,8 +608,8 @@ func (rs *restorer) toMsgDir(m heldMsg) (seq uint64, err error) {
 		}
 		return 0, nil
 	}
-	seq = rs.pipe.nextSeq()
-	return seq, rs.pipe.send(msgLane, stageOp{slab: m.slab, at: m.at, fn: func() error {
+	made = packRef(opRef{lane: msgLane, seq: rs.pipe.nextSeq()})
+	return made, rs.pipe.send(msgLane, stageOp{slab: m.slab, at: m.at, fn: func() error {
 		return writeStaged(dir, g.String(), owner, g, b, -1)
 	}})
 }
@@ -630,19 +638,12 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, bl *builder, uid uint32, na
 		if held, ok = rs.takeHeld(g); ok && m.st != b.st {
 			// Copied from another partition's msg/ below: written
 			// there first.
-			seq, err := rs.toMsgDir(held)
+			made, err := rs.toMsgDir(held)
 			if err != nil {
 				return err
 			}
 			held.slab = nil
-			if seq > 0 {
-				// For this copy, and for the box of its own partition
-				// that renames it from there later.
-				m.made = seq
-				if err := rs.setMsg(g, m); err != nil {
-					return err
-				}
-			}
+			m.made = made // stored with the copy's, below
 		}
 	}
 	srcDir, srcName, err := rs.where(m, g)
@@ -653,22 +654,22 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, bl *builder, uid uint32, na
 	// system work is the writer's (pipeline.go), after the operations
 	// that made the source file and bl.dir.
 	st, owner, buf, size, piped := m.st, rs.owner, bl.writerBuf(), m.size, rs.pipe != nil
-	// The operation that made the source file, on its lane: this one
-	// waits for it (pipeline.waitFor) when it is another lane's.
+	// The last operation that wrote or read the source file: this one
+	// waits for it (pipeline.waitFor) when it is another lane's, and is
+	// the last one itself where it moves the file (a rename from msg/,
+	// or the file's first write) or may be followed by one that does (a
+	// copy from msg/, which the rename to the file's first box of its
+	// own partition must not overtake).
 	var after opRef
-	if piped && m.made > 0 {
-		after = opRef{lane: msgLane, seq: m.made}
-		if m.first != 0 {
-			after.lane = rs.pipe.boxLane(m.first)
-		}
+	this := uint64(0)
+	if piped {
+		after = unpackRef(m.made)
+		this = packRef(opRef{lane: bl.lane, seq: rs.pipe.nextSeq()})
 	}
 	var op func(src, dst *cyrusfs.Dir) error
 	switch {
 	case m.st == b.st && m.mtime < 0:
-		m.first, m.uid, m.mtime = b.id, uid, internaldate
-		if piped {
-			m.made = rs.pipe.nextSeq() // the operation below
-		}
+		m.first, m.uid, m.mtime, m.made = b.id, uid, internaldate, this
 		if err := rs.setMsg(g, m); err != nil {
 			if held.slab != nil {
 				rs.pipe.unref(held.slab)
@@ -698,6 +699,12 @@ func (rs *restorer) place(m *stagedMsg, g guid.GUID, bl *builder, uid uint32, na
 			return err
 		}
 	default:
+		if m.first == 0 {
+			m.made = this
+			if err := rs.setMsg(g, m); err != nil {
+				return err
+			}
+		}
 		op = func(src, dst *cyrusfs.Dir) error {
 			in, err := src.Open(srcName, os.O_RDONLY)
 			if err != nil {
