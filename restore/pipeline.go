@@ -106,9 +106,9 @@ const (
 	holdSlabSize = 64 << 10
 )
 
-// pipeSteal lets the parser write held message files to msg/ while the
-// writer is behind (busy); off in the tests that need every message to
-// go to the writer.
+// pipeSteal lets the parser write held message files to msg/ while
+// their writer is behind (busy); off in the tests that need every
+// message to go to a writer.
 var pipeSteal = true
 
 // pipeline is the writers of the read phase (its lanes) and their
@@ -169,9 +169,9 @@ type stageOp struct {
 	slab   *holdSlab // held message bytes fn writes: unref'd once fn has run
 	at     *dumpSpot // where in the dump it comes from, for its error
 	seq    uint64    // its place among all the lanes' operations
-	// after is the operation of another lane that made the file fn
-	// reads (a message file fn renames, links or copies): fn runs
-	// once that lane has run it.
+	// after is the last operation that wrote or read the message file
+	// fn renames, links or copies (stagedMsg.made): when it is another
+	// lane's, fn runs once that lane has run it.
 	after opRef
 }
 
@@ -195,7 +195,7 @@ type pipeError struct{ err error }
 func (e *pipeError) Error() string { return e.err.Error() }
 func (e *pipeError) Unwrap() error { return e.err }
 
-// pipeTestHook, when set (by tests), is called by the writer before each
+// pipeTestHook, when set (by tests), is called by a writer before each
 // operation; an error it returns is that operation's. writeFault, when
 // set, is called as a message file from a buffer is written, with its
 // GUID and path (in msg/, or in a staged mailbox's directory): an error
