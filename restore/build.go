@@ -389,10 +389,10 @@ func (bl *builder) opHeld(slab *holdSlab, fn func() error) error {
 // the operation after (of another mailbox's lane, or of msg/'s).
 func (bl *builder) opAfter(slab *holdSlab, after opRef, fn func() error) error {
 	if bl.rs.pipe == nil {
-		return fn()
+		return fn() // its error is the caller's to name
 	}
 	name := bl.name
-	return bl.rs.pipe.send(bl.lane, stageOp{slab: slab, after: after, at: bl.rs.spot, fn: func() error {
+	return bl.send(stageOp{slab: slab, after: after, fn: func() error {
 		if err := fn(); err != nil {
 			return fmt.Errorf("mailbox %s: %w", name, err)
 		}
@@ -401,20 +401,25 @@ func (bl *builder) opAfter(slab *holdSlab, after opRef, fn func() error) error {
 }
 
 // stage has the builder's writer (pipeline.go) run fn after everything
-// it was given before, or runs it at once outside the read phase (or in
-// a test that turns the pipeline off). The error it returns is the
-// writers' error so far (of an earlier operation), not fn's: fn's comes
-// out of a later call, or of the end of the read phase.
-func (bl *builder) stage(fn func() error) error {
+// it was given before (send). The error it returns is the writers'
+// error so far (of an earlier operation), not fn's: fn's comes out of a
+// later call, or of the end of the read phase.
+func (bl *builder) stage(fn func() error) error { return bl.send(stageOp{fn: fn}) }
+
+// send queues op on the builder's lane, from the command being read, or
+// runs it at once outside the read phase (or in a test that turns the
+// pipeline off).
+func (bl *builder) send(op stageOp) error {
 	if bl.rs.pipe == nil {
-		return fn()
+		return op.fn()
 	}
-	return bl.rs.pipe.send(bl.lane, stageOp{fn: fn, at: bl.rs.spot})
+	op.at = bl.rs.spot
+	return bl.rs.pipe.send(bl.lane, op)
 }
 
 func (bl *builder) close() {
 	// Run even after an error of the writer, which then skips all else.
-	closeFn := func() error {
+	bl.send(stageOp{always: true, fn: func() error {
 		if bl.idx != nil {
 			bl.idx.Close()
 		}
@@ -423,12 +428,7 @@ func (bl *builder) close() {
 		}
 		bl.dir.Close()
 		return nil
-	}
-	if bl.rs.pipe == nil {
-		closeFn()
-	} else {
-		bl.rs.pipe.send(bl.lane, stageOp{fn: closeFn, always: true, at: bl.rs.spot})
-	}
+	}})
 	// The buffers go back to the restorer, for the next mailbox; the
 	// writers no longer point at this mailbox's files.
 	sp := &bl.rs.spare

@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -134,8 +133,6 @@ type pipeline struct {
 	limit atomic.Uint64
 	// stop is set by the parser to make the writers skip what is left.
 	stop atomic.Bool
-
-	hookMu sync.Mutex // serializes pipeTestHook's calls
 }
 
 // lane is one writer goroutine of the read phase and its queue: the
@@ -207,7 +204,7 @@ var (
 	crossLaneHook func(lane int, after opRef)
 	pipeTestHook  func() error
 	writeFault    func(g guid.GUID, path string) error
-	faultMu       sync.Mutex
+	hookMu        sync.Mutex // held around pipeTestHook's and writeFault's calls
 )
 
 func newPipeline(ctx context.Context) *pipeline {
@@ -237,26 +234,7 @@ func (p *pipeline) run(l *lane) {
 	for batch := range l.ops {
 		for _, op := range batch {
 			if op.always || p.runs(op.seq) {
-				var err error
-				if !op.always {
-					if op.after.seq > 0 {
-						p.waitFor(op.after)
-					}
-					if !p.runs(op.seq) {
-						err = errSkipped
-					} else {
-						err = p.ctx.Err()
-					}
-					if err == nil && pipeTestHook != nil {
-						p.hookMu.Lock()
-						err = pipeTestHook()
-						p.hookMu.Unlock()
-					}
-				}
-				if err == nil {
-					err = op.fn()
-				}
-				if err != nil && err != errSkipped {
+				if err := p.runOp(op); err != nil {
 					p.fail(op.seq, op.at, err)
 				}
 			}
@@ -273,9 +251,29 @@ func (p *pipeline) run(l *lane) {
 	}
 }
 
-// errSkipped marks an operation not run, after an earlier one failed
-// while it waited.
-var errSkipped = errors.New("skipped")
+// runOp runs op: one that does not close what others opened first waits
+// for the operation it reads after (its own lane has run those before
+// it), and is not run after all if an earlier one failed meanwhile.
+func (p *pipeline) runOp(op stageOp) error {
+	if !op.always {
+		p.waitFor(op.after)
+		if !p.runs(op.seq) {
+			return nil
+		}
+		if err := p.ctx.Err(); err != nil {
+			return err
+		}
+		if pipeTestHook != nil {
+			hookMu.Lock()
+			err := pipeTestHook()
+			hookMu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return op.fn()
+}
 
 // runs reports whether the operation seq is to run: no earlier one
 // failed, and the parser has not stopped.
@@ -283,13 +281,14 @@ func (p *pipeline) runs(seq uint64) bool {
 	return seq < p.limit.Load() && !p.stop.Load()
 }
 
-// waitFor waits until the lane of r has run (or skipped) r. The parser
+// waitFor waits until the lane of r has run (or skipped) r (none: seq
+// 0). The parser
 // queues an operation only once the one it waits for is queued (send),
 // and every operation waits only for an earlier one, so the earliest
 // operation not run can always run.
 func (p *pipeline) waitFor(r opRef) {
 	l := p.lanes[r.lane]
-	if l.done.Load() >= r.seq {
+	if r.seq == 0 || l.done.Load() >= r.seq {
 		return
 	}
 	p.mu.Lock()
@@ -344,11 +343,8 @@ func (p *pipeline) send(i int, op stageOp) error {
 		}
 		return err
 	}
-	switch a := op.after; {
-	case a.seq == 0:
-	case a.lane == i:
-		op.after = opRef{} // the lane's own order has it run first
-	default:
+	// One of its own lane has run before it: nothing to hand over.
+	if a := op.after; a.seq > 0 && a.lane != i {
 		if crossLaneHook != nil {
 			crossLaneHook(i, a)
 		}

@@ -453,9 +453,9 @@ func writeStaged(dir *cyrusfs.Dir, name string, owner partition.Owner, g guid.GU
 	}
 	_, err = nf.Write(b)
 	if err == nil && writeFault != nil {
-		faultMu.Lock()
+		hookMu.Lock()
 		err = writeFault(g, dir.Join(name))
-		faultMu.Unlock()
+		hookMu.Unlock()
 	}
 	if err == nil && mtime >= 0 {
 		err = nf.Futimens(time.Unix(mtime, 0))
